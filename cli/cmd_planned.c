@@ -1,0 +1,65 @@
+/* Commands that are part of robusta's interface but are not built yet. They
+ * exist so that scripts and documentation can name them today, and so that
+ * calling one says clearly that it is not available rather than "unknown
+ * command". */
+#include "config.h"
+
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+static int run_planned(const cli_command *self, rb_params *options, int argc, char **args)
+{
+    (void)options;
+    (void)argc;
+    (void)args;
+    rb_error_set(RB_ERR_NOT_AVAILABLE,
+                 "not available yet in robusta %s (it will %s); the README's roadmap says when",
+                 rb_version_string(), self->description);
+    return cli_fail(self->name, RB_ERR_NOT_AVAILABLE);
+}
+
+#define PLANNED(name_, summary_, usage_, what_)                                                 \
+    {.name = name_, .summary = summary_, .usage = usage_, .description = what_,               \
+     .options = NULL, .run = run_planned}
+
+const cli_command cli_planned_commands[] = {
+    PLANNED("train", "train a model, standard or adversarial (PGD)",
+            "--arch NAME --data SPEC --out DIR [--attack NAME] [options]",
+            "train an architecture plugin on a dataset, with PGD adversarial training when an "
+            "attack is given, writing checkpoints and logs to DIR"),
+    PLANNED("eval", "clean and robust accuracy of a checkpoint on a dataset",
+            "--ckpt MODEL.rbt --data SPEC [--attack NAME] [--json]",
+            "measure clean accuracy, and robust accuracy under an attack plugin, per class too"),
+    PLANNED("attack", "run an attack on images and save the adversarial examples",
+            "--ckpt MODEL.rbt --input X.npy --labels Y.npy --attack NAME --output XADV.npy",
+            "run an attack plugin on a batch of images and write the adversarial examples"),
+    PLANNED("transfer", "transfer a source model to a target task",
+            "--source MODEL.rbt --task NAME --mode fixed|full --data SPEC --out DIR",
+            "fine-tune a source model on a target task in fixed-feature or full-network mode"),
+    PLANNED("infer", "logits (and input gradients) of a checkpoint on .npy images",
+            "--ckpt MODEL.rbt --input X.npy --output LOGITS.npy [--labels Y.npy --input-grad G.npy]",
+            "compute logits, and optionally the input gradient of the loss, for .npy images"),
+    PLANNED("import", "import torchvision weights from safetensors",
+            "--arch NAME --from FILE.safetensors --out MODEL.rbt",
+            "import torchvision-layout weights (robustness library checkpoints too) into a .rbt"),
+    PLANNED("export", "export a checkpoint's weights to safetensors",
+            "--ckpt MODEL.rbt --out FILE.safetensors",
+            "write a checkpoint's weights as safetensors with torchvision names"),
+    PLANNED("inspect", "print a checkpoint's metadata and tensor table",
+            "MODEL.rbt [--verify]",
+            "print a checkpoint's metadata and tensors, and verify its checksums"),
+    PLANNED("bench", "measure engine and training throughput",
+            "[--threads N] [what]",
+            "measure layer, step and attack throughput on this machine"),
+    PLANNED("grid", "run a grid of source x transfer experiments",
+            "FILE [--shard i/n]",
+            "run a grid of training and transfer experiments, resuming where it stopped, and "
+            "write tables and plots"),
+    PLANNED("demo", "the paper's comparison in miniature on Fashion-MNIST",
+            "[--quick]",
+            "train standard and robust source models on Fashion-MNIST and compare how they "
+            "transfer"),
+};
+
+const size_t cli_planned_command_count = sizeof cli_planned_commands / sizeof cli_planned_commands[0];

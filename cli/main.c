@@ -1,0 +1,218 @@
+/* robusta: the command-line entry point. Parses global flags, picks the
+ * subcommand, parses its options and runs it. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const cli_command *find_command(const char *name)
+{
+    if (strcmp(name, cli_plugins_command.name) == 0)
+        return &cli_plugins_command;
+    for (size_t i = 0; i < cli_planned_command_count; i++)
+        if (strcmp(name, cli_planned_commands[i].name) == 0)
+            return &cli_planned_commands[i];
+    return NULL;
+}
+
+static void print_main_help(FILE *out)
+{
+    fprintf(out,
+            "usage: robusta [-v | -q]... COMMAND [options]\n"
+            "       robusta --version | --help | COMMAND --help\n"
+            "\n"
+            "robusta trains, attacks and transfers adversarially robust models on CPUs.\n"
+            "\n"
+            "commands:\n");
+    fprintf(out, "  %-10s %s\n", cli_plugins_command.name, cli_plugins_command.summary);
+    for (size_t i = 0; i < cli_planned_command_count; i++)
+        fprintf(out, "  %-10s %s (not available yet)\n", cli_planned_commands[i].name,
+                cli_planned_commands[i].summary);
+    fprintf(out,
+            "\n"
+            "global options (anywhere before a lone --):\n"
+            "  -v, --verbose  log more (repeat for debug, trace)\n"
+            "  -q, --quiet    log less (warnings, then errors only)\n"
+            "  -h, --help     show help (for a command: robusta COMMAND --help)\n"
+            "  --version      show versions of robusta and its libraries\n"
+            "\n"
+            "environment:\n"
+            "  RB_PLUGIN_PATH       folders searched for plugins before %s\n"
+            "  RB_LOG               log level: error, warn, info (default), debug, trace\n"
+            "  RB_PROGRESS_SECONDS  seconds between progress lines when not on a terminal (10)\n"
+            "\n"
+            "exit status: 0 success, 1 failure, 2 bad command line, 3 not available yet\n",
+            rb_registry_install_dir());
+}
+
+static void print_option_help(FILE *out, const rb_param_spec *specs)
+{
+    for (size_t i = 0; specs != NULL && specs[i].name != NULL; i++) {
+        const rb_param_spec *s = &specs[i];
+        char left[96];
+        if (s->type == RB_PARAM_BOOL)
+            snprintf(left, sizeof left, "--%s", s->name);
+        else
+            snprintf(left, sizeof left, "--%s %s", s->name,
+                     s->type == RB_PARAM_CHOICE ? s->range : rb_param_type_str(s->type));
+        fprintf(out, "  %-24s %s", left, s->help);
+        if (s->flags & RB_PARAM_REQUIRED)
+            fprintf(out, " (required)");
+        else if (s->default_value != NULL && s->type != RB_PARAM_BOOL)
+            fprintf(out, " (default %s)", s->default_value);
+        if (s->range != NULL && s->type != RB_PARAM_CHOICE)
+            fprintf(out, " %s", s->range);
+        fputc('\n', out);
+    }
+}
+
+static void print_command_help(FILE *out, const cli_command *cmd)
+{
+    fprintf(out, "usage: robusta %s %s\n\n", cmd->name, cmd->usage);
+    if (cmd->options == NULL) {
+        fprintf(out, "%s: not available yet in robusta %s. It will %s.\n", cmd->summary,
+                rb_version_string(), cmd->description);
+        return;
+    }
+    fprintf(out, "%s\n", cmd->description);
+    if (cmd->options != NULL && cmd->options[0].name != NULL) {
+        fprintf(out, "\noptions:\n");
+        print_option_help(out, cmd->options);
+    }
+}
+
+static void print_version(FILE *out)
+{
+    char info[1024];
+    fprintf(out, "robusta %s\n", rb_version_string());
+    if (rb_build_info(info, sizeof info) == RB_OK)
+        for (char *line = strtok(info, "\n"); line; line = strtok(NULL, "\n"))
+            fprintf(out, "  %s\n", line);
+}
+
+int cli_fail(const char *command, rb_status status)
+{
+    if (command != NULL)
+        fprintf(stderr, "robusta %s: %s\n", command, rb_last_error());
+    else
+        fprintf(stderr, "robusta: %s\n", rb_last_error());
+    switch (status) {
+    case RB_OK: return RB_EXIT_OK;
+    case RB_ERR_NOT_AVAILABLE: return RB_EXIT_NOT_AVAILABLE;
+    default: return RB_EXIT_FAILURE;
+    }
+}
+
+static int usage_error(const char *command, const char *hint)
+{
+    fprintf(stderr, "robusta%s%s: %s (%s)\n", command ? " " : "", command ? command : "",
+            rb_last_error(), hint);
+    return RB_EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    int verbosity = 0, help = 0, version = 0, kept = 0, code;
+    int after_dashes = 0;
+    const cli_command *cmd;
+    rb_params *options = NULL;
+    rb_status s;
+
+    /* Global flags may appear anywhere before "--"; strip them. */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!after_dashes && strcmp(a, "--") == 0) {
+            after_dashes = 1;
+            argv[++kept] = argv[i];
+        } else if (after_dashes) {
+            argv[++kept] = argv[i];
+        } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+            verbosity++;
+        } else if (strcmp(a, "-vv") == 0) {
+            verbosity += 2;
+        } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+            verbosity--;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            help = 1;
+        } else if (strcmp(a, "--version") == 0) {
+            version = 1;
+        } else if (a[0] == '-' && a[1] != '-' && a[1] != '\0' && !(a[1] >= '0' && a[1] <= '9') &&
+                   a[1] != '.') {
+            rb_error_set(RB_ERR_INVALID_ARGUMENT, "unknown flag %s", a);
+            return usage_error(NULL, "robusta --help lists them");
+        } else {
+            argv[++kept] = argv[i];
+        }
+    }
+    argc = kept + 1;
+
+    if (rb_log_init_from_env() != RB_OK)
+        return usage_error(NULL, "unset RB_LOG or give a level name");
+    rb_log_set_level((rb_log_level)((int)rb_log_get_level() + verbosity));
+
+    if (version) {
+        print_version(stdout);
+        return RB_EXIT_OK;
+    }
+    if (argc < 2 || strcmp(argv[1], "--") == 0) {
+        if (help) {
+            print_main_help(stdout);
+            return RB_EXIT_OK;
+        }
+        print_main_help(stderr);
+        return RB_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "help") == 0) {
+        if (argc < 3) {
+            print_main_help(stdout);
+            return RB_EXIT_OK;
+        }
+        argv[1] = argv[2];
+        argc = 2;
+        help = 1;
+    }
+    cmd = find_command(argv[1]);
+    if (cmd == NULL) {
+        const char *names[32];
+        size_t n = 0;
+        const char *near;
+        names[n++] = cli_plugins_command.name;
+        for (size_t i = 0; i < cli_planned_command_count && n < 32; i++)
+            names[n++] = cli_planned_commands[i].name;
+        near = rb_suggest(argv[1], names, n);
+        if (near != NULL)
+            rb_error_set(RB_ERR_INVALID_ARGUMENT, "unknown command '%s'; did you mean '%s'?",
+                         argv[1], near);
+        else
+            rb_error_set(RB_ERR_INVALID_ARGUMENT, "unknown command '%s'", argv[1]);
+        return usage_error(NULL, "robusta --help lists the commands");
+    }
+    if (help) {
+        print_command_help(stdout, cmd);
+        return RB_EXIT_OK;
+    }
+
+    if (cmd->options == NULL) /* a planned command: it explains itself whatever the arguments */
+        return cmd->run(cmd, NULL, argc - 2, argv + 2);
+    s = rb_params_create(&options, cmd->options);
+    if (s != RB_OK)
+        return cli_fail(cmd->name, s);
+    {
+        int positional = 0;
+        char hint[96];
+        snprintf(hint, sizeof hint, "robusta %s --help lists its options", cmd->name);
+        s = rb_params_parse_args(&options, 1, argc - 2, argv + 2, &positional);
+        if (s == RB_OK)
+            s = rb_params_check_required(options);
+        if (s != RB_OK) {
+            rb_params_destroy(options);
+            return usage_error(cmd->name, hint);
+        }
+        code = cmd->run(cmd, options, positional, argv + 2);
+    }
+    rb_params_destroy(options);
+    return code;
+}

@@ -1,0 +1,105 @@
+/* fgsm: the fast gradient sign method (Goodfellow et al., 2015) as an
+ * out-of-tree robusta attack plugin.
+ *
+ * FGSM is one Linf step of size eps from the clean image:
+ *     x_adv = clamp(x + eps * sign(d loss / d x), 0, 1)
+ * Written in the step-based shape, robusta's PGD loop runs it with one step
+ * (and, with --random-start, it becomes "FGSM with a random start" of Wong
+ * et al., 2020, for which a step of 1.25 eps is usual: --step-scale 1.25).
+ *
+ * Build against an installed robusta and try it:
+ *     cc -shared -fPIC $(pkg-config --cflags robusta) fgsm.c -o fgsm.so
+ *     RB_PLUGIN_PATH=$PWD robusta plugins fgsm
+ */
+#include <stddef.h>
+
+#include <robusta/plugin.h>
+
+static const rb_param_spec fgsm_params[] = {
+    {"eps", RB_PARAM_FLOAT, "8/255", "[0, 1]", 0, "radius of the Linf ball, in [0,1] pixel units"},
+    {"step-scale", RB_PARAM_FLOAT, "1", "(0, 10]", 0, "step size as a multiple of eps"},
+    {NULL}};
+
+static float clamp(float v, float lo, float hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* Reads eps and checks the batch; every callback starts here. */
+static rb_status prepare(const rb_params *params, const rb_attack_batch *b, bool need_grad,
+                         double *eps, int64_t *rows, int64_t *cols)
+{
+    rb_status s = rb_attack_batch_shape(b, "fgsm", need_grad, rows, cols);
+    if (s != RB_OK)
+        return s;
+    return rb_params_get_float(params, "eps", eps);
+}
+
+static rb_status fgsm_random_start(void *self, const rb_params *params, rb_attack_batch *b)
+{
+    double eps;
+    int64_t rows, cols;
+    rb_status s = prepare(params, b, false, &eps, &rows, &cols);
+    float *x;
+    const float *x0;
+    (void)self;
+    if (s != RB_OK)
+        return s;
+    x = rb_tensor_data(b->x_adv);
+    x0 = rb_tensor_cdata(b->x_clean);
+    for (int64_t r = 0; r < rows; r++) {
+        rb_rng rng; /* one stream per example: independent of batching */
+        rb_rng_init(&rng, b->seed, b->stream, (uint64_t)(b->first_example + r));
+        for (int64_t i = r * cols; i < (r + 1) * cols; i++)
+            x[i] = clamp(x0[i] + (2.0f * rb_rng_uniform(&rng) - 1.0f) * (float)eps, 0.0f, 1.0f);
+    }
+    return RB_OK;
+}
+
+static rb_status fgsm_step(void *self, const rb_params *params, rb_attack_batch *b)
+{
+    double eps, scale;
+    int64_t rows, cols, n;
+    rb_status s = prepare(params, b, true, &eps, &rows, &cols);
+    float step, *x;
+    const float *g;
+    (void)self;
+    if (s == RB_OK)
+        s = rb_params_get_float(params, "step-scale", &scale);
+    if (s != RB_OK)
+        return s;
+    x = rb_tensor_data(b->x_adv);
+    g = rb_tensor_cdata(b->grad);
+    n = rows * cols;
+    step = (float)(eps * scale) * (b->targeted ? -1.0f : 1.0f);
+    for (int64_t i = 0; i < n; i++)
+        x[i] += g[i] > 0 ? step : g[i] < 0 ? -step : 0.0f;
+    return RB_OK;
+}
+
+static rb_status fgsm_project(void *self, const rb_params *params, rb_attack_batch *b)
+{
+    double eps;
+    int64_t rows, cols;
+    rb_status s = prepare(params, b, false, &eps, &rows, &cols);
+    float *x;
+    const float *x0;
+    (void)self;
+    if (s != RB_OK)
+        return s;
+    x = rb_tensor_data(b->x_adv);
+    x0 = rb_tensor_cdata(b->x_clean);
+    for (int64_t i = 0; i < rows * cols; i++)
+        x[i] = clamp(x0[i] + clamp(x[i] - x0[i], -(float)eps, (float)eps), 0.0f, 1.0f);
+    return RB_OK;
+}
+
+static const rb_attack_ops fgsm_ops = {
+    .random_start = fgsm_random_start,
+    .step = fgsm_step,
+    .project = fgsm_project,
+};
+
+RB_PLUGIN_DEFINE(RB_PLUGIN_ATTACK, "fgsm", "1.0",
+                 "fast gradient sign method: one Linf step of eps (Goodfellow et al. 2015)",
+                 fgsm_params, &fgsm_ops);
