@@ -25,11 +25,11 @@ static float clamp(float v, float lo, float hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
-/* Reads eps and checks the batch; every callback starts here. */
+/* Every callback starts here: the batch as arrays, and eps. */
 static rb_status prepare(const rb_params *params, const rb_attack_batch *b, bool need_grad,
-                         double *eps, int64_t *rows, int64_t *cols)
+                         rb_attack_view *v, double *eps)
 {
-    rb_status s = rb_attack_batch_shape(b, "fgsm", need_grad, rows, cols);
+    rb_status s = rb_attack_batch_view(b, "fgsm", need_grad, v);
     if (s != RB_OK)
         return s;
     return rb_params_get_float(params, "eps", eps);
@@ -37,60 +37,48 @@ static rb_status prepare(const rb_params *params, const rb_attack_batch *b, bool
 
 static rb_status fgsm_random_start(void *self, const rb_params *params, rb_attack_batch *b)
 {
+    rb_attack_view v;
     double eps;
-    int64_t rows, cols;
-    rb_status s = prepare(params, b, false, &eps, &rows, &cols);
-    float *x;
-    const float *x0;
+    rb_status s = prepare(params, b, false, &v, &eps);
     (void)self;
     if (s != RB_OK)
         return s;
-    x = rb_tensor_data(b->x_adv);
-    x0 = rb_tensor_cdata(b->x_clean);
-    for (int64_t r = 0; r < rows; r++) {
+    for (int64_t r = 0; r < v.rows; r++) {
         rb_rng rng; /* one stream per example: independent of batching */
         rb_rng_init(&rng, b->seed, b->stream, (uint64_t)(b->first_example + r));
-        for (int64_t i = r * cols; i < (r + 1) * cols; i++)
-            x[i] = clamp(x0[i] + (2.0f * rb_rng_uniform(&rng) - 1.0f) * (float)eps, 0.0f, 1.0f);
+        for (int64_t i = r * v.cols; i < (r + 1) * v.cols; i++)
+            v.x[i] = clamp(v.x0[i] + (2.0f * rb_rng_uniform(&rng) - 1.0f) * (float)eps, 0.0f, 1.0f);
     }
     return RB_OK;
 }
 
 static rb_status fgsm_step(void *self, const rb_params *params, rb_attack_batch *b)
 {
+    rb_attack_view v;
     double eps, scale;
-    int64_t rows, cols, n;
-    rb_status s = prepare(params, b, true, &eps, &rows, &cols);
-    float step, *x;
-    const float *g;
+    float step;
+    rb_status s = prepare(params, b, true, &v, &eps);
     (void)self;
     if (s == RB_OK)
         s = rb_params_get_float(params, "step-scale", &scale);
     if (s != RB_OK)
         return s;
-    x = rb_tensor_data(b->x_adv);
-    g = rb_tensor_cdata(b->grad);
-    n = rows * cols;
     step = (float)(eps * scale) * (b->targeted ? -1.0f : 1.0f);
-    for (int64_t i = 0; i < n; i++)
-        x[i] += g[i] > 0 ? step : g[i] < 0 ? -step : 0.0f;
+    for (int64_t i = 0; i < v.rows * v.cols; i++)
+        v.x[i] += v.grad[i] > 0 ? step : v.grad[i] < 0 ? -step : 0.0f;
     return RB_OK;
 }
 
 static rb_status fgsm_project(void *self, const rb_params *params, rb_attack_batch *b)
 {
+    rb_attack_view v;
     double eps;
-    int64_t rows, cols;
-    rb_status s = prepare(params, b, false, &eps, &rows, &cols);
-    float *x;
-    const float *x0;
+    rb_status s = prepare(params, b, false, &v, &eps);
     (void)self;
     if (s != RB_OK)
         return s;
-    x = rb_tensor_data(b->x_adv);
-    x0 = rb_tensor_cdata(b->x_clean);
-    for (int64_t i = 0; i < rows * cols; i++)
-        x[i] = clamp(x0[i] + clamp(x[i] - x0[i], -(float)eps, (float)eps), 0.0f, 1.0f);
+    for (int64_t i = 0; i < v.rows * v.cols; i++)
+        v.x[i] = clamp(v.x0[i] + clamp(v.x[i] - v.x0[i], -(float)eps, (float)eps), 0.0f, 1.0f);
     return RB_OK;
 }
 

@@ -121,11 +121,19 @@ typedef struct rb_attack_oracle {
     void *ctx;
 } rb_attack_oracle;
 
+/* The batch as plain arrays: `rows` examples of `cols` values each. */
+typedef struct rb_attack_view {
+    int64_t rows, cols;
+    float *x;          /* x_adv's data */
+    const float *x0;   /* x_clean's data */
+    const float *grad; /* grad's data, NULL unless asked for */
+} rb_attack_view;
+
 /* Checks that the batch's tensors are f32, have a batch dimension and agree
- * in shape (grad too when need_grad), and gives the number of examples and
- * values per example. Errors name `who` (the plugin) and the tensor. */
-RB_API rb_status rb_attack_batch_shape(const rb_attack_batch *batch, const char *who,
-                                       bool need_grad, int64_t *rows, int64_t *cols);
+ * in shape (grad too when need_grad), and fills `view`. Errors name `who`
+ * (the plugin) and the tensor. Every step-based callback starts with it. */
+RB_API rb_status rb_attack_batch_view(const rb_attack_batch *batch, const char *who,
+                                      bool need_grad, rb_attack_view *view);
 
 /* A threat model offers one of two shapes:
  *  - step-based: random_start, step and project, all three; robusta's PGD

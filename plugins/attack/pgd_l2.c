@@ -35,86 +35,74 @@ static float clamp01(float v)
 
 static rb_status pgd_l2_random_start(void *self, const rb_params *params, rb_attack_batch *b)
 {
-    int64_t rows, cols;
+    rb_attack_view v;
     double eps;
-    float *x;
-    const float *x0;
-    rb_status s = rb_attack_batch_shape(b, "pgd-l2", false, &rows, &cols);
+    rb_status s = rb_attack_batch_view(b, "pgd-l2", false, &v);
     (void)self;
     if (s == RB_OK)
         s = rb_params_get_float(params, "eps", &eps);
     if (s != RB_OK)
         return s;
-    x = rb_tensor_data(b->x_adv);
-    x0 = rb_tensor_cdata(b->x_clean);
-    for (int64_t r = 0; r < rows; r++) {
+    for (int64_t r = 0; r < v.rows; r++) {
         rb_rng rng;
-        float *xr = x + r * cols;
-        const float *x0r = x0 + r * cols;
+        float *x = v.x + r * v.cols;
+        const float *x0 = v.x0 + r * v.cols;
         double scale;
         rb_rng_init(&rng, b->seed, b->stream, (uint64_t)(b->first_example + r));
-        for (int64_t i = 0; i < cols; i++)
-            xr[i] = rb_rng_normal(&rng); /* z, stored in x for now */
-        scale = eps / (l2_norm(xr, cols) + 1e-10);
-        for (int64_t i = 0; i < cols; i++)
-            xr[i] = clamp01(x0r[i] + (float)(scale * xr[i]));
+        for (int64_t i = 0; i < v.cols; i++)
+            x[i] = rb_rng_normal(&rng); /* the direction z, kept in x until scaled */
+        scale = eps / (l2_norm(x, v.cols) + 1e-10);
+        for (int64_t i = 0; i < v.cols; i++)
+            x[i] = clamp01(x0[i] + (float)(scale * x[i]));
     }
     return RB_OK;
 }
 
 static rb_status pgd_l2_step(void *self, const rb_params *params, rb_attack_batch *b)
 {
-    int64_t rows, cols;
+    rb_attack_view v;
     double alpha;
-    float *x;
-    const float *g;
-    rb_status s = rb_attack_batch_shape(b, "pgd-l2", true, &rows, &cols);
+    rb_status s = rb_attack_batch_view(b, "pgd-l2", true, &v);
     (void)self;
     if (s == RB_OK)
         s = rb_params_get_float(params, "step-size", &alpha);
     if (s != RB_OK)
         return s;
-    x = rb_tensor_data(b->x_adv);
-    g = rb_tensor_cdata(b->grad);
     if (b->targeted)
         alpha = -alpha;
-    for (int64_t r = 0; r < rows; r++) {
-        const float *gr = g + r * cols;
-        float *xr = x + r * cols;
-        double scale = alpha / (l2_norm(gr, cols) + 1e-10);
-        for (int64_t i = 0; i < cols; i++)
-            xr[i] += (float)(scale * gr[i]);
+    for (int64_t r = 0; r < v.rows; r++) {
+        const float *g = v.grad + r * v.cols;
+        float *x = v.x + r * v.cols;
+        double scale = alpha / (l2_norm(g, v.cols) + 1e-10);
+        for (int64_t i = 0; i < v.cols; i++)
+            x[i] += (float)(scale * g[i]);
     }
     return RB_OK;
 }
 
 static rb_status pgd_l2_project(void *self, const rb_params *params, rb_attack_batch *b)
 {
-    int64_t rows, cols;
+    rb_attack_view v;
     double eps;
-    float *x;
-    const float *x0;
-    rb_status s = rb_attack_batch_shape(b, "pgd-l2", false, &rows, &cols);
+    rb_status s = rb_attack_batch_view(b, "pgd-l2", false, &v);
     (void)self;
     if (s == RB_OK)
         s = rb_params_get_float(params, "eps", &eps);
     if (s != RB_OK)
         return s;
-    x = rb_tensor_data(b->x_adv);
-    x0 = rb_tensor_cdata(b->x_clean);
-    for (int64_t r = 0; r < rows; r++) {
-        float *xr = x + r * cols;
-        const float *x0r = x0 + r * cols;
+    for (int64_t r = 0; r < v.rows; r++) {
+        float *x = v.x + r * v.cols;
+        const float *x0 = v.x0 + r * v.cols;
         double sum = 0, norm, scale = 1;
-        for (int64_t i = 0; i < cols; i++) {
-            double d = (double)xr[i] - x0r[i];
+        for (int64_t i = 0; i < v.cols; i++) {
+            double d = (double)x[i] - x0[i];
             sum += d * d;
         }
         norm = sqrt(sum);
         if (norm > eps)
-            scale = eps / (norm + 1e-7);
-        for (int64_t i = 0; i < cols; i++)
-            xr[i] = clamp01(x0r[i] + (float)(scale * ((double)xr[i] - x0r[i])));
+            scale = eps / (norm + 1e-7); /* torch.renorm's epsilon */
+        for (int64_t i = 0; i < v.cols; i++)
+            x[i] = clamp01(x0[i] + (float)(scale * ((double)x[i] - x0[i])));
     }
     return RB_OK;
 }

@@ -22,24 +22,20 @@ static float clamp(float v, float lo, float hi)
 
 static rb_status pgd_linf_random_start(void *self, const rb_params *params, rb_attack_batch *b)
 {
-    int64_t rows, cols;
+    rb_attack_view v;
     double eps;
-    float *x;
-    const float *x0;
-    rb_status s = rb_attack_batch_shape(b, "pgd-linf", false, &rows, &cols);
+    rb_status s = rb_attack_batch_view(b, "pgd-linf", false, &v);
     (void)self;
     if (s == RB_OK)
         s = rb_params_get_float(params, "eps", &eps);
     if (s != RB_OK)
         return s;
-    x = rb_tensor_data(b->x_adv);
-    x0 = rb_tensor_cdata(b->x_clean);
-    for (int64_t r = 0; r < rows; r++) {
+    for (int64_t r = 0; r < v.rows; r++) {
         rb_rng rng;
         rb_rng_init(&rng, b->seed, b->stream, (uint64_t)(b->first_example + r));
-        for (int64_t i = 0; i < cols; i++) {
+        for (int64_t i = r * v.cols; i < (r + 1) * v.cols; i++) {
             float u = 2.0f * (rb_rng_uniform(&rng) - 0.5f) * (float)eps;
-            x[r * cols + i] = clamp(x0[r * cols + i] + u, 0.0f, 1.0f);
+            v.x[i] = clamp(v.x0[i] + u, 0.0f, 1.0f);
         }
     }
     return RB_OK;
@@ -47,41 +43,35 @@ static rb_status pgd_linf_random_start(void *self, const rb_params *params, rb_a
 
 static rb_status pgd_linf_step(void *self, const rb_params *params, rb_attack_batch *b)
 {
-    int64_t rows, cols;
+    rb_attack_view v;
     double alpha;
-    float a, *x;
-    const float *g;
-    rb_status s = rb_attack_batch_shape(b, "pgd-linf", true, &rows, &cols);
+    float a;
+    rb_status s = rb_attack_batch_view(b, "pgd-linf", true, &v);
     (void)self;
     if (s == RB_OK)
         s = rb_params_get_float(params, "step-size", &alpha);
     if (s != RB_OK)
         return s;
-    x = rb_tensor_data(b->x_adv);
-    g = rb_tensor_cdata(b->grad);
     a = (float)(b->targeted ? -alpha : alpha);
-    for (int64_t i = 0; i < rows * cols; i++)
-        x[i] += g[i] > 0 ? a : g[i] < 0 ? -a : 0.0f;
+    for (int64_t i = 0; i < v.rows * v.cols; i++)
+        v.x[i] += v.grad[i] > 0 ? a : v.grad[i] < 0 ? -a : 0.0f;
     return RB_OK;
 }
 
 static rb_status pgd_linf_project(void *self, const rb_params *params, rb_attack_batch *b)
 {
-    int64_t rows, cols;
+    rb_attack_view v;
     double eps;
-    float e, *x;
-    const float *x0;
-    rb_status s = rb_attack_batch_shape(b, "pgd-linf", false, &rows, &cols);
+    float e;
+    rb_status s = rb_attack_batch_view(b, "pgd-linf", false, &v);
     (void)self;
     if (s == RB_OK)
         s = rb_params_get_float(params, "eps", &eps);
     if (s != RB_OK)
         return s;
-    x = rb_tensor_data(b->x_adv);
-    x0 = rb_tensor_cdata(b->x_clean);
     e = (float)eps;
-    for (int64_t i = 0; i < rows * cols; i++)
-        x[i] = clamp(x0[i] + clamp(x[i] - x0[i], -e, e), 0.0f, 1.0f);
+    for (int64_t i = 0; i < v.rows * v.cols; i++)
+        v.x[i] = clamp(v.x0[i] + clamp(v.x[i] - v.x0[i], -e, e), 0.0f, 1.0f);
     return RB_OK;
 }
 

@@ -4,8 +4,8 @@
 
 #include <robusta/plugin.h>
 
-rb_status rb_attack_batch_shape(const rb_attack_batch *b, const char *who, bool need_grad,
-                                int64_t *rows, int64_t *cols)
+rb_status rb_attack_batch_view(const rb_attack_batch *b, const char *who, bool need_grad,
+                               rb_attack_view *view)
 {
     const rb_tensor *tensors[3] = {b->x_adv, b->x_clean, b->grad};
     const char *names[3] = {"x_adv", "x_clean", "grad"};
@@ -28,7 +28,10 @@ rb_status rb_attack_batch_shape(const rb_attack_batch *b, const char *who, bool 
                                 (long long)rb_tensor_numel(b->x_adv),
                                 (long long)rb_tensor_dim(b->x_adv, 0));
     }
-    *rows = rb_tensor_dim(b->x_adv, 0);
-    *cols = *rows > 0 ? rb_tensor_numel(b->x_adv) / *rows : 0;
+    view->rows = rb_tensor_dim(b->x_adv, 0);
+    view->cols = view->rows > 0 ? rb_tensor_numel(b->x_adv) / view->rows : 0;
+    view->x = rb_tensor_data(b->x_adv);
+    view->x0 = rb_tensor_cdata(b->x_clean);
+    view->grad = need_grad ? rb_tensor_cdata(b->grad) : NULL;
     return RB_OK;
 }
