@@ -189,6 +189,8 @@ static void draw(rb_progress *bar, double now, int final)
     bar->last_draw = now;
 }
 
+static void set_extra(rb_progress *bar, const char *fmt, va_list ap) RB_PRINTF(2, 0);
+
 static void set_extra(rb_progress *bar, const char *fmt, va_list ap)
 {
     if (fmt == NULL)
