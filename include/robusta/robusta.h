@@ -54,6 +54,10 @@
 #include <robusta/rng.h>
 #include <robusta/plugin.h>
 #include <robusta/registry.h>
+#include <robusta/threads.h>
+#include <robusta/graph.h>
+#include <robusta/reference.h>
+#include <robusta/optim.h>
 
 #ifdef __cplusplus
 extern "C" {

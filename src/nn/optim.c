@@ -1,0 +1,221 @@
+/* SGD as torch.optim.SGD, and learning-rate schedules (robusta/optim.h). */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <robusta/optim.h>
+
+#include "nn/graph_internal.h"
+
+struct rb_sgd {
+    rb_graph *g;
+    rb_sgd_options opt;
+    float **momentum; /* per parameter; NULL for buffers or without momentum */
+    bool *started;    /* per parameter: its buffer holds a first step (PyTorch's per-parameter state) */
+    int64_t steps;
+};
+
+rb_status rb_sgd_create(rb_sgd **out, rb_graph *g, const rb_sgd_options *opt)
+{
+    rb_sgd *s;
+    *out = NULL;
+    if (!(opt->momentum >= 0) || !(opt->dampening >= 0) || !(opt->weight_decay >= 0) ||
+        !isfinite(opt->momentum) || !isfinite(opt->dampening) || !isfinite(opt->weight_decay))
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "sgd: momentum %g, dampening %g and weight decay %g must be finite and "
+                            "non-negative",
+                            opt->momentum, opt->dampening, opt->weight_decay);
+    if (opt->nesterov && (opt->momentum <= 0 || opt->dampening != 0))
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "sgd: Nesterov momentum needs momentum > 0 and dampening 0 (got %g and %g)",
+                            opt->momentum, opt->dampening);
+    s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "sgd: out of memory");
+    s->g = g;
+    s->opt = *opt;
+    s->momentum = calloc(g->n_params + 1, sizeof *s->momentum);
+    s->started = calloc(g->n_params + 1, sizeof *s->started);
+    if (s->momentum == NULL || s->started == NULL)
+        goto oom;
+    for (size_t i = 0; opt->momentum > 0 && i < g->n_params; i++)
+        if (g->params[i].trainable &&
+            !(s->momentum[i] = calloc((size_t)g->params[i].numel, sizeof(float))))
+            goto oom;
+    *out = s;
+    return RB_OK;
+oom:
+    rb_sgd_destroy(s);
+    return rb_error_set(RB_ERR_OUT_OF_MEMORY, "sgd: out of memory for momentum buffers");
+}
+
+void rb_sgd_destroy(rb_sgd *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; s->momentum && i < s->g->n_params; i++)
+        free(s->momentum[i]);
+    free(s->momentum);
+    free(s->started);
+    free(s);
+}
+
+rb_status rb_sgd_step(rb_sgd *s, double lr)
+{
+    rb_graph *g = s->g;
+    const double mu = s->opt.momentum, wd = s->opt.weight_decay, damp = s->opt.dampening;
+    if (!isfinite(lr) || lr < 0)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "sgd: learning rate %g must be finite and >= 0", lr);
+    /* Check every gradient first: a step is applied whole or not at all. */
+    for (size_t i = 0; i < g->n_params; i++) {
+        const rb_param_tensor *p = &g->params[i];
+        if (!p->trainable || p->frozen)
+            continue;
+        for (int64_t k = 0; k < p->numel; k++)
+            if (!isfinite(p->grad[k]))
+                return rb_error_set(RB_ERR_NUMERIC,
+                                    "sgd step %lld: gradient of %s[%lld] is %g; no parameter was changed",
+                                    (long long)s->steps + 1, p->name, (long long)k, (double)p->grad[k]);
+    }
+    for (size_t i = 0; i < g->n_params; i++) {
+        rb_param_tensor *p = &g->params[i];
+        float *buf = s->momentum[i];
+        if (!p->trainable || p->frozen)
+            continue;
+        for (int64_t k = 0; k < p->numel; k++) {
+            float d = p->grad[k] + (float)wd * p->value[k];
+            if (buf != NULL) {
+                buf[k] = !s->started[i] ? d : (float)mu * buf[k] + (float)(1 - damp) * d;
+                d = s->opt.nesterov ? d + (float)mu * buf[k] : buf[k];
+            }
+            p->value[k] -= (float)lr * d;
+        }
+        s->started[i] = true;
+    }
+    s->steps++;
+    return RB_OK;
+}
+
+int64_t rb_sgd_steps(const rb_sgd *s) { return s->steps; }
+void rb_sgd_set_steps(rb_sgd *s, int64_t steps)
+{
+    s->steps = steps;
+    for (size_t i = 0; i < s->g->n_params; i++)
+        s->started[i] = steps > 0 && s->g->params[i].trainable && !s->g->params[i].frozen;
+}
+
+float *rb_sgd_momentum_buffer(rb_sgd *s, size_t index)
+{
+    return index < s->g->n_params ? s->momentum[index] : NULL;
+}
+
+/* ------------------------------------------------------------ schedules */
+
+static bool parse_number(const char **p, double *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtod(*p, &end);
+    if (end == *p || errno == ERANGE || !isfinite(*out))
+        return false;
+    *p = end;
+    return true;
+}
+
+static rb_status bad_schedule(const char *text, const char *why)
+{
+    return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                        "--schedule '%s': %s (write constant, step:N:GAMMA, multistep:A,B,...:GAMMA "
+                        "or cosine, optionally +warmup:EPOCHS)",
+                        text, why);
+}
+
+rb_status rb_schedule_parse(const char *text, double base_lr, double total_epochs, rb_schedule *out)
+{
+    const char *p = text;
+    double v;
+    rb_schedule s;
+    memset(&s, 0, sizeof s);
+    s.base_lr = base_lr;
+    s.total_epochs = total_epochs;
+    if (!isfinite(base_lr) || base_lr < 0)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "learning rate %g must be finite and >= 0", base_lr);
+    if (strncmp(p, "constant", 8) == 0) {
+        s.kind = RB_SCHEDULE_CONSTANT;
+        p += 8;
+    } else if (strncmp(p, "step:", 5) == 0) {
+        s.kind = RB_SCHEDULE_STEP;
+        p += 5;
+        if (!parse_number(&p, &v) || v < 1 || v != floor(v) || *p != ':')
+            return bad_schedule(text, "step needs a whole number of epochs >= 1, then ':'");
+        s.step_epochs = (int64_t)v;
+        p++;
+        if (!parse_number(&p, &s.gamma) || s.gamma <= 0)
+            return bad_schedule(text, "gamma must be a positive number");
+    } else if (strncmp(p, "multistep:", 10) == 0) {
+        s.kind = RB_SCHEDULE_MULTISTEP;
+        p += 10;
+        for (;;) {
+            if (s.milestone_count == RB_SCHEDULE_MAX_MILESTONES)
+                return bad_schedule(text, "more than 16 milestones");
+            if (!parse_number(&p, &v) || v < 0 || v != floor(v) ||
+                (s.milestone_count > 0 && v <= (double)s.milestones[s.milestone_count - 1]))
+                return bad_schedule(text, "milestones must be increasing whole epochs");
+            s.milestones[s.milestone_count++] = (int64_t)v;
+            if (*p == ',') {
+                p++;
+                continue;
+            }
+            if (*p != ':')
+                return bad_schedule(text, "milestones end with ':GAMMA'");
+            p++;
+            break;
+        }
+        if (!parse_number(&p, &s.gamma) || s.gamma <= 0)
+            return bad_schedule(text, "gamma must be a positive number");
+    } else if (strncmp(p, "cosine", 6) == 0) {
+        s.kind = RB_SCHEDULE_COSINE;
+        p += 6;
+        if (!(total_epochs > 0))
+            return bad_schedule(text, "cosine needs a positive number of epochs");
+    } else {
+        return bad_schedule(text, "unknown schedule");
+    }
+    if (strncmp(p, "+warmup:", 8) == 0) {
+        p += 8;
+        if (!parse_number(&p, &s.warmup_epochs) || s.warmup_epochs <= 0)
+            return bad_schedule(text, "warm-up needs a positive number of epochs");
+    }
+    if (*p != '\0')
+        return bad_schedule(text, "unexpected text at the end");
+    *out = s;
+    return RB_OK;
+}
+
+double rb_schedule_lr(const rb_schedule *s, double epoch)
+{
+    double lr = s->base_lr;
+    switch (s->kind) {
+    case RB_SCHEDULE_CONSTANT: break;
+    case RB_SCHEDULE_STEP: lr *= pow(s->gamma, floor(epoch / (double)s->step_epochs)); break;
+    case RB_SCHEDULE_MULTISTEP: {
+        int passed = 0;
+        while (passed < s->milestone_count && epoch >= (double)s->milestones[passed])
+            passed++;
+        lr *= pow(s->gamma, passed);
+        break;
+    }
+    case RB_SCHEDULE_COSINE: {
+        double t = epoch < s->total_epochs ? epoch : s->total_epochs;
+        lr = s->min_lr + (s->base_lr - s->min_lr) * (1 + cos(M_PI * t / s->total_epochs)) / 2;
+        break;
+    }
+    }
+    if (s->warmup_epochs > 0 && epoch < s->warmup_epochs)
+        lr *= epoch / s->warmup_epochs;
+    return lr;
+}
