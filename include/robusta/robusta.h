@@ -58,6 +58,7 @@
 #include <robusta/graph.h>
 #include <robusta/reference.h>
 #include <robusta/optim.h>
+#include <robusta/engine.h>
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,0 +1,92 @@
+/* robusta/engine.h: running a graph fast, on oneDNN.
+ *
+ * An engine is a graph planned for one batch size: every oneDNN primitive
+ * (forward, backward-data, backward-weights, reorders) is created once, and
+ * every activation, gradient, workspace and scratchpad lives in one arena
+ * allocated once. Steps then allocate nothing. oneDNN chooses the memory
+ * formats (blocked layouts for convolutions); the engine keeps them from
+ * layer to layer and converts only at the edges: the images in, outputs and
+ * gradients out, and parameters (plain fp32 master copies in the graph).
+ *
+ *     rb_engine *e;
+ *     rb_engine_create(&e, graph, 128, NULL);
+ *     rb_engine_forward(e, images, labels, true);      // training mode
+ *     rb_engine_backward(e, true, false);              // weight gradients
+ *     rb_sgd_step(sgd, lr);                            // reads them from the graph
+ *
+ * Attacks run the model in inference mode and ask for the input gradient
+ * only: rb_engine_backward(e, false, true) runs no weight-gradient primitive,
+ * and with a frozen backbone (fixed-feature transfer) no gradient flows into
+ * the backbone unless the input gradient is asked for.
+ *
+ * Numerics match the reference (robusta/reference.h) to fp32 accuracy.
+ */
+#ifndef ROBUSTA_ENGINE_H
+#define ROBUSTA_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <robusta/graph.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rb_engine rb_engine;
+
+typedef struct rb_engine_options {
+    /* Compute threads; 0: one per core of the process's NUMA node (hwloc). */
+    int threads;
+    /* Leave threads where the OS puts them instead of binding one per core
+     * (for programs that manage affinity themselves). */
+    bool no_binding;
+} rb_engine_options;
+
+/* Plans `graph` for `batch` examples. The graph must not gain nodes while
+ * the engine lives; its parameter values may change freely (the optimizer
+ * does). Fails naming the node when oneDNN cannot run it.
+ *
+ * Threads: the process's OpenMP pool, which oneDNN computes on, is sized to
+ * the plan of robusta/threads.h and each of its threads bound to its own
+ * core (the calling thread is thread 0). The arena is first touched by
+ * those threads, in the static chunks OpenMP loops give them, so its pages
+ * land on their NUMA node. */
+RB_API rb_status rb_engine_create(rb_engine **out, rb_graph *graph, int64_t batch,
+                                  const rb_engine_options *options);
+RB_API void rb_engine_destroy(rb_engine *engine);
+
+RB_API int64_t rb_engine_batch(const rb_engine *engine);
+
+/* Runs the graph on `images` (batch × C × H × W, row-major f32 in [0, 1]).
+ * `labels` (batch values in [0, classes)) are needed when the graph has a
+ * loss. training: batch-norm uses and updates batch statistics; otherwise
+ * running statistics (attacks and evaluation). A short last batch needs an
+ * engine planned for its size (planning is cheap next to an epoch). */
+RB_API rb_status rb_engine_forward(rb_engine *engine, const float *images, const int64_t *labels,
+                                   bool training);
+
+/* Backward from the mean loss. weight_grads: writes the gradients of
+ * trainable, unfrozen parameters into the graph (overwriting); input_grad:
+ * keeps the gradient with respect to the images for rb_engine_input_grad. */
+RB_API rb_status rb_engine_backward(rb_engine *engine, bool weight_grads, bool input_grad);
+
+/* A node's last forward value, batch × C × H × W row-major, into `out`. */
+RB_API rb_status rb_engine_read(const rb_engine *engine, const rb_node *node, float *out);
+/* The gradient with respect to the images from the last backward. */
+RB_API rb_status rb_engine_input_grad(const rb_engine *engine, float *out);
+/* Per-example losses (batch values) and their mean, from the last forward. */
+RB_API const float *rb_engine_losses(const rb_engine *engine);
+RB_API double rb_engine_mean_loss(const rb_engine *engine);
+
+/* Bytes of the arena: fixed at creation; steps never grow it. */
+RB_API size_t rb_engine_arena_bytes(const rb_engine *engine);
+/* The thread plan in words ("2 threads on cores 0-1 (NUMA node 0)"). */
+RB_API const char *rb_engine_threads(const rb_engine *engine);
+/* The oneDNN implementation chosen for a node's forward ("brgconv:avx512_core"). */
+RB_API const char *rb_engine_impl(const rb_engine *engine, const rb_node *node);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ROBUSTA_ENGINE_H */

@@ -1,0 +1,1229 @@
+/* The oneDNN engine (robusta/engine.h).
+ *
+ * Planning walks the graph once in order. Each node gets a memory
+ * descriptor for its value (chosen by the primitive that produces it) and
+ * the same one for its gradient. A consumer that wants its input in another
+ * layout gets a reorder into a buffer of its own ("edge"). Backward walks
+ * the nodes in reverse; an input's gradient is written directly when the
+ * consumer is the last one to use it and the layouts agree, and otherwise
+ * goes through a shared scratch buffer and a reorder that adds into it
+ * (reorder with a sum post-op), so several consumers accumulate.
+ *
+ * Everything (values, gradients, workspaces, reordered inputs, blocked
+ * weights, batch-norm statistics, scratch, oneDNN scratchpad) is carved out
+ * of one arena. */
+#include "config.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl_debug.h>
+
+#include <robusta/engine.h>
+#include <robusta/log.h>
+#include <robusta/threads.h>
+
+#include "nn/graph_internal.h"
+
+#define ARENA_ALIGN 64
+
+/* A buffer in the arena: a memory object whose handle is set once the
+ * arena exists. */
+typedef struct slot {
+    dnnl_memory_desc_t md;
+    dnnl_memory_t mem;
+    size_t offset, bytes;
+} slot;
+
+/* How an input's gradient reaches the producer: directly, or through the
+ * scratch buffer and a reorder (which adds when `accumulate`). */
+typedef struct edge {
+    bool direct;
+    bool accumulate;
+    dnnl_primitive_t to_producer; /* scratch (consumer layout) -> producer diff */
+    dnnl_memory_t scratch;        /* consumer-layout view of the shared scratch */
+    /* Forward: the input in the consumer's layout when it differs. */
+    bool reordered;
+    slot src;
+    dnnl_primitive_t fwd_reorder;
+} edge;
+
+typedef struct enode {
+    rb_node *node;
+    slot value, diff;
+    bool need_diff; /* this node's output gradient is needed in this backward */
+    edge in[RB_NODE_MAX_INPUTS];
+    int consumers;
+    char impl[96];
+
+    /* forward: [0] batch statistics / training, [1] running statistics */
+    dnnl_primitive_t fwd[2];
+    dnnl_primitive_t bwd_data[2], bwd_full[2]; /* bwd_full also computes parameter gradients */
+    dnnl_primitive_t bwd_weights;
+    slot workspace;
+    /* conv / linear */
+    dnnl_memory_t weights_user, diff_weights_user, bias_user, diff_bias_user;
+    slot weights, diff_weights;
+    dnnl_primitive_t weights_in, diff_weights_out;
+    bool weights_reordered, diff_weights_reordered;
+    /* batch-norm */
+    slot mean, variance;
+    slot discard_scale, discard_shift; /* parameter gradients nobody asked for */
+    dnnl_memory_t scale, shift, diff_scale, diff_shift, running_mean, running_var;
+} enode;
+
+struct rb_engine {
+    rb_graph *g;
+    int64_t batch;
+    dnnl_engine_t eng;
+    dnnl_stream_t stream;
+    enode *nodes;
+    size_t n;
+    unsigned char *arena;
+    size_t arena_bytes;
+    slot scratch;     /* shared edge scratch, sized for the largest use */
+    size_t scratch_bytes;
+    slot scratchpad;  /* oneDNN's, shared by all primitives (user scratchpad mode) */
+    size_t scratchpad_bytes;
+    dnnl_primitive_attr_t attr;
+    dnnl_primitive_attr_t attr_accumulate;
+    float *losses;    /* batch */
+    int64_t *labels;  /* batch */
+    double mean_loss;
+    bool forward_done, training;
+    bool have_input_grad;
+    enode *loss;
+    enode *logits;
+    int threads;
+    char threads_text[160];
+};
+
+/* ------------------------------------------------------------ errors */
+
+static rb_status dnnl_fail(dnnl_status_t st, const char *what, const rb_node *n)
+{
+    return rb_error_set(st == dnnl_unimplemented ? RB_ERR_UNSUPPORTED : RB_ERR_INTERNAL,
+                        "engine: oneDNN %s for %s '%s' failed: %s", what,
+                        n ? rb_op_str(n->op) : "graph", n ? n->name : "", dnnl_status2str(st));
+}
+
+#define DNNL_TRY(call, what, node)                                                               \
+    do {                                                                                         \
+        dnnl_status_t st_ = (call);                                                              \
+        if (st_ != dnnl_success)                                                                 \
+            return dnnl_fail(st_, (what), (node));                                               \
+    } while (0)
+
+/* Arena offsets are multiples of ARENA_ALIGN, so any slot holds floats. */
+static float *arena_floats(const rb_engine *e, size_t offset)
+{
+    return (float *)(void *)(e->arena + offset);
+}
+
+/* ------------------------------------------------------------ planning helpers */
+
+static size_t reserve_bytes(rb_engine *e, size_t bytes)
+{
+    size_t at = e->arena_bytes;
+    e->arena_bytes += (bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    return at;
+}
+
+/* Declares an arena slot of layout `md`; memory is bound after the arena exists. */
+static rb_status slot_plan(rb_engine *e, slot *s, const dnnl_memory_desc_t *md, const rb_node *n)
+{
+    s->md = *md;
+    s->bytes = dnnl_memory_desc_get_size(md);
+    s->offset = reserve_bytes(e, s->bytes);
+    DNNL_TRY(dnnl_memory_create(&s->mem, md, e->eng, DNNL_MEMORY_NONE), "memory", n);
+    return RB_OK;
+}
+
+static void need_scratch(rb_engine *e, size_t bytes)
+{
+    if (bytes > e->scratch_bytes)
+        e->scratch_bytes = bytes;
+}
+
+static rb_status note_scratchpad(rb_engine *e, const_dnnl_primitive_desc_t pd, const rb_node *n)
+{
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t bytes = md ? dnnl_memory_desc_get_size(md) : 0;
+    (void)n;
+    if (bytes > e->scratchpad_bytes)
+        e->scratchpad_bytes = bytes;
+    return RB_OK;
+}
+
+static rb_status make_primitive(rb_engine *e, dnnl_primitive_t *out, dnnl_primitive_desc_t pd,
+                                const rb_node *n, const char *what)
+{
+    note_scratchpad(e, pd, n);
+    DNNL_TRY(dnnl_primitive_create(out, pd), what, n);
+    return RB_OK;
+}
+
+static const dnnl_memory_desc_t *query(const_dnnl_primitive_desc_t pd, dnnl_query_t what)
+{
+    return dnnl_primitive_desc_query_md(pd, what, 0);
+}
+
+static bool same_md(const dnnl_memory_desc_t *a, const dnnl_memory_desc_t *b)
+{
+    return dnnl_memory_desc_equal(a, b) != 0;
+}
+
+/* A reorder src -> dst, adding into dst when accumulate. */
+static rb_status make_reorder(rb_engine *e, dnnl_primitive_t *out, const dnnl_memory_desc_t *src,
+                              const dnnl_memory_desc_t *dst, bool accumulate, const rb_node *n)
+{
+    dnnl_primitive_desc_t pd;
+    rb_status s;
+    DNNL_TRY(dnnl_reorder_primitive_desc_create(&pd, src, e->eng, dst, e->eng,
+                                                accumulate ? e->attr_accumulate : e->attr),
+             "reorder", n);
+    s = make_primitive(e, out, pd, n, "reorder");
+    dnnl_primitive_desc_destroy(pd);
+    return s;
+}
+
+/* Prepares input `k` of node `en` to be read in layout `want`: a reorder
+ * into a buffer of its own when the producer's layout differs. Returns the
+ * memory the consumer should read. */
+static rb_status plan_input(rb_engine *e, enode *en, int k, const dnnl_memory_desc_t *want)
+{
+    enode *producer = &e->nodes[en->node->in[k]->index];
+    edge *ed = &en->in[k];
+    rb_status s;
+    if (same_md(want, &producer->value.md))
+        return RB_OK;
+    ed->reordered = true;
+    s = slot_plan(e, &ed->src, want, en->node);
+    if (s == RB_OK)
+        s = make_reorder(e, &ed->fwd_reorder, &producer->value.md, want, false, en->node);
+    return s;
+}
+
+static dnnl_memory_t input_mem(rb_engine *e, enode *en, int k)
+{
+    return en->in[k].reordered ? en->in[k].src.mem : e->nodes[en->node->in[k]->index].value.mem;
+}
+
+/* Plans how the gradient for input `k` (computed in layout `md` by this
+ * node) reaches the producer. Consumers later in the graph write first
+ * during backward; the last consumer of an input writes it directly. */
+static rb_status plan_grad_edge(rb_engine *e, enode *en, int k, const dnnl_memory_desc_t *md)
+{
+    enode *producer = &e->nodes[en->node->in[k]->index];
+    edge *ed = &en->in[k];
+    size_t last_consumer = 0;
+    rb_status s;
+    for (size_t j = 0; j < e->n; j++)
+        for (size_t q = 0; q < e->g->nodes[j]->n_in; q++)
+            if (e->g->nodes[j]->in[q] == producer->node)
+                last_consumer = j;
+    /* The add node reads the same input twice only if a == b: then its
+     * second slot accumulates. */
+    ed->accumulate = last_consumer != en->node->index ||
+                     (k == 1 && en->node->in[0] == en->node->in[1]);
+    ed->direct = !ed->accumulate && same_md(md, &producer->diff.md);
+    if (ed->direct)
+        return RB_OK;
+    need_scratch(e, dnnl_memory_desc_get_size(md));
+    DNNL_TRY(dnnl_memory_create(&ed->scratch, md, e->eng, DNNL_MEMORY_NONE), "memory", en->node);
+    s = make_reorder(e, &ed->to_producer, md, &producer->diff.md, ed->accumulate, en->node);
+    return s;
+}
+
+/* Where a backward primitive should write input k's gradient. */
+static dnnl_memory_t grad_target(rb_engine *e, enode *en, int k)
+{
+    return en->in[k].direct ? e->nodes[en->node->in[k]->index].diff.mem : en->in[k].scratch;
+}
+
+static void md_plain(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims)
+{
+    static const dnnl_format_tag_t tags[] = {dnnl_format_tag_undef, dnnl_a, dnnl_ab, dnnl_abc,
+                                             dnnl_abcd, dnnl_abcde};
+    dnnl_memory_desc_init_by_tag(md, ndims, dims, dnnl_f32, tags[ndims]);
+}
+
+static void md_any(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims)
+{
+    dnnl_memory_desc_init_by_tag(md, ndims, dims, dnnl_f32, dnnl_format_tag_any);
+}
+
+/* ------------------------------------------------------------ planning per op */
+
+static rb_status plan_input_node(rb_engine *e, enode *en)
+{
+    dnnl_memory_desc_t md;
+    dnnl_dims_t dims = {e->batch, en->node->c, en->node->h, en->node->w};
+    md_plain(&md, 4, dims);
+    return slot_plan(e, &en->value, &md, en->node);
+}
+
+/* Convolutions, and linear layers as the convolution they are: a kernel
+ * the size of the input, giving K x 1 x 1 (torch.flatten's C, H, W order is
+ * exactly the (K, C, H, W) weight layout). oneDNN's convolutions draw all
+ * their buffers from the scratchpad, where its gemm-based inner product
+ * allocates on every call. */
+static rb_status plan_conv(rb_engine *e, enode *en)
+{
+    const rb_node *n = en->node;
+    const rb_node *in = n->in[0];
+    rb_conv_desc linear_as_conv = {.out_channels = n->c, .kernel = {in->h, in->w}, .stride = {1, 1},
+                                   .dilation = {1, 1}, .groups = 1};
+    const rb_conv_desc *d = n->op == RB_OP_LINEAR ? &linear_as_conv : &n->attr.conv;
+    rb_param_tensor *w = rb_node_param(e->g, n, RB_SLOT_WEIGHT), *b = rb_node_param(e->g, n, RB_SLOT_BIAS);
+    dnnl_memory_desc_t src, wei, bias, dst, user_w, user_b;
+    dnnl_dims_t src_dims = {e->batch, in->c, in->h, in->w}, dst_dims = {e->batch, n->c, n->h, n->w};
+    dnnl_dims_t strides = {d->stride[0], d->stride[1]}, dil = {d->dilation[0] - 1, d->dilation[1] - 1};
+    dnnl_dims_t pad = {d->padding[0], d->padding[1]};
+    /* oneDNN's padding_r makes the output size exact: (o - 1) s + span - i - p */
+    dnnl_dims_t pad_r = {(n->h - 1) * d->stride[0] + d->dilation[0] * (d->kernel[0] - 1) + 1 - in->h - d->padding[0],
+                         (n->w - 1) * d->stride[1] + d->dilation[1] * (d->kernel[1] - 1) + 1 - in->w - d->padding[1]};
+    dnnl_dims_t bias_dims = {n->c};
+    dnnl_convolution_desc_t cd;
+    dnnl_primitive_desc_t fwd_pd, bwd_d_pd, bwd_w_pd;
+    const char *impl = NULL;
+    int wnd;
+    rb_status s;
+
+    md_any(&src, 4, src_dims);
+    md_any(&dst, 4, dst_dims);
+    if (n->op == RB_OP_LINEAR) /* plain logits: the loss and the user read them directly */
+        dnnl_memory_desc_init_by_tag(&dst, 4, dst_dims, dnnl_f32, dnnl_nchw);
+    if (d->groups == 1) {
+        dnnl_dims_t wd = {n->c, in->c, d->kernel[0], d->kernel[1]};
+        md_any(&wei, 4, wd);
+        md_plain(&user_w, 4, wd);
+        wnd = 4;
+    } else {
+        dnnl_dims_t wd = {d->groups, n->c / d->groups, in->c / d->groups, d->kernel[0], d->kernel[1]};
+        md_any(&wei, 5, wd);
+        md_plain(&user_w, 5, wd);
+        wnd = 5;
+    }
+    (void)wnd;
+    md_plain(&bias, 1, bias_dims);
+    user_b = bias;
+    DNNL_TRY(dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct,
+                                                        &src, &wei, b ? &bias : NULL, &dst, strides, dil,
+                                                        pad, pad_r),
+             "convolution forward", n);
+    DNNL_TRY(dnnl_primitive_desc_create(&fwd_pd, &cd, e->attr, e->eng, NULL), "convolution forward", n);
+    dnnl_primitive_desc_query(fwd_pd, dnnl_query_impl_info_str, 0, &impl);
+    snprintf(en->impl, sizeof en->impl, "%s", impl ? impl : "?");
+    s = slot_plan(e, &en->value, query(fwd_pd, dnnl_query_dst_md), n);
+    if (s == RB_OK)
+        s = slot_plan(e, &en->diff, query(fwd_pd, dnnl_query_dst_md), n);
+    if (s == RB_OK)
+        s = plan_input(e, en, 0, query(fwd_pd, dnnl_query_src_md));
+    if (s == RB_OK)
+        s = make_primitive(e, &en->fwd[0], fwd_pd, n, "convolution forward");
+    /* weights: the graph's plain copy, reordered to the primitive's layout */
+    if (s == RB_OK && dnnl_memory_create(&en->weights_user, &user_w, e->eng, w->value) != dnnl_success)
+        s = dnnl_fail(dnnl_out_of_memory, "weights memory", n);
+    if (s == RB_OK && b && dnnl_memory_create(&en->bias_user, &user_b, e->eng, b->value) != dnnl_success)
+        s = dnnl_fail(dnnl_out_of_memory, "bias memory", n);
+    if (s == RB_OK) {
+        const dnnl_memory_desc_t *wmd = query(fwd_pd, dnnl_query_weights_md);
+        en->weights_reordered = !same_md(wmd, &user_w);
+        if (en->weights_reordered) {
+            s = slot_plan(e, &en->weights, wmd, n);
+            if (s == RB_OK)
+                s = make_reorder(e, &en->weights_in, &user_w, wmd, false, n);
+        }
+    }
+    if (s != RB_OK) {
+        dnnl_primitive_desc_destroy(fwd_pd);
+        return s;
+    }
+
+    /* backward data */
+    {
+        dnnl_convolution_desc_t bd;
+        const dnnl_memory_desc_t *src_md = query(fwd_pd, dnnl_query_src_md);
+        DNNL_TRY(dnnl_dilated_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, src_md,
+                                                                  query(fwd_pd, dnnl_query_weights_md),
+                                                                  &en->value.md, strides, dil, pad, pad_r),
+                 "convolution backward data", n);
+        DNNL_TRY(dnnl_primitive_desc_create(&bwd_d_pd, &bd, e->attr, e->eng, fwd_pd), "convolution backward data", n);
+        s = make_primitive(e, &en->bwd_data[0], bwd_d_pd, n, "convolution backward data");
+        if (s == RB_OK)
+            s = plan_grad_edge(e, en, 0, query(bwd_d_pd, dnnl_query_diff_src_md));
+        dnnl_primitive_desc_destroy(bwd_d_pd);
+        if (s != RB_OK) {
+            dnnl_primitive_desc_destroy(fwd_pd);
+            return s;
+        }
+    }
+    /* backward weights */
+    {
+        dnnl_convolution_desc_t bd;
+        dnnl_memory_desc_t dwei = wei;
+        DNNL_TRY(dnnl_dilated_convolution_backward_weights_desc_init(&bd, dnnl_convolution_direct,
+                                                                     query(fwd_pd, dnnl_query_src_md), &dwei,
+                                                                     b ? &bias : NULL, &en->value.md, strides,
+                                                                     dil, pad, pad_r),
+                 "convolution backward weights", n);
+        DNNL_TRY(dnnl_primitive_desc_create(&bwd_w_pd, &bd, e->attr, e->eng, fwd_pd), "convolution backward weights", n);
+        s = make_primitive(e, &en->bwd_weights, bwd_w_pd, n, "convolution backward weights");
+        if (s == RB_OK && dnnl_memory_create(&en->diff_weights_user, &user_w, e->eng, w->grad) != dnnl_success)
+            s = dnnl_fail(dnnl_out_of_memory, "weight gradient memory", n);
+        if (s == RB_OK && b && dnnl_memory_create(&en->diff_bias_user, &user_b, e->eng, b->grad) != dnnl_success)
+            s = dnnl_fail(dnnl_out_of_memory, "bias gradient memory", n);
+        if (s == RB_OK) {
+            const dnnl_memory_desc_t *dwmd = query(bwd_w_pd, dnnl_query_diff_weights_md);
+            en->diff_weights_reordered = !same_md(dwmd, &user_w);
+            if (en->diff_weights_reordered) {
+                s = slot_plan(e, &en->diff_weights, dwmd, n);
+                if (s == RB_OK)
+                    s = make_reorder(e, &en->diff_weights_out, dwmd, &user_w, false, n);
+            }
+        }
+        dnnl_primitive_desc_destroy(bwd_w_pd);
+    }
+    dnnl_primitive_desc_destroy(fwd_pd);
+    return s;
+}
+
+static rb_status plan_batchnorm(rb_engine *e, enode *en)
+{
+    const rb_node *n = en->node;
+    enode *producer = &e->nodes[n->in[0]->index];
+    const dnnl_memory_desc_t *data = &producer->value.md;
+    dnnl_memory_desc_t stat;
+    dnnl_dims_t cdims = {n->c};
+    rb_status s = RB_OK;
+    const float eps = (float)RB_BATCHNORM_EPS;
+    md_plain(&stat, 1, cdims);
+
+    s = slot_plan(e, &en->value, data, n);
+    if (s == RB_OK)
+        s = slot_plan(e, &en->diff, data, n);
+    if (s == RB_OK)
+        s = slot_plan(e, &en->mean, &stat, n);
+    if (s == RB_OK)
+        s = slot_plan(e, &en->variance, &stat, n);
+    if (s != RB_OK)
+        return s;
+#define BN_MEM(field, slot_)                                                                     \
+    DNNL_TRY(dnnl_memory_create(&en->field, &stat, e->eng, rb_node_param(e->g, n, slot_)->value), \
+             "batch-norm memory", n)
+    BN_MEM(scale, RB_SLOT_WEIGHT);
+    BN_MEM(shift, RB_SLOT_BIAS);
+    BN_MEM(running_mean, RB_SLOT_RUNNING_MEAN);
+    BN_MEM(running_var, RB_SLOT_RUNNING_VAR);
+#undef BN_MEM
+    DNNL_TRY(dnnl_memory_create(&en->diff_scale, &stat, e->eng, rb_node_param(e->g, n, RB_SLOT_WEIGHT)->grad),
+             "batch-norm memory", n);
+    DNNL_TRY(dnnl_memory_create(&en->diff_shift, &stat, e->eng, rb_node_param(e->g, n, RB_SLOT_BIAS)->grad),
+             "batch-norm memory", n);
+    /* [0]: batch statistics; [1]: running statistics, still with a
+     * training-kind forward so that a backward (attacks) can follow. */
+    for (int mode = 0; mode < 2; mode++) {
+        unsigned flags = dnnl_use_scale | dnnl_use_shift | (mode ? dnnl_use_global_stats : 0u);
+        dnnl_batch_normalization_desc_t fd, bd;
+        dnnl_primitive_desc_t fpd, bpd;
+        const char *impl = NULL;
+        DNNL_TRY(dnnl_batch_normalization_forward_desc_init(&fd, dnnl_forward_training, data, eps, flags),
+                 "batch-norm forward", n);
+        DNNL_TRY(dnnl_primitive_desc_create(&fpd, &fd, e->attr, e->eng, NULL), "batch-norm forward", n);
+        if (mode == 0) {
+            dnnl_primitive_desc_query(fpd, dnnl_query_impl_info_str, 0, &impl);
+            snprintf(en->impl, sizeof en->impl, "%s", impl ? impl : "?");
+        }
+        s = make_primitive(e, &en->fwd[mode], fpd, n, "batch-norm forward");
+        for (int full = 0; s == RB_OK && full < 2; full++) {
+            if (dnnl_batch_normalization_backward_desc_init(&bd, full ? dnnl_backward : dnnl_backward_data,
+                                                            data, data, eps, flags) != dnnl_success ||
+                dnnl_primitive_desc_create(&bpd, &bd, e->attr, e->eng, fpd) != dnnl_success) {
+                /* oneDNN 2.6 has no data-only backward with global
+                 * statistics: the full one then runs, its parameter
+                 * gradients going to a discard buffer. */
+                if (!full)
+                    continue;
+                s = dnnl_fail(dnnl_unimplemented, "batch-norm backward", n);
+                break;
+            }
+            s = make_primitive(e, full ? &en->bwd_full[mode] : &en->bwd_data[mode], bpd, n, "batch-norm backward");
+            dnnl_primitive_desc_destroy(bpd);
+        }
+        if (s == RB_OK && en->bwd_data[mode] == NULL && en->discard_scale.mem == NULL) {
+            s = slot_plan(e, &en->discard_scale, &stat, n);
+            if (s == RB_OK)
+                s = slot_plan(e, &en->discard_shift, &stat, n);
+        }
+        dnnl_primitive_desc_destroy(fpd);
+        if (s != RB_OK)
+            return s;
+    }
+    return plan_grad_edge(e, en, 0, data);
+}
+
+/* ReLU (PyTorch's gradient: where the output is positive), pooling, global pooling. */
+static rb_status plan_eltwise_or_pool(rb_engine *e, enode *en)
+{
+    const rb_node *n = en->node;
+    enode *producer = &e->nodes[n->in[0]->index];
+    const dnnl_memory_desc_t *src = &producer->value.md;
+    dnnl_primitive_desc_t fpd, bpd;
+    const char *impl = NULL;
+    rb_status s;
+
+    if (n->op == RB_OP_RELU) {
+        dnnl_eltwise_desc_t fd, bd;
+        DNNL_TRY(dnnl_eltwise_forward_desc_init(&fd, dnnl_forward_training, dnnl_eltwise_relu_use_dst_for_bwd,
+                                                src, 0.0f, 0.0f),
+                 "relu forward", n);
+        DNNL_TRY(dnnl_primitive_desc_create(&fpd, &fd, e->attr, e->eng, NULL), "relu forward", n);
+        DNNL_TRY(dnnl_eltwise_backward_desc_init(&bd, dnnl_eltwise_relu_use_dst_for_bwd, src, src, 0.0f, 0.0f),
+                 "relu backward", n);
+        DNNL_TRY(dnnl_primitive_desc_create(&bpd, &bd, e->attr, e->eng, fpd), "relu backward", n);
+    } else {
+        dnnl_pooling_v2_desc_t fd, bd;
+        dnnl_memory_desc_t dst;
+        dnnl_dims_t dst_dims = {e->batch, n->c, n->h, n->w};
+        dnnl_dims_t kernel, strides, pad_l, pad_r, dil = {0, 0};
+        dnnl_alg_kind_t alg = n->op == RB_OP_MAXPOOL ? dnnl_pooling_max : dnnl_pooling_avg_include_padding;
+        if (n->op == RB_OP_GLOBAL_AVGPOOL) {
+            const rb_node *in = n->in[0];
+            kernel[0] = in->h;
+            kernel[1] = in->w;
+            strides[0] = strides[1] = 1;
+            pad_l[0] = pad_l[1] = pad_r[0] = pad_r[1] = 0;
+            alg = dnnl_pooling_avg_exclude_padding;
+        } else {
+            const rb_pool_desc *d = &n->attr.pool;
+            const rb_node *in = n->in[0];
+            for (int i = 0; i < 2; i++) {
+                kernel[i] = d->kernel[i];
+                strides[i] = d->stride[i];
+                pad_l[i] = d->padding[i];
+            }
+            pad_r[0] = (n->h - 1) * d->stride[0] + d->kernel[0] - in->h - d->padding[0];
+            pad_r[1] = (n->w - 1) * d->stride[1] + d->kernel[1] - in->w - d->padding[1];
+        }
+        md_any(&dst, 4, dst_dims);
+        DNNL_TRY(dnnl_pooling_v2_forward_desc_init(&fd, dnnl_forward_training, alg, src, &dst, strides, kernel,
+                                                   dil, pad_l, pad_r),
+                 "pooling forward", n);
+        DNNL_TRY(dnnl_primitive_desc_create(&fpd, &fd, e->attr, e->eng, NULL), "pooling forward", n);
+        DNNL_TRY(dnnl_pooling_v2_backward_desc_init(&bd, alg, src, query(fpd, dnnl_query_dst_md), strides, kernel,
+                                                    dil, pad_l, pad_r),
+                 "pooling backward", n);
+        DNNL_TRY(dnnl_primitive_desc_create(&bpd, &bd, e->attr, e->eng, fpd), "pooling backward", n);
+    }
+    dnnl_primitive_desc_query(fpd, dnnl_query_impl_info_str, 0, &impl);
+    snprintf(en->impl, sizeof en->impl, "%s", impl ? impl : "?");
+    s = slot_plan(e, &en->value, query(fpd, dnnl_query_dst_md), n);
+    if (s == RB_OK)
+        s = slot_plan(e, &en->diff, query(fpd, dnnl_query_dst_md), n);
+    if (s == RB_OK) {
+        const dnnl_memory_desc_t *ws = query(fpd, dnnl_query_workspace_md);
+        if (ws != NULL && dnnl_memory_desc_get_size(ws) > 0)
+            s = slot_plan(e, &en->workspace, ws, n);
+    }
+    if (s == RB_OK)
+        s = make_primitive(e, &en->fwd[0], fpd, n, "forward");
+    if (s == RB_OK)
+        s = make_primitive(e, &en->bwd_data[0], bpd, n, "backward");
+    if (s == RB_OK)
+        s = plan_grad_edge(e, en, 0, query(bpd, dnnl_query_diff_src_md));
+    dnnl_primitive_desc_destroy(fpd);
+    dnnl_primitive_desc_destroy(bpd);
+    return s;
+}
+
+static rb_status plan_add(rb_engine *e, enode *en)
+{
+    const rb_node *n = en->node;
+    const dnnl_memory_desc_t *a = &e->nodes[n->in[0]->index].value.md;
+    const dnnl_memory_desc_t *b = &e->nodes[n->in[1]->index].value.md;
+    dnnl_binary_desc_t d;
+    dnnl_primitive_desc_t pd;
+    const char *impl = NULL;
+    rb_status s;
+    DNNL_TRY(dnnl_binary_desc_init(&d, dnnl_binary_add, a, b, a), "add", n);
+    DNNL_TRY(dnnl_primitive_desc_create(&pd, &d, e->attr, e->eng, NULL), "add", n);
+    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+    snprintf(en->impl, sizeof en->impl, "%s", impl ? impl : "?");
+    s = make_primitive(e, &en->fwd[0], pd, n, "add");
+    dnnl_primitive_desc_destroy(pd);
+    if (s == RB_OK)
+        s = slot_plan(e, &en->value, a, n);
+    if (s == RB_OK)
+        s = slot_plan(e, &en->diff, a, n);
+    /* The gradient passes unchanged to both inputs. */
+    if (s == RB_OK)
+        s = plan_grad_edge(e, en, 0, a);
+    if (s == RB_OK)
+        s = plan_grad_edge(e, en, 1, a);
+    return s;
+}
+
+static rb_status plan_loss(rb_engine *e, enode *en)
+{
+    const rb_node *n = en->node;
+    enode *producer = &e->nodes[n->in[0]->index];
+    dnnl_memory_desc_t md;
+    dnnl_dims_t dims = {e->batch, producer->node->c, 1, 1};
+    rb_status s;
+    md_plain(&md, 4, dims);
+    if (!same_md(&producer->value.md, &md))
+        return rb_error_set(RB_ERR_UNSUPPORTED,
+                            "engine: softmax cross-entropy '%s' needs plain logits, as a linear layer "
+                            "gives; '%s' is a %s",
+                            n->name, producer->node->name, rb_op_str(producer->node->op));
+    snprintf(en->impl, sizeof en->impl, "robusta:softmax_ce");
+    e->loss = en;
+    e->logits = producer;
+    {
+        dnnl_memory_desc_t lmd;
+        dnnl_dims_t ldims = {e->batch, 1};
+        md_plain(&lmd, 2, ldims);
+        s = slot_plan(e, &en->value, &lmd, n);
+        if (s == RB_OK)
+            s = slot_plan(e, &en->diff, &lmd, n);
+    }
+    /* softmax probabilities, kept for backward */
+    if (s == RB_OK)
+        s = slot_plan(e, &en->workspace, &md, n);
+    if (s == RB_OK)
+        s = plan_grad_edge(e, en, 0, &md);
+    return s;
+}
+
+/* ------------------------------------------------------------ create / destroy */
+
+static void slot_free(slot *s)
+{
+    if (s->mem)
+        dnnl_memory_destroy(s->mem);
+}
+
+void rb_engine_destroy(rb_engine *e)
+{
+    if (e == NULL)
+        return;
+    for (size_t i = 0; e->nodes && i < e->n; i++) {
+        enode *en = &e->nodes[i];
+        slot *slots[] = {&en->value, &en->diff, &en->workspace, &en->weights, &en->diff_weights,
+                         &en->mean, &en->variance, &en->discard_scale, &en->discard_shift,
+                         &en->in[0].src, &en->in[1].src};
+        dnnl_primitive_t prims[] = {en->fwd[0], en->fwd[1], en->bwd_data[0], en->bwd_data[1],
+                                    en->bwd_full[0], en->bwd_full[1], en->bwd_weights, en->weights_in,
+                                    en->diff_weights_out, en->in[0].to_producer, en->in[1].to_producer,
+                                    en->in[0].fwd_reorder, en->in[1].fwd_reorder};
+        dnnl_memory_t mems[] = {en->weights_user, en->diff_weights_user, en->bias_user, en->diff_bias_user,
+                                en->scale, en->shift, en->diff_scale, en->diff_shift, en->running_mean,
+                                en->running_var, en->in[0].scratch, en->in[1].scratch};
+        for (size_t k = 0; k < sizeof slots / sizeof slots[0]; k++)
+            slot_free(slots[k]);
+        for (size_t k = 0; k < sizeof prims / sizeof prims[0]; k++)
+            if (prims[k])
+                dnnl_primitive_destroy(prims[k]);
+        for (size_t k = 0; k < sizeof mems / sizeof mems[0]; k++)
+            if (mems[k])
+                dnnl_memory_destroy(mems[k]);
+    }
+    slot_free(&e->scratchpad);
+    free(e->nodes);
+    free(e->arena);
+    free(e->losses);
+    free(e->labels);
+    if (e->attr)
+        dnnl_primitive_attr_destroy(e->attr);
+    if (e->attr_accumulate)
+        dnnl_primitive_attr_destroy(e->attr_accumulate);
+    if (e->stream)
+        dnnl_stream_destroy(e->stream);
+    if (e->eng)
+        dnnl_engine_destroy(e->eng);
+    free(e);
+}
+
+static rb_status bind(slot *s, unsigned char *arena)
+{
+    if (s->mem == NULL)
+        return RB_OK;
+    if (dnnl_memory_set_data_handle(s->mem, arena + s->offset) != dnnl_success)
+        return rb_error_set(RB_ERR_INTERNAL, "engine: cannot bind arena memory");
+    return RB_OK;
+}
+
+static rb_status create_attrs(rb_engine *e)
+{
+    dnnl_post_ops_t ops;
+    DNNL_TRY(dnnl_primitive_attr_create(&e->attr), "attributes", NULL);
+    DNNL_TRY(dnnl_primitive_attr_set_scratchpad_mode(e->attr, dnnl_scratchpad_mode_user), "attributes", NULL);
+    DNNL_TRY(dnnl_primitive_attr_create(&e->attr_accumulate), "attributes", NULL);
+    DNNL_TRY(dnnl_primitive_attr_set_scratchpad_mode(e->attr_accumulate, dnnl_scratchpad_mode_user),
+             "attributes", NULL);
+    DNNL_TRY(dnnl_post_ops_create(&ops), "attributes", NULL);
+    DNNL_TRY(dnnl_post_ops_append_sum(ops, 1.0f), "attributes", NULL);
+    DNNL_TRY(dnnl_primitive_attr_set_post_ops(e->attr_accumulate, ops), "attributes", NULL);
+    dnnl_post_ops_destroy(ops);
+    return RB_OK;
+}
+
+/* Sizes OpenMP's pool from the hwloc plan and binds each of its threads to
+ * its core. Binding failures (a container that forbids it) only warn:
+ * results do not depend on placement. */
+/* The machine as the process found it. Loaded once: after an engine binds
+ * the calling thread, a fresh load restricted to the current binding would
+ * see a single core. Kept for the life of the process. */
+static pthread_once_t machine_once = PTHREAD_ONCE_INIT;
+static rb_topology *machine;
+static rb_status machine_status;
+static char machine_error[512];
+
+static void load_machine(void)
+{
+    machine_status = rb_topology_create(&machine, NULL);
+    if (machine_status != RB_OK)
+        snprintf(machine_error, sizeof machine_error, "%s", rb_last_error());
+}
+
+static rb_status setup_threads(rb_engine *e, const rb_engine_options *opt)
+{
+    rb_thread_plan *plan = NULL;
+    rb_status s;
+    int failures = 0;
+    pthread_once(&machine_once, load_machine);
+    if (machine_status != RB_OK)
+        return rb_error_set(machine_status, "%s", machine_error);
+    s = rb_thread_plan_create(&plan, machine, opt ? opt->threads : 0, -1);
+    if (s != RB_OK)
+        return s;
+    e->threads = rb_thread_plan_count(plan);
+    rb_thread_plan_describe(plan, e->threads_text, sizeof e->threads_text);
+    omp_set_num_threads(e->threads);
+    if (opt == NULL || !opt->no_binding) {
+#pragma omp parallel num_threads(e->threads) reduction(+ : failures)
+        failures += rb_thread_plan_bind(plan, omp_get_thread_num()) != RB_OK;
+        if (failures > 0)
+            rb_log(RB_LOG_WARN, "engine: could not bind %d of %d threads (%s); running unbound", failures,
+                   e->threads, rb_last_error());
+    } else {
+        snprintf(e->threads_text + strlen(e->threads_text), sizeof e->threads_text - strlen(e->threads_text),
+                 ", not bound");
+    }
+    rb_thread_plan_destroy(plan);
+    return RB_OK;
+}
+
+/* Zeroes the arena from the compute threads, in the static chunks their
+ * loops use, so that first touch places pages near them. */
+static void first_touch(rb_engine *e)
+{
+    const long pages = (long)((e->arena_bytes + 4095) / 4096);
+#pragma omp parallel for schedule(static) num_threads(e->threads)
+    for (long p = 0; p < pages; p++) {
+        size_t at = (size_t)p * 4096;
+        memset(e->arena + at, 0, e->arena_bytes - at < 4096 ? e->arena_bytes - at : 4096);
+    }
+}
+
+rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb_engine_options *opt)
+{
+    rb_engine *e;
+    rb_status s = RB_OK;
+    *out = NULL;
+    if (batch < 1)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: batch %lld; need at least 1", (long long)batch);
+    if (g->input == NULL || g->n_nodes < 2)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: the graph has no input or no layers");
+    if (opt != NULL && opt->threads < 0)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: %d threads", opt->threads);
+    e = calloc(1, sizeof *e);
+    if (e == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "engine: out of memory");
+    e->g = g;
+    e->batch = batch;
+    e->n = g->n_nodes;
+    e->nodes = calloc(e->n, sizeof *e->nodes);
+    e->losses = calloc((size_t)batch, sizeof *e->losses);
+    e->labels = calloc((size_t)batch, sizeof *e->labels);
+    if (e->nodes == NULL || e->losses == NULL || e->labels == NULL) {
+        rb_engine_destroy(e);
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "engine: out of memory");
+    }
+    if (dnnl_engine_create(&e->eng, dnnl_cpu, 0) != dnnl_success ||
+        dnnl_stream_create(&e->stream, e->eng, dnnl_stream_default_flags) != dnnl_success) {
+        rb_engine_destroy(e);
+        return rb_error_set(RB_ERR_INTERNAL, "engine: cannot create a oneDNN CPU engine");
+    }
+    s = setup_threads(e, opt);
+    if (s == RB_OK)
+        s = create_attrs(e);
+    for (size_t i = 0; s == RB_OK && i < e->n; i++) {
+        enode *en = &e->nodes[i];
+        en->node = g->nodes[i];
+        for (size_t k = 0; k < en->node->n_in; k++)
+            e->nodes[en->node->in[k]->index].consumers++;
+        switch (en->node->op) {
+        case RB_OP_INPUT: s = plan_input_node(e, en); break;
+        case RB_OP_CONV:
+        case RB_OP_LINEAR: s = plan_conv(e, en); break;
+        case RB_OP_BATCHNORM: s = plan_batchnorm(e, en); break;
+        case RB_OP_RELU:
+        case RB_OP_MAXPOOL:
+        case RB_OP_AVGPOOL:
+        case RB_OP_GLOBAL_AVGPOOL: s = plan_eltwise_or_pool(e, en); break;
+        case RB_OP_ADD: s = plan_add(e, en); break;
+        case RB_OP_SOFTMAX_CE: s = plan_loss(e, en); break;
+        }
+        if (en->node->op == RB_OP_INPUT && s == RB_OK)
+            s = slot_plan(e, &en->diff, &en->value.md, en->node);
+    }
+    /* Nodes whose value nobody reads are a mistake in the graph (a head
+     * forgotten, a branch not added back); say which. */
+    for (size_t i = 0; s == RB_OK && i < e->n; i++) {
+        const rb_node *n = e->nodes[i].node;
+        bool published = false;
+        for (size_t k = 0; k < g->n_published; k++)
+            published |= g->published[k].node == n;
+        if (e->nodes[i].consumers == 0 && n->op != RB_OP_SOFTMAX_CE && i + 1 != e->n && !published)
+            s = rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                             "engine: node '%s' (%s) is computed but nothing uses it; connect it, "
+                             "publish it, or remove it",
+                             n->name, rb_op_str(n->op));
+    }
+    if (s == RB_OK) {
+        dnnl_memory_desc_t md;
+        dnnl_dims_t dims = {(dnnl_dim_t)(e->scratchpad_bytes > 0 ? e->scratchpad_bytes : 1)};
+        dnnl_memory_desc_init_by_tag(&md, 1, dims, dnnl_u8, dnnl_a);
+        s = slot_plan(e, &e->scratchpad, &md, NULL);
+        e->scratch.offset = reserve_bytes(e, e->scratch_bytes);
+        e->scratch.bytes = e->scratch_bytes;
+    }
+    if (s == RB_OK) {
+        e->arena = aligned_alloc(ARENA_ALIGN, e->arena_bytes ? e->arena_bytes : ARENA_ALIGN);
+        if (e->arena == NULL)
+            s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "engine: cannot allocate a %zu MiB arena for batch %lld",
+                             e->arena_bytes >> 20, (long long)batch);
+        else
+            first_touch(e); /* also commits the pages before the first step */
+    }
+    for (size_t i = 0; s == RB_OK && i < e->n; i++) {
+        enode *en = &e->nodes[i];
+        slot *slots[] = {&en->value, &en->diff, &en->workspace, &en->weights, &en->diff_weights,
+                         &en->mean, &en->variance, &en->discard_scale, &en->discard_shift,
+                         &en->in[0].src, &en->in[1].src};
+        for (size_t k = 0; s == RB_OK && k < sizeof slots / sizeof slots[0]; k++)
+            s = bind(slots[k], e->arena);
+        for (size_t k = 0; s == RB_OK && k < en->node->n_in; k++)
+            if (en->in[k].scratch &&
+                dnnl_memory_set_data_handle(en->in[k].scratch, e->arena + e->scratch.offset) != dnnl_success)
+                s = rb_error_set(RB_ERR_INTERNAL, "engine: cannot bind arena memory");
+    }
+    if (s == RB_OK)
+        s = bind(&e->scratchpad, e->arena);
+    if (s != RB_OK) {
+        rb_engine_destroy(e);
+        return s;
+    }
+    rb_log(RB_LOG_DEBUG, "engine: %zu nodes, batch %lld, arena %.1f MiB, %s", e->n, (long long)batch,
+           (double)e->arena_bytes / (1 << 20), e->threads_text);
+    *out = e;
+    return RB_OK;
+}
+
+/* ------------------------------------------------------------ execution */
+
+typedef struct args {
+    dnnl_exec_arg_t a[16];
+    int n;
+} args;
+
+static void arg(args *x, int which, dnnl_memory_t m)
+{
+    x->a[x->n].arg = which;
+    x->a[x->n].memory = m;
+    x->n++;
+}
+
+static rb_status run(rb_engine *e, dnnl_primitive_t p, args *x, const rb_node *n, const char *what)
+{
+    arg(x, DNNL_ARG_SCRATCHPAD, e->scratchpad.mem);
+    DNNL_TRY(dnnl_primitive_execute(p, e->stream, x->n, x->a), what, n);
+    return RB_OK;
+}
+
+static rb_status reorder(rb_engine *e, dnnl_primitive_t p, dnnl_memory_t from, dnnl_memory_t to, const rb_node *n)
+{
+    args x = {.n = 0};
+    arg(&x, DNNL_ARG_FROM, from);
+    arg(&x, DNNL_ARG_TO, to);
+    return run(e, p, &x, n, "reorder");
+}
+
+static rb_status forward_node(rb_engine *e, enode *en, bool training)
+{
+    const rb_node *n = en->node;
+    args x = {.n = 0};
+    rb_status s = RB_OK;
+    for (size_t k = 0; k < n->n_in && s == RB_OK; k++)
+        if (en->in[k].reordered)
+            s = reorder(e, en->in[k].fwd_reorder, e->nodes[n->in[k]->index].value.mem, en->in[k].src.mem, n);
+    if (s != RB_OK)
+        return s;
+    switch (n->op) {
+    case RB_OP_INPUT: return RB_OK;
+    case RB_OP_CONV:
+    case RB_OP_LINEAR:
+        if (en->weights_reordered && (s = reorder(e, en->weights_in, en->weights_user, en->weights.mem, n)) != RB_OK)
+            return s;
+        arg(&x, DNNL_ARG_SRC, input_mem(e, en, 0));
+        arg(&x, DNNL_ARG_WEIGHTS, en->weights_reordered ? en->weights.mem : en->weights_user);
+        if (en->bias_user)
+            arg(&x, DNNL_ARG_BIAS, en->bias_user);
+        arg(&x, DNNL_ARG_DST, en->value.mem);
+        return run(e, en->fwd[0], &x, n, "forward");
+    case RB_OP_BATCHNORM: {
+        int mode = training ? 0 : 1;
+        arg(&x, DNNL_ARG_SRC, input_mem(e, en, 0));
+        arg(&x, DNNL_ARG_DST, en->value.mem);
+        arg(&x, DNNL_ARG_SCALE, en->scale);
+        arg(&x, DNNL_ARG_SHIFT, en->shift);
+        arg(&x, DNNL_ARG_MEAN, training ? en->mean.mem : en->running_mean);
+        arg(&x, DNNL_ARG_VARIANCE, training ? en->variance.mem : en->running_var);
+        s = run(e, en->fwd[mode], &x, n, "forward");
+        if (s == RB_OK && training) {
+            /* Running statistics as PyTorch keeps them: momentum 0.1, and
+             * the unbiased variance (oneDNN reports the biased one). */
+            float *rm = rb_node_param(e->g, n, RB_SLOT_RUNNING_MEAN)->value;
+            float *rv = rb_node_param(e->g, n, RB_SLOT_RUNNING_VAR)->value;
+            const float *bm = arena_floats(e, en->mean.offset);
+            const float *bv = arena_floats(e, en->variance.offset);
+            double count = (double)(e->batch * n->h * n->w);
+            double unbias = count > 1 ? count / (count - 1) : 1.0;
+            for (int64_t c = 0; c < n->c; c++) {
+                rm[c] = (float)((1 - RB_BATCHNORM_MOMENTUM) * rm[c] + RB_BATCHNORM_MOMENTUM * bm[c]);
+                rv[c] = (float)((1 - RB_BATCHNORM_MOMENTUM) * rv[c] + RB_BATCHNORM_MOMENTUM * bv[c] * unbias);
+            }
+        }
+        return s;
+    }
+    case RB_OP_RELU:
+    case RB_OP_MAXPOOL:
+    case RB_OP_AVGPOOL:
+    case RB_OP_GLOBAL_AVGPOOL:
+        arg(&x, DNNL_ARG_SRC, input_mem(e, en, 0));
+        arg(&x, DNNL_ARG_DST, en->value.mem);
+        if (en->workspace.mem)
+            arg(&x, DNNL_ARG_WORKSPACE, en->workspace.mem);
+        return run(e, en->fwd[0], &x, n, "forward");
+    case RB_OP_ADD:
+        arg(&x, DNNL_ARG_SRC_0, e->nodes[n->in[0]->index].value.mem);
+        arg(&x, DNNL_ARG_SRC_1, e->nodes[n->in[1]->index].value.mem);
+        arg(&x, DNNL_ARG_DST, en->value.mem);
+        return run(e, en->fwd[0], &x, n, "forward");
+    case RB_OP_SOFTMAX_CE: {
+        int64_t k = n->in[0]->c;
+        const float *z = arena_floats(e, e->logits->value.offset);
+        float *prob = arena_floats(e, en->workspace.offset);
+        float *loss = arena_floats(e, en->value.offset);
+        double total = 0;
+        for (int64_t b = 0; b < e->batch; b++) {
+            double top = -INFINITY, sum = 0;
+            for (int64_t i = 0; i < k; i++)
+                top = z[b * k + i] > top ? z[b * k + i] : top;
+            for (int64_t i = 0; i < k; i++)
+                sum += exp((double)z[b * k + i] - top);
+            for (int64_t i = 0; i < k; i++)
+                prob[b * k + i] = (float)(exp((double)z[b * k + i] - top) / sum);
+            loss[b] = (float)(top + log(sum) - z[b * k + e->labels[b]]);
+            e->losses[b] = loss[b];
+            total += loss[b];
+        }
+        e->mean_loss = total / (double)e->batch;
+        return RB_OK;
+    }
+    }
+    return RB_OK;
+}
+
+rb_status rb_engine_forward(rb_engine *e, const float *images, const int64_t *labels, bool training)
+{
+    enode *in = &e->nodes[e->g->input->index];
+    const rb_node *n = in->node;
+    float *x = arena_floats(e, in->value.offset);
+    int64_t hw = n->h * n->w;
+    e->forward_done = e->have_input_grad = false;
+    if (e->loss != NULL) {
+        int64_t k = e->loss->node->in[0]->c;
+        if (labels == NULL)
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                "engine: the graph ends in a loss ('%s') but no labels were given",
+                                e->loss->node->name);
+        for (int64_t b = 0; b < e->batch; b++)
+            if (labels[b] < 0 || labels[b] >= k)
+                return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                    "engine: label %lld of example %lld is outside [0, %lld) for loss '%s'",
+                                    (long long)labels[b], (long long)b, (long long)k, e->loss->node->name);
+        memcpy(e->labels, labels, (size_t)e->batch * sizeof *labels);
+    }
+    /* The graph's edge: normalization into the plain input buffer. */
+    for (int64_t b = 0; b < e->batch; b++)
+        for (int64_t c = 0; c < n->c; c++) {
+            const float *src = images + (b * n->c + c) * hw;
+            float *dst = x + (b * n->c + c) * hw;
+            if (n->attr.input.mean) {
+                float m = n->attr.input.mean[c], inv = 1.0f / n->attr.input.std[c];
+                for (int64_t p = 0; p < hw; p++)
+                    dst[p] = (src[p] - m) * inv;
+            } else {
+                memcpy(dst, src, (size_t)hw * sizeof *dst);
+            }
+        }
+    for (size_t i = 0; i < e->n; i++) {
+        rb_status s = forward_node(e, &e->nodes[i], training);
+        if (s != RB_OK)
+            return s;
+    }
+    e->training = training;
+    e->forward_done = true;
+    return RB_OK;
+}
+
+/* Sends a gradient computed for input k (in the edge's scratch unless
+ * direct) to the producer. */
+static rb_status deliver(rb_engine *e, enode *en, int k)
+{
+    if (en->in[k].direct)
+        return RB_OK;
+    return reorder(e, en->in[k].to_producer, en->in[k].scratch, e->nodes[en->node->in[k]->index].diff.mem,
+                   en->node);
+}
+
+static rb_status backward_node(rb_engine *e, enode *en, bool weight_grads)
+{
+    const rb_node *n = en->node;
+    bool need_in = n->n_in > 0 && e->nodes[n->in[0]->index].need_diff;
+    rb_param_tensor *w = n->param[RB_SLOT_WEIGHT] >= 0 ? rb_node_param(e->g, n, RB_SLOT_WEIGHT) : NULL;
+    bool want_w = weight_grads && w != NULL && w->trainable && !w->frozen;
+    args x = {.n = 0};
+    rb_status s = RB_OK;
+
+    switch (n->op) {
+    case RB_OP_INPUT: return RB_OK;
+    case RB_OP_CONV:
+    case RB_OP_LINEAR:
+        if (want_w) {
+            arg(&x, DNNL_ARG_SRC, input_mem(e, en, 0));
+            arg(&x, DNNL_ARG_DIFF_DST, en->diff.mem);
+            arg(&x, DNNL_ARG_DIFF_WEIGHTS, en->diff_weights_reordered ? en->diff_weights.mem : en->diff_weights_user);
+            if (en->diff_bias_user)
+                arg(&x, DNNL_ARG_DIFF_BIAS, en->diff_bias_user);
+            s = run(e, en->bwd_weights, &x, n, "backward weights");
+            if (s == RB_OK && en->diff_weights_reordered)
+                s = reorder(e, en->diff_weights_out, en->diff_weights.mem, en->diff_weights_user, n);
+        }
+        if (s == RB_OK && need_in) {
+            x.n = 0;
+            arg(&x, DNNL_ARG_DIFF_DST, en->diff.mem);
+            arg(&x, DNNL_ARG_WEIGHTS, en->weights_reordered ? en->weights.mem : en->weights_user);
+            arg(&x, DNNL_ARG_DIFF_SRC, grad_target(e, en, 0));
+            s = run(e, en->bwd_data[0], &x, n, "backward data");
+            if (s == RB_OK)
+                s = deliver(e, en, 0);
+        }
+        return s;
+    case RB_OP_BATCHNORM: {
+        int mode = e->training ? 0 : 1;
+        if (!need_in && !want_w)
+            return RB_OK;
+        /* oneDNN's batch-norm backward always produces the data gradient;
+         * when only parameter gradients are wanted it lands in scratch. */
+        arg(&x, DNNL_ARG_SRC, input_mem(e, en, 0));
+        arg(&x, DNNL_ARG_DIFF_DST, en->diff.mem);
+        arg(&x, DNNL_ARG_SCALE, en->scale);
+        arg(&x, DNNL_ARG_SHIFT, en->shift); /* oneDNN 2.6 lists it as an input of backward too */
+        arg(&x, DNNL_ARG_MEAN, e->training ? en->mean.mem : en->running_mean);
+        arg(&x, DNNL_ARG_VARIANCE, e->training ? en->variance.mem : en->running_var);
+        if (need_in) {
+            arg(&x, DNNL_ARG_DIFF_SRC, grad_target(e, en, 0));
+        } else {
+            dnnl_memory_t target = en->in[0].direct ? en->in[0].scratch : en->in[0].scratch;
+            if (target == NULL)
+                target = e->nodes[n->in[0]->index].diff.mem; /* unused by anyone: harmless to fill */
+            arg(&x, DNNL_ARG_DIFF_SRC, target);
+        }
+        if (want_w) {
+            arg(&x, DNNL_ARG_DIFF_SCALE, en->diff_scale);
+            arg(&x, DNNL_ARG_DIFF_SHIFT, en->diff_shift);
+        } else if (en->bwd_data[mode] == NULL) {
+            arg(&x, DNNL_ARG_DIFF_SCALE, en->discard_scale.mem);
+            arg(&x, DNNL_ARG_DIFF_SHIFT, en->discard_shift.mem);
+        }
+        s = run(e, want_w || en->bwd_data[mode] == NULL ? en->bwd_full[mode] : en->bwd_data[mode], &x, n,
+                "backward");
+        if (s == RB_OK && need_in)
+            s = deliver(e, en, 0);
+        return s;
+    }
+    case RB_OP_RELU:
+    case RB_OP_MAXPOOL:
+    case RB_OP_AVGPOOL:
+    case RB_OP_GLOBAL_AVGPOOL:
+        if (!need_in)
+            return RB_OK;
+        if (n->op == RB_OP_RELU)
+            arg(&x, DNNL_ARG_DST, en->value.mem);
+        arg(&x, DNNL_ARG_DIFF_DST, en->diff.mem);
+        arg(&x, DNNL_ARG_DIFF_SRC, grad_target(e, en, 0));
+        if (en->workspace.mem)
+            arg(&x, DNNL_ARG_WORKSPACE, en->workspace.mem);
+        s = run(e, en->bwd_data[0], &x, n, "backward");
+        if (s == RB_OK)
+            s = deliver(e, en, 0);
+        return s;
+    case RB_OP_ADD:
+        for (int k = 0; k < 2 && s == RB_OK; k++) {
+            enode *producer = &e->nodes[n->in[k]->index];
+            if (!producer->need_diff)
+                continue;
+            if (en->in[k].direct)
+                memcpy(e->arena + producer->diff.offset, e->arena + en->diff.offset, en->diff.bytes);
+            else {
+                memcpy(e->arena + e->scratch.offset, e->arena + en->diff.offset, en->diff.bytes);
+                s = deliver(e, en, k);
+            }
+        }
+        return s;
+    case RB_OP_SOFTMAX_CE: {
+        int64_t k = n->in[0]->c;
+        const float *prob = arena_floats(e, en->workspace.offset);
+        float *dz;
+        if (!need_in)
+            return RB_OK;
+        dz = arena_floats(e, (en->in[0].direct ? e->logits->diff.offset : e->scratch.offset));
+        /* d mean loss / d z = (softmax - onehot) / N */
+        for (int64_t b = 0; b < e->batch; b++)
+            for (int64_t c = 0; c < k; c++)
+                dz[b * k + c] = (prob[b * k + c] - (c == e->labels[b] ? 1.0f : 0.0f)) / (float)e->batch;
+        return deliver(e, en, 0);
+    }
+    }
+    return RB_OK;
+}
+
+rb_status rb_engine_backward(rb_engine *e, bool weight_grads, bool input_grad)
+{
+    if (!e->forward_done)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: backward before forward");
+    if (e->loss == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: the graph has no loss to start backward from");
+    /* Which gradients are needed: a node's output gradient is needed if it
+     * has parameters to train, or if one of its inputs needs its own. */
+    for (size_t i = 0; i < e->n; i++) {
+        enode *en = &e->nodes[i];
+        const rb_node *n = en->node;
+        const rb_param_tensor *w = n->param[RB_SLOT_WEIGHT] >= 0 ? rb_node_param(e->g, n, RB_SLOT_WEIGHT) : NULL;
+        en->need_diff = n->op == RB_OP_INPUT ? input_grad
+                                             : weight_grads && w != NULL && w->trainable && !w->frozen;
+        for (size_t k = 0; k < n->n_in; k++)
+            en->need_diff |= e->nodes[n->in[k]->index].need_diff;
+    }
+    for (size_t i = e->n; i-- > 0;) {
+        rb_status s;
+        if (!e->nodes[i].need_diff && e->nodes[i].node->op != RB_OP_SOFTMAX_CE)
+            continue;
+        s = backward_node(e, &e->nodes[i], weight_grads);
+        if (s != RB_OK)
+            return s;
+    }
+    e->have_input_grad = input_grad;
+    return RB_OK;
+}
+
+/* ------------------------------------------------------------ reading out */
+
+/* Copies a node's value or gradient out in plain row-major order. */
+static rb_status read_plain(const rb_engine *e, const slot *s, const rb_node *n, float *out)
+{
+    dnnl_memory_desc_t plain;
+    dnnl_primitive_t r;
+    dnnl_memory_t dst;
+    dnnl_primitive_desc_t pd;
+    rb_status st = RB_OK;
+    args x = {.n = 0};
+    if (s->md.ndims == 4) {
+        dnnl_dims_t d = {e->batch, n->c, n->h, n->w};
+        md_plain(&plain, 4, d);
+    } else {
+        md_plain(&plain, s->md.ndims, s->md.dims);
+    }
+    if (same_md(&plain, &s->md)) {
+        memcpy(out, e->arena + s->offset, s->bytes);
+        return RB_OK;
+    }
+    /* Reading out is not part of a step: a one-off reorder is fine here. */
+    DNNL_TRY(dnnl_reorder_primitive_desc_create(&pd, &s->md, e->eng, &plain, e->eng, NULL), "reorder", n);
+    if (dnnl_primitive_create(&r, pd) != dnnl_success) {
+        dnnl_primitive_desc_destroy(pd);
+        return dnnl_fail(dnnl_runtime_error, "reorder", n);
+    }
+    dnnl_primitive_desc_destroy(pd);
+    if (dnnl_memory_create(&dst, &plain, e->eng, out) != dnnl_success) {
+        dnnl_primitive_destroy(r);
+        return dnnl_fail(dnnl_out_of_memory, "memory", n);
+    }
+    arg(&x, DNNL_ARG_FROM, s->mem);
+    arg(&x, DNNL_ARG_TO, dst);
+    if (dnnl_primitive_execute(r, e->stream, x.n, x.a) != dnnl_success)
+        st = dnnl_fail(dnnl_runtime_error, "reorder", n);
+    dnnl_memory_destroy(dst);
+    dnnl_primitive_destroy(r);
+    return st;
+}
+
+rb_status rb_engine_read(const rb_engine *e, const rb_node *node, float *out)
+{
+    if (node == NULL || node->index >= e->n || e->nodes[node->index].node != node)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: that node is not in this engine's graph");
+    if (!e->forward_done)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: nothing to read before a forward");
+    return read_plain(e, &e->nodes[node->index].value, node, out);
+}
+
+rb_status rb_engine_input_grad(const rb_engine *e, float *out)
+{
+    const enode *in = &e->nodes[e->g->input->index];
+    const rb_node *n = in->node;
+    const float *d = arena_floats(e, in->diff.offset);
+    int64_t hw = n->h * n->w;
+    if (!e->have_input_grad)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "engine: no input gradient: run rb_engine_backward with input_grad first");
+    /* Back through the normalization: d image = d normalized / std. */
+    for (int64_t b = 0; b < e->batch; b++)
+        for (int64_t c = 0; c < n->c; c++) {
+            float inv = n->attr.input.std ? 1.0f / n->attr.input.std[c] : 1.0f;
+            for (int64_t p = 0; p < hw; p++)
+                out[(b * n->c + c) * hw + p] = d[(b * n->c + c) * hw + p] * inv;
+        }
+    return RB_OK;
+}
+
+const float *rb_engine_losses(const rb_engine *e) { return e->loss && e->forward_done ? e->losses : NULL; }
+double rb_engine_mean_loss(const rb_engine *e) { return e->loss && e->forward_done ? e->mean_loss : NAN; }
+int64_t rb_engine_batch(const rb_engine *e) { return e->batch; }
+const char *rb_engine_threads(const rb_engine *e) { return e->threads_text; }
+size_t rb_engine_arena_bytes(const rb_engine *e) { return e->arena_bytes; }
+
+const char *rb_engine_impl(const rb_engine *e, const rb_node *node)
+{
+    if (node == NULL || node->index >= e->n || e->nodes[node->index].node != node)
+        return NULL;
+    return e->nodes[node->index].impl;
+}

@@ -1,0 +1,588 @@
+/* The oneDNN engine against the double-precision reference: every op's
+ * forward value, and both backward modes (parameter gradients, input
+ * gradient), on odd shapes, in training and inference modes; a residual
+ * network; data-only backward and frozen parameters; no allocation during
+ * steps; bad input. */
+#include "config.h"
+
+#include <math.h>
+#include <dlfcn.h>
+#include <stdatomic.h>
+
+#include <robusta/robusta.h>
+
+#include "testutil.h"
+
+/* ------------------------------------------------------------ allocation hook */
+
+/* Interposing malloc in the test binary sees every allocation of the
+ * process, oneDNN's and OpenMP's included, and its caller tells whose it
+ * is. robusta itself must allocate nothing during a step. oneDNN's C API
+ * builds a small argument map on every dnnl_primitive_execute (a few
+ * allocations of about 100 bytes each) that no caller can avoid; what must
+ * not happen there either is anything tensor-sized, which would mean a
+ * buffer missing from the arena or the scratchpad. ASan owns malloc itself,
+ * so sanitizer builds skip this check (visibly). */
+#if defined(__SANITIZE_ADDRESS__)
+#define HAVE_ALLOC_HOOK 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HAVE_ALLOC_HOOK 0
+#endif
+#endif
+#ifndef HAVE_ALLOC_HOOK
+#define HAVE_ALLOC_HOOK 1
+#endif
+
+#if HAVE_ALLOC_HOOK
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+extern void __libc_free(void *);
+static atomic_int counting;
+static atomic_long allocations;
+static atomic_long allocated_bytes;
+static atomic_long largest_allocation;
+static atomic_long robusta_allocations;
+static void *robusta_base;
+
+/* Called from the hooks with the hook's caller. */
+static void count(size_t n, void *caller)
+{
+    long now = (long)n, seen;
+    Dl_info info;
+    if (!atomic_load(&counting))
+        return;
+    if (dladdr(caller, &info) && info.dli_fbase == robusta_base)
+        atomic_fetch_add(&robusta_allocations, 1);
+    atomic_fetch_add(&allocations, 1);
+    atomic_fetch_add(&allocated_bytes, now);
+    seen = atomic_load(&largest_allocation);
+    while (now > seen && !atomic_compare_exchange_weak(&largest_allocation, &seen, now))
+        ;
+}
+
+void *malloc(size_t n);
+void *calloc(size_t k, size_t n);
+void *realloc(void *p, size_t n);
+void free(void *p);
+int posix_memalign(void **out, size_t align, size_t n);
+void *aligned_alloc(size_t align, size_t n);
+
+void *malloc(size_t n)
+{
+    count(n, __builtin_return_address(0));
+    return __libc_malloc(n);
+}
+void *calloc(size_t k, size_t n)
+{
+    count(k * n, __builtin_return_address(0));
+    return __libc_calloc(k, n);
+}
+void *realloc(void *p, size_t n)
+{
+    count(n, __builtin_return_address(0));
+    return __libc_realloc(p, n);
+}
+void free(void *p)
+{
+    if (p != NULL)
+        count(0, __builtin_return_address(0));
+    __libc_free(p);
+}
+int posix_memalign(void **out, size_t align, size_t n)
+{
+    count(n, __builtin_return_address(0));
+    *out = __libc_memalign(align, n);
+    return *out ? 0 : 12;
+}
+void *aligned_alloc(size_t align, size_t n)
+{
+    count(n, __builtin_return_address(0));
+    return __libc_memalign(align, n);
+}
+#endif
+
+/* ------------------------------------------------------------ fixtures */
+
+static const float mean5[5] = {0.4f, 0.5f, 0.45f, 0.5f, 0.55f};
+static const float std5[5] = {0.2f, 0.25f, 0.3f, 0.22f, 0.27f};
+
+static void randomize(rb_graph *g, uint64_t seed)
+{
+    rb_rng r;
+    ck_assert_int_eq(rb_graph_init_params(g, seed), RB_OK);
+    rb_rng_init(&r, seed, RB_RNG_STREAM(RB_RNG_USER, 2), 0);
+    for (size_t i = 0; i < rb_graph_param_count(g); i++) {
+        rb_param_info p;
+        ck_assert_int_eq(rb_graph_param(g, i, &p), RB_OK);
+        if (rb_node_op(p.owner) != RB_OP_BATCHNORM)
+            continue;
+        for (int64_t k = 0; k < p.numel; k++) {
+            float u = rb_rng_uniform(&r);
+            p.value[k] = strstr(p.name, ".running_var") || strstr(p.name, ".weight") ? 0.5f + u : u - 0.5f;
+        }
+    }
+}
+
+/* One op of each kind on 5 x 7 x 6 inputs (channels not a multiple of 16),
+ * followed by a pool, a linear layer and the loss so that backward has a
+ * loss to start from. */
+static rb_graph *op_graph(int kind, rb_node **op)
+{
+    rb_graph *g;
+    rb_node *x, *y = NULL, *z;
+    int64_t c, h, w;
+    ck_assert_int_eq(rb_graph_create(&g), RB_OK);
+    ck_assert_int_eq(rb_graph_input(g, 5, 7, 6, mean5, std5, &x), RB_OK);
+    switch (kind) {
+    case 0: ck_assert_int_eq(rb_graph_conv(g, "conv", x, &(rb_conv_desc){.out_channels = 7, .kernel = {3, 3}, .padding = {1, 1}, .bias = true}, &y), RB_OK); break;
+    case 1: ck_assert_int_eq(rb_graph_conv(g, "conv", x, &(rb_conv_desc){.out_channels = 3, .kernel = {3, 3}, .stride = {2, 2}}, &y), RB_OK); break;
+    case 2: ck_assert_int_eq(rb_graph_conv(g, "conv", x, &(rb_conv_desc){.out_channels = 6, .kernel = {1, 1}, .stride = {2, 2}}, &y), RB_OK); break;
+    case 3: ck_assert_int_eq(rb_graph_conv(g, "conv", x, &(rb_conv_desc){.out_channels = 10, .kernel = {3, 2}, .stride = {2, 1}, .padding = {1, 1}, .dilation = {2, 1}, .groups = 5, .bias = true}, &y), RB_OK); break;
+    case 4: ck_assert_int_eq(rb_graph_batchnorm(g, "bn", x, &y), RB_OK); break;
+    case 5: ck_assert_int_eq(rb_graph_relu(g, x, &y), RB_OK); break;
+    case 6: ck_assert_int_eq(rb_graph_maxpool(g, x, &(rb_pool_desc){.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}}, &y), RB_OK); break;
+    case 7: ck_assert_int_eq(rb_graph_avgpool(g, x, &(rb_pool_desc){.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}}, &y), RB_OK); break;
+    case 8: ck_assert_int_eq(rb_graph_global_avgpool(g, x, &y), RB_OK); break;
+    case 9:
+        ck_assert_int_eq(rb_graph_relu(g, x, &z), RB_OK);
+        ck_assert_int_eq(rb_graph_add(g, x, z, &y), RB_OK);
+        break;
+    case 10: ck_assert_int_eq(rb_graph_linear(g, "hidden", x, 6, true, &y), RB_OK); break;
+    }
+    *op = y;
+    rb_node_shape(y, &c, &h, &w);
+    z = y;
+    if (h > 1 || w > 1)
+        ck_assert_int_eq(rb_graph_global_avgpool(g, z, &z), RB_OK);
+    ck_assert_int_eq(rb_graph_linear(g, "fc", z, 5, true, &z), RB_OK);
+    ck_assert_int_eq(rb_graph_softmax_cross_entropy(g, z, &z), RB_OK);
+    randomize(g, 31 + (uint64_t)kind);
+    return g;
+}
+
+static const char *const op_names[] = {"conv 3x3/1 pad 1 bias", "conv 3x3/2 pad 0", "conv 1x1/2",
+                                       "conv 3x2 dilated grouped", "batchnorm", "relu",
+                                       "maxpool 3x3/2 pad 1", "avgpool 3x3/2 pad 1",
+                                       "global avgpool", "add", "linear"};
+
+static rb_graph *residual_net(rb_node **backbone_end)
+{
+    rb_graph *g;
+    rb_node *x, *y, *s, *z;
+    ck_assert_int_eq(rb_graph_create(&g), RB_OK);
+    ck_assert_int_eq(rb_graph_input(g, 3, 9, 9, mean5, std5, &x), RB_OK);
+    ck_assert_int_eq(rb_graph_conv(g, "conv1", x, &(rb_conv_desc){.out_channels = 16, .kernel = {3, 3}, .padding = {1, 1}}, &y), RB_OK);
+    ck_assert_int_eq(rb_graph_batchnorm(g, "bn1", y, &y), RB_OK);
+    ck_assert_int_eq(rb_graph_relu(g, y, &y), RB_OK);
+    ck_assert_int_eq(rb_graph_maxpool(g, y, &(rb_pool_desc){.kernel = {3, 3}, .stride = {1, 1}, .padding = {1, 1}}, &y), RB_OK);
+    ck_assert_int_eq(rb_graph_conv(g, "layer1.0.conv1", y, &(rb_conv_desc){.out_channels = 32, .kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}}, &z), RB_OK);
+    ck_assert_int_eq(rb_graph_batchnorm(g, "layer1.0.bn1", z, &z), RB_OK);
+    ck_assert_int_eq(rb_graph_relu(g, z, &z), RB_OK);
+    ck_assert_int_eq(rb_graph_conv(g, "layer1.0.conv2", z, &(rb_conv_desc){.out_channels = 32, .kernel = {3, 3}, .padding = {1, 1}}, &z), RB_OK);
+    ck_assert_int_eq(rb_graph_batchnorm(g, "layer1.0.bn2", z, &z), RB_OK);
+    ck_assert_int_eq(rb_graph_conv(g, "layer1.0.downsample.0", y, &(rb_conv_desc){.out_channels = 32, .kernel = {1, 1}, .stride = {2, 2}}, &s), RB_OK);
+    ck_assert_int_eq(rb_graph_batchnorm(g, "layer1.0.downsample.1", s, &s), RB_OK);
+    ck_assert_int_eq(rb_graph_add(g, z, s, &z), RB_OK);
+    ck_assert_int_eq(rb_graph_relu(g, z, &z), RB_OK);
+    ck_assert_int_eq(rb_graph_global_avgpool(g, z, &z), RB_OK);
+    *backbone_end = z;
+    ck_assert_int_eq(rb_graph_linear(g, "fc", z, 5, true, &z), RB_OK);
+    ck_assert_int_eq(rb_graph_softmax_cross_entropy(g, z, &z), RB_OK);
+    randomize(g, 41);
+    return g;
+}
+
+/* ------------------------------------------------------------ comparison */
+
+/* fp32 against double: sums of at most a few hundred products carry
+ * ~1e-6 relative error, batch-norm backward's cancellations a few times
+ * more. 1e-4 of the largest magnitude (at least 1) leaves room for that
+ * and is far below the O(0.1) a wrong term causes. */
+#define TOL 1e-4
+
+static void compare(const char *what, const char *name, const float *got, const double *want, int64_t n)
+{
+    double scale = 1, worst = 0;
+    int64_t at = 0;
+    for (int64_t i = 0; i < n; i++)
+        scale = fabs(want[i]) > scale ? fabs(want[i]) : scale;
+    for (int64_t i = 0; i < n; i++)
+        if (fabs(got[i] - want[i]) > worst) {
+            worst = fabs(got[i] - want[i]);
+            at = i;
+        }
+    ck_assert_msg(worst <= TOL * scale, "%s: %s[%lld]: engine %.9g, reference %.9g (scale %g)", what, name,
+                  (long long)at, got[at], want[at], scale);
+}
+
+static void images_and_labels(int64_t batch, int64_t size, float *fx, double *dx, int64_t *labels)
+{
+    rb_rng r;
+    rb_rng_init(&r, 3, RB_RNG_STREAM(RB_RNG_USER, 9), 0);
+    for (int64_t i = 0; i < batch * size; i++) {
+        fx[i] = rb_rng_uniform(&r);
+        dx[i] = fx[i];
+    }
+    for (int64_t b = 0; b < batch; b++)
+        labels[b] = (b * 3 + 1) % 5;
+}
+
+/* Runs the engine and the reference on the same data and compares the
+ * node `op`'s value, the loss, every parameter gradient and the input
+ * gradient. Batch-norm running statistics are restored between the two,
+ * since a training forward updates them. */
+static void match_reference(rb_graph *g, rb_node *op, int64_t batch, bool training, const char *what)
+{
+    rb_node *input = rb_graph_node(g, 0);
+    int64_t c, h, w, size, osize;
+    rb_engine *e;
+    rb_reference *ref;
+    float *fx, *fout, *fgrad;
+    double *dx;
+    int64_t labels[8];
+    size_t np = rb_graph_param_count(g);
+    float **saved = calloc(np, sizeof *saved);
+
+    rb_node_shape(input, &c, &h, &w);
+    size = c * h * w;
+    rb_node_shape(op, &c, &h, &w);
+    osize = c * h * w;
+    fx = malloc((size_t)(batch * size) * sizeof *fx);
+    fgrad = malloc((size_t)(batch * size) * sizeof *fgrad);
+    dx = malloc((size_t)(batch * size) * sizeof *dx);
+    fout = malloc((size_t)(batch * osize) * sizeof *fout);
+    images_and_labels(batch, size, fx, dx, labels);
+    for (size_t i = 0; i < np; i++) {
+        rb_param_info p;
+        rb_graph_param(g, i, &p);
+        saved[i] = malloc((size_t)p.numel * sizeof(float));
+        memcpy(saved[i], p.value, (size_t)p.numel * sizeof(float));
+    }
+
+    ck_assert_msg(rb_engine_create(&e, g, batch, NULL) == RB_OK, "%s: %s", what, rb_last_error());
+    ck_assert_msg(rb_engine_forward(e, fx, labels, training) == RB_OK, "%s: %s", what, rb_last_error());
+    ck_assert_msg(rb_engine_backward(e, true, true) == RB_OK, "%s: %s", what, rb_last_error());
+    ck_assert_int_eq(rb_engine_read(e, op, fout), RB_OK);
+    ck_assert_int_eq(rb_engine_input_grad(e, fgrad), RB_OK);
+
+    /* The reference, from the same starting parameters. */
+    for (size_t i = 0; i < np; i++) {
+        rb_param_info p;
+        rb_graph_param(g, i, &p);
+        if (!p.trainable) {
+            float *tmp = malloc((size_t)p.numel * sizeof(float));
+            memcpy(tmp, p.value, (size_t)p.numel * sizeof(float));
+            memcpy(p.value, saved[i], (size_t)p.numel * sizeof(float));
+            memcpy(saved[i], tmp, (size_t)p.numel * sizeof(float)); /* now: the engine's result */
+            free(tmp);
+        }
+    }
+    ck_assert_int_eq(rb_reference_create(&ref, g, batch), RB_OK);
+    ck_assert_int_eq(rb_reference_forward(ref, dx, labels, training), RB_OK);
+    ck_assert_int_eq(rb_reference_backward(ref, true, true), RB_OK);
+
+    compare(what, rb_node_name(op), fout, rb_reference_value(ref, op), batch * osize);
+    {
+        double want = rb_reference_loss(ref);
+        float got = (float)rb_engine_mean_loss(e);
+        compare(what, "mean loss", &got, &want, 1);
+    }
+    compare(what, "input gradient", fgrad, rb_reference_input_grad(ref), batch * size);
+    for (size_t i = 0; i < np; i++) {
+        rb_param_info p;
+        rb_graph_param(g, i, &p);
+        if (p.trainable) {
+            compare(what, p.name, p.grad, rb_reference_param_grad(ref, i), p.numel);
+        } else {
+            /* running statistics: the engine's update against the reference's */
+            double *want = malloc((size_t)p.numel * sizeof(double));
+            for (int64_t k = 0; k < p.numel; k++)
+                want[k] = p.value[k];
+            compare(what, p.name, saved[i], want, p.numel);
+            free(want);
+        }
+        free(saved[i]);
+    }
+    free(saved);
+    rb_reference_destroy(ref);
+    rb_engine_destroy(e);
+    free(fx);
+    free(fgrad);
+    free(dx);
+    free(fout);
+}
+
+START_TEST(every_op_matches_the_reference)
+{
+    static const int64_t batches[2] = {1, 3};
+    for (int bi = 0; bi < 2; bi++)
+        for (int mode = 0; mode < 2; mode++) {
+            char what[160];
+            rb_node *op;
+            rb_graph *g = op_graph(_i, &op);
+            snprintf(what, sizeof what, "%s, batch %lld, %s", op_names[_i], (long long)batches[bi],
+                     mode ? "training" : "inference");
+            match_reference(g, op, batches[bi], mode == 1, what);
+            rb_graph_destroy(g);
+        }
+}
+END_TEST
+
+START_TEST(residual_network_matches_the_reference)
+{
+    for (int mode = 0; mode < 2; mode++) {
+        rb_node *end;
+        rb_graph *g = residual_net(&end);
+        match_reference(g, end, 4, mode == 1, mode ? "residual net, training" : "residual net, inference");
+        rb_graph_destroy(g);
+    }
+}
+END_TEST
+
+/* Sets every trainable parameter's gradient to a sentinel. */
+static void poison_grads(rb_graph *g)
+{
+    for (size_t i = 0; i < rb_graph_param_count(g); i++) {
+        rb_param_info p;
+        rb_graph_param(g, i, &p);
+        for (int64_t k = 0; p.grad && k < p.numel; k++)
+            p.grad[k] = 12345.0f;
+    }
+}
+
+START_TEST(data_only_backward_and_frozen_backbone)
+{
+    rb_node *end;
+    rb_graph *g = residual_net(&end);
+    rb_engine *e;
+    float fx[4 * 243], full[4 * 243], data_only[4 * 243];
+    double dx[4 * 243];
+    int64_t labels[4];
+    images_and_labels(4, 243, fx, dx, labels);
+    ck_assert_int_eq(rb_engine_create(&e, g, 4, NULL), RB_OK);
+    ck_assert_int_eq(rb_engine_forward(e, fx, labels, false), RB_OK);
+    ck_assert_int_eq(rb_engine_backward(e, true, true), RB_OK);
+    ck_assert_int_eq(rb_engine_input_grad(e, full), RB_OK);
+    poison_grads(g);
+    ck_assert_int_eq(rb_engine_backward(e, false, true), RB_OK);
+    ck_assert_int_eq(rb_engine_input_grad(e, data_only), RB_OK);
+    ck_assert(memcmp(full, data_only, sizeof full) == 0);
+    for (size_t i = 0; i < rb_graph_param_count(g); i++) {
+        rb_param_info p;
+        rb_graph_param(g, i, &p);
+        ck_assert_msg(p.grad == NULL || p.grad[0] == 12345.0f, "%s was written by a data-only backward", p.name);
+    }
+    /* Frozen backbone, no input gradient: only the head is touched. */
+    ck_assert_int_eq(rb_graph_freeze_through(g, end), RB_OK);
+    ck_assert_int_eq(rb_engine_backward(e, true, false), RB_OK);
+    for (size_t i = 0; i < rb_graph_param_count(g); i++) {
+        rb_param_info p;
+        rb_graph_param(g, i, &p);
+        if (p.grad == NULL)
+            continue;
+        if (strncmp(p.name, "fc.", 3) == 0)
+            ck_assert_float_ne(p.grad[0], 12345.0f);
+        else
+            ck_assert_msg(p.grad[0] == 12345.0f, "frozen %s got a gradient", p.name);
+    }
+    ck_assert_int_eq(rb_engine_input_grad(e, data_only), RB_ERR_INVALID_ARGUMENT);
+    rb_engine_destroy(e);
+    rb_graph_destroy(g);
+}
+END_TEST
+
+START_TEST(steps_allocate_nothing)
+{
+    rb_node *end;
+    rb_graph *g = residual_net(&end);
+    rb_engine *e;
+    rb_sgd *sgd;
+    static float fx[8 * 243];
+    static double dx[8 * 243];
+    int64_t labels[8];
+    size_t arena;
+    images_and_labels(8, 243, fx, dx, labels);
+    ck_assert_int_eq(rb_engine_create(&e, g, 8, NULL), RB_OK);
+    ck_assert_int_eq(rb_sgd_create(&sgd, g, &(rb_sgd_options){.momentum = 0.9, .weight_decay = 5e-4}), RB_OK);
+    arena = rb_engine_arena_bytes(e);
+    ck_assert_uint_gt(arena, 0);
+    /* A warm-up step lets the OpenMP runtime start its threads. */
+    ck_assert_int_eq(rb_engine_forward(e, fx, labels, true), RB_OK);
+    ck_assert_int_eq(rb_engine_backward(e, true, true), RB_OK);
+    ck_assert_int_eq(rb_sgd_step(sgd, 0.1), RB_OK);
+#if HAVE_ALLOC_HOOK
+    {
+        Dl_info info;
+        ck_assert(dladdr((void *)rb_engine_forward, &info) != 0);
+        robusta_base = info.dli_fbase;
+    }
+    atomic_store(&robusta_allocations, 0);
+    atomic_store(&allocations, 0);
+    atomic_store(&allocated_bytes, 0);
+    atomic_store(&largest_allocation, 0);
+    atomic_store(&counting, 1);
+#endif
+    for (int step = 0; step < 3; step++) {
+        ck_assert_int_eq(rb_engine_forward(e, fx, labels, step % 2 == 0), RB_OK);
+        ck_assert_int_eq(rb_engine_backward(e, step != 1, true), RB_OK);
+        ck_assert_int_eq(rb_sgd_step(sgd, 0.1), RB_OK);
+    }
+#if HAVE_ALLOC_HOOK
+    atomic_store(&counting, 0);
+    printf("3 steps: %ld allocations and frees (%ld by robusta), %ld bytes allocated, largest %ld "
+           "bytes; arena %zu bytes\n",
+           atomic_load(&allocations), atomic_load(&robusta_allocations), atomic_load(&allocated_bytes),
+           atomic_load(&largest_allocation), arena);
+    ck_assert_msg(atomic_load(&robusta_allocations) == 0, "robusta allocated or freed %ld times during 3 steps",
+                  atomic_load(&robusta_allocations));
+    /* The smallest tensor of this network is 8 x 5 logits (160 bytes);
+     * oneDNN's argument-map nodes are under 128 bytes. */
+    ck_assert_msg(atomic_load(&largest_allocation) < 160, "an allocation of %ld bytes during a step",
+                  atomic_load(&largest_allocation));
+#else
+    printf("SKIP: allocation count during steps (sanitizers own malloc); arena size checked only\n");
+#endif
+    ck_assert_uint_eq(rb_engine_arena_bytes(e), arena);
+    ck_assert(isfinite(rb_engine_mean_loss(e)));
+    rb_sgd_destroy(sgd);
+    rb_engine_destroy(e);
+    rb_graph_destroy(g);
+}
+END_TEST
+
+START_TEST(training_reduces_the_loss)
+{
+    /* Twenty SGD steps on one fixed batch must fit it better: a whole-loop
+     * check that forward, backward and the optimizer agree in sign and scale. */
+    rb_node *end;
+    rb_graph *g = residual_net(&end);
+    rb_engine *e;
+    rb_sgd *sgd;
+    static float fx[8 * 243];
+    static double dx[8 * 243];
+    int64_t labels[8];
+    double first;
+    images_and_labels(8, 243, fx, dx, labels);
+    ck_assert_int_eq(rb_engine_create(&e, g, 8, NULL), RB_OK);
+    ck_assert_int_eq(rb_sgd_create(&sgd, g, &(rb_sgd_options){.momentum = 0.9}), RB_OK);
+    ck_assert_int_eq(rb_engine_forward(e, fx, labels, true), RB_OK);
+    first = rb_engine_mean_loss(e);
+    for (int step = 0; step < 20; step++) {
+        ck_assert_int_eq(rb_engine_forward(e, fx, labels, true), RB_OK);
+        ck_assert_int_eq(rb_engine_backward(e, true, false), RB_OK);
+        ck_assert_int_eq(rb_sgd_step(sgd, 0.05), RB_OK);
+    }
+    ck_assert_int_eq(rb_engine_forward(e, fx, labels, true), RB_OK);
+    ck_assert_msg(rb_engine_mean_loss(e) < 0.5 * first, "loss %g -> %g", first, rb_engine_mean_loss(e));
+    rb_sgd_destroy(sgd);
+    rb_engine_destroy(e);
+    rb_graph_destroy(g);
+}
+END_TEST
+
+/* Runs one training step's forward and backward with `threads` threads
+ * and returns the mean loss; the input gradient goes to `grad`. */
+static double step_with_threads(int threads, float *grad, char *description, size_t size)
+{
+    rb_node *end;
+    rb_graph *g = residual_net(&end);
+    rb_engine *e;
+    static float fx[4 * 243];
+    static double dx[4 * 243];
+    int64_t labels[4];
+    double loss;
+    images_and_labels(4, 243, fx, dx, labels);
+    ck_assert_msg(rb_engine_create(&e, g, 4, &(rb_engine_options){.threads = threads}) == RB_OK, "%s",
+                  rb_last_error());
+    snprintf(description, size, "%s", rb_engine_threads(e));
+    ck_assert_int_eq(rb_engine_forward(e, fx, labels, true), RB_OK);
+    ck_assert_int_eq(rb_engine_backward(e, true, true), RB_OK);
+    ck_assert_int_eq(rb_engine_input_grad(e, grad), RB_OK);
+    loss = rb_engine_mean_loss(e);
+    rb_engine_destroy(e);
+    rb_graph_destroy(g);
+    return loss;
+}
+
+START_TEST(thread_counts_are_planned_and_agree)
+{
+    rb_topology *topo;
+    int two;
+    static float one_grad[4 * 243], two_grad[4 * 243];
+    char one_text[160], two_text[160];
+    double one_loss, two_loss, scale = 1e-30;
+    ck_assert_int_eq(rb_topology_create(&topo, NULL), RB_OK);
+    two = rb_topology_pu_count(topo) >= 2 ? 2 : 1;
+    rb_topology_destroy(topo);
+    one_loss = step_with_threads(1, one_grad, one_text, sizeof one_text);
+    two_loss = step_with_threads(two, two_grad, two_text, sizeof two_text);
+    ck_assert_msg(strncmp(one_text, "1 thread ", 9) == 0, "%s", one_text);
+    ck_assert_msg(two == 1 || strncmp(two_text, "2 threads ", 10) == 0, "%s", two_text);
+    /* Reductions split differently across threads: equal up to fp32 rounding. */
+    ck_assert_double_eq_tol(one_loss, two_loss, 1e-5);
+    for (int i = 0; i < 4 * 243; i++)
+        scale = fabs(one_grad[i]) > scale ? fabs(one_grad[i]) : scale;
+    for (int i = 0; i < 4 * 243; i++)
+        ck_assert_msg(fabs(one_grad[i] - two_grad[i]) <= 1e-4 * scale, "input gradient %d: %g vs %g", i,
+                      one_grad[i], two_grad[i]);
+}
+END_TEST
+
+START_TEST(bad_input_is_refused)
+{
+    rb_node *end, *x, *y, *z;
+    rb_graph *g = residual_net(&end), *dangling;
+    rb_engine *e = (rb_engine *)0x1;
+    float fx[2 * 243];
+    double dx[2 * 243];
+    int64_t labels[2];
+    images_and_labels(2, 243, fx, dx, labels);
+    ck_assert_int_eq(rb_engine_create(&e, g, 0, NULL), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_null(e);
+    ck_assert_int_eq(rb_engine_create(&e, g, 2, &(rb_engine_options){.threads = 100000}), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(rb_last_error(), "--threads 100000: this machine has"));
+    ck_assert_int_eq(rb_engine_create(&e, g, 2, &(rb_engine_options){.threads = -2}), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(rb_engine_create(&e, g, 2, NULL), RB_OK);
+    ck_assert_int_eq(rb_engine_backward(e, true, true), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "engine: backward before forward");
+    labels[1] = 7;
+    ck_assert_int_eq(rb_engine_forward(e, fx, labels, false), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "engine: label 7 of example 1 is outside [0, 5) for loss 'softmax_cross_entropy_1'");
+    ck_assert_int_eq(rb_engine_forward(e, fx, NULL, false), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(rb_engine_read(e, end, fx), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(rb_engine_impl(e, end));
+    rb_engine_destroy(e);
+    rb_engine_destroy(NULL);
+
+    /* A branch computed and never used. */
+    ck_assert_int_eq(rb_graph_create(&dangling), RB_OK);
+    ck_assert_int_eq(rb_graph_input(dangling, 3, 8, 8, NULL, NULL, &x), RB_OK);
+    ck_assert_int_eq(rb_graph_conv(dangling, "forgotten", x, &(rb_conv_desc){.out_channels = 4, .kernel = {3, 3}}, &y), RB_OK);
+    ck_assert_int_eq(rb_graph_global_avgpool(dangling, x, &z), RB_OK);
+    ck_assert_int_eq(rb_graph_linear(dangling, "fc", z, 3, true, &z), RB_OK);
+    ck_assert_int_eq(rb_graph_softmax_cross_entropy(dangling, z, &z), RB_OK);
+    ck_assert_int_eq(rb_engine_create(&e, dangling, 2, NULL), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "engine: node 'forgotten' (conv) is computed but nothing uses it; connect it, publish it, or remove it");
+    rb_graph_destroy(dangling);
+    rb_graph_destroy(g);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("engine");
+    TCase *tc = tcase_create("engine");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, every_op_matches_the_reference, 0, 11);
+    tcase_add_test(tc, residual_network_matches_the_reference);
+    tcase_add_test(tc, data_only_backward_and_frozen_backbone);
+    tcase_add_test(tc, steps_allocate_nothing);
+    tcase_add_test(tc, training_reduces_the_loss);
+    tcase_add_test(tc, thread_counts_are_planned_and_agree);
+    tcase_add_test(tc, bad_input_is_refused);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}
