@@ -263,7 +263,7 @@ static void match_reference(rb_graph *g, rb_node *op, int64_t batch, bool traini
     }
 
     ck_assert_msg(rb_engine_create(&e, g, batch, NULL) == RB_OK, "%s: %s", what, rb_last_error());
-    ck_assert_msg(rb_engine_forward(e, fx, labels, training) == RB_OK, "%s: %s", what, rb_last_error());
+    ck_assert_msg(rb_engine_forward(e, fx, rb_engine_batch(e), labels, training) == RB_OK, "%s: %s", what, rb_last_error());
     ck_assert_msg(rb_engine_backward(e, true, true) == RB_OK, "%s: %s", what, rb_last_error());
     ck_assert_int_eq(rb_engine_read(e, op, fout), RB_OK);
     ck_assert_int_eq(rb_engine_input_grad(e, fgrad), RB_OK);
@@ -363,7 +363,7 @@ START_TEST(data_only_backward_and_frozen_backbone)
     int64_t labels[4];
     images_and_labels(4, 243, fx, dx, labels);
     ck_assert_int_eq(rb_engine_create(&e, g, 4, NULL), RB_OK);
-    ck_assert_int_eq(rb_engine_forward(e, fx, labels, false), RB_OK);
+    ck_assert_int_eq(rb_engine_forward(e, fx, rb_engine_batch(e), labels, false), RB_OK);
     ck_assert_int_eq(rb_engine_backward(e, true, true), RB_OK);
     ck_assert_int_eq(rb_engine_input_grad(e, full), RB_OK);
     poison_grads(g);
@@ -410,7 +410,7 @@ START_TEST(steps_allocate_nothing)
     arena = rb_engine_arena_bytes(e);
     ck_assert_uint_gt(arena, 0);
     /* A warm-up step lets the OpenMP runtime start its threads. */
-    ck_assert_int_eq(rb_engine_forward(e, fx, labels, true), RB_OK);
+    ck_assert_int_eq(rb_engine_forward(e, fx, rb_engine_batch(e), labels, true), RB_OK);
     ck_assert_int_eq(rb_engine_backward(e, true, true), RB_OK);
     ck_assert_int_eq(rb_sgd_step(sgd, 0.1), RB_OK);
 #if HAVE_ALLOC_HOOK
@@ -426,7 +426,7 @@ START_TEST(steps_allocate_nothing)
     atomic_store(&counting, 1);
 #endif
     for (int step = 0; step < 3; step++) {
-        ck_assert_int_eq(rb_engine_forward(e, fx, labels, step % 2 == 0), RB_OK);
+        ck_assert_int_eq(rb_engine_forward(e, fx, rb_engine_batch(e), labels, step % 2 == 0), RB_OK);
         ck_assert_int_eq(rb_engine_backward(e, step != 1, true), RB_OK);
         ck_assert_int_eq(rb_sgd_step(sgd, 0.1), RB_OK);
     }
@@ -468,14 +468,14 @@ START_TEST(training_reduces_the_loss)
     images_and_labels(8, 243, fx, dx, labels);
     ck_assert_int_eq(rb_engine_create(&e, g, 8, NULL), RB_OK);
     ck_assert_int_eq(rb_sgd_create(&sgd, g, &(rb_sgd_options){.momentum = 0.9}), RB_OK);
-    ck_assert_int_eq(rb_engine_forward(e, fx, labels, true), RB_OK);
+    ck_assert_int_eq(rb_engine_forward(e, fx, rb_engine_batch(e), labels, true), RB_OK);
     first = rb_engine_mean_loss(e);
     for (int step = 0; step < 20; step++) {
-        ck_assert_int_eq(rb_engine_forward(e, fx, labels, true), RB_OK);
+        ck_assert_int_eq(rb_engine_forward(e, fx, rb_engine_batch(e), labels, true), RB_OK);
         ck_assert_int_eq(rb_engine_backward(e, true, false), RB_OK);
         ck_assert_int_eq(rb_sgd_step(sgd, 0.05), RB_OK);
     }
-    ck_assert_int_eq(rb_engine_forward(e, fx, labels, true), RB_OK);
+    ck_assert_int_eq(rb_engine_forward(e, fx, rb_engine_batch(e), labels, true), RB_OK);
     ck_assert_msg(rb_engine_mean_loss(e) < 0.5 * first, "loss %g -> %g", first, rb_engine_mean_loss(e));
     rb_sgd_destroy(sgd);
     rb_engine_destroy(e);
@@ -498,7 +498,7 @@ static double step_with_threads(int threads, float *grad, char *description, siz
     ck_assert_msg(rb_engine_create(&e, g, 4, &(rb_engine_options){.threads = threads}) == RB_OK, "%s",
                   rb_last_error());
     snprintf(description, size, "%s", rb_engine_threads(e));
-    ck_assert_int_eq(rb_engine_forward(e, fx, labels, true), RB_OK);
+    ck_assert_int_eq(rb_engine_forward(e, fx, rb_engine_batch(e), labels, true), RB_OK);
     ck_assert_int_eq(rb_engine_backward(e, true, true), RB_OK);
     ck_assert_int_eq(rb_engine_input_grad(e, grad), RB_OK);
     loss = rb_engine_mean_loss(e);
@@ -549,9 +549,11 @@ START_TEST(bad_input_is_refused)
     ck_assert_int_eq(rb_engine_backward(e, true, true), RB_ERR_INVALID_ARGUMENT);
     ck_assert_str_eq(rb_last_error(), "engine: backward before forward");
     labels[1] = 7;
-    ck_assert_int_eq(rb_engine_forward(e, fx, labels, false), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(rb_engine_forward(e, fx, rb_engine_batch(e), labels, false), RB_ERR_INVALID_ARGUMENT);
     ck_assert_str_eq(rb_last_error(), "engine: label 7 of example 1 is outside [0, 5) for loss 'softmax_cross_entropy_1'");
-    ck_assert_int_eq(rb_engine_forward(e, fx, NULL, false), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(rb_engine_forward(e, fx, rb_engine_batch(e), NULL, false), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(rb_engine_forward(e, fx, 3, labels, false), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "engine: a batch of 3 images, but the engine was planned for 2; plan one for 3 with rb_engine_create");
     ck_assert_int_eq(rb_engine_read(e, end, fx), RB_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(rb_engine_impl(e, end));
     rb_engine_destroy(e);

@@ -10,7 +10,7 @@
  *
  *     rb_engine *e;
  *     rb_engine_create(&e, graph, 128, NULL);
- *     rb_engine_forward(e, images, labels, true);      // training mode
+ *     rb_engine_forward(e, images, 128, labels, true); // training mode
  *     rb_engine_backward(e, true, false);              // weight gradients
  *     rb_sgd_step(sgd, lr);                            // reads them from the graph
  *
@@ -58,13 +58,14 @@ RB_API void rb_engine_destroy(rb_engine *engine);
 
 RB_API int64_t rb_engine_batch(const rb_engine *engine);
 
-/* Runs the graph on `images` (batch × C × H × W, row-major f32 in [0, 1]).
+/* Runs the graph on `count` images (count × C × H × W, row-major f32 in
+ * [0, 1]); count must be the planned batch (a larger one is refused).
  * `labels` (batch values in [0, classes)) are needed when the graph has a
  * loss. training: batch-norm uses and updates batch statistics; otherwise
  * running statistics (attacks and evaluation). A short last batch needs an
  * engine planned for its size (planning is cheap next to an epoch). */
-RB_API rb_status rb_engine_forward(rb_engine *engine, const float *images, const int64_t *labels,
-                                   bool training);
+RB_API rb_status rb_engine_forward(rb_engine *engine, const float *images, int64_t count,
+                                   const int64_t *labels, bool training);
 
 /* Backward from the mean loss. weight_grads: writes the gradients of
  * trainable, unfrozen parameters into the graph (overwriting); input_grad:

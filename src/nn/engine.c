@@ -69,7 +69,8 @@ typedef struct enode {
     /* conv / linear */
     dnnl_memory_t weights_user, diff_weights_user, bias_user, diff_bias_user;
     slot weights, diff_weights;
-    dnnl_primitive_t weights_in, diff_weights_out;
+    slot weights_bwd;             /* the weights in backward-data's own layout, when it differs */
+    dnnl_primitive_t weights_in, diff_weights_out, weights_bwd_in;
     bool weights_reordered, diff_weights_reordered;
     /* batch-norm */
     slot mean, variance;
@@ -166,6 +167,17 @@ static rb_status make_primitive(rb_engine *e, dnnl_primitive_t *out, dnnl_primit
     note_scratchpad(e, pd, n);
     DNNL_TRY(dnnl_primitive_create(out, pd), what, n);
     return RB_OK;
+}
+
+/* oneDNN's "ref" implementations are correct but orders of magnitude
+ * slower; a user should know when a layer lands on one. */
+static void warn_if_reference(const_dnnl_primitive_desc_t pd, const rb_node *n, const char *what)
+{
+    const char *impl = NULL;
+    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+    if (impl != NULL && strncmp(impl, "ref", 3) == 0)
+        rb_log(RB_LOG_WARN, "engine: %s of %s '%s' runs on oneDNN's slow reference implementation (%s)", what,
+               rb_op_str(n->op), n->name, impl);
 }
 
 static const dnnl_memory_desc_t *query(const_dnnl_primitive_desc_t pd, dnnl_query_t what)
@@ -320,6 +332,7 @@ static rb_status plan_conv(rb_engine *e, enode *en)
     DNNL_TRY(dnnl_primitive_desc_create(&fwd_pd, &cd, e->attr, e->eng, NULL), "convolution forward", n);
     dnnl_primitive_desc_query(fwd_pd, dnnl_query_impl_info_str, 0, &impl);
     snprintf(en->impl, sizeof en->impl, "%s", impl ? impl : "?");
+    warn_if_reference(fwd_pd, n, "forward");
     s = slot_plan(e, &en->value, query(fwd_pd, dnnl_query_dst_md), n);
     if (s == RB_OK)
         s = slot_plan(e, &en->diff, query(fwd_pd, dnnl_query_dst_md), n);
@@ -349,15 +362,29 @@ static rb_status plan_conv(rb_engine *e, enode *en)
     /* backward data */
     {
         dnnl_convolution_desc_t bd;
-        const dnnl_memory_desc_t *src_md = query(fwd_pd, dnnl_query_src_md);
-        DNNL_TRY(dnnl_dilated_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, src_md,
-                                                                  query(fwd_pd, dnnl_query_weights_md),
+        /* diff_src any: for a plain 3-channel image oneDNN 2.6 has only a
+         * reference backward-data in the forward's layout, about a thousand
+         * times slower; the gradient edge reorders whatever it picks. */
+        DNNL_TRY(dnnl_dilated_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &src, &wei,
                                                                   &en->value.md, strides, dil, pad, pad_r),
                  "convolution backward data", n);
         DNNL_TRY(dnnl_primitive_desc_create(&bwd_d_pd, &bd, e->attr, e->eng, fwd_pd), "convolution backward data", n);
+        warn_if_reference(bwd_d_pd, n, "backward data");
         s = make_primitive(e, &en->bwd_data[0], bwd_d_pd, n, "convolution backward data");
         if (s == RB_OK)
             s = plan_grad_edge(e, en, 0, query(bwd_d_pd, dnnl_query_diff_src_md));
+        /* Weights "any" for backward-data too (with the forward's layout
+         * oneDNN may only have its reference): a second blocked copy when
+         * the layouts differ. */
+        if (s == RB_OK) {
+            const dnnl_memory_desc_t *bwmd = query(bwd_d_pd, dnnl_query_weights_md);
+            const dnnl_memory_desc_t *fwmd = en->weights_reordered ? &en->weights.md : &user_w;
+            if (!same_md(bwmd, fwmd)) {
+                s = slot_plan(e, &en->weights_bwd, bwmd, n);
+                if (s == RB_OK)
+                    s = make_reorder(e, &en->weights_bwd_in, &user_w, bwmd, false, n);
+            }
+        }
         dnnl_primitive_desc_destroy(bwd_d_pd);
         if (s != RB_OK) {
             dnnl_primitive_desc_destroy(fwd_pd);
@@ -374,6 +401,7 @@ static rb_status plan_conv(rb_engine *e, enode *en)
                                                                      dil, pad, pad_r),
                  "convolution backward weights", n);
         DNNL_TRY(dnnl_primitive_desc_create(&bwd_w_pd, &bd, e->attr, e->eng, fwd_pd), "convolution backward weights", n);
+        warn_if_reference(bwd_w_pd, n, "backward weights");
         s = make_primitive(e, &en->bwd_weights, bwd_w_pd, n, "convolution backward weights");
         if (s == RB_OK && dnnl_memory_create(&en->diff_weights_user, &user_w, e->eng, w->grad) != dnnl_success)
             s = dnnl_fail(dnnl_out_of_memory, "weight gradient memory", n);
@@ -616,10 +644,10 @@ void rb_engine_destroy(rb_engine *e)
     for (size_t i = 0; e->nodes && i < e->n; i++) {
         enode *en = &e->nodes[i];
         slot *slots[] = {&en->value, &en->diff, &en->workspace, &en->weights, &en->diff_weights,
-                         &en->mean, &en->variance, &en->discard_scale, &en->discard_shift,
+                         &en->mean, &en->variance, &en->discard_scale, &en->discard_shift, &en->weights_bwd,
                          &en->in[0].src, &en->in[1].src};
         dnnl_primitive_t prims[] = {en->fwd[0], en->fwd[1], en->bwd_data[0], en->bwd_data[1],
-                                    en->bwd_full[0], en->bwd_full[1], en->bwd_weights, en->weights_in,
+                                    en->bwd_full[0], en->bwd_full[1], en->bwd_weights, en->weights_in, en->weights_bwd_in,
                                     en->diff_weights_out, en->in[0].to_producer, en->in[1].to_producer,
                                     en->in[0].fwd_reorder, en->in[1].fwd_reorder};
         dnnl_memory_t mems[] = {en->weights_user, en->diff_weights_user, en->bias_user, en->diff_bias_user,
@@ -816,7 +844,7 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
     for (size_t i = 0; s == RB_OK && i < e->n; i++) {
         enode *en = &e->nodes[i];
         slot *slots[] = {&en->value, &en->diff, &en->workspace, &en->weights, &en->diff_weights,
-                         &en->mean, &en->variance, &en->discard_scale, &en->discard_shift,
+                         &en->mean, &en->variance, &en->discard_scale, &en->discard_shift, &en->weights_bwd,
                          &en->in[0].src, &en->in[1].src};
         for (size_t k = 0; s == RB_OK && k < sizeof slots / sizeof slots[0]; k++)
             s = bind(slots[k], e->arena);
@@ -952,13 +980,19 @@ static rb_status forward_node(rb_engine *e, enode *en, bool training)
     return RB_OK;
 }
 
-rb_status rb_engine_forward(rb_engine *e, const float *images, const int64_t *labels, bool training)
+rb_status rb_engine_forward(rb_engine *e, const float *images, int64_t count, const int64_t *labels,
+                            bool training)
 {
     enode *in = &e->nodes[e->g->input->index];
     const rb_node *n = in->node;
     float *x = arena_floats(e, in->value.offset);
     int64_t hw = n->h * n->w;
     e->forward_done = e->have_input_grad = false;
+    if (count != e->batch)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "engine: a batch of %lld images, but the engine was planned for %lld; plan "
+                            "one for %lld with rb_engine_create",
+                            (long long)count, (long long)e->batch, (long long)count);
     if (e->loss != NULL) {
         int64_t k = e->loss->node->in[0]->c;
         if (labels == NULL)
@@ -1029,9 +1063,16 @@ static rb_status backward_node(rb_engine *e, enode *en, bool weight_grads)
                 s = reorder(e, en->diff_weights_out, en->diff_weights.mem, en->diff_weights_user, n);
         }
         if (s == RB_OK && need_in) {
+            dnnl_memory_t weights = en->weights_reordered ? en->weights.mem : en->weights_user;
+            if (en->weights_bwd_in != NULL) {
+                s = reorder(e, en->weights_bwd_in, en->weights_user, en->weights_bwd.mem, n);
+                weights = en->weights_bwd.mem;
+                if (s != RB_OK)
+                    return s;
+            }
             x.n = 0;
             arg(&x, DNNL_ARG_DIFF_DST, en->diff.mem);
-            arg(&x, DNNL_ARG_WEIGHTS, en->weights_reordered ? en->weights.mem : en->weights_user);
+            arg(&x, DNNL_ARG_WEIGHTS, weights);
             arg(&x, DNNL_ARG_DIFF_SRC, grad_target(e, en, 0));
             s = run(e, en->bwd_data[0], &x, n, "backward data");
             if (s == RB_OK)
