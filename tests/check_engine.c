@@ -11,6 +11,7 @@
 
 #include <robusta/robusta.h>
 
+#include "testgraphs.h"
 #include "testutil.h"
 
 /* ------------------------------------------------------------ allocation hook */
@@ -106,25 +107,6 @@ void *aligned_alloc(size_t align, size_t n)
 
 /* ------------------------------------------------------------ fixtures */
 
-static const float mean5[5] = {0.4f, 0.5f, 0.45f, 0.5f, 0.55f};
-static const float std5[5] = {0.2f, 0.25f, 0.3f, 0.22f, 0.27f};
-
-static void randomize(rb_graph *g, uint64_t seed)
-{
-    rb_rng r;
-    ck_assert_int_eq(rb_graph_init_params(g, seed), RB_OK);
-    rb_rng_init(&r, seed, RB_RNG_STREAM(RB_RNG_USER, 2), 0);
-    for (size_t i = 0; i < rb_graph_param_count(g); i++) {
-        rb_param_info p;
-        ck_assert_int_eq(rb_graph_param(g, i, &p), RB_OK);
-        if (rb_node_op(p.owner) != RB_OP_BATCHNORM)
-            continue;
-        for (int64_t k = 0; k < p.numel; k++) {
-            float u = rb_rng_uniform(&r);
-            p.value[k] = strstr(p.name, ".running_var") || strstr(p.name, ".weight") ? 0.5f + u : u - 0.5f;
-        }
-    }
-}
 
 /* One op of each kind on 5 x 7 x 6 inputs (channels not a multiple of 16),
  * followed by a pool, a linear layer and the loss so that backward has a

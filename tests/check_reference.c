@@ -8,6 +8,7 @@
 
 #include <robusta/robusta.h>
 
+#include "testgraphs.h"
 #include "testutil.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -25,30 +26,6 @@ static int64_t per_example(const rb_node *n)
     int64_t c, h, w;
     rb_node_shape(n, &c, &h, &w);
     return c * h * w;
-}
-
-/* Initializes parameters, then makes batch-norm affine parameters and
- * running statistics non-trivial so that their gradients are exercised. */
-static void randomize(rb_graph *g, uint64_t seed)
-{
-    rb_rng r;
-    ck_assert_int_eq(rb_graph_init_params(g, seed), RB_OK);
-    rb_rng_init(&r, seed, RB_RNG_STREAM(RB_RNG_USER, 2), 0);
-    for (size_t i = 0; i < rb_graph_param_count(g); i++) {
-        rb_param_info p;
-        ck_assert_int_eq(rb_graph_param(g, i, &p), RB_OK);
-        if (rb_node_op(p.owner) != RB_OP_BATCHNORM)
-            continue;
-        for (int64_t k = 0; k < p.numel; k++) {
-            double u = rb_rng_uniform(&r);
-            if (strstr(p.name, ".running_var"))
-                p.value[k] = (float)(0.5 + u);
-            else if (strstr(p.name, ".weight"))
-                p.value[k] = (float)(0.5 + u);
-            else
-                p.value[k] = (float)(u - 0.5);
-        }
-    }
 }
 
 typedef struct problem {
@@ -278,8 +255,6 @@ END_TEST
 
 /* ------------------------------------------------------------ gradients */
 
-static const float mean5[5] = {0.4f, 0.5f, 0.45f, 0.5f, 0.55f};
-static const float std5[5] = {0.2f, 0.25f, 0.3f, 0.22f, 0.27f};
 
 /* One op after a normalizing input of `c` × `h` × `w`; `kind` picks the op. */
 static rb_graph *single_op(int kind, int64_t c, int64_t h, int64_t w, rb_node **out)

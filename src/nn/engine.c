@@ -1094,10 +1094,9 @@ static rb_status backward_node(rb_engine *e, enode *en, bool weight_grads)
         if (need_in) {
             arg(&x, DNNL_ARG_DIFF_SRC, grad_target(e, en, 0));
         } else {
-            dnnl_memory_t target = en->in[0].direct ? en->in[0].scratch : en->in[0].scratch;
-            if (target == NULL)
-                target = e->nodes[n->in[0]->index].diff.mem; /* unused by anyone: harmless to fill */
-            arg(&x, DNNL_ARG_DIFF_SRC, target);
+            /* Nobody needs the input's gradient: let it land where it is
+             * harmless (the producer's own gradient buffer is unused too). */
+            arg(&x, DNNL_ARG_DIFF_SRC, en->in[0].scratch ? en->in[0].scratch : e->nodes[n->in[0]->index].diff.mem);
         }
         if (want_w) {
             arg(&x, DNNL_ARG_DIFF_SCALE, en->diff_scale);
