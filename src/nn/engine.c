@@ -153,20 +153,19 @@ static void need_scratch(rb_engine *e, size_t bytes)
         e->scratch_bytes = bytes;
 }
 
-static rb_status note_scratchpad(rb_engine *e, const_dnnl_primitive_desc_t pd, const rb_node *n)
+/* One scratchpad serves every primitive: size it for the largest. */
+static void note_scratchpad(rb_engine *e, const_dnnl_primitive_desc_t pd)
 {
     const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     size_t bytes = md ? dnnl_memory_desc_get_size(md) : 0;
-    (void)n;
     if (bytes > e->scratchpad_bytes)
         e->scratchpad_bytes = bytes;
-    return RB_OK;
 }
 
 static rb_status make_primitive(rb_engine *e, dnnl_primitive_t *out, dnnl_primitive_desc_t pd,
                                 const rb_node *n, const char *what)
 {
-    note_scratchpad(e, pd, n);
+    note_scratchpad(e, pd);
     DNNL_TRY(dnnl_primitive_create(out, pd), what, n);
     return RB_OK;
 }
@@ -306,7 +305,6 @@ static rb_status plan_conv(rb_engine *e, enode *en)
     dnnl_convolution_desc_t cd;
     dnnl_primitive_desc_t fwd_pd, bwd_d_pd, bwd_w_pd;
     const char *impl = NULL;
-    int wnd;
     rb_status s;
 
     md_any(&src, 4, src_dims);
@@ -317,14 +315,11 @@ static rb_status plan_conv(rb_engine *e, enode *en)
         dnnl_dims_t wd = {n->c, in->c, d->kernel[0], d->kernel[1]};
         md_any(&wei, 4, wd);
         md_plain(&user_w, 4, wd);
-        wnd = 4;
     } else {
         dnnl_dims_t wd = {d->groups, n->c / d->groups, in->c / d->groups, d->kernel[0], d->kernel[1]};
         md_any(&wei, 5, wd);
         md_plain(&user_w, 5, wd);
-        wnd = 5;
     }
-    (void)wnd;
     md_plain(&bias, 1, bias_dims);
     user_b = bias;
     DNNL_TRY(dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct,
