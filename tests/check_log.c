@@ -8,24 +8,6 @@
 
 /* ------------------------------------------------------------ capture sink */
 
-#define MAX_CAPTURED 32
-
-typedef struct captured {
-    int count;
-    rb_log_level level[MAX_CAPTURED];
-    char message[MAX_CAPTURED][256];
-} captured;
-
-static void capture_sink(rb_log_level level, const char *message, void *user)
-{
-    captured *c = user;
-    if (c->count < MAX_CAPTURED) {
-        c->level[c->count] = level;
-        snprintf(c->message[c->count], sizeof c->message[c->count], "%s", message);
-    }
-    c->count++;
-}
-
 /* Runs `emit` with fd 2 sent to a temporary file and returns what was
  * written there in `out`. */
 static void capture_stderr(void (*emit)(void), char *out, size_t size)

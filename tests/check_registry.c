@@ -183,23 +183,11 @@ START_TEST(writable_files_and_folders_are_refused)
 }
 END_TEST
 
-static char captured[8192];
-static int warnings;
-
-static void capture_sink(rb_log_level level, const char *message, void *user)
-{
-    (void)user;
-    if (level == RB_LOG_WARN) {
-        warnings++;
-        strncat(captured, message, sizeof captured - strlen(captured) - 2);
-        strcat(captured, "\n");
-    }
-}
-
 START_TEST(folders_load_in_name_order_and_log_refusals)
 {
     char dir[PATH_MAX], from[PATH_MAX], to[PATH_MAX + 32];
     static const char *const files[] = {"good_task", "bad_abi", "good_arch"};
+    captured log = {0};
     make_temp_dir(dir, sizeof dir);
     for (size_t i = 0; i < 3; i++) {
         fixture_path(files[i], from, sizeof from);
@@ -208,17 +196,17 @@ START_TEST(folders_load_in_name_order_and_log_refusals)
     }
     snprintf(to, sizeof to, "%s/README.txt", dir); /* not *.so: ignored */
     write_text(to, "hello\n");
-    captured[0] = '\0';
-    warnings = 0;
-    rb_log_set_sink(capture_sink, NULL);
+    rb_log_set_level(RB_LOG_INFO);
+    rb_log_set_sink(capture_sink, &log);
     ck_assert_int_eq(rb_registry_load_dir(reg, dir), RB_OK);
     rb_log_set_sink(NULL, NULL);
     ck_assert_uint_eq(rb_registry_count(reg), 2);
     ck_assert_str_eq(rb_registry_get(reg, 0)->name, "good-arch");
     ck_assert_str_eq(rb_registry_get(reg, 1)->name, "good-task");
     ck_assert_uint_eq(rb_registry_refusal_count(reg), 1);
-    ck_assert_int_eq(warnings, 1);
-    ck_assert_ptr_nonnull(strstr(captured, "bad_abi.so refused: built for plugin ABI 99"));
+    ck_assert_int_eq(log.count, 1); /* one refusal, one warning */
+    ck_assert_int_eq(log.level[0], RB_LOG_WARN);
+    ck_assert_ptr_nonnull(strstr(log.message[0], "bad_abi.so refused: built for plugin ABI 99"));
     ck_assert_int_eq(rb_registry_load_dir(reg, "/nonexistent/robusta"), RB_ERR_NOT_FOUND);
     remove_temp_dir(dir);
 }

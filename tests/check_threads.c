@@ -66,24 +66,6 @@ static void expect_description(const char *expected)
 
 /* ------------------------------------------------------------ log capture */
 
-#define MAX_CAPTURED 8
-
-typedef struct captured {
-    int count;
-    rb_log_level level[MAX_CAPTURED];
-    char message[MAX_CAPTURED][512];
-} captured;
-
-static void capture_sink(rb_log_level level, const char *message, void *user)
-{
-    captured *c = user;
-    if (c->count < MAX_CAPTURED) {
-        c->level[c->count] = level;
-        snprintf(c->message[c->count], sizeof c->message[c->count], "%s", message);
-    }
-    c->count++;
-}
-
 /* ------------------------------------------------------------ topology */
 
 START_TEST(synthetic_counts)

@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <robusta/log.h>
+
 /* An environment variable that make check sets; fails the test if absent. */
 static inline const char *test_env(const char *name)
 {
@@ -65,6 +67,25 @@ static inline void remove_temp_dir(const char *dir)
     char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     ck_assert_int_eq(system(cmd), 0);
+}
+
+/* A log sink that keeps what it receives: rb_log_set_sink(capture_sink, &c). */
+#define MAX_CAPTURED 32
+
+typedef struct captured {
+    int count; /* messages received, including any past MAX_CAPTURED */
+    rb_log_level level[MAX_CAPTURED];
+    char message[MAX_CAPTURED][512];
+} captured;
+
+static inline void capture_sink(rb_log_level level, const char *message, void *user)
+{
+    captured *c = user;
+    if (c->count < MAX_CAPTURED) {
+        c->level[c->count] = level;
+        snprintf(c->message[c->count], sizeof c->message[c->count], "%s", message);
+    }
+    c->count++;
 }
 
 /* Output of one run of the robusta command. */
