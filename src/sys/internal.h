@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include <robusta/status.h>
+
 /* If a progress bar is being redrawn in place on `stream`, erases its line
  * so that a log message can be written; the bar redraws on its next update. */
 void rb_progress_clear_line(FILE *stream);
@@ -15,5 +17,32 @@ double rb_monotonic_seconds(void);
 
 /* strdup that reports failure through rb_error_set. */
 char *rb_strdup(const char *s);
+
+/* Reads a whole regular file into a new malloc'd buffer (free it). Files
+ * larger than `limit` bytes are refused with RB_ERR_UNSUPPORTED. */
+rb_status rb_file_read_all(const char *path, size_t limit, unsigned char **data, size_t *size);
+
+/* A file written crash-safely: the data goes to PATH.tmp.XXXXXX in the same
+ * folder; commit fsyncs it, renames it over PATH and fsyncs the folder;
+ * abort (or any failed write, at commit) removes it. PATH is untouched
+ * until commit succeeds, so a failed write never replaces a good file.
+ *
+ *     rb_atomic_file af;
+ *     if ((s = rb_atomic_file_open(&af, path)) != RB_OK) return s;
+ *     fprintf(af.file, ...);             // or rb_atomic_file_write
+ *     return rb_atomic_file_commit(&af); */
+typedef struct rb_atomic_file {
+    FILE *file;
+    int failed;
+    char path[4096];
+    char tmp_path[4096 + 16];
+} rb_atomic_file;
+
+rb_status rb_atomic_file_open(rb_atomic_file *af, const char *path);
+rb_status rb_atomic_file_write(rb_atomic_file *af, const void *data, size_t size);
+rb_status rb_atomic_file_commit(rb_atomic_file *af);
+void rb_atomic_file_abort(rb_atomic_file *af);
+/* open + write + commit of one buffer. */
+rb_status rb_file_write_atomic(const char *path, const void *data, size_t size);
 
 #endif /* RB_SYS_INTERNAL_H */
