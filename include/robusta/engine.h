@@ -74,6 +74,10 @@ RB_API rb_status rb_engine_backward(rb_engine *engine, bool weight_grads, bool i
 
 /* A node's last forward value, batch × C × H × W row-major, into `out`. */
 RB_API rb_status rb_engine_read(const rb_engine *engine, const rb_node *node, float *out);
+/* The gradient of the mean loss with respect to a node's output from the
+ * last backward (batch × C × H × W row-major), for nodes that backward
+ * needed (on the path to a trained parameter or to the input). */
+RB_API rb_status rb_engine_read_grad(const rb_engine *engine, const rb_node *node, float *out);
 /* The gradient with respect to the images from the last backward. */
 RB_API rb_status rb_engine_input_grad(const rb_engine *engine, float *out);
 /* Per-example losses (batch values) and their mean, from the last forward. */

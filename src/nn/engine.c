@@ -100,6 +100,7 @@ struct rb_engine {
     double mean_loss;
     bool forward_done, training;
     bool have_input_grad;
+    bool backward_done; /* since the last forward */
     enode *loss;
     enode *logits;
     int threads;
@@ -989,7 +990,7 @@ rb_status rb_engine_forward(rb_engine *e, const float *images, int64_t count, co
     const rb_node *n = in->node;
     float *x = arena_floats(e, in->value.offset);
     int64_t hw = n->h * n->w;
-    e->forward_done = e->have_input_grad = false;
+    e->forward_done = e->have_input_grad = e->backward_done = false;
     if (count != e->batch)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                             "engine: a batch of %lld images, but the engine was planned for %lld; plan "
@@ -1185,6 +1186,7 @@ rb_status rb_engine_backward(rb_engine *e, bool weight_grads, bool input_grad)
             return s;
     }
     e->have_input_grad = input_grad;
+    e->backward_done = true;
     return RB_OK;
 }
 
@@ -1236,6 +1238,17 @@ rb_status rb_engine_read(const rb_engine *e, const rb_node *node, float *out)
     if (!e->forward_done)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: nothing to read before a forward");
     return read_plain(e, &e->nodes[node->index].value, node, out);
+}
+
+rb_status rb_engine_read_grad(const rb_engine *e, const rb_node *node, float *out)
+{
+    if (node == NULL || node->index >= e->n || e->nodes[node->index].node != node)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: that node is not in this engine's graph");
+    if (!e->backward_done || !e->nodes[node->index].need_diff || node->op == RB_OP_SOFTMAX_CE)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "engine: no gradient for node '%s' from the last backward (not needed by it)",
+                            node->name);
+    return read_plain(e, &e->nodes[node->index].diff, node, out);
 }
 
 rb_status rb_engine_input_grad(const rb_engine *e, float *out)
