@@ -59,6 +59,8 @@
 #include <robusta/reference.h>
 #include <robusta/optim.h>
 #include <robusta/engine.h>
+#include <robusta/checkpoint.h>
+#include <robusta/interop.h>
 
 #ifdef __cplusplus
 extern "C" {
