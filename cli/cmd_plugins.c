@@ -2,6 +2,7 @@
  * refused and why. */
 #include "config.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,8 @@
 static const rb_param_spec plugins_options[] = {
     {"json", RB_PARAM_BOOL, "false", NULL, 0, "print JSON instead of text"},
     {"kind", RB_PARAM_CHOICE, "any", "any|arch|attack|task", 0, "list only plugins of this kind"},
+    {"input-size", RB_PARAM_INT, "224", "[1, 65536]", 0,
+     "image side (pixels) at which arch plugins' FLOPs per image are counted"},
     {NULL}};
 
 static int kind_selected(const char *kind, const rb_plugin *p)
@@ -34,6 +37,39 @@ static const char *dataset_kind_str(rb_dataset_kind kind)
     case RB_DATASET_SEGMENTATION: return "segmentation";
     }
     return "unknown";
+}
+
+/* Forward multiply-accumulates per image of an arch plugin with its default
+ * parameters at size x size (3 channels). Returns false, with the reason in
+ * rb_last_error(), when the plugin cannot count them. */
+static bool arch_macs(const rb_plugin *p, int64_t size, int64_t *macs)
+{
+    const rb_arch_ops *ops = p->ops;
+    rb_params *defaults = NULL;
+    rb_status s;
+
+    if (p->kind != RB_PLUGIN_ARCH || ops->count_macs == NULL)
+        return false;
+    s = rb_params_create(&defaults, p->params);
+    if (s == RB_OK)
+        s = ops->count_macs(defaults, size, size, macs);
+    rb_params_destroy(defaults);
+    return s == RB_OK;
+}
+
+/* "3.6 GFLOPs" for a count of floating-point operations. */
+static void format_flops(int64_t flops, char *buf, size_t size)
+{
+    static const struct {
+        double scale;
+        const char *prefix;
+    } units[] = {{1e15, "P"}, {1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "K"}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if ((double)flops >= units[i].scale) {
+            snprintf(buf, size, "%.1f %sFLOPs", (double)flops / units[i].scale, units[i].prefix);
+            return;
+        }
+    snprintf(buf, size, "%lld FLOPs", (long long)flops);
 }
 
 /* A default value as typed JSON (numbers stay numbers), or null. */
@@ -85,7 +121,7 @@ static json_object *json_string_or_null(const char *s)
     return s ? json_object_new_string(s) : NULL;
 }
 
-static json_object *plugin_json(const rb_plugin *p, const char *path)
+static json_object *plugin_json(const rb_plugin *p, const char *path, int64_t input_size)
 {
     json_object *o = json_object_new_object(), *params = json_object_new_array();
     rb_params *defaults = NULL;
@@ -103,6 +139,21 @@ static json_object *plugin_json(const rb_plugin *p, const char *path)
         json_object_object_add(
             o, "dataset_kind",
             json_object_new_string(dataset_kind_str(((const rb_task_ops *)p->ops)->dataset_kind)));
+    if (p->kind == RB_PLUGIN_ARCH && ((const rb_arch_ops *)p->ops)->count_macs != NULL) {
+        /* Per image, with the default parameters, at input_size². */
+        int64_t macs = 0;
+        json_object *cost = json_object_new_object();
+        json_object_object_add(cost, "input_size", json_object_new_int64(input_size));
+        if (arch_macs(p, input_size, &macs) && macs <= INT64_MAX / 2) {
+            json_object_object_add(cost, "macs", json_object_new_int64(macs));
+            json_object_object_add(cost, "flops", json_object_new_int64(2 * macs));
+        } else {
+            json_object_object_add(cost, "macs", NULL);
+            json_object_object_add(cost, "flops", NULL);
+            json_object_object_add(cost, "error", json_object_new_string(rb_last_error()));
+        }
+        json_object_object_add(o, "cost", cost);
+    }
     /* The loader validated the table, so creating defaults cannot fail. */
     if (p->params != NULL && rb_params_create(&defaults, p->params) == RB_OK) {
         for (size_t i = 0; p->params[i].name != NULL; i++) {
@@ -123,7 +174,7 @@ static json_object *plugin_json(const rb_plugin *p, const char *path)
     return o;
 }
 
-static void print_plugin_text(const rb_plugin *p, const char *path)
+static void print_plugin_text(const rb_plugin *p, const char *path, int64_t input_size)
 {
     printf("%-7s %s %s: %s\n", rb_plugin_kind_str(p->kind), p->name, p->version, p->summary);
     printf("        file: %s\n", path);
@@ -131,6 +182,18 @@ static void print_plugin_text(const rb_plugin *p, const char *path)
         printf("        shape: %s\n", attack_shape(p));
     if (p->kind == RB_PLUGIN_TASK)
         printf("        dataset: %s\n", dataset_kind_str(((const rb_task_ops *)p->ops)->dataset_kind));
+    if (p->kind == RB_PLUGIN_ARCH && ((const rb_arch_ops *)p->ops)->count_macs != NULL) {
+        int64_t macs = 0;
+        char flops[32];
+        if (arch_macs(p, input_size, &macs) && macs <= INT64_MAX / 2) {
+            format_flops(2 * macs, flops, sizeof flops);
+            printf("        cost: %s per image at %lldx%lld (defaults)\n", flops,
+                   (long long)input_size, (long long)input_size);
+        } else {
+            printf("        cost: not counted at %lldx%lld: %s\n", (long long)input_size,
+                   (long long)input_size, rb_last_error());
+        }
+    }
     for (size_t i = 0; p->params != NULL && p->params[i].name != NULL; i++) {
         const rb_param_spec *s = &p->params[i];
         char name[72];
@@ -147,6 +210,7 @@ static int run_plugins(const cli_command *self, rb_params *options, int argc, ch
 {
     rb_registry *reg = NULL;
     bool json = false;
+    int64_t input_size = 224;
     const char *kind = "any", *only = NULL;
     size_t shown = 0;
     rb_status s;
@@ -154,6 +218,7 @@ static int run_plugins(const cli_command *self, rb_params *options, int argc, ch
 
     rb_params_get_bool(options, "json", &json);
     rb_params_get_string(options, "kind", &kind);
+    rb_params_get_int(options, "input-size", &input_size);
     if (argc > 1) {
         fprintf(stderr, "robusta plugins: give at most one plugin name (got %d arguments)\n", argc);
         return RB_EXIT_USAGE;
@@ -209,7 +274,7 @@ static int run_plugins(const cli_command *self, rb_params *options, int argc, ch
         for (size_t i = 0; i < rb_registry_count(reg); i++) {
             const rb_plugin *p = rb_registry_get(reg, i);
             if (kind_selected(kind, p) && (only == NULL || strcmp(only, p->name) == 0))
-                json_object_array_add(list, plugin_json(p, rb_registry_path(reg, i)));
+                json_object_array_add(list, plugin_json(p, rb_registry_path(reg, i), input_size));
         }
         json_object_object_add(root, "plugins", list);
         for (size_t i = 0; i < rb_registry_refusal_count(reg); i++) {
@@ -231,7 +296,7 @@ static int run_plugins(const cli_command *self, rb_params *options, int argc, ch
                 continue;
             if (shown++)
                 putchar('\n');
-            print_plugin_text(p, rb_registry_path(reg, i));
+            print_plugin_text(p, rb_registry_path(reg, i), input_size);
         }
         if (shown == 0 && only == NULL)
             printf("no %s%splugins found in RB_PLUGIN_PATH or %s\n",
@@ -256,11 +321,13 @@ static int run_plugins(const cli_command *self, rb_params *options, int argc, ch
 const cli_command cli_plugins_command = {
     .name = "plugins",
     .summary = "list plugins: kind, version, summary and parameters",
-    .usage = "[--json] [--kind arch|attack|task] [NAME]",
+    .usage = "[--json] [--kind arch|attack|task] [--input-size N] [NAME]",
     .description =
         "Lists the plugins found in the folders of RB_PLUGIN_PATH, then in the install folder,\n"
         "with their parameters (type, default, range), and the files that were refused and why.\n"
-        "With NAME, shows that plugin only.",
+        "With NAME, shows that plugin only. For architectures that can count their work, shows\n"
+        "the forward FLOPs per image (2 x multiply-accumulates of convolutions and linear layers)\n"
+        "with their default parameters at --input-size x --input-size (default 224).",
     .options = plugins_options,
     .run = run_plugins,
 };
