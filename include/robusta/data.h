@@ -1,0 +1,357 @@
+/* robusta/data.h: datasets and the background batch loader.
+ *
+ * A dataset is named by a spec string and opened one split (train or test)
+ * at a time into an rb_split: N images held in memory as they were stored
+ * (uint8 or float32, C×H×W each) with int64 labels, the class count and the
+ * class names where the dataset has them. An rb_loader then cuts a split
+ * into batches of float32 N×C×H×W images in [0, 1] plus labels, prepared
+ * by worker threads while the caller computes.
+ *
+ *     rb_split *train = NULL;
+ *     rb_loader *loader = NULL;
+ *     rb_split_options so = {0};           // zero: the split as stored
+ *     so.classes = "0-4";                  // keep five classes, relabelled 0..4
+ *     so.size = 32;                        // bilinear resize to 32×32
+ *     so.channels = 3;                     // grayscale replicated to RGB
+ *     rb_status s = rb_split_open(&train, "fashion-mnist", RB_SPLIT_TRAIN, &so);
+ *
+ *     rb_loader_options lo = {0};
+ *     lo.batch_size = 128;
+ *     lo.shuffle = true;
+ *     lo.threads = 1;
+ *     lo.seed = 42;
+ *     if (s == RB_OK) {
+ *         rb_augment_defaults(rb_split_kind(train), &lo.augment);
+ *         s = rb_loader_create(&loader, train, &lo);
+ *     }
+ *     for (int64_t epoch = 0; s == RB_OK && epoch < 10; epoch++) {
+ *         rb_batch b;
+ *         s = rb_loader_start_epoch(loader, epoch);
+ *         while (s == RB_OK && (s = rb_loader_next(loader, &b)) == RB_OK && b.count > 0)
+ *             train_step(b.images, b.labels, b.count);   // b is valid until the next call
+ *     }
+ *     if (s != RB_OK)
+ *         fprintf(stderr, "robusta: %s\n", rb_last_error());
+ *     rb_loader_destroy(loader);                         // before the split it reads
+ *     rb_split_destroy(train);
+ *
+ * Spec strings (rb_dataset_spec_parse):
+ *   fashion-mnist            Fashion-MNIST in /usr/share/datasets/fashion-mnist
+ *                            (Debian's dataset-fashion-mnist package)
+ *   fashion-mnist:DIR        Fashion-MNIST in DIR
+ *   mnist:DIR                MNIST in DIR
+ *       both read train-images-idx3-ubyte, train-labels-idx1-ubyte,
+ *       t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, each raw or
+ *       gzip'd: NAME is tried first, then NAME.gz; gzip is recognised by its
+ *       magic bytes (1f 8b), not by the name.
+ *   cifar10:DIR              data_batch_1.bin .. data_batch_5.bin (train) and
+ *                            test_batch.bin (test), in DIR or in
+ *                            DIR/cifar-10-batches-bin (the tarball's folder)
+ *   cifar100:DIR             train.bin and test.bin, in DIR or in
+ *                            DIR/cifar-100-binary; fine labels (100 classes)
+ *   npy:X.npy,Y.npy          one split (the train split) from two .npy files
+ *   npy:X.npy,Y.npy;TX.npy,TY.npy
+ *                            train split, then after ';' the test split
+ *   Paths of npy specs cannot contain ',' or ';'. Opening the test split of
+ *   an npy spec that has none fails with a message saying how to add it.
+ *
+ * .npy images: uint8 (0..255, divided by 255) or float32 already in [0, 1];
+ * shapes N×H×W (one channel), or 4-D with a channel axis of 1 or 3. The rule
+ * for 4-D shapes N×A×B×D: if D is 1 or 3 and A is not, the array is
+ * N×H×W×C (NumPy/TensorFlow order); if A is 1 or 3 and D is not, it is
+ * N×C×H×W (PyTorch order); if both are (say N×3×8×3) the layout is
+ * ambiguous and refused. Labels: a 1-D array of N integers (uint8, int32 or
+ * int64), each >= 0; the class count is the largest label plus one, and
+ * classes are named "class_0", "class_1" ...
+ *
+ * The making of one example, in order: the stored pixels (uint8 / 255, or
+ * float32), bilinear resize to S×S when asked (as PyTorch's
+ * F.interpolate(mode='bilinear', align_corners=False, antialias=False)),
+ * grayscale replicated to 3 channels when asked, then, in training,
+ * augmentation: zero padding and a random crop back to S×S (torchvision's
+ * RandomCrop(S, padding=P)) and a horizontal flip with probability 0.5.
+ * Resizing and replication happen per example as batches are made, so a
+ * large S costs no memory beyond the batches.
+ *
+ * Reproducibility: the random numbers come from robusta/rng.h, keyed so
+ * that no result depends on the number of threads or on timing:
+ *   per-class selection  rb_rng_init(seed, RB_RNG_STREAM(RB_RNG_SUBSET, original class), 0)
+ *   epoch order          rb_rng_init(seed, RB_RNG_STREAM(RB_RNG_SHUFFLE, epoch), 0)
+ *   augmentation         rb_rng_init(seed, RB_RNG_STREAM(RB_RNG_AUGMENT, epoch), example index)
+ * where the example index is the example's position in the split.
+ *
+ * Threads: a split is never changed after it is made, so any number of
+ * threads and loaders may read one at once. A loader belongs to the thread
+ * that calls it (its workers are its own business).
+ *
+ * Readers are pure functions from bytes to a split (rb_split_from_idx,
+ * rb_split_from_cifar, rb_split_from_npy) so that a fuzz harness can drive
+ * them; rb_split_open and rb_split_load read the files and call them. Every
+ * failure is one line naming the file and what is wrong with it.
+ */
+#ifndef ROBUSTA_DATA_H
+#define ROBUSTA_DATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <robusta/interop.h>
+#include <robusta/status.h>
+#include <robusta/tensor.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------ specs */
+
+typedef enum rb_data_source {
+    RB_DATASET_NONE = 0,     /* made in memory (rb_split_create) */
+    RB_DATASET_MNIST = 1,
+    RB_DATASET_FASHION_MNIST = 2,
+    RB_DATASET_CIFAR10 = 3,
+    RB_DATASET_CIFAR100 = 4,
+    RB_DATASET_NPY = 5
+} rb_data_source;
+
+/* Which split of a dataset to open. */
+typedef enum rb_split_which {
+    RB_SPLIT_TRAIN = 0,
+    RB_SPLIT_TEST = 1
+} rb_split_which;
+
+/* Where Debian's dataset-fashion-mnist package puts the files. */
+#define RB_FASHION_MNIST_DEFAULT_DIR "/usr/share/datasets/fashion-mnist"
+
+/* Longest path a spec may hold, with its terminating NUL. */
+#define RB_DATASET_PATH_MAX 4096
+
+/* A parsed spec string. `dir` is set for the folder kinds; `images` and
+ * `labels` for npy, indexed by rb_split_which ("" when the spec has no test
+ * split). About 20 KB: allocate it rather than put it on a small stack. */
+typedef struct rb_dataset_spec {
+    rb_data_source kind;
+    char dir[RB_DATASET_PATH_MAX];
+    char images[2][RB_DATASET_PATH_MAX];
+    char labels[2][RB_DATASET_PATH_MAX];
+} rb_dataset_spec;
+
+/* Parses a spec string (see the top of this header). Fails with
+ * RB_ERR_INVALID_ARGUMENT and one line quoting the spec: an empty spec, a
+ * missing folder, a malformed npy file list, or an unknown kind (with the
+ * closest known kind suggested: "did you mean 'cifar10'?"). Touches no file. */
+RB_API rb_status rb_dataset_spec_parse(rb_dataset_spec *out, const char *text);
+
+/* "mnist", "fashion-mnist", "cifar10", "cifar100", "npy"; "memory" for
+ * RB_DATASET_NONE, "unknown" otherwise. */
+RB_API const char *rb_data_source_str(rb_data_source kind);
+
+/* "train" or "test" ("unknown" otherwise). */
+RB_API const char *rb_split_which_str(rb_split_which which);
+
+/* ------------------------------------------------------------ splits */
+
+typedef struct rb_split rb_split;
+
+/* What to keep of a split and the geometry its examples come out in. A
+ * zeroed struct keeps everything as stored. */
+typedef struct rb_split_options {
+    /* Classes to keep, in this order, relabelled 0..k-1: a comma-separated
+     * list of class numbers and inclusive ranges ("0-4", "5,7,9",
+     * "9,0-2"). NULL or "": every class, labels unchanged. */
+    const char *classes;
+    /* At most this many examples per (kept) class, chosen at random by
+     * `seed`; 0: all. The chosen examples keep their file order. */
+    int64_t per_class;
+    uint64_t seed;
+    /* Resize every image bilinearly to size×size; 0: keep the size the
+     * split already has (the stored size, unless resized before). */
+    int size;
+    /* Channels the examples come out with: 0 keeps what the split already
+     * has; 3 turns one-channel images into three equal channels
+     * (three-channel images stay as they are); 1 accepts only one-channel
+     * images. */
+    int channels;
+} rb_split_options;
+
+/* Opens split `which` of the dataset named by spec string `spec` and
+ * applies `options` (NULL: none). A missing file fails with
+ * RB_ERR_NOT_FOUND naming its path; a file whose contents fail validation
+ * with RB_ERR_CORRUPT naming the file and the fault. */
+RB_API rb_status rb_split_open(rb_split **out, const char *spec, rb_split_which which,
+                               const rb_split_options *options);
+
+/* rb_split_open for a spec already parsed. */
+RB_API rb_status rb_split_load(rb_split **out, const rb_dataset_spec *spec, rb_split_which which,
+                               const rb_split_options *options);
+
+/* A new split holding copies of what `in` keeps under `options` (see
+ * rb_split_options); `in` is unchanged. Non-zero `size` and `channels`
+ * replace any that `in` had: resizing always starts from the stored pixels,
+ * never from an earlier resize. A class list naming a class the split
+ * lacks, a class twice, or text that is not numbers and ranges fails with
+ * RB_ERR_INVALID_ARGUMENT quoting the list. */
+RB_API rb_status rb_split_apply(rb_split **out, const rb_split *in, const rb_split_options *options);
+
+/* Frees a split; NULL is accepted. Destroy every loader reading it first. */
+RB_API void rb_split_destroy(rb_split *split);
+
+/* A split made from memory: `count` images of channels×height×width,
+ * stored as `dtype` (RB_DTYPE_U8: 0..255; RB_DTYPE_F32: values in [0, 1]),
+ * row-major N×C×H×W, and `count` labels in [0, classes). Everything is
+ * copied. `names` may be NULL ("class_0" ...) or hold `classes` strings.
+ * `what` names the data in messages. */
+RB_API rb_status rb_split_create(rb_split **out, rb_dtype dtype, int64_t count, int channels,
+                                 int height, int width, const void *images, const int64_t *labels,
+                                 int64_t classes, const char *const *names, const char *what);
+
+/* Parses IDX bytes (MNIST's format): an image file (magic 0x00000803,
+ * count×rows×columns unsigned bytes) and a label file (magic 0x00000801,
+ * count unsigned bytes, each below `classes`), each raw or gzip'd. Sizes
+ * must match the headers exactly and the two counts must agree. `kind`
+ * (RB_DATASET_MNIST or RB_DATASET_FASHION_MNIST) names the classes;
+ * images_what and labels_what name the bytes in messages (the paths). */
+RB_API rb_status rb_split_from_idx(rb_split **out, rb_data_source kind, const void *images,
+                                   size_t images_size, const char *images_what, const void *labels,
+                                   size_t labels_size, const char *labels_what);
+
+/* Parses CIFAR binary files, concatenated in the order given: for
+ * RB_DATASET_CIFAR10, records of one label byte (< 10) and 3072 pixel bytes
+ * (3×32×32, channel-major); for RB_DATASET_CIFAR100, records of a coarse
+ * label (< 20), a fine label (< 100, the one kept) and 3072 pixel bytes.
+ * Each file must hold a whole, non-zero number of records. */
+RB_API rb_status rb_split_from_cifar(rb_split **out, rb_data_source kind, const void *const *files,
+                                     const size_t *sizes, const char *const *whats, size_t file_count);
+
+/* Makes a split from parsed .npy arrays (robusta/interop.h): images and
+ * labels as described at the top of this header. */
+RB_API rb_status rb_split_from_npy(rb_split **out, const rb_npy *images, const char *images_what,
+                                   const rb_npy *labels, const char *labels_what);
+
+/* Number of examples. */
+RB_API int64_t rb_split_count(const rb_split *split);
+/* Number of classes; labels lie in [0, classes). */
+RB_API int64_t rb_split_classes(const rb_split *split);
+/* Name of class `label` ("T-shirt/top", "airplane", "7", "class_3"); NULL
+ * out of range. */
+RB_API const char *rb_split_class_name(const rb_split *split, int64_t label);
+/* The dataset the split came from. */
+RB_API rb_data_source rb_split_kind(const rb_split *split);
+/* What the split is, for messages: "fashion-mnist train"; for splits made
+ * by the parsers or rb_split_create, the `what` they were given. */
+RB_API const char *rb_split_name(const rb_split *split);
+
+/* Shape of one example as it comes out (after size and channels). */
+RB_API void rb_split_shape(const rb_split *split, int *channels, int *height, int *width);
+/* Floats in one example as it comes out: channels*height*width. */
+RB_API size_t rb_split_example_size(const rb_split *split);
+
+/* The stored pixels: dtype (RB_DTYPE_U8 or RB_DTYPE_F32), shape of one
+ * stored image, and the data, row-major N×C×H×W. */
+RB_API rb_dtype rb_split_dtype(const rb_split *split);
+RB_API void rb_split_stored_shape(const rb_split *split, int *channels, int *height, int *width);
+RB_API const void *rb_split_images(const rb_split *split);
+/* The N labels. */
+RB_API const int64_t *rb_split_labels(const rb_split *split);
+/* For each example, its index in the file(s) it was read from (CIFAR
+ * batches counted one after another), before any selection. */
+RB_API const int64_t *rb_split_source_indices(const rb_split *split);
+
+/* ------------------------------------------------------------ augmentation */
+
+/* Training augmentation. A zeroed struct means none. */
+typedef struct rb_augment {
+    bool crop;   /* pad by `padding` zeros on every side, then crop a random S×S window */
+    int padding; /* P >= 0 */
+    bool flip;   /* mirror left-right with probability 0.5 */
+} rb_augment;
+
+/* The usual training augmentation for a dataset kind, what robusta's
+ * training uses unless told otherwise:
+ *   cifar10, cifar100     crop with padding 4, flip (the standard CIFAR recipe)
+ *   mnist                 crop with padding 2, no flip (digits are not mirror-symmetric)
+ *   fashion-mnist         crop with padding 2, no flip: the Zalando product
+ *                         photos are in a canonical pose (shoes point left),
+ *                         so mirrored garments are examples the test set never
+ *                         shows, and the published Fashion-MNIST baselines
+ *                         train without flips; set flip to try it
+ *   npy, memory           none (the content is unknown) */
+RB_API void rb_augment_defaults(rb_data_source kind, rb_augment *out);
+
+/* The random choices of augmentation for one example: the top-left corner
+ * (top, left) of the crop window in the padded image, each uniform in
+ * [0, 2*padding] (0 when crop is off), and whether it is flipped (false
+ * when flip is off). Keyed by (seed, epoch, index) as described at the top
+ * of this header; the draws do not depend on which of crop and flip are on.
+ * epoch must lie in [0, 2^24). */
+RB_API void rb_augment_draw(const rb_augment *augment, uint64_t seed, int64_t epoch, int64_t index,
+                            int *top, int *left, bool *flip);
+
+/* Writes example `index` as it comes out (rb_split_shape) into `out`
+ * (rb_split_example_size floats, C×H×W, values in [0, 1]), augmented with
+ * the draws of (seed, epoch, index) when `augment` is not NULL; exactly
+ * what a loader puts in a batch. RB_ERR_INVALID_ARGUMENT for an index out
+ * of range or an epoch outside [0, 2^24). */
+RB_API rb_status rb_split_example(const rb_split *split, int64_t index, const rb_augment *augment,
+                                  uint64_t seed, int64_t epoch, float *out);
+
+/* ------------------------------------------------------------ loader */
+
+typedef struct rb_loader rb_loader;
+
+typedef struct rb_loader_options {
+    int64_t batch_size; /* examples per batch, >= 1 */
+    bool shuffle;       /* a new order every epoch from (seed, epoch); else split order */
+    bool drop_last;     /* leave out a last batch smaller than batch_size */
+    rb_augment augment; /* zeroed for evaluation */
+    uint64_t seed;
+    /* Worker threads; 0 makes each batch inside rb_loader_next on the
+     * caller's thread. The batches are the same bit for bit either way. */
+    int threads;
+    /* Batch buffers in the ring (0: threads + 1, at least 2; ignored when
+     * threads is 0): how far the workers may run ahead, counting the batch
+     * the caller holds. Each holds batch_size examples of float32. */
+    int prefetch;
+} rb_loader_options;
+
+/* A batch, valid until the next rb_loader_next, rb_loader_start_epoch or
+ * rb_loader_destroy on its loader. */
+typedef struct rb_batch {
+    const float *images;    /* count×channels×height×width, values in [0, 1], 64-byte aligned */
+    const int64_t *labels;  /* count labels */
+    const int64_t *indices; /* each example's index in the split (keys per-example randomness) */
+    int64_t count;          /* examples in this batch; 0: the epoch is over */
+    int64_t first;          /* position of the first example in the epoch's order */
+    int64_t number;         /* batch number within the epoch, from 0 */
+    int channels, height, width;
+} rb_batch;
+
+/* Creates a loader over `split`, which must outlive it. Allocates every
+ * buffer it will use and starts its worker threads, which wait for
+ * rb_loader_start_epoch; making batches allocates nothing. Bad options fail
+ * with RB_ERR_INVALID_ARGUMENT naming the option. */
+RB_API rb_status rb_loader_create(rb_loader **out, const rb_split *split, const rb_loader_options *options);
+
+/* Starts epoch `epoch` (0 <= epoch < 2^24): the order is drawn, and workers
+ * begin filling batches. Abandons whatever is left of the current epoch;
+ * may be called at any time, any number of times. */
+RB_API rb_status rb_loader_start_epoch(rb_loader *loader, int64_t epoch);
+
+/* The next batch of the epoch, waiting for a worker if it is not ready.
+ * At the end of the epoch it returns RB_OK with batch->count == 0 (and does
+ * so again on every later call until the next rb_loader_start_epoch). The
+ * previous batch's buffer goes back to the workers. RB_ERR_INVALID_ARGUMENT
+ * before the first rb_loader_start_epoch. */
+RB_API rb_status rb_loader_next(rb_loader *loader, rb_batch *batch);
+
+/* Batches in one epoch. */
+RB_API int64_t rb_loader_batch_count(const rb_loader *loader);
+
+/* Stops the workers (at any point of an epoch; each finishes at most the
+ * example it is on) and frees everything; NULL is accepted. */
+RB_API void rb_loader_destroy(rb_loader *loader);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ROBUSTA_DATA_H */

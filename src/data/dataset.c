@@ -1,0 +1,315 @@
+/* Dataset spec strings and opening a split from files (robusta/data.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <robusta/data.h>
+#include <robusta/interop.h>
+#include <robusta/params.h>
+
+#include "data/data_internal.h"
+#include "sys/internal.h"
+
+/* Files larger than this are refused before reading (CIFAR-100's train.bin
+ * is 150 MB, Fashion-MNIST's raw train images 47 MB). */
+#define DATA_FILE_LIMIT ((size_t)1 << 32)
+
+#define SPEC_FORMS                                                                                             \
+    "mnist:DIR, fashion-mnist[:DIR], cifar10:DIR, cifar100:DIR, "                                              \
+    "npy:IMAGES.npy,LABELS.npy[;TEST_IMAGES.npy,TEST_LABELS.npy]"
+
+static const char *const kind_names[] = {"mnist", "fashion-mnist", "cifar10", "cifar100", "npy"};
+static const rb_data_source kind_values[] = {RB_DATASET_MNIST, RB_DATASET_FASHION_MNIST, RB_DATASET_CIFAR10,
+                                              RB_DATASET_CIFAR100, RB_DATASET_NPY};
+#define KIND_COUNT (sizeof kind_names / sizeof kind_names[0])
+
+/* ------------------------------------------------------------ specs */
+
+static rb_status copy_path(char *dst, const char *src, size_t len, const char *spec)
+{
+    if (len == 0)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "dataset spec '%s' has an empty path; expected %s", spec,
+                            SPEC_FORMS);
+    if (len >= RB_DATASET_PATH_MAX)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "dataset spec '%.60s...': a path is longer than %d bytes", spec,
+                            RB_DATASET_PATH_MAX - 1);
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+    return RB_OK;
+}
+
+/* "X.npy,Y.npy" of length len into images and labels. */
+static rb_status parse_npy_pair(const char *part, size_t len, char *images, char *labels, const char *spec)
+{
+    const char *comma = memchr(part, ',', len);
+    rb_status st;
+    if (comma == NULL || memchr(comma + 1, ',', len - (size_t)(comma + 1 - part)) != NULL || comma == part ||
+        comma + 1 == part + len)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "dataset spec '%s': expected npy:IMAGES.npy,LABELS.npy[;TEST_IMAGES.npy,TEST_LABELS.npy]",
+                            spec);
+    if ((st = copy_path(images, part, (size_t)(comma - part), spec)) != RB_OK)
+        return st;
+    return copy_path(labels, comma + 1, len - (size_t)(comma + 1 - part), spec);
+}
+
+rb_status rb_dataset_spec_parse(rb_dataset_spec *out, const char *text)
+{
+    const char *colon, *rest;
+    char word[64];
+    size_t len;
+    rb_status st;
+
+    if (out == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_dataset_spec_parse: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (text == NULL || text[0] == '\0')
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "empty dataset spec: expected one of %s", SPEC_FORMS);
+    colon = strchr(text, ':');
+    len = colon ? (size_t)(colon - text) : strlen(text);
+    rest = colon ? colon + 1 : NULL;
+    snprintf(word, sizeof word, "%.*s", (int)(len < sizeof word ? len : sizeof word - 1), text);
+    for (size_t k = 0; k < KIND_COUNT; k++)
+        if (len == strlen(kind_names[k]) && strncmp(text, kind_names[k], len) == 0)
+            out->kind = kind_values[k];
+    if (out->kind == RB_DATASET_NONE) {
+        const char *best = len < sizeof word ? rb_suggest(word, kind_names, KIND_COUNT) : NULL;
+        if (best != NULL)
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                "unknown dataset kind '%s' in spec '%s'; did you mean '%s'? (kinds: mnist, "
+                                "fashion-mnist, cifar10, cifar100, npy)",
+                                word, text, best);
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "unknown dataset kind '%s' in spec '%s' (kinds: mnist, fashion-mnist, cifar10, cifar100, "
+                            "npy)",
+                            word, text);
+    }
+
+    if (out->kind != RB_DATASET_NPY) {
+        if (rest == NULL || rest[0] == '\0') {
+            if (out->kind == RB_DATASET_FASHION_MNIST) {
+                snprintf(out->dir, sizeof out->dir, "%s", RB_FASHION_MNIST_DEFAULT_DIR);
+                return RB_OK;
+            }
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                "dataset spec '%s' needs a folder: %s:DIR (only fashion-mnist has a default, %s)",
+                                text, rb_data_source_str(out->kind), RB_FASHION_MNIST_DEFAULT_DIR);
+        }
+        return copy_path(out->dir, rest, strlen(rest), text);
+    }
+
+    if (rest == NULL || rest[0] == '\0')
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "dataset spec '%s' names no files: expected "
+                            "npy:IMAGES.npy,LABELS.npy[;TEST_IMAGES.npy,TEST_LABELS.npy]",
+                            text);
+    {
+        const char *semi = strchr(rest, ';');
+        size_t train_len = semi ? (size_t)(semi - rest) : strlen(rest);
+        if ((st = parse_npy_pair(rest, train_len, out->images[RB_SPLIT_TRAIN], out->labels[RB_SPLIT_TRAIN], text)) !=
+            RB_OK)
+            return st;
+        if (semi != NULL &&
+            (st = parse_npy_pair(semi + 1, strlen(semi + 1), out->images[RB_SPLIT_TEST], out->labels[RB_SPLIT_TEST],
+                                 text)) != RB_OK)
+            return st;
+    }
+    return RB_OK;
+}
+
+/* ------------------------------------------------------------ files */
+
+/* Reads PATH, or PATH.gz when PATH does not exist. *used names the one read. */
+static rb_status read_maybe_gz(const char *path, unsigned char **data, size_t *size, char *used, size_t used_size,
+                               rb_data_source kind, const char *dir)
+{
+    rb_status st = rb_file_read_all(path, DATA_FILE_LIMIT, data, size);
+    snprintf(used, used_size, "%s", path);
+    if (st != RB_ERR_NOT_FOUND)
+        return st;
+    snprintf(used, used_size, "%s.gz", path);
+    st = rb_file_read_all(used, DATA_FILE_LIMIT, data, size);
+    if (st != RB_ERR_NOT_FOUND)
+        return st;
+    snprintf(used, used_size, "%s", path);
+    if (kind == RB_DATASET_FASHION_MNIST && strcmp(dir, RB_FASHION_MNIST_DEFAULT_DIR) == 0)
+        return rb_error_set(RB_ERR_NOT_FOUND,
+                            "cannot open %s (nor %s.gz): no such file; install Debian's dataset-fashion-mnist "
+                            "package or give fashion-mnist:DIR",
+                            path, path);
+    return rb_error_set(RB_ERR_NOT_FOUND, "cannot open %s (nor %s.gz): no such file", path, path);
+}
+
+static rb_status join(char *out, size_t size, const char *dir, const char *sub, const char *name)
+{
+    int n = sub ? snprintf(out, size, "%s/%s/%s", dir, sub, name) : snprintf(out, size, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= size)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "dataset folder %.60s...: path too long", dir);
+    return RB_OK;
+}
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static rb_status load_idx(rb_split **out, const rb_dataset_spec *spec, rb_split_which which)
+{
+    const char *prefix = which == RB_SPLIT_TRAIN ? "train" : "t10k";
+    char ipath[RB_DATASET_PATH_MAX + 64], lpath[RB_DATASET_PATH_MAX + 64];
+    char iused[RB_DATASET_PATH_MAX + 80], lused[RB_DATASET_PATH_MAX + 80];
+    char name[32];
+    unsigned char *ib = NULL, *lb = NULL;
+    size_t isz = 0, lsz = 0;
+    rb_status st;
+
+    snprintf(name, sizeof name, "%s-images-idx3-ubyte", prefix);
+    if ((st = join(ipath, sizeof ipath, spec->dir, NULL, name)) != RB_OK)
+        return st;
+    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", prefix);
+    if ((st = join(lpath, sizeof lpath, spec->dir, NULL, name)) != RB_OK)
+        return st;
+    st = read_maybe_gz(ipath, &ib, &isz, iused, sizeof iused, spec->kind, spec->dir);
+    if (st == RB_OK)
+        st = read_maybe_gz(lpath, &lb, &lsz, lused, sizeof lused, spec->kind, spec->dir);
+    if (st == RB_OK)
+        st = rb_split_from_idx(out, spec->kind, ib, isz, iused, lb, lsz, lused);
+    free(ib);
+    free(lb);
+    return st;
+}
+
+static rb_status load_cifar(rb_split **out, const rb_dataset_spec *spec, rb_split_which which)
+{
+    const bool c10 = spec->kind == RB_DATASET_CIFAR10;
+    const char *sub = NULL;
+    char paths[5][RB_DATASET_PATH_MAX + 64];
+    const char *names[5];
+    unsigned char *bytes[5] = {NULL, NULL, NULL, NULL, NULL};
+    size_t sizes[5] = {0, 0, 0, 0, 0}, count;
+    rb_status st = RB_OK;
+
+    if (c10 && which == RB_SPLIT_TRAIN) {
+        static const char *const batches[5] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
+                                               "data_batch_4.bin", "data_batch_5.bin"};
+        count = 5;
+        for (size_t i = 0; i < 5; i++)
+            names[i] = batches[i];
+    } else {
+        count = 1;
+        names[0] = c10 ? "test_batch.bin" : which == RB_SPLIT_TRAIN ? "train.bin" : "test.bin";
+    }
+    /* The tarballs unpack into a folder of their own; accept its parent. */
+    if ((st = join(paths[0], sizeof paths[0], spec->dir, NULL, names[0])) != RB_OK)
+        return st;
+    if (!exists(paths[0])) {
+        const char *candidate = c10 ? "cifar-10-batches-bin" : "cifar-100-binary";
+        if (join(paths[0], sizeof paths[0], spec->dir, candidate, names[0]) == RB_OK && exists(paths[0]))
+            sub = candidate;
+    }
+    for (size_t i = 0; i < count && st == RB_OK; i++)
+        if ((st = join(paths[i], sizeof paths[i], spec->dir, sub, names[i])) == RB_OK)
+            st = rb_file_read_all(paths[i], DATA_FILE_LIMIT, &bytes[i], &sizes[i]);
+    if (st == RB_OK) {
+        const void *files[5];
+        const char *whats[5];
+        for (size_t i = 0; i < count; i++) {
+            files[i] = bytes[i];
+            whats[i] = paths[i];
+        }
+        st = rb_split_from_cifar(out, spec->kind, files, sizes, whats, count);
+    }
+    for (size_t i = 0; i < 5; i++)
+        free(bytes[i]);
+    return st;
+}
+
+static rb_status load_npy(rb_split **out, const rb_dataset_spec *spec, rb_split_which which)
+{
+    rb_npy *images = NULL, *labels = NULL;
+    rb_status st;
+    if (spec->images[which][0] == '\0')
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "dataset spec npy:%s,%s has no test split: append ;TEST_IMAGES.npy,TEST_LABELS.npy",
+                            spec->images[RB_SPLIT_TRAIN], spec->labels[RB_SPLIT_TRAIN]);
+    st = rb_npy_load(&images, spec->images[which]);
+    if (st == RB_OK)
+        st = rb_npy_load(&labels, spec->labels[which]);
+    if (st == RB_OK)
+        st = rb_split_from_npy(out, images, spec->images[which], labels, spec->labels[which]);
+    rb_npy_destroy(images);
+    rb_npy_destroy(labels);
+    return st;
+}
+
+static bool options_empty(const rb_split_options *o)
+{
+    return o == NULL || ((o->classes == NULL || o->classes[0] == '\0') && o->per_class == 0 && o->size == 0 &&
+                         o->channels == 0);
+}
+
+rb_status rb_split_load(rb_split **out, const rb_dataset_spec *spec, rb_split_which which,
+                        const rb_split_options *options)
+{
+    rb_split *raw = NULL;
+    rb_status st;
+    char name[64];
+
+    if (out == NULL || spec == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_split_load: out or spec is NULL");
+    *out = NULL;
+    if (which != RB_SPLIT_TRAIN && which != RB_SPLIT_TEST)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_split_load: split %d is neither train nor test", (int)which);
+    switch (spec->kind) {
+    case RB_DATASET_MNIST:
+    case RB_DATASET_FASHION_MNIST: st = load_idx(&raw, spec, which); break;
+    case RB_DATASET_CIFAR10:
+    case RB_DATASET_CIFAR100: st = load_cifar(&raw, spec, which); break;
+    case RB_DATASET_NPY: st = load_npy(&raw, spec, which); break;
+    case RB_DATASET_NONE:
+    default: return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_split_load: the spec names no dataset kind");
+    }
+    if (st != RB_OK)
+        return st;
+    snprintf(name, sizeof name, "%s %s", rb_data_source_str(spec->kind), rb_split_which_str(which));
+    {
+        char *copy = strdup(name);
+        if (copy == NULL) {
+            rb_split_destroy(raw);
+            return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory naming a split");
+        }
+        free(raw->name);
+        raw->name = copy;
+    }
+    if (options_empty(options)) {
+        *out = raw;
+        return RB_OK;
+    }
+    st = rb_split_apply(out, raw, options);
+    rb_split_destroy(raw);
+    return st;
+}
+
+rb_status rb_split_open(rb_split **out, const char *spec, rb_split_which which, const rb_split_options *options)
+{
+    rb_dataset_spec *parsed;
+    rb_status st;
+    if (out == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_split_open: out is NULL");
+    *out = NULL;
+    /* 20 KB of paths: not on the stack of a worker thread. */
+    parsed = malloc(sizeof *parsed);
+    if (parsed == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory parsing a dataset spec");
+    st = rb_dataset_spec_parse(parsed, spec);
+    if (st == RB_OK)
+        st = rb_split_load(out, parsed, which, options);
+    free(parsed);
+    return st;
+}

@@ -1,0 +1,369 @@
+/* The background batch loader (robusta/data.h).
+ *
+ * A ring of `nslots` preallocated batch buffers; batch b of an epoch always
+ * goes to slot b % nslots. Worker threads claim batches in order, each one
+ * whole, as soon as its slot is free; the caller takes them in order,
+ * waiting for the one it needs, and hands its previous slot back on its
+ * next call. A slot is free again only once the caller has moved past the
+ * batch in it, so a worker never writes a buffer the caller is reading.
+ * What an example looks like depends only on (seed, epoch, example index),
+ * never on which thread made it, so the batches are the same whatever the
+ * number of workers.
+ *
+ * Restarting an epoch bumps a generation counter that workers check between
+ * examples, waits until no worker is filling, then resets the ring.
+ * Destroying sets a stop flag, checked the same way, and joins. */
+#include "config.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <robusta/data.h>
+#include <robusta/rng.h>
+
+#include "data/data_internal.h"
+
+#define MAX_THREADS 256
+#define MAX_SLOTS 64
+
+typedef enum slot_state { SLOT_FREE = 0, SLOT_FILLING = 1, SLOT_READY = 2 } slot_state;
+
+typedef struct slot {
+    float *images;
+    int64_t *labels;
+    int64_t *indices;
+    int64_t number, count, first;
+    slot_state state;
+} slot;
+
+struct rb_loader {
+    const rb_split *split;
+    rb_loader_options o;
+    bool augment; /* crop or flip on */
+    size_t example;
+    int channels, height, width;
+    int64_t n, batches;
+    int64_t *order;
+    int64_t epoch;
+    bool ever_started;
+
+    slot *slots;
+    int nslots;
+
+    pthread_mutex_t mu;
+    pthread_cond_t work;  /* workers: something to claim, or stop */
+    pthread_cond_t ready; /* caller: a batch became ready */
+    pthread_cond_t idle;  /* start_epoch: no worker is filling */
+    bool sync_ready;      /* the mutex and conditions exist */
+    pthread_t *threads;
+    int nthreads;         /* threads running */
+    bool claimable;       /* workers may claim batches of the current epoch */
+    int64_t next_claim, next_consume;
+    int held;             /* slot the caller holds, -1 if none */
+    int busy;             /* workers filling a slot */
+    atomic_bool stop;
+    atomic_uint_fast64_t generation;
+};
+
+/* Fills `s` with batch b; false if stopped or the epoch was restarted
+ * (generation changed) before it was done. */
+static bool fill(rb_loader *l, slot *s, int64_t b, uint_fast64_t generation)
+{
+    const int64_t first = b * l->o.batch_size;
+    int64_t count = l->n - first;
+    if (count > l->o.batch_size)
+        count = l->o.batch_size;
+    for (int64_t k = 0; k < count; k++) {
+        const int64_t index = l->order[first + k];
+        int top = 0, left = 0, padding = 0;
+        bool flip = false;
+        if (atomic_load_explicit(&l->stop, memory_order_relaxed) ||
+            atomic_load_explicit(&l->generation, memory_order_relaxed) != generation)
+            return false;
+        if (l->augment) {
+            rb_augment_draw(&l->o.augment, l->o.seed, l->epoch, index, &top, &left, &flip);
+            if (l->o.augment.crop)
+                padding = l->o.augment.padding;
+        }
+        rb_split_render(l->split, index, padding, top, left, flip, s->images + (size_t)k * l->example);
+        s->labels[k] = l->split->labels[index];
+        s->indices[k] = index;
+    }
+    s->number = b;
+    s->count = count;
+    s->first = first;
+    return true;
+}
+
+static void *worker(void *arg)
+{
+    rb_loader *l = arg;
+    pthread_mutex_lock(&l->mu);
+    for (;;) {
+        int64_t b;
+        slot *s;
+        uint_fast64_t generation;
+        bool ok;
+        while (!atomic_load(&l->stop) &&
+               !(l->claimable && l->next_claim < l->batches &&
+                 l->slots[l->next_claim % l->nslots].state == SLOT_FREE))
+            pthread_cond_wait(&l->work, &l->mu);
+        if (atomic_load(&l->stop))
+            break;
+        b = l->next_claim++;
+        s = &l->slots[b % l->nslots];
+        s->state = SLOT_FILLING;
+        generation = atomic_load(&l->generation);
+        l->busy++;
+        pthread_mutex_unlock(&l->mu);
+
+        ok = fill(l, s, b, generation);
+
+        pthread_mutex_lock(&l->mu);
+        l->busy--;
+        if (ok && generation == atomic_load(&l->generation)) {
+            s->state = SLOT_READY;
+            pthread_cond_broadcast(&l->ready);
+        }
+        if (l->busy == 0)
+            pthread_cond_broadcast(&l->idle);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+void rb_loader_destroy(rb_loader *l)
+{
+    if (l == NULL)
+        return;
+    if (l->sync_ready) {
+        pthread_mutex_lock(&l->mu);
+        atomic_store(&l->stop, true);
+        pthread_cond_broadcast(&l->work);
+        pthread_mutex_unlock(&l->mu);
+        for (int t = 0; t < l->nthreads; t++)
+            pthread_join(l->threads[t], NULL);
+        pthread_cond_destroy(&l->work);
+        pthread_cond_destroy(&l->ready);
+        pthread_cond_destroy(&l->idle);
+        pthread_mutex_destroy(&l->mu);
+    }
+    if (l->slots != NULL)
+        for (int i = 0; i < l->nslots; i++) {
+            free(l->slots[i].images);
+            free(l->slots[i].labels);
+            free(l->slots[i].indices);
+        }
+    free(l->slots);
+    free(l->threads);
+    free(l->order);
+    free(l);
+}
+
+rb_status rb_loader_create(rb_loader **out, const rb_split *split, const rb_loader_options *options)
+{
+    rb_loader *l;
+    const rb_loader_options *o = options;
+    size_t image_bytes;
+    int err;
+
+    if (out == NULL || split == NULL || options == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_loader_create: out, split or options is NULL");
+    *out = NULL;
+    if (o->batch_size < 1 || o->batch_size > (INT64_C(1) << 24))
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "loader: batch size %" PRId64 " is out of range [1, %" PRId64 "]",
+                            o->batch_size, INT64_C(1) << 24);
+    if (o->threads < 0 || o->threads > MAX_THREADS)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "loader: %d threads is out of range [0, %d] (0 makes batches on the caller's thread)",
+                            o->threads, MAX_THREADS);
+    if (o->prefetch < 0 || o->prefetch > MAX_SLOTS)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "loader: prefetch %d is out of range [0, %d]", o->prefetch,
+                            MAX_SLOTS);
+    if (o->augment.crop && (o->augment.padding < 0 || o->augment.padding > 65536))
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "loader: crop padding %d is out of range [0, 65536]",
+                            o->augment.padding);
+    if (rb_split_example_size(split) > SIZE_MAX / sizeof(float) / (size_t)o->batch_size / 2)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "loader: batches of %" PRId64 " examples are too large",
+                            o->batch_size);
+
+    l = calloc(1, sizeof *l);
+    if (l == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for a loader");
+    l->split = split;
+    l->o = *o;
+    l->augment = o->augment.crop || o->augment.flip;
+    l->example = rb_split_example_size(split);
+    rb_split_shape(split, &l->channels, &l->height, &l->width);
+    l->n = rb_split_count(split);
+    l->batches = o->drop_last ? l->n / o->batch_size : (l->n + o->batch_size - 1) / o->batch_size;
+    l->held = -1;
+    atomic_init(&l->stop, false);
+    atomic_init(&l->generation, 0);
+    if (o->threads == 0)
+        l->nslots = 1;
+    else
+        l->nslots = o->prefetch > 0 ? (o->prefetch < 2 ? 2 : o->prefetch) : (o->threads + 1 < 2 ? 2 : o->threads + 1);
+
+    image_bytes = (size_t)o->batch_size * l->example * sizeof(float);
+    image_bytes = (image_bytes + 63) / 64 * 64;
+    l->order = malloc((l->n ? (size_t)l->n : 1) * sizeof *l->order);
+    l->slots = calloc((size_t)l->nslots, sizeof *l->slots);
+    if (l->order == NULL || l->slots == NULL)
+        goto oom;
+    for (int i = 0; i < l->nslots; i++) {
+        slot *s = &l->slots[i];
+        s->images = aligned_alloc(64, image_bytes ? image_bytes : 64);
+        s->labels = malloc((size_t)o->batch_size * sizeof *s->labels);
+        s->indices = malloc((size_t)o->batch_size * sizeof *s->indices);
+        if (s->images == NULL || s->labels == NULL || s->indices == NULL)
+            goto oom;
+    }
+
+    if (pthread_mutex_init(&l->mu, NULL) != 0)
+        goto oom;
+    if (pthread_cond_init(&l->work, NULL) != 0) {
+        pthread_mutex_destroy(&l->mu);
+        goto oom;
+    }
+    if (pthread_cond_init(&l->ready, NULL) != 0) {
+        pthread_cond_destroy(&l->work);
+        pthread_mutex_destroy(&l->mu);
+        goto oom;
+    }
+    if (pthread_cond_init(&l->idle, NULL) != 0) {
+        pthread_cond_destroy(&l->ready);
+        pthread_cond_destroy(&l->work);
+        pthread_mutex_destroy(&l->mu);
+        goto oom;
+    }
+    l->sync_ready = true;
+
+    if (o->threads > 0) {
+        sigset_t all, old;
+        l->threads = calloc((size_t)o->threads, sizeof *l->threads);
+        if (l->threads == NULL)
+            goto oom;
+        /* Workers inherit a full signal mask: signals (Ctrl-C) go to the
+         * caller's threads, which decide what stopping means. */
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        for (int t = 0; t < o->threads; t++) {
+            err = pthread_create(&l->threads[t], NULL, worker, l);
+            if (err != 0) {
+                pthread_sigmask(SIG_SETMASK, &old, NULL);
+                rb_loader_destroy(l);
+                return rb_error_set(RB_ERR_OUT_OF_MEMORY, "loader: cannot start worker thread %d of %d: %s", t + 1,
+                                    o->threads, strerror(err));
+            }
+            l->nthreads++;
+        }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    *out = l;
+    return RB_OK;
+
+oom:
+    rb_loader_destroy(l);
+    return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for a loader of %d batches of %" PRId64 " examples",
+                        o->threads == 0 ? 1 : (o->prefetch ? o->prefetch : o->threads + 1), o->batch_size);
+}
+
+int64_t rb_loader_batch_count(const rb_loader *loader)
+{
+    return loader ? loader->batches : 0;
+}
+
+rb_status rb_loader_start_epoch(rb_loader *l, int64_t epoch)
+{
+    if (l == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_loader_start_epoch: loader is NULL");
+    if (epoch < 0 || epoch >= RB_DATA_EPOCH_LIMIT)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "loader: epoch %" PRId64 " is out of range [0, %" PRId64 ")",
+                            epoch, RB_DATA_EPOCH_LIMIT);
+    pthread_mutex_lock(&l->mu);
+    /* Stop claims, make fills in progress give up, and wait for them. */
+    l->claimable = false;
+    atomic_fetch_add(&l->generation, 1);
+    while (l->busy > 0)
+        pthread_cond_wait(&l->idle, &l->mu);
+    for (int i = 0; i < l->nslots; i++)
+        l->slots[i].state = SLOT_FREE;
+
+    for (int64_t i = 0; i < l->n; i++)
+        l->order[i] = i;
+    if (l->o.shuffle && l->n > 1) {
+        rb_rng r;
+        rb_rng_init(&r, l->o.seed, RB_RNG_STREAM(RB_RNG_SHUFFLE, (uint32_t)epoch), 0);
+        for (int64_t i = l->n - 1; i > 0; i--) {
+            int64_t j = (int64_t)rb_data_below(&r, (uint64_t)i + 1);
+            int64_t t = l->order[i];
+            l->order[i] = l->order[j];
+            l->order[j] = t;
+        }
+    }
+    l->epoch = epoch;
+    l->next_claim = 0;
+    l->next_consume = 0;
+    l->held = -1;
+    l->ever_started = true;
+    l->claimable = true;
+    pthread_cond_broadcast(&l->work);
+    pthread_mutex_unlock(&l->mu);
+    return RB_OK;
+}
+
+rb_status rb_loader_next(rb_loader *l, rb_batch *batch)
+{
+    int64_t b;
+    slot *s;
+
+    if (l == NULL || batch == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_loader_next: loader or batch is NULL");
+    memset(batch, 0, sizeof *batch);
+    batch->channels = l->channels;
+    batch->height = l->height;
+    batch->width = l->width;
+    pthread_mutex_lock(&l->mu);
+    if (!l->ever_started) {
+        pthread_mutex_unlock(&l->mu);
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "loader: call rb_loader_start_epoch before rb_loader_next");
+    }
+    if (l->held >= 0) {
+        l->slots[l->held].state = SLOT_FREE;
+        l->held = -1;
+        pthread_cond_broadcast(&l->work);
+    }
+    b = l->next_consume;
+    if (b >= l->batches) {
+        pthread_mutex_unlock(&l->mu);
+        batch->first = l->n;
+        batch->number = l->batches;
+        return RB_OK;
+    }
+    s = &l->slots[b % l->nslots];
+    if (l->nthreads == 0) {
+        /* No workers: make it here. Nothing else touches the ring. */
+        pthread_mutex_unlock(&l->mu);
+        fill(l, s, b, atomic_load(&l->generation));
+        pthread_mutex_lock(&l->mu);
+    } else {
+        while (!(s->state == SLOT_READY && s->number == b))
+            pthread_cond_wait(&l->ready, &l->mu);
+    }
+    l->held = (int)(b % l->nslots);
+    l->next_consume = b + 1;
+    pthread_mutex_unlock(&l->mu);
+
+    batch->images = s->images;
+    batch->labels = s->labels;
+    batch->indices = s->indices;
+    batch->count = s->count;
+    batch->first = s->first;
+    batch->number = s->number;
+    return RB_OK;
+}

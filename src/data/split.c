@@ -1,0 +1,708 @@
+/* Splits in memory (robusta/data.h): creation, selection of classes and of
+ * examples per class, the output geometry (bilinear resize, channel
+ * replication) and the making of one example with its augmentation. */
+#include "config.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <robusta/data.h>
+#include <robusta/rng.h>
+
+#include "data/data_internal.h"
+#include "sys/internal.h"
+
+/* Bounds that keep every size computation far from overflow. */
+#define MAX_SIDE 65536
+#define MAX_CLASSES 100000
+
+/* ------------------------------------------------------------ names */
+
+const char *rb_data_source_str(rb_data_source kind)
+{
+    switch (kind) {
+    case RB_DATASET_NONE: return "memory";
+    case RB_DATASET_MNIST: return "mnist";
+    case RB_DATASET_FASHION_MNIST: return "fashion-mnist";
+    case RB_DATASET_CIFAR10: return "cifar10";
+    case RB_DATASET_CIFAR100: return "cifar100";
+    case RB_DATASET_NPY: return "npy";
+    }
+    return "unknown";
+}
+
+const char *rb_split_which_str(rb_split_which which)
+{
+    switch (which) {
+    case RB_SPLIT_TRAIN: return "train";
+    case RB_SPLIT_TEST: return "test";
+    }
+    return "unknown";
+}
+
+/* ------------------------------------------------------------ life cycle */
+
+static void resize_axis_free(rb_resize_axis *a)
+{
+    free(a->i0);
+    free(a->i1);
+    free(a->w0);
+    free(a->w1);
+    memset(a, 0, sizeof *a);
+}
+
+void rb_split_destroy(rb_split *split)
+{
+    if (split == NULL)
+        return;
+    if (split->class_names != NULL)
+        for (int64_t c = 0; c < split->classes; c++)
+            free(split->class_names[c]);
+    free(split->class_names);
+    free(split->name);
+    free(split->images);
+    free(split->labels);
+    free(split->source_index);
+    resize_axis_free(&split->rows);
+    resize_axis_free(&split->cols);
+    free(split);
+}
+
+size_t rb_split_stored_bytes(const rb_split *split)
+{
+    return (size_t)split->channels * (size_t)split->height * (size_t)split->width *
+           rb_dtype_size(split->dtype);
+}
+
+rb_status rb_split_alloc(rb_split **out, rb_data_source kind, const char *name, rb_dtype dtype,
+                         int64_t count, int channels, int height, int width, int64_t classes)
+{
+    rb_split *s;
+    size_t image_bytes, total;
+
+    *out = NULL;
+    if (dtype != RB_DTYPE_U8 && dtype != RB_DTYPE_F32)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: images must be u8 or f32, not %s", name,
+                            rb_dtype_str(dtype));
+    if (channels < 1 || channels > 4 || height < 1 || height > MAX_SIDE || width < 1 || width > MAX_SIDE)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "%s: images of %d×%d×%d are not supported (1 to 4 channels, sides 1 to %d)", name,
+                            channels, height, width, MAX_SIDE);
+    if (classes < 1 || classes > MAX_CLASSES)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: %" PRId64 " classes; robusta handles 1 to %d", name,
+                            classes, MAX_CLASSES);
+    image_bytes = (size_t)channels * (size_t)height * (size_t)width * rb_dtype_size(dtype);
+    if (count < 0 || (uint64_t)count > SIZE_MAX / 8 / image_bytes)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: %" PRId64 " examples cannot be held in memory", name,
+                            count);
+    total = (size_t)count * image_bytes;
+
+    s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for split %s", name);
+    s->kind = kind;
+    s->dtype = dtype;
+    s->count = count;
+    s->channels = s->out_channels = channels;
+    s->height = s->out_height = height;
+    s->width = s->out_width = width;
+    s->classes = classes;
+    s->name = strdup(name);
+    s->images = calloc(total ? total : 1, 1);
+    s->labels = calloc(count ? (size_t)count : 1, sizeof *s->labels);
+    s->source_index = malloc((count ? (size_t)count : 1) * sizeof *s->source_index);
+    s->class_names = calloc((size_t)classes, sizeof *s->class_names);
+    if (s->name == NULL || s->images == NULL || s->labels == NULL || s->source_index == NULL ||
+        s->class_names == NULL) {
+        rb_split_destroy(s);
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for %s (%" PRId64 " images, %zu bytes)", name,
+                            count, total);
+    }
+    for (int64_t i = 0; i < count; i++)
+        s->source_index[i] = i;
+    *out = s;
+    return RB_OK;
+}
+
+rb_status rb_split_set_names(rb_split *split, const char *const *names)
+{
+    for (int64_t c = 0; c < split->classes; c++) {
+        char buf[32];
+        const char *n = names != NULL ? names[c] : NULL;
+        if (n == NULL) {
+            snprintf(buf, sizeof buf, "class_%" PRId64, c);
+            n = buf;
+        }
+        free(split->class_names[c]);
+        split->class_names[c] = strdup(n);
+        if (split->class_names[c] == NULL)
+            return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for the class names of %s", split->name);
+    }
+    return RB_OK;
+}
+
+rb_status rb_split_create(rb_split **out, rb_dtype dtype, int64_t count, int channels, int height, int width,
+                          const void *images, const int64_t *labels, int64_t classes, const char *const *names,
+                          const char *what)
+{
+    rb_split *s;
+    rb_status st;
+    size_t image_bytes;
+
+    if (out == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_split_create: out is NULL");
+    *out = NULL;
+    if (what == NULL)
+        what = "images in memory";
+    if (count > 0 && (images == NULL || labels == NULL))
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: images or labels is NULL", what);
+    if ((st = rb_split_alloc(&s, RB_DATASET_NONE, what, dtype, count, channels, height, width, classes)) != RB_OK)
+        return st;
+    image_bytes = rb_split_stored_bytes(s);
+    for (int64_t i = 0; i < count; i++) {
+        if (labels[i] < 0 || labels[i] >= classes) {
+            rb_split_destroy(s);
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                "%s: label %" PRId64 " of example %" PRId64 " is out of range [0, %" PRId64 "]",
+                                what, labels[i], i, classes - 1);
+        }
+    }
+    if (dtype == RB_DTYPE_F32) {
+        const float *f = images;
+        size_t n = (size_t)count * image_bytes / sizeof(float);
+        for (size_t k = 0; k < n; k++) {
+            if (!(f[k] >= 0.0f && f[k] <= 1.0f)) {
+                size_t per = image_bytes / sizeof(float);
+                rb_split_destroy(s);
+                return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                    "%s: value %g in example %zu is outside [0, 1]: float images must be "
+                                    "scaled to [0, 1]",
+                                    what, (double)f[k], k / per);
+            }
+        }
+    }
+    if (count > 0) {
+        memcpy(s->images, images, (size_t)count * image_bytes);
+        memcpy(s->labels, labels, (size_t)count * sizeof *labels);
+    }
+    if ((st = rb_split_set_names(s, names)) != RB_OK) {
+        rb_split_destroy(s);
+        return st;
+    }
+    *out = s;
+    return RB_OK;
+}
+
+/* ------------------------------------------------------------ accessors */
+
+int64_t rb_split_count(const rb_split *split)
+{
+    return split ? split->count : 0;
+}
+
+int64_t rb_split_classes(const rb_split *split)
+{
+    return split ? split->classes : 0;
+}
+
+const char *rb_split_class_name(const rb_split *split, int64_t label)
+{
+    if (split == NULL || label < 0 || label >= split->classes)
+        return NULL;
+    return split->class_names[label];
+}
+
+rb_data_source rb_split_kind(const rb_split *split)
+{
+    return split ? split->kind : RB_DATASET_NONE;
+}
+
+const char *rb_split_name(const rb_split *split)
+{
+    return split ? split->name : "";
+}
+
+void rb_split_shape(const rb_split *split, int *channels, int *height, int *width)
+{
+    if (channels)
+        *channels = split->out_channels;
+    if (height)
+        *height = split->out_height;
+    if (width)
+        *width = split->out_width;
+}
+
+size_t rb_split_example_size(const rb_split *split)
+{
+    return (size_t)split->out_channels * (size_t)split->out_height * (size_t)split->out_width;
+}
+
+rb_dtype rb_split_dtype(const rb_split *split)
+{
+    return split->dtype;
+}
+
+void rb_split_stored_shape(const rb_split *split, int *channels, int *height, int *width)
+{
+    if (channels)
+        *channels = split->channels;
+    if (height)
+        *height = split->height;
+    if (width)
+        *width = split->width;
+}
+
+const void *rb_split_images(const rb_split *split)
+{
+    return split->images;
+}
+
+const int64_t *rb_split_labels(const rb_split *split)
+{
+    return split->labels;
+}
+
+const int64_t *rb_split_source_indices(const rb_split *split)
+{
+    return split->source_index;
+}
+
+/* ------------------------------------------------------------ class lists */
+
+static const char *skip_space(const char *p)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return p;
+}
+
+/* A non-negative decimal at *p; advances *p. */
+static bool parse_number(const char **p, int64_t *value)
+{
+    const char *q = *p;
+    int64_t v = 0;
+    if (*q < '0' || *q > '9')
+        return false;
+    while (*q >= '0' && *q <= '9') {
+        if (v > (INT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (*q - '0');
+        q++;
+    }
+    *p = q;
+    *value = v;
+    return true;
+}
+
+/* Parses a class list against a split of `classes` classes into `list`
+ * (original labels in the order given); *count of them. `list` holds
+ * `classes` entries: more would repeat one. */
+static rb_status parse_class_list(const char *text, const rb_split *split, int64_t *list, int64_t *count)
+{
+    const int64_t classes = split->classes;
+    const char *p = text;
+    unsigned char *seen = calloc((size_t)classes, 1);
+    int64_t n = 0;
+    rb_status st = RB_OK;
+
+    if (seen == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory parsing class list '%s'", text);
+    for (;;) {
+        const char *item = skip_space(p);
+        const char *end;
+        int64_t a, b;
+        p = item;
+        if (!parse_number(&p, &a)) {
+            size_t len = strcspn(item, ",");
+            if (len == 0)
+                st = rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                  "class list '%s' has an empty item: write numbers and ranges like 0-4,7", text);
+            else
+                st = rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                  "class list '%s': '%.*s' is not a class number or a range like 0-4", text,
+                                  (int)len, item);
+            goto done;
+        }
+        b = a;
+        p = skip_space(p);
+        if (*p == '-') {
+            p = skip_space(p + 1);
+            if (!parse_number(&p, &b)) {
+                size_t len = strcspn(item, ",");
+                st = rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                  "class list '%s': '%.*s' is not a class number or a range like 0-4", text,
+                                  (int)len, item);
+                goto done;
+            }
+            p = skip_space(p);
+        }
+        end = p;
+        if (*end != ',' && *end != '\0') {
+            size_t len = strcspn(item, ",");
+            st = rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                              "class list '%s': '%.*s' is not a class number or a range like 0-4", text, (int)len,
+                              item);
+            goto done;
+        }
+        if (b < a) {
+            st = rb_error_set(RB_ERR_INVALID_ARGUMENT, "class list '%s': range %" PRId64 "-%" PRId64
+                              " runs backwards; write %" PRId64 "-%" PRId64,
+                              text, a, b, b, a);
+            goto done;
+        }
+        if (b >= classes) {
+            st = rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                              "class list '%s': class %" PRId64 " is out of range: %s has %" PRId64
+                              " classes (0-%" PRId64 ")",
+                              text, b, split->name, classes, classes - 1);
+            goto done;
+        }
+        for (int64_t c = a; c <= b; c++) {
+            if (seen[c]) {
+                st = rb_error_set(RB_ERR_INVALID_ARGUMENT, "class list '%s' names class %" PRId64 " twice", text,
+                                  c);
+                goto done;
+            }
+            seen[c] = 1;
+            list[n++] = c;
+        }
+        if (*end == '\0')
+            break;
+        p = end + 1;
+    }
+done:
+    free(seen);
+    *count = n;
+    return st;
+}
+
+/* ------------------------------------------------------------ geometry */
+
+/* PyTorch's upsample_bilinear2d, align_corners=False, no scale factor:
+ * source = (dst + 0.5) * in/out - 0.5, clamped at 0; taps i0 and i0+1
+ * (i0 at the last row repeats), weights 1-l and l. */
+static rb_status resize_axis_init(rb_resize_axis *a, int in, int out)
+{
+    const float scale = (float)in / (float)out;
+    a->i0 = malloc((size_t)out * sizeof *a->i0);
+    a->i1 = malloc((size_t)out * sizeof *a->i1);
+    a->w0 = malloc((size_t)out * sizeof *a->w0);
+    a->w1 = malloc((size_t)out * sizeof *a->w1);
+    if (a->i0 == NULL || a->i1 == NULL || a->w0 == NULL || a->w1 == NULL) {
+        resize_axis_free(a);
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for resize tables");
+    }
+    for (int d = 0; d < out; d++) {
+        float src = scale * ((float)d + 0.5f) - 0.5f;
+        int i0;
+        float l1;
+        if (src < 0.0f)
+            src = 0.0f;
+        i0 = (int)src;
+        if (i0 > in - 1)
+            i0 = in - 1;
+        l1 = src - (float)i0;
+        if (l1 < 0.0f)
+            l1 = 0.0f;
+        if (l1 > 1.0f)
+            l1 = 1.0f;
+        a->i0[d] = i0;
+        a->i1[d] = i0 + (i0 < in - 1 ? 1 : 0);
+        a->w1[d] = l1;
+        a->w0[d] = 1.0f - l1;
+    }
+    return RB_OK;
+}
+
+static rb_status set_geometry(rb_split *s, int height, int width, int channels)
+{
+    rb_status st;
+    s->out_channels = channels;
+    s->out_height = height;
+    s->out_width = width;
+    s->resized = height != s->height || width != s->width;
+    resize_axis_free(&s->rows);
+    resize_axis_free(&s->cols);
+    if (!s->resized)
+        return RB_OK;
+    if ((st = resize_axis_init(&s->rows, s->height, height)) != RB_OK)
+        return st;
+    return resize_axis_init(&s->cols, s->width, width);
+}
+
+static inline float stored_pixel(const rb_split *s, const void *image, size_t offset)
+{
+    if (s->dtype == RB_DTYPE_U8)
+        return (float)((const unsigned char *)image)[offset] / 255.0f;
+    return ((const float *)image)[offset];
+}
+
+void rb_split_render(const rb_split *s, int64_t index, int padding, int top, int left, bool flip, float *out)
+{
+    const int C = s->out_channels, H = s->out_height, W = s->out_width;
+    const size_t plane = (size_t)s->height * (size_t)s->width;
+    const void *image = (const unsigned char *)s->images + (size_t)index * rb_split_stored_bytes(s);
+
+    for (int c = 0; c < C; c++) {
+        const size_t base = (size_t)(s->channels == 1 ? 0 : c) * plane;
+        for (int y = 0; y < H; y++) {
+            float *row = out + ((size_t)c * (size_t)H + (size_t)y) * (size_t)W;
+            const int sy = y + top - padding;
+            if (sy < 0 || sy >= H) {
+                memset(row, 0, (size_t)W * sizeof *row);
+                continue;
+            }
+            for (int x = 0; x < W; x++) {
+                const int sx = (flip ? W - 1 - x : x) + left - padding;
+                float v;
+                if (sx < 0 || sx >= W) {
+                    row[x] = 0.0f;
+                    continue;
+                }
+                if (!s->resized) {
+                    v = stored_pixel(s, image, base + (size_t)sy * (size_t)s->width + (size_t)sx);
+                } else {
+                    /* As PyTorch's CPU kernel: width taps first, then height. */
+                    const size_t r0 = base + (size_t)s->rows.i0[sy] * (size_t)s->width;
+                    const size_t r1 = base + (size_t)s->rows.i1[sy] * (size_t)s->width;
+                    const size_t c0 = (size_t)s->cols.i0[sx], c1 = (size_t)s->cols.i1[sx];
+                    const float w0 = s->cols.w0[sx], w1 = s->cols.w1[sx];
+                    const float t0 = stored_pixel(s, image, r0 + c0) * w0 + stored_pixel(s, image, r0 + c1) * w1;
+                    const float t1 = stored_pixel(s, image, r1 + c0) * w0 + stored_pixel(s, image, r1 + c1) * w1;
+                    v = t0 * s->rows.w0[sy] + t1 * s->rows.w1[sy];
+                }
+                row[x] = v;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------ selection */
+
+rb_status rb_split_apply(rb_split **out, const rb_split *in, const rb_split_options *options)
+{
+    static const rb_split_options none = {0};
+    const rb_split_options *o = options ? options : &none;
+    int64_t *list = NULL, *map = NULL, *order = NULL, *start = NULL;
+    unsigned char *keep = NULL;
+    int64_t k = 0, kept = 0;
+    int channels;
+    rb_split *s = NULL;
+    rb_status st = RB_OK;
+    size_t image_bytes;
+
+    if (out == NULL || in == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_split_apply: out or in is NULL");
+    *out = NULL;
+    if (o->per_class < 0)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "%s: examples per class must be >= 0 (0 keeps all), not %" PRId64, in->name,
+                            o->per_class);
+    if (o->size < 0 || o->size > MAX_SIDE)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: image size %d is out of range [1, %d] (0 keeps %d×%d)",
+                            in->name, o->size, MAX_SIDE, in->out_height, in->out_width);
+    switch (o->channels) {
+    case 0: channels = in->out_channels; break;
+    case 1:
+        if (in->channels != 1)
+            return rb_error_set(RB_ERR_UNSUPPORTED,
+                                "%s has %d-channel images; robusta does not convert them to one channel",
+                                in->name, in->channels);
+        channels = 1;
+        break;
+    case 3:
+        if (in->channels != 1 && in->channels != 3)
+            return rb_error_set(RB_ERR_UNSUPPORTED, "%s has %d-channel images; only 1 or 3 can become 3",
+                                in->name, in->channels);
+        channels = 3;
+        break;
+    default:
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: channels must be 0 (keep), 1 or 3, not %d", in->name,
+                            o->channels);
+    }
+
+    list = malloc((size_t)in->classes * sizeof *list);
+    map = malloc((size_t)in->classes * sizeof *map);
+    start = calloc((size_t)in->classes + 1, sizeof *start);
+    order = malloc((in->count ? (size_t)in->count : 1) * sizeof *order);
+    keep = calloc(in->count ? (size_t)in->count : 1, 1);
+    if (list == NULL || map == NULL || start == NULL || order == NULL || keep == NULL) {
+        st = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory selecting from %s", in->name);
+        goto done;
+    }
+    if (o->classes != NULL && o->classes[0] != '\0') {
+        if ((st = parse_class_list(o->classes, in, list, &k)) != RB_OK)
+            goto done;
+    } else {
+        k = in->classes;
+        for (int64_t c = 0; c < k; c++)
+            list[c] = c;
+    }
+    for (int64_t c = 0; c < in->classes; c++)
+        map[c] = -1;
+    for (int64_t c = 0; c < k; c++)
+        map[list[c]] = c;
+
+    /* Examples grouped by new class, file order within each (counting sort). */
+    for (int64_t i = 0; i < in->count; i++)
+        if (map[in->labels[i]] >= 0)
+            start[map[in->labels[i]] + 1]++;
+    for (int64_t c = 0; c < k; c++)
+        start[c + 1] += start[c];
+    {
+        int64_t *fill = calloc(k ? (size_t)k : 1, sizeof *fill);
+        if (fill == NULL) {
+            st = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory selecting from %s", in->name);
+            goto done;
+        }
+        for (int64_t i = 0; i < in->count; i++) {
+            int64_t c = map[in->labels[i]];
+            if (c >= 0)
+                order[start[c] + fill[c]++] = i;
+        }
+        free(fill);
+    }
+    for (int64_t c = 0; c < k; c++) {
+        int64_t *group = order + start[c], n = start[c + 1] - start[c];
+        int64_t take = n;
+        if (o->per_class > 0 && n > o->per_class) {
+            /* Partial Fisher-Yates; the stream belongs to the original
+             * class so the choice does not depend on the list's order. */
+            rb_rng r;
+            rb_rng_init(&r, o->seed, RB_RNG_STREAM(RB_RNG_SUBSET, list[c]), 0);
+            take = o->per_class;
+            for (int64_t i = 0; i < take; i++) {
+                int64_t j = i + (int64_t)rb_data_below(&r, (uint64_t)(n - i));
+                int64_t t = group[i];
+                group[i] = group[j];
+                group[j] = t;
+            }
+        }
+        for (int64_t i = 0; i < take; i++)
+            keep[group[i]] = 1;
+        kept += take;
+    }
+
+    if ((st = rb_split_alloc(&s, in->kind, in->name, in->dtype, kept, in->channels, in->height, in->width, k)) !=
+        RB_OK)
+        goto done;
+    image_bytes = rb_split_stored_bytes(in);
+    for (int64_t i = 0, j = 0; i < in->count; i++) {
+        if (!keep[i])
+            continue;
+        memcpy((unsigned char *)s->images + (size_t)j * image_bytes,
+               (const unsigned char *)in->images + (size_t)i * image_bytes, image_bytes);
+        s->labels[j] = map[in->labels[i]];
+        s->source_index[j] = in->source_index[i];
+        j++;
+    }
+    for (int64_t c = 0; c < k; c++) {
+        s->class_names[c] = strdup(in->class_names[list[c]]);
+        if (s->class_names[c] == NULL) {
+            st = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for the class names of %s", in->name);
+            goto done;
+        }
+    }
+    if (o->size > 0)
+        st = set_geometry(s, o->size, o->size, channels);
+    else
+        st = set_geometry(s, in->out_height, in->out_width, channels);
+
+done:
+    free(list);
+    free(map);
+    free(start);
+    free(order);
+    free(keep);
+    if (st != RB_OK) {
+        rb_split_destroy(s);
+        return st;
+    }
+    *out = s;
+    return RB_OK;
+}
+
+/* ------------------------------------------------------------ augmentation */
+
+uint64_t rb_data_below(rb_rng *rng, uint64_t n)
+{
+    if (n <= UINT64_C(0xffffffff))
+        return ((uint64_t)rb_rng_u32(rng) * n) >> 32;
+    {
+        uint64_t hi = rb_rng_u32(rng), lo = rb_rng_u32(rng);
+        return (hi << 32 | lo) % n;
+    }
+}
+
+void rb_augment_defaults(rb_data_source kind, rb_augment *out)
+{
+    memset(out, 0, sizeof *out);
+    switch (kind) {
+    case RB_DATASET_CIFAR10:
+    case RB_DATASET_CIFAR100:
+        out->crop = true;
+        out->padding = 4;
+        out->flip = true;
+        break;
+    case RB_DATASET_MNIST:
+    case RB_DATASET_FASHION_MNIST:
+        out->crop = true;
+        out->padding = 2;
+        out->flip = false;
+        break;
+    case RB_DATASET_NPY:
+    case RB_DATASET_NONE:
+        break;
+    }
+}
+
+void rb_augment_draw(const rb_augment *augment, uint64_t seed, int64_t epoch, int64_t index, int *top, int *left,
+                     bool *flip)
+{
+    rb_rng r;
+    uint32_t a, b, c;
+    /* Always three words, whatever is on, so that switching crop off does
+     * not change the flips. */
+    rb_rng_init(&r, seed, RB_RNG_STREAM(RB_RNG_AUGMENT, (uint32_t)epoch), (uint64_t)index);
+    a = rb_rng_u32(&r);
+    b = rb_rng_u32(&r);
+    c = rb_rng_u32(&r);
+    if (augment != NULL && augment->crop && augment->padding > 0) {
+        uint64_t span = 2 * (uint64_t)augment->padding + 1;
+        *top = (int)(((uint64_t)a * span) >> 32);
+        *left = (int)(((uint64_t)b * span) >> 32);
+    } else {
+        *top = 0;
+        *left = 0;
+    }
+    *flip = augment != NULL && augment->flip && (c >> 31) != 0;
+}
+
+rb_status rb_split_example(const rb_split *split, int64_t index, const rb_augment *augment, uint64_t seed,
+                           int64_t epoch, float *out)
+{
+    int top = 0, left = 0, padding = 0;
+    bool flip = false;
+    if (split == NULL || out == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_split_example: split or out is NULL");
+    if (index < 0 || index >= split->count)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: example %" PRId64 " is out of range [0, %" PRId64 ")",
+                            split->name, index, split->count);
+    if (epoch < 0 || epoch >= RB_DATA_EPOCH_LIMIT)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "epoch %" PRId64 " is out of range [0, %" PRId64 ")", epoch,
+                            RB_DATA_EPOCH_LIMIT);
+    if (augment != NULL) {
+        if (augment->padding < 0 || augment->padding > MAX_SIDE)
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "crop padding %d is out of range [0, %d]",
+                                augment->padding, MAX_SIDE);
+        rb_augment_draw(augment, seed, epoch, index, &top, &left, &flip);
+        if (augment->crop)
+            padding = augment->padding;
+    }
+    rb_split_render(split, index, padding, top, left, flip, out);
+    return RB_OK;
+}
