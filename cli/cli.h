@@ -14,12 +14,21 @@ enum {
     RB_EXIT_NOT_AVAILABLE = 3  /* the command exists but is not available in this release */
 };
 
+/* An option whose value names a plugin whose own parameters the command
+ * line then also accepts (import's --arch resnet50 --width 0.5). */
+typedef struct cli_plugin_option {
+    const char *option; /* "arch" */
+    rb_plugin_kind kind;
+} cli_plugin_option;
+
 typedef struct cli_command {
     const char *name;
     const char *summary;     /* one line for `robusta --help` */
     const char *usage;       /* arguments after the command name */
     const char *description; /* a paragraph for `robusta CMD --help` */
     const rb_param_spec *options;
+    /* Optional, ended by a NULL option: plugin-selecting options. */
+    const cli_plugin_option *plugin_options;
     /* Runs with options parsed; `args` are the positional arguments. */
     int (*run)(const struct cli_command *self, rb_params *options, int argc, char **args);
 } cli_command;
@@ -28,7 +37,20 @@ typedef struct cli_command {
  * code its status maps to. */
 int cli_fail(const char *command, rb_status status);
 
+/* The plugins found in RB_PLUGIN_PATH and the install folder, loaded on
+ * first use and kept until exit. NULL (with the error set) on failure. */
+rb_registry *cli_registry(void);
+
+/* The plugin chosen with --OPTION and the parameter set main parsed its
+ * options into; NULL when that option was not given. */
+const rb_plugin *cli_plugin(const char *option);
+rb_params *cli_plugin_params(const char *option);
+
 extern const cli_command cli_plugins_command;
+extern const cli_command cli_import_command;
+extern const cli_command cli_export_command;
+extern const cli_command cli_infer_command;
+extern const cli_command cli_inspect_command;
 /* Commands that exist in the interface but are not available yet. */
 extern const cli_command cli_planned_commands[];
 extern const size_t cli_planned_command_count;

@@ -8,10 +8,115 @@
 
 #include "cli/cli.h"
 
+static const cli_command *const available_commands[] = {
+    &cli_plugins_command, &cli_import_command, &cli_export_command, &cli_infer_command, &cli_inspect_command,
+};
+#define AVAILABLE_COUNT (sizeof available_commands / sizeof available_commands[0])
+
+static rb_registry *registry;
+
+rb_registry *cli_registry(void)
+{
+    if (registry == NULL) {
+        rb_registry *r;
+        if (rb_registry_create(&r) != RB_OK)
+            return NULL;
+        if (rb_registry_load_default(r) != RB_OK) {
+            rb_registry_destroy(r);
+            return NULL;
+        }
+        registry = r;
+    }
+    return registry;
+}
+
+#define MAX_PLUGIN_OPTIONS 4
+static struct {
+    const char *option;
+    const rb_plugin *plugin;
+    rb_params *params;
+} chosen[MAX_PLUGIN_OPTIONS];
+static size_t chosen_count;
+
+const rb_plugin *cli_plugin(const char *option)
+{
+    for (size_t i = 0; i < chosen_count; i++)
+        if (strcmp(chosen[i].option, option) == 0)
+            return chosen[i].plugin;
+    return NULL;
+}
+
+rb_params *cli_plugin_params(const char *option)
+{
+    for (size_t i = 0; i < chosen_count; i++)
+        if (strcmp(chosen[i].option, option) == 0)
+            return chosen[i].params;
+    return NULL;
+}
+
+/* The value of --NAME VALUE or --NAME=VALUE before any lone "--". */
+static const char *scan_option(int argc, char **argv, const char *name)
+{
+    size_t n = strlen(name);
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0)
+            break;
+        if (strncmp(a, "--", 2) != 0 || strncmp(a + 2, name, n) != 0)
+            continue;
+        if (a[2 + n] == '=')
+            return a + 3 + n;
+        if (a[2 + n] == '\0' && i + 1 < argc)
+            return argv[i + 1];
+    }
+    return NULL;
+}
+
+/* Finds the plugins named by the command's plugin options and makes their
+ * parameter sets, so that their options parse along with the command's. */
+static rb_status choose_plugins(const cli_command *cmd, int argc, char **argv)
+{
+    for (size_t i = 0; cmd->plugin_options != NULL && cmd->plugin_options[i].option != NULL; i++) {
+        const cli_plugin_option *po = &cmd->plugin_options[i];
+        const char *name = scan_option(argc, argv, po->option), *preset = NULL;
+        const rb_plugin *plugin;
+        rb_registry *reg;
+        rb_status s;
+        if (name == NULL || chosen_count == MAX_PLUGIN_OPTIONS)
+            continue;
+        if ((reg = cli_registry()) == NULL)
+            return rb_last_status();
+        if (po->kind == RB_PLUGIN_ARCH)
+            s = rb_arch_resolve(reg, name, &plugin, &preset);
+        else
+            s = rb_registry_find(reg, po->kind, name, &plugin);
+        if (s != RB_OK)
+            return s;
+        chosen[chosen_count].option = po->option;
+        chosen[chosen_count].plugin = plugin;
+        if ((s = rb_params_create(&chosen[chosen_count].params, plugin->params)) != RB_OK)
+            return s;
+        chosen_count++;
+        if (preset != NULL && (s = rb_params_set(chosen[chosen_count - 1].params, "preset", preset)) != RB_OK)
+            return s;
+    }
+    return RB_OK;
+}
+
+static void release_plugins(void)
+{
+    for (size_t i = 0; i < chosen_count; i++)
+        rb_params_destroy(chosen[i].params);
+    chosen_count = 0;
+    rb_registry_destroy(registry);
+    registry = NULL;
+}
+
 static const cli_command *find_command(const char *name)
 {
-    if (strcmp(name, cli_plugins_command.name) == 0)
-        return &cli_plugins_command;
+    for (size_t i = 0; i < AVAILABLE_COUNT; i++)
+        if (strcmp(name, available_commands[i]->name) == 0)
+            return available_commands[i];
     for (size_t i = 0; i < cli_planned_command_count; i++)
         if (strcmp(name, cli_planned_commands[i].name) == 0)
             return &cli_planned_commands[i];
@@ -27,7 +132,8 @@ static void print_main_help(FILE *out)
             "robusta trains, attacks and transfers adversarially robust models on CPUs.\n"
             "\n"
             "commands:\n");
-    fprintf(out, "  %-10s %s\n", cli_plugins_command.name, cli_plugins_command.summary);
+    for (size_t i = 0; i < AVAILABLE_COUNT; i++)
+        fprintf(out, "  %-10s %s\n", available_commands[i]->name, available_commands[i]->summary);
     for (size_t i = 0; i < cli_planned_command_count; i++)
         fprintf(out, "  %-10s %s (not available yet)\n", cli_planned_commands[i].name,
                 cli_planned_commands[i].summary);
@@ -179,7 +285,8 @@ int main(int argc, char **argv)
         const char *names[32];
         size_t n = 0;
         const char *near;
-        names[n++] = cli_plugins_command.name;
+        for (size_t i = 0; i < AVAILABLE_COUNT; i++)
+            names[n++] = available_commands[i]->name;
         for (size_t i = 0; i < cli_planned_command_count && n < 32; i++)
             names[n++] = cli_planned_commands[i].name;
         near = rb_suggest(argv[1], names, n);
@@ -203,16 +310,30 @@ int main(int argc, char **argv)
     {
         int positional = 0;
         char hint[96];
+        rb_params *sets[1 + MAX_PLUGIN_OPTIONS] = {options};
         snprintf(hint, sizeof hint, "robusta %s --help lists its options", cmd->name);
-        s = rb_params_parse_args(&options, 1, argc - 2, argv + 2, &positional);
-        if (s == RB_OK)
-            s = rb_params_check_required(options);
+        s = choose_plugins(cmd, argc - 2, argv + 2);
         if (s != RB_OK) {
             rb_params_destroy(options);
+            release_plugins();
+            if (s != RB_ERR_NOT_FOUND)
+                return cli_fail(cmd->name, s);
+            fprintf(stderr, "robusta %s: %s\n", cmd->name, rb_last_error()); /* names a fix already */
+            return RB_EXIT_USAGE;
+        }
+        for (size_t i = 0; i < chosen_count; i++)
+            sets[1 + i] = chosen[i].params;
+        s = rb_params_parse_args(sets, 1 + chosen_count, argc - 2, argv + 2, &positional);
+        for (size_t i = 0; s == RB_OK && i <= chosen_count; i++)
+            s = rb_params_check_required(sets[i]);
+        if (s != RB_OK) {
+            rb_params_destroy(options);
+            release_plugins();
             return usage_error(cmd->name, hint);
         }
         code = cmd->run(cmd, options, positional, argv + 2);
     }
     rb_params_destroy(options);
+    release_plugins();
     return code;
 }

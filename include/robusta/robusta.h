@@ -61,6 +61,7 @@
 #include <robusta/engine.h>
 #include <robusta/checkpoint.h>
 #include <robusta/interop.h>
+#include <robusta/model.h>
 #include <robusta/data.h>
 
 #ifdef __cplusplus

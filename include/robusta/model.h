@@ -1,0 +1,127 @@
+/* robusta/model.h: a classifier made of an architecture plugin, its
+ * parameters and its weights; saved as a .rbt checkpoint.
+ *
+ * A model is the graph
+ *
+ *     input (C × H × W in [0, 1], normalized by the model's mean/std)
+ *       -> the arch plugin's backbone and classifier -> logits (K)
+ *       -> softmax cross-entropy against labels      -> loss
+ *
+ * together with everything needed to build that graph again: the arch
+ * plugin's name and every parameter value, the input channels and size, the
+ * normalization. Convolutional backbones accept other image sizes than the
+ * one a model was saved with: rb_model_load can build the graph for any
+ * size.
+ *
+ *     rb_model *m;
+ *     rb_model_load(&m, registry, "resnet18.rbt", 0, 0);  // saved size
+ *     rb_engine_create(&e, rb_model_graph(m), 64, NULL);
+ *
+ * Checkpoint metadata (robusta/checkpoint.h holds the file layout), a JSON
+ * object with these members:
+ *
+ *   "format":       "robusta-model" (required)
+ *   "robusta":      version of robusta that wrote it (informative)
+ *   "arch":         {"plugin": "resnet", "plugin_version": "1.0",
+ *                    "params": {"depth": "50", "width": "1", ...}}
+ *                   every parameter given explicitly when the model was
+ *                   built, as text that rb_params_set accepts; the others
+ *                   take the plugin's defaults (plugin_version says which
+ *                   plugin's: a plugin must not change a default without
+ *                   changing its version)
+ *   "input":        {"channels": 3, "height": 224, "width": 224,
+ *                    "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+ *   "num_classes":  K, the logits' size
+ *   "classes":      optional: K class names
+ *   "training":     optional: training state, owned by the trainer
+ *                   (epoch, optimizer, schedule, RNG), with its tensors
+ *                   named RB_MODEL_STATE_PREFIX + ...
+ *
+ * Tensors: every graph parameter and buffer under its torchvision name
+ * ("layer1.0.conv1.weight", "bn1.running_mean"), f32, in graph order; then
+ * any training-state tensors. A loader refuses a checkpoint that misses a
+ * parameter, has one of a different shape, or has a tensor it does not know
+ * outside the state prefix, naming the tensor.
+ */
+#ifndef ROBUSTA_MODEL_H
+#define ROBUSTA_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <robusta/checkpoint.h>
+#include <robusta/graph.h>
+#include <robusta/params.h>
+#include <robusta/plugin.h>
+#include <robusta/registry.h>
+#include <robusta/status.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RB_MODEL_FORMAT "robusta-model"
+/* Checkpoint tensors under this prefix belong to the trainer, not the model. */
+#define RB_MODEL_STATE_PREFIX "state."
+#define RB_MODEL_MAX_CHANNELS 16
+
+typedef struct rb_model rb_model;
+
+/* The image a model takes. */
+typedef struct rb_model_input {
+    int64_t channels, height, width;
+    float mean[RB_MODEL_MAX_CHANNELS]; /* per channel, for (x - mean) / std */
+    float std[RB_MODEL_MAX_CHANNELS];
+} rb_model_input;
+
+/* ImageNet's 3-channel normalization, the torchvision models' default. */
+RB_API rb_model_input rb_model_input_imagenet(int64_t height, int64_t width);
+
+/* Resolves an architecture name as users type it: the name of an arch
+ * plugin ("resnet"), or a preset one of them offers through a choice
+ * parameter named "preset" ("resnet50", "wide_resnet50_2"). *preset is
+ * set to the preset name or NULL. Unknown names fail with the closest
+ * known one suggested. */
+RB_API rb_status rb_arch_resolve(const rb_registry *registry, const char *name, const rb_plugin **plugin,
+                                 const char **preset);
+
+/* Builds the model's graph from `arch` with `params` (a set created from
+ * arch->params; it is copied). Parameters are left zero: initialize them
+ * (rb_graph_init_params) or load them. */
+RB_API rb_status rb_model_create(rb_model **out, const rb_plugin *arch, const rb_params *params,
+                                 const rb_model_input *input);
+RB_API void rb_model_destroy(rb_model *model);
+
+RB_API rb_graph *rb_model_graph(const rb_model *model);
+RB_API rb_node *rb_model_logits(const rb_model *model);
+RB_API rb_node *rb_model_loss(const rb_model *model);
+RB_API const rb_model_input *rb_model_get_input(const rb_model *model);
+RB_API int64_t rb_model_num_classes(const rb_model *model);
+RB_API const rb_plugin *rb_model_arch(const rb_model *model);
+/* The arch parameters the model was built with. */
+RB_API const rb_params *rb_model_params(const rb_model *model);
+
+/* A new checkpoint holding the model's metadata and parameters; the caller
+ * may add training state (under RB_MODEL_STATE_PREFIX) before saving. */
+RB_API rb_status rb_model_to_checkpoint(const rb_model *model, rb_checkpoint **out);
+/* rb_model_to_checkpoint + rb_checkpoint_save, atomically. */
+RB_API rb_status rb_model_save(const rb_model *model, const char *path);
+
+/* Rebuilds a model from a checkpoint's metadata and copies its parameters.
+ * height/width 0 keep the saved input size; others build the graph for that
+ * size (convolutional backbones only). `what` names the checkpoint in
+ * messages. */
+RB_API rb_status rb_model_from_checkpoint(rb_model **out, const rb_registry *registry,
+                                          const rb_checkpoint *ckpt, const char *what, int64_t height,
+                                          int64_t width);
+/* rb_checkpoint_load (verifying every checksum) + rb_model_from_checkpoint. */
+RB_API rb_status rb_model_load(rb_model **out, const rb_registry *registry, const char *path, int64_t height,
+                               int64_t width);
+
+/* Copies a checkpoint's parameters into the model's graph (same architecture;
+ * every parameter must be present with its shape). */
+RB_API rb_status rb_model_load_params(rb_model *model, const rb_checkpoint *ckpt, const char *what);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ROBUSTA_MODEL_H */

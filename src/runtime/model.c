@@ -1,0 +1,451 @@
+/* Models: an arch plugin's graph plus the metadata to rebuild it
+ * (robusta/model.h documents the checkpoint metadata). */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include <robusta/log.h>
+#include <robusta/model.h>
+#include <robusta/robusta.h>
+
+#include "sys/internal.h"
+
+struct rb_model {
+    const rb_plugin *arch;
+    rb_params *params;
+    rb_model_input input;
+    rb_graph *graph;
+    rb_node *image, *logits, *loss;
+    int64_t num_classes;
+};
+
+rb_model_input rb_model_input_imagenet(int64_t height, int64_t width)
+{
+    rb_model_input in = {.channels = 3, .height = height, .width = width,
+                         .mean = {0.485f, 0.456f, 0.406f}, .std = {0.229f, 0.224f, 0.225f}};
+    return in;
+}
+
+/* The words of a choice range "a|b|c" include `word`. */
+static bool choice_has(const char *range, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = range; p != NULL && *p;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && strncmp(p, word, n) == 0)
+            return true;
+        p = bar ? bar + 1 : NULL;
+    }
+    return false;
+}
+
+static const rb_param_spec *find_spec(const rb_param_spec *specs, const char *name)
+{
+    for (size_t i = 0; specs != NULL && specs[i].name != NULL; i++)
+        if (strcmp(specs[i].name, name) == 0)
+            return &specs[i];
+    return NULL;
+}
+
+rb_status rb_arch_resolve(const rb_registry *registry, const char *name, const rb_plugin **plugin,
+                          const char **preset)
+{
+    const char *names[256];
+    size_t n = 0;
+    *plugin = NULL;
+    *preset = NULL;
+    if (name == NULL || name[0] == '\0')
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "no architecture given (--arch NAME)");
+    for (size_t i = 0; i < rb_registry_count(registry); i++) {
+        const rb_plugin *p = rb_registry_get(registry, i);
+        const rb_param_spec *spec;
+        if (p->kind != RB_PLUGIN_ARCH)
+            continue;
+        if (strcmp(p->name, name) == 0) {
+            *plugin = p;
+            return RB_OK;
+        }
+        if (n < 256)
+            names[n++] = p->name;
+        spec = find_spec(p->params, "preset");
+        if (spec != NULL && spec->type == RB_PARAM_CHOICE) {
+            if (choice_has(spec->range, name) && strcmp(name, "none") != 0) {
+                *plugin = p;
+                *preset = name;
+                return RB_OK;
+            }
+        }
+    }
+    {
+        const char *near = rb_suggest(name, names, n);
+        if (near != NULL)
+            return rb_error_set(RB_ERR_NOT_FOUND, "unknown architecture '%s'; did you mean '%s'?", name, near);
+        return rb_error_set(RB_ERR_NOT_FOUND,
+                            "unknown architecture '%s' (robusta plugins --kind arch lists them and their presets)",
+                            name);
+    }
+}
+
+static rb_status copy_params(const rb_param_spec *specs, const rb_params *from, rb_params **out)
+{
+    char text[4096];
+    rb_status s = rb_params_create(out, specs);
+    if (s != RB_OK)
+        return s;
+    for (size_t i = 0; specs != NULL && specs[i].name != NULL; i++) {
+        if (rb_params_source(from, specs[i].name) != RB_PARAM_GIVEN)
+            continue;
+        if ((s = rb_params_format(from, specs[i].name, text, sizeof text)) != RB_OK ||
+            (s = rb_params_set(*out, specs[i].name, text)) != RB_OK) {
+            rb_params_destroy(*out);
+            *out = NULL;
+            return s;
+        }
+    }
+    return RB_OK;
+}
+
+rb_status rb_model_create(rb_model **out, const rb_plugin *arch, const rb_params *params,
+                          const rb_model_input *input)
+{
+    rb_model *m;
+    rb_status s;
+    const rb_arch_ops *ops;
+    int64_t c, h, w;
+
+    *out = NULL;
+    if (arch == NULL || arch->kind != RB_PLUGIN_ARCH)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "model: '%s' is not an architecture plugin",
+                            arch ? arch->name : "(null)");
+    if (input == NULL || input->channels < 1 || input->channels > RB_MODEL_MAX_CHANNELS || input->height < 1 ||
+        input->width < 1)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "model: input must have 1 to %d channels and a positive size", RB_MODEL_MAX_CHANNELS);
+    for (int64_t k = 0; k < input->channels; k++)
+        if (!(input->std[k] > 0.0f) || !isfinite(input->mean[k]) || !isfinite(input->std[k]))
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                "model: normalization of channel %lld needs a finite mean and a std > 0",
+                                (long long)k);
+    m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory creating a model");
+    m->arch = arch;
+    m->input = *input;
+    ops = arch->ops;
+    if (params != NULL)
+        s = copy_params(arch->params, params, &m->params);
+    else
+        s = rb_params_create(&m->params, arch->params);
+    if (s == RB_OK)
+        s = rb_params_check_required(m->params);
+    if (s == RB_OK)
+        s = rb_graph_create(&m->graph);
+    if (s == RB_OK)
+        s = rb_graph_input(m->graph, input->channels, input->height, input->width, input->mean, input->std,
+                           &m->image);
+    if (s == RB_OK) {
+        s = ops->build(m->graph, m->image, m->params, &m->logits);
+        if (s != RB_OK)
+            rb_error_prefix("arch %s", arch->name);
+    }
+    if (s == RB_OK && m->logits == NULL)
+        s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "arch %s: built no classifier (num_classes 0?)", arch->name);
+    if (s == RB_OK) {
+        rb_node_shape(m->logits, &c, &h, &w);
+        if (h != 1 || w != 1)
+            s = rb_error_set(RB_ERR_PLUGIN, "arch %s: logits '%s' are %lldx%lldx%lld, not K x 1 x 1", arch->name,
+                             rb_node_name(m->logits), (long long)c, (long long)h, (long long)w);
+        m->num_classes = c;
+    }
+    if (s == RB_OK)
+        s = rb_graph_softmax_cross_entropy(m->graph, m->logits, &m->loss);
+    if (s != RB_OK) {
+        rb_model_destroy(m);
+        return s;
+    }
+    *out = m;
+    return RB_OK;
+}
+
+void rb_model_destroy(rb_model *m)
+{
+    if (m == NULL)
+        return;
+    rb_graph_destroy(m->graph);
+    rb_params_destroy(m->params);
+    free(m);
+}
+
+rb_graph *rb_model_graph(const rb_model *m) { return m->graph; }
+rb_node *rb_model_logits(const rb_model *m) { return m->logits; }
+rb_node *rb_model_loss(const rb_model *m) { return m->loss; }
+const rb_model_input *rb_model_get_input(const rb_model *m) { return &m->input; }
+int64_t rb_model_num_classes(const rb_model *m) { return m->num_classes; }
+const rb_plugin *rb_model_arch(const rb_model *m) { return m->arch; }
+const rb_params *rb_model_params(const rb_model *m) { return m->params; }
+
+/* ------------------------------------------------------------ metadata */
+
+static json_object *float_array(const float *v, int64_t n)
+{
+    json_object *a = json_object_new_array();
+    for (int64_t i = 0; i < n; i++)
+        json_object_array_add(a, json_object_new_double((double)v[i]));
+    return a;
+}
+
+static rb_status metadata_json(const rb_model *m, json_object **out)
+{
+    json_object *root = json_object_new_object(), *arch = json_object_new_object();
+    json_object *params = json_object_new_object(), *input = json_object_new_object();
+    const rb_param_spec *specs = m->arch->params;
+    char text[4096];
+
+    json_object_object_add(root, "format", json_object_new_string(RB_MODEL_FORMAT));
+    json_object_object_add(root, "robusta", json_object_new_string(rb_version_string()));
+    json_object_object_add(arch, "plugin", json_object_new_string(m->arch->name));
+    json_object_object_add(arch, "plugin_version", json_object_new_string(m->arch->version));
+    for (size_t i = 0; specs != NULL && specs[i].name != NULL; i++) {
+        /* Only what was given: presets refuse explicit values that
+         * contradict them, so defaults must stay defaults. */
+        if (rb_params_source(m->params, specs[i].name) != RB_PARAM_GIVEN)
+            continue;
+        rb_params_format(m->params, specs[i].name, text, sizeof text);
+        json_object_object_add(params, specs[i].name, json_object_new_string(text));
+    }
+    json_object_object_add(arch, "params", params);
+    json_object_object_add(root, "arch", arch);
+    json_object_object_add(input, "channels", json_object_new_int64(m->input.channels));
+    json_object_object_add(input, "height", json_object_new_int64(m->input.height));
+    json_object_object_add(input, "width", json_object_new_int64(m->input.width));
+    json_object_object_add(input, "mean", float_array(m->input.mean, m->input.channels));
+    json_object_object_add(input, "std", float_array(m->input.std, m->input.channels));
+    json_object_object_add(root, "input", input);
+    json_object_object_add(root, "num_classes", json_object_new_int64(m->num_classes));
+    *out = root;
+    return RB_OK;
+}
+
+rb_status rb_model_to_checkpoint(const rb_model *m, rb_checkpoint **out)
+{
+    rb_checkpoint *ck = NULL;
+    json_object *meta = NULL;
+    rb_status s = rb_checkpoint_create(&ck);
+    if (s == RB_OK)
+        s = metadata_json(m, &meta);
+    if (s == RB_OK)
+        s = rb_checkpoint_set_metadata(ck, json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PLAIN));
+    json_object_put(meta);
+    for (size_t i = 0; s == RB_OK && i < rb_graph_param_count(m->graph); i++) {
+        rb_param_info p;
+        s = rb_graph_param(m->graph, i, &p);
+        if (s == RB_OK)
+            s = rb_checkpoint_add(ck, p.name, RB_DTYPE_F32, p.ndim, p.shape, p.value);
+    }
+    if (s != RB_OK) {
+        rb_checkpoint_destroy(ck);
+        return s;
+    }
+    *out = ck;
+    return RB_OK;
+}
+
+rb_status rb_model_save(const rb_model *m, const char *path)
+{
+    rb_checkpoint *ck;
+    rb_status s = rb_model_to_checkpoint(m, &ck);
+    if (s != RB_OK)
+        return s;
+    s = rb_checkpoint_save(ck, path, 0);
+    rb_checkpoint_destroy(ck);
+    return s;
+}
+
+/* ------------------------------------------------------------ loading */
+
+static json_object *member(json_object *obj, const char *key, json_type type)
+{
+    json_object *v;
+    if (obj == NULL || !json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, type))
+        return NULL;
+    return v;
+}
+
+/* "[64, 3, 7, 7]" */
+static const char *shape_str(int ndim, const int64_t *shape, char *buf, size_t size)
+{
+    size_t used = (size_t)snprintf(buf, size, "[");
+    for (int i = 0; i < ndim && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (used < size)
+        snprintf(buf + used, size - used, "]");
+    return buf;
+}
+
+static rb_status read_floats(json_object *input, const char *key, float *out, int64_t n, const char *what)
+{
+    json_object *a = member(input, key, json_type_array);
+    if (a == NULL || (int64_t)json_object_array_length(a) != n)
+        return rb_error_set(RB_ERR_CORRUPT, "%s: metadata input.%s must be an array of %lld numbers", what, key,
+                            (long long)n);
+    for (int64_t i = 0; i < n; i++) {
+        json_object *v = json_object_array_get_idx(a, (size_t)i);
+        if (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int))
+            return rb_error_set(RB_ERR_CORRUPT, "%s: metadata input.%s[%lld] is not a number", what, key,
+                                (long long)i);
+        out[i] = (float)json_object_get_double(v);
+    }
+    return RB_OK;
+}
+
+static rb_status read_int(json_object *obj, const char *section, const char *key, int64_t lo, int64_t hi,
+                          int64_t *out, const char *what)
+{
+    json_object *v = member(obj, key, json_type_int);
+    if (v == NULL || json_object_get_int64(v) < lo || json_object_get_int64(v) > hi)
+        return rb_error_set(RB_ERR_CORRUPT, "%s: metadata %s%s must be an integer in [%lld, %lld]", what, section,
+                            key, (long long)lo, (long long)hi);
+    *out = json_object_get_int64(v);
+    return RB_OK;
+}
+
+rb_status rb_model_load_params(rb_model *m, const rb_checkpoint *ck, const char *what)
+{
+    for (size_t i = 0; i < rb_graph_param_count(m->graph); i++) {
+        rb_param_info p;
+        rb_checkpoint_tensor t;
+        rb_status s = rb_graph_param(m->graph, i, &p);
+        if (s != RB_OK)
+            return s;
+        if (rb_checkpoint_find(ck, p.name, &t) != RB_OK)
+            return rb_error_set(RB_ERR_CORRUPT, "%s: tensor '%s' of the model is missing", what, p.name);
+        if (t.dtype != RB_DTYPE_F32 || t.ndim != p.ndim ||
+            memcmp(t.shape, p.shape, (size_t)p.ndim * sizeof *p.shape) != 0) {
+            char have[128], want[128];
+            return rb_error_set(RB_ERR_CORRUPT, "%s: tensor '%s' is %s %s but the model needs f32 %s", what, p.name,
+                                rb_dtype_str(t.dtype), shape_str(t.ndim, t.shape, have, sizeof have),
+                                shape_str(p.ndim, p.shape, want, sizeof want));
+        }
+        if (t.data == NULL)
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: loaded without tensor data", what);
+        memcpy(p.value, t.data, t.nbytes);
+    }
+    for (size_t i = 0; i < rb_checkpoint_count(ck); i++) {
+        rb_checkpoint_tensor t;
+        rb_param_info p;
+        rb_checkpoint_get(ck, i, &t);
+        if (strncmp(t.name, RB_MODEL_STATE_PREFIX, strlen(RB_MODEL_STATE_PREFIX)) == 0)
+            continue;
+        if (rb_graph_find_param(m->graph, t.name, &p) != RB_OK)
+            return rb_error_set(RB_ERR_CORRUPT, "%s: tensor '%s' is not a parameter of this %s model", what, t.name,
+                                m->arch->name);
+    }
+    return RB_OK;
+}
+
+rb_status rb_model_from_checkpoint(rb_model **out, const rb_registry *registry, const rb_checkpoint *ck,
+                                   const char *what, int64_t height, int64_t width)
+{
+    json_object *root, *arch, *params, *input, *v;
+    const rb_plugin *plugin;
+    rb_params *values = NULL;
+    rb_model_input in;
+    rb_model *m = NULL;
+    rb_status s;
+    int64_t classes;
+    const char *plugin_name;
+
+    *out = NULL;
+    root = json_tokener_parse(rb_checkpoint_metadata(ck));
+    if (root == NULL || !json_object_is_type(root, json_type_object)) {
+        json_object_put(root);
+        return rb_error_set(RB_ERR_CORRUPT, "%s: metadata is not a JSON object", what);
+    }
+    v = member(root, "format", json_type_string);
+    if (v == NULL || strcmp(json_object_get_string(v), RB_MODEL_FORMAT) != 0) {
+        json_object_put(root);
+        return rb_error_set(RB_ERR_CORRUPT, "%s: not a robusta model (metadata format is not \"%s\")", what,
+                            RB_MODEL_FORMAT);
+    }
+    arch = member(root, "arch", json_type_object);
+    v = member(arch, "plugin", json_type_string);
+    params = member(arch, "params", json_type_object);
+    input = member(root, "input", json_type_object);
+    if (v == NULL || params == NULL || input == NULL) {
+        json_object_put(root);
+        return rb_error_set(RB_ERR_CORRUPT, "%s: metadata needs arch.plugin, arch.params and input", what);
+    }
+    plugin_name = json_object_get_string(v);
+    s = rb_registry_find(registry, RB_PLUGIN_ARCH, plugin_name, &plugin);
+    if (s != RB_OK) {
+        rb_error_prefix("%s was saved by arch plugin '%s', which is not installed: ", what, plugin_name);
+        json_object_put(root);
+        return s;
+    }
+    memset(&in, 0, sizeof in);
+    s = rb_params_create(&values, plugin->params);
+    json_object_object_foreach(params, key, val)
+    {
+        if (s != RB_OK)
+            break;
+        if (!json_object_is_type(val, json_type_string)) {
+            s = rb_error_set(RB_ERR_CORRUPT, "%s: metadata arch.params.%s is not a string", what, key);
+            break;
+        }
+        s = rb_params_set(values, key, json_object_get_string(val));
+        if (s != RB_OK)
+            rb_error_prefix("%s: arch parameter from the checkpoint: ", what);
+    }
+    if (s == RB_OK)
+        s = read_int(input, "input.", "channels", 1, RB_MODEL_MAX_CHANNELS, &in.channels, what);
+    if (s == RB_OK)
+        s = read_int(input, "input.", "height", 1, 1 << 20, &in.height, what);
+    if (s == RB_OK)
+        s = read_int(input, "input.", "width", 1, 1 << 20, &in.width, what);
+    if (s == RB_OK)
+        s = read_floats(input, "mean", in.mean, in.channels, what);
+    if (s == RB_OK)
+        s = read_floats(input, "std", in.std, in.channels, what);
+    if (s == RB_OK)
+        s = read_int(root, "", "num_classes", 1, INT32_MAX, &classes, what);
+    if (s == RB_OK) {
+        if (height > 0)
+            in.height = height;
+        if (width > 0)
+            in.width = width;
+        s = rb_model_create(&m, plugin, values, &in);
+        if (s != RB_OK)
+            rb_error_prefix("%s: ", what);
+    }
+    if (s == RB_OK && m->num_classes != classes)
+        s = rb_error_set(RB_ERR_CORRUPT, "%s: metadata says %lld classes but the architecture gives %lld", what,
+                         (long long)classes, (long long)m->num_classes);
+    if (s == RB_OK)
+        s = rb_model_load_params(m, ck, what);
+    json_object_put(root);
+    rb_params_destroy(values);
+    if (s != RB_OK) {
+        rb_model_destroy(m);
+        return s;
+    }
+    *out = m;
+    return RB_OK;
+}
+
+rb_status rb_model_load(rb_model **out, const rb_registry *registry, const char *path, int64_t height,
+                        int64_t width)
+{
+    rb_checkpoint *ck;
+    rb_status s = rb_checkpoint_load(&ck, path, 0);
+    *out = NULL;
+    if (s != RB_OK)
+        return s;
+    s = rb_model_from_checkpoint(out, registry, ck, path, height, width);
+    rb_checkpoint_destroy(ck);
+    return s;
+}
