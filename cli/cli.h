@@ -47,6 +47,8 @@ const rb_plugin *cli_plugin(const char *option);
 rb_params *cli_plugin_params(const char *option);
 
 extern const cli_command cli_plugins_command;
+extern const cli_command cli_train_command;
+extern const cli_command cli_eval_command;
 extern const cli_command cli_import_command;
 extern const cli_command cli_export_command;
 extern const cli_command cli_infer_command;

@@ -24,13 +24,6 @@ static int run_planned(const cli_command *self, rb_params *options, int argc, ch
      .options = NULL, .run = run_planned}
 
 const cli_command cli_planned_commands[] = {
-    PLANNED("train", "train a model, standard or adversarial (PGD)",
-            "--arch NAME --data SPEC --out DIR [--attack NAME] [options]",
-            "train an architecture plugin on a dataset, with PGD adversarial training when an "
-            "attack is given, writing checkpoints and logs to DIR"),
-    PLANNED("eval", "clean and robust accuracy of a checkpoint on a dataset",
-            "--ckpt MODEL.rbt --data SPEC [--attack NAME] [--json]",
-            "measure clean accuracy, and robust accuracy under an attack plugin, per class too"),
     PLANNED("attack", "run an attack on images and save the adversarial examples",
             "--ckpt MODEL.rbt --input X.npy --labels Y.npy --attack NAME --output XADV.npy",
             "run an attack plugin on a batch of images and write the adversarial examples"),

@@ -63,6 +63,7 @@
 #include <robusta/interop.h>
 #include <robusta/model.h>
 #include <robusta/data.h>
+#include <robusta/train.h>
 
 #ifdef __cplusplus
 extern "C" {

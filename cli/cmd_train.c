@@ -1,0 +1,310 @@
+/* The train and eval commands: options in, robusta/train.h does the work. */
+#include "config.h"
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include <robusta/train.h>
+
+#include "cli/cli.h"
+
+static int64_t opt_int(const rb_params *o, const char *name)
+{
+    int64_t v = 0;
+    rb_params_get_int(o, name, &v);
+    return v;
+}
+
+static double opt_float(const rb_params *o, const char *name)
+{
+    double v = 0;
+    rb_params_get_float(o, name, &v);
+    return v;
+}
+
+static bool opt_bool(const rb_params *o, const char *name)
+{
+    bool v = false;
+    rb_params_get_bool(o, name, &v);
+    return v;
+}
+
+static const char *opt_string(const rb_params *o, const char *name)
+{
+    const char *v = NULL;
+    if (rb_params_source(o, name) == RB_PARAM_UNSET)
+        return NULL;
+    rb_params_get_string(o, name, &v);
+    return v;
+}
+
+static int usage(const char *command, const char *fmt, ...) RB_PRINTF(2, 3);
+
+static int usage(const char *command, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "robusta %s: ", command);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (robusta %s --help lists its options)\n", command);
+    return RB_EXIT_USAGE;
+}
+
+/* ------------------------------------------------------------ train */
+
+static const rb_param_spec train_options[] = {
+    {"arch", RB_PARAM_STRING, NULL, NULL, 0,
+     "architecture: a plugin (resnet) or preset (resnet18); its own options may follow"},
+    {"data", RB_PARAM_STRING, NULL, NULL, 0, "dataset spec (fashion-mnist:DIR, cifar10:DIR, npy:X,Y;TX,TY ...)"},
+    {"out", RB_PARAM_STRING, NULL, NULL, 0, "run folder: checkpoints, logs and config.json"},
+    {"resume", RB_PARAM_STRING, NULL, NULL, 0,
+     "continue the run in this folder (only --epochs and --threads may change)"},
+    {"epochs", RB_PARAM_INT, "10", "[1, 16777215]", 0, "training epochs (in all, when resuming)"},
+    {"batch-size", RB_PARAM_INT, "128", "[1, 65536]", 0, "training batch (the last partial batch is dropped)"},
+    {"eval-batch-size", RB_PARAM_INT, "256", "[1, 65536]", 0, "evaluation batch"},
+    {"lr", RB_PARAM_FLOAT, "0.1", NULL, 0, "base learning rate"},
+    {"momentum", RB_PARAM_FLOAT, "0.9", NULL, 0, "SGD momentum (0: none)"},
+    {"weight-decay", RB_PARAM_FLOAT, "0.0005", NULL, 0, "L2 weight decay"},
+    {"nesterov", RB_PARAM_BOOL, "false", NULL, 0, "Nesterov momentum"},
+    {"schedule", RB_PARAM_STRING, "cosine", NULL, 0,
+     "constant, step:N:G, multistep:A,B:G or cosine, optionally +warmup:W"},
+    {"seed", RB_PARAM_INT, "0", "[0, 9223372036854775807]", 0, "weights, order, augmentation, per-class choice"},
+    {"threads", RB_PARAM_INT, "0", "[0, 4096]", 0, "compute threads (0: every core of this NUMA node)"},
+    {"loader-threads", RB_PARAM_INT, "1", "[0, 256]", 0, "batch-making threads (0: on the training thread)"},
+    {"classes", RB_PARAM_STRING, NULL, NULL, 0, "classes to keep, relabelled 0..k-1 (\"0-4\", \"3,5\")"},
+    {"per-class", RB_PARAM_INT, "0", "[0, 9223372036854775807]", 0, "training examples per class (0: all)"},
+    {"image-size", RB_PARAM_INT, "0", "[0, 65536]", 0, "resize images to SxS (0: as stored)"},
+    {"channels", RB_PARAM_INT, "0", "[0, 3]", 0, "3: replicate grayscale to RGB (0: the data's own)"},
+    {"augment", RB_PARAM_BOOL, "true", NULL, 0, "the dataset's usual augmentation (--no-augment: none)"},
+    {NULL}};
+
+static const cli_plugin_option arch_option[] = {{"arch", RB_PLUGIN_ARCH}, {NULL, 0}};
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    rb_train_request_stop();
+}
+
+static int finish_train(const cli_command *self, rb_status s, const rb_train_result *res, const char *dir)
+{
+    if (s == RB_ERR_INTERRUPTED) {
+        fprintf(stderr, "robusta %s: %s\n", self->name, rb_last_error());
+        return 130;
+    }
+    if (s != RB_OK)
+        return cli_fail(self->name, s);
+    if (res->best_epoch > 0)
+        printf("trained %lld epochs into %s: test accuracy %.2f%% (loss %.4f), best %.2f%% at epoch %lld, "
+               "%.2fs per epoch\n",
+               (long long)res->epochs_done, dir, 100 * res->test_acc, res->test_loss, 100 * res->best_test_acc,
+               (long long)res->best_epoch, res->seconds_per_epoch);
+    else
+        printf("trained %lld epochs into %s: train accuracy %.2f%% (loss %.4f), %.2fs per epoch\n",
+               (long long)res->epochs_done, dir, 100 * res->train_acc, res->train_loss, res->seconds_per_epoch);
+    return RB_EXIT_OK;
+}
+
+static int run_train(const cli_command *self, rb_params *o, int argc, char **args)
+{
+    const char *resume = opt_string(o, "resume");
+    rb_train_result res;
+    rb_train_config c;
+    struct sigaction sa;
+    rb_status s;
+
+    if (argc > 0)
+        return usage(self->name, "train takes no positional arguments (got '%s')", args[0]);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    rb_train_clear_stop();
+
+    if (resume != NULL) {
+        const rb_param_spec *specs = rb_params_specs(o);
+        rb_registry *reg;
+        for (size_t i = 0; specs[i].name != NULL; i++)
+            if (strcmp(specs[i].name, "resume") != 0 && strcmp(specs[i].name, "epochs") != 0 &&
+                strcmp(specs[i].name, "threads") != 0 && rb_params_source(o, specs[i].name) == RB_PARAM_GIVEN)
+                return usage(self->name, "--%s cannot be given with --resume (the run's config.json holds it)",
+                             specs[i].name);
+        if ((reg = cli_registry()) == NULL)
+            return cli_fail(self->name, rb_last_status());
+        sigaction(SIGINT, &sa, NULL);
+        s = rb_train_resume(reg, resume,
+                            rb_params_source(o, "epochs") == RB_PARAM_GIVEN ? opt_int(o, "epochs") : 0,
+                            rb_params_source(o, "threads") == RB_PARAM_GIVEN ? (int)opt_int(o, "threads") : -1,
+                            rb_log_get_level() < RB_LOG_INFO, &res);
+        return finish_train(self, s, &res, resume);
+    }
+    if (opt_string(o, "arch") == NULL)
+        return usage(self->name, "%s is required (or --resume DIR)", "--arch");
+    if (opt_string(o, "data") == NULL)
+        return usage(self->name, "%s is required (or --resume DIR)", "--data");
+    if (opt_string(o, "out") == NULL)
+        return usage(self->name, "%s is required: the run folder to write (or --resume DIR)", "--out");
+    memset(&c, 0, sizeof c);
+    c.arch_name = opt_string(o, "arch");
+    c.arch = cli_plugin("arch");
+    c.arch_params = cli_plugin_params("arch");
+    c.data = opt_string(o, "data");
+    c.out_dir = opt_string(o, "out");
+    c.epochs = opt_int(o, "epochs");
+    c.batch_size = opt_int(o, "batch-size");
+    c.eval_batch_size = opt_int(o, "eval-batch-size");
+    c.lr = opt_float(o, "lr");
+    c.momentum = opt_float(o, "momentum");
+    c.weight_decay = opt_float(o, "weight-decay");
+    c.nesterov = opt_bool(o, "nesterov");
+    c.schedule = opt_string(o, "schedule");
+    c.seed = (uint64_t)opt_int(o, "seed");
+    c.threads = (int)opt_int(o, "threads");
+    c.loader_threads = (int)opt_int(o, "loader-threads");
+    c.classes = opt_string(o, "classes");
+    c.per_class = opt_int(o, "per-class");
+    c.image_size = (int)opt_int(o, "image-size");
+    c.channels = (int)opt_int(o, "channels");
+    c.augment = opt_bool(o, "augment");
+    c.quiet = rb_log_get_level() < RB_LOG_INFO;
+    if (c.arch == NULL || c.arch_params == NULL)
+        return cli_fail(self->name, rb_error_set(RB_ERR_INTERNAL, "--arch was given but no plugin was chosen"));
+    if ((s = rb_train_config_check(&c)) != RB_OK) {
+        fprintf(stderr, "robusta %s: %s\n", self->name, rb_last_error());
+        return RB_EXIT_USAGE;
+    }
+    sigaction(SIGINT, &sa, NULL);
+    s = rb_train(&c, &res);
+    return finish_train(self, s, &res, c.out_dir);
+}
+
+const cli_command cli_train_command = {
+    .name = "train",
+    .summary = "train a model on a dataset (standard training, SGD)",
+    .usage = "--arch NAME --data SPEC --out DIR [arch options] [options] | --resume DIR [--epochs E]",
+    .description =
+        "Trains an architecture plugin's model on a dataset with SGD (torch semantics) and a\n"
+        "learning-rate schedule, evaluating on the test split after every epoch. DIR receives\n"
+        "config.json (every option), last.rbt (model and training state after each epoch),\n"
+        "best.rbt (best test accuracy), model.rbt (final), log.csv and log.jsonl (per epoch:\n"
+        "epoch, lr, train_loss, train_acc, test_loss, test_acc, seconds, images_per_second).\n"
+        "The model takes the data's channels and size; its normalization is the per-channel\n"
+        "mean and std of the training pixels; num-classes defaults to the data's classes.\n"
+        "Ctrl-C stops at the next batch (exit status 130) and --resume DIR continues from the\n"
+        "last completed epoch, bit-identical to an uninterrupted run with the same --threads.\n"
+        "A NaN or Inf loss or gradient stops the run naming the step and the parameter.",
+    .options = train_options,
+    .plugin_options = arch_option,
+    .run = run_train,
+};
+
+/* ------------------------------------------------------------ eval */
+
+static const rb_param_spec eval_options[] = {
+    {"ckpt", RB_PARAM_STRING, NULL, NULL, RB_PARAM_REQUIRED, "the .rbt model"},
+    {"data", RB_PARAM_STRING, NULL, NULL, RB_PARAM_REQUIRED, "dataset spec"},
+    {"split", RB_PARAM_CHOICE, "test", "test|train", 0, "which split to evaluate"},
+    {"classes", RB_PARAM_STRING, NULL, NULL, 0,
+     "classes to keep, relabelled 0..k-1 (default: the classes the checkpoint was trained on)"},
+    {"batch-size", RB_PARAM_INT, "256", "[1, 65536]", 0, "images per engine step"},
+    {"threads", RB_PARAM_INT, "0", "[0, 4096]", 0, "compute threads (0: every core of this NUMA node)"},
+    {"json", RB_PARAM_BOOL, "false", NULL, 0, "print JSON"},
+    {NULL}};
+
+static int run_eval(const cli_command *self, rb_params *o, int argc, char **args)
+{
+    const char *ckpt_path = opt_string(o, "ckpt"), *data = opt_string(o, "data");
+    const char *classes = opt_string(o, "classes"), *which_name = "test";
+    rb_registry *reg = cli_registry();
+    rb_checkpoint *ck = NULL;
+    rb_model *model = NULL;
+    rb_split *split = NULL;
+    rb_eval_result ev;
+    json_object *meta = NULL;
+    rb_split_which which;
+    rb_status s;
+
+    memset(&ev, 0, sizeof ev);
+    if (argc > 0)
+        return usage(self->name, "eval takes no positional arguments (got '%s')", args[0]);
+    rb_params_get_string(o, "split", &which_name);
+    which = strcmp(which_name, "train") == 0 ? RB_SPLIT_TRAIN : RB_SPLIT_TEST;
+    if (reg == NULL)
+        return cli_fail(self->name, rb_last_status());
+    if ((s = rb_checkpoint_load(&ck, ckpt_path, 0)) != RB_OK ||
+        (s = rb_model_from_checkpoint(&model, reg, ck, ckpt_path, 0, 0)) != RB_OK)
+        goto done;
+    if (classes == NULL && (meta = json_tokener_parse(rb_checkpoint_metadata(ck))) != NULL) {
+        json_object *tr, *cl;
+        if (json_object_object_get_ex(meta, "training", &tr) && json_object_object_get_ex(tr, "classes", &cl) &&
+            json_object_is_type(cl, json_type_string))
+            classes = json_object_get_string(cl);
+    }
+    if ((s = rb_eval_open_split(model, data, which, classes, &split)) != RB_OK ||
+        (s = rb_evaluate(model, split, opt_int(o, "batch-size"), (int)opt_int(o, "threads"), &ev)) != RB_OK)
+        goto done;
+    if (opt_bool(o, "json")) {
+        json_object *root = json_object_new_object(), *list = json_object_new_array();
+        json_object_object_add(root, "checkpoint", json_object_new_string(ckpt_path));
+        json_object_object_add(root, "data", json_object_new_string(data));
+        json_object_object_add(root, "split", json_object_new_string(rb_split_which_str(which)));
+        json_object_object_add(root, "classes", classes ? json_object_new_string(classes) : NULL);
+        json_object_object_add(root, "count", json_object_new_int64(ev.count));
+        json_object_object_add(root, "correct", json_object_new_int64(ev.correct));
+        json_object_object_add(root, "accuracy", json_object_new_double(ev.accuracy));
+        json_object_object_add(root, "mean_loss", json_object_new_double(ev.mean_loss));
+        for (int64_t k = 0; k < ev.classes; k++) {
+            json_object *e = json_object_new_object();
+            const char *name = rb_split_class_name(split, k);
+            json_object_object_add(e, "label", json_object_new_int64(k));
+            json_object_object_add(e, "name", name ? json_object_new_string(name) : NULL);
+            json_object_object_add(e, "count", json_object_new_int64(ev.class_count[k]));
+            json_object_object_add(e, "correct", json_object_new_int64(ev.class_correct[k]));
+            json_object_object_add(e, "accuracy",
+                                   ev.class_count[k] ? json_object_new_double((double)ev.class_correct[k] /
+                                                                              (double)ev.class_count[k])
+                                                     : NULL);
+            json_object_array_add(list, e);
+        }
+        json_object_object_add(root, "per_class", list);
+        printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(root);
+    } else {
+        printf("%s on %s: accuracy %.2f%% (%lld/%lld), mean loss %.6f\n", ckpt_path, rb_split_name(split),
+               100 * ev.accuracy, (long long)ev.correct, (long long)ev.count, ev.mean_loss);
+        for (int64_t k = 0; k < ev.classes; k++) {
+            const char *name = rb_split_class_name(split, k);
+            if (ev.class_count[k] == 0)
+                printf("  %3lld %-20s      -  (0 examples)\n", (long long)k, name ? name : "");
+            else
+                printf("  %3lld %-20s %6.2f%% (%lld/%lld)\n", (long long)k, name ? name : "",
+                       100.0 * (double)ev.class_correct[k] / (double)ev.class_count[k],
+                       (long long)ev.class_correct[k], (long long)ev.class_count[k]);
+        }
+    }
+done:
+    json_object_put(meta);
+    rb_eval_result_free(&ev);
+    rb_split_destroy(split);
+    rb_model_destroy(model);
+    rb_checkpoint_destroy(ck);
+    return s == RB_OK ? RB_EXIT_OK : cli_fail(self->name, s);
+}
+
+const cli_command cli_eval_command = {
+    .name = "eval",
+    .summary = "accuracy, mean loss and per-class accuracy of a checkpoint on a dataset",
+    .usage = "--ckpt MODEL.rbt --data SPEC [--split test|train] [--classes LIST] [--json]",
+    .description =
+        "Runs a model in inference mode over a dataset split (the test split by default) and\n"
+        "prints its accuracy, mean cross-entropy and per-class accuracy with class names.\n"
+        "Images are resized and grayscale replicated to what the model takes; --classes\n"
+        "defaults to the classes the checkpoint was trained on. Clean accuracy only: robust\n"
+        "accuracy under an attack comes with the attack drivers.",
+    .options = eval_options,
+    .run = run_eval,
+};

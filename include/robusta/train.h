@@ -1,0 +1,150 @@
+/* robusta/train.h: training a classifier on a dataset, and evaluating one.
+ *
+ * rb_train runs standard (non-adversarial) training of an arch plugin's
+ * model on a dataset split with SGD, writing into the run folder:
+ *
+ *   config.json   every option of the run (rb_train_config), enough to rerun
+ *                 it or to resume it (rb_train_resume)
+ *   last.rbt      after every epoch: the model plus the training state (see
+ *                 below); written once before the first epoch too, so that
+ *                 a run stopped early can always be resumed
+ *   best.rbt      the model of the epoch with the best test accuracy so far
+ *   model.rbt     the final model, when every epoch is done
+ *   log.csv       one row per epoch: epoch, lr, train_loss, train_acc,
+ *   log.jsonl     test_loss, test_acc, seconds, images_per_second (the same
+ *                 members in JSON lines); both rewritten atomically each epoch
+ *
+ * Every file is written atomically (temporary file, fsync, rename), so a
+ * crash leaves the previous version.
+ *
+ * The model's input is the data as it comes out of the split (its channels
+ * and size, after --channels / --image-size), and its normalization is the
+ * per-channel mean and standard deviation of the training split's pixels
+ * (after class selection and resizing, without augmentation), computed once
+ * when a run starts and stored in the model; a channel with zero deviation
+ * gets std 1. The number of classes is the split's, unless the arch
+ * parameters set num-classes explicitly.
+ *
+ * Training uses an engine planned for batch_size and drops the last partial
+ * batch of each epoch; evaluation uses an engine of eval_batch_size (at most
+ * the split's size) and pads the last batch with zero images whose rows are
+ * ignored (inference mode makes examples independent).
+ *
+ * Training state in last.rbt: the metadata member "training" holds
+ * {"epoch": completed epochs, "sgd_steps", "schedule", "seed", "lr",
+ * "momentum", "weight_decay", "nesterov", "batch_size", "best_test_acc",
+ * "best_epoch"}, and the momentum buffer of each trainable parameter is the
+ * tensor "state.momentum.<parameter name>". Random numbers (shuffling,
+ * augmentation) are keyed by (seed, epoch), so nothing else is needed:
+ * resuming with the same thread count gives the same weights bit for bit as
+ * a run that was never stopped. Changing the number of epochs on resume
+ * keeps that promise only for schedules that do not depend on the total
+ * (constant, step, multistep): cosine's period is the total number of epochs.
+ *
+ * Safety: after every step the loss and every gradient are checked; a NaN or
+ * Inf stops the run with RB_ERR_NUMERIC naming the epoch, the batch and the
+ * first offending parameter, leaving last.rbt and best.rbt as they were
+ * (the last good state). rb_train_request_stop (async-signal-safe, for a
+ * SIGINT handler) makes the run stop at the next batch boundary with
+ * RB_ERR_INTERRUPTED, leaving last.rbt at the last completed epoch.
+ */
+#ifndef ROBUSTA_TRAIN_H
+#define ROBUSTA_TRAIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <robusta/data.h>
+#include <robusta/model.h>
+#include <robusta/params.h>
+#include <robusta/plugin.h>
+#include <robusta/registry.h>
+#include <robusta/status.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Everything a training run needs. Strings are borrowed for the call. */
+typedef struct rb_train_config {
+    const char *arch_name;       /* as the user typed it ("resnet18"), for config.json */
+    const rb_plugin *arch;       /* the arch plugin */
+    const rb_params *arch_params;/* its parameters; the explicitly given ones are recorded */
+    const char *data;            /* dataset spec (robusta/data.h) */
+    const char *out_dir;         /* run folder, created if missing */
+    int64_t epochs;              /* total epochs, >= 1 */
+    int64_t batch_size;          /* training batch */
+    int64_t eval_batch_size;     /* evaluation batch */
+    double lr, momentum, weight_decay;
+    bool nesterov;
+    const char *schedule;        /* rb_schedule_parse text ("constant", "cosine+warmup:1") */
+    uint64_t seed;               /* weights, shuffling, augmentation, per-class selection */
+    int threads;                 /* compute threads (0: every core of the NUMA node) */
+    int loader_threads;          /* batch-making threads (0: on the training thread) */
+    const char *classes;         /* class list (rb_split_options), NULL: all */
+    int64_t per_class;           /* examples per class, 0: all */
+    int image_size;              /* 0: the stored size */
+    int channels;                /* 0: the data's own; 3: grayscale replicated */
+    bool augment;                /* the dataset kind's usual augmentation (rb_augment_defaults) */
+    bool quiet;                  /* no progress bar or per-epoch lines */
+} rb_train_config;
+
+/* What a run did. */
+typedef struct rb_train_result {
+    int64_t epochs_done;         /* completed epochs, resumed ones included */
+    double train_loss, train_acc;/* last epoch (accuracies in [0, 1]) */
+    double test_loss, test_acc;
+    double best_test_acc;
+    int64_t best_epoch;          /* 1-based, 0: none */
+    double seconds_per_epoch;    /* mean over the epochs of this call */
+} rb_train_result;
+
+/* Checks a configuration without touching any file: values in range, the
+ * schedule text, the dataset spec. RB_ERR_INVALID_ARGUMENT naming the option. */
+RB_API rb_status rb_train_config_check(const rb_train_config *config);
+
+/* Trains from scratch into config->out_dir (see the top of this header). */
+RB_API rb_status rb_train(const rb_train_config *config, rb_train_result *result);
+
+/* Continues the run in `dir` from its config.json and last.rbt. epochs > 0
+ * replaces the total number of epochs; threads >= 0 the compute threads. */
+RB_API rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t epochs, int threads,
+                                 bool quiet, rb_train_result *result);
+
+/* Asks a running rb_train / rb_train_resume to stop at the next batch
+ * boundary; safe to call from a signal handler. */
+RB_API void rb_train_request_stop(void);
+/* Clears a pending request (before starting a run). */
+RB_API void rb_train_clear_stop(void);
+
+/* ------------------------------------------------------------ evaluation */
+
+typedef struct rb_eval_result {
+    int64_t count;          /* examples */
+    int64_t correct;
+    double accuracy;        /* correct / count */
+    double mean_loss;       /* mean cross-entropy */
+    int64_t classes;        /* entries in the arrays below */
+    int64_t *class_count;   /* examples of each class */
+    int64_t *class_correct;
+} rb_eval_result;
+
+/* Runs `model` in inference mode over every example of `split` in order,
+ * with an engine of `batch` examples (at most the split's size; the last
+ * batch is padded with zeros and the padded rows ignored). The split's
+ * classes must not exceed the model's. Free the result with
+ * rb_eval_result_free. */
+RB_API rb_status rb_evaluate(rb_model *model, const rb_split *split, int64_t batch, int threads,
+                             rb_eval_result *out);
+RB_API void rb_eval_result_free(rb_eval_result *result);
+
+/* Opens split `which` of dataset `data` in the geometry `model` takes: the
+ * model's image size (bilinear resize when the stored size differs) and
+ * channels (grayscale replicated when the model takes 3), keeping `classes`
+ * (rb_split_options; NULL: all) relabelled as training did. */
+RB_API rb_status rb_eval_open_split(const rb_model *model, const char *data, rb_split_which which,
+                                    const char *classes, rb_split **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ROBUSTA_TRAIN_H */

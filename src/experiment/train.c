@@ -1,0 +1,972 @@
+/* Standard training (SGD on softmax cross-entropy) and evaluation; see
+ * robusta/train.h for the run folder, the training state and resuming. */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <json-c/json.h>
+
+#include <robusta/robusta.h>
+#include <robusta/train.h>
+
+#include "sys/internal.h"
+
+static volatile sig_atomic_t stop_requested;
+
+void rb_train_request_stop(void) { stop_requested = 1; }
+void rb_train_clear_stop(void) { stop_requested = 0; }
+
+/* ------------------------------------------------------------ text */
+
+typedef struct text {
+    char *data;
+    size_t len, cap;
+} text;
+
+static rb_status text_append(text *t, const char *fmt, ...) RB_PRINTF(2, 3);
+
+static rb_status text_append(text *t, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return rb_error_set(RB_ERR_INTERNAL, "formatting a log line failed");
+    if (t->len + (size_t)n + 1 > t->cap) {
+        size_t cap = (t->cap ? t->cap * 2 : 1024) + (size_t)n;
+        char *d = realloc(t->data, cap);
+        if (d == NULL)
+            return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for the training log");
+        t->data = d;
+        t->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(t->data + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+    t->len += (size_t)n;
+    return RB_OK;
+}
+
+/* Keeps the first `lines` lines of `path` (if it exists) in `t`. */
+static rb_status text_load_lines(text *t, const char *path, int64_t lines)
+{
+    unsigned char *data = NULL;
+    size_t size = 0, end = 0;
+    int64_t seen = 0;
+    rb_status s;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return RB_OK;
+    fclose(f);
+    if ((s = rb_file_read_all(path, (size_t)1 << 30, &data, &size)) != RB_OK)
+        return s;
+    while (end < size && seen < lines) {
+        if (data[end] == '\n')
+            seen++;
+        end++;
+    }
+    if (seen == lines)
+        s = text_append(t, "%.*s", (int)end, (const char *)data);
+    free(data);
+    return s;
+}
+
+/* ------------------------------------------------------------ config */
+
+static rb_status invalid(const char *fmt, ...) RB_PRINTF(1, 2);
+
+static rb_status invalid(const char *fmt, ...)
+{
+    va_list ap;
+    rb_status s;
+    va_start(ap, fmt);
+    s = rb_error_setv(RB_ERR_INVALID_ARGUMENT, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+rb_status rb_train_config_check(const rb_train_config *c)
+{
+    rb_schedule sched;
+    rb_dataset_spec *spec;
+    rb_status s;
+    if (c == NULL || c->arch == NULL || c->arch_params == NULL)
+        return invalid("training needs an architecture (--arch)");
+    if (c->data == NULL || c->data[0] == '\0')
+        return invalid("training needs a dataset (--data)");
+    if (c->out_dir == NULL || c->out_dir[0] == '\0')
+        return invalid("training needs a run folder (--out DIR)");
+    if (c->epochs < 1 || c->epochs >= ((int64_t)1 << 24))
+        return invalid("--epochs %lld must lie in [1, 16777215]", (long long)c->epochs);
+    if (c->batch_size < 1)
+        return invalid("--batch-size %lld must be at least 1", (long long)c->batch_size);
+    if (c->eval_batch_size < 1)
+        return invalid("--eval-batch-size %lld must be at least 1", (long long)c->eval_batch_size);
+    if (!isfinite(c->lr) || c->lr < 0)
+        return invalid("--lr %g must be finite and >= 0", c->lr);
+    if (!isfinite(c->momentum) || c->momentum < 0 || c->momentum >= 1)
+        return invalid("--momentum %g must lie in [0, 1)", c->momentum);
+    if (!isfinite(c->weight_decay) || c->weight_decay < 0)
+        return invalid("--weight-decay %g must be finite and >= 0", c->weight_decay);
+    if (c->nesterov && c->momentum <= 0)
+        return invalid("--nesterov needs --momentum > 0");
+    if (c->channels != 0 && c->channels != 1 && c->channels != 3)
+        return invalid("--channels %d must be 1 or 3 (or 0: the data's own)", c->channels);
+    if (c->image_size < 0 || c->per_class < 0 || c->threads < 0 || c->loader_threads < 0)
+        return invalid("--image-size, --per-class and thread counts must be >= 0");
+    if ((s = rb_schedule_parse(c->schedule ? c->schedule : "constant", c->lr, (double)c->epochs, &sched)) !=
+        RB_OK)
+        return rb_error_prefix("--schedule: ");
+    spec = malloc(sizeof *spec);
+    if (spec == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory checking --data");
+    s = rb_dataset_spec_parse(spec, c->data);
+    free(spec);
+    if (s != RB_OK)
+        return rb_error_prefix("--data: ");
+    return RB_OK;
+}
+
+static json_object *json_str_or_null(const char *s)
+{
+    return s != NULL ? json_object_new_string(s) : NULL;
+}
+
+static rb_status write_config(const rb_train_config *c, const char *path)
+{
+    json_object *root = json_object_new_object(), *arch = json_object_new_object();
+    const rb_param_spec *specs = rb_params_specs(c->arch_params);
+    char buf[4096];
+    const char *txt;
+    rb_status s;
+
+    json_object_object_add(root, "command", json_object_new_string("train"));
+    json_object_object_add(root, "robusta", json_object_new_string(RB_VERSION_STRING));
+    json_object_object_add(root, "arch", json_object_new_string(c->arch_name ? c->arch_name : c->arch->name));
+    for (size_t i = 0; specs != NULL && specs[i].name != NULL; i++) {
+        if (rb_params_source(c->arch_params, specs[i].name) != RB_PARAM_GIVEN)
+            continue;
+        rb_params_format(c->arch_params, specs[i].name, buf, sizeof buf);
+        json_object_object_add(arch, specs[i].name, json_object_new_string(buf));
+    }
+    json_object_object_add(root, "arch_options", arch);
+    json_object_object_add(root, "data", json_object_new_string(c->data));
+    json_object_object_add(root, "out", json_object_new_string(c->out_dir));
+    json_object_object_add(root, "epochs", json_object_new_int64(c->epochs));
+    json_object_object_add(root, "batch_size", json_object_new_int64(c->batch_size));
+    json_object_object_add(root, "eval_batch_size", json_object_new_int64(c->eval_batch_size));
+    json_object_object_add(root, "lr", json_object_new_double(c->lr));
+    json_object_object_add(root, "momentum", json_object_new_double(c->momentum));
+    json_object_object_add(root, "weight_decay", json_object_new_double(c->weight_decay));
+    json_object_object_add(root, "nesterov", json_object_new_boolean(c->nesterov));
+    json_object_object_add(root, "schedule", json_object_new_string(c->schedule ? c->schedule : "constant"));
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)c->seed);
+    json_object_object_add(root, "seed", json_object_new_string(buf));
+    json_object_object_add(root, "threads", json_object_new_int(c->threads));
+    json_object_object_add(root, "loader_threads", json_object_new_int(c->loader_threads));
+    json_object_object_add(root, "classes", json_str_or_null(c->classes));
+    json_object_object_add(root, "per_class", json_object_new_int64(c->per_class));
+    json_object_object_add(root, "image_size", json_object_new_int(c->image_size));
+    json_object_object_add(root, "channels", json_object_new_int(c->channels));
+    json_object_object_add(root, "augment", json_object_new_boolean(c->augment));
+    txt = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+    snprintf(buf, sizeof buf, "%s\n", txt);
+    s = rb_file_write_atomic(path, buf, strlen(buf));
+    json_object_put(root);
+    return s;
+}
+
+/* ------------------------------------------------------------ evaluation */
+
+static rb_status eval_alloc(rb_eval_result *r, int64_t classes)
+{
+    memset(r, 0, sizeof *r);
+    r->classes = classes;
+    r->class_count = calloc((size_t)(classes > 0 ? classes : 1), sizeof *r->class_count);
+    r->class_correct = calloc((size_t)(classes > 0 ? classes : 1), sizeof *r->class_correct);
+    if (r->class_count == NULL || r->class_correct == NULL) {
+        rb_eval_result_free(r);
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for per-class accuracy");
+    }
+    return RB_OK;
+}
+
+void rb_eval_result_free(rb_eval_result *r)
+{
+    if (r == NULL)
+        return;
+    free(r->class_count);
+    free(r->class_correct);
+    r->class_count = r->class_correct = NULL;
+}
+
+static int64_t argmax(const float *v, int64_t n)
+{
+    int64_t best = 0;
+    for (int64_t j = 1; j < n; j++)
+        if (v[j] > v[best])
+            best = j;
+    return best;
+}
+
+/* Evaluates with an engine already planned (its batch is the batch). */
+static rb_status evaluate_with(rb_engine *engine, rb_model *model, const rb_split *split, rb_eval_result *out)
+{
+    int64_t batch = rb_engine_batch(engine), n = rb_split_count(split), k = rb_model_num_classes(model);
+    size_t per = rb_split_example_size(split);
+    float *images = calloc((size_t)batch * per, sizeof *images), *logits = calloc((size_t)(batch * k), sizeof *logits);
+    int64_t *labels = calloc((size_t)batch, sizeof *labels);
+    const int64_t *all = rb_split_labels(split);
+    double loss_sum = 0;
+    rb_status s = eval_alloc(out, rb_split_classes(split));
+
+    if (s == RB_OK && (images == NULL || logits == NULL || labels == NULL))
+        s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for evaluation batches");
+    for (int64_t first = 0; s == RB_OK && first < n; first += batch) {
+        int64_t rows = n - first < batch ? n - first : batch;
+        const float *losses;
+        memset(images, 0, (size_t)batch * per * sizeof *images);
+        memset(labels, 0, (size_t)batch * sizeof *labels);
+        for (int64_t r = 0; s == RB_OK && r < rows; r++) {
+            s = rb_split_example(split, first + r, NULL, 0, 0, images + (size_t)r * per);
+            labels[r] = all[first + r];
+        }
+        if (s != RB_OK || (s = rb_engine_forward(engine, images, batch, labels, false)) != RB_OK ||
+            (s = rb_engine_read(engine, rb_model_logits(model), logits)) != RB_OK)
+            break;
+        losses = rb_engine_losses(engine);
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t y = labels[r];
+            bool ok = argmax(logits + r * k, k) == y;
+            loss_sum += losses[r];
+            out->correct += ok;
+            out->class_count[y]++;
+            out->class_correct[y] += ok;
+        }
+    }
+    out->count = n;
+    out->accuracy = n > 0 ? (double)out->correct / (double)n : 0;
+    out->mean_loss = n > 0 ? loss_sum / (double)n : 0;
+    free(images);
+    free(logits);
+    free(labels);
+    if (s != RB_OK)
+        rb_eval_result_free(out);
+    return s;
+}
+
+static rb_status check_eval_shapes(const rb_model *model, const rb_split *split)
+{
+    const rb_model_input *in = rb_model_get_input(model);
+    int c, h, w;
+    rb_split_shape(split, &c, &h, &w);
+    if (c != in->channels || h != in->height || w != in->width)
+        return invalid("%s gives %d x %d x %d images but the model takes %lld x %lld x %lld", rb_split_name(split), c,
+                       h, w, (long long)in->channels, (long long)in->height, (long long)in->width);
+    if (rb_split_classes(split) > rb_model_num_classes(model))
+        return invalid("%s has %lld classes but the model has %lld (choose classes with --classes)",
+                       rb_split_name(split), (long long)rb_split_classes(split),
+                       (long long)rb_model_num_classes(model));
+    if (rb_split_count(split) == 0)
+        return invalid("%s holds no examples", rb_split_name(split));
+    return RB_OK;
+}
+
+rb_status rb_evaluate(rb_model *model, const rb_split *split, int64_t batch, int threads, rb_eval_result *out)
+{
+    rb_engine *engine = NULL;
+    rb_engine_options eo = {.threads = threads};
+    rb_status s;
+    if (model == NULL || split == NULL || out == NULL || batch < 1)
+        return invalid("rb_evaluate: needs a model, a split, a result and a batch >= 1");
+    memset(out, 0, sizeof *out);
+    if ((s = check_eval_shapes(model, split)) != RB_OK)
+        return s;
+    if (batch > rb_split_count(split))
+        batch = rb_split_count(split);
+    if ((s = rb_engine_create(&engine, rb_model_graph(model), batch, &eo)) != RB_OK)
+        return s;
+    s = evaluate_with(engine, model, split, out);
+    rb_engine_destroy(engine);
+    return s;
+}
+
+/* ------------------------------------------------------------ a run */
+
+typedef struct run {
+    rb_train_config cfg;
+    bool has_test;
+    rb_split *train, *test;
+    rb_model *model;
+    rb_engine *engine, *eval_engine;
+    rb_sgd *sgd;
+    rb_loader *loader;
+    rb_schedule schedule;
+    int64_t epoch;      /* completed epochs */
+    double best_acc;
+    int64_t best_epoch;
+    text csv, jsonl;
+    float *logits;
+} run;
+
+static void path_in(char *out, size_t size, const char *dir, const char *name)
+{
+    snprintf(out, size, "%s/%s", dir, name);
+}
+
+static rb_status open_splits(run *r)
+{
+    rb_split_options so = {0};
+    rb_dataset_spec *spec = malloc(sizeof *spec);
+    rb_status s;
+    if (spec == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory opening the data");
+    s = rb_dataset_spec_parse(spec, r->cfg.data);
+    so.classes = r->cfg.classes;
+    so.per_class = r->cfg.per_class;
+    so.seed = r->cfg.seed;
+    so.size = r->cfg.image_size;
+    so.channels = r->cfg.channels;
+    if (s == RB_OK)
+        s = rb_split_load(&r->train, spec, RB_SPLIT_TRAIN, &so);
+    r->has_test = s == RB_OK && (spec->kind != RB_DATASET_NPY || spec->images[RB_SPLIT_TEST][0] != '\0');
+    so.per_class = 0; /* the whole test split of the kept classes */
+    if (s == RB_OK && r->has_test)
+        s = rb_split_load(&r->test, spec, RB_SPLIT_TEST, &so);
+    free(spec);
+    if (s == RB_OK && rb_split_count(r->train) < r->cfg.batch_size)
+        s = invalid("the training split has %lld examples, fewer than --batch-size %lld (the last partial batch "
+                    "is dropped, so no step would run)",
+                    (long long)rb_split_count(r->train), (long long)r->cfg.batch_size);
+    return s;
+}
+
+/* Per-channel mean and standard deviation of the training pixels. */
+static rb_status data_normalization(const rb_split *split, rb_model_input *in)
+{
+    int c, h, w;
+    size_t per = rb_split_example_size(split), plane;
+    int64_t n = rb_split_count(split);
+    double sum[RB_MODEL_MAX_CHANNELS] = {0}, sq[RB_MODEL_MAX_CHANNELS] = {0};
+    float *x = malloc(per * sizeof *x);
+    rb_status s = RB_OK;
+    rb_split_shape(split, &c, &h, &w);
+    if (c > RB_MODEL_MAX_CHANNELS) {
+        free(x);
+        return invalid("%s has %d channels; models take at most %d", rb_split_name(split), c, RB_MODEL_MAX_CHANNELS);
+    }
+    if (x == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory computing the data's mean");
+    plane = (size_t)h * (size_t)w;
+    for (int64_t i = 0; s == RB_OK && i < n; i++) {
+        s = rb_split_example(split, i, NULL, 0, 0, x);
+        for (int ch = 0; s == RB_OK && ch < c; ch++)
+            for (size_t p = 0; p < plane; p++) {
+                double v = x[(size_t)ch * plane + p];
+                sum[ch] += v;
+                sq[ch] += v * v;
+            }
+    }
+    free(x);
+    in->channels = c;
+    in->height = h;
+    in->width = w;
+    for (int ch = 0; ch < c; ch++) {
+        double count = (double)n * (double)plane, mean = sum[ch] / count, var = sq[ch] / count - mean * mean;
+        double sd = var > 1e-12 ? sqrt(var) : 1.0;
+        in->mean[ch] = (float)mean;
+        in->std[ch] = (float)sd;
+    }
+    return s;
+}
+
+/* A copy of a parameter set, keeping which values were given. */
+static rb_status copy_params(const rb_params *from, rb_params **out)
+{
+    const rb_param_spec *specs = rb_params_specs(from);
+    char buf[4096];
+    rb_status s = rb_params_create(out, specs);
+    for (size_t i = 0; s == RB_OK && specs[i].name != NULL; i++) {
+        if (rb_params_source(from, specs[i].name) != RB_PARAM_GIVEN)
+            continue;
+        rb_params_format(from, specs[i].name, buf, sizeof buf);
+        s = rb_params_set(*out, specs[i].name, buf);
+    }
+    return s;
+}
+
+static rb_status create_model(run *r)
+{
+    rb_model_input in;
+    rb_params *p = NULL;
+    rb_status s;
+    memset(&in, 0, sizeof in);
+    if ((s = data_normalization(r->train, &in)) != RB_OK || (s = copy_params(r->cfg.arch_params, &p)) != RB_OK)
+        goto done;
+    if (rb_params_declares(p, "num-classes") && rb_params_source(p, "num-classes") != RB_PARAM_GIVEN) {
+        char k[32];
+        snprintf(k, sizeof k, "%lld", (long long)rb_split_classes(r->train));
+        if ((s = rb_params_set(p, "num-classes", k)) != RB_OK)
+            goto done;
+    }
+    if ((s = rb_model_create(&r->model, r->cfg.arch, p, &in)) != RB_OK)
+        goto done;
+    if (rb_model_num_classes(r->model) < rb_split_classes(r->train))
+        s = invalid("the data has %lld classes but the model only %lld (num-classes)",
+                    (long long)rb_split_classes(r->train), (long long)rb_model_num_classes(r->model));
+    else
+        s = rb_graph_init_params(rb_model_graph(r->model), r->cfg.seed);
+done:
+    rb_params_destroy(p);
+    return s;
+}
+
+static rb_status setup(run *r)
+{
+    rb_engine_options eo = {.threads = r->cfg.threads};
+    rb_loader_options lo = {0};
+    rb_sgd_options so = {.momentum = r->cfg.momentum, .weight_decay = r->cfg.weight_decay,
+                         .nesterov = r->cfg.nesterov};
+    rb_status s;
+    int64_t eval_batch = r->cfg.eval_batch_size;
+    if ((s = rb_schedule_parse(r->cfg.schedule, r->cfg.lr, (double)r->cfg.epochs, &r->schedule)) != RB_OK)
+        return s;
+    lo.batch_size = r->cfg.batch_size;
+    lo.shuffle = true;
+    lo.drop_last = true;
+    lo.seed = r->cfg.seed;
+    lo.threads = r->cfg.loader_threads;
+    if (r->cfg.augment)
+        rb_augment_defaults(rb_split_kind(r->train), &lo.augment);
+    if ((s = rb_loader_create(&r->loader, r->train, &lo)) != RB_OK)
+        return s;
+    if ((s = rb_engine_create(&r->engine, rb_model_graph(r->model), r->cfg.batch_size, &eo)) != RB_OK)
+        return s;
+    if (r->has_test) {
+        if ((s = check_eval_shapes(r->model, r->test)) != RB_OK)
+            return s;
+        if (eval_batch > rb_split_count(r->test))
+            eval_batch = rb_split_count(r->test);
+        if ((s = rb_engine_create(&r->eval_engine, rb_model_graph(r->model), eval_batch, &eo)) != RB_OK)
+            return s;
+    }
+    r->logits = malloc((size_t)(r->cfg.batch_size * rb_model_num_classes(r->model)) * sizeof *r->logits);
+    if (r->logits == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for logits");
+    return rb_sgd_create(&r->sgd, rb_model_graph(r->model), &so);
+}
+
+/* The checkpoint of the model with the training metadata; with_state adds
+ * the momentum buffers. */
+static rb_status save_checkpoint(run *r, const char *path, bool with_state)
+{
+    rb_checkpoint *ck = NULL;
+    json_object *meta = NULL, *tr;
+    rb_graph *g = rb_model_graph(r->model);
+    char buf[64];
+    rb_status s = rb_model_to_checkpoint(r->model, &ck);
+    if (s == RB_OK && (meta = json_tokener_parse(rb_checkpoint_metadata(ck))) == NULL)
+        s = rb_error_set(RB_ERR_INTERNAL, "the model's metadata is not JSON");
+    if (s == RB_OK) {
+        tr = json_object_new_object();
+        json_object_object_add(tr, "epoch", json_object_new_int64(r->epoch));
+        json_object_object_add(tr, "epochs", json_object_new_int64(r->cfg.epochs));
+        json_object_object_add(tr, "sgd_steps", json_object_new_int64(rb_sgd_steps(r->sgd)));
+        json_object_object_add(tr, "schedule", json_object_new_string(r->cfg.schedule));
+        snprintf(buf, sizeof buf, "%llu", (unsigned long long)r->cfg.seed);
+        json_object_object_add(tr, "seed", json_object_new_string(buf));
+        json_object_object_add(tr, "lr", json_object_new_double(r->cfg.lr));
+        json_object_object_add(tr, "momentum", json_object_new_double(r->cfg.momentum));
+        json_object_object_add(tr, "weight_decay", json_object_new_double(r->cfg.weight_decay));
+        json_object_object_add(tr, "nesterov", json_object_new_boolean(r->cfg.nesterov));
+        json_object_object_add(tr, "batch_size", json_object_new_int64(r->cfg.batch_size));
+        json_object_object_add(tr, "data", json_object_new_string(r->cfg.data));
+        json_object_object_add(tr, "classes", json_str_or_null(r->cfg.classes));
+        json_object_object_add(tr, "best_test_acc", json_object_new_double(r->best_acc));
+        json_object_object_add(tr, "best_epoch", json_object_new_int64(r->best_epoch));
+        json_object_object_add(meta, "training", tr);
+        s = rb_checkpoint_set_metadata(ck, json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PLAIN));
+    }
+    for (size_t i = 0; s == RB_OK && with_state && i < rb_graph_param_count(g); i++) {
+        rb_param_info p;
+        const float *m = rb_sgd_momentum_buffer(r->sgd, i);
+        char name[512];
+        rb_graph_param(g, i, &p);
+        if (m == NULL)
+            continue;
+        snprintf(name, sizeof name, "%smomentum.%s", RB_MODEL_STATE_PREFIX, p.name);
+        s = rb_checkpoint_add(ck, name, RB_DTYPE_F32, p.ndim, p.shape, m);
+    }
+    if (s == RB_OK)
+        s = rb_checkpoint_save(ck, path, 0);
+    json_object_put(meta);
+    rb_checkpoint_destroy(ck);
+    return s;
+}
+
+static rb_status write_logs(run *r)
+{
+    char path[4200];
+    rb_status s;
+    path_in(path, sizeof path, r->cfg.out_dir, "log.csv");
+    if ((s = rb_file_write_atomic(path, r->csv.data, r->csv.len)) != RB_OK)
+        return s;
+    path_in(path, sizeof path, r->cfg.out_dir, "log.jsonl");
+    return rb_file_write_atomic(path, r->jsonl.data ? r->jsonl.data : "", r->jsonl.len);
+}
+
+static const char csv_header[] = "epoch,lr,train_loss,train_acc,test_loss,test_acc,seconds,images_per_second\n";
+
+/* The first non-finite gradient (or NULL). */
+static const char *bad_gradient(rb_graph *g)
+{
+    for (size_t i = 0; i < rb_graph_param_count(g); i++) {
+        rb_param_info p;
+        rb_graph_param(g, i, &p);
+        if (p.grad == NULL || !p.trainable || p.frozen)
+            continue;
+        for (int64_t k = 0; k < p.numel; k++)
+            if (!isfinite(p.grad[k]))
+                return p.name;
+    }
+    return NULL;
+}
+
+static rb_status train_epochs(run *r, rb_train_result *res)
+{
+    rb_graph *g = rb_model_graph(r->model);
+    int64_t steps = rb_loader_batch_count(r->loader), B = r->cfg.batch_size, k = rb_model_num_classes(r->model);
+    double total_seconds = 0;
+    int64_t epochs_run = 0;
+    char path[4200];
+    rb_status s = RB_OK;
+
+    while (r->epoch < r->cfg.epochs) {
+        int64_t e = r->epoch, correct = 0, seen = 0;
+        double loss_sum = 0, lr = 0, t0 = rb_monotonic_seconds(), seconds, test_loss = NAN, test_acc = NAN;
+        rb_progress *bar = NULL;
+        rb_batch b;
+        char label[64];
+        snprintf(label, sizeof label, "epoch %lld/%lld", (long long)e + 1, (long long)r->cfg.epochs);
+        if (!r->cfg.quiet && (s = rb_progress_create(&bar, label, (uint64_t)(steps * B), "img", NULL)) != RB_OK)
+            return s;
+        if ((s = rb_loader_start_epoch(r->loader, e)) != RB_OK)
+            goto epoch_failed;
+        for (int64_t step = 0;; step++) {
+            double loss;
+            const char *bad;
+            if (stop_requested) {
+                s = rb_error_set(RB_ERR_INTERRUPTED,
+                                 "interrupted in epoch %lld at batch %lld; %s/last.rbt holds epoch %lld: resume with "
+                                 "--resume %s",
+                                 (long long)e + 1, (long long)step + 1, r->cfg.out_dir, (long long)e, r->cfg.out_dir);
+                goto epoch_failed;
+            }
+            if ((s = rb_loader_next(r->loader, &b)) != RB_OK)
+                goto epoch_failed;
+            if (b.count == 0)
+                break;
+            lr = rb_schedule_lr(&r->schedule, (double)e + (double)(step + 1) / (double)steps);
+            if ((s = rb_engine_forward(r->engine, b.images, b.count, b.labels, true)) != RB_OK ||
+                (s = rb_engine_read(r->engine, rb_model_logits(r->model), r->logits)) != RB_OK ||
+                (s = rb_engine_backward(r->engine, true, false)) != RB_OK)
+                goto epoch_failed;
+            loss = rb_engine_mean_loss(r->engine);
+            bad = bad_gradient(g);
+            if (!isfinite(loss) || bad != NULL) {
+                s = rb_error_set(RB_ERR_NUMERIC,
+                                 "training diverged at epoch %lld batch %lld (step %lld): loss %g, first non-finite "
+                                 "gradient %s%s%s; %s/last.rbt keeps epoch %lld (lower --lr?)",
+                                 (long long)e + 1, (long long)step + 1, (long long)rb_sgd_steps(r->sgd) + 1, loss,
+                                 bad ? "'" : "", bad ? bad : "none", bad ? "'" : "", r->cfg.out_dir, (long long)e);
+                goto epoch_failed;
+            }
+            if ((s = rb_sgd_step(r->sgd, lr)) != RB_OK) {
+                rb_error_prefix("epoch %lld batch %lld: ", (long long)e + 1, (long long)step + 1);
+                goto epoch_failed;
+            }
+            loss_sum += loss * (double)b.count;
+            for (int64_t i = 0; i < b.count; i++)
+                correct += argmax(r->logits + i * k, k) == b.labels[i];
+            seen += b.count;
+            if (bar != NULL)
+                rb_progress_update(bar, (uint64_t)seen, "loss %.4f acc %.1f%%", loss_sum / (double)seen,
+                                   100.0 * (double)correct / (double)seen);
+        }
+        seconds = rb_monotonic_seconds() - t0;
+        if (bar != NULL) {
+            rb_progress_finish(bar, "loss %.4f acc %.1f%%", loss_sum / (double)seen,
+                               100.0 * (double)correct / (double)seen);
+            rb_progress_destroy(bar);
+            bar = NULL;
+        }
+        if (r->has_test) {
+            rb_eval_result ev;
+            if ((s = evaluate_with(r->eval_engine, r->model, r->test, &ev)) != RB_OK)
+                return s;
+            test_loss = ev.mean_loss;
+            test_acc = ev.accuracy;
+            rb_eval_result_free(&ev);
+        }
+        r->epoch = e + 1;
+        res->train_loss = loss_sum / (double)seen;
+        res->train_acc = (double)correct / (double)seen;
+        res->test_loss = test_loss;
+        res->test_acc = test_acc;
+        total_seconds += seconds;
+        epochs_run++;
+        /* Logs and checkpoints. */
+        if (r->has_test) {
+            s = text_append(&r->csv, "%lld,%.9g,%.9g,%.9g,%.9g,%.9g,%.3f,%.1f\n", (long long)r->epoch, lr,
+                            res->train_loss, res->train_acc, test_loss, test_acc, seconds,
+                            (double)seen / seconds);
+            if (s == RB_OK)
+                s = text_append(&r->jsonl,
+                                "{\"epoch\": %lld, \"lr\": %.9g, \"train_loss\": %.9g, \"train_acc\": %.9g, "
+                                "\"test_loss\": %.9g, \"test_acc\": %.9g, \"seconds\": %.3f, "
+                                "\"images_per_second\": %.1f}\n",
+                                (long long)r->epoch, lr, res->train_loss, res->train_acc, test_loss, test_acc,
+                                seconds, (double)seen / seconds);
+        } else {
+            s = text_append(&r->csv, "%lld,%.9g,%.9g,%.9g,,,%.3f,%.1f\n", (long long)r->epoch, lr, res->train_loss,
+                            res->train_acc, seconds, (double)seen / seconds);
+            if (s == RB_OK)
+                s = text_append(&r->jsonl,
+                                "{\"epoch\": %lld, \"lr\": %.9g, \"train_loss\": %.9g, \"train_acc\": %.9g, "
+                                "\"test_loss\": null, \"test_acc\": null, \"seconds\": %.3f, "
+                                "\"images_per_second\": %.1f}\n",
+                                (long long)r->epoch, lr, res->train_loss, res->train_acc, seconds,
+                                (double)seen / seconds);
+        }
+        if (s == RB_OK && r->has_test && (r->best_epoch == 0 || test_acc > r->best_acc)) {
+            r->best_acc = test_acc;
+            r->best_epoch = r->epoch;
+            path_in(path, sizeof path, r->cfg.out_dir, "best.rbt");
+            s = save_checkpoint(r, path, false);
+        }
+        if (s == RB_OK) {
+            path_in(path, sizeof path, r->cfg.out_dir, "last.rbt");
+            s = save_checkpoint(r, path, true);
+        }
+        if (s == RB_OK)
+            s = write_logs(r);
+        if (s != RB_OK)
+            return s;
+        if (r->has_test)
+            rb_log(RB_LOG_INFO, "epoch %lld/%lld: lr %.4g, train loss %.4f acc %.2f%%, test loss %.4f acc %.2f%%, %.1fs",
+                   (long long)r->epoch, (long long)r->cfg.epochs, lr, res->train_loss, 100 * res->train_acc,
+                   test_loss, 100 * test_acc, seconds);
+        else
+            rb_log(RB_LOG_INFO, "epoch %lld/%lld: lr %.4g, train loss %.4f acc %.2f%%, %.1fs", (long long)r->epoch,
+                   (long long)r->cfg.epochs, lr, res->train_loss, 100 * res->train_acc, seconds);
+        continue;
+    epoch_failed:
+        rb_progress_destroy(bar);
+        return s;
+    }
+    res->epochs_done = r->epoch;
+    res->best_test_acc = r->best_acc;
+    res->best_epoch = r->best_epoch;
+    res->seconds_per_epoch = epochs_run ? total_seconds / (double)epochs_run : 0;
+    path_in(path, sizeof path, r->cfg.out_dir, "model.rbt");
+    return save_checkpoint(r, path, false);
+}
+
+static void run_free(run *r)
+{
+    rb_sgd_destroy(r->sgd);
+    rb_engine_destroy(r->eval_engine);
+    rb_engine_destroy(r->engine);
+    rb_loader_destroy(r->loader);
+    rb_model_destroy(r->model);
+    rb_split_destroy(r->test);
+    rb_split_destroy(r->train);
+    free(r->csv.data);
+    free(r->jsonl.data);
+    free(r->logits);
+}
+
+static rb_status make_dir(const char *dir)
+{
+    if (mkdir(dir, 0777) == 0 || errno == EEXIST) {
+        struct stat st;
+        if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+            return RB_OK;
+        return rb_error_set(RB_ERR_IO, "--out %s exists and is not a folder", dir);
+    }
+    return rb_error_set(RB_ERR_IO, "cannot create the run folder %s: %s", dir, strerror(errno));
+}
+
+rb_status rb_train(const rb_train_config *config, rb_train_result *result)
+{
+    run r;
+    rb_train_result local;
+    char path[4200];
+    rb_status s;
+    if (result == NULL)
+        result = &local;
+    memset(result, 0, sizeof *result);
+    if ((s = rb_train_config_check(config)) != RB_OK)
+        return s;
+    memset(&r, 0, sizeof r);
+    r.cfg = *config;
+    if (r.cfg.schedule == NULL)
+        r.cfg.schedule = "constant";
+    if ((s = make_dir(r.cfg.out_dir)) != RB_OK)
+        return s;
+    path_in(path, sizeof path, r.cfg.out_dir, "last.rbt");
+    {
+        FILE *f = fopen(path, "rb");
+        if (f != NULL) {
+            fclose(f);
+            return invalid("%s already holds a run (last.rbt): continue it with --resume %s, or choose another --out",
+                           r.cfg.out_dir, r.cfg.out_dir);
+        }
+    }
+    if ((s = open_splits(&r)) != RB_OK || (s = create_model(&r)) != RB_OK || (s = setup(&r)) != RB_OK)
+        goto done;
+    if ((s = text_append(&r.csv, "%s", csv_header)) != RB_OK)
+        goto done;
+    path_in(path, sizeof path, r.cfg.out_dir, "config.json");
+    if ((s = write_config(&r.cfg, path)) != RB_OK)
+        goto done;
+    /* Epoch 0: a resumable state even if the first epoch is interrupted. */
+    path_in(path, sizeof path, r.cfg.out_dir, "last.rbt");
+    if ((s = save_checkpoint(&r, path, true)) != RB_OK || (s = write_logs(&r)) != RB_OK)
+        goto done;
+    rb_log(RB_LOG_INFO, "training %s on %s: %lld examples, %lld classes, %lld x %lld x %lld, %s",
+           r.cfg.arch_name ? r.cfg.arch_name : r.cfg.arch->name, r.cfg.data, (long long)rb_split_count(r.train),
+           (long long)rb_split_classes(r.train), (long long)rb_model_get_input(r.model)->channels,
+           (long long)rb_model_get_input(r.model)->height, (long long)rb_model_get_input(r.model)->width,
+           rb_engine_threads(r.engine));
+    s = train_epochs(&r, result);
+done:
+    run_free(&r);
+    return s;
+}
+
+/* ------------------------------------------------------------ resume */
+
+static const char *jstr(json_object *o, const char *key)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(o, key, &v) || v == NULL || !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+static bool jhas(json_object *o, const char *key, json_type type)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(o, key, &v) || v == NULL)
+        return false;
+    return json_object_is_type(v, type) || (type == json_type_double && json_object_is_type(v, json_type_int));
+}
+
+static int64_t jint(json_object *o, const char *key)
+{
+    json_object *v = NULL;
+    json_object_object_get_ex(o, key, &v);
+    return json_object_get_int64(v);
+}
+
+static double jdouble(json_object *o, const char *key)
+{
+    json_object *v = NULL;
+    json_object_object_get_ex(o, key, &v);
+    return json_object_get_double(v);
+}
+
+static rb_status read_config(json_object *root, const char *file, rb_train_config *c)
+{
+    static const char *const ints[] = {"epochs", "batch_size", "eval_batch_size", "threads", "loader_threads",
+                                       "per_class", "image_size", "channels"};
+    static const char *const doubles[] = {"lr", "momentum", "weight_decay"};
+    const char *seed;
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (!jhas(root, ints[i], json_type_int))
+            return rb_error_set(RB_ERR_CORRUPT, "%s: '%s' is missing or not an integer", file, ints[i]);
+    for (size_t i = 0; i < sizeof doubles / sizeof doubles[0]; i++)
+        if (!jhas(root, doubles[i], json_type_double))
+            return rb_error_set(RB_ERR_CORRUPT, "%s: '%s' is missing or not a number", file, doubles[i]);
+    if (!jhas(root, "nesterov", json_type_boolean) || !jhas(root, "augment", json_type_boolean) ||
+        jstr(root, "data") == NULL || jstr(root, "schedule") == NULL || (seed = jstr(root, "seed")) == NULL)
+        return rb_error_set(RB_ERR_CORRUPT, "%s: nesterov, augment, data, schedule or seed is missing", file);
+    c->arch_name = jstr(root, "arch");
+    c->data = jstr(root, "data");
+    c->epochs = jint(root, "epochs");
+    c->batch_size = jint(root, "batch_size");
+    c->eval_batch_size = jint(root, "eval_batch_size");
+    c->threads = (int)jint(root, "threads");
+    c->loader_threads = (int)jint(root, "loader_threads");
+    c->per_class = jint(root, "per_class");
+    c->image_size = (int)jint(root, "image_size");
+    c->channels = (int)jint(root, "channels");
+    c->lr = jdouble(root, "lr");
+    c->momentum = jdouble(root, "momentum");
+    c->weight_decay = jdouble(root, "weight_decay");
+    c->nesterov = json_object_get_boolean(json_object_object_get(root, "nesterov"));
+    c->augment = json_object_get_boolean(json_object_object_get(root, "augment"));
+    c->schedule = jstr(root, "schedule");
+    c->classes = jstr(root, "classes");
+    c->seed = strtoull(seed, NULL, 10);
+    return RB_OK;
+}
+
+static rb_status restore_state(run *r, const rb_checkpoint *ck, const char *file)
+{
+    json_object *meta = json_tokener_parse(rb_checkpoint_metadata(ck)), *tr = NULL;
+    rb_graph *g = rb_model_graph(r->model);
+    rb_status s = RB_OK;
+    if (meta == NULL || !json_object_object_get_ex(meta, "training", &tr) || tr == NULL ||
+        !jhas(tr, "epoch", json_type_int) || !jhas(tr, "sgd_steps", json_type_int))
+        s = rb_error_set(RB_ERR_CORRUPT, "%s has no training state (\"training\" with epoch and sgd_steps)", file);
+    if (s == RB_OK) {
+        r->epoch = jint(tr, "epoch");
+        r->best_acc = jhas(tr, "best_test_acc", json_type_double) ? jdouble(tr, "best_test_acc") : 0;
+        r->best_epoch = jhas(tr, "best_epoch", json_type_int) ? jint(tr, "best_epoch") : 0;
+        if (r->epoch < 0 || r->epoch > r->cfg.epochs)
+            s = invalid("%s is at epoch %lld, past --epochs %lld: ask for more epochs", file, (long long)r->epoch,
+                        (long long)r->cfg.epochs);
+    }
+    for (size_t i = 0; s == RB_OK && i < rb_graph_param_count(g); i++) {
+        rb_param_info p;
+        rb_checkpoint_tensor t;
+        float *m = rb_sgd_momentum_buffer(r->sgd, i);
+        char name[512];
+        if (m == NULL)
+            continue;
+        rb_graph_param(g, i, &p);
+        snprintf(name, sizeof name, "%smomentum.%s", RB_MODEL_STATE_PREFIX, p.name);
+        if (jint(tr, "sgd_steps") == 0)
+            continue; /* buffers start at the first step */
+        if ((s = rb_checkpoint_find(ck, name, &t)) != RB_OK)
+            s = rb_error_set(RB_ERR_CORRUPT, "%s: momentum buffer '%s' is missing", file, name);
+        else if (t.dtype != RB_DTYPE_F32 || t.numel != p.numel)
+            s = rb_error_set(RB_ERR_CORRUPT, "%s: momentum buffer '%s' has the wrong size", file, name);
+        else
+            memcpy(m, t.data, (size_t)p.numel * sizeof *m);
+    }
+    if (s == RB_OK)
+        rb_sgd_set_steps(r->sgd, jint(tr, "sgd_steps"));
+    json_object_put(meta);
+    return s;
+}
+
+rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t epochs, int threads, bool quiet,
+                          rb_train_result *result)
+{
+    run r;
+    rb_train_result local;
+    char path[4200];
+    unsigned char *bytes = NULL;
+    size_t size = 0;
+    json_object *root = NULL;
+    rb_checkpoint *ck = NULL;
+    rb_status s;
+
+    if (result == NULL)
+        result = &local;
+    memset(result, 0, sizeof *result);
+    memset(&r, 0, sizeof r);
+    if (registry == NULL || dir == NULL)
+        return invalid("rb_train_resume: needs a registry and a folder");
+    path_in(path, sizeof path, dir, "config.json");
+    if ((s = rb_file_read_all(path, (size_t)16 << 20, &bytes, &size)) != RB_OK)
+        return rb_error_prefix("--resume %s: ", dir);
+    {
+        char *txt = malloc(size + 1);
+        if (txt == NULL) {
+            free(bytes);
+            return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory reading %s", path);
+        }
+        memcpy(txt, bytes, size);
+        txt[size] = '\0';
+        root = json_tokener_parse(txt);
+        free(txt);
+        free(bytes);
+    }
+    if (root == NULL || !json_object_is_type(root, json_type_object)) {
+        s = rb_error_set(RB_ERR_CORRUPT, "%s is not a JSON object", path);
+        goto done;
+    }
+    if ((s = read_config(root, path, &r.cfg)) != RB_OK)
+        goto done;
+    r.cfg.out_dir = dir;
+    r.cfg.quiet = quiet;
+    if (epochs > 0)
+        r.cfg.epochs = epochs;
+    if (threads >= 0)
+        r.cfg.threads = threads;
+    path_in(path, sizeof path, dir, "last.rbt");
+    if ((s = rb_checkpoint_load(&ck, path, 0)) != RB_OK ||
+        (s = rb_model_from_checkpoint(&r.model, registry, ck, path, 0, 0)) != RB_OK)
+        goto done;
+    r.cfg.arch = rb_model_arch(r.model);
+    r.cfg.arch_params = rb_model_params(r.model);
+    if ((s = rb_train_config_check(&r.cfg)) != RB_OK || (s = open_splits(&r)) != RB_OK || (s = setup(&r)) != RB_OK ||
+        (s = restore_state(&r, ck, path)) != RB_OK)
+        goto done;
+    rb_checkpoint_destroy(ck);
+    ck = NULL;
+    path_in(path, sizeof path, dir, "log.csv");
+    if ((s = text_load_lines(&r.csv, path, r.epoch + 1)) != RB_OK)
+        goto done;
+    if (r.csv.len == 0 && (s = text_append(&r.csv, "%s", csv_header)) != RB_OK)
+        goto done;
+    path_in(path, sizeof path, dir, "log.jsonl");
+    if ((s = text_load_lines(&r.jsonl, path, r.epoch)) != RB_OK)
+        goto done;
+    path_in(path, sizeof path, dir, "config.json");
+    if ((s = write_config(&r.cfg, path)) != RB_OK)
+        goto done;
+    rb_log(RB_LOG_INFO, "resuming %s at epoch %lld of %lld", dir, (long long)r.epoch, (long long)r.cfg.epochs);
+    s = train_epochs(&r, result);
+done:
+    rb_checkpoint_destroy(ck);
+    run_free(&r);
+    json_object_put(root);
+    return s;
+}
+
+rb_status rb_eval_open_split(const rb_model *model, const char *data, rb_split_which which, const char *classes,
+                             rb_split **out)
+{
+    const rb_model_input *in = rb_model_get_input(model);
+    rb_split_options so = {0};
+    rb_split *raw = NULL;
+    int c, h, w;
+    rb_status s;
+    *out = NULL;
+    so.classes = classes;
+    if ((s = rb_split_open(&raw, data, which, &so)) != RB_OK)
+        return s;
+    rb_split_shape(raw, &c, &h, &w);
+    if (h == in->height && w == in->width && c == in->channels) {
+        *out = raw;
+        return RB_OK;
+    }
+    memset(&so, 0, sizeof so);
+    if (h != in->height || w != in->width) {
+        if (in->height != in->width) {
+            rb_split_destroy(raw);
+            return invalid("the model takes %lld x %lld images; only square resizing is available",
+                           (long long)in->height, (long long)in->width);
+        }
+        so.size = (int)in->height;
+    }
+    if (c != in->channels)
+        so.channels = (int)in->channels;
+    s = rb_split_apply(out, raw, &so);
+    rb_split_destroy(raw);
+    return s;
+}

@@ -1,0 +1,359 @@
+/* The train and eval commands, run through the built robusta on a tiny
+ * synthetic dataset (two easily told classes of 8x8 images): learning,
+ * run-folder outputs, bit-identical resume, the NaN guard, bad options,
+ * SIGINT, and eval agreeing with what training logged. */
+#include "config.h"
+
+#include <math.h>
+#include <signal.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include <robusta/robusta.h>
+
+#include "testutil.h"
+
+#define RUN(r, ...) run_robusta(r, NULL, (const char *const[]){__VA_ARGS__, NULL})
+
+static run_result r;
+static char dir[256];
+static char data[2048];
+
+/* Class 0: dark images with a bright vertical bar; class 1: bright images
+ * with a dark horizontal bar; a little noise. */
+static void make_images(const char *xname, const char *yname, int64_t n, uint64_t seed)
+{
+    unsigned char *x = malloc((size_t)n * 64);
+    uint8_t *y = malloc((size_t)n);
+    char xp[PATH_MAX], yp[PATH_MAX];
+    rb_rng rng;
+    ck_assert(x != NULL && y != NULL);
+    rb_rng_init(&rng, seed, 1, 0);
+    for (int64_t i = 0; i < n; i++) {
+        int cls = (int)(i % 2);
+        y[i] = (uint8_t)cls;
+        for (int p = 0; p < 64; p++) {
+            int row = p / 8, col = p % 8;
+            int base = cls == 0 ? (col == 3 ? 220 : 40) : (row == 4 ? 30 : 200);
+            x[i * 64 + p] = (unsigned char)(base + (int)(30 * rb_rng_uniform(&rng)) - 15);
+        }
+    }
+    snprintf(xp, sizeof xp, "%s/%s", dir, xname);
+    snprintf(yp, sizeof yp, "%s/%s", dir, yname);
+    ck_assert_int_eq(rb_npy_save(xp, RB_DTYPE_U8, 3, (const int64_t[]){n, 8, 8}, x), RB_OK);
+    ck_assert_int_eq(rb_npy_save(yp, RB_DTYPE_U8, 1, (const int64_t[]){n}, y), RB_OK);
+    free(x);
+    free(y);
+}
+
+static void setup(void)
+{
+    make_temp_dir(dir, sizeof dir);
+    make_images("x.npy", "y.npy", 64, 1);
+    make_images("tx.npy", "ty.npy", 40, 2);
+    snprintf(data, sizeof data, "npy:%s/x.npy,%s/y.npy;%s/tx.npy,%s/ty.npy", dir, dir, dir, dir);
+}
+
+static void teardown(void)
+{
+    remove_temp_dir(dir);
+}
+
+static void in_dir(char *out, const char *a, const char *b)
+{
+    if (b != NULL)
+        snprintf(out, PATH_MAX, "%s/%s/%s", dir, a, b);
+    else
+        snprintf(out, PATH_MAX, "%s/%s", dir, a);
+}
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+#define TRAIN(res, out, epochs, ...)                                                                     \
+    RUN(res, "train", "--arch", "resnet18", "--stem", "cifar", "--width", "0.125", "--data", data, "--out", \
+        out, "--epochs", epochs, "--batch-size", "16", "--lr", "0.05", "--schedule", "step:1:0.5", "--threads", "1", \
+        "--seed", "7" __VA_ARGS__)
+
+/* Lines of stderr other than warnings (oneDNN's slow-kernel notices for
+ * tiny layers are expected): the error itself must be one line. */
+static int error_lines(const char *err)
+{
+    int n = 0;
+    for (const char *line = err; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        if (len > 0 && strncmp(line, "robusta: warning:", 17) != 0)
+            n++;
+        line += len + (end != NULL);
+    }
+    return n;
+}
+
+static json_object *read_json(const char *path)
+{
+    json_object *j = json_object_from_file(path);
+    ck_assert_msg(j != NULL, "%s does not parse as JSON", path);
+    return j;
+}
+
+static double member(json_object *o, const char *key)
+{
+    json_object *v;
+    ck_assert_msg(json_object_object_get_ex(o, key, &v), "no member %s", key);
+    return json_object_get_double(v);
+}
+
+/* The i-th line (from 0) of log.jsonl in run folder `run`, parsed. */
+static json_object *log_row(const char *run, int i)
+{
+    char path[PATH_MAX], line[4096];
+    FILE *f;
+    json_object *j = NULL;
+    in_dir(path, run, "log.jsonl");
+    f = fopen(path, "r");
+    ck_assert(f != NULL);
+    for (int k = 0; k <= i; k++)
+        ck_assert_msg(fgets(line, sizeof line, f) != NULL, "log.jsonl has fewer than %d rows", i + 1);
+    fclose(f);
+    j = json_tokener_parse(line);
+    ck_assert_msg(j != NULL, "log.jsonl row %d does not parse: %s", i, line);
+    return j;
+}
+
+static void same_tensors(const char *a, const char *b)
+{
+    rb_checkpoint *ca, *cb;
+    ck_assert_int_eq(rb_checkpoint_load(&ca, a, 0), RB_OK);
+    ck_assert_int_eq(rb_checkpoint_load(&cb, b, 0), RB_OK);
+    ck_assert_uint_eq(rb_checkpoint_count(ca), rb_checkpoint_count(cb));
+    for (size_t i = 0; i < rb_checkpoint_count(ca); i++) {
+        rb_checkpoint_tensor ta, tb;
+        rb_checkpoint_get(ca, i, &ta);
+        rb_checkpoint_get(cb, i, &tb);
+        ck_assert_str_eq(ta.name, tb.name);
+        ck_assert_uint_eq(ta.nbytes, tb.nbytes);
+        ck_assert_msg(memcmp(ta.data, tb.data, ta.nbytes) == 0, "tensor %s differs", ta.name);
+    }
+    rb_checkpoint_destroy(ca);
+    rb_checkpoint_destroy(cb);
+}
+
+START_TEST(training_learns_writes_its_folder_resumes_bit_identically_and_eval_agrees)
+{
+    char out[PATH_MAX], out2[PATH_MAX], path[PATH_MAX], path2[PATH_MAX];
+    static const char *const files[] = {"model.rbt", "last.rbt", "best.rbt", "log.csv", "log.jsonl", "config.json"};
+    static const char *const keys[] = {"epoch",    "lr",      "train_loss", "train_acc",
+                                       "test_loss", "test_acc", "seconds",    "images_per_second"};
+    json_object *first, *last, *j;
+    double test_acc;
+
+    in_dir(out, "full", NULL);
+    TRAIN(&r, out, "3");
+    ck_assert_msg(r.code == 0, "train failed (%d): %s", r.code, r.err);
+    ck_assert_msg(strstr(r.out, "trained 3 epochs") != NULL, "%s", r.out);
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        in_dir(path, "full", files[i]);
+        ck_assert_msg(exists(path), "%s is missing", path);
+    }
+    /* log.csv: header and three rows. */
+    {
+        char text[8192];
+        FILE *f;
+        size_t n;
+        in_dir(path, "full", "log.csv");
+        f = fopen(path, "r");
+        n = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+        text[n] = '\0';
+        {
+            static const char header[] =
+                "epoch,lr,train_loss,train_acc,test_loss,test_acc,seconds,images_per_second\n";
+            ck_assert_msg(strncmp(text, header, sizeof header - 1) == 0, "%s", text);
+        }
+        ck_assert_int_eq(count_lines(text), 4);
+    }
+    first = log_row("full", 0);
+    last = log_row("full", 2);
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        (void)member(last, keys[i]);
+    ck_assert(member(last, "epoch") == 3);
+    ck_assert_msg(member(last, "train_loss") < member(first, "train_loss"), "loss did not go down: %g -> %g",
+                  member(first, "train_loss"), member(last, "train_loss"));
+    test_acc = member(last, "test_acc");
+    ck_assert_msg(test_acc > 0.75, "test accuracy %g is not above chance", test_acc);
+    json_object_put(first);
+    /* config.json holds the options. */
+    in_dir(path, "full", "config.json");
+    j = read_json(path);
+    ck_assert(member(j, "epochs") == 3 && member(j, "batch_size") == 16 && member(j, "lr") == 0.05);
+    json_object_put(j);
+
+    /* eval on the final model: the accuracy training logged. */
+    in_dir(path, "full", "model.rbt");
+    RUN(&r, "eval", "--ckpt", path, "--data", data, "--threads", "1", "--json");
+    ck_assert_msg(r.code == 0, "eval failed: %s", r.err);
+    j = json_tokener_parse(r.out);
+    ck_assert_msg(j != NULL, "eval --json does not parse: %s", r.out);
+    ck_assert_msg(fabs(member(j, "accuracy") - test_acc) < 1e-9, "eval %g, log %g", member(j, "accuracy"), test_acc);
+    ck_assert_msg(fabs(member(j, "mean_loss") - member(last, "test_loss")) < 1e-6 * (1 + member(j, "mean_loss")),
+                  "eval loss %g, log %g", member(j, "mean_loss"), member(last, "test_loss"));
+    ck_assert(member(j, "count") == 40);
+    {
+        json_object *pc, *e;
+        ck_assert(json_object_object_get_ex(j, "per_class", &pc));
+        ck_assert_int_eq((int)json_object_array_length(pc), 2);
+        e = json_object_array_get_idx(pc, 1);
+        ck_assert(member(e, "count") == 20);
+        ck_assert(json_object_object_get_ex(e, "name", &e));
+        ck_assert_str_eq(json_object_get_string(e), "class_1");
+    }
+    json_object_put(j);
+    json_object_put(last);
+    RUN(&r, "eval", "--ckpt", path, "--data", data, "--threads", "1");
+    ck_assert_msg(r.code == 0 && strstr(r.out, "accuracy") != NULL && strstr(r.out, "class_0") != NULL, "%s%s",
+                  r.out, r.err);
+
+    /* One epoch, then resume for two more: the same weights, bit for bit. */
+    in_dir(out2, "resumed", NULL);
+    TRAIN(&r, out2, "1");
+    ck_assert_msg(r.code == 0, "train failed: %s", r.err);
+    in_dir(path, "resumed", "model.rbt");
+    ck_assert(exists(path));
+    RUN(&r, "train", "--resume", out2, "--epochs", "3", "--lr", "1");
+    ck_assert_int_eq(r.code, 2); /* only --epochs and --threads may change */
+    ck_assert_msg(error_lines(r.err) == 1, "%s", r.err);
+    RUN(&r, "train", "--resume", out2, "--epochs", "3");
+    ck_assert_msg(r.code == 0, "resume failed: %s", r.err);
+    in_dir(path, "full", "model.rbt");
+    in_dir(path2, "resumed", "model.rbt");
+    same_tensors(path, path2);
+    in_dir(path, "full", "last.rbt");
+    in_dir(path2, "resumed", "last.rbt");
+    same_tensors(path, path2); /* momentum buffers too */
+    last = log_row("resumed", 2);
+    ck_assert(member(last, "epoch") == 3 && member(last, "test_acc") == test_acc);
+    json_object_put(last);
+    /* A finished run asked to train again into the same folder is refused. */
+    TRAIN(&r, out2, "1");
+    ck_assert_int_eq(r.code, 1);
+    ck_assert_msg(strstr(r.err, "--resume") != NULL, "%s", r.err);
+}
+END_TEST
+
+START_TEST(divergence_stops_naming_the_step_and_keeps_the_last_good_checkpoint)
+{
+    char out[PATH_MAX], path[PATH_MAX];
+    in_dir(out, "nan", NULL);
+    RUN(&r, "train", "--arch", "resnet18", "--stem", "cifar", "--width", "0.125", "--data", data, "--out", out,
+        "--epochs", "2", "--batch-size", "16", "--lr", "1e30", "--threads", "1");
+    ck_assert_int_eq(r.code, 1);
+    ck_assert_msg(error_lines(r.err) == 1, "%s", r.err);
+    ck_assert_msg(strstr(r.err, "diverged at epoch 1 batch") != NULL && strstr(r.err, "gradient") != NULL, "%s",
+                  r.err);
+    in_dir(path, "nan", "last.rbt");
+    ck_assert(exists(path));
+    in_dir(path, "nan", "model.rbt");
+    ck_assert(!exists(path));
+}
+END_TEST
+
+START_TEST(bad_options_are_usage_errors_of_one_line)
+{
+    char out[PATH_MAX];
+    in_dir(out, "bad", NULL);
+    RUN(&r, "train", "--arch", "resnet18", "--data", "bogus:/nowhere", "--out", out);
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_msg(error_lines(r.err) == 1, "%s", r.err);
+    RUN(&r, "train", "--arch", "resnet18", "--data", data, "--out", out, "--epochs", "0");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_msg(error_lines(r.err) == 1, "%s", r.err);
+    RUN(&r, "train", "--arch", "resnet18", "--data", data);
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_msg(error_lines(r.err) == 1, "%s", r.err);
+    ck_assert_msg(strstr(r.err, "--out") != NULL, "%s", r.err);
+    RUN(&r, "train", "--arch", "resnet18", "--data", data, "--out", out, "--schedule", "sawtooth");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_msg(error_lines(r.err) == 1, "%s", r.err);
+    RUN(&r, "eval", "--ckpt", out, "--data", data, "--split", "valid");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert(!exists(out));
+}
+END_TEST
+
+START_TEST(sigint_stops_at_a_batch_and_leaves_a_resumable_run)
+{
+    char out[PATH_MAX], path[PATH_MAX], errp[] = "/tmp/robusta-sigint-XXXXXX";
+    int err = mkstemp(errp), status;
+    pid_t pid;
+    in_dir(out, "int", NULL);
+    ck_assert(err >= 0);
+    unlink(errp);
+    pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        const char *argv[] = {test_env("RB_TEST_ROBUSTA"), "train", "--arch", "resnet18", "--stem", "cifar",
+                              "--width", "0.125", "--data", data, "--out", out, "--epochs", "1000",
+                              "--batch-size", "16", "--threads", "1", NULL};
+        dup2(err, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    /* Wait until the first epoch is written, then interrupt. */
+    in_dir(path, "int", "log.jsonl");
+    for (int i = 0; i < 400; i++) {
+        struct stat st;
+        if (stat(path, &st) == 0 && st.st_size > 0)
+            break;
+        nanosleep(&(struct timespec){0, 50000000}, NULL);
+    }
+    ck_assert_int_eq(kill(pid, SIGINT), 0);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    slurp(err, r.err, sizeof r.err);
+    close(err);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 130, "status %d: %s", status, r.err);
+    ck_assert_msg(error_lines(r.err) == 1, "%s", r.err);
+    ck_assert_msg(strstr(r.err, "--resume") != NULL, "%s", r.err);
+    /* It resumes: asking for the epochs done plus one finishes. */
+    {
+        json_object *meta;
+        rb_checkpoint *ck;
+        json_object *tr, *ep;
+        char epochs[32];
+        in_dir(path, "int", "last.rbt");
+        ck_assert_int_eq(rb_checkpoint_load(&ck, path, RB_CHECKPOINT_INDEX_ONLY), RB_OK);
+        meta = json_tokener_parse(rb_checkpoint_metadata(ck));
+        ck_assert(json_object_object_get_ex(meta, "training", &tr) && json_object_object_get_ex(tr, "epoch", &ep));
+        snprintf(epochs, sizeof epochs, "%lld", (long long)json_object_get_int64(ep) + 1);
+        json_object_put(meta);
+        rb_checkpoint_destroy(ck);
+        RUN(&r, "train", "--resume", out, "--epochs", epochs);
+        ck_assert_msg(r.code == 0, "resume failed: %s", r.err);
+        in_dir(path, "int", "model.rbt");
+        ck_assert(exists(path));
+    }
+}
+END_TEST
+
+static Suite *train_suite(void)
+{
+    Suite *s = suite_create("train");
+    TCase *tc = tcase_create("train");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, training_learns_writes_its_folder_resumes_bit_identically_and_eval_agrees);
+    tcase_add_test(tc, divergence_stops_naming_the_step_and_keeps_the_last_good_checkpoint);
+    tcase_add_test(tc, bad_options_are_usage_errors_of_one_line);
+    tcase_add_test(tc, sigint_stops_at_a_batch_and_leaves_a_resumable_run);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(train_suite());
+}
