@@ -1,14 +1,24 @@
 #!/usr/bin/python3
-"""PyTorch side of robusta's benchmarks: the same convolution shapes, run by
-Debian's python3-torch tuned fairly (all planned cores, channels_last, oneDNN
-on, glibc malloc kept from returning memory to the OS), printed next to
-robusta's figures as a ratio.
+"""PyTorch side of robusta's benchmarks: the same work, run by Debian's
+python3-torch tuned fairly (all planned cores, channels_last, oneDNN on,
+glibc malloc kept from returning memory to the OS), printed next to
+robusta's figures as a ratio torch/robusta (> 1: robusta is faster).
 
     bench/torch_reference.py [--quick] [--threads N] --compare bench-engine.csv
+    bench/torch_reference.py [--threads N] [--repeats N] --steps bench-train.csv
 
-The shapes come from robusta's own output (lines "perf,NET_conv_KIND,SHAPE,...")
-so both sides always measure the same thing. Without PyTorch it prints a SKIP
-line and exits 0: benchmarks never fail.
+--compare: the convolution shapes of bench_engine's lines
+"perf,NET_conv_KIND,SHAPE,..." on bare F.conv2d / convolution_backward.
+--steps: the whole training steps of bench_train's lines
+"perf,train_step,CONFIG,mbBATCHihSIZE,MS,IMAGES/S,GFLOP/S,THREADS,REPEATS":
+the same ResNet (torchvision's, or the identical definition below when
+torchvision is missing), batch, image size, classes, threads and number of
+timed steps; forward + cross-entropy + backward + SGD(momentum 0.9,
+weight_decay 5e-4), median after one warm-up step.
+
+Both sides read their figures from robusta's own output so that they always
+measure the same thing. Without PyTorch it prints a SKIP line and exits 0:
+benchmarks never fail.
 """
 import argparse
 import os
@@ -18,9 +28,19 @@ import sys
 import time
 
 # Debian's PyTorch suffers page-fault storms when glibc hands big buffers back
-# to the OS after every step; keep them. Must be set before the process starts.
+# to the OS after every step; keep them. Must be set before the process starts,
+# so the script re-executes itself once with them.
+# --compare (convolutions): unless GLIBC_TUNABLES is already set.
 TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967295:glibc.malloc.top_pad=268435456"
-if os.environ.get("GLIBC_TUNABLES") is None:
+# --steps (whole training steps): exactly this, as tracker issue 5 specifies
+# (no mmap'd blocks at all, never trim), replacing any other setting.
+STEP_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184"
+if any(a == "--steps" or a.startswith("--steps=") for a in sys.argv[1:]):
+    if os.environ.get("GLIBC_TUNABLES") != STEP_TUNABLES and os.environ.get("RB_TORCH_REEXEC") is None:
+        os.environ["GLIBC_TUNABLES"] = STEP_TUNABLES
+        os.environ["RB_TORCH_REEXEC"] = "1"
+        os.execv(sys.executable, [sys.executable] + sys.argv)
+elif os.environ.get("GLIBC_TUNABLES") is None:
     os.environ["GLIBC_TUNABLES"] = TUNABLES
     os.execv(sys.executable, [sys.executable] + sys.argv)
 
@@ -49,11 +69,173 @@ def timed(fn, repeats):
     return statistics.median(times)
 
 
+# ------------------------------------------------------------ whole training steps
+
+STEP = re.compile(r"mb(\d+)ih(\d+)")
+# bench_train's configurations: torchvision model, stem, classes.
+STEP_CONFIGS = {
+    "resnet18-224": ("resnet18", "imagenet", 1000),
+    "resnet50-224": ("resnet50", "imagenet", 1000),
+    "resnet18-cifar32": ("resnet18", "cifar", 10),
+}
+
+
+def read_steps(path):
+    """bench_train's lines: (config, shape, batch, size, ms, threads, repeats)."""
+    rows = []
+    with open(path) as f:
+        for line in f:
+            parts = line.strip().split(",")
+            if len(parts) == 9 and parts[0] == "perf" and parts[1] == "train_step" and parts[2] in STEP_CONFIGS:
+                m = STEP.fullmatch(parts[3])
+                if m:
+                    rows.append((parts[2], parts[3], int(m.group(1)), int(m.group(2)), float(parts[4]),
+                                 int(parts[7]), int(parts[8])))
+    return rows
+
+
+def build_resnet(torch, arch, stem, classes):
+    """torchvision's resnet18 / resnet50 (v1.5: stride on the 3x3); the cifar
+    stem is a 3x3 stride-1 conv1 and no max-pool, as robusta's resnet plugin."""
+    nn = torch.nn
+    try:
+        import torchvision
+        model = getattr(torchvision.models, arch)(num_classes=classes)
+    except Exception:  # no torchvision, or one that does not match this torch
+        model = _resnet(torch, arch, classes)
+    if stem == "cifar":
+        model.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+        nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
+        model.maxpool = nn.Identity()
+    return model
+
+
+def _resnet(torch, arch, classes):
+    """The same network as torchvision.models.resnet18/50, for a PyTorch
+    without torchvision (Debian packages it separately)."""
+    nn = torch.nn
+
+    class Basic(nn.Module):
+        expansion = 1
+
+        def __init__(self, cin, width, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, width, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(width)
+            self.conv2 = nn.Conv2d(width, width, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(width)
+            self.relu = nn.ReLU(inplace=True)
+            self.downsample = None
+            if stride != 1 or cin != width:
+                self.downsample = nn.Sequential(nn.Conv2d(cin, width, 1, stride, bias=False), nn.BatchNorm2d(width))
+
+        def forward(self, x):
+            y = self.relu(self.bn1(self.conv1(x)))
+            y = self.bn2(self.conv2(y))
+            return self.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+    class Bottleneck(nn.Module):
+        expansion = 4
+
+        def __init__(self, cin, width, stride):
+            super().__init__()
+            out = width * 4
+            self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(width)
+            self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(width)
+            self.conv3 = nn.Conv2d(width, out, 1, bias=False)
+            self.bn3 = nn.BatchNorm2d(out)
+            self.relu = nn.ReLU(inplace=True)
+            self.downsample = None
+            if stride != 1 or cin != out:
+                self.downsample = nn.Sequential(nn.Conv2d(cin, out, 1, stride, bias=False), nn.BatchNorm2d(out))
+
+        def forward(self, x):
+            y = self.relu(self.bn1(self.conv1(x)))
+            y = self.relu(self.bn2(self.conv2(y)))
+            y = self.bn3(self.conv3(y))
+            return self.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+    class ResNet(nn.Module):
+        def __init__(self, block, blocks):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+            self.bn1 = nn.BatchNorm2d(64)
+            self.relu = nn.ReLU(inplace=True)
+            self.maxpool = nn.MaxPool2d(3, 2, 1)
+            cin = 64
+            for i, n in enumerate(blocks):
+                layers = []
+                for b in range(n):
+                    layers.append(block(cin, 64 << i, 2 if b == 0 and i > 0 else 1))
+                    cin = (64 << i) * block.expansion
+                setattr(self, f"layer{i + 1}", nn.Sequential(*layers))
+            self.avgpool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(cin, classes)
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+        def forward(self, x):
+            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+            return self.fc(torch.flatten(self.avgpool(x), 1))
+
+    if arch == "resnet18":
+        return ResNet(Basic, [2, 2, 2, 2])
+    return ResNet(Bottleneck, [3, 4, 6, 3])
+
+
+def compare_steps(torch, args):
+    rows = read_steps(args.steps)
+    if not rows:
+        print(f"SKIP: PyTorch training-step comparison ({args.steps} has no train_step lines)")
+        return 0
+    threads = args.threads if args.threads is not None else rows[0][5]
+    torch.set_num_threads(threads)
+    torch.backends.mkldnn.enabled = True
+    torch.manual_seed(1)
+    print(f"# PyTorch {torch.__version__}, {threads} threads, channels_last,"
+          f" GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')}; one step = forward + cross-entropy +"
+          f" backward + SGD(momentum 0.9, weight_decay 5e-4); median after 1 warm-up")
+    print("# torch,train_step,config,shape,robusta_ms,torch_ms,torch/robusta,torch_images/s,repeats")
+    for name, shape, batch, size, ms, robusta_threads, robusta_repeats in rows:
+        arch, stem, classes = STEP_CONFIGS[name]
+        repeats = args.repeats if args.repeats is not None else robusta_repeats
+        model = build_resnet(torch, arch, stem, classes).to(memory_format=torch.channels_last)
+        model.train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        images = torch.rand(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
+        labels = (torch.arange(batch) * 7919) % classes
+
+        def step():
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(images), labels)
+            loss.backward()
+            optimizer.step()
+
+        t = timed(step, repeats)
+        if robusta_threads != threads:
+            print(f"# {name}: robusta ran {robusta_threads} threads, torch {threads}")
+        print(f"torch,train_step,{name},{shape},{ms:.1f},{t * 1e3:.1f},{t * 1e3 / ms:.2f},{batch / t:.1f},"
+              f"{repeats}", flush=True)
+        del model, optimizer, images
+    print("# torch/robusta > 1: robusta is faster")
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--compare", required=True, help="robusta's bench_engine output")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: --compare all allowed CPUs; --steps robusta's count)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="--steps: timed steps (default: as many as robusta's line says)")
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--compare", help="robusta's bench_engine output")
+    mode.add_argument("--steps", help="robusta's bench_train output")
     args = parser.parse_args()
     try:
         import torch
@@ -61,6 +243,10 @@ def main():
     except ImportError:
         print("SKIP: PyTorch comparison (install Debian's python3-torch)")
         return 0
+    if args.steps is not None:
+        return compare_steps(torch, args)
+    if args.threads is None:
+        args.threads = len(os.sched_getaffinity(0))
     rows = read_robusta(args.compare)
     if not rows:
         print(f"SKIP: PyTorch comparison ({args.compare} has no convolution lines)")

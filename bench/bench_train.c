@@ -1,0 +1,221 @@
+/* Whole training steps of real models: forward (training mode), backward
+ * with weight gradients and an SGD update, the step a trainer runs, for the
+ * models built through the arch registry exactly as `robusta train` builds
+ * them. bench/torch_reference.py --steps times the same steps in PyTorch.
+ *
+ *   resnet18-224      resnet18, imagenet stem, 224x224, batch 32, 1000 classes
+ *   resnet50-224      resnet50, imagenet stem, 224x224, batch 32, 1000 classes
+ *   resnet18-cifar32  resnet18, cifar stem,    32x32,   batch 128,  10 classes
+ *
+ * A step is rb_engine_forward(training) + rb_engine_backward(weights) +
+ * rb_sgd_step (momentum 0.9, weight decay 5e-4, lr 0.01). Figures are the
+ * median of several steps after a warm-up step. FLOPs are counted as
+ * 3 x 2 x forward MACs x batch: the graph's multiply-accumulates of
+ * convolutions and the classifier (rb_graph_forward_macs), two FLOPs each,
+ * times three for forward, backward-data and backward-weights (the first
+ * convolution's backward-data, never run, included: an upper bound, as in
+ * bench_engine). Batch-norm, ReLU, pooling, loss and SGD are not counted.
+ *
+ * Prints, per configuration, a machine-readable line
+ *     perf,train_step,CONFIG,mbBATCHihSIZE,MS,IMAGES/S,GFLOP/S,THREADS,REPEATS
+ * and a line in words. Never fails on time.
+ *
+ *   bench_train [--quick] [--threads N] [--only CONFIG] [--repeats N]
+ *               [--batch N] [--size N]
+ * (--batch and --size override every configuration's, for short trials;
+ * plugins come from RB_PLUGIN_PATH, then the install folder.) */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <robusta/robusta.h>
+
+#include "benchutil.h"
+
+#define MAX_REPEATS 64
+
+typedef struct config {
+    const char *name;
+    const char *preset;
+    const char *stem;
+    int64_t size, batch, classes;
+} config;
+
+static const config configs[] = {
+    {"resnet18-224", "resnet18", "imagenet", 224, 32, 1000},
+    {"resnet50-224", "resnet50", "imagenet", 224, 32, 1000},
+    {"resnet18-cifar32", "resnet18", "cifar", 32, 128, 10},
+};
+
+static int fail(const char *what)
+{
+    fprintf(stderr, "bench_train: %s: %s\n", what, rb_last_error());
+    return 1;
+}
+
+/* Deterministic images in [0, 1) and labels spread over the classes. */
+static void fill(float *images, size_t n, int64_t *labels, int64_t batch, int64_t classes)
+{
+    uint32_t x = 12345;
+    for (size_t i = 0; i < n; i++) {
+        x = x * 1664525u + 1013904223u;
+        images[i] = (float)(x >> 8) * (1.0f / 16777216.0f);
+    }
+    for (int64_t i = 0; i < batch; i++)
+        labels[i] = (i * 7919) % classes;
+}
+
+static int run_config(const rb_registry *reg, const config *c, int threads, int repeats)
+{
+    const rb_plugin *arch;
+    const char *preset;
+    rb_params *params = NULL;
+    rb_model *model = NULL;
+    rb_engine *engine = NULL;
+    rb_sgd *sgd = NULL;
+    rb_model_input input = rb_model_input_imagenet(c->size, c->size);
+    char classes[32];
+    double times[MAX_REPEATS], flop;
+    size_t pixels = (size_t)c->batch * 3 * (size_t)c->size * (size_t)c->size;
+    float *images = malloc(pixels * sizeof(float));
+    int64_t *labels = malloc((size_t)c->batch * sizeof(int64_t));
+    int rc = 1;
+
+    snprintf(classes, sizeof classes, "%lld", (long long)c->classes);
+    if (images == NULL || labels == NULL) {
+        fprintf(stderr, "bench_train: %s: out of memory\n", c->name);
+        goto done;
+    }
+    fill(images, pixels, labels, c->batch, c->classes);
+    if (rb_arch_resolve(reg, c->preset, &arch, &preset) != RB_OK) {
+        rc = fail(c->name);
+        goto done;
+    }
+    if (rb_params_create(&params, arch->params) != RB_OK ||
+        (preset != NULL && rb_params_set(params, "preset", preset) != RB_OK) ||
+        rb_params_set(params, "stem", c->stem) != RB_OK || rb_params_set(params, "num-classes", classes) != RB_OK ||
+        rb_model_create(&model, arch, params, &input) != RB_OK ||
+        rb_graph_init_params(rb_model_graph(model), 1) != RB_OK ||
+        rb_engine_create(&engine, rb_model_graph(model), c->batch, &(rb_engine_options){.threads = threads}) != RB_OK ||
+        rb_sgd_create(&sgd, rb_model_graph(model), &(rb_sgd_options){.momentum = 0.9, .weight_decay = 5e-4}) !=
+            RB_OK) {
+        rc = fail(c->name);
+        goto done;
+    }
+    flop = 3.0 * 2.0 * (double)rb_graph_forward_macs(rb_model_graph(model)) * (double)c->batch * 1e-9;
+    for (int r = 0; r < repeats + 1; r++) { /* step 0 is the warm-up */
+        double t0 = now();
+        if (rb_engine_forward(engine, images, c->batch, labels, true) != RB_OK ||
+            rb_engine_backward(engine, true, false) != RB_OK || rb_sgd_step(sgd, 0.01) != RB_OK) {
+            rc = fail(c->name);
+            goto done;
+        }
+        if (r > 0)
+            times[r - 1] = now() - t0;
+    }
+    {
+        double t = median(times, repeats);
+        printf("perf,train_step,%s,mb%lldih%lld,%.1f,%.1f,%.1f,%d,%d\n", c->name, (long long)c->batch,
+               (long long)c->size, t * 1e3,
+               (double)c->batch / t, flop / t, threads, repeats);
+        printf("%s: %.1f ms per step, %.1f images/s (%s stem, %lldx%lld, batch %lld, %lld classes; "
+               "%.1f GFLOP per step; arena %.0f MiB; %s; last loss %.3f)\n",
+               c->name, t * 1e3, (double)c->batch / t, c->stem, (long long)c->size, (long long)c->size,
+               (long long)c->batch, (long long)c->classes, flop, (double)rb_engine_arena_bytes(engine) / (1 << 20),
+               rb_engine_threads(engine), rb_engine_mean_loss(engine));
+        fflush(stdout);
+    }
+    rc = 0;
+done:
+    rb_sgd_destroy(sgd);
+    rb_engine_destroy(engine);
+    rb_model_destroy(model);
+    rb_params_destroy(params);
+    free(images);
+    free(labels);
+    return rc;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: bench_train [--quick] [--threads N] [--only CONFIG] [--repeats N] [--batch N] "
+                    "[--size N]\nconfigurations:");
+    for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++)
+        fprintf(stderr, " %s", configs[i].name);
+    fputc('\n', stderr);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    int quick = 0, threads = 0, repeats = 0, ran = 0, rc = 0;
+    long long batch = 0, size = 0;
+    const char *only = NULL;
+    rb_registry *reg;
+    rb_topology *topo;
+    rb_thread_plan *plan;
+    char plan_text[160];
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0)
+            quick = 1;
+        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+            only = argv[++i];
+        else if (strcmp(argv[i], "--repeats") == 0 && i + 1 < argc)
+            repeats = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
+            batch = atoll(argv[++i]);
+        else if (strcmp(argv[i], "--size") == 0 && i + 1 < argc)
+            size = atoll(argv[++i]);
+        else
+            return usage();
+    }
+    if (repeats == 0)
+        repeats = quick ? 3 : 5;
+    if (repeats < 1 || repeats > MAX_REPEATS || threads < 0 || batch < 0 || size < 0) {
+        fprintf(stderr, "bench_train: --repeats must be in [1, %d]; --threads, --batch, --size positive\n",
+                MAX_REPEATS);
+        return 2;
+    }
+    if (only != NULL) {
+        int known = 0;
+        for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++)
+            known |= strcmp(configs[i].name, only) == 0;
+        if (!known)
+            return usage();
+    }
+    /* The same plan the engine makes, to say how many threads ran. */
+    if (rb_topology_create(&topo, NULL) != RB_OK || rb_thread_plan_create(&plan, topo, threads, -1) != RB_OK)
+        return fail("threads");
+    threads = rb_thread_plan_count(plan);
+    rb_thread_plan_describe(plan, plan_text, sizeof plan_text);
+    rb_thread_plan_destroy(plan);
+    rb_topology_destroy(topo);
+    if (rb_registry_create(&reg) != RB_OK || rb_registry_load_default(reg) != RB_OK)
+        return fail("plugins");
+
+    printf("# robusta %s, %s; one step = forward (training) + backward (weights) + SGD (momentum 0.9, "
+           "wd 5e-4); median of %d after 1 warm-up\n",
+           rb_version_string(), plan_text, repeats);
+    printf("# GFLOP/s = 3 x 2 x forward MACs (convolutions + classifier) x batch / step time\n");
+    printf("# perf,train_step,config,shape,ms,images/s,GFLOP/s,threads,repeats\n");
+    fflush(stdout);
+    for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
+        config c = configs[i];
+        if (only != NULL && strcmp(c.name, only) != 0)
+            continue;
+        if (batch > 0)
+            c.batch = batch;
+        if (size > 0)
+            c.size = size;
+        rc |= run_config(reg, &c, threads, repeats);
+        ran++;
+    }
+    rb_registry_destroy(reg);
+    return rc;
+}
