@@ -53,6 +53,7 @@ extern const cli_command cli_import_command;
 extern const cli_command cli_export_command;
 extern const cli_command cli_infer_command;
 extern const cli_command cli_inspect_command;
+extern const cli_command cli_attack_command;
 /* Commands that exist in the interface but are not available yet. */
 extern const cli_command cli_planned_commands[];
 extern const size_t cli_planned_command_count;

@@ -64,6 +64,7 @@
 #include <robusta/model.h>
 #include <robusta/data.h>
 #include <robusta/train.h>
+#include <robusta/attack.h>
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,0 +1,269 @@
+/* robusta attack: runs an attack plugin on .npy images through a checkpoint
+ * and writes the adversarial images (robusta/attack.h does the work). */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const rb_param_spec attack_options[] = {
+    {"ckpt", RB_PARAM_STRING, NULL, NULL, RB_PARAM_REQUIRED, "the .rbt model"},
+    {"input", RB_PARAM_STRING, NULL, NULL, RB_PARAM_REQUIRED, "images: float32 .npy, N x C x H x W in [0, 1]"},
+    {"labels", RB_PARAM_STRING, NULL, NULL, RB_PARAM_REQUIRED, "true labels: integer .npy of N classes"},
+    {"attack", RB_PARAM_STRING, NULL, NULL, RB_PARAM_REQUIRED,
+     "attack plugin (pgd-l2, pgd-linf ...); its own parameters (eps, step-size) follow"},
+    {"output", RB_PARAM_STRING, NULL, NULL, RB_PARAM_REQUIRED,
+     "adversarial images to write: float32 .npy, N x C x H x W"},
+    {"steps", RB_PARAM_INT, "10", "[0, 1000000]", 0, "iterations per restart (step-based attacks)"},
+    {"random-start", RB_PARAM_BOOL, "false", NULL, 0, "start each restart at a random point of the ball"},
+    {"restarts", RB_PARAM_INT, "1", "[1, 65536]", 0,
+     "runs per example; keeps the first that fools the model, else the highest loss"},
+    {"keep-best", RB_PARAM_BOOL, "false", NULL, 0,
+     "keep each example's highest-loss iterate (lowest when targeted) instead of the last"},
+    {"targeted", RB_PARAM_CHOICE, "none", "none|random|least-likely", 0,
+     "targeted attack towards a random other class or the least likely one"},
+    {"targets", RB_PARAM_STRING, NULL, NULL, 0, "write the targets here (int64 .npy) for a targeted attack"},
+    {"seed", RB_PARAM_INT, "0", "[0, inf)", 0, "seed of random starts and random targets"},
+    {"batch-size", RB_PARAM_INT, "32", "[1, 65536]", 0, "images per engine step"},
+    {"threads", RB_PARAM_INT, "0", "[0, 4096]", 0, "compute threads (0: every core of this NUMA node)"},
+    {NULL}};
+
+static const cli_plugin_option attack_plugin_option[] = {{"attack", RB_PLUGIN_ATTACK}, {NULL, 0}};
+
+static int64_t get_int(const rb_params *o, const char *name)
+{
+    int64_t v = 0;
+    rb_params_get_int(o, name, &v);
+    return v;
+}
+
+static bool get_bool(const rb_params *o, const char *name)
+{
+    bool v = false;
+    rb_params_get_bool(o, name, &v);
+    return v;
+}
+
+static const char *get_string(const rb_params *o, const char *name)
+{
+    const char *v = NULL;
+    if (rb_params_source(o, name) == RB_PARAM_UNSET)
+        return NULL;
+    rb_params_get_string(o, name, &v);
+    return v;
+}
+
+static const char *shape_text(int ndim, const int64_t *shape, char *buf, size_t size)
+{
+    size_t used = (size_t)snprintf(buf, size, "[");
+    for (int i = 0; i < ndim && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (used < size)
+        snprintf(buf + used, size - used, "]");
+    return buf;
+}
+
+/* Images: float32 N x C x H x W, finite, in [0, 1]. */
+static rb_status read_images(const char *path, rb_npy **out)
+{
+    rb_npy *x;
+    char shape[128];
+    rb_status s = rb_npy_load(&x, path);
+    *out = NULL;
+    if (s != RB_OK)
+        return s;
+    if (x->dtype != RB_DTYPE_F32 || x->ndim != 4 || x->numel == 0) {
+        s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: images must be float32 N x C x H x W, not %s %s", path,
+                         rb_dtype_str(x->dtype), shape_text(x->ndim, x->shape, shape, sizeof shape));
+        rb_npy_destroy(x);
+        return s;
+    }
+    {
+        const float *v = x->data;
+        for (int64_t i = 0; i < x->numel; i++)
+            if (!(v[i] >= 0.0f && v[i] <= 1.0f)) {
+                s = rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                 "%s: value %g at flat index %lld is outside [0, 1] (images are pixels in [0, 1])",
+                                 path, (double)v[i], (long long)i);
+                rb_npy_destroy(x);
+                return s;
+            }
+    }
+    *out = x;
+    return RB_OK;
+}
+
+/* Labels: an integer .npy of shape [n], each in [0, classes). */
+static rb_status read_labels(const char *path, int64_t n, int64_t classes, int64_t **out)
+{
+    rb_npy *y;
+    int64_t *labels;
+    rb_status s = rb_npy_load(&y, path);
+    *out = NULL;
+    if (s != RB_OK)
+        return s;
+    if (y->ndim != 1 || y->shape[0] != n ||
+        (y->dtype != RB_DTYPE_U8 && y->dtype != RB_DTYPE_I32 && y->dtype != RB_DTYPE_I64)) {
+        char shape[128];
+        s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: labels must be integers of shape [%lld], not %s %s", path,
+                         (long long)n, rb_dtype_str(y->dtype), shape_text(y->ndim, y->shape, shape, sizeof shape));
+        rb_npy_destroy(y);
+        return s;
+    }
+    labels = malloc((size_t)(n ? n : 1) * sizeof *labels);
+    if (labels == NULL) {
+        rb_npy_destroy(y);
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory reading %s", path);
+    }
+    for (int64_t i = 0; i < n; i++) {
+        const void *d = y->data;
+        int64_t v = y->dtype == RB_DTYPE_U8    ? ((const uint8_t *)d)[i]
+                    : y->dtype == RB_DTYPE_I32 ? ((const int32_t *)d)[i]
+                                               : ((const int64_t *)d)[i];
+        if (v < 0 || v >= classes) {
+            free(labels);
+            rb_npy_destroy(y);
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: label %lld of example %lld is outside [0, %lld)", path,
+                                (long long)v, (long long)i, (long long)classes);
+        }
+        labels[i] = v;
+    }
+    rb_npy_destroy(y);
+    *out = labels;
+    return RB_OK;
+}
+
+/* "eps 0.5, step-size 0.1": the plugin's parameters as used. */
+static void describe_params(const rb_params *p, char *buf, size_t size)
+{
+    const rb_param_spec *specs = p ? rb_params_specs(p) : NULL;
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; specs != NULL && specs[i].name != NULL && used < size; i++) {
+        char value[64];
+        if (rb_params_format(p, specs[i].name, value, sizeof value) != RB_OK)
+            continue;
+        used += (size_t)snprintf(buf + used, size - used, "%s%s %s", used ? ", " : "", specs[i].name, value);
+    }
+}
+
+static int run_attack(const cli_command *self, rb_params *o, int argc, char **args)
+{
+    const char *ckpt = get_string(o, "ckpt"), *input = get_string(o, "input");
+    const char *targeted = get_string(o, "targeted"), *targets_path = get_string(o, "targets");
+    const rb_plugin *plugin = cli_plugin("attack");
+    rb_params *plugin_params = cli_plugin_params("attack");
+    rb_registry *reg = cli_registry();
+    rb_npy *x = NULL;
+    rb_model *model = NULL;
+    rb_engine *engine = NULL;
+    int64_t *labels = NULL, *targets = NULL, n, batch;
+    float *x_adv = NULL;
+    rb_attack_options ao = rb_attack_options_default();
+    rb_attack_stats st;
+    char described[512];
+    rb_status s;
+
+    (void)args;
+    if (argc > 0) {
+        rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack takes no positional arguments (got '%s')", args[0]);
+        return cli_fail(self->name, RB_ERR_INVALID_ARGUMENT);
+    }
+    if (reg == NULL)
+        return cli_fail(self->name, rb_last_status());
+    if (plugin == NULL) { /* main resolved --attack; this only guards the invariant */
+        rb_error_set(RB_ERR_INVALID_ARGUMENT, "--attack names no attack plugin");
+        return cli_fail(self->name, RB_ERR_INVALID_ARGUMENT);
+    }
+    ao.steps = (int)get_int(o, "steps");
+    ao.restarts = (int)get_int(o, "restarts");
+    ao.random_start = get_bool(o, "random-start");
+    ao.keep_best = get_bool(o, "keep-best");
+    ao.seed = (uint64_t)get_int(o, "seed");
+    ao.target = targeted == NULL                      ? RB_ATTACK_UNTARGETED
+                : strcmp(targeted, "random") == 0       ? RB_ATTACK_TARGET_RANDOM
+                : strcmp(targeted, "least-likely") == 0 ? RB_ATTACK_TARGET_LEAST_LIKELY
+                                                        : RB_ATTACK_UNTARGETED;
+    if (targets_path != NULL && ao.target == RB_ATTACK_UNTARGETED) {
+        rb_error_set(RB_ERR_INVALID_ARGUMENT, "--targets needs --targeted random|least-likely");
+        return cli_fail(self->name, RB_ERR_INVALID_ARGUMENT);
+    }
+    if ((s = rb_attack_check(plugin, &ao)) != RB_OK)
+        return cli_fail(self->name, s);
+    if ((s = read_images(input, &x)) != RB_OK)
+        return cli_fail(self->name, s);
+    n = x->shape[0];
+    if ((s = rb_model_load(&model, reg, ckpt, x->shape[2], x->shape[3])) != RB_OK)
+        goto done;
+    if (rb_model_get_input(model)->channels != x->shape[1]) {
+        s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s has %lld channels but %s takes %lld", input,
+                         (long long)x->shape[1], ckpt, (long long)rb_model_get_input(model)->channels);
+        goto done;
+    }
+    if ((s = read_labels(get_string(o, "labels"), n, rb_model_num_classes(model), &labels)) != RB_OK)
+        goto done;
+    batch = get_int(o, "batch-size");
+    if (batch > n)
+        batch = n;
+    {
+        rb_engine_options eo = {.threads = (int)get_int(o, "threads")};
+        if ((s = rb_engine_create(&engine, rb_model_graph(model), batch, &eo)) != RB_OK)
+            goto done;
+    }
+    x_adv = malloc((size_t)x->numel * sizeof *x_adv);
+    targets = malloc((size_t)n * sizeof *targets);
+    if (x_adv == NULL || targets == NULL) {
+        s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for %lld images", (long long)n);
+        goto done;
+    }
+    if ((s = rb_attack_run(engine, model, plugin, plugin_params, &ao, x->data, labels, n, x_adv, targets, &st)) !=
+        RB_OK)
+        goto done;
+    if ((s = rb_npy_save(get_string(o, "output"), RB_DTYPE_F32, 4, x->shape, x_adv)) != RB_OK)
+        goto done;
+    if (targets_path != NULL && (s = rb_npy_save(targets_path, RB_DTYPE_I64, 1, &n, targets)) != RB_OK)
+        goto done;
+    describe_params(plugin_params, described, sizeof described);
+    printf("attack %s (%s; %d steps, %d restart%s%s%s%s) on %lld images of %s\n", plugin->name, described,
+           ao.steps, ao.restarts, ao.restarts == 1 ? "" : "s", ao.random_start ? ", random start" : "", ao.keep_best ? ", keep best" : "",
+           ao.target == RB_ATTACK_TARGET_RANDOM         ? ", targeted: random"
+           : ao.target == RB_ATTACK_TARGET_LEAST_LIKELY ? ", targeted: least likely"
+                                                        : "",
+           (long long)n, ckpt);
+    printf("clean accuracy: %.2f%% (%lld/%lld)\n", 100.0 * (double)st.clean_correct / (double)n,
+           (long long)st.clean_correct, (long long)n);
+    printf("adversarial accuracy: %.2f%% (%lld/%lld)\n", 100.0 * (double)st.adv_correct / (double)n,
+           (long long)st.adv_correct, (long long)n);
+    if (ao.target != RB_ATTACK_UNTARGETED)
+        printf("target reached: %.2f%% (%lld/%lld)\n", 100.0 * (double)st.target_reached / (double)n,
+               (long long)st.target_reached, (long long)n);
+    printf("max perturbation: L2 %.6f, Linf %.6f\n", st.max_l2, st.max_linf);
+done:
+    free(x_adv);
+    free(targets);
+    free(labels);
+    rb_engine_destroy(engine);
+    rb_model_destroy(model);
+    rb_npy_destroy(x);
+    return s == RB_OK ? RB_EXIT_OK : cli_fail(self->name, s);
+}
+
+const cli_command cli_attack_command = {
+    .name = "attack",
+    .summary = "run an attack on images and save the adversarial examples",
+    .usage = "--ckpt MODEL.rbt --input X.npy --labels Y.npy --attack NAME [attack options] --output XADV.npy",
+    .description =
+        "Attacks float32 images N x C x H x W in [0, 1] with an attack plugin and writes the\n"
+        "adversarial images (float32, same shape). The plugin owns the threat model (for\n"
+        "pgd-l2 and pgd-linf: --eps and --step-size); this command owns the schedule: --steps,\n"
+        "--random-start, --restarts (per example the first restart that fools the model is\n"
+        "kept, else the highest-loss one), --keep-best and --targeted. The model runs in\n"
+        "inference mode; no weight gradients are computed. Prints clean and adversarial\n"
+        "accuracy and the largest L2 and Linf perturbation over the images. Random starts\n"
+        "and random targets depend on --seed and the example index only, not on --batch-size.",
+    .options = attack_options,
+    .plugin_options = attack_plugin_option,
+    .run = run_attack,
+};

@@ -1,0 +1,124 @@
+/* robusta/attack.h: running an attack plugin on a model.
+ *
+ *     rb_attack_options o = rb_attack_options_default();   // 10 steps, 1 restart
+ *     o.seed = 1;
+ *     rb_attack_stats st;
+ *     rb_attack_run(engine, model, pgd, pgd_params, &o, x, y, n, x_adv, NULL, &st);
+ *
+ * Who owns which setting:
+ *  - the plugin owns the threat model: its own parameters (pgd-l2 and
+ *    pgd-linf: eps and step-size) travel in `params`, made from the plugin's
+ *    parameter table; the runtime never reads or duplicates them;
+ *  - the runtime owns the schedule (rb_attack_options): steps, random start,
+ *    restarts, keep-best, targeting and the seed. steps, random_start and
+ *    keep_best only apply to step-based plugins; a whole-run plugin
+ *    (rb_attack_ops.run) schedules itself and gets the seed, the restart's
+ *    RNG stream and an oracle.
+ *
+ * Semantics (DESIGN.md, "Numerics and semantics to match"):
+ *  - the model runs in inference mode (batch-norm with running statistics)
+ *    and backward computes the input gradient only, no weight gradients;
+ *  - the plugin gets the gradient of each example's own loss (the engine's
+ *    gradient of the batch mean times the engine batch);
+ *  - a step-based restart is: x_adv = x (or the plugin's random_start), then
+ *    `steps` times: forward, backward, plugin step (ascent; descent when
+ *    targeted, with the targets as labels), plugin project;
+ *  - keep_best: per example, the iterate with the highest loss (lowest when
+ *    targeted) among the start, every step and the final one; otherwise the
+ *    final iterate;
+ *  - restarts: restart r draws its random numbers from
+ *    RB_RNG_STREAM(RB_RNG_ATTACK, r), keyed by example index, so results do
+ *    not depend on the engine batch. Per example the result is that of the
+ *    first restart that fools the model (prediction != label, or == target
+ *    when targeted); when none does, the restart with the highest loss
+ *    (lowest when targeted). Restart 0 is the single run, so more restarts
+ *    never raise robust accuracy. Restarts of a step-based attack without a
+ *    random start would repeat the same run and are refused;
+ *  - targeted: targets are chosen from the clean images, either uniformly
+ *    among the other classes (stream RB_RNG_STREAM(RB_RNG_ATTACK,
+ *    RB_ATTACK_TARGET_STREAM), keyed by example index) or the least likely
+ *    class under the clean logits (ties: the lowest class index that is not
+ *    the label).
+ * Batches: examples go through the engine in chunks of its planned batch; a
+ * short last chunk is padded with zero images, which in inference mode do not
+ * affect the real rows, and the padding is dropped. */
+#ifndef ROBUSTA_ATTACK_H
+#define ROBUSTA_ATTACK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <robusta/engine.h>
+#include <robusta/model.h>
+#include <robusta/params.h>
+#include <robusta/plugin.h>
+#include <robusta/status.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The restart number whose stream picks random targets (never a real
+ * restart: restarts are limited to RB_ATTACK_MAX_RESTARTS). */
+#define RB_ATTACK_TARGET_STREAM 0xfffffu
+#define RB_ATTACK_MAX_RESTARTS 65536
+
+typedef enum rb_attack_target {
+    RB_ATTACK_UNTARGETED = 0,
+    RB_ATTACK_TARGET_RANDOM = 1,      /* a uniformly random other class */
+    RB_ATTACK_TARGET_LEAST_LIKELY = 2 /* the lowest clean logit */
+} rb_attack_target;
+
+typedef struct rb_attack_options {
+    int steps;              /* step-based: PGD iterations per restart, >= 0 */
+    bool random_start;      /* step-based: start at the plugin's random_start */
+    int restarts;           /* >= 1 */
+    bool keep_best;         /* step-based: keep the best iterate, not the last */
+    rb_attack_target target;
+    uint64_t seed;
+    int64_t first_example;  /* dataset index of x's first row (keys the RNG) */
+} rb_attack_options;
+
+/* 10 steps, no random start, 1 restart, untargeted, seed 0. */
+RB_API rb_attack_options rb_attack_options_default(void);
+
+typedef struct rb_attack_stats {
+    int64_t count;
+    int64_t clean_correct;  /* clean prediction == label */
+    int64_t adv_correct;    /* adversarial prediction == label (robust accuracy) */
+    int64_t target_reached; /* targeted: adversarial prediction == target */
+    double max_l2;          /* largest ||x_adv - x||_2 over examples */
+    double max_linf;        /* largest ||x_adv - x||_inf over examples */
+    int64_t forwards;       /* engine forward passes run (batches) */
+    int64_t backwards;      /* engine data-only backward passes run */
+} rb_attack_stats;
+
+/* Attacks `count` images x (count × C × H × W, f32 in [0, 1], C, H, W those
+ * of the model's input) with true labels in [0, classes), writing the
+ * adversarial images into x_adv (same shape; may not alias x). `engine` must
+ * run `model`'s graph (with its loss), at any planned batch. `params` are the
+ * plugin's parameters (NULL: its defaults). targets_out (count values, may be
+ * NULL) receives the targets of a targeted attack, else the labels. stats may
+ * be NULL. */
+RB_API rb_status rb_attack_run(rb_engine *engine, const rb_model *model, const rb_plugin *plugin,
+                               const rb_params *params, const rb_attack_options *options,
+                               const float *x, const int64_t *labels, int64_t count, float *x_adv,
+                               int64_t *targets_out, rb_attack_stats *stats);
+
+/* Checks that `plugin` is a complete attack and `options` fit it (what
+ * rb_attack_run checks first), so a program can refuse bad settings before
+ * loading a model. */
+RB_API rb_status rb_attack_check(const rb_plugin *plugin, const rb_attack_options *options);
+
+/* Per-example losses (count values, may be NULL) and, when grad is not NULL,
+ * the gradient of each example's own loss with respect to its image (count ×
+ * C × H × W), for any count: the engine runs in inference mode in chunks of
+ * its batch with data-only backward. logits (count × classes) may be NULL.
+ * This is what a whole-run plugin's oracle computes. */
+RB_API rb_status rb_attack_loss_grad(rb_engine *engine, const rb_model *model, const float *x,
+                                     const int64_t *labels, int64_t count, float *losses,
+                                     float *grad, float *logits);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ROBUSTA_ATTACK_H */

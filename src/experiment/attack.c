@@ -1,0 +1,498 @@
+/* The attack runtime (robusta/attack.h): the PGD loop that drives step-based
+ * attack plugins (random start, steps, projection, keep-best, restarts,
+ * targeting) and the oracle that whole-run plugins evaluate the model with.
+ * The model always runs in inference mode with data-only backward. */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <robusta/attack.h>
+
+rb_attack_options rb_attack_options_default(void)
+{
+    rb_attack_options o = {.steps = 10, .random_start = false, .restarts = 1, .keep_best = false,
+                           .target = RB_ATTACK_UNTARGETED, .seed = 0, .first_example = 0};
+    return o;
+}
+
+/* ------------------------------------------------------------ evaluation */
+
+/* The engine with its staging buffers: examples go through in chunks of the
+ * engine's batch, a short chunk padded with zero images and label 0. */
+typedef struct attack_ctx {
+    rb_engine *engine;
+    const rb_model *model;
+    int64_t batch, per, classes;
+    float *images;  /* batch × per */
+    int64_t *labels; /* batch */
+    float *grad;    /* batch × per */
+    float *logits;  /* batch × classes */
+    int64_t forwards, backwards;
+} attack_ctx;
+
+static void ctx_free(attack_ctx *c)
+{
+    free(c->images);
+    free(c->labels);
+    free(c->grad);
+    free(c->logits);
+}
+
+static rb_status ctx_init(attack_ctx *c, rb_engine *engine, const rb_model *model)
+{
+    const rb_model_input *in;
+    memset(c, 0, sizeof *c);
+    if (engine == NULL || model == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack: engine and model are required");
+    in = rb_model_get_input(model);
+    c->engine = engine;
+    c->model = model;
+    c->batch = rb_engine_batch(engine);
+    c->per = in->channels * in->height * in->width;
+    c->classes = rb_model_num_classes(model);
+    if (c->batch < 1 || c->classes < 1 || rb_model_logits(model) == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "attack: the model needs a classifier (%lld classes) and the engine a batch",
+                            (long long)c->classes);
+    c->images = calloc((size_t)(c->batch * c->per), sizeof *c->images);
+    c->labels = calloc((size_t)c->batch, sizeof *c->labels);
+    c->grad = calloc((size_t)(c->batch * c->per), sizeof *c->grad);
+    c->logits = calloc((size_t)(c->batch * c->classes), sizeof *c->logits);
+    if (!c->images || !c->labels || !c->grad || !c->logits) {
+        ctx_free(c);
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "attack: out of memory for a batch of %lld",
+                            (long long)c->batch);
+    }
+    return RB_OK;
+}
+
+/* One chunk of rows <= batch: losses, per-example input gradients (the
+ * engine's gradient of the batch mean times the batch) and logits, each
+ * optional. */
+static rb_status ctx_eval(attack_ctx *c, const float *x, const int64_t *labels, int64_t rows,
+                          float *losses, float *grad, float *logits)
+{
+    rb_status s;
+    memcpy(c->images, x, (size_t)(rows * c->per) * sizeof *x);
+    memcpy(c->labels, labels, (size_t)rows * sizeof *labels);
+    if (rows < c->batch) {
+        memset(c->images + rows * c->per, 0, (size_t)((c->batch - rows) * c->per) * sizeof *x);
+        memset(c->labels + rows, 0, (size_t)(c->batch - rows) * sizeof *labels);
+    }
+    if ((s = rb_engine_forward(c->engine, c->images, c->batch, c->labels, false)) != RB_OK)
+        return s;
+    c->forwards++;
+    if (losses != NULL) {
+        const float *l = rb_engine_losses(c->engine);
+        if (l == NULL)
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack: the model's graph has no loss");
+        memcpy(losses, l, (size_t)rows * sizeof *losses);
+    }
+    if (logits != NULL) {
+        if ((s = rb_engine_read(c->engine, rb_model_logits(c->model), c->logits)) != RB_OK)
+            return s;
+        memcpy(logits, c->logits, (size_t)(rows * c->classes) * sizeof *logits);
+    }
+    if (grad != NULL) {
+        float scale = (float)c->batch;
+        if ((s = rb_engine_backward(c->engine, false, true)) != RB_OK ||
+            (s = rb_engine_input_grad(c->engine, c->grad)) != RB_OK)
+            return s;
+        c->backwards++;
+        for (int64_t i = 0; i < rows * c->per; i++)
+            grad[i] = c->grad[i] * scale;
+    }
+    return RB_OK;
+}
+
+/* Any count, in chunks. */
+static rb_status ctx_eval_all(attack_ctx *c, const float *x, const int64_t *labels, int64_t count,
+                              float *losses, float *grad, float *logits)
+{
+    for (int64_t first = 0; first < count; first += c->batch) {
+        int64_t rows = count - first < c->batch ? count - first : c->batch;
+        rb_status s = ctx_eval(c, x + first * c->per, labels + first, rows,
+                               losses ? losses + first : NULL, grad ? grad + first * c->per : NULL,
+                               logits ? logits + first * c->classes : NULL);
+        if (s != RB_OK)
+            return s;
+    }
+    return RB_OK;
+}
+
+static rb_status check_labels(const attack_ctx *c, const int64_t *labels, int64_t count)
+{
+    for (int64_t i = 0; i < count; i++)
+        if (labels[i] < 0 || labels[i] >= c->classes)
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                "attack: label %lld of example %lld is outside [0, %lld)",
+                                (long long)labels[i], (long long)i, (long long)c->classes);
+    return RB_OK;
+}
+
+rb_status rb_attack_loss_grad(rb_engine *engine, const rb_model *model, const float *x,
+                              const int64_t *labels, int64_t count, float *losses, float *grad,
+                              float *logits)
+{
+    attack_ctx c;
+    rb_status s;
+    if (x == NULL || labels == NULL || count < 0)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack: images and labels are required");
+    if ((s = ctx_init(&c, engine, model)) != RB_OK)
+        return s;
+    s = check_labels(&c, labels, count);
+    if (s == RB_OK)
+        s = ctx_eval_all(&c, x, labels, count, losses, grad, logits);
+    ctx_free(&c);
+    return s;
+}
+
+/* ------------------------------------------------------------ oracle */
+
+static rb_status oracle_check(const attack_ctx *c, const rb_tensor *x, const char *what)
+{
+    if (x == NULL || rb_tensor_dtype(x) != RB_DTYPE_F32 || rb_tensor_ndim(x) < 1 ||
+        rb_tensor_numel(x) != rb_tensor_dim(x, 0) * c->per)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "attack oracle: %s must be f32 rows of %lld values", what, (long long)c->per);
+    return RB_OK;
+}
+
+static rb_status oracle_loss_and_grad(void *ctx, const rb_tensor *x, const int64_t *labels,
+                                      float *losses, rb_tensor *grad)
+{
+    attack_ctx *c = ctx;
+    rb_status s = oracle_check(c, x, "x");
+    if (s == RB_OK && grad != NULL && (s = oracle_check(c, grad, "grad")) == RB_OK &&
+        rb_tensor_dim(grad, 0) != rb_tensor_dim(x, 0))
+        s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack oracle: grad and x differ in rows");
+    if (s == RB_OK && labels == NULL)
+        s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack oracle: labels are required");
+    if (s == RB_OK)
+        s = check_labels(c, labels, rb_tensor_dim(x, 0));
+    if (s != RB_OK)
+        return s;
+    return ctx_eval_all(c, rb_tensor_cdata(x), labels, rb_tensor_dim(x, 0), losses,
+                        grad ? rb_tensor_data(grad) : NULL, NULL);
+}
+
+static rb_status oracle_logits(void *ctx, const rb_tensor *x, rb_tensor *logits)
+{
+    attack_ctx *c = ctx;
+    int64_t n;
+    int64_t *zeros;
+    rb_status s = oracle_check(c, x, "x");
+    if (s != RB_OK)
+        return s;
+    n = rb_tensor_dim(x, 0);
+    if (logits == NULL || rb_tensor_dtype(logits) != RB_DTYPE_F32 || rb_tensor_numel(logits) != n * c->classes)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack oracle: logits must be f32 %lld x %lld",
+                            (long long)n, (long long)c->classes);
+    zeros = calloc((size_t)(n ? n : 1), sizeof *zeros);
+    if (zeros == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "attack oracle: out of memory");
+    s = ctx_eval_all(c, rb_tensor_cdata(x), zeros, n, NULL, NULL, rb_tensor_data(logits));
+    free(zeros);
+    return s;
+}
+
+/* ------------------------------------------------------------ the loop */
+
+static int64_t argmax(const float *v, int64_t n)
+{
+    int64_t best = 0;
+    for (int64_t j = 1; j < n; j++)
+        if (v[j] > v[best])
+            best = j;
+    return best;
+}
+
+/* Buffers for one chunk. */
+typedef struct chunk_state {
+    float *x0, *xa, *grad;            /* clean, current iterate, per-example gradient */
+    float *best_x, *res_x;            /* best iterate of this restart, chosen result */
+    float *losses, *best_loss, *res_loss, *logits;
+    int64_t *best_pred, *res_pred, *targets;
+    bool *res_fooled;
+} chunk_state;
+
+static void chunk_free(chunk_state *b)
+{
+    free(b->x0);
+    free(b->xa);
+    free(b->grad);
+    free(b->best_x);
+    free(b->res_x);
+    free(b->losses);
+    free(b->best_loss);
+    free(b->res_loss);
+    free(b->logits);
+    free(b->best_pred);
+    free(b->res_pred);
+    free(b->targets);
+    free(b->res_fooled);
+}
+
+static bool chunk_alloc(chunk_state *b, int64_t batch, int64_t per, int64_t classes)
+{
+    size_t img = (size_t)(batch * per), n = (size_t)batch;
+    memset(b, 0, sizeof *b);
+    b->x0 = calloc(img, sizeof(float));
+    b->xa = calloc(img, sizeof(float));
+    b->grad = calloc(img, sizeof(float));
+    b->best_x = calloc(img, sizeof(float));
+    b->res_x = calloc(img, sizeof(float));
+    b->losses = calloc(n, sizeof(float));
+    b->best_loss = calloc(n, sizeof(float));
+    b->res_loss = calloc(n, sizeof(float));
+    b->logits = calloc((size_t)(batch * classes), sizeof(float));
+    b->best_pred = calloc(n, sizeof(int64_t));
+    b->res_pred = calloc(n, sizeof(int64_t));
+    b->targets = calloc(n, sizeof(int64_t));
+    b->res_fooled = calloc(n, sizeof(bool));
+    return b->x0 && b->xa && b->grad && b->best_x && b->res_x && b->losses && b->best_loss &&
+           b->res_loss && b->logits && b->best_pred && b->res_pred && b->targets && b->res_fooled;
+}
+
+/* Whether loss a is better than b for the attacker. */
+static bool better(float a, float b, bool targeted)
+{
+    return targeted ? a < b : a > b;
+}
+
+/* Keeps, per row, the current iterate xa (losses and logits from its forward)
+ * as the restart's best when `always` or it beats the best so far. */
+static void track_best(const attack_ctx *c, chunk_state *b, int64_t rows, bool always, bool targeted)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        if (!always && !better(b->losses[r], b->best_loss[r], targeted))
+            continue;
+        b->best_loss[r] = b->losses[r];
+        b->best_pred[r] = argmax(b->logits + r * c->classes, c->classes);
+        memcpy(b->best_x + r * c->per, b->xa + r * c->per, (size_t)c->per * sizeof(float));
+    }
+}
+
+static rb_status check_options(const rb_plugin *plugin, const rb_attack_options *o, bool *use_run)
+{
+    const rb_attack_ops *ops;
+    bool step_based;
+    if (plugin == NULL || plugin->kind != RB_PLUGIN_ATTACK || plugin->ops == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack: '%s' is not an attack plugin",
+                            plugin ? plugin->name : "(null)");
+    ops = plugin->ops;
+    step_based = ops->random_start && ops->step && ops->project;
+    if (!step_based && ops->run == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "attack: plugin '%s' offers neither step/project/random_start nor run",
+                            plugin->name);
+    *use_run = ops->run != NULL;
+    if (o == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack: options are required");
+    if (o->steps < 0 || o->restarts < 1 || o->restarts > RB_ATTACK_MAX_RESTARTS || o->first_example < 0)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "attack: steps must be >= 0 and restarts in [1, %d] (got %d and %d)",
+                            RB_ATTACK_MAX_RESTARTS, o->steps, o->restarts);
+    if (o->target != RB_ATTACK_UNTARGETED && o->target != RB_ATTACK_TARGET_RANDOM &&
+        o->target != RB_ATTACK_TARGET_LEAST_LIKELY)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack: unknown target rule %d", (int)o->target);
+    if (!*use_run && o->restarts > 1 && !o->random_start)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "attack: %d restarts without a random start would repeat the same run; "
+                            "add --random-start or use 1 restart",
+                            o->restarts);
+    return RB_OK;
+}
+
+rb_status rb_attack_check(const rb_plugin *plugin, const rb_attack_options *options)
+{
+    bool use_run;
+    return check_options(plugin, options, &use_run);
+}
+
+/* Picks the targets of rows [first, first + rows) from the clean logits. */
+static void choose_targets(const attack_ctx *c, const rb_attack_options *o, chunk_state *b,
+                           const int64_t *labels, int64_t first, int64_t rows)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t y = labels[r], t = y;
+        if (o->target == RB_ATTACK_TARGET_RANDOM) {
+            rb_rng g;
+            rb_rng_init(&g, o->seed, RB_RNG_STREAM(RB_RNG_ATTACK, RB_ATTACK_TARGET_STREAM),
+                        (uint64_t)(o->first_example + first + r));
+            t = (y + 1 + (int64_t)(rb_rng_u32(&g) % (uint32_t)(c->classes - 1))) % c->classes;
+        } else if (o->target == RB_ATTACK_TARGET_LEAST_LIKELY) {
+            const float *l = b->logits + r * c->classes;
+            t = -1;
+            for (int64_t j = 0; j < c->classes; j++)
+                if (j != y && (t < 0 || l[j] < l[t]))
+                    t = j;
+        }
+        b->targets[r] = t;
+    }
+}
+
+rb_status rb_attack_run(rb_engine *engine, const rb_model *model, const rb_plugin *plugin,
+                        const rb_params *params, const rb_attack_options *o, const float *x,
+                        const int64_t *labels, int64_t count, float *x_adv, int64_t *targets_out,
+                        rb_attack_stats *stats)
+{
+    attack_ctx c;
+    chunk_state b;
+    const rb_attack_ops *ops;
+    rb_params *own_params = NULL;
+    void *self = NULL;
+    bool use_run = false, targeted, self_made = false;
+    rb_attack_stats st = {0};
+    rb_tensor *t_adv = NULL, *t_clean = NULL, *t_grad = NULL;
+    rb_status s;
+
+    if ((s = check_options(plugin, o, &use_run)) != RB_OK)
+        return s;
+    if (x == NULL || labels == NULL || x_adv == NULL || count < 0)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack: images, labels and the output are required");
+    ops = plugin->ops;
+    targeted = o->target != RB_ATTACK_UNTARGETED;
+    if ((s = ctx_init(&c, engine, model)) != RB_OK)
+        return s;
+    if (!chunk_alloc(&b, c.batch, c.per, c.classes)) {
+        chunk_free(&b);
+        ctx_free(&c);
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "attack: out of memory for a batch of %lld",
+                            (long long)c.batch);
+    }
+    if ((s = check_labels(&c, labels, count)) != RB_OK)
+        goto done;
+    if (targeted && c.classes < 2) {
+        s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack: a targeted attack needs at least 2 classes");
+        goto done;
+    }
+    if (params == NULL) {
+        if ((s = rb_params_create(&own_params, plugin->params)) != RB_OK)
+            goto done;
+        params = own_params;
+    }
+    if (ops->create != NULL) {
+        if ((s = ops->create(params, &self)) != RB_OK)
+            goto done;
+        self_made = true;
+    }
+    st.count = count;
+
+    for (int64_t first = 0; first < count; first += c.batch) {
+        int64_t rows = count - first < c.batch ? count - first : c.batch;
+        const int64_t *y = labels + first, *goal;
+        int64_t shape[4];
+        const rb_model_input *in = rb_model_get_input(model);
+        rb_attack_oracle oracle = {.loss_and_grad = oracle_loss_and_grad, .logits = oracle_logits, .ctx = &c};
+        rb_attack_batch batch;
+
+        shape[0] = rows, shape[1] = in->channels, shape[2] = in->height, shape[3] = in->width;
+        memcpy(b.x0, x + first * c.per, (size_t)(rows * c.per) * sizeof(float));
+        /* Clean predictions, and the targets. */
+        if ((s = ctx_eval(&c, b.x0, y, rows, NULL, NULL, b.logits)) != RB_OK)
+            goto done;
+        for (int64_t r = 0; r < rows; r++)
+            st.clean_correct += argmax(b.logits + r * c.classes, c.classes) == y[r];
+        choose_targets(&c, o, &b, y, first, rows);
+        goal = targeted ? b.targets : y;
+        if (targets_out != NULL)
+            memcpy(targets_out + first, b.targets, (size_t)rows * sizeof(int64_t));
+
+        if ((s = rb_tensor_wrap(&t_adv, RB_DTYPE_F32, 4, shape, b.xa)) != RB_OK ||
+            (s = rb_tensor_wrap(&t_clean, RB_DTYPE_F32, 4, shape, b.x0)) != RB_OK ||
+            (s = rb_tensor_wrap(&t_grad, RB_DTYPE_F32, 4, shape, b.grad)) != RB_OK)
+            goto done;
+
+        for (int restart = 0; restart < o->restarts; restart++) {
+            bool all_fooled = true;
+            batch = (rb_attack_batch){.x_adv = t_adv,
+                                      .x_clean = t_clean,
+                                      .grad = NULL,
+                                      .labels = goal,
+                                      .first_example = o->first_example + first,
+                                      .seed = o->seed,
+                                      .stream = RB_RNG_STREAM(RB_RNG_ATTACK, (uint32_t)restart),
+                                      .iteration = 0,
+                                      .targeted = targeted};
+            memcpy(b.xa, b.x0, (size_t)(rows * c.per) * sizeof(float));
+            if (use_run) {
+                if ((s = ops->run(self, params, &oracle, &batch)) != RB_OK)
+                    goto done;
+                if ((s = ctx_eval(&c, b.xa, goal, rows, b.losses, NULL, b.logits)) != RB_OK)
+                    goto done;
+                track_best(&c, &b, rows, true, targeted);
+            } else {
+                if (o->random_start && (s = ops->random_start(self, params, &batch)) != RB_OK)
+                    goto done;
+                for (int it = 0;; it++) {
+                    bool last = it == o->steps;
+                    if ((s = ctx_eval(&c, b.xa, goal, rows, b.losses, last ? NULL : b.grad, b.logits)) != RB_OK)
+                        goto done;
+                    if (o->keep_best || last)
+                        track_best(&c, &b, rows, it == 0 || !o->keep_best, targeted);
+                    if (last)
+                        break;
+                    batch.grad = t_grad;
+                    batch.iteration = it;
+                    if ((s = ops->step(self, params, &batch)) != RB_OK ||
+                        (s = ops->project(self, params, &batch)) != RB_OK)
+                        goto done;
+                }
+            }
+            /* Merge: the first restart that fools the model, else the best loss. */
+            for (int64_t r = 0; r < rows; r++) {
+                bool fooled = targeted ? b.best_pred[r] == goal[r] : b.best_pred[r] != y[r];
+                if (restart == 0 ||
+                    (!b.res_fooled[r] && (fooled || better(b.best_loss[r], b.res_loss[r], targeted)))) {
+                    b.res_fooled[r] = fooled;
+                    b.res_loss[r] = b.best_loss[r];
+                    b.res_pred[r] = b.best_pred[r];
+                    memcpy(b.res_x + r * c.per, b.best_x + r * c.per, (size_t)c.per * sizeof(float));
+                }
+                all_fooled = all_fooled && b.res_fooled[r];
+            }
+            if (all_fooled)
+                break; /* later restarts could not change the result */
+        }
+        rb_tensor_destroy(t_adv);
+        rb_tensor_destroy(t_clean);
+        rb_tensor_destroy(t_grad);
+        t_adv = t_clean = t_grad = NULL;
+
+        for (int64_t r = 0; r < rows; r++) {
+            const float *xr = b.res_x + r * c.per, *x0 = b.x0 + r * c.per;
+            double l2 = 0, linf = 0;
+            st.adv_correct += b.res_pred[r] == y[r];
+            st.target_reached += targeted && b.res_pred[r] == b.targets[r];
+            for (int64_t i = 0; i < c.per; i++) {
+                double d = fabs((double)xr[i] - x0[i]);
+                l2 += d * d;
+                if (d > linf)
+                    linf = d;
+            }
+            l2 = sqrt(l2);
+            if (l2 > st.max_l2)
+                st.max_l2 = l2;
+            if (linf > st.max_linf)
+                st.max_linf = linf;
+        }
+        memcpy(x_adv + first * c.per, b.res_x, (size_t)(rows * c.per) * sizeof(float));
+    }
+done:
+    st.forwards = c.forwards;
+    st.backwards = c.backwards;
+    if (stats != NULL)
+        *stats = st;
+    rb_tensor_destroy(t_adv);
+    rb_tensor_destroy(t_clean);
+    rb_tensor_destroy(t_grad);
+    if (self_made && ops->destroy != NULL)
+        ops->destroy(self);
+    rb_params_destroy(own_params);
+    chunk_free(&b);
+    ctx_free(&c);
+    return s;
+}

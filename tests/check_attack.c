@@ -1,0 +1,563 @@
+/* The attack runtime (robusta/attack.h) and `robusta attack`: sanity checks
+ * every attack implementation must pass, on a tiny CIFAR-stem ResNet-18
+ * (width 1/8, 5 classes, 8 x 8 images) with seeded random weights and
+ * batch-norm statistics. The model is not trained and so not robust: its
+ * labels are made from its own clean predictions (half of them shifted by
+ * one class), which gives a clean accuracy of exactly 50% and lets attacks
+ * show their effect. */
+#include "config.h"
+
+#include <math.h>
+
+#include <robusta/robusta.h>
+
+#include "testutil.h"
+
+#define RUN(r, env, ...) run_robusta(r, env, (const char *const[]){__VA_ARGS__, NULL})
+
+#define N 12
+#define C 3
+#define S 8
+#define PER (C * S * S)
+#define K 5
+
+static run_result r;
+static rb_registry *reg;
+static char dir[256];
+static rb_model *model;
+static float x[N * PER];
+static int64_t y[N];      /* half right, half wrong */
+static int64_t y_pred[N]; /* the clean predictions */
+
+static rb_model *small_model(int64_t size, uint64_t seed)
+{
+    const rb_plugin *arch;
+    const char *preset;
+    rb_params *p;
+    rb_model *m;
+    rb_model_input in = rb_model_input_imagenet(size, size);
+    rb_rng rng;
+    rb_graph *g;
+    ck_assert_int_eq(rb_arch_resolve(reg, "resnet18", &arch, &preset), RB_OK);
+    ck_assert_int_eq(rb_params_create(&p, arch->params), RB_OK);
+    ck_assert_int_eq(rb_params_set(p, "preset", preset), RB_OK);
+    ck_assert_int_eq(rb_params_set(p, "stem", "cifar"), RB_OK);
+    ck_assert_int_eq(rb_params_set(p, "width", "0.125"), RB_OK);
+    ck_assert_int_eq(rb_params_set(p, "num-classes", "5"), RB_OK);
+    ck_assert_int_eq(rb_model_create(&m, arch, p, &in), RB_OK);
+    rb_params_destroy(p);
+    g = rb_model_graph(m);
+    ck_assert_int_eq(rb_graph_init_params(g, seed), RB_OK);
+    rb_rng_init(&rng, seed, 7, 0);
+    for (size_t i = 0; i < rb_graph_param_count(g); i++) {
+        rb_param_info pi;
+        rb_graph_param(g, i, &pi);
+        if (strstr(pi.name, "running_mean") != NULL)
+            for (int64_t k = 0; k < pi.numel; k++)
+                pi.value[k] = 0.2f * (rb_rng_uniform(&rng) - 0.5f);
+        if (strstr(pi.name, "running_var") != NULL)
+            for (int64_t k = 0; k < pi.numel; k++)
+                pi.value[k] = 0.5f + rb_rng_uniform(&rng);
+        if (strstr(pi.name, "bn") != NULL && strstr(pi.name, ".weight") != NULL)
+            for (int64_t k = 0; k < pi.numel; k++)
+                pi.value[k] = 0.5f + rb_rng_uniform(&rng);
+    }
+    return m;
+}
+
+static rb_engine *make_engine(int64_t batch)
+{
+    rb_engine *e;
+    rb_engine_options eo = {.threads = 1};
+    ck_assert_int_eq(rb_engine_create(&e, rb_model_graph(model), batch, &eo), RB_OK);
+    return e;
+}
+
+static int64_t argmax(const float *v, int64_t n)
+{
+    int64_t best = 0;
+    for (int64_t j = 1; j < n; j++)
+        if (v[j] > v[best])
+            best = j;
+    return best;
+}
+
+static void setup(void)
+{
+    rb_rng rng;
+    float logits[N * K];
+    rb_engine *e;
+    ck_assert_int_eq(rb_registry_create(&reg), RB_OK);
+    ck_assert_int_eq(rb_registry_load_path(reg, test_env("RB_PLUGIN_PATH")), RB_OK);
+    make_temp_dir(dir, sizeof dir);
+    model = small_model(S, 3);
+    rb_rng_init(&rng, 11, 0, 0);
+    for (int i = 0; i < N * PER; i++)
+        x[i] = rb_rng_uniform(&rng);
+    memset(y, 0, sizeof y);
+    e = make_engine(4);
+    ck_assert_int_eq(rb_attack_loss_grad(e, model, x, y, N, NULL, NULL, logits), RB_OK);
+    rb_engine_destroy(e);
+    for (int i = 0; i < N; i++) {
+        y_pred[i] = argmax(logits + i * K, K);
+        y[i] = i % 2 ? (y_pred[i] + 1) % K : y_pred[i];
+    }
+}
+
+static void teardown(void)
+{
+    rb_model_destroy(model);
+    rb_registry_destroy(reg);
+    remove_temp_dir(dir);
+}
+
+static const rb_plugin *attack(const char *name)
+{
+    const rb_plugin *p;
+    ck_assert_int_eq(rb_registry_find(reg, RB_PLUGIN_ATTACK, name, &p), RB_OK);
+    return p;
+}
+
+static rb_params *pgd_params(const rb_plugin *p, double eps, double step)
+{
+    rb_params *params;
+    char text[64];
+    ck_assert_int_eq(rb_params_create(&params, p->params), RB_OK);
+    snprintf(text, sizeof text, "%.17g", eps);
+    ck_assert_int_eq(rb_params_set(params, "eps", text), RB_OK);
+    snprintf(text, sizeof text, "%.17g", step);
+    ck_assert_int_eq(rb_params_set(params, "step-size", text), RB_OK);
+    return params;
+}
+
+/* Runs `name` with eps/step on all N images through an engine of `batch`. */
+static rb_attack_stats run_attack(const char *name, double eps, double step, const rb_attack_options *o,
+                                  int64_t batch, float *out, int64_t *targets)
+{
+    const rb_plugin *p = attack(name);
+    rb_params *params = pgd_params(p, eps, step);
+    rb_engine *e = make_engine(batch);
+    rb_attack_stats st;
+    ck_assert_msg(rb_attack_run(e, model, p, params, o, x, y, N, out, targets, &st) == RB_OK, "%s",
+                  rb_last_error());
+    ck_assert_int_eq(st.count, N);
+    ck_assert_int_eq(st.clean_correct, N / 2);
+    rb_engine_destroy(e);
+    rb_params_destroy(params);
+    return st;
+}
+
+static double norm_l2(const float *a, const float *b)
+{
+    double s = 0;
+    for (int i = 0; i < PER; i++)
+        s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    return sqrt(s);
+}
+
+static double norm_linf(const float *a, const float *b)
+{
+    double m = 0;
+    for (int i = 0; i < PER; i++)
+        m = fmax(m, fabs((double)a[i] - b[i]));
+    return m;
+}
+
+static float adv[N * PER], adv2[N * PER];
+
+START_TEST(eps_zero_gives_the_clean_images_and_accuracy)
+{
+    const char *names[] = {"pgd-l2", "pgd-linf"};
+    rb_attack_options o = rb_attack_options_default();
+    o.random_start = true;
+    o.steps = 5;
+    o.restarts = 2;
+    for (int i = 0; i < 2; i++) {
+        rb_attack_stats st = run_attack(names[i], 0.0, 0.01, &o, 4, adv, NULL);
+        ck_assert_int_eq(st.adv_correct, st.clean_correct);
+        ck_assert_int_eq(memcmp(adv, x, sizeof x), 0);
+        ck_assert(st.max_l2 == 0 && st.max_linf == 0);
+    }
+}
+END_TEST
+
+START_TEST(outputs_stay_in_the_ball_and_in_the_unit_box)
+{
+    struct {
+        const char *name;
+        double eps, step;
+        bool l2;
+    } cases[] = {{"pgd-l2", 0.3, 0.1, true}, {"pgd-linf", 4.0 / 255, 1.0 / 255, false},
+                 {"pgd-l2", 2.0, 1.0, true}, {"pgd-linf", 0.25, 0.1, false}};
+    rb_attack_options o = rb_attack_options_default();
+    o.random_start = true;
+    o.steps = 6;
+    o.seed = 5;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        double max = 0;
+        rb_attack_stats st;
+        o.keep_best = c % 2 == 0;
+        st = run_attack(cases[c].name, cases[c].eps, cases[c].step, &o, 4, adv, NULL);
+        for (int i = 0; i < N; i++) {
+            double n = cases[c].l2 ? norm_l2(adv + i * PER, x + i * PER) : norm_linf(adv + i * PER, x + i * PER);
+            ck_assert_msg(n <= cases[c].eps + 1e-6, "%s example %d: norm %.9g > eps %.9g", cases[c].name, i, n,
+                          cases[c].eps);
+            max = fmax(max, n);
+        }
+        for (int i = 0; i < N * PER; i++)
+            ck_assert(adv[i] >= 0.0f && adv[i] <= 1.0f);
+        ck_assert(fabs((cases[c].l2 ? st.max_l2 : st.max_linf) - max) < 1e-9);
+        ck_assert(max > 0.5 * cases[c].eps);
+        ck_assert_int_le(st.adv_correct, st.clean_correct);
+        ck_assert_int_eq(st.forwards, 3 * (o.steps + 2)); /* clean + steps + final, 3 chunks */
+        ck_assert_int_eq(st.backwards, 3 * o.steps);
+    }
+}
+END_TEST
+
+START_TEST(accuracy_does_not_increase_with_eps)
+{
+    const double eps[] = {0, 1.0 / 255, 4.0 / 255, 16.0 / 255, 64.0 / 255};
+    const double l2_eps[] = {0, 0.02, 0.05, 0.1, 0.25, 1.0};
+    rb_attack_options o = rb_attack_options_default();
+    int64_t last = N + 1;
+    o.steps = 10;
+    for (size_t i = 0; i < sizeof eps / sizeof eps[0]; i++) {
+        rb_attack_stats st = run_attack("pgd-linf", eps[i], eps[i] / 4 + 1e-6, &o, 4, adv, NULL);
+        ck_assert_msg(st.adv_correct <= last, "eps %g: %lld correct, more than %lld at a smaller eps", eps[i],
+                      (long long)st.adv_correct, (long long)last);
+        last = st.adv_correct;
+    }
+    ck_assert_int_lt(last, N / 2);
+    last = N + 1;
+    for (size_t i = 0; i < sizeof l2_eps / sizeof l2_eps[0]; i++) {
+        double e = l2_eps[i];
+        rb_attack_stats st = run_attack("pgd-l2", e, e / 4 + 1e-6, &o, 4, adv, NULL);
+        ck_assert_msg(st.adv_correct <= last, "L2 eps %g: %lld correct, more than %lld", e,
+                      (long long)st.adv_correct, (long long)last);
+        last = st.adv_correct;
+    }
+}
+END_TEST
+
+START_TEST(an_unbounded_attack_fools_every_example)
+{
+    rb_attack_options o = rb_attack_options_default();
+    rb_attack_stats st;
+    o.steps = 40;
+    st = run_attack("pgd-linf", 1.0, 0.05, &o, 4, adv, NULL);
+    ck_assert_int_eq(st.adv_correct, 0);
+    st = run_attack("pgd-l2", 100.0, 1.0, &o, 4, adv, NULL);
+    ck_assert_int_eq(st.adv_correct, 0);
+}
+END_TEST
+
+START_TEST(input_gradients_are_per_example_finite_and_not_zero)
+{
+    static float g4[N * PER], g1[N * PER];
+    float l4[N], l1[N];
+    rb_engine *e4 = make_engine(5), *e1 = make_engine(1);
+    /* 12 examples through a batch of 5: the last chunk is padded. */
+    ck_assert_int_eq(rb_attack_loss_grad(e4, model, x, y, N, l4, g4, NULL), RB_OK);
+    ck_assert_int_eq(rb_attack_loss_grad(e1, model, x, y, N, l1, g1, NULL), RB_OK);
+    for (int i = 0; i < N; i++) {
+        double n = 0, diff = 0;
+        for (int k = 0; k < PER; k++) {
+            ck_assert(isfinite(g4[i * PER + k]));
+            n += (double)g4[i * PER + k] * g4[i * PER + k];
+            diff += ((double)g4[i * PER + k] - g1[i * PER + k]) * ((double)g4[i * PER + k] - g1[i * PER + k]);
+        }
+        ck_assert_msg(n > 1e-12, "example %d has a zero gradient", i);
+        /* Each example's gradient is that of its own loss: the same whatever the batch. */
+        ck_assert_msg(sqrt(diff) <= 1e-3 * sqrt(n), "example %d: batch 5 and batch 1 gradients differ (%g vs %g)", i,
+                      sqrt(diff), sqrt(n));
+        ck_assert(fabsf(l4[i] - l1[i]) <= 1e-4f * (1 + fabsf(l1[i])));
+    }
+    /* Finite differences along the gradient agree with it (example 0, batch 1). */
+    {
+        static float xp[PER];
+        float lp, lm;
+        double gn = 0, h = 1e-3;
+        for (int k = 0; k < PER; k++)
+            gn += (double)g1[k] * g1[k];
+        gn = sqrt(gn);
+        for (int k = 0; k < PER; k++)
+            xp[k] = x[k] + (float)(h * g1[k] / gn);
+        ck_assert_int_eq(rb_attack_loss_grad(e1, model, xp, y, 1, &lp, NULL, NULL), RB_OK);
+        for (int k = 0; k < PER; k++)
+            xp[k] = x[k] - (float)(h * g1[k] / gn);
+        ck_assert_int_eq(rb_attack_loss_grad(e1, model, xp, y, 1, &lm, NULL, NULL), RB_OK);
+        ck_assert_msg(fabs(((double)lp - lm) / (2 * h) - gn) < 0.05 * gn + 1e-3, "fd %g vs |g| %g",
+                      ((double)lp - lm) / (2 * h), gn);
+    }
+    rb_engine_destroy(e4);
+    rb_engine_destroy(e1);
+}
+END_TEST
+
+START_TEST(runs_are_reproducible_and_keyed_by_seed_and_example)
+{
+    rb_attack_options o = rb_attack_options_default();
+    o.steps = 5;
+    /* No random start: deterministic. */
+    run_attack("pgd-l2", 0.5, 0.1, &o, 4, adv, NULL);
+    run_attack("pgd-l2", 0.5, 0.1, &o, 4, adv2, NULL);
+    ck_assert_int_eq(memcmp(adv, adv2, sizeof adv), 0);
+    /* Random start: depends on the seed... */
+    o.random_start = true;
+    o.seed = 1;
+    run_attack("pgd-linf", 8.0 / 255, 2.0 / 255, &o, 2, adv, NULL);
+    o.seed = 2;
+    run_attack("pgd-linf", 8.0 / 255, 2.0 / 255, &o, 2, adv2, NULL);
+    ck_assert_int_ne(memcmp(adv, adv2, sizeof adv), 0);
+    /* ...but not on the batch size, nor on how the data are split. */
+    o.seed = 1;
+    run_attack("pgd-linf", 8.0 / 255, 2.0 / 255, &o, 3, adv2, NULL);
+    ck_assert_int_eq(memcmp(adv, adv2, sizeof adv), 0);
+    o.steps = 0; /* the random start alone, in two halves keyed by first_example */
+    run_attack("pgd-l2", 0.5, 0.1, &o, 4, adv, NULL);
+    {
+        const rb_plugin *p = attack("pgd-l2");
+        rb_params *params = pgd_params(p, 0.5, 0.1);
+        rb_engine *e = make_engine(6);
+        ck_assert_int_eq(rb_attack_run(e, model, p, params, &o, x, y, N / 2, adv2, NULL, NULL), RB_OK);
+        o.first_example = N / 2;
+        ck_assert_int_eq(
+            rb_attack_run(e, model, p, params, &o, x + N / 2 * PER, y + N / 2, N / 2, adv2 + N / 2 * PER, NULL, NULL),
+            RB_OK);
+        ck_assert_int_eq(memcmp(adv, adv2, sizeof adv), 0);
+        rb_engine_destroy(e);
+        rb_params_destroy(params);
+    }
+}
+END_TEST
+
+START_TEST(restarts_never_raise_robust_accuracy)
+{
+    rb_attack_options o = rb_attack_options_default();
+    rb_attack_stats one, many;
+    o.steps = 3;
+    o.random_start = true;
+    o.seed = 9;
+    one = run_attack("pgd-linf", 1.0 / 255, 0.5 / 255, &o, 4, adv, NULL);
+    o.restarts = 5;
+    many = run_attack("pgd-linf", 1.0 / 255, 0.5 / 255, &o, 4, adv2, NULL);
+    ck_assert_int_le(many.adv_correct, one.adv_correct);
+    /* Examples fooled by restart 0 keep restart 0's image. */
+    for (int i = 0; i < N; i++)
+        ck_assert(norm_linf(adv2 + i * PER, x + i * PER) <= 1.0 / 255 + 1e-6);
+    /* The same with keep-best. */
+    o.keep_best = true;
+    o.restarts = 1;
+    one = run_attack("pgd-l2", 0.1, 0.05, &o, 4, adv, NULL);
+    o.restarts = 4;
+    many = run_attack("pgd-l2", 0.1, 0.05, &o, 4, adv2, NULL);
+    ck_assert_int_le(many.adv_correct, one.adv_correct);
+    /* Restarts without a random start would repeat the same run. */
+    {
+        const rb_plugin *p = attack("pgd-l2");
+        rb_engine *e = make_engine(4);
+        o.random_start = false;
+        ck_assert_int_eq(rb_attack_run(e, model, p, NULL, &o, x, y, N, adv, NULL, NULL), RB_ERR_INVALID_ARGUMENT);
+        ck_assert_ptr_nonnull(strstr(rb_last_error(), "without a random start"));
+        rb_engine_destroy(e);
+    }
+}
+END_TEST
+
+START_TEST(targeted_attacks_reach_their_targets)
+{
+    rb_attack_options o = rb_attack_options_default();
+    int64_t targets[N];
+    rb_attack_stats st;
+    float logits[N * K];
+    rb_engine *e = make_engine(4);
+    ck_assert_int_eq(rb_attack_loss_grad(e, model, x, y, N, NULL, NULL, logits), RB_OK);
+    rb_engine_destroy(e);
+    o.steps = 40;
+    o.target = RB_ATTACK_TARGET_LEAST_LIKELY;
+    st = run_attack("pgd-linf", 1.0, 0.05, &o, 4, adv, targets);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_ne(targets[i], y[i]);
+        for (int j = 0; j < K; j++)
+            ck_assert(j == y[i] || logits[i * K + j] >= logits[i * K + targets[i]]);
+    }
+    ck_assert_msg(st.target_reached >= N * 8 / 10, "least likely: %lld of %d", (long long)st.target_reached, N);
+    o.target = RB_ATTACK_TARGET_RANDOM;
+    o.seed = 4;
+    o.keep_best = true;
+    st = run_attack("pgd-l2", 100.0, 1.0, &o, 4, adv, targets);
+    for (int i = 0; i < N; i++)
+        ck_assert(targets[i] != y[i] && targets[i] >= 0 && targets[i] < K);
+    ck_assert_msg(st.target_reached >= N * 8 / 10, "random: %lld of %d", (long long)st.target_reached, N);
+    {
+        int64_t again[N];
+        run_attack("pgd-l2", 0.0, 1.0, &o, 3, adv, again); /* targets do not depend on the batch */
+        ck_assert_int_eq(memcmp(targets, again, sizeof again), 0);
+    }
+}
+END_TEST
+
+/* A whole-run attack (FGSM through the oracle) must match one PGD-Linf step
+ * of size eps: the oracle's per-example gradients are the loop's. */
+static rb_status fgsm_run(void *self, const rb_params *p, const rb_attack_oracle *oracle, rb_attack_batch *b)
+{
+    rb_attack_view v;
+    rb_tensor *g;
+    int64_t shape[4];
+    rb_status s = rb_attack_batch_view(b, "test-fgsm", false, &v);
+    (void)self;
+    (void)p;
+    if (s != RB_OK)
+        return s;
+    for (int d = 0; d < 4; d++)
+        shape[d] = rb_tensor_dim(b->x_clean, d);
+    if ((s = rb_tensor_create(&g, RB_DTYPE_F32, 4, shape)) != RB_OK)
+        return s;
+    s = oracle->loss_and_grad(oracle->ctx, b->x_adv, b->labels, NULL, g);
+    if (s == RB_OK) {
+        const float *gd = rb_tensor_cdata(g);
+        for (int64_t i = 0; i < v.rows * v.cols; i++) {
+            float step = gd[i] > 0 ? 8.0f / 255 : gd[i] < 0 ? -8.0f / 255 : 0.0f;
+            float t = v.x[i] + (b->targeted ? -step : step);
+            v.x[i] = t < 0 ? 0 : t > 1 ? 1 : t;
+        }
+    }
+    rb_tensor_destroy(g);
+    return s;
+}
+
+static const rb_attack_ops fgsm_ops = {.run = fgsm_run};
+RB_PLUGIN_DEFINE(RB_PLUGIN_ATTACK, "test-fgsm", "1.0", "FGSM through the oracle", NULL, &fgsm_ops);
+
+START_TEST(whole_run_plugins_get_an_oracle)
+{
+    rb_attack_options o = rb_attack_options_default();
+    rb_engine *e = make_engine(5);
+    rb_attack_stats st, pgd;
+    ck_assert_int_eq(rb_attack_run(e, model, &rb_plugin_descriptor, NULL, &o, x, y, N, adv, NULL, &st), RB_OK);
+    rb_engine_destroy(e);
+    o.steps = 1;
+    pgd = run_attack("pgd-linf", 8.0 / 255, 8.0 / 255, &o, 5, adv2, NULL);
+    for (int i = 0; i < N * PER; i++)
+        ck_assert_msg(fabsf(adv[i] - adv2[i]) <= 1e-6f, "index %d: %g vs %g", i, (double)adv[i], (double)adv2[i]);
+    ck_assert_int_eq(st.adv_correct, pgd.adv_correct);
+    ck_assert_int_eq(st.clean_correct, N / 2);
+}
+END_TEST
+
+START_TEST(the_command_prints_the_figures_and_refuses_bad_input)
+{
+    char m[PATH_MAX], xp[PATH_MAX], yp[PATH_MAX], out[PATH_MAX], bad[PATH_MAX], x3[PATH_MAX];
+    int64_t xshape[4] = {N, C, S, S}, n = N, bad_y[N];
+    rb_npy *back;
+    rb_attack_options o = rb_attack_options_default();
+    rb_attack_stats st;
+    char expect[128];
+    snprintf(m, sizeof m, "%s/m.rbt", dir);
+    snprintf(xp, sizeof xp, "%s/x.npy", dir);
+    snprintf(yp, sizeof yp, "%s/y.npy", dir);
+    snprintf(out, sizeof out, "%s/adv.npy", dir);
+    snprintf(bad, sizeof bad, "%s/bad.npy", dir);
+    snprintf(x3, sizeof x3, "%s/x3.npy", dir);
+    ck_assert_int_eq(rb_model_save(model, m), RB_OK);
+    ck_assert_int_eq(rb_npy_save(xp, RB_DTYPE_F32, 4, xshape, x), RB_OK);
+    ck_assert_int_eq(rb_npy_save(yp, RB_DTYPE_I64, 1, &n, y), RB_OK);
+
+    RUN(&r, NULL, "attack", "--ckpt", m, "--input", xp, "--labels", yp, "--attack", "pgd-linf", "--eps", "4/255",
+        "--step-size", "1/255", "--steps", "5", "--output", out, "--batch-size", "5", "--threads", "1");
+    ck_assert_msg(r.code == 0, "%s", r.err);
+    ck_assert_ptr_nonnull(strstr(r.out, "clean accuracy: 50.00% (6/12)\n"));
+    o.steps = 5;
+    st = run_attack("pgd-linf", 4.0 / 255, 1.0 / 255, &o, 5, adv, NULL);
+    snprintf(expect, sizeof expect, "adversarial accuracy: %.2f%% (%lld/12)\n", 100.0 * (double)st.adv_correct / N,
+             (long long)st.adv_correct);
+    ck_assert_msg(strstr(r.out, expect) != NULL, "%s", r.out);
+    snprintf(expect, sizeof expect, "max perturbation: L2 %.6f, Linf %.6f\n", st.max_l2, st.max_linf);
+    ck_assert_msg(strstr(r.out, expect) != NULL, "%s", r.out);
+    ck_assert_ptr_nonnull(strstr(r.out, "attack pgd-linf (eps "));
+    ck_assert_int_eq(rb_npy_load(&back, out), RB_OK);
+    ck_assert_int_eq(back->dtype, RB_DTYPE_F32);
+    ck_assert_int_eq(back->ndim, 4);
+    ck_assert_int_eq(memcmp(back->shape, xshape, sizeof xshape), 0);
+    ck_assert_int_eq(memcmp(back->data, adv, sizeof adv), 0);
+    rb_npy_destroy(back);
+
+    /* Targeted, with the targets written out. */
+    snprintf(bad, sizeof bad, "%s/t.npy", dir);
+    RUN(&r, NULL, "attack", "--ckpt", m, "--input", xp, "--labels", yp, "--attack", "pgd-l2", "--eps", "50",
+        "--step-size", "1", "--steps", "30", "--targeted", "least-likely", "--targets", bad, "--output", out,
+        "--threads", "1");
+    ck_assert_msg(r.code == 0, "%s", r.err);
+    ck_assert_ptr_nonnull(strstr(r.out, "target reached: "));
+    ck_assert_int_eq(rb_npy_load(&back, bad), RB_OK);
+    ck_assert_int_eq(back->dtype, RB_DTYPE_I64);
+    rb_npy_destroy(back);
+
+    /* Unknown attack, with a suggestion. */
+    RUN(&r, NULL, "attack", "--ckpt", m, "--input", xp, "--labels", yp, "--attack", "pgd-l3", "--output", out);
+    ck_assert_int_ne(r.code, 0);
+    ck_assert_msg(strstr(r.err, "did you mean 'pgd-l2'?") != NULL, "%s", r.err);
+    ck_assert_int_eq(count_lines(r.err), 1);
+    /* Labels out of range. */
+    memcpy(bad_y, y, sizeof bad_y);
+    bad_y[3] = K;
+    snprintf(bad, sizeof bad, "%s/bad.npy", dir);
+    ck_assert_int_eq(rb_npy_save(bad, RB_DTYPE_I64, 1, &n, bad_y), RB_OK);
+    RUN(&r, NULL, "attack", "--ckpt", m, "--input", xp, "--labels", bad, "--attack", "pgd-l2", "--output", out);
+    ck_assert_int_eq(r.code, 1);
+    ck_assert_msg(strstr(r.err, "label 5 of example 3 is outside [0, 5)") != NULL, "%s", r.err);
+    ck_assert_int_eq(count_lines(r.err), 1);
+    /* Images of the wrong shape. */
+    ck_assert_int_eq(rb_npy_save(x3, RB_DTYPE_F32, 3, (const int64_t[]){N, C, S * S}, x), RB_OK);
+    RUN(&r, NULL, "attack", "--ckpt", m, "--input", x3, "--labels", yp, "--attack", "pgd-l2", "--output", out);
+    ck_assert_int_eq(r.code, 1);
+    ck_assert_msg(strstr(r.err, "images must be float32 N x C x H x W") != NULL, "%s", r.err);
+    ck_assert_int_eq(count_lines(r.err), 1);
+    /* Wrong number of channels. */
+    ck_assert_int_eq(rb_npy_save(x3, RB_DTYPE_F32, 4, (const int64_t[]){N, 1, S * 3, S}, x), RB_OK);
+    RUN(&r, NULL, "attack", "--ckpt", m, "--input", x3, "--labels", yp, "--attack", "pgd-l2", "--output", out);
+    ck_assert_int_eq(r.code, 1);
+    ck_assert_msg(strstr(r.err, "has 1 channels but") != NULL, "%s", r.err);
+    ck_assert_int_eq(count_lines(r.err), 1);
+    /* Restarts without a random start. */
+    RUN(&r, NULL, "attack", "--ckpt", m, "--input", xp, "--labels", yp, "--attack", "pgd-l2", "--restarts", "3",
+        "--output", out);
+    ck_assert_int_eq(r.code, 1);
+    ck_assert_int_eq(count_lines(r.err), 1);
+    /* Help lists the plugin's own options next to the command's. */
+    RUN(&r, NULL, "attack", "--help");
+    ck_assert_int_eq(r.code, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "--restarts"));
+}
+END_TEST
+
+static Suite *attack_suite(void)
+{
+    Suite *s = suite_create("attack");
+    TCase *t = tcase_create("attack");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_set_timeout(t, 120);
+    tcase_add_test(t, eps_zero_gives_the_clean_images_and_accuracy);
+    tcase_add_test(t, outputs_stay_in_the_ball_and_in_the_unit_box);
+    tcase_add_test(t, accuracy_does_not_increase_with_eps);
+    tcase_add_test(t, an_unbounded_attack_fools_every_example);
+    tcase_add_test(t, input_gradients_are_per_example_finite_and_not_zero);
+    tcase_add_test(t, runs_are_reproducible_and_keyed_by_seed_and_example);
+    tcase_add_test(t, restarts_never_raise_robust_accuracy);
+    tcase_add_test(t, targeted_attacks_reach_their_targets);
+    tcase_add_test(t, whole_run_plugins_get_an_oracle);
+    tcase_add_test(t, the_command_prints_the_figures_and_refuses_bad_input);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(attack_suite());
+    int failed;
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
