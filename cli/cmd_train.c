@@ -80,6 +80,7 @@ static const rb_param_spec train_options[] = {
     {"per-class", RB_PARAM_INT, "0", "[0, 9223372036854775807]", 0, "training examples per class (0: all)"},
     {"image-size", RB_PARAM_INT, "0", "[0, 65536]", 0, "resize images to SxS (0: as stored)"},
     {"channels", RB_PARAM_INT, "0", "[0, 3]", 0, "3: replicate grayscale to RGB (0: the data's own)"},
+    {"force", RB_PARAM_BOOL, "false", NULL, 0, "start over in an --out that already holds a run"},
     {"augment", RB_PARAM_BOOL, "true", NULL, 0, "the dataset's usual augmentation (--no-augment: none)"},
     {NULL}};
 
@@ -170,6 +171,7 @@ static int run_train(const cli_command *self, rb_params *o, int argc, char **arg
     c.image_size = (int)opt_int(o, "image-size");
     c.channels = (int)opt_int(o, "channels");
     c.augment = opt_bool(o, "augment");
+    c.force = opt_bool(o, "force");
     c.quiet = rb_log_get_level() < RB_LOG_INFO;
     if (c.arch == NULL || c.arch_params == NULL)
         return cli_fail(self->name, rb_error_set(RB_ERR_INTERNAL, "--arch was given but no plugin was chosen"));

@@ -282,6 +282,38 @@ START_TEST(bad_options_are_usage_errors_of_one_line)
     RUN(&r, "eval", "--ckpt", out, "--data", data, "--split", "valid");
     ck_assert_int_eq(r.code, 2);
     ck_assert(!exists(out));
+    /* Classes the dataset does not have, and a folder that cannot be made. */
+    RUN(&r, "train", "--arch", "resnet18", "--data", data, "--out", out, "--classes", "0-7");
+    ck_assert_int_ne(r.code, 0);
+    ck_assert_msg(error_lines(r.err) == 1 && strstr(r.err, "0-7") != NULL, "%s", r.err);
+    RUN(&r, "train", "--arch", "resnet18", "--data", data, "--out", "/dev/null/run");
+    ck_assert_int_ne(r.code, 0);
+    ck_assert_msg(error_lines(r.err) == 1 && strstr(r.err, "/dev/null/run") != NULL, "%s", r.err);
+}
+END_TEST
+
+START_TEST(an_existing_run_is_kept_unless_forced)
+{
+    char out[PATH_MAX], model[PATH_MAX];
+    struct stat before, after;
+    in_dir(out, "twice", NULL);
+    in_dir(model, "twice", "model.rbt");
+    RUN(&r, "train", "--arch", "resnet18", "--stem", "cifar", "--width", "0.125", "--data", data, "--out", out,
+        "--epochs", "1", "--batch-size", "16", "--threads", "1");
+    ck_assert_msg(r.code == 0, "%s", r.err);
+    ck_assert_int_eq(stat(model, &before), 0);
+    RUN(&r, "train", "--arch", "resnet18", "--stem", "cifar", "--width", "0.125", "--data", data, "--out", out,
+        "--epochs", "1", "--batch-size", "16", "--threads", "1");
+    ck_assert_int_eq(r.code, 1);
+    ck_assert_msg(error_lines(r.err) == 1 && strstr(r.err, "already holds a run") != NULL &&
+                      strstr(r.err, "--force") != NULL, "%s", r.err);
+    ck_assert_int_eq(stat(model, &after), 0);
+    ck_assert(before.st_ino == after.st_ino && before.st_mtim.tv_nsec == after.st_mtim.tv_nsec);
+    RUN(&r, "train", "--arch", "resnet18", "--stem", "cifar", "--width", "0.125", "--data", data, "--out", out,
+        "--epochs", "1", "--batch-size", "16", "--threads", "1", "--seed", "3", "--force");
+    ck_assert_msg(r.code == 0, "%s", r.err);
+    ck_assert_int_eq(stat(model, &after), 0);
+    ck_assert(before.st_ino != after.st_ino);
 }
 END_TEST
 
@@ -346,6 +378,7 @@ static Suite *train_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, training_learns_writes_its_folder_resumes_bit_identically_and_eval_agrees);
+    tcase_add_test(tc, an_existing_run_is_kept_unless_forced);
     tcase_add_test(tc, divergence_stops_naming_the_step_and_keeps_the_last_good_checkpoint);
     tcase_add_test(tc, bad_options_are_usage_errors_of_one_line);
     tcase_add_test(tc, sigint_stops_at_a_batch_and_leaves_a_resumable_run);

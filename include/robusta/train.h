@@ -86,6 +86,7 @@ typedef struct rb_train_config {
     int channels;                /* 0: the data's own; 3: grayscale replicated */
     bool augment;                /* the dataset kind's usual augmentation (rb_augment_defaults) */
     bool quiet;                  /* no progress bar or per-epoch lines */
+    bool force;                  /* start over in a folder that holds a run (its checkpoints are removed) */
 } rb_train_config;
 
 /* What a run did. */

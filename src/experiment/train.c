@@ -727,9 +727,18 @@ rb_status rb_train(const rb_train_config *config, rb_train_result *result)
     {
         FILE *f = fopen(path, "rb");
         if (f != NULL) {
+            static const char *const old_run[] = {"last.rbt", "best.rbt", "model.rbt"};
             fclose(f);
-            return invalid("%s already holds a run (last.rbt): continue it with --resume %s, or choose another --out",
-                           r.cfg.out_dir, r.cfg.out_dir);
+            if (!r.cfg.force)
+                return invalid("%s already holds a run (last.rbt): continue it with --resume %s, start over with "
+                               "--force, or choose another --out",
+                               r.cfg.out_dir, r.cfg.out_dir);
+            /* Asked to start over: the old checkpoints must not pass for the new run's. */
+            for (size_t i = 0; i < sizeof old_run / sizeof old_run[0]; i++) {
+                path_in(path, sizeof path, r.cfg.out_dir, old_run[i]);
+                if (unlink(path) != 0 && errno != ENOENT)
+                    return rb_error_set(RB_ERR_IO, "--force: cannot remove %s: %s", path, strerror(errno));
+            }
         }
     }
     if ((s = open_splits(&r)) != RB_OK || (s = create_model(&r)) != RB_OK || (s = setup(&r)) != RB_OK)
