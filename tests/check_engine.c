@@ -513,6 +513,65 @@ START_TEST(thread_counts_are_planned_and_agree)
 }
 END_TEST
 
+/* One training step of the residual net; the parameter and input
+ * gradients are copied into grads (in graph order, input last). */
+static size_t step_into(bool keep_intermediates, float *grads, size_t capacity, rb_engine **out, rb_graph **graph)
+{
+    rb_node *end;
+    rb_graph *g = residual_net(&end);
+    rb_engine *e;
+    static float fx[4 * 243];
+    static double dx[4 * 243];
+    int64_t labels[4];
+    size_t used = 0;
+    images_and_labels(4, 243, fx, dx, labels);
+    ck_assert_int_eq(rb_engine_create(&e, g, 4, &(rb_engine_options){.threads = 1, .keep_intermediates = keep_intermediates}), RB_OK);
+    ck_assert_int_eq(rb_engine_forward(e, fx, 4, labels, true), RB_OK);
+    ck_assert_int_eq(rb_engine_backward(e, true, true), RB_OK);
+    for (size_t i = 0; i < rb_graph_param_count(g); i++) {
+        rb_param_info p;
+        rb_graph_param(g, i, &p);
+        if (p.grad == NULL)
+            continue;
+        ck_assert_uint_le(used + (size_t)p.numel, capacity);
+        memcpy(grads + used, p.grad, (size_t)p.numel * sizeof *grads);
+        used += (size_t)p.numel;
+    }
+    ck_assert_uint_le(used + 4 * 243, capacity);
+    ck_assert_int_eq(rb_engine_input_grad(e, grads + used), RB_OK);
+    *out = e;
+    *graph = g;
+    return used + 4 * 243;
+}
+
+/* Gradients share memory when their lifetimes in backward do not overlap:
+ * the same primitives run on the same data, so every gradient must come
+ * out bit for bit as with private buffers, in less memory. */
+START_TEST(shared_gradient_memory_changes_no_result)
+{
+    static float kept[40000], shared[40000];
+    rb_engine *a, *b;
+    rb_graph *ga, *gb;
+    size_t na = step_into(true, kept, 40000, &a, &ga), nb = step_into(false, shared, 40000, &b, &gb);
+    float probe[4 * 32 * 5 * 5];
+    rb_node *mid;
+    ck_assert_uint_eq(na, nb);
+    ck_assert_int_eq(memcmp(kept, shared, na * sizeof *kept), 0);
+    ck_assert_msg(rb_engine_arena_bytes(b) < rb_engine_arena_bytes(a), "shared %zu, kept %zu",
+                  rb_engine_arena_bytes(b), rb_engine_arena_bytes(a));
+    ck_assert_int_eq(rb_graph_find(gb, "layer1.0.conv2", &mid), RB_OK);
+    ck_assert_int_eq(rb_engine_read_grad(b, mid, probe), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "engine: the gradient of node 'layer1.0.conv2' shares memory with others after "
+                                      "backward; create the engine with keep_intermediates to read it");
+    ck_assert_int_eq(rb_graph_find(ga, "layer1.0.conv2", &mid), RB_OK);
+    ck_assert_int_eq(rb_engine_read_grad(a, mid, probe), RB_OK);
+    rb_engine_destroy(a);
+    rb_engine_destroy(b);
+    rb_graph_destroy(ga);
+    rb_graph_destroy(gb);
+}
+END_TEST
+
 START_TEST(bad_input_is_refused)
 {
     rb_node *end, *x, *y, *z;
@@ -566,6 +625,7 @@ int main(void)
     tcase_add_test(tc, steps_allocate_nothing);
     tcase_add_test(tc, training_reduces_the_loss);
     tcase_add_test(tc, thread_counts_are_planned_and_agree);
+    tcase_add_test(tc, shared_gradient_memory_changes_no_result);
     tcase_add_test(tc, bad_input_is_refused);
     suite_add_tcase(s, tc);
     return run_suite(s);

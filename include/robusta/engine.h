@@ -41,6 +41,13 @@ typedef struct rb_engine_options {
     /* Leave threads where the OS puts them instead of binding one per core
      * (for programs that manage affinity themselves). */
     bool no_binding;
+    /* Give every node's value and output gradient memory of its own, so
+     * that all can be read after a step (rb_engine_read, rb_engine_read_grad;
+     * for debugging). Off, gradients share memory when their lifetimes in
+     * backward do not overlap, and a ReLU overwrites its input when nothing
+     * else reads it (that input is then not readable): together they roughly
+     * halve a training step's memory. */
+    bool keep_intermediates;
 } rb_engine_options;
 
 /* Plans `graph` for `batch` examples. The graph must not gain nodes while
@@ -72,11 +79,14 @@ RB_API rb_status rb_engine_forward(rb_engine *engine, const float *images, int64
  * keeps the gradient with respect to the images for rb_engine_input_grad. */
 RB_API rb_status rb_engine_backward(rb_engine *engine, bool weight_grads, bool input_grad);
 
-/* A node's last forward value, batch × C × H × W row-major, into `out`. */
+/* A node's last forward value, batch × C × H × W row-major, into `out`.
+ * The input of an in-place ReLU holds the ReLU's output unless the engine
+ * keeps intermediates (see rb_engine_options). */
 RB_API rb_status rb_engine_read(const rb_engine *engine, const rb_node *node, float *out);
 /* The gradient of the mean loss with respect to a node's output from the
  * last backward (batch × C × H × W row-major), for nodes that backward
- * needed (on the path to a trained parameter or to the input). */
+ * needed (on the path to a trained parameter or to the input). Needs an
+ * engine created with keep_intermediates, except for the input node. */
 RB_API rb_status rb_engine_read_grad(const rb_engine *engine, const rb_node *node, float *out);
 /* The gradient with respect to the images from the last backward. */
 RB_API rb_status rb_engine_input_grad(const rb_engine *engine, float *out);

@@ -40,6 +40,7 @@ typedef struct slot {
     dnnl_memory_desc_t md;
     dnnl_memory_t mem;
     size_t offset, bytes;
+    bool pooled; /* a gradient placed by liveness (offset relative to the pool until planned) */
 } slot;
 
 /* How an input's gradient reaches the producer: directly, or through the
@@ -89,6 +90,8 @@ struct rb_engine {
     size_t n;
     unsigned char *arena;
     size_t arena_bytes;
+    bool keep_intermediates; /* every value and gradient keeps its own memory (rb_engine_read(_grad)) */
+    size_t gradient_pool_bytes;
     slot scratch;     /* shared edge scratch, sized for the largest use */
     size_t scratch_bytes;
     slot scratchpad;  /* oneDNN's, shared by all primitives (user scratchpad mode) */
@@ -145,6 +148,80 @@ static rb_status slot_plan(rb_engine *e, slot *s, const dnnl_memory_desc_t *md, 
     s->bytes = dnnl_memory_desc_get_size(md);
     s->offset = reserve_bytes(e, s->bytes);
     DNNL_TRY(dnnl_memory_create(&s->mem, md, e->eng, DNNL_MEMORY_NONE), "memory", n);
+    return RB_OK;
+}
+
+/* A node's output gradient. Unless gradients are kept for reading, it
+ * only occupies memory while backward can touch it, from the first write by
+ * its last consumer to its own node's backward (node indices [node,
+ * last consumer]); plan_gradient_pool gives gradients whose ranges do not
+ * overlap the same bytes. */
+static rb_status diff_plan(rb_engine *e, slot *s, const dnnl_memory_desc_t *md, const rb_node *n)
+{
+    if (e->keep_intermediates)
+        return slot_plan(e, s, md, n);
+    s->md = *md;
+    s->bytes = dnnl_memory_desc_get_size(md);
+    s->pooled = true;
+    DNNL_TRY(dnnl_memory_create(&s->mem, md, e->eng, DNNL_MEMORY_NONE), "memory", n);
+    return RB_OK;
+}
+
+/* First-fit placement of the pooled gradients: each goes at the lowest
+ * offset where it overlaps, in bytes, no gradient whose live range overlaps
+ * its own. Largest first, which packs better. */
+static rb_status plan_gradient_pool(rb_engine *e)
+{
+    size_t n = e->n, count = 0, pool = 0;
+    size_t *last_use = calloc(n, sizeof *last_use), *order = calloc(n, sizeof *order);
+    if (last_use == NULL || order == NULL) {
+        free(last_use);
+        free(order);
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "engine: out of memory planning gradients");
+    }
+    for (size_t i = 0; i < n; i++) {
+        const rb_node *node = e->nodes[i].node;
+        last_use[i] = last_use[i] > i ? last_use[i] : i;
+        for (size_t k = 0; k < node->n_in; k++)
+            if (last_use[node->in[k]->index] < i)
+                last_use[node->in[k]->index] = i;
+        if (e->nodes[i].diff.pooled)
+            order[count++] = i;
+    }
+    for (size_t a = 1; a < count; a++) /* insertion sort by size, largest first */
+        for (size_t b = a; b > 0 && e->nodes[order[b]].diff.bytes > e->nodes[order[b - 1]].diff.bytes; b--) {
+            size_t t = order[b];
+            order[b] = order[b - 1];
+            order[b - 1] = t;
+        }
+    for (size_t a = 0; a < count; a++) {
+        size_t i = order[a], at = 0;
+        slot *d = &e->nodes[i].diff;
+        bool moved = true;
+        while (moved) { /* raise `at` past every placed, live-overlapping gradient it collides with */
+            moved = false;
+            for (size_t b = 0; b < a; b++) {
+                size_t j = order[b];
+                const slot *o = &e->nodes[j].diff;
+                bool live_together = i <= last_use[j] && j <= last_use[i];
+                if (live_together && at < o->offset + o->bytes && o->offset < at + d->bytes) {
+                    at = (o->offset + o->bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+                    moved = true;
+                }
+            }
+        }
+        d->offset = at;
+        if (at + d->bytes > pool)
+            pool = at + d->bytes;
+    }
+    if (count > 0) {
+        size_t base = reserve_bytes(e, pool);
+        for (size_t a = 0; a < count; a++)
+            e->nodes[order[a]].diff.offset += base;
+    }
+    e->gradient_pool_bytes = pool;
+    free(last_use);
+    free(order);
     return RB_OK;
 }
 
@@ -333,7 +410,7 @@ static rb_status plan_conv(rb_engine *e, enode *en)
     warn_if_reference(fwd_pd, n, "forward");
     s = slot_plan(e, &en->value, query(fwd_pd, dnnl_query_dst_md), n);
     if (s == RB_OK)
-        s = slot_plan(e, &en->diff, query(fwd_pd, dnnl_query_dst_md), n);
+        s = diff_plan(e, &en->diff, query(fwd_pd, dnnl_query_dst_md), n);
     if (s == RB_OK)
         s = plan_input(e, en, 0, query(fwd_pd, dnnl_query_src_md));
     if (s == RB_OK)
@@ -433,7 +510,7 @@ static rb_status plan_batchnorm(rb_engine *e, enode *en)
 
     s = slot_plan(e, &en->value, data, n);
     if (s == RB_OK)
-        s = slot_plan(e, &en->diff, data, n);
+        s = diff_plan(e, &en->diff, data, n);
     if (s == RB_OK)
         s = slot_plan(e, &en->mean, &stat, n);
     if (s == RB_OK)
@@ -494,6 +571,31 @@ static rb_status plan_batchnorm(rb_engine *e, enode *en)
     return plan_grad_edge(e, en, 0, data);
 }
 
+/* A ReLU may overwrite its input when nothing else reads that value, now or
+ * in backward: the producer has no other consumer and is not published
+ * (ReLU's own backward uses its output, and no producer's backward needs
+ * its own output). It saves one activation per conv/batch-norm + ReLU. */
+static bool relu_in_place(const rb_engine *e, const enode *en)
+{
+    const rb_node *producer = en->node->in[0];
+    if (e->keep_intermediates || e->nodes[producer->index].consumers != 1 || producer->op == RB_OP_INPUT)
+        return false;
+    for (size_t k = 0; k < e->g->n_published; k++)
+        if (e->g->published[k].node == producer)
+            return false;
+    return true;
+}
+
+/* A slot that shares another's memory (set up as `of` is bound). */
+static rb_status slot_alias(rb_engine *e, slot *s, const slot *of, const rb_node *n)
+{
+    s->md = of->md;
+    s->bytes = of->bytes;
+    s->offset = of->offset;
+    DNNL_TRY(dnnl_memory_create(&s->mem, &s->md, e->eng, DNNL_MEMORY_NONE), "memory", n);
+    return RB_OK;
+}
+
 /* ReLU (PyTorch's gradient: where the output is positive), pooling, global pooling. */
 static rb_status plan_eltwise_or_pool(rb_engine *e, enode *en)
 {
@@ -549,9 +651,12 @@ static rb_status plan_eltwise_or_pool(rb_engine *e, enode *en)
     }
     dnnl_primitive_desc_query(fpd, dnnl_query_impl_info_str, 0, &impl);
     snprintf(en->impl, sizeof en->impl, "%s", impl ? impl : "?");
-    s = slot_plan(e, &en->value, query(fpd, dnnl_query_dst_md), n);
+    if (n->op == RB_OP_RELU && relu_in_place(e, en))
+        s = slot_alias(e, &en->value, &producer->value, n);
+    else
+        s = slot_plan(e, &en->value, query(fpd, dnnl_query_dst_md), n);
     if (s == RB_OK)
-        s = slot_plan(e, &en->diff, query(fpd, dnnl_query_dst_md), n);
+        s = diff_plan(e, &en->diff, query(fpd, dnnl_query_dst_md), n);
     if (s == RB_OK) {
         const dnnl_memory_desc_t *ws = query(fpd, dnnl_query_workspace_md);
         if (ws != NULL && dnnl_memory_desc_get_size(ws) > 0)
@@ -586,7 +691,7 @@ static rb_status plan_add(rb_engine *e, enode *en)
     if (s == RB_OK)
         s = slot_plan(e, &en->value, a, n);
     if (s == RB_OK)
-        s = slot_plan(e, &en->diff, a, n);
+        s = diff_plan(e, &en->diff, a, n);
     /* The gradient passes unchanged to both inputs. */
     if (s == RB_OK)
         s = plan_grad_edge(e, en, 0, a);
@@ -617,7 +722,7 @@ static rb_status plan_loss(rb_engine *e, enode *en)
         md_plain(&lmd, 2, ldims);
         s = slot_plan(e, &en->value, &lmd, n);
         if (s == RB_OK)
-            s = slot_plan(e, &en->diff, &lmd, n);
+            s = diff_plan(e, &en->diff, &lmd, n);
     }
     /* softmax probabilities, kept for backward */
     if (s == RB_OK)
@@ -773,6 +878,7 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
     if (e == NULL)
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "engine: out of memory");
     e->g = g;
+    e->keep_intermediates = opt != NULL && opt->keep_intermediates;
     e->batch = batch;
     e->n = g->n_nodes;
     e->nodes = calloc(e->n, sizeof *e->nodes);
@@ -790,11 +896,13 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
     s = setup_threads(e, opt);
     if (s == RB_OK)
         s = create_attrs(e);
+    for (size_t i = 0; i < e->n; i++) {
+        e->nodes[i].node = g->nodes[i];
+        for (size_t k = 0; k < g->nodes[i]->n_in; k++)
+            e->nodes[g->nodes[i]->in[k]->index].consumers++;
+    }
     for (size_t i = 0; s == RB_OK && i < e->n; i++) {
         enode *en = &e->nodes[i];
-        en->node = g->nodes[i];
-        for (size_t k = 0; k < en->node->n_in; k++)
-            e->nodes[en->node->in[k]->index].consumers++;
         switch (en->node->op) {
         case RB_OP_INPUT: s = plan_input_node(e, en); break;
         case RB_OP_CONV:
@@ -808,7 +916,7 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
         case RB_OP_SOFTMAX_CE: s = plan_loss(e, en); break;
         }
         if (en->node->op == RB_OP_INPUT && s == RB_OK)
-            s = slot_plan(e, &en->diff, &en->value.md, en->node);
+            s = diff_plan(e, &en->diff, &en->value.md, en->node);
     }
     /* Nodes whose value nobody reads are a mistake in the graph (a head
      * forgotten, a branch not added back); say which. */
@@ -823,6 +931,8 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
                              "publish it, or remove it",
                              n->name, rb_op_str(n->op));
     }
+    if (s == RB_OK)
+        s = plan_gradient_pool(e);
     if (s == RB_OK) {
         dnnl_memory_desc_t md;
         dnnl_dims_t dims = {(dnnl_dim_t)(e->scratchpad_bytes > 0 ? e->scratchpad_bytes : 1)};
@@ -1244,6 +1354,11 @@ rb_status rb_engine_read_grad(const rb_engine *e, const rb_node *node, float *ou
 {
     if (node == NULL || node->index >= e->n || e->nodes[node->index].node != node)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: that node is not in this engine's graph");
+    if (e->nodes[node->index].diff.pooled && node != e->g->input)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "engine: the gradient of node '%s' shares memory with others after backward; "
+                            "create the engine with keep_intermediates to read it",
+                            node->name);
     if (!e->backward_done || !e->nodes[node->index].need_diff || node->op == RB_OP_SOFTMAX_CE)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                             "engine: no gradient for node '%s' from the last backward (not needed by it)",
