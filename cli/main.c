@@ -300,6 +300,14 @@ int main(int argc, char **argv)
     }
     if (help) {
         print_command_help(stdout, cmd);
+        /* With a plugin named (--arch resnet18 --help), its options too. */
+        if (cmd->plugin_options != NULL && choose_plugins(cmd, argc - 2, argv + 2) == RB_OK)
+            for (size_t i = 0; i < chosen_count; i++) {
+                fprintf(stdout, "\noptions of %s plugin %s (--%s):\n", rb_plugin_kind_str(chosen[i].plugin->kind),
+                        chosen[i].plugin->name, chosen[i].option);
+                print_option_help(stdout, chosen[i].plugin->params);
+            }
+        release_plugins();
         return RB_EXIT_OK;
     }
 

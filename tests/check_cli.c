@@ -42,6 +42,7 @@ START_TEST(help_lists_every_command)
         snprintf(line, sizeof line, "usage: robusta %s ", available[i]);
         ck_assert_msg(strncmp(r.out, line, strlen(line)) == 0, "%s", r.out);
         ck_assert_ptr_null(strstr(r.out, "not available yet"));
+        ck_assert_ptr_null(strstr(r.out, "options of arch plugin"));
         RUN(&r, NULL, "--help");
     }
     for (size_t i = 0; i < PLANNED_COUNT; i++) {
@@ -53,6 +54,21 @@ START_TEST(help_lists_every_command)
     RUN(&r, NULL, "help");
     ck_assert_int_eq(r.code, 0);
     ck_assert_ptr_nonnull(strstr(r.out, "usage: robusta"));
+}
+END_TEST
+
+START_TEST(help_with_a_plugin_lists_its_options)
+{
+    RUN(&r, NULL, "import", "--arch", "resnet50", "--help");
+    ck_assert_int_eq(r.code, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "usage: robusta import "));
+    ck_assert_ptr_nonnull(strstr(r.out, "\noptions of arch plugin resnet (--arch):\n"));
+    ck_assert_ptr_nonnull(strstr(r.out, "  --width-per-group int"));
+    /* An unknown plugin still gets the command's help. */
+    RUN(&r, NULL, "import", "--arch", "resnet51", "--help");
+    ck_assert_int_eq(r.code, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "usage: robusta import "));
+    ck_assert_ptr_null(strstr(r.out, "options of arch plugin"));
 }
 END_TEST
 
@@ -224,6 +240,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, version_names_robusta_and_its_libraries);
     tcase_add_test(tc, help_lists_every_command);
+    tcase_add_test(tc, help_with_a_plugin_lists_its_options);
     tcase_add_test(tc, no_command_is_a_usage_error);
     tcase_add_test(tc, every_command_has_help);
     tcase_add_test(tc, planned_commands_say_they_are_not_available);
