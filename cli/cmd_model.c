@@ -14,15 +14,6 @@
 
 /* ------------------------------------------------------------ helpers */
 
-static const char *shape_text(int ndim, const int64_t *shape, char *buf, size_t size)
-{
-    size_t used = (size_t)snprintf(buf, size, "[");
-    for (int i = 0; i < ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (used < size)
-        snprintf(buf + used, size - used, "]");
-    return buf;
-}
 
 /* Reads "a,b,c" (exactly `n` values) from a float-list option. */
 static rb_status channel_values(const rb_params *o, const char *name, int64_t n, float *out, bool *given)
@@ -176,11 +167,11 @@ static rb_status import_weights(rb_model *model, const rb_safetensors *st, const
             return s;
         if (!found)
             return rb_error_set(RB_ERR_NOT_FOUND, "%s: tensor '%s' is missing (the model needs it, shape %s)", file,
-                                p.name, shape_text(p.ndim, p.shape, want, sizeof want));
+                                p.name, cli_shape_text(p.ndim, p.shape, want, sizeof want));
         if (t.ndim != p.ndim || memcmp(t.shape, p.shape, (size_t)p.ndim * sizeof *p.shape) != 0)
             return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: tensor '%s' has shape %s but the model needs %s", file,
-                                t.name, shape_text(t.ndim, t.shape, have, sizeof have),
-                                shape_text(p.ndim, p.shape, want, sizeof want));
+                                t.name, cli_shape_text(t.ndim, t.shape, have, sizeof have),
+                                cli_shape_text(p.ndim, p.shape, want, sizeof want));
         if ((s = rb_safetensors_to_f32(&t, p.value)) != RB_OK)
             return s;
         for (int64_t k = 0; k < p.numel; k++)
@@ -397,75 +388,7 @@ static const rb_param_spec infer_options[] = {
     {"threads", RB_PARAM_INT, "0", "[0, 4096]", 0, "compute threads (0: every core of this NUMA node)"},
     {NULL}};
 
-/* Labels as int64 from an integer .npy of shape (n). */
-static rb_status read_labels(const char *path, int64_t n, int64_t classes, int64_t **out)
-{
-    rb_npy *y;
-    int64_t *labels;
-    rb_status s = rb_npy_load(&y, path);
-    *out = NULL;
-    if (s != RB_OK)
-        return s;
-    if (y->ndim != 1 || y->shape[0] != n || y->dtype == RB_DTYPE_F32) {
-        char shape[128];
-        s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: labels must be integers of shape [%lld], not %s %s", path,
-                         (long long)n, rb_dtype_str(y->dtype), shape_text(y->ndim, y->shape, shape, sizeof shape));
-        rb_npy_destroy(y);
-        return s;
-    }
-    labels = malloc((size_t)(n ? n : 1) * sizeof *labels);
-    if (labels == NULL) {
-        rb_npy_destroy(y);
-        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory reading %s", path);
-    }
-    for (int64_t i = 0; i < n; i++) {
-        const void *d = y->data;
-        int64_t v = y->dtype == RB_DTYPE_U8    ? ((const uint8_t *)d)[i]
-                    : y->dtype == RB_DTYPE_I32 ? ((const int32_t *)d)[i]
-                                               : ((const int64_t *)d)[i];
-        if (v < 0 || v >= classes) {
-            free(labels);
-            rb_npy_destroy(y);
-            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: label %lld of example %lld is outside [0, %lld)", path,
-                                (long long)v, (long long)i, (long long)classes);
-        }
-        labels[i] = v;
-    }
-    rb_npy_destroy(y);
-    *out = labels;
-    return RB_OK;
-}
 
-/* Images must be f32 N x C x H x W with finite values in [0, 1]. */
-static rb_status read_images(const char *path, rb_npy **out)
-{
-    rb_npy *x;
-    char shape[128];
-    rb_status s = rb_npy_load(&x, path);
-    *out = NULL;
-    if (s != RB_OK)
-        return s;
-    if (x->dtype != RB_DTYPE_F32 || x->ndim != 4 || x->numel == 0) {
-        s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: images must be float32 N x C x H x W, not %s %s", path,
-                         rb_dtype_str(x->dtype), shape_text(x->ndim, x->shape, shape, sizeof shape));
-        rb_npy_destroy(x);
-        return s;
-    }
-    {
-        const float *v = x->data;
-        for (int64_t i = 0; i < x->numel; i++)
-            if (!(v[i] >= 0.0f && v[i] <= 1.0f)) {
-                s = rb_error_set(RB_ERR_INVALID_ARGUMENT,
-                                 "%s: value %g at flat index %lld is outside [0, 1] (images are pixels in [0, 1]; "
-                                 "the model normalizes them)",
-                                 path, (double)v[i], (long long)i);
-                rb_npy_destroy(x);
-                return s;
-            }
-    }
-    *out = x;
-    return RB_OK;
-}
 
 static int run_infer(const cli_command *self, rb_params *o, int argc, char **args)
 {
@@ -493,7 +416,7 @@ static int run_infer(const cli_command *self, rb_params *o, int argc, char **arg
     }
     if (reg == NULL)
         return cli_fail(self->name, rb_last_status());
-    if ((s = read_images(get_string(o, "input"), &x)) != RB_OK)
+    if ((s = cli_read_images(get_string(o, "input"), &x)) != RB_OK)
         return cli_fail(self->name, s);
     n = x->shape[0], c = x->shape[1], h = x->shape[2], w = x->shape[3];
     per = c * h * w;
@@ -505,7 +428,7 @@ static int run_infer(const cli_command *self, rb_params *o, int argc, char **arg
         goto done;
     }
     k = rb_model_num_classes(model);
-    if (labels_path != NULL && (s = read_labels(labels_path, n, k, &labels)) != RB_OK)
+    if (labels_path != NULL && (s = cli_read_labels(labels_path, n, k, &labels)) != RB_OK)
         goto done;
     batch = get_int(o, "batch-size");
     if (batch > n)
@@ -662,7 +585,7 @@ static int run_inspect(const cli_command *self, rb_params *o, int argc, char **a
         char shape[128];
         rb_checkpoint_get(ck, i, &t);
         printf("%-44s %-5s %-20s %12zu %12llu %08x\n", t.name, rb_dtype_str(t.dtype),
-               shape_text(t.ndim, t.shape, shape, sizeof shape), t.nbytes, (unsigned long long)t.stored_bytes,
+               cli_shape_text(t.ndim, t.shape, shape, sizeof shape), t.nbytes, (unsigned long long)t.stored_bytes,
                (unsigned)t.crc32);
         raw += t.nbytes;
         stored += t.stored_bytes;

@@ -1,0 +1,89 @@
+/* Reading the .npy arguments that several commands take (images, labels),
+ * with the checks and messages they share. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli/cli.h"
+
+const char *cli_shape_text(int ndim, const int64_t *shape, char *buf, size_t size)
+{
+    size_t used = (size_t)snprintf(buf, size, "[");
+    for (int i = 0; i < ndim && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (used < size)
+        snprintf(buf + used, size - used, "]");
+    return buf;
+}
+
+/* Images must be f32 N x C x H x W with finite values in [0, 1]. */
+rb_status cli_read_images(const char *path, rb_npy **out)
+{
+    rb_npy *x;
+    char shape[128];
+    rb_status s = rb_npy_load(&x, path);
+    *out = NULL;
+    if (s != RB_OK)
+        return s;
+    if (x->dtype != RB_DTYPE_F32 || x->ndim != 4 || x->numel == 0) {
+        s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: images must be float32 N x C x H x W, not %s %s", path,
+                         rb_dtype_str(x->dtype), cli_shape_text(x->ndim, x->shape, shape, sizeof shape));
+        rb_npy_destroy(x);
+        return s;
+    }
+    {
+        const float *v = x->data;
+        for (int64_t i = 0; i < x->numel; i++)
+            if (!(v[i] >= 0.0f && v[i] <= 1.0f)) {
+                s = rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                 "%s: value %g at flat index %lld is outside [0, 1] (images are pixels in [0, 1]; "
+                                 "the model normalizes them)",
+                                 path, (double)v[i], (long long)i);
+                rb_npy_destroy(x);
+                return s;
+            }
+    }
+    *out = x;
+    return RB_OK;
+}
+
+/* Labels: an integer .npy of shape [n], each in [0, classes). */
+rb_status cli_read_labels(const char *path, int64_t n, int64_t classes, int64_t **out)
+{
+    rb_npy *y;
+    int64_t *labels;
+    rb_status s = rb_npy_load(&y, path);
+    *out = NULL;
+    if (s != RB_OK)
+        return s;
+    if (y->ndim != 1 || y->shape[0] != n ||
+        (y->dtype != RB_DTYPE_U8 && y->dtype != RB_DTYPE_I32 && y->dtype != RB_DTYPE_I64)) {
+        char shape[128];
+        s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: labels must be integers of shape [%lld], not %s %s", path,
+                         (long long)n, rb_dtype_str(y->dtype), cli_shape_text(y->ndim, y->shape, shape, sizeof shape));
+        rb_npy_destroy(y);
+        return s;
+    }
+    labels = malloc((size_t)(n ? n : 1) * sizeof *labels);
+    if (labels == NULL) {
+        rb_npy_destroy(y);
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory reading %s", path);
+    }
+    for (int64_t i = 0; i < n; i++) {
+        const void *d = y->data;
+        int64_t v = y->dtype == RB_DTYPE_U8    ? ((const uint8_t *)d)[i]
+                    : y->dtype == RB_DTYPE_I32 ? ((const int32_t *)d)[i]
+                                               : ((const int64_t *)d)[i];
+        if (v < 0 || v >= classes) {
+            free(labels);
+            rb_npy_destroy(y);
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: label %lld of example %lld is outside [0, %lld)", path,
+                                (long long)v, (long long)i, (long long)classes);
+        }
+        labels[i] = v;
+    }
+    rb_npy_destroy(y);
+    *out = labels;
+    return RB_OK;
+}
