@@ -46,8 +46,6 @@ rb_registry *cli_registry(void);
 const rb_plugin *cli_plugin(const char *option);
 rb_params *cli_plugin_params(const char *option);
 
-/* "[64, 3, 7, 7]" into buf. */
-const char *cli_shape_text(int ndim, const int64_t *shape, char *buf, size_t size);
 /* Images for a model: float32 N x C x H x W, finite, in [0, 1]. */
 rb_status cli_read_images(const char *path, rb_npy **out);
 /* Integer labels of shape [n], each in [0, classes), as int64 (free them). */

@@ -167,11 +167,11 @@ static rb_status import_weights(rb_model *model, const rb_safetensors *st, const
             return s;
         if (!found)
             return rb_error_set(RB_ERR_NOT_FOUND, "%s: tensor '%s' is missing (the model needs it, shape %s)", file,
-                                p.name, cli_shape_text(p.ndim, p.shape, want, sizeof want));
+                                p.name, rb_shape_format(p.ndim, p.shape, want, sizeof want));
         if (t.ndim != p.ndim || memcmp(t.shape, p.shape, (size_t)p.ndim * sizeof *p.shape) != 0)
             return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: tensor '%s' has shape %s but the model needs %s", file,
-                                t.name, cli_shape_text(t.ndim, t.shape, have, sizeof have),
-                                cli_shape_text(p.ndim, p.shape, want, sizeof want));
+                                t.name, rb_shape_format(t.ndim, t.shape, have, sizeof have),
+                                rb_shape_format(p.ndim, p.shape, want, sizeof want));
         if ((s = rb_safetensors_to_f32(&t, p.value)) != RB_OK)
             return s;
         for (int64_t k = 0; k < p.numel; k++)
@@ -585,7 +585,7 @@ static int run_inspect(const cli_command *self, rb_params *o, int argc, char **a
         char shape[128];
         rb_checkpoint_get(ck, i, &t);
         printf("%-44s %-5s %-20s %12zu %12llu %08x\n", t.name, rb_dtype_str(t.dtype),
-               cli_shape_text(t.ndim, t.shape, shape, sizeof shape), t.nbytes, (unsigned long long)t.stored_bytes,
+               rb_shape_format(t.ndim, t.shape, shape, sizeof shape), t.nbytes, (unsigned long long)t.stored_bytes,
                (unsigned)t.crc32);
         raw += t.nbytes;
         stored += t.stored_bytes;

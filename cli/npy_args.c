@@ -7,16 +7,6 @@
 
 #include "cli/cli.h"
 
-const char *cli_shape_text(int ndim, const int64_t *shape, char *buf, size_t size)
-{
-    size_t used = (size_t)snprintf(buf, size, "[");
-    for (int i = 0; i < ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (used < size)
-        snprintf(buf + used, size - used, "]");
-    return buf;
-}
-
 /* Images must be f32 N x C x H x W with finite values in [0, 1]. */
 rb_status cli_read_images(const char *path, rb_npy **out)
 {
@@ -28,7 +18,7 @@ rb_status cli_read_images(const char *path, rb_npy **out)
         return s;
     if (x->dtype != RB_DTYPE_F32 || x->ndim != 4 || x->numel == 0) {
         s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: images must be float32 N x C x H x W, not %s %s", path,
-                         rb_dtype_str(x->dtype), cli_shape_text(x->ndim, x->shape, shape, sizeof shape));
+                         rb_dtype_str(x->dtype), rb_shape_format(x->ndim, x->shape, shape, sizeof shape));
         rb_npy_destroy(x);
         return s;
     }
@@ -61,7 +51,7 @@ rb_status cli_read_labels(const char *path, int64_t n, int64_t classes, int64_t 
         (y->dtype != RB_DTYPE_U8 && y->dtype != RB_DTYPE_I32 && y->dtype != RB_DTYPE_I64)) {
         char shape[128];
         s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: labels must be integers of shape [%lld], not %s %s", path,
-                         (long long)n, rb_dtype_str(y->dtype), cli_shape_text(y->ndim, y->shape, shape, sizeof shape));
+                         (long long)n, rb_dtype_str(y->dtype), rb_shape_format(y->ndim, y->shape, shape, sizeof shape));
         rb_npy_destroy(y);
         return s;
     }

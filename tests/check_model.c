@@ -74,6 +74,15 @@ static rb_model *small_model(int64_t size, uint64_t seed)
     return m;
 }
 
+START_TEST(shapes_format_for_messages)
+{
+    char buf[32], tiny[6];
+    ck_assert_str_eq(rb_shape_format(4, (const int64_t[]){64, 3, 7, 7}, buf, sizeof buf), "[64, 3, 7, 7]");
+    ck_assert_str_eq(rb_shape_format(0, NULL, buf, sizeof buf), "[]");
+    ck_assert_str_eq(rb_shape_format(2, (const int64_t[]){1000, 2048}, tiny, sizeof tiny), "[1000");
+}
+END_TEST
+
 START_TEST(architecture_names_resolve_to_plugins_and_presets)
 {
     const rb_plugin *p;
@@ -464,6 +473,7 @@ int main(void)
     int failed;
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, shapes_format_for_messages);
     tcase_add_test(tc, architecture_names_resolve_to_plugins_and_presets);
     tcase_add_test(tc, save_and_load_give_back_the_same_model);
     tcase_add_test(tc, loading_refuses_checkpoints_that_do_not_fit);

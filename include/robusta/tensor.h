@@ -52,6 +52,10 @@ RB_API const void *rb_tensor_cdata(const rb_tensor *tensor);
 
 /* Bytes per element (2 for bf16); 0 for an unknown dtype. */
 RB_API size_t rb_dtype_size(rb_dtype dtype);
+/* Writes a shape as "[64, 3, 7, 7]" ("[]" for a scalar) into buf, cut to
+ * fit, and returns buf. For messages. */
+RB_API const char *rb_shape_format(int ndim, const int64_t *shape, char *buf, size_t size);
+
 /* "f32", "bf16", "u8", "i32", "i64"; "unknown" otherwise. */
 RB_API const char *rb_dtype_str(rb_dtype dtype);
 

@@ -276,17 +276,6 @@ static json_object *member(json_object *obj, const char *key, json_type type)
     return v;
 }
 
-/* "[64, 3, 7, 7]" */
-static const char *shape_str(int ndim, const int64_t *shape, char *buf, size_t size)
-{
-    size_t used = (size_t)snprintf(buf, size, "[");
-    for (int i = 0; i < ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (used < size)
-        snprintf(buf + used, size - used, "]");
-    return buf;
-}
-
 static rb_status read_floats(json_object *input, const char *key, float *out, int64_t n, const char *what)
 {
     json_object *a = member(input, key, json_type_array);
@@ -328,8 +317,8 @@ rb_status rb_model_load_params(rb_model *m, const rb_checkpoint *ck, const char 
             memcmp(t.shape, p.shape, (size_t)p.ndim * sizeof *p.shape) != 0) {
             char have[128], want[128];
             return rb_error_set(RB_ERR_CORRUPT, "%s: tensor '%s' is %s %s but the model needs f32 %s", what, p.name,
-                                rb_dtype_str(t.dtype), shape_str(t.ndim, t.shape, have, sizeof have),
-                                shape_str(p.ndim, p.shape, want, sizeof want));
+                                rb_dtype_str(t.dtype), rb_shape_format(t.ndim, t.shape, have, sizeof have),
+                                rb_shape_format(p.ndim, p.shape, want, sizeof want));
         }
         if (t.data == NULL)
             return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: loaded without tensor data", what);

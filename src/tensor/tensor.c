@@ -1,6 +1,7 @@
 /* Dense row-major tensors (robusta/tensor.h). */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,4 +127,17 @@ int64_t rb_tensor_dim(const rb_tensor *t, int axis)
     if (axis < 0 || axis >= t->ndim)
         return 0;
     return t->shape[axis];
+}
+
+const char *rb_shape_format(int ndim, const int64_t *shape, char *buf, size_t size)
+{
+    size_t used;
+    if (size == 0)
+        return buf;
+    used = (size_t)snprintf(buf, size, "[");
+    for (int i = 0; i < ndim && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (used < size)
+        snprintf(buf + used, size - used, "]");
+    return buf;
 }
