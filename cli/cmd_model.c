@@ -434,7 +434,7 @@ static int run_infer(const cli_command *self, rb_params *o, int argc, char **arg
     if (batch > n)
         batch = n;
     {
-        rb_engine_options eo = {.threads = (int)get_int(o, "threads")};
+        rb_engine_options eo = {.threads = (int)get_int(o, "threads"), .data_grads_only = true};
         if ((s = rb_engine_create(&engine, rb_model_graph(model), batch, &eo)) != RB_OK)
             goto done;
     }

@@ -572,6 +572,36 @@ START_TEST(shared_gradient_memory_changes_no_result)
 }
 END_TEST
 
+/* An engine that never trains plans no weight-gradient primitive: the same
+ * input gradient, less memory, and weight gradients refused. */
+START_TEST(data_gradient_engines_plan_no_weight_gradients)
+{
+    rb_node *end;
+    rb_graph *g = residual_net(&end);
+    rb_engine *full, *data;
+    static float fx[4 * 243], ga[4 * 243], gb[4 * 243];
+    static double dx[4 * 243];
+    int64_t labels[4];
+    images_and_labels(4, 243, fx, dx, labels);
+    ck_assert_int_eq(rb_engine_create(&full, g, 4, &(rb_engine_options){.threads = 1}), RB_OK);
+    ck_assert_int_eq(rb_engine_create(&data, g, 4, &(rb_engine_options){.threads = 1, .data_grads_only = true}),
+                     RB_OK);
+    ck_assert_uint_lt(rb_engine_arena_bytes(data), rb_engine_arena_bytes(full));
+    ck_assert_int_eq(rb_engine_forward(full, fx, 4, labels, false), RB_OK);
+    ck_assert_int_eq(rb_engine_backward(full, false, true), RB_OK);
+    ck_assert_int_eq(rb_engine_input_grad(full, ga), RB_OK);
+    ck_assert_int_eq(rb_engine_forward(data, fx, 4, labels, false), RB_OK);
+    ck_assert_int_eq(rb_engine_backward(data, true, true), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "engine: planned with data_grads_only, so it computes no weight gradients");
+    ck_assert_int_eq(rb_engine_backward(data, false, true), RB_OK);
+    ck_assert_int_eq(rb_engine_input_grad(data, gb), RB_OK);
+    ck_assert_int_eq(memcmp(ga, gb, sizeof ga), 0);
+    rb_engine_destroy(full);
+    rb_engine_destroy(data);
+    rb_graph_destroy(g);
+}
+END_TEST
+
 START_TEST(bad_input_is_refused)
 {
     rb_node *end, *x, *y, *z;
@@ -626,6 +656,7 @@ int main(void)
     tcase_add_test(tc, training_reduces_the_loss);
     tcase_add_test(tc, thread_counts_are_planned_and_agree);
     tcase_add_test(tc, shared_gradient_memory_changes_no_result);
+    tcase_add_test(tc, data_gradient_engines_plan_no_weight_gradients);
     tcase_add_test(tc, bad_input_is_refused);
     suite_add_tcase(s, tc);
     return run_suite(s);

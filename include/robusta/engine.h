@@ -48,6 +48,10 @@ typedef struct rb_engine_options {
      * else reads it (that input is then not readable): together they roughly
      * halve a training step's memory. */
     bool keep_intermediates;
+    /* For engines that never train (inference, attacks, evaluation): plan
+     * no weight-gradient primitives at all, which saves planning time and
+     * memory; rb_engine_backward then refuses weight_grads. */
+    bool data_grads_only;
 } rb_engine_options;
 
 /* Plans `graph` for `batch` examples. The graph must not gain nodes while

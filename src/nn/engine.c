@@ -91,6 +91,7 @@ struct rb_engine {
     unsigned char *arena;
     size_t arena_bytes;
     bool keep_intermediates; /* every value and gradient keeps its own memory (rb_engine_read(_grad)) */
+    bool data_grads_only;    /* no weight-gradient primitives were planned */
     size_t gradient_pool_bytes;
     slot scratch;     /* shared edge scratch, sized for the largest use */
     size_t scratch_bytes;
@@ -466,8 +467,8 @@ static rb_status plan_conv(rb_engine *e, enode *en)
             return s;
         }
     }
-    /* backward weights */
-    {
+    /* backward weights (not for engines that only ever compute data gradients) */
+    if (!e->data_grads_only) {
         dnnl_convolution_desc_t bd;
         dnnl_memory_desc_t dwei = wei;
         DNNL_TRY(dnnl_dilated_convolution_backward_weights_desc_init(&bd, dnnl_convolution_direct,
@@ -879,6 +880,7 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "engine: out of memory");
     e->g = g;
     e->keep_intermediates = opt != NULL && opt->keep_intermediates;
+    e->data_grads_only = opt != NULL && opt->data_grads_only;
     e->batch = batch;
     e->n = g->n_nodes;
     e->nodes = calloc(e->n, sizeof *e->nodes);
@@ -1276,6 +1278,9 @@ rb_status rb_engine_backward(rb_engine *e, bool weight_grads, bool input_grad)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: backward before forward");
     if (e->loss == NULL)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: the graph has no loss to start backward from");
+    if (weight_grads && e->data_grads_only)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "engine: planned with data_grads_only, so it computes no weight gradients");
     /* Which gradients are needed: a node's output gradient is needed if it
      * has parameters to train, or if one of its inputs needs its own. */
     for (size_t i = 0; i < e->n; i++) {
