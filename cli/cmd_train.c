@@ -1,6 +1,7 @@
 /* The train and eval commands: options in, robusta/train.h does the work. */
 #include "config.h"
 
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -82,9 +83,17 @@ static const rb_param_spec train_options[] = {
     {"channels", RB_PARAM_INT, "0", "[0, 3]", 0, "3: replicate grayscale to RGB (0: the data's own)"},
     {"force", RB_PARAM_BOOL, "false", NULL, 0, "start over in an --out that already holds a run"},
     {"augment", RB_PARAM_BOOL, "true", NULL, 0, "the dataset's usual augmentation (--no-augment: none)"},
+    {"attack", RB_PARAM_STRING, NULL, NULL, 0,
+     "adversarial training with this attack plugin (pgd-linf, pgd-l2 ...); its parameters (eps ...) follow"},
+    {"steps", RB_PARAM_INT, "10", "[0, 1000000]", 0, "attack iterations per restart"},
+    {"restarts", RB_PARAM_INT, "1", "[1, 65536]", 0, "attack restarts"},
+    {"random-start", RB_PARAM_BOOL, "false", NULL, 0, "attack from a random point of the ball"},
+    {"keep-best", RB_PARAM_BOOL, "false", NULL, 0, "keep each example's highest-loss iterate"},
+    {"eps-warmup", RB_PARAM_FLOAT, "0", NULL, 0, "ramp the attack's eps linearly from 0 over this many epochs"},
+    {"eval-every", RB_PARAM_INT, "1", "[1, 16777215]", 0, "robust test accuracy every this many epochs"},
     {NULL}};
 
-static const cli_plugin_option arch_option[] = {{"arch", RB_PLUGIN_ARCH}, {NULL, 0}};
+static const cli_plugin_option arch_option[] = {{"arch", RB_PLUGIN_ARCH}, {"attack", RB_PLUGIN_ATTACK}, {NULL, 0}};
 
 static void on_sigint(int sig)
 {
@@ -100,7 +109,12 @@ static int finish_train(const cli_command *self, rb_status s, const rb_train_res
     }
     if (s != RB_OK)
         return cli_fail(self->name, s);
-    if (res->best_epoch > 0)
+    if (!isnan(res->robust_test_acc))
+        printf("trained %lld epochs adversarially into %s: test accuracy %.2f%%, robust test accuracy %.2f%%, "
+               "best robust %.2f%% at epoch %lld, %.2fs per epoch\n",
+               (long long)res->epochs_done, dir, 100 * res->test_acc, 100 * res->robust_test_acc,
+               100 * res->best_test_acc, (long long)res->best_epoch, res->seconds_per_epoch);
+    else if (res->best_epoch > 0)
         printf("trained %lld epochs into %s: test accuracy %.2f%% (loss %.4f), best %.2f%% at epoch %lld, "
                "%.2fs per epoch\n",
                (long long)res->epochs_done, dir, 100 * res->test_acc, res->test_loss, 100 * res->best_test_acc,
@@ -173,6 +187,27 @@ static int run_train(const cli_command *self, rb_params *o, int argc, char **arg
     c.augment = opt_bool(o, "augment");
     c.force = opt_bool(o, "force");
     c.quiet = rb_log_get_level() < RB_LOG_INFO;
+    if (opt_string(o, "attack") != NULL) {
+        c.attack_name = opt_string(o, "attack");
+        c.attack = cli_plugin("attack");
+        c.attack_params = cli_plugin_params("attack");
+        c.attack_options = rb_attack_options_default();
+        c.attack_options.steps = (int)opt_int(o, "steps");
+        c.attack_options.restarts = (int)opt_int(o, "restarts");
+        c.attack_options.random_start = opt_bool(o, "random-start");
+        c.attack_options.keep_best = opt_bool(o, "keep-best");
+        c.attack_options.seed = c.seed;
+        if (c.attack == NULL)
+            return cli_fail(self->name, rb_error_set(RB_ERR_INTERNAL, "--attack was given but no plugin was chosen"));
+    } else {
+        static const char *const attack_only[] = {"steps", "restarts", "random-start", "keep-best", "eps-warmup",
+                                                  "eval-every"};
+        for (size_t i = 0; i < sizeof attack_only / sizeof attack_only[0]; i++)
+            if (rb_params_source(o, attack_only[i]) == RB_PARAM_GIVEN)
+                return usage(self->name, "--%s needs --attack", attack_only[i]);
+    }
+    c.eps_warmup = opt_float(o, "eps-warmup");
+    c.eval_every = opt_int(o, "eval-every");
     if (c.arch == NULL || c.arch_params == NULL)
         return cli_fail(self->name, rb_error_set(RB_ERR_INTERNAL, "--arch was given but no plugin was chosen"));
     if ((s = rb_train_config_check(&c)) != RB_OK) {
@@ -198,7 +233,12 @@ const cli_command cli_train_command = {
         "mean and std of the training pixels; num-classes defaults to the data's classes.\n"
         "Ctrl-C stops at the next batch (exit status 130) and --resume DIR continues from the\n"
         "last completed epoch, bit-identical to an uninterrupted run with the same --threads.\n"
-        "A NaN or Inf loss or gradient stops the run naming the step and the parameter.",
+        "A NaN or Inf loss or gradient stops the run naming the step and the parameter.\n"
+        "--attack NAME [its options] trains adversarially (Madry et al.): each batch is attacked\n"
+        "(--steps, --restarts, --random-start, --keep-best; seeded by --seed) with the model in\n"
+        "inference mode and the SGD step taken on the attacked batch. --eps-warmup E ramps eps\n"
+        "from 0 over E epochs. The logs add adv_train_acc and, every --eval-every epochs,\n"
+        "robust_test_acc; best.rbt is then the best robust test accuracy.",
     .options = train_options,
     .plugin_options = arch_option,
     .run = run_train,
@@ -215,7 +255,16 @@ static const rb_param_spec eval_options[] = {
     {"batch-size", RB_PARAM_INT, "256", "[1, 65536]", 0, "images per engine step"},
     {"threads", RB_PARAM_INT, "0", "[0, 4096]", 0, "compute threads (0: every core of this NUMA node)"},
     {"json", RB_PARAM_BOOL, "false", NULL, 0, "print JSON"},
+    {"attack", RB_PARAM_STRING, NULL, NULL, 0,
+     "robust accuracy under this attack plugin (pgd-linf, pgd-l2 ...); its parameters (eps ...) follow"},
+    {"steps", RB_PARAM_INT, "10", "[0, 1000000]", 0, "attack iterations per restart"},
+    {"restarts", RB_PARAM_INT, "1", "[1, 65536]", 0, "attack restarts"},
+    {"random-start", RB_PARAM_BOOL, "false", NULL, 0, "attack from a random point of the ball"},
+    {"keep-best", RB_PARAM_BOOL, "false", NULL, 0, "keep each example's highest-loss iterate"},
+    {"seed", RB_PARAM_INT, "0", "[0, 9223372036854775807]", 0, "seed of the attack's random starts"},
     {NULL}};
+
+static const cli_plugin_option eval_plugin_option[] = {{"attack", RB_PLUGIN_ATTACK}, {NULL, 0}};
 
 static int run_eval(const cli_command *self, rb_params *o, int argc, char **args)
 {
@@ -228,11 +277,29 @@ static int run_eval(const cli_command *self, rb_params *o, int argc, char **args
     rb_eval_result ev;
     json_object *meta = NULL;
     rb_split_which which;
+    rb_attack_options ao = rb_attack_options_default();
+    const rb_plugin *attack = opt_string(o, "attack") != NULL ? cli_plugin("attack") : NULL;
     rb_status s;
 
     memset(&ev, 0, sizeof ev);
     if (argc > 0)
         return usage(self->name, "eval takes no positional arguments (got '%s')", args[0]);
+    if (attack != NULL) {
+        ao.steps = (int)opt_int(o, "steps");
+        ao.restarts = (int)opt_int(o, "restarts");
+        ao.random_start = opt_bool(o, "random-start");
+        ao.keep_best = opt_bool(o, "keep-best");
+        ao.seed = (uint64_t)opt_int(o, "seed");
+        if (rb_attack_check(attack, &ao) != RB_OK) {
+            fprintf(stderr, "robusta %s: %s\n", self->name, rb_last_error());
+            return RB_EXIT_USAGE;
+        }
+    } else {
+        static const char *const attack_only[] = {"steps", "restarts", "random-start", "keep-best", "seed"};
+        for (size_t i = 0; i < sizeof attack_only / sizeof attack_only[0]; i++)
+            if (rb_params_source(o, attack_only[i]) == RB_PARAM_GIVEN)
+                return usage(self->name, "--%s needs --attack", attack_only[i]);
+    }
     rb_params_get_string(o, "split", &which_name);
     which = strcmp(which_name, "train") == 0 ? RB_SPLIT_TRAIN : RB_SPLIT_TEST;
     if (reg == NULL)
@@ -247,7 +314,10 @@ static int run_eval(const cli_command *self, rb_params *o, int argc, char **args
             classes = json_object_get_string(cl);
     }
     if ((s = rb_eval_open_split(model, data, which, classes, &split)) != RB_OK ||
-        (s = rb_evaluate(model, split, opt_int(o, "batch-size"), (int)opt_int(o, "threads"), &ev)) != RB_OK)
+        (s = attack != NULL ? rb_evaluate_robust(model, split, opt_int(o, "batch-size"), (int)opt_int(o, "threads"),
+                                                 attack, cli_plugin_params("attack"), &ao, &ev)
+                            : rb_evaluate(model, split, opt_int(o, "batch-size"), (int)opt_int(o, "threads"), &ev)) !=
+            RB_OK)
         goto done;
     if (opt_bool(o, "json")) {
         json_object *root = json_object_new_object(), *list = json_object_new_array();
@@ -259,6 +329,37 @@ static int run_eval(const cli_command *self, rb_params *o, int argc, char **args
         json_object_object_add(root, "correct", json_object_new_int64(ev.correct));
         json_object_object_add(root, "accuracy", json_object_new_double(ev.accuracy));
         json_object_object_add(root, "mean_loss", json_object_new_double(ev.mean_loss));
+        if (ev.robust) {
+            json_object *params = json_object_new_object(), *rlist = json_object_new_array();
+            const rb_params *ap = cli_plugin_params("attack");
+            const rb_param_spec *specs = ap ? rb_params_specs(ap) : NULL;
+            char buf[256];
+            for (size_t i = 0; specs != NULL && specs[i].name != NULL; i++)
+                if (rb_params_format(ap, specs[i].name, buf, sizeof buf) == RB_OK)
+                    json_object_object_add(params, specs[i].name, json_object_new_string(buf));
+            json_object_object_add(root, "attack", json_object_new_string(opt_string(o, "attack")));
+            json_object_object_add(root, "attack_params", params);
+            json_object_object_add(root, "steps", json_object_new_int(ao.steps));
+            json_object_object_add(root, "restarts", json_object_new_int(ao.restarts));
+            json_object_object_add(root, "random_start", json_object_new_boolean(ao.random_start));
+            json_object_object_add(root, "keep_best", json_object_new_boolean(ao.keep_best));
+            json_object_object_add(root, "robust_correct", json_object_new_int64(ev.robust_correct));
+            json_object_object_add(root, "robust_accuracy", json_object_new_double(ev.robust_accuracy));
+            for (int64_t k = 0; k < ev.classes; k++) {
+                json_object *e = json_object_new_object();
+                const char *name = rb_split_class_name(split, k);
+                json_object_object_add(e, "label", json_object_new_int64(k));
+                json_object_object_add(e, "name", name ? json_object_new_string(name) : NULL);
+                json_object_object_add(e, "count", json_object_new_int64(ev.class_count[k]));
+                json_object_object_add(e, "correct", json_object_new_int64(ev.class_robust_correct[k]));
+                json_object_object_add(e, "accuracy",
+                                       ev.class_count[k] ? json_object_new_double((double)ev.class_robust_correct[k] /
+                                                                                  (double)ev.class_count[k])
+                                                         : NULL);
+                json_object_array_add(rlist, e);
+            }
+            json_object_object_add(root, "robust_per_class", rlist);
+        }
         for (int64_t k = 0; k < ev.classes; k++) {
             json_object *e = json_object_new_object();
             const char *name = rb_split_class_name(split, k);
@@ -278,10 +379,19 @@ static int run_eval(const cli_command *self, rb_params *o, int argc, char **args
     } else {
         printf("%s on %s: accuracy %.2f%% (%lld/%lld), mean loss %.6f\n", ckpt_path, rb_split_name(split),
                100 * ev.accuracy, (long long)ev.correct, (long long)ev.count, ev.mean_loss);
+        if (ev.robust)
+            printf("robust accuracy under %s: %.2f%% (%lld/%lld)\n", opt_string(o, "attack"),
+                   100 * ev.robust_accuracy, (long long)ev.robust_correct, (long long)ev.count);
         for (int64_t k = 0; k < ev.classes; k++) {
             const char *name = rb_split_class_name(split, k);
             if (ev.class_count[k] == 0)
                 printf("  %3lld %-20s      -  (0 examples)\n", (long long)k, name ? name : "");
+            else if (ev.robust)
+                printf("  %3lld %-20s %6.2f%% (%lld/%lld)  robust %6.2f%% (%lld/%lld)\n", (long long)k,
+                       name ? name : "", 100.0 * (double)ev.class_correct[k] / (double)ev.class_count[k],
+                       (long long)ev.class_correct[k], (long long)ev.class_count[k],
+                       100.0 * (double)ev.class_robust_correct[k] / (double)ev.class_count[k],
+                       (long long)ev.class_robust_correct[k], (long long)ev.class_count[k]);
             else
                 printf("  %3lld %-20s %6.2f%% (%lld/%lld)\n", (long long)k, name ? name : "",
                        100.0 * (double)ev.class_correct[k] / (double)ev.class_count[k],
@@ -300,13 +410,16 @@ done:
 const cli_command cli_eval_command = {
     .name = "eval",
     .summary = "accuracy, mean loss and per-class accuracy of a checkpoint on a dataset",
-    .usage = "--ckpt MODEL.rbt --data SPEC [--split test|train] [--classes LIST] [--json]",
+    .usage = "--ckpt MODEL.rbt --data SPEC [--split test|train] [--classes LIST] [--json]\n"
+             "       [--attack NAME [attack options] [--steps N --restarts R --random-start --keep-best --seed S]]",
     .description =
         "Runs a model in inference mode over a dataset split (the test split by default) and\n"
         "prints its accuracy, mean cross-entropy and per-class accuracy with class names.\n"
         "Images are resized and grayscale replicated to what the model takes; --classes\n"
-        "defaults to the classes the checkpoint was trained on. Clean accuracy only: robust\n"
-        "accuracy under an attack comes with the attack drivers.",
+        "defaults to the classes the checkpoint was trained on. With --attack NAME (and the\n"
+        "plugin's options, e.g. --eps 8/255) it also attacks every image (rb_attack_run) and\n"
+        "prints robust accuracy, overall and per class (JSON: robust_accuracy, robust_per_class).",
     .options = eval_options,
+    .plugin_options = eval_plugin_option,
     .run = run_eval,
 };

@@ -371,6 +371,131 @@ START_TEST(sigint_stops_at_a_batch_and_leaves_a_resumable_run)
 }
 END_TEST
 
+
+/* eval --attack: eps 0 leaves robust == clean exactly; the JSON has the new
+ * members; an unknown attack is a usage error of one line. Adversarial
+ * training logs adv_train_acc and robust_test_acc, records its attack and
+ * resumes with it. */
+START_TEST(adversarial_training_and_robust_eval)
+{
+    char std_out[PATH_MAX], adv_out[PATH_MAX], path[PATH_MAX];
+    json_object *j, *row, *v;
+    double std_robust, adv_robust;
+
+    in_dir(std_out, "std", NULL);
+    TRAIN(&r, std_out, "2");
+    ck_assert_msg(r.code == 0, "train failed: %s", r.err);
+    in_dir(path, "std", "model.rbt");
+
+    RUN(&r, "eval", "--ckpt", path, "--data", data, "--threads", "1", "--json", "--attack", "pgd-linf", "--eps", "0",
+        "--steps", "3");
+    ck_assert_msg(r.code == 0, "eval --attack failed: %s", r.err);
+    j = json_tokener_parse(r.out);
+    ck_assert_msg(j != NULL, "eval --attack --json does not parse: %s", r.out);
+    ck_assert_msg(member(j, "robust_accuracy") == member(j, "accuracy"), "eps 0: robust %g, clean %g",
+                  member(j, "robust_accuracy"), member(j, "accuracy"));
+    ck_assert(json_object_object_get_ex(j, "robust_per_class", &v));
+    ck_assert_int_eq((int)json_object_array_length(v), 2);
+    {
+        json_object *pc;
+        ck_assert(json_object_object_get_ex(j, "per_class", &pc));
+        for (int k = 0; k < 2; k++)
+            ck_assert(member(json_object_array_get_idx(v, k), "correct") ==
+                      member(json_object_array_get_idx(pc, k), "correct"));
+    }
+    json_object_put(j);
+
+    RUN(&r, "eval", "--ckpt", path, "--data", data, "--threads", "1", "--json", "--attack", "pgd-linf", "--eps",
+        "0.3", "--step-size", "0.1", "--steps", "3", "--random-start", "--seed", "7");
+    ck_assert_msg(r.code == 0, "eval --attack failed: %s", r.err);
+    j = json_tokener_parse(r.out);
+    ck_assert_msg(j != NULL, "%s", r.out);
+    std_robust = member(j, "robust_accuracy");
+    ck_assert(std_robust >= 0 && std_robust <= member(j, "accuracy"));
+    json_object_put(j);
+    RUN(&r, "eval", "--ckpt", path, "--data", data, "--threads", "1", "--attack", "pgd-linf", "--eps", "0.1");
+    ck_assert_msg(r.code == 0 && strstr(r.out, "robust accuracy") != NULL, "%s%s", r.out, r.err);
+
+    RUN(&r, "eval", "--ckpt", path, "--data", data, "--attack", "no-such-attack");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_msg(error_lines(r.err) == 1, "%s", r.err);
+    RUN(&r, "eval", "--ckpt", path, "--data", data, "--steps", "3");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_msg(error_lines(r.err) == 1, "%s", r.err);
+    RUN(&r, "train", "--arch", "resnet18", "--data", data, "--out", std_out, "--attack", "no-such-attack");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_msg(error_lines(r.err) == 1, "%s", r.err);
+
+    /* Adversarial training: one epoch, resumed for a second. */
+    in_dir(adv_out, "adv", NULL);
+    TRAIN(&r, adv_out, "1", , "--attack", "pgd-linf", "--eps", "0.3", "--step-size", "0.1", "--steps", "3",
+          "--random-start", "--eps-warmup", "1");
+    ck_assert_msg(r.code == 0, "adversarial train failed: %s", r.err);
+    RUN(&r, "train", "--resume", adv_out, "--epochs", "2");
+    ck_assert_msg(r.code == 0, "adversarial resume failed: %s", r.err);
+    ck_assert_msg(strstr(r.out, "robust test accuracy") != NULL, "%s", r.out);
+    {
+        char text[8192];
+        FILE *f;
+        size_t n;
+        in_dir(path, "adv", "log.csv");
+        f = fopen(path, "r");
+        n = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+        text[n] = '\0';
+        ck_assert_msg(strncmp(text, "epoch,lr,train_loss,train_acc,test_loss,test_acc,seconds,images_per_second,"
+                                    "adv_train_acc,robust_test_acc\n", 97) == 0, "%s", text);
+        ck_assert_int_eq(count_lines(text), 3);
+    }
+    for (int i = 0; i < 2; i++) {
+        row = log_row("adv", i);
+        ck_assert(member(row, "adv_train_acc") >= 0 && member(row, "adv_train_acc") <= 1);
+        ck_assert(member(row, "robust_test_acc") >= 0 && member(row, "robust_test_acc") <= 1);
+        if (i == 1)
+            adv_robust = member(row, "robust_test_acc");
+        json_object_put(row);
+    }
+    /* The attack is recorded in config.json and in the checkpoint. */
+    in_dir(path, "adv", "config.json");
+    j = read_json(path);
+    ck_assert(json_object_object_get_ex(j, "attack", &v));
+    ck_assert_str_eq(json_object_get_string(v), "pgd-linf");
+    ck_assert(json_object_object_get_ex(j, "attack_options", &v) && json_object_object_get_ex(v, "eps", &v));
+    ck_assert(member(j, "attack_steps") == 3 && member(j, "eps_warmup") == 1);
+    json_object_put(j);
+    {
+        rb_checkpoint *ck;
+        json_object *tr;
+        in_dir(path, "adv", "best.rbt");
+        ck_assert(exists(path));
+        in_dir(path, "adv", "last.rbt");
+        ck_assert_int_eq(rb_checkpoint_load(&ck, path, RB_CHECKPOINT_INDEX_ONLY), RB_OK);
+        j = json_tokener_parse(rb_checkpoint_metadata(ck));
+        rb_checkpoint_destroy(ck);
+        ck_assert(json_object_object_get_ex(j, "training", &tr) && json_object_object_get_ex(tr, "attack", &v));
+        ck_assert(member(v, "steps") == 3 && member(v, "random_start") == 1);
+        ck_assert(json_object_object_get_ex(v, "name", &tr));
+        ck_assert_str_eq(json_object_get_string(tr), "pgd-linf");
+        json_object_put(j);
+    }
+    /* The same attack on both models: the robust test accuracy the log
+     * reports is eval --attack's (random start seeded by --seed 7). */
+    in_dir(path, "adv", "model.rbt");
+    RUN(&r, "eval", "--ckpt", path, "--data", data, "--threads", "1", "--json", "--attack", "pgd-linf", "--eps",
+        "0.3", "--step-size", "0.1", "--steps", "3", "--random-start", "--seed", "7", "--batch-size", "7");
+    ck_assert_msg(r.code == 0, "%s", r.err);
+    j = json_tokener_parse(r.out);
+    ck_assert_msg(fabs(member(j, "robust_accuracy") - adv_robust) < 1e-9, "eval %g, log %g",
+                  member(j, "robust_accuracy"), adv_robust);
+    json_object_put(j);
+    fprintf(stderr, "robust test accuracy (pgd-linf eps 0.3, 3 steps): standard %g, adversarial %g\n",
+            std_robust, adv_robust);
+    /* On this data a standard model falls to nearly 0; two epochs of
+     * adversarial training keep clearly more. */
+    ck_assert_msg(adv_robust >= std_robust, "adversarial %g < standard %g", adv_robust, std_robust);
+}
+END_TEST
+
 static Suite *train_suite(void)
 {
     Suite *s = suite_create("train");
@@ -382,6 +507,7 @@ static Suite *train_suite(void)
     tcase_add_test(tc, divergence_stops_naming_the_step_and_keeps_the_last_good_checkpoint);
     tcase_add_test(tc, bad_options_are_usage_errors_of_one_line);
     tcase_add_test(tc, sigint_stops_at_a_batch_and_leaves_a_resumable_run);
+    tcase_add_test(tc, adversarial_training_and_robust_eval);
     suite_add_tcase(s, tc);
     return s;
 }

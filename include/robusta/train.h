@@ -47,12 +47,37 @@
  * (the last good state). rb_train_request_stop (async-signal-safe, for a
  * SIGINT handler) makes the run stop at the next batch boundary with
  * RB_ERR_INTERRUPTED, leaving last.rbt at the last completed epoch.
+ *
+ * Adversarial training (Madry et al.), when config->attack is set: every
+ * training batch is first attacked with rb_attack_run on a second engine of
+ * the training batch size, planned on the same graph in inference mode (it
+ * reads the weights the SGD steps write), with the attack options and
+ * first_example = the batch's position in the run ((epoch * batches + batch)
+ * * batch_size, so random starts differ between batches and epochs); then
+ * the SGD step is taken on the adversarial batch in training mode.
+ * eps_warmup E > 0 ramps the plugin's "eps" linearly: epoch e (1-based) uses
+ * eps * min(1, (e - 1) / E), so the first epoch trains on clean images and
+ * epochs after E use the full eps (robust test accuracy always uses it).
+ * The logs then add two columns: adv_train_acc (accuracy of the training
+ * steps on the adversarial batches; train_loss is their loss, train_acc the
+ * clean batches' accuracy in inference mode before the attack) and
+ * robust_test_acc (rb_evaluate_robust on the test split with the full eps,
+ * every eval_every epochs and at the last one; empty / null otherwise).
+ * best.rbt is then the model of the best robust test accuracy, and
+ * best_test_acc / best_epoch in the training state refer to it. The attack's
+ * name, its given parameters and options are in config.json ("attack",
+ * "attack_options", "attack_steps", "attack_restarts", "attack_random_start",
+ * "attack_keep_best", "attack_seed", "eps_warmup", "eval_every") and in the
+ * checkpoints' "training" metadata ("attack": {"name", "params", "steps",
+ * "restarts", "random_start", "keep_best", "seed", "eps_warmup",
+ * "eval_every"}); rb_train_resume restores them from config.json.
  */
 #ifndef ROBUSTA_TRAIN_H
 #define ROBUSTA_TRAIN_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <robusta/attack.h>
 #include <robusta/data.h>
 #include <robusta/model.h>
 #include <robusta/params.h>
@@ -87,6 +112,13 @@ typedef struct rb_train_config {
     bool augment;                /* the dataset kind's usual augmentation (rb_augment_defaults) */
     bool quiet;                  /* no progress bar or per-epoch lines */
     bool force;                  /* start over in a folder that holds a run (its checkpoints are removed) */
+    /* Adversarial training (see "Adversarial training" above); attack NULL: standard training. */
+    const char *attack_name;     /* as typed, for config.json (NULL: attack->name) */
+    const rb_plugin *attack;     /* an attack plugin, or NULL */
+    const rb_params *attack_params; /* its parameters (NULL: defaults); the given ones are recorded */
+    rb_attack_options attack_options; /* steps, restarts, random_start, keep_best, seed (target must be untargeted) */
+    double eps_warmup;           /* epochs over which the plugin's eps ramps from 0 (0: none) */
+    int64_t eval_every;          /* robust test accuracy every this many epochs (0 or 1: every epoch) */
 } rb_train_config;
 
 /* What a run did. */
@@ -97,6 +129,8 @@ typedef struct rb_train_result {
     double best_test_acc;
     int64_t best_epoch;          /* 1-based, 0: none */
     double seconds_per_epoch;    /* mean over the epochs of this call */
+    double adv_train_acc;        /* adversarial training: last epoch's accuracy on the adversarial batches */
+    double robust_test_acc;      /* adversarial training: last robust test accuracy measured (NAN: none) */
 } rb_train_result;
 
 /* Checks a configuration without touching any file: values in range, the
@@ -127,6 +161,11 @@ typedef struct rb_eval_result {
     int64_t classes;        /* entries in the arrays below */
     int64_t *class_count;   /* examples of each class */
     int64_t *class_correct;
+    /* rb_evaluate_robust only (robust false and the rest zero otherwise): */
+    bool robust;
+    int64_t robust_correct;       /* examples whose attacked image is still classified right */
+    double robust_accuracy;       /* robust_correct / count */
+    int64_t *class_robust_correct;/* per class */
 } rb_eval_result;
 
 /* Runs `model` in inference mode over every example of `split` in order,
@@ -137,6 +176,16 @@ typedef struct rb_eval_result {
 RB_API rb_status rb_evaluate(rb_model *model, const rb_split *split, int64_t batch, int threads,
                              rb_eval_result *out);
 RB_API void rb_eval_result_free(rb_eval_result *result);
+
+/* rb_evaluate plus robust accuracy: each batch of clean images is attacked
+ * with rb_attack_run (plugin, params, options; options->first_example is
+ * replaced by each example's index in the split, so results do not depend on
+ * `batch`), the adversarial images are classified by the same inference
+ * engine, and robust_correct / class_robust_correct count the right ones.
+ * The clean members are exactly rb_evaluate's. */
+RB_API rb_status rb_evaluate_robust(rb_model *model, const rb_split *split, int64_t batch, int threads,
+                                    const rb_plugin *plugin, const rb_params *params,
+                                    const rb_attack_options *options, rb_eval_result *out);
 
 /* Opens split `which` of dataset `data` in the geometry `model` takes: the
  * model's image size (bilinear resize when the stored size differs) and

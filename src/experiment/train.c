@@ -94,6 +94,8 @@ static rb_status invalid(const char *fmt, ...)
     return s;
 }
 
+static int has_eps_param(const rb_param_spec *specs);
+
 rb_status rb_train_config_check(const rb_train_config *c)
 {
     rb_schedule sched;
@@ -123,6 +125,19 @@ rb_status rb_train_config_check(const rb_train_config *c)
         return invalid("--channels %d must be 1 or 3 (or 0: the data's own)", c->channels);
     if (c->image_size < 0 || c->per_class < 0 || c->threads < 0 || c->loader_threads < 0)
         return invalid("--image-size, --per-class and thread counts must be >= 0");
+    if (c->attack != NULL) {
+        if ((s = rb_attack_check(c->attack, &c->attack_options)) != RB_OK)
+            return rb_error_prefix("--attack: ");
+        if (c->attack_options.target != RB_ATTACK_UNTARGETED)
+            return invalid("adversarial training takes an untargeted attack");
+    }
+    if (!isfinite(c->eps_warmup) || c->eps_warmup < 0)
+        return invalid("--eps-warmup %g must be finite and >= 0", c->eps_warmup);
+    if (c->eps_warmup > 0 && (c->attack == NULL || c->attack->params == NULL ||
+                              has_eps_param(c->attack->params) == 0))
+        return invalid("--eps-warmup needs an --attack whose plugin has an eps parameter");
+    if (c->eval_every < 0)
+        return invalid("--eval-every %lld must be >= 0", (long long)c->eval_every);
     if ((s = rb_schedule_parse(c->schedule ? c->schedule : "constant", c->lr, (double)c->epochs, &sched)) !=
         RB_OK)
         return rb_error_prefix("--schedule: ");
@@ -134,6 +149,29 @@ rb_status rb_train_config_check(const rb_train_config *c)
     if (s != RB_OK)
         return rb_error_prefix("--data: ");
     return RB_OK;
+}
+
+static int has_eps_param(const rb_param_spec *specs)
+{
+    for (size_t i = 0; specs[i].name != NULL; i++)
+        if (strcmp(specs[i].name, "eps") == 0 && specs[i].type == RB_PARAM_FLOAT)
+            return 1;
+    return 0;
+}
+
+/* The explicitly given parameters of a set, as strings. */
+static json_object *given_params(const rb_params *p)
+{
+    json_object *o = json_object_new_object();
+    const rb_param_spec *specs = p ? rb_params_specs(p) : NULL;
+    char buf[4096];
+    for (size_t i = 0; specs != NULL && specs[i].name != NULL; i++) {
+        if (rb_params_source(p, specs[i].name) != RB_PARAM_GIVEN)
+            continue;
+        rb_params_format(p, specs[i].name, buf, sizeof buf);
+        json_object_object_add(o, specs[i].name, json_object_new_string(buf));
+    }
+    return o;
 }
 
 static json_object *json_str_or_null(const char *s)
@@ -178,6 +216,18 @@ static rb_status write_config(const rb_train_config *c, const char *path)
     json_object_object_add(root, "image_size", json_object_new_int(c->image_size));
     json_object_object_add(root, "channels", json_object_new_int(c->channels));
     json_object_object_add(root, "augment", json_object_new_boolean(c->augment));
+    if (c->attack != NULL) {
+        json_object_object_add(root, "attack", json_object_new_string(c->attack_name ? c->attack_name : c->attack->name));
+        json_object_object_add(root, "attack_options", given_params(c->attack_params));
+        json_object_object_add(root, "attack_steps", json_object_new_int(c->attack_options.steps));
+        json_object_object_add(root, "attack_restarts", json_object_new_int(c->attack_options.restarts));
+        json_object_object_add(root, "attack_random_start", json_object_new_boolean(c->attack_options.random_start));
+        json_object_object_add(root, "attack_keep_best", json_object_new_boolean(c->attack_options.keep_best));
+        snprintf(buf, sizeof buf, "%llu", (unsigned long long)c->attack_options.seed);
+        json_object_object_add(root, "attack_seed", json_object_new_string(buf));
+        json_object_object_add(root, "eps_warmup", json_object_new_double(c->eps_warmup));
+        json_object_object_add(root, "eval_every", json_object_new_int64(c->eval_every));
+    }
     txt = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
     snprintf(buf, sizeof buf, "%s\n", txt);
     s = rb_file_write_atomic(path, buf, strlen(buf));
@@ -193,7 +243,8 @@ static rb_status eval_alloc(rb_eval_result *r, int64_t classes)
     r->classes = classes;
     r->class_count = calloc((size_t)(classes > 0 ? classes : 1), sizeof *r->class_count);
     r->class_correct = calloc((size_t)(classes > 0 ? classes : 1), sizeof *r->class_correct);
-    if (r->class_count == NULL || r->class_correct == NULL) {
+    r->class_robust_correct = calloc((size_t)(classes > 0 ? classes : 1), sizeof *r->class_robust_correct);
+    if (r->class_count == NULL || r->class_correct == NULL || r->class_robust_correct == NULL) {
         rb_eval_result_free(r);
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for per-class accuracy");
     }
@@ -206,7 +257,8 @@ void rb_eval_result_free(rb_eval_result *r)
         return;
     free(r->class_count);
     free(r->class_correct);
-    r->class_count = r->class_correct = NULL;
+    free(r->class_robust_correct);
+    r->class_count = r->class_correct = r->class_robust_correct = NULL;
 }
 
 static int64_t argmax(const float *v, int64_t n)
@@ -218,17 +270,30 @@ static int64_t argmax(const float *v, int64_t n)
     return best;
 }
 
-/* Evaluates with an engine already planned (its batch is the batch). */
-static rb_status evaluate_with(rb_engine *engine, rb_model *model, const rb_split *split, rb_eval_result *out)
+/* An attack to evaluate under (NULL plugin: clean only). */
+typedef struct eval_attack {
+    const rb_plugin *plugin;
+    const rb_params *params;
+    const rb_attack_options *options;
+} eval_attack;
+
+/* Evaluates with an engine already planned (its batch is the batch); with an
+ * attack, robust accuracy too. */
+static rb_status evaluate_with(rb_engine *engine, rb_model *model, const rb_split *split, const eval_attack *atk,
+                               rb_eval_result *out)
 {
     int64_t batch = rb_engine_batch(engine), n = rb_split_count(split), k = rb_model_num_classes(model);
     size_t per = rb_split_example_size(split);
     float *images = calloc((size_t)batch * per, sizeof *images), *logits = calloc((size_t)(batch * k), sizeof *logits);
     int64_t *labels = calloc((size_t)batch, sizeof *labels);
     const int64_t *all = rb_split_labels(split);
+    bool robust = atk != NULL && atk->plugin != NULL;
+    float *adv = robust ? calloc((size_t)batch * per, sizeof *adv) : NULL;
     double loss_sum = 0;
     rb_status s = eval_alloc(out, rb_split_classes(split));
 
+    if (s == RB_OK && robust && adv == NULL)
+        s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for adversarial images");
     if (s == RB_OK && (images == NULL || logits == NULL || labels == NULL))
         s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for evaluation batches");
     for (int64_t first = 0; s == RB_OK && first < n; first += batch) {
@@ -252,13 +317,32 @@ static rb_status evaluate_with(rb_engine *engine, rb_model *model, const rb_spli
             out->class_count[y]++;
             out->class_correct[y] += ok;
         }
+        if (robust) {
+            rb_attack_options o = *atk->options;
+            o.first_example = first;
+            memset(adv, 0, (size_t)batch * per * sizeof *adv);
+            if ((s = rb_attack_run(engine, model, atk->plugin, atk->params, &o, images, labels, rows, adv, NULL,
+                                   NULL)) != RB_OK ||
+                (s = rb_engine_forward(engine, adv, batch, labels, false)) != RB_OK ||
+                (s = rb_engine_read(engine, rb_model_logits(model), logits)) != RB_OK)
+                break;
+            for (int64_t r = 0; r < rows; r++) {
+                int64_t y = labels[r];
+                bool ok = argmax(logits + r * k, k) == y;
+                out->robust_correct += ok;
+                out->class_robust_correct[y] += ok;
+            }
+        }
     }
     out->count = n;
+    out->robust = robust;
+    out->robust_accuracy = robust && n > 0 ? (double)out->robust_correct / (double)n : 0;
     out->accuracy = n > 0 ? (double)out->correct / (double)n : 0;
     out->mean_loss = n > 0 ? loss_sum / (double)n : 0;
     free(images);
     free(logits);
     free(labels);
+    free(adv);
     if (s != RB_OK)
         rb_eval_result_free(out);
     return s;
@@ -281,23 +365,47 @@ static rb_status check_eval_shapes(const rb_model *model, const rb_split *split)
     return RB_OK;
 }
 
-rb_status rb_evaluate(rb_model *model, const rb_split *split, int64_t batch, int threads, rb_eval_result *out)
+static rb_status evaluate(rb_model *model, const rb_split *split, int64_t batch, int threads,
+                          const eval_attack *atk, rb_eval_result *out)
 {
     rb_engine *engine = NULL;
-    rb_engine_options eo = {.threads = threads};
+    rb_engine_options eo = {.threads = threads, .data_grads_only = true};
     rb_status s;
     if (model == NULL || split == NULL || out == NULL || batch < 1)
         return invalid("rb_evaluate: needs a model, a split, a result and a batch >= 1");
     memset(out, 0, sizeof *out);
+    if (atk != NULL && (s = rb_attack_check(atk->plugin, atk->options)) != RB_OK)
+        return s;
     if ((s = check_eval_shapes(model, split)) != RB_OK)
         return s;
     if (batch > rb_split_count(split))
         batch = rb_split_count(split);
     if ((s = rb_engine_create(&engine, rb_model_graph(model), batch, &eo)) != RB_OK)
         return s;
-    s = evaluate_with(engine, model, split, out);
+    s = evaluate_with(engine, model, split, atk, out);
     rb_engine_destroy(engine);
     return s;
+}
+
+rb_status rb_evaluate(rb_model *model, const rb_split *split, int64_t batch, int threads, rb_eval_result *out)
+{
+    return evaluate(model, split, batch, threads, NULL, out);
+}
+
+rb_status rb_evaluate_robust(rb_model *model, const rb_split *split, int64_t batch, int threads,
+                             const rb_plugin *plugin, const rb_params *params, const rb_attack_options *options,
+                             rb_eval_result *out)
+{
+    eval_attack atk = {plugin, params, options};
+    rb_attack_options def = rb_attack_options_default();
+    if (options == NULL)
+        atk.options = &def;
+    if (plugin == NULL) {
+        if (out != NULL)
+            memset(out, 0, sizeof *out);
+        return invalid("rb_evaluate_robust: needs an attack plugin");
+    }
+    return evaluate(model, split, batch, threads, &atk, out);
 }
 
 /* ------------------------------------------------------------ a run */
@@ -316,6 +424,11 @@ typedef struct run {
     int64_t best_epoch;
     text csv, jsonl;
     float *logits;
+    /* adversarial training */
+    rb_engine *adv_engine;   /* inference engine of batch_size on the same graph */
+    float *adv_x;            /* the attacked batch */
+    rb_params *attack_params;/* owned copy of the plugin's parameters (eps set per epoch) */
+    double eps;              /* the full eps (warm-up) */
 } run;
 
 static void path_in(char *out, size_t size, const char *dir, const char *name)
@@ -433,6 +546,8 @@ done:
 static rb_status setup(run *r)
 {
     rb_engine_options eo = {.threads = r->cfg.threads};
+    /* evaluation and attack engines never train */
+    rb_engine_options eval_eo = {.threads = r->cfg.threads, .data_grads_only = true};
     rb_loader_options lo = {0};
     rb_sgd_options so = {.momentum = r->cfg.momentum, .weight_decay = r->cfg.weight_decay,
                          .nesterov = r->cfg.nesterov};
@@ -456,14 +571,33 @@ static rb_status setup(run *r)
             return s;
         if (eval_batch > rb_split_count(r->test))
             eval_batch = rb_split_count(r->test);
-        if ((s = rb_engine_create(&r->eval_engine, rb_model_graph(r->model), eval_batch, &eo)) != RB_OK)
+        if ((s = rb_engine_create(&r->eval_engine, rb_model_graph(r->model), eval_batch, &eval_eo)) != RB_OK)
             return s;
     }
     r->logits = malloc((size_t)(r->cfg.batch_size * rb_model_num_classes(r->model)) * sizeof *r->logits);
     if (r->logits == NULL)
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for logits");
+    if (r->cfg.attack != NULL) {
+        /* A second engine on the same graph: it reads the weights the SGD steps write. */
+        if ((s = rb_engine_create(&r->adv_engine, rb_model_graph(r->model), r->cfg.batch_size, &eval_eo)) != RB_OK)
+            return s;
+        r->adv_x = malloc((size_t)r->cfg.batch_size * rb_split_example_size(r->train) * sizeof *r->adv_x);
+        if (r->adv_x == NULL)
+            return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for adversarial batches");
+        if (r->cfg.attack_params != NULL)
+            s = copy_params(r->cfg.attack_params, &r->attack_params);
+        else
+            s = rb_params_create(&r->attack_params, r->cfg.attack->params);
+        if (s != RB_OK)
+            return s;
+        r->eps = 0;
+        if (rb_params_declares(r->attack_params, "eps"))
+            rb_params_get_float(r->attack_params, "eps", &r->eps);
+    }
     return rb_sgd_create(&r->sgd, rb_model_graph(r->model), &so);
 }
+
+static json_object *attack_json(const run *r);
 
 /* The checkpoint of the model with the training metadata; with_state adds
  * the momentum buffers. */
@@ -493,6 +627,8 @@ static rb_status save_checkpoint(run *r, const char *path, bool with_state)
         json_object_object_add(tr, "classes", json_str_or_null(r->cfg.classes));
         json_object_object_add(tr, "best_test_acc", json_object_new_double(r->best_acc));
         json_object_object_add(tr, "best_epoch", json_object_new_int64(r->best_epoch));
+        if (r->cfg.attack != NULL)
+            json_object_object_add(tr, "attack", attack_json(r));
         json_object_object_add(meta, "training", tr);
         s = rb_checkpoint_set_metadata(ck, json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PLAIN));
     }
@@ -525,6 +661,37 @@ static rb_status write_logs(run *r)
 }
 
 static const char csv_header[] = "epoch,lr,train_loss,train_acc,test_loss,test_acc,seconds,images_per_second\n";
+static const char csv_header_adv[] =
+    "epoch,lr,train_loss,train_acc,test_loss,test_acc,seconds,images_per_second,adv_train_acc,robust_test_acc\n";
+
+/* Sets the attack's eps (warm-up); a no-op without warm-up. */
+static rb_status set_eps(run *r, double eps)
+{
+    char buf[64];
+    if (r->cfg.eps_warmup <= 0)
+        return RB_OK;
+    snprintf(buf, sizeof buf, "%.17g", eps);
+    return rb_params_set(r->attack_params, "eps", buf);
+}
+
+static json_object *attack_json(const run *r)
+{
+    json_object *a = json_object_new_object();
+    const rb_attack_options *o = &r->cfg.attack_options;
+    char buf[64];
+    json_object_object_add(a, "name", json_object_new_string(r->cfg.attack_name ? r->cfg.attack_name
+                                                                                : r->cfg.attack->name));
+    json_object_object_add(a, "params", given_params(r->cfg.attack_params));
+    json_object_object_add(a, "steps", json_object_new_int(o->steps));
+    json_object_object_add(a, "restarts", json_object_new_int(o->restarts));
+    json_object_object_add(a, "random_start", json_object_new_boolean(o->random_start));
+    json_object_object_add(a, "keep_best", json_object_new_boolean(o->keep_best));
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)o->seed);
+    json_object_object_add(a, "seed", json_object_new_string(buf));
+    json_object_object_add(a, "eps_warmup", json_object_new_double(r->cfg.eps_warmup));
+    json_object_object_add(a, "eval_every", json_object_new_int64(r->cfg.eval_every));
+    return a;
+}
 
 /* The first non-finite gradient (or NULL). */
 static const char *bad_gradient(rb_graph *g)
@@ -551,8 +718,11 @@ static rb_status train_epochs(run *r, rb_train_result *res)
     rb_status s = RB_OK;
 
     while (r->epoch < r->cfg.epochs) {
-        int64_t e = r->epoch, correct = 0, seen = 0;
+        int64_t e = r->epoch, correct = 0, seen = 0, clean_correct = 0;
         double loss_sum = 0, lr = 0, t0 = rb_monotonic_seconds(), seconds, test_loss = NAN, test_acc = NAN;
+        double robust_acc = NAN;
+        bool adv = r->cfg.attack != NULL;
+        const float *train_x;
         rb_progress *bar = NULL;
         rb_batch b;
         char label[64];
@@ -560,6 +730,9 @@ static rb_status train_epochs(run *r, rb_train_result *res)
         if (!r->cfg.quiet && (s = rb_progress_create(&bar, label, (uint64_t)(steps * B), "img", NULL)) != RB_OK)
             return s;
         if ((s = rb_loader_start_epoch(r->loader, e)) != RB_OK)
+            goto epoch_failed;
+        if (adv && r->cfg.eps_warmup > 0 &&
+            (s = set_eps(r, r->eps * ((double)e >= r->cfg.eps_warmup ? 1.0 : (double)e / r->cfg.eps_warmup))) != RB_OK)
             goto epoch_failed;
         for (int64_t step = 0;; step++) {
             double loss;
@@ -576,7 +749,20 @@ static rb_status train_epochs(run *r, rb_train_result *res)
             if (b.count == 0)
                 break;
             lr = rb_schedule_lr(&r->schedule, (double)e + (double)(step + 1) / (double)steps);
-            if ((s = rb_engine_forward(r->engine, b.images, b.count, b.labels, true)) != RB_OK ||
+            train_x = b.images;
+            if (adv) {
+                rb_attack_options ao = r->cfg.attack_options;
+                rb_attack_stats st;
+                ao.first_example = (e * steps + step) * B;
+                if ((s = rb_attack_run(r->adv_engine, r->model, r->cfg.attack, r->attack_params, &ao, b.images,
+                                       b.labels, b.count, r->adv_x, NULL, &st)) != RB_OK) {
+                    rb_error_prefix("epoch %lld batch %lld: attack: ", (long long)e + 1, (long long)step + 1);
+                    goto epoch_failed;
+                }
+                clean_correct += st.clean_correct;
+                train_x = r->adv_x;
+            }
+            if ((s = rb_engine_forward(r->engine, train_x, b.count, b.labels, true)) != RB_OK ||
                 (s = rb_engine_read(r->engine, rb_model_logits(r->model), r->logits)) != RB_OK ||
                 (s = rb_engine_backward(r->engine, true, false)) != RB_OK)
                 goto epoch_failed;
@@ -611,44 +797,70 @@ static rb_status train_epochs(run *r, rb_train_result *res)
         }
         if (r->has_test) {
             rb_eval_result ev;
-            if ((s = evaluate_with(r->eval_engine, r->model, r->test, &ev)) != RB_OK)
+            if ((s = evaluate_with(r->eval_engine, r->model, r->test, NULL, &ev)) != RB_OK)
                 return s;
             test_loss = ev.mean_loss;
             test_acc = ev.accuracy;
             rb_eval_result_free(&ev);
+            if (adv && (e + 1 == r->cfg.epochs || r->cfg.eval_every <= 1 || (e + 1) % r->cfg.eval_every == 0)) {
+                eval_attack atk = {r->cfg.attack, r->attack_params, &r->cfg.attack_options};
+                if ((s = set_eps(r, r->eps)) != RB_OK ||
+                    (s = evaluate_with(r->eval_engine, r->model, r->test, &atk, &ev)) != RB_OK)
+                    return s;
+                robust_acc = ev.robust_accuracy;
+                rb_eval_result_free(&ev);
+            }
         }
         r->epoch = e + 1;
         res->train_loss = loss_sum / (double)seen;
-        res->train_acc = (double)correct / (double)seen;
+        res->train_acc = (double)(adv ? clean_correct : correct) / (double)seen;
+        res->adv_train_acc = adv ? (double)correct / (double)seen : NAN;
+        if (adv && !isnan(robust_acc))
+            res->robust_test_acc = robust_acc;
         res->test_loss = test_loss;
         res->test_acc = test_acc;
         total_seconds += seconds;
         epochs_run++;
         /* Logs and checkpoints. */
-        if (r->has_test) {
-            s = text_append(&r->csv, "%lld,%.9g,%.9g,%.9g,%.9g,%.9g,%.3f,%.1f\n", (long long)r->epoch, lr,
-                            res->train_loss, res->train_acc, test_loss, test_acc, seconds,
-                            (double)seen / seconds);
+        {
+            char tl[32] = "", ta[32] = "", tlj[32] = "null", taj[32] = "null", ra[32] = "", raj[32] = "null";
+            if (r->has_test) {
+                snprintf(tl, sizeof tl, "%.9g", test_loss);
+                snprintf(ta, sizeof ta, "%.9g", test_acc);
+                memcpy(tlj, tl, sizeof tl);
+                memcpy(taj, ta, sizeof ta);
+            }
+            if (!isnan(robust_acc)) {
+                snprintf(ra, sizeof ra, "%.9g", robust_acc);
+                memcpy(raj, ra, sizeof ra);
+            }
+            s = text_append(&r->csv, "%lld,%.9g,%.9g,%.9g,%s,%s,%.3f,%.1f", (long long)r->epoch, lr,
+                            res->train_loss, res->train_acc, tl, ta, seconds, (double)seen / seconds);
+            if (s == RB_OK && adv)
+                s = text_append(&r->csv, ",%.9g,%s", res->adv_train_acc, ra);
+            if (s == RB_OK)
+                s = text_append(&r->csv, "\n");
             if (s == RB_OK)
                 s = text_append(&r->jsonl,
                                 "{\"epoch\": %lld, \"lr\": %.9g, \"train_loss\": %.9g, \"train_acc\": %.9g, "
-                                "\"test_loss\": %.9g, \"test_acc\": %.9g, \"seconds\": %.3f, "
-                                "\"images_per_second\": %.1f}\n",
-                                (long long)r->epoch, lr, res->train_loss, res->train_acc, test_loss, test_acc,
-                                seconds, (double)seen / seconds);
-        } else {
-            s = text_append(&r->csv, "%lld,%.9g,%.9g,%.9g,,,%.3f,%.1f\n", (long long)r->epoch, lr, res->train_loss,
-                            res->train_acc, seconds, (double)seen / seconds);
-            if (s == RB_OK)
-                s = text_append(&r->jsonl,
-                                "{\"epoch\": %lld, \"lr\": %.9g, \"train_loss\": %.9g, \"train_acc\": %.9g, "
-                                "\"test_loss\": null, \"test_acc\": null, \"seconds\": %.3f, "
-                                "\"images_per_second\": %.1f}\n",
-                                (long long)r->epoch, lr, res->train_loss, res->train_acc, seconds,
+                                "\"test_loss\": %s, \"test_acc\": %s, \"seconds\": %.3f, "
+                                "\"images_per_second\": %.1f",
+                                (long long)r->epoch, lr, res->train_loss, res->train_acc, tlj, taj, seconds,
                                 (double)seen / seconds);
+            if (s == RB_OK && adv)
+                s = text_append(&r->jsonl, ", \"adv_train_acc\": %.9g, \"robust_test_acc\": %s",
+                                res->adv_train_acc, raj);
+            if (s == RB_OK)
+                s = text_append(&r->jsonl, "}\n");
         }
-        if (s == RB_OK && r->has_test && (r->best_epoch == 0 || test_acc > r->best_acc)) {
+        if (s == RB_OK && r->has_test && !adv && (r->best_epoch == 0 || test_acc > r->best_acc)) {
             r->best_acc = test_acc;
+            r->best_epoch = r->epoch;
+            path_in(path, sizeof path, r->cfg.out_dir, "best.rbt");
+            s = save_checkpoint(r, path, false);
+        }
+        if (s == RB_OK && adv && !isnan(robust_acc) && (r->best_epoch == 0 || robust_acc > r->best_acc)) {
+            r->best_acc = robust_acc;
             r->best_epoch = r->epoch;
             path_in(path, sizeof path, r->cfg.out_dir, "best.rbt");
             s = save_checkpoint(r, path, false);
@@ -685,7 +897,10 @@ static void run_free(run *r)
 {
     rb_sgd_destroy(r->sgd);
     rb_engine_destroy(r->eval_engine);
+    rb_engine_destroy(r->adv_engine);
     rb_engine_destroy(r->engine);
+    rb_params_destroy(r->attack_params);
+    free(r->adv_x);
     rb_loader_destroy(r->loader);
     rb_model_destroy(r->model);
     rb_split_destroy(r->test);
@@ -715,6 +930,7 @@ rb_status rb_train(const rb_train_config *config, rb_train_result *result)
     if (result == NULL)
         result = &local;
     memset(result, 0, sizeof *result);
+    result->adv_train_acc = result->robust_test_acc = NAN;
     if ((s = rb_train_config_check(config)) != RB_OK)
         return s;
     memset(&r, 0, sizeof r);
@@ -743,7 +959,7 @@ rb_status rb_train(const rb_train_config *config, rb_train_result *result)
     }
     if ((s = open_splits(&r)) != RB_OK || (s = create_model(&r)) != RB_OK || (s = setup(&r)) != RB_OK)
         goto done;
-    if ((s = text_append(&r.csv, "%s", csv_header)) != RB_OK)
+    if ((s = text_append(&r.csv, "%s", r.cfg.attack != NULL ? csv_header_adv : csv_header)) != RB_OK)
         goto done;
     path_in(path, sizeof path, r.cfg.out_dir, "config.json");
     if ((s = write_config(&r.cfg, path)) != RB_OK)
@@ -831,6 +1047,49 @@ static rb_status read_config(json_object *root, const char *file, rb_train_confi
     return RB_OK;
 }
 
+/* The attack of an adversarial run's config.json (none: standard training). */
+static rb_status read_attack(const rb_registry *reg, json_object *root, const char *file, rb_train_config *c,
+                             rb_params **params)
+{
+    const char *name = jstr(root, "attack"), *seed;
+    json_object *given = NULL;
+    rb_status s;
+    *params = NULL;
+    if (name == NULL)
+        return RB_OK;
+    if (!jhas(root, "attack_steps", json_type_int) || !jhas(root, "attack_restarts", json_type_int) ||
+        !jhas(root, "attack_random_start", json_type_boolean) || !jhas(root, "attack_keep_best", json_type_boolean) ||
+        !jhas(root, "eps_warmup", json_type_double) || !jhas(root, "eval_every", json_type_int) ||
+        (seed = jstr(root, "attack_seed")) == NULL ||
+        !json_object_object_get_ex(root, "attack_options", &given) || !json_object_is_type(given, json_type_object))
+        return rb_error_set(RB_ERR_CORRUPT, "%s: the attack's settings (attack_steps, attack_options ...) are missing",
+                            file);
+    if ((s = rb_registry_find(reg, RB_PLUGIN_ATTACK, name, &c->attack)) != RB_OK)
+        return rb_error_prefix("%s: ", file);
+    if ((s = rb_params_create(params, c->attack->params)) != RB_OK)
+        return s;
+    {
+        json_object_object_foreach(given, key, val)
+        {
+            if (!json_object_is_type(val, json_type_string))
+                return rb_error_set(RB_ERR_CORRUPT, "%s: attack_options.%s is not a string", file, key);
+            if ((s = rb_params_set(*params, key, json_object_get_string(val))) != RB_OK)
+                return rb_error_prefix("%s: attack_options: ", file);
+        }
+    }
+    c->attack_name = name;
+    c->attack_params = *params;
+    c->attack_options = rb_attack_options_default();
+    c->attack_options.steps = (int)jint(root, "attack_steps");
+    c->attack_options.restarts = (int)jint(root, "attack_restarts");
+    c->attack_options.random_start = json_object_get_boolean(json_object_object_get(root, "attack_random_start"));
+    c->attack_options.keep_best = json_object_get_boolean(json_object_object_get(root, "attack_keep_best"));
+    c->attack_options.seed = strtoull(seed, NULL, 10);
+    c->eps_warmup = jdouble(root, "eps_warmup");
+    c->eval_every = jint(root, "eval_every");
+    return RB_OK;
+}
+
 static rb_status restore_state(run *r, const rb_checkpoint *ck, const char *file)
 {
     json_object *meta = json_tokener_parse(rb_checkpoint_metadata(ck)), *tr = NULL;
@@ -881,11 +1140,13 @@ rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t 
     size_t size = 0;
     json_object *root = NULL;
     rb_checkpoint *ck = NULL;
+    rb_params *attack_params = NULL;
     rb_status s;
 
     if (result == NULL)
         result = &local;
     memset(result, 0, sizeof *result);
+    result->adv_train_acc = result->robust_test_acc = NAN;
     memset(&r, 0, sizeof r);
     if (registry == NULL || dir == NULL)
         return invalid("rb_train_resume: needs a registry and a folder");
@@ -908,7 +1169,8 @@ rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t 
         s = rb_error_set(RB_ERR_CORRUPT, "%s is not a JSON object", path);
         goto done;
     }
-    if ((s = read_config(root, path, &r.cfg)) != RB_OK)
+    if ((s = read_config(root, path, &r.cfg)) != RB_OK ||
+        (s = read_attack(registry, root, path, &r.cfg, &attack_params)) != RB_OK)
         goto done;
     r.cfg.out_dir = dir;
     r.cfg.quiet = quiet;
@@ -930,7 +1192,7 @@ rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t 
     path_in(path, sizeof path, dir, "log.csv");
     if ((s = text_load_lines(&r.csv, path, r.epoch + 1)) != RB_OK)
         goto done;
-    if (r.csv.len == 0 && (s = text_append(&r.csv, "%s", csv_header)) != RB_OK)
+    if (r.csv.len == 0 && (s = text_append(&r.csv, "%s", r.cfg.attack != NULL ? csv_header_adv : csv_header)) != RB_OK)
         goto done;
     path_in(path, sizeof path, dir, "log.jsonl");
     if ((s = text_load_lines(&r.jsonl, path, r.epoch)) != RB_OK)
@@ -943,6 +1205,7 @@ rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t 
 done:
     rb_checkpoint_destroy(ck);
     run_free(&r);
+    rb_params_destroy(attack_params);
     json_object_put(root);
     return s;
 }
