@@ -61,35 +61,6 @@ static void teardown(void)
     remove_temp_dir(dir);
 }
 
-static unsigned char *read_file(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    unsigned char *buf;
-    long len;
-    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)len + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    *size = (size_t)len;
-    return buf;
-}
-
-static int entries_in(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    int n = 0;
-    ck_assert_ptr_nonnull(d);
-    while ((e = readdir(d)) != NULL)
-        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
-    closedir(d);
-    return n;
-}
-
 static void assert_one_line(void)
 {
     ck_assert_ptr_null(strchr(rb_last_error(), '\n'));
@@ -221,7 +192,7 @@ static void save_and_compare(rb_dtype dtype, int ndim, const int64_t *shape, con
     size_t size;
     snprintf(path, sizeof path, "%s/np.npy", dir);
     ck_assert_int_eq(rb_npy_save(path, dtype, ndim, shape, data), RB_OK);
-    got = read_file(path, &size);
+    got = read_whole_file(path, &size);
     ck_assert_uint_eq(size, expect_size);
     ck_assert_int_eq(memcmp(got, expect, size), 0);
     free(got);
@@ -262,7 +233,7 @@ START_TEST(round_trip_every_dtype_and_shape)
             assert_array(a, dtypes[d], ndims[s], shapes[s]);
             ck_assert_int_eq(memcmp(a->data, data, a->nbytes), 0);
             /* version 1.0; the data starts at a multiple of 64, after a '\n' */
-            raw = read_file(path, &size);
+            raw = read_whole_file(path, &size);
             ck_assert_int_eq(raw[6], 1);
             ck_assert_int_eq(raw[7], 0);
             header_end = 10 + (size_t)(raw[8] | raw[9] << 8);
@@ -272,7 +243,7 @@ START_TEST(round_trip_every_dtype_and_shape)
             free(raw);
             rb_npy_destroy(a);
         }
-    ck_assert_int_eq(entries_in(dir), 1);
+    ck_assert_int_eq(count_dir_entries(dir), 1);
 }
 END_TEST
 
@@ -509,15 +480,15 @@ START_TEST(failed_saves_leave_nothing_behind)
 
     snprintf(good, sizeof good, "%s/good.npy", dir);
     ck_assert_int_eq(rb_npy_save(good, RB_DTYPE_F32, 1, shape, v), RB_OK);
-    before = read_file(good, &before_size);
+    before = read_whole_file(good, &before_size);
 
     snprintf(sub, sizeof sub, "%s/folder", dir);
     ck_assert_int_eq(mkdir(sub, 0700), 0);
     ck_assert_int_eq(rb_npy_save(sub, RB_DTYPE_F32, 1, shape, v), RB_ERR_IO);
     assert_one_line();
     ck_assert_ptr_nonnull(strstr(rb_last_error(), sub));
-    ck_assert_int_eq(entries_in(sub), 0);
-    ck_assert_int_eq(entries_in(dir), 2);
+    ck_assert_int_eq(count_dir_entries(sub), 0);
+    ck_assert_int_eq(count_dir_entries(dir), 2);
     ck_assert_int_eq(rb_npy_load(&a, sub), RB_ERR_IO);
 
     snprintf(missing, sizeof missing, "%s/no/such/out.npy", dir);
@@ -525,7 +496,7 @@ START_TEST(failed_saves_leave_nothing_behind)
     assert_one_line();
     ck_assert_int_eq(rb_npy_load(&a, missing), RB_ERR_NOT_FOUND);
     ck_assert_ptr_null(a);
-    ck_assert_int_eq(entries_in(dir), 2);
+    ck_assert_int_eq(count_dir_entries(dir), 2);
 
     /* refused arguments, over a good file */
     ck_assert_int_eq(rb_npy_save(good, RB_DTYPE_BF16, 1, shape, v), RB_ERR_UNSUPPORTED);
@@ -541,10 +512,10 @@ START_TEST(failed_saves_leave_nothing_behind)
     ck_assert_str_eq(rb_last_error(), msg);
     ck_assert_int_eq(rb_npy_save(NULL, RB_DTYPE_F32, 1, shape, v), RB_ERR_INVALID_ARGUMENT);
 
-    after = read_file(good, &after_size);
+    after = read_whole_file(good, &after_size);
     ck_assert_uint_eq(after_size, before_size);
     ck_assert_int_eq(memcmp(before, after, before_size), 0);
-    ck_assert_int_eq(entries_in(dir), 2);
+    ck_assert_int_eq(count_dir_entries(dir), 2);
     free(before);
     free(after);
 }

@@ -43,36 +43,6 @@ static unsigned char *make_st(const char *header, const void *data, size_t data_
     return b;
 }
 
-static unsigned char *read_file(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    unsigned char *buf;
-    long len;
-    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)len + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    *size = (size_t)len;
-    return buf;
-}
-
-/* Names in the folder other than . and .. */
-static int entries_in(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    int n = 0;
-    ck_assert_ptr_nonnull(d);
-    while ((e = readdir(d)) != NULL)
-        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
-    closedir(d);
-    return n;
-}
-
 /* Something other than NULL, to see that a failed parse clears *out. */
 static char dummy;
 #define not_null ((rb_safetensors *)(void *)&dummy)
@@ -115,7 +85,7 @@ START_TEST(round_trip_every_writable_dtype)
     ck_assert_int_eq(rb_safetensors_save(path, entries, 6, keys, values, 2), RB_OK);
 
     /* the header is padded with spaces so the data starts 8-byte aligned */
-    raw = read_file(path, &size);
+    raw = read_whole_file(path, &size);
     for (int i = 7; i >= 0; i--)
         n = (n << 8) | raw[i];
     ck_assert_uint_eq(n % 8, 0);
@@ -209,7 +179,7 @@ START_TEST(round_trip_odd_names_and_no_tensors)
     /* no tensors: "{}" padded to 8 bytes, an empty buffer */
     snprintf(path, sizeof path, "%s/none.safetensors", dir);
     ck_assert_int_eq(rb_safetensors_save(path, NULL, 0, NULL, NULL, 0), RB_OK);
-    raw = read_file(path, &size);
+    raw = read_whole_file(path, &size);
     ck_assert_uint_eq(size, 16);
     ck_assert_int_eq(memcmp(raw, "\x08\0\0\0\0\0\0\0{}      ", 16), 0);
     free(raw);
@@ -632,7 +602,7 @@ START_TEST(failed_saves_leave_nothing_behind)
 
     snprintf(good, sizeof good, "%s/good.safetensors", dir);
     ck_assert_int_eq(rb_safetensors_save(good, &e, 1, NULL, NULL, 0), RB_OK);
-    before = read_file(good, &before_size);
+    before = read_whole_file(good, &before_size);
 
     /* the destination is a folder */
     snprintf(sub, sizeof sub, "%s/folder", dir);
@@ -640,14 +610,14 @@ START_TEST(failed_saves_leave_nothing_behind)
     ck_assert_int_eq(rb_safetensors_save(sub, &e, 1, NULL, NULL, 0), RB_ERR_IO);
     assert_one_line();
     ck_assert_ptr_nonnull(strstr(rb_last_error(), sub));
-    ck_assert_int_eq(entries_in(sub), 0);
-    ck_assert_int_eq(entries_in(dir), 2);
+    ck_assert_int_eq(count_dir_entries(sub), 0);
+    ck_assert_int_eq(count_dir_entries(dir), 2);
 
     /* the folder does not exist */
     snprintf(missing, sizeof missing, "%s/no/such/out.safetensors", dir);
     ck_assert_int_eq(rb_safetensors_save(missing, &e, 1, NULL, NULL, 0), RB_ERR_IO);
     assert_one_line();
-    ck_assert_int_eq(entries_in(dir), 2);
+    ck_assert_int_eq(count_dir_entries(dir), 2);
 
     /* bad entries, over a good file: refused before anything is written */
     {
@@ -683,10 +653,10 @@ START_TEST(failed_saves_leave_nothing_behind)
         ck_assert_str_eq(rb_last_error(), msg);
         ck_assert_int_eq(rb_safetensors_save(NULL, &e, 1, NULL, NULL, 0), RB_ERR_INVALID_ARGUMENT);
     }
-    after = read_file(good, &after_size);
+    after = read_whole_file(good, &after_size);
     ck_assert_uint_eq(after_size, before_size);
     ck_assert_int_eq(memcmp(before, after, before_size), 0);
-    ck_assert_int_eq(entries_in(dir), 2);
+    ck_assert_int_eq(count_dir_entries(dir), 2);
     free(before);
     free(after);
 }
@@ -708,7 +678,7 @@ START_TEST(save_replaces_an_existing_file)
     ck_assert_int_eq(rb_safetensors_find(st, "b", &t), RB_OK);
     ck_assert_int_eq(((const uint8_t *)t.data)[0], 9);
     rb_safetensors_destroy(st);
-    ck_assert_int_eq(entries_in(dir), 1);
+    ck_assert_int_eq(count_dir_entries(dir), 1);
 }
 END_TEST
 

@@ -4,6 +4,7 @@
 #define RB_TESTUTIL_H
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -62,6 +63,37 @@ static inline void write_text(const char *path, const char *text)
 }
 
 /* Removes a folder made by make_temp_dir and the files directly in it. */
+/* A whole file in a new malloc'd buffer (one spare byte); fails the test on error. */
+static inline unsigned char *read_whole_file(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char *buf;
+    long len;
+    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
+    fseek(f, 0, SEEK_END);
+    len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc((size_t)len + 1);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_uint_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    *size = (size_t)len;
+    return buf;
+}
+
+/* Names in a folder other than . and .. (to see that no temporary file is left). */
+static inline int count_dir_entries(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    int n = 0;
+    ck_assert_ptr_nonnull(d);
+    while ((e = readdir(d)) != NULL)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
 static inline void remove_temp_dir(const char *dir)
 {
     char cmd[PATH_MAX + 16];
