@@ -326,6 +326,21 @@ START_TEST(runs_are_reproducible_and_keyed_by_seed_and_example)
             rb_attack_run(e, model, p, params, &o, x + N / 2 * PER, y + N / 2, N / 2, adv2 + N / 2 * PER, NULL, NULL),
             RB_OK);
         ck_assert_int_eq(memcmp(adv, adv2, sizeof adv), 0);
+        /* One attacker reused for both halves (as adversarial training does)
+         * gives the same bytes as separate runs. */
+        {
+            rb_attacker *a;
+            memset(adv2, 0, sizeof adv2);
+            ck_assert_int_eq(rb_attacker_create(&a, e, model), RB_OK);
+            o.first_example = 0;
+            ck_assert_int_eq(rb_attacker_run(a, p, params, &o, x, y, N / 2, adv2, NULL, NULL), RB_OK);
+            o.first_example = N / 2;
+            ck_assert_int_eq(
+                rb_attacker_run(a, p, params, &o, x + N / 2 * PER, y + N / 2, N / 2, adv2 + N / 2 * PER, NULL, NULL),
+                RB_OK);
+            ck_assert_int_eq(memcmp(adv, adv2, sizeof adv), 0);
+            rb_attacker_destroy(a);
+        }
         rb_engine_destroy(e);
         rb_params_destroy(params);
     }

@@ -99,6 +99,18 @@ typedef struct rb_attack_stats {
  * plugin's parameters (NULL: its defaults). targets_out (count values, may be
  * NULL) receives the targets of a targeted attack, else the labels. stats may
  * be NULL. */
+/* An attacker holds the staging buffers for one (engine, model) pair, so
+ * that attacking batch after batch (adversarial training) allocates
+ * nothing per batch in the runtime (plugins' own create/destroy still run
+ * per call). rb_attack_run is create + run + destroy. */
+typedef struct rb_attacker rb_attacker;
+RB_API rb_status rb_attacker_create(rb_attacker **out, rb_engine *engine, const rb_model *model);
+RB_API void rb_attacker_destroy(rb_attacker *attacker);
+/* rb_attack_run with the attacker's engine, model and buffers. */
+RB_API rb_status rb_attacker_run(rb_attacker *attacker, const rb_plugin *plugin, const rb_params *params,
+                                 const rb_attack_options *options, const float *x, const int64_t *labels,
+                                 int64_t count, float *x_adv, int64_t *targets_out, rb_attack_stats *stats);
+
 RB_API rb_status rb_attack_run(rb_engine *engine, const rb_model *model, const rb_plugin *plugin,
                                const rb_params *params, const rb_attack_options *options,
                                const float *x, const int64_t *labels, int64_t count, float *x_adv,

@@ -334,13 +334,46 @@ static void choose_targets(const attack_ctx *c, const rb_attack_options *o, chun
     }
 }
 
-rb_status rb_attack_run(rb_engine *engine, const rb_model *model, const rb_plugin *plugin,
-                        const rb_params *params, const rb_attack_options *o, const float *x,
-                        const int64_t *labels, int64_t count, float *x_adv, int64_t *targets_out,
-                        rb_attack_stats *stats)
-{
+struct rb_attacker {
     attack_ctx c;
     chunk_state b;
+};
+
+rb_status rb_attacker_create(rb_attacker **out, rb_engine *engine, const rb_model *model)
+{
+    rb_attacker *a = calloc(1, sizeof *a);
+    rb_status s;
+    *out = NULL;
+    if (a == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "attack: out of memory");
+    if ((s = ctx_init(&a->c, engine, model)) != RB_OK) {
+        free(a);
+        return s;
+    }
+    if (!chunk_alloc(&a->b, a->c.batch, a->c.per, a->c.classes)) {
+        rb_attacker_destroy(a);
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "attack: out of memory for a batch of %lld",
+                            (long long)a->c.batch);
+    }
+    *out = a;
+    return RB_OK;
+}
+
+void rb_attacker_destroy(rb_attacker *a)
+{
+    if (a == NULL)
+        return;
+    chunk_free(&a->b);
+    ctx_free(&a->c);
+    free(a);
+}
+
+rb_status rb_attacker_run(rb_attacker *a, const rb_plugin *plugin, const rb_params *params,
+                          const rb_attack_options *o, const float *x, const int64_t *labels, int64_t count,
+                          float *x_adv, int64_t *targets_out, rb_attack_stats *stats)
+{
+    attack_ctx *c = &a->c;
+    chunk_state *b = &a->b;
     const rb_attack_ops *ops;
     rb_params *own_params = NULL;
     void *self = NULL;
@@ -355,17 +388,10 @@ rb_status rb_attack_run(rb_engine *engine, const rb_model *model, const rb_plugi
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack: images, labels and the output are required");
     ops = plugin->ops;
     targeted = o->target != RB_ATTACK_UNTARGETED;
-    if ((s = ctx_init(&c, engine, model)) != RB_OK)
-        return s;
-    if (!chunk_alloc(&b, c.batch, c.per, c.classes)) {
-        chunk_free(&b);
-        ctx_free(&c);
-        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "attack: out of memory for a batch of %lld",
-                            (long long)c.batch);
-    }
-    if ((s = check_labels(&c, labels, count)) != RB_OK)
+    c->forwards = c->backwards = 0;
+    if ((s = check_labels(c, labels, count)) != RB_OK)
         goto done;
-    if (targeted && c.classes < 2) {
+    if (targeted && c->classes < 2) {
         s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack: a targeted attack needs at least 2 classes");
         goto done;
     }
@@ -381,29 +407,29 @@ rb_status rb_attack_run(rb_engine *engine, const rb_model *model, const rb_plugi
     }
     st.count = count;
 
-    for (int64_t first = 0; first < count; first += c.batch) {
-        int64_t rows = count - first < c.batch ? count - first : c.batch;
+    for (int64_t first = 0; first < count; first += c->batch) {
+        int64_t rows = count - first < c->batch ? count - first : c->batch;
         const int64_t *y = labels + first, *goal;
         int64_t shape[4];
-        const rb_model_input *in = rb_model_get_input(model);
-        rb_attack_oracle oracle = {.loss_and_grad = oracle_loss_and_grad, .logits = oracle_logits, .ctx = &c};
+        const rb_model_input *in = rb_model_get_input(c->model);
+        rb_attack_oracle oracle = {.loss_and_grad = oracle_loss_and_grad, .logits = oracle_logits, .ctx = c};
         rb_attack_batch batch;
 
         shape[0] = rows, shape[1] = in->channels, shape[2] = in->height, shape[3] = in->width;
-        memcpy(b.x0, x + first * c.per, (size_t)(rows * c.per) * sizeof(float));
+        memcpy(b->x0, x + first * c->per, (size_t)(rows * c->per) * sizeof(float));
         /* Clean predictions, and the targets. */
-        if ((s = ctx_eval(&c, b.x0, y, rows, NULL, NULL, b.logits)) != RB_OK)
+        if ((s = ctx_eval(c, b->x0, y, rows, NULL, NULL, b->logits)) != RB_OK)
             goto done;
         for (int64_t r = 0; r < rows; r++)
-            st.clean_correct += argmax(b.logits + r * c.classes, c.classes) == y[r];
-        choose_targets(&c, o, &b, y, first, rows);
-        goal = targeted ? b.targets : y;
+            st.clean_correct += argmax(b->logits + r * c->classes, c->classes) == y[r];
+        choose_targets(c, o, b, y, first, rows);
+        goal = targeted ? b->targets : y;
         if (targets_out != NULL)
-            memcpy(targets_out + first, b.targets, (size_t)rows * sizeof(int64_t));
+            memcpy(targets_out + first, b->targets, (size_t)rows * sizeof(int64_t));
 
-        if ((s = rb_tensor_wrap(&t_adv, RB_DTYPE_F32, 4, shape, b.xa)) != RB_OK ||
-            (s = rb_tensor_wrap(&t_clean, RB_DTYPE_F32, 4, shape, b.x0)) != RB_OK ||
-            (s = rb_tensor_wrap(&t_grad, RB_DTYPE_F32, 4, shape, b.grad)) != RB_OK)
+        if ((s = rb_tensor_wrap(&t_adv, RB_DTYPE_F32, 4, shape, b->xa)) != RB_OK ||
+            (s = rb_tensor_wrap(&t_clean, RB_DTYPE_F32, 4, shape, b->x0)) != RB_OK ||
+            (s = rb_tensor_wrap(&t_grad, RB_DTYPE_F32, 4, shape, b->grad)) != RB_OK)
             goto done;
 
         for (int restart = 0; restart < o->restarts; restart++) {
@@ -417,22 +443,22 @@ rb_status rb_attack_run(rb_engine *engine, const rb_model *model, const rb_plugi
                                       .stream = RB_RNG_STREAM(RB_RNG_ATTACK, (uint32_t)restart),
                                       .iteration = 0,
                                       .targeted = targeted};
-            memcpy(b.xa, b.x0, (size_t)(rows * c.per) * sizeof(float));
+            memcpy(b->xa, b->x0, (size_t)(rows * c->per) * sizeof(float));
             if (use_run) {
                 if ((s = ops->run(self, params, &oracle, &batch)) != RB_OK)
                     goto done;
-                if ((s = ctx_eval(&c, b.xa, goal, rows, b.losses, NULL, b.logits)) != RB_OK)
+                if ((s = ctx_eval(c, b->xa, goal, rows, b->losses, NULL, b->logits)) != RB_OK)
                     goto done;
-                track_best(&c, &b, rows, true, targeted);
+                track_best(c, b, rows, true, targeted);
             } else {
                 if (o->random_start && (s = ops->random_start(self, params, &batch)) != RB_OK)
                     goto done;
                 for (int it = 0;; it++) {
                     bool last = it == o->steps;
-                    if ((s = ctx_eval(&c, b.xa, goal, rows, b.losses, last ? NULL : b.grad, b.logits)) != RB_OK)
+                    if ((s = ctx_eval(c, b->xa, goal, rows, b->losses, last ? NULL : b->grad, b->logits)) != RB_OK)
                         goto done;
                     if (o->keep_best || last)
-                        track_best(&c, &b, rows, it == 0 || !o->keep_best, targeted);
+                        track_best(c, b, rows, it == 0 || !o->keep_best, targeted);
                     if (last)
                         break;
                     batch.grad = t_grad;
@@ -444,15 +470,15 @@ rb_status rb_attack_run(rb_engine *engine, const rb_model *model, const rb_plugi
             }
             /* Merge: the first restart that fools the model, else the best loss. */
             for (int64_t r = 0; r < rows; r++) {
-                bool fooled = targeted ? b.best_pred[r] == goal[r] : b.best_pred[r] != y[r];
+                bool fooled = targeted ? b->best_pred[r] == goal[r] : b->best_pred[r] != y[r];
                 if (restart == 0 ||
-                    (!b.res_fooled[r] && (fooled || better(b.best_loss[r], b.res_loss[r], targeted)))) {
-                    b.res_fooled[r] = fooled;
-                    b.res_loss[r] = b.best_loss[r];
-                    b.res_pred[r] = b.best_pred[r];
-                    memcpy(b.res_x + r * c.per, b.best_x + r * c.per, (size_t)c.per * sizeof(float));
+                    (!b->res_fooled[r] && (fooled || better(b->best_loss[r], b->res_loss[r], targeted)))) {
+                    b->res_fooled[r] = fooled;
+                    b->res_loss[r] = b->best_loss[r];
+                    b->res_pred[r] = b->best_pred[r];
+                    memcpy(b->res_x + r * c->per, b->best_x + r * c->per, (size_t)c->per * sizeof(float));
                 }
-                all_fooled = all_fooled && b.res_fooled[r];
+                all_fooled = all_fooled && b->res_fooled[r];
             }
             if (all_fooled)
                 break; /* later restarts could not change the result */
@@ -463,11 +489,11 @@ rb_status rb_attack_run(rb_engine *engine, const rb_model *model, const rb_plugi
         t_adv = t_clean = t_grad = NULL;
 
         for (int64_t r = 0; r < rows; r++) {
-            const float *xr = b.res_x + r * c.per, *x0 = b.x0 + r * c.per;
+            const float *xr = b->res_x + r * c->per, *x0 = b->x0 + r * c->per;
             double l2 = 0, linf = 0;
-            st.adv_correct += b.res_pred[r] == y[r];
-            st.target_reached += targeted && b.res_pred[r] == b.targets[r];
-            for (int64_t i = 0; i < c.per; i++) {
+            st.adv_correct += b->res_pred[r] == y[r];
+            st.target_reached += targeted && b->res_pred[r] == b->targets[r];
+            for (int64_t i = 0; i < c->per; i++) {
                 double d = fabs((double)xr[i] - x0[i]);
                 l2 += d * d;
                 if (d > linf)
@@ -479,11 +505,11 @@ rb_status rb_attack_run(rb_engine *engine, const rb_model *model, const rb_plugi
             if (linf > st.max_linf)
                 st.max_linf = linf;
         }
-        memcpy(x_adv + first * c.per, b.res_x, (size_t)(rows * c.per) * sizeof(float));
+        memcpy(x_adv + first * c->per, b->res_x, (size_t)(rows * c->per) * sizeof(float));
     }
 done:
-    st.forwards = c.forwards;
-    st.backwards = c.backwards;
+    st.forwards = c->forwards;
+    st.backwards = c->backwards;
     if (stats != NULL)
         *stats = st;
     rb_tensor_destroy(t_adv);
@@ -492,7 +518,21 @@ done:
     if (self_made && ops->destroy != NULL)
         ops->destroy(self);
     rb_params_destroy(own_params);
-    chunk_free(&b);
-    ctx_free(&c);
+    return s;
+}
+
+rb_status rb_attack_run(rb_engine *engine, const rb_model *model, const rb_plugin *plugin,
+                        const rb_params *params, const rb_attack_options *o, const float *x,
+                        const int64_t *labels, int64_t count, float *x_adv, int64_t *targets_out,
+                        rb_attack_stats *stats)
+{
+    rb_attacker *a;
+    rb_status s = check_options(plugin, o, &(bool){false});
+    if (s == RB_OK)
+        s = rb_attacker_create(&a, engine, model);
+    if (s != RB_OK)
+        return s;
+    s = rb_attacker_run(a, plugin, params, o, x, labels, count, x_adv, targets_out, stats);
+    rb_attacker_destroy(a);
     return s;
 }

@@ -289,8 +289,12 @@ static rb_status evaluate_with(rb_engine *engine, rb_model *model, const rb_spli
     const int64_t *all = rb_split_labels(split);
     bool robust = atk != NULL && atk->plugin != NULL;
     float *adv = robust ? calloc((size_t)batch * per, sizeof *adv) : NULL;
+    rb_attacker *attacker = NULL;
     double loss_sum = 0;
     rb_status s = eval_alloc(out, rb_split_classes(split));
+
+    if (s == RB_OK && robust)
+        s = rb_attacker_create(&attacker, engine, model);
 
     if (s == RB_OK && robust && adv == NULL)
         s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for adversarial images");
@@ -321,8 +325,8 @@ static rb_status evaluate_with(rb_engine *engine, rb_model *model, const rb_spli
             rb_attack_options o = *atk->options;
             o.first_example = first;
             memset(adv, 0, (size_t)batch * per * sizeof *adv);
-            if ((s = rb_attack_run(engine, model, atk->plugin, atk->params, &o, images, labels, rows, adv, NULL,
-                                   NULL)) != RB_OK ||
+            if ((s = rb_attacker_run(attacker, atk->plugin, atk->params, &o, images, labels, rows, adv, NULL,
+                                     NULL)) != RB_OK ||
                 (s = rb_engine_forward(engine, adv, batch, labels, false)) != RB_OK ||
                 (s = rb_engine_read(engine, rb_model_logits(model), logits)) != RB_OK)
                 break;
@@ -343,6 +347,7 @@ static rb_status evaluate_with(rb_engine *engine, rb_model *model, const rb_spli
     free(logits);
     free(labels);
     free(adv);
+    rb_attacker_destroy(attacker);
     if (s != RB_OK)
         rb_eval_result_free(out);
     return s;
@@ -426,6 +431,7 @@ typedef struct run {
     float *logits;
     /* adversarial training */
     rb_engine *adv_engine;   /* inference engine of batch_size on the same graph */
+    rb_attacker *attacker;   /* its attack buffers, made once */
     float *adv_x;            /* the attacked batch */
     rb_params *attack_params;/* owned copy of the plugin's parameters (eps set per epoch) */
     double eps;              /* the full eps (warm-up) */
@@ -579,7 +585,8 @@ static rb_status setup(run *r)
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for logits");
     if (r->cfg.attack != NULL) {
         /* A second engine on the same graph: it reads the weights the SGD steps write. */
-        if ((s = rb_engine_create(&r->adv_engine, rb_model_graph(r->model), r->cfg.batch_size, &eval_eo)) != RB_OK)
+        if ((s = rb_engine_create(&r->adv_engine, rb_model_graph(r->model), r->cfg.batch_size, &eval_eo)) != RB_OK ||
+            (s = rb_attacker_create(&r->attacker, r->adv_engine, r->model)) != RB_OK)
             return s;
         r->adv_x = malloc((size_t)r->cfg.batch_size * rb_split_example_size(r->train) * sizeof *r->adv_x);
         if (r->adv_x == NULL)
@@ -754,7 +761,7 @@ static rb_status train_epochs(run *r, rb_train_result *res)
                 rb_attack_options ao = r->cfg.attack_options;
                 rb_attack_stats st;
                 ao.first_example = (e * steps + step) * B;
-                if ((s = rb_attack_run(r->adv_engine, r->model, r->cfg.attack, r->attack_params, &ao, b.images,
+                if ((s = rb_attacker_run(r->attacker, r->cfg.attack, r->attack_params, &ao, b.images,
                                        b.labels, b.count, r->adv_x, NULL, &st)) != RB_OK) {
                     rb_error_prefix("epoch %lld batch %lld: attack: ", (long long)e + 1, (long long)step + 1);
                     goto epoch_failed;
@@ -897,6 +904,7 @@ static void run_free(run *r)
 {
     rb_sgd_destroy(r->sgd);
     rb_engine_destroy(r->eval_engine);
+    rb_attacker_destroy(r->attacker);
     rb_engine_destroy(r->adv_engine);
     rb_engine_destroy(r->engine);
     rb_params_destroy(r->attack_params);
