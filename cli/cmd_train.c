@@ -266,6 +266,26 @@ static const rb_param_spec eval_options[] = {
 
 static const cli_plugin_option eval_plugin_option[] = {{"attack", RB_PLUGIN_ATTACK}, {NULL, 0}};
 
+/* [{"label", "name", "count", "correct", "accuracy"}] per class (accuracy
+ * null for a class with no examples). */
+static json_object *per_class_json(const rb_split *split, int64_t classes, const int64_t *count,
+                                   const int64_t *correct)
+{
+    json_object *list = json_object_new_array();
+    for (int64_t k = 0; k < classes; k++) {
+        json_object *e = json_object_new_object();
+        const char *name = rb_split_class_name(split, k);
+        json_object_object_add(e, "label", json_object_new_int64(k));
+        json_object_object_add(e, "name", name ? json_object_new_string(name) : NULL);
+        json_object_object_add(e, "count", json_object_new_int64(count[k]));
+        json_object_object_add(e, "correct", json_object_new_int64(correct[k]));
+        json_object_object_add(e, "accuracy",
+                               count[k] ? json_object_new_double((double)correct[k] / (double)count[k]) : NULL);
+        json_object_array_add(list, e);
+    }
+    return list;
+}
+
 static int run_eval(const cli_command *self, rb_params *o, int argc, char **args)
 {
     const char *ckpt_path = opt_string(o, "ckpt"), *data = opt_string(o, "data");
@@ -320,7 +340,7 @@ static int run_eval(const cli_command *self, rb_params *o, int argc, char **args
             RB_OK)
         goto done;
     if (opt_bool(o, "json")) {
-        json_object *root = json_object_new_object(), *list = json_object_new_array();
+        json_object *root = json_object_new_object();
         json_object_object_add(root, "checkpoint", json_object_new_string(ckpt_path));
         json_object_object_add(root, "data", json_object_new_string(data));
         json_object_object_add(root, "split", json_object_new_string(rb_split_which_str(which)));
@@ -330,7 +350,7 @@ static int run_eval(const cli_command *self, rb_params *o, int argc, char **args
         json_object_object_add(root, "accuracy", json_object_new_double(ev.accuracy));
         json_object_object_add(root, "mean_loss", json_object_new_double(ev.mean_loss));
         if (ev.robust) {
-            json_object *params = json_object_new_object(), *rlist = json_object_new_array();
+            json_object *params = json_object_new_object();
             const rb_params *ap = cli_plugin_params("attack");
             const rb_param_spec *specs = ap ? rb_params_specs(ap) : NULL;
             char buf[256];
@@ -345,35 +365,11 @@ static int run_eval(const cli_command *self, rb_params *o, int argc, char **args
             json_object_object_add(root, "keep_best", json_object_new_boolean(ao.keep_best));
             json_object_object_add(root, "robust_correct", json_object_new_int64(ev.robust_correct));
             json_object_object_add(root, "robust_accuracy", json_object_new_double(ev.robust_accuracy));
-            for (int64_t k = 0; k < ev.classes; k++) {
-                json_object *e = json_object_new_object();
-                const char *name = rb_split_class_name(split, k);
-                json_object_object_add(e, "label", json_object_new_int64(k));
-                json_object_object_add(e, "name", name ? json_object_new_string(name) : NULL);
-                json_object_object_add(e, "count", json_object_new_int64(ev.class_count[k]));
-                json_object_object_add(e, "correct", json_object_new_int64(ev.class_robust_correct[k]));
-                json_object_object_add(e, "accuracy",
-                                       ev.class_count[k] ? json_object_new_double((double)ev.class_robust_correct[k] /
-                                                                                  (double)ev.class_count[k])
-                                                         : NULL);
-                json_object_array_add(rlist, e);
-            }
-            json_object_object_add(root, "robust_per_class", rlist);
+            json_object_object_add(root, "robust_per_class",
+                                   per_class_json(split, ev.classes, ev.class_count, ev.class_robust_correct));
         }
-        for (int64_t k = 0; k < ev.classes; k++) {
-            json_object *e = json_object_new_object();
-            const char *name = rb_split_class_name(split, k);
-            json_object_object_add(e, "label", json_object_new_int64(k));
-            json_object_object_add(e, "name", name ? json_object_new_string(name) : NULL);
-            json_object_object_add(e, "count", json_object_new_int64(ev.class_count[k]));
-            json_object_object_add(e, "correct", json_object_new_int64(ev.class_correct[k]));
-            json_object_object_add(e, "accuracy",
-                                   ev.class_count[k] ? json_object_new_double((double)ev.class_correct[k] /
-                                                                              (double)ev.class_count[k])
-                                                     : NULL);
-            json_object_array_add(list, e);
-        }
-        json_object_object_add(root, "per_class", list);
+        json_object_object_add(root, "per_class",
+                               per_class_json(split, ev.classes, ev.class_count, ev.class_correct));
         printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(root);
     } else {
