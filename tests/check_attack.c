@@ -12,6 +12,7 @@
 #include <robusta/robusta.h>
 
 #include "testutil.h"
+#include "testmodels.h"
 
 #define RUN(r, env, ...) run_robusta(r, env, (const char *const[]){__VA_ARGS__, NULL})
 
@@ -28,42 +29,6 @@ static rb_model *model;
 static float x[N * PER];
 static int64_t y[N];      /* half right, half wrong */
 static int64_t y_pred[N]; /* the clean predictions */
-
-static rb_model *small_model(int64_t size, uint64_t seed)
-{
-    const rb_plugin *arch;
-    const char *preset;
-    rb_params *p;
-    rb_model *m;
-    rb_model_input in = rb_model_input_imagenet(size, size);
-    rb_rng rng;
-    rb_graph *g;
-    ck_assert_int_eq(rb_arch_resolve(reg, "resnet18", &arch, &preset), RB_OK);
-    ck_assert_int_eq(rb_params_create(&p, arch->params), RB_OK);
-    ck_assert_int_eq(rb_params_set(p, "preset", preset), RB_OK);
-    ck_assert_int_eq(rb_params_set(p, "stem", "cifar"), RB_OK);
-    ck_assert_int_eq(rb_params_set(p, "width", "0.125"), RB_OK);
-    ck_assert_int_eq(rb_params_set(p, "num-classes", "5"), RB_OK);
-    ck_assert_int_eq(rb_model_create(&m, arch, p, &in), RB_OK);
-    rb_params_destroy(p);
-    g = rb_model_graph(m);
-    ck_assert_int_eq(rb_graph_init_params(g, seed), RB_OK);
-    rb_rng_init(&rng, seed, 7, 0);
-    for (size_t i = 0; i < rb_graph_param_count(g); i++) {
-        rb_param_info pi;
-        rb_graph_param(g, i, &pi);
-        if (strstr(pi.name, "running_mean") != NULL)
-            for (int64_t k = 0; k < pi.numel; k++)
-                pi.value[k] = 0.2f * (rb_rng_uniform(&rng) - 0.5f);
-        if (strstr(pi.name, "running_var") != NULL)
-            for (int64_t k = 0; k < pi.numel; k++)
-                pi.value[k] = 0.5f + rb_rng_uniform(&rng);
-        if (strstr(pi.name, "bn") != NULL && strstr(pi.name, ".weight") != NULL)
-            for (int64_t k = 0; k < pi.numel; k++)
-                pi.value[k] = 0.5f + rb_rng_uniform(&rng);
-    }
-    return m;
-}
 
 static rb_engine *make_engine(int64_t batch)
 {
@@ -90,7 +55,7 @@ static void setup(void)
     ck_assert_int_eq(rb_registry_create(&reg), RB_OK);
     ck_assert_int_eq(rb_registry_load_path(reg, test_env("RB_PLUGIN_PATH")), RB_OK);
     make_temp_dir(dir, sizeof dir);
-    model = small_model(S, 3);
+    model = small_model(reg, S, 3);
     rb_rng_init(&rng, 11, 0, 0);
     for (int i = 0; i < N * PER; i++)
         x[i] = rb_rng_uniform(&rng);

@@ -8,6 +8,7 @@
 #include <robusta/robusta.h>
 
 #include "testutil.h"
+#include "testmodels.h"
 
 #define RUN(r, env, ...) run_robusta(r, env, (const char *const[]){__VA_ARGS__, NULL})
 
@@ -33,45 +34,6 @@ static void teardown(void)
 static void path_in(char *out, const char *name)
 {
     snprintf(out, PATH_MAX, "%s/%s", dir, name);
-}
-
-/* A small CIFAR-stem ResNet-18 (width 1/8: 8..64 channels) with 5 classes,
- * seeded weights and non-trivial batch-norm statistics. */
-static rb_model *small_model(int64_t size, uint64_t seed)
-{
-    const rb_plugin *arch;
-    const char *preset;
-    rb_params *p;
-    rb_model *m;
-    rb_model_input in = rb_model_input_imagenet(size, size);
-    ck_assert_int_eq(rb_arch_resolve(reg, "resnet18", &arch, &preset), RB_OK);
-    ck_assert_int_eq(rb_params_create(&p, arch->params), RB_OK);
-    ck_assert_int_eq(rb_params_set(p, "preset", preset), RB_OK);
-    ck_assert_int_eq(rb_params_set(p, "stem", "cifar"), RB_OK);
-    ck_assert_int_eq(rb_params_set(p, "width", "0.125"), RB_OK);
-    ck_assert_int_eq(rb_params_set(p, "num-classes", "5"), RB_OK);
-    ck_assert_int_eq(rb_model_create(&m, arch, p, &in), RB_OK);
-    rb_params_destroy(p);
-    ck_assert_int_eq(rb_graph_init_params(rb_model_graph(m), seed), RB_OK);
-    {
-        rb_rng rng;
-        rb_graph *g = rb_model_graph(m);
-        rb_rng_init(&rng, seed, 7, 0);
-        for (size_t i = 0; i < rb_graph_param_count(g); i++) {
-            rb_param_info pi;
-            rb_graph_param(g, i, &pi);
-            if (strstr(pi.name, "running_mean") != NULL)
-                for (int64_t k = 0; k < pi.numel; k++)
-                    pi.value[k] = 0.2f * (rb_rng_uniform(&rng) - 0.5f);
-            if (strstr(pi.name, "running_var") != NULL)
-                for (int64_t k = 0; k < pi.numel; k++)
-                    pi.value[k] = 0.5f + rb_rng_uniform(&rng);
-            if (strstr(pi.name, "bn") != NULL && strstr(pi.name, ".weight") != NULL)
-                for (int64_t k = 0; k < pi.numel; k++)
-                    pi.value[k] = 0.5f + rb_rng_uniform(&rng);
-        }
-    }
-    return m;
 }
 
 START_TEST(shapes_format_for_messages)
@@ -102,7 +64,7 @@ END_TEST
 
 START_TEST(save_and_load_give_back_the_same_model)
 {
-    rb_model *m = small_model(16, 1), *back;
+    rb_model *m = small_model(reg, 16, 1), *back;
     char path[PATH_MAX];
     rb_graph *g = rb_model_graph(m), *gb;
     path_in(path, "m.rbt");
@@ -186,7 +148,7 @@ static void edit_metadata(rb_checkpoint **ck)
 
 START_TEST(loading_refuses_checkpoints_that_do_not_fit)
 {
-    rb_model *m = small_model(16, 2);
+    rb_model *m = small_model(reg, 16, 2);
     edit_name = "layer2.0.conv1.weight", edit_mode = 0;
     expect_load_failure(m, edit_tensors, RB_ERR_CORRUPT, "x.rbt: tensor 'layer2.0.conv1.weight' of the model is missing");
     edit_mode = 1;
@@ -255,7 +217,7 @@ static void import_small(const char *from, const char *out)
 
 START_TEST(import_reads_torchvision_names_and_refuses_what_does_not_fit)
 {
-    rb_model *m = small_model(16, 3), *back;
+    rb_model *m = small_model(reg, 16, 3), *back;
     char st[PATH_MAX], rbt[PATH_MAX], line[PATH_MAX + 512];
     path_in(st, "w.safetensors");
     path_in(rbt, "w.rbt");
@@ -314,7 +276,7 @@ END_TEST
 START_TEST(infer_matches_the_double_reference)
 {
     enum { N = 3, C = 3, S = 16, K = 5 };
-    rb_model *m = small_model(S, 4);
+    rb_model *m = small_model(reg, S, 4);
     rb_reference *ref;
     char rbt[PATH_MAX], x_path[PATH_MAX], y_path[PATH_MAX], l_path[PATH_MAX], g_path[PATH_MAX];
     static float x[N * C * S * S];
@@ -413,7 +375,7 @@ END_TEST
 
 START_TEST(export_round_trips_and_inspect_shows_the_table)
 {
-    rb_model *m = small_model(16, 5);
+    rb_model *m = small_model(reg, 16, 5);
     char rbt[PATH_MAX], st[PATH_MAX], rbt2[PATH_MAX];
     rb_safetensors *file;
     rb_safetensors_tensor t;
