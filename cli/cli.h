@@ -51,6 +51,14 @@ rb_status cli_read_images(const char *path, rb_npy **out);
 /* Integer labels of shape [n], each in [0, classes), as int64 (free them). */
 rb_status cli_read_labels(const char *path, int64_t n, int64_t classes, int64_t **out);
 
+/* For commands that train: Ctrl-C asks the run to stop at the next batch
+ * (rb_train_request_stop). */
+void cli_catch_sigint(void);
+/* Prints a training or transfer run's outcome; returns the exit code (130
+ * when interrupted). */
+int cli_finish_train(const cli_command *self, rb_status status, const struct rb_train_result *result,
+                     const char *dir);
+
 extern const cli_command cli_plugins_command;
 extern const cli_command cli_train_command;
 extern const cli_command cli_eval_command;
@@ -59,6 +67,7 @@ extern const cli_command cli_export_command;
 extern const cli_command cli_infer_command;
 extern const cli_command cli_inspect_command;
 extern const cli_command cli_attack_command;
+extern const cli_command cli_transfer_command;
 /* Commands that exist in the interface but are not available yet. */
 extern const cli_command cli_planned_commands[];
 extern const size_t cli_planned_command_count;

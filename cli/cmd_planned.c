@@ -24,9 +24,6 @@ static int run_planned(const cli_command *self, rb_params *options, int argc, ch
      .options = NULL, .run = run_planned}
 
 const cli_command cli_planned_commands[] = {
-    PLANNED("transfer", "transfer a source model to a target task",
-            "--source MODEL.rbt --task NAME --mode fixed|full --data SPEC --out DIR",
-            "fine-tune a source model on a target task in fixed-feature or full-network mode"),
     PLANNED("bench", "measure engine and training throughput",
             "[--threads N] [what]",
             "measure layer, step and attack throughput on this machine"),

@@ -90,7 +90,8 @@ static const rb_param_spec train_options[] = {
     {"random-start", RB_PARAM_BOOL, "false", NULL, 0, "attack from a random point of the ball"},
     {"keep-best", RB_PARAM_BOOL, "false", NULL, 0, "keep each example's highest-loss iterate"},
     {"eps-warmup", RB_PARAM_FLOAT, "0", NULL, 0, "ramp the attack's eps linearly from 0 over this many epochs"},
-    {"eval-every", RB_PARAM_INT, "1", "[1, 16777215]", 0, "robust test accuracy every this many epochs"},
+    {"eval-every", RB_PARAM_INT, "1", "[1, 16777215]", 0,
+     "test (and robust test) accuracy every this many epochs and at the last"},
     {NULL}};
 
 static const cli_plugin_option arch_option[] = {{"arch", RB_PLUGIN_ARCH}, {"attack", RB_PLUGIN_ATTACK}, {NULL, 0}};
@@ -101,7 +102,16 @@ static void on_sigint(int sig)
     rb_train_request_stop();
 }
 
-static int finish_train(const cli_command *self, rb_status s, const rb_train_result *res, const char *dir)
+void cli_catch_sigint(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+int cli_finish_train(const cli_command *self, rb_status s, const rb_train_result *res, const char *dir)
 {
     if (s == RB_ERR_INTERRUPTED) {
         fprintf(stderr, "robusta %s: %s\n", self->name, rb_last_error());
@@ -130,14 +140,10 @@ static int run_train(const cli_command *self, rb_params *o, int argc, char **arg
     const char *resume = opt_string(o, "resume");
     rb_train_result res;
     rb_train_config c;
-    struct sigaction sa;
     rb_status s;
 
     if (argc > 0)
         return usage(self->name, "train takes no positional arguments (got '%s')", args[0]);
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
     rb_train_clear_stop();
 
     if (resume != NULL) {
@@ -150,12 +156,12 @@ static int run_train(const cli_command *self, rb_params *o, int argc, char **arg
                              specs[i].name);
         if ((reg = cli_registry()) == NULL)
             return cli_fail(self->name, rb_last_status());
-        sigaction(SIGINT, &sa, NULL);
+        cli_catch_sigint();
         s = rb_train_resume(reg, resume,
                             rb_params_source(o, "epochs") == RB_PARAM_GIVEN ? opt_int(o, "epochs") : 0,
                             rb_params_source(o, "threads") == RB_PARAM_GIVEN ? (int)opt_int(o, "threads") : -1,
                             rb_log_get_level() < RB_LOG_INFO, &res);
-        return finish_train(self, s, &res, resume);
+        return cli_finish_train(self, s, &res, resume);
     }
     if (opt_string(o, "arch") == NULL)
         return usage(self->name, "%s is required (or --resume DIR)", "--arch");
@@ -200,8 +206,7 @@ static int run_train(const cli_command *self, rb_params *o, int argc, char **arg
         if (c.attack == NULL)
             return cli_fail(self->name, rb_error_set(RB_ERR_INTERNAL, "--attack was given but no plugin was chosen"));
     } else {
-        static const char *const attack_only[] = {"steps", "restarts", "random-start", "keep-best", "eps-warmup",
-                                                  "eval-every"};
+        static const char *const attack_only[] = {"steps", "restarts", "random-start", "keep-best", "eps-warmup"};
         for (size_t i = 0; i < sizeof attack_only / sizeof attack_only[0]; i++)
             if (rb_params_source(o, attack_only[i]) == RB_PARAM_GIVEN)
                 return usage(self->name, "--%s needs --attack", attack_only[i]);
@@ -214,9 +219,9 @@ static int run_train(const cli_command *self, rb_params *o, int argc, char **arg
         fprintf(stderr, "robusta %s: %s\n", self->name, rb_last_error());
         return RB_EXIT_USAGE;
     }
-    sigaction(SIGINT, &sa, NULL);
+    cli_catch_sigint();
     s = rb_train(&c, &res);
-    return finish_train(self, s, &res, c.out_dir);
+    return cli_finish_train(self, s, &res, c.out_dir);
 }
 
 const cli_command cli_train_command = {
@@ -237,8 +242,9 @@ const cli_command cli_train_command = {
         "--attack NAME [its options] trains adversarially (Madry et al.): each batch is attacked\n"
         "(--steps, --restarts, --random-start, --keep-best; seeded by --seed) with the model in\n"
         "inference mode and the SGD step taken on the attacked batch. --eps-warmup E ramps eps\n"
-        "from 0 over E epochs. The logs add adv_train_acc and, every --eval-every epochs,\n"
-        "robust_test_acc; best.rbt is then the best robust test accuracy.",
+        "from 0 over E epochs. The logs add adv_train_acc and robust_test_acc; best.rbt is\n"
+        "then the best robust test accuracy. --eval-every N evaluates (and attacks) the test\n"
+        "split every N epochs and after the last only.",
     .options = train_options,
     .plugin_options = arch_option,
     .run = run_train,

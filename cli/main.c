@@ -11,6 +11,7 @@
 static const cli_command *const available_commands[] = {
     &cli_plugins_command, &cli_train_command, &cli_eval_command, &cli_import_command,
     &cli_export_command,  &cli_infer_command, &cli_inspect_command, &cli_attack_command,
+    &cli_transfer_command,
 };
 #define AVAILABLE_COUNT (sizeof available_commands / sizeof available_commands[0])
 
@@ -83,6 +84,11 @@ static rb_status choose_plugins(const cli_command *cmd, int argc, char **argv)
         const rb_plugin *plugin;
         rb_registry *reg;
         rb_status s;
+        /* An option with a default plugin (transfer's --task classify) takes
+         * that plugin's options without being given. */
+        for (size_t k = 0; name == NULL && cmd->options != NULL && cmd->options[k].name != NULL; k++)
+            if (strcmp(cmd->options[k].name, po->option) == 0)
+                name = cmd->options[k].default_value;
         if (name == NULL || chosen_count == MAX_PLUGIN_OPTIONS)
             continue;
         if ((reg = cli_registry()) == NULL)

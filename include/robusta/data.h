@@ -111,7 +111,8 @@ typedef enum rb_data_source {
     RB_DATASET_FASHION_MNIST = 2,
     RB_DATASET_CIFAR10 = 3,
     RB_DATASET_CIFAR100 = 4,
-    RB_DATASET_NPY = 5
+    RB_DATASET_NPY = 5,
+    RB_DATASET_FEATURES = 6  /* feature vectors a model computed (rb_split_create_features) */
 } rb_data_source;
 
 /* Which split of a dataset to open. */
@@ -204,6 +205,15 @@ RB_API void rb_split_destroy(rb_split *split);
 RB_API rb_status rb_split_create(rb_split **out, rb_dtype dtype, int64_t count, int channels,
                                  int height, int width, const void *images, const int64_t *labels,
                                  int64_t classes, const char *const *names, const char *what);
+
+/* A split of feature vectors (a backbone's outputs, for training a head on
+ * them): `count` vectors of `dim` finite floats of any range, stored as
+ * 1 × dim × 1 "images" so loaders and engines take them as they are, and
+ * `count` labels in [0, classes). Everything is copied; names and what as
+ * for rb_split_create. Augmentation does nothing to them. */
+RB_API rb_status rb_split_create_features(rb_split **out, int64_t count, int dim, const float *values,
+                                          const int64_t *labels, int64_t classes, const char *const *names,
+                                          const char *what);
 
 /* Parses IDX bytes (MNIST's format): an image file (magic 0x00000803,
  * count×rows×columns unsigned bytes) and a label file (magic 0x00000801,

@@ -7,6 +7,12 @@
  *       -> the arch plugin's backbone and classifier -> logits (K)
  *       -> softmax cross-entropy against labels      -> loss
  *
+ * or, for transfer learning, the backbone without its classifier and a task
+ * plugin's head in its place (rb_model_create_with_head):
+ *
+ *     input -> backbone -> features (RB_STAGE_FEATURES)
+ *           -> the task's head -> logits (K) -> the task's loss
+ *
  * together with everything needed to build that graph again: the arch
  * plugin's name and every parameter value, the input channels and size, the
  * normalization. Convolutional backbones accept other image sizes than the
@@ -32,6 +38,11 @@
  *   "input":        {"channels": 3, "height": 224, "width": 224,
  *                    "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
  *   "num_classes":  K, the logits' size
+ *   "task":         only for a model with a task head (transfer):
+ *                   {"plugin": "classify", "plugin_version": "1.0",
+ *                    "params": {"hidden": "512"}} as for "arch"; the
+ *                   backbone is then built with num-classes 0 and the
+ *                   task's head on its RB_STAGE_FEATURES output
  *   "classes":      optional: K class names
  *   "training":     optional: training state, owned by the trainer
  *                   (epoch, optimizer, schedule, RNG), with its tensors
@@ -89,6 +100,38 @@ RB_API rb_status rb_arch_resolve(const rb_registry *registry, const char *name, 
  * (rb_graph_init_params) or load them. */
 RB_API rb_status rb_model_create(rb_model **out, const rb_plugin *arch, const rb_params *params,
                                  const rb_model_input *input);
+
+/* A backbone with a task head in place of the arch's classifier, for K =
+ * num_classes target classes: the arch is built with num-classes 0 (an arch
+ * without that parameter is refused), then the task plugin's build_head on
+ * its RB_STAGE_FEATURES stage and build_loss. task NULL is rb_model_create.
+ * Every node up to rb_model_backbone_end belongs to the backbone (freeze it
+ * with rb_graph_freeze_through for fixed-feature transfer). */
+RB_API rb_status rb_model_create_with_head(rb_model **out, const rb_plugin *arch, const rb_params *params,
+                                           const rb_plugin *task, const rb_params *task_params,
+                                           const rb_model_input *input, int64_t num_classes);
+
+/* The head of a model with a task head, alone, reading the backbone's
+ * features as its input: a 1 × F × 1 "image" (F = the features' size, no
+ * normalization) published as RB_STAGE_FEATURES. Its parameters have the
+ * same names and shapes as the head's in `full` but their own values (copy
+ * them with rb_model_copy_params both ways). Used to train a head on
+ * features computed once; it cannot be saved on its own. */
+RB_API rb_status rb_model_head_create(rb_model **out, const rb_model *full);
+
+/* Which tensors of a model with a task head rb_model_copy_params copies. */
+typedef enum rb_model_part {
+    RB_MODEL_ALL = 0,      /* every parameter and buffer */
+    RB_MODEL_BACKBONE = 1, /* those of the nodes up to rb_model_backbone_end */
+    RB_MODEL_HEAD = 2      /* the others: the task's head */
+} rb_model_part;
+
+/* Copies into `dst` the values of its parameters and buffers of `part` from
+ * the same-named tensors of `src` (a transfer model's backbone from its
+ * source model, a head to or from rb_model_head_create's model). A tensor
+ * that `src` lacks or holds in another shape is an error naming it.
+ * *copied (may be NULL) counts the tensors copied. */
+RB_API rb_status rb_model_copy_params(rb_model *dst, const rb_model *src, rb_model_part part, size_t *copied);
 RB_API void rb_model_destroy(rb_model *model);
 
 RB_API rb_graph *rb_model_graph(const rb_model *model);
@@ -99,6 +142,14 @@ RB_API int64_t rb_model_num_classes(const rb_model *model);
 RB_API const rb_plugin *rb_model_arch(const rb_model *model);
 /* The arch parameters the model was built with. */
 RB_API const rb_params *rb_model_params(const rb_model *model);
+/* The task plugin and its parameters; NULL for a model with the arch's own
+ * classifier. */
+RB_API const rb_plugin *rb_model_task(const rb_model *model);
+RB_API const rb_params *rb_model_task_params(const rb_model *model);
+/* With a task head: the features node the head reads and the backbone's last
+ * node; NULL otherwise. */
+RB_API rb_node *rb_model_features(const rb_model *model);
+RB_API rb_node *rb_model_backbone_end(const rb_model *model);
 
 /* A new checkpoint holding the model's metadata and parameters; the caller
  * may add training state (under RB_MODEL_STATE_PREFIX) before saving. */

@@ -71,6 +71,41 @@
  * checkpoints' "training" metadata ("attack": {"name", "params", "steps",
  * "restarts", "random_start", "keep_best", "seed", "eps_warmup",
  * "eval_every"}); rb_train_resume restores them from config.json.
+ *
+ * Evaluation cadence: with eval_every N > 1 the test split is evaluated
+ * (and attacked, when training adversarially) after every N-th epoch and
+ * after the last only; the other epochs leave the test columns empty (null
+ * in log.jsonl), and best.rbt is chosen among the evaluated epochs.
+ *
+ * Transfer (Salman et al. 2020, robusta transfer), when config->source is
+ * set: the source model's backbone (its arch, parameters, normalization and
+ * weights) gets config->task's head in place of its classifier
+ * (rb_model_create_with_head), sized for the target split's classes (at
+ * least 2) and initialized from config->seed; every backbone tensor comes
+ * from the source. Target images are converted to the source's channels
+ * (grayscale replicated) unless --channels says otherwise, and keep their
+ * own size (the backbone is convolutional) unless --image-size is given.
+ *   full-network (fixed_features false): every parameter trains, batch-norm
+ *       in training mode, as in rb_train.
+ *   fixed-feature: the backbone is frozen (rb_graph_freeze_through) and its
+ *       batch-norm stays in inference mode; only the head trains. With
+ *       bn_update the backbone's batch-norm runs in training mode instead,
+ *       so its running statistics keep moving, as the reference code's
+ *       model.train() did (the weights stay frozen).
+ *   Feature cache: in fixed-feature mode with batch-norm frozen and no
+ *       augmentation, the backbone is a fixed function of each image, so the
+ *       features of both splits are computed once (inference engine) and
+ *       each epoch trains the head alone (rb_model_head_create) on them, with
+ *       the same shuffling, initialization and SGD as without the cache:
+ *       the head weights agree to rounding. no_feature_cache turns it off.
+ * Checkpoints hold the whole model (backbone and head) and its "training"
+ * metadata adds "transfer": {"source", "task", "mode", "bn_stats",
+ * "feature_cache"}; config.json has "command": "transfer" and "source",
+ * "task", "task_options", "mode", "bn_stats", "no_feature_cache". After the
+ * last epoch the task's own metrics on the test split are written to
+ * metrics.json ({"accuracy": ..., "balanced_accuracy": ..., ...}).
+ * rb_train_resume continues a transfer run from last.rbt, without needing
+ * the source file again.
  */
 #ifndef ROBUSTA_TRAIN_H
 #define ROBUSTA_TRAIN_H
@@ -118,7 +153,17 @@ typedef struct rb_train_config {
     const rb_params *attack_params; /* its parameters (NULL: defaults); the given ones are recorded */
     rb_attack_options attack_options; /* steps, restarts, random_start, keep_best, seed (target must be untargeted) */
     double eps_warmup;           /* epochs over which the plugin's eps ramps from 0 (0: none) */
-    int64_t eval_every;          /* robust test accuracy every this many epochs (0 or 1: every epoch) */
+    int64_t eval_every;          /* test (and robust test) accuracy every this many epochs and at the
+                                    last (0 or 1: every epoch) */
+    /* Transfer (see "Transfer" above) when source is set; arch and arch_params are then ignored. */
+    const char *source;          /* the source model (.rbt) */
+    const rb_registry *registry; /* finds the source's arch plugin */
+    const char *task_name;       /* as typed, for config.json (NULL: task->name) */
+    const rb_plugin *task;       /* the task plugin whose head replaces the source classifier */
+    const rb_params *task_params;/* its parameters (NULL: defaults) */
+    bool fixed_features;         /* fixed-feature: freeze the backbone; false: full-network */
+    bool bn_update;              /* fixed-feature: batch-norm statistics keep updating (the paper's code) */
+    bool no_feature_cache;       /* fixed-feature: run the backbone every step even where features could be cached */
 } rb_train_config;
 
 /* What a run did. */

@@ -31,6 +31,7 @@ const char *rb_data_source_str(rb_data_source kind)
     case RB_DATASET_CIFAR10: return "cifar10";
     case RB_DATASET_CIFAR100: return "cifar100";
     case RB_DATASET_NPY: return "npy";
+    case RB_DATASET_FEATURES: return "features";
     }
     return "unknown";
 }
@@ -145,13 +146,16 @@ rb_status rb_split_set_names(rb_split *split, const char *const *names)
     return RB_OK;
 }
 
-rb_status rb_split_create(rb_split **out, rb_dtype dtype, int64_t count, int channels, int height, int width,
-                          const void *images, const int64_t *labels, int64_t classes, const char *const *names,
-                          const char *what)
+/* rb_split_create and rb_split_create_features: features are any finite
+ * value, images lie in [0, 1]. */
+static rb_status split_create(rb_split **out, rb_data_source kind, rb_dtype dtype, int64_t count, int channels,
+                              int height, int width, const void *images, const int64_t *labels, int64_t classes,
+                              const char *const *names, const char *what)
 {
     rb_split *s;
     rb_status st;
     size_t image_bytes;
+    bool features = kind == RB_DATASET_FEATURES;
 
     if (out == NULL)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_split_create: out is NULL");
@@ -160,7 +164,7 @@ rb_status rb_split_create(rb_split **out, rb_dtype dtype, int64_t count, int cha
         what = "images in memory";
     if (count > 0 && (images == NULL || labels == NULL))
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: images or labels is NULL", what);
-    if ((st = rb_split_alloc(&s, RB_DATASET_NONE, what, dtype, count, channels, height, width, classes)) != RB_OK)
+    if ((st = rb_split_alloc(&s, kind, what, dtype, count, channels, height, width, classes)) != RB_OK)
         return st;
     image_bytes = rb_split_stored_bytes(s);
     for (int64_t i = 0; i < count; i++) {
@@ -175,9 +179,12 @@ rb_status rb_split_create(rb_split **out, rb_dtype dtype, int64_t count, int cha
         const float *f = images;
         size_t n = (size_t)count * image_bytes / sizeof(float);
         for (size_t k = 0; k < n; k++) {
-            if (!(f[k] >= 0.0f && f[k] <= 1.0f)) {
+            if (features ? !isfinite(f[k]) : !(f[k] >= 0.0f && f[k] <= 1.0f)) {
                 size_t per = image_bytes / sizeof(float);
                 rb_split_destroy(s);
+                if (features)
+                    return rb_error_set(RB_ERR_NUMERIC, "%s: value %g in example %zu is not finite", what,
+                                        (double)f[k], k / per);
                 return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                                     "%s: value %g in example %zu is outside [0, 1]: float images must be "
                                     "scaled to [0, 1]",
@@ -195,6 +202,21 @@ rb_status rb_split_create(rb_split **out, rb_dtype dtype, int64_t count, int cha
     }
     *out = s;
     return RB_OK;
+}
+
+rb_status rb_split_create(rb_split **out, rb_dtype dtype, int64_t count, int channels, int height, int width,
+                          const void *images, const int64_t *labels, int64_t classes, const char *const *names,
+                          const char *what)
+{
+    return split_create(out, RB_DATASET_NONE, dtype, count, channels, height, width, images, labels, classes, names,
+                        what);
+}
+
+rb_status rb_split_create_features(rb_split **out, int64_t count, int dim, const float *values,
+                                   const int64_t *labels, int64_t classes, const char *const *names, const char *what)
+{
+    return split_create(out, RB_DATASET_FEATURES, RB_DTYPE_F32, count, 1, dim,
+                        1, values, labels, classes, names, what);
 }
 
 /* ------------------------------------------------------------ accessors */
@@ -656,6 +678,7 @@ void rb_augment_defaults(rb_data_source kind, rb_augment *out)
         break;
     case RB_DATASET_NPY:
     case RB_DATASET_NONE:
+    case RB_DATASET_FEATURES:
         break;
     }
 }

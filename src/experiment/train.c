@@ -101,8 +101,18 @@ rb_status rb_train_config_check(const rb_train_config *c)
     rb_schedule sched;
     rb_dataset_spec *spec;
     rb_status s;
-    if (c == NULL || c->arch == NULL || c->arch_params == NULL)
+    if (c == NULL || (c->source == NULL && (c->arch == NULL || c->arch_params == NULL)))
         return invalid("training needs an architecture (--arch)");
+    if (c->source != NULL) {
+        if (c->task == NULL || c->task->kind != RB_PLUGIN_TASK)
+            return invalid("transfer needs a task plugin (--task classify)");
+        if (c->registry == NULL)
+            return invalid("transfer needs the plugin registry to load the source's architecture");
+        if (c->attack != NULL)
+            return invalid("transfer trains on clean images: --attack is not available with --source");
+        if (c->bn_update && !c->fixed_features)
+            return invalid("--bn-stats update applies to --mode fixed only (full-network mode always updates them)");
+    }
     if (c->data == NULL || c->data[0] == '\0')
         return invalid("training needs a dataset (--data)");
     if (c->out_dir == NULL || c->out_dir[0] == '\0')
@@ -187,7 +197,7 @@ static rb_status write_config(const rb_train_config *c, const char *path)
     const char *txt;
     rb_status s;
 
-    json_object_object_add(root, "command", json_object_new_string("train"));
+    json_object_object_add(root, "command", json_object_new_string(c->source ? "transfer" : "train"));
     json_object_object_add(root, "robusta", json_object_new_string(RB_VERSION_STRING));
     json_object_object_add(root, "arch", json_object_new_string(c->arch_name ? c->arch_name : c->arch->name));
     for (size_t i = 0; specs != NULL && specs[i].name != NULL; i++) {
@@ -226,7 +236,15 @@ static rb_status write_config(const rb_train_config *c, const char *path)
         snprintf(buf, sizeof buf, "%llu", (unsigned long long)c->attack_options.seed);
         json_object_object_add(root, "attack_seed", json_object_new_string(buf));
         json_object_object_add(root, "eps_warmup", json_object_new_double(c->eps_warmup));
-        json_object_object_add(root, "eval_every", json_object_new_int64(c->eval_every));
+    }
+    json_object_object_add(root, "eval_every", json_object_new_int64(c->eval_every));
+    if (c->source != NULL) {
+        json_object_object_add(root, "source", json_object_new_string(c->source));
+        json_object_object_add(root, "task", json_object_new_string(c->task_name ? c->task_name : c->task->name));
+        json_object_object_add(root, "task_options", given_params(c->task_params));
+        json_object_object_add(root, "mode", json_object_new_string(c->fixed_features ? "fixed" : "full"));
+        json_object_object_add(root, "bn_stats", json_object_new_string(c->bn_update ? "update" : "frozen"));
+        json_object_object_add(root, "no_feature_cache", json_object_new_boolean(c->no_feature_cache));
     }
     txt = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
     snprintf(buf, sizeof buf, "%s\n", txt);
@@ -435,6 +453,12 @@ typedef struct run {
     float *adv_x;            /* the attacked batch */
     rb_params *attack_params;/* owned copy of the plugin's parameters (eps set per epoch) */
     double eps;              /* the full eps (warm-up) */
+    /* transfer */
+    rb_model *source;        /* the source model, until the transfer model has its weights */
+    rb_model *full;          /* with cached features: the whole model, while `model` is its head */
+    rb_split *image_train, *image_test; /* with cached features: the image splits */
+    bool bn_training;        /* batch-norm in training mode during steps */
+    char default_schedule[64]; /* transfer's default schedule, when none is given */
 } run;
 
 static void path_in(char *out, size_t size, const char *dir, const char *name)
@@ -523,11 +547,160 @@ static rb_status copy_params(const rb_params *from, rb_params **out)
     return s;
 }
 
+/* The transfer model: the source's backbone, normalization and weights with
+ * the task's new head for the target's classes. */
+static rb_status create_transfer_model(run *r)
+{
+    rb_model_input in = *rb_model_get_input(r->source);
+    int c, h, w;
+    size_t copied = 0;
+    rb_status s;
+    if (rb_split_classes(r->train) < 2)
+        return invalid("the target %s has %lld class; transfer needs at least 2 (check --classes)",
+                       rb_split_name(r->train), (long long)rb_split_classes(r->train));
+    rb_split_shape(r->train, &c, &h, &w);
+    if (c != in.channels)
+        return invalid("the target images have %d channel(s) but the source model takes %lld (--channels %lld)", c,
+                       (long long)in.channels, (long long)in.channels);
+    in.height = h;
+    in.width = w;
+    s = rb_model_create_with_head(&r->model, rb_model_arch(r->source), rb_model_params(r->source), r->cfg.task,
+                                  r->cfg.task_params, &in, rb_split_classes(r->train));
+    if (s == RB_OK)
+        s = rb_graph_init_params(rb_model_graph(r->model), r->cfg.seed);
+    if (s == RB_OK)
+        s = rb_model_copy_params(r->model, r->source, RB_MODEL_BACKBONE, &copied);
+    if (s != RB_OK)
+        return rb_error_prefix("--source %s: ", r->cfg.source);
+    rb_log(RB_LOG_DEBUG, "transfer: %zu backbone tensors from %s", copied, r->cfg.source);
+    r->cfg.arch_params = rb_model_params(r->model); /* the source's go with it */
+    rb_model_destroy(r->source);
+    r->source = NULL;
+    return RB_OK;
+}
+
+/* Features of every example of `split` (the backbone's output in inference
+ * mode), as a split of 1 x F x 1 "images" with the same labels and order. */
+static rb_status extract_features(run *r, rb_engine *engine, const rb_split *split, rb_split **out)
+{
+    rb_node *feat = rb_model_features(r->model);
+    int64_t c, h, w, batch = rb_engine_batch(engine), n = rb_split_count(split);
+    size_t per = rb_split_example_size(split), f;
+    float *images, *features, *row;
+    int64_t *labels = calloc((size_t)batch, sizeof *labels);
+    const char **names = calloc((size_t)rb_split_classes(split), sizeof *names);
+    rb_progress *bar = NULL;
+    char what[256];
+    rb_status s = RB_OK;
+    rb_node_shape(feat, &c, &h, &w);
+    f = (size_t)(c * h * w);
+    images = calloc((size_t)batch * per, sizeof *images);
+    features = malloc((size_t)(n > 0 ? n : 1) * f * sizeof *features);
+    row = malloc((size_t)batch * f * sizeof *row);
+    if (images == NULL || features == NULL || row == NULL || labels == NULL || names == NULL)
+        s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for the features of %s", rb_split_name(split));
+    snprintf(what, sizeof what, "features of %s", rb_split_name(split));
+    if (s == RB_OK && !r->cfg.quiet)
+        s = rb_progress_create(&bar, "features", (uint64_t)n, "img", NULL);
+    for (int64_t first = 0; s == RB_OK && first < n; first += batch) {
+        int64_t rows = n - first < batch ? n - first : batch;
+        memset(images, 0, (size_t)batch * per * sizeof *images);
+        memset(labels, 0, (size_t)batch * sizeof *labels);
+        for (int64_t i = 0; s == RB_OK && i < rows; i++) {
+            s = rb_split_example(split, first + i, NULL, 0, 0, images + (size_t)i * per);
+            labels[i] = rb_split_labels(split)[first + i];
+        }
+        if (s == RB_OK)
+            s = rb_engine_forward(engine, images, batch, labels, false);
+        if (s == RB_OK)
+            s = rb_engine_read(engine, feat, row);
+        if (s == RB_OK)
+            memcpy(features + (size_t)first * f, row, (size_t)rows * f * sizeof *row);
+        if (s == RB_OK && bar != NULL)
+            rb_progress_update(bar, (uint64_t)(first + rows), "%s", rb_split_name(split));
+    }
+    if (bar != NULL) {
+        if (s == RB_OK)
+            rb_progress_finish(bar, "%s", rb_split_name(split));
+        rb_progress_destroy(bar);
+    }
+    for (int64_t k = 0; s == RB_OK && k < rb_split_classes(split); k++)
+        names[k] = rb_split_class_name(split, k);
+    if (s == RB_OK)
+        s = rb_split_create_features(out, n, (int)f, features, rb_split_labels(split), rb_split_classes(split), names,
+                                     what);
+    free(images);
+    free(features);
+    free(row);
+    free(labels);
+    free(names);
+    return s;
+}
+
+/* Fixed-feature mode: freezes the backbone and, where the backbone is a fixed
+ * function of each image, swaps the model and splits for the head and the
+ * cached features. */
+static rb_status prepare_transfer(run *r)
+{
+    rb_engine_options eo = {.threads = r->cfg.threads, .data_grads_only = true};
+    rb_engine *engine = NULL;
+    rb_model *head = NULL;
+    rb_split *train = NULL, *test = NULL;
+    int64_t batch = r->cfg.eval_batch_size;
+    rb_status s;
+    r->bn_training = !r->cfg.fixed_features || r->cfg.bn_update;
+    if (r->cfg.source == NULL || !r->cfg.fixed_features)
+        return RB_OK;
+    if ((s = rb_graph_freeze_through(rb_model_graph(r->model), rb_model_backbone_end(r->model))) != RB_OK)
+        return s;
+    if (r->cfg.bn_update || r->cfg.augment || r->cfg.no_feature_cache)
+        return RB_OK;
+    if (batch > rb_split_count(r->train))
+        batch = rb_split_count(r->train);
+    s = rb_engine_create(&engine, rb_model_graph(r->model), batch, &eo);
+    if (s == RB_OK)
+        s = extract_features(r, engine, r->train, &train);
+    if (s == RB_OK && r->has_test)
+        s = extract_features(r, engine, r->test, &test);
+    rb_engine_destroy(engine);
+    if (s == RB_OK)
+        s = rb_model_head_create(&head, r->model);
+    if (s == RB_OK)
+        s = rb_model_copy_params(head, r->model, RB_MODEL_ALL, NULL);
+    if (s != RB_OK) {
+        rb_model_destroy(head);
+        rb_split_destroy(train);
+        rb_split_destroy(test);
+        return s;
+    }
+    r->full = r->model;
+    r->model = head;
+    r->image_train = r->train;
+    r->image_test = r->test;
+    r->train = train;
+    r->test = test;
+    rb_log(RB_LOG_INFO, "fixed-feature transfer: features cached, %lld x %lld values", (long long)rb_split_count(train),
+           (long long)rb_split_example_size(train));
+    return RB_OK;
+}
+
+/* The whole model, with the trained head copied in when training runs on
+ * cached features. */
+static rb_status whole_model(run *r, rb_model **out)
+{
+    *out = r->full != NULL ? r->full : r->model;
+    if (r->full != NULL)
+        return rb_model_copy_params(r->full, r->model, RB_MODEL_HEAD, NULL);
+    return RB_OK;
+}
+
 static rb_status create_model(run *r)
 {
     rb_model_input in;
     rb_params *p = NULL;
     rb_status s;
+    if (r->cfg.source != NULL)
+        return create_transfer_model(r);
     memset(&in, 0, sizeof in);
     if ((s = data_normalization(r->train, &in)) != RB_OK || (s = copy_params(r->cfg.arch_params, &p)) != RB_OK)
         goto done;
@@ -613,8 +786,11 @@ static rb_status save_checkpoint(run *r, const char *path, bool with_state)
     rb_checkpoint *ck = NULL;
     json_object *meta = NULL, *tr;
     rb_graph *g = rb_model_graph(r->model);
+    rb_model *whole;
     char buf[64];
-    rb_status s = rb_model_to_checkpoint(r->model, &ck);
+    rb_status s = whole_model(r, &whole);
+    if (s == RB_OK)
+        s = rb_model_to_checkpoint(whole, &ck);
     if (s == RB_OK && (meta = json_tokener_parse(rb_checkpoint_metadata(ck))) == NULL)
         s = rb_error_set(RB_ERR_INTERNAL, "the model's metadata is not JSON");
     if (s == RB_OK) {
@@ -636,6 +812,15 @@ static rb_status save_checkpoint(run *r, const char *path, bool with_state)
         json_object_object_add(tr, "best_epoch", json_object_new_int64(r->best_epoch));
         if (r->cfg.attack != NULL)
             json_object_object_add(tr, "attack", attack_json(r));
+        if (r->cfg.source != NULL) {
+            json_object *t = json_object_new_object();
+            json_object_object_add(t, "source", json_object_new_string(r->cfg.source));
+            json_object_object_add(t, "task", json_object_new_string(r->cfg.task->name));
+            json_object_object_add(t, "mode", json_object_new_string(r->cfg.fixed_features ? "fixed" : "full"));
+            json_object_object_add(t, "bn_stats", json_object_new_string(r->cfg.bn_update ? "update" : "frozen"));
+            json_object_object_add(t, "feature_cache", json_object_new_boolean(r->full != NULL));
+            json_object_object_add(tr, "transfer", t);
+        }
         json_object_object_add(meta, "training", tr);
         s = rb_checkpoint_set_metadata(ck, json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PLAIN));
     }
@@ -715,6 +900,8 @@ static const char *bad_gradient(rb_graph *g)
     return NULL;
 }
 
+static rb_status write_task_metrics(run *r);
+
 static rb_status train_epochs(run *r, rb_train_result *res)
 {
     rb_graph *g = rb_model_graph(r->model);
@@ -769,7 +956,7 @@ static rb_status train_epochs(run *r, rb_train_result *res)
                 clean_correct += st.clean_correct;
                 train_x = r->adv_x;
             }
-            if ((s = rb_engine_forward(r->engine, train_x, b.count, b.labels, true)) != RB_OK ||
+            if ((s = rb_engine_forward(r->engine, train_x, b.count, b.labels, r->bn_training)) != RB_OK ||
                 (s = rb_engine_read(r->engine, rb_model_logits(r->model), r->logits)) != RB_OK ||
                 (s = rb_engine_backward(r->engine, true, false)) != RB_OK)
                 goto epoch_failed;
@@ -802,14 +989,14 @@ static rb_status train_epochs(run *r, rb_train_result *res)
             rb_progress_destroy(bar);
             bar = NULL;
         }
-        if (r->has_test) {
+        if (r->has_test && (e + 1 == r->cfg.epochs || r->cfg.eval_every <= 1 || (e + 1) % r->cfg.eval_every == 0)) {
             rb_eval_result ev;
             if ((s = evaluate_with(r->eval_engine, r->model, r->test, NULL, &ev)) != RB_OK)
                 return s;
             test_loss = ev.mean_loss;
             test_acc = ev.accuracy;
             rb_eval_result_free(&ev);
-            if (adv && (e + 1 == r->cfg.epochs || r->cfg.eval_every <= 1 || (e + 1) % r->cfg.eval_every == 0)) {
+            if (adv) {
                 eval_attack atk = {r->cfg.attack, r->attack_params, &r->cfg.attack_options};
                 if ((s = set_eps(r, r->eps)) != RB_OK ||
                     (s = evaluate_with(r->eval_engine, r->model, r->test, &atk, &ev)) != RB_OK)
@@ -831,7 +1018,7 @@ static rb_status train_epochs(run *r, rb_train_result *res)
         /* Logs and checkpoints. */
         {
             char tl[32] = "", ta[32] = "", tlj[32] = "null", taj[32] = "null", ra[32] = "", raj[32] = "null";
-            if (r->has_test) {
+            if (!isnan(test_acc)) {
                 snprintf(tl, sizeof tl, "%.9g", test_loss);
                 snprintf(ta, sizeof ta, "%.9g", test_acc);
                 memcpy(tlj, tl, sizeof tl);
@@ -860,7 +1047,7 @@ static rb_status train_epochs(run *r, rb_train_result *res)
             if (s == RB_OK)
                 s = text_append(&r->jsonl, "}\n");
         }
-        if (s == RB_OK && r->has_test && !adv && (r->best_epoch == 0 || test_acc > r->best_acc)) {
+        if (s == RB_OK && !isnan(test_acc) && !adv && (r->best_epoch == 0 || test_acc > r->best_acc)) {
             r->best_acc = test_acc;
             r->best_epoch = r->epoch;
             path_in(path, sizeof path, r->cfg.out_dir, "best.rbt");
@@ -880,7 +1067,7 @@ static rb_status train_epochs(run *r, rb_train_result *res)
             s = write_logs(r);
         if (s != RB_OK)
             return s;
-        if (r->has_test)
+        if (!isnan(test_acc))
             rb_log(RB_LOG_INFO, "epoch %lld/%lld: lr %.4g, train loss %.4f acc %.2f%%, test loss %.4f acc %.2f%%, %.1fs",
                    (long long)r->epoch, (long long)r->cfg.epochs, lr, res->train_loss, 100 * res->train_acc,
                    test_loss, 100 * test_acc, seconds);
@@ -897,7 +1084,9 @@ static rb_status train_epochs(run *r, rb_train_result *res)
     res->best_epoch = r->best_epoch;
     res->seconds_per_epoch = epochs_run ? total_seconds / (double)epochs_run : 0;
     path_in(path, sizeof path, r->cfg.out_dir, "model.rbt");
-    return save_checkpoint(r, path, false);
+    if ((s = save_checkpoint(r, path, false)) == RB_OK && r->cfg.source != NULL && r->has_test)
+        s = write_task_metrics(r);
+    return s;
 }
 
 static void run_free(run *r)
@@ -911,8 +1100,12 @@ static void run_free(run *r)
     free(r->adv_x);
     rb_loader_destroy(r->loader);
     rb_model_destroy(r->model);
+    rb_model_destroy(r->full);
+    rb_model_destroy(r->source);
     rb_split_destroy(r->test);
     rb_split_destroy(r->train);
+    rb_split_destroy(r->image_test);
+    rb_split_destroy(r->image_train);
     free(r->csv.data);
     free(r->jsonl.data);
     free(r->logits);
@@ -927,6 +1120,93 @@ static rb_status make_dir(const char *dir)
         return rb_error_set(RB_ERR_IO, "--out %s exists and is not a folder", dir);
     }
     return rb_error_set(RB_ERR_IO, "cannot create the run folder %s: %s", dir, strerror(errno));
+}
+
+/* The paper's transfer schedule scaled to the run: lr x 0.1 at each third
+ * (150 epochs decayed every 50); constant for training from scratch. */
+static const char *default_schedule(run *r)
+{
+    if (r->cfg.source == NULL)
+        return "constant";
+    snprintf(r->default_schedule, sizeof r->default_schedule, "step:%lld:0.1",
+             (long long)(r->cfg.epochs >= 3 ? r->cfg.epochs / 3 : 1));
+    return r->default_schedule;
+}
+
+/* Loads the source model of a transfer and takes its channels for the
+ * target images unless --channels says otherwise. */
+static rb_status load_source(run *r)
+{
+    rb_status s = rb_model_load(&r->source, r->cfg.registry, r->cfg.source, 0, 0);
+    if (s != RB_OK)
+        return rb_error_prefix("--source: ");
+    if (rb_model_task(r->source) != NULL)
+        rb_log(RB_LOG_INFO, "--source %s is itself a transferred model: its backbone is used, its %s head dropped",
+               r->cfg.source, rb_model_task(r->source)->name);
+    r->cfg.arch = rb_model_arch(r->source);
+    r->cfg.arch_params = rb_model_params(r->source);
+    if (r->cfg.arch_name == NULL)
+        r->cfg.arch_name = r->cfg.arch->name;
+    if (r->cfg.channels == 0)
+        r->cfg.channels = (int)rb_model_get_input(r->source)->channels;
+    return RB_OK;
+}
+
+/* After the last epoch of a transfer: the task's own metrics on the test
+ * split, into metrics.json. */
+static rb_status write_task_metrics(run *r)
+{
+    const rb_task_ops *ops = r->cfg.task->ops;
+    rb_task_target target = {.num_classes = rb_model_num_classes(r->model)};
+    int64_t batch = rb_engine_batch(r->eval_engine), n = rb_split_count(r->test), k = rb_model_num_classes(r->model);
+    size_t per = rb_split_example_size(r->test), count = 0;
+    float *images = calloc((size_t)batch * per, sizeof *images), *logits = calloc((size_t)(batch * k), sizeof *logits);
+    int64_t *labels = calloc((size_t)batch, sizeof *labels);
+    rb_metric metrics[256];
+    void *state = NULL;
+    char path[4200];
+    json_object *root = json_object_new_object();
+    rb_status s = images && logits && labels ? RB_OK : rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for metrics");
+    if (s == RB_OK && (s = ops->metrics_create(r->cfg.task_params, &target, &state)) != RB_OK)
+        rb_error_prefix("task %s: ", r->cfg.task->name);
+    for (int64_t first = 0; s == RB_OK && first < n; first += batch) {
+        int64_t rows = n - first < batch ? n - first : batch, pshape[2] = {rows, k}, lshape[1] = {rows};
+        rb_tensor *pred = NULL, *lab = NULL;
+        memset(images, 0, (size_t)batch * per * sizeof *images);
+        memset(labels, 0, (size_t)batch * sizeof *labels);
+        for (int64_t i = 0; s == RB_OK && i < rows; i++) {
+            s = rb_split_example(r->test, first + i, NULL, 0, 0, images + (size_t)i * per);
+            labels[i] = rb_split_labels(r->test)[first + i];
+        }
+        if (s == RB_OK)
+            s = rb_engine_forward(r->eval_engine, images, batch, labels, false);
+        if (s == RB_OK)
+            s = rb_engine_read(r->eval_engine, rb_model_logits(r->model), logits);
+        if (s == RB_OK)
+            s = rb_tensor_wrap(&pred, RB_DTYPE_F32, 2, pshape, logits);
+        if (s == RB_OK)
+            s = rb_tensor_wrap(&lab, RB_DTYPE_I64, 1, lshape, labels);
+        if (s == RB_OK && (s = ops->metrics_accumulate(state, pred, lab)) != RB_OK)
+            rb_error_prefix("task %s: ", r->cfg.task->name);
+        rb_tensor_destroy(pred);
+        rb_tensor_destroy(lab);
+    }
+    if (s == RB_OK && (s = ops->metrics_finalize(state, metrics, sizeof metrics / sizeof metrics[0], &count)) != RB_OK)
+        rb_error_prefix("task %s: ", r->cfg.task->name);
+    for (size_t i = 0; s == RB_OK && i < count; i++)
+        json_object_object_add(root, metrics[i].name, json_object_new_double(metrics[i].value));
+    if (s == RB_OK) {
+        const char *txt = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+        path_in(path, sizeof path, r->cfg.out_dir, "metrics.json");
+        s = rb_file_write_atomic(path, txt, strlen(txt));
+    }
+    if (state != NULL)
+        ops->metrics_destroy(state);
+    json_object_put(root);
+    free(images);
+    free(logits);
+    free(labels);
+    return s;
 }
 
 rb_status rb_train(const rb_train_config *config, rb_train_result *result)
@@ -944,7 +1224,7 @@ rb_status rb_train(const rb_train_config *config, rb_train_result *result)
     memset(&r, 0, sizeof r);
     r.cfg = *config;
     if (r.cfg.schedule == NULL)
-        r.cfg.schedule = "constant";
+        r.cfg.schedule = default_schedule(&r);
     if ((s = make_dir(r.cfg.out_dir)) != RB_OK)
         return s;
     path_in(path, sizeof path, r.cfg.out_dir, "last.rbt");
@@ -965,7 +1245,10 @@ rb_status rb_train(const rb_train_config *config, rb_train_result *result)
             }
         }
     }
-    if ((s = open_splits(&r)) != RB_OK || (s = create_model(&r)) != RB_OK || (s = setup(&r)) != RB_OK)
+    if (r.cfg.source != NULL && (s = load_source(&r)) != RB_OK)
+        goto done;
+    if ((s = open_splits(&r)) != RB_OK || (s = create_model(&r)) != RB_OK || (s = prepare_transfer(&r)) != RB_OK ||
+        (s = setup(&r)) != RB_OK)
         goto done;
     if ((s = text_append(&r.csv, "%s", r.cfg.attack != NULL ? csv_header_adv : csv_header)) != RB_OK)
         goto done;
@@ -976,11 +1259,16 @@ rb_status rb_train(const rb_train_config *config, rb_train_result *result)
     path_in(path, sizeof path, r.cfg.out_dir, "last.rbt");
     if ((s = save_checkpoint(&r, path, true)) != RB_OK || (s = write_logs(&r)) != RB_OK)
         goto done;
-    rb_log(RB_LOG_INFO, "training %s on %s: %lld examples, %lld classes, %lld x %lld x %lld, %s",
-           r.cfg.arch_name ? r.cfg.arch_name : r.cfg.arch->name, r.cfg.data, (long long)rb_split_count(r.train),
-           (long long)rb_split_classes(r.train), (long long)rb_model_get_input(r.model)->channels,
-           (long long)rb_model_get_input(r.model)->height, (long long)rb_model_get_input(r.model)->width,
-           rb_engine_threads(r.engine));
+    if (r.cfg.source != NULL)
+        rb_log(RB_LOG_INFO, "transferring %s (%s) to %s in %s mode: %lld examples, %lld classes, %s", r.cfg.source,
+               r.cfg.arch->name, r.cfg.data, r.cfg.fixed_features ? "fixed-feature" : "full-network",
+               (long long)rb_split_count(r.train), (long long)rb_split_classes(r.train), rb_engine_threads(r.engine));
+    else
+        rb_log(RB_LOG_INFO, "training %s on %s: %lld examples, %lld classes, %lld x %lld x %lld, %s",
+               r.cfg.arch_name ? r.cfg.arch_name : r.cfg.arch->name, r.cfg.data, (long long)rb_split_count(r.train),
+               (long long)rb_split_classes(r.train), (long long)rb_model_get_input(r.model)->channels,
+               (long long)rb_model_get_input(r.model)->height, (long long)rb_model_get_input(r.model)->width,
+               rb_engine_threads(r.engine));
     s = train_epochs(&r, result);
 done:
     run_free(&r);
@@ -1052,6 +1340,46 @@ static rb_status read_config(json_object *root, const char *file, rb_train_confi
     c->schedule = jstr(root, "schedule");
     c->classes = jstr(root, "classes");
     c->seed = strtoull(seed, NULL, 10);
+    if (jhas(root, "eval_every", json_type_int))
+        c->eval_every = jint(root, "eval_every");
+    return RB_OK;
+}
+
+/* The transfer settings of a transfer run's config.json (none: training). */
+static rb_status read_transfer(const rb_registry *reg, json_object *root, const char *file, rb_train_config *c,
+                               rb_params **params)
+{
+    const char *source = jstr(root, "source"), *task = jstr(root, "task"), *mode = jstr(root, "mode");
+    const char *bn = jstr(root, "bn_stats");
+    json_object *given = NULL;
+    rb_status s;
+    *params = NULL;
+    if (source == NULL)
+        return RB_OK;
+    if (task == NULL || mode == NULL || bn == NULL || !jhas(root, "no_feature_cache", json_type_boolean) ||
+        !json_object_object_get_ex(root, "task_options", &given) || !json_object_is_type(given, json_type_object))
+        return rb_error_set(RB_ERR_CORRUPT, "%s: the transfer's settings (task, task_options, mode ...) are missing",
+                            file);
+    if ((s = rb_registry_find(reg, RB_PLUGIN_TASK, task, &c->task)) != RB_OK)
+        return rb_error_prefix("%s: ", file);
+    if ((s = rb_params_create(params, c->task->params)) != RB_OK)
+        return s;
+    {
+        json_object_object_foreach(given, key, val)
+        {
+            if (!json_object_is_type(val, json_type_string))
+                return rb_error_set(RB_ERR_CORRUPT, "%s: task_options.%s is not a string", file, key);
+            if ((s = rb_params_set(*params, key, json_object_get_string(val))) != RB_OK)
+                return rb_error_prefix("%s: task_options: ", file);
+        }
+    }
+    c->source = source;
+    c->registry = reg;
+    c->task_name = task;
+    c->task_params = *params;
+    c->fixed_features = strcmp(mode, "fixed") == 0;
+    c->bn_update = strcmp(bn, "update") == 0;
+    c->no_feature_cache = json_object_get_boolean(json_object_object_get(root, "no_feature_cache"));
     return RB_OK;
 }
 
@@ -1148,7 +1476,7 @@ rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t 
     size_t size = 0;
     json_object *root = NULL;
     rb_checkpoint *ck = NULL;
-    rb_params *attack_params = NULL;
+    rb_params *attack_params = NULL, *task_params = NULL;
     rb_status s;
 
     if (result == NULL)
@@ -1178,7 +1506,8 @@ rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t 
         goto done;
     }
     if ((s = read_config(root, path, &r.cfg)) != RB_OK ||
-        (s = read_attack(registry, root, path, &r.cfg, &attack_params)) != RB_OK)
+        (s = read_attack(registry, root, path, &r.cfg, &attack_params)) != RB_OK ||
+        (s = read_transfer(registry, root, path, &r.cfg, &task_params)) != RB_OK)
         goto done;
     r.cfg.out_dir = dir;
     r.cfg.quiet = quiet;
@@ -1192,8 +1521,8 @@ rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t 
         goto done;
     r.cfg.arch = rb_model_arch(r.model);
     r.cfg.arch_params = rb_model_params(r.model);
-    if ((s = rb_train_config_check(&r.cfg)) != RB_OK || (s = open_splits(&r)) != RB_OK || (s = setup(&r)) != RB_OK ||
-        (s = restore_state(&r, ck, path)) != RB_OK)
+    if ((s = rb_train_config_check(&r.cfg)) != RB_OK || (s = open_splits(&r)) != RB_OK ||
+        (s = prepare_transfer(&r)) != RB_OK || (s = setup(&r)) != RB_OK || (s = restore_state(&r, ck, path)) != RB_OK)
         goto done;
     rb_checkpoint_destroy(ck);
     ck = NULL;
@@ -1214,6 +1543,7 @@ done:
     rb_checkpoint_destroy(ck);
     run_free(&r);
     rb_params_destroy(attack_params);
+    rb_params_destroy(task_params);
     json_object_put(root);
     return s;
 }

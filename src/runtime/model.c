@@ -21,6 +21,13 @@ struct rb_model {
     rb_graph *graph;
     rb_node *image, *logits, *loss;
     int64_t num_classes;
+    /* With a task head (transfer): the task, its given parameters, the
+     * backbone's pooled features and last node (everything up to it is the
+     * backbone). head_only: the head alone on cached features, never saved. */
+    const rb_plugin *task;
+    rb_params *task_params;
+    rb_node *features, *backbone_end;
+    bool head_only;
 };
 
 rb_model_input rb_model_input_imagenet(int64_t height, int64_t width)
@@ -110,18 +117,8 @@ static rb_status copy_params(const rb_param_spec *specs, const rb_params *from, 
     return RB_OK;
 }
 
-rb_status rb_model_create(rb_model **out, const rb_plugin *arch, const rb_params *params,
-                          const rb_model_input *input)
+static rb_status check_input(const rb_model_input *input)
 {
-    rb_model *m;
-    rb_status s;
-    const rb_arch_ops *ops;
-    int64_t c, h, w;
-
-    *out = NULL;
-    if (arch == NULL || arch->kind != RB_PLUGIN_ARCH)
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "model: '%s' is not an architecture plugin",
-                            arch ? arch->name : "(null)");
     if (input == NULL || input->channels < 1 || input->channels > RB_MODEL_MAX_CHANNELS || input->height < 1 ||
         input->width < 1)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT,
@@ -131,44 +128,189 @@ rb_status rb_model_create(rb_model **out, const rb_plugin *arch, const rb_params
             return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                                 "model: normalization of channel %lld needs a finite mean and a std > 0",
                                 (long long)k);
-    m = calloc(1, sizeof *m);
+    return RB_OK;
+}
+
+/* Adds the task's head and loss on the graph's published features and
+ * records them; the prediction must be classes x 1 x 1. */
+static rb_status add_head(rb_model *m, int64_t num_classes)
+{
+    const rb_task_ops *ops = m->task->ops;
+    rb_task_target target = {.num_classes = num_classes, .channels = m->input.channels,
+                             .height = m->input.height, .width = m->input.width};
+    int64_t c, h, w;
+    rb_status s = ops->build_head(m->graph, m->task_params, &target, &m->logits);
+    if (s != RB_OK)
+        return rb_error_prefix("task %s: ", m->task->name);
+    rb_node_shape(m->logits, &c, &h, &w);
+    if (c != num_classes || h != 1 || w != 1)
+        return rb_error_set(RB_ERR_PLUGIN, "task %s: its head gives %lldx%lldx%lld, not %lld x 1 x 1",
+                            m->task->name, (long long)c, (long long)h, (long long)w, (long long)num_classes);
+    m->num_classes = c;
+    if ((s = ops->build_loss(m->graph, m->task_params, m->logits, NULL, &m->loss)) != RB_OK)
+        return rb_error_prefix("task %s: ", m->task->name);
+    return RB_OK;
+}
+
+static rb_status model_alloc(rb_model **out, const rb_plugin *arch, const rb_params *params,
+                             const rb_plugin *task, const rb_params *task_params)
+{
+    rb_model *m = calloc(1, sizeof *m);
+    rb_status s;
+    *out = NULL;
     if (m == NULL)
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory creating a model");
     m->arch = arch;
-    m->input = *input;
-    ops = arch->ops;
-    if (params != NULL)
-        s = copy_params(arch->params, params, &m->params);
-    else
-        s = rb_params_create(&m->params, arch->params);
-    if (s == RB_OK)
-        s = rb_params_check_required(m->params);
+    m->task = task;
+    s = params != NULL ? copy_params(arch->params, params, &m->params) : rb_params_create(&m->params, arch->params);
+    if (s == RB_OK && task != NULL)
+        s = task_params != NULL ? copy_params(task->params, task_params, &m->task_params)
+                                : rb_params_create(&m->task_params, task->params);
     if (s == RB_OK)
         s = rb_graph_create(&m->graph);
-    if (s == RB_OK)
-        s = rb_graph_input(m->graph, input->channels, input->height, input->width, input->mean, input->std,
-                           &m->image);
-    if (s == RB_OK) {
-        s = ops->build(m->graph, m->image, m->params, &m->logits);
-        if (s != RB_OK)
-            rb_error_prefix("arch %s", arch->name);
-    }
-    if (s == RB_OK && m->logits == NULL)
-        s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "arch %s: built no classifier (num_classes 0?)", arch->name);
-    if (s == RB_OK) {
-        rb_node_shape(m->logits, &c, &h, &w);
-        if (h != 1 || w != 1)
-            s = rb_error_set(RB_ERR_PLUGIN, "arch %s: logits '%s' are %lldx%lldx%lld, not K x 1 x 1", arch->name,
-                             rb_node_name(m->logits), (long long)c, (long long)h, (long long)w);
-        m->num_classes = c;
-    }
-    if (s == RB_OK)
-        s = rb_graph_softmax_cross_entropy(m->graph, m->logits, &m->loss);
     if (s != RB_OK) {
         rb_model_destroy(m);
         return s;
     }
     *out = m;
+    return RB_OK;
+}
+
+rb_status rb_model_create_with_head(rb_model **out, const rb_plugin *arch, const rb_params *params,
+                                    const rb_plugin *task, const rb_params *task_params,
+                                    const rb_model_input *input, int64_t num_classes)
+{
+    rb_model *m = NULL;
+    rb_status s;
+    *out = NULL;
+    if (arch == NULL || arch->kind != RB_PLUGIN_ARCH)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "model: '%s' is not an architecture plugin",
+                            arch ? arch->name : "(null)");
+    if (task != NULL && task->kind != RB_PLUGIN_TASK)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "model: '%s' is not a task plugin", task->name);
+    if (task != NULL && ((const rb_task_ops *)task->ops)->dataset_kind != RB_DATASET_CLASSIFICATION)
+        return rb_error_set(RB_ERR_NOT_AVAILABLE, "model: task %s needs %s data, which robusta cannot load yet",
+                            task->name, "detection or segmentation");
+    if ((s = check_input(input)) != RB_OK || (s = model_alloc(&m, arch, params, task, task_params)) != RB_OK)
+        return s;
+    m->input = *input;
+    if (task != NULL) {
+        /* The backbone alone: the head replaces the source classifier. */
+        if (!rb_params_declares(m->params, "num-classes"))
+            s = rb_error_set(RB_ERR_UNSUPPORTED,
+                             "arch %s has no num-classes parameter, so a task head cannot replace its classifier",
+                             arch->name);
+        else
+            s = rb_params_set(m->params, "num-classes", "0");
+    }
+    if (s == RB_OK)
+        s = rb_params_check_required(m->params);
+    if (s == RB_OK && task != NULL)
+        s = rb_params_check_required(m->task_params);
+    if (s == RB_OK)
+        s = rb_graph_input(m->graph, input->channels, input->height, input->width, input->mean, input->std,
+                           &m->image);
+    if (s == RB_OK) {
+        s = ((const rb_arch_ops *)arch->ops)->build(m->graph, m->image, m->params, &m->logits);
+        if (s != RB_OK)
+            rb_error_prefix("arch %s: ", arch->name);
+    }
+    if (s == RB_OK && task != NULL) {
+        m->backbone_end = rb_graph_node(m->graph, rb_graph_node_count(m->graph) - 1);
+        if (m->logits != NULL)
+            s = rb_error_set(RB_ERR_PLUGIN, "arch %s built a classifier although num-classes is 0", arch->name);
+        else if (rb_graph_find(m->graph, RB_STAGE_FEATURES, &m->features) != RB_OK)
+            s = rb_error_set(RB_ERR_PLUGIN, "arch %s publishes no '%s' stage for task heads", arch->name,
+                             RB_STAGE_FEATURES);
+        else
+            s = add_head(m, num_classes);
+    } else if (s == RB_OK) {
+        if (m->logits == NULL)
+            s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "arch %s: built no classifier (num_classes 0?)", arch->name);
+        if (s == RB_OK) {
+            int64_t c, h, w;
+            rb_node_shape(m->logits, &c, &h, &w);
+            if (h != 1 || w != 1)
+                s = rb_error_set(RB_ERR_PLUGIN, "arch %s: logits '%s' are %lldx%lldx%lld, not K x 1 x 1",
+                                 arch->name, rb_node_name(m->logits), (long long)c, (long long)h, (long long)w);
+            m->num_classes = c;
+        }
+        if (s == RB_OK)
+            s = rb_graph_softmax_cross_entropy(m->graph, m->logits, &m->loss);
+    }
+    if (s != RB_OK) {
+        rb_model_destroy(m);
+        return s;
+    }
+    *out = m;
+    return RB_OK;
+}
+
+rb_status rb_model_create(rb_model **out, const rb_plugin *arch, const rb_params *params,
+                          const rb_model_input *input)
+{
+    return rb_model_create_with_head(out, arch, params, NULL, NULL, input, 0);
+}
+
+rb_status rb_model_head_create(rb_model **out, const rb_model *full)
+{
+    rb_model *m = NULL;
+    int64_t c, h, w;
+    rb_status s;
+    *out = NULL;
+    if (full == NULL || full->task == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "model: only a model with a task head has a head to detach");
+    rb_node_shape(full->features, &c, &h, &w);
+    if ((s = model_alloc(&m, full->arch, full->params, full->task, full->task_params)) != RB_OK)
+        return s;
+    m->head_only = true;
+    /* Features as a 1 x (C*H*W) x 1 image: splits hold at most 4 channels,
+     * and linear heads flatten their input, so the weights keep their shapes. */
+    m->input.channels = 1;
+    m->input.height = c * h * w;
+    m->input.width = 1;
+    m->input.mean[0] = 0.0f;
+    m->input.std[0] = 1.0f;
+    s = rb_graph_input(m->graph, 1, c * h * w, 1, NULL, NULL, &m->image);
+    if (s == RB_OK)
+        s = rb_graph_publish(m->graph, m->image, RB_STAGE_FEATURES);
+    if (s == RB_OK) {
+        m->features = m->backbone_end = m->image;
+        s = add_head(m, full->num_classes);
+    }
+    if (s != RB_OK) {
+        rb_model_destroy(m);
+        return s;
+    }
+    *out = m;
+    return RB_OK;
+}
+
+rb_status rb_model_copy_params(rb_model *dst, const rb_model *src, rb_model_part part, size_t *copied)
+{
+    size_t n = 0;
+    if (part != RB_MODEL_ALL && dst->task == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "model: only a model with a task head has a backbone and a head");
+    for (size_t i = 0; i < rb_graph_param_count(dst->graph); i++) {
+        rb_param_info d, s;
+        bool in_backbone;
+        rb_graph_param(dst->graph, i, &d);
+        in_backbone = dst->backbone_end != NULL && rb_node_index(d.owner) <= rb_node_index(dst->backbone_end);
+        if ((part == RB_MODEL_BACKBONE && !in_backbone) || (part == RB_MODEL_HEAD && in_backbone))
+            continue;
+        if (rb_graph_find_param(src->graph, d.name, &s) != RB_OK)
+            return rb_error_set(RB_ERR_NOT_FOUND, "model: tensor '%s' is not in the model copied from", d.name);
+        if (s.ndim != d.ndim || memcmp(s.shape, d.shape, (size_t)d.ndim * sizeof *d.shape) != 0) {
+            char have[128], want[128];
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "model: tensor '%s' is %s in the source but %s here", d.name,
+                                rb_shape_format(s.ndim, s.shape, have, sizeof have),
+                                rb_shape_format(d.ndim, d.shape, want, sizeof want));
+        }
+        memcpy(d.value, s.value, (size_t)d.numel * sizeof *d.value);
+        n++;
+    }
+    if (copied != NULL)
+        *copied = n;
     return RB_OK;
 }
 
@@ -178,6 +320,7 @@ void rb_model_destroy(rb_model *m)
         return;
     rb_graph_destroy(m->graph);
     rb_params_destroy(m->params);
+    rb_params_destroy(m->task_params);
     free(m);
 }
 
@@ -188,6 +331,10 @@ const rb_model_input *rb_model_get_input(const rb_model *m) { return &m->input; 
 int64_t rb_model_num_classes(const rb_model *m) { return m->num_classes; }
 const rb_plugin *rb_model_arch(const rb_model *m) { return m->arch; }
 const rb_params *rb_model_params(const rb_model *m) { return m->params; }
+const rb_plugin *rb_model_task(const rb_model *m) { return m->task; }
+const rb_params *rb_model_task_params(const rb_model *m) { return m->task_params; }
+rb_node *rb_model_features(const rb_model *m) { return m->features; }
+rb_node *rb_model_backbone_end(const rb_model *m) { return m->backbone_end; }
 
 /* ------------------------------------------------------------ metadata */
 
@@ -227,6 +374,20 @@ static rb_status metadata_json(const rb_model *m, json_object **out)
     json_object_object_add(input, "std", float_array(m->input.std, m->input.channels));
     json_object_object_add(root, "input", input);
     json_object_object_add(root, "num_classes", json_object_new_int64(m->num_classes));
+    if (m->task != NULL) {
+        json_object *task = json_object_new_object(), *tparams = json_object_new_object();
+        specs = m->task->params;
+        json_object_object_add(task, "plugin", json_object_new_string(m->task->name));
+        json_object_object_add(task, "plugin_version", json_object_new_string(m->task->version));
+        for (size_t i = 0; specs != NULL && specs[i].name != NULL; i++) {
+            if (rb_params_source(m->task_params, specs[i].name) != RB_PARAM_GIVEN)
+                continue;
+            rb_params_format(m->task_params, specs[i].name, text, sizeof text);
+            json_object_object_add(tparams, specs[i].name, json_object_new_string(text));
+        }
+        json_object_object_add(task, "params", tparams);
+        json_object_object_add(root, "task", task);
+    }
     *out = root;
     return RB_OK;
 }
@@ -235,7 +396,11 @@ rb_status rb_model_to_checkpoint(const rb_model *m, rb_checkpoint **out)
 {
     rb_checkpoint *ck = NULL;
     json_object *meta = NULL;
-    rb_status s = rb_checkpoint_create(&ck);
+    rb_status s;
+    if (m->head_only)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "model: a detached head is not a whole model; copy it into its model and save that");
+    s = rb_checkpoint_create(&ck);
     if (s == RB_OK)
         s = metadata_json(m, &meta);
     if (s == RB_OK)
@@ -337,12 +502,36 @@ rb_status rb_model_load_params(rb_model *m, const rb_checkpoint *ck, const char 
     return RB_OK;
 }
 
+/* The "task" member of a transferred model's metadata: the plugin and the
+ * parameters it was given. */
+static rb_status read_task(const rb_registry *registry, json_object *task, const char *what,
+                           const rb_plugin **plugin, rb_params **values)
+{
+    json_object *name = member(task, "plugin", json_type_string), *params = member(task, "params", json_type_object);
+    rb_status s;
+    if (name == NULL || params == NULL)
+        return rb_error_set(RB_ERR_CORRUPT, "%s: metadata task needs plugin and params", what);
+    if ((s = rb_registry_find(registry, RB_PLUGIN_TASK, json_object_get_string(name), plugin)) != RB_OK)
+        return rb_error_prefix("%s was saved with task plugin '%s', which is not installed: ", what,
+                               json_object_get_string(name));
+    if ((s = rb_params_create(values, (*plugin)->params)) != RB_OK)
+        return s;
+    json_object_object_foreach(params, key, val)
+    {
+        if (!json_object_is_type(val, json_type_string))
+            return rb_error_set(RB_ERR_CORRUPT, "%s: metadata task.params.%s is not a string", what, key);
+        if ((s = rb_params_set(*values, key, json_object_get_string(val))) != RB_OK)
+            return rb_error_prefix("%s: task parameter from the checkpoint: ", what);
+    }
+    return RB_OK;
+}
+
 rb_status rb_model_from_checkpoint(rb_model **out, const rb_registry *registry, const rb_checkpoint *ck,
                                    const char *what, int64_t height, int64_t width)
 {
-    json_object *root, *arch, *params, *input, *v;
-    const rb_plugin *plugin;
-    rb_params *values = NULL;
+    json_object *root, *arch, *params, *input, *v, *task_json = NULL;
+    const rb_plugin *plugin, *task = NULL;
+    rb_params *values = NULL, *task_values = NULL;
     rb_model_input in;
     rb_model *m = NULL;
     rb_status s;
@@ -402,12 +591,14 @@ rb_status rb_model_from_checkpoint(rb_model **out, const rb_registry *registry, 
         s = read_floats(input, "std", in.std, in.channels, what);
     if (s == RB_OK)
         s = read_int(root, "", "num_classes", 1, INT32_MAX, &classes, what);
+    if (s == RB_OK && json_object_object_get_ex(root, "task", &task_json))
+        s = read_task(registry, task_json, what, &task, &task_values);
     if (s == RB_OK) {
         if (height > 0)
             in.height = height;
         if (width > 0)
             in.width = width;
-        s = rb_model_create(&m, plugin, values, &in);
+        s = rb_model_create_with_head(&m, plugin, values, task, task_values, &in, classes);
         if (s != RB_OK)
             rb_error_prefix("%s: ", what);
     }
@@ -418,6 +609,7 @@ rb_status rb_model_from_checkpoint(rb_model **out, const rb_registry *registry, 
         s = rb_model_load_params(m, ck, what);
     json_object_put(root);
     rb_params_destroy(values);
+    rb_params_destroy(task_values);
     if (s != RB_OK) {
         rb_model_destroy(m);
         return s;

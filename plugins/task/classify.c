@@ -1,0 +1,198 @@
+/* classify: a classification head for transfer learning, the target task of
+ * Salman et al. (2020) and of most robust-prior studies.
+ *
+ * The head reads the backbone's pooled feature vector (RB_STAGE_FEATURES)
+ * and replaces the source classifier:
+ *   no --hidden:     fc            linear, features -> classes
+ *   --hidden A,B:    fc.0 linear features -> A, ReLU, fc.2 linear A -> B,
+ *                    ReLU, fc.4 linear B -> classes
+ * The names are what PyTorch gives `model.fc = nn.Sequential(...)` (the
+ * ReLUs hold indices 1, 3 ...), so an exported transferred model loads into
+ * torchvision after the same assignment. The loss is softmax cross-entropy
+ * on the labels given at run time.
+ *
+ * Metrics: "accuracy" (top-1), "balanced_accuracy" (mean of per-class
+ * accuracies over the classes that occur) and "class_accuracy.K" for every
+ * class K that occurs (NaN-free: absent classes are left out). */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <robusta/graph.h>
+#include <robusta/plugin.h>
+
+#define CLASSIFY_WHO "classify"
+#define CLASSIFY_MAX_HIDDEN 8
+
+static const rb_param_spec classify_params[] = {
+    {"hidden", RB_PARAM_INT_LIST, NULL, "[1, 1048576]", 0,
+     "widths of extra hidden layers (linear + ReLU) before the classifier, e.g. 512,256 (none by default)"},
+    {NULL}};
+
+static rb_status classify_build_head(rb_graph *g, const rb_params *params, const rb_task_target *target,
+                                     rb_node **prediction)
+{
+    const int64_t *hidden = NULL;
+    size_t n_hidden = 0;
+    rb_node *x;
+    char name[32];
+    rb_status s;
+
+    if (target == NULL || target->num_classes < 2)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            CLASSIFY_WHO ": the target has %" PRId64 " class(es); a classifier needs at least 2",
+                            target ? target->num_classes : 0);
+    if ((s = rb_graph_find(g, RB_STAGE_FEATURES, &x)) != RB_OK)
+        return rb_error_set(s, CLASSIFY_WHO ": the backbone publishes no '%s' stage to attach the head to",
+                            RB_STAGE_FEATURES);
+    if (rb_params_source(params, "hidden") == RB_PARAM_GIVEN &&
+        (s = rb_params_get_int_list(params, "hidden", &hidden, &n_hidden)) != RB_OK)
+        return s;
+    if (n_hidden > CLASSIFY_MAX_HIDDEN)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, CLASSIFY_WHO ": --hidden lists %zu layers; at most %d", n_hidden,
+                            CLASSIFY_MAX_HIDDEN);
+    if (n_hidden == 0)
+        return rb_graph_linear(g, "fc", x, target->num_classes, true, prediction);
+    for (size_t i = 0; i < n_hidden; i++) {
+        snprintf(name, sizeof name, "fc.%zu", 2 * i);
+        if ((s = rb_graph_linear(g, name, x, hidden[i], true, &x)) != RB_OK || (s = rb_graph_relu(g, x, &x)) != RB_OK)
+            return s;
+    }
+    snprintf(name, sizeof name, "fc.%zu", 2 * n_hidden);
+    return rb_graph_linear(g, name, x, target->num_classes, true, prediction);
+}
+
+static rb_status classify_build_loss(rb_graph *g, const rb_params *params, rb_node *prediction, rb_node *target,
+                                     rb_node **per_example_loss)
+{
+    (void)params;
+    (void)target; /* labels come at run time */
+    return rb_graph_softmax_cross_entropy(g, prediction, per_example_loss);
+}
+
+typedef struct metrics {
+    int64_t classes;
+    int64_t *count, *correct;
+    char (*names)[40]; /* "class_accuracy.K", owned here so finalize can hand out pointers */
+} metrics;
+
+static void classify_metrics_destroy(void *state)
+{
+    metrics *m = state;
+    if (m == NULL)
+        return;
+    free(m->count);
+    free(m->correct);
+    free(m->names);
+    free(m);
+}
+
+static rb_status classify_metrics_create(const rb_params *params, const rb_task_target *target, void **state)
+{
+    metrics *m;
+    (void)params;
+    *state = NULL;
+    if (target == NULL || target->num_classes < 1)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, CLASSIFY_WHO ": metrics need the number of classes");
+    m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, CLASSIFY_WHO ": out of memory for metrics");
+    m->classes = target->num_classes;
+    m->count = calloc((size_t)m->classes, sizeof *m->count);
+    m->correct = calloc((size_t)m->classes, sizeof *m->correct);
+    m->names = calloc((size_t)m->classes, sizeof *m->names);
+    if (m->count == NULL || m->correct == NULL || m->names == NULL) {
+        classify_metrics_destroy(m);
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, CLASSIFY_WHO ": out of memory for metrics");
+    }
+    *state = m;
+    return RB_OK;
+}
+
+/* prediction: N × classes logits (f32); target: N labels (i64). */
+static rb_status classify_metrics_accumulate(void *state, const rb_tensor *prediction, const rb_tensor *target)
+{
+    metrics *m = state;
+    const float *logits;
+    const int64_t *labels;
+    int64_t n, k;
+    if (m == NULL || prediction == NULL || target == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, CLASSIFY_WHO ": metrics need a state, predictions and labels");
+    if (rb_tensor_dtype(prediction) != RB_DTYPE_F32 || rb_tensor_dtype(target) != RB_DTYPE_I64 ||
+        rb_tensor_ndim(prediction) < 2 || rb_tensor_ndim(target) != 1)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            CLASSIFY_WHO ": metrics take f32 N x classes predictions and i64 N labels");
+    n = rb_tensor_dim(prediction, 0);
+    k = rb_tensor_numel(prediction) / (n > 0 ? n : 1);
+    if (rb_tensor_dim(target, 0) != n || k != m->classes)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            CLASSIFY_WHO ": predictions are %" PRId64 " x %" PRId64 " but there are %" PRId64
+                                         " labels and %" PRId64 " classes",
+                            n, k, rb_tensor_dim(target, 0), m->classes);
+    logits = rb_tensor_cdata(prediction);
+    labels = rb_tensor_cdata(target);
+    for (int64_t i = 0; i < n; i++) {
+        const float *row = logits + i * k;
+        int64_t best = 0;
+        if (labels[i] < 0 || labels[i] >= k)
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT, CLASSIFY_WHO ": label %" PRId64 " of row %" PRId64
+                                                                     " is outside [0, %" PRId64 ")",
+                                labels[i], i, k);
+        for (int64_t c = 1; c < k; c++)
+            if (row[c] > row[best])
+                best = c;
+        m->count[labels[i]]++;
+        m->correct[labels[i]] += best == labels[i];
+    }
+    return RB_OK;
+}
+
+static rb_status classify_metrics_finalize(void *state, rb_metric *out, size_t capacity, size_t *count)
+{
+    metrics *m = state;
+    int64_t total = 0, correct = 0, present = 0;
+    double balanced = 0;
+    size_t n = 0;
+    for (int64_t c = 0; c < m->classes; c++) {
+        total += m->count[c];
+        correct += m->correct[c];
+        if (m->count[c] > 0) {
+            present++;
+            balanced += (double)m->correct[c] / (double)m->count[c];
+        }
+    }
+    if (total == 0)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, CLASSIFY_WHO ": no examples were accumulated");
+    if (n < capacity)
+        out[n] = (rb_metric){"accuracy", (double)correct / (double)total};
+    n++;
+    if (n < capacity)
+        out[n] = (rb_metric){"balanced_accuracy", balanced / (double)present};
+    n++;
+    for (int64_t c = 0; c < m->classes; c++) {
+        if (m->count[c] == 0)
+            continue;
+        snprintf(m->names[c], sizeof m->names[c], "class_accuracy.%" PRId64, c);
+        if (n < capacity)
+            out[n] = (rb_metric){m->names[c], (double)m->correct[c] / (double)m->count[c]};
+        n++;
+    }
+    *count = n < capacity ? n : capacity;
+    return RB_OK;
+}
+
+static const rb_task_ops classify_ops = {
+    .dataset_kind = RB_DATASET_CLASSIFICATION,
+    .build_head = classify_build_head,
+    .build_loss = classify_build_loss,
+    .metrics_create = classify_metrics_create,
+    .metrics_accumulate = classify_metrics_accumulate,
+    .metrics_finalize = classify_metrics_finalize,
+    .metrics_destroy = classify_metrics_destroy,
+};
+
+RB_PLUGIN_DEFINE(RB_PLUGIN_TASK, "classify", "1.0",
+                 "classification head (linear, optional hidden layers) on the backbone's pooled features",
+                 classify_params, &classify_ops);

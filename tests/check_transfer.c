@@ -1,0 +1,418 @@
+/* robusta transfer and the classify task plugin: fixed-feature and
+ * full-network modes, the feature cache, batch-norm statistics, resume,
+ * eval on a transferred model, and the refusals. */
+#include "config.h"
+
+#include <math.h>
+
+#include <json-c/json.h>
+
+#include <robusta/robusta.h>
+
+#include "testutil.h"
+
+#define RUN(r, ...) run_robusta(r, NULL, (const char *const[]){__VA_ARGS__, NULL})
+
+static run_result r;
+static char dir[256];
+static char source_data[2048], target_data[2048], one_class_data[2048];
+static char source_model[PATH_MAX];
+
+/* 8x8 images of `classes` classes: class k has a bright bar at row or
+ * column k (rows for even k, columns for odd), with noise. */
+static void make_images(const char *xname, const char *yname, int64_t n, int classes, int offset, uint64_t seed)
+{
+    unsigned char *x = malloc((size_t)n * 64);
+    uint8_t *y = malloc((size_t)n);
+    char xp[PATH_MAX], yp[PATH_MAX];
+    rb_rng rng;
+    ck_assert(x != NULL && y != NULL);
+    rb_rng_init(&rng, seed, 1, 0);
+    for (int64_t i = 0; i < n; i++) {
+        int cls = (int)(i % classes), line = (cls + offset) % 8;
+        y[i] = (uint8_t)cls;
+        for (int p = 0; p < 64; p++) {
+            int row = p / 8, col = p % 8;
+            bool on = (cls + offset) % 2 == 0 ? row == line : col == line;
+            x[i * 64 + p] = (unsigned char)((on ? 210 : 50) + (int)(40 * rb_rng_uniform(&rng)) - 20);
+        }
+    }
+    snprintf(xp, sizeof xp, "%s/%s", dir, xname);
+    snprintf(yp, sizeof yp, "%s/%s", dir, yname);
+    ck_assert_int_eq(rb_npy_save(xp, RB_DTYPE_U8, 3, (const int64_t[]){n, 8, 8}, x), RB_OK);
+    ck_assert_int_eq(rb_npy_save(yp, RB_DTYPE_U8, 1, (const int64_t[]){n}, y), RB_OK);
+    free(x);
+    free(y);
+}
+
+static void in_dir(char *out, const char *a, const char *b)
+{
+    if (b != NULL)
+        snprintf(out, PATH_MAX, "%s/%s/%s", dir, a, b);
+    else
+        snprintf(out, PATH_MAX, "%s/%s", dir, a);
+}
+
+/* One source model for the whole suite (training it is the slow part). */
+static void setup_once(void)
+{
+    char out[PATH_MAX];
+    make_temp_dir(dir, sizeof dir);
+    make_images("sx.npy", "sy.npy", 96, 4, 0, 1);
+    make_images("stx.npy", "sty.npy", 32, 4, 0, 2);
+    make_images("tx.npy", "ty.npy", 48, 3, 4, 3);
+    make_images("ttx.npy", "tty.npy", 30, 3, 4, 4);
+    make_images("ox.npy", "oy.npy", 20, 1, 4, 5);
+    snprintf(source_data, sizeof source_data, "npy:%s/sx.npy,%s/sy.npy;%s/stx.npy,%s/sty.npy", dir, dir, dir, dir);
+    snprintf(target_data, sizeof target_data, "npy:%s/tx.npy,%s/ty.npy;%s/ttx.npy,%s/tty.npy", dir, dir, dir, dir);
+    snprintf(one_class_data, sizeof one_class_data, "npy:%s/ox.npy,%s/oy.npy", dir, dir);
+    in_dir(out, "source", NULL);
+    RUN(&r, "train", "--arch", "resnet18", "--stem", "cifar", "--width", "0.125", "--data", source_data, "--out", out,
+        "--epochs", "2", "--batch-size", "16", "--lr", "0.05", "--threads", "1", "--seed", "3");
+    ck_assert_msg(r.code == 0, "source training failed: %s", r.err);
+    in_dir(source_model, "source", "model.rbt");
+}
+
+static void teardown_once(void)
+{
+    remove_temp_dir(dir);
+}
+
+#define TRANSFER(res, out, ...)                                                                              \
+    RUN(res, "transfer", "--source", source_model, "--data", target_data, "--out", out, "--epochs", "4",   \
+        "--batch-size", "8", "--threads", "1", "--seed", "5", "--schedule", "constant" __VA_ARGS__)
+
+static rb_checkpoint *load(const char *run, const char *file)
+{
+    char path[PATH_MAX];
+    rb_checkpoint *ck;
+    in_dir(path, run, file);
+    ck_assert_msg(rb_checkpoint_load(&ck, path, 0) == RB_OK, "%s: %s", path, rb_last_error());
+    return ck;
+}
+
+/* Largest |a - b| over a tensor present in both, relative to max |a|. */
+static double tensor_diff(const rb_checkpoint *a, const rb_checkpoint *b, const char *name)
+{
+    rb_checkpoint_tensor ta, tb;
+    double d = 0, m = 0;
+    ck_assert_msg(rb_checkpoint_find(a, name, &ta) == RB_OK, "no %s", name);
+    ck_assert_msg(rb_checkpoint_find(b, name, &tb) == RB_OK, "no %s", name);
+    ck_assert_int_eq(ta.numel, tb.numel);
+    for (int64_t i = 0; i < ta.numel; i++) {
+        double x = ((const float *)ta.data)[i], y = ((const float *)tb.data)[i];
+        d = fmax(d, fabs(x - y));
+        m = fmax(m, fabs(x));
+    }
+    return m > 0 ? d / m : d;
+}
+
+/* Whether every tensor of `a` whose name starts with none of the `except`
+ * prefixes is bit-identical in `b`. Returns the first differing name. */
+static const char *first_different(const rb_checkpoint *a, const rb_checkpoint *b, const char *except)
+{
+    for (size_t i = 0; i < rb_checkpoint_count(a); i++) {
+        rb_checkpoint_tensor ta, tb;
+        rb_checkpoint_get(a, i, &ta);
+        if (strncmp(ta.name, except, strlen(except)) == 0 || strncmp(ta.name, "state.", 6) == 0)
+            continue;
+        if (rb_checkpoint_find(b, ta.name, &tb) != RB_OK || tb.nbytes != ta.nbytes ||
+            memcmp(ta.data, tb.data, ta.nbytes) != 0)
+            return ta.name;
+    }
+    return NULL;
+}
+
+static json_object *read_json(const char *run, const char *file)
+{
+    char path[PATH_MAX];
+    json_object *j;
+    in_dir(path, run, file);
+    j = json_object_from_file(path);
+    ck_assert_msg(j != NULL, "%s does not parse", path);
+    return j;
+}
+
+static double member(json_object *o, const char *key)
+{
+    json_object *v;
+    ck_assert_msg(json_object_object_get_ex(o, key, &v), "no member %s", key);
+    return json_object_get_double(v);
+}
+
+/* training.transfer.feature_cache of a run's model.rbt. */
+static bool feature_cache(const char *run)
+{
+    rb_checkpoint *ck = load(run, "model.rbt");
+    json_object *meta = json_tokener_parse(rb_checkpoint_metadata(ck)), *tr, *t, *v;
+    bool cached;
+    ck_assert(meta != NULL);
+    ck_assert(json_object_object_get_ex(meta, "training", &tr) && json_object_object_get_ex(tr, "transfer", &t) &&
+              json_object_object_get_ex(t, "feature_cache", &v));
+    cached = json_object_get_boolean(v);
+    json_object_put(meta);
+    rb_checkpoint_destroy(ck);
+    return cached;
+}
+
+START_TEST(fixed_feature_cached_and_uncached_train_the_same_head_on_a_frozen_backbone)
+{
+    char a[PATH_MAX], b[PATH_MAX], path[PATH_MAX];
+    rb_checkpoint *src, *ca, *cb;
+    const char *diff;
+    json_object *cfg, *metrics;
+
+    in_dir(a, "cached", NULL);
+    in_dir(b, "uncached", NULL);
+    TRANSFER(&r, a, , "--lr", "0.05");
+    ck_assert_msg(r.code == 0, "cached transfer failed: %s", r.err);
+    ck_assert_msg(feature_cache("cached"), "the cache was not used");
+    TRANSFER(&r, b, , "--lr", "0.05", "--no-feature-cache");
+    ck_assert_msg(r.code == 0, "uncached transfer failed: %s", r.err);
+    ck_assert_msg(!feature_cache("uncached"), "--no-feature-cache cached");
+    ck_assert_int_eq(rb_checkpoint_load(&src, source_model, 0), RB_OK);
+    ca = load("cached", "model.rbt");
+    cb = load("uncached", "model.rbt");
+    /* The head: same initialization, order and SGD; only the batches the
+     * backbone saw differ (feature batch vs training batch), which may change
+     * oneDNN's summation order by a rounding step (1e-7 relative) per
+     * feature. 16 SGD steps keep that far below 1e-5. */
+    ck_assert_msg(tensor_diff(ca, cb, "fc.weight") < 1e-5, "fc.weight differs by %g",
+                  tensor_diff(ca, cb, "fc.weight"));
+    ck_assert_msg(tensor_diff(ca, cb, "fc.bias") < 1e-5, "fc.bias differs by %g", tensor_diff(ca, cb, "fc.bias"));
+    /* The head learned something: it moved away from its initialization. */
+    {
+        rb_checkpoint *last = load("cached", "last.rbt");
+        ck_assert_msg(tensor_diff(ca, last, "fc.weight") == 0, "last.rbt is not the final head");
+        rb_checkpoint_destroy(last);
+    }
+    /* The backbone, batch-norm statistics included, is the source's, bit for bit. */
+    diff = first_different(ca, src, "fc.");
+    ck_assert_msg(diff == NULL, "fixed-feature changed backbone tensor %s", diff);
+    diff = first_different(cb, src, "fc.");
+    ck_assert_msg(diff == NULL, "uncached fixed-feature changed backbone tensor %s", diff);
+    /* The new head has the target's 3 classes. */
+    {
+        rb_checkpoint_tensor t;
+        ck_assert_int_eq(rb_checkpoint_find(ca, "fc.bias", &t), RB_OK);
+        ck_assert_int_eq(t.numel, 3);
+    }
+    cfg = read_json("cached", "config.json");
+    ck_assert_str_eq(json_object_get_string(json_object_object_get(cfg, "command")), "transfer");
+    ck_assert_str_eq(json_object_get_string(json_object_object_get(cfg, "mode")), "fixed");
+    ck_assert_str_eq(json_object_get_string(json_object_object_get(cfg, "bn_stats")), "frozen");
+    json_object_put(cfg);
+    /* metrics.json: the task's metrics agree with eval on the final model. */
+    metrics = read_json("cached", "metrics.json");
+    in_dir(path, "cached", "model.rbt");
+    RUN(&r, "eval", "--ckpt", path, "--data", target_data, "--threads", "1", "--json");
+    ck_assert_msg(r.code == 0, "eval of a transferred model failed: %s", r.err);
+    {
+        json_object *ev = json_tokener_parse(r.out);
+        ck_assert(ev != NULL);
+        ck_assert_msg(fabs(member(ev, "accuracy") - member(metrics, "accuracy")) < 1e-12, "eval %g vs metrics %g",
+                      member(ev, "accuracy"), member(metrics, "accuracy"));
+        ck_assert_msg(member(metrics, "accuracy") > 0.6, "the head did not learn: accuracy %g",
+                      member(metrics, "accuracy"));
+        (void)member(metrics, "balanced_accuracy");
+        (void)member(metrics, "class_accuracy.2");
+        json_object_put(ev);
+    }
+    json_object_put(metrics);
+    rb_checkpoint_destroy(src);
+    rb_checkpoint_destroy(ca);
+    rb_checkpoint_destroy(cb);
+}
+END_TEST
+
+START_TEST(bn_stats_update_moves_running_statistics_but_not_weights)
+{
+    char out[PATH_MAX];
+    rb_checkpoint *src, *ck;
+    in_dir(out, "bnupdate", NULL);
+    TRANSFER(&r, out, , "--bn-stats", "update");
+    ck_assert_msg(r.code == 0, "transfer failed: %s", r.err);
+    ck_assert_msg(!feature_cache("bnupdate"), "statistics that move cannot be cached");
+    ck_assert_int_eq(rb_checkpoint_load(&src, source_model, 0), RB_OK);
+    ck = load("bnupdate", "model.rbt");
+    ck_assert_msg(tensor_diff(ck, src, "bn1.running_mean") > 0, "running mean did not move");
+    ck_assert_msg(tensor_diff(ck, src, "layer4.1.bn2.running_var") > 0, "running var did not move");
+    ck_assert(tensor_diff(ck, src, "conv1.weight") == 0);
+    ck_assert(tensor_diff(ck, src, "bn1.weight") == 0);
+    ck_assert(tensor_diff(ck, src, "layer4.1.conv2.weight") == 0);
+    rb_checkpoint_destroy(src);
+    rb_checkpoint_destroy(ck);
+}
+END_TEST
+
+START_TEST(full_network_fine_tunes_the_backbone_and_resumes_bit_identically)
+{
+    char out[PATH_MAX], out2[PATH_MAX], path[PATH_MAX];
+    rb_checkpoint *src, *ck, *ck2;
+    in_dir(out, "full", NULL);
+    in_dir(out2, "full-resumed", NULL);
+    RUN(&r, "transfer", "--source", source_model, "--data", target_data, "--out", out, "--epochs", "3",
+        "--batch-size", "8", "--threads", "1", "--seed", "5", "--mode", "full", "--hidden", "6");
+    ck_assert_msg(r.code == 0, "full transfer failed: %s", r.err);
+    ck_assert_int_eq(rb_checkpoint_load(&src, source_model, 0), RB_OK);
+    ck = load("full", "model.rbt");
+    ck_assert_msg(tensor_diff(ck, src, "conv1.weight") > 0, "full-network mode left conv1 alone");
+    ck_assert_msg(tensor_diff(ck, src, "layer4.1.bn2.weight") > 0, "full-network mode left the last bn alone");
+    {
+        rb_checkpoint_tensor t;
+        ck_assert_int_eq(rb_checkpoint_find(ck, "fc.0.weight", &t), RB_OK); /* --hidden 6: fc.0, ReLU, fc.2 */
+        ck_assert_int_eq(t.shape[0], 6);
+        ck_assert_int_eq(rb_checkpoint_find(ck, "fc.2.weight", &t), RB_OK);
+        ck_assert_int_eq(t.shape[0], 3);
+    }
+    /* One epoch, then resume to three: the same weights bit for bit (the
+     * default schedule, step:1:0.1 at 3 epochs, depends on the total, so
+     * this run names its schedule). */
+    RUN(&r, "transfer", "--source", source_model, "--data", target_data, "--out", out2, "--epochs", "1",
+        "--batch-size", "8", "--threads", "1", "--seed", "5", "--mode", "full", "--hidden", "6", "--schedule",
+        "step:1:0.1");
+    ck_assert_msg(r.code == 0, "short transfer failed: %s", r.err);
+    RUN(&r, "transfer", "--resume", out2, "--epochs", "3");
+    ck_assert_msg(r.code == 0, "resume failed: %s", r.err);
+    ck2 = load("full-resumed", "model.rbt");
+    {
+        const char *diff = first_different(ck, ck2, "\x01");
+        ck_assert_msg(diff == NULL, "resumed transfer differs in %s", diff);
+    }
+    in_dir(path, "full-resumed", "metrics.json");
+    ck_assert_msg(access(path, F_OK) == 0, "a resumed transfer wrote no metrics.json");
+    rb_checkpoint_destroy(src);
+    rb_checkpoint_destroy(ck);
+    rb_checkpoint_destroy(ck2);
+}
+END_TEST
+
+START_TEST(bad_transfers_are_refused_with_one_line)
+{
+    char out[PATH_MAX], bogus[PATH_MAX], plugins[PATH_MAX * 2];
+    in_dir(out, "bad", NULL);
+    RUN(&r, "transfer", "--source", source_model, "--data", one_class_data, "--out", out, "--threads", "1",
+        "--batch-size", "8");
+    ck_assert_int_eq(r.code, 1);
+    ck_assert_msg(strstr(r.err, "has 1 class; transfer needs at least 2") != NULL, "%s", r.err);
+    RUN(&r, "transfer", "--source", source_model, "--data", target_data, "--out", out, "--mode", "full",
+        "--bn-stats", "update");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_msg(strstr(r.err, "apply to --mode fixed only") != NULL, "%s", r.err);
+    RUN(&r, "transfer", "--data", target_data, "--out", out);
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_msg(strstr(r.err, "--source is required") != NULL, "%s", r.err);
+    RUN(&r, "transfer", "--source", source_model, "--data", target_data, "--out", out, "--task", "segment");
+    ck_assert_int_ne(r.code, 0);
+    ck_assert_msg(strstr(r.err, "segment") != NULL, "%s", r.err);
+    in_dir(bogus, "source", "log.csv");
+    RUN(&r, "transfer", "--source", bogus, "--data", target_data, "--out", out);
+    ck_assert_int_ne(r.code, 0);
+    ck_assert_msg(strstr(r.err, "--source") != NULL && strstr(r.err, "log.csv") != NULL, "%s", r.err);
+    /* A source whose arch plugin is not installed. */
+    {
+        const char *path = getenv("RB_PLUGIN_PATH");
+        const char *task = path ? strstr(path, "plugins/task") : NULL;
+        ck_assert_msg(task != NULL, "RB_PLUGIN_PATH has no plugins/task folder: %s", path ? path : "(unset)");
+        /* Only the task plugins' folder: no resnet. */
+        {
+            const char *start = task;
+            while (start > path && start[-1] != ':')
+                start--;
+            snprintf(plugins, sizeof plugins, "%.*s", (int)strcspn(start, ":"), start);
+        }
+        {
+            char env[PATH_MAX * 2 + 32];
+            snprintf(env, sizeof env, "RB_PLUGIN_PATH=%s", plugins);
+            run_robusta(&r, env,
+                        (const char *const[]){"transfer", "--source", source_model, "--data", target_data, "--out",
+                                              out, NULL});
+        }
+        ck_assert_int_ne(r.code, 0);
+        ck_assert_msg(strstr(r.err, "arch plugin 'resnet', which is not installed") != NULL, "%s", r.err);
+    }
+    ck_assert_msg(access(out, F_OK) != 0 || count_dir_entries(out) == 0, "a refused transfer left files in %s", out);
+}
+END_TEST
+
+/* The classify plugin's metrics on hand-made logits. */
+START_TEST(classify_metrics_count_exactly_and_refuse_bad_labels)
+{
+    rb_registry *reg;
+    const rb_plugin *p;
+    const rb_task_ops *ops;
+    rb_task_target target = {.num_classes = 3};
+    rb_params *params;
+    rb_tensor *pred, *lab;
+    rb_metric m[8];
+    size_t n = 0;
+    void *state;
+    /* rows: argmax 0, 1, 1, 2, 0 ; labels 0, 1, 2, 2, 1 -> right: rows 0, 1, 3 */
+    float logits[15] = {3, 1, 0, 0, 2, 1, 0, 5, 4, 1, 1, 2, 9, 0, 0};
+    int64_t labels[5] = {0, 1, 2, 2, 1}, bad[5] = {0, 1, 2, 3, 1};
+    ck_assert_int_eq(rb_registry_create(&reg), RB_OK);
+    ck_assert_int_eq(rb_registry_load_path(reg, getenv("RB_PLUGIN_PATH")), RB_OK);
+    ck_assert_int_eq(rb_registry_find(reg, RB_PLUGIN_TASK, "classify", &p), RB_OK);
+    ops = p->ops;
+    ck_assert_int_eq(ops->dataset_kind, RB_DATASET_CLASSIFICATION);
+    ck_assert_int_eq(rb_params_create(&params, p->params), RB_OK);
+    ck_assert_int_eq(ops->metrics_create(params, &target, &state), RB_OK);
+    ck_assert_int_eq(rb_tensor_wrap(&pred, RB_DTYPE_F32, 2, (const int64_t[]){5, 3}, logits), RB_OK);
+    ck_assert_int_eq(rb_tensor_wrap(&lab, RB_DTYPE_I64, 1, (const int64_t[]){5}, labels), RB_OK);
+    ck_assert_int_eq(ops->metrics_accumulate(state, pred, lab), RB_OK);
+    ck_assert_int_eq(ops->metrics_finalize(state, m, 8, &n), RB_OK);
+    ck_assert_uint_eq(n, 5);
+    ck_assert_str_eq(m[0].name, "accuracy");
+    ck_assert(m[0].value == 3.0 / 5.0);
+    ck_assert_str_eq(m[1].name, "balanced_accuracy");
+    ck_assert(fabs(m[1].value - (1.0 + 0.5 + 0.5) / 3.0) < 1e-15);
+    ck_assert_str_eq(m[2].name, "class_accuracy.0");
+    ck_assert(m[2].value == 1.0);
+    ck_assert_str_eq(m[4].name, "class_accuracy.2");
+    ck_assert(m[4].value == 0.5);
+    /* capacity 2: the first two, count 2 */
+    ck_assert_int_eq(ops->metrics_finalize(state, m, 2, &n), RB_OK);
+    ck_assert_uint_eq(n, 2);
+    rb_tensor_destroy(lab);
+    ck_assert_int_eq(rb_tensor_wrap(&lab, RB_DTYPE_I64, 1, (const int64_t[]){5}, bad), RB_OK);
+    ck_assert_int_eq(ops->metrics_accumulate(state, pred, lab), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(rb_last_error(), "label 3 of row 3 is outside [0, 3)") != NULL, "%s", rb_last_error());
+    ops->metrics_destroy(state);
+    /* A one-class target has no head. */
+    {
+        rb_graph *g;
+        rb_node *x, *y;
+        rb_task_target one = {.num_classes = 1};
+        ck_assert_int_eq(rb_graph_create(&g), RB_OK);
+        ck_assert_int_eq(rb_graph_input(g, 4, 1, 1, NULL, NULL, &x), RB_OK);
+        ck_assert_int_eq(rb_graph_publish(g, x, RB_STAGE_FEATURES), RB_OK);
+        ck_assert_int_eq(ops->build_head(g, params, &one, &y), RB_ERR_INVALID_ARGUMENT);
+        ck_assert_msg(strstr(rb_last_error(), "needs at least 2") != NULL, "%s", rb_last_error());
+        rb_graph_destroy(g);
+    }
+    rb_tensor_destroy(pred);
+    rb_tensor_destroy(lab);
+    rb_params_destroy(params);
+    rb_registry_destroy(reg);
+}
+END_TEST
+
+static Suite *transfer_suite(void)
+{
+    Suite *s = suite_create("transfer");
+    TCase *tc = tcase_create("transfer");
+    tcase_add_unchecked_fixture(tc, setup_once, teardown_once);
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, classify_metrics_count_exactly_and_refuse_bad_labels);
+    tcase_add_test(tc, fixed_feature_cached_and_uncached_train_the_same_head_on_a_frozen_backbone);
+    tcase_add_test(tc, bn_stats_update_moves_running_statistics_but_not_weights);
+    tcase_add_test(tc, full_network_fine_tunes_the_backbone_and_resumes_bit_identically);
+    tcase_add_test(tc, bad_transfers_are_refused_with_one_line);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(transfer_suite());
+}
