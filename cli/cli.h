@@ -68,6 +68,8 @@ extern const cli_command cli_infer_command;
 extern const cli_command cli_inspect_command;
 extern const cli_command cli_attack_command;
 extern const cli_command cli_transfer_command;
+extern const cli_command cli_grid_command;
+extern const cli_command cli_demo_command;
 /* Commands that exist in the interface but are not available yet. */
 extern const cli_command cli_planned_commands[];
 extern const size_t cli_planned_command_count;

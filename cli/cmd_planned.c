@@ -27,14 +27,6 @@ const cli_command cli_planned_commands[] = {
     PLANNED("bench", "measure engine and training throughput",
             "[--threads N] [what]",
             "measure layer, step and attack throughput on this machine"),
-    PLANNED("grid", "run a grid of source x transfer experiments",
-            "FILE [--shard i/n]",
-            "run a grid of training and transfer experiments, resuming where it stopped, and "
-            "write tables and plots"),
-    PLANNED("demo", "the paper's comparison in miniature on Fashion-MNIST",
-            "[--quick]",
-            "train standard and robust source models on Fashion-MNIST and compare how they "
-            "transfer"),
 };
 
 const size_t cli_planned_command_count = sizeof cli_planned_commands / sizeof cli_planned_commands[0];

@@ -8,7 +8,7 @@
 
 #include "testutil.h"
 
-static const char *const planned[] = {"bench", "grid", "demo"};
+static const char *const planned[] = {"bench"};
 /* Commands that work (their behaviour is tested in check_model and others). */
 static const char *const available[] = {"plugins", "import", "export", "infer", "inspect", "train", "eval", "attack"};
 #define AVAILABLE_COUNT (sizeof available / sizeof available[0])

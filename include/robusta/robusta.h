@@ -40,6 +40,10 @@
  *
  *   Logging and progress (robusta/log.h, robusta/progress.h).
  *
+ *   Grids (robusta/grid.h): grid files that list the source models and
+ *   transfers of an experiment, and the table, summary and plot of its
+ *   results.
+ *
  * Link with `pkg-config --cflags --libs robusta`.
  */
 #ifndef ROBUSTA_ROBUSTA_H
@@ -65,6 +69,7 @@
 #include <robusta/data.h>
 #include <robusta/train.h>
 #include <robusta/attack.h>
+#include <robusta/grid.h>
 
 #ifdef __cplusplus
 extern "C" {

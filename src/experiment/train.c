@@ -295,10 +295,30 @@ typedef struct eval_attack {
     const rb_attack_options *options;
 } eval_attack;
 
+/* A task's metrics fed during an evaluation (NULL ops: none). */
+typedef struct eval_metrics {
+    const rb_task_ops *ops;
+    void *state;
+} eval_metrics;
+
+/* Feeds the first `rows` logits and labels of a batch to a task's metrics. */
+static rb_status feed_metrics(const eval_metrics *tm, float *logits, int64_t *labels, int64_t rows, int64_t k)
+{
+    rb_tensor *pred = NULL, *lab = NULL;
+    rb_status s = rb_tensor_wrap(&pred, RB_DTYPE_F32, 2, (const int64_t[]){rows, k}, logits);
+    if (s == RB_OK)
+        s = rb_tensor_wrap(&lab, RB_DTYPE_I64, 1, (const int64_t[]){rows}, labels);
+    if (s == RB_OK)
+        s = tm->ops->metrics_accumulate(tm->state, pred, lab);
+    rb_tensor_destroy(pred);
+    rb_tensor_destroy(lab);
+    return s;
+}
+
 /* Evaluates with an engine already planned (its batch is the batch); with an
- * attack, robust accuracy too. */
+ * attack, robust accuracy too; with task metrics, feeds them the clean logits. */
 static rb_status evaluate_with(rb_engine *engine, rb_model *model, const rb_split *split, const eval_attack *atk,
-                               rb_eval_result *out)
+                               const eval_metrics *tm, rb_eval_result *out)
 {
     int64_t batch = rb_engine_batch(engine), n = rb_split_count(split), k = rb_model_num_classes(model);
     size_t per = rb_split_example_size(split);
@@ -339,6 +359,8 @@ static rb_status evaluate_with(rb_engine *engine, rb_model *model, const rb_spli
             out->class_count[y]++;
             out->class_correct[y] += ok;
         }
+        if (tm != NULL && tm->ops != NULL && (s = feed_metrics(tm, logits, labels, rows, k)) != RB_OK)
+            break;
         if (robust) {
             rb_attack_options o = *atk->options;
             o.first_example = first;
@@ -405,7 +427,7 @@ static rb_status evaluate(rb_model *model, const rb_split *split, int64_t batch,
         batch = rb_split_count(split);
     if ((s = rb_engine_create(&engine, rb_model_graph(model), batch, &eo)) != RB_OK)
         return s;
-    s = evaluate_with(engine, model, split, atk, out);
+    s = evaluate_with(engine, model, split, atk, NULL, out);
     rb_engine_destroy(engine);
     return s;
 }
@@ -459,6 +481,7 @@ typedef struct run {
     rb_split *image_train, *image_test; /* with cached features: the image splits */
     bool bn_training;        /* batch-norm in training mode during steps */
     char default_schedule[64]; /* transfer's default schedule, when none is given */
+    char *metrics_json;      /* the task's metrics from the last evaluation, for metrics.json */
 } run;
 
 static void path_in(char *out, size_t size, const char *dir, const char *name)
@@ -901,6 +924,8 @@ static const char *bad_gradient(rb_graph *g)
 }
 
 static rb_status write_task_metrics(run *r);
+static rb_status metrics_begin(run *r, eval_metrics *tm);
+static rb_status metrics_end(run *r, eval_metrics *tm);
 
 static rb_status train_epochs(run *r, rb_train_result *res)
 {
@@ -991,7 +1016,16 @@ static rb_status train_epochs(run *r, rb_train_result *res)
         }
         if (r->has_test && (e + 1 == r->cfg.epochs || r->cfg.eval_every <= 1 || (e + 1) % r->cfg.eval_every == 0)) {
             rb_eval_result ev;
-            if ((s = evaluate_with(r->eval_engine, r->model, r->test, NULL, &ev)) != RB_OK)
+            eval_metrics tm = {NULL, NULL};
+            bool last = e + 1 == r->cfg.epochs;
+            if (last && r->cfg.source != NULL && (s = metrics_begin(r, &tm)) != RB_OK)
+                return s;
+            s = evaluate_with(r->eval_engine, r->model, r->test, NULL, &tm, &ev);
+            if (s == RB_OK && tm.ops != NULL)
+                s = metrics_end(r, &tm);
+            if (tm.ops != NULL)
+                tm.ops->metrics_destroy(tm.state);
+            if (s != RB_OK)
                 return s;
             test_loss = ev.mean_loss;
             test_acc = ev.accuracy;
@@ -999,7 +1033,7 @@ static rb_status train_epochs(run *r, rb_train_result *res)
             if (adv) {
                 eval_attack atk = {r->cfg.attack, r->attack_params, &r->cfg.attack_options};
                 if ((s = set_eps(r, r->eps)) != RB_OK ||
-                    (s = evaluate_with(r->eval_engine, r->model, r->test, &atk, &ev)) != RB_OK)
+                    (s = evaluate_with(r->eval_engine, r->model, r->test, &atk, NULL, &ev)) != RB_OK)
                     return s;
                 robust_acc = ev.robust_accuracy;
                 rb_eval_result_free(&ev);
@@ -1109,6 +1143,7 @@ static void run_free(run *r)
     free(r->csv.data);
     free(r->jsonl.data);
     free(r->logits);
+    free(r->metrics_json);
 }
 
 static rb_status make_dir(const char *dir)
@@ -1152,61 +1187,55 @@ static rb_status load_source(run *r)
     return RB_OK;
 }
 
-/* After the last epoch of a transfer: the task's own metrics on the test
- * split, into metrics.json. */
+/* A transfer's last evaluation also feeds the task's own metrics; their
+ * values wait in r->metrics_json until model.rbt is written. */
+static rb_status metrics_begin(run *r, eval_metrics *tm)
+{
+    rb_task_target target = {.num_classes = rb_model_num_classes(r->model)};
+    tm->ops = r->cfg.task->ops;
+    if (tm->ops->metrics_create(r->cfg.task_params, &target, &tm->state) != RB_OK) {
+        tm->ops = NULL;
+        return rb_error_prefix("task %s: ", r->cfg.task->name);
+    }
+    return RB_OK;
+}
+
+static rb_status metrics_end(run *r, eval_metrics *tm)
+{
+    rb_metric metrics[256];
+    size_t count = 0;
+    json_object *root;
+    if (tm->ops->metrics_finalize(tm->state, metrics, sizeof metrics / sizeof metrics[0], &count) != RB_OK)
+        return rb_error_prefix("task %s: ", r->cfg.task->name);
+    root = json_object_new_object();
+    for (size_t i = 0; i < count; i++)
+        json_object_object_add(root, metrics[i].name, json_object_new_double(metrics[i].value));
+    free(r->metrics_json);
+    r->metrics_json = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(root);
+    return r->metrics_json != NULL ? RB_OK : rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for metrics");
+}
+
+/* metrics.json after model.rbt; a resumed run that had nothing left to train
+ * evaluates once for them. */
 static rb_status write_task_metrics(run *r)
 {
-    const rb_task_ops *ops = r->cfg.task->ops;
-    rb_task_target target = {.num_classes = rb_model_num_classes(r->model)};
-    int64_t batch = rb_engine_batch(r->eval_engine), n = rb_split_count(r->test), k = rb_model_num_classes(r->model);
-    size_t per = rb_split_example_size(r->test), count = 0;
-    float *images = calloc((size_t)batch * per, sizeof *images), *logits = calloc((size_t)(batch * k), sizeof *logits);
-    int64_t *labels = calloc((size_t)batch, sizeof *labels);
-    rb_metric metrics[256];
-    void *state = NULL;
     char path[4200];
-    json_object *root = json_object_new_object();
-    rb_status s = images && logits && labels ? RB_OK : rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for metrics");
-    if (s == RB_OK && (s = ops->metrics_create(r->cfg.task_params, &target, &state)) != RB_OK)
-        rb_error_prefix("task %s: ", r->cfg.task->name);
-    for (int64_t first = 0; s == RB_OK && first < n; first += batch) {
-        int64_t rows = n - first < batch ? n - first : batch, pshape[2] = {rows, k}, lshape[1] = {rows};
-        rb_tensor *pred = NULL, *lab = NULL;
-        memset(images, 0, (size_t)batch * per * sizeof *images);
-        memset(labels, 0, (size_t)batch * sizeof *labels);
-        for (int64_t i = 0; s == RB_OK && i < rows; i++) {
-            s = rb_split_example(r->test, first + i, NULL, 0, 0, images + (size_t)i * per);
-            labels[i] = rb_split_labels(r->test)[first + i];
+    if (r->metrics_json == NULL) {
+        eval_metrics tm = {NULL, NULL};
+        rb_eval_result ev;
+        rb_status s = metrics_begin(r, &tm);
+        if (s == RB_OK && (s = evaluate_with(r->eval_engine, r->model, r->test, NULL, &tm, &ev)) == RB_OK) {
+            rb_eval_result_free(&ev);
+            s = metrics_end(r, &tm);
         }
-        if (s == RB_OK)
-            s = rb_engine_forward(r->eval_engine, images, batch, labels, false);
-        if (s == RB_OK)
-            s = rb_engine_read(r->eval_engine, rb_model_logits(r->model), logits);
-        if (s == RB_OK)
-            s = rb_tensor_wrap(&pred, RB_DTYPE_F32, 2, pshape, logits);
-        if (s == RB_OK)
-            s = rb_tensor_wrap(&lab, RB_DTYPE_I64, 1, lshape, labels);
-        if (s == RB_OK && (s = ops->metrics_accumulate(state, pred, lab)) != RB_OK)
-            rb_error_prefix("task %s: ", r->cfg.task->name);
-        rb_tensor_destroy(pred);
-        rb_tensor_destroy(lab);
+        if (tm.ops != NULL)
+            tm.ops->metrics_destroy(tm.state);
+        if (s != RB_OK)
+            return s;
     }
-    if (s == RB_OK && (s = ops->metrics_finalize(state, metrics, sizeof metrics / sizeof metrics[0], &count)) != RB_OK)
-        rb_error_prefix("task %s: ", r->cfg.task->name);
-    for (size_t i = 0; s == RB_OK && i < count; i++)
-        json_object_object_add(root, metrics[i].name, json_object_new_double(metrics[i].value));
-    if (s == RB_OK) {
-        const char *txt = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
-        path_in(path, sizeof path, r->cfg.out_dir, "metrics.json");
-        s = rb_file_write_atomic(path, txt, strlen(txt));
-    }
-    if (state != NULL)
-        ops->metrics_destroy(state);
-    json_object_put(root);
-    free(images);
-    free(logits);
-    free(labels);
-    return s;
+    path_in(path, sizeof path, r->cfg.out_dir, "metrics.json");
+    return rb_file_write_atomic(path, r->metrics_json, strlen(r->metrics_json));
 }
 
 rb_status rb_train(const rb_train_config *config, rb_train_result *result)

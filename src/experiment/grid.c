@@ -1,0 +1,662 @@
+/* The grid runner: source models (arch x eps x seed) trained, then each
+ * transferred (target x mode x seed); finished runs are recorded in their
+ * folder's result.json and skipped next time, so a killed grid resumes.
+ * robusta/grid.h documents the file format and the outputs. */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <json-c/json.h>
+
+#include <robusta/grid.h>
+#include <robusta/robusta.h>
+
+#include "sys/internal.h"
+
+typedef struct grid_ctx {
+    const rb_grid_spec *spec;
+    const rb_grid_options *opt;
+    int threads;
+    size_t step, steps;       /* runs of this shard, for [k/N] */
+    double robust_eps;        /* the eps source models are attacked at (the largest) */
+} grid_ctx;
+
+/* What a finished source run recorded. */
+typedef struct source_result {
+    double test_acc, robust_acc, seconds;
+} source_result;
+
+static rb_status make_dir(const char *path)
+{
+    if (mkdir(path, 0777) == 0 || errno == EEXIST)
+        return RB_OK;
+    return rb_error_set(RB_ERR_IO, "cannot create the folder %s: %s", path, strerror(errno));
+}
+
+static bool file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* "8/255" -> "8_255": eps as written, safe in a folder name. */
+static void safe_name(char *out, size_t size, const char *text)
+{
+    size_t i = 0;
+    for (; text[i] != '\0' && i + 1 < size; i++) {
+        char c = text[i];
+        out[i] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-'
+                     ? c
+                     : '_';
+    }
+    out[i] = '\0';
+}
+
+static void source_dir(const grid_ctx *g, size_t a, size_t e, size_t s, char *out, size_t size)
+{
+    char eps[64];
+    safe_name(eps, sizeof eps, g->spec->source.eps_text[e]);
+    snprintf(out, size, "%s/sources/%s-eps%s-s%llu", g->opt->out_dir, g->spec->archs[a].label, eps,
+             (unsigned long long)g->spec->source.seeds[s]);
+}
+
+static void transfer_dir(const grid_ctx *g, size_t a, size_t e, size_t s, size_t t, bool fixed, size_t ts, char *out,
+                         size_t size)
+{
+    char eps[64];
+    safe_name(eps, sizeof eps, g->spec->source.eps_text[e]);
+    snprintf(out, size, "%s/transfers/%s-eps%s-s%llu/%s-%s-s%llu", g->opt->out_dir, g->spec->archs[a].label, eps,
+             (unsigned long long)g->spec->source.seeds[s], g->spec->targets[t].label, fixed ? "fixed" : "full",
+             (unsigned long long)g->spec->transfer.seeds[ts]);
+}
+
+/* A JSON file, or NULL when missing or unreadable (the run is then redone). */
+static json_object *read_json_file(const char *path)
+{
+    unsigned char *bytes = NULL;
+    size_t size = 0;
+    json_object *j = NULL;
+    char *text;
+    if (!file_exists(path) || rb_file_read_all(path, (size_t)1 << 20, &bytes, &size) != RB_OK)
+        return NULL;
+    text = malloc(size + 1);
+    if (text != NULL) {
+        memcpy(text, bytes, size);
+        text[size] = '\0';
+        j = json_tokener_parse(text);
+        free(text);
+    }
+    free(bytes);
+    if (j != NULL && !json_object_is_type(j, json_type_object)) {
+        json_object_put(j);
+        j = NULL;
+    }
+    if (j == NULL)
+        rb_log(RB_LOG_WARN, "%s is not a JSON object: the run is redone", path);
+    return j;
+}
+
+static double jnum(json_object *o, const char *key)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(o, key, &v) || v == NULL ||
+        !(json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int)))
+        return NAN;
+    return json_object_get_double(v);
+}
+
+static json_object *json_num(double v)
+{
+    return isnan(v) ? NULL : json_object_new_double(v);
+}
+
+static rb_status write_json_file(const char *path, json_object *o)
+{
+    const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+    return rb_file_write_atomic(path, text, strlen(text));
+}
+
+static void say(const grid_ctx *g, const char *fmt, ...) RB_PRINTF(2, 3);
+
+static void say(const grid_ctx *g, const char *fmt, ...)
+{
+    va_list ap;
+    if (g->opt->quiet)
+        return;
+    fprintf(stderr, "grid %s: ", g->spec->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+/* The arch plugin and parameters of an [arch] section; an option the plugin
+ * does not have is refused naming the file and line. */
+static rb_status arch_params(const grid_ctx *g, const rb_grid_arch *arch, const rb_plugin **plugin,
+                             rb_params **params)
+{
+    const char *preset = NULL;
+    rb_status s = rb_arch_resolve(g->opt->registry, arch->arch, plugin, &preset);
+    *params = NULL;
+    if (s != RB_OK)
+        return rb_error_prefix("%s:%d: [arch %s]: ", g->spec->path, arch->line, arch->label);
+    if ((s = rb_params_create(params, (*plugin)->params)) != RB_OK)
+        return s;
+    if (preset != NULL && (s = rb_params_set(*params, "preset", preset)) != RB_OK)
+        return s;
+    for (size_t i = 0; i < arch->n_options; i++) {
+        const rb_grid_option *o = &arch->options[i];
+        if (!rb_params_declares(*params, o->key))
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s:%d: [arch %s]: unknown key '%s' (not an option of arch "
+                                                         "plugin %s; `robusta plugins` lists them)",
+                                g->spec->path, o->line, arch->label, o->key, (*plugin)->name);
+        if ((s = rb_params_set(*params, o->key, o->value)) != RB_OK)
+            return rb_error_prefix("%s:%d: [arch %s]: ", g->spec->path, o->line, arch->label);
+    }
+    return RB_OK;
+}
+
+/* The source's threat model at `eps_text`, with the robustness library's step
+ * size factor * eps / steps. */
+static rb_status attack_params(const grid_ctx *g, const rb_plugin *attack, const char *eps_text, double eps,
+                               int64_t steps, rb_params **out)
+{
+    char step[64];
+    rb_status s = rb_params_create(out, attack->params);
+    if (s == RB_OK && rb_params_declares(*out, "eps"))
+        s = rb_params_set(*out, "eps", eps_text);
+    snprintf(step, sizeof step, "%.9g", g->spec->source.step_size_factor * eps / (double)(steps > 0 ? steps : 1));
+    if (s == RB_OK && rb_params_declares(*out, "step-size"))
+        s = rb_params_set(*out, "step-size", step);
+    if (s != RB_OK)
+        rb_error_prefix("%s: [source] attack %s: ", g->spec->path, attack->name);
+    return s;
+}
+
+/* The test accuracy the run logged at its last epoch (NAN: none). */
+static double logged_test_acc(const char *dir)
+{
+    char path[4200];
+    unsigned char *bytes = NULL;
+    size_t size = 0, start = 0;
+    double acc = NAN;
+    snprintf(path, sizeof path, "%s/log.jsonl", dir);
+    if (rb_file_read_all(path, (size_t)64 << 20, &bytes, &size) != RB_OK)
+        return NAN;
+    for (size_t i = 0; i + 1 < size; i++) /* the last line */
+        if (bytes[i] == '\n')
+            start = i + 1;
+    if (start < size) {
+        char *line = malloc(size - start + 1);
+        json_object *j = NULL;
+        if (line != NULL) {
+            memcpy(line, bytes + start, size - start);
+            line[size - start] = '\0';
+            j = json_tokener_parse(line);
+            free(line);
+        }
+        if (j != NULL)
+            acc = jnum(j, "test_acc");
+        json_object_put(j);
+    }
+    free(bytes);
+    return acc;
+}
+
+/* Clean (and robust) test accuracy of a trained source model: the training
+ * log's, unless the grid asks for an attack. */
+static rb_status evaluate_source(const grid_ctx *g, const char *dir, source_result *res)
+{
+    const rb_grid_source *src = &g->spec->source;
+    char path[4200];
+    rb_model *model = NULL;
+    rb_split *split = NULL;
+    rb_params *ap = NULL;
+    const rb_plugin *attack = NULL;
+    rb_eval_result ev;
+    rb_status s;
+    memset(&ev, 0, sizeof ev);
+    if (src->eval_attack_steps == 0 || g->robust_eps <= 0) {
+        res->test_acc = logged_test_acc(dir);
+        res->robust_acc = NAN;
+        if (!isnan(res->test_acc))
+            return RB_OK;
+    }
+    snprintf(path, sizeof path, "%s/model.rbt", dir);
+    s = rb_model_load(&model, g->opt->registry, path, 0, 0);
+    if (s == RB_OK)
+        s = rb_eval_open_split(model, src->data, RB_SPLIT_TEST, src->classes, &split);
+    if (s == RB_OK && src->eval_attack_steps > 0 && g->robust_eps > 0) {
+        rb_attack_options ao = rb_attack_options_default();
+        char eps[64];
+        ao.steps = (int)src->eval_attack_steps;
+        ao.random_start = true;
+        ao.seed = 0;
+        snprintf(eps, sizeof eps, "%.9g", g->robust_eps);
+        s = rb_registry_find(g->opt->registry, RB_PLUGIN_ATTACK, src->attack, &attack);
+        if (s == RB_OK)
+            s = attack_params(g, attack, eps, g->robust_eps, ao.steps, &ap);
+        if (s == RB_OK)
+            s = rb_evaluate_robust(model, split, 256, g->threads, attack, ap, &ao, &ev);
+        res->robust_acc = ev.robust_accuracy;
+    } else if (s == RB_OK) {
+        s = rb_evaluate(model, split, 256, g->threads, &ev);
+        res->robust_acc = NAN;
+    }
+    res->test_acc = ev.accuracy;
+    rb_eval_result_free(&ev);
+    rb_params_destroy(ap);
+    rb_split_destroy(split);
+    rb_model_destroy(model);
+    return s;
+}
+
+static rb_status run_source(grid_ctx *g, size_t a, size_t e, size_t sd, source_result *res)
+{
+    const rb_grid_source *src = &g->spec->source;
+    const rb_grid_arch *arch = &g->spec->archs[a];
+    char dir[4096], path[4200];
+    const rb_plugin *plugin = NULL, *attack = NULL;
+    rb_params *params = NULL, *ap = NULL;
+    rb_train_result tr;
+    json_object *done;
+    double t0 = rb_monotonic_seconds();
+    rb_status s;
+
+    source_dir(g, a, e, sd, dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/result.json", dir);
+    g->step++;
+    if ((done = read_json_file(path)) != NULL) {
+        res->test_acc = jnum(done, "test_acc");
+        res->robust_acc = jnum(done, "robust_acc");
+        res->seconds = jnum(done, "seconds");
+        json_object_put(done);
+        say(g, "[%zu/%zu] source %s eps %s seed %llu: done before (test %.2f%%)", g->step, g->steps, arch->label,
+            src->eps_text[e], (unsigned long long)src->seeds[sd], 100 * res->test_acc);
+        return RB_OK;
+    }
+    say(g, "[%zu/%zu] source %s eps %s seed %llu: training %s", g->step, g->steps, arch->label, src->eps_text[e],
+        (unsigned long long)src->seeds[sd], src->eps[e] > 0 ? "adversarially" : "(standard)");
+    if ((s = make_dir(dir)) != RB_OK)
+        return s;
+    snprintf(path, sizeof path, "%s/last.rbt", dir);
+    if (file_exists(path)) {
+        s = rb_train_resume(g->opt->registry, dir, 0, g->threads, g->opt->quiet, &tr);
+    } else {
+        rb_train_config c;
+        memset(&c, 0, sizeof c);
+        s = arch_params(g, arch, &plugin, &params);
+        c.arch_name = arch->arch;
+        c.arch = plugin;
+        c.arch_params = params;
+        c.data = src->data;
+        c.out_dir = dir;
+        c.epochs = src->epochs;
+        c.batch_size = src->batch_size;
+        c.eval_batch_size = 256;
+        c.lr = src->lr;
+        c.momentum = src->momentum;
+        c.weight_decay = src->weight_decay;
+        c.schedule = src->schedule;
+        c.seed = src->seeds[sd];
+        c.threads = g->threads;
+        c.loader_threads = 1;
+        c.classes = src->classes;
+        c.per_class = src->per_class;
+        c.image_size = (int)src->image_size;
+        c.augment = src->augment;
+        c.quiet = g->opt->quiet;
+        c.eval_every = src->epochs; /* test accuracy once, at the end */
+        if (s == RB_OK && src->eps[e] > 0) {
+            s = rb_registry_find(g->opt->registry, RB_PLUGIN_ATTACK, src->attack, &attack);
+            if (s != RB_OK)
+                rb_error_prefix("%s: [source] attack: ", g->spec->path);
+            if (s == RB_OK)
+                s = attack_params(g, attack, src->eps_text[e], src->eps[e], src->steps, &ap);
+            c.attack = attack;
+            c.attack_params = ap;
+            c.attack_options = rb_attack_options_default();
+            c.attack_options.steps = (int)src->steps;
+            c.attack_options.random_start = src->random_start;
+            c.attack_options.seed = src->seeds[sd];
+        }
+        if (s == RB_OK)
+            s = rb_train(&c, &tr);
+    }
+    rb_params_destroy(params);
+    rb_params_destroy(ap);
+    if (s == RB_OK)
+        s = evaluate_source(g, dir, res);
+    if (s != RB_OK)
+        return rb_error_prefix("source %s: ", dir);
+    res->seconds = rb_monotonic_seconds() - t0;
+    done = json_object_new_object();
+    json_object_object_add(done, "arch", json_object_new_string(arch->label));
+    json_object_object_add(done, "eps", json_object_new_string(src->eps_text[e]));
+    json_object_object_add(done, "seed", json_object_new_int64((int64_t)src->seeds[sd]));
+    json_object_object_add(done, "test_acc", json_num(res->test_acc));
+    json_object_object_add(done, "robust_acc", json_num(res->robust_acc));
+    json_object_object_add(done, "robust_eps", json_num(isnan(res->robust_acc) ? NAN : g->robust_eps));
+    json_object_object_add(done, "seconds", json_object_new_double(res->seconds));
+    snprintf(path, sizeof path, "%s/result.json", dir);
+    s = write_json_file(path, done);
+    json_object_put(done);
+    if (isnan(res->robust_acc))
+        say(g, "[%zu/%zu] source %s eps %s: test %.2f%% (%.0f s)", g->step, g->steps, arch->label, src->eps_text[e],
+            100 * res->test_acc, res->seconds);
+    else
+        say(g, "[%zu/%zu] source %s eps %s: test %.2f%%, robust %.2f%% at eps %g (%.0f s)", g->step, g->steps,
+            arch->label, src->eps_text[e], 100 * res->test_acc, 100 * res->robust_acc, g->robust_eps, res->seconds);
+    return s;
+}
+
+static void fill_row(const grid_ctx *g, size_t a, size_t e, size_t sd, size_t t, bool fixed, size_t ts,
+                     const source_result *src, rb_grid_result *row)
+{
+    memset(row, 0, sizeof *row);
+    snprintf(row->arch, sizeof row->arch, "%s", g->spec->archs[a].label);
+    snprintf(row->eps_text, sizeof row->eps_text, "%s", g->spec->source.eps_text[e]);
+    row->source_eps = g->spec->source.eps[e];
+    row->source_seed = g->spec->source.seeds[sd];
+    row->source_test_acc = src ? src->test_acc : NAN;
+    row->source_robust_acc = src ? src->robust_acc : NAN;
+    snprintf(row->target, sizeof row->target, "%s", g->spec->targets[t].label);
+    snprintf(row->mode, sizeof row->mode, "%s", fixed ? "fixed" : "full");
+    row->transfer_seed = g->spec->transfer.seeds[ts];
+    row->target_acc = NAN;
+    row->seconds = NAN;
+}
+
+static rb_status run_transfer(grid_ctx *g, size_t a, size_t e, size_t sd, size_t t, bool fixed, size_t ts,
+                              const source_result *src)
+{
+    const rb_grid_transfer *tf = &g->spec->transfer;
+    const rb_grid_target *target = &g->spec->targets[t];
+    char dir[4096], path[4200], source[4200];
+    rb_grid_result row;
+    rb_train_result tr;
+    json_object *done;
+    double t0 = rb_monotonic_seconds();
+    rb_log_level level;
+    rb_status s;
+
+    transfer_dir(g, a, e, sd, t, fixed, ts, dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/result.json", dir);
+    g->step++;
+    if ((done = read_json_file(path)) != NULL) {
+        say(g, "[%zu/%zu] %s eps %s -> %s %s seed %llu: done before (%.2f%%)", g->step, g->steps,
+            g->spec->archs[a].label, g->spec->source.eps_text[e], target->label, fixed ? "fixed" : "full",
+            (unsigned long long)tf->seeds[ts], 100 * jnum(done, "target_acc"));
+        json_object_put(done);
+        return RB_OK;
+    }
+    fill_row(g, a, e, sd, t, fixed, ts, src, &row);
+    {
+        /* transfers/<source>/ first, then the run's own folder */
+        char parent[4096];
+        snprintf(parent, sizeof parent, "%s", dir);
+        *strrchr(parent, '/') = '\0';
+        if ((s = make_dir(parent)) != RB_OK || (s = make_dir(dir)) != RB_OK)
+            return s;
+    }
+    snprintf(path, sizeof path, "%s/last.rbt", dir);
+    /* One line per transfer (below), not one per epoch: they are many and short. */
+    level = rb_log_get_level();
+    if (level > RB_LOG_WARN)
+        rb_log_set_level(RB_LOG_WARN);
+    if (file_exists(path)) {
+        s = rb_train_resume(g->opt->registry, dir, 0, g->threads, true, &tr);
+    } else {
+        rb_train_config c;
+        char sdir[4096];
+        memset(&c, 0, sizeof c);
+        source_dir(g, a, e, sd, sdir, sizeof sdir);
+        snprintf(source, sizeof source, "%s/model.rbt", sdir);
+        c.source = source;
+        c.registry = g->opt->registry;
+        c.task_name = tf->task;
+        if ((s = rb_registry_find(g->opt->registry, RB_PLUGIN_TASK, tf->task, &c.task)) != RB_OK) {
+            rb_log_set_level(level);
+            return rb_error_prefix("%s: [transfer] task: ", g->spec->path);
+        }
+        c.fixed_features = fixed;
+        c.bn_update = tf->bn_update;
+        c.data = target->data;
+        c.out_dir = dir;
+        c.epochs = tf->epochs;
+        c.batch_size = tf->batch_size;
+        c.eval_batch_size = 256;
+        c.lr = fixed ? tf->lr_fixed : tf->lr_full;
+        c.momentum = tf->momentum;
+        c.weight_decay = tf->weight_decay;
+        c.schedule = tf->schedule;
+        c.seed = tf->seeds[ts];
+        c.threads = g->threads;
+        c.loader_threads = 1;
+        c.classes = target->classes;
+        c.per_class = target->per_class;
+        c.image_size = (int)target->image_size;
+        c.augment = tf->augment;
+        c.quiet = true;
+        c.eval_every = tf->epochs; /* the target's test accuracy once, at the end */
+        s = rb_train(&c, &tr);
+    }
+    rb_log_set_level(level);
+    if (s == RB_OK) {
+        json_object *metrics;
+        snprintf(path, sizeof path, "%s/metrics.json", dir);
+        if ((metrics = read_json_file(path)) == NULL)
+            s = rb_error_set(RB_ERR_CORRUPT, "%s is missing or unreadable after the transfer", path);
+        else
+            row.target_acc = jnum(metrics, "accuracy");
+        json_object_put(metrics);
+    }
+    if (s != RB_OK)
+        return rb_error_prefix("transfer %s: ", dir);
+    row.seconds = rb_monotonic_seconds() - t0;
+    done = json_object_new_object();
+    json_object_object_add(done, "arch", json_object_new_string(row.arch));
+    json_object_object_add(done, "eps", json_object_new_string(row.eps_text));
+    json_object_object_add(done, "source_seed", json_object_new_int64((int64_t)row.source_seed));
+    json_object_object_add(done, "target", json_object_new_string(row.target));
+    json_object_object_add(done, "mode", json_object_new_string(row.mode));
+    json_object_object_add(done, "transfer_seed", json_object_new_int64((int64_t)row.transfer_seed));
+    json_object_object_add(done, "target_acc", json_num(row.target_acc));
+    json_object_object_add(done, "seconds", json_object_new_double(row.seconds));
+    snprintf(path, sizeof path, "%s/result.json", dir);
+    s = write_json_file(path, done);
+    json_object_put(done);
+    say(g, "[%zu/%zu] %s eps %s -> %s %s seed %llu: %.2f%% (%.1f s)", g->step, g->steps, row.arch, row.eps_text,
+        row.target, row.mode, (unsigned long long)row.transfer_seed, 100 * row.target_acc, row.seconds);
+    return s;
+}
+
+/* Every finished transfer of the grid (whichever shard ran it), in grid order. */
+static rb_status collect(const grid_ctx *g, rb_grid_result **rows, size_t *count)
+{
+    const rb_grid_spec *sp = g->spec;
+    size_t cap = sp->n_archs * sp->source.n_eps * sp->source.n_seeds * sp->n_targets * 2 * sp->transfer.n_seeds, n = 0;
+    rb_grid_result *out = calloc(cap ? cap : 1, sizeof *out);
+    char dir[4096], path[4200];
+    if (out == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory collecting results");
+    for (size_t a = 0; a < sp->n_archs; a++)
+        for (size_t e = 0; e < sp->source.n_eps; e++)
+            for (size_t sd = 0; sd < sp->source.n_seeds; sd++) {
+                source_result src = {NAN, NAN, NAN};
+                json_object *sj;
+                source_dir(g, a, e, sd, dir, sizeof dir);
+                snprintf(path, sizeof path, "%s/result.json", dir);
+                if ((sj = read_json_file(path)) != NULL) {
+                    src.test_acc = jnum(sj, "test_acc");
+                    src.robust_acc = jnum(sj, "robust_acc");
+                    json_object_put(sj);
+                }
+                for (size_t t = 0; t < sp->n_targets; t++)
+                    for (int m = 0; m < 2; m++) {
+                        bool fixed = m == 0;
+                        if ((fixed && !sp->transfer.mode_fixed) || (!fixed && !sp->transfer.mode_full))
+                            continue;
+                        for (size_t ts = 0; ts < sp->transfer.n_seeds; ts++) {
+                            json_object *tj;
+                            transfer_dir(g, a, e, sd, t, fixed, ts, dir, sizeof dir);
+                            snprintf(path, sizeof path, "%s/result.json", dir);
+                            if ((tj = read_json_file(path)) == NULL)
+                                continue;
+                            fill_row(g, a, e, sd, t, fixed, ts, &src, &out[n]);
+                            out[n].target_acc = jnum(tj, "target_acc");
+                            out[n].seconds = jnum(tj, "seconds");
+                            json_object_put(tj);
+                            if (!isnan(out[n].target_acc))
+                                n++;
+                        }
+                    }
+            }
+    *rows = out;
+    *count = n;
+    return RB_OK;
+}
+
+static rb_status write_reports(const grid_ctx *g, rb_grid_outcome *outcome)
+{
+    rb_grid_result *rows = NULL;
+    size_t n = 0;
+    char path[4200], title[512];
+    char *table = NULL, *summary = NULL;
+    rb_status s = collect(g, &rows, &n);
+    outcome->results = n;
+    if (s == RB_OK) {
+        snprintf(path, sizeof path, "%s/results.csv", g->opt->out_dir);
+        s = rb_grid_write_csv(path, rows, n);
+    }
+    if (s == RB_OK && n > 0) {
+        s = rb_grid_markdown(rows, n, &table);
+        if (s == RB_OK)
+            s = rb_grid_summary(rows, n, &summary);
+        if (s == RB_OK) {
+            size_t len = strlen(table) + strlen(summary) + 2;
+            char *both = malloc(len);
+            if (both == NULL)
+                s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for the table");
+            else {
+                snprintf(both, len, "%s\n%s", table, summary);
+                snprintf(path, sizeof path, "%s/table.md", g->opt->out_dir);
+                s = rb_file_write_atomic(path, both, strlen(both));
+                free(both);
+            }
+        }
+        if (s == RB_OK) {
+            snprintf(path, sizeof path, "%s/plot.svg", g->opt->out_dir);
+            snprintf(title, sizeof title, "%s: target accuracy against source robustness (eps)", g->spec->name);
+            s = rb_grid_write_svg(path, title, rows, n);
+        }
+    }
+    if (s == RB_OK) {
+        outcome->table = table;
+        outcome->summary = summary;
+        table = summary = NULL;
+    }
+    free(table);
+    free(summary);
+    free(rows);
+    return s;
+}
+
+rb_status rb_grid_run(const rb_grid_spec *spec, const rb_grid_options *options, rb_grid_outcome *outcome)
+{
+    grid_ctx g;
+    rb_grid_outcome local;
+    double t0 = rb_monotonic_seconds();
+    size_t modes, per_source, units;
+    char path[4200];
+    rb_status s = RB_OK;
+
+    if (outcome == NULL)
+        outcome = &local;
+    memset(outcome, 0, sizeof *outcome);
+    if (spec == NULL || options == NULL || options->registry == NULL || options->out_dir == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_grid_run: needs a spec, a registry and an output folder");
+    if (options->shard_count < 0 || options->shard_index < 0 ||
+        (options->shard_count > 0 && options->shard_index >= options->shard_count))
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "--shard %d/%d: the index must lie in [0, %d)",
+                            options->shard_index, options->shard_count, options->shard_count);
+    memset(&g, 0, sizeof g);
+    g.spec = spec;
+    g.opt = options;
+    g.threads = options->threads >= 0 ? options->threads : spec->threads;
+    for (size_t e = 0; e < spec->source.n_eps; e++)
+        g.robust_eps = fmax(g.robust_eps, spec->source.eps[e]);
+    /* Check every arch section before training anything. */
+    for (size_t a = 0; a < spec->n_archs; a++) {
+        const rb_plugin *p;
+        rb_params *params = NULL;
+        s = arch_params(&g, &spec->archs[a], &p, &params);
+        rb_params_destroy(params);
+        if (s != RB_OK)
+            return s;
+    }
+    modes = (size_t)spec->transfer.mode_fixed + (size_t)spec->transfer.mode_full;
+    per_source = 1 + spec->n_targets * modes * spec->transfer.n_seeds;
+    units = spec->n_archs * spec->source.n_eps * spec->source.n_seeds;
+    outcome->runs_total = units * per_source;
+    outcome->transfers_total = units * (per_source - 1);
+    {
+        int shards = options->shard_count > 0 ? options->shard_count : 1;
+        for (size_t u = 0; u < units; u++)
+            if ((int)(u % (size_t)shards) == options->shard_index)
+                g.steps += per_source;
+    }
+    if ((s = make_dir(options->out_dir)) != RB_OK)
+        return s;
+    snprintf(path, sizeof path, "%s/sources", options->out_dir);
+    if (!options->report_only && (s = make_dir(path)) != RB_OK)
+        return s;
+    snprintf(path, sizeof path, "%s/transfers", options->out_dir);
+    if (!options->report_only && (s = make_dir(path)) != RB_OK)
+        return s;
+    for (size_t u = 0; !options->report_only && s == RB_OK && u < units; u++) {
+        size_t sd = u % spec->source.n_seeds, e = (u / spec->source.n_seeds) % spec->source.n_eps,
+               a = u / (spec->source.n_seeds * spec->source.n_eps);
+        source_result src = {NAN, NAN, NAN};
+        int shards = options->shard_count > 0 ? options->shard_count : 1;
+        if ((int)(u % (size_t)shards) != options->shard_index)
+            continue;
+        if ((s = run_source(&g, a, e, sd, &src)) != RB_OK)
+            break;
+        for (size_t t = 0; s == RB_OK && t < spec->n_targets; t++)
+            for (int m = 0; s == RB_OK && m < 2; m++) {
+                bool fixed = m == 0;
+                if ((fixed && !spec->transfer.mode_fixed) || (!fixed && !spec->transfer.mode_full))
+                    continue;
+                for (size_t ts = 0; s == RB_OK && ts < spec->transfer.n_seeds; ts++)
+                    s = run_transfer(&g, a, e, sd, t, fixed, ts, &src);
+            }
+        /* Reports after each source, so a long grid shows its table early. */
+        if (s == RB_OK) {
+            rb_grid_outcome partial;
+            memset(&partial, 0, sizeof partial);
+            s = write_reports(&g, &partial);
+            free(partial.table);
+            free(partial.summary);
+        }
+    }
+    if (s == RB_OK)
+        s = write_reports(&g, outcome);
+    outcome->seconds = rb_monotonic_seconds() - t0;
+    return s;
+}
+
+void rb_grid_outcome_free(rb_grid_outcome *outcome)
+{
+    if (outcome == NULL)
+        return;
+    free(outcome->table);
+    free(outcome->summary);
+    outcome->table = outcome->summary = NULL;
+}

@@ -1,0 +1,433 @@
+/* Grid files (robusta/grid.h): a full file read field by field, the
+ * defaults, every refusal with its exact one-line message and line number,
+ * and eps parsing. */
+#include "config.h"
+
+#include <math.h>
+
+#include <robusta/robusta.h>
+
+#include "testutil.h"
+
+/* The brief's example, every key given (line numbers in the comments). */
+static const char FULL[] =
+    "; a full grid file\n"                      /* 1 */
+    "# comments either way\n"                   /* 2 */
+    "[grid]\n"                                  /* 3 */
+    "name = demo-1.x                ; label\n"  /* 4 */
+    "threads = 2\n"                             /* 5 */
+    "\n"                                        /* 6 */
+    "[arch r18]\n"                              /* 7 */
+    "arch = resnet18\n"                         /* 8 */
+    "stem = cifar\n"                            /* 9 */
+    "width = 0.25\n"                            /* 10 */
+    "[arch r50]\n"                              /* 11 */
+    "arch = resnet50\n"                         /* 12 */
+    "[source]\n"                                /* 13 */
+    "data = fashion-mnist\n"                    /* 14 */
+    "classes = 0-4\n"                           /* 15 */
+    "per-class = 1000\n"                        /* 16 */
+    "image-size = 32\n"                         /* 17 */
+    "epochs = 5\n"                              /* 18 */
+    "batch-size = 100\n"                        /* 19 */
+    "lr = 0.2\n"                                /* 20 */
+    "momentum = 0.8\n"                          /* 21 */
+    "weight-decay = 1e-4\n"                     /* 22 */
+    "schedule = step\n"                         /* 23 */
+    "augment = no\n"                            /* 24 */
+    "attack = pgd-linf\n"                       /* 25 */
+    "eps = 0, 0.25, 8 / 255\n"                  /* 26 */
+    "steps = 7\n"                               /* 27 */
+    "step-size-factor = 2\n"                    /* 28 */
+    "random-start = off\n"                      /* 29 */
+    "seeds = 3,1\n"                             /* 30 */
+    "eval-attack-steps = 20\n"                  /* 31 */
+    "[target fm59]\n"                           /* 32 */
+    "data = fashion-mnist\n"                    /* 33 */
+    "classes = 5-9\n"                           /* 34 */
+    "per-class = 50\n"                          /* 35 */
+    "image-size = 28\n"                         /* 36 */
+    "[target c10]\n"                            /* 37 */
+    "data = cifar10\n"                          /* 38 */
+    "[transfer]\n"                              /* 39 */
+    "task = classify\n"                         /* 40 */
+    "modes = full\n"                            /* 41 */
+    "seeds = 0, 1, 2\n"                         /* 42 */
+    "epochs = 20\n"                             /* 43 */
+    "batch-size = 32\n"                         /* 44 */
+    "lr-fixed = 0.05\n"                         /* 45 */
+    "lr-full = 0.002\n"                         /* 46 */
+    "momentum = 0.5\n"                          /* 47 */
+    "weight-decay = 0\n"                        /* 48 */
+    "schedule = constant\n"                     /* 49 */
+    "augment = true\n"                          /* 50 */
+    "bn-stats = update\n";                      /* 51 */
+
+/* Base files for error tests: the last section is the one named, so lines
+ * appended from line 11 on belong to it. */
+#define BASE_HEAD "[grid]\nname = t\n[arch a]\narch = resnet18\n[target b]\ndata = fm\n" /* lines 1-6 */
+#define BASE_SOURCE BASE_HEAD "[transfer]\n[source]\ndata = fm\neps = 0, 0.5\n"         /* 7-10 */
+#define BASE_TRANSFER BASE_HEAD "[source]\ndata = fm\neps = 0, 0.5\n[transfer]\n"       /* 7-10 */
+
+static rb_grid_spec *parse_ok(const char *text)
+{
+    rb_grid_spec *g = NULL;
+    rb_status s = rb_grid_spec_parse(text, strlen(text), "g.ini", &g);
+    ck_assert_msg(s == RB_OK, "%s", rb_last_error());
+    ck_assert_ptr_nonnull(g);
+    return g;
+}
+
+/* Parses `text`, which must fail with `want` in the message. */
+#define expect_error(text, want) expect_error_at(text, want, __LINE__)
+static void expect_error_at(const char *text, const char *want, int line)
+{
+    rb_grid_spec *g = (rb_grid_spec *)1;
+    rb_status s = rb_grid_spec_parse(text, strlen(text), "g.ini", &g);
+    ck_assert_msg(s == RB_ERR_INVALID_ARGUMENT, "line %d: status %d (%s)", line, s, rb_last_error());
+    ck_assert_msg(g == NULL, "line %d: spec not NULL on error", line);
+    ck_assert_msg(strstr(rb_last_error(), want) != NULL, "line %d: got '%s', want '%s'", line, rb_last_error(),
+                  want);
+    ck_assert_msg(strchr(rb_last_error(), '\n') == NULL, "line %d: more than one line", line);
+}
+
+START_TEST(a_full_file_sets_every_field)
+{
+    rb_grid_spec *g = parse_ok(FULL);
+    const rb_grid_source *s = &g->source;
+    const rb_grid_transfer *t = &g->transfer;
+    ck_assert_str_eq(g->path, "g.ini");
+    ck_assert_str_eq(g->name, "demo-1.x");
+    ck_assert_int_eq(g->threads, 2);
+
+    ck_assert_uint_eq(g->n_archs, 2);
+    ck_assert_str_eq(g->archs[0].label, "r18");
+    ck_assert_str_eq(g->archs[0].arch, "resnet18");
+    ck_assert_int_eq(g->archs[0].line, 7);
+    ck_assert_uint_eq(g->archs[0].n_options, 2);
+    ck_assert_str_eq(g->archs[0].options[0].key, "stem");
+    ck_assert_str_eq(g->archs[0].options[0].value, "cifar");
+    ck_assert_int_eq(g->archs[0].options[0].line, 9);
+    ck_assert_str_eq(g->archs[0].options[1].key, "width");
+    ck_assert_str_eq(g->archs[0].options[1].value, "0.25");
+    ck_assert_int_eq(g->archs[0].options[1].line, 10);
+    ck_assert_str_eq(g->archs[1].label, "r50");
+    ck_assert_str_eq(g->archs[1].arch, "resnet50");
+    ck_assert_uint_eq(g->archs[1].n_options, 0);
+    ck_assert_int_eq(g->archs[1].line, 11);
+
+    ck_assert_str_eq(s->data, "fashion-mnist");
+    ck_assert_str_eq(s->classes, "0-4");
+    ck_assert_int_eq(s->per_class, 1000);
+    ck_assert_int_eq(s->image_size, 32);
+    ck_assert_int_eq(s->epochs, 5);
+    ck_assert_int_eq(s->batch_size, 100);
+    ck_assert(s->lr == 0.2 && s->momentum == 0.8 && s->weight_decay == 1e-4);
+    ck_assert_str_eq(s->schedule, "step");
+    ck_assert(!s->augment);
+    ck_assert_str_eq(s->attack, "pgd-linf");
+    ck_assert_uint_eq(s->n_eps, 3);
+    ck_assert(s->eps[0] == 0 && s->eps[1] == 0.25 && s->eps[2] == 8.0 / 255);
+    ck_assert_str_eq(s->eps_text[0], "0");
+    ck_assert_str_eq(s->eps_text[1], "0.25");
+    ck_assert_str_eq(s->eps_text[2], "8/255"); /* spaces dropped */
+    ck_assert_int_eq(s->steps, 7);
+    ck_assert(s->step_size_factor == 2);
+    ck_assert(!s->random_start);
+    ck_assert_uint_eq(s->n_seeds, 2);
+    ck_assert(s->seeds[0] == 3 && s->seeds[1] == 1);
+    ck_assert_int_eq(s->eval_attack_steps, 20);
+
+    ck_assert_uint_eq(g->n_targets, 2);
+    ck_assert_str_eq(g->targets[0].label, "fm59");
+    ck_assert_str_eq(g->targets[0].data, "fashion-mnist");
+    ck_assert_str_eq(g->targets[0].classes, "5-9");
+    ck_assert_int_eq(g->targets[0].per_class, 50);
+    ck_assert_int_eq(g->targets[0].image_size, 28);
+    ck_assert_int_eq(g->targets[0].line, 32);
+    ck_assert_str_eq(g->targets[1].label, "c10");
+    ck_assert_str_eq(g->targets[1].data, "cifar10");
+    ck_assert_ptr_null(g->targets[1].classes);
+    ck_assert_int_eq(g->targets[1].per_class, 0);
+    ck_assert_int_eq(g->targets[1].image_size, 0);
+
+    ck_assert_str_eq(t->task, "classify");
+    ck_assert(!t->mode_fixed && t->mode_full);
+    ck_assert_uint_eq(t->n_seeds, 3);
+    ck_assert(t->seeds[0] == 0 && t->seeds[1] == 1 && t->seeds[2] == 2);
+    ck_assert_int_eq(t->epochs, 20);
+    ck_assert_int_eq(t->batch_size, 32);
+    ck_assert(t->lr_fixed == 0.05 && t->lr_full == 0.002 && t->momentum == 0.5 && t->weight_decay == 0);
+    ck_assert_str_eq(t->schedule, "constant");
+    ck_assert(t->augment && t->bn_update);
+    rb_grid_spec_destroy(g);
+    rb_grid_spec_destroy(NULL);
+}
+END_TEST
+
+START_TEST(defaults_fill_what_is_left_out)
+{
+    rb_grid_spec *g = parse_ok(BASE_SOURCE);
+    const rb_grid_source *s = &g->source;
+    const rb_grid_transfer *t = &g->transfer;
+    ck_assert_int_eq(g->threads, 0);
+    ck_assert_ptr_null(s->classes);
+    ck_assert_int_eq(s->per_class, 0);
+    ck_assert_int_eq(s->image_size, 0);
+    ck_assert_int_eq(s->epochs, 10);
+    ck_assert_int_eq(s->batch_size, 128);
+    ck_assert(s->lr == 0.1 && s->momentum == 0.9 && s->weight_decay == 5e-4);
+    ck_assert_str_eq(s->schedule, "cosine");
+    ck_assert(s->augment && s->random_start);
+    ck_assert_str_eq(s->attack, "pgd-l2");
+    ck_assert_int_eq(s->steps, 3);
+    ck_assert(s->step_size_factor == 2.5);
+    ck_assert_uint_eq(s->n_seeds, 1);
+    ck_assert(s->seeds[0] == 0);
+    ck_assert_int_eq(s->eval_attack_steps, 0);
+    ck_assert_str_eq(t->task, "classify");
+    ck_assert(t->mode_fixed && t->mode_full);
+    ck_assert_uint_eq(t->n_seeds, 1);
+    ck_assert(t->seeds[0] == 0);
+    ck_assert_int_eq(t->epochs, 30);
+    ck_assert_int_eq(t->batch_size, 64);
+    ck_assert(t->lr_fixed == 0.01 && t->lr_full == 0.001 && t->momentum == 0.9 && t->weight_decay == 5e-4);
+    ck_assert_ptr_null(t->schedule);
+    ck_assert(!t->augment && !t->bn_update);
+    rb_grid_spec_destroy(g);
+
+    /* an empty transfer schedule is the default too */
+    g = parse_ok(BASE_TRANSFER "schedule =\n");
+    ck_assert_ptr_null(g->transfer.schedule);
+    rb_grid_spec_destroy(g);
+}
+END_TEST
+
+START_TEST(the_text_need_not_end_with_a_nul)
+{
+    rb_grid_spec *g = NULL;
+    char text[] = BASE_SOURCE "bogus line without equals";
+    /* only the bytes before the bogus line count */
+    ck_assert_int_eq(rb_grid_spec_parse(text, strlen(BASE_SOURCE), NULL, &g), RB_OK);
+    ck_assert_str_eq(g->path, "grid");
+    rb_grid_spec_destroy(g);
+    /* a NUL byte inside is refused */
+    ck_assert_int_eq(rb_grid_spec_parse(BASE_SOURCE "x\0y\n", sizeof BASE_SOURCE + 3, "g.ini", &g),
+                     RB_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_null(g);
+    ck_assert_msg(strstr(rb_last_error(), "g.ini:11: holds a NUL byte") != NULL, "%s", rb_last_error());
+    /* CRLF line ends and a byte order mark are fine */
+    g = parse_ok("\xEF\xBB\xBF[grid]\r\nname = t\r\n[arch a]\r\narch = r\r\n[target b]\r\ndata = d\r\n"
+                 "[transfer]\r\n[source]\r\ndata = d\r\neps = 0\r\n");
+    ck_assert_str_eq(g->name, "t");
+    ck_assert_str_eq(g->source.eps_text[0], "0");
+    rb_grid_spec_destroy(g);
+}
+END_TEST
+
+START_TEST(structure_errors_name_the_line)
+{
+    expect_error(BASE_SOURCE "foo = 1\n", "g.ini:11: unknown key 'foo' in [source]");
+    expect_error(BASE_TRANSFER "lr = 1\n", "g.ini:11: unknown key 'lr' in [transfer]");
+    expect_error("[grid]\nname = t\nfoo = 2\n", "g.ini:3: unknown key 'foo' in [grid]");
+    expect_error(BASE_HEAD "per-class = 2\nbatch-size = 3\n", "g.ini:8: unknown key 'batch-size' in [target b]");
+    expect_error(BASE_SOURCE "[foo]\n", "g.ini:11: unknown section [foo] (expected [grid], [arch NAME]");
+    expect_error(BASE_SOURCE "[source]\n", "g.ini:11: [source] given twice (first at line 8)");
+    expect_error(BASE_SOURCE "[arch a]\narch = x\n", "g.ini:11: [arch a] given twice (first at line 3)");
+    expect_error(BASE_SOURCE "lr = 0.1\nlr = 0.2\n", "g.ini:12: key 'lr' given twice in [source] (first at line 11)");
+    expect_error(BASE_HEAD "per-class = 1\nper-class = 2\n", "g.ini:8: key 'per-class' given twice in [target b]");
+    expect_error("[grid]\nname = t\n[arch a]\narch = r\nwidth = 1\nwidth = 2\n",
+                 "g.ini:6: key 'width' given twice in [arch a]");
+    /* labels */
+    expect_error(BASE_SOURCE "[arch]\n", "g.ini:11: [arch] needs a label");
+    expect_error(BASE_SOURCE "[target f/m]\n", "g.ini:11: [target f/m]: the label may only hold letters");
+    expect_error(BASE_SOURCE "[target a b]\n", "g.ini:11: [target a ...]: a section label is one word");
+    expect_error(BASE_SOURCE "[transfer x]\n", "g.ini:11: [transfer x]: [transfer] takes no label");
+    expect_error(BASE_SOURCE "[]\n", "g.ini:11: empty section name []");
+    /* the same label is fine for an arch and a target */
+    rb_grid_spec_destroy(parse_ok(BASE_SOURCE "[arch b]\narch = x\n"));
+    /* INI syntax */
+    expect_error(BASE_SOURCE "just words\n", "g.ini:11: not an INI line");
+    expect_error(BASE_SOURCE "[source\n", "g.ini:11: not an INI line: '[' without a closing ']'");
+    expect_error(BASE_SOURCE "[target c] x\n", "g.ini:11: text after ']'");
+    expect_error(BASE_SOURCE "  lr = 0.2\n", "g.ini:11: indented line");
+    expect_error(BASE_SOURCE "= 3\n", "g.ini:11: a key name is missing before '='");
+    expect_error("name = t\n[grid]\n", "g.ini:1: key 'name' outside any section");
+    /* the first error by line wins, whichever pass finds it */
+    expect_error(BASE_SOURCE "lr = x\n[foo]\n", "g.ini:11: 'lr' in [source] is 'x'");
+    expect_error(BASE_SOURCE "[foo]\nlr = x\n", "g.ini:11: unknown section [foo]");
+}
+END_TEST
+
+START_TEST(long_lines_are_refused_before_inih_splits_them)
+{
+    char text[1024], comment[256];
+    rb_grid_spec *g;
+    memset(comment, 'x', sizeof comment);
+    comment[0] = ';';
+    comment[198] = '\0'; /* 198 characters: the longest line inih reads whole */
+    snprintf(text, sizeof text, "%s%s\n", BASE_SOURCE, comment);
+    g = parse_ok(text);
+    rb_grid_spec_destroy(g);
+    comment[198] = 'x';
+    comment[199] = '\0';
+    snprintf(text, sizeof text, "%s%s\n", BASE_SOURCE, comment);
+    expect_error(text, "g.ini:11: line longer than 198 characters");
+    /* at the very end, without a newline, too */
+    snprintf(text, sizeof text, "%s%s", BASE_SOURCE, comment);
+    expect_error(text, "g.ini:11: line longer than 198 characters");
+}
+END_TEST
+
+START_TEST(bad_values_name_the_key_the_value_and_the_range)
+{
+    expect_error(BASE_TRANSFER "epochs = 0\n", "g.ini:11: 'epochs' in [transfer] is '0': expected an integer in [1, ");
+    expect_error(BASE_SOURCE "epochs = 5x\n", "g.ini:11: 'epochs' in [source] is '5x': expected an integer in [1, ");
+    expect_error(BASE_SOURCE "per-class = -1\n", "'per-class' in [source] is '-1': expected an integer in [0, ");
+    expect_error(BASE_SOURCE "steps = 99999999999999999999\n", "'steps' in [source] is '99999999999999999999'");
+    expect_error("[grid]\nname = t\nthreads = -2\n", "g.ini:3: 'threads' in [grid] is '-2': expected an integer");
+    expect_error(BASE_SOURCE "augment = maybe\n",
+                 "g.ini:11: 'augment' in [source] is 'maybe': expected true, false, yes, no, on, off, 1 or 0");
+    expect_error(BASE_TRANSFER "momentum = 1\n",
+                 "g.ini:11: 'momentum' in [transfer] is '1': expected a number in [0, 1)");
+    expect_error(BASE_SOURCE "lr = 0\n", "g.ini:11: 'lr' in [source] is '0': expected a number > 0");
+    expect_error(BASE_SOURCE "lr = nan\n", "'lr' in [source] is 'nan': expected a number > 0");
+    expect_error(BASE_SOURCE "weight-decay = -1e-4\n", "'weight-decay' in [source] is '-1e-4': expected a number >= 0");
+    expect_error(BASE_TRANSFER "bn-stats = live\n",
+                 "g.ini:11: 'bn-stats' in [transfer] is 'live': expected frozen or update");
+    expect_error(BASE_TRANSFER "modes = fixed, partial\n", "g.ini:11: modes list: 'partial' is not fixed or full");
+    expect_error(BASE_TRANSFER "modes = full, full\n", "g.ini:11: modes list: 'full' given twice");
+    expect_error(BASE_TRANSFER "seeds = 1, 2, 1\n", "g.ini:11: seeds list in [transfer]: '1' given twice");
+    expect_error(BASE_SOURCE "seeds = -1\n", "g.ini:11: seeds list in [source]: '-1' is not an unsigned integer");
+    expect_error(BASE_SOURCE "seeds = 1,,2\n", "g.ini:11: seeds list in [source]: empty item");
+    expect_error(BASE_TRANSFER "seeds =\n", "g.ini:11: seeds list in [transfer] is empty");
+    expect_error(BASE_SOURCE "schedule =\n", "g.ini:11: 'schedule' in [source] is empty");
+    expect_error("[grid]\nname = my grid\n", "g.ini:2: 'name' in [grid] is 'my grid': a name may only hold");
+}
+END_TEST
+
+START_TEST(eps_lists_are_checked_item_by_item)
+{
+    const char *head = BASE_HEAD "[transfer]\n[source]\ndata = fm\n"; /* eps on line 10 */
+    char text[512];
+#define EPS(list, want)                                                                                           \
+    do {                                                                                                          \
+        snprintf(text, sizeof text, "%seps = %s\n", head, list);                                                  \
+        expect_error(text, want);                                                                                 \
+    } while (0)
+    EPS("0, 0.2x", "g.ini:10: eps list: '0.2x' is not a number (expected e.g. 0.5 or 8/255)");
+    EPS("-0.5", "g.ini:10: eps list: '-0.5' is negative (eps must be >= 0)");
+    EPS("0.5, 1/2", "g.ini:10: eps list: '1/2' given twice (it equals '0.5')");
+    EPS("0.5, 0.5", "g.ini:10: eps list: '0.5' given twice");
+    EPS("1/0", "g.ini:10: eps list: '1/0' divides by zero");
+    EPS("0,", "g.ini:10: eps list: empty item");
+    EPS("", "g.ini:10: eps list is empty");
+    EPS("0.000000000000000000000000000001", "g.ini:10: eps list: '0.000000000000000000000000000001' is longer than 31");
+#undef EPS
+    expect_error(BASE_HEAD "[transfer]\n[source]\ndata = fm\n", "g.ini: [source] needs 'eps'");
+}
+END_TEST
+
+START_TEST(missing_sections_and_keys_are_named)
+{
+    expect_error("", "g.ini: no [grid] section");
+    expect_error("[grid]\nname = t\n", "g.ini: no [arch NAME] section");
+    expect_error("[grid]\nname = t\n[arch a]\narch = r\n", "g.ini: no [source] section");
+    expect_error("[grid]\nname = t\n[arch a]\narch = r\n[source]\ndata = d\neps = 0\n",
+                 "g.ini: no [target NAME] section");
+    expect_error("[grid]\nname = t\n[arch a]\narch = r\n[source]\ndata = d\neps = 0\n[target b]\ndata = d\n",
+                 "g.ini: no [transfer] section");
+    expect_error("[grid]\n[arch a]\narch = r\n[source]\ndata = d\neps = 0\n[target b]\ndata = d\n[transfer]\n",
+                 "g.ini: [grid] needs 'name'");
+    expect_error("[grid]\nname = t\n[arch a]\n[source]\ndata = d\neps = 0\n[target b]\ndata = d\n[transfer]\n",
+                 "g.ini: [arch a] needs 'arch'");
+    expect_error(BASE_HEAD "[transfer]\n[source]\neps = 0\n", "g.ini: [source] needs 'data'");
+    expect_error("[grid]\nname = t\n[arch a]\narch = r\n[source]\ndata = d\neps = 0\n[target b]\n[transfer]\n",
+                 "g.ini: [target b] needs 'data'");
+    expect_error(BASE_SOURCE "[target c]\ndata =\n", "g.ini:12: 'data' in [target c] is empty");
+}
+END_TEST
+
+START_TEST(eps_parsing)
+{
+    double v = -1;
+    ck_assert_int_eq(rb_grid_parse_eps("8/255", &v), RB_OK);
+    ck_assert(v == 8.0 / 255);
+    ck_assert_int_eq(rb_grid_parse_eps("1e-1", &v), RB_OK);
+    ck_assert(v == 0.1);
+    ck_assert_int_eq(rb_grid_parse_eps("0", &v), RB_OK);
+    ck_assert(v == 0 && !signbit(v));
+    ck_assert_int_eq(rb_grid_parse_eps(" 0.5 ", &v), RB_OK);
+    ck_assert(v == 0.5);
+    ck_assert_int_eq(rb_grid_parse_eps("2.5e-1/1e1", &v), RB_OK);
+    ck_assert(v == 0.25 / 10);
+    ck_assert_int_eq(rb_grid_parse_eps(".5", &v), RB_OK);
+    ck_assert(v == 0.5);
+    static const char *const bad[] = {"",   "-0.5", "nan", "inf", "0x1p-3",  "0.5x",   "1/0",
+                                      "0/0", "1//2", "1/2/3", "/2", "1/", "e5", "1e",
+                                      "--1", "0.5 0.1", "-1/255", "8/-255", "1e400"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        v = 42;
+        ck_assert_msg(rb_grid_parse_eps(bad[i], &v) == RB_ERR_INVALID_ARGUMENT, "'%s' accepted", bad[i]);
+        ck_assert_msg(v == 42, "'%s' wrote a value", bad[i]);
+        ck_assert_msg(strstr(rb_last_error(), "'") != NULL, "%s", rb_last_error());
+    }
+    rb_grid_parse_eps("1/0", &v);
+    ck_assert_str_eq(rb_last_error(), "'1/0' divides by zero");
+    rb_grid_parse_eps("-1", &v);
+    ck_assert_str_eq(rb_last_error(), "'-1' is negative (eps must be >= 0)");
+    rb_grid_parse_eps("1e400", &v);
+    ck_assert_str_eq(rb_last_error(), "'1e400' is not a finite number");
+}
+END_TEST
+
+START_TEST(load_reads_a_file_and_names_it)
+{
+    char dir[256], path[512];
+    rb_grid_spec *g = NULL;
+    make_temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/grid.ini", dir);
+    write_text(path, FULL);
+    ck_assert_msg(rb_grid_spec_load(path, &g) == RB_OK, "%s", rb_last_error());
+    ck_assert_str_eq(g->path, path);
+    ck_assert_uint_eq(g->n_targets, 2);
+    rb_grid_spec_destroy(g);
+
+    write_text(path, BASE_SOURCE "lr = -1\n");
+    ck_assert_int_eq(rb_grid_spec_load(path, &g), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_null(g);
+    {
+        char want[600];
+        snprintf(want, sizeof want, "%s:11: 'lr' in [source] is '-1'", path);
+        ck_assert_msg(strstr(rb_last_error(), want) != NULL, "%s", rb_last_error());
+    }
+    snprintf(path, sizeof path, "%s/missing.ini", dir);
+    ck_assert_int_eq(rb_grid_spec_load(path, &g), RB_ERR_NOT_FOUND);
+    ck_assert_msg(strstr(rb_last_error(), "missing.ini") != NULL, "%s", rb_last_error());
+    ck_assert_int_eq(rb_grid_spec_load(dir, &g), RB_ERR_IO); /* a folder */
+    remove_temp_dir(dir);
+}
+END_TEST
+
+static Suite *grid_suite(void)
+{
+    Suite *s = suite_create("grid");
+    TCase *tc = tcase_create("grid");
+    tcase_add_test(tc, a_full_file_sets_every_field);
+    tcase_add_test(tc, defaults_fill_what_is_left_out);
+    tcase_add_test(tc, the_text_need_not_end_with_a_nul);
+    tcase_add_test(tc, structure_errors_name_the_line);
+    tcase_add_test(tc, long_lines_are_refused_before_inih_splits_them);
+    tcase_add_test(tc, bad_values_name_the_key_the_value_and_the_range);
+    tcase_add_test(tc, eps_lists_are_checked_item_by_item);
+    tcase_add_test(tc, missing_sections_and_keys_are_named);
+    tcase_add_test(tc, eps_parsing);
+    tcase_add_test(tc, load_reads_a_file_and_names_it);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(grid_suite());
+}

@@ -1,0 +1,321 @@
+/* robusta grid and robusta demo, end to end: a small grid on synthetic data
+ * runs, reports, skips what is done, survives being killed, splits into
+ * shards; bad grids are refused; demo --quick on Fashion-MNIST gives sane
+ * outputs (SKIP without the dataset). */
+#include "config.h"
+
+#include <math.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include <robusta/robusta.h>
+
+#include "testutil.h"
+
+#define RUN(r, ...) run_robusta(r, NULL, (const char *const[]){__VA_ARGS__, NULL})
+/* With the grid's progress lines ("done before", "training"), which make
+ * check's RB_LOG=warn would hide. */
+#define RUN_INFO(r, ...) run_robusta(r, "RB_LOG=info", (const char *const[]){__VA_ARGS__, NULL})
+
+static run_result r;
+static char dir[256], grid_file[PATH_MAX];
+
+/* 8x8 images: class k has a bright row (even k) or column (odd k) k+offset. */
+static void make_images(const char *xname, const char *yname, int64_t n, int classes, int offset, uint64_t seed)
+{
+    unsigned char *x = malloc((size_t)n * 64);
+    uint8_t *y = malloc((size_t)n);
+    char xp[PATH_MAX], yp[PATH_MAX];
+    rb_rng rng;
+    ck_assert(x != NULL && y != NULL);
+    rb_rng_init(&rng, seed, 1, 0);
+    for (int64_t i = 0; i < n; i++) {
+        int cls = (int)(i % classes), line = (cls + offset) % 8;
+        y[i] = (uint8_t)cls;
+        for (int p = 0; p < 64; p++) {
+            bool on = (cls + offset) % 2 == 0 ? p / 8 == line : p % 8 == line;
+            x[i * 64 + p] = (unsigned char)((on ? 210 : 50) + (int)(40 * rb_rng_uniform(&rng)) - 20);
+        }
+    }
+    snprintf(xp, sizeof xp, "%s/%s", dir, xname);
+    snprintf(yp, sizeof yp, "%s/%s", dir, yname);
+    ck_assert_int_eq(rb_npy_save(xp, RB_DTYPE_U8, 3, (const int64_t[]){n, 8, 8}, x), RB_OK);
+    ck_assert_int_eq(rb_npy_save(yp, RB_DTYPE_U8, 1, (const int64_t[]){n}, y), RB_OK);
+    free(x);
+    free(y);
+}
+
+/* A grid of 2 sources (eps 0 and 0.5) x 1 target x 2 modes x 2 seeds. */
+static void write_grid(const char *path, const char *extra_arch_line, const char *eps)
+{
+    char text[8192];
+    snprintf(text, sizeof text,
+             "[grid]\nname = tiny\nthreads = 1\n\n"
+             "[arch r18]\narch = resnet18\nstem = cifar\nwidth = 0.125\n%s\n"
+             "[source]\ndata = npy:%s/sx.npy,%s/sy.npy;%s/stx.npy,%s/sty.npy\nepochs = 1\nbatch-size = 16\n"
+             "lr = 0.05\nschedule = constant\neps = %s\nsteps = 1\n\n"
+             "[target t3]\ndata = npy:%s/tx.npy,%s/ty.npy;%s/ttx.npy,%s/tty.npy\n\n"
+             "[transfer]\nseeds = 0, 1\nepochs = 2\nbatch-size = 8\n",
+             extra_arch_line, dir, dir, dir, dir, eps, dir, dir, dir, dir);
+    write_text(path, text);
+}
+
+static void setup_once(void)
+{
+    make_temp_dir(dir, sizeof dir);
+    make_images("sx.npy", "sy.npy", 64, 4, 0, 1);
+    make_images("stx.npy", "sty.npy", 24, 4, 0, 2);
+    make_images("tx.npy", "ty.npy", 36, 3, 4, 3);
+    make_images("ttx.npy", "tty.npy", 18, 3, 4, 4);
+    snprintf(grid_file, sizeof grid_file, "%s/tiny.ini", dir);
+    write_grid(grid_file, "", "0, 0.5");
+}
+
+static void teardown_once(void)
+{
+    remove_temp_dir(dir);
+}
+
+static char *slurp_file(const char *path)
+{
+    size_t size;
+    unsigned char *bytes = read_whole_file(path, &size);
+    char *text = malloc(size + 1);
+    ck_assert_msg(bytes != NULL, "cannot read %s", path);
+    memcpy(text, bytes, size);
+    text[size] = '\0';
+    free(bytes);
+    return text;
+}
+
+static int count_of(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(text, needle); p != NULL; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* Each data row of results.csv: target_acc in [0, 1]. Returns the rows. */
+static int check_csv(const char *path)
+{
+    rb_grid_result *rows = NULL;
+    size_t n = 0;
+    ck_assert_msg(rb_grid_read_csv(path, &rows, &n) == RB_OK, "%s: %s", path, rb_last_error());
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_msg(rows[i].target_acc >= 0 && rows[i].target_acc <= 1, "row %zu: accuracy %g", i,
+                      rows[i].target_acc);
+        ck_assert_msg(rows[i].source_test_acc >= 0 && rows[i].source_test_acc <= 1, "row %zu: source accuracy %g",
+                      i, rows[i].source_test_acc);
+        ck_assert(strcmp(rows[i].mode, "fixed") == 0 || strcmp(rows[i].mode, "full") == 0);
+    }
+    free(rows);
+    return (int)n;
+}
+
+START_TEST(a_grid_runs_reports_and_skips_what_is_done)
+{
+    char out[512], path[PATH_MAX];
+    char *table, *csv_before, *csv_after;
+    snprintf(out, sizeof out, "%s/run", dir);
+    RUN(&r, "grid", grid_file, "--out", out);
+    ck_assert_msg(r.code == 0, "grid failed (%d): %s", r.code, r.err);
+    ck_assert_msg(strstr(r.out, "8 of 8 transfer results") != NULL, "%s", r.out);
+    snprintf(path, sizeof path, "%s/results.csv", out);
+    ck_assert_int_eq(check_csv(path), 8);
+    csv_before = slurp_file(path);
+    snprintf(path, sizeof path, "%s/table.md", out);
+    table = slurp_file(path);
+    ck_assert_msg(strstr(table, "r18 · fixed-feature · standard (ε=0)") != NULL, "%s", table);
+    ck_assert_msg(strstr(table, "r18 · full-network · robust ε=0.5") != NULL, "%s", table);
+    ck_assert_msg(strstr(table, "r18, fixed-feature, t3:") != NULL, "no verdict line: %s", table);
+    free(table);
+    snprintf(path, sizeof path, "%s/plot.svg", out);
+    table = slurp_file(path);
+    ck_assert_int_eq(count_of(table, "<polyline"), 2); /* r18 fixed, r18 full */
+    free(table);
+    snprintf(path, sizeof path, "%s/sources/r18-eps0.5-s0/result.json", out);
+    ck_assert_msg(access(path, F_OK) == 0, "%s is missing", path);
+    snprintf(path, sizeof path, "%s/transfers/r18-eps0.5-s0/t3-full-s1/metrics.json", out);
+    ck_assert_msg(access(path, F_OK) == 0, "%s is missing", path);
+    /* Again: nothing trains, the same results. */
+    RUN_INFO(&r, "grid", grid_file, "--out", out);
+    ck_assert_msg(r.code == 0, "second grid run failed: %s", r.err);
+    ck_assert_int_eq(count_of(r.err, "done before"), 10);
+    ck_assert_int_eq(count_of(r.err, "training"), 0);
+    snprintf(path, sizeof path, "%s/results.csv", out);
+    csv_after = slurp_file(path);
+    ck_assert_str_eq(csv_before, csv_after);
+    free(csv_before);
+    free(csv_after);
+}
+END_TEST
+
+START_TEST(a_killed_grid_loses_no_finished_result)
+{
+    char out[512], first[PATH_MAX], robusta[PATH_MAX];
+    char *before, *after;
+    pid_t pid;
+    int status;
+    snprintf(out, sizeof out, "%s/killed", dir);
+    snprintf(first, sizeof first, "%s/transfers/r18-eps0-s0/t3-fixed-s0/result.json", out);
+    snprintf(robusta, sizeof robusta, "%s", test_env("RB_TEST_ROBUSTA"));
+    pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+        execl(robusta, robusta, "grid", grid_file, "--out", out, (char *)NULL);
+        _exit(127);
+    }
+    /* Kill it hard once the first transfer has finished (within 5 minutes). */
+    for (int i = 0; i < 3000 && access(first, F_OK) != 0; i++) {
+        struct timespec ts = {0, 100000000};
+        ck_assert_msg(waitpid(pid, &status, WNOHANG) == 0, "the grid ended before it could be killed");
+        nanosleep(&ts, NULL);
+    }
+    ck_assert_msg(access(first, F_OK) == 0, "no transfer finished");
+    kill(pid, SIGKILL);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    before = slurp_file(first);
+    RUN_INFO(&r, "grid", grid_file, "--out", out);
+    ck_assert_msg(r.code == 0, "the restarted grid failed: %s", r.err);
+    ck_assert_msg(strstr(r.err, "t3 fixed seed 0: done before") != NULL, "%s", r.err);
+    after = slurp_file(first);
+    ck_assert_str_eq(before, after);
+    ck_assert_msg(strstr(r.out, "8 of 8 transfer results") != NULL, "%s", r.out);
+    free(before);
+    free(after);
+}
+END_TEST
+
+START_TEST(shards_split_the_sources_and_report_merges_them)
+{
+    char out[512], path[PATH_MAX];
+    snprintf(out, sizeof out, "%s/sharded", dir);
+    RUN(&r, "grid", grid_file, "--out", out, "--shard", "1/2");
+    ck_assert_msg(r.code == 0, "shard 1/2 failed: %s", r.err);
+    ck_assert_msg(strstr(r.out, "4 of 8 transfer results") != NULL, "%s", r.out);
+    snprintf(path, sizeof path, "%s/sources/r18-eps0-s0", out);
+    ck_assert_msg(access(path, F_OK) != 0, "shard 1/2 trained source 0");
+    snprintf(path, sizeof path, "%s/sources/r18-eps0.5-s0/result.json", out);
+    ck_assert_msg(access(path, F_OK) == 0, "shard 1/2 did not train source 1");
+    RUN(&r, "grid", grid_file, "--out", out, "--shard", "0/2");
+    ck_assert_msg(r.code == 0, "shard 0/2 failed: %s", r.err);
+    ck_assert_msg(strstr(r.out, "8 of 8 transfer results") != NULL, "%s", r.out);
+    RUN_INFO(&r, "grid", grid_file, "--out", out, "--report");
+    ck_assert_msg(r.code == 0 && strstr(r.out, "8 of 8") != NULL, "%s %s", r.out, r.err);
+    ck_assert_int_eq(count_of(r.err, "training"), 0);
+    RUN(&r, "grid", grid_file, "--out", out, "--shard", "2/2");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_msg(strstr(r.err, "--shard '2/2' must be i/n with 0 <= i < n") != NULL, "%s", r.err);
+}
+END_TEST
+
+START_TEST(bad_grids_are_refused_naming_file_and_line)
+{
+    char bad[512], out[512];
+    snprintf(bad, sizeof bad, "%s/bad.ini", dir);
+    snprintf(out, sizeof out, "%s/bad-run", dir);
+    write_grid(bad, "depht = 18\n", "0");
+    RUN(&r, "grid", bad, "--out", out);
+    ck_assert_int_ne(r.code, 0);
+    ck_assert_msg(strstr(r.err, "bad.ini:9: [arch r18]: unknown key 'depht'") != NULL, "%s", r.err);
+    ck_assert_int_eq(count_lines(r.err), 1);
+    ck_assert_msg(access(out, F_OK) != 0 || count_dir_entries(out) <= 2, "a refused grid trained");
+    write_grid(bad, "", "0, 0.2x");
+    RUN(&r, "grid", bad, "--out", out);
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_msg(strstr(r.err, "eps list: '0.2x' is not a number") != NULL, "%s", r.err);
+    write_grid(bad, "", "0");
+    {
+        /* an unknown key outside [arch]: parser's message, with the line */
+        char text[8192];
+        FILE *f = fopen(bad, "a");
+        ck_assert(f != NULL);
+        fputs("colour = blue\n", f);
+        fclose(f);
+        (void)text;
+    }
+    RUN(&r, "grid", bad, "--out", out);
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_msg(strstr(r.err, "unknown key 'colour' in [transfer]") != NULL, "%s", r.err);
+    RUN(&r, "grid", "/nonexistent/grid.ini");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_msg(strstr(r.err, "/nonexistent/grid.ini") != NULL, "%s", r.err);
+}
+END_TEST
+
+START_TEST(demo_quick_gives_sane_outputs)
+{
+    char out[512], path[PATH_MAX];
+    char *table, *svg;
+    const char *fm = getenv("RB_FASHION_MNIST");
+    rb_grid_result *rows = NULL;
+    size_t n = 0;
+    if (fm == NULL)
+        fm = "/usr/share/datasets/fashion-mnist";
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz", fm);
+    if (access(path, R_OK) != 0) {
+        snprintf(path, sizeof path, "%s/train-images-idx3-ubyte", fm);
+        if (access(path, R_OK) != 0) {
+            printf("SKIP: demo --quick: no Fashion-MNIST in %s (install dataset-fashion-mnist)\n", fm);
+            return;
+        }
+    }
+    snprintf(out, sizeof out, "%s/demo", dir);
+    RUN(&r, "demo", "--quick", "--out", out, "--data", fm);
+    ck_assert_msg(r.code == 0, "demo --quick failed (%d): %s", r.code, r.err);
+    ck_assert_msg(strstr(r.out, "4 of 4 transfer results") != NULL, "%s", r.out);
+    ck_assert_msg(strstr(r.out, "| source model |") != NULL, "no table printed: %s", r.out);
+    ck_assert_msg(strstr(r.out, "beats") != NULL || strstr(r.out, "ties") != NULL, "no verdict: %s", r.out);
+    snprintf(path, sizeof path, "%s/results.csv", out);
+    ck_assert_msg(rb_grid_read_csv(path, &rows, &n) == RB_OK, "%s", rb_last_error());
+    ck_assert_uint_eq(n, 4);
+    for (size_t i = 0; i < n; i++) {
+        /* five target classes: chance is 20%; accuracies must be real ones */
+        ck_assert_msg(rows[i].target_acc >= 0 && rows[i].target_acc <= 1, "accuracy %g", rows[i].target_acc);
+        if (rows[i].source_eps == 0)
+            ck_assert_msg(rows[i].source_test_acc > 0.4, "the standard source is at %g on 5 classes (chance 0.2)",
+                          rows[i].source_test_acc);
+    }
+    free(rows);
+    snprintf(path, sizeof path, "%s/table.md", out);
+    table = slurp_file(path);
+    ck_assert_msg(strstr(table, "robust ε=1.0") != NULL && strstr(table, "standard (ε=0)") != NULL, "%s", table);
+    free(table);
+    snprintf(path, sizeof path, "%s/plot.svg", out);
+    svg = slurp_file(path);
+    ck_assert_msg(strncmp(svg, "<?xml", 5) == 0 || strncmp(svg, "<svg", 4) == 0, "not an SVG file");
+    ck_assert_int_eq(count_of(svg, "<polyline"), 2);
+    free(svg);
+    snprintf(path, sizeof path, "%s/demo-quick.ini", out);
+    ck_assert_msg(access(path, R_OK) == 0, "the demo's grid file was not written");
+    RUN(&r, "demo", "--print-grid");
+    ck_assert_int_eq(r.code, 0);
+    ck_assert_msg(strstr(r.out, "[transfer]") != NULL && strstr(r.out, "eps = 0, 0.5, 1.0") != NULL, "%s", r.out);
+}
+END_TEST
+
+static Suite *grid_run_suite(void)
+{
+    Suite *s = suite_create("grid_run");
+    TCase *tc = tcase_create("grid_run");
+    tcase_add_unchecked_fixture(tc, setup_once, teardown_once);
+    tcase_set_timeout(tc, 900);
+    tcase_add_test(tc, bad_grids_are_refused_naming_file_and_line);
+    tcase_add_test(tc, a_grid_runs_reports_and_skips_what_is_done);
+    tcase_add_test(tc, a_killed_grid_loses_no_finished_result);
+    tcase_add_test(tc, shards_split_the_sources_and_report_merges_them);
+    tcase_add_test(tc, demo_quick_gives_sane_outputs);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(grid_run_suite());
+}

@@ -1,0 +1,389 @@
+/* Grid reports (robusta/grid.h): results.csv round trip and refusals, the
+ * markdown table and the summary as exact text for hand-computed results,
+ * and the SVG plot's structure. */
+#include "config.h"
+
+#include <math.h>
+
+#include <robusta/robusta.h>
+
+#include "testutil.h"
+
+static char dir[256];
+
+static void setup(void)
+{
+    make_temp_dir(dir, sizeof dir);
+}
+
+static void teardown(void)
+{
+    remove_temp_dir(dir);
+}
+
+#define HEADER                                                                                             \
+    "arch,eps,source_eps,source_seed,source_test_acc,source_robust_acc,target,mode,transfer_seed,target_acc," \
+    "seconds\n"
+
+static rb_grid_result row(const char *arch, const char *eps_text, double eps, uint64_t source_seed,
+                          double source_acc, double robust_acc, const char *target, const char *mode,
+                          uint64_t transfer_seed, double acc)
+{
+    rb_grid_result r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.arch, sizeof r.arch, "%s", arch);
+    snprintf(r.eps_text, sizeof r.eps_text, "%s", eps_text);
+    r.source_eps = eps;
+    r.source_seed = source_seed;
+    r.source_test_acc = source_acc;
+    r.source_robust_acc = robust_acc;
+    snprintf(r.target, sizeof r.target, "%s", target);
+    snprintf(r.mode, sizeof r.mode, "%s", mode);
+    r.transfer_seed = transfer_seed;
+    r.target_acc = acc;
+    r.seconds = 1.5;
+    return r;
+}
+
+/* A small grid, by hand (percent):
+ *   fixed t1 eps 0:   70, 72, 74  -> mean 72, sd sqrt((4+0+4)/2) = 2
+ *   fixed t1 eps 0.5: 80, 81, 82  -> 81 ± 1 (best of fixed t1: bold)
+ *   full  t1 eps 0:   90, 91, 92  -> 91 ± 1 (best of full t1: bold)
+ *   full  t1 eps 0.5: 89, 90, 91  -> 90 ± 1
+ *   fixed t2 eps 0:   55 (one run); eps 0.5: 60 (one run, bold)
+ * Source models: eps 0 seeds 0 and 1 have clean accuracy 90 and 92 (91 ±
+ * sqrt(2) = 1.4); eps 0.5 seed 0 has 80 (seed 1 unknown) and robust 40. */
+#define ROWS_D1 14
+static void make_d1(rb_grid_result *r)
+{
+    size_t k = 0;
+    r[k++] = row("r18", "0", 0, 0, 0.90, NAN, "t1", "fixed", 0, 0.70);
+    r[k++] = row("r18", "0", 0, 0, 0.90, NAN, "t1", "fixed", 1, 0.72);
+    r[k++] = row("r18", "0", 0, 1, 0.92, NAN, "t1", "fixed", 0, 0.74);
+    r[k++] = row("r18", "0.5", 0.5, 0, 0.80, 0.40, "t1", "fixed", 0, 0.80);
+    r[k++] = row("r18", "0.5", 0.5, 0, 0.80, 0.40, "t1", "fixed", 1, 0.81);
+    r[k++] = row("r18", "0.5", 0.5, 1, NAN, NAN, "t1", "fixed", 0, 0.82);
+    r[k++] = row("r18", "0", 0, 0, 0.90, NAN, "t1", "full", 0, 0.90);
+    r[k++] = row("r18", "0", 0, 0, 0.90, NAN, "t1", "full", 1, 0.91);
+    r[k++] = row("r18", "0", 0, 1, 0.92, NAN, "t1", "full", 0, 0.92);
+    r[k++] = row("r18", "0.5", 0.5, 0, 0.80, 0.40, "t1", "full", 0, 0.89);
+    r[k++] = row("r18", "0.5", 0.5, 0, 0.80, 0.40, "t1", "full", 1, 0.90);
+    r[k++] = row("r18", "0.5", 0.5, 1, NAN, NAN, "t1", "full", 0, 0.91);
+    r[k++] = row("r18", "0", 0, 0, 0.90, NAN, "t2", "fixed", 0, 0.55);
+    r[k++] = row("r18", "0.5", 0.5, 0, 0.80, 0.40, "t2", "fixed", 0, 0.60);
+    ck_assert_int_eq(k, ROWS_D1);
+}
+
+static int starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static int same_double(double a, double b)
+{
+    return (isnan(a) && isnan(b)) || a == b;
+}
+
+START_TEST(csv_round_trip_keeps_every_field)
+{
+    rb_grid_result rows[ROWS_D1 + 1], *back = NULL;
+    char path[512];
+    size_t n = 99;
+    make_d1(rows);
+    rows[ROWS_D1] = row("wide.x-2", "8/255", 8.0 / 255, UINT64_MAX, NAN, 0.123456789, "c_10", "full", 7, NAN);
+    rows[ROWS_D1].seconds = NAN;
+    snprintf(path, sizeof path, "%s/results.csv", dir);
+    ck_assert_msg(rb_grid_write_csv(path, rows, ROWS_D1 + 1) == RB_OK, "%s", rb_last_error());
+    ck_assert_int_eq(count_dir_entries(dir), 1); /* no temporary file left */
+    ck_assert_msg(rb_grid_read_csv(path, &back, &n) == RB_OK, "%s", rb_last_error());
+    ck_assert_uint_eq(n, ROWS_D1 + 1);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_str_eq(back[i].arch, rows[i].arch);
+        ck_assert_str_eq(back[i].eps_text, rows[i].eps_text);
+        ck_assert(back[i].source_eps == rows[i].source_eps); /* bit for bit, 8/255 too */
+        ck_assert(back[i].source_seed == rows[i].source_seed);
+        ck_assert(same_double(back[i].source_test_acc, rows[i].source_test_acc));
+        ck_assert(same_double(back[i].source_robust_acc, rows[i].source_robust_acc));
+        ck_assert_str_eq(back[i].target, rows[i].target);
+        ck_assert_str_eq(back[i].mode, rows[i].mode);
+        ck_assert(back[i].transfer_seed == rows[i].transfer_seed);
+        ck_assert(same_double(back[i].target_acc, rows[i].target_acc));
+        ck_assert(same_double(back[i].seconds, rows[i].seconds));
+    }
+    free(back);
+
+    /* the last row as written: NAN is an empty field */
+    {
+        size_t size;
+        char *text = (char *)read_whole_file(path, &size);
+        text[size] = '\0';
+        ck_assert_msg(starts_with(text, HEADER "r18,0,0,0,0.9,,t1,fixed,0,0.7,1.5\n"), "%s", text);
+        ck_assert_msg(strstr(text, "\nwide.x-2,8/255,0.031372549019607843,18446744073709551615,,0.123456789,c_10,"
+                                   "full,7,,\n") != NULL,
+                      "%s", text);
+        free(text);
+    }
+
+    /* no rows: a header alone */
+    ck_assert_int_eq(rb_grid_write_csv(path, NULL, 0), RB_OK);
+    ck_assert_int_eq(rb_grid_read_csv(path, &back, &n), RB_OK);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_ptr_null(back);
+}
+END_TEST
+
+START_TEST(csv_refuses_what_it_cannot_write_unquoted)
+{
+    rb_grid_result r = row("a,b", "0", 0, 0, 0.5, NAN, "t", "fixed", 0, 0.5);
+    char path[512];
+    snprintf(path, sizeof path, "%s/results.csv", dir);
+    ck_assert_int_eq(rb_grid_write_csv(path, &r, 1), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(rb_last_error(), "row 1: arch 'a,b'") != NULL, "%s", rb_last_error());
+    ck_assert_msg(strstr(rb_last_error(), "hold no comma, quote or line break") != NULL, "%s", rb_last_error());
+    r = row("a", "0", 0, 0, 0.5, NAN, "t\"", "fixed", 0, 0.5);
+    ck_assert_int_eq(rb_grid_write_csv(path, &r, 1), RB_ERR_INVALID_ARGUMENT);
+    r = row("a", "0", 0, 0, 0.5, NAN, "t", "half", 0, 0.5);
+    ck_assert_int_eq(rb_grid_write_csv(path, &r, 1), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(rb_last_error(), "mode 'half' is not fixed or full") != NULL, "%s", rb_last_error());
+    ck_assert_int_eq(count_dir_entries(dir), 0); /* nothing written */
+}
+END_TEST
+
+static void expect_read_error(const char *content, rb_status want_status, const char *want)
+{
+    char path[512], full[1024];
+    rb_grid_result *rows = (rb_grid_result *)1;
+    size_t n = 7;
+    snprintf(path, sizeof path, "%s/bad.csv", dir);
+    write_text(path, content);
+    ck_assert_int_eq(rb_grid_read_csv(path, &rows, &n), want_status);
+    ck_assert_ptr_null(rows);
+    ck_assert_uint_eq(n, 0);
+    snprintf(full, sizeof full, "%s%s", path, want);
+    ck_assert_msg(strstr(rb_last_error(), full) != NULL, "got '%s', want '%s'", rb_last_error(), full);
+}
+
+
+START_TEST(csv_reading_names_the_bad_line)
+{
+    rb_grid_result *rows = NULL;
+    size_t n = 0;
+    char path[512];
+    expect_read_error("arch,eps\n", RB_ERR_CORRUPT, ":1: expected the header 'arch,eps,source_eps,");
+    expect_read_error("", RB_ERR_CORRUPT, " is empty: expected the header");
+    expect_read_error(HEADER "r18,0,0,0,0.9,,t1,fixed,0,0.7\n", RB_ERR_CORRUPT,
+                      ":2: expected 11 comma-separated fields, found 10");
+    expect_read_error(HEADER "r18,0,0,0,0.9,,t1,fixed,0,0.7,1\nr18,0,0,0,0.9,,t1,fixed,0,abc,1\n", RB_ERR_CORRUPT,
+                      ":3: field 'target_acc' is 'abc': expected a number or nothing");
+    expect_read_error(HEADER "r18,0,0,0,0.9,,t1,semi,0,0.7,1\n", RB_ERR_CORRUPT,
+                      ":2: field 'mode' is 'semi': expected fixed or full");
+    expect_read_error(HEADER "r18,0,0,-1,0.9,,t1,full,0,0.7,1\n", RB_ERR_CORRUPT,
+                      ":2: field 'source_seed' is '-1': expected an unsigned integer");
+    expect_read_error(HEADER "r18,0,,0,0.9,,t1,full,0,0.7,1\n", RB_ERR_CORRUPT,
+                      ":2: field 'source_eps' is '': expected a finite number >= 0");
+    expect_read_error(HEADER ",0,0,0,0.9,,t1,full,0,0.7,1\n", RB_ERR_CORRUPT, ":2: field 'arch' is ''");
+
+    /* CRLF, blank lines and a last line without a newline are fine */
+    snprintf(path, sizeof path, "%s/ok.csv", dir);
+    write_text(path, "arch,eps,source_eps,source_seed,source_test_acc,source_robust_acc,target,mode,transfer_seed,"
+                     "target_acc,seconds\r\nr18,0,0,0,0.9,,t1,fixed,0,0.7,1\r\n\r\nr18,0,0,1,,,t1,full,0,0.75,");
+    ck_assert_msg(rb_grid_read_csv(path, &rows, &n) == RB_OK, "%s", rb_last_error());
+    ck_assert_uint_eq(n, 2);
+    ck_assert(rows[1].target_acc == 0.75 && isnan(rows[1].seconds) && isnan(rows[1].source_test_acc));
+    free(rows);
+
+    snprintf(path, sizeof path, "%s/missing.csv", dir);
+    ck_assert_int_eq(rb_grid_read_csv(path, &rows, &n), RB_ERR_NOT_FOUND);
+}
+END_TEST
+
+START_TEST(markdown_table_is_shaped_like_the_paper)
+{
+    rb_grid_result rows[ROWS_D1];
+    char *md = NULL;
+    make_d1(rows);
+    ck_assert_msg(rb_grid_markdown(rows, ROWS_D1, &md) == RB_OK, "%s", rb_last_error());
+    ck_assert_str_eq(md,
+                     "| source model | source acc | source robust acc | t1 | t2 |\n"
+                     "|---|---:|---:|---:|---:|\n"
+                     "| r18 · fixed-feature · standard (ε=0) | 91.0 ± 1.4 | — | 72.0 ± 2.0 (n=3) | 55.0 (n=1) |\n"
+                     "| r18 · fixed-feature · robust ε=0.5 | 80.0 | 40.0 | **81.0 ± 1.0** (n=3) | **60.0** (n=1) |\n"
+                     "| r18 · full-network · standard (ε=0) | 91.0 ± 1.4 | — | **91.0 ± 1.0** (n=3) | — |\n"
+                     "| r18 · full-network · robust ε=0.5 | 80.0 | 40.0 | 90.0 ± 1.0 (n=3) | — |\n"
+                     "\n"
+                     "Target test accuracy (%): mean ± sample standard deviation over the n runs shown in each "
+                     "cell (source seeds × transfer seeds); bold: the best mean of each architecture and mode "
+                     "for a target. source acc: the source models' clean test accuracy (%), over source seeds. "
+                     "source robust acc: their test accuracy under the PGD evaluation attack (%), over source "
+                     "seeds.\n");
+    free(md);
+
+    /* Every cell with the same count: one figure in the note, none in the
+     * cells; no robust accuracy: no column; one eps with runs: no bold. */
+    {
+        rb_grid_result two[2] = {row("a", "0", 0, 0, NAN, NAN, "t", "fixed", 0, 0.5),
+                                 row("a", "1/2", 0.5, 0, NAN, NAN, "u", "fixed", 0, 0.25)};
+        ck_assert_int_eq(rb_grid_markdown(two, 2, &md), RB_OK);
+        ck_assert_msg(starts_with(md, "| source model | source acc | t | u |\n"
+                                      "|---|---:|---:|---:|\n"
+                                      "| a · fixed-feature · standard (ε=0) | — | 50.0 | — |\n"
+                                      "| a · fixed-feature · robust ε=1/2 | — | — | 25.0 |\n"
+                                      "\n"
+                                      "Target test accuracy (%): mean ± sample standard deviation over n = 1 run "
+                                      "per cell"),
+                      "%s", md);
+        free(md);
+    }
+    ck_assert_int_eq(rb_grid_markdown(NULL, 0, &md), RB_OK);
+    ck_assert_str_eq(md, "_No results yet._\n");
+    free(md);
+}
+END_TEST
+
+START_TEST(summary_says_who_won_and_whether_it_beats_the_spread)
+{
+    rb_grid_result rows[ROWS_D1];
+    char *text = NULL;
+    make_d1(rows);
+    ck_assert_msg(rb_grid_summary(rows, ROWS_D1, &text) == RB_OK, "%s", rb_last_error());
+    /* fixed t1: 81 - 72 = +9 > 1 + 2; full t1: 90 - 91 = -1, |1| <= 1 + 1 */
+    ck_assert_str_eq(text, "r18, fixed-feature, t1: robust ε=0.5 beats standard by +9.0 points (81.0 ± 1.0 vs "
+                           "72.0 ± 2.0, 3 runs each) — larger than the seed spread\n"
+                           "r18, fixed-feature, t2: robust ε=0.5 beats standard by +5.0 points (60.0 vs 55.0, 1 "
+                           "run each) — single run, no spread\n"
+                           "r18, full-network, t1: standard beats the best robust (ε=0.5) by 1.0 points (91.0 ± "
+                           "1.0 vs 90.0 ± 1.0, 3 runs each) — within the seed spread\n"
+                           "r18, full-network, t2: no runs yet\n");
+    free(text);
+
+    /* ns: no eps 0; best robust is 0.5 (70 > 55). nr: no eps > 0 (50, 70:
+     * 60 ± 14.1). mix: 0.25 (60, 62: 61 ± 1.4) beats 0.5 (55) and beats
+     * standard (50, 52, 54: 52 ± 2) by 9 > 1.4 + 2. */
+    {
+        rb_grid_result r[] = {
+            row("w", "0.25", 0.25, 0, NAN, NAN, "ns", "fixed", 0, 0.5),
+            row("w", "0.25", 0.25, 1, NAN, NAN, "ns", "fixed", 0, 0.6),
+            row("w", "0.5", 0.5, 0, NAN, NAN, "ns", "fixed", 0, 0.7),
+            row("w", "0", 0, 0, NAN, NAN, "nr", "fixed", 0, 0.5),
+            row("w", "0", 0, 1, NAN, NAN, "nr", "fixed", 0, 0.7),
+            row("w", "0", 0, 0, NAN, NAN, "mix", "fixed", 0, 0.50),
+            row("w", "0", 0, 0, NAN, NAN, "mix", "fixed", 1, 0.52),
+            row("w", "0", 0, 0, NAN, NAN, "mix", "fixed", 2, 0.54),
+            row("w", "0.25", 0.25, 0, NAN, NAN, "mix", "fixed", 0, 0.60),
+            row("w", "0.25", 0.25, 0, NAN, NAN, "mix", "fixed", 1, 0.62),
+            row("w", "0.5", 0.5, 0, NAN, NAN, "mix", "fixed", 0, 0.55),
+        };
+        ck_assert_int_eq(rb_grid_summary(r, sizeof r / sizeof r[0], &text), RB_OK);
+        ck_assert_str_eq(text, "w, fixed-feature, ns: no standard (ε=0) run to compare with; best robust ε=0.5: "
+                               "70.0 (1 run)\n"
+                               "w, fixed-feature, nr: no robust (ε>0) run to compare with; standard: 60.0 ± 14.1 "
+                               "(2 runs)\n"
+                               "w, fixed-feature, mix: robust ε=0.25 beats standard by +9.0 points (61.0 ± 1.4 vs "
+                               "52.0 ± 2.0, 2 and 3 runs) — larger than the seed spread\n");
+        free(text);
+    }
+    ck_assert_int_eq(rb_grid_summary(NULL, 0, &text), RB_OK);
+    ck_assert_str_eq(text, "No results yet.\n");
+    free(text);
+}
+END_TEST
+
+static int count_of(const char *s, const char *what)
+{
+    int n = 0;
+    for (const char *c = strstr(s, what); c != NULL; c = strstr(c + 1, what))
+        n++;
+    return n;
+}
+
+/* Every start tag is closed in order (self-closing ones close themselves);
+ * a stray '<' in text would open a tag that never closes. */
+static void check_balanced(const char *s)
+{
+    char stack[16][32];
+    int depth = 0;
+    for (const char *c = strchr(s, '<'); c != NULL; c = strchr(c + 1, '<')) {
+        const char *end = strchr(c, '>');
+        size_t len;
+        ck_assert_ptr_nonnull(end);
+        if (c[1] == '?')
+            continue;
+        if (c[1] == '/') {
+            len = (size_t)(end - c - 2);
+            ck_assert_msg(depth > 0, "closing tag without an open one");
+            ck_assert_msg(strlen(stack[depth - 1]) == len && strncmp(stack[depth - 1], c + 2, len) == 0,
+                          "</%.*s> closes <%s>", (int)len, c + 2, stack[depth - 1]);
+            depth--;
+        } else if (end[-1] != '/') {
+            len = strcspn(c + 1, " >");
+            ck_assert(depth < 16 && len < 32);
+            memcpy(stack[depth], c + 1, len);
+            stack[depth++][len] = '\0';
+        }
+    }
+    ck_assert_int_eq(depth, 0);
+    ck_assert_int_eq(count_of(s, "&"), count_of(s, "&amp;") + count_of(s, "&lt;") + count_of(s, "&gt;") +
+                                           count_of(s, "&quot;"));
+}
+
+START_TEST(svg_plot_is_well_formed_and_escaped)
+{
+    rb_grid_result rows[16];
+    char path[512];
+    size_t k = 0, size;
+    char *svg;
+    for (int a = 0; a < 2; a++)
+        for (int m = 0; m < 2; m++)
+            for (int e = 0; e < 2; e++)
+                for (uint64_t seed = 0; seed < 2; seed++)
+                    rows[k++] = row(a ? "b" : "a", e ? "0.5" : "0", e ? 0.5 : 0, seed, 0.9, NAN, "t",
+                                    m ? "full" : "fixed", 0, 0.6 + 0.1 * e + 0.05 * m + 0.01 * (double)seed + 0.02 * a);
+    snprintf(path, sizeof path, "%s/plot.svg", dir);
+    ck_assert_msg(rb_grid_write_svg(path, "demo <&> \"q\"", rows, k) == RB_OK, "%s", rb_last_error());
+    ck_assert_msg(rb_grid_write_svg(path, "demo <&> \"q\"", rows, k) == RB_OK, "%s", rb_last_error());
+    ck_assert_int_eq(count_dir_entries(dir), 1); /* replaced in place, no temporary left */
+    svg = (char *)read_whole_file(path, &size);
+    svg[size] = '\0';
+    ck_assert(strncmp(svg, "<?xml", 5) == 0);
+    ck_assert_ptr_nonnull(strstr(svg, "<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    check_balanced(svg);
+    ck_assert_int_eq(count_of(svg, "<polyline"), 4); /* a fixed, a full, b fixed, b full */
+    ck_assert_int_eq(count_of(svg, "<circle"), 4 * 2 + 4); /* a marker per eps, and the legend's */
+    ck_assert_ptr_nonnull(strstr(svg, "demo &lt;&amp;&gt; &quot;q&quot;"));
+    ck_assert_ptr_null(strstr(svg, "<&>"));
+    ck_assert_ptr_nonnull(strstr(svg, ">b full</text>"));
+    ck_assert_ptr_nonnull(strstr(svg, ">t</text>")); /* the panel title */
+    free(svg);
+
+    /* no rows: still a valid picture */
+    ck_assert_int_eq(rb_grid_write_svg(path, NULL, NULL, 0), RB_OK);
+    svg = (char *)read_whole_file(path, &size);
+    svg[size] = '\0';
+    check_balanced(svg);
+    ck_assert_ptr_nonnull(strstr(svg, "no results yet"));
+    free(svg);
+
+    ck_assert_int_eq(rb_grid_write_svg("/nonexistent-robusta-dir/plot.svg", "x", rows, k), RB_ERR_IO);
+    ck_assert_msg(strstr(rb_last_error(), "/nonexistent-robusta-dir/plot.svg") != NULL, "%s", rb_last_error());
+}
+END_TEST
+
+static Suite *report_suite(void)
+{
+    Suite *s = suite_create("report");
+    TCase *tc = tcase_create("report");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, csv_round_trip_keeps_every_field);
+    tcase_add_test(tc, csv_refuses_what_it_cannot_write_unquoted);
+    tcase_add_test(tc, csv_reading_names_the_bad_line);
+    tcase_add_test(tc, markdown_table_is_shaped_like_the_paper);
+    tcase_add_test(tc, summary_says_who_won_and_whether_it_beats_the_spread);
+    tcase_add_test(tc, svg_plot_is_well_formed_and_escaped);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(report_suite());
+}
