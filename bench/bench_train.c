@@ -1,11 +1,14 @@
 /* Whole training steps of real models: forward (training mode), backward
  * with weight gradients and an SGD update, the step a trainer runs, for the
  * models built through the arch registry exactly as `robusta train` builds
- * them. bench/torch_reference.py --steps times the same steps in PyTorch.
+ * them; and PGD attack steps, the inner loop of adversarial training and
+ * robust evaluation. bench/torch_reference.py --steps times the same steps
+ * in PyTorch.
  *
  *   resnet18-224      resnet18, imagenet stem, 224x224, batch 32, 1000 classes
  *   resnet50-224      resnet50, imagenet stem, 224x224, batch 32, 1000 classes
  *   resnet18-cifar32  resnet18, cifar stem,    32x32,   batch 128,  10 classes
+ *   pgd-resnet18-224  PGD-Linf steps on resnet18-224's model (inference mode)
  *
  * A step is rb_engine_forward(training) + rb_engine_backward(weights) +
  * rb_sgd_step (momentum 0.9, weight decay 5e-4, lr 0.01). Figures are the
@@ -16,8 +19,19 @@
  * convolution's backward-data, never run, included: an upper bound, as in
  * bench_engine). Batch-norm, ReLU, pooling, loss and SGD are not counted.
  *
+ * A PGD step is what rb_attack_run repeats: rb_engine_forward (inference:
+ * running statistics), rb_engine_backward of the input gradient only (an
+ * engine planned data_grads_only, as `robusta attack` plans it), and the
+ * pgd-linf plugin's step and projection (eps 4/255, step 1/255, no random
+ * start). Each repeat times rb_attacker_run with 10 steps and with 0 steps
+ * (the clean and final forwards alone) on the same batch: their difference
+ * over 10 is one step, exactly. FLOPs: 2 x 2 x forward MACs x batch
+ * (forward and backward-data; the first convolution's backward-data runs
+ * here, since the input gradient is the point).
+ *
  * Prints, per configuration, a machine-readable line
  *     perf,train_step,CONFIG,mbBATCHihSIZE,MS,IMAGES/S,GFLOP/S,THREADS,REPEATS
+ *     perf,pgd_step,CONFIG,mbBATCHihSIZE,MS,STEPS/S,GFLOP/S,THREADS,REPEATS
  * and a line in words. Never fails on time.
  *
  *   bench_train [--quick] [--threads N] [--only CONFIG] [--repeats N]
@@ -36,18 +50,21 @@
 #include "benchutil.h"
 
 #define MAX_REPEATS 64
+#define PGD_STEPS 10
 
 typedef struct config {
     const char *name;
     const char *preset;
     const char *stem;
     int64_t size, batch, classes;
+    bool pgd; /* PGD attack steps instead of training steps */
 } config;
 
 static const config configs[] = {
-    {"resnet18-224", "resnet18", "imagenet", 224, 32, 1000},
-    {"resnet50-224", "resnet50", "imagenet", 224, 32, 1000},
-    {"resnet18-cifar32", "resnet18", "cifar", 32, 128, 10},
+    {"resnet18-224", "resnet18", "imagenet", 224, 32, 1000, false},
+    {"resnet50-224", "resnet50", "imagenet", 224, 32, 1000, false},
+    {"resnet18-cifar32", "resnet18", "cifar", 32, 128, 10, false},
+    {"pgd-resnet18-224", "resnet18", "imagenet", 224, 32, 1000, true},
 };
 
 static int fail(const char *what)
@@ -66,6 +83,99 @@ static void fill(float *images, size_t n, int64_t *labels, int64_t batch, int64_
     }
     for (int64_t i = 0; i < batch; i++)
         labels[i] = (i * 7919) % classes;
+}
+
+/* PGD steps: see the header comment. */
+static int run_pgd(const rb_registry *reg, const config *c, rb_model *model, const float *images,
+                   const int64_t *labels, int threads, int repeats)
+{
+    rb_engine *engine = NULL;
+    rb_attacker *attacker = NULL;
+    rb_params *params = NULL;
+    const rb_plugin *pgd;
+    rb_attack_options o = rb_attack_options_default();
+    rb_attack_stats st;
+    size_t pixels = (size_t)c->batch * 3 * (size_t)c->size * (size_t)c->size;
+    float *adv = malloc(pixels * sizeof(float));
+    double times[MAX_REPEATS], flop;
+    uint64_t counts[RB_PRIM_KIND_COUNT];
+    int rc = 1;
+
+    if (adv == NULL) {
+        fprintf(stderr, "bench_train: %s: out of memory\n", c->name);
+        return 1;
+    }
+    if (rb_registry_find(reg, RB_PLUGIN_ATTACK, "pgd-linf", &pgd) != RB_OK ||
+        rb_params_create(&params, pgd->params) != RB_OK || rb_params_set(params, "eps", "4/255") != RB_OK ||
+        rb_params_set(params, "step-size", "1/255") != RB_OK ||
+        rb_engine_create(&engine, rb_model_graph(model), c->batch,
+                         &(rb_engine_options){.threads = threads, .data_grads_only = true}) != RB_OK ||
+        rb_attacker_create(&attacker, engine, model) != RB_OK) {
+        rc = fail(c->name);
+        goto done;
+    }
+    flop = 2.0 * 2.0 * (double)rb_graph_forward_macs(rb_model_graph(model)) * (double)c->batch * 1e-9;
+    o.steps = 1; /* warm-up */
+    if (rb_attacker_run(attacker, pgd, params, &o, images, labels, c->batch, adv, NULL, &st) != RB_OK) {
+        rc = fail(c->name);
+        goto done;
+    }
+    for (int r = 0; r < repeats; r++) {
+        double t0, t_steps, t_none;
+        o.steps = PGD_STEPS;
+        t0 = now();
+        if (rb_attacker_run(attacker, pgd, params, &o, images, labels, c->batch, adv, NULL, &st) != RB_OK) {
+            rc = fail(c->name);
+            goto done;
+        }
+        t_steps = now() - t0;
+        o.steps = 0;
+        t0 = now();
+        if (rb_attacker_run(attacker, pgd, params, &o, images, labels, c->batch, adv, NULL, &st) != RB_OK) {
+            rc = fail(c->name);
+            goto done;
+        }
+        t_none = now() - t0;
+        times[r] = (t_steps - t_none) / PGD_STEPS;
+    }
+    /* What one step executes (a last run of 1 step minus one of 0). */
+    {
+        uint64_t none[RB_PRIM_KIND_COUNT];
+        o.steps = 0;
+        rb_engine_reset_primitive_counts(engine);
+        (void)rb_attacker_run(attacker, pgd, params, &o, images, labels, c->batch, adv, NULL, &st);
+        rb_engine_primitive_counts(engine, none);
+        o.steps = 1;
+        rb_engine_reset_primitive_counts(engine);
+        (void)rb_attacker_run(attacker, pgd, params, &o, images, labels, c->batch, adv, NULL, &st);
+        rb_engine_primitive_counts(engine, counts);
+        for (int k = 0; k < RB_PRIM_KIND_COUNT; k++)
+            counts[k] -= none[k];
+    }
+    {
+        double t = median(times, repeats);
+        printf("perf,pgd_step,%s,mb%lldih%lld,%.1f,%.2f,%.1f,%d,%d\n", c->name, (long long)c->batch,
+               (long long)c->size, t * 1e3, 1.0 / t, flop / t, threads, repeats);
+        printf("%s: %.1f ms per PGD step, %.2f steps/s, %.1f images x steps/s (pgd-linf eps 4/255, step 1/255; "
+               "%s stem, %lldx%lld, batch %lld; %.1f GFLOP per step; arena %.0f MiB; %s)\n",
+               c->name, t * 1e3, 1.0 / t, (double)c->batch / t, c->stem, (long long)c->size, (long long)c->size,
+               (long long)c->batch, flop, (double)rb_engine_arena_bytes(engine) / (1 << 20),
+               rb_engine_threads(engine));
+        printf("# %s: primitives per step:", c->name);
+        for (int k = 0; k < RB_PRIM_KIND_COUNT; k++)
+            if (counts[k] > 0)
+                printf(" %s %llu;", rb_engine_primitive_kind_str((rb_engine_primitive_kind)k),
+                       (unsigned long long)counts[k]);
+        printf("\n");
+        fflush(stdout);
+    }
+    rc = 0;
+done:
+    rb_attacker_destroy(attacker);
+    rb_engine_destroy(engine);
+    rb_params_destroy(params);
+    free(adv);
+    return rc;
 }
 
 static int run_config(const rb_registry *reg, const config *c, int threads, int repeats)
@@ -98,8 +208,15 @@ static int run_config(const rb_registry *reg, const config *c, int threads, int 
         (preset != NULL && rb_params_set(params, "preset", preset) != RB_OK) ||
         rb_params_set(params, "stem", c->stem) != RB_OK || rb_params_set(params, "num-classes", classes) != RB_OK ||
         rb_model_create(&model, arch, params, &input) != RB_OK ||
-        rb_graph_init_params(rb_model_graph(model), 1) != RB_OK ||
-        rb_engine_create(&engine, rb_model_graph(model), c->batch, &(rb_engine_options){.threads = threads}) != RB_OK ||
+        rb_graph_init_params(rb_model_graph(model), 1) != RB_OK) {
+        rc = fail(c->name);
+        goto done;
+    }
+    if (c->pgd) {
+        rc = run_pgd(reg, c, model, images, labels, threads, repeats);
+        goto done;
+    }
+    if (rb_engine_create(&engine, rb_model_graph(model), c->batch, &(rb_engine_options){.threads = threads}) != RB_OK ||
         rb_sgd_create(&sgd, rb_model_graph(model), &(rb_sgd_options){.momentum = 0.9, .weight_decay = 5e-4}) !=
             RB_OK) {
         rc = fail(c->name);
@@ -204,6 +321,10 @@ int main(int argc, char **argv)
            rb_version_string(), plan_text, repeats);
     printf("# GFLOP/s = 3 x 2 x forward MACs (convolutions + classifier) x batch / step time\n");
     printf("# perf,train_step,config,shape,ms,images/s,GFLOP/s,threads,repeats\n");
+    printf("# PGD: one step = forward (inference) + backward (input only) + pgd-linf step and projection;"
+           " (time of %d steps - time of 0) / %d; GFLOP/s = 2 x 2 x forward MACs x batch / step time\n",
+           PGD_STEPS, PGD_STEPS);
+    printf("# perf,pgd_step,config,shape,ms,steps/s,GFLOP/s,threads,repeats\n");
     fflush(stdout);
     for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
         config c = configs[i];

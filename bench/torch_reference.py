@@ -14,7 +14,13 @@ robusta's figures as a ratio torch/robusta (> 1: robusta is faster).
 the same ResNet (torchvision's, or the identical definition below when
 torchvision is missing), batch, image size, classes, threads and number of
 timed steps; forward + cross-entropy + backward + SGD(momentum 0.9,
-weight_decay 5e-4), median after one warm-up step.
+weight_decay 5e-4), median after one warm-up step. And the PGD steps of its
+lines "perf,pgd_step,CONFIG,mbBATCHihSIZE,MS,STEPS/S,GFLOP/S,THREADS,REPEATS":
+the model in eval mode with no parameter gradients, the images alone
+requiring grad, torch.autograd.grad of the summed cross-entropy with respect
+to them, then the same PGD-Linf step and projection (eps 4/255, step 1/255);
+each repeat times 10 steps, median of the per-step times after one warm-up
+step.
 
 Both sides read their figures from robusta's own output so that they always
 measure the same thing. Without PyTorch it prints a SKIP line and exits 0:
@@ -77,19 +83,24 @@ STEP_CONFIGS = {
     "resnet18-224": ("resnet18", "imagenet", 1000),
     "resnet50-224": ("resnet50", "imagenet", 1000),
     "resnet18-cifar32": ("resnet18", "cifar", 10),
+    "pgd-resnet18-224": ("resnet18", "imagenet", 1000),
 }
+# bench_train's PGD: pgd-linf, eps and step size in [0,1] pixel units, steps per repeat.
+PGD_EPS, PGD_STEP, PGD_STEPS = 4 / 255, 1 / 255, 10
 
 
 def read_steps(path):
-    """bench_train's lines: (config, shape, batch, size, ms, threads, repeats)."""
+    """bench_train's lines: (kind, config, shape, batch, size, ms, threads, repeats), kind
+    train_step or pgd_step."""
     rows = []
     with open(path) as f:
         for line in f:
             parts = line.strip().split(",")
-            if len(parts) == 9 and parts[0] == "perf" and parts[1] == "train_step" and parts[2] in STEP_CONFIGS:
+            if (len(parts) == 9 and parts[0] == "perf" and parts[1] in ("train_step", "pgd_step")
+                    and parts[2] in STEP_CONFIGS):
                 m = STEP.fullmatch(parts[3])
                 if m:
-                    rows.append((parts[2], parts[3], int(m.group(1)), int(m.group(2)), float(parts[4]),
+                    rows.append((parts[1], parts[2], parts[3], int(m.group(1)), int(m.group(2)), float(parts[4]),
                                  int(parts[7]), int(parts[8])))
     return rows
 
@@ -187,22 +198,65 @@ def _resnet(torch, arch, classes):
     return ResNet(Bottleneck, [3, 4, 6, 3])
 
 
+def pgd_step_time(torch, model, images, labels, repeats):
+    """Median time of one PGD-Linf step (forward, input gradient, step, projection) over
+    `repeats` runs of PGD_STEPS steps, after a warm-up step; the step as bench_train's
+    pgd-linf plugin runs it, in plain PyTorch."""
+    F = torch.nn.functional
+    for p in model.parameters():
+        p.requires_grad_(False)
+    x0 = images
+
+    def attack(steps):
+        x = x0.clone()
+        for _ in range(steps):
+            x.requires_grad_(True)
+            loss = F.cross_entropy(model(x), labels, reduction="sum")
+            (g,) = torch.autograd.grad(loss, x)
+            with torch.no_grad():
+                x = x + PGD_STEP * g.sign()
+                x = torch.min(torch.max(x, x0 - PGD_EPS), x0 + PGD_EPS).clamp_(0, 1)
+        return x
+
+    attack(1)  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        attack(PGD_STEPS)
+        times.append((time.perf_counter() - t0) / PGD_STEPS)
+    return statistics.median(times)
+
+
 def compare_steps(torch, args):
     rows = read_steps(args.steps)
     if not rows:
-        print(f"SKIP: PyTorch training-step comparison ({args.steps} has no train_step lines)")
+        print(f"SKIP: PyTorch training-step comparison ({args.steps} has no train_step or pgd_step lines)")
         return 0
-    threads = args.threads if args.threads is not None else rows[0][5]
+    threads = args.threads if args.threads is not None else rows[0][6]
     torch.set_num_threads(threads)
     torch.backends.mkldnn.enabled = True
     torch.manual_seed(1)
     print(f"# PyTorch {torch.__version__}, {threads} threads, channels_last,"
           f" GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')}; one step = forward + cross-entropy +"
           f" backward + SGD(momentum 0.9, weight_decay 5e-4); median after 1 warm-up")
+    print(f"# PGD: one step = eval-mode forward + cross-entropy + input gradient (torch.autograd.grad) +"
+          f" Linf step and projection; median over repeats of {PGD_STEPS} steps")
     print("# torch,train_step,config,shape,robusta_ms,torch_ms,torch/robusta,torch_images/s,repeats")
-    for name, shape, batch, size, ms, robusta_threads, robusta_repeats in rows:
+    print("# torch,pgd_step,config,shape,robusta_ms,torch_ms,torch/robusta,torch_steps/s,repeats")
+    for kind, name, shape, batch, size, ms, robusta_threads, robusta_repeats in rows:
         arch, stem, classes = STEP_CONFIGS[name]
         repeats = args.repeats if args.repeats is not None else robusta_repeats
+        if kind == "pgd_step":
+            model = build_resnet(torch, arch, stem, classes).to(memory_format=torch.channels_last).eval()
+            images = torch.rand(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
+            labels = (torch.arange(batch) * 7919) % classes
+            t = pgd_step_time(torch, model, images, labels, repeats)
+            if robusta_threads != threads:
+                print(f"# {name}: robusta ran {robusta_threads} threads, torch {threads}")
+            print(f"torch,pgd_step,{name},{shape},{ms:.1f},{t * 1e3:.1f},{t * 1e3 / ms:.2f},{1 / t:.2f},"
+                  f"{repeats}", flush=True)
+            del model, images
+            continue
         model = build_resnet(torch, arch, stem, classes).to(memory_format=torch.channels_last)
         model.train()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)

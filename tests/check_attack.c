@@ -476,7 +476,7 @@ START_TEST(the_command_prints_the_figures_and_refuses_bad_input)
 
     /* Unknown attack, with a suggestion. */
     RUN(&r, NULL, "attack", "--ckpt", m, "--input", xp, "--labels", yp, "--attack", "pgd-l3", "--output", out);
-    ck_assert_int_ne(r.code, 0);
+    ck_assert_int_eq(r.code, 2);
     ck_assert_msg(strstr(r.err, "did you mean 'pgd-l2'?") != NULL, "%s", r.err);
     ck_assert_int_eq(count_lines(r.err), 1);
     /* Labels out of range. */
@@ -512,6 +512,309 @@ START_TEST(the_command_prints_the_figures_and_refuses_bad_input)
 }
 END_TEST
 
+/* ------------------------------------------------------------ what attacks execute */
+
+static uint64_t weight_gradient_primitives(const uint64_t *c)
+{
+    return c[RB_PRIM_CONV_BACKWARD_WEIGHTS] + c[RB_PRIM_BATCHNORM_BACKWARD] + c[RB_PRIM_REORDER_WEIGHT_GRADIENT];
+}
+
+/* Convolutions and linear layers of the model (each runs one convolution
+ * primitive per forward and one backward-data per backward). */
+static uint64_t conv_layers(void)
+{
+    const rb_graph *g = rb_model_graph(model);
+    uint64_t n = 0;
+    for (size_t i = 0; i < rb_graph_node_count(g); i++) {
+        rb_op op = rb_node_op(rb_graph_node(g, i));
+        n += op == RB_OP_CONV || op == RB_OP_LINEAR;
+    }
+    return n;
+}
+
+/* Attacks run the model in inference mode with data-only backward: on an
+ * engine that could train (not planned data_grads_only), pgd-l2 (step-based)
+ * and apgd-ce (whole-run) execute convolution backward-data for every
+ * gradient and not one weight-gradient primitive (convolution
+ * backward-weights, batch-norm backward with scale/shift gradients, weight
+ * gradient reorders). A training step on the same engine does execute them,
+ * so the check can fail. */
+START_TEST(attacks_execute_no_weight_gradient_primitive)
+{
+    rb_engine *e = make_engine(4);
+    uint64_t c[RB_PRIM_KIND_COUNT];
+    const uint64_t convs = conv_layers();
+    struct {
+        const char *name;
+        const char *const *settings; /* name, value pairs */
+    } cases[] = {
+        {"pgd-l2", (const char *const[]){"eps", "0.5", "step-size", "0.1", NULL}},
+        {"pgd-linf", (const char *const[]){"eps", "8/255", "step-size", "2/255", NULL}},
+        {"apgd-ce", (const char *const[]){"eps", "8/255", "steps", "4", NULL}},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const rb_plugin *p = attack(cases[k].name);
+        rb_params *params;
+        rb_attack_options o = rb_attack_options_default();
+        rb_attack_stats st;
+        o.steps = 3;
+        o.seed = 1;
+        ck_assert_int_eq(rb_params_create(&params, p->params), RB_OK);
+        for (const char *const *kv = cases[k].settings; *kv != NULL; kv += 2)
+            ck_assert_int_eq(rb_params_set(params, kv[0], kv[1]), RB_OK);
+        rb_engine_reset_primitive_counts(e);
+        ck_assert_msg(rb_attack_run(e, model, p, params, &o, x, y, N, adv, NULL, &st) == RB_OK, "%s",
+                      rb_last_error());
+        ck_assert_int_eq(rb_engine_primitive_counts(e, c), RB_OK);
+        ck_assert_int_gt(st.backwards, 0);
+        ck_assert_msg(weight_gradient_primitives(c) == 0,
+                      "%s ran %llu convolution backward-weights, %llu batch-norm backward with scale/shift "
+                      "gradients and %llu weight-gradient reorders",
+                      cases[k].name, (unsigned long long)c[RB_PRIM_CONV_BACKWARD_WEIGHTS],
+                      (unsigned long long)c[RB_PRIM_BATCHNORM_BACKWARD],
+                      (unsigned long long)c[RB_PRIM_REORDER_WEIGHT_GRADIENT]);
+        ck_assert_uint_gt(c[RB_PRIM_CONV_BACKWARD_DATA], 0);
+        /* Exactly one backward-data per layer per gradient the attack asked for. */
+        ck_assert_uint_eq(c[RB_PRIM_CONV_BACKWARD_DATA], (uint64_t)st.backwards * convs);
+        ck_assert_uint_eq(c[RB_PRIM_CONV_FORWARD], (uint64_t)st.forwards * convs);
+        ck_assert_uint_gt(c[RB_PRIM_BATCHNORM_BACKWARD_DATA], 0);
+        rb_params_destroy(params);
+    }
+    /* One attacker, batch after batch (adversarial training's path). */
+    {
+        rb_attacker *a;
+        rb_attack_options o = rb_attack_options_default();
+        o.steps = 2;
+        rb_engine_reset_primitive_counts(e);
+        ck_assert_int_eq(rb_attacker_create(&a, e, model), RB_OK);
+        ck_assert_int_eq(rb_attacker_run(a, attack("pgd-linf"), NULL, &o, x, y, N / 2, adv, NULL, NULL), RB_OK);
+        ck_assert_int_eq(rb_attacker_run(a, attack("pgd-linf"), NULL, &o, x + N / 2 * PER, y + N / 2, N / 2,
+                                         adv + N / 2 * PER, NULL, NULL),
+                         RB_OK);
+        rb_attacker_destroy(a);
+        ck_assert_int_eq(rb_engine_primitive_counts(e, c), RB_OK);
+        ck_assert_uint_eq(weight_gradient_primitives(c), 0);
+        ck_assert_uint_gt(c[RB_PRIM_CONV_BACKWARD_DATA], 0);
+    }
+    /* The counter side of the check: a training step computes weight and
+     * scale/shift gradients. */
+    rb_engine_reset_primitive_counts(e);
+    ck_assert_int_eq(rb_engine_forward(e, x, 4, y, true), RB_OK);
+    ck_assert_int_eq(rb_engine_backward(e, true, false), RB_OK);
+    ck_assert_int_eq(rb_engine_primitive_counts(e, c), RB_OK);
+    ck_assert_uint_eq(c[RB_PRIM_CONV_BACKWARD_WEIGHTS], convs);
+    ck_assert_uint_gt(c[RB_PRIM_BATCHNORM_BACKWARD], 0);
+    rb_engine_destroy(e);
+}
+END_TEST
+
+/* ------------------------------------------------------------ bad input */
+
+/* What the library refuses, each with its one line: an unknown attack
+ * (the registry), a negative eps (the plugin's parameter table), negative
+ * steps and bad schedules (rb_attack_check), and models of 1 or 0 classes
+ * (which cannot even be built: softmax cross-entropy needs 2 classes, so a
+ * targeted attack on a 1-class model cannot arise). Zero steps
+ * are valid: the start point alone (the clean images without a random
+ * start). Labels and images share one count in the API, so they cannot
+ * disagree in number; labels out of range are refused. */
+START_TEST(the_library_refuses_bad_attack_input)
+{
+    const rb_plugin *p;
+    rb_params *params;
+    rb_attack_options o = rb_attack_options_default();
+    rb_attack_stats st;
+    rb_engine *e = make_engine(4);
+    int64_t bad_y[N];
+
+    ck_assert_int_eq(rb_registry_find(reg, RB_PLUGIN_ATTACK, "pgd-l3", &p), RB_ERR_NOT_FOUND);
+    ck_assert_str_eq(rb_last_error(), "unknown attack plugin 'pgd-l3'; did you mean 'pgd-l2'?");
+    p = attack("pgd-l2");
+    ck_assert_int_eq(rb_params_create(&params, p->params), RB_OK);
+    ck_assert_int_eq(rb_params_set(params, "eps", "-0.1"), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "--eps: -0.1 is outside [0, inf)");
+    ck_assert_int_eq(rb_params_set(params, "step-size", "0"), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "--step-size: 0 is outside (0, inf)");
+    ck_assert_int_eq(rb_params_set(params, "eps", "nan"), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(rb_params_set(params, "eps", "0.5"), RB_OK);
+
+    o.steps = -1;
+    ck_assert_int_eq(rb_attack_check(p, &o), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "attack: steps must be >= 0 and restarts in [1, 65536] (got -1 and 1)");
+    ck_assert_int_eq(rb_attack_run(e, model, p, params, &o, x, y, N, adv, NULL, NULL), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "attack: steps must be >= 0 and restarts in [1, 65536] (got -1 and 1)");
+    o.steps = 3;
+    o.restarts = 0;
+    ck_assert_int_eq(rb_attack_check(p, &o), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "attack: steps must be >= 0 and restarts in [1, 65536] (got 3 and 0)");
+    o.restarts = 1;
+    o.target = (rb_attack_target)7;
+    ck_assert_int_eq(rb_attack_check(p, &o), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "attack: unknown target rule 7");
+    o.target = RB_ATTACK_UNTARGETED;
+    ck_assert_int_eq(rb_attack_check(NULL, &o), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "attack: '(null)' is not an attack plugin");
+    ck_assert_int_eq(rb_attack_check(p, NULL), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "attack: options are required");
+
+    /* Zero steps, no random start: the clean images, and the clean accuracy. */
+    o.steps = 0;
+    ck_assert_int_eq(rb_attack_run(e, model, p, params, &o, x, y, N, adv, NULL, &st), RB_OK);
+    ck_assert_int_eq(memcmp(adv, x, sizeof x), 0);
+    ck_assert_int_eq(st.adv_correct, st.clean_correct);
+    ck_assert_int_eq(st.backwards, 0);
+
+    /* Labels out of range; images, labels and output are required. */
+    o.steps = 2;
+    memcpy(bad_y, y, sizeof bad_y);
+    bad_y[7] = -1;
+    ck_assert_int_eq(rb_attack_run(e, model, p, params, &o, x, bad_y, N, adv, NULL, NULL), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "attack: label -1 of example 7 is outside [0, 5)");
+    ck_assert_int_eq(rb_attack_run(e, model, p, params, &o, x, NULL, N, adv, NULL, NULL), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "attack: images, labels and the output are required");
+    ck_assert_int_eq(rb_attack_run(e, model, p, params, &o, x, y, -1, adv, NULL, NULL), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "attack: images, labels and the output are required");
+    rb_engine_destroy(e);
+    rb_params_destroy(params);
+
+    /* Models of fewer than 2 classes cannot be built, so no attack (nor a
+     * targeted one) ever meets one. */
+    {
+        const rb_plugin *arch;
+        const char *preset;
+        rb_params *ap;
+        rb_model *m;
+        rb_model_input in = rb_model_input_imagenet(S, S);
+        ck_assert_int_eq(rb_arch_resolve(reg, "resnet18", &arch, &preset), RB_OK);
+        ck_assert_int_eq(rb_params_create(&ap, arch->params), RB_OK);
+        ck_assert_int_eq(rb_params_set(ap, "preset", preset), RB_OK);
+        ck_assert_int_eq(rb_params_set(ap, "stem", "cifar"), RB_OK);
+        ck_assert_int_eq(rb_params_set(ap, "width", "0.125"), RB_OK);
+        ck_assert_int_eq(rb_params_set(ap, "num-classes", "1"), RB_OK);
+        ck_assert_int_ne(rb_model_create(&m, arch, ap, &in), RB_OK);
+        ck_assert_str_eq(rb_last_error(), "softmax cross-entropy on 'fc': it needs logits of K >= 2 classes "
+                                          "(K x 1 x 1), but 'fc' is 1x1x1; add a global pool and a linear "
+                                          "layer first");
+        ck_assert_int_eq(rb_params_set(ap, "num-classes", "0"), RB_OK);
+        ck_assert_int_ne(rb_model_create(&m, arch, ap, &in), RB_OK);
+        ck_assert_str_eq(rb_last_error(), "arch resnet: built no classifier (num_classes 0?)");
+        rb_params_destroy(ap);
+    }
+}
+END_TEST
+
+/* What `robusta attack` refuses, each an exact line: an unknown attack and
+ * out-of-range options are usage errors (exit 2); images outside [0, 1]
+ * (NaN included) and a label count that is not the image count are
+ * failures (exit 1), reported before any work. Zero steps are valid (the
+ * clean images come back). */
+START_TEST(the_command_refuses_bad_attack_input_with_one_exact_line)
+{
+    char m[PATH_MAX], xp[PATH_MAX], yp[PATH_MAX], out[PATH_MAX], bad[PATH_MAX], expect[PATH_MAX + 256];
+    int64_t xshape[4] = {N, C, S, S}, n = N, n_short = N - 1;
+    static float xbad[N * PER];
+    rb_npy *back;
+    snprintf(m, sizeof m, "%s/m.rbt", dir);
+    snprintf(xp, sizeof xp, "%s/x.npy", dir);
+    snprintf(yp, sizeof yp, "%s/y.npy", dir);
+    snprintf(out, sizeof out, "%s/adv.npy", dir);
+    snprintf(bad, sizeof bad, "%s/bad.npy", dir);
+    ck_assert_int_eq(rb_model_save(model, m), RB_OK);
+    ck_assert_int_eq(rb_npy_save(xp, RB_DTYPE_F32, 4, xshape, x), RB_OK);
+    ck_assert_int_eq(rb_npy_save(yp, RB_DTYPE_I64, 1, &n, y), RB_OK);
+
+#define ATTACK(...) RUN(&r, NULL, "attack", "--ckpt", m, "--input", xp, "--labels", yp, "--output", out, \
+                        "--threads", "1", __VA_ARGS__)
+    ATTACK("--attack", "pgd-l3");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_str_eq(r.err, "robusta attack: unknown attack plugin 'pgd-l3'; did you mean 'pgd-l2'?\n");
+    ATTACK("--attack", "pgd-l2", "--eps", "-0.1");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_str_eq(r.err, "robusta attack: --eps: -0.1 is outside [0, inf) (robusta attack --help lists its options)\n");
+    ATTACK("--attack", "pgd-linf", "--eps", "2");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_str_eq(r.err, "robusta attack: --eps: 2 is outside [0, 1] (robusta attack --help lists its options)\n");
+    ATTACK("--attack", "pgd-l2", "--steps", "-1");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_str_eq(r.err,
+                     "robusta attack: --steps: -1 is outside [0, 1000000] (robusta attack --help lists its options)\n");
+    ATTACK("--attack", "pgd-l2", "--step-size", "0");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_str_eq(r.err,
+                     "robusta attack: --step-size: 0 is outside (0, inf) (robusta attack --help lists its options)\n");
+    ATTACK("--attack", "pgd-l2", "--targets", bad);
+    ck_assert_int_eq(r.code, 1);
+    ck_assert_str_eq(r.err, "robusta attack: --targets needs --targeted random|least-likely\n");
+    /* Zero steps: the clean images. */
+    ATTACK("--attack", "pgd-l2", "--steps", "0");
+    ck_assert_msg(r.code == 0, "%s", r.err);
+    ck_assert_int_eq(rb_npy_load(&back, out), RB_OK);
+    ck_assert_int_eq(memcmp(back->data, x, sizeof x), 0);
+    rb_npy_destroy(back);
+
+    /* Images outside [0, 1], and NaN. */
+    memcpy(xbad, x, sizeof xbad);
+    xbad[5] = 1.5f;
+    ck_assert_int_eq(rb_npy_save(bad, RB_DTYPE_F32, 4, xshape, xbad), RB_OK);
+    RUN(&r, NULL, "attack", "--ckpt", m, "--input", bad, "--labels", yp, "--output", out, "--attack", "pgd-l2");
+    ck_assert_int_eq(r.code, 1);
+    snprintf(expect, sizeof expect,
+             "robusta attack: %s: value 1.5 at flat index 5 is outside [0, 1] (images are pixels in [0, 1]; the "
+             "model normalizes them)\n",
+             bad);
+    ck_assert_str_eq(r.err, expect);
+    xbad[5] = x[5];
+    xbad[PER + 2] = -0.25f;
+    ck_assert_int_eq(rb_npy_save(bad, RB_DTYPE_F32, 4, xshape, xbad), RB_OK);
+    RUN(&r, NULL, "attack", "--ckpt", m, "--input", bad, "--labels", yp, "--output", out, "--attack", "pgd-l2");
+    ck_assert_int_eq(r.code, 1);
+    snprintf(expect, sizeof expect,
+             "robusta attack: %s: value -0.25 at flat index %d is outside [0, 1] (images are pixels in [0, 1]; "
+             "the model normalizes them)\n",
+             bad, PER + 2);
+    ck_assert_str_eq(r.err, expect);
+    xbad[PER + 2] = NAN;
+    ck_assert_int_eq(rb_npy_save(bad, RB_DTYPE_F32, 4, xshape, xbad), RB_OK);
+    RUN(&r, NULL, "attack", "--ckpt", m, "--input", bad, "--labels", yp, "--output", out, "--attack", "pgd-l2");
+    ck_assert_int_eq(r.code, 1);
+    ck_assert_msg(strstr(r.err, ": value nan at flat index ") != NULL, "%s", r.err);
+    ck_assert_int_eq(count_lines(r.err), 1);
+
+    /* Fewer labels than images. */
+    ck_assert_int_eq(rb_npy_save(bad, RB_DTYPE_I64, 1, &n_short, y), RB_OK);
+    RUN(&r, NULL, "attack", "--ckpt", m, "--input", xp, "--labels", bad, "--output", out, "--attack", "pgd-l2");
+    ck_assert_int_eq(r.code, 1);
+    snprintf(expect, sizeof expect, "robusta attack: %s: labels must be integers of shape [%d], not i64 [%d]\n", bad,
+             N, N - 1);
+    ck_assert_str_eq(r.err, expect);
+#undef ATTACK
+}
+END_TEST
+
+/* Images outside [0, 1], NaN included, are refused by the library too (the
+ * command refuses them when it reads the file). */
+START_TEST(the_library_refuses_images_outside_the_unit_box)
+{
+    static float bad[N * PER];
+    const rb_plugin *p = attack("pgd-l2");
+    rb_attack_options o = rb_attack_options_default();
+    rb_engine *e = make_engine(4);
+    memcpy(bad, x, sizeof bad);
+    bad[PER + 7] = 1.5f;
+    ck_assert_int_eq(rb_attack_run(e, model, p, NULL, &o, bad, y, N, adv, NULL, NULL), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "attack: value 1.5 of example 1 (at 7 in it) is outside [0, 1] (images are "
+                                      "pixels in [0, 1]; the model normalizes them)");
+    bad[PER + 7] = NAN;
+    ck_assert_int_eq(rb_attack_run(e, model, p, NULL, &o, bad, y, N, adv, NULL, NULL), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "attack: value nan of example 1 (at 7 in it) is outside [0, 1] (images are "
+                                      "pixels in [0, 1]; the model normalizes them)");
+    bad[PER + 7] = 1.0f;
+    bad[N * PER - 1] = 0.0f;
+    ck_assert_int_eq(rb_attack_run(e, model, p, NULL, &o, bad, y, N, adv, NULL, NULL), RB_OK);
+    rb_engine_destroy(e);
+}
+END_TEST
+
 static Suite *attack_suite(void)
 {
     Suite *s = suite_create("attack");
@@ -528,6 +831,10 @@ static Suite *attack_suite(void)
     tcase_add_test(t, targeted_attacks_reach_their_targets);
     tcase_add_test(t, whole_run_plugins_get_an_oracle);
     tcase_add_test(t, the_command_prints_the_figures_and_refuses_bad_input);
+    tcase_add_test(t, attacks_execute_no_weight_gradient_primitive);
+    tcase_add_test(t, the_library_refuses_bad_attack_input);
+    tcase_add_test(t, the_library_refuses_images_outside_the_unit_box);
+    tcase_add_test(t, the_command_refuses_bad_attack_input_with_one_exact_line);
     suite_add_tcase(s, t);
     return s;
 }

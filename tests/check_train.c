@@ -496,6 +496,42 @@ START_TEST(adversarial_training_and_robust_eval)
 }
 END_TEST
 
+/* Adversarial training resumes bit for bit too: 3 epochs in one go, and 1
+ * epoch interrupted then resumed to 3, give the same weights, momentum and
+ * batch-norm statistics. The attack has a random start (keyed by seed,
+ * epoch and example) and an eps warm-up spanning the interruption, so the
+ * resumed run must restore both. */
+START_TEST(adversarial_training_resumes_bit_identically)
+{
+    char full[PATH_MAX], part[PATH_MAX], a[PATH_MAX], b[PATH_MAX];
+    in_dir(full, "adv-full", NULL);
+    in_dir(part, "adv-part", NULL);
+    TRAIN(&r, full, "3", , "--attack", "pgd-l2", "--eps", "0.5", "--step-size", "0.2", "--steps", "2",
+          "--random-start", "--eps-warmup", "2");
+    ck_assert_msg(r.code == 0, "adversarial train failed: %s", r.err);
+    TRAIN(&r, part, "1", , "--attack", "pgd-l2", "--eps", "0.5", "--step-size", "0.2", "--steps", "2",
+          "--random-start", "--eps-warmup", "2");
+    ck_assert_msg(r.code == 0, "adversarial train failed: %s", r.err);
+    RUN(&r, "train", "--resume", part, "--epochs", "3", "--threads", "1");
+    ck_assert_msg(r.code == 0, "adversarial resume failed: %s", r.err);
+    in_dir(a, "adv-full", "model.rbt");
+    in_dir(b, "adv-part", "model.rbt");
+    same_tensors(a, b);
+    in_dir(a, "adv-full", "last.rbt");
+    in_dir(b, "adv-part", "last.rbt");
+    same_tensors(a, b); /* momentum buffers too */
+    {
+        json_object *x = log_row("adv-full", 2), *y = log_row("adv-part", 2);
+        ck_assert(member(x, "epoch") == 3 && member(y, "epoch") == 3);
+        ck_assert(member(x, "train_loss") == member(y, "train_loss"));
+        ck_assert(member(x, "adv_train_acc") == member(y, "adv_train_acc"));
+        ck_assert(member(x, "robust_test_acc") == member(y, "robust_test_acc"));
+        json_object_put(x);
+        json_object_put(y);
+    }
+}
+END_TEST
+
 static Suite *train_suite(void)
 {
     Suite *s = suite_create("train");
@@ -508,6 +544,7 @@ static Suite *train_suite(void)
     tcase_add_test(tc, bad_options_are_usage_errors_of_one_line);
     tcase_add_test(tc, sigint_stops_at_a_batch_and_leaves_a_resumable_run);
     tcase_add_test(tc, adversarial_training_and_robust_eval);
+    tcase_add_test(tc, adversarial_training_resumes_bit_identically);
     suite_add_tcase(s, tc);
     return s;
 }

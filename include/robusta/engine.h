@@ -15,9 +15,10 @@
  *     rb_sgd_step(sgd, lr);                            // reads them from the graph
  *
  * Attacks run the model in inference mode and ask for the input gradient
- * only: rb_engine_backward(e, false, true) runs no weight-gradient primitive,
- * and with a frozen backbone (fixed-feature transfer) no gradient flows into
- * the backbone unless the input gradient is asked for.
+ * only: rb_engine_backward(e, false, true) then runs no weight-gradient
+ * primitive (rb_engine_primitive_counts shows what ran), and with a frozen
+ * backbone (fixed-feature transfer) no gradient flows into the backbone
+ * unless the input gradient is asked for.
  *
  * Numerics match the reference (robusta/reference.h) to fp32 accuracy.
  */
@@ -104,6 +105,60 @@ RB_API size_t rb_engine_arena_bytes(const rb_engine *engine);
 RB_API const char *rb_engine_threads(const rb_engine *engine);
 /* The oneDNN implementation chosen for a node's forward ("brgconv:avx512_core"). */
 RB_API const char *rb_engine_impl(const rb_engine *engine, const rb_node *node);
+
+/* ------------------------------------------------------------ what ran
+ *
+ * The engine counts every oneDNN primitive it executes, by kind: one
+ * increment per execution, no allocation, no clock. Tests use the counts to
+ * prove what a step does (an attack step runs no weight-gradient
+ * primitive); profiles use them to see where a step's work goes.
+ *
+ * Linear layers run as convolutions (a kernel the size of the input), so
+ * they count as convolution kinds. The softmax cross-entropy is plain C,
+ * not a primitive, and is not counted. The kinds that compute weight or
+ * batch-norm scale/shift gradients are RB_PRIM_CONV_BACKWARD_WEIGHTS,
+ * RB_PRIM_BATCHNORM_BACKWARD and RB_PRIM_REORDER_WEIGHT_GRADIENT; a
+ * backward with weight_grads false after an inference-mode forward (what
+ * attacks run) runs none of them. */
+typedef enum rb_engine_primitive_kind {
+    RB_PRIM_CONV_FORWARD = 0,        /* convolutions and linear layers, forward */
+    RB_PRIM_CONV_BACKWARD_DATA,      /* ... gradient with respect to their input */
+    RB_PRIM_CONV_BACKWARD_WEIGHTS,   /* ... gradients of weights and bias */
+    RB_PRIM_BATCHNORM_FORWARD,       /* batch statistics (training) or running ones */
+    /* Batch-norm's input gradient alone, with running statistics (inference
+     * mode: attacks): the per-channel product dy * gamma / sqrt(running_var
+     * + eps), which is the inference forward applied to dy with a zero mean
+     * and shift, and runs as that primitive (oneDNN 2.6 has no data-only
+     * batch-norm backward with a scale). */
+    RB_PRIM_BATCHNORM_BACKWARD_DATA,
+    /* oneDNN's full batch-norm backward: input and scale/shift gradients.
+     * Also what a data-only backward runs after a training-mode forward
+     * (batch statistics), its parameter gradients discarded: the input
+     * gradient needs the same per-channel sums, and oneDNN 2.6 has no
+     * data-only variant. */
+    RB_PRIM_BATCHNORM_BACKWARD,
+    RB_PRIM_RELU_FORWARD,            /* eltwise */
+    RB_PRIM_RELU_BACKWARD,
+    RB_PRIM_POOLING_FORWARD,         /* max, average and global average pooling */
+    RB_PRIM_POOLING_BACKWARD,
+    RB_PRIM_ADD_FORWARD,             /* residual adds (binary); their backward is a copy */
+    RB_PRIM_REORDER_ACTIVATION,      /* a value into the layout its consumer wants (forward) */
+    /* A gradient into its producer's layout, adding when the producer has
+     * several consumers. */
+    RB_PRIM_REORDER_GRADIENT,
+    RB_PRIM_REORDER_WEIGHTS,         /* plain master weights into a primitive's layout */
+    RB_PRIM_REORDER_WEIGHT_GRADIENT, /* a blocked weight gradient back into the graph's plain one */
+    RB_PRIM_REORDER_READOUT,         /* rb_engine_read / rb_engine_read_grad (not part of a step) */
+    RB_PRIM_KIND_COUNT
+} rb_engine_primitive_kind;
+
+/* The kind's name ("convolution backward data"); "?" outside the enum. */
+RB_API const char *rb_engine_primitive_kind_str(rb_engine_primitive_kind kind);
+/* Copies the executions counted since creation or the last reset into
+ * counts[RB_PRIM_KIND_COUNT], indexed by rb_engine_primitive_kind. */
+RB_API rb_status rb_engine_primitive_counts(const rb_engine *engine, uint64_t *counts);
+/* Sets every count to zero. */
+RB_API void rb_engine_reset_primitive_counts(rb_engine *engine);
 
 #ifdef __cplusplus
 }

@@ -122,6 +122,19 @@ static rb_status ctx_eval_all(attack_ctx *c, const float *x, const int64_t *labe
     return RB_OK;
 }
 
+/* Images are pixels in [0, 1] (the model normalizes them); anything else,
+ * NaN included, would make the eps-ball and the [0, 1] box disagree. */
+static rb_status check_images(const attack_ctx *c, const float *x, int64_t count)
+{
+    for (int64_t i = 0; i < count * c->per; i++)
+        if (!(x[i] >= 0.0f && x[i] <= 1.0f))
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                "attack: value %g of example %lld (at %lld in it) is outside [0, 1] (images are "
+                                "pixels in [0, 1]; the model normalizes them)",
+                                (double)x[i], (long long)(i / c->per), (long long)(i % c->per));
+    return RB_OK;
+}
+
 static rb_status check_labels(const attack_ctx *c, const int64_t *labels, int64_t count)
 {
     for (int64_t i = 0; i < count; i++)
@@ -389,7 +402,7 @@ rb_status rb_attacker_run(rb_attacker *a, const rb_plugin *plugin, const rb_para
     ops = plugin->ops;
     targeted = o->target != RB_ATTACK_UNTARGETED;
     c->forwards = c->backwards = 0;
-    if ((s = check_labels(c, labels, count)) != RB_OK)
+    if ((s = check_labels(c, labels, count)) != RB_OK || (s = check_images(c, x, count)) != RB_OK)
         goto done;
     if (targeted && c->classes < 2) {
         s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack: a targeted attack needs at least 2 classes");

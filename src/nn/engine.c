@@ -78,6 +78,7 @@ typedef struct enode {
     /* batch-norm */
     slot mean, variance;
     slot discard_scale, discard_shift; /* parameter gradients nobody asked for */
+    slot zeros; /* C zeros: mean and shift of the inference-mode data-only backward */
     dnnl_memory_t scale, shift, diff_scale, diff_shift, running_mean, running_var;
 } enode;
 
@@ -109,6 +110,9 @@ struct rb_engine {
     enode *logits;
     int threads;
     char threads_text[160];
+    /* Executions per rb_engine_primitive_kind. Behind a pointer so that
+     * reading out (const engine) counts its reorders too. */
+    uint64_t *counts;
 };
 
 /* ------------------------------------------------------------ errors */
@@ -531,7 +535,13 @@ static rb_status plan_batchnorm(rb_engine *e, enode *en)
     DNNL_TRY(dnnl_memory_create(&en->diff_shift, &stat, e->eng, rb_node_param(e->g, n, RB_SLOT_BIAS)->grad),
              "batch-norm memory", n);
     /* [0]: batch statistics; [1]: running statistics, still with a
-     * training-kind forward so that a backward (attacks) can follow. */
+     * training-kind forward so that a backward (attacks) can follow.
+     * Backward: the full one (input and scale/shift gradients) for
+     * training; data-only, with batch statistics oneDNN's backward-data
+     * where it has one (2.6 has none with a scale), with running statistics
+     * the inference forward applied to the gradient (see below). Engines
+     * that never train plan no full backward unless it is the only way to
+     * the input gradient. */
     for (int mode = 0; mode < 2; mode++) {
         unsigned flags = dnnl_use_scale | dnnl_use_shift | (mode ? dnnl_use_global_stats : 0u);
         dnnl_batch_normalization_desc_t fd, bd;
@@ -545,13 +555,14 @@ static rb_status plan_batchnorm(rb_engine *e, enode *en)
             snprintf(en->impl, sizeof en->impl, "%s", impl ? impl : "?");
         }
         s = make_primitive(e, &en->fwd[mode], fpd, n, "batch-norm forward");
-        for (int full = 0; s == RB_OK && full < 2; full++) {
+        for (int full = mode; s == RB_OK && full < 2; full++) {
+            if (full && e->data_grads_only && (mode == 1 || en->bwd_data[mode] != NULL))
+                break;
             if (dnnl_batch_normalization_backward_desc_init(&bd, full ? dnnl_backward : dnnl_backward_data,
                                                             data, data, eps, flags) != dnnl_success ||
                 dnnl_primitive_desc_create(&bpd, &bd, e->attr, e->eng, fpd) != dnnl_success) {
-                /* oneDNN 2.6 has no data-only backward with global
-                 * statistics: the full one then runs, its parameter
-                 * gradients going to a discard buffer. */
+                /* Without a data-only backward the full one runs, its
+                 * parameter gradients going to a discard buffer. */
                 if (!full)
                     continue;
                 s = dnnl_fail(dnnl_unimplemented, "batch-norm backward", n);
@@ -560,7 +571,7 @@ static rb_status plan_batchnorm(rb_engine *e, enode *en)
             s = make_primitive(e, full ? &en->bwd_full[mode] : &en->bwd_data[mode], bpd, n, "batch-norm backward");
             dnnl_primitive_desc_destroy(bpd);
         }
-        if (s == RB_OK && en->bwd_data[mode] == NULL && en->discard_scale.mem == NULL) {
+        if (s == RB_OK && mode == 0 && en->bwd_data[mode] == NULL && en->discard_scale.mem == NULL) {
             s = slot_plan(e, &en->discard_scale, &stat, n);
             if (s == RB_OK)
                 s = slot_plan(e, &en->discard_shift, &stat, n);
@@ -569,6 +580,13 @@ static rb_status plan_batchnorm(rb_engine *e, enode *en)
         if (s != RB_OK)
             return s;
     }
+    /* Running statistics make batch-norm affine: its input gradient is
+     * diff_dst * gamma / sqrt(running_var + eps) per channel (PyTorch's
+     * eval-mode backward), which is the inference forward itself applied to
+     * the gradient with a zero mean and shift: fwd[1] on zeros. */
+    s = slot_plan(e, &en->zeros, &stat, n);
+    if (s != RB_OK)
+        return s;
     return plan_grad_edge(e, en, 0, data);
 }
 
@@ -749,9 +767,10 @@ void rb_engine_destroy(rb_engine *e)
         enode *en = &e->nodes[i];
         slot *slots[] = {&en->value, &en->diff, &en->workspace, &en->weights, &en->diff_weights,
                          &en->mean, &en->variance, &en->discard_scale, &en->discard_shift, &en->weights_bwd,
-                         &en->in[0].src, &en->in[1].src};
+                         &en->zeros, &en->in[0].src, &en->in[1].src};
         dnnl_primitive_t prims[] = {en->fwd[0], en->fwd[1], en->bwd_data[0], en->bwd_data[1],
-                                    en->bwd_full[0], en->bwd_full[1], en->bwd_weights, en->weights_in, en->weights_bwd_in,
+                                    en->bwd_full[0], en->bwd_full[1], en->bwd_weights, en->weights_in,
+                                    en->weights_bwd_in,
                                     en->diff_weights_out, en->in[0].to_producer, en->in[1].to_producer,
                                     en->in[0].fwd_reorder, en->in[1].fwd_reorder};
         dnnl_memory_t mems[] = {en->weights_user, en->diff_weights_user, en->bias_user, en->diff_bias_user,
@@ -767,6 +786,7 @@ void rb_engine_destroy(rb_engine *e)
                 dnnl_memory_destroy(mems[k]);
     }
     slot_free(&e->scratchpad);
+    free(e->counts);
     free(e->nodes);
     free(e->arena);
     free(e->losses);
@@ -886,7 +906,8 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
     e->nodes = calloc(e->n, sizeof *e->nodes);
     e->losses = calloc((size_t)batch, sizeof *e->losses);
     e->labels = calloc((size_t)batch, sizeof *e->labels);
-    if (e->nodes == NULL || e->losses == NULL || e->labels == NULL) {
+    e->counts = calloc(RB_PRIM_KIND_COUNT, sizeof *e->counts);
+    if (e->nodes == NULL || e->losses == NULL || e->labels == NULL || e->counts == NULL) {
         rb_engine_destroy(e);
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "engine: out of memory");
     }
@@ -960,7 +981,7 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
         enode *en = &e->nodes[i];
         slot *slots[] = {&en->value, &en->diff, &en->workspace, &en->weights, &en->diff_weights,
                          &en->mean, &en->variance, &en->discard_scale, &en->discard_shift, &en->weights_bwd,
-                         &en->in[0].src, &en->in[1].src};
+                         &en->zeros, &en->in[0].src, &en->in[1].src};
         for (size_t k = 0; s == RB_OK && k < sizeof slots / sizeof slots[0]; k++)
             s = bind(slots[k], e->arena);
         for (size_t k = 0; s == RB_OK && k < en->node->n_in; k++)
@@ -994,19 +1015,23 @@ static void arg(args *x, int which, dnnl_memory_t m)
     x->n++;
 }
 
-static rb_status run(rb_engine *e, dnnl_primitive_t p, args *x, const rb_node *n, const char *what)
+/* Every primitive of a step runs here, counted by its kind. */
+static rb_status run(rb_engine *e, dnnl_primitive_t p, args *x, const rb_node *n, const char *what,
+                     rb_engine_primitive_kind kind)
 {
     arg(x, DNNL_ARG_SCRATCHPAD, e->scratchpad.mem);
+    e->counts[kind]++;
     DNNL_TRY(dnnl_primitive_execute(p, e->stream, x->n, x->a), what, n);
     return RB_OK;
 }
 
-static rb_status reorder(rb_engine *e, dnnl_primitive_t p, dnnl_memory_t from, dnnl_memory_t to, const rb_node *n)
+static rb_status reorder(rb_engine *e, dnnl_primitive_t p, dnnl_memory_t from, dnnl_memory_t to, const rb_node *n,
+                         rb_engine_primitive_kind kind)
 {
     args x = {.n = 0};
     arg(&x, DNNL_ARG_FROM, from);
     arg(&x, DNNL_ARG_TO, to);
-    return run(e, p, &x, n, "reorder");
+    return run(e, p, &x, n, "reorder", kind);
 }
 
 static rb_status forward_node(rb_engine *e, enode *en, bool training)
@@ -1016,21 +1041,23 @@ static rb_status forward_node(rb_engine *e, enode *en, bool training)
     rb_status s = RB_OK;
     for (size_t k = 0; k < n->n_in && s == RB_OK; k++)
         if (en->in[k].reordered)
-            s = reorder(e, en->in[k].fwd_reorder, e->nodes[n->in[k]->index].value.mem, en->in[k].src.mem, n);
+            s = reorder(e, en->in[k].fwd_reorder, e->nodes[n->in[k]->index].value.mem, en->in[k].src.mem, n,
+                        RB_PRIM_REORDER_ACTIVATION);
     if (s != RB_OK)
         return s;
     switch (n->op) {
     case RB_OP_INPUT: return RB_OK;
     case RB_OP_CONV:
     case RB_OP_LINEAR:
-        if (en->weights_reordered && (s = reorder(e, en->weights_in, en->weights_user, en->weights.mem, n)) != RB_OK)
+        if (en->weights_reordered &&
+            (s = reorder(e, en->weights_in, en->weights_user, en->weights.mem, n, RB_PRIM_REORDER_WEIGHTS)) != RB_OK)
             return s;
         arg(&x, DNNL_ARG_SRC, input_mem(e, en, 0));
         arg(&x, DNNL_ARG_WEIGHTS, en->weights_reordered ? en->weights.mem : en->weights_user);
         if (en->bias_user)
             arg(&x, DNNL_ARG_BIAS, en->bias_user);
         arg(&x, DNNL_ARG_DST, en->value.mem);
-        return run(e, en->fwd[0], &x, n, "forward");
+        return run(e, en->fwd[0], &x, n, "forward", RB_PRIM_CONV_FORWARD);
     case RB_OP_BATCHNORM: {
         int mode = training ? 0 : 1;
         arg(&x, DNNL_ARG_SRC, input_mem(e, en, 0));
@@ -1039,7 +1066,7 @@ static rb_status forward_node(rb_engine *e, enode *en, bool training)
         arg(&x, DNNL_ARG_SHIFT, en->shift);
         arg(&x, DNNL_ARG_MEAN, training ? en->mean.mem : en->running_mean);
         arg(&x, DNNL_ARG_VARIANCE, training ? en->variance.mem : en->running_var);
-        s = run(e, en->fwd[mode], &x, n, "forward");
+        s = run(e, en->fwd[mode], &x, n, "forward", RB_PRIM_BATCHNORM_FORWARD);
         if (s == RB_OK && training) {
             /* Running statistics as PyTorch keeps them: momentum 0.1, and
              * the unbiased variance (oneDNN reports the biased one). */
@@ -1064,12 +1091,13 @@ static rb_status forward_node(rb_engine *e, enode *en, bool training)
         arg(&x, DNNL_ARG_DST, en->value.mem);
         if (en->workspace.mem)
             arg(&x, DNNL_ARG_WORKSPACE, en->workspace.mem);
-        return run(e, en->fwd[0], &x, n, "forward");
+        return run(e, en->fwd[0], &x, n, "forward",
+                   n->op == RB_OP_RELU ? RB_PRIM_RELU_FORWARD : RB_PRIM_POOLING_FORWARD);
     case RB_OP_ADD:
         arg(&x, DNNL_ARG_SRC_0, e->nodes[n->in[0]->index].value.mem);
         arg(&x, DNNL_ARG_SRC_1, e->nodes[n->in[1]->index].value.mem);
         arg(&x, DNNL_ARG_DST, en->value.mem);
-        return run(e, en->fwd[0], &x, n, "forward");
+        return run(e, en->fwd[0], &x, n, "forward", RB_PRIM_ADD_FORWARD);
     case RB_OP_SOFTMAX_CE: {
         int64_t k = n->in[0]->c;
         const float *z = arena_floats(e, e->logits->value.offset);
@@ -1151,7 +1179,7 @@ static rb_status deliver(rb_engine *e, enode *en, int k)
     if (en->in[k].direct)
         return RB_OK;
     return reorder(e, en->in[k].to_producer, en->in[k].scratch, e->nodes[en->node->in[k]->index].diff.mem,
-                   en->node);
+                   en->node, RB_PRIM_REORDER_GRADIENT);
 }
 
 static rb_status backward_node(rb_engine *e, enode *en, bool weight_grads)
@@ -1173,14 +1201,15 @@ static rb_status backward_node(rb_engine *e, enode *en, bool weight_grads)
             arg(&x, DNNL_ARG_DIFF_WEIGHTS, en->diff_weights_reordered ? en->diff_weights.mem : en->diff_weights_user);
             if (en->diff_bias_user)
                 arg(&x, DNNL_ARG_DIFF_BIAS, en->diff_bias_user);
-            s = run(e, en->bwd_weights, &x, n, "backward weights");
+            s = run(e, en->bwd_weights, &x, n, "backward weights", RB_PRIM_CONV_BACKWARD_WEIGHTS);
             if (s == RB_OK && en->diff_weights_reordered)
-                s = reorder(e, en->diff_weights_out, en->diff_weights.mem, en->diff_weights_user, n);
+                s = reorder(e, en->diff_weights_out, en->diff_weights.mem, en->diff_weights_user, n,
+                            RB_PRIM_REORDER_WEIGHT_GRADIENT);
         }
         if (s == RB_OK && need_in) {
             dnnl_memory_t weights = en->weights_reordered ? en->weights.mem : en->weights_user;
             if (en->weights_bwd_in != NULL) {
-                s = reorder(e, en->weights_bwd_in, en->weights_user, en->weights_bwd.mem, n);
+                s = reorder(e, en->weights_bwd_in, en->weights_user, en->weights_bwd.mem, n, RB_PRIM_REORDER_WEIGHTS);
                 weights = en->weights_bwd.mem;
                 if (s != RB_OK)
                     return s;
@@ -1189,15 +1218,30 @@ static rb_status backward_node(rb_engine *e, enode *en, bool weight_grads)
             arg(&x, DNNL_ARG_DIFF_DST, en->diff.mem);
             arg(&x, DNNL_ARG_WEIGHTS, weights);
             arg(&x, DNNL_ARG_DIFF_SRC, grad_target(e, en, 0));
-            s = run(e, en->bwd_data[0], &x, n, "backward data");
+            s = run(e, en->bwd_data[0], &x, n, "backward data", RB_PRIM_CONV_BACKWARD_DATA);
             if (s == RB_OK)
                 s = deliver(e, en, 0);
         }
         return s;
     case RB_OP_BATCHNORM: {
         int mode = e->training ? 0 : 1;
+        bool full;
         if (!need_in && !want_w)
             return RB_OK;
+        if (!want_w && mode == 1) {
+            /* Running statistics, input gradient only: dy * gamma /
+             * sqrt(running_var + eps), the inference forward on dy with a
+             * zero mean and shift (the arena's zeros are never written). */
+            arg(&x, DNNL_ARG_SRC, en->diff.mem);
+            arg(&x, DNNL_ARG_DST, grad_target(e, en, 0));
+            arg(&x, DNNL_ARG_SCALE, en->scale);
+            arg(&x, DNNL_ARG_SHIFT, en->zeros.mem);
+            arg(&x, DNNL_ARG_MEAN, en->zeros.mem);
+            arg(&x, DNNL_ARG_VARIANCE, en->running_var);
+            s = run(e, en->fwd[1], &x, n, "backward", RB_PRIM_BATCHNORM_BACKWARD_DATA);
+            return s == RB_OK ? deliver(e, en, 0) : s;
+        }
+        full = want_w || en->bwd_data[mode] == NULL;
         /* oneDNN's batch-norm backward always produces the data gradient;
          * when only parameter gradients are wanted it lands in scratch. */
         arg(&x, DNNL_ARG_SRC, input_mem(e, en, 0));
@@ -1220,8 +1264,8 @@ static rb_status backward_node(rb_engine *e, enode *en, bool weight_grads)
             arg(&x, DNNL_ARG_DIFF_SCALE, en->discard_scale.mem);
             arg(&x, DNNL_ARG_DIFF_SHIFT, en->discard_shift.mem);
         }
-        s = run(e, want_w || en->bwd_data[mode] == NULL ? en->bwd_full[mode] : en->bwd_data[mode], &x, n,
-                "backward");
+        s = run(e, full ? en->bwd_full[mode] : en->bwd_data[mode], &x, n, "backward",
+                full ? RB_PRIM_BATCHNORM_BACKWARD : RB_PRIM_BATCHNORM_BACKWARD_DATA);
         if (s == RB_OK && need_in)
             s = deliver(e, en, 0);
         return s;
@@ -1238,7 +1282,8 @@ static rb_status backward_node(rb_engine *e, enode *en, bool weight_grads)
         arg(&x, DNNL_ARG_DIFF_SRC, grad_target(e, en, 0));
         if (en->workspace.mem)
             arg(&x, DNNL_ARG_WORKSPACE, en->workspace.mem);
-        s = run(e, en->bwd_data[0], &x, n, "backward");
+        s = run(e, en->bwd_data[0], &x, n, "backward",
+                n->op == RB_OP_RELU ? RB_PRIM_RELU_BACKWARD : RB_PRIM_POOLING_BACKWARD);
         if (s == RB_OK)
             s = deliver(e, en, 0);
         return s;
@@ -1339,6 +1384,7 @@ static rb_status read_plain(const rb_engine *e, const slot *s, const rb_node *n,
     }
     arg(&x, DNNL_ARG_FROM, s->mem);
     arg(&x, DNNL_ARG_TO, dst);
+    e->counts[RB_PRIM_REORDER_READOUT]++;
     if (dnnl_primitive_execute(r, e->stream, x.n, x.a) != dnnl_success)
         st = dnnl_fail(dnnl_runtime_error, "reorder", n);
     dnnl_memory_destroy(dst);
@@ -1401,4 +1447,43 @@ const char *rb_engine_impl(const rb_engine *e, const rb_node *node)
     if (node == NULL || node->index >= e->n || e->nodes[node->index].node != node)
         return NULL;
     return e->nodes[node->index].impl;
+}
+
+/* ------------------------------------------------------------ counts */
+
+const char *rb_engine_primitive_kind_str(rb_engine_primitive_kind kind)
+{
+    static const char *const names[RB_PRIM_KIND_COUNT] = {
+        [RB_PRIM_CONV_FORWARD] = "convolution forward",
+        [RB_PRIM_CONV_BACKWARD_DATA] = "convolution backward data",
+        [RB_PRIM_CONV_BACKWARD_WEIGHTS] = "convolution backward weights",
+        [RB_PRIM_BATCHNORM_FORWARD] = "batch-norm forward",
+        [RB_PRIM_BATCHNORM_BACKWARD_DATA] = "batch-norm backward data",
+        [RB_PRIM_BATCHNORM_BACKWARD] = "batch-norm backward with scale/shift gradients",
+        [RB_PRIM_RELU_FORWARD] = "relu forward",
+        [RB_PRIM_RELU_BACKWARD] = "relu backward",
+        [RB_PRIM_POOLING_FORWARD] = "pooling forward",
+        [RB_PRIM_POOLING_BACKWARD] = "pooling backward",
+        [RB_PRIM_ADD_FORWARD] = "add forward",
+        [RB_PRIM_REORDER_ACTIVATION] = "reorder activation",
+        [RB_PRIM_REORDER_GRADIENT] = "reorder gradient",
+        [RB_PRIM_REORDER_WEIGHTS] = "reorder weights",
+        [RB_PRIM_REORDER_WEIGHT_GRADIENT] = "reorder weight gradient",
+        [RB_PRIM_REORDER_READOUT] = "reorder readout",
+    };
+    return (unsigned)kind < RB_PRIM_KIND_COUNT ? names[kind] : "?";
+}
+
+rb_status rb_engine_primitive_counts(const rb_engine *e, uint64_t *counts)
+{
+    if (e == NULL || counts == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: primitive counts need an engine and an array");
+    memcpy(counts, e->counts, RB_PRIM_KIND_COUNT * sizeof *counts);
+    return RB_OK;
+}
+
+void rb_engine_reset_primitive_counts(rb_engine *e)
+{
+    if (e != NULL)
+        memset(e->counts, 0, RB_PRIM_KIND_COUNT * sizeof *e->counts);
 }
