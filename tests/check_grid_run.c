@@ -12,6 +12,7 @@
 
 #include <robusta/robusta.h>
 
+#include "testdata.h"
 #include "testutil.h"
 
 #define RUN(r, ...) run_robusta(r, NULL, (const char *const[]){__VA_ARGS__, NULL})
@@ -22,30 +23,6 @@
 static run_result r;
 static char dir[256], grid_file[PATH_MAX];
 
-/* 8x8 images: class k has a bright row (even k) or column (odd k) k+offset. */
-static void make_images(const char *xname, const char *yname, int64_t n, int classes, int offset, uint64_t seed)
-{
-    unsigned char *x = malloc((size_t)n * 64);
-    uint8_t *y = malloc((size_t)n);
-    char xp[PATH_MAX], yp[PATH_MAX];
-    rb_rng rng;
-    ck_assert(x != NULL && y != NULL);
-    rb_rng_init(&rng, seed, 1, 0);
-    for (int64_t i = 0; i < n; i++) {
-        int cls = (int)(i % classes), line = (cls + offset) % 8;
-        y[i] = (uint8_t)cls;
-        for (int p = 0; p < 64; p++) {
-            bool on = (cls + offset) % 2 == 0 ? p / 8 == line : p % 8 == line;
-            x[i * 64 + p] = (unsigned char)((on ? 210 : 50) + (int)(40 * rb_rng_uniform(&rng)) - 20);
-        }
-    }
-    snprintf(xp, sizeof xp, "%s/%s", dir, xname);
-    snprintf(yp, sizeof yp, "%s/%s", dir, yname);
-    ck_assert_int_eq(rb_npy_save(xp, RB_DTYPE_U8, 3, (const int64_t[]){n, 8, 8}, x), RB_OK);
-    ck_assert_int_eq(rb_npy_save(yp, RB_DTYPE_U8, 1, (const int64_t[]){n}, y), RB_OK);
-    free(x);
-    free(y);
-}
 
 /* A grid of 2 sources (eps 0 and 0.5) x 1 target x 2 modes x 2 seeds. */
 static void write_grid(const char *path, const char *extra_arch_line, const char *eps)
@@ -65,10 +42,10 @@ static void write_grid(const char *path, const char *extra_arch_line, const char
 static void setup_once(void)
 {
     make_temp_dir(dir, sizeof dir);
-    make_images("sx.npy", "sy.npy", 64, 4, 0, 1);
-    make_images("stx.npy", "sty.npy", 24, 4, 0, 2);
-    make_images("tx.npy", "ty.npy", 36, 3, 4, 3);
-    make_images("ttx.npy", "tty.npy", 18, 3, 4, 4);
+    write_bar_images(dir, "sx.npy", "sy.npy", 64, 4, 0, 1);
+    write_bar_images(dir, "stx.npy", "sty.npy", 24, 4, 0, 2);
+    write_bar_images(dir, "tx.npy", "ty.npy", 36, 3, 4, 3);
+    write_bar_images(dir, "ttx.npy", "tty.npy", 18, 3, 4, 4);
     snprintf(grid_file, sizeof grid_file, "%s/tiny.ini", dir);
     write_grid(grid_file, "", "0, 0.5");
 }

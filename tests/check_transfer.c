@@ -9,6 +9,7 @@
 
 #include <robusta/robusta.h>
 
+#include "testdata.h"
 #include "testutil.h"
 
 #define RUN(r, ...) run_robusta(r, NULL, (const char *const[]){__VA_ARGS__, NULL})
@@ -18,32 +19,6 @@ static char dir[256];
 static char source_data[2048], target_data[2048], one_class_data[2048];
 static char source_model[PATH_MAX];
 
-/* 8x8 images of `classes` classes: class k has a bright bar at row or
- * column k (rows for even k, columns for odd), with noise. */
-static void make_images(const char *xname, const char *yname, int64_t n, int classes, int offset, uint64_t seed)
-{
-    unsigned char *x = malloc((size_t)n * 64);
-    uint8_t *y = malloc((size_t)n);
-    char xp[PATH_MAX], yp[PATH_MAX];
-    rb_rng rng;
-    ck_assert(x != NULL && y != NULL);
-    rb_rng_init(&rng, seed, 1, 0);
-    for (int64_t i = 0; i < n; i++) {
-        int cls = (int)(i % classes), line = (cls + offset) % 8;
-        y[i] = (uint8_t)cls;
-        for (int p = 0; p < 64; p++) {
-            int row = p / 8, col = p % 8;
-            bool on = (cls + offset) % 2 == 0 ? row == line : col == line;
-            x[i * 64 + p] = (unsigned char)((on ? 210 : 50) + (int)(40 * rb_rng_uniform(&rng)) - 20);
-        }
-    }
-    snprintf(xp, sizeof xp, "%s/%s", dir, xname);
-    snprintf(yp, sizeof yp, "%s/%s", dir, yname);
-    ck_assert_int_eq(rb_npy_save(xp, RB_DTYPE_U8, 3, (const int64_t[]){n, 8, 8}, x), RB_OK);
-    ck_assert_int_eq(rb_npy_save(yp, RB_DTYPE_U8, 1, (const int64_t[]){n}, y), RB_OK);
-    free(x);
-    free(y);
-}
 
 static void in_dir(char *out, const char *a, const char *b)
 {
@@ -58,11 +33,11 @@ static void setup_once(void)
 {
     char out[PATH_MAX];
     make_temp_dir(dir, sizeof dir);
-    make_images("sx.npy", "sy.npy", 96, 4, 0, 1);
-    make_images("stx.npy", "sty.npy", 32, 4, 0, 2);
-    make_images("tx.npy", "ty.npy", 48, 3, 4, 3);
-    make_images("ttx.npy", "tty.npy", 30, 3, 4, 4);
-    make_images("ox.npy", "oy.npy", 20, 1, 4, 5);
+    write_bar_images(dir, "sx.npy", "sy.npy", 96, 4, 0, 1);
+    write_bar_images(dir, "stx.npy", "sty.npy", 32, 4, 0, 2);
+    write_bar_images(dir, "tx.npy", "ty.npy", 48, 3, 4, 3);
+    write_bar_images(dir, "ttx.npy", "tty.npy", 30, 3, 4, 4);
+    write_bar_images(dir, "ox.npy", "oy.npy", 20, 1, 4, 5);
     snprintf(source_data, sizeof source_data, "npy:%s/sx.npy,%s/sy.npy;%s/stx.npy,%s/sty.npy", dir, dir, dir, dir);
     snprintf(target_data, sizeof target_data, "npy:%s/tx.npy,%s/ty.npy;%s/ttx.npy,%s/tty.npy", dir, dir, dir, dir);
     snprintf(one_class_data, sizeof one_class_data, "npy:%s/ox.npy,%s/oy.npy", dir, dir);
