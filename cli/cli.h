@@ -46,6 +46,13 @@ rb_registry *cli_registry(void);
 const rb_plugin *cli_plugin(const char *option);
 rb_params *cli_plugin_params(const char *option);
 
+/* --precision, the same on every command that runs an engine. */
+#define CLI_PRECISION_OPTION                                                                     \
+    {"precision", RB_PARAM_CHOICE, "f32", "f32|bf16", 0,                                         \
+     "arithmetic: f32, or bf16 mixed precision (about twice as fast with avx512_bf16)"}
+/* The engine precision --precision chose. */
+rb_precision cli_precision(const rb_params *options);
+
 /* Images for a model: float32 N x C x H x W, finite, in [0, 1]. */
 rb_status cli_read_images(const char *path, rb_npy **out);
 /* Integer labels of shape [n], each in [0, classes), as int64 (free them). */

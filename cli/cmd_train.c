@@ -76,6 +76,7 @@ static const rb_param_spec train_options[] = {
      "constant, step:N:G, multistep:A,B:G or cosine, optionally +warmup:W"},
     {"seed", RB_PARAM_INT, "0", "[0, 9223372036854775807]", 0, "weights, order, augmentation, per-class choice"},
     {"threads", RB_PARAM_INT, "0", "[0, 4096]", 0, "compute threads (0: every core of this NUMA node)"},
+    CLI_PRECISION_OPTION,
     {"loader-threads", RB_PARAM_INT, "1", "[0, 256]", 0, "batch-making threads (0: on the training thread)"},
     {"classes", RB_PARAM_STRING, NULL, NULL, 0, "classes to keep, relabelled 0..k-1 (\"0-4\", \"3,5\")"},
     {"per-class", RB_PARAM_INT, "0", "[0, 9223372036854775807]", 0, "training examples per class (0: all)"},
@@ -185,6 +186,7 @@ static int run_train(const cli_command *self, rb_params *o, int argc, char **arg
     c.schedule = opt_string(o, "schedule");
     c.seed = (uint64_t)opt_int(o, "seed");
     c.threads = (int)opt_int(o, "threads");
+    c.precision = cli_precision(o);
     c.loader_threads = (int)opt_int(o, "loader-threads");
     c.classes = opt_string(o, "classes");
     c.per_class = opt_int(o, "per-class");
@@ -260,6 +262,7 @@ static const rb_param_spec eval_options[] = {
      "classes to keep, relabelled 0..k-1 (default: the classes the checkpoint was trained on)"},
     {"batch-size", RB_PARAM_INT, "256", "[1, 65536]", 0, "images per engine step"},
     {"threads", RB_PARAM_INT, "0", "[0, 4096]", 0, "compute threads (0: every core of this NUMA node)"},
+    CLI_PRECISION_OPTION,
     {"json", RB_PARAM_BOOL, "false", NULL, 0, "print JSON"},
     {"attack", RB_PARAM_STRING, NULL, NULL, 0,
      "robust accuracy under this attack plugin (pgd-linf, pgd-l2 ...); its parameters (eps ...) follow"},
@@ -305,6 +308,7 @@ static int run_eval(const cli_command *self, rb_params *o, int argc, char **args
     rb_split_which which;
     rb_attack_options ao = rb_attack_options_default();
     const rb_plugin *attack = opt_string(o, "attack") != NULL ? cli_plugin("attack") : NULL;
+    rb_engine_options eo = {.threads = (int)opt_int(o, "threads"), .precision = cli_precision(o)};
     rb_status s;
 
     memset(&ev, 0, sizeof ev);
@@ -340,10 +344,9 @@ static int run_eval(const cli_command *self, rb_params *o, int argc, char **args
             classes = json_object_get_string(cl);
     }
     if ((s = rb_eval_open_split(model, data, which, classes, &split)) != RB_OK ||
-        (s = attack != NULL ? rb_evaluate_robust(model, split, opt_int(o, "batch-size"), (int)opt_int(o, "threads"),
-                                                 attack, cli_plugin_params("attack"), &ao, &ev)
-                            : rb_evaluate(model, split, opt_int(o, "batch-size"), (int)opt_int(o, "threads"), &ev)) !=
-            RB_OK)
+        (s = attack != NULL ? rb_evaluate_robust(model, split, opt_int(o, "batch-size"), &eo, attack,
+                                                 cli_plugin_params("attack"), &ao, &ev)
+                            : rb_evaluate(model, split, opt_int(o, "batch-size"), &eo, &ev)) != RB_OK)
         goto done;
     if (opt_bool(o, "json")) {
         json_object *root = json_object_new_object();

@@ -35,6 +35,7 @@ static const rb_param_spec transfer_options[] = {
      "constant, step:N:G, multistep:A,B:G or cosine, +warmup:W (default step:E/3:0.1)"},
     {"seed", RB_PARAM_INT, "0", "[0, 9223372036854775807]", 0, "head weights, order, augmentation, per-class choice"},
     {"threads", RB_PARAM_INT, "0", "[0, 4096]", 0, "compute threads (0: every core of this NUMA node)"},
+    CLI_PRECISION_OPTION,
     {"loader-threads", RB_PARAM_INT, "1", "[0, 256]", 0, "batch-making threads (0: on the training thread)"},
     {"classes", RB_PARAM_STRING, NULL, NULL, 0, "target classes to keep, relabelled 0..k-1 (\"5-9\")"},
     {"per-class", RB_PARAM_INT, "0", "[0, 9223372036854775807]", 0, "training examples per class (0: all)"},
@@ -134,6 +135,7 @@ static int run_transfer(const cli_command *self, rb_params *o, int argc, char **
     c.seed = (uint64_t)i64;
     rb_params_get_int(o, "threads", &i64);
     c.threads = (int)i64;
+    c.precision = cli_precision(o);
     rb_params_get_int(o, "loader-threads", &i64);
     c.loader_threads = (int)i64;
     if (rb_params_source(o, "classes") == RB_PARAM_GIVEN)

@@ -17,6 +17,15 @@ static const cli_command *const available_commands[] = {
 
 static rb_registry *registry;
 
+rb_precision cli_precision(const rb_params *options)
+{
+    const char *text = NULL;
+    rb_precision p = RB_PRECISION_F32;
+    rb_params_get_string(options, "precision", &text);
+    (void)rb_precision_parse(text, &p); /* the choice list admits nothing else */
+    return p;
+}
+
 rb_registry *cli_registry(void)
 {
     if (registry == NULL) {

@@ -110,14 +110,17 @@ void *aligned_alloc(size_t align, size_t n)
 
 /* One op of each kind on 5 x 7 x 6 inputs (channels not a multiple of 16),
  * followed by a pool, a linear layer and the loss so that backward has a
- * loss to start from. */
-static rb_graph *op_graph(int kind, rb_node **op)
+ * loss to start from. lead_conv: a 1x1 convolution (5 -> 5 channels)
+ * first, so that under bf16 the op reads and writes bf16 activations. */
+static rb_graph *op_graph_led(int kind, bool lead_conv, rb_node **op)
 {
     rb_graph *g;
     rb_node *x, *y = NULL, *z;
     int64_t c, h, w;
     ck_assert_int_eq(rb_graph_create(&g), RB_OK);
     ck_assert_int_eq(rb_graph_input(g, 5, 7, 6, mean5, std5, &x), RB_OK);
+    if (lead_conv)
+        ck_assert_int_eq(rb_graph_conv(g, "lead", x, &(rb_conv_desc){.out_channels = 5, .kernel = {1, 1}}, &x), RB_OK);
     switch (kind) {
     case 0: ck_assert_int_eq(rb_graph_conv(g, "conv", x, &(rb_conv_desc){.out_channels = 7, .kernel = {3, 3}, .padding = {1, 1}, .bias = true}, &y), RB_OK); break;
     case 1: ck_assert_int_eq(rb_graph_conv(g, "conv", x, &(rb_conv_desc){.out_channels = 3, .kernel = {3, 3}, .stride = {2, 2}}, &y), RB_OK); break;
@@ -143,6 +146,11 @@ static rb_graph *op_graph(int kind, rb_node **op)
     ck_assert_int_eq(rb_graph_softmax_cross_entropy(g, z, &z), RB_OK);
     randomize(g, 31 + (uint64_t)kind);
     return g;
+}
+
+static rb_graph *op_graph(int kind, rb_node **op)
+{
+    return op_graph_led(kind, false, op);
 }
 
 static const char *const op_names[] = {"conv 3x3/1 pad 1 bias", "conv 3x3/2 pad 0", "conv 1x1/2",
@@ -185,10 +193,47 @@ static rb_graph *residual_net(rb_node **backbone_end)
  * and is far below the O(0.1) a wrong term causes. */
 #define TOL 1e-4
 
-static void compare(const char *what, const char *name, const float *got, const double *want, int64_t n)
+/* bf16 engines (RB_PRECISION_BF16) are compared by relative L2 error,
+ * ||engine - reference|| / ||reference|| per quantity: every convolution
+ * input, weight and stored activation or gradient is rounded to 8
+ * significant bits (relative error up to 2^-9 = 0.002), and a single
+ * element can sit on a sum whose terms cancel, where no elementwise bound
+ * is meaningful.
+ * - One op behind a 1x1 convolution: a value meets two or three roundings
+ *   each way (measured worst 0.55%); 2e-2 leaves room, while a wrong term or
+ *   a layout mix-up costs O(1).
+ * - The residual network: batch-norm over 4 x 9 x 9 values in training
+ *   mode subtracts nearly equal sums, amplifying rounding; the measured
+ *   worst is 16% (the first conv's weight gradient), and PyTorch's own
+ *   bf16 autocast on the same network, against fp64, errs by 15% on the
+ *   same tensors. 0.3 keeps it meaningful: a missing or doubled path is
+ *   O(1). */
+#define TOL_BF16_OP 2e-2
+/* ReLU and max-pool gradients jump where a value crosses zero or another
+ * window element: rounding flips a few of the 630 elements' masks here
+ * (measured 3.6% for ReLU, 0.9% for max-pool). */
+#define TOL_BF16_KINK 0.1
+#define TOL_BF16_NET 0.3
+
+/* Asserts |got - want| <= tol x max(1, max |want|) elementwise, or, with
+ * relative_l2, ||got - want|| <= tol x ||want||; returns the error in those
+ * units. */
+static double compare_tol(const char *what, const char *name, const float *got, const double *want, int64_t n,
+                          double tol, bool relative_l2)
 {
     double scale = 1, worst = 0;
     int64_t at = 0;
+    if (relative_l2) {
+        double d2 = 0, w2 = 0, rel;
+        for (int64_t i = 0; i < n; i++) {
+            d2 += (got[i] - want[i]) * (got[i] - want[i]);
+            w2 += want[i] * want[i];
+        }
+        rel = w2 > 0 ? sqrt(d2 / w2) : sqrt(d2);
+        ck_assert_msg(rel <= tol, "%s: %s: relative L2 error %.3g against the reference (tolerance %g)", what,
+                      name, rel, tol);
+        return rel;
+    }
     for (int64_t i = 0; i < n; i++)
         scale = fabs(want[i]) > scale ? fabs(want[i]) : scale;
     for (int64_t i = 0; i < n; i++)
@@ -196,8 +241,9 @@ static void compare(const char *what, const char *name, const float *got, const 
             worst = fabs(got[i] - want[i]);
             at = i;
         }
-    ck_assert_msg(worst <= TOL * scale, "%s: %s[%lld]: engine %.9g, reference %.9g (scale %g)", what, name,
+    ck_assert_msg(worst <= tol * scale, "%s: %s[%lld]: engine %.9g, reference %.9g (scale %g)", what, name,
                   (long long)at, got[at], want[at], scale);
+    return worst / scale;
 }
 
 static void images_and_labels(int64_t batch, int64_t size, float *fx, double *dx, int64_t *labels)
@@ -216,7 +262,8 @@ static void images_and_labels(int64_t batch, int64_t size, float *fx, double *dx
  * node `op`'s value, the loss, every parameter gradient and the input
  * gradient. Batch-norm running statistics are restored between the two,
  * since a training forward updates them. */
-static void match_reference(rb_graph *g, rb_node *op, int64_t batch, bool training, const char *what)
+static double match_reference_with(rb_graph *g, rb_node *op, int64_t batch, bool training, const char *what,
+                                   const rb_engine_options *options, double tol, bool relative_l2)
 {
     rb_node *input = rb_graph_node(g, 0);
     int64_t c, h, w, size, osize;
@@ -227,6 +274,7 @@ static void match_reference(rb_graph *g, rb_node *op, int64_t batch, bool traini
     int64_t labels[8];
     size_t np = rb_graph_param_count(g);
     float **saved = calloc(np, sizeof *saved);
+    double worst = 0;
 
     rb_node_shape(input, &c, &h, &w);
     size = c * h * w;
@@ -244,7 +292,7 @@ static void match_reference(rb_graph *g, rb_node *op, int64_t batch, bool traini
         memcpy(saved[i], p.value, (size_t)p.numel * sizeof(float));
     }
 
-    ck_assert_msg(rb_engine_create(&e, g, batch, NULL) == RB_OK, "%s: %s", what, rb_last_error());
+    ck_assert_msg(rb_engine_create(&e, g, batch, options) == RB_OK, "%s: %s", what, rb_last_error());
     ck_assert_msg(rb_engine_forward(e, fx, rb_engine_batch(e), labels, training) == RB_OK, "%s: %s", what, rb_last_error());
     ck_assert_msg(rb_engine_backward(e, true, true) == RB_OK, "%s: %s", what, rb_last_error());
     ck_assert_int_eq(rb_engine_read(e, op, fout), RB_OK);
@@ -266,24 +314,29 @@ static void match_reference(rb_graph *g, rb_node *op, int64_t batch, bool traini
     ck_assert_int_eq(rb_reference_forward(ref, dx, labels, training), RB_OK);
     ck_assert_int_eq(rb_reference_backward(ref, true, true), RB_OK);
 
-    compare(what, rb_node_name(op), fout, rb_reference_value(ref, op), batch * osize);
+#define COMPARE(name_, got_, want_, n_)                                                          \
+    do {                                                                                         \
+        double err_ = compare_tol(what, (name_), (got_), (want_), (n_), tol, relative_l2);     \
+        worst = err_ > worst ? err_ : worst;                                                     \
+    } while (0)
+    COMPARE(rb_node_name(op), fout, rb_reference_value(ref, op), batch * osize);
     {
         double want = rb_reference_loss(ref);
         float got = (float)rb_engine_mean_loss(e);
-        compare(what, "mean loss", &got, &want, 1);
+        COMPARE("mean loss", &got, &want, 1);
     }
-    compare(what, "input gradient", fgrad, rb_reference_input_grad(ref), batch * size);
+    COMPARE("input gradient", fgrad, rb_reference_input_grad(ref), batch * size);
     for (size_t i = 0; i < np; i++) {
         rb_param_info p;
         rb_graph_param(g, i, &p);
         if (p.trainable) {
-            compare(what, p.name, p.grad, rb_reference_param_grad(ref, i), p.numel);
+            COMPARE(p.name, p.grad, rb_reference_param_grad(ref, i), p.numel);
         } else {
             /* running statistics: the engine's update against the reference's */
             double *want = malloc((size_t)p.numel * sizeof(double));
             for (int64_t k = 0; k < p.numel; k++)
                 want[k] = p.value[k];
-            compare(what, p.name, saved[i], want, p.numel);
+            COMPARE(p.name, saved[i], want, p.numel);
             free(want);
         }
         free(saved[i]);
@@ -295,6 +348,13 @@ static void match_reference(rb_graph *g, rb_node *op, int64_t batch, bool traini
     free(fgrad);
     free(dx);
     free(fout);
+    return worst;
+#undef COMPARE
+}
+
+static void match_reference(rb_graph *g, rb_node *op, int64_t batch, bool training, const char *what)
+{
+    (void)match_reference_with(g, op, batch, training, what, NULL, TOL, false);
 }
 
 START_TEST(every_op_matches_the_reference)
@@ -321,6 +381,101 @@ START_TEST(residual_network_matches_the_reference)
         match_reference(g, end, 4, mode == 1, mode ? "residual net, training" : "residual net, inference");
         rb_graph_destroy(g);
     }
+}
+END_TEST
+
+/* Mixed precision: every op, and the residual network, within bf16's
+ * tolerance of the double reference; and visibly not fp32 (an engine that
+ * ignored the option would match to 1e-6), wherever a convolution runs. */
+START_TEST(bf16_engines_match_the_reference_within_bf16_rounding)
+{
+    const rb_engine_options bf16 = {.precision = RB_PRECISION_BF16};
+    double least = 1;
+    for (int kind = 0; kind < 11; kind++)
+        for (int mode = 0; mode < 2; mode++) {
+            char what[160];
+            rb_node *op;
+            rb_graph *g = op_graph_led(kind, true, &op);
+            double worst;
+            snprintf(what, sizeof what, "bf16 %s behind a 1x1 conv, batch 3, %s", op_names[kind],
+                     mode ? "training" : "inference");
+            worst = match_reference_with(g, op, 3, mode == 1, what, &bf16,
+                                         kind == 5 || kind == 6 || kind == 9 ? TOL_BF16_KINK : TOL_BF16_OP, true);
+            least = worst < least ? worst : least;
+            rb_graph_destroy(g);
+        }
+    /* fp32 would agree to ~1e-6 on every one of them */
+    ck_assert_msg(least > 1e-4, "a bf16 engine agrees with fp64 to %g: the precision option did nothing", least);
+    for (int mode = 0; mode < 2; mode++) {
+        rb_node *end;
+        rb_graph *g = residual_net(&end);
+        double worst = match_reference_with(g, end, 4, mode == 1, mode ? "bf16 residual net, training"
+                                                                        : "bf16 residual net, inference",
+                                            &bf16, TOL_BF16_NET, true);
+        ck_assert_msg(worst > 1e-4, "bf16 residual net agrees with fp64 to %g: no bf16 ran", worst);
+        rb_graph_destroy(g);
+    }
+}
+END_TEST
+
+/* rb_engine_hold_weights: while held, the weights are converted once and
+ * results are bit-identical to converting them every pass; a change made
+ * while held is not seen (as documented) and is seen after release. */
+START_TEST(held_weights_are_converted_once_and_released)
+{
+    rb_node *end;
+    rb_graph *g = residual_net(&end);
+    rb_engine *e;
+    static float fx[4 * 243], grad[4 * 243], grad_held[4 * 243];
+    static double dx[4 * 243];
+    int64_t labels[4];
+    uint64_t counts[RB_PRIM_KIND_COUNT], per_pass;
+    double loss, loss_held;
+    rb_param_info w;
+    images_and_labels(4, 243, fx, dx, labels);
+    ck_assert_int_eq(rb_engine_create(&e, g, 4, &(rb_engine_options){.data_grads_only = true}), RB_OK);
+#define PASS()                                                                                   \
+    do {                                                                                         \
+        ck_assert_int_eq(rb_engine_forward(e, fx, 4, labels, false), RB_OK);                    \
+        ck_assert_int_eq(rb_engine_backward(e, false, true), RB_OK);                            \
+    } while (0)
+    PASS();
+    loss = rb_engine_mean_loss(e);
+    ck_assert_int_eq(rb_engine_input_grad(e, grad), RB_OK);
+    rb_engine_reset_primitive_counts(e);
+    PASS();
+    rb_engine_primitive_counts(e, counts);
+    per_pass = counts[RB_PRIM_REORDER_WEIGHTS];
+    ck_assert_msg(per_pass > 0, "the residual net's convolutions take blocked weights: expected conversions");
+
+    ck_assert(!rb_engine_hold_weights(e, true));
+    rb_engine_reset_primitive_counts(e);
+    for (int i = 0; i < 3; i++)
+        PASS();
+    rb_engine_primitive_counts(e, counts);
+    ck_assert_uint_eq(counts[RB_PRIM_REORDER_WEIGHTS], per_pass); /* once, not 3 times */
+    loss_held = rb_engine_mean_loss(e);
+    ck_assert_int_eq(rb_engine_input_grad(e, grad_held), RB_OK);
+    ck_assert(loss_held == loss);
+    ck_assert(memcmp(grad, grad_held, sizeof grad) == 0);
+    ck_assert(rb_engine_hold_weights(e, true)); /* holding again keeps the conversions */
+    rb_engine_reset_primitive_counts(e);
+    PASS();
+    rb_engine_primitive_counts(e, counts);
+    ck_assert_uint_eq(counts[RB_PRIM_REORDER_WEIGHTS], 0);
+
+    /* a change while held is not seen; after release it is */
+    ck_assert_int_eq(rb_graph_find_param(g, "layer1.0.conv1.weight", &w), RB_OK);
+    for (int64_t k = 0; k < w.numel; k++)
+        w.value[k] *= 2;
+    PASS();
+    ck_assert(rb_engine_mean_loss(e) == loss);
+    ck_assert(rb_engine_hold_weights(e, false));
+    PASS();
+    ck_assert_msg(rb_engine_mean_loss(e) != loss, "the doubled weights were not seen after release");
+#undef PASS
+    rb_engine_destroy(e);
+    rb_graph_destroy(g);
 }
 END_TEST
 
@@ -449,7 +604,9 @@ END_TEST
 START_TEST(training_reduces_the_loss)
 {
     /* Twenty SGD steps on one fixed batch must fit it better: a whole-loop
-     * check that forward, backward and the optimizer agree in sign and scale. */
+     * check that forward, backward and the optimizer agree in sign and scale,
+     * in fp32 (_i 0) and in bf16 mixed precision (_i 1). */
+    const rb_engine_options options = {.precision = _i ? RB_PRECISION_BF16 : RB_PRECISION_F32};
     rb_node *end;
     rb_graph *g = residual_net(&end);
     rb_engine *e;
@@ -459,7 +616,7 @@ START_TEST(training_reduces_the_loss)
     int64_t labels[8];
     double first;
     images_and_labels(8, 243, fx, dx, labels);
-    ck_assert_int_eq(rb_engine_create(&e, g, 8, NULL), RB_OK);
+    ck_assert_int_eq(rb_engine_create(&e, g, 8, &options), RB_OK);
     ck_assert_int_eq(rb_sgd_create(&sgd, g, &(rb_sgd_options){.momentum = 0.9}), RB_OK);
     ck_assert_int_eq(rb_engine_forward(e, fx, rb_engine_batch(e), labels, true), RB_OK);
     first = rb_engine_mean_loss(e);
@@ -469,7 +626,8 @@ START_TEST(training_reduces_the_loss)
         ck_assert_int_eq(rb_sgd_step(sgd, 0.05), RB_OK);
     }
     ck_assert_int_eq(rb_engine_forward(e, fx, rb_engine_batch(e), labels, true), RB_OK);
-    ck_assert_msg(rb_engine_mean_loss(e) < 0.5 * first, "loss %g -> %g", first, rb_engine_mean_loss(e));
+    ck_assert_msg(rb_engine_mean_loss(e) < 0.5 * first, "%s: loss %g -> %g", rb_precision_str(options.precision),
+                  first, rb_engine_mean_loss(e));
     rb_sgd_destroy(sgd);
     rb_engine_destroy(e);
     rb_graph_destroy(g);
@@ -750,6 +908,20 @@ START_TEST(bad_input_is_refused)
     ck_assert_int_eq(rb_engine_create(&e, g, 2, &(rb_engine_options){.threads = 100000}), RB_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(rb_last_error(), "--threads 100000: this machine has"));
     ck_assert_int_eq(rb_engine_create(&e, g, 2, &(rb_engine_options){.threads = -2}), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(rb_engine_create(&e, g, 2, &(rb_engine_options){.precision = (rb_precision)7}),
+                     RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "engine: unknown precision 7");
+    {
+        rb_precision p = RB_PRECISION_F32;
+        ck_assert_int_eq(rb_precision_parse("bf16", &p), RB_OK);
+        ck_assert_int_eq(p, RB_PRECISION_BF16);
+        ck_assert_str_eq(rb_precision_str(p), "bf16");
+        ck_assert_int_eq(rb_precision_parse("fp32", &p), RB_OK);
+        ck_assert_int_eq(p, RB_PRECISION_F32);
+        ck_assert_int_eq(rb_precision_parse("fp16", &p), RB_ERR_INVALID_ARGUMENT);
+        ck_assert_str_eq(rb_last_error(), "unknown precision 'fp16'; use f32 or bf16");
+        ck_assert_str_eq(rb_precision_str((rb_precision)9), "?");
+    }
     ck_assert_int_eq(rb_engine_create(&e, g, 2, NULL), RB_OK);
     ck_assert_int_eq(rb_engine_backward(e, true, true), RB_ERR_INVALID_ARGUMENT);
     ck_assert_str_eq(rb_last_error(), "engine: backward before forward");
@@ -785,9 +957,11 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, every_op_matches_the_reference, 0, 11);
     tcase_add_test(tc, residual_network_matches_the_reference);
+    tcase_add_test(tc, bf16_engines_match_the_reference_within_bf16_rounding);
+    tcase_add_test(tc, held_weights_are_converted_once_and_released);
     tcase_add_test(tc, data_only_backward_and_frozen_backbone);
     tcase_add_test(tc, steps_allocate_nothing);
-    tcase_add_test(tc, training_reduces_the_loss);
+    tcase_add_loop_test(tc, training_reduces_the_loss, 0, 2);
     tcase_add_test(tc, thread_counts_are_planned_and_agree);
     tcase_add_test(tc, shared_gradient_memory_changes_no_result);
     tcase_add_test(tc, data_gradient_engines_plan_no_weight_gradients);

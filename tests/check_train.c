@@ -532,6 +532,91 @@ START_TEST(adversarial_training_resumes_bit_identically)
 }
 END_TEST
 
+/* true when some tensor of the two checkpoints differs */
+static bool tensors_differ(const char *a, const char *b)
+{
+    rb_checkpoint *ca, *cb;
+    bool differ = false;
+    ck_assert_int_eq(rb_checkpoint_load(&ca, a, 0), RB_OK);
+    ck_assert_int_eq(rb_checkpoint_load(&cb, b, 0), RB_OK);
+    ck_assert_uint_eq(rb_checkpoint_count(ca), rb_checkpoint_count(cb));
+    for (size_t i = 0; i < rb_checkpoint_count(ca) && !differ; i++) {
+        rb_checkpoint_tensor ta, tb;
+        rb_checkpoint_get(ca, i, &ta);
+        rb_checkpoint_get(cb, i, &tb);
+        differ = ta.nbytes != tb.nbytes || memcmp(ta.data, tb.data, ta.nbytes) != 0;
+    }
+    rb_checkpoint_destroy(ca);
+    rb_checkpoint_destroy(cb);
+    return differ;
+}
+
+/* --precision bf16: learns, is recorded in config.json and kept on resume
+ * (bit-identical to an uninterrupted bf16 run), really changes the
+ * arithmetic, and eval in bf16 agrees with eval in fp32 on the same model. */
+START_TEST(bf16_training_learns_is_recorded_and_resumes_bit_identically)
+{
+    char full[PATH_MAX], part[PATH_MAX], f32[PATH_MAX], a[PATH_MAX], b[PATH_MAX];
+    json_object *j, *last;
+    double acc32, acc16;
+    in_dir(full, "bf16-full", NULL);
+    in_dir(part, "bf16-part", NULL);
+    in_dir(f32, "f32-part", NULL);
+    TRAIN(&r, full, "3", , "--precision", "bf16");
+    ck_assert_msg(r.code == 0, "bf16 train failed: %s", r.err);
+    last = log_row("bf16-full", 2);
+    ck_assert_msg(member(last, "test_acc") > 0.75, "bf16 test accuracy %g is not above chance",
+                  member(last, "test_acc"));
+    json_object_put(last);
+    in_dir(a, "bf16-full", "config.json");
+    j = read_json(a);
+    {
+        json_object *v;
+        ck_assert(json_object_object_get_ex(j, "precision", &v));
+        ck_assert_str_eq(json_object_get_string(v), "bf16");
+    }
+    json_object_put(j);
+
+    TRAIN(&r, part, "1", , "--precision", "bf16");
+    ck_assert_msg(r.code == 0, "bf16 train failed: %s", r.err);
+    TRAIN(&r, f32, "1", , "--precision", "f32");
+    ck_assert_msg(r.code == 0, "f32 train failed: %s", r.err);
+    in_dir(a, "bf16-part", "model.rbt");
+    in_dir(b, "f32-part", "model.rbt");
+    ck_assert_msg(tensors_differ(a, b), "bf16 and f32 runs gave identical weights: --precision did nothing");
+    /* the precision is the run's: it cannot change on resume */
+    RUN(&r, "train", "--resume", part, "--epochs", "3", "--threads", "1", "--precision", "f32");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_msg(error_lines(r.err) == 1 && strstr(r.err, "--precision") != NULL, "%s", r.err);
+    RUN(&r, "train", "--resume", part, "--epochs", "3", "--threads", "1");
+    ck_assert_msg(r.code == 0, "bf16 resume failed: %s", r.err);
+    in_dir(a, "bf16-full", "last.rbt");
+    in_dir(b, "bf16-part", "last.rbt");
+    same_tensors(a, b);
+
+    /* eval: the same model in both precisions */
+    in_dir(a, "bf16-full", "model.rbt");
+    RUN(&r, "eval", "--ckpt", a, "--data", data, "--threads", "1", "--json");
+    ck_assert_msg(r.code == 0, "eval failed: %s", r.err);
+    j = json_tokener_parse(r.out);
+    ck_assert_msg(j != NULL, "%s", r.out);
+    acc32 = member(j, "accuracy");
+    json_object_put(j);
+    RUN(&r, "eval", "--ckpt", a, "--data", data, "--threads", "1", "--json", "--precision", "bf16");
+    ck_assert_msg(r.code == 0, "bf16 eval failed: %s", r.err);
+    j = json_tokener_parse(r.out);
+    ck_assert_msg(j != NULL, "%s", r.out);
+    acc16 = member(j, "accuracy");
+    json_object_put(j);
+    /* 40 test images: bf16 rounding may flip a borderline one or two */
+    ck_assert_msg(fabs(acc32 - acc16) <= 2.0 / 40 + 1e-9, "eval accuracy f32 %g, bf16 %g", acc32, acc16);
+
+    RUN(&r, "eval", "--ckpt", a, "--data", data, "--precision", "fp16");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_msg(error_lines(r.err) == 1 && strstr(r.err, "fp16") != NULL, "%s", r.err);
+}
+END_TEST
+
 static Suite *train_suite(void)
 {
     Suite *s = suite_create("train");
@@ -545,6 +630,7 @@ static Suite *train_suite(void)
     tcase_add_test(tc, sigint_stops_at_a_batch_and_leaves_a_resumable_run);
     tcase_add_test(tc, adversarial_training_and_robust_eval);
     tcase_add_test(tc, adversarial_training_resumes_bit_identically);
+    tcase_add_test(tc, bf16_training_learns_is_recorded_and_resumes_bit_identically);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -36,6 +36,32 @@ extern "C" {
 
 typedef struct rb_engine rb_engine;
 
+/* The arithmetic of convolutions and of the activations between them.
+ *
+ * RB_PRECISION_F32: everything in fp32 (the default; matches the reference
+ * to fp32 accuracy).
+ * RB_PRECISION_BF16: mixed precision, as PyTorch's autocast does it.
+ * Convolutions multiply bf16 inputs and weights and accumulate in fp32;
+ * activations and their gradients between layers are stored in bf16 (half
+ * the memory and memory traffic); batch-norm statistics, scale and shift,
+ * the classifier (linear layers), the loss, the input image and its
+ * gradient stay fp32. The graph's parameters stay fp32 master copies:
+ * weights are rounded to bf16 as they are handed to the convolutions, and
+ * weight gradients come back in fp32, so the optimizer and checkpoints do
+ * not change. bf16 keeps 8 significant bits (relative rounding error
+ * 2^-9): results differ from fp32 at the 1e-2 level, enough for training
+ * and attacks, not for bit-exact comparisons. On CPUs without native bf16
+ * instructions (avx512_bf16) oneDNN emulates them, slower than fp32. */
+typedef enum rb_precision {
+    RB_PRECISION_F32 = 0,
+    RB_PRECISION_BF16 = 1
+} rb_precision;
+
+/* "f32" or "bf16"; "?" outside the enum. */
+RB_API const char *rb_precision_str(rb_precision precision);
+/* Parses "f32" / "fp32" / "bf16" into *out; RB_ERR_INVALID_ARGUMENT otherwise. */
+RB_API rb_status rb_precision_parse(const char *text, rb_precision *out);
+
 typedef struct rb_engine_options {
     /* Compute threads; 0: one per core of the process's NUMA node (hwloc). */
     int threads;
@@ -53,6 +79,8 @@ typedef struct rb_engine_options {
      * no weight-gradient primitives at all, which saves planning time and
      * memory; rb_engine_backward then refuses weight_grads. */
     bool data_grads_only;
+    /* See rb_precision (zero, the default, is fp32). */
+    rb_precision precision;
 } rb_engine_options;
 
 /* Plans `graph` for `batch` examples. The graph must not gain nodes while
@@ -78,6 +106,18 @@ RB_API int64_t rb_engine_batch(const rb_engine *engine);
  * engine planned for its size (planning is cheap next to an epoch). */
 RB_API rb_status rb_engine_forward(rb_engine *engine, const float *images, int64_t count,
                                    const int64_t *labels, bool training);
+
+/* Holding the weights. Each step normally converts every convolution's
+ * fp32 master weights into the primitive's own layout (and precision),
+ * since the optimizer changes them between steps. Work that runs many
+ * passes over a fixed model (an attack's iterations) holds them instead:
+ * while held, the conversion happens once, at the first pass that needs it,
+ * and is reused; changes to parameter values made while held are NOT seen
+ * until the hold is released (rb_engine_hold_weights(engine, false)).
+ * Returns the previous setting, so that a caller can restore it; holding
+ * already-held weights keeps their conversions. rb_attacker_run holds them
+ * for its duration. */
+RB_API bool rb_engine_hold_weights(rb_engine *engine, bool hold);
 
 /* Backward from the mean loss. weight_grads: writes the gradients of
  * trainable, unfrozen parameters into the graph (overwriting); input_grad:

@@ -18,6 +18,8 @@
  *   [grid]
  *   name = demo            ; required: a label for titles, [a-zA-Z0-9_.-]+
  *   threads = 0            ; compute threads, 0: every core (default 0)
+ *   precision = f32        ; f32 or bf16 (robusta/engine.h), every training,
+ *                          ;   transfer and evaluation (default f32)
  *
  *   [arch r18]             ; one or more; "r18" is the label: [a-zA-Z0-9_.-]+,
  *   arch = resnet18        ;   at most 63 characters, unique. arch: required,
@@ -92,6 +94,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <robusta/engine.h>
 #include <robusta/registry.h>
 #include <robusta/status.h>
 
@@ -148,6 +151,7 @@ typedef struct rb_grid_spec {
     char *path;                /* as given to rb_grid_spec_load ("what" for parse) */
     char *name;
     int threads;
+    rb_precision precision;
     rb_grid_arch *archs;       /* in file order */
     size_t n_archs;
     rb_grid_source source;

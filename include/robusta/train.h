@@ -114,6 +114,7 @@
 #include <stdint.h>
 #include <robusta/attack.h>
 #include <robusta/data.h>
+#include <robusta/engine.h>
 #include <robusta/model.h>
 #include <robusta/params.h>
 #include <robusta/plugin.h>
@@ -140,6 +141,7 @@ typedef struct rb_train_config {
     uint64_t seed;               /* weights, shuffling, augmentation, per-class selection */
     int threads;                 /* compute threads (0: every core of the NUMA node) */
     int loader_threads;          /* batch-making threads (0: on the training thread) */
+    rb_precision precision;      /* engine arithmetic (robusta/engine.h; zero: fp32); kept on resume */
     const char *classes;         /* class list (rb_split_options), NULL: all */
     int64_t per_class;           /* examples per class, 0: all */
     int image_size;              /* 0: the stored size */
@@ -214,12 +216,14 @@ typedef struct rb_eval_result {
 } rb_eval_result;
 
 /* Runs `model` in inference mode over every example of `split` in order,
+ * on an engine with `engine`'s threads and precision (NULL: the defaults;
+ * it is always planned data_grads_only),
  * with an engine of `batch` examples (at most the split's size; the last
  * batch is padded with zeros and the padded rows ignored). The split's
  * classes must not exceed the model's. Free the result with
  * rb_eval_result_free. */
-RB_API rb_status rb_evaluate(rb_model *model, const rb_split *split, int64_t batch, int threads,
-                             rb_eval_result *out);
+RB_API rb_status rb_evaluate(rb_model *model, const rb_split *split, int64_t batch,
+                             const rb_engine_options *engine, rb_eval_result *out);
 RB_API void rb_eval_result_free(rb_eval_result *result);
 
 /* rb_evaluate plus robust accuracy: each batch of clean images is attacked
@@ -228,7 +232,8 @@ RB_API void rb_eval_result_free(rb_eval_result *result);
  * `batch`), the adversarial images are classified by the same inference
  * engine, and robust_correct / class_robust_correct count the right ones.
  * The clean members are exactly rb_evaluate's. */
-RB_API rb_status rb_evaluate_robust(rb_model *model, const rb_split *split, int64_t batch, int threads,
+RB_API rb_status rb_evaluate_robust(rb_model *model, const rb_split *split, int64_t batch,
+                                    const rb_engine_options *engine,
                                     const rb_plugin *plugin, const rb_params *params,
                                     const rb_attack_options *options, rb_eval_result *out);
 

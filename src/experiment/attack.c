@@ -394,11 +394,14 @@ rb_status rb_attacker_run(rb_attacker *a, const rb_plugin *plugin, const rb_para
     rb_attack_stats st = {0};
     rb_tensor *t_adv = NULL, *t_clean = NULL, *t_grad = NULL;
     rb_status s;
+    bool held;
 
     if ((s = check_options(plugin, o, &use_run)) != RB_OK)
         return s;
     if (x == NULL || labels == NULL || x_adv == NULL || count < 0)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack: images, labels and the output are required");
+    /* The model is fixed for the whole attack: convert its weights once. */
+    held = rb_engine_hold_weights(c->engine, true);
     ops = plugin->ops;
     targeted = o->target != RB_ATTACK_UNTARGETED;
     c->forwards = c->backwards = 0;
@@ -531,6 +534,7 @@ done:
     if (self_made && ops->destroy != NULL)
         ops->destroy(self);
     rb_params_destroy(own_params);
+    rb_engine_hold_weights(c->engine, held);
     return s;
 }
 

@@ -243,10 +243,11 @@ static rb_status evaluate_source(const grid_ctx *g, const char *dir, source_resu
         if (s == RB_OK)
             s = attack_params(g, attack, eps, g->robust_eps, ao.steps, &ap);
         if (s == RB_OK)
-            s = rb_evaluate_robust(model, split, 256, g->threads, attack, ap, &ao, &ev);
+            s = rb_evaluate_robust(model, split, 256, &(rb_engine_options){.threads = g->threads, .precision = g->spec->precision}, attack, ap,
+                                   &ao, &ev);
         res->robust_acc = ev.robust_accuracy;
     } else if (s == RB_OK) {
-        s = rb_evaluate(model, split, 256, g->threads, &ev);
+        s = rb_evaluate(model, split, 256, &(rb_engine_options){.threads = g->threads, .precision = g->spec->precision}, &ev);
         res->robust_acc = NAN;
     }
     res->test_acc = ev.accuracy;
@@ -306,6 +307,7 @@ static rb_status run_source(grid_ctx *g, size_t a, size_t e, size_t sd, source_r
         c.schedule = src->schedule;
         c.seed = src->seeds[sd];
         c.threads = g->threads;
+        c.precision = g->spec->precision;
         c.loader_threads = 1;
         c.classes = src->classes;
         c.per_class = src->per_class;
@@ -438,6 +440,7 @@ static rb_status run_transfer(grid_ctx *g, size_t a, size_t e, size_t sd, size_t
         c.schedule = tf->schedule;
         c.seed = tf->seeds[ts];
         c.threads = g->threads;
+        c.precision = g->spec->precision;
         c.loader_threads = 1;
         c.classes = target->classes;
         c.per_class = target->per_class;

@@ -444,6 +444,11 @@ static int set_grid(parser *p, const section *sec, const char *key, const char *
         g->threads = (int)v;
         return 1;
     }
+    if (strcmp(key, "precision") == 0) {
+        if (rb_precision_parse(value, &g->precision) != RB_OK)
+            return FAIL(p, "'precision' in [grid] is '%s': use f32 or bf16", value);
+        return 1;
+    }
     return unknown_key(p, sec, key);
 }
 

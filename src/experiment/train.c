@@ -135,6 +135,8 @@ rb_status rb_train_config_check(const rb_train_config *c)
         return invalid("--channels %d must be 1 or 3 (or 0: the data's own)", c->channels);
     if (c->image_size < 0 || c->per_class < 0 || c->threads < 0 || c->loader_threads < 0)
         return invalid("--image-size, --per-class and thread counts must be >= 0");
+    if (c->precision != RB_PRECISION_F32 && c->precision != RB_PRECISION_BF16)
+        return invalid("unknown precision %d", (int)c->precision);
     if (c->attack != NULL) {
         if ((s = rb_attack_check(c->attack, &c->attack_options)) != RB_OK)
             return rb_error_prefix("--attack: ");
@@ -221,6 +223,7 @@ static rb_status write_config(const rb_train_config *c, const char *path)
     json_object_object_add(root, "seed", json_object_new_string(buf));
     json_object_object_add(root, "threads", json_object_new_int(c->threads));
     json_object_object_add(root, "loader_threads", json_object_new_int(c->loader_threads));
+    json_object_object_add(root, "precision", json_object_new_string(rb_precision_str(c->precision)));
     json_object_object_add(root, "classes", json_str_or_null(c->classes));
     json_object_object_add(root, "per_class", json_object_new_int64(c->per_class));
     json_object_object_add(root, "image_size", json_object_new_int(c->image_size));
@@ -330,6 +333,7 @@ static rb_status evaluate_with(rb_engine *engine, rb_model *model, const rb_spli
     rb_attacker *attacker = NULL;
     double loss_sum = 0;
     rb_status s = eval_alloc(out, rb_split_classes(split));
+    bool held = rb_engine_hold_weights(engine, true); /* the model is fixed for the whole pass */
 
     if (s == RB_OK && robust)
         s = rb_attacker_create(&attacker, engine, model);
@@ -388,6 +392,7 @@ static rb_status evaluate_with(rb_engine *engine, rb_model *model, const rb_spli
     free(labels);
     free(adv);
     rb_attacker_destroy(attacker);
+    rb_engine_hold_weights(engine, held);
     if (s != RB_OK)
         rb_eval_result_free(out);
     return s;
@@ -410,15 +415,16 @@ static rb_status check_eval_shapes(const rb_model *model, const rb_split *split)
     return RB_OK;
 }
 
-static rb_status evaluate(rb_model *model, const rb_split *split, int64_t batch, int threads,
+static rb_status evaluate(rb_model *model, const rb_split *split, int64_t batch, const rb_engine_options *options,
                           const eval_attack *atk, rb_eval_result *out)
 {
     rb_engine *engine = NULL;
-    rb_engine_options eo = {.threads = threads, .data_grads_only = true};
+    rb_engine_options eo = options ? *options : (rb_engine_options){0};
     rb_status s;
     if (model == NULL || split == NULL || out == NULL || batch < 1)
         return invalid("rb_evaluate: needs a model, a split, a result and a batch >= 1");
     memset(out, 0, sizeof *out);
+    eo.data_grads_only = true;
     if (atk != NULL && (s = rb_attack_check(atk->plugin, atk->options)) != RB_OK)
         return s;
     if ((s = check_eval_shapes(model, split)) != RB_OK)
@@ -432,12 +438,13 @@ static rb_status evaluate(rb_model *model, const rb_split *split, int64_t batch,
     return s;
 }
 
-rb_status rb_evaluate(rb_model *model, const rb_split *split, int64_t batch, int threads, rb_eval_result *out)
+rb_status rb_evaluate(rb_model *model, const rb_split *split, int64_t batch, const rb_engine_options *engine,
+                      rb_eval_result *out)
 {
-    return evaluate(model, split, batch, threads, NULL, out);
+    return evaluate(model, split, batch, engine, NULL, out);
 }
 
-rb_status rb_evaluate_robust(rb_model *model, const rb_split *split, int64_t batch, int threads,
+rb_status rb_evaluate_robust(rb_model *model, const rb_split *split, int64_t batch, const rb_engine_options *engine,
                              const rb_plugin *plugin, const rb_params *params, const rb_attack_options *options,
                              rb_eval_result *out)
 {
@@ -450,7 +457,7 @@ rb_status rb_evaluate_robust(rb_model *model, const rb_split *split, int64_t bat
             memset(out, 0, sizeof *out);
         return invalid("rb_evaluate_robust: needs an attack plugin");
     }
-    return evaluate(model, split, batch, threads, &atk, out);
+    return evaluate(model, split, batch, engine, &atk, out);
 }
 
 /* ------------------------------------------------------------ a run */
@@ -665,7 +672,7 @@ static rb_status extract_features(run *r, rb_engine *engine, const rb_split *spl
  * cached features. */
 static rb_status prepare_transfer(run *r)
 {
-    rb_engine_options eo = {.threads = r->cfg.threads, .data_grads_only = true};
+    rb_engine_options eo = {.threads = r->cfg.threads, .data_grads_only = true, .precision = r->cfg.precision};
     rb_engine *engine = NULL;
     rb_model *head = NULL;
     rb_split *train = NULL, *test = NULL;
@@ -681,8 +688,10 @@ static rb_status prepare_transfer(run *r)
     if (batch > rb_split_count(r->train))
         batch = rb_split_count(r->train);
     s = rb_engine_create(&engine, rb_model_graph(r->model), batch, &eo);
-    if (s == RB_OK)
+    if (s == RB_OK) {
+        rb_engine_hold_weights(engine, true); /* a frozen backbone: convert its weights once */
         s = extract_features(r, engine, r->train, &train);
+    }
     if (s == RB_OK && r->has_test)
         s = extract_features(r, engine, r->test, &test);
     rb_engine_destroy(engine);
@@ -747,9 +756,9 @@ done:
 
 static rb_status setup(run *r)
 {
-    rb_engine_options eo = {.threads = r->cfg.threads};
+    rb_engine_options eo = {.threads = r->cfg.threads, .precision = r->cfg.precision};
     /* evaluation and attack engines never train */
-    rb_engine_options eval_eo = {.threads = r->cfg.threads, .data_grads_only = true};
+    rb_engine_options eval_eo = {.threads = r->cfg.threads, .data_grads_only = true, .precision = r->cfg.precision};
     rb_loader_options lo = {0};
     rb_sgd_options so = {.momentum = r->cfg.momentum, .weight_decay = r->cfg.weight_decay,
                          .nesterov = r->cfg.nesterov};
@@ -1371,6 +1380,9 @@ static rb_status read_config(json_object *root, const char *file, rb_train_confi
     c->seed = strtoull(seed, NULL, 10);
     if (jhas(root, "eval_every", json_type_int))
         c->eval_every = jint(root, "eval_every");
+    /* runs written before precision existed were fp32 */
+    if (jstr(root, "precision") != NULL && rb_precision_parse(jstr(root, "precision"), &c->precision) != RB_OK)
+        return rb_error_set(RB_ERR_CORRUPT, "%s: unknown precision '%s'", file, jstr(root, "precision"));
     return RB_OK;
 }
 

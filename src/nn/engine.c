@@ -75,6 +75,7 @@ typedef struct enode {
     slot weights_bwd;             /* the weights in backward-data's own layout, when it differs */
     dnnl_primitive_t weights_in, diff_weights_out, weights_bwd_in;
     bool weights_reordered, diff_weights_reordered;
+    bool weights_ready, weights_bwd_ready; /* converted since the weights were held (rb_engine_hold_weights) */
     /* batch-norm */
     slot mean, variance;
     slot discard_scale, discard_shift; /* parameter gradients nobody asked for */
@@ -93,6 +94,8 @@ struct rb_engine {
     size_t arena_bytes;
     bool keep_intermediates; /* every value and gradient keeps its own memory (rb_engine_read(_grad)) */
     bool data_grads_only;    /* no weight-gradient primitives were planned */
+    bool weights_held;       /* rb_engine_hold_weights: convert weights once, then reuse */
+    dnnl_data_type_t conv_dt; /* convolutions' inputs, weights and outputs: f32, or bf16 (rb_precision) */
     size_t gradient_pool_bytes;
     slot scratch;     /* shared edge scratch, sized for the largest use */
     size_t scratch_bytes;
@@ -349,9 +352,9 @@ static void md_plain(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims)
     dnnl_memory_desc_init_by_tag(md, ndims, dims, dnnl_f32, tags[ndims]);
 }
 
-static void md_any(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims)
+static void md_any(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims, dnnl_data_type_t dt)
 {
-    dnnl_memory_desc_init_by_tag(md, ndims, dims, dnnl_f32, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(md, ndims, dims, dt, dnnl_format_tag_any);
 }
 
 /* ------------------------------------------------------------ planning per op */
@@ -389,18 +392,21 @@ static rb_status plan_conv(rb_engine *e, enode *en)
     dnnl_primitive_desc_t fwd_pd, bwd_d_pd, bwd_w_pd;
     const char *impl = NULL;
     rb_status s;
+    /* Under bf16 the classifier stays fp32: it is a sliver of the work, and
+     * the logits and their gradient stay exact for the loss. */
+    dnnl_data_type_t dt = n->op == RB_OP_LINEAR ? dnnl_f32 : e->conv_dt;
 
-    md_any(&src, 4, src_dims);
-    md_any(&dst, 4, dst_dims);
+    md_any(&src, 4, src_dims, dt);
+    md_any(&dst, 4, dst_dims, dt);
     if (n->op == RB_OP_LINEAR) /* plain logits: the loss and the user read them directly */
         dnnl_memory_desc_init_by_tag(&dst, 4, dst_dims, dnnl_f32, dnnl_nchw);
     if (d->groups == 1) {
         dnnl_dims_t wd = {n->c, in->c, d->kernel[0], d->kernel[1]};
-        md_any(&wei, 4, wd);
+        md_any(&wei, 4, wd, dt);
         md_plain(&user_w, 4, wd);
     } else {
         dnnl_dims_t wd = {d->groups, n->c / d->groups, in->c / d->groups, d->kernel[0], d->kernel[1]};
-        md_any(&wei, 5, wd);
+        md_any(&wei, 5, wd, dt);
         md_plain(&user_w, 5, wd);
     }
     md_plain(&bias, 1, bias_dims);
@@ -475,6 +481,7 @@ static rb_status plan_conv(rb_engine *e, enode *en)
     if (!e->data_grads_only) {
         dnnl_convolution_desc_t bd;
         dnnl_memory_desc_t dwei = wei;
+        dwei.data_type = dnnl_f32; /* fp32 gradients for the fp32 master weights, whatever the precision */
         DNNL_TRY(dnnl_dilated_convolution_backward_weights_desc_init(&bd, dnnl_convolution_direct,
                                                                      query(fwd_pd, dnnl_query_src_md), &dwei,
                                                                      b ? &bias : NULL, &en->value.md, strides,
@@ -658,7 +665,7 @@ static rb_status plan_eltwise_or_pool(rb_engine *e, enode *en)
             pad_r[0] = (n->h - 1) * d->stride[0] + d->kernel[0] - in->h - d->padding[0];
             pad_r[1] = (n->w - 1) * d->stride[1] + d->kernel[1] - in->w - d->padding[1];
         }
-        md_any(&dst, 4, dst_dims);
+        md_any(&dst, 4, dst_dims, src->data_type);
         DNNL_TRY(dnnl_pooling_v2_forward_desc_init(&fd, dnnl_forward_training, alg, src, &dst, strides, kernel,
                                                    dil, pad_l, pad_r),
                  "pooling forward", n);
@@ -895,12 +902,15 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: the graph has no input or no layers");
     if (opt != NULL && opt->threads < 0)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: %d threads", opt->threads);
+    if (opt != NULL && opt->precision != RB_PRECISION_F32 && opt->precision != RB_PRECISION_BF16)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: unknown precision %d", (int)opt->precision);
     e = calloc(1, sizeof *e);
     if (e == NULL)
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "engine: out of memory");
     e->g = g;
     e->keep_intermediates = opt != NULL && opt->keep_intermediates;
     e->data_grads_only = opt != NULL && opt->data_grads_only;
+    e->conv_dt = opt != NULL && opt->precision == RB_PRECISION_BF16 ? dnnl_bf16 : dnnl_f32;
     e->batch = batch;
     e->n = g->n_nodes;
     e->nodes = calloc(e->n, sizeof *e->nodes);
@@ -1049,9 +1059,11 @@ static rb_status forward_node(rb_engine *e, enode *en, bool training)
     case RB_OP_INPUT: return RB_OK;
     case RB_OP_CONV:
     case RB_OP_LINEAR:
-        if (en->weights_reordered &&
-            (s = reorder(e, en->weights_in, en->weights_user, en->weights.mem, n, RB_PRIM_REORDER_WEIGHTS)) != RB_OK)
-            return s;
+        if (en->weights_reordered && !(e->weights_held && en->weights_ready)) {
+            if ((s = reorder(e, en->weights_in, en->weights_user, en->weights.mem, n, RB_PRIM_REORDER_WEIGHTS)) != RB_OK)
+                return s;
+            en->weights_ready = true;
+        }
         arg(&x, DNNL_ARG_SRC, input_mem(e, en, 0));
         arg(&x, DNNL_ARG_WEIGHTS, en->weights_reordered ? en->weights.mem : en->weights_user);
         if (en->bias_user)
@@ -1209,10 +1221,14 @@ static rb_status backward_node(rb_engine *e, enode *en, bool weight_grads)
         if (s == RB_OK && need_in) {
             dnnl_memory_t weights = en->weights_reordered ? en->weights.mem : en->weights_user;
             if (en->weights_bwd_in != NULL) {
-                s = reorder(e, en->weights_bwd_in, en->weights_user, en->weights_bwd.mem, n, RB_PRIM_REORDER_WEIGHTS);
+                if (!(e->weights_held && en->weights_bwd_ready)) {
+                    s = reorder(e, en->weights_bwd_in, en->weights_user, en->weights_bwd.mem, n,
+                                RB_PRIM_REORDER_WEIGHTS);
+                    if (s != RB_OK)
+                        return s;
+                    en->weights_bwd_ready = true;
+                }
                 weights = en->weights_bwd.mem;
-                if (s != RB_OK)
-                    return s;
             }
             x.n = 0;
             arg(&x, DNNL_ARG_DIFF_DST, en->diff.mem);
@@ -1350,6 +1366,16 @@ rb_status rb_engine_backward(rb_engine *e, bool weight_grads, bool input_grad)
     return RB_OK;
 }
 
+bool rb_engine_hold_weights(rb_engine *e, bool hold)
+{
+    bool was = e->weights_held;
+    if (hold && !was) /* conversions made before the hold may predate a change */
+        for (size_t i = 0; i < e->n; i++)
+            e->nodes[i].weights_ready = e->nodes[i].weights_bwd_ready = false;
+    e->weights_held = hold;
+    return was;
+}
+
 /* ------------------------------------------------------------ reading out */
 
 /* Copies a node's value or gradient out in plain row-major order. */
@@ -1447,6 +1473,30 @@ const char *rb_engine_impl(const rb_engine *e, const rb_node *node)
     if (node == NULL || node->index >= e->n || e->nodes[node->index].node != node)
         return NULL;
     return e->nodes[node->index].impl;
+}
+
+/* ------------------------------------------------------------ precision */
+
+const char *rb_precision_str(rb_precision precision)
+{
+    switch (precision) {
+    case RB_PRECISION_F32: return "f32";
+    case RB_PRECISION_BF16: return "bf16";
+    }
+    return "?";
+}
+
+rb_status rb_precision_parse(const char *text, rb_precision *out)
+{
+    if (text != NULL && (strcmp(text, "f32") == 0 || strcmp(text, "fp32") == 0)) {
+        *out = RB_PRECISION_F32;
+        return RB_OK;
+    }
+    if (text != NULL && strcmp(text, "bf16") == 0) {
+        *out = RB_PRECISION_BF16;
+        return RB_OK;
+    }
+    return rb_error_set(RB_ERR_INVALID_ARGUMENT, "unknown precision '%s'; use f32 or bf16", text ? text : "");
 }
 
 /* ------------------------------------------------------------ counts */
