@@ -29,13 +29,19 @@
  * (forward and backward-data; the first convolution's backward-data runs
  * here, since the input gradient is the point).
  *
- * Prints, per configuration, a machine-readable line
- *     perf,train_step,CONFIG,mbBATCHihSIZE,MS,IMAGES/S,GFLOP/S,THREADS,REPEATS
- *     perf,pgd_step,CONFIG,mbBATCHihSIZE,MS,STEPS/S,GFLOP/S,THREADS,REPEATS
+ * Every configuration runs in each precision asked for (--precision f32,
+ * bf16, or both, the default: f32 then bf16; robusta/engine.h's
+ * rb_precision). PEAK_MIB is the process's peak resident memory while the
+ * configuration ran, model and images included (benchutil.h's
+ * reset_peak_rss; torch_reference.py measures PyTorch the same way).
+ *
+ * Prints, per configuration and precision, a machine-readable line
+ *     perf,train_step,CONFIG,mbBATCHihSIZE,MS,IMAGES/S,GFLOP/S,THREADS,REPEATS,PRECISION,PEAK_MIB
+ *     perf,pgd_step,CONFIG,mbBATCHihSIZE,MS,STEPS/S,GFLOP/S,THREADS,REPEATS,PRECISION,PEAK_MIB
  * and a line in words. Never fails on time.
  *
  *   bench_train [--quick] [--threads N] [--only CONFIG] [--repeats N]
- *               [--batch N] [--size N]
+ *               [--batch N] [--size N] [--precision f32|bf16|both]
  * (--batch and --size override every configuration's, for short trials;
  * plugins come from RB_PLUGIN_PATH, then the install folder.) */
 #include "config.h"
@@ -51,6 +57,8 @@
 
 #define MAX_REPEATS 64
 #define PGD_STEPS 10
+
+static rb_precision precision; /* the one being run */
 
 typedef struct config {
     const char *name;
@@ -109,7 +117,7 @@ static int run_pgd(const rb_registry *reg, const config *c, rb_model *model, con
         rb_params_create(&params, pgd->params) != RB_OK || rb_params_set(params, "eps", "4/255") != RB_OK ||
         rb_params_set(params, "step-size", "1/255") != RB_OK ||
         rb_engine_create(&engine, rb_model_graph(model), c->batch,
-                         &(rb_engine_options){.threads = threads, .data_grads_only = true}) != RB_OK ||
+                         &(rb_engine_options){.threads = threads, .data_grads_only = true, .precision = precision}) != RB_OK ||
         rb_attacker_create(&attacker, engine, model) != RB_OK) {
         rc = fail(c->name);
         goto done;
@@ -154,13 +162,14 @@ static int run_pgd(const rb_registry *reg, const config *c, rb_model *model, con
     }
     {
         double t = median(times, repeats);
-        printf("perf,pgd_step,%s,mb%lldih%lld,%.1f,%.2f,%.1f,%d,%d\n", c->name, (long long)c->batch,
-               (long long)c->size, t * 1e3, 1.0 / t, flop / t, threads, repeats);
-        printf("%s: %.1f ms per PGD step, %.2f steps/s, %.1f images x steps/s (pgd-linf eps 4/255, step 1/255; "
-               "%s stem, %lldx%lld, batch %lld; %.1f GFLOP per step; arena %.0f MiB; %s)\n",
-               c->name, t * 1e3, 1.0 / t, (double)c->batch / t, c->stem, (long long)c->size, (long long)c->size,
-               (long long)c->batch, flop, (double)rb_engine_arena_bytes(engine) / (1 << 20),
-               rb_engine_threads(engine));
+        double peak = peak_rss_mib();
+        printf("perf,pgd_step,%s,mb%lldih%lld,%.1f,%.2f,%.1f,%d,%d,%s,%.0f\n", c->name, (long long)c->batch,
+               (long long)c->size, t * 1e3, 1.0 / t, flop / t, threads, repeats, rb_precision_str(precision), peak);
+        printf("%s, %s: %.1f ms per PGD step, %.2f steps/s, %.1f images x steps/s (pgd-linf eps 4/255, step 1/255; "
+               "%s stem, %lldx%lld, batch %lld; %.1f GFLOP per step; arena %.0f MiB, peak resident %.0f MiB; %s)\n",
+               c->name, rb_precision_str(precision), t * 1e3, 1.0 / t, (double)c->batch / t, c->stem,
+               (long long)c->size, (long long)c->size, (long long)c->batch, flop,
+               (double)rb_engine_arena_bytes(engine) / (1 << 20), peak, rb_engine_threads(engine));
         printf("# %s: primitives per step:", c->name);
         for (int k = 0; k < RB_PRIM_KIND_COUNT; k++)
             if (counts[k] > 0)
@@ -194,6 +203,7 @@ static int run_config(const rb_registry *reg, const config *c, int threads, int 
     int64_t *labels = malloc((size_t)c->batch * sizeof(int64_t));
     int rc = 1;
 
+    reset_peak_rss(); /* this configuration's peak, images and model included */
     snprintf(classes, sizeof classes, "%lld", (long long)c->classes);
     if (images == NULL || labels == NULL) {
         fprintf(stderr, "bench_train: %s: out of memory\n", c->name);
@@ -216,7 +226,7 @@ static int run_config(const rb_registry *reg, const config *c, int threads, int 
         rc = run_pgd(reg, c, model, images, labels, threads, repeats);
         goto done;
     }
-    if (rb_engine_create(&engine, rb_model_graph(model), c->batch, &(rb_engine_options){.threads = threads}) != RB_OK ||
+    if (rb_engine_create(&engine, rb_model_graph(model), c->batch, &(rb_engine_options){.threads = threads, .precision = precision}) != RB_OK ||
         rb_sgd_create(&sgd, rb_model_graph(model), &(rb_sgd_options){.momentum = 0.9, .weight_decay = 5e-4}) !=
             RB_OK) {
         rc = fail(c->name);
@@ -234,15 +244,16 @@ static int run_config(const rb_registry *reg, const config *c, int threads, int 
             times[r - 1] = now() - t0;
     }
     {
-        double t = median(times, repeats);
-        printf("perf,train_step,%s,mb%lldih%lld,%.1f,%.1f,%.1f,%d,%d\n", c->name, (long long)c->batch,
-               (long long)c->size, t * 1e3,
-               (double)c->batch / t, flop / t, threads, repeats);
-        printf("%s: %.1f ms per step, %.1f images/s (%s stem, %lldx%lld, batch %lld, %lld classes; "
-               "%.1f GFLOP per step; arena %.0f MiB; %s; last loss %.3f)\n",
-               c->name, t * 1e3, (double)c->batch / t, c->stem, (long long)c->size, (long long)c->size,
-               (long long)c->batch, (long long)c->classes, flop, (double)rb_engine_arena_bytes(engine) / (1 << 20),
-               rb_engine_threads(engine), rb_engine_mean_loss(engine));
+        double t = median(times, repeats), peak = peak_rss_mib();
+        printf("perf,train_step,%s,mb%lldih%lld,%.1f,%.1f,%.1f,%d,%d,%s,%.0f\n", c->name, (long long)c->batch,
+               (long long)c->size, t * 1e3, (double)c->batch / t, flop / t, threads, repeats,
+               rb_precision_str(precision), peak);
+        printf("%s, %s: %.1f ms per step, %.1f images/s (%s stem, %lldx%lld, batch %lld, %lld classes; "
+               "%.1f GFLOP per step; arena %.0f MiB, peak resident %.0f MiB; %s; last loss %.3f)\n",
+               c->name, rb_precision_str(precision), t * 1e3, (double)c->batch / t, c->stem, (long long)c->size,
+               (long long)c->size, (long long)c->batch, (long long)c->classes, flop,
+               (double)rb_engine_arena_bytes(engine) / (1 << 20), peak, rb_engine_threads(engine),
+               rb_engine_mean_loss(engine));
         fflush(stdout);
     }
     rc = 0;
@@ -259,7 +270,7 @@ done:
 static int usage(void)
 {
     fprintf(stderr, "usage: bench_train [--quick] [--threads N] [--only CONFIG] [--repeats N] [--batch N] "
-                    "[--size N]\nconfigurations:");
+                    "[--size N] [--precision f32|bf16|both]\nconfigurations:");
     for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++)
         fprintf(stderr, " %s", configs[i].name);
     fputc('\n', stderr);
@@ -270,7 +281,7 @@ int main(int argc, char **argv)
 {
     int quick = 0, threads = 0, repeats = 0, ran = 0, rc = 0;
     long long batch = 0, size = 0;
-    const char *only = NULL;
+    const char *only = NULL, *precisions = "both";
     rb_registry *reg;
     rb_topology *topo;
     rb_thread_plan *plan;
@@ -289,6 +300,8 @@ int main(int argc, char **argv)
             batch = atoll(argv[++i]);
         else if (strcmp(argv[i], "--size") == 0 && i + 1 < argc)
             size = atoll(argv[++i]);
+        else if (strcmp(argv[i], "--precision") == 0 && i + 1 < argc)
+            precisions = argv[++i];
         else
             return usage();
     }
@@ -299,6 +312,8 @@ int main(int argc, char **argv)
                 MAX_REPEATS);
         return 2;
     }
+    if (strcmp(precisions, "both") != 0 && rb_precision_parse(precisions, &precision) != RB_OK)
+        return fail("--precision");
     if (only != NULL) {
         int known = 0;
         for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++)
@@ -320,11 +335,11 @@ int main(int argc, char **argv)
            "wd 5e-4); median of %d after 1 warm-up\n",
            rb_version_string(), plan_text, repeats);
     printf("# GFLOP/s = 3 x 2 x forward MACs (convolutions + classifier) x batch / step time\n");
-    printf("# perf,train_step,config,shape,ms,images/s,GFLOP/s,threads,repeats\n");
+    printf("# perf,train_step,config,shape,ms,images/s,GFLOP/s,threads,repeats,precision,peak_MiB\n");
     printf("# PGD: one step = forward (inference) + backward (input only) + pgd-linf step and projection;"
            " (time of %d steps - time of 0) / %d; GFLOP/s = 2 x 2 x forward MACs x batch / step time\n",
            PGD_STEPS, PGD_STEPS);
-    printf("# perf,pgd_step,config,shape,ms,steps/s,GFLOP/s,threads,repeats\n");
+    printf("# perf,pgd_step,config,shape,ms,steps/s,GFLOP/s,threads,repeats,precision,peak_MiB\n");
     fflush(stdout);
     for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
         config c = configs[i];
@@ -334,8 +349,15 @@ int main(int argc, char **argv)
             c.batch = batch;
         if (size > 0)
             c.size = size;
-        rc |= run_config(reg, &c, threads, repeats);
-        ran++;
+        for (int p = 0; p < 2; p++) {
+            rb_precision want = p == 0 ? RB_PRECISION_F32 : RB_PRECISION_BF16;
+            if (strcmp(precisions, "both") != 0 && strcmp(precisions, rb_precision_str(want)) != 0 &&
+                !(strcmp(precisions, "fp32") == 0 && want == RB_PRECISION_F32))
+                continue;
+            precision = want;
+            rc |= run_config(reg, &c, threads, repeats);
+            ran++;
+        }
     }
     rb_registry_destroy(reg);
     return rc;

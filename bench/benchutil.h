@@ -3,7 +3,9 @@
 #ifndef RB_BENCHUTIL_H
 #define RB_BENCHUTIL_H
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static inline double now(void)
@@ -24,6 +26,34 @@ static inline double median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, compare_doubles);
     return v[n / 2];
+}
+
+/* Peak resident memory of a phase of the process: reset_peak_rss() makes
+ * the kernel's high-water mark (VmHWM) start again from the current
+ * resident size (Linux's clear_refs "5"), peak_rss_mib() reads it. -1 when
+ * /proc does not allow it. bench/torch_reference.py measures PyTorch the
+ * same way, so the two figures compare. */
+static inline void reset_peak_rss(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f != NULL) {
+        fputs("5", f);
+        fclose(f);
+    }
+}
+
+static inline double peak_rss_mib(void)
+{
+    char line[256];
+    double kib = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, "VmHWM:", 6) == 0)
+            kib = strtod(line + 6, NULL);
+    fclose(f);
+    return kib < 0 ? -1 : kib / 1024.0;
 }
 
 #endif /* RB_BENCHUTIL_H */

@@ -10,7 +10,7 @@ robusta's figures as a ratio torch/robusta (> 1: robusta is faster).
 --compare: the convolution shapes of bench_engine's lines
 "perf,NET_conv_KIND,SHAPE,..." on bare F.conv2d / convolution_backward.
 --steps: the whole training steps of bench_train's lines
-"perf,train_step,CONFIG,mbBATCHihSIZE,MS,IMAGES/S,GFLOP/S,THREADS,REPEATS":
+"perf,train_step,CONFIG,mbBATCHihSIZE,MS,IMAGES/S,GFLOP/S,THREADS,REPEATS,PRECISION,PEAK_MIB":
 the same ResNet (torchvision's, or the identical definition below when
 torchvision is missing), batch, image size, classes, threads and number of
 timed steps; forward + cross-entropy + backward + SGD(momentum 0.9,
@@ -20,7 +20,11 @@ the model in eval mode with no parameter gradients, the images alone
 requiring grad, torch.autograd.grad of the summed cross-entropy with respect
 to them, then the same PGD-Linf step and projection (eps 4/255, step 1/255);
 each repeat times 10 steps, median of the per-step times after one warm-up
-step.
+step. Lines of precision bf16 run under torch.autocast("cpu", torch.bfloat16),
+PyTorch's own mixed precision (convolutions and linear layers in bf16), so
+that each precision is compared with its like. Peak memory is measured as
+bench_train measures it: the process's resident high-water mark (VmHWM),
+reset (/proc/self/clear_refs) before the model is built.
 
 Both sides read their figures from robusta's own output so that they always
 measure the same thing. Without PyTorch it prints a SKIP line and exits 0:
@@ -90,19 +94,42 @@ PGD_EPS, PGD_STEP, PGD_STEPS = 4 / 255, 1 / 255, 10
 
 
 def read_steps(path):
-    """bench_train's lines: (kind, config, shape, batch, size, ms, threads, repeats), kind
-    train_step or pgd_step."""
+    """bench_train's lines: (kind, config, shape, batch, size, ms, threads, repeats, precision,
+    peak MiB), kind train_step or pgd_step; lines without the last two fields are f32 with an
+    unknown peak (-1)."""
     rows = []
     with open(path) as f:
         for line in f:
             parts = line.strip().split(",")
-            if (len(parts) == 9 and parts[0] == "perf" and parts[1] in ("train_step", "pgd_step")
+            if (len(parts) in (9, 11) and parts[0] == "perf" and parts[1] in ("train_step", "pgd_step")
                     and parts[2] in STEP_CONFIGS):
                 m = STEP.fullmatch(parts[3])
-                if m:
+                precision, peak = (parts[9], float(parts[10])) if len(parts) == 11 else ("f32", -1.0)
+                if m and precision in ("f32", "bf16"):
                     rows.append((parts[1], parts[2], parts[3], int(m.group(1)), int(m.group(2)), float(parts[4]),
-                                 int(parts[7]), int(parts[8])))
+                                 int(parts[7]), int(parts[8]), precision, peak))
     return rows
+
+
+def reset_peak_rss():
+    """Restarts the kernel's resident high-water mark from the current size (as
+    bench/benchutil.h does for robusta)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mib():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return -1.0
 
 
 def build_resnet(torch, arch, stem, classes):
@@ -198,7 +225,7 @@ def _resnet(torch, arch, classes):
     return ResNet(Bottleneck, [3, 4, 6, 3])
 
 
-def pgd_step_time(torch, model, images, labels, repeats):
+def pgd_step_time(torch, model, images, labels, repeats, bf16=False):
     """Median time of one PGD-Linf step (forward, input gradient, step, projection) over
     `repeats` runs of PGD_STEPS steps, after a warm-up step; the step as bench_train's
     pgd-linf plugin runs it, in plain PyTorch."""
@@ -211,7 +238,9 @@ def pgd_step_time(torch, model, images, labels, repeats):
         x = x0.clone()
         for _ in range(steps):
             x.requires_grad_(True)
-            loss = F.cross_entropy(model(x), labels, reduction="sum")
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), labels, reduction="sum")
             (g,) = torch.autograd.grad(loss, x)
             with torch.no_grad():
                 x = x + PGD_STEP * g.sign()
@@ -241,20 +270,43 @@ def compare_steps(torch, args):
           f" backward + SGD(momentum 0.9, weight_decay 5e-4); median after 1 warm-up")
     print(f"# PGD: one step = eval-mode forward + cross-entropy + input gradient (torch.autograd.grad) +"
           f" Linf step and projection; median over repeats of {PGD_STEPS} steps")
-    print("# torch,train_step,config,shape,robusta_ms,torch_ms,torch/robusta,torch_images/s,repeats")
-    print("# torch,pgd_step,config,shape,robusta_ms,torch_ms,torch/robusta,torch_steps/s,repeats")
-    for kind, name, shape, batch, size, ms, robusta_threads, robusta_repeats in rows:
+    print("# bf16 lines: torch.autocast('cpu', dtype=torch.bfloat16) around forward and loss")
+    print("# torch,train_step,config,shape,precision,robusta_ms,torch_ms,torch/robusta,torch_images/s,repeats,"
+          "robusta_peak_MiB,torch_peak_MiB")
+    print("# torch,pgd_step,config,shape,precision,robusta_ms,torch_ms,torch/robusta,torch_steps/s,repeats,"
+          "robusta_peak_MiB,torch_peak_MiB")
+    if args.row is None and len(rows) > 1:
+        # One process per line: with the malloc tunables above, memory a
+        # finished configuration freed stays resident and would count
+        # towards the next one's peak.
+        import subprocess
+        for i in range(len(rows)):
+            cmd = [sys.executable, os.path.abspath(__file__), "--steps", args.steps, "--row", str(i),
+                   "--threads", str(threads)]
+            if args.repeats is not None:
+                cmd += ["--repeats", str(args.repeats)]
+            out = subprocess.run(cmd, stdout=subprocess.PIPE, universal_newlines=True).stdout
+            print("".join(line + "\n" for line in out.splitlines() if line.startswith("torch,")), end="",
+                  flush=True)
+        print("# torch/robusta > 1: robusta is faster")
+        return 0
+    for i, (kind, name, shape, batch, size, ms, robusta_threads, robusta_repeats, precision,
+            robusta_peak) in enumerate(rows):
+        if args.row is not None and i != args.row:
+            continue
         arch, stem, classes = STEP_CONFIGS[name]
         repeats = args.repeats if args.repeats is not None else robusta_repeats
+        bf16 = precision == "bf16"
+        reset_peak_rss()
         if kind == "pgd_step":
             model = build_resnet(torch, arch, stem, classes).to(memory_format=torch.channels_last).eval()
             images = torch.rand(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
             labels = (torch.arange(batch) * 7919) % classes
-            t = pgd_step_time(torch, model, images, labels, repeats)
+            t = pgd_step_time(torch, model, images, labels, repeats, bf16)
             if robusta_threads != threads:
                 print(f"# {name}: robusta ran {robusta_threads} threads, torch {threads}")
-            print(f"torch,pgd_step,{name},{shape},{ms:.1f},{t * 1e3:.1f},{t * 1e3 / ms:.2f},{1 / t:.2f},"
-                  f"{repeats}", flush=True)
+            print(f"torch,pgd_step,{name},{shape},{precision},{ms:.1f},{t * 1e3:.1f},{t * 1e3 / ms:.2f},"
+                  f"{1 / t:.2f},{repeats},{robusta_peak:.0f},{peak_rss_mib():.0f}", flush=True)
             del model, images
             continue
         model = build_resnet(torch, arch, stem, classes).to(memory_format=torch.channels_last)
@@ -266,15 +318,16 @@ def compare_steps(torch, args):
 
         def step():
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(images), labels)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = loss_fn(model(images), labels)
             loss.backward()
             optimizer.step()
 
         t = timed(step, repeats)
         if robusta_threads != threads:
             print(f"# {name}: robusta ran {robusta_threads} threads, torch {threads}")
-        print(f"torch,train_step,{name},{shape},{ms:.1f},{t * 1e3:.1f},{t * 1e3 / ms:.2f},{batch / t:.1f},"
-              f"{repeats}", flush=True)
+        print(f"torch,train_step,{name},{shape},{precision},{ms:.1f},{t * 1e3:.1f},{t * 1e3 / ms:.2f},"
+              f"{batch / t:.1f},{repeats},{robusta_peak:.0f},{peak_rss_mib():.0f}", flush=True)
         del model, optimizer, images
     print("# torch/robusta > 1: robusta is faster")
     return 0
@@ -290,6 +343,7 @@ def main():
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--compare", help="robusta's bench_engine output")
     mode.add_argument("--steps", help="robusta's bench_train output")
+    parser.add_argument("--row", type=int, default=None, help=argparse.SUPPRESS)  # --steps: that line alone
     args = parser.parse_args()
     try:
         import torch
