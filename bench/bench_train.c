@@ -146,14 +146,15 @@ static int run_pgd(const rb_registry *reg, const config *c, rb_model *model, con
         t_none = now() - t0;
         times[r] = (t_steps - t_none) / PGD_STEPS;
     }
-    /* What one step executes (a last run of 1 step minus one of 0). */
+    /* What one step executes in a long attack: a run of 2 steps minus one of
+     * 1 (the first step also converts the held weights for backward). */
     {
         uint64_t none[RB_PRIM_KIND_COUNT];
-        o.steps = 0;
+        o.steps = 1;
         rb_engine_reset_primitive_counts(engine);
         (void)rb_attacker_run(attacker, pgd, params, &o, images, labels, c->batch, adv, NULL, &st);
         rb_engine_primitive_counts(engine, none);
-        o.steps = 1;
+        o.steps = 2;
         rb_engine_reset_primitive_counts(engine);
         (void)rb_attacker_run(attacker, pgd, params, &o, images, labels, c->batch, adv, NULL, &st);
         rb_engine_primitive_counts(engine, counts);
@@ -197,7 +198,7 @@ static int run_config(const rb_registry *reg, const config *c, int threads, int 
     rb_sgd *sgd = NULL;
     rb_model_input input = rb_model_input_imagenet(c->size, c->size);
     char classes[32];
-    double times[MAX_REPEATS], flop;
+    double times[MAX_REPEATS], parts[3][MAX_REPEATS], flop; /* parts: forward, backward, SGD */
     size_t pixels = (size_t)c->batch * 3 * (size_t)c->size * (size_t)c->size;
     float *images = malloc(pixels * sizeof(float));
     int64_t *labels = malloc((size_t)c->batch * sizeof(int64_t));
@@ -234,14 +235,19 @@ static int run_config(const rb_registry *reg, const config *c, int threads, int 
     }
     flop = 3.0 * 2.0 * (double)rb_graph_forward_macs(rb_model_graph(model)) * (double)c->batch * 1e-9;
     for (int r = 0; r < repeats + 1; r++) { /* step 0 is the warm-up */
-        double t0 = now();
+        double t0 = now(), t1, t2;
         if (rb_engine_forward(engine, images, c->batch, labels, true) != RB_OK ||
-            rb_engine_backward(engine, true, false) != RB_OK || rb_sgd_step(sgd, 0.01) != RB_OK) {
+            ((t1 = now()), rb_engine_backward(engine, true, false)) != RB_OK ||
+            ((t2 = now()), rb_sgd_step(sgd, 0.01)) != RB_OK) {
             rc = fail(c->name);
             goto done;
         }
-        if (r > 0)
+        if (r > 0) {
             times[r - 1] = now() - t0;
+            parts[0][r - 1] = t1 - t0;
+            parts[1][r - 1] = t2 - t1;
+            parts[2][r - 1] = t0 + times[r - 1] - t2;
+        }
     }
     {
         double t = median(times, repeats), peak = peak_rss_mib();
@@ -254,6 +260,9 @@ static int run_config(const rb_registry *reg, const config *c, int threads, int 
                (long long)c->size, (long long)c->batch, (long long)c->classes, flop,
                (double)rb_engine_arena_bytes(engine) / (1 << 20), peak, rb_engine_threads(engine),
                rb_engine_mean_loss(engine));
+        printf("# %s, %s: medians forward %.1f ms, backward %.1f ms, SGD %.1f ms\n", c->name,
+               rb_precision_str(precision), median(parts[0], repeats) * 1e3, median(parts[1], repeats) * 1e3,
+               median(parts[2], repeats) * 1e3);
         fflush(stdout);
     }
     rc = 0;

@@ -1135,6 +1135,21 @@ static rb_status forward_node(rb_engine *e, enode *en, bool training)
     return RB_OK;
 }
 
+/* Image plane `plane` (example x channel) of `images`, normalized into `x`. */
+static void normalize_plane(const rb_node *n, int64_t plane, const float *images, float *x, int64_t hw)
+{
+    int64_t c = plane % n->c;
+    const float *src = images + plane * hw;
+    float *dst = x + plane * hw;
+    if (n->attr.input.mean) {
+        float m = n->attr.input.mean[c], inv = 1.0f / n->attr.input.std[c];
+        for (int64_t p = 0; p < hw; p++)
+            dst[p] = (src[p] - m) * inv;
+    } else {
+        memcpy(dst, src, (size_t)hw * sizeof *dst);
+    }
+}
+
 rb_status rb_engine_forward(rb_engine *e, const float *images, int64_t count, const int64_t *labels,
                             bool training)
 {
@@ -1161,19 +1176,17 @@ rb_status rb_engine_forward(rb_engine *e, const float *images, int64_t count, co
                                     (long long)labels[b], (long long)b, (long long)k, e->loss->node->name);
         memcpy(e->labels, labels, (size_t)e->batch * sizeof *labels);
     }
-    /* The graph's edge: normalization into the plain input buffer. */
-    for (int64_t b = 0; b < e->batch; b++)
-        for (int64_t c = 0; c < n->c; c++) {
-            const float *src = images + (b * n->c + c) * hw;
-            float *dst = x + (b * n->c + c) * hw;
-            if (n->attr.input.mean) {
-                float m = n->attr.input.mean[c], inv = 1.0f / n->attr.input.std[c];
-                for (int64_t p = 0; p < hw; p++)
-                    dst[p] = (src[p] - m) * inv;
-            } else {
-                memcpy(dst, src, (size_t)hw * sizeof *dst);
-            }
-        }
+    /* The graph's edge: normalization into the plain input buffer, one
+     * image plane per iteration (independent, so any thread count gives the
+     * same values). */
+    if (e->threads == 1) { /* see parallel_copy */
+        for (int64_t plane = 0; plane < e->batch * n->c; plane++)
+            normalize_plane(n, plane, images, x, hw);
+    } else {
+#pragma omp parallel for schedule(static) num_threads(e->threads)
+        for (int64_t plane = 0; plane < e->batch * n->c; plane++)
+            normalize_plane(n, plane, images, x, hw);
+    }
     for (size_t i = 0; i < e->n; i++) {
         rb_status s = forward_node(e, &e->nodes[i], training);
         if (s != RB_OK)
@@ -1182,6 +1195,23 @@ rb_status rb_engine_forward(rb_engine *e, const float *images, int64_t count, co
     e->training = training;
     e->forward_done = true;
     return RB_OK;
+}
+
+/* memcpy on all compute threads: one core cannot saturate memory bandwidth.
+ * (Never a one-thread OpenMP region, nor an `if` clause: libgomp allocates
+ * a team for a region that runs on one thread, and steps allocate nothing.) */
+static void parallel_copy(const rb_engine *e, unsigned char *dst, const unsigned char *src, size_t bytes)
+{
+    const long chunks = (long)((bytes + (256 << 10) - 1) / (256 << 10));
+    if (chunks <= 1 || e->threads == 1) {
+        memcpy(dst, src, bytes);
+        return;
+    }
+#pragma omp parallel for schedule(static) num_threads(e->threads)
+    for (long i = 0; i < chunks; i++) {
+        size_t at = (size_t)i << 18;
+        memcpy(dst + at, src + at, bytes - at < ((size_t)256 << 10) ? bytes - at : (size_t)256 << 10);
+    }
 }
 
 /* Sends a gradient computed for input k (in the edge's scratch unless
@@ -1309,11 +1339,9 @@ static rb_status backward_node(rb_engine *e, enode *en, bool weight_grads)
             if (!producer->need_diff)
                 continue;
             if (en->in[k].direct)
-                memcpy(e->arena + producer->diff.offset, e->arena + en->diff.offset, en->diff.bytes);
-            else {
-                memcpy(e->arena + e->scratch.offset, e->arena + en->diff.offset, en->diff.bytes);
-                s = deliver(e, en, k);
-            }
+                parallel_copy(e, e->arena + producer->diff.offset, e->arena + en->diff.offset, en->diff.bytes);
+            else /* the edge's reorder reads the add's own gradient: no copy into scratch */
+                s = reorder(e, en->in[k].to_producer, en->diff.mem, producer->diff.mem, n, RB_PRIM_REORDER_GRADIENT);
         }
         return s;
     case RB_OP_SOFTMAX_CE: {
