@@ -176,6 +176,7 @@ START_TEST(command_lines_parse_across_sets)
     static const rb_param_spec own[] = {
         {"json", RB_PARAM_BOOL, "false", NULL, 0, "JSON output"},
         {"batch-size", RB_PARAM_INT, "64", "[1, inf)", 0, "batch"},
+        {"steps", RB_PARAM_INT, "10", "[0, inf)", 0, "declared by both sets: both take a value"},
         {NULL}};
     rb_params *mine;
     char a0[] = "model.rbt", a1[] = "--eps", a2[] = "0.25", a3[] = "--json", a4[] = "--steps=9",
@@ -208,6 +209,16 @@ START_TEST(command_lines_parse_across_sets)
     ck_assert_double_eq(f, 0.25);
     ck_assert_int_eq(rb_params_get_int(params, "steps", &i), RB_OK);
     ck_assert_int_eq(i, 9);
+    ck_assert_int_eq(rb_params_get_int(mine, "steps", &i), RB_OK);
+    ck_assert_int_eq(i, 9);
+    ck_assert_int_eq(rb_params_source(mine, "steps"), RB_PARAM_GIVEN);
+    {
+        /* a value one of the declaring sets refuses fails the whole parse */
+        char s0[] = "--steps", s1[] = "0";
+        char *zero[] = {s0, s1};
+        ck_assert_int_eq(rb_params_parse_args(sets, 2, 2, zero, NULL), RB_ERR_INVALID_ARGUMENT);
+        ck_assert_str_eq(rb_last_error(), "--steps: 0 is outside [1, 1000]");
+    }
     ck_assert_int_eq(rb_params_get_bool(params, "random-start", &b), RB_OK);
     ck_assert(!b);
     ck_assert_int_eq(rb_params_get_bool(mine, "json", &b), RB_OK);
