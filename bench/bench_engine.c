@@ -1,6 +1,7 @@
 /* Engine benchmarks: the machine's FP32 FMA peak, each ResNet-18 / ResNet-50
  * convolution shape (forward, backward-data, backward-weights) on bare
- * oneDNN primitives, and the engine's overhead over those same primitives.
+ * oneDNN primitives, the engine's overhead over those same primitives, and
+ * whole training steps in fp32 and bf16 mixed precision.
  * Prints benchdnn-style lines
  *     perf,NAME,SHAPE,MS,GFLOP/S,%PEAK
  * with medians of several runs; never fails on time.
@@ -421,7 +422,9 @@ static rb_graph *resnet(int depth)
 
 /* One training step (forward, backward with weight gradients, SGD) of a
  * whole network through the engine. */
-static void whole_network(int depth, int batch, int repeats, double peak)
+/* A whole training step through the engine. %peak is always against the
+ * FP32 FMA peak; bf16 convolutions (rb_precision) run at up to twice it. */
+static void whole_network(int depth, int batch, int repeats, double peak, rb_precision precision)
 {
     rb_graph *g = resnet(depth);
     rb_engine *e;
@@ -429,7 +432,7 @@ static void whole_network(int depth, int batch, int repeats, double peak)
     double times[32], flop = 3.0 * 2.0 * (double)rb_graph_forward_macs(g) * batch * 1e-9;
     float *images = calloc((size_t)batch * 3 * 224 * 224, sizeof(float));
     int64_t *labels = calloc((size_t)batch, sizeof(int64_t));
-    if (rb_engine_create(&e, g, batch, NULL) != RB_OK ||
+    if (rb_engine_create(&e, g, batch, &(rb_engine_options){.precision = precision}) != RB_OK ||
         rb_sgd_create(&sgd, g, &(rb_sgd_options){.momentum = 0.9, .weight_decay = 1e-4}) != RB_OK) {
         fprintf(stderr, "bench_engine: %s\n", rb_last_error());
         exit(1);
@@ -446,9 +449,11 @@ static void whole_network(int depth, int batch, int repeats, double peak)
         double t = median(times, repeats);
         /* flop: forward MACs x 2, times 3 for forward + both backwards (the
          * first layer's unneeded backward-data included: an upper bound). */
-        printf("perf,resnet%d_train_step,mb%d,%.1f,%.1f,%.1f\n", depth, batch, t * 1e3, flop / t, 100 * flop / t / peak);
-        printf("resnet%d: %.1f images/s training at 224x224, batch %d, arena %.0f MiB\n", depth, batch / t, batch,
-               (double)rb_engine_arena_bytes(e) / (1 << 20));
+        const char *suffix = precision == RB_PRECISION_BF16 ? "_bf16" : "";
+        printf("perf,resnet%d_train_step%s,mb%d,%.1f,%.1f,%.1f\n", depth, suffix, batch, t * 1e3, flop / t,
+               100 * flop / t / peak);
+        printf("resnet%d, %s: %.1f images/s training at 224x224, batch %d, arena %.0f MiB\n", depth,
+               rb_precision_str(precision), batch / t, batch, (double)rb_engine_arena_bytes(e) / (1 << 20));
     }
     rb_sgd_destroy(sgd);
     rb_engine_destroy(e);
@@ -551,11 +556,15 @@ int main(int argc, char **argv)
     dnnl_engine_destroy(eng);
     engine_overhead(batch, repeats, peak);
     fflush(stdout);
-    if (strcmp(net, "all") == 0 || strcmp(net, "resnet18") == 0)
-        whole_network(18, batch, repeats, peak);
-    fflush(stdout);
-    if (strcmp(net, "all") == 0 || strcmp(net, "resnet50") == 0)
-        whole_network(50, batch, repeats, peak);
+    for (int p = 0; p < 2; p++) {
+        rb_precision precision = p ? RB_PRECISION_BF16 : RB_PRECISION_F32;
+        if (strcmp(net, "all") == 0 || strcmp(net, "resnet18") == 0)
+            whole_network(18, batch, repeats, peak, precision);
+        fflush(stdout);
+        if (strcmp(net, "all") == 0 || strcmp(net, "resnet50") == 0)
+            whole_network(50, batch, repeats, peak, precision);
+        fflush(stdout);
+    }
     rb_thread_plan_destroy(plan);
     rb_topology_destroy(topo);
     return 0;

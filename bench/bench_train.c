@@ -337,6 +337,8 @@ int main(int argc, char **argv)
     rb_thread_plan_describe(plan, plan_text, sizeof plan_text);
     rb_thread_plan_destroy(plan);
     rb_topology_destroy(topo);
+    if (rb_log_init_from_env() != RB_OK) /* RB_LOG=debug: the engines' arena breakdown */
+        return fail("RB_LOG");
     if (rb_registry_create(&reg) != RB_OK || rb_registry_load_default(reg) != RB_OK)
         return fail("plugins");
 

@@ -20,7 +20,8 @@
  * backbone (fixed-feature transfer) no gradient flows into the backbone
  * unless the input gradient is asked for.
  *
- * Numerics match the reference (robusta/reference.h) to fp32 accuracy.
+ * Numerics match the reference (robusta/reference.h) to fp32 accuracy in
+ * fp32; bf16 mixed precision (rb_precision) trades that for speed.
  */
 #ifndef ROBUSTA_ENGINE_H
 #define ROBUSTA_ENGINE_H
@@ -116,7 +117,9 @@ RB_API rb_status rb_engine_forward(rb_engine *engine, const float *images, int64
  * until the hold is released (rb_engine_hold_weights(engine, false)).
  * Returns the previous setting, so that a caller can restore it; holding
  * already-held weights keeps their conversions. rb_attacker_run holds them
- * for its duration. */
+ * for its duration. (An engine planned for training keeps backward-data's
+ * copy of the weights in memory shared between layers, so it converts that
+ * copy every pass even when held; data_grads_only engines keep it.) */
 RB_API bool rb_engine_hold_weights(rb_engine *engine, bool hold);
 
 /* Backward from the mean loss. weight_grads: writes the gradients of

@@ -41,6 +41,7 @@ typedef struct slot {
     dnnl_memory_t mem;
     size_t offset, bytes;
     bool pooled; /* a gradient placed by liveness (offset relative to the pool until planned) */
+    bool shared; /* transient weight storage: every shared slot uses the same bytes (see shared_plan) */
 } slot;
 
 /* How an input's gradient reaches the producer: directly, or through the
@@ -101,6 +102,7 @@ struct rb_engine {
     size_t scratch_bytes;
     slot scratchpad;  /* oneDNN's, shared by all primitives (user scratchpad mode) */
     size_t scratchpad_bytes;
+    slot shared_weights; /* bytes behind every shared slot, sized for the largest */
     dnnl_primitive_attr_t attr;
     dnnl_primitive_attr_t attr_accumulate;
     float *losses;    /* batch */
@@ -155,6 +157,23 @@ static rb_status slot_plan(rb_engine *e, slot *s, const dnnl_memory_desc_t *md, 
     s->md = *md;
     s->bytes = dnnl_memory_desc_get_size(md);
     s->offset = reserve_bytes(e, s->bytes);
+    DNNL_TRY(dnnl_memory_create(&s->mem, md, e->eng, DNNL_MEMORY_NONE), "memory", n);
+    return RB_OK;
+}
+
+/* Weight storage that lives only inside one node's backward: a blocked
+ * weight gradient (computed, then reordered into the graph's plain one
+ * right away) and, in engines that train, the weights in backward-data's
+ * layout (converted right before use). All such slots share one buffer
+ * sized for the largest, about the size of the model's largest layer
+ * instead of the whole model twice over. */
+static rb_status shared_plan(rb_engine *e, slot *s, const dnnl_memory_desc_t *md, const rb_node *n)
+{
+    s->md = *md;
+    s->bytes = dnnl_memory_desc_get_size(md);
+    s->shared = true;
+    if (s->bytes > e->shared_weights.bytes)
+        e->shared_weights.bytes = s->bytes;
     DNNL_TRY(dnnl_memory_create(&s->mem, md, e->eng, DNNL_MEMORY_NONE), "memory", n);
     return RB_OK;
 }
@@ -466,7 +485,10 @@ static rb_status plan_conv(rb_engine *e, enode *en)
             const dnnl_memory_desc_t *bwmd = query(bwd_d_pd, dnnl_query_weights_md);
             const dnnl_memory_desc_t *fwmd = en->weights_reordered ? &en->weights.md : &user_w;
             if (!same_md(bwmd, fwmd)) {
-                s = slot_plan(e, &en->weights_bwd, bwmd, n);
+                /* Engines that only compute data gradients (attacks) keep
+                 * them, so that held weights are converted once. */
+                s = e->data_grads_only ? slot_plan(e, &en->weights_bwd, bwmd, n)
+                                       : shared_plan(e, &en->weights_bwd, bwmd, n);
                 if (s == RB_OK)
                     s = make_reorder(e, &en->weights_bwd_in, &user_w, bwmd, false, n);
             }
@@ -498,7 +520,7 @@ static rb_status plan_conv(rb_engine *e, enode *en)
             const dnnl_memory_desc_t *dwmd = query(bwd_w_pd, dnnl_query_diff_weights_md);
             en->diff_weights_reordered = !same_md(dwmd, &user_w);
             if (en->diff_weights_reordered) {
-                s = slot_plan(e, &en->diff_weights, dwmd, n);
+                s = shared_plan(e, &en->diff_weights, dwmd, n);
                 if (s == RB_OK)
                     s = make_reorder(e, &en->diff_weights_out, dwmd, &user_w, false, n);
             }
@@ -891,6 +913,29 @@ static void first_touch(rb_engine *e)
     }
 }
 
+/* Where the arena goes, at debug level: what to shrink next. */
+static void log_arena(const rb_engine *e)
+{
+    double mib = 1.0 / (1 << 20), values = 0, edges = 0, weights = 0, other = 0;
+    if (rb_log_get_level() < RB_LOG_DEBUG)
+        return;
+    for (size_t i = 0; i < e->n; i++) {
+        const enode *en = &e->nodes[i];
+        bool alias = en->node->n_in > 0 && en->value.offset == e->nodes[en->node->in[0]->index].value.offset;
+        values += alias ? 0 : (double)en->value.bytes;
+        edges += (double)(en->in[0].src.bytes + en->in[1].src.bytes);
+        weights += (double)(en->weights.bytes + (en->weights_bwd.shared ? 0 : en->weights_bwd.bytes));
+        other += (double)(en->workspace.bytes + en->mean.bytes + en->variance.bytes + en->discard_scale.bytes +
+                          en->discard_shift.bytes + en->zeros.bytes);
+    }
+    rb_log(RB_LOG_DEBUG,
+           "engine: arena: values %.1f MiB, reordered inputs %.1f, gradients %.1f, weights %.1f, shared "
+           "weight storage %.1f, gradient scratch %.1f, oneDNN scratchpad %.1f, workspaces and statistics %.1f",
+           values * mib, edges * mib, (double)e->gradient_pool_bytes * mib, weights * mib,
+           (double)e->shared_weights.bytes * mib, (double)e->scratch_bytes * mib, (double)e->scratchpad_bytes * mib,
+           other * mib);
+}
+
 rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb_engine_options *opt)
 {
     rb_engine *e;
@@ -911,6 +956,10 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
     e->keep_intermediates = opt != NULL && opt->keep_intermediates;
     e->data_grads_only = opt != NULL && opt->data_grads_only;
     e->conv_dt = opt != NULL && opt->precision == RB_PRECISION_BF16 ? dnnl_bf16 : dnnl_f32;
+    if (e->conv_dt == dnnl_bf16 &&
+        (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_bf16) != dnnl_cpu_isa_avx512_core_bf16)
+        rb_log(RB_LOG_WARN, "engine: this CPU has no native bf16 instructions (avx512_bf16); oneDNN emulates "
+                            "them where it can, slower than fp32: prefer --precision f32 here");
     e->batch = batch;
     e->n = g->n_nodes;
     e->nodes = calloc(e->n, sizeof *e->nodes);
@@ -973,6 +1022,13 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
         s = slot_plan(e, &e->scratchpad, &md, NULL);
         e->scratch.offset = reserve_bytes(e, e->scratch_bytes);
         e->scratch.bytes = e->scratch_bytes;
+        e->shared_weights.offset = reserve_bytes(e, e->shared_weights.bytes);
+        for (size_t i = 0; i < e->n; i++) {
+            slot *shared[] = {&e->nodes[i].weights_bwd, &e->nodes[i].diff_weights};
+            for (size_t k = 0; k < 2; k++)
+                if (shared[k]->shared)
+                    shared[k]->offset = e->shared_weights.offset;
+        }
     }
     if (s == RB_OK) {
         /* 2 MiB alignment and MADV_HUGEPAGE: activations of large models
@@ -1007,6 +1063,7 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
     }
     rb_log(RB_LOG_DEBUG, "engine: %zu nodes, batch %lld, arena %.1f MiB, %s", e->n, (long long)batch,
            (double)e->arena_bytes / (1 << 20), e->threads_text);
+    log_arena(e);
     *out = e;
     return RB_OK;
 }
@@ -1256,7 +1313,7 @@ static rb_status backward_node(rb_engine *e, enode *en, bool weight_grads)
                                 RB_PRIM_REORDER_WEIGHTS);
                     if (s != RB_OK)
                         return s;
-                    en->weights_bwd_ready = true;
+                    en->weights_bwd_ready = !en->weights_bwd.shared; /* other nodes overwrite shared bytes */
                 }
                 weights = en->weights_bwd.mem;
             }
