@@ -138,6 +138,9 @@ static rb_graph *op_graph_led(int kind, bool lead_conv, rb_node **op)
     case 10: ck_assert_int_eq(rb_graph_linear(g, "hidden", x, 6, true, &y), RB_OK); break;
     }
     *op = y;
+    /* published, so that its value stays readable (values backward never
+     * reads are otherwise only kept through the forward) */
+    ck_assert_int_eq(rb_graph_publish(g, y, "under_test"), RB_OK);
     rb_node_shape(y, &c, &h, &w);
     z = y;
     if (h > 1 || w > 1)
@@ -179,6 +182,7 @@ static rb_graph *residual_net(rb_node **backbone_end)
     ck_assert_int_eq(rb_graph_relu(g, z, &z), RB_OK);
     ck_assert_int_eq(rb_graph_global_avgpool(g, z, &z), RB_OK);
     *backbone_end = z;
+    ck_assert_int_eq(rb_graph_publish(g, z, "features"), RB_OK); /* readable: see op_graph_led */
     ck_assert_int_eq(rb_graph_linear(g, "fc", z, 5, true, &z), RB_OK);
     ck_assert_int_eq(rb_graph_softmax_cross_entropy(g, z, &z), RB_OK);
     randomize(g, 41);
@@ -715,9 +719,11 @@ static size_t step_into(bool keep_intermediates, float *grads, size_t capacity, 
     return used + 4 * 243;
 }
 
-/* Gradients share memory when their lifetimes in backward do not overlap:
- * the same primitives run on the same data, so every gradient must come
- * out bit for bit as with private buffers, in less memory. */
+/* Gradients share memory when their lifetimes in backward do not overlap,
+ * and values backward never reads (here the batch-norms feeding the
+ * residual add) share it with them: the same primitives run on the same
+ * data, so the loss and every gradient must come out bit for bit as with
+ * private buffers, in less memory. */
 START_TEST(shared_gradient_memory_changes_no_result)
 {
     static float kept[40000], shared[40000];
@@ -736,6 +742,18 @@ START_TEST(shared_gradient_memory_changes_no_result)
                                       "backward; create the engine with keep_intermediates to read it");
     ck_assert_int_eq(rb_graph_find(ga, "layer1.0.conv2", &mid), RB_OK);
     ck_assert_int_eq(rb_engine_read_grad(a, mid, probe), RB_OK);
+    ck_assert(rb_engine_mean_loss(a) == rb_engine_mean_loss(b));
+    /* a forward-only value: refused without keep_intermediates */
+    ck_assert_int_eq(rb_graph_find(gb, "layer1.0.downsample.1", &mid), RB_OK);
+    ck_assert_int_eq(rb_engine_read(b, mid, probe), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "engine: the value of node 'layer1.0.downsample.1' is only kept until its "
+                                      "consumers have run (backward never reads it); publish the node, or create "
+                                      "the engine with keep_intermediates, to read it");
+    ck_assert_int_eq(rb_graph_find(ga, "layer1.0.downsample.1", &mid), RB_OK);
+    ck_assert_int_eq(rb_engine_read(a, mid, probe), RB_OK);
+    /* a value backward reads (a batch-norm's input) stays readable */
+    ck_assert_int_eq(rb_graph_find(gb, "layer1.0.conv2", &mid), RB_OK);
+    ck_assert_int_eq(rb_engine_read(b, mid, probe), RB_OK);
     rb_engine_destroy(a);
     rb_engine_destroy(b);
     rb_graph_destroy(ga);

@@ -200,6 +200,41 @@ START_TEST(fixed_feature_cached_and_uncached_train_the_same_head_on_a_frozen_bac
 }
 END_TEST
 
+/* --precision bf16: the features are extracted in bf16 (the cached head
+ * then differs from fp32's), the backbone stays the source's bit for bit,
+ * the head still learns, and the run records its precision. */
+START_TEST(bf16_fixed_feature_transfer_learns_and_keeps_the_backbone)
+{
+    char a[PATH_MAX], b[PATH_MAX];
+    rb_checkpoint *src, *c16, *c32;
+    json_object *cfg, *metrics;
+    in_dir(a, "fixed-bf16", NULL);
+    in_dir(b, "fixed-f32", NULL);
+    TRANSFER(&r, a, , "--lr", "0.05", "--precision", "bf16");
+    ck_assert_msg(r.code == 0, "bf16 transfer failed: %s", r.err);
+    TRANSFER(&r, b, , "--lr", "0.05");
+    ck_assert_msg(r.code == 0, "f32 transfer failed: %s", r.err);
+    ck_assert_int_eq(rb_checkpoint_load(&src, source_model, 0), RB_OK);
+    c16 = load("fixed-bf16", "model.rbt");
+    c32 = load("fixed-f32", "model.rbt");
+    ck_assert_msg(first_different(c16, src, "fc.") == NULL, "bf16 fixed-feature changed the backbone");
+    /* bf16 features round at 2^-9: the heads differ, but not by much */
+    ck_assert_msg(tensor_diff(c16, c32, "fc.weight") > 0, "the bf16 head equals the f32 one: no bf16 ran");
+    ck_assert_msg(tensor_diff(c16, c32, "fc.weight") < 0.1, "the bf16 head is far from the f32 one (%g)",
+                  tensor_diff(c16, c32, "fc.weight"));
+    cfg = read_json("fixed-bf16", "config.json");
+    ck_assert_str_eq(json_object_get_string(json_object_object_get(cfg, "precision")), "bf16");
+    json_object_put(cfg);
+    metrics = read_json("fixed-bf16", "metrics.json");
+    ck_assert_msg(member(metrics, "accuracy") > 0.6, "the bf16 head did not learn: accuracy %g",
+                  member(metrics, "accuracy"));
+    json_object_put(metrics);
+    rb_checkpoint_destroy(src);
+    rb_checkpoint_destroy(c16);
+    rb_checkpoint_destroy(c32);
+}
+END_TEST
+
 START_TEST(bn_stats_update_moves_running_statistics_but_not_weights)
 {
     char out[PATH_MAX];
@@ -381,6 +416,7 @@ static Suite *transfer_suite(void)
     tcase_add_test(tc, classify_metrics_count_exactly_and_refuse_bad_labels);
     tcase_add_test(tc, fixed_feature_cached_and_uncached_train_the_same_head_on_a_frozen_backbone);
     tcase_add_test(tc, bn_stats_update_moves_running_statistics_but_not_weights);
+    tcase_add_test(tc, bf16_fixed_feature_transfer_learns_and_keeps_the_backbone);
     tcase_add_test(tc, full_network_fine_tunes_the_backbone_and_resumes_bit_identically);
     tcase_add_test(tc, bad_transfers_are_refused_with_one_line);
     suite_add_tcase(s, tc);

@@ -61,6 +61,8 @@ typedef struct enode {
     rb_node *node;
     slot value, diff;
     bool need_diff; /* this node's output gradient is needed in this backward */
+    bool value_deferred; /* value placed by plan_pools (every node's but the input's) */
+    bool value_alias;    /* an in-place ReLU: the value is its producer's memory */
     edge in[RB_NODE_MAX_INPUTS];
     int consumers;
     char impl[96];
@@ -98,6 +100,7 @@ struct rb_engine {
     bool weights_held;       /* rb_engine_hold_weights: convert weights once, then reuse */
     dnnl_data_type_t conv_dt; /* convolutions' inputs, weights and outputs: f32, or bf16 (rb_precision) */
     size_t gradient_pool_bytes;
+    size_t value_pool_bytes; /* values backward never reads, overlaid on the gradients */
     slot scratch;     /* shared edge scratch, sized for the largest use */
     size_t scratch_bytes;
     slot scratchpad;  /* oneDNN's, shared by all primitives (user scratchpad mode) */
@@ -178,10 +181,22 @@ static rb_status shared_plan(rb_engine *e, slot *s, const dnnl_memory_desc_t *md
     return RB_OK;
 }
 
+/* A node's value (its output in the forward): placed by plan_pools, once
+ * the whole graph is known, since whether backward reads it depends on its
+ * consumers. */
+static rb_status value_plan(rb_engine *e, enode *en, const dnnl_memory_desc_t *md)
+{
+    en->value.md = *md;
+    en->value.bytes = dnnl_memory_desc_get_size(md);
+    en->value_deferred = true;
+    DNNL_TRY(dnnl_memory_create(&en->value.mem, md, e->eng, DNNL_MEMORY_NONE), "memory", en->node);
+    return RB_OK;
+}
+
 /* A node's output gradient. Unless gradients are kept for reading, it
  * only occupies memory while backward can touch it, from the first write by
  * its last consumer to its own node's backward (node indices [node,
- * last consumer]); plan_gradient_pool gives gradients whose ranges do not
+ * last consumer]); plan_pools gives gradients whose ranges do not
  * overlap the same bytes. */
 static rb_status diff_plan(rb_engine *e, slot *s, const dnnl_memory_desc_t *md, const rb_node *n)
 {
@@ -194,42 +209,35 @@ static rb_status diff_plan(rb_engine *e, slot *s, const dnnl_memory_desc_t *md, 
     return RB_OK;
 }
 
-/* First-fit placement of the pooled gradients: each goes at the lowest
- * offset where it overlaps, in bytes, no gradient whose live range overlaps
- * its own. Largest first, which packs better. */
-static rb_status plan_gradient_pool(rb_engine *e)
+/* The slot of node i that a pool places: its output gradient, or its value. */
+static slot *pooled_slot(rb_engine *e, size_t i, bool values)
 {
-    size_t n = e->n, count = 0, pool = 0;
-    size_t *last_use = calloc(n, sizeof *last_use), *order = calloc(n, sizeof *order);
-    if (last_use == NULL || order == NULL) {
-        free(last_use);
-        free(order);
-        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "engine: out of memory planning gradients");
-    }
-    for (size_t i = 0; i < n; i++) {
-        const rb_node *node = e->nodes[i].node;
-        last_use[i] = last_use[i] > i ? last_use[i] : i;
-        for (size_t k = 0; k < node->n_in; k++)
-            if (last_use[node->in[k]->index] < i)
-                last_use[node->in[k]->index] = i;
-        if (e->nodes[i].diff.pooled)
-            order[count++] = i;
-    }
+    return values ? &e->nodes[i].value : &e->nodes[i].diff;
+}
+
+/* First-fit placement of `count` slots (nodes `order`, sorted here largest
+ * first, which packs better): each goes at the lowest offset where it
+ * overlaps, in bytes, no slot whose live range [node, last_use[node]]
+ * overlaps its own. Offsets are relative to the pool; returns its size. */
+static size_t first_fit(rb_engine *e, size_t *order, size_t count, const size_t *last_use, bool values)
+{
+    size_t pool = 0;
     for (size_t a = 1; a < count; a++) /* insertion sort by size, largest first */
-        for (size_t b = a; b > 0 && e->nodes[order[b]].diff.bytes > e->nodes[order[b - 1]].diff.bytes; b--) {
+        for (size_t b = a; b > 0 && pooled_slot(e, order[b], values)->bytes > pooled_slot(e, order[b - 1], values)->bytes;
+             b--) {
             size_t t = order[b];
             order[b] = order[b - 1];
             order[b - 1] = t;
         }
     for (size_t a = 0; a < count; a++) {
         size_t i = order[a], at = 0;
-        slot *d = &e->nodes[i].diff;
+        slot *d = pooled_slot(e, i, values);
         bool moved = true;
-        while (moved) { /* raise `at` past every placed, live-overlapping gradient it collides with */
+        while (moved) { /* raise `at` past every placed, live-overlapping slot it collides with */
             moved = false;
             for (size_t b = 0; b < a; b++) {
                 size_t j = order[b];
-                const slot *o = &e->nodes[j].diff;
+                const slot *o = pooled_slot(e, j, values);
                 bool live_together = i <= last_use[j] && j <= last_use[i];
                 if (live_together && at < o->offset + o->bytes && o->offset < at + d->bytes) {
                     at = (o->offset + o->bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
@@ -241,14 +249,97 @@ static rb_status plan_gradient_pool(rb_engine *e)
         if (at + d->bytes > pool)
             pool = at + d->bytes;
     }
-    if (count > 0) {
-        size_t base = reserve_bytes(e, pool);
-        for (size_t a = 0; a < count; a++)
-            e->nodes[order[a]].diff.offset += base;
+    return pool;
+}
+
+/* Whether backward reads node i's value: a convolution or linear layer
+ * reads its input (for its weight gradient) unless it reads a reordered
+ * copy, batch-norm reads its input, and a ReLU its own output (which, in
+ * place, is its producer's memory). Nothing else reads values: pooling
+ * keeps a workspace, add and average pooling need nothing, the loss keeps
+ * its probabilities. */
+static bool read_by_backward(const rb_engine *e, size_t i)
+{
+    const rb_node *node = e->nodes[i].node;
+    if (node->op == RB_OP_RELU)
+        return true;
+    for (size_t j = i + 1; j < e->n; j++) {
+        const enode *c = &e->nodes[j];
+        for (size_t k = 0; k < c->node->n_in; k++) {
+            if (c->node->in[k] != node)
+                continue;
+            if ((c->node->op == RB_OP_CONV || c->node->op == RB_OP_LINEAR || c->node->op == RB_OP_BATCHNORM) &&
+                !c->in[k].reordered)
+                return true;
+            if (c->node->op == RB_OP_RELU && c->value_alias)
+                return true;
+        }
     }
-    e->gradient_pool_bytes = pool;
+    return false;
+}
+
+/* Places the values and the gradients.
+ *
+ * Gradients (unless kept for reading) only occupy memory while backward
+ * can touch them, from the first write by their node's last consumer to the
+ * node's own backward: node indices [node, last consumer]. Values that
+ * backward never reads (a batch-norm output feeding a residual add, a
+ * classifier's hidden pre-activations ...) are needed only in the forward,
+ * from their node to its last consumer: the same index range, but in the
+ * other pass, so they never meet a gradient. Both are packed first-fit in
+ * one region, which holds the larger of the two. Every other value has
+ * memory of its own, and an in-place ReLU shares its producer's. */
+static rb_status plan_pools(rb_engine *e)
+{
+    size_t n = e->n, grads = 0, values = 0, gpool, vpool;
+    size_t *last_use = calloc(n, sizeof *last_use), *gorder = calloc(n, sizeof *gorder);
+    size_t *vorder = calloc(n, sizeof *vorder);
+    if (last_use == NULL || gorder == NULL || vorder == NULL) {
+        free(last_use);
+        free(gorder);
+        free(vorder);
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "engine: out of memory planning memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        const rb_node *node = e->nodes[i].node;
+        last_use[i] = last_use[i] > i ? last_use[i] : i;
+        for (size_t k = 0; k < node->n_in; k++)
+            if (last_use[node->in[k]->index] < i)
+                last_use[node->in[k]->index] = i;
+        if (e->nodes[i].diff.pooled)
+            gorder[grads++] = i;
+    }
+    for (size_t i = 0; i < n; i++) {
+        enode *en = &e->nodes[i];
+        bool published = false;
+        for (size_t k = 0; k < e->g->n_published; k++)
+            published |= e->g->published[k].node == en->node;
+        en->value.pooled = en->value_deferred && !e->keep_intermediates && !published && en->consumers > 0 &&
+                           en != e->logits && en != e->loss && !read_by_backward(e, i);
+        if (en->value.pooled)
+            vorder[values++] = i;
+    }
+    gpool = first_fit(e, gorder, grads, last_use, false);
+    vpool = first_fit(e, vorder, values, last_use, true);
+    if (grads + values > 0) {
+        size_t base = reserve_bytes(e, gpool > vpool ? gpool : vpool);
+        for (size_t a = 0; a < grads; a++)
+            e->nodes[gorder[a]].diff.offset += base;
+        for (size_t a = 0; a < values; a++)
+            e->nodes[vorder[a]].value.offset += base;
+    }
+    for (size_t i = 0; i < n; i++) {
+        enode *en = &e->nodes[i];
+        if (en->value_deferred && !en->value.pooled)
+            en->value.offset = reserve_bytes(e, en->value.bytes);
+        if (en->value_alias) /* producers come first: already placed */
+            en->value.offset = e->nodes[en->node->in[0]->index].value.offset;
+    }
+    e->gradient_pool_bytes = gpool;
+    e->value_pool_bytes = vpool;
     free(last_use);
-    free(order);
+    free(gorder);
+    free(vorder);
     return RB_OK;
 }
 
@@ -438,7 +529,7 @@ static rb_status plan_conv(rb_engine *e, enode *en)
     dnnl_primitive_desc_query(fwd_pd, dnnl_query_impl_info_str, 0, &impl);
     snprintf(en->impl, sizeof en->impl, "%s", impl ? impl : "?");
     warn_if_reference(fwd_pd, n, "forward");
-    s = slot_plan(e, &en->value, query(fwd_pd, dnnl_query_dst_md), n);
+    s = value_plan(e, en, query(fwd_pd, dnnl_query_dst_md));
     if (s == RB_OK)
         s = diff_plan(e, &en->diff, query(fwd_pd, dnnl_query_dst_md), n);
     if (s == RB_OK)
@@ -542,7 +633,7 @@ static rb_status plan_batchnorm(rb_engine *e, enode *en)
     const float eps = (float)RB_BATCHNORM_EPS;
     md_plain(&stat, 1, cdims);
 
-    s = slot_plan(e, &en->value, data, n);
+    s = value_plan(e, en, data);
     if (s == RB_OK)
         s = diff_plan(e, &en->diff, data, n);
     if (s == RB_OK)
@@ -634,13 +725,13 @@ static bool relu_in_place(const rb_engine *e, const enode *en)
     return true;
 }
 
-/* A slot that shares another's memory (set up as `of` is bound). */
-static rb_status slot_alias(rb_engine *e, slot *s, const slot *of, const rb_node *n)
+/* An in-place ReLU's value: its producer's memory (placed by plan_pools). */
+static rb_status value_alias(rb_engine *e, enode *en, const slot *of)
 {
-    s->md = of->md;
-    s->bytes = of->bytes;
-    s->offset = of->offset;
-    DNNL_TRY(dnnl_memory_create(&s->mem, &s->md, e->eng, DNNL_MEMORY_NONE), "memory", n);
+    en->value.md = of->md;
+    en->value.bytes = of->bytes;
+    en->value_alias = true;
+    DNNL_TRY(dnnl_memory_create(&en->value.mem, &en->value.md, e->eng, DNNL_MEMORY_NONE), "memory", en->node);
     return RB_OK;
 }
 
@@ -700,9 +791,9 @@ static rb_status plan_eltwise_or_pool(rb_engine *e, enode *en)
     dnnl_primitive_desc_query(fpd, dnnl_query_impl_info_str, 0, &impl);
     snprintf(en->impl, sizeof en->impl, "%s", impl ? impl : "?");
     if (n->op == RB_OP_RELU && relu_in_place(e, en))
-        s = slot_alias(e, &en->value, &producer->value, n);
+        s = value_alias(e, en, &producer->value);
     else
-        s = slot_plan(e, &en->value, query(fpd, dnnl_query_dst_md), n);
+        s = value_plan(e, en, query(fpd, dnnl_query_dst_md));
     if (s == RB_OK)
         s = diff_plan(e, &en->diff, query(fpd, dnnl_query_dst_md), n);
     if (s == RB_OK) {
@@ -737,7 +828,7 @@ static rb_status plan_add(rb_engine *e, enode *en)
     s = make_primitive(e, &en->fwd[0], pd, n, "add");
     dnnl_primitive_desc_destroy(pd);
     if (s == RB_OK)
-        s = slot_plan(e, &en->value, a, n);
+        s = value_plan(e, en, a);
     if (s == RB_OK)
         s = diff_plan(e, &en->diff, a, n);
     /* The gradient passes unchanged to both inputs. */
@@ -768,7 +859,7 @@ static rb_status plan_loss(rb_engine *e, enode *en)
         dnnl_memory_desc_t lmd;
         dnnl_dims_t ldims = {e->batch, 1};
         md_plain(&lmd, 2, ldims);
-        s = slot_plan(e, &en->value, &lmd, n);
+        s = value_plan(e, en, &lmd);
         if (s == RB_OK)
             s = diff_plan(e, &en->diff, &lmd, n);
     }
@@ -921,17 +1012,18 @@ static void log_arena(const rb_engine *e)
         return;
     for (size_t i = 0; i < e->n; i++) {
         const enode *en = &e->nodes[i];
-        bool alias = en->node->n_in > 0 && en->value.offset == e->nodes[en->node->in[0]->index].value.offset;
-        values += alias ? 0 : (double)en->value.bytes;
+        values += en->value_alias || en->value.pooled ? 0 : (double)en->value.bytes;
         edges += (double)(en->in[0].src.bytes + en->in[1].src.bytes);
         weights += (double)(en->weights.bytes + (en->weights_bwd.shared ? 0 : en->weights_bwd.bytes));
         other += (double)(en->workspace.bytes + en->mean.bytes + en->variance.bytes + en->discard_scale.bytes +
                           en->discard_shift.bytes + en->zeros.bytes);
     }
     rb_log(RB_LOG_DEBUG,
-           "engine: arena: values %.1f MiB, reordered inputs %.1f, gradients %.1f, weights %.1f, shared "
-           "weight storage %.1f, gradient scratch %.1f, oneDNN scratchpad %.1f, workspaces and statistics %.1f",
-           values * mib, edges * mib, (double)e->gradient_pool_bytes * mib, weights * mib,
+           "engine: arena: values %.1f MiB, reordered inputs %.1f, gradients %.1f (overlaid by forward-only "
+           "values %.1f), weights %.1f, shared weight storage %.1f, gradient scratch %.1f, oneDNN scratchpad %.1f, "
+           "workspaces and statistics %.1f",
+           values * mib, edges * mib, (double)e->gradient_pool_bytes * mib, (double)e->value_pool_bytes * mib,
+           weights * mib,
            (double)e->shared_weights.bytes * mib, (double)e->scratch_bytes * mib, (double)e->scratchpad_bytes * mib,
            other * mib);
 }
@@ -1014,7 +1106,7 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
                              n->name, rb_op_str(n->op));
     }
     if (s == RB_OK)
-        s = plan_gradient_pool(e);
+        s = plan_pools(e);
     if (s == RB_OK) {
         dnnl_memory_desc_t md;
         dnnl_dims_t dims = {(dnnl_dim_t)(e->scratchpad_bytes > 0 ? e->scratchpad_bytes : 1)};
@@ -1509,6 +1601,12 @@ rb_status rb_engine_read(const rb_engine *e, const rb_node *node, float *out)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: that node is not in this engine's graph");
     if (!e->forward_done)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: nothing to read before a forward");
+    if (e->nodes[node->index].value.pooled)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "engine: the value of node '%s' is only kept until its consumers have run (backward "
+                            "never reads it); publish the node, or create the engine with keep_intermediates, "
+                            "to read it",
+                            node->name);
     return read_plain(e, &e->nodes[node->index].value, node, out);
 }
 
