@@ -72,9 +72,12 @@ typedef struct rb_engine_options {
     /* Give every node's value and output gradient memory of its own, so
      * that all can be read after a step (rb_engine_read, rb_engine_read_grad;
      * for debugging). Off, gradients share memory when their lifetimes in
-     * backward do not overlap, and a ReLU overwrites its input when nothing
-     * else reads it (that input is then not readable): together they roughly
-     * halve a training step's memory. */
+     * backward do not overlap, values that backward never reads (a
+     * batch-norm output feeding a residual add) share it with them, living
+     * only until their consumers have run, and a ReLU overwrites its input
+     * when nothing else reads it (that input is then not readable): together
+     * they cut a training step's memory by more than half. Published nodes
+     * and the logits always stay readable. */
     bool keep_intermediates;
     /* For engines that never train (inference, attacks, evaluation): plan
      * no weight-gradient primitives at all, which saves planning time and
@@ -128,8 +131,10 @@ RB_API bool rb_engine_hold_weights(rb_engine *engine, bool hold);
 RB_API rb_status rb_engine_backward(rb_engine *engine, bool weight_grads, bool input_grad);
 
 /* A node's last forward value, batch × C × H × W row-major, into `out`.
- * The input of an in-place ReLU holds the ReLU's output unless the engine
- * keeps intermediates (see rb_engine_options). */
+ * The input of an in-place ReLU holds the ReLU's output, and a value that
+ * backward never reads is refused (it only lives through the forward),
+ * unless the node is published or the engine keeps intermediates (see
+ * rb_engine_options). */
 RB_API rb_status rb_engine_read(const rb_engine *engine, const rb_node *node, float *out);
 /* The gradient of the mean loss with respect to a node's output from the
  * last backward (batch × C × H × W row-major), for nodes that backward
