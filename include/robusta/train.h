@@ -216,10 +216,10 @@ typedef struct rb_eval_result {
 } rb_eval_result;
 
 /* Runs `model` in inference mode over every example of `split` in order,
- * on an engine with `engine`'s threads and precision (NULL: the defaults;
- * it is always planned data_grads_only),
- * with an engine of `batch` examples (at most the split's size; the last
- * batch is padded with zeros and the padded rows ignored). The split's
+ * on an engine of `batch` examples (at most the split's size; the last
+ * batch is padded with zeros and the padded rows ignored) with `engine`'s
+ * threads and precision (NULL: the defaults; it is always planned
+ * data_grads_only). The split's
  * classes must not exceed the model's. Free the result with
  * rb_eval_result_free. */
 RB_API rb_status rb_evaluate(rb_model *model, const rb_split *split, int64_t batch,

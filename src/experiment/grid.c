@@ -220,6 +220,7 @@ static rb_status evaluate_source(const grid_ctx *g, const char *dir, source_resu
     rb_params *ap = NULL;
     const rb_plugin *attack = NULL;
     rb_eval_result ev;
+    rb_engine_options eo;
     rb_status s;
     memset(&ev, 0, sizeof ev);
     if (src->eval_attack_steps == 0 || g->robust_eps <= 0) {
@@ -232,6 +233,7 @@ static rb_status evaluate_source(const grid_ctx *g, const char *dir, source_resu
     s = rb_model_load(&model, g->opt->registry, path, 0, 0);
     if (s == RB_OK)
         s = rb_eval_open_split(model, src->data, RB_SPLIT_TEST, src->classes, &split);
+    eo = (rb_engine_options){.threads = g->threads, .precision = g->spec->precision};
     if (s == RB_OK && src->eval_attack_steps > 0 && g->robust_eps > 0) {
         rb_attack_options ao = rb_attack_options_default();
         char eps[64];
@@ -243,11 +245,10 @@ static rb_status evaluate_source(const grid_ctx *g, const char *dir, source_resu
         if (s == RB_OK)
             s = attack_params(g, attack, eps, g->robust_eps, ao.steps, &ap);
         if (s == RB_OK)
-            s = rb_evaluate_robust(model, split, 256, &(rb_engine_options){.threads = g->threads, .precision = g->spec->precision}, attack, ap,
-                                   &ao, &ev);
+            s = rb_evaluate_robust(model, split, 256, &eo, attack, ap, &ao, &ev);
         res->robust_acc = ev.robust_accuracy;
     } else if (s == RB_OK) {
-        s = rb_evaluate(model, split, 256, &(rb_engine_options){.threads = g->threads, .precision = g->spec->precision}, &ev);
+        s = rb_evaluate(model, split, 256, &eo, &ev);
         res->robust_acc = NAN;
     }
     res->test_acc = ev.accuracy;
