@@ -819,7 +819,7 @@ START_TEST(executed_primitives_are_counted_by_kind)
     rb_graph *g = residual_net(&end);
     rb_engine *e, *data;
     uint64_t c[RB_PRIM_KIND_COUNT];
-    int64_t ops[11];
+    int64_t ops[11], fused = 0;
     static float fx[4 * 243];
     static double dx[4 * 243];
     int64_t labels[4];
@@ -842,13 +842,21 @@ START_TEST(executed_primitives_are_counted_by_kind)
     ck_assert_int_eq(rb_engine_primitive_counts(e, c), RB_OK);
     for (int k = 0; k < RB_PRIM_KIND_COUNT; k++)
         ck_assert_uint_eq(c[k], 0);
+    /* The ReLUs right after a batch-norm (bn1's and layer1.0.bn1's) run
+     * fused into it; the one after the residual add runs on its own. */
+    for (size_t i = 0; i < rb_graph_node_count(g); i++) {
+        rb_node *node = rb_graph_node(g, i);
+        if (rb_node_op(node) == RB_OP_RELU && strncmp(rb_engine_impl(e, node), "fused into batch-norm", 21) == 0)
+            fused++;
+    }
+    ck_assert_int_eq(fused, 2);
 
-    /* Inference forward: one primitive per layer. */
+    /* Inference forward: one primitive per layer, fused ReLUs none. */
     ck_assert_int_eq(rb_engine_forward(e, fx, 4, labels, false), RB_OK);
     ck_assert_int_eq(rb_engine_primitive_counts(e, c), RB_OK);
     ck_assert_uint_eq(c[RB_PRIM_CONV_FORWARD], (uint64_t)(ops[RB_OP_CONV] + ops[RB_OP_LINEAR]));
     ck_assert_uint_eq(c[RB_PRIM_BATCHNORM_FORWARD], (uint64_t)ops[RB_OP_BATCHNORM]);
-    ck_assert_uint_eq(c[RB_PRIM_RELU_FORWARD], (uint64_t)ops[RB_OP_RELU]);
+    ck_assert_uint_eq(c[RB_PRIM_RELU_FORWARD], (uint64_t)(ops[RB_OP_RELU] - fused));
     ck_assert_uint_eq(c[RB_PRIM_POOLING_FORWARD],
                       (uint64_t)(ops[RB_OP_MAXPOOL] + ops[RB_OP_AVGPOOL] + ops[RB_OP_GLOBAL_AVGPOOL]));
     ck_assert_uint_eq(c[RB_PRIM_ADD_FORWARD], (uint64_t)ops[RB_OP_ADD]);
@@ -865,6 +873,7 @@ START_TEST(executed_primitives_are_counted_by_kind)
     ck_assert_int_eq(rb_engine_primitive_counts(e, c), RB_OK);
     ck_assert_uint_eq(c[RB_PRIM_CONV_BACKWARD_DATA], (uint64_t)(ops[RB_OP_CONV] + ops[RB_OP_LINEAR]));
     ck_assert_uint_eq(c[RB_PRIM_BATCHNORM_BACKWARD_DATA], (uint64_t)ops[RB_OP_BATCHNORM]);
+    /* every ReLU's mask: with running statistics a fused one applies its own */
     ck_assert_uint_eq(c[RB_PRIM_RELU_BACKWARD], (uint64_t)ops[RB_OP_RELU]);
     ck_assert_uint_eq(c[RB_PRIM_CONV_FORWARD] + c[RB_PRIM_BATCHNORM_FORWARD], 0);
     ck_assert_msg(weight_gradient_primitives(c) == 0,
@@ -896,6 +905,8 @@ START_TEST(executed_primitives_are_counted_by_kind)
     ck_assert_uint_eq(c[RB_PRIM_BATCHNORM_BACKWARD], (uint64_t)ops[RB_OP_BATCHNORM]);
     ck_assert_uint_eq(c[RB_PRIM_BATCHNORM_BACKWARD_DATA], 0);
     ck_assert_uint_gt(c[RB_PRIM_CONV_BACKWARD_DATA], 0);
+    /* batch-norm's training backward applies its fused ReLU's mask itself */
+    ck_assert_uint_eq(c[RB_PRIM_RELU_BACKWARD], (uint64_t)(ops[RB_OP_RELU] - fused));
     /* Counting costs nothing extra: a second engine counts on its own. */
     ck_assert_int_eq(rb_engine_create(&data, g, 4, &(rb_engine_options){.threads = 1, .data_grads_only = true}),
                      RB_OK);

@@ -63,6 +63,12 @@ typedef struct enode {
     bool need_diff; /* this node's output gradient is needed in this backward */
     bool value_deferred; /* value placed by plan_pools (every node's but the input's) */
     bool value_alias;    /* an in-place ReLU: the value is its producer's memory */
+    /* A ReLU fused into the batch-norm before it (oneDNN's fuse_norm_relu):
+     * no forward of its own, its gradient is the batch-norm's memory, and
+     * only an inference-mode backward applies its mask (training-mode
+     * batch-norm backward does, from the workspace). */
+    bool relu_fused;
+    bool relu_follows; /* batch-norm: its ReLU is fused into it */
     edge in[RB_NODE_MAX_INPUTS];
     int consumers;
     char impl[96];
@@ -83,6 +89,7 @@ typedef struct enode {
     slot mean, variance;
     slot discard_scale, discard_shift; /* parameter gradients nobody asked for */
     slot zeros; /* C zeros: mean and shift of the inference-mode data-only backward */
+    dnnl_primitive_t affine; /* with a fused ReLU: that inference forward without the ReLU */
     dnnl_memory_t scale, shift, diff_scale, diff_shift, running_mean, running_var;
 } enode;
 
@@ -309,6 +316,13 @@ static rb_status plan_pools(rb_engine *e)
         if (e->nodes[i].diff.pooled)
             gorder[grads++] = i;
     }
+    /* A fused ReLU's gradient is its batch-norm's memory: written by the
+     * ReLU's consumers, so live from the last of them. */
+    for (size_t j = 0; j < n; j++)
+        if (e->nodes[j].relu_fused) {
+            size_t p = e->nodes[j].node->in[0]->index;
+            last_use[p] = last_use[j] > last_use[p] ? last_use[j] : last_use[p];
+        }
     for (size_t i = 0; i < n; i++) {
         enode *en = &e->nodes[i];
         bool published = false;
@@ -334,6 +348,8 @@ static rb_status plan_pools(rb_engine *e)
             en->value.offset = reserve_bytes(e, en->value.bytes);
         if (en->value_alias) /* producers come first: already placed */
             en->value.offset = e->nodes[en->node->in[0]->index].value.offset;
+        if (en->relu_fused)
+            en->diff.offset = e->nodes[en->node->in[0]->index].diff.offset;
     }
     e->gradient_pool_bytes = gpool;
     e->value_pool_bytes = vpool;
@@ -622,6 +638,22 @@ static rb_status plan_conv(rb_engine *e, enode *en)
     return s;
 }
 
+/* The ReLU that batch-norm `en` can run fused (oneDNN's fuse_norm_relu):
+ * its only consumer, when the ReLU would run in place anyway (see
+ * relu_in_place) and intermediates are not kept; NULL otherwise. */
+static enode *fusable_relu(rb_engine *e, const enode *en)
+{
+    if (e->keep_intermediates || en->consumers != 1)
+        return NULL;
+    for (size_t k = 0; k < e->g->n_published; k++)
+        if (e->g->published[k].node == en->node)
+            return NULL;
+    for (size_t j = en->node->index + 1; j < e->n; j++)
+        if (e->nodes[j].node->n_in > 0 && e->nodes[j].node->in[0] == en->node)
+            return e->nodes[j].node->op == RB_OP_RELU ? &e->nodes[j] : NULL;
+    return NULL;
+}
+
 static rb_status plan_batchnorm(rb_engine *e, enode *en)
 {
     const rb_node *n = en->node;
@@ -633,6 +665,7 @@ static rb_status plan_batchnorm(rb_engine *e, enode *en)
     const float eps = (float)RB_BATCHNORM_EPS;
     md_plain(&stat, 1, cdims);
 
+    en->relu_follows = fusable_relu(e, en) != NULL;
     s = value_plan(e, en, data);
     if (s == RB_OK)
         s = diff_plan(e, &en->diff, data, n);
@@ -663,7 +696,8 @@ static rb_status plan_batchnorm(rb_engine *e, enode *en)
      * that never train plan no full backward unless it is the only way to
      * the input gradient. */
     for (int mode = 0; mode < 2; mode++) {
-        unsigned flags = dnnl_use_scale | dnnl_use_shift | (mode ? dnnl_use_global_stats : 0u);
+        unsigned flags = dnnl_use_scale | dnnl_use_shift | (mode ? dnnl_use_global_stats : 0u) |
+                         (en->relu_follows ? dnnl_fuse_norm_relu : 0u);
         dnnl_batch_normalization_desc_t fd, bd;
         dnnl_primitive_desc_t fpd, bpd;
         const char *impl = NULL;
@@ -675,6 +709,14 @@ static rb_status plan_batchnorm(rb_engine *e, enode *en)
             snprintf(en->impl, sizeof en->impl, "%s", impl ? impl : "?");
         }
         s = make_primitive(e, &en->fwd[mode], fpd, n, "batch-norm forward");
+        if (s == RB_OK && mode == 0 && en->relu_follows) {
+            /* the fused ReLU's mask, written by either forward, read by backward */
+            const dnnl_memory_desc_t *ws = query(fpd, dnnl_query_workspace_md);
+            if (ws == NULL || dnnl_memory_desc_get_size(ws) == 0)
+                s = dnnl_fail(dnnl_unimplemented, "batch-norm with a fused ReLU (no workspace)", n);
+            else
+                s = slot_plan(e, &en->workspace, ws, n);
+        }
         for (int full = mode; s == RB_OK && full < 2; full++) {
             if (full && e->data_grads_only && (mode == 1 || en->bwd_data[mode] != NULL))
                 break;
@@ -703,8 +745,20 @@ static rb_status plan_batchnorm(rb_engine *e, enode *en)
     /* Running statistics make batch-norm affine: its input gradient is
      * diff_dst * gamma / sqrt(running_var + eps) per channel (PyTorch's
      * eval-mode backward), which is the inference forward itself applied to
-     * the gradient with a zero mean and shift: fwd[1] on zeros. */
+     * the gradient with a zero mean and shift: fwd[1] on zeros (with a
+     * fused ReLU, a copy of it without the ReLU: the ReLU's mask is applied
+     * to the gradient first, by the ReLU node). */
     s = slot_plan(e, &en->zeros, &stat, n);
+    if (s == RB_OK && en->relu_follows) {
+        dnnl_batch_normalization_desc_t fd;
+        dnnl_primitive_desc_t fpd;
+        DNNL_TRY(dnnl_batch_normalization_forward_desc_init(&fd, dnnl_forward_training, data, eps,
+                                                            dnnl_use_scale | dnnl_use_shift | dnnl_use_global_stats),
+                 "batch-norm forward", n);
+        DNNL_TRY(dnnl_primitive_desc_create(&fpd, &fd, e->attr, e->eng, NULL), "batch-norm forward", n);
+        s = make_primitive(e, &en->affine, fpd, n, "batch-norm forward");
+        dnnl_primitive_desc_destroy(fpd);
+    }
     if (s != RB_OK)
         return s;
     return plan_grad_edge(e, en, 0, data);
@@ -794,8 +848,16 @@ static rb_status plan_eltwise_or_pool(rb_engine *e, enode *en)
         s = value_alias(e, en, &producer->value);
     else
         s = value_plan(e, en, query(fpd, dnnl_query_dst_md));
-    if (s == RB_OK)
+    if (s == RB_OK && n->op == RB_OP_RELU && producer->relu_follows) {
+        /* fused: the gradient is the batch-norm's memory (placed by plan_pools) */
+        en->relu_fused = true;
+        snprintf(en->impl, sizeof en->impl, "fused into batch-norm '%.60s'", producer->node->name);
+        en->diff.md = producer->diff.md;
+        en->diff.bytes = producer->diff.bytes;
+        DNNL_TRY(dnnl_memory_create(&en->diff.mem, &en->diff.md, e->eng, DNNL_MEMORY_NONE), "memory", n);
+    } else if (s == RB_OK) {
         s = diff_plan(e, &en->diff, query(fpd, dnnl_query_dst_md), n);
+    }
     if (s == RB_OK) {
         const dnnl_memory_desc_t *ws = query(fpd, dnnl_query_workspace_md);
         if (ws != NULL && dnnl_memory_desc_get_size(ws) > 0)
@@ -892,7 +954,7 @@ void rb_engine_destroy(rb_engine *e)
                                     en->bwd_full[0], en->bwd_full[1], en->bwd_weights, en->weights_in,
                                     en->weights_bwd_in,
                                     en->diff_weights_out, en->in[0].to_producer, en->in[1].to_producer,
-                                    en->in[0].fwd_reorder, en->in[1].fwd_reorder};
+                                    en->in[0].fwd_reorder, en->in[1].fwd_reorder, en->affine};
         dnnl_memory_t mems[] = {en->weights_user, en->diff_weights_user, en->bias_user, en->diff_bias_user,
                                 en->scale, en->shift, en->diff_scale, en->diff_shift, en->running_mean,
                                 en->running_var, en->in[0].scratch, en->in[1].scratch};
@@ -1227,6 +1289,8 @@ static rb_status forward_node(rb_engine *e, enode *en, bool training)
         arg(&x, DNNL_ARG_SHIFT, en->shift);
         arg(&x, DNNL_ARG_MEAN, training ? en->mean.mem : en->running_mean);
         arg(&x, DNNL_ARG_VARIANCE, training ? en->variance.mem : en->running_var);
+        if (en->relu_follows)
+            arg(&x, DNNL_ARG_WORKSPACE, en->workspace.mem);
         s = run(e, en->fwd[mode], &x, n, "forward", RB_PRIM_BATCHNORM_FORWARD);
         if (s == RB_OK && training) {
             /* Running statistics as PyTorch keeps them: momentum 0.1, and
@@ -1248,6 +1312,8 @@ static rb_status forward_node(rb_engine *e, enode *en, bool training)
     case RB_OP_MAXPOOL:
     case RB_OP_AVGPOOL:
     case RB_OP_GLOBAL_AVGPOOL:
+        if (en->relu_fused) /* the batch-norm before it applied it */
+            return RB_OK;
         arg(&x, DNNL_ARG_SRC, input_mem(e, en, 0));
         arg(&x, DNNL_ARG_DST, en->value.mem);
         if (en->workspace.mem)
@@ -1433,7 +1499,7 @@ static rb_status backward_node(rb_engine *e, enode *en, bool weight_grads)
             arg(&x, DNNL_ARG_SHIFT, en->zeros.mem);
             arg(&x, DNNL_ARG_MEAN, en->zeros.mem);
             arg(&x, DNNL_ARG_VARIANCE, en->running_var);
-            s = run(e, en->fwd[1], &x, n, "backward", RB_PRIM_BATCHNORM_BACKWARD_DATA);
+            s = run(e, en->relu_follows ? en->affine : en->fwd[1], &x, n, "backward", RB_PRIM_BATCHNORM_BACKWARD_DATA);
             return s == RB_OK ? deliver(e, en, 0) : s;
         }
         full = want_w || en->bwd_data[mode] == NULL;
@@ -1452,6 +1518,8 @@ static rb_status backward_node(rb_engine *e, enode *en, bool weight_grads)
              * harmless (the producer's own gradient buffer is unused too). */
             arg(&x, DNNL_ARG_DIFF_SRC, en->in[0].scratch ? en->in[0].scratch : e->nodes[n->in[0]->index].diff.mem);
         }
+        if (en->relu_follows) /* the fused ReLU's mask */
+            arg(&x, DNNL_ARG_WORKSPACE, en->workspace.mem);
         if (want_w) {
             arg(&x, DNNL_ARG_DIFF_SCALE, en->diff_scale);
             arg(&x, DNNL_ARG_DIFF_SHIFT, en->diff_shift);
@@ -1469,7 +1537,9 @@ static rb_status backward_node(rb_engine *e, enode *en, bool weight_grads)
     case RB_OP_MAXPOOL:
     case RB_OP_AVGPOOL:
     case RB_OP_GLOBAL_AVGPOOL:
-        if (!need_in)
+        /* A fused ReLU's mask is applied by batch-norm's training backward;
+         * with running statistics, here, in place on the shared gradient. */
+        if (!need_in || (en->relu_fused && e->training))
             return RB_OK;
         if (n->op == RB_OP_RELU)
             arg(&x, DNNL_ARG_DST, en->value.mem);
