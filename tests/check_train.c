@@ -125,27 +125,54 @@ static json_object *log_row(const char *run, int i)
     return j;
 }
 
-static void same_tensors(const char *a, const char *b)
+/* The name of the first tensor whose bytes differ between two checkpoints
+ * of the same model (copied into `name`), or NULL when all are equal. */
+static const char *first_different_tensor(const char *a, const char *b, char *name, size_t size)
 {
     rb_checkpoint *ca, *cb;
+    const char *found = NULL;
     ck_assert_int_eq(rb_checkpoint_load(&ca, a, 0), RB_OK);
     ck_assert_int_eq(rb_checkpoint_load(&cb, b, 0), RB_OK);
     ck_assert_uint_eq(rb_checkpoint_count(ca), rb_checkpoint_count(cb));
-    for (size_t i = 0; i < rb_checkpoint_count(ca); i++) {
+    for (size_t i = 0; i < rb_checkpoint_count(ca) && found == NULL; i++) {
         rb_checkpoint_tensor ta, tb;
         rb_checkpoint_get(ca, i, &ta);
         rb_checkpoint_get(cb, i, &tb);
         ck_assert_str_eq(ta.name, tb.name);
         ck_assert_uint_eq(ta.nbytes, tb.nbytes);
-        ck_assert_msg(memcmp(ta.data, tb.data, ta.nbytes) == 0, "tensor %s differs", ta.name);
+        if (memcmp(ta.data, tb.data, ta.nbytes) != 0) {
+            snprintf(name, size, "%s", ta.name);
+            found = name;
+        }
     }
     rb_checkpoint_destroy(ca);
     rb_checkpoint_destroy(cb);
+    return found;
+}
+
+static void same_tensors(const char *a, const char *b)
+{
+    char name[256];
+    const char *differs = first_different_tensor(a, b, name, sizeof name);
+    ck_assert_msg(differs == NULL, "tensor %s differs between %s and %s", differs, a, b);
+}
+
+/* Two run folders hold the same final model and the same last.rbt
+ * (momentum buffers included): what a bit-identical resume promises. */
+static void same_runs(const char *run_a, const char *run_b)
+{
+    char a[PATH_MAX], b[PATH_MAX];
+    in_dir(a, run_a, "model.rbt");
+    in_dir(b, run_b, "model.rbt");
+    same_tensors(a, b);
+    in_dir(a, run_a, "last.rbt");
+    in_dir(b, run_b, "last.rbt");
+    same_tensors(a, b);
 }
 
 START_TEST(training_learns_writes_its_folder_resumes_bit_identically_and_eval_agrees)
 {
-    char out[PATH_MAX], out2[PATH_MAX], path[PATH_MAX], path2[PATH_MAX];
+    char out[PATH_MAX], out2[PATH_MAX], path[PATH_MAX];
     static const char *const files[] = {"model.rbt", "last.rbt", "best.rbt", "log.csv", "log.jsonl", "config.json"};
     static const char *const keys[] = {"epoch",    "lr",      "train_loss", "train_acc",
                                        "test_loss", "test_acc", "seconds",    "images_per_second"};
@@ -229,12 +256,7 @@ START_TEST(training_learns_writes_its_folder_resumes_bit_identically_and_eval_ag
     ck_assert_msg(error_lines(r.err) == 1, "%s", r.err);
     RUN(&r, "train", "--resume", out2, "--epochs", "3");
     ck_assert_msg(r.code == 0, "resume failed: %s", r.err);
-    in_dir(path, "full", "model.rbt");
-    in_dir(path2, "resumed", "model.rbt");
-    same_tensors(path, path2);
-    in_dir(path, "full", "last.rbt");
-    in_dir(path2, "resumed", "last.rbt");
-    same_tensors(path, path2); /* momentum buffers too */
+    same_runs("full", "resumed");
     last = log_row("resumed", 2);
     ck_assert(member(last, "epoch") == 3 && member(last, "test_acc") == test_acc);
     json_object_put(last);
@@ -503,7 +525,7 @@ END_TEST
  * resumed run must restore both. */
 START_TEST(adversarial_training_resumes_bit_identically)
 {
-    char full[PATH_MAX], part[PATH_MAX], a[PATH_MAX], b[PATH_MAX];
+    char full[PATH_MAX], part[PATH_MAX];
     in_dir(full, "adv-full", NULL);
     in_dir(part, "adv-part", NULL);
     TRAIN(&r, full, "3", , "--attack", "pgd-l2", "--eps", "0.5", "--step-size", "0.2", "--steps", "2",
@@ -514,12 +536,7 @@ START_TEST(adversarial_training_resumes_bit_identically)
     ck_assert_msg(r.code == 0, "adversarial train failed: %s", r.err);
     RUN(&r, "train", "--resume", part, "--epochs", "3", "--threads", "1");
     ck_assert_msg(r.code == 0, "adversarial resume failed: %s", r.err);
-    in_dir(a, "adv-full", "model.rbt");
-    in_dir(b, "adv-part", "model.rbt");
-    same_tensors(a, b);
-    in_dir(a, "adv-full", "last.rbt");
-    in_dir(b, "adv-part", "last.rbt");
-    same_tensors(a, b); /* momentum buffers too */
+    same_runs("adv-full", "adv-part");
     {
         json_object *x = log_row("adv-full", 2), *y = log_row("adv-part", 2);
         ck_assert(member(x, "epoch") == 3 && member(y, "epoch") == 3);
@@ -532,31 +549,12 @@ START_TEST(adversarial_training_resumes_bit_identically)
 }
 END_TEST
 
-/* true when some tensor of the two checkpoints differs */
-static bool tensors_differ(const char *a, const char *b)
-{
-    rb_checkpoint *ca, *cb;
-    bool differ = false;
-    ck_assert_int_eq(rb_checkpoint_load(&ca, a, 0), RB_OK);
-    ck_assert_int_eq(rb_checkpoint_load(&cb, b, 0), RB_OK);
-    ck_assert_uint_eq(rb_checkpoint_count(ca), rb_checkpoint_count(cb));
-    for (size_t i = 0; i < rb_checkpoint_count(ca) && !differ; i++) {
-        rb_checkpoint_tensor ta, tb;
-        rb_checkpoint_get(ca, i, &ta);
-        rb_checkpoint_get(cb, i, &tb);
-        differ = ta.nbytes != tb.nbytes || memcmp(ta.data, tb.data, ta.nbytes) != 0;
-    }
-    rb_checkpoint_destroy(ca);
-    rb_checkpoint_destroy(cb);
-    return differ;
-}
-
 /* --precision bf16: learns, is recorded in config.json and kept on resume
  * (bit-identical to an uninterrupted bf16 run), really changes the
  * arithmetic, and eval in bf16 agrees with eval in fp32 on the same model. */
 START_TEST(bf16_training_learns_is_recorded_and_resumes_bit_identically)
 {
-    char full[PATH_MAX], part[PATH_MAX], f32[PATH_MAX], a[PATH_MAX], b[PATH_MAX];
+    char full[PATH_MAX], part[PATH_MAX], f32[PATH_MAX], a[PATH_MAX], b[PATH_MAX], name[256];
     json_object *j, *last;
     double acc32, acc16;
     in_dir(full, "bf16-full", NULL);
@@ -583,16 +581,15 @@ START_TEST(bf16_training_learns_is_recorded_and_resumes_bit_identically)
     ck_assert_msg(r.code == 0, "f32 train failed: %s", r.err);
     in_dir(a, "bf16-part", "model.rbt");
     in_dir(b, "f32-part", "model.rbt");
-    ck_assert_msg(tensors_differ(a, b), "bf16 and f32 runs gave identical weights: --precision did nothing");
+    ck_assert_msg(first_different_tensor(a, b, name, sizeof name) != NULL,
+                  "bf16 and f32 runs gave identical weights: --precision did nothing");
     /* the precision is the run's: it cannot change on resume */
     RUN(&r, "train", "--resume", part, "--epochs", "3", "--threads", "1", "--precision", "f32");
     ck_assert_int_eq(r.code, 2);
     ck_assert_msg(error_lines(r.err) == 1 && strstr(r.err, "--precision") != NULL, "%s", r.err);
     RUN(&r, "train", "--resume", part, "--epochs", "3", "--threads", "1");
     ck_assert_msg(r.code == 0, "bf16 resume failed: %s", r.err);
-    in_dir(a, "bf16-full", "last.rbt");
-    in_dir(b, "bf16-part", "last.rbt");
-    same_tensors(a, b);
+    same_runs("bf16-full", "bf16-part");
 
     /* eval: the same model in both precisions */
     in_dir(a, "bf16-full", "model.rbt");
