@@ -761,6 +761,102 @@ START_TEST(shared_gradient_memory_changes_no_result)
 }
 END_TEST
 
+/* Two residual adds whose inputs can take the add's gradient in place
+ * (share_add_gradients in the engine), and one where only one of them can:
+ *   x = relu(conv0(input))             host of add1; read again by conv_b
+ *                                      (no batch-norm: a fused ReLU's
+ *                                      gradient is no host)
+ *   a = bn_a(conv_a(x))                add1's other input
+ *   b = conv_b(x)                      reads x after a: a must not share
+ *                                      x's gradient memory (conv_b's
+ *                                      backward adds into it before a's)
+ *   r = relu(add1(a, x)); t = relu(add2(r, b))   add2: both share
+ * then global pooling, a classifier and the loss. */
+static rb_graph *shared_gradient_net(rb_node **add1, rb_node **add2)
+{
+    rb_graph *g;
+    rb_node *x, *a, *b, *r;
+    ck_assert_int_eq(rb_graph_create(&g), RB_OK);
+    ck_assert_int_eq(rb_graph_input(g, 3, 9, 9, mean5, std5, &x), RB_OK);
+    ck_assert_int_eq(rb_graph_conv(g, "conv0", x, &(rb_conv_desc){.out_channels = 16, .kernel = {3, 3}, .padding = {1, 1}}, &x), RB_OK);
+    ck_assert_int_eq(rb_graph_relu(g, x, &x), RB_OK);
+    ck_assert_int_eq(rb_graph_conv(g, "conv_a", x, &(rb_conv_desc){.out_channels = 16, .kernel = {3, 3}, .padding = {1, 1}}, &a), RB_OK);
+    ck_assert_int_eq(rb_graph_batchnorm(g, "bn_a", a, &a), RB_OK);
+    ck_assert_int_eq(rb_graph_conv(g, "conv_b", x, &(rb_conv_desc){.out_channels = 16, .kernel = {1, 1}}, &b), RB_OK);
+    ck_assert_int_eq(rb_graph_add(g, a, x, add1), RB_OK);
+    ck_assert_int_eq(rb_graph_relu(g, *add1, &r), RB_OK);
+    ck_assert_int_eq(rb_graph_add(g, r, b, add2), RB_OK);
+    ck_assert_int_eq(rb_graph_relu(g, *add2, &r), RB_OK);
+    ck_assert_int_eq(rb_graph_global_avgpool(g, r, &r), RB_OK);
+    ck_assert_int_eq(rb_graph_linear(g, "fc", r, 5, true, &r), RB_OK);
+    ck_assert_int_eq(rb_graph_softmax_cross_entropy(g, r, &r), RB_OK);
+    randomize(g, 43);
+    return g;
+}
+
+/* The gradients of `g` after one step on `e`: training (parameter
+ * gradients, then the input's) or an attack's (inference mode, the input
+ * gradient only). */
+static size_t gradients_of(rb_graph *g, rb_engine *e, bool training, float *grads, size_t capacity)
+{
+    static float fx[4 * 243];
+    static double dx[4 * 243];
+    int64_t labels[4];
+    size_t used = 0;
+    images_and_labels(4, 243, fx, dx, labels);
+    ck_assert_int_eq(rb_engine_forward(e, fx, 4, labels, training), RB_OK);
+    ck_assert_int_eq(rb_engine_backward(e, training, true), RB_OK);
+    for (size_t i = 0; training && i < rb_graph_param_count(g); i++) {
+        rb_param_info p;
+        rb_graph_param(g, i, &p);
+        if (p.grad == NULL)
+            continue;
+        ck_assert_uint_le(used + (size_t)p.numel, capacity);
+        memcpy(grads + used, p.grad, (size_t)p.numel * sizeof *grads);
+        used += (size_t)p.numel;
+    }
+    ck_assert_uint_le(used + 4 * 243, capacity);
+    ck_assert_int_eq(rb_engine_input_grad(e, grads + used), RB_OK);
+    return used + 4 * 243;
+}
+
+/* A residual add hands its gradient to its inputs without copying: the
+ * add's consumers write it into an input's gradient memory and the inputs
+ * read it there. Bit for bit the gradients of private buffers
+ * (keep_intermediates), in training and in an attack's data-only backward,
+ * and each add says how many of its inputs share. */
+START_TEST(residual_gradients_in_place_change_no_result)
+{
+    static float kept[20000], shared[20000];
+    for (int mode = 0; mode < 2; mode++) {
+        bool training = mode == 0;
+        rb_node *kept_add1, *add1, *add2;
+        rb_graph *ga = shared_gradient_net(&kept_add1, &add2), *gb;
+        rb_engine *a, *b;
+        size_t na, nb;
+        ck_assert_int_eq(rb_engine_create(&a, ga, 4, &(rb_engine_options){.threads = 1, .keep_intermediates = true,
+                                                                          .data_grads_only = !training}),
+                         RB_OK);
+        na = gradients_of(ga, a, training, kept, 20000);
+        gb = shared_gradient_net(&add1, &add2);
+        ck_assert_int_eq(rb_engine_create(&b, gb, 4, &(rb_engine_options){.threads = 1, .data_grads_only = !training}),
+                         RB_OK);
+        nb = gradients_of(gb, b, training, shared, 20000);
+        ck_assert_uint_eq(na, nb);
+        for (size_t i = 0; i < na; i++)
+            ck_assert_msg(kept[i] == shared[i], "%s: gradient %zu of %zu: %.9g in place, %.9g kept",
+                          training ? "training" : "attack", i, na, shared[i], kept[i]);
+        ck_assert_ptr_nonnull(strstr(rb_engine_impl(b, add1), ", gradient in place for 1 of 2 inputs"));
+        ck_assert_ptr_nonnull(strstr(rb_engine_impl(b, add2), ", gradient in place for 2 of 2 inputs"));
+        ck_assert_ptr_null(strstr(rb_engine_impl(a, kept_add1), "in place"));
+        rb_engine_destroy(a);
+        rb_engine_destroy(b);
+        rb_graph_destroy(ga);
+        rb_graph_destroy(gb);
+    }
+}
+END_TEST
+
 /* An engine that never trains plans no weight-gradient primitive: the same
  * input gradient, less memory, and weight gradients refused. */
 START_TEST(data_gradient_engines_plan_no_weight_gradients)
@@ -998,6 +1094,7 @@ int main(void)
     tcase_add_loop_test(tc, training_reduces_the_loss, 0, 2);
     tcase_add_test(tc, thread_counts_are_planned_and_agree);
     tcase_add_test(tc, shared_gradient_memory_changes_no_result);
+    tcase_add_test(tc, residual_gradients_in_place_change_no_result);
     tcase_add_test(tc, data_gradient_engines_plan_no_weight_gradients);
     tcase_add_test(tc, executed_primitives_are_counted_by_kind);
     tcase_add_test(tc, bad_input_is_refused);

@@ -49,6 +49,7 @@ typedef struct slot {
 typedef struct edge {
     bool direct;
     bool accumulate;
+    bool shared; /* add: the producer's gradient is this add's own memory (see share_add_gradients) */
     dnnl_primitive_t to_producer; /* scratch (consumer layout) -> producer diff */
     dnnl_memory_t scratch;        /* consumer-layout view of the shared scratch */
     /* Forward: the input in the consumer's layout when it differs. */
@@ -69,6 +70,9 @@ typedef struct enode {
      * batch-norm backward does, from the workspace). */
     bool relu_fused;
     bool relu_follows; /* batch-norm: its ReLU is fused into it */
+    /* The gradient lives in node diff_host's memory (share_add_gradients). */
+    bool diff_shared;
+    size_t diff_host;
     edge in[RB_NODE_MAX_INPUTS];
     int consumers;
     char impl[96];
@@ -285,6 +289,71 @@ static bool read_by_backward(const rb_engine *e, size_t i)
     return false;
 }
 
+/* Whether input k of add `a` may take the add's gradient as its own
+ * memory: the add is the last consumer to write it (a direct edge, same
+ * layout), it is placed by the pool, and its gradient is no alias itself
+ * (a fused ReLU's, another add's). */
+static bool add_input_shareable(const rb_engine *e, const enode *a, int k)
+{
+    const enode *p = &e->nodes[a->node->in[k]->index];
+    return a->in[k].direct && a->node->in[0] != a->node->in[1] && p->diff.pooled && !p->relu_fused &&
+           p->node->op != RB_OP_ADD;
+}
+
+/* A residual add passes its gradient unchanged to both inputs; copying it
+ * twice is a full read and write of the largest tensors of a ResNet per
+ * block. Instead the add's gradient is written straight into the memory of
+ * an input's gradient (the host: the input earlier in the graph, so that
+ * its live range covers the add's), and the other input reads that same
+ * memory when
+ *  - the add is its only consumer (nothing else adds into it), and
+ *  - everything else that adds into the host's gradient runs its backward
+ *    after it (comes before it in the graph): the host's memory still holds
+ *    the add's gradient alone when the other input reads it.
+ * The host's live range grows to cover the add's. */
+static void share_add_gradients(rb_engine *e, size_t *last_use)
+{
+    if (e->keep_intermediates)
+        return;
+    for (size_t i = 0; i < e->n; i++) {
+        enode *a = &e->nodes[i];
+        bool can[2];
+        int host_k, other_k;
+        size_t host, other;
+        bool other_shares;
+        if (a->node->op != RB_OP_ADD || !a->diff.pooled)
+            continue;
+        can[0] = add_input_shareable(e, a, 0);
+        can[1] = add_input_shareable(e, a, 1);
+        if (!can[0] && !can[1])
+            continue;
+        host_k = !can[0] || (can[1] && a->node->in[1]->index < a->node->in[0]->index) ? 1 : 0;
+        other_k = 1 - host_k;
+        host = a->node->in[host_k]->index;
+        other = a->node->in[other_k]->index;
+        other_shares = can[other_k] && e->nodes[other].consumers == 1;
+        for (size_t j = other + 1; other_shares && j < e->n; j++)
+            for (size_t q = 0; q < e->nodes[j].node->n_in; q++)
+                if (j != i && e->nodes[j].node->in[q]->index == host)
+                    other_shares = false;
+        a->diff_shared = true;
+        a->diff_host = host;
+        a->in[host_k].shared = true;
+        if (other_shares) {
+            e->nodes[other].diff_shared = true;
+            e->nodes[other].diff_host = host;
+            a->in[other_k].shared = true;
+        }
+        if (last_use[i] > last_use[host])
+            last_use[host] = last_use[i];
+        {
+            size_t len = strlen(a->impl);
+            snprintf(a->impl + len, sizeof a->impl - len, ", gradient in place for %d of 2 inputs",
+                     other_shares ? 2 : 1);
+        }
+    }
+}
+
 /* Places the values and the gradients.
  *
  * Gradients (unless kept for reading) only occupy memory while backward
@@ -313,8 +382,6 @@ static rb_status plan_pools(rb_engine *e)
         for (size_t k = 0; k < node->n_in; k++)
             if (last_use[node->in[k]->index] < i)
                 last_use[node->in[k]->index] = i;
-        if (e->nodes[i].diff.pooled)
-            gorder[grads++] = i;
     }
     /* A fused ReLU's gradient is its batch-norm's memory: written by the
      * ReLU's consumers, so live from the last of them. */
@@ -323,6 +390,10 @@ static rb_status plan_pools(rb_engine *e)
             size_t p = e->nodes[j].node->in[0]->index;
             last_use[p] = last_use[j] > last_use[p] ? last_use[j] : last_use[p];
         }
+    share_add_gradients(e, last_use);
+    for (size_t i = 0; i < n; i++)
+        if (e->nodes[i].diff.pooled && !e->nodes[i].diff_shared)
+            gorder[grads++] = i;
     for (size_t i = 0; i < n; i++) {
         enode *en = &e->nodes[i];
         bool published = false;
@@ -350,6 +421,8 @@ static rb_status plan_pools(rb_engine *e)
             en->value.offset = e->nodes[en->node->in[0]->index].value.offset;
         if (en->relu_fused)
             en->diff.offset = e->nodes[en->node->in[0]->index].diff.offset;
+        if (en->diff_shared) /* hosts come first: already placed */
+            en->diff.offset = e->nodes[en->diff_host].diff.offset;
     }
     e->gradient_pool_bytes = gpool;
     e->value_pool_bytes = vpool;
@@ -1555,7 +1628,7 @@ static rb_status backward_node(rb_engine *e, enode *en, bool weight_grads)
     case RB_OP_ADD:
         for (int k = 0; k < 2 && s == RB_OK; k++) {
             enode *producer = &e->nodes[n->in[k]->index];
-            if (!producer->need_diff)
+            if (!producer->need_diff || en->in[k].shared) /* shared: already there */
                 continue;
             if (en->in[k].direct)
                 parallel_copy(e, e->arena + producer->diff.offset, e->arena + en->diff.offset, en->diff.bytes);
