@@ -429,7 +429,7 @@ static void whole_network(int depth, int batch, int repeats, double peak, rb_pre
     rb_graph *g = resnet(depth);
     rb_engine *e;
     rb_sgd *sgd;
-    double times[32], flop = 3.0 * 2.0 * (double)rb_graph_forward_macs(g) * batch * 1e-9;
+    double times[32], flop = training_step_gflop(g, batch);
     float *images = calloc((size_t)batch * 3 * 224 * 224, sizeof(float));
     int64_t *labels = calloc((size_t)batch, sizeof(int64_t));
     if (rb_engine_create(&e, g, batch, &(rb_engine_options){.precision = precision}) != RB_OK ||
@@ -447,8 +447,6 @@ static void whole_network(int depth, int batch, int repeats, double peak, rb_pre
     }
     {
         double t = median(times, repeats);
-        /* flop: forward MACs x 2, times 3 for forward + both backwards (the
-         * first layer's unneeded backward-data included: an upper bound). */
         const char *suffix = precision == RB_PRECISION_BF16 ? "_bf16" : "";
         printf("perf,resnet%d_train_step%s,mb%d,%.1f,%.1f,%.1f\n", depth, suffix, batch, t * 1e3, flop / t,
                100 * flop / t / peak);

@@ -12,12 +12,11 @@
  *
  * A step is rb_engine_forward(training) + rb_engine_backward(weights) +
  * rb_sgd_step (momentum 0.9, weight decay 5e-4, lr 0.01). Figures are the
- * median of several steps after a warm-up step. FLOPs are counted as
- * 3 x 2 x forward MACs x batch: the graph's multiply-accumulates of
- * convolutions and the classifier (rb_graph_forward_macs), two FLOPs each,
- * times three for forward, backward-data and backward-weights (the first
- * convolution's backward-data, never run, included: an upper bound, as in
- * bench_engine). Batch-norm, ReLU, pooling, loss and SGD are not counted.
+ * median of several steps after a warm-up step. FLOPs are what the
+ * convolutions and the classifier run (training_step_gflop): two per
+ * multiply-accumulate of forward, backward-data and backward-weights,
+ * without the first convolution's backward-data, which training never runs.
+ * Batch-norm, ReLU, pooling, loss and SGD are not counted.
  *
  * A PGD step is what rb_attack_run repeats: rb_engine_forward (inference:
  * running statistics), rb_engine_backward of the input gradient only (an
@@ -233,7 +232,7 @@ static int run_config(const rb_registry *reg, const config *c, int threads, int 
         rc = fail(c->name);
         goto done;
     }
-    flop = 3.0 * 2.0 * (double)rb_graph_forward_macs(rb_model_graph(model)) * (double)c->batch * 1e-9;
+    flop = training_step_gflop(rb_model_graph(model), c->batch);
     for (int r = 0; r < repeats + 1; r++) { /* step 0 is the warm-up */
         double t0 = now(), t1, t2;
         if (rb_engine_forward(engine, images, c->batch, labels, true) != RB_OK ||

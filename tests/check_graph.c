@@ -92,6 +92,11 @@ START_TEST(parameters_have_torchvision_names_and_shapes)
     ck_assert_int_eq(rb_graph_trainable_count(g), 216 + 16 + 45);
     /* MACs: conv 8x32x30 outputs x 27, fc 5x8 */
     ck_assert_int_eq(rb_graph_forward_macs(g), 8 * 32 * 30 * 27 + 40);
+    /* per node: the same terms, nothing for the others */
+    ck_assert_int_eq(rb_node_forward_macs(rb_graph_node(g, 1)), 8 * 32 * 30 * 27);
+    ck_assert_int_eq(rb_node_forward_macs(y), 40);
+    ck_assert_int_eq(rb_node_forward_macs(rb_graph_node(g, 0)), 0);
+    ck_assert_int_eq(rb_node_forward_macs(rb_graph_node(g, 2)), 0);
 }
 END_TEST
 

@@ -177,8 +177,14 @@ RB_API rb_status rb_graph_freeze_through(rb_graph *g, rb_node *last);
  * parameter, so the result does not depend on the thread count. */
 RB_API rb_status rb_graph_init_params(rb_graph *g, uint64_t seed);
 
-/* Multiply-accumulates per example of the forward pass. */
+/* Multiply-accumulates per example of the forward pass: of its
+ * convolutions and linear layers, the only ones counted. */
 RB_API int64_t rb_graph_forward_macs(const rb_graph *g);
+/* The same for one node (0 for nodes other than convolutions and linear
+ * layers). A training step runs each layer's forward, backward-data and
+ * backward-weights, the same count each, except backward-data for layers
+ * that read the image: nobody needs the image's gradient there. */
+RB_API int64_t rb_node_forward_macs(const rb_node *node);
 
 #ifdef __cplusplus
 }

@@ -654,16 +654,20 @@ rb_status rb_graph_init_params(rb_graph *g, uint64_t seed)
     return RB_OK;
 }
 
+int64_t rb_node_forward_macs(const rb_node *n)
+{
+    if (n->op == RB_OP_CONV)
+        return n->c * n->h * n->w * (n->in[0]->c / n->attr.conv.groups) * n->attr.conv.kernel[0] *
+               n->attr.conv.kernel[1];
+    if (n->op == RB_OP_LINEAR)
+        return n->c * n->in[0]->c * n->in[0]->h * n->in[0]->w;
+    return 0;
+}
+
 int64_t rb_graph_forward_macs(const rb_graph *g)
 {
     int64_t macs = 0;
-    for (size_t i = 0; i < g->n_nodes; i++) {
-        const rb_node *n = g->nodes[i];
-        if (n->op == RB_OP_CONV)
-            macs += n->c * n->h * n->w * (n->in[0]->c / n->attr.conv.groups) *
-                    n->attr.conv.kernel[0] * n->attr.conv.kernel[1];
-        else if (n->op == RB_OP_LINEAR)
-            macs += n->c * n->in[0]->c * n->in[0]->h * n->in[0]->w;
-    }
+    for (size_t i = 0; i < g->n_nodes; i++)
+        macs += rb_node_forward_macs(g->nodes[i]);
     return macs;
 }
