@@ -377,6 +377,66 @@ START_TEST(every_op_matches_the_reference)
 }
 END_TEST
 
+/* Convolutions on an image of fewer than 16 channels get the image's
+ * gradient by matmul + col2im instead of oneDNN's backward-data (see
+ * plan_image_grad_gemm in the engine): the ResNet stem (7x7, stride 2,
+ * padding 3) on RGB, a dilated, unevenly strided and padded one on a gray
+ * image, and, not eligible, an image that two convolutions read (its
+ * gradient accumulates, so oneDNN's path stays). */
+static rb_graph *image_conv_graph(int kind, rb_node **conv)
+{
+    static const float mean1[1] = {0.5f}, std1[1] = {0.25f};
+    rb_graph *g;
+    rb_node *x, *y, *z;
+    ck_assert_int_eq(rb_graph_create(&g), RB_OK);
+    if (kind == 1)
+        ck_assert_int_eq(rb_graph_input(g, 1, 9, 12, mean1, std1, &x), RB_OK);
+    else
+        ck_assert_int_eq(rb_graph_input(g, 3, 13, 11, mean5, std5, &x), RB_OK);
+    if (kind == 1)
+        ck_assert_int_eq(rb_graph_conv(g, "conv1", x, &(rb_conv_desc){.out_channels = 5, .kernel = {3, 3}, .stride = {1, 2}, .padding = {2, 1}, .dilation = {2, 1}, .bias = true}, conv), RB_OK);
+    else
+        ck_assert_int_eq(rb_graph_conv(g, "conv1", x, &(rb_conv_desc){.out_channels = 8, .kernel = {7, 7}, .stride = {2, 2}, .padding = {3, 3}}, conv), RB_OK);
+    ck_assert_int_eq(rb_graph_batchnorm(g, "bn1", *conv, &y), RB_OK);
+    ck_assert_int_eq(rb_graph_relu(g, y, &y), RB_OK);
+    ck_assert_int_eq(rb_graph_global_avgpool(g, y, &y), RB_OK);
+    if (kind == 2) { /* a second reader of the image */
+        ck_assert_int_eq(rb_graph_conv(g, "conv2", x, &(rb_conv_desc){.out_channels = 8, .kernel = {3, 3}, .stride = {2, 2}}, &z), RB_OK);
+        ck_assert_int_eq(rb_graph_global_avgpool(g, z, &z), RB_OK);
+        ck_assert_int_eq(rb_graph_add(g, y, z, &y), RB_OK);
+    }
+    ck_assert_int_eq(rb_graph_publish(g, *conv, "under_test"), RB_OK);
+    ck_assert_int_eq(rb_graph_linear(g, "fc", y, 5, true, &y), RB_OK);
+    ck_assert_int_eq(rb_graph_softmax_cross_entropy(g, y, &y), RB_OK);
+    randomize(g, 47 + (uint64_t)kind);
+    return g;
+}
+
+START_TEST(image_gradients_by_matmul_match_the_reference)
+{
+    static const char *const names[3] = {"stem 7x7/2 pad 3, RGB", "3x3 dilated 2x1, stride 1x2, gray",
+                                         "image read twice"};
+    for (int bi = 0; bi < 2; bi++)
+        for (int mode = 0; mode < 2; mode++) {
+            char what[160];
+            rb_node *conv;
+            rb_graph *g = image_conv_graph(_i, &conv);
+            rb_engine *e;
+            int64_t batch = bi ? 3 : 1;
+            ck_assert_int_eq(rb_engine_create(&e, g, batch, NULL), RB_OK);
+            if (_i == 2)
+                ck_assert_ptr_null(strstr(rb_engine_impl(e, conv), "image gradient by matmul + col2im"));
+            else
+                ck_assert_ptr_nonnull(strstr(rb_engine_impl(e, conv), ", image gradient by matmul + col2im"));
+            rb_engine_destroy(e);
+            snprintf(what, sizeof what, "%s, batch %lld, %s", names[_i], (long long)batch,
+                     mode ? "training" : "inference");
+            match_reference(g, conv, batch, mode == 1, what);
+            rb_graph_destroy(g);
+        }
+}
+END_TEST
+
 START_TEST(residual_network_matches_the_reference)
 {
     for (int mode = 0; mode < 2; mode++) {
@@ -1086,6 +1146,7 @@ int main(void)
     TCase *tc = tcase_create("engine");
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, every_op_matches_the_reference, 0, 11);
+    tcase_add_loop_test(tc, image_gradients_by_matmul_match_the_reference, 0, 3);
     tcase_add_test(tc, residual_network_matches_the_reference);
     tcase_add_test(tc, bf16_engines_match_the_reference_within_bf16_rounding);
     tcase_add_test(tc, held_weights_are_converted_once_and_released);

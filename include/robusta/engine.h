@@ -189,7 +189,7 @@ typedef enum rb_engine_primitive_kind {
     RB_PRIM_RELU_BACKWARD,
     RB_PRIM_POOLING_FORWARD,         /* max, average and global average pooling */
     RB_PRIM_POOLING_BACKWARD,
-    RB_PRIM_ADD_FORWARD,             /* residual adds (binary); their backward is a copy */
+    RB_PRIM_ADD_FORWARD,             /* residual adds (binary); their backward is a copy, or nothing */
     RB_PRIM_REORDER_ACTIVATION,      /* a value into the layout its consumer wants (forward) */
     /* A gradient into its producer's layout, adding when the producer has
      * several consumers. */
