@@ -582,11 +582,12 @@ static rb_status plan_input_node(rb_engine *e, enode *en)
  * (RGB) it does 16/3 of the work at a fraction of its speed: the ResNet
  * stem's backward-data took a seventh of a whole PGD step. It is the
  * transposed convolution, so per image:
- *   rows = the node's gradient in pixel-major order (a reorder; P x K:
- *          output pixels x output channels),
- *   cols = rows x W (a matmul with the plain K x (C kh kw) weights), and
+ *   rows = the node's gradient in plain order (a reorder; K x P: output
+ *          channels x output pixels),
+ *   cols = W^T x rows (a matmul with the plain K x (C kh kw) weights read
+ *          transposed; (C kh kw) x P), and
  *   the image gradient = the sum of each cols entry into the pixel its
- *          kernel tap read (col2im).
+ *          kernel tap read (col2im, along contiguous rows of cols).
  * Used where it pays: a single, ungrouped convolution on an image of fewer
  * than 16 channels; both buffers live in the shared edge scratch. */
 static rb_status plan_image_grad_gemm(rb_engine *e, enode *en, const dnnl_memory_desc_t *dst)
@@ -595,8 +596,8 @@ static rb_status plan_image_grad_gemm(rb_engine *e, enode *en, const dnnl_memory
     const rb_conv_desc *d = &n->attr.conv;
     int64_t pixels = n->h * n->w, taps = in->c * d->kernel[0] * d->kernel[1];
     dnnl_memory_desc_t image, rows, cols, weights;
-    dnnl_dims_t image_dims = {1, n->c, n->h, n->w}, rows_dims = {pixels, n->c}, cols_dims = {pixels, taps};
-    dnnl_dims_t weight_dims = {n->c, taps};
+    dnnl_dims_t image_dims = {1, n->c, n->h, n->w}, rows_dims = {n->c, pixels}, cols_dims = {taps, pixels};
+    dnnl_dims_t weight_dims = {taps, n->c};
     dnnl_matmul_desc_t md;
     dnnl_primitive_desc_t pd;
     size_t dt_bytes = dst->data_type == dnnl_bf16 ? 2 : 4;
@@ -608,15 +609,16 @@ static rb_status plan_image_grad_gemm(rb_engine *e, enode *en, const dnnl_memory
     image = *dst; /* one image of the gradient, in the node's layout */
     image.dims[0] = image.padded_dims[0] = 1;
     en->gemm_image_bytes = (size_t)dst->format_desc.blocking.strides[0] * dt_bytes;
-    dnnl_memory_desc_init_by_tag(&rows, 4, image_dims, dnnl_f32, dnnl_acdb); /* pixel-major: P x K */
+    dnnl_memory_desc_init_by_tag(&rows, 4, image_dims, dnnl_f32, dnnl_abcd); /* K x P */
     DNNL_TRY(dnnl_memory_create(&en->gemm_diff_image, &image, e->eng, DNNL_MEMORY_NONE), "memory", n);
     s = make_reorder(e, &en->gemm_rows_in, &image, &rows, false, n);
     if (s != RB_OK)
         return s;
     md_plain(&rows, 2, rows_dims);
     md_plain(&cols, 2, cols_dims);
-    md_plain(&weights, 2, weight_dims); /* the graph's K x C x kh x kw weights, as they are */
-    DNNL_TRY(dnnl_matmul_desc_init(&md, &rows, &weights, NULL, &cols), "image gradient matmul", n);
+    /* W^T: the graph's K x (C kh kw) weights, as they are, read transposed */
+    dnnl_memory_desc_init_by_tag(&weights, 2, weight_dims, dnnl_f32, dnnl_ba);
+    DNNL_TRY(dnnl_matmul_desc_init(&md, &weights, &rows, NULL, &cols), "image gradient matmul", n);
     DNNL_TRY(dnnl_primitive_desc_create(&pd, &md, e->attr, e->eng, NULL), "image gradient matmul", n);
     warn_if_reference(pd, n, "image gradient matmul");
     s = make_primitive(e, &en->gemm_matmul, pd, n, "image gradient matmul");
@@ -1588,7 +1590,7 @@ static rb_status deliver(rb_engine *e, enode *en, int k)
 }
 
 /* col2im: row `row` (channel c, image row ih) of one image's gradient,
- * summed from cols (P x (C kh kw), see plan_image_grad_gemm): every kernel
+ * summed from cols ((C kh kw) x P, see plan_image_grad_gemm): every kernel
  * tap of every output pixel that read a pixel of this row. Rows are
  * independent, so threads split them without races. */
 static void col2im_row(const rb_node *n, const float *cols, float *image, int64_t row)
@@ -1596,20 +1598,27 @@ static void col2im_row(const rb_node *n, const float *cols, float *image, int64_
     const rb_node *in = n->in[0];
     const rb_conv_desc *d = &n->attr.conv;
     const int64_t c = row / in->h, ih = row % in->h, kh_n = d->kernel[0], kw_n = d->kernel[1];
-    const int64_t taps = in->c * kh_n * kw_n;
+    const int64_t sw = d->stride[1], pixels = n->h * n->w;
     float *out = image + row * in->w;
     memset(out, 0, (size_t)in->w * sizeof *out);
     for (int64_t kh = 0; kh < kh_n; kh++) {
         int64_t t = ih + d->padding[0] - kh * d->dilation[0], oh;
         if (t < 0 || t % d->stride[0] != 0 || (oh = t / d->stride[0]) >= n->h)
             continue;
-        for (int64_t ow = 0; ow < n->w; ow++) {
-            const float *tap = cols + (oh * n->w + ow) * taps + (c * kh_n + kh) * kw_n;
-            int64_t iw0 = ow * d->stride[1] - d->padding[1];
-            for (int64_t kw = 0; kw < kw_n; kw++) {
-                int64_t iw = iw0 + kw * d->dilation[1];
-                if (iw >= 0 && iw < in->w)
-                    out[iw] += tap[kw];
+        for (int64_t kw = 0; kw < kw_n; kw++) {
+            /* output pixel ow read image column ow * sw + shift */
+            const int64_t shift = kw * d->dilation[1] - d->padding[1];
+            const int64_t lo = shift >= 0 ? 0 : (-shift + sw - 1) / sw;
+            const int64_t hi_raw = in->w - 1 - shift < 0 ? 0 : (in->w - 1 - shift) / sw + 1;
+            const int64_t hi = hi_raw < n->w ? hi_raw : n->w;
+            const float *tap = cols + ((c * kh_n + kh) * kw_n + kw) * pixels + oh * n->w + lo;
+            float *dst = out + lo * sw + shift;
+            if (sw == 1) { /* contiguous: vectorized */
+                for (int64_t j = 0; j < hi - lo; j++)
+                    dst[j] += tap[j];
+            } else {
+                for (int64_t j = 0; j < hi - lo; j++)
+                    dst[j * sw] += tap[j];
             }
         }
     }
@@ -1636,8 +1645,8 @@ static rb_status image_grad_by_gemm(rb_engine *e, enode *en)
         arg(&x, DNNL_ARG_SCRATCHPAD, e->scratchpad.mem);
         DNNL_TRY(dnnl_primitive_execute(en->gemm_rows_in, e->stream, x.n, x.a), "image gradient", n);
         x.n = 0;
-        arg(&x, DNNL_ARG_SRC, en->gemm_rows);
-        arg(&x, DNNL_ARG_WEIGHTS, en->gemm_weights);
+        arg(&x, DNNL_ARG_SRC, en->gemm_weights);
+        arg(&x, DNNL_ARG_WEIGHTS, en->gemm_rows);
         arg(&x, DNNL_ARG_DST, en->gemm_cols);
         arg(&x, DNNL_ARG_SCRATCHPAD, e->scratchpad.mem);
         DNNL_TRY(dnnl_primitive_execute(en->gemm_matmul, e->stream, x.n, x.a), "image gradient", n);
