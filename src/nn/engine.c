@@ -70,6 +70,10 @@ typedef struct enode {
      * batch-norm backward does, from the workspace). */
     bool relu_fused;
     bool relu_follows; /* batch-norm: its ReLU is fused into it */
+    /* An in-place ReLU after an add runs as the add's post-op: the add
+     * writes the ReLU's output (its only consumer reads nothing else), and
+     * the ReLU node only runs its backward. */
+    bool relu_in_add, add_applies_relu;
     /* The gradient lives in node diff_host's memory (share_add_gradients). */
     bool diff_shared;
     size_t diff_host;
@@ -125,6 +129,7 @@ struct rb_engine {
     slot shared_weights; /* bytes behind every shared slot, sized for the largest */
     dnnl_primitive_attr_t attr;
     dnnl_primitive_attr_t attr_accumulate;
+    dnnl_primitive_attr_t attr_relu; /* a ReLU applied to the result (an add's, see plan_add) */
     float *losses;    /* batch */
     int64_t *labels;  /* batch */
     double mean_loss;
@@ -991,6 +996,10 @@ static rb_status plan_eltwise_or_pool(rb_engine *e, enode *en)
         s = value_alias(e, en, &producer->value);
     else
         s = value_plan(e, en, query(fpd, dnnl_query_dst_md));
+    if (s == RB_OK && n->op == RB_OP_RELU && producer->add_applies_relu) {
+        en->relu_in_add = true;
+        snprintf(en->impl, sizeof en->impl, "fused into add '%.70s'", producer->node->name);
+    }
     if (s == RB_OK && n->op == RB_OP_RELU && producer->relu_follows) {
         /* fused: the gradient is the batch-norm's memory (placed by plan_pools) */
         en->relu_fused = true;
@@ -1026,8 +1035,14 @@ static rb_status plan_add(rb_engine *e, enode *en)
     dnnl_primitive_desc_t pd;
     const char *impl = NULL;
     rb_status s;
+    for (size_t j = n->index + 1; j < e->n && !e->keep_intermediates; j++)
+        if (e->nodes[j].node->n_in > 0 && e->nodes[j].node->in[0] == n) {
+            en->add_applies_relu = e->nodes[j].node->op == RB_OP_RELU && relu_in_place(e, &e->nodes[j]);
+            break;
+        }
     DNNL_TRY(dnnl_binary_desc_init(&d, dnnl_binary_add, a, b, a), "add", n);
-    DNNL_TRY(dnnl_primitive_desc_create(&pd, &d, e->attr, e->eng, NULL), "add", n);
+    DNNL_TRY(dnnl_primitive_desc_create(&pd, &d, en->add_applies_relu ? e->attr_relu : e->attr, e->eng, NULL),
+             "add", n);
     dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
     snprintf(en->impl, sizeof en->impl, "%s", impl ? impl : "?");
     s = make_primitive(e, &en->fwd[0], pd, n, "add");
@@ -1122,6 +1137,8 @@ void rb_engine_destroy(rb_engine *e)
         dnnl_primitive_attr_destroy(e->attr);
     if (e->attr_accumulate)
         dnnl_primitive_attr_destroy(e->attr_accumulate);
+    if (e->attr_relu)
+        dnnl_primitive_attr_destroy(e->attr_relu);
     if (e->stream)
         dnnl_stream_destroy(e->stream);
     if (e->eng)
@@ -1149,6 +1166,12 @@ static rb_status create_attrs(rb_engine *e)
     DNNL_TRY(dnnl_post_ops_create(&ops), "attributes", NULL);
     DNNL_TRY(dnnl_post_ops_append_sum(ops, 1.0f), "attributes", NULL);
     DNNL_TRY(dnnl_primitive_attr_set_post_ops(e->attr_accumulate, ops), "attributes", NULL);
+    dnnl_post_ops_destroy(ops);
+    DNNL_TRY(dnnl_primitive_attr_create(&e->attr_relu), "attributes", NULL);
+    DNNL_TRY(dnnl_primitive_attr_set_scratchpad_mode(e->attr_relu, dnnl_scratchpad_mode_user), "attributes", NULL);
+    DNNL_TRY(dnnl_post_ops_create(&ops), "attributes", NULL);
+    DNNL_TRY(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f), "attributes", NULL);
+    DNNL_TRY(dnnl_primitive_attr_set_post_ops(e->attr_relu, ops), "attributes", NULL);
     dnnl_post_ops_destroy(ops);
     return RB_OK;
 }
@@ -1462,7 +1485,7 @@ static rb_status forward_node(rb_engine *e, enode *en, bool training)
     case RB_OP_MAXPOOL:
     case RB_OP_AVGPOOL:
     case RB_OP_GLOBAL_AVGPOOL:
-        if (en->relu_fused) /* the batch-norm before it applied it */
+        if (en->relu_fused || en->relu_in_add) /* the batch-norm or add before it applied it */
             return RB_OK;
         arg(&x, DNNL_ARG_SRC, input_mem(e, en, 0));
         arg(&x, DNNL_ARG_DST, en->value.mem);
