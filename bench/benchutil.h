@@ -61,19 +61,11 @@ static inline double peak_rss_mib(void)
 /* GFLOP of one training step of `g` at `batch`: two per multiply-add of
  * every convolution and linear layer's forward, backward-data and
  * backward-weights, less the backward-data of layers that read the image,
- * which training never runs. Batch-norm, ReLU, pooling, the loss and SGD
- * are not counted. */
+ * which training never runs (rb_graph_training_macs). Batch-norm, ReLU,
+ * pooling, the loss and SGD are not counted. */
 static inline double training_step_gflop(const rb_graph *g, int64_t batch)
 {
-    double macs = 3.0 * (double)rb_graph_forward_macs(g);
-    const rb_node *image = rb_graph_node(g, 0);
-    for (size_t i = 1; i < rb_graph_node_count(g); i++) {
-        const rb_node *n = rb_graph_node(g, i);
-        for (size_t k = 0; k < rb_node_input_count(n); k++)
-            if (rb_node_input(n, k) == image)
-                macs -= (double)rb_node_forward_macs(n);
-    }
-    return 2.0 * macs * (double)batch * 1e-9;
+    return 2.0 * (double)rb_graph_training_macs(g) * (double)batch * 1e-9;
 }
 
 #endif /* RB_BENCHUTIL_H */

@@ -97,6 +97,8 @@ START_TEST(parameters_have_torchvision_names_and_shapes)
     ck_assert_int_eq(rb_node_forward_macs(y), 40);
     ck_assert_int_eq(rb_node_forward_macs(rb_graph_node(g, 0)), 0);
     ck_assert_int_eq(rb_node_forward_macs(rb_graph_node(g, 2)), 0);
+    /* training: three passes each, but no backward-data into the image */
+    ck_assert_int_eq(rb_graph_training_macs(g), 2 * 8 * 32 * 30 * 27 + 3 * 40);
 }
 END_TEST
 

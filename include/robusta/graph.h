@@ -185,6 +185,9 @@ RB_API int64_t rb_graph_forward_macs(const rb_graph *g);
  * backward-weights, the same count each, except backward-data for layers
  * that read the image: nobody needs the image's gradient there. */
 RB_API int64_t rb_node_forward_macs(const rb_node *node);
+/* Multiply-accumulates per example of one training step counted that way:
+ * 3 x forward, less the backward-data of the layers that read the image. */
+RB_API int64_t rb_graph_training_macs(const rb_graph *g);
 
 #ifdef __cplusplus
 }

@@ -671,3 +671,12 @@ int64_t rb_graph_forward_macs(const rb_graph *g)
         macs += rb_node_forward_macs(g->nodes[i]);
     return macs;
 }
+
+int64_t rb_graph_training_macs(const rb_graph *g)
+{
+    int64_t macs = 3 * rb_graph_forward_macs(g);
+    for (size_t i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i]->n_in > 0 && g->nodes[i]->in[0] == g->input)
+            macs -= rb_node_forward_macs(g->nodes[i]);
+    return macs;
+}
