@@ -11,7 +11,7 @@ enum {
     RB_EXIT_OK = 0,
     RB_EXIT_FAILURE = 1,       /* the command ran and failed */
     RB_EXIT_USAGE = 2,         /* bad command line: unknown command or option, bad value */
-    RB_EXIT_NOT_AVAILABLE = 3  /* the command exists but is not available in this release */
+    RB_EXIT_NOT_AVAILABLE = 3  /* what was asked needs a piece this release does not have yet */
 };
 
 /* An option whose value names a plugin whose own parameters the command
@@ -46,6 +46,39 @@ rb_registry *cli_registry(void);
 const rb_plugin *cli_plugin(const char *option);
 rb_params *cli_plugin_params(const char *option);
 
+/* An option's value, after parsing (so it has one: given or default);
+ * cli_opt_string is NULL for a string option without a default that was
+ * not given. */
+static inline int64_t cli_opt_int(const rb_params *o, const char *name)
+{
+    int64_t v = 0;
+    rb_params_get_int(o, name, &v);
+    return v;
+}
+
+static inline double cli_opt_float(const rb_params *o, const char *name)
+{
+    double v = 0;
+    rb_params_get_float(o, name, &v);
+    return v;
+}
+
+static inline bool cli_opt_bool(const rb_params *o, const char *name)
+{
+    bool v = false;
+    rb_params_get_bool(o, name, &v);
+    return v;
+}
+
+static inline const char *cli_opt_string(const rb_params *o, const char *name)
+{
+    const char *v = NULL;
+    if (rb_params_source(o, name) == RB_PARAM_UNSET)
+        return NULL;
+    rb_params_get_string(o, name, &v);
+    return v;
+}
+
 /* --precision, the same on every command that runs an engine. */
 #define CLI_PRECISION_OPTION                                                                     \
     {"precision", RB_PARAM_CHOICE, "f32", "f32|bf16", 0,                                         \
@@ -77,8 +110,6 @@ extern const cli_command cli_attack_command;
 extern const cli_command cli_transfer_command;
 extern const cli_command cli_grid_command;
 extern const cli_command cli_demo_command;
-/* Commands that exist in the interface but are not available yet. */
-extern const cli_command cli_planned_commands[];
-extern const size_t cli_planned_command_count;
+extern const cli_command cli_bench_command;
 
 #endif /* RB_CLI_H */

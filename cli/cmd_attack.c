@@ -33,32 +33,6 @@ static const rb_param_spec attack_options[] = {
 
 static const cli_plugin_option attack_plugin_option[] = {{"attack", RB_PLUGIN_ATTACK}, {NULL, 0}};
 
-static int64_t get_int(const rb_params *o, const char *name)
-{
-    int64_t v = 0;
-    rb_params_get_int(o, name, &v);
-    return v;
-}
-
-static bool get_bool(const rb_params *o, const char *name)
-{
-    bool v = false;
-    rb_params_get_bool(o, name, &v);
-    return v;
-}
-
-static const char *get_string(const rb_params *o, const char *name)
-{
-    const char *v = NULL;
-    if (rb_params_source(o, name) == RB_PARAM_UNSET)
-        return NULL;
-    rb_params_get_string(o, name, &v);
-    return v;
-}
-
-
-
-
 /* "eps 0.5, step-size 0.1": the plugin's parameters as used. */
 static void describe_params(const rb_params *p, char *buf, size_t size)
 {
@@ -75,8 +49,8 @@ static void describe_params(const rb_params *p, char *buf, size_t size)
 
 static int run_attack(const cli_command *self, rb_params *o, int argc, char **args)
 {
-    const char *ckpt = get_string(o, "ckpt"), *input = get_string(o, "input");
-    const char *targeted = get_string(o, "targeted"), *targets_path = get_string(o, "targets");
+    const char *ckpt = cli_opt_string(o, "ckpt"), *input = cli_opt_string(o, "input");
+    const char *targeted = cli_opt_string(o, "targeted"), *targets_path = cli_opt_string(o, "targets");
     const rb_plugin *plugin = cli_plugin("attack");
     rb_params *plugin_params = cli_plugin_params("attack");
     rb_registry *reg = cli_registry();
@@ -101,11 +75,11 @@ static int run_attack(const cli_command *self, rb_params *o, int argc, char **ar
         rb_error_set(RB_ERR_INVALID_ARGUMENT, "--attack names no attack plugin");
         return cli_fail(self->name, RB_ERR_INVALID_ARGUMENT);
     }
-    ao.steps = (int)get_int(o, "steps");
-    ao.restarts = (int)get_int(o, "restarts");
-    ao.random_start = get_bool(o, "random-start");
-    ao.keep_best = get_bool(o, "keep-best");
-    ao.seed = (uint64_t)get_int(o, "seed");
+    ao.steps = (int)cli_opt_int(o, "steps");
+    ao.restarts = (int)cli_opt_int(o, "restarts");
+    ao.random_start = cli_opt_bool(o, "random-start");
+    ao.keep_best = cli_opt_bool(o, "keep-best");
+    ao.seed = (uint64_t)cli_opt_int(o, "seed");
     ao.target = targeted == NULL                      ? RB_ATTACK_UNTARGETED
                 : strcmp(targeted, "random") == 0       ? RB_ATTACK_TARGET_RANDOM
                 : strcmp(targeted, "least-likely") == 0 ? RB_ATTACK_TARGET_LEAST_LIKELY
@@ -126,13 +100,13 @@ static int run_attack(const cli_command *self, rb_params *o, int argc, char **ar
                          (long long)x->shape[1], ckpt, (long long)rb_model_get_input(model)->channels);
         goto done;
     }
-    if ((s = cli_read_labels(get_string(o, "labels"), n, rb_model_num_classes(model), &labels)) != RB_OK)
+    if ((s = cli_read_labels(cli_opt_string(o, "labels"), n, rb_model_num_classes(model), &labels)) != RB_OK)
         goto done;
-    batch = get_int(o, "batch-size");
+    batch = cli_opt_int(o, "batch-size");
     if (batch > n)
         batch = n;
     {
-        rb_engine_options eo = {.threads = (int)get_int(o, "threads"), .data_grads_only = true,
+        rb_engine_options eo = {.threads = (int)cli_opt_int(o, "threads"), .data_grads_only = true,
                                 .precision = cli_precision(o)};
         if ((s = rb_engine_create(&engine, rb_model_graph(model), batch, &eo)) != RB_OK)
             goto done;
@@ -146,7 +120,7 @@ static int run_attack(const cli_command *self, rb_params *o, int argc, char **ar
     if ((s = rb_attack_run(engine, model, plugin, plugin_params, &ao, x->data, labels, n, x_adv, targets, &st)) !=
         RB_OK)
         goto done;
-    if ((s = rb_npy_save(get_string(o, "output"), RB_DTYPE_F32, 4, x->shape, x_adv)) != RB_OK)
+    if ((s = rb_npy_save(cli_opt_string(o, "output"), RB_DTYPE_F32, 4, x->shape, x_adv)) != RB_OK)
         goto done;
     if (targets_path != NULL && (s = rb_npy_save(targets_path, RB_DTYPE_I64, 1, &n, targets)) != RB_OK)
         goto done;

@@ -13,36 +13,6 @@
 
 #include "cli/cli.h"
 
-static int64_t opt_int(const rb_params *o, const char *name)
-{
-    int64_t v = 0;
-    rb_params_get_int(o, name, &v);
-    return v;
-}
-
-static double opt_float(const rb_params *o, const char *name)
-{
-    double v = 0;
-    rb_params_get_float(o, name, &v);
-    return v;
-}
-
-static bool opt_bool(const rb_params *o, const char *name)
-{
-    bool v = false;
-    rb_params_get_bool(o, name, &v);
-    return v;
-}
-
-static const char *opt_string(const rb_params *o, const char *name)
-{
-    const char *v = NULL;
-    if (rb_params_source(o, name) == RB_PARAM_UNSET)
-        return NULL;
-    rb_params_get_string(o, name, &v);
-    return v;
-}
-
 static int usage(const char *command, const char *fmt, ...) RB_PRINTF(2, 3);
 
 static int usage(const char *command, const char *fmt, ...)
@@ -138,7 +108,7 @@ int cli_finish_train(const cli_command *self, rb_status s, const rb_train_result
 
 static int run_train(const cli_command *self, rb_params *o, int argc, char **args)
 {
-    const char *resume = opt_string(o, "resume");
+    const char *resume = cli_opt_string(o, "resume");
     rb_train_result res;
     rb_train_config c;
     rb_status s;
@@ -159,51 +129,51 @@ static int run_train(const cli_command *self, rb_params *o, int argc, char **arg
             return cli_fail(self->name, rb_last_status());
         cli_catch_sigint();
         s = rb_train_resume(reg, resume,
-                            rb_params_source(o, "epochs") == RB_PARAM_GIVEN ? opt_int(o, "epochs") : 0,
-                            rb_params_source(o, "threads") == RB_PARAM_GIVEN ? (int)opt_int(o, "threads") : -1,
+                            rb_params_source(o, "epochs") == RB_PARAM_GIVEN ? cli_opt_int(o, "epochs") : 0,
+                            rb_params_source(o, "threads") == RB_PARAM_GIVEN ? (int)cli_opt_int(o, "threads") : -1,
                             rb_log_get_level() < RB_LOG_INFO, &res);
         return cli_finish_train(self, s, &res, resume);
     }
-    if (opt_string(o, "arch") == NULL)
+    if (cli_opt_string(o, "arch") == NULL)
         return usage(self->name, "%s is required (or --resume DIR)", "--arch");
-    if (opt_string(o, "data") == NULL)
+    if (cli_opt_string(o, "data") == NULL)
         return usage(self->name, "%s is required (or --resume DIR)", "--data");
-    if (opt_string(o, "out") == NULL)
+    if (cli_opt_string(o, "out") == NULL)
         return usage(self->name, "%s is required: the run folder to write (or --resume DIR)", "--out");
     memset(&c, 0, sizeof c);
-    c.arch_name = opt_string(o, "arch");
+    c.arch_name = cli_opt_string(o, "arch");
     c.arch = cli_plugin("arch");
     c.arch_params = cli_plugin_params("arch");
-    c.data = opt_string(o, "data");
-    c.out_dir = opt_string(o, "out");
-    c.epochs = opt_int(o, "epochs");
-    c.batch_size = opt_int(o, "batch-size");
-    c.eval_batch_size = opt_int(o, "eval-batch-size");
-    c.lr = opt_float(o, "lr");
-    c.momentum = opt_float(o, "momentum");
-    c.weight_decay = opt_float(o, "weight-decay");
-    c.nesterov = opt_bool(o, "nesterov");
-    c.schedule = opt_string(o, "schedule");
-    c.seed = (uint64_t)opt_int(o, "seed");
-    c.threads = (int)opt_int(o, "threads");
+    c.data = cli_opt_string(o, "data");
+    c.out_dir = cli_opt_string(o, "out");
+    c.epochs = cli_opt_int(o, "epochs");
+    c.batch_size = cli_opt_int(o, "batch-size");
+    c.eval_batch_size = cli_opt_int(o, "eval-batch-size");
+    c.lr = cli_opt_float(o, "lr");
+    c.momentum = cli_opt_float(o, "momentum");
+    c.weight_decay = cli_opt_float(o, "weight-decay");
+    c.nesterov = cli_opt_bool(o, "nesterov");
+    c.schedule = cli_opt_string(o, "schedule");
+    c.seed = (uint64_t)cli_opt_int(o, "seed");
+    c.threads = (int)cli_opt_int(o, "threads");
     c.precision = cli_precision(o);
-    c.loader_threads = (int)opt_int(o, "loader-threads");
-    c.classes = opt_string(o, "classes");
-    c.per_class = opt_int(o, "per-class");
-    c.image_size = (int)opt_int(o, "image-size");
-    c.channels = (int)opt_int(o, "channels");
-    c.augment = opt_bool(o, "augment");
-    c.force = opt_bool(o, "force");
+    c.loader_threads = (int)cli_opt_int(o, "loader-threads");
+    c.classes = cli_opt_string(o, "classes");
+    c.per_class = cli_opt_int(o, "per-class");
+    c.image_size = (int)cli_opt_int(o, "image-size");
+    c.channels = (int)cli_opt_int(o, "channels");
+    c.augment = cli_opt_bool(o, "augment");
+    c.force = cli_opt_bool(o, "force");
     c.quiet = rb_log_get_level() < RB_LOG_INFO;
-    if (opt_string(o, "attack") != NULL) {
-        c.attack_name = opt_string(o, "attack");
+    if (cli_opt_string(o, "attack") != NULL) {
+        c.attack_name = cli_opt_string(o, "attack");
         c.attack = cli_plugin("attack");
         c.attack_params = cli_plugin_params("attack");
         c.attack_options = rb_attack_options_default();
-        c.attack_options.steps = (int)opt_int(o, "steps");
-        c.attack_options.restarts = (int)opt_int(o, "restarts");
-        c.attack_options.random_start = opt_bool(o, "random-start");
-        c.attack_options.keep_best = opt_bool(o, "keep-best");
+        c.attack_options.steps = (int)cli_opt_int(o, "steps");
+        c.attack_options.restarts = (int)cli_opt_int(o, "restarts");
+        c.attack_options.random_start = cli_opt_bool(o, "random-start");
+        c.attack_options.keep_best = cli_opt_bool(o, "keep-best");
         c.attack_options.seed = c.seed;
         if (c.attack == NULL)
             return cli_fail(self->name, rb_error_set(RB_ERR_INTERNAL, "--attack was given but no plugin was chosen"));
@@ -213,8 +183,8 @@ static int run_train(const cli_command *self, rb_params *o, int argc, char **arg
             if (rb_params_source(o, attack_only[i]) == RB_PARAM_GIVEN)
                 return usage(self->name, "--%s needs --attack", attack_only[i]);
     }
-    c.eps_warmup = opt_float(o, "eps-warmup");
-    c.eval_every = opt_int(o, "eval-every");
+    c.eps_warmup = cli_opt_float(o, "eps-warmup");
+    c.eval_every = cli_opt_int(o, "eval-every");
     if (c.arch == NULL || c.arch_params == NULL)
         return cli_fail(self->name, rb_error_set(RB_ERR_INTERNAL, "--arch was given but no plugin was chosen"));
     if ((s = rb_train_config_check(&c)) != RB_OK) {
@@ -297,8 +267,8 @@ static json_object *per_class_json(const rb_split *split, int64_t classes, const
 
 static int run_eval(const cli_command *self, rb_params *o, int argc, char **args)
 {
-    const char *ckpt_path = opt_string(o, "ckpt"), *data = opt_string(o, "data");
-    const char *classes = opt_string(o, "classes"), *which_name = "test";
+    const char *ckpt_path = cli_opt_string(o, "ckpt"), *data = cli_opt_string(o, "data");
+    const char *classes = cli_opt_string(o, "classes"), *which_name = "test";
     rb_registry *reg = cli_registry();
     rb_checkpoint *ck = NULL;
     rb_model *model = NULL;
@@ -307,19 +277,19 @@ static int run_eval(const cli_command *self, rb_params *o, int argc, char **args
     json_object *meta = NULL;
     rb_split_which which;
     rb_attack_options ao = rb_attack_options_default();
-    const rb_plugin *attack = opt_string(o, "attack") != NULL ? cli_plugin("attack") : NULL;
-    rb_engine_options eo = {.threads = (int)opt_int(o, "threads"), .precision = cli_precision(o)};
+    const rb_plugin *attack = cli_opt_string(o, "attack") != NULL ? cli_plugin("attack") : NULL;
+    rb_engine_options eo = {.threads = (int)cli_opt_int(o, "threads"), .precision = cli_precision(o)};
     rb_status s;
 
     memset(&ev, 0, sizeof ev);
     if (argc > 0)
         return usage(self->name, "eval takes no positional arguments (got '%s')", args[0]);
     if (attack != NULL) {
-        ao.steps = (int)opt_int(o, "steps");
-        ao.restarts = (int)opt_int(o, "restarts");
-        ao.random_start = opt_bool(o, "random-start");
-        ao.keep_best = opt_bool(o, "keep-best");
-        ao.seed = (uint64_t)opt_int(o, "seed");
+        ao.steps = (int)cli_opt_int(o, "steps");
+        ao.restarts = (int)cli_opt_int(o, "restarts");
+        ao.random_start = cli_opt_bool(o, "random-start");
+        ao.keep_best = cli_opt_bool(o, "keep-best");
+        ao.seed = (uint64_t)cli_opt_int(o, "seed");
         if (rb_attack_check(attack, &ao) != RB_OK) {
             fprintf(stderr, "robusta %s: %s\n", self->name, rb_last_error());
             return RB_EXIT_USAGE;
@@ -344,11 +314,11 @@ static int run_eval(const cli_command *self, rb_params *o, int argc, char **args
             classes = json_object_get_string(cl);
     }
     if ((s = rb_eval_open_split(model, data, which, classes, &split)) != RB_OK ||
-        (s = attack != NULL ? rb_evaluate_robust(model, split, opt_int(o, "batch-size"), &eo, attack,
+        (s = attack != NULL ? rb_evaluate_robust(model, split, cli_opt_int(o, "batch-size"), &eo, attack,
                                                  cli_plugin_params("attack"), &ao, &ev)
-                            : rb_evaluate(model, split, opt_int(o, "batch-size"), &eo, &ev)) != RB_OK)
+                            : rb_evaluate(model, split, cli_opt_int(o, "batch-size"), &eo, &ev)) != RB_OK)
         goto done;
-    if (opt_bool(o, "json")) {
+    if (cli_opt_bool(o, "json")) {
         json_object *root = json_object_new_object();
         json_object_object_add(root, "checkpoint", json_object_new_string(ckpt_path));
         json_object_object_add(root, "data", json_object_new_string(data));
@@ -366,7 +336,7 @@ static int run_eval(const cli_command *self, rb_params *o, int argc, char **args
             for (size_t i = 0; specs != NULL && specs[i].name != NULL; i++)
                 if (rb_params_format(ap, specs[i].name, buf, sizeof buf) == RB_OK)
                     json_object_object_add(params, specs[i].name, json_object_new_string(buf));
-            json_object_object_add(root, "attack", json_object_new_string(opt_string(o, "attack")));
+            json_object_object_add(root, "attack", json_object_new_string(cli_opt_string(o, "attack")));
             json_object_object_add(root, "attack_params", params);
             json_object_object_add(root, "steps", json_object_new_int(ao.steps));
             json_object_object_add(root, "restarts", json_object_new_int(ao.restarts));
@@ -385,7 +355,7 @@ static int run_eval(const cli_command *self, rb_params *o, int argc, char **args
         printf("%s on %s: accuracy %.2f%% (%lld/%lld), mean loss %.6f\n", ckpt_path, rb_split_name(split),
                100 * ev.accuracy, (long long)ev.correct, (long long)ev.count, ev.mean_loss);
         if (ev.robust)
-            printf("robust accuracy under %s: %.2f%% (%lld/%lld)\n", opt_string(o, "attack"),
+            printf("robust accuracy under %s: %.2f%% (%lld/%lld)\n", cli_opt_string(o, "attack"),
                    100 * ev.robust_accuracy, (long long)ev.robust_correct, (long long)ev.count);
         for (int64_t k = 0; k < ev.classes; k++) {
             const char *name = rb_split_class_name(split, k);

@@ -11,7 +11,7 @@
 static const cli_command *const available_commands[] = {
     &cli_plugins_command, &cli_train_command, &cli_eval_command, &cli_import_command,
     &cli_export_command,  &cli_infer_command, &cli_inspect_command, &cli_attack_command,
-    &cli_transfer_command, &cli_grid_command, &cli_demo_command,
+    &cli_transfer_command, &cli_grid_command, &cli_demo_command, &cli_bench_command,
 };
 #define AVAILABLE_COUNT (sizeof available_commands / sizeof available_commands[0])
 
@@ -133,9 +133,6 @@ static const cli_command *find_command(const char *name)
     for (size_t i = 0; i < AVAILABLE_COUNT; i++)
         if (strcmp(name, available_commands[i]->name) == 0)
             return available_commands[i];
-    for (size_t i = 0; i < cli_planned_command_count; i++)
-        if (strcmp(name, cli_planned_commands[i].name) == 0)
-            return &cli_planned_commands[i];
     return NULL;
 }
 
@@ -150,9 +147,6 @@ static void print_main_help(FILE *out)
             "commands:\n");
     for (size_t i = 0; i < AVAILABLE_COUNT; i++)
         fprintf(out, "  %-10s %s\n", available_commands[i]->name, available_commands[i]->summary);
-    for (size_t i = 0; i < cli_planned_command_count; i++)
-        fprintf(out, "  %-10s %s (not available yet)\n", cli_planned_commands[i].name,
-                cli_planned_commands[i].summary);
     fprintf(out,
             "\n"
             "global options (anywhere before a lone --):\n"
@@ -194,11 +188,6 @@ static void print_option_help(FILE *out, const rb_param_spec *specs)
 static void print_command_help(FILE *out, const cli_command *cmd)
 {
     fprintf(out, "usage: robusta %s %s\n\n", cmd->name, cmd->usage);
-    if (cmd->options == NULL) {
-        fprintf(out, "%s: not available yet in robusta %s. It will %s.\n", cmd->summary,
-                rb_version_string(), cmd->description);
-        return;
-    }
     fprintf(out, "%s\n", cmd->description);
     if (cmd->options != NULL && cmd->options[0].name != NULL) {
         fprintf(out, "\noptions:\n");
@@ -303,8 +292,6 @@ int main(int argc, char **argv)
         const char *near;
         for (size_t i = 0; i < AVAILABLE_COUNT; i++)
             names[n++] = available_commands[i]->name;
-        for (size_t i = 0; i < cli_planned_command_count && n < 32; i++)
-            names[n++] = cli_planned_commands[i].name;
         near = rb_suggest(argv[1], names, n);
         if (near != NULL)
             rb_error_set(RB_ERR_INVALID_ARGUMENT, "unknown command '%s'; did you mean '%s'?",
@@ -326,8 +313,6 @@ int main(int argc, char **argv)
         return RB_EXIT_OK;
     }
 
-    if (cmd->options == NULL) /* a planned command: it explains itself whatever the arguments */
-        return cmd->run(cmd, NULL, argc - 2, argv + 2);
     s = rb_params_create(&options, cmd->options);
     if (s != RB_OK)
         return cli_fail(cmd->name, s);
