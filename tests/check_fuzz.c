@@ -1,0 +1,422 @@
+/* Mutation fuzzing of the parsers that read untrusted bytes: checkpoints
+ * (.rbt), safetensors, .npy, grid files, and the small text parsers
+ * (dataset specs, schedules, epsilons). From one valid seed each,
+ * deterministic mutants (bit flips, bytes set to boundary values, a span
+ * truncated, duplicated, deleted or overwritten with random bytes, several
+ * at once) go through the parser. Each must either parse, and then be
+ * readable to the end, or fail with a message of one non-empty line; it
+ * must never crash or touch memory outside its input (every mutant lives
+ * in an allocation of exactly its size, so the sanitizer build catches
+ * over-reads).
+ *
+ * RB_FUZZ_ITERATIONS sets the mutants per target (default 5000, a few
+ * seconds in all); RB_FUZZ_SEED another sequence. A failing mutant is
+ * written to the test's temporary folder and its path printed. */
+#include "config.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zlib.h>
+
+#include <robusta/robusta.h>
+
+#include "testutil.h"
+
+static char dir[512];
+static long iterations = 5000;
+static uint64_t seed = 1;
+
+/* ------------------------------------------------------------ mutations */
+
+static uint64_t next(uint64_t *state)
+{
+    /* splitmix64: deterministic, and good enough to pick offsets */
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* A mutant of `seed_bytes` in a new allocation of exactly *size bytes (at
+ * least 1, so that malloc(0) never hides a read). */
+static unsigned char *mutate(const unsigned char *seed_bytes, size_t seed_size, uint64_t *rng, size_t *size)
+{
+    static const unsigned char boundary[] = {0x00, 0x01, 0x7f, 0x80, 0xff, '"', '{', '}', ',', ':', '[', ']',
+                                             '\\', '\n', '=', '0', '9', '-', 'e'};
+    size_t cap = seed_size * 2 + 64, n = seed_size;
+    unsigned char *work = malloc(cap), *out;
+    int rounds = 1 + (int)(next(rng) % 4);
+    memcpy(work, seed_bytes, seed_size);
+    for (int k = 0; k < rounds; k++) {
+        size_t at = n ? (size_t)(next(rng) % n) : 0, span = 1 + (size_t)(next(rng) % 16);
+        switch (next(rng) % 7) {
+        case 0: /* bit flip */
+            if (n)
+                work[at] ^= (unsigned char)(1u << (next(rng) % 8));
+            break;
+        case 1: /* a boundary value */
+            if (n)
+                work[at] = boundary[next(rng) % sizeof boundary];
+            break;
+        case 2: /* truncation */
+            n = at;
+            break;
+        case 3: /* delete a span */
+            if (at + span <= n) {
+                memmove(work + at, work + at + span, n - at - span);
+                n -= span;
+            }
+            break;
+        case 4: /* duplicate a span */
+            if (at + span <= n && n + span <= cap) {
+                memmove(work + at + span, work + at, n - at);
+                n += span;
+            }
+            break;
+        case 5: /* random bytes over a span */
+            for (size_t i = at; i < at + span && i < n; i++)
+                work[i] = (unsigned char)next(rng);
+            break;
+        default: /* a little-endian integer field set to an extreme */
+            if (at + 8 <= n) {
+                uint64_t v = next(rng) % 2 ? UINT64_MAX >> (next(rng) % 64) : next(rng) % 4096;
+                memcpy(work + at, &v, (size_t)(1 + next(rng) % 8));
+            }
+            break;
+        }
+    }
+    out = malloc(n ? n : 1);
+    memcpy(out, work, n);
+    free(work);
+    *size = n;
+    return out;
+}
+
+/* A failure's message: one line, not empty. */
+static void assert_one_line(const char *target, long i, const unsigned char *bytes, size_t size)
+{
+    const char *m = rb_last_error();
+    if (m != NULL && m[0] != '\0' && strchr(m, '\n') == NULL)
+        return;
+    {
+        char path[600];
+        FILE *f;
+        snprintf(path, sizeof path, "%s/%s-%ld.bin", dir, target, i);
+        f = fopen(path, "wb");
+        if (f != NULL) {
+            fwrite(bytes, 1, size, f);
+            fclose(f);
+        }
+        ck_abort_msg("%s mutant %ld (kept as %s): error message '%s' is not one non-empty line", target, i, path,
+                     m ? m : "(null)");
+    }
+}
+
+/* ------------------------------------------------------------ seeds */
+
+static unsigned char *file_bytes(const char *name, size_t *size)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return read_whole_file(path, size);
+}
+
+static unsigned char *checkpoint_seed(size_t *size)
+{
+    rb_checkpoint *c;
+    char path[600];
+    static const float w[6] = {1.5f, -2.0f, 0.25f, 3.0f, -0.5f, 8.0f};
+    static const int64_t labels[3] = {0, 7, 2};
+    ck_assert_int_eq(rb_checkpoint_create(&c), RB_OK);
+    ck_assert_int_eq(rb_checkpoint_set_metadata(c, "{\"arch\": \"resnet\", \"classes\": 10, \"x\": [1, 2.5, null]}"), RB_OK);
+    ck_assert_int_eq(rb_checkpoint_add(c, "conv1.weight", RB_DTYPE_F32, 2, (const int64_t[]){2, 3}, w), RB_OK);
+    ck_assert_int_eq(rb_checkpoint_add(c, "labels", RB_DTYPE_I64, 1, (const int64_t[]){3}, labels), RB_OK);
+    snprintf(path, sizeof path, "%s/seed.rbt", dir);
+    ck_assert_int_eq(rb_checkpoint_save(c, path, 3), RB_OK);
+    rb_checkpoint_destroy(c);
+    return file_bytes("seed.rbt", size);
+}
+
+static unsigned char *safetensors_seed(size_t *size)
+{
+    char path[600];
+    static const float w[4] = {1, 2, 3, 4};
+    static const int64_t n[2] = {5, -6};
+    static const int64_t shape_w[2] = {2, 2}, shape_n[1] = {2};
+    static const char *const keys[1] = {"format"}, *const values[1] = {"pt"};
+    rb_safetensors_entry e[2] = {{.name = "fc.weight", .dtype = RB_DTYPE_F32, .ndim = 2, .shape = shape_w, .data = w},
+                                 {.name = "bn.num_batches_tracked", .dtype = RB_DTYPE_I64, .ndim = 1, .shape = shape_n, .data = n}};
+    snprintf(path, sizeof path, "%s/seed.safetensors", dir);
+    ck_assert_int_eq(rb_safetensors_save(path, e, 2, keys, values, 1), RB_OK);
+    return file_bytes("seed.safetensors", size);
+}
+
+static unsigned char *npy_seed(size_t *size)
+{
+    char path[600];
+    static const float x[2 * 3 * 2] = {0, 0.5f, 1, 0.25f, 0.75f, 0.125f, 1, 0, 0.5f, 0.5f, 0.5f, 0.5f};
+    snprintf(path, sizeof path, "%s/seed.npy", dir);
+    ck_assert_int_eq(rb_npy_save(path, RB_DTYPE_F32, 3, (const int64_t[]){2, 3, 2}, x), RB_OK);
+    return file_bytes("seed.npy", size);
+}
+
+static const char grid_seed[] = "[grid]\nname = fuzz\nthreads = 2\n"
+                                "[arch r18]\narch = resnet18\nstem = cifar\nwidth = 0.25\n"
+                                "[source]\ndata = fashion-mnist\nclasses = 0-4\nper-class = 100\nepochs = 2\n"
+                                "attack = pgd-l2\neps = 0, 0.25, 8/255\nsteps = 3\nseeds = 1,2\n"
+                                "[target t]\ndata = cifar10\nclasses = 5-9\n"
+                                "[transfer]\nmodes = fixed, full\nseeds = 0\nepochs = 3\nlr-fixed = 0.05\n";
+
+/* ------------------------------------------------------------ targets */
+
+typedef void (*target_fn)(const unsigned char *bytes, size_t size, long i);
+
+/* Mutants a target accepted: printed, so that a run shows the fuzzing gets
+ * past the first checks (a target that refuses everything tests little). */
+static long accepted;
+
+static void fuzz_checkpoint(const unsigned char *bytes, size_t size, long i)
+{
+    rb_checkpoint *c = NULL;
+    if (rb_checkpoint_parse(&c, bytes, size, "mutant.rbt", 0) != RB_OK) {
+        assert_one_line("rbt", i, bytes, size);
+        return;
+    }
+    accepted++;
+    /* accepted: every tensor readable to its last byte */
+    for (size_t k = 0; k < rb_checkpoint_count(c); k++) {
+        rb_checkpoint_tensor t;
+        unsigned sum = 0;
+        ck_assert_int_eq(rb_checkpoint_get(c, k, &t), RB_OK);
+        for (size_t b = 0; b < t.nbytes; b++)
+            sum += ((const unsigned char *)t.data)[b];
+        (void)sum;
+    }
+    (void)rb_checkpoint_metadata(c);
+    rb_checkpoint_destroy(c);
+}
+
+static void fuzz_safetensors(const unsigned char *bytes, size_t size, long i)
+{
+    rb_safetensors *st = NULL;
+    if (rb_safetensors_parse(&st, bytes, size, "mutant.safetensors") != RB_OK) {
+        assert_one_line("safetensors", i, bytes, size);
+        return;
+    }
+    accepted++;
+    for (size_t k = 0; k < rb_safetensors_count(st); k++) {
+        rb_safetensors_tensor t;
+        float *f;
+        ck_assert_int_eq(rb_safetensors_get(st, k, &t), RB_OK);
+        ck_assert((const unsigned char *)t.data >= bytes && (const unsigned char *)t.data + t.nbytes <= bytes + size);
+        f = malloc((size_t)(t.numel > 0 ? t.numel : 1) * sizeof *f);
+        if (rb_safetensors_to_f32(&t, f) != RB_OK)
+            assert_one_line("safetensors-to-f32", i, bytes, size);
+        free(f);
+    }
+    (void)rb_safetensors_metadata(st, "format");
+    rb_safetensors_destroy(st);
+}
+
+static void fuzz_npy(const unsigned char *bytes, size_t size, long i)
+{
+    rb_npy *a = NULL;
+    int64_t numel = 1;
+    if (rb_npy_parse(&a, bytes, size, "mutant.npy") != RB_OK) {
+        assert_one_line("npy", i, bytes, size);
+        return;
+    }
+    accepted++;
+    for (int d = 0; d < a->ndim; d++)
+        numel *= a->shape[d];
+    ck_assert_int_eq(numel, a->numel);
+    ck_assert_uint_le(a->nbytes, size);
+    if (a->nbytes > 0) /* the copy is readable to its end */
+        ck_assert_uint_le(((const unsigned char *)a->data)[a->nbytes - 1], 255);
+    rb_npy_destroy(a);
+}
+
+static void fuzz_grid(const unsigned char *bytes, size_t size, long i)
+{
+    rb_grid_spec *g = NULL;
+    if (rb_grid_spec_parse((const char *)bytes, size, "mutant.ini", &g) != RB_OK) {
+        assert_one_line("grid", i, bytes, size);
+        return;
+    }
+    accepted++;
+    rb_grid_spec_destroy(g);
+}
+
+/* The checkpoint's JSON header, mutated behind a valid frame: its length
+ * and CRC are recomputed, so mutants reach the JSON and index checks that
+ * the CRC otherwise guards. */
+static const unsigned char *rbt_data;
+static size_t rbt_data_size;
+
+static void fuzz_checkpoint_header(const unsigned char *header, size_t size, long i)
+{
+    size_t total = 32 + size + rbt_data_size;
+    unsigned char *file = malloc(total);
+    uint64_t h = size;
+    uint32_t crc = (uint32_t)crc32(0L, header, (uInt)size), zero = 0, version = RB_CHECKPOINT_VERSION;
+    memcpy(file, RB_CHECKPOINT_MAGIC, 8);
+    memcpy(file + 8, &version, 4);
+    memcpy(file + 12, &zero, 4);
+    memcpy(file + 16, &h, 8);
+    memcpy(file + 24, &crc, 4);
+    memcpy(file + 28, &zero, 4);
+    memcpy(file + 32, header, size);
+    memcpy(file + 32 + size, rbt_data, rbt_data_size);
+    fuzz_checkpoint(file, total, i);
+    free(file);
+}
+
+/* Text parsers take C strings: the mutant gets a terminator. */
+static void fuzz_texts(const unsigned char *bytes, size_t size, long i)
+{
+    char *text = malloc(size + 1);
+    rb_dataset_spec *spec = malloc(sizeof *spec);
+    rb_schedule schedule;
+    double eps;
+    memcpy(text, bytes, size);
+    text[size] = '\0';
+    bool any = false;
+    if (rb_dataset_spec_parse(spec, text) != RB_OK)
+        assert_one_line("dataset-spec", i, bytes, size);
+    else
+        any = true;
+    if (rb_schedule_parse(text, 0.1, 30, &schedule) != RB_OK) {
+        assert_one_line("schedule", i, bytes, size);
+    } else {
+        ck_assert(isfinite(rb_schedule_lr(&schedule, 7.5)));
+        any = true;
+    }
+    if (rb_grid_parse_eps(text, &eps) != RB_OK) {
+        assert_one_line("eps", i, bytes, size);
+    } else {
+        ck_assert(isfinite(eps) && eps >= 0);
+        any = true;
+    }
+    accepted += any;
+    free(spec);
+    free(text);
+}
+
+static void run_target(const char *name, target_fn fn, const unsigned char *seed_bytes, size_t seed_size)
+{
+    uint64_t rng = seed * 1000003u + (uint64_t)strlen(name) * 7919u + (uint64_t)(unsigned char)name[0];
+    fn(seed_bytes, seed_size, -1); /* the seed itself parses */
+    accepted = 0;
+    for (long i = 0; i < iterations; i++) {
+        size_t size;
+        unsigned char *m = mutate(seed_bytes, seed_size, &rng, &size);
+        fn(m, size, i);
+        free(m);
+    }
+    printf("%s: %ld mutants, %ld accepted\n", name, iterations, accepted);
+}
+
+START_TEST(checkpoints_survive_mutation)
+{
+    size_t size;
+    unsigned char *s = checkpoint_seed(&size);
+    rb_checkpoint *c;
+    ck_assert_int_eq(rb_checkpoint_parse(&c, s, size, "seed", 0), RB_OK);
+    ck_assert_uint_eq(rb_checkpoint_count(c), 2);
+    rb_checkpoint_destroy(c);
+    run_target("rbt", fuzz_checkpoint, s, size);
+    free(s);
+}
+END_TEST
+
+START_TEST(checkpoint_headers_survive_mutation)
+{
+    size_t size;
+    uint64_t h;
+    unsigned char *s = checkpoint_seed(&size);
+    ck_assert_uint_gt(size, 32);
+    memcpy(&h, s + 16, 8); /* little-endian hosts only, as the format */
+    ck_assert_uint_le(32 + h, size);
+    rbt_data = s + 32 + h;
+    rbt_data_size = size - 32 - h;
+    run_target("rbt-header", fuzz_checkpoint_header, s + 32, (size_t)h);
+    free(s);
+}
+END_TEST
+
+START_TEST(safetensors_survive_mutation)
+{
+    size_t size;
+    unsigned char *s = safetensors_seed(&size);
+    run_target("safetensors", fuzz_safetensors, s, size);
+    free(s);
+}
+END_TEST
+
+START_TEST(npy_survives_mutation)
+{
+    size_t size;
+    unsigned char *s = npy_seed(&size);
+    run_target("npy", fuzz_npy, s, size);
+    free(s);
+}
+END_TEST
+
+START_TEST(grid_files_survive_mutation)
+{
+    rb_grid_spec *g;
+    ck_assert_int_eq(rb_grid_spec_parse(grid_seed, strlen(grid_seed), "seed.ini", &g), RB_OK);
+    rb_grid_spec_destroy(g);
+    run_target("grid", fuzz_grid, (const unsigned char *)grid_seed, strlen(grid_seed));
+}
+END_TEST
+
+START_TEST(text_options_survive_mutation)
+{
+    static const char *const seeds[] = {"npy:/data/x.npy,/data/y.npy;/data/tx.npy,/data/ty.npy",
+                                        "cosine+warmup:5", "multistep:30,60:0.1", "8/255"};
+    for (size_t k = 0; k < sizeof seeds / sizeof seeds[0]; k++)
+        run_target(seeds[k], fuzz_texts, (const unsigned char *)seeds[k], strlen(seeds[k]));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *suite = suite_create("fuzz");
+    TCase *tc = tcase_create("fuzz");
+    const char *n = getenv("RB_FUZZ_ITERATIONS"), *sd = getenv("RB_FUZZ_SEED");
+    int failed;
+    if (n != NULL && atol(n) > 0)
+        iterations = atol(n);
+    if (sd != NULL)
+        seed = strtoull(sd, NULL, 10);
+    rb_log_set_level(RB_LOG_ERROR); /* mutants may warn; the messages are checked */
+    /* (not make_temp_dir: Check's asserts only work inside a test) */
+    snprintf(dir, sizeof dir, "%s/robusta-fuzz-XXXXXX", getenv("TMPDIR") && getenv("TMPDIR")[0] ? getenv("TMPDIR") : "/tmp");
+    if (mkdtemp(dir) == NULL) {
+        perror("check_fuzz: mkdtemp");
+        return EXIT_FAILURE;
+    }
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, checkpoints_survive_mutation);
+    tcase_add_test(tc, checkpoint_headers_survive_mutation);
+    tcase_add_test(tc, safetensors_survive_mutation);
+    tcase_add_test(tc, npy_survives_mutation);
+    tcase_add_test(tc, grid_files_survive_mutation);
+    tcase_add_test(tc, text_options_survive_mutation);
+    suite_add_tcase(suite, tc);
+    failed = run_suite(suite);
+    if (failed == 0) {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "check_fuzz: could not remove %s\n", dir);
+    } else
+        fprintf(stderr, "check_fuzz: failing mutants are kept in %s\n", dir);
+    return failed;
+}
