@@ -577,11 +577,6 @@ static rb_status plan_input_node(rb_engine *e, enode *en)
     return slot_plan(e, &en->value, &md, en->node);
 }
 
-/* Convolutions, and linear layers as the convolution they are: a kernel
- * the size of the input, giving K x 1 x 1 (torch.flatten's C, H, W order is
- * exactly the (K, C, H, W) weight layout). oneDNN's convolutions draw all
- * their buffers from the scratchpad, where its gemm-based inner product
- * allocates on every call. */
 /* The gradient with respect to the image, for a convolution reading it.
  * oneDNN computes backward-data in blocks of 16 input channels, so with 3
  * (RGB) it does 16/3 of the work at a fraction of its speed: the ResNet
@@ -645,6 +640,11 @@ static rb_status plan_image_grad_gemm(rb_engine *e, enode *en, const dnnl_memory
     return RB_OK;
 }
 
+/* Convolutions, and linear layers as the convolution they are: a kernel
+ * the size of the input, giving K x 1 x 1 (torch.flatten's C, H, W order is
+ * exactly the (K, C, H, W) weight layout). oneDNN's convolutions draw all
+ * their buffers from the scratchpad, where its gemm-based inner product
+ * allocates on every call. */
 static rb_status plan_conv(rb_engine *e, enode *en)
 {
     const rb_node *n = en->node;
@@ -1634,8 +1634,12 @@ static void col2im_row(const rb_node *n, const float *cols, float *image, int64_
             const int64_t lo = shift >= 0 ? 0 : (-shift + sw - 1) / sw;
             const int64_t hi_raw = in->w - 1 - shift < 0 ? 0 : (in->w - 1 - shift) / sw + 1;
             const int64_t hi = hi_raw < n->w ? hi_raw : n->w;
-            const float *tap = cols + ((c * kh_n + kh) * kw_n + kw) * pixels + oh * n->w + lo;
-            float *dst = out + lo * sw + shift;
+            const float *tap;
+            float *dst;
+            if (hi <= lo) /* this tap reads only padding on this row */
+                continue;
+            tap = cols + ((c * kh_n + kh) * kw_n + kw) * pixels + oh * n->w + lo;
+            dst = out + lo * sw + shift;
             if (sw == 1) { /* contiguous: vectorized */
                 for (int64_t j = 0; j < hi - lo; j++)
                     dst[j] += tap[j];
