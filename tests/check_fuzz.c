@@ -1,5 +1,6 @@
 /* Mutation fuzzing of the parsers that read untrusted bytes: checkpoints
- * (.rbt), safetensors, .npy, grid files, and the small text parsers
+ * (.rbt), safetensors, .npy, IDX and CIFAR datasets, grid files, and the
+ * small text parsers
  * (dataset specs, schedules, epsilons). From one valid seed each,
  * deterministic mutants (bit flips, bytes set to boundary values, a span
  * truncated, duplicated, deleted or overwritten with random bytes, several
@@ -276,6 +277,68 @@ static void fuzz_checkpoint_header(const unsigned char *header, size_t size, lon
     free(file);
 }
 
+/* Dataset files: IDX images (raw and gzip'd) beside valid labels, IDX
+ * labels beside valid images, CIFAR-10 and CIFAR-100 record files. An
+ * accepted split is read to its last image and label. */
+static const unsigned char *idx_images, *idx_labels;
+static size_t idx_images_size, idx_labels_size;
+
+static void read_split(rb_split *split)
+{
+    const unsigned char *images = rb_split_images(split);
+    const int64_t *labels = rb_split_labels(split);
+    int64_t n = rb_split_count(split);
+    size_t bytes = (size_t)n * rb_split_example_size(split);
+    unsigned sum = 0;
+    ck_assert_int_gt(n, 0);
+    for (size_t b = 0; b < bytes; b++)
+        sum += images[b];
+    for (int64_t k = 0; k < n; k++)
+        ck_assert(labels[k] >= 0 && labels[k] < rb_split_classes(split));
+    (void)sum;
+    rb_split_destroy(split);
+}
+
+static void fuzz_idx_images(const unsigned char *bytes, size_t size, long i)
+{
+    rb_split *split = NULL;
+    if (rb_split_from_idx(&split, RB_DATASET_FASHION_MNIST, bytes, size, "images.idx", idx_labels, idx_labels_size,
+                          "labels.idx") != RB_OK) {
+        assert_one_line("idx-images", i, bytes, size);
+        return;
+    }
+    accepted++;
+    read_split(split);
+}
+
+static void fuzz_idx_labels(const unsigned char *bytes, size_t size, long i)
+{
+    rb_split *split = NULL;
+    if (rb_split_from_idx(&split, RB_DATASET_MNIST, idx_images, idx_images_size, "images.idx", bytes, size,
+                          "labels.idx") != RB_OK) {
+        assert_one_line("idx-labels", i, bytes, size);
+        return;
+    }
+    accepted++;
+    read_split(split);
+}
+
+static rb_data_source cifar_kind;
+
+static void fuzz_cifar(const unsigned char *bytes, size_t size, long i)
+{
+    rb_split *split = NULL;
+    const void *files[2] = {bytes, bytes};
+    const size_t sizes[2] = {size, size};
+    const char *const whats[2] = {"data_batch_1.bin", "data_batch_2.bin"};
+    if (rb_split_from_cifar(&split, cifar_kind, files, sizes, whats, 2) != RB_OK) {
+        assert_one_line("cifar", i, bytes, size);
+        return;
+    }
+    accepted++;
+    read_split(split);
+}
+
 /* Text parsers take C strings: the mutant gets a terminator. */
 static void fuzz_texts(const unsigned char *bytes, size_t size, long i)
 {
@@ -349,6 +412,73 @@ START_TEST(checkpoint_headers_survive_mutation)
 }
 END_TEST
 
+/* Big-endian u32, as IDX headers are. */
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+/* gzip of `bytes` (zlib's deflate with a gzip wrapper), exactly sized. */
+static unsigned char *gzip_bytes(const unsigned char *bytes, size_t size, size_t *out_size)
+{
+    z_stream z;
+    unsigned char *out = malloc(size + 256);
+    memset(&z, 0, sizeof z);
+    ck_assert_int_eq(deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    z.next_in = (Bytef *)(uintptr_t)bytes;
+    z.avail_in = (uInt)size;
+    z.next_out = out;
+    z.avail_out = (uInt)(size + 256);
+    ck_assert_int_eq(deflate(&z, Z_FINISH), Z_STREAM_END);
+    *out_size = z.total_out;
+    deflateEnd(&z);
+    return out;
+}
+
+START_TEST(dataset_files_survive_mutation)
+{
+    unsigned char images[16 + 3 * 4 * 5], labels[8 + 3], *gz;
+    unsigned char cifar[2 * (2 + 3072)];
+    size_t gz_size;
+    put_be32(images, 0x00000803u);
+    put_be32(images + 4, 3);
+    put_be32(images + 8, 4);
+    put_be32(images + 12, 5);
+    for (size_t k = 16; k < sizeof images; k++)
+        images[k] = (unsigned char)(k * 37);
+    put_be32(labels, 0x00000801u);
+    put_be32(labels + 4, 3);
+    labels[8] = 9;
+    labels[9] = 0;
+    labels[10] = 4;
+    idx_images = images;
+    idx_images_size = sizeof images;
+    idx_labels = labels;
+    idx_labels_size = sizeof labels;
+    run_target("idx-images", fuzz_idx_images, images, sizeof images);
+    run_target("idx-labels", fuzz_idx_labels, labels, sizeof labels);
+    gz = gzip_bytes(images, sizeof images, &gz_size);
+    run_target("idx-images.gz", fuzz_idx_images, gz, gz_size);
+    free(gz);
+    /* CIFAR-100 records (coarse, fine, pixels); CIFAR-10 reads the same
+     * bytes as 1-byte-label records of another size */
+    for (size_t r = 0; r < 2; r++) {
+        cifar[r * 3074] = (unsigned char)(3 + r);
+        cifar[r * 3074 + 1] = (unsigned char)(42 + r);
+        for (size_t k = 0; k < 3072; k++)
+            cifar[r * 3074 + 2 + k] = (unsigned char)(k ^ r);
+    }
+    cifar_kind = RB_DATASET_CIFAR100;
+    run_target("cifar100", fuzz_cifar, cifar, sizeof cifar);
+    cifar_kind = RB_DATASET_CIFAR10;
+    cifar[0] = 7;
+    run_target("cifar10", fuzz_cifar, cifar, 3073);
+}
+END_TEST
+
 START_TEST(safetensors_survive_mutation)
 {
     size_t size;
@@ -408,6 +538,7 @@ int main(void)
     tcase_add_test(tc, safetensors_survive_mutation);
     tcase_add_test(tc, npy_survives_mutation);
     tcase_add_test(tc, grid_files_survive_mutation);
+    tcase_add_test(tc, dataset_files_survive_mutation);
     tcase_add_test(tc, text_options_survive_mutation);
     suite_add_tcase(suite, tc);
     failed = run_suite(suite);
