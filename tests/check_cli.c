@@ -222,6 +222,23 @@ START_TEST(bench_times_training_inference_and_attacks)
     ck_assert(!json_object_object_get_ex(root, "attack", NULL));
     json_object_put(root);
 
+    /* bf16 mixed precision reaches the engine: its activations take half
+     * the bytes, so the arena shrinks */
+    {
+        double arena[2];
+        for (int p = 0; p < 2; p++) {
+            RUN(&r, NULL, "bench", "--arch", "resnet18", "--stem", "cifar", "--width", "0.25", "--image-size", "16",
+                "--batch-size", "8", "--repeats", "1", "--threads", "1", "--only", "train", "--precision",
+                p ? "bf16" : "f32", "--json");
+            ck_assert_msg(r.code == 0, "%s", r.err);
+            root = json_tokener_parse(r.out);
+            ck_assert_str_eq(json_object_get_string(field(root, "precision")), p ? "bf16" : "f32");
+            arena[p] = number(field(root, "train"), "arena_mib");
+            json_object_put(root);
+        }
+        ck_assert_msg(arena[1] < 0.8 * arena[0], "arena bf16 %g MiB, f32 %g MiB", arena[1], arena[0]);
+    }
+
     /* a whole-run attack is timed per run; --steps reaches its own steps */
     RUN(&r, NULL, "bench", "--arch", "resnet18", "--stem", "cifar", "--width", "0.25", "--image-size", "16",
         "--batch-size", "2", "--repeats", "1", "--threads", "1", "--only", "attack", "--attack", "apgd-ce",
