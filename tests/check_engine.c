@@ -748,22 +748,19 @@ START_TEST(thread_counts_are_planned_and_agree)
 }
 END_TEST
 
-/* One training step of the residual net; the parameter and input
- * gradients are copied into grads (in graph order, input last). */
-static size_t step_into(bool keep_intermediates, float *grads, size_t capacity, rb_engine **out, rb_graph **graph)
+/* The gradients of `g` after one step on `e`: training (parameter
+ * gradients, then the input's) or an attack's (inference mode, the input
+ * gradient only). */
+static size_t gradients_of(rb_graph *g, rb_engine *e, bool training, float *grads, size_t capacity)
 {
-    rb_node *end;
-    rb_graph *g = residual_net(&end);
-    rb_engine *e;
     static float fx[4 * 243];
     static double dx[4 * 243];
     int64_t labels[4];
     size_t used = 0;
     images_and_labels(4, 243, fx, dx, labels);
-    ck_assert_int_eq(rb_engine_create(&e, g, 4, &(rb_engine_options){.threads = 1, .keep_intermediates = keep_intermediates}), RB_OK);
-    ck_assert_int_eq(rb_engine_forward(e, fx, 4, labels, true), RB_OK);
-    ck_assert_int_eq(rb_engine_backward(e, true, true), RB_OK);
-    for (size_t i = 0; i < rb_graph_param_count(g); i++) {
+    ck_assert_int_eq(rb_engine_forward(e, fx, 4, labels, training), RB_OK);
+    ck_assert_int_eq(rb_engine_backward(e, training, true), RB_OK);
+    for (size_t i = 0; training && i < rb_graph_param_count(g); i++) {
         rb_param_info p;
         rb_graph_param(g, i, &p);
         if (p.grad == NULL)
@@ -774,9 +771,20 @@ static size_t step_into(bool keep_intermediates, float *grads, size_t capacity, 
     }
     ck_assert_uint_le(used + 4 * 243, capacity);
     ck_assert_int_eq(rb_engine_input_grad(e, grads + used), RB_OK);
+    return used + 4 * 243;
+}
+
+/* One training step of the residual net; the parameter and input
+ * gradients are copied into grads (in graph order, input last). */
+static size_t step_into(bool keep_intermediates, float *grads, size_t capacity, rb_engine **out, rb_graph **graph)
+{
+    rb_node *end;
+    rb_graph *g = residual_net(&end);
+    rb_engine *e;
+    ck_assert_int_eq(rb_engine_create(&e, g, 4, &(rb_engine_options){.threads = 1, .keep_intermediates = keep_intermediates}), RB_OK);
     *out = e;
     *graph = g;
-    return used + 4 * 243;
+    return gradients_of(g, e, true, grads, capacity);
 }
 
 /* Gradients share memory when their lifetimes in backward do not overlap,
@@ -852,32 +860,6 @@ static rb_graph *shared_gradient_net(rb_node **add1, rb_node **add2)
     ck_assert_int_eq(rb_graph_softmax_cross_entropy(g, r, &r), RB_OK);
     randomize(g, 43);
     return g;
-}
-
-/* The gradients of `g` after one step on `e`: training (parameter
- * gradients, then the input's) or an attack's (inference mode, the input
- * gradient only). */
-static size_t gradients_of(rb_graph *g, rb_engine *e, bool training, float *grads, size_t capacity)
-{
-    static float fx[4 * 243];
-    static double dx[4 * 243];
-    int64_t labels[4];
-    size_t used = 0;
-    images_and_labels(4, 243, fx, dx, labels);
-    ck_assert_int_eq(rb_engine_forward(e, fx, 4, labels, training), RB_OK);
-    ck_assert_int_eq(rb_engine_backward(e, training, true), RB_OK);
-    for (size_t i = 0; training && i < rb_graph_param_count(g); i++) {
-        rb_param_info p;
-        rb_graph_param(g, i, &p);
-        if (p.grad == NULL)
-            continue;
-        ck_assert_uint_le(used + (size_t)p.numel, capacity);
-        memcpy(grads + used, p.grad, (size_t)p.numel * sizeof *grads);
-        used += (size_t)p.numel;
-    }
-    ck_assert_uint_le(used + 4 * 243, capacity);
-    ck_assert_int_eq(rb_engine_input_grad(e, grads + used), RB_OK);
-    return used + 4 * 243;
 }
 
 /* A residual add hands its gradient to its inputs without copying: the
