@@ -72,6 +72,16 @@ typedef struct bench {
     char threads_text[160];
 } bench;
 
+/* A measurement's result: the median of b->repeats times in v, and the
+ * engine's arena and thread placement. */
+static void record(bench *b, timing *t, const rb_engine *e, double *v)
+{
+    t->done = true;
+    t->seconds = median_of(v, b->repeats);
+    t->arena_mib = (double)rb_engine_arena_bytes(e) / (1 << 20);
+    snprintf(b->threads_text, sizeof b->threads_text, "%s", rb_engine_threads(e));
+}
+
 static rb_status time_training(bench *b, timing *t)
 {
     rb_engine *e = NULL;
@@ -103,12 +113,9 @@ static rb_status time_training(bench *b, timing *t)
         }
     }
     if (s == RB_OK) {
-        t->done = true;
-        t->seconds = median_of(v, b->repeats);
+        record(b, t, e, v);
         for (int k = 0; k < 3; k++)
             t->parts[k] = median_of(v + (k + 1) * b->repeats, b->repeats);
-        t->arena_mib = (double)rb_engine_arena_bytes(e) / (1 << 20);
-        snprintf(b->threads_text, sizeof b->threads_text, "%s", rb_engine_threads(e));
     }
     rb_sgd_destroy(sgd);
     rb_engine_destroy(e);
@@ -136,12 +143,8 @@ static rb_status time_inference(bench *b, timing *t)
         if (s == RB_OK && r > 0)
             v[r - 1] = seconds_now() - t0;
     }
-    if (s == RB_OK) {
-        t->done = true;
-        t->seconds = median_of(v, b->repeats);
-        t->arena_mib = (double)rb_engine_arena_bytes(e) / (1 << 20);
-        snprintf(b->threads_text, sizeof b->threads_text, "%s", rb_engine_threads(e));
-    }
+    if (s == RB_OK)
+        record(b, t, e, v);
     rb_engine_destroy(e);
     free(v);
     return s;
@@ -193,12 +196,8 @@ static rb_status time_attack(bench *b, const rb_plugin *plugin, const rb_params 
             v[r - 1] = (full - (seconds_now() - t0)) / steps;
         }
     }
-    if (s == RB_OK) {
-        t->done = true;
-        t->seconds = median_of(v, b->repeats);
-        t->arena_mib = (double)rb_engine_arena_bytes(e) / (1 << 20);
-        snprintf(b->threads_text, sizeof b->threads_text, "%s", rb_engine_threads(e));
-    }
+    if (s == RB_OK)
+        record(b, t, e, v);
     rb_attacker_destroy(attacker);
     rb_engine_destroy(e);
     free(adv);
