@@ -437,6 +437,66 @@ START_TEST(image_gradients_by_matmul_match_the_reference)
 }
 END_TEST
 
+/* Winograd (rb_conv_algorithm): 3x3 stride-1 convolutions of 16 and 32
+ * channels, with and without bias, on a 11x7 image (output tiles of 4
+ * leave ragged edges), before a stride-2 one that Winograd does not fit.
+ * The default engine must run Winograd on the first two and direct on the
+ * third; RB_CONV_DIRECT, and bf16, direct on all. Both fp32 variants match
+ * the double reference to TOL: Winograd's transforms add rounding (errors
+ * measured at 7e-7 to 1e-6 of max |value|, against 3e-7 to 5e-7 for
+ * direct), still far inside TOL, which catches a wrong tap or tile. */
+static rb_graph *winograd_graph(rb_node *conv[3])
+{
+    rb_graph *g;
+    rb_node *x, *y;
+    ck_assert_int_eq(rb_graph_create(&g), RB_OK);
+    ck_assert_int_eq(rb_graph_input(g, 3, 11, 7, mean5, std5, &x), RB_OK);
+    ck_assert_int_eq(rb_graph_conv(g, "stem", x, &(rb_conv_desc){.out_channels = 16, .kernel = {1, 1}}, &y), RB_OK);
+    ck_assert_int_eq(rb_graph_conv(g, "conv16", y, &(rb_conv_desc){.out_channels = 32, .kernel = {3, 3}, .padding = {1, 1}, .bias = true}, &conv[0]), RB_OK);
+    ck_assert_int_eq(rb_graph_batchnorm(g, "bn", conv[0], &y), RB_OK);
+    ck_assert_int_eq(rb_graph_relu(g, y, &y), RB_OK);
+    ck_assert_int_eq(rb_graph_conv(g, "conv32", y, &(rb_conv_desc){.out_channels = 32, .kernel = {3, 3}, .padding = {1, 1}}, &conv[1]), RB_OK);
+    ck_assert_int_eq(rb_graph_conv(g, "strided", conv[1], &(rb_conv_desc){.out_channels = 16, .kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}}, &conv[2]), RB_OK);
+    ck_assert_int_eq(rb_graph_global_avgpool(g, conv[2], &y), RB_OK);
+    ck_assert_int_eq(rb_graph_publish(g, conv[2], "under_test"), RB_OK);
+    ck_assert_int_eq(rb_graph_linear(g, "fc", y, 5, true, &y), RB_OK);
+    ck_assert_int_eq(rb_graph_softmax_cross_entropy(g, y, &y), RB_OK);
+    randomize(g, 53);
+    return g;
+}
+
+START_TEST(winograd_convolutions_match_the_reference)
+{
+    static const rb_engine_options variants[3] = {
+        {.conv_algorithm = RB_CONV_WINOGRAD},
+        {.conv_algorithm = RB_CONV_DIRECT},
+        {.conv_algorithm = RB_CONV_WINOGRAD, .precision = RB_PRECISION_BF16},
+    };
+    for (int v = 0; v < 3; v++) {
+        rb_node *conv[3];
+        rb_graph *g = winograd_graph(conv);
+        rb_engine *e;
+        ck_assert_int_eq(rb_engine_create(&e, g, 3, &variants[v]), RB_OK);
+        for (int k = 0; k < 3; k++) {
+            bool want = v == 0 && k < 2;
+            const char *impl = rb_engine_impl(e, conv[k]);
+            ck_assert_msg((strstr(impl, "wino") != NULL) == want, "%s %s: %s got '%s'",
+                          rb_conv_algorithm_str(variants[v].conv_algorithm), rb_precision_str(variants[v].precision),
+                          rb_node_name(conv[k]), impl);
+        }
+        rb_engine_destroy(e);
+        for (int bi = 0; bi < 2 && v < 2; bi++)
+            for (int mode = 0; mode < 2; mode++) {
+                char what[160];
+                snprintf(what, sizeof what, "%s, batch %d, %s", rb_conv_algorithm_str(variants[v].conv_algorithm),
+                         bi ? 3 : 1, mode ? "training" : "inference");
+                match_reference_with(g, conv[2], bi ? 3 : 1, mode == 1, what, &variants[v], TOL, false);
+            }
+        rb_graph_destroy(g);
+    }
+}
+END_TEST
+
 START_TEST(residual_network_matches_the_reference)
 {
     for (int mode = 0; mode < 2; mode++) {
@@ -1099,6 +1159,21 @@ START_TEST(bad_input_is_refused)
         ck_assert_str_eq(rb_last_error(), "unknown precision 'fp16'; use f32 or bf16");
         ck_assert_str_eq(rb_precision_str((rb_precision)9), "?");
     }
+    ck_assert_int_eq(rb_engine_create(&e, g, 2, &(rb_engine_options){.conv_algorithm = (rb_conv_algorithm)7}),
+                     RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "engine: unknown convolution algorithm 7");
+    {
+        rb_conv_algorithm a = RB_CONV_WINOGRAD;
+        ck_assert_int_eq(rb_conv_algorithm_parse("direct", &a), RB_OK);
+        ck_assert_int_eq(a, RB_CONV_DIRECT);
+        ck_assert_int_eq(rb_conv_algorithm_parse("winograd", &a), RB_OK);
+        ck_assert_int_eq(a, RB_CONV_WINOGRAD);
+        ck_assert_int_eq(rb_conv_algorithm_parse("auto", &a), RB_ERR_INVALID_ARGUMENT);
+        ck_assert_str_eq(rb_last_error(), "unknown convolution algorithm 'auto'; use winograd or direct");
+        ck_assert_int_eq(rb_conv_algorithm_parse(NULL, &a), RB_ERR_INVALID_ARGUMENT);
+        ck_assert_str_eq(rb_conv_algorithm_str(RB_CONV_DIRECT), "direct");
+        ck_assert_str_eq(rb_conv_algorithm_str((rb_conv_algorithm)9), "?");
+    }
     ck_assert_int_eq(rb_engine_create(&e, g, 2, NULL), RB_OK);
     ck_assert_int_eq(rb_engine_backward(e, true, true), RB_ERR_INVALID_ARGUMENT);
     ck_assert_str_eq(rb_last_error(), "engine: backward before forward");
@@ -1134,6 +1209,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, every_op_matches_the_reference, 0, 11);
     tcase_add_loop_test(tc, image_gradients_by_matmul_match_the_reference, 0, 3);
+    tcase_add_test(tc, winograd_convolutions_match_the_reference);
     tcase_add_test(tc, residual_network_matches_the_reference);
     tcase_add_test(tc, bf16_engines_match_the_reference_within_bf16_rounding);
     tcase_add_test(tc, held_weights_are_converted_once_and_released);

@@ -63,6 +63,30 @@ RB_API const char *rb_precision_str(rb_precision precision);
 /* Parses "f32" / "fp32" / "bf16" into *out; RB_ERR_INVALID_ARGUMENT otherwise. */
 RB_API rb_status rb_precision_parse(const char *text, rb_precision *out);
 
+/* How convolutions compute.
+ *
+ * RB_CONV_WINOGRAD (the default): Winograd F(4x4, 3x3) for the
+ * convolutions it fits (fp32, 3x3 kernel, stride 1, no dilation, ungrouped,
+ * channels oneDNN's kernel accepts), direct everywhere else. It does about
+ * a quarter of the multiplications, and on AVX-512 CPUs its forward,
+ * backward-data and backward-weights run 1.2-2x faster than direct, which
+ * is most of a ResNet's work. Its transforms add rounding: results differ
+ * from direct by a few units in the 6th significant digit (about the
+ * difference between PyTorch fp32 and float64).
+ * RB_CONV_DIRECT: direct convolution everywhere (what PyTorch's CPU
+ * convolutions do), for the closest agreement with other frameworks.
+ * Under bf16 precision every convolution is direct: oneDNN has no bf16
+ * Winograd. rb_engine_impl names the kernel each convolution got. */
+typedef enum rb_conv_algorithm {
+    RB_CONV_WINOGRAD = 0,
+    RB_CONV_DIRECT = 1
+} rb_conv_algorithm;
+
+/* "winograd" or "direct"; "?" outside the enum. */
+RB_API const char *rb_conv_algorithm_str(rb_conv_algorithm algorithm);
+/* Parses "winograd" / "direct" into *out; RB_ERR_INVALID_ARGUMENT otherwise. */
+RB_API rb_status rb_conv_algorithm_parse(const char *text, rb_conv_algorithm *out);
+
 typedef struct rb_engine_options {
     /* Compute threads; 0: one per core of the process's NUMA node (hwloc). */
     int threads;
@@ -85,6 +109,8 @@ typedef struct rb_engine_options {
     bool data_grads_only;
     /* See rb_precision (zero, the default, is fp32). */
     rb_precision precision;
+    /* See rb_conv_algorithm (zero, the default, is Winograd where it fits). */
+    rb_conv_algorithm conv_algorithm;
 } rb_engine_options;
 
 /* Plans `graph` for `batch` examples. The graph must not gain nodes while

@@ -120,6 +120,7 @@ struct rb_engine {
     bool data_grads_only;    /* no weight-gradient primitives were planned */
     bool weights_held;       /* rb_engine_hold_weights: convert weights once, then reuse */
     dnnl_data_type_t conv_dt; /* convolutions' inputs, weights and outputs: f32, or bf16 (rb_precision) */
+    rb_conv_algorithm conv_algorithm;
     size_t gradient_pool_bytes;
     size_t value_pool_bytes; /* values backward never reads, overlaid on the gradients */
     slot scratch;     /* shared edge scratch, sized for the largest use */
@@ -640,6 +641,17 @@ static rb_status plan_image_grad_gemm(rb_engine *e, enode *en, const dnnl_memory
     return RB_OK;
 }
 
+/* Whether to ask oneDNN for a Winograd convolution (rb_conv_algorithm): the
+ * shapes its F(4x4, 3x3) kernels are written for. oneDNN may still refuse
+ * one (channel counts it does not block); each of forward, backward-data
+ * and backward-weights then falls back to direct on its own. */
+static bool winograd_fits(const rb_engine *e, const rb_node *n, const rb_conv_desc *d, dnnl_data_type_t dt)
+{
+    return e->conv_algorithm == RB_CONV_WINOGRAD && n->op == RB_OP_CONV && dt == dnnl_f32 && d->kernel[0] == 3 &&
+           d->kernel[1] == 3 && d->stride[0] == 1 && d->stride[1] == 1 && d->dilation[0] == 1 &&
+           d->dilation[1] == 1 && d->groups == 1;
+}
+
 /* Convolutions, and linear layers as the convolution they are: a kernel
  * the size of the input, giving K x 1 x 1 (torch.flatten's C, H, W order is
  * exactly the (K, C, H, W) weight layout). oneDNN's convolutions draw all
@@ -684,11 +696,19 @@ static rb_status plan_conv(rb_engine *e, enode *en)
     }
     md_plain(&bias, 1, bias_dims);
     user_b = bias;
-    DNNL_TRY(dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct,
-                                                        &src, &wei, b ? &bias : NULL, &dst, strides, dil,
-                                                        pad, pad_r),
-             "convolution forward", n);
-    DNNL_TRY(dnnl_primitive_desc_create(&fwd_pd, &cd, e->attr, e->eng, NULL), "convolution forward", n);
+    fwd_pd = NULL;
+    if (winograd_fits(e, n, d, dt) &&
+        dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_winograd, &src, &wei,
+                                                   b ? &bias : NULL, &dst, strides, dil, pad, pad_r) == dnnl_success &&
+        dnnl_primitive_desc_create(&fwd_pd, &cd, e->attr, e->eng, NULL) != dnnl_success)
+        fwd_pd = NULL;
+    if (fwd_pd == NULL) {
+        DNNL_TRY(dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct,
+                                                            &src, &wei, b ? &bias : NULL, &dst, strides, dil,
+                                                            pad, pad_r),
+                 "convolution forward", n);
+        DNNL_TRY(dnnl_primitive_desc_create(&fwd_pd, &cd, e->attr, e->eng, NULL), "convolution forward", n);
+    }
     dnnl_primitive_desc_query(fwd_pd, dnnl_query_impl_info_str, 0, &impl);
     snprintf(en->impl, sizeof en->impl, "%s", impl ? impl : "?");
     warn_if_reference(fwd_pd, n, "forward");
@@ -725,10 +745,19 @@ static rb_status plan_conv(rb_engine *e, enode *en)
         /* diff_src any: for a plain 3-channel image oneDNN 2.6 has only a
          * reference backward-data in the forward's layout, about a thousand
          * times slower; the gradient edge reorders whatever it picks. */
-        DNNL_TRY(dnnl_dilated_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &src, &wei,
-                                                                  &en->value.md, strides, dil, pad, pad_r),
-                 "convolution backward data", n);
-        DNNL_TRY(dnnl_primitive_desc_create(&bwd_d_pd, &bd, e->attr, e->eng, fwd_pd), "convolution backward data", n);
+        bwd_d_pd = NULL;
+        if (winograd_fits(e, n, d, dt) &&
+            dnnl_dilated_convolution_backward_data_desc_init(&bd, dnnl_convolution_winograd, &src, &wei,
+                                                             &en->value.md, strides, dil, pad, pad_r) == dnnl_success &&
+            dnnl_primitive_desc_create(&bwd_d_pd, &bd, e->attr, e->eng, fwd_pd) != dnnl_success)
+            bwd_d_pd = NULL;
+        if (bwd_d_pd == NULL) {
+            DNNL_TRY(dnnl_dilated_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &src, &wei,
+                                                                      &en->value.md, strides, dil, pad, pad_r),
+                     "convolution backward data", n);
+            DNNL_TRY(dnnl_primitive_desc_create(&bwd_d_pd, &bd, e->attr, e->eng, fwd_pd), "convolution backward data",
+                     n);
+        }
         warn_if_reference(bwd_d_pd, n, "backward data");
         s = make_primitive(e, &en->bwd_data[0], bwd_d_pd, n, "convolution backward data");
         if (s == RB_OK)
@@ -759,12 +788,23 @@ static rb_status plan_conv(rb_engine *e, enode *en)
         dnnl_convolution_desc_t bd;
         dnnl_memory_desc_t dwei = wei;
         dwei.data_type = dnnl_f32; /* fp32 gradients for the fp32 master weights, whatever the precision */
-        DNNL_TRY(dnnl_dilated_convolution_backward_weights_desc_init(&bd, dnnl_convolution_direct,
-                                                                     query(fwd_pd, dnnl_query_src_md), &dwei,
-                                                                     b ? &bias : NULL, &en->value.md, strides,
-                                                                     dil, pad, pad_r),
-                 "convolution backward weights", n);
-        DNNL_TRY(dnnl_primitive_desc_create(&bwd_w_pd, &bd, e->attr, e->eng, fwd_pd), "convolution backward weights", n);
+        bwd_w_pd = NULL;
+        if (winograd_fits(e, n, d, dt) &&
+            dnnl_dilated_convolution_backward_weights_desc_init(&bd, dnnl_convolution_winograd,
+                                                                query(fwd_pd, dnnl_query_src_md), &dwei,
+                                                                b ? &bias : NULL, &en->value.md, strides, dil, pad,
+                                                                pad_r) == dnnl_success &&
+            dnnl_primitive_desc_create(&bwd_w_pd, &bd, e->attr, e->eng, fwd_pd) != dnnl_success)
+            bwd_w_pd = NULL;
+        if (bwd_w_pd == NULL) {
+            DNNL_TRY(dnnl_dilated_convolution_backward_weights_desc_init(&bd, dnnl_convolution_direct,
+                                                                         query(fwd_pd, dnnl_query_src_md), &dwei,
+                                                                         b ? &bias : NULL, &en->value.md, strides,
+                                                                         dil, pad, pad_r),
+                     "convolution backward weights", n);
+            DNNL_TRY(dnnl_primitive_desc_create(&bwd_w_pd, &bd, e->attr, e->eng, fwd_pd),
+                     "convolution backward weights", n);
+        }
         warn_if_reference(bwd_w_pd, n, "backward weights");
         s = make_primitive(e, &en->bwd_weights, bwd_w_pd, n, "convolution backward weights");
         if (s == RB_OK && dnnl_memory_create(&en->diff_weights_user, &user_w, e->eng, w->grad) != dnnl_success)
@@ -1271,6 +1311,9 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: %d threads", opt->threads);
     if (opt != NULL && opt->precision != RB_PRECISION_F32 && opt->precision != RB_PRECISION_BF16)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: unknown precision %d", (int)opt->precision);
+    if (opt != NULL && opt->conv_algorithm != RB_CONV_WINOGRAD && opt->conv_algorithm != RB_CONV_DIRECT)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: unknown convolution algorithm %d",
+                            (int)opt->conv_algorithm);
     e = calloc(1, sizeof *e);
     if (e == NULL)
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "engine: out of memory");
@@ -1278,6 +1321,7 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
     e->keep_intermediates = opt != NULL && opt->keep_intermediates;
     e->data_grads_only = opt != NULL && opt->data_grads_only;
     e->conv_dt = opt != NULL && opt->precision == RB_PRECISION_BF16 ? dnnl_bf16 : dnnl_f32;
+    e->conv_algorithm = opt != NULL ? opt->conv_algorithm : RB_CONV_WINOGRAD;
     if (e->conv_dt == dnnl_bf16 &&
         (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_bf16) != dnnl_cpu_isa_avx512_core_bf16)
         rb_log(RB_LOG_WARN, "engine: this CPU has no native bf16 instructions (avx512_bf16); oneDNN emulates "
@@ -2002,6 +2046,26 @@ rb_status rb_precision_parse(const char *text, rb_precision *out)
         return RB_OK;
     }
     return rb_error_set(RB_ERR_INVALID_ARGUMENT, "unknown precision '%s'; use f32 or bf16", text ? text : "");
+}
+
+const char *rb_conv_algorithm_str(rb_conv_algorithm algorithm)
+{
+    switch (algorithm) {
+    case RB_CONV_WINOGRAD: return "winograd";
+    case RB_CONV_DIRECT: return "direct";
+    }
+    return "?";
+}
+
+rb_status rb_conv_algorithm_parse(const char *text, rb_conv_algorithm *out)
+{
+    for (rb_conv_algorithm a = RB_CONV_WINOGRAD; a <= RB_CONV_DIRECT; a++)
+        if (text != NULL && strcmp(text, rb_conv_algorithm_str(a)) == 0) {
+            *out = a;
+            return RB_OK;
+        }
+    return rb_error_set(RB_ERR_INVALID_ARGUMENT, "unknown convolution algorithm '%s'; use winograd or direct",
+                        text ? text : "");
 }
 
 /* ------------------------------------------------------------ counts */
