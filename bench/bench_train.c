@@ -28,19 +28,22 @@
  * (forward and backward-data; the first convolution's backward-data runs
  * here, since the input gradient is the point).
  *
- * Every configuration runs in each precision asked for (--precision f32,
- * bf16, or both, the default: f32 then bf16; robusta/engine.h's
- * rb_precision). PEAK_MIB is the process's peak resident memory while the
+ * Every configuration runs in each arithmetic asked for (--precision f32,
+ * f32-direct, bf16, or all, the default, in that order; robusta/engine.h):
+ * f32 is the engine's default (Winograd for the 3x3 stride-1
+ * convolutions, direct for the rest), f32-direct runs every convolution
+ * direct, as PyTorch does, and bf16 is mixed precision (direct). GFLOP/s
+ * counts direct convolution's FLOPs in all three. PEAK_MIB is the process's peak resident memory while the
  * configuration ran, model and images included (benchutil.h's
  * reset_peak_rss; torch_reference.py measures PyTorch the same way).
  *
- * Prints, per configuration and precision, a machine-readable line
- *     perf,train_step,CONFIG,mbBATCHihSIZE,MS,IMAGES/S,GFLOP/S,THREADS,REPEATS,PRECISION,PEAK_MIB
- *     perf,pgd_step,CONFIG,mbBATCHihSIZE,MS,STEPS/S,GFLOP/S,THREADS,REPEATS,PRECISION,PEAK_MIB
+ * Prints, per configuration and arithmetic, a machine-readable line
+ *     perf,train_step,CONFIG,mbBATCHihSIZE,MS,IMAGES/S,GFLOP/S,THREADS,REPEATS,ARITHMETIC,PEAK_MIB
+ *     perf,pgd_step,CONFIG,mbBATCHihSIZE,MS,STEPS/S,GFLOP/S,THREADS,REPEATS,ARITHMETIC,PEAK_MIB
  * and a line in words. Never fails on time.
  *
  *   bench_train [--quick] [--threads N] [--only CONFIG] [--repeats N]
- *               [--batch N] [--size N] [--precision f32|bf16|both]
+ *               [--batch N] [--size N] [--precision f32|f32-direct|bf16|all]
  * (--batch and --size override every configuration's, for short trials;
  * plugins come from RB_PLUGIN_PATH, then the install folder.) */
 #include "config.h"
@@ -57,7 +60,26 @@
 #define MAX_REPEATS 64
 #define PGD_STEPS 10
 
-static rb_precision precision; /* the one being run */
+typedef struct arithmetic {
+    const char *name;
+    rb_engine_options engine; /* precision and conv_algorithm */
+} arithmetic;
+
+static const arithmetic arithmetics[] = {
+    {"f32", {.precision = RB_PRECISION_F32, .conv_algorithm = RB_CONV_WINOGRAD}},
+    {"f32-direct", {.precision = RB_PRECISION_F32, .conv_algorithm = RB_CONV_DIRECT}},
+    {"bf16", {.precision = RB_PRECISION_BF16}},
+};
+static const arithmetic *arith; /* the one being run */
+
+/* The engine options for this run: the arithmetic's, with these. */
+static rb_engine_options engine_options(int threads, bool data_grads_only)
+{
+    rb_engine_options o = arith->engine;
+    o.threads = threads;
+    o.data_grads_only = data_grads_only;
+    return o;
+}
 
 typedef struct config {
     const char *name;
@@ -116,7 +138,7 @@ static int run_pgd(const rb_registry *reg, const config *c, rb_model *model, con
         rb_params_create(&params, pgd->params) != RB_OK || rb_params_set(params, "eps", "4/255") != RB_OK ||
         rb_params_set(params, "step-size", "1/255") != RB_OK ||
         rb_engine_create(&engine, rb_model_graph(model), c->batch,
-                         &(rb_engine_options){.threads = threads, .data_grads_only = true, .precision = precision}) != RB_OK ||
+                         (const rb_engine_options[]){engine_options(threads, true)}) != RB_OK ||
         rb_attacker_create(&attacker, engine, model) != RB_OK) {
         rc = fail(c->name);
         goto done;
@@ -164,10 +186,10 @@ static int run_pgd(const rb_registry *reg, const config *c, rb_model *model, con
         double t = median(times, repeats);
         double peak = peak_rss_mib();
         printf("perf,pgd_step,%s,mb%lldih%lld,%.1f,%.2f,%.1f,%d,%d,%s,%.0f\n", c->name, (long long)c->batch,
-               (long long)c->size, t * 1e3, 1.0 / t, flop / t, threads, repeats, rb_precision_str(precision), peak);
+               (long long)c->size, t * 1e3, 1.0 / t, flop / t, threads, repeats, arith->name, peak);
         printf("%s, %s: %.1f ms per PGD step, %.2f steps/s, %.1f images x steps/s (pgd-linf eps 4/255, step 1/255; "
                "%s stem, %lldx%lld, batch %lld; %.1f GFLOP per step; arena %.0f MiB, peak resident %.0f MiB; %s)\n",
-               c->name, rb_precision_str(precision), t * 1e3, 1.0 / t, (double)c->batch / t, c->stem,
+               c->name, arith->name, t * 1e3, 1.0 / t, (double)c->batch / t, c->stem,
                (long long)c->size, (long long)c->size, (long long)c->batch, flop,
                (double)rb_engine_arena_bytes(engine) / (1 << 20), peak, rb_engine_threads(engine));
         printf("# %s: primitives per step:", c->name);
@@ -226,7 +248,7 @@ static int run_config(const rb_registry *reg, const config *c, int threads, int 
         rc = run_pgd(reg, c, model, images, labels, threads, repeats);
         goto done;
     }
-    if (rb_engine_create(&engine, rb_model_graph(model), c->batch, &(rb_engine_options){.threads = threads, .precision = precision}) != RB_OK ||
+    if (rb_engine_create(&engine, rb_model_graph(model), c->batch, (const rb_engine_options[]){engine_options(threads, false)}) != RB_OK ||
         rb_sgd_create(&sgd, rb_model_graph(model), &(rb_sgd_options){.momentum = 0.9, .weight_decay = 5e-4}) !=
             RB_OK) {
         rc = fail(c->name);
@@ -252,15 +274,15 @@ static int run_config(const rb_registry *reg, const config *c, int threads, int 
         double t = median(times, repeats), peak = peak_rss_mib();
         printf("perf,train_step,%s,mb%lldih%lld,%.1f,%.1f,%.1f,%d,%d,%s,%.0f\n", c->name, (long long)c->batch,
                (long long)c->size, t * 1e3, (double)c->batch / t, flop / t, threads, repeats,
-               rb_precision_str(precision), peak);
+               arith->name, peak);
         printf("%s, %s: %.1f ms per step, %.1f images/s (%s stem, %lldx%lld, batch %lld, %lld classes; "
                "%.1f GFLOP per step; arena %.0f MiB, peak resident %.0f MiB; %s; last loss %.3f)\n",
-               c->name, rb_precision_str(precision), t * 1e3, (double)c->batch / t, c->stem, (long long)c->size,
+               c->name, arith->name, t * 1e3, (double)c->batch / t, c->stem, (long long)c->size,
                (long long)c->size, (long long)c->batch, (long long)c->classes, flop,
                (double)rb_engine_arena_bytes(engine) / (1 << 20), peak, rb_engine_threads(engine),
                rb_engine_mean_loss(engine));
         printf("# %s, %s: medians forward %.1f ms, backward %.1f ms, SGD %.1f ms\n", c->name,
-               rb_precision_str(precision), median(parts[0], repeats) * 1e3, median(parts[1], repeats) * 1e3,
+               arith->name, median(parts[0], repeats) * 1e3, median(parts[1], repeats) * 1e3,
                median(parts[2], repeats) * 1e3);
         fflush(stdout);
     }
@@ -278,7 +300,7 @@ done:
 static int usage(void)
 {
     fprintf(stderr, "usage: bench_train [--quick] [--threads N] [--only CONFIG] [--repeats N] [--batch N] "
-                    "[--size N] [--precision f32|bf16|both]\nconfigurations:");
+                    "[--size N] [--precision f32|f32-direct|bf16|all]\nconfigurations:");
     for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++)
         fprintf(stderr, " %s", configs[i].name);
     fputc('\n', stderr);
@@ -289,7 +311,7 @@ int main(int argc, char **argv)
 {
     int quick = 0, threads = 0, repeats = 0, ran = 0, rc = 0;
     long long batch = 0, size = 0;
-    const char *only = NULL, *precisions = "both";
+    const char *only = NULL, *precisions = "all";
     rb_registry *reg;
     rb_topology *topo;
     rb_thread_plan *plan;
@@ -320,8 +342,13 @@ int main(int argc, char **argv)
                 MAX_REPEATS);
         return 2;
     }
-    if (strcmp(precisions, "both") != 0 && rb_precision_parse(precisions, &precision) != RB_OK)
-        return fail("--precision");
+    {
+        int known = strcmp(precisions, "all") == 0;
+        for (size_t a = 0; a < sizeof arithmetics / sizeof arithmetics[0]; a++)
+            known |= strcmp(precisions, arithmetics[a].name) == 0;
+        if (!known)
+            return usage();
+    }
     if (only != NULL) {
         int known = 0;
         for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++)
@@ -345,11 +372,11 @@ int main(int argc, char **argv)
            "wd 5e-4); median of %d after 1 warm-up\n",
            rb_version_string(), plan_text, repeats);
     printf("# GFLOP/s = 3 x 2 x forward MACs (convolutions + classifier) x batch / step time\n");
-    printf("# perf,train_step,config,shape,ms,images/s,GFLOP/s,threads,repeats,precision,peak_MiB\n");
+    printf("# perf,train_step,config,shape,ms,images/s,GFLOP/s,threads,repeats,arithmetic,peak_MiB\n");
     printf("# PGD: one step = forward (inference) + backward (input only) + pgd-linf step and projection;"
            " (time of %d steps - time of 0) / %d; GFLOP/s = 2 x 2 x forward MACs x batch / step time\n",
            PGD_STEPS, PGD_STEPS);
-    printf("# perf,pgd_step,config,shape,ms,steps/s,GFLOP/s,threads,repeats,precision,peak_MiB\n");
+    printf("# perf,pgd_step,config,shape,ms,steps/s,GFLOP/s,threads,repeats,arithmetic,peak_MiB\n");
     fflush(stdout);
     for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
         config c = configs[i];
@@ -359,12 +386,10 @@ int main(int argc, char **argv)
             c.batch = batch;
         if (size > 0)
             c.size = size;
-        for (int p = 0; p < 2; p++) {
-            rb_precision want = p == 0 ? RB_PRECISION_F32 : RB_PRECISION_BF16;
-            if (strcmp(precisions, "both") != 0 && strcmp(precisions, rb_precision_str(want)) != 0 &&
-                !(strcmp(precisions, "fp32") == 0 && want == RB_PRECISION_F32))
+        for (size_t a = 0; a < sizeof arithmetics / sizeof arithmetics[0]; a++) {
+            if (strcmp(precisions, "all") != 0 && strcmp(precisions, arithmetics[a].name) != 0)
                 continue;
-            precision = want;
+            arith = &arithmetics[a];
             rc |= run_config(reg, &c, threads, repeats);
             ran++;
         }

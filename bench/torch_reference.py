@@ -10,7 +10,7 @@ robusta's figures as a ratio torch/robusta (> 1: robusta is faster).
 --compare: the convolution shapes of bench_engine's lines
 "perf,NET_conv_KIND,SHAPE,..." on bare F.conv2d / convolution_backward.
 --steps: the whole training steps of bench_train's lines
-"perf,train_step,CONFIG,mbBATCHihSIZE,MS,IMAGES/S,GFLOP/S,THREADS,REPEATS,PRECISION,PEAK_MIB":
+"perf,train_step,CONFIG,mbBATCHihSIZE,MS,IMAGES/S,GFLOP/S,THREADS,REPEATS,ARITHMETIC,PEAK_MIB":
 the same ResNet (torchvision's, or the identical definition below when
 torchvision is missing), batch, image size, classes, threads and number of
 timed steps; forward + cross-entropy + backward + SGD(momentum 0.9,
@@ -20,9 +20,12 @@ the model in eval mode with no parameter gradients, the images alone
 requiring grad, torch.autograd.grad of the summed cross-entropy with respect
 to them, then the same PGD-Linf step and projection (eps 4/255, step 1/255);
 each repeat times 10 steps, median of the per-step times after one warm-up
-step. Lines of precision bf16 run under torch.autocast("cpu", torch.bfloat16),
+step. Lines of arithmetic bf16 run under torch.autocast("cpu", torch.bfloat16),
 PyTorch's own mixed precision (convolutions and linear layers in bf16), so
-that each precision is compared with its like. Peak memory is measured as
+that each precision is compared with its like; f32 (robusta's default,
+Winograd for 3x3 stride-1 convolutions) and f32-direct (direct convolutions
+only, the same kernels PyTorch's fp32 runs) are both compared with PyTorch
+fp32. Peak memory is measured as
 bench_train measures it: the process's resident high-water mark (VmHWM),
 reset (/proc/self/clear_refs) before the model is built.
 
@@ -105,7 +108,7 @@ def read_steps(path):
                     and parts[2] in STEP_CONFIGS):
                 m = STEP.fullmatch(parts[3])
                 precision, peak = (parts[9], float(parts[10])) if len(parts) == 11 else ("f32", -1.0)
-                if m and precision in ("f32", "bf16"):
+                if m and precision in ("f32", "f32-direct", "bf16"):
                     rows.append((parts[1], parts[2], parts[3], int(m.group(1)), int(m.group(2)), float(parts[4]),
                                  int(parts[7]), int(parts[8]), precision, peak))
     return rows

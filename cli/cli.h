@@ -79,12 +79,17 @@ static inline const char *cli_opt_string(const rb_params *o, const char *name)
     return v;
 }
 
-/* --precision, the same on every command that runs an engine. */
-#define CLI_PRECISION_OPTION                                                                     \
+/* --precision and --conv-algorithm, the same on every command that runs an
+ * engine. */
+#define CLI_ARITHMETIC_OPTIONS                                                                   \
     {"precision", RB_PARAM_CHOICE, "f32", "f32|bf16", 0,                                         \
-     "arithmetic: f32, or bf16 mixed precision (about twice as fast with avx512_bf16)"}
+     "arithmetic: f32, or bf16 mixed precision (about twice as fast with avx512_bf16)"},          \
+    {"conv-algorithm", RB_PARAM_CHOICE, "winograd", "winograd|direct", 0,                        \
+     "3x3 stride-1 fp32 convolutions by Winograd (faster; rounding ~1e-6) or direct everywhere"}
 /* The engine precision --precision chose. */
 rb_precision cli_precision(const rb_params *options);
+/* The convolution algorithm --conv-algorithm chose. */
+rb_conv_algorithm cli_conv_algorithm(const rb_params *options);
 
 /* Images for a model: float32 N x C x H x W, finite, in [0, 1]. */
 rb_status cli_read_images(const char *path, rb_npy **out);

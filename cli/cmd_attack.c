@@ -28,7 +28,7 @@ static const rb_param_spec attack_options[] = {
     {"seed", RB_PARAM_INT, "0", "[0, inf)", 0, "seed of random starts and random targets"},
     {"batch-size", RB_PARAM_INT, "32", "[1, 65536]", 0, "images per engine step"},
     {"threads", RB_PARAM_INT, "0", "[0, 4096]", 0, "compute threads (0: every core of this NUMA node)"},
-    CLI_PRECISION_OPTION,
+    CLI_ARITHMETIC_OPTIONS,
     {NULL}};
 
 static const cli_plugin_option attack_plugin_option[] = {{"attack", RB_PLUGIN_ATTACK}, {NULL, 0}};
@@ -107,7 +107,7 @@ static int run_attack(const cli_command *self, rb_params *o, int argc, char **ar
         batch = n;
     {
         rb_engine_options eo = {.threads = (int)cli_opt_int(o, "threads"), .data_grads_only = true,
-                                .precision = cli_precision(o)};
+                                .precision = cli_precision(o), .conv_algorithm = cli_conv_algorithm(o)};
         if ((s = rb_engine_create(&engine, rb_model_graph(model), batch, &eo)) != RB_OK)
             goto done;
     }

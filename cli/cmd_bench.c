@@ -20,7 +20,7 @@ static const rb_param_spec bench_options[] = {
     {"channels", RB_PARAM_INT, "3", "[1, 16]", 0, "input channels (16: RB_MODEL_MAX_CHANNELS)"},
     {"batch-size", RB_PARAM_INT, "32", "[1, 65536]", 0, "images per step"},
     {"threads", RB_PARAM_INT, "0", "[0, 4096]", 0, "compute threads (0: every core of this NUMA node)"},
-    CLI_PRECISION_OPTION,
+    CLI_ARITHMETIC_OPTIONS,
     {"repeats", RB_PARAM_INT, "5", "[1, 1000]", 0, "timed runs of each measurement, after one warm-up (the median is reported)"},
     {"only", RB_PARAM_CHOICE, "all", "all|train|infer|attack", 0,
      "measure one thing (attack needs --attack)"},
@@ -226,6 +226,7 @@ static int run_bench(const cli_command *self, rb_params *o, int argc, char **arg
     rb_model_input input = rb_model_input_imagenet(size, size);
     timing train = {0}, infer = {0}, atk = {0};
     double train_gflop, infer_gflop, attack_gflop;
+    const char *conv_algorithm;
     size_t pixels;
     rb_status s = RB_OK;
 
@@ -255,6 +256,7 @@ static int run_bench(const cli_command *self, rb_params *o, int argc, char **arg
     }
     b.engine.threads = (int)cli_opt_int(o, "threads");
     b.engine.precision = cli_precision(o);
+    b.engine.conv_algorithm = cli_conv_algorithm(o);
     s = rb_model_create(&b.model, arch, cli_plugin_params("arch"), &input);
     if (s == RB_OK)
         s = rb_graph_init_params(rb_model_graph(b.model), 1);
@@ -294,6 +296,9 @@ static int run_bench(const cli_command *self, rb_params *o, int argc, char **arg
     train_gflop = 2.0 * (double)rb_graph_training_macs(rb_model_graph(b.model)) * (double)b.batch * 1e-9;
     infer_gflop = 2.0 * (double)rb_graph_forward_macs(rb_model_graph(b.model)) * (double)b.batch * 1e-9;
     attack_gflop = 2.0 * infer_gflop; /* forward and backward-data */
+    /* what ran: bf16 has no Winograd (robusta/engine.h) */
+    conv_algorithm = rb_conv_algorithm_str(b.engine.precision == RB_PRECISION_BF16 ? RB_CONV_DIRECT
+                                                                                     : b.engine.conv_algorithm);
     if (json) {
         json_object *root = json_object_new_object();
         json_object_object_add(root, "arch", json_object_new_string(cli_opt_string(o, "arch")));
@@ -302,6 +307,7 @@ static int run_bench(const cli_command *self, rb_params *o, int argc, char **arg
         json_object_object_add(root, "classes", json_object_new_int64(rb_model_num_classes(b.model)));
         json_object_object_add(root, "batch_size", json_object_new_int64(b.batch));
         json_object_object_add(root, "precision", json_object_new_string(rb_precision_str(b.engine.precision)));
+        json_object_object_add(root, "conv_algorithm", json_object_new_string(conv_algorithm));
         json_object_object_add(root, "threads", json_object_new_string(b.threads_text));
         json_object_object_add(root, "repeats", json_object_new_int(b.repeats));
         if (train.done) {
@@ -324,10 +330,11 @@ static int run_bench(const cli_command *self, rb_params *o, int argc, char **arg
         printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(root);
     } else {
-        printf("%s at %lldx%lldx%lld, %lld classes, batch %lld, %s; %s; median of %d after a warm-up\n",
+        printf("%s at %lldx%lldx%lld, %lld classes, batch %lld, %s, %s convolutions; %s; median of %d after a "
+               "warm-up\n",
                cli_opt_string(o, "arch"), (long long)channels, (long long)size, (long long)size,
                (long long)rb_model_num_classes(b.model), (long long)b.batch, rb_precision_str(b.engine.precision),
-               b.threads_text, b.repeats);
+               conv_algorithm, b.threads_text, b.repeats);
         if (train.done)
             printf("  training step   %9.1f ms  %9.1f images/s  %7.1f GFLOP/s  (forward %.1f, backward %.1f, "
                    "SGD %.1f ms; arena %.0f MiB)\n",
@@ -367,8 +374,9 @@ const cli_command cli_bench_command = {
         "Each figure is the median of --repeats runs after a warm-up. GFLOP/s counts the\n"
         "convolutions and linear layers: 2 per multiply-accumulate of forward, backward-data\n"
         "and backward-weights (training, without the image's backward-data), forward only\n"
-        "(inference), forward and backward-data (attack). bench/ has the benchmarks that\n"
-        "compare with PyTorch.",
+        "(inference), forward and backward-data (attack), as direct convolution does them:\n"
+        "with Winograd (--conv-algorithm) it is an effective rate, since Winograd needs\n"
+        "fewer multiplications. bench/ has the benchmarks that compare with PyTorch.",
     .options = bench_options,
     .plugin_options = bench_plugin_options,
     .run = run_bench,

@@ -386,7 +386,7 @@ static const rb_param_spec infer_options[] = {
      "write d(mean cross-entropy)/d(images) here: float32 .npy, N x C x H x W"},
     {"batch-size", RB_PARAM_INT, "32", "[1, 65536]", 0, "images per engine step"},
     {"threads", RB_PARAM_INT, "0", "[0, 4096]", 0, "compute threads (0: every core of this NUMA node)"},
-    CLI_PRECISION_OPTION,
+    CLI_ARITHMETIC_OPTIONS,
     {NULL}};
 
 
@@ -436,7 +436,7 @@ static int run_infer(const cli_command *self, rb_params *o, int argc, char **arg
         batch = n;
     {
         rb_engine_options eo = {.threads = (int)get_int(o, "threads"), .data_grads_only = true,
-                                .precision = cli_precision(o)};
+                                .precision = cli_precision(o), .conv_algorithm = cli_conv_algorithm(o)};
         if ((s = rb_engine_create(&engine, rb_model_graph(model), batch, &eo)) != RB_OK)
             goto done;
     }

@@ -46,7 +46,7 @@ static const rb_param_spec train_options[] = {
      "constant, step:N:G, multistep:A,B:G or cosine, optionally +warmup:W"},
     {"seed", RB_PARAM_INT, "0", "[0, 9223372036854775807]", 0, "weights, order, augmentation, per-class choice"},
     {"threads", RB_PARAM_INT, "0", "[0, 4096]", 0, "compute threads (0: every core of this NUMA node)"},
-    CLI_PRECISION_OPTION,
+    CLI_ARITHMETIC_OPTIONS,
     {"loader-threads", RB_PARAM_INT, "1", "[0, 256]", 0, "batch-making threads (0: on the training thread)"},
     {"classes", RB_PARAM_STRING, NULL, NULL, 0, "classes to keep, relabelled 0..k-1 (\"0-4\", \"3,5\")"},
     {"per-class", RB_PARAM_INT, "0", "[0, 9223372036854775807]", 0, "training examples per class (0: all)"},
@@ -157,6 +157,7 @@ static int run_train(const cli_command *self, rb_params *o, int argc, char **arg
     c.seed = (uint64_t)cli_opt_int(o, "seed");
     c.threads = (int)cli_opt_int(o, "threads");
     c.precision = cli_precision(o);
+    c.conv_algorithm = cli_conv_algorithm(o);
     c.loader_threads = (int)cli_opt_int(o, "loader-threads");
     c.classes = cli_opt_string(o, "classes");
     c.per_class = cli_opt_int(o, "per-class");
@@ -232,7 +233,7 @@ static const rb_param_spec eval_options[] = {
      "classes to keep, relabelled 0..k-1 (default: the classes the checkpoint was trained on)"},
     {"batch-size", RB_PARAM_INT, "256", "[1, 65536]", 0, "images per engine step"},
     {"threads", RB_PARAM_INT, "0", "[0, 4096]", 0, "compute threads (0: every core of this NUMA node)"},
-    CLI_PRECISION_OPTION,
+    CLI_ARITHMETIC_OPTIONS,
     {"json", RB_PARAM_BOOL, "false", NULL, 0, "print JSON"},
     {"attack", RB_PARAM_STRING, NULL, NULL, 0,
      "robust accuracy under this attack plugin (pgd-linf, pgd-l2 ...); its parameters (eps ...) follow"},
@@ -278,7 +279,8 @@ static int run_eval(const cli_command *self, rb_params *o, int argc, char **args
     rb_split_which which;
     rb_attack_options ao = rb_attack_options_default();
     const rb_plugin *attack = cli_opt_string(o, "attack") != NULL ? cli_plugin("attack") : NULL;
-    rb_engine_options eo = {.threads = (int)cli_opt_int(o, "threads"), .precision = cli_precision(o)};
+    rb_engine_options eo = {.threads = (int)cli_opt_int(o, "threads"), .precision = cli_precision(o),
+                            .conv_algorithm = cli_conv_algorithm(o)};
     rb_status s;
 
     memset(&ev, 0, sizeof ev);

@@ -35,7 +35,7 @@ static const rb_param_spec transfer_options[] = {
      "constant, step:N:G, multistep:A,B:G or cosine, +warmup:W (default step:E/3:0.1)"},
     {"seed", RB_PARAM_INT, "0", "[0, 9223372036854775807]", 0, "head weights, order, augmentation, per-class choice"},
     {"threads", RB_PARAM_INT, "0", "[0, 4096]", 0, "compute threads (0: every core of this NUMA node)"},
-    CLI_PRECISION_OPTION,
+    CLI_ARITHMETIC_OPTIONS,
     {"loader-threads", RB_PARAM_INT, "1", "[0, 256]", 0, "batch-making threads (0: on the training thread)"},
     {"classes", RB_PARAM_STRING, NULL, NULL, 0, "target classes to keep, relabelled 0..k-1 (\"5-9\")"},
     {"per-class", RB_PARAM_INT, "0", "[0, 9223372036854775807]", 0, "training examples per class (0: all)"},
@@ -136,6 +136,7 @@ static int run_transfer(const cli_command *self, rb_params *o, int argc, char **
     rb_params_get_int(o, "threads", &i64);
     c.threads = (int)i64;
     c.precision = cli_precision(o);
+    c.conv_algorithm = cli_conv_algorithm(o);
     rb_params_get_int(o, "loader-threads", &i64);
     c.loader_threads = (int)i64;
     if (rb_params_source(o, "classes") == RB_PARAM_GIVEN)

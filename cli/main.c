@@ -26,6 +26,15 @@ rb_precision cli_precision(const rb_params *options)
     return p;
 }
 
+rb_conv_algorithm cli_conv_algorithm(const rb_params *options)
+{
+    const char *text = NULL;
+    rb_conv_algorithm a = RB_CONV_WINOGRAD;
+    rb_params_get_string(options, "conv-algorithm", &text);
+    (void)rb_conv_algorithm_parse(text, &a); /* the choice list admits nothing else */
+    return a;
+}
+
 rb_registry *cli_registry(void)
 {
     if (registry == NULL) {

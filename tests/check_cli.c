@@ -177,6 +177,7 @@ START_TEST(bench_times_training_inference_and_attacks)
     ck_assert_int_eq(json_object_get_int64(field(root, "batch_size")), 4);
     ck_assert_int_eq(json_object_get_int64(field(root, "repeats")), 2);
     ck_assert_str_eq(json_object_get_string(field(root, "precision")), "f32");
+    ck_assert_str_eq(json_object_get_string(field(root, "conv_algorithm")), "winograd");
     ck_assert_ptr_nonnull(strstr(json_object_get_string(field(root, "threads")), "1 thread"));
     train = field(root, "train");
     infer = field(root, "inference");
@@ -207,7 +208,7 @@ START_TEST(bench_times_training_inference_and_attacks)
         "--batch-size", "2", "--repeats", "1", "--threads", "1");
     ck_assert_msg(r.code == 0, "%s", r.err);
     {
-        static const char head[] = "resnet18 at 3x16x16, 1000 classes, batch 2, f32; 1 thread";
+        static const char head[] = "resnet18 at 3x16x16, 1000 classes, batch 2, f32, winograd convolutions; 1 thread";
         ck_assert_msg(strncmp(r.out, head, strlen(head)) == 0, "%s", r.out);
     }
     ck_assert_ptr_nonnull(strstr(r.out, "\n  training step "));
@@ -220,6 +221,14 @@ START_TEST(bench_times_training_inference_and_attacks)
     ck_assert(json_object_object_get_ex(root, "inference", NULL));
     ck_assert(!json_object_object_get_ex(root, "train", NULL));
     ck_assert(!json_object_object_get_ex(root, "attack", NULL));
+    ck_assert_str_eq(json_object_get_string(field(root, "conv_algorithm")), "winograd");
+    json_object_put(root);
+    RUN(&r, NULL, "bench", "--arch", "resnet18", "--stem", "cifar", "--width", "0.25", "--image-size", "16",
+        "--batch-size", "2", "--repeats", "1", "--threads", "1", "--only", "infer", "--json", "--conv-algorithm",
+        "direct");
+    ck_assert_msg(r.code == 0, "%s", r.err);
+    root = json_tokener_parse(r.out);
+    ck_assert_str_eq(json_object_get_string(field(root, "conv_algorithm")), "direct");
     json_object_put(root);
 
     /* bf16 mixed precision reaches the engine: its activations take half
@@ -233,6 +242,8 @@ START_TEST(bench_times_training_inference_and_attacks)
             ck_assert_msg(r.code == 0, "%s", r.err);
             root = json_tokener_parse(r.out);
             ck_assert_str_eq(json_object_get_string(field(root, "precision")), p ? "bf16" : "f32");
+            /* what ran: bf16 has no Winograd */
+            ck_assert_str_eq(json_object_get_string(field(root, "conv_algorithm")), p ? "direct" : "winograd");
             arena[p] = number(field(root, "train"), "arena_mib");
             json_object_put(root);
         }

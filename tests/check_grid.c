@@ -172,6 +172,7 @@ START_TEST(defaults_fill_what_is_left_out)
     const rb_grid_transfer *t = &g->transfer;
     ck_assert_int_eq(g->threads, 0);
     ck_assert_int_eq(g->precision, RB_PRECISION_F32);
+    ck_assert_int_eq(g->conv_algorithm, RB_CONV_WINOGRAD);
     ck_assert_ptr_null(s->classes);
     ck_assert_int_eq(s->per_class, 0);
     ck_assert_int_eq(s->image_size, 0);
@@ -197,9 +198,10 @@ START_TEST(defaults_fill_what_is_left_out)
     ck_assert(!t->augment && !t->bn_update);
     rb_grid_spec_destroy(g);
 
-    g = parse_ok("[grid]\nname = t\nprecision = bf16\n[arch a]\narch = resnet18\n[target b]\ndata = fm\n"
-                 "[transfer]\n[source]\ndata = fm\neps = 0\n");
+    g = parse_ok("[grid]\nname = t\nprecision = bf16\nconv-algorithm = direct\n[arch a]\narch = resnet18\n"
+                 "[target b]\ndata = fm\n[transfer]\n[source]\ndata = fm\neps = 0\n");
     ck_assert_int_eq(g->precision, RB_PRECISION_BF16);
+    ck_assert_int_eq(g->conv_algorithm, RB_CONV_DIRECT);
     rb_grid_spec_destroy(g);
 
     /* an empty transfer schedule is the default too */
@@ -293,6 +295,8 @@ START_TEST(bad_values_name_the_key_the_value_and_the_range)
     expect_error(BASE_SOURCE "steps = 99999999999999999999\n", "'steps' in [source] is '99999999999999999999'");
     expect_error("[grid]\nname = t\nthreads = -2\n", "g.ini:3: 'threads' in [grid] is '-2': expected an integer");
     expect_error("[grid]\nname = t\nprecision = fp16\n", "g.ini:3: 'precision' in [grid] is 'fp16': use f32 or bf16");
+    expect_error("[grid]\nname = t\nconv-algorithm = fft\n",
+                 "g.ini:3: 'conv-algorithm' in [grid] is 'fft': use winograd or direct");
     expect_error(BASE_SOURCE "augment = maybe\n",
                  "g.ini:11: 'augment' in [source] is 'maybe': expected true, false, yes, no, on, off, 1 or 0");
     expect_error(BASE_TRANSFER "momentum = 1\n",

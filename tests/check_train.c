@@ -614,6 +614,55 @@ START_TEST(bf16_training_learns_is_recorded_and_resumes_bit_identically)
 }
 END_TEST
 
+/* --conv-algorithm: recorded in config.json (winograd by default), really
+ * changes the arithmetic, cannot change on resume, and a run written before
+ * the option existed (no conv_algorithm in config.json) resumes as direct:
+ * bit-identical to an uninterrupted direct run. */
+START_TEST(conv_algorithm_is_recorded_and_kept_on_resume)
+{
+    char full[PATH_MAX], part[PATH_MAX], wino[PATH_MAX], a[PATH_MAX], b[PATH_MAX], name[256];
+    json_object *j, *v;
+    in_dir(full, "direct-full", NULL);
+    in_dir(part, "direct-part", NULL);
+    in_dir(wino, "wino-part", NULL);
+    TRAIN(&r, full, "2", , "--conv-algorithm", "direct");
+    ck_assert_msg(r.code == 0, "direct train failed: %s", r.err);
+    TRAIN(&r, part, "1", , "--conv-algorithm", "direct");
+    ck_assert_msg(r.code == 0, "direct train failed: %s", r.err);
+    TRAIN(&r, wino, "1", );
+    ck_assert_msg(r.code == 0, "train failed: %s", r.err);
+    in_dir(a, "wino-part", "config.json");
+    j = read_json(a);
+    ck_assert(json_object_object_get_ex(j, "conv_algorithm", &v));
+    ck_assert_str_eq(json_object_get_string(v), "winograd");
+    json_object_put(j);
+    in_dir(a, "direct-part", "model.rbt");
+    in_dir(b, "wino-part", "model.rbt");
+    ck_assert_msg(first_different_tensor(a, b, name, sizeof name) != NULL,
+                  "direct and Winograd runs gave identical weights: --conv-algorithm did nothing");
+
+    RUN(&r, "train", "--resume", part, "--epochs", "2", "--threads", "1", "--conv-algorithm", "winograd");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_msg(error_lines(r.err) == 1 && strstr(r.err, "--conv-algorithm") != NULL, "%s", r.err);
+
+    /* as written before the option existed */
+    in_dir(a, "direct-part", "config.json");
+    j = read_json(a);
+    ck_assert(json_object_object_get_ex(j, "conv_algorithm", &v));
+    ck_assert_str_eq(json_object_get_string(v), "direct");
+    json_object_object_del(j, "conv_algorithm");
+    ck_assert_int_eq(json_object_to_file_ext(a, j, JSON_C_TO_STRING_PRETTY), 0);
+    json_object_put(j);
+    RUN(&r, "train", "--resume", part, "--epochs", "2", "--threads", "1");
+    ck_assert_msg(r.code == 0, "resume failed: %s", r.err);
+    same_runs("direct-full", "direct-part");
+
+    RUN(&r, "eval", "--ckpt", b, "--data", data, "--conv-algorithm", "fft");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_msg(error_lines(r.err) == 1 && strstr(r.err, "fft") != NULL, "%s", r.err);
+}
+END_TEST
+
 static Suite *train_suite(void)
 {
     Suite *s = suite_create("train");
@@ -628,6 +677,7 @@ static Suite *train_suite(void)
     tcase_add_test(tc, adversarial_training_and_robust_eval);
     tcase_add_test(tc, adversarial_training_resumes_bit_identically);
     tcase_add_test(tc, bf16_training_learns_is_recorded_and_resumes_bit_identically);
+    tcase_add_test(tc, conv_algorithm_is_recorded_and_kept_on_resume);
     suite_add_tcase(s, tc);
     return s;
 }

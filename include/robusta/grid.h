@@ -20,6 +20,8 @@
  *   threads = 0            ; compute threads, 0: every core (default 0)
  *   precision = f32        ; f32 or bf16 (robusta/engine.h), every training,
  *                          ;   transfer and evaluation (default f32)
+ *   conv-algorithm = winograd ; winograd or direct (robusta/engine.h), the
+ *                          ;   same (default winograd)
  *
  *   [arch r18]             ; one or more; "r18" is the label: [a-zA-Z0-9_.-]+,
  *   arch = resnet18        ;   at most 63 characters, unique. arch: required,
@@ -152,6 +154,7 @@ typedef struct rb_grid_spec {
     char *name;
     int threads;
     rb_precision precision;
+    rb_conv_algorithm conv_algorithm;
     rb_grid_arch *archs;       /* in file order */
     size_t n_archs;
     rb_grid_source source;

@@ -142,6 +142,7 @@ typedef struct rb_train_config {
     int threads;                 /* compute threads (0: every core of the NUMA node) */
     int loader_threads;          /* batch-making threads (0: on the training thread) */
     rb_precision precision;      /* engine arithmetic (robusta/engine.h; zero: fp32); kept on resume */
+    rb_conv_algorithm conv_algorithm; /* (robusta/engine.h; zero: Winograd where it fits); kept on resume */
     const char *classes;         /* class list (rb_split_options), NULL: all */
     int64_t per_class;           /* examples per class, 0: all */
     int image_size;              /* 0: the stored size */

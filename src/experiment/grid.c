@@ -233,7 +233,8 @@ static rb_status evaluate_source(const grid_ctx *g, const char *dir, source_resu
     s = rb_model_load(&model, g->opt->registry, path, 0, 0);
     if (s == RB_OK)
         s = rb_eval_open_split(model, src->data, RB_SPLIT_TEST, src->classes, &split);
-    eo = (rb_engine_options){.threads = g->threads, .precision = g->spec->precision};
+    eo = (rb_engine_options){.threads = g->threads, .precision = g->spec->precision,
+                             .conv_algorithm = g->spec->conv_algorithm};
     if (s == RB_OK && src->eval_attack_steps > 0 && g->robust_eps > 0) {
         rb_attack_options ao = rb_attack_options_default();
         char eps[64];
@@ -309,6 +310,7 @@ static rb_status run_source(grid_ctx *g, size_t a, size_t e, size_t sd, source_r
         c.seed = src->seeds[sd];
         c.threads = g->threads;
         c.precision = g->spec->precision;
+        c.conv_algorithm = g->spec->conv_algorithm;
         c.loader_threads = 1;
         c.classes = src->classes;
         c.per_class = src->per_class;
@@ -442,6 +444,7 @@ static rb_status run_transfer(grid_ctx *g, size_t a, size_t e, size_t sd, size_t
         c.seed = tf->seeds[ts];
         c.threads = g->threads;
         c.precision = g->spec->precision;
+        c.conv_algorithm = g->spec->conv_algorithm;
         c.loader_threads = 1;
         c.classes = target->classes;
         c.per_class = target->per_class;

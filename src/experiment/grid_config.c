@@ -449,6 +449,11 @@ static int set_grid(parser *p, const section *sec, const char *key, const char *
             return FAIL(p, "'precision' in [grid] is '%s': use f32 or bf16", value);
         return 1;
     }
+    if (strcmp(key, "conv-algorithm") == 0) {
+        if (rb_conv_algorithm_parse(value, &g->conv_algorithm) != RB_OK)
+            return FAIL(p, "'conv-algorithm' in [grid] is '%s': use winograd or direct", value);
+        return 1;
+    }
     return unknown_key(p, sec, key);
 }
 

@@ -137,6 +137,8 @@ rb_status rb_train_config_check(const rb_train_config *c)
         return invalid("--image-size, --per-class and thread counts must be >= 0");
     if (c->precision != RB_PRECISION_F32 && c->precision != RB_PRECISION_BF16)
         return invalid("unknown precision %d", (int)c->precision);
+    if (c->conv_algorithm != RB_CONV_WINOGRAD && c->conv_algorithm != RB_CONV_DIRECT)
+        return invalid("unknown convolution algorithm %d", (int)c->conv_algorithm);
     if (c->attack != NULL) {
         if ((s = rb_attack_check(c->attack, &c->attack_options)) != RB_OK)
             return rb_error_prefix("--attack: ");
@@ -224,6 +226,7 @@ static rb_status write_config(const rb_train_config *c, const char *path)
     json_object_object_add(root, "threads", json_object_new_int(c->threads));
     json_object_object_add(root, "loader_threads", json_object_new_int(c->loader_threads));
     json_object_object_add(root, "precision", json_object_new_string(rb_precision_str(c->precision)));
+    json_object_object_add(root, "conv_algorithm", json_object_new_string(rb_conv_algorithm_str(c->conv_algorithm)));
     json_object_object_add(root, "classes", json_str_or_null(c->classes));
     json_object_object_add(root, "per_class", json_object_new_int64(c->per_class));
     json_object_object_add(root, "image_size", json_object_new_int(c->image_size));
@@ -672,7 +675,8 @@ static rb_status extract_features(run *r, rb_engine *engine, const rb_split *spl
  * cached features. */
 static rb_status prepare_transfer(run *r)
 {
-    rb_engine_options eo = {.threads = r->cfg.threads, .data_grads_only = true, .precision = r->cfg.precision};
+    rb_engine_options eo = {.threads = r->cfg.threads, .data_grads_only = true, .precision = r->cfg.precision,
+                            .conv_algorithm = r->cfg.conv_algorithm};
     rb_engine *engine = NULL;
     rb_model *head = NULL;
     rb_split *train = NULL, *test = NULL;
@@ -756,9 +760,11 @@ done:
 
 static rb_status setup(run *r)
 {
-    rb_engine_options eo = {.threads = r->cfg.threads, .precision = r->cfg.precision};
+    rb_engine_options eo = {.threads = r->cfg.threads, .precision = r->cfg.precision,
+                            .conv_algorithm = r->cfg.conv_algorithm};
     /* evaluation and attack engines never train */
-    rb_engine_options eval_eo = {.threads = r->cfg.threads, .data_grads_only = true, .precision = r->cfg.precision};
+    rb_engine_options eval_eo = {.threads = r->cfg.threads, .data_grads_only = true, .precision = r->cfg.precision,
+                            .conv_algorithm = r->cfg.conv_algorithm};
     rb_loader_options lo = {0};
     rb_sgd_options so = {.momentum = r->cfg.momentum, .weight_decay = r->cfg.weight_decay,
                          .nesterov = r->cfg.nesterov};
@@ -1383,6 +1389,13 @@ static rb_status read_config(json_object *root, const char *file, rb_train_confi
     /* runs written before precision existed were fp32 */
     if (jstr(root, "precision") != NULL && rb_precision_parse(jstr(root, "precision"), &c->precision) != RB_OK)
         return rb_error_set(RB_ERR_CORRUPT, "%s: unknown precision '%s'", file, jstr(root, "precision"));
+    /* and before the choice of convolution algorithm, direct: a resumed run
+     * keeps its arithmetic, so that it continues bit for bit */
+    c->conv_algorithm = RB_CONV_DIRECT;
+    if (jstr(root, "conv_algorithm") != NULL &&
+        rb_conv_algorithm_parse(jstr(root, "conv_algorithm"), &c->conv_algorithm) != RB_OK)
+        return rb_error_set(RB_ERR_CORRUPT, "%s: unknown convolution algorithm '%s'", file,
+                            jstr(root, "conv_algorithm"));
     return RB_OK;
 }
 
