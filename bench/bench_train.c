@@ -35,7 +35,11 @@
  * direct, as PyTorch does, and bf16 is mixed precision (direct). GFLOP/s
  * counts direct convolution's FLOPs in all three. PEAK_MIB is the process's peak resident memory while the
  * configuration ran, model and images included (benchutil.h's
- * reset_peak_rss; torch_reference.py measures PyTorch the same way).
+ * reset_peak_rss; torch_reference.py measures PyTorch the same way). Each
+ * configuration and arithmetic runs in a process of its own (the program
+ * runs itself with the hidden --single), as torch_reference.py runs each
+ * PyTorch row: otherwise what the earlier ones left (oneDNN's primitive
+ * cache, the allocator's free lists) would count in the later ones' peak.
  *
  * Prints, per configuration and arithmetic, a machine-readable line
  *     perf,train_step,CONFIG,mbBATCHihSIZE,MS,IMAGES/S,GFLOP/S,THREADS,REPEATS,ARITHMETIC,PEAK_MIB
@@ -52,6 +56,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <robusta/robusta.h>
 
@@ -309,7 +315,7 @@ static int usage(void)
 
 int main(int argc, char **argv)
 {
-    int quick = 0, threads = 0, repeats = 0, ran = 0, rc = 0;
+    int quick = 0, threads = 0, repeats = 0, single = 0, rc = 0;
     long long batch = 0, size = 0;
     const char *only = NULL, *precisions = "all";
     rb_registry *reg;
@@ -320,6 +326,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
             quick = 1;
+        else if (strcmp(argv[i], "--single") == 0)
+            single = 1;
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
             threads = atoi(argv[++i]);
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
@@ -368,6 +376,25 @@ int main(int argc, char **argv)
     if (rb_registry_create(&reg) != RB_OK || rb_registry_load_default(reg) != RB_OK)
         return fail("plugins");
 
+    if (single) { /* one configuration and arithmetic, named by --only and --precision */
+        for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++)
+            for (size_t a = 0; a < sizeof arithmetics / sizeof arithmetics[0]; a++)
+                if (only != NULL && strcmp(configs[i].name, only) == 0 &&
+                    strcmp(precisions, arithmetics[a].name) == 0) {
+                    config c = configs[i];
+                    if (batch > 0)
+                        c.batch = batch;
+                    if (size > 0)
+                        c.size = size;
+                    arith = &arithmetics[a];
+                    rc = run_config(reg, &c, threads, repeats);
+                    rb_registry_destroy(reg);
+                    return rc;
+                }
+        return usage();
+    }
+    rb_registry_destroy(reg);
+
     printf("# robusta %s, %s; one step = forward (training) + backward (weights) + SGD (momentum 0.9, "
            "wd 5e-4); median of %d after 1 warm-up\n",
            rb_version_string(), plan_text, repeats);
@@ -379,21 +406,41 @@ int main(int argc, char **argv)
     printf("# perf,pgd_step,config,shape,ms,steps/s,GFLOP/s,threads,repeats,arithmetic,peak_MiB\n");
     fflush(stdout);
     for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
-        config c = configs[i];
-        if (only != NULL && strcmp(c.name, only) != 0)
+        if (only != NULL && strcmp(configs[i].name, only) != 0)
             continue;
-        if (batch > 0)
-            c.batch = batch;
-        if (size > 0)
-            c.size = size;
         for (size_t a = 0; a < sizeof arithmetics / sizeof arithmetics[0]; a++) {
+            char threads_text[16], repeats_text[16], batch_text[24], size_text[24];
+            const char *child[16] = {"bench_train", "--single", "--only", configs[i].name, "--precision",
+                                     arithmetics[a].name, "--threads", threads_text, "--repeats", repeats_text};
+            int n = 10, status;
+            pid_t pid;
             if (strcmp(precisions, "all") != 0 && strcmp(precisions, arithmetics[a].name) != 0)
                 continue;
-            arith = &arithmetics[a];
-            rc |= run_config(reg, &c, threads, repeats);
-            ran++;
+            snprintf(threads_text, sizeof threads_text, "%d", threads);
+            snprintf(repeats_text, sizeof repeats_text, "%d", repeats);
+            snprintf(batch_text, sizeof batch_text, "%lld", batch);
+            snprintf(size_text, sizeof size_text, "%lld", size);
+            if (batch > 0) {
+                child[n++] = "--batch";
+                child[n++] = batch_text;
+            }
+            if (size > 0) {
+                child[n++] = "--size";
+                child[n++] = size_text;
+            }
+            child[n] = NULL;
+            fflush(stdout);
+            pid = fork();
+            if (pid == 0) {
+                execv("/proc/self/exe", (char *const *)child);
+                perror("bench_train: /proc/self/exe");
+                _exit(127);
+            }
+            if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                fprintf(stderr, "bench_train: %s, %s failed\n", configs[i].name, arithmetics[a].name);
+                rc = 1;
+            }
         }
     }
-    rb_registry_destroy(reg);
     return rc;
 }

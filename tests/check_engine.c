@@ -497,6 +497,44 @@ START_TEST(winograd_convolutions_match_the_reference)
 }
 END_TEST
 
+/* rb_engine_options.winograd_scratchpad_limit: a Winograd primitive whose
+ * oneDNN scratchpad is over it runs direct, each of the three on its own.
+ * A 512-channel 3x3 convolution at one thread: oneDNN's forward and
+ * backward-data need about 45 MiB, its backward-weights about 80 (a
+ * transformed weight gradient per thread), so a 64 MiB limit keeps the
+ * first two and refuses the third, 1 MiB refuses all, and no limit keeps
+ * all. The arena follows. */
+START_TEST(winograd_stays_within_its_scratchpad_limit)
+{
+    static const size_t limits[3] = {(size_t)64 << 20, (size_t)1 << 20, SIZE_MAX};
+    static const char *const want[3] = {"jit_wino_4x3:avx512_core, backward weights jit:avx512_core",
+                                        "jit:avx512_core", "jit_wino_4x3:avx512_core"};
+    size_t arena[3];
+    rb_graph *g;
+    rb_node *x, *y, *conv;
+    ck_assert_int_eq(rb_graph_create(&g), RB_OK);
+    ck_assert_int_eq(rb_graph_input(g, 3, 4, 4, mean5, std5, &x), RB_OK);
+    ck_assert_int_eq(rb_graph_conv(g, "widen", x, &(rb_conv_desc){.out_channels = 512, .kernel = {1, 1}}, &y), RB_OK);
+    ck_assert_int_eq(rb_graph_conv(g, "conv512", y, &(rb_conv_desc){.out_channels = 512, .kernel = {3, 3}, .padding = {1, 1}}, &conv), RB_OK);
+    ck_assert_int_eq(rb_graph_global_avgpool(g, conv, &y), RB_OK);
+    ck_assert_int_eq(rb_graph_linear(g, "fc", y, 5, true, &y), RB_OK);
+    ck_assert_int_eq(rb_graph_softmax_cross_entropy(g, y, &y), RB_OK);
+    ck_assert_int_eq(rb_graph_init_params(g, 3), RB_OK);
+    for (int k = 0; k < 3; k++) {
+        rb_engine *e;
+        ck_assert_int_eq(
+            rb_engine_create(&e, g, 2, &(rb_engine_options){.threads = 1, .winograd_scratchpad_limit = limits[k]}),
+            RB_OK);
+        ck_assert_str_eq(rb_engine_impl(e, conv), want[k]);
+        arena[k] = rb_engine_arena_bytes(e);
+        rb_engine_destroy(e);
+    }
+    ck_assert_msg(arena[1] < arena[0] && arena[0] + ((size_t)16 << 20) < arena[2], "arenas %zu, %zu, %zu", arena[0],
+                  arena[1], arena[2]);
+    rb_graph_destroy(g);
+}
+END_TEST
+
 START_TEST(residual_network_matches_the_reference)
 {
     for (int mode = 0; mode < 2; mode++) {
@@ -1210,6 +1248,7 @@ int main(void)
     tcase_add_loop_test(tc, every_op_matches_the_reference, 0, 11);
     tcase_add_loop_test(tc, image_gradients_by_matmul_match_the_reference, 0, 3);
     tcase_add_test(tc, winograd_convolutions_match_the_reference);
+    tcase_add_test(tc, winograd_stays_within_its_scratchpad_limit);
     tcase_add_test(tc, residual_network_matches_the_reference);
     tcase_add_test(tc, bf16_engines_match_the_reference_within_bf16_rounding);
     tcase_add_test(tc, held_weights_are_converted_once_and_released);

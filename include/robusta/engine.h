@@ -111,6 +111,13 @@ typedef struct rb_engine_options {
     rb_precision precision;
     /* See rb_conv_algorithm (zero, the default, is Winograd where it fits). */
     rb_conv_algorithm conv_algorithm;
+    /* Bytes of oneDNN scratchpad a Winograd primitive may need (0: 96 MiB);
+     * one that needs more runs direct. Winograd's backward-weights keeps a
+     * transformed weight gradient per thread: for 512 channels ~80 MiB at
+     * one thread and ~36 MiB more per thread, where forward and
+     * backward-data need ~45. The engine's scratchpad is sized for the
+     * largest primitive, so this bounds it. */
+    size_t winograd_scratchpad_limit;
 } rb_engine_options;
 
 /* Plans `graph` for `batch` examples. The graph must not gain nodes while

@@ -79,7 +79,7 @@ typedef struct enode {
     size_t diff_host;
     edge in[RB_NODE_MAX_INPUTS];
     int consumers;
-    char impl[96];
+    char impl[128];
 
     /* forward: [0] batch statistics / training, [1] running statistics */
     dnnl_primitive_t fwd[2];
@@ -121,6 +121,7 @@ struct rb_engine {
     bool weights_held;       /* rb_engine_hold_weights: convert weights once, then reuse */
     dnnl_data_type_t conv_dt; /* convolutions' inputs, weights and outputs: f32, or bf16 (rb_precision) */
     rb_conv_algorithm conv_algorithm;
+    size_t winograd_scratchpad_limit; /* see rb_engine_options */
     size_t gradient_pool_bytes;
     size_t value_pool_bytes; /* values backward never reads, overlaid on the gradients */
     slot scratch;     /* shared edge scratch, sized for the largest use */
@@ -652,6 +653,38 @@ static bool winograd_fits(const rb_engine *e, const rb_node *n, const rb_conv_de
            d->dilation[1] == 1 && d->groups == 1;
 }
 
+/* rb_engine_options.winograd_scratchpad_limit's default. oneDNN's Winograd
+ * backward-weights keeps a copy of the transformed weight gradient per
+ * thread: for 512 channels 134 MiB at 2 threads, 638 MiB at 16. */
+#define WINOGRAD_SCRATCHPAD_LIMIT ((size_t)96 << 20)
+
+/* The primitive descriptor of an initialized Winograd operation descriptor,
+ * or NULL when oneDNN has no kernel for it or its scratchpad is over the
+ * limit (the caller then plans direct). */
+static dnnl_primitive_desc_t winograd_pd(const rb_engine *e, const_dnnl_op_desc_t desc,
+                                         const_dnnl_primitive_desc_t hint)
+{
+    dnnl_primitive_desc_t pd;
+    if (dnnl_primitive_desc_create(&pd, desc, e->attr, e->eng, hint) != dnnl_success)
+        return NULL;
+    if (dnnl_memory_desc_get_size(query(pd, dnnl_query_scratchpad_md)) > e->winograd_scratchpad_limit) {
+        dnnl_primitive_desc_destroy(pd);
+        return NULL;
+    }
+    return pd;
+}
+
+/* Appends ", WHAT IMPL" to a node's kernel description when a backward
+ * runs a different kind of kernel than its forward (Winograd or direct). */
+static void note_backward_impl(enode *en, const_dnnl_primitive_desc_t pd, const char *what)
+{
+    const char *impl = NULL;
+    size_t len = strlen(en->impl);
+    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+    if (impl != NULL && (strstr(impl, "wino") != NULL) != (strstr(en->impl, "wino") != NULL))
+        snprintf(en->impl + len, sizeof en->impl - len, ", %s %s", what, impl);
+}
+
 /* Convolutions, and linear layers as the convolution they are: a kernel
  * the size of the input, giving K x 1 x 1 (torch.flatten's C, H, W order is
  * exactly the (K, C, H, W) weight layout). oneDNN's convolutions draw all
@@ -699,9 +732,8 @@ static rb_status plan_conv(rb_engine *e, enode *en)
     fwd_pd = NULL;
     if (winograd_fits(e, n, d, dt) &&
         dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_winograd, &src, &wei,
-                                                   b ? &bias : NULL, &dst, strides, dil, pad, pad_r) == dnnl_success &&
-        dnnl_primitive_desc_create(&fwd_pd, &cd, e->attr, e->eng, NULL) != dnnl_success)
-        fwd_pd = NULL;
+                                                   b ? &bias : NULL, &dst, strides, dil, pad, pad_r) == dnnl_success)
+        fwd_pd = winograd_pd(e, &cd, NULL);
     if (fwd_pd == NULL) {
         DNNL_TRY(dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct,
                                                             &src, &wei, b ? &bias : NULL, &dst, strides, dil,
@@ -748,9 +780,8 @@ static rb_status plan_conv(rb_engine *e, enode *en)
         bwd_d_pd = NULL;
         if (winograd_fits(e, n, d, dt) &&
             dnnl_dilated_convolution_backward_data_desc_init(&bd, dnnl_convolution_winograd, &src, &wei,
-                                                             &en->value.md, strides, dil, pad, pad_r) == dnnl_success &&
-            dnnl_primitive_desc_create(&bwd_d_pd, &bd, e->attr, e->eng, fwd_pd) != dnnl_success)
-            bwd_d_pd = NULL;
+                                                             &en->value.md, strides, dil, pad, pad_r) == dnnl_success)
+            bwd_d_pd = winograd_pd(e, &bd, fwd_pd);
         if (bwd_d_pd == NULL) {
             DNNL_TRY(dnnl_dilated_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &src, &wei,
                                                                       &en->value.md, strides, dil, pad, pad_r),
@@ -759,6 +790,7 @@ static rb_status plan_conv(rb_engine *e, enode *en)
                      n);
         }
         warn_if_reference(bwd_d_pd, n, "backward data");
+        note_backward_impl(en, bwd_d_pd, "backward data");
         s = make_primitive(e, &en->bwd_data[0], bwd_d_pd, n, "convolution backward data");
         if (s == RB_OK)
             s = plan_grad_edge(e, en, 0, query(bwd_d_pd, dnnl_query_diff_src_md));
@@ -793,9 +825,8 @@ static rb_status plan_conv(rb_engine *e, enode *en)
             dnnl_dilated_convolution_backward_weights_desc_init(&bd, dnnl_convolution_winograd,
                                                                 query(fwd_pd, dnnl_query_src_md), &dwei,
                                                                 b ? &bias : NULL, &en->value.md, strides, dil, pad,
-                                                                pad_r) == dnnl_success &&
-            dnnl_primitive_desc_create(&bwd_w_pd, &bd, e->attr, e->eng, fwd_pd) != dnnl_success)
-            bwd_w_pd = NULL;
+                                                                pad_r) == dnnl_success)
+            bwd_w_pd = winograd_pd(e, &bd, fwd_pd);
         if (bwd_w_pd == NULL) {
             DNNL_TRY(dnnl_dilated_convolution_backward_weights_desc_init(&bd, dnnl_convolution_direct,
                                                                          query(fwd_pd, dnnl_query_src_md), &dwei,
@@ -806,6 +837,7 @@ static rb_status plan_conv(rb_engine *e, enode *en)
                      "convolution backward weights", n);
         }
         warn_if_reference(bwd_w_pd, n, "backward weights");
+        note_backward_impl(en, bwd_w_pd, "backward weights");
         s = make_primitive(e, &en->bwd_weights, bwd_w_pd, n, "convolution backward weights");
         if (s == RB_OK && dnnl_memory_create(&en->diff_weights_user, &user_w, e->eng, w->grad) != dnnl_success)
             s = dnnl_fail(dnnl_out_of_memory, "weight gradient memory", n);
@@ -1322,6 +1354,8 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
     e->data_grads_only = opt != NULL && opt->data_grads_only;
     e->conv_dt = opt != NULL && opt->precision == RB_PRECISION_BF16 ? dnnl_bf16 : dnnl_f32;
     e->conv_algorithm = opt != NULL ? opt->conv_algorithm : RB_CONV_WINOGRAD;
+    e->winograd_scratchpad_limit =
+        opt != NULL && opt->winograd_scratchpad_limit > 0 ? opt->winograd_scratchpad_limit : WINOGRAD_SCRATCHPAD_LIMIT;
     if (e->conv_dt == dnnl_bf16 &&
         (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_bf16) != dnnl_cpu_isa_avx512_core_bf16)
         rb_log(RB_LOG_WARN, "engine: this CPU has no native bf16 instructions (avx512_bf16); oneDNN emulates "
