@@ -764,7 +764,7 @@ static rb_status setup(run *r)
                             .conv_algorithm = r->cfg.conv_algorithm};
     /* evaluation and attack engines never train */
     rb_engine_options eval_eo = {.threads = r->cfg.threads, .data_grads_only = true, .precision = r->cfg.precision,
-                            .conv_algorithm = r->cfg.conv_algorithm};
+                                 .conv_algorithm = r->cfg.conv_algorithm};
     rb_loader_options lo = {0};
     rb_sgd_options so = {.momentum = r->cfg.momentum, .weight_decay = r->cfg.weight_decay,
                          .nesterov = r->cfg.nesterov};
