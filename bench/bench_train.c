@@ -373,6 +373,8 @@ int main(int argc, char **argv)
     rb_topology_destroy(topo);
     if (rb_log_init_from_env() != RB_OK) /* RB_LOG=debug: the engines' arena breakdown */
         return fail("RB_LOG");
+    /* Loaded here in the parent too, so that missing plugins fail once,
+     * before any line is printed, instead of once per configuration. */
     if (rb_registry_create(&reg) != RB_OK || rb_registry_load_default(reg) != RB_OK)
         return fail("plugins");
 
@@ -391,6 +393,7 @@ int main(int argc, char **argv)
                     rb_registry_destroy(reg);
                     return rc;
                 }
+        rb_registry_destroy(reg);
         return usage();
     }
     rb_registry_destroy(reg);
