@@ -211,6 +211,8 @@ static void print_version(FILE *out)
     if (rb_build_info(info, sizeof info) == RB_OK)
         for (char *line = strtok(info, "\n"); line; line = strtok(NULL, "\n"))
             fprintf(out, "  %s\n", line);
+    if (rb_machine_info(info, sizeof info) == RB_OK)
+        fprintf(out, "  this machine: %s\n", info);
 }
 
 int cli_fail(const char *command, rb_status status)

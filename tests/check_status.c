@@ -95,6 +95,31 @@ START_TEST(versions_agree)
 }
 END_TEST
 
+/* The line that says which runs a result repeats on: the CPU model as
+ * /proc/cpuinfo names it, then oneDNN's version and kernel ISA. */
+START_TEST(machine_info_names_cpu_and_kernels)
+{
+    char info[512], model[256] = "unknown CPU", line[512];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f != NULL && fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, "model name", 10) == 0) {
+            char *v = strchr(line, ':') + 1;
+            v += strspn(v, " \t");
+            v[strcspn(v, "\n")] = '\0';
+            snprintf(model, sizeof model, "%s", v);
+            break;
+        }
+    if (f != NULL)
+        fclose(f);
+    ck_assert_int_eq(rb_machine_info(info, sizeof info), RB_OK);
+    ck_assert_msg(strncmp(info, model, strlen(model)) == 0 && strncmp(info + strlen(model), "; oneDNN ", 9) == 0,
+                  "%s (cpu model %s)", info, model);
+    ck_assert_msg(strlen(info) > 8 && strcmp(info + strlen(info) - 8, " kernels") == 0, "%s", info);
+    ck_assert_ptr_null(strstr(info, "\n"));
+    ck_assert_int_eq(rb_machine_info(info, 8), RB_ERR_INVALID_ARGUMENT);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("status");
@@ -105,6 +130,7 @@ int main(void)
     tcase_add_test(tc, status_without_detail_reads_as_its_name);
     tcase_add_test(tc, errors_are_per_thread);
     tcase_add_test(tc, versions_agree);
+    tcase_add_test(tc, machine_info_names_cpu_and_kernels);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

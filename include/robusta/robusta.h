@@ -84,6 +84,13 @@ RB_API unsigned rb_version_number(void);
  * time ("oneDNN 2.6.3 (cpu isa: avx512_core)"), written into buf. */
 RB_API rb_status rb_build_info(char *buf, size_t size);
 
+/* What a result's rounding depends on, as one line: the CPU model (from
+ * /proc/cpuinfo, "unknown CPU" where it cannot be read), the oneDNN version
+ * and the instruction set its kernels dispatch to ("AMD EPYC 9B45; oneDNN
+ * 2.6.3, avx512_core_bf16 kernels"). Runs are bit-reproducible only when this
+ * line and the thread count are the same: other kernels sum in another order. */
+RB_API rb_status rb_machine_info(char *buf, size_t size);
+
 #ifdef __cplusplus
 }
 #endif

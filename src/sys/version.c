@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include <hwloc.h>
 #include <json-c/json_c_version.h>
@@ -49,5 +50,53 @@ rb_status rb_build_info(char *buf, size_t size)
     if (n < 0 || (size_t)n >= size)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_build_info: buffer of %zu bytes too small",
                             size);
+    return RB_OK;
+}
+
+/* oneDNN's name for the widest instruction set it dispatches to here. */
+static const char *dnnl_isa_name(dnnl_cpu_isa_t isa)
+{
+    static const struct {
+        dnnl_cpu_isa_t isa;
+        const char *name;
+    } names[] = {
+        {dnnl_cpu_isa_avx512_core_amx, "avx512_core_amx"},
+        {dnnl_cpu_isa_avx512_core_bf16, "avx512_core_bf16"},
+        {dnnl_cpu_isa_avx512_core_vnni, "avx512_core_vnni"},
+        {dnnl_cpu_isa_avx512_core, "avx512_core"},
+        {dnnl_cpu_isa_avx2_vnni, "avx2_vnni"},
+        {dnnl_cpu_isa_avx2, "avx2"},
+        {dnnl_cpu_isa_avx, "avx"},
+        {dnnl_cpu_isa_sse41, "sse41"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if ((isa & names[i].isa) == names[i].isa)
+            return names[i].name;
+    return "generic";
+}
+
+rb_status rb_machine_info(char *buf, size_t size)
+{
+    char line[512], model[256] = "unknown CPU";
+    const dnnl_version_t *dnnl = dnnl_version();
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    int n;
+    while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+        char *colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) != 0 || colon == NULL)
+            continue;
+        colon++;
+        colon += strspn(colon, " \t");
+        colon[strcspn(colon, "\n")] = '\0';
+        if (*colon != '\0')
+            snprintf(model, sizeof model, "%s", colon);
+        break;
+    }
+    if (f != NULL)
+        fclose(f);
+    n = snprintf(buf, size, "%s; oneDNN %d.%d.%d, %s kernels", model, dnnl->major, dnnl->minor, dnnl->patch,
+                 dnnl_isa_name(dnnl_get_effective_cpu_isa()));
+    if (n < 0 || (size_t)n >= size)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_machine_info: buffer of %zu bytes too small", size);
     return RB_OK;
 }
