@@ -52,7 +52,12 @@ static rb_grid_result row(const char *arch, const char *eps_text, double eps, ui
  *   full  t1 eps 0.5: 89, 90, 91  -> 90 ± 1
  *   fixed t2 eps 0:   55 (one run); eps 0.5: 60 (one run, bold)
  * Source models: eps 0 seeds 0 and 1 have clean accuracy 90 and 92 (91 ±
- * sqrt(2) = 1.4); eps 0.5 seed 0 has 80 (seed 1 unknown) and robust 40. */
+ * sqrt(2) = 1.4); eps 0.5 seed 0 has 80 (seed 1 unknown) and robust 40.
+ * The t1 runs split by source seed: seed 0 has two transfer seeds, seed 1
+ * one. fixed eps 0: source means 71 and 74, s = 3/sqrt(2) = 2.1; within
+ * seed 0, t = sqrt(((70-71)^2 + (72-71)^2) / 1) = 1.4. The other t1 cells
+ * (80, 81 | 82; 90, 91 | 92; 89, 90 | 91) have s = 1.5/sqrt(2) = 1.1 and
+ * t = sqrt(0.5) = 0.7. */
 #define ROWS_D1 14
 static void make_d1(rb_grid_result *r)
 {
@@ -206,16 +211,18 @@ START_TEST(markdown_table_is_shaped_like_the_paper)
     ck_assert_str_eq(md,
                      "| source model | source acc | source robust acc | t1 | t2 |\n"
                      "|---|---:|---:|---:|---:|\n"
-                     "| r18 · fixed-feature · standard (ε=0) | 91.0 ± 1.4 | — | 72.0 ± 2.0 (n=3) | 55.0 (n=1) |\n"
-                     "| r18 · fixed-feature · robust ε=0.5 | 80.0 | 40.0 | **81.0 ± 1.0** (n=3) | **60.0** (n=1) |\n"
-                     "| r18 · full-network · standard (ε=0) | 91.0 ± 1.4 | — | **91.0 ± 1.0** (n=3) | — |\n"
-                     "| r18 · full-network · robust ε=0.5 | 80.0 | 40.0 | 90.0 ± 1.0 (n=3) | — |\n"
+                     "| r18 · fixed-feature · standard (ε=0) | 91.0 ± 1.4 | — | 72.0 ± 2.0 (s 2.1, t 1.4) (n=3) | 55.0 (n=1) |\n"
+                     "| r18 · fixed-feature · robust ε=0.5 | 80.0 | 40.0 | **81.0 ± 1.0** (s 1.1, t 0.7) (n=3) | **60.0** (n=1) |\n"
+                     "| r18 · full-network · standard (ε=0) | 91.0 ± 1.4 | — | **91.0 ± 1.0** (s 1.1, t 0.7) (n=3) | — |\n"
+                     "| r18 · full-network · robust ε=0.5 | 80.0 | 40.0 | 90.0 ± 1.0 (s 1.1, t 0.7) (n=3) | — |\n"
                      "\n"
                      "Target test accuracy (%): mean ± sample standard deviation over the n runs shown in each "
                      "cell (source seeds × transfer seeds); bold: the best mean of each architecture and mode "
                      "for a target. source acc: the source models' clean test accuracy (%), over source seeds. "
                      "source robust acc: their test accuracy under the PGD evaluation attack (%), over source "
-                     "seeds.\n");
+                     "seeds. In brackets, where a cell has several source models: s, the standard deviation over "
+                     "source seeds of the source models' mean target accuracy (each over its transfer seeds); t, "
+                     "the pooled standard deviation over transfer seeds within a source model.\n");
     free(md);
 
     /* Every cell with the same count: one figure in the note, none in the
@@ -248,11 +255,11 @@ START_TEST(summary_says_who_won_and_whether_it_beats_the_spread)
     ck_assert_msg(rb_grid_summary(rows, ROWS_D1, &text) == RB_OK, "%s", rb_last_error());
     /* fixed t1: 81 - 72 = +9 > 1 + 2; full t1: 90 - 91 = -1, |1| <= 1 + 1 */
     ck_assert_str_eq(text, "r18, fixed-feature, t1: robust ε=0.5 beats standard by +9.0 points (81.0 ± 1.0 vs "
-                           "72.0 ± 2.0, 3 runs each) — larger than the seed spread\n"
+                           "72.0 ± 2.0, 3 runs each) — larger than the spread over source seeds (sd 1.1 and 2.1)\n"
                            "r18, fixed-feature, t2: robust ε=0.5 beats standard by +5.0 points (60.0 vs 55.0, 1 "
                            "run each) — single run, no spread\n"
                            "r18, full-network, t1: standard beats the best robust (ε=0.5) by 1.0 points (91.0 ± "
-                           "1.0 vs 90.0 ± 1.0, 3 runs each) — within the seed spread\n"
+                           "1.0 vs 90.0 ± 1.0, 3 runs each) — within the spread over source seeds (sd 1.1 and 1.1)\n"
                            "r18, full-network, t2: no runs yet\n");
     free(text);
 
@@ -279,7 +286,28 @@ START_TEST(summary_says_who_won_and_whether_it_beats_the_spread)
                                "w, fixed-feature, nr: no robust (ε>0) run to compare with; standard: 60.0 ± 14.1 "
                                "(2 runs)\n"
                                "w, fixed-feature, mix: robust ε=0.25 beats standard by +9.0 points (61.0 ± 1.4 vs "
-                               "52.0 ± 2.0, 2 and 3 runs) — larger than the seed spread\n");
+                               "52.0 ± 2.0, 2 and 3 runs) — larger than the seed spread (one source seed: source "
+                               "training's own spread is not measured)\n");
+        free(text);
+    }
+    /* Transfer seeds repeat their source model's result, so the runs look
+     * tighter than the source models are. standard: source means 50 and 60
+     * (sd 7.07), robust: 62 and 72 (sd 7.07); delta 67 - 55 = 12. Over the
+     * six runs of each side the sd is sqrt(6 * 25 / 5) = 5.48 and 12 > 10.95
+     * would pass for "larger"; over source seeds 12 < 14.14 is "within". */
+    {
+        rb_grid_result r[12];
+        for (int i = 0; i < 12; i++) {
+            int robust = i >= 6, seed = (i / 3) % 2;
+            r[i] = row("w", robust ? "1" : "0", robust, (uint64_t)seed, NAN, NAN, "t", "fixed", (uint64_t)(i % 3),
+                       (robust ? 0.62 : 0.50) + 0.10 * seed);
+        }
+        ck_assert_int_eq(rb_grid_summary(r, 12, &text), RB_OK);
+        ck_assert_str_eq(text, "w, fixed-feature, t: robust ε=1 beats standard by +12.0 points (67.0 ± 5.5 vs "
+                               "55.0 ± 5.5, 6 runs each) — within the spread over source seeds (sd 7.1 and 7.1)\n");
+        free(text);
+        ck_assert_int_eq(rb_grid_markdown(r, 12, &text), RB_OK);
+        ck_assert_msg(strstr(text, "| 55.0 ± 5.5 (s 7.1, t 0.0) |") != NULL, "%s", text);
         free(text);
     }
     ck_assert_int_eq(rb_grid_summary(NULL, 0, &text), RB_OK);

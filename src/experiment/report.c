@@ -124,6 +124,57 @@ static stat target_stat(const rb_grid_result *rows, size_t n, double *buf, const
     return stat_of(buf, k);
 }
 
+/* The two levels of a cell's spread. Each source model (source seed) is
+ * trained once and transferred with every transfer seed, so runs of one
+ * source model share its training's luck: the spread over source seeds is
+ * the standard deviation of the source models' means (each over its transfer
+ * seeds), and the spread over transfer seeds is the pooled standard
+ * deviation within a source model. */
+typedef struct spread {
+    size_t sources;     /* source models with runs */
+    double source_sd;   /* NAN with fewer than 2 source models */
+    double transfer_sd; /* NAN without a source model of 2 runs or more */
+} spread;
+
+static spread target_spread(const rb_grid_result *rows, size_t n, double *buf, const char *arch, const char *mode,
+                            double eps, const char *target)
+{
+    spread sp = {0, NAN, NAN};
+    double within = 0;
+    size_t dof = 0;
+    for (size_t i = 0; i < n; i++) {
+        double sum = 0, ss = 0, mean;
+        size_t k = 0, j;
+        if (!row_matches(&rows[i], arch, mode, eps, target) || isnan(rows[i].target_acc))
+            continue;
+        for (j = 0; j < i; j++) /* only the first run of a source model opens it */
+            if (row_matches(&rows[j], arch, mode, eps, target) && !isnan(rows[j].target_acc) &&
+                rows[j].source_seed == rows[i].source_seed)
+                break;
+        if (j < i)
+            continue;
+        for (j = i; j < n; j++)
+            if (row_matches(&rows[j], arch, mode, eps, target) && !isnan(rows[j].target_acc) &&
+                rows[j].source_seed == rows[i].source_seed) {
+                sum += 100 * rows[j].target_acc;
+                k++;
+            }
+        mean = sum / (double)k;
+        for (j = i; j < n; j++)
+            if (row_matches(&rows[j], arch, mode, eps, target) && !isnan(rows[j].target_acc) &&
+                rows[j].source_seed == rows[i].source_seed)
+                ss += (100 * rows[j].target_acc - mean) * (100 * rows[j].target_acc - mean);
+        within += ss;
+        dof += k - 1;
+        buf[sp.sources++] = mean;
+    }
+    if (sp.sources >= 2)
+        sp.source_sd = stat_of(buf, sp.sources).sd;
+    if (dof > 0)
+        sp.transfer_sd = sqrt(within / (double)dof);
+    return sp;
+}
+
 /* A source model's accuracy (clean, or robust), in percent, over the source
  * seeds of one (arch, eps): each model counts once however many transfer
  * rows repeat it (the first row with a value speaks for it). */
@@ -210,6 +261,18 @@ static void format_stat(char *out, size_t size, stat s)
         snprintf(out, size, "%.1f " PLUSMINUS " %.1f", s.mean, s.sd);
 }
 
+/* " (s 1.1, t 0.7)": the two levels of spread of a cell that has several
+ * source models; nothing otherwise. */
+static void format_spread(char *out, size_t size, spread sp)
+{
+    if (sp.sources < 2)
+        out[0] = '\0';
+    else if (isnan(sp.transfer_sd))
+        snprintf(out, size, " (s %.1f)", sp.source_sd);
+    else
+        snprintf(out, size, " (s %.1f, t %.1f)", sp.source_sd, sp.transfer_sd);
+}
+
 /* The mean as shown, for "best" comparisons that agree with the eye. */
 static long long shown(double mean)
 {
@@ -279,7 +342,7 @@ rb_status rb_grid_markdown(const rb_grid_result *rows, size_t n, char **out)
     text t = {0};
     scratch sc;
     rb_status s;
-    int robust_col = 0, same_n = 1;
+    int robust_col = 0, same_n = 1, split_spread = 0;
     size_t common_n = 0;
     if (out == NULL)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_grid_markdown: NULL argument");
@@ -304,6 +367,9 @@ rb_status rb_grid_markdown(const rb_grid_result *rows, size_t n, char **out)
                     stat st = target_stat(rows, n, sc.values, sc.archs[a], MODES[m], sc.eps[e].value, sc.targets[g]);
                     if (st.n == 0)
                         continue;
+                    split_spread |=
+                        target_spread(rows, n, sc.values, sc.archs[a], MODES[m], sc.eps[e].value, sc.targets[g])
+                            .sources >= 2;
                     if (common_n == 0)
                         common_n = st.n;
                     else if (st.n != common_n)
@@ -358,8 +424,11 @@ rb_status rb_grid_markdown(const rb_grid_result *rows, size_t n, char **out)
                 for (size_t g = 0; g < sc.n_targets; g++) {
                     stat st = target_stat(rows, n, sc.values, arch, MODES[m], sc.eps[e].value, sc.targets[g]);
                     int bold = st.n > 0 && filled[g] >= 2 && shown(st.mean) == best[g];
+                    char levels[64];
                     format_stat(cell, sizeof cell, st);
-                    put(&t, " %s%s%s", bold ? "**" : "", cell, bold ? "**" : "");
+                    format_spread(levels, sizeof levels,
+                                  target_spread(rows, n, sc.values, arch, MODES[m], sc.eps[e].value, sc.targets[g]));
+                    put(&t, " %s%s%s%s", bold ? "**" : "", cell, bold ? "**" : "", levels);
                     if (!same_n && st.n > 0)
                         put(&t, " (n=%zu)", st.n);
                     put(&t, " |");
@@ -377,6 +446,10 @@ rb_status rb_grid_markdown(const rb_grid_result *rows, size_t n, char **out)
             "for a target. source acc: the source models' clean test accuracy (%%), over source seeds.");
     if (robust_col)
         put(&t, " source robust acc: their test accuracy under the PGD evaluation attack (%%), over source seeds.");
+    if (split_spread)
+        put(&t, " In brackets, where a cell has several source models: s, the standard deviation over source seeds "
+                "of the source models' mean target accuracy (each over its transfer seeds); t, the pooled standard "
+                "deviation over transfer seeds within a source model.");
     put(&t, "\n");
     scratch_free(&sc);
     return finish(&t, out, "results table");
@@ -416,6 +489,7 @@ rb_status rb_grid_summary(const rb_grid_result *rows, size_t n, char **out)
                 continue;
             for (size_t g = 0; g < sc.n_targets; g++) {
                 stat std = {0, 0, 0}, rob = {0, 0, 0};
+                spread std_sp = {0, NAN, NAN}, rob_sp = {0, NAN, NAN};
                 const char *rob_text = NULL;
                 char a_text[96], b_text[96];
                 double delta;
@@ -423,11 +497,13 @@ rb_status rb_grid_summary(const rb_grid_result *rows, size_t n, char **out)
                     stat st = target_stat(rows, n, sc.values, arch, MODES[m], sc.eps[e].value, sc.targets[g]);
                     if (st.n == 0)
                         continue;
-                    if (sc.eps[e].value == 0)
+                    if (sc.eps[e].value == 0) {
                         std = st;
-                    else if (rob_text == NULL || st.mean > rob.mean) {
+                        std_sp = target_spread(rows, n, sc.values, arch, MODES[m], 0, sc.targets[g]);
+                    } else if (rob_text == NULL || st.mean > rob.mean) {
                         rob = st;
                         rob_text = sc.eps[e].text;
+                        rob_sp = target_spread(rows, n, sc.values, arch, MODES[m], sc.eps[e].value, sc.targets[g]);
                     }
                 }
                 put(&t, "%s, %s, %s: ", arch, MODE_NAMES[m], sc.targets[g]);
@@ -460,12 +536,20 @@ rb_status rb_grid_summary(const rb_grid_result *rows, size_t n, char **out)
                     put(&t, "robust " EPSILON "=%s ties with standard (%s vs %s, ", rob_text, a_text, b_text);
                     put_counts(&t, rob, std);
                 }
+                /* Runs of one source model share its training's luck, so
+                 * where both sides have several source models the verdict
+                 * weighs the spread of their means; otherwise only
+                 * transfer seeds vary and the verdict says so. */
                 if (rob.n < 2 || std.n < 2)
                     put(&t, ") " EMDASH " single run, no spread\n");
-                else if (fabs(delta) > rob.sd + std.sd)
-                    put(&t, ") " EMDASH " larger than the seed spread\n");
+                else if (rob_sp.sources >= 2 && std_sp.sources >= 2)
+                    put(&t, ") " EMDASH " %s the spread over source seeds (sd %.1f and %.1f)\n",
+                        fabs(delta) > rob_sp.source_sd + std_sp.source_sd ? "larger than" : "within",
+                        rob_sp.source_sd, std_sp.source_sd);
                 else
-                    put(&t, ") " EMDASH " within the seed spread\n");
+                    put(&t, ") " EMDASH " %s the seed spread (one source seed: source training's own spread is not "
+                            "measured)\n",
+                        fabs(delta) > rob.sd + std.sd ? "larger than" : "within");
             }
         }
     }
