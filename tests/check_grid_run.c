@@ -249,6 +249,13 @@ START_TEST(demo_quick_gives_sane_outputs)
     ck_assert_msg(strstr(r.out, "4 of 4 transfer results") != NULL, "%s", r.out);
     ck_assert_msg(strstr(r.out, "| source model |") != NULL, "no table printed: %s", r.out);
     ck_assert_msg(strstr(r.out, "beats") != NULL || strstr(r.out, "ties") != NULL, "no verdict: %s", r.out);
+    {
+        /* the machine its figures repeat on, as rb_machine_info says it */
+        char machine[512], line[600];
+        ck_assert_int_eq(rb_machine_info(machine, sizeof machine), RB_OK);
+        snprintf(line, sizeof line, "here: %s\n", machine);
+        ck_assert_msg(strstr(r.out, line) != NULL, "no '%s' in: %s", line, r.out);
+    }
     snprintf(path, sizeof path, "%s/results.csv", out);
     ck_assert_msg(rb_grid_read_csv(path, &rows, &n) == RB_OK, "%s", rb_last_error());
     ck_assert_uint_eq(n, 4);
@@ -274,6 +281,9 @@ START_TEST(demo_quick_gives_sane_outputs)
     RUN(&r, "demo", "--print-grid");
     ck_assert_int_eq(r.code, 0);
     ck_assert_msg(strstr(r.out, "[transfer]") != NULL && strstr(r.out, "eps = 0, 0.5, 1.0") != NULL, "%s", r.out);
+    /* two source seeds, so the full demo's verdicts weigh source training's spread */
+    ck_assert_msg(strstr(r.out, "eval-attack-steps = 10\n") != NULL && strstr(r.out, "\nseeds = 0, 1\neval") != NULL,
+                  "%s", r.out);
 }
 END_TEST
 
