@@ -406,7 +406,7 @@ START_TEST(export_round_trips_and_inspect_shows_the_table)
     ck_assert_ptr_null(strstr(r.out, "verified"));
     RUN(&r, NULL, "inspect", rbt, "--verify");
     ck_assert_int_eq(r.code, 0);
-    ck_assert_ptr_nonnull(strstr(r.out, "verified: every tensor decompressed and matched its checksums"));
+    ck_assert_ptr_nonnull(strstr(r.out, "verified: every tensor decompressed, matched its checksums and holds finite values"));
     {
         /* A flipped byte near the end (inside the last tensor's frame). */
         FILE *f = fopen(rbt, "r+b");
@@ -427,6 +427,81 @@ START_TEST(export_round_trips_and_inspect_shows_the_table)
 }
 END_TEST
 
+/* Copies every tensor, setting element `poison_index` of `edit_name` to
+ * `poison` (adding it as a 3-element state tensor when it is not there). */
+static float poison;
+static int64_t poison_index;
+
+static void poison_tensor(rb_checkpoint **ck)
+{
+    rb_checkpoint *out;
+    bool found = false;
+    ck_assert_int_eq(rb_checkpoint_create(&out), RB_OK);
+    ck_assert_int_eq(rb_checkpoint_set_metadata(out, rb_checkpoint_metadata(*ck)), RB_OK);
+    for (size_t i = 0; i < rb_checkpoint_count(*ck); i++) {
+        rb_checkpoint_tensor t;
+        float *copy;
+        rb_checkpoint_get(*ck, i, &t);
+        copy = malloc(t.nbytes);
+        ck_assert_ptr_nonnull(copy);
+        memcpy(copy, t.data, t.nbytes);
+        if (strcmp(t.name, edit_name) == 0) {
+            copy[poison_index] = poison;
+            found = true;
+        }
+        ck_assert_int_eq(rb_checkpoint_add(out, t.name, t.dtype, t.ndim, t.shape, copy), RB_OK);
+        free(copy);
+    }
+    if (!found) {
+        float v[3] = {0, 0, 0};
+        v[poison_index] = poison;
+        ck_assert_int_eq(rb_checkpoint_add(out, edit_name, RB_DTYPE_F32, 1, (const int64_t[]){3}, v), RB_OK);
+    }
+    rb_checkpoint_destroy(*ck);
+    *ck = out;
+}
+
+/* A NaN or an infinity anywhere (a weight, a batch-norm statistic, the
+ * optimizer state a resume reads) is refused where a model is built from
+ * a checkpoint, naming the file and the tensor: one check serves infer,
+ * eval, attack, transfer and --resume. */
+START_TEST(loading_refuses_non_finite_tensors)
+{
+    rb_model *m = small_model(reg, 16, 3);
+    edit_name = "layer1.0.conv1.weight", poison = NAN, poison_index = 7;
+    expect_load_failure(m, poison_tensor, RB_ERR_CORRUPT,
+                        "x.rbt: tensor 'layer1.0.conv1.weight' holds 1 NaN and 0 infinite values (the first at flat "
+                        "index 7): the model diverged or the file was damaged; use an earlier checkpoint");
+    edit_name = "bn1.running_var", poison = INFINITY, poison_index = 0;
+    expect_load_failure(m, poison_tensor, RB_ERR_CORRUPT,
+                        "x.rbt: tensor 'bn1.running_var' holds 0 NaN and 1 infinite values (the first at flat "
+                        "index 0): the model diverged or the file was damaged; use an earlier checkpoint");
+    edit_name = RB_MODEL_STATE_PREFIX "momentum.fc.bias", poison = -INFINITY, poison_index = 2;
+    expect_load_failure(m, poison_tensor, RB_ERR_CORRUPT,
+                        "x.rbt: tensor 'state.momentum.fc.bias' holds 0 NaN and 1 infinite values (the first at "
+                        "flat index 2): the model diverged or the file was damaged; use an earlier checkpoint");
+    {
+        /* and through a file, as the commands load them */
+        char path[PATH_MAX], want[PATH_MAX + 200];
+        rb_checkpoint *ck;
+        rb_model *back = (rb_model *)1;
+        path_in(path, "nan.rbt");
+        edit_name = "fc.weight", poison = NAN, poison_index = 3;
+        ck_assert_int_eq(rb_model_to_checkpoint(m, &ck), RB_OK);
+        poison_tensor(&ck);
+        ck_assert_int_eq(rb_checkpoint_save(ck, path, 0), RB_OK);
+        rb_checkpoint_destroy(ck);
+        ck_assert_int_eq(rb_model_load(&back, reg, path, 0, 0), RB_ERR_CORRUPT);
+        ck_assert_ptr_null(back);
+        snprintf(want, sizeof want,
+                 "%s: tensor 'fc.weight' holds 1 NaN and 0 infinite values (the first at flat index 3): the model "
+                 "diverged or the file was damaged; use an earlier checkpoint", path);
+        ck_assert_str_eq(rb_last_error(), want);
+    }
+    rb_model_destroy(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("model");
@@ -442,6 +517,7 @@ int main(void)
     tcase_add_test(tc, import_reads_torchvision_names_and_refuses_what_does_not_fit);
     tcase_add_test(tc, infer_matches_the_double_reference);
     tcase_add_test(tc, export_round_trips_and_inspect_shows_the_table);
+    tcase_add_test(tc, loading_refuses_non_finite_tensors);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

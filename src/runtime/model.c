@@ -13,6 +13,7 @@
 #include <robusta/robusta.h>
 
 #include "sys/internal.h"
+#include "sys/json.h"
 
 struct rb_model {
     const rb_plugin *arch;
@@ -342,7 +343,7 @@ static json_object *float_array(const float *v, int64_t n)
 {
     json_object *a = json_object_new_array();
     for (int64_t i = 0; i < n; i++)
-        json_object_array_add(a, json_object_new_double((double)v[i]));
+        json_object_array_add(a, rb_json_number((double)v[i]));
     return a;
 }
 
@@ -605,6 +606,10 @@ rb_status rb_model_from_checkpoint(rb_model **out, const rb_registry *registry, 
     if (s == RB_OK && m->num_classes != classes)
         s = rb_error_set(RB_ERR_CORRUPT, "%s: metadata says %lld classes but the architecture gives %lld", what,
                          (long long)classes, (long long)m->num_classes);
+    /* Every float tensor, training state (momentum) included: NaN weights
+     * would otherwise run, predicting class 0 with a loss of nan. */
+    if (s == RB_OK)
+        s = rb_checkpoint_check_finite(ck, what);
     if (s == RB_OK)
         s = rb_model_load_params(m, ck, what);
     json_object_put(root);
