@@ -17,6 +17,7 @@
 #include <robusta/train.h>
 
 #include "sys/internal.h"
+#include "sys/json.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -216,9 +217,9 @@ static rb_status write_config(const rb_train_config *c, const char *path)
     json_object_object_add(root, "epochs", json_object_new_int64(c->epochs));
     json_object_object_add(root, "batch_size", json_object_new_int64(c->batch_size));
     json_object_object_add(root, "eval_batch_size", json_object_new_int64(c->eval_batch_size));
-    json_object_object_add(root, "lr", json_object_new_double(c->lr));
-    json_object_object_add(root, "momentum", json_object_new_double(c->momentum));
-    json_object_object_add(root, "weight_decay", json_object_new_double(c->weight_decay));
+    json_object_object_add(root, "lr", rb_json_number(c->lr));
+    json_object_object_add(root, "momentum", rb_json_number(c->momentum));
+    json_object_object_add(root, "weight_decay", rb_json_number(c->weight_decay));
     json_object_object_add(root, "nesterov", json_object_new_boolean(c->nesterov));
     json_object_object_add(root, "schedule", json_object_new_string(c->schedule ? c->schedule : "constant"));
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)c->seed);
@@ -241,7 +242,7 @@ static rb_status write_config(const rb_train_config *c, const char *path)
         json_object_object_add(root, "attack_keep_best", json_object_new_boolean(c->attack_options.keep_best));
         snprintf(buf, sizeof buf, "%llu", (unsigned long long)c->attack_options.seed);
         json_object_object_add(root, "attack_seed", json_object_new_string(buf));
-        json_object_object_add(root, "eps_warmup", json_object_new_double(c->eps_warmup));
+        json_object_object_add(root, "eps_warmup", rb_json_number(c->eps_warmup));
     }
     json_object_object_add(root, "eval_every", json_object_new_int64(c->eval_every));
     if (c->source != NULL) {
@@ -839,14 +840,14 @@ static rb_status save_checkpoint(run *r, const char *path, bool with_state)
         json_object_object_add(tr, "schedule", json_object_new_string(r->cfg.schedule));
         snprintf(buf, sizeof buf, "%llu", (unsigned long long)r->cfg.seed);
         json_object_object_add(tr, "seed", json_object_new_string(buf));
-        json_object_object_add(tr, "lr", json_object_new_double(r->cfg.lr));
-        json_object_object_add(tr, "momentum", json_object_new_double(r->cfg.momentum));
-        json_object_object_add(tr, "weight_decay", json_object_new_double(r->cfg.weight_decay));
+        json_object_object_add(tr, "lr", rb_json_number(r->cfg.lr));
+        json_object_object_add(tr, "momentum", rb_json_number(r->cfg.momentum));
+        json_object_object_add(tr, "weight_decay", rb_json_number(r->cfg.weight_decay));
         json_object_object_add(tr, "nesterov", json_object_new_boolean(r->cfg.nesterov));
         json_object_object_add(tr, "batch_size", json_object_new_int64(r->cfg.batch_size));
         json_object_object_add(tr, "data", json_object_new_string(r->cfg.data));
         json_object_object_add(tr, "classes", json_str_or_null(r->cfg.classes));
-        json_object_object_add(tr, "best_test_acc", json_object_new_double(r->best_acc));
+        json_object_object_add(tr, "best_test_acc", rb_json_number(r->best_acc));
         json_object_object_add(tr, "best_epoch", json_object_new_int64(r->best_epoch));
         if (r->cfg.attack != NULL)
             json_object_object_add(tr, "attack", attack_json(r));
@@ -918,7 +919,7 @@ static json_object *attack_json(const run *r)
     json_object_object_add(a, "keep_best", json_object_new_boolean(o->keep_best));
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)o->seed);
     json_object_object_add(a, "seed", json_object_new_string(buf));
-    json_object_object_add(a, "eps_warmup", json_object_new_double(r->cfg.eps_warmup));
+    json_object_object_add(a, "eps_warmup", rb_json_number(r->cfg.eps_warmup));
     json_object_object_add(a, "eval_every", json_object_new_int64(r->cfg.eval_every));
     return a;
 }
@@ -1067,15 +1068,16 @@ static rb_status train_epochs(run *r, rb_train_result *res)
         /* Logs and checkpoints. */
         {
             char tl[32] = "", ta[32] = "", tlj[32] = "null", taj[32] = "null", ra[32] = "", raj[32] = "null";
+            char jn[4][32];
             if (!isnan(test_acc)) {
                 snprintf(tl, sizeof tl, "%.9g", test_loss);
                 snprintf(ta, sizeof ta, "%.9g", test_acc);
-                memcpy(tlj, tl, sizeof tl);
-                memcpy(taj, ta, sizeof ta);
+                rb_json_number_text(tlj, sizeof tlj, test_loss);
+                rb_json_number_text(taj, sizeof taj, test_acc);
             }
             if (!isnan(robust_acc)) {
                 snprintf(ra, sizeof ra, "%.9g", robust_acc);
-                memcpy(raj, ra, sizeof ra);
+                rb_json_number_text(raj, sizeof raj, robust_acc);
             }
             s = text_append(&r->csv, "%lld,%.9g,%.9g,%.9g,%s,%s,%.3f,%.1f", (long long)r->epoch, lr,
                             res->train_loss, res->train_acc, tl, ta, seconds, (double)seen / seconds);
@@ -1083,16 +1085,19 @@ static rb_status train_epochs(run *r, rb_train_result *res)
                 s = text_append(&r->csv, ",%.9g,%s", res->adv_train_acc, ra);
             if (s == RB_OK)
                 s = text_append(&r->csv, "\n");
+            /* JSON has no nan: a diverged loss is written as null */
             if (s == RB_OK)
                 s = text_append(&r->jsonl,
-                                "{\"epoch\": %lld, \"lr\": %.9g, \"train_loss\": %.9g, \"train_acc\": %.9g, "
+                                "{\"epoch\": %lld, \"lr\": %s, \"train_loss\": %s, \"train_acc\": %s, "
                                 "\"test_loss\": %s, \"test_acc\": %s, \"seconds\": %.3f, "
-                                "\"images_per_second\": %.1f",
-                                (long long)r->epoch, lr, res->train_loss, res->train_acc, tlj, taj, seconds,
-                                (double)seen / seconds);
+                                "\"images_per_second\": %s",
+                                (long long)r->epoch, rb_json_number_text(jn[0], sizeof jn[0], lr),
+                                rb_json_number_text(jn[1], sizeof jn[1], res->train_loss),
+                                rb_json_number_text(jn[2], sizeof jn[2], res->train_acc), tlj, taj, seconds,
+                                rb_json_number_text(jn[3], sizeof jn[3], round((double)seen / seconds * 10) / 10));
             if (s == RB_OK && adv)
-                s = text_append(&r->jsonl, ", \"adv_train_acc\": %.9g, \"robust_test_acc\": %s",
-                                res->adv_train_acc, raj);
+                s = text_append(&r->jsonl, ", \"adv_train_acc\": %s, \"robust_test_acc\": %s",
+                                rb_json_number_text(jn[0], sizeof jn[0], res->adv_train_acc), raj);
             if (s == RB_OK)
                 s = text_append(&r->jsonl, "}\n");
         }
@@ -1224,7 +1229,7 @@ static rb_status metrics_end(run *r, eval_metrics *tm)
         return rb_error_prefix("task %s: ", r->cfg.task->name);
     root = json_object_new_object();
     for (size_t i = 0; i < count; i++)
-        json_object_object_add(root, metrics[i].name, json_object_new_double(metrics[i].value));
+        json_object_object_add(root, metrics[i].name, rb_json_number(metrics[i].value));
     free(r->metrics_json);
     r->metrics_json = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(root);
