@@ -259,6 +259,14 @@ static int run_bench(const cli_command *self, rb_params *o, int argc, char **arg
     b.engine.precision = cli_precision(o);
     b.engine.conv_algorithm = cli_conv_algorithm(o);
     s = rb_model_create(&b.model, arch, cli_plugin_params("arch"), &input);
+    if (s == RB_OK) {
+        /* the engines come one at a time; a training one is the largest.
+         * Images: the batch and, for attacks, its adversarial copy. */
+        rb_memory_engine one = {b.batch, !(all || strcmp(only, "train") == 0)};
+        uint64_t images = (uint64_t)b.batch * (uint64_t)channels * (uint64_t)size * (uint64_t)size * sizeof(float);
+        s = rb_model_check_memory(b.model, &b.engine, &one, 1, attack != NULL ? 2 * images : images,
+                                  "lower --batch-size or --image-size");
+    }
     if (s == RB_OK)
         s = rb_graph_init_params(rb_model_graph(b.model), 1);
     if (s != RB_OK) {

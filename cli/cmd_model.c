@@ -437,7 +437,12 @@ static int run_infer(const cli_command *self, rb_params *o, int argc, char **arg
     {
         rb_engine_options eo = {.threads = (int)get_int(o, "threads"), .data_grads_only = true,
                                 .precision = cli_precision(o), .conv_algorithm = cli_conv_algorithm(o)};
-        if ((s = rb_engine_create(&engine, rb_model_graph(model), batch, &eo)) != RB_OK)
+        rb_memory_engine one = {batch, true};
+        /* the batch buffers: images, logits and gradients */
+        if ((s = rb_model_check_memory(model, &eo, &one, 1,
+                                       (uint64_t)batch * (uint64_t)(2 * per + k) * sizeof(float),
+                                       "lower --batch-size or infer smaller images")) != RB_OK ||
+            (s = rb_engine_create(&engine, rb_model_graph(model), batch, &eo)) != RB_OK)
             goto done;
     }
     batch_images = calloc((size_t)(batch * per), sizeof *batch_images);

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -634,6 +635,73 @@ START_TEST(special_files_are_refused_at_once)
 }
 END_TEST
 
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0->tv_nsec);
+}
+
+/* What cannot fit is refused before any work, in well under a second where
+ * --image-size 16384 used to run for minutes and 4096 failed after 8.5 s
+ * of planning; and data left with one class says so. The bound of 3 s is
+ * for a loaded machine: the commands take ~0.2 s. */
+START_TEST(what_cannot_fit_is_refused_at_once)
+{
+    char dir[256], data[PATH_MAX * 2], src[PATH_MAX], out[PATH_MAX], want[PATH_MAX * 3];
+    struct timespec t0;
+    make_temp_dir(dir, sizeof dir);
+    write_bar_images(dir, "x.npy", "y.npy", 48, 4, 0, 1);
+    write_bar_images(dir, "tx.npy", "ty.npy", 16, 4, 0, 2);
+    snprintf(data, sizeof data, "npy:%s/x.npy,%s/y.npy;%s/tx.npy,%s/ty.npy", dir, dir, dir, dir);
+    snprintf(src, sizeof src, "%s/src", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    RUN_WITHIN(&r, 60, "train", "--arch", "resnet18", "--data", data, "--out", out, "--image-size", "16384",
+               "--batch-size", "8");
+    ck_assert_msg(seconds_since(&t0) < 3.0, "train took %.1f s to refuse", seconds_since(&t0));
+    ck_assert_msg(r.code == 1, "%d %s", r.code, r.err);
+    ck_assert_int_eq(count_lines(r.err), 1);
+    ck_assert_msg(strncmp(r.err, "robusta train: needs about ", 27) == 0, "%s", r.err);
+    ck_assert_ptr_nonnull(strstr(r.err, " MiB at batch 8, 1x16384x16384 images; data "));
+    ck_assert_ptr_nonnull(strstr(r.err, " MiB) but this machine has "));
+    ck_assert_ptr_nonnull(strstr(r.err, " MiB: lower --batch-size, --eval-batch-size or --image-size\n"));
+    ck_assert_int_eq(access(out, F_OK) == 0 ? count_dir_entries(out) : 0, 0); /* nothing written */
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    RUN_WITHIN(&r, 60, "bench", "--arch", "resnet18", "--image-size", "8192", "--batch-size", "256", "--threads", "1");
+    ck_assert_msg(seconds_since(&t0) < 3.0, "bench took %.1f s to refuse", seconds_since(&t0));
+    ck_assert_msg(r.code == 1 && count_lines(r.err) == 1, "%d %s", r.code, r.err);
+    ck_assert_msg(strncmp(r.err, "robusta bench: needs about ", 27) == 0, "%s", r.err);
+    ck_assert_ptr_nonnull(strstr(r.err, " MiB at batch 256, 3x8192x8192 images; data "));
+
+    RUN(&r, NULL, "-q", "train", "--arch", "resnet18", "--stem", "cifar", "--width", "0.125", "--data", data, "--out",
+        src, "--epochs", "1", "--batch-size", "8", "--threads", "1");
+    ck_assert_msg(r.code == 0, "train: %s", r.err);
+    snprintf(src, sizeof src, "%s/src/model.rbt", dir);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    RUN_WITHIN(&r, 60, "transfer", "--source", src, "--data", data, "--out", out, "--image-size", "16384",
+               "--batch-size", "8", "--threads", "1");
+    ck_assert_msg(seconds_since(&t0) < 3.0, "transfer took %.1f s to refuse", seconds_since(&t0));
+    ck_assert_msg(r.code == 1 && count_lines(r.err) == 1, "%d %s", r.code, r.err);
+    ck_assert_msg(strncmp(r.err, "robusta transfer: needs about ", 30) == 0, "%s", r.err);
+    ck_assert_ptr_nonnull(strstr(r.err, " MiB at batch 8, 1x16384x16384 images; data "));
+
+    /* one class left: said as such, not as a layer-shape puzzle */
+    RUN(&r, NULL, "train", "--arch", "resnet18", "--data", data, "--out", out, "--classes", "2", "--batch-size", "8");
+    ck_assert_int_eq(r.code, 1);
+    snprintf(want, sizeof want, "robusta train: --data %s --classes 2 leaves 1 class: training needs at least 2\n",
+             data);
+    ck_assert_str_eq(r.err, want);
+    RUN(&r, NULL, "transfer", "--source", src, "--data", data, "--out", out, "--classes", "3", "--batch-size", "8");
+    ck_assert_int_eq(r.code, 1);
+    ck_assert_str_eq(r.err, "robusta transfer: the target npy train has 1 class; transfer needs at least 2 (check "
+                            "--classes)\n");
+    remove_temp_dir(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cli");
@@ -653,6 +721,7 @@ int main(void)
     tcase_add_test(tc, strict_json_checker_refuses_nan_and_lenient_forms);
     tcase_add_test(tc, json_outputs_are_strict_and_nan_checkpoints_are_refused);
     tcase_add_test(tc, special_files_are_refused_at_once);
+    tcase_add_test(tc, what_cannot_fit_is_refused_at_once);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -435,7 +435,10 @@ static rb_status evaluate(rb_model *model, const rb_split *split, int64_t batch,
         return s;
     if (batch > rb_split_count(split))
         batch = rb_split_count(split);
-    if ((s = rb_engine_create(&engine, rb_model_graph(model), batch, &eo)) != RB_OK)
+    if ((s = rb_model_check_memory(model, &eo, &(rb_memory_engine){batch, true}, 1,
+                                   (uint64_t)batch * rb_split_example_size(split) * 2 * sizeof(float),
+                                   "lower --batch-size")) != RB_OK ||
+        (s = rb_engine_create(&engine, rb_model_graph(model), batch, &eo)) != RB_OK)
         return s;
     s = evaluate_with(engine, model, split, atk, NULL, out);
     rb_engine_destroy(engine);
@@ -524,6 +527,78 @@ static rb_status open_splits(run *r)
         s = invalid("the training split has %lld examples, fewer than --batch-size %lld (the last partial batch "
                     "is dropped, so no step would run)",
                     (long long)rb_split_count(r->train), (long long)r->cfg.batch_size);
+    return s;
+}
+
+/* Before any work that grows with the images (the data's normalization
+ * pass, engine planning): data with one class, and what cannot fit in
+ * memory, each refused in one line. The model is r->model when resuming,
+ * else a throwaway one of the architecture at the data's size (building a
+ * graph allocates only its weights). */
+static rb_status copy_params(const rb_params *from, rb_params **out);
+
+static rb_status check_fits(run *r)
+{
+    rb_model *probe = NULL;
+    const rb_model *m = r->model;
+    rb_memory_engine engines[3];
+    size_t n = 0;
+    int c, h, w;
+    int64_t classes = rb_split_classes(r->train), eval_batch;
+    uint64_t data;
+    rb_status s = RB_OK;
+    rb_engine_options eo = {.threads = r->cfg.threads, .precision = r->cfg.precision,
+                            .conv_algorithm = r->cfg.conv_algorithm};
+    if (classes < 2 && r->source != NULL)
+        return invalid("the target %s has %lld class; transfer needs at least 2 (check --classes)",
+                       rb_split_name(r->train), (long long)classes);
+    if (classes < 2)
+        return invalid("--data %s%s%s leaves %lld class: training needs at least 2", r->cfg.data,
+                       r->cfg.classes != NULL ? " --classes " : "", r->cfg.classes != NULL ? r->cfg.classes : "",
+                       (long long)classes);
+    rb_split_shape(r->train, &c, &h, &w);
+    if (m == NULL) {
+        rb_model_input in = {.channels = c, .height = h, .width = w};
+        rb_params *p = NULL;
+        for (int k = 0; k < c && k < RB_MODEL_MAX_CHANNELS; k++)
+            in.mean[k] = 0, in.std[k] = 1;
+        if (r->source != NULL) {
+            in = *rb_model_get_input(r->source);
+            in.height = h;
+            in.width = w;
+            s = rb_model_create_with_head(&probe, rb_model_arch(r->source), rb_model_params(r->source), r->cfg.task,
+                                          r->cfg.task_params, &in, classes);
+        } else if ((s = copy_params(r->cfg.arch_params, &p)) == RB_OK) {
+            char k[32];
+            snprintf(k, sizeof k, "%lld", (long long)classes);
+            if (rb_params_declares(p, "num-classes") && rb_params_source(p, "num-classes") != RB_PARAM_GIVEN)
+                s = rb_params_set(p, "num-classes", k);
+            if (s == RB_OK)
+                s = rb_model_create(&probe, r->cfg.arch, p, &in);
+        }
+        rb_params_destroy(p);
+        if (s != RB_OK)
+            return s; /* create_model would say the same */
+        m = probe;
+    }
+    eval_batch = r->cfg.eval_batch_size;
+    if (r->has_test && eval_batch > rb_split_count(r->test))
+        eval_batch = rb_split_count(r->test); /* as setup sizes it */
+    engines[n++] = (rb_memory_engine){r->cfg.batch_size, false};
+    if (r->has_test)
+        engines[n++] = (rb_memory_engine){eval_batch, true};
+    if (r->cfg.attack != NULL)
+        engines[n++] = (rb_memory_engine){r->cfg.batch_size, true};
+    /* the loader's ring of float batches (threads + 1, at least 2) and the
+     * evaluation batch; the stored images are already loaded */
+    data = ((uint64_t)(r->cfg.threads > 0 ? r->cfg.threads + 1 : 3) * (uint64_t)r->cfg.batch_size +
+            (uint64_t)eval_batch) *
+           (uint64_t)c * (uint64_t)h * (uint64_t)w * sizeof(float);
+    s = rb_model_check_memory(m, &eo, engines, n, data,
+                              r->source != NULL || r->cfg.source != NULL
+                                  ? "lower --batch-size, --eval-batch-size or the target's --image-size"
+                                  : "lower --batch-size, --eval-batch-size or --image-size");
+    rb_model_destroy(probe);
     return s;
 }
 
@@ -1294,7 +1369,7 @@ rb_status rb_train(const rb_train_config *config, rb_train_result *result)
     }
     if (r.cfg.source != NULL && (s = load_source(&r)) != RB_OK)
         goto done;
-    if ((s = open_splits(&r)) != RB_OK || (s = create_model(&r)) != RB_OK || (s = prepare_transfer(&r)) != RB_OK ||
+    if ((s = open_splits(&r)) != RB_OK || (s = check_fits(&r)) != RB_OK || (s = create_model(&r)) != RB_OK || (s = prepare_transfer(&r)) != RB_OK ||
         (s = setup(&r)) != RB_OK)
         goto done;
     if ((s = text_append(&r.csv, "%s", r.cfg.attack != NULL ? csv_header_adv : csv_header)) != RB_OK)
@@ -1578,7 +1653,7 @@ rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t 
         goto done;
     r.cfg.arch = rb_model_arch(r.model);
     r.cfg.arch_params = rb_model_params(r.model);
-    if ((s = rb_train_config_check(&r.cfg)) != RB_OK || (s = open_splits(&r)) != RB_OK ||
+    if ((s = rb_train_config_check(&r.cfg)) != RB_OK || (s = open_splits(&r)) != RB_OK || (s = check_fits(&r)) != RB_OK ||
         (s = prepare_transfer(&r)) != RB_OK || (s = setup(&r)) != RB_OK || (s = restore_state(&r, ck, path)) != RB_OK)
         goto done;
     rb_checkpoint_destroy(ck);
