@@ -108,7 +108,11 @@ static int run_attack(const cli_command *self, rb_params *o, int argc, char **ar
     {
         rb_engine_options eo = {.threads = (int)cli_opt_int(o, "threads"), .data_grads_only = true,
                                 .precision = cli_precision(o), .conv_algorithm = cli_conv_algorithm(o)};
-        if ((s = rb_engine_create(&engine, rb_model_graph(model), batch, &eo)) != RB_OK)
+        rb_memory_engine one = {batch, true};
+        /* the adversarial copy of the images */
+        if ((s = rb_model_check_memory(model, &eo, &one, 1, (uint64_t)x->numel * sizeof(float),
+                                       "lower --batch-size or attack fewer or smaller images at a time")) != RB_OK ||
+            (s = rb_engine_create(&engine, rb_model_graph(model), batch, &eo)) != RB_OK)
             goto done;
     }
     x_adv = malloc((size_t)x->numel * sizeof *x_adv);

@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 
 #include "cli/cli.h"
+#include "sys/json.h"
 
 static const rb_param_spec bench_options[] = {
     {"arch", RB_PARAM_STRING, NULL, NULL, RB_PARAM_REQUIRED,
@@ -208,11 +209,11 @@ static rb_status time_attack(bench *b, const rb_plugin *plugin, const rb_params 
 static json_object *timing_json(const timing *t, int64_t batch, double gflop)
 {
     json_object *o = json_object_new_object();
-    json_object_object_add(o, "ms", json_object_new_double(t->seconds * 1e3));
-    json_object_object_add(o, "images_per_second", json_object_new_double((double)batch / t->seconds));
+    json_object_object_add(o, "ms", rb_json_number(t->seconds * 1e3));
+    json_object_object_add(o, "images_per_second", rb_json_number((double)batch / t->seconds));
     if (gflop > 0)
-        json_object_object_add(o, "gflop_per_second", json_object_new_double(gflop / t->seconds));
-    json_object_object_add(o, "arena_mib", json_object_new_double(t->arena_mib));
+        json_object_object_add(o, "gflop_per_second", rb_json_number(gflop / t->seconds));
+    json_object_object_add(o, "arena_mib", rb_json_number(t->arena_mib));
     return o;
 }
 
@@ -258,6 +259,14 @@ static int run_bench(const cli_command *self, rb_params *o, int argc, char **arg
     b.engine.precision = cli_precision(o);
     b.engine.conv_algorithm = cli_conv_algorithm(o);
     s = rb_model_create(&b.model, arch, cli_plugin_params("arch"), &input);
+    if (s == RB_OK) {
+        /* the engines come one at a time; a training one is the largest.
+         * Images: the batch and, for attacks, its adversarial copy. */
+        rb_memory_engine one = {b.batch, !(all || strcmp(only, "train") == 0)};
+        uint64_t images = (uint64_t)b.batch * (uint64_t)channels * (uint64_t)size * (uint64_t)size * sizeof(float);
+        s = rb_model_check_memory(b.model, &b.engine, &one, 1, attack != NULL ? 2 * images : images,
+                                  "lower --batch-size or --image-size");
+    }
     if (s == RB_OK)
         s = rb_graph_init_params(rb_model_graph(b.model), 1);
     if (s != RB_OK) {
@@ -312,9 +321,9 @@ static int run_bench(const cli_command *self, rb_params *o, int argc, char **arg
         json_object_object_add(root, "repeats", json_object_new_int(b.repeats));
         if (train.done) {
             json_object *t = timing_json(&train, b.batch, train_gflop);
-            json_object_object_add(t, "forward_ms", json_object_new_double(train.parts[0] * 1e3));
-            json_object_object_add(t, "backward_ms", json_object_new_double(train.parts[1] * 1e3));
-            json_object_object_add(t, "sgd_ms", json_object_new_double(train.parts[2] * 1e3));
+            json_object_object_add(t, "forward_ms", rb_json_number(train.parts[0] * 1e3));
+            json_object_object_add(t, "backward_ms", rb_json_number(train.parts[1] * 1e3));
+            json_object_object_add(t, "sgd_ms", rb_json_number(train.parts[2] * 1e3));
             json_object_object_add(root, "train", t);
         }
         if (infer.done)

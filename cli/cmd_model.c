@@ -437,7 +437,12 @@ static int run_infer(const cli_command *self, rb_params *o, int argc, char **arg
     {
         rb_engine_options eo = {.threads = (int)get_int(o, "threads"), .data_grads_only = true,
                                 .precision = cli_precision(o), .conv_algorithm = cli_conv_algorithm(o)};
-        if ((s = rb_engine_create(&engine, rb_model_graph(model), batch, &eo)) != RB_OK)
+        rb_memory_engine one = {batch, true};
+        /* the batch buffers: images, logits and gradients */
+        if ((s = rb_model_check_memory(model, &eo, &one, 1,
+                                       (uint64_t)batch * (uint64_t)(2 * per + k) * sizeof(float),
+                                       "lower --batch-size or infer smaller images")) != RB_OK ||
+            (s = rb_engine_create(&engine, rb_model_graph(model), batch, &eo)) != RB_OK)
             goto done;
     }
     batch_images = calloc((size_t)(batch * per), sizeof *batch_images);
@@ -529,13 +534,35 @@ static const rb_param_spec inspect_options[] = {
     {"json", RB_PARAM_BOOL, "false", NULL, 0, "print JSON (metadata and tensor table)"},
     {NULL}};
 
+/* The end of inspect: with non-finite tensors, one line and exit 1. */
+static int inspect_end(const cli_command *self, const char *path, rb_checkpoint *ck, rb_nonfinite_count *nonfinite, size_t bad,
+                       size_t first_bad)
+{
+    int code = RB_EXIT_OK;
+    if (bad > 0) {
+        rb_checkpoint_tensor t;
+        rb_checkpoint_get(ck, first_bad, &t);
+        fprintf(stderr,
+                "robusta %s: %s: %zu tensor%s hold%s NaN or infinite values, the first '%s' (%lld NaN, %lld "
+                "infinite, from flat index %lld): the model is not usable\n",
+                self->name, path, bad, bad == 1 ? "" : "s", bad == 1 ? "s" : "", t.name,
+                (long long)nonfinite[first_bad].nan, (long long)nonfinite[first_bad].inf,
+                (long long)nonfinite[first_bad].first);
+        code = RB_EXIT_FAILURE;
+    }
+    free(nonfinite);
+    rb_checkpoint_destroy(ck);
+    return code;
+}
+
 static int run_inspect(const cli_command *self, rb_params *o, int argc, char **args)
 {
     bool verify = false, as_json = false;
     rb_checkpoint *ck = NULL;
+    rb_nonfinite_count *nonfinite = NULL;
     rb_status s;
     uint64_t raw = 0, stored = 0;
-    size_t count;
+    size_t count, bad = 0, first_bad = 0;
 
     if (argc != 1) {
         rb_error_set(RB_ERR_INVALID_ARGUMENT, "inspect takes one checkpoint path (got %d)", argc);
@@ -547,6 +574,21 @@ static int run_inspect(const cli_command *self, rb_params *o, int argc, char **a
     if ((s = rb_checkpoint_load(&ck, args[0], verify ? 0 : RB_CHECKPOINT_INDEX_ONLY)) != RB_OK)
         return cli_fail(self->name, s);
     count = rb_checkpoint_count(ck);
+    /* Checksums cannot see a NaN that was saved as one: --verify counts them. */
+    if (verify) {
+        nonfinite = calloc(count ? count : 1, sizeof *nonfinite);
+        if (nonfinite == NULL) {
+            rb_checkpoint_destroy(ck);
+            return cli_fail(self->name, rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory"));
+        }
+        for (size_t i = 0; i < count; i++) {
+            rb_checkpoint_tensor t;
+            rb_checkpoint_get(ck, i, &t);
+            rb_checkpoint_tensor_nonfinite(&t, &nonfinite[i]);
+            if (nonfinite[i].nan + nonfinite[i].inf > 0 && bad++ == 0)
+                first_bad = i;
+        }
+    }
     if (as_json) {
         json_object *root = json_object_new_object(), *list = json_object_new_array();
         json_object *meta = json_tokener_parse(rb_checkpoint_metadata(ck));
@@ -565,15 +607,21 @@ static int run_inspect(const cli_command *self, rb_params *o, int argc, char **a
             json_object_object_add(e, "bytes", json_object_new_int64((int64_t)t.nbytes));
             json_object_object_add(e, "stored_bytes", json_object_new_int64((int64_t)t.stored_bytes));
             json_object_object_add(e, "crc32", json_object_new_int64(t.crc32));
+            if (verify) {
+                json_object_object_add(e, "nan", json_object_new_int64(nonfinite[i].nan));
+                json_object_object_add(e, "inf", json_object_new_int64(nonfinite[i].inf));
+                json_object_object_add(e, "first_nonfinite", nonfinite[i].first >= 0
+                                                                 ? json_object_new_int64(nonfinite[i].first)
+                                                                 : NULL);
+            }
             json_object_array_add(list, e);
         }
         json_object_object_add(root, "tensors", list);
         if (verify)
-            json_object_object_add(root, "verified", json_object_new_boolean(true));
+            json_object_object_add(root, "verified", json_object_new_boolean(bad == 0));
         printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(root);
-        rb_checkpoint_destroy(ck);
-        return RB_EXIT_OK;
+        return inspect_end(self, args[0], ck, nonfinite, bad, first_bad);
     }
     {
         json_object *meta = json_tokener_parse(rb_checkpoint_metadata(ck));
@@ -594,10 +642,17 @@ static int run_inspect(const cli_command *self, rb_params *o, int argc, char **a
     }
     printf("%zu tensors, %llu bytes, %llu stored (%.1f%%)\n", count, (unsigned long long)raw,
            (unsigned long long)stored, raw ? 100.0 * (double)stored / (double)raw : 100.0);
-    if (verify)
-        printf("verified: every tensor decompressed and matched its checksums\n");
-    rb_checkpoint_destroy(ck);
-    return RB_EXIT_OK;
+    for (size_t i = 0; i < count && bad > 0; i++) {
+        rb_checkpoint_tensor t;
+        if (nonfinite[i].nan + nonfinite[i].inf == 0)
+            continue;
+        rb_checkpoint_get(ck, i, &t);
+        printf("non-finite: %s: %lld NaN, %lld infinite, the first at flat index %lld\n", t.name,
+               (long long)nonfinite[i].nan, (long long)nonfinite[i].inf, (long long)nonfinite[i].first);
+    }
+    if (verify && bad == 0)
+        printf("verified: every tensor decompressed, matched its checksums and holds finite values\n");
+    return inspect_end(self, args[0], ck, nonfinite, bad, first_bad);
 }
 
 const cli_command cli_inspect_command = {
@@ -607,7 +662,8 @@ const cli_command cli_inspect_command = {
     .description =
         "Prints a .rbt checkpoint's metadata and its tensors (name, dtype, shape, sizes, CRC-32).\n"
         "The header and index are always validated; --verify also decompresses every tensor\n"
-        "and checks zstd's checksum and the CRC-32, and fails naming the first bad tensor.",
+        "and checks zstd's checksum and the CRC-32, and fails naming the first bad tensor; it\n"
+        "also counts NaN and infinite values in float tensors and fails (exit 1) if there are any.",
     .options = inspect_options,
     .run = run_inspect,
 };

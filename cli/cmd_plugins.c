@@ -10,6 +10,7 @@
 #include <json-c/json.h>
 
 #include "cli/cli.h"
+#include "sys/json.h"
 
 static const rb_param_spec plugins_options[] = {
     {"json", RB_PARAM_BOOL, "false", NULL, 0, "print JSON instead of text"},
@@ -92,7 +93,7 @@ static json_object *json_default(const rb_params *defaults, const rb_param_spec 
         return json_object_new_int64(i);
     case RB_PARAM_FLOAT:
         rb_params_get_float(defaults, s->name, &f);
-        return json_object_new_double(f);
+        return rb_json_number(f);
     case RB_PARAM_BOOL:
         rb_params_get_bool(defaults, s->name, &b);
         return json_object_new_boolean(b);
@@ -110,7 +111,7 @@ static json_object *json_default(const rb_params *defaults, const rb_param_spec 
         rb_params_get_float_list(defaults, s->name, &reals, &n);
         array = json_object_new_array();
         for (size_t k = 0; k < n; k++)
-            json_object_array_add(array, json_object_new_double(reals[k]));
+            json_object_array_add(array, rb_json_number(reals[k]));
         return array;
     }
     return NULL;

@@ -12,6 +12,7 @@
 #include <robusta/train.h>
 
 #include "cli/cli.h"
+#include "sys/json.h"
 
 static int usage(const char *command, const char *fmt, ...) RB_PRINTF(2, 3);
 
@@ -260,7 +261,7 @@ static json_object *per_class_json(const rb_split *split, int64_t classes, const
         json_object_object_add(e, "count", json_object_new_int64(count[k]));
         json_object_object_add(e, "correct", json_object_new_int64(correct[k]));
         json_object_object_add(e, "accuracy",
-                               count[k] ? json_object_new_double((double)correct[k] / (double)count[k]) : NULL);
+                               count[k] ? rb_json_number((double)correct[k] / (double)count[k]) : NULL);
         json_object_array_add(list, e);
     }
     return list;
@@ -328,8 +329,8 @@ static int run_eval(const cli_command *self, rb_params *o, int argc, char **args
         json_object_object_add(root, "classes", classes ? json_object_new_string(classes) : NULL);
         json_object_object_add(root, "count", json_object_new_int64(ev.count));
         json_object_object_add(root, "correct", json_object_new_int64(ev.correct));
-        json_object_object_add(root, "accuracy", json_object_new_double(ev.accuracy));
-        json_object_object_add(root, "mean_loss", json_object_new_double(ev.mean_loss));
+        json_object_object_add(root, "accuracy", rb_json_number(ev.accuracy));
+        json_object_object_add(root, "mean_loss", rb_json_number(ev.mean_loss));
         if (ev.robust) {
             json_object *params = json_object_new_object();
             const rb_params *ap = cli_plugin_params("attack");
@@ -345,7 +346,7 @@ static int run_eval(const cli_command *self, rb_params *o, int argc, char **args
             json_object_object_add(root, "random_start", json_object_new_boolean(ao.random_start));
             json_object_object_add(root, "keep_best", json_object_new_boolean(ao.keep_best));
             json_object_object_add(root, "robust_correct", json_object_new_int64(ev.robust_correct));
-            json_object_object_add(root, "robust_accuracy", json_object_new_double(ev.robust_accuracy));
+            json_object_object_add(root, "robust_accuracy", rb_json_number(ev.robust_accuracy));
             json_object_object_add(root, "robust_per_class",
                                    per_class_json(split, ev.classes, ev.class_count, ev.class_robust_correct));
         }

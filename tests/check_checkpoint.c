@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -1230,6 +1231,93 @@ START_TEST(saves_replace_whole_files_or_nothing)
 }
 END_TEST
 
+/* A FIFO, a folder and a character device are refused at once, never
+ * waited on: opening a FIFO for reading used to block until a writer came.
+ * alarm() turns a regression into a failure (SIGALRM) instead of a hang. */
+START_TEST(special_files_are_refused_without_blocking)
+{
+    char fifo[PATH_MAX + 16], msg[PATH_MAX + 64];
+    const char *paths[3];
+    const char *kinds[] = {"a FIFO", "a folder", "a character device"};
+    rb_checkpoint *ck = (rb_checkpoint *)1;
+    snprintf(fifo, sizeof fifo, "%s/x.rbt", dir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    paths[0] = fifo;
+    paths[1] = dir;
+    paths[2] = "/dev/null";
+    alarm(10);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(rb_checkpoint_load(&ck, paths[i], 0), RB_ERR_IO);
+        ck_assert_ptr_null(ck);
+        snprintf(msg, sizeof msg, "%s is not a regular file (it is %s)", paths[i], kinds[i]);
+        ck_assert_str_eq(rb_last_error(), msg);
+        ck_assert_int_eq(rb_checkpoint_load(&ck, paths[i], RB_CHECKPOINT_INDEX_ONLY), RB_ERR_IO);
+    }
+    alarm(0);
+    unlink(fifo);
+}
+END_TEST
+
+/* NaN and infinities are counted in f32 and bf16 tensors (checksums pass:
+ * they were saved faithfully), other dtypes never, and check_finite names
+ * the first such tensor with its counts and first index. */
+START_TEST(non_finite_values_are_counted_and_named)
+{
+    rb_checkpoint *ck, *back;
+    rb_checkpoint_tensor t;
+    rb_nonfinite_count c;
+    char path[PATH_MAX + 16], want[PATH_MAX + 256];
+    float f[6] = {1, 2, 3, 4, 5, 6};
+    uint16_t b[4] = {0x3f80, 0x7fc0, 0xff80, 0x7f80}; /* 1, NaN, -Inf, +Inf */
+    int32_t ints[2] = {0x7fc00000, -1};             /* NaN's bits, as an integer: finite */
+    snprintf(path, sizeof path, "%s/n.rbt", dir);
+    ck_assert_int_eq(rb_checkpoint_create(&ck), RB_OK);
+    ck_assert_int_eq(rb_checkpoint_add(ck, "ok", RB_DTYPE_F32, 1, (const int64_t[]){6}, f), RB_OK);
+    ck_assert_int_eq(rb_checkpoint_add(ck, "ints", RB_DTYPE_I32, 1, (const int64_t[]){2}, ints), RB_OK);
+    f[4] = NAN;
+    f[2] = -INFINITY;
+    f[5] = NAN;
+    ck_assert_int_eq(rb_checkpoint_add(ck, "bad", RB_DTYPE_F32, 2, (const int64_t[]){2, 3}, f), RB_OK);
+    ck_assert_int_eq(rb_checkpoint_add(ck, "half", RB_DTYPE_BF16, 1, (const int64_t[]){4}, b), RB_OK);
+    ck_assert_int_eq(rb_checkpoint_save(ck, path, 0), RB_OK);
+    rb_checkpoint_destroy(ck);
+
+    ck_assert_int_eq(rb_checkpoint_load(&back, path, 0), RB_OK); /* checksums hold */
+    ck_assert_int_eq(rb_checkpoint_find(back, "ok", &t), RB_OK);
+    rb_checkpoint_tensor_nonfinite(&t, &c);
+    ck_assert(c.nan == 0 && c.inf == 0 && c.first == -1);
+    ck_assert_int_eq(rb_checkpoint_find(back, "ints", &t), RB_OK);
+    rb_checkpoint_tensor_nonfinite(&t, &c);
+    ck_assert(c.nan == 0 && c.inf == 0 && c.first == -1);
+    ck_assert_int_eq(rb_checkpoint_find(back, "bad", &t), RB_OK);
+    rb_checkpoint_tensor_nonfinite(&t, &c);
+    ck_assert_int_eq(c.nan, 2);
+    ck_assert_int_eq(c.inf, 1);
+    ck_assert_int_eq(c.first, 2);
+    ck_assert_int_eq(rb_checkpoint_find(back, "half", &t), RB_OK);
+    rb_checkpoint_tensor_nonfinite(&t, &c);
+    ck_assert_int_eq(c.nan, 1);
+    ck_assert_int_eq(c.inf, 2);
+    ck_assert_int_eq(c.first, 1);
+    ck_assert_int_eq(rb_checkpoint_check_finite(back, NULL), RB_ERR_CORRUPT);
+    snprintf(want, sizeof want,
+             "%s: tensor 'bad' holds 2 NaN and 1 infinite values (the first at flat index 2): the model diverged or "
+             "the file was damaged; use an earlier checkpoint", path);
+    ck_assert_str_eq(rb_last_error(), want);
+    rb_checkpoint_destroy(back);
+    /* Index-only loads have no data to count. */
+    ck_assert_int_eq(rb_checkpoint_load(&back, path, RB_CHECKPOINT_INDEX_ONLY), RB_OK);
+    ck_assert_int_eq(rb_checkpoint_check_finite(back, "x"), RB_OK);
+    rb_checkpoint_destroy(back);
+    /* A finite checkpoint passes. */
+    ck_assert_int_eq(rb_checkpoint_create(&ck), RB_OK);
+    f[2] = f[4] = f[5] = 0;
+    ck_assert_int_eq(rb_checkpoint_add(ck, "ok", RB_DTYPE_F32, 1, (const int64_t[]){6}, f), RB_OK);
+    ck_assert_int_eq(rb_checkpoint_check_finite(ck, "x"), RB_OK);
+    rb_checkpoint_destroy(ck);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -1248,6 +1336,8 @@ int main(void)
     tcase_add_test(tc, lying_header_documents_are_refused);
     tcase_add_test(tc, misuse_is_refused_and_changes_nothing);
     tcase_add_test(tc, saves_replace_whole_files_or_nothing);
+    tcase_add_test(tc, special_files_are_refused_without_blocking);
+    tcase_add_test(tc, non_finite_values_are_counted_and_named);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

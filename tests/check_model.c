@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <time.h>
 
 #include <robusta/robusta.h>
 
@@ -406,7 +407,7 @@ START_TEST(export_round_trips_and_inspect_shows_the_table)
     ck_assert_ptr_null(strstr(r.out, "verified"));
     RUN(&r, NULL, "inspect", rbt, "--verify");
     ck_assert_int_eq(r.code, 0);
-    ck_assert_ptr_nonnull(strstr(r.out, "verified: every tensor decompressed and matched its checksums"));
+    ck_assert_ptr_nonnull(strstr(r.out, "verified: every tensor decompressed, matched its checksums and holds finite values"));
     {
         /* A flipped byte near the end (inside the last tensor's frame). */
         FILE *f = fopen(rbt, "r+b");
@@ -427,6 +428,166 @@ START_TEST(export_round_trips_and_inspect_shows_the_table)
 }
 END_TEST
 
+/* Copies every tensor, setting element `poison_index` of `edit_name` to
+ * `poison` (adding it as a 3-element state tensor when it is not there). */
+static float poison;
+static int64_t poison_index;
+
+static void poison_tensor(rb_checkpoint **ck)
+{
+    rb_checkpoint *out;
+    bool found = false;
+    ck_assert_int_eq(rb_checkpoint_create(&out), RB_OK);
+    ck_assert_int_eq(rb_checkpoint_set_metadata(out, rb_checkpoint_metadata(*ck)), RB_OK);
+    for (size_t i = 0; i < rb_checkpoint_count(*ck); i++) {
+        rb_checkpoint_tensor t;
+        float *copy;
+        rb_checkpoint_get(*ck, i, &t);
+        copy = malloc(t.nbytes);
+        ck_assert_ptr_nonnull(copy);
+        memcpy(copy, t.data, t.nbytes);
+        if (strcmp(t.name, edit_name) == 0) {
+            copy[poison_index] = poison;
+            found = true;
+        }
+        ck_assert_int_eq(rb_checkpoint_add(out, t.name, t.dtype, t.ndim, t.shape, copy), RB_OK);
+        free(copy);
+    }
+    if (!found) {
+        float v[3] = {0, 0, 0};
+        v[poison_index] = poison;
+        ck_assert_int_eq(rb_checkpoint_add(out, edit_name, RB_DTYPE_F32, 1, (const int64_t[]){3}, v), RB_OK);
+    }
+    rb_checkpoint_destroy(*ck);
+    *ck = out;
+}
+
+/* A NaN or an infinity anywhere (a weight, a batch-norm statistic, the
+ * optimizer state a resume reads) is refused where a model is built from
+ * a checkpoint, naming the file and the tensor: one check serves infer,
+ * eval, attack, transfer and --resume. */
+START_TEST(loading_refuses_non_finite_tensors)
+{
+    rb_model *m = small_model(reg, 16, 3);
+    edit_name = "layer1.0.conv1.weight", poison = NAN, poison_index = 7;
+    expect_load_failure(m, poison_tensor, RB_ERR_CORRUPT,
+                        "x.rbt: tensor 'layer1.0.conv1.weight' holds 1 NaN and 0 infinite values (the first at flat "
+                        "index 7): the model diverged or the file was damaged; use an earlier checkpoint");
+    edit_name = "bn1.running_var", poison = INFINITY, poison_index = 0;
+    expect_load_failure(m, poison_tensor, RB_ERR_CORRUPT,
+                        "x.rbt: tensor 'bn1.running_var' holds 0 NaN and 1 infinite values (the first at flat "
+                        "index 0): the model diverged or the file was damaged; use an earlier checkpoint");
+    edit_name = RB_MODEL_STATE_PREFIX "momentum.fc.bias", poison = -INFINITY, poison_index = 2;
+    expect_load_failure(m, poison_tensor, RB_ERR_CORRUPT,
+                        "x.rbt: tensor 'state.momentum.fc.bias' holds 0 NaN and 1 infinite values (the first at "
+                        "flat index 2): the model diverged or the file was damaged; use an earlier checkpoint");
+    {
+        /* and through a file, as the commands load them */
+        char path[PATH_MAX], want[PATH_MAX + 200];
+        rb_checkpoint *ck;
+        rb_model *back = (rb_model *)1;
+        path_in(path, "nan.rbt");
+        edit_name = "fc.weight", poison = NAN, poison_index = 3;
+        ck_assert_int_eq(rb_model_to_checkpoint(m, &ck), RB_OK);
+        poison_tensor(&ck);
+        ck_assert_int_eq(rb_checkpoint_save(ck, path, 0), RB_OK);
+        rb_checkpoint_destroy(ck);
+        ck_assert_int_eq(rb_model_load(&back, reg, path, 0, 0), RB_ERR_CORRUPT);
+        ck_assert_ptr_null(back);
+        snprintf(want, sizeof want,
+                 "%s: tensor 'fc.weight' holds 1 NaN and 0 infinite values (the first at flat index 3): the model "
+                 "diverged or the file was damaged; use an earlier checkpoint", path);
+        ck_assert_str_eq(rb_last_error(), want);
+    }
+    rb_model_destroy(m);
+}
+END_TEST
+
+/* rb_engine_estimate_bytes, from shapes alone, against the arena the
+ * engine really plans: within a factor of two either way (measured 0.8 to
+ * 1.25 on ResNets from 8x8 to 256x256), for training and data-gradient
+ * engines; and instant for images no machine could hold. */
+START_TEST(arena_estimate_is_within_a_factor_of_two)
+{
+    struct {
+        int64_t size, batch;
+    } cases[] = {{16, 8}, {32, 16}, {48, 4}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rb_model *m = small_model(reg, cases[i].size, 1);
+        for (int mode = 0; mode < 2; mode++) {
+            rb_engine_options eo = {.threads = 1, .data_grads_only = mode == 1};
+            rb_engine *e;
+            uint64_t est;
+            double ratio;
+            ck_assert_int_eq(rb_engine_estimate_bytes(rb_model_graph(m), cases[i].batch, &eo, &est), RB_OK);
+            ck_assert_int_eq(rb_engine_create(&e, rb_model_graph(m), cases[i].batch, &eo), RB_OK);
+            ratio = (double)rb_engine_arena_bytes(e) / (double)est;
+            ck_assert_msg(ratio >= 0.5 && ratio <= 2.0, "%lldx%lld batch %lld %s: arena %zu, estimate %llu (x%.2f)",
+                          (long long)cases[i].size, (long long)cases[i].size, (long long)cases[i].batch,
+                          mode ? "data grads" : "training", rb_engine_arena_bytes(e), (unsigned long long)est, ratio);
+            rb_engine_destroy(e);
+        }
+        rb_model_destroy(m);
+    }
+    {
+        rb_model *m = small_model(reg, 16384, 1);
+        uint64_t est, est2;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        ck_assert_int_eq(rb_engine_estimate_bytes(rb_model_graph(m), 128, NULL, &est), RB_OK);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        ck_assert((double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec) < 0.1);
+        /* the input alone: 128 x 16 (3 padded) x 16384^2 floats */
+        ck_assert(est > (uint64_t)128 * 16 * 16384 * 16384 * 4);
+        ck_assert_int_eq(rb_engine_estimate_bytes(rb_model_graph(m), 256, NULL, &est2), RB_OK);
+        ck_assert(est2 > est + est / 2); /* grows with the batch */
+        ck_assert_int_eq(rb_engine_estimate_bytes(rb_model_graph(m), 0, NULL, &est), RB_ERR_INVALID_ARGUMENT);
+        rb_model_destroy(m);
+    }
+}
+END_TEST
+
+/* "362,115" -> 362115 */
+static double mib_field(const char *text, const char *after)
+{
+    const char *p = strstr(text, after);
+    double v = 0;
+    ck_assert_msg(p != NULL, "no '%s' in %s", after, text);
+    for (p += strlen(after); (*p >= '0' && *p <= '9') || *p == ','; p++)
+        if (*p != ',')
+            v = v * 10 + (*p - '0');
+    return v;
+}
+
+/* rb_model_check_memory: passes what fits, refuses what cannot with the
+ * figures (estimate, data, this machine's memory) and the advice. */
+START_TEST(memory_check_refuses_what_cannot_fit)
+{
+    rb_model *small = small_model(reg, 16, 1), *huge = small_model(reg, 16384, 1);
+    rb_memory_engine two[2] = {{128, false}, {256, true}};
+    uint64_t machine = rb_machine_memory_bytes(), a, b;
+    double mib = 1 << 20;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    ck_assert(machine > 0 && machine <= (uint64_t)pages * (uint64_t)page);
+    ck_assert_int_eq(rb_model_check_memory(small, NULL, two, 2, 1 << 20, "x"), RB_OK);
+    ck_assert_int_eq(rb_model_check_memory(huge, NULL, two, 2, 3 << 20, "lower --batch-size"), RB_ERR_OUT_OF_MEMORY);
+    ck_assert_int_eq(rb_engine_estimate_bytes(rb_model_graph(huge), 128, NULL, &a), RB_OK);
+    ck_assert_int_eq(rb_engine_estimate_bytes(rb_model_graph(huge), 256, NULL, &b), RB_OK);
+    {
+        const char *msg = rb_last_error();
+        ck_assert_msg(strncmp(msg, "needs about ", 12) == 0, "%s", msg);
+        ck_assert_double_eq(mib_field(msg, "needs about "), ceil(((double)a + (double)b + (3 << 20)) / mib));
+        ck_assert_double_eq(mib_field(msg, "(arena "), ceil(((double)a + (double)b) / mib));
+        ck_assert_ptr_nonnull(strstr(msg, " MiB at batch 128, 3x16384x16384 images; data 3 MiB) but this machine has "));
+        ck_assert_double_eq(mib_field(msg, "but this machine has "), ceil((double)machine / mib));
+        ck_assert_ptr_nonnull(strstr(msg, " MiB: lower --batch-size"));
+        ck_assert_ptr_null(strchr(msg, '\n'));
+    }
+    rb_model_destroy(small);
+    rb_model_destroy(huge);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("model");
@@ -442,6 +603,9 @@ int main(void)
     tcase_add_test(tc, import_reads_torchvision_names_and_refuses_what_does_not_fit);
     tcase_add_test(tc, infer_matches_the_double_reference);
     tcase_add_test(tc, export_round_trips_and_inspect_shows_the_table);
+    tcase_add_test(tc, loading_refuses_non_finite_tensors);
+    tcase_add_test(tc, arena_estimate_is_within_a_factor_of_two);
+    tcase_add_test(tc, memory_check_refuses_what_cannot_fit);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -98,6 +98,19 @@ RB_API rb_status rb_checkpoint_get(const rb_checkpoint *ckpt, size_t index, rb_c
 /* RB_ERR_NOT_FOUND (naming the checkpoint's closest name) when absent. */
 RB_API rb_status rb_checkpoint_find(const rb_checkpoint *ckpt, const char *name, rb_checkpoint_tensor *out);
 
+/* NaN and infinite values of a float tensor (f32 or bf16): counts and the
+ * flat index of the first (-1: none). Other dtypes and tensors without
+ * data (index-only loads) count none. */
+typedef struct rb_nonfinite_count {
+    int64_t nan, inf, first;
+} rb_nonfinite_count;
+RB_API void rb_checkpoint_tensor_nonfinite(const rb_checkpoint_tensor *tensor, rb_nonfinite_count *out);
+/* RB_ERR_CORRUPT, naming `what` (NULL: the file it was read from), the
+ * first tensor holding a NaN or an infinity, their counts and the first
+ * index, when any float tensor does; checksums cannot tell (a diverged run
+ * saves NaN faithfully). Models refuse such checkpoints when they load. */
+RB_API rb_status rb_checkpoint_check_finite(const rb_checkpoint *ckpt, const char *what);
+
 /* Writes the checkpoint atomically; `level` is zstd's compression level
  * (0: zstd's default, 3). */
 RB_API rb_status rb_checkpoint_save(const rb_checkpoint *ckpt, const char *path, int level);

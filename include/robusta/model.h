@@ -60,6 +60,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <robusta/checkpoint.h>
+#include <robusta/engine.h>
 #include <robusta/graph.h>
 #include <robusta/params.h>
 #include <robusta/plugin.h>
@@ -171,6 +172,30 @@ RB_API rb_status rb_model_load(rb_model **out, const rb_registry *registry, cons
 /* Copies a checkpoint's parameters into the model's graph (same architecture;
  * every parameter must be present with its shape). */
 RB_API rb_status rb_model_load_params(rb_model *model, const rb_checkpoint *ckpt, const char *what);
+
+/* ------------------------------------------------------------ will it fit? */
+
+/* One engine a command will create for a model. */
+typedef struct rb_memory_engine {
+    int64_t batch;
+    bool data_grads_only; /* as rb_engine_options.data_grads_only */
+} rb_memory_engine;
+
+/* Bytes of memory this machine lets the process have: physical memory,
+ * or the cgroup's memory.max where that is lower. */
+RB_API uint64_t rb_machine_memory_bytes(void);
+
+/* Refuses, before anything is allocated or planned, what cannot fit: the
+ * arenas of `engines` (rb_engine_estimate_bytes on the model's graph at
+ * its input size) plus `data_bytes` (datasets, batch buffers) against
+ * rb_machine_memory_bytes(). RB_ERR_OUT_OF_MEMORY with one line (the
+ * batch it names is the first engine's): "needs
+ * about 362,115 MiB (arena 361,000 MiB at batch 128, 3x4096x4096 images;
+ * data 1,115 MiB) but this machine has 23,980 MiB: ADVICE". Takes
+ * microseconds whatever the sizes. */
+RB_API rb_status rb_model_check_memory(const rb_model *model, const rb_engine_options *options,
+                                       const rb_memory_engine *engines, size_t count, uint64_t data_bytes,
+                                       const char *advice);
 
 #ifdef __cplusplus
 }

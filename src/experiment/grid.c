@@ -18,6 +18,7 @@
 #include <robusta/robusta.h>
 
 #include "sys/internal.h"
+#include "sys/json.h"
 
 typedef struct grid_ctx {
     const rb_grid_spec *spec;
@@ -109,11 +110,6 @@ static double jnum(json_object *o, const char *key)
         !(json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int)))
         return NAN;
     return json_object_get_double(v);
-}
-
-static json_object *json_num(double v)
-{
-    return isnan(v) ? NULL : json_object_new_double(v);
 }
 
 static rb_status write_json_file(const char *path, json_object *o)
@@ -345,10 +341,10 @@ static rb_status run_source(grid_ctx *g, size_t a, size_t e, size_t sd, source_r
     json_object_object_add(done, "arch", json_object_new_string(arch->label));
     json_object_object_add(done, "eps", json_object_new_string(src->eps_text[e]));
     json_object_object_add(done, "seed", json_object_new_int64((int64_t)src->seeds[sd]));
-    json_object_object_add(done, "test_acc", json_num(res->test_acc));
-    json_object_object_add(done, "robust_acc", json_num(res->robust_acc));
-    json_object_object_add(done, "robust_eps", json_num(isnan(res->robust_acc) ? NAN : g->robust_eps));
-    json_object_object_add(done, "seconds", json_object_new_double(res->seconds));
+    json_object_object_add(done, "test_acc", rb_json_number(res->test_acc));
+    json_object_object_add(done, "robust_acc", rb_json_number(res->robust_acc));
+    json_object_object_add(done, "robust_eps", rb_json_number(isnan(res->robust_acc) ? NAN : g->robust_eps));
+    json_object_object_add(done, "seconds", rb_json_number(res->seconds));
     snprintf(path, sizeof path, "%s/result.json", dir);
     s = write_json_file(path, done);
     json_object_put(done);
@@ -474,8 +470,8 @@ static rb_status run_transfer(grid_ctx *g, size_t a, size_t e, size_t sd, size_t
     json_object_object_add(done, "target", json_object_new_string(row.target));
     json_object_object_add(done, "mode", json_object_new_string(row.mode));
     json_object_object_add(done, "transfer_seed", json_object_new_int64((int64_t)row.transfer_seed));
-    json_object_object_add(done, "target_acc", json_num(row.target_acc));
-    json_object_object_add(done, "seconds", json_object_new_double(row.seconds));
+    json_object_object_add(done, "target_acc", rb_json_number(row.target_acc));
+    json_object_object_add(done, "seconds", rb_json_number(row.seconds));
     snprintf(path, sizeof path, "%s/result.json", dir);
     s = write_json_file(path, done);
     json_object_put(done);

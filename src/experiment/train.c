@@ -17,6 +17,7 @@
 #include <robusta/train.h>
 
 #include "sys/internal.h"
+#include "sys/json.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -216,9 +217,9 @@ static rb_status write_config(const rb_train_config *c, const char *path)
     json_object_object_add(root, "epochs", json_object_new_int64(c->epochs));
     json_object_object_add(root, "batch_size", json_object_new_int64(c->batch_size));
     json_object_object_add(root, "eval_batch_size", json_object_new_int64(c->eval_batch_size));
-    json_object_object_add(root, "lr", json_object_new_double(c->lr));
-    json_object_object_add(root, "momentum", json_object_new_double(c->momentum));
-    json_object_object_add(root, "weight_decay", json_object_new_double(c->weight_decay));
+    json_object_object_add(root, "lr", rb_json_number(c->lr));
+    json_object_object_add(root, "momentum", rb_json_number(c->momentum));
+    json_object_object_add(root, "weight_decay", rb_json_number(c->weight_decay));
     json_object_object_add(root, "nesterov", json_object_new_boolean(c->nesterov));
     json_object_object_add(root, "schedule", json_object_new_string(c->schedule ? c->schedule : "constant"));
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)c->seed);
@@ -241,7 +242,7 @@ static rb_status write_config(const rb_train_config *c, const char *path)
         json_object_object_add(root, "attack_keep_best", json_object_new_boolean(c->attack_options.keep_best));
         snprintf(buf, sizeof buf, "%llu", (unsigned long long)c->attack_options.seed);
         json_object_object_add(root, "attack_seed", json_object_new_string(buf));
-        json_object_object_add(root, "eps_warmup", json_object_new_double(c->eps_warmup));
+        json_object_object_add(root, "eps_warmup", rb_json_number(c->eps_warmup));
     }
     json_object_object_add(root, "eval_every", json_object_new_int64(c->eval_every));
     if (c->source != NULL) {
@@ -434,7 +435,10 @@ static rb_status evaluate(rb_model *model, const rb_split *split, int64_t batch,
         return s;
     if (batch > rb_split_count(split))
         batch = rb_split_count(split);
-    if ((s = rb_engine_create(&engine, rb_model_graph(model), batch, &eo)) != RB_OK)
+    if ((s = rb_model_check_memory(model, &eo, &(rb_memory_engine){batch, true}, 1,
+                                   (uint64_t)batch * rb_split_example_size(split) * 2 * sizeof(float),
+                                   "lower --batch-size")) != RB_OK ||
+        (s = rb_engine_create(&engine, rb_model_graph(model), batch, &eo)) != RB_OK)
         return s;
     s = evaluate_with(engine, model, split, atk, NULL, out);
     rb_engine_destroy(engine);
@@ -523,6 +527,78 @@ static rb_status open_splits(run *r)
         s = invalid("the training split has %lld examples, fewer than --batch-size %lld (the last partial batch "
                     "is dropped, so no step would run)",
                     (long long)rb_split_count(r->train), (long long)r->cfg.batch_size);
+    return s;
+}
+
+/* Before any work that grows with the images (the data's normalization
+ * pass, engine planning): data with one class, and what cannot fit in
+ * memory, each refused in one line. The model is r->model when resuming,
+ * else a throwaway one of the architecture at the data's size (building a
+ * graph allocates only its weights). */
+static rb_status copy_params(const rb_params *from, rb_params **out);
+
+static rb_status check_fits(run *r)
+{
+    rb_model *probe = NULL;
+    const rb_model *m = r->model;
+    rb_memory_engine engines[3];
+    size_t n = 0;
+    int c, h, w;
+    int64_t classes = rb_split_classes(r->train), eval_batch;
+    uint64_t data;
+    rb_status s = RB_OK;
+    rb_engine_options eo = {.threads = r->cfg.threads, .precision = r->cfg.precision,
+                            .conv_algorithm = r->cfg.conv_algorithm};
+    if (classes < 2 && r->source != NULL)
+        return invalid("the target %s has %lld class; transfer needs at least 2 (check --classes)",
+                       rb_split_name(r->train), (long long)classes);
+    if (classes < 2)
+        return invalid("--data %s%s%s leaves %lld class: training needs at least 2", r->cfg.data,
+                       r->cfg.classes != NULL ? " --classes " : "", r->cfg.classes != NULL ? r->cfg.classes : "",
+                       (long long)classes);
+    rb_split_shape(r->train, &c, &h, &w);
+    if (m == NULL) {
+        rb_model_input in = {.channels = c, .height = h, .width = w};
+        rb_params *p = NULL;
+        for (int k = 0; k < c && k < RB_MODEL_MAX_CHANNELS; k++)
+            in.mean[k] = 0, in.std[k] = 1;
+        if (r->source != NULL) {
+            in = *rb_model_get_input(r->source);
+            in.height = h;
+            in.width = w;
+            s = rb_model_create_with_head(&probe, rb_model_arch(r->source), rb_model_params(r->source), r->cfg.task,
+                                          r->cfg.task_params, &in, classes);
+        } else if ((s = copy_params(r->cfg.arch_params, &p)) == RB_OK) {
+            char k[32];
+            snprintf(k, sizeof k, "%lld", (long long)classes);
+            if (rb_params_declares(p, "num-classes") && rb_params_source(p, "num-classes") != RB_PARAM_GIVEN)
+                s = rb_params_set(p, "num-classes", k);
+            if (s == RB_OK)
+                s = rb_model_create(&probe, r->cfg.arch, p, &in);
+        }
+        rb_params_destroy(p);
+        if (s != RB_OK)
+            return s; /* create_model would say the same */
+        m = probe;
+    }
+    eval_batch = r->cfg.eval_batch_size;
+    if (r->has_test && eval_batch > rb_split_count(r->test))
+        eval_batch = rb_split_count(r->test); /* as setup sizes it */
+    engines[n++] = (rb_memory_engine){r->cfg.batch_size, false};
+    if (r->has_test)
+        engines[n++] = (rb_memory_engine){eval_batch, true};
+    if (r->cfg.attack != NULL)
+        engines[n++] = (rb_memory_engine){r->cfg.batch_size, true};
+    /* the loader's ring of float batches (threads + 1, at least 2) and the
+     * evaluation batch; the stored images are already loaded */
+    data = ((uint64_t)(r->cfg.threads > 0 ? r->cfg.threads + 1 : 3) * (uint64_t)r->cfg.batch_size +
+            (uint64_t)eval_batch) *
+           (uint64_t)c * (uint64_t)h * (uint64_t)w * sizeof(float);
+    s = rb_model_check_memory(m, &eo, engines, n, data,
+                              r->source != NULL || r->cfg.source != NULL
+                                  ? "lower --batch-size, --eval-batch-size or the target's --image-size"
+                                  : "lower --batch-size, --eval-batch-size or --image-size");
+    rb_model_destroy(probe);
     return s;
 }
 
@@ -839,14 +915,14 @@ static rb_status save_checkpoint(run *r, const char *path, bool with_state)
         json_object_object_add(tr, "schedule", json_object_new_string(r->cfg.schedule));
         snprintf(buf, sizeof buf, "%llu", (unsigned long long)r->cfg.seed);
         json_object_object_add(tr, "seed", json_object_new_string(buf));
-        json_object_object_add(tr, "lr", json_object_new_double(r->cfg.lr));
-        json_object_object_add(tr, "momentum", json_object_new_double(r->cfg.momentum));
-        json_object_object_add(tr, "weight_decay", json_object_new_double(r->cfg.weight_decay));
+        json_object_object_add(tr, "lr", rb_json_number(r->cfg.lr));
+        json_object_object_add(tr, "momentum", rb_json_number(r->cfg.momentum));
+        json_object_object_add(tr, "weight_decay", rb_json_number(r->cfg.weight_decay));
         json_object_object_add(tr, "nesterov", json_object_new_boolean(r->cfg.nesterov));
         json_object_object_add(tr, "batch_size", json_object_new_int64(r->cfg.batch_size));
         json_object_object_add(tr, "data", json_object_new_string(r->cfg.data));
         json_object_object_add(tr, "classes", json_str_or_null(r->cfg.classes));
-        json_object_object_add(tr, "best_test_acc", json_object_new_double(r->best_acc));
+        json_object_object_add(tr, "best_test_acc", rb_json_number(r->best_acc));
         json_object_object_add(tr, "best_epoch", json_object_new_int64(r->best_epoch));
         if (r->cfg.attack != NULL)
             json_object_object_add(tr, "attack", attack_json(r));
@@ -918,7 +994,7 @@ static json_object *attack_json(const run *r)
     json_object_object_add(a, "keep_best", json_object_new_boolean(o->keep_best));
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)o->seed);
     json_object_object_add(a, "seed", json_object_new_string(buf));
-    json_object_object_add(a, "eps_warmup", json_object_new_double(r->cfg.eps_warmup));
+    json_object_object_add(a, "eps_warmup", rb_json_number(r->cfg.eps_warmup));
     json_object_object_add(a, "eval_every", json_object_new_int64(r->cfg.eval_every));
     return a;
 }
@@ -1067,15 +1143,16 @@ static rb_status train_epochs(run *r, rb_train_result *res)
         /* Logs and checkpoints. */
         {
             char tl[32] = "", ta[32] = "", tlj[32] = "null", taj[32] = "null", ra[32] = "", raj[32] = "null";
+            char jn[4][32];
             if (!isnan(test_acc)) {
                 snprintf(tl, sizeof tl, "%.9g", test_loss);
                 snprintf(ta, sizeof ta, "%.9g", test_acc);
-                memcpy(tlj, tl, sizeof tl);
-                memcpy(taj, ta, sizeof ta);
+                rb_json_number_text(tlj, sizeof tlj, test_loss);
+                rb_json_number_text(taj, sizeof taj, test_acc);
             }
             if (!isnan(robust_acc)) {
                 snprintf(ra, sizeof ra, "%.9g", robust_acc);
-                memcpy(raj, ra, sizeof ra);
+                rb_json_number_text(raj, sizeof raj, robust_acc);
             }
             s = text_append(&r->csv, "%lld,%.9g,%.9g,%.9g,%s,%s,%.3f,%.1f", (long long)r->epoch, lr,
                             res->train_loss, res->train_acc, tl, ta, seconds, (double)seen / seconds);
@@ -1083,16 +1160,19 @@ static rb_status train_epochs(run *r, rb_train_result *res)
                 s = text_append(&r->csv, ",%.9g,%s", res->adv_train_acc, ra);
             if (s == RB_OK)
                 s = text_append(&r->csv, "\n");
+            /* JSON has no nan: a diverged loss is written as null */
             if (s == RB_OK)
                 s = text_append(&r->jsonl,
-                                "{\"epoch\": %lld, \"lr\": %.9g, \"train_loss\": %.9g, \"train_acc\": %.9g, "
+                                "{\"epoch\": %lld, \"lr\": %s, \"train_loss\": %s, \"train_acc\": %s, "
                                 "\"test_loss\": %s, \"test_acc\": %s, \"seconds\": %.3f, "
-                                "\"images_per_second\": %.1f",
-                                (long long)r->epoch, lr, res->train_loss, res->train_acc, tlj, taj, seconds,
-                                (double)seen / seconds);
+                                "\"images_per_second\": %s",
+                                (long long)r->epoch, rb_json_number_text(jn[0], sizeof jn[0], lr),
+                                rb_json_number_text(jn[1], sizeof jn[1], res->train_loss),
+                                rb_json_number_text(jn[2], sizeof jn[2], res->train_acc), tlj, taj, seconds,
+                                rb_json_number_text(jn[3], sizeof jn[3], round((double)seen / seconds * 10) / 10));
             if (s == RB_OK && adv)
-                s = text_append(&r->jsonl, ", \"adv_train_acc\": %.9g, \"robust_test_acc\": %s",
-                                res->adv_train_acc, raj);
+                s = text_append(&r->jsonl, ", \"adv_train_acc\": %s, \"robust_test_acc\": %s",
+                                rb_json_number_text(jn[0], sizeof jn[0], res->adv_train_acc), raj);
             if (s == RB_OK)
                 s = text_append(&r->jsonl, "}\n");
         }
@@ -1224,7 +1304,7 @@ static rb_status metrics_end(run *r, eval_metrics *tm)
         return rb_error_prefix("task %s: ", r->cfg.task->name);
     root = json_object_new_object();
     for (size_t i = 0; i < count; i++)
-        json_object_object_add(root, metrics[i].name, json_object_new_double(metrics[i].value));
+        json_object_object_add(root, metrics[i].name, rb_json_number(metrics[i].value));
     free(r->metrics_json);
     r->metrics_json = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(root);
@@ -1273,10 +1353,8 @@ rb_status rb_train(const rb_train_config *config, rb_train_result *result)
         return s;
     path_in(path, sizeof path, r.cfg.out_dir, "last.rbt");
     {
-        FILE *f = fopen(path, "rb");
-        if (f != NULL) {
+        if (access(path, F_OK) == 0) { /* not fopen: a FIFO there would block */
             static const char *const old_run[] = {"last.rbt", "best.rbt", "model.rbt"};
-            fclose(f);
             if (!r.cfg.force)
                 return invalid("%s already holds a run (last.rbt): continue it with --resume %s, start over with "
                                "--force, or choose another --out",
@@ -1291,7 +1369,7 @@ rb_status rb_train(const rb_train_config *config, rb_train_result *result)
     }
     if (r.cfg.source != NULL && (s = load_source(&r)) != RB_OK)
         goto done;
-    if ((s = open_splits(&r)) != RB_OK || (s = create_model(&r)) != RB_OK || (s = prepare_transfer(&r)) != RB_OK ||
+    if ((s = open_splits(&r)) != RB_OK || (s = check_fits(&r)) != RB_OK || (s = create_model(&r)) != RB_OK || (s = prepare_transfer(&r)) != RB_OK ||
         (s = setup(&r)) != RB_OK)
         goto done;
     if ((s = text_append(&r.csv, "%s", r.cfg.attack != NULL ? csv_header_adv : csv_header)) != RB_OK)
@@ -1575,7 +1653,7 @@ rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t 
         goto done;
     r.cfg.arch = rb_model_arch(r.model);
     r.cfg.arch_params = rb_model_params(r.model);
-    if ((s = rb_train_config_check(&r.cfg)) != RB_OK || (s = open_splits(&r)) != RB_OK ||
+    if ((s = rb_train_config_check(&r.cfg)) != RB_OK || (s = open_splits(&r)) != RB_OK || (s = check_fits(&r)) != RB_OK ||
         (s = prepare_transfer(&r)) != RB_OK || (s = setup(&r)) != RB_OK || (s = restore_state(&r, ck, path)) != RB_OK)
         goto done;
     rb_checkpoint_destroy(ck);

@@ -775,6 +775,63 @@ rb_status rb_checkpoint_get(const rb_checkpoint *ckpt, size_t index, rb_checkpoi
     return RB_OK;
 }
 
+void rb_checkpoint_tensor_nonfinite(const rb_checkpoint_tensor *t, rb_nonfinite_count *out)
+{
+    memset(out, 0, sizeof *out);
+    out->first = -1;
+    if (t == NULL || t->data == NULL)
+        return;
+    if (t->dtype == RB_DTYPE_F32) {
+        const unsigned char *p = t->data;
+        for (int64_t i = 0; i < t->numel; i++) {
+            float v;
+            memcpy(&v, p + (size_t)i * sizeof v, sizeof v); /* no alignment assumed */
+            if (isfinite(v))
+                continue;
+            if (isnan(v))
+                out->nan++;
+            else
+                out->inf++;
+            if (out->first < 0)
+                out->first = i;
+        }
+    } else if (t->dtype == RB_DTYPE_BF16) {
+        /* bf16 is the top half of an f32: all-ones exponent is NaN or Inf. */
+        const unsigned char *p = t->data;
+        for (int64_t i = 0; i < t->numel; i++) {
+            unsigned bits = (unsigned)p[2 * i] | (unsigned)p[2 * i + 1] << 8;
+            if ((bits & 0x7f80u) != 0x7f80u)
+                continue;
+            if (bits & 0x007fu)
+                out->nan++;
+            else
+                out->inf++;
+            if (out->first < 0)
+                out->first = i;
+        }
+    }
+}
+
+rb_status rb_checkpoint_check_finite(const rb_checkpoint *ckpt, const char *what)
+{
+    if (ckpt == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_checkpoint_check_finite: the checkpoint is NULL");
+    if (what == NULL)
+        what = ckpt->origin ? ckpt->origin : "the checkpoint";
+    for (size_t i = 0; i < ckpt->count; i++) {
+        rb_checkpoint_tensor t;
+        rb_nonfinite_count c;
+        describe(&ckpt->tensors[i], &t);
+        rb_checkpoint_tensor_nonfinite(&t, &c);
+        if (c.nan + c.inf > 0)
+            return rb_error_set(RB_ERR_CORRUPT,
+                                "%s: tensor '%s' holds %lld NaN and %lld infinite values (the first at flat index "
+                                "%lld): the model diverged or the file was damaged; use an earlier checkpoint",
+                                what, t.name, (long long)c.nan, (long long)c.inf, (long long)c.first);
+    }
+    return RB_OK;
+}
+
 rb_status rb_checkpoint_find(const rb_checkpoint *ckpt, const char *name, rb_checkpoint_tensor *out)
 {
     const char *where, *near = NULL;

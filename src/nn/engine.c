@@ -1341,6 +1341,35 @@ static void log_arena(const rb_engine *e)
            other * mib);
 }
 
+/* A bound computed from the graph alone, for refusing what cannot fit before
+ * any planning (planning a 4096x4096 ResNet takes seconds in oneDNN, and
+ * the arena is only allocated after). The arena holds the values of every
+ * node (gradients overlay values that backward no longer needs; blocked
+ * layouts pad channels to 16), copies of the weights in blocked layouts and
+ * their gradients, and scratch bounded by the Winograd scratchpad limit.
+ * Measured against rb_engine_arena_bytes for ResNet-18/50 from 8x8 to
+ * 256x256, training and data-gradient engines, the real arena lies between
+ * 0.8 and 1.25 times this figure (tests/check_model.c checks [0.5, 2]). */
+rb_status rb_engine_estimate_bytes(const rb_graph *g, int64_t batch, const rb_engine_options *opt, uint64_t *bytes)
+{
+    double values = 0, params = 0, total;
+    (void)opt; /* training and data-gradient engines measure alike */
+    if (bytes != NULL)
+        *bytes = 0;
+    if (g == NULL || bytes == NULL || batch < 1)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_engine_estimate_bytes: no graph, no output or batch %lld",
+                            (long long)batch);
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        const rb_node *n = g->nodes[i];
+        values += (double)((n->c + 15) / 16 * 16) * (double)n->h * (double)n->w;
+    }
+    for (size_t i = 0; i < g->n_params; i++)
+        params += (double)g->params[i].numel;
+    total = values * (double)batch * sizeof(float) + 2 * params * sizeof(float) + (double)(8 << 20);
+    *bytes = total >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)total;
+    return RB_OK;
+}
+
 rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb_engine_options *opt)
 {
     rb_engine *e;

@@ -3,8 +3,10 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -13,6 +15,7 @@
 #include <robusta/robusta.h>
 
 #include "sys/internal.h"
+#include "sys/json.h"
 
 struct rb_model {
     const rb_plugin *arch;
@@ -342,7 +345,7 @@ static json_object *float_array(const float *v, int64_t n)
 {
     json_object *a = json_object_new_array();
     for (int64_t i = 0; i < n; i++)
-        json_object_array_add(a, json_object_new_double((double)v[i]));
+        json_object_array_add(a, rb_json_number((double)v[i]));
     return a;
 }
 
@@ -605,6 +608,10 @@ rb_status rb_model_from_checkpoint(rb_model **out, const rb_registry *registry, 
     if (s == RB_OK && m->num_classes != classes)
         s = rb_error_set(RB_ERR_CORRUPT, "%s: metadata says %lld classes but the architecture gives %lld", what,
                          (long long)classes, (long long)m->num_classes);
+    /* Every float tensor, training state (momentum) included: NaN weights
+     * would otherwise run, predicting class 0 with a loss of nan. */
+    if (s == RB_OK)
+        s = rb_checkpoint_check_finite(ck, what);
     if (s == RB_OK)
         s = rb_model_load_params(m, ck, what);
     json_object_put(root);
@@ -629,4 +636,68 @@ rb_status rb_model_load(rb_model **out, const rb_registry *registry, const char 
     s = rb_model_from_checkpoint(out, registry, ck, path, height, width);
     rb_checkpoint_destroy(ck);
     return s;
+}
+
+/* ------------------------------------------------------------ will it fit? */
+
+uint64_t rb_machine_memory_bytes(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    uint64_t total = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : UINT64_MAX;
+    FILE *f;
+    /* cgroup v2: a container's limit ("max" when there is none) */
+    if (access("/sys/fs/cgroup/memory.max", R_OK) == 0 && rb_file_open_regular("/sys/fs/cgroup/memory.max", &f) == RB_OK) {
+        unsigned long long limit;
+        if (fscanf(f, "%llu", &limit) == 1 && limit > 0 && limit < total)
+            total = limit;
+        fclose(f);
+    }
+    return total;
+}
+
+/* MiB with thousands separators: "362,115". */
+static const char *mib_text(char *buf, size_t size, double bytes)
+{
+    char digits[32];
+    size_t n, at = 0;
+    double mib = ceil(bytes / (1 << 20));
+    snprintf(digits, sizeof digits, "%.0f", mib > 1e18 ? 1e18 : mib);
+    n = strlen(digits);
+    for (size_t i = 0; i < n && at + 2 < size; i++) {
+        if (i > 0 && (n - i) % 3 == 0)
+            buf[at++] = ',';
+        buf[at++] = digits[i];
+    }
+    buf[at] = '\0';
+    return buf;
+}
+
+rb_status rb_model_check_memory(const rb_model *model, const rb_engine_options *options,
+                                const rb_memory_engine *engines, size_t count, uint64_t data_bytes,
+                                const char *advice)
+{
+    double arena = 0, need, have = (double)rb_machine_memory_bytes();
+    int64_t batch = count > 0 ? engines[0].batch : 0;
+    char a[40], d[40], t[40], h[40];
+    if (model == NULL || (count > 0 && engines == NULL))
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_model_check_memory: no model or no engines");
+    for (size_t i = 0; i < count; i++) {
+        uint64_t bytes;
+        rb_engine_options o = options != NULL ? *options : (rb_engine_options){0};
+        rb_status s;
+        o.data_grads_only = engines[i].data_grads_only;
+        if ((s = rb_engine_estimate_bytes(model->graph, engines[i].batch, &o, &bytes)) != RB_OK)
+            return s;
+        arena += (double)bytes;
+    }
+    need = arena + (double)data_bytes;
+    if (need <= have)
+        return RB_OK;
+    return rb_error_set(RB_ERR_OUT_OF_MEMORY,
+                        "needs about %s MiB (arena %s MiB at batch %lld, %lldx%lldx%lld images; data %s MiB) but this "
+                        "machine has %s MiB: %s",
+                        mib_text(t, sizeof t, need), mib_text(a, sizeof a, arena), (long long)batch,
+                        (long long)model->input.channels, (long long)model->input.height,
+                        (long long)model->input.width, mib_text(d, sizeof d, (double)data_bytes),
+                        mib_text(h, sizeof h, have), advice != NULL ? advice : "use smaller batches or images");
 }

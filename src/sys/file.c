@@ -20,22 +20,59 @@
 
 #include "sys/internal.h"
 
+rb_status rb_file_open_regular(const char *path, FILE **out)
+{
+    struct stat st;
+    int fd, flags;
+
+    *out = NULL;
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+     * writer, forever; the type is checked on the open descriptor (no race
+     * with a rename), and blocking reads are restored for regular files. */
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return rb_error_set(errno == ENOENT ? RB_ERR_NOT_FOUND : RB_ERR_IO, "cannot open %s: %s", path,
+                            strerror(errno));
+    if (fstat(fd, &st) != 0) {
+        int err = errno;
+        close(fd);
+        return rb_error_set(RB_ERR_IO, "cannot read %s: %s", path, strerror(err));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return rb_error_set(RB_ERR_IO, "%s is not a regular file (it is %s)", path,
+                            S_ISDIR(st.st_mode)    ? "a folder"
+                            : S_ISFIFO(st.st_mode) ? "a FIFO"
+                            : S_ISCHR(st.st_mode)  ? "a character device"
+                            : S_ISBLK(st.st_mode)  ? "a block device"
+                            : S_ISSOCK(st.st_mode) ? "a socket"
+                                                   : "not a plain file");
+    }
+    if ((flags = fcntl(fd, F_GETFL)) == -1 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1 ||
+        (*out = fdopen(fd, "rb")) == NULL) {
+        int err = errno;
+        close(fd);
+        return rb_error_set(RB_ERR_IO, "cannot read %s: %s", path, strerror(err));
+    }
+    return RB_OK;
+}
+
 rb_status rb_file_read_all(const char *path, size_t limit, unsigned char **data, size_t *size)
 {
     FILE *f;
     struct stat st;
     unsigned char *buf;
     size_t len;
+    rb_status s;
 
     *data = NULL;
     *size = 0;
-    f = fopen(path, "rb");
-    if (f == NULL)
-        return rb_error_set(errno == ENOENT ? RB_ERR_NOT_FOUND : RB_ERR_IO, "cannot open %s: %s", path,
-                            strerror(errno));
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    if ((s = rb_file_open_regular(path, &f)) != RB_OK)
+        return s;
+    if (fstat(fileno(f), &st) != 0) {
+        int err = errno;
         fclose(f);
-        return rb_error_set(RB_ERR_IO, "%s is not a regular file", path);
+        return rb_error_set(RB_ERR_IO, "cannot read %s: %s", path, strerror(err));
     }
     if ((unsigned long long)st.st_size > limit) {
         fclose(f);

@@ -18,6 +18,12 @@ double rb_monotonic_seconds(void);
 /* strdup that reports failure through rb_error_set. */
 char *rb_strdup(const char *s);
 
+/* Opens `path` for reading ("rb") only if it is a regular file: a FIFO,
+ * device, socket or folder is refused at once ("PATH is not a regular
+ * file (it is a FIFO)"), without blocking. Every file robusta reads goes
+ * through here. */
+rb_status rb_file_open_regular(const char *path, FILE **out);
+
 /* Reads a whole regular file into a new malloc'd buffer (free it). Files
  * larger than `limit` bytes are refused with RB_ERR_UNSUPPORTED. */
 rb_status rb_file_read_all(const char *path, size_t limit, unsigned char **data, size_t *size);
