@@ -302,8 +302,9 @@ START_TEST(one_writer_per_folder)
     ck_assert_msg(r.code == 0, "train failed: %s", r.err);
     /* Another process (this one) holds the folder. */
     in_dir(path, "locked", ".lock");
-    fd = open(path, O_RDWR);
-    ck_assert_msg(fd >= 0, "the run left no lock file %s", path);
+    ck_assert_msg(!exists(path), "the finished run left its lock file %s", path);
+    fd = open(path, O_RDWR | O_CREAT, 0644);
+    ck_assert(fd >= 0);
     ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), 0);
     snprintf(want, sizeof want, "%ld robusta train\n", (long)getpid());
     ck_assert_int_eq(ftruncate(fd, 0), 0);
@@ -320,6 +321,7 @@ START_TEST(one_writer_per_folder)
     RUN(&r, "train", "--resume", out, "--epochs", "2");
     ck_assert_msg(r.code == 0, "resume after the lock went failed: %s", r.err);
     ck_assert_int_eq(checkpoint_epoch("locked"), 2);
+    ck_assert_msg(!exists(path), "the resumed run left its lock file %s", path);
 }
 END_TEST
 

@@ -14,9 +14,9 @@
  *   log.jsonl     test_loss, test_acc, seconds, images_per_second (the same
  *                 members in JSON lines); both rewritten atomically each
  *                 epoch, before the checkpoints
- *   .lock         locked (flock) by the process writing the folder, which
- *                 writes its PID there; a second rb_train / rb_train_resume
- *                 on the folder fails naming that PID
+ *   .lock         while a process writes the folder: locked (flock) by it,
+ *                 with its PID; a second rb_train / rb_train_resume on the
+ *                 folder fails naming that PID
  *
  * Every file is written atomically (temporary file NAME.tmp.XXXXXX, fsync,
  * rename), so a crash leaves the previous version; the temporary files a

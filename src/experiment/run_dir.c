@@ -22,51 +22,75 @@
 
 /* ------------------------------------------------------------ lock */
 
+/* A busy folder: one line naming the holder, from what the lock file says. */
+static rb_status busy(const char *dir, const char *path, int f)
+{
+    char text[128], what[64] = "";
+    long pid = 0;
+    ssize_t n = pread(f, text, sizeof text - 1, 0);
+    text[n > 0 ? n : 0] = '\0';
+    if (sscanf(text, "%ld robusta %63s", &pid, what) >= 1 && pid > 0)
+        return rb_error_set(RB_ERR_IO,
+                            "%s is in use by process %ld (robusta %s); wait for it to finish or stop it (kill %ld), "
+                            "then run again",
+                            dir, pid, what[0] ? what : "train", pid);
+    return rb_error_set(RB_ERR_IO,
+                        "%s is in use by another process (it holds %s); wait for it to finish or stop it, then run "
+                        "again",
+                        dir, path);
+}
+
 rb_status rb_run_dir_lock(const char *dir, const char *command, int *fd)
 {
     char path[4200], text[128];
-    int f;
-    ssize_t n;
+    int n;
     *fd = -1;
     snprintf(path, sizeof path, "%s/%s", dir, RB_RUN_LOCK_NAME);
-    f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
-    if (f < 0)
-        return rb_error_set(RB_ERR_IO, "cannot open the run folder's lock %s: %s", path, strerror(errno));
-    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
-        int err = errno;
-        long pid = 0;
-        char what[64] = "";
-        if (err != EWOULDBLOCK && err != EINTR) {
+    /* The holder removes the file when it is done, so a lock taken on a file
+     * that is no longer (or not yet again) at the path is no lock: retry. */
+    for (int attempt = 0; attempt < 100; attempt++) {
+        struct stat held, now;
+        int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
+        if (f < 0)
+            return rb_error_set(RB_ERR_IO, "cannot open the run folder's lock %s: %s", path, strerror(errno));
+        if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+            rb_status s;
+            int err = errno;
+            if (err != EWOULDBLOCK) {
+                close(f);
+                return rb_error_set(RB_ERR_IO, "cannot lock %s: %s", path, strerror(err));
+            }
+            s = busy(dir, path, f);
             close(f);
-            return rb_error_set(RB_ERR_IO, "cannot lock the run folder's lock %s: %s", path, strerror(err));
+            return s;
         }
-        n = pread(f, text, sizeof text - 1, 0);
-        close(f);
-        text[n > 0 ? n : 0] = '\0';
-        if (sscanf(text, "%ld robusta %63s", &pid, what) >= 1 && pid > 0)
-            return rb_error_set(RB_ERR_IO,
-                                "%s is in use by process %ld (robusta %s); wait for it to finish or stop it "
-                                "(kill %ld), then run again",
-                                dir, pid, what[0] ? what : "train", pid);
-        return rb_error_set(RB_ERR_IO,
-                            "%s is in use by another process (it holds %s); wait for it to finish or stop it, "
-                            "then run again",
-                            dir, path);
+        if (fstat(f, &held) != 0 || stat(path, &now) != 0 || held.st_dev != now.st_dev || held.st_ino != now.st_ino) {
+            close(f);
+            continue;
+        }
+        n = snprintf(text, sizeof text, "%ld robusta %s\n", (long)getpid(), command);
+        if (ftruncate(f, 0) != 0 || pwrite(f, text, (size_t)n, 0) != n) {
+            int err = errno;
+            unlink(path);
+            close(f);
+            return rb_error_set(RB_ERR_IO, "cannot write %s: %s", path, strerror(err));
+        }
+        *fd = f;
+        return RB_OK;
     }
-    n = snprintf(text, sizeof text, "%ld robusta %s\n", (long)getpid(), command);
-    if (ftruncate(f, 0) != 0 || pwrite(f, text, (size_t)n, 0) != n) {
-        int err = errno;
-        close(f);
-        return rb_error_set(RB_ERR_IO, "cannot write %s: %s", path, strerror(err));
-    }
-    *fd = f;
-    return RB_OK;
+    return rb_error_set(RB_ERR_IO, "cannot take the lock %s: it keeps being replaced", path);
 }
 
-void rb_run_dir_unlock(int fd)
+void rb_run_dir_unlock(const char *dir, int fd)
 {
-    if (fd >= 0)
-        close(fd); /* the lock goes with the descriptor; the file stays for the next run */
+    char path[4200];
+    if (fd < 0)
+        return;
+    /* Removed while still held, so that no one locks the old file after us
+     * (rb_run_dir_lock checks that the file it locked is still the path's). */
+    snprintf(path, sizeof path, "%s/%s", dir, RB_RUN_LOCK_NAME);
+    unlink(path);
+    close(fd);
 }
 
 /* ------------------------------------------------------------ stale temporary files */
@@ -279,8 +303,8 @@ rb_status rb_run_log_reconcile(const char *path, const char *csv_header, bool ad
     if (next_expected <= epoch)
         add_range(missing, sizeof missing, next_expected, epoch);
     if (missing[0])
-        rb_log(RB_LOG_WARN, "%s has no row for epoch%s %s (lost before this resume; they cannot be recovered): "
-               "keeping the rows it has", path, strchr(missing, '-') || strchr(missing, ',') ? "s" : "", missing);
+        rb_log(RB_LOG_WARN, "%s has no row for epoch%s %s (lost before this resume, not recoverable): keeping the "
+               "rows it has", path, strchr(missing, '-') || strchr(missing, ',') ? "s" : "", missing);
     if (dropped_from > 0) {
         char range[64] = "";
         add_range(range, sizeof range, dropped_from, dropped_to);

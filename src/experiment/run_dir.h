@@ -22,8 +22,9 @@
  * the descriptor to give rb_run_dir_unlock. Held by another process:
  * RB_ERR_IO, "DIR is in use by process PID (robusta COMMAND); ...". */
 rb_status rb_run_dir_lock(const char *dir, const char *command, int *fd);
-/* Releases a lock (fd < 0: none). */
-void rb_run_dir_unlock(int fd);
+/* Releases a lock and removes DIR/.lock (fd < 0: none), so a finished or
+ * refused run leaves no lock file behind. */
+void rb_run_dir_unlock(const char *dir, int fd);
 
 /* Removes the temporary files a killed run left in `dir`: the run's own
  * files' names followed by ".tmp." and six characters (rb_atomic_file_open).

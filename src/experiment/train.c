@@ -1170,7 +1170,7 @@ static void run_free(run *r)
     free(r->jsonl.data);
     free(r->logits);
     free(r->metrics_json);
-    rb_run_dir_unlock(r->lock_fd);
+    rb_run_dir_unlock(r->cfg.out_dir, r->lock_fd);
     r->lock_fd = -1;
 }
 
