@@ -96,11 +96,14 @@ rb_status cli_read_images(const char *path, rb_npy **out);
 /* Integer labels of shape [n], each in [0, classes), as int64 (free them). */
 rb_status cli_read_labels(const char *path, int64_t n, int64_t classes, int64_t **out);
 
-/* For commands that train: Ctrl-C asks the run to stop at the next batch
- * (rb_train_request_stop). */
-void cli_catch_sigint(void);
-/* Prints a training or transfer run's outcome; returns the exit code (130
- * when interrupted). */
+/* For commands that train: SIGINT (Ctrl-C), SIGTERM and SIGHUP ask the run
+ * to stop at the next batch (rb_train_request_stop); a second one of them
+ * ends the process at once. */
+void cli_catch_stop_signals(void);
+/* The exit code of a run stopped that way: 128 + the signal (130 for SIGINT). */
+int cli_stop_exit_code(void);
+/* Prints a training or transfer run's outcome; returns the exit code
+ * (cli_stop_exit_code when stopped by a signal). */
 int cli_finish_train(const cli_command *self, rb_status status, const struct rb_train_result *result,
                      const char *dir);
 

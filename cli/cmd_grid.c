@@ -44,12 +44,12 @@ static int run_spec(const cli_command *self, rb_grid_spec *spec, const char *out
     go.quiet = rb_log_get_level() < RB_LOG_INFO;
     go.threads = threads;
     rb_train_clear_stop();
-    cli_catch_sigint();
+    cli_catch_stop_signals();
     s = rb_grid_run(spec, &go, &res);
     if (s == RB_ERR_INTERRUPTED) {
         fprintf(stderr, "robusta %s: %s\nrobusta %s: finished runs are kept: run the same command again to go on\n",
                 self->name, rb_last_error(), self->name);
-        return 130;
+        return cli_stop_exit_code();
     }
     if (s != RB_OK)
         return cli_fail(self->name, s);

@@ -68,26 +68,50 @@ static const rb_param_spec train_options[] = {
 
 static const cli_plugin_option arch_option[] = {{"arch", RB_PLUGIN_ARCH}, {"attack", RB_PLUGIN_ATTACK}, {NULL, 0}};
 
-static void on_sigint(int sig)
+/* The first SIGINT, SIGTERM or SIGHUP asks the run to stop at the next
+ * batch; a second one (any of the three) stops the process at once, as the
+ * signal's default would. One handler for every command that trains. */
+static void on_stop_signal(int sig)
 {
-    (void)sig;
-    rb_train_request_stop();
+    static volatile sig_atomic_t seen;
+    if (seen) {
+        signal(sig, SIG_DFL);
+        raise(sig); /* delivered when this handler returns */
+        return;
+    }
+    seen = 1;
+    rb_train_request_stop(sig);
 }
 
-void cli_catch_sigint(void)
+void cli_catch_stop_signals(void)
 {
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
+    sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaddset(&sa.sa_mask, sigs[i]); /* one handler at a time */
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction old;
+        /* an ignored signal stays ignored (nohup, background jobs) */
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+            continue;
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
+int cli_stop_exit_code(void)
+{
+    int sig = rb_train_stop_signal();
+    return 128 + (sig > 0 ? sig : SIGINT);
 }
 
 int cli_finish_train(const cli_command *self, rb_status s, const rb_train_result *res, const char *dir)
 {
     if (s == RB_ERR_INTERRUPTED) {
         fprintf(stderr, "robusta %s: %s\n", self->name, rb_last_error());
-        return 130;
+        return cli_stop_exit_code();
     }
     if (s != RB_OK)
         return cli_fail(self->name, s);
@@ -128,7 +152,7 @@ static int run_train(const cli_command *self, rb_params *o, int argc, char **arg
                              specs[i].name);
         if ((reg = cli_registry()) == NULL)
             return cli_fail(self->name, rb_last_status());
-        cli_catch_sigint();
+        cli_catch_stop_signals();
         s = rb_train_resume(reg, resume,
                             rb_params_source(o, "epochs") == RB_PARAM_GIVEN ? cli_opt_int(o, "epochs") : 0,
                             rb_params_source(o, "threads") == RB_PARAM_GIVEN ? (int)cli_opt_int(o, "threads") : -1,
@@ -193,7 +217,7 @@ static int run_train(const cli_command *self, rb_params *o, int argc, char **arg
         fprintf(stderr, "robusta %s: %s\n", self->name, rb_last_error());
         return RB_EXIT_USAGE;
     }
-    cli_catch_sigint();
+    cli_catch_stop_signals();
     s = rb_train(&c, &res);
     return cli_finish_train(self, s, &res, c.out_dir);
 }
@@ -210,8 +234,10 @@ const cli_command cli_train_command = {
         "epoch, lr, train_loss, train_acc, test_loss, test_acc, seconds, images_per_second).\n"
         "The model takes the data's channels and size; its normalization is the per-channel\n"
         "mean and std of the training pixels; num-classes defaults to the data's classes.\n"
-        "Ctrl-C stops at the next batch (exit status 130) and --resume DIR continues from the\n"
+        "Ctrl-C, SIGTERM or SIGHUP stops at the next batch (exit status 128 + the signal:\n"
+        "130, 143, 129; a second signal stops at once) and --resume DIR continues from the\n"
         "last completed epoch, bit-identical to an uninterrupted run with the same --threads.\n"
+        "One process at a time writes DIR (a second one is refused, naming the first's PID).\n"
         "A NaN or Inf loss or gradient stops the run naming the step and the parameter.\n"
         "--attack NAME [its options] trains adversarially (Madry et al.): each batch is attacked\n"
         "(--steps, --restarts, --random-start, --keep-best; seeded by --seed) with the model in\n"

@@ -80,7 +80,7 @@ static int run_transfer(const cli_command *self, rb_params *o, int argc, char **
                         self->name, specs[i].name);
                 return RB_EXIT_USAGE;
             }
-        cli_catch_sigint();
+        cli_catch_stop_signals();
         if (rb_params_source(o, "epochs") == RB_PARAM_GIVEN)
             rb_params_get_int(o, "epochs", &i64);
         {
@@ -154,7 +154,7 @@ static int run_transfer(const cli_command *self, rb_params *o, int argc, char **
         fprintf(stderr, "robusta %s: %s\n", self->name, rb_last_error());
         return RB_EXIT_USAGE;
     }
-    cli_catch_sigint();
+    cli_catch_stop_signals();
     s = rb_train(&c, &res);
     return cli_finish_train(self, s, &res, c.out_dir);
 }

@@ -298,8 +298,8 @@ typedef struct rb_grid_outcome {
  * was stopped) resumes; so running a killed grid again finishes it, and
  * loses no finished result. Every [arch] section's options are checked
  * against its plugin (file and line in the message) before anything
- * trains. Ctrl-C (rb_train_request_stop) stops at the next batch with
- * RB_ERR_INTERRUPTED. */
+ * trains. rb_train_request_stop (Ctrl-C, SIGTERM, SIGHUP) stops at the next
+ * batch with RB_ERR_INTERRUPTED. */
 RB_API rb_status rb_grid_run(const rb_grid_spec *spec, const rb_grid_options *options, rb_grid_outcome *outcome);
 /* Frees an outcome's strings; NULL is accepted. */
 RB_API void rb_grid_outcome_free(rb_grid_outcome *outcome);

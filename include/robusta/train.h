@@ -12,10 +12,24 @@
  *   model.rbt     the final model, when every epoch is done
  *   log.csv       one row per epoch: epoch, lr, train_loss, train_acc,
  *   log.jsonl     test_loss, test_acc, seconds, images_per_second (the same
- *                 members in JSON lines); both rewritten atomically each epoch
+ *                 members in JSON lines); both rewritten atomically each
+ *                 epoch, before the checkpoints
+ *   .lock         while a process writes the folder: locked (flock) by it,
+ *                 with its PID; a second rb_train / rb_train_resume on the
+ *                 folder fails naming that PID
  *
- * Every file is written atomically (temporary file, fsync, rename), so a
- * crash leaves the previous version.
+ * Every file is written atomically (temporary file NAME.tmp.XXXXXX, fsync,
+ * rename), so a crash leaves the previous version; the temporary files a
+ * killed process leaves are removed when the run starts or resumes. The
+ * logs are written before last.rbt, so a kill leaves them at most one row
+ * ahead of it. config.json and every checkpoint's "training" metadata
+ * carry the run's "run_id" (128 random bits in hex): resuming refuses a
+ * last.rbt of another run (checkpoints from before run ids are accepted).
+ * On resume the logs keep their rows up to last.rbt's epoch: rows past it
+ * are dropped (those epochs are redone) and missing ones named, each with a
+ * warning; a missing log starts afresh with a warning; a log that is not
+ * this run's (another header, a row that does not parse, epochs out of
+ * order) is refused, naming the file and line.
  *
  * The model's input is the data as it comes out of the split (its channels
  * and size, after --channels / --image-size), and its normalization is the
@@ -45,8 +59,9 @@
  * Inf stops the run with RB_ERR_NUMERIC naming the epoch, the batch and the
  * first offending parameter, leaving last.rbt and best.rbt as they were
  * (the last good state). rb_train_request_stop (async-signal-safe, for a
- * SIGINT handler) makes the run stop at the next batch boundary with
- * RB_ERR_INTERRUPTED, leaving last.rbt at the last completed epoch.
+ * SIGINT, SIGTERM or SIGHUP handler) makes the run stop at the next batch
+ * boundary with RB_ERR_INTERRUPTED, leaving last.rbt and the logs at the
+ * last completed epoch; rb_train_stop_signal then says which signal asked.
  *
  * Adversarial training (Madry et al.), when config->attack is set: every
  * training batch is first attacked with rb_attack_run on a second engine of
@@ -194,8 +209,13 @@ RB_API rb_status rb_train_resume(const rb_registry *registry, const char *dir, i
                                  bool quiet, rb_train_result *result);
 
 /* Asks a running rb_train / rb_train_resume to stop at the next batch
- * boundary; safe to call from a signal handler. */
-RB_API void rb_train_request_stop(void);
+ * boundary; safe to call from a signal handler. signo is the signal that
+ * asked (SIGINT, SIGTERM ...; 0: not a signal): the run's message names it
+ * and rb_train_stop_signal returns it. */
+RB_API void rb_train_request_stop(int signo);
+/* The signal of the pending stop request (0: none, or not a signal), so
+ * that a command can exit with 128 + it. */
+RB_API int rb_train_stop_signal(void);
 /* Clears a pending request (before starting a run). */
 RB_API void rb_train_clear_stop(void);
 

@@ -10,19 +10,44 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
 #include <robusta/robusta.h>
 #include <robusta/train.h>
 
+#include "experiment/run_dir.h"
 #include "sys/internal.h"
 #include "sys/json.h"
 
-static volatile sig_atomic_t stop_requested;
+/* A stop request, and the signal that made it (0: none, or not a signal). */
+static volatile sig_atomic_t stop_requested, stop_signal;
 
-void rb_train_request_stop(void) { stop_requested = 1; }
-void rb_train_clear_stop(void) { stop_requested = 0; }
+void rb_train_request_stop(int signo)
+{
+    stop_signal = signo > 0 ? signo : 0;
+    stop_requested = 1;
+}
+void rb_train_clear_stop(void) { stop_requested = stop_signal = 0; }
+int rb_train_stop_signal(void) { return stop_requested ? stop_signal : 0; }
+
+/* "SIGTERM" for the signals that stop a run, "a stop request" otherwise. */
+static const char *stop_cause(char *buf, size_t size)
+{
+    int sig = stop_signal;
+    if (sig == SIGINT)
+        return "SIGINT (Ctrl-C)";
+    if (sig == SIGTERM)
+        return "SIGTERM";
+    if (sig == SIGHUP)
+        return "SIGHUP";
+    if (sig > 0)
+        snprintf(buf, size, "signal %d", sig);
+    else
+        snprintf(buf, size, "a stop request");
+    return buf;
+}
 
 /* ------------------------------------------------------------ text */
 
@@ -55,30 +80,6 @@ static rb_status text_append(text *t, const char *fmt, ...)
     va_end(ap);
     t->len += (size_t)n;
     return RB_OK;
-}
-
-/* Keeps the first `lines` lines of `path` (if it exists) in `t`. */
-static rb_status text_load_lines(text *t, const char *path, int64_t lines)
-{
-    unsigned char *data = NULL;
-    size_t size = 0, end = 0;
-    int64_t seen = 0;
-    rb_status s;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return RB_OK;
-    fclose(f);
-    if ((s = rb_file_read_all(path, (size_t)1 << 30, &data, &size)) != RB_OK)
-        return s;
-    while (end < size && seen < lines) {
-        if (data[end] == '\n')
-            seen++;
-        end++;
-    }
-    if (seen == lines)
-        s = text_append(t, "%.*s", (int)end, (const char *)data);
-    free(data);
-    return s;
 }
 
 /* ------------------------------------------------------------ config */
@@ -194,7 +195,7 @@ static json_object *json_str_or_null(const char *s)
     return s != NULL ? json_object_new_string(s) : NULL;
 }
 
-static rb_status write_config(const rb_train_config *c, const char *path)
+static rb_status write_config(const rb_train_config *c, const char *run_id, const char *path)
 {
     json_object *root = json_object_new_object(), *arch = json_object_new_object();
     const rb_param_spec *specs = rb_params_specs(c->arch_params);
@@ -204,6 +205,7 @@ static rb_status write_config(const rb_train_config *c, const char *path)
 
     json_object_object_add(root, "command", json_object_new_string(c->source ? "transfer" : "train"));
     json_object_object_add(root, "robusta", json_object_new_string(RB_VERSION_STRING));
+    json_object_object_add(root, "run_id", json_object_new_string(run_id));
     json_object_object_add(root, "arch", json_object_new_string(c->arch_name ? c->arch_name : c->arch->name));
     for (size_t i = 0; specs != NULL && specs[i].name != NULL; i++) {
         if (rb_params_source(c->arch_params, specs[i].name) != RB_PARAM_GIVEN)
@@ -496,6 +498,9 @@ typedef struct run {
     bool bn_training;        /* batch-norm in training mode during steps */
     char default_schedule[64]; /* transfer's default schedule, when none is given */
     char *metrics_json;      /* the task's metrics from the last evaluation, for metrics.json */
+    /* the run folder (run_dir.h) */
+    int lock_fd;             /* its lock, held for the run's life (-1: none) */
+    char run_id[RB_RUN_ID_LEN + 1]; /* in config.json and every checkpoint */
 } run;
 
 static void path_in(char *out, size_t size, const char *dir, const char *name)
@@ -909,6 +914,7 @@ static rb_status save_checkpoint(run *r, const char *path, bool with_state)
         s = rb_error_set(RB_ERR_INTERNAL, "the model's metadata is not JSON");
     if (s == RB_OK) {
         tr = json_object_new_object();
+        json_object_object_add(tr, "run_id", json_object_new_string(r->run_id));
         json_object_object_add(tr, "epoch", json_object_new_int64(r->epoch));
         json_object_object_add(tr, "epochs", json_object_new_int64(r->cfg.epochs));
         json_object_object_add(tr, "sgd_steps", json_object_new_int64(rb_sgd_steps(r->sgd)));
@@ -1048,10 +1054,13 @@ static rb_status train_epochs(run *r, rb_train_result *res)
             double loss;
             const char *bad;
             if (stop_requested) {
+                char cause[32];
                 s = rb_error_set(RB_ERR_INTERRUPTED,
-                                 "interrupted in epoch %lld at batch %lld; %s/last.rbt holds epoch %lld: resume with "
-                                 "--resume %s",
-                                 (long long)e + 1, (long long)step + 1, r->cfg.out_dir, (long long)e, r->cfg.out_dir);
+                                 "stopped by %s in epoch %lld at batch %lld; %s/last.rbt and the logs hold epoch "
+                                 "%lld: continue with robusta %s --resume %s",
+                                 stop_cause(cause, sizeof cause), (long long)e + 1, (long long)step + 1,
+                                 r->cfg.out_dir, (long long)e, r->cfg.source != NULL ? "transfer" : "train",
+                                 r->cfg.out_dir);
                 goto epoch_failed;
             }
             if ((s = rb_loader_next(r->loader, &b)) != RB_OK)
@@ -1176,6 +1185,10 @@ static rb_status train_epochs(run *r, rb_train_result *res)
             if (s == RB_OK)
                 s = text_append(&r->jsonl, "}\n");
         }
+        /* The logs go first: a kill between the two writes leaves them one
+         * row ahead of last.rbt, which a resume drops, never behind. */
+        if (s == RB_OK)
+            s = write_logs(r);
         if (s == RB_OK && !isnan(test_acc) && !adv && (r->best_epoch == 0 || test_acc > r->best_acc)) {
             r->best_acc = test_acc;
             r->best_epoch = r->epoch;
@@ -1192,8 +1205,6 @@ static rb_status train_epochs(run *r, rb_train_result *res)
             path_in(path, sizeof path, r->cfg.out_dir, "last.rbt");
             s = save_checkpoint(r, path, true);
         }
-        if (s == RB_OK)
-            s = write_logs(r);
         if (s != RB_OK)
             return s;
         if (!isnan(test_acc))
@@ -1239,6 +1250,8 @@ static void run_free(run *r)
     free(r->jsonl.data);
     free(r->logits);
     free(r->metrics_json);
+    rb_run_dir_unlock(r->cfg.out_dir, r->lock_fd);
+    r->lock_fd = -1;
 }
 
 static rb_status make_dir(const char *dir)
@@ -1346,40 +1359,51 @@ rb_status rb_train(const rb_train_config *config, rb_train_result *result)
     if ((s = rb_train_config_check(config)) != RB_OK)
         return s;
     memset(&r, 0, sizeof r);
+    r.lock_fd = -1;
     r.cfg = *config;
     if (r.cfg.schedule == NULL)
         r.cfg.schedule = default_schedule(&r);
     if ((s = make_dir(r.cfg.out_dir)) != RB_OK)
         return s;
+    /* One writer per folder, from here to run_free; then the litter of a
+     * killed run goes. */
+    if ((s = rb_run_dir_lock(r.cfg.out_dir, r.cfg.source != NULL ? "transfer" : "train", &r.lock_fd)) != RB_OK ||
+        (s = rb_run_dir_remove_stale(r.cfg.out_dir)) != RB_OK)
+        goto done;
     path_in(path, sizeof path, r.cfg.out_dir, "last.rbt");
     {
         if (access(path, F_OK) == 0) { /* not fopen: a FIFO there would block */
-            static const char *const old_run[] = {"last.rbt", "best.rbt", "model.rbt"};
-            if (!r.cfg.force)
-                return invalid("%s already holds a run (last.rbt): continue it with --resume %s, start over with "
-                               "--force, or choose another --out",
-                               r.cfg.out_dir, r.cfg.out_dir);
+            static const char *const old_run[] = {"last.rbt", "best.rbt", "model.rbt", "metrics.json"};
+            if (!r.cfg.force) {
+                s = invalid("%s already holds a run (last.rbt): continue it with --resume %s, start over with "
+                            "--force, or choose another --out",
+                            r.cfg.out_dir, r.cfg.out_dir);
+                goto done;
+            }
             /* Asked to start over: the old checkpoints must not pass for the new run's. */
             for (size_t i = 0; i < sizeof old_run / sizeof old_run[0]; i++) {
                 path_in(path, sizeof path, r.cfg.out_dir, old_run[i]);
-                if (unlink(path) != 0 && errno != ENOENT)
-                    return rb_error_set(RB_ERR_IO, "--force: cannot remove %s: %s", path, strerror(errno));
+                if (unlink(path) != 0 && errno != ENOENT) {
+                    s = rb_error_set(RB_ERR_IO, "--force: cannot remove %s: %s", path, strerror(errno));
+                    goto done;
+                }
             }
         }
     }
     if (r.cfg.source != NULL && (s = load_source(&r)) != RB_OK)
         goto done;
-    if ((s = open_splits(&r)) != RB_OK || (s = check_fits(&r)) != RB_OK || (s = create_model(&r)) != RB_OK || (s = prepare_transfer(&r)) != RB_OK ||
-        (s = setup(&r)) != RB_OK)
+    if ((s = open_splits(&r)) != RB_OK || (s = check_fits(&r)) != RB_OK || (s = create_model(&r)) != RB_OK ||
+        (s = prepare_transfer(&r)) != RB_OK || (s = setup(&r)) != RB_OK)
         goto done;
     if ((s = text_append(&r.csv, "%s", r.cfg.attack != NULL ? csv_header_adv : csv_header)) != RB_OK)
         goto done;
     path_in(path, sizeof path, r.cfg.out_dir, "config.json");
-    if ((s = write_config(&r.cfg, path)) != RB_OK)
+    if ((s = rb_run_id_new(r.run_id)) != RB_OK || (s = write_config(&r.cfg, r.run_id, path)) != RB_OK)
         goto done;
-    /* Epoch 0: a resumable state even if the first epoch is interrupted. */
+    /* Epoch 0: a resumable state even if the first epoch is interrupted
+     * (the logs first, as after every epoch). */
     path_in(path, sizeof path, r.cfg.out_dir, "last.rbt");
-    if ((s = save_checkpoint(&r, path, true)) != RB_OK || (s = write_logs(&r)) != RB_OK)
+    if ((s = write_logs(&r)) != RB_OK || (s = save_checkpoint(&r, path, true)) != RB_OK)
         goto done;
     if (r.cfg.source != NULL)
         rb_log(RB_LOG_INFO, "transferring %s (%s) to %s in %s mode: %lld examples, %lld classes, %s", r.cfg.source,
@@ -1598,6 +1622,45 @@ static rb_status restore_state(run *r, const rb_checkpoint *ck, const char *file
     return s;
 }
 
+/* A log reconciled with the checkpoint's epoch, into t. */
+static rb_status load_log(text *t, const char *path, const char *header, bool adversarial, int64_t epoch)
+{
+    char *kept = NULL;
+    size_t len = 0;
+    rb_status s = rb_run_log_reconcile(path, header, adversarial, epoch, &kept, &len);
+    if (s == RB_OK && len > 0)
+        s = text_append(t, "%s", kept);
+    free(kept);
+    return s;
+}
+
+/* The run id of config.json (`root`) and of the checkpoint in `dir` must
+ * agree; out gets the run's id (a new one for a run from before run ids). */
+static rb_status check_run_id(json_object *root, const rb_checkpoint *ck, const char *dir, char *out)
+{
+    const char *want = jstr(root, "run_id"), *have = NULL;
+    json_object *meta = json_tokener_parse(rb_checkpoint_metadata(ck)), *tr = NULL;
+    rb_status s = RB_OK;
+    if (meta != NULL && json_object_object_get_ex(meta, "training", &tr) && tr != NULL)
+        have = jstr(tr, "run_id");
+    if (want != NULL && (strlen(want) != RB_RUN_ID_LEN || strspn(want, "0123456789abcdef") != RB_RUN_ID_LEN))
+        s = rb_error_set(RB_ERR_CORRUPT, "%s/config.json: run_id '%s' is not %d hex digits", dir, want,
+                         RB_RUN_ID_LEN);
+    else if (have != NULL && (want == NULL || strcmp(want, have) != 0))
+        s = rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                         "%s/last.rbt belongs to run %s, config.json to %s%s: it was copied from another run; put "
+                         "this run's last.rbt back, or start over with --force",
+                         dir, have, want ? "run " : "", want ? want : "no run (it has no run_id)");
+    else if (want != NULL) {
+        memcpy(out, want, RB_RUN_ID_LEN + 1);
+        if (have == NULL)
+            rb_log(RB_LOG_INFO, "%s/last.rbt has no run id (written before run ids): taken as run %s's", dir, want);
+    } else if ((s = rb_run_id_new(out)) == RB_OK)
+        rb_log(RB_LOG_INFO, "%s was started before run ids: it is run %s from now on", dir, out);
+    json_object_put(meta);
+    return s;
+}
+
 rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t epochs, int threads, bool quiet,
                           rb_train_result *result)
 {
@@ -1616,6 +1679,7 @@ rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t 
     memset(result, 0, sizeof *result);
     result->adv_train_acc = result->robust_test_acc = NAN;
     memset(&r, 0, sizeof r);
+    r.lock_fd = -1;
     if (registry == NULL || dir == NULL)
         return invalid("rb_train_resume: needs a registry and a folder");
     path_in(path, sizeof path, dir, "config.json");
@@ -1647,8 +1711,19 @@ rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t 
         r.cfg.epochs = epochs;
     if (threads >= 0)
         r.cfg.threads = threads;
+    if ((s = rb_run_dir_lock(dir, r.cfg.source != NULL ? "transfer" : "train", &r.lock_fd)) != RB_OK ||
+        (s = rb_run_dir_remove_stale(dir)) != RB_OK)
+        goto done;
     path_in(path, sizeof path, dir, "last.rbt");
-    if ((s = rb_checkpoint_load(&ck, path, 0)) != RB_OK ||
+    if (access(path, F_OK) != 0 && errno == ENOENT) {
+        s = rb_error_set(RB_ERR_NOT_FOUND,
+                         "%s has config.json but no last.rbt: the run was stopped during its setup, before its first "
+                         "checkpoint, so there is nothing to resume; start it over with robusta %s --out %s --force "
+                         "and the options in %s/config.json",
+                         dir, r.cfg.source != NULL ? "transfer" : "train", dir, dir);
+        goto done;
+    }
+    if ((s = rb_checkpoint_load(&ck, path, 0)) != RB_OK || (s = check_run_id(root, ck, dir, r.run_id)) != RB_OK ||
         (s = rb_model_from_checkpoint(&r.model, registry, ck, path, 0, 0)) != RB_OK)
         goto done;
     r.cfg.arch = rb_model_arch(r.model);
@@ -1658,16 +1733,16 @@ rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t 
         goto done;
     rb_checkpoint_destroy(ck);
     ck = NULL;
+    /* The logs keep every row up to last.rbt's epoch (see run_dir.h). */
     path_in(path, sizeof path, dir, "log.csv");
-    if ((s = text_load_lines(&r.csv, path, r.epoch + 1)) != RB_OK)
-        goto done;
-    if (r.csv.len == 0 && (s = text_append(&r.csv, "%s", r.cfg.attack != NULL ? csv_header_adv : csv_header)) != RB_OK)
+    if ((s = load_log(&r.csv, path, r.cfg.attack != NULL ? csv_header_adv : csv_header, r.cfg.attack != NULL,
+                      r.epoch)) != RB_OK)
         goto done;
     path_in(path, sizeof path, dir, "log.jsonl");
-    if ((s = text_load_lines(&r.jsonl, path, r.epoch)) != RB_OK)
+    if ((s = load_log(&r.jsonl, path, NULL, r.cfg.attack != NULL, r.epoch)) != RB_OK)
         goto done;
     path_in(path, sizeof path, dir, "config.json");
-    if ((s = write_config(&r.cfg, path)) != RB_OK)
+    if ((s = write_config(&r.cfg, r.run_id, path)) != RB_OK)
         goto done;
     rb_log(RB_LOG_INFO, "resuming %s at epoch %lld of %lld", dir, (long long)r.epoch, (long long)r.cfg.epochs);
     s = train_epochs(&r, result);
