@@ -372,6 +372,20 @@ START_TEST(crashing_exiting_and_hanging_plugins_are_refused)
     expect_unsafe_verdicts(again, dir);
     rb_registry_destroy(again);
 
+    /* A timeout is remembered only under the limit it had: raised, the
+     * file is given the new limit. */
+    setenv("RB_PLUGIN_SCAN_TIMEOUT", "1.5", 1);
+    ck_assert_int_eq(rb_registry_create(&again), RB_OK);
+    t0 = seconds_now();
+    ck_assert_int_eq(rb_registry_load_dir(again, dir), RB_OK);
+    second = seconds_now() - t0;
+    ck_assert_msg(second >= 1.5 && second < 3.5, "the rescan took %.2f s; its limit is 1.5 s", second);
+    ck_assert_str_eq(rb_registry_refusal_reason(again, 1),
+                     "it did not finish loading within 1.5 s (its constructors never returned); "
+                     "RB_PLUGIN_SCAN_TIMEOUT sets the limit");
+    rb_registry_destroy(again);
+    setenv("RB_PLUGIN_SCAN_TIMEOUT", "1", 1);
+
     /* A garbage cache is ignored whole and replaced. */
     write_text(cache, "robusta-plugin-scan 1 robusta 0.0.0 abi 1\n/x\t1 2\tO2 good-attack\n");
     ck_assert_int_eq(rb_registry_create(&again), RB_OK);

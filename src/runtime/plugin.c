@@ -203,14 +203,14 @@ static void scan(rb_registry *reg, const char *path, const rb_scan_key *key,
                  rb_scan_result *result)
 {
     char openable[PATH_MAX + 2];
-    double t0;
+    double t0, limit = rb_scan_timeout();
     if (reg->cache == NULL)
         reg->cache = rb_scan_cache_open(); /* NULL (out of memory): no cache */
-    if (rb_scan_cache_get(reg->cache, path, key, result))
+    if (rb_scan_cache_get(reg->cache, path, key, limit, result))
         return;
     openable_path(path, openable, sizeof openable);
     t0 = rb_monotonic_seconds();
-    rb_scan_file(openable, rb_scan_timeout(), result);
+    rb_scan_file(openable, limit, result);
     rb_log(RB_LOG_DEBUG, "scanned plugin %s in %.1f ms", path, (rb_monotonic_seconds() - t0) * 1e3);
     rb_scan_cache_put(reg->cache, path, key, result);
 }

@@ -257,8 +257,11 @@ double rb_scan_timeout(void)
     errno = 0;
     t = strtod(text, &end);
     if (errno != 0 || *end != '\0' || !(t > 0.0 && t <= 3600.0)) {
-        rb_log(RB_LOG_WARN, "RB_PLUGIN_SCAN_TIMEOUT=%s is not a number of seconds in (0, 3600]; "
-               "using 5", text);
+        static int warned; /* once a process, not once a file */
+        if (!warned++)
+            rb_log(RB_LOG_WARN,
+                   "RB_PLUGIN_SCAN_TIMEOUT=%s is not a number of seconds in (0, 3600]; using 5",
+                   text);
         return 5.0;
     }
     return t;
@@ -398,12 +401,14 @@ void rb_scan_file(const char *openable, double timeout_s, rb_scan_result *out)
     memset(out, 0, sizeof *out);
     if (pipe(fds) != 0) {
         snprintf(out->reason, sizeof out->reason, "cannot scan it: pipe: %s", strerror(errno));
+        out->transient = 1;
         return;
     }
     fflush(NULL); /* a child calling exit() would write the parent's buffers again */
     pid = fork();
     if (pid < 0) {
         snprintf(out->reason, sizeof out->reason, "cannot scan it: fork: %s", strerror(errno));
+        out->transient = 1;
         close(fds[0]);
         close(fds[1]);
         return;
@@ -464,6 +469,7 @@ void rb_scan_file(const char *openable, double timeout_s, rb_scan_result *out)
         return;
     }
     if (timed_out) {
+        out->timed_out = timeout_s;
         snprintf(out->reason, sizeof out->reason,
                  "it did not finish loading within %g s (its constructors never returned); "
                  "RB_PLUGIN_SCAN_TIMEOUT sets the limit",
@@ -481,6 +487,7 @@ void rb_scan_file(const char *openable, double timeout_s, rb_scan_result *out)
                  WEXITSTATUS(status), loaded ? "its descriptor was read" : "loading");
     } else {
         snprintf(out->reason, sizeof out->reason, "its scan ended without a verdict");
+        out->transient = 1;
     }
 }
 
@@ -595,7 +602,8 @@ static void cache_header(char *out, size_t size)
 }
 
 /* One record: PATH \t dev ino size mtime_s mtime_ns ctime_s ctime_ns \t
- * O kind name | R reason. Returns 0 on anything unexpected. */
+ * O kind name | R reason | T limit reason. Returns 0 on anything
+ * unexpected. */
 static int parse_record(rb_scan_cache *c, char *line)
 {
     char *tab1 = strchr(line, '\t'), *tab2, *verdict;
@@ -627,6 +635,13 @@ static int parse_record(rb_scan_cache *c, char *line)
     } else if (verdict[0] == 'R' && verdict[1] != '\0' &&
                strlen(verdict + 1) < sizeof result.reason) {
         snprintf(result.reason, sizeof result.reason, "%s", verdict + 1);
+    } else if (verdict[0] == 'T') {
+        int n = 0;
+        if (sscanf(verdict + 1, "%lf %n", &result.timed_out, &n) != 1 || n == 0 ||
+            !(result.timed_out > 0) || verdict[1 + n] == '\0' ||
+            strlen(verdict + 1 + n) >= sizeof result.reason)
+            return 0;
+        snprintf(result.reason, sizeof result.reason, "%s", verdict + 1 + n);
     } else {
         return 0;
     }
@@ -672,11 +687,13 @@ rb_scan_cache *rb_scan_cache_open(void)
 }
 
 int rb_scan_cache_get(const rb_scan_cache *c, const char *path, const rb_scan_key *key,
-                      rb_scan_result *out)
+                      double timeout_s, rb_scan_result *out)
 {
     const cache_entry *e = c ? cache_find(c, path) : NULL;
     if (e == NULL || !rb_scan_key_equal(&e->key, key))
         return 0;
+    if (e->result.timed_out > 0 && e->result.timed_out < timeout_s)
+        return 0; /* the limit was raised since: give it the new one */
     *out = e->result;
     return 1;
 }
@@ -684,7 +701,7 @@ int rb_scan_cache_get(const rb_scan_cache *c, const char *path, const rb_scan_ke
 void rb_scan_cache_put(rb_scan_cache *c, const char *path, const rb_scan_key *key,
                        const rb_scan_result *result)
 {
-    if (c == NULL || c->file == NULL || strpbrk(path, "\t\n") != NULL)
+    if (c == NULL || c->file == NULL || result->transient || strpbrk(path, "\t\n") != NULL)
         return;
     if (cache_add(c, path, key, result))
         c->dirty = 1;
@@ -736,6 +753,9 @@ void rb_scan_cache_flush(rb_scan_cache *c)
         if (e->result.ok)
             len += (size_t)snprintf(text + len, cap - len, "O%d %s\n", (int)e->result.kind,
                                     e->result.name);
+        else if (e->result.timed_out > 0)
+            len += (size_t)snprintf(text + len, cap - len, "T%.17g %s\n", e->result.timed_out,
+                                    e->result.reason);
         else
             len += (size_t)snprintf(text + len, cap - len, "R%s\n", e->result.reason);
     }

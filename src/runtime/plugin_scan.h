@@ -21,6 +21,9 @@ int rb_scan_key_equal(const rb_scan_key *a, const rb_scan_key *b);
 /* The verdict on one file. */
 typedef struct rb_scan_result {
     int ok;               /* 1: a valid descriptor; 0: refused */
+    int transient;        /* refused for a cause outside the file (fork failed): not cached */
+    double timed_out;     /* refused for outliving this limit (s), else 0: a cached
+                             timeout holds only while the limit is not raised */
     rb_plugin_kind kind;  /* when ok */
     char name[72];        /* when ok */
     char reason[768];     /* when refused: one line */
@@ -47,9 +50,10 @@ typedef struct rb_scan_cache rb_scan_cache;
  * missing, unreadable or malformed cache is an empty one. NULL only when
  * out of memory. */
 rb_scan_cache *rb_scan_cache_open(void);
-/* The cached verdict of `path` with `key`, copied to `out`; 0 when none. */
+/* The cached verdict of `path` with `key`, copied to `out`; 0 when none,
+ * or when it is a timeout under a smaller limit than `timeout_s`. */
 int rb_scan_cache_get(const rb_scan_cache *cache, const char *path, const rb_scan_key *key,
-                      rb_scan_result *out);
+                      double timeout_s, rb_scan_result *out);
 void rb_scan_cache_put(rb_scan_cache *cache, const char *path, const rb_scan_key *key,
                        const rb_scan_result *result);
 /* Writes the cache back (atomically) if it changed; failures are logged at
