@@ -19,9 +19,13 @@ static const rb_param_spec plugins_options[] = {
      "image side (pixels) at which arch plugins' FLOPs per image are counted"},
     {NULL}};
 
-static int kind_selected(const char *kind, const rb_plugin *p)
+/* Whether plugin i is listed; decided without opening it, so that
+ * `robusta plugins NAME` opens only NAME. */
+static int selected(const rb_registry *reg, size_t i, const char *kind, const char *only)
 {
-    return strcmp(kind, "any") == 0 || strcmp(kind, rb_plugin_kind_str(p->kind)) == 0;
+    return (strcmp(kind, "any") == 0 ||
+            strcmp(kind, rb_plugin_kind_str(rb_registry_kind(reg, i))) == 0) &&
+           (only == NULL || strcmp(only, rb_registry_name(reg, i)) == 0);
 }
 
 static const char *attack_shape(const rb_plugin *p)
@@ -240,10 +244,10 @@ static int run_plugins(const cli_command *self, rb_params *options, int argc, ch
         size_t n = 0;
         int found = 0;
         for (size_t i = 0; i < rb_registry_count(reg); i++) {
-            const rb_plugin *p = rb_registry_get(reg, i);
-            found |= strcmp(p->name, only) == 0;
+            const char *name = rb_registry_name(reg, i);
+            found |= strcmp(name, only) == 0;
             if (n < 256)
-                names[n++] = p->name;
+                names[n++] = name;
         }
         if (!found) {
             const char *near = rb_suggest(only, names, n);
@@ -273,8 +277,8 @@ static int run_plugins(const cli_command *self, rb_params *options, int argc, ch
         json_object_array_add(search, json_object_new_string(rb_registry_install_dir()));
         json_object_object_add(root, "search_path", search);
         for (size_t i = 0; i < rb_registry_count(reg); i++) {
-            const rb_plugin *p = rb_registry_get(reg, i);
-            if (kind_selected(kind, p) && (only == NULL || strcmp(only, p->name) == 0))
+            const rb_plugin *p = selected(reg, i, kind, only) ? rb_registry_get(reg, i) : NULL;
+            if (p != NULL) /* NULL: not listed, or refused when opened (listed below) */
                 json_object_array_add(list, plugin_json(p, rb_registry_path(reg, i), input_size));
         }
         json_object_object_add(root, "plugins", list);
@@ -292,8 +296,8 @@ static int run_plugins(const cli_command *self, rb_params *options, int argc, ch
         json_object_put(root);
     } else {
         for (size_t i = 0; i < rb_registry_count(reg); i++) {
-            const rb_plugin *p = rb_registry_get(reg, i);
-            if (!kind_selected(kind, p) || (only != NULL && strcmp(only, p->name) != 0))
+            const rb_plugin *p = selected(reg, i, kind, only) ? rb_registry_get(reg, i) : NULL;
+            if (p == NULL) /* not listed, or refused when opened (listed below) */
                 continue;
             if (shown++)
                 putchar('\n');

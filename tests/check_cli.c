@@ -702,6 +702,39 @@ START_TEST(what_cannot_fit_is_refused_at_once)
 }
 END_TEST
 
+START_TEST(plugins_that_crash_exit_or_hang_do_not_take_commands_down)
+{
+    char env[3 * PATH_MAX + 32];
+    json_object *root, *refused;
+    int seen = 0;
+    /* The unsafe fixtures first, then the built plugins: a command using
+     * pgd-l2 scans them all and must neither die, stop early nor hang. */
+    snprintf(env, sizeof env, "RB_PLUGIN_PATH=%s:%s", test_env("RB_TEST_UNSAFE_FIXTURES"),
+             test_env("RB_PLUGIN_PATH"));
+    setenv("RB_PLUGIN_SCAN_TIMEOUT", "1", 1);
+    RUN(&r, env, "plugins", "pgd-l2");
+    ck_assert_msg(r.code == 0, "exit %d: %s", r.code, r.err);
+    ck_assert_msg(strncmp(r.out, "attack  pgd-l2 ", 15) == 0, "%s", r.out);
+    ck_assert_ptr_nonnull(strstr(r.out, "ctor_segv.so: its constructor crashed with SIGSEGV\n"));
+    ck_assert_ptr_nonnull(strstr(r.out, "ctor_exit.so: it called exit(0) while loading\n"));
+    ck_assert_ptr_nonnull(strstr(r.out, "ctor_hang.so: it did not finish loading within 1 s"));
+    ck_assert_ptr_nonnull(strstr(r.out, "function_descriptor.so: its rb_plugin_descriptor symbol is a function"));
+    RUN(&r, env, "-q", "plugins", "--json");
+    ck_assert_int_eq(r.code, 0);
+    root = json_tokener_parse(r.out);
+    ck_assert_ptr_nonnull(root);
+    refused = field(root, "refused");
+    for (size_t i = 0; i < json_object_array_length(refused); i++) {
+        const char *file = json_object_get_string(field(json_object_array_get_idx(refused, i), "path"));
+        seen += strstr(file, "/ctor_") != NULL || strstr(file, "/function_descriptor.so") != NULL;
+    }
+    ck_assert_int_eq(seen, 4);
+    ck_assert_int_eq(json_object_array_length(field(root, "refused")), 4);
+    json_object_put(root);
+    unsetenv("RB_PLUGIN_SCAN_TIMEOUT");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cli");
@@ -722,6 +755,7 @@ int main(void)
     tcase_add_test(tc, json_outputs_are_strict_and_nan_checkpoints_are_refused);
     tcase_add_test(tc, special_files_are_refused_at_once);
     tcase_add_test(tc, what_cannot_fit_is_refused_at_once);
+    tcase_add_test(tc, plugins_that_crash_exit_or_hang_do_not_take_commands_down);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

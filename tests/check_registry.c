@@ -1,7 +1,11 @@
 /* The plugin loader: a good plugin of every kind and shape loads; every
  * refusal class is refused with its one-line message; folders and search
- * paths are scanned in order. */
+ * paths are scanned in order; plugins that crash, exit or hang while loading
+ * are refused without harm to the caller, and only used plugins are opened
+ * in the caller's process. */
 #include "config.h"
+
+#include <time.h>
 
 #include <robusta/robusta.h>
 
@@ -255,6 +259,194 @@ START_TEST(default_path_reads_the_environment)
 }
 END_TEST
 
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The unsafe fixtures, the good_attack fixture and a dangling symlink in a
+ * fresh folder; in name order, the refusals expected of them. */
+static const char *const unsafe_files[] = {"ctor_exit", "ctor_hang", "ctor_segv",
+                                           "function_descriptor", "marker"};
+static const struct {
+    const char *file, *reason;
+} unsafe_refusals[] = {
+    {"ctor_exit.so", "it called exit(0) while loading"},
+    {"ctor_hang.so", "it did not finish loading within 1 s (its constructors never returned); "
+                     "RB_PLUGIN_SCAN_TIMEOUT sets the limit"},
+    {"ctor_segv.so", "its constructor crashed with SIGSEGV"},
+    {"dangling.so", "dangling symlink to /nonexistent/robusta/gone.so (remove it or install its "
+                    "target)"},
+    {"function_descriptor.so",
+     "its rb_plugin_descriptor symbol is a function, not a const struct rb_plugin (declare it "
+     "with RB_PLUGIN_EXPORT const rb_plugin rb_plugin_descriptor = {...})"},
+};
+
+static void make_unsafe_dir(char *dir, size_t size)
+{
+    char from[PATH_MAX], to[PATH_MAX + 64];
+    make_temp_dir(dir, size);
+    for (size_t i = 0; i < sizeof unsafe_files / sizeof unsafe_files[0]; i++) {
+        snprintf(from, sizeof from, "%s/%s.so", test_env("RB_TEST_UNSAFE_FIXTURES"),
+                 unsafe_files[i]);
+        snprintf(to, sizeof to, "%s/%s.so", dir, unsafe_files[i]);
+        copy_file(from, to, 0755);
+    }
+    fixture_path("good_attack", from, sizeof from);
+    snprintf(to, sizeof to, "%s/good_attack.so", dir);
+    copy_file(from, to, 0755);
+    snprintf(to, sizeof to, "%s/dangling.so", dir);
+    ck_assert_int_eq(symlink("/nonexistent/robusta/gone.so", to), 0);
+}
+
+/* `r` found good-attack and marker-attack and refused exactly the rest. */
+static void expect_unsafe_verdicts(rb_registry *r, const char *dir)
+{
+    char path[PATH_MAX + 64];
+    size_t n = sizeof unsafe_refusals / sizeof unsafe_refusals[0];
+    ck_assert_uint_eq(rb_registry_count(r), 2);
+    ck_assert_str_eq(rb_registry_name(r, 0), "good-attack");
+    ck_assert_str_eq(rb_registry_name(r, 1), "marker-attack");
+    ck_assert_int_eq(rb_registry_kind(r, 1), RB_PLUGIN_ATTACK);
+    ck_assert_uint_eq(rb_registry_refusal_count(r), n);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, unsafe_refusals[i].file);
+        ck_assert_str_eq(rb_registry_refusal_path(r, i), path);
+        ck_assert_str_eq(rb_registry_refusal_reason(r, i), unsafe_refusals[i].reason);
+    }
+}
+
+static int exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+START_TEST(crashing_exiting_and_hanging_plugins_are_refused)
+{
+    char dir[PATH_MAX], work[PATH_MAX], cache[PATH_MAX + 32], marker[PATH_MAX + 32], pid[32];
+    const rb_plugin *p;
+    rb_registry *again;
+    unsigned char *text;
+    size_t size;
+    double t0, first, second;
+
+    make_unsafe_dir(dir, sizeof dir);
+    make_temp_dir(work, sizeof work);
+    snprintf(cache, sizeof cache, "%s/cache/scan", work); /* its folder is made */
+    snprintf(marker, sizeof marker, "%s/marker", work);
+    snprintf(pid, sizeof pid, "%ld", (long)getpid());
+    setenv("RB_PLUGIN_CACHE", cache, 1);
+    setenv("RB_PLUGIN_SCAN_TIMEOUT", "1", 1);
+    setenv("RB_FIXTURE_MARKER", marker, 1);
+    setenv("RB_FIXTURE_MAIN_PID", pid, 1);
+    rb_log_set_level(RB_LOG_ERROR);
+
+    /* This process survives the scan, which waits for the hang once. */
+    t0 = seconds_now();
+    ck_assert_int_eq(rb_registry_load_dir(reg, dir), RB_OK);
+    first = seconds_now() - t0;
+    ck_assert_msg(first >= 1.0 && first < 3.0, "the scan took %.2f s; its limit is 1 s a file", first);
+    expect_unsafe_verdicts(reg, dir);
+
+    /* Scanning opened nothing here; a lookup opens only what it finds. */
+    ck_assert(!exists(marker));
+    ck_assert_int_eq(rb_registry_find(reg, RB_PLUGIN_ATTACK, "good-attack", &p), RB_OK);
+    ck_assert_int_eq(((const rb_attack_ops *)p->ops)->step(NULL, NULL, NULL), RB_OK);
+    ck_assert(!exists(marker));
+    ck_assert_int_eq(rb_registry_find(reg, RB_PLUGIN_ATTACK, "marker-attack", &p), RB_OK);
+    ck_assert_str_eq(p->summary, "marks its loading");
+    text = read_whole_file(marker, &size);
+    ck_assert_uint_eq(size, 7);
+    ck_assert_int_eq(memcmp(text, "loaded\n", 7), 0);
+    free(text);
+
+    /* The verdicts were cached: the hang is not waited for again. */
+    ck_assert(exists(cache));
+    ck_assert_int_eq(rb_registry_create(&again), RB_OK);
+    t0 = seconds_now();
+    ck_assert_int_eq(rb_registry_load_dir(again, dir), RB_OK);
+    second = seconds_now() - t0;
+    ck_assert_msg(second < 0.5, "a cached scan took %.2f s", second);
+    expect_unsafe_verdicts(again, dir);
+    rb_registry_destroy(again);
+
+    /* A timeout is remembered only under the limit it had: raised, the
+     * file is given the new limit. */
+    setenv("RB_PLUGIN_SCAN_TIMEOUT", "1.5", 1);
+    ck_assert_int_eq(rb_registry_create(&again), RB_OK);
+    t0 = seconds_now();
+    ck_assert_int_eq(rb_registry_load_dir(again, dir), RB_OK);
+    second = seconds_now() - t0;
+    ck_assert_msg(second >= 1.5 && second < 3.5, "the rescan took %.2f s; its limit is 1.5 s", second);
+    ck_assert_str_eq(rb_registry_refusal_reason(again, 1),
+                     "it did not finish loading within 1.5 s (its constructors never returned); "
+                     "RB_PLUGIN_SCAN_TIMEOUT sets the limit");
+    rb_registry_destroy(again);
+    setenv("RB_PLUGIN_SCAN_TIMEOUT", "1", 1);
+
+    /* A garbage cache is ignored whole and replaced. */
+    write_text(cache, "robusta-plugin-scan 1 robusta 0.0.0 abi 1\n/x\t1 2\tO2 good-attack\n");
+    ck_assert_int_eq(rb_registry_create(&again), RB_OK);
+    ck_assert_int_eq(rb_registry_load_dir(again, dir), RB_OK);
+    expect_unsafe_verdicts(again, dir);
+    rb_registry_destroy(again);
+    text = read_whole_file(cache, &size);
+    ck_assert_msg(size > 40 && memcmp(text, "robusta-plugin-scan 1 robusta " RB_VERSION_STRING " abi",
+                                      strlen("robusta-plugin-scan 1 robusta " RB_VERSION_STRING " abi")) == 0,
+                  "%.*s", (int)size, (const char *)text);
+    free(text);
+    write_text(cache, "\x01\x02 not a cache at all");
+    ck_assert_int_eq(rb_registry_create(&again), RB_OK);
+    ck_assert_int_eq(rb_registry_load_dir(again, dir), RB_OK);
+    expect_unsafe_verdicts(again, dir);
+    rb_registry_destroy(again);
+
+    /* No cache at all: still the same verdicts, and no file written. */
+    ck_assert_int_eq(unlink(cache), 0);
+    setenv("RB_PLUGIN_CACHE", "off", 1);
+    ck_assert_int_eq(rb_registry_create(&again), RB_OK);
+    ck_assert_int_eq(rb_registry_load_dir(again, dir), RB_OK);
+    expect_unsafe_verdicts(again, dir);
+    rb_registry_destroy(again);
+    ck_assert(!exists(cache));
+
+    unsetenv("RB_PLUGIN_SCAN_TIMEOUT");
+    unsetenv("RB_FIXTURE_MARKER");
+    remove_temp_dir(dir);
+    remove_temp_dir(work);
+}
+END_TEST
+
+START_TEST(a_plugin_changed_after_its_scan_is_checked_again)
+{
+    char dir[PATH_MAX], from[PATH_MAX], to[PATH_MAX + 32], message[2 * PATH_MAX];
+    const rb_plugin *p = (const rb_plugin *)0x1;
+    setenv("RB_PLUGIN_CACHE", "off", 1);
+    rb_log_set_level(RB_LOG_ERROR);
+    make_temp_dir(dir, sizeof dir);
+    fixture_path("good_attack", from, sizeof from);
+    snprintf(to, sizeof to, "%s/x.so", dir);
+    copy_file(from, to, 0755);
+    ck_assert_int_eq(rb_registry_load_dir(reg, dir), RB_OK);
+    ck_assert_uint_eq(rb_registry_count(reg), 1);
+    /* Replaced by another plugin before its first use. */
+    ck_assert_int_eq(unlink(to), 0);
+    fixture_path("good_arch", from, sizeof from);
+    copy_file(from, to, 0755);
+    ck_assert_int_eq(rb_registry_find(reg, RB_PLUGIN_ATTACK, "good-attack", &p), RB_ERR_PLUGIN);
+    ck_assert_ptr_null(p);
+    snprintf(message, sizeof message,
+             "plugin %s refused: changed since it was scanned: it is now arch plugin 'good-arch'",
+             to);
+    ck_assert_str_eq(rb_last_error(), message);
+    ck_assert_ptr_null(rb_registry_get(reg, 0));
+    ck_assert_uint_eq(rb_registry_refusal_count(reg), 1);
+    remove_temp_dir(dir);
+}
+END_TEST
+
 START_TEST(kind_names)
 {
     ck_assert_str_eq(rb_plugin_kind_str(RB_PLUGIN_ARCH), "arch");
@@ -279,6 +471,8 @@ int main(void)
     tcase_add_test(tc, folders_load_in_name_order_and_log_refusals);
     tcase_add_test(tc, search_path_order_and_shadowing);
     tcase_add_test(tc, default_path_reads_the_environment);
+    tcase_add_test(tc, crashing_exiting_and_hanging_plugins_are_refused);
+    tcase_add_test(tc, a_plugin_changed_after_its_scan_is_checked_again);
     tcase_add_test(tc, kind_names);
     suite_add_tcase(s, tc);
     return run_suite(s);

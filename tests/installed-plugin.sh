@@ -13,6 +13,13 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/robusta-installcheck-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 chmod 700 "$work"
 
+# The installed plugins are the point here: search the install folder even
+# when make check's environment says not to.
+unset RB_PLUGIN_NO_INSTALL_DIR
+# Scan verdicts are cached in a file; keep this run's out of the user's home.
+RB_PLUGIN_CACHE=$work/plugin-scan
+export RB_PLUGIN_CACHE
+
 PKG_CONFIG_PATH="$libdir/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 export PKG_CONFIG_PATH
 cflags=$(pkg-config --cflags robusta) || fail "pkg-config does not find robusta.pc in $libdir/pkgconfig"

@@ -71,10 +71,16 @@ rb_status rb_arch_resolve(const rb_registry *registry, const char *name, const r
     *preset = NULL;
     if (name == NULL || name[0] == '\0')
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "no architecture given (--arch NAME)");
+    /* Names first: a plugin is opened in-process only when it is used. */
+    for (size_t i = 0; i < rb_registry_count(registry); i++)
+        if (rb_registry_kind(registry, i) == RB_PLUGIN_ARCH &&
+            strcmp(rb_registry_name(registry, i), name) == 0)
+            return rb_registry_find(registry, RB_PLUGIN_ARCH, name, plugin);
     for (size_t i = 0; i < rb_registry_count(registry); i++) {
-        const rb_plugin *p = rb_registry_get(registry, i);
+        const rb_plugin *p;
         const rb_param_spec *spec;
-        if (p->kind != RB_PLUGIN_ARCH)
+        if (rb_registry_kind(registry, i) != RB_PLUGIN_ARCH ||
+            (p = rb_registry_get(registry, i)) == NULL)
             continue;
         if (strcmp(p->name, name) == 0) {
             *plugin = p;

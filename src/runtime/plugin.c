@@ -1,33 +1,45 @@
 /* Plugin loader and registry (robusta/plugin.h, robusta/registry.h).
  *
  * Every check that can be made before running a plugin's code (permissions)
- * is made before dlopen; everything else before the plugin is used. Each
- * refusal is one line: "plugin FILE refused: REASON". */
+ * is made before dlopen. A file is then opened and checked in a child
+ * process (plugin_scan.c), so that a constructor that crashes, exits or
+ * hangs costs a refusal, not the command; the verdicts are cached. A plugin
+ * is opened in this process only when it is first used (found by name, or
+ * its descriptor asked for). Each refusal is one line: "plugin FILE refused:
+ * REASON". */
 #include "config.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <robusta/log.h>
 #include <robusta/registry.h>
 
+#include "runtime/plugin_scan.h"
 #include "sys/internal.h"
 
 #ifndef RB_PLUGIN_DIR
 #error "RB_PLUGIN_DIR must be defined by the build ($(pkglibdir))"
 #endif
 
+/* A file whose scan found a valid descriptor. handle and plugin stay NULL
+ * until the plugin is first used; failed is set when opening it in this
+ * process then failed (the refusal is recorded). */
 typedef struct loaded_plugin {
     char *path;
+    char *name;
+    rb_plugin_kind kind;
+    rb_scan_key key;
     void *handle;
     const rb_plugin *plugin;
-    dev_t dev;
-    ino_t ino;
+    int failed;
     int from_install_dir;
 } loaded_plugin;
 
@@ -42,6 +54,8 @@ struct rb_registry {
     refusal *refusals;
     size_t refusal_count, refusal_capacity;
     int scanning_install_dir; /* set while load_path reads the install folder */
+    rb_scan_cache *cache;     /* opened by the first scan */
+    pthread_mutex_t lock;     /* lookups open plugins: they may come from several threads */
 };
 
 const char *rb_plugin_kind_str(rb_plugin_kind kind)
@@ -64,6 +78,7 @@ rb_status rb_registry_create(rb_registry **out)
     *out = calloc(1, sizeof **out);
     if (*out == NULL)
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "plugin registry: out of memory");
+    pthread_mutex_init(&(*out)->lock, NULL);
     return RB_OK;
 }
 
@@ -72,9 +87,13 @@ void rb_registry_destroy(rb_registry *reg)
     if (reg == NULL)
         return;
     for (size_t i = 0; i < reg->count; i++) {
-        dlclose(reg->items[i].handle);
+        if (reg->items[i].handle != NULL)
+            dlclose(reg->items[i].handle);
         free(reg->items[i].path);
+        free(reg->items[i].name);
     }
+    rb_scan_cache_close(reg->cache);
+    pthread_mutex_destroy(&reg->lock);
     for (size_t i = 0; i < reg->refusal_count; i++) {
         free(reg->refusals[i].path);
         free(reg->refusals[i].reason);
@@ -129,134 +148,6 @@ static rb_status refuse(rb_registry *reg, const char *path, int quiet, const cha
     return rb_error_set(RB_ERR_PLUGIN, "plugin %s refused: %s", path, reason);
 }
 
-static int valid_plugin_name(const char *name)
-{
-    size_t n = 0;
-    if (name == NULL || name[0] == '\0')
-        return 0;
-    for (const char *c = name; *c; c++, n++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' || *c == '_'))
-            return 0;
-    return n <= 64;
-}
-
-static size_t expected_ops_size(rb_plugin_kind kind)
-{
-    switch (kind) {
-    case RB_PLUGIN_ARCH: return sizeof(rb_arch_ops);
-    case RB_PLUGIN_ATTACK: return sizeof(rb_attack_ops);
-    case RB_PLUGIN_TASK: return sizeof(rb_task_ops);
-    }
-    return 0;
-}
-
-/* The first required callback that is NULL, or NULL when all are there. */
-static const char *missing_callback(const rb_plugin *p)
-{
-    switch (p->kind) {
-    case RB_PLUGIN_ARCH: {
-        const rb_arch_ops *ops = p->ops;
-        return ops->build == NULL ? "build" : NULL;
-    }
-    case RB_PLUGIN_ATTACK: {
-        const rb_attack_ops *ops = p->ops;
-        if (ops->run != NULL)
-            return NULL;
-        if (ops->random_start == NULL && ops->step == NULL && ops->project == NULL)
-            return "run (or random_start, step and project)";
-        if (ops->random_start == NULL)
-            return "random_start";
-        if (ops->step == NULL)
-            return "step";
-        if (ops->project == NULL)
-            return "project";
-        return NULL;
-    }
-    case RB_PLUGIN_TASK: {
-        const rb_task_ops *ops = p->ops;
-        if (ops->build_head == NULL)
-            return "build_head";
-        if (ops->build_loss == NULL)
-            return "build_loss";
-        if (ops->metrics_create == NULL)
-            return "metrics_create";
-        if (ops->metrics_accumulate == NULL)
-            return "metrics_accumulate";
-        if (ops->metrics_finalize == NULL)
-            return "metrics_finalize";
-        if (ops->metrics_destroy == NULL)
-            return "metrics_destroy";
-        return NULL;
-    }
-    }
-    return "ops";
-}
-
-/* Checks a descriptor; on failure writes the reason into `why`. */
-static int descriptor_ok(const rb_plugin *p, char *why, size_t size)
-{
-    const char *missing;
-    if (p->abi_version != RB_PLUGIN_ABI_VERSION) {
-        snprintf(why, size,
-                 "built for plugin ABI %u, but robusta %s loads ABI %u: rebuild it against "
-                 "this robusta's headers",
-                 p->abi_version, RB_VERSION_STRING, RB_PLUGIN_ABI_VERSION);
-        return 0;
-    }
-    if (p->struct_size != sizeof(rb_plugin)) {
-        snprintf(why, size,
-                 "descriptor size is %u bytes, but ABI %u's is %zu: rebuild it against this "
-                 "robusta's headers",
-                 p->struct_size, RB_PLUGIN_ABI_VERSION, sizeof(rb_plugin));
-        return 0;
-    }
-    if (p->kind != RB_PLUGIN_ARCH && p->kind != RB_PLUGIN_ATTACK && p->kind != RB_PLUGIN_TASK) {
-        snprintf(why, size, "unknown plugin kind %d (1 arch, 2 attack and 3 task are known)",
-                 (int)p->kind);
-        return 0;
-    }
-    if (!valid_plugin_name(p->name)) {
-        snprintf(why, size, "plugin name '%s' is not 1-64 lower-case letters, digits, '-' or '_'",
-                 p->name ? p->name : "(null)");
-        return 0;
-    }
-    if (p->version == NULL || p->summary == NULL) {
-        snprintf(why, size, "'%s' has no %s", p->name, p->version == NULL ? "version" : "summary");
-        return 0;
-    }
-    if (p->params != NULL && rb_param_specs_validate(p->params) != RB_OK) {
-        snprintf(why, size, "'%s' declares a bad parameter table: %s", p->name, rb_last_error());
-        return 0;
-    }
-    if (p->ops == NULL) {
-        snprintf(why, size, "'%s' has no ops table", p->name);
-        return 0;
-    }
-    if (p->ops_size != expected_ops_size(p->kind)) {
-        snprintf(why, size,
-                 "'%s': its %s ops table is %u bytes, but ABI %u's is %zu: rebuild it against "
-                 "this robusta's headers",
-                 p->name, rb_plugin_kind_str(p->kind), p->ops_size, RB_PLUGIN_ABI_VERSION,
-                 expected_ops_size(p->kind));
-        return 0;
-    }
-    if (p->kind == RB_PLUGIN_TASK) {
-        const rb_task_ops *ops = p->ops;
-        if (ops->dataset_kind < RB_DATASET_CLASSIFICATION ||
-            ops->dataset_kind > RB_DATASET_SEGMENTATION) {
-            snprintf(why, size, "'%s' asks for unknown dataset kind %d", p->name,
-                     (int)ops->dataset_kind);
-            return 0;
-        }
-    }
-    if ((missing = missing_callback(p)) != NULL) {
-        snprintf(why, size, "'%s' lacks the required %s callback %s", p->name,
-                 rb_plugin_kind_str(p->kind), missing);
-        return 0;
-    }
-    return 1;
-}
-
 /* Refuses paths whose file or folder others could have rewritten: we are
  * about to run code from them. */
 static int writable_by_others(const struct stat *st)
@@ -275,83 +166,205 @@ static void folder_of(const char *path, char *out, size_t size)
         snprintf(out, size, "%.*s", (int)(slash - path), path);
 }
 
-rb_status rb_registry_load_file(rb_registry *reg, const char *path)
+/* Room for a reason naming two paths. */
+#define WHY_SIZE (3 * PATH_MAX + 256)
+
+/* The reason a file must not be opened before any of its code runs (it or
+ * its folder writable by others), written to `why`; 0 when there is none. */
+static int unsafe_file(const char *path, const struct stat *st, char *why, size_t size)
 {
-    struct stat st, dir_st;
-    char folder[PATH_MAX], openable[PATH_MAX + 2], why[1024];
-    void *handle;
-    const rb_plugin *p;
+    struct stat dir_st;
+    char folder[PATH_MAX];
+    folder_of(path, folder, sizeof folder);
+    if (stat(folder, &dir_st) != 0) {
+        snprintf(why, size, "cannot read its folder %s: %s", folder, strerror(errno));
+        return 1;
+    }
+    if (writable_by_others(st)) {
+        snprintf(why, size, "the file is writable by group or others (chmod go-w %s)", path);
+        return 1;
+    }
+    if (writable_by_others(&dir_st)) {
+        snprintf(why, size, "its folder %s is writable by group or others (chmod go-w %s)",
+                 folder, folder);
+        return 1;
+    }
+    return 0;
+}
+
+/* A name without '/' would be searched on the library path instead. */
+static void openable_path(const char *path, char *out, size_t size)
+{
+    snprintf(out, size, "%s%s", strchr(path, '/') ? "" : "./", path);
+}
+
+/* The verdict on a file of key `key`: cached, or from a child's scan. */
+static void scan(rb_registry *reg, const char *path, const rb_scan_key *key,
+                 rb_scan_result *result)
+{
+    char openable[PATH_MAX + 2];
+    double t0, limit = rb_scan_timeout();
+    if (reg->cache == NULL)
+        reg->cache = rb_scan_cache_open(); /* NULL (out of memory): no cache */
+    if (rb_scan_cache_get(reg->cache, path, key, limit, result))
+        return;
+    openable_path(path, openable, sizeof openable);
+    t0 = rb_monotonic_seconds();
+    rb_scan_file(openable, limit, result);
+    rb_log(RB_LOG_DEBUG, "scanned plugin %s in %.1f ms", path, (rb_monotonic_seconds() - t0) * 1e3);
+    rb_scan_cache_put(reg->cache, path, key, result);
+}
+
+static rb_status load_file(rb_registry *reg, const char *path)
+{
+    struct stat st, link_st;
+    char why[WHY_SIZE];
+    rb_scan_key key;
+    rb_scan_result result;
     loaded_plugin *item;
 
     if (stat(path, &st) != 0) {
-        if (errno == ENOENT)
+        int err = errno;
+        if (err == ENOENT && lstat(path, &link_st) == 0 && S_ISLNK(link_st.st_mode)) {
+            char target[PATH_MAX];
+            ssize_t n = readlink(path, target, sizeof target - 1);
+            target[n < 0 ? 0 : n] = '\0';
+            return refuse(reg, path, 0, "dangling symlink to %s (remove it or install its target)",
+                          target);
+        }
+        if (err == ENOENT)
             return rb_error_set(RB_ERR_NOT_FOUND, "plugin %s: no such file", path);
-        return refuse(reg, path, 0, "cannot read it: %s", strerror(errno));
+        return refuse(reg, path, 0, "cannot read it: %s", strerror(err));
     }
     if (!S_ISREG(st.st_mode))
         return refuse(reg, path, 0, "not a regular file");
-    folder_of(path, folder, sizeof folder);
-    if (stat(folder, &dir_st) != 0)
-        return refuse(reg, path, 0, "cannot read its folder %s: %s", folder, strerror(errno));
-    if (writable_by_others(&st))
-        return refuse(reg, path, 0, "the file is writable by group or others (chmod go-w %s)",
-                      path);
-    if (writable_by_others(&dir_st))
-        return refuse(reg, path, 0,
-                      "its folder %s is writable by group or others (chmod go-w %s)", folder,
-                      folder);
+    if (unsafe_file(path, &st, why, sizeof why))
+        return refuse(reg, path, 0, "%s", why);
     for (size_t i = 0; i < reg->count; i++)
-        if (reg->items[i].dev == st.st_dev && reg->items[i].ino == st.st_ino)
+        if (reg->items[i].key.dev == (long long)st.st_dev &&
+            reg->items[i].key.ino == (long long)st.st_ino)
             return RB_OK; /* the same file reached twice (a folder listed twice) */
 
-    /* A name without '/' would be searched on the library path instead. */
-    snprintf(openable, sizeof openable, "%s%s", strchr(path, '/') ? "" : "./", path);
-    handle = dlopen(openable, RTLD_NOW | RTLD_LOCAL);
-    if (handle == NULL) {
-        const char *err = dlerror();
-        return refuse(reg, path, 0, "not a robusta plugin: cannot load it as a shared object (%s)",
-                      err ? err : "unknown dlopen error");
-    }
-    p = dlsym(handle, RB_PLUGIN_SYMBOL);
-    if (p == NULL) {
-        dlclose(handle);
-        return refuse(reg, path, 0, "not a robusta plugin: it exports no %s symbol",
-                      RB_PLUGIN_SYMBOL);
-    }
-    if (!descriptor_ok(p, why, sizeof why)) {
-        dlclose(handle);
-        return refuse(reg, path, 0, "%s", why);
-    }
+    rb_scan_key_of(&st, &key);
+    scan(reg, path, &key, &result);
+    if (!result.ok)
+        return refuse(reg, path, 0, "%s", result.reason);
     for (size_t i = 0; i < reg->count; i++) {
-        if (strcmp(reg->items[i].plugin->name, p->name) == 0) {
+        if (strcmp(reg->items[i].name, result.name) == 0) {
             /* A plugin on RB_PLUGIN_PATH overriding an installed one is
              * expected during development: still refused, but said quietly. */
             int shadowing = reg->scanning_install_dir && !reg->items[i].from_install_dir;
             snprintf(why, sizeof why, "duplicate plugin name '%s': already loaded from %s",
-                     p->name, reg->items[i].path);
-            dlclose(handle);
+                     result.name, reg->items[i].path);
             return refuse(reg, path, shadowing, "%s", why);
         }
     }
-    if (!grow((void **)&reg->items, &reg->capacity, reg->count, sizeof *reg->items)) {
-        dlclose(handle);
+    if (!grow((void **)&reg->items, &reg->capacity, reg->count, sizeof *reg->items))
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "plugin registry: out of memory");
-    }
     item = &reg->items[reg->count];
+    memset(item, 0, sizeof *item);
     item->path = rb_strdup(path);
-    if (item->path == NULL) {
-        dlclose(handle);
+    item->name = rb_strdup(result.name);
+    if (item->path == NULL || item->name == NULL) {
+        free(item->path);
+        free(item->name);
         return RB_ERR_OUT_OF_MEMORY;
     }
-    item->handle = handle;
-    item->plugin = p;
-    item->dev = st.st_dev;
-    item->ino = st.st_ino;
+    item->kind = result.kind;
+    item->key = key;
     item->from_install_dir = reg->scanning_install_dir;
     reg->count++;
-    rb_log(RB_LOG_DEBUG, "loaded %s plugin '%s' %s from %s", rb_plugin_kind_str(p->kind), p->name,
-           p->version, path);
+    rb_log(RB_LOG_DEBUG, "found %s plugin '%s' in %s", rb_plugin_kind_str(result.kind),
+           result.name, path);
     return RB_OK;
+}
+
+rb_status rb_registry_load_file(rb_registry *reg, const char *path)
+{
+    rb_status s = load_file(reg, path);
+    rb_scan_cache_flush(reg->cache);
+    return s;
+}
+
+/* Opens a scanned plugin in this process (the caller holds reg->lock).
+ * A file changed since its scan is scanned again first. Returns NULL, with
+ * the refusal recorded and in rb_last_error(), when that fails. */
+static const rb_plugin *open_item(rb_registry *reg, loaded_plugin *item)
+{
+    struct stat st;
+    rb_scan_key key;
+    char openable[PATH_MAX + 2], why[WHY_SIZE];
+    const rb_plugin *p;
+
+    if (item->plugin != NULL)
+        return item->plugin;
+    if (item->failed) {
+        rb_error_set(RB_ERR_PLUGIN, "plugin %s refused: it could not be loaded (see above)",
+                     item->path);
+        return NULL;
+    }
+    item->failed = 1; /* until it succeeds */
+    if (stat(item->path, &st) != 0) {
+        refuse(reg, item->path, 0, "it was removed since it was scanned (%s)", strerror(errno));
+        return NULL;
+    }
+    rb_scan_key_of(&st, &key);
+    if (!rb_scan_key_equal(&key, &item->key)) {
+        rb_scan_result result;
+        if (!S_ISREG(st.st_mode) || unsafe_file(item->path, &st, why, sizeof why)) {
+            refuse(reg, item->path, 0, "changed since it was scanned: %s",
+                   S_ISREG(st.st_mode) ? why : "not a regular file");
+            return NULL;
+        }
+        scan(reg, item->path, &key, &result);
+        rb_scan_cache_flush(reg->cache);
+        if (!result.ok) {
+            refuse(reg, item->path, 0, "changed since it was scanned: %s", result.reason);
+            return NULL;
+        }
+        if (result.kind != item->kind || strcmp(result.name, item->name) != 0) {
+            refuse(reg, item->path, 0, "changed since it was scanned: it is now %s plugin '%s'",
+                   rb_plugin_kind_str(result.kind), result.name);
+            return NULL;
+        }
+        item->key = key;
+    }
+    openable_path(item->path, openable, sizeof openable);
+    item->handle = dlopen(openable, RTLD_NOW | RTLD_LOCAL);
+    if (item->handle == NULL) {
+        const char *err = dlerror();
+        refuse(reg, item->path, 0, "not a robusta plugin: cannot load it as a shared object (%s)",
+               err ? err : "unknown dlopen error");
+        return NULL;
+    }
+    if ((p = rb_scan_check_handle(item->handle, why, sizeof why)) == NULL ||
+        p->kind != item->kind || strcmp(p->name, item->name) != 0) {
+        if (p != NULL)
+            snprintf(why, sizeof why, "changed since it was scanned: it is now %s plugin '%s'",
+                     rb_plugin_kind_str(p->kind), p->name);
+        dlclose(item->handle);
+        item->handle = NULL;
+        refuse(reg, item->path, 0, "%s", why);
+        return NULL;
+    }
+    item->plugin = p;
+    item->failed = 0;
+    rb_log(RB_LOG_DEBUG, "loaded %s plugin '%s' %s from %s", rb_plugin_kind_str(p->kind), p->name,
+           p->version, item->path);
+    return p;
+}
+
+/* Lookups are const for callers; opening on first use is a cache. The
+ * registry itself is always heap-allocated, so writing through it is
+ * defined. */
+static const rb_plugin *use_item(const rb_registry *creg, size_t i)
+{
+    rb_registry *reg = (rb_registry *)creg;
+    const rb_plugin *p;
+    pthread_mutex_lock(&reg->lock);
+    p = open_item(reg, &reg->items[i]);
+    pthread_mutex_unlock(&reg->lock);
+    return p;
 }
 
 static int shared_object_filter(const struct dirent *e)
@@ -360,7 +373,7 @@ static int shared_object_filter(const struct dirent *e)
     return e->d_name[0] != '.' && n > 3 && strcmp(e->d_name + n - 3, ".so") == 0;
 }
 
-rb_status rb_registry_load_dir(rb_registry *reg, const char *dir)
+static rb_status load_dir(rb_registry *reg, const char *dir)
 {
     struct stat st;
     struct dirent **entries;
@@ -384,12 +397,27 @@ rb_status rb_registry_load_dir(rb_registry *reg, const char *dir)
     for (int i = 0; i < n; i++) {
         char path[PATH_MAX];
         if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, entries[i]->d_name) < sizeof path)
-            (void)rb_registry_load_file(reg, path); /* refusals are recorded and logged */
+            (void)load_file(reg, path); /* refusals are recorded and logged */
         free(entries[i]);
     }
     free(entries);
     rb_error_clear();
     return RB_OK;
+}
+
+rb_status rb_registry_load_dir(rb_registry *reg, const char *dir)
+{
+    rb_status s = load_dir(reg, dir);
+    rb_scan_cache_flush(reg->cache);
+    return s;
+}
+
+/* RB_PLUGIN_NO_INSTALL_DIR set (and not "0"): the install folder is not
+ * searched, so that tests see only the plugins they name. */
+static int install_dir_skipped(void)
+{
+    const char *v = getenv("RB_PLUGIN_NO_INSTALL_DIR");
+    return v != NULL && v[0] != '\0' && strcmp(v, "0") != 0;
 }
 
 rb_status rb_registry_load_path(rb_registry *reg, const char *path_list)
@@ -403,20 +431,27 @@ rb_status rb_registry_load_path(rb_registry *reg, const char *path_list)
                 char dir[PATH_MAX];
                 memcpy(dir, p, len);
                 dir[len] = '\0';
-                if (rb_registry_load_dir(reg, dir) == RB_ERR_OUT_OF_MEMORY)
+                if (load_dir(reg, dir) == RB_ERR_OUT_OF_MEMORY) {
+                    rb_scan_cache_flush(reg->cache);
                     return RB_ERR_OUT_OF_MEMORY;
+                }
             }
             if (colon == NULL)
                 break;
             p = colon + 1;
         }
     }
-    reg->scanning_install_dir = 1;
-    if (rb_registry_load_dir(reg, RB_PLUGIN_DIR) == RB_ERR_OUT_OF_MEMORY) {
+    if (!install_dir_skipped()) {
+        rb_status s;
+        reg->scanning_install_dir = 1;
+        s = load_dir(reg, RB_PLUGIN_DIR);
         reg->scanning_install_dir = 0;
-        return RB_ERR_OUT_OF_MEMORY;
+        if (s == RB_ERR_OUT_OF_MEMORY) {
+            rb_scan_cache_flush(reg->cache);
+            return s;
+        }
     }
-    reg->scanning_install_dir = 0;
+    rb_scan_cache_flush(reg->cache);
     rb_error_clear();
     return RB_OK;
 }
@@ -435,15 +470,15 @@ rb_status rb_registry_find(const rb_registry *reg, rb_plugin_kind kind, const ch
 
     *out = NULL;
     for (size_t i = 0; i < reg->count; i++) {
-        const rb_plugin *p = reg->items[i].plugin;
-        if (p->kind != kind)
+        const loaded_plugin *item = &reg->items[i];
+        if (item->kind != kind)
             continue;
-        if (strcmp(p->name, name) == 0) {
-            *out = p;
-            return RB_OK;
+        if (strcmp(item->name, name) == 0) {
+            *out = use_item(reg, i);
+            return *out != NULL ? RB_OK : RB_ERR_PLUGIN;
         }
         if (n < 256)
-            names[n++] = p->name;
+            names[n++] = item->name;
     }
     near = rb_suggest(name, names, n);
     if (near != NULL)
@@ -459,7 +494,17 @@ size_t rb_registry_count(const rb_registry *reg) { return reg->count; }
 
 const rb_plugin *rb_registry_get(const rb_registry *reg, size_t i)
 {
-    return i < reg->count ? reg->items[i].plugin : NULL;
+    return i < reg->count ? use_item(reg, i) : NULL;
+}
+
+const char *rb_registry_name(const rb_registry *reg, size_t i)
+{
+    return i < reg->count ? reg->items[i].name : NULL;
+}
+
+rb_plugin_kind rb_registry_kind(const rb_registry *reg, size_t i)
+{
+    return i < reg->count ? reg->items[i].kind : (rb_plugin_kind)0;
 }
 
 const char *rb_registry_path(const rb_registry *reg, size_t i)

@@ -1,8 +1,12 @@
 /* Fixture plugins for the loader tests: one good plugin of each kind and
  * shape, and one plugin per refusal class. Each build defines one
  * FIXTURE_* macro (see Makefile.am). */
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <robusta/plugin.h>
 
@@ -171,6 +175,48 @@ RB_PLUGIN_EXPORT const rb_plugin rb_plugin_descriptor = {
     .ops_size = sizeof(rb_attack_ops),
 #endif
 };
+#elif defined(FIXTURE_CTOR_SEGV) || defined(FIXTURE_CTOR_EXIT) || defined(FIXTURE_CTOR_HANG)
+/* Valid descriptors behind constructors that never let a loader finish:
+ * the scan in a child process must refuse them and survive. */
+__attribute__((constructor)) static void fixture_constructor(void)
+{
+#if defined(FIXTURE_CTOR_SEGV)
+    raise(SIGSEGV);
+#elif defined(FIXTURE_CTOR_EXIT)
+    exit(0);
+#else
+    for (;;)
+        pause();
+#endif
+}
+#if defined(FIXTURE_CTOR_SEGV)
+RB_PLUGIN_DEFINE(RB_PLUGIN_ATTACK, "ctor-segv", "1.0", "crashes on load", NULL, &step_ops);
+#elif defined(FIXTURE_CTOR_EXIT)
+RB_PLUGIN_DEFINE(RB_PLUGIN_ATTACK, "ctor-exit", "1.0", "exits on load", NULL, &step_ops);
+#else
+RB_PLUGIN_DEFINE(RB_PLUGIN_ATTACK, "ctor-hang", "1.0", "hangs on load", NULL, &step_ops);
+#endif
+#elif defined(FIXTURE_FUNCTION_DESCRIPTOR)
+/* The descriptor's name on a function: reading it as data is undefined. */
+RB_PLUGIN_EXPORT void rb_plugin_descriptor(void);
+RB_PLUGIN_EXPORT void rb_plugin_descriptor(void) {}
+#elif defined(FIXTURE_MARKER)
+/* A good plugin that tells when it is opened in the process whose PID is
+ * RB_FIXTURE_MAIN_PID (not in a scan's child): it appends a line to
+ * RB_FIXTURE_MARKER. */
+__attribute__((constructor)) static void fixture_constructor(void)
+{
+    const char *pid = getenv("RB_FIXTURE_MAIN_PID"), *marker = getenv("RB_FIXTURE_MARKER");
+    FILE *f;
+    if (pid == NULL || marker == NULL || atol(pid) != (long)getpid())
+        return;
+    if ((f = fopen(marker, "a")) != NULL) {
+        fputs("loaded\n", f);
+        fclose(f);
+    }
+}
+RB_PLUGIN_DEFINE(RB_PLUGIN_ATTACK, "marker-attack", "1.0", "marks its loading", NULL,
+                 &step_ops);
 #elif defined(FIXTURE_NO_DESCRIPTOR)
 /* A valid shared object that is not a robusta plugin. */
 int fixture_not_a_plugin(void);
