@@ -169,6 +169,16 @@ START_TEST(bad_schedules_are_refused)
     ck_assert_str_eq(rb_last_error(), "--schedule 'linear': unknown schedule (write constant, step:N:GAMMA, multistep:A,B,...:GAMMA or cosine, optionally +warmup:EPOCHS)");
     ck_assert_int_eq(rb_schedule_parse("cosine", 0.1, 0, &s), RB_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(rb_schedule_parse("constant", -1, 10, &s), RB_ERR_INVALID_ARGUMENT);
+    /* epochs past int64_t (found by make fuzz: the conversion was undefined,
+     * and 1e90 became INT64_MIN, a milestone below 30) */
+    ck_assert_int_eq(rb_schedule_parse("multistep:30,60,80,1e90:0.1", 0.1, 10, &s), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "--schedule 'multistep:30,60,80,1e90:0.1': milestones must be increasing whole "
+                                      "epochs up to 1e9 (write constant, step:N:GAMMA, multistep:A,B,...:GAMMA or "
+                                      "cosine, optionally +warmup:EPOCHS)");
+    ck_assert_int_eq(rb_schedule_parse("step:1e19:0.1", 0.1, 10, &s), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(rb_schedule_parse("multistep:1000000001:0.1", 0.1, 10, &s), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(rb_schedule_parse("multistep:1000000000:0.1", 0.1, 10, &s), RB_OK);
+    ck_assert_int_eq(s.milestones[0], 1000000000);
 }
 END_TEST
 

@@ -170,6 +170,10 @@ float *rb_sgd_momentum_buffer(rb_sgd *s, size_t index)
 
 /* ------------------------------------------------------------ schedules */
 
+/* Epoch counts in a schedule are stored as int64_t: larger ones (1e90)
+ * would overflow the conversion, and no run is that long. */
+#define SCHEDULE_MAX_EPOCH 1e9
+
 static bool parse_number(const char **p, double *out)
 {
     char *end;
@@ -205,8 +209,8 @@ rb_status rb_schedule_parse(const char *text, double base_lr, double total_epoch
     } else if (strncmp(p, "step:", 5) == 0) {
         s.kind = RB_SCHEDULE_STEP;
         p += 5;
-        if (!parse_number(&p, &v) || v < 1 || v != floor(v) || *p != ':')
-            return bad_schedule(text, "step needs a whole number of epochs >= 1, then ':'");
+        if (!parse_number(&p, &v) || v < 1 || v > SCHEDULE_MAX_EPOCH || v != floor(v) || *p != ':')
+            return bad_schedule(text, "step needs a whole number of epochs from 1 to 1e9, then ':'");
         s.step_epochs = (int64_t)v;
         p++;
         if (!parse_number(&p, &s.gamma) || s.gamma <= 0)
@@ -217,9 +221,9 @@ rb_status rb_schedule_parse(const char *text, double base_lr, double total_epoch
         for (;;) {
             if (s.milestone_count == RB_SCHEDULE_MAX_MILESTONES)
                 return bad_schedule(text, "more than 16 milestones");
-            if (!parse_number(&p, &v) || v < 0 || v != floor(v) ||
+            if (!parse_number(&p, &v) || v < 0 || v > SCHEDULE_MAX_EPOCH || v != floor(v) ||
                 (s.milestone_count > 0 && v <= (double)s.milestones[s.milestone_count - 1]))
-                return bad_schedule(text, "milestones must be increasing whole epochs");
+                return bad_schedule(text, "milestones must be increasing whole epochs up to 1e9");
             s.milestones[s.milestone_count++] = (int64_t)v;
             if (*p == ',') {
                 p++;

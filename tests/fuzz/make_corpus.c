@@ -1,0 +1,418 @@
+/* Writes the seed corpora of the fuzz harnesses: small valid inputs of
+ * every parser, and near-valid ones (truncated, a field off by one) so the
+ * search starts past the first checks. Run from the source tree:
+ *
+ *     make tests/fuzz/make_corpus && tests/fuzz/make_corpus tests/fuzz/corpus
+ *
+ * It writes the files named below, in the harnesses' input formats (see the
+ * top of each fuzz_NAME.c), and leaves other files (regression inputs of
+ * past findings) alone. The output is deterministic, so the committed
+ * corpus is what this program writes. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#include <robusta/robusta.h>
+
+static const char *root;
+
+static void die(const char *what)
+{
+    fprintf(stderr, "make_corpus: %s: %s\n", what, rb_last_error() ? rb_last_error() : strerror(errno));
+    exit(1);
+}
+
+static void put(const char *target, const char *name, const void *bytes, size_t size)
+{
+    char path[1024];
+    FILE *f;
+    snprintf(path, sizeof path, "%s/%s", root, target);
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        die(path);
+    snprintf(path, sizeof path, "%s/%s/%s", root, target, name);
+    f = fopen(path, "wb");
+    if (f == NULL || fwrite(bytes, 1, size, f) != size || fclose(f) != 0)
+        die(path);
+}
+
+/* `prefix` (n bytes) then `bytes`. */
+static void put2(const char *target, const char *name, const void *prefix, size_t n, const void *bytes, size_t size)
+{
+    unsigned char *b = malloc(n + size + 1);
+    memcpy(b, prefix, n);
+    memcpy(b + n, bytes, size);
+    put(target, name, b, n + size);
+    free(b);
+}
+
+static unsigned char *slurp(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    long n;
+    unsigned char *b;
+    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
+        die(path);
+    b = malloc((size_t)n + 1);
+    if (fread(b, 1, (size_t)n, f) != (size_t)n)
+        die(path);
+    fclose(f);
+    *size = (size_t)n;
+    return b;
+}
+
+static char tmp[256];
+
+static unsigned char *tmpfile_bytes(const char *name, size_t *size)
+{
+    char path[512];
+    unsigned char *b;
+    snprintf(path, sizeof path, "%s/%s", tmp, name);
+    b = slurp(path, size);
+    unlink(path);
+    return b;
+}
+
+static void tmppath(char *out, size_t n, const char *name)
+{
+    snprintf(out, n, "%s/%s", tmp, name);
+}
+
+/* ------------------------------------------------------------ checkpoint */
+
+static void checkpoints(void)
+{
+    rb_checkpoint *c;
+    char path[512];
+    static const float w[6] = {1.5f, -2.0f, 0.25f, 3.0f, -0.5f, 8.0f};
+    static const int64_t labels[3] = {0, 7, 2};
+    static const uint16_t half[4] = {0x3f80, 0x4000, 0xbf80, 0x0000};
+    static const uint8_t bytes[5] = {1, 2, 3, 4, 5};
+    static const int32_t ints[2] = {-1, 65536};
+    unsigned char mode[3];
+    uint64_t h;
+    size_t size;
+    unsigned char *file;
+
+    if (rb_checkpoint_create(&c) != RB_OK ||
+        rb_checkpoint_set_metadata(c, "{\"arch\": \"resnet\", \"classes\": 10, \"x\": [1, 2.5, null, true, \"\\u00e9\"], "
+                                      "\"nested\": {\"a\": {\"b\": []}}}") != RB_OK ||
+        rb_checkpoint_add(c, "conv1.weight", RB_DTYPE_F32, 2, (const int64_t[]){2, 3}, w) != RB_OK ||
+        rb_checkpoint_add(c, "labels", RB_DTYPE_I64, 1, (const int64_t[]){3}, labels) != RB_OK ||
+        rb_checkpoint_add(c, "bf16", RB_DTYPE_BF16, 2, (const int64_t[]){2, 2}, half) != RB_OK ||
+        rb_checkpoint_add(c, "u8", RB_DTYPE_U8, 1, (const int64_t[]){5}, bytes) != RB_OK ||
+        rb_checkpoint_add(c, "i32", RB_DTYPE_I32, 1, (const int64_t[]){2}, ints) != RB_OK)
+        die("checkpoint");
+    tmppath(path, sizeof path, "seed.rbt");
+    if (rb_checkpoint_save(c, path, 3) != RB_OK)
+        die("checkpoint save");
+    rb_checkpoint_destroy(c);
+    file = tmpfile_bytes("seed.rbt", &size);
+    mode[0] = 0;
+    put2("checkpoint", "whole.bin", mode, 1, file, size);
+    mode[0] = 2;
+    put2("checkpoint", "index-only.bin", mode, 1, file, size);
+    mode[0] = 0;
+    put2("checkpoint", "truncated.bin", mode, 1, file, size - 7);
+    /* the header behind a recomputed preamble: 1, length, header, data */
+    memcpy(&h, file + 16, 8);
+    mode[0] = 1;
+    mode[1] = (unsigned char)(h & 0xff);
+    mode[2] = (unsigned char)(h >> 8);
+    put2("checkpoint", "header.bin", mode, 3, file + 32, size - 32);
+    mode[0] = 3;
+    put2("checkpoint", "header-index-only.bin", mode, 3, file + 32, size - 32);
+    free(file);
+
+    /* no tensors, empty metadata */
+    if (rb_checkpoint_create(&c) != RB_OK || rb_checkpoint_set_metadata(c, "{}") != RB_OK)
+        die("checkpoint");
+    tmppath(path, sizeof path, "empty.rbt");
+    if (rb_checkpoint_save(c, path, 1) != RB_OK)
+        die("checkpoint save");
+    rb_checkpoint_destroy(c);
+    file = tmpfile_bytes("empty.rbt", &size);
+    mode[0] = 0;
+    put2("checkpoint", "empty.bin", mode, 1, file, size);
+    free(file);
+}
+
+/* ------------------------------------------------------------ safetensors */
+
+/* A hand-made safetensors file: JSON header (padded with spaces to a
+ * multiple of 8, as the writers do) and data. */
+static void safetensors_raw(const char *name, const char *json, const void *data, size_t n)
+{
+    size_t hl = strlen(json), padded = (hl + 7) / 8 * 8;
+    unsigned char *b = malloc(8 + padded + n + 1);
+    uint64_t h = padded;
+    memcpy(b, &h, 8);
+    memset(b + 8, ' ', padded);
+    memcpy(b + 8, json, hl);
+    memcpy(b + 8 + padded, data, n);
+    put("safetensors", name, b, 8 + padded + n);
+    free(b);
+}
+
+static void safetensors(void)
+{
+    char path[512];
+    static const float w[4] = {1, 2, 3, 4};
+    static const int64_t n[2] = {5, -6};
+    static const int64_t shape_w[2] = {2, 2}, shape_n[1] = {2};
+    static const char *const keys[1] = {"format"}, *const values[1] = {"pt"};
+    rb_safetensors_entry e[2] = {{.name = "fc.weight", .dtype = RB_DTYPE_F32, .ndim = 2, .shape = shape_w, .data = w},
+                                 {.name = "bn.num_batches_tracked", .dtype = RB_DTYPE_I64, .ndim = 1, .shape = shape_n,
+                                  .data = n}};
+    unsigned char data[64];
+    size_t size;
+    unsigned char *file;
+    tmppath(path, sizeof path, "seed.safetensors");
+    if (rb_safetensors_save(path, e, 2, keys, values, 1) != RB_OK)
+        die("safetensors save");
+    file = tmpfile_bytes("seed.safetensors", &size);
+    put("safetensors", "written.safetensors", file, size);
+    put("safetensors", "truncated.safetensors", file, size - 3);
+    free(file);
+    for (size_t k = 0; k < sizeof data; k++)
+        data[k] = (unsigned char)(k * 29 + 3);
+    safetensors_raw("halves.safetensors",
+                    "{\"a\":{\"dtype\":\"F16\",\"shape\":[2,2],\"data_offsets\":[0,8]},"
+                    "\"b\":{\"dtype\":\"BF16\",\"shape\":[4],\"data_offsets\":[8,16]},"
+                    "\"c\":{\"dtype\":\"F64\",\"shape\":[1,2],\"data_offsets\":[16,32]}}",
+                    data, 32);
+    safetensors_raw("ints.safetensors",
+                    "{\"__metadata__\":{\"format\":\"pt\",\"note\":\"\\u00e9\\n\"},"
+                    "\"u\":{\"dtype\":\"U8\",\"shape\":[3],\"data_offsets\":[0,3]},"
+                    "\"i\":{\"dtype\":\"I32\",\"shape\":[],\"data_offsets\":[3,7]},"
+                    "\"z\":{\"dtype\":\"I16\",\"shape\":[0,5],\"data_offsets\":[7,7]},"
+                    "\"q\":{\"dtype\":\"BOOL\",\"shape\":[1],\"data_offsets\":[7,8]}}",
+                    data, 8);
+    safetensors_raw("empty.safetensors", "{}", data, 0);
+}
+
+/* ------------------------------------------------------------ npy */
+
+static unsigned char *npy_bytes(rb_dtype dtype, int ndim, const int64_t *shape, const void *data, size_t *size)
+{
+    char path[512];
+    tmppath(path, sizeof path, "a.npy");
+    if (rb_npy_save(path, dtype, ndim, shape, data) != RB_OK)
+        die("npy save");
+    return tmpfile_bytes("a.npy", size);
+}
+
+static void npy_pair(const char *name, rb_dtype dt, int ndim, const int64_t *shape, const void *x, rb_dtype ldt,
+                     const void *y)
+{
+    size_t a, b;
+    unsigned char *images = npy_bytes(dt, ndim, shape, x, &a);
+    unsigned char *labels = npy_bytes(ldt, 1, shape, y, &b);
+    put2("npy", name, images, a, labels, b);
+    free(images);
+    free(labels);
+}
+
+static void npy(void)
+{
+    static const float x[2 * 3 * 2] = {0, 0.5f, 1, 0.25f, 0.75f, 0.125f, 1, 0, 0.5f, 0.5f, 0.5f, 0.5f};
+    unsigned char px[2 * 2 * 2 * 3];
+    static const int64_t y64[2] = {1, 0};
+    static const int32_t y32[2] = {3, 0};
+    static const uint8_t y8[2] = {0, 2};
+    size_t size;
+    unsigned char *a;
+    static const char fortran[] = "\x93NUMPY\x01\x00\x76\x00{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }";
+    for (size_t k = 0; k < sizeof px; k++)
+        px[k] = (unsigned char)(k * 11);
+    a = npy_bytes(RB_DTYPE_F32, 3, (const int64_t[]){2, 3, 2}, x, &size);
+    put("npy", "f32-2x3x2.npy", a, size);
+    put("npy", "f32-truncated.npy", a, size - 5);
+    free(a);
+    npy_pair("u8-nhwc+i64.bin", RB_DTYPE_U8, 4, (const int64_t[]){2, 2, 2, 3}, px, RB_DTYPE_I64, y64);
+    npy_pair("u8-nchw+i32.bin", RB_DTYPE_U8, 4, (const int64_t[]){2, 3, 2, 2}, px, RB_DTYPE_I32, y32);
+    npy_pair("f32-nhw+u8.bin", RB_DTYPE_F32, 3, (const int64_t[]){2, 3, 2}, x, RB_DTYPE_U8, y8);
+    {
+        /* version 1.0 header padded to 128 bytes by hand, Fortran order */
+        unsigned char b[128 + 16];
+        size_t hl = sizeof fortran - 1;
+        memset(b, ' ', 128);
+        memcpy(b, fortran, hl);
+        b[8] = 128 - 10;
+        b[127] = '\n';
+        memcpy(b + 128, x, 16);
+        put("npy", "fortran.npy", b, sizeof b);
+    }
+}
+
+/* ------------------------------------------------------------ IDX */
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static unsigned char *gzip_bytes(const unsigned char *bytes, size_t size, size_t *out_size)
+{
+    z_stream z;
+    unsigned char *out = malloc(size + 256);
+    memset(&z, 0, sizeof z);
+    if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        die("deflateInit2");
+    z.next_in = (Bytef *)(uintptr_t)bytes;
+    z.avail_in = (uInt)size;
+    z.next_out = out;
+    z.avail_out = (uInt)(size + 256);
+    if (deflate(&z, Z_FINISH) != Z_STREAM_END)
+        die("deflate");
+    *out_size = z.total_out;
+    deflateEnd(&z);
+    return out;
+}
+
+/* The harness's layout: kind byte, images length (LE u32), images, labels. */
+static void idx_input(const char *name, unsigned kind, const unsigned char *images, size_t ni,
+                      const unsigned char *labels, size_t nl)
+{
+    unsigned char *b = malloc(5 + ni + nl);
+    b[0] = (unsigned char)kind;
+    b[1] = (unsigned char)ni;
+    b[2] = (unsigned char)(ni >> 8);
+    b[3] = (unsigned char)(ni >> 16);
+    b[4] = (unsigned char)(ni >> 24);
+    memcpy(b + 5, images, ni);
+    memcpy(b + 5 + ni, labels, nl);
+    put("idx", name, b, 5 + ni + nl);
+    free(b);
+}
+
+static void idx(void)
+{
+    unsigned char images[16 + 3 * 4 * 5], labels[8 + 3], *gi, *gl;
+    size_t gis, gls;
+    put_be32(images, 0x00000803u);
+    put_be32(images + 4, 3);
+    put_be32(images + 8, 4);
+    put_be32(images + 12, 5);
+    for (size_t k = 16; k < sizeof images; k++)
+        images[k] = (unsigned char)(k * 37);
+    put_be32(labels, 0x00000801u);
+    put_be32(labels + 4, 3);
+    labels[8] = 9;
+    labels[9] = 0;
+    labels[10] = 4;
+    idx_input("raw-mnist.bin", 0, images, sizeof images, labels, sizeof labels);
+    idx_input("raw-fashion.bin", 1, images, sizeof images, labels, sizeof labels);
+    idx_input("short-images.bin", 0, images, sizeof images - 1, labels, sizeof labels);
+    gi = gzip_bytes(images, sizeof images, &gis);
+    gl = gzip_bytes(labels, sizeof labels, &gls);
+    idx_input("gz-images.bin", 1, gi, gis, labels, sizeof labels);
+    idx_input("gz-both.bin", 0, gi, gis, gl, gls);
+    idx_input("gz-truncated.bin", 0, gi, gis - 4, gl, gls);
+    free(gi);
+    free(gl);
+}
+
+/* ------------------------------------------------------------ CIFAR */
+
+static void cifar(void)
+{
+    unsigned char b[1 + 2 * (2 + 3072)];
+    for (size_t r = 0; r < 2; r++) {
+        b[1 + r * 3074] = (unsigned char)(3 + r);
+        b[1 + r * 3074 + 1] = (unsigned char)(42 + r);
+        for (size_t k = 0; k < 3072; k++)
+            b[1 + r * 3074 + 2 + k] = (unsigned char)(k ^ r);
+    }
+    b[0] = 1 | (1u << 1); /* CIFAR-100, two files of one record each */
+    put("cifar", "cifar100-2x1.bin", b, sizeof b);
+    b[0] = 1; /* CIFAR-100, one file of two records */
+    put("cifar", "cifar100-1x2.bin", b, sizeof b);
+    b[0] = 0; /* CIFAR-10, one record */
+    b[1] = 7;
+    put("cifar", "cifar10-1.bin", b, 1 + 3073);
+    b[0] = 1u << 1; /* CIFAR-10, two files, the second a byte short */
+    put("cifar", "cifar10-short.bin", b, 1 + 2 * 3073 - 1);
+}
+
+/* ------------------------------------------------------------ text */
+
+static void put_text(const char *target, const char *name, const char *text)
+{
+    put(target, name, text, strlen(text));
+}
+
+static void grid(void)
+{
+    put_text("grid", "full.ini",
+             "[grid]\nname = fuzz\nthreads = 2\n"
+             "[arch r18]\narch = resnet18\nstem = cifar\nwidth = 0.25\n"
+             "[source]\ndata = fashion-mnist\nclasses = 0-4\nper-class = 100\nepochs = 2\n"
+             "attack = pgd-l2\neps = 0, 0.25, 8/255\nsteps = 3\nseeds = 1,2\n"
+             "[target t]\ndata = cifar10\nclasses = 5-9\n"
+             "[transfer]\nmodes = fixed, full\nseeds = 0\nepochs = 3\nlr-fixed = 0.05\n");
+    put_text("grid", "two-archs.ini",
+             "; comment\n# another\n[grid]\nname = two\n\n"
+             "[arch a]\narch = resnet18\n[arch b]\narch = resnet50\nwidth = 0.5\n"
+             "[source]\ndata = npy:/x.npy,/y.npy;/tx.npy,/ty.npy\nattack = pgd-linf\neps = 0, 2/255, 8/255\n"
+             "[target t1]\ndata = mnist:/data\n[target t2]\ndata = cifar100:/c\n"
+             "[transfer]\nmodes = fixed\n");
+    put_text("grid", "unterminated.ini", "[grid]\nname = x\n[source\ndata = fashion-mnist");
+}
+
+static void spec(void)
+{
+    static const char *const texts[][2] = {
+        {"dataset-default", "fashion-mnist"},
+        {"dataset-dir", "cifar10:/data/cifar-10-batches-bin"},
+        {"dataset-npy", "npy:/data/x.npy,/data/y.npy;/data/tx.npy,/data/ty.npy"},
+        {"dataset-typo", "cifr100:/d"},
+        {"schedule-cosine", "cosine+warmup:5"},
+        {"schedule-step", "step:30:0.1"},
+        {"schedule-multistep", "multistep:30,60,90:0.1+warmup:1"},
+        {"eps-fraction", "8/255"},
+        {"eps-exp", " 1e-1 "},
+        {"list-floats", "0.485, 0.456,0.406"},
+        {"list-ints", "30,60,90"},
+        {"bool", "yes"},
+        {"names", "bf16"},
+        {"argv", "--eps\n8/255\n--steps=3\n--no-random-start\n--norm\nlinf\nmodel.rbt\n--\n--rho"},
+        {"argv-lists", "--mean=0.5,0.4,0.3\n--milestones\n10,20\n--restarts\n2\n--out\nx"},
+        {"argv-typo", "--epss\n1\n--rhoo=0.5"},
+    };
+    for (size_t k = 0; k < sizeof texts / sizeof texts[0]; k++)
+        put_text("spec", texts[k][0], texts[k][1]);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: make_corpus DIR (tests/fuzz/corpus)\n");
+        return 2;
+    }
+    root = argv[1];
+    if (mkdir(root, 0755) != 0 && errno != EEXIST)
+        die(root);
+    snprintf(tmp, sizeof tmp, "%s/make-corpus-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (mkdtemp(tmp) == NULL)
+        die("mkdtemp");
+    checkpoints();
+    safetensors();
+    npy();
+    idx();
+    cifar();
+    grid();
+    spec();
+    rmdir(tmp);
+    return 0;
+}
