@@ -357,41 +357,7 @@ END_TEST
 
 /* ------------------------------------------------------------ issue 15: JSON, non-finite values, special files */
 
-/* run_robusta with a deadline: the child gets alarm(`seconds`) before exec,
- * so a command that hangs dies of SIGALRM (code 142) and the test fails
- * instead of hanging. */
-static void run_robusta_within(run_result *res, unsigned seconds, const char *const *args)
-{
-    char out_path[] = "/tmp/robusta-out-XXXXXX", err_path[] = "/tmp/robusta-err-XXXXXX";
-    int out = mkstemp(out_path), err = mkstemp(err_path), status;
-    const char *argv[64];
-    size_t n = 0;
-    pid_t pid;
-    ck_assert(out >= 0 && err >= 0);
-    unlink(out_path);
-    unlink(err_path);
-    argv[n++] = test_env("RB_TEST_ROBUSTA");
-    for (size_t i = 0; args[i] != NULL && n < 63; i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    pid = fork();
-    ck_assert(pid >= 0);
-    if (pid == 0) {
-        dup2(out, 1);
-        dup2(err, 2);
-        alarm(seconds);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    res->code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    slurp(out, res->out, sizeof res->out);
-    slurp(err, res->err, sizeof res->err);
-    close(out);
-    close(err);
-}
-
-#define RUN_WITHIN(r, seconds, ...) run_robusta_within(r, seconds, (const char *const[]){__VA_ARGS__, NULL})
+#define RUN_WITHIN(r, seconds, ...) run_robusta_deadline(r, NULL, seconds, (const char *const[]){__VA_ARGS__, NULL})
 
 /* The checker itself: it must refuse what json-c lets through. */
 START_TEST(strict_json_checker_refuses_nan_and_lenient_forms)

@@ -138,8 +138,12 @@ static inline void slurp(int fd, char *buf, size_t size)
 }
 
 /* Runs the built robusta with `args` (NULL-terminated), environment as
- * given by make check plus `extra_env` ("NAME=value" or NULL). */
-static inline void run_robusta(run_result *r, const char *extra_env, const char *const *args)
+ * given by make check plus `extra_env` ("NAME=value" or NULL). With
+ * `deadline` > 0 the child gets alarm(deadline) before exec, so a command
+ * that hangs dies of SIGALRM (code 142) and the test fails instead of
+ * hanging. */
+static inline void run_robusta_deadline(run_result *r, const char *extra_env, unsigned deadline,
+                                        const char *const *args)
 {
     char out_path[] = "/tmp/robusta-out-XXXXXX", err_path[] = "/tmp/robusta-err-XXXXXX";
     int out = mkstemp(out_path), err = mkstemp(err_path), status;
@@ -161,6 +165,8 @@ static inline void run_robusta(run_result *r, const char *extra_env, const char 
         dup2(err, 2);
         if (extra_env != NULL)
             putenv((char *)extra_env);
+        if (deadline > 0)
+            alarm(deadline);
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
@@ -170,6 +176,11 @@ static inline void run_robusta(run_result *r, const char *extra_env, const char 
     slurp(err, r->err, sizeof r->err);
     close(out);
     close(err);
+}
+
+static inline void run_robusta(run_result *r, const char *extra_env, const char *const *args)
+{
+    run_robusta_deadline(r, extra_env, 0, args);
 }
 
 /* Number of lines in s (a last line without a newline counts). */
