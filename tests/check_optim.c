@@ -179,6 +179,17 @@ START_TEST(bad_schedules_are_refused)
     ck_assert_int_eq(rb_schedule_parse("multistep:1000000001:0.1", 0.1, 10, &s), RB_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(rb_schedule_parse("multistep:1000000000:0.1", 0.1, 10, &s), RB_OK);
     ck_assert_int_eq(s.milestones[0], 1000000000);
+    /* a gamma whose powers overflow within the run (found by make fuzz:
+     * step:5:6.7e61 over 30 epochs reaches 0.1 * 6.7e61^6 = inf), refused;
+     * the same gamma over 4 epochs never steps, and gamma 10 stays finite */
+    ck_assert_int_eq(rb_schedule_parse("step:5:6.7e61", 0.1, 30, &s), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "--schedule 'step:5:6.7e61': gamma raises the learning rate past the largest "
+                                      "double within the run (write constant, step:N:GAMMA, "
+                                      "multistep:A,B,...:GAMMA or cosine, optionally +warmup:EPOCHS)");
+    ck_assert_int_eq(rb_schedule_parse("multistep:1,2,3:1e200", 0.1, 30, &s), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(rb_schedule_parse("step:5:6.7e61", 0.1, 4, &s), RB_OK);
+    ck_assert_int_eq(rb_schedule_parse("step:5:10", 0.1, 30, &s), RB_OK);
+    ck_assert_double_eq_tol(rb_schedule_lr(&s, 30), 0.1 * 1e6, 1e-3);
 }
 END_TEST
 

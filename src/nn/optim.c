@@ -251,6 +251,10 @@ rb_status rb_schedule_parse(const char *text, double base_lr, double total_epoch
     }
     if (*p != '\0')
         return bad_schedule(text, "unexpected text at the end");
+    /* A gamma above 1 raises the rate at every milestone, so the rate is
+     * largest at the run's end: it must still be a number there. */
+    if (!isfinite(rb_schedule_lr(&s, total_epochs)))
+        return bad_schedule(text, "gamma raises the learning rate past the largest double within the run");
     *out = s;
     return RB_OK;
 }
