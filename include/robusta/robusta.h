@@ -55,6 +55,7 @@
 #include <robusta/progress.h>
 #include <robusta/params.h>
 #include <robusta/tensor.h>
+#include <robusta/targets.h>
 #include <robusta/rng.h>
 #include <robusta/plugin.h>
 #include <robusta/registry.h>
