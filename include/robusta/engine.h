@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <robusta/graph.h>
+#include <robusta/targets.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -152,6 +153,15 @@ RB_API int64_t rb_engine_batch(const rb_engine *engine);
 RB_API rb_status rb_engine_forward(rb_engine *engine, const float *images, int64_t count,
                                    const int64_t *labels, bool training);
 
+/* The same with any targets (robusta/targets.h): the labels, masks and
+ * boxes the graph's losses and host ops read (rb_graph_target). Labels
+ * are copied; masks and boxes are read where they lie, so they must stay
+ * unchanged until the backward that follows. Each op that reads targets
+ * checks them before anything runs. The objective backward starts from is
+ * the mean over the batch of the sum of the graph's losses. */
+RB_API rb_status rb_engine_forward_targets(rb_engine *engine, const float *images, int64_t count,
+                                           const rb_targets *targets, bool training);
+
 /* Holding the weights. Each step normally converts every convolution's
  * fp32 master weights into the primitive's own layout (and precision),
  * since the optimizer changes them between steps. Work that runs many
@@ -238,6 +248,13 @@ typedef enum rb_engine_primitive_kind {
     RB_PRIM_REORDER_WEIGHTS,         /* plain master weights into a primitive's layout */
     RB_PRIM_REORDER_WEIGHT_GRADIENT, /* a blocked weight gradient back into the graph's plain one */
     RB_PRIM_REORDER_READOUT,         /* rb_engine_read / rb_engine_read_grad (not part of a step) */
+    RB_PRIM_RESAMPLING_FORWARD,      /* upsampling */
+    RB_PRIM_RESAMPLING_BACKWARD,
+    RB_PRIM_CONCAT_FORWARD,          /* its backward is reorders of slices (reorder gradient) */
+    RB_PRIM_SIGMOID_FORWARD,         /* eltwise */
+    RB_PRIM_SIGMOID_BACKWARD,
+    RB_PRIM_MUL_FORWARD,             /* binary */
+    RB_PRIM_MUL_BACKWARD,            /* one binary per input that needs a gradient */
     RB_PRIM_KIND_COUNT
 } rb_engine_primitive_kind;
 

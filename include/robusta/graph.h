@@ -45,6 +45,7 @@
 #include <stdint.h>
 #include <robusta/plugin.h>
 #include <robusta/status.h>
+#include <robusta/targets.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -62,8 +63,19 @@ typedef enum rb_op {
     RB_OP_GLOBAL_AVGPOOL = 7,
     RB_OP_ADD = 8,
     RB_OP_LINEAR = 9,
-    RB_OP_SOFTMAX_CE = 10 /* softmax cross-entropy against integer labels */
+    RB_OP_SOFTMAX_CE = 10, /* softmax cross-entropy against integer labels */
+    RB_OP_UPSAMPLE = 11,   /* bilinear or nearest, by a factor or to a size */
+    RB_OP_CONCAT = 12,     /* along channels */
+    RB_OP_SIGMOID = 13,
+    RB_OP_MUL = 14,        /* element-wise product */
+    RB_OP_PIXEL_CE = 15,   /* per-pixel softmax cross-entropy against a mask, with an ignore label */
+    RB_OP_FOCAL = 16,      /* sigmoid focal loss */
+    RB_OP_HOST = 17,       /* C callbacks on plain arrays (rb_host_op) */
+    RB_OP_TARGET = 18      /* the batch's targets (labels, masks, boxes) */
 } rb_op;
+
+/* One more than the largest rb_op. */
+#define RB_OP_COUNT 19
 
 #define RB_BATCHNORM_EPS 1e-5
 #define RB_BATCHNORM_MOMENTUM 0.1
@@ -124,6 +136,151 @@ RB_API rb_status rb_graph_linear(rb_graph *g, const char *name, rb_node *in, int
  * per example); engines also report the mean, whose gradient backward
  * starts from. */
 RB_API rb_status rb_graph_softmax_cross_entropy(rb_graph *g, rb_node *logits, rb_node **out);
+
+/* ------------------------------------------------------------ dense heads
+ *
+ * Ops that segmentation and detection heads are built from. */
+
+typedef enum rb_upsample_mode {
+    /* F.interpolate(mode='bilinear', align_corners=False): the output
+     * pixel's centre mapped back, src = (dst + 0.5) * in / out - 0.5,
+     * clamped to the image, and the four neighbours weighted linearly. */
+    RB_UPSAMPLE_BILINEAR = 0,
+    /* F.interpolate(mode='nearest') by an integer ratio: each input pixel
+     * repeated factor x factor times. */
+    RB_UPSAMPLE_NEAREST = 1
+} rb_upsample_mode;
+
+typedef struct rb_upsample_desc {
+    rb_upsample_mode mode;
+    /* > 0: the output is factor times the input's height and width; 0:
+     * the output is height x width (at least the input's size; for
+     * nearest, a whole multiple of it). */
+    int64_t factor;
+    int64_t height, width;
+} rb_upsample_desc;
+
+/* Upsampling: C x H x W to C x H' x W' (see rb_upsample_desc). Shrinking
+ * is refused: pool instead. */
+RB_API rb_status rb_graph_upsample(rb_graph *g, rb_node *in, const rb_upsample_desc *desc, rb_node **out);
+/* Concatenation along channels (torch.cat(dim=1)) of 1 to RB_CONCAT_MAX
+ * nodes of one height and width. */
+#define RB_CONCAT_MAX 8
+RB_API rb_status rb_graph_concat(rb_graph *g, rb_node *const *inputs, size_t count, rb_node **out);
+/* 1 / (1 + exp(-x)), element-wise. */
+RB_API rb_status rb_graph_sigmoid(rb_graph *g, rb_node *in, rb_node **out);
+/* Element-wise product of two nodes of the same shape (gates, attention). */
+RB_API rb_status rb_graph_mul(rb_graph *g, rb_node *a, rb_node *b, rb_node **out);
+
+/* What a target node carries (robusta/targets.h). */
+typedef enum rb_target_kind {
+    RB_TARGET_LABELS = 1, /* one class per image; the node is 1 x 1 x 1 */
+    RB_TARGET_MASKS = 2,  /* one class per pixel; the node is 1 x H x W, the input's size */
+    RB_TARGET_BOXES = 3   /* box lists; the node is 1 x 1 x 1 and only host ops read it */
+} rb_target_kind;
+
+/* A node standing for the batch's targets of one kind, given at run time
+ * (rb_engine_forward_targets). Losses and host ops read them where they
+ * lie; they have no value to read and no gradient. */
+RB_API rb_status rb_graph_target(rb_graph *g, rb_target_kind kind, rb_node **out);
+
+/* Per-pixel softmax cross-entropy of logits (K x H x W, K >= 2) against a
+ * masks target node of the same H x W, as F.cross_entropy(logits, mask,
+ * ignore_index=ignore_label): the mean over the batch's pixels whose label
+ * is not ignore_label (RB_IGNORE_LABEL, 255, is Pascal VOC's). Each
+ * example's value is its share of that mean times the batch size, so that
+ * the engine's objective (the mean over examples) is exactly the mean over
+ * pixels. A batch where every pixel is ignored has loss 0 and gradient 0
+ * (PyTorch gives NaN). Labels outside [0, K) other than ignore_label are
+ * refused when the batch is run. */
+RB_API rb_status rb_graph_pixel_cross_entropy(rb_graph *g, rb_node *logits, rb_node *masks,
+                                              int64_t ignore_label, rb_node **out);
+
+/* Sigmoid focal loss (Lin et al., RetinaNet; torchvision.ops.
+ * sigmoid_focal_loss with reduction 'sum'), divided by a normalizer:
+ *   p = sigmoid(x), ce = BCE-with-logits(x, t),
+ *   p_t = p t + (1 - p)(1 - t), alpha_t = alpha t + (1 - alpha)(1 - t),
+ *   loss = sum of alpha_t ce (1 - p_t)^gamma / normalizer. */
+typedef struct rb_focal_desc {
+    double alpha;      /* in [0, 1]; negative: no alpha weighting */
+    double gamma;      /* >= 0 */
+    /* > 0: a fixed normalizer; 0: the batch's number of positive targets
+     * (targets > 0.5, at least 1), as RetinaNet divides by its foreground
+     * anchors. */
+    double normalizer;
+} rb_focal_desc;
+
+/* torchvision's defaults: alpha 0.25, gamma 2, normalized by the positives. */
+#define RB_FOCAL_DEFAULTS ((rb_focal_desc){.alpha = 0.25, .gamma = 2.0, .normalizer = 0.0})
+
+/* The focal loss of `logits` against `targets` (a node of the same shape
+ * holding values in [0, 1], often a host op's assignment), which gets no
+ * gradient. Each example's value is its share of the batch's loss times the
+ * batch size (see rb_graph_pixel_cross_entropy). */
+RB_API rb_status rb_graph_sigmoid_focal_loss(rb_graph *g, rb_node *logits, rb_node *targets,
+                                             const rb_focal_desc *desc, rb_node **out);
+
+/* ------------------------------------------------------------ host ops
+ *
+ * A host op is a node whose forward and backward are C callbacks on plain
+ * float arrays: for what is easier to write in C than as a graph, such as
+ * a detection loss that assigns boxes to positions and regresses them.
+ * Task plugins add them like any node. The engine hands the callbacks
+ * their inputs plain (batch x C x H x W, row-major), the batch's targets,
+ * and buffers for their output and their inputs' gradients; it refuses,
+ * with the op's name, a callback that fails or writes a non-finite value.
+ * Check a host op's gradient with rb_host_op_check before use. */
+
+typedef struct rb_host_io {
+    int64_t batch;
+    size_t n_inputs;
+    const float *const *inputs;   /* input k: batch x shapes[k] */
+    const int64_t (*shapes)[3];   /* per input: channels, height, width */
+    float *output;                /* batch x the op's output shape (1 x 1 x 1 for a loss) */
+    const rb_targets *targets;    /* the batch's (never NULL; members may be) */
+    bool training;
+    /* Backward only: the gradient of the objective with respect to the
+     * output (for a loss, 1 / batch per example), and where to write each
+     * input's gradient (zeroed before the call; NULL where the input needs
+     * none). */
+    const float *output_grad;
+    float *const *input_grads;
+    /* Bytes the op asked for (state_bytes), kept from forward to backward. */
+    void *state;
+} rb_host_io;
+
+typedef struct rb_host_op {
+    const char *name;                 /* for messages: "box regression" */
+    int64_t out_channels, out_height, out_width; /* ignored for a loss (1 x 1 x 1) */
+    /* The output is a per-example loss, added to the graph's objective
+     * (the mean over the batch of the sum of the losses). */
+    bool loss;
+    size_t state_bytes;               /* per batch, given to both callbacks */
+    rb_status (*forward)(const rb_host_io *io, void *user);
+    rb_status (*backward)(const rb_host_io *io, void *user);
+    void *user;                       /* passed to the callbacks; must outlive the graph */
+} rb_host_op;
+
+/* Adds a host op reading 1 to RB_HOST_OP_MAX_INPUTS nodes; `op` is copied
+ * (not op->name's string or op->user). */
+#define RB_HOST_OP_MAX_INPUTS 8
+RB_API rb_status rb_graph_host_op(rb_graph *g, const char *name, const rb_host_op *op, rb_node *const *inputs,
+                                  size_t n_inputs, rb_node **out);
+
+/* Checks a host op's backward against central finite differences of its
+ * forward, in the way plugin authors test their own: inputs of the given
+ * shapes drawn uniformly from [-1, 1] (from `seed`), the objective
+ * sum(w * output) for fixed random w (the mean over the batch for a loss),
+ * each input element moved by +-h (h = 1e-2 max(1, |x|)) unless there are
+ * more than 4096, then 4096 spread evenly. Passes when every element's
+ * analytic and numeric derivatives differ by at most tolerance * (1 +
+ * |numeric|); *max_error (may be NULL) gets the largest such ratio to
+ * (1 + |numeric|). Otherwise RB_ERR_INVALID_ARGUMENT naming the input,
+ * element and both values; a failing callback or a non-finite output or
+ * gradient is reported too. Float callbacks and h = 1e-2 make about 1e-3
+ * a fair tolerance for smooth ops. */
+RB_API rb_status rb_host_op_check(const rb_host_op *op, const int64_t (*shapes)[3], size_t n_inputs, int64_t batch,
+                                  const rb_targets *targets, uint64_t seed, double tolerance, double *max_error);
 
 /* Publishes `node` under an extra name (RB_STAGE_STRIDE8, "features"). */
 RB_API rb_status rb_graph_publish(rb_graph *g, rb_node *node, const char *name);

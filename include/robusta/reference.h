@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <robusta/graph.h>
+#include <robusta/targets.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -36,9 +37,13 @@ RB_API void rb_reference_destroy(rb_reference *ref);
  * statistics and updates the running ones. */
 RB_API rb_status rb_reference_forward(rb_reference *ref, const double *images,
                                       const int64_t *labels, bool training);
+/* The same with any targets (masks and boxes read where they lie: keep
+ * them until the backward that follows). */
+RB_API rb_status rb_reference_forward_targets(rb_reference *ref, const double *images,
+                                              const rb_targets *targets, bool training);
 
-/* Backward from the mean loss of the graph's loss node (the last softmax
- * cross-entropy). weight_grads: gradients of trainable, unfrozen parameters;
+/* Backward from the objective: the mean over the batch of the sum of the
+ * graph's losses. weight_grads: gradients of trainable, unfrozen parameters;
  * input_grad: the gradient with respect to the images. */
 RB_API rb_status rb_reference_backward(rb_reference *ref, bool weight_grads, bool input_grad);
 

@@ -5,7 +5,7 @@
 
 #include <robusta/graph.h>
 
-#define RB_NODE_MAX_INPUTS 2
+#define RB_NODE_MAX_INPUTS 8
 #define RB_NODE_MAX_PARAMS 4
 #define RB_NAME_MAX 128
 
@@ -48,6 +48,11 @@ struct rb_node {
         struct {
             float *mean, *std; /* NULL: no normalization */
         } input;
+        rb_upsample_desc upsample;
+        rb_focal_desc focal;
+        rb_target_kind target;
+        int64_t ignore_label;        /* pixel cross-entropy */
+        struct rb_host_op *host;     /* a copy the node owns */
     } attr;
 };
 
@@ -64,10 +69,28 @@ struct rb_graph {
     rb_published *published;
     size_t n_published, cap_published;
     rb_node *input;
-    size_t op_counter[16]; /* for generated names */
+    size_t op_counter[RB_OP_COUNT]; /* for generated names */
 };
 
 /* The parameter in `slot` of `node`, or NULL. */
 rb_param_tensor *rb_node_param(const rb_graph *g, const rb_node *node, int slot);
+
+/* ------------------------------------------------------------ for builders (src/nn/ops/)
+ *
+ * A builder checks everything first (graph_check_node, then its own
+ * shape rules), then adds the node (graph_add_node) and its parameters
+ * (graph_add_param); if adding a parameter fails it removes the node
+ * (graph_drop_last_node), so a refused node leaves the graph unchanged. */
+
+/* A node's name (NULL: generated) and inputs: in this graph, not NULL, not
+ * a loss, and the graph's input added first. */
+rb_status graph_check_node(const rb_graph *g, rb_op op, const char *name, rb_node *const *in, size_t n_in);
+rb_status graph_add_node(rb_graph *g, rb_op op, const char *name, rb_node *const *in, size_t n_in, int64_t c,
+                         int64_t h, int64_t w, rb_node **out);
+rb_status graph_add_param(rb_graph *g, rb_node *owner, int slot, const char *suffix, int ndim,
+                          const int64_t *shape, bool trainable);
+void graph_drop_last_node(rb_graph *g);
+/* Output length of a sliding window, or 0 when the window does not fit. */
+int64_t graph_window_out(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation);
 
 #endif /* RB_NN_GRAPH_INTERNAL_H */
