@@ -119,6 +119,9 @@ typedef struct rb_engine_options {
      * backward-data need ~45. The engine's scratchpad is sized for the
      * largest primitive, so this bounds it. */
     size_t winograd_scratchpad_limit;
+    /* Time each node's forward and backward (rb_engine_node_seconds): two
+     * clock reads per node and pass, for profiles and benchmarks. */
+    bool profile;
 } rb_engine_options;
 
 /* Plans `graph` for `batch` examples. The graph must not gain nodes while
@@ -204,6 +207,15 @@ RB_API size_t rb_engine_arena_bytes(const rb_engine *engine);
 RB_API const char *rb_engine_threads(const rb_engine *engine);
 /* The oneDNN implementation chosen for a node's forward ("brgconv:avx512_core"). */
 RB_API const char *rb_engine_impl(const rb_engine *engine, const rb_node *node);
+
+/* With rb_engine_options.profile: the wall-clock seconds node `node`'s
+ * forward and backward took (its input reorders included), summed over
+ * the passes since creation or rb_engine_reset_profile. Either pointer may
+ * be NULL. RB_ERR_INVALID_ARGUMENT for an engine made without profile or a
+ * node of another graph. */
+RB_API rb_status rb_engine_node_seconds(const rb_engine *engine, const rb_node *node, double *forward,
+                                        double *backward);
+RB_API void rb_engine_reset_profile(rb_engine *engine);
 
 /* ------------------------------------------------------------ what ran
  *

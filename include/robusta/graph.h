@@ -251,7 +251,9 @@ typedef struct rb_host_io {
 
 typedef struct rb_host_op {
     const char *name;                 /* for messages: "box regression" */
-    int64_t out_channels, out_height, out_width; /* ignored for a loss (1 x 1 x 1) */
+    /* The output's shape; all 0: the first input's. Ignored for a loss
+     * (1 x 1 x 1). */
+    int64_t out_channels, out_height, out_width;
     /* The output is a per-example loss, added to the graph's objective
      * (the mean over the batch of the sum of the losses). */
     bool loss;

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
@@ -428,6 +429,7 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "engine: out of memory");
     e->g = g;
     e->keep_intermediates = opt != NULL && opt->keep_intermediates;
+    e->profile = opt != NULL && opt->profile;
     e->data_grads_only = opt != NULL && opt->data_grads_only;
     e->conv_dt = opt != NULL && opt->precision == RB_PRECISION_BF16 ? dnnl_bf16 : dnnl_f32;
     e->conv_algorithm = opt != NULL ? opt->conv_algorithm : RB_CONV_WINOGRAD;
@@ -463,7 +465,7 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
     for (size_t i = 0; s == RB_OK && i < e->n; i++) {
         enode *en = &e->nodes[i];
         s = rb_op_def_of(en->node->op)->plan(e, en);
-        if (s == RB_OK && rb_op_def_of(en->node->op)->loss) {
+        if (s == RB_OK && rb_node_is_loss(en->node)) {
             if (e->loss == NULL)
                 e->loss = en;
             e->n_losses++;
@@ -473,7 +475,7 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
      * forgotten, a branch not added back); say which. */
     for (size_t i = 0; s == RB_OK && i < e->n; i++) {
         const rb_node *n = e->nodes[i].node;
-        if (e->nodes[i].consumers == 0 && !rb_op_def_of(n->op)->loss && i + 1 != e->n && !eng_is_published(e, n))
+        if (e->nodes[i].consumers == 0 && !rb_node_is_loss(n) && i + 1 != e->n && !eng_is_published(e, n))
             s = rb_error_set(RB_ERR_INVALID_ARGUMENT,
                              "engine: node '%s' (%s) is computed but nothing uses it; connect it, "
                              "publish it, or remove it",
@@ -563,6 +565,14 @@ rb_status eng_reorder(rb_engine *e, dnnl_primitive_t p, dnnl_memory_t from, dnnl
     return eng_run(e, p, &x, n, "reorder", kind);
 }
 
+/* Profiling's clock (rb_engine_options.profile). */
+static double profile_clock(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 rb_status rb_engine_forward_targets(rb_engine *e, const float *images, int64_t count, const rb_targets *targets,
                                     bool training)
 {
@@ -580,7 +590,14 @@ rb_status rb_engine_forward_targets(rb_engine *e, const float *images, int64_t c
         e->targets = *targets;
     e->targets.count = e->batch;
     e->targets.labels = NULL;
-    /* Every op that reads targets checks them before anything runs. */
+    /* The masks and boxes given must be the images', whoever reads them (a
+     * host op reads them without a target node); labels and classes are
+     * the readers' to check. */
+    if (targets != NULL) {
+        rb_targets geometry = e->targets;
+        s = rb_targets_check(&geometry, INT64_MAX, e->g->input->h, e->g->input->w, "engine: the batch");
+    }
+    /* Every op that reads targets checks what it needs before anything runs. */
     for (size_t i = 0; s == RB_OK && i < e->n; i++)
         if (rb_op_def_of(e->nodes[i].node->op)->check_targets != NULL)
             s = rb_op_def_of(e->nodes[i].node->op)->check_targets(e, &e->nodes[i],
@@ -595,6 +612,7 @@ rb_status rb_engine_forward_targets(rb_engine *e, const float *images, int64_t c
     for (size_t i = 0; i < e->n; i++) {
         enode *en = &e->nodes[i];
         const rb_node *n = en->node;
+        double start = e->profile ? profile_clock() : 0;
         for (size_t k = 0; k < n->n_in && s == RB_OK; k++)
             if (en->in[k].reordered)
                 s = eng_reorder(e, en->in[k].fwd_reorder, e->nodes[n->in[k]->index].value.mem, en->in[k].src.mem, n,
@@ -603,6 +621,8 @@ rb_status rb_engine_forward_targets(rb_engine *e, const float *images, int64_t c
             s = rb_op_def_of(n->op)->forward(e, en, training);
         if (s != RB_OK)
             return s;
+        if (e->profile)
+            en->seconds[0] += profile_clock() - start;
     }
     /* The objective: the sum of the graph's losses, averaged over the batch. */
     if (e->loss != NULL) {
@@ -610,7 +630,7 @@ rb_status rb_engine_forward_targets(rb_engine *e, const float *images, int64_t c
         for (int64_t b = 0; b < e->batch; b++)
             e->losses[b] = 0.0f;
         for (size_t i = 0; i < e->n; i++)
-            if (rb_op_def_of(e->nodes[i].node->op)->loss) {
+            if (rb_node_is_loss(e->nodes[i].node)) {
                 const float *v = eng_floats(e, e->nodes[i].value.offset);
                 for (int64_t b = 0; b < e->batch; b++)
                     e->losses[b] += v[b];
@@ -691,7 +711,7 @@ rb_status rb_engine_backward(rb_engine *e, bool weight_grads, bool input_grad)
                                              : weight_grads && w != NULL && w->trainable && !w->frozen;
         for (size_t k = 0; k < n->n_in; k++)
             en->need_diff |= e->nodes[n->in[k]->index].need_diff && (def->passes_grad == NULL || def->passes_grad(n, k));
-        en->reaches_loss = def->loss;
+        en->reaches_loss = rb_node_is_loss(en->node);
     }
     for (size_t i = e->n; i-- > 0;) {
         const rb_node *n = e->nodes[i].node;
@@ -707,15 +727,40 @@ rb_status rb_engine_backward(rb_engine *e, bool weight_grads, bool input_grad)
         enode *en = &e->nodes[i];
         const rb_op_def *def = rb_op_def_of(en->node->op);
         rb_status s;
+        double start;
         if (!en->need_diff || def->backward == NULL)
             continue;
+        start = e->profile ? profile_clock() : 0;
         s = def->backward(e, en, weight_grads);
         if (s != RB_OK)
             return s;
+        if (e->profile)
+            en->seconds[1] += profile_clock() - start;
     }
     e->have_input_grad = input_grad;
     e->backward_done = true;
     return RB_OK;
+}
+
+/* ------------------------------------------------------------ profile */
+
+rb_status rb_engine_node_seconds(const rb_engine *e, const rb_node *node, double *forward, double *backward)
+{
+    if (!e->profile)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: no profile; create the engine with the profile option");
+    if (node == NULL || node->index >= e->n || e->nodes[node->index].node != node)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: that node is not in this engine's graph");
+    if (forward != NULL)
+        *forward = e->nodes[node->index].seconds[0];
+    if (backward != NULL)
+        *backward = e->nodes[node->index].seconds[1];
+    return RB_OK;
+}
+
+void rb_engine_reset_profile(rb_engine *e)
+{
+    for (size_t i = 0; i < e->n; i++)
+        e->nodes[i].seconds[0] = e->nodes[i].seconds[1] = 0;
 }
 
 bool rb_engine_hold_weights(rb_engine *e, bool hold)
@@ -797,7 +842,7 @@ rb_status rb_engine_read_grad(const rb_engine *e, const rb_node *node, float *ou
                             "engine: the gradient of node '%s' shares memory with others after backward; "
                             "create the engine with keep_intermediates to read it",
                             node->name);
-    if (!e->backward_done || !e->nodes[node->index].need_diff || rb_op_def_of(node->op)->loss)
+    if (!e->backward_done || !e->nodes[node->index].need_diff || rb_node_is_loss(node))
         return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                             "engine: no gradient for node '%s' from the last backward (not needed by it)",
                             node->name);

@@ -71,6 +71,7 @@ typedef struct enode {
     edge in[RB_NODE_MAX_INPUTS];
     int consumers;
     char impl[128];
+    double seconds[2]; /* profile: forward, backward */
 
     /* forward: [0] batch statistics / training, [1] running statistics */
     dnnl_primitive_t fwd[2];
@@ -138,6 +139,7 @@ struct rb_engine {
     bool forward_done, training;
     bool have_input_grad;
     bool backward_done; /* since the last forward */
+    bool profile;       /* time each node's passes (enode.seconds) */
     enode *loss;   /* the first loss node (NULL: the graph has none) */
     size_t n_losses;
     int threads;

@@ -176,7 +176,7 @@ static bool read_by_backward(const rb_engine *e, size_t i)
 static bool feeds_loss(const rb_engine *e, size_t i)
 {
     for (size_t j = i + 1; j < e->n; j++)
-        if (rb_op_def_of(e->nodes[j].node->op)->loss)
+        if (rb_node_is_loss(e->nodes[j].node))
             for (size_t k = 0; k < e->nodes[j].node->n_in; k++)
                 if (e->nodes[j].node->in[k]->index == i)
                     return true;
@@ -291,7 +291,7 @@ rb_status eng_plan_pools(rb_engine *e)
     for (size_t i = 0; i < n; i++) {
         enode *en = &e->nodes[i];
         en->value.pooled = en->value_deferred && !e->keep_intermediates && !eng_is_published(e, en->node) &&
-                           en->consumers > 0 && !rb_op_def_of(en->node->op)->loss && !feeds_loss(e, i) &&
+                           en->consumers > 0 && !rb_node_is_loss(en->node) && !feeds_loss(e, i) &&
                            !read_by_backward(e, i);
         if (en->value.pooled)
             vorder[values++] = i;

@@ -115,7 +115,7 @@ rb_status graph_check_node(const rb_graph *g, rb_op op, const char *name, rb_nod
         if (!owns(g, in[i]))
             return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s %s: input %zu belongs to another graph",
                                 what, name ? name : "node", i + 1);
-        if (rb_op_def_of(in[i]->op)->loss)
+        if (rb_node_is_loss(in[i]))
             return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                                 "%s %s: its input '%s' is a loss; nothing may follow a loss", what,
                                 name ? name : "node", in[i]->name);

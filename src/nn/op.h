@@ -43,6 +43,9 @@ typedef struct rb_op_def {
     /* The value is a per-example loss (1 x 1 x 1): the engine's objective
      * is the sum of the graph's losses, averaged over the batch. */
     bool loss;
+    /* For ops whose nodes decide (host ops): whether node n is a loss;
+     * NULL: `loss`. Ask rb_node_is_loss. */
+    bool (*node_is_loss)(const rb_node *n);
 
     /* ---- the engine */
     rb_status (*plan)(rb_engine *e, enode *en);
@@ -76,6 +79,8 @@ typedef struct rb_op_def {
 
 /* The definition of `op`; NULL outside the enum. */
 const rb_op_def *rb_op_def_of(rb_op op);
+/* Whether node n's value is a per-example loss the objective sums. */
+bool rb_node_is_loss(const rb_node *n);
 
 /* Fusions across ops: whether ReLU node `en` may overwrite its input
  * (ops/relu.c; the add before it then applies it as a post-op). */

@@ -66,7 +66,7 @@ rb_status rb_reference_create(rb_reference **out, rb_graph *g, int64_t batch)
             r->saved[i] = calloc(saved, sizeof(double));
         if (!r->value[i] || !r->grad[i] || (saved && !r->saved[i]))
             goto oom;
-        if (def->loss && r->loss_node == NULL)
+        if (rb_node_is_loss(n) && r->loss_node == NULL)
             r->loss_node = n;
     }
     for (size_t i = 0; i < g->n_params; i++)
@@ -105,6 +105,11 @@ rb_status rb_reference_forward_targets(rb_reference *r, const double *images, co
         r->targets = *targets;
     r->targets.count = r->batch;
     r->targets.labels = NULL;
+    if (targets != NULL) { /* as the engine: masks and boxes must be the images' */
+        rb_status s = rb_targets_check(&r->targets, INT64_MAX, g->input->h, g->input->w, "reference: the batch");
+        if (s != RB_OK)
+            return s;
+    }
     if (targets != NULL && targets->labels != NULL) {
         memcpy(r->labels, targets->labels, (size_t)r->batch * sizeof *r->labels);
         r->targets.labels = r->labels;
@@ -116,7 +121,7 @@ rb_status rb_reference_forward_targets(rb_reference *r, const double *images, co
     }
     /* The objective: the sum of the losses, averaged over the batch. */
     for (size_t i = 0; i < g->n_nodes; i++)
-        if (rb_op_def_of(g->nodes[i]->op)->loss)
+        if (rb_node_is_loss(g->nodes[i]))
             for (int64_t b = 0; b < r->batch; b++)
                 total += r->value[i][b];
     if (r->loss_node != NULL)
@@ -190,7 +195,7 @@ rb_status rb_reference_backward(rb_reference *r, bool weight_grads, bool input_g
     clear_grads(r);
     /* d mean over the batch of the sum of the losses / d loss_i = 1 / N */
     for (size_t i = 0; i < r->g->n_nodes; i++)
-        if (rb_op_def_of(r->g->nodes[i]->op)->loss)
+        if (rb_node_is_loss(r->g->nodes[i]))
             for (int64_t b = 0; b < r->batch; b++)
                 r->grad[i][b] = 1.0 / (double)r->batch;
     return run_backward(r, weight_grads, input_grad);

@@ -15,6 +15,12 @@
 
 #include "nn/op.h"
 
+/* No output shape given: the first input's. */
+static bool host_same_shape(const rb_host_op *op)
+{
+    return op->out_channels == 0 && op->out_height == 0 && op->out_width == 0;
+}
+
 rb_status rb_graph_host_op(rb_graph *g, const char *name, const rb_host_op *op, rb_node *const *inputs,
                            size_t n_inputs, rb_node **out)
 {
@@ -36,17 +42,23 @@ rb_status rb_graph_host_op(rb_graph *g, const char *name, const rb_host_op *op, 
                                 "host op '%s': input '%s' is a target node; host ops read the batch's targets from "
                                 "rb_host_io.targets",
                                 name ? name : "(unnamed)", inputs[k]->name);
-    if (!op->loss && (op->out_channels < 1 || op->out_height < 1 || op->out_width < 1))
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "host op '%s': output shape %lldx%lldx%lld has an empty dimension",
+    if (!op->loss && !host_same_shape(op) && (op->out_channels < 1 || op->out_height < 1 || op->out_width < 1))
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "host op '%s': output shape %lldx%lldx%lld has an empty dimension; give all three, or "
+                            "none for the first input's shape",
                             name ? name : "(unnamed)", (long long)op->out_channels, (long long)op->out_height,
                             (long long)op->out_width);
     copy = malloc(sizeof *copy);
     if (copy == NULL)
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "host op: out of memory");
     *copy = *op;
-    s = op->loss ? graph_add_node(g, RB_OP_HOST, name, inputs, n_inputs, 1, 1, 1, &n)
-                 : graph_add_node(g, RB_OP_HOST, name, inputs, n_inputs, op->out_channels, op->out_height,
-                                  op->out_width, &n);
+    if (op->loss)
+        s = graph_add_node(g, RB_OP_HOST, name, inputs, n_inputs, 1, 1, 1, &n);
+    else if (host_same_shape(op))
+        s = graph_add_node(g, RB_OP_HOST, name, inputs, n_inputs, inputs[0]->c, inputs[0]->h, inputs[0]->w, &n);
+    else
+        s = graph_add_node(g, RB_OP_HOST, name, inputs, n_inputs, op->out_channels, op->out_height, op->out_width,
+                           &n);
     if (s != RB_OK) {
         free(copy);
         return s;
@@ -75,13 +87,50 @@ static int64_t first_non_finite(const float *x, int64_t count)
     return -1;
 }
 
-/* A callback's failure, with the op's name in front of its message. */
-static rb_status callback_failed(const rb_node *n, const char *which, rb_status s)
+/* A callback's failure, with the op's names in front of its message (the
+ * node's, and the op's own when it differs). The callback's message is
+ * copied first: it lives in the buffer the new one is written to. */
+static rb_status host_failed(const char *node, const char *op, const char *which, rb_status s)
 {
     char message[512];
     snprintf(message, sizeof message, "%s", rb_last_error());
-    return rb_error_set(s, "host op '%s' (%s): its %s failed: %s", n->name, op_name(n), which,
+    if (strcmp(node, op) == 0)
+        return rb_error_set(s, "host op '%s': its %s failed: %s", node, which, message[0] ? message : rb_status_str(s));
+    return rb_error_set(s, "host op '%s' (%s): its %s failed: %s", node, op, which,
                         message[0] ? message : rb_status_str(s));
+}
+
+static rb_status callback_failed(const rb_node *n, const char *which, rb_status s)
+{
+    return host_failed(n->name, op_name(n), which, s);
+}
+
+/* Refuses a non-finite value among `count` (examples of `size`) that a
+ * callback wrote: its output (input 0) or input k's gradient. */
+static rb_status host_check_finite(const char *node, const char *op, const float *x, int64_t count, int64_t size,
+                                   size_t input)
+{
+    int64_t bad = first_non_finite(x, count);
+    char names[300];
+    if (bad < 0)
+        return RB_OK;
+    if (strcmp(node, op) == 0)
+        snprintf(names, sizeof names, "'%s'", node);
+    else
+        snprintf(names, sizeof names, "'%s' (%s)", node, op);
+    if (input == 0)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "host op %s: its forward wrote %g at example %lld, value %lld; outputs must be finite", names,
+                            (double)x[bad], (long long)(bad / size), (long long)(bad % size));
+    return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                        "host op %s: its backward wrote %g into the gradient of input %zu at example %lld, value %lld; "
+                        "gradients must be finite",
+                        names, (double)x[bad], input, (long long)(bad / size), (long long)(bad % size));
+}
+
+static bool node_is_loss(const rb_node *n)
+{
+    return n->attr.host->loss;
 }
 
 /* ------------------------------------------------------------ engine */
@@ -154,18 +203,14 @@ static rb_status forward(rb_engine *e, enode *en, bool training)
 {
     const rb_node *n = en->node;
     host_call c;
-    int64_t bad, size = n->c * n->h * n->w;
+    int64_t size = n->c * n->h * n->w;
     rb_status s;
     host_call_init(&c, e, en, training);
     rb_error_clear();
     s = n->attr.host->forward(&c.io, n->attr.host->user);
     if (s != RB_OK)
         return callback_failed(n, "forward", s);
-    if ((bad = first_non_finite(c.io.output, e->batch * size)) >= 0)
-        return rb_error_set(RB_ERR_INTERNAL,
-                            "host op '%s' (%s): its forward wrote %g at example %lld, value %lld; outputs must be finite",
-                            n->name, op_name(n), (double)c.io.output[bad], (long long)(bad / size), (long long)(bad % size));
-    return RB_OK;
+    return host_check_finite(n->name, op_name(n), c.io.output, e->batch * size, size, 0);
 }
 
 static rb_status backward(rb_engine *e, enode *en, bool weight_grads)
@@ -194,16 +239,13 @@ static rb_status backward(rb_engine *e, enode *en, bool weight_grads)
     if (s != RB_OK)
         return callback_failed(n, "backward", s);
     for (size_t k = 0; k < n->n_in; k++) {
-        int64_t size, bad;
+        int64_t size;
         if (c.grads[k] == NULL)
             continue;
         size = n->in[k]->c * n->in[k]->h * n->in[k]->w;
-        if ((bad = first_non_finite(c.grads[k], e->batch * size)) >= 0)
-            return rb_error_set(RB_ERR_INTERNAL,
-                                "host op '%s' (%s): its backward wrote %g into the gradient of input %zu ('%s') at "
-                                "example %lld, value %lld; gradients must be finite",
-                                n->name, op_name(n), (double)c.grads[k][bad], k + 1, n->in[k]->name,
-                                (long long)(bad / size), (long long)(bad % size));
+        s = host_check_finite(n->name, op_name(n), c.grads[k], e->batch * size, size, k + 1);
+        if (s != RB_OK)
+            return s;
         s = eng_reorder(e, en->in[k].to_producer, en->in_grad[k].mem, eng_producer(e, en, k)->diff.mem, n,
                         RB_PRIM_REORDER_GRADIENT);
         if (s != RB_OK)
@@ -286,6 +328,8 @@ static rb_status ref_forward(rb_reference *r, const rb_node *n, bool training)
     (void)training;
     if (s == RB_OK && (s = n->attr.host->forward(&c.io, n->attr.host->user)) != RB_OK)
         s = callback_failed(n, "forward", s);
+    if (s == RB_OK)
+        s = host_check_finite(n->name, op_name(n), c.output, r->batch * ref_node_size(n), ref_node_size(n), 0);
     for (int64_t i = 0; s == RB_OK && i < r->batch * ref_node_size(n); i++)
         y[i] = c.output[i];
     ref_call_free(&c);
@@ -305,6 +349,9 @@ static rb_status ref_backward(rb_reference *r, const rb_node *n, bool weight_gra
         c.output_grad[i] = (float)dy[i];
     if (s == RB_OK && (s = n->attr.host->backward(&c.io, n->attr.host->user)) != RB_OK)
         s = callback_failed(n, "backward", s);
+    for (size_t k = 0; s == RB_OK && k < n->n_in; k++)
+        s = host_check_finite(n->name, op_name(n), c.grads[k], r->batch * ref_node_size(n->in[k]),
+                              ref_node_size(n->in[k]), k + 1);
     for (size_t k = 0; s == RB_OK && k < n->n_in; k++) {
         double *dx = ref_grad(r, n->in[k]);
         for (int64_t i = 0; i < r->batch * ref_node_size(n->in[k]); i++)
@@ -318,6 +365,7 @@ const rb_op_def rb_op_host = {
     .op = RB_OP_HOST,
     .name = "host",
     .free_attr = free_attr,
+    .node_is_loss = node_is_loss,
     .plan = plan,
     .forward = forward,
     .backward = backward,
@@ -330,6 +378,7 @@ const rb_op_def rb_op_host = {
 
 typedef struct checker {
     const rb_host_op *op;
+    const char *name;
     size_t n_inputs;
     int64_t batch, out_size, in_size[RB_HOST_OP_MAX_INPUTS];
     float *inputs[RB_HOST_OP_MAX_INPUTS], *grads[RB_HOST_OP_MAX_INPUTS];
@@ -347,13 +396,12 @@ static rb_status objective(checker *c, double *out)
     rb_error_clear();
     s = c->op->forward(&c->io, c->op->user);
     if (s != RB_OK)
-        return rb_error_set(s, "host op '%s': its forward failed: %s", c->op->name ? c->op->name : "?", rb_last_error());
-    for (int64_t i = 0; i < c->batch * c->out_size; i++) {
-        if (!isfinite(c->output[i]))
-            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "host op '%s': its forward wrote %g at output %lld",
-                                c->op->name ? c->op->name : "?", (double)c->output[i], (long long)i);
+        return host_failed(c->name, c->name, "forward", s);
+    s = host_check_finite(c->name, c->name, c->output, c->batch * c->out_size, c->out_size, 0);
+    if (s != RB_OK)
+        return s;
+    for (int64_t i = 0; i < c->batch * c->out_size; i++)
         total += c->weights[i] * c->output[i];
-    }
     *out = total;
     return RB_OK;
 }
@@ -389,9 +437,12 @@ rb_status rb_host_op_check(const rb_host_op *op, const int64_t (*shapes)[3], siz
                             name, RB_HOST_OP_MAX_INPUTS);
     memset(&c, 0, sizeof c);
     c.op = op;
+    c.name = name;
     c.n_inputs = n_inputs;
     c.batch = batch;
-    c.out_size = op->loss ? 1 : op->out_channels * op->out_height * op->out_width;
+    c.out_size = op->loss ? 1
+                 : host_same_shape(op) ? shapes[0][0] * shapes[0][1] * shapes[0][2]
+                                       : op->out_channels * op->out_height * op->out_width;
     rb_rng_init(&rng, seed, RB_RNG_STREAM(RB_RNG_USER, 0x4057), 0);
     for (size_t k = 0; k < n_inputs; k++) {
         if (shapes[k][0] < 1 || shapes[k][1] < 1 || shapes[k][2] < 1)
@@ -442,18 +493,15 @@ rb_status rb_host_op_check(const rb_host_op *op, const int64_t (*shapes)[3], siz
         rb_error_clear();
         s = op->backward(&c.io, op->user);
         if (s != RB_OK)
-            s = rb_error_set(s, "host op '%s': its backward failed: %s", name, rb_last_error());
+            s = host_failed(name, name, "backward", s);
     }
+    for (size_t k = 0; s == RB_OK && k < n_inputs; k++)
+        s = host_check_finite(name, name, c.grads[k], batch * c.in_size[k], c.in_size[k], k + 1);
     for (size_t k = 0; s == RB_OK && k < n_inputs; k++) {
         int64_t count = batch * c.in_size[k], step = count > 4096 ? count / 4096 : 1;
         for (int64_t i = 0; s == RB_OK && i < count; i += step) {
             float keep = c.inputs[k][i];
             double h = 1e-2 * fmax(1.0, fabs(keep)), up, down, numeric, analytic = c.grads[k][i], err;
-            if (!isfinite(c.grads[k][i])) {
-                s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "host op '%s': its backward wrote %g into input %zu, element %lld",
-                                 name, analytic, k + 1, (long long)i);
-                break;
-            }
             c.inputs[k][i] = (float)(keep + h);
             s = objective(&c, &up);
             c.inputs[k][i] = (float)(keep - h);

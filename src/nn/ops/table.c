@@ -34,3 +34,9 @@ const rb_op_def *rb_op_def_of(rb_op op)
 {
     return (unsigned)op < RB_OP_COUNT ? table[op] : NULL;
 }
+
+bool rb_node_is_loss(const rb_node *n)
+{
+    const rb_op_def *def = rb_op_def_of(n->op);
+    return def->node_is_loss != NULL ? def->node_is_loss(n) : def->loss;
+}

@@ -55,7 +55,7 @@ static rb_status plan(rb_engine *e, enode *en)
 static rb_status check_targets(rb_engine *e, enode *en, const rb_targets *t)
 {
     const rb_node *n = en->node;
-    rb_targets boxes = {.count = e->batch, .boxes = t->boxes, .box_offsets = t->box_offsets};
+    (void)e;
     switch (n->attr.target) {
     case RB_TARGET_LABELS:
         if (t->labels == NULL)
@@ -68,11 +68,6 @@ static rb_status check_targets(rb_engine *e, enode *en, const rb_targets *t)
                                 "engine: the graph reads masks ('%s') but the batch has none; a segmentation task "
                                 "needs a dataset with masks",
                                 n->name);
-        if (t->mask_height != n->h || t->mask_width != n->w)
-            return rb_error_set(RB_ERR_INVALID_ARGUMENT,
-                                "engine: the batch's masks are %lldx%lld but the images are %lldx%lld; a mask has "
-                                "one value per pixel",
-                                (long long)t->mask_width, (long long)t->mask_height, (long long)n->w, (long long)n->h);
         return RB_OK;
     case RB_TARGET_BOXES:
         if (t->box_offsets == NULL)
@@ -80,7 +75,7 @@ static rb_status check_targets(rb_engine *e, enode *en, const rb_targets *t)
                                 "engine: the graph reads boxes ('%s') but the batch has none; a detection task "
                                 "needs a dataset with boxes",
                                 n->name);
-        return rb_targets_check(&boxes, INT64_MAX, e->g->input->h, e->g->input->w, "engine: the batch");
+        return RB_OK;
     }
     return RB_OK;
 }
@@ -104,10 +99,6 @@ static rb_status ref_forward(rb_reference *r, const rb_node *n, bool training)
         for (int64_t b = 0; b < r->batch; b++)
             y[b] = (double)r->targets.labels[b];
     if (n->attr.target == RB_TARGET_MASKS && r->targets.masks != NULL) {
-        if (r->targets.mask_height != n->h || r->targets.mask_width != n->w)
-            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "reference: the masks are %lldx%lld but the images are %lldx%lld",
-                                (long long)r->targets.mask_width, (long long)r->targets.mask_height, (long long)n->w,
-                                (long long)n->h);
         for (int64_t i = 0; i < r->batch * n->h * n->w; i++)
             y[i] = (double)r->targets.masks[i];
     }
