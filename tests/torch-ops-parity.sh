@@ -1,0 +1,15 @@
+#!/bin/sh
+# PyTorch parity of the dense-head ops (tests/torch_ops_parity.py through
+# tests/ops_parity); a visible SKIP when Debian's python3-torch and
+# python3-torchvision are not installed (scripts/install-deps --torch).
+set -u
+python=/usr/bin/python3
+if ! "$python" -c 'import torch, torchvision, numpy' >/dev/null 2>&1; then
+  echo "SKIP: PyTorch op parity needs $python with torch, torchvision and numpy (scripts/install-deps --torch)"
+  exit 77
+fi
+: "${RB_TEST_OPS_PARITY:?run through make check}"
+work=$(mktemp -d "${TMPDIR:-/tmp}/robusta-ops-parity-XXXXXX") || exit 1
+trap 'rm -rf "$work"' EXIT
+srcdir=${srcdir:-$(dirname "$0")/..}
+"$python" "$srcdir/tests/torch_ops_parity.py" "$RB_TEST_OPS_PARITY" "$work"
