@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "nn/op.h"
+#include "tensor/vmath.h"
 
 rb_status rb_graph_sigmoid_focal_loss(rb_graph *g, rb_node *logits, rb_node *targets, const rb_focal_desc *desc,
                                       rb_node **out)
@@ -61,6 +62,71 @@ static double focal(const rb_focal_desc *d, double x, double t, double *dx)
 
 /* ------------------------------------------------------------ engine */
 
+/* The same in float for the engine's loops, which vectorize: exp and
+ * log1p from tensor/vmath.h, 1 - p_t formed without cancellation as
+ * t (1 - p) + (1 - t) p with 1 - p = sigmoid(-x), and m^gamma by
+ * multiplication for whole gammas up to 4 (`whole`; -1: powf, which
+ * does not vectorize). */
+static inline float focal_float(float wa, float wb, float gamma, int whole, float x, float t, bool grad)
+{
+    const float e = rb_vexpf(-fabsf(x)), inv = 1.0f / (1.0f + e);
+    const int positive = rb_vpositive(x); /* no float comparison: see tensor/vmath.h */
+    const float p = positive ? inv : e * inv, q = positive ? e * inv : inv; /* sigmoid(x), sigmoid(-x) */
+    const float ce = (positive ? x : 0.0f) - x * t + rb_vlog1pf_unit(e);
+    const float m = t * q + (1 - t) * p;
+    const float a = wa * t + wb * (1 - t); /* alpha_t: wa = alpha, wb = 1 - alpha, or both 1 */
+    float mg1 = 1, mg; /* m^(gamma - 1), m^gamma */
+    if (whole >= 0) {
+        for (int i = 1; i < whole; i++)
+            mg1 *= m;
+        mg = whole > 0 ? mg1 * m : 1;
+    } else {
+        mg = powf(m, gamma);
+        mg1 = m > 0 ? powf(m, gamma - 1) : 0;
+    }
+    if (grad) /* as focal(): d ce/dx = p - t, d m/dx = -(2t - 1) p (1 - p) */
+        return a * ((p - t) * mg + (whole == 0 ? 0.0f : ce * gamma * mg1 * (-(2 * t - 1) * p * q)));
+    return a * ce * mg;
+}
+
+/* The loops over one plane, forward (the loss summed, and the positives)
+ * and backward (the gradient, scaled). Inlined where `whole` is a
+ * constant (see by_gamma), so that the loops vectorize. */
+static inline __attribute__((always_inline)) void focal_loop(int whole, float wa, float wb, float gamma, const float *x,
+                                                             const float *t, int64_t count, double *loss,
+                                                             double *positives, float *dx, float scale)
+{
+    double sum = 0, pos = 0;
+    if (dx == NULL) {
+#pragma omp simd reduction(+ : sum, pos)
+        for (int64_t i = 0; i < count; i++) {
+            sum += focal_float(wa, wb, gamma, whole, x[i], t[i], false);
+            pos += rb_vpositive(0.5f - t[i]) ? 0.0 : 1.0; /* t > 0.5 */
+        }
+        *loss = sum;
+        *positives = pos;
+        return;
+    }
+#pragma omp simd
+    for (int64_t i = 0; i < count; i++)
+        dx[i] = focal_float(wa, wb, gamma, whole, x[i], t[i], true) * scale;
+}
+
+static void by_gamma(const rb_focal_desc *d, const float *x, const float *t, int64_t count, double *loss,
+                     double *positives, float *dx, float scale)
+{
+    const float wa = d->alpha >= 0 ? (float)d->alpha : 1.0f, wb = d->alpha >= 0 ? 1.0f - (float)d->alpha : 1.0f;
+    const float gamma = (float)d->gamma;
+    switch (d->gamma == floor(d->gamma) && d->gamma <= 4 ? (int)d->gamma : -1) {
+    case 0: focal_loop(0, wa, wb, gamma, x, t, count, loss, positives, dx, scale); break;
+    case 1: focal_loop(1, wa, wb, gamma, x, t, count, loss, positives, dx, scale); break;
+    case 2: focal_loop(2, wa, wb, gamma, x, t, count, loss, positives, dx, scale); break;
+    case 3: focal_loop(3, wa, wb, gamma, x, t, count, loss, positives, dx, scale); break;
+    case 4: focal_loop(4, wa, wb, gamma, x, t, count, loss, positives, dx, scale); break;
+    default: focal_loop(-1, wa, wb, gamma, x, t, count, loss, positives, dx, scale); break;
+    }
+}
+
 /* aux[0]: per (example, channel) plane the loss sum and positives, doubles */
 static rb_status plan(rb_engine *e, enode *en)
 {
@@ -92,14 +158,9 @@ static void forward_plane(const rb_engine *e, enode *en, int64_t plane, void *ct
     const int64_t hw = l->h * l->w;
     const float *x = eng_floats(e, eng_input_offset(e, en, 0)) + plane * hw;
     const float *t = eng_floats(e, eng_input_offset(e, en, 1)) + plane * hw;
-    double *sums = (double *)(void *)(e->arena + en->aux[0].offset), loss = 0, positives = 0;
+    double *sums = (double *)(void *)(e->arena + en->aux[0].offset);
     (void)ctx;
-    for (int64_t i = 0; i < hw; i++) {
-        loss += focal(&en->node->attr.focal, x[i], t[i], NULL);
-        positives += t[i] > 0.5f;
-    }
-    sums[2 * plane] = loss;
-    sums[2 * plane + 1] = positives;
+    by_gamma(&en->node->attr.focal, x, t, hw, &sums[2 * plane], &sums[2 * plane + 1], NULL, 0);
 }
 
 static rb_status forward(rb_engine *e, enode *en, bool training)
@@ -130,11 +191,7 @@ static void backward_plane(const rb_engine *e, enode *en, int64_t plane, void *c
     const float *t = eng_floats(e, eng_input_offset(e, en, 1)) + plane * hw;
     float *dz = eng_floats(e, eng_grad_offset(e, en, 0)) + plane * hw;
     (void)ctx;
-    for (int64_t i = 0; i < hw; i++) {
-        double d;
-        focal(&en->node->attr.focal, x[i], t[i], &d);
-        dz[i] = (float)(d / en->op_scalar);
-    }
+    by_gamma(&en->node->attr.focal, x, t, hw, NULL, NULL, dz, (float)(1.0 / en->op_scalar));
 }
 
 static rb_status backward(rb_engine *e, enode *en, bool weight_grads)
