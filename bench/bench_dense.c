@@ -4,7 +4,7 @@
  * same run, and a whole training step of ResNet-18 with a segmentation and
  * a detection head, with each head op's share of the step. Prints lines
  *     perf,dense_op,NAME,SHAPE,fwd_ms,bwd_ms,fwd_GB/s,bwd_GB/s,fwd_%copy,bwd_%copy,IMPL
- *     perf,dense_step,NODE,OP,fwd_ms,bwd_ms,%step
+ *     perf,dense_step,NODE,OP,fwd_ms,bwd_ms,%step,IMPL
  * with medians of several runs; never fails on time.
  * bench/torch_dense.py times PyTorch's same ops from these lines.
  *
@@ -145,39 +145,45 @@ static rb_node *conv(rb_graph *g, const char *name, rb_node *in, int64_t out, in
     return n;
 }
 
-/* The op under test and its bytes moved per pass (input + output). */
-static rb_status build_case(rb_graph *g, op_case k, rb_node **op, double *bytes)
+/* The op under test, reading a 1x1 convolution's output as ops in a head
+ * do (the layout a convolution gives, channel-blocked on x86, is the one
+ * that matters), or the plain image itself; and its bytes moved per pass
+ * (input + output). */
+static rb_status build_case(rb_graph *g, op_case k, bool plain, rb_node **op, double *bytes)
 {
     float mean[256] = {0}, std[256];
-    rb_node *in, *x = NULL, *t, *loss;
+    rb_node *in, *src, *x = NULL, *t, *loss;
     rb_status s;
     for (int i = 0; i < 256; i++)
         std[i] = 1;
     s = rb_graph_input(g, cases[k].c, cases[k].h, cases[k].w, mean, std, &in);
     if (s != RB_OK)
         return s;
+    src = plain ? in : conv(g, "producer", in, cases[k].c, 1);
+    if (src == NULL)
+        return RB_ERR_INVALID_ARGUMENT;
     switch (k) {
     case UP_BILINEAR_X2: case UP_NEAREST_X2: case UP_BILINEAR_X8: {
         rb_upsample_desc d = {.mode = k == UP_NEAREST_X2 ? RB_UPSAMPLE_NEAREST : RB_UPSAMPLE_BILINEAR,
                               .factor = k == UP_BILINEAR_X8 ? 8 : 2};
-        s = rb_graph_upsample(g, in, &d, &x);
+        s = rb_graph_upsample(g, src, &d, &x);
         break;
     }
     case CONCAT: {
-        rb_node *parts[2] = {in, conv(g, "lateral", in, 256, 1)};
+        rb_node *parts[2] = {src, plain ? NULL : conv(g, "lateral", in, 256, 1)};
         s = parts[1] ? rb_graph_concat(g, parts, 2, &x) : RB_ERR_INVALID_ARGUMENT;
         break;
     }
-    case SIGMOID: s = rb_graph_sigmoid(g, in, &x); break;
-    case MUL: s = (s = rb_graph_sigmoid(g, in, &t)) == RB_OK ? rb_graph_mul(g, in, t, &x) : s; break;
+    case SIGMOID: s = rb_graph_sigmoid(g, src, &x); break;
+    case MUL: s = (s = rb_graph_sigmoid(g, src, &t)) == RB_OK ? rb_graph_mul(g, src, t, &x) : s; break;
     case PIXEL_CE:
         s = (s = rb_graph_target(g, RB_TARGET_MASKS, &t)) == RB_OK
-                ? rb_graph_pixel_cross_entropy(g, in, t, RB_IGNORE_LABEL, &x) : s;
+                ? rb_graph_pixel_cross_entropy(g, src, t, RB_IGNORE_LABEL, &x) : s;
         break;
     case FOCAL: {
         rb_focal_desc d = RB_FOCAL_DEFAULTS;
-        s = (s = rb_graph_host_op(g, "anchors", &anchors_op, &in, 1, &t)) == RB_OK
-                ? rb_graph_sigmoid_focal_loss(g, in, t, &d, &x) : s;
+        s = (s = rb_graph_host_op(g, "anchors", &anchors_op, &src, 1, &t)) == RB_OK
+                ? rb_graph_sigmoid_focal_loss(g, src, t, &d, &x) : s;
         break;
     }
     default: s = RB_ERR_INVALID_ARGUMENT;
@@ -185,9 +191,8 @@ static rb_status build_case(rb_graph *g, op_case k, rb_node **op, double *bytes)
     if (s != RB_OK)
         return s;
     *op = x;
-    /* concat reads its inputs and writes its output: input + output is
-     * 2x the output; the others: their input and output */
-    *bytes = 4.0 * (double)batch * (double)((k == CONCAT ? 0 : numel(in)) + numel(x) * (k == CONCAT ? 2 : 1));
+    /* concat reads its inputs and writes its output: twice the output */
+    *bytes = 4.0 * (double)batch * (double)((k == CONCAT ? 0 : numel(src)) + numel(x) * (k == CONCAT ? 2 : 1));
     if (k == PIXEL_CE || k == FOCAL)
         return RB_OK;
     return rb_graph_host_op(g, "sum", &sum_op, &x, 1, &loss);
@@ -201,7 +206,7 @@ static int32_t *make_masks(int64_t h, int64_t w)
     return m;
 }
 
-static int bench_op(op_case k, double copy_gbs)
+static int bench_op(op_case k, bool plain, double copy_gbs)
 {
     rb_graph *g = NULL;
     rb_engine *e = NULL;
@@ -215,7 +220,7 @@ static int bench_op(op_case k, double copy_gbs)
     int rc = 1;
     for (int64_t i = 0; x != NULL && i < n; i++)
         x[i] = (float)((i * 7919) % 1000) * 1e-3f;
-    if (x == NULL || masks == NULL || rb_graph_create(&g) != RB_OK || build_case(g, k, &op, &bytes) != RB_OK ||
+    if (x == NULL || masks == NULL || rb_graph_create(&g) != RB_OK || build_case(g, k, plain, &op, &bytes) != RB_OK ||
         rb_graph_init_params(g, 1) != RB_OK || rb_engine_create(&e, g, batch, &o) != RB_OK) {
         fail(cases[k].name);
         goto done;
@@ -231,7 +236,7 @@ static int bench_op(op_case k, double copy_gbs)
     }
     f = median(fwd, repeats);
     b = median(bwd, repeats);
-    printf("perf,dense_op,%s,%lldx%lldx%lldx%lld,%.3f,%.3f", cases[k].name, (long long)batch, (long long)cases[k].c,
+    printf("perf,dense_op,%s%s,%lldx%lldx%lldx%lld,%.3f,%.3f", cases[k].name, plain ? "-plain-input" : "", (long long)batch, (long long)cases[k].c,
            (long long)cases[k].h, (long long)cases[k].w, f * 1e3, b * 1e3);
     if (cases[k].memory_bound)
         printf(",%.1f,%.1f,%.0f%%,%.0f%%", bytes / f * 1e-9, bytes / b * 1e-9, 100 * bytes / f * 1e-9 / copy_gbs,
@@ -321,16 +326,16 @@ static int bench_step(const rb_registry *reg)
             rb_engine_node_seconds(e, *nodes[k], &fwd[k][r], &bwd[k][r]);
     }
     step = median(steps, repeats);
-    printf("perf,dense_step,step,resnet18+head %lldx3x224x224,%.1f,,100%%\n", (long long)batch, step * 1e3);
+    printf("perf,dense_step,step,resnet18+head %lldx3x224x224,%.1f,,100%%,\n", (long long)batch, step * 1e3);
     {
         double total = 0;
         for (int k = 0; k < 7; k++) {
             double f = median(fwd[k], repeats), b = median(bwd[k], repeats);
             total += f + b;
-            printf("perf,dense_step,%s,%s,%.3f,%.3f,%.2f%%\n", names[k], rb_op_str(rb_node_op(*nodes[k])), f * 1e3,
-                   b * 1e3, 100 * (f + b) / step);
+            printf("perf,dense_step,%s,%s,%.3f,%.3f,%.2f%%,%s\n", names[k], rb_op_str(rb_node_op(*nodes[k])), f * 1e3,
+                   b * 1e3, 100 * (f + b) / step, rb_engine_impl(e, *nodes[k]));
         }
-        printf("perf,dense_step,all-new-ops,,%.3f,,%.2f%%\n", total * 1e3, 100 * total / step);
+        printf("perf,dense_step,all-new-ops,,%.3f,,%.2f%%,\n", total * 1e3, 100 * total / step);
     }
     rc = 0;
 done:
@@ -382,8 +387,10 @@ int main(int argc, char **argv)
     printf("# perf,dense_op,name,input,fwd_ms,bwd_ms,fwd_GB/s,bwd_GB/s,fwd_%%copy,bwd_%%copy,impl\n");
     fflush(stdout);
     for (int k = 0; k < N_CASES; k++)
-        rc |= bench_op((op_case)k, copy);
-    printf("# perf,dense_step,node,op,fwd_ms,bwd_ms,%%step (one step: forward, training + backward, weights)\n");
+        rc |= bench_op((op_case)k, false, copy);
+    for (int k = UP_BILINEAR_X2; k <= UP_BILINEAR_X8; k++) /* upsampling the image itself: plain layout */
+        rc |= bench_op((op_case)k, true, copy);
+    printf("# perf,dense_step,node,op,fwd_ms,bwd_ms,%%step,impl (one step: forward, training + backward, weights)\n");
     fflush(stdout);
     if (rb_log_init_from_env() != RB_OK || rb_registry_create(&reg) != RB_OK || rb_registry_load_default(reg) != RB_OK)
         return fail("plugins");

@@ -142,11 +142,12 @@ static rb_node *pixel_loss(rb_graph *g, rb_node *logits)
     return loss;
 }
 
-#define N_PROBLEMS 10
+#define N_PROBLEMS 12
 static const char *const problem_names[N_PROBLEMS] = {
     "bilinear x2",          "bilinear to 7x9",       "nearest x2",          "nearest to 8x10",
     "concat(a, b, a)",      "sigmoid gate (mul)",    "focal, torchvision defaults",
-    "focal, no alpha, gamma 0, fixed normalizer", "box regression + focal", "pixel CE alone"};
+    "focal, no alpha, gamma 0, fixed normalizer", "box regression + focal", "pixel CE alone",
+    "bilinear x2, 32 channels (blocked)", "nearest x2, 32 channels (blocked)"};
 
 /* Builds problem `kind`: a small conv net around the op, ending in losses
  * that read masks and boxes. */
@@ -213,6 +214,15 @@ static void problem_make(problem *p, int kind)
             goto done;
         }
         loss = x;
+        break;
+    }
+    case 10: case 11: {
+        /* 32 channels: oneDNN's convolutions give a channel-blocked layout,
+         * which upsample reads and writes as it is */
+        rb_upsample_desc d = {.mode = kind == 10 ? RB_UPSAMPLE_BILINEAR : RB_UPSAMPLE_NEAREST, .factor = 2};
+        a = conv(g, "down", in, 32, 3, 2);
+        ck_assert_msg(rb_graph_upsample(g, a, &d, &x) == RB_OK, "%s", rb_last_error());
+        loss = pixel_loss(g, conv(g, "classify", x, CLASSES, 1, 1));
         break;
     }
     default:
@@ -571,6 +581,9 @@ START_TEST(engine_matches_the_reference)
         ck_assert_int_eq(rb_engine_input_grad(e, fgrad), RB_OK);
         ck_assert_int_eq(rb_reference_forward_targets(ref, dx, &tb.t, weights), RB_OK);
         ck_assert_int_eq(rb_reference_backward(ref, weights, true), RB_OK);
+        if (_i >= 10) /* the blocked path is the one under test */
+            ck_assert_msg(strstr(rb_engine_impl(e, p.watch), "nChw") != NULL, "%s: upsample ran as '%s'", what,
+                          rb_engine_impl(e, p.watch));
         if (mode < 2) {
             ck_assert_msg(rb_engine_read(e, p.watch, fwatch) == RB_OK, "%s: %s", what, rb_last_error());
             compare(what, rb_node_name(p.watch), fwatch, rb_reference_value(ref, p.watch), n_watch);

@@ -1,16 +1,18 @@
 /* Upsampling, bilinear (F.interpolate(mode='bilinear',
  * align_corners=False)) and nearest (integer ratios), by a factor or to a
- * size. The engine runs oneDNN's resampling, whose formulas are
- * PyTorch's for these cases: the output pixel's centre maps to
- * (dst + 0.5) * in / out - 0.5 in the input, neighbours outside the image
- * are the edge pixel (PyTorch clamps the coordinate at 0 first: the same
- * weights land on the same pixel), and nearest rounds that coordinate,
- * which for a whole ratio f is floor(dst / f), PyTorch's rule. For other
- * ratios the two nearest rules differ, so they are refused. It keeps the
- * producer's layout: no reorder around it. */
+ * size, with PyTorch's formulas: the output pixel's centre maps to
+ * (dst + 0.5) * in / out - 0.5 in the input, clamped at 0, neighbours
+ * outside the image are the edge pixel; nearest, for a whole ratio f,
+ * reads floor(dst / f). Other nearest ratios are refused: PyTorch's rule
+ * (floor(dst * in / out)) and the centre rule differ there, and dense
+ * heads upsample by whole factors. */
 #include "config.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <omp.h>
 
 #include "nn/op.h"
 
@@ -60,42 +62,235 @@ rb_status rb_graph_upsample(rb_graph *g, rb_node *in, const rb_upsample_desc *de
     return RB_OK;
 }
 
-/* ------------------------------------------------------------ engine */
+/* ------------------------------------------------------------ engine
+ *
+ * Own loops rather than oneDNN's resampling, whose backward ran at 2-4% of
+ * the machine's copy bandwidth (bench/bench_dense). They work in the
+ * producer's layout when it is plain or channel-blocked (nChw8c, nChw16c:
+ * a convolution's), seen as planes of H x W pixels of B channels each
+ * (B = 1 for plain), so that the B channels of a pixel vectorize; other
+ * layouts are reordered to plain first. The output has the same layout. */
 
-static dnnl_alg_kind_t algorithm(const rb_node *n)
+/* Where output position o of an axis reads: pixels i0 and i1, weight w
+ * on i1 (PyTorch's formulas; see `taps` below for the reference's). */
+typedef struct tap {
+    int32_t i0, i1;
+    float w;
+} tap;
+
+static void axis_taps(const rb_node *n, int64_t in, int64_t out, tap *t)
 {
-    return n->attr.upsample.mode == RB_UPSAMPLE_NEAREST ? dnnl_resampling_nearest : dnnl_resampling_linear;
+    for (int64_t o = 0; o < out; o++) {
+        if (n->attr.upsample.mode == RB_UPSAMPLE_NEAREST) {
+            t[o].i0 = t[o].i1 = (int32_t)(o / (out / in));
+            t[o].w = 0;
+            continue;
+        }
+        double src = ((double)o + 0.5) * (double)in / (double)out - 0.5;
+        int64_t i0;
+        src = src < 0 ? 0 : src;
+        i0 = (int64_t)floor(src);
+        i0 = i0 > in - 1 ? in - 1 : i0;
+        t[o].i0 = (int32_t)i0;
+        t[o].i1 = (int32_t)(i0 + 1 < in ? i0 + 1 : in - 1);
+        t[o].w = (float)(src - (double)i0);
+    }
+}
+
+/* The channel block of layout md for node n's shape: 16, 8, 1 (plain), or
+ * 0 for any other layout. */
+static int64_t channel_block(const rb_engine *e, const rb_node *n, const dnnl_memory_desc_t *md)
+{
+    static const struct {
+        dnnl_format_tag_t tag;
+        int64_t block;
+    } known[] = {{dnnl_nChw16c, 16}, {dnnl_nChw8c, 8}, {dnnl_nchw, 1}};
+    dnnl_dims_t dims = {e->batch, n->c, n->h, n->w};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        dnnl_memory_desc_t want;
+        if (dnnl_memory_desc_init_by_tag(&want, 4, dims, dnnl_f32, known[i].tag) == dnnl_success &&
+            eng_same_md(&want, md))
+            return known[i].block;
+    }
+    return 0;
 }
 
 static rb_status plan(rb_engine *e, enode *en)
 {
-    const rb_node *n = en->node;
+    static const dnnl_format_tag_t tags[17] = {[1] = dnnl_nchw, [8] = dnnl_nChw8c, [16] = dnnl_nChw16c};
+    const rb_node *n = en->node, *in = n->in[0];
     const dnnl_memory_desc_t *src = &eng_producer(e, en, 0)->value.md;
-    dnnl_memory_desc_t dst;
+    dnnl_memory_desc_t plain, used, dst, taps, rows;
     dnnl_dims_t dims = {e->batch, n->c, n->h, n->w};
-    dnnl_resampling_desc_t fd, bd;
-    dnnl_primitive_desc_t fpd, bpd;
-    rb_status s;
-    /* the output in the input's layout: a consumer reorders if it must */
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&dst, 4, dims, src->data_type, dnnl_format_tag_any), "upsample", n);
-    DNNL_TRY(dnnl_resampling_forward_desc_init(&fd, dnnl_forward_training, algorithm(n), NULL, src, &dst),
-             "upsample forward", n);
-    DNNL_TRY(dnnl_primitive_desc_create(&fpd, &fd, e->attr, e->eng, NULL), "upsample forward", n);
-    DNNL_TRY(dnnl_resampling_backward_desc_init(&bd, algorithm(n), NULL, src, eng_query(fpd, dnnl_query_dst_md)),
-             "upsample backward", n);
-    DNNL_TRY(dnnl_primitive_desc_create(&bpd, &bd, e->attr, e->eng, fpd), "upsample backward", n);
-    eng_note_impl(en, fpd);
-    eng_warn_if_reference(fpd, n, "forward");
-    s = eng_value_plan(e, en, eng_query(fpd, dnnl_query_dst_md));
+    dnnl_dims_t tdims = {(dnnl_dim_t)((n->h + n->w) * sizeof(tap))};
+    int64_t block = channel_block(e, in, src);
+    rb_status s = RB_OK;
+    if (block == 0) {
+        eng_md_node_plain(e, in, &plain);
+        s = eng_plan_input(e, en, 0, &plain);
+        block = 1;
+    }
+    used = block == 1 ? (eng_md_node_plain(e, in, &plain), plain) : *src;
+    en->op_scalar = (double)block;
+    snprintf(en->impl, sizeof en->impl, "robusta:%s, %s", n->attr.upsample.mode == RB_UPSAMPLE_NEAREST ? "nearest" : "bilinear",
+             block == 1 ? "nchw" : block == 8 ? "nChw8c" : "nChw16c");
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&dst, 4, dims, dnnl_f32, tags[block]), "upsample", n);
+    dnnl_memory_desc_init_by_tag(&taps, 1, tdims, dnnl_u8, dnnl_a);
     if (s == RB_OK)
-        s = eng_diff_plan(e, &en->diff, eng_query(fpd, dnnl_query_dst_md), n);
-    return eng_finish_unary(e, en, fpd, bpd, s);
+        s = eng_value_plan(e, en, &dst);
+    if (s == RB_OK)
+        s = eng_diff_plan(e, &en->diff, &dst, n);
+    if (s == RB_OK)
+        s = eng_slot_plan(e, &en->aux[0], &taps, n);
+    if (s == RB_OK) { /* a row of W_in pixels per thread (forward_row, backward_plane) */
+        dnnl_dims_t rdims = {(dnnl_dim_t)e->threads * in->w * block};
+        eng_md_plain(&rows, 1, rdims);
+        s = eng_slot_plan(e, &en->aux[1], &rows, n);
+    }
+    if (s == RB_OK)
+        s = eng_plan_grad_edge(e, en, 0, &used);
+    return s;
+}
+
+/* The taps, once the arena exists: rows, then columns. */
+static rb_status bind(rb_engine *e, enode *en)
+{
+    const rb_node *n = en->node, *in = n->in[0];
+    tap *t = (tap *)(void *)(e->arena + en->aux[0].offset);
+    axis_taps(n, in->h, n->h, t);
+    axis_taps(n, in->w, n->w, t + n->h);
+    return RB_OK;
+}
+
+/* Padded channels count: a blocked layout rounds C up to the block. */
+static int64_t planes(const rb_engine *e, const enode *en)
+{
+    const int64_t block = (int64_t)en->op_scalar;
+    return e->batch * ((en->node->c + block - 1) / block);
+}
+
+/* A thread's row of W_in x B floats in aux[1]. */
+static float *thread_row(const rb_engine *e, const enode *en)
+{
+    const int64_t row = en->node->in[0]->w * (int64_t)en->op_scalar;
+    return eng_floats(e, en->aux[1].offset) + (int64_t)omp_get_thread_num() * row;
+}
+
+/* Bilinear, separably: the two input rows blended into one (W_in pixels,
+ * vectorized), then each output pixel from two of its pixels. */
+static inline __attribute__((always_inline)) void forward_row_blocked(const rb_engine *e, enode *en, int64_t row,
+                                                                      const int64_t B)
+{
+    const rb_node *n = en->node, *in = n->in[0];
+    const int64_t p = row / n->h, oy = row % n->h, width = in->w * B;
+    const tap *ty = (const tap *)(const void *)(e->arena + en->aux[0].offset) + oy, *tx = ty - oy + n->h;
+    const float *x = eng_floats(e, eng_input_offset(e, en, 0)) + p * in->h * width;
+    const float *r0 = x + ty->i0 * width, *r1 = x + ty->i1 * width;
+    float *y = eng_floats(e, en->value.offset) + (p * n->h + oy) * n->w * B, *blend;
+    const float wy = ty->w;
+    if (n->attr.upsample.mode == RB_UPSAMPLE_NEAREST) {
+        for (int64_t ox = 0; ox < n->w; ox++)
+            for (int64_t k = 0; k < B; k++)
+                y[ox * B + k] = r0[tx[ox].i0 * B + k];
+        return;
+    }
+    blend = thread_row(e, en);
+#pragma omp simd
+    for (int64_t i = 0; i < width; i++)
+        blend[i] = (1 - wy) * r0[i] + wy * r1[i];
+    for (int64_t ox = 0; ox < n->w; ox++) {
+        const float *a = blend + tx[ox].i0 * B, *b = blend + tx[ox].i1 * B, wx = tx[ox].w;
+        float *o = y + ox * B;
+#pragma omp simd
+        for (int64_t k = 0; k < B; k++)
+            o[k] = (1 - wx) * a[k] + wx * b[k];
+    }
+}
+
+/* Output rows per forward task: at least 16K floats, so that small maps
+ * (14 x 14 upsampled to 28 x 28) do not cost a task per row. */
+static int64_t rows_per_task(const enode *en)
+{
+    const int64_t floats = en->node->w * (int64_t)en->op_scalar, rows = (16384 + floats - 1) / floats;
+    return rows < en->node->h ? rows : en->node->h;
+}
+
+/* The kernels with B a constant (1, 8, 16), so that the B-loops unroll and
+ * vectorize. */
+static void forward_rows(const rb_engine *e, enode *en, int64_t task, void *ctx)
+{
+    const int64_t per = rows_per_task(en), chunks = (en->node->h + per - 1) / per;
+    const int64_t p = task / chunks, first = task % chunks * per;
+    const int64_t last = first + per < en->node->h ? first + per : en->node->h;
+    (void)ctx;
+    for (int64_t row = p * en->node->h + first; row < p * en->node->h + last; row++)
+        switch ((int)en->op_scalar) {
+        case 16: forward_row_blocked(e, en, row, 16); break;
+        case 8: forward_row_blocked(e, en, row, 8); break;
+        default: forward_row_blocked(e, en, row, 1); break;
+        }
 }
 
 static rb_status forward(rb_engine *e, enode *en, bool training)
 {
+    const int64_t per = rows_per_task(en);
     (void)training;
-    return eng_unary_forward(e, en, RB_PRIM_RESAMPLING_FORWARD);
+    eng_parallel_for(e, en, planes(e, en) * ((en->node->h + per - 1) / per), forward_rows, NULL);
+    return RB_OK;
+}
+
+/* The transpose: each output row's gradient spread along a row of W_in
+ * pixels, then onto its two input rows. A plane at a time: the rows of a
+ * plane's gradient gather from several output rows. */
+static inline __attribute__((always_inline)) void backward_plane_blocked(const rb_engine *e, enode *en, int64_t p,
+                                                                         const int64_t B)
+{
+    const rb_node *n = en->node, *in = n->in[0];
+    const int64_t width = in->w * B;
+    const tap *ty = (const tap *)(const void *)(e->arena + en->aux[0].offset), *tx = ty + n->h;
+    const float *dy = eng_floats(e, en->diff.offset) + p * n->h * n->w * B;
+    float *dx = eng_floats(e, eng_grad_offset(e, en, 0)) + p * in->h * width, *spread = thread_row(e, en);
+    const bool nearest = n->attr.upsample.mode == RB_UPSAMPLE_NEAREST;
+    memset(dx, 0, (size_t)(in->h * width) * sizeof *dx);
+    for (int64_t oy = 0; oy < n->h; oy++) {
+        const float *g = dy + oy * n->w * B, wy = ty[oy].w;
+        float *r0 = dx + ty[oy].i0 * width, *r1 = dx + ty[oy].i1 * width;
+        if (nearest) {
+            for (int64_t ox = 0; ox < n->w; ox++)
+#pragma omp simd
+                for (int64_t k = 0; k < B; k++)
+                    r0[tx[ox].i0 * B + k] += g[ox * B + k];
+            continue;
+        }
+        memset(spread, 0, (size_t)width * sizeof *spread);
+        for (int64_t ox = 0; ox < n->w; ox++) {
+            float *a = spread + tx[ox].i0 * B, *b = spread + tx[ox].i1 * B;
+            const float wx = tx[ox].w;
+            /* one tap, then the other: they coincide at the border */
+#pragma omp simd
+            for (int64_t k = 0; k < B; k++)
+                a[k] += (1 - wx) * g[ox * B + k];
+#pragma omp simd
+            for (int64_t k = 0; k < B; k++)
+                b[k] += wx * g[ox * B + k];
+        }
+#pragma omp simd
+        for (int64_t i = 0; i < width; i++)
+            r0[i] += (1 - wy) * spread[i];
+#pragma omp simd
+        for (int64_t i = 0; i < width; i++)
+            r1[i] += wy * spread[i];
+    }
+}
+
+static void backward_plane(const rb_engine *e, enode *en, int64_t p, void *ctx)
+{
+    (void)ctx;
+    switch ((int)en->op_scalar) {
+    case 16: backward_plane_blocked(e, en, p, 16); break;
+    case 8: backward_plane_blocked(e, en, p, 8); break;
+    default: backward_plane_blocked(e, en, p, 1); break;
+    }
 }
 
 static rb_status backward(rb_engine *e, enode *en, bool weight_grads)
@@ -103,7 +298,8 @@ static rb_status backward(rb_engine *e, enode *en, bool weight_grads)
     (void)weight_grads;
     if (!eng_input_needs_grad(e, en, 0))
         return RB_OK;
-    return eng_unary_backward(e, en, false, RB_PRIM_RESAMPLING_BACKWARD);
+    eng_parallel_for(e, en, planes(e, en), backward_plane, NULL);
+    return eng_deliver(e, en, 0);
 }
 
 /* ------------------------------------------------------------ reference */
@@ -176,6 +372,7 @@ const rb_op_def rb_op_upsample = {
     .op = RB_OP_UPSAMPLE,
     .name = "upsample",
     .plan = plan,
+    .bind = bind,
     .forward = forward,
     .backward = backward,
     .ref_forward = ref_forward,
