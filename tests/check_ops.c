@@ -142,12 +142,12 @@ static rb_node *pixel_loss(rb_graph *g, rb_node *logits)
     return loss;
 }
 
-#define N_PROBLEMS 12
+#define N_PROBLEMS 13
 static const char *const problem_names[N_PROBLEMS] = {
     "bilinear x2",          "bilinear to 7x9",       "nearest x2",          "nearest to 8x10",
     "concat(a, b, a)",      "sigmoid gate (mul)",    "focal, torchvision defaults",
     "focal, no alpha, gamma 0, fixed normalizer", "box regression + focal", "pixel CE alone",
-    "bilinear x2, 32 channels (blocked)", "nearest x2, 32 channels (blocked)"};
+    "bilinear x2, 32 channels (blocked)", "nearest x2, 32 channels (blocked)", "concat of blocked inputs"};
 
 /* Builds problem `kind`: a small conv net around the op, ending in losses
  * that read masks and boxes. */
@@ -223,6 +223,16 @@ static void problem_make(problem *p, int kind)
         a = conv(g, "down", in, 32, 3, 2);
         ck_assert_msg(rb_graph_upsample(g, a, &d, &x) == RB_OK, "%s", rb_last_error());
         loss = pixel_loss(g, conv(g, "classify", x, CLASSES, 1, 1));
+        break;
+    }
+    case 12: {
+        /* whole channel blocks: the output keeps the inputs' blocked layout */
+        rb_node *parts[3];
+        parts[0] = a = conv(g, "a", in, 16, 3, 1);
+        parts[1] = conv(g, "b", in, 32, 1, 1);
+        parts[2] = a;
+        ck_assert_msg(rb_graph_concat(g, parts, 3, &x) == RB_OK, "%s", rb_last_error());
+        loss = pixel_loss(g, conv(g, "mix", x, CLASSES, 1, 1));
         break;
     }
     default:
@@ -581,7 +591,7 @@ START_TEST(engine_matches_the_reference)
         ck_assert_int_eq(rb_engine_input_grad(e, fgrad), RB_OK);
         ck_assert_int_eq(rb_reference_forward_targets(ref, dx, &tb.t, weights), RB_OK);
         ck_assert_int_eq(rb_reference_backward(ref, weights, true), RB_OK);
-        if (_i >= 10) /* the blocked path is the one under test */
+        if (_i >= 10) /* the blocked paths are the ones under test */
             ck_assert_msg(strstr(rb_engine_impl(e, p.watch), "nChw") != NULL, "%s: upsample ran as '%s'", what,
                           rb_engine_impl(e, p.watch));
         if (mode < 2) {

@@ -103,6 +103,24 @@ rb_status eng_make_reorder(rb_engine *e, dnnl_primitive_t *out, const dnnl_memor
 /* Prepares input `k` of node `en` to be read in layout `want`: a reorder
  * into a buffer of its own when the producer's layout differs. Returns the
  * memory the consumer should read. */
+int64_t eng_channel_block(const rb_engine *e, const rb_node *n, const dnnl_memory_desc_t *md)
+{
+    static const int64_t blocks[] = {16, 8, 1};
+    dnnl_dims_t dims = {e->batch, n->c, n->h, n->w};
+    for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) {
+        dnnl_memory_desc_t want;
+        if (dnnl_memory_desc_init_by_tag(&want, 4, dims, dnnl_f32, eng_block_tag(blocks[i])) == dnnl_success &&
+            eng_same_md(&want, md))
+            return blocks[i];
+    }
+    return 0;
+}
+
+dnnl_format_tag_t eng_block_tag(int64_t block)
+{
+    return block == 16 ? dnnl_nChw16c : block == 8 ? dnnl_nChw8c : dnnl_nchw;
+}
+
 rb_status eng_plan_input(rb_engine *e, enode *en, int k, const dnnl_memory_desc_t *want)
 {
     enode *producer = &e->nodes[en->node->in[k]->index];

@@ -230,6 +230,13 @@ void eng_md_plain(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims);
 void eng_md_any(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims, dnnl_data_type_t dt);
 /* The plain fp32 batch x C x H x W layout of node n. */
 void eng_md_node_plain(const rb_engine *e, const rb_node *n, dnnl_memory_desc_t *md);
+/* The channel block of fp32 layout md holding node n's values: 16 or 8
+ * (nChw16c, nChw8c: what convolutions give on x86), 1 (plain nchw), or 0
+ * (any other). Ops with their own loops read blocked layouts as planes of
+ * H x W pixels of `block` channels. */
+int64_t eng_channel_block(const rb_engine *e, const rb_node *n, const dnnl_memory_desc_t *md);
+/* The format tag of a channel block (1, 8, 16). */
+dnnl_format_tag_t eng_block_tag(int64_t block);
 bool eng_is_published(const rb_engine *e, const rb_node *n);
 
 /* ------------------------------------------------------------ execution helpers (engine.c) */

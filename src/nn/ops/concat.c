@@ -4,6 +4,9 @@
  * of that slice (adding when the input has other consumers). */
 #include "config.h"
 
+#include <stdio.h>
+#include <string.h>
+
 #include "nn/op.h"
 
 rb_status rb_graph_concat(rb_graph *g, rb_node *const *inputs, size_t count, rb_node **out)
@@ -30,6 +33,19 @@ rb_status rb_graph_concat(rb_graph *g, rb_node *const *inputs, size_t count, rb_
 
 /* ------------------------------------------------------------ engine */
 
+/* The output's channel block: the inputs' when they share one and every
+ * input's channels fill whole blocks (then oneDNN copies block runs, and
+ * each input's gradient is a block-aligned slice); else plain. */
+static int64_t common_block(rb_engine *e, enode *en)
+{
+    const rb_node *n = en->node;
+    int64_t block = eng_channel_block(e, n->in[0], &eng_producer(e, en, 0)->value.md);
+    for (size_t k = 0; block > 1 && k < n->n_in; k++)
+        if (eng_channel_block(e, n->in[k], &eng_producer(e, en, k)->value.md) != block || n->in[k]->c % block != 0)
+            block = 1;
+    return block > 1 ? block : 1;
+}
+
 static rb_status plan(rb_engine *e, enode *en)
 {
     const rb_node *n = en->node;
@@ -44,9 +60,14 @@ static rb_status plan(rb_engine *e, enode *en)
         if (srcs[k].data_type != dnnl_bf16)
             dt = dnnl_f32; /* bf16 only when every input is */
     }
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&dst, 4, dims, dt, dnnl_nchw), "concat", n);
+    const int64_t block = dt == dnnl_f32 ? common_block(e, en) : 1;
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&dst, 4, dims, dt, eng_block_tag(block)), "concat", n);
     DNNL_TRY(dnnl_concat_primitive_desc_create(&pd, &dst, (int)n->n_in, 1, srcs, e->attr, e->eng), "concat", n);
     eng_note_impl(en, pd);
+    {
+        size_t len = strlen(en->impl);
+        snprintf(en->impl + len, sizeof en->impl - len, ", %s", block == 16 ? "nChw16c" : block == 8 ? "nChw8c" : "nchw");
+    }
     s = eng_make_primitive(e, &en->fwd[0], pd, n, "concat");
     dnnl_primitive_desc_destroy(pd);
     if (s == RB_OK)

@@ -97,33 +97,14 @@ static void axis_taps(const rb_node *n, int64_t in, int64_t out, tap *t)
     }
 }
 
-/* The channel block of layout md for node n's shape: 16, 8, 1 (plain), or
- * 0 for any other layout. */
-static int64_t channel_block(const rb_engine *e, const rb_node *n, const dnnl_memory_desc_t *md)
-{
-    static const struct {
-        dnnl_format_tag_t tag;
-        int64_t block;
-    } known[] = {{dnnl_nChw16c, 16}, {dnnl_nChw8c, 8}, {dnnl_nchw, 1}};
-    dnnl_dims_t dims = {e->batch, n->c, n->h, n->w};
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
-        dnnl_memory_desc_t want;
-        if (dnnl_memory_desc_init_by_tag(&want, 4, dims, dnnl_f32, known[i].tag) == dnnl_success &&
-            eng_same_md(&want, md))
-            return known[i].block;
-    }
-    return 0;
-}
-
 static rb_status plan(rb_engine *e, enode *en)
 {
-    static const dnnl_format_tag_t tags[17] = {[1] = dnnl_nchw, [8] = dnnl_nChw8c, [16] = dnnl_nChw16c};
     const rb_node *n = en->node, *in = n->in[0];
     const dnnl_memory_desc_t *src = &eng_producer(e, en, 0)->value.md;
     dnnl_memory_desc_t plain, used, dst, taps, rows;
     dnnl_dims_t dims = {e->batch, n->c, n->h, n->w};
     dnnl_dims_t tdims = {(dnnl_dim_t)((n->h + n->w) * sizeof(tap))};
-    int64_t block = channel_block(e, in, src);
+    int64_t block = eng_channel_block(e, in, src);
     rb_status s = RB_OK;
     if (block == 0) {
         eng_md_node_plain(e, in, &plain);
@@ -134,7 +115,7 @@ static rb_status plan(rb_engine *e, enode *en)
     en->op_scalar = (double)block;
     snprintf(en->impl, sizeof en->impl, "robusta:%s, %s", n->attr.upsample.mode == RB_UPSAMPLE_NEAREST ? "nearest" : "bilinear",
              block == 1 ? "nchw" : block == 8 ? "nChw8c" : "nChw16c");
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&dst, 4, dims, dnnl_f32, tags[block]), "upsample", n);
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&dst, 4, dims, dnnl_f32, eng_block_tag(block)), "upsample", n);
     dnnl_memory_desc_init_by_tag(&taps, 1, tdims, dnnl_u8, dnnl_a);
     if (s == RB_OK)
         s = eng_value_plan(e, en, &dst);
