@@ -19,6 +19,19 @@
 #include <math.h>
 #include <stdint.h>
 
+/* On a function whose loops vectorize: compiled for AVX-512, AVX2 and the
+ * baseline, the best chosen when the library loads (GCC and clang's
+ * target_clones, an ifunc). The library itself is built for the baseline
+ * x86-64, where vectors hold 4 floats. */
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define RB_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef RB_VECTOR_CLONES
+#define RB_VECTOR_CLONES
+#endif
+
 static inline float rb_vexpf(float x)
 {
     /* x = n ln 2 + r, |r| <= ln 2 / 2; e^r by its Taylor series to r^7

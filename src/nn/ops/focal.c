@@ -112,7 +112,7 @@ static inline __attribute__((always_inline)) void focal_loop(int whole, float wa
         dx[i] = focal_float(wa, wb, gamma, whole, x[i], t[i], true) * scale;
 }
 
-static void by_gamma(const rb_focal_desc *d, const float *x, const float *t, int64_t count, double *loss,
+RB_VECTOR_CLONES static void by_gamma(const rb_focal_desc *d, const float *x, const float *t, int64_t count, double *loss,
                      double *positives, float *dx, float scale)
 {
     const float wa = d->alpha >= 0 ? (float)d->alpha : 1.0f, wb = d->alpha >= 0 ? 1.0f - (float)d->alpha : 1.0f;

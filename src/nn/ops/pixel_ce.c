@@ -98,7 +98,7 @@ static rb_status check_targets(rb_engine *e, enode *en, const rb_targets *t)
  * over the classes reads and writes contiguous floats and vectorizes, with
  * one exponential per logit (kept, then scaled). */
 #define PIXEL_BLOCK 64
-static void forward_row(const rb_engine *e, enode *en, int64_t row, void *ctx)
+RB_VECTOR_CLONES static void forward_row(const rb_engine *e, enode *en, int64_t row, void *ctx)
 {
     const rb_node *n = en->node, *l = n->in[0];
     const int64_t b = row / l->h, y = row % l->h, k = l->c, hw = l->h * l->w;
@@ -165,7 +165,7 @@ static rb_status forward(rb_engine *e, enode *en, bool training)
 }
 
 /* d mean / d z = (softmax - onehot) / counted pixels; 0 where ignored */
-static void backward_row(const rb_engine *e, enode *en, int64_t row, void *ctx)
+RB_VECTOR_CLONES static void backward_row(const rb_engine *e, enode *en, int64_t row, void *ctx)
 {
     const rb_node *l = en->node->in[0];
     const float *prob = eng_floats(e, en->workspace.offset);

@@ -15,6 +15,7 @@
 #include <omp.h>
 
 #include "nn/op.h"
+#include "tensor/vmath.h"
 
 rb_status rb_graph_upsample(rb_graph *g, rb_node *in, const rb_upsample_desc *desc, rb_node **out)
 {
@@ -170,6 +171,12 @@ static inline __attribute__((always_inline)) void forward_row_blocked(const rb_e
     float *y = eng_floats(e, en->value.offset) + (p * n->h + oy) * n->w * B, *blend;
     const float wy = ty->w;
     if (n->attr.upsample.mode == RB_UPSAMPLE_NEAREST) {
+        if (B == 1) { /* plain: vectorized across the row, by gathers where the CPU has them */
+#pragma omp simd
+            for (int64_t ox = 0; ox < n->w; ox++)
+                y[ox] = r0[tx[ox].i0];
+            return;
+        }
         for (int64_t ox = 0; ox < n->w; ox++)
             for (int64_t k = 0; k < B; k++)
                 y[ox * B + k] = r0[tx[ox].i0 * B + k];
@@ -179,6 +186,12 @@ static inline __attribute__((always_inline)) void forward_row_blocked(const rb_e
 #pragma omp simd
     for (int64_t i = 0; i < width; i++)
         blend[i] = (1 - wy) * r0[i] + wy * r1[i];
+    if (B == 1) {
+#pragma omp simd
+        for (int64_t ox = 0; ox < n->w; ox++)
+            y[ox] = (1 - tx[ox].w) * blend[tx[ox].i0] + tx[ox].w * blend[tx[ox].i1];
+        return;
+    }
     for (int64_t ox = 0; ox < n->w; ox++) {
         const float *a = blend + tx[ox].i0 * B, *b = blend + tx[ox].i1 * B, wx = tx[ox].w;
         float *o = y + ox * B;
@@ -198,7 +211,7 @@ static int64_t rows_per_task(const enode *en)
 
 /* The kernels with B a constant (1, 8, 16), so that the B-loops unroll and
  * vectorize. */
-static void forward_rows(const rb_engine *e, enode *en, int64_t task, void *ctx)
+RB_VECTOR_CLONES static void forward_rows(const rb_engine *e, enode *en, int64_t task, void *ctx)
 {
     const int64_t per = rows_per_task(en), chunks = (en->node->h + per - 1) / per;
     const int64_t p = task / chunks, first = task % chunks * per;
@@ -264,7 +277,7 @@ static inline __attribute__((always_inline)) void backward_plane_blocked(const r
     }
 }
 
-static void backward_plane(const rb_engine *e, enode *en, int64_t p, void *ctx)
+RB_VECTOR_CLONES static void backward_plane(const rb_engine *e, enode *en, int64_t p, void *ctx)
 {
     (void)ctx;
     switch ((int)en->op_scalar) {
