@@ -97,19 +97,28 @@ static inline __attribute__((always_inline)) void focal_loop(int whole, float wa
                                                              double *positives, float *dx, float scale)
 {
     double sum = 0, pos = 0;
-    if (dx == NULL) {
+    if (whole < 0) { /* powf: no vector loops (clang would say so, as an error under -Werror) */
+        for (int64_t i = 0; dx == NULL && i < count; i++) {
+            sum += focal_float(wa, wb, gamma, whole, x[i], t[i], false);
+            pos += rb_vpositive(0.5f - t[i]) ? 0.0 : 1.0;
+        }
+        for (int64_t i = 0; dx != NULL && i < count; i++)
+            dx[i] = focal_float(wa, wb, gamma, whole, x[i], t[i], true) * scale;
+    } else if (dx == NULL) {
 #pragma omp simd reduction(+ : sum, pos)
         for (int64_t i = 0; i < count; i++) {
             sum += focal_float(wa, wb, gamma, whole, x[i], t[i], false);
             pos += rb_vpositive(0.5f - t[i]) ? 0.0 : 1.0; /* t > 0.5 */
         }
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < count; i++)
+            dx[i] = focal_float(wa, wb, gamma, whole, x[i], t[i], true) * scale;
+    }
+    if (dx == NULL) {
         *loss = sum;
         *positives = pos;
-        return;
     }
-#pragma omp simd
-    for (int64_t i = 0; i < count; i++)
-        dx[i] = focal_float(wa, wb, gamma, whole, x[i], t[i], true) * scale;
 }
 
 RB_VECTOR_CLONES static void by_gamma(const rb_focal_desc *d, const float *x, const float *t, int64_t count, double *loss,

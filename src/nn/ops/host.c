@@ -501,7 +501,7 @@ rb_status rb_host_op_check(const rb_host_op *op, const int64_t (*shapes)[3], siz
         int64_t count = batch * c.in_size[k], step = count > 4096 ? count / 4096 : 1;
         for (int64_t i = 0; s == RB_OK && i < count; i += step) {
             float keep = c.inputs[k][i];
-            double h = 1e-2 * fmax(1.0, fabs(keep)), up, down, numeric, analytic = c.grads[k][i], err;
+            double h = 1e-2 * fmax(1.0, fabs(keep)), up = 0, down = 0, numeric, analytic = c.grads[k][i], err;
             c.inputs[k][i] = (float)(keep + h);
             s = objective(&c, &up);
             c.inputs[k][i] = (float)(keep - h);
