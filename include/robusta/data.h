@@ -3,9 +3,11 @@
  * A dataset is named by a spec string and opened one split (train or test)
  * at a time into an rb_split: N images held in memory as they were stored
  * (uint8 or float32, C×H×W each) with int64 labels, the class count and the
- * class names where the dataset has them. An rb_loader then cuts a split
- * into batches of float32 N×C×H×W images in [0, 1] plus labels, prepared
- * by worker threads while the caller computes.
+ * class names where the dataset has them, and optionally per-pixel masks
+ * and box lists (see "targets" below). An rb_loader then cuts a split
+ * into batches of float32 N×C×H×W images in [0, 1] plus labels (and the
+ * masks and boxes, moved with the pixels), prepared by worker threads
+ * while the caller computes.
  *
  *     rb_split *train = NULL;
  *     rb_loader *loader = NULL;
@@ -97,6 +99,7 @@
 #include <stdint.h>
 #include <robusta/interop.h>
 #include <robusta/status.h>
+#include <robusta/targets.h>
 #include <robusta/tensor.h>
 
 #ifdef __cplusplus
@@ -305,6 +308,54 @@ RB_API void rb_augment_draw(const rb_augment *augment, uint64_t seed, int64_t ep
 RB_API rb_status rb_split_example(const rb_split *split, int64_t index, const rb_augment *augment,
                                   uint64_t seed, int64_t epoch, float *out);
 
+/* ------------------------------------------------------------ targets */
+
+/* Besides its labels, a split may hold, for every example, a mask (one
+ * int32 class per pixel, or RB_IGNORE_LABEL, at the stored image size) and
+ * a list of boxes (corners in pixels of the stored image, each with a
+ * class in [0, classes)). They come out with the example, moved with its
+ * pixels (rb_split_example_targets, rb_batch.targets):
+ *   resize  masks by nearest neighbour at pixel centres (output pixel d
+ *           reads stored pixel floor((d + 0.5) * in / out), PyTorch's
+ *           'nearest-exact', on the grid bilinear resizing uses); box
+ *           corners scaled by out / in;
+ *   crop    the same window as the pixels: mask pixels of the zero padding
+ *           become RB_IGNORE_LABEL; boxes shift by (padding - left,
+ *           padding - top), are clipped to the image, and are dropped
+ *           when nothing of them is left (zero width or height);
+ *   flip    masks mirrored as the pixels; boxes x1' = W - x2, x2' = W - x1.
+ * A box of zero width or height never comes out, even unaugmented. */
+
+/* A new split: a copy of `in` holding `targets` (rb_targets_check against
+ * the split's classes and its STORED height and width, naming the split):
+ * targets->count must be the split's count; labels NULL or equal to the
+ * split's; masks (mask_height × mask_width the stored size) and boxes
+ * (box_offsets with count + 1 entries) each optional; at least one of the
+ * two. Any masks or boxes `in` had are replaced. Everything is copied; `in`
+ * is unchanged. RB_ERR_INVALID_ARGUMENT with one line otherwise. */
+RB_API rb_status rb_split_with_targets(rb_split **out, const rb_split *in, const rb_targets *targets);
+
+/* The split's targets as stored: count, labels, masks at the stored size
+ * (NULL if none), boxes and box_offsets in stored pixels (NULL if none).
+ * Valid while the split lives. */
+RB_API void rb_split_stored_targets(const rb_split *split, rb_targets *out);
+
+/* The most boxes one example has (0 without boxes): the room
+ * rb_split_example_targets needs for one example's boxes. */
+RB_API int64_t rb_split_max_boxes(const rb_split *split);
+
+/* Writes the targets of example `index` as they come out (rb_split_shape),
+ * augmented with the draws of (seed, epoch, index) when `augment` is not
+ * NULL: exactly what a loader puts in a batch, and what rb_split_example
+ * does to the pixels. `mask` (height × width int32 as it comes out) and
+ * `boxes` (room for rb_split_max_boxes boxes; *box_count receives how many
+ * are written) may be NULL where not wanted; asking for masks or boxes the
+ * split does not have, an index out of range or an epoch outside
+ * [0, 2^24) fails with RB_ERR_INVALID_ARGUMENT. */
+RB_API rb_status rb_split_example_targets(const rb_split *split, int64_t index, const rb_augment *augment,
+                                          uint64_t seed, int64_t epoch, int32_t *mask, rb_box *boxes,
+                                          int64_t *box_count);
+
 /* ------------------------------------------------------------ loader */
 
 typedef struct rb_loader rb_loader;
@@ -334,10 +385,18 @@ typedef struct rb_batch {
     int64_t first;          /* position of the first example in the epoch's order */
     int64_t number;         /* batch number within the epoch, from 0 */
     int channels, height, width;
+    /* What the batch asks the model to predict (robusta/targets.h), ready
+     * for rb_engine_forward_targets: count; labels (the same array as
+     * `labels`); masks count × height × width when the split has masks
+     * (mask_height, mask_width = height, width), else NULL and 0 × 0;
+     * boxes with box_offsets (count + 1 entries) when the split has boxes,
+     * else both NULL. Moved with the pixels (see "targets" above). */
+    rb_targets targets;
 } rb_batch;
 
 /* Creates a loader over `split`, which must outlive it. Allocates every
- * buffer it will use and starts its worker threads, which wait for
+ * buffer it will use (for boxes: rb_split_max_boxes × batch_size per
+ * batch) and starts its worker threads, which wait for
  * rb_loader_start_epoch; making batches allocates nothing. Bad options fail
  * with RB_ERR_INVALID_ARGUMENT naming the option. */
 RB_API rb_status rb_loader_create(rb_loader **out, const rb_split *split, const rb_loader_options *options);

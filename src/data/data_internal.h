@@ -32,6 +32,13 @@ struct rb_split {
     int out_channels, out_height, out_width;
     bool resized;          /* out_height/out_width differ from the stored size */
     rb_resize_axis rows, cols;
+    /* Targets besides labels (split_targets.c), at the stored size; NULL
+     * when the split has none. */
+    int32_t *masks;        /* count × height × width */
+    rb_box *boxes;         /* box_offsets[count] boxes */
+    int64_t *box_offsets;  /* count + 1 */
+    int64_t max_boxes;     /* most boxes of one example */
+    int32_t *near_rows, *near_cols; /* nearest taps (out size) when resized and masks */
 };
 
 /* A split with nothing but its header fields set, and room for `count`
@@ -50,6 +57,32 @@ size_t rb_split_stored_bytes(const rb_split *split);
  * by `padding` (all zero: no crop) and maybe mirrored. No checks. */
 void rb_split_render(const rb_split *split, int64_t index, int padding, int top, int left, bool flip,
                      float *out);
+
+/* The placement of one example under `augment` (NULL: none): padding of
+ * the crop (0 when crop is off), its corner (top, left) and the flip, from
+ * the draws of (seed, epoch, index). No checks. */
+void rb_augment_place(const rb_augment *augment, uint64_t seed, int64_t epoch, int64_t index, int *padding,
+                      int *top, int *left, bool *flip);
+
+/* rb_augment_place after checking the index, epoch and padding, as
+ * rb_split_example and rb_split_example_targets do. */
+rb_status rb_split_place(const rb_split *split, int64_t index, const rb_augment *augment, uint64_t seed,
+                         int64_t epoch, int *padding, int *top, int *left, bool *flip);
+
+/* Targets (split_targets.c). */
+bool rb_split_has_targets(const rb_split *split);
+void rb_split_free_targets(rb_split *split);
+/* Validates (rb_targets_check) and copies `targets` into `split`, replacing
+ * any it had; for readers building a split, and rb_split_with_targets. */
+rb_status rb_split_set_targets(rb_split *split, const rb_targets *targets);
+/* Copies the targets of the examples `keep` marks (in order) from `in` to
+ * `split`, whose geometry is already set (rb_split_apply). */
+rb_status rb_split_copy_targets(rb_split *split, const rb_split *in, const unsigned char *keep);
+/* The targets of one example placed as rb_split_render places its pixels:
+ * `mask` (out size; NULL: skipped) and `boxes` with *box_count (NULL:
+ * skipped). No checks. */
+void rb_split_render_targets(const rb_split *split, int64_t index, int padding, int top, int left, bool flip,
+                             int32_t *mask, rb_box *boxes, int64_t *box_count);
 
 /* A uniform integer in [0, n), n >= 1. */
 uint64_t rb_data_below(rb_rng *rng, uint64_t n);

@@ -36,6 +36,9 @@ typedef struct slot {
     float *images;
     int64_t *labels;
     int64_t *indices;
+    int32_t *masks;       /* batch_size × height × width, when the split has masks */
+    rb_box *boxes;        /* batch_size × max boxes, when the split has boxes */
+    int64_t *box_offsets; /* batch_size + 1, with boxes */
     int64_t number, count, first;
     slot_state state;
 } slot;
@@ -43,8 +46,9 @@ typedef struct slot {
 struct rb_loader {
     const rb_split *split;
     rb_loader_options o;
-    bool augment; /* crop or flip on */
     size_t example;
+    size_t mask_plane; /* height × width when the split has masks, else 0 */
+    bool boxes;        /* the split has boxes */
     int channels, height, width;
     int64_t n, batches;
     int64_t *order;
@@ -79,17 +83,21 @@ static bool fill(rb_loader *l, slot *s, int64_t b, uint_fast64_t generation)
         count = l->o.batch_size;
     for (int64_t k = 0; k < count; k++) {
         const int64_t index = l->order[first + k];
-        int top = 0, left = 0, padding = 0;
-        bool flip = false;
+        int top, left, padding;
+        bool flip;
         if (atomic_load_explicit(&l->stop, memory_order_relaxed) ||
             atomic_load_explicit(&l->generation, memory_order_relaxed) != generation)
             return false;
-        if (l->augment) {
-            rb_augment_draw(&l->o.augment, l->o.seed, l->epoch, index, &top, &left, &flip);
-            if (l->o.augment.crop)
-                padding = l->o.augment.padding;
-        }
+        rb_augment_place(&l->o.augment, l->o.seed, l->epoch, index, &padding, &top, &left, &flip);
         rb_split_render(l->split, index, padding, top, left, flip, s->images + (size_t)k * l->example);
+        if (l->mask_plane > 0 || l->boxes) {
+            int64_t n = 0;
+            rb_split_render_targets(l->split, index, padding, top, left, flip,
+                                    l->mask_plane > 0 ? s->masks + (size_t)k * l->mask_plane : NULL,
+                                    l->boxes ? s->boxes + s->box_offsets[k] : NULL, l->boxes ? &n : NULL);
+            if (l->boxes)
+                s->box_offsets[k + 1] = s->box_offsets[k] + n;
+        }
         s->labels[k] = l->split->labels[index];
         s->indices[k] = index;
     }
@@ -157,6 +165,9 @@ void rb_loader_destroy(rb_loader *l)
             free(l->slots[i].images);
             free(l->slots[i].labels);
             free(l->slots[i].indices);
+            free(l->slots[i].masks);
+            free(l->slots[i].boxes);
+            free(l->slots[i].box_offsets);
         }
     free(l->slots);
     free(l->threads);
@@ -187,7 +198,8 @@ rb_status rb_loader_create(rb_loader **out, const rb_split *split, const rb_load
     if (o->augment.crop && (o->augment.padding < 0 || o->augment.padding > 65536))
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "loader: crop padding %d is out of range [0, 65536]",
                             o->augment.padding);
-    if (rb_split_example_size(split) > SIZE_MAX / sizeof(float) / (size_t)o->batch_size / 2)
+    if (rb_split_example_size(split) > SIZE_MAX / sizeof(float) / (size_t)o->batch_size / 2 ||
+        (uint64_t)rb_split_max_boxes(split) > SIZE_MAX / sizeof(rb_box) / (uint64_t)o->batch_size / 2)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "loader: batches of %" PRId64 " examples are too large",
                             o->batch_size);
 
@@ -196,9 +208,14 @@ rb_status rb_loader_create(rb_loader **out, const rb_split *split, const rb_load
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for a loader");
     l->split = split;
     l->o = *o;
-    l->augment = o->augment.crop || o->augment.flip;
     l->example = rb_split_example_size(split);
     rb_split_shape(split, &l->channels, &l->height, &l->width);
+    {
+        rb_targets stored;
+        rb_split_stored_targets(split, &stored);
+        l->mask_plane = stored.masks != NULL ? (size_t)l->height * (size_t)l->width : 0;
+        l->boxes = stored.box_offsets != NULL;
+    }
     l->n = rb_split_count(split);
     l->batches = o->drop_last ? l->n / o->batch_size : (l->n + o->batch_size - 1) / o->batch_size;
     l->held = -1;
@@ -222,6 +239,16 @@ rb_status rb_loader_create(rb_loader **out, const rb_split *split, const rb_load
         s->indices = malloc((size_t)o->batch_size * sizeof *s->indices);
         if (s->images == NULL || s->labels == NULL || s->indices == NULL)
             goto oom;
+        if (l->mask_plane > 0 &&
+            (s->masks = malloc((size_t)o->batch_size * l->mask_plane * sizeof *s->masks)) == NULL)
+            goto oom;
+        if (l->boxes) {
+            const int64_t most = rb_split_max_boxes(split);
+            s->boxes = malloc((size_t)o->batch_size * (most > 0 ? (size_t)most : 1) * sizeof *s->boxes);
+            s->box_offsets = calloc((size_t)o->batch_size + 1, sizeof *s->box_offsets);
+            if (s->boxes == NULL || s->box_offsets == NULL)
+                goto oom;
+        }
     }
 
     if (pthread_mutex_init(&l->mu, NULL) != 0)
@@ -365,5 +392,16 @@ rb_status rb_loader_next(rb_loader *l, rb_batch *batch)
     batch->count = s->count;
     batch->first = s->first;
     batch->number = s->number;
+    batch->targets.count = s->count;
+    batch->targets.labels = s->labels;
+    if (l->mask_plane > 0) {
+        batch->targets.masks = s->masks;
+        batch->targets.mask_height = l->height;
+        batch->targets.mask_width = l->width;
+    }
+    if (l->boxes) {
+        batch->targets.boxes = s->boxes;
+        batch->targets.box_offsets = s->box_offsets;
+    }
     return RB_OK;
 }

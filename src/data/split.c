@@ -70,6 +70,7 @@ void rb_split_destroy(rb_split *split)
     free(split->source_index);
     resize_axis_free(&split->rows);
     resize_axis_free(&split->cols);
+    rb_split_free_targets(split);
     free(split);
 }
 
@@ -568,6 +569,21 @@ rb_status rb_split_apply(rb_split **out, const rb_split *in, const rb_split_opti
         map[c] = -1;
     for (int64_t c = 0; c < k; c++)
         map[list[c]] = c;
+    if (rb_split_has_targets(in)) {
+        /* Masks and boxes hold class numbers too; relabelling them is a
+         * choice (what becomes of a dropped class's pixels?) this does not
+         * make for the caller. */
+        bool same = k == in->classes;
+        for (int64_t c = 0; same && c < k; c++)
+            same = list[c] == c;
+        if (!same) {
+            st = rb_error_set(RB_ERR_UNSUPPORTED,
+                              "%s has masks or boxes, whose classes a class list ('%s') would have to relabel; "
+                              "keep every class in order, or select examples with per_class",
+                              in->name, o->classes);
+            goto done;
+        }
+    }
 
     /* Examples grouped by new class, file order within each (counting sort). */
     for (int64_t i = 0; i < in->count; i++)
@@ -633,6 +649,8 @@ rb_status rb_split_apply(rb_split **out, const rb_split *in, const rb_split_opti
         st = set_geometry(s, o->size, o->size, channels);
     else
         st = set_geometry(s, in->out_height, in->out_width, channels);
+    if (st == RB_OK)
+        st = rb_split_copy_targets(s, in, keep);
 
 done:
     free(list);
@@ -705,27 +723,45 @@ void rb_augment_draw(const rb_augment *augment, uint64_t seed, int64_t epoch, in
     *flip = augment != NULL && augment->flip && (c >> 31) != 0;
 }
 
-rb_status rb_split_example(const rb_split *split, int64_t index, const rb_augment *augment, uint64_t seed,
-                           int64_t epoch, float *out)
+void rb_augment_place(const rb_augment *augment, uint64_t seed, int64_t epoch, int64_t index, int *padding,
+                      int *top, int *left, bool *flip)
 {
-    int top = 0, left = 0, padding = 0;
-    bool flip = false;
-    if (split == NULL || out == NULL)
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_split_example: split or out is NULL");
+    *padding = *top = *left = 0;
+    *flip = false;
+    if (augment == NULL || !(augment->crop || augment->flip))
+        return;
+    rb_augment_draw(augment, seed, epoch, index, top, left, flip);
+    if (augment->crop)
+        *padding = augment->padding;
+}
+
+rb_status rb_split_place(const rb_split *split, int64_t index, const rb_augment *augment, uint64_t seed,
+                         int64_t epoch, int *padding, int *top, int *left, bool *flip)
+{
     if (index < 0 || index >= split->count)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: example %" PRId64 " is out of range [0, %" PRId64 ")",
                             split->name, index, split->count);
     if (epoch < 0 || epoch >= RB_DATA_EPOCH_LIMIT)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "epoch %" PRId64 " is out of range [0, %" PRId64 ")", epoch,
                             RB_DATA_EPOCH_LIMIT);
-    if (augment != NULL) {
-        if (augment->padding < 0 || augment->padding > MAX_SIDE)
-            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "crop padding %d is out of range [0, %d]",
-                                augment->padding, MAX_SIDE);
-        rb_augment_draw(augment, seed, epoch, index, &top, &left, &flip);
-        if (augment->crop)
-            padding = augment->padding;
-    }
+    if (augment != NULL && (augment->padding < 0 || augment->padding > MAX_SIDE))
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "crop padding %d is out of range [0, %d]", augment->padding,
+                            MAX_SIDE);
+    rb_augment_place(augment, seed, epoch, index, padding, top, left, flip);
+    return RB_OK;
+}
+
+rb_status rb_split_example(const rb_split *split, int64_t index, const rb_augment *augment, uint64_t seed,
+                           int64_t epoch, float *out)
+{
+    int top, left, padding;
+    bool flip;
+    rb_status st;
+    if (split == NULL || out == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_split_example: split or out is NULL");
+    st = rb_split_place(split, index, augment, seed, epoch, &padding, &top, &left, &flip);
+    if (st != RB_OK)
+        return st;
     rb_split_render(split, index, padding, top, left, flip, out);
     return RB_OK;
 }

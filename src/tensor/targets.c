@@ -15,6 +15,7 @@ static rb_status check_boxes(const rb_targets *t, int64_t classes, int64_t heigh
     if (t->box_offsets[0] != 0)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: the first box offset is %lld; it must be 0", where,
                             (long long)t->box_offsets[0]);
+    /* Every offset before any box is read through them. */
     for (int64_t i = 0; i < t->count; i++) {
         if (t->box_offsets[i + 1] < t->box_offsets[i])
             return rb_error_set(RB_ERR_INVALID_ARGUMENT,
@@ -23,11 +24,15 @@ static rb_status check_boxes(const rb_targets *t, int64_t classes, int64_t heigh
         if (t->box_offsets[i + 1] > t->box_offsets[i] && t->boxes == NULL)
             return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: image %lld has boxes but the box array is NULL",
                                 where, (long long)i);
+    }
+    for (int64_t i = 0; i < t->count; i++) {
         for (int64_t k = t->box_offsets[i]; k < t->box_offsets[i + 1]; k++) {
             const rb_box *b = &t->boxes[k];
             if (!isfinite(b->x1) || !isfinite(b->y1) || !isfinite(b->x2) || !isfinite(b->y2))
-                return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: box %lld of image %lld has a non-finite corner",
-                                    where, (long long)(k - t->box_offsets[i]), (long long)i);
+                return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                    "%s: box %lld of image %lld is (%g, %g, %g, %g): its corners must be finite",
+                                    where, (long long)(k - t->box_offsets[i]), (long long)i, b->x1, b->y1, b->x2,
+                                    b->y2);
             if (b->x2 < b->x1 || b->y2 < b->y1)
                 return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                                     "%s: box %lld of image %lld is (%g, %g, %g, %g): x2 < x1 or y2 < y1; boxes are "
@@ -36,9 +41,10 @@ static rb_status check_boxes(const rb_targets *t, int64_t classes, int64_t heigh
                                     b->y2);
             if (b->x1 < 0 || b->y1 < 0 || b->x2 > (float)width || b->y2 > (float)height)
                 return rb_error_set(RB_ERR_INVALID_ARGUMENT,
-                                    "%s: box %lld of image %lld is (%g, %g, %g, %g), outside the %lldx%lld image",
+                                    "%s: box %lld of image %lld is (%g, %g, %g, %g), outside the %lldx%lld image; "
+                                    "corners lie in [0, %lld] x [0, %lld]",
                                     where, (long long)(k - t->box_offsets[i]), (long long)i, b->x1, b->y1, b->x2,
-                                    b->y2, (long long)width, (long long)height);
+                                    b->y2, (long long)width, (long long)height, (long long)width, (long long)height);
             if (b->label < 0 || b->label >= classes)
                 return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                                     "%s: box %lld of image %lld has class %lld, outside [0, %lld)", where,
@@ -56,7 +62,8 @@ rb_status rb_targets_check(const rb_targets *t, int64_t classes, int64_t height,
     if (where == NULL)
         where = "targets";
     if (t->count < 0)
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: %lld images", where, (long long)t->count);
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: the targets are for %lld images; the count must be >= 0",
+                            where, (long long)t->count);
     for (int64_t i = 0; t->labels != NULL && i < t->count; i++)
         if (t->labels[i] < 0 || t->labels[i] >= classes)
             return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: label %lld of image %lld is outside [0, %lld)", where,
