@@ -661,21 +661,11 @@ uint64_t rb_machine_memory_bytes(void)
     return total;
 }
 
-/* MiB with thousands separators: "362,115". */
+/* MiB, rounded up, with thousands separators: "362,115". */
 static const char *mib_text(char *buf, size_t size, double bytes)
 {
-    char digits[32];
-    size_t n, at = 0;
     double mib = ceil(bytes / (1 << 20));
-    snprintf(digits, sizeof digits, "%.0f", mib > 1e18 ? 1e18 : mib);
-    n = strlen(digits);
-    for (size_t i = 0; i < n && at + 2 < size; i++) {
-        if (i > 0 && (n - i) % 3 == 0)
-            buf[at++] = ',';
-        buf[at++] = digits[i];
-    }
-    buf[at] = '\0';
-    return buf;
+    return rb_format_count(buf, size, (unsigned long long)(mib > 1e18 ? 1e18 : mib));
 }
 
 rb_status rb_model_check_memory(const rb_model *model, const rb_engine_options *options,
