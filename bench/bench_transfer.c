@@ -2,16 +2,20 @@
  * (robusta/train.h, "Transfer") timed both ways. With the cache the backbone
  * runs once per image (plus once over the test split) and each epoch trains
  * the head alone; without it every training step runs the frozen backbone.
+ * Each is run with the head on the pooled features (the default) and on
+ * stage3 (classify --stage stage3: 64 x 7 x 7 values per image cached
+ * instead of 128), and the caches in f32 and in bf16.
  *
  * The source is a freshly initialized resnet18 (cifar stem, width 0.25,
  * 5 classes) saved to a temporary folder; the target is 1000 synthetic
  * 28x28 grayscale images of 5 classes (200 test), so no dataset is needed.
  * A run is 10 epochs, batch 64, of `robusta transfer --mode fixed`'s defaults.
  *
- * Prints, per variant, the machine-readable line
+ * Prints, per variant (cached, cached-bf16, uncached, and the same with a
+ * stage3- prefix), the machine-readable line
  *     perf,transfer_fixed,VARIANT,EPOCHS,SECONDS_TOTAL,SECONDS_PER_EPOCH
  * (median of --repeats runs, total including feature extraction), then the
- * speed-up. Never fails on time.
+ * speed-ups. Never fails on time.
  *
  *   bench_transfer [--repeats N] [--threads N] [--epochs N] */
 #include "config.h"
@@ -71,7 +75,14 @@ int main(int argc, char **argv)
     rb_params *params;
     rb_model *model;
     rb_model_input in = {.channels = 1, .height = 28, .width = 28, .mean = {0.3f}, .std = {0.3f}};
-    double totals[2][MAX_REPEATS], per_epoch[2][MAX_REPEATS];
+    enum { VARIANTS = 6 };
+    static const char *const names[VARIANTS] = {"cached", "cached-bf16", "uncached",
+                                                "stage3-cached", "stage3-cached-bf16", "stage3-uncached"};
+    static const rb_feature_cache caches[VARIANTS] = {RB_FEATURE_CACHE_F32, RB_FEATURE_CACHE_BF16,
+                                                      RB_FEATURE_CACHE_OFF, RB_FEATURE_CACHE_F32,
+                                                      RB_FEATURE_CACHE_BF16, RB_FEATURE_CACHE_OFF};
+    rb_params *stage3 = NULL;
+    double totals[VARIANTS][MAX_REPEATS], per_epoch[VARIANTS][MAX_REPEATS];
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--repeats") == 0 && i + 1 < argc)
@@ -109,7 +120,9 @@ int main(int argc, char **argv)
     if (write_data(dir, "x.npy", "y.npy", 1000, 1) != 0 || write_data(dir, "tx.npy", "ty.npy", 200, 2) != 0)
         return fail("data");
     snprintf(data, sizeof data, "npy:%s/x.npy,%s/y.npy;%s/tx.npy,%s/ty.npy", dir, dir, dir, dir);
-    for (int variant = 0; variant < 2; variant++)
+    if (rb_params_create(&stage3, task->params) != RB_OK || rb_params_set(stage3, "stage", "stage3") != RB_OK)
+        return fail("classify --stage stage3");
+    for (int variant = 0; variant < VARIANTS; variant++)
         for (int k = 0; k < repeats; k++) {
             rb_train_config c;
             rb_train_result res;
@@ -119,8 +132,9 @@ int main(int argc, char **argv)
             c.source = source;
             c.registry = reg;
             c.task = task;
+            c.task_params = variant >= 3 ? stage3 : NULL;
             c.fixed_features = true;
-            c.no_feature_cache = variant == 1;
+            c.feature_cache = caches[variant];
             c.data = data;
             c.out_dir = out;
             c.epochs = epochs;
@@ -138,23 +152,28 @@ int main(int argc, char **argv)
             totals[variant][k] = now() - t0;
             per_epoch[variant][k] = res.seconds_per_epoch;
         }
-    for (int variant = 0; variant < 2; variant++) {
+    for (int variant = 0; variant < VARIANTS; variant++) {
         qsort(totals[variant], (size_t)repeats, sizeof(double), compare_doubles);
         qsort(per_epoch[variant], (size_t)repeats, sizeof(double), compare_doubles);
-        printf("perf,transfer_fixed,%s,%lld,%.3f,%.4f\n", variant == 0 ? "cached" : "uncached", (long long)epochs,
+        printf("perf,transfer_fixed,%s,%lld,%.3f,%.4f\n", names[variant], (long long)epochs,
                totals[variant][repeats / 2], per_epoch[variant][repeats / 2]);
     }
-    printf("fixed-feature transfer, resnet18 w0.25, 1000 images 28x28, %lld epochs: cached %.2f s, uncached %.2f s "
-           "in all (%.1fx faster); per epoch %.4f s vs %.3f s (%.0fx), median of %d\n",
-           (long long)epochs, totals[0][repeats / 2], totals[1][repeats / 2],
-           totals[1][repeats / 2] / totals[0][repeats / 2], per_epoch[0][repeats / 2], per_epoch[1][repeats / 2],
-           per_epoch[1][repeats / 2] / per_epoch[0][repeats / 2], repeats);
+    for (int base = 0; base < VARIANTS; base += 3)
+        printf("fixed-feature transfer, resnet18 w0.25, head on %s, 1000 images 28x28, %lld epochs: cached %.2f s "
+               "(bf16 %.2f s), uncached %.2f s in all (%.1fx faster); per epoch %.4f s (bf16 %.4f s) vs %.3f s "
+               "(%.0fx), median of %d\n",
+               base == 0 ? "the pooled features" : "stage3", (long long)epochs, totals[base][repeats / 2],
+               totals[base + 1][repeats / 2], totals[base + 2][repeats / 2],
+               totals[base + 2][repeats / 2] / totals[base][repeats / 2], per_epoch[base][repeats / 2],
+               per_epoch[base + 1][repeats / 2], per_epoch[base + 2][repeats / 2],
+               per_epoch[base + 2][repeats / 2] / per_epoch[base][repeats / 2], repeats);
     {
         char cmd[4300];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
         if (system(cmd) != 0)
             fprintf(stderr, "bench_transfer: could not remove %s\n", dir);
     }
+    rb_params_destroy(stage3);
     rb_params_destroy(params);
     rb_registry_destroy(reg);
     return 0;

@@ -19,8 +19,11 @@ static const rb_param_spec transfer_options[] = {
      "fixed: train the head on the frozen backbone; full: fine-tune every layer"},
     {"bn-stats", RB_PARAM_CHOICE, "frozen", "frozen|update", 0,
      "fixed mode: the backbone's batch-norm statistics stay (frozen) or keep updating as the paper's code did"},
-    {"feature-cache", RB_PARAM_BOOL, "true", NULL, 0,
-     "fixed mode, frozen statistics, no augmentation: compute features once (--no-feature-cache: every step)"},
+    {"feature-cache", RB_PARAM_CHOICE, "f32", "f32|bf16|off", 0,
+     "fixed mode, frozen statistics, no augmentation: compute what the head reads once and keep it in f32, or bf16 "
+     "(half the memory); off: run the backbone every step"},
+    {"feature-cache-limit", RB_PARAM_FLOAT, "0", "[0, 1e12]", 0,
+     "MiB the feature cache may take; a larger one is refused before it is computed (0: the machine's memory)"},
     {"data", RB_PARAM_STRING, NULL, NULL, 0, "target dataset spec (fashion-mnist:DIR, cifar10:DIR, npy:...)"},
     {"out", RB_PARAM_STRING, NULL, NULL, 0, "run folder: checkpoints, logs, config.json, metrics.json"},
     {"resume", RB_PARAM_STRING, NULL, NULL, 0, "continue the transfer in this folder"},
@@ -113,13 +116,20 @@ static int run_transfer(const cli_command *self, rb_params *o, int argc, char **
     c.fixed_features = strcmp(mode, "fixed") == 0;
     c.bn_update = strcmp(bn, "update") == 0;
     {
-        bool cache = true;
-        rb_params_get_bool(o, "feature-cache", &cache);
-        c.no_feature_cache = !cache;
+        const char *cache = "f32";
+        double mib = 0;
+        rb_params_get_string(o, "feature-cache", &cache);
+        if ((s = rb_feature_cache_parse(cache, &c.feature_cache)) != RB_OK)
+            return usage(self, rb_last_error());
+        rb_params_get_float(o, "feature-cache-limit", &mib);
+        c.feature_cache_limit = (uint64_t)(mib * (1 << 20));
+        if (mib > 0 && c.feature_cache_limit == 0)
+            return usage(self, "--feature-cache-limit is below one byte (it counts MiB; 0: the machine's memory)");
     }
     if (!c.fixed_features && (rb_params_source(o, "bn-stats") == RB_PARAM_GIVEN ||
-                              rb_params_source(o, "feature-cache") == RB_PARAM_GIVEN))
-        return usage(self, "--bn-stats and --feature-cache apply to --mode fixed only");
+                              rb_params_source(o, "feature-cache") == RB_PARAM_GIVEN ||
+                              rb_params_source(o, "feature-cache-limit") == RB_PARAM_GIVEN))
+        return usage(self, "--bn-stats, --feature-cache and --feature-cache-limit apply to --mode fixed only");
     rb_params_get_int(o, "epochs", &c.epochs);
     rb_params_get_int(o, "batch-size", &c.batch_size);
     rb_params_get_int(o, "eval-batch-size", &c.eval_batch_size);
@@ -170,7 +180,9 @@ const cli_command cli_transfer_command = {
         "the target data, as Salman et al. (2020) do. --mode fixed freezes the backbone with its\n"
         "batch-norm in inference mode (--bn-stats update keeps the statistics moving, as their\n"
         "code did) and trains the head; when the backbone is frozen and there is no augmentation\n"
-        "its features are computed once and cached. --mode full fine-tunes every layer.\n"
+        "what the head reads (the pooled features, or the task's --stage) is computed once and\n"
+        "cached, in f32 or bf16 (--feature-cache), its size said first and refused past\n"
+        "--feature-cache-limit or the machine's memory. --mode full fine-tunes every layer.\n"
         "Defaults follow the paper: SGD momentum 0.9, batch 64, weight decay 5e-4, lr 0.01\n"
         "(fixed) or 0.001 (full), x0.1 at each third of --epochs. Target images take the\n"
         "source's channels and normalization. DIR receives what `robusta train` writes\n"

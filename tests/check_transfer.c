@@ -142,9 +142,9 @@ START_TEST(fixed_feature_cached_and_uncached_train_the_same_head_on_a_frozen_bac
     TRANSFER(&r, a, , "--lr", "0.05");
     ck_assert_msg(r.code == 0, "cached transfer failed: %s", r.err);
     ck_assert_msg(feature_cache("cached"), "the cache was not used");
-    TRANSFER(&r, b, , "--lr", "0.05", "--no-feature-cache");
+    TRANSFER(&r, b, , "--lr", "0.05", "--feature-cache", "off");
     ck_assert_msg(r.code == 0, "uncached transfer failed: %s", r.err);
-    ck_assert_msg(!feature_cache("uncached"), "--no-feature-cache cached");
+    ck_assert_msg(!feature_cache("uncached"), "--feature-cache off cached");
     ck_assert_int_eq(rb_checkpoint_load(&src, source_model, 0), RB_OK);
     ca = load("cached", "model.rbt");
     cb = load("uncached", "model.rbt");
@@ -235,14 +235,297 @@ START_TEST(bf16_fixed_feature_transfer_learns_and_keeps_the_backbone)
 }
 END_TEST
 
+/* training.transfer.feature_cache_dtype of a run's model.rbt (NULL: null). */
+static char *feature_cache_dtype(const char *run)
+{
+    rb_checkpoint *ck = load(run, "model.rbt");
+    json_object *meta = json_tokener_parse(rb_checkpoint_metadata(ck)), *tr, *t, *v;
+    char *dtype;
+    ck_assert(meta != NULL);
+    ck_assert(json_object_object_get_ex(meta, "training", &tr) && json_object_object_get_ex(tr, "transfer", &t) &&
+              json_object_object_get_ex(t, "feature_cache_dtype", &v));
+    dtype = v != NULL ? strdup(json_object_get_string(v)) : NULL;
+    json_object_put(meta);
+    rb_checkpoint_destroy(ck);
+    return dtype;
+}
+
+/* The number of elements of a tensor of a run's model.rbt in dimension 1. */
+static int64_t tensor_dim1(const char *run, const char *name)
+{
+    rb_checkpoint *ck = load(run, "model.rbt");
+    rb_checkpoint_tensor t;
+    int64_t d;
+    ck_assert_msg(rb_checkpoint_find(ck, name, &t) == RB_OK, "no %s in %s", name, run);
+    d = t.shape[1];
+    rb_checkpoint_destroy(ck);
+    return d;
+}
+
+/* A head on a stage (classify --stage): the cache holds that stage's
+ * C x H x W, and the cached head is the uncached one.
+ *
+ * Why equal: the detached head (global pool, then fc) runs the same ops in
+ * the same order on the same values as the whole model's head, and the
+ * loader's shuffling, the initialization and SGD are the same. What could
+ * differ are the features: the cache computes them on an inference engine
+ * of --eval-batch-size images, the uncached run on the training engine of
+ * --batch-size. With both batches 8 the convolutions are the same
+ * primitives, so the heads must be bit-identical. With the default
+ * evaluation batch (256, capped to the 48 training images) oneDNN may block
+ * a convolution differently, moving a feature by a rounding step (2^-24
+ * relative); 16 SGD steps on such features stay far below 1e-6 relative.
+ * Measured on AMD EPYC (Zen 5), 1 thread: bit-identical both ways. */
+START_TEST(stage_heads_train_the_same_on_cached_and_uncached_features)
+{
+    char a[PATH_MAX], b[PATH_MAX], path[PATH_MAX];
+    rb_checkpoint *src, *ca, *cb;
+    json_object *metrics;
+    const char *diff;
+
+    in_dir(a, "stage3-cached", NULL);
+    in_dir(b, "stage3-uncached", NULL);
+    TRANSFER(&r, a, , "-v", "--lr", "0.05", "--stage", "stage3", "--eval-batch-size", "8");
+    ck_assert_msg(r.code == 0, "cached stage3 transfer failed: %s", r.err);
+    /* 48 + 30 images x 32 x 2 x 2 values x 4 bytes = 39,936 bytes */
+    ck_assert_msg(strstr(r.err, "caching stage3 (32 x 2 x 2 values per image, the one stage the head reads) of 48 + "
+                                "30 images in f32: 39,936 bytes (0.04 MiB)") != NULL,
+                  "no size line: %s", r.err);
+    ck_assert_msg(feature_cache("stage3-cached"), "the stage3 cache was not used");
+    TRANSFER(&r, b, , "-v", "--lr", "0.05", "--stage", "stage3", "--eval-batch-size", "8", "--feature-cache", "off");
+    ck_assert_msg(r.code == 0, "uncached stage3 transfer failed: %s", r.err);
+    ck_assert_msg(strstr(r.err, "without a feature cache (--feature-cache off)") != NULL, "%s", r.err);
+    ck_assert_msg(strstr(r.err, "caching") == NULL, "--feature-cache off cached: %s", r.err);
+    ck_assert_msg(!feature_cache("stage3-uncached"), "--feature-cache off cached");
+    ck_assert_int_eq(tensor_dim1("stage3-cached", "fc.weight"), 32); /* the head reads stage3's 32 channels */
+    ca = load("stage3-cached", "model.rbt");
+    cb = load("stage3-uncached", "model.rbt");
+    ck_assert_msg(tensor_diff(ca, cb, "fc.weight") == 0, "fc.weight differs by %g", tensor_diff(ca, cb, "fc.weight"));
+    ck_assert_msg(tensor_diff(ca, cb, "fc.bias") == 0, "fc.bias differs by %g", tensor_diff(ca, cb, "fc.bias"));
+    ck_assert_int_eq(rb_checkpoint_load(&src, source_model, 0), RB_OK);
+    diff = first_different(ca, src, "fc.");
+    ck_assert_msg(diff == NULL, "a stage3 head changed backbone tensor %s", diff);
+    /* The saved model is whole: eval rebuilds the stage3 head from the task's
+     * parameters and agrees with the metrics measured on cached features. */
+    metrics = read_json("stage3-cached", "metrics.json");
+    in_dir(path, "stage3-cached", "model.rbt");
+    RUN(&r, "eval", "--ckpt", path, "--data", target_data, "--threads", "1", "--json");
+    ck_assert_msg(r.code == 0, "eval of a stage3 model failed: %s", r.err);
+    {
+        json_object *ev = json_tokener_parse(r.out);
+        ck_assert(ev != NULL);
+        ck_assert_msg(fabs(member(ev, "accuracy") - member(metrics, "accuracy")) < 1e-12, "eval %g vs metrics %g",
+                      member(ev, "accuracy"), member(metrics, "accuracy"));
+        json_object_put(ev);
+    }
+    json_object_put(metrics);
+    rb_checkpoint_destroy(ca);
+    rb_checkpoint_destroy(cb);
+
+    /* stage1 (8 x 8 x 8) with the default evaluation batch */
+    in_dir(a, "stage1-cached", NULL);
+    in_dir(b, "stage1-uncached", NULL);
+    TRANSFER(&r, a, , "-v", "--lr", "0.05", "--stage", "stage1");
+    ck_assert_msg(r.code == 0, "cached stage1 transfer failed: %s", r.err);
+    TRANSFER(&r, b, , "-v", "--lr", "0.05", "--stage", "stage1", "--feature-cache", "off");
+    ck_assert_msg(r.code == 0, "uncached stage1 transfer failed: %s", r.err);
+    ck_assert_int_eq(tensor_dim1("stage1-cached", "fc.weight"), 8);
+    ca = load("stage1-cached", "model.rbt");
+    cb = load("stage1-uncached", "model.rbt");
+    ck_assert_msg(tensor_diff(ca, cb, "fc.weight") < 1e-6, "fc.weight differs by %g",
+                  tensor_diff(ca, cb, "fc.weight"));
+    ck_assert_msg(tensor_diff(ca, cb, "fc.bias") < 1e-6, "fc.bias differs by %g", tensor_diff(ca, cb, "fc.bias"));
+    rb_checkpoint_destroy(ca);
+    rb_checkpoint_destroy(cb);
+    rb_checkpoint_destroy(src);
+}
+END_TEST
+
+/* --feature-cache bf16: half the bytes, and a head within bf16 rounding of
+ * the f32 cache's.
+ *
+ * Tolerance: each cached value is rounded to 8 significant bits, a relative
+ * error of at most u = 2^-8. The head's gradient is (softmax - onehot) x
+ * features, so each SGD step's update moves by at most about u relative
+ * through the features and as much again through the logits they feed;
+ * summed over 16 steps with momentum, against weights that are at least as
+ * large as the updates, the heads stay within 2u of each other, and 4u =
+ * 2^-6 (1.6e-2) leaves room for the steps compounding. Measured on AMD EPYC
+ * (Zen 5): 3.4e-4 relative (stage1), 9.8e-4 (pooled features), well inside
+ * even u. It must also differ: equal heads would mean no bf16 was stored. */
+START_TEST(bf16_feature_cache_halves_the_memory_within_bf16_rounding)
+{
+    char a[PATH_MAX], b[PATH_MAX];
+    rb_checkpoint *c16, *c32;
+    json_object *cfg, *metrics;
+    char *dtype;
+    const double tolerance = 4.0 / 256.0;
+
+    in_dir(a, "stage1-bf16", NULL);
+    in_dir(b, "stage1-f32", NULL);
+    TRANSFER(&r, a, , "-v", "--lr", "0.05", "--stage", "stage1", "--feature-cache", "bf16");
+    ck_assert_msg(r.code == 0, "bf16 cached transfer failed: %s", r.err);
+    /* 48 + 30 images x 8 x 8 x 8 values x 2 bytes = 79,872 bytes; f32 twice that */
+    ck_assert_msg(strstr(r.err, "caching stage1 (8 x 8 x 8 values per image, the one stage the head reads) of 48 + "
+                                "30 images in bf16: 79,872 bytes (0.08 MiB)") != NULL,
+                  "no bf16 size line: %s", r.err);
+    TRANSFER(&r, b, , "-v", "--lr", "0.05", "--stage", "stage1");
+    ck_assert_msg(r.code == 0, "f32 cached transfer failed: %s", r.err);
+    ck_assert_msg(strstr(r.err, "of 48 + 30 images in f32: 159,744 bytes (0.15 MiB)") != NULL, "%s", r.err);
+    c16 = load("stage1-bf16", "model.rbt");
+    c32 = load("stage1-f32", "model.rbt");
+    ck_assert_msg(tensor_diff(c16, c32, "fc.weight") > 0, "the bf16 head equals the f32 one: no bf16 was cached");
+    ck_assert_msg(tensor_diff(c16, c32, "fc.weight") < tolerance, "fc.weight: bf16 vs f32 %g",
+                  tensor_diff(c16, c32, "fc.weight"));
+    ck_assert_msg(tensor_diff(c16, c32, "fc.bias") < tolerance, "fc.bias: bf16 vs f32 %g",
+                  tensor_diff(c16, c32, "fc.bias"));
+    rb_checkpoint_destroy(c16);
+    rb_checkpoint_destroy(c32);
+    metrics = read_json("stage1-bf16", "metrics.json");
+    ck_assert_msg(member(metrics, "accuracy") > 0.6, "the bf16-cached head did not learn: accuracy %g",
+                  member(metrics, "accuracy"));
+    json_object_put(metrics);
+    cfg = read_json("stage1-bf16", "config.json");
+    ck_assert_str_eq(json_object_get_string(json_object_object_get(cfg, "feature_cache")), "bf16");
+    json_object_put(cfg);
+    dtype = feature_cache_dtype("stage1-bf16");
+    ck_assert_ptr_nonnull(dtype);
+    ck_assert_str_eq(dtype, "bf16");
+    free(dtype);
+    ck_assert_ptr_null(feature_cache_dtype("stage3-uncached"));
+
+    /* The pooled features in bf16 too. */
+    in_dir(a, "pooled-bf16", NULL);
+    TRANSFER(&r, a, , "-v", "--lr", "0.05", "--feature-cache", "bf16");
+    ck_assert_msg(r.code == 0, "bf16 pooled transfer failed: %s", r.err);
+    /* 78 images x 64 features x 2 bytes */
+    ck_assert_msg(strstr(r.err, "caching features (64 x 1 x 1 values per image, the one stage the head reads) of 48 + "
+                                "30 images in bf16: 9,984 bytes (0.01 MiB)") != NULL,
+                  "%s", r.err);
+    c16 = load("pooled-bf16", "model.rbt");
+    c32 = load("cached", "model.rbt"); /* fixed_feature_cached_and_uncached...: same options in f32 */
+    ck_assert_msg(tensor_diff(c16, c32, "fc.weight") > 0 && tensor_diff(c16, c32, "fc.weight") < tolerance,
+                  "pooled fc.weight: bf16 vs f32 %g", tensor_diff(c16, c32, "fc.weight"));
+    rb_checkpoint_destroy(c16);
+    rb_checkpoint_destroy(c32);
+}
+END_TEST
+
+/* The limit: exactly the cache's size passes, a byte less is refused before
+ * anything is extracted, with one line that says what to do (and bf16, half
+ * the size, then fits). 159,744 bytes = 0.15234375 MiB exactly. */
+START_TEST(a_feature_cache_over_the_limit_is_refused_before_extraction)
+{
+    char out[PATH_MAX], line[PATH_MAX];
+    in_dir(out, "limit-exact", NULL);
+    TRANSFER(&r, out, , "-v", "--stage", "stage1", "--epochs", "1", "--feature-cache-limit", "0.15234375");
+    ck_assert_msg(r.code == 0, "a cache of exactly the limit was refused: %s", r.err);
+    in_dir(out, "limit-over", NULL);
+    TRANSFER(&r, out, , "-v", "--stage", "stage1", "--epochs", "1", "--feature-cache-limit", "0.1523");
+    ck_assert_int_eq(r.code, 1);
+    /* 0.1523 MiB = 159,698.1 bytes: 159,698 */
+    snprintf(line, sizeof line,
+             "robusta transfer: the feature cache of stage1 (159,744 bytes, 0.15 MiB in f32) exceeds "
+             "--feature-cache-limit (159,698 bytes, 0.15 MiB): use --feature-cache bf16 (half the size), "
+             "--feature-cache off (no cache), or a smaller stage (--stage)\n");
+    ck_assert_msg(strstr(r.err, line) != NULL, "not the refusal expected: %s", r.err);
+    ck_assert_msg(strstr(r.err, "159,744 bytes (0.15 MiB)") < strstr(r.err, "exceeds"), "no size line first: %s",
+                  r.err);
+    ck_assert_msg(access(out, F_OK) != 0 || count_dir_entries(out) == 0, "a refused transfer left files in %s", out);
+    in_dir(out, "limit-bf16", NULL);
+    TRANSFER(&r, out, , "-v", "--stage", "stage1", "--epochs", "1", "--feature-cache-limit", "0.1523",
+             "--feature-cache", "bf16");
+    ck_assert_msg(r.code == 0, "the bf16 cache (half) was refused too: %s", r.err);
+    in_dir(out, "limit-bf16-over", NULL);
+    TRANSFER(&r, out, , "-v", "--stage", "stage1", "--epochs", "1", "--feature-cache-limit", "0.05", "--feature-cache",
+             "bf16");
+    ck_assert_int_eq(r.code, 1);
+    ck_assert_msg(strstr(r.err, "exceeds --feature-cache-limit (52,428 bytes, 0.05 MiB): use --feature-cache off (no "
+                                "cache) or a smaller stage (--stage)") != NULL,
+                  "%s", r.err);
+}
+END_TEST
+
+/* Bad values of the new options: one line each, usage status 2. */
+START_TEST(bad_feature_cache_options_are_refused_with_one_line)
+{
+    static const struct {
+        const char *option, *value, *says;
+    } cases[] = {
+        {"--feature-cache", "f16", "--feature-cache: 'f16' is not one of f32|bf16|off; did you mean bf16?"},
+        {"--feature-cache", "on", "--feature-cache: 'on' is not one of f32|bf16|off"},
+        {"--feature-cache-limit", "-1", "--feature-cache-limit: -1 is outside [0, 1e12]"},
+        {"--feature-cache-limit", "1e-9", "--feature-cache-limit is below one byte"},
+        {"--stage", "stage5", "--stage: 'stage5' is not one of features|stage1|stage2|stage3|stage4"},
+    };
+    char out[PATH_MAX];
+    in_dir(out, "bad-cache", NULL);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        TRANSFER(&r, out, , cases[i].option, cases[i].value);
+        ck_assert_msg(r.code == 2, "%s %s: status %d", cases[i].option, cases[i].value, r.code);
+        ck_assert_msg(strstr(r.err, cases[i].says) != NULL, "%s %s: %s", cases[i].option, cases[i].value, r.err);
+        ck_assert_msg(count_lines(r.err) == 1, "%s %s: more than one line: %s", cases[i].option, cases[i].value,
+                      r.err);
+    }
+    RUN(&r, "transfer", "--source", source_model, "--data", target_data, "--out", out, "--mode", "full",
+        "--feature-cache", "bf16");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_msg(strstr(r.err, "--bn-stats, --feature-cache and --feature-cache-limit apply to --mode fixed only") !=
+                      NULL,
+                  "%s", r.err);
+    ck_assert_msg(access(out, F_OK) != 0, "a refused option made %s", out);
+}
+END_TEST
+
+/* A run folder of an earlier version ("no_feature_cache", a boolean, in
+ * place of "feature_cache") resumes as it ran, with or without the cache; a
+ * feature_cache value this version does not know is refused naming the
+ * file. */
+START_TEST(a_config_with_no_feature_cache_still_resumes)
+{
+    static const char *const runs[] = {"old-config-off", "old-config-cached"};
+    char out[PATH_MAX], cfg_path[PATH_MAX];
+    json_object *cfg = NULL;
+    for (int k = 0; k < 2; k++) {
+        in_dir(out, runs[k], NULL);
+        TRANSFER(&r, out, , "--stage", "stage2", "--feature-cache", k == 0 ? "off" : "f32");
+        ck_assert_msg(r.code == 0, "transfer failed: %s", r.err);
+        in_dir(cfg_path, runs[k], "config.json");
+        json_object_put(cfg);
+        cfg = read_json(runs[k], "config.json");
+        json_object_object_del(cfg, "feature_cache");
+        json_object_object_del(cfg, "feature_cache_limit");
+        json_object_object_add(cfg, "no_feature_cache", json_object_new_boolean(k == 0));
+        ck_assert_int_eq(json_object_to_file(cfg_path, cfg), 0);
+        RUN(&r, "-v", "transfer", "--resume", out, "--epochs", "5");
+        ck_assert_msg(r.code == 0, "resuming an old config failed: %s", r.err);
+        if (k == 0)
+            ck_assert_msg(strstr(r.err, "without a feature cache (--feature-cache off)") != NULL, "%s", r.err);
+        else
+            ck_assert_msg(strstr(r.err, "caching stage2 (16 x 4 x 4 values per image") != NULL, "%s", r.err);
+        ck_assert_msg(feature_cache(runs[k]) == (k == 1), "%s: the cache was%s used", runs[k], k == 1 ? " not" : "");
+    }
+    json_object_object_del(cfg, "no_feature_cache");
+    json_object_object_add(cfg, "feature_cache", json_object_new_string("f16"));
+    ck_assert_int_eq(json_object_to_file(cfg_path, cfg), 0);
+    json_object_put(cfg);
+    RUN(&r, "transfer", "--resume", out, "--epochs", "6");
+    ck_assert_int_ne(r.code, 0);
+    ck_assert_msg(strstr(r.err, "config.json: feature_cache 'f16' is not one of f32|bf16|off") != NULL, "%s", r.err);
+    ck_assert_int_eq(count_lines(r.err), 1);
+}
+END_TEST
+
 START_TEST(bn_stats_update_moves_running_statistics_but_not_weights)
 {
     char out[PATH_MAX];
     rb_checkpoint *src, *ck;
     in_dir(out, "bnupdate", NULL);
-    TRANSFER(&r, out, , "--bn-stats", "update");
+    TRANSFER(&r, out, , "-v", "--bn-stats", "update");
     ck_assert_msg(r.code == 0, "transfer failed: %s", r.err);
     ck_assert_msg(!feature_cache("bnupdate"), "statistics that move cannot be cached");
+    ck_assert_msg(strstr(r.err, "without a feature cache (--bn-stats update moves the backbone's statistics)") != NULL,
+                  "%s", r.err);
     ck_assert_int_eq(rb_checkpoint_load(&src, source_model, 0), RB_OK);
     ck = load("bnupdate", "model.rbt");
     ck_assert_msg(tensor_diff(ck, src, "bn1.running_mean") > 0, "running mean did not move");
@@ -418,6 +701,11 @@ static Suite *transfer_suite(void)
     tcase_add_test(tc, bn_stats_update_moves_running_statistics_but_not_weights);
     tcase_add_test(tc, bf16_fixed_feature_transfer_learns_and_keeps_the_backbone);
     tcase_add_test(tc, full_network_fine_tunes_the_backbone_and_resumes_bit_identically);
+    tcase_add_test(tc, stage_heads_train_the_same_on_cached_and_uncached_features);
+    tcase_add_test(tc, bf16_feature_cache_halves_the_memory_within_bf16_rounding);
+    tcase_add_test(tc, a_feature_cache_over_the_limit_is_refused_before_extraction);
+    tcase_add_test(tc, bad_feature_cache_options_are_refused_with_one_line);
+    tcase_add_test(tc, a_config_with_no_feature_cache_still_resumes);
     tcase_add_test(tc, bad_transfers_are_refused_with_one_line);
     suite_add_tcase(s, tc);
     return s;

@@ -218,6 +218,35 @@ RB_API rb_status rb_split_create_features(rb_split **out, int64_t count, int dim
                                           const int64_t *labels, int64_t classes, const char *const *names,
                                           const char *what);
 
+/* ---- feature maps (split_features.c): a cache of any backbone stage ----
+ *
+ * A split of a model's outputs of any shape (a stage's C × H × W, or a
+ * pooled vector as 1 × F × 1), for training a head on features computed
+ * once: kind RB_DATASET_FEATURES, `count` examples of channels × height ×
+ * width values (1 to 65536 each; channels are not limited to 4 as for
+ * images), stored as `dtype`:
+ *   RB_DTYPE_F32   the values as given;
+ *   RB_DTYPE_BF16  half the memory: each value rounded to the nearest
+ *                  bfloat16 (rb_bf16_from_f32), examples come out as those
+ *                  rounded floats, exactly; rb_split_dtype says bf16.
+ * Examples come out as stored, whatever augmentation a loader is given.
+ * The split starts zero: fill every example with rb_split_features_write
+ * before any loader or rb_split_example reads it (a split is otherwise
+ * never changed). Labels, names and what as for rb_split_create. One line
+ * each for a dtype other than those two, a shape out of range, a label
+ * out of range. */
+RB_API rb_status rb_split_create_feature_maps(rb_split **out, rb_dtype dtype, int64_t count, int channels,
+                                              int height, int width, const int64_t *labels, int64_t classes,
+                                              const char *const *names, const char *what);
+
+/* Writes examples first .. first + rows - 1 of a feature-map split from
+ * `values` (rows × its channels·height·width floats, row-major),
+ * converting to its dtype. A non-finite value is refused (RB_ERR_NUMERIC,
+ * naming the example) and leaves the examples unchanged; so is a range
+ * outside [0, count) or a split that is not a feature-map split
+ * (RB_ERR_INVALID_ARGUMENT). */
+RB_API rb_status rb_split_features_write(rb_split *split, int64_t first, int64_t rows, const float *values);
+
 /* Parses IDX bytes (MNIST's format): an image file (magic 0x00000803,
  * count×rows×columns unsigned bytes) and a label file (magic 0x00000801,
  * count unsigned bytes, each below `classes`), each raw or gzip'd. Sizes

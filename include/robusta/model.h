@@ -10,9 +10,11 @@
  * or, for transfer learning, the backbone without its classifier and a task
  * plugin's head in its place (rb_model_create_with_head):
  *
- *     input -> backbone -> features (RB_STAGE_FEATURES)
+ *     input -> backbone -> features (RB_STAGE_FEATURES), or a stage
  *           -> the task's head -> logits (K) -> the task's loss
  *
+ * where the head reads whichever backbone outputs its task asks for
+ * (classify: the pooled features, or --stage stage3 ...);
  * together with everything needed to build that graph again: the arch
  * plugin's name and every parameter value, the input channels and size, the
  * normalization. Convolutional backbones accept other image sizes than the
@@ -39,10 +41,11 @@
  *                    "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
  *   "num_classes":  K, the logits' size
  *   "task":         only for a model with a task head (transfer):
- *                   {"plugin": "classify", "plugin_version": "1.0",
+ *                   {"plugin": "classify", "plugin_version": "1.1",
  *                    "params": {"hidden": "512"}} as for "arch"; the
  *                   backbone is then built with num-classes 0 and the
- *                   task's head on its RB_STAGE_FEATURES output
+ *                   task's head on the stage its parameters name
+ *                   (classify: RB_STAGE_FEATURES unless "stage" is given)
  *   "classes":      optional: K class names
  *   "training":     optional: training state, owned by the trainer
  *                   (epoch, optimizer, schedule, RNG), with its tensors
@@ -105,19 +108,25 @@ RB_API rb_status rb_model_create(rb_model **out, const rb_plugin *arch, const rb
 /* A backbone with a task head in place of the arch's classifier, for K =
  * num_classes target classes: the arch is built with num-classes 0 (an arch
  * without that parameter is refused), then the task plugin's build_head on
- * its RB_STAGE_FEATURES stage and build_loss. task NULL is rb_model_create.
+ * its published stages (RB_STAGE_*) and build_loss. task NULL is
+ * rb_model_create.
  * Every node up to rb_model_backbone_end belongs to the backbone (freeze it
  * with rb_graph_freeze_through for fixed-feature transfer). */
 RB_API rb_status rb_model_create_with_head(rb_model **out, const rb_plugin *arch, const rb_params *params,
                                            const rb_plugin *task, const rb_params *task_params,
                                            const rb_model_input *input, int64_t num_classes);
 
-/* The head of a model with a task head, alone, reading the backbone's
- * features as its input: a 1 × F × 1 "image" (F = the features' size, no
- * normalization) published as RB_STAGE_FEATURES. Its parameters have the
- * same names and shapes as the head's in `full` but their own values (copy
- * them with rb_model_copy_params both ways). Used to train a head on
- * features computed once; it cannot be saved on its own. */
+/* The head of a model with a task head, alone, reading as its input the
+ * one backbone node the head reads (rb_model_features), without
+ * normalization: the pooled features (RB_STAGE_FEATURES, C × 1 × 1) as a
+ * 1 × C × 1 "image", a stage as its C × H × W; published under the stage name(s)
+ * the backbone gives that node (rb_model_stage_name), so the task builds
+ * the same head on it. Its parameters have the same names and shapes as
+ * the head's in `full` but their own values (copy them with
+ * rb_model_copy_params both ways). Used to train a head on features
+ * computed once; it cannot be saved on its own. A head that reads several
+ * backbone nodes, or one published under no stage name, is refused
+ * (RB_ERR_UNSUPPORTED, one line). */
 RB_API rb_status rb_model_head_create(rb_model **out, const rb_model *full);
 
 /* Which tensors of a model with a task head rb_model_copy_params copies. */
@@ -147,10 +156,22 @@ RB_API const rb_params *rb_model_params(const rb_model *model);
  * classifier. */
 RB_API const rb_plugin *rb_model_task(const rb_model *model);
 RB_API const rb_params *rb_model_task_params(const rb_model *model);
-/* With a task head: the features node the head reads and the backbone's last
- * node; NULL otherwise. */
+/* With a task head: the backbone node the head reads (the pooled features,
+ * or the stage its task was told to read), and the backbone's last node;
+ * NULL without a task head. rb_model_features is NULL too when the head
+ * reads several backbone nodes (see rb_model_head_inputs). */
 RB_API rb_node *rb_model_features(const rb_model *model);
 RB_API rb_node *rb_model_backbone_end(const rb_model *model);
+/* With a task head: how many distinct backbone nodes (index up to
+ * rb_model_backbone_end) nodes of the head read, in graph order; the first
+ * `capacity` of them are written to `nodes` (NULL with capacity 0 only
+ * counts). 0 without a task head. */
+RB_API size_t rb_model_head_inputs(const rb_model *model, rb_node **nodes, size_t capacity);
+/* The stage name ("features", "stage1" .. "stage4": the RB_STAGE_* names
+ * of robusta/plugin.h) under which the model's backbone publishes `node`;
+ * NULL when it publishes it under none. For messages and for
+ * rb_model_head_create. */
+RB_API const char *rb_model_stage_name(const rb_model *model, const rb_node *node);
 
 /* A new checkpoint holding the model's metadata and parameters; the caller
  * may add training state (under RB_MODEL_STATE_PREFIX) before saving. */

@@ -59,6 +59,16 @@ RB_API const char *rb_shape_format(int ndim, const int64_t *shape, char *buf, si
 /* "f32", "bf16", "u8", "i32", "i64"; "unknown" otherwise. */
 RB_API const char *rb_dtype_str(rb_dtype dtype);
 
+/* bfloat16 is the top 16 bits of an IEEE float32: sign, the same 8-bit
+ * exponent, 7 stored mantissa bits (8 significant bits, so a rounding
+ * error of at most 2^-8 relative). rb_bf16_from_f32 rounds each of the n
+ * floats to the nearest bf16, ties to even (as oneDNN and PyTorch do);
+ * values beyond the largest bf16 become +-Inf, Inf stays Inf and a NaN
+ * stays a (quiet) NaN. rb_bf16_to_f32 is exact: each bf16 is the float
+ * whose low 16 bits are zero. `in` and `out` must not overlap. */
+RB_API void rb_bf16_from_f32(const float *in, uint16_t *out, size_t n);
+RB_API void rb_bf16_to_f32(const uint16_t *in, float *out, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

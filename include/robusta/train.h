@@ -108,16 +108,35 @@
  *       so its running statistics keep moving, as the reference code's
  *       model.train() did (the weights stay frozen).
  *   Feature cache: in fixed-feature mode with batch-norm frozen and no
- *       augmentation, the backbone is a fixed function of each image, so the
- *       features of both splits are computed once (inference engine) and
- *       each epoch trains the head alone (rb_model_head_create) on them, with
- *       the same shuffling, initialization and SGD as without the cache:
- *       the head weights agree to rounding. no_feature_cache turns it off.
+ *       augmentation, the backbone is a fixed function of each image, so
+ *       what the head reads of it (rb_model_features: the pooled features,
+ *       or the stage the task reads, C × H × W) is computed once for both
+ *       splits (inference engine) into a feature-map split
+ *       (rb_split_create_feature_maps), and each epoch trains the head
+ *       alone (rb_model_head_create) on it, with the same shuffling,
+ *       initialization and SGD as without the cache: with an f32 cache the
+ *       head weights agree with the uncached run's to rounding.
+ *       feature_cache says how the cache is kept (rb_feature_cache: f32,
+ *       bf16 at half the memory, or off). Before extracting, one INFO line
+ *       gives its size, count × C·H·W × 4 (f32) or 2 (bf16) bytes for the
+ *       two splits together; a cache larger than feature_cache_limit bytes
+ *       (0: the machine's memory, rb_machine_memory_bytes, less the
+ *       images already loaded) is refused with RB_ERR_OUT_OF_MEMORY and one
+ *       line naming the options that help, before anything is computed.
+ *       The cache holds one backbone node: a head that reads several runs
+ *       the backbone every step instead, as do bn_update and augment, each
+ *       saying why in one INFO line. Test accuracy during training and
+ *       metrics.json are then computed on the cached features (so on
+ *       bf16-rounded ones with a bf16 cache); model.rbt is the whole model.
  * Checkpoints hold the whole model (backbone and head) and its "training"
  * metadata adds "transfer": {"source", "task", "mode", "bn_stats",
- * "feature_cache"}; config.json has "command": "transfer" and "source",
- * "task", "task_options", "mode", "bn_stats", "no_feature_cache". After the
- * last epoch the task's own metrics on the test split are written to
+ * "feature_cache" (true when the head trained on cached features),
+ * "feature_cache_dtype" ("f32", "bf16"; null without a cache)};
+ * config.json has "command": "transfer" and "source", "task",
+ * "task_options", "mode", "bn_stats", "feature_cache" ("f32", "bf16",
+ * "off") and "feature_cache_limit" (bytes); a config.json of an earlier
+ * version with "no_feature_cache" (a boolean) instead still resumes. After
+ * the last epoch the task's own metrics on the test split are written to
  * metrics.json ({"accuracy": ..., "balanced_accuracy": ..., ...}).
  * rb_train_resume continues a transfer run from last.rbt, without needing
  * the source file again.
@@ -139,6 +158,21 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* How fixed-feature transfer keeps the backbone's outputs (see "Feature
+ * cache" above). Zero is the default. */
+typedef enum rb_feature_cache {
+    RB_FEATURE_CACHE_F32 = 0,  /* computed once, kept as float32 */
+    RB_FEATURE_CACHE_BF16 = 1, /* computed once, kept as bfloat16: half the memory, each value
+                                  rounded to 8 significant bits (2^-8 relative at most) */
+    RB_FEATURE_CACHE_OFF = 2   /* no cache: the frozen backbone runs at every step */
+} rb_feature_cache;
+
+/* "f32", "bf16", "off"; "unknown" otherwise. */
+RB_API const char *rb_feature_cache_str(rb_feature_cache cache);
+/* The inverse of rb_feature_cache_str; anything else is
+ * RB_ERR_INVALID_ARGUMENT with one line naming --feature-cache. */
+RB_API rb_status rb_feature_cache_parse(const char *text, rb_feature_cache *out);
 
 /* Everything a training run needs. Strings are borrowed for the call. */
 typedef struct rb_train_config {
@@ -181,7 +215,9 @@ typedef struct rb_train_config {
     const rb_params *task_params;/* its parameters (NULL: defaults) */
     bool fixed_features;         /* fixed-feature: freeze the backbone; false: full-network */
     bool bn_update;              /* fixed-feature: batch-norm statistics keep updating (the paper's code) */
-    bool no_feature_cache;       /* fixed-feature: run the backbone every step even where features could be cached */
+    rb_feature_cache feature_cache; /* fixed-feature: how features are cached (zero: f32; OFF: the backbone
+                                       runs every step) */
+    uint64_t feature_cache_limit;/* bytes the cache may take (0: the machine's memory less the loaded images) */
 } rb_train_config;
 
 /* What a run did. */

@@ -11,6 +11,13 @@
  * torchvision after the same assignment. The loss is softmax cross-entropy
  * on the labels given at run time.
  *
+ * --stage stage1 .. stage4 reads that stage's output instead (strides 4 to
+ * 32, C × H × W): the head is then a global average pool over H × W and the
+ * layers above, on C features (the weights keep the same names; fc's input
+ * is that stage's width, so such a model no longer loads into torchvision
+ * as is). --stage stage4 pools what the backbone's own pooling pools: the
+ * same function as the default, read one node earlier.
+ *
  * Metrics: "accuracy" (top-1), "balanced_accuracy" (mean of per-class
  * accuracies over the classes that occur) and "class_accuracy.K" for every
  * class K that occurs (NaN-free: absent classes are left out). */
@@ -29,12 +36,16 @@
 static const rb_param_spec classify_params[] = {
     {"hidden", RB_PARAM_INT_LIST, NULL, "[1, 1048576]", 0,
      "widths of extra hidden layers (linear + ReLU) before the classifier, e.g. 512,256 (none by default)"},
+    {"stage", RB_PARAM_CHOICE, RB_STAGE_FEATURES,
+     RB_STAGE_FEATURES "|" RB_STAGE_STRIDE4 "|" RB_STAGE_STRIDE8 "|" RB_STAGE_STRIDE16 "|" RB_STAGE_STRIDE32, 0,
+     "what the head reads: the pooled features, or a stage's output (stride 4 to 32), globally average-pooled"},
     {NULL}};
 
 static rb_status classify_build_head(rb_graph *g, const rb_params *params, const rb_task_target *target,
                                      rb_node **prediction)
 {
     const int64_t *hidden = NULL;
+    const char *stage = RB_STAGE_FEATURES;
     size_t n_hidden = 0;
     rb_node *x;
     char name[32];
@@ -44,9 +55,13 @@ static rb_status classify_build_head(rb_graph *g, const rb_params *params, const
         return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                             CLASSIFY_WHO ": the target has %" PRId64 " class(es); a classifier needs at least 2",
                             target ? target->num_classes : 0);
-    if ((s = rb_graph_find(g, RB_STAGE_FEATURES, &x)) != RB_OK)
-        return rb_error_set(s, CLASSIFY_WHO ": the backbone publishes no '%s' stage to attach the head to",
-                            RB_STAGE_FEATURES);
+    if ((s = rb_params_get_string(params, "stage", &stage)) != RB_OK)
+        return s;
+    if ((s = rb_graph_find(g, stage, &x)) != RB_OK)
+        return rb_error_set(s, CLASSIFY_WHO ": the backbone publishes no '%s' stage to attach the head to (--stage)",
+                            stage);
+    if (strcmp(stage, RB_STAGE_FEATURES) != 0 && (s = rb_graph_global_avgpool(g, x, &x)) != RB_OK)
+        return s;
     if (rb_params_source(params, "hidden") == RB_PARAM_GIVEN &&
         (s = rb_params_get_int_list(params, "hidden", &hidden, &n_hidden)) != RB_OK)
         return s;
@@ -193,6 +208,6 @@ static const rb_task_ops classify_ops = {
     .metrics_destroy = classify_metrics_destroy,
 };
 
-RB_PLUGIN_DEFINE(RB_PLUGIN_TASK, "classify", "1.0",
-                 "classification head (linear, optional hidden layers) on the backbone's pooled features",
+RB_PLUGIN_DEFINE(RB_PLUGIN_TASK, "classify", "1.1",
+                 "classification head (linear, optional hidden layers) on the pooled features or a pooled stage",
                  classify_params, &classify_ops);

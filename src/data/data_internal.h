@@ -50,6 +50,14 @@ rb_status rb_split_alloc(rb_split **out, rb_data_source kind, const char *name, 
 /* Sets class names from a table (NULL: "class_%d"). */
 rb_status rb_split_set_names(rb_split *split, const char *const *names);
 
+/* Refuses (one line naming `what` and the example) a label outside
+ * [0, classes). */
+rb_status rb_split_check_labels(const char *what, const int64_t *labels, int64_t count, int64_t classes);
+
+/* One example of a feature-map split (kind RB_DATASET_FEATURES) as f32,
+ * converted from its stored dtype (split_features.c). No checks. */
+void rb_split_render_features(const rb_split *split, int64_t index, float *out);
+
 /* Bytes of one stored image. */
 size_t rb_split_stored_bytes(const rb_split *split);
 

@@ -87,13 +87,22 @@ rb_status rb_split_alloc(rb_split **out, rb_data_source kind, const char *name, 
     size_t image_bytes, total;
 
     *out = NULL;
-    if (dtype != RB_DTYPE_U8 && dtype != RB_DTYPE_F32)
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: images must be u8 or f32, not %s", name,
-                            rb_dtype_str(dtype));
-    if (channels < 1 || channels > 4 || height < 1 || height > MAX_SIDE || width < 1 || width > MAX_SIDE)
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
-                            "%s: images of %d×%d×%d are not supported (1 to 4 channels, sides 1 to %d)", name,
-                            channels, height, width, MAX_SIDE);
+    if (kind == RB_DATASET_FEATURES) {
+        /* A backbone's outputs (split_features.c): f32 or bf16, any channel count. */
+        if ((dtype != RB_DTYPE_F32 && dtype != RB_DTYPE_BF16) || channels < 1 || channels > MAX_SIDE ||
+            height < 1 || height > MAX_SIDE || width < 1 || width > MAX_SIDE)
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                "%s: %s features of %d×%d×%d are not supported (f32 or bf16, sides 1 to %d)", name,
+                                rb_dtype_str(dtype), channels, height, width, MAX_SIDE);
+    } else {
+        if (dtype != RB_DTYPE_U8 && dtype != RB_DTYPE_F32)
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: images must be u8 or f32, not %s", name,
+                                rb_dtype_str(dtype));
+        if (channels < 1 || channels > 4 || height < 1 || height > MAX_SIDE || width < 1 || width > MAX_SIDE)
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                "%s: images of %d×%d×%d are not supported (1 to 4 channels, sides 1 to %d)", name,
+                                channels, height, width, MAX_SIDE);
+    }
     if (classes < 1 || classes > MAX_CLASSES)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: %" PRId64 " classes; robusta handles 1 to %d", name,
                             classes, MAX_CLASSES);
@@ -147,16 +156,23 @@ rb_status rb_split_set_names(rb_split *split, const char *const *names)
     return RB_OK;
 }
 
-/* rb_split_create and rb_split_create_features: features are any finite
- * value, images lie in [0, 1]. */
-static rb_status split_create(rb_split **out, rb_data_source kind, rb_dtype dtype, int64_t count, int channels,
-                              int height, int width, const void *images, const int64_t *labels, int64_t classes,
-                              const char *const *names, const char *what)
+rb_status rb_split_check_labels(const char *what, const int64_t *labels, int64_t count, int64_t classes)
+{
+    for (int64_t i = 0; i < count; i++)
+        if (labels[i] < 0 || labels[i] >= classes)
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                "%s: label %" PRId64 " of example %" PRId64 " is out of range [0, %" PRId64 "]",
+                                what, labels[i], i, classes - 1);
+    return RB_OK;
+}
+
+rb_status rb_split_create(rb_split **out, rb_dtype dtype, int64_t count, int channels, int height, int width,
+                          const void *images, const int64_t *labels, int64_t classes, const char *const *names,
+                          const char *what)
 {
     rb_split *s;
     rb_status st;
     size_t image_bytes;
-    bool features = kind == RB_DATASET_FEATURES;
 
     if (out == NULL)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_split_create: out is NULL");
@@ -165,27 +181,20 @@ static rb_status split_create(rb_split **out, rb_data_source kind, rb_dtype dtyp
         what = "images in memory";
     if (count > 0 && (images == NULL || labels == NULL))
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: images or labels is NULL", what);
-    if ((st = rb_split_alloc(&s, kind, what, dtype, count, channels, height, width, classes)) != RB_OK)
+    if ((st = rb_split_alloc(&s, RB_DATASET_NONE, what, dtype, count, channels, height, width, classes)) != RB_OK)
         return st;
     image_bytes = rb_split_stored_bytes(s);
-    for (int64_t i = 0; i < count; i++) {
-        if (labels[i] < 0 || labels[i] >= classes) {
-            rb_split_destroy(s);
-            return rb_error_set(RB_ERR_INVALID_ARGUMENT,
-                                "%s: label %" PRId64 " of example %" PRId64 " is out of range [0, %" PRId64 "]",
-                                what, labels[i], i, classes - 1);
-        }
+    if ((st = rb_split_check_labels(what, labels, count, classes)) != RB_OK) {
+        rb_split_destroy(s);
+        return st;
     }
     if (dtype == RB_DTYPE_F32) {
         const float *f = images;
         size_t n = (size_t)count * image_bytes / sizeof(float);
         for (size_t k = 0; k < n; k++) {
-            if (features ? !isfinite(f[k]) : !(f[k] >= 0.0f && f[k] <= 1.0f)) {
+            if (!(f[k] >= 0.0f && f[k] <= 1.0f)) {
                 size_t per = image_bytes / sizeof(float);
                 rb_split_destroy(s);
-                if (features)
-                    return rb_error_set(RB_ERR_NUMERIC, "%s: value %g in example %zu is not finite", what,
-                                        (double)f[k], k / per);
                 return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                                     "%s: value %g in example %zu is outside [0, 1]: float images must be "
                                     "scaled to [0, 1]",
@@ -203,21 +212,6 @@ static rb_status split_create(rb_split **out, rb_data_source kind, rb_dtype dtyp
     }
     *out = s;
     return RB_OK;
-}
-
-rb_status rb_split_create(rb_split **out, rb_dtype dtype, int64_t count, int channels, int height, int width,
-                          const void *images, const int64_t *labels, int64_t classes, const char *const *names,
-                          const char *what)
-{
-    return split_create(out, RB_DATASET_NONE, dtype, count, channels, height, width, images, labels, classes, names,
-                        what);
-}
-
-rb_status rb_split_create_features(rb_split **out, int64_t count, int dim, const float *values,
-                                   const int64_t *labels, int64_t classes, const char *const *names, const char *what)
-{
-    return split_create(out, RB_DATASET_FEATURES, RB_DTYPE_F32, count, 1, dim,
-                        1, values, labels, classes, names, what);
 }
 
 /* ------------------------------------------------------------ accessors */
@@ -469,6 +463,11 @@ void rb_split_render(const rb_split *s, int64_t index, int padding, int top, int
     const int C = s->out_channels, H = s->out_height, W = s->out_width;
     const size_t plane = (size_t)s->height * (size_t)s->width;
     const void *image = (const unsigned char *)s->images + (size_t)index * rb_split_stored_bytes(s);
+
+    if (s->kind == RB_DATASET_FEATURES) { /* a model's outputs: as stored, never augmented */
+        rb_split_render_features(s, index, out);
+        return;
+    }
 
     for (int c = 0; c < C; c++) {
         const size_t base = (size_t)(s->channels == 1 ? 0 : c) * plane;

@@ -98,6 +98,25 @@ static rb_status invalid(const char *fmt, ...)
 
 static int has_eps_param(const rb_param_spec *specs);
 
+static const char *const feature_cache_names[] = {"f32", "bf16", "off"};
+
+const char *rb_feature_cache_str(rb_feature_cache cache)
+{
+    if ((unsigned)cache < sizeof feature_cache_names / sizeof feature_cache_names[0])
+        return feature_cache_names[cache];
+    return "unknown";
+}
+
+rb_status rb_feature_cache_parse(const char *word, rb_feature_cache *out)
+{
+    for (unsigned i = 0; word != NULL && i < sizeof feature_cache_names / sizeof feature_cache_names[0]; i++)
+        if (strcmp(word, feature_cache_names[i]) == 0) {
+            *out = (rb_feature_cache)i;
+            return RB_OK;
+        }
+    return invalid("--feature-cache '%s' is not one of f32|bf16|off", word != NULL ? word : "(null)");
+}
+
 rb_status rb_train_config_check(const rb_train_config *c)
 {
     rb_schedule sched;
@@ -114,6 +133,11 @@ rb_status rb_train_config_check(const rb_train_config *c)
             return invalid("transfer trains on clean images: --attack is not available with --source");
         if (c->bn_update && !c->fixed_features)
             return invalid("--bn-stats update applies to --mode fixed only (full-network mode always updates them)");
+        if (strcmp(rb_feature_cache_str(c->feature_cache), "unknown") == 0)
+            return invalid("--feature-cache %d is not one of f32|bf16|off", (int)c->feature_cache);
+        if (c->feature_cache_limit > (uint64_t)INT64_MAX)
+            return invalid("--feature-cache-limit %llu bytes is beyond any memory (0: the machine's)",
+                           (unsigned long long)c->feature_cache_limit);
     }
     if (c->data == NULL || c->data[0] == '\0')
         return invalid("training needs a dataset (--data)");
@@ -253,7 +277,8 @@ static rb_status write_config(const rb_train_config *c, const char *run_id, cons
         json_object_object_add(root, "task_options", given_params(c->task_params));
         json_object_object_add(root, "mode", json_object_new_string(c->fixed_features ? "fixed" : "full"));
         json_object_object_add(root, "bn_stats", json_object_new_string(c->bn_update ? "update" : "frozen"));
-        json_object_object_add(root, "no_feature_cache", json_object_new_boolean(c->no_feature_cache));
+        json_object_object_add(root, "feature_cache", json_object_new_string(rb_feature_cache_str(c->feature_cache)));
+        json_object_object_add(root, "feature_cache_limit", json_object_new_int64((int64_t)c->feature_cache_limit));
     }
     txt = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
     snprintf(buf, sizeof buf, "%s\n", txt);
@@ -693,27 +718,30 @@ static rb_status create_transfer_model(run *r)
     return RB_OK;
 }
 
-/* Features of every example of `split` (the backbone's output in inference
- * mode), as a split of 1 x F x 1 "images" with the same labels and order. */
-static rb_status extract_features(run *r, rb_engine *engine, const rb_split *split, rb_split **out)
+/* What the head reads of the backbone (`feat`, in inference mode) for every
+ * example of `split`, as a feature-map split of `dtype` in the geometry the
+ * detached head takes (`in`), with the same labels and order. Written batch
+ * by batch into the split: no second copy. */
+static rb_status extract_features(run *r, rb_engine *engine, rb_node *feat, const rb_model_input *in, rb_dtype dtype,
+                                  const rb_split *split, rb_split **out)
 {
-    rb_node *feat = rb_model_features(r->model);
-    int64_t c, h, w, batch = rb_engine_batch(engine), n = rb_split_count(split);
-    size_t per = rb_split_example_size(split), f;
-    float *images, *features, *row;
+    int64_t batch = rb_engine_batch(engine), n = rb_split_count(split);
+    size_t per = rb_split_example_size(split), f = (size_t)(in->channels * in->height * in->width);
+    float *images = calloc((size_t)batch * per, sizeof *images), *row = malloc((size_t)batch * f * sizeof *row);
     int64_t *labels = calloc((size_t)batch, sizeof *labels);
     const char **names = calloc((size_t)rb_split_classes(split), sizeof *names);
     rb_progress *bar = NULL;
     char what[256];
     rb_status s = RB_OK;
-    rb_node_shape(feat, &c, &h, &w);
-    f = (size_t)(c * h * w);
-    images = calloc((size_t)batch * per, sizeof *images);
-    features = malloc((size_t)(n > 0 ? n : 1) * f * sizeof *features);
-    row = malloc((size_t)batch * f * sizeof *row);
-    if (images == NULL || features == NULL || row == NULL || labels == NULL || names == NULL)
+    *out = NULL;
+    if (images == NULL || row == NULL || labels == NULL || names == NULL)
         s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for the features of %s", rb_split_name(split));
     snprintf(what, sizeof what, "features of %s", rb_split_name(split));
+    for (int64_t k = 0; s == RB_OK && k < rb_split_classes(split); k++)
+        names[k] = rb_split_class_name(split, k);
+    if (s == RB_OK)
+        s = rb_split_create_feature_maps(out, dtype, n, (int)in->channels, (int)in->height, (int)in->width,
+                                         rb_split_labels(split), rb_split_classes(split), names, what);
     if (s == RB_OK && !r->cfg.quiet)
         s = rb_progress_create(&bar, "features", (uint64_t)n, "img", NULL);
     for (int64_t first = 0; s == RB_OK && first < n; first += batch) {
@@ -729,7 +757,7 @@ static rb_status extract_features(run *r, rb_engine *engine, const rb_split *spl
         if (s == RB_OK)
             s = rb_engine_read(engine, feat, row);
         if (s == RB_OK)
-            memcpy(features + (size_t)first * f, row, (size_t)rows * f * sizeof *row);
+            s = rb_split_features_write(*out, first, rows, row);
         if (s == RB_OK && bar != NULL)
             rb_progress_update(bar, (uint64_t)(first + rows), "%s", rb_split_name(split));
     }
@@ -738,17 +766,73 @@ static rb_status extract_features(run *r, rb_engine *engine, const rb_split *spl
             rb_progress_finish(bar, "%s", rb_split_name(split));
         rb_progress_destroy(bar);
     }
-    for (int64_t k = 0; s == RB_OK && k < rb_split_classes(split); k++)
-        names[k] = rb_split_class_name(split, k);
-    if (s == RB_OK)
-        s = rb_split_create_features(out, n, (int)f, features, rb_split_labels(split), rb_split_classes(split), names,
-                                     what);
+    if (s != RB_OK) {
+        rb_split_destroy(*out);
+        *out = NULL;
+    }
     free(images);
-    free(features);
     free(row);
     free(labels);
     free(names);
     return s;
+}
+
+/* Bytes of a split's stored images. */
+static uint64_t split_bytes(const rb_split *split)
+{
+    int c = 0, h = 0, w = 0;
+    if (split == NULL)
+        return 0;
+    rb_split_stored_shape(split, &c, &h, &w);
+    return (uint64_t)rb_split_count(split) * (uint64_t)c * (uint64_t)h * (uint64_t)w *
+           rb_dtype_size(rb_split_dtype(split));
+}
+
+/* Bytes as MiB for messages: "0.15", "97.50", "12,288". */
+static const char *mib_text(char *buf, size_t size, uint64_t bytes)
+{
+    double mib = (double)bytes / (1 << 20);
+    if (mib < 100)
+        snprintf(buf, size, "%.2f", mib);
+    else
+        rb_format_count(buf, size, (unsigned long long)llround(mib));
+    return buf;
+}
+
+/* The feature cache's size, said before anything is computed, and refused
+ * past the limit. */
+static rb_status check_cache_size(run *r, const char *stage, const rb_model_input *in, rb_dtype dtype)
+{
+    int64_t n_train = rb_split_count(r->train), n_test = r->has_test ? rb_split_count(r->test) : 0;
+    uint64_t per = (uint64_t)in->channels * (uint64_t)in->height * (uint64_t)in->width;
+    uint64_t bytes = (uint64_t)(n_train + n_test) * per * rb_dtype_size(dtype), limit = r->cfg.feature_cache_limit;
+    uint64_t have = rb_machine_memory_bytes(), images = split_bytes(r->train) + split_bytes(r->test);
+    char b[40], bm[40], l[40], lm[40], count[64];
+    int64_t c, h, w;
+    rb_node_shape(rb_model_features(r->model), &c, &h, &w);
+    if (limit == 0)
+        limit = have > images ? have - images : 0;
+    if (r->has_test)
+        snprintf(count, sizeof count, "%lld + %lld images", (long long)n_train, (long long)n_test);
+    else
+        snprintf(count, sizeof count, "%lld images", (long long)n_train);
+    rb_log(RB_LOG_INFO,
+           "fixed-feature transfer: caching %s (%lld x %lld x %lld values per image, the one stage the head reads) "
+           "of %s in %s: %s bytes (%s MiB)",
+           stage, (long long)c, (long long)h, (long long)w, count, rb_dtype_str(dtype),
+           rb_format_count(b, sizeof b, bytes), mib_text(bm, sizeof bm, bytes));
+    if (bytes <= limit)
+        return RB_OK;
+    return rb_error_set(RB_ERR_OUT_OF_MEMORY,
+                        "the feature cache of %s (%s bytes, %s MiB in %s) exceeds %s (%s bytes, %s MiB): %s",
+                        stage, b, bm, rb_dtype_str(dtype),
+                        r->cfg.feature_cache_limit != 0 ? "--feature-cache-limit"
+                                                        : "this machine's memory less the loaded images",
+                        rb_format_count(l, sizeof l, limit), mib_text(lm, sizeof lm, limit),
+                        dtype == RB_DTYPE_F32
+                            ? "use --feature-cache bf16 (half the size), --feature-cache off (no cache), or a "
+                              "smaller stage (--stage)"
+                            : "use --feature-cache off (no cache) or a smaller stage (--stage)");
 }
 
 /* Fixed-feature mode: freezes the backbone and, where the backbone is a fixed
@@ -762,26 +846,47 @@ static rb_status prepare_transfer(run *r)
     rb_model *head = NULL;
     rb_split *train = NULL, *test = NULL;
     int64_t batch = r->cfg.eval_batch_size;
+    rb_dtype dtype = r->cfg.feature_cache == RB_FEATURE_CACHE_BF16 ? RB_DTYPE_BF16 : RB_DTYPE_F32;
+    const char *stage;
+    char why[512] = "";
+    size_t reads;
     rb_status s;
     r->bn_training = !r->cfg.fixed_features || r->cfg.bn_update;
     if (r->cfg.source == NULL || !r->cfg.fixed_features)
         return RB_OK;
     if ((s = rb_graph_freeze_through(rb_model_graph(r->model), rb_model_backbone_end(r->model))) != RB_OK)
         return s;
-    if (r->cfg.bn_update || r->cfg.augment || r->cfg.no_feature_cache)
+    if (r->cfg.feature_cache == RB_FEATURE_CACHE_OFF)
+        snprintf(why, sizeof why, "--feature-cache off");
+    else if (r->cfg.bn_update)
+        snprintf(why, sizeof why, "--bn-stats update moves the backbone's statistics");
+    else if (r->cfg.augment)
+        snprintf(why, sizeof why, "--augment changes the images every epoch");
+    else if ((reads = rb_model_head_inputs(r->model, NULL, 0)) != 1)
+        snprintf(why, sizeof why, "the head reads %zu backbone stages; the cache holds one", reads);
+    else if ((s = rb_model_head_create(&head, r->model)) == RB_ERR_UNSUPPORTED)
+        snprintf(why, sizeof why, "%s", rb_last_error());
+    else if (s != RB_OK)
+        return s;
+    if (why[0] != '\0') {
+        rb_log(RB_LOG_INFO, "fixed-feature transfer without a feature cache (%s): the frozen backbone runs at every "
+                            "step", why);
         return RB_OK;
+    }
+    stage = rb_model_stage_name(r->model, rb_model_features(r->model));
+    s = check_cache_size(r, stage, rb_model_get_input(head), dtype);
     if (batch > rb_split_count(r->train))
         batch = rb_split_count(r->train);
-    s = rb_engine_create(&engine, rb_model_graph(r->model), batch, &eo);
+    if (s == RB_OK)
+        s = rb_engine_create(&engine, rb_model_graph(r->model), batch, &eo);
     if (s == RB_OK) {
         rb_engine_hold_weights(engine, true); /* a frozen backbone: convert its weights once */
-        s = extract_features(r, engine, r->train, &train);
+        s = extract_features(r, engine, rb_model_features(r->model), rb_model_get_input(head), dtype, r->train,
+                             &train);
     }
     if (s == RB_OK && r->has_test)
-        s = extract_features(r, engine, r->test, &test);
+        s = extract_features(r, engine, rb_model_features(r->model), rb_model_get_input(head), dtype, r->test, &test);
     rb_engine_destroy(engine);
-    if (s == RB_OK)
-        s = rb_model_head_create(&head, r->model);
     if (s == RB_OK)
         s = rb_model_copy_params(head, r->model, RB_MODEL_ALL, NULL);
     if (s != RB_OK) {
@@ -796,8 +901,6 @@ static rb_status prepare_transfer(run *r)
     r->image_test = r->test;
     r->train = train;
     r->test = test;
-    rb_log(RB_LOG_INFO, "fixed-feature transfer: features cached, %lld x %lld values", (long long)rb_split_count(train),
-           (long long)rb_split_example_size(train));
     return RB_OK;
 }
 
@@ -939,6 +1042,9 @@ static rb_status save_checkpoint(run *r, const char *path, bool with_state)
             json_object_object_add(t, "mode", json_object_new_string(r->cfg.fixed_features ? "fixed" : "full"));
             json_object_object_add(t, "bn_stats", json_object_new_string(r->cfg.bn_update ? "update" : "frozen"));
             json_object_object_add(t, "feature_cache", json_object_new_boolean(r->full != NULL));
+            json_object_object_add(t, "feature_cache_dtype",
+                                   r->full != NULL ? json_object_new_string(rb_feature_cache_str(r->cfg.feature_cache))
+                                                   : NULL);
             json_object_object_add(tr, "transfer", t);
         }
         json_object_object_add(meta, "training", tr);
@@ -1512,7 +1618,8 @@ static rb_status read_transfer(const rb_registry *reg, json_object *root, const 
     *params = NULL;
     if (source == NULL)
         return RB_OK;
-    if (task == NULL || mode == NULL || bn == NULL || !jhas(root, "no_feature_cache", json_type_boolean) ||
+    if (task == NULL || mode == NULL || bn == NULL ||
+        !(jstr(root, "feature_cache") != NULL || jhas(root, "no_feature_cache", json_type_boolean)) ||
         !json_object_object_get_ex(root, "task_options", &given) || !json_object_is_type(given, json_type_object))
         return rb_error_set(RB_ERR_CORRUPT, "%s: the transfer's settings (task, task_options, mode ...) are missing",
                             file);
@@ -1535,7 +1642,22 @@ static rb_status read_transfer(const rb_registry *reg, json_object *root, const 
     c->task_params = *params;
     c->fixed_features = strcmp(mode, "fixed") == 0;
     c->bn_update = strcmp(bn, "update") == 0;
-    c->no_feature_cache = json_object_get_boolean(json_object_object_get(root, "no_feature_cache"));
+    if (jstr(root, "feature_cache") != NULL) {
+        if (rb_feature_cache_parse(jstr(root, "feature_cache"), &c->feature_cache) != RB_OK)
+            return rb_error_set(RB_ERR_CORRUPT, "%s: feature_cache '%s' is not one of f32|bf16|off", file,
+                                jstr(root, "feature_cache"));
+    } else { /* written before bf16 caches: a boolean */
+        c->feature_cache = json_object_get_boolean(json_object_object_get(root, "no_feature_cache"))
+                               ? RB_FEATURE_CACHE_OFF
+                               : RB_FEATURE_CACHE_F32;
+    }
+    c->feature_cache_limit = 0;
+    if (jhas(root, "feature_cache_limit", json_type_int)) {
+        int64_t limit = json_object_get_int64(json_object_object_get(root, "feature_cache_limit"));
+        if (limit < 0)
+            return rb_error_set(RB_ERR_CORRUPT, "%s: feature_cache_limit %lld is negative", file, (long long)limit);
+        c->feature_cache_limit = (uint64_t)limit;
+    }
     return RB_OK;
 }
 

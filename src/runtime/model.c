@@ -25,13 +25,19 @@ struct rb_model {
     rb_node *image, *logits, *loss;
     int64_t num_classes;
     /* With a task head (transfer): the task, its given parameters, the
-     * backbone's pooled features and last node (everything up to it is the
-     * backbone). head_only: the head alone on cached features, never saved. */
+     * backbone node the head reads (NULL when it reads several) and the
+     * backbone's last node (everything up to it is the backbone).
+     * head_only: the head alone on cached features, never saved. */
     const rb_plugin *task;
     rb_params *task_params;
     rb_node *features, *backbone_end;
     bool head_only;
 };
+
+/* The stage names an arch publishes its outputs under (robusta/plugin.h),
+ * which a head may read and rb_model_head_create republishes. */
+static const char *const stage_names[] = {RB_STAGE_FEATURES, RB_STAGE_STRIDE4, RB_STAGE_STRIDE8, RB_STAGE_STRIDE16,
+                                          RB_STAGE_STRIDE32};
 
 rb_model_input rb_model_input_imagenet(int64_t height, int64_t width)
 {
@@ -228,11 +234,10 @@ rb_status rb_model_create_with_head(rb_model **out, const rb_plugin *arch, const
         m->backbone_end = rb_graph_node(m->graph, rb_graph_node_count(m->graph) - 1);
         if (m->logits != NULL)
             s = rb_error_set(RB_ERR_PLUGIN, "arch %s built a classifier although num-classes is 0", arch->name);
-        else if (rb_graph_find(m->graph, RB_STAGE_FEATURES, &m->features) != RB_OK)
-            s = rb_error_set(RB_ERR_PLUGIN, "arch %s publishes no '%s' stage for task heads", arch->name,
-                             RB_STAGE_FEATURES);
         else
             s = add_head(m, num_classes);
+        if (s == RB_OK && rb_model_head_inputs(m, &m->features, 1) != 1)
+            m->features = NULL; /* several stages (or none): no single features node */
     } else if (s == RB_OK) {
         if (m->logits == NULL)
             s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "arch %s: built no classifier (num_classes 0?)", arch->name);
@@ -265,34 +270,89 @@ rb_status rb_model_head_create(rb_model **out, const rb_model *full)
 {
     rb_model *m = NULL;
     int64_t c, h, w;
+    size_t reads;
+    bool vector;
     rb_status s;
     *out = NULL;
     if (full == NULL || full->task == NULL)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "model: only a model with a task head has a head to detach");
+    reads = rb_model_head_inputs(full, NULL, 0);
+    if (full->features == NULL)
+        return rb_error_set(RB_ERR_UNSUPPORTED,
+                            "model: the %s head reads %zu backbone nodes; a detached head takes exactly one",
+                            full->task->name, reads);
+    if (rb_model_stage_name(full, full->features) == NULL)
+        return rb_error_set(RB_ERR_UNSUPPORTED,
+                            "model: the %s head reads '%s', which the backbone publishes under no stage name",
+                            full->task->name, rb_node_name(full->features));
     rb_node_shape(full->features, &c, &h, &w);
     if ((s = model_alloc(&m, full->arch, full->params, full->task, full->task_params)) != RB_OK)
         return s;
     m->head_only = true;
-    /* Features as a 1 x (C*H*W) x 1 image: splits hold at most 4 channels,
-     * and linear heads flatten their input, so the weights keep their shapes. */
-    m->input.channels = 1;
-    m->input.height = c * h * w;
-    m->input.width = 1;
+    /* The pooled features (C x 1 x 1) come as a 1 x C x 1 image, as they
+     * always have (rb_split_create_features); linear heads flatten their
+     * input, so the weights keep their shapes. A stage comes as it is,
+     * C x H x W, even at 1 x 1: its head pools it. No normalization. */
+    vector = strcmp(rb_model_stage_name(full, full->features), RB_STAGE_FEATURES) == 0;
+    m->input.channels = vector ? 1 : c;
+    m->input.height = vector ? c : h;
+    m->input.width = vector ? 1 : w;
     m->input.mean[0] = 0.0f;
     m->input.std[0] = 1.0f;
-    s = rb_graph_input(m->graph, 1, c * h * w, 1, NULL, NULL, &m->image);
-    if (s == RB_OK)
-        s = rb_graph_publish(m->graph, m->image, RB_STAGE_FEATURES);
+    s = rb_graph_input(m->graph, m->input.channels, m->input.height, m->input.width, NULL, NULL, &m->image);
+    /* under every stage name the backbone gives the node, so the task finds it as before */
+    for (size_t i = 0; s == RB_OK && i < sizeof stage_names / sizeof stage_names[0]; i++) {
+        rb_node *n;
+        if (rb_graph_find(full->graph, stage_names[i], &n) == RB_OK && n == full->features)
+            s = rb_graph_publish(m->graph, m->image, stage_names[i]);
+    }
     if (s == RB_OK) {
         m->features = m->backbone_end = m->image;
         s = add_head(m, full->num_classes);
     }
+    if (s == RB_OK && rb_model_head_inputs(m, NULL, 0) != 1)
+        s = rb_error_set(RB_ERR_PLUGIN, "task %s: its detached head does not read the features it was given",
+                         full->task->name);
     if (s != RB_OK) {
         rb_model_destroy(m);
         return s;
     }
     *out = m;
     return RB_OK;
+}
+
+size_t rb_model_head_inputs(const rb_model *m, rb_node **nodes, size_t capacity)
+{
+    size_t end, total, count = 0;
+    if (m == NULL || m->task == NULL || m->backbone_end == NULL)
+        return 0;
+    end = rb_node_index(m->backbone_end);
+    total = rb_graph_node_count(m->graph);
+    /* Backbone nodes times the head's edges: a few hundred by a few. */
+    for (size_t b = 0; b <= end; b++) {
+        bool read = false;
+        for (size_t i = end + 1; !read && i < total; i++) {
+            const rb_node *n = rb_graph_node(m->graph, i);
+            for (size_t k = 0; !read && k < rb_node_input_count(n); k++)
+                read = rb_node_index(rb_node_input(n, k)) == b;
+        }
+        if (read) {
+            if (count < capacity)
+                nodes[count] = rb_graph_node(m->graph, b);
+            count++;
+        }
+    }
+    return count;
+}
+
+const char *rb_model_stage_name(const rb_model *m, const rb_node *node)
+{
+    for (size_t i = 0; m != NULL && node != NULL && i < sizeof stage_names / sizeof stage_names[0]; i++) {
+        rb_node *n;
+        if (rb_graph_find(m->graph, stage_names[i], &n) == RB_OK && n == node)
+            return stage_names[i];
+    }
+    return NULL;
 }
 
 rb_status rb_model_copy_params(rb_model *dst, const rb_model *src, rb_model_part part, size_t *copied)
@@ -661,21 +721,11 @@ uint64_t rb_machine_memory_bytes(void)
     return total;
 }
 
-/* MiB with thousands separators: "362,115". */
+/* MiB, rounded up, with thousands separators: "362,115". */
 static const char *mib_text(char *buf, size_t size, double bytes)
 {
-    char digits[32];
-    size_t n, at = 0;
     double mib = ceil(bytes / (1 << 20));
-    snprintf(digits, sizeof digits, "%.0f", mib > 1e18 ? 1e18 : mib);
-    n = strlen(digits);
-    for (size_t i = 0; i < n && at + 2 < size; i++) {
-        if (i > 0 && (n - i) % 3 == 0)
-            buf[at++] = ',';
-        buf[at++] = digits[i];
-    }
-    buf[at] = '\0';
-    return buf;
+    return rb_format_count(buf, size, (unsigned long long)(mib > 1e18 ? 1e18 : mib));
 }
 
 rb_status rb_model_check_memory(const rb_model *model, const rb_engine_options *options,

@@ -18,6 +18,10 @@ double rb_monotonic_seconds(void);
 /* strdup that reports failure through rb_error_set. */
 char *rb_strdup(const char *s);
 
+/* Writes n in decimal with thousands separators ("1,277,952") into buf,
+ * cut to fit, and returns buf. For sizes in messages. */
+const char *rb_format_count(char *buf, size_t size, unsigned long long n);
+
 /* Opens `path` for reading ("rb") only if it is a regular file: a FIFO,
  * device, socket or folder is refused at once ("PATH is not a regular
  * file (it is a FIFO)"), without blocking. Every file robusta reads goes

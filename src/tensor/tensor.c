@@ -141,3 +141,30 @@ const char *rb_shape_format(int ndim, const int64_t *shape, char *buf, size_t si
         snprintf(buf + used, size - used, "]");
     return buf;
 }
+
+/* ------------------------------------------------------------ bfloat16 */
+
+void rb_bf16_from_f32(const float *in, uint16_t *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, &in[i], sizeof bits);
+        if ((bits & 0x7fffffffu) > 0x7f800000u) {
+            out[i] = (uint16_t)((bits >> 16) | 0x0040u); /* NaN: keep the sign, make it quiet */
+            continue;
+        }
+        /* Round to nearest, ties to even: add 0x7fff plus the lowest kept
+         * bit, then truncate. A carry into the exponent is the right result
+         * (it rounds up to the next binade, or to Inf past the largest). */
+        bits += 0x7fffu + ((bits >> 16) & 1u);
+        out[i] = (uint16_t)(bits >> 16);
+    }
+}
+
+void rb_bf16_to_f32(const uint16_t *in, float *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits = (uint32_t)in[i] << 16;
+        memcpy(&out[i], &bits, sizeof bits);
+    }
+}
