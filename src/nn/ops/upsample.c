@@ -178,6 +178,7 @@ static inline __attribute__((always_inline)) void forward_row_blocked(const rb_e
             return;
         }
         for (int64_t ox = 0; ox < n->w; ox++)
+#pragma omp simd
             for (int64_t k = 0; k < B; k++)
                 y[ox * B + k] = r0[tx[ox].i0 * B + k];
         return;
