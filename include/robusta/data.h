@@ -407,7 +407,7 @@ typedef struct rb_loader_options {
 /* A batch, valid until the next rb_loader_next, rb_loader_start_epoch or
  * rb_loader_destroy on its loader. */
 typedef struct rb_batch {
-    const float *images;    /* count×channels×height×width, values in [0, 1], 64-byte aligned */
+    const float *images;    /* count×channels×height×width, 64-byte aligned; pixels in [0, 1] (a feature split: its features) */
     const int64_t *labels;  /* count labels */
     const int64_t *indices; /* each example's index in the split (keys per-example randomness) */
     int64_t count;          /* examples in this batch; 0: the epoch is over */
