@@ -41,14 +41,17 @@ static inline float rb_vexpf(float x)
     union {
         int32_t bits;
         float value;
-    } u = {.value = x}, scale; /* a union, not memcpy: the vectorizer sees through it */
+    } u = {.value = x}, finite, scale; /* a union, not memcpy: the vectorizer sees through it */
     const int32_t magnitude = u.bits & INT32_MAX;
     float n, r, p;
     /* |x| clamped to 87.35 (NaN kept) on the bits: float comparisons may
      * trap, and -ftrapping-math then keeps selects from vectorizing */
     u.bits = magnitude > limit && magnitude <= 0x7f800000 ? (u.bits & INT32_MIN) | limit : u.bits;
     x = u.value;
-    n = (x * 1.44269504f + round) - round;
+    /* n from a NaN would make the int conversion below undefined: 0 then
+     * (r, and so the result, stay NaN) */
+    finite.bits = magnitude > 0x7f800000 ? 0 : u.bits;
+    n = (finite.value * 1.44269504f + round) - round;
     r = x - n * 0.693145752f; /* ln 2 in two parts: the first exact in n x it */
     r = r - n * 1.42860677e-06f;
     p = 1.0f + r * (1.0f + r * (0.5f + r * (1.66666672e-01f +
