@@ -102,6 +102,7 @@ typedef struct enode {
     eng_slot aux[2];
     eng_slot in_grad[RB_NODE_MAX_INPUTS]; /* plain gradients of the inputs, before delivery */
     double op_scalar;                 /* an op's per-batch number (a loss's normalizer) */
+    int64_t channel_block;            /* ops with their own loops: the block of the layout they read (eng_channel_block) */
 } enode;
 
 struct rb_engine {

@@ -113,7 +113,7 @@ static rb_status plan(rb_engine *e, enode *en)
         block = 1;
     }
     used = block == 1 ? (eng_md_node_plain(e, in, &plain), plain) : *src;
-    en->op_scalar = (double)block;
+    en->channel_block = block;
     snprintf(en->impl, sizeof en->impl, "robusta:%s, %s", n->attr.upsample.mode == RB_UPSAMPLE_NEAREST ? "nearest" : "bilinear",
              block == 1 ? "nchw" : block == 8 ? "nChw8c" : "nChw16c");
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&dst, 4, dims, dnnl_f32, eng_block_tag(block)), "upsample", n);
@@ -147,14 +147,14 @@ static rb_status bind(rb_engine *e, enode *en)
 /* Padded channels count: a blocked layout rounds C up to the block. */
 static int64_t planes(const rb_engine *e, const enode *en)
 {
-    const int64_t block = (int64_t)en->op_scalar;
+    const int64_t block = en->channel_block;
     return e->batch * ((en->node->c + block - 1) / block);
 }
 
 /* A thread's row of W_in x B floats in aux[1]. */
 static float *thread_row(const rb_engine *e, const enode *en)
 {
-    const int64_t row = en->node->in[0]->w * (int64_t)en->op_scalar;
+    const int64_t row = en->node->in[0]->w * en->channel_block;
     return eng_floats(e, en->aux[1].offset) + (int64_t)omp_get_thread_num() * row;
 }
 
@@ -206,7 +206,7 @@ static inline __attribute__((always_inline)) void forward_row_blocked(const rb_e
  * (14 x 14 upsampled to 28 x 28) do not cost a task per row. */
 static int64_t rows_per_task(const enode *en)
 {
-    const int64_t floats = en->node->w * (int64_t)en->op_scalar, rows = (16384 + floats - 1) / floats;
+    const int64_t floats = en->node->w * en->channel_block, rows = (16384 + floats - 1) / floats;
     return rows < en->node->h ? rows : en->node->h;
 }
 
@@ -219,7 +219,7 @@ RB_VECTOR_CLONES static void forward_rows(const rb_engine *e, enode *en, int64_t
     const int64_t last = first + per < en->node->h ? first + per : en->node->h;
     (void)ctx;
     for (int64_t row = p * en->node->h + first; row < p * en->node->h + last; row++)
-        switch ((int)en->op_scalar) {
+        switch ((int)en->channel_block) {
         case 16: forward_row_blocked(e, en, row, 16); break;
         case 8: forward_row_blocked(e, en, row, 8); break;
         default: forward_row_blocked(e, en, row, 1); break;
@@ -281,7 +281,7 @@ static inline __attribute__((always_inline)) void backward_plane_blocked(const r
 RB_VECTOR_CLONES static void backward_plane(const rb_engine *e, enode *en, int64_t p, void *ctx)
 {
     (void)ctx;
-    switch ((int)en->op_scalar) {
+    switch ((int)en->channel_block) {
     case 16: backward_plane_blocked(e, en, p, 16); break;
     case 8: backward_plane_blocked(e, en, p, 8); break;
     default: backward_plane_blocked(e, en, p, 1); break;
