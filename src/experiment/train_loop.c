@@ -1,0 +1,554 @@
+/* The training run: rb_train's set-up of the run folder, the epoch loop
+ * (steps, evaluation cadence, logs, checkpoints) and the stop request; see
+ * robusta/train.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "experiment/train_internal.h"
+#include "sys/internal.h"
+#include "sys/json.h"
+
+/* A stop request, and the signal that made it (0: none, or not a signal). */
+static volatile sig_atomic_t stop_requested, stop_signal;
+
+void rb_train_request_stop(int signo)
+{
+    stop_signal = signo > 0 ? signo : 0;
+    stop_requested = 1;
+}
+void rb_train_clear_stop(void) { stop_requested = stop_signal = 0; }
+int rb_train_stop_signal(void) { return stop_requested ? stop_signal : 0; }
+
+/* "SIGTERM" for the signals that stop a run, "a stop request" otherwise. */
+static const char *stop_cause(char *buf, size_t size)
+{
+    int sig = stop_signal;
+    if (sig == SIGINT)
+        return "SIGINT (Ctrl-C)";
+    if (sig == SIGTERM)
+        return "SIGTERM";
+    if (sig == SIGHUP)
+        return "SIGHUP";
+    if (sig > 0)
+        snprintf(buf, size, "signal %d", sig);
+    else
+        snprintf(buf, size, "a stop request");
+    return buf;
+}
+
+rb_status train_text_append(text *t, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return rb_error_set(RB_ERR_INTERNAL, "formatting a log line failed");
+    if (t->len + (size_t)n + 1 > t->cap) {
+        size_t cap = (t->cap ? t->cap * 2 : 1024) + (size_t)n;
+        char *d = realloc(t->data, cap);
+        if (d == NULL)
+            return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for the training log");
+        t->data = d;
+        t->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(t->data + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+    t->len += (size_t)n;
+    return RB_OK;
+}
+
+static json_object *attack_json(const run *r);
+
+/* The checkpoint of the model with the training metadata; with_state adds
+ * the momentum buffers. */
+static rb_status save_checkpoint(run *r, const char *path, bool with_state)
+{
+    rb_checkpoint *ck = NULL;
+    json_object *meta = NULL, *tr;
+    rb_graph *g = rb_model_graph(r->model);
+    rb_model *whole;
+    char buf[64];
+    rb_status s = train_whole_model(r, &whole);
+    if (s == RB_OK)
+        s = rb_model_to_checkpoint(whole, &ck);
+    if (s == RB_OK && (meta = json_tokener_parse(rb_checkpoint_metadata(ck))) == NULL)
+        s = rb_error_set(RB_ERR_INTERNAL, "the model's metadata is not JSON");
+    if (s == RB_OK) {
+        tr = json_object_new_object();
+        json_object_object_add(tr, "run_id", json_object_new_string(r->run_id));
+        json_object_object_add(tr, "epoch", json_object_new_int64(r->epoch));
+        json_object_object_add(tr, "epochs", json_object_new_int64(r->cfg.epochs));
+        json_object_object_add(tr, "sgd_steps", json_object_new_int64(rb_sgd_steps(r->sgd)));
+        json_object_object_add(tr, "schedule", json_object_new_string(r->cfg.schedule));
+        snprintf(buf, sizeof buf, "%llu", (unsigned long long)r->cfg.seed);
+        json_object_object_add(tr, "seed", json_object_new_string(buf));
+        json_object_object_add(tr, "lr", rb_json_number(r->cfg.lr));
+        json_object_object_add(tr, "momentum", rb_json_number(r->cfg.momentum));
+        json_object_object_add(tr, "weight_decay", rb_json_number(r->cfg.weight_decay));
+        json_object_object_add(tr, "nesterov", json_object_new_boolean(r->cfg.nesterov));
+        json_object_object_add(tr, "batch_size", json_object_new_int64(r->cfg.batch_size));
+        json_object_object_add(tr, "data", json_object_new_string(r->cfg.data));
+        json_object_object_add(tr, "classes", train_json_str_or_null(r->cfg.classes));
+        json_object_object_add(tr, "best_test_acc", rb_json_number(r->best_acc));
+        json_object_object_add(tr, "best_epoch", json_object_new_int64(r->best_epoch));
+        if (r->cfg.attack != NULL)
+            json_object_object_add(tr, "attack", attack_json(r));
+        if (r->cfg.source != NULL) {
+            json_object *t = json_object_new_object();
+            json_object_object_add(t, "source", json_object_new_string(r->cfg.source));
+            json_object_object_add(t, "task", json_object_new_string(r->cfg.task->name));
+            json_object_object_add(t, "mode", json_object_new_string(r->cfg.fixed_features ? "fixed" : "full"));
+            json_object_object_add(t, "bn_stats", json_object_new_string(r->cfg.bn_update ? "update" : "frozen"));
+            json_object_object_add(t, "feature_cache", json_object_new_boolean(r->full != NULL));
+            json_object_object_add(t, "feature_cache_dtype",
+                                   r->full != NULL ? json_object_new_string(rb_feature_cache_str(r->cfg.feature_cache))
+                                                   : NULL);
+            json_object_object_add(tr, "transfer", t);
+        }
+        json_object_object_add(meta, "training", tr);
+        s = rb_checkpoint_set_metadata(ck, json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PLAIN));
+    }
+    for (size_t i = 0; s == RB_OK && with_state && i < rb_graph_param_count(g); i++) {
+        rb_param_info p;
+        const float *m = rb_sgd_momentum_buffer(r->sgd, i);
+        char name[512];
+        rb_graph_param(g, i, &p);
+        if (m == NULL)
+            continue;
+        snprintf(name, sizeof name, "%smomentum.%s", RB_MODEL_STATE_PREFIX, p.name);
+        s = rb_checkpoint_add(ck, name, RB_DTYPE_F32, p.ndim, p.shape, m);
+    }
+    if (s == RB_OK)
+        s = rb_checkpoint_save(ck, path, 0);
+    json_object_put(meta);
+    rb_checkpoint_destroy(ck);
+    return s;
+}
+
+static rb_status write_logs(run *r)
+{
+    char path[4200];
+    rb_status s;
+    path_in(path, sizeof path, r->cfg.out_dir, "log.csv");
+    if ((s = rb_file_write_atomic(path, r->csv.data, r->csv.len)) != RB_OK)
+        return s;
+    path_in(path, sizeof path, r->cfg.out_dir, "log.jsonl");
+    return rb_file_write_atomic(path, r->jsonl.data ? r->jsonl.data : "", r->jsonl.len);
+}
+
+const char train_csv_header[] = "epoch,lr,train_loss,train_acc,test_loss,test_acc,seconds,images_per_second\n";
+const char train_csv_header_adv[] =
+    "epoch,lr,train_loss,train_acc,test_loss,test_acc,seconds,images_per_second,adv_train_acc,robust_test_acc\n";
+
+/* Sets the attack's eps (warm-up); a no-op without warm-up. */
+static rb_status set_eps(run *r, double eps)
+{
+    char buf[64];
+    if (r->cfg.eps_warmup <= 0)
+        return RB_OK;
+    snprintf(buf, sizeof buf, "%.17g", eps);
+    return rb_params_set(r->attack_params, "eps", buf);
+}
+
+static json_object *attack_json(const run *r)
+{
+    json_object *a = json_object_new_object();
+    const rb_attack_options *o = &r->cfg.attack_options;
+    char buf[64];
+    json_object_object_add(a, "name", json_object_new_string(r->cfg.attack_name ? r->cfg.attack_name
+                                                                                : r->cfg.attack->name));
+    json_object_object_add(a, "params", train_given_params(r->cfg.attack_params));
+    json_object_object_add(a, "steps", json_object_new_int(o->steps));
+    json_object_object_add(a, "restarts", json_object_new_int(o->restarts));
+    json_object_object_add(a, "random_start", json_object_new_boolean(o->random_start));
+    json_object_object_add(a, "keep_best", json_object_new_boolean(o->keep_best));
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)o->seed);
+    json_object_object_add(a, "seed", json_object_new_string(buf));
+    json_object_object_add(a, "eps_warmup", rb_json_number(r->cfg.eps_warmup));
+    json_object_object_add(a, "eval_every", json_object_new_int64(r->cfg.eval_every));
+    return a;
+}
+
+/* The first non-finite gradient (or NULL). */
+static const char *bad_gradient(rb_graph *g)
+{
+    for (size_t i = 0; i < rb_graph_param_count(g); i++) {
+        rb_param_info p;
+        rb_graph_param(g, i, &p);
+        if (p.grad == NULL || !p.trainable || p.frozen)
+            continue;
+        for (int64_t k = 0; k < p.numel; k++)
+            if (!isfinite(p.grad[k]))
+                return p.name;
+    }
+    return NULL;
+}
+
+static rb_status write_task_metrics(run *r);
+static rb_status metrics_begin(run *r, eval_metrics *tm);
+static rb_status metrics_end(run *r, eval_metrics *tm);
+
+rb_status train_epochs(run *r, rb_train_result *res)
+{
+    rb_graph *g = rb_model_graph(r->model);
+    int64_t steps = rb_loader_batch_count(r->loader), B = r->cfg.batch_size, k = rb_model_num_classes(r->model);
+    double total_seconds = 0;
+    int64_t epochs_run = 0;
+    char path[4200];
+    rb_status s = RB_OK;
+
+    while (r->epoch < r->cfg.epochs) {
+        int64_t e = r->epoch, correct = 0, seen = 0, clean_correct = 0;
+        double loss_sum = 0, lr = 0, t0 = rb_monotonic_seconds(), seconds, test_loss = NAN, test_acc = NAN;
+        double robust_acc = NAN;
+        bool adv = r->cfg.attack != NULL;
+        const float *train_x;
+        rb_progress *bar = NULL;
+        rb_batch b;
+        char label[64];
+        snprintf(label, sizeof label, "epoch %lld/%lld", (long long)e + 1, (long long)r->cfg.epochs);
+        if (!r->cfg.quiet && (s = rb_progress_create(&bar, label, (uint64_t)(steps * B), "img", NULL)) != RB_OK)
+            return s;
+        if ((s = rb_loader_start_epoch(r->loader, e)) != RB_OK)
+            goto epoch_failed;
+        if (adv && r->cfg.eps_warmup > 0 &&
+            (s = set_eps(r, r->eps * ((double)e >= r->cfg.eps_warmup ? 1.0 : (double)e / r->cfg.eps_warmup))) != RB_OK)
+            goto epoch_failed;
+        for (int64_t step = 0;; step++) {
+            double loss;
+            const char *bad;
+            if (stop_requested) {
+                char cause[32];
+                s = rb_error_set(RB_ERR_INTERRUPTED,
+                                 "stopped by %s in epoch %lld at batch %lld; %s/last.rbt and the logs hold epoch "
+                                 "%lld: continue with robusta %s --resume %s",
+                                 stop_cause(cause, sizeof cause), (long long)e + 1, (long long)step + 1,
+                                 r->cfg.out_dir, (long long)e, r->cfg.source != NULL ? "transfer" : "train",
+                                 r->cfg.out_dir);
+                goto epoch_failed;
+            }
+            if ((s = rb_loader_next(r->loader, &b)) != RB_OK)
+                goto epoch_failed;
+            if (b.count == 0)
+                break;
+            lr = rb_schedule_lr(&r->schedule, (double)e + (double)(step + 1) / (double)steps);
+            train_x = b.images;
+            if (adv) {
+                rb_attack_options ao = r->cfg.attack_options;
+                rb_attack_stats st;
+                ao.first_example = (e * steps + step) * B;
+                if ((s = rb_attacker_run(r->attacker, r->cfg.attack, r->attack_params, &ao, b.images,
+                                       b.labels, b.count, r->adv_x, NULL, &st)) != RB_OK) {
+                    rb_error_prefix("epoch %lld batch %lld: attack: ", (long long)e + 1, (long long)step + 1);
+                    goto epoch_failed;
+                }
+                clean_correct += st.clean_correct;
+                train_x = r->adv_x;
+            }
+            if ((s = rb_engine_forward(r->engine, train_x, b.count, b.labels, r->bn_training)) != RB_OK ||
+                (s = rb_engine_read(r->engine, rb_model_logits(r->model), r->logits)) != RB_OK ||
+                (s = rb_engine_backward(r->engine, true, false)) != RB_OK)
+                goto epoch_failed;
+            loss = rb_engine_mean_loss(r->engine);
+            bad = bad_gradient(g);
+            if (!isfinite(loss) || bad != NULL) {
+                s = rb_error_set(RB_ERR_NUMERIC,
+                                 "training diverged at epoch %lld batch %lld (step %lld): loss %g, first non-finite "
+                                 "gradient %s%s%s; %s/last.rbt keeps epoch %lld (lower --lr?)",
+                                 (long long)e + 1, (long long)step + 1, (long long)rb_sgd_steps(r->sgd) + 1, loss,
+                                 bad ? "'" : "", bad ? bad : "none", bad ? "'" : "", r->cfg.out_dir, (long long)e);
+                goto epoch_failed;
+            }
+            if ((s = rb_sgd_step(r->sgd, lr)) != RB_OK) {
+                rb_error_prefix("epoch %lld batch %lld: ", (long long)e + 1, (long long)step + 1);
+                goto epoch_failed;
+            }
+            loss_sum += loss * (double)b.count;
+            for (int64_t i = 0; i < b.count; i++)
+                correct += train_argmax(r->logits + i * k, k) == b.labels[i];
+            seen += b.count;
+            if (bar != NULL)
+                rb_progress_update(bar, (uint64_t)seen, "loss %.4f acc %.1f%%", loss_sum / (double)seen,
+                                   100.0 * (double)correct / (double)seen);
+        }
+        seconds = rb_monotonic_seconds() - t0;
+        if (bar != NULL) {
+            rb_progress_finish(bar, "loss %.4f acc %.1f%%", loss_sum / (double)seen,
+                               100.0 * (double)correct / (double)seen);
+            rb_progress_destroy(bar);
+            bar = NULL;
+        }
+        if (r->has_test && (e + 1 == r->cfg.epochs || r->cfg.eval_every <= 1 || (e + 1) % r->cfg.eval_every == 0)) {
+            rb_eval_result ev;
+            eval_metrics tm = {NULL, NULL};
+            bool last = e + 1 == r->cfg.epochs;
+            if (last && r->cfg.source != NULL && (s = metrics_begin(r, &tm)) != RB_OK)
+                return s;
+            s = train_evaluate_with(r->eval_engine, r->model, r->test, NULL, &tm, &ev);
+            if (s == RB_OK && tm.ops != NULL)
+                s = metrics_end(r, &tm);
+            if (tm.ops != NULL)
+                tm.ops->metrics_destroy(tm.state);
+            if (s != RB_OK)
+                return s;
+            test_loss = ev.mean_loss;
+            test_acc = ev.accuracy;
+            rb_eval_result_free(&ev);
+            if (adv) {
+                eval_attack atk = {r->cfg.attack, r->attack_params, &r->cfg.attack_options};
+                if ((s = set_eps(r, r->eps)) != RB_OK ||
+                    (s = train_evaluate_with(r->eval_engine, r->model, r->test, &atk, NULL, &ev)) != RB_OK)
+                    return s;
+                robust_acc = ev.robust_accuracy;
+                rb_eval_result_free(&ev);
+            }
+        }
+        r->epoch = e + 1;
+        res->train_loss = loss_sum / (double)seen;
+        res->train_acc = (double)(adv ? clean_correct : correct) / (double)seen;
+        res->adv_train_acc = adv ? (double)correct / (double)seen : NAN;
+        if (adv && !isnan(robust_acc))
+            res->robust_test_acc = robust_acc;
+        res->test_loss = test_loss;
+        res->test_acc = test_acc;
+        total_seconds += seconds;
+        epochs_run++;
+        /* Logs and checkpoints. */
+        {
+            char tl[32] = "", ta[32] = "", tlj[32] = "null", taj[32] = "null", ra[32] = "", raj[32] = "null";
+            char jn[4][32];
+            if (!isnan(test_acc)) {
+                snprintf(tl, sizeof tl, "%.9g", test_loss);
+                snprintf(ta, sizeof ta, "%.9g", test_acc);
+                rb_json_number_text(tlj, sizeof tlj, test_loss);
+                rb_json_number_text(taj, sizeof taj, test_acc);
+            }
+            if (!isnan(robust_acc)) {
+                snprintf(ra, sizeof ra, "%.9g", robust_acc);
+                rb_json_number_text(raj, sizeof raj, robust_acc);
+            }
+            s = train_text_append(&r->csv, "%lld,%.9g,%.9g,%.9g,%s,%s,%.3f,%.1f", (long long)r->epoch, lr,
+                            res->train_loss, res->train_acc, tl, ta, seconds, (double)seen / seconds);
+            if (s == RB_OK && adv)
+                s = train_text_append(&r->csv, ",%.9g,%s", res->adv_train_acc, ra);
+            if (s == RB_OK)
+                s = train_text_append(&r->csv, "\n");
+            /* JSON has no nan: a diverged loss is written as null */
+            if (s == RB_OK)
+                s = train_text_append(&r->jsonl,
+                                "{\"epoch\": %lld, \"lr\": %s, \"train_loss\": %s, \"train_acc\": %s, "
+                                "\"test_loss\": %s, \"test_acc\": %s, \"seconds\": %.3f, "
+                                "\"images_per_second\": %s",
+                                (long long)r->epoch, rb_json_number_text(jn[0], sizeof jn[0], lr),
+                                rb_json_number_text(jn[1], sizeof jn[1], res->train_loss),
+                                rb_json_number_text(jn[2], sizeof jn[2], res->train_acc), tlj, taj, seconds,
+                                rb_json_number_text(jn[3], sizeof jn[3], round((double)seen / seconds * 10) / 10));
+            if (s == RB_OK && adv)
+                s = train_text_append(&r->jsonl, ", \"adv_train_acc\": %s, \"robust_test_acc\": %s",
+                                rb_json_number_text(jn[0], sizeof jn[0], res->adv_train_acc), raj);
+            if (s == RB_OK)
+                s = train_text_append(&r->jsonl, "}\n");
+        }
+        /* The logs go first: a kill between the two writes leaves them one
+         * row ahead of last.rbt, which a resume drops, never behind. */
+        if (s == RB_OK)
+            s = write_logs(r);
+        if (s == RB_OK && !isnan(test_acc) && !adv && (r->best_epoch == 0 || test_acc > r->best_acc)) {
+            r->best_acc = test_acc;
+            r->best_epoch = r->epoch;
+            path_in(path, sizeof path, r->cfg.out_dir, "best.rbt");
+            s = save_checkpoint(r, path, false);
+        }
+        if (s == RB_OK && adv && !isnan(robust_acc) && (r->best_epoch == 0 || robust_acc > r->best_acc)) {
+            r->best_acc = robust_acc;
+            r->best_epoch = r->epoch;
+            path_in(path, sizeof path, r->cfg.out_dir, "best.rbt");
+            s = save_checkpoint(r, path, false);
+        }
+        if (s == RB_OK) {
+            path_in(path, sizeof path, r->cfg.out_dir, "last.rbt");
+            s = save_checkpoint(r, path, true);
+        }
+        if (s != RB_OK)
+            return s;
+        if (!isnan(test_acc))
+            rb_log(RB_LOG_INFO, "epoch %lld/%lld: lr %.4g, train loss %.4f acc %.2f%%, test loss %.4f acc %.2f%%, %.1fs",
+                   (long long)r->epoch, (long long)r->cfg.epochs, lr, res->train_loss, 100 * res->train_acc,
+                   test_loss, 100 * test_acc, seconds);
+        else
+            rb_log(RB_LOG_INFO, "epoch %lld/%lld: lr %.4g, train loss %.4f acc %.2f%%, %.1fs", (long long)r->epoch,
+                   (long long)r->cfg.epochs, lr, res->train_loss, 100 * res->train_acc, seconds);
+        continue;
+    epoch_failed:
+        rb_progress_destroy(bar);
+        return s;
+    }
+    res->epochs_done = r->epoch;
+    res->best_test_acc = r->best_acc;
+    res->best_epoch = r->best_epoch;
+    res->seconds_per_epoch = epochs_run ? total_seconds / (double)epochs_run : 0;
+    path_in(path, sizeof path, r->cfg.out_dir, "model.rbt");
+    if ((s = save_checkpoint(r, path, false)) == RB_OK && r->cfg.source != NULL && r->has_test)
+        s = write_task_metrics(r);
+    return s;
+}
+
+static rb_status make_dir(const char *dir)
+{
+    if (mkdir(dir, 0777) == 0 || errno == EEXIST) {
+        struct stat st;
+        if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+            return RB_OK;
+        return rb_error_set(RB_ERR_IO, "--out %s exists and is not a folder", dir);
+    }
+    return rb_error_set(RB_ERR_IO, "cannot create the run folder %s: %s", dir, strerror(errno));
+}
+
+/* The paper's transfer schedule scaled to the run: lr x 0.1 at each third
+ * (150 epochs decayed every 50); constant for training from scratch. */
+static const char *default_schedule(run *r)
+{
+    if (r->cfg.source == NULL)
+        return "constant";
+    snprintf(r->default_schedule, sizeof r->default_schedule, "step:%lld:0.1",
+             (long long)(r->cfg.epochs >= 3 ? r->cfg.epochs / 3 : 1));
+    return r->default_schedule;
+}
+
+/* A transfer's last evaluation also feeds the task's own metrics; their
+ * values wait in r->metrics_json until model.rbt is written. */
+static rb_status metrics_begin(run *r, eval_metrics *tm)
+{
+    rb_task_target target = {.num_classes = rb_model_num_classes(r->model)};
+    tm->ops = r->cfg.task->ops;
+    if (tm->ops->metrics_create(r->cfg.task_params, &target, &tm->state) != RB_OK) {
+        tm->ops = NULL;
+        return rb_error_prefix("task %s: ", r->cfg.task->name);
+    }
+    return RB_OK;
+}
+
+static rb_status metrics_end(run *r, eval_metrics *tm)
+{
+    rb_metric metrics[256];
+    size_t count = 0;
+    json_object *root;
+    if (tm->ops->metrics_finalize(tm->state, metrics, sizeof metrics / sizeof metrics[0], &count) != RB_OK)
+        return rb_error_prefix("task %s: ", r->cfg.task->name);
+    root = json_object_new_object();
+    for (size_t i = 0; i < count; i++)
+        json_object_object_add(root, metrics[i].name, rb_json_number(metrics[i].value));
+    free(r->metrics_json);
+    r->metrics_json = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(root);
+    return r->metrics_json != NULL ? RB_OK : rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for metrics");
+}
+
+/* metrics.json after model.rbt; a resumed run that had nothing left to train
+ * evaluates once for them. */
+static rb_status write_task_metrics(run *r)
+{
+    char path[4200];
+    if (r->metrics_json == NULL) {
+        eval_metrics tm = {NULL, NULL};
+        rb_eval_result ev;
+        rb_status s = metrics_begin(r, &tm);
+        if (s == RB_OK && (s = train_evaluate_with(r->eval_engine, r->model, r->test, NULL, &tm, &ev)) == RB_OK) {
+            rb_eval_result_free(&ev);
+            s = metrics_end(r, &tm);
+        }
+        if (tm.ops != NULL)
+            tm.ops->metrics_destroy(tm.state);
+        if (s != RB_OK)
+            return s;
+    }
+    path_in(path, sizeof path, r->cfg.out_dir, "metrics.json");
+    return rb_file_write_atomic(path, r->metrics_json, strlen(r->metrics_json));
+}
+
+rb_status rb_train(const rb_train_config *config, rb_train_result *result)
+{
+    run r;
+    rb_train_result local;
+    char path[4200];
+    rb_status s;
+    if (result == NULL)
+        result = &local;
+    memset(result, 0, sizeof *result);
+    result->adv_train_acc = result->robust_test_acc = NAN;
+    if ((s = rb_train_config_check(config)) != RB_OK)
+        return s;
+    memset(&r, 0, sizeof r);
+    r.lock_fd = -1;
+    r.cfg = *config;
+    if (r.cfg.schedule == NULL)
+        r.cfg.schedule = default_schedule(&r);
+    if ((s = make_dir(r.cfg.out_dir)) != RB_OK)
+        return s;
+    /* One writer per folder, from here to train_run_free; then the litter of a
+     * killed run goes. */
+    if ((s = rb_run_dir_lock(r.cfg.out_dir, r.cfg.source != NULL ? "transfer" : "train", &r.lock_fd)) != RB_OK ||
+        (s = rb_run_dir_remove_stale(r.cfg.out_dir)) != RB_OK)
+        goto done;
+    path_in(path, sizeof path, r.cfg.out_dir, "last.rbt");
+    {
+        if (access(path, F_OK) == 0) { /* not fopen: a FIFO there would block */
+            static const char *const old_run[] = {"last.rbt", "best.rbt", "model.rbt", "metrics.json"};
+            if (!r.cfg.force) {
+                s = train_invalid("%s already holds a run (last.rbt): continue it with --resume %s, start over with "
+                            "--force, or choose another --out",
+                            r.cfg.out_dir, r.cfg.out_dir);
+                goto done;
+            }
+            /* Asked to start over: the old checkpoints must not pass for the new run's. */
+            for (size_t i = 0; i < sizeof old_run / sizeof old_run[0]; i++) {
+                path_in(path, sizeof path, r.cfg.out_dir, old_run[i]);
+                if (unlink(path) != 0 && errno != ENOENT) {
+                    s = rb_error_set(RB_ERR_IO, "--force: cannot remove %s: %s", path, strerror(errno));
+                    goto done;
+                }
+            }
+        }
+    }
+    if (r.cfg.source != NULL && (s = train_load_source(&r)) != RB_OK)
+        goto done;
+    if ((s = train_open_splits(&r)) != RB_OK || (s = train_check_fits(&r)) != RB_OK || (s = train_create_model(&r)) != RB_OK ||
+        (s = train_prepare_transfer(&r)) != RB_OK || (s = train_setup(&r)) != RB_OK)
+        goto done;
+    if ((s = train_text_append(&r.csv, "%s", r.cfg.attack != NULL ? train_csv_header_adv : train_csv_header)) != RB_OK)
+        goto done;
+    path_in(path, sizeof path, r.cfg.out_dir, "config.json");
+    if ((s = rb_run_id_new(r.run_id)) != RB_OK || (s = train_write_config(&r.cfg, r.run_id, path)) != RB_OK)
+        goto done;
+    /* Epoch 0: a resumable state even if the first epoch is interrupted
+     * (the logs first, as after every epoch). */
+    path_in(path, sizeof path, r.cfg.out_dir, "last.rbt");
+    if ((s = write_logs(&r)) != RB_OK || (s = save_checkpoint(&r, path, true)) != RB_OK)
+        goto done;
+    if (r.cfg.source != NULL)
+        rb_log(RB_LOG_INFO, "transferring %s (%s) to %s in %s mode: %lld examples, %lld classes, %s", r.cfg.source,
+               r.cfg.arch->name, r.cfg.data, r.cfg.fixed_features ? "fixed-feature" : "full-network",
+               (long long)rb_split_count(r.train), (long long)rb_split_classes(r.train), rb_engine_threads(r.engine));
+    else
+        rb_log(RB_LOG_INFO, "training %s on %s: %lld examples, %lld classes, %lld x %lld x %lld, %s",
+               r.cfg.arch_name ? r.cfg.arch_name : r.cfg.arch->name, r.cfg.data, (long long)rb_split_count(r.train),
+               (long long)rb_split_classes(r.train), (long long)rb_model_get_input(r.model)->channels,
+               (long long)rb_model_get_input(r.model)->height, (long long)rb_model_get_input(r.model)->width,
+               rb_engine_threads(r.engine));
+    s = train_epochs(&r, result);
+done:
+    train_run_free(&r);
+    return s;
+}
