@@ -156,7 +156,7 @@ static rb_status time_inference(bench *b, timing *t)
  * schedule, e.g. apgd-ce's --steps): the time of one run. */
 static rb_status time_attack(bench *b, const rb_plugin *plugin, const rb_params *params, timing *t)
 {
-    const rb_attack_ops *ops = plugin->ops;
+    const rb_attack_ops *ops = plugin->ops.attack;
     rb_engine *e = NULL;
     rb_attacker *attacker = NULL;
     rb_engine_options opt = b->engine;

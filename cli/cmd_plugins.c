@@ -30,7 +30,7 @@ static int selected(const rb_registry *reg, size_t i, const char *kind, const ch
 
 static const char *attack_shape(const rb_plugin *p)
 {
-    const rb_attack_ops *ops = p->ops;
+    const rb_attack_ops *ops = p->ops.attack;
     return ops->run != NULL ? "whole-run" : "step-based (random_start, step, project)";
 }
 
@@ -49,7 +49,7 @@ static const char *dataset_kind_str(rb_dataset_kind kind)
  * rb_last_error(), when the plugin cannot count them. */
 static bool arch_macs(const rb_plugin *p, int64_t size, int64_t *macs)
 {
-    const rb_arch_ops *ops = p->ops;
+    const rb_arch_ops *ops = p->ops.arch;
     rb_params *defaults = NULL;
     rb_status s;
 
@@ -138,13 +138,13 @@ static json_object *plugin_json(const rb_plugin *p, const char *path, int64_t in
     json_object_object_add(o, "path", json_object_new_string(path));
     if (p->kind == RB_PLUGIN_ATTACK)
         json_object_object_add(o, "shape", json_object_new_string(
-                                               ((const rb_attack_ops *)p->ops)->run ? "whole-run"
+                                               p->ops.attack->run ? "whole-run"
                                                                                     : "step-based"));
     if (p->kind == RB_PLUGIN_TASK)
         json_object_object_add(
             o, "dataset_kind",
-            json_object_new_string(dataset_kind_str(((const rb_task_ops *)p->ops)->dataset_kind)));
-    if (p->kind == RB_PLUGIN_ARCH && ((const rb_arch_ops *)p->ops)->count_macs != NULL) {
+            json_object_new_string(dataset_kind_str(p->ops.task->dataset_kind)));
+    if (p->kind == RB_PLUGIN_ARCH && p->ops.arch->count_macs != NULL) {
         /* Per image, with the default parameters, at input_size². */
         int64_t macs = 0;
         json_object *cost = json_object_new_object();
@@ -186,8 +186,8 @@ static void print_plugin_text(const rb_plugin *p, const char *path, int64_t inpu
     if (p->kind == RB_PLUGIN_ATTACK)
         printf("        shape: %s\n", attack_shape(p));
     if (p->kind == RB_PLUGIN_TASK)
-        printf("        dataset: %s\n", dataset_kind_str(((const rb_task_ops *)p->ops)->dataset_kind));
-    if (p->kind == RB_PLUGIN_ARCH && ((const rb_arch_ops *)p->ops)->count_macs != NULL) {
+        printf("        dataset: %s\n", dataset_kind_str(p->ops.task->dataset_kind));
+    if (p->kind == RB_PLUGIN_ARCH && p->ops.arch->count_macs != NULL) {
         int64_t macs = 0;
         char flops[32];
         if (arch_macs(p, input_size, &macs) && macs <= INT64_MAX / 2) {

@@ -15,7 +15,6 @@ static const cli_command *const available_commands[] = {
 };
 #define AVAILABLE_COUNT (sizeof available_commands / sizeof available_commands[0])
 
-static rb_registry *registry;
 
 rb_precision cli_precision(const rb_params *options)
 {
@@ -37,17 +36,7 @@ rb_conv_algorithm cli_conv_algorithm(const rb_params *options)
 
 rb_registry *cli_registry(void)
 {
-    if (registry == NULL) {
-        rb_registry *r;
-        if (rb_registry_create(&r) != RB_OK)
-            return NULL;
-        if (rb_registry_load_default(r) != RB_OK) {
-            rb_registry_destroy(r);
-            return NULL;
-        }
-        registry = r;
-    }
-    return registry;
+    return rb_registry_shared();
 }
 
 #define MAX_PLUGIN_OPTIONS 4
@@ -133,8 +122,6 @@ static void release_plugins(void)
     for (size_t i = 0; i < chosen_count; i++)
         rb_params_destroy(chosen[i].params);
     chosen_count = 0;
-    rb_registry_destroy(registry);
-    registry = NULL;
 }
 
 static const cli_command *find_command(const char *name)

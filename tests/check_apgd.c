@@ -24,7 +24,7 @@ static void setup(void)
     ck_assert_int_eq(rb_registry_create(&reg), RB_OK);
     ck_assert_int_eq(rb_registry_load_default(reg), RB_OK);
     ck_assert_msg(rb_registry_find(reg, RB_PLUGIN_ATTACK, "apgd-ce", &p) == RB_OK, "%s", rb_last_error());
-    ops = p->ops;
+    ops = p->ops.attack;
     ck_assert_int_eq(rb_params_create(&params, p->params), RB_OK);
 }
 

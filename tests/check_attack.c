@@ -407,8 +407,7 @@ static rb_status fgsm_run(void *self, const rb_params *p, const rb_attack_oracle
     return s;
 }
 
-static const rb_attack_ops fgsm_ops = {.run = fgsm_run};
-RB_PLUGIN_DEFINE(RB_PLUGIN_ATTACK, "test-fgsm", "1.0", "FGSM through the oracle", NULL, &fgsm_ops);
+RB_ATTACK_PLUGIN("test-fgsm", "1.0", "FGSM through the oracle", NULL, .run = fgsm_run);
 
 START_TEST(whole_run_plugins_get_an_oracle)
 {

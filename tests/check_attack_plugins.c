@@ -35,7 +35,7 @@ static attack open_attack(const char *name)
     const rb_plugin *p;
     attack a;
     ck_assert_msg(rb_registry_find(reg, RB_PLUGIN_ATTACK, name, &p) == RB_OK, "%s", rb_last_error());
-    a.ops = p->ops;
+    a.ops = p->ops.attack;
     ck_assert_int_eq(rb_params_create(&a.params, p->params), RB_OK);
     return a;
 }

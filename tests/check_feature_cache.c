@@ -406,8 +406,21 @@ END_TEST
 static const rb_param_spec odd_params[] = {
     {"reads", RB_PARAM_CHOICE, "two", "two|unnamed", 0, "two stages, or a node without a stage name"}, {NULL}};
 
-static rb_status odd_head(rb_graph *g, const rb_params *params, const rb_task_target *target, rb_node **prediction)
+static rb_status odd_stages(const rb_params *params, const char **names, size_t capacity, size_t *count)
 {
+    const char *reads = "two";
+    rb_status s = rb_params_get_string(params, "reads", &reads);
+    (void)capacity;
+    names[0] = RB_STAGE_STRIDE32;
+    names[1] = RB_STAGE_STRIDE16;
+    *count = strcmp(reads, "two") == 0 ? 2 : 1; /* "unnamed" reads inside stage4's block */
+    return s;
+}
+
+static rb_status odd_head(rb_graph *g, const rb_params *params, const rb_task_target *target, rb_node **outputs,
+                         size_t capacity, size_t *count)
+{
+    rb_node **prediction = &outputs[0];
     const char *reads = "two";
     rb_node *x[2], *y;
     rb_status s = rb_params_get_string(params, "reads", &reads);
@@ -423,15 +436,31 @@ static rb_status odd_head(rb_graph *g, const rb_params *params, const rb_task_ta
             (s = rb_graph_global_avgpool(g, x[0], &y)) != RB_OK)
             return s;
     }
+    (void)capacity;
+    *count = 1;
     return s == RB_OK ? rb_graph_linear(g, "fc", y, target->num_classes, true, prediction) : s;
 }
 
-static rb_status odd_loss(rb_graph *g, const rb_params *params, rb_node *prediction, rb_node *target,
-                          rb_node **loss)
+static rb_status odd_loss(rb_graph *g, const rb_params *params, rb_node *const *outputs, size_t count,
+                          rb_node *targets, rb_node **loss)
+{
+    (void)params;
+    (void)count;
+    (void)targets;
+    return rb_graph_softmax_cross_entropy(g, outputs[0], loss);
+}
+
+static rb_status odd_decode(const rb_params *params, const rb_task_target *target, const float *const *outputs,
+                            const int64_t (*shapes)[3], size_t count, int64_t rows, rb_predictions *out)
 {
     (void)params;
     (void)target;
-    return rb_graph_softmax_cross_entropy(g, prediction, loss);
+    (void)outputs;
+    (void)shapes;
+    (void)count;
+    for (int64_t i = 0; i < rows; i++)
+        out->labels[i] = 0;
+    return RB_OK;
 }
 
 static rb_status odd_metrics_create(const rb_params *params, const rb_task_target *target, void **state)
@@ -442,7 +471,7 @@ static rb_status odd_metrics_create(const rb_params *params, const rb_task_targe
     return RB_OK;
 }
 
-static rb_status odd_metrics_accumulate(void *state, const rb_tensor *prediction, const rb_tensor *target)
+static rb_status odd_metrics_accumulate(void *state, const rb_predictions *prediction, const rb_targets *target)
 {
     (void)state;
     (void)prediction;
@@ -465,7 +494,11 @@ static void odd_metrics_destroy(void *state)
 }
 
 static const rb_task_ops odd_ops = {
+    .kind = RB_PLUGIN_TASK,
     .dataset_kind = RB_DATASET_CLASSIFICATION,
+    .primary_metric = "accuracy",
+    .stages = odd_stages,
+    .decode = odd_decode,
     .build_head = odd_head,
     .build_loss = odd_loss,
     .metrics_create = odd_metrics_create,
@@ -482,7 +515,7 @@ static const rb_plugin odd_task = {
     .version = "1.0",
     .summary = "a head the feature cache cannot serve",
     .params = odd_params,
-    .ops = &odd_ops,
+    .ops = {.task = &odd_ops},
     .ops_size = sizeof(rb_task_ops),
 };
 

@@ -41,13 +41,14 @@ START_TEST(good_plugins_of_every_kind_load)
     ck_assert_str_eq(p->version, "2.1");
     ck_assert_str_eq(p->summary, "a step-based fixture");
     ck_assert_str_eq(p->params[0].name, "eps");
-    ck_assert_ptr_nonnull(((const rb_attack_ops *)p->ops)->step);
+    ck_assert_ptr_nonnull(p->ops.attack->step);
     ck_assert_int_eq(rb_registry_find(reg, RB_PLUGIN_ATTACK, "good-run-attack", &p), RB_OK);
-    ck_assert_ptr_nonnull(((const rb_attack_ops *)p->ops)->run);
+    ck_assert_ptr_nonnull(p->ops.attack->run);
     ck_assert_int_eq(rb_registry_find(reg, RB_PLUGIN_ARCH, "good-arch", &p), RB_OK);
     ck_assert_int_eq(p->kind, RB_PLUGIN_ARCH);
     ck_assert_int_eq(rb_registry_find(reg, RB_PLUGIN_TASK, "good-task", &p), RB_OK);
-    ck_assert_int_eq(((const rb_task_ops *)p->ops)->dataset_kind, RB_DATASET_SEGMENTATION);
+    ck_assert_int_eq(p->ops.task->dataset_kind, RB_DATASET_SEGMENTATION);
+    ck_assert_str_eq(p->ops.task->primary_metric, "score");
     ck_assert_ptr_eq(rb_registry_get(reg, 3), p);
     ck_assert_ptr_null(rb_registry_get(reg, 4));
 }
@@ -89,9 +90,12 @@ START_TEST(every_refusal_class_has_its_message)
 {
     char expected[512];
     expect_refusal("bad_abi", "built for plugin ABI 99, but robusta " RB_VERSION_STRING
-                              " loads ABI 1: rebuild it against this robusta's headers");
+                              " loads ABI 2: rebuild it against this robusta's headers");
+    expect_refusal("old_abi", "built for plugin ABI 1, but robusta " RB_VERSION_STRING
+                              " loads ABI 2: rebuild it against this robusta's headers (ABI 2 defines plugins "
+                              "with RB_ARCH_PLUGIN, RB_ATTACK_PLUGIN or RB_TASK_PLUGIN)");
     snprintf(expected, sizeof expected,
-             "descriptor size is 24 bytes, but ABI 1's is %zu: rebuild it against this "
+             "descriptor size is 24 bytes, but ABI 2's is %zu: rebuild it against this "
              "robusta's headers",
              sizeof(rb_plugin));
     expect_refusal("bad_size", expected);
@@ -100,16 +104,42 @@ START_TEST(every_refusal_class_has_its_message)
     expect_refusal("bad_params", "'bad-params' declares a bad parameter table: parameter 'norm': "
                                  "bad default: --norm: 'l3' is not one of l2|linf; did you mean l2?");
     snprintf(expected, sizeof expected,
-             "'hand-made': its attack ops table is 16 bytes, but ABI 1's is %zu: rebuild it "
-             "against this robusta's headers",
-             sizeof(rb_attack_ops));
+             "'hand-made': its attack ops table is 16 bytes, too short to hold the required callbacks "
+             "(%zu bytes): rebuild it against this robusta's headers",
+             offsetof(rb_attack_ops, project) + sizeof(void *));
     expect_refusal("bad_ops_size", expected);
-    expect_refusal("no_ops", "'no-ops' has no ops table");
+    snprintf(expected, sizeof expected,
+             "'hand-made': its attack ops table is %zu bytes, longer than this robusta's %zu: it was built "
+             "for a newer robusta; rebuild it against this one's headers or upgrade robusta",
+             sizeof(rb_attack_ops) + sizeof(void *), sizeof(rb_attack_ops));
+    expect_refusal("long_ops", expected);
+    /* The ABI-1 mistake that crashed `robusta plugins`: the kinds disagree. */
+    expect_refusal("wrong_table", "'hand-made': the descriptor says attack plugin but its ops table is for kind 1 "
+                                  "(arch): define both with one RB_ATTACK_PLUGIN");
+    expect_refusal("no_ops", "'hand-made' has no ops table");
     expect_refusal("missing_project", "'half-attack' lacks the required attack callback project");
     expect_refusal("missing_build", "'good-arch' lacks the required arch callback build");
     expect_refusal("missing_metrics", "'good-task' lacks the required task callback metrics_finalize");
     expect_refusal("no_descriptor", "not a robusta plugin: it exports no rb_plugin_descriptor symbol");
     ck_assert_uint_eq(rb_registry_count(reg), 0);
+}
+END_TEST
+
+/* A table from an older robusta (shorter, ending at project) loads; the
+ * callbacks it lacks read as NULL in the copy callers get. */
+START_TEST(short_ops_tables_read_missing_callbacks_as_null)
+{
+    const rb_plugin *p;
+    char path[PATH_MAX];
+    fixture_path("short_ops", path, sizeof path);
+    ck_assert_msg(rb_registry_load_file(reg, path) == RB_OK, "%s", rb_last_error());
+    ck_assert_int_eq(rb_registry_find(reg, RB_PLUGIN_ATTACK, "hand-made", &p), RB_OK);
+    ck_assert_ptr_nonnull(p->ops.attack->step);
+    ck_assert_ptr_nonnull(p->ops.attack->project);
+    ck_assert_ptr_null(p->ops.attack->run); /* past the plugin's table: zero, not its neighbour's bytes */
+    ck_assert_uint_eq(p->ops_size, sizeof(rb_attack_ops));
+    ck_assert_int_eq(p->ops.header->kind, RB_PLUGIN_ATTACK);
+    ck_assert_str_eq(rb_plugin_path(p), path);
 }
 END_TEST
 
@@ -353,7 +383,7 @@ START_TEST(crashing_exiting_and_hanging_plugins_are_refused)
     /* Scanning opened nothing here; a lookup opens only what it finds. */
     ck_assert(!exists(marker));
     ck_assert_int_eq(rb_registry_find(reg, RB_PLUGIN_ATTACK, "good-attack", &p), RB_OK);
-    ck_assert_int_eq(((const rb_attack_ops *)p->ops)->step(NULL, NULL, NULL), RB_OK);
+    ck_assert_int_eq(p->ops.attack->step(NULL, NULL, NULL), RB_OK);
     ck_assert(!exists(marker));
     ck_assert_int_eq(rb_registry_find(reg, RB_PLUGIN_ATTACK, "marker-attack", &p), RB_OK);
     ck_assert_str_eq(p->summary, "marks its loading");
@@ -465,6 +495,7 @@ int main(void)
     tcase_add_test(tc, good_plugins_of_every_kind_load);
     tcase_add_test(tc, find_suggests_and_respects_kind);
     tcase_add_test(tc, every_refusal_class_has_its_message);
+    tcase_add_test(tc, short_ops_tables_read_missing_callbacks_as_null);
     tcase_add_test(tc, duplicate_names_are_refused);
     tcase_add_test(tc, files_that_are_not_shared_objects_are_refused);
     tcase_add_test(tc, writable_files_and_folders_are_refused);

@@ -20,7 +20,7 @@ static void setup(void)
     ck_assert_int_eq(rb_registry_load_default(reg), RB_OK);
     ck_assert_msg(rb_registry_find(reg, RB_PLUGIN_ARCH, "resnet", &plugin) == RB_OK, "%s",
                   rb_last_error());
-    ops = plugin->ops;
+    ops = plugin->ops.arch;
 }
 
 static void teardown(void)

@@ -628,7 +628,7 @@ START_TEST(bad_transfers_are_refused_with_one_line)
 }
 END_TEST
 
-/* The classify plugin's metrics on hand-made logits. */
+/* The classify plugin's decode and metrics on hand-made logits. */
 START_TEST(classify_metrics_count_exactly_and_refuse_bad_labels)
 {
     rb_registry *reg;
@@ -636,23 +636,36 @@ START_TEST(classify_metrics_count_exactly_and_refuse_bad_labels)
     const rb_task_ops *ops;
     rb_task_target target = {.num_classes = 3};
     rb_params *params;
-    rb_tensor *pred, *lab;
     rb_metric m[8];
     size_t n = 0;
     void *state;
-    /* rows: argmax 0, 1, 1, 2, 0 ; labels 0, 1, 2, 2, 1 -> right: rows 0, 1, 3 */
-    float logits[15] = {3, 1, 0, 0, 2, 1, 0, 5, 4, 1, 1, 2, 9, 0, 0};
-    int64_t labels[5] = {0, 1, 2, 2, 1}, bad[5] = {0, 1, 2, 3, 1};
+    const char *stages[RB_TASK_MAX_STAGES];
+    /* rows: argmax 0, 1, 1, 2, 0 (row 4: a tie of 9 and 9 goes to class 0);
+     * labels 0, 1, 2, 2, 1 -> right: rows 0, 1, 3 */
+    float logits[15] = {3, 1, 0, 0, 2, 1, 0, 5, 4, 1, 1, 2, 9, 9, 0};
+    const float *outputs[1] = {logits};
+    const int64_t shapes[1][3] = {{3, 1, 1}};
+    int64_t decoded[5], labels[5] = {0, 1, 2, 2, 1}, bad[5] = {0, 1, 2, 3, 1};
+    rb_predictions pred = {.count = 5, .labels = decoded};
+    rb_targets truth = {.count = 5, .labels = labels};
     ck_assert_int_eq(rb_registry_create(&reg), RB_OK);
     ck_assert_int_eq(rb_registry_load_path(reg, getenv("RB_PLUGIN_PATH")), RB_OK);
     ck_assert_int_eq(rb_registry_find(reg, RB_PLUGIN_TASK, "classify", &p), RB_OK);
-    ops = p->ops;
+    ops = p->ops.task;
     ck_assert_int_eq(ops->dataset_kind, RB_DATASET_CLASSIFICATION);
+    ck_assert_str_eq(ops->primary_metric, "accuracy");
     ck_assert_int_eq(rb_params_create(&params, p->params), RB_OK);
+    ck_assert_int_eq(ops->stages(params, stages, RB_TASK_MAX_STAGES, &n), RB_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(stages[0], RB_STAGE_FEATURES);
+    ck_assert_int_eq(ops->decode(params, &target, outputs, shapes, 1, 5, &pred), RB_OK);
+    ck_assert_int_eq(decoded[0], 0);
+    ck_assert_int_eq(decoded[1], 1);
+    ck_assert_int_eq(decoded[2], 1);
+    ck_assert_int_eq(decoded[3], 2);
+    ck_assert_int_eq(decoded[4], 0);
     ck_assert_int_eq(ops->metrics_create(params, &target, &state), RB_OK);
-    ck_assert_int_eq(rb_tensor_wrap(&pred, RB_DTYPE_F32, 2, (const int64_t[]){5, 3}, logits), RB_OK);
-    ck_assert_int_eq(rb_tensor_wrap(&lab, RB_DTYPE_I64, 1, (const int64_t[]){5}, labels), RB_OK);
-    ck_assert_int_eq(ops->metrics_accumulate(state, pred, lab), RB_OK);
+    ck_assert_int_eq(ops->metrics_accumulate(state, &pred, &truth), RB_OK);
     ck_assert_int_eq(ops->metrics_finalize(state, m, 8, &n), RB_OK);
     ck_assert_uint_eq(n, 5);
     ck_assert_str_eq(m[0].name, "accuracy");
@@ -666,25 +679,25 @@ START_TEST(classify_metrics_count_exactly_and_refuse_bad_labels)
     /* capacity 2: the first two, count 2 */
     ck_assert_int_eq(ops->metrics_finalize(state, m, 2, &n), RB_OK);
     ck_assert_uint_eq(n, 2);
-    rb_tensor_destroy(lab);
-    ck_assert_int_eq(rb_tensor_wrap(&lab, RB_DTYPE_I64, 1, (const int64_t[]){5}, bad), RB_OK);
-    ck_assert_int_eq(ops->metrics_accumulate(state, pred, lab), RB_ERR_INVALID_ARGUMENT);
+    truth.labels = bad;
+    ck_assert_int_eq(ops->metrics_accumulate(state, &pred, &truth), RB_ERR_INVALID_ARGUMENT);
     ck_assert_msg(strstr(rb_last_error(), "label 3 of row 3 is outside [0, 3)") != NULL, "%s", rb_last_error());
+    truth.count = 4; /* counts that disagree */
+    ck_assert_int_eq(ops->metrics_accumulate(state, &pred, &truth), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(rb_last_error(), "5 predictions but 4 labels") != NULL, "%s", rb_last_error());
     ops->metrics_destroy(state);
     /* A one-class target has no head. */
     {
         rb_graph *g;
-        rb_node *x, *y;
+        rb_node *x, *y[RB_TASK_MAX_OUTPUTS];
         rb_task_target one = {.num_classes = 1};
         ck_assert_int_eq(rb_graph_create(&g), RB_OK);
         ck_assert_int_eq(rb_graph_input(g, 4, 1, 1, NULL, NULL, &x), RB_OK);
         ck_assert_int_eq(rb_graph_publish(g, x, RB_STAGE_FEATURES), RB_OK);
-        ck_assert_int_eq(ops->build_head(g, params, &one, &y), RB_ERR_INVALID_ARGUMENT);
+        ck_assert_int_eq(ops->build_head(g, params, &one, y, RB_TASK_MAX_OUTPUTS, &n), RB_ERR_INVALID_ARGUMENT);
         ck_assert_msg(strstr(rb_last_error(), "needs at least 2") != NULL, "%s", rb_last_error());
         rb_graph_destroy(g);
     }
-    rb_tensor_destroy(pred);
-    rb_tensor_destroy(lab);
     rb_params_destroy(params);
     rb_registry_destroy(reg);
 }

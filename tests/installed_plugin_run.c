@@ -32,7 +32,7 @@ int main(void)
         return fail("registry");
     if (rb_registry_find(reg, RB_PLUGIN_ATTACK, "fgsm", &fgsm) != RB_OK)
         return fail("find fgsm");
-    ops = fgsm->ops;
+    ops = fgsm->ops.attack;
     if (rb_params_create(&params, fgsm->params) != RB_OK || rb_params_set(params, "eps", "0.1") != RB_OK)
         return fail("parameters");
     if (rb_tensor_wrap(&tx, RB_DTYPE_F32, 2, shape, x) != RB_OK ||

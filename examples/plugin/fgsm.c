@@ -82,12 +82,7 @@ static rb_status fgsm_project(void *self, const rb_params *params, rb_attack_bat
     return RB_OK;
 }
 
-static const rb_attack_ops fgsm_ops = {
-    .random_start = fgsm_random_start,
-    .step = fgsm_step,
-    .project = fgsm_project,
-};
-
-RB_PLUGIN_DEFINE(RB_PLUGIN_ATTACK, "fgsm", "1.0",
+RB_ATTACK_PLUGIN("fgsm", "1.0",
                  "fast gradient sign method: one Linf step of eps (Goodfellow et al. 2015)",
-                 fgsm_params, &fgsm_ops);
+                 fgsm_params,
+                 .random_start = fgsm_random_start, .step = fgsm_step, .project = fgsm_project);

@@ -43,7 +43,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <robusta/plugin.h>
 #include <robusta/status.h>
 #include <robusta/targets.h>
 
@@ -51,7 +50,10 @@
 extern "C" {
 #endif
 
-/* rb_graph and rb_node are declared in robusta/plugin.h. */
+/* The static layer graph and its nodes: opaque handles, made and read only
+ * through the functions below. Arch and task plugins build them. */
+typedef struct rb_graph rb_graph;
+typedef struct rb_node rb_node;
 
 typedef enum rb_op {
     RB_OP_INPUT = 1,

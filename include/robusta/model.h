@@ -145,7 +145,12 @@ RB_API rb_status rb_model_copy_params(rb_model *dst, const rb_model *src, rb_mod
 RB_API void rb_model_destroy(rb_model *model);
 
 RB_API rb_graph *rb_model_graph(const rb_model *model);
+/* The first raw output: the logits of a classifier (the arch's own or a
+ * classification head's), a dense head's first output otherwise. */
 RB_API rb_node *rb_model_logits(const rb_model *model);
+/* Every raw output, in the order the task's decode reads them (the
+ * arch's own classifier: its logits alone); *count set to how many. */
+RB_API rb_node *const *rb_model_outputs(const rb_model *model, size_t *count);
 RB_API rb_node *rb_model_loss(const rb_model *model);
 RB_API const rb_model_input *rb_model_get_input(const rb_model *model);
 RB_API int64_t rb_model_num_classes(const rb_model *model);

@@ -9,41 +9,52 @@
  * dlopen(RTLD_NOW | RTLD_LOCAL), checks the descriptor and refuses, with one
  * line naming the file and the reason, anything that does not fit.
  *
- * A minimal attack (see examples/plugin/ for a complete one):
+ * One macro per kind defines the descriptor and its ops table together, from
+ * designated initializers of that kind's table, so a callback of another
+ * kind's table does not compile:
  *
  *     #include <robusta/plugin.h>
  *
  *     static const rb_param_spec params[] = {
- *         {"eps", RB_PARAM_FLOAT, "8/255", "[0, 1]", 0, "Linf radius"},
+ *         {RB_PARAM_EPS, RB_PARAM_FLOAT, "8/255", "[0, 1]", 0, "Linf radius"},
  *         {NULL}
  *     };
- *     static rb_status my_start(void *self, const rb_params *p, rb_attack_batch *b) {...}
  *     static rb_status my_step(void *self, const rb_params *p, rb_attack_batch *b) {...}
  *     static rb_status my_project(void *self, const rb_params *p, rb_attack_batch *b) {...}
- *     static const rb_attack_ops ops = {
- *         .random_start = my_start, .step = my_step, .project = my_project,
- *     };
- *     RB_PLUGIN_DEFINE(RB_PLUGIN_ATTACK, "my-attack", "1.0", "what it does",
- *                      params, &ops);
+ *     RB_ATTACK_PLUGIN("my-attack", "1.0", "what it does", params,
+ *                      .step = my_step, .project = my_project);
  *
- * Build it out of tree with
+ * (examples/plugin/ holds two complete attacks, FGSM and MI-FGSM.) Build it
+ * out of tree with
  *     cc -shared -fPIC $(pkg-config --cflags robusta) my_attack.c -o my_attack.so
  * and point RB_PLUGIN_PATH at its folder. Folders and files must not be
  * writable by group or others: robusta runs code from them.
  *
- * Compatibility: the descriptor starts with the ABI version and its own size.
- * A plugin is loaded only when both equal this robusta's; anything that
- * changes the layout of the descriptor or of an ops table changes
- * RB_PLUGIN_ABI_VERSION, so an old plugin is refused with a clear message
- * instead of crashing.
+ * Compatibility (plugin ABI 2):
+ *  - the descriptor starts with the ABI version and its own size; a plugin
+ *    is loaded only when both equal this robusta's, so a plugin built for
+ *    another ABI is refused with a line saying to rebuild it;
+ *  - every ops table starts with the kind it was made for, which must be
+ *    the descriptor's kind, and the descriptor records the table's size
+ *    (ops_size). A table shorter than this robusta's is accepted: the
+ *    callbacks it lacks read as NULL, which every optional callback
+ *    allows. New optional callbacks are therefore only ever appended to a
+ *    table, and do not change RB_PLUGIN_ABI_VERSION; a table longer than
+ *    this robusta's (a plugin built for a newer one) is refused;
+ *  - anything else that changes a layout changes RB_PLUGIN_ABI_VERSION.
+ * The loader hands callers a copy of the descriptor whose table has this
+ * robusta's full size, so host code reads any callback without checks.
  */
 #ifndef ROBUSTA_PLUGIN_H
 #define ROBUSTA_PLUGIN_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <robusta/graph.h>
 #include <robusta/params.h>
 #include <robusta/rng.h>
 #include <robusta/status.h>
+#include <robusta/targets.h>
 #include <robusta/tensor.h>
 #include <robusta/version.h>
 
@@ -51,21 +62,31 @@
 extern "C" {
 #endif
 
-#define RB_PLUGIN_ABI_VERSION 1u
+#define RB_PLUGIN_ABI_VERSION 2u
 /* The symbol every plugin exports; the loader looks it up with dlsym. */
 #define RB_PLUGIN_SYMBOL "rb_plugin_descriptor"
 
 typedef enum rb_plugin_kind {
     RB_PLUGIN_ARCH = 1,   /* builds a backbone (ResNet ...) */
     RB_PLUGIN_ATTACK = 2, /* a threat model (PGD L2, PGD Linf, APGD ...) */
-    RB_PLUGIN_TASK = 3    /* a target task head, loss and metrics */
+    RB_PLUGIN_TASK = 3    /* a target task: head, loss, decoding and metrics */
 } rb_plugin_kind;
 
-/* The static layer graph and its nodes, built by arch and task plugins. The
- * builder functions come with the engine (robusta/graph.h); plugins only
- * pass these handles along. */
-typedef struct rb_graph rb_graph;
-typedef struct rb_node rb_node;
+/* Parameter names the runtime itself reads from a plugin's parameters,
+ * when the plugin declares them:
+ *  - RB_PARAM_EPS (attacks): the radius; adversarial training ramps it
+ *    (eps warm-up) and records it;
+ *  - RB_PARAM_NUM_CLASSES (archs): the classifier's size; 0 asks for the
+ *    backbone alone, under a task's head;
+ *  - RB_PARAM_PRESET (archs): a choice whose words are architecture names
+ *    users may type ("resnet50"), resolved by rb_arch_resolve;
+ *  - RB_PARAM_STEPS (attacks): the plugin's own iteration count. The
+ *    command line's --steps sets it when the plugin declares it, and the
+ *    runtime's PGD loop (rb_attack_options.steps) otherwise. */
+#define RB_PARAM_EPS "eps"
+#define RB_PARAM_NUM_CLASSES "num-classes"
+#define RB_PARAM_PRESET "preset"
+#define RB_PARAM_STEPS "steps"
 
 /* ------------------------------------------------------------------ arch */
 
@@ -79,12 +100,13 @@ typedef struct rb_node rb_node;
 #define RB_STAGE_FEATURES "features"
 
 typedef struct rb_arch_ops {
+    rb_plugin_kind kind; /* RB_PLUGIN_ARCH; RB_ARCH_PLUGIN sets it */
     /* Required. Adds the backbone to `g`, reading from `input` (the image
      * after the model's normalization node), publishes the stage outputs
      * under the RB_STAGE_* names, and sets *logits to the source classifier's
-     * output (NULL when the parameters ask for no classifier). Tensor names
-     * follow torchvision ("layer1.0.conv1.weight") so released weights
-     * import. */
+     * output (NULL when RB_PARAM_NUM_CLASSES is 0: the backbone alone).
+     * Tensor names follow torchvision ("layer1.0.conv1.weight") so released
+     * weights import. */
     rb_status (*build)(rb_graph *g, rb_node *input, const rb_params *params, rb_node **logits);
     /* Optional. Multiply-accumulates per image at height × width, without
      * building the graph, for listings and benchmarks. */
@@ -108,7 +130,20 @@ typedef struct rb_attack_batch {
     uint32_t stream;          /* RB_RNG_STREAM(RB_RNG_ATTACK, restart) */
     int iteration;            /* 0-based step number within this restart */
     int targeted;             /* 1: descend the loss towards labels instead of ascending */
+    int restart;              /* 0-based restart number */
 } rb_attack_batch;
+
+/* What a run of the attack will look like, given to `begin` before the
+ * first batch. */
+typedef struct rb_attack_plan {
+    int64_t examples;                /* images in the whole run */
+    int64_t batch;                   /* rows of every rb_attack_batch (the last chunk is padded) */
+    int64_t channels, height, width; /* of each image */
+    int steps;                       /* step-based: steps per restart (the runtime's loop) */
+    int restarts;                    /* restarts per chunk, >= 1 */
+    int targeted;                    /* 1: a targeted run */
+    uint64_t seed;                   /* the run's seed */
+} rb_attack_plan;
 
 /* Lets a whole-run attack evaluate the model: per-example losses and, when
  * `grad` is not NULL, the gradient of their sum with respect to x. The model
@@ -136,17 +171,22 @@ RB_API rb_status rb_attack_batch_view(const rb_attack_batch *batch, const char *
                                       bool need_grad, rb_attack_view *view);
 
 /* A threat model offers one of two shapes:
- *  - step-based: random_start, step and project, all three; robusta's PGD
+ *  - step-based: step and project (random_start optional); robusta's PGD
  *    loop drives them (iterations, restarts, keep-best, targeted);
  *  - whole-run: run, for attacks whose schedule is not PGD-shaped (APGD,
  *    Square): it gets an oracle and does its own iterations.
- * A plugin that offers neither complete shape is refused. */
+ * A plugin that offers neither complete shape is refused.
+ * The contract (calls, lifetimes, what `self` may keep) is written out in
+ * the "Attack contract" section below. */
 typedef struct rb_attack_ops {
+    rb_plugin_kind kind; /* RB_PLUGIN_ATTACK; RB_ATTACK_PLUGIN sets it */
     /* Optional: per-run state (schedules, buffers) made once from the
      * parameters; the pointer is passed back as `self`. */
     rb_status (*create)(const rb_params *params, void **self);
     void (*destroy)(void *self);
-    /* Moves x_adv to a random point of the ball around x_clean. */
+    /* Optional: the run's shape, before the first batch. */
+    rb_status (*begin)(void *self, const rb_params *params, const rb_attack_plan *plan);
+    /* Optional: moves x_adv to a random point of the ball around x_clean. */
     rb_status (*random_start)(void *self, const rb_params *params, rb_attack_batch *batch);
     /* One ascent step on x_adv from batch->grad (descent when targeted). */
     rb_status (*step)(void *self, const rb_params *params, rb_attack_batch *batch);
@@ -159,7 +199,8 @@ typedef struct rb_attack_ops {
 
 /* ------------------------------------------------------------------ task */
 
-/* The kind of dataset a task needs. */
+/* The kind of dataset a task needs, and so the targets its loss and
+ * metrics read and the predictions its decode writes. */
 typedef enum rb_dataset_kind {
     RB_DATASET_CLASSIFICATION = 1, /* image, class label */
     RB_DATASET_DETECTION = 2,      /* image, boxes with labels */
@@ -172,35 +213,92 @@ typedef struct rb_task_target {
     int64_t channels, height, width; /* input images */
 } rb_task_target;
 
+/* Most raw outputs a head may have, and most stages it may read. */
+#define RB_TASK_MAX_OUTPUTS 16
+#define RB_TASK_MAX_STAGES 8
+/* Room, per image, for the boxes a detection decode returns (COCO's
+ * evaluation counts at most 100 detections per image). */
+#define RB_TASK_MAX_DETECTIONS 100
+
+/* What a task predicts for a batch, as decode writes it. The host
+ * allocates the members of the task's dataset kind and sets their sizes;
+ * the others are NULL:
+ *   classification  labels: count classes;
+ *   segmentation    masks: count × mask_height × mask_width classes (the
+ *                   model's input size);
+ *   detection       boxes and scores: room for max_boxes per image, image
+ *                   i's at boxes + i * max_boxes; box_counts[i] says how
+ *                   many decode wrote (at most max_boxes), best first. */
+typedef struct rb_predictions {
+    int64_t count;
+    int64_t *labels;
+    int32_t *masks;
+    int64_t mask_height, mask_width;
+    rb_box *boxes;
+    float *scores;
+    int64_t *box_counts;
+    int64_t max_boxes;
+} rb_predictions;
+
 /* One named result of a task ("accuracy", "ap50", "miou"). Names are
- * static strings owned by the plugin. */
+ * static strings owned by the plugin, or strings in its metrics state
+ * that live until metrics_destroy. */
 typedef struct rb_metric {
     const char *name;
     double value;
 } rb_metric;
 
+/* A task: how its head attaches, what it optimizes, how raw outputs become
+ * predictions and how predictions are scored. The host calls, per model:
+ * stages (to check the backbone publishes them), build_head, build_loss;
+ * per evaluation: metrics_create, then per batch decode and
+ * metrics_accumulate, then metrics_finalize and metrics_destroy. Training
+ * scores its batches the same way. Nothing here may keep pointers to a
+ * batch's tensors, targets or predictions past the call. */
 typedef struct rb_task_ops {
+    rb_plugin_kind kind; /* RB_PLUGIN_TASK; RB_TASK_PLUGIN sets it */
     rb_dataset_kind dataset_kind;
-    /* Required. Adds the head to `g` on the backbone's published stage
-     * outputs (found by name) and sets *prediction. */
+    /* The metric that ranks models ("accuracy", "miou", "ap"): the best
+     * checkpoint is the one where it is highest. One of finalize's names. */
+    const char *primary_metric;
+    /* Required. The backbone stages (RB_STAGE_* names, static strings)
+     * the head reads with these parameters: at most `capacity` written to
+     * `names`, *count set to how many. A stage the architecture does not
+     * publish is refused before build_head runs. */
+    rb_status (*stages)(const rb_params *params, const char **names, size_t capacity, size_t *count);
+    /* Required. Adds the head to `g` on those stages (rb_graph_find) and
+     * writes its raw outputs, in the order decode reads them: at most
+     * `capacity` (RB_TASK_MAX_OUTPUTS) nodes, *count set to how many. */
     rb_status (*build_head)(rb_graph *g, const rb_params *params, const rb_task_target *target,
-                            rb_node **prediction);
-    /* Required. Adds the loss of `prediction` against `target` (labels,
-     * boxes or masks) and sets *per_example_loss (N values). */
-    rb_status (*build_loss)(rb_graph *g, const rb_params *params, rb_node *prediction,
-                            rb_node *target, rb_node **per_example_loss);
-    /* Required. Metrics: made once per evaluation, fed every batch, read at
-     * the end. finalize writes at most `capacity` metrics and sets *count. */
-    rb_status (*metrics_create)(const rb_params *params, const rb_task_target *target,
-                                void **state);
-    rb_status (*metrics_accumulate)(void *state, const rb_tensor *prediction,
-                                    const rb_tensor *target);
-    rb_status (*metrics_finalize)(void *state, rb_metric *metrics, size_t capacity,
-                                  size_t *count);
+                            rb_node **outputs, size_t capacity, size_t *count);
+    /* Required. Adds the loss of the outputs against `targets`, the graph's
+     * target node of the task's dataset kind (rb_graph_target: labels,
+     * masks or boxes), and sets *loss to a per-example loss node (several
+     * losses: their sum). */
+    rb_status (*build_loss)(rb_graph *g, const rb_params *params, rb_node *const *outputs, size_t count,
+                            rb_node *targets, rb_node **loss);
+    /* Required. Turns the raw outputs of `rows` images (outputs[k] holds
+     * rows × the k-th output node's C × H × W, plain row-major f32) into
+     * predictions (see rb_predictions): the arg-max class, the per-pixel
+     * class map, or scored boxes after non-maximum suppression. */
+    rb_status (*decode)(const rb_params *params, const rb_task_target *target, const float *const *outputs,
+                        const int64_t (*shapes)[3], size_t count, int64_t rows, rb_predictions *out);
+    /* Required. Metrics: made once per evaluation, fed every batch's
+     * predictions and targets (rb_targets: labels, masks or boxes), read at
+     * the end. finalize writes at most `capacity` metrics and sets *count
+     * to how many it has (which may be more than capacity). */
+    rb_status (*metrics_create)(const rb_params *params, const rb_task_target *target, void **state);
+    rb_status (*metrics_accumulate)(void *state, const rb_predictions *predictions, const rb_targets *targets);
+    rb_status (*metrics_finalize)(void *state, rb_metric *metrics, size_t capacity, size_t *count);
     void (*metrics_destroy)(void *state);
 } rb_task_ops;
 
 /* ------------------------------------------------------------ descriptor */
+
+/* The start every ops table shares: the kind it was made for. */
+typedef struct rb_ops_header {
+    rb_plugin_kind kind;
+} rb_ops_header;
 
 typedef struct rb_plugin {
     uint32_t abi_version;  /* RB_PLUGIN_ABI_VERSION when the plugin was built */
@@ -210,8 +308,14 @@ typedef struct rb_plugin {
     const char *version;   /* the plugin's own version, free form ("1.0") */
     const char *summary;   /* one line for listings */
     const rb_param_spec *params; /* ended by a NULL name; NULL for none */
-    const void *ops;       /* rb_arch_ops, rb_attack_ops or rb_task_ops, by kind */
-    uint32_t ops_size;     /* sizeof of that ops table when the plugin was built */
+    /* The ops table of `kind`; read the member of the descriptor's kind. */
+    union {
+        const rb_ops_header *header;
+        const rb_arch_ops *arch;
+        const rb_attack_ops *attack;
+        const rb_task_ops *task;
+    } ops;
+    uint32_t ops_size;     /* sizeof the table when the plugin was built */
 } rb_plugin;
 
 #if defined(__GNUC__)
@@ -220,23 +324,26 @@ typedef struct rb_plugin {
 #define RB_PLUGIN_EXPORT
 #endif
 
-/* Defines the descriptor with the version and size fields filled in. `ops`
- * must point to the ops table of `kind` (its size is taken from the kind). */
-#define RB_PLUGIN_DEFINE(kind_, name_, version_, summary_, params_, ops_)                        \
-    RB_PLUGIN_EXPORT extern const rb_plugin rb_plugin_descriptor;                               \
-    RB_PLUGIN_EXPORT const rb_plugin rb_plugin_descriptor = {                                   \
-        .abi_version = RB_PLUGIN_ABI_VERSION,                                                   \
-        .struct_size = (uint32_t)sizeof(rb_plugin),                                             \
-        .kind = (kind_),                                                                        \
-        .name = (name_),                                                                        \
-        .version = (version_),                                                                  \
-        .summary = (summary_),                                                                  \
-        .params = (params_),                                                                    \
-        .ops = (ops_),                                                                          \
-        .ops_size = (uint32_t)((kind_) == RB_PLUGIN_ARCH     ? sizeof(rb_arch_ops)              \
-                               : (kind_) == RB_PLUGIN_ATTACK ? sizeof(rb_attack_ops)            \
-                                                             : sizeof(rb_task_ops)),            \
-    }
+/* The descriptor of a plugin of `kind_` whose table is `table_`, of type
+ * `type_`: used by the three macros below. */
+#define RB_PLUGIN_DESCRIPTOR_(kind_, member_, type_, table_, name_, version_, summary_, params_)      RB_PLUGIN_EXPORT extern const rb_plugin rb_plugin_descriptor;                                   RB_PLUGIN_EXPORT const rb_plugin rb_plugin_descriptor = {                                           .abi_version = RB_PLUGIN_ABI_VERSION,                                                           .struct_size = (uint32_t)sizeof(rb_plugin),                                                     .kind = (kind_),                                                                                .name = (name_),                                                                                .version = (version_),                                                                          .summary = (summary_),                                                                          .params = (params_),                                                                            .ops = {.member_ = &(table_)},                                                                  .ops_size = (uint32_t)sizeof(type_),                                                        }
+
+/* Defines the plugin's descriptor and its ops table, whose callbacks are
+ * the designated initializers after the parameters:
+ *     RB_ARCH_PLUGIN("resnet", "1.0", "ResNets", params, .build = build);
+ * The table's kind and size are filled in; a member of another kind's
+ * table is a compile error. */
+#define RB_ARCH_PLUGIN(name_, version_, summary_, params_, ...)                                      static const rb_arch_ops rb_plugin_ops_table = {.kind = RB_PLUGIN_ARCH, __VA_ARGS__};           RB_PLUGIN_DESCRIPTOR_(RB_PLUGIN_ARCH, arch, rb_arch_ops, rb_plugin_ops_table, name_,                                 version_, summary_, params_)
+#define RB_ATTACK_PLUGIN(name_, version_, summary_, params_, ...)                                    static const rb_attack_ops rb_plugin_ops_table = {.kind = RB_PLUGIN_ATTACK, __VA_ARGS__};       RB_PLUGIN_DESCRIPTOR_(RB_PLUGIN_ATTACK, attack, rb_attack_ops, rb_plugin_ops_table, name_,                           version_, summary_, params_)
+#define RB_TASK_PLUGIN(name_, version_, summary_, params_, ...)                                      static const rb_task_ops rb_plugin_ops_table = {.kind = RB_PLUGIN_TASK, __VA_ARGS__};           RB_PLUGIN_DESCRIPTOR_(RB_PLUGIN_TASK, task, rb_task_ops, rb_plugin_ops_table, name_,                                 version_, summary_, params_)
+
+/* ABI 1's macro, which took the kind and the table separately and could
+ * not tell when they disagreed. */
+#define RB_PLUGIN_DEFINE(...)                                                                        _Static_assert(0, "RB_PLUGIN_DEFINE is gone in plugin ABI 2: use RB_ARCH_PLUGIN, "                                "RB_ATTACK_PLUGIN or RB_TASK_PLUGIN (robusta/plugin.h)")
+
+/* The file a loaded plugin came from (for messages), or NULL for a
+ * descriptor that no registry loaded. */
+RB_API const char *rb_plugin_path(const rb_plugin *plugin);
 
 /* "arch", "attack", "task"; "unknown" otherwise. */
 RB_API const char *rb_plugin_kind_str(rb_plugin_kind kind);

@@ -63,6 +63,13 @@ RB_API rb_status rb_registry_load_path(rb_registry *registry, const char *path_l
 /* rb_registry_load_path(registry, getenv("RB_PLUGIN_PATH")). */
 RB_API rb_status rb_registry_load_default(rb_registry *registry);
 
+/* The process's shared registry, made on first use (thread-safe) with
+ * rb_registry_load_default and kept until the process exits: what the
+ * command line uses, and where the runtime finds plugins it needs itself
+ * (the "classify" task that scores models with their own classifier).
+ * NULL, with the reason in rb_last_error(), when it cannot be made. */
+RB_API rb_registry *rb_registry_shared(void);
+
 /* The install folder compiled in ($(pkglibdir)). */
 RB_API const char *rb_registry_install_dir(void);
 

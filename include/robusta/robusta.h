@@ -56,6 +56,7 @@
 #include <robusta/params.h>
 #include <robusta/tensor.h>
 #include <robusta/targets.h>
+#include <robusta/task.h>
 #include <robusta/rng.h>
 #include <robusta/plugin.h>
 #include <robusta/registry.h>

@@ -257,22 +257,38 @@ RB_API void rb_train_clear_stop(void);
 
 /* ------------------------------------------------------------ evaluation */
 
+/* One metric of an evaluation, named as its task names it. */
+typedef struct rb_eval_metric {
+    char name[64];
+    double value;
+} rb_eval_metric;
+
 typedef struct rb_eval_result {
     int64_t count;          /* examples */
-    int64_t correct;
-    double accuracy;        /* correct / count */
-    double mean_loss;       /* mean cross-entropy */
+    int64_t correct;        /* classification: right predictions (accuracy x count) */
+    double accuracy;        /* the task's primary metric: accuracy for classification, correct / count */
+    double mean_loss;       /* mean of the task's per-example loss */
     int64_t classes;        /* entries in the arrays below */
-    int64_t *class_count;   /* examples of each class */
-    int64_t *class_correct;
+    int64_t *class_count;   /* examples of each class (by the split's labels) */
+    int64_t *class_correct; /* classification: the right ones of each class, else 0 */
+    /* Every metric the task's finalize reported on the clean images
+     * (robusta/task.h; classify: accuracy, balanced_accuracy,
+     * class_accuracy.K), and on the attacked ones (rb_evaluate_robust). */
+    const char *score_name; /* the task's primary metric (static) */
+    size_t metric_count;
+    rb_eval_metric *metrics;
+    size_t robust_metric_count;
+    rb_eval_metric *robust_metrics;
     /* rb_evaluate_robust only (robust false and the rest zero otherwise): */
     bool robust;
     int64_t robust_correct;       /* examples whose attacked image is still classified right */
-    double robust_accuracy;       /* robust_correct / count */
+    double robust_accuracy;       /* the primary metric on the attacked images */
     int64_t *class_robust_correct;/* per class */
 } rb_eval_result;
 
 /* Runs `model` in inference mode over every example of `split` in order,
+ * scores its outputs with its task (robusta/task.h: decode, then the
+ * task's metrics against the split's targets),
  * on an engine of `batch` examples (at most the split's size; the last
  * batch is padded with zeros and the padded rows ignored) with `engine`'s
  * threads and precision (NULL: the defaults; it is always planned
@@ -288,7 +304,8 @@ RB_API void rb_eval_result_free(rb_eval_result *result);
  * replaced by each example's index in the split, so results do not depend on
  * `batch`), the adversarial images are classified by the same inference
  * engine, and robust_correct / class_robust_correct count the right ones.
- * The clean members are exactly rb_evaluate's. */
+ * The clean members are exactly rb_evaluate's. Attacks need labels and a
+ * classification task; a dense task is refused with one line. */
 RB_API rb_status rb_evaluate_robust(rb_model *model, const rb_split *split, int64_t batch,
                                     const rb_engine_options *engine,
                                     const rb_plugin *plugin, const rb_params *params,

@@ -441,11 +441,6 @@ static rb_status resnet_count_macs(const rb_params *params, int64_t height, int6
     return RB_OK;
 }
 
-static const rb_arch_ops resnet_ops = {
-    .build = resnet_build,
-    .count_macs = resnet_count_macs,
-};
-
-RB_PLUGIN_DEFINE(RB_PLUGIN_ARCH, "resnet", "1.0",
+RB_ARCH_PLUGIN("resnet", "1.0",
                  "torchvision ResNet v1.5 (18-152, wide), imagenet or cifar stem, width multiplier",
-                 resnet_params, &resnet_ops);
+                 resnet_params, .build = resnet_build, .count_macs = resnet_count_macs);

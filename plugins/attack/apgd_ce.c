@@ -346,10 +346,6 @@ done:
     return st;
 }
 
-static const rb_attack_ops apgd_ops = {
-    .run = apgd_run,
-};
-
-RB_PLUGIN_DEFINE(RB_PLUGIN_ATTACK, "apgd-ce", "1.0",
+RB_ATTACK_PLUGIN("apgd-ce", "1.0",
                  "Auto-PGD on the cross-entropy loss, Linf or L2 (Croce & Hein 2020)", apgd_params,
-                 &apgd_ops);
+                 .run = apgd_run);

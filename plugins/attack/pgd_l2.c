@@ -107,12 +107,6 @@ static rb_status pgd_l2_project(void *self, const rb_params *params, rb_attack_b
     return RB_OK;
 }
 
-static const rb_attack_ops pgd_l2_ops = {
-    .random_start = pgd_l2_random_start,
-    .step = pgd_l2_step,
-    .project = pgd_l2_project,
-};
-
-RB_PLUGIN_DEFINE(RB_PLUGIN_ATTACK, "pgd-l2", "1.0",
+RB_ATTACK_PLUGIN("pgd-l2", "1.0",
                  "projected gradient descent in an L2 ball (Madry et al. 2018)", pgd_l2_params,
-                 &pgd_l2_ops);
+                 .random_start = pgd_l2_random_start, .step = pgd_l2_step, .project = pgd_l2_project);

@@ -75,12 +75,6 @@ static rb_status pgd_linf_project(void *self, const rb_params *params, rb_attack
     return RB_OK;
 }
 
-static const rb_attack_ops pgd_linf_ops = {
-    .random_start = pgd_linf_random_start,
-    .step = pgd_linf_step,
-    .project = pgd_linf_project,
-};
-
-RB_PLUGIN_DEFINE(RB_PLUGIN_ATTACK, "pgd-linf", "1.0",
+RB_ATTACK_PLUGIN("pgd-linf", "1.0",
                  "projected gradient descent in an Linf ball (Madry et al. 2018)", pgd_linf_params,
-                 &pgd_linf_ops);
+                 .random_start = pgd_linf_random_start, .step = pgd_linf_step, .project = pgd_linf_project);

@@ -41,9 +41,18 @@ static const rb_param_spec classify_params[] = {
      "what the head reads: the pooled features, or a stage's output (stride 4 to 32), globally average-pooled"},
     {NULL}};
 
-static rb_status classify_build_head(rb_graph *g, const rb_params *params, const rb_task_target *target,
-                                     rb_node **prediction)
+static rb_status classify_stages(const rb_params *params, const char **names, size_t capacity, size_t *count)
 {
+    rb_status s = rb_params_get_string(params, "stage", &names[0]);
+    (void)capacity; /* the host gives RB_TASK_MAX_STAGES */
+    *count = s == RB_OK ? 1 : 0;
+    return s;
+}
+
+static rb_status classify_build_head(rb_graph *g, const rb_params *params, const rb_task_target *target,
+                                     rb_node **outputs, size_t capacity, size_t *count)
+{
+    rb_node **prediction = &outputs[0];
     const int64_t *hidden = NULL;
     const char *stage = RB_STAGE_FEATURES;
     size_t n_hidden = 0;
@@ -51,6 +60,8 @@ static rb_status classify_build_head(rb_graph *g, const rb_params *params, const
     char name[32];
     rb_status s;
 
+    (void)capacity; /* at least 1 */
+    *count = 1;
     if (target == NULL || target->num_classes < 2)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                             CLASSIFY_WHO ": the target has %" PRId64 " class(es); a classifier needs at least 2",
@@ -79,12 +90,32 @@ static rb_status classify_build_head(rb_graph *g, const rb_params *params, const
     return rb_graph_linear(g, name, x, target->num_classes, true, prediction);
 }
 
-static rb_status classify_build_loss(rb_graph *g, const rb_params *params, rb_node *prediction, rb_node *target,
-                                     rb_node **per_example_loss)
+static rb_status classify_build_loss(rb_graph *g, const rb_params *params, rb_node *const *outputs, size_t count,
+                                     rb_node *targets, rb_node **loss)
 {
     (void)params;
-    (void)target; /* labels come at run time */
-    return rb_graph_softmax_cross_entropy(g, prediction, per_example_loss);
+    (void)count;
+    (void)targets; /* the softmax cross-entropy op reads the batch's labels itself */
+    return rb_graph_softmax_cross_entropy(g, outputs[0], loss);
+}
+
+/* The arg-max class of each row of logits; ties go to the lowest class. */
+static rb_status classify_decode(const rb_params *params, const rb_task_target *target, const float *const *outputs,
+                                 const int64_t (*shapes)[3], size_t count, int64_t rows, rb_predictions *out)
+{
+    int64_t k = shapes[0][0] * shapes[0][1] * shapes[0][2];
+    (void)params;
+    (void)target;
+    (void)count;
+    for (int64_t i = 0; i < rows; i++) {
+        const float *row = outputs[0] + i * k;
+        int64_t best = 0;
+        for (int64_t c = 1; c < k; c++)
+            if (row[c] > row[best])
+                best = c;
+        out->labels[i] = best;
+    }
+    return RB_OK;
 }
 
 typedef struct metrics {
@@ -126,40 +157,24 @@ static rb_status classify_metrics_create(const rb_params *params, const rb_task_
     return RB_OK;
 }
 
-/* prediction: N × classes logits (f32); target: N labels (i64). */
-static rb_status classify_metrics_accumulate(void *state, const rb_tensor *prediction, const rb_tensor *target)
+/* Predicted labels against the batch's labels. */
+static rb_status classify_metrics_accumulate(void *state, const rb_predictions *predictions, const rb_targets *targets)
 {
     metrics *m = state;
-    const float *logits;
-    const int64_t *labels;
-    int64_t n, k;
-    if (m == NULL || prediction == NULL || target == NULL)
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, CLASSIFY_WHO ": metrics need a state, predictions and labels");
-    if (rb_tensor_dtype(prediction) != RB_DTYPE_F32 || rb_tensor_dtype(target) != RB_DTYPE_I64 ||
-        rb_tensor_ndim(prediction) < 2 || rb_tensor_ndim(target) != 1)
+    if (m == NULL || predictions == NULL || targets == NULL || predictions->labels == NULL || targets->labels == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, CLASSIFY_WHO ": metrics need a state, predicted labels and labels");
+    if (targets->count != predictions->count)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT,
-                            CLASSIFY_WHO ": metrics take f32 N x classes predictions and i64 N labels");
-    n = rb_tensor_dim(prediction, 0);
-    k = rb_tensor_numel(prediction) / (n > 0 ? n : 1);
-    if (rb_tensor_dim(target, 0) != n || k != m->classes)
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
-                            CLASSIFY_WHO ": predictions are %" PRId64 " x %" PRId64 " but there are %" PRId64
-                                         " labels and %" PRId64 " classes",
-                            n, k, rb_tensor_dim(target, 0), m->classes);
-    logits = rb_tensor_cdata(prediction);
-    labels = rb_tensor_cdata(target);
-    for (int64_t i = 0; i < n; i++) {
-        const float *row = logits + i * k;
-        int64_t best = 0;
-        if (labels[i] < 0 || labels[i] >= k)
+                            CLASSIFY_WHO ": %" PRId64 " predictions but %" PRId64 " labels", predictions->count,
+                            targets->count);
+    for (int64_t i = 0; i < predictions->count; i++) {
+        int64_t y = targets->labels[i];
+        if (y < 0 || y >= m->classes)
             return rb_error_set(RB_ERR_INVALID_ARGUMENT, CLASSIFY_WHO ": label %" PRId64 " of row %" PRId64
                                                                      " is outside [0, %" PRId64 ")",
-                                labels[i], i, k);
-        for (int64_t c = 1; c < k; c++)
-            if (row[c] > row[best])
-                best = c;
-        m->count[labels[i]]++;
-        m->correct[labels[i]] += best == labels[i];
+                                y, i, m->classes);
+        m->count[y]++;
+        m->correct[y] += predictions->labels[i] == y;
     }
     return RB_OK;
 }
@@ -198,16 +213,10 @@ static rb_status classify_metrics_finalize(void *state, rb_metric *out, size_t c
     return RB_OK;
 }
 
-static const rb_task_ops classify_ops = {
-    .dataset_kind = RB_DATASET_CLASSIFICATION,
-    .build_head = classify_build_head,
-    .build_loss = classify_build_loss,
-    .metrics_create = classify_metrics_create,
-    .metrics_accumulate = classify_metrics_accumulate,
-    .metrics_finalize = classify_metrics_finalize,
-    .metrics_destroy = classify_metrics_destroy,
-};
-
-RB_PLUGIN_DEFINE(RB_PLUGIN_TASK, "classify", "1.1",
-                 "classification head (linear, optional hidden layers) on the pooled features or a pooled stage",
-                 classify_params, &classify_ops);
+RB_TASK_PLUGIN("classify", "2.0",
+               "classification head (linear, optional hidden layers) on the pooled features or a pooled stage",
+               classify_params, .dataset_kind = RB_DATASET_CLASSIFICATION, .primary_metric = "accuracy",
+               .stages = classify_stages, .build_head = classify_build_head, .build_loss = classify_build_loss,
+               .decode = classify_decode, .metrics_create = classify_metrics_create,
+               .metrics_accumulate = classify_metrics_accumulate, .metrics_finalize = classify_metrics_finalize,
+               .metrics_destroy = classify_metrics_destroy);

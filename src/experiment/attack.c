@@ -292,10 +292,10 @@ static rb_status check_options(const rb_plugin *plugin, const rb_attack_options 
 {
     const rb_attack_ops *ops;
     bool step_based;
-    if (plugin == NULL || plugin->kind != RB_PLUGIN_ATTACK || plugin->ops == NULL)
+    if (plugin == NULL || plugin->kind != RB_PLUGIN_ATTACK || plugin->ops.attack == NULL)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack: '%s' is not an attack plugin",
                             plugin ? plugin->name : "(null)");
-    ops = plugin->ops;
+    ops = plugin->ops.attack;
     step_based = ops->random_start && ops->step && ops->project;
     if (!step_based && ops->run == NULL)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT,
@@ -402,7 +402,7 @@ rb_status rb_attacker_run(rb_attacker *a, const rb_plugin *plugin, const rb_para
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack: images, labels and the output are required");
     /* The model is fixed for the whole attack: convert its weights once. */
     held = rb_engine_hold_weights(c->engine, true);
-    ops = plugin->ops;
+    ops = plugin->ops.attack;
     targeted = o->target != RB_ATTACK_UNTARGETED;
     c->forwards = c->backwards = 0;
     if ((s = check_labels(c, labels, count)) != RB_OK || (s = check_images(c, x, count)) != RB_OK)

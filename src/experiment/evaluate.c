@@ -3,6 +3,8 @@
  * model's geometry. */
 #include "config.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,105 +31,213 @@ void rb_eval_result_free(rb_eval_result *r)
     free(r->class_count);
     free(r->class_correct);
     free(r->class_robust_correct);
+    free(r->metrics);
+    free(r->robust_metrics);
     r->class_count = r->class_correct = r->class_robust_correct = NULL;
+    r->metrics = r->robust_metrics = NULL;
+    r->metric_count = r->robust_metric_count = 0;
 }
 
-int64_t train_argmax(const float *v, int64_t n)
+rb_status train_check_attackable(const rb_model *model, const char *what)
 {
-    int64_t best = 0;
-    for (int64_t j = 1; j < n; j++)
-        if (v[j] > v[best])
-            best = j;
-    return best;
+    const rb_plugin *task = rb_model_task(model);
+    if (task != NULL && task->ops.task->dataset_kind != RB_DATASET_CLASSIFICATION)
+        return rb_error_set(RB_ERR_UNSUPPORTED,
+                            "%s: attacks need a classification task, but task %s predicts %s; evaluate it without "
+                            "--attack",
+                            what, task->name,
+                            task->ops.task->dataset_kind == RB_DATASET_SEGMENTATION ? "masks" : "boxes");
+    return RB_OK;
 }
 
-/* Feeds the first `rows` logits and labels of a batch to a task's metrics. */
-static rb_status feed_metrics(const eval_metrics *tm, float *logits, int64_t *labels, int64_t rows, int64_t k)
+/* The batch's targets: the split's labels, and its masks and boxes when it
+ * has them, for rows [first, first + rows) of an engine batch of `batch`
+ * (padding rows: label 0, masks ignored, no boxes). */
+typedef struct eval_targets {
+    int64_t *labels, *box_offsets;
+    int32_t *masks;
+    rb_box *boxes;
+    int64_t max_boxes, mask_pixels;
+    rb_targets targets;
+} eval_targets;
+
+static void eval_targets_free(eval_targets *t)
 {
-    rb_tensor *pred = NULL, *lab = NULL;
-    rb_status s = rb_tensor_wrap(&pred, RB_DTYPE_F32, 2, (const int64_t[]){rows, k}, logits);
-    if (s == RB_OK)
-        s = rb_tensor_wrap(&lab, RB_DTYPE_I64, 1, (const int64_t[]){rows}, labels);
-    if (s == RB_OK)
-        s = tm->ops->metrics_accumulate(tm->state, pred, lab);
-    rb_tensor_destroy(pred);
-    rb_tensor_destroy(lab);
+    free(t->labels);
+    free(t->box_offsets);
+    free(t->masks);
+    free(t->boxes);
+}
+
+static rb_status eval_targets_alloc(eval_targets *t, const rb_split *split, int64_t batch)
+{
+    rb_targets stored;
+    int c, h, w;
+    bool ok;
+    memset(t, 0, sizeof *t);
+    rb_split_stored_targets(split, &stored);
+    rb_split_shape(split, &c, &h, &w);
+    ok = (t->labels = calloc((size_t)batch, sizeof *t->labels)) != NULL;
+    if (stored.masks != NULL) {
+        t->mask_pixels = (int64_t)h * w;
+        ok = ok && (t->masks = malloc((size_t)(batch * t->mask_pixels) * sizeof *t->masks)) != NULL;
+    }
+    if (stored.boxes != NULL) {
+        t->max_boxes = rb_split_max_boxes(split);
+        ok = ok && (t->boxes = calloc((size_t)(batch * (t->max_boxes > 0 ? t->max_boxes : 1)), sizeof *t->boxes)) != NULL &&
+             (t->box_offsets = calloc((size_t)batch + 1, sizeof *t->box_offsets)) != NULL;
+    }
+    if (!ok) {
+        eval_targets_free(t);
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for evaluation targets");
+    }
+    t->targets = (rb_targets){.count = batch, .labels = t->labels, .masks = t->masks,
+                              .mask_height = t->masks ? h : 0, .mask_width = t->masks ? w : 0,
+                              .boxes = t->boxes, .box_offsets = t->box_offsets};
+    return RB_OK;
+}
+
+static rb_status eval_targets_fill(eval_targets *t, const rb_split *split, int64_t first, int64_t rows, int64_t batch)
+{
+    const int64_t *all = rb_split_labels(split);
+    int64_t used = 0;
+    rb_status s = RB_OK;
+    memset(t->labels, 0, (size_t)batch * sizeof *t->labels);
+    for (int64_t r = 0; r < rows; r++)
+        t->labels[r] = all[first + r];
+    if (t->masks == NULL && t->boxes == NULL)
+        return RB_OK;
+    for (int64_t r = 0; s == RB_OK && r < batch; r++) {
+        int64_t n = 0;
+        if (t->box_offsets != NULL)
+            t->box_offsets[r] = used;
+        if (r >= rows) {
+            for (int64_t i = 0; t->masks != NULL && i < t->mask_pixels; i++)
+                t->masks[r * t->mask_pixels + i] = RB_IGNORE_LABEL;
+            continue;
+        }
+        s = rb_split_example_targets(split, first + r, NULL, 0, 0, t->masks ? t->masks + r * t->mask_pixels : NULL,
+                                     t->boxes ? t->boxes + used : NULL, &n);
+        used += n;
+    }
+    if (t->box_offsets != NULL)
+        t->box_offsets[batch] = used;
     return s;
 }
 
-/* Evaluates with an engine already planned (its batch is the batch); with an
- * attack, robust accuracy too; with task metrics, feeds them the clean logits. */
-rb_status train_evaluate_with(rb_engine *engine, rb_model *model, const rb_split *split, const eval_attack *atk,
-                               const eval_metrics *tm, rb_eval_result *out)
+/* Copies a scorer's metrics into the result. */
+static rb_status keep_metrics(const rb_scorer *sc, rb_eval_metric **out, size_t *count)
 {
-    int64_t batch = rb_engine_batch(engine), n = rb_split_count(split), k = rb_model_num_classes(model);
+    size_t n = rb_scorer_metric_count(sc);
+    *out = calloc(n ? n : 1, sizeof **out);
+    if (*out == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for metrics");
+    for (size_t i = 0; i < n; i++) {
+        const char *name = rb_scorer_metric(sc, i, &(*out)[i].value);
+        snprintf((*out)[i].name, sizeof (*out)[i].name, "%s", name);
+    }
+    *count = n;
+    return RB_OK;
+}
+
+/* Classification's right answers per class, from the task's
+ * class_accuracy.K metrics and the split's class counts (exact: a fraction
+ * of two counts below 2^52, times the denominator, rounds to the
+ * numerator). */
+static void class_correct_from_metrics(const rb_scorer *sc, const int64_t *class_count, int64_t classes,
+                                       int64_t *class_correct)
+{
+    for (int64_t k = 0; k < classes; k++) {
+        char name[48];
+        double v;
+        snprintf(name, sizeof name, "class_accuracy.%lld", (long long)k);
+        class_correct[k] = class_count[k] > 0 && rb_scorer_find(sc, name, &v) == RB_OK
+                               ? (int64_t)llround(v * (double)class_count[k])
+                               : 0;
+    }
+    rb_error_clear();
+}
+
+/* Evaluates with an engine already planned (its batch is the batch); with an
+ * attack, robust metrics too. */
+rb_status train_evaluate_with(rb_engine *engine, rb_model *model, const rb_split *split, const eval_attack *atk,
+                              rb_eval_result *out)
+{
+    int64_t batch = rb_engine_batch(engine), n = rb_split_count(split);
     size_t per = rb_split_example_size(split);
-    float *images = calloc((size_t)batch * per, sizeof *images), *logits = calloc((size_t)(batch * k), sizeof *logits);
-    int64_t *labels = calloc((size_t)batch, sizeof *labels);
+    float *images = calloc((size_t)batch * per, sizeof *images);
     const int64_t *all = rb_split_labels(split);
     bool robust = atk != NULL && atk->plugin != NULL;
     float *adv = robust ? calloc((size_t)batch * per, sizeof *adv) : NULL;
     rb_attacker *attacker = NULL;
-    double loss_sum = 0;
+    rb_scorer *clean = NULL, *attacked = NULL;
+    eval_targets t = {0};
+    double loss_sum = 0, score = 0, robust_score = 0;
     rb_status s = eval_alloc(out, rb_split_classes(split));
     bool held = rb_engine_hold_weights(engine, true); /* the model is fixed for the whole pass */
 
-    if (s == RB_OK && robust)
+    if (s == RB_OK)
+        s = eval_targets_alloc(&t, split, batch);
+    if (s == RB_OK)
+        s = rb_scorer_create(&clean, model);
+    if (s == RB_OK && robust && (s = train_check_attackable(model, "robust evaluation")) == RB_OK &&
+        (s = rb_scorer_create(&attacked, model)) == RB_OK)
         s = rb_attacker_create(&attacker, engine, model);
-
     if (s == RB_OK && robust && adv == NULL)
         s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for adversarial images");
-    if (s == RB_OK && (images == NULL || logits == NULL || labels == NULL))
+    if (s == RB_OK && images == NULL)
         s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for evaluation batches");
     for (int64_t first = 0; s == RB_OK && first < n; first += batch) {
         int64_t rows = n - first < batch ? n - first : batch;
         const float *losses;
         memset(images, 0, (size_t)batch * per * sizeof *images);
-        memset(labels, 0, (size_t)batch * sizeof *labels);
-        for (int64_t r = 0; s == RB_OK && r < rows; r++) {
+        for (int64_t r = 0; s == RB_OK && r < rows; r++)
             s = rb_split_example(split, first + r, NULL, 0, 0, images + (size_t)r * per);
-            labels[r] = all[first + r];
-        }
-        if (s != RB_OK || (s = rb_engine_forward(engine, images, batch, labels, false)) != RB_OK ||
-            (s = rb_engine_read(engine, rb_model_logits(model), logits)) != RB_OK)
+        if (s != RB_OK || (s = eval_targets_fill(&t, split, first, rows, batch)) != RB_OK ||
+            (s = rb_engine_forward_targets(engine, images, batch, &t.targets, false)) != RB_OK ||
+            (s = rb_scorer_add(clean, engine, rows, &t.targets)) != RB_OK)
             break;
         losses = rb_engine_losses(engine);
         for (int64_t r = 0; r < rows; r++) {
-            int64_t y = labels[r];
-            bool ok = train_argmax(logits + r * k, k) == y;
             loss_sum += losses[r];
-            out->correct += ok;
-            out->class_count[y]++;
-            out->class_correct[y] += ok;
+            out->class_count[all[first + r]]++;
         }
-        if (tm != NULL && tm->ops != NULL && (s = feed_metrics(tm, logits, labels, rows, k)) != RB_OK)
-            break;
         if (robust) {
             rb_attack_options o = *atk->options;
             o.first_example = first;
             memset(adv, 0, (size_t)batch * per * sizeof *adv);
-            if ((s = rb_attacker_run(attacker, atk->plugin, atk->params, &o, images, labels, rows, adv, NULL,
+            if ((s = rb_attacker_run(attacker, atk->plugin, atk->params, &o, images, t.labels, rows, adv, NULL,
                                      NULL)) != RB_OK ||
-                (s = rb_engine_forward(engine, adv, batch, labels, false)) != RB_OK ||
-                (s = rb_engine_read(engine, rb_model_logits(model), logits)) != RB_OK)
+                (s = rb_engine_forward_targets(engine, adv, batch, &t.targets, false)) != RB_OK ||
+                (s = rb_scorer_add(attacked, engine, rows, &t.targets)) != RB_OK)
                 break;
-            for (int64_t r = 0; r < rows; r++) {
-                int64_t y = labels[r];
-                bool ok = train_argmax(logits + r * k, k) == y;
-                out->robust_correct += ok;
-                out->class_robust_correct[y] += ok;
-            }
         }
     }
-    out->count = n;
-    out->robust = robust;
-    out->robust_accuracy = robust && n > 0 ? (double)out->robust_correct / (double)n : 0;
-    out->accuracy = n > 0 ? (double)out->correct / (double)n : 0;
-    out->mean_loss = n > 0 ? loss_sum / (double)n : 0;
+    if (s == RB_OK && (s = rb_scorer_finalize(clean, &score)) == RB_OK)
+        s = keep_metrics(clean, &out->metrics, &out->metric_count);
+    if (s == RB_OK && robust && (s = rb_scorer_finalize(attacked, &robust_score)) == RB_OK)
+        s = keep_metrics(attacked, &out->robust_metrics, &out->robust_metric_count);
+    if (s == RB_OK) {
+        out->score_name = rb_scorer_task(clean)->ops.task->primary_metric;
+        out->count = n;
+        out->robust = robust;
+        out->accuracy = score;
+        out->robust_accuracy = robust ? robust_score : 0;
+        out->mean_loss = n > 0 ? loss_sum / (double)n : 0;
+        class_correct_from_metrics(clean, out->class_count, out->classes, out->class_correct);
+        for (int64_t k = 0; k < out->classes; k++)
+            out->correct += out->class_correct[k];
+        if (robust) {
+            class_correct_from_metrics(attacked, out->class_count, out->classes, out->class_robust_correct);
+            for (int64_t k = 0; k < out->classes; k++)
+                out->robust_correct += out->class_robust_correct[k];
+        }
+    }
     free(images);
-    free(logits);
-    free(labels);
     free(adv);
+    eval_targets_free(&t);
+    rb_scorer_destroy(clean);
+    rb_scorer_destroy(attacked);
     rb_attacker_destroy(attacker);
     rb_engine_hold_weights(engine, held);
     if (s != RB_OK)
@@ -135,8 +245,27 @@ rb_status train_evaluate_with(rb_engine *engine, rb_model *model, const rb_split
     return s;
 }
 
+rb_status train_check_targets(const rb_model *model, const rb_split *split)
+{
+    const rb_plugin *task = rb_model_task(model);
+    rb_targets stored;
+    if (task == NULL)
+        return RB_OK;
+    rb_split_stored_targets(split, &stored);
+    if (task->ops.task->dataset_kind == RB_DATASET_SEGMENTATION && stored.masks == NULL)
+        return train_invalid("task %s needs per-pixel masks but %s has none: give a dataset with masks",
+                             task->name, rb_split_name(split));
+    if (task->ops.task->dataset_kind == RB_DATASET_DETECTION && stored.boxes == NULL)
+        return train_invalid("task %s needs boxes but %s has none: give a dataset with boxes", task->name,
+                             rb_split_name(split));
+    return RB_OK;
+}
+
 rb_status train_check_eval_shapes(const rb_model *model, const rb_split *split)
 {
+    rb_status s = train_check_targets(model, split);
+    if (s != RB_OK)
+        return s;
     const rb_model_input *in = rb_model_get_input(model);
     int c, h, w;
     rb_split_shape(split, &c, &h, &w);
@@ -162,7 +291,8 @@ static rb_status evaluate(rb_model *model, const rb_split *split, int64_t batch,
         return train_invalid("rb_evaluate: needs a model, a split, a result and a batch >= 1");
     memset(out, 0, sizeof *out);
     eo.data_grads_only = true;
-    if (atk != NULL && (s = rb_attack_check(atk->plugin, atk->options)) != RB_OK)
+    if (atk != NULL && ((s = rb_attack_check(atk->plugin, atk->options)) != RB_OK ||
+                        (s = train_check_attackable(model, "robust evaluation")) != RB_OK))
         return s;
     if ((s = train_check_eval_shapes(model, split)) != RB_OK)
         return s;
@@ -173,7 +303,7 @@ static rb_status evaluate(rb_model *model, const rb_split *split, int64_t batch,
                                    "lower --batch-size")) != RB_OK ||
         (s = rb_engine_create(&engine, rb_model_graph(model), batch, &eo)) != RB_OK)
         return s;
-    s = train_evaluate_with(engine, model, split, atk, NULL, out);
+    s = train_evaluate_with(engine, model, split, atk, out);
     rb_engine_destroy(engine);
     return s;
 }

@@ -29,12 +29,6 @@ typedef struct eval_attack {
     const rb_attack_options *options;
 } eval_attack;
 
-/* A task's metrics fed during an evaluation (NULL ops: none). */
-typedef struct eval_metrics {
-    const rb_task_ops *ops;
-    void *state;
-} eval_metrics;
-
 /* A training run: its configuration and everything made for it. */
 typedef struct run {
     rb_train_config cfg;
@@ -49,7 +43,7 @@ typedef struct run {
     double best_acc;
     int64_t best_epoch;
     text csv, jsonl;
-    float *logits;
+    rb_scorer *scorer;       /* scores the training batches */
     /* adversarial training */
     rb_engine *adv_engine;   /* inference engine of batch_size on the same graph */
     rb_attacker *attacker;   /* its attack buffers, made once */
@@ -115,12 +109,14 @@ rb_status train_read_attack(const rb_registry *reg, json_object *root, const cha
 
 /* ------------------------------------------------------------ evaluate.c */
 
-/* The index of the largest of n values (the first on ties). */
-int64_t train_argmax(const float *v, int64_t n);
 /* Evaluates with an engine already planned (its batch is the batch); with an
- * attack, robust accuracy too; with task metrics, feeds them the clean logits. */
+ * attack, robust metrics too. */
 rb_status train_evaluate_with(rb_engine *engine, rb_model *model, const rb_split *split, const eval_attack *atk,
-                              const eval_metrics *tm, rb_eval_result *out);
+                              rb_eval_result *out);
+/* The split has the targets the model's task reads (masks, boxes). */
+rb_status train_check_targets(const rb_model *model, const rb_split *split);
+/* Refuses an attack on a model whose task is not classification. */
+rb_status train_check_attackable(const rb_model *model, const char *what);
 /* The split's images and classes fit the model, and it is not empty. */
 rb_status train_check_eval_shapes(const rb_model *model, const rb_split *split);
 

@@ -197,21 +197,22 @@ static const char *bad_gradient(rb_graph *g)
 }
 
 static rb_status write_task_metrics(run *r);
-static rb_status metrics_begin(run *r, eval_metrics *tm);
-static rb_status metrics_end(run *r, eval_metrics *tm);
+static rb_status keep_task_metrics(run *r, const rb_eval_result *ev);
 
 rb_status train_epochs(run *r, rb_train_result *res)
 {
     rb_graph *g = rb_model_graph(r->model);
-    int64_t steps = rb_loader_batch_count(r->loader), B = r->cfg.batch_size, k = rb_model_num_classes(r->model);
+    int64_t steps = rb_loader_batch_count(r->loader), B = r->cfg.batch_size;
     double total_seconds = 0;
     int64_t epochs_run = 0;
     char path[4200];
     rb_status s = RB_OK;
 
     while (r->epoch < r->cfg.epochs) {
-        int64_t e = r->epoch, correct = 0, seen = 0, clean_correct = 0;
+        int64_t e = r->epoch, seen = 0, clean_correct = 0;
         double loss_sum = 0, lr = 0, t0 = rb_monotonic_seconds(), seconds, test_loss = NAN, test_acc = NAN;
+        double train_score = NAN;
+        const char *score_name = rb_scorer_task(r->scorer)->ops.task->primary_metric;
         double robust_acc = NAN;
         bool adv = r->cfg.attack != NULL;
         const float *train_x;
@@ -257,8 +258,8 @@ rb_status train_epochs(run *r, rb_train_result *res)
                 clean_correct += st.clean_correct;
                 train_x = r->adv_x;
             }
-            if ((s = rb_engine_forward(r->engine, train_x, b.count, b.labels, r->bn_training)) != RB_OK ||
-                (s = rb_engine_read(r->engine, rb_model_logits(r->model), r->logits)) != RB_OK ||
+            if ((s = rb_engine_forward_targets(r->engine, train_x, b.count, &b.targets, r->bn_training)) != RB_OK ||
+                (s = rb_scorer_add(r->scorer, r->engine, b.count, &b.targets)) != RB_OK ||
                 (s = rb_engine_backward(r->engine, true, false)) != RB_OK)
                 goto epoch_failed;
             loss = rb_engine_mean_loss(r->engine);
@@ -276,40 +277,35 @@ rb_status train_epochs(run *r, rb_train_result *res)
                 goto epoch_failed;
             }
             loss_sum += loss * (double)b.count;
-            for (int64_t i = 0; i < b.count; i++)
-                correct += train_argmax(r->logits + i * k, k) == b.labels[i];
             seen += b.count;
             if (bar != NULL)
-                rb_progress_update(bar, (uint64_t)seen, "loss %.4f acc %.1f%%", loss_sum / (double)seen,
-                                   100.0 * (double)correct / (double)seen);
+                rb_progress_update(bar, (uint64_t)seen, "loss %.4f", loss_sum / (double)seen);
         }
         seconds = rb_monotonic_seconds() - t0;
+        /* the task's primary metric over the epoch's batches (attacked ones in adversarial training) */
+        if ((s = rb_scorer_finalize(r->scorer, &train_score)) != RB_OK)
+            goto epoch_failed;
         if (bar != NULL) {
-            rb_progress_finish(bar, "loss %.4f acc %.1f%%", loss_sum / (double)seen,
-                               100.0 * (double)correct / (double)seen);
+            rb_progress_finish(bar, "loss %.4f %s %.4g", loss_sum / (double)seen, score_name, train_score);
             rb_progress_destroy(bar);
             bar = NULL;
         }
         if (r->has_test && (e + 1 == r->cfg.epochs || r->cfg.eval_every <= 1 || (e + 1) % r->cfg.eval_every == 0)) {
             rb_eval_result ev;
-            eval_metrics tm = {NULL, NULL};
             bool last = e + 1 == r->cfg.epochs;
-            if (last && r->cfg.source != NULL && (s = metrics_begin(r, &tm)) != RB_OK)
+            if ((s = train_evaluate_with(r->eval_engine, r->model, r->test, NULL, &ev)) != RB_OK)
                 return s;
-            s = train_evaluate_with(r->eval_engine, r->model, r->test, NULL, &tm, &ev);
-            if (s == RB_OK && tm.ops != NULL)
-                s = metrics_end(r, &tm);
-            if (tm.ops != NULL)
-                tm.ops->metrics_destroy(tm.state);
-            if (s != RB_OK)
+            if (last && r->cfg.source != NULL && (s = keep_task_metrics(r, &ev)) != RB_OK) {
+                rb_eval_result_free(&ev);
                 return s;
+            }
             test_loss = ev.mean_loss;
             test_acc = ev.accuracy;
             rb_eval_result_free(&ev);
             if (adv) {
                 eval_attack atk = {r->cfg.attack, r->attack_params, &r->cfg.attack_options};
                 if ((s = set_eps(r, r->eps)) != RB_OK ||
-                    (s = train_evaluate_with(r->eval_engine, r->model, r->test, &atk, NULL, &ev)) != RB_OK)
+                    (s = train_evaluate_with(r->eval_engine, r->model, r->test, &atk, &ev)) != RB_OK)
                     return s;
                 robust_acc = ev.robust_accuracy;
                 rb_eval_result_free(&ev);
@@ -317,8 +313,8 @@ rb_status train_epochs(run *r, rb_train_result *res)
         }
         r->epoch = e + 1;
         res->train_loss = loss_sum / (double)seen;
-        res->train_acc = (double)(adv ? clean_correct : correct) / (double)seen;
-        res->adv_train_acc = adv ? (double)correct / (double)seen : NAN;
+        res->train_acc = adv ? (double)clean_correct / (double)seen : train_score;
+        res->adv_train_acc = adv ? train_score : NAN;
         if (adv && !isnan(robust_acc))
             res->robust_test_acc = robust_acc;
         res->test_loss = test_loss;
@@ -427,29 +423,13 @@ static const char *default_schedule(run *r)
     return r->default_schedule;
 }
 
-/* A transfer's last evaluation also feeds the task's own metrics; their
- * values wait in r->metrics_json until model.rbt is written. */
-static rb_status metrics_begin(run *r, eval_metrics *tm)
+/* A transfer's last evaluation gives the task's own metrics; their values
+ * wait in r->metrics_json until model.rbt is written. */
+static rb_status keep_task_metrics(run *r, const rb_eval_result *ev)
 {
-    rb_task_target target = {.num_classes = rb_model_num_classes(r->model)};
-    tm->ops = r->cfg.task->ops;
-    if (tm->ops->metrics_create(r->cfg.task_params, &target, &tm->state) != RB_OK) {
-        tm->ops = NULL;
-        return rb_error_prefix("task %s: ", r->cfg.task->name);
-    }
-    return RB_OK;
-}
-
-static rb_status metrics_end(run *r, eval_metrics *tm)
-{
-    rb_metric metrics[256];
-    size_t count = 0;
-    json_object *root;
-    if (tm->ops->metrics_finalize(tm->state, metrics, sizeof metrics / sizeof metrics[0], &count) != RB_OK)
-        return rb_error_prefix("task %s: ", r->cfg.task->name);
-    root = json_object_new_object();
-    for (size_t i = 0; i < count; i++)
-        json_object_object_add(root, metrics[i].name, rb_json_number(metrics[i].value));
+    json_object *root = json_object_new_object();
+    for (size_t i = 0; i < ev->metric_count; i++)
+        json_object_object_add(root, ev->metrics[i].name, rb_json_number(ev->metrics[i].value));
     free(r->metrics_json);
     r->metrics_json = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(root);
@@ -462,15 +442,12 @@ static rb_status write_task_metrics(run *r)
 {
     char path[4200];
     if (r->metrics_json == NULL) {
-        eval_metrics tm = {NULL, NULL};
         rb_eval_result ev;
-        rb_status s = metrics_begin(r, &tm);
-        if (s == RB_OK && (s = train_evaluate_with(r->eval_engine, r->model, r->test, NULL, &tm, &ev)) == RB_OK) {
+        rb_status s = train_evaluate_with(r->eval_engine, r->model, r->test, NULL, &ev);
+        if (s == RB_OK) {
+            s = keep_task_metrics(r, &ev);
             rb_eval_result_free(&ev);
-            s = metrics_end(r, &tm);
         }
-        if (tm.ops != NULL)
-            tm.ops->metrics_destroy(tm.state);
         if (s != RB_OK)
             return s;
     }

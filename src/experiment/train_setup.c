@@ -214,7 +214,9 @@ rb_status train_setup(run *r)
         rb_augment_defaults(rb_split_kind(r->train), &lo.augment);
     if ((s = rb_loader_create(&r->loader, r->train, &lo)) != RB_OK)
         return s;
-    if ((s = rb_engine_create(&r->engine, rb_model_graph(r->model), r->cfg.batch_size, &eo)) != RB_OK)
+    if ((s = train_check_targets(r->model, r->train)) != RB_OK ||
+        (r->cfg.attack != NULL && (s = train_check_attackable(r->model, "adversarial training")) != RB_OK) ||
+        (s = rb_engine_create(&r->engine, rb_model_graph(r->model), r->cfg.batch_size, &eo)) != RB_OK)
         return s;
     if (r->has_test) {
         if ((s = train_check_eval_shapes(r->model, r->test)) != RB_OK)
@@ -224,9 +226,8 @@ rb_status train_setup(run *r)
         if ((s = rb_engine_create(&r->eval_engine, rb_model_graph(r->model), eval_batch, &eval_eo)) != RB_OK)
             return s;
     }
-    r->logits = malloc((size_t)(r->cfg.batch_size * rb_model_num_classes(r->model)) * sizeof *r->logits);
-    if (r->logits == NULL)
-        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for logits");
+    if ((s = rb_scorer_create(&r->scorer, r->model)) != RB_OK)
+        return s;
     if (r->cfg.attack != NULL) {
         /* A second engine on the same graph: it reads the weights the SGD steps write. */
         if ((s = rb_engine_create(&r->adv_engine, rb_model_graph(r->model), r->cfg.batch_size, &eval_eo)) != RB_OK ||
@@ -267,7 +268,7 @@ void train_run_free(run *r)
     rb_split_destroy(r->image_train);
     free(r->csv.data);
     free(r->jsonl.data);
-    free(r->logits);
+    rb_scorer_destroy(r->scorer);
     free(r->metrics_json);
     rb_run_dir_unlock(r->cfg.out_dir, r->lock_fd);
     r->lock_fd = -1;

@@ -2,6 +2,7 @@
  * (robusta/model.h documents the checkpoint metadata). */
 #include "config.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,9 @@ struct rb_model {
     rb_params *task_params;
     rb_node *features, *backbone_end;
     bool head_only;
+    /* The head's raw outputs (a task's), or the arch's logits alone. */
+    rb_node *outputs[RB_TASK_MAX_OUTPUTS];
+    size_t n_outputs;
 };
 
 /* The stage names an arch publishes its outputs under (robusta/plugin.h),
@@ -146,24 +150,96 @@ static rb_status check_input(const rb_model_input *input)
     return RB_OK;
 }
 
-/* Adds the task's head and loss on the graph's published features and
- * records them; the prediction must be classes x 1 x 1. */
+/* "task classify (plugins/task/classify.so)": the plugin and its file, for
+ * messages about what it did. */
+static const char *task_who(const rb_plugin *task, char *buf, size_t size)
+{
+    const char *file = rb_plugin_path(task);
+    if (file != NULL)
+        snprintf(buf, size, "task %s (%s)", task->name, file);
+    else
+        snprintf(buf, size, "task %s", task->name);
+    return buf;
+}
+
+/* Checks that the backbone publishes every stage the task's head reads. */
+static rb_status check_stages(rb_model *m, const char *who)
+{
+    const char *names[RB_TASK_MAX_STAGES] = {0};
+    size_t count = 0;
+    rb_status s = m->task->ops.task->stages(m->task_params, names, RB_TASK_MAX_STAGES, &count);
+    if (s != RB_OK)
+        return rb_error_prefix("%s: ", who);
+    if (count == 0 || count > RB_TASK_MAX_STAGES)
+        return rb_error_set(RB_ERR_PLUGIN, "%s: its stages callback names %zu stages; a head reads 1 to %d", who,
+                            count, RB_TASK_MAX_STAGES);
+    for (size_t i = 0; i < count; i++) {
+        rb_node *n;
+        char published[128] = "";
+        size_t len = 0;
+        if (names[i] != NULL && rb_graph_find(m->graph, names[i], &n) == RB_OK)
+            continue;
+        for (size_t k = 0; k < sizeof stage_names / sizeof stage_names[0]; k++)
+            if (rb_graph_find(m->graph, stage_names[k], &n) == RB_OK && len < sizeof published)
+                len += (size_t)snprintf(published + len, sizeof published - len, "%s%s", len ? ", " : "",
+                                        stage_names[k]);
+        return rb_error_set(RB_ERR_PLUGIN,
+                            "%s: its head reads stage '%s', which arch %s does not publish (it publishes: %s)", who,
+                            names[i] ? names[i] : "(null)", m->arch->name, len ? published : "none");
+    }
+    return RB_OK;
+}
+
+/* The graph's target node for a task's dataset kind. */
+static rb_status target_node(rb_graph *g, rb_dataset_kind kind, rb_node **out)
+{
+    switch (kind) {
+    case RB_DATASET_CLASSIFICATION: return rb_graph_target(g, RB_TARGET_LABELS, out);
+    case RB_DATASET_SEGMENTATION: return rb_graph_target(g, RB_TARGET_MASKS, out);
+    case RB_DATASET_DETECTION: return rb_graph_target(g, RB_TARGET_BOXES, out);
+    }
+    return rb_error_set(RB_ERR_INVALID_ARGUMENT, "model: unknown dataset kind %d", (int)kind);
+}
+
+/* Adds the task's head and loss on the graph's published stages and
+ * records its outputs; a classification head's first output must be
+ * classes x 1 x 1. */
 static rb_status add_head(rb_model *m, int64_t num_classes)
 {
-    const rb_task_ops *ops = m->task->ops;
+    const rb_task_ops *ops = m->task->ops.task;
     rb_task_target target = {.num_classes = num_classes, .channels = m->input.channels,
                              .height = m->input.height, .width = m->input.width};
+    rb_node *targets;
     int64_t c, h, w;
-    rb_status s = ops->build_head(m->graph, m->task_params, &target, &m->logits);
-    if (s != RB_OK)
-        return rb_error_prefix("task %s: ", m->task->name);
+    char who[PATH_MAX + 80];
+    rb_status s;
+
+    task_who(m->task, who, sizeof who);
+    if ((s = check_stages(m, who)) != RB_OK)
+        return s;
+    m->n_outputs = 0;
+    if ((s = ops->build_head(m->graph, m->task_params, &target, m->outputs, RB_TASK_MAX_OUTPUTS, &m->n_outputs)) !=
+        RB_OK)
+        return rb_error_prefix("%s: ", who);
+    if (m->n_outputs == 0 || m->n_outputs > RB_TASK_MAX_OUTPUTS)
+        return rb_error_set(RB_ERR_PLUGIN, "%s: its head gives %zu outputs; a head gives 1 to %d", who,
+                            m->n_outputs, RB_TASK_MAX_OUTPUTS);
+    for (size_t i = 0; i < m->n_outputs; i++)
+        if (m->outputs[i] == NULL || rb_node_index(m->outputs[i]) <= rb_node_index(m->backbone_end))
+            return rb_error_set(RB_ERR_PLUGIN, "%s: head output %zu is %s, not a node of the head", who, i,
+                                m->outputs[i] == NULL ? "NULL" : rb_node_name(m->outputs[i]));
+    m->logits = m->outputs[0];
     rb_node_shape(m->logits, &c, &h, &w);
-    if (c != num_classes || h != 1 || w != 1)
-        return rb_error_set(RB_ERR_PLUGIN, "task %s: its head gives %lldx%lldx%lld, not %lld x 1 x 1",
-                            m->task->name, (long long)c, (long long)h, (long long)w, (long long)num_classes);
-    m->num_classes = c;
-    if ((s = ops->build_loss(m->graph, m->task_params, m->logits, NULL, &m->loss)) != RB_OK)
-        return rb_error_prefix("task %s: ", m->task->name);
+    if (ops->dataset_kind == RB_DATASET_CLASSIFICATION && (c != num_classes || h != 1 || w != 1))
+        return rb_error_set(RB_ERR_PLUGIN, "%s: its head gives %lldx%lldx%lld, not %lld x 1 x 1", who, (long long)c,
+                            (long long)h, (long long)w, (long long)num_classes);
+    m->num_classes = num_classes;
+    if ((s = target_node(m->graph, ops->dataset_kind, &targets)) != RB_OK)
+        return s;
+    if ((s = ops->build_loss(m->graph, m->task_params, m->outputs, m->n_outputs, targets, &m->loss)) != RB_OK)
+        return rb_error_prefix("%s: ", who);
+    if (m->loss == NULL)
+        return rb_error_set(RB_ERR_PLUGIN, "%s: build_loss made no loss node", who);
     return RB_OK;
 }
 
@@ -203,9 +279,6 @@ rb_status rb_model_create_with_head(rb_model **out, const rb_plugin *arch, const
                             arch ? arch->name : "(null)");
     if (task != NULL && task->kind != RB_PLUGIN_TASK)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "model: '%s' is not a task plugin", task->name);
-    if (task != NULL && ((const rb_task_ops *)task->ops)->dataset_kind != RB_DATASET_CLASSIFICATION)
-        return rb_error_set(RB_ERR_NOT_AVAILABLE, "model: task %s needs %s data, which robusta cannot load yet",
-                            task->name, "detection or segmentation");
     if ((s = check_input(input)) != RB_OK || (s = model_alloc(&m, arch, params, task, task_params)) != RB_OK)
         return s;
     m->input = *input;
@@ -226,7 +299,7 @@ rb_status rb_model_create_with_head(rb_model **out, const rb_plugin *arch, const
         s = rb_graph_input(m->graph, input->channels, input->height, input->width, input->mean, input->std,
                            &m->image);
     if (s == RB_OK) {
-        s = ((const rb_arch_ops *)arch->ops)->build(m->graph, m->image, m->params, &m->logits);
+        s = arch->ops.arch->build(m->graph, m->image, m->params, &m->logits);
         if (s != RB_OK)
             rb_error_prefix("arch %s: ", arch->name);
     }
@@ -249,8 +322,11 @@ rb_status rb_model_create_with_head(rb_model **out, const rb_plugin *arch, const
                                  arch->name, rb_node_name(m->logits), (long long)c, (long long)h, (long long)w);
             m->num_classes = c;
         }
-        if (s == RB_OK)
+        if (s == RB_OK) {
+            m->outputs[0] = m->logits;
+            m->n_outputs = 1;
             s = rb_graph_softmax_cross_entropy(m->graph, m->logits, &m->loss);
+        }
     }
     if (s != RB_OK) {
         rb_model_destroy(m);
@@ -395,6 +471,11 @@ void rb_model_destroy(rb_model *m)
 
 rb_graph *rb_model_graph(const rb_model *m) { return m->graph; }
 rb_node *rb_model_logits(const rb_model *m) { return m->logits; }
+rb_node *const *rb_model_outputs(const rb_model *m, size_t *count)
+{
+    *count = m->n_outputs;
+    return m->outputs;
+}
 rb_node *rb_model_loss(const rb_model *m) { return m->loss; }
 const rb_model_input *rb_model_get_input(const rb_model *m) { return &m->input; }
 int64_t rb_model_num_classes(const rb_model *m) { return m->num_classes; }

@@ -29,6 +29,14 @@
 #error "RB_PLUGIN_DIR must be defined by the build ($(pkglibdir))"
 #endif
 
+/* What callers get for an opened plugin: its descriptor, with the ops
+ * pointing to a table of this robusta's full size (a shorter table's
+ * missing callbacks read as NULL). */
+typedef struct plugin_copy {
+    rb_plugin descriptor;
+    rb_plugin_ops_copy ops;
+} plugin_copy;
+
 /* A file whose scan found a valid descriptor. handle and plugin stay NULL
  * until the plugin is first used; failed is set when opening it in this
  * process then failed (the refusal is recorded). */
@@ -38,7 +46,8 @@ typedef struct loaded_plugin {
     rb_plugin_kind kind;
     rb_scan_key key;
     void *handle;
-    const rb_plugin *plugin;
+    const rb_plugin *plugin; /* &copy->descriptor once opened */
+    struct plugin_copy *copy;
     int failed;
     int from_install_dir;
 } loaded_plugin;
@@ -57,6 +66,16 @@ struct rb_registry {
     rb_scan_cache *cache;     /* opened by the first scan */
     pthread_mutex_t lock;     /* lookups open plugins: they may come from several threads */
 };
+
+const char *rb_plugin_path(const rb_plugin *plugin)
+{
+    Dl_info info;
+    /* The descriptor callers hold is a copy; its strings lie in the plugin. */
+    if (plugin == NULL || plugin->name == NULL || dladdr(plugin->name, &info) == 0 || info.dli_fname == NULL ||
+        info.dli_fname[0] == '\0')
+        return NULL;
+    return info.dli_fname;
+}
 
 const char *rb_plugin_kind_str(rb_plugin_kind kind)
 {
@@ -89,6 +108,7 @@ void rb_registry_destroy(rb_registry *reg)
     for (size_t i = 0; i < reg->count; i++) {
         if (reg->items[i].handle != NULL)
             dlclose(reg->items[i].handle);
+        free(reg->items[i].copy);
         free(reg->items[i].path);
         free(reg->items[i].name);
     }
@@ -347,7 +367,19 @@ static const rb_plugin *open_item(rb_registry *reg, loaded_plugin *item)
         refuse(reg, item->path, 0, "%s", why);
         return NULL;
     }
-    item->plugin = p;
+    if ((item->copy = malloc(sizeof *item->copy)) == NULL) {
+        dlclose(item->handle);
+        item->handle = NULL;
+        rb_error_set(RB_ERR_OUT_OF_MEMORY, "plugin %s: out of memory", item->path);
+        return NULL;
+    }
+    item->copy->descriptor = *p;
+    rb_scan_copy_ops(p, &item->copy->ops);
+    item->copy->descriptor.ops.header = &item->copy->ops.header;
+    item->copy->descriptor.ops_size = (uint32_t)(p->kind == RB_PLUGIN_ARCH     ? sizeof(rb_arch_ops)
+                                                 : p->kind == RB_PLUGIN_ATTACK ? sizeof(rb_attack_ops)
+                                                                               : sizeof(rb_task_ops));
+    p = item->plugin = &item->copy->descriptor;
     item->failed = 0;
     rb_log(RB_LOG_DEBUG, "loaded %s plugin '%s' %s from %s", rb_plugin_kind_str(p->kind), p->name,
            p->version, item->path);
@@ -459,6 +491,31 @@ rb_status rb_registry_load_path(rb_registry *reg, const char *path_list)
 rb_status rb_registry_load_default(rb_registry *reg)
 {
     return rb_registry_load_path(reg, getenv("RB_PLUGIN_PATH"));
+}
+
+static rb_registry *shared_registry;
+static rb_status shared_status;
+static pthread_once_t shared_once = PTHREAD_ONCE_INIT;
+
+static void make_shared(void)
+{
+    rb_registry *r;
+    if ((shared_status = rb_registry_create(&r)) != RB_OK)
+        return;
+    if ((shared_status = rb_registry_load_default(r)) != RB_OK) {
+        rb_registry_destroy(r);
+        return;
+    }
+    shared_registry = r;
+}
+
+rb_registry *rb_registry_shared(void)
+{
+    pthread_once(&shared_once, make_shared);
+    if (shared_registry == NULL)
+        rb_error_set(shared_status, "the shared plugin registry could not be made (RB_PLUGIN_PATH and %s)",
+                     rb_registry_install_dir());
+    return shared_registry;
 }
 
 rb_status rb_registry_find(const rb_registry *reg, rb_plugin_kind kind, const char *name,

@@ -68,46 +68,53 @@ static size_t expected_ops_size(rb_plugin_kind kind)
     return 0;
 }
 
-/* The first required callback that is NULL, or NULL when all are there. */
-static const char *missing_callback(const rb_plugin *p)
+/* The bytes of a table up to the end of its last required member: a
+ * shorter table cannot be complete. */
+static size_t required_ops_size(rb_plugin_kind kind)
 {
-    switch (p->kind) {
-    case RB_PLUGIN_ARCH: {
-        const rb_arch_ops *ops = p->ops;
-        return ops->build == NULL ? "build" : NULL;
+    switch (kind) {
+    case RB_PLUGIN_ARCH: return offsetof(rb_arch_ops, build) + sizeof(void (*)(void));
+    case RB_PLUGIN_ATTACK: return offsetof(rb_attack_ops, project) + sizeof(void (*)(void));
+    case RB_PLUGIN_TASK: return offsetof(rb_task_ops, metrics_destroy) + sizeof(void (*)(void));
     }
-    case RB_PLUGIN_ATTACK: {
-        const rb_attack_ops *ops = p->ops;
-        if (ops->run != NULL)
+    return 0;
+}
+
+/* The first required callback that is NULL, or NULL when all are there;
+ * `ops` is a table of this robusta's full size. */
+static const char *missing_callback(rb_plugin_kind kind, const rb_plugin_ops_copy *ops)
+{
+    switch (kind) {
+    case RB_PLUGIN_ARCH: return ops->arch.build == NULL ? "build" : NULL;
+    case RB_PLUGIN_ATTACK:
+        if (ops->attack.run != NULL)
             return NULL;
-        if (ops->random_start == NULL && ops->step == NULL && ops->project == NULL)
-            return "run (or random_start, step and project)";
-        if (ops->random_start == NULL)
-            return "random_start";
-        if (ops->step == NULL)
+        if (ops->attack.step == NULL && ops->attack.project == NULL)
+            return "run (or step and project)";
+        if (ops->attack.step == NULL)
             return "step";
-        if (ops->project == NULL)
+        if (ops->attack.project == NULL)
             return "project";
         return NULL;
-    }
     case RB_PLUGIN_TASK: {
-        const rb_task_ops *ops = p->ops;
-        if (ops->build_head == NULL)
-            return "build_head";
-        if (ops->build_loss == NULL)
-            return "build_loss";
-        if (ops->metrics_create == NULL)
-            return "metrics_create";
-        if (ops->metrics_accumulate == NULL)
-            return "metrics_accumulate";
-        if (ops->metrics_finalize == NULL)
-            return "metrics_finalize";
-        if (ops->metrics_destroy == NULL)
-            return "metrics_destroy";
+        const rb_task_ops *t = &ops->task;
+        const char *names[] = {"stages", "build_head", "build_loss", "decode", "metrics_create",
+                               "metrics_accumulate", "metrics_finalize", "metrics_destroy"};
+        const bool there[] = {t->stages, t->build_head, t->build_loss, t->decode, t->metrics_create,
+                              t->metrics_accumulate, t->metrics_finalize, t->metrics_destroy};
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (!there[i])
+                return names[i];
         return NULL;
     }
     }
     return "ops";
+}
+
+void rb_scan_copy_ops(const rb_plugin *p, rb_plugin_ops_copy *out)
+{
+    memset(out, 0, sizeof *out);
+    memcpy(out, p->ops.header, p->ops_size);
 }
 
 /* Checks a descriptor of `object_size` bytes (its ELF symbol's size); on
@@ -115,11 +122,15 @@ static const char *missing_callback(const rb_plugin *p)
 static int descriptor_ok(const rb_plugin *p, size_t object_size, char *why, size_t size)
 {
     const char *missing;
+    rb_plugin_ops_copy ops;
     if (p->abi_version != RB_PLUGIN_ABI_VERSION) {
         snprintf(why, size,
                  "built for plugin ABI %u, but robusta %s loads ABI %u: rebuild it against "
-                 "this robusta's headers",
-                 p->abi_version, RB_VERSION_STRING, RB_PLUGIN_ABI_VERSION);
+                 "this robusta's headers%s",
+                 p->abi_version, RB_VERSION_STRING, RB_PLUGIN_ABI_VERSION,
+                 p->abi_version < RB_PLUGIN_ABI_VERSION
+                     ? " (ABI 2 defines plugins with RB_ARCH_PLUGIN, RB_ATTACK_PLUGIN or RB_TASK_PLUGIN)"
+                     : "");
         return 0;
     }
     if (p->struct_size != sizeof(rb_plugin)) {
@@ -152,32 +163,52 @@ static int descriptor_ok(const rb_plugin *p, size_t object_size, char *why, size
         snprintf(why, size, "'%s' declares a bad parameter table: %s", p->name, rb_last_error());
         return 0;
     }
-    if (p->ops == NULL) {
+    if (p->ops.header == NULL) {
         snprintf(why, size, "'%s' has no ops table", p->name);
         return 0;
     }
-    if ((uintptr_t)p->ops % _Alignof(void *) != 0) {
-        snprintf(why, size, "'%s': its ops table is misaligned (address %p)", p->name, p->ops);
+    if ((uintptr_t)p->ops.header % _Alignof(void *) != 0) {
+        snprintf(why, size, "'%s': its ops table is misaligned (address %p)", p->name,
+                 (const void *)p->ops.header);
         return 0;
     }
-    if (p->ops_size != expected_ops_size(p->kind)) {
+    if (p->ops_size > expected_ops_size(p->kind)) {
         snprintf(why, size,
-                 "'%s': its %s ops table is %u bytes, but ABI %u's is %zu: rebuild it against "
-                 "this robusta's headers",
-                 p->name, rb_plugin_kind_str(p->kind), p->ops_size, RB_PLUGIN_ABI_VERSION,
-                 expected_ops_size(p->kind));
+                 "'%s': its %s ops table is %u bytes, longer than this robusta's %zu: it was built "
+                 "for a newer robusta; rebuild it against this one's headers or upgrade robusta",
+                 p->name, rb_plugin_kind_str(p->kind), p->ops_size, expected_ops_size(p->kind));
         return 0;
     }
+    if (p->ops_size < required_ops_size(p->kind)) {
+        snprintf(why, size,
+                 "'%s': its %s ops table is %u bytes, too short to hold the required callbacks "
+                 "(%zu bytes): rebuild it against this robusta's headers",
+                 p->name, rb_plugin_kind_str(p->kind), p->ops_size, required_ops_size(p->kind));
+        return 0;
+    }
+    if (p->ops.header->kind != p->kind) {
+        snprintf(why, size,
+                 "'%s': the descriptor says %s plugin but its ops table is for kind %d (%s): "
+                 "define both with one RB_%s_PLUGIN",
+                 p->name, rb_plugin_kind_str(p->kind), (int)p->ops.header->kind,
+                 rb_plugin_kind_str(p->ops.header->kind),
+                 p->kind == RB_PLUGIN_ARCH ? "ARCH" : p->kind == RB_PLUGIN_ATTACK ? "ATTACK" : "TASK");
+        return 0;
+    }
+    rb_scan_copy_ops(p, &ops);
     if (p->kind == RB_PLUGIN_TASK) {
-        const rb_task_ops *ops = p->ops;
-        if (ops->dataset_kind < RB_DATASET_CLASSIFICATION ||
-            ops->dataset_kind > RB_DATASET_SEGMENTATION) {
+        if (ops.task.dataset_kind < RB_DATASET_CLASSIFICATION ||
+            ops.task.dataset_kind > RB_DATASET_SEGMENTATION) {
             snprintf(why, size, "'%s' asks for unknown dataset kind %d", p->name,
-                     (int)ops->dataset_kind);
+                     (int)ops.task.dataset_kind);
+            return 0;
+        }
+        if (ops.task.primary_metric == NULL || ops.task.primary_metric[0] == '\0') {
+            snprintf(why, size, "'%s' names no primary_metric (the metric that ranks models)", p->name);
             return 0;
         }
     }
-    if ((missing = missing_callback(p)) != NULL) {
+    if ((missing = missing_callback(p->kind, &ops)) != NULL) {
         snprintf(why, size, "'%s' lacks the required %s callback %s", p->name,
                  rb_plugin_kind_str(p->kind), missing);
         return 0;

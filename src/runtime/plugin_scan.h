@@ -42,6 +42,19 @@ double rb_scan_timeout(void);
  * with the reason in `why`. */
 const rb_plugin *rb_scan_check_handle(void *handle, char *why, size_t size);
 
+/* An ops table of this robusta's full size, of any kind. */
+typedef union rb_plugin_ops_copy {
+    rb_ops_header header;
+    rb_arch_ops arch;
+    rb_attack_ops attack;
+    rb_task_ops task;
+} rb_plugin_ops_copy;
+
+/* Copies a checked descriptor's table (p->ops_size bytes) into `out`,
+ * zero-filling what a shorter table lacks: its missing optional
+ * callbacks read as NULL. */
+void rb_scan_copy_ops(const rb_plugin *p, rb_plugin_ops_copy *out);
+
 /* The persistent cache of verdicts, by path and key. */
 typedef struct rb_scan_cache rb_scan_cache;
 

@@ -50,24 +50,57 @@ static rb_status fake_build(rb_graph *g, rb_node *in, const rb_params *p, rb_nod
     return RB_OK;
 }
 
-static rb_status fake_head(rb_graph *g, const rb_params *p, const rb_task_target *t,
-                           rb_node **pred)
+static rb_status fake_stages(const rb_params *p, const char **names, size_t capacity, size_t *count)
 {
-    (void)g;
     (void)p;
-    (void)t;
-    *pred = NULL;
+    (void)capacity;
+#ifdef FIXTURE_BAD_STAGE
+    names[0] = "stage9";
+#else
+    names[0] = RB_STAGE_FEATURES;
+#endif
+    *count = 1;
     return RB_OK;
 }
 
-static rb_status fake_loss(rb_graph *g, const rb_params *p, rb_node *pred, rb_node *target,
+/* A linear head on the features and softmax cross-entropy: enough for a
+ * model to be built and scored. */
+static rb_status fake_head(rb_graph *g, const rb_params *p, const rb_task_target *t, rb_node **outputs,
+                           size_t capacity, size_t *count)
+{
+    rb_node *x;
+    rb_status s = rb_graph_find(g, RB_STAGE_FEATURES, &x);
+    (void)p;
+    (void)capacity;
+    *count = 1;
+    return s == RB_OK ? rb_graph_linear(g, "fc", x, t->num_classes, true, &outputs[0]) : s;
+}
+
+static rb_status fake_loss(rb_graph *g, const rb_params *p, rb_node *const *outputs, size_t count, rb_node *targets,
                            rb_node **loss)
 {
-    (void)g;
     (void)p;
-    (void)pred;
-    (void)target;
-    *loss = NULL;
+    (void)count;
+    (void)targets;
+    return rb_graph_softmax_cross_entropy(g, outputs[0], loss);
+}
+
+/* Claims one box more than it has room for (FIXTURE_GREEDY_DECODE), or
+ * none. */
+static rb_status fake_decode(const rb_params *p, const rb_task_target *t, const float *const *outputs,
+                             const int64_t (*shapes)[3], size_t count, int64_t rows, rb_predictions *out)
+{
+    (void)p;
+    (void)t;
+    (void)outputs;
+    (void)shapes;
+    (void)count;
+    for (int64_t i = 0; i < rows && out->box_counts != NULL; i++)
+#ifdef FIXTURE_GREEDY_DECODE
+        out->box_counts[i] = out->max_boxes + 1;
+#else
+        out->box_counts[i] = 0;
+#endif
     return RB_OK;
 }
 
@@ -79,20 +112,20 @@ static rb_status fake_metrics_create(const rb_params *p, const rb_task_target *t
     return RB_OK;
 }
 
-static rb_status fake_accumulate(void *state, const rb_tensor *pred, const rb_tensor *target)
+static rb_status fake_accumulate(void *state, const rb_predictions *pred, const rb_targets *targets)
 {
     (void)state;
     (void)pred;
-    (void)target;
+    (void)targets;
     return RB_OK;
 }
 
 static rb_status fake_finalize(void *state, rb_metric *m, size_t capacity, size_t *count)
 {
     (void)state;
-    (void)m;
-    (void)capacity;
-    *count = 0;
+    if (capacity > 0)
+        m[0] = (rb_metric){"score", 0.5};
+    *count = 1;
     return RB_OK;
 }
 
@@ -101,57 +134,62 @@ static void fake_destroy(void *state)
     (void)state;
 }
 
-static const rb_attack_ops step_ops = {
-    .random_start = fake_attack_call,
-    .step = fake_attack_call,
-#ifndef FIXTURE_MISSING_PROJECT
-    .project = fake_attack_call,
+#ifdef FIXTURE_MISSING_PROJECT
+#define STEP_OPS .random_start = fake_attack_call, .step = fake_attack_call
+#else
+#define STEP_OPS .random_start = fake_attack_call, .step = fake_attack_call, .project = fake_attack_call
 #endif
-};
-static const rb_attack_ops run_ops = {.run = fake_run};
-static const rb_arch_ops arch_ops = {
-#ifndef FIXTURE_MISSING_BUILD
-    .build = fake_build,
+#ifdef FIXTURE_MISSING_METRICS
+#define TASK_FINALIZE
+#else
+#define TASK_FINALIZE .metrics_finalize = fake_finalize,
 #endif
-};
-static const rb_task_ops task_ops = {
-    .dataset_kind = RB_DATASET_SEGMENTATION,
-    .build_head = fake_head,
-    .build_loss = fake_loss,
-    .metrics_create = fake_metrics_create,
-    .metrics_accumulate = fake_accumulate,
-#ifndef FIXTURE_MISSING_METRICS
-    .metrics_finalize = fake_finalize,
+#ifdef FIXTURE_GREEDY_DECODE
+#define TASK_DATASET RB_DATASET_DETECTION
+#else
+#define TASK_DATASET RB_DATASET_SEGMENTATION
 #endif
-    .metrics_destroy = fake_destroy,
-};
+#define TASK_OPS                                                                                                      \
+    .dataset_kind = TASK_DATASET, .primary_metric = "score", .stages = fake_stages, .build_head = fake_head,          \
+    .build_loss = fake_loss, .decode = fake_decode, .metrics_create = fake_metrics_create,                          \
+    .metrics_accumulate = fake_accumulate, TASK_FINALIZE .metrics_destroy = fake_destroy
+
+/* Tables for the descriptors written out by hand below. */
+static const rb_attack_ops step_table = {.kind = RB_PLUGIN_ATTACK, STEP_OPS};
+static const rb_arch_ops arch_table = {.kind = RB_PLUGIN_ARCH, .build = fake_build};
 
 #if defined(FIXTURE_GOOD_ATTACK) || defined(FIXTURE_DUPLICATE_NAME)
-RB_PLUGIN_DEFINE(RB_PLUGIN_ATTACK, "good-attack", "2.1", "a step-based fixture", fixture_params,
-                 &step_ops);
+RB_ATTACK_PLUGIN("good-attack", "2.1", "a step-based fixture", fixture_params, STEP_OPS);
 #elif defined(FIXTURE_GOOD_RUN_ATTACK)
-RB_PLUGIN_DEFINE(RB_PLUGIN_ATTACK, "good-run-attack", "1.0", "a whole-run fixture", NULL,
-                 &run_ops);
+RB_ATTACK_PLUGIN("good-run-attack", "1.0", "a whole-run fixture", NULL, .run = fake_run);
 #elif defined(FIXTURE_GOOD_ARCH) || defined(FIXTURE_MISSING_BUILD)
-RB_PLUGIN_DEFINE(RB_PLUGIN_ARCH, "good-arch", "1.0", "an arch fixture", fixture_params,
-                 &arch_ops);
+#ifdef FIXTURE_MISSING_BUILD
+RB_ARCH_PLUGIN("good-arch", "1.0", "an arch fixture", fixture_params, .count_macs = NULL);
+#else
+RB_ARCH_PLUGIN("good-arch", "1.0", "an arch fixture", fixture_params, .build = fake_build);
+#endif
 #elif defined(FIXTURE_GOOD_TASK) || defined(FIXTURE_MISSING_METRICS)
-RB_PLUGIN_DEFINE(RB_PLUGIN_TASK, "good-task", "1.0", "a task fixture", NULL, &task_ops);
+RB_TASK_PLUGIN("good-task", "1.0", "a task fixture", NULL, TASK_OPS);
+#elif defined(FIXTURE_BAD_STAGE)
+RB_TASK_PLUGIN("bad-stage", "1.0", "reads a stage no backbone publishes", NULL, TASK_OPS);
+#elif defined(FIXTURE_GREEDY_DECODE)
+RB_TASK_PLUGIN("greedy-decode", "1.0", "claims more boxes than it has room for", NULL, TASK_OPS);
 #elif defined(FIXTURE_MISSING_PROJECT)
-RB_PLUGIN_DEFINE(RB_PLUGIN_ATTACK, "half-attack", "1.0", "lacks project", NULL, &step_ops);
+RB_ATTACK_PLUGIN("half-attack", "1.0", "lacks project", NULL, STEP_OPS);
 #elif defined(FIXTURE_BAD_PARAMS)
-RB_PLUGIN_DEFINE(RB_PLUGIN_ATTACK, "bad-params", "1.0", "bad default", fixture_params, &step_ops);
+RB_ATTACK_PLUGIN("bad-params", "1.0", "bad default", fixture_params, STEP_OPS);
 #elif defined(FIXTURE_BAD_NAME)
-RB_PLUGIN_DEFINE(RB_PLUGIN_ATTACK, "Bad Name", "1.0", "bad name", NULL, &step_ops);
-#elif defined(FIXTURE_NO_OPS)
-RB_PLUGIN_DEFINE(RB_PLUGIN_ATTACK, "no-ops", "1.0", "no ops table", NULL, NULL);
-#elif defined(FIXTURE_BAD_ABI) || defined(FIXTURE_BAD_SIZE) || defined(FIXTURE_BAD_KIND) ||     \
-    defined(FIXTURE_BAD_OPS_SIZE)
+RB_ATTACK_PLUGIN("Bad Name", "1.0", "bad name", NULL, STEP_OPS);
+#elif defined(FIXTURE_BAD_ABI) || defined(FIXTURE_OLD_ABI) || defined(FIXTURE_BAD_SIZE) ||              \
+    defined(FIXTURE_BAD_KIND) || defined(FIXTURE_BAD_OPS_SIZE) || defined(FIXTURE_LONG_OPS) ||               \
+    defined(FIXTURE_SHORT_OPS) || defined(FIXTURE_WRONG_TABLE) || defined(FIXTURE_NO_OPS)
 /* Written out by hand: these fields are what the macro would get right. */
 RB_PLUGIN_EXPORT extern const rb_plugin rb_plugin_descriptor;
 RB_PLUGIN_EXPORT const rb_plugin rb_plugin_descriptor = {
-#ifdef FIXTURE_BAD_ABI
+#if defined(FIXTURE_BAD_ABI)
     .abi_version = 99,
+#elif defined(FIXTURE_OLD_ABI)
+    .abi_version = 1, /* what every plugin built before ABI 2 says */
 #else
     .abi_version = RB_PLUGIN_ABI_VERSION,
 #endif
@@ -168,9 +206,23 @@ RB_PLUGIN_EXPORT const rb_plugin rb_plugin_descriptor = {
     .name = "hand-made",
     .version = "1.0",
     .summary = "a descriptor written by hand",
-    .ops = &step_ops,
-#ifdef FIXTURE_BAD_OPS_SIZE
-    .ops_size = 16,
+#if defined(FIXTURE_NO_OPS)
+    .ops = {.header = NULL},
+#elif defined(FIXTURE_WRONG_TABLE)
+    /* ABI 1's mistake: an attack descriptor pointing to an arch table */
+    .ops = {.arch = &arch_table},
+#else
+    .ops = {.attack = &step_table},
+#endif
+#if defined(FIXTURE_BAD_OPS_SIZE)
+    .ops_size = 16, /* shorter than the required callbacks */
+#elif defined(FIXTURE_LONG_OPS)
+    .ops_size = sizeof(rb_attack_ops) + sizeof(void *), /* from a newer robusta */
+#elif defined(FIXTURE_SHORT_OPS)
+    /* from an older robusta whose table ended at project: run reads NULL */
+    .ops_size = offsetof(rb_attack_ops, project) + sizeof(void *),
+#elif defined(FIXTURE_WRONG_TABLE)
+    .ops_size = sizeof(rb_arch_ops),
 #else
     .ops_size = sizeof(rb_attack_ops),
 #endif
@@ -190,11 +242,11 @@ __attribute__((constructor)) static void fixture_constructor(void)
 #endif
 }
 #if defined(FIXTURE_CTOR_SEGV)
-RB_PLUGIN_DEFINE(RB_PLUGIN_ATTACK, "ctor-segv", "1.0", "crashes on load", NULL, &step_ops);
+RB_ATTACK_PLUGIN("ctor-segv", "1.0", "crashes on load", NULL, STEP_OPS);
 #elif defined(FIXTURE_CTOR_EXIT)
-RB_PLUGIN_DEFINE(RB_PLUGIN_ATTACK, "ctor-exit", "1.0", "exits on load", NULL, &step_ops);
+RB_ATTACK_PLUGIN("ctor-exit", "1.0", "exits on load", NULL, STEP_OPS);
 #else
-RB_PLUGIN_DEFINE(RB_PLUGIN_ATTACK, "ctor-hang", "1.0", "hangs on load", NULL, &step_ops);
+RB_ATTACK_PLUGIN("ctor-hang", "1.0", "hangs on load", NULL, STEP_OPS);
 #endif
 #elif defined(FIXTURE_FUNCTION_DESCRIPTOR)
 /* The descriptor's name on a function: reading it as data is undefined. */
@@ -215,15 +267,13 @@ __attribute__((constructor)) static void fixture_constructor(void)
         fclose(f);
     }
 }
-RB_PLUGIN_DEFINE(RB_PLUGIN_ATTACK, "marker-attack", "1.0", "marks its loading", NULL,
-                 &step_ops);
+RB_ATTACK_PLUGIN("marker-attack", "1.0", "marks its loading", NULL, STEP_OPS);
 #elif defined(FIXTURE_NO_DESCRIPTOR)
 /* A valid shared object that is not a robusta plugin. */
 int fixture_not_a_plugin(void);
 int fixture_not_a_plugin(void)
 {
-    return (int)sizeof(step_ops) + (int)sizeof(run_ops) + (int)sizeof(arch_ops) +
-           (int)sizeof(task_ops);
+    return (int)sizeof(step_table) + (int)sizeof(arch_table);
 }
 #else
 #error "define one FIXTURE_* macro"
