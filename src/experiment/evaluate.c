@@ -117,7 +117,7 @@ static rb_status eval_targets_fill(eval_targets *t, const rb_split *split, int64
             continue;
         }
         s = rb_split_example_targets(split, first + r, NULL, 0, 0, t->masks ? t->masks + r * t->mask_pixels : NULL,
-                                     t->boxes ? t->boxes + used : NULL, &n);
+                                     t->boxes ? t->boxes + used : NULL, t->boxes ? &n : NULL);
         used += n;
     }
     if (t->box_offsets != NULL)

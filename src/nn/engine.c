@@ -490,10 +490,12 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
         }
     }
     /* Nodes whose value nobody reads are a mistake in the graph (a head
-     * forgotten, a branch not added back); say which. */
+     * forgotten, a branch not added back); say which. A target node is
+     * not computed: a task's loss may leave the one it is given unread. */
     for (size_t i = 0; s == RB_OK && i < e->n; i++) {
         const rb_node *n = e->nodes[i].node;
-        if (e->nodes[i].consumers == 0 && !rb_node_is_loss(n) && i + 1 != e->n && !eng_is_published(e, n))
+        if (e->nodes[i].consumers == 0 && !rb_node_is_loss(n) && n->op != RB_OP_TARGET && i + 1 != e->n &&
+            !eng_is_published(e, n))
             s = rb_error_set(RB_ERR_INVALID_ARGUMENT,
                              "engine: node '%s' (%s) is computed but nothing uses it; connect it, "
                              "publish it, or remove it",

@@ -11,6 +11,7 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <link.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -67,12 +68,32 @@ struct rb_registry {
     pthread_mutex_t lock;     /* lookups open plugins: they may come from several threads */
 };
 
+/* dl_iterate_phdr's callback: whether the address in *data lies in a
+ * loaded segment of the main program (the first object listed). */
+static int in_main_program(struct dl_phdr_info *info, size_t size, void *data)
+{
+    uintptr_t address = *(const uintptr_t *)data;
+    (void)size;
+    for (ElfW(Half) i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t start = (uintptr_t)info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && address >= start && address - start < ph->p_memsz)
+            return 2;
+    }
+    return 1; /* stop after the main program either way */
+}
+
 const char *rb_plugin_path(const rb_plugin *plugin)
 {
     Dl_info info;
-    /* The descriptor callers hold is a copy; its strings lie in the plugin. */
+    uintptr_t address;
+    /* The descriptor callers hold is a copy; its strings lie in the plugin.
+     * A descriptor the program defines itself comes from no plugin file. */
     if (plugin == NULL || plugin->name == NULL || dladdr(plugin->name, &info) == 0 || info.dli_fname == NULL ||
         info.dli_fname[0] == '\0')
+        return NULL;
+    address = (uintptr_t)plugin->name;
+    if (dl_iterate_phdr(in_main_program, &address) == 2)
         return NULL;
     return info.dli_fname;
 }

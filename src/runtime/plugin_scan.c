@@ -172,6 +172,19 @@ static int descriptor_ok(const rb_plugin *p, size_t object_size, char *why, size
                  (const void *)p->ops.header);
         return 0;
     }
+    if (p->ops_size < sizeof(rb_ops_header)) {
+        snprintf(why, size, "'%s': its ops table is %u bytes, too short for even its kind", p->name, p->ops_size);
+        return 0;
+    }
+    if (p->ops.header->kind != p->kind) {
+        snprintf(why, size,
+                 "'%s': the descriptor says %s plugin but its ops table is for kind %d (%s): "
+                 "define both with one RB_%s_PLUGIN",
+                 p->name, rb_plugin_kind_str(p->kind), (int)p->ops.header->kind,
+                 rb_plugin_kind_str(p->ops.header->kind),
+                 p->kind == RB_PLUGIN_ARCH ? "ARCH" : p->kind == RB_PLUGIN_ATTACK ? "ATTACK" : "TASK");
+        return 0;
+    }
     if (p->ops_size > expected_ops_size(p->kind)) {
         snprintf(why, size,
                  "'%s': its %s ops table is %u bytes, longer than this robusta's %zu: it was built "
@@ -184,15 +197,6 @@ static int descriptor_ok(const rb_plugin *p, size_t object_size, char *why, size
                  "'%s': its %s ops table is %u bytes, too short to hold the required callbacks "
                  "(%zu bytes): rebuild it against this robusta's headers",
                  p->name, rb_plugin_kind_str(p->kind), p->ops_size, required_ops_size(p->kind));
-        return 0;
-    }
-    if (p->ops.header->kind != p->kind) {
-        snprintf(why, size,
-                 "'%s': the descriptor says %s plugin but its ops table is for kind %d (%s): "
-                 "define both with one RB_%s_PLUGIN",
-                 p->name, rb_plugin_kind_str(p->kind), (int)p->ops.header->kind,
-                 rb_plugin_kind_str(p->ops.header->kind),
-                 p->kind == RB_PLUGIN_ARCH ? "ARCH" : p->kind == RB_PLUGIN_ATTACK ? "ATTACK" : "TASK");
         return 0;
     }
     rb_scan_copy_ops(p, &ops);
@@ -625,11 +629,17 @@ static int cache_add(rb_scan_cache *c, const char *path, const rb_scan_key *key,
 }
 
 /* The header line: a cache written by another version (other messages,
- * another ABI) is not used. */
+ * another ABI) or by another build of the library (its checks may differ
+ * within a version while it is developed) is not used. */
 static void cache_header(char *out, size_t size)
 {
-    snprintf(out, size, CACHE_MAGIC " robusta %s abi %u", RB_VERSION_STRING,
-             (unsigned)RB_PLUGIN_ABI_VERSION);
+    Dl_info info;
+    struct stat st;
+    long long built = 0;
+    if (dladdr((void *)cache_header, &info) != 0 && info.dli_fname != NULL && stat(info.dli_fname, &st) == 0)
+        built = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    snprintf(out, size, CACHE_MAGIC " robusta %s abi %u build %lld", RB_VERSION_STRING,
+             (unsigned)RB_PLUGIN_ABI_VERSION, built);
 }
 
 /* One record: PATH \t dev ino size mtime_s mtime_ns ctime_s ctime_ns \t
