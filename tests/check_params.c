@@ -292,6 +292,23 @@ START_TEST(suggestions)
     ck_assert_str_eq(rb_suggest("trans", names, 5), "transfer");
     ck_assert_ptr_null(rb_suggest("zebra", names, 5));
     ck_assert_ptr_null(rb_suggest("x", names, 0));
+    /* the rules of robusta/suggest.h, one case each */
+    {
+        const char *two[] = {"steps", NULL, "step-size", "seed"};
+        const char *ties[] = {"eps", "ops"};
+        const char *far[] = {"momentum"};
+        /* "step" is one deletion from "steps": distance 1 beats the two prefixes */
+        ck_assert_str_eq(rb_suggest("step", two, 4), "steps");
+        /* "ste" starts "steps" and "step-size" (ambiguous) and is 2 from both: none */
+        ck_assert_ptr_null(rb_suggest("ste", two, 4));
+        /* "xps" is 1 from "eps" and from "ops": the first wins */
+        ck_assert_str_eq(rb_suggest("xps", ties, 2), "eps");
+        /* 6 letters allow max(2, (6 + 2) / 3) = 2 edits: "momntm" (2) passes;
+         * 8 letters allow 3: "mamantam" (3) passes, "mxmxntxx" (4) does not */
+        ck_assert_str_eq(rb_suggest("momntm", far, 1), "momentum");
+        ck_assert_str_eq(rb_suggest("mamantam", far, 1), "momentum");
+        ck_assert_ptr_null(rb_suggest("mxmxntxx", far, 1));
+    }
 }
 END_TEST
 

@@ -36,6 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <robusta/status.h>
+#include <robusta/suggest.h> /* rb_suggest, declared here before */
 
 #ifdef __cplusplus
 extern "C" {
@@ -127,10 +128,6 @@ RB_API const char *rb_param_type_str(rb_param_type type);
  * closest declared name across all sets suggested. */
 RB_API rb_status rb_params_parse_args(rb_params *const *sets, size_t set_count, int argc,
                                       char **argv, int *positional_count);
-
-/* The declared name closest to `name` (edit distance, at most about a third
- * of its length), or NULL. Used for "did you mean" suggestions. */
-RB_API const char *rb_suggest(const char *name, const char *const *candidates, size_t count);
 
 #ifdef __cplusplus
 }

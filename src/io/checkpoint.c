@@ -30,7 +30,7 @@
 #include <zstd_errors.h>
 
 #include <robusta/checkpoint.h>
-#include <robusta/params.h>
+#include <robusta/suggest.h>
 #include <robusta/status.h>
 #include <robusta/tensor.h>
 

@@ -25,7 +25,7 @@
 #include <json-c/json.h>
 
 #include <robusta/interop.h>
-#include <robusta/params.h>
+#include <robusta/suggest.h>
 #include <robusta/status.h>
 
 #include "sys/internal.h"
