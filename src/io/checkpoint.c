@@ -147,21 +147,6 @@ static bool shape_size(rb_dtype dtype, int ndim, const int64_t *shape, int64_t *
     return true;
 }
 
-/* "[64, 3, 7, 7]" (cut short with "..." if it does not fit). */
-static const char *shape_str(char *buf, size_t size, int ndim, const int64_t *shape)
-{
-    size_t used = 0;
-    int n = snprintf(buf, size, "[");
-    used = n > 0 ? (size_t)n : 0;
-    for (int i = 0; i < ndim && used < size; i++) {
-        n = snprintf(buf + used, size - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
-        used += n > 0 ? (size_t)n : 0;
-    }
-    if (used < size)
-        snprintf(buf + used, size - used, "]");
-    return buf;
-}
-
 static char *to_compact(json_object *o)
 {
     return rb_strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -302,7 +287,7 @@ rb_status rb_checkpoint_add(rb_checkpoint *ckpt, const char *name, rb_dtype dtyp
                                 (long long)shape[i]);
     if (!shape_size(dtype, ndim, shape, &t.numel, &t.nbytes))
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "checkpoint add: tensor '%s': the byte size of shape %s overflows",
-                            name, shape_str(dims, sizeof dims, ndim, shape));
+                            name, rb_shape_format(ndim, shape, dims, sizeof dims));
     if (data == NULL && t.nbytes > 0)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "checkpoint add: tensor '%s': data is NULL for %zu bytes", name,
                             t.nbytes);
@@ -708,7 +693,7 @@ static rb_status parse_entry(json_object *e, ck_tensor *t, const char *what, con
     }
     if (!shape_size(t->dtype, t->ndim, t->shape, &t->numel, &t->nbytes))
         return rb_error_set(RB_ERR_CORRUPT, "%s: %s: the byte size of shape %s of %s overflows", what, label,
-                            shape_str(dims, sizeof dims, t->ndim, t->shape), rb_dtype_str(t->dtype));
+                            rb_shape_format(t->ndim, t->shape, dims, sizeof dims), rb_dtype_str(t->dtype));
 
     if ((s = get_uint_field(e, "offset", (uint64_t)INT64_MAX, what, label, &t->offset)) != RB_OK ||
         (s = get_uint_field(e, "length", (uint64_t)INT64_MAX, what, label, &t->stored_bytes)) != RB_OK ||
@@ -761,7 +746,7 @@ static rb_status parse_entry(json_object *e, ck_tensor *t, const char *what, con
         return rb_error_set(RB_ERR_CORRUPT, "%s: %s: invalid zstd frame header", what, label);
     if (content != (unsigned long long)t->nbytes)
         return rb_error_set(RB_ERR_CORRUPT, "%s: %s: the zstd frame holds %llu bytes but shape %s of %s needs %zu",
-                            what, label, content, shape_str(dims, sizeof dims, t->ndim, t->shape),
+                            what, label, content, rb_shape_format(t->ndim, t->shape, dims, sizeof dims),
                             rb_dtype_str(t->dtype), t->nbytes);
     if (t->nbytes / ZSTD_MAX_RATIO > t->stored_bytes)
         return rb_error_set(RB_ERR_CORRUPT, "%s: %s: a zstd frame of %llu bytes cannot hold %zu bytes", what,

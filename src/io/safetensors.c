@@ -126,16 +126,6 @@ static const char *json_kind(json_object *o)
     return "value";
 }
 
-static void format_shape(char *buf, size_t size, int ndim, const int64_t *shape)
-{
-    size_t used = 0;
-    used += (size_t)snprintf(buf, size, "[");
-    for (int i = 0; i < ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (used < size)
-        snprintf(buf + used, size - used, "]");
-}
-
 /* A non-negative JSON integer; -1 when `o` is a negative integer, -2 when it
  * is not an integer. */
 static int json_uint(json_object *o, uint64_t *out, long long *negative)
@@ -237,7 +227,7 @@ static rb_status parse_entry(const char *what, const char *name, json_object *en
         t->shape[i] = (int64_t)v;
         zero |= v == 0;
     }
-    format_shape(shape_text, sizeof shape_text, t->ndim, t->shape);
+    rb_shape_format(t->ndim, t->shape, shape_text, sizeof shape_text);
     if (zero) {
         numel = 0;
     } else {
