@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "experiment/train_internal.h"
+#include "runtime/params_json.h"
 #include "sys/internal.h"
 #include "sys/json.h"
 
@@ -125,21 +126,6 @@ static int has_eps_param(const rb_param_spec *specs)
     return 0;
 }
 
-/* The explicitly given parameters of a set, as strings. */
-json_object *train_given_params(const rb_params *p)
-{
-    json_object *o = json_object_new_object();
-    const rb_param_spec *specs = p ? rb_params_specs(p) : NULL;
-    char buf[4096];
-    for (size_t i = 0; specs != NULL && specs[i].name != NULL; i++) {
-        if (rb_params_source(p, specs[i].name) != RB_PARAM_GIVEN)
-            continue;
-        rb_params_format(p, specs[i].name, buf, sizeof buf);
-        json_object_object_add(o, specs[i].name, json_object_new_string(buf));
-    }
-    return o;
-}
-
 json_object *train_json_str_or_null(const char *s)
 {
     return s != NULL ? json_object_new_string(s) : NULL;
@@ -147,8 +133,7 @@ json_object *train_json_str_or_null(const char *s)
 
 rb_status train_write_config(const rb_train_config *c, const char *run_id, const char *path)
 {
-    json_object *root = json_object_new_object(), *arch = json_object_new_object();
-    const rb_param_spec *specs = rb_params_specs(c->arch_params);
+    json_object *root = json_object_new_object();
     char buf[4096];
     const char *txt;
     rb_status s;
@@ -157,13 +142,7 @@ rb_status train_write_config(const rb_train_config *c, const char *run_id, const
     json_object_object_add(root, "robusta", json_object_new_string(RB_VERSION_STRING));
     json_object_object_add(root, "run_id", json_object_new_string(run_id));
     json_object_object_add(root, "arch", json_object_new_string(c->arch_name ? c->arch_name : c->arch->name));
-    for (size_t i = 0; specs != NULL && specs[i].name != NULL; i++) {
-        if (rb_params_source(c->arch_params, specs[i].name) != RB_PARAM_GIVEN)
-            continue;
-        rb_params_format(c->arch_params, specs[i].name, buf, sizeof buf);
-        json_object_object_add(arch, specs[i].name, json_object_new_string(buf));
-    }
-    json_object_object_add(root, "arch_options", arch);
+    json_object_object_add(root, "arch_options", rb_params_to_json_object(c->arch_params));
     json_object_object_add(root, "data", json_object_new_string(c->data));
     json_object_object_add(root, "out", json_object_new_string(c->out_dir));
     json_object_object_add(root, "epochs", json_object_new_int64(c->epochs));
@@ -187,7 +166,7 @@ rb_status train_write_config(const rb_train_config *c, const char *run_id, const
     json_object_object_add(root, "augment", json_object_new_boolean(c->augment));
     if (c->attack != NULL) {
         json_object_object_add(root, "attack", json_object_new_string(c->attack_name ? c->attack_name : c->attack->name));
-        json_object_object_add(root, "attack_options", train_given_params(c->attack_params));
+        json_object_object_add(root, "attack_options", rb_params_to_json_object(c->attack_params));
         json_object_object_add(root, "attack_steps", json_object_new_int(c->attack_options.steps));
         json_object_object_add(root, "attack_restarts", json_object_new_int(c->attack_options.restarts));
         json_object_object_add(root, "attack_random_start", json_object_new_boolean(c->attack_options.random_start));
@@ -200,7 +179,7 @@ rb_status train_write_config(const rb_train_config *c, const char *run_id, const
     if (c->source != NULL) {
         json_object_object_add(root, "source", json_object_new_string(c->source));
         json_object_object_add(root, "task", json_object_new_string(c->task_name ? c->task_name : c->task->name));
-        json_object_object_add(root, "task_options", train_given_params(c->task_params));
+        json_object_object_add(root, "task_options", rb_params_to_json_object(c->task_params));
         json_object_object_add(root, "mode", json_object_new_string(c->fixed_features ? "fixed" : "full"));
         json_object_object_add(root, "bn_stats", json_object_new_string(c->bn_update ? "update" : "frozen"));
         json_object_object_add(root, "feature_cache", json_object_new_string(rb_feature_cache_str(c->feature_cache)));
@@ -312,13 +291,10 @@ rb_status train_read_transfer(const rb_registry *reg, json_object *root, const c
     if ((s = rb_params_create(params, c->task->params)) != RB_OK)
         return s;
     {
-        json_object_object_foreach(given, key, val)
-        {
-            if (!json_object_is_type(val, json_type_string))
-                return rb_error_set(RB_ERR_CORRUPT, "%s: task_options.%s is not a string", file, key);
-            if ((s = rb_params_set(*params, key, json_object_get_string(val))) != RB_OK)
-                return rb_error_prefix("%s: task_options: ", file);
-        }
+        char where[4200];
+        snprintf(where, sizeof where, "%s: task_options", file);
+        if ((s = rb_params_set_json_object(*params, given, where)) != RB_OK)
+            return s;
     }
     c->source = source;
     c->registry = reg;
@@ -367,13 +343,10 @@ rb_status train_read_attack(const rb_registry *reg, json_object *root, const cha
     if ((s = rb_params_create(params, c->attack->params)) != RB_OK)
         return s;
     {
-        json_object_object_foreach(given, key, val)
-        {
-            if (!json_object_is_type(val, json_type_string))
-                return rb_error_set(RB_ERR_CORRUPT, "%s: attack_options.%s is not a string", file, key);
-            if ((s = rb_params_set(*params, key, json_object_get_string(val))) != RB_OK)
-                return rb_error_prefix("%s: attack_options: ", file);
-        }
+        char where[4200];
+        snprintf(where, sizeof where, "%s: attack_options", file);
+        if ((s = rb_params_set_json_object(*params, given, where)) != RB_OK)
+            return s;
     }
     c->attack_name = name;
     c->attack_params = *params;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "experiment/train_internal.h"
+#include "runtime/params_json.h"
 #include "sys/internal.h"
 #include "sys/json.h"
 
@@ -169,7 +170,7 @@ static json_object *attack_json(const run *r)
     char buf[64];
     json_object_object_add(a, "name", json_object_new_string(r->cfg.attack_name ? r->cfg.attack_name
                                                                                 : r->cfg.attack->name));
-    json_object_object_add(a, "params", train_given_params(r->cfg.attack_params));
+    json_object_object_add(a, "params", rb_params_to_json_object(r->cfg.attack_params));
     json_object_object_add(a, "steps", json_object_new_int(o->steps));
     json_object_object_add(a, "restarts", json_object_new_int(o->restarts));
     json_object_object_add(a, "random_start", json_object_new_boolean(o->random_start));

@@ -40,8 +40,6 @@ rb_status train_open_splits(run *r)
  * memory, each refused in one line. The model is r->model when resuming,
  * else a throwaway one of the architecture at the data's size (building a
  * graph allocates only its weights). */
-static rb_status copy_params(const rb_params *from, rb_params **out);
-
 rb_status train_check_fits(run *r)
 {
     rb_model *probe = NULL;
@@ -73,7 +71,7 @@ rb_status train_check_fits(run *r)
             in.width = w;
             s = rb_model_create_with_head(&probe, rb_model_arch(r->source), rb_model_params(r->source), r->cfg.task,
                                           r->cfg.task_params, &in, classes);
-        } else if ((s = copy_params(r->cfg.arch_params, &p)) == RB_OK) {
+        } else if ((s = rb_params_clone(r->cfg.arch_params, &p)) == RB_OK) {
             char k[32];
             snprintf(k, sizeof k, "%lld", (long long)classes);
             if (rb_params_declares(p, "num-classes") && rb_params_source(p, "num-classes") != RB_PARAM_GIVEN)
@@ -147,22 +145,6 @@ static rb_status data_normalization(const rb_split *split, rb_model_input *in)
 }
 
 
-/* A copy of a parameter set, keeping which values were given. */
-static rb_status copy_params(const rb_params *from, rb_params **out)
-{
-    const rb_param_spec *specs = rb_params_specs(from);
-    char buf[4096];
-    rb_status s = rb_params_create(out, specs);
-    for (size_t i = 0; s == RB_OK && specs[i].name != NULL; i++) {
-        if (rb_params_source(from, specs[i].name) != RB_PARAM_GIVEN)
-            continue;
-        rb_params_format(from, specs[i].name, buf, sizeof buf);
-        s = rb_params_set(*out, specs[i].name, buf);
-    }
-    return s;
-}
-
-
 rb_status train_create_model(run *r)
 {
     rb_model_input in;
@@ -171,7 +153,7 @@ rb_status train_create_model(run *r)
     if (r->cfg.source != NULL)
         return train_create_transfer_model(r);
     memset(&in, 0, sizeof in);
-    if ((s = data_normalization(r->train, &in)) != RB_OK || (s = copy_params(r->cfg.arch_params, &p)) != RB_OK)
+    if ((s = data_normalization(r->train, &in)) != RB_OK || (s = rb_params_clone(r->cfg.arch_params, &p)) != RB_OK)
         goto done;
     if (rb_params_declares(p, "num-classes") && rb_params_source(p, "num-classes") != RB_PARAM_GIVEN) {
         char k[32];
@@ -236,7 +218,7 @@ rb_status train_setup(run *r)
         if (r->adv_x == NULL)
             return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for adversarial batches");
         if (r->cfg.attack_params != NULL)
-            s = copy_params(r->cfg.attack_params, &r->attack_params);
+            s = rb_params_clone(r->cfg.attack_params, &r->attack_params);
         else
             s = rb_params_create(&r->attack_params, r->cfg.attack->params);
         if (s != RB_OK)

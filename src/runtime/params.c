@@ -470,6 +470,39 @@ void rb_params_destroy(rb_params *p)
     free(p);
 }
 
+rb_status rb_params_clone(const rb_params *from, rb_params **out)
+{
+    rb_params *p;
+    if (out == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_params_clone: out is NULL");
+    *out = NULL;
+    if (from == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_params_clone: no parameters to copy");
+    p = calloc(1, sizeof *p);
+    if (p == NULL || (p->values = calloc(from->count ? from->count : 1, sizeof *p->values)) == NULL) {
+        free(p);
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "parameters: out of memory");
+    }
+    p->specs = from->specs;
+    p->count = from->count;
+    for (size_t i = 0; i < from->count; i++) {
+        const param_value *v = &from->values[i];
+        size_t each = from->specs[i].type == RB_PARAM_INT_LIST ? sizeof(int64_t) : sizeof(double);
+        p->values[i] = *v;
+        p->values[i].text = NULL;
+        p->values[i].list = NULL;
+        if ((v->text != NULL && (p->values[i].text = strdup(v->text)) == NULL) ||
+            (v->list != NULL && (p->values[i].list = malloc(v->count ? v->count * each : 1)) == NULL)) {
+            rb_params_destroy(p);
+            return rb_error_set(RB_ERR_OUT_OF_MEMORY, "parameters: out of memory");
+        }
+        if (v->list != NULL && v->count > 0)
+            memcpy(p->values[i].list, v->list, v->count * each);
+    }
+    *out = p;
+    return RB_OK;
+}
+
 /* "unknown option --x; did you mean --y?" over the names of several sets. */
 static rb_status unknown_option(rb_params *const *sets, size_t set_count, const char *name)
 {
