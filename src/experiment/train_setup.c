@@ -28,10 +28,10 @@ rb_status train_open_splits(run *r)
     if (s == RB_OK && r->has_test)
         s = rb_split_load(&r->test, spec, RB_SPLIT_TEST, &so);
     free(spec);
-    if (s == RB_OK && rb_split_count(r->train) < r->cfg.batch_size)
+    if (s == RB_OK && rb_split_count(r->train) < r->cfg.training.batch_size)
         s = train_invalid("the training split has %lld examples, fewer than --batch-size %lld (the last partial batch "
-                    "is dropped, so no step would run)",
-                    (long long)rb_split_count(r->train), (long long)r->cfg.batch_size);
+                          "is dropped, so no step would run)",
+                          (long long)rb_split_count(r->train), (long long)r->cfg.training.batch_size);
     return s;
 }
 
@@ -69,8 +69,8 @@ rb_status train_check_fits(run *r)
             in = *rb_model_get_input(r->source);
             in.height = h;
             in.width = w;
-            s = rb_model_create_with_head(&probe, rb_model_arch(r->source), rb_model_params(r->source), r->cfg.task,
-                                          r->cfg.task_params, &in, classes);
+            s = rb_model_create_with_head(&probe, rb_model_arch(r->source), rb_model_params(r->source),
+                                          r->cfg.transfer.task, r->cfg.transfer.task_params, &in, classes);
         } else if ((s = rb_params_clone(r->cfg.arch_params, &p)) == RB_OK) {
             char k[32];
             snprintf(k, sizeof k, "%lld", (long long)classes);
@@ -84,21 +84,21 @@ rb_status train_check_fits(run *r)
             return s; /* train_create_model would say the same */
         m = probe;
     }
-    eval_batch = r->cfg.eval_batch_size;
+    eval_batch = r->cfg.training.eval_batch_size;
     if (r->has_test && eval_batch > rb_split_count(r->test))
         eval_batch = rb_split_count(r->test); /* as train_setup sizes it */
-    engines[n++] = (rb_memory_engine){r->cfg.batch_size, false};
+    engines[n++] = (rb_memory_engine){r->cfg.training.batch_size, false};
     if (r->has_test)
         engines[n++] = (rb_memory_engine){eval_batch, true};
-    if (r->cfg.attack != NULL)
-        engines[n++] = (rb_memory_engine){r->cfg.batch_size, true};
+    if (r->cfg.adversarial.attack != NULL)
+        engines[n++] = (rb_memory_engine){r->cfg.training.batch_size, true};
     /* the loader's ring of float batches (threads + 1, at least 2) and the
      * evaluation batch; the stored images are already loaded */
-    data = ((uint64_t)(r->cfg.threads > 0 ? r->cfg.threads + 1 : 3) * (uint64_t)r->cfg.batch_size +
+    data = ((uint64_t)(r->cfg.threads > 0 ? r->cfg.threads + 1 : 3) * (uint64_t)r->cfg.training.batch_size +
             (uint64_t)eval_batch) *
            (uint64_t)c * (uint64_t)h * (uint64_t)w * sizeof(float);
     s = rb_model_check_memory(m, &eo, engines, n, data,
-                              r->source != NULL || r->cfg.source != NULL
+                              r->source != NULL || r->cfg.transfer.source != NULL
                                   ? "lower --batch-size, --eval-batch-size or the target's --image-size"
                                   : "lower --batch-size, --eval-batch-size or --image-size");
     rb_model_destroy(probe);
@@ -150,7 +150,7 @@ rb_status train_create_model(run *r)
     rb_model_input in;
     rb_params *p = NULL;
     rb_status s;
-    if (r->cfg.source != NULL)
+    if (r->cfg.transfer.source != NULL)
         return train_create_transfer_model(r);
     memset(&in, 0, sizeof in);
     if ((s = data_normalization(r->train, &in)) != RB_OK || (s = rb_params_clone(r->cfg.arch_params, &p)) != RB_OK)
@@ -181,13 +181,15 @@ rb_status train_setup(run *r)
     rb_engine_options eval_eo = {.threads = r->cfg.threads, .data_grads_only = true, .precision = r->cfg.precision,
                                  .conv_algorithm = r->cfg.conv_algorithm};
     rb_loader_options lo = {0};
-    rb_sgd_options so = {.momentum = r->cfg.momentum, .weight_decay = r->cfg.weight_decay,
-                         .nesterov = r->cfg.nesterov};
+    rb_sgd_options so = {.momentum = r->cfg.training.momentum,
+                         .weight_decay = r->cfg.training.weight_decay,
+                         .nesterov = r->cfg.training.nesterov};
     rb_status s;
-    int64_t eval_batch = r->cfg.eval_batch_size;
-    if ((s = rb_schedule_parse(r->cfg.schedule, r->cfg.lr, (double)r->cfg.epochs, &r->schedule)) != RB_OK)
+    int64_t eval_batch = r->cfg.training.eval_batch_size;
+    if ((s = rb_schedule_parse(r->cfg.training.schedule, r->cfg.training.lr, (double)r->cfg.training.epochs,
+                               &r->schedule)) != RB_OK)
         return s;
-    lo.batch_size = r->cfg.batch_size;
+    lo.batch_size = r->cfg.training.batch_size;
     lo.shuffle = true;
     lo.drop_last = true;
     lo.seed = r->cfg.seed;
@@ -196,7 +198,7 @@ rb_status train_setup(run *r)
         rb_augment_defaults(rb_split_kind(r->train), &lo.augment);
     if ((s = rb_loader_create(&r->loader, r->train, &lo)) != RB_OK)
         return s;
-    if ((s = rb_engine_create(&r->engine, rb_model_graph(r->model), r->cfg.batch_size, &eo)) != RB_OK)
+    if ((s = rb_engine_create(&r->engine, rb_model_graph(r->model), r->cfg.training.batch_size, &eo)) != RB_OK)
         return s;
     if (r->has_test) {
         if ((s = train_check_eval_shapes(r->model, r->test)) != RB_OK)
@@ -206,21 +208,22 @@ rb_status train_setup(run *r)
         if ((s = rb_engine_create(&r->eval_engine, rb_model_graph(r->model), eval_batch, &eval_eo)) != RB_OK)
             return s;
     }
-    r->logits = malloc((size_t)(r->cfg.batch_size * rb_model_num_classes(r->model)) * sizeof *r->logits);
+    r->logits = malloc((size_t)(r->cfg.training.batch_size * rb_model_num_classes(r->model)) * sizeof *r->logits);
     if (r->logits == NULL)
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for logits");
-    if (r->cfg.attack != NULL) {
+    if (r->cfg.adversarial.attack != NULL) {
         /* A second engine on the same graph: it reads the weights the SGD steps write. */
-        if ((s = rb_engine_create(&r->adv_engine, rb_model_graph(r->model), r->cfg.batch_size, &eval_eo)) != RB_OK ||
+        if ((s = rb_engine_create(&r->adv_engine, rb_model_graph(r->model), r->cfg.training.batch_size, &eval_eo)) !=
+                RB_OK ||
             (s = rb_attacker_create(&r->attacker, r->adv_engine, r->model)) != RB_OK)
             return s;
-        r->adv_x = malloc((size_t)r->cfg.batch_size * rb_split_example_size(r->train) * sizeof *r->adv_x);
+        r->adv_x = malloc((size_t)r->cfg.training.batch_size * rb_split_example_size(r->train) * sizeof *r->adv_x);
         if (r->adv_x == NULL)
             return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for adversarial batches");
-        if (r->cfg.attack_params != NULL)
-            s = rb_params_clone(r->cfg.attack_params, &r->attack_params);
+        if (r->cfg.adversarial.attack_params != NULL)
+            s = rb_params_clone(r->cfg.adversarial.attack_params, &r->attack_params);
         else
-            s = rb_params_create(&r->attack_params, r->cfg.attack->params);
+            s = rb_params_create(&r->attack_params, r->cfg.adversarial.attack->params);
         if (s != RB_OK)
             return s;
         r->eps = 0;
