@@ -265,7 +265,8 @@ rb_status train_read_config(json_object *root, const char *file, rb_train_config
         if (!train_jhas(root, doubles[i], json_type_double))
             return rb_error_set(RB_ERR_CORRUPT, "%s: '%s' is missing or not a number", file, doubles[i]);
     if (!train_jhas(root, "nesterov", json_type_boolean) || !train_jhas(root, "augment", json_type_boolean) ||
-        train_jstr(root, "data") == NULL || train_jstr(root, "schedule") == NULL || (seed = train_jstr(root, "seed")) == NULL)
+        train_jstr(root, "data") == NULL || train_jstr(root, "schedule") == NULL ||
+        (seed = train_jstr(root, "seed")) == NULL)
         return rb_error_set(RB_ERR_CORRUPT, "%s: nesterov, augment, data, schedule or seed is missing", file);
     c->arch_name = train_jstr(root, "arch");
     c->data = train_jstr(root, "data");
@@ -288,7 +289,8 @@ rb_status train_read_config(json_object *root, const char *file, rb_train_config
     if (train_jhas(root, "eval_every", json_type_int))
         c->training.eval_every = train_jint(root, "eval_every");
     /* runs written before precision existed were fp32 */
-    if (train_jstr(root, "precision") != NULL && rb_precision_parse(train_jstr(root, "precision"), &c->precision) != RB_OK)
+    if (train_jstr(root, "precision") != NULL &&
+        rb_precision_parse(train_jstr(root, "precision"), &c->precision) != RB_OK)
         return rb_error_set(RB_ERR_CORRUPT, "%s: unknown precision '%s'", file, train_jstr(root, "precision"));
     /* and before the choice of convolution algorithm, direct: a resumed run
      * keeps its arithmetic, so that it continues bit for bit */
@@ -362,9 +364,9 @@ rb_status train_read_attack(const rb_registry *reg, json_object *root, const cha
     if (name == NULL)
         return RB_OK;
     if (!train_jhas(root, "attack_steps", json_type_int) || !train_jhas(root, "attack_restarts", json_type_int) ||
-        !train_jhas(root, "attack_random_start", json_type_boolean) || !train_jhas(root, "attack_keep_best", json_type_boolean) ||
-        !train_jhas(root, "eps_warmup", json_type_double) || !train_jhas(root, "eval_every", json_type_int) ||
-        (seed = train_jstr(root, "attack_seed")) == NULL ||
+        !train_jhas(root, "attack_random_start", json_type_boolean) ||
+        !train_jhas(root, "attack_keep_best", json_type_boolean) || !train_jhas(root, "eps_warmup", json_type_double) ||
+        !train_jhas(root, "eval_every", json_type_int) || (seed = train_jstr(root, "attack_seed")) == NULL ||
         !json_object_object_get_ex(root, "attack_options", &given) || !json_object_is_type(given, json_type_object))
         return rb_error_set(RB_ERR_CORRUPT, "%s: the attack's settings (attack_steps, attack_options ...) are missing",
                             file);

@@ -517,8 +517,8 @@ rb_status rb_train(const rb_train_config *config, rb_train_result *result)
             static const char *const old_run[] = {"last.rbt", "best.rbt", "model.rbt", "metrics.json"};
             if (!r.cfg.force) {
                 s = train_invalid("%s already holds a run (last.rbt): continue it with --resume %s, start over with "
-                            "--force, or choose another --out",
-                            r.cfg.out_dir, r.cfg.out_dir);
+                                  "--force, or choose another --out",
+                                  r.cfg.out_dir, r.cfg.out_dir);
                 goto done;
             }
             /* Asked to start over: the old checkpoints must not pass for the new run's. */
@@ -533,8 +533,9 @@ rb_status rb_train(const rb_train_config *config, rb_train_result *result)
     }
     if (r.cfg.transfer.source != NULL && (s = train_load_source(&r)) != RB_OK)
         goto done;
-    if ((s = train_open_splits(&r)) != RB_OK || (s = train_check_fits(&r)) != RB_OK || (s = train_create_model(&r)) != RB_OK ||
-        (s = train_prepare_transfer(&r)) != RB_OK || (s = train_setup(&r)) != RB_OK)
+    if ((s = train_open_splits(&r)) != RB_OK || (s = train_check_fits(&r)) != RB_OK ||
+        (s = train_create_model(&r)) != RB_OK || (s = train_prepare_transfer(&r)) != RB_OK ||
+        (s = train_setup(&r)) != RB_OK)
         goto done;
     if ((s = train_text_append(&r.csv, "%s",
                                r.cfg.adversarial.attack != NULL ? train_csv_header_adv : train_csv_header)) != RB_OK)

@@ -146,7 +146,7 @@ rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t 
     path_in(path, sizeof path, dir, "last.rbt");
     if (access(path, F_OK) != 0 && errno == ENOENT) {
         s = rb_error_set(RB_ERR_NOT_FOUND,
-                         "%s has config.json but no last.rbt: the run was stopped during its train_setup, before its first "
+                         "%s has config.json but no last.rbt: the run was stopped during its setup, before its first "
                          "checkpoint, so there is nothing to resume; start it over with robusta %s --out %s --force "
                          "and the options in %s/config.json",
                          dir, r.cfg.transfer.source != NULL ? "transfer" : "train", dir, dir);
@@ -157,8 +157,9 @@ rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t 
         goto done;
     r.cfg.arch = rb_model_arch(r.model);
     r.cfg.arch_params = rb_model_params(r.model);
-    if ((s = rb_train_config_check(&r.cfg)) != RB_OK || (s = train_open_splits(&r)) != RB_OK || (s = train_check_fits(&r)) != RB_OK ||
-        (s = train_prepare_transfer(&r)) != RB_OK || (s = train_setup(&r)) != RB_OK || (s = restore_state(&r, ck, path)) != RB_OK)
+    if ((s = rb_train_config_check(&r.cfg)) != RB_OK || (s = train_open_splits(&r)) != RB_OK ||
+        (s = train_check_fits(&r)) != RB_OK || (s = train_prepare_transfer(&r)) != RB_OK ||
+        (s = train_setup(&r)) != RB_OK || (s = restore_state(&r, ck, path)) != RB_OK)
         goto done;
     rb_checkpoint_destroy(ck);
     ck = NULL;

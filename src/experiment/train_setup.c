@@ -54,11 +54,11 @@ rb_status train_check_fits(run *r)
                             .conv_algorithm = r->cfg.conv_algorithm};
     if (classes < 2 && r->source != NULL)
         return train_invalid("the target %s has %lld class; transfer needs at least 2 (check --classes)",
-                       rb_split_name(r->train), (long long)classes);
+                             rb_split_name(r->train), (long long)classes);
     if (classes < 2)
         return train_invalid("--data %s%s%s leaves %lld class: training needs at least 2", r->cfg.data,
-                       r->cfg.classes != NULL ? " --classes " : "", r->cfg.classes != NULL ? r->cfg.classes : "",
-                       (long long)classes);
+                             r->cfg.classes != NULL ? " --classes " : "", r->cfg.classes != NULL ? r->cfg.classes : "",
+                             (long long)classes);
     rb_split_shape(r->train, &c, &h, &w);
     if (m == NULL) {
         rb_model_input in = {.channels = c, .height = h, .width = w};
@@ -117,7 +117,8 @@ static rb_status data_normalization(const rb_split *split, rb_model_input *in)
     rb_split_shape(split, &c, &h, &w);
     if (c > RB_MODEL_MAX_CHANNELS) {
         free(x);
-        return train_invalid("%s has %d channels; models take at most %d", rb_split_name(split), c, RB_MODEL_MAX_CHANNELS);
+        return train_invalid("%s has %d channels; models take at most %d", rb_split_name(split), c,
+                             RB_MODEL_MAX_CHANNELS);
     }
     if (x == NULL)
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory computing the data's mean");
@@ -165,7 +166,7 @@ rb_status train_create_model(run *r)
         goto done;
     if (rb_model_num_classes(r->model) < rb_split_classes(r->train))
         s = train_invalid("the data has %lld classes but the model only %lld (num-classes)",
-                    (long long)rb_split_classes(r->train), (long long)rb_model_num_classes(r->model));
+                          (long long)rb_split_classes(r->train), (long long)rb_model_num_classes(r->model));
     else
         s = rb_graph_init_params(rb_model_graph(r->model), r->cfg.seed);
 done:

@@ -20,11 +20,11 @@ rb_status train_create_transfer_model(run *r)
     rb_status s;
     if (rb_split_classes(r->train) < 2)
         return train_invalid("the target %s has %lld class; transfer needs at least 2 (check --classes)",
-                       rb_split_name(r->train), (long long)rb_split_classes(r->train));
+                             rb_split_name(r->train), (long long)rb_split_classes(r->train));
     rb_split_shape(r->train, &c, &h, &w);
     if (c != in.channels)
-        return train_invalid("the target images have %d channel(s) but the source model takes %lld (--channels %lld)", c,
-                       (long long)in.channels, (long long)in.channels);
+        return train_invalid("the target images have %d channel(s) but the source model takes %lld (--channels %lld)",
+                             c, (long long)in.channels, (long long)in.channels);
     in.height = h;
     in.width = w;
     s = rb_model_create_with_head(&r->model, rb_model_arch(r->source), rb_model_params(r->source), r->cfg.transfer.task,
