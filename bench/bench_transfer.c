@@ -127,24 +127,25 @@ int main(int argc, char **argv)
             rb_train_config c;
             rb_train_result res;
             double t0;
-            memset(&c, 0, sizeof c);
+            c = rb_train_config_default();
             snprintf(out, sizeof out, "%s/run-%d-%d", dir, variant, k);
-            c.source = source;
-            c.registry = reg;
-            c.task = task;
-            c.task_params = variant >= 3 ? stage3 : NULL;
-            c.fixed_features = true;
-            c.feature_cache = caches[variant];
+            c.transfer.source = source;
+            c.transfer.registry = reg;
+            c.transfer.task = task;
+            c.transfer.task_params = variant >= 3 ? stage3 : NULL;
+            c.transfer.fixed_features = true;
+            c.transfer.feature_cache = caches[variant];
             c.data = data;
             c.out_dir = out;
-            c.epochs = epochs;
-            c.batch_size = 64;
-            c.eval_batch_size = 256;
-            c.lr = 0.01;
-            c.momentum = 0.9;
-            c.weight_decay = 5e-4;
+            c.training.epochs = epochs;
+            c.training.batch_size = 64;
+            c.training.eval_batch_size = 256;
+            c.training.lr = 0.01;
+            c.training.momentum = 0.9;
+            c.training.weight_decay = 5e-4;
             c.threads = threads;
             c.loader_threads = 1;
+            c.augment = false; /* else no feature cache */
             c.quiet = true;
             t0 = now();
             if (rb_train(&c, &res) != RB_OK)

@@ -165,20 +165,20 @@ static int run_train(const cli_command *self, rb_params *o, int argc, char **arg
         return usage(self->name, "%s is required (or --resume DIR)", "--data");
     if (cli_opt_string(o, "out") == NULL)
         return usage(self->name, "%s is required: the run folder to write (or --resume DIR)", "--out");
-    memset(&c, 0, sizeof c);
+    c = rb_train_config_default();
     c.arch_name = cli_opt_string(o, "arch");
     c.arch = cli_plugin("arch");
     c.arch_params = cli_plugin_params("arch");
     c.data = cli_opt_string(o, "data");
     c.out_dir = cli_opt_string(o, "out");
-    c.epochs = cli_opt_int(o, "epochs");
-    c.batch_size = cli_opt_int(o, "batch-size");
-    c.eval_batch_size = cli_opt_int(o, "eval-batch-size");
-    c.lr = cli_opt_float(o, "lr");
-    c.momentum = cli_opt_float(o, "momentum");
-    c.weight_decay = cli_opt_float(o, "weight-decay");
-    c.nesterov = cli_opt_bool(o, "nesterov");
-    c.schedule = cli_opt_string(o, "schedule");
+    c.training.epochs = cli_opt_int(o, "epochs");
+    c.training.batch_size = cli_opt_int(o, "batch-size");
+    c.training.eval_batch_size = cli_opt_int(o, "eval-batch-size");
+    c.training.lr = cli_opt_float(o, "lr");
+    c.training.momentum = cli_opt_float(o, "momentum");
+    c.training.weight_decay = cli_opt_float(o, "weight-decay");
+    c.training.nesterov = cli_opt_bool(o, "nesterov");
+    c.training.schedule = cli_opt_string(o, "schedule");
     c.seed = (uint64_t)cli_opt_int(o, "seed");
     c.threads = (int)cli_opt_int(o, "threads");
     c.precision = cli_precision(o);
@@ -192,16 +192,16 @@ static int run_train(const cli_command *self, rb_params *o, int argc, char **arg
     c.force = cli_opt_bool(o, "force");
     c.quiet = rb_log_get_level() < RB_LOG_INFO;
     if (cli_opt_string(o, "attack") != NULL) {
-        c.attack_name = cli_opt_string(o, "attack");
-        c.attack = cli_plugin("attack");
-        c.attack_params = cli_plugin_params("attack");
-        c.attack_options = rb_attack_options_default();
-        c.attack_options.steps = (int)cli_opt_int(o, "steps");
-        c.attack_options.restarts = (int)cli_opt_int(o, "restarts");
-        c.attack_options.random_start = cli_opt_bool(o, "random-start");
-        c.attack_options.keep_best = cli_opt_bool(o, "keep-best");
-        c.attack_options.seed = c.seed;
-        if (c.attack == NULL)
+        c.adversarial.attack_name = cli_opt_string(o, "attack");
+        c.adversarial.attack = cli_plugin("attack");
+        c.adversarial.attack_params = cli_plugin_params("attack");
+        c.adversarial.attack_options = rb_attack_options_default();
+        c.adversarial.attack_options.steps = (int)cli_opt_int(o, "steps");
+        c.adversarial.attack_options.restarts = (int)cli_opt_int(o, "restarts");
+        c.adversarial.attack_options.random_start = cli_opt_bool(o, "random-start");
+        c.adversarial.attack_options.keep_best = cli_opt_bool(o, "keep-best");
+        c.adversarial.attack_options.seed = c.seed;
+        if (c.adversarial.attack == NULL)
             return cli_fail(self->name, rb_error_set(RB_ERR_INTERNAL, "--attack was given but no plugin was chosen"));
     } else {
         static const char *const attack_only[] = {"steps", "restarts", "random-start", "keep-best", "eps-warmup"};
@@ -209,8 +209,8 @@ static int run_train(const cli_command *self, rb_params *o, int argc, char **arg
             if (rb_params_source(o, attack_only[i]) == RB_PARAM_GIVEN)
                 return usage(self->name, "--%s needs --attack", attack_only[i]);
     }
-    c.eps_warmup = cli_opt_float(o, "eps-warmup");
-    c.eval_every = cli_opt_int(o, "eval-every");
+    c.adversarial.eps_warmup = cli_opt_float(o, "eps-warmup");
+    c.training.eval_every = cli_opt_int(o, "eval-every");
     if (c.arch == NULL || c.arch_params == NULL)
         return cli_fail(self->name, rb_error_set(RB_ERR_INTERNAL, "--arch was given but no plugin was chosen"));
     if ((s = rb_train_config_check(&c)) != RB_OK) {

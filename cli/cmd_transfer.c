@@ -94,53 +94,53 @@ static int run_transfer(const cli_command *self, rb_params *o, int argc, char **
         }
         return cli_finish_train(self, s, &res, resume);
     }
-    memset(&c, 0, sizeof c);
+    c = rb_train_config_default();
     if (rb_params_source(o, "source") != RB_PARAM_GIVEN)
         return usage(self, "--source is required: the source model to transfer (or --resume DIR)");
     if (rb_params_source(o, "data") != RB_PARAM_GIVEN)
         return usage(self, "--data is required: the target dataset (or --resume DIR)");
     if (rb_params_source(o, "out") != RB_PARAM_GIVEN)
         return usage(self, "--out is required: the run folder to write (or --resume DIR)");
-    rb_params_get_string(o, "source", &c.source);
+    rb_params_get_string(o, "source", &c.transfer.source);
     rb_params_get_string(o, "data", &c.data);
     rb_params_get_string(o, "out", &c.out_dir);
-    rb_params_get_string(o, "task", &c.task_name);
+    rb_params_get_string(o, "task", &c.transfer.task_name);
     rb_params_get_string(o, "mode", &mode);
     rb_params_get_string(o, "bn-stats", &bn);
-    c.registry = reg;
-    c.task = cli_plugin("task");
-    c.task_params = cli_plugin_params("task");
-    if (c.task == NULL) /* the default --task: find it like a given one */
-        if ((s = rb_registry_find(reg, RB_PLUGIN_TASK, c.task_name, &c.task)) != RB_OK)
+    c.transfer.registry = reg;
+    c.transfer.task = cli_plugin("task");
+    c.transfer.task_params = cli_plugin_params("task");
+    if (c.transfer.task == NULL) /* the default --task: find it like a given one */
+        if ((s = rb_registry_find(reg, RB_PLUGIN_TASK, c.transfer.task_name, &c.transfer.task)) != RB_OK)
             return cli_fail(self->name, s);
-    c.fixed_features = strcmp(mode, "fixed") == 0;
-    c.bn_update = strcmp(bn, "update") == 0;
+    c.transfer.fixed_features = strcmp(mode, "fixed") == 0;
+    c.transfer.bn_update = strcmp(bn, "update") == 0;
     {
         const char *cache = "f32";
         double mib = 0;
         rb_params_get_string(o, "feature-cache", &cache);
-        if ((s = rb_feature_cache_parse(cache, &c.feature_cache)) != RB_OK)
+        if ((s = rb_feature_cache_parse(cache, &c.transfer.feature_cache)) != RB_OK)
             return usage(self, rb_last_error());
         rb_params_get_float(o, "feature-cache-limit", &mib);
-        c.feature_cache_limit = (uint64_t)(mib * (1 << 20));
-        if (mib > 0 && c.feature_cache_limit == 0)
+        c.transfer.feature_cache_limit = (uint64_t)(mib * (1 << 20));
+        if (mib > 0 && c.transfer.feature_cache_limit == 0)
             return usage(self, "--feature-cache-limit is below one byte (it counts MiB; 0: the machine's memory)");
     }
-    if (!c.fixed_features && (rb_params_source(o, "bn-stats") == RB_PARAM_GIVEN ||
-                              rb_params_source(o, "feature-cache") == RB_PARAM_GIVEN ||
-                              rb_params_source(o, "feature-cache-limit") == RB_PARAM_GIVEN))
+    if (!c.transfer.fixed_features &&
+        (rb_params_source(o, "bn-stats") == RB_PARAM_GIVEN || rb_params_source(o, "feature-cache") == RB_PARAM_GIVEN ||
+         rb_params_source(o, "feature-cache-limit") == RB_PARAM_GIVEN))
         return usage(self, "--bn-stats, --feature-cache and --feature-cache-limit apply to --mode fixed only");
-    rb_params_get_int(o, "epochs", &c.epochs);
-    rb_params_get_int(o, "batch-size", &c.batch_size);
-    rb_params_get_int(o, "eval-batch-size", &c.eval_batch_size);
-    c.lr = c.fixed_features ? 0.01 : 0.001;
+    rb_params_get_int(o, "epochs", &c.training.epochs);
+    rb_params_get_int(o, "batch-size", &c.training.batch_size);
+    rb_params_get_int(o, "eval-batch-size", &c.training.eval_batch_size);
+    c.training.lr = c.transfer.fixed_features ? 0.01 : 0.001;
     if (rb_params_source(o, "lr") == RB_PARAM_GIVEN)
-        rb_params_get_float(o, "lr", &c.lr);
-    rb_params_get_float(o, "momentum", &c.momentum);
-    rb_params_get_float(o, "weight-decay", &c.weight_decay);
-    rb_params_get_bool(o, "nesterov", &c.nesterov);
+        rb_params_get_float(o, "lr", &c.training.lr);
+    rb_params_get_float(o, "momentum", &c.training.momentum);
+    rb_params_get_float(o, "weight-decay", &c.training.weight_decay);
+    rb_params_get_bool(o, "nesterov", &c.training.nesterov);
     if (rb_params_source(o, "schedule") == RB_PARAM_GIVEN)
-        rb_params_get_string(o, "schedule", &c.schedule);
+        rb_params_get_string(o, "schedule", &c.training.schedule);
     rb_params_get_int(o, "seed", &i64);
     c.seed = (uint64_t)i64;
     rb_params_get_int(o, "threads", &i64);
@@ -157,7 +157,7 @@ static int run_transfer(const cli_command *self, rb_params *o, int argc, char **
     rb_params_get_int(o, "channels", &i64);
     c.channels = (int)i64;
     rb_params_get_bool(o, "augment", &c.augment);
-    rb_params_get_int(o, "eval-every", &c.eval_every);
+    rb_params_get_int(o, "eval-every", &c.training.eval_every);
     rb_params_get_bool(o, "force", &c.force);
     c.quiet = rb_log_get_level() < RB_LOG_INFO;
     if ((s = rb_train_config_check(&c)) != RB_OK) {

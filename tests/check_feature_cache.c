@@ -564,20 +564,21 @@ START_TEST(heads_the_cache_cannot_serve_train_without_it_saying_why)
         /* rb_train in fixed-feature mode: no cache, one INFO line why, and it trains */
         ck_assert_int_eq(rb_params_create(&tp, odd_params), RB_OK);
         ck_assert_int_eq(rb_params_set(tp, "reads", cases[i].reads), RB_OK);
-        memset(&c, 0, sizeof c);
+        c = rb_train_config_default();
         snprintf(out, sizeof out, "%s/run-%s", dir, cases[i].reads);
-        c.source = source;
-        c.registry = reg;
-        c.task = &odd_task;
-        c.task_params = tp;
-        c.fixed_features = true;
+        c.transfer.source = source;
+        c.transfer.registry = reg;
+        c.transfer.task = &odd_task;
+        c.transfer.task_params = tp;
+        c.transfer.fixed_features = true;
         c.data = data;
         c.out_dir = out;
-        c.epochs = 1;
-        c.batch_size = 8;
-        c.eval_batch_size = 8;
-        c.lr = 0.01;
+        c.training.epochs = 1;
+        c.training.batch_size = 8;
+        c.training.eval_batch_size = 8;
+        c.training.lr = 0.01;
         c.threads = 1;
+        c.augment = false; /* the head's reads must be the reason, not augmentation */
         c.quiet = true;
         rb_log_set_sink(capture_sink, &cap);
         rb_log_set_level(RB_LOG_INFO);

@@ -292,6 +292,23 @@ START_TEST(suggestions)
     ck_assert_str_eq(rb_suggest("trans", names, 5), "transfer");
     ck_assert_ptr_null(rb_suggest("zebra", names, 5));
     ck_assert_ptr_null(rb_suggest("x", names, 0));
+    /* the rules of robusta/suggest.h, one case each */
+    {
+        const char *two[] = {"steps", NULL, "step-size", "seed"};
+        const char *ties[] = {"eps", "ops"};
+        const char *far[] = {"momentum"};
+        /* "step" is one deletion from "steps": distance 1 beats the two prefixes */
+        ck_assert_str_eq(rb_suggest("step", two, 4), "steps");
+        /* "ste" starts "steps" and "step-size" (ambiguous) and is 2 from both: none */
+        ck_assert_ptr_null(rb_suggest("ste", two, 4));
+        /* "xps" is 1 from "eps" and from "ops": the first wins */
+        ck_assert_str_eq(rb_suggest("xps", ties, 2), "eps");
+        /* 6 letters allow max(2, (6 + 2) / 3) = 2 edits: "momntm" (2) passes;
+         * 8 letters allow 3: "mamantam" (3) passes, "mxmxntxx" (4) does not */
+        ck_assert_str_eq(rb_suggest("momntm", far, 1), "momentum");
+        ck_assert_str_eq(rb_suggest("mamantam", far, 1), "momentum");
+        ck_assert_ptr_null(rb_suggest("mxmxntxx", far, 1));
+    }
 }
 END_TEST
 
@@ -300,6 +317,105 @@ START_TEST(type_names)
     ck_assert_str_eq(rb_param_type_str(RB_PARAM_INT), "int");
     ck_assert_str_eq(rb_param_type_str(RB_PARAM_FLOAT_LIST), "float list");
     ck_assert_str_eq(rb_param_type_str((rb_param_type)0), "unknown");
+}
+END_TEST
+
+START_TEST(clones_keep_values_and_sources)
+{
+    rb_params *copy = NULL;
+    double a, b;
+    const int64_t *hidden;
+    const char *out;
+    size_t n;
+    ck_assert_int_eq(rb_params_set(params, "eps", "1/3"), RB_OK);
+    ck_assert_int_eq(rb_params_set(params, "hidden", "64,32"), RB_OK);
+    ck_assert_int_eq(rb_params_set(params, "out", "runs/a"), RB_OK);
+    ck_assert_int_eq(rb_params_clone(params, &copy), RB_OK);
+    ck_assert_ptr_eq(rb_params_specs(copy), specs);
+    for (size_t i = 0; specs[i].name != NULL; i++)
+        ck_assert_int_eq(rb_params_source(copy, specs[i].name), rb_params_source(params, specs[i].name));
+    ck_assert_int_eq(rb_params_source(copy, "eps"), RB_PARAM_GIVEN);
+    ck_assert_int_eq(rb_params_source(copy, "steps"), RB_PARAM_DEFAULT);
+    /* 1/3 has no short decimal: the copy holds the same bits, not a reparse */
+    ck_assert_int_eq(rb_params_get_float(params, "eps", &a), RB_OK);
+    ck_assert_int_eq(rb_params_get_float(copy, "eps", &b), RB_OK);
+    ck_assert(memcmp(&a, &b, sizeof a) == 0);
+    /* its own storage: the original can change or go */
+    ck_assert_int_eq(rb_params_set(params, "out", "runs/b"), RB_OK);
+    teardown();
+    ck_assert_int_eq(rb_params_get_string(copy, "out", &out), RB_OK);
+    ck_assert_str_eq(out, "runs/a");
+    ck_assert_int_eq(rb_params_get_int_list(copy, "hidden", &hidden, &n), RB_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_eq(hidden[0], 64);
+    ck_assert_int_eq(hidden[1], 32);
+    rb_params_destroy(copy);
+    ck_assert_int_eq(rb_params_clone(NULL, &copy), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_null(copy);
+}
+END_TEST
+
+START_TEST(given_values_go_to_json_and_back)
+{
+    rb_params *back = NULL;
+    char *json = NULL, *again = NULL, *long_text = malloc(5001);
+    const char *s;
+    ck_assert_int_eq(rb_params_to_json(params, &json), RB_OK);
+    ck_assert_str_eq(json, "{}");
+    free(json);
+    /* table order, canonical texts, only what was given */
+    ck_assert_int_eq(rb_params_set(params, "hidden", "64, 32"), RB_OK);
+    ck_assert_int_eq(rb_params_set(params, "out", "a \"q\" b"), RB_OK);
+    ck_assert_int_eq(rb_params_set(params, "stem", "cifar"), RB_OK);
+    ck_assert_int_eq(rb_params_set(params, "eps", "0.25"), RB_OK);
+    ck_assert_int_eq(rb_params_to_json(params, &json), RB_OK);
+    ck_assert_str_eq(json, "{\"eps\":\"0.25\",\"stem\":\"cifar\",\"out\":\"a \\\"q\\\" b\",\"hidden\":\"64,32\"}");
+    ck_assert_int_eq(rb_params_create(&back, specs), RB_OK);
+    ck_assert_int_eq(rb_params_from_json(back, json, "t"), RB_OK);
+    ck_assert_int_eq(rb_params_source(back, "stem"), RB_PARAM_GIVEN);
+    ck_assert_int_eq(rb_params_source(back, "steps"), RB_PARAM_DEFAULT);
+    ck_assert_int_eq(rb_params_to_json(back, &again), RB_OK);
+    ck_assert_str_eq(again, json);
+    free(json);
+    free(again);
+    /* a value longer than any fixed buffer is not cut */
+    memset(long_text, 'x', 5000);
+    long_text[5000] = '\0';
+    ck_assert_int_eq(rb_params_set(params, "out", long_text), RB_OK);
+    ck_assert_int_eq(rb_params_to_json(params, &json), RB_OK);
+    ck_assert_int_eq(rb_params_from_json(back, json, "t"), RB_OK);
+    ck_assert_int_eq(rb_params_get_string(back, "out", &s), RB_OK);
+    ck_assert_str_eq(s, long_text);
+    free(json);
+    free(long_text);
+    rb_params_destroy(back);
+}
+END_TEST
+
+START_TEST(bad_json_parameters_are_refused_naming_the_place)
+{
+    int64_t steps;
+    ck_assert_int_eq(rb_params_from_json(params, "{\"eps\": 1}", "cfg: attack_options"), RB_ERR_CORRUPT);
+    ck_assert_str_eq(rb_last_error(), "cfg: attack_options.eps is not a string");
+    ck_assert_int_eq(rb_params_from_json(params, "{\"eps\": [\"1\"]}", "cfg: attack_options"), RB_ERR_CORRUPT);
+    ck_assert_str_eq(rb_last_error(), "cfg: attack_options.eps is not a string");
+    ck_assert_int_eq(rb_params_from_json(params, "{\"epss\": \"1\"}", "cfg: attack_options"),
+                     RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "cfg: attack_options: unknown option --epss; did you mean --eps?");
+    ck_assert_int_eq(rb_params_from_json(params, "[]", "cfg: attack_options"), RB_ERR_CORRUPT);
+    ck_assert_str_eq(rb_last_error(), "cfg: attack_options is a JSON array, not an object of strings");
+    ck_assert_int_eq(rb_params_from_json(params, "{\"eps\": \"1\", \"eps\": \"2\"}", "cfg"), RB_ERR_CORRUPT);
+    ck_assert_str_eq(rb_last_error(), "cfg is not valid JSON: duplicate key 'eps' in the object at byte 0");
+    ck_assert_int_eq(rb_params_from_json(params, "{'eps': '1'}", "cfg"), RB_ERR_CORRUPT);
+    ck_assert_str_eq(rb_last_error(), "cfg is not valid JSON: expected a string key at byte 1");
+    ck_assert_int_eq(rb_params_from_json(params, NULL, "cfg"), RB_ERR_INVALID_ARGUMENT);
+    /* the members before a bad one stay set; the bad one does not */
+    ck_assert_int_eq(rb_params_from_json(params, "{\"steps\": \"9\", \"eps\": \"-1\"}", "cfg"),
+                     RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "cfg: --eps: -1 is outside [0, inf)");
+    ck_assert_int_eq(rb_params_get_int(params, "steps", &steps), RB_OK);
+    ck_assert_int_eq(steps, 9);
+    ck_assert_int_eq(rb_params_source(params, "eps"), RB_PARAM_DEFAULT);
 }
 END_TEST
 
@@ -320,6 +436,9 @@ int main(void)
     tcase_add_test(tc, declaration_tables_are_validated);
     tcase_add_test(tc, suggestions);
     tcase_add_test(tc, type_names);
+    tcase_add_test(tc, clones_keep_values_and_sources);
+    tcase_add_test(tc, given_values_go_to_json_and_back);
+    tcase_add_test(tc, bad_json_parameters_are_refused_naming_the_place);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

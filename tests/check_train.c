@@ -592,6 +592,101 @@ START_TEST(conv_algorithm_is_recorded_and_kept_on_resume)
 }
 END_TEST
 
+/* rb_train_config_default holds what robusta/train.h documents (the train
+ * command's defaults); a run from it writes config.json with the members,
+ * in the order, that run folders of earlier versions have (resume reads
+ * them by these names). */
+START_TEST(the_default_configuration_trains_and_config_json_keeps_its_members)
+{
+    static const char *const members[] = {
+        "command",   "robusta",        "run_id",         "arch",      "arch_options",   "data",       "out",
+        "epochs",    "batch_size",     "eval_batch_size", "lr",       "momentum",       "weight_decay", "nesterov",
+        "schedule",  "seed",           "threads",        "loader_threads", "precision", "conv_algorithm", "classes",
+        "per_class", "image_size",     "channels",       "augment",   "eval_every"};
+    rb_train_config c = rb_train_config_default();
+    rb_registry *reg = NULL;
+    const rb_plugin *resnet = NULL;
+    rb_params *p = NULL;
+    rb_train_result res;
+    char out[PATH_MAX], path[PATH_MAX];
+    json_object *j, *v;
+    size_t i = 0;
+
+    ck_assert_ptr_null(c.arch);
+    ck_assert_ptr_null(c.data);
+    ck_assert_ptr_null(c.out_dir);
+    ck_assert(c.seed == 0 && c.threads == 0 && c.loader_threads == 1 && c.augment && !c.quiet && !c.force);
+    ck_assert(c.precision == RB_PRECISION_F32 && c.conv_algorithm == RB_CONV_WINOGRAD);
+    ck_assert(c.classes == NULL && c.per_class == 0 && c.image_size == 0 && c.channels == 0);
+    ck_assert(c.training.epochs == 10 && c.training.batch_size == 128 && c.training.eval_batch_size == 256);
+    ck_assert(c.training.lr == 0.1 && c.training.momentum == 0.9 && c.training.weight_decay == 5e-4);
+    ck_assert(!c.training.nesterov && c.training.schedule == NULL && c.training.eval_every == 1);
+    ck_assert(c.adversarial.attack == NULL && c.adversarial.eps_warmup == 0);
+    ck_assert(c.adversarial.attack_options.steps == 10 && c.adversarial.attack_options.restarts == 1);
+    ck_assert(c.transfer.source == NULL && c.transfer.fixed_features && !c.transfer.bn_update);
+    ck_assert(c.transfer.feature_cache == RB_FEATURE_CACHE_F32 && c.transfer.feature_cache_limit == 0);
+    /* what a run must be told */
+    ck_assert_int_eq(rb_train_config_check(&c), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "training needs an architecture (--arch)");
+
+    ck_assert_int_eq(rb_registry_create(&reg), RB_OK);
+    ck_assert_int_eq(rb_registry_load_path(reg, test_env("RB_PLUGIN_PATH")), RB_OK);
+    ck_assert_int_eq(rb_registry_find(reg, RB_PLUGIN_ARCH, "resnet", &resnet), RB_OK);
+    ck_assert_int_eq(rb_params_create(&p, resnet->params), RB_OK);
+    ck_assert_int_eq(rb_params_set(p, "depth", "18"), RB_OK);
+    ck_assert_int_eq(rb_params_set(p, "stem", "cifar"), RB_OK);
+    ck_assert_int_eq(rb_params_set(p, "width", "0.125"), RB_OK);
+    in_dir(out, "defaults", NULL);
+    c.arch = resnet;
+    c.arch_params = p;
+    c.data = data;
+    c.out_dir = out;
+    c.threads = 1;
+    c.quiet = true;
+    c.training.epochs = 1;
+    c.training.batch_size = 16;
+    ck_assert_msg(rb_train(&c, &res) == RB_OK, "%s", rb_last_error());
+    ck_assert_int_eq(res.epochs_done, 1);
+
+    in_dir(path, "defaults", "config.json");
+    j = read_json(path);
+    {
+        json_object_object_foreach(j, key, val)
+        {
+            (void)val;
+            ck_assert_msg(i < sizeof members / sizeof members[0], "config.json has an extra member '%s'", key);
+            ck_assert_str_eq(key, members[i]);
+            i++;
+        }
+    }
+    ck_assert_uint_eq(i, sizeof members / sizeof members[0]);
+    ck_assert(member(j, "eval_batch_size") == 256 && member(j, "lr") == 0.1 && member(j, "loader_threads") == 1);
+    ck_assert(json_object_object_get_ex(j, "schedule", &v));
+    ck_assert_str_eq(json_object_get_string(v), "constant");
+    ck_assert(json_object_object_get_ex(j, "arch_options", &v));
+    ck_assert_str_eq(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN),
+                     "{\"depth\":\"18\",\"width\":\"0.125\",\"stem\":\"cifar\"}");
+    json_object_put(j);
+    /* Batch-norm trained in training mode: its running mean moved from 0
+     * (the transfer part's fixed_features, true by default, means nothing
+     * without a source). */
+    {
+        rb_checkpoint *ck = NULL;
+        rb_checkpoint_tensor bn;
+        bool moved = false;
+        in_dir(path, "defaults", "model.rbt");
+        ck_assert_int_eq(rb_checkpoint_load(&ck, path, 0), RB_OK);
+        ck_assert_int_eq(rb_checkpoint_find(ck, "bn1.running_mean", &bn), RB_OK);
+        for (int64_t k = 0; k < bn.numel; k++)
+            moved |= ((const float *)bn.data)[k] != 0.0f;
+        ck_assert_msg(moved, "bn1.running_mean is still 0: batch-norm did not train");
+        rb_checkpoint_destroy(ck);
+    }
+    rb_params_destroy(p);
+    rb_registry_destroy(reg);
+}
+END_TEST
+
 static Suite *train_suite(void)
 {
     Suite *s = suite_create("train");
@@ -607,6 +702,7 @@ static Suite *train_suite(void)
     tcase_add_test(tc, adversarial_training_resumes_bit_identically);
     tcase_add_test(tc, bf16_training_learns_is_recorded_and_resumes_bit_identically);
     tcase_add_test(tc, conv_algorithm_is_recorded_and_kept_on_resume);
+    tcase_add_test(tc, the_default_configuration_trains_and_config_json_keeps_its_members);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -31,8 +31,11 @@
  *                 in index order, and the data section ends the file.
  *
  * Readers check, before using anything: the magic, the version and flags,
- * that the header fits in the file and its CRC matches, that the JSON has
- * exactly these fields with these types, unique non-empty names, shapes
+ * that the header fits in the file and its CRC matches, that the header is
+ * strict JSON (RFC 8259 only; well-formed UTF-8; no NUL, not even as
+ * \u0000; no key twice in an object; integers that fit 64 bits and other
+ * numbers finite; at most 64 nested containers; nothing after the object
+ * but whitespace), that the JSON has exactly these fields with these types, unique non-empty names, shapes
  * whose byte size does not overflow, frames that are in bounds, do not
  * overlap and cover the data section exactly, frames whose declared content
  * size equals the tensor's byte size, and, after decompression, zstd's
@@ -82,8 +85,8 @@ typedef struct rb_checkpoint_tensor {
 RB_API rb_status rb_checkpoint_create(rb_checkpoint **out);
 RB_API void rb_checkpoint_destroy(rb_checkpoint *ckpt);
 
-/* Replaces the metadata; `json` must be a JSON object (RB_ERR_INVALID_ARGUMENT
- * otherwise). */
+/* Replaces the metadata; `json` must be a JSON object, as strict as the
+ * header (see above; RB_ERR_INVALID_ARGUMENT otherwise). */
 RB_API rb_status rb_checkpoint_set_metadata(rb_checkpoint *ckpt, const char *json);
 /* The metadata as compact JSON text, owned by the checkpoint. */
 RB_API const char *rb_checkpoint_metadata(const rb_checkpoint *ckpt);

@@ -51,7 +51,10 @@ typedef struct rb_safetensors_tensor {
 } rb_safetensors_tensor;
 
 /* Parses a safetensors file held in memory. The bytes must outlive the
- * result (tensors point into them). `what` names the bytes in messages. */
+ * result (tensors point into them). `what` names the bytes in messages.
+ * The header must be strict JSON, as a checkpoint's (robusta/checkpoint.h),
+ * with at most 16 nested containers, padded with whitespace only; a name
+ * or field given twice is refused naming it. */
 RB_API rb_status rb_safetensors_parse(rb_safetensors **out, const void *bytes, size_t size, const char *what);
 /* Reads `path` whole and parses it; the result owns the bytes. */
 RB_API rb_status rb_safetensors_load(rb_safetensors **out, const char *path);

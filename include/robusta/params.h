@@ -36,6 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <robusta/status.h>
+#include <robusta/suggest.h> /* rb_suggest, declared here before */
 
 #ifdef __cplusplus
 extern "C" {
@@ -110,6 +111,31 @@ RB_API rb_status rb_params_check_required(const rb_params *params);
 RB_API rb_status rb_params_format(const rb_params *params, const char *name, char *buf,
                                   size_t size);
 
+/* A copy of `from`: the same table (still referenced, not copied), every
+ * value, and where each came from (given, default, unset), so that the
+ * copy records and reads back exactly what the user gave. Values are
+ * copied as stored, not through their text, so they are bit-identical. */
+RB_API rb_status rb_params_clone(const rb_params *from, rb_params **out);
+
+/* The given parameters (RB_PARAM_GIVEN) as a JSON object of their canonical
+ * texts (rb_params_format), in table order: {"eps": "0.5", "norm": "linf"};
+ * "{}" when none was given. *out is malloc'd (free it). This is how robusta
+ * records a plugin's parameters (config.json's attack_options and
+ * task_options, a checkpoint's arch.params and task.params): defaults are
+ * left out, so they stay defaults when read back (a preset refuses an
+ * explicit value that contradicts it). */
+RB_API rb_status rb_params_to_json(const rb_params *params, char **out);
+
+/* Reads rb_params_to_json's form back: sets each member of a JSON object of
+ * strings with rb_params_set, so those values become given. The text must be
+ * strict JSON (as a checkpoint header, robusta/checkpoint.h) holding one
+ * object whose values are all strings: otherwise RB_ERR_CORRUPT, naming
+ * `where` ("run/config.json: attack_options") and the member. A name the
+ * table does not declare, or a value it refuses, fails with rb_params_set's
+ * status and message after "WHERE: ". On failure the members before the
+ * bad one stay set. */
+RB_API rb_status rb_params_from_json(rb_params *params, const char *json, const char *where);
+
 /* The table this set was created from. */
 RB_API const rb_param_spec *rb_params_specs(const rb_params *params);
 
@@ -127,10 +153,6 @@ RB_API const char *rb_param_type_str(rb_param_type type);
  * closest declared name across all sets suggested. */
 RB_API rb_status rb_params_parse_args(rb_params *const *sets, size_t set_count, int argc,
                                       char **argv, int *positional_count);
-
-/* The declared name closest to `name` (edit distance, at most about a third
- * of its length), or NULL. Used for "did you mean" suggestions. */
-RB_API const char *rb_suggest(const char *name, const char *const *candidates, size_t count);
 
 #ifdef __cplusplus
 }

@@ -53,6 +53,7 @@
 #include <robusta/status.h>
 #include <robusta/log.h>
 #include <robusta/progress.h>
+#include <robusta/suggest.h>
 #include <robusta/params.h>
 #include <robusta/tensor.h>
 #include <robusta/targets.h>

@@ -63,7 +63,7 @@
  * boundary with RB_ERR_INTERRUPTED, leaving last.rbt and the logs at the
  * last completed epoch; rb_train_stop_signal then says which signal asked.
  *
- * Adversarial training (Madry et al.), when config->attack is set: every
+ * Adversarial training (Madry et al.), when config->adversarial.attack is set: every
  * training batch is first attacked with rb_attack_run on a second engine of
  * the training batch size, planned on the same graph in inference mode (it
  * reads the weights the SGD steps write), with the attack options and
@@ -92,9 +92,9 @@
  * after the last only; the other epochs leave the test columns empty (null
  * in log.jsonl), and best.rbt is chosen among the evaluated epochs.
  *
- * Transfer (Salman et al. 2020, robusta transfer), when config->source is
+ * Transfer (Salman et al. 2020, robusta transfer), when config->transfer.source is
  * set: the source model's backbone (its arch, parameters, normalization and
- * weights) gets config->task's head in place of its classifier
+ * weights) gets config->transfer.task's head in place of its classifier
  * (rb_model_create_with_head), sized for the target split's classes (at
  * least 2) and initialized from config->seed; every backbone tensor comes
  * from the source. Target images are converted to the source's channels
@@ -174,41 +174,34 @@ RB_API const char *rb_feature_cache_str(rb_feature_cache cache);
  * RB_ERR_INVALID_ARGUMENT with one line naming --feature-cache. */
 RB_API rb_status rb_feature_cache_parse(const char *text, rb_feature_cache *out);
 
-/* Everything a training run needs. Strings are borrowed for the call. */
-typedef struct rb_train_config {
-    const char *arch_name;       /* as the user typed it ("resnet18"), for config.json */
-    const rb_plugin *arch;       /* the arch plugin */
-    const rb_params *arch_params;/* its parameters; the explicitly given ones are recorded */
-    const char *data;            /* dataset spec (robusta/data.h) */
-    const char *out_dir;         /* run folder, created if missing */
+/* How the weights are fitted: SGD, its schedule, the epochs and batches. */
+typedef struct rb_training_options {
     int64_t epochs;              /* total epochs, >= 1 */
-    int64_t batch_size;          /* training batch */
-    int64_t eval_batch_size;     /* evaluation batch */
+    int64_t batch_size;          /* training batch (the last partial batch of an epoch is dropped) */
+    int64_t eval_batch_size;     /* evaluation (and feature extraction) batch */
     double lr, momentum, weight_decay;
     bool nesterov;
-    const char *schedule;        /* rb_schedule_parse text ("constant", "cosine+warmup:1") */
-    uint64_t seed;               /* weights, shuffling, augmentation, per-class selection */
-    int threads;                 /* compute threads (0: every core of the NUMA node) */
-    int loader_threads;          /* batch-making threads (0: on the training thread) */
-    rb_precision precision;      /* engine arithmetic (robusta/engine.h; zero: fp32); kept on resume */
-    rb_conv_algorithm conv_algorithm; /* (robusta/engine.h; zero: Winograd where it fits); kept on resume */
-    const char *classes;         /* class list (rb_split_options), NULL: all */
-    int64_t per_class;           /* examples per class, 0: all */
-    int image_size;              /* 0: the stored size */
-    int channels;                /* 0: the data's own; 3: grayscale replicated */
-    bool augment;                /* the dataset kind's usual augmentation (rb_augment_defaults) */
-    bool quiet;                  /* no progress bar or per-epoch lines */
-    bool force;                  /* start over in a folder that holds a run (its checkpoints are removed) */
-    /* Adversarial training (see "Adversarial training" above); attack NULL: standard training. */
+    const char *schedule;        /* rb_schedule_parse text ("constant", "cosine+warmup:1"); NULL: "constant"
+                                    when training from scratch, "step:S:0.1" with S = epochs / 3 (at least 1)
+                                    for transfer */
+    int64_t eval_every;          /* test (and robust test) accuracy every this many epochs and at the
+                                    last (0 or 1: every epoch) */
+} rb_training_options;
+
+/* Adversarial training (see "Adversarial training" above); attack NULL:
+ * standard training. */
+typedef struct rb_adversarial_options {
     const char *attack_name;     /* as typed, for config.json (NULL: attack->name) */
     const rb_plugin *attack;     /* an attack plugin, or NULL */
     const rb_params *attack_params; /* its parameters (NULL: defaults); the given ones are recorded */
     rb_attack_options attack_options; /* steps, restarts, random_start, keep_best, seed (target must be untargeted) */
     double eps_warmup;           /* epochs over which the plugin's eps ramps from 0 (0: none) */
-    int64_t eval_every;          /* test (and robust test) accuracy every this many epochs and at the
-                                    last (0 or 1: every epoch) */
-    /* Transfer (see "Transfer" above) when source is set; arch and arch_params are then ignored. */
-    const char *source;          /* the source model (.rbt) */
+} rb_adversarial_options;
+
+/* Transfer (see "Transfer" above) when source is set; the configuration's
+ * arch and arch_params are then ignored (the source's are used). */
+typedef struct rb_transfer_options {
+    const char *source;          /* the source model (.rbt), or NULL */
     const rb_registry *registry; /* finds the source's arch plugin */
     const char *task_name;       /* as typed, for config.json (NULL: task->name) */
     const rb_plugin *task;       /* the task plugin whose head replaces the source classifier */
@@ -218,7 +211,57 @@ typedef struct rb_train_config {
     rb_feature_cache feature_cache; /* fixed-feature: how features are cached (zero: f32; OFF: the backbone
                                        runs every step) */
     uint64_t feature_cache_limit;/* bytes the cache may take (0: the machine's memory less the loaded images) */
+} rb_transfer_options;
+
+/* Everything a training run needs: the data and the run at the top level,
+ * then the three parts. Strings are borrowed for the call. Start from
+ * rb_train_config_default() and set what differs:
+ *
+ *     rb_train_config c = rb_train_config_default();
+ *     c.arch = resnet; c.arch_params = p; c.data = "cifar10:data"; c.out_dir = "runs/a";
+ *     c.training.epochs = 30;
+ *
+ * config.json (see the top of this header) keeps its flat member names:
+ * "epochs", "attack_options", "task_options"... */
+typedef struct rb_train_config {
+    const char *arch_name;       /* as the user typed it ("resnet18"), for config.json */
+    const rb_plugin *arch;       /* the arch plugin */
+    const rb_params *arch_params;/* its parameters; the explicitly given ones are recorded */
+    const char *data;            /* dataset spec (robusta/data.h) */
+    const char *out_dir;         /* run folder, created if missing */
+    uint64_t seed;               /* weights, shuffling, augmentation, per-class selection */
+    int threads;                 /* compute threads (0: every core of the NUMA node) */
+    int loader_threads;          /* batch-making threads (0: on the training thread) */
+    rb_precision precision;      /* engine arithmetic (robusta/engine.h; zero: fp32); kept on resume */
+    rb_conv_algorithm conv_algorithm; /* (robusta/engine.h; zero: Winograd where it fits); kept on resume */
+    const char *classes;         /* class list (rb_split_options), NULL: all */
+    int64_t per_class;           /* examples per class, 0: all */
+    int image_size;              /* 0: the stored size */
+    int channels;                /* 0: the data's own (transfer: the source model's); 3: grayscale replicated */
+    bool augment;                /* the dataset kind's usual augmentation (rb_augment_defaults) */
+    bool quiet;                  /* no progress bar or per-epoch lines */
+    bool force;                  /* start over in a folder that holds a run (its checkpoints are removed) */
+    rb_training_options training;
+    rb_adversarial_options adversarial;
+    rb_transfer_options transfer;
 } rb_train_config;
+
+/* A configuration holding the defaults of `robusta train`, all but what a
+ * run must be told (arch, arch_params, data, out_dir: NULL):
+ *   seed 0, threads 0 (every core of the NUMA node), loader_threads 1,
+ *   precision fp32, conv_algorithm Winograd, every class and example at the
+ *   stored size and channels, augment true, quiet false, force false;
+ *   training: epochs 10, batch_size 128, eval_batch_size 256, lr 0.1,
+ *   momentum 0.9, weight_decay 5e-4, nesterov false, schedule NULL (see
+ *   rb_training_options), eval_every 1;
+ *   adversarial: no attack; attack_options rb_attack_options_default()
+ *   (10 steps, 1 restart, untargeted), eps_warmup 0;
+ *   transfer: no source; fixed_features true, bn_update false, feature_cache
+ *   f32, feature_cache_limit 0.
+ * `robusta transfer` starts from it too and changes epochs to 30,
+ * batch_size to 64, lr to 0.01 (fixed-feature) or 0.001 (full-network) and
+ * augment to false. */
+RB_API rb_train_config rb_train_config_default(void);
 
 /* What a run did. */
 typedef struct rb_train_result {

@@ -10,7 +10,7 @@
 
 #include <robusta/data.h>
 #include <robusta/interop.h>
-#include <robusta/params.h>
+#include <robusta/suggest.h>
 
 #include "data/data_internal.h"
 #include "sys/internal.h"

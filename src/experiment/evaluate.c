@@ -270,12 +270,13 @@ rb_status train_check_eval_shapes(const rb_model *model, const rb_split *split)
     int c, h, w;
     rb_split_shape(split, &c, &h, &w);
     if (c != in->channels || h != in->height || w != in->width)
-        return train_invalid("%s gives %d x %d x %d images but the model takes %lld x %lld x %lld", rb_split_name(split), c,
-                       h, w, (long long)in->channels, (long long)in->height, (long long)in->width);
+        return train_invalid("%s gives %d x %d x %d images but the model takes %lld x %lld x %lld",
+                             rb_split_name(split), c, h, w, (long long)in->channels, (long long)in->height,
+                             (long long)in->width);
     if (rb_split_classes(split) > rb_model_num_classes(model))
         return train_invalid("%s has %lld classes but the model has %lld (choose classes with --classes)",
-                       rb_split_name(split), (long long)rb_split_classes(split),
-                       (long long)rb_model_num_classes(model));
+                             rb_split_name(split), (long long)rb_split_classes(split),
+                             (long long)rb_model_num_classes(model));
     if (rb_split_count(split) == 0)
         return train_invalid("%s holds no examples", rb_split_name(split));
     return RB_OK;
@@ -352,7 +353,7 @@ rb_status rb_eval_open_split(const rb_model *model, const char *data, rb_split_w
         if (in->height != in->width) {
             rb_split_destroy(raw);
             return train_invalid("the model takes %lld x %lld images; only square resizing is available",
-                           (long long)in->height, (long long)in->width);
+                                 (long long)in->height, (long long)in->width);
         }
         so.size = (int)in->height;
     }

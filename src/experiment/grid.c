@@ -289,20 +289,20 @@ static rb_status run_source(grid_ctx *g, size_t a, size_t e, size_t sd, source_r
         s = rb_train_resume(g->opt->registry, dir, 0, g->threads, g->opt->quiet, &tr);
     } else {
         rb_train_config c;
-        memset(&c, 0, sizeof c);
+        c = rb_train_config_default();
         s = arch_params(g, arch, &plugin, &params);
         c.arch_name = arch->arch;
         c.arch = plugin;
         c.arch_params = params;
         c.data = src->data;
         c.out_dir = dir;
-        c.epochs = src->epochs;
-        c.batch_size = src->batch_size;
-        c.eval_batch_size = 256;
-        c.lr = src->lr;
-        c.momentum = src->momentum;
-        c.weight_decay = src->weight_decay;
-        c.schedule = src->schedule;
+        c.training.epochs = src->epochs;
+        c.training.batch_size = src->batch_size;
+        c.training.eval_batch_size = 256;
+        c.training.lr = src->lr;
+        c.training.momentum = src->momentum;
+        c.training.weight_decay = src->weight_decay;
+        c.training.schedule = src->schedule;
         c.seed = src->seeds[sd];
         c.threads = g->threads;
         c.precision = g->spec->precision;
@@ -313,19 +313,19 @@ static rb_status run_source(grid_ctx *g, size_t a, size_t e, size_t sd, source_r
         c.image_size = (int)src->image_size;
         c.augment = src->augment;
         c.quiet = g->opt->quiet;
-        c.eval_every = src->epochs; /* test accuracy once, at the end */
+        c.training.eval_every = src->epochs; /* test accuracy once, at the end */
         if (s == RB_OK && src->eps[e] > 0) {
             s = rb_registry_find(g->opt->registry, RB_PLUGIN_ATTACK, src->attack, &attack);
             if (s != RB_OK)
                 rb_error_prefix("%s: [source] attack: ", g->spec->path);
             if (s == RB_OK)
                 s = attack_params(g, attack, src->eps_text[e], src->eps[e], src->steps, &ap);
-            c.attack = attack;
-            c.attack_params = ap;
-            c.attack_options = rb_attack_options_default();
-            c.attack_options.steps = (int)src->steps;
-            c.attack_options.random_start = src->random_start;
-            c.attack_options.seed = src->seeds[sd];
+            c.adversarial.attack = attack;
+            c.adversarial.attack_params = ap;
+            c.adversarial.attack_options = rb_attack_options_default();
+            c.adversarial.attack_options.steps = (int)src->steps;
+            c.adversarial.attack_options.random_start = src->random_start;
+            c.adversarial.attack_options.seed = src->seeds[sd];
         }
         if (s == RB_OK)
             s = rb_train(&c, &tr);
@@ -416,27 +416,27 @@ static rb_status run_transfer(grid_ctx *g, size_t a, size_t e, size_t sd, size_t
     } else {
         rb_train_config c;
         char sdir[4096];
-        memset(&c, 0, sizeof c);
+        c = rb_train_config_default();
         source_dir(g, a, e, sd, sdir, sizeof sdir);
         snprintf(source, sizeof source, "%s/model.rbt", sdir);
-        c.source = source;
-        c.registry = g->opt->registry;
-        c.task_name = tf->task;
-        if ((s = rb_registry_find(g->opt->registry, RB_PLUGIN_TASK, tf->task, &c.task)) != RB_OK) {
+        c.transfer.source = source;
+        c.transfer.registry = g->opt->registry;
+        c.transfer.task_name = tf->task;
+        if ((s = rb_registry_find(g->opt->registry, RB_PLUGIN_TASK, tf->task, &c.transfer.task)) != RB_OK) {
             rb_log_set_level(level);
             return rb_error_prefix("%s: [transfer] task: ", g->spec->path);
         }
-        c.fixed_features = fixed;
-        c.bn_update = tf->bn_update;
+        c.transfer.fixed_features = fixed;
+        c.transfer.bn_update = tf->bn_update;
         c.data = target->data;
         c.out_dir = dir;
-        c.epochs = tf->epochs;
-        c.batch_size = tf->batch_size;
-        c.eval_batch_size = 256;
-        c.lr = fixed ? tf->lr_fixed : tf->lr_full;
-        c.momentum = tf->momentum;
-        c.weight_decay = tf->weight_decay;
-        c.schedule = tf->schedule;
+        c.training.epochs = tf->epochs;
+        c.training.batch_size = tf->batch_size;
+        c.training.eval_batch_size = 256;
+        c.training.lr = fixed ? tf->lr_fixed : tf->lr_full;
+        c.training.momentum = tf->momentum;
+        c.training.weight_decay = tf->weight_decay;
+        c.training.schedule = tf->schedule;
         c.seed = tf->seeds[ts];
         c.threads = g->threads;
         c.precision = g->spec->precision;
@@ -447,7 +447,7 @@ static rb_status run_transfer(grid_ctx *g, size_t a, size_t e, size_t sd, size_t
         c.image_size = (int)target->image_size;
         c.augment = tf->augment;
         c.quiet = true;
-        c.eval_every = tf->epochs; /* the target's test accuracy once, at the end */
+        c.training.eval_every = tf->epochs; /* the target's test accuracy once, at the end */
         s = rb_train(&c, &tr);
     }
     rb_log_set_level(level);

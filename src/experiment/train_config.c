@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "experiment/train_internal.h"
+#include "runtime/params_json.h"
 #include "sys/internal.h"
 #include "sys/json.h"
 
@@ -43,45 +44,66 @@ rb_status rb_feature_cache_parse(const char *word, rb_feature_cache *out)
     return train_invalid("--feature-cache '%s' is not one of f32|bf16|off", word != NULL ? word : "(null)");
 }
 
+rb_train_config rb_train_config_default(void)
+{
+    rb_train_config c;
+    memset(&c, 0, sizeof c);
+    c.loader_threads = 1;
+    c.precision = RB_PRECISION_F32;
+    c.conv_algorithm = RB_CONV_WINOGRAD;
+    c.augment = true;
+    c.training.epochs = 10;
+    c.training.batch_size = 128;
+    c.training.eval_batch_size = 256;
+    c.training.lr = 0.1;
+    c.training.momentum = 0.9;
+    c.training.weight_decay = 5e-4;
+    c.training.eval_every = 1;
+    c.adversarial.attack_options = rb_attack_options_default();
+    c.transfer.fixed_features = true;
+    c.transfer.feature_cache = RB_FEATURE_CACHE_F32;
+    return c;
+}
+
 rb_status rb_train_config_check(const rb_train_config *c)
 {
     rb_schedule sched;
     rb_dataset_spec *spec;
     rb_status s;
-    if (c == NULL || (c->source == NULL && (c->arch == NULL || c->arch_params == NULL)))
+    if (c == NULL || (c->transfer.source == NULL && (c->arch == NULL || c->arch_params == NULL)))
         return train_invalid("training needs an architecture (--arch)");
-    if (c->source != NULL) {
-        if (c->task == NULL || c->task->kind != RB_PLUGIN_TASK)
+    if (c->transfer.source != NULL) {
+        if (c->transfer.task == NULL || c->transfer.task->kind != RB_PLUGIN_TASK)
             return train_invalid("transfer needs a task plugin (--task classify)");
-        if (c->registry == NULL)
+        if (c->transfer.registry == NULL)
             return train_invalid("transfer needs the plugin registry to load the source's architecture");
-        if (c->attack != NULL)
+        if (c->adversarial.attack != NULL)
             return train_invalid("transfer trains on clean images: --attack is not available with --source");
-        if (c->bn_update && !c->fixed_features)
+        if (c->transfer.bn_update && !c->transfer.fixed_features)
             return train_invalid("--bn-stats update applies to --mode fixed only (full-network mode always updates them)");
-        if (strcmp(rb_feature_cache_str(c->feature_cache), "unknown") == 0)
-            return train_invalid("--feature-cache %d is not one of f32|bf16|off", (int)c->feature_cache);
-        if (c->feature_cache_limit > (uint64_t)INT64_MAX)
+        if (strcmp(rb_feature_cache_str(c->transfer.feature_cache), "unknown") == 0)
+            return train_invalid("--feature-cache %d is not one of f32|bf16|off", (int)c->transfer.feature_cache);
+        if (c->transfer.feature_cache_limit > (uint64_t)INT64_MAX)
             return train_invalid("--feature-cache-limit %llu bytes is beyond any memory (0: the machine's)",
-                           (unsigned long long)c->feature_cache_limit);
+                                 (unsigned long long)c->transfer.feature_cache_limit);
     }
     if (c->data == NULL || c->data[0] == '\0')
         return train_invalid("training needs a dataset (--data)");
     if (c->out_dir == NULL || c->out_dir[0] == '\0')
         return train_invalid("training needs a run folder (--out DIR)");
-    if (c->epochs < 1 || c->epochs >= ((int64_t)1 << 24))
-        return train_invalid("--epochs %lld must lie in [1, 16777215]", (long long)c->epochs);
-    if (c->batch_size < 1)
-        return train_invalid("--batch-size %lld must be at least 1", (long long)c->batch_size);
-    if (c->eval_batch_size < 1)
-        return train_invalid("--eval-batch-size %lld must be at least 1", (long long)c->eval_batch_size);
-    if (!isfinite(c->lr) || c->lr < 0)
-        return train_invalid("--lr %g must be finite and >= 0", c->lr);
-    if (!isfinite(c->momentum) || c->momentum < 0 || c->momentum >= 1)
-        return train_invalid("--momentum %g must lie in [0, 1)", c->momentum);
-    if (!isfinite(c->weight_decay) || c->weight_decay < 0)
-        return train_invalid("--weight-decay %g must be finite and >= 0", c->weight_decay);
-    if (c->nesterov && c->momentum <= 0)
+    if (c->training.epochs < 1 || c->training.epochs >= ((int64_t)1 << 24))
+        return train_invalid("--epochs %lld must lie in [1, 16777215]", (long long)c->training.epochs);
+    if (c->training.batch_size < 1)
+        return train_invalid("--batch-size %lld must be at least 1", (long long)c->training.batch_size);
+    if (c->training.eval_batch_size < 1)
+        return train_invalid("--eval-batch-size %lld must be at least 1", (long long)c->training.eval_batch_size);
+    if (!isfinite(c->training.lr) || c->training.lr < 0)
+        return train_invalid("--lr %g must be finite and >= 0", c->training.lr);
+    if (!isfinite(c->training.momentum) || c->training.momentum < 0 || c->training.momentum >= 1)
+        return train_invalid("--momentum %g must lie in [0, 1)", c->training.momentum);
+    if (!isfinite(c->training.weight_decay) || c->training.weight_decay < 0)
+        return train_invalid("--weight-decay %g must be finite and >= 0", c->training.weight_decay);
+    if (c->training.nesterov && c->training.momentum <= 0)
         return train_invalid("--nesterov needs --momentum > 0");
     if (c->channels != 0 && c->channels != 1 && c->channels != 3)
         return train_invalid("--channels %d must be 1 or 3 (or 0: the data's own)", c->channels);
@@ -91,21 +113,21 @@ rb_status rb_train_config_check(const rb_train_config *c)
         return train_invalid("unknown precision %d", (int)c->precision);
     if (c->conv_algorithm != RB_CONV_WINOGRAD && c->conv_algorithm != RB_CONV_DIRECT)
         return train_invalid("unknown convolution algorithm %d", (int)c->conv_algorithm);
-    if (c->attack != NULL) {
-        if ((s = rb_attack_check(c->attack, &c->attack_options)) != RB_OK)
+    if (c->adversarial.attack != NULL) {
+        if ((s = rb_attack_check(c->adversarial.attack, &c->adversarial.attack_options)) != RB_OK)
             return rb_error_prefix("--attack: ");
-        if (c->attack_options.target != RB_ATTACK_UNTARGETED)
+        if (c->adversarial.attack_options.target != RB_ATTACK_UNTARGETED)
             return train_invalid("adversarial training takes an untargeted attack");
     }
-    if (!isfinite(c->eps_warmup) || c->eps_warmup < 0)
-        return train_invalid("--eps-warmup %g must be finite and >= 0", c->eps_warmup);
-    if (c->eps_warmup > 0 && (c->attack == NULL || c->attack->params == NULL ||
-                              has_eps_param(c->attack->params) == 0))
+    if (!isfinite(c->adversarial.eps_warmup) || c->adversarial.eps_warmup < 0)
+        return train_invalid("--eps-warmup %g must be finite and >= 0", c->adversarial.eps_warmup);
+    if (c->adversarial.eps_warmup > 0 && (c->adversarial.attack == NULL || c->adversarial.attack->params == NULL ||
+                                          has_eps_param(c->adversarial.attack->params) == 0))
         return train_invalid("--eps-warmup needs an --attack whose plugin has an eps parameter");
-    if (c->eval_every < 0)
-        return train_invalid("--eval-every %lld must be >= 0", (long long)c->eval_every);
-    if ((s = rb_schedule_parse(c->schedule ? c->schedule : "constant", c->lr, (double)c->epochs, &sched)) !=
-        RB_OK)
+    if (c->training.eval_every < 0)
+        return train_invalid("--eval-every %lld must be >= 0", (long long)c->training.eval_every);
+    if ((s = rb_schedule_parse(c->training.schedule ? c->training.schedule : "constant", c->training.lr,
+                               (double)c->training.epochs, &sched)) != RB_OK)
         return rb_error_prefix("--schedule: ");
     spec = malloc(sizeof *spec);
     if (spec == NULL)
@@ -125,21 +147,6 @@ static int has_eps_param(const rb_param_spec *specs)
     return 0;
 }
 
-/* The explicitly given parameters of a set, as strings. */
-json_object *train_given_params(const rb_params *p)
-{
-    json_object *o = json_object_new_object();
-    const rb_param_spec *specs = p ? rb_params_specs(p) : NULL;
-    char buf[4096];
-    for (size_t i = 0; specs != NULL && specs[i].name != NULL; i++) {
-        if (rb_params_source(p, specs[i].name) != RB_PARAM_GIVEN)
-            continue;
-        rb_params_format(p, specs[i].name, buf, sizeof buf);
-        json_object_object_add(o, specs[i].name, json_object_new_string(buf));
-    }
-    return o;
-}
-
 json_object *train_json_str_or_null(const char *s)
 {
     return s != NULL ? json_object_new_string(s) : NULL;
@@ -147,33 +154,27 @@ json_object *train_json_str_or_null(const char *s)
 
 rb_status train_write_config(const rb_train_config *c, const char *run_id, const char *path)
 {
-    json_object *root = json_object_new_object(), *arch = json_object_new_object();
-    const rb_param_spec *specs = rb_params_specs(c->arch_params);
+    json_object *root = json_object_new_object();
     char buf[4096];
     const char *txt;
     rb_status s;
 
-    json_object_object_add(root, "command", json_object_new_string(c->source ? "transfer" : "train"));
+    json_object_object_add(root, "command", json_object_new_string(c->transfer.source ? "transfer" : "train"));
     json_object_object_add(root, "robusta", json_object_new_string(RB_VERSION_STRING));
     json_object_object_add(root, "run_id", json_object_new_string(run_id));
     json_object_object_add(root, "arch", json_object_new_string(c->arch_name ? c->arch_name : c->arch->name));
-    for (size_t i = 0; specs != NULL && specs[i].name != NULL; i++) {
-        if (rb_params_source(c->arch_params, specs[i].name) != RB_PARAM_GIVEN)
-            continue;
-        rb_params_format(c->arch_params, specs[i].name, buf, sizeof buf);
-        json_object_object_add(arch, specs[i].name, json_object_new_string(buf));
-    }
-    json_object_object_add(root, "arch_options", arch);
+    json_object_object_add(root, "arch_options", rb_params_to_json_object(c->arch_params));
     json_object_object_add(root, "data", json_object_new_string(c->data));
     json_object_object_add(root, "out", json_object_new_string(c->out_dir));
-    json_object_object_add(root, "epochs", json_object_new_int64(c->epochs));
-    json_object_object_add(root, "batch_size", json_object_new_int64(c->batch_size));
-    json_object_object_add(root, "eval_batch_size", json_object_new_int64(c->eval_batch_size));
-    json_object_object_add(root, "lr", rb_json_number(c->lr));
-    json_object_object_add(root, "momentum", rb_json_number(c->momentum));
-    json_object_object_add(root, "weight_decay", rb_json_number(c->weight_decay));
-    json_object_object_add(root, "nesterov", json_object_new_boolean(c->nesterov));
-    json_object_object_add(root, "schedule", json_object_new_string(c->schedule ? c->schedule : "constant"));
+    json_object_object_add(root, "epochs", json_object_new_int64(c->training.epochs));
+    json_object_object_add(root, "batch_size", json_object_new_int64(c->training.batch_size));
+    json_object_object_add(root, "eval_batch_size", json_object_new_int64(c->training.eval_batch_size));
+    json_object_object_add(root, "lr", rb_json_number(c->training.lr));
+    json_object_object_add(root, "momentum", rb_json_number(c->training.momentum));
+    json_object_object_add(root, "weight_decay", rb_json_number(c->training.weight_decay));
+    json_object_object_add(root, "nesterov", json_object_new_boolean(c->training.nesterov));
+    json_object_object_add(root, "schedule",
+                           json_object_new_string(c->training.schedule ? c->training.schedule : "constant"));
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)c->seed);
     json_object_object_add(root, "seed", json_object_new_string(buf));
     json_object_object_add(root, "threads", json_object_new_int(c->threads));
@@ -185,26 +186,34 @@ rb_status train_write_config(const rb_train_config *c, const char *run_id, const
     json_object_object_add(root, "image_size", json_object_new_int(c->image_size));
     json_object_object_add(root, "channels", json_object_new_int(c->channels));
     json_object_object_add(root, "augment", json_object_new_boolean(c->augment));
-    if (c->attack != NULL) {
-        json_object_object_add(root, "attack", json_object_new_string(c->attack_name ? c->attack_name : c->attack->name));
-        json_object_object_add(root, "attack_options", train_given_params(c->attack_params));
-        json_object_object_add(root, "attack_steps", json_object_new_int(c->attack_options.steps));
-        json_object_object_add(root, "attack_restarts", json_object_new_int(c->attack_options.restarts));
-        json_object_object_add(root, "attack_random_start", json_object_new_boolean(c->attack_options.random_start));
-        json_object_object_add(root, "attack_keep_best", json_object_new_boolean(c->attack_options.keep_best));
-        snprintf(buf, sizeof buf, "%llu", (unsigned long long)c->attack_options.seed);
+    if (c->adversarial.attack != NULL) {
+        json_object_object_add(root, "attack",
+                               json_object_new_string(c->adversarial.attack_name ? c->adversarial.attack_name
+                                                                                 : c->adversarial.attack->name));
+        json_object_object_add(root, "attack_options", rb_params_to_json_object(c->adversarial.attack_params));
+        json_object_object_add(root, "attack_steps", json_object_new_int(c->adversarial.attack_options.steps));
+        json_object_object_add(root, "attack_restarts", json_object_new_int(c->adversarial.attack_options.restarts));
+        json_object_object_add(root, "attack_random_start",
+                               json_object_new_boolean(c->adversarial.attack_options.random_start));
+        json_object_object_add(root, "attack_keep_best",
+                               json_object_new_boolean(c->adversarial.attack_options.keep_best));
+        snprintf(buf, sizeof buf, "%llu", (unsigned long long)c->adversarial.attack_options.seed);
         json_object_object_add(root, "attack_seed", json_object_new_string(buf));
-        json_object_object_add(root, "eps_warmup", rb_json_number(c->eps_warmup));
+        json_object_object_add(root, "eps_warmup", rb_json_number(c->adversarial.eps_warmup));
     }
-    json_object_object_add(root, "eval_every", json_object_new_int64(c->eval_every));
-    if (c->source != NULL) {
-        json_object_object_add(root, "source", json_object_new_string(c->source));
-        json_object_object_add(root, "task", json_object_new_string(c->task_name ? c->task_name : c->task->name));
-        json_object_object_add(root, "task_options", train_given_params(c->task_params));
-        json_object_object_add(root, "mode", json_object_new_string(c->fixed_features ? "fixed" : "full"));
-        json_object_object_add(root, "bn_stats", json_object_new_string(c->bn_update ? "update" : "frozen"));
-        json_object_object_add(root, "feature_cache", json_object_new_string(rb_feature_cache_str(c->feature_cache)));
-        json_object_object_add(root, "feature_cache_limit", json_object_new_int64((int64_t)c->feature_cache_limit));
+    json_object_object_add(root, "eval_every", json_object_new_int64(c->training.eval_every));
+    if (c->transfer.source != NULL) {
+        json_object_object_add(root, "source", json_object_new_string(c->transfer.source));
+        json_object_object_add(
+            root, "task",
+            json_object_new_string(c->transfer.task_name ? c->transfer.task_name : c->transfer.task->name));
+        json_object_object_add(root, "task_options", rb_params_to_json_object(c->transfer.task_params));
+        json_object_object_add(root, "mode", json_object_new_string(c->transfer.fixed_features ? "fixed" : "full"));
+        json_object_object_add(root, "bn_stats", json_object_new_string(c->transfer.bn_update ? "update" : "frozen"));
+        json_object_object_add(root, "feature_cache",
+                               json_object_new_string(rb_feature_cache_str(c->transfer.feature_cache)));
+        json_object_object_add(root, "feature_cache_limit",
+                               json_object_new_int64((int64_t)c->transfer.feature_cache_limit));
     }
     txt = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
     snprintf(buf, sizeof buf, "%s\n", txt);
@@ -256,30 +265,32 @@ rb_status train_read_config(json_object *root, const char *file, rb_train_config
         if (!train_jhas(root, doubles[i], json_type_double))
             return rb_error_set(RB_ERR_CORRUPT, "%s: '%s' is missing or not a number", file, doubles[i]);
     if (!train_jhas(root, "nesterov", json_type_boolean) || !train_jhas(root, "augment", json_type_boolean) ||
-        train_jstr(root, "data") == NULL || train_jstr(root, "schedule") == NULL || (seed = train_jstr(root, "seed")) == NULL)
+        train_jstr(root, "data") == NULL || train_jstr(root, "schedule") == NULL ||
+        (seed = train_jstr(root, "seed")) == NULL)
         return rb_error_set(RB_ERR_CORRUPT, "%s: nesterov, augment, data, schedule or seed is missing", file);
     c->arch_name = train_jstr(root, "arch");
     c->data = train_jstr(root, "data");
-    c->epochs = train_jint(root, "epochs");
-    c->batch_size = train_jint(root, "batch_size");
-    c->eval_batch_size = train_jint(root, "eval_batch_size");
+    c->training.epochs = train_jint(root, "epochs");
+    c->training.batch_size = train_jint(root, "batch_size");
+    c->training.eval_batch_size = train_jint(root, "eval_batch_size");
     c->threads = (int)train_jint(root, "threads");
     c->loader_threads = (int)train_jint(root, "loader_threads");
     c->per_class = train_jint(root, "per_class");
     c->image_size = (int)train_jint(root, "image_size");
     c->channels = (int)train_jint(root, "channels");
-    c->lr = train_jdouble(root, "lr");
-    c->momentum = train_jdouble(root, "momentum");
-    c->weight_decay = train_jdouble(root, "weight_decay");
-    c->nesterov = json_object_get_boolean(json_object_object_get(root, "nesterov"));
+    c->training.lr = train_jdouble(root, "lr");
+    c->training.momentum = train_jdouble(root, "momentum");
+    c->training.weight_decay = train_jdouble(root, "weight_decay");
+    c->training.nesterov = json_object_get_boolean(json_object_object_get(root, "nesterov"));
     c->augment = json_object_get_boolean(json_object_object_get(root, "augment"));
-    c->schedule = train_jstr(root, "schedule");
+    c->training.schedule = train_jstr(root, "schedule");
     c->classes = train_jstr(root, "classes");
     c->seed = strtoull(seed, NULL, 10);
     if (train_jhas(root, "eval_every", json_type_int))
-        c->eval_every = train_jint(root, "eval_every");
+        c->training.eval_every = train_jint(root, "eval_every");
     /* runs written before precision existed were fp32 */
-    if (train_jstr(root, "precision") != NULL && rb_precision_parse(train_jstr(root, "precision"), &c->precision) != RB_OK)
+    if (train_jstr(root, "precision") != NULL &&
+        rb_precision_parse(train_jstr(root, "precision"), &c->precision) != RB_OK)
         return rb_error_set(RB_ERR_CORRUPT, "%s: unknown precision '%s'", file, train_jstr(root, "precision"));
     /* and before the choice of convolution algorithm, direct: a resumed run
      * keeps its arithmetic, so that it continues bit for bit */
@@ -307,40 +318,37 @@ rb_status train_read_transfer(const rb_registry *reg, json_object *root, const c
         !json_object_object_get_ex(root, "task_options", &given) || !json_object_is_type(given, json_type_object))
         return rb_error_set(RB_ERR_CORRUPT, "%s: the transfer's settings (task, task_options, mode ...) are missing",
                             file);
-    if ((s = rb_registry_find(reg, RB_PLUGIN_TASK, task, &c->task)) != RB_OK)
+    if ((s = rb_registry_find(reg, RB_PLUGIN_TASK, task, &c->transfer.task)) != RB_OK)
         return rb_error_prefix("%s: ", file);
-    if ((s = rb_params_create(params, c->task->params)) != RB_OK)
+    if ((s = rb_params_create(params, c->transfer.task->params)) != RB_OK)
         return s;
     {
-        json_object_object_foreach(given, key, val)
-        {
-            if (!json_object_is_type(val, json_type_string))
-                return rb_error_set(RB_ERR_CORRUPT, "%s: task_options.%s is not a string", file, key);
-            if ((s = rb_params_set(*params, key, json_object_get_string(val))) != RB_OK)
-                return rb_error_prefix("%s: task_options: ", file);
-        }
+        char where[4200];
+        snprintf(where, sizeof where, "%s: task_options", file);
+        if ((s = rb_params_set_json_object(*params, given, where)) != RB_OK)
+            return s;
     }
-    c->source = source;
-    c->registry = reg;
-    c->task_name = task;
-    c->task_params = *params;
-    c->fixed_features = strcmp(mode, "fixed") == 0;
-    c->bn_update = strcmp(bn, "update") == 0;
+    c->transfer.source = source;
+    c->transfer.registry = reg;
+    c->transfer.task_name = task;
+    c->transfer.task_params = *params;
+    c->transfer.fixed_features = strcmp(mode, "fixed") == 0;
+    c->transfer.bn_update = strcmp(bn, "update") == 0;
     if (train_jstr(root, "feature_cache") != NULL) {
-        if (rb_feature_cache_parse(train_jstr(root, "feature_cache"), &c->feature_cache) != RB_OK)
+        if (rb_feature_cache_parse(train_jstr(root, "feature_cache"), &c->transfer.feature_cache) != RB_OK)
             return rb_error_set(RB_ERR_CORRUPT, "%s: feature_cache '%s' is not one of f32|bf16|off", file,
                                 train_jstr(root, "feature_cache"));
     } else { /* written before bf16 caches: a boolean */
-        c->feature_cache = json_object_get_boolean(json_object_object_get(root, "no_feature_cache"))
-                               ? RB_FEATURE_CACHE_OFF
-                               : RB_FEATURE_CACHE_F32;
+        c->transfer.feature_cache = json_object_get_boolean(json_object_object_get(root, "no_feature_cache"))
+                                        ? RB_FEATURE_CACHE_OFF
+                                        : RB_FEATURE_CACHE_F32;
     }
-    c->feature_cache_limit = 0;
+    c->transfer.feature_cache_limit = 0;
     if (train_jhas(root, "feature_cache_limit", json_type_int)) {
         int64_t limit = json_object_get_int64(json_object_object_get(root, "feature_cache_limit"));
         if (limit < 0)
             return rb_error_set(RB_ERR_CORRUPT, "%s: feature_cache_limit %lld is negative", file, (long long)limit);
-        c->feature_cache_limit = (uint64_t)limit;
+        c->transfer.feature_cache_limit = (uint64_t)limit;
     }
     return RB_OK;
 }
@@ -356,34 +364,32 @@ rb_status train_read_attack(const rb_registry *reg, json_object *root, const cha
     if (name == NULL)
         return RB_OK;
     if (!train_jhas(root, "attack_steps", json_type_int) || !train_jhas(root, "attack_restarts", json_type_int) ||
-        !train_jhas(root, "attack_random_start", json_type_boolean) || !train_jhas(root, "attack_keep_best", json_type_boolean) ||
-        !train_jhas(root, "eps_warmup", json_type_double) || !train_jhas(root, "eval_every", json_type_int) ||
-        (seed = train_jstr(root, "attack_seed")) == NULL ||
+        !train_jhas(root, "attack_random_start", json_type_boolean) ||
+        !train_jhas(root, "attack_keep_best", json_type_boolean) || !train_jhas(root, "eps_warmup", json_type_double) ||
+        !train_jhas(root, "eval_every", json_type_int) || (seed = train_jstr(root, "attack_seed")) == NULL ||
         !json_object_object_get_ex(root, "attack_options", &given) || !json_object_is_type(given, json_type_object))
         return rb_error_set(RB_ERR_CORRUPT, "%s: the attack's settings (attack_steps, attack_options ...) are missing",
                             file);
-    if ((s = rb_registry_find(reg, RB_PLUGIN_ATTACK, name, &c->attack)) != RB_OK)
+    if ((s = rb_registry_find(reg, RB_PLUGIN_ATTACK, name, &c->adversarial.attack)) != RB_OK)
         return rb_error_prefix("%s: ", file);
-    if ((s = rb_params_create(params, c->attack->params)) != RB_OK)
+    if ((s = rb_params_create(params, c->adversarial.attack->params)) != RB_OK)
         return s;
     {
-        json_object_object_foreach(given, key, val)
-        {
-            if (!json_object_is_type(val, json_type_string))
-                return rb_error_set(RB_ERR_CORRUPT, "%s: attack_options.%s is not a string", file, key);
-            if ((s = rb_params_set(*params, key, json_object_get_string(val))) != RB_OK)
-                return rb_error_prefix("%s: attack_options: ", file);
-        }
+        char where[4200];
+        snprintf(where, sizeof where, "%s: attack_options", file);
+        if ((s = rb_params_set_json_object(*params, given, where)) != RB_OK)
+            return s;
     }
-    c->attack_name = name;
-    c->attack_params = *params;
-    c->attack_options = rb_attack_options_default();
-    c->attack_options.steps = (int)train_jint(root, "attack_steps");
-    c->attack_options.restarts = (int)train_jint(root, "attack_restarts");
-    c->attack_options.random_start = json_object_get_boolean(json_object_object_get(root, "attack_random_start"));
-    c->attack_options.keep_best = json_object_get_boolean(json_object_object_get(root, "attack_keep_best"));
-    c->attack_options.seed = strtoull(seed, NULL, 10);
-    c->eps_warmup = train_jdouble(root, "eps_warmup");
-    c->eval_every = train_jint(root, "eval_every");
+    c->adversarial.attack_name = name;
+    c->adversarial.attack_params = *params;
+    c->adversarial.attack_options = rb_attack_options_default();
+    c->adversarial.attack_options.steps = (int)train_jint(root, "attack_steps");
+    c->adversarial.attack_options.restarts = (int)train_jint(root, "attack_restarts");
+    c->adversarial.attack_options.random_start =
+        json_object_get_boolean(json_object_object_get(root, "attack_random_start"));
+    c->adversarial.attack_options.keep_best = json_object_get_boolean(json_object_object_get(root, "attack_keep_best"));
+    c->adversarial.attack_options.seed = strtoull(seed, NULL, 10);
+    c->adversarial.eps_warmup = train_jdouble(root, "eps_warmup");
+    c->training.eval_every = train_jint(root, "eval_every");
     return RB_OK;
 }

@@ -83,8 +83,6 @@ rb_status train_epochs(run *r, rb_train_result *res);
 
 /* rb_error_set(RB_ERR_INVALID_ARGUMENT, ...). */
 rb_status train_invalid(const char *fmt, ...) RB_PRINTF(1, 2);
-/* The explicitly given parameters of a set, as strings. */
-json_object *train_given_params(const rb_params *p);
 /* A JSON string, or NULL (null) for NULL. */
 json_object *train_json_str_or_null(const char *s);
 /* config.json of a run. */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "experiment/train_internal.h"
+#include "runtime/params_json.h"
 #include "sys/internal.h"
 #include "sys/json.h"
 
@@ -89,32 +90,34 @@ static rb_status save_checkpoint(run *r, const char *path, bool with_state)
         tr = json_object_new_object();
         json_object_object_add(tr, "run_id", json_object_new_string(r->run_id));
         json_object_object_add(tr, "epoch", json_object_new_int64(r->epoch));
-        json_object_object_add(tr, "epochs", json_object_new_int64(r->cfg.epochs));
+        json_object_object_add(tr, "epochs", json_object_new_int64(r->cfg.training.epochs));
         json_object_object_add(tr, "sgd_steps", json_object_new_int64(rb_sgd_steps(r->sgd)));
-        json_object_object_add(tr, "schedule", json_object_new_string(r->cfg.schedule));
+        json_object_object_add(tr, "schedule", json_object_new_string(r->cfg.training.schedule));
         snprintf(buf, sizeof buf, "%llu", (unsigned long long)r->cfg.seed);
         json_object_object_add(tr, "seed", json_object_new_string(buf));
-        json_object_object_add(tr, "lr", rb_json_number(r->cfg.lr));
-        json_object_object_add(tr, "momentum", rb_json_number(r->cfg.momentum));
-        json_object_object_add(tr, "weight_decay", rb_json_number(r->cfg.weight_decay));
-        json_object_object_add(tr, "nesterov", json_object_new_boolean(r->cfg.nesterov));
-        json_object_object_add(tr, "batch_size", json_object_new_int64(r->cfg.batch_size));
+        json_object_object_add(tr, "lr", rb_json_number(r->cfg.training.lr));
+        json_object_object_add(tr, "momentum", rb_json_number(r->cfg.training.momentum));
+        json_object_object_add(tr, "weight_decay", rb_json_number(r->cfg.training.weight_decay));
+        json_object_object_add(tr, "nesterov", json_object_new_boolean(r->cfg.training.nesterov));
+        json_object_object_add(tr, "batch_size", json_object_new_int64(r->cfg.training.batch_size));
         json_object_object_add(tr, "data", json_object_new_string(r->cfg.data));
         json_object_object_add(tr, "classes", train_json_str_or_null(r->cfg.classes));
         json_object_object_add(tr, "best_test_acc", rb_json_number(r->best_acc));
         json_object_object_add(tr, "best_epoch", json_object_new_int64(r->best_epoch));
-        if (r->cfg.attack != NULL)
+        if (r->cfg.adversarial.attack != NULL)
             json_object_object_add(tr, "attack", attack_json(r));
-        if (r->cfg.source != NULL) {
+        if (r->cfg.transfer.source != NULL) {
             json_object *t = json_object_new_object();
-            json_object_object_add(t, "source", json_object_new_string(r->cfg.source));
-            json_object_object_add(t, "task", json_object_new_string(r->cfg.task->name));
-            json_object_object_add(t, "mode", json_object_new_string(r->cfg.fixed_features ? "fixed" : "full"));
-            json_object_object_add(t, "bn_stats", json_object_new_string(r->cfg.bn_update ? "update" : "frozen"));
+            json_object_object_add(t, "source", json_object_new_string(r->cfg.transfer.source));
+            json_object_object_add(t, "task", json_object_new_string(r->cfg.transfer.task->name));
+            json_object_object_add(t, "mode",
+                                   json_object_new_string(r->cfg.transfer.fixed_features ? "fixed" : "full"));
+            json_object_object_add(t, "bn_stats",
+                                   json_object_new_string(r->cfg.transfer.bn_update ? "update" : "frozen"));
             json_object_object_add(t, "feature_cache", json_object_new_boolean(r->full != NULL));
-            json_object_object_add(t, "feature_cache_dtype",
-                                   r->full != NULL ? json_object_new_string(rb_feature_cache_str(r->cfg.feature_cache))
-                                                   : NULL);
+            json_object_object_add(
+                t, "feature_cache_dtype",
+                r->full != NULL ? json_object_new_string(rb_feature_cache_str(r->cfg.transfer.feature_cache)) : NULL);
             json_object_object_add(tr, "transfer", t);
         }
         json_object_object_add(meta, "training", tr);
@@ -156,7 +159,7 @@ const char train_csv_header_adv[] =
 static rb_status set_eps(run *r, double eps)
 {
     char buf[64];
-    if (r->cfg.eps_warmup <= 0)
+    if (r->cfg.adversarial.eps_warmup <= 0)
         return RB_OK;
     snprintf(buf, sizeof buf, "%.17g", eps);
     return rb_params_set(r->attack_params, "eps", buf);
@@ -165,19 +168,20 @@ static rb_status set_eps(run *r, double eps)
 static json_object *attack_json(const run *r)
 {
     json_object *a = json_object_new_object();
-    const rb_attack_options *o = &r->cfg.attack_options;
+    const rb_attack_options *o = &r->cfg.adversarial.attack_options;
     char buf[64];
-    json_object_object_add(a, "name", json_object_new_string(r->cfg.attack_name ? r->cfg.attack_name
-                                                                                : r->cfg.attack->name));
-    json_object_object_add(a, "params", train_given_params(r->cfg.attack_params));
+    json_object_object_add(a, "name",
+                           json_object_new_string(r->cfg.adversarial.attack_name ? r->cfg.adversarial.attack_name
+                                                                                 : r->cfg.adversarial.attack->name));
+    json_object_object_add(a, "params", rb_params_to_json_object(r->cfg.adversarial.attack_params));
     json_object_object_add(a, "steps", json_object_new_int(o->steps));
     json_object_object_add(a, "restarts", json_object_new_int(o->restarts));
     json_object_object_add(a, "random_start", json_object_new_boolean(o->random_start));
     json_object_object_add(a, "keep_best", json_object_new_boolean(o->keep_best));
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)o->seed);
     json_object_object_add(a, "seed", json_object_new_string(buf));
-    json_object_object_add(a, "eps_warmup", rb_json_number(r->cfg.eps_warmup));
-    json_object_object_add(a, "eval_every", json_object_new_int64(r->cfg.eval_every));
+    json_object_object_add(a, "eps_warmup", rb_json_number(r->cfg.adversarial.eps_warmup));
+    json_object_object_add(a, "eval_every", json_object_new_int64(r->cfg.training.eval_every));
     return a;
 }
 
@@ -202,30 +206,32 @@ static rb_status keep_task_metrics(run *r, const rb_eval_result *ev);
 rb_status train_epochs(run *r, rb_train_result *res)
 {
     rb_graph *g = rb_model_graph(r->model);
-    int64_t steps = rb_loader_batch_count(r->loader), B = r->cfg.batch_size;
+    int64_t steps = rb_loader_batch_count(r->loader), B = r->cfg.training.batch_size;
     double total_seconds = 0;
     int64_t epochs_run = 0;
     char path[4200];
     rb_status s = RB_OK;
 
-    while (r->epoch < r->cfg.epochs) {
+    while (r->epoch < r->cfg.training.epochs) {
         int64_t e = r->epoch, seen = 0, clean_correct = 0;
         double loss_sum = 0, lr = 0, t0 = rb_monotonic_seconds(), seconds, test_loss = NAN, test_acc = NAN;
         double train_score = NAN;
         const char *score_name = rb_scorer_task(r->scorer)->ops.task->primary_metric;
         double robust_acc = NAN;
-        bool adv = r->cfg.attack != NULL;
+        bool adv = r->cfg.adversarial.attack != NULL;
         const float *train_x;
         rb_progress *bar = NULL;
         rb_batch b;
         char label[64];
-        snprintf(label, sizeof label, "epoch %lld/%lld", (long long)e + 1, (long long)r->cfg.epochs);
+        snprintf(label, sizeof label, "epoch %lld/%lld", (long long)e + 1, (long long)r->cfg.training.epochs);
         if (!r->cfg.quiet && (s = rb_progress_create(&bar, label, (uint64_t)(steps * B), "img", NULL)) != RB_OK)
             return s;
         if ((s = rb_loader_start_epoch(r->loader, e)) != RB_OK)
             goto epoch_failed;
-        if (adv && r->cfg.eps_warmup > 0 &&
-            (s = set_eps(r, r->eps * ((double)e >= r->cfg.eps_warmup ? 1.0 : (double)e / r->cfg.eps_warmup))) != RB_OK)
+        if (adv && r->cfg.adversarial.eps_warmup > 0 &&
+            (s = set_eps(r, r->eps * ((double)e >= r->cfg.adversarial.eps_warmup
+                                          ? 1.0
+                                          : (double)e / r->cfg.adversarial.eps_warmup))) != RB_OK)
             goto epoch_failed;
         for (int64_t step = 0;; step++) {
             double loss;
@@ -235,9 +241,8 @@ rb_status train_epochs(run *r, rb_train_result *res)
                 s = rb_error_set(RB_ERR_INTERRUPTED,
                                  "stopped by %s in epoch %lld at batch %lld; %s/last.rbt and the logs hold epoch "
                                  "%lld: continue with robusta %s --resume %s",
-                                 stop_cause(cause, sizeof cause), (long long)e + 1, (long long)step + 1,
-                                 r->cfg.out_dir, (long long)e, r->cfg.source != NULL ? "transfer" : "train",
-                                 r->cfg.out_dir);
+                                 stop_cause(cause, sizeof cause), (long long)e + 1, (long long)step + 1, r->cfg.out_dir,
+                                 (long long)e, r->cfg.transfer.source != NULL ? "transfer" : "train", r->cfg.out_dir);
                 goto epoch_failed;
             }
             if ((s = rb_loader_next(r->loader, &b)) != RB_OK)
@@ -247,11 +252,11 @@ rb_status train_epochs(run *r, rb_train_result *res)
             lr = rb_schedule_lr(&r->schedule, (double)e + (double)(step + 1) / (double)steps);
             train_x = b.images;
             if (adv) {
-                rb_attack_options ao = r->cfg.attack_options;
+                rb_attack_options ao = r->cfg.adversarial.attack_options;
                 rb_attack_stats st;
                 ao.first_example = (e * steps + step) * B;
-                if ((s = rb_attacker_run(r->attacker, r->cfg.attack, r->attack_params, &ao, b.images,
-                                       b.labels, b.count, r->adv_x, NULL, &st)) != RB_OK) {
+                if ((s = rb_attacker_run(r->attacker, r->cfg.adversarial.attack, r->attack_params, &ao, b.images,
+                                         b.labels, b.count, r->adv_x, NULL, &st)) != RB_OK) {
                     rb_error_prefix("epoch %lld batch %lld: attack: ", (long long)e + 1, (long long)step + 1);
                     goto epoch_failed;
                 }
@@ -290,12 +295,13 @@ rb_status train_epochs(run *r, rb_train_result *res)
             rb_progress_destroy(bar);
             bar = NULL;
         }
-        if (r->has_test && (e + 1 == r->cfg.epochs || r->cfg.eval_every <= 1 || (e + 1) % r->cfg.eval_every == 0)) {
+        if (r->has_test && (e + 1 == r->cfg.training.epochs || r->cfg.training.eval_every <= 1 ||
+                            (e + 1) % r->cfg.training.eval_every == 0)) {
             rb_eval_result ev;
-            bool last = e + 1 == r->cfg.epochs;
+            bool last = e + 1 == r->cfg.training.epochs;
             if ((s = train_evaluate_with(r->eval_engine, r->model, r->test, NULL, &ev)) != RB_OK)
                 return s;
-            if (last && r->cfg.source != NULL && (s = keep_task_metrics(r, &ev)) != RB_OK) {
+            if (last && r->cfg.transfer.source != NULL && (s = keep_task_metrics(r, &ev)) != RB_OK) {
                 rb_eval_result_free(&ev);
                 return s;
             }
@@ -303,7 +309,7 @@ rb_status train_epochs(run *r, rb_train_result *res)
             test_acc = ev.accuracy;
             rb_eval_result_free(&ev);
             if (adv) {
-                eval_attack atk = {r->cfg.attack, r->attack_params, &r->cfg.attack_options};
+                eval_attack atk = {r->cfg.adversarial.attack, r->attack_params, &r->cfg.adversarial.attack_options};
                 if ((s = set_eps(r, r->eps)) != RB_OK ||
                     (s = train_evaluate_with(r->eval_engine, r->model, r->test, &atk, &ev)) != RB_OK)
                     return s;
@@ -380,12 +386,13 @@ rb_status train_epochs(run *r, rb_train_result *res)
         if (s != RB_OK)
             return s;
         if (!isnan(test_acc))
-            rb_log(RB_LOG_INFO, "epoch %lld/%lld: lr %.4g, train loss %.4f acc %.2f%%, test loss %.4f acc %.2f%%, %.1fs",
-                   (long long)r->epoch, (long long)r->cfg.epochs, lr, res->train_loss, 100 * res->train_acc,
+            rb_log(RB_LOG_INFO,
+                   "epoch %lld/%lld: lr %.4g, train loss %.4f acc %.2f%%, test loss %.4f acc %.2f%%, %.1fs",
+                   (long long)r->epoch, (long long)r->cfg.training.epochs, lr, res->train_loss, 100 * res->train_acc,
                    test_loss, 100 * test_acc, seconds);
         else
             rb_log(RB_LOG_INFO, "epoch %lld/%lld: lr %.4g, train loss %.4f acc %.2f%%, %.1fs", (long long)r->epoch,
-                   (long long)r->cfg.epochs, lr, res->train_loss, 100 * res->train_acc, seconds);
+                   (long long)r->cfg.training.epochs, lr, res->train_loss, 100 * res->train_acc, seconds);
         continue;
     epoch_failed:
         rb_progress_destroy(bar);
@@ -396,7 +403,7 @@ rb_status train_epochs(run *r, rb_train_result *res)
     res->best_epoch = r->best_epoch;
     res->seconds_per_epoch = epochs_run ? total_seconds / (double)epochs_run : 0;
     path_in(path, sizeof path, r->cfg.out_dir, "model.rbt");
-    if ((s = save_checkpoint(r, path, false)) == RB_OK && r->cfg.source != NULL && r->has_test)
+    if ((s = save_checkpoint(r, path, false)) == RB_OK && r->cfg.transfer.source != NULL && r->has_test)
         s = write_task_metrics(r);
     return s;
 }
@@ -416,10 +423,10 @@ static rb_status make_dir(const char *dir)
  * (150 epochs decayed every 50); constant for training from scratch. */
 static const char *default_schedule(run *r)
 {
-    if (r->cfg.source == NULL)
+    if (r->cfg.transfer.source == NULL)
         return "constant";
     snprintf(r->default_schedule, sizeof r->default_schedule, "step:%lld:0.1",
-             (long long)(r->cfg.epochs >= 3 ? r->cfg.epochs / 3 : 1));
+             (long long)(r->cfg.training.epochs >= 3 ? r->cfg.training.epochs / 3 : 1));
     return r->default_schedule;
 }
 
@@ -470,13 +477,14 @@ rb_status rb_train(const rb_train_config *config, rb_train_result *result)
     memset(&r, 0, sizeof r);
     r.lock_fd = -1;
     r.cfg = *config;
-    if (r.cfg.schedule == NULL)
-        r.cfg.schedule = default_schedule(&r);
+    if (r.cfg.training.schedule == NULL)
+        r.cfg.training.schedule = default_schedule(&r);
     if ((s = make_dir(r.cfg.out_dir)) != RB_OK)
         return s;
     /* One writer per folder, from here to train_run_free; then the litter of a
      * killed run goes. */
-    if ((s = rb_run_dir_lock(r.cfg.out_dir, r.cfg.source != NULL ? "transfer" : "train", &r.lock_fd)) != RB_OK ||
+    if ((s = rb_run_dir_lock(r.cfg.out_dir, r.cfg.transfer.source != NULL ? "transfer" : "train", &r.lock_fd)) !=
+            RB_OK ||
         (s = rb_run_dir_remove_stale(r.cfg.out_dir)) != RB_OK)
         goto done;
     path_in(path, sizeof path, r.cfg.out_dir, "last.rbt");
@@ -485,8 +493,8 @@ rb_status rb_train(const rb_train_config *config, rb_train_result *result)
             static const char *const old_run[] = {"last.rbt", "best.rbt", "model.rbt", "metrics.json"};
             if (!r.cfg.force) {
                 s = train_invalid("%s already holds a run (last.rbt): continue it with --resume %s, start over with "
-                            "--force, or choose another --out",
-                            r.cfg.out_dir, r.cfg.out_dir);
+                                  "--force, or choose another --out",
+                                  r.cfg.out_dir, r.cfg.out_dir);
                 goto done;
             }
             /* Asked to start over: the old checkpoints must not pass for the new run's. */
@@ -499,12 +507,14 @@ rb_status rb_train(const rb_train_config *config, rb_train_result *result)
             }
         }
     }
-    if (r.cfg.source != NULL && (s = train_load_source(&r)) != RB_OK)
+    if (r.cfg.transfer.source != NULL && (s = train_load_source(&r)) != RB_OK)
         goto done;
-    if ((s = train_open_splits(&r)) != RB_OK || (s = train_check_fits(&r)) != RB_OK || (s = train_create_model(&r)) != RB_OK ||
-        (s = train_prepare_transfer(&r)) != RB_OK || (s = train_setup(&r)) != RB_OK)
+    if ((s = train_open_splits(&r)) != RB_OK || (s = train_check_fits(&r)) != RB_OK ||
+        (s = train_create_model(&r)) != RB_OK || (s = train_prepare_transfer(&r)) != RB_OK ||
+        (s = train_setup(&r)) != RB_OK)
         goto done;
-    if ((s = train_text_append(&r.csv, "%s", r.cfg.attack != NULL ? train_csv_header_adv : train_csv_header)) != RB_OK)
+    if ((s = train_text_append(&r.csv, "%s",
+                               r.cfg.adversarial.attack != NULL ? train_csv_header_adv : train_csv_header)) != RB_OK)
         goto done;
     path_in(path, sizeof path, r.cfg.out_dir, "config.json");
     if ((s = rb_run_id_new(r.run_id)) != RB_OK || (s = train_write_config(&r.cfg, r.run_id, path)) != RB_OK)
@@ -514,10 +524,11 @@ rb_status rb_train(const rb_train_config *config, rb_train_result *result)
     path_in(path, sizeof path, r.cfg.out_dir, "last.rbt");
     if ((s = write_logs(&r)) != RB_OK || (s = save_checkpoint(&r, path, true)) != RB_OK)
         goto done;
-    if (r.cfg.source != NULL)
-        rb_log(RB_LOG_INFO, "transferring %s (%s) to %s in %s mode: %lld examples, %lld classes, %s", r.cfg.source,
-               r.cfg.arch->name, r.cfg.data, r.cfg.fixed_features ? "fixed-feature" : "full-network",
-               (long long)rb_split_count(r.train), (long long)rb_split_classes(r.train), rb_engine_threads(r.engine));
+    if (r.cfg.transfer.source != NULL)
+        rb_log(RB_LOG_INFO, "transferring %s (%s) to %s in %s mode: %lld examples, %lld classes, %s",
+               r.cfg.transfer.source, r.cfg.arch->name, r.cfg.data,
+               r.cfg.transfer.fixed_features ? "fixed-feature" : "full-network", (long long)rb_split_count(r.train),
+               (long long)rb_split_classes(r.train), rb_engine_threads(r.engine));
     else
         rb_log(RB_LOG_INFO, "training %s on %s: %lld examples, %lld classes, %lld x %lld x %lld, %s",
                r.cfg.arch_name ? r.cfg.arch_name : r.cfg.arch->name, r.cfg.data, (long long)rb_split_count(r.train),

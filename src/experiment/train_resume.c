@@ -23,9 +23,9 @@ static rb_status restore_state(run *r, const rb_checkpoint *ck, const char *file
         r->epoch = train_jint(tr, "epoch");
         r->best_acc = train_jhas(tr, "best_test_acc", json_type_double) ? train_jdouble(tr, "best_test_acc") : 0;
         r->best_epoch = train_jhas(tr, "best_epoch", json_type_int) ? train_jint(tr, "best_epoch") : 0;
-        if (r->epoch < 0 || r->epoch > r->cfg.epochs)
+        if (r->epoch < 0 || r->epoch > r->cfg.training.epochs)
             s = train_invalid("%s is at epoch %lld, past --epochs %lld: ask for more epochs", file, (long long)r->epoch,
-                        (long long)r->cfg.epochs);
+                              (long long)r->cfg.training.epochs);
     }
     for (size_t i = 0; s == RB_OK && i < rb_graph_param_count(g); i++) {
         rb_param_info p;
@@ -137,19 +137,19 @@ rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t 
     r.cfg.out_dir = dir;
     r.cfg.quiet = quiet;
     if (epochs > 0)
-        r.cfg.epochs = epochs;
+        r.cfg.training.epochs = epochs;
     if (threads >= 0)
         r.cfg.threads = threads;
-    if ((s = rb_run_dir_lock(dir, r.cfg.source != NULL ? "transfer" : "train", &r.lock_fd)) != RB_OK ||
+    if ((s = rb_run_dir_lock(dir, r.cfg.transfer.source != NULL ? "transfer" : "train", &r.lock_fd)) != RB_OK ||
         (s = rb_run_dir_remove_stale(dir)) != RB_OK)
         goto done;
     path_in(path, sizeof path, dir, "last.rbt");
     if (access(path, F_OK) != 0 && errno == ENOENT) {
         s = rb_error_set(RB_ERR_NOT_FOUND,
-                         "%s has config.json but no last.rbt: the run was stopped during its train_setup, before its first "
+                         "%s has config.json but no last.rbt: the run was stopped during its setup, before its first "
                          "checkpoint, so there is nothing to resume; start it over with robusta %s --out %s --force "
                          "and the options in %s/config.json",
-                         dir, r.cfg.source != NULL ? "transfer" : "train", dir, dir);
+                         dir, r.cfg.transfer.source != NULL ? "transfer" : "train", dir, dir);
         goto done;
     }
     if ((s = rb_checkpoint_load(&ck, path, 0)) != RB_OK || (s = check_run_id(root, ck, dir, r.run_id)) != RB_OK ||
@@ -157,23 +157,24 @@ rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t 
         goto done;
     r.cfg.arch = rb_model_arch(r.model);
     r.cfg.arch_params = rb_model_params(r.model);
-    if ((s = rb_train_config_check(&r.cfg)) != RB_OK || (s = train_open_splits(&r)) != RB_OK || (s = train_check_fits(&r)) != RB_OK ||
-        (s = train_prepare_transfer(&r)) != RB_OK || (s = train_setup(&r)) != RB_OK || (s = restore_state(&r, ck, path)) != RB_OK)
+    if ((s = rb_train_config_check(&r.cfg)) != RB_OK || (s = train_open_splits(&r)) != RB_OK ||
+        (s = train_check_fits(&r)) != RB_OK || (s = train_prepare_transfer(&r)) != RB_OK ||
+        (s = train_setup(&r)) != RB_OK || (s = restore_state(&r, ck, path)) != RB_OK)
         goto done;
     rb_checkpoint_destroy(ck);
     ck = NULL;
     /* The logs keep every row up to last.rbt's epoch (see run_dir.h). */
     path_in(path, sizeof path, dir, "log.csv");
-    if ((s = load_log(&r.csv, path, r.cfg.attack != NULL ? train_csv_header_adv : train_csv_header, r.cfg.attack != NULL,
-                      r.epoch)) != RB_OK)
+    if ((s = load_log(&r.csv, path, r.cfg.adversarial.attack != NULL ? train_csv_header_adv : train_csv_header,
+                      r.cfg.adversarial.attack != NULL, r.epoch)) != RB_OK)
         goto done;
     path_in(path, sizeof path, dir, "log.jsonl");
-    if ((s = load_log(&r.jsonl, path, NULL, r.cfg.attack != NULL, r.epoch)) != RB_OK)
+    if ((s = load_log(&r.jsonl, path, NULL, r.cfg.adversarial.attack != NULL, r.epoch)) != RB_OK)
         goto done;
     path_in(path, sizeof path, dir, "config.json");
     if ((s = train_write_config(&r.cfg, r.run_id, path)) != RB_OK)
         goto done;
-    rb_log(RB_LOG_INFO, "resuming %s at epoch %lld of %lld", dir, (long long)r.epoch, (long long)r.cfg.epochs);
+    rb_log(RB_LOG_INFO, "resuming %s at epoch %lld of %lld", dir, (long long)r.epoch, (long long)r.cfg.training.epochs);
     s = train_epochs(&r, result);
 done:
     rb_checkpoint_destroy(ck);

@@ -28,10 +28,10 @@ rb_status train_open_splits(run *r)
     if (s == RB_OK && r->has_test)
         s = rb_split_load(&r->test, spec, RB_SPLIT_TEST, &so);
     free(spec);
-    if (s == RB_OK && rb_split_count(r->train) < r->cfg.batch_size)
+    if (s == RB_OK && rb_split_count(r->train) < r->cfg.training.batch_size)
         s = train_invalid("the training split has %lld examples, fewer than --batch-size %lld (the last partial batch "
-                    "is dropped, so no step would run)",
-                    (long long)rb_split_count(r->train), (long long)r->cfg.batch_size);
+                          "is dropped, so no step would run)",
+                          (long long)rb_split_count(r->train), (long long)r->cfg.training.batch_size);
     return s;
 }
 
@@ -40,8 +40,6 @@ rb_status train_open_splits(run *r)
  * memory, each refused in one line. The model is r->model when resuming,
  * else a throwaway one of the architecture at the data's size (building a
  * graph allocates only its weights). */
-static rb_status copy_params(const rb_params *from, rb_params **out);
-
 rb_status train_check_fits(run *r)
 {
     rb_model *probe = NULL;
@@ -56,11 +54,11 @@ rb_status train_check_fits(run *r)
                             .conv_algorithm = r->cfg.conv_algorithm};
     if (classes < 2 && r->source != NULL)
         return train_invalid("the target %s has %lld class; transfer needs at least 2 (check --classes)",
-                       rb_split_name(r->train), (long long)classes);
+                             rb_split_name(r->train), (long long)classes);
     if (classes < 2)
         return train_invalid("--data %s%s%s leaves %lld class: training needs at least 2", r->cfg.data,
-                       r->cfg.classes != NULL ? " --classes " : "", r->cfg.classes != NULL ? r->cfg.classes : "",
-                       (long long)classes);
+                             r->cfg.classes != NULL ? " --classes " : "", r->cfg.classes != NULL ? r->cfg.classes : "",
+                             (long long)classes);
     rb_split_shape(r->train, &c, &h, &w);
     if (m == NULL) {
         rb_model_input in = {.channels = c, .height = h, .width = w};
@@ -71,9 +69,9 @@ rb_status train_check_fits(run *r)
             in = *rb_model_get_input(r->source);
             in.height = h;
             in.width = w;
-            s = rb_model_create_with_head(&probe, rb_model_arch(r->source), rb_model_params(r->source), r->cfg.task,
-                                          r->cfg.task_params, &in, classes);
-        } else if ((s = copy_params(r->cfg.arch_params, &p)) == RB_OK) {
+            s = rb_model_create_with_head(&probe, rb_model_arch(r->source), rb_model_params(r->source),
+                                          r->cfg.transfer.task, r->cfg.transfer.task_params, &in, classes);
+        } else if ((s = rb_params_clone(r->cfg.arch_params, &p)) == RB_OK) {
             char k[32];
             snprintf(k, sizeof k, "%lld", (long long)classes);
             if (rb_params_declares(p, "num-classes") && rb_params_source(p, "num-classes") != RB_PARAM_GIVEN)
@@ -86,21 +84,21 @@ rb_status train_check_fits(run *r)
             return s; /* train_create_model would say the same */
         m = probe;
     }
-    eval_batch = r->cfg.eval_batch_size;
+    eval_batch = r->cfg.training.eval_batch_size;
     if (r->has_test && eval_batch > rb_split_count(r->test))
         eval_batch = rb_split_count(r->test); /* as train_setup sizes it */
-    engines[n++] = (rb_memory_engine){r->cfg.batch_size, false};
+    engines[n++] = (rb_memory_engine){r->cfg.training.batch_size, false};
     if (r->has_test)
         engines[n++] = (rb_memory_engine){eval_batch, true};
-    if (r->cfg.attack != NULL)
-        engines[n++] = (rb_memory_engine){r->cfg.batch_size, true};
+    if (r->cfg.adversarial.attack != NULL)
+        engines[n++] = (rb_memory_engine){r->cfg.training.batch_size, true};
     /* the loader's ring of float batches (threads + 1, at least 2) and the
      * evaluation batch; the stored images are already loaded */
-    data = ((uint64_t)(r->cfg.threads > 0 ? r->cfg.threads + 1 : 3) * (uint64_t)r->cfg.batch_size +
+    data = ((uint64_t)(r->cfg.threads > 0 ? r->cfg.threads + 1 : 3) * (uint64_t)r->cfg.training.batch_size +
             (uint64_t)eval_batch) *
            (uint64_t)c * (uint64_t)h * (uint64_t)w * sizeof(float);
     s = rb_model_check_memory(m, &eo, engines, n, data,
-                              r->source != NULL || r->cfg.source != NULL
+                              r->source != NULL || r->cfg.transfer.source != NULL
                                   ? "lower --batch-size, --eval-batch-size or the target's --image-size"
                                   : "lower --batch-size, --eval-batch-size or --image-size");
     rb_model_destroy(probe);
@@ -119,7 +117,8 @@ static rb_status data_normalization(const rb_split *split, rb_model_input *in)
     rb_split_shape(split, &c, &h, &w);
     if (c > RB_MODEL_MAX_CHANNELS) {
         free(x);
-        return train_invalid("%s has %d channels; models take at most %d", rb_split_name(split), c, RB_MODEL_MAX_CHANNELS);
+        return train_invalid("%s has %d channels; models take at most %d", rb_split_name(split), c,
+                             RB_MODEL_MAX_CHANNELS);
     }
     if (x == NULL)
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory computing the data's mean");
@@ -147,31 +146,15 @@ static rb_status data_normalization(const rb_split *split, rb_model_input *in)
 }
 
 
-/* A copy of a parameter set, keeping which values were given. */
-static rb_status copy_params(const rb_params *from, rb_params **out)
-{
-    const rb_param_spec *specs = rb_params_specs(from);
-    char buf[4096];
-    rb_status s = rb_params_create(out, specs);
-    for (size_t i = 0; s == RB_OK && specs[i].name != NULL; i++) {
-        if (rb_params_source(from, specs[i].name) != RB_PARAM_GIVEN)
-            continue;
-        rb_params_format(from, specs[i].name, buf, sizeof buf);
-        s = rb_params_set(*out, specs[i].name, buf);
-    }
-    return s;
-}
-
-
 rb_status train_create_model(run *r)
 {
     rb_model_input in;
     rb_params *p = NULL;
     rb_status s;
-    if (r->cfg.source != NULL)
+    if (r->cfg.transfer.source != NULL)
         return train_create_transfer_model(r);
     memset(&in, 0, sizeof in);
-    if ((s = data_normalization(r->train, &in)) != RB_OK || (s = copy_params(r->cfg.arch_params, &p)) != RB_OK)
+    if ((s = data_normalization(r->train, &in)) != RB_OK || (s = rb_params_clone(r->cfg.arch_params, &p)) != RB_OK)
         goto done;
     if (rb_params_declares(p, "num-classes") && rb_params_source(p, "num-classes") != RB_PARAM_GIVEN) {
         char k[32];
@@ -183,7 +166,7 @@ rb_status train_create_model(run *r)
         goto done;
     if (rb_model_num_classes(r->model) < rb_split_classes(r->train))
         s = train_invalid("the data has %lld classes but the model only %lld (num-classes)",
-                    (long long)rb_split_classes(r->train), (long long)rb_model_num_classes(r->model));
+                          (long long)rb_split_classes(r->train), (long long)rb_model_num_classes(r->model));
     else
         s = rb_graph_init_params(rb_model_graph(r->model), r->cfg.seed);
 done:
@@ -199,13 +182,15 @@ rb_status train_setup(run *r)
     rb_engine_options eval_eo = {.threads = r->cfg.threads, .data_grads_only = true, .precision = r->cfg.precision,
                                  .conv_algorithm = r->cfg.conv_algorithm};
     rb_loader_options lo = {0};
-    rb_sgd_options so = {.momentum = r->cfg.momentum, .weight_decay = r->cfg.weight_decay,
-                         .nesterov = r->cfg.nesterov};
+    rb_sgd_options so = {.momentum = r->cfg.training.momentum,
+                         .weight_decay = r->cfg.training.weight_decay,
+                         .nesterov = r->cfg.training.nesterov};
     rb_status s;
-    int64_t eval_batch = r->cfg.eval_batch_size;
-    if ((s = rb_schedule_parse(r->cfg.schedule, r->cfg.lr, (double)r->cfg.epochs, &r->schedule)) != RB_OK)
+    int64_t eval_batch = r->cfg.training.eval_batch_size;
+    if ((s = rb_schedule_parse(r->cfg.training.schedule, r->cfg.training.lr, (double)r->cfg.training.epochs,
+                               &r->schedule)) != RB_OK)
         return s;
-    lo.batch_size = r->cfg.batch_size;
+    lo.batch_size = r->cfg.training.batch_size;
     lo.shuffle = true;
     lo.drop_last = true;
     lo.seed = r->cfg.seed;
@@ -215,8 +200,8 @@ rb_status train_setup(run *r)
     if ((s = rb_loader_create(&r->loader, r->train, &lo)) != RB_OK)
         return s;
     if ((s = train_check_targets(r->model, r->train)) != RB_OK ||
-        (r->cfg.attack != NULL && (s = train_check_attackable(r->model, "adversarial training")) != RB_OK) ||
-        (s = rb_engine_create(&r->engine, rb_model_graph(r->model), r->cfg.batch_size, &eo)) != RB_OK)
+        (r->cfg.adversarial.attack != NULL && (s = train_check_attackable(r->model, "adversarial training")) != RB_OK) ||
+        (s = rb_engine_create(&r->engine, rb_model_graph(r->model), r->cfg.training.batch_size, &eo)) != RB_OK)
         return s;
     if (r->has_test) {
         if ((s = train_check_eval_shapes(r->model, r->test)) != RB_OK)
@@ -228,18 +213,19 @@ rb_status train_setup(run *r)
     }
     if ((s = rb_scorer_create(&r->scorer, r->model)) != RB_OK)
         return s;
-    if (r->cfg.attack != NULL) {
+    if (r->cfg.adversarial.attack != NULL) {
         /* A second engine on the same graph: it reads the weights the SGD steps write. */
-        if ((s = rb_engine_create(&r->adv_engine, rb_model_graph(r->model), r->cfg.batch_size, &eval_eo)) != RB_OK ||
+        if ((s = rb_engine_create(&r->adv_engine, rb_model_graph(r->model), r->cfg.training.batch_size, &eval_eo)) !=
+                RB_OK ||
             (s = rb_attacker_create(&r->attacker, r->adv_engine, r->model)) != RB_OK)
             return s;
-        r->adv_x = malloc((size_t)r->cfg.batch_size * rb_split_example_size(r->train) * sizeof *r->adv_x);
+        r->adv_x = malloc((size_t)r->cfg.training.batch_size * rb_split_example_size(r->train) * sizeof *r->adv_x);
         if (r->adv_x == NULL)
             return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for adversarial batches");
-        if (r->cfg.attack_params != NULL)
-            s = copy_params(r->cfg.attack_params, &r->attack_params);
+        if (r->cfg.adversarial.attack_params != NULL)
+            s = rb_params_clone(r->cfg.adversarial.attack_params, &r->attack_params);
         else
-            s = rb_params_create(&r->attack_params, r->cfg.attack->params);
+            s = rb_params_create(&r->attack_params, r->cfg.adversarial.attack->params);
         if (s != RB_OK)
             return s;
         r->eps = 0;

@@ -20,22 +20,22 @@ rb_status train_create_transfer_model(run *r)
     rb_status s;
     if (rb_split_classes(r->train) < 2)
         return train_invalid("the target %s has %lld class; transfer needs at least 2 (check --classes)",
-                       rb_split_name(r->train), (long long)rb_split_classes(r->train));
+                             rb_split_name(r->train), (long long)rb_split_classes(r->train));
     rb_split_shape(r->train, &c, &h, &w);
     if (c != in.channels)
-        return train_invalid("the target images have %d channel(s) but the source model takes %lld (--channels %lld)", c,
-                       (long long)in.channels, (long long)in.channels);
+        return train_invalid("the target images have %d channel(s) but the source model takes %lld (--channels %lld)",
+                             c, (long long)in.channels, (long long)in.channels);
     in.height = h;
     in.width = w;
-    s = rb_model_create_with_head(&r->model, rb_model_arch(r->source), rb_model_params(r->source), r->cfg.task,
-                                  r->cfg.task_params, &in, rb_split_classes(r->train));
+    s = rb_model_create_with_head(&r->model, rb_model_arch(r->source), rb_model_params(r->source), r->cfg.transfer.task,
+                                  r->cfg.transfer.task_params, &in, rb_split_classes(r->train));
     if (s == RB_OK)
         s = rb_graph_init_params(rb_model_graph(r->model), r->cfg.seed);
     if (s == RB_OK)
         s = rb_model_copy_params(r->model, r->source, RB_MODEL_BACKBONE, &copied);
     if (s != RB_OK)
-        return rb_error_prefix("--source %s: ", r->cfg.source);
-    rb_log(RB_LOG_DEBUG, "transfer: %zu backbone tensors from %s", copied, r->cfg.source);
+        return rb_error_prefix("--source %s: ", r->cfg.transfer.source);
+    rb_log(RB_LOG_DEBUG, "transfer: %zu backbone tensors from %s", copied, r->cfg.transfer.source);
     r->cfg.arch_params = rb_model_params(r->model); /* the source's go with it */
     rb_model_destroy(r->source);
     r->source = NULL;
@@ -129,7 +129,8 @@ static rb_status check_cache_size(run *r, const char *stage, const rb_model_inpu
 {
     int64_t n_train = rb_split_count(r->train), n_test = r->has_test ? rb_split_count(r->test) : 0;
     uint64_t per = (uint64_t)in->channels * (uint64_t)in->height * (uint64_t)in->width;
-    uint64_t bytes = (uint64_t)(n_train + n_test) * per * rb_dtype_size(dtype), limit = r->cfg.feature_cache_limit;
+    uint64_t bytes = (uint64_t)(n_train + n_test) * per * rb_dtype_size(dtype),
+             limit = r->cfg.transfer.feature_cache_limit;
     uint64_t have = rb_machine_memory_bytes(), images = split_bytes(r->train) + split_bytes(r->test);
     char b[40], bm[40], l[40], lm[40], count[64];
     int64_t c, h, w;
@@ -147,16 +148,15 @@ static rb_status check_cache_size(run *r, const char *stage, const rb_model_inpu
            rb_format_count(b, sizeof b, bytes), mib_text(bm, sizeof bm, bytes));
     if (bytes <= limit)
         return RB_OK;
-    return rb_error_set(RB_ERR_OUT_OF_MEMORY,
-                        "the feature cache of %s (%s bytes, %s MiB in %s) exceeds %s (%s bytes, %s MiB): %s",
-                        stage, b, bm, rb_dtype_str(dtype),
-                        r->cfg.feature_cache_limit != 0 ? "--feature-cache-limit"
-                                                        : "this machine's memory less the loaded images",
-                        rb_format_count(l, sizeof l, limit), mib_text(lm, sizeof lm, limit),
-                        dtype == RB_DTYPE_F32
-                            ? "use --feature-cache bf16 (half the size), --feature-cache off (no cache), or a "
-                              "smaller stage (--stage)"
-                            : "use --feature-cache off (no cache) or a smaller stage (--stage)");
+    return rb_error_set(
+        RB_ERR_OUT_OF_MEMORY, "the feature cache of %s (%s bytes, %s MiB in %s) exceeds %s (%s bytes, %s MiB): %s",
+        stage, b, bm, rb_dtype_str(dtype),
+        r->cfg.transfer.feature_cache_limit != 0 ? "--feature-cache-limit"
+                                                 : "this machine's memory less the loaded images",
+        rb_format_count(l, sizeof l, limit), mib_text(lm, sizeof lm, limit),
+        dtype == RB_DTYPE_F32 ? "use --feature-cache bf16 (half the size), --feature-cache off (no cache), or a "
+                                "smaller stage (--stage)"
+                              : "use --feature-cache off (no cache) or a smaller stage (--stage)");
 }
 
 /* Fixed-feature mode: freezes the backbone and, where the backbone is a fixed
@@ -169,20 +169,21 @@ rb_status train_prepare_transfer(run *r)
     rb_engine *engine = NULL;
     rb_model *head = NULL;
     rb_split *train = NULL, *test = NULL;
-    int64_t batch = r->cfg.eval_batch_size;
-    rb_dtype dtype = r->cfg.feature_cache == RB_FEATURE_CACHE_BF16 ? RB_DTYPE_BF16 : RB_DTYPE_F32;
+    int64_t batch = r->cfg.training.eval_batch_size;
+    rb_dtype dtype = r->cfg.transfer.feature_cache == RB_FEATURE_CACHE_BF16 ? RB_DTYPE_BF16 : RB_DTYPE_F32;
     const char *stage;
     char why[512] = "";
     size_t reads;
     rb_status s;
-    r->bn_training = !r->cfg.fixed_features || r->cfg.bn_update;
-    if (r->cfg.source == NULL || !r->cfg.fixed_features)
+    /* fixed_features and bn_update mean nothing without a source */
+    r->bn_training = r->cfg.transfer.source == NULL || !r->cfg.transfer.fixed_features || r->cfg.transfer.bn_update;
+    if (r->cfg.transfer.source == NULL || !r->cfg.transfer.fixed_features)
         return RB_OK;
     if ((s = rb_graph_freeze_through(rb_model_graph(r->model), rb_model_backbone_end(r->model))) != RB_OK)
         return s;
-    if (r->cfg.feature_cache == RB_FEATURE_CACHE_OFF)
+    if (r->cfg.transfer.feature_cache == RB_FEATURE_CACHE_OFF)
         snprintf(why, sizeof why, "--feature-cache off");
-    else if (r->cfg.bn_update)
+    else if (r->cfg.transfer.bn_update)
         snprintf(why, sizeof why, "--bn-stats update moves the backbone's statistics");
     else if (r->cfg.augment)
         snprintf(why, sizeof why, "--augment changes the images every epoch");
@@ -242,12 +243,12 @@ rb_status train_whole_model(run *r, rb_model **out)
  * target images unless --channels says otherwise. */
 rb_status train_load_source(run *r)
 {
-    rb_status s = rb_model_load(&r->source, r->cfg.registry, r->cfg.source, 0, 0);
+    rb_status s = rb_model_load(&r->source, r->cfg.transfer.registry, r->cfg.transfer.source, 0, 0);
     if (s != RB_OK)
         return rb_error_prefix("--source: ");
     if (rb_model_task(r->source) != NULL)
         rb_log(RB_LOG_INFO, "--source %s is itself a transferred model: its backbone is used, its %s head dropped",
-               r->cfg.source, rb_model_task(r->source)->name);
+               r->cfg.transfer.source, rb_model_task(r->source)->name);
     r->cfg.arch = rb_model_arch(r->source);
     r->cfg.arch_params = rb_model_params(r->source);
     if (r->cfg.arch_name == NULL)

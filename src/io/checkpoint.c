@@ -6,14 +6,9 @@
  * touch memory outside the buffer, and every refusal is one line naming the
  * file, the tensor and the check.
  *
- * JSON: json-c builds and reads the header, but it is lenient in ways a
- * file format must not be (it takes 'single quotes', NaN and Infinity,
- * clamps integers that overflow 64 bits, and keeps the last of duplicate
- * keys). So JSON text first goes through a small RFC 8259 validator (the
- * scan_* functions) that also checks UTF-8, \u escapes, the range of
- * integers and the nesting depth, and counts the members of every object;
- * comparing those counts with the tree json-c builds finds duplicate keys
- * (json_parse_object). */
+ * JSON: the header, and metadata given to rb_checkpoint_set_metadata, go
+ * through the library's one strict JSON reader (rb_json_parse_object in
+ * sys/json.h). */
 #include "config.h"
 
 #include <limits.h>
@@ -30,11 +25,12 @@
 #include <zstd_errors.h>
 
 #include <robusta/checkpoint.h>
-#include <robusta/params.h>
+#include <robusta/suggest.h>
 #include <robusta/status.h>
 #include <robusta/tensor.h>
 
 #include "sys/internal.h"
+#include "sys/json.h"
 
 #define PREAMBLE 32
 #define ALIGNMENT 64
@@ -151,434 +147,6 @@ static bool shape_size(rb_dtype dtype, int ndim, const int64_t *shape, int64_t *
     return true;
 }
 
-/* "[64, 3, 7, 7]" (cut short with "..." if it does not fit). */
-static const char *shape_str(char *buf, size_t size, int ndim, const int64_t *shape)
-{
-    size_t used = 0;
-    int n = snprintf(buf, size, "[");
-    used = n > 0 ? (size_t)n : 0;
-    for (int i = 0; i < ndim && used < size; i++) {
-        n = snprintf(buf + used, size - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
-        used += n > 0 ? (size_t)n : 0;
-    }
-    if (used < size)
-        snprintf(buf + used, size - used, "]");
-    return buf;
-}
-
-/* Length of the well-formed UTF-8 sequence at p (Unicode table 3-7), or 0. */
-static size_t utf8_char(const unsigned char *p, size_t avail)
-{
-    unsigned char c = p[0], lo = 0x80, hi = 0xbf;
-    size_t len;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2;
-    else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        if (c == 0xe0)
-            lo = 0xa0;
-        else if (c == 0xed)
-            hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f;
-    } else
-        return 0;
-    if (avail < len || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (p[i] < 0x80 || p[i] > 0xbf)
-            return 0;
-    return len;
-}
-
-static bool utf8_valid(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t n = strlen(s);
-    for (size_t i = 0; i < n;) {
-        size_t len = utf8_char(p + i, n - i);
-        if (len == 0)
-            return false;
-        i += len;
-    }
-    return true;
-}
-
-/* ------------------------------------------------------------ strict JSON */
-
-typedef struct json_scan {
-    const unsigned char *p;
-    size_t n, i;
-    size_t *counts; /* members of each object, objects in pre-order */
-    size_t *starts; /* byte offset of each object's '{' */
-    size_t objects, cap;
-    bool oom;
-    const char *err; /* a fixed message */
-    size_t err_at;
-} json_scan;
-
-static bool scan_fail(json_scan *s, const char *msg)
-{
-    if (s->err == NULL) {
-        s->err = msg;
-        s->err_at = s->i;
-    }
-    return false;
-}
-
-static void scan_ws(json_scan *s)
-{
-    while (s->i < s->n && (s->p[s->i] == ' ' || s->p[s->i] == '\t' || s->p[s->i] == '\n' || s->p[s->i] == '\r'))
-        s->i++;
-}
-
-static bool scan_hex4(json_scan *s, size_t at, unsigned *out)
-{
-    unsigned v = 0;
-    if (at > s->n || s->n - at < 4)
-        return false;
-    for (size_t k = 0; k < 4; k++) {
-        unsigned char c = s->p[at + k];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (unsigned)(c - 'A' + 10);
-        else
-            return false;
-    }
-    *out = v;
-    return true;
-}
-
-static bool scan_string(json_scan *s)
-{
-    s->i++; /* the opening quote */
-    for (;;) {
-        unsigned char c;
-        if (s->i >= s->n)
-            return scan_fail(s, "unterminated string");
-        c = s->p[s->i];
-        if (c == '"') {
-            s->i++;
-            return true;
-        }
-        if (c < 0x20)
-            return scan_fail(s, "control character in a string");
-        if (c == '\\') {
-            unsigned u, low;
-            if (s->i + 1 >= s->n)
-                return scan_fail(s, "unterminated string");
-            switch (s->p[s->i + 1]) {
-            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-                s->i += 2;
-                break;
-            case 'u':
-                if (!scan_hex4(s, s->i + 2, &u))
-                    return scan_fail(s, "bad \\u escape");
-                if (u >= 0xdc00 && u <= 0xdfff)
-                    return scan_fail(s, "unpaired surrogate in a \\u escape");
-                if (u >= 0xd800 && u <= 0xdbff) {
-                    if (s->i + 7 >= s->n || s->p[s->i + 6] != '\\' || s->p[s->i + 7] != 'u' ||
-                        !scan_hex4(s, s->i + 8, &low) || low < 0xdc00 || low > 0xdfff)
-                        return scan_fail(s, "unpaired surrogate in a \\u escape");
-                    s->i += 6;
-                }
-                s->i += 6;
-                break;
-            default:
-                return scan_fail(s, "bad escape in a string");
-            }
-            continue;
-        }
-        {
-            size_t len = utf8_char(s->p + s->i, s->n - s->i);
-            if (len == 0)
-                return scan_fail(s, "invalid UTF-8 in a string");
-            s->i += len;
-        }
-    }
-}
-
-static bool is_digit(json_scan *s)
-{
-    return s->i < s->n && s->p[s->i] >= '0' && s->p[s->i] <= '9';
-}
-
-static bool scan_number(json_scan *s)
-{
-    size_t start = s->i, digits_at, ndigits;
-    bool neg = false, integer = true;
-    if (s->p[s->i] == '-') {
-        neg = true;
-        s->i++;
-    }
-    digits_at = s->i;
-    if (!is_digit(s))
-        return scan_fail(s, "bad number");
-    if (s->p[s->i] == '0')
-        s->i++;
-    else
-        while (is_digit(s))
-            s->i++;
-    ndigits = s->i - digits_at;
-    if (s->i < s->n && s->p[s->i] == '.') {
-        integer = false;
-        s->i++;
-        if (!is_digit(s))
-            return scan_fail(s, "bad number");
-        while (is_digit(s))
-            s->i++;
-    }
-    if (s->i < s->n && (s->p[s->i] == 'e' || s->p[s->i] == 'E')) {
-        integer = false;
-        s->i++;
-        if (s->i < s->n && (s->p[s->i] == '+' || s->p[s->i] == '-'))
-            s->i++;
-        if (!is_digit(s))
-            return scan_fail(s, "bad number");
-        while (is_digit(s))
-            s->i++;
-    }
-    if (integer) {
-        /* json-c would clamp what does not fit int64 (negative) or uint64. */
-        const char *max = neg ? "9223372036854775808" : "18446744073709551615";
-        size_t maxlen = strlen(max);
-        if (ndigits > maxlen || (ndigits == maxlen && memcmp(s->p + digits_at, max, maxlen) > 0)) {
-            s->i = start;
-            return scan_fail(s, "integer out of range");
-        }
-    }
-    return true;
-}
-
-static bool scan_value(json_scan *s, int depth);
-
-static bool scan_container(json_scan *s, int depth)
-{
-    bool object = s->p[s->i] == '{';
-    char close = object ? '}' : ']';
-    size_t slot = 0, members = 0;
-    if (depth >= JSON_MAX_DEPTH)
-        return scan_fail(s, "nesting too deep");
-    if (object) {
-        if (s->objects == s->cap) {
-            size_t cap = s->cap ? 2 * s->cap : 64;
-            size_t *counts = realloc(s->counts, cap * sizeof *counts);
-            size_t *starts;
-            if (counts == NULL) {
-                s->oom = true;
-                return scan_fail(s, "out of memory");
-            }
-            s->counts = counts;
-            starts = realloc(s->starts, cap * sizeof *starts);
-            if (starts == NULL) {
-                s->oom = true;
-                return scan_fail(s, "out of memory");
-            }
-            s->starts = starts;
-            s->cap = cap;
-        }
-        slot = s->objects++;
-        s->starts[slot] = s->i;
-    }
-    s->i++;
-    scan_ws(s);
-    if (s->i < s->n && s->p[s->i] == close)
-        s->i++;
-    else
-        for (;;) {
-            if (object) {
-                if (s->i >= s->n || s->p[s->i] != '"')
-                    return scan_fail(s, s->i >= s->n ? "unexpected end" : "expected a string key");
-                if (!scan_string(s))
-                    return false;
-                scan_ws(s);
-                if (s->i >= s->n || s->p[s->i] != ':')
-                    return scan_fail(s, s->i >= s->n ? "unexpected end" : "expected ':'");
-                s->i++;
-                scan_ws(s);
-            }
-            if (!scan_value(s, depth + 1))
-                return false;
-            members++;
-            scan_ws(s);
-            if (s->i >= s->n)
-                return scan_fail(s, "unexpected end");
-            if (s->p[s->i] == ',') {
-                s->i++;
-                scan_ws(s);
-                continue;
-            }
-            if (s->p[s->i] == close) {
-                s->i++;
-                break;
-            }
-            return scan_fail(s, object ? "expected ',' or '}'" : "expected ',' or ']'");
-        }
-    if (object)
-        s->counts[slot] = members;
-    return true;
-}
-
-static bool scan_literal(json_scan *s, const char *word)
-{
-    size_t len = strlen(word);
-    if (s->n - s->i < len || memcmp(s->p + s->i, word, len) != 0)
-        return scan_fail(s, "unexpected character");
-    s->i += len;
-    return true;
-}
-
-static bool scan_value(json_scan *s, int depth)
-{
-    unsigned char c;
-    if (s->i >= s->n)
-        return scan_fail(s, "unexpected end");
-    c = s->p[s->i];
-    switch (c) {
-    case '{': case '[': return scan_container(s, depth);
-    case '"': return scan_string(s);
-    case 't': return scan_literal(s, "true");
-    case 'f': return scan_literal(s, "false");
-    case 'n': return scan_literal(s, "null");
-    default:
-        if (c == '-' || (c >= '0' && c <= '9'))
-            return scan_number(s);
-        return scan_fail(s, "unexpected character");
-    }
-}
-
-typedef enum tree_check { TREE_OK, TREE_DUPLICATE, TREE_NONFINITE } tree_check;
-
-/* Walks json-c's tree in the validator's pre-order. json-c keeps the first
- * position of a repeated key, so up to the first object that repeats a key
- * both orders agree, and that object has fewer members in the tree. */
-static tree_check check_tree(json_object *o, const json_scan *s, size_t *k, size_t *where)
-{
-    tree_check r;
-    switch (json_object_get_type(o)) {
-    case json_type_object: {
-        struct json_object_iterator it = json_object_iter_begin(o), end = json_object_iter_end(o);
-        if (*k >= s->objects || s->counts[*k] != (size_t)json_object_object_length(o)) {
-            *where = *k < s->objects ? s->starts[*k] : 0;
-            return TREE_DUPLICATE;
-        }
-        (*k)++;
-        for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
-            if ((r = check_tree(json_object_iter_peek_value(&it), s, k, where)) != TREE_OK)
-                return r;
-        return TREE_OK;
-    }
-    case json_type_array:
-        for (size_t i = 0, n = json_object_array_length(o); i < n; i++)
-            if ((r = check_tree(json_object_array_get_idx(o, i), s, k, where)) != TREE_OK)
-                return r;
-        return TREE_OK;
-    case json_type_double:
-        return isfinite(json_object_get_double(o)) ? TREE_OK : TREE_NONFINITE;
-    default:
-        return TREE_OK;
-    }
-}
-
-typedef enum json_result {
-    JSON_PARSED,
-    JSON_INVALID,    /* err: what is wrong and where */
-    JSON_NOT_OBJECT, /* err: the kind of value it is ("array") */
-    JSON_NO_MEMORY
-} json_result;
-
-static const char *json_kind(unsigned char first)
-{
-    switch (first) {
-    case '[': return "array";
-    case '"': return "string";
-    case 't': case 'f': return "boolean";
-    case 'n': return "null";
-    default: return "number";
-    }
-}
-
-/* Parses text[0..len) as one strict JSON object into *out. */
-static json_result json_parse_object(const char *text, size_t len, json_object **out, char *err, size_t err_size)
-{
-    json_scan s = {.p = (const unsigned char *)text, .n = len};
-    struct json_tokener *tok;
-    json_object *root = NULL;
-    size_t k = 0, where = 0, first;
-    json_result r = JSON_INVALID;
-
-    *out = NULL;
-    scan_ws(&s);
-    first = s.i;
-    if (scan_value(&s, 0)) {
-        scan_ws(&s);
-        if (s.i < s.n)
-            scan_fail(&s, "unexpected bytes after the JSON value");
-    }
-    if (s.err != NULL) {
-        snprintf(err, err_size, "%s at byte %zu", s.err, s.err_at);
-        r = s.oom ? JSON_NO_MEMORY : JSON_INVALID;
-        goto done;
-    }
-    if (s.p[first] != '{') {
-        snprintf(err, err_size, "%s", json_kind(s.p[first]));
-        r = JSON_NOT_OBJECT;
-        goto done;
-    }
-    if (len > INT_MAX) {
-        snprintf(err, err_size, "JSON text of %zu bytes is too long", len);
-        goto done;
-    }
-    tok = json_tokener_new_ex(JSON_MAX_DEPTH + 2);
-    if (tok == NULL) {
-        snprintf(err, err_size, "out of memory");
-        r = JSON_NO_MEMORY;
-        goto done;
-    }
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    root = json_tokener_parse_ex(tok, text, (int)len);
-    if (root == NULL || !json_object_is_type(root, json_type_object) || json_tokener_get_parse_end(tok) != len) {
-        /* The validator accepted it: json-c should never disagree. */
-        snprintf(err, err_size, "json-c cannot parse it: %s",
-                 json_tokener_error_desc(json_tokener_get_error(tok)));
-        json_object_put(root);
-        root = NULL;
-    }
-    json_tokener_free(tok);
-    if (root != NULL) {
-        switch (check_tree(root, &s, &k, &where)) {
-        case TREE_OK:
-            r = JSON_PARSED;
-            break;
-        case TREE_DUPLICATE:
-            snprintf(err, err_size, "duplicate key in the object at byte %zu", where);
-            json_object_put(root);
-            root = NULL;
-            break;
-        case TREE_NONFINITE:
-            snprintf(err, err_size, "a number is out of range");
-            json_object_put(root);
-            root = NULL;
-            break;
-        }
-    }
-done:
-    free(s.counts);
-    free(s.starts);
-    *out = root;
-    return r;
-}
-
 static char *to_compact(json_object *o)
 {
     return rb_strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -620,7 +188,7 @@ void rb_checkpoint_destroy(rb_checkpoint *ckpt)
 
 rb_status rb_checkpoint_set_metadata(rb_checkpoint *ckpt, const char *json)
 {
-    char err[160];
+    rb_json_error err;
     json_object *o;
     char *text;
     size_t len;
@@ -633,17 +201,18 @@ rb_status rb_checkpoint_set_metadata(rb_checkpoint *ckpt, const char *json)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                             "checkpoint metadata is %zu bytes, more than the format's header limit of %u",
                             len, RB_CHECKPOINT_MAX_HEADER);
-    switch (json_parse_object(json, len, &o, err, sizeof err)) {
-    case JSON_PARSED:
+    switch (rb_json_parse_object(json, len, JSON_MAX_DEPTH, &o, &err)) {
+    case RB_JSON_OK:
         break;
-    case JSON_NOT_OBJECT:
+    case RB_JSON_NOT_OBJECT:
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "checkpoint metadata must be a JSON object, not %s%s",
-                            strcmp(err, "array") == 0 ? "an " : strcmp(err, "null") == 0 ? "" : "a ", err);
-    case JSON_NO_MEMORY:
+                            strcmp(err.kind, "array") == 0 ? "an " : strcmp(err.kind, "null") == 0 ? "" : "a ",
+                            err.kind);
+    case RB_JSON_NO_MEMORY:
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "checkpoint metadata: out of memory");
-    case JSON_INVALID:
     default:
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "checkpoint metadata is not valid JSON: %s", err);
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "checkpoint metadata is not valid JSON: %s at byte %zu",
+                            err.what, err.at);
     }
     text = to_compact(o);
     json_object_put(o);
@@ -696,7 +265,7 @@ rb_status rb_checkpoint_add(rb_checkpoint *ckpt, const char *name, rb_dtype dtyp
                             ckpt == NULL ? "the checkpoint" : "the tensor name");
     if (name[0] == '\0')
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "checkpoint add: the tensor name is empty");
-    if (!utf8_valid(name))
+    if (!rb_utf8_valid(name))
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "checkpoint add: the tensor name '%s' is not valid UTF-8",
                             name);
     if (find_index(ckpt, name) >= 0)
@@ -718,7 +287,7 @@ rb_status rb_checkpoint_add(rb_checkpoint *ckpt, const char *name, rb_dtype dtyp
                                 (long long)shape[i]);
     if (!shape_size(dtype, ndim, shape, &t.numel, &t.nbytes))
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "checkpoint add: tensor '%s': the byte size of shape %s overflows",
-                            name, shape_str(dims, sizeof dims, ndim, shape));
+                            name, rb_shape_format(ndim, shape, dims, sizeof dims));
     if (data == NULL && t.nbytes > 0)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "checkpoint add: tensor '%s': data is NULL for %zu bytes", name,
                             t.nbytes);
@@ -917,17 +486,17 @@ static rb_status build_header(const rb_checkpoint *ckpt, const char *path, const
 {
     json_object *root = json_object_new_object(), *meta, *list = json_object_new_array();
     uint64_t offset = 0;
-    char err[160];
-    json_result r;
+    rb_json_error err;
+    rb_json_fault r;
 
     *out = NULL;
-    r = json_parse_object(ckpt->metadata, strlen(ckpt->metadata), &meta, err, sizeof err);
-    if (root == NULL || list == NULL || r != JSON_PARSED) {
+    r = rb_json_parse_object(ckpt->metadata, strlen(ckpt->metadata), JSON_MAX_DEPTH, &meta, &err);
+    if (root == NULL || list == NULL || r != RB_JSON_OK) {
         json_object_put(root);
         json_object_put(list);
         json_object_put(meta);
-        if (r == JSON_INVALID || r == JSON_NOT_OBJECT)
-            return rb_error_set(RB_ERR_INTERNAL, "saving %s: stored metadata is not a JSON object: %s", path, err);
+        if (r != RB_JSON_OK && r != RB_JSON_NO_MEMORY) /* set_metadata checked it: cannot happen */
+            return rb_error_set(RB_ERR_INTERNAL, "saving %s: stored metadata is not a JSON object", path);
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "saving %s: out of memory", path);
     }
     json_object_object_add(root, "metadata", meta);
@@ -1124,7 +693,7 @@ static rb_status parse_entry(json_object *e, ck_tensor *t, const char *what, con
     }
     if (!shape_size(t->dtype, t->ndim, t->shape, &t->numel, &t->nbytes))
         return rb_error_set(RB_ERR_CORRUPT, "%s: %s: the byte size of shape %s of %s overflows", what, label,
-                            shape_str(dims, sizeof dims, t->ndim, t->shape), rb_dtype_str(t->dtype));
+                            rb_shape_format(t->ndim, t->shape, dims, sizeof dims), rb_dtype_str(t->dtype));
 
     if ((s = get_uint_field(e, "offset", (uint64_t)INT64_MAX, what, label, &t->offset)) != RB_OK ||
         (s = get_uint_field(e, "length", (uint64_t)INT64_MAX, what, label, &t->stored_bytes)) != RB_OK ||
@@ -1177,7 +746,7 @@ static rb_status parse_entry(json_object *e, ck_tensor *t, const char *what, con
         return rb_error_set(RB_ERR_CORRUPT, "%s: %s: invalid zstd frame header", what, label);
     if (content != (unsigned long long)t->nbytes)
         return rb_error_set(RB_ERR_CORRUPT, "%s: %s: the zstd frame holds %llu bytes but shape %s of %s needs %zu",
-                            what, label, content, shape_str(dims, sizeof dims, t->ndim, t->shape),
+                            what, label, content, rb_shape_format(t->ndim, t->shape, dims, sizeof dims),
                             rb_dtype_str(t->dtype), t->nbytes);
     if (t->nbytes / ZSTD_MAX_RATIO > t->stored_bytes)
         return rb_error_set(RB_ERR_CORRUPT, "%s: %s: a zstd frame of %llu bytes cannot hold %zu bytes", what,
@@ -1244,10 +813,6 @@ static rb_status parse_index(rb_checkpoint *c, json_object *root, const char *wh
         name = json_object_get_string(v);
         if (name[0] == '\0') {
             s = rb_error_set(RB_ERR_CORRUPT, "%s: %s: the name is empty", what, label);
-            break;
-        }
-        if (strlen(name) != (size_t)json_object_get_string_len(v)) {
-            s = rb_error_set(RB_ERR_CORRUPT, "%s: %s: the name contains a NUL character", what, label);
             break;
         }
         memset(t, 0, sizeof *t);
@@ -1352,7 +917,7 @@ rb_status rb_checkpoint_parse(rb_checkpoint **out, const void *bytes, size_t siz
     uint64_t hlen;
     json_object *root;
     rb_checkpoint *c;
-    char err[160];
+    rb_json_error err;
     rb_status s;
 
     if (out == NULL)
@@ -1399,16 +964,16 @@ rb_status rb_checkpoint_parse(rb_checkpoint **out, const void *bytes, size_t siz
         return rb_error_set(RB_ERR_CORRUPT, "%s: header CRC-32 mismatch (stored 0x%08x, computed 0x%08x)", what,
                             (unsigned)crc, (unsigned)want);
 
-    switch (json_parse_object((const char *)(p + PREAMBLE), (size_t)hlen, &root, err, sizeof err)) {
-    case JSON_PARSED:
+    switch (rb_json_parse_object((const char *)(p + PREAMBLE), (size_t)hlen, JSON_MAX_DEPTH, &root, &err)) {
+    case RB_JSON_OK:
         break;
-    case JSON_NOT_OBJECT:
-        return rb_error_set(RB_ERR_CORRUPT, "%s: the header is a JSON %s, not an object", what, err);
-    case JSON_NO_MEMORY:
+    case RB_JSON_NOT_OBJECT:
+        return rb_error_set(RB_ERR_CORRUPT, "%s: the header is a JSON %s, not an object", what, err.kind);
+    case RB_JSON_NO_MEMORY:
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "%s: out of memory reading the header", what);
-    case JSON_INVALID:
     default:
-        return rb_error_set(RB_ERR_CORRUPT, "%s: the header is not valid JSON: %s", what, err);
+        return rb_error_set(RB_ERR_CORRUPT, "%s: the header is not valid JSON: %s at byte %zu", what, err.what,
+                            err.at);
     }
     if ((s = rb_checkpoint_create(&c)) != RB_OK) {
         json_object_put(root);

@@ -5,9 +5,10 @@
  * plus an optional "__metadata__" string -> string map), then the byte
  * buffer that the offsets index. The parser is a pure function of the bytes
  * and checks everything the format's own validator checks: the header is
- * strict JSON (our own recognizer runs first, because json-c accepts
- * single quotes, NaN, raw control characters and silently keeps the last of
- * duplicate keys), each entry has exactly the three fields with the right
+ * strict JSON (the library's strict reader, rb_json_parse_object in
+ * sys/json.h: json-c alone accepts single quotes, NaN, raw control
+ * characters and silently keeps the last of duplicate keys), each entry has
+ * exactly the three fields with the right
  * types, every tensor's byte size matches its shape without overflow, and
  * the tensors tile the buffer exactly: no overlap, no hole.
  *
@@ -25,10 +26,11 @@
 #include <json-c/json.h>
 
 #include <robusta/interop.h>
-#include <robusta/params.h>
+#include <robusta/suggest.h>
 #include <robusta/status.h>
 
 #include "sys/internal.h"
+#include "sys/json.h"
 
 /* The largest file rb_safetensors_load reads into memory. */
 #if SIZE_MAX > 0xFFFFFFFFu
@@ -37,7 +39,7 @@
 #define LOAD_LIMIT SIZE_MAX
 #endif
 
-/* JSON nesting the header may use: object -> entry -> shape is depth 3. */
+/* Containers the header may nest (it needs 3: header -> entry -> shape). */
 #define MAX_JSON_DEPTH 16
 
 /* ------------------------------------------------------------------ dtypes */
@@ -108,328 +110,6 @@ void rb_safetensors_destroy(rb_safetensors *st)
     free(st);
 }
 
-/* ------------------------------------------------------- strict JSON check */
-
-/* A recognizer for RFC 8259 JSON (no extensions). It counts object keys so
- * that duplicates, which json-c drops silently, can be detected by
- * comparison with the parsed tree, and refuses "\u0000", which json-c would
- * cut names at. */
-typedef struct jscan {
-    const char *s;
-    size_t n, pos;
-    size_t keys;
-    const char *error; /* static text */
-} jscan;
-
-static int js_fail(jscan *j, const char *error)
-{
-    if (j->error == NULL)
-        j->error = error;
-    return 0;
-}
-
-static void js_ws(jscan *j)
-{
-    while (j->pos < j->n && (j->s[j->pos] == ' ' || j->s[j->pos] == '\t' || j->s[j->pos] == '\n' ||
-                             j->s[j->pos] == '\r'))
-        j->pos++;
-}
-
-static int js_hex(char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-/* The code unit of the "\\uXXXX" escape at s[pos], or -1. */
-static long js_u_escape(const char *s, size_t n, size_t pos)
-{
-    long v = 0;
-    if (pos + 6 > n || s[pos] != '\\' || s[pos + 1] != 'u')
-        return -1;
-    for (size_t i = pos + 2; i < pos + 6; i++) {
-        char c = s[i];
-        if (!js_hex(c))
-            return -1;
-        v = v * 16 + (c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
-    }
-    return v;
-}
-
-static int js_string(jscan *j)
-{
-    j->pos++; /* opening quote */
-    while (j->pos < j->n) {
-        unsigned char c = (unsigned char)j->s[j->pos];
-        if (c == '"') {
-            j->pos++;
-            return 1;
-        }
-        if (c < 0x20)
-            return js_fail(j, "a raw control character inside a string");
-        if (c == '\\') {
-            char e;
-            if (j->pos + 1 >= j->n)
-                return js_fail(j, "an unterminated string");
-            e = j->s[j->pos + 1];
-            if (e == 'u') {
-                long cp = js_u_escape(j->s, j->n, j->pos);
-                if (cp < 0)
-                    return js_fail(j, "a malformed \\u escape");
-                if (cp == 0)
-                    return js_fail(j, "a \\u0000 escape, which no name or value may contain,");
-                if (cp >= 0xdc00 && cp <= 0xdfff)
-                    return js_fail(j, "a lone UTF-16 surrogate in a \\u escape");
-                if (cp >= 0xd800 && cp <= 0xdbff) {
-                    long low = js_u_escape(j->s, j->n, j->pos + 6);
-                    if (low < 0xdc00 || low > 0xdfff)
-                        return js_fail(j, "a lone UTF-16 surrogate in a \\u escape");
-                    j->pos += 6;
-                }
-                j->pos += 6;
-                continue;
-            }
-            if (strchr("\"\\/bfnrt", e) == NULL || e == '\0')
-                return js_fail(j, "an invalid escape in a string");
-            j->pos += 2;
-            continue;
-        }
-        j->pos++;
-    }
-    return js_fail(j, "an unterminated string");
-}
-
-static int js_digits(jscan *j)
-{
-    size_t start = j->pos;
-    while (j->pos < j->n && j->s[j->pos] >= '0' && j->s[j->pos] <= '9')
-        j->pos++;
-    return j->pos > start;
-}
-
-static int js_number(jscan *j)
-{
-    if (j->s[j->pos] == '-')
-        j->pos++;
-    if (j->pos < j->n && j->s[j->pos] == '0')
-        j->pos++;
-    else if (!js_digits(j))
-        return js_fail(j, "a malformed number");
-    if (j->pos < j->n && j->s[j->pos] == '.') {
-        j->pos++;
-        if (!js_digits(j))
-            return js_fail(j, "a malformed number");
-    }
-    if (j->pos < j->n && (j->s[j->pos] == 'e' || j->s[j->pos] == 'E')) {
-        j->pos++;
-        if (j->pos < j->n && (j->s[j->pos] == '+' || j->s[j->pos] == '-'))
-            j->pos++;
-        if (!js_digits(j))
-            return js_fail(j, "a malformed number");
-    }
-    if (j->pos < j->n && j->s[j->pos] >= '0' && j->s[j->pos] <= '9')
-        return js_fail(j, "a number with a leading zero");
-    return 1;
-}
-
-static int js_literal(jscan *j, const char *word)
-{
-    size_t len = strlen(word);
-    if (j->n - j->pos < len || memcmp(j->s + j->pos, word, len) != 0)
-        return js_fail(j, "an unexpected character");
-    j->pos += len;
-    return 1;
-}
-
-static int js_value(jscan *j, int depth)
-{
-    char c;
-    js_ws(j);
-    if (j->pos >= j->n)
-        return js_fail(j, "an unexpected end");
-    if (depth > MAX_JSON_DEPTH)
-        return js_fail(j, "nesting too deep");
-    c = j->s[j->pos];
-    if (c == '{' || c == '[') {
-        char close = c == '{' ? '}' : ']';
-        j->pos++;
-        js_ws(j);
-        if (j->pos < j->n && j->s[j->pos] == close) {
-            j->pos++;
-            return 1;
-        }
-        for (;;) {
-            if (c == '{') {
-                js_ws(j);
-                if (j->pos >= j->n || j->s[j->pos] != '"')
-                    return js_fail(j, j->pos >= j->n ? "an unexpected end" : "a key that is not a double-quoted string");
-                if (!js_string(j))
-                    return 0;
-                j->keys++;
-                js_ws(j);
-                if (j->pos >= j->n || j->s[j->pos] != ':')
-                    return js_fail(j, "a missing ':' after a key");
-                j->pos++;
-            }
-            if (!js_value(j, depth + 1))
-                return 0;
-            js_ws(j);
-            if (j->pos >= j->n)
-                return js_fail(j, "an unexpected end");
-            if (j->s[j->pos] == close) {
-                j->pos++;
-                return 1;
-            }
-            if (j->s[j->pos] != ',')
-                return js_fail(j, c == '{' ? "a missing ',' or '}'" : "a missing ',' or ']'");
-            j->pos++;
-        }
-    }
-    if (c == '"')
-        return js_string(j);
-    if (c == '-' || (c >= '0' && c <= '9'))
-        return js_number(j);
-    if (c == 't')
-        return js_literal(j, "true");
-    if (c == 'f')
-        return js_literal(j, "false");
-    if (c == 'n')
-        return js_literal(j, "null");
-    return js_fail(j, "an unexpected character");
-}
-
-/* Keys in all objects of a parsed tree. */
-static size_t tree_keys(json_object *o)
-{
-    size_t n = 0;
-    if (json_object_is_type(o, json_type_object)) {
-        json_object_object_foreach(o, key, value)
-        {
-            (void)key;
-            n += 1 + tree_keys(value);
-        }
-    } else if (json_object_is_type(o, json_type_array)) {
-        size_t len = json_object_array_length(o);
-        for (size_t i = 0; i < len; i++)
-            n += tree_keys(json_object_array_get_idx(o, i));
-    }
-    return n;
-}
-
-/* Finding which key is duplicated (only after the counts disagreed): the
- * keys of the top-level object and of each object directly in it. */
-typedef struct raw_key {
-    size_t begin, end; /* the quoted token in the header */
-    char *text;        /* decoded by json-c */
-} raw_key;
-
-static int raw_key_cmp(const void *a, const void *b)
-{
-    const raw_key *x = a, *y = b;
-    return strcmp(x->text, y->text);
-}
-
-/* The decoded text of a JSON string token, or NULL. */
-static char *decode_string(const char *s, size_t len)
-{
-    json_object *o = NULL;
-    char *out = NULL;
-    struct json_tokener *tok = json_tokener_new();
-    if (tok != NULL && len < (size_t)INT32_MAX - 1) {
-        char *copy = malloc(len + 1);
-        if (copy != NULL) {
-            memcpy(copy, s, len);
-            copy[len] = '\0';
-            o = json_tokener_parse_ex(tok, copy, (int)len + 1);
-            free(copy);
-        }
-    }
-    if (o != NULL && json_object_is_type(o, json_type_string))
-        out = strdup(json_object_get_string(o));
-    json_object_put(o);
-    if (tok != NULL)
-        json_tokener_free(tok);
-    return out;
-}
-
-/* Looks for a duplicate among the keys of the object that starts at
- * `j->pos`; returns 1 and sets *dup (malloc'd) if one is found. For the
- * top-level object (`top`) it first searches each value that is an object,
- * and then also sets *parent_out to that value's key. Errors (allocation)
- * just return 0, and the caller reports a duplicate without naming it. */
-static int find_duplicate(jscan *j, int top, char **dup, char **parent_out)
-{
-    raw_key *keys = NULL;
-    size_t count = 0, cap = 0;
-    int found = 0;
-
-    j->pos++; /* '{' */
-    js_ws(j);
-    if (j->pos < j->n && j->s[j->pos] == '}') {
-        j->pos++;
-        return 0;
-    }
-    for (;;) {
-        size_t begin;
-        js_ws(j);
-        begin = j->pos;
-        if (!js_string(j))
-            break;
-        if (count == cap) {
-            size_t ncap = cap ? 2 * cap : 16;
-            raw_key *grown = realloc(keys, ncap * sizeof *grown);
-            if (grown == NULL)
-                break;
-            keys = grown;
-            cap = ncap;
-        }
-        keys[count].begin = begin;
-        keys[count].end = j->pos;
-        keys[count].text = NULL;
-        count++;
-        js_ws(j);
-        j->pos++; /* ':' */
-        js_ws(j);
-        if (top && j->pos < j->n && j->s[j->pos] == '{') {
-            char *inner = NULL, *unused = NULL;
-            if (find_duplicate(j, 0, &inner, &unused)) {
-                *dup = inner;
-                *parent_out = decode_string(j->s + begin, keys[count - 1].end - begin);
-                found = 1;
-                break;
-            }
-        } else if (!js_value(j, 1)) {
-            break;
-        }
-        js_ws(j);
-        if (j->pos >= j->n || j->s[j->pos] != ',') {
-            j->pos++;
-            break;
-        }
-        j->pos++;
-    }
-    if (!found) {
-        size_t decoded = 0;
-        while (decoded < count) {
-            keys[decoded].text = decode_string(j->s + keys[decoded].begin, keys[decoded].end - keys[decoded].begin);
-            if (keys[decoded].text == NULL)
-                break;
-            decoded++;
-        }
-        if (decoded == count && count > 1) {
-            qsort(keys, count, sizeof *keys, raw_key_cmp);
-            for (size_t i = 1; i < count && !found; i++)
-                if (strcmp(keys[i - 1].text, keys[i].text) == 0) {
-                    *dup = strdup(keys[i].text);
-                    found = *dup != NULL;
-                }
-        }
-    }
-    for (size_t i = 0; i < count; i++)
-        free(keys[i].text);
-    free(keys);
-    return found;
-}
-
 /* ------------------------------------------------------------------ parser */
 
 static const char *json_kind(json_object *o)
@@ -444,16 +124,6 @@ static const char *json_kind(json_object *o)
     case json_type_string: return "string";
     }
     return "value";
-}
-
-static void format_shape(char *buf, size_t size, int ndim, const int64_t *shape)
-{
-    size_t used = 0;
-    used += (size_t)snprintf(buf, size, "[");
-    for (int i = 0; i < ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (used < size)
-        snprintf(buf + used, size - used, "]");
 }
 
 /* A non-negative JSON integer; -1 when `o` is a negative integer, -2 when it
@@ -557,7 +227,7 @@ static rb_status parse_entry(const char *what, const char *name, json_object *en
         t->shape[i] = (int64_t)v;
         zero |= v == 0;
     }
-    format_shape(shape_text, sizeof shape_text, t->ndim, t->shape);
+    rb_shape_format(t->ndim, t->shape, shape_text, sizeof shape_text);
     if (zero) {
         numel = 0;
     } else {
@@ -643,63 +313,37 @@ static rb_status parse_metadata(const char *what, json_object *meta, rb_safetens
 static rb_status parse_header(const char *what, const char *text, size_t len, uint64_t buffer_size,
                               rb_safetensors *st)
 {
-    jscan scan = {.s = text, .n = len};
-    struct json_tokener *tok;
+    rb_json_error err;
     json_object *root;
     size_t entries = 0;
     rb_status s = RB_OK;
 
-    /* The header's own bytes: strict JSON, then only padding. */
-    for (size_t i = 0; i < len; i++)
-        if (text[i] == '\0')
-            return rb_error_set(RB_ERR_CORRUPT, "%s: header is not valid JSON (a NUL byte at header byte %zu)", what, i);
-    if (!js_value(&scan, 0))
-        return rb_error_set(RB_ERR_CORRUPT, "%s: header is not valid JSON (%s at header byte %zu)", what, scan.error,
-                            scan.pos);
-    js_ws(&scan); /* the format pads the header with spaces */
-    if (scan.pos != len)
-        return rb_error_set(RB_ERR_CORRUPT, "%s: header is not valid JSON (unexpected text at header byte %zu)", what,
-                            scan.pos);
-
-    if (len >= (size_t)INT32_MAX)
+    /* The header's own bytes: strict JSON, padded with whitespace. */
+    switch (rb_json_parse_object(text, len, MAX_JSON_DEPTH, &root, &err)) {
+    case RB_JSON_OK:
+        break;
+    case RB_JSON_NOT_OBJECT:
+        return rb_error_set(RB_ERR_CORRUPT, "%s: header is a JSON %s, not an object", what, err.kind);
+    case RB_JSON_DUPLICATE:
+        if (err.depth == 1 && strcmp(err.key, "__metadata__") == 0)
+            return rb_error_set(RB_ERR_CORRUPT, "%s: header has '__metadata__' twice", what);
+        if (err.depth == 1)
+            return rb_error_set(RB_ERR_CORRUPT, "%s: header names tensor '%s' twice", what, err.key);
+        if (err.depth == 2 && strcmp(err.parent, "__metadata__") == 0)
+            return rb_error_set(RB_ERR_CORRUPT, "%s: __metadata__ has the key '%s' twice", what, err.key);
+        if (err.depth == 2)
+            return rb_error_set(RB_ERR_CORRUPT, "%s: tensor '%s': field '%s' appears twice", what, err.parent,
+                                err.key);
+        return rb_error_set(RB_ERR_CORRUPT, "%s: header is not valid JSON (%s at header byte %zu)", what, err.what,
+                            err.at);
+    case RB_JSON_TOO_LONG:
         return rb_error_set(RB_ERR_UNSUPPORTED, "%s: header of %zu bytes is too long", what, len);
-    tok = json_tokener_new_ex(MAX_JSON_DEPTH + 2);
-    if (tok == NULL)
+    case RB_JSON_NO_MEMORY:
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "%s: out of memory parsing the header", what);
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    root = json_tokener_parse_ex(tok, text, (int)len + 1);
-    if (root == NULL) {
-        enum json_tokener_error err = json_tokener_get_error(tok);
-        size_t at = json_tokener_get_parse_end(tok);
-        json_tokener_free(tok);
-        return rb_error_set(RB_ERR_CORRUPT, "%s: header is not valid JSON (%s at header byte %zu)", what,
-                            json_tokener_error_desc(err), at);
-    }
-    json_tokener_free(tok);
-
-    if (!json_object_is_type(root, json_type_object)) {
-        s = rb_error_set(RB_ERR_CORRUPT, "%s: header is a JSON %s, not an object", what, json_kind(root));
-        goto done;
-    }
-    if (tree_keys(root) != scan.keys) {
-        jscan again = {.s = text, .n = len};
-        char *dup = NULL, *parent = NULL;
-        js_ws(&again);
-        if (find_duplicate(&again, 1, &dup, &parent)) {
-            if (parent == NULL && strcmp(dup, "__metadata__") == 0)
-                s = rb_error_set(RB_ERR_CORRUPT, "%s: header has '__metadata__' twice", what);
-            else if (parent == NULL)
-                s = rb_error_set(RB_ERR_CORRUPT, "%s: header names tensor '%s' twice", what, dup);
-            else if (strcmp(parent, "__metadata__") == 0)
-                s = rb_error_set(RB_ERR_CORRUPT, "%s: __metadata__ has the key '%s' twice", what, dup);
-            else
-                s = rb_error_set(RB_ERR_CORRUPT, "%s: tensor '%s': field '%s' appears twice", what, parent, dup);
-        } else {
-            s = rb_error_set(RB_ERR_CORRUPT, "%s: header has a duplicate key", what);
-        }
-        free(dup);
-        free(parent);
-        goto done;
+    case RB_JSON_INVALID:
+    default:
+        return rb_error_set(RB_ERR_CORRUPT, "%s: header is not valid JSON (%s at header byte %zu)", what, err.what,
+                            err.at);
     }
 
     {
@@ -1061,43 +705,6 @@ static void sb_json_string(strbuf *b, const char *s)
     sb_put(b, "\"", 1);
 }
 
-/* Whether `s` is valid UTF-8 (no overlongs, surrogates or values past
- * U+10FFFF), as the format requires of its header. */
-static int valid_utf8(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned c = *p;
-        int extra;
-        uint32_t cp;
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            extra = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            extra = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            extra = 3;
-            cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        for (int i = 1; i <= extra; i++) {
-            if ((p[i] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (p[i] & 0x3fu);
-        }
-        if ((extra == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (extra == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-            return 0;
-        p += extra + 1;
-    }
-    return 1;
-}
-
 static const char *writable_dtype(rb_dtype dtype)
 {
     switch (dtype) {
@@ -1155,7 +762,7 @@ rb_status rb_safetensors_save(const char *path, const rb_safetensors_entry *entr
     for (size_t i = 0; i < metadata_count; i++) {
         if (metadata_keys[i] == NULL || metadata_values[i] == NULL)
             return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: metadata entry %zu has a NULL key or value", path, i);
-        if (!valid_utf8(metadata_keys[i]) || !valid_utf8(metadata_values[i]))
+        if (!rb_utf8_valid(metadata_keys[i]) || !rb_utf8_valid(metadata_values[i]))
             return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: metadata '%s' is not valid UTF-8", path, metadata_keys[i]);
     }
     if ((s = check_unique(path, metadata_keys, metadata_count, "metadata key")) != RB_OK)
@@ -1180,7 +787,7 @@ rb_status rb_safetensors_save(const char *path, const rb_safetensors_entry *entr
             s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: '__metadata__' is reserved and cannot name a tensor", path);
             goto done;
         }
-        if (!valid_utf8(name)) {
+        if (!rb_utf8_valid(name)) {
             s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: tensor name '%s' is not valid UTF-8", path, name);
             goto done;
         }

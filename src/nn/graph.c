@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include <robusta/graph.h>
-#include <robusta/params.h>
+#include <robusta/suggest.h>
 #include <robusta/rng.h>
 
 #include "nn/graph_internal.h"

@@ -242,68 +242,6 @@ static bool valid_choices(const char *choices)
     return true;
 }
 
-/* ------------------------------------------------------------ suggestions */
-
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    size_t row[65];
-    if (la > 64 || lb > 64)
-        return (size_t)-1;
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            size_t best = diag + cost;
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
-const char *rb_suggest(const char *name, const char *const *candidates, size_t count)
-{
-    size_t len = strlen(name);
-    size_t limit = len <= 3 ? 1 : (len + 2) / 3;
-    size_t best_distance = (size_t)-1;
-    const char *best = NULL, *prefixed = NULL;
-    size_t prefix_matches = 0;
-
-    if (limit < 2 && len > 3)
-        limit = 2;
-    for (size_t i = 0; i < count; i++) {
-        size_t d;
-        if (candidates[i] == NULL)
-            continue;
-        d = edit_distance(name, candidates[i]);
-        if (d < best_distance) {
-            best_distance = d;
-            best = candidates[i];
-        }
-        if (len >= 3 && strncmp(candidates[i], name, len) == 0) {
-            prefixed = candidates[i];
-            prefix_matches++;
-        }
-    }
-    /* A one-letter slip beats a prefix; a unique prefix beats a looser match. */
-    if (best != NULL && best_distance <= 1)
-        return best;
-    if (prefix_matches == 1)
-        return prefixed;
-    if (best != NULL && best_distance <= limit)
-        return best;
-    return NULL;
-}
-
 /* ------------------------------------------------------------ tables */
 
 static bool valid_name(const char *name)
@@ -530,6 +468,39 @@ void rb_params_destroy(rb_params *p)
         value_clear(&p->values[i]);
     free(p->values);
     free(p);
+}
+
+rb_status rb_params_clone(const rb_params *from, rb_params **out)
+{
+    rb_params *p;
+    if (out == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_params_clone: out is NULL");
+    *out = NULL;
+    if (from == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_params_clone: no parameters to copy");
+    p = calloc(1, sizeof *p);
+    if (p == NULL || (p->values = calloc(from->count ? from->count : 1, sizeof *p->values)) == NULL) {
+        free(p);
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "parameters: out of memory");
+    }
+    p->specs = from->specs;
+    p->count = from->count;
+    for (size_t i = 0; i < from->count; i++) {
+        const param_value *v = &from->values[i];
+        size_t each = from->specs[i].type == RB_PARAM_INT_LIST ? sizeof(int64_t) : sizeof(double);
+        p->values[i] = *v;
+        p->values[i].text = NULL;
+        p->values[i].list = NULL;
+        if ((v->text != NULL && (p->values[i].text = strdup(v->text)) == NULL) ||
+            (v->list != NULL && (p->values[i].list = malloc(v->count ? v->count * each : 1)) == NULL)) {
+            rb_params_destroy(p);
+            return rb_error_set(RB_ERR_OUT_OF_MEMORY, "parameters: out of memory");
+        }
+        if (v->list != NULL && v->count > 0)
+            memcpy(p->values[i].list, v->list, v->count * each);
+    }
+    *out = p;
+    return RB_OK;
 }
 
 /* "unknown option --x; did you mean --y?" over the names of several sets. */

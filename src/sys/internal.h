@@ -3,6 +3,7 @@
 #ifndef RB_SYS_INTERNAL_H
 #define RB_SYS_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -21,6 +22,13 @@ char *rb_strdup(const char *s);
 /* Writes n in decimal with thousands separators ("1,277,952") into buf,
  * cut to fit, and returns buf. For sizes in messages. */
 const char *rb_format_count(char *buf, size_t size, unsigned long long n);
+
+/* Length of the well-formed UTF-8 sequence at p (at most `avail` bytes
+ * read), or 0 when it is not one: Unicode's table 3-7, so no overlong
+ * forms, no surrogates, nothing past U+10FFFF. */
+size_t rb_utf8_char(const unsigned char *p, size_t avail);
+/* Whether a NUL-terminated string is well-formed UTF-8 (rb_utf8_char). */
+bool rb_utf8_valid(const char *s);
 
 /* Opens `path` for reading ("rb") only if it is a regular file: a FIFO,
  * device, socket or folder is refused at once ("PATH is not a regular

@@ -1,13 +1,21 @@
-/* Numbers in robusta's JSON output. JSON has no NaN or infinity, and json-c
- * writes them as the bare words NaN and Infinity, which strict parsers
- * (Python's json with parse_constant, jq, JavaScript) refuse. Every double
- * robusta writes as JSON goes through one of these, so a non-finite value
- * (a missing figure, a diverged loss) becomes null. Header-only so that the
- * command (which sees only the library's API) shares it. */
+/* JSON in robusta, written and read.
+ *
+ * Writing: JSON has no NaN or infinity, and json-c writes them as the bare
+ * words NaN and Infinity, which strict parsers (Python's json with
+ * parse_constant, jq, JavaScript) refuse. Every double robusta writes as
+ * JSON goes through rb_json_number or rb_json_number_text, so a non-finite
+ * value (a missing figure, a diverged loss) becomes null. These two are
+ * inline so that the command (which sees only the library's API) shares
+ * them.
+ *
+ * Reading files: rb_json_parse_object (src/sys/json.c, inside the library
+ * only) is the one strict reader of JSON that comes from files
+ * (checkpoint headers, safetensors headers). */
 #ifndef RB_SYS_JSON_H
 #define RB_SYS_JSON_H
 
 #include <math.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -29,5 +37,52 @@ static inline const char *rb_json_number_text(char *buf, size_t size, double v)
         snprintf(buf, size, "null");
     return buf;
 }
+
+/* ------------------------------------------------------------ strict reading */
+
+/* What rb_json_parse_object found. */
+typedef enum rb_json_fault {
+    RB_JSON_OK = 0,
+    RB_JSON_INVALID,    /* not strict JSON: `what` at byte `at` */
+    RB_JSON_DUPLICATE,  /* an object repeats a key: `what` at `at` (the object's '{'), and key, parent, depth */
+    RB_JSON_NOT_OBJECT, /* valid JSON, but not an object: `kind` */
+    RB_JSON_TOO_LONG,   /* more than INT_MAX bytes, json-c's limit */
+    RB_JSON_NO_MEMORY
+} rb_json_fault;
+
+typedef struct rb_json_error {
+    rb_json_fault fault;
+    char what[192];     /* INVALID, DUPLICATE: what is wrong, a phrase without the place
+                           ("unexpected end", "duplicate key 'a' in the object") */
+    size_t at;          /* INVALID, DUPLICATE: its byte offset in the text */
+    const char *kind;   /* NOT_OBJECT: "array", "string", "number", "boolean" or "null" */
+    /* DUPLICATE: the repeated key and, when the object holding it is the
+     * value of a member of another object, that member's key (parent_key
+     * false otherwise); depth 1 is the top-level object. Both are cut to fit. */
+    char key[128], parent[128];
+    bool parent_key;
+    int depth;
+} rb_json_error;
+
+/* Parses text[0 .. len) as one JSON object, strictly: RFC 8259 and nothing
+ * more (json-c alone takes single quotes, NaN, comments, trailing commas,
+ * clamps integers that overflow, and keeps the last of duplicate keys), and
+ * nothing that would not read back exactly:
+ *   - no NUL byte anywhere, not even as a \u0000 escape;
+ *   - strings of well-formed UTF-8 (no overlong forms, surrogates or values
+ *     past U+10FFFF), \u escapes with paired surrogates;
+ *   - numbers without leading zeros; integers that fit int64 (negative) or
+ *     uint64; other numbers finite as doubles;
+ *   - at most `max_depth` containers nested (the top-level object counts);
+ *   - no key twice in an object (compared after unescaping);
+ *   - only whitespace (space, tab, LF, CR) around the value.
+ * On success *out is the object (json_object_put it) and RB_JSON_OK is
+ * returned; otherwise *out is NULL and err (never NULL) says what. A NUL
+ * byte is reported first; then the first fault in the text, except that
+ * duplicate keys and numbers that overflow to infinity are looked for once
+ * the whole text is otherwise valid (the first of them in the text is
+ * reported). */
+rb_json_fault rb_json_parse_object(const char *text, size_t len, int max_depth, json_object **out,
+                                   rb_json_error *err);
 
 #endif /* RB_SYS_JSON_H */

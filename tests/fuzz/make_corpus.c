@@ -196,6 +196,11 @@ static void safetensors(void)
                     "\"q\":{\"dtype\":\"BOOL\",\"shape\":[1],\"data_offsets\":[7,8]}}",
                     data, 8);
     safetensors_raw("empty.safetensors", "{}", data, 0);
+    /* the strict reader's later checks: a repeated field, an infinite number */
+    safetensors_raw("dup-field.safetensors",
+                    "{\"w\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1],\"dtype\":\"U8\"}}", data, 1);
+    safetensors_raw("inf.safetensors", "{\"w\":{\"dtype\":\"U8\",\"shape\":[1e999],\"data_offsets\":[0,1]}}",
+                    data, 1);
 }
 
 /* ------------------------------------------------------------ npy */

@@ -1,0 +1,522 @@
+/* The strict JSON reader (sys/json.h): one for every JSON document robusta
+ * reads from a file. json-c builds the tree, but it is lenient in ways a
+ * file format must not be, so the text first goes through a recognizer of
+ * RFC 8259 (the scan_* functions) that also checks UTF-8, \u escapes, the
+ * range of integers and the nesting depth, and records, in the order they
+ * appear, every object (with its member count) and every number. Walking
+ * json-c's tree in the same order then finds duplicate keys (an object with
+ * fewer members in the tree than in the text) and numbers that became
+ * infinite. */
+#include "config.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "sys/internal.h"
+#include "sys/json.h"
+
+/* An object of the text. */
+typedef struct scan_object {
+    size_t start;              /* its '{' */
+    size_t members;
+    size_t key_begin, key_end; /* the quoted key it is the value of, when has_key */
+    bool has_key;
+    int depth;                 /* 1: the top level */
+} scan_object;
+
+typedef struct scan {
+    const unsigned char *p;
+    size_t n, i;
+    int max_depth;
+    bool record;               /* record objects and numbers (the first pass) */
+    scan_object *objects;      /* in pre-order */
+    size_t object_count, object_cap;
+    size_t *numbers;           /* byte offset of every number, in pre-order */
+    size_t number_count, number_cap;
+    bool oom;
+    const char *err;           /* a fixed phrase */
+    size_t err_at;
+} scan;
+
+static bool scan_fail(scan *s, const char *msg)
+{
+    if (s->err == NULL) {
+        s->err = msg;
+        s->err_at = s->i;
+    }
+    return false;
+}
+
+/* Makes room for one more element of an array of `size`-byte elements. */
+static bool grow(scan *s, void **items, size_t count, size_t *cap, size_t size)
+{
+    void *bigger;
+    size_t want;
+    if (count < *cap)
+        return true;
+    want = *cap ? 2 * *cap : 64;
+    bigger = realloc(*items, want * size);
+    if (bigger == NULL) {
+        s->oom = true;
+        return scan_fail(s, "out of memory");
+    }
+    *items = bigger;
+    *cap = want;
+    return true;
+}
+
+static void scan_ws(scan *s)
+{
+    while (s->i < s->n && (s->p[s->i] == ' ' || s->p[s->i] == '\t' || s->p[s->i] == '\n' || s->p[s->i] == '\r'))
+        s->i++;
+}
+
+static bool scan_hex4(const scan *s, size_t at, unsigned *out)
+{
+    unsigned v = 0;
+    if (at > s->n || s->n - at < 4)
+        return false;
+    for (size_t k = 0; k < 4; k++) {
+        unsigned char c = s->p[at + k];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return false;
+    }
+    *out = v;
+    return true;
+}
+
+static bool scan_string(scan *s)
+{
+    s->i++; /* the opening quote */
+    for (;;) {
+        unsigned char c;
+        if (s->i >= s->n)
+            return scan_fail(s, "unterminated string");
+        c = s->p[s->i];
+        if (c == '"') {
+            s->i++;
+            return true;
+        }
+        if (c < 0x20)
+            return scan_fail(s, "control character in a string");
+        if (c == '\\') {
+            unsigned u, low;
+            if (s->i + 1 >= s->n)
+                return scan_fail(s, "unterminated string");
+            switch (s->p[s->i + 1]) {
+            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+                s->i += 2;
+                break;
+            case 'u':
+                if (!scan_hex4(s, s->i + 2, &u))
+                    return scan_fail(s, "bad \\u escape");
+                if (u == 0)
+                    return scan_fail(s, "\\u0000 escape (no name or value may hold a NUL)");
+                if (u >= 0xdc00 && u <= 0xdfff)
+                    return scan_fail(s, "unpaired surrogate in a \\u escape");
+                if (u >= 0xd800 && u <= 0xdbff) {
+                    if (s->i + 7 >= s->n || s->p[s->i + 6] != '\\' || s->p[s->i + 7] != 'u' ||
+                        !scan_hex4(s, s->i + 8, &low) || low < 0xdc00 || low > 0xdfff)
+                        return scan_fail(s, "unpaired surrogate in a \\u escape");
+                    s->i += 6;
+                }
+                s->i += 6;
+                break;
+            default:
+                return scan_fail(s, "bad escape in a string");
+            }
+            continue;
+        }
+        {
+            size_t len = rb_utf8_char(s->p + s->i, s->n - s->i);
+            if (len == 0)
+                return scan_fail(s, "invalid UTF-8 in a string");
+            s->i += len;
+        }
+    }
+}
+
+static bool is_digit(const scan *s)
+{
+    return s->i < s->n && s->p[s->i] >= '0' && s->p[s->i] <= '9';
+}
+
+static bool scan_number(scan *s)
+{
+    size_t start = s->i, digits_at, ndigits;
+    bool neg = false, integer = true;
+    if (s->record) {
+        if (!grow(s, (void **)&s->numbers, s->number_count, &s->number_cap, sizeof *s->numbers))
+            return false;
+        s->numbers[s->number_count++] = start;
+    }
+    if (s->p[s->i] == '-') {
+        neg = true;
+        s->i++;
+    }
+    digits_at = s->i;
+    if (!is_digit(s))
+        return scan_fail(s, "bad number");
+    if (s->p[s->i] == '0') {
+        s->i++;
+        if (is_digit(s))
+            return scan_fail(s, "number with a leading zero");
+    } else
+        while (is_digit(s))
+            s->i++;
+    ndigits = s->i - digits_at;
+    if (s->i < s->n && s->p[s->i] == '.') {
+        integer = false;
+        s->i++;
+        if (!is_digit(s))
+            return scan_fail(s, "bad number");
+        while (is_digit(s))
+            s->i++;
+    }
+    if (s->i < s->n && (s->p[s->i] == 'e' || s->p[s->i] == 'E')) {
+        integer = false;
+        s->i++;
+        if (s->i < s->n && (s->p[s->i] == '+' || s->p[s->i] == '-'))
+            s->i++;
+        if (!is_digit(s))
+            return scan_fail(s, "bad number");
+        while (is_digit(s))
+            s->i++;
+    }
+    if (integer) {
+        /* json-c would clamp what does not fit int64 (negative) or uint64. */
+        const char *max = neg ? "9223372036854775808" : "18446744073709551615";
+        size_t maxlen = strlen(max);
+        if (ndigits > maxlen || (ndigits == maxlen && memcmp(s->p + digits_at, max, maxlen) > 0)) {
+            s->i = start;
+            return scan_fail(s, "integer out of range");
+        }
+    }
+    return true;
+}
+
+static bool scan_value(scan *s, int depth, size_t key_begin, size_t key_end, bool has_key);
+
+/* An object or array at `depth` enclosing containers; an object that is a
+ * member's value gets that member's key. */
+static bool scan_container(scan *s, int depth, size_t key_begin, size_t key_end, bool has_key)
+{
+    bool object = s->p[s->i] == '{';
+    char close = object ? '}' : ']';
+    size_t slot = 0, members = 0;
+    if (depth >= s->max_depth)
+        return scan_fail(s, "nesting too deep");
+    if (object && s->record) {
+        if (!grow(s, (void **)&s->objects, s->object_count, &s->object_cap, sizeof *s->objects))
+            return false;
+        slot = s->object_count++;
+        s->objects[slot] = (scan_object){.start = s->i, .key_begin = key_begin, .key_end = key_end,
+                                         .has_key = has_key, .depth = depth + 1};
+    }
+    s->i++;
+    scan_ws(s);
+    if (s->i < s->n && s->p[s->i] == close)
+        s->i++;
+    else
+        for (;;) {
+            size_t kb = 0, ke = 0;
+            if (object) {
+                if (s->i >= s->n || s->p[s->i] != '"')
+                    return scan_fail(s, s->i >= s->n ? "unexpected end" : "expected a string key");
+                kb = s->i;
+                if (!scan_string(s))
+                    return false;
+                ke = s->i;
+                scan_ws(s);
+                if (s->i >= s->n || s->p[s->i] != ':')
+                    return scan_fail(s, s->i >= s->n ? "unexpected end" : "expected ':'");
+                s->i++;
+                scan_ws(s);
+            }
+            if (!scan_value(s, depth + 1, kb, ke, object))
+                return false;
+            members++;
+            scan_ws(s);
+            if (s->i >= s->n)
+                return scan_fail(s, "unexpected end");
+            if (s->p[s->i] == ',') {
+                s->i++;
+                scan_ws(s);
+                continue;
+            }
+            if (s->p[s->i] == close) {
+                s->i++;
+                break;
+            }
+            return scan_fail(s, object ? "expected ',' or '}'" : "expected ',' or ']'");
+        }
+    if (object && s->record)
+        s->objects[slot].members = members;
+    return true;
+}
+
+static bool scan_literal(scan *s, const char *word)
+{
+    size_t len = strlen(word);
+    if (s->n - s->i < len || memcmp(s->p + s->i, word, len) != 0)
+        return scan_fail(s, "unexpected character");
+    s->i += len;
+    return true;
+}
+
+static bool scan_value(scan *s, int depth, size_t key_begin, size_t key_end, bool has_key)
+{
+    unsigned char c;
+    if (s->i >= s->n)
+        return scan_fail(s, "unexpected end");
+    c = s->p[s->i];
+    switch (c) {
+    case '{': case '[': return scan_container(s, depth, key_begin, key_end, has_key);
+    case '"': return scan_string(s);
+    case 't': return scan_literal(s, "true");
+    case 'f': return scan_literal(s, "false");
+    case 'n': return scan_literal(s, "null");
+    default:
+        if (c == '-' || (c >= '0' && c <= '9'))
+            return scan_number(s);
+        return scan_fail(s, "unexpected character");
+    }
+}
+
+/* ------------------------------------------------------------ the tree */
+
+typedef enum tree_check { TREE_OK, TREE_DUPLICATE, TREE_NONFINITE } tree_check;
+
+typedef struct walk {
+    const scan *s;
+    size_t object, number; /* the next of each in pre-order */
+} walk;
+
+/* Walks json-c's tree in the recognizer's pre-order. json-c keeps the first
+ * position of a repeated key, so up to the first object that repeats a key
+ * both orders agree, and that object has fewer members in the tree. */
+static tree_check check_tree(json_object *o, walk *w)
+{
+    tree_check r;
+    switch (json_object_get_type(o)) {
+    case json_type_object: {
+        struct json_object_iterator it = json_object_iter_begin(o), end = json_object_iter_end(o);
+        if (w->object >= w->s->object_count ||
+            w->s->objects[w->object].members != (size_t)json_object_object_length(o))
+            return TREE_DUPLICATE;
+        w->object++;
+        for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
+            if ((r = check_tree(json_object_iter_peek_value(&it), w)) != TREE_OK)
+                return r;
+        return TREE_OK;
+    }
+    case json_type_array:
+        for (size_t i = 0, n = json_object_array_length(o); i < n; i++)
+            if ((r = check_tree(json_object_array_get_idx(o, i), w)) != TREE_OK)
+                return r;
+        return TREE_OK;
+    case json_type_double:
+        if (!isfinite(json_object_get_double(o)))
+            return TREE_NONFINITE;
+        w->number++;
+        return TREE_OK;
+    case json_type_int:
+        w->number++;
+        return TREE_OK;
+    default:
+        return TREE_OK;
+    }
+}
+
+/* The text of the (valid) quoted string token p[0 .. len) into out, cut to
+ * fit; false when out of memory. */
+static bool decode_string(const unsigned char *p, size_t len, char *out, size_t size)
+{
+    struct json_tokener *tok = json_tokener_new();
+    char *copy = malloc(len + 1);
+    json_object *o = NULL;
+    if (tok != NULL && copy != NULL) {
+        memcpy(copy, p, len);
+        copy[len] = '\0';
+        o = json_tokener_parse_ex(tok, copy, (int)len + 1);
+    }
+    free(copy);
+    if (tok != NULL)
+        json_tokener_free(tok);
+    if (o == NULL || !json_object_is_type(o, json_type_string)) {
+        json_object_put(o);
+        return false;
+    }
+    snprintf(out, size, "%s", json_object_get_string(o));
+    json_object_put(o);
+    return true;
+}
+
+/* Which key the object `obj` repeats: its members' keys, decoded, compared
+ * pairwise (only after the member counts disagreed). */
+static rb_json_fault name_duplicate(const scan *s, const scan_object *obj, rb_json_error *err)
+{
+    scan again = {.p = s->p, .n = s->n, .i = obj->start + 1, .max_depth = INT_MAX};
+    size_t count = 0, cap = 0;
+    size_t (*keys)[2] = NULL;
+    rb_json_fault r = RB_JSON_NO_MEMORY;
+    char (*text)[128] = NULL;
+
+    err->depth = obj->depth;
+    err->parent_key = obj->has_key;
+    if (obj->has_key && !decode_string(s->p + obj->key_begin, obj->key_end - obj->key_begin, err->parent,
+                                       sizeof err->parent))
+        return RB_JSON_NO_MEMORY;
+    for (;;) { /* the text is valid: no checks needed but the closing brace */
+        scan_ws(&again);
+        if (again.p[again.i] == '}')
+            break;
+        if (!grow(&again, (void **)&keys, count, &cap, sizeof *keys))
+            goto done;
+        keys[count][0] = again.i;
+        scan_string(&again);
+        keys[count][1] = again.i;
+        count++;
+        scan_ws(&again);
+        again.i++; /* ':' */
+        scan_ws(&again);
+        scan_value(&again, 0, 0, 0, false);
+        scan_ws(&again);
+        if (again.p[again.i] == ',')
+            again.i++;
+    }
+    text = calloc(count ? count : 1, sizeof *text);
+    if (text == NULL)
+        goto done;
+    for (size_t i = 0; i < count; i++) {
+        if (!decode_string(s->p + keys[i][0], keys[i][1] - keys[i][0], text[i], sizeof text[i]))
+            goto done;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(text[i], text[j]) == 0) {
+                snprintf(err->key, sizeof err->key, "%s", text[i]);
+                r = RB_JSON_DUPLICATE;
+                goto done;
+            }
+    }
+    /* Keys longer than the buffer that agree in their first 127 bytes. */
+    snprintf(err->key, sizeof err->key, "?");
+    r = RB_JSON_DUPLICATE;
+done:
+    free(keys);
+    free(text);
+    return r;
+}
+
+static const char *kind_of(unsigned char first)
+{
+    switch (first) {
+    case '[': return "array";
+    case '"': return "string";
+    case 't': case 'f': return "boolean";
+    case 'n': return "null";
+    default: return "number";
+    }
+}
+
+static rb_json_fault fail(rb_json_error *err, rb_json_fault fault, const char *what, size_t at)
+{
+    err->fault = fault;
+    snprintf(err->what, sizeof err->what, "%s", what);
+    err->at = at;
+    return fault;
+}
+
+rb_json_fault rb_json_parse_object(const char *text, size_t len, int max_depth, json_object **out,
+                                   rb_json_error *err)
+{
+    scan s = {.p = (const unsigned char *)text, .n = len, .max_depth = max_depth, .record = true};
+    const void *nul = memchr(text, '\0', len);
+    struct json_tokener *tok;
+    json_object *root = NULL;
+    walk w = {.s = &s};
+    size_t first, end = 0;
+    rb_json_fault r;
+
+    *out = NULL;
+    memset(err, 0, sizeof *err);
+    if (nul != NULL)
+        return fail(err, RB_JSON_INVALID, "NUL byte", (size_t)((const char *)nul - text));
+    scan_ws(&s);
+    first = s.i;
+    if (scan_value(&s, 0, 0, 0, false)) {
+        end = s.i;
+        scan_ws(&s);
+        if (s.i < s.n)
+            scan_fail(&s, "unexpected bytes after the JSON value");
+    }
+    if (s.err != NULL) {
+        r = fail(err, s.oom ? RB_JSON_NO_MEMORY : RB_JSON_INVALID, s.err, s.err_at);
+        goto done;
+    }
+    if (s.p[first] != '{') {
+        err->fault = r = RB_JSON_NOT_OBJECT;
+        err->kind = kind_of(s.p[first]);
+        goto done;
+    }
+    if (end - first > INT_MAX) {
+        r = fail(err, RB_JSON_TOO_LONG, "JSON text too long", 0);
+        goto done;
+    }
+    if ((tok = json_tokener_new_ex(max_depth + 2)) == NULL) {
+        r = fail(err, RB_JSON_NO_MEMORY, "out of memory", 0);
+        goto done;
+    }
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    root = json_tokener_parse_ex(tok, text + first, (int)(end - first));
+    if (root == NULL || !json_object_is_type(root, json_type_object) ||
+        json_tokener_get_parse_end(tok) != end - first) {
+        /* The recognizer accepted it: json-c should never disagree. */
+        r = fail(err, RB_JSON_INVALID, json_tokener_error_desc(json_tokener_get_error(tok)), first);
+        json_tokener_free(tok);
+        goto done;
+    }
+    json_tokener_free(tok);
+    switch (check_tree(root, &w)) {
+    case TREE_OK:
+        *out = root;
+        root = NULL;
+        r = RB_JSON_OK;
+        break;
+    case TREE_DUPLICATE:
+        if (w.object >= s.object_count) { /* cannot happen: the tree has no more objects than the text */
+            r = fail(err, RB_JSON_INVALID, "json-c and the recognizer disagree", first);
+            break;
+        }
+        r = name_duplicate(&s, &s.objects[w.object], err);
+        if (r == RB_JSON_DUPLICATE) {
+            err->fault = r;
+            err->at = s.objects[w.object].start;
+            snprintf(err->what, sizeof err->what, "duplicate key '%s' in the object", err->key);
+        } else
+            fail(err, r, "out of memory", 0);
+        break;
+    case TREE_NONFINITE:
+    default:
+        r = fail(err, RB_JSON_INVALID, "number out of range", s.numbers[w.number]);
+        break;
+    }
+done:
+    json_object_put(root);
+    free(s.objects);
+    free(s.numbers);
+    return r;
+}

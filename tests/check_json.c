@@ -1,0 +1,185 @@
+/* The strict JSON reader (src/sys/json.c, rb_json_parse_object), on its own:
+ * it is internal to the library, so this suite compiles it in. The
+ * checkpoint and safetensors suites check the messages each format builds
+ * from it; the fuzz replays run it on mutated headers. */
+#include "config.h"
+
+#include <json-c/json.h>
+
+#include "sys/json.h"
+#include "testutil.h"
+
+/* Parses `text` (strlen) with max_depth `depth`; checks the fault, and for
+ * INVALID / DUPLICATE the phrase and the byte. */
+static void expect(const char *text, int depth, rb_json_fault fault, const char *what, size_t at)
+{
+    json_object *o = (json_object *)&o; /* must be reset */
+    rb_json_error err;
+    rb_json_fault r = rb_json_parse_object(text, strlen(text), depth, &o, &err);
+    ck_assert_msg(r == fault, "%s: fault %d, expected %d (%s at %zu)", text, (int)r, (int)fault, err.what, err.at);
+    if (fault == RB_JSON_OK) {
+        ck_assert_ptr_nonnull(o);
+        ck_assert(json_object_is_type(o, json_type_object));
+        json_object_put(o);
+        return;
+    }
+    ck_assert_ptr_null(o);
+    ck_assert_int_eq(err.fault, fault);
+    if (what != NULL) {
+        ck_assert_str_eq(err.what, what);
+        ck_assert_uint_eq(err.at, at);
+    }
+}
+
+START_TEST(valid_objects_parse)
+{
+    json_object *o = NULL, *v;
+    rb_json_error err;
+    const char *doc = " \t\r\n{\"a\": [1, -0, 0.5e-3, true, false, null], \"b\": {\"\\u00e9\\ud83d\\ude00\": \"\xc3\xa9\"}}\n ";
+    ck_assert_int_eq(rb_json_parse_object(doc, strlen(doc), 8, &o, &err), RB_JSON_OK);
+    ck_assert(json_object_object_get_ex(o, "b", &v));
+    /* the escapes decode to the same UTF-8 as the raw bytes would */
+    ck_assert(json_object_object_get_ex(v, "\xc3\xa9\xf0\x9f\x98\x80", NULL));
+    json_object_put(o);
+    expect("{}", 1, RB_JSON_OK, NULL, 0);
+    /* the integer limits: int64's least, uint64's greatest */
+    expect("{\"a\":-9223372036854775808,\"b\":18446744073709551615}", 2, RB_JSON_OK, NULL, 0);
+    /* 1e308 is a finite double, 1e-400 underflows to 0 (finite) */
+    expect("{\"a\":1e308,\"b\":1e-400}", 2, RB_JSON_OK, NULL, 0);
+}
+END_TEST
+
+START_TEST(depth_counts_containers)
+{
+    /* three containers: {, [, { */
+    expect("{\"a\":[{\"b\":1}]}", 3, RB_JSON_OK, NULL, 0);
+    /* the third container opens at byte 6 */
+    expect("{\"a\":[{\"b\":1}]}", 2, RB_JSON_INVALID, "nesting too deep", 6);
+    expect("{\"a\":[[]]}", 2, RB_JSON_INVALID, "nesting too deep", 6);
+    expect("{}", 0, RB_JSON_INVALID, "nesting too deep", 0);
+}
+END_TEST
+
+START_TEST(numbers_are_exact_or_refused)
+{
+    expect("{\"a\":18446744073709551616}", 2, RB_JSON_INVALID, "integer out of range", 5);
+    expect("{\"a\":-9223372036854775809}", 2, RB_JSON_INVALID, "integer out of range", 5);
+    /* found after the syntax: the number's own byte */
+    expect("{\"a\":[1, 2, 1e999]}", 2, RB_JSON_INVALID, "number out of range", 12);
+    expect("{\"a\":-1e999}", 2, RB_JSON_INVALID, "number out of range", 5);
+    expect("{\"a\":00}", 2, RB_JSON_INVALID, "number with a leading zero", 6);
+    expect("{\"a\":-01}", 2, RB_JSON_INVALID, "number with a leading zero", 7);
+    expect("{\"a\":1.}", 2, RB_JSON_INVALID, "bad number", 7);
+    expect("{\"a\":.5}", 2, RB_JSON_INVALID, "unexpected character", 5);
+    expect("{\"a\":1e}", 2, RB_JSON_INVALID, "bad number", 7);
+    expect("{\"a\":+1}", 2, RB_JSON_INVALID, "unexpected character", 5);
+    expect("{\"a\":Infinity}", 2, RB_JSON_INVALID, "unexpected character", 5);
+}
+END_TEST
+
+START_TEST(strings_hold_no_nul_and_only_utf8)
+{
+    char nul[] = "{\"a\":\"x?\"}";
+    nul[7] = '\0';
+    {
+        json_object *o = NULL;
+        rb_json_error err;
+        ck_assert_int_eq(rb_json_parse_object(nul, sizeof nul - 1, 2, &o, &err), RB_JSON_INVALID);
+        ck_assert_str_eq(err.what, "NUL byte");
+        ck_assert_uint_eq(err.at, 7);
+    }
+    expect("{\"a\":\"\\u0000\"}", 2, RB_JSON_INVALID, "\\u0000 escape (no name or value may hold a NUL)", 6);
+    expect("{\"a\":\"\\ud83d\"}", 2, RB_JSON_INVALID, "unpaired surrogate in a \\u escape", 6);
+    expect("{\"a\":\"\\ude00\\ud83d\"}", 2, RB_JSON_INVALID, "unpaired surrogate in a \\u escape", 6);
+    expect("{\"a\":\"\\u00g0\"}", 2, RB_JSON_INVALID, "bad \\u escape", 6);
+    /* an overlong '/' (C0 AF) and a UTF-8-encoded surrogate (ED A0 80) */
+    expect("{\"a\":\"\xc0\xaf\"}", 2, RB_JSON_INVALID, "invalid UTF-8 in a string", 6);
+    expect("{\"\xed\xa0\x80\":1}", 2, RB_JSON_INVALID, "invalid UTF-8 in a string", 2);
+    expect("{\"a\":\"x\ny\"}", 2, RB_JSON_INVALID, "control character in a string", 7);
+    expect("{\"a\":'x'}", 2, RB_JSON_INVALID, "unexpected character", 5);
+    expect("{\"a\":\"x", 2, RB_JSON_INVALID, "unterminated string", 7);
+}
+END_TEST
+
+START_TEST(structure_and_trailing_bytes)
+{
+    expect("", 2, RB_JSON_INVALID, "unexpected end", 0);
+    expect("   ", 2, RB_JSON_INVALID, "unexpected end", 3);
+    expect("{\"a\":1,}", 2, RB_JSON_INVALID, "expected a string key", 7);
+    expect("{\"a\" 1}", 2, RB_JSON_INVALID, "expected ':'", 5);
+    expect("{\"a\":[1 2]}", 2, RB_JSON_INVALID, "expected ',' or ']'", 8);
+    expect("{\"a\":1 \"b\":2}", 2, RB_JSON_INVALID, "expected ',' or '}'", 7);
+    expect("{} {}", 2, RB_JSON_INVALID, "unexpected bytes after the JSON value", 3);
+    expect("{}/* c */", 2, RB_JSON_INVALID, "unexpected bytes after the JSON value", 2);
+    expect("{}\f", 2, RB_JSON_INVALID, "unexpected bytes after the JSON value", 2);
+}
+END_TEST
+
+START_TEST(other_values_are_not_objects)
+{
+    static const char *const texts[] = {"[]", " \"{}\" ", "-1.5", "true", "false", "null"};
+    static const char *const kinds[] = {"array", "string", "number", "boolean", "boolean", "null"};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        json_object *o = NULL;
+        rb_json_error err;
+        ck_assert_int_eq(rb_json_parse_object(texts[i], strlen(texts[i]), 4, &o, &err), RB_JSON_NOT_OBJECT);
+        ck_assert_ptr_null(o);
+        ck_assert_str_eq(err.kind, kinds[i]);
+    }
+}
+END_TEST
+
+START_TEST(duplicate_keys_are_named)
+{
+    json_object *o = NULL;
+    rb_json_error err;
+    const char *top = "{\"a\":1,\"b\":2,\"a\":3}";
+    /* a key spelt with an escape is the same key */
+    const char *nested = "{\"m\":{},\"t\":{\"x\":1,\"\\u0078\":2}}";
+    const char *in_array = "{\"l\":[{\"k\":1},{\"k\":1,\"k\":2}]}";
+    /* the first offender in the text wins: the outer object (byte 0) opens
+     * before the inner one (byte 5), so its 'a' is named, not the inner 'q' */
+    const char *first = "{\"a\":{\"q\":1,\"q\":2},\"a\":1}";
+
+    ck_assert_int_eq(rb_json_parse_object(top, strlen(top), 4, &o, &err), RB_JSON_DUPLICATE);
+    ck_assert_ptr_null(o);
+    ck_assert_str_eq(err.key, "a");
+    ck_assert_str_eq(err.what, "duplicate key 'a' in the object");
+    ck_assert_uint_eq(err.at, 0);
+    ck_assert_int_eq(err.depth, 1);
+    ck_assert(!err.parent_key);
+
+    ck_assert_int_eq(rb_json_parse_object(nested, strlen(nested), 4, &o, &err), RB_JSON_DUPLICATE);
+    ck_assert_str_eq(err.key, "x");
+    ck_assert(err.parent_key);
+    ck_assert_str_eq(err.parent, "t");
+    ck_assert_int_eq(err.depth, 2);
+    ck_assert_uint_eq(err.at, 12);
+
+    ck_assert_int_eq(rb_json_parse_object(in_array, strlen(in_array), 4, &o, &err), RB_JSON_DUPLICATE);
+    ck_assert_str_eq(err.key, "k");
+    ck_assert(!err.parent_key); /* its parent is an array */
+    ck_assert_int_eq(err.depth, 3);
+    ck_assert_uint_eq(err.at, 14);
+
+    ck_assert_int_eq(rb_json_parse_object(first, strlen(first), 4, &o, &err), RB_JSON_DUPLICATE);
+    ck_assert_str_eq(err.key, "a");
+    ck_assert_uint_eq(err.at, 0);
+    ck_assert_int_eq(err.depth, 1);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("json");
+    TCase *tc = tcase_create("json");
+    tcase_add_test(tc, valid_objects_parse);
+    tcase_add_test(tc, depth_counts_containers);
+    tcase_add_test(tc, numbers_are_exact_or_refused);
+    tcase_add_test(tc, strings_hold_no_nul_and_only_utf8);
+    tcase_add_test(tc, structure_and_trailing_bytes);
+    tcase_add_test(tc, other_values_are_not_objects);
+    tcase_add_test(tc, duplicate_keys_are_named);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}
