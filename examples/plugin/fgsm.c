@@ -18,7 +18,7 @@
 static const rb_param_spec fgsm_params[] = {
     {RB_PARAM_EPS, RB_PARAM_FLOAT, "8/255", "[0, 1]", 0, "radius of the Linf ball, in [0,1] pixel units"},
     {"step-scale", RB_PARAM_FLOAT, "1", "(0, 10]", 0, "step size as a multiple of eps"},
-    {NULL}};
+    {0}}; /* the end: a NULL name */
 
 /* Every callback starts here: the batch as arrays, and eps. */
 static rb_status prepare(const rb_params *params, const rb_attack_batch *b, bool need_grad,
