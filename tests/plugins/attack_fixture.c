@@ -3,9 +3,10 @@
  * tests/plugins/attack/ so that only the tests that want them scan them:
  *   FIXTURE_BEGIN_FAILS      begin-fails: a step-based attack whose begin refuses the run
  *   FIXTURE_NO_RANDOM_START  no-random-start: FGSM-like, step and project only
- *   FIXTURE_OWN_STEPS        own-steps: declares RB_PARAM_STEPS; begin refuses a
- *                            plan whose steps are not its own, so a run proves that
- *                            the runtime loop ran the plugin's steps */
+ *   FIXTURE_OWN_STEPS        own-steps: declares RB_PARAM_STEPS and batch-size (names
+ *                            the commands have too); begin refuses a plan whose steps
+ *                            are not its own, or whose batch is not its batch-size
+ *                            (unless 0), so a run shows which set got which value */
 #include <stddef.h>
 #include <stdlib.h>
 
@@ -15,6 +16,7 @@ static const rb_param_spec fixture_params[] = {
     {RB_PARAM_EPS, RB_PARAM_FLOAT, "8/255", "[0, 1]", 0, "radius of the Linf ball"},
 #ifdef FIXTURE_OWN_STEPS
     {RB_PARAM_STEPS, RB_PARAM_INT, "4", "[1, 1000]", 0, "iterations (the runtime loop runs this many)"},
+    {"batch-size", RB_PARAM_INT, "0", "[0, 65536]", 0, "the rows a run's batches must have; 0: any"},
 #endif
     {NULL}};
 
@@ -38,11 +40,16 @@ static rb_status fixture_begin(void *self, const rb_params *params, const rb_att
     return rb_error_set(RB_ERR_INVALID_ARGUMENT, "refuses every run (this one: %lld examples in batches of %lld)",
                         (long long)plan->examples, (long long)plan->batch);
 #elif defined(FIXTURE_OWN_STEPS)
-    int64_t steps;
+    int64_t steps, batch;
     rb_status s = rb_params_get_int(params, RB_PARAM_STEPS, &steps);
+    if (s == RB_OK)
+        s = rb_params_get_int(params, "batch-size", &batch);
     if (s == RB_OK && steps != plan->steps)
         s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "the runtime loop runs %d steps, but my steps is %lld",
                          plan->steps, (long long)steps);
+    if (s == RB_OK && batch != 0 && batch != plan->batch)
+        s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "the run's batches have %lld rows, but my batch-size is %lld",
+                         (long long)plan->batch, (long long)batch);
     return s;
 #else
     (void)params;
