@@ -243,7 +243,7 @@ typedef struct rb_attack_ops {
  *
  * When. create, begin and destroy each run once per rb_attacker_run call:
  * once per rb_attack_run, and so once per training batch in adversarial
- * training and once per evaluation chunk in robust evaluation, which attack
+ * training and once per evaluation batch in robust evaluation, which attack
  * through one rb_attacker. A later robusta may keep `self` across the runs
  * of one rb_attacker with the same parameters, to spare the allocations;
  * begin would then be called again on the same `self`, with the next run's
