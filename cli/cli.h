@@ -4,6 +4,8 @@
 #ifndef RB_CLI_H
 #define RB_CLI_H
 
+#include <stdio.h>
+
 #include <robusta/robusta.h>
 
 /* Exit codes, documented in `robusta --help` and the README. */
@@ -15,11 +17,23 @@ enum {
 };
 
 /* An option whose value names a plugin whose own parameters the command
- * line then also accepts (import's --arch resnet50 --width 0.5). */
+ * line then also accepts (import's --arch resnet50 --width 0.5), each also
+ * as --OPTION.NAME (--arch.width 0.5): see cli/options.c, "Namespaces". */
 typedef struct cli_plugin_option {
     const char *option; /* "arch" */
     rb_plugin_kind kind;
+    /* The command's options that the plugin takes over when it declares a
+     * parameter of the same name and type (NULL-terminated; NULL: none):
+     * a plain --NAME then sets the plugin's parameter, and the command
+     * reads the value from there (cli_option_owner). Any other name both
+     * declare stays the command's. */
+    const char *const *shared;
 } cli_plugin_option;
+
+/* The attack schedule (rb_attack_options): the options an attack plugin
+ * takes over when it declares them: steps, random-start, restarts,
+ * keep-best, targeted, seed. */
+extern const char *const cli_attack_schedule[];
 
 typedef struct cli_command {
     const char *name;
@@ -45,6 +59,29 @@ rb_registry *cli_registry(void);
  * options into; NULL when that option was not given. */
 const rb_plugin *cli_plugin(const char *option);
 rb_params *cli_plugin_params(const char *option);
+
+/* Option namespaces (cli/options.c). main calls these in order:
+ * cli_choose_plugins (the plugins the command line names, or the plugin
+ * options' defaults), then makes the command's options from
+ * cli_own_options (its table less the options chosen plugins take over),
+ * cli_parse_options, runs the command, and cli_release_plugins. */
+rb_status cli_choose_plugins(const cli_command *cmd, int argc, char **argv);
+const rb_param_spec *cli_own_options(void);
+/* Parses argv (after the command name) into `options` and the chosen
+ * plugins' parameters, moving positional arguments to the front. */
+rb_status cli_parse_options(rb_params *options, int argc, char **argv, int *positional);
+void cli_release_plugins(void);
+/* The usage, the command's options and, with a plugin named on argv, its
+ * parameters; otherwise what plugins may take over. */
+void cli_print_command_help(FILE *out, const cli_command *cmd, int argc, char **argv);
+
+/* The set that holds the value of the command's option `name`: a chosen
+ * plugin's parameters when the plugin took the option over, else
+ * `options`. Read the command's shared options through it. */
+const rb_params *cli_option_owner(const rb_params *options, const char *name);
+/* Fills steps, restarts, random_start, keep_best and seed of `ao` from
+ * those of the command's options it has (through cli_option_owner). */
+void cli_attack_options(const rb_params *options, rb_attack_options *ao);
 
 /* An option's value, after parsing (so it has one: given or default);
  * cli_opt_string is NULL for a string option without a default that was

@@ -31,7 +31,7 @@ static const rb_param_spec attack_options[] = {
     CLI_ARITHMETIC_OPTIONS,
     {NULL}};
 
-static const cli_plugin_option attack_plugin_option[] = {{"attack", RB_PLUGIN_ATTACK}, {NULL, 0}};
+static const cli_plugin_option attack_plugin_option[] = {{"attack", RB_PLUGIN_ATTACK, cli_attack_schedule}, {NULL, 0, NULL}};
 
 /* "eps 0.5, step-size 0.1": the plugin's parameters as used. */
 static void describe_params(const rb_params *p, char *buf, size_t size)
@@ -50,7 +50,8 @@ static void describe_params(const rb_params *p, char *buf, size_t size)
 static int run_attack(const cli_command *self, rb_params *o, int argc, char **args)
 {
     const char *ckpt = cli_opt_string(o, "ckpt"), *input = cli_opt_string(o, "input");
-    const char *targeted = cli_opt_string(o, "targeted"), *targets_path = cli_opt_string(o, "targets");
+    const char *targeted = cli_opt_string(cli_option_owner(o, "targeted"), "targeted");
+    const char *targets_path = cli_opt_string(o, "targets");
     const rb_plugin *plugin = cli_plugin("attack");
     rb_params *plugin_params = cli_plugin_params("attack");
     rb_registry *reg = cli_registry();
@@ -75,11 +76,7 @@ static int run_attack(const cli_command *self, rb_params *o, int argc, char **ar
         rb_error_set(RB_ERR_INVALID_ARGUMENT, "--attack names no attack plugin");
         return cli_fail(self->name, RB_ERR_INVALID_ARGUMENT);
     }
-    ao.steps = (int)cli_opt_int(o, "steps");
-    ao.restarts = (int)cli_opt_int(o, "restarts");
-    ao.random_start = cli_opt_bool(o, "random-start");
-    ao.keep_best = cli_opt_bool(o, "keep-best");
-    ao.seed = (uint64_t)cli_opt_int(o, "seed");
+    cli_attack_options(o, &ao); /* from the plugin's parameters where it took them over */
     ao.target = targeted == NULL                      ? RB_ATTACK_UNTARGETED
                 : strcmp(targeted, "random") == 0       ? RB_ATTACK_TARGET_RANDOM
                 : strcmp(targeted, "least-likely") == 0 ? RB_ATTACK_TARGET_LEAST_LIKELY
@@ -162,7 +159,9 @@ const cli_command cli_attack_command = {
         "adversarial images (float32, same shape). The plugin owns the threat model (for\n"
         "pgd-l2 and pgd-linf: --eps and --step-size); this command owns the schedule: --steps,\n"
         "--random-start, --restarts (per example the first restart that fools the model is\n"
-        "kept, else the highest-loss one), --keep-best and --targeted. The model runs in\n"
+        "kept, else the highest-loss one), --keep-best, --targeted and --seed, except those the\n"
+        "plugin declares itself (apgd-ce: --steps, --random-start), whose values are the\n"
+        "plugin's and which the schedule then follows. The model runs in\n"
         "inference mode; no weight gradients are computed. Prints clean and adversarial\n"
         "accuracy and the largest L2 and Linf perturbation over the images. Random starts\n"
         "and random targets depend on --seed and the example index only, not on --batch-size.",

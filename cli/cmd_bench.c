@@ -30,8 +30,9 @@ static const rb_param_spec bench_options[] = {
     {"json", RB_PARAM_BOOL, "false", NULL, 0, "print JSON"},
     {NULL}};
 
+static const char *const bench_attack_shared[] = {RB_PARAM_STEPS, NULL};
 static const cli_plugin_option bench_plugin_options[] = {
-    {"arch", RB_PLUGIN_ARCH}, {"attack", RB_PLUGIN_ATTACK}, {NULL, 0}};
+    {"arch", RB_PLUGIN_ARCH, NULL}, {"attack", RB_PLUGIN_ATTACK, bench_attack_shared}, {NULL, 0, NULL}};
 
 static double seconds_now(void)
 {
@@ -166,7 +167,7 @@ static rb_status time_attack(bench *b, const rb_plugin *plugin, const rb_params 
     size_t pixels = (size_t)b->batch * (size_t)(in->channels * in->height * in->width);
     float *adv = malloc(pixels * sizeof *adv);
     double *v = calloc((size_t)b->repeats, sizeof *v);
-    int steps = (int)cli_opt_int(b->o, "steps");
+    int steps = (int)cli_opt_int(cli_option_owner(b->o, RB_PARAM_STEPS), RB_PARAM_STEPS); /* apgd-ce's own, for one */
     rb_status s = RB_OK;
     if (adv == NULL || v == NULL)
         s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "bench: out of memory");
@@ -243,7 +244,7 @@ static int run_bench(const cli_command *self, rb_params *o, int argc, char **arg
                 self->name, self->name);
         return RB_EXIT_USAGE;
     }
-    if (attack == NULL && rb_params_source(o, "steps") == RB_PARAM_GIVEN) {
+    if (attack == NULL && rb_params_source(o, RB_PARAM_STEPS) == RB_PARAM_GIVEN) {
         fprintf(stderr, "robusta %s: --steps needs --attack (robusta %s --help lists its options)\n", self->name,
                 self->name);
         return RB_EXIT_USAGE;

@@ -149,7 +149,7 @@ static const rb_param_spec import_options[] = {
     {"image-size", RB_PARAM_INT, "224", "[1, 65536]", 0, "input height and width recorded in the model"},
     {NULL}};
 
-static const cli_plugin_option arch_option[] = {{"arch", RB_PLUGIN_ARCH}, {NULL, 0}};
+static const cli_plugin_option arch_option[] = {{"arch", RB_PLUGIN_ARCH, NULL}, {NULL, 0, NULL}};
 
 static rb_status import_weights(rb_model *model, const rb_safetensors *st, const char *file)
 {
@@ -243,8 +243,8 @@ static int run_import(const cli_command *self, rb_params *o, int argc, char **ar
     }
 
     /* Classes: from the classifier in the file unless given. */
-    if (rb_params_declares(arch_params, "num-classes") &&
-        rb_params_source(arch_params, "num-classes") != RB_PARAM_GIVEN) {
+    if (rb_params_declares(arch_params, RB_PARAM_NUM_CLASSES) &&
+        rb_params_source(arch_params, RB_PARAM_NUM_CLASSES) != RB_PARAM_GIVEN) {
         rb_safetensors_tensor fc;
         bool found;
         char text[32];
@@ -252,7 +252,7 @@ static int run_import(const cli_command *self, rb_params *o, int argc, char **ar
             goto done;
         if (found && fc.ndim == 2) {
             snprintf(text, sizeof text, "%lld", (long long)fc.shape[0]);
-            if ((s = rb_params_set(arch_params, "num-classes", text)) != RB_OK)
+            if ((s = rb_params_set(arch_params, RB_PARAM_NUM_CLASSES, text)) != RB_OK)
                 goto done;
         }
     }

@@ -66,7 +66,10 @@ static const rb_param_spec train_options[] = {
      "test (and robust test) accuracy every this many epochs and at the last"},
     {NULL}};
 
-static const cli_plugin_option arch_option[] = {{"arch", RB_PLUGIN_ARCH}, {"attack", RB_PLUGIN_ATTACK}, {NULL, 0}};
+/* The attack options an attack plugin takes over (--seed is training's). */
+static const char *const train_attack_shared[] = {RB_PARAM_STEPS, "restarts", "random-start", "keep-best", NULL};
+static const cli_plugin_option arch_option[] = {
+    {"arch", RB_PLUGIN_ARCH, NULL}, {"attack", RB_PLUGIN_ATTACK, train_attack_shared}, {NULL, 0, NULL}};
 
 /* The first SIGINT, SIGTERM or SIGHUP asks the run to stop at the next
  * batch; a second one (any of the three) stops the process at once, as the
@@ -196,10 +199,7 @@ static int run_train(const cli_command *self, rb_params *o, int argc, char **arg
         c.adversarial.attack = cli_plugin("attack");
         c.adversarial.attack_params = cli_plugin_params("attack");
         c.adversarial.attack_options = rb_attack_options_default();
-        c.adversarial.attack_options.steps = (int)cli_opt_int(o, "steps");
-        c.adversarial.attack_options.restarts = (int)cli_opt_int(o, "restarts");
-        c.adversarial.attack_options.random_start = cli_opt_bool(o, "random-start");
-        c.adversarial.attack_options.keep_best = cli_opt_bool(o, "keep-best");
+        cli_attack_options(o, &c.adversarial.attack_options); /* the plugin's where it took them over */
         c.adversarial.attack_options.seed = c.seed;
         if (c.adversarial.attack == NULL)
             return cli_fail(self->name, rb_error_set(RB_ERR_INTERNAL, "--attack was given but no plugin was chosen"));
@@ -271,7 +271,7 @@ static const rb_param_spec eval_options[] = {
     {"seed", RB_PARAM_INT, "0", "[0, 9223372036854775807]", 0, "seed of the attack's random starts"},
     {NULL}};
 
-static const cli_plugin_option eval_plugin_option[] = {{"attack", RB_PLUGIN_ATTACK}, {NULL, 0}};
+static const cli_plugin_option eval_plugin_option[] = {{"attack", RB_PLUGIN_ATTACK, cli_attack_schedule}, {NULL, 0, NULL}};
 
 /* [{"label", "name", "count", "correct", "accuracy"}] per class (accuracy
  * null for a class with no examples). */
@@ -314,11 +314,7 @@ static int run_eval(const cli_command *self, rb_params *o, int argc, char **args
     if (argc > 0)
         return usage(self->name, "eval takes no positional arguments (got '%s')", args[0]);
     if (attack != NULL) {
-        ao.steps = (int)cli_opt_int(o, "steps");
-        ao.restarts = (int)cli_opt_int(o, "restarts");
-        ao.random_start = cli_opt_bool(o, "random-start");
-        ao.keep_best = cli_opt_bool(o, "keep-best");
-        ao.seed = (uint64_t)cli_opt_int(o, "seed");
+        cli_attack_options(o, &ao); /* the plugin's where it took them over */
         if (rb_attack_check(attack, &ao) != RB_OK) {
             fprintf(stderr, "robusta %s: %s\n", self->name, rb_last_error());
             return RB_EXIT_USAGE;

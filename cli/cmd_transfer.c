@@ -49,7 +49,7 @@ static const rb_param_spec transfer_options[] = {
     {"force", RB_PARAM_BOOL, "false", NULL, 0, "start over in an --out that already holds a run"},
     {NULL}};
 
-static const cli_plugin_option task_option[] = {{"task", RB_PLUGIN_TASK}, {NULL, 0}};
+static const cli_plugin_option task_option[] = {{"task", RB_PLUGIN_TASK, NULL}, {NULL, 0, NULL}};
 
 static int usage(const cli_command *self, const char *what)
 {

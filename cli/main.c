@@ -39,91 +39,6 @@ rb_registry *cli_registry(void)
     return rb_registry_shared();
 }
 
-#define MAX_PLUGIN_OPTIONS 4
-static struct {
-    const char *option;
-    const rb_plugin *plugin;
-    rb_params *params;
-} chosen[MAX_PLUGIN_OPTIONS];
-static size_t chosen_count;
-
-const rb_plugin *cli_plugin(const char *option)
-{
-    for (size_t i = 0; i < chosen_count; i++)
-        if (strcmp(chosen[i].option, option) == 0)
-            return chosen[i].plugin;
-    return NULL;
-}
-
-rb_params *cli_plugin_params(const char *option)
-{
-    for (size_t i = 0; i < chosen_count; i++)
-        if (strcmp(chosen[i].option, option) == 0)
-            return chosen[i].params;
-    return NULL;
-}
-
-/* The value of --NAME VALUE or --NAME=VALUE before any lone "--". */
-static const char *scan_option(int argc, char **argv, const char *name)
-{
-    size_t n = strlen(name);
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--") == 0)
-            break;
-        if (strncmp(a, "--", 2) != 0 || strncmp(a + 2, name, n) != 0)
-            continue;
-        if (a[2 + n] == '=')
-            return a + 3 + n;
-        if (a[2 + n] == '\0' && i + 1 < argc)
-            return argv[i + 1];
-    }
-    return NULL;
-}
-
-/* Finds the plugins named by the command's plugin options and makes their
- * parameter sets, so that their options parse along with the command's. */
-static rb_status choose_plugins(const cli_command *cmd, int argc, char **argv)
-{
-    for (size_t i = 0; cmd->plugin_options != NULL && cmd->plugin_options[i].option != NULL; i++) {
-        const cli_plugin_option *po = &cmd->plugin_options[i];
-        const char *name = scan_option(argc, argv, po->option), *preset = NULL;
-        const rb_plugin *plugin;
-        rb_registry *reg;
-        rb_status s;
-        /* An option with a default plugin (transfer's --task classify) takes
-         * that plugin's options without being given. */
-        for (size_t k = 0; name == NULL && cmd->options != NULL && cmd->options[k].name != NULL; k++)
-            if (strcmp(cmd->options[k].name, po->option) == 0)
-                name = cmd->options[k].default_value;
-        if (name == NULL || chosen_count == MAX_PLUGIN_OPTIONS)
-            continue;
-        if ((reg = cli_registry()) == NULL)
-            return rb_last_status();
-        if (po->kind == RB_PLUGIN_ARCH)
-            s = rb_arch_resolve(reg, name, &plugin, &preset);
-        else
-            s = rb_registry_find(reg, po->kind, name, &plugin);
-        if (s != RB_OK)
-            return s;
-        chosen[chosen_count].option = po->option;
-        chosen[chosen_count].plugin = plugin;
-        if ((s = rb_params_create(&chosen[chosen_count].params, plugin->params)) != RB_OK)
-            return s;
-        chosen_count++;
-        if (preset != NULL && (s = rb_params_set(chosen[chosen_count - 1].params, "preset", preset)) != RB_OK)
-            return s;
-    }
-    return RB_OK;
-}
-
-static void release_plugins(void)
-{
-    for (size_t i = 0; i < chosen_count; i++)
-        rb_params_destroy(chosen[i].params);
-    chosen_count = 0;
-}
-
 static const cli_command *find_command(const char *name)
 {
     for (size_t i = 0; i < AVAILABLE_COUNT; i++)
@@ -158,37 +73,6 @@ static void print_main_help(FILE *out)
             "\n"
             "exit status: 0 success, 1 failure, 2 bad command line, 3 not available yet\n",
             rb_registry_install_dir());
-}
-
-static void print_option_help(FILE *out, const rb_param_spec *specs)
-{
-    for (size_t i = 0; specs != NULL && specs[i].name != NULL; i++) {
-        const rb_param_spec *s = &specs[i];
-        char left[96];
-        if (s->type == RB_PARAM_BOOL)
-            snprintf(left, sizeof left, "--%s", s->name);
-        else
-            snprintf(left, sizeof left, "--%s %s", s->name,
-                     s->type == RB_PARAM_CHOICE ? s->range : rb_param_type_str(s->type));
-        fprintf(out, "  %-24s %s", left, s->help);
-        if (s->flags & RB_PARAM_REQUIRED)
-            fprintf(out, " (required)");
-        else if (s->default_value != NULL && s->type != RB_PARAM_BOOL)
-            fprintf(out, " (default %s)", s->default_value);
-        if (s->range != NULL && s->type != RB_PARAM_CHOICE)
-            fprintf(out, " %s", s->range);
-        fputc('\n', out);
-    }
-}
-
-static void print_command_help(FILE *out, const cli_command *cmd)
-{
-    fprintf(out, "usage: robusta %s %s\n\n", cmd->name, cmd->usage);
-    fprintf(out, "%s\n", cmd->description);
-    if (cmd->options != NULL && cmd->options[0].name != NULL) {
-        fprintf(out, "\noptions:\n");
-        print_option_help(out, cmd->options);
-    }
 }
 
 static void print_version(FILE *out)
@@ -299,48 +183,32 @@ int main(int argc, char **argv)
         return usage_error(NULL, "robusta --help lists the commands");
     }
     if (help) {
-        print_command_help(stdout, cmd);
-        /* With a plugin named (--arch resnet18 --help), its options too. */
-        if (cmd->plugin_options != NULL && choose_plugins(cmd, argc - 2, argv + 2) == RB_OK)
-            for (size_t i = 0; i < chosen_count; i++) {
-                fprintf(stdout, "\noptions of %s plugin %s (--%s):\n", rb_plugin_kind_str(chosen[i].plugin->kind),
-                        chosen[i].plugin->name, chosen[i].option);
-                print_option_help(stdout, chosen[i].plugin->params);
-            }
-        release_plugins();
+        cli_print_command_help(stdout, cmd, argc - 2, argv + 2);
         return RB_EXIT_OK;
     }
 
-    s = rb_params_create(&options, cmd->options);
-    if (s != RB_OK)
-        return cli_fail(cmd->name, s);
+    s = cli_choose_plugins(cmd, argc - 2, argv + 2);
+    if (s == RB_OK)
+        s = rb_params_create(&options, cli_own_options());
+    if (s != RB_OK) {
+        cli_release_plugins();
+        if (s != RB_ERR_NOT_FOUND)
+            return cli_fail(cmd->name, s);
+        fprintf(stderr, "robusta %s: %s\n", cmd->name, rb_last_error()); /* names a fix already */
+        return RB_EXIT_USAGE;
+    }
     {
         int positional = 0;
         char hint[96];
-        rb_params *sets[1 + MAX_PLUGIN_OPTIONS] = {options};
         snprintf(hint, sizeof hint, "robusta %s --help lists its options", cmd->name);
-        s = choose_plugins(cmd, argc - 2, argv + 2);
-        if (s != RB_OK) {
+        if (cli_parse_options(options, argc - 2, argv + 2, &positional) != RB_OK) {
             rb_params_destroy(options);
-            release_plugins();
-            if (s != RB_ERR_NOT_FOUND)
-                return cli_fail(cmd->name, s);
-            fprintf(stderr, "robusta %s: %s\n", cmd->name, rb_last_error()); /* names a fix already */
-            return RB_EXIT_USAGE;
-        }
-        for (size_t i = 0; i < chosen_count; i++)
-            sets[1 + i] = chosen[i].params;
-        s = rb_params_parse_args(sets, 1 + chosen_count, argc - 2, argv + 2, &positional);
-        for (size_t i = 0; s == RB_OK && i <= chosen_count; i++)
-            s = rb_params_check_required(sets[i]);
-        if (s != RB_OK) {
-            rb_params_destroy(options);
-            release_plugins();
+            cli_release_plugins();
             return usage_error(cmd->name, hint);
         }
         code = cmd->run(cmd, options, positional, argv + 2);
     }
     rb_params_destroy(options);
-    release_plugins();
+    cli_release_plugins();
     return code;
 }

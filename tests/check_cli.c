@@ -62,7 +62,7 @@ START_TEST(help_with_a_plugin_lists_its_options)
     RUN(&r, NULL, "import", "--arch", "resnet50", "--help");
     ck_assert_int_eq(r.code, 0);
     ck_assert_ptr_nonnull(strstr(r.out, "usage: robusta import "));
-    ck_assert_ptr_nonnull(strstr(r.out, "\noptions of arch plugin resnet (--arch):\n"));
+    ck_assert_ptr_nonnull(strstr(r.out, "\noptions of arch plugin resnet (--arch; each also as --arch.NAME):\n"));
     ck_assert_ptr_nonnull(strstr(r.out, "  --width-per-group int"));
     /* An unknown plugin still gets the command's help. */
     RUN(&r, NULL, "import", "--arch", "resnet51", "--help");

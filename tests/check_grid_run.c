@@ -226,6 +226,53 @@ START_TEST(bad_grids_are_refused_naming_file_and_line)
 }
 END_TEST
 
+/* A grid's steps and random start mean what their keys say whichever attack
+ * runs: the runtime loop's, and the plugin's own when it declares them. The
+ * fixture own-steps (tests/plugins/attack/) refuses, in begin, a run whose
+ * loop does not run its own steps, so a grid that trains (steps = 2) and
+ * evaluates (eval-attack-steps = 3) with it shows both got there. It has no
+ * random start: the grid's default random-start = true is refused with a
+ * line that says what to write. */
+#define STEPS_GRID                                                                                                   \
+    "[grid]\nname = steps\nthreads = 1\n\n"                                                                          \
+    "[arch r18]\narch = resnet18\nstem = cifar\nwidth = 0.125\n\n"                                                   \
+    "[source]\ndata = npy:%s/sx.npy,%s/sy.npy;%s/stx.npy,%s/sty.npy\nepochs = 1\nbatch-size = 16\n"                  \
+    "lr = 0.05\nschedule = constant\neps = 0.03\nattack = own-steps\nsteps = 2\n"                                    \
+    "eval-attack-steps = 3\n%s\n"                                                                                    \
+    "[target t3]\ndata = npy:%s/tx.npy,%s/ty.npy;%s/ttx.npy,%s/tty.npy\n\n"                                          \
+    "[transfer]\nmodes = fixed\nepochs = 1\nbatch-size = 8\n"
+
+START_TEST(a_grid_gives_its_steps_to_an_attack_that_declares_them)
+{
+    char text[8192], ini[PATH_MAX], out[PATH_MAX], result_path[PATH_MAX + 64], env[PATH_MAX * 4];
+    snprintf(env, sizeof env, "RB_PLUGIN_PATH=%s:%s", test_env("RB_PLUGIN_PATH"), test_env("RB_TEST_ATTACK_FIXTURES"));
+    snprintf(ini, sizeof ini, "%s/steps.ini", dir);
+    snprintf(out, sizeof out, "%s/steps-run", dir);
+    snprintf(text, sizeof text, STEPS_GRID, dir, dir, dir, dir, "", dir, dir, dir, dir);
+    write_text(ini, text);
+    run_robusta(&r, env, (const char *const[]){"grid", ini, "--out", out, NULL});
+    ck_assert_int_eq(r.code, 1);
+    ck_assert_msg(strstr(r.err, "steps.ini: [source] attack own-steps: own-steps has no random start: set random-start "
+                                "= false in [source]") != NULL,
+                  "%s", r.err);
+    ck_assert_int_eq(count_lines(r.err), 1);
+    snprintf(text, sizeof text, STEPS_GRID, dir, dir, dir, dir, "random-start = false", dir, dir, dir, dir);
+    write_text(ini, text);
+    run_robusta(&r, env, (const char *const[]){"grid", ini, "--out", out, NULL});
+    /* The source trained and was attacked with own-steps (whose begin would
+     * have failed the run otherwise): its result holds a robust accuracy.
+     * The transfers that follow are not this test's subject. */
+    snprintf(result_path, sizeof result_path, "%s/sources/r18-eps0.03-s0/result.json", out);
+    ck_assert_msg(access(result_path, F_OK) == 0, "no %s: %s", result_path, r.err);
+    {
+        char *result = slurp_file(result_path);
+        ck_assert_msg(strstr(result, "\"robust_acc\": null") == NULL && strstr(result, "\"robust_acc\"") != NULL,
+                      "%s", result);
+        free(result);
+    }
+}
+END_TEST
+
 START_TEST(demo_quick_gives_sane_outputs)
 {
     char out[512], path[PATH_MAX];
@@ -297,6 +344,7 @@ static Suite *grid_run_suite(void)
     tcase_add_test(tc, a_grid_runs_reports_and_skips_what_is_done);
     tcase_add_test(tc, a_killed_grid_loses_no_finished_result);
     tcase_add_test(tc, shards_split_the_sources_and_report_merges_them);
+    tcase_add_test(tc, a_grid_gives_its_steps_to_an_attack_that_declares_them);
     tcase_add_test(tc, demo_quick_gives_sane_outputs);
     suite_add_tcase(s, tc);
     return s;

@@ -176,7 +176,7 @@ START_TEST(command_lines_parse_across_sets)
     static const rb_param_spec own[] = {
         {"json", RB_PARAM_BOOL, "false", NULL, 0, "JSON output"},
         {"batch-size", RB_PARAM_INT, "64", "[1, inf)", 0, "batch"},
-        {"steps", RB_PARAM_INT, "10", "[0, inf)", 0, "declared by both sets: both take a value"},
+        {"steps", RB_PARAM_INT, "10", "[0, inf)", 0, "declared by both sets: the first takes the value"},
         {NULL}};
     rb_params *mine;
     char a0[] = "model.rbt", a1[] = "--eps", a2[] = "0.25", a3[] = "--json", a4[] = "--steps=9",
@@ -207,16 +207,22 @@ START_TEST(command_lines_parse_across_sets)
     ck_assert_str_eq(argv[2], "--not-an-option");
     ck_assert_int_eq(rb_params_get_float(params, "eps", &f), RB_OK);
     ck_assert_double_eq(f, 0.25);
-    ck_assert_int_eq(rb_params_get_int(params, "steps", &i), RB_OK);
-    ck_assert_int_eq(i, 9);
+    /* a name both sets declare goes to the first only */
     ck_assert_int_eq(rb_params_get_int(mine, "steps", &i), RB_OK);
     ck_assert_int_eq(i, 9);
     ck_assert_int_eq(rb_params_source(mine, "steps"), RB_PARAM_GIVEN);
+    ck_assert_int_eq(rb_params_source(params, "steps"), RB_PARAM_DEFAULT);
     {
-        /* a value one of the declaring sets refuses fails the whole parse */
+        /* ... whose range alone applies: 0 suits mine, not the second's [1, 1000] */
         char s0[] = "--steps", s1[] = "0";
         char *zero[] = {s0, s1};
-        ck_assert_int_eq(rb_params_parse_args(sets, 2, 2, zero, NULL), RB_ERR_INVALID_ARGUMENT);
+        rb_params *swapped[2] = {params, mine};
+        ck_assert_int_eq(rb_params_parse_args(sets, 2, 2, zero, NULL), RB_OK);
+        ck_assert_int_eq(rb_params_get_int(mine, "steps", &i), RB_OK);
+        ck_assert_int_eq(i, 0);
+        zero[0] = s0;
+        zero[1] = s1;
+        ck_assert_int_eq(rb_params_parse_args(swapped, 2, 2, zero, NULL), RB_ERR_INVALID_ARGUMENT);
         ck_assert_str_eq(rb_last_error(), "--steps: 0 is outside [1, 1000]");
     }
     ck_assert_int_eq(rb_params_get_bool(params, "random-start", &b), RB_OK);

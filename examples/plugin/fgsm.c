@@ -16,14 +16,9 @@
 #include <robusta/plugin.h>
 
 static const rb_param_spec fgsm_params[] = {
-    {"eps", RB_PARAM_FLOAT, "8/255", "[0, 1]", 0, "radius of the Linf ball, in [0,1] pixel units"},
+    {RB_PARAM_EPS, RB_PARAM_FLOAT, "8/255", "[0, 1]", 0, "radius of the Linf ball, in [0,1] pixel units"},
     {"step-scale", RB_PARAM_FLOAT, "1", "(0, 10]", 0, "step size as a multiple of eps"},
-    {NULL}};
-
-static float clamp(float v, float lo, float hi)
-{
-    return v < lo ? lo : v > hi ? hi : v;
-}
+    {0}}; /* the end: a NULL name */
 
 /* Every callback starts here: the batch as arrays, and eps. */
 static rb_status prepare(const rb_params *params, const rb_attack_batch *b, bool need_grad,
@@ -32,41 +27,32 @@ static rb_status prepare(const rb_params *params, const rb_attack_batch *b, bool
     rb_status s = rb_attack_batch_view(b, "fgsm", need_grad, v);
     if (s != RB_OK)
         return s;
-    return rb_params_get_float(params, "eps", eps);
+    return rb_params_get_float(params, RB_PARAM_EPS, eps);
 }
 
+/* Uniform in the ball; each example draws from its own stream, so results
+ * do not depend on batching (robusta/plugin.h's helpers do the arithmetic). */
 static rb_status fgsm_random_start(void *self, const rb_params *params, rb_attack_batch *b)
 {
     rb_attack_view v;
     double eps;
     rb_status s = prepare(params, b, false, &v, &eps);
     (void)self;
-    if (s != RB_OK)
-        return s;
-    for (int64_t r = 0; r < v.rows; r++) {
-        rb_rng rng; /* one stream per example: independent of batching */
-        rb_rng_init(&rng, b->seed, b->stream, (uint64_t)(b->first_example + r));
-        for (int64_t i = r * v.cols; i < (r + 1) * v.cols; i++)
-            v.x[i] = clamp(v.x0[i] + (2.0f * rb_rng_uniform(&rng) - 1.0f) * (float)eps, 0.0f, 1.0f);
-    }
-    return RB_OK;
+    return s != RB_OK ? s : rb_attack_sample_linf(&v, b, eps);
 }
 
 static rb_status fgsm_step(void *self, const rb_params *params, rb_attack_batch *b)
 {
     rb_attack_view v;
     double eps, scale;
-    float step;
     rb_status s = prepare(params, b, true, &v, &eps);
     (void)self;
     if (s == RB_OK)
         s = rb_params_get_float(params, "step-scale", &scale);
     if (s != RB_OK)
         return s;
-    step = (float)(eps * scale) * (b->targeted ? -1.0f : 1.0f);
-    for (int64_t i = 0; i < v.rows * v.cols; i++)
-        v.x[i] += v.grad[i] > 0 ? step : v.grad[i] < 0 ? -step : 0.0f;
-    return RB_OK;
+    /* x <- x + step * sign(grad), against the gradient when targeted */
+    return rb_attack_step_sign(&v, b->targeted ? -(eps * scale) : eps * scale);
 }
 
 static rb_status fgsm_project(void *self, const rb_params *params, rb_attack_batch *b)
@@ -75,11 +61,7 @@ static rb_status fgsm_project(void *self, const rb_params *params, rb_attack_bat
     double eps;
     rb_status s = prepare(params, b, false, &v, &eps);
     (void)self;
-    if (s != RB_OK)
-        return s;
-    for (int64_t i = 0; i < v.rows * v.cols; i++)
-        v.x[i] = clamp(v.x0[i] + clamp(v.x[i] - v.x0[i], -(float)eps, (float)eps), 0.0f, 1.0f);
-    return RB_OK;
+    return s != RB_OK ? s : rb_attack_project_linf(&v, eps);
 }
 
 RB_ATTACK_PLUGIN("fgsm", "1.0",

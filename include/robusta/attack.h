@@ -22,7 +22,10 @@
  *    gradient of the batch mean times the engine batch);
  *  - a step-based restart is: x_adv = x (or the plugin's random_start), then
  *    `steps` times: forward, backward, plugin step (ascent; descent when
- *    targeted, with the targets as labels), plugin project;
+ *    targeted, with the targets as labels), plugin project. The plugin's
+ *    calls, in order (create, begin, ..., destroy), their lifetimes and
+ *    what a failing callback does are the "Attack contract" of
+ *    robusta/plugin.h;
  *  - keep_best: per example, the iterate with the highest loss (lowest when
  *    targeted) among the start, every step and the final one; otherwise the
  *    final iterate;
@@ -33,7 +36,8 @@
  *    when targeted); when none does, the restart with the highest loss
  *    (lowest when targeted). Restart 0 is the single run, so more restarts
  *    never raise robust accuracy. Restarts of a step-based attack without a
- *    random start would repeat the same run and are refused;
+ *    random start would repeat the same run and are refused, as are random
+ *    starts and restarts for a plugin without random_start;
  *  - targeted: targets are chosen from the clean images, either uniformly
  *    among the other classes (stream RB_RNG_STREAM(RB_RNG_ATTACK,
  *    RB_ATTACK_TARGET_STREAM), keyed by example index) or the least likely
@@ -101,8 +105,9 @@ typedef struct rb_attack_stats {
  * be NULL. */
 /* An attacker holds the staging buffers for one (engine, model) pair, so
  * that attacking batch after batch (adversarial training) allocates
- * nothing per batch in the runtime (plugins' own create/destroy still run
- * per call). rb_attack_run is create + run + destroy. */
+ * nothing per batch in the runtime (plugins' own create, begin and destroy
+ * still run per rb_attacker_run call). rb_attack_run is create + run +
+ * destroy. */
 typedef struct rb_attacker rb_attacker;
 RB_API rb_status rb_attacker_create(rb_attacker **out, rb_engine *engine, const rb_model *model);
 RB_API void rb_attacker_destroy(rb_attacker *attacker);

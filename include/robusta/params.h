@@ -144,9 +144,10 @@ RB_API const char *rb_param_type_str(rb_param_type type);
 
 /* Parses command-line arguments into one or more sets (say, a command's own
  * options, then its attack plugin's). Each "--name value", "--name=value",
- * "--flag" or "--no-flag" goes to every set that declares the name (a
- * command's --steps and a whole-run attack plugin's own steps both get it;
- * a value one of them refuses fails the parse).
+ * "--flag" or "--no-flag" goes to the first set, in the order given, that
+ * declares the name, and to no other: order the sets so that a name two of
+ * them declare reaches the one it means (the robusta command removes from
+ * its own set the options a chosen plugin takes over).
  * Arguments that do not start with "--" are positional: they are moved, in
  * order, to the front of argv and counted in *positional_count. "--" ends the
  * options; everything after it is positional. An unknown name fails with the

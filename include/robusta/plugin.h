@@ -116,16 +116,18 @@ typedef struct rb_arch_ops {
 
 /* ---------------------------------------------------------------- attack */
 
-/* One batch under attack. Tensors are row-major N×C×H×W float32 in [0, 1].
- * Random numbers must come from a stream keyed by (seed, stream, first_example
- * + row) so that results do not depend on how examples are split in batches:
- *     rb_rng r; rb_rng_init(&r, b->seed, b->stream, b->first_example + i); */
+/* One batch under attack. Tensors are row-major rows × C × H × W float32
+ * in [0, 1], rows <= rb_attack_plan.batch. Random numbers must come from a
+ * stream keyed by (seed, stream, first_example + row) so that results do not
+ * depend on how examples are split in batches:
+ *     rb_rng r; rb_rng_init(&r, b->seed, b->stream, b->first_example + i);
+ * (the rb_attack_sample_* helpers below do exactly that). */
 typedef struct rb_attack_batch {
     rb_tensor *x_adv;         /* the adversarial images, updated in place */
     const rb_tensor *x_clean; /* the clean images the ball is centred on */
-    const rb_tensor *grad;    /* d loss / d x_adv from the last backward (step only) */
+    const rb_tensor *grad;    /* d loss / d x_adv from the last backward (step only, else NULL) */
     const int64_t *labels;    /* true labels, or targets for targeted attacks */
-    int64_t first_example;    /* dataset index of row 0 */
+    int64_t first_example;    /* the run's index of row 0 (rb_attack_options.first_example + ...) */
     uint64_t seed;            /* the run's seed */
     uint32_t stream;          /* RB_RNG_STREAM(RB_RNG_ATTACK, restart) */
     int iteration;            /* 0-based step number within this restart */
@@ -136,13 +138,17 @@ typedef struct rb_attack_batch {
 /* What a run of the attack will look like, given to `begin` before the
  * first batch. */
 typedef struct rb_attack_plan {
-    int64_t examples;                /* images in the whole run */
-    int64_t batch;                   /* rows of every rb_attack_batch (the last chunk is padded) */
-    int64_t channels, height, width; /* of each image */
-    int steps;                       /* step-based: steps per restart (the runtime's loop) */
+    int64_t examples;                /* images in the whole run, >= 1 */
+    int64_t batch;                   /* the most rows any rb_attack_batch of the run has:
+                                        the engine's batch, or `examples` when fewer (the
+                                        last chunk may have fewer rows) */
+    int64_t channels, height, width; /* of each image: a row holds C × H × W values */
+    int steps;                       /* step-based: step/project pairs per restart (the
+                                        runtime's loop); 0 for a whole-run plugin */
     int restarts;                    /* restarts per chunk, >= 1 */
     int targeted;                    /* 1: a targeted run */
     uint64_t seed;                   /* the run's seed */
+    int random_start;                /* step-based: 1 when every restart starts at random_start */
 } rb_attack_plan;
 
 /* Lets a whole-run attack evaluate the model: per-example losses and, when
@@ -171,22 +177,27 @@ RB_API rb_status rb_attack_batch_view(const rb_attack_batch *batch, const char *
                                       bool need_grad, rb_attack_view *view);
 
 /* A threat model offers one of two shapes:
- *  - step-based: step and project (random_start optional); robusta's PGD
+ *  - step-based: step and project, random_start optional; robusta's PGD
  *    loop drives them (iterations, restarts, keep-best, targeted);
  *  - whole-run: run, for attacks whose schedule is not PGD-shaped (APGD,
  *    Square): it gets an oracle and does its own iterations.
- * A plugin that offers neither complete shape is refused.
+ * A plugin that offers neither complete shape is refused when loaded.
  * The contract (calls, lifetimes, what `self` may keep) is written out in
  * the "Attack contract" section below. */
 typedef struct rb_attack_ops {
     rb_plugin_kind kind; /* RB_PLUGIN_ATTACK; RB_ATTACK_PLUGIN sets it */
     /* Optional: per-run state (schedules, buffers) made once from the
-     * parameters; the pointer is passed back as `self`. */
+     * parameters; the pointer is passed back as `self` (NULL without
+     * create). */
     rb_status (*create)(const rb_params *params, void **self);
+    /* Optional: frees what create made; runs whenever create succeeded. */
     void (*destroy)(void *self);
-    /* Optional: the run's shape, before the first batch. */
+    /* Optional: the run's shape, before the first batch: size per-row state
+     * from plan->batch here, and derive schedules from plan->steps. */
     rb_status (*begin)(void *self, const rb_params *params, const rb_attack_plan *plan);
-    /* Optional: moves x_adv to a random point of the ball around x_clean. */
+    /* Optional: moves x_adv (which holds x_clean) to a random point of the
+     * ball around x_clean. Without it the runtime refuses random starts and
+     * restarts (which need them). */
     rb_status (*random_start)(void *self, const rb_params *params, rb_attack_batch *batch);
     /* One ascent step on x_adv from batch->grad (descent when targeted). */
     rb_status (*step)(void *self, const rb_params *params, rb_attack_batch *batch);
@@ -196,6 +207,140 @@ typedef struct rb_attack_ops {
     rb_status (*run)(void *self, const rb_params *params, const rb_attack_oracle *oracle,
                      rb_attack_batch *batch);
 } rb_attack_ops;
+
+/* Attack contract
+ * ---------------
+ * What robusta's attack runtime (rb_attacker_run and rb_attack_run in
+ * robusta/attack.h, which adversarial training and robust evaluation use
+ * too) promises an attack plugin, and what it asks in return.
+ *
+ * Calls. A run attacks `examples` images with one parameter set and one
+ * rb_attack_options. Examples go through the engine in chunks of
+ * plan->batch rows, in order; the runtime makes these calls, in this order,
+ * from one thread:
+ *
+ *     create(params, &self)                      once, if given
+ *     begin(self, params, plan)                  once, if given
+ *     for each chunk (row r is example first_example + r):
+ *         for restart = 0 .. plan->restarts - 1:  (ends early once every row
+ *                                                  of the chunk is fooled)
+ *             x_adv = x_clean; batch->restart = restart, ->iteration = 0,
+ *             ->stream = RB_RNG_STREAM(RB_RNG_ATTACK, restart), ->grad = NULL
+ *             whole-run:  run(self, params, oracle, batch)
+ *             step-based: random_start(self, params, batch)  if plan->random_start
+ *                         for iteration = 0 .. plan->steps - 1:
+ *                             (forward and backward at x_adv: batch->grad)
+ *                             step(self, params, batch)
+ *                             project(self, params, batch)
+ *                         (a last forward scores x_adv)
+ *     destroy(self)                              once, if create succeeded;
+ *                                                after a failure too
+ *
+ * A step-based run so makes at most chunks × restarts × steps step/project
+ * pairs. A run of 0 images calls nothing. Between calls the runtime keeps
+ * the best iterate (keep-best) and picks each row's result among restarts;
+ * the plugin only ever sees the current iterate.
+ *
+ * When. create, begin and destroy each run once per rb_attacker_run call:
+ * once per rb_attack_run, and so once per training batch in adversarial
+ * training and once per evaluation batch in robust evaluation, which attack
+ * through one rb_attacker. A later robusta may keep `self` across the runs
+ * of one rb_attacker with the same parameters, to spare the allocations;
+ * begin would then be called again on the same `self`, with the next run's
+ * plan, before that run's first batch. Size per-run state in begin, not in
+ * create, and a plugin is correct under both.
+ *
+ * Lifetimes.
+ *  - params: one set, unchanged, from create to destroy; its values were
+ *    checked against the plugin's table (type, range) when set.
+ *  - plan: valid during begin only; copy what you need.
+ *  - batch, its tensors, labels and grad: valid during the call only; the
+ *    runtime reuses the memory for every chunk and restart. Only x_adv may
+ *    be written; never keep a pointer into a batch.
+ *  - self: the plugin's own, from create to destroy; the runtime only
+ *    passes it back.
+ *
+ * What self may keep: anything made from params and plan — step sizes,
+ * schedules, and per-row buffers of plan->batch rows × plan->channels ×
+ * height × width values (a momentum, a best point). Row r of a later batch
+ * is another example once a chunk ends, and a restart starts again from
+ * x_clean: reset per-row state where a restart starts (batch->iteration 0,
+ * or in random_start).
+ *
+ * Threads. All calls of a run come from the thread that called
+ * rb_attacker_run, one at a time. Separate rb_attackers may run in separate
+ * threads at once, each with its own `self`, so keep no mutable global
+ * state.
+ *
+ * Errors. A callback that fails returns a status other than RB_OK and says
+ * why in one line with rb_error_set. The run stops there: nothing else is
+ * called but destroy, and rb_attacker_run returns that status with the
+ * message prefixed by the plugin's file (rb_plugin_path) and the callback:
+ *     "attack plugin /usr/lib/robusta/mi_fgsm.so (mi-fgsm): begin: ..."
+ * The caller's output then holds no complete result. The runtime refuses,
+ * before calling anything, options the plugin cannot serve: a random start
+ * or restarts (which need one) for a step-based plugin without random_start.
+ */
+
+/* Helpers for the common pieces of attacks. Each works in place on
+ * view->x (a batch's view, or one of the plugin's own buffers viewed the
+ * same way: rows of cols values, x0 the centres of the balls) and refuses
+ * with RB_ERR_INVALID_ARGUMENT, naming the helper, a view with negative
+ * sizes or a missing array, and an eps or step that is not finite (eps also
+ * when negative). Values are float32; norms are accumulated in double. The
+ * arithmetic is spelled out, since attacks are compared with reference
+ * implementations bit for bit. */
+
+/* The reference whose L2 arithmetic a helper reproduces. They differ in the
+ * constant added to a norm before dividing by it and in the projection:
+ *   RB_ATTACK_L2_ROBUSTNESS (the robustness library, Engstrom et al.; pgd-l2):
+ *     tiny 1e-10; project: d <- d * eps / (||d|| + 1e-7) when ||d|| > eps,
+ *     d unchanged otherwise (torch.renorm);
+ *   RB_ATTACK_L2_AUTOATTACK (AutoAttack, Croce & Hein; apgd-ce):
+ *     tiny 1e-12; project: d <- d * min(eps, ||d||) / (||d|| + 1e-12). */
+typedef enum rb_attack_l2_rule {
+    RB_ATTACK_L2_ROBUSTNESS = 1,
+    RB_ATTACK_L2_AUTOATTACK = 2
+} rb_attack_l2_rule;
+
+/* Sign step: x <- x + a * sign(grad), a = (float)alpha, sign(0) = 0, per
+ * value. A negative alpha descends (targeted attacks). Needs view->grad. */
+RB_API rb_status rb_attack_step_sign(const rb_attack_view *view, double alpha);
+
+/* L2-normalized step, per row: x <- x + (float)(s * grad) with
+ * s = alpha / (||grad||_2 + tiny) in double (tiny from `rule`). A negative
+ * alpha descends. Needs view->grad. */
+RB_API rb_status rb_attack_step_l2(const rb_attack_view *view, double alpha, rb_attack_l2_rule rule);
+
+/* Linf projection onto the ball of radius eps around x0 and [0, 1], per
+ * value in float32: x <- clamp(x0 + clamp(x - x0, -e, e), 0, 1), e = (float)eps. */
+RB_API rb_status rb_attack_project_linf(const rb_attack_view *view, double eps);
+
+/* L2 projection onto the ball of radius eps around x0 and [0, 1], per row:
+ * d = x - x0 and ||d||_2 in double, s from `rule` (above),
+ * x <- clamp(x0 + (float)(s * d), 0, 1). The clamp may shrink d further,
+ * never grow it. */
+RB_API rb_status rb_attack_project_l2(const rb_attack_view *view, double eps, rb_attack_l2_rule rule);
+
+/* Random starts, row r drawing from rb_rng_init(seed, stream,
+ * first_example + r) of `batch` (the view holds the batch's rows), values
+ * in row order, and clamped to [0, 1] at the end.
+ *
+ * Uniform in the Linf ball: x <- clamp(x0 + u, 0, 1),
+ * u = 2 * (rb_rng_uniform - 0.5f) * (float)eps in float32, one draw per value. */
+RB_API rb_status rb_attack_sample_linf(const rb_attack_view *view, const rb_attack_batch *batch, double eps);
+
+/* On the L2 sphere of radius eps, as both references start: z ~ N(0, I)
+ * (cols rb_rng_normal draws), x <- clamp(x0 + (float)(eps / (||z||_2 + tiny) * z), 0, 1),
+ * tiny from `rule`. */
+RB_API rb_status rb_attack_sample_l2_sphere(const rb_attack_view *view, const rb_attack_batch *batch,
+                                            double eps, rb_attack_l2_rule rule);
+
+/* Uniform in the volume of the L2 ball of radius eps: z ~ N(0, I) (cols
+ * rb_rng_normal draws), then u = rb_rng_uniform, and
+ * x <- clamp(x0 + (float)(eps * u^(1/cols) / ||z||_2 * z), 0, 1)
+ * (a radius r has P(r <= t * eps) = t^cols). */
+RB_API rb_status rb_attack_sample_l2_ball(const rb_attack_view *view, const rb_attack_batch *batch, double eps);
 
 /* ------------------------------------------------------------------ task */
 

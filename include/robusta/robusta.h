@@ -22,7 +22,7 @@
  *       if (s == RB_OK) s = rb_registry_load_default(reg);
  *       if (s == RB_OK) s = rb_registry_find(reg, RB_PLUGIN_ATTACK, "pgd-linf", &attack);
  *       if (s == RB_OK) s = rb_params_create(&opts, attack->params);
- *       if (s == RB_OK) s = rb_params_set(opts, "eps", "8/255");
+ *       if (s == RB_OK) s = rb_params_set(opts, RB_PARAM_EPS, "8/255");
  *       if (s != RB_OK) fprintf(stderr, "error: %s\n", rb_last_error());
  *       rb_params_destroy(opts);
  *       rb_registry_destroy(reg);

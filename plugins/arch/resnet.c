@@ -52,7 +52,7 @@
 #define RESNET_WHO "resnet"
 
 static const rb_param_spec resnet_params[] = {
-    {"preset", RB_PARAM_CHOICE, "none",
+    {RB_PARAM_PRESET, RB_PARAM_CHOICE, "none",
      "none|resnet18|resnet34|resnet50|resnet101|resnet152|wide_resnet50_2|wide_resnet50_4|"
      "wide_resnet101_2",
      0, "a torchvision model: sets --depth and --width-per-group (none: use those)"},
@@ -64,7 +64,7 @@ static const rb_param_spec resnet_params[] = {
      "multiplier of every channel count (stem and stages), rounded, at least 1"},
     {"stem", RB_PARAM_CHOICE, "imagenet", "imagenet|cifar", 0,
      "imagenet: 7x7/2 conv and 3x3/2 max-pool; cifar: 3x3/1 conv, no max-pool"},
-    {"num-classes", RB_PARAM_INT, "1000", "[0, 10000000]", 0,
+    {RB_PARAM_NUM_CLASSES, RB_PARAM_INT, "1000", "[0, 10000000]", 0,
      "outputs of the fc classifier; 0: no classifier, features only"},
     {NULL}};
 
@@ -100,7 +100,7 @@ static rb_status resolve(const rb_params *p, resnet_cfg *cfg)
     memset(cfg, 0, sizeof *cfg);
     if (p == NULL)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, RESNET_WHO ": no parameters given");
-    s = rb_params_get_string(p, "preset", &preset_name);
+    s = rb_params_get_string(p, RB_PARAM_PRESET, &preset_name);
     if (s == RB_OK)
         s = rb_params_get_string(p, "depth", &depth_text);
     if (s == RB_OK)
@@ -110,7 +110,7 @@ static rb_status resolve(const rb_params *p, resnet_cfg *cfg)
     if (s == RB_OK)
         s = rb_params_get_string(p, "stem", &stem);
     if (s == RB_OK)
-        s = rb_params_get_int(p, "num-classes", &cfg->num_classes);
+        s = rb_params_get_int(p, RB_PARAM_NUM_CLASSES, &cfg->num_classes);
     if (s != RB_OK)
         return rb_error_prefix(RESNET_WHO ": ");
 

@@ -40,8 +40,8 @@
 
 static const rb_param_spec apgd_params[] = {
     {"norm", RB_PARAM_CHOICE, "linf", "linf|l2", 0, "threat model: Linf or L2 ball"},
-    {"eps", RB_PARAM_FLOAT, "8/255", "[0, inf)", 0, "radius of the ball, in [0,1] pixel units"},
-    {"steps", RB_PARAM_INT, "100", "[1, 100000]", 0, "iterations (the model is evaluated steps + 1 times)"},
+    {RB_PARAM_EPS, RB_PARAM_FLOAT, "8/255", "[0, inf)", 0, "radius of the ball, in [0,1] pixel units"},
+    {RB_PARAM_STEPS, RB_PARAM_INT, "100", "[1, 100000]", 0, "iterations (the model is evaluated steps + 1 times)"},
     {"rho", RB_PARAM_FLOAT, "0.75", "[0, 1]", 0,
      "halve the step when at most this fraction of steps since the last checkpoint raised the loss"},
     {"alpha", RB_PARAM_FLOAT, "0.75", "(0, 1]", 0, "momentum: weight of the new step against the last move"},
@@ -86,39 +86,6 @@ static int64_t checkpoints_next(checkpoints *c)
             return w;
         }
     }
-}
-
-static float clampf(float v, float lo, float hi)
-{
-    return v < lo ? lo : v > hi ? hi : v;
-}
-
-static double l2_norm(const float *v, int64_t n)
-{
-    double sum = 0;
-    for (int64_t i = 0; i < n; i++)
-        sum += (double)v[i] * v[i];
-    return sqrt(sum);
-}
-
-/* Projects one row onto the L2 ball around x0 (as the reference:
- * d * min(eps, ||d||) / (||d|| + 1e-12)) and into [0, 1]. */
-static void project_l2(float *x, const float *x0, int64_t n, double eps)
-{
-    double sum = 0, norm, scale;
-    for (int64_t i = 0; i < n; i++) {
-        double d = (double)x[i] - x0[i];
-        sum += d * d;
-    }
-    norm = sqrt(sum);
-    scale = (norm < eps ? norm : eps) / (norm + 1e-12);
-    for (int64_t i = 0; i < n; i++)
-        x[i] = clampf(x0[i] + (float)(scale * ((double)x[i] - x0[i])), 0.0f, 1.0f);
-}
-
-static float project_linf(float x, float x0, float eps)
-{
-    return clampf(x0 + clampf(x - x0, -eps, eps), 0.0f, 1.0f);
 }
 
 /* The per-call state. */
@@ -196,6 +163,39 @@ static rb_status evaluate(const rb_attack_oracle *oracle, rb_attack_batch *b, ap
     return RB_OK;
 }
 
+/* One iteration on one row x, whose previous iterate is xp (z: a row of
+ * scratch):
+ *   z = P(x + eta * s(g)),  x <- P(x + a * (z - x) + (1 - a) * (x - xp))
+ * Linf in float32, L2's momentum in double, as the reference computes them. */
+static rb_status update_row(float *x, float *xp, float *z, const float *x0, const float *g, int64_t cols, bool linf,
+                            double eps, double eta, double a)
+{
+    rb_attack_view zv = {1, cols, z, x0, g}, xv = {1, cols, x, x0, NULL};
+    rb_status st;
+    memcpy(z, x, (size_t)cols * sizeof *z);
+    if (linf) {
+        float af = (float)a;
+        if ((st = rb_attack_step_sign(&zv, eta)) != RB_OK || (st = rb_attack_project_linf(&zv, eps)) != RB_OK)
+            return st;
+        for (int64_t i = 0; i < cols; i++) {
+            float m = x[i] - xp[i];
+            xp[i] = x[i];
+            x[i] = x[i] + af * (z[i] - x[i]) + (1.0f - af) * m;
+        }
+        return rb_attack_project_linf(&xv, eps);
+    }
+    if ((st = rb_attack_step_l2(&zv, eta, RB_ATTACK_L2_AUTOATTACK)) != RB_OK ||
+        (st = rb_attack_project_l2(&zv, eps, RB_ATTACK_L2_AUTOATTACK)) != RB_OK)
+        return st;
+    for (int64_t i = 0; i < cols; i++) {
+        double m = (double)x[i] - xp[i];
+        double y = x[i] + a * ((double)z[i] - x[i]) + (1.0 - a) * m;
+        xp[i] = x[i];
+        x[i] = (float)y;
+    }
+    return rb_attack_project_l2(&xv, eps, RB_ATTACK_L2_AUTOATTACK);
+}
+
 static rb_status apgd_run(void *self, const rb_params *params, const rb_attack_oracle *oracle,
                           rb_attack_batch *b)
 {
@@ -212,9 +212,9 @@ static rb_status apgd_run(void *self, const rb_params *params, const rb_attack_o
     if (st == RB_OK)
         st = rb_params_get_string(params, "norm", &norm);
     if (st == RB_OK)
-        st = rb_params_get_float(params, "eps", &eps);
+        st = rb_params_get_float(params, RB_PARAM_EPS, &eps);
     if (st == RB_OK)
-        st = rb_params_get_int(params, "steps", &steps);
+        st = rb_params_get_int(params, RB_PARAM_STEPS, &steps);
     if (st == RB_OK)
         st = rb_params_get_float(params, "rho", &rho);
     if (st == RB_OK)
@@ -238,31 +238,15 @@ static rb_status apgd_run(void *self, const rb_params *params, const rb_attack_o
         return st;
     g = rb_tensor_cdata(s.grad);
 
-    /* The starting point. */
-    for (int64_t r = 0; r < rows; r++) {
-        float *x = v.x + r * cols;
-        const float *x0 = v.x0 + r * cols;
-        rb_rng rng;
-        if (!random_start) {
-            memcpy(x, x0, (size_t)cols * sizeof *x);
-            continue;
-        }
-        rb_rng_init(&rng, b->seed, b->stream, (uint64_t)(b->first_example + r));
-        if (linf) {
-            for (int64_t i = 0; i < cols; i++) {
-                float u = 2.0f * (rb_rng_uniform(&rng) - 0.5f) * (float)eps;
-                x[i] = clampf(x0[i] + u, 0.0f, 1.0f);
-            }
-        }
-        else {
-            double scale;
-            for (int64_t i = 0; i < cols; i++)
-                x[i] = rb_rng_normal(&rng); /* the direction, kept in x until scaled */
-            scale = eps / (l2_norm(x, cols) + 1e-12);
-            for (int64_t i = 0; i < cols; i++)
-                x[i] = clampf(x0[i] + (float)(scale * x[i]), 0.0f, 1.0f);
-        }
-    }
+    /* The starting point (x_adv holds x_clean). */
+    if (!random_start)
+        memcpy(v.x, v.x0, (size_t)(rows * cols) * sizeof *v.x);
+    else if (linf)
+        st = rb_attack_sample_linf(&v, b, eps);
+    else
+        st = rb_attack_sample_l2_sphere(&v, b, eps, RB_ATTACK_L2_AUTOATTACK);
+    if (st != RB_OK)
+        goto done;
     st = evaluate(oracle, b, &s, rows, 0);
     if (st != RB_OK)
         goto done;
@@ -279,34 +263,11 @@ static rb_status apgd_run(void *self, const rb_params *params, const rb_attack_o
     checkpoints_init(&cp, steps);
     next_check = checkpoints_next(&cp);
     for (int64_t it = 0; it < steps; it++) {
-        double a = it > 0 ? alpha : 1.0;
-        for (int64_t r = 0; r < rows; r++) {
-            float *x = v.x + r * cols, *xp = s.x_prev + r * cols;
-            const float *x0 = v.x0 + r * cols, *gr = g + r * cols;
-            if (linf) {
-                float e = (float)eps, eta = (float)(sign * s.eta[r]), af = (float)a;
-                for (int64_t i = 0; i < cols; i++) {
-                    float step = gr[i] > 0 ? eta : gr[i] < 0 ? -eta : 0.0f;
-                    float z = project_linf(x[i] + step, x0[i], e);
-                    float m = x[i] - xp[i];
-                    xp[i] = x[i];
-                    x[i] = project_linf(x[i] + af * (z - x[i]) + (1.0f - af) * m, x0[i], e);
-                }
-            }
-            else {
-                double scale = sign * s.eta[r] / (l2_norm(gr, cols) + 1e-12);
-                for (int64_t i = 0; i < cols; i++)
-                    s.z[i] = x[i] + (float)(scale * gr[i]);
-                project_l2(s.z, x0, cols, eps);
-                for (int64_t i = 0; i < cols; i++) {
-                    double m = (double)x[i] - xp[i];
-                    double y = x[i] + a * ((double)s.z[i] - x[i]) + (1.0 - a) * m;
-                    xp[i] = x[i];
-                    x[i] = (float)y;
-                }
-                project_l2(x, x0, cols, eps);
-            }
-        }
+        for (int64_t r = 0; r < rows && st == RB_OK; r++)
+            st = update_row(v.x + r * cols, s.x_prev + r * cols, s.z, v.x0 + r * cols, g + r * cols, cols, linf,
+                            eps, sign * s.eta[r], it > 0 ? alpha : 1.0);
+        if (st != RB_OK)
+            goto done;
         st = evaluate(oracle, b, &s, rows, (int)(it + 1));
         if (st != RB_OK)
             goto done;

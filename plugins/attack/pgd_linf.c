@@ -10,69 +10,46 @@
 
 #include <robusta/plugin.h>
 
+#define WHO "pgd-linf"
+
 static const rb_param_spec pgd_linf_params[] = {
-    {"eps", RB_PARAM_FLOAT, "8/255", "[0, 1]", 0, "radius of the Linf ball, in [0,1] pixel units"},
+    {RB_PARAM_EPS, RB_PARAM_FLOAT, "8/255", "[0, 1]", 0, "radius of the Linf ball, in [0,1] pixel units"},
     {"step-size", RB_PARAM_FLOAT, "2/255", "(0, 1]", 0, "Linf size of each ascent step"},
     {NULL}};
 
-static float clamp(float v, float lo, float hi)
+/* The batch as arrays, and the parameter `name`. */
+static rb_status prepare(const rb_params *params, const rb_attack_batch *b, bool need_grad, const char *name,
+                         rb_attack_view *v, double *value)
 {
-    return v < lo ? lo : v > hi ? hi : v;
+    rb_status s = rb_attack_batch_view(b, WHO, need_grad, v);
+    return s != RB_OK ? s : rb_params_get_float(params, name, value);
 }
 
 static rb_status pgd_linf_random_start(void *self, const rb_params *params, rb_attack_batch *b)
 {
     rb_attack_view v;
     double eps;
-    rb_status s = rb_attack_batch_view(b, "pgd-linf", false, &v);
+    rb_status s = prepare(params, b, false, RB_PARAM_EPS, &v, &eps);
     (void)self;
-    if (s == RB_OK)
-        s = rb_params_get_float(params, "eps", &eps);
-    if (s != RB_OK)
-        return s;
-    for (int64_t r = 0; r < v.rows; r++) {
-        rb_rng rng;
-        rb_rng_init(&rng, b->seed, b->stream, (uint64_t)(b->first_example + r));
-        for (int64_t i = r * v.cols; i < (r + 1) * v.cols; i++) {
-            float u = 2.0f * (rb_rng_uniform(&rng) - 0.5f) * (float)eps;
-            v.x[i] = clamp(v.x0[i] + u, 0.0f, 1.0f);
-        }
-    }
-    return RB_OK;
+    return s != RB_OK ? s : rb_attack_sample_linf(&v, b, eps);
 }
 
 static rb_status pgd_linf_step(void *self, const rb_params *params, rb_attack_batch *b)
 {
     rb_attack_view v;
     double alpha;
-    float a;
-    rb_status s = rb_attack_batch_view(b, "pgd-linf", true, &v);
+    rb_status s = prepare(params, b, true, "step-size", &v, &alpha);
     (void)self;
-    if (s == RB_OK)
-        s = rb_params_get_float(params, "step-size", &alpha);
-    if (s != RB_OK)
-        return s;
-    a = (float)(b->targeted ? -alpha : alpha);
-    for (int64_t i = 0; i < v.rows * v.cols; i++)
-        v.x[i] += v.grad[i] > 0 ? a : v.grad[i] < 0 ? -a : 0.0f;
-    return RB_OK;
+    return s != RB_OK ? s : rb_attack_step_sign(&v, b->targeted ? -alpha : alpha);
 }
 
 static rb_status pgd_linf_project(void *self, const rb_params *params, rb_attack_batch *b)
 {
     rb_attack_view v;
     double eps;
-    float e;
-    rb_status s = rb_attack_batch_view(b, "pgd-linf", false, &v);
+    rb_status s = prepare(params, b, false, RB_PARAM_EPS, &v, &eps);
     (void)self;
-    if (s == RB_OK)
-        s = rb_params_get_float(params, "eps", &eps);
-    if (s != RB_OK)
-        return s;
-    e = (float)eps;
-    for (int64_t i = 0; i < v.rows * v.cols; i++)
-        v.x[i] = clamp(v.x0[i] + clamp(v.x[i] - v.x0[i], -e, e), 0.0f, 1.0f);
-    return RB_OK;
+    return s != RB_OK ? s : rb_attack_project_linf(&v, eps);
 }
 
 RB_ATTACK_PLUGIN("pgd-linf", "1.0",

@@ -1,10 +1,13 @@
 /* The attack runtime (robusta/attack.h): the PGD loop that drives step-based
  * attack plugins (random start, steps, projection, keep-best, restarts,
  * targeting) and the oracle that whole-run plugins evaluate the model with.
- * The model always runs in inference mode with data-only backward. */
+ * The model always runs in inference mode with data-only backward. The
+ * order of the plugin's calls is the "Attack contract" of robusta/plugin.h:
+ * change one, change the other. */
 #include "config.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -288,19 +291,45 @@ static void track_best(const attack_ctx *c, chunk_state *b, int64_t rows, bool a
     }
 }
 
+/* "/usr/lib/robusta/pgd_l2.so (pgd-l2)": the plugin's file and name, or
+ * its name alone for a descriptor that no registry loaded. */
+static const char *plugin_label(const rb_plugin *p, char *buf, size_t size)
+{
+    const char *path = rb_plugin_path(p);
+    if (path != NULL)
+        snprintf(buf, size, "%s (%s)", path, p->name);
+    else
+        snprintf(buf, size, "%s", p->name);
+    return buf;
+}
+
+/* A callback of the plugin failed with `status`: one line naming the file
+ * and the callback, then what the plugin said (or that it said nothing). */
+static rb_status plugin_failed(const rb_plugin *p, const char *callback, rb_status status)
+{
+    char label[1024], said[1024];
+    if (rb_last_status() == RB_OK)
+        snprintf(said, sizeof said, "returned \"%s\" without saying why", rb_status_str(status));
+    else
+        snprintf(said, sizeof said, "%s", rb_last_error());
+    return rb_error_set(status, "attack plugin %s: %s: %s", plugin_label(p, label, sizeof label), callback, said);
+}
+
+/* Runs one callback of the plugin: its error becomes plugin_failed's line. */
+#define PLUGIN_CALL(plugin, name, call)                                                                     \
+    (rb_error_clear(), (s = (call)) == RB_OK ? RB_OK : plugin_failed((plugin), (name), s))
+
 static rb_status check_options(const rb_plugin *plugin, const rb_attack_options *o, bool *use_run)
 {
     const rb_attack_ops *ops;
-    bool step_based;
+    char label[1024];
     if (plugin == NULL || plugin->kind != RB_PLUGIN_ATTACK || plugin->ops.attack == NULL)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack: '%s' is not an attack plugin",
                             plugin ? plugin->name : "(null)");
     ops = plugin->ops.attack;
-    step_based = ops->random_start && ops->step && ops->project;
-    if (!step_based && ops->run == NULL)
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
-                            "attack: plugin '%s' offers neither step/project/random_start nor run",
-                            plugin->name);
+    if (ops->run == NULL && (ops->step == NULL || ops->project == NULL))
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack: plugin %s offers neither step and project nor run",
+                            plugin_label(plugin, label, sizeof label));
     *use_run = ops->run != NULL;
     if (o == NULL)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack: options are required");
@@ -311,7 +340,16 @@ static rb_status check_options(const rb_plugin *plugin, const rb_attack_options 
     if (o->target != RB_ATTACK_UNTARGETED && o->target != RB_ATTACK_TARGET_RANDOM &&
         o->target != RB_ATTACK_TARGET_LEAST_LIKELY)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack: unknown target rule %d", (int)o->target);
-    if (!*use_run && o->restarts > 1 && !o->random_start)
+    if (*use_run)
+        return RB_OK;
+    if (ops->random_start == NULL && (o->random_start || o->restarts > 1))
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack: plugin %s has no random start%s: drop %s",
+                            plugin_label(plugin, label, sizeof label),
+                            o->restarts > 1 ? ", and restarts need one" : "",
+                            !o->random_start ? "--restarts (use 1 restart)"
+                            : o->restarts > 1 ? "--random-start and --restarts"
+                                              : "--random-start");
+    if (o->restarts > 1 && !o->random_start)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                             "attack: %d restarts without a random start would repeat the same run; "
                             "add --random-start or use 1 restart",
@@ -416,12 +454,29 @@ rb_status rb_attacker_run(rb_attacker *a, const rb_plugin *plugin, const rb_para
             goto done;
         params = own_params;
     }
+    st.count = count;
+    if (count == 0)
+        goto done; /* nothing to attack: the plugin is not called */
     if (ops->create != NULL) {
-        if ((s = ops->create(params, &self)) != RB_OK)
+        if (PLUGIN_CALL(plugin, "create", ops->create(params, &self)) != RB_OK)
             goto done;
         self_made = true;
     }
-    st.count = count;
+    if (ops->begin != NULL) {
+        const rb_model_input *in = rb_model_get_input(c->model);
+        rb_attack_plan plan = {.examples = count,
+                               .batch = count < c->batch ? count : c->batch,
+                               .channels = in->channels,
+                               .height = in->height,
+                               .width = in->width,
+                               .steps = use_run ? 0 : o->steps,
+                               .restarts = o->restarts,
+                               .targeted = targeted,
+                               .seed = o->seed,
+                               .random_start = !use_run && o->random_start};
+        if (PLUGIN_CALL(plugin, "begin", ops->begin(self, params, &plan)) != RB_OK)
+            goto done;
+    }
 
     for (int64_t first = 0; first < count; first += c->batch) {
         int64_t rows = count - first < c->batch ? count - first : c->batch;
@@ -458,16 +513,18 @@ rb_status rb_attacker_run(rb_attacker *a, const rb_plugin *plugin, const rb_para
                                       .seed = o->seed,
                                       .stream = RB_RNG_STREAM(RB_RNG_ATTACK, (uint32_t)restart),
                                       .iteration = 0,
-                                      .targeted = targeted};
+                                      .targeted = targeted,
+                                      .restart = restart};
             memcpy(b->xa, b->x0, (size_t)(rows * c->per) * sizeof(float));
             if (use_run) {
-                if ((s = ops->run(self, params, &oracle, &batch)) != RB_OK)
+                if (PLUGIN_CALL(plugin, "run", ops->run(self, params, &oracle, &batch)) != RB_OK)
                     goto done;
                 if ((s = ctx_eval(c, b->xa, goal, rows, b->losses, NULL, b->logits)) != RB_OK)
                     goto done;
                 track_best(c, b, rows, true, targeted);
             } else {
-                if (o->random_start && (s = ops->random_start(self, params, &batch)) != RB_OK)
+                if (o->random_start &&
+                    PLUGIN_CALL(plugin, "random_start", ops->random_start(self, params, &batch)) != RB_OK)
                     goto done;
                 for (int it = 0;; it++) {
                     bool last = it == o->steps;
@@ -479,8 +536,10 @@ rb_status rb_attacker_run(rb_attacker *a, const rb_plugin *plugin, const rb_para
                         break;
                     batch.grad = t_grad;
                     batch.iteration = it;
-                    if ((s = ops->step(self, params, &batch)) != RB_OK ||
-                        (s = ops->project(self, params, &batch)) != RB_OK)
+                    if (PLUGIN_CALL(plugin, "step", ops->step(self, params, &batch)) != RB_OK)
+                        goto done;
+                    batch.grad = NULL; /* the contract: the gradient is step's alone */
+                    if (PLUGIN_CALL(plugin, "project", ops->project(self, params, &batch)) != RB_OK)
                         goto done;
                 }
             }

@@ -144,7 +144,7 @@ static rb_status arch_params(const grid_ctx *g, const rb_grid_arch *arch, const 
         return rb_error_prefix("%s:%d: [arch %s]: ", g->spec->path, arch->line, arch->label);
     if ((s = rb_params_create(params, (*plugin)->params)) != RB_OK)
         return s;
-    if (preset != NULL && (s = rb_params_set(*params, "preset", preset)) != RB_OK)
+    if (preset != NULL && (s = rb_params_set(*params, RB_PARAM_PRESET, preset)) != RB_OK)
         return s;
     for (size_t i = 0; i < arch->n_options; i++) {
         const rb_grid_option *o = &arch->options[i];
@@ -159,17 +159,31 @@ static rb_status arch_params(const grid_ctx *g, const rb_grid_arch *arch, const 
 }
 
 /* The source's threat model at `eps_text`, with the robustness library's step
- * size factor * eps / steps. */
+ * size factor * eps / steps. The grid's steps and random start are the
+ * runtime loop's, and also the plugin's own when it declares them (apgd-ce's
+ * steps and random-start), so a grid's value means what its key says
+ * whichever attack runs. */
 static rb_status attack_params(const grid_ctx *g, const rb_plugin *attack, const char *eps_text, double eps,
-                               int64_t steps, rb_params **out)
+                               int64_t steps, bool random_start, rb_params **out)
 {
-    char step[64];
+    char step[64], text[32];
+    const rb_param_spec *spec;
     rb_status s = rb_params_create(out, attack->params);
-    if (s == RB_OK && rb_params_declares(*out, "eps"))
-        s = rb_params_set(*out, "eps", eps_text);
+    if (s == RB_OK && rb_params_declares(*out, RB_PARAM_EPS))
+        s = rb_params_set(*out, RB_PARAM_EPS, eps_text);
     snprintf(step, sizeof step, "%.9g", g->spec->source.step_size_factor * eps / (double)(steps > 0 ? steps : 1));
     if (s == RB_OK && rb_params_declares(*out, "step-size"))
         s = rb_params_set(*out, "step-size", step);
+    for (spec = attack->params; s == RB_OK && spec != NULL && spec->name != NULL; spec++) {
+        snprintf(text, sizeof text, "%lld", (long long)steps);
+        if (spec->type == RB_PARAM_INT && strcmp(spec->name, RB_PARAM_STEPS) == 0)
+            s = rb_params_set(*out, RB_PARAM_STEPS, text);
+        else if (spec->type == RB_PARAM_BOOL && strcmp(spec->name, "random-start") == 0)
+            s = rb_params_set(*out, "random-start", random_start ? "true" : "false");
+    }
+    if (s == RB_OK && attack->ops.attack->run == NULL && attack->ops.attack->random_start == NULL && random_start)
+        s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s has no random start: set random-start = false in [source]",
+                         attack->name);
     if (s != RB_OK)
         rb_error_prefix("%s: [source] attack %s: ", g->spec->path, attack->name);
     return s;
@@ -235,12 +249,13 @@ static rb_status evaluate_source(const grid_ctx *g, const char *dir, source_resu
         rb_attack_options ao = rb_attack_options_default();
         char eps[64];
         ao.steps = (int)src->eval_attack_steps;
-        ao.random_start = true;
         ao.seed = 0;
         snprintf(eps, sizeof eps, "%.9g", g->robust_eps);
         s = rb_registry_find(g->opt->registry, RB_PLUGIN_ATTACK, src->attack, &attack);
+        /* a random start where the attack has one */
+        ao.random_start = s == RB_OK && (attack->ops.attack->random_start != NULL || attack->ops.attack->run != NULL);
         if (s == RB_OK)
-            s = attack_params(g, attack, eps, g->robust_eps, ao.steps, &ap);
+            s = attack_params(g, attack, eps, g->robust_eps, ao.steps, ao.random_start, &ap);
         if (s == RB_OK)
             s = rb_evaluate_robust(model, split, 256, &eo, attack, ap, &ao, &ev);
         res->robust_acc = ev.robust_accuracy;
@@ -319,7 +334,7 @@ static rb_status run_source(grid_ctx *g, size_t a, size_t e, size_t sd, source_r
             if (s != RB_OK)
                 rb_error_prefix("%s: [source] attack: ", g->spec->path);
             if (s == RB_OK)
-                s = attack_params(g, attack, src->eps_text[e], src->eps[e], src->steps, &ap);
+                s = attack_params(g, attack, src->eps_text[e], src->eps[e], src->steps, src->random_start, &ap);
             c.adversarial.attack = attack;
             c.adversarial.attack_params = ap;
             c.adversarial.attack_options = rb_attack_options_default();

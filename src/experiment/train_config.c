@@ -142,7 +142,7 @@ rb_status rb_train_config_check(const rb_train_config *c)
 static int has_eps_param(const rb_param_spec *specs)
 {
     for (size_t i = 0; specs[i].name != NULL; i++)
-        if (strcmp(specs[i].name, "eps") == 0 && specs[i].type == RB_PARAM_FLOAT)
+        if (strcmp(specs[i].name, RB_PARAM_EPS) == 0 && specs[i].type == RB_PARAM_FLOAT)
             return 1;
     return 0;
 }

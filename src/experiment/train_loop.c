@@ -162,7 +162,7 @@ static rb_status set_eps(run *r, double eps)
     if (r->cfg.adversarial.eps_warmup <= 0)
         return RB_OK;
     snprintf(buf, sizeof buf, "%.17g", eps);
-    return rb_params_set(r->attack_params, "eps", buf);
+    return rb_params_set(r->attack_params, RB_PARAM_EPS, buf);
 }
 
 static json_object *attack_json(const run *r)

@@ -74,8 +74,8 @@ rb_status train_check_fits(run *r)
         } else if ((s = rb_params_clone(r->cfg.arch_params, &p)) == RB_OK) {
             char k[32];
             snprintf(k, sizeof k, "%lld", (long long)classes);
-            if (rb_params_declares(p, "num-classes") && rb_params_source(p, "num-classes") != RB_PARAM_GIVEN)
-                s = rb_params_set(p, "num-classes", k);
+            if (rb_params_declares(p, RB_PARAM_NUM_CLASSES) && rb_params_source(p, RB_PARAM_NUM_CLASSES) != RB_PARAM_GIVEN)
+                s = rb_params_set(p, RB_PARAM_NUM_CLASSES, k);
             if (s == RB_OK)
                 s = rb_model_create(&probe, r->cfg.arch, p, &in);
         }
@@ -156,10 +156,10 @@ rb_status train_create_model(run *r)
     memset(&in, 0, sizeof in);
     if ((s = data_normalization(r->train, &in)) != RB_OK || (s = rb_params_clone(r->cfg.arch_params, &p)) != RB_OK)
         goto done;
-    if (rb_params_declares(p, "num-classes") && rb_params_source(p, "num-classes") != RB_PARAM_GIVEN) {
+    if (rb_params_declares(p, RB_PARAM_NUM_CLASSES) && rb_params_source(p, RB_PARAM_NUM_CLASSES) != RB_PARAM_GIVEN) {
         char k[32];
         snprintf(k, sizeof k, "%lld", (long long)rb_split_classes(r->train));
-        if ((s = rb_params_set(p, "num-classes", k)) != RB_OK)
+        if ((s = rb_params_set(p, RB_PARAM_NUM_CLASSES, k)) != RB_OK)
             goto done;
     }
     if ((s = rb_model_create(&r->model, r->cfg.arch, p, &in)) != RB_OK)
@@ -229,8 +229,8 @@ rb_status train_setup(run *r)
         if (s != RB_OK)
             return s;
         r->eps = 0;
-        if (rb_params_declares(r->attack_params, "eps"))
-            rb_params_get_float(r->attack_params, "eps", &r->eps);
+        if (rb_params_declares(r->attack_params, RB_PARAM_EPS))
+            rb_params_get_float(r->attack_params, RB_PARAM_EPS, &r->eps);
     }
     return rb_sgd_create(&r->sgd, rb_model_graph(r->model), &so);
 }

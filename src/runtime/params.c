@@ -740,12 +740,11 @@ rb_status rb_params_parse_args(rb_params *const *sets, size_t set_count, int arg
                 value = argv[++i];
             }
         }
-        /* Every set that declares the name takes the value: a command's
-         * --steps and a whole-run attack's own steps mean the same thing to
-         * the user, and silently feeding only the first would drop it. */
-        for (size_t k = 0; k < set_count; k++)
-            if (sets[k] != NULL && find_index(sets[k], name) >= 0 && (s = rb_params_set(sets[k], name, value)) != RB_OK)
-                return s;
+        /* The first set that declares the name takes the value: callers
+         * order the sets so that each name reaches the parameter it
+         * documents (the robusta command: see its option namespaces). */
+        if ((s = rb_params_set(target, name, value)) != RB_OK)
+            return s;
     }
     if (positional_count != NULL)
         *positional_count = kept;
