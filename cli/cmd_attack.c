@@ -106,6 +106,9 @@ static int run_attack(const cli_command *self, rb_params *o, int argc, char **ar
         rb_engine_options eo = {.threads = (int)cli_opt_int(o, "threads"), .data_grads_only = true,
                                 .precision = cli_precision(o), .conv_algorithm = cli_conv_algorithm(o)};
         rb_memory_engine one = {batch, true};
+        rb_node *outputs[RB_MODEL_ENGINE_OUTPUTS];
+        eo.outputs = outputs;
+        eo.n_outputs = rb_model_engine_outputs(model, outputs);
         /* the adversarial copy of the images */
         if ((s = rb_model_check_memory(model, &eo, &one, 1, (uint64_t)x->numel * sizeof(float),
                                        "lower --batch-size or attack fewer or smaller images at a time")) != RB_OK ||

@@ -438,6 +438,9 @@ static int run_infer(const cli_command *self, rb_params *o, int argc, char **arg
         rb_engine_options eo = {.threads = (int)get_int(o, "threads"), .data_grads_only = true,
                                 .precision = cli_precision(o), .conv_algorithm = cli_conv_algorithm(o)};
         rb_memory_engine one = {batch, true};
+        rb_node *outputs[RB_MODEL_ENGINE_OUTPUTS];
+        eo.outputs = outputs;
+        eo.n_outputs = rb_model_engine_outputs(model, outputs);
         /* the batch buffers: images, logits and gradients */
         if ((s = rb_model_check_memory(model, &eo, &one, 1,
                                        (uint64_t)batch * (uint64_t)(2 * per + k) * sizeof(float),

@@ -1169,6 +1169,107 @@ START_TEST(executed_primitives_are_counted_by_kind)
 }
 END_TEST
 
+/* rb_engine_options.outputs: a step runs the listed nodes and what they
+ * read, nothing else. Graph: x -> c1 -> relu -> "stem"; stem -> pool -> fc
+ * -> loss; stem -> c2 -> "side". Listing the loss runs 2 convolutions (c1,
+ * fc) where the whole graph runs 3, with the same loss and input gradient
+ * bit for bit (the same primitives on the same memory); listing "side"
+ * needs no labels, since no loss runs. */
+static rb_graph *two_branch_net(rb_node **stem, rb_node **side, rb_node **fc, rb_node **loss)
+{
+    rb_graph *g = NULL;
+    rb_node *x;
+    ck_assert_int_eq(rb_graph_create(&g), RB_OK);
+    ck_assert_int_eq(rb_graph_input(g, 2, 6, 6, NULL, NULL, &x), RB_OK);
+    ck_assert_int_eq(rb_graph_conv(g, "c1", x, &(rb_conv_desc){.out_channels = 4, .kernel = {3, 3}, .padding = {1, 1}},
+                                   stem),
+                     RB_OK);
+    ck_assert_int_eq(rb_graph_relu(g, *stem, stem), RB_OK);
+    ck_assert_int_eq(rb_graph_publish(g, *stem, "stem"), RB_OK);
+    ck_assert_int_eq(rb_graph_conv(g, "c2", *stem, &(rb_conv_desc){.out_channels = 3, .kernel = {1, 1}}, side), RB_OK);
+    ck_assert_int_eq(rb_graph_publish(g, *side, "side"), RB_OK);
+    ck_assert_int_eq(rb_graph_global_avgpool(g, *stem, fc), RB_OK);
+    ck_assert_int_eq(rb_graph_linear(g, "fc", *fc, 3, true, fc), RB_OK);
+    ck_assert_int_eq(rb_graph_softmax_cross_entropy(g, *fc, loss), RB_OK);
+    ck_assert_int_eq(rb_graph_init_params(g, 9), RB_OK);
+    return g;
+}
+
+START_TEST(listed_outputs_bound_what_a_step_runs)
+{
+    rb_node *stem, *side, *fc, *loss;
+    rb_graph *g = two_branch_net(&stem, &side, &fc, &loss);
+    rb_engine *all = NULL, *to_loss = NULL, *to_side = NULL;
+    float fx[2 * 72], grad_all[2 * 72], grad_loss[2 * 72], side_all[2 * 108], side_only[2 * 108], logits[6];
+    const int64_t labels[2] = {2, 0};
+    uint64_t counts[RB_PRIM_KIND_COUNT];
+
+    for (int i = 0; i < 2 * 72; i++)
+        fx[i] = (float)((i * 37) % 101) / 100.0f;
+    ck_assert_int_eq(rb_engine_create(&all, g, 2, &(rb_engine_options){.threads = 1}), RB_OK);
+    ck_assert_int_eq(rb_engine_create(&to_loss, g, 2,
+                                      &(rb_engine_options){.threads = 1, .outputs = (rb_node *const[]){fc, loss},
+                                                           .n_outputs = 2}),
+                     RB_OK);
+    ck_assert_int_eq(rb_engine_create(&to_side, g, 2,
+                                      &(rb_engine_options){.threads = 1, .outputs = (rb_node *const[]){side},
+                                                           .n_outputs = 1}),
+                     RB_OK);
+
+    ck_assert_int_eq(rb_engine_forward(all, fx, 2, labels, true), RB_OK);
+    ck_assert_int_eq(rb_engine_backward(all, true, true), RB_OK);
+    ck_assert_int_eq(rb_engine_input_grad(all, grad_all), RB_OK);
+    ck_assert_int_eq(rb_engine_read(all, side, side_all), RB_OK);
+
+    rb_engine_reset_primitive_counts(to_loss);
+    ck_assert_int_eq(rb_engine_forward(to_loss, fx, 2, labels, true), RB_OK);
+    ck_assert_int_eq(rb_engine_primitive_counts(to_loss, counts), RB_OK);
+    ck_assert_uint_eq(counts[RB_PRIM_CONV_FORWARD], 2); /* c1 and fc; not c2 */
+    ck_assert(rb_engine_mean_loss(to_loss) == rb_engine_mean_loss(all));
+    ck_assert_int_eq(rb_engine_read(to_loss, fc, logits), RB_OK);
+    ck_assert_int_eq(rb_engine_read(to_loss, side, side_only), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "engine: node 'c2' is not computed: no node of rb_engine_options.outputs "
+                                      "needs it");
+    ck_assert_int_eq(rb_engine_backward(to_loss, true, true), RB_OK);
+    ck_assert_int_eq(rb_engine_input_grad(to_loss, grad_loss), RB_OK);
+    ck_assert_int_eq(memcmp(grad_all, grad_loss, sizeof grad_all), 0);
+
+    /* No loss listed: no labels needed, and no backward. */
+    rb_engine_reset_primitive_counts(to_side);
+    ck_assert_msg(rb_engine_forward(to_side, fx, 2, NULL, false) == RB_OK, "%s", rb_last_error());
+    ck_assert_int_eq(rb_engine_primitive_counts(to_side, counts), RB_OK);
+    ck_assert_uint_eq(counts[RB_PRIM_CONV_FORWARD], 2); /* c1 and c2; not fc */
+    ck_assert_int_eq(rb_engine_read(to_side, side, side_only), RB_OK);
+    ck_assert_int_eq(rb_engine_backward(to_side, false, true), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "engine: the graph has no loss to start backward from");
+    ck_assert(isnan(rb_engine_mean_loss(to_side)));
+    ck_assert_int_eq(rb_engine_forward(all, fx, 2, labels, false), RB_OK);
+    ck_assert_int_eq(rb_engine_read(all, side, side_all), RB_OK);
+    ck_assert_int_eq(memcmp(side_all, side_only, sizeof side_all), 0);
+
+    /* A node of another graph, or a count without a list. */
+    {
+        rb_node *s2, *d2, *f2, *l2;
+        rb_graph *other = two_branch_net(&s2, &d2, &f2, &l2);
+        rb_engine *bad = NULL;
+        ck_assert_int_eq(rb_engine_create(&bad, g, 2,
+                                          &(rb_engine_options){.threads = 1, .outputs = (rb_node *const[]){side, d2},
+                                                               .n_outputs = 2}),
+                         RB_ERR_INVALID_ARGUMENT);
+        ck_assert_str_eq(rb_last_error(), "engine: output 1 is not a node of this engine's graph");
+        ck_assert_ptr_null(bad);
+        ck_assert_int_eq(rb_engine_create(&bad, g, 2, &(rb_engine_options){.threads = 1, .n_outputs = 1}),
+                         RB_ERR_INVALID_ARGUMENT);
+        ck_assert_str_eq(rb_last_error(), "engine: 1 outputs but no list of them");
+        rb_graph_destroy(other);
+    }
+    rb_engine_destroy(all);
+    rb_engine_destroy(to_loss);
+    rb_engine_destroy(to_side);
+    rb_graph_destroy(g);
+}
+END_TEST
+
 START_TEST(bad_input_is_refused)
 {
     rb_node *end, *x, *y, *z;
@@ -1261,6 +1362,7 @@ int main(void)
     tcase_add_test(tc, data_gradient_engines_plan_no_weight_gradients);
     tcase_add_test(tc, executed_primitives_are_counted_by_kind);
     tcase_add_test(tc, bad_input_is_refused);
+    tcase_add_test(tc, listed_outputs_bound_what_a_step_runs);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -122,6 +122,14 @@ typedef struct rb_engine_options {
     /* Time each node's forward and backward (rb_engine_node_seconds): two
      * clock reads per node and pass, for profiles and benchmarks. */
     bool profile;
+    /* The nodes the caller reads (model outputs, a stage, a loss); NULL or
+     * 0: every node. When given, a step runs only these and the nodes they
+     * depend on: a head on stage 2 never computes stages 3 and 4 or the
+     * source classifier, and a feature extraction stops at its stage.
+     * Losses count in the objective only when listed (or behind a listed
+     * node); backward needs one. Reading a node outside them is refused. */
+    rb_node *const *outputs;
+    size_t n_outputs;
 } rb_engine_options;
 
 /* Plans `graph` for `batch` examples. The graph must not gain nodes while

@@ -151,6 +151,14 @@ RB_API rb_node *rb_model_logits(const rb_model *model);
 /* Every raw output, in the order the task's decode reads them (the
  * arch's own classifier: its logits alone); *count set to how many. */
 RB_API rb_node *const *rb_model_outputs(const rb_model *model, size_t *count);
+/* Most nodes rb_model_engine_outputs writes: the outputs and the loss. */
+#define RB_MODEL_ENGINE_OUTPUTS (RB_TASK_MAX_OUTPUTS + 1)
+/* What an engine for this model computes (rb_engine_options.outputs):
+ * its raw outputs and its loss, into `nodes` (room for
+ * RB_MODEL_ENGINE_OUTPUTS); returns how many. Backbone layers no output
+ * needs (stages above the one a head reads, the source classifier a head
+ * replaced) are then never run. */
+RB_API size_t rb_model_engine_outputs(const rb_model *model, rb_node **nodes);
 RB_API rb_node *rb_model_loss(const rb_model *model);
 RB_API const rb_model_input *rb_model_get_input(const rb_model *model);
 RB_API int64_t rb_model_num_classes(const rb_model *model);

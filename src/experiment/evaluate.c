@@ -287,9 +287,14 @@ static rb_status evaluate(rb_model *model, const rb_split *split, int64_t batch,
 {
     rb_engine *engine = NULL;
     rb_engine_options eo = options ? *options : (rb_engine_options){0};
+    rb_node *outputs[RB_MODEL_ENGINE_OUTPUTS];
     rb_status s;
     if (model == NULL || split == NULL || out == NULL || batch < 1)
         return train_invalid("rb_evaluate: needs a model, a split, a result and a batch >= 1");
+    if (eo.n_outputs == 0) {
+        eo.outputs = outputs;
+        eo.n_outputs = rb_model_engine_outputs(model, outputs);
+    }
     memset(out, 0, sizeof *out);
     eo.data_grads_only = true;
     if (atk != NULL && ((s = rb_attack_check(atk->plugin, atk->options)) != RB_OK ||

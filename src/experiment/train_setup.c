@@ -182,6 +182,7 @@ rb_status train_setup(run *r)
     rb_engine_options eval_eo = {.threads = r->cfg.threads, .data_grads_only = true, .precision = r->cfg.precision,
                                  .conv_algorithm = r->cfg.conv_algorithm};
     rb_loader_options lo = {0};
+    rb_node *outputs[RB_MODEL_ENGINE_OUTPUTS];
     rb_sgd_options so = {.momentum = r->cfg.training.momentum,
                          .weight_decay = r->cfg.training.weight_decay,
                          .nesterov = r->cfg.training.nesterov};
@@ -199,6 +200,9 @@ rb_status train_setup(run *r)
         rb_augment_defaults(rb_split_kind(r->train), &lo.augment);
     if ((s = rb_loader_create(&r->loader, r->train, &lo)) != RB_OK)
         return s;
+    /* nothing of the backbone that neither the outputs nor the loss need */
+    eo.outputs = eval_eo.outputs = outputs;
+    eo.n_outputs = eval_eo.n_outputs = rb_model_engine_outputs(r->model, outputs);
     if ((s = train_check_targets(r->model, r->train)) != RB_OK ||
         (r->cfg.adversarial.attack != NULL && (s = train_check_attackable(r->model, "adversarial training")) != RB_OK) ||
         (s = rb_engine_create(&r->engine, rb_model_graph(r->model), r->cfg.training.batch_size, &eo)) != RB_OK)

@@ -426,6 +426,32 @@ static rb_status setup_threads(rb_engine *e, const rb_engine_options *opt)
     rb_thread_plan_destroy(plan);
     return RB_OK;
 }
+/* Which nodes a step computes (rb_engine_options.outputs): the listed ones
+ * and, graph order being topological, everything they read. */
+static rb_status mark_live(rb_engine *e, const rb_engine_options *opt)
+{
+    const bool all = opt == NULL || opt->n_outputs == 0;
+    for (size_t i = 0; i < e->n; i++)
+        e->nodes[i].live = all;
+    if (all)
+        return RB_OK;
+    if (opt->outputs == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: %zu outputs but no list of them", opt->n_outputs);
+    for (size_t k = 0; k < opt->n_outputs; k++) {
+        const rb_node *n = opt->outputs[k];
+        if (n == NULL || n->index >= e->n || e->nodes[n->index].node != n)
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: output %zu is not a node of this engine's graph",
+                                k);
+        e->nodes[n->index].live = true;
+    }
+    for (size_t i = e->n; i-- > 0;)
+        if (e->nodes[i].live)
+            for (size_t k = 0; k < e->nodes[i].node->n_in; k++)
+                e->nodes[e->nodes[i].node->in[k]->index].live = true;
+    e->nodes[e->g->input->index].live = true;
+    return RB_OK;
+}
+
 rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb_engine_options *opt)
 {
     rb_engine *e;
@@ -480,10 +506,12 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
         for (size_t k = 0; k < g->nodes[i]->n_in; k++)
             e->nodes[g->nodes[i]->in[k]->index].consumers++;
     }
+    if (s == RB_OK)
+        s = mark_live(e, opt);
     for (size_t i = 0; s == RB_OK && i < e->n; i++) {
         enode *en = &e->nodes[i];
         s = rb_op_def_of(en->node->op)->plan(e, en);
-        if (s == RB_OK && rb_node_is_loss(en->node)) {
+        if (s == RB_OK && rb_node_is_loss(en->node) && en->live) {
             if (e->loss == NULL)
                 e->loss = en;
             e->n_losses++;
@@ -617,7 +645,7 @@ rb_status rb_engine_forward_targets(rb_engine *e, const float *images, int64_t c
         s = rb_targets_check(&e->targets, INT64_MAX, e->g->input->h, e->g->input->w, "engine: the batch");
     /* Every op that reads targets checks what it needs before anything runs. */
     for (size_t i = 0; s == RB_OK && i < e->n; i++)
-        if (rb_op_def_of(e->nodes[i].node->op)->check_targets != NULL)
+        if (e->nodes[i].live && rb_op_def_of(e->nodes[i].node->op)->check_targets != NULL)
             s = rb_op_def_of(e->nodes[i].node->op)->check_targets(e, &e->nodes[i],
                                                                    targets != NULL ? targets : &e->targets);
     if (s != RB_OK)
@@ -631,6 +659,8 @@ rb_status rb_engine_forward_targets(rb_engine *e, const float *images, int64_t c
         enode *en = &e->nodes[i];
         const rb_node *n = en->node;
         double start = e->profile ? profile_clock() : 0;
+        if (!en->live)
+            continue;
         for (size_t k = 0; k < n->n_in && s == RB_OK; k++)
             if (en->in[k].reordered)
                 s = eng_reorder(e, en->in[k].fwd_reorder, e->nodes[n->in[k]->index].value.mem, en->in[k].src.mem, n,
@@ -648,7 +678,7 @@ rb_status rb_engine_forward_targets(rb_engine *e, const float *images, int64_t c
         for (int64_t b = 0; b < e->batch; b++)
             e->losses[b] = 0.0f;
         for (size_t i = 0; i < e->n; i++)
-            if (rb_node_is_loss(e->nodes[i].node)) {
+            if (rb_node_is_loss(e->nodes[i].node) && e->nodes[i].live) {
                 const float *v = eng_floats(e, e->nodes[i].value.offset);
                 for (int64_t b = 0; b < e->batch; b++)
                     e->losses[b] += v[b];
@@ -729,7 +759,8 @@ rb_status rb_engine_backward(rb_engine *e, bool weight_grads, bool input_grad)
                                              : weight_grads && w != NULL && w->trainable && !w->frozen;
         for (size_t k = 0; k < n->n_in; k++)
             en->need_diff |= e->nodes[n->in[k]->index].need_diff && (def->passes_grad == NULL || def->passes_grad(n, k));
-        en->reaches_loss = rb_node_is_loss(en->node);
+        en->need_diff &= en->live;
+        en->reaches_loss = rb_node_is_loss(en->node) && en->live;
     }
     for (size_t i = e->n; i-- > 0;) {
         const rb_node *n = e->nodes[i].node;
@@ -838,6 +869,10 @@ rb_status rb_engine_read(const rb_engine *e, const rb_node *node, float *out)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: that node is not in this engine's graph");
     if (!e->forward_done)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: nothing to read before a forward");
+    if (!e->nodes[node->index].live)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "engine: node '%s' is not computed: no node of rb_engine_options.outputs needs it",
+                            node->name);
     if (e->nodes[node->index].value.mem == NULL)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                             "engine: node '%s' is a target; the engine keeps no copy of the batch's targets",

@@ -51,6 +51,7 @@ typedef struct edge {
 typedef struct enode {
     rb_node *node;
     eng_slot value, diff;
+    bool live;      /* computed by forward: needed for rb_engine_options.outputs (all, without) */
     bool need_diff; /* this node's output gradient is needed in this backward */
     bool reaches_loss; /* the objective depends on this node's value (gradients flow back to it) */
     bool value_deferred; /* value placed by plan_pools (every node's but the input's) */

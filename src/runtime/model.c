@@ -33,6 +33,10 @@ struct rb_model {
     rb_params *task_params;
     rb_node *features, *backbone_end;
     bool head_only;
+    /* The images the task's targets refer to: the input, except for a
+     * head alone, whose input is features but whose masks and boxes are
+     * still in the whole model's image pixels. */
+    int64_t target_height, target_width;
     /* The head's raw outputs (a task's), or the arch's logits alone. */
     rb_node *outputs[RB_TASK_MAX_OUTPUTS];
     size_t n_outputs;
@@ -208,7 +212,8 @@ static rb_status add_head(rb_model *m, int64_t num_classes)
 {
     const rb_task_ops *ops = m->task->ops.task;
     rb_task_target target = {.num_classes = num_classes, .channels = m->input.channels,
-                             .height = m->input.height, .width = m->input.width};
+                             .height = m->target_height > 0 ? m->target_height : m->input.height,
+                             .width = m->target_width > 0 ? m->target_width : m->input.width};
     rb_node *targets;
     int64_t c, h, w;
     char who[PATH_MAX + 80];
@@ -365,6 +370,8 @@ rb_status rb_model_head_create(rb_model **out, const rb_model *full)
     if ((s = model_alloc(&m, full->arch, full->params, full->task, full->task_params)) != RB_OK)
         return s;
     m->head_only = true;
+    m->target_height = full->input.height;
+    m->target_width = full->input.width;
     /* The pooled features (C x 1 x 1) come as a 1 x C x 1 image, as they
      * always have (rb_split_create_features); linear heads flatten their
      * input, so the weights keep their shapes. A stage comes as it is,
@@ -475,6 +482,17 @@ rb_node *const *rb_model_outputs(const rb_model *m, size_t *count)
 {
     *count = m->n_outputs;
     return m->outputs;
+}
+size_t rb_model_engine_outputs(const rb_model *m, rb_node **nodes)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->n_outputs; i++)
+        nodes[n++] = m->outputs[i];
+    if (m->n_outputs == 0 && m->logits != NULL)
+        nodes[n++] = m->logits;
+    if (m->loss != NULL)
+        nodes[n++] = m->loss;
+    return n;
 }
 rb_node *rb_model_loss(const rb_model *m) { return m->loss; }
 const rb_model_input *rb_model_get_input(const rb_model *m) { return &m->input; }
