@@ -642,7 +642,17 @@ START_TEST(bad_targets_for_a_split_are_refused_with_one_line)
     ck_assert_int_eq(rb_split_create_features(&f, 2, 1, feats, labels, 2, NULL, "feats"), RB_OK);
     t = (rb_targets){.count = 2, .boxes = boxes, .box_offsets = offsets};
     expect_error(rb_split_with_targets(&s, f, &t), RB_ERR_INVALID_ARGUMENT,
-                 "feats holds feature vectors, not images: masks and boxes belong to the images' split");
+                 "feats holds features, not images: its targets need the size of the images they refer to "
+                 "(mask_height x mask_width)");
+    ck_assert_int_eq(rb_split_features_take_targets(f, plain), RB_OK); /* no targets: nothing to take */
+    {
+        rb_split *three = small_split();
+        expect_error(rb_split_features_take_targets(f, three), RB_ERR_INVALID_ARGUMENT,
+                     "feats: the targets of small (3 examples) cannot be the targets of its 2 features");
+        expect_error(rb_split_features_take_targets(three, f), RB_ERR_INVALID_ARGUMENT,
+                     "rb_split_features_take_targets: a feature split and an image split are needed");
+        rb_split_destroy(three);
+    }
 
     /* Asking a split for what it lacks. */
     {
@@ -664,6 +674,83 @@ START_TEST(bad_targets_for_a_split_are_refused_with_one_line)
     rb_split_destroy(s);
     rb_split_destroy(f);
     rb_split_destroy(plain);
+}
+END_TEST
+
+/* Fixed-feature transfer trains a head on cached features against the
+ * masks and boxes of the images they came from: the feature split takes
+ * them as the images come out (resized here, 4 to 8: the values of
+ * resize_scales_boxes_and_picks_nearest_pixels), keeps the images' size
+ * whatever its own (1 x 3 x 2 here), and gives them out unmoved by any
+ * augmentation, as its features are. */
+START_TEST(feature_splits_take_the_images_targets)
+{
+    rb_split *s = small_split(), *r = NULL, *f = NULL;
+    rb_split_options o = {.size = 8};
+    const int64_t labels[3] = {0, 1, 2};
+    float values[3 * 6] = {0};
+    rb_loader_options lo = {.batch_size = 3, .augment = {.crop = true, .padding = 2, .flip = true}, .seed = 5};
+    rb_loader *l = NULL;
+    rb_batch b;
+    rb_targets stored;
+    int32_t mask[64];
+    rb_box boxes[4];
+    int64_t n;
+
+    ck_assert_int_eq(rb_split_apply(&r, s, &o), RB_OK);
+    ck_assert_int_eq(rb_split_create_feature_maps(&f, RB_DTYPE_F32, 3, 1, 3, 2, labels, CLASSES, NULL, "cache"),
+                     RB_OK);
+    ck_assert_int_eq(rb_split_features_write(f, 0, 3, values), RB_OK);
+    ck_assert_msg(rb_split_features_take_targets(f, r) == RB_OK, "%s", rb_last_error());
+    rb_split_stored_targets(f, &stored);
+    ck_assert_int_eq(stored.mask_height, 8);
+    ck_assert_int_eq(stored.mask_width, 8);
+    ck_assert_int_eq(rb_split_max_boxes(f), 4);
+    for (int64_t i = 0; i < 3; i++) {
+        int32_t want[64];
+        rb_box want_boxes[4];
+        int64_t want_n;
+        ck_assert_int_eq(rb_split_example_targets(r, i, NULL, 0, 0, want, want_boxes, &want_n), RB_OK);
+        ck_assert_int_eq(rb_split_example_targets(f, i, &lo.augment, 77, 3, mask, boxes, &n), RB_OK);
+        expect_mask(mask, want, 64);
+        expect_boxes(boxes, n, want_boxes, want_n);
+    }
+    /* 4 to 8: output d reads stored d / 2 (see resize_scales_...). */
+    ck_assert_int_eq(mask[0], RB_IGNORE_LABEL); /* example 2 is all ignore */
+    ck_assert_int_eq(rb_split_example_targets(f, 0, NULL, 0, 0, mask, boxes, &n), RB_OK);
+    ck_assert_int_eq(mask[0], 1);
+    ck_assert_int_eq(mask[8 * 7 + 7], 16);
+    ck_assert_int_eq(n, 4);
+    ck_assert(boxes[1].x2 == 6.0f && boxes[1].y2 == 8.0f);
+
+    /* The loader, augmenting, hands them out as stored, at 8 x 8. */
+    ck_assert_int_eq(rb_loader_create(&l, f, &lo), RB_OK);
+    ck_assert_int_eq(rb_loader_start_epoch(l, 1), RB_OK);
+    ck_assert_int_eq(rb_loader_next(l, &b), RB_OK);
+    ck_assert_int_eq(b.count, 3);
+    ck_assert_int_eq(b.height, 3);
+    ck_assert_int_eq(b.targets.mask_height, 8);
+    ck_assert_int_eq(b.targets.mask_width, 8);
+    for (int64_t k = 0; k < 3; k++) {
+        ck_assert_int_eq(rb_split_example_targets(r, b.indices[k], NULL, 0, 0, mask, boxes, &n), RB_OK);
+        expect_mask(b.targets.masks + 64 * k, mask, 64);
+        ck_assert_int_eq(b.targets.box_offsets[k + 1] - b.targets.box_offsets[k], n);
+    }
+    rb_loader_destroy(l);
+
+    /* A copy (rb_split_apply on features) keeps them at the images' size. */
+    {
+        rb_split *copy = NULL;
+        rb_split_options keep = {.per_class = 1, .seed = 3};
+        ck_assert_msg(rb_split_apply(&copy, f, &keep) == RB_OK, "%s", rb_last_error());
+        ck_assert_int_eq(rb_split_example_targets(copy, 1, NULL, 0, 0, mask, NULL, NULL), RB_OK);
+        for (int i = 0; i < 64; i++)
+            ck_assert_int_eq(mask[i], 0); /* example 1's mask is all background */
+        rb_split_destroy(copy);
+    }
+    rb_split_destroy(f);
+    rb_split_destroy(r);
+    rb_split_destroy(s);
 }
 END_TEST
 
@@ -937,6 +1024,7 @@ int main(void)
     tcase_add_test(splits, with_targets_copies_and_leaves_its_input);
     tcase_add_test(splits, bad_targets_for_a_split_are_refused_with_one_line);
     tcase_add_test(splits, subsets_carry_their_examples_targets);
+    tcase_add_test(splits, feature_splits_take_the_images_targets);
     suite_add_tcase(s, splits);
     tcase_add_test(loader, loader_batches_carry_the_examples_targets);
     tcase_add_test(loader, loader_without_targets_leaves_masks_and_boxes_null);

@@ -247,6 +247,16 @@ RB_API rb_status rb_split_create_feature_maps(rb_split **out, rb_dtype dtype, in
  * (RB_ERR_INVALID_ARGUMENT). */
 RB_API rb_status rb_split_features_write(rb_split *split, int64_t first, int64_t rows, const float *values);
 
+/* Gives a feature split the targets (masks, boxes) of the image split its
+ * features were computed from, example for example, as the images come
+ * out without augmentation (resized if the image split resizes): a task
+ * head trained on cached features meets the same masks and boxes it would
+ * on the images. They keep the images' pixel size, whatever the feature
+ * map's size; features and their targets come out as stored. An image
+ * split without masks or boxes gives nothing (RB_OK). One line for
+ * splits of different lengths. */
+RB_API rb_status rb_split_features_take_targets(rb_split *features, const rb_split *images);
+
 /* Parses IDX bytes (MNIST's format): an image file (magic 0x00000803,
  * count×rows×columns unsigned bytes) and a label file (magic 0x00000801,
  * count unsigned bytes, each below `classes`), each raw or gzip'd. Sizes
@@ -448,6 +458,54 @@ RB_API int64_t rb_loader_batch_count(const rb_loader *loader);
 /* Stops the workers (at any point of an epoch; each finishes at most the
  * example it is on) and frees everything; NULL is accepted. */
 RB_API void rb_loader_destroy(rb_loader *loader);
+
+/* ------------------------------------------------------------ composed scenes
+ *
+ * A segmentation and detection dataset made from real items, with no
+ * download (scenes.c; `robusta make-scenes`): scenes of size × size pixels
+ * placing items of the chosen classes of a one-channel 8-bit dataset
+ * (Fashion-MNIST, MNIST), scaled, coloured and possibly overlapping, on a
+ * texture made from items of the other classes. The folder has Pascal
+ * VOC's segmentation layout, readable as `voc-seg:DIR`:
+ *   JPEGImages/NAME.png            RGB scenes (PNG: lossless)
+ *   SegmentationClass/NAME.png     palette masks: 0 background, 1..K the
+ *                                  chosen classes in list order, 255 on
+ *                                  each object's outline
+ *   ImageSets/Segmentation/{train,val}.txt   the names, one per line
+ *   classes.txt                    "background", then the K class names
+ *   annotations/instances_{train,val}.json   COCO instances: each visible
+ *                                  object's bbox [x, y, w, h], mask area,
+ *                                  category 1..K, mask as uncompressed RLE
+ *   scenes.json                    the options that made it
+ * Train scenes take items from the item dataset's train split, val scenes
+ * from its test split. Everything follows from `seed`: the same options
+ * give the same bytes. */
+typedef struct rb_scenes_options {
+    const char *from;     /* item dataset spec ("fashion-mnist") */
+    const char *classes;  /* item classes, in order, as rb_split_options.classes ("5-9");
+                             at least one class must be left for the background */
+    const char *out;      /* folder to make; an existing one only with force */
+    int64_t train_images; /* train scenes (>= 1) */
+    int64_t val_images;   /* val scenes (>= 1); negative: train_images / 4 */
+    int size;             /* side in pixels, 8 to 4096 */
+    int min_objects, max_objects; /* objects per scene, 1 <= min <= max <= 64 */
+    uint64_t seed;
+    bool force;           /* replace an existing folder (only once the new one is complete) */
+} rb_scenes_options;
+
+/* Defaults: fashion-mnist, classes 5-9, 1000 train and 250 val scenes of
+ * 96 × 96, 1 to 3 objects, seed 0; `out` unset. */
+RB_API void rb_scenes_defaults(rb_scenes_options *options);
+
+/* Called after each scene: `set` is "train" or "val". */
+typedef void (*rb_scenes_progress)(void *user, const char *set, int64_t done, int64_t total);
+
+/* Makes the folder. The folder is built as OUT.partial-PID and renamed
+ * into place when complete: on any failure nothing is left under `out`
+ * (an existing folder replaced with force stays as it was). One line each
+ * for options out of range, an existing `out` without force, a class list
+ * the item dataset refuses or that leaves no class for the background. */
+RB_API rb_status rb_scenes_make(const rb_scenes_options *options, rb_scenes_progress progress, void *user);
 
 #ifdef __cplusplus
 }

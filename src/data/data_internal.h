@@ -39,6 +39,10 @@ struct rb_split {
     int64_t *box_offsets;  /* count + 1 */
     int64_t max_boxes;     /* most boxes of one example */
     int32_t *near_rows, *near_cols; /* nearest taps (out size) when resized and masks */
+    /* The size masks are stored at and boxes refer to: the stored image
+     * size, except in a feature split, whose targets stay in the pixels of
+     * the images its features were computed from. */
+    int target_height, target_width;
 };
 
 /* A split with nothing but its header fields set, and room for `count`
@@ -79,6 +83,9 @@ rb_status rb_split_place(const rb_split *split, int64_t index, const rb_augment 
 
 /* Targets (split_targets.c). */
 bool rb_split_has_targets(const rb_split *split);
+/* The size masks come out at: the examples' size, or a feature split's
+ * target size. */
+void rb_split_target_out_size(const rb_split *split, int *height, int *width);
 void rb_split_free_targets(rb_split *split);
 /* Validates (rb_targets_check) and copies `targets` into `split`, replacing
  * any it had; for readers building a split, and rb_split_with_targets. */

@@ -47,7 +47,8 @@ struct rb_loader {
     const rb_split *split;
     rb_loader_options o;
     size_t example;
-    size_t mask_plane; /* height × width when the split has masks, else 0 */
+    size_t mask_plane; /* mask_height × mask_width when the split has masks, else 0 */
+    int mask_height, mask_width; /* the examples' size; a feature split's target size */
     bool boxes;        /* the split has boxes */
     int channels, height, width;
     int64_t n, batches;
@@ -213,7 +214,8 @@ rb_status rb_loader_create(rb_loader **out, const rb_split *split, const rb_load
     {
         rb_targets stored;
         rb_split_stored_targets(split, &stored);
-        l->mask_plane = stored.masks != NULL ? (size_t)l->height * (size_t)l->width : 0;
+        rb_split_target_out_size(split, &l->mask_height, &l->mask_width);
+        l->mask_plane = stored.masks != NULL ? (size_t)l->mask_height * (size_t)l->mask_width : 0;
         l->boxes = stored.box_offsets != NULL;
     }
     l->n = rb_split_count(split);
@@ -396,8 +398,8 @@ rb_status rb_loader_next(rb_loader *l, rb_batch *batch)
     batch->targets.labels = s->labels;
     if (l->mask_plane > 0) {
         batch->targets.masks = s->masks;
-        batch->targets.mask_height = l->height;
-        batch->targets.mask_width = l->width;
+        batch->targets.mask_height = l->mask_height;
+        batch->targets.mask_width = l->mask_width;
     }
     if (l->boxes) {
         batch->targets.boxes = s->boxes;

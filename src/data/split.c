@@ -121,6 +121,8 @@ rb_status rb_split_alloc(rb_split **out, rb_data_source kind, const char *name, 
     s->channels = s->out_channels = channels;
     s->height = s->out_height = height;
     s->width = s->out_width = width;
+    s->target_height = height;
+    s->target_width = width;
     s->classes = classes;
     s->name = strdup(name);
     s->images = calloc(total ? total : 1, 1);
@@ -644,6 +646,8 @@ rb_status rb_split_apply(rb_split **out, const rb_split *in, const rb_split_opti
             goto done;
         }
     }
+    s->target_height = in->target_height;
+    s->target_width = in->target_width;
     if (o->size > 0)
         st = set_geometry(s, o->size, o->size, channels);
     else

@@ -89,3 +89,58 @@ void rb_split_render_features(const rb_split *split, int64_t index, float *out)
     else
         memcpy(out, (const float *)split->images + (size_t)index * per, per * sizeof *out);
 }
+
+rb_status rb_split_features_take_targets(rb_split *features, const rb_split *images)
+{
+    int height, width;
+    size_t plane;
+    int64_t n, total = 0;
+    int32_t *masks = NULL;
+    rb_box *boxes = NULL;
+    int64_t *offsets = NULL;
+    rb_targets t;
+    rb_status st;
+
+    if (features == NULL || images == NULL || features->kind != RB_DATASET_FEATURES)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "rb_split_features_take_targets: a feature split and an image split are needed");
+    if (!rb_split_has_targets(images))
+        return RB_OK;
+    if (images->kind == RB_DATASET_FEATURES || images->count != features->count)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "%s: the targets of %s (%" PRId64 " examples) cannot be the targets of its %" PRId64
+                            " features",
+                            features->name, images->name, images->count, features->count);
+    n = images->count;
+    rb_split_target_out_size(images, &height, &width);
+    plane = (size_t)height * (size_t)width;
+    if (images->masks != NULL && (masks = malloc((n ? (size_t)n : 1) * plane * sizeof *masks)) == NULL)
+        goto oom;
+    if (images->box_offsets != NULL) {
+        offsets = malloc(((size_t)n + 1) * sizeof *offsets);
+        boxes = malloc(((size_t)n * (size_t)images->max_boxes + 1) * sizeof *boxes);
+        if (offsets == NULL || boxes == NULL)
+            goto oom;
+        offsets[0] = 0;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        int64_t count = 0;
+        rb_split_render_targets(images, i, 0, 0, 0, false, masks ? masks + (size_t)i * plane : NULL,
+                                boxes ? boxes + total : NULL, boxes ? &count : NULL);
+        total += count;
+        if (offsets != NULL)
+            offsets[i + 1] = total;
+    }
+    t = (rb_targets){.count = n, .masks = masks, .mask_height = height, .mask_width = width,
+                     .boxes = offsets != NULL ? boxes : NULL, .box_offsets = offsets};
+    st = rb_split_set_targets(features, &t);
+    free(masks);
+    free(boxes);
+    free(offsets);
+    return st;
+oom:
+    free(masks);
+    free(boxes);
+    free(offsets);
+    return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for the targets of %s", features->name);
+}

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,13 +88,18 @@ static rb_box *box_array(int64_t boxes)
     return malloc((boxes > 0 ? (size_t)boxes : 1) * sizeof(rb_box));
 }
 
-/* Whether `t` may become the targets of `s`; one line if not. */
+/* Whether `t` may become the targets of `s`; one line if not. A feature
+ * split's targets say the size of the images they refer to in
+ * mask_height × mask_width. */
 static rb_status validate(const rb_split *s, const rb_targets *t)
 {
+    const bool features = s->kind == RB_DATASET_FEATURES;
     rb_status st;
-    if (s->kind == RB_DATASET_FEATURES)
+    if (features && (t->mask_height <= 0 || t->mask_width <= 0 || t->mask_height > INT_MAX / 2 ||
+                     t->mask_width > INT_MAX / 2))
         return rb_error_set(RB_ERR_INVALID_ARGUMENT,
-                            "%s holds feature vectors, not images: masks and boxes belong to the images' split",
+                            "%s holds features, not images: its targets need the size of the images they refer to "
+                            "(mask_height x mask_width)",
                             s->name);
     if (t->count != s->count)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: targets for %" PRId64 " images, but the split has %" PRId64,
@@ -101,7 +107,8 @@ static rb_status validate(const rb_split *s, const rb_targets *t)
     if (t->masks == NULL && t->box_offsets == NULL && t->boxes == NULL)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                             "%s: the targets hold neither masks nor boxes; labels come with the split", s->name);
-    if ((st = rb_targets_check(t, s->classes, s->height, s->width, s->name)) != RB_OK)
+    if ((st = rb_targets_check(t, s->classes, features ? t->mask_height : s->height,
+                               features ? t->mask_width : s->width, s->name)) != RB_OK)
         return st;
     for (int64_t i = 0; t->labels != NULL && i < s->count; i++)
         if (t->labels[i] != s->labels[i])
@@ -115,11 +122,16 @@ static rb_status validate(const rb_split *s, const rb_targets *t)
 /* Copies of t's masks and boxes, installed in s. No checks. */
 static rb_status copy_in(rb_split *s, const rb_targets *t)
 {
-    const size_t plane = (size_t)s->height * (size_t)s->width;
+    size_t plane;
     int32_t *masks = NULL;
     rb_box *boxes = NULL;
     int64_t *offsets = NULL;
 
+    if (s->kind == RB_DATASET_FEATURES) {
+        s->target_height = (int)t->mask_height;
+        s->target_width = (int)t->mask_width;
+    }
+    plane = (size_t)s->target_height * (size_t)s->target_width;
     if (t->masks != NULL) {
         masks = malloc((s->count ? (size_t)s->count : 1) * plane * sizeof *masks);
         if (masks == NULL)
@@ -171,7 +183,7 @@ rb_status rb_split_with_targets(rb_split **out, const rb_split *in, const rb_tar
 
 rb_status rb_split_copy_targets(rb_split *s, const rb_split *in, const unsigned char *keep)
 {
-    const size_t plane = (size_t)in->height * (size_t)in->width;
+    const size_t plane = (size_t)in->target_height * (size_t)in->target_width;
     int32_t *masks = NULL;
     rb_box *boxes = NULL;
     int64_t *offsets = NULL;
@@ -225,12 +237,19 @@ void rb_split_stored_targets(const rb_split *split, rb_targets *out)
     out->count = split->count;
     out->labels = split->labels;
     out->masks = split->masks;
-    if (split->masks != NULL) {
-        out->mask_height = split->height;
-        out->mask_width = split->width;
+    if (split->masks != NULL || split->kind == RB_DATASET_FEATURES) {
+        out->mask_height = split->target_height;
+        out->mask_width = split->target_width;
     }
     out->boxes = split->box_offsets != NULL ? split->boxes : NULL;
     out->box_offsets = split->box_offsets;
+}
+
+void rb_split_target_out_size(const rb_split *split, int *height, int *width)
+{
+    const bool features = split->kind == RB_DATASET_FEATURES;
+    *height = features ? split->target_height : split->out_height;
+    *width = features ? split->target_width : split->out_width;
 }
 
 int64_t rb_split_max_boxes(const rb_split *split)
@@ -245,8 +264,9 @@ int64_t rb_split_max_boxes(const rb_split *split)
  * resized pixels outside the image are the padding. */
 static void render_mask(const rb_split *s, int64_t index, int padding, int top, int left, bool flip, int32_t *out)
 {
-    const int H = s->out_height, W = s->out_width;
-    const int32_t *mask = s->masks + (size_t)index * (size_t)s->height * (size_t)s->width;
+    const int32_t *mask = s->masks + (size_t)index * (size_t)s->target_height * (size_t)s->target_width;
+    int H, W;
+    rb_split_target_out_size(s, &H, &W);
 
     for (int y = 0; y < H; y++) {
         int32_t *row = out + (size_t)y * (size_t)W;
@@ -257,7 +277,7 @@ static void render_mask(const rb_split *s, int64_t index, int padding, int top, 
                 row[x] = RB_IGNORE_LABEL;
             continue;
         }
-        src = mask + (size_t)(s->resized ? s->near_rows[sy] : sy) * (size_t)s->width;
+        src = mask + (size_t)(s->resized ? s->near_rows[sy] : sy) * (size_t)s->target_width;
         for (int x = 0; x < W; x++) {
             const int sx = (flip ? W - 1 - x : x) + left - padding;
             if (sx < 0 || sx >= W)
@@ -275,8 +295,9 @@ static void render_mask(const rb_split *s, int64_t index, int padding, int top, 
 static int64_t render_boxes(const rb_split *s, int64_t index, int padding, int top, int left, bool flip,
                             rb_box *out)
 {
-    const int H = s->out_height, W = s->out_width;
-    const double fx = (double)W / (double)s->width, fy = (double)H / (double)s->height;
+    int H, W;
+    rb_split_target_out_size(s, &H, &W);
+    const double fx = (double)W / (double)s->target_width, fy = (double)H / (double)s->target_height;
     const double dx = (double)(padding - left), dy = (double)(padding - top);
     int64_t n = 0;
 
@@ -310,6 +331,8 @@ static int64_t render_boxes(const rb_split *s, int64_t index, int padding, int t
 void rb_split_render_targets(const rb_split *s, int64_t index, int padding, int top, int left, bool flip,
                              int32_t *mask, rb_box *boxes, int64_t *box_count)
 {
+    if (s->kind == RB_DATASET_FEATURES) /* as stored, as the features come out */
+        padding = top = left = 0, flip = false;
     if (mask != NULL && s->masks != NULL)
         render_mask(s, index, padding, top, left, flip, mask);
     if (boxes != NULL && box_count != NULL)

@@ -90,6 +90,8 @@ static rb_status extract_features(run *r, rb_engine *engine, rb_node *feat, cons
             rb_progress_finish(bar, "%s", rb_split_name(split));
         rb_progress_destroy(bar);
     }
+    if (s == RB_OK) /* masks and boxes stay in image pixels: the head upsamples to them */
+        s = rb_split_features_take_targets(*out, split);
     if (s != RB_OK) {
         rb_split_destroy(*out);
         *out = NULL;
@@ -202,6 +204,8 @@ rb_status train_prepare_transfer(run *r)
     s = check_cache_size(r, stage, rb_model_get_input(head), dtype);
     if (batch > rb_split_count(r->train))
         batch = rb_split_count(r->train);
+    eo.outputs = (rb_node *const[]){rb_model_features(r->model)}; /* the backbone up to the stage, no more */
+    eo.n_outputs = 1;
     if (s == RB_OK)
         s = rb_engine_create(&engine, rb_model_graph(r->model), batch, &eo);
     if (s == RB_OK) {
