@@ -1042,15 +1042,53 @@ START_TEST(grayscale_is_replicated_to_three_channels)
     }
     rb_split_destroy(r);
     r = NULL;
-    o.channels = 1;
-    o.size = 0;
-    expect_error(rb_split_apply(&r, c3, &o), RB_ERR_UNSUPPORTED,
-                 "mem has 3-channel images; robusta does not convert them to one channel");
     o.channels = 2;
     expect_error(rb_split_apply(&r, g, &o), RB_ERR_INVALID_ARGUMENT, "mem: channels must be 0 (keep), 1 or 3, not 2");
     ck_assert_ptr_null(r);
     rb_split_destroy(g);
     rb_split_destroy(c3);
+}
+END_TEST
+
+/* Three channels become one as Pillow's convert('L') makes them: for 8-bit
+ * pixels (19595 R + 38470 G + 7471 B + 32768) >> 16, worked by hand below
+ * (and equal to Pillow 9.4's output for these pixels), then resized like
+ * any one-channel image. */
+START_TEST(rgb_becomes_grey_as_pillow_converts_it)
+{
+    /* two pixels, channel planes R, G, B */
+    const unsigned char px[6] = {255, 10, /* R */ 0, 200, /* G */ 0, 30 /* B */};
+    const unsigned char five[15] = {5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7};
+    const int64_t label = 0;
+    rb_split *s = NULL, *grey = NULL, *wide = NULL;
+    rb_split_options o = {.channels = 1};
+    float out[2];
+    int c, h, w;
+
+    ck_assert_int_eq(rb_split_create(&s, RB_DTYPE_U8, 1, 3, 1, 2, px, &label, 1, NULL, "rgb"), RB_OK);
+    ck_assert_int_eq(rb_split_apply(&grey, s, &o), RB_OK);
+    rb_split_shape(grey, &c, &h, &w);
+    ck_assert(c == 1 && h == 1 && w == 2);
+    ck_assert_int_eq(rb_split_example(grey, 0, NULL, 0, 0, out), RB_OK);
+    /* (19595 * 255 + 32768) >> 16 = 5029493 >> 16 = 76;
+     * (19595 * 10 + 38470 * 200 + 7471 * 30 + 32768) >> 16 = 8146848 >> 16 = 124 */
+    ck_assert_float_eq(out[0], 76.0f / 255.0f);
+    ck_assert_float_eq(out[1], 124.0f / 255.0f);
+    rb_split_destroy(grey);
+    /* grey then bilinear: a 5-wide row of (5, 6, 7) pixels stays 6 everywhere:
+     * (19595 * 5 + 38470 * 6 + 7471 * 7 + 32768) >> 16 = 415892 >> 16 = 6 */
+    rb_split_destroy(s);
+    ck_assert_int_eq(rb_split_create(&s, RB_DTYPE_U8, 1, 3, 1, 5, five, &label, 1, NULL, "rgb"), RB_OK);
+    o.size = 3;
+    ck_assert_int_eq(rb_split_apply(&wide, s, &o), RB_OK);
+    {
+        float grid[9];
+        ck_assert_int_eq(rb_split_example(wide, 0, NULL, 0, 0, grid), RB_OK);
+        for (int i = 0; i < 9; i++)
+            ck_assert_float_eq_tol(grid[i], 6.0f / 255.0f, 1e-7f);
+    }
+    rb_split_destroy(wide);
+    rb_split_destroy(s);
 }
 END_TEST
 
@@ -1472,6 +1510,7 @@ int main(void)
 
     tcase_add_checked_fixture(readers, setup, teardown);
     tcase_add_test(readers, idx_raw_and_gzip_read_back_exactly);
+    tcase_add_test(select, rgb_becomes_grey_as_pillow_converts_it);
     tcase_add_test(readers, idx_gzip_is_found_by_magic_not_name);
     tcase_add_test(readers, idx_bad_input_is_refused_with_one_exact_line);
     tcase_add_test(readers, idx_missing_file_names_the_path);

@@ -173,8 +173,10 @@ typedef struct rb_split_options {
     int size;
     /* Channels the examples come out with: 0 keeps what the split already
      * has; 3 turns one-channel images into three equal channels
-     * (three-channel images stay as they are); 1 accepts only one-channel
-     * images. */
+     * (three-channel images stay as they are); 1 keeps one-channel images
+     * and turns RGB ones grey as Pillow's convert('L') does (8-bit:
+     * (19595 R + 38470 G + 7471 B + 2^15) >> 16; float: 0.299 R + 0.587 G
+     * + 0.114 B), before any resizing. */
     int channels;
 } rb_split_options;
 
@@ -382,6 +384,11 @@ RB_API void rb_split_stored_targets(const rb_split *split, rb_targets *out);
 /* The most boxes one example has (0 without boxes): the room
  * rb_split_example_targets needs for one example's boxes. */
 RB_API int64_t rb_split_max_boxes(const rb_split *split);
+
+/* The height and width masks come out at (and boxes refer to): the
+ * examples' size, except in a feature split, whose targets keep the size
+ * of the images its features came from (rb_split_features_take_targets). */
+RB_API void rb_split_mask_shape(const rb_split *split, int *height, int *width);
 
 /* Writes the targets of example `index` as they come out (rb_split_shape),
  * augmented with the draws of (seed, epoch, index) when `augment` is not

@@ -83,9 +83,6 @@ rb_status rb_split_place(const rb_split *split, int64_t index, const rb_augment 
 
 /* Targets (split_targets.c). */
 bool rb_split_has_targets(const rb_split *split);
-/* The size masks come out at: the examples' size, or a feature split's
- * target size. */
-void rb_split_target_out_size(const rb_split *split, int *height, int *width);
 void rb_split_free_targets(rb_split *split);
 /* Validates (rb_targets_check) and copies `targets` into `split`, replacing
  * any it had; for readers building a split, and rb_split_with_targets. */

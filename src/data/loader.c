@@ -214,7 +214,7 @@ rb_status rb_loader_create(rb_loader **out, const rb_split *split, const rb_load
     {
         rb_targets stored;
         rb_split_stored_targets(split, &stored);
-        rb_split_target_out_size(split, &l->mask_height, &l->mask_width);
+        rb_split_mask_shape(split, &l->mask_height, &l->mask_width);
         l->mask_plane = stored.masks != NULL ? (size_t)l->mask_height * (size_t)l->mask_width : 0;
         l->boxes = stored.box_offsets != NULL;
     }

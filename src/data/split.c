@@ -460,6 +460,23 @@ static inline float stored_pixel(const rb_split *s, const void *image, size_t of
     return ((const float *)image)[offset];
 }
 
+/* The value of stored pixel `offset` of channel plane 0 as the output
+ * channel sees it: itself, or, when three channels become one, its luma
+ * as Pillow's convert('L') computes it for 8-bit images (ITU-R 601-2:
+ * (19595 R + 38470 G + 7471 B + 2^15) >> 16, so the same grey levels as a
+ * Pillow pipeline) and 0.299 R + 0.587 G + 0.114 B for float images. */
+static inline float source_pixel(const rb_split *s, const void *image, size_t plane, size_t offset)
+{
+    if (s->out_channels != 1 || s->channels != 3)
+        return stored_pixel(s, image, offset);
+    if (s->dtype == RB_DTYPE_U8) {
+        const unsigned char *p = (const unsigned char *)image + offset;
+        return (float)((19595u * p[0] + 38470u * p[plane] + 7471u * p[2 * plane] + 0x8000u) >> 16) / 255.0f;
+    }
+    return 0.299f * stored_pixel(s, image, offset) + 0.587f * stored_pixel(s, image, offset + plane) +
+           0.114f * stored_pixel(s, image, offset + 2 * plane);
+}
+
 void rb_split_render(const rb_split *s, int64_t index, int padding, int top, int left, bool flip, float *out)
 {
     const int C = s->out_channels, H = s->out_height, W = s->out_width;
@@ -488,15 +505,17 @@ void rb_split_render(const rb_split *s, int64_t index, int padding, int top, int
                     continue;
                 }
                 if (!s->resized) {
-                    v = stored_pixel(s, image, base + (size_t)sy * (size_t)s->width + (size_t)sx);
+                    v = source_pixel(s, image, plane, base + (size_t)sy * (size_t)s->width + (size_t)sx);
                 } else {
                     /* As PyTorch's CPU kernel: width taps first, then height. */
                     const size_t r0 = base + (size_t)s->rows.i0[sy] * (size_t)s->width;
                     const size_t r1 = base + (size_t)s->rows.i1[sy] * (size_t)s->width;
                     const size_t c0 = (size_t)s->cols.i0[sx], c1 = (size_t)s->cols.i1[sx];
                     const float w0 = s->cols.w0[sx], w1 = s->cols.w1[sx];
-                    const float t0 = stored_pixel(s, image, r0 + c0) * w0 + stored_pixel(s, image, r0 + c1) * w1;
-                    const float t1 = stored_pixel(s, image, r1 + c0) * w0 + stored_pixel(s, image, r1 + c1) * w1;
+                    const float t0 = source_pixel(s, image, plane, r0 + c0) * w0 +
+                                     source_pixel(s, image, plane, r0 + c1) * w1;
+                    const float t1 = source_pixel(s, image, plane, r1 + c0) * w0 +
+                                     source_pixel(s, image, plane, r1 + c1) * w1;
                     v = t0 * s->rows.w0[sy] + t1 * s->rows.w1[sy];
                 }
                 row[x] = v;
@@ -532,9 +551,8 @@ rb_status rb_split_apply(rb_split **out, const rb_split *in, const rb_split_opti
     switch (o->channels) {
     case 0: channels = in->out_channels; break;
     case 1:
-        if (in->channels != 1)
-            return rb_error_set(RB_ERR_UNSUPPORTED,
-                                "%s has %d-channel images; robusta does not convert them to one channel",
+        if (in->channels != 1 && in->channels != 3)
+            return rb_error_set(RB_ERR_UNSUPPORTED, "%s has %d-channel images; only 1 or 3 can become 1",
                                 in->name, in->channels);
         channels = 1;
         break;

@@ -112,7 +112,7 @@ rb_status rb_split_features_take_targets(rb_split *features, const rb_split *ima
                             " features",
                             features->name, images->name, images->count, features->count);
     n = images->count;
-    rb_split_target_out_size(images, &height, &width);
+    rb_split_mask_shape(images, &height, &width);
     plane = (size_t)height * (size_t)width;
     if (images->masks != NULL && (masks = malloc((n ? (size_t)n : 1) * plane * sizeof *masks)) == NULL)
         goto oom;

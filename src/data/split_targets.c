@@ -245,7 +245,7 @@ void rb_split_stored_targets(const rb_split *split, rb_targets *out)
     out->box_offsets = split->box_offsets;
 }
 
-void rb_split_target_out_size(const rb_split *split, int *height, int *width)
+void rb_split_mask_shape(const rb_split *split, int *height, int *width)
 {
     const bool features = split->kind == RB_DATASET_FEATURES;
     *height = features ? split->target_height : split->out_height;
@@ -266,7 +266,7 @@ static void render_mask(const rb_split *s, int64_t index, int padding, int top, 
 {
     const int32_t *mask = s->masks + (size_t)index * (size_t)s->target_height * (size_t)s->target_width;
     int H, W;
-    rb_split_target_out_size(s, &H, &W);
+    rb_split_mask_shape(s, &H, &W);
 
     for (int y = 0; y < H; y++) {
         int32_t *row = out + (size_t)y * (size_t)W;
@@ -296,7 +296,7 @@ static int64_t render_boxes(const rb_split *s, int64_t index, int padding, int t
                             rb_box *out)
 {
     int H, W;
-    rb_split_target_out_size(s, &H, &W);
+    rb_split_mask_shape(s, &H, &W);
     const double fx = (double)W / (double)s->target_width, fy = (double)H / (double)s->target_height;
     const double dx = (double)(padding - left), dy = (double)(padding - top);
     int64_t n = 0;

@@ -3,6 +3,7 @@
  * model's geometry. */
 #include "config.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,11 +73,11 @@ static void eval_targets_free(eval_targets *t)
 static rb_status eval_targets_alloc(eval_targets *t, const rb_split *split, int64_t batch)
 {
     rb_targets stored;
-    int c, h, w;
+    int h, w;
     bool ok;
     memset(t, 0, sizeof *t);
     rb_split_stored_targets(split, &stored);
-    rb_split_shape(split, &c, &h, &w);
+    rb_split_mask_shape(split, &h, &w);
     ok = (t->labels = calloc((size_t)batch, sizeof *t->labels)) != NULL;
     if (stored.masks != NULL) {
         t->mask_pixels = (int64_t)h * w;
@@ -163,6 +164,12 @@ static void class_correct_from_metrics(const rb_scorer *sc, const int64_t *class
 rb_status train_evaluate_with(rb_engine *engine, rb_model *model, const rb_split *split, const eval_attack *atk,
                               rb_eval_result *out)
 {
+    return train_evaluate_into(engine, model, split, atk, NULL, out);
+}
+
+rb_status train_evaluate_into(rb_engine *engine, rb_model *model, const rb_split *split, const eval_attack *atk,
+                              const eval_sink *sink, rb_eval_result *out)
+{
     int64_t batch = rb_engine_batch(engine), n = rb_split_count(split);
     size_t per = rb_split_example_size(split);
     float *images = calloc((size_t)batch * per, sizeof *images);
@@ -195,7 +202,8 @@ rb_status train_evaluate_with(rb_engine *engine, rb_model *model, const rb_split
             s = rb_split_example(split, first + r, NULL, 0, 0, images + (size_t)r * per);
         if (s != RB_OK || (s = eval_targets_fill(&t, split, first, rows, batch)) != RB_OK ||
             (s = rb_engine_forward_targets(engine, images, batch, &t.targets, false)) != RB_OK ||
-            (s = rb_scorer_add(clean, engine, rows, &t.targets)) != RB_OK)
+            (s = rb_scorer_add(clean, engine, rows, &t.targets)) != RB_OK ||
+            (sink != NULL && (s = sink->write(sink->user, split, first, rows, rb_scorer_predictions(clean))) != RB_OK))
             break;
         losses = rb_engine_losses(engine);
         for (int64_t r = 0; r < rows; r++) {
@@ -282,8 +290,9 @@ rb_status train_check_eval_shapes(const rb_model *model, const rb_split *split)
     return RB_OK;
 }
 
-static rb_status evaluate(rb_model *model, const rb_split *split, int64_t batch, const rb_engine_options *options,
-                          const eval_attack *atk, rb_eval_result *out)
+rb_status train_evaluate_model(rb_model *model, const rb_split *split, int64_t batch,
+                               const rb_engine_options *options, const eval_attack *atk, const eval_sink *sink,
+                               rb_eval_result *out)
 {
     rb_engine *engine = NULL;
     rb_engine_options eo = options ? *options : (rb_engine_options){0};
@@ -309,7 +318,7 @@ static rb_status evaluate(rb_model *model, const rb_split *split, int64_t batch,
                                    "lower --batch-size")) != RB_OK ||
         (s = rb_engine_create(&engine, rb_model_graph(model), batch, &eo)) != RB_OK)
         return s;
-    s = train_evaluate_with(engine, model, split, atk, out);
+    s = train_evaluate_into(engine, model, split, atk, sink, out);
     rb_engine_destroy(engine);
     return s;
 }
@@ -317,7 +326,7 @@ static rb_status evaluate(rb_model *model, const rb_split *split, int64_t batch,
 rb_status rb_evaluate(rb_model *model, const rb_split *split, int64_t batch, const rb_engine_options *engine,
                       rb_eval_result *out)
 {
-    return evaluate(model, split, batch, engine, NULL, out);
+    return train_evaluate_model(model, split, batch, engine, NULL, NULL, out);
 }
 
 rb_status rb_evaluate_robust(rb_model *model, const rb_split *split, int64_t batch, const rb_engine_options *engine,
@@ -333,7 +342,7 @@ rb_status rb_evaluate_robust(rb_model *model, const rb_split *split, int64_t bat
             memset(out, 0, sizeof *out);
         return train_invalid("rb_evaluate_robust: needs an attack plugin");
     }
-    return evaluate(model, split, batch, engine, &atk, out);
+    return train_evaluate_model(model, split, batch, engine, &atk, NULL, out);
 }
 
 rb_status rb_eval_open_split(const rb_model *model, const char *data, rb_split_which which, const char *classes,
@@ -346,6 +355,9 @@ rb_status rb_eval_open_split(const rb_model *model, const char *data, rb_split_w
     rb_status s;
     *out = NULL;
     so.classes = classes;
+    /* at the model's size from the start: a folder of images of many sizes
+     * (voc-seg) can only be held at one */
+    so.size = in->height == in->width && in->height <= INT_MAX ? (int)in->height : 0;
     if ((s = rb_split_open(&raw, data, which, &so)) != RB_OK)
         return s;
     rb_split_shape(raw, &c, &h, &w);

@@ -111,6 +111,21 @@ rb_status train_read_attack(const rb_registry *reg, json_object *root, const cha
  * attack, robust metrics too. */
 rb_status train_evaluate_with(rb_engine *engine, rb_model *model, const rb_split *split, const eval_attack *atk,
                               rb_eval_result *out);
+
+/* Where an evaluation hands each batch's decoded predictions (infer.c):
+ * rows [first, first + rows) of the split. */
+typedef struct eval_sink {
+    rb_status (*write)(void *user, const rb_split *split, int64_t first, int64_t rows, const rb_predictions *p);
+    void *user;
+} eval_sink;
+
+/* train_evaluate_with, each batch's predictions also given to `sink` (NULL: none). */
+rb_status train_evaluate_into(rb_engine *engine, rb_model *model, const rb_split *split, const eval_attack *atk,
+                              const eval_sink *sink, rb_eval_result *out);
+/* The same on an engine of `batch` planned here with `options` (NULL: defaults). */
+rb_status train_evaluate_model(rb_model *model, const rb_split *split, int64_t batch,
+                               const rb_engine_options *options, const eval_attack *atk, const eval_sink *sink,
+                               rb_eval_result *out);
 /* The split has the targets the model's task reads (masks, boxes). */
 rb_status train_check_targets(const rb_model *model, const rb_split *split);
 /* Refuses an attack on a model whose task is not classification. */

@@ -385,14 +385,23 @@ rb_status train_epochs(run *r, rb_train_result *res)
         }
         if (s != RB_OK)
             return s;
-        if (!isnan(test_acc))
-            rb_log(RB_LOG_INFO,
-                   "epoch %lld/%lld: lr %.4g, train loss %.4f acc %.2f%%, test loss %.4f acc %.2f%%, %.1fs",
-                   (long long)r->epoch, (long long)r->cfg.training.epochs, lr, res->train_loss, 100 * res->train_acc,
-                   test_loss, 100 * test_acc, seconds);
-        else
-            rb_log(RB_LOG_INFO, "epoch %lld/%lld: lr %.4g, train loss %.4f acc %.2f%%, %.1fs", (long long)r->epoch,
-                   (long long)r->cfg.training.epochs, lr, res->train_loss, 100 * res->train_acc, seconds);
+        {
+            /* accuracy as a percentage, as always; other tasks' scores (miou) as they are */
+            const bool percent = strcmp(score_name, "accuracy") == 0;
+            const char *unit = percent ? "%" : "";
+            const double scale = percent ? 100 : 1;
+            const char *short_name = percent ? "acc" : score_name;
+            if (!isnan(test_acc))
+                rb_log(RB_LOG_INFO,
+                       "epoch %lld/%lld: lr %.4g, train loss %.4f %s %.*f%s, test loss %.4f %s %.*f%s, %.1fs",
+                       (long long)r->epoch, (long long)r->cfg.training.epochs, lr, res->train_loss, short_name,
+                       percent ? 2 : 4, scale * res->train_acc, unit, test_loss, short_name, percent ? 2 : 4,
+                       scale * test_acc, unit, seconds);
+            else
+                rb_log(RB_LOG_INFO, "epoch %lld/%lld: lr %.4g, train loss %.4f %s %.*f%s, %.1fs", (long long)r->epoch,
+                       (long long)r->cfg.training.epochs, lr, res->train_loss, short_name, percent ? 2 : 4,
+                       scale * res->train_acc, unit, seconds);
+        }
         continue;
     epoch_failed:
         rb_progress_destroy(bar);
