@@ -1,5 +1,6 @@
 /* Mutation fuzzing of the parsers that read untrusted bytes: checkpoints
- * (.rbt), safetensors, .npy, IDX and CIFAR datasets, grid files, and the
+ * (.rbt), safetensors, .npy, IDX and CIFAR datasets, PNG and JPEG images
+ * (as pictures and as masks), VOC id and class lists, grid files, and the
  * small text parsers
  * (dataset specs, schedules, epsilons). From one valid seed each,
  * deterministic mutants (bit flips, bytes set to boundary values, a span
@@ -26,6 +27,9 @@
 
 #include <robusta/robusta.h>
 
+#include "data/image.h"
+#include "data/voc.h"
+#include "testimage.h"
 #include "testutil.h"
 
 static char dir[512];
@@ -370,6 +374,89 @@ static void fuzz_texts(const unsigned char *bytes, size_t size, long i)
     free(text);
 }
 
+/* Images: PNG and JPEG bytes through the decoder in both modes. An
+ * accepted image is read to its last byte, within the documented bounds. */
+static void read_image(const rb_image *img, int channels)
+{
+    const size_t n = (size_t)img->height * (size_t)img->width * (size_t)channels;
+    unsigned sum = 0;
+    ck_assert_int_eq(img->channels, channels);
+    ck_assert(img->height >= 1 && img->width >= 1 && img->height * img->width <= RB_IMAGE_MAX_PIXELS);
+    ck_assert(img->palette_size >= 0 && img->palette_size <= 256);
+    for (size_t k = 0; k < n; k++)
+        sum += img->pixels[k];
+    (void)sum;
+}
+
+static void fuzz_image(const unsigned char *bytes, size_t size, long i)
+{
+    rb_image img;
+    bool any = false;
+    if (rb_image_decode(bytes, size, RB_IMAGE_RGB, "mutant.png", &img) != RB_OK) {
+        assert_one_line("image-rgb", i, bytes, size);
+        ck_assert_ptr_null(img.pixels);
+    } else {
+        read_image(&img, 3);
+        rb_image_free(&img);
+        any = true;
+    }
+    if (rb_image_decode(bytes, size, RB_IMAGE_INDICES, "mutant.png", &img) != RB_OK) {
+        assert_one_line("image-indices", i, bytes, size);
+        ck_assert_ptr_null(img.pixels);
+    } else {
+        read_image(&img, 1);
+        rb_image_free(&img);
+        any = true;
+    }
+    accepted += any;
+}
+
+/* The mutant with the CRC of every whole chunk recomputed, so that
+ * mutations reach libpng's checks past the CRCs. */
+static void fuzz_png_chunks(const unsigned char *bytes, size_t size, long i)
+{
+    unsigned char *b = malloc(size ? size : 1);
+    size_t pos = 8;
+    memcpy(b, bytes, size);
+    while (size >= 12 && pos <= size - 12) {
+        const uint32_t len =
+            (uint32_t)b[pos] << 24 | (uint32_t)b[pos + 1] << 16 | (uint32_t)b[pos + 2] << 8 | b[pos + 3];
+        uLong crc;
+        if (len > size - pos - 12)
+            break;
+        crc = crc32(crc32(0L, Z_NULL, 0), b + pos + 4, (uInt)len + 4);
+        b[pos + 8 + len] = (unsigned char)(crc >> 24);
+        b[pos + 9 + len] = (unsigned char)(crc >> 16);
+        b[pos + 10 + len] = (unsigned char)(crc >> 8);
+        b[pos + 11 + len] = (unsigned char)crc;
+        pos += 12 + (size_t)len;
+    }
+    fuzz_image(b, size, i);
+    free(b);
+}
+
+static rb_voc_list_kind list_kind;
+
+static void fuzz_voc_list(const unsigned char *bytes, size_t size, long i)
+{
+    rb_voc_list l;
+    if (rb_voc_parse_list(bytes, size, list_kind, "mutant.txt", &l) != RB_OK) {
+        assert_one_line(list_kind == RB_VOC_IDS ? "voc-ids" : "voc-classes", i, bytes, size);
+        ck_assert_int_eq(l.count, 0);
+        return;
+    }
+    accepted++;
+    ck_assert_int_ge(l.count, 1);
+    ck_assert(list_kind == RB_VOC_IDS || l.count <= RB_VOC_MAX_CLASSES);
+    for (int64_t k = 0; k < l.count; k++) {
+        const size_t n = strlen(l.items[k]);
+        ck_assert(n >= 1 && n <= RB_VOC_MAX_NAME);
+        ck_assert(list_kind != RB_VOC_IDS || strchr(l.items[k], '/') == NULL);
+        ck_assert(l.lines[k] >= 1 && (k == 0 || l.lines[k] > l.lines[k - 1]));
+    }
+    rb_voc_list_free(&l);
+}
+
 static void run_target(const char *name, target_fn fn, const unsigned char *seed_bytes, size_t seed_size)
 {
     uint64_t rng = seed * 1000003u + (uint64_t)strlen(name) * 7919u + (uint64_t)(unsigned char)name[0];
@@ -515,6 +602,65 @@ START_TEST(text_options_survive_mutation)
 }
 END_TEST
 
+/* A PNG written by rb_image_write_png, as bytes. */
+static unsigned char *png_seed(const char *name, const uint8_t *px, int h, int w, int channels,
+                               const uint8_t (*palette)[3], int palette_size, size_t *size)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    ck_assert_int_eq(rb_image_write_png(path, px, h, w, channels, palette, palette_size), RB_OK);
+    return file_bytes(name, size);
+}
+
+START_TEST(images_survive_mutation)
+{
+    enum { H = 6, W = 10 };
+    static const uint8_t pal[4][3] = {{0, 0, 0}, {255, 0, 0}, {0, 255, 0}, {0, 0, 255}};
+    uint8_t px[H * W * 3];
+    size_t size;
+    unsigned char *b;
+    test_bytes t;
+    for (int k = 0; k < H * W * 3; k++)
+        px[k] = (uint8_t)((k * 13) % 4);
+    b = png_seed("gray.png", px, H, W, 1, NULL, 0, &size);
+    run_target("png-gray", fuzz_image, b, size);
+    run_target("png-gray-crc", fuzz_png_chunks, b, size);
+    free(b);
+    b = png_seed("palette.png", px, H, W, 1, pal, 4, &size);
+    run_target("png-palette", fuzz_image, b, size);
+    run_target("png-palette-crc", fuzz_png_chunks, b, size);
+    free(b);
+    for (int k = 0; k < H * W * 3; k++)
+        px[k] = (uint8_t)(k * 7);
+    b = png_seed("rgb.png", px, H, W, 3, NULL, 0, &size);
+    run_target("png-rgb-crc", fuzz_png_chunks, b, size);
+    free(b);
+    /* 16-bit gray+alpha, interlaced: libpng's other paths */
+    {
+        uint8_t ga[H * W * 4];
+        for (int k = 0; k < H * W * 4; k++)
+            ga[k] = (uint8_t)(k * 29);
+        t = test_png(W, H, 16, PNG_COLOR_TYPE_GRAY_ALPHA, ga, NULL, 0, NULL, 0, NULL, 1);
+        run_target("png-ga16-crc", fuzz_png_chunks, t.data, t.size);
+        free(t.data);
+    }
+    t = test_jpeg(px, W, H, 3, 90);
+    run_target("jpeg", fuzz_image, t.data, t.size);
+    free(t.data);
+}
+END_TEST
+
+START_TEST(voc_lists_survive_mutation)
+{
+    static const char ids[] = "2007_000032\n2007_000039\n\n  2008_000001 \r\n2008_000002";
+    static const char classes[] = "background\naeroplane\npotted plant\nv\xc3\xa9lo\n\n";
+    list_kind = RB_VOC_IDS;
+    run_target("voc-ids", fuzz_voc_list, (const unsigned char *)ids, sizeof ids - 1);
+    list_kind = RB_VOC_CLASSES;
+    run_target("voc-classes", fuzz_voc_list, (const unsigned char *)classes, sizeof classes - 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("fuzz");
@@ -540,6 +686,8 @@ int main(void)
     tcase_add_test(tc, grid_files_survive_mutation);
     tcase_add_test(tc, dataset_files_survive_mutation);
     tcase_add_test(tc, text_options_survive_mutation);
+    tcase_add_test(tc, images_survive_mutation);
+    tcase_add_test(tc, voc_lists_survive_mutation);
     suite_add_tcase(suite, tc);
     failed = run_suite(suite);
     if (failed == 0) {

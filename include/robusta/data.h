@@ -56,6 +56,8 @@
  *                            train split, then after ';' the test split
  *   Paths of npy specs cannot contain ',' or ';'. Opening the test split of
  *   an npy spec that has none fails with a message saying how to add it.
+ *   voc-seg:DIR              a Pascal VOC segmentation folder (see "VOC
+ *                            segmentation" below)
  *
  * .npy images: uint8 (0..255, divided by 255) or float32 already in [0, 1];
  * shapes N×H×W (one channel), or 4-D with a channel axis of 1 or 3. The rule
@@ -74,6 +76,39 @@
  * RandomCrop(S, padding=P)) and a horizontal flip with probability 0.5.
  * Resizing and replication happen per example as batches are made, so a
  * large S costs no memory beyond the batches.
+ *
+ * VOC segmentation (voc-seg:DIR) reads the layout of Pascal VOC's
+ * segmentation release:
+ *   DIR/ImageSets/Segmentation/train.txt (RB_SPLIT_TRAIN) and val.txt
+ *       (RB_SPLIT_TEST): one image id per line; blank lines and the spaces
+ *       around an id are ignored; an id is a file name without extension
+ *       (no '/', no spaces), each listed once
+ *   DIR/JPEGImages/ID.jpg, or ID.png: the image, decoded to 8-bit RGB as
+ *       Pillow's convert('RGB') does (PNG and JPEG are told apart by their
+ *       bytes, not the extension)
+ *   DIR/SegmentationClass/ID.png: its mask, the image's size, of 8-bit
+ *       grayscale values or palette indices, each a class id or 255
+ *       (RB_IGNORE_LABEL: boundaries, "void")
+ *   DIR/classes.txt (optional): the class names, one a line, the first
+ *       being class 0 (background); without it, the 21 Pascal VOC classes
+ *       (background, aeroplane, bicycle, ..., tvmonitor). 1 to 255 names.
+ * The split holds the masks as its targets (rb_split_stored_targets), each
+ * example's id (rb_split_example_name) and the size of its image in its
+ * file (rb_split_example_source_size). Its label, the one class per
+ * example that per_class selection counts, is the class that covers most
+ * pixels of the mask as in its file, background (0) and 255 left out, the
+ * smaller id on a tie; 0 when nothing else is in the mask. The images of a
+ * VOC folder differ in size while a split has one: with
+ * rb_split_options.size S > 0 each image is resized to S×S as it is
+ * decoded (bilinear as below, the result stored back in 8 bits as
+ * round(255 v), so within half a level of a resize of the full image) and
+ * its mask by nearest neighbour at pixel centres (as "targets" below), so
+ * no more than one full-size image is held at a time; with size 0 every
+ * image must have the size of the first. Every fault is one line naming
+ * the file: an id naming no image, a missing mask, a mask of another size
+ * than its image or holding a class id >= the class count that is not 255,
+ * an RGB or JPEG mask, a corrupt or truncated image. The images are
+ * decoded once, by rb_split_open, on the calling thread.
  *
  * Reproducibility: the random numbers come from robusta/rng.h, keyed so
  * that no result depends on the number of threads or on timing:
@@ -115,7 +150,8 @@ typedef enum rb_data_source {
     RB_DATASET_CIFAR10 = 3,
     RB_DATASET_CIFAR100 = 4,
     RB_DATASET_NPY = 5,
-    RB_DATASET_FEATURES = 6  /* feature vectors a model computed (rb_split_create_features) */
+    RB_DATASET_FEATURES = 6, /* feature vectors a model computed (rb_split_create_features) */
+    RB_DATASET_VOC_SEG = 7   /* a Pascal VOC segmentation folder: images, masks, ids */
 } rb_data_source;
 
 /* Which split of a dataset to open. */
@@ -146,8 +182,8 @@ typedef struct rb_dataset_spec {
  * closest known kind suggested: "did you mean 'cifar10'?"). Touches no file. */
 RB_API rb_status rb_dataset_spec_parse(rb_dataset_spec *out, const char *text);
 
-/* "mnist", "fashion-mnist", "cifar10", "cifar100", "npy"; "memory" for
- * RB_DATASET_NONE, "unknown" otherwise. */
+/* "mnist", "fashion-mnist", "cifar10", "cifar100", "npy", "features",
+ * "voc-seg"; "memory" for RB_DATASET_NONE, "unknown" otherwise. */
 RB_API const char *rb_data_source_str(rb_data_source kind);
 
 /* "train" or "test" ("unknown" otherwise). */
@@ -311,6 +347,19 @@ RB_API const int64_t *rb_split_labels(const rb_split *split);
  * batches counted one after another), before any selection. */
 RB_API const int64_t *rb_split_source_indices(const rb_split *split);
 
+/* The name of example `index` where its dataset names examples (voc-seg:
+ * its id, "2007_000032"; output files are named after it); NULL for
+ * datasets without names and for an index out of range. Valid while the
+ * split lives; selection (rb_split_apply) carries names with their
+ * examples. */
+RB_API const char *rb_split_example_name(const rb_split *split, int64_t index);
+
+/* The height and width of example `index` in the file it was read from,
+ * before any resize (voc-seg: its image's size); the stored size
+ * (rb_split_stored_shape) where the dataset does not say; 0 × 0 for an
+ * index out of range. Either pointer may be NULL. */
+RB_API void rb_split_example_source_size(const rb_split *split, int64_t index, int64_t *height, int64_t *width);
+
 /* ------------------------------------------------------------ augmentation */
 
 /* Training augmentation. A zeroed struct means none. */
@@ -329,6 +378,9 @@ typedef struct rb_augment {
  *                         so mirrored garments are examples the test set never
  *                         shows, and the published Fashion-MNIST baselines
  *                         train without flips; set flip to try it
+ *   voc-seg               flip, no crop: photos and scenes are mirror-symmetric,
+ *                         and the crop's zero padding would become ignored
+ *                         mask pixels; set crop to try it
  *   npy, memory           none (the content is unknown) */
 RB_API void rb_augment_defaults(rb_data_source kind, rb_augment *out);
 

@@ -10,12 +10,48 @@
 #include <robusta/data.h>
 #include <robusta/rng.h>
 
+/* ------------------------------------------------------------ resizing (resize.c) */
+
 /* Bilinear taps along one axis, for each output position: the two input
  * positions and their weights (PyTorch's align_corners=False rule). */
 typedef struct rb_resize_axis {
     int32_t *i0, *i1;
     float *w0, *w1;
 } rb_resize_axis;
+
+/* Taps from `in` positions to `out` (both >= 1); free with
+ * rb_resize_axis_free (which zeroes the struct and accepts a zeroed one). */
+rb_status rb_resize_axis_init(rb_resize_axis *a, int in, int out);
+void rb_resize_axis_free(rb_resize_axis *a);
+
+/* One bilinear output value from its four taps: p00, p01 on the first row
+ * (column weights cw0, cw1), p10, p11 on the second, rows weighted rw0,
+ * rw1. Width taps first, then height, as PyTorch's CPU kernel; every
+ * resize of pixels goes through here. */
+static inline float rb_resize_mix(float p00, float p01, float p10, float p11, float cw0, float cw1, float rw0,
+                                  float rw1)
+{
+    const float t0 = p00 * cw0 + p01 * cw1;
+    const float t1 = p10 * cw0 + p11 * cw1;
+    return t0 * rw0 + t1 * rw1;
+}
+
+/* Nearest taps at pixel centres for masks: output d reads input
+ * floor((d + 0.5) * in / out) (PyTorch's 'nearest-exact'). malloc'd; NULL
+ * when memory runs out. */
+int32_t *rb_resize_nearest_axis(int in, int out);
+
+/* Resizes an 8-bit image whose channels are interleaved (in_h × in_w ×
+ * channels) into planes (channels × out_h × out_w), by the rule a split
+ * resizes its stored pixels with (stored / 255, rb_resize_axis taps,
+ * rb_resize_mix), each value v stored back as round(255 v): within half a
+ * level of what rb_split_render computes from the full-size image. */
+rb_status rb_resize_image_u8(const uint8_t *src, int channels, int in_h, int in_w, int out_h, int out_w,
+                             uint8_t *dst);
+
+/* Resizes an 8-bit mask (in_h × in_w) to int32 out_h × out_w by the nearest
+ * taps, as a split moves masks. */
+rb_status rb_resize_mask_u8(const uint8_t *src, int in_h, int in_w, int out_h, int out_w, int32_t *dst);
 
 struct rb_split {
     rb_data_source kind;
@@ -43,6 +79,9 @@ struct rb_split {
      * size, except in a feature split, whose targets stay in the pixels of
      * the images its features were computed from. */
     int target_height, target_width;
+    /* Per example, where the reader knows them (voc.c); NULL otherwise. */
+    char **example_names;  /* count names (the VOC ids) */
+    int64_t *source_sizes; /* count × (height, width) of the images in their files */
 };
 
 /* A split with nothing but its header fields set, and room for `count`
@@ -50,6 +89,10 @@ struct rb_split {
  * `classes` names (NULL). */
 rb_status rb_split_alloc(rb_split **out, rb_data_source kind, const char *name, rb_dtype dtype,
                          int64_t count, int channels, int height, int width, int64_t classes);
+
+/* Gives the split room for per-example names (all NULL) and source sizes
+ * (all zero), for a reader to fill. */
+rb_status rb_split_alloc_examples(rb_split *split);
 
 /* Sets class names from a table (NULL: "class_%d"). */
 rb_status rb_split_set_names(rb_split *split, const char *const *names);
@@ -87,6 +130,10 @@ void rb_split_free_targets(rb_split *split);
 /* Validates (rb_targets_check) and copies `targets` into `split`, replacing
  * any it had; for readers building a split, and rb_split_with_targets. */
 rb_status rb_split_set_targets(rb_split *split, const rb_targets *targets);
+/* Makes `masks` (count × stored height × width, malloc'd) the split's
+ * masks without copying them, after rb_targets_check; the split owns them
+ * from then on, and frees them if they are refused. */
+rb_status rb_split_adopt_masks(rb_split *split, int32_t *masks);
 /* Copies the targets of the examples `keep` marks (in order) from `in` to
  * `split`, whose geometry is already set (rb_split_apply). */
 rb_status rb_split_copy_targets(rb_split *split, const rb_split *in, const unsigned char *keep);

@@ -13,6 +13,7 @@
 #include <robusta/suggest.h>
 
 #include "data/data_internal.h"
+#include "data/voc.h"
 #include "sys/internal.h"
 
 /* Files larger than this are refused before reading (CIFAR-100's train.bin
@@ -21,11 +22,11 @@
 
 #define SPEC_FORMS                                                                                             \
     "mnist:DIR, fashion-mnist[:DIR], cifar10:DIR, cifar100:DIR, "                                              \
-    "npy:IMAGES.npy,LABELS.npy[;TEST_IMAGES.npy,TEST_LABELS.npy]"
+    "npy:IMAGES.npy,LABELS.npy[;TEST_IMAGES.npy,TEST_LABELS.npy], voc-seg:DIR"
 
-static const char *const kind_names[] = {"mnist", "fashion-mnist", "cifar10", "cifar100", "npy"};
-static const rb_data_source kind_values[] = {RB_DATASET_MNIST, RB_DATASET_FASHION_MNIST, RB_DATASET_CIFAR10,
-                                              RB_DATASET_CIFAR100, RB_DATASET_NPY};
+static const char *const kind_names[] = {"mnist", "fashion-mnist", "cifar10", "cifar100", "npy", "voc-seg"};
+static const rb_data_source kind_values[] = {RB_DATASET_MNIST,    RB_DATASET_FASHION_MNIST, RB_DATASET_CIFAR10,
+                                              RB_DATASET_CIFAR100, RB_DATASET_NPY,           RB_DATASET_VOC_SEG};
 #define KIND_COUNT (sizeof kind_names / sizeof kind_names[0])
 
 /* ------------------------------------------------------------ specs */
@@ -82,11 +83,11 @@ rb_status rb_dataset_spec_parse(rb_dataset_spec *out, const char *text)
         if (best != NULL)
             return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                                 "unknown dataset kind '%s' in spec '%s'; did you mean '%s'? (kinds: mnist, "
-                                "fashion-mnist, cifar10, cifar100, npy)",
+                                "fashion-mnist, cifar10, cifar100, npy, voc-seg)",
                                 word, text, best);
         return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                             "unknown dataset kind '%s' in spec '%s' (kinds: mnist, fashion-mnist, cifar10, cifar100, "
-                            "npy)",
+                            "npy, voc-seg)",
                             word, text);
     }
 
@@ -272,6 +273,7 @@ rb_status rb_split_load(rb_split **out, const rb_dataset_spec *spec, rb_split_wh
     case RB_DATASET_CIFAR10:
     case RB_DATASET_CIFAR100: st = load_cifar(&raw, spec, which); break;
     case RB_DATASET_NPY: st = load_npy(&raw, spec, which); break;
+    case RB_DATASET_VOC_SEG: st = rb_voc_load(&raw, spec->dir, which, options != NULL ? options->size : 0); break;
     case RB_DATASET_NONE:
     default: return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_split_load: the spec names no dataset kind");
     }

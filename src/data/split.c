@@ -32,6 +32,7 @@ const char *rb_data_source_str(rb_data_source kind)
     case RB_DATASET_CIFAR100: return "cifar100";
     case RB_DATASET_NPY: return "npy";
     case RB_DATASET_FEATURES: return "features";
+    case RB_DATASET_VOC_SEG: return "voc-seg";
     }
     return "unknown";
 }
@@ -47,13 +48,15 @@ const char *rb_split_which_str(rb_split_which which)
 
 /* ------------------------------------------------------------ life cycle */
 
-static void resize_axis_free(rb_resize_axis *a)
+static void free_examples(rb_split *split)
 {
-    free(a->i0);
-    free(a->i1);
-    free(a->w0);
-    free(a->w1);
-    memset(a, 0, sizeof *a);
+    if (split->example_names != NULL)
+        for (int64_t i = 0; i < split->count; i++)
+            free(split->example_names[i]);
+    free(split->example_names);
+    free(split->source_sizes);
+    split->example_names = NULL;
+    split->source_sizes = NULL;
 }
 
 void rb_split_destroy(rb_split *split)
@@ -68,9 +71,10 @@ void rb_split_destroy(rb_split *split)
     free(split->images);
     free(split->labels);
     free(split->source_index);
-    resize_axis_free(&split->rows);
-    resize_axis_free(&split->cols);
+    rb_resize_axis_free(&split->rows);
+    rb_resize_axis_free(&split->cols);
     rb_split_free_targets(split);
+    free_examples(split);
     free(split);
 }
 
@@ -138,6 +142,40 @@ rb_status rb_split_alloc(rb_split **out, rb_data_source kind, const char *name, 
     for (int64_t i = 0; i < count; i++)
         s->source_index[i] = i;
     *out = s;
+    return RB_OK;
+}
+
+rb_status rb_split_alloc_examples(rb_split *split)
+{
+    const size_t n = split->count ? (size_t)split->count : 1;
+    free_examples(split);
+    split->example_names = calloc(n, sizeof *split->example_names);
+    split->source_sizes = calloc(2 * n, sizeof *split->source_sizes);
+    if (split->example_names == NULL || split->source_sizes == NULL) {
+        free_examples(split);
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for the example names of %s", split->name);
+    }
+    return RB_OK;
+}
+
+/* Copies the names and source sizes of the examples `keep` marks (in
+ * order) from `in` to `s` (rb_split_apply). */
+static rb_status copy_examples(rb_split *s, const rb_split *in, const unsigned char *keep)
+{
+    rb_status st;
+    if (in->example_names == NULL)
+        return RB_OK;
+    if ((st = rb_split_alloc_examples(s)) != RB_OK)
+        return st;
+    for (int64_t i = 0, j = 0; i < in->count; i++) {
+        if (!keep[i])
+            continue;
+        s->source_sizes[2 * j] = in->source_sizes[2 * i];
+        s->source_sizes[2 * j + 1] = in->source_sizes[2 * i + 1];
+        if (in->example_names[i] != NULL && (s->example_names[j] = strdup(in->example_names[i])) == NULL)
+            return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for the example names of %s", in->name);
+        j++;
+    }
     return RB_OK;
 }
 
@@ -290,6 +328,30 @@ const int64_t *rb_split_source_indices(const rb_split *split)
     return split->source_index;
 }
 
+const char *rb_split_example_name(const rb_split *split, int64_t index)
+{
+    if (split == NULL || split->example_names == NULL || index < 0 || index >= split->count)
+        return NULL;
+    return split->example_names[index];
+}
+
+void rb_split_example_source_size(const rb_split *split, int64_t index, int64_t *height, int64_t *width)
+{
+    int64_t h = 0, w = 0;
+    if (split != NULL && index >= 0 && index < split->count) {
+        h = split->height;
+        w = split->width;
+        if (split->source_sizes != NULL && split->source_sizes[2 * index] > 0) {
+            h = split->source_sizes[2 * index];
+            w = split->source_sizes[2 * index + 1];
+        }
+    }
+    if (height)
+        *height = h;
+    if (width)
+        *width = w;
+}
+
 /* ------------------------------------------------------------ class lists */
 
 static const char *skip_space(const char *p)
@@ -401,42 +463,6 @@ done:
 
 /* ------------------------------------------------------------ geometry */
 
-/* PyTorch's upsample_bilinear2d, align_corners=False, no scale factor:
- * source = (dst + 0.5) * in/out - 0.5, clamped at 0; taps i0 and i0+1
- * (i0 at the last row repeats), weights 1-l and l. */
-static rb_status resize_axis_init(rb_resize_axis *a, int in, int out)
-{
-    const float scale = (float)in / (float)out;
-    a->i0 = malloc((size_t)out * sizeof *a->i0);
-    a->i1 = malloc((size_t)out * sizeof *a->i1);
-    a->w0 = malloc((size_t)out * sizeof *a->w0);
-    a->w1 = malloc((size_t)out * sizeof *a->w1);
-    if (a->i0 == NULL || a->i1 == NULL || a->w0 == NULL || a->w1 == NULL) {
-        resize_axis_free(a);
-        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for resize tables");
-    }
-    for (int d = 0; d < out; d++) {
-        float src = scale * ((float)d + 0.5f) - 0.5f;
-        int i0;
-        float l1;
-        if (src < 0.0f)
-            src = 0.0f;
-        i0 = (int)src;
-        if (i0 > in - 1)
-            i0 = in - 1;
-        l1 = src - (float)i0;
-        if (l1 < 0.0f)
-            l1 = 0.0f;
-        if (l1 > 1.0f)
-            l1 = 1.0f;
-        a->i0[d] = i0;
-        a->i1[d] = i0 + (i0 < in - 1 ? 1 : 0);
-        a->w1[d] = l1;
-        a->w0[d] = 1.0f - l1;
-    }
-    return RB_OK;
-}
-
 static rb_status set_geometry(rb_split *s, int height, int width, int channels)
 {
     rb_status st;
@@ -444,13 +470,13 @@ static rb_status set_geometry(rb_split *s, int height, int width, int channels)
     s->out_height = height;
     s->out_width = width;
     s->resized = height != s->height || width != s->width;
-    resize_axis_free(&s->rows);
-    resize_axis_free(&s->cols);
+    rb_resize_axis_free(&s->rows);
+    rb_resize_axis_free(&s->cols);
     if (!s->resized)
         return RB_OK;
-    if ((st = resize_axis_init(&s->rows, s->height, height)) != RB_OK)
+    if ((st = rb_resize_axis_init(&s->rows, s->height, height)) != RB_OK)
         return st;
-    return resize_axis_init(&s->cols, s->width, width);
+    return rb_resize_axis_init(&s->cols, s->width, width);
 }
 
 static inline float stored_pixel(const rb_split *s, const void *image, size_t offset)
@@ -507,16 +533,12 @@ void rb_split_render(const rb_split *s, int64_t index, int padding, int top, int
                 if (!s->resized) {
                     v = source_pixel(s, image, plane, base + (size_t)sy * (size_t)s->width + (size_t)sx);
                 } else {
-                    /* As PyTorch's CPU kernel: width taps first, then height. */
                     const size_t r0 = base + (size_t)s->rows.i0[sy] * (size_t)s->width;
                     const size_t r1 = base + (size_t)s->rows.i1[sy] * (size_t)s->width;
                     const size_t c0 = (size_t)s->cols.i0[sx], c1 = (size_t)s->cols.i1[sx];
-                    const float w0 = s->cols.w0[sx], w1 = s->cols.w1[sx];
-                    const float t0 = source_pixel(s, image, plane, r0 + c0) * w0 +
-                                     source_pixel(s, image, plane, r0 + c1) * w1;
-                    const float t1 = source_pixel(s, image, plane, r1 + c0) * w0 +
-                                     source_pixel(s, image, plane, r1 + c1) * w1;
-                    v = t0 * s->rows.w0[sy] + t1 * s->rows.w1[sy];
+                    v = rb_resize_mix(source_pixel(s, image, plane, r0 + c0), source_pixel(s, image, plane, r0 + c1),
+                                      source_pixel(s, image, plane, r1 + c0), source_pixel(s, image, plane, r1 + c1),
+                                      s->cols.w0[sx], s->cols.w1[sx], s->rows.w0[sy], s->rows.w1[sy]);
                 }
                 row[x] = v;
             }
@@ -672,6 +694,8 @@ rb_status rb_split_apply(rb_split **out, const rb_split *in, const rb_split_opti
         st = set_geometry(s, in->out_height, in->out_width, channels);
     if (st == RB_OK)
         st = rb_split_copy_targets(s, in, keep);
+    if (st == RB_OK)
+        st = copy_examples(s, in, keep);
 
 done:
     free(list);
@@ -714,6 +738,9 @@ void rb_augment_defaults(rb_data_source kind, rb_augment *out)
         out->crop = true;
         out->padding = 2;
         out->flip = false;
+        break;
+    case RB_DATASET_VOC_SEG:
+        out->flip = true;
         break;
     case RB_DATASET_NPY:
     case RB_DATASET_NONE:

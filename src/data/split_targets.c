@@ -36,18 +36,6 @@ void rb_split_free_targets(rb_split *s)
     s->max_boxes = 0;
 }
 
-/* Nearest taps at pixel centres: output d reads floor((d + 0.5) * in / out),
- * computed in integers so that no rounding moves a tap. Always < in. */
-static int32_t *nearest_axis(int in, int out)
-{
-    int32_t *t = malloc((size_t)out * sizeof *t);
-    if (t == NULL)
-        return NULL;
-    for (int d = 0; d < out; d++)
-        t[d] = (int32_t)(((2 * (int64_t)d + 1) * in) / (2 * (int64_t)out));
-    return t;
-}
-
 /* The split's targets become these arrays (owned from now on), with what
  * follows from them: the most boxes of one example, nearest taps when the
  * masks are resized. Frees the arrays if it fails. */
@@ -56,8 +44,8 @@ static rb_status install(rb_split *s, int32_t *masks, rb_box *boxes, int64_t *of
     int32_t *rows = NULL, *cols = NULL;
     int64_t most = 0;
     if (masks != NULL && s->resized) {
-        rows = nearest_axis(s->height, s->out_height);
-        cols = nearest_axis(s->width, s->out_width);
+        rows = rb_resize_nearest_axis(s->height, s->out_height);
+        cols = rb_resize_nearest_axis(s->width, s->out_width);
         if (rows == NULL || cols == NULL) {
             free(rows);
             free(cols);
@@ -160,6 +148,22 @@ rb_status rb_split_set_targets(rb_split *s, const rb_targets *t)
 {
     rb_status st = validate(s, t);
     return st != RB_OK ? st : copy_in(s, t);
+}
+
+rb_status rb_split_adopt_masks(rb_split *s, int32_t *masks)
+{
+    rb_targets t;
+    rb_status st;
+    memset(&t, 0, sizeof t);
+    t.count = s->count;
+    t.masks = masks;
+    t.mask_height = s->height;
+    t.mask_width = s->width;
+    if ((st = validate(s, &t)) != RB_OK) {
+        free(masks);
+        return st;
+    }
+    return install(s, masks, NULL, NULL);
 }
 
 rb_status rb_split_with_targets(rb_split **out, const rb_split *in, const rb_targets *targets)

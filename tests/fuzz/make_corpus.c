@@ -22,9 +22,11 @@
 
 #include <robusta/robusta.h>
 
+#include "testimage.h"
+
 static const char *root;
 
-static void die(const char *what)
+_Noreturn static void die(const char *what)
 {
     fprintf(stderr, "make_corpus: %s: %s\n", what, rb_last_error() ? rb_last_error() : strerror(errno));
     exit(1);
@@ -399,6 +401,64 @@ static void spec(void)
         put_text("spec", texts[k][0], texts[k][1]);
 }
 
+/* An image harness input: the mode byte (1: mask indices, 0: RGB), then the file. */
+static void put_image(const char *name, unsigned mode, const test_bytes *b, size_t size)
+{
+    const unsigned char m = (unsigned char)mode;
+    put2("image", name, &m, 1, b->data, size);
+}
+
+static void image(void)
+{
+    enum { H = 6, W = 10 };
+    static const unsigned char pal[4][3] = {{0, 0, 0}, {255, 0, 0}, {0, 255, 0}, {0, 0, 255}};
+    static const unsigned char trns[2] = {0, 128};
+    unsigned char px[H * W * 4], idx[H * W];
+    test_bytes b;
+    for (int k = 0; k < H * W * 4; k++)
+        px[k] = (unsigned char)(k * 7);
+    for (int k = 0; k < H * W; k++)
+        idx[k] = (unsigned char)((k * 13) % 4);
+    b = test_png(W, H, 8, PNG_COLOR_TYPE_GRAY, idx, NULL, 0, NULL, 0, NULL, 0);
+    put_image("gray-mask.bin", 1, &b, b.size);
+    put_image("gray-rgb.bin", 0, &b, b.size);
+    put_image("gray-truncated.bin", 1, &b, b.size - 20);
+    free(b.data);
+    b = test_png(W, H, 8, PNG_COLOR_TYPE_PALETTE, idx, pal, 4, trns, 2, NULL, 0);
+    put_image("palette-mask.bin", 1, &b, b.size);
+    put_image("palette-rgb.bin", 0, &b, b.size);
+    free(b.data);
+    b = test_png(W, H, 8, PNG_COLOR_TYPE_RGB, px, NULL, 0, NULL, 0, NULL, 1);
+    put_image("rgb-adam7.bin", 0, &b, b.size);
+    put_image("rgb-as-mask.bin", 1, &b, b.size);
+    free(b.data);
+    b = test_png(W, H, 16, PNG_COLOR_TYPE_GRAY_ALPHA, px, NULL, 0, NULL, 0, NULL, 0);
+    put_image("ga16.bin", 0, &b, b.size);
+    free(b.data);
+    b = test_jpeg(px, W, H, 3, 90);
+    put_image("jpeg.bin", 0, &b, b.size);
+    put_image("jpeg-truncated.bin", 0, &b, b.size / 2);
+    free(b.data);
+    b = test_jpeg(idx, W, H, 1, 75);
+    put_image("jpeg-gray.bin", 0, &b, b.size);
+    free(b.data);
+}
+
+/* A list harness input: the kind byte (1: classes.txt, 0: ids), then the text. */
+static void put_list(const char *name, unsigned kind, const char *text)
+{
+    const unsigned char k = (unsigned char)kind;
+    put2("voc_list", name, &k, 1, text, strlen(text));
+}
+
+static void voc_list(void)
+{
+    put_list("ids.bin", 0, "2007_000032\n2007_000039\n\n  2008_000001 \r\n2008_000002");
+    put_list("ids-duplicate.bin", 0, "a\nb\na\n");
+    put_list("classes.bin", 1, "\xef\xbb\xbf" "background\naeroplane\npotted plant\nv\xc3\xa9lo\n\n");
+    put_list("classes-gap.bin", 1, "background\n\ncat\n");
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -418,6 +478,8 @@ int main(int argc, char **argv)
     cifar();
     grid();
     spec();
+    image();
+    voc_list();
     rmdir(tmp);
     return 0;
 }
