@@ -35,7 +35,9 @@
  *   bench_segment [--quick] [--threads N] [--batch N] [--size N] [--repeats N]
  *                 [--head fcn|aspp] [--only train|infer]
  * (--quick: batch 4; plugins come from RB_PLUGIN_PATH, then the install
- * folder.) */
+ * folder.) With the hidden --serve and --only MODE it holds that mode's
+ * model and runs a step per request on standard input, for
+ * torch_segment.py's paired timing (serve_mode below). */
 #include "config.h"
 
 #include <stdint.h>
@@ -154,76 +156,6 @@ static void report(const char *mode, const char *config, double t, double peak, 
            (double)rb_engine_arena_bytes(e) / (1 << 20), peak, rb_engine_threads(e));
 }
 
-static int run_train(const rb_registry *reg, const rb_plugin *task, const char *config)
-{
-    const rb_plugin *arch;
-    rb_params *ap = NULL, *tp = NULL;
-    rb_model *model = NULL;
-    rb_engine *e = NULL;
-    rb_sgd *sgd = NULL;
-    rb_model_input input = rb_model_input_imagenet(size, size);
-    rb_engine_options o = {.threads = threads, .profile = true};
-    size_t n = (size_t)(batch * 3 * size * size), pixels = (size_t)(batch * size * size);
-    float *images = malloc(n * sizeof *images);
-    int32_t *masks = malloc(pixels * sizeof *masks);
-    rb_targets t = {.count = batch, .masks = masks, .mask_height = size, .mask_width = size};
-    double times[MAX_REPEATS], unused[MAX_REPEATS];
-    bool *reach = NULL;
-    int rc = 1;
-
-    reset_peak_rss();
-    if (images == NULL || masks == NULL) {
-        fprintf(stderr, "bench_segment: out of memory\n");
-        goto done;
-    }
-    fill(images, n, masks, pixels);
-    if (arch_params(reg, &arch, &ap) != RB_OK || task_params(task, &tp) != RB_OK ||
-        rb_model_create_with_head(&model, arch, ap, task, tp, &input, CLASSES) != RB_OK ||
-        rb_graph_init_params(rb_model_graph(model), 1) != RB_OK ||
-        rb_engine_create(&e, rb_model_graph(model), batch, &o) != RB_OK ||
-        rb_sgd_create(&sgd, rb_model_graph(model), &(rb_sgd_options){.momentum = 0.9, .weight_decay = 5e-4}) !=
-            RB_OK) {
-        rc = fail(config);
-        goto done;
-    }
-    {
-        rb_node *ends[2] = {rb_model_logits(model), rb_model_loss(model)};
-        if ((reach = reaching(rb_model_graph(model), ends, 2)) == NULL)
-            goto done;
-    }
-    for (int r = 0; r <= repeats; r++) { /* step 0 is the warm-up */
-        double t0 = now();
-        rb_engine_reset_profile(e);
-        if (rb_engine_forward_targets(e, images, batch, &t, true) != RB_OK ||
-            rb_engine_backward(e, true, false) != RB_OK || rb_sgd_step(sgd, 0.01) != RB_OK) {
-            rc = fail(config);
-            goto done;
-        }
-        if (r > 0) {
-            times[r - 1] = now() - t0;
-            unused[r - 1] = unused_seconds(e, rb_model_graph(model), reach);
-        }
-    }
-    {
-        double step = median(times, repeats);
-        report("train", config, step, peak_rss_mib(), e);
-        print_unused("train", rb_model_graph(model), reach, median(unused, repeats), step);
-        printf("# train: last loss %.4f\n", rb_engine_mean_loss(e));
-        fflush(stdout);
-    }
-    rc = 0;
-done:
-    free(reach);
-    rb_sgd_destroy(sgd);
-    rb_engine_destroy(e);
-    rb_model_destroy(model);
-    rb_params_destroy(ap);
-    rb_params_destroy(tp);
-    free(images);
-    free(masks);
-    return rc;
-}
-
 /* The model's graph without its loss: what inference runs. */
 static rb_status infer_graph(const rb_registry *reg, const rb_plugin *task, const rb_params *tp, rb_graph **out,
                              rb_node **logits)
@@ -253,68 +185,171 @@ static rb_status infer_graph(const rb_registry *reg, const rb_plugin *task, cons
     return s;
 }
 
-static int run_infer(const rb_registry *reg, const rb_plugin *task, const char *config)
-{
-    rb_params *tp = NULL;
-    rb_graph *g = NULL;
-    rb_node *logits = NULL;
-    rb_engine *e = NULL;
-    rb_engine_options o = {.threads = threads, .profile = true, .data_grads_only = true};
-    size_t n = (size_t)(batch * 3 * size * size), pixels = (size_t)(batch * size * size);
-    float *images = malloc(n * sizeof *images), *out = malloc(pixels * CLASSES * sizeof *out);
-    int32_t *masks = malloc(pixels * sizeof *masks);
-    rb_task_target target = {.num_classes = CLASSES, .channels = 3, .height = size, .width = size};
-    rb_predictions pred = {.count = batch, .masks = masks, .mask_height = size, .mask_width = size};
-    const int64_t shapes[1][3] = {{CLASSES, size, size}};
-    double times[MAX_REPEATS], unused[MAX_REPEATS], tail[MAX_REPEATS];
-    bool *reach = NULL;
-    int rc = 1;
+/* One mode's model, engine and buffers, set up once; step() runs one
+ * training step or inference batch. */
+typedef struct session {
+    bool infer;
+    const rb_plugin *task;
+    rb_params *ap, *tp;
+    rb_model *model; /* train */
+    rb_graph *graph; /* infer: the graph without the loss; train: the model's */
+    rb_node *logits;
+    rb_engine *e;
+    rb_sgd *sgd;
+    float *images, *out;
+    int32_t *masks;
+    bool *reach;
+    double tail; /* infer: seconds of the last step's read-out and decode */
+} session;
 
-    reset_peak_rss();
-    if (images == NULL || masks == NULL || out == NULL) {
+static void session_destroy(session *ss)
+{
+    free(ss->reach);
+    rb_sgd_destroy(ss->sgd);
+    rb_engine_destroy(ss->e);
+    if (ss->model != NULL)
+        rb_model_destroy(ss->model);
+    else
+        rb_graph_destroy(ss->graph);
+    rb_params_destroy(ss->ap);
+    rb_params_destroy(ss->tp);
+    free(ss->images);
+    free(ss->out);
+    free(ss->masks);
+}
+
+static int session_create(session *ss, const rb_registry *reg, const rb_plugin *task, bool infer, const char *config)
+{
+    const rb_plugin *arch;
+    rb_model_input input = rb_model_input_imagenet(size, size);
+    rb_engine_options o = {.threads = threads, .profile = true, .data_grads_only = infer};
+    size_t n = (size_t)(batch * 3 * size * size), pixels = (size_t)(batch * size * size);
+    memset(ss, 0, sizeof *ss);
+    ss->infer = infer;
+    ss->task = task;
+    ss->images = malloc(n * sizeof *ss->images);
+    ss->masks = malloc(pixels * sizeof *ss->masks);
+    ss->out = infer ? malloc(pixels * CLASSES * sizeof *ss->out) : NULL;
+    if (ss->images == NULL || ss->masks == NULL || (infer && ss->out == NULL)) {
         fprintf(stderr, "bench_segment: out of memory\n");
-        goto done;
+        return 1;
     }
-    fill(images, n, masks, pixels);
-    if (task_params(task, &tp) != RB_OK || infer_graph(reg, task, tp, &g, &logits) != RB_OK ||
-        rb_engine_create(&e, g, batch, &o) != RB_OK) {
-        rc = fail(config);
-        goto done;
+    fill(ss->images, n, ss->masks, pixels);
+    if (task_params(task, &ss->tp) != RB_OK)
+        return fail(config);
+    if (infer) {
+        if (infer_graph(reg, task, ss->tp, &ss->graph, &ss->logits) != RB_OK)
+            return fail(config);
+    } else {
+        if (arch_params(reg, &arch, &ss->ap) != RB_OK ||
+            rb_model_create_with_head(&ss->model, arch, ss->ap, task, ss->tp, &input, CLASSES) != RB_OK ||
+            rb_graph_init_params(rb_model_graph(ss->model), 1) != RB_OK)
+            return fail(config);
+        ss->graph = rb_model_graph(ss->model);
+        ss->logits = rb_model_logits(ss->model);
     }
-    if ((reach = reaching(g, &logits, 1)) == NULL)
-        goto done;
-    for (int r = 0; r <= repeats; r++) {
-        double t0 = now(), t1 = 0;
-        const float *outs[1] = {out};
-        rb_engine_reset_profile(e);
-        if (rb_engine_forward(e, images, batch, NULL, false) != RB_OK ||
-            ((t1 = now()), rb_engine_read(e, logits, out)) != RB_OK ||
-            task->ops.task->decode(tp, &target, outs, shapes, 1, batch, &pred) != RB_OK) {
-            rc = fail(config);
-            goto done;
-        }
-        if (r > 0) {
-            times[r - 1] = now() - t0;
-            tail[r - 1] = t0 + times[r - 1] - t1;
-            unused[r - 1] = unused_seconds(e, g, reach);
-        }
-    }
+    if (rb_engine_create(&ss->e, ss->graph, batch, &o) != RB_OK ||
+        (!infer && rb_sgd_create(&ss->sgd, ss->graph, &(rb_sgd_options){.momentum = 0.9, .weight_decay = 5e-4}) !=
+                       RB_OK))
+        return fail(config);
     {
-        double step = median(times, repeats);
-        report("infer", config, step, peak_rss_mib(), e);
-        print_unused("infer", g, reach, median(unused, repeats), step);
-        printf("# infer: reading the logits out and decoding them: %.1f ms per batch\n", median(tail, repeats) * 1e3);
+        rb_node *ends[2] = {ss->logits, ss->model != NULL ? rb_model_loss(ss->model) : NULL};
+        if ((ss->reach = reaching(ss->graph, ends, 2)) == NULL)
+            return 1;
+    }
+    return 0;
+}
+
+static int session_step(session *ss, const char *config)
+{
+    rb_engine_reset_profile(ss->e);
+    if (ss->infer) {
+        rb_task_target target = {.num_classes = CLASSES, .channels = 3, .height = size, .width = size};
+        rb_predictions pred = {.count = batch, .masks = ss->masks, .mask_height = size, .mask_width = size};
+        const int64_t shapes[1][3] = {{CLASSES, size, size}};
+        const float *outs[1] = {ss->out};
+        double t1 = 0;
+        if (rb_engine_forward(ss->e, ss->images, batch, NULL, false) != RB_OK ||
+            ((t1 = now()), rb_engine_read(ss->e, ss->logits, ss->out)) != RB_OK ||
+            ss->task->ops.task->decode(ss->tp, &target, outs, shapes, 1, batch, &pred) != RB_OK)
+            return fail(config);
+        ss->tail = now() - t1;
+    } else {
+        rb_targets t = {.count = batch, .masks = ss->masks, .mask_height = size, .mask_width = size};
+        if (rb_engine_forward_targets(ss->e, ss->images, batch, &t, true) != RB_OK ||
+            rb_engine_backward(ss->e, true, false) != RB_OK || rb_sgd_step(ss->sgd, 0.01) != RB_OK)
+            return fail(config);
+    }
+    return 0;
+}
+
+/* One warm-up step, `repeats` timed ones, and the lines of the header
+ * comment. */
+static int run_mode(const rb_registry *reg, const rb_plugin *task, bool infer, const char *config)
+{
+    const char *mode = infer ? "infer" : "train";
+    double times[MAX_REPEATS], unused[MAX_REPEATS], tail[MAX_REPEATS], step;
+    session ss;
+    int rc;
+
+    reset_peak_rss(); /* this mode's peak, images and model included */
+    rc = session_create(&ss, reg, task, infer, config);
+    for (int r = 0; rc == 0 && r <= repeats; r++) { /* step 0 is the warm-up */
+        double t0 = now();
+        rc = session_step(&ss, config);
+        if (rc == 0 && r > 0) {
+            times[r - 1] = now() - t0;
+            tail[r - 1] = ss.tail;
+            unused[r - 1] = unused_seconds(ss.e, ss.graph, ss.reach);
+        }
+    }
+    if (rc == 0) {
+        step = median(times, repeats);
+        report(mode, config, step, peak_rss_mib(), ss.e);
+        print_unused(mode, ss.graph, ss.reach, median(unused, repeats), step);
+        if (infer)
+            printf("# infer: reading the logits out and decoding them: %.1f ms per batch\n",
+                   median(tail, repeats) * 1e3);
+        else
+            printf("# train: last loss %.4f\n", rb_engine_mean_loss(ss.e));
         fflush(stdout);
     }
-    rc = 0;
-done:
-    free(reach);
-    rb_engine_destroy(e);
-    rb_graph_destroy(g);
-    rb_params_destroy(tp);
-    free(images);
-    free(masks);
-    free(out);
+    session_destroy(&ss);
+    return rc;
+}
+
+/* --serve: for torch_segment.py --paired, which alternates robusta's and
+ * PyTorch's steps so that both see the same load on a shared machine. After
+ * one warm-up step it prints "ready"; then per line read, "step" runs one
+ * and prints its milliseconds, "peak" prints the peak resident MiB; end of
+ * input ends it. */
+static int serve_mode(const rb_registry *reg, const rb_plugin *task, bool infer, const char *config)
+{
+    char line[64];
+    session ss;
+    int rc;
+    reset_peak_rss();
+    rc = session_create(&ss, reg, task, infer, config);
+    if (rc == 0)
+        rc = session_step(&ss, config);
+    if (rc == 0) {
+        printf("ready\n");
+        fflush(stdout);
+    }
+    while (rc == 0 && fgets(line, sizeof line, stdin) != NULL) {
+        if (strncmp(line, "step", 4) == 0) {
+            double t0 = now();
+            if ((rc = session_step(&ss, config)) == 0)
+                printf("%.3f\n", (now() - t0) * 1e3);
+        } else if (strncmp(line, "peak", 4) == 0) {
+            printf("%.0f\n", peak_rss_mib());
+        } else {
+            fprintf(stderr, "bench_segment: --serve: unknown request '%s'\n", line);
+            rc = 2;
+        }
+        fflush(stdout);
+    }
+    session_destroy(&ss);
     return rc;
 }
 
@@ -329,7 +364,7 @@ int main(int argc, char **argv)
 {
     static const char *const modes[] = {"train", "infer"};
     const char *only = NULL;
-    int single = 0, rc = 0;
+    int single = 0, serve = 0, rc = 0;
     char config[64], plan_text[160];
     rb_registry *reg;
     const rb_plugin *task;
@@ -341,6 +376,8 @@ int main(int argc, char **argv)
             batch = 4;
         else if (strcmp(argv[i], "--single") == 0)
             single = 1;
+        else if (strcmp(argv[i], "--serve") == 0)
+            serve = 1;
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
             threads = atoi(argv[++i]);
         else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
@@ -374,8 +411,9 @@ int main(int argc, char **argv)
         rb_registry_destroy(reg);
         return fail("the segment task plugin");
     }
-    if (single) {
-        rc = only != NULL && strcmp(only, "infer") == 0 ? run_infer(reg, task, config) : run_train(reg, task, config);
+    if (single || serve) { /* one mode, named by --only (default train) */
+        bool infer = only != NULL && strcmp(only, "infer") == 0;
+        rc = serve ? serve_mode(reg, task, infer, config) : run_mode(reg, task, infer, config);
         rb_registry_destroy(reg);
         return rc;
     }

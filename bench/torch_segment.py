@@ -4,7 +4,8 @@ and inference batch in Debian's PyTorch, tuned as bench/torch_reference.py
 tunes its training steps, printed next to robusta's figures as a ratio
 torch/robusta (> 1: robusta is faster).
 
-    bench/torch_segment.py [--quick] [--threads N] [--repeats N] bench-segment.csv
+    bench/torch_segment.py [--quick] [--threads N] [--repeats N]
+                           [--robusta bench/bench_segment [--pairs N]] bench-segment.csv
 
 Reads bench_segment's lines
 "perf,segment_step,MODE,CONFIG,mbBATCHihSIZE,MS,IMAGES/S,THREADS,REPEATS,PEAK_MIB"
@@ -33,6 +34,15 @@ per line and tail, one warm-up step, the median of as many timed steps as robust
 memory is the process's resident high-water mark (VmHWM), reset before the
 model is built, as bench_segment measures robusta's. Without PyTorch it
 prints a SKIP line and exits 0: benchmarks never fail.
+
+With --robusta (make bench gives it), each line is then timed once more,
+paired: bench_segment --serve and this script --serve each hold the model
+of that mode in a process of their own, and their steps alternate, the
+first side swapped every pair, so that on a shared machine both sides meet
+the same load; it prints the medians of each side's times and of the
+per-pair ratios (with their minimum and maximum), and both peaks. The
+sequential figures above are each side alone; on a busy machine other jobs
+land on one side or the other, and the paired ratio is the one to read.
 
 Dropout: torchvision's heads have Dropout layers (0.1 in FCNHead, 0.5 in
 ASPP) that robusta's heads leave out; they are replaced here by Identity so
@@ -123,26 +133,8 @@ def inputs(torch, batch, size):
 
 def run_row(torch, row, tail, repeats):
     """Times one line's mode with one tail layout; prints "result,MS,PEAK_MIB"."""
-    F = torch.nn.functional
     reset_peak_rss()
-    model = build_model(torch, row["head"], tail == "contiguous").to(memory_format=torch.channels_last)
-    images, masks = inputs(torch, row["batch"], row["size"])
-    if row["mode"] == "train":
-        model.train()
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-
-        def step():
-            optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(images), masks, ignore_index=255)
-            loss.backward()
-            optimizer.step()
-    else:
-        model.eval()
-
-        def step():
-            with torch.no_grad():
-                return model(images).argmax(1)
-
+    step = make_step(torch, row["mode"], row["head"], row["batch"], row["size"], tail)
     step()  # warm-up
     times = []
     for _ in range(repeats):
@@ -166,6 +158,88 @@ def measure(args, index, tail, threads):
     return None
 
 
+def make_step(torch, mode, head, batch, size, tail):
+    """The model of one mode and a function running one step of it."""
+    F = torch.nn.functional
+    model = build_model(torch, head, tail == "contiguous").to(memory_format=torch.channels_last)
+    images, masks = inputs(torch, batch, size)
+    if mode == "train":
+        model.train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+
+        def step():
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(images), masks, ignore_index=255)
+            loss.backward()
+            optimizer.step()
+    else:
+        model.eval()
+
+        def step():
+            with torch.no_grad():
+                return model(images).argmax(1)
+    return step
+
+
+def serve(torch, args):
+    """--serve: bench_segment --serve's protocol (see there) for PyTorch."""
+    reset_peak_rss()
+    step = make_step(torch, args.serve, args.head, args.batch, args.size, args.tail)
+    step()  # warm-up
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.startswith("step"):
+            t0 = time.perf_counter()
+            step()
+            print(f"{(time.perf_counter() - t0) * 1e3:.3f}", flush=True)
+        elif line.startswith("peak"):
+            print(f"{peak_rss_mib():.0f}", flush=True)
+        else:
+            return 2
+    return 0
+
+
+def paired(args, row, tail, threads, pairs):
+    """Runs robusta's and PyTorch's steps of one line alternately, each in a
+    server process of its own, so that both meet the same load: medians of
+    each side's times and of the per-pair ratios."""
+    common = ["--batch", str(row["batch"]), "--size", str(row["size"]), "--threads", str(threads), "--head",
+              row["head"]]
+    sides = {
+        "robusta": [args.robusta, "--serve", "--only", row["mode"]] + common,
+        "torch": [sys.executable, os.path.abspath(__file__), "--serve", row["mode"], "--tail", tail] + common,
+    }
+    # robusta runs with its own allocator settings, not PyTorch's tunables
+    robusta_env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "RB_TORCH_REEXEC")}
+    procs = {}
+    try:
+        for name, cmd in sides.items():
+            procs[name] = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                           universal_newlines=True, bufsize=1,
+                                           env=robusta_env if name == "robusta" else None)
+            if procs[name].stdout.readline().strip() != "ready":
+                print(f"# paired {row['mode']}: {name} did not start")
+                return None
+
+        def ask(name, request):
+            procs[name].stdin.write(request + "\n")
+            procs[name].stdin.flush()
+            return float(procs[name].stdout.readline())
+
+        times = {"robusta": [], "torch": []}
+        for i in range(pairs):  # alternate which side goes first
+            for name in (("robusta", "torch") if i % 2 == 0 else ("torch", "robusta")):
+                times[name].append(ask(name, "step"))
+        peaks = {name: ask(name, "peak") for name in procs}
+    finally:
+        for proc in procs.values():
+            proc.stdin.close()
+            proc.wait()
+    ratios = [t / r for r, t in zip(times["robusta"], times["torch"])]
+    return (statistics.median(times["robusta"]), statistics.median(times["torch"]), statistics.median(ratios),
+            peaks["robusta"], peaks["torch"], min(ratios), max(ratios))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="accepted for make bench; the csv sets the sizes")
@@ -173,7 +247,14 @@ def main():
     parser.add_argument("--repeats", type=int, default=None, help="timed steps (default: robusta's)")
     parser.add_argument("--row", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--tail", choices=TAILS, default=TAILS[0], help=argparse.SUPPRESS)
-    parser.add_argument("csv")
+    parser.add_argument("--robusta", help="bench_segment's binary: also time both sides alternately (paired)")
+    parser.add_argument("--pairs", type=int, default=None, help="paired steps per line (default: robusta's repeats)")
+    # --serve MODE: a step server for --paired (with --head, --batch, --size, --threads, --tail)
+    parser.add_argument("--serve", choices=("train", "infer"), help=argparse.SUPPRESS)
+    parser.add_argument("--head", choices=("fcn", "aspp"), default="fcn", help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=16, help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, default=224, help=argparse.SUPPRESS)
+    parser.add_argument("csv", nargs="?")
     args = parser.parse_args()
     try:
         import torch
@@ -181,6 +262,13 @@ def main():
     except ImportError:
         print("SKIP: the PyTorch side of bench_segment needs python3-torch and python3-torchvision")
         return 0
+    if args.serve is not None:
+        torch.set_num_threads(args.threads if args.threads is not None else 1)
+        torch.backends.mkldnn.enabled = True
+        torch.manual_seed(1)
+        return serve(torch, args)
+    if args.csv is None:
+        parser.error("give bench_segment's output (bench-segment.csv)")
     rows = read_rows(args.csv)
     if not rows:
         print(f"SKIP: {args.csv} has no segment_step lines")
@@ -199,6 +287,7 @@ def main():
           "contiguous first; each runs, the faster counts")
     print("# torch,segment_step,mode,config,shape,robusta_ms,torch_ms,torch/robusta,robusta_images/s,"
           "torch_images/s,repeats,robusta_peak_MiB,torch_peak_MiB,torch_tail")
+    tails = {}
     for i, row in enumerate(rows):  # one process per line and tail: peaks of their own
         results = {tail: measure(args, i, tail, threads) for tail in TAILS}
         done = {tail: r for tail, r in results.items() if r is not None}
@@ -214,6 +303,22 @@ def main():
         print(f"torch,segment_step,{row['mode']},{row['config']},{row['shape']},{row['ms']:.1f},{ms:.1f},"
               f"{ms / row['ms']:.2f},{row['images_s']:.2f},{row['batch'] / ms * 1e3:.2f},{repeats},"
               f"{row['peak']:.0f},{peak:.0f},{tail}", flush=True)
+        tails[i] = tail
+    if args.robusta is not None:
+        print("# paired: robusta's and PyTorch's steps alternate (servers of their own, the first side swapped "
+              "every pair), so both meet the same load; medians of each side and of the per-pair ratios")
+        print("# torch,segment_paired,mode,config,shape,robusta_ms,torch_ms,torch/robusta,pairs,robusta_peak_MiB,"
+              "torch_peak_MiB,torch_tail,min_ratio,max_ratio")
+        for i, row in enumerate(rows):
+            if i not in tails:
+                continue
+            pairs = args.pairs if args.pairs is not None else row["repeats"]
+            result = paired(args, row, tails[i], threads, pairs)
+            if result is None:
+                continue
+            ours, theirs, ratio, our_peak, their_peak, low, high = result
+            print(f"torch,segment_paired,{row['mode']},{row['config']},{row['shape']},{ours:.1f},{theirs:.1f},"
+                  f"{ratio:.2f},{pairs},{our_peak:.0f},{their_peak:.0f},{tails[i]},{low:.2f},{high:.2f}", flush=True)
     print("# torch/robusta > 1: robusta is faster")
     return 0
 
