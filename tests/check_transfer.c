@@ -595,9 +595,9 @@ START_TEST(bad_transfers_are_refused_with_one_line)
     RUN(&r, "transfer", "--data", target_data, "--out", out);
     ck_assert_int_eq(r.code, 2);
     ck_assert_msg(strstr(r.err, "--source is required") != NULL, "%s", r.err);
-    RUN(&r, "transfer", "--source", source_model, "--data", target_data, "--out", out, "--task", "segment");
+    RUN(&r, "transfer", "--source", source_model, "--data", target_data, "--out", out, "--task", "segmnet");
     ck_assert_int_ne(r.code, 0);
-    ck_assert_msg(strstr(r.err, "segment") != NULL, "%s", r.err);
+    ck_assert_msg(strstr(r.err, "unknown task plugin 'segmnet'; did you mean 'segment'?") != NULL, "%s", r.err);
     in_dir(bogus, "source", "log.csv");
     RUN(&r, "transfer", "--source", bogus, "--data", target_data, "--out", out);
     ck_assert_int_ne(r.code, 0);
