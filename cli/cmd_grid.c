@@ -121,12 +121,14 @@ const cli_command cli_grid_command = {
         "Runs the experiments a grid file describes (INI; include/robusta/grid.h and the README\n"
         "document it): a source model per [arch] section x eps x seed, standard for eps 0 and\n"
         "adversarially trained (PGD) otherwise, each transferred to every [target] in the\n"
-        "[transfer] modes and seeds. Every run has its folder under DIR (sources/, transfers/)\n"
-        "with a result.json when it finished; those are skipped, and a half-done run resumes,\n"
-        "so a killed grid goes on where it stopped. DIR receives results.csv, table.md (the\n"
-        "paper's table: mean +- sd over seeds, and which setting won) and plot.svg (target\n"
-        "accuracy against source eps). --shard i/n runs a share of the source models so that\n"
-        "machines can split a grid; copy their folders together and run --report to merge.",
+        "[transfer] modes and seeds, with the target's task (its `task` key, else [transfer]'s)\n"
+        "and the task options its other keys give. Every run has its folder under DIR\n"
+        "(sources/, transfers/) with a result.json when it finished; those are skipped, and a\n"
+        "half-done run resumes, so a killed grid goes on where it stopped. DIR receives\n"
+        "results.csv, table.md (the paper's table: mean +- sd over seeds of each target's\n"
+        "metric, accuracy or mIoU..., and which setting won) and plot.svg (that metric against\n"
+        "source eps). --shard i/n runs a share of the source models so that machines can split\n"
+        "a grid; copy their folders together and run --report to merge.",
     .options = grid_options,
     .run = run_grid,
 };

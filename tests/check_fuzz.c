@@ -174,7 +174,8 @@ static const char grid_seed[] = "[grid]\nname = fuzz\nthreads = 2\n"
                                 "[arch r18]\narch = resnet18\nstem = cifar\nwidth = 0.25\n"
                                 "[source]\ndata = fashion-mnist\nclasses = 0-4\nper-class = 100\nepochs = 2\n"
                                 "attack = pgd-l2\neps = 0, 0.25, 8/255\nsteps = 3\nseeds = 1,2\n"
-                                "[target t]\ndata = cifar10\nclasses = 5-9\n"
+                                "[target t]\ndata = cifar10\nclasses = 5-9\ntask = classify\nhidden = 16\n"
+                                "[target s]\ndata = voc-seg:scenes\ntask = segment\nhead = fcn\n"
                                 "[transfer]\nmodes = fixed, full\nseeds = 0\nepochs = 3\nlr-fixed = 0.05\n";
 
 /* ------------------------------------------------------------ targets */

@@ -233,17 +233,84 @@ START_TEST(the_text_need_not_end_with_a_nul)
 }
 END_TEST
 
+/* [target NAME] takes a task (its own, else [transfer]'s, wherever the
+ * sections are) and keeps every key it does not know as an option of that
+ * task, as written, with its line: the runner checks them against the
+ * plugin (tests/check_grid_run.c). */
+START_TEST(targets_take_a_task_and_its_options)
+{
+    static const char text[] = "[grid]\nname = t\n"                            /* 1-2 */
+                               "[arch a]\narch = resnet18\n"                    /* 3-4 */
+                               "[target plain]\ndata = fm\n"                    /* 5-6 */
+                               "[target deep]\n"                                /* 7 */
+                               "data = fm\n"                                    /* 8 */
+                               "hidden = 64, 32\n"                              /* 9 */
+                               "stage = stage3   ; a comment\n"                 /* 10 */
+                               "task = classify\n"                              /* 11 */
+                               "per-class = 5\n"                                /* 12 */
+                               "[target scenes]\n"                              /* 13 */
+                               "task = segment\n"                               /* 14 */
+                               "data = voc-seg:scenes\n"                        /* 15 */
+                               "head = fcn\n"                                   /* 16 */
+                               "batch-size = 3\n"                               /* 17 */
+                               "[transfer]\n"                                   /* 18 */
+                               "task = other\n"                                 /* 19 */
+                               "[source]\ndata = fm\neps = 0\n";                /* 20-22 */
+    rb_grid_spec *g = parse_ok(text);
+    const rb_grid_target *t = g->targets;
+    ck_assert_uint_eq(g->n_targets, 3);
+    ck_assert_str_eq(g->transfer.task, "other");
+    /* [transfer]'s task, though [transfer] comes later */
+    ck_assert_str_eq(t[0].task, "other");
+    ck_assert_int_eq(t[0].task_line, 0);
+    ck_assert_uint_eq(t[0].n_options, 0);
+    ck_assert_ptr_null(t[0].options);
+    /* its own task; options in file order, values as written */
+    ck_assert_str_eq(t[1].task, "classify");
+    ck_assert_int_eq(t[1].task_line, 11);
+    ck_assert_int_eq(t[1].per_class, 5);
+    ck_assert_uint_eq(t[1].n_options, 2);
+    ck_assert_str_eq(t[1].options[0].key, "hidden");
+    ck_assert_str_eq(t[1].options[0].value, "64, 32");
+    ck_assert_int_eq(t[1].options[0].line, 9);
+    ck_assert_str_eq(t[1].options[1].key, "stage");
+    ck_assert_str_eq(t[1].options[1].value, "stage3");
+    ck_assert_int_eq(t[1].options[1].line, 10);
+    /* a key that is no target key is an option too: the runner judges it */
+    ck_assert_str_eq(t[2].task, "segment");
+    ck_assert_int_eq(t[2].task_line, 14);
+    ck_assert_str_eq(t[2].data, "voc-seg:scenes");
+    ck_assert_uint_eq(t[2].n_options, 2);
+    ck_assert_str_eq(t[2].options[0].key, "head");
+    ck_assert_str_eq(t[2].options[0].value, "fcn");
+    ck_assert_int_eq(t[2].options[0].line, 16);
+    ck_assert_str_eq(t[2].options[1].key, "batch-size");
+    ck_assert_int_eq(t[2].options[1].line, 17);
+    rb_grid_spec_destroy(g);
+
+    /* no task anywhere: classify */
+    g = parse_ok(BASE_SOURCE);
+    ck_assert_str_eq(g->targets[0].task, "classify");
+    ck_assert_int_eq(g->targets[0].task_line, 0);
+    ck_assert_uint_eq(g->targets[0].n_options, 0);
+    rb_grid_spec_destroy(g);
+}
+END_TEST
+
 START_TEST(structure_errors_name_the_line)
 {
     expect_error(BASE_SOURCE "foo = 1\n", "g.ini:11: unknown key 'foo' in [source]");
     expect_error(BASE_TRANSFER "lr = 1\n", "g.ini:11: unknown key 'lr' in [transfer]");
     expect_error("[grid]\nname = t\nfoo = 2\n", "g.ini:3: unknown key 'foo' in [grid]");
-    expect_error(BASE_HEAD "per-class = 2\nbatch-size = 3\n", "g.ini:8: unknown key 'batch-size' in [target b]");
     expect_error(BASE_SOURCE "[foo]\n", "g.ini:11: unknown section [foo] (expected [grid], [arch NAME]");
     expect_error(BASE_SOURCE "[source]\n", "g.ini:11: [source] given twice (first at line 8)");
     expect_error(BASE_SOURCE "[arch a]\narch = x\n", "g.ini:11: [arch a] given twice (first at line 3)");
     expect_error(BASE_SOURCE "lr = 0.1\nlr = 0.2\n", "g.ini:12: key 'lr' given twice in [source] (first at line 11)");
     expect_error(BASE_HEAD "per-class = 1\nper-class = 2\n", "g.ini:8: key 'per-class' given twice in [target b]");
+    expect_error(BASE_HEAD "hidden = 1\nhidden = 2\n",
+                 "g.ini:8: key 'hidden' given twice in [target b] (first at line 7)");
+    expect_error(BASE_HEAD "task = a\ntask = b\n", "g.ini:8: key 'task' given twice in [target b] (first at line 7)");
+    expect_error(BASE_HEAD "task =\n", "g.ini:7: 'task' in [target b] is empty");
     expect_error("[grid]\nname = t\n[arch a]\narch = r\nwidth = 1\nwidth = 2\n",
                  "g.ini:6: key 'width' given twice in [arch a]");
     /* labels */
@@ -427,6 +494,7 @@ static Suite *grid_suite(void)
     tcase_add_test(tc, a_full_file_sets_every_field);
     tcase_add_test(tc, defaults_fill_what_is_left_out);
     tcase_add_test(tc, the_text_need_not_end_with_a_nul);
+    tcase_add_test(tc, targets_take_a_task_and_its_options);
     tcase_add_test(tc, structure_errors_name_the_line);
     tcase_add_test(tc, long_lines_are_refused_before_inih_splits_them);
     tcase_add_test(tc, bad_values_name_the_key_the_value_and_the_range);

@@ -24,8 +24,10 @@ static run_result r;
 static char dir[256], grid_file[PATH_MAX];
 
 
-/* A grid of 2 sources (eps 0 and 0.5) x 1 target x 2 modes x 2 seeds. */
-static void write_grid(const char *path, const char *extra_arch_line, const char *eps)
+/* A grid of 2 sources (eps 0 and 0.5) x 1 target x 2 modes x 2 seeds. The
+ * extra lines go to line 9 ([arch r18]) and line 21 ([target t3]). */
+static void write_grid_with(const char *path, const char *extra_arch_line, const char *extra_target_line,
+                            const char *eps)
 {
     char text[8192];
     snprintf(text, sizeof text,
@@ -33,10 +35,15 @@ static void write_grid(const char *path, const char *extra_arch_line, const char
              "[arch r18]\narch = resnet18\nstem = cifar\nwidth = 0.125\n%s\n"
              "[source]\ndata = npy:%s/sx.npy,%s/sy.npy;%s/stx.npy,%s/sty.npy\nepochs = 1\nbatch-size = 16\n"
              "lr = 0.05\nschedule = constant\neps = %s\nsteps = 1\n\n"
-             "[target t3]\ndata = npy:%s/tx.npy,%s/ty.npy;%s/ttx.npy,%s/tty.npy\n\n"
+             "[target t3]\ndata = npy:%s/tx.npy,%s/ty.npy;%s/ttx.npy,%s/tty.npy\n%s\n"
              "[transfer]\nseeds = 0, 1\nepochs = 2\nbatch-size = 8\n",
-             extra_arch_line, dir, dir, dir, dir, eps, dir, dir, dir, dir);
+             extra_arch_line, dir, dir, dir, dir, eps, dir, dir, dir, dir, extra_target_line);
     write_text(path, text);
+}
+
+static void write_grid(const char *path, const char *extra_arch_line, const char *eps)
+{
+    write_grid_with(path, extra_arch_line, "", eps);
 }
 
 static void setup_once(void)
@@ -87,6 +94,7 @@ static int check_csv(const char *path)
         ck_assert_msg(rows[i].source_test_acc >= 0 && rows[i].source_test_acc <= 1, "row %zu: source accuracy %g",
                       i, rows[i].source_test_acc);
         ck_assert(strcmp(rows[i].mode, "fixed") == 0 || strcmp(rows[i].mode, "full") == 0);
+        ck_assert_str_eq(rows[i].metric, "accuracy");
     }
     free(rows);
     return (int)n;
@@ -200,9 +208,33 @@ START_TEST(bad_grids_are_refused_naming_file_and_line)
     write_grid(bad, "depht = 18\n", "0");
     RUN(&r, "grid", bad, "--out", out);
     ck_assert_int_ne(r.code, 0);
-    ck_assert_msg(strstr(r.err, "bad.ini:9: [arch r18]: unknown key 'depht'") != NULL, "%s", r.err);
+    ck_assert_msg(strstr(r.err, "bad.ini:9: [arch r18]: unknown key 'depht' (not an option of arch plugin resnet; "
+                                "did you mean 'depth'?)") != NULL,
+                  "%s", r.err);
     ck_assert_int_eq(count_lines(r.err), 1);
     ck_assert_msg(access(out, F_OK) != 0 || count_dir_entries(out) <= 2, "a refused grid trained");
+    /* A target's task and its options are checked before anything trains. */
+    {
+        static const char *const cases[][2] = {
+            {"hiden = 4\n", "bad.ini:21: [target t3]: unknown key 'hiden' (not a [target] key nor an option of task "
+                            "plugin classify; did you mean 'hidden'?)"},
+            {"per-clas = 4\n", "bad.ini:21: [target t3]: unknown key 'per-clas' (not a [target] key nor an option "
+                               "of task plugin classify; did you mean 'per-class'?)"},
+            {"colour = blue\n", "bad.ini:21: [target t3]: unknown key 'colour' (not a [target] key nor an option of "
+                                "task plugin classify; `robusta plugins` lists them)"},
+            {"stage = stride8\n",
+             "bad.ini:21: [target t3]: --stage: 'stride8' is not one of features|stage1|stage2|stage3|stage4"},
+            {"task = clasify\n", "bad.ini:21: [target t3]: unknown task plugin 'clasify'; did you mean 'classify'?"},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            write_grid_with(bad, "", cases[i][0], "0");
+            RUN(&r, "grid", bad, "--out", out);
+            ck_assert_msg(r.code != 0, "'%s' accepted", cases[i][0]);
+            ck_assert_msg(strstr(r.err, cases[i][1]) != NULL, "'%s': %s", cases[i][0], r.err);
+            ck_assert_msg(count_lines(r.err) == 1, "'%s': %s", cases[i][0], r.err);
+            ck_assert_msg(access(out, F_OK) != 0 || count_dir_entries(out) <= 2, "a refused grid trained");
+        }
+    }
     write_grid(bad, "", "0, 0.2x");
     RUN(&r, "grid", bad, "--out", out);
     ck_assert_int_eq(r.code, 2);
@@ -266,10 +298,146 @@ START_TEST(a_grid_gives_its_steps_to_an_attack_that_declares_them)
     ck_assert_msg(access(result_path, F_OK) == 0, "no %s: %s", result_path, r.err);
     {
         char *result = slurp_file(result_path);
-        ck_assert_msg(strstr(result, "\"robust_acc\": null") == NULL && strstr(result, "\"robust_acc\"") != NULL,
+        ck_assert_msg(strstr(result, "\"robust_acc\":null") == NULL && strstr(result, "\"robust_acc\"") != NULL,
                       "%s", result);
         free(result);
     }
+}
+END_TEST
+
+/* Targets with a task each: "deep" trains classify with options (stage3,
+ * one hidden layer of 6), "scored" the scored-classify fixture
+ * (tests/plugins/task/), classify ranked by a constant fixture_score of
+ * 0.375, which no accuracy over 18 test images takes: its rows, result.json
+ * and reports must carry that metric and that value. */
+#define TASKS_GRID                                                                                                   \
+    "[grid]\nname = tasks\nthreads = 1\n\n"                                                                           \
+    "[arch r18]\narch = resnet18\nstem = cifar\nwidth = 0.125\n\n"                                                   \
+    "[source]\ndata = npy:%s/sx.npy,%s/sy.npy;%s/stx.npy,%s/sty.npy\nepochs = 1\nbatch-size = 16\n"                  \
+    "lr = 0.05\nschedule = constant\neps = 0\n\n"                                                                     \
+    "[target deep]\ndata = npy:%s/tx.npy,%s/ty.npy;%s/ttx.npy,%s/tty.npy\nstage = stage3\nhidden = 6\n\n"             \
+    "[target scored]\ndata = npy:%s/tx.npy,%s/ty.npy;%s/ttx.npy,%s/tty.npy\ntask = %s\n\n"                            \
+    "[transfer]\nmodes = fixed\nepochs = 2\nbatch-size = 8\n"
+
+START_TEST(targets_train_their_own_task_and_report_its_metric)
+{
+    char text[8192], ini[PATH_MAX], out[PATH_MAX], path[PATH_MAX + 512], env[PATH_MAX * 4];
+    char *file;
+    rb_grid_result *rows = NULL;
+    size_t n = 0;
+    rb_checkpoint *ckpt = NULL;
+    rb_checkpoint_tensor tensor;
+    snprintf(env, sizeof env, "RB_PLUGIN_PATH=%s:%s", test_env("RB_PLUGIN_PATH"), test_env("RB_TEST_TASK_FIXTURES"));
+    snprintf(ini, sizeof ini, "%s/tasks.ini", dir);
+    snprintf(out, sizeof out, "%s/tasks-run", dir);
+    snprintf(text, sizeof text, TASKS_GRID, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir,
+             "scored-classify");
+    write_text(ini, text);
+    run_robusta(&r, env, (const char *const[]){"grid", ini, "--out", out, NULL});
+    ck_assert_msg(r.code == 0, "grid failed (%d): %s", r.code, r.err);
+    ck_assert_msg(strstr(r.out, "2 of 2 transfer results") != NULL, "%s", r.out);
+
+    /* deep: the options reached the plugin (the head reads stage3, 32 channels
+     * at width 0.125, through a hidden layer of 6) and config.json */
+    snprintf(path, sizeof path, "%s/transfers/r18-eps0-s0/deep-fixed-s0/model.rbt", out);
+    ck_assert_msg(rb_checkpoint_load(&ckpt, path, 0) == RB_OK, "%s", rb_last_error());
+    ck_assert_msg(rb_checkpoint_find(ckpt, "fc.0.weight", &tensor) == RB_OK, "%s", rb_last_error());
+    ck_assert_int_eq(tensor.ndim, 2);
+    ck_assert_int_eq(tensor.shape[0], 6);
+    ck_assert_int_eq(tensor.shape[1], 32);
+    ck_assert_msg(rb_checkpoint_find(ckpt, "fc.2.weight", &tensor) == RB_OK, "%s", rb_last_error());
+    ck_assert(tensor.shape[0] == 3 && tensor.shape[1] == 6);
+    rb_checkpoint_destroy(ckpt);
+    snprintf(path, sizeof path, "%s/transfers/r18-eps0-s0/deep-fixed-s0/config.json", out);
+    file = slurp_file(path);
+    ck_assert_msg(strstr(file, "\"task\":\"classify\"") != NULL, "%s", file);
+    ck_assert_msg(strstr(file, "\"task_options\":{\n    \"hidden\":\"6\",\n    \"stage\":\"stage3\"\n  }") != NULL, "%s",
+                  file);
+    free(file);
+
+    /* scored: its task, its metric and that metric's value */
+    snprintf(path, sizeof path, "%s/transfers/r18-eps0-s0/scored-fixed-s0/result.json", out);
+    file = slurp_file(path);
+    ck_assert_msg(strstr(file, "\"task\":\"scored-classify\"") != NULL, "%s", file);
+    ck_assert_msg(strstr(file, "\"metric\":\"fixture_score\"") != NULL, "%s", file);
+    ck_assert_msg(strstr(file, "\"target_acc\":0.375") != NULL, "%s", file);
+    free(file);
+    snprintf(path, sizeof path, "%s/results.csv", out);
+    ck_assert_msg(rb_grid_read_csv(path, &rows, &n) == RB_OK, "%s", rb_last_error());
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(rows[0].target, "deep");
+    ck_assert_str_eq(rows[0].metric, "accuracy");
+    /* an accuracy over 18 images, as the deep target's is */
+    ck_assert_msg(fabs(rows[0].target_acc * 18 - round(rows[0].target_acc * 18)) < 1e-6, "%g", rows[0].target_acc);
+    ck_assert_str_eq(rows[1].target, "scored");
+    ck_assert_str_eq(rows[1].metric, "fixture_score");
+    ck_assert(rows[1].target_acc == 0.375);
+    free(rows);
+    snprintf(path, sizeof path, "%s/table.md", out);
+    file = slurp_file(path);
+    ck_assert_msg(strstr(file, "| source model | source acc | deep | scored (fixture_score) |\n") != NULL, "%s",
+                  file);
+    ck_assert_msg(strstr(file, " | 37.5 |\n") != NULL, "%s", file);
+    ck_assert_msg(strstr(file, "r18, fixed-feature, scored: no robust (ε>0) run to compare with; standard: 37.5 "
+                               "fixture_score (1 run)\n") != NULL,
+                  "%s", file);
+    free(file);
+    snprintf(path, sizeof path, "%s/plot.svg", out);
+    file = slurp_file(path);
+    ck_assert_msg(strstr(file, ">tasks: target accuracy and fixture_score against source robustness (eps)<") != NULL,
+                  "%s", file);
+    ck_assert_int_eq(count_of(file, ">target fixture_score (%)</text>"), 1);
+    ck_assert_int_eq(count_of(file, ">target accuracy (%)</text>"), 1);
+    free(file);
+
+    /* A result.json of before metrics had names reads as an accuracy. */
+    snprintf(path, sizeof path, "%s/transfers/r18-eps0-s0/deep-fixed-s0/result.json", out);
+    file = slurp_file(path);
+    {
+        static const char key[] = "\"metric\":\"accuracy\",";
+        char *at = strstr(file, key);
+        ck_assert_msg(at != NULL, "%s", file);
+        memmove(at, at + strlen(key), strlen(at + strlen(key)) + 1);
+        write_text(path, file);
+    }
+    free(file);
+    RUN_INFO(&r, "grid", ini, "--out", out, "--report");
+    ck_assert_int_ne(r.code, 0); /* without the fixture's folder: its task is unknown, before anything */
+    ck_assert_msg(strstr(r.err, "tasks.ini:25: [target scored]: unknown task plugin 'scored-classify'") != NULL, "%s",
+                  r.err);
+    run_robusta(&r, env, (const char *const[]){"grid", ini, "--out", out, "--report", NULL});
+    ck_assert_msg(r.code == 0 && strstr(r.out, "2 of 2 transfer results") != NULL, "%s %s", r.out, r.err);
+
+    /* The target's task changed after its run: the result is in another
+     * metric, so the grid refuses it rather than report it as the new one's. */
+    snprintf(text, sizeof text, TASKS_GRID, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, "classify");
+    write_text(ini, text);
+    run_robusta(&r, env, (const char *const[]){"grid", ini, "--out", out, NULL});
+    ck_assert_int_ne(r.code, 0);
+    snprintf(path, sizeof path,
+             "%s/transfers/r18-eps0-s0/scored-fixed-s0/result.json holds a result in 'fixture_score', but [target "
+             "scored] now reports 'accuracy' (task classify): move that run folder away to redo it, or give the "
+             "target another label",
+             out);
+    ck_assert_msg(strstr(r.err, path) != NULL, "%s", r.err);
+    ck_assert_int_eq(count_lines(r.err), 1);
+    run_robusta(&r, env, (const char *const[]){"grid", ini, "--out", out, "--report", NULL});
+    ck_assert_int_ne(r.code, 0);
+    ck_assert_msg(strstr(r.err, path) != NULL, "--report: %s", r.err);
+    /* So is a stopped run of the old task (last.rbt, no result.json): it
+     * would resume with the task it began with. */
+    snprintf(path, sizeof path, "%s/transfers/r18-eps0-s0/scored-fixed-s0/last.rbt", out);
+    ck_assert_msg(access(path, F_OK) == 0, "%s is missing", path);
+    snprintf(path, sizeof path, "%s/transfers/r18-eps0-s0/scored-fixed-s0/result.json", out);
+    ck_assert_int_eq(remove(path), 0);
+    run_robusta(&r, env, (const char *const[]){"grid", ini, "--out", out, NULL});
+    ck_assert_int_ne(r.code, 0);
+    snprintf(path, sizeof path,
+             "%s/transfers/r18-eps0-s0/scored-fixed-s0: the stopped run trains task scored-classify, but [target "
+             "scored] now has task classify: move that run folder away to redo it, or give the target another label",
+             out);
+    ck_assert_msg(strstr(r.err, path) != NULL, "%s", r.err);
+    ck_assert_int_eq(count_lines(r.err), 1);
 }
 END_TEST
 
@@ -345,6 +513,7 @@ static Suite *grid_run_suite(void)
     tcase_add_test(tc, a_killed_grid_loses_no_finished_result);
     tcase_add_test(tc, shards_split_the_sources_and_report_merges_them);
     tcase_add_test(tc, a_grid_gives_its_steps_to_an_attack_that_declares_them);
+    tcase_add_test(tc, targets_train_their_own_task_and_report_its_metric);
     tcase_add_test(tc, demo_quick_gives_sane_outputs);
     suite_add_tcase(s, tc);
     return s;

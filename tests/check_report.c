@@ -21,9 +21,13 @@ static void teardown(void)
     remove_temp_dir(dir);
 }
 
-#define HEADER                                                                                             \
+/* The header of files written before rows named their metric, and today's. */
+#define OLD_HEADER                                                                                         \
     "arch,eps,source_eps,source_seed,source_test_acc,source_robust_acc,target,mode,transfer_seed,target_acc," \
     "seconds\n"
+#define HEADER                                                                                             \
+    "arch,eps,source_eps,source_seed,source_test_acc,source_robust_acc,target,mode,transfer_seed,target_acc," \
+    "seconds,metric\n"
 
 static rb_grid_result row(const char *arch, const char *eps_text, double eps, uint64_t source_seed,
                           double source_acc, double robust_acc, const char *target, const char *mode,
@@ -91,18 +95,22 @@ static int same_double(double a, double b)
 
 START_TEST(csv_round_trip_keeps_every_field)
 {
-    rb_grid_result rows[ROWS_D1 + 1], *back = NULL;
+    rb_grid_result rows[ROWS_D1 + 2], *back = NULL;
     char path[512];
     size_t n = 99;
-    make_d1(rows);
+    make_d1(rows); /* no metric given: accuracy */
     rows[ROWS_D1] = row("wide.x-2", "8/255", 8.0 / 255, UINT64_MAX, NAN, 0.123456789, "c_10", "full", 7, NAN);
     rows[ROWS_D1].seconds = NAN;
+    snprintf(rows[ROWS_D1].metric, sizeof rows[ROWS_D1].metric, "accuracy");
+    rows[ROWS_D1 + 1] = row("r18", "0", 0, 0, 0.9, NAN, "scenes", "fixed", 0, 0.4375);
+    snprintf(rows[ROWS_D1 + 1].metric, sizeof rows[ROWS_D1 + 1].metric, "miou");
     snprintf(path, sizeof path, "%s/results.csv", dir);
-    ck_assert_msg(rb_grid_write_csv(path, rows, ROWS_D1 + 1) == RB_OK, "%s", rb_last_error());
+    ck_assert_msg(rb_grid_write_csv(path, rows, ROWS_D1 + 2) == RB_OK, "%s", rb_last_error());
     ck_assert_int_eq(count_dir_entries(dir), 1); /* no temporary file left */
     ck_assert_msg(rb_grid_read_csv(path, &back, &n) == RB_OK, "%s", rb_last_error());
-    ck_assert_uint_eq(n, ROWS_D1 + 1);
+    ck_assert_uint_eq(n, ROWS_D1 + 2);
     for (size_t i = 0; i < n; i++) {
+        ck_assert_str_eq(back[i].metric, i == ROWS_D1 + 1 ? "miou" : "accuracy");
         ck_assert_str_eq(back[i].arch, rows[i].arch);
         ck_assert_str_eq(back[i].eps_text, rows[i].eps_text);
         ck_assert(back[i].source_eps == rows[i].source_eps); /* bit for bit, 8/255 too */
@@ -122,10 +130,11 @@ START_TEST(csv_round_trip_keeps_every_field)
         size_t size;
         char *text = (char *)read_whole_file(path, &size);
         text[size] = '\0';
-        ck_assert_msg(starts_with(text, HEADER "r18,0,0,0,0.9,,t1,fixed,0,0.7,1.5\n"), "%s", text);
+        ck_assert_msg(starts_with(text, HEADER "r18,0,0,0,0.9,,t1,fixed,0,0.7,1.5,accuracy\n"), "%s", text);
         ck_assert_msg(strstr(text, "\nwide.x-2,8/255,0.031372549019607843,18446744073709551615,,0.123456789,c_10,"
-                                   "full,7,,\n") != NULL,
+                                   "full,7,,,accuracy\n") != NULL,
                       "%s", text);
+        ck_assert_msg(strstr(text, "\nr18,0,0,0,0.9,,scenes,fixed,0,0.4375,1.5,miou\n") != NULL, "%s", text);
         free(text);
     }
 
@@ -150,6 +159,20 @@ START_TEST(csv_refuses_what_it_cannot_write_unquoted)
     r = row("a", "0", 0, 0, 0.5, NAN, "t", "half", 0, 0.5);
     ck_assert_int_eq(rb_grid_write_csv(path, &r, 1), RB_ERR_INVALID_ARGUMENT);
     ck_assert_msg(strstr(rb_last_error(), "mode 'half' is not fixed or full") != NULL, "%s", rb_last_error());
+    /* a metric is refused as labels are */
+    r = row("a", "0", 0, 0, 0.5, NAN, "t", "full", 0, 0.5);
+    snprintf(r.metric, sizeof r.metric, "mi,ou");
+    ck_assert_int_eq(rb_grid_write_csv(path, &r, 1), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(rb_last_error(), "/results.csv: row 1: metric 'mi,ou' must hold no comma, quote or line "
+                                          "break") != NULL,
+                  "%s", rb_last_error());
+    snprintf(r.metric, sizeof r.metric, "m\"iou");
+    ck_assert_int_eq(rb_grid_write_csv(path, &r, 1), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strchr(rb_last_error(), '\n') == NULL, "%s", rb_last_error());
+    /* ... and one that is not NUL-terminated */
+    memset(r.metric, 'x', sizeof r.metric);
+    ck_assert_int_eq(rb_grid_write_csv(path, &r, 1), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "grid results row 1: a label is not NUL-terminated");
     ck_assert_int_eq(count_dir_entries(dir), 0); /* nothing written */
 }
 END_TEST
@@ -174,19 +197,32 @@ START_TEST(csv_reading_names_the_bad_line)
     rb_grid_result *rows = NULL;
     size_t n = 0;
     char path[512];
-    expect_read_error("arch,eps\n", RB_ERR_CORRUPT, ":1: expected the header 'arch,eps,source_eps,");
+    expect_read_error("arch,eps\n", RB_ERR_CORRUPT,
+                      ":1: expected the header 'arch,eps,source_eps,source_seed,source_test_acc,source_robust_acc,"
+                      "target,mode,transfer_seed,target_acc,seconds,metric'");
     expect_read_error("", RB_ERR_CORRUPT, " is empty: expected the header");
-    expect_read_error(HEADER "r18,0,0,0,0.9,,t1,fixed,0,0.7\n", RB_ERR_CORRUPT,
+    expect_read_error(OLD_HEADER "r18,0,0,0,0.9,,t1,fixed,0,0.7\n", RB_ERR_CORRUPT,
                       ":2: expected 11 comma-separated fields, found 10");
-    expect_read_error(HEADER "r18,0,0,0,0.9,,t1,fixed,0,0.7,1\nr18,0,0,0,0.9,,t1,fixed,0,abc,1\n", RB_ERR_CORRUPT,
-                      ":3: field 'target_acc' is 'abc': expected a number or nothing");
-    expect_read_error(HEADER "r18,0,0,0,0.9,,t1,semi,0,0.7,1\n", RB_ERR_CORRUPT,
+    expect_read_error(HEADER "r18,0,0,0,0.9,,t1,fixed,0,0.7,1,accuracy\nr18,0,0,0,0.9,,t1,fixed,0,abc,1,accuracy\n",
+                      RB_ERR_CORRUPT, ":3: field 'target_acc' is 'abc': expected a number or nothing");
+    expect_read_error(HEADER "r18,0,0,0,0.9,,t1,semi,0,0.7,1,accuracy\n", RB_ERR_CORRUPT,
                       ":2: field 'mode' is 'semi': expected fixed or full");
-    expect_read_error(HEADER "r18,0,0,-1,0.9,,t1,full,0,0.7,1\n", RB_ERR_CORRUPT,
+    expect_read_error(HEADER "r18,0,0,-1,0.9,,t1,full,0,0.7,1,accuracy\n", RB_ERR_CORRUPT,
                       ":2: field 'source_seed' is '-1': expected an unsigned integer");
-    expect_read_error(HEADER "r18,0,,0,0.9,,t1,full,0,0.7,1\n", RB_ERR_CORRUPT,
+    expect_read_error(HEADER "r18,0,,0,0.9,,t1,full,0,0.7,1,accuracy\n", RB_ERR_CORRUPT,
                       ":2: field 'source_eps' is '': expected a finite number >= 0");
-    expect_read_error(HEADER ",0,0,0,0.9,,t1,full,0,0.7,1\n", RB_ERR_CORRUPT, ":2: field 'arch' is ''");
+    expect_read_error(HEADER ",0,0,0,0.9,,t1,full,0,0.7,1,accuracy\n", RB_ERR_CORRUPT, ":2: field 'arch' is ''");
+    /* the metric column: present under today's header, absent under the old one */
+    expect_read_error(HEADER "r18,0,0,0,0.9,,t1,full,0,0.7,1\n", RB_ERR_CORRUPT,
+                      ":2: expected 12 comma-separated fields, found 11");
+    expect_read_error(OLD_HEADER "r18,0,0,0,0.9,,t1,full,0,0.7,1,miou\n", RB_ERR_CORRUPT,
+                      ":2: expected 11 comma-separated fields, found 12");
+    expect_read_error(HEADER "r18,0,0,0,0.9,,t1,full,0,0.7,1,\n", RB_ERR_CORRUPT,
+                      ":2: field 'metric' is '': expected a metric name of 1 to 31 characters, no quote");
+    expect_read_error(HEADER "r18,0,0,0,0.9,,t1,full,0,0.7,1,m\"iou\n", RB_ERR_CORRUPT,
+                      ":2: field 'metric' is 'm\"iou': expected a metric name");
+    expect_read_error(HEADER "r18,0,0,0,0.9,,t1,full,0,0.7,1,abcdefghijklmnopqrstuvwxyz012345\n", RB_ERR_CORRUPT,
+                      ":2: field 'metric' is 'abcdefghijklmnopqrstuvwxyz012345': expected a metric name of 1 to 31");
 
     /* CRLF, blank lines and a last line without a newline are fine */
     snprintf(path, sizeof path, "%s/ok.csv", dir);
@@ -195,6 +231,18 @@ START_TEST(csv_reading_names_the_bad_line)
     ck_assert_msg(rb_grid_read_csv(path, &rows, &n) == RB_OK, "%s", rb_last_error());
     ck_assert_uint_eq(n, 2);
     ck_assert(rows[1].target_acc == 0.75 && isnan(rows[1].seconds) && isnan(rows[1].source_test_acc));
+    /* a file of an earlier version: every row is an accuracy */
+    ck_assert_str_eq(rows[0].metric, "accuracy");
+    ck_assert_str_eq(rows[1].metric, "accuracy");
+    free(rows);
+    /* today's: each row its own (31 characters fit) */
+    write_text(path, HEADER "r18,0,0,0,0.9,,t1,fixed,0,0.7,1,accuracy\nr18,0,0,0,0.9,,s,fixed,0,0.5,1,miou\n"
+                            "r18,0,0,0,0.9,,u,fixed,0,0.5,1,abcdefghijklmnopqrstuvwxyz01234");
+    ck_assert_msg(rb_grid_read_csv(path, &rows, &n) == RB_OK, "%s", rb_last_error());
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(rows[0].metric, "accuracy");
+    ck_assert_str_eq(rows[1].metric, "miou");
+    ck_assert_str_eq(rows[2].metric, "abcdefghijklmnopqrstuvwxyz01234");
     free(rows);
 
     snprintf(path, sizeof path, "%s/missing.csv", dir);
@@ -316,6 +364,132 @@ START_TEST(summary_says_who_won_and_whether_it_beats_the_spread)
 }
 END_TEST
 
+static rb_grid_result metric_row(const char *eps_text, double eps, double source_acc, const char *target,
+                                 const char *metric, uint64_t transfer_seed, double score)
+{
+    rb_grid_result r = row("r18", eps_text, eps, 0, source_acc, NAN, target, "fixed", transfer_seed, score);
+    snprintf(r.metric, sizeof r.metric, "%s", metric);
+    return r;
+}
+
+/* Two targets side by side, by hand (percent, one source seed, two transfer
+ * seeds each):
+ *   cls (accuracy):  eps 0: 70, 72 -> 71.0 ± 1.4;  eps 0.5: 80, 82 -> 81.0 ± 1.4
+ *   scenes (miou):   eps 0: 40, 44 -> 42.0 ± 2.8;  eps 0.5: 46, 50 -> 48.0 ± 2.8
+ * (sd of two values a, b: |a - b| / sqrt(2)). Verdicts: +10.0 > 1.4 + 1.4
+ * and +6.0 > 2.8 + 2.8, both larger than the seed spread. */
+#define ROWS_MIX 8
+static void make_mix(rb_grid_result *r)
+{
+    size_t k = 0;
+    r[k++] = metric_row("0", 0, 0.9, "cls", "accuracy", 0, 0.70);
+    r[k++] = metric_row("0", 0, 0.9, "cls", "", 1, 0.72); /* empty reads as accuracy */
+    r[k++] = metric_row("0.5", 0.5, 0.8, "cls", "accuracy", 0, 0.80);
+    r[k++] = metric_row("0.5", 0.5, 0.8, "cls", "accuracy", 1, 0.82);
+    r[k++] = metric_row("0", 0, 0.9, "scenes", "miou", 0, 0.40);
+    r[k++] = metric_row("0", 0, 0.9, "scenes", "miou", 1, 0.44);
+    r[k++] = metric_row("0.5", 0.5, 0.8, "scenes", "miou", 0, 0.46);
+    r[k++] = metric_row("0.5", 0.5, 0.8, "scenes", "miou", 1, 0.50);
+    ck_assert_int_eq(k, ROWS_MIX);
+}
+
+START_TEST(a_miou_target_says_so_next_to_an_accuracy_one)
+{
+    rb_grid_result rows[ROWS_MIX];
+    char *text = NULL;
+    make_mix(rows);
+    ck_assert_msg(rb_grid_markdown(rows, ROWS_MIX, &text) == RB_OK, "%s", rb_last_error());
+    ck_assert_str_eq(text, "| source model | source acc | cls | scenes (mIoU) |\n"
+                           "|---|---:|---:|---:|\n"
+                           "| r18 · fixed-feature · standard (ε=0) | 90.0 | 71.0 ± 1.4 | 42.0 ± 2.8 |\n"
+                           "| r18 · fixed-feature · robust ε=0.5 | 80.0 | **81.0 ± 1.4** | **48.0 ± 2.8** |\n"
+                           "\n"
+                           "Target test score (%), accuracy or the metric its column names: mean ± sample standard "
+                           "deviation over n = 2 runs per cell (source seeds × transfer seeds); bold: the best mean "
+                           "of each architecture and mode for a target. source acc: the source models' clean test "
+                           "accuracy (%), over source seeds.\n");
+    free(text);
+    ck_assert_msg(rb_grid_summary(rows, ROWS_MIX, &text) == RB_OK, "%s", rb_last_error());
+    ck_assert_str_eq(text, "r18, fixed-feature, cls: robust ε=0.5 beats standard by +10.0 points (81.0 ± 1.4 vs "
+                           "71.0 ± 1.4, 2 runs each) — larger than the seed spread (one source seed: source "
+                           "training's own spread is not measured)\n"
+                           "r18, fixed-feature, scenes: robust ε=0.5 beats standard by +6.0 points of mIoU (48.0 ± "
+                           "2.8 vs 42.0 ± 2.8, 2 runs each) — larger than the seed spread (one source seed: source "
+                           "training's own spread is not measured)\n");
+    free(text);
+
+    /* The other verdicts of a named metric: standard winning (50 vs 45),
+     * one side alone (61.0 ± 1.4 from 60 and 62), and AP's name. */
+    {
+        rb_grid_result r[] = {
+            metric_row("0", 0, NAN, "seg", "miou", 0, 0.50), metric_row("1", 1, NAN, "seg", "miou", 0, 0.45),
+            metric_row("0", 0, NAN, "alone", "miou", 0, 0.60), metric_row("0", 0, NAN, "alone", "miou", 1, 0.62),
+            metric_row("1", 1, NAN, "boxes", "ap", 0, 0.25),
+        };
+        ck_assert_int_eq(rb_grid_summary(r, sizeof r / sizeof r[0], &text), RB_OK);
+        ck_assert_str_eq(text, "r18, fixed-feature, seg: standard beats the best robust (ε=1) by 5.0 points of mIoU "
+                               "(50.0 vs 45.0, 1 run each) — single run, no spread\n"
+                               "r18, fixed-feature, alone: no robust (ε>0) run to compare with; standard: 61.0 ± 1.4 "
+                               "mIoU (2 runs)\n"
+                               "r18, fixed-feature, boxes: no standard (ε=0) run to compare with; best robust ε=1: "
+                               "25.0 AP (1 run)\n");
+        free(text);
+        ck_assert_int_eq(rb_grid_markdown(r, sizeof r / sizeof r[0], &text), RB_OK);
+        ck_assert_msg(starts_with(text, "| source model | source acc | seg (mIoU) | alone (mIoU) | boxes (AP) |\n"),
+                      "%s", text);
+        free(text);
+    }
+}
+END_TEST
+
+START_TEST(a_target_mixing_metrics_is_refused)
+{
+    rb_grid_result rows[ROWS_MIX];
+    char *text = (char *)1, path[512];
+    static const char want[] = "grid results: target 'scenes' mixes metrics, miou in row 5 and ap in row 7 (a "
+                               "target reports one metric: give another task's runs a target label of their own)";
+    make_mix(rows);
+    snprintf(rows[6].metric, sizeof rows[6].metric, "ap");
+    snprintf(path, sizeof path, "%s/plot.svg", dir);
+    ck_assert_int_eq(rb_grid_markdown(rows, ROWS_MIX, &text), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), want);
+    ck_assert_ptr_null(text);
+    text = (char *)1;
+    ck_assert_int_eq(rb_grid_summary(rows, ROWS_MIX, &text), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), want);
+    ck_assert_ptr_null(text);
+    ck_assert_int_eq(rb_grid_write_svg(path, "t", rows, ROWS_MIX), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), want);
+    ck_assert_int_eq(count_dir_entries(dir), 0); /* no plot, no temporary */
+    /* an empty metric and "accuracy" are one metric; so is a NaN row's */
+    make_mix(rows);
+    rows[1].target_acc = NAN;
+    snprintf(rows[0].metric, sizeof rows[0].metric, "%s", "");
+    ck_assert_int_eq(rb_grid_summary(rows, ROWS_MIX, &text), RB_OK);
+    free(text);
+    snprintf(rows[1].metric, sizeof rows[1].metric, "miou"); /* NaN, but still a row of cls */
+    ck_assert_int_eq(rb_grid_summary(rows, ROWS_MIX, &text), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(rb_last_error(), "target 'cls' mixes metrics, accuracy in row 1 and miou in row 2") != NULL,
+                  "%s", rb_last_error());
+}
+END_TEST
+
+START_TEST(metrics_have_readable_names)
+{
+    ck_assert_str_eq(rb_grid_metric_label("accuracy"), "accuracy");
+    ck_assert_str_eq(rb_grid_metric_label(""), "accuracy");
+    ck_assert_str_eq(rb_grid_metric_label(NULL), "accuracy");
+    ck_assert_str_eq(rb_grid_metric_label("miou"), "mIoU");
+    ck_assert_str_eq(rb_grid_metric_label("ap"), "AP");
+    ck_assert_str_eq(rb_grid_metric_label("ap50"), "AP50");
+    ck_assert_str_eq(rb_grid_metric_label("ap75"), "AP75");
+    ck_assert_str_eq(rb_grid_metric_label("balanced_accuracy"), "balanced accuracy");
+    ck_assert_str_eq(rb_grid_metric_label("pixel_accuracy"), "pixel accuracy");
+    ck_assert_str_eq(rb_grid_metric_label("dice"), "dice");
+    ck_assert_str_eq(rb_grid_metric_label("MIOU"), "MIOU"); /* names are exact */
+}
+END_TEST
+
 static int count_of(const char *s, const char *what)
 {
     int n = 0;
@@ -381,7 +555,33 @@ START_TEST(svg_plot_is_well_formed_and_escaped)
     ck_assert_ptr_null(strstr(svg, "<&>"));
     ck_assert_ptr_nonnull(strstr(svg, ">b full</text>"));
     ck_assert_ptr_nonnull(strstr(svg, ">t</text>")); /* the panel title */
+    ck_assert_int_eq(count_of(svg, ">target accuracy (%)</text>"), 1); /* the y axis */
     free(svg);
+
+    /* each panel's y axis names its metric */
+    {
+        rb_grid_result mix[ROWS_MIX];
+        make_mix(mix);
+        snprintf(mix[4].metric, sizeof mix[4].metric, "a<b"); /* as written, escaped */
+        for (size_t i = 5; i < ROWS_MIX; i++)
+            snprintf(mix[i].metric, sizeof mix[i].metric, "a<b");
+        ck_assert_msg(rb_grid_write_svg(path, NULL, mix, ROWS_MIX) == RB_OK, "%s", rb_last_error());
+        svg = (char *)read_whole_file(path, &size);
+        svg[size] = '\0';
+        check_balanced(svg);
+        ck_assert_int_eq(count_of(svg, ">target accuracy (%)</text>"), 1);
+        ck_assert_int_eq(count_of(svg, ">target a&lt;b (%)</text>"), 1);
+        free(svg);
+        make_mix(mix);
+        ck_assert_msg(rb_grid_write_svg(path, NULL, mix, ROWS_MIX) == RB_OK, "%s", rb_last_error());
+        svg = (char *)read_whole_file(path, &size);
+        svg[size] = '\0';
+        ck_assert_int_eq(count_of(svg, ">target accuracy (%)</text>"), 1);
+        ck_assert_int_eq(count_of(svg, ">target mIoU (%)</text>"), 1);
+        ck_assert_int_eq(count_of(svg, ">scenes</text>"), 1); /* its panel */
+        ck_assert_int_eq(count_of(svg, "<polyline"), 2);      /* r18 fixed in each panel */
+        free(svg);
+    }
 
     /* no rows: still a valid picture */
     ck_assert_int_eq(rb_grid_write_svg(path, NULL, NULL, 0), RB_OK);
@@ -407,6 +607,9 @@ static Suite *report_suite(void)
     tcase_add_test(tc, markdown_table_is_shaped_like_the_paper);
     tcase_add_test(tc, summary_says_who_won_and_whether_it_beats_the_spread);
     tcase_add_test(tc, svg_plot_is_well_formed_and_escaped);
+    tcase_add_test(tc, a_miou_target_says_so_next_to_an_accuracy_one);
+    tcase_add_test(tc, a_target_mixing_metrics_is_refused);
+    tcase_add_test(tc, metrics_have_readable_names);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -60,9 +60,20 @@
  *   classes = 5-9          ; (default: all)
  *   per-class = 50         ; 0: all (default 0)
  *   image-size = 0         ; (default 0)
+ *   task = classify        ; the task plugin whose head this target trains
+ *                          ;   (default: [transfer]'s task)
+ *   hidden = 256           ; every other key is an option of that task,
+ *                          ;   kept as written (the runner checks it against
+ *                          ;   the plugin's parameters, as for [arch])
+ *
+ *   [target scenes]        ; e.g. segmentation (the segment plugin and the
+ *   data = voc-seg:scenes  ;   voc-seg reader, where installed)
+ *   task = segment
+ *   head = fcn
+ *   stage = stride8
  *
  *   [transfer]             ; exactly one (it may be empty: all defaults)
- *   task = classify        ; (default classify)
+ *   task = classify        ; the default task of every target (default classify)
  *   modes = fixed, full    ; fixed and/or full, no repeats (default both)
  *   seeds = 0, 1, 2        ; (default 0)
  *   epochs = 20            ; >= 1 (default 30)
@@ -86,8 +97,15 @@
  * (rb_grid_write_csv / rb_grid_read_csv); from the rows come a markdown table
  * shaped like Table 1 of Salman et al. 2020 (rb_grid_markdown), a plain-text
  * verdict per architecture, mode and target (rb_grid_summary) and an SVG plot
- * of target accuracy against source eps (rb_grid_write_svg). All of them are
- * deterministic: the same rows give the same bytes.
+ * of the target's metric against source eps (rb_grid_write_svg). All of them
+ * are deterministic: the same rows give the same bytes.
+ *
+ * Metrics: each row carries the name of the metric its target_acc holds, the
+ * primary metric of the target's task ("accuracy" for classify, "miou" for
+ * segment, "ap" for detection), always a value in [0, 1] shown in percent.
+ * One target reports one metric: rows of one target label with different
+ * metrics are refused by every report. The reports name a metric as
+ * rb_grid_metric_label does ("accuracy", "mIoU", "AP").
  */
 #ifndef ROBUSTA_GRID_H
 #define ROBUSTA_GRID_H
@@ -104,7 +122,8 @@
 extern "C" {
 #endif
 
-/* A key of an [arch] section other than "arch": an option of the plugin. */
+/* A key of an [arch] section other than "arch", or of a [target] section
+ * other than its own keys: an option of the arch or task plugin. */
 typedef struct rb_grid_option {
     char *key, *value;
     int line;                  /* where it was written, for error messages */
@@ -122,6 +141,10 @@ typedef struct rb_grid_target {
     char *label, *data, *classes; /* classes NULL: all */
     int64_t per_class;         /* 0: all */
     int64_t image_size;        /* 0: the stored size */
+    char *task;                /* the task plugin: the section's `task`, else [transfer]'s (never NULL) */
+    int task_line;             /* the line of the section's `task` key; 0: inherited from [transfer] */
+    rb_grid_option *options;   /* the task's options: every other key, in file order */
+    size_t n_options;
     int line;                  /* the section header's line */
 } rb_grid_target;
 
@@ -140,7 +163,8 @@ typedef struct rb_grid_source {
 } rb_grid_source;
 
 typedef struct rb_grid_transfer {
-    char *task, *schedule;     /* schedule NULL: the default */
+    char *task;                /* the default task of the targets */
+    char *schedule;            /* NULL: the default */
     bool mode_fixed, mode_full;/* which modes run; fixed runs first */
     uint64_t *seeds;           /* in file order */
     size_t n_seeds;
@@ -198,40 +222,59 @@ typedef struct rb_grid_result {
     char target[64];           /* target section label */
     char mode[8];              /* "fixed" or "full" */
     uint64_t transfer_seed;
-    double target_acc;         /* final test accuracy on the target, [0,1]; NAN: rows are skipped by the reports */
+    double target_acc;         /* the target's final test score in `metric`, [0,1]; NAN: rows are skipped by
+                                  the reports */
     double seconds;            /* transfer wall time */
+    char metric[32];           /* the task's primary metric that target_acc holds ("accuracy", "miou");
+                                  empty reads as "accuracy" (rows made before metrics were named) */
 } rb_grid_result;
+
+/* How the reports name a metric: "miou" -> "mIoU", "ap" -> "AP", "ap50"
+ * -> "AP50", "ap75" -> "AP75", "balanced_accuracy" -> "balanced accuracy",
+ * "pixel_accuracy" -> "pixel accuracy", "" -> "accuracy"; any other name as
+ * it is. The result is static or `metric` itself. */
+RB_API const char *rb_grid_metric_label(const char *metric);
 
 /* Writes rows as CSV to `path`, atomically (a crash leaves the old file).
  * The header row is
- *   arch,eps,source_eps,source_seed,source_test_acc,source_robust_acc,target,mode,transfer_seed,target_acc,seconds
- * (eps is eps_text); numbers are written with 10 significant digits
- * (source_eps with 17, so it reads back exactly) and NAN as an empty field.
- * Fields are never quoted: a label or eps text holding a comma, a quote or a
- * line break is refused (RB_ERR_INVALID_ARGUMENT), as is a mode other than
- * fixed or full. */
+ *   arch,eps,source_eps,source_seed,source_test_acc,source_robust_acc,target,mode,transfer_seed,target_acc,seconds,metric
+ * (eps is eps_text; metric is the row's metric, "accuracy" for an empty
+ * one); numbers are written with 10 significant digits (source_eps with 17,
+ * so it reads back exactly) and NAN as an empty field. Fields are never
+ * quoted: a label, eps text or metric holding a comma, a quote or a line
+ * break is refused (RB_ERR_INVALID_ARGUMENT), as is a mode other than fixed
+ * or full. */
 RB_API rb_status rb_grid_write_csv(const char *path, const rb_grid_result *rows, size_t n);
 
 /* Reads a file written by rb_grid_write_csv into a new malloc'd array
- * (*rows, free it; NULL when *n is 0). A wrong header, a row with the wrong
- * number of fields, a bad number, an over-long label or an unknown mode is
- * refused with RB_ERR_CORRUPT and "PATH:LINE: ...". Blank lines are skipped. */
+ * (*rows, free it; NULL when *n is 0). A file of an earlier version, whose
+ * header ends at "seconds" (no metric column), is read with metric
+ * "accuracy" in every row, so old grid folders still report. A wrong header,
+ * a row with the wrong number of fields, a bad number, an over-long label or
+ * metric, a metric holding a quote or an unknown mode is refused with
+ * RB_ERR_CORRUPT and "PATH:LINE: ...". Blank lines are skipped. */
 RB_API rb_status rb_grid_read_csv(const char *path, rb_grid_result **rows, size_t *n);
 
 /* The results as a GitHub markdown table, in a new malloc'd string (*out,
  * free it). Columns: the row label, "source acc" (the source models' clean
  * test accuracy, mean ± sd over source seeds), "source robust acc" (the
- * same under the evaluation attack; only when some row has it) and one column per target, in order of first
- * appearance. Rows: for each arch (first appearance), each mode present
- * (fixed, then full), each eps of that arch (ascending):
- * "r18 · fixed-feature · standard (ε=0)" or "r18 · full-network · robust
- * ε=0.5". A cell is the mean ± sample standard deviation, in percent with
- * one decimal, of target_acc over the rows with that arch, mode, eps and
- * target (source seeds × transfer seeds): "78.3 ± 1.2", "78.3" for one run,
- * "—" for none. The best mean (as shown) of each arch, mode and target is
- * bold when at least two eps have runs. A note after the table gives n: one
- * figure when every filled cell has the same count, otherwise every filled
- * cell ends with "(n=K)". No rows: "_No results yet._". */
+ * same under the evaluation attack; only when some row has it) and one
+ * column per target, in order of first appearance, headed by its label, and
+ * by "label (METRIC)" when its metric is not accuracy ("scenes (mIoU)").
+ * Rows: for each arch (first appearance), each mode present (fixed, then
+ * full), each eps of that arch (ascending): "r18 · fixed-feature · standard
+ * (ε=0)" or "r18 · full-network · robust ε=0.5". A cell is the mean ±
+ * sample standard deviation, in percent with one decimal, of target_acc over
+ * the rows with that arch, mode, eps and target (source seeds × transfer
+ * seeds): "78.3 ± 1.2", "78.3" for one run, "—" for none. The best mean (as
+ * shown) of each arch, mode and target is bold when at least two eps have
+ * runs. A note after the table gives n: one figure when every filled cell
+ * has the same count, otherwise every filled cell ends with "(n=K)"; it
+ * starts "Target test accuracy (%)", or, when some target has another
+ * metric, "Target test score (%), accuracy or the metric its column names". No
+ * rows: "_No results yet._". A target whose rows name different metrics is
+ * refused (RB_ERR_INVALID_ARGUMENT, one line naming the target and two rows
+ * that differ); so are the other reports. */
 RB_API rb_status rb_grid_markdown(const rb_grid_result *rows, size_t n, char **out);
 
 /* Which setting won and by how much, one line per arch, mode and target (in
@@ -241,6 +284,9 @@ RB_API rb_status rb_grid_markdown(const rb_grid_result *rows, size_t n, char **o
  *   "r18, fixed-feature, fm59: standard beats the best robust (ε=0.25) by
  *    1.0 points (77.1 ± 1.5 vs 76.1 ± 0.8, 3 runs each) — within the seed
  *    spread"
+ * For a target whose metric is not accuracy the points say what they are
+ * ("beats standard by +4.2 points of mIoU", "by 1.0 points of mIoU"), and
+ * a lone side's figure too ("standard: 60.0 ± 1.4 mIoU (2 runs)").
  * The best robust eps is the eps > 0 with the highest mean (the smallest eps
  * on a tie). The difference is "larger than the seed spread" when |Δ|
  * exceeds the sum of the two standard deviations and both have at least two
@@ -248,11 +294,12 @@ RB_API rb_status rb_grid_markdown(const rb_grid_result *rows, size_t n, char **o
  * spread". A group without an eps 0 run or without an eps > 0 run says so. */
 RB_API rb_status rb_grid_summary(const rb_grid_result *rows, size_t n, char **out);
 
-/* Plots target accuracy against source eps as a standalone SVG file at
+/* Plots each target's metric against source eps as a standalone SVG file at
  * `path` (any name: the caller chooses it), written atomically. One panel
  * per target (420×300 px, side by side, titled with the target label); x:
  * source eps from 0 to the largest, ticks at the eps values labelled as
- * written; y: accuracy in percent with round ticks spanning mean ± sd; one
+ * written; y: the target's metric in percent, titled "target accuracy (%)"
+ * or "target mIoU (%)", with round ticks spanning mean ± sd; one
  * polyline per arch and mode ("r18 fixed") with a marker at each eps' mean
  * and an error bar of ± one sample standard deviation; a legend and the
  * main `title` (NULL: none) above. Text is XML-escaped. */
@@ -289,17 +336,28 @@ typedef struct rb_grid_outcome {
  *                                       result.json (test_acc, robust_acc,
  *                                       robust_eps, seconds)
  *   transfers/SOURCE/TARGET-MODE-sSEED/ a `robusta transfer` run folder per
- *                                       transfer, with result.json (target_acc:
- *                                       the task's test accuracy, seconds)
+ *                                       transfer with the target's task and
+ *                                       options, and result.json (task; metric:
+ *                                       the task's primary metric; target_acc:
+ *                                       its value in metrics.json; seconds)
  *   results.csv, table.md, plot.svg     every finished transfer (of any shard),
  *                                       rewritten after each source model
  * ("/" and other characters unsafe in a file name become "_" in EPS.) A run
  * with a result.json is skipped; one with a last.rbt but no result.json (it
  * was stopped) resumes; so running a killed grid again finishes it, and
- * loses no finished result. Every [arch] section's options are checked
- * against its plugin (file and line in the message) before anything
- * trains. rb_train_request_stop (Ctrl-C, SIGTERM, SIGHUP) stops at the next
- * batch with RB_ERR_INTERRUPTED. */
+ * loses no finished result. Every [arch] section's options, and every
+ * [target]'s task and task options, are checked against their plugins (file
+ * and line in the message) before anything trains; so is each task's
+ * primary metric (at most 31 characters, no comma or quote: it goes into
+ * results.csv). A finished transfer whose result.json names another metric
+ * than its target's task reports (the target's task was changed after it
+ * ran; a result.json without "metric" is an accuracy) is refused with one
+ * line naming the folder, rather than reported under the wrong metric; so
+ * is a stopped transfer (last.rbt, no result.json) whose config.json names
+ * another task than its target's, which would resume with the old task. A
+ * task metric outside [0, 1], or missing from metrics.json, is refused too.
+ * rb_train_request_stop (Ctrl-C, SIGTERM, SIGHUP) stops at the next batch
+ * with RB_ERR_INTERRUPTED. */
 RB_API rb_status rb_grid_run(const rb_grid_spec *spec, const rb_grid_options *options, rb_grid_outcome *outcome);
 /* Frees an outcome's strings; NULL is accepted. */
 RB_API void rb_grid_outcome_free(rb_grid_outcome *outcome);

@@ -26,6 +26,7 @@ typedef struct grid_ctx {
     int threads;
     size_t step, steps;       /* runs of this shard, for [k/N] */
     double robust_eps;        /* the eps source models are attacked at (the largest) */
+    const rb_plugin **tasks;  /* each target's task plugin, checked before anything trains */
 } grid_ctx;
 
 /* What a finished source run recorded. */
@@ -132,29 +133,115 @@ static void say(const grid_ctx *g, const char *fmt, ...)
     fputc('\n', stderr);
 }
 
+/* Sets a section's plugin options (the keys a section does not know itself)
+ * on `params`. A key the plugin does not declare is refused naming the file,
+ * the line and, when one is close, the key (the section's own or the
+ * plugin's) that was meant. */
+static rb_status set_options(const grid_ctx *g, const char *section, const char *what, const rb_plugin *plugin,
+                             const rb_grid_option *options, size_t n, const char *const *own, size_t n_own,
+                             rb_params *params)
+{
+    for (size_t i = 0; i < n; i++) {
+        const rb_grid_option *o = &options[i];
+        rb_status s;
+        if (!rb_params_declares(params, o->key)) {
+            const char *names[64], *near;
+            size_t k = 0;
+            for (; k < n_own && k < 64; k++)
+                names[k] = own[k];
+            for (const rb_param_spec *p = plugin->params; p != NULL && p->name != NULL && k < 64; p++)
+                names[k++] = p->name;
+            near = rb_suggest(o->key, names, k);
+            if (near != NULL)
+                return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                    "%s:%d: %s: unknown key '%s' (%s %s plugin %s; did you mean '%s'?)", g->spec->path,
+                                    o->line, section, o->key, what, rb_plugin_kind_str(plugin->kind), plugin->name,
+                                    near);
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                "%s:%d: %s: unknown key '%s' (%s %s plugin %s; `robusta plugins` lists them)",
+                                g->spec->path, o->line, section, o->key, what, rb_plugin_kind_str(plugin->kind),
+                                plugin->name);
+        }
+        if ((s = rb_params_set(params, o->key, o->value)) != RB_OK)
+            return rb_error_prefix("%s:%d: %s: ", g->spec->path, o->line, section);
+    }
+    return RB_OK;
+}
+
 /* The arch plugin and parameters of an [arch] section; an option the plugin
  * does not have is refused naming the file and line. */
 static rb_status arch_params(const grid_ctx *g, const rb_grid_arch *arch, const rb_plugin **plugin,
                              rb_params **params)
 {
+    static const char *const own[] = {"arch"};
     const char *preset = NULL;
+    char section[96];
     rb_status s = rb_arch_resolve(g->opt->registry, arch->arch, plugin, &preset);
     *params = NULL;
+    snprintf(section, sizeof section, "[arch %s]", arch->label);
     if (s != RB_OK)
-        return rb_error_prefix("%s:%d: [arch %s]: ", g->spec->path, arch->line, arch->label);
+        return rb_error_prefix("%s:%d: %s: ", g->spec->path, arch->line, section);
     if ((s = rb_params_create(params, (*plugin)->params)) != RB_OK)
         return s;
     if (preset != NULL && (s = rb_params_set(*params, RB_PARAM_PRESET, preset)) != RB_OK)
         return s;
-    for (size_t i = 0; i < arch->n_options; i++) {
-        const rb_grid_option *o = &arch->options[i];
-        if (!rb_params_declares(*params, o->key))
-            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s:%d: [arch %s]: unknown key '%s' (not an option of arch "
-                                                         "plugin %s; `robusta plugins` lists them)",
-                                g->spec->path, o->line, arch->label, o->key, (*plugin)->name);
-        if ((s = rb_params_set(*params, o->key, o->value)) != RB_OK)
-            return rb_error_prefix("%s:%d: [arch %s]: ", g->spec->path, o->line, arch->label);
-    }
+    return set_options(g, section, "not an option of", *plugin, arch->options, arch->n_options, own, 1, *params);
+}
+
+/* A name that can go into an unquoted field of results.csv and fits
+ * rb_grid_result.metric. */
+static bool metric_name_ok(const char *name)
+{
+    return name[0] != '\0' && strlen(name) < sizeof ((rb_grid_result *)0)->metric &&
+           strpbrk(name, ",\"\r\n") == NULL;
+}
+
+/* The task plugin and parameters of a [target] section: its own task or
+ * [transfer]'s, with the section's other keys as options; an unknown task,
+ * an option the plugin does not have or a primary metric results.csv cannot
+ * hold is refused naming the file and line. */
+static rb_status target_params(const grid_ctx *g, const rb_grid_target *target, const rb_plugin **plugin,
+                               rb_params **params)
+{
+    static const char *const own[] = {"data", "classes", "per-class", "image-size", "task"};
+    char section[96];
+    rb_status s;
+    *params = NULL;
+    snprintf(section, sizeof section, "[target %s]", target->label);
+    if ((s = rb_registry_find(g->opt->registry, RB_PLUGIN_TASK, target->task, plugin)) != RB_OK)
+        return target->task_line > 0
+                   ? rb_error_prefix("%s:%d: %s: ", g->spec->path, target->task_line, section)
+                   : rb_error_prefix("%s: %s: the task of [transfer]: ", g->spec->path, section);
+    if (!metric_name_ok((*plugin)->ops.task->primary_metric))
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "%s:%d: %s: task plugin %s ranks by '%.40s', which results.csv cannot hold (a metric "
+                            "name has 1 to 31 characters and no comma or quote)",
+                            g->spec->path, target->task_line > 0 ? target->task_line : target->line, section,
+                            (*plugin)->name, (*plugin)->ops.task->primary_metric);
+    if ((s = rb_params_create(params, (*plugin)->params)) != RB_OK)
+        return s;
+    return set_options(g, section, "not a [target] key nor an option of", *plugin, target->options,
+                       target->n_options, own, sizeof own / sizeof own[0], *params);
+}
+
+/* The metric a finished transfer's result.json names into `out` (one that
+ * names none was written before metrics had names, by classification: its
+ * target_acc is an accuracy). Refused when it is not the metric the target's
+ * task reports now: the target's task changed after the run, and its result
+ * would be reported under the wrong name. */
+static rb_status result_metric(const grid_ctx *g, size_t t, json_object *done, const char *path, char *out,
+                               size_t size)
+{
+    const char *want = g->tasks[t]->ops.task->primary_metric, *have = "accuracy";
+    json_object *v;
+    if (json_object_object_get_ex(done, "metric", &v) && json_object_is_type(v, json_type_string))
+        have = json_object_get_string(v);
+    if (strcmp(have, want) != 0)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "%s holds a result in '%.40s', but [target %s] now reports '%s' (task %s): move that "
+                            "run folder away to redo it, or give the target another label",
+                            path, have, g->spec->targets[t].label, want, g->tasks[t]->name);
+    snprintf(out, size, "%s", want);
     return RB_OK;
 }
 
@@ -387,6 +474,7 @@ static void fill_row(const grid_ctx *g, size_t a, size_t e, size_t sd, size_t t,
     row->transfer_seed = g->spec->transfer.seeds[ts];
     row->target_acc = NAN;
     row->seconds = NAN;
+    snprintf(row->metric, sizeof row->metric, "%s", g->tasks[t]->ops.task->primary_metric);
 }
 
 static rb_status run_transfer(grid_ctx *g, size_t a, size_t e, size_t sd, size_t t, bool fixed, size_t ts,
@@ -394,6 +482,7 @@ static rb_status run_transfer(grid_ctx *g, size_t a, size_t e, size_t sd, size_t
 {
     const rb_grid_transfer *tf = &g->spec->transfer;
     const rb_grid_target *target = &g->spec->targets[t];
+    const char *metric = g->tasks[t]->ops.task->primary_metric;
     char dir[4096], path[4200], source[4200];
     rb_grid_result row;
     rb_train_result tr;
@@ -406,11 +495,14 @@ static rb_status run_transfer(grid_ctx *g, size_t a, size_t e, size_t sd, size_t
     snprintf(path, sizeof path, "%s/result.json", dir);
     g->step++;
     if ((done = read_json_file(path)) != NULL) {
-        say(g, "[%zu/%zu] %s eps %s -> %s %s seed %llu: done before (%.2f%%)", g->step, g->steps,
-            g->spec->archs[a].label, g->spec->source.eps_text[e], target->label, fixed ? "fixed" : "full",
-            (unsigned long long)tf->seeds[ts], 100 * jnum(done, "target_acc"));
+        char name[32];
+        s = result_metric(g, t, done, path, name, sizeof name);
+        if (s == RB_OK)
+            say(g, "[%zu/%zu] %s eps %s -> %s %s seed %llu: done before (%s %.2f%%)", g->step, g->steps,
+                g->spec->archs[a].label, g->spec->source.eps_text[e], target->label, fixed ? "fixed" : "full",
+                (unsigned long long)tf->seeds[ts], rb_grid_metric_label(name), 100 * jnum(done, "target_acc"));
         json_object_put(done);
-        return RB_OK;
+        return s;
     }
     fill_row(g, a, e, sd, t, fixed, ts, src, &row);
     {
@@ -427,20 +519,35 @@ static rb_status run_transfer(grid_ctx *g, size_t a, size_t e, size_t sd, size_t
     if (level > RB_LOG_WARN)
         rb_log_set_level(RB_LOG_WARN);
     if (file_exists(path)) {
-        s = rb_train_resume(g->opt->registry, dir, 0, g->threads, true, &tr);
+        /* a stopped run resumes with the task it started with: the target's
+         * task must still be that one, or the result would be another's */
+        json_object *config, *v;
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        if ((config = read_json_file(path)) != NULL && json_object_object_get_ex(config, "task", &v) &&
+            json_object_is_type(v, json_type_string) && strcmp(json_object_get_string(v), target->task) != 0)
+            s = rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                             "%s: the stopped run trains task %.40s, but [target %s] now has task %s: move that run "
+                             "folder away to redo it, or give the target another label",
+                             dir, json_object_get_string(v), target->label, target->task);
+        else
+            s = rb_train_resume(g->opt->registry, dir, 0, g->threads, true, &tr);
+        json_object_put(config);
     } else {
         rb_train_config c;
+        rb_params *task_params = NULL;
         char sdir[4096];
         c = rb_train_config_default();
         source_dir(g, a, e, sd, sdir, sizeof sdir);
         snprintf(source, sizeof source, "%s/model.rbt", sdir);
         c.transfer.source = source;
         c.transfer.registry = g->opt->registry;
-        c.transfer.task_name = tf->task;
-        if ((s = rb_registry_find(g->opt->registry, RB_PLUGIN_TASK, tf->task, &c.transfer.task)) != RB_OK) {
+        c.transfer.task_name = target->task;
+        if ((s = target_params(g, target, &c.transfer.task, &task_params)) != RB_OK) {
+            rb_params_destroy(task_params);
             rb_log_set_level(level);
-            return rb_error_prefix("%s: [transfer] task: ", g->spec->path);
+            return s;
         }
+        c.transfer.task_params = task_params;
         c.transfer.fixed_features = fixed;
         c.transfer.bn_update = tf->bn_update;
         c.data = target->data;
@@ -462,8 +569,9 @@ static rb_status run_transfer(grid_ctx *g, size_t a, size_t e, size_t sd, size_t
         c.image_size = (int)target->image_size;
         c.augment = tf->augment;
         c.quiet = true;
-        c.training.eval_every = tf->epochs; /* the target's test accuracy once, at the end */
+        c.training.eval_every = tf->epochs; /* the target's test score once, at the end */
         s = rb_train(&c, &tr);
+        rb_params_destroy(task_params);
     }
     rb_log_set_level(level);
     if (s == RB_OK) {
@@ -471,8 +579,13 @@ static rb_status run_transfer(grid_ctx *g, size_t a, size_t e, size_t sd, size_t
         snprintf(path, sizeof path, "%s/metrics.json", dir);
         if ((metrics = read_json_file(path)) == NULL)
             s = rb_error_set(RB_ERR_CORRUPT, "%s is missing or unreadable after the transfer", path);
-        else
-            row.target_acc = jnum(metrics, "accuracy");
+        else if (isnan(row.target_acc = jnum(metrics, metric)))
+            s = rb_error_set(RB_ERR_CORRUPT, "%s has no number '%s', the primary metric of task %s", path, metric,
+                             g->tasks[t]->name);
+        else if (row.target_acc < 0 || row.target_acc > 1)
+            s = rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                             "%s: '%s' is %g; a grid reports a task's primary metric as a fraction in [0, 1]", path,
+                             metric, row.target_acc);
         json_object_put(metrics);
     }
     if (s != RB_OK)
@@ -485,13 +598,16 @@ static rb_status run_transfer(grid_ctx *g, size_t a, size_t e, size_t sd, size_t
     json_object_object_add(done, "target", json_object_new_string(row.target));
     json_object_object_add(done, "mode", json_object_new_string(row.mode));
     json_object_object_add(done, "transfer_seed", json_object_new_int64((int64_t)row.transfer_seed));
+    json_object_object_add(done, "task", json_object_new_string(target->task));
+    json_object_object_add(done, "metric", json_object_new_string(row.metric));
     json_object_object_add(done, "target_acc", rb_json_number(row.target_acc));
     json_object_object_add(done, "seconds", rb_json_number(row.seconds));
     snprintf(path, sizeof path, "%s/result.json", dir);
     s = write_json_file(path, done);
     json_object_put(done);
-    say(g, "[%zu/%zu] %s eps %s -> %s %s seed %llu: %.2f%% (%.1f s)", g->step, g->steps, row.arch, row.eps_text,
-        row.target, row.mode, (unsigned long long)row.transfer_seed, 100 * row.target_acc, row.seconds);
+    say(g, "[%zu/%zu] %s eps %s -> %s %s seed %llu: %s %.2f%% (%.1f s)", g->step, g->steps, row.arch, row.eps_text,
+        row.target, row.mode, (unsigned long long)row.transfer_seed, rb_grid_metric_label(row.metric),
+        100 * row.target_acc, row.seconds);
     return s;
 }
 
@@ -502,11 +618,12 @@ static rb_status collect(const grid_ctx *g, rb_grid_result **rows, size_t *count
     size_t cap = sp->n_archs * sp->source.n_eps * sp->source.n_seeds * sp->n_targets * 2 * sp->transfer.n_seeds, n = 0;
     rb_grid_result *out = calloc(cap ? cap : 1, sizeof *out);
     char dir[4096], path[4200];
+    rb_status s = RB_OK;
     if (out == NULL)
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory collecting results");
-    for (size_t a = 0; a < sp->n_archs; a++)
-        for (size_t e = 0; e < sp->source.n_eps; e++)
-            for (size_t sd = 0; sd < sp->source.n_seeds; sd++) {
+    for (size_t a = 0; s == RB_OK && a < sp->n_archs; a++)
+        for (size_t e = 0; s == RB_OK && e < sp->source.n_eps; e++)
+            for (size_t sd = 0; s == RB_OK && sd < sp->source.n_seeds; sd++) {
                 source_result src = {NAN, NAN, NAN};
                 json_object *sj;
                 source_dir(g, a, e, sd, dir, sizeof dir);
@@ -516,29 +633,59 @@ static rb_status collect(const grid_ctx *g, rb_grid_result **rows, size_t *count
                     src.robust_acc = jnum(sj, "robust_acc");
                     json_object_put(sj);
                 }
-                for (size_t t = 0; t < sp->n_targets; t++)
-                    for (int m = 0; m < 2; m++) {
+                for (size_t t = 0; s == RB_OK && t < sp->n_targets; t++)
+                    for (int m = 0; s == RB_OK && m < 2; m++) {
                         bool fixed = m == 0;
                         if ((fixed && !sp->transfer.mode_fixed) || (!fixed && !sp->transfer.mode_full))
                             continue;
-                        for (size_t ts = 0; ts < sp->transfer.n_seeds; ts++) {
+                        for (size_t ts = 0; s == RB_OK && ts < sp->transfer.n_seeds; ts++) {
                             json_object *tj;
                             transfer_dir(g, a, e, sd, t, fixed, ts, dir, sizeof dir);
                             snprintf(path, sizeof path, "%s/result.json", dir);
                             if ((tj = read_json_file(path)) == NULL)
                                 continue;
                             fill_row(g, a, e, sd, t, fixed, ts, &src, &out[n]);
+                            s = result_metric(g, t, tj, path, out[n].metric, sizeof out[n].metric);
                             out[n].target_acc = jnum(tj, "target_acc");
                             out[n].seconds = jnum(tj, "seconds");
                             json_object_put(tj);
-                            if (!isnan(out[n].target_acc))
+                            if (s == RB_OK && !isnan(out[n].target_acc))
                                 n++;
                         }
                     }
             }
+    if (s != RB_OK) {
+        free(out);
+        return s;
+    }
     *rows = out;
     *count = n;
     return RB_OK;
+}
+
+/* The plot's title: "NAME: target accuracy against source robustness (eps)",
+ * naming every metric of the rows in order of first appearance ("target
+ * accuracy and mIoU"). */
+static void plot_title(const grid_ctx *g, const rb_grid_result *rows, size_t n, char *out, size_t size)
+{
+    const char *seen[16];
+    size_t k = 0, used;
+    for (size_t i = 0; i < n && k < 16; i++) {
+        const char *label = rb_grid_metric_label(rows[i].metric);
+        size_t j = 0;
+        while (j < k && strcmp(seen[j], label) != 0)
+            j++;
+        if (j == k)
+            seen[k++] = label;
+    }
+    if (k == 0)
+        seen[k++] = "accuracy";
+    used = (size_t)snprintf(out, size, "%s: target", g->spec->name);
+    for (size_t j = 0; j < k && used < size; j++)
+        used += (size_t)snprintf(out + used, size - used, "%s%s", j == 0 ? " " : j + 1 == k ? " and " : ", ",
+                                 seen[j]);
+    if (used < size)
+        snprintf(out + used, size - used, " against source robustness (eps)");
 }
 
 static rb_status write_reports(const grid_ctx *g, rb_grid_outcome *outcome)
@@ -571,7 +718,7 @@ static rb_status write_reports(const grid_ctx *g, rb_grid_outcome *outcome)
         }
         if (s == RB_OK) {
             snprintf(path, sizeof path, "%s/plot.svg", g->opt->out_dir);
-            snprintf(title, sizeof title, "%s: target accuracy against source robustness (eps)", g->spec->name);
+            plot_title(g, rows, n, title, sizeof title);
             s = rb_grid_write_svg(path, title, rows, n);
         }
     }
@@ -586,39 +733,35 @@ static rb_status write_reports(const grid_ctx *g, rb_grid_outcome *outcome)
     return s;
 }
 
-rb_status rb_grid_run(const rb_grid_spec *spec, const rb_grid_options *options, rb_grid_outcome *outcome)
+/* Checks every [arch] and [target] section against its plugin, keeping
+ * each target's task plugin in g->tasks, before anything trains. */
+static rb_status check_sections(grid_ctx *g)
 {
-    grid_ctx g;
-    rb_grid_outcome local;
-    double t0 = rb_monotonic_seconds();
+    const rb_grid_spec *spec = g->spec;
+    rb_status s = RB_OK;
+    for (size_t a = 0; s == RB_OK && a < spec->n_archs; a++) {
+        const rb_plugin *p;
+        rb_params *params = NULL;
+        s = arch_params(g, &spec->archs[a], &p, &params);
+        rb_params_destroy(params);
+    }
+    for (size_t t = 0; s == RB_OK && t < spec->n_targets; t++) {
+        rb_params *params = NULL;
+        s = target_params(g, &spec->targets[t], &g->tasks[t], &params);
+        rb_params_destroy(params);
+    }
+    return s;
+}
+
+/* rb_grid_run once the grid is checked. */
+static rb_status run_checked(grid_ctx *g, rb_grid_outcome *outcome)
+{
+    const rb_grid_spec *spec = g->spec;
+    const rb_grid_options *options = g->opt;
     size_t modes, per_source, units;
     char path[4200];
     rb_status s = RB_OK;
 
-    if (outcome == NULL)
-        outcome = &local;
-    memset(outcome, 0, sizeof *outcome);
-    if (spec == NULL || options == NULL || options->registry == NULL || options->out_dir == NULL)
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_grid_run: needs a spec, a registry and an output folder");
-    if (options->shard_count < 0 || options->shard_index < 0 ||
-        (options->shard_count > 0 && options->shard_index >= options->shard_count))
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "--shard %d/%d: the index must lie in [0, %d)",
-                            options->shard_index, options->shard_count, options->shard_count);
-    memset(&g, 0, sizeof g);
-    g.spec = spec;
-    g.opt = options;
-    g.threads = options->threads >= 0 ? options->threads : spec->threads;
-    for (size_t e = 0; e < spec->source.n_eps; e++)
-        g.robust_eps = fmax(g.robust_eps, spec->source.eps[e]);
-    /* Check every arch section before training anything. */
-    for (size_t a = 0; a < spec->n_archs; a++) {
-        const rb_plugin *p;
-        rb_params *params = NULL;
-        s = arch_params(&g, &spec->archs[a], &p, &params);
-        rb_params_destroy(params);
-        if (s != RB_OK)
-            return s;
-    }
     modes = (size_t)spec->transfer.mode_fixed + (size_t)spec->transfer.mode_full;
     per_source = 1 + spec->n_targets * modes * spec->transfer.n_seeds;
     units = spec->n_archs * spec->source.n_eps * spec->source.n_seeds;
@@ -628,7 +771,7 @@ rb_status rb_grid_run(const rb_grid_spec *spec, const rb_grid_options *options, 
         int shards = options->shard_count > 0 ? options->shard_count : 1;
         for (size_t u = 0; u < units; u++)
             if ((int)(u % (size_t)shards) == options->shard_index)
-                g.steps += per_source;
+                g->steps += per_source;
     }
     if ((s = make_dir(options->out_dir)) != RB_OK)
         return s;
@@ -645,7 +788,7 @@ rb_status rb_grid_run(const rb_grid_spec *spec, const rb_grid_options *options, 
         int shards = options->shard_count > 0 ? options->shard_count : 1;
         if ((int)(u % (size_t)shards) != options->shard_index)
             continue;
-        if ((s = run_source(&g, a, e, sd, &src)) != RB_OK)
+        if ((s = run_source(g, a, e, sd, &src)) != RB_OK)
             break;
         for (size_t t = 0; s == RB_OK && t < spec->n_targets; t++)
             for (int m = 0; s == RB_OK && m < 2; m++) {
@@ -653,19 +796,50 @@ rb_status rb_grid_run(const rb_grid_spec *spec, const rb_grid_options *options, 
                 if ((fixed && !spec->transfer.mode_fixed) || (!fixed && !spec->transfer.mode_full))
                     continue;
                 for (size_t ts = 0; s == RB_OK && ts < spec->transfer.n_seeds; ts++)
-                    s = run_transfer(&g, a, e, sd, t, fixed, ts, &src);
+                    s = run_transfer(g, a, e, sd, t, fixed, ts, &src);
             }
         /* Reports after each source, so a long grid shows its table early. */
         if (s == RB_OK) {
             rb_grid_outcome partial;
             memset(&partial, 0, sizeof partial);
-            s = write_reports(&g, &partial);
+            s = write_reports(g, &partial);
             free(partial.table);
             free(partial.summary);
         }
     }
     if (s == RB_OK)
-        s = write_reports(&g, outcome);
+        s = write_reports(g, outcome);
+    return s;
+}
+
+rb_status rb_grid_run(const rb_grid_spec *spec, const rb_grid_options *options, rb_grid_outcome *outcome)
+{
+    grid_ctx g;
+    rb_grid_outcome local;
+    double t0 = rb_monotonic_seconds();
+    rb_status s;
+
+    if (outcome == NULL)
+        outcome = &local;
+    memset(outcome, 0, sizeof *outcome);
+    if (spec == NULL || options == NULL || options->registry == NULL || options->out_dir == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_grid_run: needs a spec, a registry and an output folder");
+    if (options->shard_count < 0 || options->shard_index < 0 ||
+        (options->shard_count > 0 && options->shard_index >= options->shard_count))
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "--shard %d/%d: the index must lie in [0, %d)",
+                            options->shard_index, options->shard_count, options->shard_count);
+    memset(&g, 0, sizeof g);
+    g.spec = spec;
+    g.opt = options;
+    g.threads = options->threads >= 0 ? options->threads : spec->threads;
+    for (size_t e = 0; e < spec->source.n_eps; e++)
+        g.robust_eps = fmax(g.robust_eps, spec->source.eps[e]);
+    if ((g.tasks = calloc(spec->n_targets + 1, sizeof *g.tasks)) == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for a grid of %zu targets", spec->n_targets);
+    s = check_sections(&g);
+    if (s == RB_OK)
+        s = run_checked(&g, outcome);
+    free(g.tasks);
     outcome->seconds = rb_monotonic_seconds() - t0;
     return s;
 }

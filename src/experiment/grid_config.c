@@ -457,24 +457,29 @@ static int set_grid(parser *p, const section *sec, const char *key, const char *
     return unknown_key(p, sec, key);
 }
 
-static int set_arch(parser *p, const section *sec, const char *key, const char *value)
+/* A plugin option, kept as written with its line (checked by the runner). */
+static int add_option(parser *p, rb_grid_option **options, size_t *n_options, const char *key, const char *value)
 {
-    rb_grid_arch *a = &p->spec->archs[sec->index];
-    rb_grid_option *o;
-    if (strcmp(key, "arch") == 0)
-        return set_nonempty(p, sec, key, &a->arch, value);
-    o = realloc(a->options, (a->n_options + 1) * sizeof *o);
+    rb_grid_option *o = realloc(*options, (*n_options + 1) * sizeof *o);
     if (o == NULL)
         return OOM(p);
-    a->options = o;
-    o = &a->options[a->n_options];
+    *options = o;
+    o = &o[*n_options];
     o->key = strdup(key);
     o->value = strdup(value);
     o->line = p->lineno;
-    a->n_options++;
+    (*n_options)++;
     if (o->key == NULL || o->value == NULL)
         return OOM(p);
     return 1;
+}
+
+static int set_arch(parser *p, const section *sec, const char *key, const char *value)
+{
+    rb_grid_arch *a = &p->spec->archs[sec->index];
+    if (strcmp(key, "arch") == 0)
+        return set_nonempty(p, sec, key, &a->arch, value);
+    return add_option(p, &a->options, &a->n_options, key, value);
 }
 
 static int set_source(parser *p, const section *sec, const char *key, const char *value)
@@ -530,7 +535,11 @@ static int set_target(parser *p, const section *sec, const char *key, const char
         return set_int(p, sec, key, value, 0, INT32_MAX, &t->per_class);
     if (strcmp(key, "image-size") == 0)
         return set_int(p, sec, key, value, 0, 65536, &t->image_size);
-    return unknown_key(p, sec, key);
+    if (strcmp(key, "task") == 0) {
+        t->task_line = p->lineno;
+        return set_nonempty(p, sec, key, &t->task, value);
+    }
+    return add_option(p, &t->options, &t->n_options, key, value);
 }
 
 static int set_transfer(parser *p, const section *sec, const char *key, const char *value)
@@ -858,8 +867,16 @@ static void check_complete(parser *p)
             fail_at(p, RB_ERR_INVALID_ARGUMENT, 0, "[target %s] needs 'data'", g->targets[i].label);
             return;
         }
-    if (!g->transfer.mode_fixed && !g->transfer.mode_full)
+    if (!g->transfer.mode_fixed && !g->transfer.mode_full) {
         fail_at(p, RB_ERR_INTERNAL, 0, "no transfer mode left"); /* split_list refuses empty lists */
+        return;
+    }
+    /* [transfer]'s task is every target's default, wherever the sections are */
+    for (size_t i = 0; i < g->n_targets; i++)
+        if (g->targets[i].task == NULL && (g->targets[i].task = strdup(g->transfer.task)) == NULL) {
+            fail_at(p, RB_ERR_OUT_OF_MEMORY, 0, "out of memory");
+            return;
+        }
 }
 
 rb_status rb_grid_spec_parse(const char *text, size_t size, const char *what, rb_grid_spec **out)
@@ -952,9 +969,15 @@ void rb_grid_spec_destroy(rb_grid_spec *g)
     }
     free(g->archs);
     for (size_t i = 0; i < g->n_targets; i++) {
+        for (size_t k = 0; k < g->targets[i].n_options; k++) {
+            free(g->targets[i].options[k].key);
+            free(g->targets[i].options[k].value);
+        }
+        free(g->targets[i].options);
         free(g->targets[i].label);
         free(g->targets[i].data);
         free(g->targets[i].classes);
+        free(g->targets[i].task);
     }
     free(g->targets);
     free(g->source.data);

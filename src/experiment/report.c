@@ -1,5 +1,5 @@
-/* Grid results: results.csv, the markdown table, the summary and the SVG
- * plot (see robusta/grid.h for what each looks like).
+/* Grid results: the markdown table, the summary and the SVG plot (see
+ * robusta/grid.h for what each looks like; results.csv is report_csv.c's).
  *
  * Everything here is a pure function of the rows, in row order, so that the
  * same results give the same bytes (the tests compare exact text). Statistics
@@ -9,8 +9,6 @@
  * quadratic but grids have hundreds of rows, not millions. */
 #include "config.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +17,7 @@
 
 #include <robusta/grid.h>
 
+#include "experiment/report_internal.h"
 #include "sys/internal.h"
 
 /* UTF-8, spelled out so that a hex escape can never swallow the next letter. */
@@ -28,21 +27,9 @@
 #define EMDASH "\xe2\x80\x94"
 #define TIMES "\xc3\x97"
 
-static const char CSV_HEADER[] = "arch,eps,source_eps,source_seed,source_test_acc,source_robust_acc,target,mode,"
-                                 "transfer_seed,target_acc,seconds";
-#define CSV_FIELDS 11
+/* ------------------------------------------------------------ shared */
 
-/* ------------------------------------------------------------ text */
-
-typedef struct text {
-    char *data;
-    size_t len, cap;
-    int failed; /* out of memory: checked once at the end */
-} text;
-
-static void put(text *t, const char *fmt, ...) RB_PRINTF(2, 3);
-
-static void put(text *t, const char *fmt, ...)
+void report_put(report_text *t, const char *fmt, ...)
 {
     va_list ap;
     int n;
@@ -71,17 +58,61 @@ static void put(text *t, const char *fmt, ...)
     t->len += (size_t)n;
 }
 
-/* Hands the text to the caller, or frees it on failure. */
-static rb_status finish(text *t, char **out, const char *what)
+rb_status report_finish(report_text *t, char **out, const char *what)
 {
     if (t->data == NULL && !t->failed)
-        put(t, "%s", "");
+        report_put(t, "%s", "");
     if (t->failed) {
         free(t->data);
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory writing the %s", what);
     }
     *out = t->data;
     return RB_OK;
+}
+
+rb_status report_check_rows(const rb_grid_result *rows, size_t n)
+{
+    if (rows == NULL && n > 0)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "grid report: NULL rows");
+    for (size_t i = 0; i < n; i++) {
+        const rb_grid_result *r = &rows[i];
+        if (memchr(r->arch, '\0', sizeof r->arch) == NULL || memchr(r->target, '\0', sizeof r->target) == NULL ||
+            memchr(r->eps_text, '\0', sizeof r->eps_text) == NULL || memchr(r->mode, '\0', sizeof r->mode) == NULL ||
+            memchr(r->metric, '\0', sizeof r->metric) == NULL)
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "grid results row %zu: a label is not NUL-terminated", i + 1);
+        if (!isfinite(r->source_eps) || r->source_eps < 0)
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "grid results row %zu: source eps %g is not finite and >= 0",
+                                i + 1, r->source_eps);
+    }
+    return RB_OK;
+}
+
+const char *report_metric(const rb_grid_result *row)
+{
+    return row->metric[0] != '\0' ? row->metric : "accuracy";
+}
+
+const char *rb_grid_metric_label(const char *metric)
+{
+    static const char *const names[][2] = {{"miou", "mIoU"},
+                                           {"ap", "AP"},
+                                           {"ap50", "AP50"},
+                                           {"ap75", "AP75"},
+                                           {"balanced_accuracy", "balanced accuracy"},
+                                           {"pixel_accuracy", "pixel accuracy"}};
+    if (metric == NULL || metric[0] == '\0')
+        return "accuracy";
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(metric, names[i][0]) == 0)
+            return names[i][1];
+    return metric;
+}
+
+/* Is this metric shown without naming it? (Accuracy is the table's and the
+ * summary's default, as it was before metrics had names.) */
+static int is_accuracy(const char *metric)
+{
+    return strcmp(metric, "accuracy") == 0;
 }
 
 /* ------------------------------------------------------------ groups */
@@ -283,6 +314,8 @@ static long long shown(double mean)
 typedef struct scratch {
     const char **archs, **targets;
     size_t n_archs, n_targets;
+    const char **metrics; /* per target: the metric of its rows */
+    int named;            /* some target's metric is not accuracy */
     eps_value *eps;
     double *values;
     long long *best;   /* per target: the best shown mean of a block */
@@ -293,6 +326,7 @@ static void scratch_free(scratch *s)
 {
     free(s->archs);
     free(s->targets);
+    free(s->metrics);
     free(s->eps);
     free(s->values);
     free(s->best);
@@ -304,33 +338,38 @@ static rb_status scratch_make(scratch *s, const rb_grid_result *rows, size_t n)
     memset(s, 0, sizeof *s);
     s->archs = malloc((n + 1) * sizeof *s->archs);
     s->targets = malloc((n + 1) * sizeof *s->targets);
+    s->metrics = malloc((n + 1) * sizeof *s->metrics);
     s->eps = malloc((n + 1) * sizeof *s->eps);
     s->values = malloc((n + 1) * sizeof *s->values);
     s->best = malloc((n + 1) * sizeof *s->best);
     s->filled = malloc((n + 1) * sizeof *s->filled);
-    if (s->archs == NULL || s->targets == NULL || s->eps == NULL || s->values == NULL || s->best == NULL ||
-        s->filled == NULL) {
+    if (s->archs == NULL || s->targets == NULL || s->metrics == NULL || s->eps == NULL || s->values == NULL ||
+        s->best == NULL || s->filled == NULL) {
         scratch_free(s);
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for a report of %zu rows", n);
     }
     s->n_archs = labels(rows, n, 0, s->archs);
     s->n_targets = labels(rows, n, 1, s->targets);
-    return RB_OK;
-}
-
-
-static rb_status check_rows(const rb_grid_result *rows, size_t n)
-{
-    if (rows == NULL && n > 0)
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "grid report: NULL rows");
-    for (size_t i = 0; i < n; i++) {
-        const rb_grid_result *r = &rows[i];
-        if (memchr(r->arch, '\0', sizeof r->arch) == NULL || memchr(r->target, '\0', sizeof r->target) == NULL ||
-            memchr(r->eps_text, '\0', sizeof r->eps_text) == NULL || memchr(r->mode, '\0', sizeof r->mode) == NULL)
-            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "grid results row %zu: a label is not NUL-terminated", i + 1);
-        if (!isfinite(r->source_eps) || r->source_eps < 0)
-            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "grid results row %zu: source eps %g is not finite and >= 0",
-                                i + 1, r->source_eps);
+    /* One metric per target: a mean of accuracies and mIoUs means nothing. */
+    for (size_t g = 0; g < s->n_targets; g++) {
+        size_t first = n;
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(rows[i].target, s->targets[g]) != 0)
+                continue;
+            if (first == n) {
+                first = i;
+                s->metrics[g] = report_metric(&rows[i]);
+                s->named |= !is_accuracy(s->metrics[g]);
+            } else if (strcmp(report_metric(&rows[i]), s->metrics[g]) != 0) {
+                rb_status st = rb_error_set(
+                    RB_ERR_INVALID_ARGUMENT,
+                    "grid results: target '%s' mixes metrics, %s in row %zu and %s in row %zu (a target reports "
+                    "one metric: give another task's runs a target label of their own)",
+                    s->targets[g], s->metrics[g], first + 1, report_metric(&rows[i]), i + 1);
+                scratch_free(s);
+                return st;
+            }
+        }
     }
     return RB_OK;
 }
@@ -339,7 +378,7 @@ static rb_status check_rows(const rb_grid_result *rows, size_t n)
 
 rb_status rb_grid_markdown(const rb_grid_result *rows, size_t n, char **out)
 {
-    text t = {0};
+    report_text t = {0};
     scratch sc;
     rb_status s;
     int robust_col = 0, same_n = 1, split_spread = 0;
@@ -347,11 +386,11 @@ rb_status rb_grid_markdown(const rb_grid_result *rows, size_t n, char **out)
     if (out == NULL)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_grid_markdown: NULL argument");
     *out = NULL;
-    if ((s = check_rows(rows, n)) != RB_OK)
+    if ((s = report_check_rows(rows, n)) != RB_OK)
         return s;
     if (n == 0) {
-        put(&t, "_No results yet._\n");
-        return finish(&t, out, "results table");
+        report_put(&t, "_No results yet._\n");
+        return report_finish(&t, out, "results table");
     }
     if ((s = scratch_make(&sc, rows, n)) != RB_OK)
         return s;
@@ -377,13 +416,18 @@ rb_status rb_grid_markdown(const rb_grid_result *rows, size_t n, char **out)
                 }
     }
 
-    put(&t, "| source model | source acc |%s", robust_col ? " source robust acc |" : "");
+    report_put(&t, "| source model | source acc |%s", robust_col ? " source robust acc |" : "");
+    for (size_t g = 0; g < sc.n_targets; g++) {
+        /* "scenes (mIoU)": a column that is not accuracy says so */
+        if (is_accuracy(sc.metrics[g]))
+            report_put(&t, " %s |", sc.targets[g]);
+        else
+            report_put(&t, " %s (%s) |", sc.targets[g], rb_grid_metric_label(sc.metrics[g]));
+    }
+    report_put(&t, "\n|---|---:|%s", robust_col ? "---:|" : "");
     for (size_t g = 0; g < sc.n_targets; g++)
-        put(&t, " %s |", sc.targets[g]);
-    put(&t, "\n|---|---:|%s", robust_col ? "---:|" : "");
-    for (size_t g = 0; g < sc.n_targets; g++)
-        put(&t, "---:|");
-    put(&t, "\n");
+        report_put(&t, "---:|");
+    report_put(&t, "\n");
 
     for (size_t a = 0; a < sc.n_archs; a++) {
         const char *arch = sc.archs[a];
@@ -410,16 +454,16 @@ rb_status rb_grid_markdown(const rb_grid_result *rows, size_t n, char **out)
                 char cell[96];
                 stat src = source_stat(rows, n, sc.values, arch, sc.eps[e].value, 0);
                 if (sc.eps[e].value == 0)
-                    put(&t, "| %s " MIDDOT " %s " MIDDOT " standard (" EPSILON "=%s) |", arch, MODE_NAMES[m],
+                    report_put(&t, "| %s " MIDDOT " %s " MIDDOT " standard (" EPSILON "=%s) |", arch, MODE_NAMES[m],
                         sc.eps[e].text);
                 else
-                    put(&t, "| %s " MIDDOT " %s " MIDDOT " robust " EPSILON "=%s |", arch, MODE_NAMES[m],
+                    report_put(&t, "| %s " MIDDOT " %s " MIDDOT " robust " EPSILON "=%s |", arch, MODE_NAMES[m],
                         sc.eps[e].text);
                 format_stat(cell, sizeof cell, src);
-                put(&t, " %s |", cell);
+                report_put(&t, " %s |", cell);
                 if (robust_col) {
                     format_stat(cell, sizeof cell, source_stat(rows, n, sc.values, arch, sc.eps[e].value, 1));
-                    put(&t, " %s |", cell);
+                    report_put(&t, " %s |", cell);
                 }
                 for (size_t g = 0; g < sc.n_targets; g++) {
                     stat st = target_stat(rows, n, sc.values, arch, MODES[m], sc.eps[e].value, sc.targets[g]);
@@ -428,56 +472,63 @@ rb_status rb_grid_markdown(const rb_grid_result *rows, size_t n, char **out)
                     format_stat(cell, sizeof cell, st);
                     format_spread(levels, sizeof levels,
                                   target_spread(rows, n, sc.values, arch, MODES[m], sc.eps[e].value, sc.targets[g]));
-                    put(&t, " %s%s%s%s", bold ? "**" : "", cell, bold ? "**" : "", levels);
+                    report_put(&t, " %s%s%s%s", bold ? "**" : "", cell, bold ? "**" : "", levels);
                     if (!same_n && st.n > 0)
-                        put(&t, " (n=%zu)", st.n);
-                    put(&t, " |");
+                        report_put(&t, " (n=%zu)", st.n);
+                    report_put(&t, " |");
                 }
-                put(&t, "\n");
+                report_put(&t, "\n");
             }
         }
     }
-    put(&t, "\nTarget test accuracy (%%): mean " PLUSMINUS " sample standard deviation over ");
-    if (same_n && common_n > 0)
-        put(&t, "n = %zu run%s per cell", common_n, common_n == 1 ? "" : "s");
+    if (sc.named)
+        report_put(&t, "\nTarget test score (%%), accuracy or the metric its column names: mean " PLUSMINUS
+                       " sample standard deviation over ");
     else
-        put(&t, "the n runs shown in each cell");
-    put(&t, " (source seeds " TIMES " transfer seeds); bold: the best mean of each architecture and mode "
+        report_put(&t, "\nTarget test accuracy (%%): mean " PLUSMINUS " sample standard deviation over ");
+    if (same_n && common_n > 0)
+        report_put(&t, "n = %zu run%s per cell", common_n, common_n == 1 ? "" : "s");
+    else
+        report_put(&t, "the n runs shown in each cell");
+    report_put(&t, " (source seeds " TIMES " transfer seeds); bold: the best mean of each architecture and mode "
             "for a target. source acc: the source models' clean test accuracy (%%), over source seeds.");
     if (robust_col)
-        put(&t, " source robust acc: their test accuracy under the PGD evaluation attack (%%), over source seeds.");
+        report_put(&t, " source robust acc: their test accuracy under the PGD evaluation attack (%%), over source "
+                       "seeds.");
     if (split_spread)
-        put(&t, " In brackets, where a cell has several source models: s, the standard deviation over source seeds "
-                "of the source models' mean target accuracy (each over its transfer seeds); t, the pooled standard "
-                "deviation over transfer seeds within a source model.");
-    put(&t, "\n");
+        report_put(&t,
+                   " In brackets, where a cell has several source models: s, the standard deviation over source "
+                   "seeds of the source models' mean target %s (each over its transfer seeds); t, the pooled "
+                   "standard deviation over transfer seeds within a source model.",
+                   sc.named ? "score" : "accuracy");
+    report_put(&t, "\n");
     scratch_free(&sc);
-    return finish(&t, out, "results table");
+    return report_finish(&t, out, "results table");
 }
 
 /* ------------------------------------------------------------ summary */
 
-static void put_counts(text *t, stat first, stat second)
+static void put_counts(report_text *t, stat first, stat second)
 {
     if (first.n == second.n)
-        put(t, "%zu run%s each", first.n, first.n == 1 ? "" : "s");
+        report_put(t, "%zu run%s each", first.n, first.n == 1 ? "" : "s");
     else
-        put(t, "%zu and %zu runs", first.n, second.n);
+        report_put(t, "%zu and %zu runs", first.n, second.n);
 }
 
 rb_status rb_grid_summary(const rb_grid_result *rows, size_t n, char **out)
 {
-    text t = {0};
+    report_text t = {0};
     scratch sc;
     rb_status s;
     if (out == NULL)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_grid_summary: NULL argument");
     *out = NULL;
-    if ((s = check_rows(rows, n)) != RB_OK)
+    if ((s = report_check_rows(rows, n)) != RB_OK)
         return s;
     if (n == 0) {
-        put(&t, "No results yet.\n");
-        return finish(&t, out, "summary");
+        report_put(&t, "No results yet.\n");
+        return report_finish(&t, out, "summary");
     }
     if ((s = scratch_make(&sc, rows, n)) != RB_OK)
         return s;
@@ -491,7 +542,7 @@ rb_status rb_grid_summary(const rb_grid_result *rows, size_t n, char **out)
                 stat std = {0, 0, 0}, rob = {0, 0, 0};
                 spread std_sp = {0, NAN, NAN}, rob_sp = {0, NAN, NAN};
                 const char *rob_text = NULL;
-                char a_text[96], b_text[96];
+                char a_text[96], b_text[96], of[48] = "", unit[48] = "";
                 double delta;
                 for (size_t e = 0; e < ne; e++) {
                     stat st = target_stat(rows, n, sc.values, arch, MODES[m], sc.eps[e].value, sc.targets[g]);
@@ -506,34 +557,41 @@ rb_status rb_grid_summary(const rb_grid_result *rows, size_t n, char **out)
                         rob_sp = target_spread(rows, n, sc.values, arch, MODES[m], sc.eps[e].value, sc.targets[g]);
                     }
                 }
-                put(&t, "%s, %s, %s: ", arch, MODE_NAMES[m], sc.targets[g]);
+                /* accuracy goes unnamed, as before metrics had names */
+                if (!is_accuracy(sc.metrics[g])) {
+                    snprintf(of, sizeof of, " of %s", rb_grid_metric_label(sc.metrics[g]));
+                    snprintf(unit, sizeof unit, " %s", rb_grid_metric_label(sc.metrics[g]));
+                }
+                report_put(&t, "%s, %s, %s: ", arch, MODE_NAMES[m], sc.targets[g]);
                 format_stat(a_text, sizeof a_text, rob);
                 format_stat(b_text, sizeof b_text, std);
                 if (std.n == 0 && rob.n == 0) {
-                    put(&t, "no runs yet\n");
+                    report_put(&t, "no runs yet\n");
                     continue;
                 }
                 if (std.n == 0) {
-                    put(&t, "no standard (" EPSILON "=0) run to compare with; best robust " EPSILON "=%s: ", rob_text);
-                    put(&t, "%s (%zu run%s)\n", a_text, rob.n, rob.n == 1 ? "" : "s");
+                    report_put(&t, "no standard (" EPSILON "=0) run to compare with; best robust " EPSILON "=%s: ",
+                               rob_text);
+                    report_put(&t, "%s%s (%zu run%s)\n", a_text, unit, rob.n, rob.n == 1 ? "" : "s");
                     continue;
                 }
                 if (rob.n == 0) {
-                    put(&t, "no robust (" EPSILON ">0) run to compare with; standard: %s (%zu run%s)\n", b_text, std.n,
-                        std.n == 1 ? "" : "s");
+                    report_put(&t, "no robust (" EPSILON ">0) run to compare with; standard: %s%s (%zu run%s)\n",
+                               b_text, unit, std.n, std.n == 1 ? "" : "s");
                     continue;
                 }
                 delta = rob.mean - std.mean;
                 if (delta > 0) {
-                    put(&t, "robust " EPSILON "=%s beats standard by +%.1f points (%s vs %s, ", rob_text, delta, a_text,
-                        b_text);
+                    report_put(&t, "robust " EPSILON "=%s beats standard by +%.1f points%s (%s vs %s, ", rob_text,
+                               delta, of, a_text, b_text);
                     put_counts(&t, rob, std);
                 } else if (delta < 0) {
-                    put(&t, "standard beats the best robust (" EPSILON "=%s) by %.1f points (%s vs %s, ", rob_text,
-                        -delta, b_text, a_text);
+                    report_put(&t, "standard beats the best robust (" EPSILON "=%s) by %.1f points%s (%s vs %s, ",
+                               rob_text, -delta, of, b_text, a_text);
                     put_counts(&t, std, rob);
                 } else {
-                    put(&t, "robust " EPSILON "=%s ties with standard (%s vs %s, ", rob_text, a_text, b_text);
+                    report_put(&t, "robust " EPSILON "=%s ties with standard (%s vs %s, ", rob_text, a_text,
+                               b_text);
                     put_counts(&t, rob, std);
                 }
                 /* Runs of one source model share its training's luck, so
@@ -541,249 +599,21 @@ rb_status rb_grid_summary(const rb_grid_result *rows, size_t n, char **out)
                  * weighs the spread of their means; otherwise only
                  * transfer seeds vary and the verdict says so. */
                 if (rob.n < 2 || std.n < 2)
-                    put(&t, ") " EMDASH " single run, no spread\n");
+                    report_put(&t, ") " EMDASH " single run, no spread\n");
                 else if (rob_sp.sources >= 2 && std_sp.sources >= 2)
-                    put(&t, ") " EMDASH " %s the spread over source seeds (sd %.1f and %.1f)\n",
-                        fabs(delta) > rob_sp.source_sd + std_sp.source_sd ? "larger than" : "within",
-                        rob_sp.source_sd, std_sp.source_sd);
+                    report_put(&t, ") " EMDASH " %s the spread over source seeds (sd %.1f and %.1f)\n",
+                               fabs(delta) > rob_sp.source_sd + std_sp.source_sd ? "larger than" : "within",
+                               rob_sp.source_sd, std_sp.source_sd);
                 else
-                    put(&t, ") " EMDASH " %s the seed spread (one source seed: source training's own spread is not "
-                            "measured)\n",
-                        fabs(delta) > rob.sd + std.sd ? "larger than" : "within");
+                    report_put(&t,
+                               ") " EMDASH " %s the seed spread (one source seed: source training's own spread is "
+                               "not measured)\n",
+                               fabs(delta) > rob.sd + std.sd ? "larger than" : "within");
             }
         }
     }
     scratch_free(&sc);
-    return finish(&t, out, "summary");
-}
-
-/* ------------------------------------------------------------ CSV */
-
-/* A label or eps text that can go into an unquoted CSV field. */
-static int csv_safe(const char *s)
-{
-    if (s[0] == '\0')
-        return 0;
-    for (; *s; s++)
-        if (*s == ',' || *s == '"' || *s == '\n' || *s == '\r')
-            return 0;
-    return 1;
-}
-
-/* 10 significant digits; NAN is an empty field. */
-static void put_number(text *t, double v)
-{
-    if (!isnan(v))
-        put(t, "%.10g", v);
-}
-
-rb_status rb_grid_write_csv(const char *path, const rb_grid_result *rows, size_t n)
-{
-    text t = {0};
-    rb_status s;
-    if (path == NULL)
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_grid_write_csv: NULL path");
-    if ((s = check_rows(rows, n)) != RB_OK)
-        return s;
-    put(&t, "%s\n", CSV_HEADER);
-    for (size_t i = 0; i < n; i++) {
-        const rb_grid_result *r = &rows[i];
-        if (!csv_safe(r->arch) || !csv_safe(r->target) || !csv_safe(r->eps_text)) {
-            free(t.data);
-            return rb_error_set(RB_ERR_INVALID_ARGUMENT,
-                                "%s: row %zu: arch '%s', target '%s' and eps '%s' must be non-empty and hold no comma, "
-                                "quote or line break",
-                                path, i + 1, r->arch, r->target, r->eps_text);
-        }
-        if (strcmp(r->mode, "fixed") != 0 && strcmp(r->mode, "full") != 0) {
-            free(t.data);
-            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: row %zu: mode '%s' is not fixed or full", path, i + 1,
-                                r->mode);
-        }
-        /* %.17g: source_eps reads back bit for bit, so groups keep together */
-        put(&t, "%s,%s,%.17g,%llu,", r->arch, r->eps_text, r->source_eps, (unsigned long long)r->source_seed);
-        put_number(&t, r->source_test_acc);
-        put(&t, ",");
-        put_number(&t, r->source_robust_acc);
-        put(&t, ",%s,%s,%llu,", r->target, r->mode, (unsigned long long)r->transfer_seed);
-        put_number(&t, r->target_acc);
-        put(&t, ",");
-        put_number(&t, r->seconds);
-        put(&t, "\n");
-    }
-    if (t.failed) {
-        free(t.data);
-        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory writing %s", path);
-    }
-    s = rb_file_write_atomic(path, t.data, t.len);
-    free(t.data);
-    return s;
-}
-
-/* A number field; empty is NAN when `empty_ok`. */
-static int csv_number(const char *field, int empty_ok, double *out)
-{
-    char *end;
-    if (field[0] == '\0') {
-        *out = NAN;
-        return empty_ok;
-    }
-    if (isspace((unsigned char)field[0]))
-        return 0;
-    *out = strtod(field, &end);
-    return *end == '\0';
-}
-
-static int csv_unsigned(const char *field, uint64_t *out)
-{
-    char *end;
-    unsigned long long v;
-    if (!isdigit((unsigned char)field[0]))
-        return 0;
-    errno = 0;
-    v = strtoull(field, &end, 10);
-    if (*end != '\0' || errno == ERANGE)
-        return 0;
-    *out = v;
-    return 1;
-}
-
-static int csv_label(const char *field, char *out, size_t size)
-{
-    size_t len = strlen(field);
-    if (len == 0 || len >= size)
-        return 0;
-    memcpy(out, field, len + 1);
-    return 1;
-}
-
-/* One data line (NUL-terminated, modified in place) into *r; on error,
- * the message without the "PATH:LINE: " part goes into `why`. */
-static int csv_row(char *line, rb_grid_result *r, char *why, size_t why_size)
-{
-    static const char *const names[CSV_FIELDS] = {"arch",   "eps",  "source_eps",    "source_seed",
-                                                  "source_test_acc", "source_robust_acc", "target", "mode",
-                                                  "transfer_seed",   "target_acc",        "seconds"};
-    char *f[CSV_FIELDS], *c = line;
-    size_t k = 0, bad = CSV_FIELDS;
-    for (;;) {
-        char *comma = strchr(c, ',');
-        if (k < CSV_FIELDS)
-            f[k] = c;
-        k++;
-        if (comma == NULL)
-            break;
-        *comma = '\0';
-        c = comma + 1;
-    }
-    if (k != CSV_FIELDS) {
-        snprintf(why, why_size, "expected %d comma-separated fields, found %zu", CSV_FIELDS, k);
-        return 0;
-    }
-    memset(r, 0, sizeof *r);
-    if (!csv_label(f[0], r->arch, sizeof r->arch))
-        bad = 0;
-    else if (!csv_label(f[1], r->eps_text, sizeof r->eps_text))
-        bad = 1;
-    else if (!csv_number(f[2], 0, &r->source_eps) || !isfinite(r->source_eps) || r->source_eps < 0)
-        bad = 2;
-    else if (!csv_unsigned(f[3], &r->source_seed))
-        bad = 3;
-    else if (!csv_number(f[4], 1, &r->source_test_acc))
-        bad = 4;
-    else if (!csv_number(f[5], 1, &r->source_robust_acc))
-        bad = 5;
-    else if (!csv_label(f[6], r->target, sizeof r->target))
-        bad = 6;
-    else if (strcmp(f[7], "fixed") != 0 && strcmp(f[7], "full") != 0)
-        bad = 7;
-    else if (!csv_unsigned(f[8], &r->transfer_seed))
-        bad = 8;
-    else if (!csv_number(f[9], 1, &r->target_acc))
-        bad = 9;
-    else if (!csv_number(f[10], 1, &r->seconds))
-        bad = 10;
-    if (bad < CSV_FIELDS) {
-        static const char *const expect[CSV_FIELDS] = {
-            "a label of 1 to 63 characters", "an eps text of 1 to 31 characters", "a finite number >= 0",
-            "an unsigned integer", "a number or nothing", "a number or nothing", "a label of 1 to 63 characters",
-            "fixed or full", "an unsigned integer", "a number or nothing", "a number or nothing"};
-        snprintf(why, why_size, "field '%s' is '%.64s': expected %s", names[bad], f[bad], expect[bad]);
-        return 0;
-    }
-    snprintf(r->mode, sizeof r->mode, "%s", f[7]);
-    return 1;
-}
-
-rb_status rb_grid_read_csv(const char *path, rb_grid_result **rows, size_t *n)
-{
-    unsigned char *raw;
-    char *data;
-    size_t size, used = 0, cap = 0, pos = 0;
-    rb_grid_result *out = NULL;
-    rb_status s;
-    int lineno = 0;
-    if (path == NULL || rows == NULL || n == NULL)
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_grid_read_csv: NULL argument");
-    *rows = NULL;
-    *n = 0;
-    if ((s = rb_file_read_all(path, (size_t)1 << 28, &raw, &size)) != RB_OK)
-        return s;
-    /* a copy with room for the NUL that ends a last line without '\n' */
-    data = malloc(size + 1);
-    if (data != NULL) {
-        memcpy(data, raw, size);
-        data[size] = '\0';
-    }
-    free(raw);
-    if (data == NULL)
-        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory reading %s", path);
-    while (pos < size && s == RB_OK) {
-        char *nl = memchr(data + pos, '\n', size - pos);
-        size_t end = nl ? (size_t)(nl - data) : size, len = end - pos;
-        char *line = data + pos;
-        char why[256];
-        lineno++;
-        pos = end + 1;
-        if (len > 0 && line[len - 1] == '\r')
-            len--;
-        if (memchr(line, '\0', len) != NULL) {
-            s = rb_error_set(RB_ERR_CORRUPT, "%s:%d: holds a NUL byte: not a results file", path, lineno);
-            break;
-        }
-        line[len] = '\0'; /* over the '\r', the '\n' or the spare byte */
-        if (lineno == 1) {
-            if (strcmp(line, CSV_HEADER) != 0)
-                s = rb_error_set(RB_ERR_CORRUPT, "%s:1: expected the header '%s'", path, CSV_HEADER);
-            continue;
-        }
-        if (len == 0)
-            continue;
-        if (used == cap) {
-            size_t c = cap ? cap * 2 : 64;
-            rb_grid_result *bigger = realloc(out, c * sizeof *out);
-            if (bigger == NULL) {
-                s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory reading %s", path);
-                break;
-            }
-            out = bigger;
-            cap = c;
-        }
-        if (!csv_row(line, &out[used], why, sizeof why))
-            s = rb_error_set(RB_ERR_CORRUPT, "%s:%d: %s", path, lineno, why);
-        else
-            used++;
-    }
-    if (s == RB_OK && lineno == 0)
-        s = rb_error_set(RB_ERR_CORRUPT, "%s is empty: expected the header '%s'", path, CSV_HEADER);
-    free(data);
-    if (s != RB_OK) {
-        free(out);
-        return s;
-    }
-    *rows = out;
-    *n = used;
-    return RB_OK;
+    return report_finish(&t, out, "summary");
 }
 
 /* ------------------------------------------------------------ SVG */
@@ -802,15 +632,15 @@ static const char *const COLORS[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
                                      "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
 #define N_COLORS (sizeof COLORS / sizeof COLORS[0])
 
-static void put_escaped(text *t, const char *s)
+static void put_escaped(report_text *t, const char *s)
 {
     for (; *s; s++)
         switch (*s) {
-        case '&': put(t, "&amp;"); break;
-        case '<': put(t, "&lt;"); break;
-        case '>': put(t, "&gt;"); break;
-        case '"': put(t, "&quot;"); break;
-        default: put(t, "%c", *s);
+        case '&': report_put(t, "&amp;"); break;
+        case '<': report_put(t, "&lt;"); break;
+        case '>': report_put(t, "&gt;"); break;
+        case '"': report_put(t, "&quot;"); break;
+        default: report_put(t, "%c", *s);
         }
 }
 
@@ -827,13 +657,13 @@ typedef struct series {
 } series;
 
 /* Series style: a color, dashed once the palette has been used up. */
-static void put_stroke(text *t, size_t i)
+static void put_stroke(report_text *t, size_t i)
 {
-    put(t, "stroke=\"%s\"%s", COLORS[i % N_COLORS], i >= N_COLORS ? " stroke-dasharray=\"5 3\"" : "");
+    report_put(t, "stroke=\"%s\"%s", COLORS[i % N_COLORS], i >= N_COLORS ? " stroke-dasharray=\"5 3\"" : "");
 }
 
-static void svg_panel(text *t, const rb_grid_result *rows, size_t n, scratch *sc, const series *ser, size_t n_ser,
-                      size_t ne, double x_max, size_t g)
+static void svg_panel(report_text *t, const rb_grid_result *rows, size_t n, scratch *sc, const series *ser,
+                      size_t n_ser, size_t ne, double x_max, size_t g)
 {
     const char *target = sc->targets[g];
     double x0 = (double)g * PANEL_W, left = x0 + PLOT_LEFT, top = TITLE_H + PLOT_TOP;
@@ -865,17 +695,18 @@ static void svg_panel(text *t, const rb_grid_result *rows, size_t n, scratch *sc
 
 #define PX(eps) (x_max > 0 ? left + X_INSET + (eps) / x_max * (w - 2 * X_INSET) : left + w / 2)
 #define PY(v) (top + (y_hi - (v)) / (y_hi - y_lo) * h)
-    put(t, "<g>\n<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\">",
+    report_put(t, "<g>\n<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\">",
         x0 + PLOT_LEFT + w / 2, TITLE_H + 18);
     put_escaped(t, target);
-    put(t, "</text>\n");
+    report_put(t, "</text>\n");
     for (int k = 0; k < n_ticks; k++) {
         double v = y_lo + k * step, y = PY(v);
-        put(t, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n", left, y, left + w, y);
-        put(t, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", left - 6, y + 4, v);
+        report_put(t, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n", left, y,
+                   left + w, y);
+        report_put(t, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", left - 6, y + 4, v);
     }
-    put(t, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#444\"/>\n", left, top, w,
-        h);
+    report_put(t, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#444\"/>\n",
+               left, top, w, h);
     {
         /* a label too close to the previous one (0 and 8/255) drops a row */
         double last_x = -INFINITY;
@@ -884,18 +715,21 @@ static void svg_panel(text *t, const rb_grid_result *rows, size_t n, scratch *sc
             double x = PX(sc->eps[e].value);
             row = x - last_x < 30 && row == 0;
             last_x = x;
-            put(t, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#444\"/>\n", x, top + h, x,
+            report_put(t, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#444\"/>\n", x, top + h, x,
                 top + h + 4);
-            put(t, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", x, top + h + 16 + 11 * row);
+            report_put(t, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", x, top + h + 16 + 11 * row);
             put_escaped(t, sc->eps[e].text);
-            put(t, "</text>\n");
+            report_put(t, "</text>\n");
         }
     }
-    put(t, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">source " EPSILON "</text>\n", left + w / 2,
+    report_put(t, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">source " EPSILON "</text>\n", left + w / 2,
         top + h + 40);
-    put(t, "<text transform=\"rotate(-90 %.1f %.1f)\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">"
-           "target accuracy (%%)</text>\n",
-        x0 + 16, top + h / 2, x0 + 16, top + h / 2);
+    /* the y axis names the panel's metric: "target accuracy (%)", "target mIoU (%)" */
+    report_put(t, "<text transform=\"rotate(-90 %.1f %.1f)\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">",
+               x0 + 16, top + h / 2, x0 + 16, top + h / 2);
+    report_put(t, "target ");
+    put_escaped(t, rb_grid_metric_label(sc->metrics[g]));
+    report_put(t, " (%%)</text>\n");
 
     for (size_t s = 0; s < n_ser; s++) {
         int any = 0;
@@ -904,36 +738,37 @@ static void svg_panel(text *t, const rb_grid_result *rows, size_t n, scratch *sc
             if (st.n == 0)
                 continue;
             if (!any)
-                put(t, "<polyline fill=\"none\" stroke-width=\"1.5\" ");
+                report_put(t, "<polyline fill=\"none\" stroke-width=\"1.5\" ");
             if (!any)
                 put_stroke(t, s);
-            put(t, "%s%.1f,%.1f", any ? " " : " points=\"", PX(sc->eps[e].value), PY(st.mean));
+            report_put(t, "%s%.1f,%.1f", any ? " " : " points=\"", PX(sc->eps[e].value), PY(st.mean));
             any = 1;
         }
         if (any)
-            put(t, "\"/>\n");
+            report_put(t, "\"/>\n");
         for (size_t e = 0; e < ne; e++) {
             stat st = target_stat(rows, n, sc->values, ser[s].arch, MODES[ser[s].mode], sc->eps[e].value, target);
             double x = PX(sc->eps[e].value);
             if (st.n == 0)
                 continue;
             if (st.n > 1) {
-                put(t, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" ", x, PY(st.mean - st.sd), x,
+                report_put(t, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" ", x, PY(st.mean - st.sd), x,
                     PY(st.mean + st.sd));
                 put_stroke(t, s);
-                put(t, "/>\n");
+                report_put(t, "/>\n");
             }
-            put(t, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", x, PY(st.mean), COLORS[s % N_COLORS]);
+            report_put(t, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", x, PY(st.mean),
+                       COLORS[s % N_COLORS]);
         }
     }
 #undef PX
 #undef PY
-    put(t, "</g>\n");
+    report_put(t, "</g>\n");
 }
 
 rb_status rb_grid_write_svg(const char *path, const char *title, const rb_grid_result *rows, size_t n)
 {
-    text t = {0};
+    report_text t = {0};
     scratch sc;
     series *ser = NULL;
     size_t n_ser = 0, ne = 0, panels;
@@ -941,7 +776,7 @@ rb_status rb_grid_write_svg(const char *path, const char *title, const rb_grid_r
     rb_status s;
     if (path == NULL)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_grid_write_svg: NULL path");
-    if ((s = check_rows(rows, n)) != RB_OK)
+    if ((s = report_check_rows(rows, n)) != RB_OK)
         return s;
     if ((s = scratch_make(&sc, rows, n)) != RB_OK)
         return s;
@@ -964,33 +799,34 @@ rb_status rb_grid_write_svg(const char *path, const char *title, const rb_grid_r
     width = PANEL_W * (double)panels;
     height = TITLE_H + PANEL_H + 10 + LEGEND_ROW * (double)n_ser + 10;
 
-    put(&t, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    put(&t, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
+    report_put(&t, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    report_put(&t, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
             "font-family=\"sans-serif\" font-size=\"11\">\n",
         width, height, width, height);
-    put(&t, "<rect width=\"%.0f\" height=\"%.0f\" fill=\"white\"/>\n", width, height);
+    report_put(&t, "<rect width=\"%.0f\" height=\"%.0f\" fill=\"white\"/>\n", width, height);
     if (title != NULL) {
-        put(&t, "<text x=\"%.1f\" y=\"22\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">", width / 2);
+        report_put(&t, "<text x=\"%.1f\" y=\"22\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">",
+                   width / 2);
         put_escaped(&t, title);
-        put(&t, "</text>\n");
+        report_put(&t, "</text>\n");
     }
     if (n == 0)
-        put(&t, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">no results yet</text>\n", width / 2,
+        report_put(&t, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">no results yet</text>\n", width / 2,
             TITLE_H + PANEL_H / 2);
     for (size_t g = 0; g < sc.n_targets; g++)
         svg_panel(&t, rows, n, &sc, ser, n_ser, ne, x_max, g);
     for (size_t i = 0; i < n_ser; i++) {
         double y = TITLE_H + PANEL_H + 10 + LEGEND_ROW * (double)i + LEGEND_ROW / 2;
-        put(&t, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke-width=\"2\" ", PLOT_LEFT, y,
+        report_put(&t, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke-width=\"2\" ", PLOT_LEFT, y,
             PLOT_LEFT + 24, y);
         put_stroke(&t, i);
-        put(&t, "/>\n<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", PLOT_LEFT + 12, y,
+        report_put(&t, "/>\n<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", PLOT_LEFT + 12, y,
             COLORS[i % N_COLORS]);
-        put(&t, "<text x=\"%.1f\" y=\"%.1f\">", PLOT_LEFT + 32, y + 4);
+        report_put(&t, "<text x=\"%.1f\" y=\"%.1f\">", PLOT_LEFT + 32, y + 4);
         put_escaped(&t, ser[i].arch);
-        put(&t, " %s</text>\n", MODES[ser[i].mode]);
+        report_put(&t, " %s</text>\n", MODES[ser[i].mode]);
     }
-    put(&t, "</svg>\n");
+    report_put(&t, "</svg>\n");
     free(ser);
     scratch_free(&sc);
     if (t.failed) {

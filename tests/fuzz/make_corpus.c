@@ -375,6 +375,12 @@ static void grid(void)
              "[target t1]\ndata = mnist:/data\n[target t2]\ndata = cifar100:/c\n"
              "[transfer]\nmodes = fixed\n");
     put_text("grid", "unterminated.ini", "[grid]\nname = x\n[source\ndata = fashion-mnist");
+    put_text("grid", "target-tasks.ini",
+             "[grid]\nname = tasks\n[arch a]\narch = resnet18\n"
+             "[source]\ndata = fashion-mnist\neps = 0, 0.5\n"
+             "[target cls]\ndata = fashion-mnist\nclasses = 5-9\nhidden = 64, 32\nstage = stage3\n"
+             "[target scenes]\ndata = voc-seg:scenes\ntask = segment\nhead = fcn\nstage = stride8\n"
+             "[transfer]\ntask = classify\nmodes = fixed\n");
 }
 
 static void spec(void)
