@@ -144,6 +144,22 @@ int cli_stop_exit_code(void);
 int cli_finish_train(const cli_command *self, rb_status status, const struct rb_train_result *result,
                      const char *dir);
 
+/* An evaluation to print (cli_print_eval): what was evaluated and how. */
+typedef struct cli_eval_report {
+    const char *ckpt, *data, *classes;
+    rb_split_which which;
+    const rb_split *split;
+    const rb_eval_result *result;
+    const char *attack;                      /* NULL: no attack */
+    const rb_params *attack_params;
+    const rb_attack_options *attack_options;
+} cli_eval_report;
+
+/* Prints an evaluation as eval does: text (the primary metric and loss,
+ * then per-class accuracy for classifiers or the task's metrics for other
+ * tasks) or JSON. */
+void cli_print_eval(const cli_eval_report *report, bool json);
+
 extern const cli_command cli_plugins_command;
 extern const cli_command cli_train_command;
 extern const cli_command cli_eval_command;
@@ -156,5 +172,6 @@ extern const cli_command cli_transfer_command;
 extern const cli_command cli_grid_command;
 extern const cli_command cli_demo_command;
 extern const cli_command cli_bench_command;
+extern const cli_command cli_make_scenes_command;
 
 #endif /* RB_CLI_H */

@@ -379,8 +379,13 @@ const cli_command cli_export_command = {
 
 static const rb_param_spec infer_options[] = {
     {"ckpt", RB_PARAM_STRING, NULL, NULL, RB_PARAM_REQUIRED, "the .rbt model"},
-    {"input", RB_PARAM_STRING, NULL, NULL, RB_PARAM_REQUIRED, "images: float32 .npy, N x C x H x W in [0, 1]"},
-    {"output", RB_PARAM_STRING, NULL, NULL, RB_PARAM_REQUIRED, "logits to write: float32 .npy, N x K"},
+    {"input", RB_PARAM_STRING, NULL, NULL, 0, "images: float32 .npy, N x C x H x W in [0, 1] (or --data)"},
+    {"data", RB_PARAM_STRING, NULL, NULL, 0,
+     "a dataset spec instead of --input: predictions go to the folder --output (masks as PNGs)"},
+    {"split", RB_PARAM_CHOICE, "test", "test|train", 0, "with --data: which split"},
+    {"classes", RB_PARAM_STRING, NULL, NULL, 0, "with --data: classes to keep, relabelled 0..k-1"},
+    {"output", RB_PARAM_STRING, NULL, NULL, RB_PARAM_REQUIRED,
+     "logits to write (float32 .npy, N x K), or with --data the folder of predictions"},
     {"labels", RB_PARAM_STRING, NULL, NULL, 0, "labels: integer .npy of N classes (needed for --input-grad)"},
     {"input-grad", RB_PARAM_STRING, NULL, NULL, 0,
      "write d(mean cross-entropy)/d(images) here: float32 .npy, N x C x H x W"},
@@ -390,6 +395,43 @@ static const rb_param_spec infer_options[] = {
     {NULL}};
 
 
+
+/* infer --data: the model's predictions for a dataset split, written into
+ * a folder (rb_infer_split), and its metrics printed as eval prints them. */
+static int infer_dataset(const cli_command *self, rb_params *o)
+{
+    const char *ckpt = get_string(o, "ckpt"), *data = get_string(o, "data"), *dir = get_string(o, "output");
+    const char *which_name = get_string(o, "split");
+    const rb_split_which which = strcmp(which_name, "train") == 0 ? RB_SPLIT_TRAIN : RB_SPLIT_TEST;
+    rb_engine_options eo = {.threads = (int)get_int(o, "threads"), .precision = cli_precision(o),
+                            .conv_algorithm = cli_conv_algorithm(o)};
+    rb_registry *reg = cli_registry();
+    rb_model *model = NULL;
+    rb_split *split = NULL;
+    rb_eval_result ev;
+    rb_status s;
+
+    memset(&ev, 0, sizeof ev);
+    if (rb_params_source(o, "input") == RB_PARAM_GIVEN || rb_params_source(o, "labels") == RB_PARAM_GIVEN ||
+        rb_params_source(o, "input-grad") == RB_PARAM_GIVEN) {
+        rb_error_set(RB_ERR_INVALID_ARGUMENT, "--data takes no --input, --labels or --input-grad (those are for .npy images)");
+        return cli_fail(self->name, RB_ERR_INVALID_ARGUMENT);
+    }
+    if (reg == NULL)
+        return cli_fail(self->name, rb_last_status());
+    if ((s = rb_model_load(&model, reg, ckpt, 0, 0)) == RB_OK &&
+        (s = rb_eval_open_split(model, data, which, get_string(o, "classes"), &split)) == RB_OK &&
+        (s = rb_infer_split(model, split, get_int(o, "batch-size"), &eo, dir, &ev)) == RB_OK) {
+        cli_print_eval(&(cli_eval_report){.ckpt = ckpt, .data = data, .which = which,
+                                          .classes = get_string(o, "classes"), .split = split, .result = &ev},
+                       false);
+        printf("predictions of %lld images in %s\n", (long long)ev.count, dir);
+    }
+    rb_eval_result_free(&ev);
+    rb_split_destroy(split);
+    rb_model_destroy(model);
+    return s == RB_OK ? RB_EXIT_OK : cli_fail(self->name, s);
+}
 
 static int run_infer(const cli_command *self, rb_params *o, int argc, char **args)
 {
@@ -409,6 +451,12 @@ static int run_infer(const cli_command *self, rb_params *o, int argc, char **arg
     (void)args;
     if (argc > 0) {
         rb_error_set(RB_ERR_INVALID_ARGUMENT, "infer takes no positional arguments (got '%s')", args[0]);
+        return cli_fail(self->name, RB_ERR_INVALID_ARGUMENT);
+    }
+    if (get_string(o, "data") != NULL)
+        return infer_dataset(self, o);
+    if (get_string(o, "input") == NULL) {
+        rb_error_set(RB_ERR_INVALID_ARGUMENT, "give the images: --input X.npy, or --data SPEC");
         return cli_fail(self->name, RB_ERR_INVALID_ARGUMENT);
     }
     if (grad_path != NULL && labels_path == NULL) {
@@ -517,15 +565,20 @@ done:
 
 const cli_command cli_infer_command = {
     .name = "infer",
-    .summary = "logits (and input gradients) of a checkpoint on .npy images",
-    .usage = "--ckpt MODEL.rbt --input X.npy --output LOGITS.npy [--labels Y.npy [--input-grad G.npy]]",
+    .summary = "logits of a checkpoint on .npy images, or its predictions (masks) for a dataset",
+    .usage = "--ckpt MODEL.rbt --input X.npy --output LOGITS.npy [--labels Y.npy [--input-grad G.npy]]\n"
+             "       --ckpt MODEL.rbt --data SPEC [--split test|train] [--classes LIST] --output DIR",
     .description =
         "Runs a model in inference mode (batch-norm with running statistics) on float32 images\n"
         "N x C x H x W in [0, 1] and writes the logits (float32 N x K). With labels it reports\n"
         "accuracy and mean cross-entropy, and --input-grad writes the gradient of the mean\n"
         "cross-entropy over all N images with respect to the images (no weight gradients are\n"
         "computed). Images of another size than the model was saved with are fine for\n"
-        "convolutional backbones.",
+        "convolutional backbones.\n"
+        "With --data it predicts every image of a dataset split instead, prints the task's\n"
+        "metrics as eval does, and writes the predictions into the folder --output: a\n"
+        "segmentation model's as one class-index PNG per image (Pascal VOC colours), named as\n"
+        "the image and at its size in the dataset; a classifier's as predictions.csv.",
     .options = infer_options,
     .run = run_infer,
 };

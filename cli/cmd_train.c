@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -293,6 +294,113 @@ static json_object *per_class_json(const rb_split *split, int64_t classes, const
     return list;
 }
 
+/* The metrics a task reported, as {"name": value}. */
+static json_object *metrics_json(const rb_eval_metric *m, size_t n)
+{
+    json_object *o = json_object_new_object();
+    for (size_t i = 0; i < n; i++)
+        json_object_object_add(o, m[i].name, rb_json_number(m[i].value));
+    return o;
+}
+
+void cli_print_eval(const cli_eval_report *r, bool json)
+{
+    const rb_eval_result *ev = r->result;
+    const rb_split *split = r->split;
+    /* classification reports right answers per class; other tasks their own metrics */
+    const bool classify = ev->score_name == NULL || strcmp(ev->score_name, "accuracy") == 0;
+    if (json) {
+        json_object *root = json_object_new_object();
+        json_object_object_add(root, "checkpoint", json_object_new_string(r->ckpt));
+        json_object_object_add(root, "data", json_object_new_string(r->data));
+        json_object_object_add(root, "split", json_object_new_string(rb_split_which_str(r->which)));
+        json_object_object_add(root, "classes", r->classes ? json_object_new_string(r->classes) : NULL);
+        json_object_object_add(root, "count", json_object_new_int64(ev->count));
+        json_object_object_add(root, "metric", json_object_new_string(ev->score_name ? ev->score_name : "accuracy"));
+        json_object_object_add(root, "score", rb_json_number(ev->accuracy));
+        if (classify) {
+            json_object_object_add(root, "correct", json_object_new_int64(ev->correct));
+            json_object_object_add(root, "accuracy", rb_json_number(ev->accuracy));
+        }
+        json_object_object_add(root, "mean_loss", rb_json_number(ev->mean_loss));
+        json_object_object_add(root, "metrics", metrics_json(ev->metrics, ev->metric_count));
+        if (ev->robust) {
+            json_object *params = json_object_new_object();
+            const rb_params *ap = r->attack_params;
+            const rb_param_spec *specs = ap ? rb_params_specs(ap) : NULL;
+            const rb_attack_options *ao = r->attack_options;
+            char buf[256];
+            for (size_t i = 0; specs != NULL && specs[i].name != NULL; i++)
+                if (rb_params_format(ap, specs[i].name, buf, sizeof buf) == RB_OK)
+                    json_object_object_add(params, specs[i].name, json_object_new_string(buf));
+            json_object_object_add(root, "attack", json_object_new_string(r->attack));
+            json_object_object_add(root, "attack_params", params);
+            json_object_object_add(root, "steps", json_object_new_int(ao->steps));
+            json_object_object_add(root, "restarts", json_object_new_int(ao->restarts));
+            json_object_object_add(root, "random_start", json_object_new_boolean(ao->random_start));
+            json_object_object_add(root, "keep_best", json_object_new_boolean(ao->keep_best));
+            json_object_object_add(root, "robust_score", rb_json_number(ev->robust_accuracy));
+            if (classify) {
+                json_object_object_add(root, "robust_correct", json_object_new_int64(ev->robust_correct));
+                json_object_object_add(root, "robust_accuracy", rb_json_number(ev->robust_accuracy));
+                json_object_object_add(root, "robust_per_class",
+                                       per_class_json(split, ev->classes, ev->class_count, ev->class_robust_correct));
+            }
+            json_object_object_add(root, "robust_metrics", metrics_json(ev->robust_metrics, ev->robust_metric_count));
+        }
+        if (classify)
+            json_object_object_add(root, "per_class",
+                                   per_class_json(split, ev->classes, ev->class_count, ev->class_correct));
+        printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(root);
+        return;
+    }
+    if (!classify) {
+        printf("%s on %s: %s %.4f, mean loss %.6f (%lld images)\n", r->ckpt, rb_split_name(split), ev->score_name,
+               ev->accuracy, ev->mean_loss, (long long)ev->count);
+        if (ev->robust)
+            printf("%s under %s: %.4f\n", ev->score_name, r->attack, ev->robust_accuracy);
+        for (size_t i = 0; i < ev->metric_count; i++) {
+            const rb_eval_metric *m = &ev->metrics[i];
+            const char *dot = strrchr(m->name, '.');
+            const char *name = NULL;
+            char *end = NULL;
+            long long k = dot != NULL ? strtoll(dot + 1, &end, 10) : -1;
+            if (end != NULL && *end == '\0' && k >= 0 && k < ev->classes)
+                name = rb_split_class_name(split, k); /* "iou.3": class 3's name */
+            const rb_eval_metric *attacked = NULL; /* the same metric on attacked images, by name */
+            for (size_t j = 0; ev->robust && j < ev->robust_metric_count; j++)
+                if (strcmp(ev->robust_metrics[j].name, m->name) == 0)
+                    attacked = &ev->robust_metrics[j];
+            if (attacked != NULL)
+                printf("  %-24s %.4f  %-20s robust %.4f\n", m->name, m->value, name ? name : "", attacked->value);
+            else
+                printf("  %-24s %.4f  %s\n", m->name, m->value, name ? name : "");
+        }
+        return;
+    }
+    printf("%s on %s: accuracy %.2f%% (%lld/%lld), mean loss %.6f\n", r->ckpt, rb_split_name(split),
+           100 * ev->accuracy, (long long)ev->correct, (long long)ev->count, ev->mean_loss);
+    if (ev->robust)
+        printf("robust accuracy under %s: %.2f%% (%lld/%lld)\n", r->attack,
+               100 * ev->robust_accuracy, (long long)ev->robust_correct, (long long)ev->count);
+    for (int64_t k = 0; k < ev->classes; k++) {
+        const char *name = rb_split_class_name(split, k);
+        if (ev->class_count[k] == 0)
+            printf("  %3lld %-20s      -  (0 examples)\n", (long long)k, name ? name : "");
+        else if (ev->robust)
+            printf("  %3lld %-20s %6.2f%% (%lld/%lld)  robust %6.2f%% (%lld/%lld)\n", (long long)k,
+                   name ? name : "", 100.0 * (double)ev->class_correct[k] / (double)ev->class_count[k],
+                   (long long)ev->class_correct[k], (long long)ev->class_count[k],
+                   100.0 * (double)ev->class_robust_correct[k] / (double)ev->class_count[k],
+                   (long long)ev->class_robust_correct[k], (long long)ev->class_count[k]);
+        else
+            printf("  %3lld %-20s %6.2f%% (%lld/%lld)\n", (long long)k, name ? name : "",
+                   100.0 * (double)ev->class_correct[k] / (double)ev->class_count[k],
+                   (long long)ev->class_correct[k], (long long)ev->class_count[k]);
+    }
+}
+
 static int run_eval(const cli_command *self, rb_params *o, int argc, char **args)
 {
     const char *ckpt_path = cli_opt_string(o, "ckpt"), *data = cli_opt_string(o, "data");
@@ -343,61 +451,11 @@ static int run_eval(const cli_command *self, rb_params *o, int argc, char **args
                                                  cli_plugin_params("attack"), &ao, &ev)
                             : rb_evaluate(model, split, cli_opt_int(o, "batch-size"), &eo, &ev)) != RB_OK)
         goto done;
-    if (cli_opt_bool(o, "json")) {
-        json_object *root = json_object_new_object();
-        json_object_object_add(root, "checkpoint", json_object_new_string(ckpt_path));
-        json_object_object_add(root, "data", json_object_new_string(data));
-        json_object_object_add(root, "split", json_object_new_string(rb_split_which_str(which)));
-        json_object_object_add(root, "classes", classes ? json_object_new_string(classes) : NULL);
-        json_object_object_add(root, "count", json_object_new_int64(ev.count));
-        json_object_object_add(root, "correct", json_object_new_int64(ev.correct));
-        json_object_object_add(root, "accuracy", rb_json_number(ev.accuracy));
-        json_object_object_add(root, "mean_loss", rb_json_number(ev.mean_loss));
-        if (ev.robust) {
-            json_object *params = json_object_new_object();
-            const rb_params *ap = cli_plugin_params("attack");
-            const rb_param_spec *specs = ap ? rb_params_specs(ap) : NULL;
-            char buf[256];
-            for (size_t i = 0; specs != NULL && specs[i].name != NULL; i++)
-                if (rb_params_format(ap, specs[i].name, buf, sizeof buf) == RB_OK)
-                    json_object_object_add(params, specs[i].name, json_object_new_string(buf));
-            json_object_object_add(root, "attack", json_object_new_string(cli_opt_string(o, "attack")));
-            json_object_object_add(root, "attack_params", params);
-            json_object_object_add(root, "steps", json_object_new_int(ao.steps));
-            json_object_object_add(root, "restarts", json_object_new_int(ao.restarts));
-            json_object_object_add(root, "random_start", json_object_new_boolean(ao.random_start));
-            json_object_object_add(root, "keep_best", json_object_new_boolean(ao.keep_best));
-            json_object_object_add(root, "robust_correct", json_object_new_int64(ev.robust_correct));
-            json_object_object_add(root, "robust_accuracy", rb_json_number(ev.robust_accuracy));
-            json_object_object_add(root, "robust_per_class",
-                                   per_class_json(split, ev.classes, ev.class_count, ev.class_robust_correct));
-        }
-        json_object_object_add(root, "per_class",
-                               per_class_json(split, ev.classes, ev.class_count, ev.class_correct));
-        printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
-        json_object_put(root);
-    } else {
-        printf("%s on %s: accuracy %.2f%% (%lld/%lld), mean loss %.6f\n", ckpt_path, rb_split_name(split),
-               100 * ev.accuracy, (long long)ev.correct, (long long)ev.count, ev.mean_loss);
-        if (ev.robust)
-            printf("robust accuracy under %s: %.2f%% (%lld/%lld)\n", cli_opt_string(o, "attack"),
-                   100 * ev.robust_accuracy, (long long)ev.robust_correct, (long long)ev.count);
-        for (int64_t k = 0; k < ev.classes; k++) {
-            const char *name = rb_split_class_name(split, k);
-            if (ev.class_count[k] == 0)
-                printf("  %3lld %-20s      -  (0 examples)\n", (long long)k, name ? name : "");
-            else if (ev.robust)
-                printf("  %3lld %-20s %6.2f%% (%lld/%lld)  robust %6.2f%% (%lld/%lld)\n", (long long)k,
-                       name ? name : "", 100.0 * (double)ev.class_correct[k] / (double)ev.class_count[k],
-                       (long long)ev.class_correct[k], (long long)ev.class_count[k],
-                       100.0 * (double)ev.class_robust_correct[k] / (double)ev.class_count[k],
-                       (long long)ev.class_robust_correct[k], (long long)ev.class_count[k]);
-            else
-                printf("  %3lld %-20s %6.2f%% (%lld/%lld)\n", (long long)k, name ? name : "",
-                       100.0 * (double)ev.class_correct[k] / (double)ev.class_count[k],
-                       (long long)ev.class_correct[k], (long long)ev.class_count[k]);
-        }
-    }
+    cli_print_eval(&(cli_eval_report){.ckpt = ckpt_path, .data = data, .which = which, .classes = classes,
+                                      .split = split, .result = &ev,
+                                      .attack = attack != NULL ? cli_opt_string(o, "attack") : NULL,
+                                      .attack_params = cli_plugin_params("attack"), .attack_options = &ao},
+                   cli_opt_bool(o, "json"));
 done:
     json_object_put(meta);
     rb_eval_result_free(&ev);

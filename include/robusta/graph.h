@@ -185,6 +185,12 @@ typedef enum rb_target_kind {
  * (rb_engine_forward_targets). Losses and host ops read them where they
  * lie; they have no value to read and no gradient. */
 RB_API rb_status rb_graph_target(rb_graph *g, rb_target_kind kind, rb_node **out);
+/* The size of the images the batch's masks and boxes are in: the input's,
+ * unless set (a head on cached features, whose masks keep the image's
+ * pixels). Set it before any target node is made. */
+RB_API rb_status rb_graph_set_target_size(rb_graph *g, int64_t height, int64_t width);
+RB_API int64_t rb_graph_target_height(const rb_graph *g);
+RB_API int64_t rb_graph_target_width(const rb_graph *g);
 
 /* Per-pixel softmax cross-entropy of logits (K x H x W, K >= 2) against a
  * masks target node of the same H x W, as F.cross_entropy(logits, mask,

@@ -342,6 +342,21 @@ RB_API rb_status rb_evaluate(rb_model *model, const rb_split *split, int64_t bat
                              const rb_engine_options *engine, rb_eval_result *out);
 RB_API void rb_eval_result_free(rb_eval_result *result);
 
+/* rb_evaluate that also writes what the model predicts for each example
+ * into folder `dir` (made if absent; files of the same names replaced,
+ * each written whole or not at all):
+ *   masks (segmentation)   NAME.png per example: class indices as an 8-bit
+ *                          palette PNG in Pascal VOC's colours, at the
+ *                          example's size in its files
+ *                          (rb_split_example_source_size), resized from
+ *                          the model's output by nearest neighbour;
+ *   labels (classification) predictions.csv: image,label,predicted.
+ * NAME is rb_split_example_name, or the example's index as 000042 for
+ * datasets without names. Boxes: RB_ERR_UNSUPPORTED for now. The metrics
+ * against the split's targets come back in *out as from rb_evaluate. */
+RB_API rb_status rb_infer_split(rb_model *model, const rb_split *split, int64_t batch,
+                                const rb_engine_options *engine, const char *dir, rb_eval_result *out);
+
 /* rb_evaluate plus robust accuracy: each batch of clean images is attacked
  * with rb_attack_run (plugin, params, options; options->first_example is
  * replaced by each example's index in the split, so results do not depend on

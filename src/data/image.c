@@ -549,3 +549,18 @@ rb_status rb_image_write_png(const char *path, const uint8_t *pixels, int64_t he
     free(sink.data);
     return st;
 }
+
+void rb_image_voc_palette(uint8_t palette[256][3])
+{
+    for (int c = 0; c < 256; c++) {
+        int r = 0, g = 0, b = 0, id = c;
+        for (int bit = 7; bit >= 0; bit--, id >>= 3) {
+            r |= (id & 1) << bit;
+            g |= (id >> 1 & 1) << bit;
+            b |= (id >> 2 & 1) << bit;
+        }
+        palette[c][0] = (uint8_t)r;
+        palette[c][1] = (uint8_t)g;
+        palette[c][2] = (uint8_t)b;
+    }
+}

@@ -62,6 +62,10 @@ rb_status rb_image_read(const char *path, rb_image_mode mode, rb_image *out);
 /* Frees the pixels and zeroes the struct; NULL is accepted. */
 void rb_image_free(rb_image *image);
 
+/* Pascal VOC's mask colours: class c's bits spread over the high bits of
+ * red, green and blue, as the VOC development kit colours its masks. */
+void rb_image_voc_palette(uint8_t palette[256][3]);
+
 /* Writes `pixels` (height × width × channels bytes, rows top to bottom,
  * channels interleaved) as an 8-bit PNG at `path`, atomically: the file is
  * written next to it and renamed over it, so a failure leaves what was

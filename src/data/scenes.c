@@ -53,24 +53,6 @@
 #define SCENE_MAX_OBJECTS 64
 #define SCENE_NAME_MAX 32
 
-/* Pascal VOC's colour map: class c's colour from its bits, as the VOC
- * development kit defines it, so masks look as VOC's do in any viewer. */
-static void voc_palette(uint8_t palette[256][3])
-{
-    for (int c = 0; c < 256; c++) {
-        int r = 0, g = 0, b = 0, id = c;
-        for (int j = 7; j >= 0; j--) {
-            r |= (id >> 0 & 1) << j;
-            g |= (id >> 1 & 1) << j;
-            b |= (id >> 2 & 1) << j;
-            id >>= 3;
-        }
-        palette[c][0] = (uint8_t)r;
-        palette[c][1] = (uint8_t)g;
-        palette[c][2] = (uint8_t)b;
-    }
-}
-
 void rb_scenes_defaults(rb_scenes_options *o)
 {
     memset(o, 0, sizeof *o);
@@ -387,12 +369,12 @@ static rb_status write_split(const char *dir, const rb_scenes_options *o, rb_spl
     uint8_t *rgb = NULL, *mask = NULL;
     int32_t *instance = NULL;
     json_object *coco = NULL, *image_list, *annotations;
-    char *ids = NULL, path[PATH_MAX];
+    char *ids = NULL, path[PATH_MAX + 160];
     size_t ids_len = 0;
     int64_t next_annotation = 1;
     rb_status s;
 
-    voc_palette(palette);
+    rb_image_voc_palette(palette);
     if ((s = source_open(&src, o, which, chosen_original, k)) != RB_OK) {
         source_free(&src);
         return s;
@@ -523,7 +505,7 @@ static rb_status chosen_classes(const rb_scenes_options *o, int64_t **chosen, in
 rb_status rb_scenes_make(const rb_scenes_options *options, rb_scenes_progress progress, void *user)
 {
     rb_scenes_options o = *options;
-    char build[PATH_MAX], old[PATH_MAX], path[PATH_MAX];
+    char build[PATH_MAX + 32], old[PATH_MAX + 32], path[PATH_MAX + 96];
     static const char *const folders[] = {"JPEGImages", "SegmentationClass", "ImageSets", "ImageSets/Segmentation",
                                           "annotations"};
     int64_t *chosen = NULL, k = 0;
@@ -545,11 +527,12 @@ rb_status rb_scenes_make(const rb_scenes_options *options, rb_scenes_progress pr
                             o.out);
     if ((s = chosen_classes(&o, &chosen, &k, &names)) != RB_OK)
         goto done;
-    if (snprintf(build, sizeof build, "%s.partial-%ld", o.out, (long)getpid()) >= (int)sizeof build ||
-        snprintf(old, sizeof old, "%s.old-%ld", o.out, (long)getpid()) >= (int)sizeof old) {
+    if (strlen(o.out) >= PATH_MAX - 64) {
         s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "make-scenes: --out %s is too long", o.out);
         goto done;
     }
+    snprintf(build, sizeof build, "%s.partial-%ld", o.out, (long)getpid());
+    snprintf(old, sizeof old, "%s.old-%ld", o.out, (long)getpid());
     remove_tree(build);
     if ((s = make_folder(build)) != RB_OK)
         goto done;

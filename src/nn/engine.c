@@ -642,7 +642,7 @@ rb_status rb_engine_forward_targets(rb_engine *e, const float *images, int64_t c
      * host op reads them without a target node); labels and classes are
      * the readers' to check. */
     if (targets != NULL)
-        s = rb_targets_check(&e->targets, INT64_MAX, e->g->input->h, e->g->input->w, "engine: the batch");
+        s = rb_targets_check(&e->targets, INT64_MAX, rb_graph_target_height(e->g), rb_graph_target_width(e->g), "engine: the batch");
     /* Every op that reads targets checks what it needs before anything runs. */
     for (size_t i = 0; s == RB_OK && i < e->n; i++)
         if (e->nodes[i].live && rb_op_def_of(e->nodes[i].node->op)->check_targets != NULL)

@@ -403,3 +403,26 @@ int64_t rb_graph_training_macs(const rb_graph *g)
             macs -= rb_node_forward_macs(g->nodes[i]);
     return macs;
 }
+
+rb_status rb_graph_set_target_size(rb_graph *g, int64_t height, int64_t width)
+{
+    if (g == NULL || height < 1 || width < 1)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_graph_set_target_size: a graph and a size >= 1 are needed");
+    for (size_t i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i]->op == RB_OP_TARGET)
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                "rb_graph_set_target_size: the graph already has target nodes of the old size");
+    g->target_h = height;
+    g->target_w = width;
+    return RB_OK;
+}
+
+int64_t rb_graph_target_height(const rb_graph *g)
+{
+    return g->target_h > 0 ? g->target_h : g->input != NULL ? g->input->h : 0;
+}
+
+int64_t rb_graph_target_width(const rb_graph *g)
+{
+    return g->target_w > 0 ? g->target_w : g->input != NULL ? g->input->w : 0;
+}

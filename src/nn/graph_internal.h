@@ -69,6 +69,7 @@ struct rb_graph {
     rb_published *published;
     size_t n_published, cap_published;
     rb_node *input;
+    int64_t target_h, target_w; /* the pixels masks and boxes are in; 0: the input's */
     size_t op_counter[RB_OP_COUNT]; /* for generated names */
 };
 

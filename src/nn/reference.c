@@ -106,7 +106,7 @@ rb_status rb_reference_forward_targets(rb_reference *r, const double *images, co
     r->targets.count = r->batch;
     r->targets.labels = NULL;
     if (targets != NULL) { /* as the engine: masks and boxes must be the images' */
-        rb_status s = rb_targets_check(&r->targets, INT64_MAX, g->input->h, g->input->w, "reference: the batch");
+        rb_status s = rb_targets_check(&r->targets, INT64_MAX, rb_graph_target_height(g), rb_graph_target_width(g), "reference: the batch");
         if (s != RB_OK)
             return s;
     }

@@ -383,6 +383,8 @@ rb_status rb_model_head_create(rb_model **out, const rb_model *full)
     m->input.mean[0] = 0.0f;
     m->input.std[0] = 1.0f;
     s = rb_graph_input(m->graph, m->input.channels, m->input.height, m->input.width, NULL, NULL, &m->image);
+    if (s == RB_OK)
+        s = rb_graph_set_target_size(m->graph, full->input.height, full->input.width);
     /* under every stage name the backbone gives the node, so the task finds it as before */
     for (size_t i = 0; s == RB_OK && i < sizeof stage_names / sizeof stage_names[0]; i++) {
         rb_node *n;

@@ -96,7 +96,8 @@ rb_status rb_scorer_create(rb_scorer **out, const rb_model *model)
              file ? ")" : "");
     in = rb_model_get_input(model);
     sc->target = (rb_task_target){.num_classes = rb_model_num_classes(model), .channels = in->channels,
-                                  .height = in->height, .width = in->width};
+                                  .height = rb_graph_target_height(rb_model_graph(model)),
+                                  .width = rb_graph_target_width(rb_model_graph(model))};
     nodes = rb_model_outputs(model, &sc->n_outputs);
     for (size_t i = 0; i < sc->n_outputs; i++)
         rb_node_shape(nodes[i], &sc->shapes[i][0], &sc->shapes[i][1], &sc->shapes[i][2]);

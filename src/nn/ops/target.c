@@ -34,8 +34,8 @@ rb_status rb_graph_target(rb_graph *g, rb_target_kind kind, rb_node **out)
     s = graph_check_node(g, RB_OP_TARGET, name, NULL, 0);
     if (s != RB_OK)
         return s;
-    s = graph_add_node(g, RB_OP_TARGET, name, NULL, 0, 1, kind == RB_TARGET_MASKS ? g->input->h : 1,
-                       kind == RB_TARGET_MASKS ? g->input->w : 1, &n);
+    s = graph_add_node(g, RB_OP_TARGET, name, NULL, 0, 1, kind == RB_TARGET_MASKS ? rb_graph_target_height(g) : 1,
+                       kind == RB_TARGET_MASKS ? rb_graph_target_width(g) : 1, &n);
     if (s != RB_OK)
         return s;
     n->attr.target = kind;
