@@ -160,11 +160,11 @@ typedef struct scene_object {
  * instance map (S×S: object number + 1, 0 background). Returns the objects
  * placed in *objects / *count. */
 static void draw_scene(const scene_source *src, const rb_scenes_options *o, rb_split_which which, int64_t index,
-                       uint8_t *rgb, uint8_t *mask, int32_t *instance, scene_object *objects, int *count)
+                       float *grey, uint8_t *rgb, uint8_t *mask, int32_t *instance, scene_object *objects,
+                       int *count)
 {
     const int size = o->size;
     const size_t pixels = (size_t)size * (size_t)size;
-    float *grey = malloc(pixels * sizeof *grey);
     rb_rng rng;
     float tint[3];
 
@@ -194,7 +194,6 @@ static void draw_scene(const scene_source *src, const rb_scenes_options *o, rb_s
             rgb[p * 3 + (size_t)c] = (uint8_t)(grey[p] * tint[c] * 255.0f + 0.5f);
     memset(mask, 0, pixels);
     memset(instance, 0, pixels * sizeof *instance);
-    free(grey);
 
     /* 2. objects */
     *count = draw_between(&rng, o->min_objects, o->max_objects);
@@ -367,6 +366,7 @@ static rb_status write_split(const char *dir, const rb_scenes_options *o, rb_spl
     scene_source src;
     scene_object objects[SCENE_MAX_OBJECTS];
     uint8_t *rgb = NULL, *mask = NULL;
+    float *grey = NULL; /* the background, before its tint */
     int32_t *instance = NULL;
     json_object *coco = NULL, *image_list, *annotations;
     char *ids = NULL, path[PATH_MAX + 160];
@@ -380,10 +380,11 @@ static rb_status write_split(const char *dir, const rb_scenes_options *o, rb_spl
         return s;
     }
     rgb = malloc(pixels * 3);
+    grey = malloc(pixels * sizeof *grey);
     mask = malloc(pixels);
     instance = malloc(pixels * sizeof *instance);
     ids = malloc((size_t)images * SCENE_NAME_MAX + 1);
-    if (!rgb || !mask || !instance || !ids) {
+    if (!rgb || !grey || !mask || !instance || !ids) {
         s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "make-scenes: out of memory for %d x %d scenes", o->size, o->size);
         goto done;
     }
@@ -398,7 +399,7 @@ static rb_status write_split(const char *dir, const rb_scenes_options *o, rb_spl
         char name[SCENE_NAME_MAX];
         int count = 0;
         snprintf(name, sizeof name, "%s_%06" PRId64, set, i + 1);
-        draw_scene(&src, o, which, i, rgb, mask, instance, objects, &count);
+        draw_scene(&src, o, which, i, grey, rgb, mask, instance, objects, &count);
         snprintf(path, sizeof path, "%s/JPEGImages/%s.png", dir, name);
         if ((s = rb_image_write_png(path, rgb, o->size, o->size, 3, NULL, 0)) != RB_OK)
             goto done;
@@ -426,6 +427,7 @@ static rb_status write_split(const char *dir, const rb_scenes_options *o, rb_spl
 done:
     json_object_put(coco);
     free(rgb);
+    free(grey);
     free(mask);
     free(instance);
     free(ids);
