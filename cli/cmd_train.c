@@ -10,6 +10,7 @@
 
 #include <json-c/json.h>
 
+#include <robusta/grid.h>
 #include <robusta/train.h>
 
 #include "cli/cli.h"
@@ -119,19 +120,21 @@ int cli_finish_train(const cli_command *self, rb_status s, const rb_train_result
     }
     if (s != RB_OK)
         return cli_fail(self->name, s);
+    const char *metric = res->metric[0] != '\0' ? rb_grid_metric_label(res->metric) : "accuracy";
     if (!isnan(res->robust_test_acc))
         printf("trained %lld epochs adversarially into %s: test accuracy %.2f%%, robust test accuracy %.2f%%, "
                "best robust %.2f%% at epoch %lld, %.2fs per epoch\n",
                (long long)res->epochs_done, dir, 100 * res->test_acc, 100 * res->robust_test_acc,
                100 * res->best_test_acc, (long long)res->best_epoch, res->seconds_per_epoch);
     else if (res->best_epoch > 0)
-        printf("trained %lld epochs into %s: test accuracy %.2f%% (loss %.4f), best %.2f%% at epoch %lld, "
+        printf("trained %lld epochs into %s: test %s %.2f%% (loss %.4f), best %.2f%% at epoch %lld, "
                "%.2fs per epoch\n",
-               (long long)res->epochs_done, dir, 100 * res->test_acc, res->test_loss, 100 * res->best_test_acc,
-               (long long)res->best_epoch, res->seconds_per_epoch);
+               (long long)res->epochs_done, dir, metric, 100 * res->test_acc, res->test_loss,
+               100 * res->best_test_acc, (long long)res->best_epoch, res->seconds_per_epoch);
     else
-        printf("trained %lld epochs into %s: train accuracy %.2f%% (loss %.4f), %.2fs per epoch\n",
-               (long long)res->epochs_done, dir, 100 * res->train_acc, res->train_loss, res->seconds_per_epoch);
+        printf("trained %lld epochs into %s: train %s %.2f%% (loss %.4f), %.2fs per epoch\n",
+               (long long)res->epochs_done, dir, metric, 100 * res->train_acc, res->train_loss,
+               res->seconds_per_epoch);
     return RB_EXIT_OK;
 }
 

@@ -704,6 +704,56 @@ START_TEST(data_only_backward_and_frozen_backbone)
 }
 END_TEST
 
+/* Frozen statistics (a fixed-feature backbone): batch-norm up to the
+ * frozen node normalizes with its running statistics in a training step and
+ * leaves them as they were, while later batch-norm trains on the batch; the
+ * engine agrees with the reference either way. */
+START_TEST(frozen_statistics_normalize_with_the_running_ones)
+{
+    rb_node *end, *bn1;
+    rb_graph *g = residual_net(&end);
+    rb_engine *e;
+    rb_param_info mean_bn1, mean_late;
+    float fx[4 * 243], before_bn1[16], before_late[32];
+    double dx[4 * 243];
+    int64_t labels[4];
+    images_and_labels(4, 243, fx, dx, labels);
+    ck_assert_int_eq(rb_graph_find(g, "bn1", &bn1), RB_OK);
+    ck_assert_int_eq(rb_graph_freeze_statistics_through(g, bn1), RB_OK);
+    match_reference(g, end, 4, true, "residual net, training, bn1 frozen");
+    ck_assert_int_eq(rb_graph_find_param(g, "bn1.running_mean", &mean_bn1), RB_OK);
+    ck_assert_int_eq(rb_graph_find_param(g, "layer1.0.bn2.running_mean", &mean_late), RB_OK);
+    memcpy(before_bn1, mean_bn1.value, sizeof before_bn1);
+    memcpy(before_late, mean_late.value, sizeof before_late);
+    ck_assert_int_eq(rb_engine_create(&e, g, 4, NULL), RB_OK);
+    ck_assert_int_eq(rb_engine_forward(e, fx, 4, labels, true), RB_OK);
+    ck_assert_int_eq(rb_engine_backward(e, true, true), RB_OK);
+    ck_assert(memcmp(before_bn1, mean_bn1.value, sizeof before_bn1) == 0);
+    ck_assert(memcmp(before_late, mean_late.value, sizeof before_late) != 0);
+    rb_engine_destroy(e);
+    /* every batch-norm frozen: a training step's loss is the inference one */
+    ck_assert_int_eq(rb_graph_freeze_statistics_through(g, end), RB_OK);
+    ck_assert_int_eq(rb_engine_create(&e, g, 4, NULL), RB_OK);
+    ck_assert_int_eq(rb_engine_forward(e, fx, 4, labels, false), RB_OK);
+    {
+        double inference = rb_engine_mean_loss(e);
+        memcpy(before_late, mean_late.value, sizeof before_late);
+        ck_assert_int_eq(rb_engine_forward(e, fx, 4, labels, true), RB_OK);
+        ck_assert(rb_engine_mean_loss(e) == inference);
+        ck_assert(memcmp(before_late, mean_late.value, sizeof before_late) == 0);
+    }
+    rb_engine_destroy(e);
+    match_reference(g, end, 4, true, "residual net, training, every statistic frozen");
+    /* NULL thaws them: training mode moves the statistics again */
+    ck_assert_int_eq(rb_graph_freeze_statistics_through(g, NULL), RB_OK);
+    ck_assert_int_eq(rb_engine_create(&e, g, 4, NULL), RB_OK);
+    ck_assert_int_eq(rb_engine_forward(e, fx, 4, labels, true), RB_OK);
+    ck_assert(memcmp(before_bn1, mean_bn1.value, sizeof before_bn1) != 0);
+    rb_engine_destroy(e);
+    rb_graph_destroy(g);
+}
+END_TEST
+
 START_TEST(steps_allocate_nothing)
 {
     rb_node *end;
@@ -1354,6 +1404,7 @@ int main(void)
     tcase_add_test(tc, bf16_engines_match_the_reference_within_bf16_rounding);
     tcase_add_test(tc, held_weights_are_converted_once_and_released);
     tcase_add_test(tc, data_only_backward_and_frozen_backbone);
+    tcase_add_test(tc, frozen_statistics_normalize_with_the_running_ones);
     tcase_add_loop_test(tc, steps_allocate_nothing, 0, 2);
     tcase_add_loop_test(tc, training_reduces_the_loss, 0, 2);
     tcase_add_test(tc, thread_counts_are_planned_and_agree);

@@ -337,6 +337,14 @@ RB_API int64_t rb_graph_trainable_count(const rb_graph *g);
  * freezes nothing and thaws everything. */
 RB_API rb_status rb_graph_freeze_through(rb_graph *g, rb_node *last);
 
+/* Makes every batch-norm node up to and including `last` (in node order)
+ * normalize with its running statistics, and leave them unchanged, in
+ * training steps as in inference: a frozen backbone in fixed-feature
+ * transfer, while batch-norm layers after `last` (a task head's) train
+ * with batch statistics. NULL: every batch-norm node follows the step's
+ * mode again. Parameters are untouched (see rb_graph_freeze_through). */
+RB_API rb_status rb_graph_freeze_statistics_through(rb_graph *g, rb_node *last);
+
 /* Initializes parameters as torchvision does: convolutions Kaiming-normal
  * (fan_out, ReLU gain), batch-norm weight 1 and bias 0, linear and biases
  * uniform in ±1/sqrt(fan_in); running statistics reset to 0 and 1. Random

@@ -103,7 +103,9 @@
  *   full-network (fixed_features false): every parameter trains, batch-norm
  *       in training mode, as in rb_train.
  *   fixed-feature: the backbone is frozen (rb_graph_freeze_through) and its
- *       batch-norm stays in inference mode; only the head trains. With
+ *       batch-norm stays in inference mode (rb_graph_freeze_statistics_through);
+ *       only the head trains, a head's own batch-norm (segment's) in
+ *       training mode. With
  *       bn_update the backbone's batch-norm runs in training mode instead,
  *       so its running statistics keep moving, as the reference code's
  *       model.train() did (the weights stay frozen).
@@ -273,6 +275,8 @@ typedef struct rb_train_result {
     double seconds_per_epoch;    /* mean over the epochs of this call */
     double adv_train_acc;        /* adversarial training: last epoch's accuracy on the adversarial batches */
     double robust_test_acc;      /* adversarial training: last robust test accuracy measured (NAN: none) */
+    char metric[32];             /* what train_acc, test_acc and best_test_acc hold: the task's
+                                    primary metric ("accuracy"; "miou" for segment) */
 } rb_train_result;
 
 /* Checks a configuration without touching any file: values in range, the

@@ -54,7 +54,6 @@ typedef struct run {
     rb_model *source;        /* the source model, until the transfer model has its weights */
     rb_model *full;          /* with cached features: the whole model, while `model` is its head */
     rb_split *image_train, *image_test; /* with cached features: the image splits */
-    bool bn_training;        /* batch-norm in training mode during steps */
     char default_schedule[64]; /* transfer's default schedule, when none is given */
     char *metrics_json;      /* the task's metrics from the last evaluation, for metrics.json */
     /* the run folder (run_dir.h) */

@@ -263,7 +263,7 @@ rb_status train_epochs(run *r, rb_train_result *res)
                 clean_correct += st.clean_correct;
                 train_x = r->adv_x;
             }
-            if ((s = rb_engine_forward_targets(r->engine, train_x, b.count, &b.targets, r->bn_training)) != RB_OK ||
+            if ((s = rb_engine_forward_targets(r->engine, train_x, b.count, &b.targets, true)) != RB_OK ||
                 (s = rb_scorer_add(r->scorer, r->engine, b.count, &b.targets)) != RB_OK ||
                 (s = rb_engine_backward(r->engine, true, false)) != RB_OK)
                 goto epoch_failed;
@@ -408,6 +408,7 @@ rb_status train_epochs(run *r, rb_train_result *res)
         return s;
     }
     res->epochs_done = r->epoch;
+    snprintf(res->metric, sizeof res->metric, "%s", rb_scorer_task(r->scorer)->ops.task->primary_metric);
     res->best_test_acc = r->best_acc;
     res->best_epoch = r->best_epoch;
     res->seconds_per_epoch = epochs_run ? total_seconds / (double)epochs_run : 0;

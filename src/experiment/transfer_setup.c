@@ -178,10 +178,15 @@ rb_status train_prepare_transfer(run *r)
     size_t reads;
     rb_status s;
     /* fixed_features and bn_update mean nothing without a source */
-    r->bn_training = r->cfg.transfer.source == NULL || !r->cfg.transfer.fixed_features || r->cfg.transfer.bn_update;
     if (r->cfg.transfer.source == NULL || !r->cfg.transfer.fixed_features)
         return RB_OK;
     if ((s = rb_graph_freeze_through(rb_model_graph(r->model), rb_model_backbone_end(r->model))) != RB_OK)
+        return s;
+    /* Only the backbone's batch-norm keeps its statistics: a task head's
+     * own (the segment head's) learns them, as torchvision's head does
+     * under model.train() with a frozen backbone. */
+    if (!r->cfg.transfer.bn_update &&
+        (s = rb_graph_freeze_statistics_through(rb_model_graph(r->model), rb_model_backbone_end(r->model))) != RB_OK)
         return s;
     if (r->cfg.transfer.feature_cache == RB_FEATURE_CACHE_OFF)
         snprintf(why, sizeof why, "--feature-cache off");

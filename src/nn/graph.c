@@ -354,6 +354,15 @@ rb_status rb_graph_freeze_through(rb_graph *g, rb_node *last)
     return RB_OK;
 }
 
+rb_status rb_graph_freeze_statistics_through(rb_graph *g, rb_node *last)
+{
+    if (last != NULL && !owns(g, last))
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "freeze: the node belongs to another graph");
+    for (size_t i = 0; i < g->n_nodes; i++)
+        g->nodes[i]->frozen_statistics = last != NULL && g->nodes[i]->index <= last->index;
+    return RB_OK;
+}
+
 /* PyTorch's default for linear layers and biases: uniform in
  * +-1/sqrt(fan_in) of the node's weight. */
 static void init_uniform_fan_in(rb_graph *g, rb_node *n, rb_param_tensor *p, rb_rng *rng)

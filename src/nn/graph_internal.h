@@ -36,6 +36,9 @@ struct rb_node {
     rb_node *in[RB_NODE_MAX_INPUTS];
     size_t n_in;
     int64_t c, h, w; /* per-example output shape */
+    /* Batch-norm only: normalize with the running statistics, and leave
+     * them as they are, in training steps too (rb_graph_freeze_statistics_through). */
+    bool frozen_statistics;
     /* Parameter indices into graph->params, -1 where absent. */
     long param[RB_NODE_MAX_PARAMS];
     union {

@@ -179,10 +179,17 @@ static rb_status plan(rb_engine *e, enode *en)
     return eng_plan_grad_edge(e, en, 0, data);
 }
 
-static rb_status forward(rb_engine *e, enode *en, bool training)
+/* Batch statistics in a training step, unless the node's are frozen. */
+static bool batch_statistics(const rb_node *n, bool training)
+{
+    return training && !n->frozen_statistics;
+}
+
+static rb_status forward(rb_engine *e, enode *en, bool step_trains)
 {
     const rb_node *n = en->node;
     eng_args x = {.n = 0};
+    bool training = batch_statistics(n, step_trains);
     rb_status s;
 int mode = training ? 0 : 1;
 eng_arg(&x, DNNL_ARG_SRC, eng_input_mem(e, en, 0));
@@ -219,7 +226,8 @@ static rb_status backward(rb_engine *e, enode *en, bool weight_grads)
     bool want_w = weight_grads && w->trainable && !w->frozen;
     eng_args x = {.n = 0};
     rb_status s = RB_OK;
-int mode = e->training ? 0 : 1;
+bool training = batch_statistics(n, e->training);
+int mode = training ? 0 : 1;
 bool full;
 if (!need_in && !want_w)
     return RB_OK;
@@ -243,8 +251,8 @@ eng_arg(&x, DNNL_ARG_SRC, eng_input_mem(e, en, 0));
 eng_arg(&x, DNNL_ARG_DIFF_DST, en->diff.mem);
 eng_arg(&x, DNNL_ARG_SCALE, en->scale);
 eng_arg(&x, DNNL_ARG_SHIFT, en->shift); /* oneDNN 2.6 lists it as an input of backward too */
-eng_arg(&x, DNNL_ARG_MEAN, e->training ? en->mean.mem : en->running_mean);
-eng_arg(&x, DNNL_ARG_VARIANCE, e->training ? en->variance.mem : en->running_var);
+eng_arg(&x, DNNL_ARG_MEAN, training ? en->mean.mem : en->running_mean);
+eng_arg(&x, DNNL_ARG_VARIANCE, training ? en->variance.mem : en->running_var);
 if (need_in) {
     eng_arg(&x, DNNL_ARG_DIFF_SRC, eng_grad_target(e, en, 0));
 } else {
@@ -359,7 +367,7 @@ static size_t ref_saved(const rb_node *n, int64_t batch)
 
 static rb_status ref_forward(rb_reference *r, const rb_node *n, bool training)
 {
-    bn_forward(r, n, ref_value(r, n->in[0]), ref_value(r, n), training);
+    bn_forward(r, n, ref_value(r, n->in[0]), ref_value(r, n), batch_statistics(n, training));
     return RB_OK;
 }
 
@@ -367,7 +375,7 @@ static rb_status ref_backward(rb_reference *r, const rb_node *n, bool weight_gra
 {
     bn_backward(r, n, ref_value(r, n->in[0]), ref_grad(r, n), ref_grad(r, n->in[0]),
                 ref_param_grad(r, n, RB_SLOT_WEIGHT, weight_grads), ref_param_grad(r, n, RB_SLOT_BIAS, weight_grads),
-                r->training);
+                batch_statistics(n, r->training));
     return RB_OK;
 }
 
