@@ -252,7 +252,7 @@ START_TEST(targets_take_a_task_and_its_options)
                                "task = segment\n"                               /* 14 */
                                "data = voc-seg:scenes\n"                        /* 15 */
                                "head = fcn\n"                                   /* 16 */
-                               "batch-size = 3\n"                               /* 17 */
+                               "rates = 2, 4\n"                                 /* 17 */
                                "[transfer]\n"                                   /* 18 */
                                "task = other\n"                                 /* 19 */
                                "[source]\ndata = fm\neps = 0\n";                /* 20-22 */
@@ -284,7 +284,8 @@ START_TEST(targets_take_a_task_and_its_options)
     ck_assert_str_eq(t[2].options[0].key, "head");
     ck_assert_str_eq(t[2].options[0].value, "fcn");
     ck_assert_int_eq(t[2].options[0].line, 16);
-    ck_assert_str_eq(t[2].options[1].key, "batch-size");
+    ck_assert_str_eq(t[2].options[1].key, "rates");
+    ck_assert_str_eq(t[2].options[1].value, "2, 4");
     ck_assert_int_eq(t[2].options[1].line, 17);
     rb_grid_spec_destroy(g);
 
@@ -294,6 +295,50 @@ START_TEST(targets_take_a_task_and_its_options)
     ck_assert_int_eq(g->targets[0].task_line, 0);
     ck_assert_uint_eq(g->targets[0].n_options, 0);
     rb_grid_spec_destroy(g);
+}
+END_TEST
+
+/* A target may train with its own epochs, batch size, learning rates and
+ * schedule (a dense head wants other settings than a classifier); what it
+ * leaves out comes from [transfer], whichever section comes first. */
+START_TEST(targets_override_the_transfer_settings)
+{
+    static const char text[] = "[grid]\nname = t\n[arch a]\narch = resnet18\n"
+                               "[target own]\ndata = fm\nepochs = 60\nbatch-size = 16\n"
+                               "lr-fixed = 0.5\nlr-full = 0.02\nschedule = constant\nhidden = 8\n"
+                               "[target half]\ndata = fm\nlr-full = 0.03\nschedule =\n"
+                               "[target plain]\ndata = fm\n"
+                               "[source]\ndata = fm\neps = 0\n"
+                               "[transfer]\nepochs = 7\nbatch-size = 32\nlr-fixed = 0.1\nlr-full = 0.01\n"
+                               "schedule = cosine\n";
+    rb_grid_spec *g = parse_ok(text);
+    rb_grid_target_settings own = rb_grid_target_settings_of(g, 0), half = rb_grid_target_settings_of(g, 1),
+                            plain = rb_grid_target_settings_of(g, 2);
+    ck_assert_int_eq(own.epochs, 60);
+    ck_assert_int_eq(own.batch_size, 16);
+    ck_assert(own.lr_fixed == 0.5 && own.lr_full == 0.02);
+    ck_assert_str_eq(own.schedule, "constant");
+    /* the settings are not task options; the rest still are */
+    ck_assert_uint_eq(g->targets[0].n_options, 1);
+    ck_assert_str_eq(g->targets[0].options[0].key, "hidden");
+    /* one setting of its own; an empty schedule is the transfer command's default */
+    ck_assert_int_eq(half.epochs, 7);
+    ck_assert_int_eq(half.batch_size, 32);
+    ck_assert(half.lr_fixed == 0.1 && half.lr_full == 0.03);
+    ck_assert_ptr_null(half.schedule);
+    ck_assert_int_eq(plain.epochs, 7);
+    ck_assert_int_eq(plain.batch_size, 32);
+    ck_assert(plain.lr_fixed == 0.1 && plain.lr_full == 0.01);
+    ck_assert_str_eq(plain.schedule, "cosine");
+    rb_grid_spec_destroy(g);
+
+    /* the ranges are [transfer]'s, named in the target's section */
+    expect_error(BASE_HEAD "epochs = 0\n[transfer]\n[source]\ndata = fm\neps = 0\n",
+                 "g.ini:7: 'epochs' in [target b] is '0': expected an integer in [1, ");
+    expect_error(BASE_HEAD "lr-fixed = -1\n[transfer]\n[source]\ndata = fm\neps = 0\n",
+                 "g.ini:7: 'lr-fixed' in [target b] is '-1': expected a number > 0");
+    expect_error(BASE_HEAD "batch-size = 2x\n[transfer]\n[source]\ndata = fm\neps = 0\n",
+                 "g.ini:7: 'batch-size' in [target b] is '2x'");
 }
 END_TEST
 
@@ -495,6 +540,7 @@ static Suite *grid_suite(void)
     tcase_add_test(tc, defaults_fill_what_is_left_out);
     tcase_add_test(tc, the_text_need_not_end_with_a_nul);
     tcase_add_test(tc, targets_take_a_task_and_its_options);
+    tcase_add_test(tc, targets_override_the_transfer_settings);
     tcase_add_test(tc, structure_errors_name_the_line);
     tcase_add_test(tc, long_lines_are_refused_before_inih_splits_them);
     tcase_add_test(tc, bad_values_name_the_key_the_value_and_the_range);

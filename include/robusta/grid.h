@@ -62,6 +62,11 @@
  *   image-size = 0         ; (default 0)
  *   task = classify        ; the task plugin whose head this target trains
  *                          ;   (default: [transfer]'s task)
+ *   epochs = 60            ; these five override [transfer]'s for this
+ *   batch-size = 16        ;   target only (a dense task usually wants
+ *   lr-fixed = 0.1         ;   other settings than a classifier); same
+ *   lr-full = 0.01         ;   ranges; absent: [transfer]'s value
+ *   schedule = constant
  *   hidden = 256           ; every other key is an option of that task,
  *                          ;   kept as written (the runner checks it against
  *                          ;   the plugin's parameters, as for [arch])
@@ -143,6 +148,11 @@ typedef struct rb_grid_target {
     int64_t image_size;        /* 0: the stored size */
     char *task;                /* the task plugin: the section's `task`, else [transfer]'s (never NULL) */
     int task_line;             /* the line of the section's `task` key; 0: inherited from [transfer] */
+    /* The target's own training settings; 0 (NULL for schedule): [transfer]'s.
+     * rb_grid_target_settings resolves them. */
+    int64_t epochs, batch_size;
+    double lr_fixed, lr_full;
+    char *schedule;            /* "" (written empty): the transfer command's default */
     rb_grid_option *options;   /* the task's options: every other key, in file order */
     size_t n_options;
     int line;                  /* the section header's line */
@@ -186,6 +196,16 @@ typedef struct rb_grid_spec {
     size_t n_targets;
     rb_grid_transfer transfer;
 } rb_grid_spec;
+
+/* The settings one target's transfers train with: its own where its
+ * section gives them, else [transfer]'s. */
+typedef struct rb_grid_target_settings {
+    int64_t epochs, batch_size;
+    double lr_fixed, lr_full;
+    const char *schedule;      /* NULL: the transfer command's default */
+} rb_grid_target_settings;
+
+RB_API rb_grid_target_settings rb_grid_target_settings_of(const rb_grid_spec *spec, size_t target);
 
 /* Parses `size` bytes of grid file text (not necessarily NUL-terminated;
  * the text is copied) into a new spec, *out (free with

@@ -482,6 +482,7 @@ static rb_status run_transfer(grid_ctx *g, size_t a, size_t e, size_t sd, size_t
 {
     const rb_grid_transfer *tf = &g->spec->transfer;
     const rb_grid_target *target = &g->spec->targets[t];
+    const rb_grid_target_settings set = rb_grid_target_settings_of(g->spec, t);
     const char *metric = g->tasks[t]->ops.task->primary_metric;
     char dir[4096], path[4200], source[4200];
     rb_grid_result row;
@@ -552,13 +553,13 @@ static rb_status run_transfer(grid_ctx *g, size_t a, size_t e, size_t sd, size_t
         c.transfer.bn_update = tf->bn_update;
         c.data = target->data;
         c.out_dir = dir;
-        c.training.epochs = tf->epochs;
-        c.training.batch_size = tf->batch_size;
+        c.training.epochs = set.epochs;
+        c.training.batch_size = set.batch_size;
         c.training.eval_batch_size = 256;
-        c.training.lr = fixed ? tf->lr_fixed : tf->lr_full;
+        c.training.lr = fixed ? set.lr_fixed : set.lr_full;
         c.training.momentum = tf->momentum;
         c.training.weight_decay = tf->weight_decay;
-        c.training.schedule = tf->schedule;
+        c.training.schedule = set.schedule;
         c.seed = tf->seeds[ts];
         c.threads = g->threads;
         c.precision = g->spec->precision;
@@ -569,7 +570,7 @@ static rb_status run_transfer(grid_ctx *g, size_t a, size_t e, size_t sd, size_t
         c.image_size = (int)target->image_size;
         c.augment = tf->augment;
         c.quiet = true;
-        c.training.eval_every = tf->epochs; /* the target's test score once, at the end */
+        c.training.eval_every = set.epochs; /* the target's test score once, at the end */
         s = rb_train(&c, &tr);
         rb_params_destroy(task_params);
     }

@@ -26,6 +26,7 @@
 
 #include <robusta/grid.h>
 
+#include "experiment/grid_internal.h"
 #include "sys/internal.h"
 
 /* inih's line buffer is 200 bytes including the newline and the NUL. */
@@ -103,68 +104,6 @@ static int is_label(const char *s)
     return 1;
 }
 
-/* ------------------------------------------------------------ eps */
-
-/* [+-]digits[.digits][e[+-]digits], at least one mantissa digit. */
-static int is_decimal(const char *s, size_t len)
-{
-    size_t i = 0, digits = 0;
-    if (i < len && (s[i] == '+' || s[i] == '-'))
-        i++;
-    for (; i < len && isdigit((unsigned char)s[i]); i++)
-        digits++;
-    if (i < len && s[i] == '.')
-        for (i++; i < len && isdigit((unsigned char)s[i]); i++)
-            digits++;
-    if (digits == 0)
-        return 0;
-    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
-        size_t exp_digits = 0;
-        i++;
-        if (i < len && (s[i] == '+' || s[i] == '-'))
-            i++;
-        for (; i < len && isdigit((unsigned char)s[i]); i++)
-            exp_digits++;
-        if (exp_digits == 0)
-            return 0;
-    }
-    return i == len;
-}
-
-rb_status rb_grid_parse_eps(const char *text, double *out)
-{
-    char buf[64], *slash;
-    size_t n = 0;
-    double num, den = 1;
-    if (text == NULL || out == NULL)
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_grid_parse_eps: NULL argument");
-    for (const char *c = text; *c; c++) {
-        if (*c == ' ' || *c == '\t')
-            continue;
-        if (n + 1 >= sizeof buf)
-            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "'%.40s...' is too long for an eps", text);
-        buf[n++] = *c;
-    }
-    buf[n] = '\0';
-    slash = strchr(buf, '/');
-    /* Checked by hand first: strtod would also take "nan", "inf", hex and
-     * leading spaces. */
-    if (slash == NULL ? !is_decimal(buf, n)
-                      : !is_decimal(buf, (size_t)(slash - buf)) || !is_decimal(slash + 1, strlen(slash + 1)))
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "'%s' is not a number (expected e.g. 0.5 or 8/255)", text);
-    if (buf[0] == '-' || (slash != NULL && slash[1] == '-'))
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "'%s' is negative (eps must be >= 0)", text);
-    num = strtod(buf, NULL);
-    if (slash != NULL)
-        den = strtod(slash + 1, NULL);
-    if (den == 0)
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "'%s' divides by zero", text);
-    if (!isfinite(num) || !isfinite(den) || !isfinite(num / den))
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "'%s' is not a finite number", text);
-    *out = num / den;
-    return RB_OK;
-}
-
 /* ------------------------------------------------------------ values */
 
 static char *trim(char *s)
@@ -233,7 +172,7 @@ static int set_double(parser *p, const section *sec, const char *key, const char
     errno = 0;
     v = strtod(value, &end);
     ok = value[0] != '\0' && !isspace((unsigned char)value[0]) && *end == '\0' && isfinite(v) &&
-         is_decimal(value, strlen(value));
+         grid_is_decimal(value, strlen(value));
     if (ok)
         ok = r == ABOVE ? v > 0 : r == AT_LEAST ? v >= 0 : v >= 0 && v < 1;
     if (!ok)
@@ -539,6 +478,17 @@ static int set_target(parser *p, const section *sec, const char *key, const char
         t->task_line = p->lineno;
         return set_nonempty(p, sec, key, &t->task, value);
     }
+    /* the target's own training settings, in [transfer]'s ranges */
+    if (strcmp(key, "epochs") == 0)
+        return set_int(p, sec, key, value, 1, 16777215, &t->epochs);
+    if (strcmp(key, "batch-size") == 0)
+        return set_int(p, sec, key, value, 1, 1 << 20, &t->batch_size);
+    if (strcmp(key, "lr-fixed") == 0)
+        return set_double(p, sec, key, value, ABOVE, &t->lr_fixed);
+    if (strcmp(key, "lr-full") == 0)
+        return set_double(p, sec, key, value, ABOVE, &t->lr_full);
+    if (strcmp(key, "schedule") == 0)
+        return set_string(p, &t->schedule, value);
     return add_option(p, &t->options, &t->n_options, key, value);
 }
 
@@ -879,6 +829,19 @@ static void check_complete(parser *p)
         }
 }
 
+rb_grid_target_settings rb_grid_target_settings_of(const rb_grid_spec *spec, size_t target)
+{
+    const rb_grid_target *t = &spec->targets[target];
+    const rb_grid_transfer *tf = &spec->transfer;
+    rb_grid_target_settings out;
+    out.epochs = t->epochs > 0 ? t->epochs : tf->epochs;
+    out.batch_size = t->batch_size > 0 ? t->batch_size : tf->batch_size;
+    out.lr_fixed = t->lr_fixed > 0 ? t->lr_fixed : tf->lr_fixed;
+    out.lr_full = t->lr_full > 0 ? t->lr_full : tf->lr_full;
+    out.schedule = t->schedule == NULL ? tf->schedule : t->schedule[0] != '\0' ? t->schedule : NULL;
+    return out;
+}
+
 rb_status rb_grid_spec_parse(const char *text, size_t size, const char *what, rb_grid_spec **out)
 {
     parser p;
@@ -978,6 +941,7 @@ void rb_grid_spec_destroy(rb_grid_spec *g)
         free(g->targets[i].data);
         free(g->targets[i].classes);
         free(g->targets[i].task);
+        free(g->targets[i].schedule);
     }
     free(g->targets);
     free(g->source.data);
