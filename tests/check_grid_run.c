@@ -461,7 +461,8 @@ START_TEST(demo_quick_gives_sane_outputs)
     snprintf(out, sizeof out, "%s/demo", dir);
     RUN(&r, "demo", "--quick", "--out", out, "--data", fm);
     ck_assert_msg(r.code == 0, "demo --quick failed (%d): %s", r.code, r.err);
-    ck_assert_msg(strstr(r.out, "4 of 4 transfer results") != NULL, "%s", r.out);
+    ck_assert_msg(strstr(r.out, "8 of 8 transfer results") != NULL, "%s", r.out);
+    ck_assert_msg(strstr(r.out, "made 64 + 32 segmentation scenes") != NULL, "%s", r.out);
     ck_assert_msg(strstr(r.out, "| source model |") != NULL, "no table printed: %s", r.out);
     ck_assert_msg(strstr(r.out, "beats") != NULL || strstr(r.out, "ties") != NULL, "no verdict: %s", r.out);
     {
@@ -473,18 +474,39 @@ START_TEST(demo_quick_gives_sane_outputs)
     }
     snprintf(path, sizeof path, "%s/results.csv", out);
     ck_assert_msg(rb_grid_read_csv(path, &rows, &n) == RB_OK, "%s", rb_last_error());
-    ck_assert_uint_eq(n, 4);
-    for (size_t i = 0; i < n; i++) {
-        /* five target classes: chance is 20%; accuracies must be real ones */
-        ck_assert_msg(rows[i].target_acc >= 0 && rows[i].target_acc <= 1, "accuracy %g", rows[i].target_acc);
-        if (rows[i].source_eps == 0)
-            ck_assert_msg(rows[i].source_test_acc > 0.4, "the standard source is at %g on 5 classes (chance 0.2)",
-                          rows[i].source_test_acc);
+    ck_assert_uint_eq(n, 8);
+    {
+        size_t segmentation = 0;
+        for (size_t i = 0; i < n; i++) {
+            /* five target classes: chance is 20%; accuracies must be real ones */
+            ck_assert_msg(rows[i].target_acc >= 0 && rows[i].target_acc <= 1, "accuracy %g", rows[i].target_acc);
+            if (rows[i].source_eps == 0)
+                ck_assert_msg(rows[i].source_test_acc > 0.4, "the standard source is at %g on 5 classes (chance 0.2)",
+                              rows[i].source_test_acc);
+            if (strcmp(rows[i].target, "scenes") == 0) {
+                /* "background everywhere" scores the background's IoU (about
+                 * 0.88 of the pixels) over 6 classes, about 0.15: a head
+                 * that learned nothing; measured 0.23-0.31 */
+                ck_assert_str_eq(rows[i].metric, "miou");
+                ck_assert_msg(rows[i].target_acc > 0.17, "scenes mIoU %g: the head learned nothing",
+                              rows[i].target_acc);
+                segmentation++;
+            } else {
+                ck_assert_str_eq(rows[i].metric, "accuracy");
+            }
+        }
+        ck_assert_uint_eq(segmentation, 4);
     }
     free(rows);
+    /* the scenes are made once: a rerun finds them and every result */
+    RUN(&r, "demo", "--quick", "--out", out, "--data", fm);
+    ck_assert_msg(r.code == 0, "demo --quick rerun failed (%d): %s", r.code, r.err);
+    ck_assert_msg(strstr(r.out, "segmentation scenes") == NULL && strstr(r.out, "8 of 8 transfer results") != NULL,
+                  "%s", r.out);
     snprintf(path, sizeof path, "%s/table.md", out);
     table = slurp_file(path);
     ck_assert_msg(strstr(table, "robust ε=1.0") != NULL && strstr(table, "standard (ε=0)") != NULL, "%s", table);
+    ck_assert_msg(strstr(table, "| scenes (mIoU) |") != NULL, "%s", table);
     free(table);
     snprintf(path, sizeof path, "%s/plot.svg", out);
     svg = slurp_file(path);
@@ -496,6 +518,7 @@ START_TEST(demo_quick_gives_sane_outputs)
     RUN(&r, "demo", "--print-grid");
     ck_assert_int_eq(r.code, 0);
     ck_assert_msg(strstr(r.out, "[transfer]") != NULL && strstr(r.out, "eps = 0, 0.5, 1.0") != NULL, "%s", r.out);
+    ck_assert_msg(strstr(r.out, "[target scenes]\ndata = voc-seg:scenes\ntask = segment\n") != NULL, "%s", r.out);
     /* two source seeds, so the full demo's verdicts weigh source training's spread */
     ck_assert_msg(strstr(r.out, "eval-attack-steps = 10\n") != NULL && strstr(r.out, "\nseeds = 0, 1\neval") != NULL,
                   "%s", r.out);

@@ -203,7 +203,8 @@ static bool metric_name_ok(const char *name)
 static rb_status target_params(const grid_ctx *g, const rb_grid_target *target, const rb_plugin **plugin,
                                rb_params **params)
 {
-    static const char *const own[] = {"data", "classes", "per-class", "image-size", "task"};
+    static const char *const own[] = {"data",   "classes",    "per-class", "image-size", "task",
+                                      "epochs", "batch-size", "lr-fixed",  "lr-full",    "schedule"};
     char section[96];
     rb_status s;
     *params = NULL;
