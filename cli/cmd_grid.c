@@ -137,7 +137,7 @@ const cli_command cli_grid_command = {
 /* ------------------------------------------------------------ demo */
 
 /* The paper's protocol in miniature. Sized so that the full demo takes
- * about 13 minutes on a 2-core machine and --quick about half a minute. */
+ * about 14 minutes on a 2-core machine and --quick about 40 seconds. */
 static const char demo_grid[] =
     "; robusta demo: do adversarially robust source models transfer better?\n"
     "; Salman et al. (2020) in miniature on Fashion-MNIST (Debian's dataset-fashion-mnist):\n"
@@ -251,7 +251,7 @@ static const char demo_quick_grid[] =
     "lr-full = 0.01\n";
 
 static const rb_param_spec demo_options[] = {
-    {"quick", RB_PARAM_BOOL, "false", NULL, 0, "the reduced grid (about 30 s instead of 7 min on 2 cores)"},
+    {"quick", RB_PARAM_BOOL, "false", NULL, 0, "the reduced grid (about 40 s instead of 14 min on 2 cores)"},
     {"out", RB_PARAM_STRING, NULL, NULL, 0, "folder for runs and reports (default: robusta-demo[-quick])"},
     {"data", RB_PARAM_STRING, NULL, NULL, 0,
      "Fashion-MNIST folder (default: /usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist)"},
@@ -390,18 +390,20 @@ static int run_demo(const cli_command *self, rb_params *o, int argc, char **args
 
 const cli_command cli_demo_command = {
     .name = "demo",
-    .summary = "the paper's comparison in miniature on Fashion-MNIST (about 13 minutes on 2 cores; --quick: 30 s)",
+    .summary = "the paper's comparison in miniature on Fashion-MNIST (about 14 minutes on 2 cores; --quick: 40 s)",
     .usage = "[--quick] [--out DIR] [--data FASHION_MNIST_DIR] [--threads N] [--print-grid]",
     .description =
         "Runs a shipped grid (see --print-grid) on Debian's Fashion-MNIST, no download needed:\n"
         "ResNet-18 (cifar stem, width 0.25) source models trained on classes 0-4, standard\n"
         "(eps 0) and PGD-L2 robust (eps 0.5 and 1.0), 2 source seeds each, each transferred to\n"
-        "classes 5-9 from 50 examples per class in fixed-feature and full-network mode over 3\n"
-        "transfer seeds. Prints the paper-style table (target accuracy, mean +- sd, split into\n"
+        "classes 5-9 from 50 examples per class, and to segmenting scenes of those classes\n"
+        "(made with make-scenes into DIR/scenes first), in fixed-feature and full-network mode\n"
+        "over 3 transfer seeds. Prints the paper-style table (target accuracy and mIoU,\n"
+        "mean +- sd, split into\n"
         "the spread over source seeds and over transfer seeds), says which setting won, by how\n"
         "much and whether that exceeds the spread over source seeds, and writes results.csv,\n"
         "table.md and plot.svg into DIR. --quick runs a reduced grid (2 sources, 1 seed) in\n"
-        "about half a minute.",
+        "about 40 seconds.",
     .options = demo_options,
     .run = run_demo,
 };
