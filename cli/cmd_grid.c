@@ -205,7 +205,7 @@ static const char demo_grid[] =
 
 /* --quick: the same questions on a tenth of the work. */
 static const char demo_quick_grid[] =
-    "; robusta demo --quick: the demo's grid, reduced to run in about half a minute.\n"
+    "; robusta demo --quick: the demo's grid, reduced to run in under a minute.\n"
     "[grid]\n"
     "name = demo-quick\n"
     "\n"
