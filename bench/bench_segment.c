@@ -21,11 +21,12 @@
  * mark from before the model is built to the last step (benchutil.h), is
  * that mode's alone, as torch_segment.py measures PyTorch.
  *
- * The engine runs every node of the graph forward, so with the head on
- * stage2 the backbone's layer3, layer4 and pooled features, which reach no
- * output and no loss, are computed anyway (backward skips them). Each
- * mode's engine is profiled (two clock reads per node) to say how much of a
- * step they take: the "unused" line.
+ * The engine is told the outputs a transfer's engine lists
+ * (rb_model_engine_outputs: the logits and the loss; the logits alone for
+ * inference), so with the head on stage2 the backbone's layer3, layer4 and
+ * pooled features, which reach neither, never run. Each mode's engine is
+ * profiled (two clock reads per node) to show it: the "unused" line gives
+ * the forward time of those nodes, 0 unless an engine computes them.
  *
  * Prints per mode
  *     perf,segment_step,MODE,CONFIG,mbBATCHihSIZE,MS,IMAGES/S,THREADS,REPEATS,PEAK_MIB
@@ -248,9 +249,16 @@ static int session_create(session *ss, const rb_registry *reg, const rb_plugin *
         ss->graph = rb_model_graph(ss->model);
         ss->logits = rb_model_logits(ss->model);
     }
-    if (rb_engine_create(&ss->e, ss->graph, batch, &o) != RB_OK ||
-        (!infer && rb_sgd_create(&ss->sgd, ss->graph, &(rb_sgd_options){.momentum = 0.9, .weight_decay = 5e-4}) !=
-                       RB_OK))
+    {
+        rb_node *outputs[RB_MODEL_ENGINE_OUTPUTS];
+        o.n_outputs = infer ? 1 : rb_model_engine_outputs(ss->model, outputs);
+        if (infer)
+            outputs[0] = ss->logits;
+        o.outputs = outputs;
+        if (rb_engine_create(&ss->e, ss->graph, batch, &o) != RB_OK)
+            return fail(config);
+    }
+    if (!infer && rb_sgd_create(&ss->sgd, ss->graph, &(rb_sgd_options){.momentum = 0.9, .weight_decay = 5e-4}) != RB_OK)
         return fail(config);
     {
         rb_node *ends[2] = {ss->logits, ss->model != NULL ? rb_model_loss(ss->model) : NULL};

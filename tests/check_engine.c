@@ -1296,6 +1296,12 @@ START_TEST(listed_outputs_bound_what_a_step_runs)
     ck_assert_int_eq(rb_engine_forward(all, fx, 2, labels, false), RB_OK);
     ck_assert_int_eq(rb_engine_read(all, side, side_all), RB_OK);
     ck_assert_int_eq(memcmp(side_all, side_only, sizeof side_all), 0);
+    /* nodes that are not run take no memory either: the side branch's
+     * values and gradients, fc's weights, are left out of to_loss's arena */
+    ck_assert_msg(rb_engine_arena_bytes(to_loss) < rb_engine_arena_bytes(all), "%zu vs %zu",
+                  rb_engine_arena_bytes(to_loss), rb_engine_arena_bytes(all));
+    ck_assert_msg(rb_engine_arena_bytes(to_side) < rb_engine_arena_bytes(all), "%zu vs %zu",
+                  rb_engine_arena_bytes(to_side), rb_engine_arena_bytes(all));
 
     /* A node of another graph, or a count without a list. */
     {

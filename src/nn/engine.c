@@ -510,6 +510,10 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
         s = mark_live(e, opt);
     for (size_t i = 0; s == RB_OK && i < e->n; i++) {
         enode *en = &e->nodes[i];
+        /* a node no listed output needs gets no primitives and no memory:
+         * its slots stay unbound, and nothing runs or reads it */
+        if (!en->live)
+            continue;
         s = rb_op_def_of(en->node->op)->plan(e, en);
         if (s == RB_OK && rb_node_is_loss(en->node) && en->live) {
             if (e->loss == NULL)
