@@ -26,7 +26,6 @@
  * line, and Fashion-MNIST end to end when it is installed. */
 #include "config.h"
 
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdint.h>
 
@@ -48,8 +47,8 @@ enum { OUT_LEN = 600, PATH_LEN = 1024, SPEC_LEN = 2400 };
 
 static char dir[512], items[SPEC_LEN];
 
-/* Writes item images and labels: `per` items of each of the four classes
- * (labels cycling 0,1,2,3), or the labels given. */
+/* Writes n items and their labels as DIR/xname and DIR/yname: labels
+ * cycling 0,1,2,3, or the n labels given; each item its class's shape. */
 static void write_items(const char *xname, const char *yname, int64_t n, const uint8_t *labels)
 {
     uint8_t *x = calloc((size_t)n * ITEM * ITEM, 1), *y = malloc((size_t)n);
