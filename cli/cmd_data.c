@@ -24,14 +24,22 @@ static const rb_param_spec scenes_options[] = {
     {"force", RB_PARAM_BOOL, "false", NULL, 0, "replace --out if it exists (once the new folder is complete)"},
     {NULL}};
 
+/* The bar starts with the first scene, so a refusal before any scene is
+ * made prints its one line and nothing else. */
 typedef struct scenes_bar {
     rb_progress *bar;
+    bool started;
     int64_t total, base;
 } scenes_bar;
 
 static void scenes_progress(void *user, const char *set, int64_t done, int64_t total)
 {
     scenes_bar *b = user;
+    if (!b->started) {
+        b->started = true;
+        if (rb_progress_create(&b->bar, "scenes", (uint64_t)b->total, "img", NULL) != RB_OK)
+            b->bar = NULL; /* no bar, same scenes */
+    }
     if (strcmp(set, "val") == 0 && b->base == 0)
         b->base = b->total - total;
     rb_progress_update(b->bar, (uint64_t)(b->base + done), "%s", set);
@@ -84,8 +92,6 @@ static int run_make_scenes(const cli_command *self, rb_params *o, int argc, char
     }
     bar.total = so.train_images + (so.val_images < 0 ? (so.train_images / 4 > 0 ? so.train_images / 4 : 1)
                                                      : so.val_images);
-    if ((s = rb_progress_create(&bar.bar, "scenes", (uint64_t)bar.total, "img", NULL)) != RB_OK)
-        return cli_fail(self->name, s);
     s = rb_scenes_make(&so, scenes_progress, &bar);
     if (s == RB_OK)
         rb_progress_finish(bar.bar, "%s", so.out);

@@ -495,8 +495,23 @@ static rb_status chosen_classes(const rb_scenes_options *o, int64_t **chosen, in
     }
     const int64_t *src = rb_split_source_indices(picked), *labels = rb_split_labels(picked),
                   *orig = rb_split_labels(all);
+    /* The mapping comes from the examples, so a listed class with no train
+     * item would be left unmapped (and its scenes silently drawn from
+     * another class): refused instead. */
+    for (int64_t c = 0; c < *k; c++)
+        (*chosen)[c] = -1;
     for (int64_t i = 0; i < rb_split_count(picked); i++)
         (*chosen)[labels[i]] = orig[src[i]];
+    for (int64_t c = 0; c < *k; c++)
+        if ((*chosen)[c] < 0) {
+            s = rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                             "make-scenes: --classes %s: %s has no item in the train split of %s; choose classes "
+                             "that have items",
+                             o->classes, rb_split_class_name(picked, c), o->from);
+            rb_split_destroy(all);
+            rb_split_destroy(picked);
+            return s;
+        }
     for (int64_t c = 0; c < *k; c++)
         (*names)[c] = rb_strdup(rb_split_class_name(all, (*chosen)[c]));
     rb_split_destroy(all);
