@@ -253,9 +253,8 @@ rb_status train_evaluate_into(rb_engine *engine, rb_model *model, const rb_split
     return s;
 }
 
-rb_status train_check_targets(const rb_model *model, const rb_split *split)
+rb_status train_check_task_targets(const rb_plugin *task, const rb_split *split)
 {
-    const rb_plugin *task = rb_model_task(model);
     rb_targets stored;
     if (task == NULL)
         return RB_OK;
@@ -267,6 +266,11 @@ rb_status train_check_targets(const rb_model *model, const rb_split *split)
         return train_invalid("task %s needs boxes but %s has none: give a dataset with boxes", task->name,
                              rb_split_name(split));
     return RB_OK;
+}
+
+rb_status train_check_targets(const rb_model *model, const rb_split *split)
+{
+    return train_check_task_targets(rb_model_task(model), split);
 }
 
 rb_status train_check_eval_shapes(const rb_model *model, const rb_split *split)

@@ -125,6 +125,8 @@ rb_status train_evaluate_into(rb_engine *engine, rb_model *model, const rb_split
 rb_status train_evaluate_model(rb_model *model, const rb_split *split, int64_t batch,
                                const rb_engine_options *options, const eval_attack *atk, const eval_sink *sink,
                                rb_eval_result *out);
+/* The split has the targets `task` reads (masks, boxes); NULL: nothing to check. */
+rb_status train_check_task_targets(const rb_plugin *task, const rb_split *split);
 /* The split has the targets the model's task reads (masks, boxes). */
 rb_status train_check_targets(const rb_model *model, const rb_split *split);
 /* Refuses an attack on a model whose task is not classification. */

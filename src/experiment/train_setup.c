@@ -23,6 +23,11 @@ rb_status train_open_splits(run *r)
     so.channels = r->cfg.channels;
     if (s == RB_OK)
         s = rb_split_load(&r->train, spec, RB_SPLIT_TRAIN, &so);
+    /* A transfer task's targets first: data without masks is the wrong
+     * dataset, whatever its size, and the feature cache would otherwise be
+     * computed before the refusal. */
+    if (s == RB_OK)
+        s = train_check_task_targets(r->cfg.transfer.source != NULL ? r->cfg.transfer.task : NULL, r->train);
     r->has_test = s == RB_OK && (spec->kind != RB_DATASET_NPY || spec->images[RB_SPLIT_TEST][0] != '\0');
     so.per_class = 0; /* the whole test split of the kept classes */
     if (s == RB_OK && r->has_test)
