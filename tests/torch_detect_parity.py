@@ -30,6 +30,20 @@ divisor or assignment costs 1e-2 or more (taking the smaller of the two
 boxes whose areas 576 and 572 tie in float32, as float64 would: 1.1e-2 on
 the loss, 0.44 on the gradients).
 
+Then the whole head (plugins/task/detect.c with --norm group, robusta's
+engine in float32) on a stand-in backbone, the images average-pooled by the
+stride and by twice the stride, against torchvision's modules with the same
+weights (a Model below: FeaturePyramidNetwork's lateral convolutions, the
+plugin's merge, FCOSHead; the state-dict names are the plugin's tensor
+names) in float64, its loss on the float32 run's assignment. Compared: the
+six raw outputs, the loss, every weight's gradient together, the images'
+gradient. Bound: HEAD_TOLERANCE = 2e-5, as the segment heads' parity
+argues it: up to 2 x 4 + 2 layers of sums of at most 288 float32 products
+(3x3 over 32 channels) and Winograd's rounding put float32 at 1e-6 to 5e-6
+(measured on AMD EPYC: robusta at most 3.9e-6, torchvision in float32 3.8e-6
+beside it); a wrong weight, name, layer order, merge or level costs 1e-2
+or more.
+
 Usage: torch_detect_parity.py DETECT_PARITY_BINARY WORK_DIR
 """
 import os
@@ -39,12 +53,15 @@ import types
 
 import numpy as np
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.fcos import FCOS, FCOSHead
 from torchvision.models.detection.image_list import ImageList
+from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork
 
 TOLERANCE = 1e-6
-STRIDES = (8, 16)
+HEAD_TOLERANCE = 2e-5
 
 
 def error(got, exact):
@@ -55,15 +72,15 @@ def error(got, exact):
     return float(np.max(np.abs(got - exact))) / (scale if scale > 0 else 1.0) if got.size else 0.0
 
 
-def anchors_for(n, size, dtype):
-    gen = AnchorGenerator(tuple((s,) for s in STRIDES), ((1.0,),) * len(STRIDES))
+def anchors_for(n, size, strides, dtype):
+    gen = AnchorGenerator(tuple((s,) for s in strides), ((1.0,),) * len(strides))
     images = ImageList(torch.zeros(n, 3, size, size, dtype=dtype), [(size, size)] * n)
-    feats = [torch.zeros(n, 1, size // s, size // s, dtype=dtype) for s in STRIDES]
+    feats = [torch.zeros(n, 1, size // s, size // s, dtype=dtype) for s in strides]
     anchors = gen(images, feats)
     # fcos.h's points: level l's anchor at row i, column j is centred on
     # (j s, i s) and s wide, row-major, level 0 first
     want = []
-    for s in STRIDES:
+    for s in strides:
         g = size // s
         i, j = np.meshgrid(np.arange(g), np.arange(g), indexing="ij")
         c = np.stack([j.ravel() * s, i.ravel() * s], axis=1).astype(np.float64)
@@ -87,7 +104,7 @@ class Capture:
 def flatten(outputs, n, k):
     """Our per-level (N, C, G, G) outputs as torchvision's (N, sum HW, C)."""
     cls, reg, ctr = [], [], []
-    for level in range(len(STRIDES)):
+    for level in range(len(outputs) // 3):
         c, r, t = outputs[3 * level:3 * level + 3]
         cls.append(c.permute(0, 2, 3, 1).reshape(n, -1, k))
         reg.append(r.permute(0, 2, 3, 1).reshape(n, -1, 4))
@@ -95,21 +112,28 @@ def flatten(outputs, n, k):
     return {"cls_logits": torch.cat(cls, 1), "bbox_regression": torch.cat(reg, 1), "bbox_ctrness": torch.cat(ctr, 1)}
 
 
-def torch_loss(arrays, boxes, n, k, size, dtype, matched=None):
-    outputs = [torch.tensor(a, dtype=dtype, requires_grad=True) for a in arrays]
+def fcos_loss(flat, boxes, n, k, size, strides, dtype, matched=None):
+    """torchvision's FCOS loss of head outputs in its (N, sum HW, C) layout:
+    FCOS.compute_loss (its assignment, then FCOSHead.compute_loss), or
+    FCOSHead.compute_loss alone on a given assignment. The total and the
+    assignment."""
     targets = [{"boxes": torch.tensor(b[:, :4], dtype=dtype).reshape(-1, 4),
                 "labels": torch.tensor(b[:, 4], dtype=torch.int64)} for b in boxes]
-    anchors = anchors_for(n, size, dtype)
+    anchors = anchors_for(n, size, strides, dtype)
     head = FCOSHead(32, 1, k)  # only its compute_loss and box coder are used
-    flat = flatten(outputs, n, k)
     if matched is None:
         fake = types.SimpleNamespace(center_sampling_radius=1.5, head=Capture(head))
-        per_level = [(size // s) ** 2 for s in STRIDES]
+        per_level = [(size // s) ** 2 for s in strides]
         losses = FCOS.compute_loss(fake, targets, flat, anchors, per_level)
         matched = fake.head.matched
     else:
         losses = head.compute_loss(targets, flat, anchors, matched)
-    total = sum(losses.values())
+    return sum(losses.values()), matched
+
+
+def torch_loss(arrays, boxes, n, k, size, strides, dtype, matched=None):
+    outputs = [torch.tensor(a, dtype=dtype, requires_grad=True) for a in arrays]
+    total, matched = fcos_loss(flatten(outputs, n, k), boxes, n, k, size, strides, dtype, matched)
     total.backward()
     return float(total), [o.grad.numpy() for o in outputs], matched
 
@@ -123,11 +147,15 @@ def random_boxes(rng, count, size, k):
     return np.array(out, dtype=np.float32).reshape(-1, 5)
 
 
-def make_case(rng, n, k, size, kinds):
+def make_case(rng, n, k, size, strides, kinds):
     boxes = []
     for kind in kinds:
         if kind == "none":
             boxes.append(np.zeros((0, 5), dtype=np.float32))
+        elif kind == "hand_small":
+            b = [[4, 4, 28, 20, 0], [8, 8, 60, 56, 1], [20, 16, 44, 48, 2]]
+            boxes.append(np.array([[v if i < 4 else v % k for i, v in enumerate(r)] for r in b],
+                                  dtype=np.float32))
         elif kind == "hand":
             # whole pixels: distances of exactly 64 and centre offsets of
             # exactly 1.5 strides (no level takes them), a box inside
@@ -140,7 +168,7 @@ def make_case(rng, n, k, size, kinds):
         else:
             boxes.append(random_boxes(rng, int(kind), size, k))
     arrays = []
-    for s in STRIDES:
+    for s in strides:
         g = size // s
         arrays.append(rng.normal(-3, 2, size=(n, k, g, g)).astype(np.float32))
         arrays.append(np.maximum(rng.normal(1.5, 1.5, size=(n, 4, g, g)), 0).astype(np.float32))  # after ReLU
@@ -148,23 +176,24 @@ def make_case(rng, n, k, size, kinds):
     return arrays, boxes
 
 
-def run_case(binary, work, label, rng, n, k, size, kinds):
-    arrays, boxes = make_case(rng, n, k, size, kinds)
+def run_case(binary, work, label, rng, n, k, size, stride, kinds):
+    strides = (stride, 2 * stride)
+    arrays, boxes = make_case(rng, n, k, size, strides, kinds)
     for o, a in enumerate(arrays):
         a.tofile(os.path.join(work, f"out{o}.f32"))
     np.concatenate(boxes).astype(np.float32).tofile(os.path.join(work, "boxes.f32"))
     np.cumsum([0] + [len(b) for b in boxes]).astype(np.int64).tofile(os.path.join(work, "offsets.i64"))
-    subprocess.run([binary, "loss", work, str(n), str(k), str(size)], check=True)
+    subprocess.run([binary, "loss", work, str(n), str(k), str(size), str(stride)], check=True)
     got_loss = float(open(os.path.join(work, "loss.txt")).read())
     got_grads = [np.fromfile(os.path.join(work, f"grad{o}.f32"), dtype=np.float32).reshape(a.shape)
                  for o, a in enumerate(arrays)]
-    peer_loss, peer_grads, matched = torch_loss(arrays, boxes, n, k, size, torch.float32)
-    exact_loss, exact_grads, _ = torch_loss(arrays, boxes, n, k, size, torch.float64,
+    peer_loss, peer_grads, matched = torch_loss(arrays, boxes, n, k, size, strides, torch.float32)
+    exact_loss, exact_grads, _ = torch_loss(arrays, boxes, n, k, size, strides, torch.float64,
                                             matched=[m.clone() for m in matched])
-    _, _, own64 = torch_loss(arrays, boxes, n, k, size, torch.float64)
+    _, _, own64 = torch_loss(arrays, boxes, n, k, size, strides, torch.float64)
     # the foreground points, exactly: robusta's non-zero centerness gradients
     fg_torch = torch.stack(matched).numpy() >= 0
-    fg_robusta = np.concatenate([got_grads[3 * l + 2].reshape(n, -1) != 0 for l in range(len(STRIDES))], axis=1)
+    fg_robusta = np.concatenate([got_grads[3 * l + 2].reshape(n, -1) != 0 for l in range(len(strides))], axis=1)
     assert np.array_equal(fg_torch, fg_robusta), \
         f"{label}: foreground points differ at {np.argwhere(fg_torch != fg_robusta)[:5].tolist()}"
     moved = int((torch.stack(own64).numpy() != torch.stack(matched).numpy()).sum())
@@ -178,24 +207,126 @@ def run_case(binary, work, label, rng, n, k, size, kinds):
     return max(e_loss, e_grad)
 
 
+class Model(nn.Module):
+    """The detect plugin's head in torchvision's modules: FeaturePyramidNetwork's
+    lateral convolutions (inner_blocks) and an FCOSHead. The merge is the
+    plugin's: P16 = lateral(C16), P8 = lateral(C8) + nearest 2x of P16
+    (FeaturePyramidNetwork's top-down step without its 3x3 layer_blocks)."""
+
+    def __init__(self, c, width, k, convs):
+        super().__init__()
+        self.fpn = nn.Module()
+        self.fpn.inner_blocks = FeaturePyramidNetwork([c, c], width).inner_blocks
+        self.head = FCOSHead(width, 1, k, num_convs=convs)
+
+    def forward(self, x, stride):
+        c8, c16 = F.avg_pool2d(x, stride), F.avg_pool2d(x, 2 * stride)
+        p16 = self.fpn.inner_blocks[1](c16)
+        p8 = self.fpn.inner_blocks[0](c8) + F.interpolate(p16, size=c8.shape[-2:], mode="nearest")
+        return self.head([p8, p16]), (p8, p16)
+
+
+def randomize(model, rng):
+    """Weights giving unit-scale activations, rounded to float32 (robusta's
+    values) before use in float64."""
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if ".conv." in name and t.dim() == 1 and name.endswith(".weight"):  # GroupNorm's
+                v = rng.uniform(0.5, 1.5, size=t.shape)
+            elif name.endswith(".bias"):
+                v = rng.uniform(-0.2, 0.2, size=t.shape) - (2.0 if "cls_logits" in name else 0.0)
+            else:
+                v = rng.uniform(-1, 1, size=t.shape) * np.sqrt(3.0 / t[0].numel())
+            t.copy_(torch.tensor(v.astype(np.float32).astype(np.float64)))
+
+
+def head_run(model, x, boxes, n, k, size, stride, dtype, matched=None):
+    model = model.to(dtype)
+    xt = torch.tensor(x, dtype=dtype, requires_grad=True)
+    flat, _ = model(xt, stride)
+    total, matched = fcos_loss(flat, boxes, n, k, size, (stride, 2 * stride), dtype, matched)
+    total.backward()
+    grads = np.concatenate([p.grad.detach().numpy().ravel() for _, p in model.named_parameters()])
+    outs = {key: v.detach().numpy() for key, v in flat.items()}
+    return outs, float(total), grads, xt.grad.numpy(), matched
+
+
+def run_head_case(binary, work, label, rng, n, c, width, k, size, stride, convs, params, kinds):
+    import copy
+    model = Model(c, width, k, convs).double()
+    randomize(model, rng)
+    names = [(name, t) for name, t in model.state_dict().items()]
+    assert [nm for nm, _ in names] == [nm for nm, _ in model.named_parameters()]
+    with open(os.path.join(work, "params.txt"), "w") as f:
+        for name, t in names:
+            f.write(f"{name} {t.numel()}\n")
+    np.concatenate([t.numpy().astype(np.float32).ravel() for _, t in names]).tofile(os.path.join(work, "params.f32"))
+    x = rng.uniform(0, 1, size=(n, c, size, size)).astype(np.float32)
+    x.tofile(os.path.join(work, "x.f32"))
+    _, boxes = make_case(rng, n, k, size, (stride, 2 * stride), kinds)
+    np.concatenate(boxes).astype(np.float32).tofile(os.path.join(work, "boxes.f32"))
+    np.cumsum([0] + [len(b) for b in boxes]).astype(np.int64).tofile(os.path.join(work, "offsets.i64"))
+    subprocess.run([binary, "head", work, str(n), str(c), str(size), str(stride), str(k),
+                    f"convs={convs}", f"channels={width}"] + params, check=True)
+    raw = []
+    for level in range(2):
+        g = size // (stride << level)
+        shapes = [(n, k, g, g), (n, 4, g, g), (n, 1, g, g)]
+        raw += [np.fromfile(os.path.join(work, f"out{3 * level + i}.f32"), dtype=np.float32).reshape(sh)
+                for i, sh in enumerate(shapes)]
+    got_flat = {key: v.detach().numpy() for key, v in flatten([torch.tensor(r) for r in raw], n, k).items()}
+    got = (got_flat, float(open(os.path.join(work, "loss.txt")).read()),
+           np.fromfile(os.path.join(work, "grads.f32"), dtype=np.float32),
+           np.fromfile(os.path.join(work, "x_grad.f32"), dtype=np.float32))
+    peer = head_run(copy.deepcopy(model), x, boxes, n, k, size, stride, torch.float32)
+    exact = head_run(copy.deepcopy(model), x, boxes, n, k, size, stride, torch.float64,
+                     matched=[m.clone() for m in peer[4]])
+    worst = 0.0
+    line = [f"{label:34s}"]
+    for name, i in (("outputs", 0), ("loss", 1), ("weight grads", 2), ("input grad", 3)):
+        if i == 0:
+            e = max(error(got[0][key], exact[0][key]) for key in exact[0])
+            p = max(error(peer[0][key], exact[0][key]) for key in exact[0])
+        else:
+            e, p = error(got[i], exact[i]), error(peer[i], exact[i])
+        worst = max(worst, e)
+        line.append(f"{name} {e:.1e} (torch fp32 {p:.1e})")
+    print("  ".join(line))
+    sys.stdout.flush()
+    return worst
+
+
 def main():
     binary, work = sys.argv[1], sys.argv[2]
     rng = np.random.default_rng(19)
     torch.set_num_threads(1)
     cases = [
-        ("128x128, 5 classes, hand + random", 4, 5, 128, ["hand", "3", "none", "15"]),
-        ("96x96, 3 classes, random", 3, 3, 96, ["6", "1", "12"]),
-        ("64x64, 1 class, one box", 2, 1, 64, ["1", "none"]),
-        ("128x128, 2 classes, no boxes at all", 2, 2, 128, ["none", "none"]),
+        ("128x128, 5 classes, hand + random", 4, 5, 128, 8, ["hand", "3", "none", "15"]),
+        ("96x96, 3 classes, random", 3, 3, 96, 8, ["6", "1", "12"]),
+        ("64x64, 1 class, one box", 2, 1, 64, 8, ["1", "none"]),
+        ("128x128, 2 classes, no boxes at all", 2, 2, 128, 8, ["none", "none"]),
+        ("32x32, stride 2, 4 classes, random", 3, 4, 32, 2, ["4", "2", "8"]),
     ]
     worst = 0.0
     failed = []
-    for label, n, k, size, kinds in cases:
-        e = run_case(binary, work, label, rng, n, k, size, kinds)
+    for label, n, k, size, stride, kinds in cases:
+        e = run_case(binary, work, label, rng, n, k, size, stride, kinds)
         worst = max(worst, e)
         if e > TOLERANCE:
             failed.append(f"{label}: {e:.2e}")
-    print(f"worst robusta error against float64: {worst:.2e} (bound {TOLERANCE:g})")
+    print(f"worst robusta loss error against float64: {worst:.2e} (bound {TOLERANCE:g})")
+    head_worst = 0.0
+    head_cases = [
+        ("head 64x64, 2 convs, C 32, K 3", 2, 8, 32, 3, 64, 8, 2, [], ["hand_small", "4"]),
+        ("head 128x128, 4 convs, C 32, K 5", 2, 6, 32, 5, 128, 8, 4, [], ["hand", "9"]),
+        ("head 32x32, stride 2, 1 conv, C 64, K 2", 2, 4, 64, 2, 32, 2, 1, [], ["3", "none"]),
+    ]
+    for label, n, c, width, k, size, stride, convs, params, kinds in head_cases:
+        e = run_head_case(binary, work, label, rng, n, c, width, k, size, stride, convs, params, kinds)
+        head_worst = max(head_worst, e)
+        if e > HEAD_TOLERANCE:
+            failed.append(f"{label}: {e:.2e}")
+    print(f"worst robusta head error against float64: {head_worst:.2e} (bound {HEAD_TOLERANCE:g})")
     if failed:
         print("FAIL: " + "; ".join(failed))
         sys.exit(1)

@@ -20,7 +20,23 @@
 
 #include "fcos.h"
 
-rb_status fcos_levels(const int64_t (*shapes)[3], size_t count, const char *who, int64_t *classes,
+rb_status fcos_stride(int64_t height, int64_t width, int64_t grid_height, int64_t grid_width, const char *who,
+                      int64_t *stride)
+{
+    int64_t s = grid_height > 0 ? height / grid_height : 0;
+    *stride = 0;
+    if (grid_height < 1 || grid_width < 1 || s < 1 || s * grid_height != height || s * grid_width != width ||
+        s > FCOS_MAX_STRIDE || (s & (s - 1)) != 0)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "%s: the %" PRId64 "x%" PRId64 " image does not divide into the first level's %" PRId64
+                            "x%" PRId64 " points by one power of two up to %d; with a ResNet's stride-8 stage, use "
+                            "image sizes that are multiples of 16",
+                            who, width, height, grid_width, grid_height, FCOS_MAX_STRIDE);
+    *stride = s;
+    return RB_OK;
+}
+
+rb_status fcos_levels(const int64_t (*shapes)[3], size_t count, int64_t stride, const char *who, int64_t *classes,
                       fcos_level levels[FCOS_LEVELS])
 {
     static const char *const what[FCOS_PER_LEVEL] = {"class logits", "box regression", "centerness"};
@@ -46,9 +62,14 @@ rb_status fcos_levels(const int64_t (*shapes)[3], size_t count, const char *who,
                                     " (%" PRId64 " channel(s) at the size of the level's class logits)",
                                     who, l, what[k], s[0], s[1], s[2], want[k], cls[1], cls[2], want[k]);
         }
+        if (l > 0 && (cls[1] << l != levels[0].height || cls[2] << l != levels[0].width))
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                "%s: level %d has %" PRId64 "x%" PRId64 " points; it must have level 0's %" PRId64
+                                "x%" PRId64 " divided by %d",
+                                who, l, cls[2], cls[1], levels[0].width, levels[0].height, 1 << l);
         levels[l].height = cls[1];
         levels[l].width = cls[2];
-        levels[l].stride = (float)(8 << l);
+        levels[l].stride = (float)(stride << l);
         levels[l].lower = l == 0 ? 0.0f : 4.0f * levels[l].stride;
         levels[l].upper = l == FCOS_LEVELS - 1 ? INFINITY : 8.0f * levels[l].stride;
     }
@@ -159,10 +180,10 @@ typedef struct loss_view {
     int64_t classes;
 } loss_view;
 
-static rb_status view_of(const rb_host_io *io, loss_view *v)
+static rb_status view_of(const rb_host_io *io, const void *user, loss_view *v)
 {
     const rb_targets *t = io->targets;
-    rb_status s = fcos_levels(io->shapes, io->n_inputs, LOSS_WHO, &v->classes, v->levels);
+    rb_status s = fcos_levels(io->shapes, io->n_inputs, *(const int64_t *)user, LOSS_WHO, &v->classes, v->levels);
     if (s != RB_OK)
         return s;
     if (t == NULL || t->box_offsets == NULL)
@@ -248,8 +269,7 @@ static rb_status loss_forward(const rb_host_io *io, void *user)
 {
     loss_view v;
     int64_t total = 0, fg;
-    rb_status s = view_of(io, &v);
-    (void)user;
+    rb_status s = view_of(io, user, &v);
     if (s != RB_OK)
         return s;
     for (int64_t i = 0; i < io->batch; i++) {
@@ -268,8 +288,7 @@ static rb_status loss_backward(const rb_host_io *io, void *user)
 {
     loss_view v;
     int64_t total = ((const loss_state *)io->state)->foreground, fg;
-    rb_status s = view_of(io, &v);
-    (void)user;
+    rb_status s = view_of(io, user, &v);
     if (s != RB_OK)
         return s;
     for (int64_t i = 0; i < io->batch; i++)
@@ -278,11 +297,22 @@ static rb_status loss_backward(const rb_host_io *io, void *user)
     return RB_OK;
 }
 
-void fcos_loss_op(rb_host_op *op)
+/* The strides fcos_loss_op accepts, as `user`: constants that outlive
+ * every graph. */
+static const int64_t loss_strides[] = {1, 2, 4, 8, 16, 32, 64};
+
+rb_status fcos_loss_op(rb_host_op *op, int64_t stride)
 {
-    *op = (rb_host_op){.name = LOSS_WHO,
-                       .loss = true,
-                       .state_bytes = sizeof(loss_state),
-                       .forward = loss_forward,
-                       .backward = loss_backward};
+    for (size_t i = 0; i < sizeof loss_strides / sizeof loss_strides[0]; i++)
+        if (loss_strides[i] == stride) {
+            *op = (rb_host_op){.name = LOSS_WHO,
+                               .loss = true,
+                               .state_bytes = sizeof(loss_state),
+                               .forward = loss_forward,
+                               .backward = loss_backward,
+                               .user = (void *)&loss_strides[i]};
+            return RB_OK;
+        }
+    return rb_error_set(RB_ERR_INVALID_ARGUMENT, LOSS_WHO ": stride %" PRId64 " is not a power of two up to %d", stride,
+                        FCOS_MAX_STRIDE);
 }

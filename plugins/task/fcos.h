@@ -15,15 +15,17 @@
  * the point to the box's left, top, right and bottom edges divided by the
  * level's anchor size (BoxLinearCoder(normalize_by_size=True)).
  *
- * Points. Level l has stride s = 8 * 2^l and one anchor per position of
- * size s (torchvision's AnchorGenerator with sizes ((8,), (16,)) and aspect
- * ratio 1): the anchor at row i, column j is the box (j s - s/2, i s - s/2,
+ * Points. Level 0's stride s0 is the image's size over its grid, a whole
+ * power of two (8 for a ResNet's stride-8 stage on an image whose size is
+ * a multiple of 16, 2 under its CIFAR stem); level l's is s = s0 2^l.
+ * Each position has one anchor of size s, as torchvision's
+ * AnchorGenerator makes FCOS's (sizes equal to the strides, aspect ratio
+ * 1): the anchor at row i, column j is the box (j s - s/2, i s - s/2,
  * j s + s/2, i s + s/2), so its point (its centre) is (j s, i s), the
  * corner of the cell, not its middle. torchvision takes the stride as the
- * image size divided by the level's grid size, rounded down; here it is
- * the nominal 8 and 16, which is the same whenever the image size is a
- * multiple of 16 (torchvision pads its images to multiples of 32).
- */
+ * image size divided by the grid size, rounded down: the same here, where
+ * the division must be exact.
+  */
 #ifndef RB_PLUGINS_TASK_FCOS_H
 #define RB_PLUGINS_TASK_FCOS_H
 
@@ -57,11 +59,23 @@ typedef struct fcos_level {
     float lower, upper;
 } fcos_level;
 
+/* The largest stride fcos_stride accepts. */
+#define FCOS_MAX_STRIDE 64
+
+/* Level 0's stride on a height x width image whose level 0 has
+ * grid_height x grid_width points: the image's size over the grid's, which
+ * must be whole, the same both ways and a power of two up to
+ * FCOS_MAX_STRIDE. `who` starts the message of a refusal, which says what
+ * image sizes would do. */
+rb_status fcos_stride(int64_t height, int64_t width, int64_t grid_height, int64_t grid_width, const char *who,
+                      int64_t *stride);
+
 /* The levels' geometry from the raw outputs' shapes (FCOS_OUTPUTS of them,
- * in the order above), checking that they fit together: K >= 1 classes on
- * both levels, 4 regression and 1 centerness channels of the class logits'
- * size. `who` starts the message of a refusal. */
-rb_status fcos_levels(const int64_t (*shapes)[3], size_t count, const char *who, int64_t *classes,
+ * in the order above) and level 0's stride, checking that they fit
+ * together: K >= 1 classes on both levels, 4 regression and 1 centerness
+ * channels of the class logits' size, level l's grid level 0's over 2^l.
+ * `who` starts the message of a refusal. */
+rb_status fcos_levels(const int64_t (*shapes)[3], size_t count, int64_t stride, const char *who, int64_t *classes,
                       fcos_level levels[FCOS_LEVELS]);
 
 /* The box of boxes[0 .. n) that point (x, y) of `level` is assigned to, or
@@ -94,14 +108,15 @@ double fcos_centerness(double l, double t, double r, double b);
  * times the batch size, so that the engine's mean over the batch is the
  * batch's loss. An image without boxes adds only its focal loss on
  * background. Refused: a batch without box targets, a box whose class is
- * outside the logits' K. `user` is unused. */
-void fcos_loss_op(rb_host_op *op);
+ * outside the logits' K. `stride` is level 0's (fcos_stride); the op's
+ * `user` points to a constant that stands for it. */
+rb_status fcos_loss_op(rb_host_op *op, int64_t stride);
 
 /* What decode keeps. */
 typedef struct fcos_decode_options {
     double score_threshold; /* keep scores > this (torchvision 0.2) */
     double nms_threshold;   /* suppress IoU > this within a class (0.6) */
-    int64_t height, width;  /* the image, to clip boxes to */
+    int64_t height, width;  /* the image: its stride (fcos_stride), and the boxes are clipped to it */
 } fcos_decode_options;
 
 /* torchvision's FCOS.postprocess_detections on `rows` images' raw outputs

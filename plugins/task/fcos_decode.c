@@ -113,8 +113,12 @@ rb_status fcos_decode(const fcos_decode_options *o, const float *const *outputs,
     fcos_level levels[FCOS_LEVELS];
     int64_t classes;
     const float threshold = (float)o->score_threshold, nms = (float)o->nms_threshold;
-    rb_status s = fcos_levels(shapes, count, DECODE_WHO, &classes, levels);
-    if (s != RB_OK)
+    int64_t stride;
+    rb_status s;
+    if (shapes == NULL || count < 1)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, DECODE_WHO ": no raw outputs");
+    if ((s = fcos_stride(o->height, o->width, shapes[0][1], shapes[0][2], DECODE_WHO, &stride)) != RB_OK ||
+        (s = fcos_levels(shapes, count, stride, DECODE_WHO, &classes, levels)) != RB_OK)
         return s;
     if (out == NULL || out->boxes == NULL || out->scores == NULL || out->box_counts == NULL || out->max_boxes < 0 ||
         outputs == NULL)
