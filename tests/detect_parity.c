@@ -15,6 +15,12 @@
  * per-image values) and grad0.f32 .. grad5.f32 (the objective's gradient
  * with respect to each output).
  *
+ *   detect_parity decode DIR N K SIZE STRIDE SCORE_THRESHOLD NMS_THRESHOLD
+ *
+ * fcos_decode (compiled in) on the six raw outputs as above; writes
+ * counts.i64 (N boxes counts), boxes.f32 (N x 100 x 5: x1, y1, x2, y2,
+ * class) and scores.f32 (N x 100), best first.
+ *
  *   detect_parity head DIR N C SIZE STRIDE K [NAME=VALUE ...]
  *
  * The detect plugin (found on RB_PLUGIN_PATH, with the task parameters
@@ -150,6 +156,47 @@ static int run_loss(int64_t n, int64_t k, int64_t size, int64_t stride)
     free(boxes);
     free(values);
     free(og);
+    return 0;
+}
+
+static int run_decode(int64_t n, int64_t k, int64_t size, int64_t stride, double threshold, double nms)
+{
+    int64_t shapes[FCOS_OUTPUTS][3], *counts = calloc((size_t)n, sizeof(int64_t));
+    float *outputs[FCOS_OUTPUTS], *scores = calloc((size_t)(n * RB_TASK_MAX_DETECTIONS), sizeof(float)),
+          *flat = calloc((size_t)(n * RB_TASK_MAX_DETECTIONS * 5), sizeof(float));
+    rb_box *boxes = calloc((size_t)(n * RB_TASK_MAX_DETECTIONS), sizeof(rb_box));
+    fcos_decode_options o = {threshold, nms, size, size};
+    rb_predictions p = {.count = n, .boxes = boxes, .scores = scores, .box_counts = counts,
+                        .max_boxes = RB_TASK_MAX_DETECTIONS};
+    char name[32];
+    if (counts == NULL || scores == NULL || flat == NULL || boxes == NULL)
+        return 1;
+    for (int l = 0; l < FCOS_LEVELS; l++)
+        for (int c = 0; c < FCOS_PER_LEVEL; c++) {
+            int o_ = l * FCOS_PER_LEVEL + c;
+            shapes[o_][0] = c == 0 ? k : c == 1 ? 4 : 1;
+            shapes[o_][1] = shapes[o_][2] = size / (stride << l);
+            snprintf(name, sizeof name, "out%d.f32", o_);
+            outputs[o_] = load(name, (size_t)(n * shapes[o_][0] * shapes[o_][1] * shapes[o_][2]) * sizeof(float));
+        }
+    if (fcos_decode(&o, (const float *const *)outputs, (const int64_t(*)[3])shapes, FCOS_OUTPUTS, n, &p) != RB_OK)
+        die("decode");
+    for (int64_t i = 0; i < n * RB_TASK_MAX_DETECTIONS; i++) {
+        flat[5 * i] = boxes[i].x1;
+        flat[5 * i + 1] = boxes[i].y1;
+        flat[5 * i + 2] = boxes[i].x2;
+        flat[5 * i + 3] = boxes[i].y2;
+        flat[5 * i + 4] = (float)boxes[i].label;
+    }
+    save("counts.i64", counts, (size_t)n * sizeof *counts);
+    save("boxes.f32", flat, (size_t)(n * RB_TASK_MAX_DETECTIONS * 5) * sizeof *flat);
+    save("scores.f32", scores, (size_t)(n * RB_TASK_MAX_DETECTIONS) * sizeof *scores);
+    for (int o_ = 0; o_ < FCOS_OUTPUTS; o_++)
+        free(outputs[o_]);
+    free(counts);
+    free(scores);
+    free(flat);
+    free(boxes);
     return 0;
 }
 
@@ -318,6 +365,13 @@ int main(int argc, char **argv)
         dir = argv[2];
         return run_head(argc, argv);
     }
+    if (argc == 9 && strcmp(argv[1], "decode") == 0) {
+        int64_t n = atoll(argv[3]), k = atoll(argv[4]), size = atoll(argv[5]), stride = atoll(argv[6]);
+        dir = argv[2];
+        if (n < 1 || k < 1 || stride < 1 || size < 2 * stride || size % (2 * stride) != 0)
+            return 2;
+        return run_decode(n, k, size, stride, atof(argv[7]), atof(argv[8]));
+    }
     if (argc == 7 && strcmp(argv[1], "loss") == 0) {
         int64_t n = atoll(argv[3]), k = atoll(argv[4]), size = atoll(argv[5]), stride = atoll(argv[6]);
         dir = argv[2];
@@ -326,6 +380,7 @@ int main(int argc, char **argv)
         return run_loss(n, k, size, stride);
     }
     fprintf(stderr, "usage: detect_parity loss DIR N K SIZE STRIDE\n"
+                    "       detect_parity decode DIR N K SIZE STRIDE SCORE_THRESHOLD NMS_THRESHOLD\n"
                     "       detect_parity head DIR N C SIZE STRIDE K [NAME=VALUE ...]\n");
     return 2;
 }

@@ -44,6 +44,9 @@ argues it: up to 2 x 4 + 2 layers of sums of at most 288 float32 products
 beside it); a wrong weight, name, layer order, merge or level costs 1e-2
 or more.
 
+Last, decoding: fcos_decode against FCOS.postprocess_detections on random
+raw outputs with thousands of candidates (see run_decode_case).
+
 Usage: torch_detect_parity.py DETECT_PARITY_BINARY WORK_DIR
 """
 import os
@@ -55,6 +58,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torchvision.models.detection._utils import BoxLinearCoder
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.fcos import FCOS, FCOSHead
 from torchvision.models.detection.image_list import ImageList
@@ -207,6 +211,57 @@ def run_case(binary, work, label, rng, n, k, size, stride, kinds):
     return max(e_loss, e_grad)
 
 
+def run_decode_case(binary, work, label, rng, n, k, size, stride, threshold, nms):
+    """fcos_decode against FCOS.postprocess_detections on random raw outputs
+    (many scores over the threshold, boxes of 1 to 3 strides that overlap):
+    per image the same number of boxes, each of torchvision's found among
+    robusta's with its class, its corners within 1e-4 and its score within
+    1e-6 (robusta's sigmoid is not torch's: a unit in the last place), and
+    robusta's in non-increasing score order."""
+    strides = (stride, 2 * stride)
+    arrays = []
+    for s_ in strides:
+        g = size // s_
+        arrays.append(rng.normal(-1.5, 2, size=(n, k, g, g)).astype(np.float32))
+        arrays.append(np.maximum(rng.normal(1.5, 1, size=(n, 4, g, g)), 0).astype(np.float32))
+        arrays.append(rng.normal(1, 2, size=(n, 1, g, g)).astype(np.float32))
+    for o, a in enumerate(arrays):
+        a.tofile(os.path.join(work, f"out{o}.f32"))
+    subprocess.run([binary, "decode", work, str(n), str(k), str(size), str(stride), repr(threshold), repr(nms)],
+                   check=True)
+    counts = np.fromfile(os.path.join(work, "counts.i64"), dtype=np.int64)
+    boxes = np.fromfile(os.path.join(work, "boxes.f32"), dtype=np.float32).reshape(n, 100, 5)
+    scores = np.fromfile(os.path.join(work, "scores.f32"), dtype=np.float32).reshape(n, 100)
+    per_level = [(size // s_) ** 2 for s_ in strides]
+    flat = flatten([torch.tensor(a) for a in arrays], n, k)
+    split = {key: list(v.split(per_level, dim=1)) for key, v in flat.items()}
+    anchors = [list(a.split(per_level)) for a in anchors_for(n, size, strides, torch.float32)]
+    fake = types.SimpleNamespace(score_thresh=threshold, nms_thresh=nms, detections_per_img=100,
+                                 topk_candidates=1000, box_coder=BoxLinearCoder(normalize_by_size=True))
+    want = FCOS.postprocess_detections(fake, split, anchors, [(size, size)] * n)
+    worst_box = worst_score = 0.0
+    total = 0
+    for i in range(n):
+        wb, ws, wl = want[i]["boxes"].numpy(), want[i]["scores"].numpy(), want[i]["labels"].numpy()
+        c = int(counts[i])
+        assert c == len(ws), f"{label}: image {i}: {c} boxes, torchvision {len(ws)}"
+        assert np.all(np.diff(scores[i, :c]) <= 0), f"{label}: image {i}: scores out of order"
+        free = np.ones(c, dtype=bool)
+        for j in range(len(ws)):
+            d = np.abs(boxes[i, :c, :4] - wb[j]).max(axis=1)
+            ok = free & (boxes[i, :c, 4] == wl[j]) & (d <= 1e-4) & (np.abs(scores[i, :c] - ws[j]) <= 1e-6)
+            assert ok.any(), f"{label}: image {i}: torchvision's box {j} {wb[j].tolist()} class {wl[j]} " \
+                f"score {ws[j]} is not among robusta's"
+            m = int(np.argmax(ok))
+            free[m] = False
+            worst_box = max(worst_box, float(d[m]))
+            worst_score = max(worst_score, float(abs(scores[i, m] - ws[j])))
+        total += c
+    print(f"{label:34s} {total:4d} boxes, as torchvision's: corners within {worst_box:.1e}, "
+          f"scores within {worst_score:.1e}")
+    sys.stdout.flush()
+
+
 class Model(nn.Module):
     """The detect plugin's head in torchvision's modules: FeaturePyramidNetwork's
     lateral convolutions (inner_blocks) and an FCOSHead. The merge is the
@@ -327,6 +382,13 @@ def main():
         if e > HEAD_TOLERANCE:
             failed.append(f"{label}: {e:.2e}")
     print(f"worst robusta head error against float64: {head_worst:.2e} (bound {HEAD_TOLERANCE:g})")
+    for label, n, k, size, stride, threshold, nms in [
+        ("decode 256x256, K 3, >1000 candidates", 2, 3, 256, 8, 0.2, 0.6),
+        ("decode 128x128, K 5, 0.05, 0.5", 3, 5, 128, 8, 0.05, 0.5),
+        ("decode 32x32, stride 2, K 2, 0.3", 2, 2, 32, 2, 0.3, 0.3),
+        ("decode 64x64, K 2, 0.6, 0.6", 3, 2, 64, 8, 0.6, 0.6),
+    ]:
+        run_decode_case(binary, work, label, rng, n, k, size, stride, threshold, nms)
     if failed:
         print("FAIL: " + "; ".join(failed))
         sys.exit(1)
