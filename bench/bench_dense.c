@@ -112,7 +112,7 @@ static const rb_host_op anchors_op = {.name = "anchor targets", .forward = ancho
 
 /* ------------------------------------------------------------ single ops */
 
-typedef enum { UP_BILINEAR_X2, UP_NEAREST_X2, UP_BILINEAR_X8, CONCAT, SIGMOID, MUL, PIXEL_CE, FOCAL, N_CASES } op_case;
+typedef enum { UP_BILINEAR_X2, UP_NEAREST_X2, UP_BILINEAR_X8, CONCAT, SIGMOID, MUL, PIXEL_CE, FOCAL, GROUPNORM, N_CASES } op_case;
 
 static const struct {
     const char *name;
@@ -127,6 +127,10 @@ static const struct {
     [MUL] = {"mul", 256, 28, 28, false},
     [PIXEL_CE] = {"pixel-ce", 21, 224, 224, false}, /* Pascal VOC's 21 classes */
     [FOCAL] = {"focal", 180, 28, 28, false},        /* 9 anchors x 20 classes at stride 8 */
+    /* an FCOS tower's at stride 8 (torchvision: 32 groups); bytes as for the
+     * others, input + output, though it reads its input twice (and its
+     * backward the input and the gradient twice each) */
+    [GROUPNORM] = {"groupnorm-32", 128, 28, 28, true},
 };
 
 static int64_t numel(const rb_node *n)
@@ -175,6 +179,7 @@ static rb_status build_case(rb_graph *g, op_case k, bool plain, rb_node **op, do
         break;
     }
     case SIGMOID: s = rb_graph_sigmoid(g, src, &x); break;
+    case GROUPNORM: s = rb_graph_groupnorm(g, "gn", src, 32, &x); break;
     case MUL: s = (s = rb_graph_sigmoid(g, src, &t)) == RB_OK ? rb_graph_mul(g, src, t, &x) : s; break;
     case PIXEL_CE:
         s = (s = rb_graph_target(g, RB_TARGET_MASKS, &t)) == RB_OK
@@ -227,7 +232,9 @@ static int bench_op(op_case k, bool plain, double copy_gbs)
     }
     for (int r = -1; r < repeats; r++) { /* one warm-up */
         rb_engine_reset_profile(e);
-        if (rb_engine_forward_targets(e, x, batch, &t, true) != RB_OK || rb_engine_backward(e, false, true) != RB_OK) {
+        /* group normalization's backward with its weight gradients, as in training */
+        if (rb_engine_forward_targets(e, x, batch, &t, true) != RB_OK ||
+            rb_engine_backward(e, k == GROUPNORM, true) != RB_OK) {
             fail(cases[k].name);
             goto done;
         }

@@ -62,6 +62,10 @@ def measure(torch, F, sigmoid_focal_loss, base, shape, fmt, repeats):
         masks = torch.randint(0, c, (n, h, w))
         masks[torch.rand(n, h, w) < 0.08] = 255
         op = lambda: F.cross_entropy(x, masks, ignore_index=255)
+    elif base.startswith("groupnorm-"):  # with its weight gradients, as bench_dense
+        groups = int(base.rsplit("-", 1)[1])
+        weight, bias = torch.rand(c).requires_grad_(), torch.rand(c).requires_grad_()
+        op = lambda: F.group_norm(x, groups, weight, bias)
     elif base == "focal":
         t = (torch.rand(n, c, h, w) < 0.01).float().contiguous(memory_format=fmt)
         op = lambda: sigmoid_focal_loss(x, t, alpha=0.25, gamma=2.0, reduction="sum") / max(1.0, float(t.sum()))

@@ -11,8 +11,9 @@
 static const float mean5[5] = {0.4f, 0.5f, 0.45f, 0.5f, 0.55f};
 static const float std5[5] = {0.2f, 0.25f, 0.3f, 0.22f, 0.27f};
 
-/* Initializes parameters, then makes batch-norm affine parameters and
- * running statistics non-trivial so that their gradients are exercised. */
+/* Initializes parameters, then makes batch-norm and group-norm affine
+ * parameters and running statistics non-trivial so that their gradients
+ * are exercised. */
 static inline void randomize(rb_graph *g, uint64_t seed)
 {
     rb_rng r;
@@ -21,7 +22,7 @@ static inline void randomize(rb_graph *g, uint64_t seed)
     for (size_t i = 0; i < rb_graph_param_count(g); i++) {
         rb_param_info p;
         ck_assert_int_eq(rb_graph_param(g, i, &p), RB_OK);
-        if (rb_node_op(p.owner) != RB_OP_BATCHNORM)
+        if (rb_node_op(p.owner) != RB_OP_BATCHNORM && rb_node_op(p.owner) != RB_OP_GROUPNORM)
             continue;
         for (int64_t k = 0; k < p.numel; k++) {
             float u = rb_rng_uniform(&r);

@@ -73,14 +73,16 @@ typedef enum rb_op {
     RB_OP_PIXEL_CE = 15,   /* per-pixel softmax cross-entropy against a mask, with an ignore label */
     RB_OP_FOCAL = 16,      /* sigmoid focal loss */
     RB_OP_HOST = 17,       /* C callbacks on plain arrays (rb_host_op) */
-    RB_OP_TARGET = 18      /* the batch's targets (labels, masks, boxes) */
+    RB_OP_TARGET = 18,     /* the batch's targets (labels, masks, boxes) */
+    RB_OP_GROUPNORM = 19   /* group normalization (torch.nn.GroupNorm) */
 } rb_op;
 
 /* One more than the largest rb_op. */
-#define RB_OP_COUNT 19
+#define RB_OP_COUNT 20
 
 #define RB_BATCHNORM_EPS 1e-5
 #define RB_BATCHNORM_MOMENTUM 0.1
+#define RB_GROUPNORM_EPS 1e-5
 
 /* Convolution settings. Zero means the default for stride (1), dilation
  * (1) and groups (1); padding is per side. */
@@ -173,6 +175,52 @@ RB_API rb_status rb_graph_concat(rb_graph *g, rb_node *const *inputs, size_t cou
 RB_API rb_status rb_graph_sigmoid(rb_graph *g, rb_node *in, rb_node **out);
 /* Element-wise product of two nodes of the same shape (gates, attention). */
 RB_API rb_status rb_graph_mul(rb_graph *g, rb_node *a, rb_node *b, rb_node **out);
+
+/* Group normalization, as torch.nn.GroupNorm(groups, C) (eps
+ * RB_GROUPNORM_EPS): per example, the C channels are split into `groups`
+ * groups of C / groups consecutive channels, each normalized by the mean
+ * and the biased variance of its (C / groups) x H x W values, then scaled
+ * and shifted per channel. The same in training and inference (no running
+ * statistics), so a head normalized this way can be applied to several
+ * inputs (rb_graph_reuse). groups must divide C; groups = 1 normalizes
+ * over C x H x W, groups = C each channel on its own. Parameters:
+ * NAME.weight (C, initially 1) and NAME.bias (C, initially 0). */
+RB_API rb_status rb_graph_groupnorm(rb_graph *g, const char *name, rb_node *in, int64_t groups, rb_node **out);
+
+/* ------------------------------------------------------------ shared parameters
+ *
+ * A layer applied to more than one input with the same parameters, as
+ * detection heads apply one tower to every pyramid level (torchvision's
+ * FCOSHead, RetinaNetHead):
+ *
+ *     rb_graph_conv(g, "head.tower.0", p3, &desc, &t3);   // head.tower.0.weight
+ *     rb_graph_reuse(g, t3, p4, &t4);                     // the same weight, on p4
+ *
+ * The new node has the op and attributes of `like` and applies its
+ * parameters: no new entries in the parameter list, so a checkpoint holds
+ * them once and an optimizer step moves them once, by the sum of the
+ * gradients of every node applying them (as PyTorch accumulates a module
+ * called twice). Each application is a node of its own: it has its own
+ * output shape, its own multiply-accumulates (rb_node_forward_macs counts
+ * every application) and its own place in the graph.
+ *
+ * Freezing: a parameter is frozen when the node that owns it (the first
+ * one, `like` itself, rb_param_info.owner) is frozen by
+ * rb_graph_freeze_through; applications after the frozen part then use the
+ * frozen values and compute no gradient for them. */
+
+/* Node `like` applied again to `in`: a new node (named "LIKE.reuseK",
+ * K = 1, 2 ...) with like's op and attributes and like's parameters.
+ * `like` may itself be a reuse; the parameters stay those of the first.
+ * Allowed for convolutions (`in` must have like's input channels; height
+ * and width may differ, as long as the kernel fits), linear layers (`in`
+ * must have like's input's channels, height and width, since the weight
+ * spans all three) and group normalization (like's channels). Batch-norm
+ * is refused: its running statistics and batch statistics belong to one
+ * input, and cannot be shared between inputs of different distributions;
+ * use group normalization, or a batch-norm per input. Nodes without
+ * parameters are refused too: add another node of the op instead. */
+RB_API rb_status rb_graph_reuse(rb_graph *g, rb_node *like, rb_node *in, rb_node **out);
 
 /* What a target node carries (robusta/targets.h). */
 typedef enum rb_target_kind {
@@ -311,6 +359,10 @@ RB_API size_t rb_node_input_count(const rb_node *node);
 RB_API rb_node *rb_node_input(const rb_node *node, size_t index);
 /* "conv", "batchnorm", ... */
 RB_API const char *rb_op_str(rb_op op);
+/* The node whose parameters `node` applies (rb_graph_reuse): the first
+ * node of those parameters, their owner; NULL for a node that applies
+ * parameters of its own, or has none. */
+RB_API rb_node *rb_node_reuses(const rb_node *node);
 
 /* ------------------------------------------------------------ parameters */
 
@@ -320,10 +372,10 @@ typedef struct rb_param_info {
     const int64_t *shape;
     int64_t numel;
     float *value;          /* fp32 master copy */
-    float *grad;           /* filled by backward; NULL for buffers */
+    float *grad;           /* filled by backward (the sum over every node applying it); NULL for buffers */
     bool trainable;        /* false for buffers (batch-norm running statistics) */
     bool frozen;           /* no gradient is computed for it; the optimizer skips it */
-    rb_node *owner;
+    rb_node *owner;        /* the node that added it, the first to apply it (rb_graph_reuse) */
 } rb_param_info;
 
 RB_API size_t rb_graph_param_count(const rb_graph *g);
@@ -334,7 +386,9 @@ RB_API int64_t rb_graph_trainable_count(const rb_graph *g);
 
 /* Freezes (or thaws) every parameter of every node up to and including
  * `last` in node order: the backbone, for fixed-feature transfer. NULL
- * freezes nothing and thaws everything. */
+ * freezes nothing and thaws everything. A parameter applied by several
+ * nodes (rb_graph_reuse) goes with its owner, the first of them: frozen
+ * when that one is, even where later applications lie after `last`. */
 RB_API rb_status rb_graph_freeze_through(rb_graph *g, rb_node *last);
 
 /* Makes every batch-norm node up to and including `last` (in node order)
@@ -353,7 +407,8 @@ RB_API rb_status rb_graph_freeze_statistics_through(rb_graph *g, rb_node *last);
 RB_API rb_status rb_graph_init_params(rb_graph *g, uint64_t seed);
 
 /* Multiply-accumulates per example of the forward pass: of its
- * convolutions and linear layers, the only ones counted. */
+ * convolutions and linear layers, the only ones counted, each application
+ * of shared parameters (rb_graph_reuse) on its own input. */
 RB_API int64_t rb_graph_forward_macs(const rb_graph *g);
 /* The same for one node (0 for nodes other than convolutions and linear
  * layers). A training step runs each layer's forward, backward-data and

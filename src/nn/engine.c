@@ -776,6 +776,14 @@ rb_status rb_engine_backward(rb_engine *e, bool weight_grads, bool input_grad)
             if (def->passes_grad == NULL || def->passes_grad(n, k))
                 e->nodes[n->in[k]->index].reaches_loss = true;
     }
+    /* A parameter that several nodes apply (rb_graph_reuse) gets the sum
+     * of their gradients: each of them adds its part (rb_op_def.reuse_shape),
+     * so it starts from zero, whichever of them run. */
+    for (size_t i = 0; weight_grads && i < e->g->n_params; i++) {
+        rb_param_tensor *p = &e->g->params[i];
+        if (p->users > 1 && p->trainable && !p->frozen)
+            memset(p->grad, 0, (size_t)p->numel * sizeof *p->grad);
+    }
     for (size_t i = e->n; i-- > 0;) {
         enode *en = &e->nodes[i];
         const rb_op_def *def = rb_op_def_of(en->node->op);

@@ -85,6 +85,10 @@ typedef struct enode {
     eng_slot weights_bwd;             /* the weights in backward-data's own layout, when it differs */
     dnnl_primitive_t weights_in, diff_weights_out, weights_bwd_in;
     bool weights_reordered, diff_weights_reordered;
+    /* The parameters are shared (rb_graph_reuse): the weight gradient is
+     * added to the graph's (diff_weights_out accumulates) and the bias
+     * gradient, computed into aux[0], added to it. */
+    bool grads_add;
     bool weights_ready, weights_bwd_ready; /* converted since the weights were held (rb_engine_hold_weights) */
     /* The image's gradient by matmul + col2im (see plan_image_grad_gemm). */
     bool image_grad_gemm;

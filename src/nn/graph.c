@@ -198,6 +198,7 @@ rb_status graph_add_param(rb_graph *g, rb_node *owner, int slot, const char *suf
     }
     p->trainable = trainable;
     p->owner = owner;
+    p->users = 1;
     owner->param[slot] = (long)g->n_params;
     g->n_params++;
     return RB_OK;

@@ -11,8 +11,8 @@
 
 /* Which parameter slot holds what, per op. */
 enum {
-    RB_SLOT_WEIGHT = 0,       /* conv, linear, batchnorm */
-    RB_SLOT_BIAS = 1,         /* conv, linear (optional), batchnorm */
+    RB_SLOT_WEIGHT = 0,       /* conv, linear, batchnorm, groupnorm */
+    RB_SLOT_BIAS = 1,         /* conv, linear (optional), batchnorm, groupnorm */
     RB_SLOT_RUNNING_MEAN = 2, /* batchnorm buffer */
     RB_SLOT_RUNNING_VAR = 3   /* batchnorm buffer */
 };
@@ -26,7 +26,11 @@ typedef struct rb_param_tensor {
     float *grad; /* NULL for buffers */
     bool trainable;
     bool frozen;
-    rb_node *owner;
+    rb_node *owner; /* the node that added it: the first of its users */
+    /* Nodes applying it: 1, or more after rb_graph_reuse. A gradient of a
+     * parameter with several users is zeroed at the start of the engine's
+     * backward and each user adds its part (ops read this). */
+    int users;
 } rb_param_tensor;
 
 struct rb_node {
@@ -41,6 +45,9 @@ struct rb_node {
     bool frozen_statistics;
     /* Parameter indices into graph->params, -1 where absent. */
     long param[RB_NODE_MAX_PARAMS];
+    /* rb_graph_reuse: the node that owns the parameters this one applies
+     * (never itself a reuse); NULL: the node owns its parameters, if any. */
+    rb_node *reuses;
     union {
         rb_conv_desc conv; /* defaults filled in */
         rb_pool_desc pool; /* defaults filled in */
@@ -55,6 +62,7 @@ struct rb_node {
         rb_focal_desc focal;
         rb_target_kind target;
         int64_t ignore_label;        /* pixel cross-entropy */
+        int64_t groups;              /* group normalization */
         struct rb_host_op *host;     /* a copy the node owns */
     } attr;
 };

@@ -46,6 +46,14 @@ typedef struct rb_op_def {
     /* For ops whose nodes decide (host ops): whether node n is a loss;
      * NULL: `loss`. Ask rb_node_is_loss. */
     bool (*node_is_loss)(const rb_node *n);
+    /* rb_graph_reuse: checks that node `like` (its attributes as they are)
+     * can be applied to `in` and gives the output's shape, or refuses with
+     * a message naming both; NULL: the op's nodes cannot be applied again.
+     * Ops that allow it must handle parameters with several users (see
+     * rb_param_tensor.users): the engine zeroes their gradients before
+     * backward and each node adds its part. The new node's attributes are
+     * a plain copy of like's, so ops with free_attr cannot allow it. */
+    rb_status (*reuse_shape)(const rb_node *like, const rb_node *in, int64_t *c, int64_t *h, int64_t *w);
 
     /* ---- the engine */
     rb_status (*plan)(rb_engine *e, enode *en);

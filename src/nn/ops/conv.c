@@ -123,6 +123,46 @@ static void conv_init_param(rb_graph *g, rb_node *n, rb_param_tensor *p, rb_rng 
     }
 }
 
+/* rb_graph_reuse: the same kernel on `in`, which must have like's input
+ * channels; the output's height and width follow from the input's. */
+static rb_status conv_reuse_shape(const rb_node *like, const rb_node *in, int64_t *c, int64_t *h, int64_t *w)
+{
+    const rb_conv_desc *d = &like->attr.conv;
+    if (in->c != like->in[0]->c)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "rb_graph_reuse: conv '%s' reads %lld channels but '%s' has %lld; its weight fits only "
+                            "inputs of %lld channels",
+                            like->name, (long long)like->in[0]->c, in->name, (long long)in->c,
+                            (long long)like->in[0]->c);
+    *c = like->c;
+    *h = graph_window_out(in->h, d->kernel[0], d->stride[0], d->padding[0], d->dilation[0]);
+    *w = graph_window_out(in->w, d->kernel[1], d->stride[1], d->padding[1], d->dilation[1]);
+    if (*h < 1 || *w < 1)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "rb_graph_reuse: the %lldx%lld kernel of conv '%s' (dilation %lldx%lld, padding "
+                            "%lldx%lld) does not fit the %lldx%lld output of '%s'",
+                            (long long)d->kernel[0], (long long)d->kernel[1], like->name, (long long)d->dilation[0],
+                            (long long)d->dilation[1], (long long)d->padding[0], (long long)d->padding[1],
+                            (long long)in->h, (long long)in->w, in->name);
+    return RB_OK;
+}
+
+/* rb_graph_reuse: a linear layer's weight spans C x H x W of its input, so
+ * another input must have all three of like's input. */
+static rb_status linear_reuse_shape(const rb_node *like, const rb_node *in, int64_t *c, int64_t *h, int64_t *w)
+{
+    const rb_node *was = like->in[0];
+    if (in->c != was->c || in->h != was->h || in->w != was->w)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "rb_graph_reuse: linear '%s' reads %lldx%lldx%lld values but '%s' is %lldx%lldx%lld; its "
+                            "weight fits only inputs of that shape (pool to it first)",
+                            like->name, (long long)was->c, (long long)was->h, (long long)was->w, in->name,
+                            (long long)in->c, (long long)in->h, (long long)in->w);
+    *c = like->c;
+    *h = *w = 1;
+    return RB_OK;
+}
+
 static int64_t conv_macs(const rb_node *n)
 {
     return n->c * n->h * n->w * (n->in[0]->c / n->attr.conv.groups) * n->attr.conv.kernel[0] *
@@ -395,13 +435,19 @@ static rb_status plan(rb_engine *e, enode *en)
             s = eng_dnnl_fail(dnnl_out_of_memory, "weight gradient memory", n);
         if (s == RB_OK && b && dnnl_memory_create(&en->diff_bias_user, &user_b, e->eng, b->grad) != dnnl_success)
             s = eng_dnnl_fail(dnnl_out_of_memory, "bias gradient memory", n);
+        /* Shared parameters (rb_graph_reuse): oneDNN overwrites its
+         * gradients, so this node's go to buffers of their own and are
+         * added to the graph's (zeroed by the engine before backward). */
+        en->grads_add = w->users > 1;
+        if (s == RB_OK && b && en->grads_add)
+            s = eng_slot_plan(e, &en->aux[0], &user_b, n);
         if (s == RB_OK) {
             const dnnl_memory_desc_t *dwmd = eng_query(bwd_w_pd, dnnl_query_diff_weights_md);
-            en->diff_weights_reordered = !eng_same_md(dwmd, &user_w);
+            en->diff_weights_reordered = en->grads_add || !eng_same_md(dwmd, &user_w);
             if (en->diff_weights_reordered) {
                 s = eng_shared_plan(e, &en->diff_weights, dwmd, n);
                 if (s == RB_OK)
-                    s = eng_make_reorder(e, &en->diff_weights_out, dwmd, &user_w, false, n);
+                    s = eng_make_reorder(e, &en->diff_weights_out, dwmd, &user_w, en->grads_add, n);
             }
         }
         dnnl_primitive_desc_destroy(bwd_w_pd);
@@ -530,11 +576,17 @@ static rb_status backward(rb_engine *e, enode *en, bool weight_grads)
         eng_arg(&x, DNNL_ARG_DIFF_DST, en->diff.mem);
         eng_arg(&x, DNNL_ARG_DIFF_WEIGHTS, en->diff_weights_reordered ? en->diff_weights.mem : en->diff_weights_user);
         if (en->diff_bias_user)
-            eng_arg(&x, DNNL_ARG_DIFF_BIAS, en->diff_bias_user);
+            eng_arg(&x, DNNL_ARG_DIFF_BIAS, en->grads_add ? en->aux[0].mem : en->diff_bias_user);
         s = eng_run(e, en->bwd_weights, &x, n, "backward weights", RB_PRIM_CONV_BACKWARD_WEIGHTS);
         if (s == RB_OK && en->diff_weights_reordered)
             s = eng_reorder(e, en->diff_weights_out, en->diff_weights.mem, en->diff_weights_user, n,
                         RB_PRIM_REORDER_WEIGHT_GRADIENT);
+        if (s == RB_OK && en->grads_add && en->diff_bias_user) {
+            rb_param_tensor *b = rb_node_param(e->g, n, RB_SLOT_BIAS);
+            const float *part = eng_floats(e, en->aux[0].offset);
+            for (int64_t k = 0; k < b->numel; k++)
+                b->grad[k] += part[k];
+        }
     }
     if (s == RB_OK && need_in && en->image_grad_gemm)
         return image_grad_by_gemm(e, en);
@@ -693,6 +745,7 @@ const rb_op_def rb_op_conv = {
     .name = "conv",
     .init_param = conv_init_param,
     .macs = conv_macs,
+    .reuse_shape = conv_reuse_shape,
     .plan = plan,
     .bind = bind,
     .forward = forward,
@@ -706,6 +759,7 @@ const rb_op_def rb_op_linear = {
     .op = RB_OP_LINEAR,
     .name = "linear",
     .macs = linear_macs,
+    .reuse_shape = linear_reuse_shape,
     .plan = plan,
     .bind = bind,
     .forward = forward,

@@ -21,7 +21,8 @@
     X(RB_OP_PIXEL_CE, rb_op_pixel_ce)                                                                                \
     X(RB_OP_FOCAL, rb_op_focal)                                                                                      \
     X(RB_OP_HOST, rb_op_host)                                                                                        \
-    X(RB_OP_TARGET, rb_op_target)
+    X(RB_OP_TARGET, rb_op_target)                                                                                    \
+    X(RB_OP_GROUPNORM, rb_op_groupnorm)
 
 #define DECLARE(op, def) extern const rb_op_def def;
 #define ENTRY(op, def) [op] = &def,
