@@ -10,7 +10,9 @@
 #include <math.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <robusta/coco.h>
 #include <robusta/data.h>
 #include <robusta/status.h>
 
@@ -107,15 +109,22 @@ static void make_coco(void)
     write_rel("train.json", instances);
 }
 
-static rb_split *open_spec(const char *fmt, const char *arg, int size)
+static rb_split *open_spec(const char *spec, int size)
 {
-    char spec[3 * PATH_MAX];
     rb_split_options so = {0};
     rb_split *s = NULL;
     so.size = size;
-    snprintf(spec, sizeof spec, fmt, arg, arg);
     ck_assert_msg(rb_split_open(&s, spec, RB_SPLIT_TRAIN, &so) == RB_OK, "%s: %s", spec, rb_last_error());
     return s;
+}
+
+/* The folder make_coco writes, at `size`. */
+static rb_split *open_train(int size)
+{
+    char spec[3 * PATH_MAX];
+    int n = snprintf(spec, sizeof spec, "coco:%s/img,%s/train.json", dir, dir);
+    ck_assert(n > 0 && (size_t)n < sizeof spec);
+    return open_spec(spec, size);
 }
 
 static void expect_box(const rb_targets *t, int64_t index, float x1, float y1, float x2, float y2, int64_t label)
@@ -133,7 +142,7 @@ START_TEST(boxes_classes_and_ids_as_worked_out)
     rb_targets t;
     int c, h, w;
     make_coco();
-    s = open_spec("coco:%s/img,%s/train.json", dir, 0);
+    s = open_train(0);
     ck_assert_int_eq(rb_split_kind(s), RB_DATASET_COCO);
     ck_assert_int_eq(rb_split_count(s), 3);
     rb_split_shape(s, &c, &h, &w);
@@ -175,7 +184,7 @@ START_TEST(pixels_are_the_files)
     rb_split *s;
     const uint8_t *px;
     make_coco();
-    s = open_spec("coco:%s/img,%s/train.json", dir, 0);
+    s = open_train(0);
     ck_assert_int_eq(rb_split_dtype(s), RB_DTYPE_U8);
     px = rb_split_images(s);
     for (int c = 0; c < 3; c++)
@@ -196,7 +205,7 @@ START_TEST(resizing_moves_the_boxes)
     rb_targets t;
     int64_t sh, sw;
     make_coco();
-    s = open_spec("coco:%s/img,%s/train.json", dir, 4);
+    s = open_train(4);
     rb_split_stored_targets(s, &t);
     expect_box(&t, 0, 0.5f, (float)(1.0 * (4.0 / 6.0)), 1.5f, (float)(4.0 * (4.0 / 6.0)), 1);
     expect_box(&t, 1, 3, (float)(4.0 * (4.0 / 6.0)), 4, 4, 0);
@@ -226,7 +235,11 @@ START_TEST(the_folder_form_reads_the_scenes_layout)
               "{\"images\": [{\"id\": 4, \"file_name\": \"c.png\"}], \"categories\": [{\"id\": 1, \"name\": \"x\"}],"
               " \"annotations\": []}");
     path_in(root, sizeof root, "scenes");
-    s = open_spec("coco:%s", root, 0);
+    {
+        char spec[PATH_MAX + 8];
+        snprintf(spec, sizeof spec, "coco:%s", root);
+        s = open_spec(spec, 0);
+    }
     ck_assert_int_eq(rb_split_count(s), 1);
     ck_assert_int_eq(rb_split_example_source_id(s, 0), 1);
     rb_split_destroy(s);
@@ -349,7 +362,7 @@ START_TEST(selection_carries_the_ids)
     rb_split *s, *sub = NULL;
     rb_split_options so = {0};
     make_coco();
-    s = open_spec("coco:%s/img,%s/train.json", dir, 0);
+    s = open_train(0);
     so.per_class = 1; /* one image of class 0 (the first: b) and one of class 1 (a), by seed 0 */
     ck_assert_int_eq(rb_split_apply(&sub, s, &so), RB_OK);
     ck_assert_int_eq(rb_split_count(sub), 2);
@@ -360,6 +373,60 @@ START_TEST(selection_carries_the_ids)
     ck_assert_int_eq(rb_split_class_source_id(sub, 1), 9);
     rb_split_destroy(sub);
     rb_split_destroy(s);
+}
+END_TEST
+
+/* make-scenes' folder read both ways: coco:DIR gives the voc-seg split's
+ * images, and each image's boxes are its annotations' [x, y, w, h] as
+ * corners (all inside the scene, none crowd), category c as class c - 1. */
+START_TEST(scenes_read_as_coco_match_their_annotations)
+{
+    const char *fm = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
+    char root[PATH_MAX], spec[PATH_MAX + 16], json[PATH_MAX + 64];
+    rb_scenes_options o;
+    rb_split *coco = NULL, *voc = NULL;
+    rb_coco *gt = NULL;
+    rb_targets t;
+    if (access(fm, R_OK) != 0) {
+        printf("SKIP: scenes_read_as_coco_match_their_annotations: Fashion-MNIST is not installed (%s)\n", fm);
+        return;
+    }
+    path_in(root, sizeof root, "scenes");
+    rb_scenes_defaults(&o);
+    o.out = root;
+    o.train_images = 6;
+    o.val_images = 2;
+    o.size = 32;
+    o.min_objects = 2;
+    o.max_objects = 3;
+    ck_assert_msg(rb_scenes_make(&o, NULL, NULL) == RB_OK, "%s", rb_last_error());
+    snprintf(spec, sizeof spec, "coco:%s", root);
+    ck_assert_msg(rb_split_open(&coco, spec, RB_SPLIT_TRAIN, NULL) == RB_OK, "%s", rb_last_error());
+    snprintf(spec, sizeof spec, "voc-seg:%s", root);
+    ck_assert_msg(rb_split_open(&voc, spec, RB_SPLIT_TRAIN, NULL) == RB_OK, "%s", rb_last_error());
+    snprintf(json, sizeof json, "%s/annotations/instances_train.json", root);
+    ck_assert_int_eq(rb_coco_load(&gt, json), RB_OK);
+
+    ck_assert_int_eq(rb_split_count(coco), 6);
+    ck_assert_int_eq(rb_split_count(voc), 6);
+    ck_assert_int_eq(memcmp(rb_split_images(coco), rb_split_images(voc), 6 * 3 * 32 * 32), 0);
+    ck_assert_int_eq(rb_split_classes(coco), 5); /* the voc split adds the background */
+    for (int64_t c = 0; c < 5; c++)
+        ck_assert_str_eq(rb_split_class_name(coco, c), rb_split_class_name(voc, c + 1));
+    rb_split_stored_targets(coco, &t);
+    ck_assert_int_eq(t.box_offsets[6], (int64_t)gt->n_annotations);
+    for (size_t a = 0; a < gt->n_annotations; a++) {
+        const rb_coco_annotation *an = &gt->annotations[a];
+        const int64_t i = an->image_id - 1; /* scenes number images from 1, in order */
+        ck_assert_int_eq(rb_split_example_source_id(coco, i), an->image_id);
+        ck_assert_int_eq(an->iscrowd, 0);
+        ck_assert(t.box_offsets[i] <= (int64_t)a && (int64_t)a < t.box_offsets[i + 1]);
+        expect_box(&t, (int64_t)a, (float)an->bbox[0], (float)an->bbox[1], (float)(an->bbox[0] + an->bbox[2]),
+                   (float)(an->bbox[1] + an->bbox[3]), an->category_id - 1);
+    }
+    rb_coco_destroy(gt);
+    rb_split_destroy(voc);
+    rb_split_destroy(coco);
 }
 END_TEST
 
@@ -376,6 +443,7 @@ static Suite *suite(void)
     tcase_add_test(tc, spec_forms);
     tcase_add_test(tc, bad_inputs_get_one_line);
     tcase_add_test(tc, selection_carries_the_ids);
+    tcase_add_test(tc, scenes_read_as_coco_match_their_annotations);
     return s;
 }
 
