@@ -129,6 +129,48 @@ START_TEST(other_values_are_not_objects)
 }
 END_TEST
 
+static rb_json_fault parse_container(const char *text, int depth, json_object **o, rb_json_error *err)
+{
+    return rb_json_parse_container(text, strlen(text), depth, o, err);
+}
+
+/* rb_json_parse_container: an array at the top level too, with the same
+ * strictness inside it; scalars are still refused with their kind. */
+START_TEST(containers_take_arrays_and_objects)
+{
+    static const char *const scalars[] = {" \"[]\" ", "-1.5", "true", "null"};
+    static const char *const kinds[] = {"string", "number", "boolean", "null"};
+    json_object *o = NULL;
+    rb_json_error err;
+    ck_assert_int_eq(parse_container(" [1, {\"a\": [2.5]}, \"x\"] ", 4, &o, &err), RB_JSON_OK);
+    ck_assert(json_object_is_type(o, json_type_array));
+    ck_assert_int_eq(json_object_array_length(o), 3);
+    ck_assert(json_object_get_double(json_object_array_get_idx(json_object_object_get(json_object_array_get_idx(o, 1), "a"), 0)) == 2.5);
+    json_object_put(o);
+    ck_assert_int_eq(parse_container("{\"a\":1}", 4, &o, &err), RB_JSON_OK);
+    ck_assert(json_object_is_type(o, json_type_object));
+    json_object_put(o);
+    ck_assert_int_eq(parse_container("[]", 4, &o, &err), RB_JSON_OK);
+    ck_assert_int_eq(json_object_array_length(o), 0);
+    json_object_put(o);
+    /* NaN, an array nested too deep, a duplicate key inside an element */
+    ck_assert_int_eq(parse_container("[1, NaN]", 4, &o, &err), RB_JSON_INVALID);
+    ck_assert_ptr_null(o);
+    ck_assert_str_eq(err.what, "unexpected character");
+    ck_assert_uint_eq(err.at, 4);
+    ck_assert_int_eq(parse_container("[[[1]]]", 2, &o, &err), RB_JSON_INVALID);
+    ck_assert_str_eq(err.what, "nesting too deep");
+    ck_assert_int_eq(parse_container("[{\"a\":1,\"a\":2}]", 4, &o, &err), RB_JSON_DUPLICATE);
+    ck_assert_str_eq(err.key, "a");
+    ck_assert_uint_eq(err.at, 1);
+    for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++) {
+        ck_assert_int_eq(rb_json_parse_container(scalars[i], strlen(scalars[i]), 4, &o, &err), RB_JSON_NOT_OBJECT);
+        ck_assert_ptr_null(o);
+        ck_assert_str_eq(err.kind, kinds[i]);
+    }
+}
+END_TEST
+
 START_TEST(duplicate_keys_are_named)
 {
     json_object *o = NULL;
@@ -180,6 +222,7 @@ int main(void)
     tcase_add_test(tc, structure_and_trailing_bytes);
     tcase_add_test(tc, other_values_are_not_objects);
     tcase_add_test(tc, duplicate_keys_are_named);
+    tcase_add_test(tc, containers_take_arrays_and_objects);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -31,8 +31,9 @@
  *     detection's w·h its own;
  *   - box IoU on [x, y, w, h] boxes without +1, areas from the boxes; for
  *     a crowd ground truth the union is the detection's area; crowd and
- *     out-of-range ground truths are ignored, sorted after the others, and
- *     may be matched by any number of detections;
+ *     out-of-range ground truths are ignored and sorted after the others;
+ *     a crowd may be matched by any number of detections, any other ground
+ *     truth (out-of-range ones too) by one per threshold;
  *   - per image and category, detections sorted by descending score with
  *     a stable sort and cut to the max-detections limit; each matched
  *     greedily per IoU threshold t to the unmatched ground truth of best
@@ -45,8 +46,16 @@
  *     precision made non-increasing from the right; precision at each
  *     recall threshold from a left binary search in the recalls, 0 past the
  *     last recall reached; -1 for a category without non-ignored ground
- *     truth; each summary number is the mean over the entries > -1, or -1
- *     when there is none.
+ *     truth; each summary number is the mean over the entries > -1 (summed
+ *     as numpy sums), or -1 when there is none;
+ *   - an annotation with id 0: pycocotools records a match as the ground
+ *     truth's id and reads 0 as "no match", so a detection matched to it
+ *     counts as a false positive. robusta does the same, so that numbers
+ *     agree, and logs a warning: number annotations from 1 (COCO's files
+ *     do).
+ * Checked against pycocotools 2.0 on random cases to the last bit
+ * (tests/coco_parity.py), and rule by rule on cases worked out by hand
+ * (tests/check_coco.c).
  */
 #ifndef ROBUSTA_COCO_H
 #define ROBUSTA_COCO_H
@@ -81,8 +90,9 @@ typedef struct rb_coco_annotation {
 
 /* A COCO annotation file (instances_*.json), or ground truth built in
  * memory: a task's metrics fill these arrays themselves (image ids 0..n-1,
- * category ids 0..K-1, say) and call rb_coco_evaluate. Ids are unique per
- * array; every annotation names an image and a category of the arrays. */
+ * category ids 0..K-1, annotation ids from 1, say) and call
+ * rb_coco_evaluate. Ids are unique per array; every annotation names an
+ * image and a category of the arrays. */
 typedef struct rb_coco {
     rb_coco_image *images;
     size_t n_images;
@@ -105,9 +115,12 @@ typedef struct rb_coco_detection {
  * naming `what`, the entry (its index and id) and the fix:
  * not JSON, not an object with those three arrays, a missing or mistyped
  * key (annotations need id, image_id, category_id, bbox [x, y, w, h] and
- * area; iscrowd defaults to 0), a negative width or height, a non-finite
- * number, a duplicate id, an annotation on an image or category the file
- * does not list. */
+ * area; iscrowd, 0, 1, false or true, defaults to 0; other keys such as
+ * segmentation are not read), a negative width or height (of a box or an
+ * image) or area, a non-finite number (NaN and Infinity are not JSON), a
+ * duplicate id, an annotation on an image or category the file does not
+ * list. Errors are RB_ERR_CORRUPT (the bytes), RB_ERR_INVALID_ARGUMENT (a
+ * NULL argument), RB_ERR_OUT_OF_MEMORY. */
 RB_API rb_status rb_coco_parse(const char *bytes, size_t size, const char *what, rb_coco **out);
 /* rb_coco_parse on the file at `path`. */
 RB_API rb_status rb_coco_load(rb_coco **out, const char *path);
@@ -118,7 +131,9 @@ RB_API void rb_coco_destroy(rb_coco *coco);
  * array of *count detections (free()), in file order. Each must name an
  * image and a category of `gt`, have a finite box of non-negative width
  * and height and a finite score; otherwise one line naming `what`, the
- * entry's index and the fix. An empty array is valid. */
+ * entry (detections[INDEX] and its image_id) and the fix (RB_ERR_CORRUPT).
+ * An empty array is valid (pycocotools cannot load one; its numbers would
+ * be 0 wherever there is ground truth). */
 RB_API rb_status rb_coco_parse_detections(const rb_coco *gt, const char *bytes, size_t size, const char *what,
                                           rb_coco_detection **out, size_t *count);
 /* rb_coco_parse_detections on the file at `path`. */
@@ -150,8 +165,15 @@ RB_API const char *rb_coco_stat_name(int index);
  * 12 summary numbers (in [0, 1], or -1 where nothing was measured) to
  * `stats`. When `category_ap` is not NULL it receives, per category of gt
  * in gt's order, AP@[.5:.95] over all areas at 100 detections (-1 for a
- * category without ground truth). Detections on images or categories gt
- * does not have are refused (RB_ERR_INVALID_ARGUMENT, naming the index).
+ * category without ground truth). Refused with RB_ERR_INVALID_ARGUMENT
+ * and one line naming the entry: a ground truth that breaks the rules of
+ * rb_coco above or the checks of rb_coco_parse (repeated ids, unknown
+ * references, negative or non-finite boxes and areas, iscrowd other than
+ * 0 or 1), and detections that rb_coco_parse_detections would refuse
+ * (unknown image or category, bad box, non-finite score); stats are then
+ * all -1. Time O(n log n) in detections and annotations; memory the
+ * inputs' size plus 4 x 10 x 101 doubles per category, never a table of
+ * images x categories.
  * Deterministic; gt and detections are not modified. */
 RB_API rb_status rb_coco_evaluate(const rb_coco *gt, const rb_coco_detection *detections, size_t n,
                                   double stats[RB_COCO_STATS], double *category_ap);

@@ -40,6 +40,9 @@
  *
  *   Logging and progress (robusta/log.h, robusta/progress.h).
  *
+ *   COCO evaluation (robusta/coco.h): annotation and results files, and box
+ *   AP exactly as pycocotools computes it.
+ *
  *   Grids (robusta/grid.h): grid files that list the source models and
  *   transfers of an experiment, and the table, summary and plot of its
  *   results.
@@ -70,6 +73,7 @@
 #include <robusta/interop.h>
 #include <robusta/model.h>
 #include <robusta/data.h>
+#include <robusta/coco.h>
 #include <robusta/train.h>
 #include <robusta/attack.h>
 #include <robusta/grid.h>

@@ -440,8 +440,9 @@ static rb_json_fault fail(rb_json_error *err, rb_json_fault fault, const char *w
     return fault;
 }
 
-rb_json_fault rb_json_parse_object(const char *text, size_t len, int max_depth, json_object **out,
-                                   rb_json_error *err)
+/* rb_json_parse_object, or with `object_only` false rb_json_parse_container. */
+static rb_json_fault parse_strict(const char *text, size_t len, int max_depth, bool object_only, json_object **out,
+                                  rb_json_error *err)
 {
     scan s = {.p = (const unsigned char *)text, .n = len, .max_depth = max_depth, .record = true};
     const void *nul = memchr(text, '\0', len);
@@ -467,7 +468,7 @@ rb_json_fault rb_json_parse_object(const char *text, size_t len, int max_depth, 
         r = fail(err, s.oom ? RB_JSON_NO_MEMORY : RB_JSON_INVALID, s.err, s.err_at);
         goto done;
     }
-    if (s.p[first] != '{') {
+    if (s.p[first] != '{' && (object_only || s.p[first] != '[')) {
         err->fault = r = RB_JSON_NOT_OBJECT;
         err->kind = kind_of(s.p[first]);
         goto done;
@@ -482,7 +483,7 @@ rb_json_fault rb_json_parse_object(const char *text, size_t len, int max_depth, 
     }
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     root = json_tokener_parse_ex(tok, text + first, (int)(end - first));
-    if (root == NULL || !json_object_is_type(root, json_type_object) ||
+    if (root == NULL || !json_object_is_type(root, s.p[first] == '{' ? json_type_object : json_type_array) ||
         json_tokener_get_parse_end(tok) != end - first) {
         /* The recognizer accepted it: json-c should never disagree. */
         r = fail(err, RB_JSON_INVALID, json_tokener_error_desc(json_tokener_get_error(tok)), first);
@@ -519,4 +520,16 @@ done:
     free(s.objects);
     free(s.numbers);
     return r;
+}
+
+rb_json_fault rb_json_parse_object(const char *text, size_t len, int max_depth, json_object **out,
+                                   rb_json_error *err)
+{
+    return parse_strict(text, len, max_depth, true, out, err);
+}
+
+rb_json_fault rb_json_parse_container(const char *text, size_t len, int max_depth, json_object **out,
+                                      rb_json_error *err)
+{
+    return parse_strict(text, len, max_depth, false, out, err);
 }

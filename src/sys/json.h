@@ -8,9 +8,10 @@
  * inline so that the command (which sees only the library's API) shares
  * them.
  *
- * Reading files: rb_json_parse_object (src/sys/json.c, inside the library
- * only) is the one strict reader of JSON that comes from files
- * (checkpoint headers, safetensors headers). */
+ * Reading files: rb_json_parse_object and rb_json_parse_container
+ * (src/sys/json.c, inside the library only) are the one strict reader of
+ * JSON that comes from files (checkpoint headers, safetensors headers,
+ * COCO annotations and results). */
 #ifndef RB_SYS_JSON_H
 #define RB_SYS_JSON_H
 
@@ -45,7 +46,7 @@ typedef enum rb_json_fault {
     RB_JSON_OK = 0,
     RB_JSON_INVALID,    /* not strict JSON: `what` at byte `at` */
     RB_JSON_DUPLICATE,  /* an object repeats a key: `what` at `at` (the object's '{'), and key, parent, depth */
-    RB_JSON_NOT_OBJECT, /* valid JSON, but not an object: `kind` */
+    RB_JSON_NOT_OBJECT, /* valid JSON, but not an object (or container): `kind` */
     RB_JSON_TOO_LONG,   /* more than INT_MAX bytes, json-c's limit */
     RB_JSON_NO_MEMORY
 } rb_json_fault;
@@ -84,5 +85,10 @@ typedef struct rb_json_error {
  * reported). */
 rb_json_fault rb_json_parse_object(const char *text, size_t len, int max_depth, json_object **out,
                                    rb_json_error *err);
+/* rb_json_parse_object, but the top-level value may also be an array (a
+ * COCO results file is one); a string, number, boolean or null there is
+ * RB_JSON_NOT_OBJECT, with `kind`. */
+rb_json_fault rb_json_parse_container(const char *text, size_t len, int max_depth, json_object **out,
+                                      rb_json_error *err);
 
 #endif /* RB_SYS_JSON_H */

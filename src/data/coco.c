@@ -1,0 +1,669 @@
+/* COCO annotation and results files (robusta/coco.h): strict JSON through
+ * the library's one reader (sys/json.h), then each entry typed and checked,
+ * with one line naming the file, the entry and the fix for every refusal.
+ * The checks of values (ids, references, boxes) live in rb_coco_index_build
+ * and rb_coco_check_detection, which the evaluator runs on ground truth
+ * built in memory too. */
+#include "config.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include <robusta/coco.h>
+#include <robusta/status.h>
+
+#include "data/coco_internal.h"
+#include "sys/internal.h"
+#include "sys/json.h"
+
+/* Polygons and RLE masks nest 4 deep; anything past this is not COCO. */
+#define COCO_JSON_DEPTH 32
+/* json-c's limit on one text. */
+#define COCO_FILE_LIMIT ((size_t)INT_MAX)
+
+/* ------------------------------------------------------------ id lookups */
+
+/* id_table reads each record's id from its first bytes. */
+_Static_assert(offsetof(rb_coco_image, id) == 0, "rb_coco_image starts with its id");
+_Static_assert(offsetof(rb_coco_category, id) == 0, "rb_coco_category starts with its id");
+_Static_assert(offsetof(rb_coco_annotation, id) == 0, "rb_coco_annotation starts with its id");
+
+static int by_id(const void *a, const void *b)
+{
+    const rb_coco_id *x = a, *y = b;
+    if (x->id != y->id)
+        return x->id < y->id ? -1 : 1;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+size_t rb_coco_ids_find(const rb_coco_id *ids, size_t n, int64_t id)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ids[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && ids[lo].id == id ? lo : SIZE_MAX;
+}
+
+/* A table of `n` ids read from `stride`-byte records at `base` (the id is
+ * the record's first member), sorted; a repeated id refused naming both
+ * entries of `array`. */
+static rb_status id_table(const void *base, size_t stride, size_t n, const char *what, const char *array,
+                          const char *noun, rb_coco_id **out)
+{
+    rb_coco_id *t = malloc((n ? n : 1) * sizeof *t);
+    *out = t;
+    if (t == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "%s: out of memory for %zu %s ids", what, n, array);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(&t[i].id, (const char *)base + i * stride, sizeof t[i].id);
+        t[i].index = i;
+    }
+    qsort(t, n, sizeof *t, by_id);
+    for (size_t i = 1; i < n; i++)
+        if (t[i].id == t[i - 1].id)
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: %s[%zu] (id %" PRId64 "): id %" PRId64
+                                " is also %s[%zu]'s: give each %s its own id",
+                                what, array, t[i].index, t[i].id, t[i].id, array, t[i - 1].index, noun);
+    return RB_OK;
+}
+
+static rb_status check_box(const double b[4], const char *what, const char *entry)
+{
+    for (int k = 0; k < 4; k++)
+        if (!isfinite(b[k]))
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: %s: bbox[%d] is not finite: boxes are [x, y, width, "
+                                "height] in pixels", what, entry, k);
+    if (b[2] < 0 || b[3] < 0)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: %s: bbox %s is negative (%g): boxes are [x, y, width, "
+                            "height] with width and height >= 0", what, entry, b[2] < 0 ? "width" : "height",
+                            b[2] < 0 ? b[2] : b[3]);
+    return RB_OK;
+}
+
+rb_status rb_coco_index_build(const rb_coco *gt, const char *what, rb_coco_index *ix)
+{
+    rb_coco_id *anns = NULL;
+    rb_status s;
+
+    memset(ix, 0, sizeof *ix);
+    if (gt == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: no ground truth (NULL)", what);
+    if ((gt->n_images && gt->images == NULL) || (gt->n_categories && gt->categories == NULL) ||
+        (gt->n_annotations && gt->annotations == NULL))
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: an array with a count but no entries (NULL)", what);
+    if ((s = id_table(gt->images, sizeof *gt->images, gt->n_images, what, "images", "image", &ix->images)) != RB_OK)
+        return s;
+    if ((s = id_table(gt->categories, sizeof *gt->categories, gt->n_categories, what, "categories", "category",
+                      &ix->categories)) != RB_OK)
+        return s;
+    if ((s = id_table(gt->annotations, sizeof *gt->annotations, gt->n_annotations, what, "annotations",
+                      "annotation", &anns)) != RB_OK) {
+        free(anns);
+        return s;
+    }
+    free(anns);
+    ix->ann_image = malloc((gt->n_annotations ? gt->n_annotations : 1) * sizeof *ix->ann_image);
+    ix->ann_category = malloc((gt->n_annotations ? gt->n_annotations : 1) * sizeof *ix->ann_category);
+    if (ix->ann_image == NULL || ix->ann_category == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "%s: out of memory for %zu annotations", what, gt->n_annotations);
+    for (size_t i = 0; i < gt->n_annotations; i++) {
+        const rb_coco_annotation *a = &gt->annotations[i];
+        char entry[96];
+        snprintf(entry, sizeof entry, "annotations[%zu] (id %" PRId64 ")", i, a->id);
+        ix->ann_image[i] = rb_coco_ids_find(ix->images, gt->n_images, a->image_id);
+        if (ix->ann_image[i] == SIZE_MAX)
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: %s: image_id %" PRId64 " is not in \"images\": list "
+                                "the image or drop the annotation", what, entry, a->image_id);
+        ix->ann_category[i] = rb_coco_ids_find(ix->categories, gt->n_categories, a->category_id);
+        if (ix->ann_category[i] == SIZE_MAX)
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: %s: category_id %" PRId64 " is not in \"categories\": "
+                                "list the category or drop the annotation", what, entry, a->category_id);
+        if ((s = check_box(a->bbox, what, entry)) != RB_OK)
+            return s;
+        if (!isfinite(a->area) || a->area < 0)
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: %s: area %g is not a number >= 0: give the object's "
+                                "area in pixels", what, entry, a->area);
+        if (a->iscrowd != 0 && a->iscrowd != 1)
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: %s: iscrowd is %d: it is 0 (an object) or 1 (a crowd "
+                                "region)", what, entry, a->iscrowd);
+    }
+    return RB_OK;
+}
+
+void rb_coco_index_free(rb_coco_index *ix)
+{
+    free(ix->images);
+    free(ix->categories);
+    free(ix->ann_image);
+    free(ix->ann_category);
+    memset(ix, 0, sizeof *ix);
+}
+
+rb_status rb_coco_check_detection(const rb_coco *gt, const rb_coco_index *ix, const rb_coco_detection *d, size_t i,
+                                  const char *what, size_t *image, size_t *category)
+{
+    char entry[96];
+    rb_status s;
+    snprintf(entry, sizeof entry, "detections[%zu] (image_id %" PRId64 ")", i, d->image_id);
+    *image = rb_coco_ids_find(ix->images, gt->n_images, d->image_id);
+    if (*image == SIZE_MAX)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: %s: image_id %" PRId64 " is not an image of the ground "
+                            "truth: detect on the annotation file's images", what, entry, d->image_id);
+    *category = rb_coco_ids_find(ix->categories, gt->n_categories, d->category_id);
+    if (*category == SIZE_MAX)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: %s: category_id %" PRId64 " is not a category of the "
+                            "ground truth: use the annotation file's category ids", what, entry, d->category_id);
+    if ((s = check_box(d->bbox, what, entry)) != RB_OK)
+        return s;
+    if (!isfinite(d->score))
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: %s: score is not finite: give every detection a finite "
+                            "score", what, entry);
+    return RB_OK;
+}
+
+/* ------------------------------------------------------------ JSON places */
+
+/* Where byte `at` of a JSON text lies, for messages: "line L, column C"
+ * and, inside an entry of a top-level array (results) or of an array that
+ * is a member of the top-level object (annotations), that entry. The text
+ * before `at` is valid JSON so far (the strict reader stopped there). */
+static void json_place(const char *text, size_t len, size_t at, bool results, char *buf, size_t size)
+{
+    size_t line = 1, column = 1, index[3] = {0, 0, 0};
+    bool object[3] = {false, false, false}, expect_key = false;
+    char key[48] = "";
+    int depth = 0;
+    if (at > len)
+        at = len;
+    for (size_t i = 0; i < at; i++) {
+        char c = text[i];
+        if (c == '\n') {
+            line++;
+            column = 1;
+            continue;
+        }
+        column++;
+        if (c == '"') {
+            size_t start = ++i;
+            while (i < at && text[i] != '"') {
+                if (text[i] == '\\')
+                    i++;
+                i++;
+            }
+            if (i > at)
+                i = at;
+            column += i - start + (i < at);
+            if (depth == 1 && object[1] && expect_key) {
+                size_t n = i - start < sizeof key - 1 ? i - start : sizeof key - 1;
+                memcpy(key, text + start, n);
+                key[n] = '\0';
+            }
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            depth++;
+            if (depth <= 2) {
+                object[depth] = c == '{';
+                index[depth] = 0;
+                expect_key = c == '{';
+            }
+        } else if (c == '}' || c == ']') {
+            depth--;
+        } else if (c == ',' && depth >= 1 && depth <= 2) {
+            index[depth]++;
+            expect_key = object[depth];
+        } else if (c == ':' && depth >= 1 && depth <= 2) {
+            expect_key = false;
+        }
+    }
+    if (results && depth >= 1 && !object[1])
+        snprintf(buf, size, "line %zu, column %zu, in detections[%zu]", line, column, index[1]);
+    else if (!results && depth >= 2 && object[1] && !object[2] && key[0] != '\0')
+        snprintf(buf, size, "line %zu, column %zu, in %s[%zu]", line, column, key, index[2]);
+    else
+        snprintf(buf, size, "line %zu, column %zu", line, column);
+}
+
+/* Parses the bytes strictly; refusals name the file and the place. */
+static rb_status parse_json(const char *bytes, size_t size, const char *what, bool results, json_object **out)
+{
+    rb_json_error err;
+    char place[160];
+    *out = NULL;
+    switch (rb_json_parse_container(bytes, size, COCO_JSON_DEPTH, out, &err)) {
+    case RB_JSON_OK:
+        return RB_OK;
+    case RB_JSON_NOT_OBJECT:
+        return rb_error_set(RB_ERR_CORRUPT, "%s is a JSON %s, not %s", what, err.kind,
+                            results ? "a COCO results file (an array of objects with image_id, category_id, bbox "
+                                      "and score)"
+                                    : "a COCO annotation file (an object with images, annotations and categories)");
+    case RB_JSON_NO_MEMORY:
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "%s: out of memory parsing %zu bytes of JSON", what, size);
+    case RB_JSON_TOO_LONG:
+        return rb_error_set(RB_ERR_UNSUPPORTED, "%s: %zu bytes of JSON, more than json-c reads (2 GiB)", what, size);
+    default: {
+        const char *p = bytes + (err.at < size ? err.at : size);
+        size_t left = size - (size_t)(p - bytes);
+        bool nonfinite = (left >= 3 && strncmp(p, "NaN", 3) == 0) || (left >= 3 && strncmp(p, "nan", 3) == 0) ||
+                         (left >= 8 && strncmp(p, "Infinity", 8) == 0) || (left >= 3 && strncmp(p, "inf", 3) == 0);
+        json_place(bytes, size, err.at, results, place, sizeof place);
+        return rb_error_set(RB_ERR_CORRUPT, "%s is not valid JSON: %s at byte %zu (%s)%s", what, err.what, err.at,
+                            place,
+                            nonfinite ? ": NaN and Infinity are not JSON numbers; write finite numbers" : "");
+    }
+    }
+}
+
+/* ------------------------------------------------------------ typed members */
+
+/* One entry being read: messages start "WHAT: ARRAY[INDEX] (id ID): ". */
+typedef struct entry {
+    const char *what, *array, *id_key;
+    size_t index;
+    bool has_id;
+    int64_t id;
+} entry;
+
+static const char *kind_of(json_object *v)
+{
+    switch (json_object_get_type(v)) {
+    case json_type_null: return "null";
+    case json_type_boolean: return "a boolean";
+    case json_type_double: return "a number with a fraction or exponent";
+    case json_type_int: return "an integer";
+    case json_type_object: return "an object";
+    case json_type_array: return "an array";
+    case json_type_string: return "a string";
+    default: return "something else";
+    }
+}
+
+static rb_status entry_fail(const entry *e, const char *fmt, ...) RB_PRINTF(2, 3);
+static rb_status entry_fail(const entry *e, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (e->has_id)
+        return rb_error_set(RB_ERR_CORRUPT, "%s: %s[%zu] (%s %" PRId64 "): %s", e->what, e->array, e->index,
+                            e->id_key, e->id, msg);
+    return rb_error_set(RB_ERR_CORRUPT, "%s: %s[%zu]: %s", e->what, e->array, e->index, msg);
+}
+
+/* The member `key` of `o`; NULL (and a refusal when `required`, naming what
+ * an entry of the array needs) when absent. */
+static json_object *member(const entry *e, json_object *o, const char *key, const char *needs, rb_status *s)
+{
+    json_object *v = NULL;
+    *s = RB_OK;
+    if (!json_object_object_get_ex(o, key, &v) && needs != NULL)
+        *s = entry_fail(e, "no \"%s\": %s", key, needs);
+    return v;
+}
+
+static rb_status as_int(const entry *e, json_object *v, const char *key, int64_t *out)
+{
+    if (!json_object_is_type(v, json_type_int))
+        return entry_fail(e, "\"%s\" is %s, not an integer", key, kind_of(v));
+    *out = json_object_get_int64(v);
+    if (*out == INT64_MAX && json_object_get_uint64(v) > (uint64_t)INT64_MAX)
+        return entry_fail(e, "\"%s\" is %" PRIu64 ", past the largest id (%" PRId64 ")", key, json_object_get_uint64(v),
+                          INT64_MAX);
+    return RB_OK;
+}
+
+static rb_status as_number(const entry *e, json_object *v, const char *key, double *out)
+{
+    if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
+        return entry_fail(e, "\"%s\" is %s, not a number", key, kind_of(v));
+    *out = json_object_get_double(v);
+    return RB_OK;
+}
+
+static rb_status as_box(const entry *e, json_object *v, double box[4])
+{
+    size_t n;
+    rb_status s;
+    if (!json_object_is_type(v, json_type_array))
+        return entry_fail(e, "\"bbox\" is %s, not [x, y, width, height]", kind_of(v));
+    if ((n = json_object_array_length(v)) != 4)
+        return entry_fail(e, "\"bbox\" has %zu numbers, not 4 ([x, y, width, height])", n);
+    for (size_t k = 0; k < 4; k++) {
+        json_object *x = json_object_array_get_idx(v, k);
+        if (!json_object_is_type(x, json_type_int) && !json_object_is_type(x, json_type_double))
+            return entry_fail(e, "bbox[%zu] is %s, not a number", k, kind_of(x));
+        if ((s = as_number(e, x, "bbox", &box[k])) != RB_OK)
+            return s;
+    }
+    return RB_OK;
+}
+
+/* A string member, copied; absent or null leaves *out NULL. */
+static rb_status as_optional_string(const entry *e, json_object *o, const char *key, char **out)
+{
+    json_object *v = NULL;
+    *out = NULL;
+    if (!json_object_object_get_ex(o, key, &v) || v == NULL)
+        return RB_OK;
+    if (!json_object_is_type(v, json_type_string))
+        return entry_fail(e, "\"%s\" is %s, not a string", key, kind_of(v));
+    if ((*out = rb_strdup(json_object_get_string(v))) == NULL)
+        return RB_ERR_OUT_OF_MEMORY;
+    return RB_OK;
+}
+
+/* The entry's object and, when it has one, its id (for messages and the
+ * caller). */
+static rb_status open_entry(entry *e, json_object *list, size_t i, json_object **o, const char *needs)
+{
+    json_object *v;
+    rb_status s;
+    e->index = i;
+    e->has_id = false;
+    *o = json_object_array_get_idx(list, i);
+    if (!json_object_is_type(*o, json_type_object))
+        return entry_fail(e, "is %s, not an object", kind_of(*o));
+    if (e->id_key == NULL)
+        return RB_OK;
+    v = member(e, *o, e->id_key, needs, &s);
+    if (s != RB_OK)
+        return s;
+    if (v != NULL && json_object_is_type(v, json_type_int)) {
+        if ((s = as_int(e, v, e->id_key, &e->id)) != RB_OK)
+            return s;
+        e->has_id = true;
+    } else if (v != NULL)
+        return entry_fail(e, "\"%s\" is %s, not an integer", e->id_key, kind_of(v));
+    return RB_OK;
+}
+
+/* ------------------------------------------------------------ annotation files */
+
+static const char image_needs[] = "images need an integer id";
+static const char category_needs[] = "categories need an integer id";
+static const char annotation_needs[] =
+    "annotations need id, image_id, category_id, bbox [x, y, width, height] and area";
+
+static rb_status read_images(rb_coco *c, json_object *list, const char *what)
+{
+    entry e = {.what = what, .array = "images", .id_key = "id"};
+    for (size_t i = 0; i < c->n_images; i++) {
+        rb_coco_image *im = &c->images[i];
+        json_object *o, *v;
+        rb_status s;
+        if ((s = open_entry(&e, list, i, &o, image_needs)) != RB_OK)
+            return s;
+        im->id = e.id;
+        if ((s = as_optional_string(&e, o, "file_name", &im->file_name)) != RB_OK)
+            return s;
+        if (json_object_object_get_ex(o, "width", &v) && v != NULL && (s = as_int(&e, v, "width", &im->width)) != RB_OK)
+            return s;
+        if (json_object_object_get_ex(o, "height", &v) && v != NULL &&
+            (s = as_int(&e, v, "height", &im->height)) != RB_OK)
+            return s;
+        if (im->width < 0 || im->height < 0)
+            return entry_fail(&e, "%s is negative (%" PRId64 "): give the image's size in pixels",
+                              im->width < 0 ? "width" : "height", im->width < 0 ? im->width : im->height);
+    }
+    return RB_OK;
+}
+
+static rb_status read_categories(rb_coco *c, json_object *list, const char *what)
+{
+    entry e = {.what = what, .array = "categories", .id_key = "id"};
+    for (size_t i = 0; i < c->n_categories; i++) {
+        json_object *o;
+        rb_status s;
+        if ((s = open_entry(&e, list, i, &o, category_needs)) != RB_OK)
+            return s;
+        c->categories[i].id = e.id;
+        if ((s = as_optional_string(&e, o, "name", &c->categories[i].name)) != RB_OK)
+            return s;
+    }
+    return RB_OK;
+}
+
+static rb_status read_annotations(rb_coco *c, json_object *list, const char *what)
+{
+    entry e = {.what = what, .array = "annotations", .id_key = "id"};
+    for (size_t i = 0; i < c->n_annotations; i++) {
+        rb_coco_annotation *a = &c->annotations[i];
+        json_object *o, *v;
+        rb_status s;
+        if ((s = open_entry(&e, list, i, &o, annotation_needs)) != RB_OK)
+            return s;
+        a->id = e.id;
+        if ((v = member(&e, o, "image_id", annotation_needs, &s)) == NULL || (s = as_int(&e, v, "image_id", &a->image_id)) != RB_OK)
+            return s != RB_OK ? s : entry_fail(&e, "\"image_id\" is null, not an integer");
+        if ((v = member(&e, o, "category_id", annotation_needs, &s)) == NULL ||
+            (s = as_int(&e, v, "category_id", &a->category_id)) != RB_OK)
+            return s != RB_OK ? s : entry_fail(&e, "\"category_id\" is null, not an integer");
+        if ((v = member(&e, o, "bbox", annotation_needs, &s)) == NULL || (s = as_box(&e, v, a->bbox)) != RB_OK)
+            return s != RB_OK ? s : entry_fail(&e, "\"bbox\" is null, not [x, y, width, height]");
+        if ((v = member(&e, o, "area", annotation_needs, &s)) == NULL || (s = as_number(&e, v, "area", &a->area)) != RB_OK)
+            return s != RB_OK ? s : entry_fail(&e, "\"area\" is null, not a number");
+        a->iscrowd = 0;
+        if (json_object_object_get_ex(o, "iscrowd", &v) && v != NULL) {
+            int64_t crowd;
+            if (json_object_is_type(v, json_type_boolean))
+                a->iscrowd = json_object_get_boolean(v) ? 1 : 0;
+            else if ((s = as_int(&e, v, "iscrowd", &crowd)) != RB_OK)
+                return s;
+            else if (crowd != 0 && crowd != 1)
+                return entry_fail(&e, "\"iscrowd\" is %" PRId64 ": it is 0 (an object) or 1 (a crowd region)", crowd);
+            else
+                a->iscrowd = (int)crowd;
+        }
+    }
+    return RB_OK;
+}
+
+/* The top-level member `key`, an array. */
+static rb_status top_array(json_object *root, const char *key, const char *what, json_object **out)
+{
+    if (!json_object_object_get_ex(root, key, out) || *out == NULL)
+        return rb_error_set(RB_ERR_CORRUPT, "%s: no \"%s\" array: not a COCO annotation file (an object with "
+                            "images, annotations and categories)", what, key);
+    if (!json_object_is_type(*out, json_type_array))
+        return rb_error_set(RB_ERR_CORRUPT, "%s: \"%s\" is %s, not an array: not a COCO annotation file", what, key,
+                            kind_of(*out));
+    return RB_OK;
+}
+
+rb_status rb_coco_parse(const char *bytes, size_t size, const char *what, rb_coco **out)
+{
+    json_object *root = NULL, *images, *annotations, *categories;
+    rb_coco *c = NULL;
+    rb_coco_index ix;
+    rb_status s;
+
+    if (out == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_coco_parse: out is NULL");
+    *out = NULL;
+    if (what == NULL)
+        what = "COCO annotations";
+    if (bytes == NULL && size > 0)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_coco_parse: %s: bytes is NULL", what);
+    if ((s = parse_json(bytes ? bytes : "", size, what, false, &root)) != RB_OK)
+        return s;
+    if (!json_object_is_type(root, json_type_object)) {
+        json_object_put(root);
+        return rb_error_set(RB_ERR_CORRUPT, "%s is a JSON array, not a COCO annotation file (an object with images, "
+                            "annotations and categories; an array is a results file)", what);
+    }
+    if ((s = top_array(root, "images", what, &images)) != RB_OK ||
+        (s = top_array(root, "annotations", what, &annotations)) != RB_OK ||
+        (s = top_array(root, "categories", what, &categories)) != RB_OK) {
+        json_object_put(root);
+        return s;
+    }
+    c = calloc(1, sizeof *c);
+    if (c != NULL) {
+        c->n_images = json_object_array_length(images);
+        c->n_annotations = json_object_array_length(annotations);
+        c->n_categories = json_object_array_length(categories);
+        c->images = calloc(c->n_images ? c->n_images : 1, sizeof *c->images);
+        c->annotations = calloc(c->n_annotations ? c->n_annotations : 1, sizeof *c->annotations);
+        c->categories = calloc(c->n_categories ? c->n_categories : 1, sizeof *c->categories);
+    }
+    if (c == NULL || c->images == NULL || c->annotations == NULL || c->categories == NULL) {
+        s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "%s: out of memory", what);
+        goto done;
+    }
+    if ((s = read_images(c, images, what)) != RB_OK || (s = read_categories(c, categories, what)) != RB_OK ||
+        (s = read_annotations(c, annotations, what)) != RB_OK)
+        goto done;
+    s = rb_coco_index_build(c, what, &ix);
+    rb_coco_index_free(&ix);
+    if (s == RB_ERR_INVALID_ARGUMENT)
+        s = RB_ERR_CORRUPT; /* a file's contents, not a caller's mistake */
+done:
+    json_object_put(root);
+    if (s != RB_OK) {
+        rb_coco_destroy(c);
+        return s;
+    }
+    *out = c;
+    return RB_OK;
+}
+
+rb_status rb_coco_load(rb_coco **out, const char *path)
+{
+    unsigned char *bytes = NULL;
+    size_t size = 0;
+    rb_status s;
+    if (out == NULL || path == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_coco_load: out or path is NULL");
+    *out = NULL;
+    if ((s = rb_file_read_all(path, COCO_FILE_LIMIT, &bytes, &size)) != RB_OK)
+        return s;
+    s = rb_coco_parse((const char *)bytes, size, path, out);
+    free(bytes);
+    return s;
+}
+
+void rb_coco_destroy(rb_coco *coco)
+{
+    if (coco == NULL)
+        return;
+    for (size_t i = 0; coco->images != NULL && i < coco->n_images; i++)
+        free(coco->images[i].file_name);
+    for (size_t i = 0; coco->categories != NULL && i < coco->n_categories; i++)
+        free(coco->categories[i].name);
+    free(coco->images);
+    free(coco->categories);
+    free(coco->annotations);
+    free(coco);
+}
+
+/* ------------------------------------------------------------ results files */
+
+static const char detection_needs[] = "detections need image_id, category_id, bbox [x, y, width, height] and score";
+
+rb_status rb_coco_parse_detections(const rb_coco *gt, const char *bytes, size_t size, const char *what,
+                                   rb_coco_detection **out, size_t *count)
+{
+    json_object *root = NULL;
+    rb_coco_detection *d = NULL;
+    rb_coco_index ix;
+    entry e = {.array = "detections", .id_key = "image_id"};
+    size_t n = 0;
+    rb_status s;
+
+    if (out == NULL || count == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_coco_parse_detections: out or count is NULL");
+    *out = NULL;
+    *count = 0;
+    if (what == NULL)
+        what = "COCO results";
+    e.what = what;
+    if (bytes == NULL && size > 0)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_coco_parse_detections: %s: bytes is NULL", what);
+    if ((s = rb_coco_index_build(gt, "ground truth", &ix)) != RB_OK) {
+        rb_coco_index_free(&ix);
+        return s;
+    }
+    if ((s = parse_json(bytes ? bytes : "", size, what, true, &root)) != RB_OK)
+        goto done;
+    if (!json_object_is_type(root, json_type_array)) {
+        s = rb_error_set(RB_ERR_CORRUPT, "%s is a JSON object, not a COCO results file (an array of objects with "
+                         "image_id, category_id, bbox and score; an object is an annotation file)", what);
+        goto done;
+    }
+    n = json_object_array_length(root);
+    if ((d = malloc((n ? n : 1) * sizeof *d)) == NULL) {
+        s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "%s: out of memory for %zu detections", what, n);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_object *o, *v;
+        size_t image, category;
+        if ((s = open_entry(&e, root, i, &o, detection_needs)) != RB_OK)
+            goto done;
+        d[i].image_id = e.id;
+        if ((v = member(&e, o, "category_id", detection_needs, &s)) == NULL ||
+            (s = as_int(&e, v, "category_id", &d[i].category_id)) != RB_OK) {
+            if (s == RB_OK)
+                s = entry_fail(&e, "\"category_id\" is null, not an integer");
+            goto done;
+        }
+        if ((v = member(&e, o, "bbox", detection_needs, &s)) == NULL || (s = as_box(&e, v, d[i].bbox)) != RB_OK) {
+            if (s == RB_OK)
+                s = entry_fail(&e, "\"bbox\" is null, not [x, y, width, height]");
+            goto done;
+        }
+        if ((v = member(&e, o, "score", detection_needs, &s)) == NULL ||
+            (s = as_number(&e, v, "score", &d[i].score)) != RB_OK) {
+            if (s == RB_OK)
+                s = entry_fail(&e, "\"score\" is null, not a number");
+            goto done;
+        }
+        if ((s = rb_coco_check_detection(gt, &ix, &d[i], i, what, &image, &category)) != RB_OK) {
+            s = RB_ERR_CORRUPT;
+            goto done;
+        }
+    }
+done:
+    json_object_put(root);
+    rb_coco_index_free(&ix);
+    if (s != RB_OK) {
+        free(d);
+        return s;
+    }
+    *out = d;
+    *count = n;
+    return RB_OK;
+}
+
+rb_status rb_coco_load_detections(const rb_coco *gt, const char *path, rb_coco_detection **out, size_t *count)
+{
+    unsigned char *bytes = NULL;
+    size_t size = 0;
+    rb_status s;
+    if (out == NULL || count == NULL || path == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_coco_load_detections: out, count or path is NULL");
+    *out = NULL;
+    *count = 0;
+    if ((s = rb_file_read_all(path, COCO_FILE_LIMIT, &bytes, &size)) != RB_OK)
+        return s;
+    s = rb_coco_parse_detections(gt, (const char *)bytes, size, path, out, count);
+    free(bytes);
+    return s;
+}
