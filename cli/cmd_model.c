@@ -381,11 +381,13 @@ static const rb_param_spec infer_options[] = {
     {"ckpt", RB_PARAM_STRING, NULL, NULL, RB_PARAM_REQUIRED, "the .rbt model"},
     {"input", RB_PARAM_STRING, NULL, NULL, 0, "images: float32 .npy, N x C x H x W in [0, 1] (or --data)"},
     {"data", RB_PARAM_STRING, NULL, NULL, 0,
-     "a dataset spec instead of --input: predictions go to the folder --output (masks as PNGs)"},
+     "a dataset spec instead of --input: predictions go to --output (masks as PNGs in a folder; a detector's "
+     "boxes to one COCO results file)"},
     {"split", RB_PARAM_CHOICE, "test", "test|train", 0, "with --data: which split"},
     {"classes", RB_PARAM_STRING, NULL, NULL, 0, "with --data: classes to keep, relabelled 0..k-1"},
     {"output", RB_PARAM_STRING, NULL, NULL, RB_PARAM_REQUIRED,
-     "logits to write (float32 .npy, N x K), or with --data the folder of predictions"},
+     "logits to write (float32 .npy, N x K), or with --data the folder of predictions (a detector: "
+     "detections.json)"},
     {"labels", RB_PARAM_STRING, NULL, NULL, 0, "labels: integer .npy of N classes (needed for --input-grad)"},
     {"input-grad", RB_PARAM_STRING, NULL, NULL, 0,
      "write d(mean cross-entropy)/d(images) here: float32 .npy, N x C x H x W"},

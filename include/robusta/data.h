@@ -58,6 +58,15 @@
  *   an npy spec that has none fails with a message saying how to add it.
  *   voc-seg:DIR              a Pascal VOC segmentation folder (see "VOC
  *                            segmentation" below)
+ *   coco:IMAGES,ANNOTATIONS.json
+ *                            a COCO detection set: the train split from an
+ *                            annotation file and the folder its images'
+ *                            file names are relative to (see "COCO" below)
+ *   coco:IMAGES,ANN.json;TEST_IMAGES,TEST_ANN.json
+ *                            train split, then after ';' the test split
+ *   coco:DIR                 DIR/annotations/instances_train.json (train)
+ *                            and instances_val.json (test), images in
+ *                            DIR/JPEGImages: what make-scenes writes
  *
  * .npy images: uint8 (0..255, divided by 255) or float32 already in [0, 1];
  * shapes N×H×W (one channel), or 4-D with a channel axis of 1 or 3. The rule
@@ -110,6 +119,23 @@
  * an RGB or JPEG mask, a corrupt or truncated image. The images are
  * decoded once, by rb_split_open, on the calling thread.
  *
+ * COCO (coco:...) reads an annotation file with robusta/coco.h's parser
+ * (every image, annotation and category checked; a fault is one line
+ * naming the file and the entry) and each image it lists, in its order,
+ * from the image folder joined with its file_name (PNG or JPEG decoded to
+ * RGB). An image whose file size differs from the width and height the
+ * file gives is refused. Boxes are made as torchvision's detection
+ * references make them: crowd regions (iscrowd 1) left out, [x, y, w, h]
+ * turned into corners, clipped to the image, scaled with it when resized,
+ * and dropped when nothing is left. Class c is the category of the c-th
+ * smallest id, named by its name; rb_split_class_source_id gives the id
+ * back, and rb_split_example_source_id each image's id, so predictions can
+ * be written as COCO results. The label an example carries for per_class
+ * selection is its boxes' most frequent class (the smaller on a tie), 0
+ * for an image without boxes. Images of different sizes need
+ * rb_split_options.size, as for VOC; images with no box are kept (COCO's
+ * evaluation counts them).
+ *
  * Reproducibility: the random numbers come from robusta/rng.h, keyed so
  * that no result depends on the number of threads or on timing:
  *   per-class selection  rb_rng_init(seed, RB_RNG_STREAM(RB_RNG_SUBSET, original class), 0)
@@ -151,7 +177,8 @@ typedef enum rb_data_source {
     RB_DATASET_CIFAR100 = 4,
     RB_DATASET_NPY = 5,
     RB_DATASET_FEATURES = 6, /* feature vectors a model computed (rb_split_create_features) */
-    RB_DATASET_VOC_SEG = 7   /* a Pascal VOC segmentation folder: images, masks, ids */
+    RB_DATASET_VOC_SEG = 7,  /* a Pascal VOC segmentation folder: images, masks, ids */
+    RB_DATASET_COCO = 8      /* COCO annotations and their images: boxes, image and category ids */
 } rb_data_source;
 
 /* Which split of a dataset to open. */
@@ -167,8 +194,8 @@ typedef enum rb_split_which {
 #define RB_DATASET_PATH_MAX 4096
 
 /* A parsed spec string. `dir` is set for the folder kinds; `images` and
- * `labels` for npy, indexed by rb_split_which ("" when the spec has no test
- * split). About 20 KB: allocate it rather than put it on a small stack. */
+ * `labels` for npy, and for coco the image folders and annotation files,
+ * indexed by rb_split_which ("" when the spec has no test split). About 20 KB: allocate it rather than put it on a small stack. */
 typedef struct rb_dataset_spec {
     rb_data_source kind;
     char dir[RB_DATASET_PATH_MAX];
@@ -183,7 +210,7 @@ typedef struct rb_dataset_spec {
 RB_API rb_status rb_dataset_spec_parse(rb_dataset_spec *out, const char *text);
 
 /* "mnist", "fashion-mnist", "cifar10", "cifar100", "npy", "features",
- * "voc-seg"; "memory" for RB_DATASET_NONE, "unknown" otherwise. */
+ * "voc-seg", "coco"; "memory" for RB_DATASET_NONE, "unknown" otherwise. */
 RB_API const char *rb_data_source_str(rb_data_source kind);
 
 /* "train" or "test" ("unknown" otherwise). */
@@ -360,6 +387,16 @@ RB_API const char *rb_split_example_name(const rb_split *split, int64_t index);
  * index out of range. Either pointer may be NULL. */
 RB_API void rb_split_example_source_size(const rb_split *split, int64_t index, int64_t *height, int64_t *width);
 
+/* The id the dataset gives example `index` (coco: its image id), for
+ * writing predictions back in the dataset's terms; -1 where the dataset
+ * has none or the index is out of range. */
+RB_API int64_t rb_split_example_source_id(const rb_split *split, int64_t index);
+
+/* The id the dataset gives class `label` (coco: its category id); the
+ * label itself where classes are numbered 0..K-1 already; -1 out of
+ * range. Class selection carries the ids with their classes. */
+RB_API int64_t rb_split_class_source_id(const rb_split *split, int64_t label);
+
 /* ------------------------------------------------------------ augmentation */
 
 /* Training augmentation. A zeroed struct means none. */
@@ -381,6 +418,8 @@ typedef struct rb_augment {
  *   voc-seg               flip, no crop: photos and scenes are mirror-symmetric,
  *                         and the crop's zero padding would become ignored
  *                         mask pixels; set crop to try it
+ *   coco                  flip, no crop, as torchvision's detection references
+ *                         train (RandomHorizontalFlip only)
  *   npy, memory           none (the content is unknown) */
 RB_API void rb_augment_defaults(rb_data_source kind, rb_augment *out);
 

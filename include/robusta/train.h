@@ -356,8 +356,15 @@ RB_API void rb_eval_result_free(rb_eval_result *result);
  *                          the model's output by nearest neighbour;
  *   labels (classification) predictions.csv: image,label,predicted.
  * NAME is rb_split_example_name, or the example's index as 000042 for
- * datasets without names. Boxes: RB_ERR_UNSUPPORTED for now. The metrics
- * against the split's targets come back in *out as from rb_evaluate. */
+ * datasets without names. For a detector (a task of RB_DATASET_DETECTION)
+ * `dir` is instead the file to write, in COCO's results format: a JSON
+ * array of {"image_id", "category_id", "bbox": [x, y, w, h], "score"} per
+ * detection, in the pixels of the image's file (boxes scaled back from the
+ * model's input size), with the dataset's image and category ids
+ * (rb_split_example_source_id, rb_split_class_source_id; coco: the
+ * annotation file's), so that robusta coco-eval (robusta/coco.h) scores it
+ * against that file. The metrics against the split's targets come back in
+ * *out as from rb_evaluate. */
 RB_API rb_status rb_infer_split(rb_model *model, const rb_split *split, int64_t batch,
                                 const rb_engine_options *engine, const char *dir, rb_eval_result *out);
 

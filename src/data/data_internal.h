@@ -80,8 +80,12 @@ struct rb_split {
      * the images its features were computed from. */
     int target_height, target_width;
     /* Per example, where the reader knows them (voc.c); NULL otherwise. */
-    char **example_names;  /* count names (the VOC ids) */
+    char **example_names;  /* count names (the VOC ids, COCO file names) */
     int64_t *source_sizes; /* count × (height, width) of the images in their files */
+    int64_t *source_ids;   /* count ids the dataset gives its images (COCO image ids), -1: none */
+    /* Per class, the id the dataset gives it (COCO category ids); NULL
+     * where the classes are numbered 0..K-1 already. */
+    int64_t *class_source_ids;
 };
 
 /* A split with nothing but its header fields set, and room for `count`
@@ -90,9 +94,12 @@ struct rb_split {
 rb_status rb_split_alloc(rb_split **out, rb_data_source kind, const char *name, rb_dtype dtype,
                          int64_t count, int channels, int height, int width, int64_t classes);
 
-/* Gives the split room for per-example names (all NULL) and source sizes
- * (all zero), for a reader to fill. */
+/* Gives the split room for per-example names (all NULL), source sizes
+ * (all zero) and source ids (all -1), for a reader to fill. */
 rb_status rb_split_alloc_examples(rb_split *split);
+
+/* Records each class's id in the dataset (classes ids, copied). */
+rb_status rb_split_set_class_source_ids(rb_split *split, const int64_t *ids);
 
 /* Sets class names from a table (NULL: "class_%d"). */
 rb_status rb_split_set_names(rb_split *split, const char *const *names);

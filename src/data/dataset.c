@@ -12,6 +12,7 @@
 #include <robusta/interop.h>
 #include <robusta/suggest.h>
 
+#include "data/coco_data.h"
 #include "data/data_internal.h"
 #include "data/voc.h"
 #include "sys/internal.h"
@@ -20,13 +21,18 @@
  * is 150 MB, Fashion-MNIST's raw train images 47 MB). */
 #define DATA_FILE_LIMIT ((size_t)1 << 32)
 
+#define NPY_FORM "npy:IMAGES.npy,LABELS.npy[;TEST_IMAGES.npy,TEST_LABELS.npy]"
+#define COCO_FORM "coco:IMAGES,ANNOTATIONS.json[;TEST_IMAGES,TEST_ANNOTATIONS.json] or coco:DIR"
+
 #define SPEC_FORMS                                                                                             \
     "mnist:DIR, fashion-mnist[:DIR], cifar10:DIR, cifar100:DIR, "                                              \
-    "npy:IMAGES.npy,LABELS.npy[;TEST_IMAGES.npy,TEST_LABELS.npy], voc-seg:DIR"
+    "npy:IMAGES.npy,LABELS.npy[;TEST_IMAGES.npy,TEST_LABELS.npy], voc-seg:DIR, "                              \
+    "coco:IMAGES,ANNOTATIONS.json[;TEST_IMAGES,TEST_ANNOTATIONS.json], coco:DIR"
 
-static const char *const kind_names[] = {"mnist", "fashion-mnist", "cifar10", "cifar100", "npy", "voc-seg"};
-static const rb_data_source kind_values[] = {RB_DATASET_MNIST,    RB_DATASET_FASHION_MNIST, RB_DATASET_CIFAR10,
-                                              RB_DATASET_CIFAR100, RB_DATASET_NPY,           RB_DATASET_VOC_SEG};
+static const char *const kind_names[] = {"mnist", "fashion-mnist", "cifar10", "cifar100", "npy", "voc-seg", "coco"};
+static const rb_data_source kind_values[] = {RB_DATASET_MNIST,   RB_DATASET_FASHION_MNIST, RB_DATASET_CIFAR10,
+                                              RB_DATASET_CIFAR100, RB_DATASET_NPY,          RB_DATASET_VOC_SEG,
+                                              RB_DATASET_COCO};
 #define KIND_COUNT (sizeof kind_names / sizeof kind_names[0])
 
 /* ------------------------------------------------------------ specs */
@@ -44,16 +50,17 @@ static rb_status copy_path(char *dst, const char *src, size_t len, const char *s
     return RB_OK;
 }
 
-/* "X.npy,Y.npy" of length len into images and labels. */
-static rb_status parse_npy_pair(const char *part, size_t len, char *images, char *labels, const char *spec)
+/* "A,B" of length len into first and second (npy: images and labels;
+ * coco: the image folder and the annotation file); `form` is the spec's
+ * expected form, for the message. */
+static rb_status parse_pair(const char *part, size_t len, char *images, char *labels, const char *spec,
+                            const char *form)
 {
     const char *comma = memchr(part, ',', len);
     rb_status st;
     if (comma == NULL || memchr(comma + 1, ',', len - (size_t)(comma + 1 - part)) != NULL || comma == part ||
         comma + 1 == part + len)
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
-                            "dataset spec '%s': expected npy:IMAGES.npy,LABELS.npy[;TEST_IMAGES.npy,TEST_LABELS.npy]",
-                            spec);
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "dataset spec '%s': expected %s", spec, form);
     if ((st = copy_path(images, part, (size_t)(comma - part), spec)) != RB_OK)
         return st;
     return copy_path(labels, comma + 1, len - (size_t)(comma + 1 - part), spec);
@@ -83,15 +90,32 @@ rb_status rb_dataset_spec_parse(rb_dataset_spec *out, const char *text)
         if (best != NULL)
             return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                                 "unknown dataset kind '%s' in spec '%s'; did you mean '%s'? (kinds: mnist, "
-                                "fashion-mnist, cifar10, cifar100, npy, voc-seg)",
+                                "fashion-mnist, cifar10, cifar100, npy, voc-seg, coco)",
                                 word, text, best);
         return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                             "unknown dataset kind '%s' in spec '%s' (kinds: mnist, fashion-mnist, cifar10, cifar100, "
-                            "npy, voc-seg)",
+                            "npy, voc-seg, coco)",
                             word, text);
     }
 
-    if (out->kind != RB_DATASET_NPY) {
+    if (out->kind == RB_DATASET_COCO && rest != NULL && strchr(rest, ',') == NULL) {
+        /* coco:DIR, the layout make-scenes writes */
+        if (strchr(rest, ';') != NULL)
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "dataset spec '%s': expected %s", text, COCO_FORM);
+        if (rest[0] == '\0')
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "dataset spec '%s' names no files: expected %s", text,
+                                COCO_FORM);
+        for (int w = 0; w < 2; w++) {
+            static const char *const files[2] = {"annotations/instances_train.json", "annotations/instances_val.json"};
+            if ((size_t)snprintf(out->images[w], RB_DATASET_PATH_MAX, "%s/JPEGImages", rest) >= RB_DATASET_PATH_MAX ||
+                (size_t)snprintf(out->labels[w], RB_DATASET_PATH_MAX, "%s/%s", rest, files[w]) >= RB_DATASET_PATH_MAX)
+                return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                    "dataset spec '%.60s...': a path is longer than %d bytes", text,
+                                    RB_DATASET_PATH_MAX - 1);
+        }
+        return copy_path(out->dir, rest, strlen(rest), text);
+    }
+    if (out->kind != RB_DATASET_NPY && out->kind != RB_DATASET_COCO) {
         if (rest == NULL || rest[0] == '\0') {
             if (out->kind == RB_DATASET_FASHION_MNIST) {
                 snprintf(out->dir, sizeof out->dir, "%s", RB_FASHION_MNIST_DEFAULT_DIR);
@@ -104,20 +128,19 @@ rb_status rb_dataset_spec_parse(rb_dataset_spec *out, const char *text)
         return copy_path(out->dir, rest, strlen(rest), text);
     }
 
-    if (rest == NULL || rest[0] == '\0')
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
-                            "dataset spec '%s' names no files: expected "
-                            "npy:IMAGES.npy,LABELS.npy[;TEST_IMAGES.npy,TEST_LABELS.npy]",
-                            text);
     {
-        const char *semi = strchr(rest, ';');
-        size_t train_len = semi ? (size_t)(semi - rest) : strlen(rest);
-        if ((st = parse_npy_pair(rest, train_len, out->images[RB_SPLIT_TRAIN], out->labels[RB_SPLIT_TRAIN], text)) !=
-            RB_OK)
+        const char *form = out->kind == RB_DATASET_NPY ? NPY_FORM : COCO_FORM;
+        const char *semi;
+        size_t train_len;
+        if (rest == NULL || rest[0] == '\0')
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "dataset spec '%s' names no files: expected %s", text, form);
+        semi = strchr(rest, ';');
+        train_len = semi ? (size_t)(semi - rest) : strlen(rest);
+        if ((st = parse_pair(rest, train_len, out->images[RB_SPLIT_TRAIN], out->labels[RB_SPLIT_TRAIN], text,
+                             form)) != RB_OK)
             return st;
-        if (semi != NULL &&
-            (st = parse_npy_pair(semi + 1, strlen(semi + 1), out->images[RB_SPLIT_TEST], out->labels[RB_SPLIT_TEST],
-                                 text)) != RB_OK)
+        if (semi != NULL && (st = parse_pair(semi + 1, strlen(semi + 1), out->images[RB_SPLIT_TEST],
+                                             out->labels[RB_SPLIT_TEST], text, form)) != RB_OK)
             return st;
     }
     return RB_OK;
@@ -249,6 +272,15 @@ static rb_status load_npy(rb_split **out, const rb_dataset_spec *spec, rb_split_
     return st;
 }
 
+static rb_status load_coco(rb_split **out, const rb_dataset_spec *spec, rb_split_which which, int size)
+{
+    if (spec->images[which][0] == '\0')
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "dataset spec coco:%s,%s has no test split: append ;TEST_IMAGES,TEST_ANNOTATIONS.json",
+                            spec->images[RB_SPLIT_TRAIN], spec->labels[RB_SPLIT_TRAIN]);
+    return rb_coco_data_load(out, spec->images[which], spec->labels[which], which, size);
+}
+
 static bool options_empty(const rb_split_options *o)
 {
     return o == NULL || ((o->classes == NULL || o->classes[0] == '\0') && o->per_class == 0 && o->size == 0 &&
@@ -274,6 +306,7 @@ rb_status rb_split_load(rb_split **out, const rb_dataset_spec *spec, rb_split_wh
     case RB_DATASET_CIFAR100: st = load_cifar(&raw, spec, which); break;
     case RB_DATASET_NPY: st = load_npy(&raw, spec, which); break;
     case RB_DATASET_VOC_SEG: st = rb_voc_load(&raw, spec->dir, which, options != NULL ? options->size : 0); break;
+    case RB_DATASET_COCO: st = load_coco(&raw, spec, which, options != NULL ? options->size : 0); break;
     case RB_DATASET_NONE:
     default: return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_split_load: the spec names no dataset kind");
     }

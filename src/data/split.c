@@ -33,6 +33,7 @@ const char *rb_data_source_str(rb_data_source kind)
     case RB_DATASET_NPY: return "npy";
     case RB_DATASET_FEATURES: return "features";
     case RB_DATASET_VOC_SEG: return "voc-seg";
+    case RB_DATASET_COCO: return "coco";
     }
     return "unknown";
 }
@@ -55,8 +56,10 @@ static void free_examples(rb_split *split)
             free(split->example_names[i]);
     free(split->example_names);
     free(split->source_sizes);
+    free(split->source_ids);
     split->example_names = NULL;
     split->source_sizes = NULL;
+    split->source_ids = NULL;
 }
 
 void rb_split_destroy(rb_split *split)
@@ -67,6 +70,7 @@ void rb_split_destroy(rb_split *split)
         for (int64_t c = 0; c < split->classes; c++)
             free(split->class_names[c]);
     free(split->class_names);
+    free(split->class_source_ids);
     free(split->name);
     free(split->images);
     free(split->labels);
@@ -151,10 +155,13 @@ rb_status rb_split_alloc_examples(rb_split *split)
     free_examples(split);
     split->example_names = calloc(n, sizeof *split->example_names);
     split->source_sizes = calloc(2 * n, sizeof *split->source_sizes);
-    if (split->example_names == NULL || split->source_sizes == NULL) {
+    split->source_ids = malloc(n * sizeof *split->source_ids);
+    if (split->example_names == NULL || split->source_sizes == NULL || split->source_ids == NULL) {
         free_examples(split);
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for the example names of %s", split->name);
     }
+    for (size_t i = 0; i < n; i++)
+        split->source_ids[i] = -1;
     return RB_OK;
 }
 
@@ -172,10 +179,23 @@ static rb_status copy_examples(rb_split *s, const rb_split *in, const unsigned c
             continue;
         s->source_sizes[2 * j] = in->source_sizes[2 * i];
         s->source_sizes[2 * j + 1] = in->source_sizes[2 * i + 1];
+        s->source_ids[j] = in->source_ids[i];
         if (in->example_names[i] != NULL && (s->example_names[j] = strdup(in->example_names[i])) == NULL)
             return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for the example names of %s", in->name);
         j++;
     }
+    return RB_OK;
+}
+
+rb_status rb_split_set_class_source_ids(rb_split *split, const int64_t *ids)
+{
+    free(split->class_source_ids);
+    split->class_source_ids = NULL;
+    if (ids == NULL || split->classes == 0)
+        return RB_OK;
+    if ((split->class_source_ids = malloc((size_t)split->classes * sizeof *ids)) == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for the class ids of %s", split->name);
+    memcpy(split->class_source_ids, ids, (size_t)split->classes * sizeof *ids);
     return RB_OK;
 }
 
@@ -333,6 +353,20 @@ const char *rb_split_example_name(const rb_split *split, int64_t index)
     if (split == NULL || split->example_names == NULL || index < 0 || index >= split->count)
         return NULL;
     return split->example_names[index];
+}
+
+int64_t rb_split_example_source_id(const rb_split *split, int64_t index)
+{
+    if (split == NULL || index < 0 || index >= split->count)
+        return -1;
+    return split->source_ids != NULL ? split->source_ids[index] : -1;
+}
+
+int64_t rb_split_class_source_id(const rb_split *split, int64_t label)
+{
+    if (split == NULL || label < 0 || label >= split->classes)
+        return -1;
+    return split->class_source_ids != NULL ? split->class_source_ids[label] : label;
 }
 
 void rb_split_example_source_size(const rb_split *split, int64_t index, int64_t *height, int64_t *width)
@@ -686,6 +720,14 @@ rb_status rb_split_apply(rb_split **out, const rb_split *in, const rb_split_opti
             goto done;
         }
     }
+    if (in->class_source_ids != NULL) {
+        if ((s->class_source_ids = malloc((size_t)k * sizeof *s->class_source_ids)) == NULL) {
+            st = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for the class ids of %s", in->name);
+            goto done;
+        }
+        for (int64_t c = 0; c < k; c++)
+            s->class_source_ids[c] = in->class_source_ids[list[c]];
+    }
     s->target_height = in->target_height;
     s->target_width = in->target_width;
     if (o->size > 0)
@@ -740,6 +782,7 @@ void rb_augment_defaults(rb_data_source kind, rb_augment *out)
         out->flip = false;
         break;
     case RB_DATASET_VOC_SEG:
+    case RB_DATASET_COCO:
         out->flip = true;
         break;
     case RB_DATASET_NPY:

@@ -1,6 +1,7 @@
 /* Predictions written out (robusta/train.h, rb_infer_split): an evaluation
  * whose decoded predictions also go to files, one PNG mask per image for a
- * segmentation model, one CSV line per image for a classifier. */
+ * segmentation model, one CSV line per image for a classifier, one COCO
+ * results file for a detector. */
 #include "config.h"
 
 #include <errno.h>
@@ -20,8 +21,10 @@ typedef struct infer_out {
     uint8_t palette[256][3];
     uint8_t *pixels; /* one mask at its source size */
     size_t pixels_size;
-    rb_atomic_file csv;
+    rb_atomic_file csv; /* predictions.csv, or the detections' JSON */
     bool csv_open;
+    bool boxes;         /* a detector: `dir` is the JSON file to write */
+    int64_t written;    /* detections written so far */
 } infer_out;
 
 /* The file name of example `index`: its name in the dataset, or its index. */
@@ -96,6 +99,35 @@ static rb_status write_labels(infer_out *o, const rb_split *split, int64_t first
     return RB_OK;
 }
 
+/* COCO's results format: one object per detection, in the image's own
+ * pixels (the model's boxes scaled back to rb_split_example_source_size)
+ * and the dataset's image and category ids (rb_split_example_source_id,
+ * rb_split_class_source_id; the example index and the class where it has
+ * none). Floats with 9 significant digits read back to the same float. */
+static rb_status write_boxes(infer_out *o, const rb_split *split, int64_t first, int64_t rows, const rb_predictions *p)
+{
+    int ch, h, w;
+    rb_split_shape(split, &ch, &h, &w);
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t index = first + r, id = rb_split_example_source_id(split, index);
+        int64_t sh = 0, sw = 0;
+        rb_split_example_source_size(split, index, &sh, &sw);
+        const double fx = (double)sw / (double)w, fy = (double)sh / (double)h;
+        for (int64_t b = 0; b < p->box_counts[r]; b++) {
+            const rb_box *box = &p->boxes[r * p->max_boxes + b];
+            const double x1 = box->x1 * fx, y1 = box->y1 * fy, x2 = box->x2 * fx, y2 = box->y2 * fy;
+            fprintf(o->csv.file,
+                    "%s{\"image_id\": %" PRId64 ", \"category_id\": %" PRId64
+                    ", \"bbox\": [%.9g, %.9g, %.9g, %.9g], \"score\": %.9g}",
+                    o->written == 0 ? "\n" : ",\n", id >= 0 ? id : index, rb_split_class_source_id(split, box->label),
+                    (double)(float)x1, (double)(float)y1, (double)(float)(x2 - x1), (double)(float)(y2 - y1),
+                    (double)p->scores[r * p->max_boxes + b]);
+            o->written++;
+        }
+    }
+    return ferror(o->csv.file) ? rb_error_set(RB_ERR_IO, "infer: cannot write the detections") : RB_OK;
+}
+
 static rb_status write_predictions(void *user, const rb_split *split, int64_t first, int64_t rows,
                                    const rb_predictions *p)
 {
@@ -103,7 +135,7 @@ static rb_status write_predictions(void *user, const rb_split *split, int64_t fi
     if (p->masks != NULL)
         return write_masks(o, split, first, rows, p);
     if (p->boxes != NULL)
-        return rb_error_set(RB_ERR_UNSUPPORTED, "infer: writing boxes is not available yet; masks and labels are");
+        return write_boxes(o, split, first, rows, p);
     if (p->labels != NULL)
         return write_labels(o, split, first, rows, p);
     return rb_error_set(RB_ERR_PLUGIN, "infer: the task decoded neither masks, boxes nor labels");
@@ -112,21 +144,37 @@ static rb_status write_predictions(void *user, const rb_split *split, int64_t fi
 rb_status rb_infer_split(rb_model *model, const rb_split *split, int64_t batch, const rb_engine_options *engine,
                          const char *dir, rb_eval_result *out)
 {
+    const rb_plugin *task = rb_model_task(model);
     infer_out o = {.dir = dir};
     eval_sink sink = {write_predictions, &o};
     struct stat st;
     rb_status s;
 
     if (model == NULL || split == NULL || dir == NULL || dir[0] == '\0' || out == NULL)
-        return train_invalid("rb_infer_split: needs a model, a split, a folder and a result");
+        return train_invalid("rb_infer_split: needs a model, a split, an output and a result");
     memset(out, 0, sizeof *out);
-    if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
-        return train_invalid("--output %s exists and is not a folder", dir);
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return rb_error_set(RB_ERR_IO, "cannot create folder %s: %s", dir, strerror(errno));
+    o.boxes = task != NULL && task->ops.task->dataset_kind == RB_DATASET_DETECTION;
+    if (o.boxes) {
+        /* one results file, written whole or not at all */
+        if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+            return train_invalid("--output %s is a folder; a detector's predictions go to one COCO results file "
+                                 "(detections.json)",
+                                 dir);
+        if ((s = rb_atomic_file_open(&o.csv, dir)) != RB_OK)
+            return s;
+        o.csv_open = true;
+        fputc('[', o.csv.file);
+    } else {
+        if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
+            return train_invalid("--output %s exists and is not a folder", dir);
+        if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+            return rb_error_set(RB_ERR_IO, "cannot create folder %s: %s", dir, strerror(errno));
+    }
     o.classes = rb_model_num_classes(model);
     rb_image_voc_palette(o.palette);
     s = train_evaluate_model(model, split, batch, engine, NULL, &sink, out);
+    if (s == RB_OK && o.boxes)
+        fputs(o.written > 0 ? "\n]\n" : "]\n", o.csv.file);
     if (o.csv_open) {
         if (s == RB_OK)
             s = rb_atomic_file_commit(&o.csv);

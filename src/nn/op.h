@@ -51,7 +51,8 @@ typedef struct rb_op_def {
      * a message naming both; NULL: the op's nodes cannot be applied again.
      * Ops that allow it must handle parameters with several users (see
      * rb_param_tensor.users): the engine zeroes their gradients before
-     * backward and each node adds its part. */
+     * backward and each node adds its part. The new node's attributes are
+     * a plain copy of like's, so ops with free_attr cannot allow it. */
     rb_status (*reuse_shape)(const rb_node *like, const rb_node *in, int64_t *c, int64_t *h, int64_t *w);
 
     /* ---- the engine */
