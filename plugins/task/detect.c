@@ -15,7 +15,7 @@
  * then on P8 and on P16, the same layers (shared, as torchvision shares them
  * across levels):
  *   head.classification_head.conv.{3i}     conv 3x3 with bias, C -> C   (i < --convs)
- *   head.classification_head.conv.{3i+1}   GroupNorm(--groups, 32), then ReLU
+ *   head.classification_head.conv.{3i+1}   GroupNorm(--groups (32), C), then ReLU
  *   head.classification_head.cls_logits    conv 3x3 with bias, C -> K
  *   head.regression_head.conv.{3i}, .{3i+1} the same tower
  *   head.regression_head.bbox_reg          conv 3x3 with bias, C -> 4, then ReLU
@@ -48,7 +48,9 @@
  * none crowd): "ap" (IoU .50:.95), "ap50", "ap75", "ap_small", "ap_medium",
  * "ap_large", "ar1", "ar10", "ar100", "ar_small", "ar_medium", "ar_large",
  * in pycocotools' order; -1 where nothing was measured, as pycocotools
- * reports it (no ground truth of that size). */
+ * reports it (no ground truth of that size). The size ranges follow these
+ * box areas, not a COCO file's mask areas in its own pixels, so they may
+ * differ from coco-eval's on the original annotations. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
