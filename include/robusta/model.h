@@ -116,6 +116,12 @@ RB_API rb_status rb_model_create_with_head(rb_model **out, const rb_plugin *arch
                                            const rb_plugin *task, const rb_params *task_params,
                                            const rb_model_input *input, int64_t num_classes);
 
+/* Initializes a new model's parameters: rb_graph_init_params(graph, seed)
+ * (torchvision's defaults per layer type), then its task's init_head, if
+ * it has one, for the head's own (robusta/plugin.h). What train and
+ * transfer do before training a model from its initial values. */
+RB_API rb_status rb_model_init_params(rb_model *model, uint64_t seed);
+
 /* The head of a model with a task head, alone, reading as its input the
  * one backbone node the head reads (rb_model_features), without
  * normalization: the pooled features (RB_STAGE_FEATURES, C × 1 × 1) as a

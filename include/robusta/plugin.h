@@ -395,8 +395,9 @@ typedef struct rb_metric {
 
 /* A task: how its head attaches, what it optimizes, how raw outputs become
  * predictions and how predictions are scored. The host calls, per model:
- * stages (to check the backbone publishes them), build_head, build_loss;
- * per evaluation: metrics_create, then per batch decode and
+ * stages (to check the backbone publishes them), build_head, build_loss,
+ * and init_head when it initializes a new model's parameters; per
+ * evaluation: metrics_create, then per batch decode and
  * metrics_accumulate, then metrics_finalize and metrics_destroy. Training
  * scores its batches the same way. Nothing here may keep pointers to a
  * batch's tensors, targets or predictions past the call. */
@@ -436,6 +437,16 @@ typedef struct rb_task_ops {
     rb_status (*metrics_accumulate)(void *state, const rb_predictions *predictions, const rb_targets *targets);
     rb_status (*metrics_finalize)(void *state, rb_metric *metrics, size_t capacity, size_t *count);
     void (*metrics_destroy)(void *state);
+    /* Optional (NULL: the defaults stand). Initializes the head's tensors
+     * that its reference initializes otherwise than rb_graph_init_params
+     * (torchvision's default per layer type): a detection head's
+     * normal(0, 0.01) weights and prior-probability bias. The host calls
+     * it right after rb_graph_init_params(g, seed) on the graph that
+     * build_head and build_loss made with these parameters
+     * (rb_model_init_params); it finds its tensors by name
+     * (rb_graph_find_param) and draws from streams of `seed` purposed
+     * RB_RNG_USER and up, so that the result depends on the seed alone. */
+    rb_status (*init_head)(rb_graph *g, const rb_params *params, uint64_t seed);
 } rb_task_ops;
 
 /* ------------------------------------------------------------ descriptor */

@@ -30,7 +30,7 @@ rb_status train_create_transfer_model(run *r)
     s = rb_model_create_with_head(&r->model, rb_model_arch(r->source), rb_model_params(r->source), r->cfg.transfer.task,
                                   r->cfg.transfer.task_params, &in, rb_split_classes(r->train));
     if (s == RB_OK)
-        s = rb_graph_init_params(rb_model_graph(r->model), r->cfg.seed);
+        s = rb_model_init_params(r->model, r->cfg.seed);
     if (s == RB_OK)
         s = rb_model_copy_params(r->model, r->source, RB_MODEL_BACKBONE, &copied);
     if (s != RB_OK)

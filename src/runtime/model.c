@@ -347,6 +347,26 @@ rb_status rb_model_create(rb_model **out, const rb_plugin *arch, const rb_params
     return rb_model_create_with_head(out, arch, params, NULL, NULL, input, 0);
 }
 
+rb_status rb_model_init_params(rb_model *m, uint64_t seed)
+{
+    const rb_task_ops *ops;
+    char who[PATH_MAX + 80];
+    rb_status s;
+    if (m == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_model_init_params: no model");
+    if ((s = rb_graph_init_params(m->graph, seed)) != RB_OK)
+        return s;
+    ops = m->task != NULL ? m->task->ops.task : NULL;
+    if (ops == NULL || ops->init_head == NULL)
+        return RB_OK;
+    rb_error_clear();
+    if ((s = ops->init_head(m->graph, m->task_params, seed)) != RB_OK) {
+        task_who(m->task, who, sizeof who);
+        return rb_error_prefix("%s: init_head: ", who);
+    }
+    return RB_OK;
+}
+
 rb_status rb_model_head_create(rb_model **out, const rb_model *full)
 {
     rb_model *m = NULL;
