@@ -171,6 +171,119 @@ START_TEST(containers_take_arrays_and_objects)
 }
 END_TEST
 
+/* rb_json_parse_pieces: what the callback sees, written as one line per
+ * event ("B key", "E key[i] <json>", "M key <json>", "N key count"). */
+typedef struct seen {
+    char log[2048];
+    int stop_after; /* events; 0: never stop */
+    int events;
+} seen;
+
+static bool log_piece(void *user, const rb_json_piece *p)
+{
+    seen *s = user;
+    size_t n = strlen(s->log);
+    const char *key = p->key ? p->key : "-";
+    switch (p->event) {
+    case RB_JSON_BEGIN:
+        snprintf(s->log + n, sizeof s->log - n, "B %s @%zu\n", key, p->at);
+        break;
+    case RB_JSON_ELEMENT:
+        snprintf(s->log + n, sizeof s->log - n, "E %s[%zu] %s @%zu\n", key, p->index,
+                 p->value ? json_object_to_json_string_ext(p->value, JSON_C_TO_STRING_PLAIN) : "null", p->at);
+        break;
+    case RB_JSON_END:
+        snprintf(s->log + n, sizeof s->log - n, "N %s %zu\n", key, p->index);
+        break;
+    default:
+        snprintf(s->log + n, sizeof s->log - n, "M %s %s @%zu\n", key,
+                 p->value ? json_object_to_json_string_ext(p->value, JSON_C_TO_STRING_PLAIN) : "null", p->at);
+        break;
+    }
+    return ++s->events != s->stop_after;
+}
+
+static rb_json_fault pieces(const char *text, int depth, seen *s, rb_json_error *err)
+{
+    return rb_json_parse_pieces(text, strlen(text), depth, log_piece, s, err);
+}
+
+START_TEST(pieces_come_one_at_a_time)
+{
+    seen s = {0};
+    rb_json_error err;
+    ck_assert_int_eq(pieces(" [ {\"a\": [1, 2.5]}, \"x\", 7, null, [] ] ", 4, &s, &err), RB_JSON_OK);
+    ck_assert_str_eq(s.log, "B - @1\nE -[0] {\"a\":[1,2.5]} @3\nE -[1] \"x\" @20\nE -[2] 7 @25\nE -[3] null @28\n"
+                            "E -[4] [] @34\nN - 5\n");
+    memset(&s, 0, sizeof s);
+    ck_assert_int_eq(pieces("{\"info\": {\"v\": 1}, \"images\": [{\"id\": 1}], \"n\": -3, \"empty\": [], \"s\": \"\\u00e9\"}",
+                            4, &s, &err),
+                     RB_JSON_OK);
+    ck_assert_str_eq(s.log, "M info {\"v\":1} @9\nB images @29\nE images[0] {\"id\":1} @30\nN images 1\nM n -3 @47\n"
+                            "B empty @60\nN empty 0\nM s \"\xc3\xa9\" @69\n");
+    memset(&s, 0, sizeof s);
+    ck_assert_int_eq(pieces("{}", 4, &s, &err), RB_JSON_OK);
+    ck_assert_str_eq(s.log, "");
+    /* the callback stops it */
+    memset(&s, 0, sizeof s);
+    s.stop_after = 2;
+    ck_assert_int_eq(pieces("[1, 2, 3]", 4, &s, &err), RB_JSON_STOPPED);
+    ck_assert_str_eq(s.log, "B - @0\nE -[0] 1 @1\n");
+}
+END_TEST
+
+/* Faults carry offsets in the whole text, and nesting counts from the top. */
+START_TEST(pieces_refuse_what_the_strict_reader_refuses)
+{
+    static const struct {
+        const char *text;
+        int depth;
+        rb_json_fault fault;
+        const char *what;
+        size_t at;
+    } bad[] = {
+        {"[1, NaN]", 4, RB_JSON_INVALID, "unexpected character", 4},
+        {"[{\"a\": 1}, {\"b\": 01}]", 4, RB_JSON_INVALID, "number with a leading zero", 18},
+        {"[{\"a\": 1, \"a\": 2}]", 4, RB_JSON_DUPLICATE, "duplicate key 'a' in the object", 1},
+        {"{\"x\": [{\"b\": {\"c\": 1, \"c\": 1}}]}", 8, RB_JSON_DUPLICATE, "duplicate key 'c' in the object", 13},
+        {"{\"a\": 1, \"b\": [], \"a\": 2}", 4, RB_JSON_DUPLICATE, "duplicate key 'a' in the object", 0},
+        {"[[[1]]]", 2, RB_JSON_INVALID, "nesting too deep", 2},
+        {"{\"a\": [[1]]}", 2, RB_JSON_INVALID, "nesting too deep", 7},
+        {"{\"a\": [1]}", 1, RB_JSON_INVALID, "nesting too deep", 6},
+        {"[1e400]", 4, RB_JSON_INVALID, "number out of range", 1},
+        {"[{\"a\": 1e400}]", 4, RB_JSON_INVALID, "number out of range", 7},
+        {"[1, 2", 4, RB_JSON_INVALID, "unexpected end", 5},
+        {"[1] x", 4, RB_JSON_INVALID, "unexpected bytes after the JSON value", 4},
+        {"{\"a\" 1}", 4, RB_JSON_INVALID, "expected ':'", 5},
+        {"{\"a\": 1 \"b\": 2}", 4, RB_JSON_INVALID, "expected ',' or '}'", 8},
+        {"[1 2]", 4, RB_JSON_INVALID, "expected ',' or ']'", 3},
+        {"", 4, RB_JSON_INVALID, "unexpected end", 0},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        seen s = {0};
+        rb_json_error err;
+        ck_assert_msg(pieces(bad[i].text, bad[i].depth, &s, &err) == bad[i].fault, "%s", bad[i].text);
+        ck_assert_msg(strcmp(err.what, bad[i].what) == 0 && err.at == bad[i].at, "%s: '%s' at %zu", bad[i].text,
+                      err.what, err.at);
+    }
+    {
+        static const char nul[] = "[1,\0 2]";
+        seen s = {0};
+        rb_json_error err;
+        ck_assert_int_eq(rb_json_parse_pieces(nul, sizeof nul - 1, 4, log_piece, &s, &err), RB_JSON_INVALID);
+        ck_assert_str_eq(err.what, "NUL byte");
+        ck_assert_str_eq(s.log, ""); /* checked before anything is handed out */
+    }
+    {
+        seen s = {0};
+        rb_json_error err;
+        ck_assert_int_eq(pieces(" 5 ", 4, &s, &err), RB_JSON_NOT_OBJECT);
+        ck_assert_str_eq(err.kind, "number");
+        ck_assert_int_eq(pieces("\"a\" 1", 4, &s, &err), RB_JSON_INVALID);
+    }
+}
+END_TEST
+
 START_TEST(duplicate_keys_are_named)
 {
     json_object *o = NULL;
@@ -223,6 +336,8 @@ int main(void)
     tcase_add_test(tc, other_values_are_not_objects);
     tcase_add_test(tc, duplicate_keys_are_named);
     tcase_add_test(tc, containers_take_arrays_and_objects);
+    tcase_add_test(tc, pieces_come_one_at_a_time);
+    tcase_add_test(tc, pieces_refuse_what_the_strict_reader_refuses);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -440,15 +440,64 @@ static rb_json_fault fail(rb_json_error *err, rb_json_fault fault, const char *w
     return fault;
 }
 
+/* json-c's tree of the container text[first .. end), which the recognizer
+ * `s` has just accepted and recorded (its objects and numbers from index
+ * 0), checked for repeated keys and numbers that became infinite. `tok` is
+ * reset first; its depth must allow the container's. */
+static rb_json_fault build_tree(scan *s, json_tokener *tok, size_t first, size_t end, json_object **out,
+                                rb_json_error *err)
+{
+    json_object *root;
+    walk w = {.s = s};
+    rb_json_fault r;
+    *out = NULL;
+    if (end - first > INT_MAX)
+        return fail(err, RB_JSON_TOO_LONG, "JSON text too long", first);
+    json_tokener_reset(tok);
+    root = json_tokener_parse_ex(tok, (const char *)s->p + first, (int)(end - first));
+    if (root == NULL || !json_object_is_type(root, s->p[first] == '{' ? json_type_object : json_type_array) ||
+        json_tokener_get_parse_end(tok) != end - first) {
+        /* The recognizer accepted it: json-c should never disagree. */
+        json_object_put(root);
+        return fail(err, RB_JSON_INVALID, json_tokener_error_desc(json_tokener_get_error(tok)), first);
+    }
+    switch (check_tree(root, &w)) {
+    case TREE_OK:
+        *out = root;
+        return RB_JSON_OK;
+    case TREE_DUPLICATE:
+        json_object_put(root);
+        if (w.object >= s->object_count) /* cannot happen: the tree has no more objects than the text */
+            return fail(err, RB_JSON_INVALID, "json-c and the recognizer disagree", first);
+        r = name_duplicate(s, &s->objects[w.object], err);
+        if (r != RB_JSON_DUPLICATE)
+            return fail(err, r, "out of memory", 0);
+        err->fault = r;
+        err->at = s->objects[w.object].start;
+        snprintf(err->what, sizeof err->what, "duplicate key '%s' in the object", err->key);
+        return r;
+    case TREE_NONFINITE:
+    default:
+        json_object_put(root);
+        return fail(err, RB_JSON_INVALID, "number out of range", s->numbers[w.number]);
+    }
+}
+
+static json_tokener *strict_tokener(int max_depth)
+{
+    json_tokener *tok = json_tokener_new_ex(max_depth + 2);
+    if (tok != NULL)
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    return tok;
+}
+
 /* rb_json_parse_object, or with `object_only` false rb_json_parse_container. */
 static rb_json_fault parse_strict(const char *text, size_t len, int max_depth, bool object_only, json_object **out,
                                   rb_json_error *err)
 {
     scan s = {.p = (const unsigned char *)text, .n = len, .max_depth = max_depth, .record = true};
     const void *nul = memchr(text, '\0', len);
-    struct json_tokener *tok;
-    json_object *root = NULL;
-    walk w = {.s = &s};
+    json_tokener *tok;
     size_t first, end = 0;
     rb_json_fault r;
 
@@ -473,50 +522,13 @@ static rb_json_fault parse_strict(const char *text, size_t len, int max_depth, b
         err->kind = kind_of(s.p[first]);
         goto done;
     }
-    if (end - first > INT_MAX) {
-        r = fail(err, RB_JSON_TOO_LONG, "JSON text too long", 0);
-        goto done;
-    }
-    if ((tok = json_tokener_new_ex(max_depth + 2)) == NULL) {
+    if ((tok = strict_tokener(max_depth)) == NULL) {
         r = fail(err, RB_JSON_NO_MEMORY, "out of memory", 0);
         goto done;
     }
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    root = json_tokener_parse_ex(tok, text + first, (int)(end - first));
-    if (root == NULL || !json_object_is_type(root, s.p[first] == '{' ? json_type_object : json_type_array) ||
-        json_tokener_get_parse_end(tok) != end - first) {
-        /* The recognizer accepted it: json-c should never disagree. */
-        r = fail(err, RB_JSON_INVALID, json_tokener_error_desc(json_tokener_get_error(tok)), first);
-        json_tokener_free(tok);
-        goto done;
-    }
+    r = build_tree(&s, tok, first, end, out, err);
     json_tokener_free(tok);
-    switch (check_tree(root, &w)) {
-    case TREE_OK:
-        *out = root;
-        root = NULL;
-        r = RB_JSON_OK;
-        break;
-    case TREE_DUPLICATE:
-        if (w.object >= s.object_count) { /* cannot happen: the tree has no more objects than the text */
-            r = fail(err, RB_JSON_INVALID, "json-c and the recognizer disagree", first);
-            break;
-        }
-        r = name_duplicate(&s, &s.objects[w.object], err);
-        if (r == RB_JSON_DUPLICATE) {
-            err->fault = r;
-            err->at = s.objects[w.object].start;
-            snprintf(err->what, sizeof err->what, "duplicate key '%s' in the object", err->key);
-        } else
-            fail(err, r, "out of memory", 0);
-        break;
-    case TREE_NONFINITE:
-    default:
-        r = fail(err, RB_JSON_INVALID, "number out of range", s.numbers[w.number]);
-        break;
-    }
 done:
-    json_object_put(root);
     free(s.objects);
     free(s.numbers);
     return r;
@@ -532,4 +544,219 @@ rb_json_fault rb_json_parse_container(const char *text, size_t len, int max_dept
                                       rb_json_error *err)
 {
     return parse_strict(text, len, max_depth, false, out, err);
+}
+
+/* ------------------------------------------------------------ pieces */
+
+typedef struct pieces {
+    scan s;
+    json_tokener *tok;
+    rb_json_piece_fn fn;
+    void *user;
+    rb_json_error *err;
+    char **keys; /* the top-level object's keys so far, decoded */
+    size_t key_count, key_cap;
+} pieces;
+
+/* A scalar piece p[start .. end), valid JSON: parsed from a copy with a
+ * space after it (json-c cannot tell where a number at the end of its
+ * input stops). */
+static rb_json_fault parse_scalar(pieces *pc, size_t start, size_t end, json_object **out)
+{
+    char *copy = malloc(end - start + 2);
+    json_object *o;
+    *out = NULL;
+    if (copy == NULL)
+        return fail(pc->err, RB_JSON_NO_MEMORY, "out of memory", 0);
+    if (end - start > INT_MAX - 1) {
+        free(copy);
+        return fail(pc->err, RB_JSON_TOO_LONG, "JSON text too long", start);
+    }
+    memcpy(copy, pc->s.p + start, end - start);
+    copy[end - start] = ' ';
+    copy[end - start + 1] = '\0';
+    json_tokener_reset(pc->tok);
+    o = json_tokener_parse_ex(pc->tok, copy, (int)(end - start + 1));
+    free(copy);
+    if (o == NULL && pc->s.p[start] != 'n')
+        return fail(pc->err, RB_JSON_INVALID, json_tokener_error_desc(json_tokener_get_error(pc->tok)), start);
+    if (json_object_is_type(o, json_type_double) && !isfinite(json_object_get_double(o))) {
+        json_object_put(o);
+        return fail(pc->err, RB_JSON_INVALID, "number out of range", start);
+    }
+    *out = o;
+    return RB_JSON_OK;
+}
+
+/* The value at the scanner's position, `depth` containers deep: checked,
+ * parsed into its own tree and handed to fn. The scanner records the
+ * piece's objects and numbers afresh (its buffers are kept), and one
+ * tokener serves every piece. */
+static rb_json_fault hand_piece(pieces *pc, int depth, rb_json_event event, const char *key, size_t index)
+{
+    size_t start = pc->s.i;
+    json_object *o = NULL;
+    rb_json_fault r;
+    rb_json_piece piece = {.event = event, .key = key, .index = index, .at = start};
+    bool more;
+    pc->s.object_count = pc->s.number_count = 0;
+    pc->s.record = true;
+    if (!scan_value(&pc->s, depth, 0, 0, false))
+        return fail(pc->err, pc->s.oom ? RB_JSON_NO_MEMORY : RB_JSON_INVALID, pc->s.err, pc->s.err_at);
+    pc->s.record = false;
+    if (pc->s.p[start] == '{' || pc->s.p[start] == '[')
+        r = build_tree(&pc->s, pc->tok, start, pc->s.i, &o, pc->err);
+    else
+        r = parse_scalar(pc, start, pc->s.i, &o);
+    if (r != RB_JSON_OK)
+        return r;
+    piece.value = o;
+    more = pc->fn(pc->user, &piece);
+    json_object_put(o);
+    return more ? RB_JSON_OK : (pc->err->fault = RB_JSON_STOPPED);
+}
+
+/* The array at the scanner's position, `depth` containers around it,
+ * element by element. */
+static rb_json_fault hand_array(pieces *pc, int depth, const char *key)
+{
+    rb_json_piece piece = {.event = RB_JSON_BEGIN, .key = key, .at = pc->s.i};
+    size_t count = 0;
+    rb_json_fault r;
+    if (depth >= pc->s.max_depth)
+        return fail(pc->err, RB_JSON_INVALID, "nesting too deep", pc->s.i);
+    if (!pc->fn(pc->user, &piece))
+        return pc->err->fault = RB_JSON_STOPPED;
+    pc->s.i++;
+    scan_ws(&pc->s);
+    if (pc->s.i < pc->s.n && pc->s.p[pc->s.i] == ']')
+        pc->s.i++;
+    else
+        for (;;) {
+            if ((r = hand_piece(pc, depth + 1, RB_JSON_ELEMENT, key, count)) != RB_JSON_OK)
+                return r;
+            count++;
+            scan_ws(&pc->s);
+            if (pc->s.i < pc->s.n && pc->s.p[pc->s.i] == ',') {
+                pc->s.i++;
+                scan_ws(&pc->s);
+                continue;
+            }
+            if (pc->s.i < pc->s.n && pc->s.p[pc->s.i] == ']') {
+                pc->s.i++;
+                break;
+            }
+            scan_fail(&pc->s, pc->s.i >= pc->s.n ? "unexpected end" : "expected ',' or ']'");
+            return fail(pc->err, RB_JSON_INVALID, pc->s.err, pc->s.err_at);
+        }
+    piece = (rb_json_piece){.event = RB_JSON_END, .key = key, .index = count, .at = pc->s.i};
+    return pc->fn(pc->user, &piece) ? RB_JSON_OK : (pc->err->fault = RB_JSON_STOPPED);
+}
+
+/* The top-level object's members; `start` is its '{'. */
+static rb_json_fault hand_object(pieces *pc, size_t start)
+{
+    rb_json_fault r;
+    pc->s.i++;
+    scan_ws(&pc->s);
+    if (pc->s.i < pc->s.n && pc->s.p[pc->s.i] == '}') {
+        pc->s.i++;
+        return RB_JSON_OK;
+    }
+    for (;;) {
+        size_t kb = pc->s.i;
+        char *key;
+        if (pc->s.i >= pc->s.n || pc->s.p[pc->s.i] != '"') {
+            scan_fail(&pc->s, pc->s.i >= pc->s.n ? "unexpected end" : "expected a string key");
+            return fail(pc->err, RB_JSON_INVALID, pc->s.err, pc->s.err_at);
+        }
+        if (!scan_string(&pc->s))
+            return fail(pc->err, RB_JSON_INVALID, pc->s.err, pc->s.err_at);
+        if (!grow(&pc->s, (void **)&pc->keys, pc->key_count, &pc->key_cap, sizeof *pc->keys) ||
+            (key = malloc(pc->s.i - kb)) == NULL)
+            return fail(pc->err, RB_JSON_NO_MEMORY, "out of memory", 0);
+        pc->keys[pc->key_count++] = key;
+        if (!decode_string(pc->s.p + kb, pc->s.i - kb, key, pc->s.i - kb))
+            return fail(pc->err, RB_JSON_NO_MEMORY, "out of memory", 0);
+        for (size_t k = 0; k + 1 < pc->key_count; k++)
+            if (strcmp(pc->keys[k], key) == 0) {
+                pc->err->fault = RB_JSON_DUPLICATE;
+                pc->err->at = start;
+                pc->err->depth = 1;
+                snprintf(pc->err->key, sizeof pc->err->key, "%s", key);
+                snprintf(pc->err->what, sizeof pc->err->what, "duplicate key '%s' in the object", pc->err->key);
+                return RB_JSON_DUPLICATE;
+            }
+        scan_ws(&pc->s);
+        if (pc->s.i >= pc->s.n || pc->s.p[pc->s.i] != ':') {
+            scan_fail(&pc->s, pc->s.i >= pc->s.n ? "unexpected end" : "expected ':'");
+            return fail(pc->err, RB_JSON_INVALID, pc->s.err, pc->s.err_at);
+        }
+        pc->s.i++;
+        scan_ws(&pc->s);
+        if (pc->s.i < pc->s.n && pc->s.p[pc->s.i] == '[')
+            r = hand_array(pc, 1, key);
+        else
+            r = hand_piece(pc, 1, RB_JSON_MEMBER, key, 0);
+        if (r != RB_JSON_OK)
+            return r;
+        scan_ws(&pc->s);
+        if (pc->s.i < pc->s.n && pc->s.p[pc->s.i] == ',') {
+            pc->s.i++;
+            scan_ws(&pc->s);
+            continue;
+        }
+        if (pc->s.i < pc->s.n && pc->s.p[pc->s.i] == '}') {
+            pc->s.i++;
+            return RB_JSON_OK;
+        }
+        scan_fail(&pc->s, pc->s.i >= pc->s.n ? "unexpected end" : "expected ',' or '}'");
+        return fail(pc->err, RB_JSON_INVALID, pc->s.err, pc->s.err_at);
+    }
+}
+
+rb_json_fault rb_json_parse_pieces(const char *text, size_t len, int max_depth, rb_json_piece_fn fn, void *user,
+                                   rb_json_error *err)
+{
+    pieces pc = {.s = {.p = (const unsigned char *)text, .n = len, .max_depth = max_depth}, .fn = fn, .user = user,
+                 .err = err};
+    const void *nul = memchr(text, '\0', len);
+    rb_json_fault r;
+    size_t first;
+
+    memset(err, 0, sizeof *err);
+    if (nul != NULL)
+        return fail(err, RB_JSON_INVALID, "NUL byte", (size_t)((const char *)nul - text));
+    scan_ws(&pc.s);
+    first = pc.s.i;
+    if (first >= len)
+        return fail(err, RB_JSON_INVALID, "unexpected end", first);
+    if (text[first] != '{' && text[first] != '[') {
+        if (!scan_value(&pc.s, 0, 0, 0, false))
+            return fail(err, RB_JSON_INVALID, pc.s.err, pc.s.err_at);
+        scan_ws(&pc.s);
+        if (pc.s.i < len)
+            return fail(err, RB_JSON_INVALID, "unexpected bytes after the JSON value", pc.s.i);
+        err->fault = RB_JSON_NOT_OBJECT;
+        err->kind = kind_of(pc.s.p[first]);
+        return RB_JSON_NOT_OBJECT;
+    }
+    if ((pc.tok = strict_tokener(max_depth)) == NULL)
+        return fail(err, RB_JSON_NO_MEMORY, "out of memory", 0);
+    if (max_depth < 1)
+        r = fail(err, RB_JSON_INVALID, "nesting too deep", first);
+    else
+        r = text[first] == '[' ? hand_array(&pc, 0, NULL) : hand_object(&pc, first);
+    if (r == RB_JSON_OK) {
+        scan_ws(&pc.s);
+        if (pc.s.i < len)
+            r = fail(err, RB_JSON_INVALID, "unexpected bytes after the JSON value", pc.s.i);
+    }
+    json_tokener_free(pc.tok);
+    free(pc.s.objects);
+    free(pc.s.numbers);
+    for (size_t k = 0; k < pc.key_count; k++)
+        free(pc.keys[k]);
+    free(pc.keys);
+    return r;
 }

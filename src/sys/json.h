@@ -48,7 +48,8 @@ typedef enum rb_json_fault {
     RB_JSON_DUPLICATE,  /* an object repeats a key: `what` at `at` (the object's '{'), and key, parent, depth */
     RB_JSON_NOT_OBJECT, /* valid JSON, but not an object (or container): `kind` */
     RB_JSON_TOO_LONG,   /* more than INT_MAX bytes, json-c's limit */
-    RB_JSON_NO_MEMORY
+    RB_JSON_NO_MEMORY,
+    RB_JSON_STOPPED     /* rb_json_parse_pieces: the callback said stop */
 } rb_json_fault;
 
 typedef struct rb_json_error {
@@ -90,5 +91,40 @@ rb_json_fault rb_json_parse_object(const char *text, size_t len, int max_depth, 
  * RB_JSON_NOT_OBJECT, with `kind`. */
 rb_json_fault rb_json_parse_container(const char *text, size_t len, int max_depth, json_object **out,
                                       rb_json_error *err);
+
+/* ------------------------------------------------------------ large files */
+
+/* What rb_json_parse_pieces hands its callback, in text order. */
+typedef enum rb_json_event {
+    RB_JSON_BEGIN,   /* an array starts: the top-level one (key NULL) or a member's */
+    RB_JSON_ELEMENT, /* one element of that array: value, index */
+    RB_JSON_END,     /* the array ends: index is its length */
+    RB_JSON_MEMBER   /* a top-level member whose value is not an array: value */
+} rb_json_event;
+
+typedef struct rb_json_piece {
+    rb_json_event event;
+    const char *key;    /* the top-level member's key; NULL inside a top-level array */
+    size_t index;
+    json_object *value; /* ELEMENT, MEMBER: its own tree (NULL for null), freed after the call */
+    size_t at;          /* the piece's byte offset in the text */
+} rb_json_piece;
+
+/* Returns false to stop. */
+typedef bool (*rb_json_piece_fn)(void *user, const rb_json_piece *piece);
+
+/* The strict reader for texts too large for one json-c tree (COCO's
+ * annotation files run from 25 MB to 450 MB, and json-c spends about 20
+ * times the text's size on a tree of small objects): the top-level array,
+ * or the arrays that are values of the top-level object's members, are
+ * handed to `fn` one element at a time, each as its own tree that is freed
+ * when fn returns; other top-level members come whole. Every rule of
+ * rb_json_parse_object holds (nesting counted from the top level), but the
+ * text is checked as it is read: fn may have seen the pieces before a
+ * fault, which is then the first in text order (a duplicate key too).
+ * A string, number, boolean or null at the top level is RB_JSON_NOT_OBJECT;
+ * RB_JSON_STOPPED when fn returned false. */
+rb_json_fault rb_json_parse_pieces(const char *text, size_t len, int max_depth, rb_json_piece_fn fn, void *user,
+                                   rb_json_error *err);
 
 #endif /* RB_SYS_JSON_H */
