@@ -281,26 +281,21 @@ static rb_status json_fault(const char *bytes, size_t size, const char *what, bo
 
 /* ------------------------------------------------------------ typed members */
 
-/* One entry being read: messages start "WHAT: ARRAY[INDEX] (id ID): ". */
+/* One entry being read (node 0 of a piece and its members): messages
+ * start "WHAT: ARRAY[INDEX] (id ID): ". Values are node indices; SIZE_MAX
+ * is an absent member. */
 typedef struct entry {
     const char *what, *array, *id_key;
+    const rb_json_node *nodes;
+    const char *text;
     size_t index;
     bool has_id;
     int64_t id;
 } entry;
 
-static const char *kind_of(json_object *v)
+static const char *kind_of(const entry *e, size_t v)
 {
-    switch (json_object_get_type(v)) {
-    case json_type_null: return "null";
-    case json_type_boolean: return "a boolean";
-    case json_type_double: return "a number with a fraction or exponent";
-    case json_type_int: return "an integer";
-    case json_type_object: return "an object";
-    case json_type_array: return "an array";
-    case json_type_string: return "a string";
-    default: return "something else";
-    }
+    return rb_json_kind_name(e->nodes[v].kind);
 }
 
 static rb_status entry_fail(const entry *e, const char *fmt, ...) RB_PRINTF(2, 3);
@@ -317,92 +312,106 @@ static rb_status entry_fail(const entry *e, const char *fmt, ...)
     return rb_error_set(RB_ERR_CORRUPT, "%s: %s[%zu]: %s", e->what, e->array, e->index, msg);
 }
 
-static rb_status as_int(const entry *e, json_object *v, const char *key, int64_t *out)
+static size_t member(const entry *e, const char *key)
 {
-    if (!json_object_is_type(v, json_type_int))
-        return entry_fail(e, "\"%s\" is %s, not an integer", key, kind_of(v));
-    *out = json_object_get_int64(v);
-    if (*out == INT64_MAX && json_object_get_uint64(v) > (uint64_t)INT64_MAX)
-        return entry_fail(e, "\"%s\" is %" PRIu64 ", past the largest id (%" PRId64 ")", key, json_object_get_uint64(v),
-                          INT64_MAX);
+    return rb_json_member(e->nodes, e->text, 0, key);
+}
+
+static rb_status as_int(const entry *e, size_t v, const char *key, int64_t *out)
+{
+    const rb_json_node *x = &e->nodes[v];
+    if (x->kind != RB_JSON_KIND_INT)
+        return entry_fail(e, "\"%s\" is %s, not an integer", key, kind_of(e, v));
+    if (x->big)
+        return entry_fail(e, "\"%s\" is %" PRIu64 ", past the largest id (%" PRId64 ")", key, x->big_value, INT64_MAX);
+    *out = x->integer;
     return RB_OK;
 }
 
-static rb_status as_number(const entry *e, json_object *v, const char *key, double *out)
+static rb_status as_number(const entry *e, size_t v, const char *key, double *out)
 {
-    if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
-        return entry_fail(e, "\"%s\" is %s, not a number", key, kind_of(v));
-    *out = json_object_get_double(v);
+    const rb_json_node *x = &e->nodes[v];
+    if (x->kind != RB_JSON_KIND_INT && x->kind != RB_JSON_KIND_DOUBLE)
+        return entry_fail(e, "\"%s\" is %s, not a number", key, kind_of(e, v));
+    *out = x->number;
     return RB_OK;
 }
 
-static rb_status as_box(const entry *e, json_object *v, double box[4])
+static rb_status as_box(const entry *e, size_t v, double box[4])
 {
-    size_t n;
-    if (!json_object_is_type(v, json_type_array))
-        return entry_fail(e, "\"bbox\" is %s, not [x, y, width, height]", kind_of(v));
-    if ((n = json_object_array_length(v)) != 4)
+    size_t n, k = 0;
+    if (e->nodes[v].kind != RB_JSON_KIND_ARRAY)
+        return entry_fail(e, "\"bbox\" is %s, not [x, y, width, height]", kind_of(e, v));
+    if ((n = rb_json_count(e->nodes, v)) != 4)
         return entry_fail(e, "\"bbox\" has %zu numbers, not 4 ([x, y, width, height])", n);
-    for (size_t k = 0; k < 4; k++) {
-        json_object *x = json_object_array_get_idx(v, k);
-        if (!json_object_is_type(x, json_type_int) && !json_object_is_type(x, json_type_double))
-            return entry_fail(e, "bbox[%zu] is %s, not a number", k, kind_of(x));
-        box[k] = json_object_get_double(x);
+    for (size_t c = v + 1; c < e->nodes[v].next; c = e->nodes[c].next, k++) {
+        if (e->nodes[c].kind != RB_JSON_KIND_INT && e->nodes[c].kind != RB_JSON_KIND_DOUBLE)
+            return entry_fail(e, "bbox[%zu] is %s, not a number", k, kind_of(e, c));
+        box[k] = e->nodes[c].number;
     }
     return RB_OK;
 }
 
-/* A required member, read by `as` (as_int, as_number) or as a box; absent:
- * a refusal naming what an entry needs. */
-static rb_status required_int(const entry *e, json_object *o, const char *key, const char *needs, int64_t *out)
+/* Required members; absent: a refusal naming what an entry needs. */
+static rb_status required_int(const entry *e, const char *key, const char *needs, int64_t *out)
 {
-    json_object *v = NULL;
-    if (!json_object_object_get_ex(o, key, &v))
+    size_t v = member(e, key);
+    if (v == SIZE_MAX)
         return entry_fail(e, "no \"%s\": %s", key, needs);
     return as_int(e, v, key, out);
 }
 
-static rb_status required_number(const entry *e, json_object *o, const char *key, const char *needs, double *out)
+static rb_status required_number(const entry *e, const char *key, const char *needs, double *out)
 {
-    json_object *v = NULL;
-    if (!json_object_object_get_ex(o, key, &v))
+    size_t v = member(e, key);
+    if (v == SIZE_MAX)
         return entry_fail(e, "no \"%s\": %s", key, needs);
     return as_number(e, v, key, out);
 }
 
-static rb_status required_box(const entry *e, json_object *o, const char *needs, double box[4])
+static rb_status required_box(const entry *e, const char *needs, double box[4])
 {
-    json_object *v = NULL;
-    if (!json_object_object_get_ex(o, "bbox", &v))
+    size_t v = member(e, "bbox");
+    if (v == SIZE_MAX)
         return entry_fail(e, "no \"bbox\": %s", needs);
     return as_box(e, v, box);
 }
 
-/* A string member, copied; absent or null leaves *out NULL. */
-static rb_status as_optional_string(const entry *e, json_object *o, const char *key, char **out)
+/* An optional integer member (absent or null: *out unchanged). */
+static rb_status optional_int(const entry *e, const char *key, int64_t *out)
 {
-    json_object *v = NULL;
-    *out = NULL;
-    if (!json_object_object_get_ex(o, key, &v) || v == NULL)
+    size_t v = member(e, key);
+    if (v == SIZE_MAX || e->nodes[v].kind == RB_JSON_KIND_NULL)
         return RB_OK;
-    if (!json_object_is_type(v, json_type_string))
-        return entry_fail(e, "\"%s\" is %s, not a string", key, kind_of(v));
-    if ((*out = rb_strdup(json_object_get_string(v))) == NULL)
-        return RB_ERR_OUT_OF_MEMORY;
+    return as_int(e, v, key, out);
+}
+
+/* A string member, copied; absent or null leaves *out NULL. */
+static rb_status as_optional_string(const entry *e, const char *key, char **out)
+{
+    size_t v = member(e, key);
+    *out = NULL;
+    if (v == SIZE_MAX || e->nodes[v].kind == RB_JSON_KIND_NULL)
+        return RB_OK;
+    if (e->nodes[v].kind != RB_JSON_KIND_STRING)
+        return entry_fail(e, "\"%s\" is %s, not a string", key, kind_of(e, v));
+    if ((*out = rb_json_string(e->nodes, e->text, v)) == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "%s: out of memory", e->what);
     return RB_OK;
 }
 
-/* Element `index` of e's array: an object, with its id (e->id_key) read for
- * messages and the caller. */
-static rb_status open_entry(entry *e, json_object *o, size_t index, const char *needs)
+/* Element `index` of e's array (the piece p): an object, with its id
+ * (e->id_key) read for messages and the caller. */
+static rb_status open_entry(entry *e, const rb_json_piece *p, const char *needs)
 {
-    rb_status s;
-    e->index = index;
+    e->nodes = p->nodes;
+    e->text = p->text;
+    e->index = p->index;
     e->has_id = false;
-    if (!json_object_is_type(o, json_type_object))
-        return entry_fail(e, "is %s, not an object", kind_of(o));
-    if ((s = required_int(e, o, e->id_key, needs, &e->id)) != RB_OK)
-        return s;
+    if (e->nodes[0].kind != RB_JSON_KIND_OBJECT)
+        return entry_fail(e, "is %s, not an object", kind_of(e, 0));
+    if (required_int(e, e->id_key, needs, &e->id) != RB_OK)
+        return RB_ERR_CORRUPT;
     e->has_id = true;
     return RB_OK;
 }
@@ -429,19 +438,15 @@ static const char category_needs[] = "categories need an integer id";
 static const char annotation_needs[] =
     "annotations need id, image_id, category_id, bbox [x, y, width, height] and area";
 
-static rb_status read_image(rb_coco_image *im, json_object *o, size_t index, const char *what)
+static rb_status read_image(rb_coco_image *im, const rb_json_piece *p, const char *what)
 {
     entry e = {.what = what, .array = "images", .id_key = "id"};
-    json_object *v;
     rb_status s;
-    if ((s = open_entry(&e, o, index, image_needs)) != RB_OK)
+    if ((s = open_entry(&e, p, image_needs)) != RB_OK)
         return s;
     im->id = e.id;
-    if ((s = as_optional_string(&e, o, "file_name", &im->file_name)) != RB_OK)
-        return s;
-    if (json_object_object_get_ex(o, "width", &v) && v != NULL && (s = as_int(&e, v, "width", &im->width)) != RB_OK)
-        return s;
-    if (json_object_object_get_ex(o, "height", &v) && v != NULL && (s = as_int(&e, v, "height", &im->height)) != RB_OK)
+    if ((s = as_optional_string(&e, "file_name", &im->file_name)) != RB_OK ||
+        (s = optional_int(&e, "width", &im->width)) != RB_OK || (s = optional_int(&e, "height", &im->height)) != RB_OK)
         return s;
     if (im->width < 0 || im->height < 0)
         return entry_fail(&e, "%s is negative (%" PRId64 "): give the image's size in pixels",
@@ -449,34 +454,35 @@ static rb_status read_image(rb_coco_image *im, json_object *o, size_t index, con
     return RB_OK;
 }
 
-static rb_status read_category(rb_coco_category *cat, json_object *o, size_t index, const char *what)
+static rb_status read_category(rb_coco_category *cat, const rb_json_piece *p, const char *what)
 {
     entry e = {.what = what, .array = "categories", .id_key = "id"};
     rb_status s;
-    if ((s = open_entry(&e, o, index, category_needs)) != RB_OK)
+    if ((s = open_entry(&e, p, category_needs)) != RB_OK)
         return s;
     cat->id = e.id;
-    return as_optional_string(&e, o, "name", &cat->name);
+    return as_optional_string(&e, "name", &cat->name);
 }
 
-static rb_status read_annotation(rb_coco_annotation *a, json_object *o, size_t index, const char *what)
+static rb_status read_annotation(rb_coco_annotation *a, const rb_json_piece *p, const char *what)
 {
     entry e = {.what = what, .array = "annotations", .id_key = "id"};
-    json_object *v;
+    size_t v;
     rb_status s;
-    if ((s = open_entry(&e, o, index, annotation_needs)) != RB_OK)
+    if ((s = open_entry(&e, p, annotation_needs)) != RB_OK)
         return s;
     a->id = e.id;
-    if ((s = required_int(&e, o, "image_id", annotation_needs, &a->image_id)) != RB_OK ||
-        (s = required_int(&e, o, "category_id", annotation_needs, &a->category_id)) != RB_OK ||
-        (s = required_box(&e, o, annotation_needs, a->bbox)) != RB_OK ||
-        (s = required_number(&e, o, "area", annotation_needs, &a->area)) != RB_OK)
+    if ((s = required_int(&e, "image_id", annotation_needs, &a->image_id)) != RB_OK ||
+        (s = required_int(&e, "category_id", annotation_needs, &a->category_id)) != RB_OK ||
+        (s = required_box(&e, annotation_needs, a->bbox)) != RB_OK ||
+        (s = required_number(&e, "area", annotation_needs, &a->area)) != RB_OK)
         return s;
     a->iscrowd = 0;
-    if (json_object_object_get_ex(o, "iscrowd", &v) && v != NULL) {
+    v = member(&e, "iscrowd");
+    if (v != SIZE_MAX && e.nodes[v].kind != RB_JSON_KIND_NULL) {
         int64_t crowd;
-        if (json_object_is_type(v, json_type_boolean))
-            a->iscrowd = json_object_get_boolean(v) ? 1 : 0;
+        if (e.nodes[v].kind == RB_JSON_KIND_BOOL)
+            a->iscrowd = e.nodes[v].boolean ? 1 : 0;
         else if ((s = as_int(&e, v, "iscrowd", &crowd)) != RB_OK)
             return s;
         else if (crowd != 0 && crowd != 1)
@@ -519,7 +525,7 @@ static bool gt_piece(void *user, const rb_json_piece *p)
     }
     if (p->event == RB_JSON_MEMBER) {
         g->status = rb_error_set(RB_ERR_CORRUPT, "%s: \"%s\" is %s, not an array: not a COCO annotation file",
-                                 g->what, p->key, kind_of(p->value));
+                                 g->what, p->key, rb_json_kind_name(p->nodes[0].kind));
         return false;
     }
     switch (which) {
@@ -527,19 +533,19 @@ static bool gt_piece(void *user, const rb_json_piece *p)
         if (!make_room((void **)&c->images, p->index, &g->cap[0], sizeof *c->images))
             break;
         c->n_images = p->index + 1;
-        g->status = read_image(&c->images[p->index], p->value, p->index, g->what);
+        g->status = read_image(&c->images[p->index], p, g->what);
         return g->status == RB_OK;
     case 1:
         if (!make_room((void **)&c->annotations, p->index, &g->cap[1], sizeof *c->annotations))
             break;
         c->n_annotations = p->index + 1;
-        g->status = read_annotation(&c->annotations[p->index], p->value, p->index, g->what);
+        g->status = read_annotation(&c->annotations[p->index], p, g->what);
         return g->status == RB_OK;
     default:
         if (!make_room((void **)&c->categories, p->index, &g->cap[2], sizeof *c->categories))
             break;
         c->n_categories = p->index + 1;
-        g->status = read_category(&c->categories[p->index], p->value, p->index, g->what);
+        g->status = read_category(&c->categories[p->index], p, g->what);
         return g->status == RB_OK;
     }
     g->status = rb_error_set(RB_ERR_OUT_OF_MEMORY, "%s: out of memory at %s[%zu]", g->what, p->key, p->index);
@@ -563,7 +569,7 @@ rb_status rb_coco_parse(const char *bytes, size_t size, const char *what, rb_coc
     g.what = what;
     if ((g.c = calloc(1, sizeof *g.c)) == NULL)
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "%s: out of memory", what);
-    switch (rb_json_parse_pieces(bytes ? bytes : "", size, COCO_JSON_DEPTH, gt_piece, &g, &err)) {
+    switch (rb_json_parse_pieces(bytes ? bytes : "", size, COCO_JSON_DEPTH, true, gt_piece, &g, &err)) {
     case RB_JSON_OK:
         break;
     case RB_JSON_STOPPED:
@@ -635,20 +641,20 @@ typedef struct dt_reader {
     rb_status status;
 } dt_reader;
 
-static rb_status read_detection(dt_reader *r, json_object *o, size_t index)
+static rb_status read_detection(dt_reader *r, const rb_json_piece *p)
 {
     entry e = {.what = r->what, .array = "detections", .id_key = "image_id"};
-    rb_coco_detection *d = &r->d[index];
+    rb_coco_detection *d = &r->d[p->index];
     size_t image, category;
     rb_status s;
-    if ((s = open_entry(&e, o, index, detection_needs)) != RB_OK)
+    if ((s = open_entry(&e, p, detection_needs)) != RB_OK)
         return s;
     d->image_id = e.id;
-    if ((s = required_int(&e, o, "category_id", detection_needs, &d->category_id)) != RB_OK ||
-        (s = required_box(&e, o, detection_needs, d->bbox)) != RB_OK ||
-        (s = required_number(&e, o, "score", detection_needs, &d->score)) != RB_OK)
+    if ((s = required_int(&e, "category_id", detection_needs, &d->category_id)) != RB_OK ||
+        (s = required_box(&e, detection_needs, d->bbox)) != RB_OK ||
+        (s = required_number(&e, "score", detection_needs, &d->score)) != RB_OK)
         return s;
-    if (rb_coco_check_detection(r->gt, r->ix, d, index, r->what, &image, &category) != RB_OK)
+    if (rb_coco_check_detection(r->gt, r->ix, d, p->index, r->what, &image, &category) != RB_OK)
         return RB_ERR_CORRUPT;
     return RB_OK;
 }
@@ -671,7 +677,7 @@ static bool dt_piece(void *user, const rb_json_piece *p)
         return false;
     }
     r->n = p->index + 1;
-    r->status = read_detection(r, p->value, p->index);
+    r->status = read_detection(r, p);
     return r->status == RB_OK;
 }
 
@@ -698,7 +704,7 @@ rb_status rb_coco_parse_detections(const rb_coco *gt, const char *bytes, size_t 
     r.what = what;
     r.gt = gt;
     r.ix = &ix;
-    switch (rb_json_parse_pieces(bytes ? bytes : "", size, COCO_JSON_DEPTH, dt_piece, &r, &err)) {
+    switch (rb_json_parse_pieces(bytes ? bytes : "", size, COCO_JSON_DEPTH, true, dt_piece, &r, &err)) {
     case RB_JSON_OK:
         s = r.array ? RB_OK
                     : rb_error_set(RB_ERR_CORRUPT, "%s is a JSON object, not a COCO results file (an array of "

@@ -10,7 +10,9 @@
 #include "config.h"
 
 #include <limits.h>
+#include <locale.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,6 +45,10 @@ typedef struct scan {
     bool oom;
     const char *err;           /* a fixed phrase */
     size_t err_at;
+    bool flat;                 /* record every value as an rb_json_node (no json-c tree) */
+    rb_json_node *nodes;
+    size_t node_count, node_cap;
+    rb_json_error *dup;        /* flat: where a repeated key is described */
 } scan;
 
 static bool scan_fail(scan *s, const char *msg)
@@ -278,7 +284,7 @@ static bool scan_literal(scan *s, const char *word)
     return true;
 }
 
-static bool scan_value(scan *s, int depth, size_t key_begin, size_t key_end, bool has_key)
+static bool scan_value_raw(scan *s, int depth, size_t key_begin, size_t key_end, bool has_key)
 {
     unsigned char c;
     if (s->i >= s->n)
@@ -294,6 +300,267 @@ static bool scan_value(scan *s, int depth, size_t key_begin, size_t key_end, boo
         if (c == '-' || (c >= '0' && c <= '9'))
             return scan_number(s);
         return scan_fail(s, "unexpected character");
+    }
+}
+
+/* ------------------------------------------------------------ flat values */
+
+static bool decode_string(const unsigned char *p, size_t len, char *out, size_t size);
+
+static locale_t c_numeric;
+static pthread_once_t c_numeric_once = PTHREAD_ONCE_INIT;
+
+static void make_c_numeric(void)
+{
+    c_numeric = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+}
+
+/* A JSON number token (valid) as a double, whatever the program's locale. */
+static double token_double(const unsigned char *p, size_t len)
+{
+    char small[64], *buf = len < sizeof small ? small : malloc(len + 1);
+    double v;
+    if (buf == NULL)
+        return NAN; /* reported as out of range: only a number of megabytes gets here */
+    memcpy(buf, p, len);
+    buf[len] = '\0';
+    pthread_once(&c_numeric_once, make_c_numeric);
+    v = c_numeric != (locale_t)0 ? strtod_l(buf, NULL, c_numeric) : strtod(buf, NULL);
+    if (buf != small)
+        free(buf);
+    return v;
+}
+
+/* The text of the key token at `k` (its opening quote): a span of the text
+ * when it has no escape, else decoded into *owned (free it). NULL when out
+ * of memory. */
+static const char *key_text(const unsigned char *p, size_t k, size_t *len, char **owned)
+{
+    size_t e = k + 1;
+    bool escaped = false;
+    *owned = NULL;
+    while (p[e] != '"') {
+        if (p[e] == '\\') {
+            escaped = true;
+            e++;
+        }
+        e++;
+    }
+    if (!escaped) {
+        *len = e - k - 1;
+        return (const char *)p + k + 1;
+    }
+    if ((*owned = malloc(e - k + 1)) == NULL || !decode_string(p + k, e + 1 - k, *owned, e - k + 1)) {
+        free(*owned);
+        *owned = NULL;
+        return NULL;
+    }
+    *len = strlen(*owned);
+    return *owned;
+}
+
+typedef struct key_span {
+    const char *text;
+    size_t len;
+} key_span;
+
+static int by_key(const void *a, const void *b)
+{
+    const key_span *x = a, *y = b;
+    int c = memcmp(x->text, y->text, x->len < y->len ? x->len : y->len);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* Whether the object node `slot` (just scanned) repeats a key; when it does
+ * s->dup describes it. False also when out of memory (s->oom). */
+static bool object_unique(scan *s, size_t slot, int depth)
+{
+    size_t count = 0, n = 0;
+    key_span *keys;
+    char **owned;
+    bool unique = true;
+    for (size_t c = slot + 1; c < s->node_count; c = s->nodes[c].next)
+        count++;
+    if (count < 2)
+        return true;
+    keys = malloc(count * sizeof *keys);
+    owned = calloc(count, sizeof *owned);
+    if (keys == NULL || owned == NULL) {
+        free(keys);
+        free(owned);
+        s->oom = true;
+        return scan_fail(s, "out of memory");
+    }
+    for (size_t c = slot + 1; c < s->node_count; c = s->nodes[c].next, n++)
+        if ((keys[n].text = key_text(s->p, s->nodes[c].key, &keys[n].len, &owned[n])) == NULL) {
+            s->oom = true;
+            unique = scan_fail(s, "out of memory");
+            goto done;
+        }
+    if (count <= 16) {
+        for (size_t i = 1; i < count && unique; i++)
+            for (size_t j = 0; j < i && unique; j++)
+                if (keys[i].len == keys[j].len && memcmp(keys[i].text, keys[j].text, keys[i].len) == 0) {
+                    unique = false;
+                    n = i;
+                }
+    } else {
+        qsort(keys, count, sizeof *keys, by_key);
+        for (size_t i = 1; i < count && unique; i++)
+            if (by_key(&keys[i], &keys[i - 1]) == 0) {
+                unique = false;
+                n = i;
+            }
+    }
+    if (!unique && s->dup != NULL) {
+        rb_json_error *err = s->dup;
+        size_t len = keys[n].len < sizeof err->key - 1 ? keys[n].len : sizeof err->key - 1;
+        memset(err, 0, sizeof *err);
+        err->fault = RB_JSON_DUPLICATE;
+        memcpy(err->key, keys[n].text, len);
+        err->key[len] = '\0';
+        err->at = s->nodes[slot].start;
+        err->depth = depth + 1;
+        if (s->nodes[slot].key != SIZE_MAX) {
+            size_t plen;
+            char *pown;
+            const char *ptext = key_text(s->p, s->nodes[slot].key, &plen, &pown);
+            if (ptext != NULL) {
+                plen = plen < sizeof err->parent - 1 ? plen : sizeof err->parent - 1;
+                memcpy(err->parent, ptext, plen);
+                err->parent[plen] = '\0';
+                err->parent_key = true;
+            }
+            free(pown);
+        }
+        snprintf(err->what, sizeof err->what, "duplicate key '%s' in the object", err->key);
+    }
+done:
+    for (size_t i = 0; i < count; i++)
+        free(owned[i]);
+    free(owned);
+    free(keys);
+    return unique;
+}
+
+/* A number node's values from its token p[start .. end). */
+static bool flat_number(scan *s, rb_json_node *node)
+{
+    const unsigned char *p = s->p + node->start;
+    size_t len = node->end - node->start, d = p[0] == '-';
+    bool integer = true;
+    for (size_t k = d; k < len; k++)
+        if (p[k] == '.' || p[k] == 'e' || p[k] == 'E')
+            integer = false;
+    if (integer) {
+        uint64_t u = 0;
+        for (size_t k = d; k < len; k++)
+            u = u * 10 + (uint64_t)(p[k] - '0'); /* the recognizer checked the range */
+        node->kind = RB_JSON_KIND_INT;
+        if (d) {
+            node->integer = u == (uint64_t)1 << 63 ? INT64_MIN : -(int64_t)u;
+            node->number = -(double)u;
+        } else {
+            node->big = u > (uint64_t)INT64_MAX;
+            node->integer = node->big ? INT64_MAX : (int64_t)u;
+            node->big_value = u;
+            node->number = (double)u;
+        }
+        return true;
+    }
+    node->kind = RB_JSON_KIND_DOUBLE;
+    node->number = token_double(p, len);
+    if (!isfinite(node->number)) {
+        s->i = node->start;
+        return scan_fail(s, "number out of range");
+    }
+    return true;
+}
+
+/* scan_value_raw, and in flat mode the value's node (pre-order). */
+static bool scan_value(scan *s, int depth, size_t key_begin, size_t key_end, bool has_key)
+{
+    size_t slot;
+    rb_json_node *node;
+    if (!s->flat)
+        return scan_value_raw(s, depth, key_begin, key_end, has_key);
+    if (!grow(s, (void **)&s->nodes, s->node_count, &s->node_cap, sizeof *s->nodes))
+        return false;
+    slot = s->node_count++;
+    s->nodes[slot] = (rb_json_node){.start = s->i, .key = has_key ? key_begin : SIZE_MAX};
+    if (!scan_value_raw(s, depth, key_begin, key_end, has_key))
+        return false;
+    node = &s->nodes[slot];
+    node->end = s->i;
+    node->next = s->node_count;
+    switch (s->p[node->start]) {
+    case '{':
+        node->kind = RB_JSON_KIND_OBJECT;
+        return object_unique(s, slot, depth);
+    case '[': node->kind = RB_JSON_KIND_ARRAY; return true;
+    case '"': node->kind = RB_JSON_KIND_STRING; return true;
+    case 't': node->kind = RB_JSON_KIND_BOOL; node->boolean = true; return true;
+    case 'f': node->kind = RB_JSON_KIND_BOOL; return true;
+    case 'n': node->kind = RB_JSON_KIND_NULL; return true;
+    default: return flat_number(s, node);
+    }
+}
+
+size_t rb_json_count(const rb_json_node *nodes, size_t node)
+{
+    size_t count = 0;
+    for (size_t c = node + 1; c < nodes[node].next; c = nodes[c].next)
+        count++;
+    return count;
+}
+
+size_t rb_json_child(const rb_json_node *nodes, size_t node, size_t index)
+{
+    for (size_t c = node + 1; c < nodes[node].next; c = nodes[c].next)
+        if (index-- == 0)
+            return c;
+    return SIZE_MAX;
+}
+
+size_t rb_json_member(const rb_json_node *nodes, const char *text, size_t node, const char *key)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    size_t want = strlen(key);
+    if (nodes[node].kind != RB_JSON_KIND_OBJECT)
+        return SIZE_MAX;
+    for (size_t c = node + 1; c < nodes[node].next; c = nodes[c].next) {
+        size_t len;
+        char *owned;
+        const char *k = key_text(p, nodes[c].key, &len, &owned);
+        bool same = k != NULL && len == want && memcmp(k, key, len) == 0;
+        free(owned);
+        if (same)
+            return c;
+    }
+    return SIZE_MAX;
+}
+
+char *rb_json_string(const rb_json_node *nodes, const char *text, size_t node)
+{
+    size_t len = nodes[node].end - nodes[node].start;
+    char *out = malloc(len + 1);
+    if (out != NULL && !decode_string((const unsigned char *)text + nodes[node].start, len, out, len + 1)) {
+        free(out);
+        out = NULL;
+    }
+    return out;
+}
+
+const char *rb_json_kind_name(rb_json_kind kind)
+{
+    switch (kind) {
+    case RB_JSON_KIND_NULL: return "null";
+    case RB_JSON_KIND_BOOL: return "a boolean";
+    case RB_JSON_KIND_INT: return "an integer";
+    case RB_JSON_KIND_DOUBLE: return "a number with a fraction or exponent";
+    case RB_JSON_KIND_STRING: return "a string";
+    case RB_JSON_KIND_ARRAY: return "an array";
+    default: return "an object";
     }
 }
 
@@ -550,6 +817,7 @@ rb_json_fault rb_json_parse_container(const char *text, size_t len, int max_dept
 
 typedef struct pieces {
     scan s;
+    bool nodes;  /* hand rb_json_node arrays instead of json-c trees */
     json_tokener *tok;
     rb_json_piece_fn fn;
     void *user;
@@ -599,6 +867,22 @@ static rb_json_fault hand_piece(pieces *pc, int depth, rb_json_event event, cons
     rb_json_fault r;
     rb_json_piece piece = {.event = event, .key = key, .index = index, .at = start};
     bool more;
+    if (pc->nodes) {
+        pc->s.node_count = 0;
+        pc->s.flat = true;
+        pc->s.dup = pc->err;
+        if (!scan_value(&pc->s, depth, 0, 0, false)) {
+            pc->s.flat = false;
+            if (pc->err->fault == RB_JSON_DUPLICATE)
+                return RB_JSON_DUPLICATE;
+            return fail(pc->err, pc->s.oom ? RB_JSON_NO_MEMORY : RB_JSON_INVALID, pc->s.err, pc->s.err_at);
+        }
+        pc->s.flat = false;
+        piece.nodes = pc->s.nodes;
+        piece.text = (const char *)pc->s.p;
+        more = pc->fn(pc->user, &piece);
+        return more ? RB_JSON_OK : (pc->err->fault = RB_JSON_STOPPED);
+    }
     pc->s.object_count = pc->s.number_count = 0;
     pc->s.record = true;
     if (!scan_value(&pc->s, depth, 0, 0, false))
@@ -715,11 +999,11 @@ static rb_json_fault hand_object(pieces *pc, size_t start)
     }
 }
 
-rb_json_fault rb_json_parse_pieces(const char *text, size_t len, int max_depth, rb_json_piece_fn fn, void *user,
-                                   rb_json_error *err)
+rb_json_fault rb_json_parse_pieces(const char *text, size_t len, int max_depth, bool nodes, rb_json_piece_fn fn,
+                                   void *user, rb_json_error *err)
 {
-    pieces pc = {.s = {.p = (const unsigned char *)text, .n = len, .max_depth = max_depth}, .fn = fn, .user = user,
-                 .err = err};
+    pieces pc = {.s = {.p = (const unsigned char *)text, .n = len, .max_depth = max_depth}, .nodes = nodes, .fn = fn,
+                 .user = user, .err = err};
     const void *nul = memchr(text, '\0', len);
     rb_json_fault r;
     size_t first;
@@ -755,6 +1039,7 @@ rb_json_fault rb_json_parse_pieces(const char *text, size_t len, int max_depth, 
     json_tokener_free(pc.tok);
     free(pc.s.objects);
     free(pc.s.numbers);
+    free(pc.s.nodes);
     for (size_t k = 0; k < pc.key_count; k++)
         free(pc.keys[k]);
     free(pc.keys);
