@@ -785,6 +785,14 @@ START_TEST(annotation_files_refused_with_one_line)
         ck_assert_str_eq(rb_last_error(), "gt.json is not valid JSON: expected a string key at byte 132 (line 4, "
                                           "column 12, in annotations[1])");
     }
+    /* a NUL byte is looked for before anything else, so what precedes it
+     * need not be JSON (libFuzzer found the place finder reading past its
+     * nesting table on such text) */
+    {
+        static const char text[] = "]]}\0{\"images\": [";
+        ck_assert_int_eq(rb_coco_parse(text, sizeof text - 1, "gt.json", &c), RB_ERR_CORRUPT);
+        ck_assert_str_eq(rb_last_error(), "gt.json is not valid JSON: NUL byte at byte 3 (line 1, column 4)");
+    }
     ck_assert_int_eq(rb_coco_parse(good_gt, sizeof good_gt - 1, "gt.json", NULL), RB_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(rb_coco_load(&c, "/nonexistent/instances.json"), RB_ERR_NOT_FOUND);
     ck_assert_ptr_nonnull(strstr(rb_last_error(), "/nonexistent/instances.json"));

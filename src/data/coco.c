@@ -193,7 +193,9 @@ rb_status rb_coco_check_detection(const rb_coco *gt, const rb_coco_index *ix, co
 /* Where byte `at` of a JSON text lies, for messages: "line L, column C"
  * and, inside an entry of a top-level array (results) or of an array that
  * is a member of the top-level object (annotations), that entry. The text
- * before `at` is valid JSON so far (the strict reader stopped there). */
+ * before `at` is valid JSON so far (the strict reader stopped there),
+ * except before a NUL byte, which is looked for first: then the entry
+ * named may be wrong, but nothing is read out of bounds. */
 static void json_place(const char *text, size_t len, size_t at, bool results, char *buf, size_t size)
 {
     size_t line = 1, column = 1, index[3] = {0, 0, 0};
@@ -235,7 +237,8 @@ static void json_place(const char *text, size_t len, size_t at, bool results, ch
                 expect_key = c == '{';
             }
         } else if (c == '}' || c == ']') {
-            depth--;
+            if (depth > 0) /* a NUL byte is reported before the text is checked: */
+                depth--;   /* what comes before it may not be JSON */
         } else if (c == ',' && depth >= 1 && depth <= 2) {
             index[depth]++;
             expect_key = object[depth];
