@@ -376,20 +376,22 @@ static int by_key(const void *a, const void *b)
 static bool object_unique(scan *s, size_t slot, int depth)
 {
     size_t count = 0, n = 0;
-    key_span *keys;
-    char **owned;
+    key_span small_keys[16], *keys = small_keys;
+    char *small_owned[16] = {NULL}, **owned = small_owned;
     bool unique = true;
     for (size_t c = slot + 1; c < s->node_count; c = s->nodes[c].next)
         count++;
     if (count < 2)
         return true;
-    keys = malloc(count * sizeof *keys);
-    owned = calloc(count, sizeof *owned);
-    if (keys == NULL || owned == NULL) {
-        free(keys);
-        free(owned);
-        s->oom = true;
-        return scan_fail(s, "out of memory");
+    if (count > 16) {
+        keys = malloc(count * sizeof *keys);
+        owned = calloc(count, sizeof *owned);
+        if (keys == NULL || owned == NULL) {
+            free(keys);
+            free(owned);
+            s->oom = true;
+            return scan_fail(s, "out of memory");
+        }
     }
     for (size_t c = slot + 1; c < s->node_count; c = s->nodes[c].next, n++)
         if ((keys[n].text = key_text(s->p, s->nodes[c].key, &keys[n].len, &owned[n])) == NULL) {
@@ -438,8 +440,10 @@ static bool object_unique(scan *s, size_t slot, int depth)
 done:
     for (size_t i = 0; i < count; i++)
         free(owned[i]);
-    free(owned);
-    free(keys);
+    if (count > 16) {
+        free(owned);
+        free(keys);
+    }
     return unique;
 }
 
