@@ -258,8 +258,9 @@ static double box_iou(const double *d, const double *g, bool crowd)
 }
 
 /* COCOeval.evaluateImg for one (image, category), all four area ranges at
- * 100 detections: `gts` (G annotation indices, file order) against `dts`
- * (D detection indices, sorted, already cut to 100), results into out[0..D). */
+ * 100 detections: `gts` (G annotations, file order) against `dts` (D
+ * detections, sorted by score, already cut to 100), results into
+ * out[0..D) and the count of regular ground truths per range into npig. */
 static void evaluate_cell(const rb_coco *gt, const gt_item *gts, size_t G,
                           const dt_item *dts, size_t D, const double thr[T], cell_work *w, kept *out,
                           size_t npig[A])
@@ -289,7 +290,7 @@ static void evaluate_cell(const rb_coco *gt, const gt_item *gts, size_t G,
         for (size_t g = 0; g < G; g++)
             if (w->ig[g])
                 w->order[n++] = g;
-        for (int t = 0; t < T; t++) {
+        for (int t = 0; t < T && G > 0; t++) { /* no ground truth: nothing to match */
             const uint16_t bit = (uint16_t)(1u << t);
             for (size_t d = 0; d < D; d++) {
                 const double *iou = &w->iou[d * G];
