@@ -6,7 +6,9 @@
  * appear, every object (with its member count) and every number. Walking
  * json-c's tree in the same order then finds duplicate keys (an object with
  * fewer members in the tree than in the text) and numbers that became
- * infinite. */
+ * infinite. The recognizer can also record every value as an rb_json_node
+ * (flat values, below), which sys/json_pieces.c hands out for large files
+ * without a json-c tree. */
 #include "config.h"
 
 #include <limits.h>
@@ -23,35 +25,9 @@
 
 #include "sys/internal.h"
 #include "sys/json.h"
+#include "sys/json_scan.h"
 
-/* An object of the text. */
-typedef struct scan_object {
-    size_t start;              /* its '{' */
-    size_t members;
-    size_t key_begin, key_end; /* the quoted key it is the value of, when has_key */
-    bool has_key;
-    int depth;                 /* 1: the top level */
-} scan_object;
-
-typedef struct scan {
-    const unsigned char *p;
-    size_t n, i;
-    int max_depth;
-    bool record;               /* record objects and numbers (the first pass) */
-    scan_object *objects;      /* in pre-order */
-    size_t object_count, object_cap;
-    size_t *numbers;           /* byte offset of every number, in pre-order */
-    size_t number_count, number_cap;
-    bool oom;
-    const char *err;           /* a fixed phrase */
-    size_t err_at;
-    bool flat;                 /* record every value as an rb_json_node (no json-c tree) */
-    rb_json_node *nodes;
-    size_t node_count, node_cap;
-    rb_json_error *dup;        /* flat: where a repeated key is described */
-} scan;
-
-static bool scan_fail(scan *s, const char *msg)
+bool rb_json_scan_fail(scan *s, const char *msg)
 {
     if (s->err == NULL) {
         s->err = msg;
@@ -61,7 +37,7 @@ static bool scan_fail(scan *s, const char *msg)
 }
 
 /* Makes room for one more element of an array of `size`-byte elements. */
-static bool grow(scan *s, void **items, size_t count, size_t *cap, size_t size)
+bool rb_json_grow(scan *s, void **items, size_t count, size_t *cap, size_t size)
 {
     void *bigger;
     size_t want;
@@ -71,14 +47,14 @@ static bool grow(scan *s, void **items, size_t count, size_t *cap, size_t size)
     bigger = realloc(*items, want * size);
     if (bigger == NULL) {
         s->oom = true;
-        return scan_fail(s, "out of memory");
+        return rb_json_scan_fail(s, "out of memory");
     }
     *items = bigger;
     *cap = want;
     return true;
 }
 
-static void scan_ws(scan *s)
+void rb_json_scan_ws(scan *s)
 {
     while (s->i < s->n && (s->p[s->i] == ' ' || s->p[s->i] == '\t' || s->p[s->i] == '\n' || s->p[s->i] == '\r'))
         s->i++;
@@ -105,52 +81,52 @@ static bool scan_hex4(const scan *s, size_t at, unsigned *out)
     return true;
 }
 
-static bool scan_string(scan *s)
+bool rb_json_scan_string(scan *s)
 {
     s->i++; /* the opening quote */
     for (;;) {
         unsigned char c;
         if (s->i >= s->n)
-            return scan_fail(s, "unterminated string");
+            return rb_json_scan_fail(s, "unterminated string");
         c = s->p[s->i];
         if (c == '"') {
             s->i++;
             return true;
         }
         if (c < 0x20)
-            return scan_fail(s, "control character in a string");
+            return rb_json_scan_fail(s, "control character in a string");
         if (c == '\\') {
             unsigned u, low;
             if (s->i + 1 >= s->n)
-                return scan_fail(s, "unterminated string");
+                return rb_json_scan_fail(s, "unterminated string");
             switch (s->p[s->i + 1]) {
             case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
                 s->i += 2;
                 break;
             case 'u':
                 if (!scan_hex4(s, s->i + 2, &u))
-                    return scan_fail(s, "bad \\u escape");
+                    return rb_json_scan_fail(s, "bad \\u escape");
                 if (u == 0)
-                    return scan_fail(s, "\\u0000 escape (no name or value may hold a NUL)");
+                    return rb_json_scan_fail(s, "\\u0000 escape (no name or value may hold a NUL)");
                 if (u >= 0xdc00 && u <= 0xdfff)
-                    return scan_fail(s, "unpaired surrogate in a \\u escape");
+                    return rb_json_scan_fail(s, "unpaired surrogate in a \\u escape");
                 if (u >= 0xd800 && u <= 0xdbff) {
                     if (s->i + 7 >= s->n || s->p[s->i + 6] != '\\' || s->p[s->i + 7] != 'u' ||
                         !scan_hex4(s, s->i + 8, &low) || low < 0xdc00 || low > 0xdfff)
-                        return scan_fail(s, "unpaired surrogate in a \\u escape");
+                        return rb_json_scan_fail(s, "unpaired surrogate in a \\u escape");
                     s->i += 6;
                 }
                 s->i += 6;
                 break;
             default:
-                return scan_fail(s, "bad escape in a string");
+                return rb_json_scan_fail(s, "bad escape in a string");
             }
             continue;
         }
         {
             size_t len = rb_utf8_char(s->p + s->i, s->n - s->i);
             if (len == 0)
-                return scan_fail(s, "invalid UTF-8 in a string");
+                return rb_json_scan_fail(s, "invalid UTF-8 in a string");
             s->i += len;
         }
     }
@@ -166,7 +142,7 @@ static bool scan_number(scan *s)
     size_t start = s->i, digits_at, ndigits;
     bool neg = false, integer = true;
     if (s->record) {
-        if (!grow(s, (void **)&s->numbers, s->number_count, &s->number_cap, sizeof *s->numbers))
+        if (!rb_json_grow(s, (void **)&s->numbers, s->number_count, &s->number_cap, sizeof *s->numbers))
             return false;
         s->numbers[s->number_count++] = start;
     }
@@ -176,11 +152,11 @@ static bool scan_number(scan *s)
     }
     digits_at = s->i;
     if (!is_digit(s))
-        return scan_fail(s, "bad number");
+        return rb_json_scan_fail(s, "bad number");
     if (s->p[s->i] == '0') {
         s->i++;
         if (is_digit(s))
-            return scan_fail(s, "number with a leading zero");
+            return rb_json_scan_fail(s, "number with a leading zero");
     } else
         while (is_digit(s))
             s->i++;
@@ -189,7 +165,7 @@ static bool scan_number(scan *s)
         integer = false;
         s->i++;
         if (!is_digit(s))
-            return scan_fail(s, "bad number");
+            return rb_json_scan_fail(s, "bad number");
         while (is_digit(s))
             s->i++;
     }
@@ -199,7 +175,7 @@ static bool scan_number(scan *s)
         if (s->i < s->n && (s->p[s->i] == '+' || s->p[s->i] == '-'))
             s->i++;
         if (!is_digit(s))
-            return scan_fail(s, "bad number");
+            return rb_json_scan_fail(s, "bad number");
         while (is_digit(s))
             s->i++;
     }
@@ -209,13 +185,11 @@ static bool scan_number(scan *s)
         size_t maxlen = strlen(max);
         if (ndigits > maxlen || (ndigits == maxlen && memcmp(s->p + digits_at, max, maxlen) > 0)) {
             s->i = start;
-            return scan_fail(s, "integer out of range");
+            return rb_json_scan_fail(s, "integer out of range");
         }
     }
     return true;
 }
-
-static bool scan_value(scan *s, int depth, size_t key_begin, size_t key_end, bool has_key);
 
 /* An object or array at `depth` enclosing containers; an object that is a
  * member's value gets that member's key. */
@@ -225,16 +199,16 @@ static bool scan_container(scan *s, int depth, size_t key_begin, size_t key_end,
     char close = object ? '}' : ']';
     size_t slot = 0, members = 0;
     if (depth >= s->max_depth)
-        return scan_fail(s, "nesting too deep");
+        return rb_json_scan_fail(s, "nesting too deep");
     if (object && s->record) {
-        if (!grow(s, (void **)&s->objects, s->object_count, &s->object_cap, sizeof *s->objects))
+        if (!rb_json_grow(s, (void **)&s->objects, s->object_count, &s->object_cap, sizeof *s->objects))
             return false;
         slot = s->object_count++;
         s->objects[slot] = (scan_object){.start = s->i, .key_begin = key_begin, .key_end = key_end,
                                          .has_key = has_key, .depth = depth + 1};
     }
     s->i++;
-    scan_ws(s);
+    rb_json_scan_ws(s);
     if (s->i < s->n && s->p[s->i] == close)
         s->i++;
     else
@@ -242,33 +216,33 @@ static bool scan_container(scan *s, int depth, size_t key_begin, size_t key_end,
             size_t kb = 0, ke = 0;
             if (object) {
                 if (s->i >= s->n || s->p[s->i] != '"')
-                    return scan_fail(s, s->i >= s->n ? "unexpected end" : "expected a string key");
+                    return rb_json_scan_fail(s, s->i >= s->n ? "unexpected end" : "expected a string key");
                 kb = s->i;
-                if (!scan_string(s))
+                if (!rb_json_scan_string(s))
                     return false;
                 ke = s->i;
-                scan_ws(s);
+                rb_json_scan_ws(s);
                 if (s->i >= s->n || s->p[s->i] != ':')
-                    return scan_fail(s, s->i >= s->n ? "unexpected end" : "expected ':'");
+                    return rb_json_scan_fail(s, s->i >= s->n ? "unexpected end" : "expected ':'");
                 s->i++;
-                scan_ws(s);
+                rb_json_scan_ws(s);
             }
-            if (!scan_value(s, depth + 1, kb, ke, object))
+            if (!rb_json_scan_value(s, depth + 1, kb, ke, object))
                 return false;
             members++;
-            scan_ws(s);
+            rb_json_scan_ws(s);
             if (s->i >= s->n)
-                return scan_fail(s, "unexpected end");
+                return rb_json_scan_fail(s, "unexpected end");
             if (s->p[s->i] == ',') {
                 s->i++;
-                scan_ws(s);
+                rb_json_scan_ws(s);
                 continue;
             }
             if (s->p[s->i] == close) {
                 s->i++;
                 break;
             }
-            return scan_fail(s, object ? "expected ',' or '}'" : "expected ',' or ']'");
+            return rb_json_scan_fail(s, object ? "expected ',' or '}'" : "expected ',' or ']'");
         }
     if (object && s->record)
         s->objects[slot].members = members;
@@ -279,7 +253,7 @@ static bool scan_literal(scan *s, const char *word)
 {
     size_t len = strlen(word);
     if (s->n - s->i < len || memcmp(s->p + s->i, word, len) != 0)
-        return scan_fail(s, "unexpected character");
+        return rb_json_scan_fail(s, "unexpected character");
     s->i += len;
     return true;
 }
@@ -288,24 +262,22 @@ static bool scan_value_raw(scan *s, int depth, size_t key_begin, size_t key_end,
 {
     unsigned char c;
     if (s->i >= s->n)
-        return scan_fail(s, "unexpected end");
+        return rb_json_scan_fail(s, "unexpected end");
     c = s->p[s->i];
     switch (c) {
     case '{': case '[': return scan_container(s, depth, key_begin, key_end, has_key);
-    case '"': return scan_string(s);
+    case '"': return rb_json_scan_string(s);
     case 't': return scan_literal(s, "true");
     case 'f': return scan_literal(s, "false");
     case 'n': return scan_literal(s, "null");
     default:
         if (c == '-' || (c >= '0' && c <= '9'))
             return scan_number(s);
-        return scan_fail(s, "unexpected character");
+        return rb_json_scan_fail(s, "unexpected character");
     }
 }
 
 /* ------------------------------------------------------------ flat values */
-
-static bool decode_string(const unsigned char *p, size_t len, char *out, size_t size);
 
 static locale_t c_numeric;
 static pthread_once_t c_numeric_once = PTHREAD_ONCE_INIT;
@@ -334,7 +306,7 @@ static double token_double(const unsigned char *p, size_t len)
 /* The text of the key token at `k` (its opening quote): a span of the text
  * when it has no escape, else decoded into *owned (free it). NULL when out
  * of memory. */
-static const char *key_text(const unsigned char *p, size_t k, size_t *len, char **owned)
+const char *rb_json_key_text(const unsigned char *p, size_t k, size_t *len, char **owned)
 {
     size_t e = k + 1;
     bool escaped = false;
@@ -350,7 +322,7 @@ static const char *key_text(const unsigned char *p, size_t k, size_t *len, char 
         *len = e - k - 1;
         return (const char *)p + k + 1;
     }
-    if ((*owned = malloc(e - k + 1)) == NULL || !decode_string(p + k, e + 1 - k, *owned, e - k + 1)) {
+    if ((*owned = malloc(e - k + 1)) == NULL || !rb_json_decode_string(p + k, e + 1 - k, *owned, e - k + 1)) {
         free(*owned);
         *owned = NULL;
         return NULL;
@@ -390,13 +362,13 @@ static bool object_unique(scan *s, size_t slot, int depth)
             free(keys);
             free(owned);
             s->oom = true;
-            return scan_fail(s, "out of memory");
+            return rb_json_scan_fail(s, "out of memory");
         }
     }
     for (size_t c = slot + 1; c < s->node_count; c = s->nodes[c].next, n++)
-        if ((keys[n].text = key_text(s->p, s->nodes[c].key, &keys[n].len, &owned[n])) == NULL) {
+        if ((keys[n].text = rb_json_key_text(s->p, s->nodes[c].key, &keys[n].len, &owned[n])) == NULL) {
             s->oom = true;
-            unique = scan_fail(s, "out of memory");
+            unique = rb_json_scan_fail(s, "out of memory");
             goto done;
         }
     if (count <= 16) {
@@ -426,7 +398,7 @@ static bool object_unique(scan *s, size_t slot, int depth)
         if (s->nodes[slot].key != SIZE_MAX) {
             size_t plen;
             char *pown;
-            const char *ptext = key_text(s->p, s->nodes[slot].key, &plen, &pown);
+            const char *ptext = rb_json_key_text(s->p, s->nodes[slot].key, &plen, &pown);
             if (ptext != NULL) {
                 plen = plen < sizeof err->parent - 1 ? plen : sizeof err->parent - 1;
                 memcpy(err->parent, ptext, plen);
@@ -476,19 +448,19 @@ static bool flat_number(scan *s, rb_json_node *node)
     node->number = token_double(p, len);
     if (!isfinite(node->number)) {
         s->i = node->start;
-        return scan_fail(s, "number out of range");
+        return rb_json_scan_fail(s, "number out of range");
     }
     return true;
 }
 
 /* scan_value_raw, and in flat mode the value's node (pre-order). */
-static bool scan_value(scan *s, int depth, size_t key_begin, size_t key_end, bool has_key)
+bool rb_json_scan_value(scan *s, int depth, size_t key_begin, size_t key_end, bool has_key)
 {
     size_t slot;
     rb_json_node *node;
     if (!s->flat)
         return scan_value_raw(s, depth, key_begin, key_end, has_key);
-    if (!grow(s, (void **)&s->nodes, s->node_count, &s->node_cap, sizeof *s->nodes))
+    if (!rb_json_grow(s, (void **)&s->nodes, s->node_count, &s->node_cap, sizeof *s->nodes))
         return false;
     slot = s->node_count++;
     s->nodes[slot] = (rb_json_node){.start = s->i, .key = has_key ? key_begin : SIZE_MAX};
@@ -507,64 +479,6 @@ static bool scan_value(scan *s, int depth, size_t key_begin, size_t key_end, boo
     case 'f': node->kind = RB_JSON_KIND_BOOL; return true;
     case 'n': node->kind = RB_JSON_KIND_NULL; return true;
     default: return flat_number(s, node);
-    }
-}
-
-size_t rb_json_count(const rb_json_node *nodes, size_t node)
-{
-    size_t count = 0;
-    for (size_t c = node + 1; c < nodes[node].next; c = nodes[c].next)
-        count++;
-    return count;
-}
-
-size_t rb_json_child(const rb_json_node *nodes, size_t node, size_t index)
-{
-    for (size_t c = node + 1; c < nodes[node].next; c = nodes[c].next)
-        if (index-- == 0)
-            return c;
-    return SIZE_MAX;
-}
-
-size_t rb_json_member(const rb_json_node *nodes, const char *text, size_t node, const char *key)
-{
-    const unsigned char *p = (const unsigned char *)text;
-    size_t want = strlen(key);
-    if (nodes[node].kind != RB_JSON_KIND_OBJECT)
-        return SIZE_MAX;
-    for (size_t c = node + 1; c < nodes[node].next; c = nodes[c].next) {
-        size_t len;
-        char *owned;
-        const char *k = key_text(p, nodes[c].key, &len, &owned);
-        bool same = k != NULL && len == want && memcmp(k, key, len) == 0;
-        free(owned);
-        if (same)
-            return c;
-    }
-    return SIZE_MAX;
-}
-
-char *rb_json_string(const rb_json_node *nodes, const char *text, size_t node)
-{
-    size_t len = nodes[node].end - nodes[node].start;
-    char *out = malloc(len + 1);
-    if (out != NULL && !decode_string((const unsigned char *)text + nodes[node].start, len, out, len + 1)) {
-        free(out);
-        out = NULL;
-    }
-    return out;
-}
-
-const char *rb_json_kind_name(rb_json_kind kind)
-{
-    switch (kind) {
-    case RB_JSON_KIND_NULL: return "null";
-    case RB_JSON_KIND_BOOL: return "a boolean";
-    case RB_JSON_KIND_INT: return "an integer";
-    case RB_JSON_KIND_DOUBLE: return "a number with a fraction or exponent";
-    case RB_JSON_KIND_STRING: return "a string";
-    case RB_JSON_KIND_ARRAY: return "an array";
-    default: return "an object";
     }
 }
 
@@ -615,7 +529,7 @@ static tree_check check_tree(json_object *o, walk *w)
 
 /* The text of the (valid) quoted string token p[0 .. len) into out, cut to
  * fit; false when out of memory. */
-static bool decode_string(const unsigned char *p, size_t len, char *out, size_t size)
+bool rb_json_decode_string(const unsigned char *p, size_t len, char *out, size_t size)
 {
     struct json_tokener *tok = json_tokener_new();
     char *copy = malloc(len + 1);
@@ -649,24 +563,24 @@ static rb_json_fault name_duplicate(const scan *s, const scan_object *obj, rb_js
 
     err->depth = obj->depth;
     err->parent_key = obj->has_key;
-    if (obj->has_key && !decode_string(s->p + obj->key_begin, obj->key_end - obj->key_begin, err->parent,
+    if (obj->has_key && !rb_json_decode_string(s->p + obj->key_begin, obj->key_end - obj->key_begin, err->parent,
                                        sizeof err->parent))
         return RB_JSON_NO_MEMORY;
     for (;;) { /* the text is valid: no checks needed but the closing brace */
-        scan_ws(&again);
+        rb_json_scan_ws(&again);
         if (again.p[again.i] == '}')
             break;
-        if (!grow(&again, (void **)&keys, count, &cap, sizeof *keys))
+        if (!rb_json_grow(&again, (void **)&keys, count, &cap, sizeof *keys))
             goto done;
         keys[count][0] = again.i;
-        scan_string(&again);
+        rb_json_scan_string(&again);
         keys[count][1] = again.i;
         count++;
-        scan_ws(&again);
+        rb_json_scan_ws(&again);
         again.i++; /* ':' */
-        scan_ws(&again);
-        scan_value(&again, 0, 0, 0, false);
-        scan_ws(&again);
+        rb_json_scan_ws(&again);
+        rb_json_scan_value(&again, 0, 0, 0, false);
+        rb_json_scan_ws(&again);
         if (again.p[again.i] == ',')
             again.i++;
     }
@@ -674,7 +588,7 @@ static rb_json_fault name_duplicate(const scan *s, const scan_object *obj, rb_js
     if (text == NULL)
         goto done;
     for (size_t i = 0; i < count; i++) {
-        if (!decode_string(s->p + keys[i][0], keys[i][1] - keys[i][0], text[i], sizeof text[i]))
+        if (!rb_json_decode_string(s->p + keys[i][0], keys[i][1] - keys[i][0], text[i], sizeof text[i]))
             goto done;
         for (size_t j = 0; j < i; j++)
             if (strcmp(text[i], text[j]) == 0) {
@@ -692,7 +606,7 @@ done:
     return r;
 }
 
-static const char *kind_of(unsigned char first)
+const char *rb_json_kind_of(unsigned char first)
 {
     switch (first) {
     case '[': return "array";
@@ -703,7 +617,7 @@ static const char *kind_of(unsigned char first)
     }
 }
 
-static rb_json_fault fail(rb_json_error *err, rb_json_fault fault, const char *what, size_t at)
+rb_json_fault rb_json_fail(rb_json_error *err, rb_json_fault fault, const char *what, size_t at)
 {
     err->fault = fault;
     snprintf(err->what, sizeof err->what, "%s", what);
@@ -715,7 +629,7 @@ static rb_json_fault fail(rb_json_error *err, rb_json_fault fault, const char *w
  * `s` has just accepted and recorded (its objects and numbers from index
  * 0), checked for repeated keys and numbers that became infinite. `tok` is
  * reset first; its depth must allow the container's. */
-static rb_json_fault build_tree(scan *s, json_tokener *tok, size_t first, size_t end, json_object **out,
+rb_json_fault rb_json_build_tree(scan *s, json_tokener *tok, size_t first, size_t end, json_object **out,
                                 rb_json_error *err)
 {
     json_object *root;
@@ -723,14 +637,14 @@ static rb_json_fault build_tree(scan *s, json_tokener *tok, size_t first, size_t
     rb_json_fault r;
     *out = NULL;
     if (end - first > INT_MAX)
-        return fail(err, RB_JSON_TOO_LONG, "JSON text too long", first);
+        return rb_json_fail(err, RB_JSON_TOO_LONG, "JSON text too long", first);
     json_tokener_reset(tok);
     root = json_tokener_parse_ex(tok, (const char *)s->p + first, (int)(end - first));
     if (root == NULL || !json_object_is_type(root, s->p[first] == '{' ? json_type_object : json_type_array) ||
         json_tokener_get_parse_end(tok) != end - first) {
         /* The recognizer accepted it: json-c should never disagree. */
         json_object_put(root);
-        return fail(err, RB_JSON_INVALID, json_tokener_error_desc(json_tokener_get_error(tok)), first);
+        return rb_json_fail(err, RB_JSON_INVALID, json_tokener_error_desc(json_tokener_get_error(tok)), first);
     }
     switch (check_tree(root, &w)) {
     case TREE_OK:
@@ -739,10 +653,10 @@ static rb_json_fault build_tree(scan *s, json_tokener *tok, size_t first, size_t
     case TREE_DUPLICATE:
         json_object_put(root);
         if (w.object >= s->object_count) /* cannot happen: the tree has no more objects than the text */
-            return fail(err, RB_JSON_INVALID, "json-c and the recognizer disagree", first);
+            return rb_json_fail(err, RB_JSON_INVALID, "json-c and the recognizer disagree", first);
         r = name_duplicate(s, &s->objects[w.object], err);
         if (r != RB_JSON_DUPLICATE)
-            return fail(err, r, "out of memory", 0);
+            return rb_json_fail(err, r, "out of memory", 0);
         err->fault = r;
         err->at = s->objects[w.object].start;
         snprintf(err->what, sizeof err->what, "duplicate key '%s' in the object", err->key);
@@ -750,11 +664,11 @@ static rb_json_fault build_tree(scan *s, json_tokener *tok, size_t first, size_t
     case TREE_NONFINITE:
     default:
         json_object_put(root);
-        return fail(err, RB_JSON_INVALID, "number out of range", s->numbers[w.number]);
+        return rb_json_fail(err, RB_JSON_INVALID, "number out of range", s->numbers[w.number]);
     }
 }
 
-static json_tokener *strict_tokener(int max_depth)
+json_tokener *rb_json_strict_tokener(int max_depth)
 {
     json_tokener *tok = json_tokener_new_ex(max_depth + 2);
     if (tok != NULL)
@@ -775,29 +689,29 @@ static rb_json_fault parse_strict(const char *text, size_t len, int max_depth, b
     *out = NULL;
     memset(err, 0, sizeof *err);
     if (nul != NULL)
-        return fail(err, RB_JSON_INVALID, "NUL byte", (size_t)((const char *)nul - text));
-    scan_ws(&s);
+        return rb_json_fail(err, RB_JSON_INVALID, "NUL byte", (size_t)((const char *)nul - text));
+    rb_json_scan_ws(&s);
     first = s.i;
-    if (scan_value(&s, 0, 0, 0, false)) {
+    if (rb_json_scan_value(&s, 0, 0, 0, false)) {
         end = s.i;
-        scan_ws(&s);
+        rb_json_scan_ws(&s);
         if (s.i < s.n)
-            scan_fail(&s, "unexpected bytes after the JSON value");
+            rb_json_scan_fail(&s, "unexpected bytes after the JSON value");
     }
     if (s.err != NULL) {
-        r = fail(err, s.oom ? RB_JSON_NO_MEMORY : RB_JSON_INVALID, s.err, s.err_at);
+        r = rb_json_fail(err, s.oom ? RB_JSON_NO_MEMORY : RB_JSON_INVALID, s.err, s.err_at);
         goto done;
     }
     if (s.p[first] != '{' && (object_only || s.p[first] != '[')) {
         err->fault = r = RB_JSON_NOT_OBJECT;
-        err->kind = kind_of(s.p[first]);
+        err->kind = rb_json_kind_of(s.p[first]);
         goto done;
     }
-    if ((tok = strict_tokener(max_depth)) == NULL) {
-        r = fail(err, RB_JSON_NO_MEMORY, "out of memory", 0);
+    if ((tok = rb_json_strict_tokener(max_depth)) == NULL) {
+        r = rb_json_fail(err, RB_JSON_NO_MEMORY, "out of memory", 0);
         goto done;
     }
-    r = build_tree(&s, tok, first, end, out, err);
+    r = rb_json_build_tree(&s, tok, first, end, out, err);
     json_tokener_free(tok);
 done:
     free(s.objects);
@@ -817,235 +731,3 @@ rb_json_fault rb_json_parse_container(const char *text, size_t len, int max_dept
     return parse_strict(text, len, max_depth, false, out, err);
 }
 
-/* ------------------------------------------------------------ pieces */
-
-typedef struct pieces {
-    scan s;
-    bool nodes;  /* hand rb_json_node arrays instead of json-c trees */
-    json_tokener *tok;
-    rb_json_piece_fn fn;
-    void *user;
-    rb_json_error *err;
-    char **keys; /* the top-level object's keys so far, decoded */
-    size_t key_count, key_cap;
-} pieces;
-
-/* A scalar piece p[start .. end), valid JSON: parsed from a copy with a
- * space after it (json-c cannot tell where a number at the end of its
- * input stops). */
-static rb_json_fault parse_scalar(pieces *pc, size_t start, size_t end, json_object **out)
-{
-    char *copy = malloc(end - start + 2);
-    json_object *o;
-    *out = NULL;
-    if (copy == NULL)
-        return fail(pc->err, RB_JSON_NO_MEMORY, "out of memory", 0);
-    if (end - start > INT_MAX - 1) {
-        free(copy);
-        return fail(pc->err, RB_JSON_TOO_LONG, "JSON text too long", start);
-    }
-    memcpy(copy, pc->s.p + start, end - start);
-    copy[end - start] = ' ';
-    copy[end - start + 1] = '\0';
-    json_tokener_reset(pc->tok);
-    o = json_tokener_parse_ex(pc->tok, copy, (int)(end - start + 1));
-    free(copy);
-    if (o == NULL && pc->s.p[start] != 'n')
-        return fail(pc->err, RB_JSON_INVALID, json_tokener_error_desc(json_tokener_get_error(pc->tok)), start);
-    if (json_object_is_type(o, json_type_double) && !isfinite(json_object_get_double(o))) {
-        json_object_put(o);
-        return fail(pc->err, RB_JSON_INVALID, "number out of range", start);
-    }
-    *out = o;
-    return RB_JSON_OK;
-}
-
-/* The value at the scanner's position, `depth` containers deep: checked,
- * parsed into its own tree and handed to fn. The scanner records the
- * piece's objects and numbers afresh (its buffers are kept), and one
- * tokener serves every piece. */
-static rb_json_fault hand_piece(pieces *pc, int depth, rb_json_event event, const char *key, size_t index)
-{
-    size_t start = pc->s.i;
-    json_object *o = NULL;
-    rb_json_fault r;
-    rb_json_piece piece = {.event = event, .key = key, .index = index, .at = start};
-    bool more;
-    if (pc->nodes) {
-        pc->s.node_count = 0;
-        pc->s.flat = true;
-        pc->s.dup = pc->err;
-        if (!scan_value(&pc->s, depth, 0, 0, false)) {
-            pc->s.flat = false;
-            if (pc->err->fault == RB_JSON_DUPLICATE)
-                return RB_JSON_DUPLICATE;
-            return fail(pc->err, pc->s.oom ? RB_JSON_NO_MEMORY : RB_JSON_INVALID, pc->s.err, pc->s.err_at);
-        }
-        pc->s.flat = false;
-        piece.nodes = pc->s.nodes;
-        piece.text = (const char *)pc->s.p;
-        more = pc->fn(pc->user, &piece);
-        return more ? RB_JSON_OK : (pc->err->fault = RB_JSON_STOPPED);
-    }
-    pc->s.object_count = pc->s.number_count = 0;
-    pc->s.record = true;
-    if (!scan_value(&pc->s, depth, 0, 0, false))
-        return fail(pc->err, pc->s.oom ? RB_JSON_NO_MEMORY : RB_JSON_INVALID, pc->s.err, pc->s.err_at);
-    pc->s.record = false;
-    if (pc->s.p[start] == '{' || pc->s.p[start] == '[')
-        r = build_tree(&pc->s, pc->tok, start, pc->s.i, &o, pc->err);
-    else
-        r = parse_scalar(pc, start, pc->s.i, &o);
-    if (r != RB_JSON_OK)
-        return r;
-    piece.value = o;
-    more = pc->fn(pc->user, &piece);
-    json_object_put(o);
-    return more ? RB_JSON_OK : (pc->err->fault = RB_JSON_STOPPED);
-}
-
-/* The array at the scanner's position, `depth` containers around it,
- * element by element. */
-static rb_json_fault hand_array(pieces *pc, int depth, const char *key)
-{
-    rb_json_piece piece = {.event = RB_JSON_BEGIN, .key = key, .at = pc->s.i};
-    size_t count = 0;
-    rb_json_fault r;
-    if (depth >= pc->s.max_depth)
-        return fail(pc->err, RB_JSON_INVALID, "nesting too deep", pc->s.i);
-    if (!pc->fn(pc->user, &piece))
-        return pc->err->fault = RB_JSON_STOPPED;
-    pc->s.i++;
-    scan_ws(&pc->s);
-    if (pc->s.i < pc->s.n && pc->s.p[pc->s.i] == ']')
-        pc->s.i++;
-    else
-        for (;;) {
-            if ((r = hand_piece(pc, depth + 1, RB_JSON_ELEMENT, key, count)) != RB_JSON_OK)
-                return r;
-            count++;
-            scan_ws(&pc->s);
-            if (pc->s.i < pc->s.n && pc->s.p[pc->s.i] == ',') {
-                pc->s.i++;
-                scan_ws(&pc->s);
-                continue;
-            }
-            if (pc->s.i < pc->s.n && pc->s.p[pc->s.i] == ']') {
-                pc->s.i++;
-                break;
-            }
-            scan_fail(&pc->s, pc->s.i >= pc->s.n ? "unexpected end" : "expected ',' or ']'");
-            return fail(pc->err, RB_JSON_INVALID, pc->s.err, pc->s.err_at);
-        }
-    piece = (rb_json_piece){.event = RB_JSON_END, .key = key, .index = count, .at = pc->s.i};
-    return pc->fn(pc->user, &piece) ? RB_JSON_OK : (pc->err->fault = RB_JSON_STOPPED);
-}
-
-/* The top-level object's members; `start` is its '{'. */
-static rb_json_fault hand_object(pieces *pc, size_t start)
-{
-    rb_json_fault r;
-    pc->s.i++;
-    scan_ws(&pc->s);
-    if (pc->s.i < pc->s.n && pc->s.p[pc->s.i] == '}') {
-        pc->s.i++;
-        return RB_JSON_OK;
-    }
-    for (;;) {
-        size_t kb = pc->s.i;
-        char *key;
-        if (pc->s.i >= pc->s.n || pc->s.p[pc->s.i] != '"') {
-            scan_fail(&pc->s, pc->s.i >= pc->s.n ? "unexpected end" : "expected a string key");
-            return fail(pc->err, RB_JSON_INVALID, pc->s.err, pc->s.err_at);
-        }
-        if (!scan_string(&pc->s))
-            return fail(pc->err, RB_JSON_INVALID, pc->s.err, pc->s.err_at);
-        if (!grow(&pc->s, (void **)&pc->keys, pc->key_count, &pc->key_cap, sizeof *pc->keys) ||
-            (key = malloc(pc->s.i - kb)) == NULL)
-            return fail(pc->err, RB_JSON_NO_MEMORY, "out of memory", 0);
-        pc->keys[pc->key_count++] = key;
-        if (!decode_string(pc->s.p + kb, pc->s.i - kb, key, pc->s.i - kb))
-            return fail(pc->err, RB_JSON_NO_MEMORY, "out of memory", 0);
-        for (size_t k = 0; k + 1 < pc->key_count; k++)
-            if (strcmp(pc->keys[k], key) == 0) {
-                pc->err->fault = RB_JSON_DUPLICATE;
-                pc->err->at = start;
-                pc->err->depth = 1;
-                snprintf(pc->err->key, sizeof pc->err->key, "%s", key);
-                snprintf(pc->err->what, sizeof pc->err->what, "duplicate key '%s' in the object", pc->err->key);
-                return RB_JSON_DUPLICATE;
-            }
-        scan_ws(&pc->s);
-        if (pc->s.i >= pc->s.n || pc->s.p[pc->s.i] != ':') {
-            scan_fail(&pc->s, pc->s.i >= pc->s.n ? "unexpected end" : "expected ':'");
-            return fail(pc->err, RB_JSON_INVALID, pc->s.err, pc->s.err_at);
-        }
-        pc->s.i++;
-        scan_ws(&pc->s);
-        if (pc->s.i < pc->s.n && pc->s.p[pc->s.i] == '[')
-            r = hand_array(pc, 1, key);
-        else
-            r = hand_piece(pc, 1, RB_JSON_MEMBER, key, 0);
-        if (r != RB_JSON_OK)
-            return r;
-        scan_ws(&pc->s);
-        if (pc->s.i < pc->s.n && pc->s.p[pc->s.i] == ',') {
-            pc->s.i++;
-            scan_ws(&pc->s);
-            continue;
-        }
-        if (pc->s.i < pc->s.n && pc->s.p[pc->s.i] == '}') {
-            pc->s.i++;
-            return RB_JSON_OK;
-        }
-        scan_fail(&pc->s, pc->s.i >= pc->s.n ? "unexpected end" : "expected ',' or '}'");
-        return fail(pc->err, RB_JSON_INVALID, pc->s.err, pc->s.err_at);
-    }
-}
-
-rb_json_fault rb_json_parse_pieces(const char *text, size_t len, int max_depth, bool nodes, rb_json_piece_fn fn,
-                                   void *user, rb_json_error *err)
-{
-    pieces pc = {.s = {.p = (const unsigned char *)text, .n = len, .max_depth = max_depth}, .nodes = nodes, .fn = fn,
-                 .user = user, .err = err};
-    const void *nul = memchr(text, '\0', len);
-    rb_json_fault r;
-    size_t first;
-
-    memset(err, 0, sizeof *err);
-    if (nul != NULL)
-        return fail(err, RB_JSON_INVALID, "NUL byte", (size_t)((const char *)nul - text));
-    scan_ws(&pc.s);
-    first = pc.s.i;
-    if (first >= len)
-        return fail(err, RB_JSON_INVALID, "unexpected end", first);
-    if (text[first] != '{' && text[first] != '[') {
-        if (!scan_value(&pc.s, 0, 0, 0, false))
-            return fail(err, RB_JSON_INVALID, pc.s.err, pc.s.err_at);
-        scan_ws(&pc.s);
-        if (pc.s.i < len)
-            return fail(err, RB_JSON_INVALID, "unexpected bytes after the JSON value", pc.s.i);
-        err->fault = RB_JSON_NOT_OBJECT;
-        err->kind = kind_of(pc.s.p[first]);
-        return RB_JSON_NOT_OBJECT;
-    }
-    if ((pc.tok = strict_tokener(max_depth)) == NULL)
-        return fail(err, RB_JSON_NO_MEMORY, "out of memory", 0);
-    if (max_depth < 1)
-        r = fail(err, RB_JSON_INVALID, "nesting too deep", first);
-    else
-        r = text[first] == '[' ? hand_array(&pc, 0, NULL) : hand_object(&pc, first);
-    if (r == RB_JSON_OK) {
-        scan_ws(&pc.s);
-        if (pc.s.i < len)
-            r = fail(err, RB_JSON_INVALID, "unexpected bytes after the JSON value", pc.s.i);
-    }
-    json_tokener_free(pc.tok);
-    free(pc.s.objects);
-    free(pc.s.numbers);
-    free(pc.s.nodes);
-    for (size_t k = 0; k < pc.key_count; k++)
-        free(pc.keys[k]);
-    free(pc.keys);
-    return r;
-}
