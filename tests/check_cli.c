@@ -15,8 +15,8 @@
 #include "sys/json.h"
 
 /* Commands (their behaviour is tested in check_model and others; bench's here). */
-static const char *const available[] = {"plugins", "import", "export", "infer", "inspect",
-                                        "train",   "eval",   "attack", "bench"};
+static const char *const available[] = {"plugins", "import", "export", "infer",    "inspect",
+                                        "train",   "eval",   "attack", "bench", "coco-eval"};
 #define AVAILABLE_COUNT (sizeof available / sizeof available[0])
 
 #define RUN(r, env, ...) run_robusta(r, env, (const char *const[]){__VA_ARGS__, NULL})

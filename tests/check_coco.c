@@ -623,6 +623,391 @@ START_TEST(stat_names_follow_pycocotools_order)
 }
 END_TEST
 
+/* ------------------------------------------------------------ the parsers */
+
+static const char good_gt[] =
+    "{\"info\": {\"year\": 2017}, \"licenses\": [{\"id\": 1}],\n"
+    " \"images\": [{\"id\": 9, \"file_name\": \"a.png\", \"width\": 640, \"height\": 480}, {\"id\": 2}],\n"
+    " \"annotations\": [\n"
+    "  {\"id\": 1, \"image_id\": 9, \"category_id\": 3, \"bbox\": [1, 2.5, 30, 40], \"area\": 1100.5,\n"
+    "   \"segmentation\": [[1, 2, 3, 4, 5, 6]], \"iscrowd\": 0},\n"
+    "  {\"id\": 7, \"image_id\": 2, \"category_id\": 3, \"bbox\": [0, 0, 10, 10], \"area\": 80, \"iscrowd\": true,\n"
+    "   \"segmentation\": {\"counts\": [0, 5, 95], \"size\": [10, 10]}},\n"
+    "  {\"id\": 8, \"image_id\": 2, \"category_id\": 4, \"bbox\": [0, 0, 0, 0], \"area\": 0}],\n"
+    " \"categories\": [{\"id\": 4}, {\"id\": 3, \"name\": \"caf\\u00e9\", \"supercategory\": \"x\"}]}";
+
+START_TEST(annotation_files_parse)
+{
+    rb_coco *c = NULL;
+    ck_assert_int_eq(rb_coco_parse(good_gt, sizeof good_gt - 1, "gt.json", &c), RB_OK);
+    ck_assert_uint_eq(c->n_images, 2);
+    ck_assert_int_eq(c->images[0].id, 9);
+    ck_assert_str_eq(c->images[0].file_name, "a.png");
+    ck_assert_int_eq(c->images[0].width, 640);
+    ck_assert_int_eq(c->images[0].height, 480);
+    ck_assert_int_eq(c->images[1].id, 2);
+    ck_assert_ptr_null(c->images[1].file_name);
+    ck_assert_int_eq(c->images[1].width, 0);
+    ck_assert_uint_eq(c->n_categories, 2);
+    ck_assert_int_eq(c->categories[0].id, 4);
+    ck_assert_ptr_null(c->categories[0].name);
+    ck_assert_str_eq(c->categories[1].name, "caf\xc3\xa9");
+    ck_assert_uint_eq(c->n_annotations, 3);
+    ck_assert_int_eq(c->annotations[0].id, 1);
+    ck_assert_int_eq(c->annotations[0].image_id, 9);
+    ck_assert_int_eq(c->annotations[0].category_id, 3);
+    ck_assert(c->annotations[0].bbox[0] == 1 && c->annotations[0].bbox[1] == 2.5 && c->annotations[0].bbox[2] == 30 &&
+              c->annotations[0].bbox[3] == 40);
+    ck_assert(c->annotations[0].area == 1100.5);
+    ck_assert_int_eq(c->annotations[0].iscrowd, 0);
+    ck_assert_int_eq(c->annotations[1].iscrowd, 1); /* true */
+    ck_assert_int_eq(c->annotations[2].iscrowd, 0); /* absent */
+    rb_coco_destroy(c);
+    rb_coco_destroy(NULL);
+}
+END_TEST
+
+/* Each refusal of an annotation file: `text` is spliced into a small file
+ * in place of the annotations (A), images (I) or categories (C) arrays. */
+static void expect_gt_refused(const char *images, const char *annotations, const char *categories, const char *message)
+{
+    char text[2048];
+    rb_coco *c = (rb_coco *)1;
+    snprintf(text, sizeof text, "{\"images\": %s, \"annotations\": %s, \"categories\": %s}", images, annotations,
+             categories);
+    ck_assert_msg(rb_coco_parse(text, strlen(text), "gt.json", &c) == RB_ERR_CORRUPT, "accepted: %s", text);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strcmp(rb_last_error(), message) == 0, "%s\n  gave: %s\n  want: %s", text, rb_last_error(), message);
+}
+
+#define IMG "[{\"id\": 1}]"
+#define CAT "[{\"id\": 1}]"
+#define ANN(fields) "[{\"id\": 5, \"image_id\": 1, \"category_id\": 1, " fields "}]"
+
+START_TEST(annotation_files_refused_with_one_line)
+{
+    rb_coco *c = NULL;
+    /* missing and mistyped keys */
+    expect_gt_refused(IMG, ANN("\"area\": 1"), CAT,
+                      "gt.json: annotations[0] (id 5): no \"bbox\": annotations need id, image_id, category_id, "
+                      "bbox [x, y, width, height] and area");
+    expect_gt_refused(IMG, ANN("\"bbox\": [0, 0, 1, 1]"), CAT,
+                      "gt.json: annotations[0] (id 5): no \"area\": annotations need id, image_id, category_id, "
+                      "bbox [x, y, width, height] and area");
+    expect_gt_refused(IMG, "[{\"image_id\": 1, \"category_id\": 1, \"bbox\": [0, 0, 1, 1], \"area\": 1}]", CAT,
+                      "gt.json: annotations[0]: no \"id\": annotations need id, image_id, category_id, bbox [x, y, "
+                      "width, height] and area");
+    expect_gt_refused(IMG, "[{\"id\": 5, \"image_id\": \"1\", \"category_id\": 1, \"bbox\": [0, 0, 1, 1], \"area\": 1}]",
+                      CAT, "gt.json: annotations[0] (id 5): \"image_id\" is a string, not an integer");
+    expect_gt_refused(IMG, "[{\"id\": 5.0, \"image_id\": 1}]", CAT,
+                      "gt.json: annotations[0]: \"id\" is a number with a fraction or exponent, not an integer");
+    expect_gt_refused(IMG, ANN("\"bbox\": [0, 0, 1], \"area\": 1"), CAT,
+                      "gt.json: annotations[0] (id 5): \"bbox\" has 3 numbers, not 4 ([x, y, width, height])");
+    expect_gt_refused(IMG, ANN("\"bbox\": [0, 0, \"1\", 1], \"area\": 1"), CAT,
+                      "gt.json: annotations[0] (id 5): bbox[2] is a string, not a number");
+    expect_gt_refused(IMG, ANN("\"bbox\": null, \"area\": 1"), CAT,
+                      "gt.json: annotations[0] (id 5): \"bbox\" is null, not [x, y, width, height]");
+    expect_gt_refused(IMG, ANN("\"bbox\": [0, 0, 1, 1], \"area\": 1, \"iscrowd\": 2"), CAT,
+                      "gt.json: annotations[0] (id 5): \"iscrowd\" is 2: it is 0 (an object) or 1 (a crowd region)");
+    expect_gt_refused(IMG, "[7]", CAT, "gt.json: annotations[0]: is an integer, not an object");
+    expect_gt_refused("[{\"id\": 1, \"file_name\": 3}]", "[]", CAT,
+                      "gt.json: images[0] (id 1): \"file_name\" is an integer, not a string");
+    expect_gt_refused("[{\"id\": 1, \"width\": -3}]", "[]", CAT,
+                      "gt.json: images[0] (id 1): width is negative (-3): give the image's size in pixels");
+    expect_gt_refused(IMG, "[]", "[{\"name\": \"x\"}]",
+                      "gt.json: categories[0]: no \"id\": categories need an integer id");
+    expect_gt_refused(IMG, "[]", "[{\"id\": 18446744073709551615}]",
+                      "gt.json: categories[0]: \"id\" is 18446744073709551615, past the largest id "
+                      "(9223372036854775807)");
+    /* values */
+    expect_gt_refused(IMG, ANN("\"bbox\": [0, 0, -2, 1], \"area\": 1"), CAT,
+                      "gt.json: annotations[0] (id 5): bbox width is negative (-2): boxes are [x, y, width, height] "
+                      "with width and height >= 0");
+    expect_gt_refused(IMG, ANN("\"bbox\": [0, 0, 2, -0.5], \"area\": 1"), CAT,
+                      "gt.json: annotations[0] (id 5): bbox height is negative (-0.5): boxes are [x, y, width, "
+                      "height] with width and height >= 0");
+    expect_gt_refused(IMG, ANN("\"bbox\": [0, 0, 2, 1], \"area\": -1"), CAT,
+                      "gt.json: annotations[0] (id 5): area -1 is not a number >= 0: give the object's area in "
+                      "pixels");
+    /* ids and references */
+    expect_gt_refused("[{\"id\": 1}, {\"id\": 4}, {\"id\": 1}]", "[]", CAT,
+                      "gt.json: images[2] (id 1): id 1 is also images[0]'s: give each image its own id");
+    expect_gt_refused(IMG, "[]", "[{\"id\": 1}, {\"id\": 1}]",
+                      "gt.json: categories[1] (id 1): id 1 is also categories[0]'s: give each category its own id");
+    expect_gt_refused(IMG,
+                      "[{\"id\": 5, \"image_id\": 1, \"category_id\": 1, \"bbox\": [0, 0, 1, 1], \"area\": 1}, "
+                      "{\"id\": 5, \"image_id\": 1, \"category_id\": 1, \"bbox\": [0, 0, 1, 1], \"area\": 1}]",
+                      CAT,
+                      "gt.json: annotations[1] (id 5): id 5 is also annotations[0]'s: give each annotation its own "
+                      "id");
+    expect_gt_refused(IMG,
+                      "[{\"id\": 5, \"image_id\": 2, \"category_id\": 1, \"bbox\": [0, 0, 1, 1], \"area\": 1}]", CAT,
+                      "gt.json: annotations[0] (id 5): image_id 2 is not in \"images\": list the image or drop the "
+                      "annotation");
+    expect_gt_refused(IMG,
+                      "[{\"id\": 5, \"image_id\": 1, \"category_id\": 90, \"bbox\": [0, 0, 1, 1], \"area\": 1}]",
+                      CAT,
+                      "gt.json: annotations[0] (id 5): category_id 90 is not in \"categories\": list the category or "
+                      "drop the annotation");
+    /* not numbers JSON has */
+    expect_gt_refused(IMG, ANN("\"bbox\": [0, 0, 1, 1], \"area\": NaN"), CAT,
+                      "gt.json is not valid JSON: unexpected character at byte 113 (line 1, column 114, in "
+                      "annotations[0]): NaN and Infinity are not JSON numbers; write finite numbers");
+    expect_gt_refused(IMG, ANN("\"bbox\": [0, 0, 1e999, 1], \"area\": 1"), CAT,
+                      "gt.json is not valid JSON: number out of range at byte 98 (line 1, column 99, in "
+                      "annotations[0])");
+    /* not COCO */
+    expect_gt_refused("{}", "[]", "[]", "gt.json: \"images\" is an object, not an array: not a COCO annotation file");
+    {
+        static const char *const texts[] = {"[]", "{\"images\": [], \"categories\": []}", "\"x\"", "", "{\"a\": 1,}",
+                                            "{\"images\": [], \"images\": [], \"annotations\": [], \"categories\": []}"};
+        static const char *const messages[] = {
+            "gt.json is a JSON array, not a COCO annotation file (an object with images, annotations and categories; "
+            "an array is a results file)",
+            "gt.json: no \"annotations\" array: not a COCO annotation file (an object with images, annotations and "
+            "categories)",
+            "gt.json is a JSON string, not a COCO annotation file (an object with images, annotations and "
+            "categories)",
+            "gt.json is not valid JSON: unexpected end at byte 0 (line 1, column 1)",
+            "gt.json is not valid JSON: expected a string key at byte 8 (line 1, column 9)",
+            "gt.json is not valid JSON: duplicate key 'images' in the object at byte 0 (line 1, column 1)"};
+        for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+            ck_assert_int_eq(rb_coco_parse(texts[i], strlen(texts[i]), "gt.json", &c), RB_ERR_CORRUPT);
+            ck_assert_msg(strcmp(rb_last_error(), messages[i]) == 0, "%s gave %s", texts[i], rb_last_error());
+            ck_assert_ptr_null(c);
+        }
+    }
+    /* on a later line: the place counts lines */
+    {
+        static const char text[] = "{\"images\": [{\"id\": 1}],\n \"annotations\": [\n  {\"id\": 1, \"image_id\": 1, "
+                                   "\"category_id\": 1, \"bbox\": [0, 0, 1, 1], \"area\": 1},\n  {\"id\": 2,, }]}";
+        ck_assert_int_eq(rb_coco_parse(text, sizeof text - 1, "gt.json", &c), RB_ERR_CORRUPT);
+        ck_assert_str_eq(rb_last_error(), "gt.json is not valid JSON: expected a string key at byte 132 (line 4, "
+                                          "column 12, in annotations[1])");
+    }
+    /* a NUL byte is looked for before anything else, so what precedes it
+     * need not be JSON (libFuzzer found the place finder reading past its
+     * nesting table on such text) */
+    {
+        static const char text[] = "]]}\0{\"images\": [";
+        ck_assert_int_eq(rb_coco_parse(text, sizeof text - 1, "gt.json", &c), RB_ERR_CORRUPT);
+        ck_assert_str_eq(rb_last_error(), "gt.json is not valid JSON: NUL byte at byte 3 (line 1, column 4)");
+    }
+    ck_assert_int_eq(rb_coco_parse(good_gt, sizeof good_gt - 1, "gt.json", NULL), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(rb_coco_load(&c, "/nonexistent/instances.json"), RB_ERR_NOT_FOUND);
+    ck_assert_ptr_nonnull(strstr(rb_last_error(), "/nonexistent/instances.json"));
+}
+END_TEST
+
+static rb_coco *small_gt(void)
+{
+    rb_coco *c = NULL;
+    ck_assert_int_eq(rb_coco_parse(good_gt, sizeof good_gt - 1, "gt.json", &c), RB_OK);
+    return c;
+}
+
+START_TEST(results_files_parse)
+{
+    static const char text[] = "[{\"image_id\": 9, \"category_id\": 3, \"bbox\": [1, 2, 3.25, 4], \"score\": 0.5, "
+                               "\"segmentation\": [], \"id\": 77},\n {\"score\": 1, \"bbox\": [0, 0, 0, 0], "
+                               "\"category_id\": 4, \"image_id\": 2}]";
+    rb_coco *c = small_gt();
+    rb_coco_detection *d = NULL;
+    size_t n = 99;
+    ck_assert_int_eq(rb_coco_parse_detections(c, text, sizeof text - 1, "dt.json", &d, &n), RB_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_eq(d[0].image_id, 9);
+    ck_assert_int_eq(d[0].category_id, 3);
+    ck_assert(d[0].bbox[2] == 3.25 && d[0].score == 0.5);
+    ck_assert_int_eq(d[1].image_id, 2);
+    ck_assert_int_eq(d[1].category_id, 4);
+    ck_assert(d[1].score == 1);
+    free(d);
+    ck_assert_int_eq(rb_coco_parse_detections(c, " [ ] ", 5, "dt.json", &d, &n), RB_OK);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_ptr_nonnull(d);
+    free(d);
+    rb_coco_destroy(c);
+}
+END_TEST
+
+START_TEST(results_files_refused_with_one_line)
+{
+    static const struct {
+        const char *text, *message;
+    } bad[] = {
+        {"[{\"image_id\": 9, \"category_id\": 3, \"bbox\": [1, 2, 3, 4], \"score\": 0.5},\n"
+         " {\"image_id\": 5, \"category_id\": 3, \"bbox\": [1, 2, 3, 4], \"score\": 0.5}]",
+         "dt.json: detections[1] (image_id 5): image_id 5 is not an image of the ground truth: detect on the "
+         "annotation file's images"},
+        {"[{\"image_id\": 9, \"category_id\": 1, \"bbox\": [1, 2, 3, 4], \"score\": 0.5}]",
+         "dt.json: detections[0] (image_id 9): category_id 1 is not a category of the ground truth: use the "
+         "annotation file's category ids"},
+        {"[{\"image_id\": 9, \"category_id\": 3, \"bbox\": [1, 2, -3, 4], \"score\": 0.5}]",
+         "dt.json: detections[0] (image_id 9): bbox width is negative (-3): boxes are [x, y, width, height] with "
+         "width and height >= 0"},
+        {"[{\"image_id\": 9, \"category_id\": 3, \"bbox\": [1, 2, 3, 4], \"score\": NaN}]",
+         "dt.json is not valid JSON: unexpected character at byte 66 (line 1, column 67, in detections[0]): NaN and "
+         "Infinity are not JSON numbers; write finite numbers"},
+        {"[{\"image_id\": 9, \"category_id\": 3, \"bbox\": [1, 2, 3, 4], \"score\": -Infinity}]",
+         "dt.json is not valid JSON: bad number at byte 67 (line 1, column 68, in detections[0]): NaN and Infinity "
+         "are not JSON numbers; write finite numbers"},
+        {"[{\"image_id\": 9, \"category_id\": 3, \"bbox\": [1, 2, 3, 4]}]",
+         "dt.json: detections[0] (image_id 9): no \"score\": detections need image_id, category_id, bbox [x, y, "
+         "width, height] and score"},
+        {"[{\"image_id\": 9, \"category_id\": 3, \"bbox\": [1, 2, 3, 4], \"score\": \"high\"}]",
+         "dt.json: detections[0] (image_id 9): \"score\" is a string, not a number"},
+        {"[{\"category_id\": 3, \"bbox\": [1, 2, 3, 4], \"score\": 1}]",
+         "dt.json: detections[0]: no \"image_id\": detections need image_id, category_id, bbox [x, y, width, height] "
+         "and score"},
+        {"[[9, 3, 1, 2, 3, 4, 0.5]]", "dt.json: detections[0]: is an array, not an object"},
+        {"{\"images\": [], \"annotations\": [], \"categories\": []}",
+         "dt.json is a JSON object, not a COCO results file (an array of objects with image_id, category_id, bbox "
+         "and score; an object is an annotation file)"},
+        {"{}", "dt.json is a JSON object, not a COCO results file (an array of objects with image_id, category_id, "
+               "bbox and score; an object is an annotation file)"},
+        {"0.5", "dt.json is a JSON number, not a COCO results file (an array of objects with image_id, category_id, "
+                "bbox and score)"},
+        {"[{\"image_id\": 9,", "dt.json is not valid JSON: unexpected end at byte 16 (line 1, column 17, in "
+                               "detections[0])"},
+    };
+    rb_coco *c = small_gt();
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rb_coco_detection *d = (rb_coco_detection *)1;
+        size_t n = 99;
+        ck_assert_msg(rb_coco_parse_detections(c, bad[i].text, strlen(bad[i].text), "dt.json", &d, &n) ==
+                          RB_ERR_CORRUPT,
+                      "accepted: %s", bad[i].text);
+        ck_assert_msg(strcmp(rb_last_error(), bad[i].message) == 0, "%s\n  gave: %s\n  want: %s", bad[i].text,
+                      rb_last_error(), bad[i].message);
+        ck_assert_ptr_null(d);
+        ck_assert_uint_eq(n, 0);
+    }
+    rb_coco_destroy(c);
+}
+END_TEST
+
+/* ------------------------------------------------------------ the command */
+
+static char dir[PATH_MAX];
+
+static void write_case(const char *gt_text, const char *dt_text, char *gt_path, char *dt_path)
+{
+    make_temp_dir(dir, sizeof dir);
+    snprintf(gt_path, PATH_MAX + 16, "%s/gt.json", dir);
+    snprintf(dt_path, PATH_MAX + 16, "%s/dt.json", dir);
+    write_text(gt_path, gt_text);
+    write_text(dt_path, dt_text);
+}
+
+/* The first case of this file as files: two ground truths, three
+ * detections, image id 1, category id 1. */
+static const char case_gt[] =
+    "{\"images\": [{\"id\": 1}], \"categories\": [{\"id\": 1, \"name\": \"box\"}, {\"id\": 2}], \"annotations\": [\n"
+    " {\"id\": 1, \"image_id\": 1, \"category_id\": 1, \"bbox\": [0, 0, 10, 10], \"area\": 100},\n"
+    " {\"id\": 2, \"image_id\": 1, \"category_id\": 1, \"bbox\": [20, 0, 10, 10], \"area\": 100}]}";
+static const char case_dt[] = "[{\"image_id\": 1, \"category_id\": 1, \"bbox\": [0, 0, 10, 10], \"score\": 0.9},\n"
+                              " {\"image_id\": 1, \"category_id\": 1, \"bbox\": [50, 50, 10, 10], \"score\": 0.8},\n"
+                              " {\"image_id\": 1, \"category_id\": 1, \"bbox\": [20, 0, 10, 5], \"score\": 0.7}]";
+
+/* summarize()'s layout, the numbers of two_ground_truths_three_detections
+ * rounded to 3 places: 163/303 = .53795, 253/303 = .83498, 51/101 =
+ * .50495. */
+START_TEST(command_prints_summarize_layout)
+{
+    char gt_path[PATH_MAX + 16], dt_path[PATH_MAX + 16];
+    run_result r;
+    write_case(case_gt, case_dt, gt_path, dt_path);
+    run_robusta(&r, NULL, (const char *const[]){"coco-eval", "--gt", gt_path, "--dt", dt_path, NULL});
+    ck_assert_msg(r.code == 0, "%s", r.err);
+    ck_assert_str_eq(r.err, "");
+    ck_assert_str_eq(r.out,
+                     " Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ] = 0.538\n"
+                     " Average Precision  (AP) @[ IoU=0.50      | area=   all | maxDets=100 ] = 0.835\n"
+                     " Average Precision  (AP) @[ IoU=0.75      | area=   all | maxDets=100 ] = 0.505\n"
+                     " Average Precision  (AP) @[ IoU=0.50:0.95 | area= small | maxDets=100 ] = 0.538\n"
+                     " Average Precision  (AP) @[ IoU=0.50:0.95 | area=medium | maxDets=100 ] = -1.000\n"
+                     " Average Precision  (AP) @[ IoU=0.50:0.95 | area= large | maxDets=100 ] = -1.000\n"
+                     " Average Recall     (AR) @[ IoU=0.50:0.95 | area=   all | maxDets=  1 ] = 0.500\n"
+                     " Average Recall     (AR) @[ IoU=0.50:0.95 | area=   all | maxDets= 10 ] = 0.550\n"
+                     " Average Recall     (AR) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ] = 0.550\n"
+                     " Average Recall     (AR) @[ IoU=0.50:0.95 | area= small | maxDets=100 ] = 0.550\n"
+                     " Average Recall     (AR) @[ IoU=0.50:0.95 | area=medium | maxDets=100 ] = -1.000\n"
+                     " Average Recall     (AR) @[ IoU=0.50:0.95 | area= large | maxDets=100 ] = -1.000\n");
+    remove_temp_dir(dir);
+}
+END_TEST
+
+START_TEST(command_prints_json)
+{
+    static const char *const keys[] = {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100",
+                                       "ARs", "ARm", "ARl", "categories"};
+    static const double values[] = {163.0 / 303, 253.0 / 303, 51.0 / 101, 163.0 / 303, -1, -1,
+                                    0.5,         0.55,        0.55,       0.55,        -1, -1};
+    char gt_path[PATH_MAX + 16], dt_path[PATH_MAX + 16];
+    json_object *o, *cats, *c;
+    run_result r;
+    size_t i = 0;
+    write_case(case_gt, case_dt, gt_path, dt_path);
+    run_robusta(&r, NULL, (const char *const[]){"coco-eval", "--gt", gt_path, "--dt", dt_path, "--json", NULL});
+    ck_assert_msg(r.code == 0, "%s", r.err);
+    o = json_tokener_parse(r.out);
+    ck_assert_ptr_nonnull(o);
+    ck_assert_int_eq(json_object_object_length(o), 13);
+    json_object_object_foreach(o, key, val) {
+        ck_assert_str_eq(key, keys[i]); /* in this order */
+        if (i < 12)
+            ck_assert_msg(values[i] == -1 ? json_object_get_double(val) == -1
+                                          : fabs(json_object_get_double(val) - values[i]) <= TOL,
+                          "%s = %.17g", key, json_object_get_double(val));
+        i++;
+    }
+    cats = json_object_object_get(o, "categories");
+    ck_assert_int_eq(json_object_array_length(cats), 2);
+    c = json_object_array_get_idx(cats, 0);
+    ck_assert_int_eq(json_object_get_int(json_object_object_get(c, "id")), 1);
+    ck_assert_str_eq(json_object_get_string(json_object_object_get(c, "name")), "box");
+    ck_assert(fabs(json_object_get_double(json_object_object_get(c, "AP")) - 163.0 / 303) <= TOL);
+    c = json_object_array_get_idx(cats, 1);
+    ck_assert_int_eq(json_object_get_int(json_object_object_get(c, "id")), 2);
+    ck_assert(json_object_is_type(json_object_object_get(c, "name"), json_type_null));
+    ck_assert(json_object_get_double(json_object_object_get(c, "AP")) == -1);
+    json_object_put(o);
+    remove_temp_dir(dir);
+}
+END_TEST
+
+START_TEST(command_refuses_bad_files_with_one_line)
+{
+    char gt_path[PATH_MAX + 16], dt_path[PATH_MAX + 16], want[PATH_MAX + 256];
+    run_result r;
+    write_case(case_gt,
+               "[{\"image_id\": 1, \"category_id\": 1, \"bbox\": [0, 0, 10, 10], \"score\": 0.9},\n"
+               " {\"image_id\": 4, \"category_id\": 1, \"bbox\": [0, 0, 10, 10], \"score\": 0.9}]",
+               gt_path, dt_path);
+    run_robusta(&r, NULL, (const char *const[]){"coco-eval", "--gt", gt_path, "--dt", dt_path, NULL});
+    ck_assert_int_eq(r.code, 1);
+    ck_assert_str_eq(r.out, "");
+    snprintf(want, sizeof want, "robusta coco-eval: %s: detections[1] (image_id 4): image_id 4 is not an image of the "
+                                "ground truth: detect on the annotation file's images\n", dt_path);
+    ck_assert_str_eq(r.err, want);
+    /* the two files swapped */
+    run_robusta(&r, NULL, (const char *const[]){"coco-eval", "--gt", dt_path, "--dt", gt_path, NULL});
+    ck_assert_int_eq(r.code, 1);
+    ck_assert_int_eq(count_lines(r.err), 1);
+    ck_assert_ptr_nonnull(strstr(r.err, "is a JSON array, not a COCO annotation file"));
+    /* a missing file, a missing option */
+    run_robusta(&r, NULL, (const char *const[]){"coco-eval", "--gt", gt_path, "--dt", "/nonexistent/dt.json", NULL});
+    ck_assert_int_eq(r.code, 1);
+    ck_assert_int_eq(count_lines(r.err), 1);
+    ck_assert_ptr_nonnull(strstr(r.err, "/nonexistent/dt.json"));
+    run_robusta(&r, NULL, (const char *const[]){"coco-eval", "--gt", gt_path, NULL});
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_str_eq(r.err, "robusta coco-eval: --dt FILE is needed (robusta coco-eval --help lists the options)\n");
+    remove_temp_dir(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("coco");
@@ -648,5 +1033,16 @@ int main(void)
     tcase_add_test(rules, evaluate_refuses_bad_input_naming_the_entry);
     tcase_add_test(rules, stat_names_follow_pycocotools_order);
     suite_add_tcase(suite, rules);
+    {
+        TCase *files = tcase_create("files");
+        tcase_add_test(files, annotation_files_parse);
+        tcase_add_test(files, annotation_files_refused_with_one_line);
+        tcase_add_test(files, results_files_parse);
+        tcase_add_test(files, results_files_refused_with_one_line);
+        tcase_add_test(files, command_prints_summarize_layout);
+        tcase_add_test(files, command_prints_json);
+        tcase_add_test(files, command_refuses_bad_files_with_one_line);
+        suite_add_tcase(suite, files);
+    }
     return run_suite(suite);
 }

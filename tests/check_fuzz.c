@@ -1,7 +1,7 @@
 /* Mutation fuzzing of the parsers that read untrusted bytes: checkpoints
  * (.rbt), safetensors, .npy, IDX and CIFAR datasets, PNG and JPEG images
- * (as pictures and as masks), VOC id and class lists, grid files, and the
- * small text parsers
+ * (as pictures and as masks), VOC id and class lists, COCO annotation and
+ * results files (then evaluated), grid files, and the small text parsers
  * (dataset specs, schedules, epsilons). From one valid seed each,
  * deterministic mutants (bit flips, bytes set to boundary values, a span
  * truncated, duplicated, deleted or overwritten with random bytes, several
@@ -458,6 +458,60 @@ static void fuzz_voc_list(const unsigned char *bytes, size_t size, long i)
     rb_voc_list_free(&l);
 }
 
+/* COCO annotation files: an accepted one is then evaluated against its own
+ * boxes as detections (the evaluator meets odd ground truth too). */
+static void check_coco_stats(const double stats[RB_COCO_STATS])
+{
+    for (int k = 0; k < RB_COCO_STATS; k++)
+        ck_assert(stats[k] == -1 || (stats[k] >= 0 && stats[k] <= 1));
+}
+
+static void fuzz_coco(const unsigned char *bytes, size_t size, long i)
+{
+    rb_coco *c = NULL;
+    rb_coco_detection *d;
+    double stats[RB_COCO_STATS];
+    if (rb_coco_parse((const char *)bytes, size, "mutant.json", &c) != RB_OK) {
+        assert_one_line("coco", i, bytes, size);
+        ck_assert_ptr_null(c);
+        return;
+    }
+    accepted++;
+    d = malloc((c->n_annotations ? c->n_annotations : 1) * sizeof *d);
+    ck_assert_ptr_nonnull(d);
+    for (size_t k = 0; k < c->n_annotations; k++) {
+        const rb_coco_annotation *a = &c->annotations[k];
+        ck_assert(a->bbox[2] >= 0 && a->bbox[3] >= 0 && a->area >= 0 && (a->iscrowd == 0 || a->iscrowd == 1));
+        d[k] = (rb_coco_detection){.image_id = a->image_id, .category_id = a->category_id,
+                                   .bbox = {a->bbox[0], a->bbox[1], a->bbox[2], a->bbox[3]},
+                                   .score = 1.0 / (double)(k + 1)};
+    }
+    ck_assert_int_eq(rb_coco_evaluate(c, d, c->n_annotations, stats, NULL), RB_OK);
+    check_coco_stats(stats);
+    free(d);
+    rb_coco_destroy(c);
+}
+
+static rb_coco *coco_results_gt;
+
+static void fuzz_coco_results(const unsigned char *bytes, size_t size, long i)
+{
+    rb_coco_detection *d = NULL;
+    double stats[RB_COCO_STATS];
+    size_t n = 0;
+    if (rb_coco_parse_detections(coco_results_gt, (const char *)bytes, size, "mutant.json", &d, &n) != RB_OK) {
+        assert_one_line("coco-results", i, bytes, size);
+        ck_assert(d == NULL && n == 0);
+        return;
+    }
+    accepted++;
+    for (size_t k = 0; k < n; k++)
+        ck_assert(isfinite(d[k].score) && d[k].bbox[2] >= 0 && d[k].bbox[3] >= 0);
+    ck_assert_int_eq(rb_coco_evaluate(coco_results_gt, d, n, stats, NULL), RB_OK);
+    check_coco_stats(stats);
+    free(d);
+}
+
 static void run_target(const char *name, target_fn fn, const unsigned char *seed_bytes, size_t seed_size)
 {
     uint64_t rng = seed * 1000003u + (uint64_t)strlen(name) * 7919u + (uint64_t)(unsigned char)name[0];
@@ -662,6 +716,23 @@ START_TEST(voc_lists_survive_mutation)
 }
 END_TEST
 
+START_TEST(coco_files_survive_mutation)
+{
+    static const char gt[] =
+        "{\"info\": {\"year\": 2017}, \"images\": [{\"id\": 1, \"file_name\": \"a.jpg\", \"width\": 64}, {\"id\": 2}],"
+        " \"annotations\": [{\"id\": 1, \"image_id\": 1, \"category_id\": 3, \"bbox\": [1, 2.5, 30, 40], \"area\": 1100,"
+        " \"iscrowd\": 0, \"segmentation\": [[1, 2, 3, 4]]}, {\"id\": 2, \"image_id\": 2, \"category_id\": 3, \"bbox\":"
+        " [0, 0, 96, 96], \"area\": 9216, \"iscrowd\": 1}], \"categories\": [{\"id\": 3, \"name\": \"x\"}, {\"id\": 7}]}";
+    static const char dt[] = "[{\"image_id\": 1, \"category_id\": 3, \"bbox\": [0, 0, 10, 10], \"score\": 0.9},\n"
+                             " {\"image_id\": 2, \"category_id\": 7, \"bbox\": [1, 1, 95, 96], \"score\": 0.9},\n"
+                             " {\"image_id\": 1, \"category_id\": 3, \"bbox\": [1, 2.5, 30, 40], \"score\": 1e-3}]";
+    run_target("coco", fuzz_coco, (const unsigned char *)gt, sizeof gt - 1);
+    ck_assert_int_eq(rb_coco_parse(gt, sizeof gt - 1, "gt.json", &coco_results_gt), RB_OK);
+    run_target("coco-results", fuzz_coco_results, (const unsigned char *)dt, sizeof dt - 1);
+    rb_coco_destroy(coco_results_gt);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("fuzz");
@@ -689,6 +760,7 @@ int main(void)
     tcase_add_test(tc, text_options_survive_mutation);
     tcase_add_test(tc, images_survive_mutation);
     tcase_add_test(tc, voc_lists_survive_mutation);
+    tcase_add_test(tc, coco_files_survive_mutation);
     suite_add_tcase(suite, tc);
     failed = run_suite(suite);
     if (failed == 0) {

@@ -171,6 +171,235 @@ START_TEST(containers_take_arrays_and_objects)
 }
 END_TEST
 
+/* rb_json_parse_pieces: what the callback sees, written as one line per
+ * event ("B key", "E key[i] <json>", "M key <json>", "N key count"). */
+typedef struct seen {
+    char log[2048];
+    int stop_after; /* events; 0: never stop */
+    int events;
+} seen;
+
+static bool log_piece(void *user, const rb_json_piece *p)
+{
+    seen *s = user;
+    size_t n = strlen(s->log);
+    const char *key = p->key ? p->key : "-";
+    switch (p->event) {
+    case RB_JSON_BEGIN:
+        snprintf(s->log + n, sizeof s->log - n, "B %s @%zu\n", key, p->at);
+        break;
+    case RB_JSON_ELEMENT:
+        snprintf(s->log + n, sizeof s->log - n, "E %s[%zu] %s @%zu\n", key, p->index,
+                 p->value ? json_object_to_json_string_ext(p->value, JSON_C_TO_STRING_PLAIN) : "null", p->at);
+        break;
+    case RB_JSON_END:
+        snprintf(s->log + n, sizeof s->log - n, "N %s %zu\n", key, p->index);
+        break;
+    default:
+        snprintf(s->log + n, sizeof s->log - n, "M %s %s @%zu\n", key,
+                 p->value ? json_object_to_json_string_ext(p->value, JSON_C_TO_STRING_PLAIN) : "null", p->at);
+        break;
+    }
+    return ++s->events != s->stop_after;
+}
+
+static rb_json_fault pieces(const char *text, int depth, seen *s, rb_json_error *err)
+{
+    return rb_json_parse_pieces(text, strlen(text), depth, false, log_piece, s, err);
+}
+
+START_TEST(pieces_come_one_at_a_time)
+{
+    seen s = {0};
+    rb_json_error err;
+    ck_assert_int_eq(pieces(" [ {\"a\": [1, 2.5]}, \"x\", 7, null, [] ] ", 4, &s, &err), RB_JSON_OK);
+    ck_assert_str_eq(s.log, "B - @1\nE -[0] {\"a\":[1,2.5]} @3\nE -[1] \"x\" @20\nE -[2] 7 @25\nE -[3] null @28\n"
+                            "E -[4] [] @34\nN - 5\n");
+    memset(&s, 0, sizeof s);
+    ck_assert_int_eq(pieces("{\"info\": {\"v\": 1}, \"images\": [{\"id\": 1}], \"n\": -3, \"empty\": [], \"s\": \"\\u00e9\"}",
+                            4, &s, &err),
+                     RB_JSON_OK);
+    ck_assert_str_eq(s.log, "M info {\"v\":1} @9\nB images @29\nE images[0] {\"id\":1} @30\nN images 1\nM n -3 @47\n"
+                            "B empty @60\nN empty 0\nM s \"\xc3\xa9\" @69\n");
+    memset(&s, 0, sizeof s);
+    ck_assert_int_eq(pieces("{}", 4, &s, &err), RB_JSON_OK);
+    ck_assert_str_eq(s.log, "");
+    /* the callback stops it */
+    memset(&s, 0, sizeof s);
+    s.stop_after = 2;
+    ck_assert_int_eq(pieces("[1, 2, 3]", 4, &s, &err), RB_JSON_STOPPED);
+    ck_assert_str_eq(s.log, "B - @0\nE -[0] 1 @1\n");
+}
+END_TEST
+
+/* Faults carry offsets in the whole text, and nesting counts from the top. */
+START_TEST(pieces_refuse_what_the_strict_reader_refuses)
+{
+    static const struct {
+        const char *text;
+        int depth;
+        rb_json_fault fault;
+        const char *what;
+        size_t at;
+    } bad[] = {
+        {"[1, NaN]", 4, RB_JSON_INVALID, "unexpected character", 4},
+        {"[{\"a\": 1}, {\"b\": 01}]", 4, RB_JSON_INVALID, "number with a leading zero", 18},
+        {"[{\"a\": 1, \"a\": 2}]", 4, RB_JSON_DUPLICATE, "duplicate key 'a' in the object", 1},
+        {"{\"x\": [{\"b\": {\"c\": 1, \"c\": 1}}]}", 8, RB_JSON_DUPLICATE, "duplicate key 'c' in the object", 13},
+        {"{\"a\": 1, \"b\": [], \"a\": 2}", 4, RB_JSON_DUPLICATE, "duplicate key 'a' in the object", 0},
+        {"[[[1]]]", 2, RB_JSON_INVALID, "nesting too deep", 2},
+        {"{\"a\": [[1]]}", 2, RB_JSON_INVALID, "nesting too deep", 7},
+        {"{\"a\": [1]}", 1, RB_JSON_INVALID, "nesting too deep", 6},
+        {"[1e400]", 4, RB_JSON_INVALID, "number out of range", 1},
+        {"[{\"a\": 1e400}]", 4, RB_JSON_INVALID, "number out of range", 7},
+        {"[1, 2", 4, RB_JSON_INVALID, "unexpected end", 5},
+        {"[1] x", 4, RB_JSON_INVALID, "unexpected bytes after the JSON value", 4},
+        {"{\"a\" 1}", 4, RB_JSON_INVALID, "expected ':'", 5},
+        {"{\"a\": 1 \"b\": 2}", 4, RB_JSON_INVALID, "expected ',' or '}'", 8},
+        {"[1 2]", 4, RB_JSON_INVALID, "expected ',' or ']'", 3},
+        {"", 4, RB_JSON_INVALID, "unexpected end", 0},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        seen s = {0};
+        rb_json_error err;
+        ck_assert_msg(pieces(bad[i].text, bad[i].depth, &s, &err) == bad[i].fault, "%s", bad[i].text);
+        ck_assert_msg(strcmp(err.what, bad[i].what) == 0 && err.at == bad[i].at, "%s: '%s' at %zu", bad[i].text,
+                      err.what, err.at);
+    }
+    {
+        static const char nul[] = "[1,\0 2]";
+        seen s = {0};
+        rb_json_error err;
+        ck_assert_int_eq(rb_json_parse_pieces(nul, sizeof nul - 1, 4, false, log_piece, &s, &err), RB_JSON_INVALID);
+        ck_assert_str_eq(err.what, "NUL byte");
+        ck_assert_str_eq(s.log, ""); /* checked before anything is handed out */
+    }
+    {
+        seen s = {0};
+        rb_json_error err;
+        ck_assert_int_eq(pieces(" 5 ", 4, &s, &err), RB_JSON_NOT_OBJECT);
+        ck_assert_str_eq(err.kind, "number");
+        ck_assert_int_eq(pieces("\"a\" 1", 4, &s, &err), RB_JSON_INVALID);
+    }
+}
+END_TEST
+
+/* With `nodes`, the same pieces come as rb_json_node arrays. */
+typedef struct node_seen {
+    int pieces;
+    rb_json_node copy[16];
+    size_t count;
+    char text[256];
+} node_seen;
+
+static bool keep_nodes(void *user, const rb_json_piece *p)
+{
+    node_seen *s = user;
+    if (p->event != RB_JSON_ELEMENT)
+        return true;
+    s->pieces++;
+    s->count = p->nodes[0].next;
+    ck_assert_uint_le(s->count, 16);
+    memcpy(s->copy, p->nodes, s->count * sizeof *p->nodes);
+    return true;
+}
+
+START_TEST(pieces_as_nodes)
+{
+    static const char text[] =
+        "[{\"id\": 12, \"big\": 18446744073709551615, \"min\": -9223372036854775808, \"x\": -2.5e-3,"
+        " \"s\": \"a\\u00e9\\n\\ud83d\\ude00\", \"b\": [true, false, null], \"\\u0069d2\": {}}]";
+    node_seen s = {0};
+    rb_json_error err;
+    const rb_json_node *n = s.copy;
+    size_t v;
+    char *str;
+    ck_assert_int_eq(rb_json_parse_pieces(text, sizeof text - 1, 4, true, keep_nodes, &s, &err), RB_JSON_OK);
+    ck_assert_int_eq(s.pieces, 1);
+    ck_assert_int_eq(n[0].kind, RB_JSON_KIND_OBJECT);
+    ck_assert_uint_eq(rb_json_count(n, 0), 7);
+    v = rb_json_member(n, text, 0, "id");
+    ck_assert(n[v].kind == RB_JSON_KIND_INT && n[v].integer == 12 && !n[v].big && n[v].number == 12);
+    v = rb_json_member(n, text, 0, "big");
+    ck_assert(n[v].kind == RB_JSON_KIND_INT && n[v].big && n[v].integer == INT64_MAX &&
+              n[v].big_value == UINT64_MAX && n[v].number == 18446744073709551615.0);
+    v = rb_json_member(n, text, 0, "min");
+    ck_assert(n[v].kind == RB_JSON_KIND_INT && n[v].integer == INT64_MIN && n[v].number == -9223372036854775808.0);
+    v = rb_json_member(n, text, 0, "x");
+    ck_assert(n[v].kind == RB_JSON_KIND_DOUBLE && n[v].number == -2.5e-3);
+    v = rb_json_member(n, text, 0, "s");
+    ck_assert_int_eq(n[v].kind, RB_JSON_KIND_STRING);
+    str = rb_json_string(n, text, v);
+    ck_assert_str_eq(str, "a\xc3\xa9\n\xf0\x9f\x98\x80");
+    free(str);
+    v = rb_json_member(n, text, 0, "b");
+    ck_assert_int_eq(n[v].kind, RB_JSON_KIND_ARRAY);
+    ck_assert_uint_eq(rb_json_count(n, v), 3);
+    ck_assert(n[rb_json_child(n, v, 0)].kind == RB_JSON_KIND_BOOL && n[rb_json_child(n, v, 0)].boolean);
+    ck_assert(n[rb_json_child(n, v, 1)].kind == RB_JSON_KIND_BOOL && !n[rb_json_child(n, v, 1)].boolean);
+    ck_assert_int_eq(n[rb_json_child(n, v, 2)].kind, RB_JSON_KIND_NULL);
+    ck_assert_uint_eq(rb_json_child(n, v, 3), SIZE_MAX);
+    v = rb_json_member(n, text, 0, "id2"); /* written with an escape */
+    ck_assert(v != SIZE_MAX && n[v].kind == RB_JSON_KIND_OBJECT && rb_json_count(n, v) == 0);
+    ck_assert_uint_eq(rb_json_member(n, text, 0, "i"), SIZE_MAX);
+    ck_assert_uint_eq(rb_json_member(n, text, 0, "absent"), SIZE_MAX);
+    ck_assert_uint_eq(rb_json_member(n, text, v - 1, "id"), SIZE_MAX); /* not an object */
+    ck_assert_str_eq(rb_json_kind_name(RB_JSON_KIND_DOUBLE), "a number with a fraction or exponent");
+}
+END_TEST
+
+/* Both modes accept and refuse the same texts, with the same fault and
+ * offset; repeated keys are found in small and large objects, escaped or
+ * not. */
+START_TEST(nodes_and_trees_agree)
+{
+    static const char *const texts[] = {
+        "[{\"a\": 1, \"\\u0061\": 2}]",
+        "[{\"k\": {\"b\": 1, \"c\": 2, \"b\": 3}}]",
+        "[{\"a\": 1, \"b\": 1e400}]",
+        "[[1, 2], {\"x\": [[[]]]}]",
+        "[-0, 0.5, 1E+2, -1e-2, 18446744073709551616]",
+        "[\"\\ud800\"]",
+        "[{\"a\": 1},, 2]",
+        "{\"images\": [{\"id\": 1}], \"n\": {\"a\": 1, \"a\": 1}}",
+        "{\"a\": [1, 2], \"b\": [{\"c\": [1e308, -1e308]}]}",
+    };
+    static const int depths[] = {4, 4, 4, 3, 4, 4, 4, 4, 4};
+    static const rb_json_fault want[] = {RB_JSON_DUPLICATE, RB_JSON_DUPLICATE, RB_JSON_INVALID, RB_JSON_INVALID,
+                                         RB_JSON_INVALID,   RB_JSON_INVALID,   RB_JSON_INVALID, RB_JSON_DUPLICATE,
+                                         RB_JSON_OK,        RB_JSON_DUPLICATE};
+    char big[4096];
+    size_t n = 0;
+    /* an object of 40 members, the last repeating the 20th: sorted, not pairwise */
+    n += (size_t)snprintf(big + n, sizeof big - n, "[{");
+    for (int k = 0; k < 40; k++)
+        n += (size_t)snprintf(big + n, sizeof big - n, "%s\"key%d\": %d", k ? ", " : "", k == 39 ? 19 : k, k);
+    snprintf(big + n, sizeof big - n, "}]");
+    for (size_t i = 0; i <= sizeof texts / sizeof texts[0]; i++) {
+        const char *t = i < sizeof texts / sizeof texts[0] ? texts[i] : big;
+        int depth = i < sizeof texts / sizeof texts[0] ? depths[i] : 4;
+        seen a = {0};
+        node_seen b = {0};
+        rb_json_error ea, eb;
+        rb_json_fault fa = rb_json_parse_pieces(t, strlen(t), depth, false, log_piece, &a, &ea);
+        rb_json_fault fb = rb_json_parse_pieces(t, strlen(t), depth, true, keep_nodes, &b, &eb);
+        ck_assert_msg(fa == fb && fa == want[i], "%s: trees %d, nodes %d", t, (int)fa, (int)fb);
+        if (fa != RB_JSON_OK) {
+            ck_assert_msg(strcmp(ea.what, eb.what) == 0 && ea.at == eb.at, "%s: '%s' at %zu vs '%s' at %zu", t, ea.what,
+                          ea.at, eb.what, eb.at);
+            ck_assert_str_eq(ea.key, eb.key);
+        }
+    }
+    {
+        seen a = {0};
+        rb_json_error e;
+        ck_assert_int_eq(rb_json_parse_pieces(big, strlen(big), 4, true, log_piece, &a, &e), RB_JSON_DUPLICATE);
+        ck_assert_str_eq(e.key, "key19");
+        ck_assert_uint_eq(e.at, 1);
+    }
+}
+END_TEST
+
 START_TEST(duplicate_keys_are_named)
 {
     json_object *o = NULL;
@@ -223,6 +452,10 @@ int main(void)
     tcase_add_test(tc, other_values_are_not_objects);
     tcase_add_test(tc, duplicate_keys_are_named);
     tcase_add_test(tc, containers_take_arrays_and_objects);
+    tcase_add_test(tc, pieces_come_one_at_a_time);
+    tcase_add_test(tc, pieces_refuse_what_the_strict_reader_refuses);
+    tcase_add_test(tc, pieces_as_nodes);
+    tcase_add_test(tc, nodes_and_trees_agree);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

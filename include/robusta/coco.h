@@ -120,7 +120,10 @@ typedef struct rb_coco_detection {
  * image) or area, a non-finite number (NaN and Infinity are not JSON), a
  * duplicate id, an annotation on an image or category the file does not
  * list. Errors are RB_ERR_CORRUPT (the bytes), RB_ERR_INVALID_ARGUMENT (a
- * NULL argument), RB_ERR_OUT_OF_MEMORY. */
+ * NULL argument), RB_ERR_OUT_OF_MEMORY. The bytes are read one entry at a
+ * time (no tree of the whole file: memory is the result's size), so a
+ * fault of syntax or of one entry is reported as it is met, the first in
+ * the file; repeated ids and references are checked once all is read. */
 RB_API rb_status rb_coco_parse(const char *bytes, size_t size, const char *what, rb_coco **out);
 /* rb_coco_parse on the file at `path`. */
 RB_API rb_status rb_coco_load(rb_coco **out, const char *path);

@@ -130,35 +130,69 @@ static double mean_measured(const double *v, size_t n, size_t stride, double *sc
 
 /* ------------------------------------------------------------ evaluate */
 
+/* Ground truths and detections are grouped by (category, image): key =
+ * category rank * images + image rank, so that groups come in the order
+ * COCOeval's accumulate reads them (per category, images by id). */
 typedef struct gt_item {
-    uint64_t key; /* category rank * images + image rank */
+    uint64_t key;
     size_t ann;
 } gt_item;
 
 typedef struct dt_item {
     uint64_t key;
     double score;
-    size_t det;
+    double box[4];
 } dt_item;
 
-static int gt_order(const void *a, const void *b)
+/* Stable counting sort of n items (each starting with its key) of `size`
+ * bytes from `in` to `out` by key % I (images) or key / I (categories);
+ * `counts` has room for buckets + 1. */
+static void counting_sort(const void *in, void *out, size_t n, size_t size, uint64_t I, bool by_category,
+                          size_t buckets, size_t *counts)
 {
-    const gt_item *x = a, *y = b;
-    if (x->key != y->key)
-        return x->key < y->key ? -1 : 1;
-    return (x->ann > y->ann) - (x->ann < y->ann);
+    memset(counts, 0, (buckets + 1) * sizeof *counts);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t key;
+        memcpy(&key, (const char *)in + i * size, sizeof key);
+        counts[(by_category ? key / I : key % I) + 1]++;
+    }
+    for (size_t b = 0; b < buckets; b++)
+        counts[b + 1] += counts[b];
+    for (size_t i = 0; i < n; i++) {
+        uint64_t key;
+        memcpy(&key, (const char *)in + i * size, sizeof key);
+        memcpy((char *)out + counts[by_category ? key / I : key % I]++ * size, (const char *)in + i * size, size);
+    }
 }
 
-/* By group, then descending score, ties in file order: COCOeval's stable
- * argsort of -score within each (image, category). */
-static int dt_order(const void *a, const void *b)
+/* Each group's detections by descending score, ties in file order
+ * (COCOeval's stable argsort of -score): insertion for short groups, merges
+ * through `tmp` for long ones. */
+static void sort_group_by_score(dt_item *d, size_t n, dt_item *tmp)
 {
-    const dt_item *x = a, *y = b;
-    if (x->key != y->key)
-        return x->key < y->key ? -1 : 1;
-    if (x->score != y->score)
-        return x->score > y->score ? -1 : 1;
-    return (x->det > y->det) - (x->det < y->det);
+    if (n <= 32) {
+        for (size_t i = 1; i < n; i++) {
+            dt_item x = d[i];
+            size_t j = i;
+            for (; j > 0 && d[j - 1].score < x.score; j--)
+                d[j] = d[j - 1];
+            d[j] = x;
+        }
+        return;
+    }
+    for (size_t width = 1; width < n; width *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * width) {
+            size_t mid = lo + width < n ? lo + width : n, hi = lo + 2 * width < n ? lo + 2 * width : n;
+            size_t i = lo, j = mid, o = lo;
+            while (i < mid && j < hi)
+                tmp[o++] = d[j].score > d[i].score ? d[j++] : d[i++];
+            while (i < mid)
+                tmp[o++] = d[i++];
+            while (j < hi)
+                tmp[o++] = d[j++];
+        }
+        memcpy(d, tmp, n * sizeof *d);
+    }
 }
 
 /* A kept detection (one of the first 100 of its image and category) after
@@ -224,16 +258,17 @@ static double box_iou(const double *d, const double *g, bool crowd)
 }
 
 /* COCOeval.evaluateImg for one (image, category), all four area ranges at
- * 100 detections: `gts` (G annotation indices, file order) against `dts`
- * (D detection indices, sorted, already cut to 100), results into out[0..D). */
-static void evaluate_cell(const rb_coco *gt, const rb_coco_detection *det, const gt_item *gts, size_t G,
+ * 100 detections: `gts` (G annotations, file order) against `dts` (D
+ * detections, sorted by score, already cut to 100), results into
+ * out[0..D) and the count of regular ground truths per range into npig. */
+static void evaluate_cell(const rb_coco *gt, const gt_item *gts, size_t G,
                           const dt_item *dts, size_t D, const double thr[T], cell_work *w, kept *out,
                           size_t npig[A])
 {
     const rb_coco_annotation *ann = gt->annotations;
     for (size_t d = 0; d < D; d++)
         for (size_t g = 0; g < G; g++)
-            w->iou[d * G + g] = box_iou(det[dts[d].det].bbox, ann[gts[g].ann].bbox, ann[gts[g].ann].iscrowd != 0);
+            w->iou[d * G + g] = box_iou(dts[d].box, ann[gts[g].ann].bbox, ann[gts[g].ann].iscrowd != 0);
     for (size_t d = 0; d < D; d++) {
         out[d].score = dts[d].score;
         out[d].rank = (uint32_t)d;
@@ -255,7 +290,7 @@ static void evaluate_cell(const rb_coco *gt, const rb_coco_detection *det, const
         for (size_t g = 0; g < G; g++)
             if (w->ig[g])
                 w->order[n++] = g;
-        for (int t = 0; t < T; t++) {
+        for (int t = 0; t < T && G > 0; t++) { /* no ground truth: nothing to match */
             const uint16_t bit = (uint16_t)(1u << t);
             for (size_t d = 0; d < D; d++) {
                 const double *iou = &w->iou[d * G];
@@ -284,7 +319,7 @@ static void evaluate_cell(const rb_coco *gt, const rb_coco_detection *det, const
             }
         }
         for (size_t d = 0; d < D; d++) {
-            const double *b = det[dts[d].det].bbox;
+            const double *b = dts[d].box;
             double area = b[2] * b[3];
             if (area < area_lo[a] || area > area_hi[a])
                 out[d].ignored[a] |= (uint16_t)~out[d].matched[a] & (uint16_t)((1u << T) - 1);
@@ -326,52 +361,74 @@ typedef struct curves {
 #define PREC(c, a, t, r, k) ((c)->precision[(((size_t)(a) * T + (size_t)(t)) * R + (size_t)(r)) * (c)->K + (k)])
 #define REC(c, a, m, t, k) ((c)->recall[(((size_t)(a) * M + (size_t)(m)) * T + (size_t)(t)) * (c)->K + (k)])
 
+/* One kept detection of a category in score order, for one area range:
+ * bit t of tp (fp) when it is a true (false) positive at threshold t,
+ * neither when it is ignored there. */
+typedef struct outcome {
+    uint16_t tp, fp;
+    uint32_t rank;
+} outcome;
+
 /* COCOeval.accumulate for one category: its kept detections k[0..n) in
- * image order, npig non-ignored ground truths per area range. */
+ * image order, npig non-ignored ground truths per area range.
+ *
+ * Ignored detections are skipped: in COCOeval they repeat the recall and
+ * precision of the entry before them (0 and 0 before the first counted
+ * one), which changes neither the first entry reaching a recall threshold
+ * (a repeat is never first, except at recall 0, where both reads give the
+ * largest precision) nor any precision made non-increasing from the right;
+ * and with no counted entry every precision is 0, as with none at all. */
 static void accumulate_category(curves *c, size_t cat, const kept *k, size_t n, const size_t npig[A],
-                                const double rthr[R], size_t *idx, size_t *tmp, size_t *sel, double *rc,
+                                const double rthr[R], size_t *idx, size_t *tmp, outcome *seq, double *rc,
                                 double *pr)
 {
+    const uint16_t all = (uint16_t)((1u << T) - 1);
     for (size_t i = 0; i < n; i++)
         idx[i] = i;
     sort_by_score(k, idx, tmp, n);
     for (int a = 0; a < A; a++) {
+        size_t nd = 0;
         if (npig[a] == 0)
             continue; /* stays -1 */
+        for (size_t i = 0; i < n; i++) {
+            const kept *x = &k[idx[i]];
+            uint16_t counted = (uint16_t)(~x->ignored[a] & all);
+            if (counted)
+                seq[nd++] = (outcome){.tp = (uint16_t)(x->matched[a] & counted),
+                                      .fp = (uint16_t)(~x->matched[a] & counted), .rank = x->rank};
+        }
         for (int m = 0; m < M; m++) {
-            size_t nd = 0;
-            for (size_t i = 0; i < n; i++)
-                if (k[idx[i]].rank < (uint32_t)max_dets[m])
-                    sel[nd++] = idx[i];
+            const uint32_t limit = (uint32_t)max_dets[m];
             for (int t = 0; t < T; t++) {
                 const uint16_t bit = (uint16_t)(1u << t);
                 double tp = 0, fp = 0;
+                size_t used = 0;
                 if (max_dets[m] != MAX_DET) { /* only the recall is summarized */
                     for (size_t i = 0; i < nd; i++)
-                        if (!(k[sel[i]].ignored[a] & bit) && (k[sel[i]].matched[a] & bit))
+                        if (seq[i].rank < limit && (seq[i].tp & bit))
                             tp += 1;
-                    REC(c, a, m, t, cat) = nd ? tp / (double)npig[a] : 0;
+                    REC(c, a, m, t, cat) = tp / (double)npig[a];
                     continue;
                 }
                 for (size_t i = 0; i < nd; i++) {
-                    const kept *x = &k[sel[i]];
-                    if (!(x->ignored[a] & bit)) {
-                        if (x->matched[a] & bit)
-                            tp += 1;
-                        else
-                            fp += 1;
-                    }
-                    rc[i] = tp / (double)npig[a];
-                    pr[i] = tp / (fp + tp + DBL_EPSILON);
+                    if (seq[i].tp & bit)
+                        tp += 1;
+                    else if (seq[i].fp & bit)
+                        fp += 1;
+                    else
+                        continue;
+                    rc[used] = tp / (double)npig[a];
+                    pr[used] = tp / (fp + tp + DBL_EPSILON);
+                    used++;
                 }
-                REC(c, a, m, t, cat) = nd ? rc[nd - 1] : 0;
-                for (size_t i = nd; i-- > 1;)
+                REC(c, a, m, t, cat) = used ? rc[used - 1] : 0;
+                for (size_t i = used; i-- > 1;)
                     if (pr[i] > pr[i - 1])
                         pr[i - 1] = pr[i];
                 for (size_t r = 0, i = 0; r < R; r++) {
-                    while (i < nd && rc[i] < rthr[r])
+                    while (i < used && rc[i] < rthr[r])
                         i++;
-                    PREC(c, a, t, r, cat) = i < nd ? pr[i] : 0;
+                    PREC(c, a, t, r, cat) = i < used ? pr[i] : 0;
                 }
             }
         }
@@ -390,7 +447,8 @@ typedef struct eval_state {
     size_t *npig;      /* K x A */
     cell_work work;
     curves c;
-    size_t *idx, *tmp, *sel;
+    size_t *idx, *tmp;
+    outcome *seq;
     double *rc, *pr, *scratch;
 } eval_state;
 
@@ -411,7 +469,7 @@ static void eval_free(eval_state *e)
     free(e->c.recall);
     free(e->idx);
     free(e->tmp);
-    free(e->sel);
+    free(e->seq);
     free(e->rc);
     free(e->pr);
     free(e->scratch);
@@ -425,36 +483,55 @@ static rb_status out_of_memory(size_t n)
 }
 
 /* Groups, matches and keeps; fills e->kept, cat_first, has_cell, npig. */
-static rb_status evaluate_all(eval_state *e, const rb_coco *gt, const rb_coco_detection *det, size_t n)
+static rb_status evaluate_all(eval_state *e, const rb_coco *gt, size_t n)
 {
     const size_t I = gt->n_images, K = gt->n_categories, NG = gt->n_annotations;
     double thr[T];
     size_t ig = 0, id = 0, nk = 0;
+    gt_item *gtmp = malloc((NG ? NG : 1) * sizeof *gtmp);
+    dt_item *dtmp = malloc((n ? n : 1) * sizeof *dtmp);
+    size_t *counts = malloc(((I > K ? I : K) + 1) * sizeof *counts);
 
+    if (gtmp == NULL || dtmp == NULL || counts == NULL) {
+        free(gtmp);
+        free(dtmp);
+        free(counts);
+        return out_of_memory(n);
+    }
     iou_thresholds(thr);
     for (size_t i = 0; i < NG; i++)
         e->gts[i] = (gt_item){.key = (uint64_t)e->ix.ann_category[i] * I + e->ix.ann_image[i], .ann = i};
-    qsort(e->gts, NG, sizeof *e->gts, gt_order);
-    qsort(e->dts, n, sizeof *e->dts, dt_order);
+    /* by image, then by category, each pass stable: groups in key order,
+     * file order within */
+    counting_sort(e->gts, gtmp, NG, sizeof *gtmp, I, false, I, counts);
+    counting_sort(gtmp, e->gts, NG, sizeof *gtmp, I, true, K, counts);
+    counting_sort(e->dts, dtmp, n, sizeof *dtmp, I, false, I, counts);
+    counting_sort(dtmp, e->dts, n, sizeof *dtmp, I, true, K, counts);
+    free(gtmp);
+    free(counts);
     while (ig < NG || id < n) {
         uint64_t key = ig < NG && (id >= n || e->gts[ig].key <= e->dts[id].key) ? e->gts[ig].key : e->dts[id].key;
-        size_t G = 0, D = 0, cat = (size_t)(key / I);
+        size_t G = 0, D = 0, all, cat = (size_t)(key / I);
         while (ig + G < NG && e->gts[ig + G].key == key)
             G++;
         while (id + D < n && e->dts[id + D].key == key)
             D++;
+        all = D;
+        sort_group_by_score(e->dts + id, D, dtmp);
         if (D > MAX_DET)
             D = MAX_DET;
-        if (!grow_work(&e->work, D, G))
+        if (!grow_work(&e->work, D, G)) {
+            free(dtmp);
             return out_of_memory(n);
+        }
         e->has_cell[cat] = 1;
         e->cat_first[cat + 1] += D;
-        evaluate_cell(gt, det, e->gts + ig, G, e->dts + id, D, thr, &e->work, e->kept + nk, e->npig + cat * A);
+        evaluate_cell(gt, e->gts + ig, G, e->dts + id, D, thr, &e->work, e->kept + nk, e->npig + cat * A);
         nk += D;
         ig += G;
-        while (id < n && e->dts[id].key == key)
-            id++;
+        id += all;
     }
+    free(dtmp);
     for (size_t k = 0; k < K; k++)
         e->cat_first[k + 1] += e->cat_first[k];
     return RB_OK;
@@ -507,9 +584,11 @@ rb_status rb_coco_evaluate(const rb_coco *gt, const rb_coco_detection *detection
         size_t image, category;
         if ((s = rb_coco_check_detection(gt, &e.ix, &detections[i], i, EVAL_WHAT, &image, &category)) != RB_OK)
             goto done;
-        e.dts[i] = (dt_item){.key = (uint64_t)category * I + image, .score = detections[i].score, .det = i};
+        e.dts[i] = (dt_item){.key = (uint64_t)category * I + image, .score = detections[i].score,
+                             .box = {detections[i].bbox[0], detections[i].bbox[1], detections[i].bbox[2],
+                                     detections[i].bbox[3]}};
     }
-    if ((s = evaluate_all(&e, gt, detections, n)) != RB_OK)
+    if ((s = evaluate_all(&e, gt, n)) != RB_OK)
         goto done;
 
     for (size_t i = 0; i < (size_t)A * T * R * K; i++)
@@ -521,10 +600,10 @@ rb_status rb_coco_evaluate(const rb_coco *gt, const rb_coco_detection *detection
             most = e.cat_first[k + 1] - e.cat_first[k];
     e.idx = malloc((most ? most : 1) * sizeof *e.idx);
     e.tmp = malloc((most ? most : 1) * sizeof *e.tmp);
-    e.sel = malloc((most ? most : 1) * sizeof *e.sel);
+    e.seq = malloc((most ? most : 1) * sizeof *e.seq);
     e.rc = malloc((most ? most : 1) * sizeof *e.rc);
     e.pr = malloc((most ? most : 1) * sizeof *e.pr);
-    if (!e.idx || !e.tmp || !e.sel || !e.rc || !e.pr) {
+    if (!e.idx || !e.tmp || !e.seq || !e.rc || !e.pr) {
         s = out_of_memory(n);
         goto done;
     }
@@ -532,7 +611,7 @@ rb_status rb_coco_evaluate(const rb_coco *gt, const rb_coco_detection *detection
     for (size_t k = 0; k < K; k++)
         if (e.has_cell[k]) /* a category no image has anything of stays -1 */
             accumulate_category(&e.c, k, e.kept + e.cat_first[k], e.cat_first[k + 1] - e.cat_first[k],
-                                e.npig + k * A, rthr, e.idx, e.tmp, e.sel, e.rc, e.pr);
+                                e.npig + k * A, rthr, e.idx, e.tmp, e.seq, e.rc, e.pr);
 
     /* summarize: AP over all thresholds, at .50 (index 0), at .75 (index 5),
      * per area range; AR at 1, 10, 100 detections, per area range. */

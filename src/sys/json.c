@@ -6,11 +6,15 @@
  * appear, every object (with its member count) and every number. Walking
  * json-c's tree in the same order then finds duplicate keys (an object with
  * fewer members in the tree than in the text) and numbers that became
- * infinite. */
+ * infinite. The recognizer can also record every value as an rb_json_node
+ * (flat values, below), which sys/json_pieces.c hands out for large files
+ * without a json-c tree. */
 #include "config.h"
 
 #include <limits.h>
+#include <locale.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,31 +25,9 @@
 
 #include "sys/internal.h"
 #include "sys/json.h"
+#include "sys/json_scan.h"
 
-/* An object of the text. */
-typedef struct scan_object {
-    size_t start;              /* its '{' */
-    size_t members;
-    size_t key_begin, key_end; /* the quoted key it is the value of, when has_key */
-    bool has_key;
-    int depth;                 /* 1: the top level */
-} scan_object;
-
-typedef struct scan {
-    const unsigned char *p;
-    size_t n, i;
-    int max_depth;
-    bool record;               /* record objects and numbers (the first pass) */
-    scan_object *objects;      /* in pre-order */
-    size_t object_count, object_cap;
-    size_t *numbers;           /* byte offset of every number, in pre-order */
-    size_t number_count, number_cap;
-    bool oom;
-    const char *err;           /* a fixed phrase */
-    size_t err_at;
-} scan;
-
-static bool scan_fail(scan *s, const char *msg)
+bool rb_json_scan_fail(scan *s, const char *msg)
 {
     if (s->err == NULL) {
         s->err = msg;
@@ -55,7 +37,7 @@ static bool scan_fail(scan *s, const char *msg)
 }
 
 /* Makes room for one more element of an array of `size`-byte elements. */
-static bool grow(scan *s, void **items, size_t count, size_t *cap, size_t size)
+bool rb_json_grow(scan *s, void **items, size_t count, size_t *cap, size_t size)
 {
     void *bigger;
     size_t want;
@@ -65,14 +47,14 @@ static bool grow(scan *s, void **items, size_t count, size_t *cap, size_t size)
     bigger = realloc(*items, want * size);
     if (bigger == NULL) {
         s->oom = true;
-        return scan_fail(s, "out of memory");
+        return rb_json_scan_fail(s, "out of memory");
     }
     *items = bigger;
     *cap = want;
     return true;
 }
 
-static void scan_ws(scan *s)
+void rb_json_scan_ws(scan *s)
 {
     while (s->i < s->n && (s->p[s->i] == ' ' || s->p[s->i] == '\t' || s->p[s->i] == '\n' || s->p[s->i] == '\r'))
         s->i++;
@@ -99,52 +81,52 @@ static bool scan_hex4(const scan *s, size_t at, unsigned *out)
     return true;
 }
 
-static bool scan_string(scan *s)
+bool rb_json_scan_string(scan *s)
 {
     s->i++; /* the opening quote */
     for (;;) {
         unsigned char c;
         if (s->i >= s->n)
-            return scan_fail(s, "unterminated string");
+            return rb_json_scan_fail(s, "unterminated string");
         c = s->p[s->i];
         if (c == '"') {
             s->i++;
             return true;
         }
         if (c < 0x20)
-            return scan_fail(s, "control character in a string");
+            return rb_json_scan_fail(s, "control character in a string");
         if (c == '\\') {
             unsigned u, low;
             if (s->i + 1 >= s->n)
-                return scan_fail(s, "unterminated string");
+                return rb_json_scan_fail(s, "unterminated string");
             switch (s->p[s->i + 1]) {
             case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
                 s->i += 2;
                 break;
             case 'u':
                 if (!scan_hex4(s, s->i + 2, &u))
-                    return scan_fail(s, "bad \\u escape");
+                    return rb_json_scan_fail(s, "bad \\u escape");
                 if (u == 0)
-                    return scan_fail(s, "\\u0000 escape (no name or value may hold a NUL)");
+                    return rb_json_scan_fail(s, "\\u0000 escape (no name or value may hold a NUL)");
                 if (u >= 0xdc00 && u <= 0xdfff)
-                    return scan_fail(s, "unpaired surrogate in a \\u escape");
+                    return rb_json_scan_fail(s, "unpaired surrogate in a \\u escape");
                 if (u >= 0xd800 && u <= 0xdbff) {
                     if (s->i + 7 >= s->n || s->p[s->i + 6] != '\\' || s->p[s->i + 7] != 'u' ||
                         !scan_hex4(s, s->i + 8, &low) || low < 0xdc00 || low > 0xdfff)
-                        return scan_fail(s, "unpaired surrogate in a \\u escape");
+                        return rb_json_scan_fail(s, "unpaired surrogate in a \\u escape");
                     s->i += 6;
                 }
                 s->i += 6;
                 break;
             default:
-                return scan_fail(s, "bad escape in a string");
+                return rb_json_scan_fail(s, "bad escape in a string");
             }
             continue;
         }
         {
             size_t len = rb_utf8_char(s->p + s->i, s->n - s->i);
             if (len == 0)
-                return scan_fail(s, "invalid UTF-8 in a string");
+                return rb_json_scan_fail(s, "invalid UTF-8 in a string");
             s->i += len;
         }
     }
@@ -160,7 +142,7 @@ static bool scan_number(scan *s)
     size_t start = s->i, digits_at, ndigits;
     bool neg = false, integer = true;
     if (s->record) {
-        if (!grow(s, (void **)&s->numbers, s->number_count, &s->number_cap, sizeof *s->numbers))
+        if (!rb_json_grow(s, (void **)&s->numbers, s->number_count, &s->number_cap, sizeof *s->numbers))
             return false;
         s->numbers[s->number_count++] = start;
     }
@@ -170,11 +152,11 @@ static bool scan_number(scan *s)
     }
     digits_at = s->i;
     if (!is_digit(s))
-        return scan_fail(s, "bad number");
+        return rb_json_scan_fail(s, "bad number");
     if (s->p[s->i] == '0') {
         s->i++;
         if (is_digit(s))
-            return scan_fail(s, "number with a leading zero");
+            return rb_json_scan_fail(s, "number with a leading zero");
     } else
         while (is_digit(s))
             s->i++;
@@ -183,7 +165,7 @@ static bool scan_number(scan *s)
         integer = false;
         s->i++;
         if (!is_digit(s))
-            return scan_fail(s, "bad number");
+            return rb_json_scan_fail(s, "bad number");
         while (is_digit(s))
             s->i++;
     }
@@ -193,7 +175,7 @@ static bool scan_number(scan *s)
         if (s->i < s->n && (s->p[s->i] == '+' || s->p[s->i] == '-'))
             s->i++;
         if (!is_digit(s))
-            return scan_fail(s, "bad number");
+            return rb_json_scan_fail(s, "bad number");
         while (is_digit(s))
             s->i++;
     }
@@ -203,13 +185,11 @@ static bool scan_number(scan *s)
         size_t maxlen = strlen(max);
         if (ndigits > maxlen || (ndigits == maxlen && memcmp(s->p + digits_at, max, maxlen) > 0)) {
             s->i = start;
-            return scan_fail(s, "integer out of range");
+            return rb_json_scan_fail(s, "integer out of range");
         }
     }
     return true;
 }
-
-static bool scan_value(scan *s, int depth, size_t key_begin, size_t key_end, bool has_key);
 
 /* An object or array at `depth` enclosing containers; an object that is a
  * member's value gets that member's key. */
@@ -219,16 +199,16 @@ static bool scan_container(scan *s, int depth, size_t key_begin, size_t key_end,
     char close = object ? '}' : ']';
     size_t slot = 0, members = 0;
     if (depth >= s->max_depth)
-        return scan_fail(s, "nesting too deep");
+        return rb_json_scan_fail(s, "nesting too deep");
     if (object && s->record) {
-        if (!grow(s, (void **)&s->objects, s->object_count, &s->object_cap, sizeof *s->objects))
+        if (!rb_json_grow(s, (void **)&s->objects, s->object_count, &s->object_cap, sizeof *s->objects))
             return false;
         slot = s->object_count++;
         s->objects[slot] = (scan_object){.start = s->i, .key_begin = key_begin, .key_end = key_end,
                                          .has_key = has_key, .depth = depth + 1};
     }
     s->i++;
-    scan_ws(s);
+    rb_json_scan_ws(s);
     if (s->i < s->n && s->p[s->i] == close)
         s->i++;
     else
@@ -236,33 +216,33 @@ static bool scan_container(scan *s, int depth, size_t key_begin, size_t key_end,
             size_t kb = 0, ke = 0;
             if (object) {
                 if (s->i >= s->n || s->p[s->i] != '"')
-                    return scan_fail(s, s->i >= s->n ? "unexpected end" : "expected a string key");
+                    return rb_json_scan_fail(s, s->i >= s->n ? "unexpected end" : "expected a string key");
                 kb = s->i;
-                if (!scan_string(s))
+                if (!rb_json_scan_string(s))
                     return false;
                 ke = s->i;
-                scan_ws(s);
+                rb_json_scan_ws(s);
                 if (s->i >= s->n || s->p[s->i] != ':')
-                    return scan_fail(s, s->i >= s->n ? "unexpected end" : "expected ':'");
+                    return rb_json_scan_fail(s, s->i >= s->n ? "unexpected end" : "expected ':'");
                 s->i++;
-                scan_ws(s);
+                rb_json_scan_ws(s);
             }
-            if (!scan_value(s, depth + 1, kb, ke, object))
+            if (!rb_json_scan_value(s, depth + 1, kb, ke, object))
                 return false;
             members++;
-            scan_ws(s);
+            rb_json_scan_ws(s);
             if (s->i >= s->n)
-                return scan_fail(s, "unexpected end");
+                return rb_json_scan_fail(s, "unexpected end");
             if (s->p[s->i] == ',') {
                 s->i++;
-                scan_ws(s);
+                rb_json_scan_ws(s);
                 continue;
             }
             if (s->p[s->i] == close) {
                 s->i++;
                 break;
             }
-            return scan_fail(s, object ? "expected ',' or '}'" : "expected ',' or ']'");
+            return rb_json_scan_fail(s, object ? "expected ',' or '}'" : "expected ',' or ']'");
         }
     if (object && s->record)
         s->objects[slot].members = members;
@@ -273,27 +253,232 @@ static bool scan_literal(scan *s, const char *word)
 {
     size_t len = strlen(word);
     if (s->n - s->i < len || memcmp(s->p + s->i, word, len) != 0)
-        return scan_fail(s, "unexpected character");
+        return rb_json_scan_fail(s, "unexpected character");
     s->i += len;
     return true;
 }
 
-static bool scan_value(scan *s, int depth, size_t key_begin, size_t key_end, bool has_key)
+static bool scan_value_raw(scan *s, int depth, size_t key_begin, size_t key_end, bool has_key)
 {
     unsigned char c;
     if (s->i >= s->n)
-        return scan_fail(s, "unexpected end");
+        return rb_json_scan_fail(s, "unexpected end");
     c = s->p[s->i];
     switch (c) {
     case '{': case '[': return scan_container(s, depth, key_begin, key_end, has_key);
-    case '"': return scan_string(s);
+    case '"': return rb_json_scan_string(s);
     case 't': return scan_literal(s, "true");
     case 'f': return scan_literal(s, "false");
     case 'n': return scan_literal(s, "null");
     default:
         if (c == '-' || (c >= '0' && c <= '9'))
             return scan_number(s);
-        return scan_fail(s, "unexpected character");
+        return rb_json_scan_fail(s, "unexpected character");
+    }
+}
+
+/* ------------------------------------------------------------ flat values */
+
+static locale_t c_numeric;
+static pthread_once_t c_numeric_once = PTHREAD_ONCE_INIT;
+
+static void make_c_numeric(void)
+{
+    c_numeric = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+}
+
+/* A JSON number token (valid) as a double, whatever the program's locale. */
+static double token_double(const unsigned char *p, size_t len)
+{
+    char small[64], *buf = len < sizeof small ? small : malloc(len + 1);
+    double v;
+    if (buf == NULL)
+        return NAN; /* reported as out of range: only a number of megabytes gets here */
+    memcpy(buf, p, len);
+    buf[len] = '\0';
+    pthread_once(&c_numeric_once, make_c_numeric);
+    v = c_numeric != (locale_t)0 ? strtod_l(buf, NULL, c_numeric) : strtod(buf, NULL);
+    if (buf != small)
+        free(buf);
+    return v;
+}
+
+/* The text of the key token at `k` (its opening quote): a span of the text
+ * when it has no escape, else decoded into *owned (free it). NULL when out
+ * of memory. */
+const char *rb_json_key_text(const unsigned char *p, size_t k, size_t *len, char **owned)
+{
+    size_t e = k + 1;
+    bool escaped = false;
+    *owned = NULL;
+    while (p[e] != '"') {
+        if (p[e] == '\\') {
+            escaped = true;
+            e++;
+        }
+        e++;
+    }
+    if (!escaped) {
+        *len = e - k - 1;
+        return (const char *)p + k + 1;
+    }
+    if ((*owned = malloc(e - k + 1)) == NULL || !rb_json_decode_string(p + k, e + 1 - k, *owned, e - k + 1)) {
+        free(*owned);
+        *owned = NULL;
+        return NULL;
+    }
+    *len = strlen(*owned);
+    return *owned;
+}
+
+typedef struct key_span {
+    const char *text;
+    size_t len;
+} key_span;
+
+static int by_key(const void *a, const void *b)
+{
+    const key_span *x = a, *y = b;
+    int c = memcmp(x->text, y->text, x->len < y->len ? x->len : y->len);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* Whether the object node `slot` (just scanned) repeats a key; when it does
+ * s->dup describes it. False also when out of memory (s->oom). */
+static bool object_unique(scan *s, size_t slot, int depth)
+{
+    size_t count = 0, n = 0;
+    key_span small_keys[16], *keys = small_keys;
+    char *small_owned[16] = {NULL}, **owned = small_owned;
+    bool unique = true;
+    for (size_t c = slot + 1; c < s->node_count; c = s->nodes[c].next)
+        count++;
+    if (count < 2)
+        return true;
+    if (count > 16) {
+        keys = malloc(count * sizeof *keys);
+        owned = calloc(count, sizeof *owned);
+        if (keys == NULL || owned == NULL) {
+            free(keys);
+            free(owned);
+            s->oom = true;
+            return rb_json_scan_fail(s, "out of memory");
+        }
+    }
+    for (size_t c = slot + 1; c < s->node_count; c = s->nodes[c].next, n++)
+        if ((keys[n].text = rb_json_key_text(s->p, s->nodes[c].key, &keys[n].len, &owned[n])) == NULL) {
+            s->oom = true;
+            unique = rb_json_scan_fail(s, "out of memory");
+            goto done;
+        }
+    if (count <= 16) {
+        for (size_t i = 1; i < count && unique; i++)
+            for (size_t j = 0; j < i && unique; j++)
+                if (keys[i].len == keys[j].len && memcmp(keys[i].text, keys[j].text, keys[i].len) == 0) {
+                    unique = false;
+                    n = i;
+                }
+    } else {
+        qsort(keys, count, sizeof *keys, by_key);
+        for (size_t i = 1; i < count && unique; i++)
+            if (by_key(&keys[i], &keys[i - 1]) == 0) {
+                unique = false;
+                n = i;
+            }
+    }
+    if (!unique && s->dup != NULL) {
+        rb_json_error *err = s->dup;
+        size_t len = keys[n].len < sizeof err->key - 1 ? keys[n].len : sizeof err->key - 1;
+        memset(err, 0, sizeof *err);
+        err->fault = RB_JSON_DUPLICATE;
+        memcpy(err->key, keys[n].text, len);
+        err->key[len] = '\0';
+        err->at = s->nodes[slot].start;
+        err->depth = depth + 1;
+        if (s->nodes[slot].key != SIZE_MAX) {
+            size_t plen;
+            char *pown;
+            const char *ptext = rb_json_key_text(s->p, s->nodes[slot].key, &plen, &pown);
+            if (ptext != NULL) {
+                plen = plen < sizeof err->parent - 1 ? plen : sizeof err->parent - 1;
+                memcpy(err->parent, ptext, plen);
+                err->parent[plen] = '\0';
+                err->parent_key = true;
+            }
+            free(pown);
+        }
+        snprintf(err->what, sizeof err->what, "duplicate key '%s' in the object", err->key);
+    }
+done:
+    for (size_t i = 0; i < count; i++)
+        free(owned[i]);
+    if (count > 16) {
+        free(owned);
+        free(keys);
+    }
+    return unique;
+}
+
+/* A number node's values from its token p[start .. end). */
+static bool flat_number(scan *s, rb_json_node *node)
+{
+    const unsigned char *p = s->p + node->start;
+    size_t len = node->end - node->start, d = p[0] == '-';
+    bool integer = true;
+    for (size_t k = d; k < len; k++)
+        if (p[k] == '.' || p[k] == 'e' || p[k] == 'E')
+            integer = false;
+    if (integer) {
+        uint64_t u = 0;
+        for (size_t k = d; k < len; k++)
+            u = u * 10 + (uint64_t)(p[k] - '0'); /* the recognizer checked the range */
+        node->kind = RB_JSON_KIND_INT;
+        if (d) {
+            node->integer = u == (uint64_t)1 << 63 ? INT64_MIN : -(int64_t)u;
+            node->number = -(double)u;
+        } else {
+            node->big = u > (uint64_t)INT64_MAX;
+            node->integer = node->big ? INT64_MAX : (int64_t)u;
+            node->big_value = u;
+            node->number = (double)u;
+        }
+        return true;
+    }
+    node->kind = RB_JSON_KIND_DOUBLE;
+    node->number = token_double(p, len);
+    if (!isfinite(node->number)) {
+        s->i = node->start;
+        return rb_json_scan_fail(s, "number out of range");
+    }
+    return true;
+}
+
+/* scan_value_raw, and in flat mode the value's node (pre-order). */
+bool rb_json_scan_value(scan *s, int depth, size_t key_begin, size_t key_end, bool has_key)
+{
+    size_t slot;
+    rb_json_node *node;
+    if (!s->flat)
+        return scan_value_raw(s, depth, key_begin, key_end, has_key);
+    if (!rb_json_grow(s, (void **)&s->nodes, s->node_count, &s->node_cap, sizeof *s->nodes))
+        return false;
+    slot = s->node_count++;
+    s->nodes[slot] = (rb_json_node){.start = s->i, .key = has_key ? key_begin : SIZE_MAX};
+    if (!scan_value_raw(s, depth, key_begin, key_end, has_key))
+        return false;
+    node = &s->nodes[slot];
+    node->end = s->i;
+    node->next = s->node_count;
+    switch (s->p[node->start]) {
+    case '{':
+        node->kind = RB_JSON_KIND_OBJECT;
+        return object_unique(s, slot, depth);
+    case '[': node->kind = RB_JSON_KIND_ARRAY; return true;
+    case '"': node->kind = RB_JSON_KIND_STRING; return true;
+    case 't': node->kind = RB_JSON_KIND_BOOL; node->boolean = true; return true;
+    case 'f': node->kind = RB_JSON_KIND_BOOL; return true;
+    case 'n': node->kind = RB_JSON_KIND_NULL; return true;
+    default: return flat_number(s, node);
     }
 }
 
@@ -344,7 +529,7 @@ static tree_check check_tree(json_object *o, walk *w)
 
 /* The text of the (valid) quoted string token p[0 .. len) into out, cut to
  * fit; false when out of memory. */
-static bool decode_string(const unsigned char *p, size_t len, char *out, size_t size)
+bool rb_json_decode_string(const unsigned char *p, size_t len, char *out, size_t size)
 {
     struct json_tokener *tok = json_tokener_new();
     char *copy = malloc(len + 1);
@@ -378,24 +563,24 @@ static rb_json_fault name_duplicate(const scan *s, const scan_object *obj, rb_js
 
     err->depth = obj->depth;
     err->parent_key = obj->has_key;
-    if (obj->has_key && !decode_string(s->p + obj->key_begin, obj->key_end - obj->key_begin, err->parent,
+    if (obj->has_key && !rb_json_decode_string(s->p + obj->key_begin, obj->key_end - obj->key_begin, err->parent,
                                        sizeof err->parent))
         return RB_JSON_NO_MEMORY;
     for (;;) { /* the text is valid: no checks needed but the closing brace */
-        scan_ws(&again);
+        rb_json_scan_ws(&again);
         if (again.p[again.i] == '}')
             break;
-        if (!grow(&again, (void **)&keys, count, &cap, sizeof *keys))
+        if (!rb_json_grow(&again, (void **)&keys, count, &cap, sizeof *keys))
             goto done;
         keys[count][0] = again.i;
-        scan_string(&again);
+        rb_json_scan_string(&again);
         keys[count][1] = again.i;
         count++;
-        scan_ws(&again);
+        rb_json_scan_ws(&again);
         again.i++; /* ':' */
-        scan_ws(&again);
-        scan_value(&again, 0, 0, 0, false);
-        scan_ws(&again);
+        rb_json_scan_ws(&again);
+        rb_json_scan_value(&again, 0, 0, 0, false);
+        rb_json_scan_ws(&again);
         if (again.p[again.i] == ',')
             again.i++;
     }
@@ -403,7 +588,7 @@ static rb_json_fault name_duplicate(const scan *s, const scan_object *obj, rb_js
     if (text == NULL)
         goto done;
     for (size_t i = 0; i < count; i++) {
-        if (!decode_string(s->p + keys[i][0], keys[i][1] - keys[i][0], text[i], sizeof text[i]))
+        if (!rb_json_decode_string(s->p + keys[i][0], keys[i][1] - keys[i][0], text[i], sizeof text[i]))
             goto done;
         for (size_t j = 0; j < i; j++)
             if (strcmp(text[i], text[j]) == 0) {
@@ -421,7 +606,7 @@ done:
     return r;
 }
 
-static const char *kind_of(unsigned char first)
+const char *rb_json_kind_of(unsigned char first)
 {
     switch (first) {
     case '[': return "array";
@@ -432,12 +617,63 @@ static const char *kind_of(unsigned char first)
     }
 }
 
-static rb_json_fault fail(rb_json_error *err, rb_json_fault fault, const char *what, size_t at)
+rb_json_fault rb_json_fail(rb_json_error *err, rb_json_fault fault, const char *what, size_t at)
 {
     err->fault = fault;
     snprintf(err->what, sizeof err->what, "%s", what);
     err->at = at;
     return fault;
+}
+
+/* json-c's tree of the container text[first .. end), which the recognizer
+ * `s` has just accepted and recorded (its objects and numbers from index
+ * 0), checked for repeated keys and numbers that became infinite. `tok` is
+ * reset first; its depth must allow the container's. */
+rb_json_fault rb_json_build_tree(scan *s, json_tokener *tok, size_t first, size_t end, json_object **out,
+                                rb_json_error *err)
+{
+    json_object *root;
+    walk w = {.s = s};
+    rb_json_fault r;
+    *out = NULL;
+    if (end - first > INT_MAX)
+        return rb_json_fail(err, RB_JSON_TOO_LONG, "JSON text too long", first);
+    json_tokener_reset(tok);
+    root = json_tokener_parse_ex(tok, (const char *)s->p + first, (int)(end - first));
+    if (root == NULL || !json_object_is_type(root, s->p[first] == '{' ? json_type_object : json_type_array) ||
+        json_tokener_get_parse_end(tok) != end - first) {
+        /* The recognizer accepted it: json-c should never disagree. */
+        json_object_put(root);
+        return rb_json_fail(err, RB_JSON_INVALID, json_tokener_error_desc(json_tokener_get_error(tok)), first);
+    }
+    switch (check_tree(root, &w)) {
+    case TREE_OK:
+        *out = root;
+        return RB_JSON_OK;
+    case TREE_DUPLICATE:
+        json_object_put(root);
+        if (w.object >= s->object_count) /* cannot happen: the tree has no more objects than the text */
+            return rb_json_fail(err, RB_JSON_INVALID, "json-c and the recognizer disagree", first);
+        r = name_duplicate(s, &s->objects[w.object], err);
+        if (r != RB_JSON_DUPLICATE)
+            return rb_json_fail(err, r, "out of memory", 0);
+        err->fault = r;
+        err->at = s->objects[w.object].start;
+        snprintf(err->what, sizeof err->what, "duplicate key '%s' in the object", err->key);
+        return r;
+    case TREE_NONFINITE:
+    default:
+        json_object_put(root);
+        return rb_json_fail(err, RB_JSON_INVALID, "number out of range", s->numbers[w.number]);
+    }
+}
+
+json_tokener *rb_json_strict_tokener(int max_depth)
+{
+    json_tokener *tok = json_tokener_new_ex(max_depth + 2);
+    if (tok != NULL)
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    return tok;
 }
 
 /* rb_json_parse_object, or with `object_only` false rb_json_parse_container. */
@@ -446,77 +682,38 @@ static rb_json_fault parse_strict(const char *text, size_t len, int max_depth, b
 {
     scan s = {.p = (const unsigned char *)text, .n = len, .max_depth = max_depth, .record = true};
     const void *nul = memchr(text, '\0', len);
-    struct json_tokener *tok;
-    json_object *root = NULL;
-    walk w = {.s = &s};
+    json_tokener *tok;
     size_t first, end = 0;
     rb_json_fault r;
 
     *out = NULL;
     memset(err, 0, sizeof *err);
     if (nul != NULL)
-        return fail(err, RB_JSON_INVALID, "NUL byte", (size_t)((const char *)nul - text));
-    scan_ws(&s);
+        return rb_json_fail(err, RB_JSON_INVALID, "NUL byte", (size_t)((const char *)nul - text));
+    rb_json_scan_ws(&s);
     first = s.i;
-    if (scan_value(&s, 0, 0, 0, false)) {
+    if (rb_json_scan_value(&s, 0, 0, 0, false)) {
         end = s.i;
-        scan_ws(&s);
+        rb_json_scan_ws(&s);
         if (s.i < s.n)
-            scan_fail(&s, "unexpected bytes after the JSON value");
+            rb_json_scan_fail(&s, "unexpected bytes after the JSON value");
     }
     if (s.err != NULL) {
-        r = fail(err, s.oom ? RB_JSON_NO_MEMORY : RB_JSON_INVALID, s.err, s.err_at);
+        r = rb_json_fail(err, s.oom ? RB_JSON_NO_MEMORY : RB_JSON_INVALID, s.err, s.err_at);
         goto done;
     }
     if (s.p[first] != '{' && (object_only || s.p[first] != '[')) {
         err->fault = r = RB_JSON_NOT_OBJECT;
-        err->kind = kind_of(s.p[first]);
+        err->kind = rb_json_kind_of(s.p[first]);
         goto done;
     }
-    if (end - first > INT_MAX) {
-        r = fail(err, RB_JSON_TOO_LONG, "JSON text too long", 0);
+    if ((tok = rb_json_strict_tokener(max_depth)) == NULL) {
+        r = rb_json_fail(err, RB_JSON_NO_MEMORY, "out of memory", 0);
         goto done;
     }
-    if ((tok = json_tokener_new_ex(max_depth + 2)) == NULL) {
-        r = fail(err, RB_JSON_NO_MEMORY, "out of memory", 0);
-        goto done;
-    }
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    root = json_tokener_parse_ex(tok, text + first, (int)(end - first));
-    if (root == NULL || !json_object_is_type(root, s.p[first] == '{' ? json_type_object : json_type_array) ||
-        json_tokener_get_parse_end(tok) != end - first) {
-        /* The recognizer accepted it: json-c should never disagree. */
-        r = fail(err, RB_JSON_INVALID, json_tokener_error_desc(json_tokener_get_error(tok)), first);
-        json_tokener_free(tok);
-        goto done;
-    }
+    r = rb_json_build_tree(&s, tok, first, end, out, err);
     json_tokener_free(tok);
-    switch (check_tree(root, &w)) {
-    case TREE_OK:
-        *out = root;
-        root = NULL;
-        r = RB_JSON_OK;
-        break;
-    case TREE_DUPLICATE:
-        if (w.object >= s.object_count) { /* cannot happen: the tree has no more objects than the text */
-            r = fail(err, RB_JSON_INVALID, "json-c and the recognizer disagree", first);
-            break;
-        }
-        r = name_duplicate(&s, &s.objects[w.object], err);
-        if (r == RB_JSON_DUPLICATE) {
-            err->fault = r;
-            err->at = s.objects[w.object].start;
-            snprintf(err->what, sizeof err->what, "duplicate key '%s' in the object", err->key);
-        } else
-            fail(err, r, "out of memory", 0);
-        break;
-    case TREE_NONFINITE:
-    default:
-        r = fail(err, RB_JSON_INVALID, "number out of range", s.numbers[w.number]);
-        break;
-    }
 done:
-    json_object_put(root);
     free(s.objects);
     free(s.numbers);
     return r;
@@ -533,3 +730,4 @@ rb_json_fault rb_json_parse_container(const char *text, size_t len, int max_dept
 {
     return parse_strict(text, len, max_depth, false, out, err);
 }
+

@@ -465,6 +465,30 @@ static void voc_list(void)
     put_list("classes-gap.bin", 1, "background\n\ncat\n");
 }
 
+/* COCO annotation and results files: raw bytes. */
+static const char coco_gt[] =
+    "{\"info\": {\"year\": 2017}, \"images\": [{\"id\": 1, \"file_name\": \"a.jpg\", \"width\": 64, \"height\": 48}, "
+    "{\"id\": 2}], \"annotations\": [{\"id\": 1, \"image_id\": 1, \"category_id\": 3, \"bbox\": [1, 2.5, 30, 40], "
+    "\"area\": 1100.5, \"iscrowd\": 0, \"segmentation\": [[1, 2, 3, 4, 5, 6]]}, {\"id\": 2, \"image_id\": 2, "
+    "\"category_id\": 3, \"bbox\": [0, 0, 100, 100], \"area\": 9216, \"iscrowd\": 1, \"segmentation\": "
+    "{\"counts\": [0, 5], \"size\": [10, 10]}}], \"categories\": [{\"id\": 3, \"name\": \"caf\\u00e9\"}]}";
+static const char coco_dt[] =
+    "[{\"image_id\": 1, \"category_id\": 1, \"bbox\": [0, 0, 10, 10], \"score\": 0.9},\n"
+    " {\"image_id\": 1, \"category_id\": 1, \"bbox\": [1, 1, 9.5, 10], \"score\": 0.9},\n"
+    " {\"image_id\": 2, \"category_id\": 1, \"bbox\": [10, 10, 5, 5], \"score\": 0.5},\n"
+    " {\"image_id\": 3, \"category_id\": 7, \"bbox\": [20, 20, 96, 96], \"score\": 1e-3},\n"
+    " {\"image_id\": 1, \"category_id\": 7, \"bbox\": [5, 5, 40, 40], \"score\": 0.75}]";
+
+static void coco(void)
+{
+    put("coco", "instances.json", coco_gt, sizeof coco_gt - 1);
+    put("coco", "truncated.json", coco_gt, sizeof coco_gt - 40);
+    put("coco", "empty.json", "{\"images\": [], \"annotations\": [], \"categories\": []}", 51);
+    put("coco_results", "results.json", coco_dt, sizeof coco_dt - 1);
+    put("coco_results", "truncated.json", coco_dt, sizeof coco_dt - 30);
+    put("coco_results", "empty.json", "[]", 2);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -486,6 +510,7 @@ int main(int argc, char **argv)
     spec();
     image();
     voc_list();
+    coco();
     rmdir(tmp);
     return 0;
 }
