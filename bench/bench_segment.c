@@ -174,6 +174,7 @@ static void print_top(const char *mode, const rb_engine *e, const rb_graph *g, d
 {
     size_t n = rb_graph_node_count(g), top[TOP_NODES], shown = 0;
     double head_s = 0, rest_s = 0;
+    rb_node *loss;
     for (size_t i = 0; i < n; i++) {
         double f = 0, b = 0;
         const char *name = rb_node_name(rb_graph_node(g, i));
@@ -210,6 +211,13 @@ static void print_top(const char *mode, const rb_engine *e, const rb_graph *g, d
         rb_engine_node_seconds(e, node, &f, &b);
         printf("# %s: node %s: %.1f ms forward, %.1f ms backward, %.1f%% of the step\n", mode,
                rb_node_name(node) != NULL ? rb_node_name(node) : "?", f * 1e3, b * 1e3, 100 * (f + b) / step);
+    }    /* the loss, wherever it ranks: detect's is a host op (plugins/task/fcos.c,
+     * single-threaded, in double) */
+    if (rb_graph_find(g, "head.loss", &loss) == RB_OK) {
+        double f = 0, b = 0;
+        if (rb_engine_node_seconds(e, loss, &f, &b) == RB_OK)
+            printf("# %s: the loss head.loss (%s): %.1f ms forward, %.1f ms backward, %.1f%% of the step\n", mode,
+                   rb_op_str(rb_node_op(loss)), f * 1e3, b * 1e3, 100 * (f + b) / step);
     }
 }
 
