@@ -277,7 +277,7 @@ static rb_status infer_graph(const rb_registry *reg, const rb_plugin *task, cons
     /* published, as the engine refuses nodes nobody reads (the loss reads
      * them in training) */
     for (size_t i = 0; s == RB_OK && i < *count; i++) {
-        char name[32];
+        char name[48]; /* room for any size_t, which gcc's -O1 truncation check asks */
         snprintf(name, sizeof name, "bench.output%zu", i);
         s = rb_graph_publish(*out, outputs[i], name);
     }
