@@ -444,6 +444,7 @@ static Suite *suite(void)
     tcase_add_test(tc, bad_inputs_get_one_line);
     tcase_add_test(tc, selection_carries_the_ids);
     tcase_add_test(tc, scenes_read_as_coco_match_their_annotations);
+    suite_add_tcase(s, tc);
     return s;
 }
 
