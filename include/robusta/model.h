@@ -122,16 +122,19 @@ RB_API rb_status rb_model_create_with_head(rb_model **out, const rb_plugin *arch
  * transfer do before training a model from its initial values. */
 RB_API rb_status rb_model_init_params(rb_model *model, uint64_t seed);
 
-/* The head of a model with a task head, alone, reading as its input the
- * one backbone node the head reads (rb_model_features), without
- * normalization: the pooled features (RB_STAGE_FEATURES, C × 1 × 1) as a
- * 1 × C × 1 "image", a stage as its C × H × W; published under the stage name(s)
- * the backbone gives that node (rb_model_stage_name), so the task builds
- * the same head on it. Its parameters have the same names and shapes as
- * the head's in `full` but their own values (copy them with
- * rb_model_copy_params both ways). Used to train a head on features
- * computed once; it cannot be saved on its own. A head that reads several
- * backbone nodes, or one published under no stage name, is refused
+/* The head of a model with a task head, alone, reading as its input what
+ * the head reads of the backbone (rb_model_head_inputs), without
+ * normalization. One node: the pooled features (RB_STAGE_FEATURES,
+ * C × 1 × 1) as a 1 × C × 1 "image", a stage as its C × H × W. Several
+ * (a detection head on two stages): one 1 × 1 × N row per example, N the
+ * sum of their C·H·W, holding each node's values in turn in
+ * rb_model_head_inputs' order, which a host op per node takes apart again.
+ * Each node is published under the stage name(s) the backbone gives it
+ * (rb_model_stage_name), so the task builds the same head on it. Its
+ * parameters have the same names and shapes as the head's in `full` but
+ * their own values (copy them with rb_model_copy_params both ways). Used to
+ * train a head on features computed once; it cannot be saved on its own.
+ * A head that reads a node published under no stage name is refused
  * (RB_ERR_UNSUPPORTED, one line). */
 RB_API rb_status rb_model_head_create(rb_model **out, const rb_model *full);
 

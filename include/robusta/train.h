@@ -111,8 +111,8 @@
  *       model.train() did (the weights stay frozen).
  *   Feature cache: in fixed-feature mode with batch-norm frozen and no
  *       augmentation, the backbone is a fixed function of each image, so
- *       what the head reads of it (rb_model_features: the pooled features,
- *       or the stage the task reads, C × H × W) is computed once for both
+ *       what the head reads of it (the pooled features, or the stage or
+ *       stages the task reads, rb_model_head_inputs) is computed once for both
  *       splits (inference engine) into a feature-map split
  *       (rb_split_create_feature_maps), and each epoch trains the head
  *       alone (rb_model_head_create) on it, with the same shuffling,
@@ -120,13 +120,13 @@
  *       head weights agree with the uncached run's to rounding.
  *       feature_cache says how the cache is kept (rb_feature_cache: f32,
  *       bf16 at half the memory, or off). Before extracting, one INFO line
- *       gives its size, count × C·H·W × 4 (f32) or 2 (bf16) bytes for the
+ *       gives its size, count × C·H·W (summed over the stages) × 4 (f32)
+ *       or 2 (bf16) bytes for the
  *       two splits together; a cache larger than feature_cache_limit bytes
  *       (0: the machine's memory, rb_machine_memory_bytes, less the
  *       images already loaded) is refused with RB_ERR_OUT_OF_MEMORY and one
  *       line naming the options that help, before anything is computed.
- *       The cache holds one backbone node: a head that reads several runs
- *       the backbone every step instead, as do bn_update and augment, each
+ *       bn_update and augment run the backbone every step instead, each
  *       saying why in one INFO line. Test accuracy during training and
  *       metrics.json are then computed on the cached features (so on
  *       bf16-rounded ones with a bf16 cache); model.rbt is the whole model.

@@ -42,34 +42,37 @@ rb_status train_create_transfer_model(run *r)
     return RB_OK;
 }
 
-/* What the head reads of the backbone (`feat`, in inference mode) for every
- * example of `split`, as a feature-map split of `dtype` in the geometry the
- * detached head takes (`in`), with the same labels and order. Written batch
- * by batch into the split: no second copy. */
-static rb_status extract_features(run *r, rb_engine *engine, rb_node *feat, const rb_model_input *in, rb_dtype dtype,
-                                  const rb_split *split, rb_split **out)
+/* What the head reads of the backbone (the `n` nodes `stages`, by an
+ * inference engine) for every example of `split`, as a feature-map split
+ * of `dtype` in the geometry the detached head takes (`in`: one node as it
+ * is, several packed one after another per example, as
+ * rb_model_head_create packs them), with the same labels and order.
+ * Written batch by batch into the split: no second copy. */
+static rb_status extract_features(run *r, rb_engine *engine, rb_node *const *stages, size_t n,
+                                  const rb_model_input *in, rb_dtype dtype, const rb_split *split, rb_split **out)
 {
-    int64_t batch = rb_engine_batch(engine), n = rb_split_count(split);
+    int64_t batch = rb_engine_batch(engine), count = rb_split_count(split);
     size_t per = rb_split_example_size(split), f = (size_t)(in->channels * in->height * in->width);
     float *images = calloc((size_t)batch * per, sizeof *images), *row = malloc((size_t)batch * f * sizeof *row);
+    float *stage = n > 1 ? malloc((size_t)batch * f * sizeof *stage) : NULL;
     int64_t *labels = calloc((size_t)batch, sizeof *labels);
     const char **names = calloc((size_t)rb_split_classes(split), sizeof *names);
     rb_progress *bar = NULL;
     char what[256];
     rb_status s = RB_OK;
     *out = NULL;
-    if (images == NULL || row == NULL || labels == NULL || names == NULL)
+    if (images == NULL || row == NULL || labels == NULL || names == NULL || (n > 1 && stage == NULL))
         s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for the features of %s", rb_split_name(split));
     snprintf(what, sizeof what, "features of %s", rb_split_name(split));
     for (int64_t k = 0; s == RB_OK && k < rb_split_classes(split); k++)
         names[k] = rb_split_class_name(split, k);
     if (s == RB_OK)
-        s = rb_split_create_feature_maps(out, dtype, n, (int)in->channels, (int)in->height, (int)in->width,
+        s = rb_split_create_feature_maps(out, dtype, count, (int)in->channels, (int)in->height, (int)in->width,
                                          rb_split_labels(split), rb_split_classes(split), names, what);
     if (s == RB_OK && !r->cfg.quiet)
-        s = rb_progress_create(&bar, "features", (uint64_t)n, "img", NULL);
-    for (int64_t first = 0; s == RB_OK && first < n; first += batch) {
-        int64_t rows = n - first < batch ? n - first : batch;
+        s = rb_progress_create(&bar, "features", (uint64_t)count, "img", NULL);
+    for (int64_t first = 0; s == RB_OK && first < count; first += batch) {
+        int64_t rows = count - first < batch ? count - first : batch;
         memset(images, 0, (size_t)batch * per * sizeof *images);
         memset(labels, 0, (size_t)batch * sizeof *labels);
         for (int64_t i = 0; s == RB_OK && i < rows; i++) {
@@ -78,8 +81,19 @@ static rb_status extract_features(run *r, rb_engine *engine, rb_node *feat, cons
         }
         if (s == RB_OK)
             s = rb_engine_forward(engine, images, batch, labels, false);
-        if (s == RB_OK)
-            s = rb_engine_read(engine, feat, row);
+        if (s == RB_OK && n == 1)
+            s = rb_engine_read(engine, stages[0], row);
+        for (size_t k = 0, offset = 0; s == RB_OK && n > 1 && k < n; k++) {
+            int64_t c, h, w;
+            size_t size;
+            rb_node_shape(stages[k], &c, &h, &w);
+            size = (size_t)(c * h * w);
+            if ((s = rb_engine_read(engine, stages[k], stage)) != RB_OK)
+                break;
+            for (int64_t i = 0; i < rows; i++)
+                memcpy(row + (size_t)i * f + offset, stage + (size_t)i * size, size * sizeof *row);
+            offset += size;
+        }
         if (s == RB_OK)
             s = rb_split_features_write(*out, first, rows, row);
         if (s == RB_OK && bar != NULL)
@@ -98,6 +112,7 @@ static rb_status extract_features(run *r, rb_engine *engine, rb_node *feat, cons
     }
     free(images);
     free(row);
+    free(stage);
     free(labels);
     free(names);
     return s;
@@ -125,18 +140,38 @@ static const char *mib_text(char *buf, size_t size, uint64_t bytes)
     return buf;
 }
 
+/* The names and shapes of the stages the head reads, for messages:
+ * "stage2" and "32 x 16 x 16", or "stage2 + stage3" and "32 x 16 x 16 +
+ * 64 x 8 x 8". */
+static void stages_text(const rb_model *model, rb_node *const *stages, size_t n, char *names, size_t names_size,
+                        char *shapes, size_t shapes_size)
+{
+    size_t a = 0, b = 0;
+    names[0] = shapes[0] = '\0';
+    for (size_t k = 0; k < n; k++) {
+        int64_t c, h, w;
+        rb_node_shape(stages[k], &c, &h, &w);
+        if (a < names_size)
+            a += (size_t)snprintf(names + a, names_size - a, "%s%s", k > 0 ? " + " : "",
+                                  rb_model_stage_name(model, stages[k]));
+        if (b < shapes_size)
+            b += (size_t)snprintf(shapes + b, shapes_size - b, "%s%lld x %lld x %lld", k > 0 ? " + " : "",
+                                  (long long)c, (long long)h, (long long)w);
+    }
+}
+
 /* The feature cache's size, said before anything is computed, and refused
  * past the limit. */
-static rb_status check_cache_size(run *r, const char *stage, const rb_model_input *in, rb_dtype dtype)
+static rb_status check_cache_size(run *r, rb_node *const *stages, size_t n, const rb_model_input *in,
+                                  rb_dtype dtype)
 {
     int64_t n_train = rb_split_count(r->train), n_test = r->has_test ? rb_split_count(r->test) : 0;
     uint64_t per = (uint64_t)in->channels * (uint64_t)in->height * (uint64_t)in->width;
     uint64_t bytes = (uint64_t)(n_train + n_test) * per * rb_dtype_size(dtype),
              limit = r->cfg.transfer.feature_cache_limit;
     uint64_t have = rb_machine_memory_bytes(), images = split_bytes(r->train) + split_bytes(r->test);
-    char b[40], bm[40], l[40], lm[40], count[64];
-    int64_t c, h, w;
-    rb_node_shape(rb_model_features(r->model), &c, &h, &w);
+    char b[40], bm[40], l[40], lm[40], count[64], stage[128], shapes[256];
+    stages_text(r->model, stages, n, stage, sizeof stage, shapes, sizeof shapes);
     if (limit == 0)
         limit = have > images ? have - images : 0;
     if (r->has_test)
@@ -144,9 +179,9 @@ static rb_status check_cache_size(run *r, const char *stage, const rb_model_inpu
     else
         snprintf(count, sizeof count, "%lld images", (long long)n_train);
     rb_log(RB_LOG_INFO,
-           "fixed-feature transfer: caching %s (%lld x %lld x %lld values per image, the one stage the head reads) "
-           "of %s in %s: %s bytes (%s MiB)",
-           stage, (long long)c, (long long)h, (long long)w, count, rb_dtype_str(dtype),
+           "fixed-feature transfer: caching %s (%s values per image, %s the head reads) of %s in %s: %s bytes "
+           "(%s MiB)",
+           stage, shapes, n == 1 ? "the one stage" : "the stages", count, rb_dtype_str(dtype),
            rb_format_count(b, sizeof b, bytes), mib_text(bm, sizeof bm, bytes));
     if (bytes <= limit)
         return RB_OK;
@@ -173,9 +208,9 @@ rb_status train_prepare_transfer(run *r)
     rb_split *train = NULL, *test = NULL;
     int64_t batch = r->cfg.training.eval_batch_size;
     rb_dtype dtype = r->cfg.transfer.feature_cache == RB_FEATURE_CACHE_BF16 ? RB_DTYPE_BF16 : RB_DTYPE_F32;
-    const char *stage;
+    rb_node *stages[8];
     char why[512] = "";
-    size_t reads;
+    size_t reads = 0;
     rb_status s;
     /* fixed_features and bn_update mean nothing without a source */
     if (r->cfg.transfer.source == NULL || !r->cfg.transfer.fixed_features)
@@ -194,8 +229,9 @@ rb_status train_prepare_transfer(run *r)
         snprintf(why, sizeof why, "--bn-stats update moves the backbone's statistics");
     else if (r->cfg.augment)
         snprintf(why, sizeof why, "--augment changes the images every epoch");
-    else if ((reads = rb_model_head_inputs(r->model, NULL, 0)) != 1)
-        snprintf(why, sizeof why, "the head reads %zu backbone stages; the cache holds one", reads);
+    else if ((reads = rb_model_head_inputs(r->model, stages, sizeof stages / sizeof stages[0])) >
+             sizeof stages / sizeof stages[0])
+        snprintf(why, sizeof why, "the head reads %zu backbone nodes", reads);
     else if ((s = rb_model_head_create(&head, r->model)) == RB_ERR_UNSUPPORTED)
         snprintf(why, sizeof why, "%s", rb_last_error());
     else if (s != RB_OK)
@@ -205,21 +241,19 @@ rb_status train_prepare_transfer(run *r)
                             "step", why);
         return RB_OK;
     }
-    stage = rb_model_stage_name(r->model, rb_model_features(r->model));
-    s = check_cache_size(r, stage, rb_model_get_input(head), dtype);
+    s = check_cache_size(r, stages, reads, rb_model_get_input(head), dtype);
     if (batch > rb_split_count(r->train))
         batch = rb_split_count(r->train);
-    eo.outputs = (rb_node *const[]){rb_model_features(r->model)}; /* the backbone up to the stage, no more */
-    eo.n_outputs = 1;
+    eo.outputs = stages; /* the backbone up to the stages, no more */
+    eo.n_outputs = reads;
     if (s == RB_OK)
         s = rb_engine_create(&engine, rb_model_graph(r->model), batch, &eo);
     if (s == RB_OK) {
         rb_engine_hold_weights(engine, true); /* a frozen backbone: convert its weights once */
-        s = extract_features(r, engine, rb_model_features(r->model), rb_model_get_input(head), dtype, r->train,
-                             &train);
+        s = extract_features(r, engine, stages, reads, rb_model_get_input(head), dtype, r->train, &train);
     }
     if (s == RB_OK && r->has_test)
-        s = extract_features(r, engine, rb_model_features(r->model), rb_model_get_input(head), dtype, r->test, &test);
+        s = extract_features(r, engine, stages, reads, rb_model_get_input(head), dtype, r->test, &test);
     rb_engine_destroy(engine);
     if (s == RB_OK)
         s = rb_model_copy_params(head, r->model, RB_MODEL_ALL, NULL);

@@ -33,6 +33,11 @@ struct rb_model {
     rb_params *task_params;
     rb_node *features, *backbone_end;
     bool head_only;
+    /* A head alone that reads several stages: where each one's values lie
+     * in an example's packed input (rb_model_head_create), for the unpack
+     * host ops, which point here. */
+    struct packed_stage *packed;
+    size_t n_packed;
     /* The images the task's targets refer to: the input, except for a
      * head alone, whose input is features but whose masks and boxes are
      * still in the whole model's image pixels. */
@@ -367,55 +372,127 @@ rb_status rb_model_init_params(rb_model *m, uint64_t seed)
     return RB_OK;
 }
 
+/* One stage of a packed head input: `size` values from `offset` of each
+ * example's row. */
+typedef struct packed_stage {
+    int64_t offset, size;
+} packed_stage;
+
+static int64_t packed_row(const rb_host_io *io)
+{
+    return io->shapes[0][0] * io->shapes[0][1] * io->shapes[0][2];
+}
+
+static rb_status unpack_forward(const rb_host_io *io, void *user)
+{
+    const packed_stage *p = user;
+    int64_t row = packed_row(io);
+    for (int64_t b = 0; b < io->batch; b++)
+        memcpy(io->output + b * p->size, io->inputs[0] + b * row + p->offset, (size_t)p->size * sizeof(float));
+    return RB_OK;
+}
+
+static rb_status unpack_backward(const rb_host_io *io, void *user)
+{
+    const packed_stage *p = user;
+    int64_t row = packed_row(io);
+    for (int64_t b = 0; io->input_grads[0] != NULL && b < io->batch; b++)
+        memcpy(io->input_grads[0] + b * row + p->offset, io->output_grad + b * p->size,
+               (size_t)p->size * sizeof(float));
+    return RB_OK;
+}
+
+/* Publishes `node` of the head alone under every stage name the backbone
+ * gives `stage` in the whole model, so the task finds it as before. */
+static rb_status publish_as(rb_model *m, rb_node *node, const rb_model *full, const rb_node *stage)
+{
+    rb_status s = RB_OK;
+    for (size_t i = 0; s == RB_OK && i < sizeof stage_names / sizeof stage_names[0]; i++) {
+        rb_node *n;
+        if (rb_graph_find(full->graph, stage_names[i], &n) == RB_OK && n == stage)
+            s = rb_graph_publish(m->graph, node, stage_names[i]);
+    }
+    return s;
+}
+
+/* The input of a head alone: the one node it reads as it is (the pooled
+ * features as a 1 x C x 1 image, as rb_split_create_features has always
+ * given them: linear heads flatten their input, so the weights keep their
+ * shapes; a stage as its C x H x W, even at 1 x 1: its head pools it), or
+ * several packed into one 1 x 1 x total row, each taken out again by an
+ * unpack host op. No normalization. */
+static rb_status head_input(rb_model *m, const rb_model *full, rb_node *const *stages, size_t n)
+{
+    int64_t c, h, w, total = 0;
+    rb_status s;
+    rb_node_shape(stages[0], &c, &h, &w);
+    if (n == 1) {
+        bool vector = strcmp(rb_model_stage_name(full, stages[0]), RB_STAGE_FEATURES) == 0;
+        m->input.channels = vector ? 1 : c;
+        m->input.height = vector ? c : h;
+        m->input.width = vector ? 1 : w;
+    } else {
+        if ((m->packed = calloc(n, sizeof *m->packed)) == NULL)
+            return rb_error_set(RB_ERR_OUT_OF_MEMORY, "model: out of memory");
+        m->n_packed = n;
+        for (size_t k = 0; k < n; k++) {
+            rb_node_shape(stages[k], &c, &h, &w);
+            m->packed[k] = (packed_stage){total, c * h * w};
+            total += c * h * w;
+        }
+        m->input.channels = m->input.height = 1;
+        m->input.width = total;
+    }
+    m->input.mean[0] = 0.0f;
+    m->input.std[0] = 1.0f;
+    s = rb_graph_input(m->graph, m->input.channels, m->input.height, m->input.width, NULL, NULL, &m->image);
+    if (s == RB_OK && n == 1) {
+        m->features = m->backbone_end = m->image;
+        return publish_as(m, m->image, full, stages[0]);
+    }
+    for (size_t k = 0; s == RB_OK && k < n; k++) {
+        char name[64];
+        rb_host_op op = {.name = "unpack a cached stage", .forward = unpack_forward, .backward = unpack_backward,
+                         .user = &m->packed[k]};
+        rb_node_shape(stages[k], &op.out_channels, &op.out_height, &op.out_width);
+        snprintf(name, sizeof name, "%s.unpacked", rb_model_stage_name(full, stages[k]));
+        if ((s = rb_graph_host_op(m->graph, name, &op, &m->image, 1, &m->backbone_end)) == RB_OK)
+            s = publish_as(m, m->backbone_end, full, stages[k]);
+    }
+    return s;
+}
+
 rb_status rb_model_head_create(rb_model **out, const rb_model *full)
 {
+    rb_node *stages[sizeof stage_names / sizeof stage_names[0]];
     rb_model *m = NULL;
-    int64_t c, h, w;
     size_t reads;
-    bool vector;
     rb_status s;
     *out = NULL;
     if (full == NULL || full->task == NULL)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "model: only a model with a task head has a head to detach");
-    reads = rb_model_head_inputs(full, NULL, 0);
-    if (full->features == NULL)
-        return rb_error_set(RB_ERR_UNSUPPORTED,
-                            "model: the %s head reads %zu backbone nodes; a detached head takes exactly one",
-                            full->task->name, reads);
-    if (rb_model_stage_name(full, full->features) == NULL)
-        return rb_error_set(RB_ERR_UNSUPPORTED,
-                            "model: the %s head reads '%s', which the backbone publishes under no stage name",
-                            full->task->name, rb_node_name(full->features));
-    rb_node_shape(full->features, &c, &h, &w);
+    reads = rb_model_head_inputs(full, stages, sizeof stages / sizeof stages[0]);
+    if (reads == 0)
+        return rb_error_set(RB_ERR_UNSUPPORTED, "model: the %s head reads nothing of the backbone",
+                            full->task->name);
+    /* each node a stage name: the distinct nodes are at most the names */
+    for (size_t k = 0; k < reads; k++)
+        if (k >= sizeof stages / sizeof stages[0] || rb_model_stage_name(full, stages[k]) == NULL)
+            return rb_error_set(RB_ERR_UNSUPPORTED,
+                                "model: the %s head reads %s, which the backbone publishes under no stage name",
+                                full->task->name,
+                                k < sizeof stages / sizeof stages[0] ? rb_node_name(stages[k]) : "more nodes");
     if ((s = model_alloc(&m, full->arch, full->params, full->task, full->task_params)) != RB_OK)
         return s;
     m->head_only = true;
     m->target_height = full->input.height;
     m->target_width = full->input.width;
-    /* The pooled features (C x 1 x 1) come as a 1 x C x 1 image, as they
-     * always have (rb_split_create_features); linear heads flatten their
-     * input, so the weights keep their shapes. A stage comes as it is,
-     * C x H x W, even at 1 x 1: its head pools it. No normalization. */
-    vector = strcmp(rb_model_stage_name(full, full->features), RB_STAGE_FEATURES) == 0;
-    m->input.channels = vector ? 1 : c;
-    m->input.height = vector ? c : h;
-    m->input.width = vector ? 1 : w;
-    m->input.mean[0] = 0.0f;
-    m->input.std[0] = 1.0f;
-    s = rb_graph_input(m->graph, m->input.channels, m->input.height, m->input.width, NULL, NULL, &m->image);
+    s = head_input(m, full, stages, reads);
     if (s == RB_OK)
         s = rb_graph_set_target_size(m->graph, full->input.height, full->input.width);
-    /* under every stage name the backbone gives the node, so the task finds it as before */
-    for (size_t i = 0; s == RB_OK && i < sizeof stage_names / sizeof stage_names[0]; i++) {
-        rb_node *n;
-        if (rb_graph_find(full->graph, stage_names[i], &n) == RB_OK && n == full->features)
-            s = rb_graph_publish(m->graph, m->image, stage_names[i]);
-    }
-    if (s == RB_OK) {
-        m->features = m->backbone_end = m->image;
+    if (s == RB_OK)
         s = add_head(m, full->num_classes);
-    }
-    if (s == RB_OK && rb_model_head_inputs(m, NULL, 0) != 1)
+    if (s == RB_OK && rb_model_head_inputs(m, NULL, 0) != reads)
         s = rb_error_set(RB_ERR_PLUGIN, "task %s: its detached head does not read the features it was given",
                          full->task->name);
     if (s != RB_OK) {
@@ -495,6 +572,7 @@ void rb_model_destroy(rb_model *m)
     rb_graph_destroy(m->graph);
     rb_params_destroy(m->params);
     rb_params_destroy(m->task_params);
+    free(m->packed);
     free(m);
 }
 
