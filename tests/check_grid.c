@@ -404,6 +404,8 @@ START_TEST(bad_values_name_the_key_the_value_and_the_range)
     expect_error(BASE_TRANSFER "epochs = 0\n", "g.ini:11: 'epochs' in [transfer] is '0': expected an integer in [1, ");
     expect_error(BASE_SOURCE "epochs = 5x\n", "g.ini:11: 'epochs' in [source] is '5x': expected an integer in [1, ");
     expect_error(BASE_SOURCE "per-class = -1\n", "'per-class' in [source] is '-1': expected an integer in [0, ");
+    expect_error(BASE_SOURCE "eval-attack-per-class = -3\n",
+                 "g.ini:11: 'eval-attack-per-class' in [source] is '-3': expected an integer in [0, ");
     expect_error(BASE_SOURCE "steps = 99999999999999999999\n", "'steps' in [source] is '99999999999999999999'");
     expect_error("[grid]\nname = t\nthreads = -2\n", "g.ini:3: 'threads' in [grid] is '-2': expected an integer");
     expect_error("[grid]\nname = t\nprecision = fp16\n", "g.ini:3: 'precision' in [grid] is 'fp16': use f32 or bf16");

@@ -54,6 +54,11 @@
  *                          ;   PGD of this many steps at the largest eps of the
  *                          ;   list, so that standard and robust models face the
  *                          ;   same attack; 0: skip (default 0)
+ *   eval-attack-per-class = 200 ; attack only this many test images per
+ *                          ;   class (a class-balanced subset drawn with seed
+ *                          ;   0, the same for every source model), clean
+ *                          ;   accuracy still on them all; 0: every one
+ *                          ;   (default 0)
  *
  *   [target fm59]          ; one or more; label as for [arch]
  *   data = fashion-mnist   ; required
@@ -160,7 +165,7 @@ typedef struct rb_grid_target {
 
 typedef struct rb_grid_source {
     char *data, *classes, *schedule, *attack;   /* classes NULL: all */
-    int64_t per_class, image_size, epochs, batch_size, steps, eval_attack_steps;
+    int64_t per_class, image_size, epochs, batch_size, steps, eval_attack_steps, eval_attack_per_class;
     double lr, momentum, weight_decay, step_size_factor;
     bool augment, random_start;
     double *eps;               /* in file order */
@@ -354,7 +359,8 @@ typedef struct rb_grid_outcome {
  *                                       training with [source] attack, eps and
  *                                       step size factor * eps / steps), and its
  *                                       result.json (test_acc, robust_acc,
- *                                       robust_eps, seconds)
+ *                                       robust_eps, seconds; robust_examples: the
+ *                                       test images attacked)
  *   transfers/SOURCE/TARGET-MODE-sSEED/ a `robusta transfer` run folder per
  *                                       transfer with the target's task and
  *                                       options, and result.json (task; metric:

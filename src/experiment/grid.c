@@ -32,6 +32,7 @@ typedef struct grid_ctx {
 /* What a finished source run recorded. */
 typedef struct source_result {
     double test_acc, robust_acc, seconds;
+    int64_t robust_examples; /* the test images attacked (0: none) */
 } source_result;
 
 static rb_status make_dir(const char *path)
@@ -344,8 +345,23 @@ static rb_status evaluate_source(const grid_ctx *g, const char *dir, source_resu
         ao.random_start = s == RB_OK && (attack->ops.attack->random_start != NULL || attack->ops.attack->run != NULL);
         if (s == RB_OK)
             s = attack_params(g, attack, eps, g->robust_eps, ao.steps, ao.random_start, &ap);
-        if (s == RB_OK)
+        if (s == RB_OK && src->eval_attack_per_class > 0) {
+            /* clean accuracy on every test image, the attack on a subset */
+            rb_split_options so = {.per_class = src->eval_attack_per_class, .seed = 0};
+            rb_split *subset = NULL;
+            if ((s = rb_evaluate(model, split, 256, &eo, &ev)) == RB_OK &&
+                (s = rb_split_apply(&subset, split, &so)) == RB_OK) {
+                double clean = ev.accuracy;
+                rb_eval_result_free(&ev);
+                s = rb_evaluate_robust(model, subset, 256, &eo, attack, ap, &ao, &ev);
+                ev.accuracy = clean;
+                res->robust_examples = rb_split_count(subset);
+            }
+            rb_split_destroy(subset);
+        } else if (s == RB_OK) {
             s = rb_evaluate_robust(model, split, 256, &eo, attack, ap, &ao, &ev);
+            res->robust_examples = rb_split_count(split);
+        }
         res->robust_acc = ev.robust_accuracy;
     } else if (s == RB_OK) {
         s = rb_evaluate(model, split, 256, &eo, &ev);
@@ -447,6 +463,8 @@ static rb_status run_source(grid_ctx *g, size_t a, size_t e, size_t sd, source_r
     json_object_object_add(done, "test_acc", rb_json_number(res->test_acc));
     json_object_object_add(done, "robust_acc", rb_json_number(res->robust_acc));
     json_object_object_add(done, "robust_eps", rb_json_number(isnan(res->robust_acc) ? NAN : g->robust_eps));
+    if (res->robust_examples > 0)
+        json_object_object_add(done, "robust_examples", json_object_new_int64(res->robust_examples));
     json_object_object_add(done, "seconds", rb_json_number(res->seconds));
     snprintf(path, sizeof path, "%s/result.json", dir);
     s = write_json_file(path, done);
@@ -626,7 +644,7 @@ static rb_status collect(const grid_ctx *g, rb_grid_result **rows, size_t *count
     for (size_t a = 0; s == RB_OK && a < sp->n_archs; a++)
         for (size_t e = 0; s == RB_OK && e < sp->source.n_eps; e++)
             for (size_t sd = 0; s == RB_OK && sd < sp->source.n_seeds; sd++) {
-                source_result src = {NAN, NAN, NAN};
+                source_result src = {NAN, NAN, NAN, 0};
                 json_object *sj;
                 source_dir(g, a, e, sd, dir, sizeof dir);
                 snprintf(path, sizeof path, "%s/result.json", dir);
@@ -786,7 +804,7 @@ static rb_status run_checked(grid_ctx *g, rb_grid_outcome *outcome)
     for (size_t u = 0; !options->report_only && s == RB_OK && u < units; u++) {
         size_t sd = u % spec->source.n_seeds, e = (u / spec->source.n_seeds) % spec->source.n_eps,
                a = u / (spec->source.n_seeds * spec->source.n_eps);
-        source_result src = {NAN, NAN, NAN};
+        source_result src = {NAN, NAN, NAN, 0};
         int shards = options->shard_count > 0 ? options->shard_count : 1;
         if ((int)(u % (size_t)shards) != options->shard_index)
             continue;

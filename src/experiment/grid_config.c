@@ -460,6 +460,8 @@ static int set_source(parser *p, const section *sec, const char *key, const char
         return set_seeds(p, sec, value, &s->seeds, &s->n_seeds);
     if (strcmp(key, "eval-attack-steps") == 0)
         return set_int(p, sec, key, value, 0, 100000, &s->eval_attack_steps);
+    if (strcmp(key, "eval-attack-per-class") == 0)
+        return set_int(p, sec, key, value, 0, INT64_C(1000000000), &s->eval_attack_per_class);
     return unknown_key(p, sec, key);
 }
 

@@ -100,9 +100,6 @@ rb_status eng_make_reorder(rb_engine *e, dnnl_primitive_t *out, const dnnl_memor
     return s;
 }
 
-/* Prepares input `k` of node `en` to be read in layout `want`: a reorder
- * into a buffer of its own when the producer's layout differs. Returns the
- * memory the consumer should read. */
 int64_t eng_channel_block(const rb_engine *e, const rb_node *n, const dnnl_memory_desc_t *md)
 {
     static const int64_t blocks[] = {16, 8, 1};
@@ -121,6 +118,31 @@ dnnl_format_tag_t eng_block_tag(int64_t block)
     return block == 16 ? dnnl_nChw16c : block == 8 ? dnnl_nChw8c : dnnl_nchw;
 }
 
+const char *eng_block_name(int64_t block)
+{
+    return block == 16 ? "nChw16c" : block == 8 ? "nChw8c" : "nchw";
+}
+
+rb_status eng_plan_blocked_input(rb_engine *e, enode *en, dnnl_memory_desc_t *used)
+{
+    const rb_node *in = en->node->in[0];
+    const dnnl_memory_desc_t *src = &eng_producer(e, en, 0)->value.md;
+    int64_t block = eng_channel_block(e, in, src);
+    rb_status s = RB_OK;
+    if (block <= 1) { /* plain already, or anything else reordered to plain */
+        eng_md_node_plain(e, in, used);
+        if (block == 0)
+            s = eng_plan_input(e, en, 0, used);
+        block = 1;
+    } else {
+        *used = *src;
+    }
+    en->channel_block = block;
+    return s;
+}
+
+/* Prepares input `k` of node `en` to be read in layout `want`: a reorder
+ * into a buffer of its own when the producer's layout differs. */
 rb_status eng_plan_input(rb_engine *e, enode *en, int k, const dnnl_memory_desc_t *want)
 {
     enode *producer = &e->nodes[en->node->in[k]->index];

@@ -243,6 +243,13 @@ void eng_md_node_plain(const rb_engine *e, const rb_node *n, dnnl_memory_desc_t 
 int64_t eng_channel_block(const rb_engine *e, const rb_node *n, const dnnl_memory_desc_t *md);
 /* The format tag of a channel block (1, 8, 16). */
 dnnl_format_tag_t eng_block_tag(int64_t block);
+/* Its name for en->impl: "nchw", "nChw8c", "nChw16c". */
+const char *eng_block_name(int64_t block);
+/* For ops with their own loops over any channel block (one input): reads
+ * input 0 in its producer's layout when that is blocked by 8 or 16 or
+ * plain, else plans a reorder to plain; sets en->channel_block and *used
+ * to the layout read. */
+rb_status eng_plan_blocked_input(rb_engine *e, enode *en, dnnl_memory_desc_t *used);
 bool eng_is_published(const rb_engine *e, const rb_node *n);
 
 /* ------------------------------------------------------------ execution helpers (engine.c) */

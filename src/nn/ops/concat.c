@@ -66,7 +66,7 @@ static rb_status plan(rb_engine *e, enode *en)
     eng_note_impl(en, pd);
     {
         size_t len = strlen(en->impl);
-        snprintf(en->impl + len, sizeof en->impl - len, ", %s", block == 16 ? "nChw16c" : block == 8 ? "nChw8c" : "nchw");
+        snprintf(en->impl + len, sizeof en->impl - len, ", %s", eng_block_name(block));
     }
     s = eng_make_primitive(e, &en->fwd[0], pd, n, "concat");
     dnnl_primitive_desc_destroy(pd);

@@ -109,22 +109,14 @@ static int64_t blocks_of(const enode *en)
 
 static rb_status plan(rb_engine *e, enode *en)
 {
-    const rb_node *n = en->node, *in = n->in[0];
-    const dnnl_memory_desc_t *src = &eng_producer(e, en, 0)->value.md;
-    dnnl_memory_desc_t plain, used, dst, aux;
+    const rb_node *n = en->node;
+    dnnl_memory_desc_t used, dst, aux;
     dnnl_dims_t dims = {e->batch, n->c, n->h, n->w};
     dnnl_dims_t adims = {e->batch * (5 * n->c + 2 * n->attr.groups) * (dnnl_dim_t)sizeof(double)};
-    int64_t block = eng_channel_block(e, in, src);
-    rb_status s = RB_OK;
-    if (block == 0) {
-        eng_md_node_plain(e, in, &plain);
-        s = eng_plan_input(e, en, 0, &plain);
-        block = 1;
-    }
-    used = block == 1 ? (eng_md_node_plain(e, in, &plain), plain) : *src;
-    en->channel_block = block;
+    rb_status s = eng_plan_blocked_input(e, en, &used);
+    int64_t block = en->channel_block;
     snprintf(en->impl, sizeof en->impl, "robusta:groupnorm, %s",
-             block == 1 ? "nchw" : block == 8 ? "nChw8c" : "nChw16c");
+             eng_block_name(block));
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&dst, 4, dims, dnnl_f32, eng_block_tag(block)), "groupnorm", n);
     dnnl_memory_desc_init_by_tag(&aux, 1, adims, dnnl_u8, dnnl_a);
     if (s == RB_OK)

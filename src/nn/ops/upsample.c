@@ -100,22 +100,14 @@ static void axis_taps(const rb_node *n, int64_t in, int64_t out, tap *t)
 
 static rb_status plan(rb_engine *e, enode *en)
 {
-    const rb_node *n = en->node, *in = n->in[0];
-    const dnnl_memory_desc_t *src = &eng_producer(e, en, 0)->value.md;
-    dnnl_memory_desc_t plain, used, dst, taps, rows;
+    const rb_node *n = en->node;
+    dnnl_memory_desc_t used, dst, taps, rows;
     dnnl_dims_t dims = {e->batch, n->c, n->h, n->w};
     dnnl_dims_t tdims = {(dnnl_dim_t)((n->h + n->w) * sizeof(tap))};
-    int64_t block = eng_channel_block(e, in, src);
-    rb_status s = RB_OK;
-    if (block == 0) {
-        eng_md_node_plain(e, in, &plain);
-        s = eng_plan_input(e, en, 0, &plain);
-        block = 1;
-    }
-    used = block == 1 ? (eng_md_node_plain(e, in, &plain), plain) : *src;
-    en->channel_block = block;
+    rb_status s = eng_plan_blocked_input(e, en, &used);
+    int64_t block = en->channel_block;
     snprintf(en->impl, sizeof en->impl, "robusta:%s, %s", n->attr.upsample.mode == RB_UPSAMPLE_NEAREST ? "nearest" : "bilinear",
-             block == 1 ? "nchw" : block == 8 ? "nChw8c" : "nChw16c");
+             eng_block_name(block));
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&dst, 4, dims, dnnl_f32, eng_block_tag(block)), "upsample", n);
     dnnl_memory_desc_init_by_tag(&taps, 1, tdims, dnnl_u8, dnnl_a);
     if (s == RB_OK)
@@ -125,7 +117,7 @@ static rb_status plan(rb_engine *e, enode *en)
     if (s == RB_OK)
         s = eng_slot_plan(e, &en->aux[0], &taps, n);
     if (s == RB_OK) { /* a row of W_in pixels per thread (forward_row, backward_plane) */
-        dnnl_dims_t rdims = {(dnnl_dim_t)e->threads * in->w * block};
+        dnnl_dims_t rdims = {(dnnl_dim_t)e->threads * n->in[0]->w * block};
         eng_md_plain(&rows, 1, rdims);
         s = eng_slot_plan(e, &en->aux[1], &rows, n);
     }
