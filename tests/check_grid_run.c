@@ -10,6 +10,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include <json-c/json.h>
+
 #include <robusta/robusta.h>
 
 #include "testdata.h"
@@ -300,7 +302,32 @@ START_TEST(a_grid_gives_its_steps_to_an_attack_that_declares_them)
         char *result = slurp_file(result_path);
         ck_assert_msg(strstr(result, "\"robust_acc\":null") == NULL && strstr(result, "\"robust_acc\"") != NULL,
                       "%s", result);
+        ck_assert_msg(strstr(result, "\"robust_examples\":24") != NULL, "all 24 test images attacked: %s", result);
         free(result);
+    }
+    /* eval-attack-per-class = 2: the same source (same seed) attacked on 2
+     * test images of each of its 4 classes, its clean accuracy still over
+     * all 24: the same test_acc, a robust accuracy in eighths */
+    snprintf(text, sizeof text, STEPS_GRID, dir, dir, dir, dir, "random-start = false\neval-attack-per-class = 2",
+             dir, dir, dir, dir);
+    write_text(ini, text);
+    snprintf(out, sizeof out, "%s/steps-subset", dir);
+    run_robusta(&r, env, (const char *const[]){"grid", ini, "--out", out, NULL});
+    {
+        char subset_path[PATH_MAX + 64];
+        json_object *all, *subset;
+        double robust;
+        snprintf(subset_path, sizeof subset_path, "%s/sources/r18-eps0.03-s0/result.json", out);
+        all = json_object_from_file(result_path);
+        subset = json_object_from_file(subset_path);
+        ck_assert_msg(all != NULL && subset != NULL, "no %s: %s", subset_path, r.err);
+        ck_assert_int_eq(json_object_get_int64(json_object_object_get(subset, "robust_examples")), 8);
+        ck_assert(json_object_get_double(json_object_object_get(subset, "test_acc")) ==
+                  json_object_get_double(json_object_object_get(all, "test_acc")));
+        robust = json_object_get_double(json_object_object_get(subset, "robust_acc")) * 8;
+        ck_assert_msg(robust >= 0 && robust <= 8 && fabs(robust - round(robust)) < 1e-9, "robust acc %g / 8", robust);
+        json_object_put(all);
+        json_object_put(subset);
     }
 }
 END_TEST
@@ -461,7 +488,7 @@ START_TEST(demo_quick_gives_sane_outputs)
     snprintf(out, sizeof out, "%s/demo", dir);
     RUN(&r, "demo", "--quick", "--out", out, "--data", fm);
     ck_assert_msg(r.code == 0, "demo --quick failed (%d): %s", r.code, r.err);
-    ck_assert_msg(strstr(r.out, "8 of 8 transfer results") != NULL, "%s", r.out);
+    ck_assert_msg(strstr(r.out, "12 of 12 transfer results") != NULL, "%s", r.out);
     ck_assert_msg(strstr(r.out, "made 64 + 32 segmentation scenes") != NULL, "%s", r.out);
     ck_assert_msg(strstr(r.out, "| source model |") != NULL, "no table printed: %s", r.out);
     ck_assert_msg(strstr(r.out, "beats") != NULL || strstr(r.out, "ties") != NULL, "no verdict: %s", r.out);
@@ -474,9 +501,9 @@ START_TEST(demo_quick_gives_sane_outputs)
     }
     snprintf(path, sizeof path, "%s/results.csv", out);
     ck_assert_msg(rb_grid_read_csv(path, &rows, &n) == RB_OK, "%s", rb_last_error());
-    ck_assert_uint_eq(n, 8);
+    ck_assert_uint_eq(n, 12);
     {
-        size_t segmentation = 0;
+        size_t segmentation = 0, detection = 0;
         for (size_t i = 0; i < n; i++) {
             /* five target classes: chance is 20%; accuracies must be real ones */
             ck_assert_msg(rows[i].target_acc >= 0 && rows[i].target_acc <= 1, "accuracy %g", rows[i].target_acc);
@@ -491,28 +518,36 @@ START_TEST(demo_quick_gives_sane_outputs)
                 ck_assert_msg(rows[i].target_acc > 0.17, "scenes mIoU %g: the head learned nothing",
                               rows[i].target_acc);
                 segmentation++;
+            } else if (strcmp(rows[i].target, "boxes") == 0) {
+                /* boxes scored at random have an AP near 0 (a few of the
+                 * 0.05-threshold boxes hit by chance); measured 0.9-3.0% */
+                ck_assert_str_eq(rows[i].metric, "ap");
+                ck_assert_msg(rows[i].target_acc > 0.003, "boxes AP %g: the head learned nothing",
+                              rows[i].target_acc);
+                detection++;
             } else {
                 ck_assert_str_eq(rows[i].metric, "accuracy");
             }
         }
         ck_assert_uint_eq(segmentation, 4);
+        ck_assert_uint_eq(detection, 4);
     }
     free(rows);
     /* the scenes are made once: a rerun finds them and every result */
     RUN(&r, "demo", "--quick", "--out", out, "--data", fm);
     ck_assert_msg(r.code == 0, "demo --quick rerun failed (%d): %s", r.code, r.err);
-    ck_assert_msg(strstr(r.out, "segmentation scenes") == NULL && strstr(r.out, "8 of 8 transfer results") != NULL,
+    ck_assert_msg(strstr(r.out, "segmentation scenes") == NULL && strstr(r.out, "12 of 12 transfer results") != NULL,
                   "%s", r.out);
     snprintf(path, sizeof path, "%s/table.md", out);
     table = slurp_file(path);
     ck_assert_msg(strstr(table, "robust ε=1.0") != NULL && strstr(table, "standard (ε=0)") != NULL, "%s", table);
-    ck_assert_msg(strstr(table, "| scenes (mIoU) |") != NULL, "%s", table);
+    ck_assert_msg(strstr(table, "| scenes (mIoU) | boxes (AP) |") != NULL, "%s", table);
     free(table);
     snprintf(path, sizeof path, "%s/plot.svg", out);
     svg = slurp_file(path);
     ck_assert_msg(strncmp(svg, "<?xml", 5) == 0 || strncmp(svg, "<svg", 4) == 0, "not an SVG file");
-    /* a line per mode for each of the two targets */
-    ck_assert_int_eq(count_of(svg, "<polyline"), 4);
+    /* a line per mode for each of the three targets */
+    ck_assert_int_eq(count_of(svg, "<polyline"), 6);
     free(svg);
     snprintf(path, sizeof path, "%s/demo-quick.ini", out);
     ck_assert_msg(access(path, R_OK) == 0, "the demo's grid file was not written");
@@ -520,6 +555,7 @@ START_TEST(demo_quick_gives_sane_outputs)
     ck_assert_int_eq(r.code, 0);
     ck_assert_msg(strstr(r.out, "[transfer]") != NULL && strstr(r.out, "eps = 0, 0.5, 1.0") != NULL, "%s", r.out);
     ck_assert_msg(strstr(r.out, "[target scenes]\ndata = voc-seg:scenes\ntask = segment\n") != NULL, "%s", r.out);
+    ck_assert_msg(strstr(r.out, "[target boxes]\ndata = coco:scenes\ntask = detect\n") != NULL, "%s", r.out);
     /* two source seeds, so the full demo's verdicts weigh source training's spread */
     ck_assert_msg(strstr(r.out, "eval-attack-steps = 10\n") != NULL && strstr(r.out, "\nseeds = 0, 1\neval") != NULL,
                   "%s", r.out);
