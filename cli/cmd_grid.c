@@ -137,7 +137,7 @@ const cli_command cli_grid_command = {
 /* ------------------------------------------------------------ demo */
 
 /* The paper's protocol in miniature. Sized so that the full demo takes
- * about 14 minutes on a 2-core machine and --quick about 40 seconds. */
+ * about 15 minutes on a 2-core machine and --quick about 45 seconds. */
 static const char demo_grid[] =
     "; robusta demo: do adversarially robust source models transfer better?\n"
     "; Salman et al. (2020) in miniature on Fashion-MNIST (Debian's dataset-fashion-mnist):\n"
@@ -279,7 +279,7 @@ static const char demo_quick_grid[] =
     "lr-full = 0.01\n";
 
 static const rb_param_spec demo_options[] = {
-    {"quick", RB_PARAM_BOOL, "false", NULL, 0, "the reduced grid (about 40 s instead of 14 min on 2 cores)"},
+    {"quick", RB_PARAM_BOOL, "false", NULL, 0, "the reduced grid (about 45 s instead of 15 min on 2 cores)"},
     {"out", RB_PARAM_STRING, NULL, NULL, 0, "folder for runs and reports (default: robusta-demo[-quick])"},
     {"data", RB_PARAM_STRING, NULL, NULL, 0,
      "Fashion-MNIST folder (default: /usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist)"},
@@ -423,7 +423,7 @@ static int run_demo(const cli_command *self, rb_params *o, int argc, char **args
 
 const cli_command cli_demo_command = {
     .name = "demo",
-    .summary = "the paper's comparison in miniature on Fashion-MNIST (about 14 minutes on 2 cores; --quick: 40 s)",
+    .summary = "the paper's comparison in miniature on Fashion-MNIST (about 15 minutes on 2 cores; --quick: 45 s)",
     .usage = "[--quick] [--out DIR] [--data FASHION_MNIST_DIR] [--threads N] [--print-grid]",
     .description =
         "Runs a shipped grid (see --print-grid) on Debian's Fashion-MNIST, no download needed:\n"
@@ -436,7 +436,7 @@ const cli_command cli_demo_command = {
         "transfer seeds), says which setting won, by how much and whether that exceeds the\n"
         "spread over source seeds, and writes results.csv,\n"
         "table.md and plot.svg into DIR. --quick runs a reduced grid (2 sources, 1 seed) in\n"
-        "about 40 seconds.",
+        "about 45 seconds.",
     .options = demo_options,
     .run = run_demo,
 };
