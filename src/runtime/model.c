@@ -476,12 +476,15 @@ rb_status rb_model_head_create(rb_model **out, const rb_model *full)
         return rb_error_set(RB_ERR_UNSUPPORTED, "model: the %s head reads nothing of the backbone",
                             full->task->name);
     /* each node a stage name: the distinct nodes are at most the names */
+    if (reads > sizeof stages / sizeof stages[0])
+        return rb_error_set(RB_ERR_UNSUPPORTED,
+                            "model: the %s head reads %zu backbone nodes, more than the backbone publishes stages",
+                            full->task->name, reads);
     for (size_t k = 0; k < reads; k++)
-        if (k >= sizeof stages / sizeof stages[0] || rb_model_stage_name(full, stages[k]) == NULL)
+        if (rb_model_stage_name(full, stages[k]) == NULL)
             return rb_error_set(RB_ERR_UNSUPPORTED,
-                                "model: the %s head reads %s, which the backbone publishes under no stage name",
-                                full->task->name,
-                                k < sizeof stages / sizeof stages[0] ? rb_node_name(stages[k]) : "more nodes");
+                                "model: the %s head reads '%s', which the backbone publishes under no stage name",
+                                full->task->name, rb_node_name(stages[k]));
     if ((s = model_alloc(&m, full->arch, full->params, full->task, full->task_params)) != RB_OK)
         return s;
     m->head_only = true;
