@@ -43,6 +43,10 @@
  *   COCO evaluation (robusta/coco.h): annotation and results files, and box
  *   AP exactly as pycocotools computes it.
  *
+ *   Data parallelism (robusta/dist.h): the ranks of an mpirun/srun job,
+ *   with the collectives training uses; one rank in a lone process or a
+ *   build without MPI.
+ *
  *   Grids (robusta/grid.h): grid files that list the source models and
  *   transfers of an experiment, and the table, summary and plot of its
  *   results.
@@ -65,6 +69,7 @@
 #include <robusta/plugin.h>
 #include <robusta/registry.h>
 #include <robusta/threads.h>
+#include <robusta/dist.h>
 #include <robusta/graph.h>
 #include <robusta/reference.h>
 #include <robusta/optim.h>
