@@ -130,6 +130,15 @@ typedef struct rb_engine_options {
      * node); backward needs one. Reading a node outside them is refused. */
     rb_node *const *outputs;
     size_t n_outputs;
+    /* Called during a backward that computes weight gradients, on the
+     * calling thread, once per node in backward (reverse) order, right
+     * after that node's backward ran or was skipped: from then on no
+     * later node of the backward writes the gradients of parameters that
+     * node owns (a reused parameter's owner is its first user, whose
+     * backward comes last). Data-parallel training starts summing those
+     * gradients across ranks here, while backward goes on. NULL: none. */
+    void (*node_backward_done)(void *user, const rb_node *node);
+    void *node_backward_done_user;
 } rb_engine_options;
 
 /* Plans `graph` for `batch` examples. The graph must not gain nodes while

@@ -496,6 +496,10 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
     e->g = g;
     e->keep_intermediates = opt != NULL && opt->keep_intermediates;
     e->profile = opt != NULL && opt->profile;
+    if (opt != NULL) {
+        e->node_backward_done = opt->node_backward_done;
+        e->node_backward_done_user = opt->node_backward_done_user;
+    }
     e->data_grads_only = opt != NULL && opt->data_grads_only;
     e->conv_dt = opt != NULL && opt->precision == RB_PRECISION_BF16 ? dnnl_bf16 : dnnl_f32;
     e->conv_algorithm = opt != NULL ? opt->conv_algorithm : RB_CONV_WINOGRAD;
@@ -811,14 +815,16 @@ rb_status rb_engine_backward(rb_engine *e, bool weight_grads, bool input_grad)
         const rb_op_def *def = rb_op_def_of(en->node->op);
         rb_status s;
         double start;
-        if (!en->need_diff || def->backward == NULL)
-            continue;
-        start = e->profile ? profile_clock() : 0;
-        s = def->backward(e, en, weight_grads);
-        if (s != RB_OK)
-            return s;
-        if (e->profile)
-            en->seconds[1] += profile_clock() - start;
+        if (en->need_diff && def->backward != NULL) {
+            start = e->profile ? profile_clock() : 0;
+            s = def->backward(e, en, weight_grads);
+            if (s != RB_OK)
+                return s;
+            if (e->profile)
+                en->seconds[1] += profile_clock() - start;
+        }
+        if (weight_grads && e->node_backward_done != NULL)
+            e->node_backward_done(e->node_backward_done_user, en->node);
     }
     e->have_input_grad = input_grad;
     e->backward_done = true;

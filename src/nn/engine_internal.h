@@ -146,6 +146,9 @@ struct rb_engine {
     bool have_input_grad;
     bool backward_done; /* since the last forward */
     bool profile;       /* time each node's passes (enode.seconds) */
+    /* rb_engine_options.node_backward_done */
+    void (*node_backward_done)(void *user, const rb_node *node);
+    void *node_backward_done_user;
     enode *loss;   /* the first loss node (NULL: the graph has none) */
     size_t n_losses;
     int threads;
