@@ -1312,6 +1312,98 @@ START_TEST(loader_is_the_same_whatever_the_thread_count)
 }
 END_TEST
 
+/* Data parallelism: shard r of n of every batch is the slice [c·r/n,
+ * c·(r+1)/n) of the batch the whole loader makes, bit for bit, with the
+ * same augmentation (keyed by example index, not position). */
+START_TEST(loader_shards_are_slices_of_the_whole_batch)
+{
+    rb_split *base = memory_split(61, 1, 6, 5, 7), *s = NULL;
+    rb_split_options so = {0};
+    rb_loader_options lo = {0};
+    rb_loader *whole = NULL, *part[3] = {NULL, NULL, NULL};
+    size_t example;
+
+    so.size = 8;
+    so.channels = 3;
+    ck_assert_int_eq(rb_split_apply(&s, base, &so), RB_OK);
+    example = rb_split_example_size(s);
+    lo.batch_size = 10;
+    lo.shuffle = true;
+    lo.drop_last = true;
+    lo.augment.crop = true;
+    lo.augment.padding = 2;
+    lo.augment.flip = true;
+    lo.seed = 5;
+    lo.threads = 1;
+    ck_assert_int_eq(rb_loader_create(&whole, s, &lo), RB_OK);
+    for (int r = 0; r < 3; r++) {
+        lo.shard = r;
+        lo.shards = 3;
+        lo.threads = r; /* 0, 1, 2 workers: the slices do not depend on them */
+        ck_assert_msg(rb_loader_create(&part[r], s, &lo) == RB_OK, "%s", rb_last_error());
+        ck_assert_int_eq(rb_loader_batch_count(part[r]), 6);
+    }
+    for (int e = 0; e < 2; e++) {
+        ck_assert_int_eq(rb_loader_start_epoch(whole, e), RB_OK);
+        for (int r = 0; r < 3; r++)
+            ck_assert_int_eq(rb_loader_start_epoch(part[r], e), RB_OK);
+        for (int batch = 0;; batch++) {
+            rb_batch w, p;
+            int64_t at = 0;
+            ck_assert_int_eq(rb_loader_next(whole, &w), RB_OK);
+            if (w.count == 0) {
+                for (int r = 0; r < 3; r++) {
+                    ck_assert_int_eq(rb_loader_next(part[r], &p), RB_OK);
+                    ck_assert_int_eq(p.count, 0);
+                }
+                break;
+            }
+            ck_assert_int_eq(w.count, 10);
+            ck_assert_int_eq(w.global_count, 10);
+            for (int r = 0; r < 3; r++) {
+                /* 10 into 3: [0, 3), [3, 6), [6, 10) */
+                const int64_t from = 10 * r / 3, to = 10 * (r + 1) / 3;
+                ck_assert_int_eq(rb_loader_next(part[r], &p), RB_OK);
+                ck_assert_int_eq(p.count, to - from);
+                ck_assert_int_eq(p.global_count, 10);
+                ck_assert_int_eq(p.first, w.first + from);
+                ck_assert_int_eq(p.number, batch);
+                ck_assert_mem_eq(p.indices, w.indices + from, (size_t)p.count * sizeof(int64_t));
+                ck_assert_mem_eq(p.labels, w.labels + from, (size_t)p.count * sizeof(int64_t));
+                ck_assert_mem_eq(p.images, w.images + (size_t)from * example, (size_t)p.count * example * sizeof(float));
+                at += p.count;
+            }
+            ck_assert_int_eq(at, w.count);
+        }
+    }
+    for (int r = 0; r < 3; r++)
+        rb_loader_destroy(part[r]);
+    rb_loader_destroy(whole);
+    /* refusals: a part out of range, more parts than examples, a partial last batch */
+    {
+        rb_loader *l = NULL;
+        lo.threads = 0;
+        lo.shard = 3;
+        lo.shards = 3;
+        ck_assert_int_eq(rb_loader_create(&l, s, &lo), RB_ERR_INVALID_ARGUMENT);
+        ck_assert_ptr_null(l);
+        ck_assert_ptr_nonnull(strstr(rb_last_error(), "shard 3 of 3"));
+        lo.shard = -1;
+        ck_assert_int_eq(rb_loader_create(&l, s, &lo), RB_ERR_INVALID_ARGUMENT);
+        lo.shard = 0;
+        lo.shards = 11;
+        ck_assert_int_eq(rb_loader_create(&l, s, &lo), RB_ERR_INVALID_ARGUMENT);
+        ck_assert_ptr_nonnull(strstr(rb_last_error(), "cannot be split into 11 parts"));
+        lo.shards = 2;
+        lo.drop_last = false;
+        ck_assert_int_eq(rb_loader_create(&l, s, &lo), RB_ERR_INVALID_ARGUMENT);
+        ck_assert_ptr_nonnull(strstr(rb_last_error(), "drop_last"));
+    }
+    rb_split_destroy(s);
+    rb_split_destroy(base);
+}
+END_TEST
+
 START_TEST(loader_epochs_cover_every_example_once)
 {
     rb_split *s = memory_split(57, 1, 3, 3, 4);
@@ -1535,6 +1627,7 @@ int main(void)
     suite_add_tcase(s, select);
 
     tcase_add_test(loader, loader_is_the_same_whatever_the_thread_count);
+    tcase_add_test(loader, loader_shards_are_slices_of_the_whole_batch);
     tcase_add_test(loader, loader_epochs_cover_every_example_once);
     tcase_add_test(loader, loader_misuse_is_refused);
     tcase_add_test(loader, loader_stops_cleanly_anywhere);

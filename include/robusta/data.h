@@ -510,6 +510,12 @@ typedef struct rb_loader_options {
      * threads is 0): how far the workers may run ahead, counting the batch
      * the caller holds. Each holds batch_size examples of float32. */
     int prefetch;
+    /* Data-parallel training: this process takes part `shard` of
+     * `shards` of every batch, the examples at positions [n·shard/shards,
+     * n·(shard+1)/shards) of a batch of n, with the augmentation they
+     * would have in the whole batch; needs drop_last and shards <= batch_size,
+     * so no part is ever empty. 0 shards: the whole batch. */
+    int shard, shards;
 } rb_loader_options;
 
 /* A batch, valid until the next rb_loader_next, rb_loader_start_epoch or
@@ -520,6 +526,7 @@ typedef struct rb_batch {
     const int64_t *indices; /* each example's index in the split (keys per-example randomness) */
     int64_t count;          /* examples in this batch; 0: the epoch is over */
     int64_t first;          /* position of the first example in the epoch's order */
+    int64_t global_count;   /* examples in the whole batch, over all shards (count without shards) */
     int64_t number;         /* batch number within the epoch, from 0 */
     int channels, height, width;
     /* What the batch asks the model to predict (robusta/targets.h), ready

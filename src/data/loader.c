@@ -39,7 +39,7 @@ typedef struct slot {
     int32_t *masks;       /* batch_size × height × width, when the split has masks */
     rb_box *boxes;        /* batch_size × max boxes, when the split has boxes */
     int64_t *box_offsets; /* batch_size + 1, with boxes */
-    int64_t number, count, first;
+    int64_t number, count, first, whole;
     slot_state state;
 } slot;
 
@@ -78,10 +78,15 @@ struct rb_loader {
  * (generation changed) before it was done. */
 static bool fill(rb_loader *l, slot *s, int64_t b, uint_fast64_t generation)
 {
-    const int64_t first = b * l->o.batch_size;
-    int64_t count = l->n - first;
+    int64_t first = b * l->o.batch_size, count = l->n - first, whole;
     if (count > l->o.batch_size)
         count = l->o.batch_size;
+    whole = count;
+    if (l->o.shards > 1) {
+        int64_t from = whole * l->o.shard / l->o.shards, to = whole * (l->o.shard + 1) / l->o.shards;
+        first += from;
+        count = to - from;
+    }
     for (int64_t k = 0; k < count; k++) {
         const int64_t index = l->order[first + k];
         int top, left, padding;
@@ -105,6 +110,7 @@ static bool fill(rb_loader *l, slot *s, int64_t b, uint_fast64_t generation)
     s->number = b;
     s->count = count;
     s->first = first;
+    s->whole = whole;
     return true;
 }
 
@@ -196,6 +202,16 @@ rb_status rb_loader_create(rb_loader **out, const rb_split *split, const rb_load
     if (o->prefetch < 0 || o->prefetch > MAX_SLOTS)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "loader: prefetch %d is out of range [0, %d]", o->prefetch,
                             MAX_SLOTS);
+    if (o->shards < 0 || o->shards > (1 << 20) || o->shard < 0 || (o->shards > 0 && o->shard >= o->shards))
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "loader: shard %d of %d is out of range", o->shard, o->shards);
+    if (o->shards > 1 && !o->drop_last)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "loader: shards need drop_last (a last partial batch could leave a part empty)");
+    if (o->shards > o->batch_size)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "loader: a batch of %" PRId64 " examples cannot be split into %d parts (each would need "
+                            "at least one)",
+                            o->batch_size, o->shards);
     if (o->augment.crop && (o->augment.padding < 0 || o->augment.padding > 65536))
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "loader: crop padding %d is out of range [0, 65536]",
                             o->augment.padding);
@@ -393,6 +409,7 @@ rb_status rb_loader_next(rb_loader *l, rb_batch *batch)
     batch->indices = s->indices;
     batch->count = s->count;
     batch->first = s->first;
+    batch->global_count = s->whole;
     batch->number = s->number;
     batch->targets.count = s->count;
     batch->targets.labels = s->labels;
