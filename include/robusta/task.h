@@ -51,6 +51,17 @@ RB_API const rb_plugin *rb_scorer_task(const rb_scorer *scorer);
 RB_API rb_status rb_scorer_add(rb_scorer *scorer, const rb_engine *engine, int64_t rows,
                                const rb_targets *targets);
 
+/* rb_scorer_add in two halves, for outputs computed elsewhere (another
+ * rank of a job scores what this one computed): rb_scorer_read_outputs
+ * copies the first `rows` images' raw outputs from the engine's last
+ * forward into `out`, rows × rb_scorer_row_floats(scorer) floats (each of
+ * the model's outputs in turn, its rows contiguous); rb_scorer_add_outputs
+ * decodes and scores such a block as rb_scorer_add would. */
+RB_API size_t rb_scorer_row_floats(const rb_scorer *scorer);
+RB_API rb_status rb_scorer_read_outputs(rb_scorer *scorer, const rb_engine *engine, int64_t rows, float *out);
+RB_API rb_status rb_scorer_add_outputs(rb_scorer *scorer, const float *outputs, int64_t rows,
+                                       const rb_targets *targets);
+
 /* The predictions of the last rb_scorer_add, valid until the next call. */
 RB_API const rb_predictions *rb_scorer_predictions(const rb_scorer *scorer);
 

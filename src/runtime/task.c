@@ -154,28 +154,18 @@ static rb_status reserve(rb_scorer *sc, int64_t rows)
     return RB_OK;
 }
 
-rb_status rb_scorer_add(rb_scorer *sc, const rb_engine *engine, int64_t rows, const rb_targets *targets)
+/* Decodes the first `rows` images of the outputs in sc->outputs and feeds
+ * their predictions to the metrics. */
+static rb_status decode_and_score(rb_scorer *sc, int64_t rows, const rb_targets *targets)
 {
-    rb_node *const *nodes;
-    size_t n;
+    const rb_task_ops *ops = sc->task->ops.task;
     rb_targets t;
     rb_status s;
-    const rb_task_ops *ops;
-    if (sc == NULL || engine == NULL || targets == NULL || rows < 0 || rows > rb_engine_batch(engine))
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_scorer_add: needs a scorer, an engine, targets and rows "
-                                                     "within the engine's batch");
-    if ((s = reserve(sc, rb_engine_batch(engine))) != RB_OK)
-        return s;
-    nodes = rb_model_outputs(sc->model, &n);
-    for (size_t i = 0; i < n; i++)
-        if ((s = rb_engine_read(engine, nodes[i], sc->outputs[i])) != RB_OK)
-            return s;
-    ops = sc->task->ops.task;
     sc->predictions.count = rows;
     if (sc->predictions.box_counts != NULL)
         memset(sc->predictions.box_counts, 0, (size_t)rows * sizeof *sc->predictions.box_counts);
     if ((s = ops->decode(sc->params, &sc->target, (const float *const *)sc->outputs, (const int64_t(*)[3])sc->shapes,
-                         n, rows, &sc->predictions)) != RB_OK)
+                         sc->n_outputs, rows, &sc->predictions)) != RB_OK)
         return rb_error_prefix("%s: decode: ", sc->who);
     for (int64_t i = 0; sc->predictions.box_counts != NULL && i < rows; i++)
         if (sc->predictions.box_counts[i] < 0 || sc->predictions.box_counts[i] > sc->predictions.max_boxes)
@@ -189,6 +179,70 @@ rb_status rb_scorer_add(rb_scorer *sc, const rb_engine *engine, int64_t rows, co
     if ((s = ops->metrics_accumulate(sc->state, &sc->predictions, &t)) != RB_OK)
         return rb_error_prefix("%s: metrics: ", sc->who);
     return RB_OK;
+}
+
+/* The engine's last outputs into sc->outputs (the whole engine batch). */
+static rb_status read_engine(rb_scorer *sc, const rb_engine *engine, int64_t rows, const char *who)
+{
+    rb_node *const *nodes;
+    size_t n;
+    rb_status s;
+    if (sc == NULL || engine == NULL || rows < 0 || rows > rb_engine_batch(engine))
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: needs a scorer, an engine and rows within the engine's batch",
+                            who);
+    if ((s = reserve(sc, rb_engine_batch(engine))) != RB_OK)
+        return s;
+    nodes = rb_model_outputs(sc->model, &n);
+    for (size_t i = 0; i < n; i++)
+        if ((s = rb_engine_read(engine, nodes[i], sc->outputs[i])) != RB_OK)
+            return s;
+    return RB_OK;
+}
+
+rb_status rb_scorer_add(rb_scorer *sc, const rb_engine *engine, int64_t rows, const rb_targets *targets)
+{
+    rb_status s;
+    if (targets == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_scorer_add: needs targets");
+    if ((s = read_engine(sc, engine, rows, "rb_scorer_add")) != RB_OK)
+        return s;
+    return decode_and_score(sc, rows, targets);
+}
+
+size_t rb_scorer_row_floats(const rb_scorer *sc)
+{
+    size_t f = 0;
+    for (size_t i = 0; i < sc->n_outputs; i++)
+        f += (size_t)(sc->shapes[i][0] * sc->shapes[i][1] * sc->shapes[i][2]);
+    return f;
+}
+
+rb_status rb_scorer_read_outputs(rb_scorer *sc, const rb_engine *engine, int64_t rows, float *out)
+{
+    rb_status s = read_engine(sc, engine, rows, "rb_scorer_read_outputs");
+    if (s != RB_OK)
+        return s;
+    for (size_t i = 0; i < sc->n_outputs; i++) {
+        size_t part = (size_t)rows * (size_t)(sc->shapes[i][0] * sc->shapes[i][1] * sc->shapes[i][2]);
+        memcpy(out, sc->outputs[i], part * sizeof *out);
+        out += part;
+    }
+    return RB_OK;
+}
+
+rb_status rb_scorer_add_outputs(rb_scorer *sc, const float *outputs, int64_t rows, const rb_targets *targets)
+{
+    rb_status s;
+    if (sc == NULL || (outputs == NULL && rows > 0) || targets == NULL || rows < 0)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_scorer_add_outputs: needs a scorer, outputs and targets");
+    if ((s = reserve(sc, rows)) != RB_OK)
+        return s;
+    for (size_t i = 0; i < sc->n_outputs; i++) {
+        size_t part = (size_t)rows * (size_t)(sc->shapes[i][0] * sc->shapes[i][1] * sc->shapes[i][2]);
+        memcpy(sc->outputs[i], outputs, part * sizeof *outputs);
+        outputs += part;
+    }
+    return decode_and_score(sc, rows, targets);
 }
 
 rb_status rb_scorer_finalize(rb_scorer *sc, double *primary)
