@@ -1,0 +1,271 @@
+/* Bucketed, overlapped gradient sums across ranks (nn/grad_sync.h). */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <robusta/dist.h>
+
+#include "nn/grad_sync.h"
+#include "nn/graph_internal.h"
+#include "sys/internal.h"
+
+typedef struct bucket {
+    size_t first, end;  /* its parameters: order[first .. end) */
+    size_t floats;      /* their elements, the length of buf */
+    size_t pending;     /* parameters whose gradient backward has not finished */
+    float *buf;
+    rb_dist_request *request;
+    bool started, done;
+    double started_at, done_at;
+} bucket;
+
+struct rb_grad_sync {
+    rb_graph *g;
+    size_t *order;     /* parameter indices, bucket by bucket */
+    long *bucket_of;   /* per parameter: its bucket, -1 if none */
+    bucket *buckets;
+    size_t n_buckets, n_order, bytes;
+    float *buffers;    /* the buffers' values, packed for one broadcast */
+    size_t buffer_floats;
+    float scale;
+    rb_status error; /* the first failure inside the hook, reported by finish */
+    bool in_step;
+    rb_grad_sync_stats stats;
+};
+
+static bool reduced(const rb_param_tensor *p) { return p->grad != NULL && p->trainable && !p->frozen; }
+
+void rb_grad_sync_destroy(rb_grad_sync *sync)
+{
+    if (sync == NULL)
+        return;
+    for (size_t b = 0; b < sync->n_buckets; b++) {
+        rb_dist_request_destroy(sync->buckets[b].request);
+        free(sync->buckets[b].buf);
+    }
+    free(sync->buckets);
+    free(sync->buffers);
+    free(sync->order);
+    free(sync->bucket_of);
+    free(sync);
+}
+
+rb_status rb_grad_sync_create(rb_grad_sync **out, rb_graph *g, const rb_grad_sync_options *options)
+{
+    size_t limit = options != NULL && options->bucket_bytes > 0 ? options->bucket_bytes : RB_GRAD_SYNC_BUCKET_BYTES;
+    size_t first_limit = options != NULL && options->first_bucket_bytes > 0 ? options->first_bucket_bytes
+                                                                            : RB_GRAD_SYNC_FIRST_BUCKET_BYTES;
+    rb_grad_sync *sync = calloc(1, sizeof *sync);
+    size_t fill = 0;
+    rb_status s = RB_OK;
+    *out = NULL;
+    if (sync == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for gradient buckets");
+    sync->g = g;
+    sync->order = malloc((g->n_params + 1) * sizeof *sync->order);
+    sync->bucket_of = malloc((g->n_params + 1) * sizeof *sync->bucket_of);
+    sync->buckets = calloc(g->n_params + 1, sizeof *sync->buckets);
+    if (sync->order == NULL || sync->bucket_of == NULL || sync->buckets == NULL) {
+        rb_grad_sync_destroy(sync);
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for gradient buckets");
+    }
+    for (size_t i = 0; i < g->n_params; i++)
+        sync->bucket_of[i] = -1;
+    /* Backward's order: nodes last to first, each node's own parameters. A
+     * bucket closes once it holds its limit; the first one's is small. */
+    for (size_t k = g->n_nodes; k-- > 0;) {
+        const rb_node *n = g->nodes[k];
+        for (int slot = 0; slot < RB_NODE_MAX_PARAMS; slot++) {
+            long i = n->param[slot];
+            bucket *b;
+            if (i < 0 || g->params[i].owner != n || !reduced(&g->params[i]) || sync->bucket_of[i] >= 0)
+                continue;
+            b = &sync->buckets[sync->n_buckets];
+            if (b->end == b->first)
+                b->first = b->end = sync->n_order;
+            sync->order[sync->n_order++] = (size_t)i;
+            sync->bucket_of[i] = (long)sync->n_buckets;
+            b->end = sync->n_order;
+            b->floats += (size_t)g->params[i].numel;
+            fill += (size_t)g->params[i].numel * sizeof(float);
+            if (fill >= (sync->n_buckets == 0 ? first_limit : limit)) {
+                sync->n_buckets++;
+                fill = 0;
+            }
+        }
+    }
+    if (fill > 0)
+        sync->n_buckets++;
+    for (size_t b = 0; s == RB_OK && b < sync->n_buckets; b++) {
+        bucket *bk = &sync->buckets[b];
+        sync->bytes += bk->floats * sizeof(float);
+        if ((bk->buf = malloc(bk->floats * sizeof *bk->buf)) == NULL)
+            s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for gradient buckets");
+        else
+            s = rb_dist_request_create(&bk->request);
+    }
+    for (size_t i = 0; i < g->n_params; i++)
+        if (g->params[i].grad == NULL)
+            sync->buffer_floats += (size_t)g->params[i].numel;
+    if (s == RB_OK && (sync->buffers = malloc((sync->buffer_floats + 1) * sizeof *sync->buffers)) == NULL)
+        s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for gradient buckets");
+    if (s != RB_OK) {
+        rb_grad_sync_destroy(sync);
+        return s;
+    }
+    sync->stats.bytes_per_step = sync->bytes;
+    sync->stats.buckets = sync->n_buckets;
+    *out = sync;
+    return RB_OK;
+}
+
+void rb_grad_sync_begin(rb_grad_sync *sync, int64_t share, int64_t global_batch)
+{
+    sync->scale = global_batch > 0 ? (float)((double)share / (double)global_batch) : 1.0f;
+    sync->error = RB_OK;
+    sync->in_step = true;
+    for (size_t b = 0; b < sync->n_buckets; b++) {
+        bucket *bk = &sync->buckets[b];
+        bk->pending = bk->end - bk->first;
+        bk->started = bk->done = false;
+    }
+}
+
+static void start_bucket(rb_grad_sync *sync, bucket *bk)
+{
+    float *to = bk->buf;
+    rb_status s;
+    for (size_t j = bk->first; j < bk->end; j++) {
+        const rb_param_tensor *p = &sync->g->params[sync->order[j]];
+        for (int64_t k = 0; k < p->numel; k++)
+            to[k] = p->grad[k] * sync->scale;
+        to += p->numel;
+    }
+    bk->started = true;
+    bk->started_at = rb_monotonic_seconds();
+    s = rb_dist_iallreduce_sum(bk->request, bk->buf, bk->floats);
+    if (s != RB_OK && sync->error == RB_OK)
+        sync->error = s;
+}
+
+/* MPI progresses a nonblocking sum only inside MPI calls: test the
+ * started ones, oldest first, stopping at the first still running. */
+static void poll_buckets(rb_grad_sync *sync)
+{
+    for (size_t b = 0; b < sync->n_buckets; b++) {
+        bucket *bk = &sync->buckets[b];
+        bool done = false;
+        if (!bk->started)
+            return;
+        if (bk->done)
+            continue;
+        if (rb_dist_test(bk->request, &done) != RB_OK) {
+            if (sync->error == RB_OK)
+                sync->error = rb_last_status();
+            return;
+        }
+        if (!done)
+            return;
+        bk->done = true;
+        bk->done_at = rb_monotonic_seconds();
+    }
+}
+
+void rb_grad_sync_node_done(void *user, const rb_node *node)
+{
+    rb_grad_sync *sync = user;
+    if (!sync->in_step)
+        return;
+    for (int slot = 0; slot < RB_NODE_MAX_PARAMS; slot++) {
+        long i = node->param[slot];
+        bucket *bk;
+        if (i < 0 || sync->bucket_of[i] < 0 || sync->g->params[i].owner != node)
+            continue;
+        bk = &sync->buckets[sync->bucket_of[i]];
+        /* buckets start in order, so every rank issues the same sequence */
+        if (--bk->pending == 0)
+            for (size_t b = 0; b < sync->n_buckets && sync->buckets[b].pending == 0; b++)
+                if (!sync->buckets[b].started)
+                    start_bucket(sync, &sync->buckets[b]);
+    }
+    poll_buckets(sync);
+}
+
+rb_status rb_grad_sync_finish(rb_grad_sync *sync)
+{
+    double t0 = rb_monotonic_seconds(), first = t0, last = t0;
+    rb_status s = RB_OK;
+    if (!sync->in_step)
+        return rb_error_set(RB_ERR_INTERNAL, "gradient sums finished without a step begun");
+    sync->in_step = false;
+    for (size_t b = 0; b < sync->n_buckets; b++)
+        if (!sync->buckets[b].started)
+            start_bucket(sync, &sync->buckets[b]);
+    for (size_t b = 0; b < sync->n_buckets; b++) {
+        bucket *bk = &sync->buckets[b];
+        rb_status w = rb_dist_wait(bk->request);
+        if (w != RB_OK && s == RB_OK)
+            s = w;
+        if (!bk->done) {
+            bk->done = true;
+            bk->done_at = rb_monotonic_seconds();
+        }
+        if (bk->started_at < first)
+            first = bk->started_at;
+        if (bk->done_at > last)
+            last = bk->done_at;
+    }
+    if (s == RB_OK && sync->error != RB_OK)
+        s = sync->error;
+    if (s != RB_OK)
+        return rb_error_prefix("summing gradients across ranks: ");
+    for (size_t b = 0; b < sync->n_buckets; b++) {
+        const bucket *bk = &sync->buckets[b];
+        const float *from = bk->buf;
+        for (size_t j = bk->first; j < bk->end; j++) {
+            rb_param_tensor *p = &sync->g->params[sync->order[j]];
+            memcpy(p->grad, from, (size_t)p->numel * sizeof *from);
+            from += p->numel;
+        }
+    }
+    sync->stats.steps++;
+    sync->stats.reduce_seconds += last - first;
+    sync->stats.exposed_seconds += rb_monotonic_seconds() - t0;
+    return RB_OK;
+}
+
+void rb_grad_sync_get_stats(const rb_grad_sync *sync, rb_grad_sync_stats *out) { *out = sync->stats; }
+
+rb_status rb_grad_sync_broadcast_values(rb_graph *g)
+{
+    for (size_t i = 0; i < g->n_params; i++) {
+        rb_status s = rb_dist_broadcast(g->params[i].value, (size_t)g->params[i].numel * sizeof(float), 0);
+        if (s != RB_OK)
+            return rb_error_prefix("copying '%s' from rank 0: ", g->params[i].name);
+    }
+    return RB_OK;
+}
+
+rb_status rb_grad_sync_share_buffers(rb_grad_sync *sync)
+{
+    rb_graph *g = sync->g;
+    float *at = sync->buffers;
+    rb_status s;
+    if (sync->buffer_floats == 0)
+        return RB_OK;
+    for (size_t i = 0; i < g->n_params; i++)
+        if (g->params[i].grad == NULL) {
+            memcpy(at, g->params[i].value, (size_t)g->params[i].numel * sizeof *at);
+            at += g->params[i].numel;
+        }
+    if ((s = rb_dist_broadcast(sync->buffers, sync->buffer_floats * sizeof(float), 0)) != RB_OK)
+        return rb_error_prefix("copying rank 0's running statistics: ");
+    at = sync->buffers;
+    for (size_t i = 0; i < g->n_params; i++)
+        if (g->params[i].grad == NULL) {
+            memcpy(g->params[i].value, at, (size_t)g->params[i].numel * sizeof *at);
+            at += g->params[i].numel;
+        }
+    return RB_OK;
+}
