@@ -167,18 +167,44 @@ rb_status train_evaluate_with(rb_engine *engine, rb_model *model, const rb_split
     return train_evaluate_into(engine, model, split, atk, NULL, out);
 }
 
+/* The batches of an evaluation are dealt to the job's ranks in turn
+ * (batch k to rank k mod N); each rank sends rank 0 what its batch gave,
+ * its per-image losses and raw outputs (clean, then attacked), and rank
+ * 0 scores every batch in order, as one process would: the metrics are
+ * exact (counts, not averages of averages; COCO AP over all detections).
+ * One rank sends itself the same way, so every run takes this path. */
+typedef struct eval_share {
+    int64_t batch, n, floats; /* images per batch, in the split, raw output floats per image */
+    bool robust;
+} eval_share;
+
+/* Rows of batch k, and the floats a rank sends for it. */
+static int64_t share_rows(const eval_share *e, int64_t k)
+{
+    int64_t first = k * e->batch;
+    return first >= e->n ? 0 : (e->n - first < e->batch ? e->n - first : e->batch);
+}
+static size_t share_floats(const eval_share *e, int64_t rows)
+{
+    return (size_t)rows * (size_t)(1 + e->floats * (e->robust ? 2 : 1));
+}
+
 rb_status train_evaluate_into(rb_engine *engine, rb_model *model, const rb_split *split, const eval_attack *atk,
                               const eval_sink *sink, rb_eval_result *out)
 {
     int64_t batch = rb_engine_batch(engine), n = rb_split_count(split);
+    const int rank = rb_dist_rank(), ranks = rb_dist_size();
     size_t per = rb_split_example_size(split);
     float *images = calloc((size_t)batch * per, sizeof *images);
     const int64_t *all = rb_split_labels(split);
     bool robust = atk != NULL && atk->plugin != NULL;
     float *adv = robust ? calloc((size_t)batch * per, sizeof *adv) : NULL;
+    float *mine = NULL, *got = NULL;
+    size_t *bytes = calloc((size_t)ranks, sizeof *bytes);
     rb_attacker *attacker = NULL;
     rb_scorer *clean = NULL, *attacked = NULL;
     eval_targets t = {0};
+    eval_share e = {.batch = batch, .n = n, .robust = robust};
     double loss_sum = 0, score = 0, robust_score = 0;
     rb_status s = eval_alloc(out, rb_split_classes(split));
     bool held = rb_engine_hold_weights(engine, true); /* the model is fixed for the whole pass */
@@ -190,45 +216,85 @@ rb_status train_evaluate_into(rb_engine *engine, rb_model *model, const rb_split
     if (s == RB_OK && robust && (s = train_check_attackable(model, "robust evaluation")) == RB_OK &&
         (s = rb_scorer_create(&attacked, model)) == RB_OK)
         s = rb_attacker_create(&attacker, engine, model);
+    if (s == RB_OK) {
+        e.floats = (int64_t)rb_scorer_row_floats(clean);
+        mine = malloc(share_floats(&e, batch) * sizeof *mine);
+        got = rank == 0 ? malloc((size_t)ranks * share_floats(&e, batch) * sizeof *got) : NULL;
+        if (mine == NULL || (rank == 0 && got == NULL) || bytes == NULL)
+            s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for evaluation outputs");
+    }
     if (s == RB_OK && robust && adv == NULL)
         s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for adversarial images");
     if (s == RB_OK && images == NULL)
         s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for evaluation batches");
-    for (int64_t first = 0; s == RB_OK && first < n; first += batch) {
-        int64_t rows = n - first < batch ? n - first : batch;
-        const float *losses;
-        memset(images, 0, (size_t)batch * per * sizeof *images);
-        for (int64_t r = 0; s == RB_OK && r < rows; r++)
-            s = rb_split_example(split, first + r, NULL, 0, 0, images + (size_t)r * per);
-        if (s != RB_OK || (s = eval_targets_fill(&t, split, first, rows, batch)) != RB_OK ||
-            (s = rb_engine_forward_targets(engine, images, batch, &t.targets, false)) != RB_OK ||
-            (s = rb_scorer_add(clean, engine, rows, &t.targets)) != RB_OK ||
-            (sink != NULL && (s = sink->write(sink->user, split, first, rows, rb_scorer_predictions(clean))) != RB_OK))
-            break;
-        losses = rb_engine_losses(engine);
-        for (int64_t r = 0; r < rows; r++) {
-            loss_sum += losses[r];
-            out->class_count[all[first + r]]++;
-        }
-        if (robust) {
-            rb_attack_options o = *atk->options;
-            o.first_example = first;
-            memset(adv, 0, (size_t)batch * per * sizeof *adv);
-            if ((s = rb_attacker_run(attacker, atk->plugin, atk->params, &o, images, t.labels, rows, adv, NULL,
-                                     NULL)) != RB_OK ||
-                (s = rb_engine_forward_targets(engine, adv, batch, &t.targets, false)) != RB_OK ||
-                (s = rb_scorer_add(attacked, engine, rows, &t.targets)) != RB_OK)
+    for (int64_t round = 0; s == RB_OK && round * batch * ranks < n; round++) {
+        const int64_t k = round * ranks + rank, first = k * batch, rows = share_rows(&e, k);
+        float *at = mine;
+        /* this rank's batch: losses, clean outputs, attacked outputs */
+        if (rows > 0) {
+            const float *losses;
+            memset(images, 0, (size_t)batch * per * sizeof *images);
+            for (int64_t r = 0; s == RB_OK && r < rows; r++)
+                s = rb_split_example(split, first + r, NULL, 0, 0, images + (size_t)r * per);
+            if (s != RB_OK || (s = eval_targets_fill(&t, split, first, rows, batch)) != RB_OK ||
+                (s = rb_engine_forward_targets(engine, images, batch, &t.targets, false)) != RB_OK)
                 break;
+            losses = rb_engine_losses(engine);
+            memcpy(at, losses, (size_t)rows * sizeof *at);
+            at += rows;
+            if ((s = rb_scorer_read_outputs(clean, engine, rows, at)) != RB_OK)
+                break;
+            at += (size_t)rows * (size_t)e.floats;
+            if (robust) {
+                rb_attack_options o = *atk->options;
+                o.first_example = first;
+                memset(adv, 0, (size_t)batch * per * sizeof *adv);
+                if ((s = rb_attacker_run(attacker, atk->plugin, atk->params, &o, images, t.labels, rows, adv, NULL,
+                                         NULL)) != RB_OK ||
+                    (s = rb_engine_forward_targets(engine, adv, batch, &t.targets, false)) != RB_OK ||
+                    (s = rb_scorer_read_outputs(attacked, engine, rows, at)) != RB_OK)
+                    break;
+            }
+        }
+        for (int r = 0; r < ranks; r++)
+            bytes[r] = share_floats(&e, share_rows(&e, round * ranks + r)) * sizeof(float);
+        if ((s = rb_dist_gather(mine, bytes, got)) != RB_OK || rank != 0)
+            continue;
+        /* rank 0 scores the round's batches in order */
+        at = got;
+        for (int r = 0; s == RB_OK && r < ranks; r++) {
+            const int64_t kb = round * ranks + r, fb = kb * batch, rb = share_rows(&e, kb);
+            if (rb == 0)
+                break;
+            if ((s = eval_targets_fill(&t, split, fb, rb, batch)) != RB_OK)
+                break;
+            for (int64_t i = 0; i < rb; i++) {
+                loss_sum += at[i];
+                out->class_count[all[fb + i]]++;
+            }
+            at += rb;
+            if ((s = rb_scorer_add_outputs(clean, at, rb, &t.targets)) != RB_OK ||
+                (sink != NULL && (s = sink->write(sink->user, split, fb, rb, rb_scorer_predictions(clean))) != RB_OK))
+                break;
+            at += (size_t)rb * (size_t)e.floats;
+            if (robust) {
+                if ((s = rb_scorer_add_outputs(attacked, at, rb, &t.targets)) != RB_OK)
+                    break;
+                at += (size_t)rb * (size_t)e.floats;
+            }
         }
     }
-    if (s == RB_OK && (s = rb_scorer_finalize(clean, &score)) == RB_OK)
+    /* rank 0 alone scored, so it alone finalizes */
+    if (s == RB_OK && rank == 0 && (s = rb_scorer_finalize(clean, &score)) == RB_OK)
         s = keep_metrics(clean, &out->metrics, &out->metric_count);
-    if (s == RB_OK && robust && (s = rb_scorer_finalize(attacked, &robust_score)) == RB_OK)
+    if (s == RB_OK && rank == 0 && robust && (s = rb_scorer_finalize(attacked, &robust_score)) == RB_OK)
         s = keep_metrics(attacked, &out->robust_metrics, &out->robust_metric_count);
     if (s == RB_OK) {
         out->score_name = rb_scorer_task(clean)->ops.task->primary_metric;
         out->count = n;
         out->robust = robust;
+    }
+    if (s == RB_OK && rank == 0) {
         out->accuracy = score;
         out->robust_accuracy = robust ? robust_score : 0;
         out->mean_loss = n > 0 ? loss_sum / (double)n : 0;
@@ -241,8 +307,30 @@ rb_status train_evaluate_into(rb_engine *engine, rb_model *model, const rb_split
                 out->robust_correct += out->class_robust_correct[k];
         }
     }
+    /* every rank holds rank 0's scores (the metrics list stays rank 0's) */
+    if (s == RB_OK && ranks > 1) {
+        double scalars[3] = {out->accuracy, out->robust_accuracy, out->mean_loss};
+        size_t classes = (size_t)out->classes;
+        if ((s = rb_dist_broadcast(scalars, sizeof scalars, 0)) == RB_OK &&
+            (s = rb_dist_broadcast(out->class_count, classes * sizeof *out->class_count, 0)) == RB_OK &&
+            (s = rb_dist_broadcast(out->class_correct, classes * sizeof *out->class_correct, 0)) == RB_OK &&
+            (s = rb_dist_broadcast(out->class_robust_correct, classes * sizeof *out->class_robust_correct, 0)) ==
+                RB_OK) {
+            out->accuracy = scalars[0];
+            out->robust_accuracy = scalars[1];
+            out->mean_loss = scalars[2];
+            out->correct = out->robust_correct = 0;
+            for (int64_t k = 0; k < out->classes; k++) {
+                out->correct += out->class_correct[k];
+                out->robust_correct += out->class_robust_correct[k];
+            }
+        }
+    }
     free(images);
     free(adv);
+    free(mine);
+    free(got);
+    free(bytes);
     eval_targets_free(&t);
     rb_scorer_destroy(clean);
     rb_scorer_destroy(attacked);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "experiment/train_internal.h"
+#include "nn/grad_sync.h"
 #include "runtime/params_json.h"
 #include "sys/internal.h"
 #include "sys/json.h"
@@ -74,7 +75,17 @@ static json_object *attack_json(const run *r);
 
 /* The checkpoint of the model with the training metadata; with_state adds
  * the momentum buffers. */
+static rb_status write_checkpoint(run *r, const char *path, bool with_state);
+
+/* Rank 0 writes. The callers then wait at a barrier that every rank
+ * reaches (rank 0 alone decides on best.rbt), so no rank goes on before
+ * the files are complete. */
 static rb_status save_checkpoint(run *r, const char *path, bool with_state)
+{
+    return r->writer ? write_checkpoint(r, path, with_state) : RB_OK;
+}
+
+static rb_status write_checkpoint(run *r, const char *path, bool with_state)
 {
     rb_checkpoint *ck = NULL;
     json_object *meta = NULL, *tr;
@@ -144,6 +155,8 @@ static rb_status write_logs(run *r)
 {
     char path[4200];
     rb_status s;
+    if (!r->writer)
+        return RB_OK;
     path_in(path, sizeof path, r->cfg.out_dir, "log.csv");
     if ((s = rb_file_write_atomic(path, r->csv.data, r->csv.len)) != RB_OK)
         return s;
@@ -200,6 +213,31 @@ static const char *bad_gradient(rb_graph *g)
     return NULL;
 }
 
+/* RB_DIST_CHECK=1: after every step each rank hashes its parameters and
+ * buffers (FNV-1a over their bytes), and the job stops at the first step
+ * where a rank's differ from rank 0's. For tests and for doubts: data
+ * parallelism is only right while the ranks hold one model. */
+static rb_status check_ranks_hold_one_model(run *r, int64_t epoch, int64_t step)
+{
+    rb_graph *g = rb_model_graph(r->model);
+    uint64_t h = 14695981039346656037ULL;
+    char hash[96], what[160];
+    rb_status s;
+    for (size_t i = 0; i < rb_graph_param_count(g); i++) {
+        rb_param_info p;
+        const unsigned char *bytes;
+        rb_graph_param(g, i, &p);
+        bytes = (const unsigned char *)p.value;
+        for (size_t k = 0; k < (size_t)p.numel * sizeof(float); k++)
+            h = (h ^ bytes[k]) * 1099511628211ULL;
+    }
+    snprintf(hash, sizeof hash, "parameter hash %016llx", (unsigned long long)h);
+    snprintf(what, sizeof what, "after epoch %lld step %lld the ranks' models differ (RB_DIST_CHECK)",
+             (long long)epoch + 1, (long long)step + 1);
+    s = rb_dist_agree(what, hash);
+    return s;
+}
+
 static rb_status write_task_metrics(run *r);
 static rb_status keep_task_metrics(run *r, const rb_eval_result *ev);
 
@@ -213,7 +251,7 @@ rb_status train_epochs(run *r, rb_train_result *res)
     rb_status s = RB_OK;
 
     while (r->epoch < r->cfg.training.epochs) {
-        int64_t e = r->epoch, seen = 0, clean_correct = 0;
+        int64_t e = r->epoch, seen = 0, clean_correct = 0, shown = 0;
         double loss_sum = 0, lr = 0, t0 = rb_monotonic_seconds(), seconds, test_loss = NAN, test_acc = NAN;
         double train_score = NAN;
         const char *score_name = rb_scorer_task(r->scorer)->ops.task->primary_metric;
@@ -224,7 +262,7 @@ rb_status train_epochs(run *r, rb_train_result *res)
         rb_batch b;
         char label[64];
         snprintf(label, sizeof label, "epoch %lld/%lld", (long long)e + 1, (long long)r->cfg.training.epochs);
-        if (!r->cfg.quiet && (s = rb_progress_create(&bar, label, (uint64_t)(steps * B), "img", NULL)) != RB_OK)
+        if (!r->cfg.quiet && r->writer && (s = rb_progress_create(&bar, label, (uint64_t)(steps * B), "img", NULL)) != RB_OK)
             return s;
         if ((s = rb_loader_start_epoch(r->loader, e)) != RB_OK)
             goto epoch_failed;
@@ -236,7 +274,12 @@ rb_status train_epochs(run *r, rb_train_result *res)
         for (int64_t step = 0;; step++) {
             double loss;
             const char *bad;
-            if (stop_requested) {
+            /* every rank stops at the same step, or one would wait forever
+             * in a sum the other never starts */
+            int64_t stop = stop_requested;
+            if (r->grad_sync != NULL && (s = rb_dist_allreduce_sum(&stop, 1, RB_DIST_I64)) != RB_OK)
+                goto epoch_failed;
+            if (stop) {
                 char cause[32];
                 s = rb_error_set(RB_ERR_INTERRUPTED,
                                  "stopped by %s in epoch %lld at batch %lld; %s/last.rbt and the logs hold epoch "
@@ -254,7 +297,7 @@ rb_status train_epochs(run *r, rb_train_result *res)
             if (adv) {
                 rb_attack_options ao = r->cfg.adversarial.attack_options;
                 rb_attack_stats st;
-                ao.first_example = (e * steps + step) * B;
+                ao.first_example = e * steps * B + b.first; /* this rank's part keys as in the whole batch */
                 if ((s = rb_attacker_run(r->attacker, r->cfg.adversarial.attack, r->attack_params, &ao, b.images,
                                          b.labels, b.count, r->adv_x, NULL, &st)) != RB_OK) {
                     rb_error_prefix("epoch %lld batch %lld: attack: ", (long long)e + 1, (long long)step + 1);
@@ -264,8 +307,12 @@ rb_status train_epochs(run *r, rb_train_result *res)
                 train_x = r->adv_x;
             }
             if ((s = rb_engine_forward_targets(r->engine, train_x, b.count, &b.targets, true)) != RB_OK ||
-                (s = rb_scorer_add(r->scorer, r->engine, b.count, &b.targets)) != RB_OK ||
-                (s = rb_engine_backward(r->engine, true, false)) != RB_OK)
+                (s = rb_scorer_add(r->scorer, r->engine, b.count, &b.targets)) != RB_OK)
+                goto epoch_failed;
+            if (r->grad_sync != NULL)
+                rb_grad_sync_begin(r->grad_sync, b.count, b.global_count);
+            if ((s = rb_engine_backward(r->engine, true, false)) != RB_OK ||
+                (r->grad_sync != NULL && (s = rb_grad_sync_finish(r->grad_sync)) != RB_OK))
                 goto epoch_failed;
             loss = rb_engine_mean_loss(r->engine);
             bad = bad_gradient(g);
@@ -277,19 +324,38 @@ rb_status train_epochs(run *r, rb_train_result *res)
                                  bad ? "'" : "", bad ? bad : "none", bad ? "'" : "", r->cfg.out_dir, (long long)e);
                 goto epoch_failed;
             }
-            if ((s = rb_sgd_step(r->sgd, lr)) != RB_OK) {
+            if ((s = rb_sgd_step(r->sgd, lr)) != RB_OK ||
+                (r->grad_sync != NULL && (s = rb_grad_sync_share_buffers(r->grad_sync)) != RB_OK)) {
                 rb_error_prefix("epoch %lld batch %lld: ", (long long)e + 1, (long long)step + 1);
                 goto epoch_failed;
             }
+            if (r->check_ranks && (s = check_ranks_hold_one_model(r, e, step)) != RB_OK)
+                goto epoch_failed;
             loss_sum += loss * (double)b.count;
             seen += b.count;
+            shown += b.global_count; /* the job's images, though the loss is rank 0's */
             if (bar != NULL)
-                rb_progress_update(bar, (uint64_t)seen, "loss %.4f", loss_sum / (double)seen);
+                rb_progress_update(bar, (uint64_t)shown, "loss %.4f", loss_sum / (double)seen);
         }
         seconds = rb_monotonic_seconds() - t0;
         /* the task's primary metric over the epoch's batches (attacked ones in adversarial training) */
         if ((s = rb_scorer_finalize(r->scorer, &train_score)) != RB_OK)
             goto epoch_failed;
+        /* the epoch's loss and counts over all ranks' parts; the training
+         * score is the ranks' scores weighted by their images: exact for
+         * accuracy (each is a count over the same number of images), an
+         * average over the ranks' shares for a metric such as mIoU or AP */
+        if (r->grad_sync != NULL) {
+            double sums[2] = {loss_sum, train_score * (double)seen};
+            int64_t counts[2] = {seen, clean_correct};
+            if ((s = rb_dist_allreduce_sum(sums, 2, RB_DIST_F64)) != RB_OK ||
+                (s = rb_dist_allreduce_sum(counts, 2, RB_DIST_I64)) != RB_OK)
+                goto epoch_failed;
+            loss_sum = sums[0];
+            seen = counts[0];
+            clean_correct = counts[1];
+            train_score = sums[1] / (double)seen;
+        }
         if (bar != NULL) {
             rb_progress_finish(bar, "loss %.4f %s %.4g", loss_sum / (double)seen, score_name, train_score);
             rb_progress_destroy(bar);
@@ -383,6 +449,8 @@ rb_status train_epochs(run *r, rb_train_result *res)
             path_in(path, sizeof path, r->cfg.out_dir, "last.rbt");
             s = save_checkpoint(r, path, true);
         }
+        if (s == RB_OK)
+            s = rb_dist_barrier();
         if (s != RB_OK)
             return s;
         {
@@ -415,6 +483,8 @@ rb_status train_epochs(run *r, rb_train_result *res)
     path_in(path, sizeof path, r->cfg.out_dir, "model.rbt");
     if ((s = save_checkpoint(r, path, false)) == RB_OK && r->cfg.transfer.source != NULL && r->has_test)
         s = write_task_metrics(r);
+    if (s == RB_OK)
+        s = rb_dist_barrier();
     return s;
 }
 
@@ -468,6 +538,8 @@ static rb_status write_task_metrics(run *r)
         if (s != RB_OK)
             return s;
     }
+    if (!r->writer)
+        return RB_OK;
     path_in(path, sizeof path, r->cfg.out_dir, "metrics.json");
     return rb_file_write_atomic(path, r->metrics_json, strlen(r->metrics_json));
 }
@@ -487,8 +559,11 @@ rb_status rb_train(const rb_train_config *config, rb_train_result *result)
     memset(&r, 0, sizeof r);
     r.lock_fd = -1;
     r.cfg = *config;
+    r.writer = rb_dist_rank() == 0; /* the other ranks of a job never touch the run folder */
     if (r.cfg.training.schedule == NULL)
         r.cfg.training.schedule = default_schedule(&r);
+    if (!r.writer)
+        goto set_up;
     if ((s = make_dir(r.cfg.out_dir)) != RB_OK)
         return s;
     /* One writer per folder, from here to train_run_free; then the litter of a
@@ -517,6 +592,7 @@ rb_status rb_train(const rb_train_config *config, rb_train_result *result)
             }
         }
     }
+set_up:
     if (r.cfg.transfer.source != NULL && (s = train_load_source(&r)) != RB_OK)
         goto done;
     if ((s = train_open_splits(&r)) != RB_OK || (s = train_check_fits(&r)) != RB_OK ||
@@ -527,12 +603,14 @@ rb_status rb_train(const rb_train_config *config, rb_train_result *result)
                                r.cfg.adversarial.attack != NULL ? train_csv_header_adv : train_csv_header)) != RB_OK)
         goto done;
     path_in(path, sizeof path, r.cfg.out_dir, "config.json");
-    if ((s = rb_run_id_new(r.run_id)) != RB_OK || (s = train_write_config(&r.cfg, r.run_id, path)) != RB_OK)
+    if (r.writer &&
+        ((s = rb_run_id_new(r.run_id)) != RB_OK || (s = train_write_config(&r.cfg, r.run_id, path)) != RB_OK))
         goto done;
     /* Epoch 0: a resumable state even if the first epoch is interrupted
      * (the logs first, as after every epoch). */
     path_in(path, sizeof path, r.cfg.out_dir, "last.rbt");
-    if ((s = write_logs(&r)) != RB_OK || (s = save_checkpoint(&r, path, true)) != RB_OK)
+    if ((s = write_logs(&r)) != RB_OK || (s = save_checkpoint(&r, path, true)) != RB_OK ||
+        (s = rb_dist_barrier()) != RB_OK)
         goto done;
     if (r.cfg.transfer.source != NULL)
         rb_log(RB_LOG_INFO, "transferring %s (%s) to %s in %s mode: %lld examples, %lld classes, %s",

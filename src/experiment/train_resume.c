@@ -109,6 +109,7 @@ rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t 
     result->adv_train_acc = result->robust_test_acc = NAN;
     memset(&r, 0, sizeof r);
     r.lock_fd = -1;
+    r.writer = rb_dist_rank() == 0; /* every rank reads the folder; rank 0 alone locks and writes it */
     if (registry == NULL || dir == NULL)
         return train_invalid("rb_train_resume: needs a registry and a folder");
     path_in(path, sizeof path, dir, "config.json");
@@ -140,8 +141,9 @@ rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t 
         r.cfg.training.epochs = epochs;
     if (threads >= 0)
         r.cfg.threads = threads;
-    if ((s = rb_run_dir_lock(dir, r.cfg.transfer.source != NULL ? "transfer" : "train", &r.lock_fd)) != RB_OK ||
-        (s = rb_run_dir_remove_stale(dir)) != RB_OK)
+    if (r.writer && ((s = rb_run_dir_lock(dir, r.cfg.transfer.source != NULL ? "transfer" : "train", &r.lock_fd)) !=
+                         RB_OK ||
+                     (s = rb_run_dir_remove_stale(dir)) != RB_OK))
         goto done;
     path_in(path, sizeof path, dir, "last.rbt");
     if (access(path, F_OK) != 0 && errno == ENOENT) {
@@ -172,7 +174,7 @@ rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t 
     if ((s = load_log(&r.jsonl, path, NULL, r.cfg.adversarial.attack != NULL, r.epoch)) != RB_OK)
         goto done;
     path_in(path, sizeof path, dir, "config.json");
-    if ((s = train_write_config(&r.cfg, r.run_id, path)) != RB_OK)
+    if (r.writer && (s = train_write_config(&r.cfg, r.run_id, path)) != RB_OK)
         goto done;
     rb_log(RB_LOG_INFO, "resuming %s at epoch %lld of %lld", dir, (long long)r.epoch, (long long)r.cfg.training.epochs);
     s = train_epochs(&r, result);

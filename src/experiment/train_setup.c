@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "experiment/train_internal.h"
+#include "nn/grad_sync.h"
 
 rb_status train_open_splits(run *r)
 {
@@ -202,6 +203,24 @@ rb_status train_setup(run *r)
     lo.drop_last = true;
     lo.seed = r->cfg.seed;
     lo.threads = r->cfg.loader_threads;
+    /* each rank its part of every batch; the gradients summed as backward
+     * makes them (nn/grad_sync.h) */
+    lo.shard = rb_dist_rank();
+    lo.shards = rb_dist_size();
+    r->local_batch = (r->cfg.training.batch_size + lo.shards - 1) / lo.shards;
+    if (lo.shards > r->cfg.training.batch_size)
+        return train_invalid("--batch-size %lld is smaller than the job's %d ranks: each rank needs at least one "
+                             "example of every batch",
+                             (long long)r->cfg.training.batch_size, lo.shards);
+    if (lo.shards > 1) {
+        if ((s = rb_grad_sync_create(&r->grad_sync, rb_model_graph(r->model), NULL)) != RB_OK ||
+            (s = rb_grad_sync_broadcast_values(rb_model_graph(r->model))) != RB_OK)
+            return s;
+        const char *check = getenv("RB_DIST_CHECK");
+        r->check_ranks = check != NULL && check[0] != '\0' && strcmp(check, "0") != 0;
+        eo.node_backward_done = rb_grad_sync_node_done;
+        eo.node_backward_done_user = r->grad_sync;
+    }
     if (r->cfg.augment)
         rb_augment_defaults(rb_split_kind(r->train), &lo.augment);
     if ((s = rb_loader_create(&r->loader, r->train, &lo)) != RB_OK)
@@ -211,7 +230,7 @@ rb_status train_setup(run *r)
     eo.n_outputs = eval_eo.n_outputs = rb_model_engine_outputs(r->model, outputs);
     if ((s = train_check_targets(r->model, r->train)) != RB_OK ||
         (r->cfg.adversarial.attack != NULL && (s = train_check_attackable(r->model, "adversarial training")) != RB_OK) ||
-        (s = rb_engine_create(&r->engine, rb_model_graph(r->model), r->cfg.training.batch_size, &eo)) != RB_OK)
+        (s = rb_engine_create(&r->engine, rb_model_graph(r->model), r->local_batch, &eo)) != RB_OK)
         return s;
     if (r->has_test) {
         if ((s = train_check_eval_shapes(r->model, r->test)) != RB_OK)
@@ -225,11 +244,10 @@ rb_status train_setup(run *r)
         return s;
     if (r->cfg.adversarial.attack != NULL) {
         /* A second engine on the same graph: it reads the weights the SGD steps write. */
-        if ((s = rb_engine_create(&r->adv_engine, rb_model_graph(r->model), r->cfg.training.batch_size, &eval_eo)) !=
-                RB_OK ||
+        if ((s = rb_engine_create(&r->adv_engine, rb_model_graph(r->model), r->local_batch, &eval_eo)) != RB_OK ||
             (s = rb_attacker_create(&r->attacker, r->adv_engine, r->model)) != RB_OK)
             return s;
-        r->adv_x = malloc((size_t)r->cfg.training.batch_size * rb_split_example_size(r->train) * sizeof *r->adv_x);
+        r->adv_x = malloc((size_t)r->local_batch * rb_split_example_size(r->train) * sizeof *r->adv_x);
         if (r->adv_x == NULL)
             return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for adversarial batches");
         if (r->cfg.adversarial.attack_params != NULL)
@@ -248,6 +266,7 @@ rb_status train_setup(run *r)
 void train_run_free(run *r)
 {
     rb_sgd_destroy(r->sgd);
+    rb_grad_sync_destroy(r->grad_sync);
     rb_engine_destroy(r->eval_engine);
     rb_attacker_destroy(r->attacker);
     rb_engine_destroy(r->adv_engine);
