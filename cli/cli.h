@@ -4,6 +4,7 @@
 #ifndef RB_CLI_H
 #define RB_CLI_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include <robusta/robusta.h>
@@ -45,6 +46,9 @@ typedef struct cli_command {
     const cli_plugin_option *plugin_options;
     /* Runs with options parsed; `args` are the positional arguments. */
     int (*run)(const struct cli_command *self, rb_params *options, int argc, char **args);
+    /* Runs as one job over the ranks of mpirun/srun (robusta/dist.h);
+     * other commands refuse to start in a job of several ranks. */
+    bool data_parallel;
 } cli_command;
 
 /* Prints "robusta: CMD: message" for the current error and returns the exit

@@ -252,6 +252,7 @@ const cli_command cli_train_command = {
     .options = train_options,
     .plugin_options = arch_option,
     .run = run_train,
+    .data_parallel = true,
 };
 
 /* ------------------------------------------------------------ eval */

@@ -191,4 +191,5 @@ const cli_command cli_transfer_command = {
     .options = transfer_options,
     .plugin_options = task_option,
     .run = run_transfer,
+    .data_parallel = true,
 };

@@ -87,12 +87,22 @@ static void print_version(FILE *out)
         fprintf(out, "  this machine: %s\n", info);
 }
 
+/* " (rank 1 of 4)" in a job of several ranks, "" alone. */
+static const char *rank_note(void)
+{
+    static char note[48];
+    if (rb_dist_size() == 1)
+        return "";
+    snprintf(note, sizeof note, " (rank %d of %d)", rb_dist_rank(), rb_dist_size());
+    return note;
+}
+
 int cli_fail(const char *command, rb_status status)
 {
     if (command != NULL)
-        fprintf(stderr, "robusta %s: %s\n", command, rb_last_error());
+        fprintf(stderr, "robusta %s%s: %s\n", command, rank_note(), rb_last_error());
     else
-        fprintf(stderr, "robusta: %s\n", rb_last_error());
+        fprintf(stderr, "robusta%s: %s\n", rank_note(), rb_last_error());
     switch (status) {
     case RB_OK: return RB_EXIT_OK;
     case RB_ERR_NOT_AVAILABLE: return RB_EXIT_NOT_AVAILABLE;
@@ -102,12 +112,68 @@ int cli_fail(const char *command, rb_status status)
 
 static int usage_error(const char *command, const char *hint)
 {
-    fprintf(stderr, "robusta%s%s: %s (%s)\n", command ? " " : "", command ? command : "",
+    fprintf(stderr, "robusta%s%s%s: %s (%s)\n", command ? " " : "", command ? command : "", rank_note(),
             rb_last_error(), hint);
     return RB_EXIT_USAGE;
 }
 
+/* A job's ranks must be the same program, with the same plugins and the
+ * same command line: checked once at start, one line if not. */
+static rb_status check_ranks_agree(int argc, char **argv)
+{
+    char text[8192];
+    size_t len = 0;
+    rb_registry *reg;
+    rb_status s;
+    if (rb_dist_size() == 1)
+        return RB_OK;
+    snprintf(text, sizeof text, "%s", rb_version_string());
+    if ((s = rb_dist_agree("the robusta versions differ between ranks", text)) != RB_OK)
+        return s;
+    text[0] = '\0';
+    for (int i = 1; i < argc && len + 1 < sizeof text; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, "%s%s", i > 1 ? " " : "", argv[i]);
+    if ((s = rb_dist_agree("the command lines differ between ranks", text)) != RB_OK)
+        return s;
+    text[0] = '\0';
+    len = 0;
+    if ((reg = cli_registry()) != NULL)
+        for (size_t i = 0; i < rb_registry_count(reg) && len + 1 < sizeof text; i++) {
+            const rb_plugin *p = rb_registry_get(reg, i);
+            len += (size_t)snprintf(text + len, sizeof text - len, "%s%s %s %s", i > 0 ? ", " : "",
+                                    rb_plugin_kind_str(p->kind), p->name, p->version);
+        }
+    return rb_dist_agree("the plugin sets differ between ranks (RB_PLUGIN_PATH?)", text);
+}
+
+static int run_command(int argc, char **argv);
+
+/* Every rank of an mpirun/srun job runs the command; one that fails ends
+ * the whole job, since the others may be waiting for it in a collective. */
 int main(int argc, char **argv)
+{
+    int code;
+    if (rb_dist_init(&argc, &argv) != RB_OK) {
+        fprintf(stderr, "robusta: %s\n", rb_last_error());
+        return RB_EXIT_NOT_AVAILABLE;
+    }
+    if (check_ranks_agree(argc, argv) != RB_OK) {
+        if (rb_dist_rank() == 0)
+            fprintf(stderr, "robusta: %s; every rank must run the same robusta with the same plugins and options\n",
+                    rb_last_error());
+        rb_dist_abort(RB_EXIT_USAGE);
+    }
+    /* rank 0 reports; the others' results are the same or a share of it */
+    if (rb_dist_rank() > 0 && freopen("/dev/null", "w", stdout) == NULL)
+        rb_dist_abort(RB_EXIT_FAILURE);
+    code = run_command(argc, argv);
+    if (code != RB_EXIT_OK && rb_dist_size() > 1)
+        rb_dist_abort(code); /* its line is out, with its rank */
+    rb_dist_finalize();
+    return code;
+}
+
+static int run_command(int argc, char **argv)
 {
     int verbosity = 0, help = 0, version = 0, kept = 0, code;
     int after_dashes = 0;
@@ -146,6 +212,9 @@ int main(int argc, char **argv)
     if (rb_log_init_from_env() != RB_OK)
         return usage_error(NULL, "unset RB_LOG or give a level name");
     rb_log_set_level((rb_log_level)((int)rb_log_get_level() + verbosity));
+    /* in a job, rank 0 tells the story; the others speak up for warnings */
+    if (rb_dist_rank() > 0 && rb_log_get_level() > RB_LOG_WARN)
+        rb_log_set_level(RB_LOG_WARN);
 
     if (version) {
         print_version(stdout);
@@ -188,6 +257,14 @@ int main(int argc, char **argv)
         return RB_EXIT_OK;
     }
 
+    if (rb_dist_size() > 1 && !cmd->data_parallel) {
+        rb_error_set(RB_ERR_NOT_AVAILABLE,
+                     "robusta %s does not run as a job of several ranks (%d here); under mpirun or srun only train "
+                     "and transfer do: run it as one process%s",
+                     cmd->name, rb_dist_size(),
+                     strcmp(cmd->name, "grid") == 0 ? ", or split the grid over processes with --shard i/n" : "");
+        return cli_fail(NULL, RB_ERR_NOT_AVAILABLE);
+    }
     s = cli_choose_plugins(cmd, argc - 2, argv + 2);
     if (s == RB_OK)
         s = rb_params_create(&options, cli_own_options());
