@@ -137,12 +137,12 @@ static inline void slurp(int fd, char *buf, size_t size)
     buf[used] = '\0';
 }
 
-/* Runs the built robusta with `args` (NULL-terminated), environment as
+/* Runs `program` (a path) with `args` (NULL-terminated), environment as
  * given by make check plus `extra_env` ("NAME=value" or NULL). With
  * `deadline` > 0 the child gets alarm(deadline) before exec, so a command
  * that hangs dies of SIGALRM (code 142) and the test fails instead of
  * hanging. */
-static inline void run_robusta_deadline(run_result *r, const char *extra_env, unsigned deadline,
+static inline void run_program_deadline(run_result *r, const char *program, const char *extra_env, unsigned deadline,
                                         const char *const *args)
 {
     char out_path[] = "/tmp/robusta-out-XXXXXX", err_path[] = "/tmp/robusta-err-XXXXXX";
@@ -154,7 +154,7 @@ static inline void run_robusta_deadline(run_result *r, const char *extra_env, un
     ck_assert(out >= 0 && err >= 0);
     unlink(out_path);
     unlink(err_path);
-    argv[n++] = test_env("RB_TEST_ROBUSTA");
+    argv[n++] = program;
     for (size_t i = 0; args[i] != NULL && n < 63; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
@@ -176,6 +176,13 @@ static inline void run_robusta_deadline(run_result *r, const char *extra_env, un
     slurp(err, r->err, sizeof r->err);
     close(out);
     close(err);
+}
+
+/* run_program_deadline on the built robusta. */
+static inline void run_robusta_deadline(run_result *r, const char *extra_env, unsigned deadline,
+                                        const char *const *args)
+{
+    run_program_deadline(r, test_env("RB_TEST_ROBUSTA"), extra_env, deadline, args);
 }
 
 static inline void run_robusta(run_result *r, const char *extra_env, const char *const *args)
