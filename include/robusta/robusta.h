@@ -45,7 +45,8 @@
  *
  *   Data parallelism (robusta/dist.h): the ranks of an mpirun/srun job,
  *   with the collectives training uses; one rank in a lone process or a
- *   build without MPI.
+ *   build without MPI. robusta/grad_sync.h sums a step's gradients over
+ *   them in buckets while backward runs.
  *
  *   Grids (robusta/grid.h): grid files that list the source models and
  *   transfers of an experiment, and the table, summary and plot of its
@@ -73,6 +74,7 @@
 #include <robusta/graph.h>
 #include <robusta/reference.h>
 #include <robusta/optim.h>
+#include <robusta/grad_sync.h>
 #include <robusta/engine.h>
 #include <robusta/checkpoint.h>
 #include <robusta/interop.h>

@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include "experiment/train_internal.h"
-#include "nn/grad_sync.h"
 #include "runtime/params_json.h"
 #include "sys/internal.h"
 #include "sys/json.h"

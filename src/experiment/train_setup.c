@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "experiment/train_internal.h"
-#include "nn/grad_sync.h"
 
 rb_status train_open_splits(run *r)
 {
@@ -204,7 +203,7 @@ rb_status train_setup(run *r)
     lo.seed = r->cfg.seed;
     lo.threads = r->cfg.loader_threads;
     /* each rank its part of every batch; the gradients summed as backward
-     * makes them (nn/grad_sync.h) */
+     * makes them (robusta/grad_sync.h) */
     lo.shard = rb_dist_rank();
     lo.shards = rb_dist_size();
     r->local_batch = (r->cfg.training.batch_size + lo.shards - 1) / lo.shards;

@@ -1,12 +1,12 @@
-/* Bucketed, overlapped gradient sums across ranks (nn/grad_sync.h). */
+/* Bucketed, overlapped gradient sums across ranks (robusta/grad_sync.h). */
 #include "config.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include <robusta/grad_sync.h>
 #include <robusta/dist.h>
 
-#include "nn/grad_sync.h"
 #include "nn/graph_internal.h"
 #include "sys/internal.h"
 
@@ -116,6 +116,7 @@ rb_status rb_grad_sync_create(rb_grad_sync **out, rb_graph *g, const rb_grad_syn
     }
     sync->stats.bytes_per_step = sync->bytes;
     sync->stats.buckets = sync->n_buckets;
+    sync->stats.last_bucket_bytes = sync->n_buckets > 0 ? sync->buckets[sync->n_buckets - 1].floats * sizeof(float) : 0;
     *out = sync;
     return RB_OK;
 }

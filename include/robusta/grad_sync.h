@@ -19,15 +19,20 @@
  * mean over its share, so the sum is the mean over the global batch), sent
  * as one MPI_Iallreduce and copied back when it completes.
  *
- * Internal to the library (training drives it); every rank must create it
- * on the same graph, with the same parameters trainable. */
-#ifndef RB_NN_GRAD_SYNC_H
-#define RB_NN_GRAD_SYNC_H
+ * Training drives it (rb_train); a loop of one's own uses it as above, and
+ * `robusta bench` under mpirun times it. Every rank must create it on the
+ * same graph, with the same parameters trainable, and run the same steps. */
+#ifndef ROBUSTA_GRAD_SYNC_H
+#define ROBUSTA_GRAD_SYNC_H
 
 #include <stddef.h>
 
 #include <robusta/graph.h>
 #include <robusta/status.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct rb_grad_sync_options {
     size_t bucket_bytes;       /* 0: RB_GRAD_SYNC_BUCKET_BYTES */
@@ -40,29 +45,29 @@ typedef struct rb_grad_sync_options {
 typedef struct rb_grad_sync rb_grad_sync;
 
 /* Buckets over the graph's trainable, unfrozen parameters. */
-rb_status rb_grad_sync_create(rb_grad_sync **out, rb_graph *graph, const rb_grad_sync_options *options);
-void rb_grad_sync_destroy(rb_grad_sync *sync);
+RB_API rb_status rb_grad_sync_create(rb_grad_sync **out, rb_graph *graph, const rb_grad_sync_options *options);
+RB_API void rb_grad_sync_destroy(rb_grad_sync *sync);
 
 /* Before a backward: this rank's examples and the global batch's. */
-void rb_grad_sync_begin(rb_grad_sync *sync, int64_t share, int64_t global_batch);
+RB_API void rb_grad_sync_begin(rb_grad_sync *sync, int64_t share, int64_t global_batch);
 
 /* The engine hook (rb_engine_options.node_backward_done). */
-void rb_grad_sync_node_done(void *sync, const rb_node *node);
+RB_API void rb_grad_sync_node_done(void *sync, const rb_node *node);
 
 /* After the backward: starts what is left, waits for every bucket and
  * writes the sums back. Each parameter's gradient is then the gradient of
  * the global batch's mean loss, the same on every rank. */
-rb_status rb_grad_sync_finish(rb_grad_sync *sync);
+RB_API rb_status rb_grad_sync_finish(rb_grad_sync *sync);
 
 /* Copies rank 0's buffers (batch-norm running statistics) to the other
  * ranks, as PyTorch's DistributedDataParallel does before each forward:
  * each rank's statistics come from its own part of the batch, and the
  * checkpoint and every evaluation must see one model. */
-rb_status rb_grad_sync_share_buffers(rb_grad_sync *sync);
+RB_API rb_status rb_grad_sync_share_buffers(rb_grad_sync *sync);
 
 /* Copies every parameter and buffer value (running statistics too) from
  * rank 0 to the others: the start of a run, and after a resume. */
-rb_status rb_grad_sync_broadcast_values(rb_graph *graph);
+RB_API rb_status rb_grad_sync_broadcast_values(rb_graph *graph);
 
 /* Counts since creation, for benchmarks: steps finished, seconds from a
  * step's first bucket start to its last completion summed (the reduction
@@ -73,8 +78,13 @@ typedef struct rb_grad_sync_stats {
     double reduce_seconds, exposed_seconds;
     size_t bytes_per_step;
     size_t buckets;
+    size_t last_bucket_bytes; /* the first layers': it starts only when backward ends */
 } rb_grad_sync_stats;
 
-void rb_grad_sync_get_stats(const rb_grad_sync *sync, rb_grad_sync_stats *out);
+RB_API void rb_grad_sync_get_stats(const rb_grad_sync *sync, rb_grad_sync_stats *out);
 
-#endif /* RB_NN_GRAD_SYNC_H */
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ROBUSTA_GRAD_SYNC_H */
