@@ -56,6 +56,12 @@ RB_API void rb_dist_abort(int code);
 RB_API int rb_dist_rank(void);
 RB_API int rb_dist_size(void);
 
+/* While `alone` is true this rank works as a lone process: rank 0 of 1,
+ * every collective returning at once. For independent work dealt to the
+ * ranks (a grid's runs): code below, such as rb_train, then runs as it
+ * does in one process. rb_dist_abort still ends the whole job. */
+RB_API void rb_dist_set_alone(bool alone);
+
 /* Whether this build can run multi-rank jobs (configure --with-mpi). */
 RB_API bool rb_dist_available(void);
 
@@ -69,7 +75,8 @@ RB_API rb_status rb_dist_allreduce_sum(void *data, size_t count, rb_dist_type ty
 /* Copies `bytes` bytes from rank `root`'s buffer into every other rank's. */
 RB_API rb_status rb_dist_broadcast(void *data, size_t bytes, int root);
 
-/* Returns once every rank has called it. */
+/* Returns once every rank has called it; a rank that waits sleeps
+ * between polls rather than spinning a core. */
 RB_API rb_status rb_dist_barrier(void);
 
 /* Checks that every rank passes the same text (a version, the options,

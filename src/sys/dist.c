@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifdef RB_HAVE_MPI
 #include <mpi.h>
@@ -15,7 +16,9 @@
 
 #include <robusta/dist.h>
 
-static int job_rank = 0, job_size = 1;
+/* What rb_dist_rank and rb_dist_size say: the job's, or 0 and 1 while
+ * this rank works alone (rb_dist_set_alone); job_* keep the job's. */
+static int job_rank = 0, job_size = 1, seen_rank = 0, seen_size = 1;
 #ifdef RB_HAVE_MPI
 static bool mpi_started = false;
 #endif
@@ -49,8 +52,14 @@ bool rb_dist_available(void)
 #endif
 }
 
-int rb_dist_rank(void) { return job_rank; }
-int rb_dist_size(void) { return job_size; }
+int rb_dist_rank(void) { return seen_rank; }
+int rb_dist_size(void) { return seen_size; }
+
+void rb_dist_set_alone(bool alone)
+{
+    seen_rank = alone ? 0 : job_rank;
+    seen_size = alone ? 1 : job_size;
+}
 
 #ifdef RB_HAVE_MPI
 static rb_status mpi_fail(int code, const char *what)
@@ -85,6 +94,8 @@ rb_status rb_dist_init(int *argc, char ***argv)
         MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
         MPI_Comm_rank(MPI_COMM_WORLD, &job_rank);
         MPI_Comm_size(MPI_COMM_WORLD, &job_size);
+        seen_rank = job_rank;
+        seen_size = job_size;
         if (provided < MPI_THREAD_FUNNELED)
             return rb_error_set(RB_ERR_UNSUPPORTED,
                                 "this MPI library gives no thread support (MPI_THREAD_FUNNELED); robusta's "
@@ -109,8 +120,8 @@ void rb_dist_finalize(void)
         MPI_Barrier(MPI_COMM_WORLD);
         MPI_Finalize();
         mpi_started = false;
-        job_rank = 0;
-        job_size = 1;
+        job_rank = seen_rank = 0;
+        job_size = seen_size = 1;
     }
 #endif
 }
@@ -128,7 +139,7 @@ void rb_dist_abort(int code)
 
 rb_status rb_dist_allreduce_sum(void *data, size_t count, rb_dist_type type)
 {
-    if (job_size == 1 || count == 0)
+    if (seen_size == 1 || count == 0)
         return RB_OK;
 #ifdef RB_HAVE_MPI
     {
@@ -152,9 +163,9 @@ rb_status rb_dist_allreduce_sum(void *data, size_t count, rb_dist_type type)
 
 rb_status rb_dist_broadcast(void *data, size_t bytes, int root)
 {
-    if (root < 0 || root >= job_size)
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "broadcast from rank %d of a job of %d", root, job_size);
-    if (job_size == 1 || bytes == 0)
+    if (root < 0 || root >= seen_size)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "broadcast from rank %d of a job of %d", root, seen_size);
+    if (seen_size == 1 || bytes == 0)
         return RB_OK;
 #ifdef RB_HAVE_MPI
     for (size_t done = 0; done < bytes;) {
@@ -173,8 +184,13 @@ rb_status rb_dist_broadcast(void *data, size_t bytes, int root)
 rb_status rb_dist_barrier(void)
 {
 #ifdef RB_HAVE_MPI
-    if (job_size > 1) {
-        int code = MPI_Barrier(MPI_COMM_WORLD);
+    if (seen_size > 1) {
+        /* a rank that waits sleeps between polls: MPI_Barrier would spin a
+         * core that a rank still computing on this node may need */
+        MPI_Request request;
+        int code = MPI_Ibarrier(MPI_COMM_WORLD, &request), done = 0;
+        while (code == MPI_SUCCESS && (code = MPI_Test(&request, &done, MPI_STATUS_IGNORE)) == MPI_SUCCESS && !done)
+            nanosleep(&(struct timespec){0, 200000}, NULL);
         if (code != MPI_SUCCESS)
             return mpi_fail(code, "a barrier");
     }
@@ -196,7 +212,7 @@ static const char *excerpt(char *buf, size_t size, const char *text, size_t at)
 
 rb_status rb_dist_agree(const char *what, const char *text)
 {
-    if (job_size == 1)
+    if (seen_size == 1)
         return RB_OK;
 #ifdef RB_HAVE_MPI
     {
@@ -211,13 +227,13 @@ rb_status rb_dist_agree(const char *what, const char *text)
         root_text = malloc((size_t)len + 1);
         if (root_text == NULL)
             return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory comparing %s between ranks", what);
-        if (job_rank == 0)
+        if (seen_rank == 0)
             memcpy(root_text, text, (size_t)len + 1);
         if ((s = rb_dist_broadcast(root_text, (size_t)len + 1, 0)) != RB_OK) {
             free(root_text);
             return s;
         }
-        mine = strcmp(root_text, text) != 0 ? job_rank : INT_MAX;
+        mine = strcmp(root_text, text) != 0 ? seen_rank : INT_MAX;
         first = mine;
         {
             int code = MPI_Allreduce(&mine, &first, 1, MPI_INT64_T, MPI_MIN, MPI_COMM_WORLD);
@@ -236,7 +252,7 @@ rb_status rb_dist_agree(const char *what, const char *text)
             free(root_text);
             return s != RB_OK ? s : rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory comparing %s", what);
         }
-        if (job_rank == (int)first)
+        if (seen_rank == (int)first)
             memcpy(other, text, (size_t)other_len + 1);
         if ((s = rb_dist_broadcast(other, (size_t)other_len + 1, (int)first)) == RB_OK) {
             while (other[at] != '\0' && other[at] == root_text[at])
@@ -257,14 +273,14 @@ rb_status rb_dist_agree(const char *what, const char *text)
 
 rb_status rb_dist_gather(const void *data, const size_t *bytes, void *out)
 {
-    if (job_size == 1) {
+    if (seen_size == 1) {
         if (out != NULL && bytes[0] > 0)
             memcpy(out, data, bytes[0]);
         return RB_OK;
     }
 #ifdef RB_HAVE_MPI
     {
-        int *counts = malloc((size_t)job_size * sizeof *counts), *offsets = malloc((size_t)job_size * sizeof *offsets);
+        int *counts = malloc((size_t)seen_size * sizeof *counts), *offsets = malloc((size_t)seen_size * sizeof *offsets);
         size_t total = 0;
         int code;
         if (counts == NULL || offsets == NULL) {
@@ -272,7 +288,7 @@ rb_status rb_dist_gather(const void *data, const size_t *bytes, void *out)
             free(offsets);
             return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory gathering from ranks");
         }
-        for (int r = 0; r < job_size; r++) {
+        for (int r = 0; r < seen_size; r++) {
             if (bytes[r] > (size_t)INT_MAX || total + bytes[r] > (size_t)INT_MAX) {
                 free(counts);
                 free(offsets);
@@ -282,7 +298,7 @@ rb_status rb_dist_gather(const void *data, const size_t *bytes, void *out)
             offsets[r] = (int)total;
             total += bytes[r];
         }
-        code = MPI_Gatherv(data, counts[job_rank], MPI_BYTE, out, counts, offsets, MPI_BYTE, 0, MPI_COMM_WORLD);
+        code = MPI_Gatherv(data, counts[seen_rank], MPI_BYTE, out, counts, offsets, MPI_BYTE, 0, MPI_COMM_WORLD);
         free(counts);
         free(offsets);
         if (code != MPI_SUCCESS)
@@ -329,7 +345,7 @@ rb_status rb_dist_iallreduce_sum(rb_dist_request *r, float *data, size_t count)
 {
     if (r->active)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "an all-reduce request started again before it was waited for");
-    if (job_size == 1 || count == 0)
+    if (seen_size == 1 || count == 0)
         return RB_OK;
 #ifdef RB_HAVE_MPI
     {
