@@ -46,8 +46,9 @@ typedef struct cli_command {
     const cli_plugin_option *plugin_options;
     /* Runs with options parsed; `args` are the positional arguments. */
     int (*run)(const struct cli_command *self, rb_params *options, int argc, char **args);
-    /* Runs as one job over the ranks of mpirun/srun (robusta/dist.h);
-     * other commands refuse to start in a job of several ranks. */
+    /* Runs as one job over the ranks of mpirun/srun (robusta/dist.h):
+     * data-parallel, or dealing independent runs to the ranks; other
+     * commands refuse to start in a job of several ranks. */
     bool data_parallel;
 } cli_command;
 

@@ -132,6 +132,7 @@ const cli_command cli_grid_command = {
         "a grid; copy their folders together and run --report to merge.",
     .options = grid_options,
     .run = run_grid,
+    .data_parallel = true,
 };
 
 /* ------------------------------------------------------------ demo */

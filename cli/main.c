@@ -259,10 +259,9 @@ static int run_command(int argc, char **argv)
 
     if (rb_dist_size() > 1 && !cmd->data_parallel) {
         rb_error_set(RB_ERR_NOT_AVAILABLE,
-                     "robusta %s does not run as a job of several ranks (%d here); under mpirun or srun only train "
-                     "and transfer do: run it as one process%s",
-                     cmd->name, rb_dist_size(),
-                     strcmp(cmd->name, "grid") == 0 ? ", or split the grid over processes with --shard i/n" : "");
+                     "robusta %s does not run as a job of several ranks (%d here); under mpirun or srun only train, "
+                     "transfer, grid and bench do: run it as one process",
+                     cmd->name, rb_dist_size());
         return cli_fail(NULL, RB_ERR_NOT_AVAILABLE);
     }
     s = cli_choose_plugins(cmd, argc - 2, argv + 2);

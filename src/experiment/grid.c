@@ -17,6 +17,7 @@
 #include <robusta/grid.h>
 #include <robusta/robusta.h>
 
+#include "experiment/grid_internal.h"
 #include "sys/internal.h"
 #include "sys/json.h"
 
@@ -780,6 +781,7 @@ static rb_status run_checked(grid_ctx *g, rb_grid_outcome *outcome)
     const rb_grid_options *options = g->opt;
     size_t modes, per_source, units;
     char path[4200];
+    grid_job job = {0};
     rb_status s = RB_OK;
 
     modes = (size_t)spec->transfer.mode_fixed + (size_t)spec->transfer.mode_full;
@@ -793,6 +795,9 @@ static rb_status run_checked(grid_ctx *g, rb_grid_outcome *outcome)
             if ((int)(u % (size_t)shards) == options->shard_index)
                 g->steps += per_source;
     }
+    /* in a job, rank 0 alone reports (--report: nothing for the others) */
+    if (options->report_only && rb_dist_rank() > 0)
+        return RB_OK;
     if ((s = make_dir(options->out_dir)) != RB_OK)
         return s;
     snprintf(path, sizeof path, "%s/sources", options->out_dir);
@@ -801,15 +806,22 @@ static rb_status run_checked(grid_ctx *g, rb_grid_outcome *outcome)
     snprintf(path, sizeof path, "%s/transfers", options->out_dir);
     if (!options->report_only && (s = make_dir(path)) != RB_OK)
         return s;
+    if (!options->report_only && (s = grid_job_start(&job, options->out_dir)) != RB_OK)
+        return s;
     for (size_t u = 0; !options->report_only && s == RB_OK && u < units; u++) {
         size_t sd = u % spec->source.n_seeds, e = (u / spec->source.n_seeds) % spec->source.n_eps,
                a = u / (spec->source.n_seeds * spec->source.n_eps);
         source_result src = {NAN, NAN, NAN, 0};
         int shards = options->shard_count > 0 ? options->shard_count : 1;
-        if ((int)(u % (size_t)shards) != options->shard_index)
+        bool reporter = rb_dist_rank() == 0;
+        if ((int)(u % (size_t)shards) != options->shard_index || !grid_job_claim(&job, u, &s))
             continue;
-        if ((s = run_source(g, a, e, sd, &src)) != RB_OK)
+        /* the unit is this rank's alone: its runs train as in one process */
+        rb_dist_set_alone(true);
+        if ((s = run_source(g, a, e, sd, &src)) != RB_OK) {
+            rb_dist_set_alone(false);
             break;
+        }
         for (size_t t = 0; s == RB_OK && t < spec->n_targets; t++)
             for (int m = 0; s == RB_OK && m < 2; m++) {
                 bool fixed = m == 0;
@@ -818,8 +830,9 @@ static rb_status run_checked(grid_ctx *g, rb_grid_outcome *outcome)
                 for (size_t ts = 0; s == RB_OK && ts < spec->transfer.n_seeds; ts++)
                     s = run_transfer(g, a, e, sd, t, fixed, ts, &src);
             }
+        rb_dist_set_alone(false);
         /* Reports after each source, so a long grid shows its table early. */
-        if (s == RB_OK) {
+        if (s == RB_OK && reporter) {
             rb_grid_outcome partial;
             memset(&partial, 0, sizeof partial);
             s = write_reports(g, &partial);
@@ -827,7 +840,9 @@ static rb_status run_checked(grid_ctx *g, rb_grid_outcome *outcome)
             free(partial.summary);
         }
     }
-    if (s == RB_OK)
+    if (s == RB_OK && !options->report_only)
+        s = grid_job_end(&job, units);
+    if (s == RB_OK && rb_dist_rank() == 0)
         s = write_reports(g, outcome);
     return s;
 }
