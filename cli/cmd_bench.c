@@ -28,6 +28,12 @@ static const rb_param_spec bench_options[] = {
     {"attack", RB_PARAM_STRING, NULL, NULL, 0, "also time this attack plugin (pgd-linf ...); its options follow"},
     {"steps", RB_PARAM_INT, "10", "[1, 1000000]", 0, "attack iterations per run (step-based attacks)"},
     {"json", RB_PARAM_BOOL, "false", NULL, 0, "print JSON"},
+    {"bucket-mib", RB_PARAM_FLOAT, "4", "[0.0625, 1024]", 0,
+     "under mpirun: gradient bucket size of the all-reduce, in MiB (the first bucket is 1/16 of it)"},
+    {"network-gbit", RB_PARAM_FLOAT, "10", "[0.001, 100000]", 0,
+     "under mpirun: link bandwidth, Gbit/s, at which the ring all-reduce model predicts scaling"},
+    {"network-latency-us", RB_PARAM_FLOAT, "5", "[0, 1000000]", 0,
+     "under mpirun: per-message latency, microseconds, for the ring all-reduce model"},
     {NULL}};
 
 static const char *const bench_attack_shared[] = {RB_PARAM_STEPS, NULL};
@@ -66,7 +72,8 @@ typedef struct timing {
 typedef struct bench {
     const rb_params *o;
     rb_model *model;
-    int64_t batch;
+    int64_t batch;  /* this rank's images per step (the whole batch in one process) */
+    int64_t global; /* the job's images per step (--batch-size) */
     int repeats;
     rb_engine_options engine;
     float *images;
@@ -123,6 +130,162 @@ static rb_status time_training(bench *b, timing *t)
     rb_engine_destroy(e);
     free(v);
     return s;
+}
+
+/* Under mpirun: the data-parallel training step as `train` runs it (this
+ * rank's share of the batch, gradients summed in buckets during backward),
+ * and what its cost is made of. */
+typedef struct ranks_timing {
+    double alone;           /* median step of rank 0 alone at its share, the others idle */
+    double alone_backward;  /* its backward */
+    double slowest;         /* the slowest rank's median step: the job's step */
+    double allreduce;       /* median all-reduce of the whole gradient, nothing else running */
+    double exposed;         /* median wait in rb_grad_sync_finish, slowest rank */
+    rb_grad_sync_stats stats;
+    double *per_rank;       /* rank 0: per rank {batch, step s, exposed s} */
+} ranks_timing;
+
+static rb_status time_ranks(bench *b, timing *t, ranks_timing *rt)
+{
+    const int rank = rb_dist_rank(), ranks = rb_dist_size();
+    rb_engine *e = NULL;
+    rb_sgd *sgd = NULL;
+    rb_grad_sync *sync = NULL;
+    rb_engine_options opt = b->engine;
+    double bucket_mib = cli_opt_float(b->o, "bucket-mib");
+    rb_grad_sync_options so = {.bucket_bytes = (size_t)(bucket_mib * (1 << 20)),
+                               .first_bucket_bytes = (size_t)(bucket_mib * (1 << 20) / 16)};
+    double *v = calloc((size_t)b->repeats * 5, sizeof *v), mine[3], *all = NULL;
+    float *sums = NULL;
+    rb_status s = v == NULL ? rb_error_set(RB_ERR_OUT_OF_MEMORY, "bench: out of memory") : RB_OK;
+    if (s == RB_OK)
+        s = rb_grad_sync_create(&sync, rb_model_graph(b->model), &so);
+    if (s == RB_OK) {
+        rb_grad_sync_get_stats(sync, &rt->stats);
+        opt.node_backward_done = rb_grad_sync_node_done;
+        opt.node_backward_done_user = sync;
+        s = rb_engine_create(&e, rb_model_graph(b->model), b->batch, &opt);
+    }
+    if (s == RB_OK)
+        s = rb_sgd_create(&sgd, rb_model_graph(b->model), &(rb_sgd_options){.momentum = 0.9, .weight_decay = 5e-4});
+    /* 1. rank 0 alone, without sums (the hook is idle outside a step); the
+     * others wait in a barrier that sleeps */
+    if (s == RB_OK && rank == 0)
+        for (int r = 0; s == RB_OK && r <= b->repeats; r++) {
+            double t0 = seconds_now(), t1 = t0, t2 = t0;
+            if ((s = rb_engine_forward(e, b->images, b->batch, b->labels, true)) == RB_OK) {
+                t1 = seconds_now();
+                s = rb_engine_backward(e, true, false);
+            }
+            t2 = seconds_now();
+            if (s == RB_OK && (s = rb_sgd_step(sgd, 0.01)) == RB_OK && r > 0) {
+                v[r - 1] = seconds_now() - t0;
+                v[b->repeats + r - 1] = t2 - t1;
+            }
+        }
+    if (s == RB_OK && (s = rb_dist_barrier()) == RB_OK && rank == 0) {
+        rt->alone = median_of(v, b->repeats);
+        rt->alone_backward = median_of(v + b->repeats, b->repeats);
+    }
+    /* 2. the whole gradient summed at once, nothing else running */
+    if (s == RB_OK && (sums = calloc(rt->stats.bytes_per_step / sizeof(float) + 1, sizeof *sums)) == NULL)
+        s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "bench: out of memory");
+    for (int r = 0; s == RB_OK && r <= b->repeats; r++) {
+        double t0;
+        if ((s = rb_dist_barrier()) != RB_OK)
+            break;
+        t0 = seconds_now();
+        s = rb_dist_allreduce_sum(sums, rt->stats.bytes_per_step / sizeof(float), RB_DIST_F32);
+        if (r > 0)
+            v[r - 1] = seconds_now() - t0;
+    }
+    if (s == RB_OK)
+        rt->allreduce = median_of(v, b->repeats);
+    /* 3. the data-parallel step: every rank starts together */
+    for (int r = 0; s == RB_OK && r <= b->repeats; r++) {
+        double t0, t1 = 0, t2 = 0, t3 = 0, w0 = 0;
+        if ((s = rb_dist_barrier()) != RB_OK)
+            break;
+        t0 = seconds_now();
+        if ((s = rb_engine_forward(e, b->images, b->batch, b->labels, true)) == RB_OK) {
+            t1 = seconds_now();
+            rb_grad_sync_begin(sync, b->batch, b->global);
+            s = rb_engine_backward(e, true, false);
+        }
+        if (s == RB_OK) {
+            w0 = t2 = seconds_now();
+            s = rb_grad_sync_finish(sync);
+        }
+        if (s == RB_OK) {
+            t3 = seconds_now();
+            s = rb_sgd_step(sgd, 0.01);
+        }
+        if (s == RB_OK && r > 0) {
+            double end = seconds_now();
+            v[r - 1] = end - t0;
+            v[b->repeats + r - 1] = t1 - t0;
+            v[2 * b->repeats + r - 1] = t2 - t1;
+            v[3 * b->repeats + r - 1] = end - t3;
+            v[4 * b->repeats + r - 1] = t3 - w0;
+        }
+    }
+    if (s == RB_OK) {
+        record(b, t, e, v);
+        for (int k = 0; k < 3; k++)
+            t->parts[k] = median_of(v + (k + 1) * b->repeats, b->repeats);
+        mine[0] = (double)b->batch;
+        mine[1] = t->seconds;
+        mine[2] = median_of(v + 4 * b->repeats, b->repeats);
+        rb_grad_sync_get_stats(sync, &rt->stats);
+        if (rank == 0 && (all = malloc((size_t)ranks * sizeof mine)) == NULL)
+            s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "bench: out of memory");
+    }
+    if (s == RB_OK) {
+        size_t *bytes = malloc((size_t)ranks * sizeof *bytes);
+        if (bytes == NULL)
+            s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "bench: out of memory");
+        for (int r = 0; s == RB_OK && r < ranks; r++)
+            bytes[r] = sizeof mine;
+        if (s == RB_OK)
+            s = rb_dist_gather(mine, bytes, all);
+        free(bytes);
+    }
+    if (s == RB_OK && rank == 0) {
+        for (int r = 0; r < ranks; r++) {
+            if (all[3 * r + 1] > rt->slowest)
+                rt->slowest = all[3 * r + 1];
+            if (all[3 * r + 2] > rt->exposed)
+                rt->exposed = all[3 * r + 2];
+        }
+        rt->per_rank = all;
+        all = NULL;
+    }
+    free(all);
+    free(sums);
+    free(v);
+    rb_sgd_destroy(sgd);
+    rb_engine_destroy(e);
+    rb_grad_sync_destroy(sync);
+    return s;
+}
+
+/* The ring all-reduce's time for `bytes` in `buckets` messages over
+ * `nodes` ranks at `bw` bytes/s and `alpha` s per message: each rank sends
+ * and receives 2(N-1)/N of the data, in 2(N-1) steps per message. */
+static double ring_seconds(double bytes, double buckets, int nodes, double bw, double alpha)
+{
+    return 2.0 * (nodes - 1) / nodes * bytes / bw + 2.0 * (nodes - 1) * buckets * alpha;
+}
+
+/* The model's efficiency against N x one rank (weak scaling: each node
+ * keeps its share): backward hides the sums up to its own length, except
+ * the last bucket (the first layers), which starts only when it ends. */
+static double ring_efficiency(const ranks_timing *rt, int nodes, double bw, double alpha)
+{
+    double all = ring_seconds((double)rt->stats.bytes_per_step, (double)rt->stats.buckets, nodes, bw, alpha);
+    double last = ring_seconds((double)rt->stats.last_bucket_bytes, 1, nodes, bw, alpha);
+    double exposed = all - rt->alone_backward > last ? all - rt->alone_backward : last;
+    return rt->alone / (rt->alone + exposed);
 }
 
 /* Inference as evaluation runs it: forward with running statistics on an
@@ -218,13 +381,105 @@ static json_object *timing_json(const timing *t, int64_t batch, double gflop)
     return o;
 }
 
+/* The share of the all-reduce hidden behind backward: 1 - what the step
+ * waited for / what the sums take alone. */
+static double hidden_share(const ranks_timing *rt)
+{
+    double h = rt->allreduce > 0 ? 1.0 - rt->exposed / rt->allreduce : 0;
+    return h < 0 ? 0 : h > 1 ? 1 : h;
+}
+
+/* Bus bandwidth as the ring moves it: 2(N-1)/N of the data per rank. */
+static double bus_bytes_per_second(const ranks_timing *rt, int ranks)
+{
+    return 2.0 * (ranks - 1) / ranks * (double)rt->stats.bytes_per_step / rt->allreduce;
+}
+
+static const int model_nodes[] = {2, 4, 8, 16, 32, 64};
+
+static json_object *ranks_json(const ranks_timing *rt, int ranks, int64_t global, const rb_params *o)
+{
+    json_object *d = json_object_new_object(), *per = json_object_new_array(), *model = json_object_new_object();
+    json_object *pred = json_object_new_array();
+    double bw = cli_opt_float(o, "network-gbit") * 1e9 / 8, alpha = cli_opt_float(o, "network-latency-us") * 1e-6;
+    double step = rt->slowest;
+    json_object_object_add(d, "images_per_second", rb_json_number((double)global / step));
+    json_object_object_add(d, "step_ms", rb_json_number(rt->slowest * 1e3));
+    for (int r = 0; r < ranks; r++) {
+        json_object *x = json_object_new_object();
+        const double *p = rt->per_rank + 3 * r;
+        json_object_object_add(x, "rank", json_object_new_int(r));
+        json_object_object_add(x, "batch", json_object_new_int64((int64_t)p[0]));
+        json_object_object_add(x, "step_ms", rb_json_number(p[1] * 1e3));
+        json_object_object_add(x, "images_per_second", rb_json_number(p[0] / p[1]));
+        json_object_object_add(x, "allreduce_wait_ms", rb_json_number(p[2] * 1e3));
+        json_object_array_add(per, x);
+    }
+    json_object_object_add(d, "per_rank", per);
+    json_object_object_add(d, "gradient_bytes", json_object_new_int64((int64_t)rt->stats.bytes_per_step));
+    json_object_object_add(d, "buckets", json_object_new_int64((int64_t)rt->stats.buckets));
+    json_object_object_add(d, "allreduce_alone_ms", rb_json_number(rt->allreduce * 1e3));
+    json_object_object_add(d, "allreduce_exposed_ms", rb_json_number(rt->exposed * 1e3));
+    json_object_object_add(d, "hidden_share", rb_json_number(hidden_share(rt)));
+    json_object_object_add(d, "bus_gbytes_per_second", rb_json_number(bus_bytes_per_second(rt, ranks) * 1e-9));
+    json_object_object_add(d, "one_rank_alone_ms", rb_json_number(rt->alone * 1e3));
+    json_object_object_add(d, "scaling_efficiency",
+                           rb_json_number(rt->alone / step * (double)global / (double)ranks /
+                                          (double)(rt->per_rank[0])));
+    json_object_object_add(model, "network_gbit", rb_json_number(cli_opt_float(o, "network-gbit")));
+    json_object_object_add(model, "latency_us", rb_json_number(cli_opt_float(o, "network-latency-us")));
+    for (size_t k = 0; k < sizeof model_nodes / sizeof *model_nodes; k++) {
+        json_object *x = json_object_new_object();
+        json_object_object_add(x, "nodes", json_object_new_int(model_nodes[k]));
+        json_object_object_add(x, "efficiency", rb_json_number(ring_efficiency(rt, model_nodes[k], bw, alpha)));
+        json_object_array_add(pred, x);
+    }
+    json_object_object_add(model, "predicted", pred);
+    json_object_object_add(d, "ring_model", model);
+    return d;
+}
+
+static void print_ranks(const ranks_timing *rt, int ranks, int64_t global, const rb_params *o)
+{
+    double bw = cli_opt_float(o, "network-gbit") * 1e9 / 8, alpha = cli_opt_float(o, "network-latency-us") * 1e-6;
+    double step = rt->slowest, share0 = rt->per_rank[0];
+    double measured_bw = bus_bytes_per_second(rt, ranks); /* the link bandwidth the ring model would need */
+    printf("  %d ranks        %9.1f ms  %9.1f images/s  of the batch of %lld (slowest rank's median step)\n", ranks,
+           step * 1e3, (double)global / step, (long long)global);
+    for (int r = 0; r < ranks; r++) {
+        const double *p = rt->per_rank + 3 * r;
+        printf("    rank %-4d    %9.1f ms  %9.1f images/s  (%lld images; waited %.1f ms for the sums)\n", r,
+               p[1] * 1e3, p[0] / p[1], (long long)p[0], p[2] * 1e3);
+    }
+    printf("  all-reduce: %.1f MiB of gradients in %zu buckets per step; alone %.1f ms (bus %.2f GB/s), "
+           "exposed %.1f ms: %.0f%% hidden behind backward\n",
+           (double)rt->stats.bytes_per_step / (1 << 20), rt->stats.buckets, rt->allreduce * 1e3,
+           bus_bytes_per_second(rt, ranks) * 1e-9, rt->exposed * 1e3, 100 * hidden_share(rt));
+    printf("  scaling: one rank alone (rank 0, the others idle) %.1f ms per %.0f images; %d ranks reach %.0f%% of "
+           "%d x one rank\n",
+           rt->alone * 1e3, share0, ranks, 100 * (rt->alone / step) * ((double)global / ranks / share0), ranks);
+    printf("  ring all-reduce model, each node keeping %.0f images per step:\n", share0);
+    printf("    nodes       ");
+    for (size_t k = 0; k < sizeof model_nodes / sizeof *model_nodes; k++)
+        printf(" %6d", model_nodes[k]);
+    printf("\n    at %g Gbit/s ", cli_opt_float(o, "network-gbit"));
+    for (size_t k = 0; k < sizeof model_nodes / sizeof *model_nodes; k++)
+        printf(" %5.0f%%", 100 * ring_efficiency(rt, model_nodes[k], bw, alpha));
+    printf("\n    as measured ");
+    for (size_t k = 0; k < sizeof model_nodes / sizeof *model_nodes; k++)
+        printf(" %5.0f%%", 100 * ring_efficiency(rt, model_nodes[k], measured_bw, 0));
+    printf("  (bus bandwidth measured here, no latency)\n");
+}
+
 static int run_bench(const cli_command *self, rb_params *o, int argc, char **args)
 {
     const rb_plugin *arch = cli_plugin("arch"), *attack = cli_plugin("attack");
     const char *only = cli_opt_string(o, "only");
     bool all = strcmp(only, "all") == 0, json = cli_opt_bool(o, "json");
     int64_t size = cli_opt_int(o, "image-size"), channels = cli_opt_int(o, "channels");
-    bench b = {.o = o, .batch = cli_opt_int(o, "batch-size"), .repeats = (int)cli_opt_int(o, "repeats")};
+    const int rank = rb_dist_rank(), ranks = rb_dist_size();
+    bench b = {.o = o, .global = cli_opt_int(o, "batch-size"), .repeats = (int)cli_opt_int(o, "repeats")};
+    ranks_timing rt = {0};
     rb_model_input input = rb_model_input_imagenet(size, size);
     timing train = {0}, infer = {0}, atk = {0};
     double train_gflop, infer_gflop, attack_gflop;
@@ -249,6 +504,19 @@ static int run_bench(const cli_command *self, rb_params *o, int argc, char **arg
                 self->name);
         return RB_EXIT_USAGE;
     }
+    if (ranks > 1 && b.global < ranks) {
+        fprintf(stderr, "robusta %s: --batch-size %lld is smaller than the %d ranks; each rank needs an image of "
+                        "the batch (robusta %s --help lists its options)\n", self->name, (long long)b.global, ranks,
+                self->name);
+        return RB_EXIT_USAGE;
+    }
+    if (ranks > 1 && (strcmp(only, "infer") == 0 || strcmp(only, "attack") == 0)) {
+        fprintf(stderr, "robusta %s: under mpirun bench times the data-parallel training step; run --only %s as one "
+                        "process (robusta %s --help lists its options)\n", self->name, only, self->name);
+        return RB_EXIT_USAGE;
+    }
+    /* this rank's share of the batch, as train splits it */
+    b.batch = b.global * (rank + 1) / ranks - b.global * rank / ranks;
     if (channels != 3) { /* the normalization does not change the speed */
         input.channels = channels;
         for (int64_t c = 0; c < channels; c++) {
@@ -290,17 +558,20 @@ static int run_bench(const cli_command *self, rb_params *o, int argc, char **arg
         for (int64_t i = 0; i < b.batch; i++)
             b.labels[i] = (i * 7919) % rb_model_num_classes(b.model);
     }
-    if (s == RB_OK && (all || strcmp(only, "train") == 0))
+    if (s == RB_OK && ranks > 1)
+        s = time_ranks(&b, &train, &rt);
+    if (s == RB_OK && ranks == 1 && (all || strcmp(only, "train") == 0))
         s = time_training(&b, &train);
-    if (s == RB_OK && (all || strcmp(only, "infer") == 0))
+    if (s == RB_OK && ranks == 1 && (all || strcmp(only, "infer") == 0))
         s = time_inference(&b, &infer);
-    if (s == RB_OK && attack != NULL && (all || strcmp(only, "attack") == 0))
+    if (s == RB_OK && ranks == 1 && attack != NULL && (all || strcmp(only, "attack") == 0))
         s = time_attack(&b, attack, cli_plugin_params("attack"), &atk);
-    if (s != RB_OK) {
+    if (s != RB_OK || rank > 0) {
         free(b.images);
         free(b.labels);
+        free(rt.per_rank);
         rb_model_destroy(b.model);
-        return cli_fail(self->name, s);
+        return s != RB_OK ? cli_fail(self->name, s) : RB_EXIT_OK;
     }
 
     train_gflop = 2.0 * (double)rb_graph_training_macs(rb_model_graph(b.model)) * (double)b.batch * 1e-9;
@@ -327,6 +598,11 @@ static int run_bench(const cli_command *self, rb_params *o, int argc, char **arg
             json_object_object_add(t, "sgd_ms", rb_json_number(train.parts[2] * 1e3));
             json_object_object_add(root, "train", t);
         }
+        if (ranks > 1) {
+            json_object_object_add(root, "ranks", json_object_new_int(ranks));
+            json_object_object_add(root, "global_batch_size", json_object_new_int64(b.global));
+            json_object_object_add(root, "data_parallel", ranks_json(&rt, ranks, b.global, o));
+        }
         if (infer.done)
             json_object_object_add(root, "inference", timing_json(&infer, b.batch, infer_gflop));
         if (atk.done) {
@@ -340,16 +616,24 @@ static int run_bench(const cli_command *self, rb_params *o, int argc, char **arg
         printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(root);
     } else {
-        printf("%s at %lldx%lldx%lld, %lld classes, batch %lld, %s, %s convolutions; %s; median of %d after a "
+        char batch_text[64];
+        if (ranks > 1)
+            snprintf(batch_text, sizeof batch_text, "batch %lld over %d ranks (rank 0: %lld)", (long long)b.global,
+                     ranks, (long long)b.batch);
+        else
+            snprintf(batch_text, sizeof batch_text, "batch %lld", (long long)b.batch);
+        printf("%s at %lldx%lldx%lld, %lld classes, %s, %s, %s convolutions; %s%s; median of %d after a "
                "warm-up\n",
                cli_opt_string(o, "arch"), (long long)channels, (long long)size, (long long)size,
-               (long long)rb_model_num_classes(b.model), (long long)b.batch, rb_precision_str(b.engine.precision),
-               conv_algorithm, b.threads_text, b.repeats);
+               (long long)rb_model_num_classes(b.model), batch_text, rb_precision_str(b.engine.precision),
+               conv_algorithm, ranks > 1 ? "rank 0: " : "", b.threads_text, b.repeats);
         if (train.done)
             printf("  training step   %9.1f ms  %9.1f images/s  %7.1f GFLOP/s  (forward %.1f, backward %.1f, "
                    "SGD %.1f ms; arena %.0f MiB)\n",
                    train.seconds * 1e3, (double)b.batch / train.seconds, train_gflop / train.seconds,
                    train.parts[0] * 1e3, train.parts[1] * 1e3, train.parts[2] * 1e3, train.arena_mib);
+        if (ranks > 1)
+            print_ranks(&rt, ranks, b.global, o);
         if (infer.done)
             printf("  inference       %9.1f ms  %9.1f images/s  %7.1f GFLOP/s  (arena %.0f MiB)\n",
                    infer.seconds * 1e3, (double)b.batch / infer.seconds, infer_gflop / infer.seconds,
@@ -365,6 +649,7 @@ static int run_bench(const cli_command *self, rb_params *o, int argc, char **arg
     }
     free(b.images);
     free(b.labels);
+    free(rt.per_rank);
     rb_model_destroy(b.model);
     return RB_EXIT_OK;
 }
@@ -386,8 +671,15 @@ const cli_command cli_bench_command = {
         "and backward-weights (training, without the image's backward-data), forward only\n"
         "(inference), forward and backward-data (attack), as direct convolution does them:\n"
         "with Winograd (--conv-algorithm) it is an effective rate, since Winograd needs\n"
-        "fewer multiplications. bench/ has the benchmarks that compare with PyTorch.",
+        "fewer multiplications. bench/ has the benchmarks that compare with PyTorch.\n"
+        "Under mpirun (a build with MPI) it times the data-parallel training step instead:\n"
+        "--batch-size is the job's batch, split over the ranks as train splits it; it reports\n"
+        "each rank's step, the all-reduce of the gradients alone and the part of it backward\n"
+        "hides, the bus bandwidth, the efficiency against N x one rank alone, and a ring\n"
+        "all-reduce model's efficiency for 2-64 nodes at --network-gbit (README, 'Training on\n"
+        "a cluster').",
     .options = bench_options,
     .plugin_options = bench_plugin_options,
     .run = run_bench,
+    .data_parallel = true,
 };
