@@ -4,8 +4,11 @@
  * check reports as a skip. */
 #include "config.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <signal.h>
+
+#include <json-c/json.h>
 
 #include <robusta/robusta.h>
 
@@ -365,6 +368,149 @@ START_TEST(a_killed_rank_ends_the_job_and_the_run_resumes)
 }
 END_TEST
 
+/* bench under 2 ranks times the data-parallel step: each rank half of the
+ * batch, the gradient summed is the model's (4 bytes per trainable element
+ * of the same architecture's checkpoint), figures in range, and rank 0
+ * alone prints one JSON document. */
+START_TEST(bench_under_two_ranks_reports_the_data_parallel_step)
+{
+    run_result r;
+    json_object *root, *dp, *per, *x, *model;
+    rb_checkpoint *ck;
+    int64_t elements = 0;
+    double last = 2;
+    RANKS(&r, 2, NULL, "bench", "--arch", "resnet18", "--stem", "cifar", "--width", "0.125", "--channels", "1",
+          "--image-size", "8", "--num-classes", "4", "--batch-size", "9", "--threads", "1", "--repeats", "2",
+          "--bucket-mib", "0.0625", "--json");
+    ck_assert_msg(r.code == 0, "%s", r.err);
+    root = json_tokener_parse(r.out);
+    ck_assert_msg(root != NULL, "not one JSON document: %s", r.out);
+    ck_assert_int_eq(json_object_get_int(json_object_object_get(root, "ranks")), 2);
+    ck_assert_int_eq(json_object_get_int64(json_object_object_get(root, "global_batch_size")), 9);
+    ck_assert(json_object_object_get_ex(root, "data_parallel", &dp));
+    per = json_object_object_get(dp, "per_rank");
+    ck_assert_int_eq((int)json_object_array_length(per), 2);
+    /* positions [0, 4) and [4, 9) of the batch, as train splits it */
+    ck_assert_int_eq(json_object_get_int64(json_object_object_get(json_object_array_get_idx(per, 0), "batch")), 4);
+    ck_assert_int_eq(json_object_get_int64(json_object_object_get(json_object_array_get_idx(per, 1), "batch")), 5);
+    /* what is summed: every trainable tensor of this model, nothing else */
+    ck_assert_msg(rb_checkpoint_load(&ck, source_model, 0) == RB_OK, "%s", rb_last_error());
+    for (size_t t = 0; t < rb_checkpoint_count(ck); t++) {
+        rb_checkpoint_tensor ct;
+        rb_checkpoint_get(ck, t, &ct);
+        if (ct.dtype == RB_DTYPE_F32 && strstr(ct.name, "running_") == NULL)
+            elements += ct.numel;
+    }
+    rb_checkpoint_destroy(ck);
+    ck_assert_int_eq(json_object_get_int64(json_object_object_get(dp, "gradient_bytes")), 4 * elements);
+    /* 64 KiB buckets (the first 4 KiB) over ~0.3 MB: several */
+    ck_assert_int_ge(json_object_get_int64(json_object_object_get(dp, "buckets")), 4);
+    ck_assert(json_object_get_double(json_object_object_get(dp, "allreduce_alone_ms")) > 0);
+    x = json_object_object_get(dp, "hidden_share");
+    ck_assert(json_object_get_double(x) >= 0 && json_object_get_double(x) <= 1);
+    ck_assert(json_object_get_double(json_object_object_get(dp, "scaling_efficiency")) > 0);
+    /* the model's efficiency falls (or stays) as nodes are added, within (0, 1] */
+    model = json_object_object_get(json_object_object_get(dp, "ring_model"), "predicted");
+    ck_assert_int_eq((int)json_object_array_length(model), 6);
+    for (size_t k = 0; k < 6; k++) {
+        double e = json_object_get_double(json_object_object_get(json_object_array_get_idx(model, k), "efficiency"));
+        ck_assert_msg(e > 0 && e <= 1 && e <= last, "node count %zu: efficiency %g after %g", k, e, last);
+        last = e;
+    }
+    json_object_put(root);
+    /* a batch smaller than the job, and what bench cannot split: refused */
+    RANKS(&r, 2, NULL, "bench", "--arch", "resnet18", "--stem", "cifar", "--width", "0.125", "--image-size", "8",
+          "--batch-size", "1");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_ptr_nonnull(strstr(r.err, "--batch-size 1 is smaller than the 2 ranks"));
+    RANKS(&r, 2, NULL, "bench", "--arch", "resnet18", "--stem", "cifar", "--width", "0.125", "--image-size", "8",
+          "--only", "infer");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_ptr_nonnull(strstr(r.err, "run --only infer as one process"));
+}
+END_TEST
+
+/* Commands that are neither data-parallel nor a grid refuse to run N
+ * times over. */
+START_TEST(other_commands_refuse_to_run_as_a_job)
+{
+    run_result r;
+    RANKS(&r, 2, NULL, "eval", "--ckpt", source_model, "--data", target_data);
+    ck_assert_int_eq(r.code, 3);
+    ck_assert_msg(strstr(r.err, "robusta eval does not run as a job of several ranks (2 here)") != NULL, "%s", r.err);
+    ck_assert_str_eq(r.out, "");
+}
+END_TEST
+
+/* results.csv without its seconds column (field 11), which differs from
+ * run to run. */
+static char *results_without_seconds(const char *out)
+{
+    char path[PATH_MAX], *text, *kept, *w;
+    size_t size;
+    int field = 0;
+    snprintf(path, sizeof path, "%s/results.csv", out);
+    text = (char *)read_whole_file(path, &size);
+    ck_assert_msg(text != NULL, "no %s", path);
+    kept = w = malloc(size + 1);
+    for (size_t i = 0; i < size; i++) {
+        if (text[i] == '\n')
+            field = 0;
+        else if (text[i] == ',')
+            field++;
+        if (field != 10 || text[i] == '\n')
+            *w++ = text[i];
+    }
+    *w = '\0';
+    free(text);
+    return kept;
+}
+
+/* A grid over 2 ranks: the ranks deal its two source models (and their
+ * transfers) between them, each run trains as in one process, and rank 0
+ * reports them all: results.csv is the 1-process grid's, but for the
+ * seconds. The claims folder is gone afterwards, and a second job finds
+ * every run done. */
+START_TEST(a_grid_over_two_ranks_gives_the_one_process_results)
+{
+    run_result r;
+    char ini[PATH_MAX], one[PATH_MAX], two[PATH_MAX], *a, *b, text[4096];
+    write_bar_images(dir, "stx.npy", "sty.npy", 24, 4, 0, 2);
+    snprintf(ini, sizeof ini, "%s/g.ini", dir);
+    snprintf(text, sizeof text,
+             "[grid]\nname = g\nthreads = 1\n\n[arch r18]\narch = resnet18\nstem = cifar\nwidth = 0.125\n\n"
+             "[source]\ndata = npy:%s/sx.npy,%s/sy.npy;%s/stx.npy,%s/sty.npy\nepochs = 1\nbatch-size = 16\n"
+             "lr = 0.05\nschedule = constant\neps = 0, 0.5\nsteps = 1\n\n"
+             "[target t3]\ndata = %s\n\n[transfer]\nmodes = fixed\nepochs = 1\nbatch-size = 8\n",
+             dir, dir, dir, dir, target_data);
+    write_text(ini, text);
+    snprintf(one, sizeof one, "%s/grid-one", dir);
+    snprintf(two, sizeof two, "%s/grid-two", dir);
+    RUN(&r, "grid", ini, "--out", one, "-q");
+    ck_assert_msg(r.code == 0, "%s", r.err);
+    RANKS(&r, 2, NULL, "grid", ini, "--out", two, "-q");
+    ck_assert_msg(r.code == 0, "%s", r.err);
+    a = results_without_seconds(one);
+    b = results_without_seconds(two);
+    ck_assert_int_eq(count_lines(a), 3); /* header, one transfer per source */
+    ck_assert_str_eq(a, b);
+    free(a);
+    free(b);
+    /* the job's claims folder is gone */
+    {
+        DIR *d = opendir(two);
+        struct dirent *ent;
+        ck_assert_ptr_nonnull(d);
+        while ((ent = readdir(d)) != NULL)
+            ck_assert_msg(strncmp(ent->d_name, ".claims", 7) != 0, "%s/%s is left", two, ent->d_name);
+        closedir(d);
+    }
+    RANKS(&r, 2, NULL, "grid", ini, "--out", two);
+    ck_assert_msg(r.code == 0, "%s", r.err);
+    ck_assert_msg(strstr(r.err, "training") == NULL && strstr(r.out, "training") == NULL, "%s%s", r.out, r.err);
+}
+END_TEST
+
 static Suite *dist_ranks_suite(void)
 {
     Suite *s = suite_create("dist-ranks");
@@ -377,6 +523,9 @@ static Suite *dist_ranks_suite(void)
     tcase_add_test(ranks, two_rank_adversarial_training_holds_one_model_and_repeats);
     tcase_add_test(ranks, ranks_with_different_options_are_refused_in_one_line);
     tcase_add_test(ranks, a_killed_rank_ends_the_job_and_the_run_resumes);
+    tcase_add_test(ranks, bench_under_two_ranks_reports_the_data_parallel_step);
+    tcase_add_test(ranks, other_commands_refuse_to_run_as_a_job);
+    tcase_add_test(ranks, a_grid_over_two_ranks_gives_the_one_process_results);
     suite_add_tcase(s, ranks);
     return s;
 }
