@@ -602,7 +602,7 @@ START_TEST(the_default_configuration_trains_and_config_json_keeps_its_members)
         "command",   "robusta",        "run_id",         "arch",      "arch_options",   "data",       "out",
         "epochs",    "batch_size",     "eval_batch_size", "lr",       "momentum",       "weight_decay", "nesterov",
         "schedule",  "seed",           "threads",        "loader_threads", "precision", "conv_algorithm", "classes",
-        "per_class", "image_size",     "channels",       "augment",   "eval_every"};
+        "per_class", "image_size",     "channels",       "augment",   "eval_every",     "sync_bn"};
     rb_train_config c = rb_train_config_default();
     rb_registry *reg = NULL;
     const rb_plugin *resnet = NULL;
@@ -621,6 +621,7 @@ START_TEST(the_default_configuration_trains_and_config_json_keeps_its_members)
     ck_assert(c.training.epochs == 10 && c.training.batch_size == 128 && c.training.eval_batch_size == 256);
     ck_assert(c.training.lr == 0.1 && c.training.momentum == 0.9 && c.training.weight_decay == 5e-4);
     ck_assert(!c.training.nesterov && c.training.schedule == NULL && c.training.eval_every == 1);
+    ck_assert(!c.training.sync_bn);
     ck_assert(c.adversarial.attack == NULL && c.adversarial.eps_warmup == 0);
     ck_assert(c.adversarial.attack_options.steps == 10 && c.adversarial.attack_options.restarts == 1);
     ck_assert(c.transfer.source == NULL && c.transfer.fixed_features && !c.transfer.bn_update);

@@ -139,6 +139,16 @@ typedef struct rb_engine_options {
      * gradients across ranks here, while backward goes on. NULL: none. */
     void (*node_backward_done)(void *user, const rb_node *node);
     void *node_backward_done_user;
+    /* Synchronized batch-norm (--sync-bn): in a job of several ranks
+     * (robusta/dist.h), the job's batch, of which this engine's batch is
+     * this rank's share. Batch statistics are then those of the whole
+     * batch (summed over the ranks in forward), and backward gives each
+     * rank's share the input gradient the whole batch's mean loss has,
+     * divided by the share's weight (batch / sync_bn_batch, as the data-
+     * parallel sums expect). Every rank must run the same passes. 0, or a
+     * lone process: each engine's own statistics. f32 batch-norm in the
+     * nchw, nChw8c or nChw16c layout only. */
+    int64_t sync_bn_batch;
 } rb_engine_options;
 
 /* Plans `graph` for `batch` examples. The graph must not gain nodes while

@@ -188,6 +188,9 @@ typedef struct rb_training_options {
                                     for transfer */
     int64_t eval_every;          /* test (and robust test) accuracy every this many epochs and at the
                                     last (0 or 1: every epoch) */
+    bool sync_bn;                /* in a job of several ranks: batch-norm statistics over the job's whole
+                                    batch, not each rank's share (rb_engine_options.sync_bn_batch);
+                                    no effect in one process, whose batch is whole */
 } rb_training_options;
 
 /* Adversarial training (see "Adversarial training" above); attack NULL:
@@ -255,7 +258,7 @@ typedef struct rb_train_config {
  *   stored size and channels, augment true, quiet false, force false;
  *   training: epochs 10, batch_size 128, eval_batch_size 256, lr 0.1,
  *   momentum 0.9, weight_decay 5e-4, nesterov false, schedule NULL (see
- *   rb_training_options), eval_every 1;
+ *   rb_training_options), eval_every 1, sync_bn false;
  *   adversarial: no attack; attack_options rb_attack_options_default()
  *   (10 steps, 1 restart, untargeted), eps_warmup 0;
  *   transfer: no source; fixed_features true, bn_update false, feature_cache

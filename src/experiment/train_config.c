@@ -202,6 +202,7 @@ rb_status train_write_config(const rb_train_config *c, const char *run_id, const
         json_object_object_add(root, "eps_warmup", rb_json_number(c->adversarial.eps_warmup));
     }
     json_object_object_add(root, "eval_every", json_object_new_int64(c->training.eval_every));
+    json_object_object_add(root, "sync_bn", json_object_new_boolean(c->training.sync_bn));
     if (c->transfer.source != NULL) {
         json_object_object_add(root, "source", json_object_new_string(c->transfer.source));
         json_object_object_add(
@@ -288,6 +289,9 @@ rb_status train_read_config(json_object *root, const char *file, rb_train_config
     c->seed = strtoull(seed, NULL, 10);
     if (train_jhas(root, "eval_every", json_type_int))
         c->training.eval_every = train_jint(root, "eval_every");
+    /* runs written before --sync-bn had each rank's statistics */
+    if (train_jhas(root, "sync_bn", json_type_boolean))
+        c->training.sync_bn = json_object_get_boolean(json_object_object_get(root, "sync_bn"));
     /* runs written before precision existed were fp32 */
     if (train_jstr(root, "precision") != NULL &&
         rb_precision_parse(train_jstr(root, "precision"), &c->precision) != RB_OK)

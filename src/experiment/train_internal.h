@@ -58,7 +58,7 @@ typedef struct run {
     char *metrics_json;      /* the task's metrics from the last evaluation, for metrics.json */
     /* data parallelism over the job's ranks (robusta/dist.h) */
     rb_grad_sync *grad_sync; /* NULL in a lone process */
-    int64_t local_batch;     /* the largest share of a batch this rank takes */
+    int64_t local_batch;     /* this rank's share of every batch */
     bool writer;             /* rank 0: writes the run folder, logs and progress */
     bool check_ranks;        /* RB_DIST_CHECK: compare the ranks' models after every step */
     /* the run folder (run_dir.h) */

@@ -206,7 +206,9 @@ rb_status train_setup(run *r)
      * makes them (robusta/grad_sync.h) */
     lo.shard = rb_dist_rank();
     lo.shards = rb_dist_size();
-    r->local_batch = (r->cfg.training.batch_size + lo.shards - 1) / lo.shards;
+    /* every batch is whole (drop_last), so this rank's share is the same each step */
+    r->local_batch = r->cfg.training.batch_size * (lo.shard + 1) / lo.shards -
+                     r->cfg.training.batch_size * lo.shard / lo.shards;
     if (lo.shards > r->cfg.training.batch_size)
         return train_invalid("--batch-size %lld is smaller than the job's %d ranks: each rank needs at least one "
                              "example of every batch",
@@ -219,6 +221,7 @@ rb_status train_setup(run *r)
         r->check_ranks = check != NULL && check[0] != '\0' && strcmp(check, "0") != 0;
         eo.node_backward_done = rb_grad_sync_node_done;
         eo.node_backward_done_user = r->grad_sync;
+        eo.sync_bn_batch = r->cfg.training.sync_bn ? r->cfg.training.batch_size : 0;
     }
     if (r->cfg.augment)
         rb_augment_defaults(rb_split_kind(r->train), &lo.augment);

@@ -487,6 +487,9 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: %d threads", opt->threads);
     if (opt != NULL && opt->precision != RB_PRECISION_F32 && opt->precision != RB_PRECISION_BF16)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: unknown precision %d", (int)opt->precision);
+    if (opt != NULL && opt->sync_bn_batch != 0 && opt->sync_bn_batch < batch)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: a synchronized batch-norm's job batch %lld is smaller "
+                            "than this rank's share %lld", (long long)opt->sync_bn_batch, (long long)batch);
     if (opt != NULL && opt->conv_algorithm != RB_CONV_WINOGRAD && opt->conv_algorithm != RB_CONV_DIRECT)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: unknown convolution algorithm %d",
                             (int)opt->conv_algorithm);
@@ -499,6 +502,7 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
     if (opt != NULL) {
         e->node_backward_done = opt->node_backward_done;
         e->node_backward_done_user = opt->node_backward_done_user;
+        e->sync_bn_batch = opt->sync_bn_batch;
     }
     e->data_grads_only = opt != NULL && opt->data_grads_only;
     e->conv_dt = opt != NULL && opt->precision == RB_PRECISION_BF16 ? dnnl_bf16 : dnnl_f32;

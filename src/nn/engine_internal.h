@@ -149,6 +149,7 @@ struct rb_engine {
     /* rb_engine_options.node_backward_done */
     void (*node_backward_done)(void *user, const rb_node *node);
     void *node_backward_done_user;
+    int64_t sync_bn_batch; /* rb_engine_options.sync_bn_batch (0: off) */
     enode *loss;   /* the first loss node (NULL: the graph has none) */
     size_t n_losses;
     int threads;

@@ -1,12 +1,16 @@
 /* Batch-norm as PyTorch's BatchNorm2d (eps 1e-5, momentum 0.1, the
  * unbiased running variance): builder, oneDNN plans with batch or running
  * statistics, a following ReLU fused in (fuse_norm_relu), the data-only
- * backward of attacks, and the double-precision reference. */
+ * backward of attacks, statistics over a job's ranks (--sync-bn), and the
+ * double-precision reference. */
 #include "config.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <robusta/dist.h>
 
 #include "nn/op.h"
 
@@ -78,9 +82,20 @@ static rb_status plan(rb_engine *e, enode *en)
     dnnl_dims_t cdims = {n->c};
     rb_status s = RB_OK;
     const float eps = (float)RB_BATCHNORM_EPS;
+    const bool sync_planned = e->sync_bn_batch > 0 && !e->data_grads_only;
     eng_md_plain(&stat, 1, cdims);
 
-    en->relu_follows = fusable_relu(e, en) != NULL;
+    /* --sync-bn computes the input gradient in a loop of its own, from the
+     * gradient the following ReLU leaves (so that ReLU is not fused in),
+     * in the layouts that loop knows */
+    en->relu_follows = !sync_planned && fusable_relu(e, en) != NULL;
+    if (sync_planned) {
+        en->channel_block = data->data_type == dnnl_f32 ? eng_channel_block(e, n->in[0], data) : 0;
+        if (en->channel_block == 0)
+            return rb_error_set(RB_ERR_UNSUPPORTED,
+                                "batch-norm '%s': --sync-bn needs its input in f32 and the nchw, nChw8c or nChw16c "
+                                "layout; this one is not (train without --sync-bn, or in f32)", n->name);
+    }
     s = eng_value_plan(e, en, data);
     if (s == RB_OK)
         s = eng_diff_plan(e, &en->diff, data, n);
@@ -148,7 +163,7 @@ static rb_status plan(rb_engine *e, enode *en)
             s = eng_make_primitive(e, full ? &en->bwd_full[mode] : &en->bwd_data[mode], bpd, n, "batch-norm backward");
             dnnl_primitive_desc_destroy(bpd);
         }
-        if (s == RB_OK && mode == 0 && en->bwd_data[mode] == NULL && en->discard_scale.mem == NULL) {
+        if (s == RB_OK && mode == 0 && (en->bwd_data[mode] == NULL || sync_planned) && en->discard_scale.mem == NULL) {
             s = eng_slot_plan(e, &en->discard_scale, &stat, n);
             if (s == RB_OK)
                 s = eng_slot_plan(e, &en->discard_shift, &stat, n);
@@ -185,6 +200,111 @@ static bool batch_statistics(const rb_node *n, bool training)
     return training && !n->frozen_statistics;
 }
 
+/* --sync-bn (rb_engine_options.sync_bn_batch): whether this pass takes
+ * its statistics over the job's whole batch. Not while this rank works
+ * alone (rb_dist_set_alone) nor in an engine without weight gradients. */
+static bool synchronized(const rb_engine *e)
+{
+    return e->sync_bn_batch > 0 && rb_dist_size() > 1 && !e->data_grads_only;
+}
+
+/* The whole batch's mean and biased variance from each rank's (oneDNN's
+ * batch statistics over its share, in the mean and variance slots), by
+ * Chan's combination: the mean of the means, then the shares' variances
+ * plus their means' spread around it, each summed over the ranks. The
+ * slots then hold the job's statistics. */
+static rb_status synchronize_statistics(rb_engine *e, enode *en)
+{
+    const rb_node *n = en->node;
+    const int64_t C = n->c;
+    const double share = (double)(e->batch * n->h * n->w), total = (double)(e->sync_bn_batch * n->h * n->w);
+    float *mean = eng_floats(e, en->mean.offset), *var = eng_floats(e, en->variance.offset);
+    double *sums = malloc(2 * (size_t)C * sizeof *sums), *means = sums + C;
+    rb_status s;
+    if (sums == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "batch-norm '%s': out of memory for --sync-bn", n->name);
+    for (int64_t c = 0; c < C; c++)
+        means[c] = share * mean[c];
+    if ((s = rb_dist_allreduce_sum(means, (size_t)C, RB_DIST_F64)) == RB_OK) {
+        for (int64_t c = 0; c < C; c++) {
+            double d = mean[c] - means[c] / total;
+            sums[c] = share * (var[c] + d * d);
+        }
+        s = rb_dist_allreduce_sum(sums, (size_t)C, RB_DIST_F64);
+    }
+    if (s == RB_OK)
+        for (int64_t c = 0; c < C; c++) {
+            mean[c] = (float)(means[c] / total);
+            var[c] = (float)(sums[c] / total);
+        }
+    free(sums);
+    return s == RB_OK ? RB_OK : rb_error_prefix("batch-norm '%s' (--sync-bn): ", n->name);
+}
+
+/* dx = coef[3c] dy + coef[3c+1] (x - mean[c]) + coef[3c+2] for every
+ * element of channel c (the layout of x, dy and dx: nchw, nChw8c or
+ * nChw16c, channel_block 1, 8, 16). */
+static void write_input_gradient(const rb_engine *e, const enode *en, const float *x, const float *dy, float *dx,
+                                 const float *mean, const double *coef)
+{
+    const rb_node *n = en->node;
+    const int64_t B = en->channel_block, hw = n->h * n->w, blocks = (n->c + B - 1) / B;
+    for (int64_t t = 0; t < e->batch * blocks; t++) {
+        const int64_t c0 = t % blocks * B, lanes = n->c - c0 < B ? n->c - c0 : B;
+        const size_t at = (size_t)(t * hw * B);
+        for (int64_t k = 0; k < lanes; k++) {
+            const double *cf = coef + 3 * (c0 + k);
+            const float a = (float)cf[0], b = (float)cf[1], c = (float)cf[2], m = mean[c0 + k];
+            for (int64_t p = 0; p < hw; p++) {
+                const size_t i = at + (size_t)(p * B + k);
+                dx[i] = a * dy[i] + b * (x[i] - m) + c;
+            }
+        }
+    }
+}
+
+/* The input gradient the whole batch's mean loss gives this rank's share,
+ * in this rank's units (divided by the share's weight w = batch / job
+ * batch, as the data-parallel sums expect): g (dy - Gb / (w N) - xhat Gs /
+ * (w N)), g = gamma / sqrt(var + eps), N the job's elements per channel,
+ * Gb and Gs the sums over the ranks of w times each share's sums of dy and
+ * dy xhat (oneDNN's shift and scale gradients of the share). */
+static rb_status synchronize_input_gradient(rb_engine *e, enode *en, const float *sum_dy, const float *sum_dy_xhat,
+                                            dnnl_memory_t x_mem, dnnl_memory_t dy_mem, dnnl_memory_t dx_mem)
+{
+    const rb_node *n = en->node;
+    const int64_t C = n->c;
+    const double w = (double)e->batch / (double)e->sync_bn_batch;
+    const double total = (double)(e->sync_bn_batch * n->h * n->w);
+    const float *gamma = rb_node_param(e->g, n, RB_SLOT_WEIGHT)->value;
+    const float *mean = eng_floats(e, en->mean.offset), *var = eng_floats(e, en->variance.offset);
+    double *sums = malloc(5 * (size_t)C * sizeof *sums), *coef = sums + 2 * C;
+    void *x = NULL, *dy = NULL, *dx = NULL;
+    rb_status s;
+    if (sums == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "batch-norm '%s': out of memory for --sync-bn", n->name);
+    for (int64_t c = 0; c < C; c++) {
+        sums[2 * c] = w * sum_dy[c];
+        sums[2 * c + 1] = w * sum_dy_xhat[c];
+    }
+    s = rb_dist_allreduce_sum(sums, 2 * (size_t)C, RB_DIST_F64);
+    if (s == RB_OK && (dnnl_memory_get_data_handle(x_mem, &x) != dnnl_success ||
+                       dnnl_memory_get_data_handle(dy_mem, &dy) != dnnl_success ||
+                       dnnl_memory_get_data_handle(dx_mem, &dx) != dnnl_success))
+        s = rb_error_set(RB_ERR_INTERNAL, "batch-norm '%s': no memory behind the gradient", n->name);
+    if (s == RB_OK) {
+        for (int64_t c = 0; c < C; c++) {
+            double invstd = 1.0 / sqrt((double)var[c] + RB_BATCHNORM_EPS), g = gamma[c] * invstd;
+            coef[3 * c] = g;
+            coef[3 * c + 1] = -g * invstd * sums[2 * c + 1] / (w * total);
+            coef[3 * c + 2] = -g * sums[2 * c] / (w * total);
+        }
+        write_input_gradient(e, en, x, dy, dx, mean, coef);
+    }
+    free(sums);
+    return s == RB_OK ? RB_OK : rb_error_prefix("batch-norm '%s' (--sync-bn): ", n->name);
+}
+
 static rb_status forward(rb_engine *e, enode *en, bool step_trains)
 {
     const rb_node *n = en->node;
@@ -201,6 +321,20 @@ eng_arg(&x, DNNL_ARG_VARIANCE, training ? en->variance.mem : en->running_var);
 if (en->relu_follows)
     eng_arg(&x, DNNL_ARG_WORKSPACE, en->workspace.mem);
 s = eng_run(e, en->fwd[mode], &x, n, "forward", RB_PRIM_BATCHNORM_FORWARD);
+if (s == RB_OK && training && synchronized(e)) {
+    /* this share's statistics made the job's, then normalize with them */
+    x.n = 0;
+    eng_arg(&x, DNNL_ARG_SRC, eng_input_mem(e, en, 0));
+    eng_arg(&x, DNNL_ARG_DST, en->value.mem);
+    eng_arg(&x, DNNL_ARG_SCALE, en->scale);
+    eng_arg(&x, DNNL_ARG_SHIFT, en->shift);
+    eng_arg(&x, DNNL_ARG_MEAN, en->mean.mem);
+    eng_arg(&x, DNNL_ARG_VARIANCE, en->variance.mem);
+    if (en->relu_follows)
+        eng_arg(&x, DNNL_ARG_WORKSPACE, en->workspace.mem);
+    if ((s = synchronize_statistics(e, en)) == RB_OK)
+        s = eng_run(e, en->fwd[1], &x, n, "forward", RB_PRIM_BATCHNORM_FORWARD);
+}
 if (s == RB_OK && training) {
     /* Running statistics as PyTorch keeps them: momentum 0.1, and
      * the unbiased variance (oneDNN reports the biased one). */
@@ -208,7 +342,7 @@ if (s == RB_OK && training) {
     float *rv = rb_node_param(e->g, n, RB_SLOT_RUNNING_VAR)->value;
     const float *bm = eng_floats(e, en->mean.offset);
     const float *bv = eng_floats(e, en->variance.offset);
-    double count = (double)(e->batch * n->h * n->w);
+    double count = (double)((synchronized(e) ? e->sync_bn_batch : e->batch) * n->h * n->w);
     double unbias = count > 1 ? count / (count - 1) : 1.0;
     for (int64_t c = 0; c < n->c; c++) {
         rm[c] = (float)((1 - RB_BATCHNORM_MOMENTUM) * rm[c] + RB_BATCHNORM_MOMENTUM * bm[c]);
@@ -244,7 +378,8 @@ if (!want_w && mode == 1) {
     s = eng_run(e, en->relu_follows ? en->affine : en->fwd[1], &x, n, "backward", RB_PRIM_BATCHNORM_BACKWARD_DATA);
     return s == RB_OK ? eng_deliver(e, en, 0) : s;
 }
-full = want_w || en->bwd_data[mode] == NULL;
+bool sync = training && synchronized(e);
+full = want_w || en->bwd_data[mode] == NULL || sync;
 /* oneDNN's batch-norm backward always produces the data gradient;
  * when only parameter gradients are wanted it lands in scratch. */
 eng_arg(&x, DNNL_ARG_SRC, eng_input_mem(e, en, 0));
@@ -265,12 +400,17 @@ if (en->relu_follows) /* the fused ReLU's mask */
 if (want_w) {
     eng_arg(&x, DNNL_ARG_DIFF_SCALE, en->diff_scale);
     eng_arg(&x, DNNL_ARG_DIFF_SHIFT, en->diff_shift);
-} else if (en->bwd_data[mode] == NULL) {
+} else if (en->bwd_data[mode] == NULL || sync) {
     eng_arg(&x, DNNL_ARG_DIFF_SCALE, en->discard_scale.mem);
     eng_arg(&x, DNNL_ARG_DIFF_SHIFT, en->discard_shift.mem);
 }
 s = eng_run(e, full ? en->bwd_full[mode] : en->bwd_data[mode], &x, n, "backward",
         full ? RB_PRIM_BATCHNORM_BACKWARD : RB_PRIM_BATCHNORM_BACKWARD_DATA);
+if (s == RB_OK && sync && need_in)
+    s = synchronize_input_gradient(
+        e, en, want_w ? rb_node_param(e->g, n, RB_SLOT_BIAS)->grad : eng_floats(e, en->discard_shift.offset),
+        want_w ? w->grad : eng_floats(e, en->discard_scale.offset), eng_input_mem(e, en, 0), en->diff.mem,
+        eng_grad_target(e, en, 0));
 if (s == RB_OK && need_in)
     s = eng_deliver(e, en, 0);
 return s;
