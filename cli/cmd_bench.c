@@ -140,7 +140,8 @@ typedef struct ranks_timing {
     double alone_backward;  /* its backward */
     double slowest;         /* the slowest rank's median step: the job's step */
     double allreduce;       /* median all-reduce of the whole gradient, nothing else running */
-    double exposed;         /* median wait in rb_grad_sync_finish, slowest rank */
+    double exposed;         /* median wait in rb_grad_sync_finish of the rank that waits least: the one
+                               that finished backward last, which waits for the sums alone */
     rb_grad_sync_stats stats;
     double *per_rank;       /* rank 0: per rank {batch, step s, exposed s} */
 } ranks_timing;
@@ -251,10 +252,11 @@ static rb_status time_ranks(bench *b, timing *t, ranks_timing *rt)
         free(bytes);
     }
     if (s == RB_OK && rank == 0) {
+        rt->exposed = all[2];
         for (int r = 0; r < ranks; r++) {
             if (all[3 * r + 1] > rt->slowest)
                 rt->slowest = all[3 * r + 1];
-            if (all[3 * r + 2] > rt->exposed)
+            if (all[3 * r + 2] < rt->exposed)
                 rt->exposed = all[3 * r + 2];
         }
         rt->per_rank = all;
