@@ -91,36 +91,57 @@ static void record(bench *b, timing *t, const rb_engine *e, double *v)
     snprintf(b->threads_text, sizeof b->threads_text, "%s", rb_engine_threads(e));
 }
 
-static rb_status time_training(bench *b, timing *t)
+/* b->repeats timed training steps after a warm-up, into v (5 x repeats):
+ * the step, forward, backward, SGD and, with `sync` (the data-parallel
+ * step, every rank starting together after a barrier), the wait for the
+ * gradient sums once backward is done. */
+static rb_status timed_steps(const bench *b, rb_engine *e, rb_sgd *sgd, rb_grad_sync *sync, double *v)
 {
-    rb_engine *e = NULL;
-    rb_sgd *sgd = NULL;
-    rb_status s;
-    double *v = calloc((size_t)b->repeats * 4, sizeof *v);
-    if (v == NULL)
-        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "bench: out of memory");
-    s = rb_engine_create(&e, rb_model_graph(b->model), b->batch, &b->engine);
-    if (s == RB_OK)
-        s = rb_sgd_create(&sgd, rb_model_graph(b->model), &(rb_sgd_options){.momentum = 0.9, .weight_decay = 5e-4});
+    rb_status s = RB_OK;
     for (int r = 0; s == RB_OK && r <= b->repeats; r++) { /* run 0 warms up */
-        double t0 = seconds_now(), t1 = t0, t2 = t0;
+        double t0, t1 = 0, t2 = 0, t3 = 0;
+        if (sync != NULL && (s = rb_dist_barrier()) != RB_OK)
+            break;
+        t0 = seconds_now();
         s = rb_engine_forward(e, b->images, b->batch, b->labels, true);
         if (s == RB_OK) {
             t1 = seconds_now();
+            if (sync != NULL)
+                rb_grad_sync_begin(sync, b->batch, b->global);
             s = rb_engine_backward(e, true, false);
         }
         if (s == RB_OK) {
-            t2 = seconds_now();
-            s = rb_sgd_step(sgd, 0.01);
+            t2 = t3 = seconds_now();
+            if (sync != NULL && (s = rb_grad_sync_finish(sync)) == RB_OK)
+                t3 = seconds_now();
         }
+        if (s == RB_OK)
+            s = rb_sgd_step(sgd, 0.01);
         if (s == RB_OK && r > 0) {
             double end = seconds_now();
             v[r - 1] = end - t0;
             v[b->repeats + r - 1] = t1 - t0;
             v[2 * b->repeats + r - 1] = t2 - t1;
-            v[3 * b->repeats + r - 1] = end - t2;
+            v[3 * b->repeats + r - 1] = end - t3;
+            v[4 * b->repeats + r - 1] = t3 - t2;
         }
     }
+    return s;
+}
+
+static rb_status time_training(bench *b, timing *t)
+{
+    rb_engine *e = NULL;
+    rb_sgd *sgd = NULL;
+    rb_status s;
+    double *v = calloc((size_t)b->repeats * 5, sizeof *v);
+    if (v == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "bench: out of memory");
+    s = rb_engine_create(&e, rb_model_graph(b->model), b->batch, &b->engine);
+    if (s == RB_OK)
+        s = rb_sgd_create(&sgd, rb_model_graph(b->model), &(rb_sgd_options){.momentum = 0.9, .weight_decay = 5e-4});
+    if (s == RB_OK)
+        s = timed_steps(b, e, sgd, NULL, v);
     if (s == RB_OK) {
         record(b, t, e, v);
         for (int k = 0; k < 3; k++)
@@ -172,21 +193,10 @@ static rb_status time_ranks(bench *b, timing *t, ranks_timing *rt)
     /* 1. rank 0 alone, without sums (the hook is idle outside a step); the
      * others wait in a barrier that sleeps */
     if (s == RB_OK && rank == 0)
-        for (int r = 0; s == RB_OK && r <= b->repeats; r++) {
-            double t0 = seconds_now(), t1 = t0, t2 = t0;
-            if ((s = rb_engine_forward(e, b->images, b->batch, b->labels, true)) == RB_OK) {
-                t1 = seconds_now();
-                s = rb_engine_backward(e, true, false);
-            }
-            t2 = seconds_now();
-            if (s == RB_OK && (s = rb_sgd_step(sgd, 0.01)) == RB_OK && r > 0) {
-                v[r - 1] = seconds_now() - t0;
-                v[b->repeats + r - 1] = t2 - t1;
-            }
-        }
+        s = timed_steps(b, e, sgd, NULL, v);
     if (s == RB_OK && (s = rb_dist_barrier()) == RB_OK && rank == 0) {
         rt->alone = median_of(v, b->repeats);
-        rt->alone_backward = median_of(v + b->repeats, b->repeats);
+        rt->alone_backward = median_of(v + 2 * b->repeats, b->repeats);
     }
     /* 2. the whole gradient summed at once, nothing else running */
     if (s == RB_OK && (sums = calloc(rt->stats.bytes_per_step / sizeof(float) + 1, sizeof *sums)) == NULL)
@@ -203,33 +213,8 @@ static rb_status time_ranks(bench *b, timing *t, ranks_timing *rt)
     if (s == RB_OK)
         rt->allreduce = median_of(v, b->repeats);
     /* 3. the data-parallel step: every rank starts together */
-    for (int r = 0; s == RB_OK && r <= b->repeats; r++) {
-        double t0, t1 = 0, t2 = 0, t3 = 0, w0 = 0;
-        if ((s = rb_dist_barrier()) != RB_OK)
-            break;
-        t0 = seconds_now();
-        if ((s = rb_engine_forward(e, b->images, b->batch, b->labels, true)) == RB_OK) {
-            t1 = seconds_now();
-            rb_grad_sync_begin(sync, b->batch, b->global);
-            s = rb_engine_backward(e, true, false);
-        }
-        if (s == RB_OK) {
-            w0 = t2 = seconds_now();
-            s = rb_grad_sync_finish(sync);
-        }
-        if (s == RB_OK) {
-            t3 = seconds_now();
-            s = rb_sgd_step(sgd, 0.01);
-        }
-        if (s == RB_OK && r > 0) {
-            double end = seconds_now();
-            v[r - 1] = end - t0;
-            v[b->repeats + r - 1] = t1 - t0;
-            v[2 * b->repeats + r - 1] = t2 - t1;
-            v[3 * b->repeats + r - 1] = end - t3;
-            v[4 * b->repeats + r - 1] = t3 - w0;
-        }
-    }
+    if (s == RB_OK)
+        s = timed_steps(b, e, sgd, sync, v);
     if (s == RB_OK) {
         record(b, t, e, v);
         for (int k = 0; k < 3; k++)
