@@ -62,6 +62,11 @@ RB_API int rb_dist_size(void);
  * does in one process. rb_dist_abort still ends the whole job. */
 RB_API void rb_dist_set_alone(bool alone);
 
+/* Whether a second thread of this process may test its own requests
+ * (rb_dist_test) while this one runs collectives: the MPI library granted
+ * MPI_THREAD_MULTIPLE. False in a lone process. */
+RB_API bool rb_dist_threads_may_call(void);
+
 /* Whether this build can run multi-rank jobs (configure --with-mpi). */
 RB_API bool rb_dist_available(void);
 

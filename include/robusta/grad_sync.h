@@ -17,7 +17,11 @@
  * small so that the network starts early; a bucket's gradients are copied
  * into one buffer, scaled by share / global_batch (each rank's loss is a
  * mean over its share, so the sum is the mean over the global batch), sent
- * as one MPI_Iallreduce and copied back when it completes.
+ * as one MPI_Iallreduce and copied back when it completes. MPI moves a
+ * nonblocking sum only inside MPI calls: the hook tests the buckets in
+ * flight, and where the library grants MPI_THREAD_MULTIPLE
+ * (rb_dist_threads_may_call) a thread of the sync also tests them every
+ * millisecond while backward computes (RB_GRAD_SYNC_NO_THREAD=1: none).
  *
  * Training drives it (rb_train); a loop of one's own uses it as above, and
  * `robusta bench` under mpirun times it. Every rank must create it on the

@@ -1,8 +1,10 @@
 /* Bucketed, overlapped gradient sums across ranks (robusta/grad_sync.h). */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <robusta/grad_sync.h>
 #include <robusta/dist.h>
@@ -32,7 +34,17 @@ struct rb_grad_sync {
     rb_status error; /* the first failure inside the hook, reported by finish */
     bool in_step;
     rb_grad_sync_stats stats;
+    /* Open MPI moves a nonblocking sum only inside MPI calls; with
+     * MPI_THREAD_MULTIPLE a thread makes them every 50 us while buckets are
+     * in flight (polling), so the sums move while backward computes. The
+     * lock guards the buckets' state between it and the hook. */
+    bool has_progress, polling, quit;
+    pthread_t progress;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
 };
+
+static void *progress_main(void *user);
 
 static bool reduced(const rb_param_tensor *p) { return p->grad != NULL && p->trainable && !p->frozen; }
 
@@ -40,6 +52,15 @@ void rb_grad_sync_destroy(rb_grad_sync *sync)
 {
     if (sync == NULL)
         return;
+    if (sync->has_progress) {
+        pthread_mutex_lock(&sync->lock);
+        sync->quit = true;
+        pthread_cond_signal(&sync->wake);
+        pthread_mutex_unlock(&sync->lock);
+        pthread_join(sync->progress, NULL);
+        pthread_mutex_destroy(&sync->lock);
+        pthread_cond_destroy(&sync->wake);
+    }
     for (size_t b = 0; b < sync->n_buckets; b++) {
         rb_dist_request_destroy(sync->buckets[b].request);
         free(sync->buckets[b].buf);
@@ -117,6 +138,17 @@ rb_status rb_grad_sync_create(rb_grad_sync **out, rb_graph *g, const rb_grad_syn
     sync->stats.bytes_per_step = sync->bytes;
     sync->stats.buckets = sync->n_buckets;
     sync->stats.last_bucket_bytes = sync->n_buckets > 0 ? sync->buckets[sync->n_buckets - 1].floats * sizeof(float) : 0;
+    if (rb_dist_threads_may_call() && getenv("RB_GRAD_SYNC_NO_THREAD") == NULL) {
+        if (pthread_mutex_init(&sync->lock, NULL) != 0 || pthread_cond_init(&sync->wake, NULL) != 0) {
+            rb_grad_sync_destroy(sync);
+            return rb_error_set(RB_ERR_OUT_OF_MEMORY, "cannot make the gradient sums' progress thread");
+        }
+        sync->has_progress = pthread_create(&sync->progress, NULL, progress_main, sync) == 0;
+        if (!sync->has_progress) {
+            pthread_mutex_destroy(&sync->lock);
+            pthread_cond_destroy(&sync->wake);
+        }
+    }
     *out = sync;
     return RB_OK;
 }
@@ -173,11 +205,33 @@ static void poll_buckets(rb_grad_sync *sync)
     }
 }
 
+/* The progress thread: polls while a step's buckets are in flight,
+ * sleeps on the condition otherwise. */
+static void *progress_main(void *user)
+{
+    rb_grad_sync *sync = user;
+    pthread_mutex_lock(&sync->lock);
+    while (!sync->quit) {
+        if (!sync->polling) {
+            pthread_cond_wait(&sync->wake, &sync->lock);
+            continue;
+        }
+        poll_buckets(sync);
+        pthread_mutex_unlock(&sync->lock);
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+        pthread_mutex_lock(&sync->lock);
+    }
+    pthread_mutex_unlock(&sync->lock);
+    return NULL;
+}
+
 void rb_grad_sync_node_done(void *user, const rb_node *node)
 {
     rb_grad_sync *sync = user;
     if (!sync->in_step)
         return;
+    if (sync->has_progress)
+        pthread_mutex_lock(&sync->lock);
     for (int slot = 0; slot < RB_NODE_MAX_PARAMS; slot++) {
         long i = node->param[slot];
         bucket *bk;
@@ -191,6 +245,13 @@ void rb_grad_sync_node_done(void *user, const rb_node *node)
                     start_bucket(sync, &sync->buckets[b]);
     }
     poll_buckets(sync);
+    if (sync->has_progress) {
+        if (!sync->polling && sync->n_buckets > 0 && sync->buckets[0].started) {
+            sync->polling = true;
+            pthread_cond_signal(&sync->wake);
+        }
+        pthread_mutex_unlock(&sync->lock);
+    }
 }
 
 rb_status rb_grad_sync_finish(rb_grad_sync *sync)
@@ -199,6 +260,11 @@ rb_status rb_grad_sync_finish(rb_grad_sync *sync)
     rb_status s = RB_OK;
     if (!sync->in_step)
         return rb_error_set(RB_ERR_INTERNAL, "gradient sums finished without a step begun");
+    if (sync->has_progress) { /* from here this thread alone calls MPI on the buckets */
+        pthread_mutex_lock(&sync->lock);
+        sync->polling = false;
+        pthread_mutex_unlock(&sync->lock);
+    }
     sync->in_step = false;
     for (size_t b = 0; b < sync->n_buckets; b++)
         if (!sync->buckets[b].started)

@@ -19,6 +19,7 @@
 /* What rb_dist_rank and rb_dist_size say: the job's, or 0 and 1 while
  * this rank works alone (rb_dist_set_alone); job_* keep the job's. */
 static int job_rank = 0, job_size = 1, seen_rank = 0, seen_size = 1;
+static bool thread_multiple = false;
 #ifdef RB_HAVE_MPI
 static bool mpi_started = false;
 #endif
@@ -55,6 +56,8 @@ bool rb_dist_available(void)
 int rb_dist_rank(void) { return seen_rank; }
 int rb_dist_size(void) { return seen_size; }
 
+bool rb_dist_threads_may_call(void) { return thread_multiple && seen_size > 1; }
+
 void rb_dist_set_alone(bool alone)
 {
     seen_rank = alone ? 0 : job_rank;
@@ -87,7 +90,9 @@ rb_status rb_dist_init(int *argc, char ***argv)
         int provided = 0, code;
         if (mpi_started)
             return RB_OK;
-        if ((code = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided)) != MPI_SUCCESS)
+        /* MULTIPLE lets a progress thread move gradient sums while backward
+         * computes (robusta/grad_sync.h); FUNNELED is enough otherwise */
+        if ((code = MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided)) != MPI_SUCCESS)
             return mpi_fail(code, "MPI_Init_thread");
         mpi_started = true;
         /* errors come back as codes, so each becomes one line naming the rank */
@@ -96,6 +101,7 @@ rb_status rb_dist_init(int *argc, char ***argv)
         MPI_Comm_size(MPI_COMM_WORLD, &job_size);
         seen_rank = job_rank;
         seen_size = job_size;
+        thread_multiple = provided >= MPI_THREAD_MULTIPLE;
         if (provided < MPI_THREAD_FUNNELED)
             return rb_error_set(RB_ERR_UNSUPPORTED,
                                 "this MPI library gives no thread support (MPI_THREAD_FUNNELED); robusta's "
