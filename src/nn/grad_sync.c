@@ -35,9 +35,9 @@ struct rb_grad_sync {
     bool in_step;
     rb_grad_sync_stats stats;
     /* Open MPI moves a nonblocking sum only inside MPI calls; with
-     * MPI_THREAD_MULTIPLE a thread makes them every 50 us while buckets are
-     * in flight (polling), so the sums move while backward computes. The
-     * lock guards the buckets' state between it and the hook. */
+     * MPI_THREAD_MULTIPLE a thread makes them every millisecond while
+     * buckets are in flight (polling), so the sums move while backward
+     * computes. The lock guards the buckets' state between it and the hook. */
     bool has_progress, polling, quit;
     pthread_t progress;
     pthread_mutex_t lock;
