@@ -7,7 +7,6 @@
 
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <robusta/dist.h>
@@ -95,6 +94,12 @@ static rb_status plan(rb_engine *e, enode *en)
             return rb_error_set(RB_ERR_UNSUPPORTED,
                                 "batch-norm '%s': --sync-bn needs its input in f32 and the nchw, nChw8c or nChw16c "
                                 "layout; this one is not (train without --sync-bn, or in f32)", n->name);
+        /* its sums and coefficients, 5 C doubles, so that steps allocate nothing */
+        dnnl_dims_t scratch_dims = {10 * n->c};
+        dnnl_memory_desc_t scratch;
+        eng_md_plain(&scratch, 1, scratch_dims);
+        if ((s = eng_slot_plan(e, &en->aux[0], &scratch, n)) != RB_OK)
+            return s;
     }
     s = eng_value_plan(e, en, data);
     if (s == RB_OK)
@@ -219,10 +224,8 @@ static rb_status synchronize_statistics(rb_engine *e, enode *en)
     const int64_t C = n->c;
     const double share = (double)(e->batch * n->h * n->w), total = (double)(e->sync_bn_batch * n->h * n->w);
     float *mean = eng_floats(e, en->mean.offset), *var = eng_floats(e, en->variance.offset);
-    double *sums = malloc(2 * (size_t)C * sizeof *sums), *means = sums + C;
+    double *sums = (double *)eng_floats(e, en->aux[0].offset), *means = sums + C;
     rb_status s;
-    if (sums == NULL)
-        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "batch-norm '%s': out of memory for --sync-bn", n->name);
     for (int64_t c = 0; c < C; c++)
         means[c] = share * mean[c];
     if ((s = rb_dist_allreduce_sum(means, (size_t)C, RB_DIST_F64)) == RB_OK) {
@@ -237,7 +240,6 @@ static rb_status synchronize_statistics(rb_engine *e, enode *en)
             mean[c] = (float)(means[c] / total);
             var[c] = (float)(sums[c] / total);
         }
-    free(sums);
     return s == RB_OK ? RB_OK : rb_error_prefix("batch-norm '%s' (--sync-bn): ", n->name);
 }
 
@@ -278,11 +280,9 @@ static rb_status synchronize_input_gradient(rb_engine *e, enode *en, const float
     const double total = (double)(e->sync_bn_batch * n->h * n->w);
     const float *gamma = rb_node_param(e->g, n, RB_SLOT_WEIGHT)->value;
     const float *mean = eng_floats(e, en->mean.offset), *var = eng_floats(e, en->variance.offset);
-    double *sums = malloc(5 * (size_t)C * sizeof *sums), *coef = sums + 2 * C;
+    double *sums = (double *)eng_floats(e, en->aux[0].offset), *coef = sums + 2 * C;
     void *x = NULL, *dy = NULL, *dx = NULL;
     rb_status s;
-    if (sums == NULL)
-        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "batch-norm '%s': out of memory for --sync-bn", n->name);
     for (int64_t c = 0; c < C; c++) {
         sums[2 * c] = w * sum_dy[c];
         sums[2 * c + 1] = w * sum_dy_xhat[c];
@@ -301,7 +301,6 @@ static rb_status synchronize_input_gradient(rb_engine *e, enode *en, const float
         }
         write_input_gradient(e, en, x, dy, dx, mean, coef);
     }
-    free(sums);
     return s == RB_OK ? RB_OK : rb_error_prefix("batch-norm '%s' (--sync-bn): ", n->name);
 }
 
