@@ -176,6 +176,12 @@ static inline float *eng_floats(const rb_engine *e, size_t offset)
     return (float *)(void *)(e->arena + offset);
 }
 
+/* A slot of double scratch (the alignment above holds doubles too). */
+static inline double *eng_doubles(const rb_engine *e, size_t offset)
+{
+    return (double *)(void *)(e->arena + offset);
+}
+
 static inline enode *eng_producer(rb_engine *e, const enode *en, size_t k)
 {
     return &e->nodes[en->node->in[k]->index];

@@ -224,7 +224,7 @@ static rb_status synchronize_statistics(rb_engine *e, enode *en)
     const int64_t C = n->c;
     const double share = (double)(e->batch * n->h * n->w), total = (double)(e->sync_bn_batch * n->h * n->w);
     float *mean = eng_floats(e, en->mean.offset), *var = eng_floats(e, en->variance.offset);
-    double *sums = (double *)eng_floats(e, en->aux[0].offset), *means = sums + C;
+    double *sums = eng_doubles(e, en->aux[0].offset), *means = sums + C;
     rb_status s;
     for (int64_t c = 0; c < C; c++)
         means[c] = share * mean[c];
@@ -280,7 +280,7 @@ static rb_status synchronize_input_gradient(rb_engine *e, enode *en, const float
     const double total = (double)(e->sync_bn_batch * n->h * n->w);
     const float *gamma = rb_node_param(e->g, n, RB_SLOT_WEIGHT)->value;
     const float *mean = eng_floats(e, en->mean.offset), *var = eng_floats(e, en->variance.offset);
-    double *sums = (double *)eng_floats(e, en->aux[0].offset), *coef = sums + 2 * C;
+    double *sums = eng_doubles(e, en->aux[0].offset), *coef = sums + 2 * C;
     void *x = NULL, *dy = NULL, *dx = NULL;
     rb_status s;
     for (int64_t c = 0; c < C; c++) {

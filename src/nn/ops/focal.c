@@ -167,7 +167,7 @@ static void forward_plane(const rb_engine *e, enode *en, int64_t plane, void *ct
     const int64_t hw = l->h * l->w;
     const float *x = eng_floats(e, eng_input_offset(e, en, 0)) + plane * hw;
     const float *t = eng_floats(e, eng_input_offset(e, en, 1)) + plane * hw;
-    double *sums = (double *)(void *)(e->arena + en->aux[0].offset);
+    double *sums = eng_doubles(e, en->aux[0].offset);
     (void)ctx;
     by_gamma(&en->node->attr.focal, x, t, hw, &sums[2 * plane], &sums[2 * plane + 1], NULL, 0);
 }
@@ -176,7 +176,7 @@ static rb_status forward(rb_engine *e, enode *en, bool training)
 {
     const rb_node *n = en->node;
     const int64_t planes = e->batch * n->in[0]->c;
-    double *sums = (double *)(void *)(e->arena + en->aux[0].offset), positives = 0;
+    double *sums = eng_doubles(e, en->aux[0].offset), positives = 0;
     float *loss = eng_floats(e, en->value.offset);
     (void)training;
     eng_parallel_for(e, en, planes, forward_plane, NULL);
