@@ -1,5 +1,5 @@
 /* Data parallelism (robusta/dist.h) in a lone process: the collectives,
- * and the refusal of a job this build cannot run. check_dist_ranks runs
+ * the gradient buckets (robusta/grad_sync.h), and the refusal of a job this build cannot run. check_dist_ranks runs
  * 2-rank jobs. */
 #include "config.h"
 
@@ -65,11 +65,70 @@ START_TEST(a_build_without_mpi_refuses_to_be_one_of_several_ranks)
 }
 END_TEST
 
+/* A chain of linear layers whose parameter bytes, in backward's order, are
+ * fc6 2600 (weight 2560, bias 40), fc5, fc4 and fc3 16640 each, fc2 4352,
+ * fc1 320. With a 4 KiB first bucket and 64 KiB buckets: the first closes
+ * at fc5.weight (18984 bytes); the tail is the shortest end holding 4 KiB
+ * (fc2.weight .. fc1.bias, 4672 bytes), so the middle (33536) goes alone.
+ * Filling to the limit alone would leave 38208 bytes for the last bucket,
+ * all of it waited on after backward. */
+START_TEST(buckets_are_small_at_both_ends_and_a_step_scales_every_gradient)
+{
+    rb_graph *g = NULL;
+    rb_node *x = NULL, *fc[6];
+    const int64_t widths[6] = {16, 64, 64, 64, 64, 10};
+    rb_grad_sync *sync = NULL;
+    rb_grad_sync_stats st;
+    ck_assert_int_eq(rb_graph_create(&g), RB_OK);
+    ck_assert_int_eq(rb_graph_input(g, 4, 1, 1, NULL, NULL, &x), RB_OK);
+    for (int k = 0; k < 6; k++) {
+        char name[8];
+        snprintf(name, sizeof name, "fc%d", k + 1);
+        ck_assert_int_eq(rb_graph_linear(g, name, k == 0 ? x : fc[k - 1], widths[k], true, &fc[k]), RB_OK);
+    }
+    ck_assert_int_eq(rb_grad_sync_create(&sync, g, &(rb_grad_sync_options){.bucket_bytes = 65536,
+                                                                             .first_bucket_bytes = 4096}),
+                     RB_OK);
+    rb_grad_sync_get_stats(sync, &st);
+    ck_assert_uint_eq(st.bytes_per_step, 2600 + 3 * 16640 + 4352 + 320);
+    ck_assert_uint_eq(st.buckets, 3);
+    ck_assert_uint_eq(st.last_bucket_bytes, 4672);
+
+    /* one step in a lone process: every gradient comes back scaled by
+     * share / global batch (1/4, exact in binary), whether a test saw its
+     * bucket finish during backward or the final wait did */
+    size_t n = rb_graph_param_count(g);
+    for (size_t i = 0; i < n; i++) {
+        rb_param_info p;
+        ck_assert_int_eq(rb_graph_param(g, i, &p), RB_OK);
+        for (int64_t k = 0; k < p.numel; k++)
+            p.grad[k] = (float)(i + 1) + (float)k;
+    }
+    rb_grad_sync_begin(sync, 1, 4);
+    for (int k = 5; k >= 0; k--)
+        rb_grad_sync_node_done(sync, fc[k]);
+    ck_assert_int_eq(rb_grad_sync_finish(sync), RB_OK);
+    for (size_t i = 0; i < n; i++) {
+        rb_param_info p;
+        ck_assert_int_eq(rb_graph_param(g, i, &p), RB_OK);
+        for (int64_t k = 0; k < p.numel; k++)
+            ck_assert_float_eq(p.grad[k], ((float)(i + 1) + (float)k) * 0.25f);
+    }
+    rb_grad_sync_get_stats(sync, &st);
+    ck_assert_int_eq(st.steps, 1);
+    /* finishing twice is a caller's error, said in one line */
+    ck_assert_int_eq(rb_grad_sync_finish(sync), RB_ERR_INTERNAL);
+    rb_grad_sync_destroy(sync);
+    rb_graph_destroy(g);
+}
+END_TEST
+
 static Suite *dist_suite(void)
 {
     Suite *s = suite_create("dist");
     TCase *lone = tcase_create("lone");
     tcase_add_test(lone, a_lone_process_is_rank_0_of_1_and_collectives_leave_data_alone);
+    tcase_add_test(lone, buckets_are_small_at_both_ends_and_a_step_scales_every_gradient);
     if (!rb_dist_available())
         tcase_add_test(lone, a_build_without_mpi_refuses_to_be_one_of_several_ranks);
     else

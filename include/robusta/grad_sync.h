@@ -14,10 +14,13 @@
  *         rb_sgd_step(...)
  *
  * Buckets follow backward's order (the last layers first), the first one
- * small so that the network starts early; a bucket's gradients are copied
+ * small so that the network starts early, and the last one (the first
+ * layers, ready only when backward ends, so never hidden) small too, about
+ * the first one's size; a bucket's gradients are copied
  * into one buffer, scaled by share / global_batch (each rank's loss is a
  * mean over its share, so the sum is the mean over the global batch), sent
- * as one MPI_Iallreduce and copied back when it completes. MPI moves a
+ * as one MPI_Iallreduce and copied back as soon as a test sees it
+ * complete (while backward goes on, not in the final wait). MPI moves a
  * nonblocking sum only inside MPI calls: the hook tests the buckets in
  * flight, and where the library grants MPI_THREAD_MULTIPLE
  * (rb_dist_threads_may_call) a thread of the sync also tests them every

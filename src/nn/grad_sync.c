@@ -78,7 +78,6 @@ rb_status rb_grad_sync_create(rb_grad_sync **out, rb_graph *g, const rb_grad_syn
     size_t first_limit = options != NULL && options->first_bucket_bytes > 0 ? options->first_bucket_bytes
                                                                             : RB_GRAD_SYNC_FIRST_BUCKET_BYTES;
     rb_grad_sync *sync = calloc(1, sizeof *sync);
-    size_t fill = 0;
     rb_status s = RB_OK;
     *out = NULL;
     if (sync == NULL)
@@ -93,30 +92,46 @@ rb_status rb_grad_sync_create(rb_grad_sync **out, rb_graph *g, const rb_grad_syn
     }
     for (size_t i = 0; i < g->n_params; i++)
         sync->bucket_of[i] = -1;
-    /* Backward's order: nodes last to first, each node's own parameters. A
-     * bucket closes once it holds its limit; the first one's is small. */
+    /* Backward's order: nodes last to first, each node's own parameters. */
     for (size_t k = g->n_nodes; k-- > 0;) {
         const rb_node *n = g->nodes[k];
         for (int slot = 0; slot < RB_NODE_MAX_PARAMS; slot++) {
             long i = n->param[slot];
-            bucket *b;
             if (i < 0 || g->params[i].owner != n || !reduced(&g->params[i]) || sync->bucket_of[i] >= 0)
                 continue;
-            b = &sync->buckets[sync->n_buckets];
-            if (b->end == b->first)
-                b->first = b->end = sync->n_order;
+            sync->bucket_of[i] = 0;
             sync->order[sync->n_order++] = (size_t)i;
-            sync->bucket_of[i] = (long)sync->n_buckets;
-            b->end = sync->n_order;
-            b->floats += (size_t)g->params[i].numel;
-            fill += (size_t)g->params[i].numel * sizeof(float);
-            if (fill >= (sync->n_buckets == 0 ? first_limit : limit)) {
-                sync->n_buckets++;
-                fill = 0;
-            }
         }
     }
-    if (fill > 0)
+    /* Both ends' buckets are small: the first so that the network starts
+     * early, the last (the tail: the shortest end of the order holding the
+     * first bucket's limit) because it is ready only when backward ends
+     * and its whole sum is waited on. In between, a bucket closes once it
+     * holds its limit; what is left before the tail, if less than the
+     * first bucket's limit, joins it rather than go alone. */
+    size_t tail = sync->n_order;
+    for (size_t fill = 0; tail > 0 && fill < first_limit; tail--)
+        fill += (size_t)g->params[sync->order[tail - 1]].numel * sizeof(float);
+    for (size_t j = 0, fill = 0; j < sync->n_order; j++) {
+        long i = (long)sync->order[j];
+        bucket *b = &sync->buckets[sync->n_buckets];
+        if (j == tail && fill >= first_limit) {
+            sync->n_buckets++;
+            b++;
+            fill = 0;
+        }
+        if (fill == 0)
+            b->first = j;
+        b->end = j + 1;
+        b->floats += (size_t)g->params[i].numel;
+        sync->bucket_of[i] = (long)sync->n_buckets;
+        fill += (size_t)g->params[i].numel * sizeof(float);
+        if (j < tail && fill >= (sync->n_buckets == 0 ? first_limit : limit)) {
+            sync->n_buckets++;
+            fill = 0;
+        }
+    }
+    if (sync->n_order > 0) /* the tail, never closed above */
         sync->n_buckets++;
     for (size_t b = 0; s == RB_OK && b < sync->n_buckets; b++) {
         bucket *bk = &sync->buckets[b];
@@ -182,8 +197,23 @@ static void start_bucket(rb_grad_sync *sync, bucket *bk)
         sync->error = s;
 }
 
+/* A summed bucket's share goes back into its parameters' gradients. */
+static void copy_out(rb_grad_sync *sync, bucket *bk)
+{
+    const float *from = bk->buf;
+    for (size_t j = bk->first; j < bk->end; j++) {
+        rb_param_tensor *p = &sync->g->params[sync->order[j]];
+        memcpy(p->grad, from, (size_t)p->numel * sizeof *from);
+        from += p->numel;
+    }
+    bk->done = true;
+}
+
 /* MPI progresses a nonblocking sum only inside MPI calls: test the
- * started ones, oldest first, stopping at the first still running. */
+ * started ones, oldest first, stopping at the first still running. A
+ * finished one is copied back at once: backward has written its
+ * gradients for good, and the copy (10 MiB take milliseconds) is then
+ * not left for the optimizer step to wait on. */
 static void poll_buckets(rb_grad_sync *sync)
 {
     for (size_t b = 0; b < sync->n_buckets; b++) {
@@ -200,8 +230,8 @@ static void poll_buckets(rb_grad_sync *sync)
         }
         if (!done)
             return;
-        bk->done = true;
         bk->done_at = rb_monotonic_seconds();
+        copy_out(sync, bk);
     }
 }
 
@@ -271,12 +301,13 @@ rb_status rb_grad_sync_finish(rb_grad_sync *sync)
             start_bucket(sync, &sync->buckets[b]);
     for (size_t b = 0; b < sync->n_buckets; b++) {
         bucket *bk = &sync->buckets[b];
-        rb_status w = rb_dist_wait(bk->request);
-        if (w != RB_OK && s == RB_OK)
-            s = w;
         if (!bk->done) {
-            bk->done = true;
+            rb_status w = rb_dist_wait(bk->request);
+            if (w != RB_OK && s == RB_OK)
+                s = w;
             bk->done_at = rb_monotonic_seconds();
+            if (w == RB_OK)
+                copy_out(sync, bk);
         }
         if (bk->started_at < first)
             first = bk->started_at;
@@ -287,15 +318,6 @@ rb_status rb_grad_sync_finish(rb_grad_sync *sync)
         s = sync->error;
     if (s != RB_OK)
         return rb_error_prefix("summing gradients across ranks: ");
-    for (size_t b = 0; b < sync->n_buckets; b++) {
-        const bucket *bk = &sync->buckets[b];
-        const float *from = bk->buf;
-        for (size_t j = bk->first; j < bk->end; j++) {
-            rb_param_tensor *p = &sync->g->params[sync->order[j]];
-            memcpy(p->grad, from, (size_t)p->numel * sizeof *from);
-            from += p->numel;
-        }
-    }
     sync->stats.steps++;
     sync->stats.reduce_seconds += last - first;
     sync->stats.exposed_seconds += rb_monotonic_seconds() - t0;
