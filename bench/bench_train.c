@@ -419,6 +419,11 @@ int main(int argc, char **argv)
             pid_t pid;
             if (strcmp(precisions, "all") != 0 && strcmp(precisions, arithmetics[a].name) != 0)
                 continue;
+            if (!rb_precision_available(arithmetics[a].engine.precision)) {
+                printf("skipped %s %s: this CPU's oneDNN has no %s convolutions\n", configs[i].name,
+                       arithmetics[a].name, rb_precision_str(arithmetics[a].engine.precision));
+                continue;
+            }
             snprintf(threads_text, sizeof threads_text, "%d", threads);
             snprintf(repeats_text, sizeof repeats_text, "%d", repeats);
             snprintf(batch_text, sizeof batch_text, "%lld", batch);

@@ -565,8 +565,11 @@ static int run_bench(const cli_command *self, rb_params *o, int argc, char **arg
     infer_gflop = 2.0 * (double)rb_graph_forward_macs(rb_model_graph(b.model)) * (double)b.batch * 1e-9;
     attack_gflop = 2.0 * infer_gflop; /* forward and backward-data */
     /* what ran: bf16 has no Winograd (robusta/engine.h) */
-    conv_algorithm = rb_conv_algorithm_str(b.engine.precision == RB_PRECISION_BF16 ? RB_CONV_DIRECT
-                                                                                     : b.engine.conv_algorithm);
+    /* what runs: bf16 has no Winograd, nor do CPUs without oneDNN's kernel */
+    conv_algorithm = rb_conv_algorithm_str(b.engine.precision == RB_PRECISION_BF16 ||
+                                                   !rb_conv_algorithm_available(b.engine.conv_algorithm)
+                                               ? RB_CONV_DIRECT
+                                               : b.engine.conv_algorithm);
     if (json) {
         json_object *root = json_object_new_object();
         json_object_object_add(root, "arch", json_object_new_string(cli_opt_string(o, "arch")));

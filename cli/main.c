@@ -278,10 +278,20 @@ static int run_command(int argc, char **argv)
         int positional = 0;
         char hint[96];
         snprintf(hint, sizeof hint, "robusta %s --help lists its options", cmd->name);
+        const char *precision = NULL;
         if (cli_parse_options(options, argc - 2, argv + 2, &positional) != RB_OK) {
             rb_params_destroy(options);
             cli_release_plugins();
             return usage_error(cmd->name, hint);
+        }
+        /* before anything is read or written: a CPU without the kernels */
+        if (rb_params_get_string(options, "precision", &precision) == RB_OK && precision != NULL &&
+            !rb_precision_available(cli_precision(options))) {
+            rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                         "--precision %s: this CPU has no bf16 convolutions in oneDNN (they need AVX-512)", precision);
+            rb_params_destroy(options);
+            cli_release_plugins();
+            return usage_error(cmd->name, "use --precision f32");
         }
         code = cmd->run(cmd, options, positional, argv + 2);
     }

@@ -53,7 +53,9 @@ typedef struct rb_engine rb_engine;
  * not change. bf16 keeps 8 significant bits (relative rounding error
  * 2^-9): results differ from fp32 at the 1e-2 level, enough for training
  * and attacks, not for bit-exact comparisons. On CPUs without native bf16
- * instructions (avx512_bf16) oneDNN emulates them, slower than fp32. */
+ * instructions (avx512_bf16) oneDNN emulates them, slower than fp32; on
+ * CPUs without AVX-512 it has no bf16 convolutions at all, and
+ * rb_engine_create refuses bf16 (RB_ERR_UNSUPPORTED). */
 typedef enum rb_precision {
     RB_PRECISION_F32 = 0,
     RB_PRECISION_BF16 = 1
@@ -82,6 +84,13 @@ typedef enum rb_conv_algorithm {
     RB_CONV_WINOGRAD = 0,
     RB_CONV_DIRECT = 1
 } rb_conv_algorithm;
+
+/* Whether this CPU and oneDNN build can run it, asked of oneDNN once per
+ * process (a small convolution of the kind). F32 and DIRECT always; BF16
+ * and WINOGRAD where oneDNN has the kernels (2.x: AVX-512 CPUs). Where
+ * Winograd is missing, RB_CONV_WINOGRAD runs every convolution direct. */
+RB_API bool rb_precision_available(rb_precision precision);
+RB_API bool rb_conv_algorithm_available(rb_conv_algorithm algorithm);
 
 /* "winograd" or "direct"; "?" outside the enum. */
 RB_API const char *rb_conv_algorithm_str(rb_conv_algorithm algorithm);

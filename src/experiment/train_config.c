@@ -111,6 +111,9 @@ rb_status rb_train_config_check(const rb_train_config *c)
         return train_invalid("--image-size, --per-class and thread counts must be >= 0");
     if (c->precision != RB_PRECISION_F32 && c->precision != RB_PRECISION_BF16)
         return train_invalid("unknown precision %d", (int)c->precision);
+    if (!rb_precision_available(c->precision))
+        return train_invalid("--precision %s: this CPU has no bf16 convolutions in oneDNN (they need AVX-512); use "
+                             "--precision f32", rb_precision_str(c->precision));
     if (c->conv_algorithm != RB_CONV_WINOGRAD && c->conv_algorithm != RB_CONV_DIRECT)
         return train_invalid("unknown convolution algorithm %d", (int)c->conv_algorithm);
     if (c->adversarial.attack != NULL) {

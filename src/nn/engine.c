@@ -493,6 +493,9 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
     if (opt != NULL && opt->conv_algorithm != RB_CONV_WINOGRAD && opt->conv_algorithm != RB_CONV_DIRECT)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: unknown convolution algorithm %d",
                             (int)opt->conv_algorithm);
+    if (opt != NULL && opt->precision == RB_PRECISION_BF16 && !rb_precision_available(RB_PRECISION_BF16))
+        return rb_error_set(RB_ERR_UNSUPPORTED, "engine: this CPU has no bf16 convolutions in oneDNN (they need "
+                                                "AVX-512); use --precision f32");
     e = calloc(1, sizeof *e);
     if (e == NULL)
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "engine: out of memory");

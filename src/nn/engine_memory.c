@@ -373,15 +373,24 @@ void eng_log_arena(const rb_engine *e)
  * any planning (planning a 4096x4096 ResNet takes seconds in oneDNN, and
  * the arena is only allocated after). The arena holds the values of every
  * node (gradients overlay values that backward no longer needs; blocked
- * layouts pad channels to 16), copies of the weights in blocked layouts and
- * their gradients, and scratch bounded by the Winograd scratchpad limit.
- * Measured against rb_engine_arena_bytes for ResNet-18/50 from 8x8 to
- * 256x256, training and data-gradient engines, the real arena lies between
- * 0.8 and 1.25 times this figure (tests/check_model.c checks [0.5, 2]). */
+ * layouts pad channels to 16, or 8 without AVX-512), copies of the weights
+ * in blocked layouts and their gradients, and scratch bounded by the
+ * Winograd scratchpad limit where Winograd runs. Measured against
+ * rb_engine_arena_bytes for ResNet-18/50 from 8x8 to 256x256, training and
+ * data-gradient engines, the real arena lies between 0.8 and 1.25 times
+ * this figure on AVX-512 CPUs, and at 0.67-0.83 of it for the small
+ * ResNets of tests/check_model.c on an AVX2 one, which checks [0.5, 2]. */
 rb_status rb_engine_estimate_bytes(const rb_graph *g, int64_t batch, const rb_engine_options *opt, uint64_t *bytes)
 {
     double values = 0, params = 0, total;
-    (void)opt; /* training and data-gradient engines measure alike */
+    /* Training and data-gradient engines measure alike. Blocked layouts
+     * pad channels to 16 on AVX-512 CPUs, to 8 elsewhere; the scratch is
+     * Winograd's, where it runs. */
+    const bool winograd = (opt == NULL || (opt->conv_algorithm == RB_CONV_WINOGRAD &&
+                                           opt->precision == RB_PRECISION_F32)) &&
+                          rb_conv_algorithm_available(RB_CONV_WINOGRAD);
+    const int64_t block =
+        (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core ? 16 : 8;
     if (bytes != NULL)
         *bytes = 0;
     if (g == NULL || bytes == NULL || batch < 1)
@@ -389,11 +398,11 @@ rb_status rb_engine_estimate_bytes(const rb_graph *g, int64_t batch, const rb_en
                             (long long)batch);
     for (size_t i = 0; i < g->n_nodes; i++) {
         const rb_node *n = g->nodes[i];
-        values += (double)((n->c + 15) / 16 * 16) * (double)n->h * (double)n->w;
+        values += (double)((n->c + block - 1) / block * block) * (double)n->h * (double)n->w;
     }
     for (size_t i = 0; i < g->n_params; i++)
         params += (double)g->params[i].numel;
-    total = values * (double)batch * sizeof(float) + 2 * params * sizeof(float) + (double)(8 << 20);
+    total = values * (double)batch * sizeof(float) + 2 * params * sizeof(float) + (winograd ? (double)(8 << 20) : 0);
     *bytes = total >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)total;
     return RB_OK;
 }
