@@ -29,7 +29,7 @@ static const rb_param_spec bench_options[] = {
     {"steps", RB_PARAM_INT, "10", "[1, 1000000]", 0, "attack iterations per run (step-based attacks)"},
     {"json", RB_PARAM_BOOL, "false", NULL, 0, "print JSON"},
     {"bucket-mib", RB_PARAM_FLOAT, "4", "[0.0625, 1024]", 0,
-     "under mpirun: gradient bucket size of the all-reduce, in MiB (the first bucket is 1/16 of it)"},
+     "under mpirun: gradient bucket size of the all-reduce, in MiB (the first and last about 1/16 of it)"},
     {"network-gbit", RB_PARAM_FLOAT, "10", "[0.001, 100000]", 0,
      "under mpirun: link bandwidth, Gbit/s, at which the ring all-reduce model predicts scaling"},
     {"network-latency-us", RB_PARAM_FLOAT, "5", "[0, 1000000]", 0,
@@ -175,8 +175,7 @@ static rb_status time_ranks(bench *b, timing *t, ranks_timing *rt)
     rb_grad_sync *sync = NULL;
     rb_engine_options opt = b->engine;
     double bucket_mib = cli_opt_float(b->o, "bucket-mib");
-    rb_grad_sync_options so = {.bucket_bytes = (size_t)(bucket_mib * (1 << 20)),
-                               .first_bucket_bytes = (size_t)(bucket_mib * (1 << 20) / 16)};
+    rb_grad_sync_options so = {.bucket_bytes = (size_t)(bucket_mib * (1 << 20))};
     double *v = calloc((size_t)b->repeats * 5, sizeof *v), mine[3], *all = NULL;
     float *sums = NULL;
     rb_status s = v == NULL ? rb_error_set(RB_ERR_OUT_OF_MEMORY, "bench: out of memory") : RB_OK;

@@ -47,6 +47,8 @@ static const rb_param_spec train_options[] = {
     {"nesterov", RB_PARAM_BOOL, "false", NULL, 0, "Nesterov momentum"},
     {"sync-bn", RB_PARAM_BOOL, "false", NULL, 0,
      "under mpirun: batch-norm statistics over the whole batch, not each rank's share"},
+    {"bucket-mib", RB_PARAM_FLOAT, "4", "[0.0625, 1024]", 0,
+     "under mpirun: gradient bucket size of the all-reduce, in MiB (the first and last about 1/16 of it)"},
     {"schedule", RB_PARAM_STRING, "cosine", NULL, 0,
      "constant, step:N:G, multistep:A,B:G or cosine, optionally +warmup:W"},
     {"seed", RB_PARAM_INT, "0", "[0, 9223372036854775807]", 0, "weights, order, augmentation, per-class choice"},
@@ -188,6 +190,7 @@ static int run_train(const cli_command *self, rb_params *o, int argc, char **arg
     c.training.weight_decay = cli_opt_float(o, "weight-decay");
     c.training.nesterov = cli_opt_bool(o, "nesterov");
     c.training.sync_bn = cli_opt_bool(o, "sync-bn");
+    c.training.bucket_mib = cli_opt_float(o, "bucket-mib");
     c.training.schedule = cli_opt_string(o, "schedule");
     c.seed = (uint64_t)cli_opt_int(o, "seed");
     c.threads = (int)cli_opt_int(o, "threads");

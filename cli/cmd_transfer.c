@@ -36,6 +36,8 @@ static const rb_param_spec transfer_options[] = {
     {"nesterov", RB_PARAM_BOOL, "false", NULL, 0, "Nesterov momentum"},
     {"sync-bn", RB_PARAM_BOOL, "false", NULL, 0,
      "under mpirun: batch-norm statistics over the whole batch, not each rank's share (full mode)"},
+    {"bucket-mib", RB_PARAM_FLOAT, "4", "[0.0625, 1024]", 0,
+     "under mpirun: gradient bucket size of the all-reduce, in MiB (the first and last about 1/16 of it)"},
     {"schedule", RB_PARAM_STRING, NULL, NULL, 0,
      "constant, step:N:G, multistep:A,B:G or cosine, +warmup:W (default step:E/3:0.1)"},
     {"seed", RB_PARAM_INT, "0", "[0, 9223372036854775807]", 0, "head weights, order, augmentation, per-class choice"},
@@ -142,6 +144,7 @@ static int run_transfer(const cli_command *self, rb_params *o, int argc, char **
     rb_params_get_float(o, "weight-decay", &c.training.weight_decay);
     rb_params_get_bool(o, "nesterov", &c.training.nesterov);
     rb_params_get_bool(o, "sync-bn", &c.training.sync_bn);
+    rb_params_get_float(o, "bucket-mib", &c.training.bucket_mib);
     if (rb_params_source(o, "schedule") == RB_PARAM_GIVEN)
         rb_params_get_string(o, "schedule", &c.training.schedule);
     rb_params_get_int(o, "seed", &i64);

@@ -288,7 +288,7 @@ END_TEST
  * (so the model is not the 1-process one), but the ranks hold one model
  * after every step (RB_DIST_CHECK) and a second job repeats the first bit
  * for bit: the attack's random starts are keyed by example, not by rank. */
-START_TEST(two_rank_adversarial_training_holds_one_model_and_repeats)
+START_TEST(two_rank_adversarial_training_holds_one_model_and_repeats_whatever_the_buckets)
 {
     run_result r;
     char a_dir[PATH_MAX], b_dir[PATH_MAX];
@@ -297,11 +297,24 @@ START_TEST(two_rank_adversarial_training_holds_one_model_and_repeats)
     double d;
     snprintf(a_dir, sizeof a_dir, "%s/adv-a", dir);
     snprintf(b_dir, sizeof b_dir, "%s/adv-b", dir);
+    /* the second with 64 KiB buckets instead of 4 MiB: two ranks' sums
+     * are exact whatever the buckets, so the runs stay bit-identical */
     for (int k = 0; k < 2; k++) {
         RANKS(&r, 2, "RB_DIST_CHECK=1", "train", "--arch", "resnet18", "--stem", "cifar", "--width", "0.125", "--data",
               source_data, "--out", k == 0 ? a_dir : b_dir, "--epochs", "2", "--batch-size", "16", "--lr", "0.05",
-              "--threads", "1", "--seed", "3", "--attack", "pgd-l2", "--eps", "0.5", "--steps", "2");
+              "--threads", "1", "--seed", "3", "--attack", "pgd-l2", "--eps", "0.5", "--steps", "2", "--bucket-mib",
+              k == 0 ? "4" : "0.0625");
         ck_assert_msg(r.code == 0, "%s", r.err);
+    }
+    {
+        char path[PATH_MAX + 16];
+        json_object *cfg, *v;
+        snprintf(path, sizeof path, "%s/config.json", b_dir);
+        cfg = json_object_from_file(path);
+        ck_assert_ptr_nonnull(cfg);
+        ck_assert(json_object_object_get_ex(cfg, "bucket_mib", &v));
+        ck_assert_double_eq(json_object_get_double(v), 0.0625);
+        json_object_put(cfg);
     }
     /* rank 0 alone reported, and logged both epochs */
     ck_assert_int_eq(count_lines(r.out), 1);
@@ -597,7 +610,7 @@ static Suite *dist_ranks_suite(void)
     tcase_add_test(ranks, sync_bn_takes_the_one_process_step);
     tcase_add_test(ranks, a_failing_rank_ends_the_job_with_its_line);
     tcase_add_test(ranks, a_run_resumes_under_another_number_of_ranks);
-    tcase_add_test(ranks, two_rank_adversarial_training_holds_one_model_and_repeats);
+    tcase_add_test(ranks, two_rank_adversarial_training_holds_one_model_and_repeats_whatever_the_buckets);
     tcase_add_test(ranks, ranks_with_different_options_are_refused_in_one_line);
     tcase_add_test(ranks, a_killed_rank_ends_the_job_and_the_run_resumes);
     tcase_add_test(ranks, bench_under_two_ranks_reports_the_data_parallel_step);

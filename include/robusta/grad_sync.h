@@ -43,7 +43,7 @@ extern "C" {
 
 typedef struct rb_grad_sync_options {
     size_t bucket_bytes;       /* 0: RB_GRAD_SYNC_BUCKET_BYTES */
-    size_t first_bucket_bytes; /* 0: RB_GRAD_SYNC_FIRST_BUCKET_BYTES */
+    size_t first_bucket_bytes; /* 0: bucket_bytes / 16 (RB_GRAD_SYNC_FIRST_BUCKET_BYTES by default) */
 } rb_grad_sync_options;
 
 #define RB_GRAD_SYNC_BUCKET_BYTES ((size_t)4 << 20)

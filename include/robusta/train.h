@@ -191,6 +191,8 @@ typedef struct rb_training_options {
     bool sync_bn;                /* in a job of several ranks: batch-norm statistics over the job's whole
                                     batch, not each rank's share (rb_engine_options.sync_bn_batch);
                                     no effect in one process, whose batch is whole */
+    double bucket_mib;           /* in a job of several ranks: the gradient buckets' size, MiB (0: 4;
+                                    robusta/grad_sync.h); a speed setting, results do not change */
 } rb_training_options;
 
 /* Adversarial training (see "Adversarial training" above); attack NULL:
@@ -258,7 +260,7 @@ typedef struct rb_train_config {
  *   stored size and channels, augment true, quiet false, force false;
  *   training: epochs 10, batch_size 128, eval_batch_size 256, lr 0.1,
  *   momentum 0.9, weight_decay 5e-4, nesterov false, schedule NULL (see
- *   rb_training_options), eval_every 1, sync_bn false;
+ *   rb_training_options), eval_every 1, sync_bn false, bucket_mib 0 (4 MiB);
  *   adversarial: no attack; attack_options rb_attack_options_default()
  *   (10 steps, 1 restart, untargeted), eps_warmup 0;
  *   transfer: no source; fixed_features true, bn_update false, feature_cache

@@ -103,6 +103,8 @@ rb_status rb_train_config_check(const rb_train_config *c)
         return train_invalid("--momentum %g must lie in [0, 1)", c->training.momentum);
     if (!isfinite(c->training.weight_decay) || c->training.weight_decay < 0)
         return train_invalid("--weight-decay %g must be finite and >= 0", c->training.weight_decay);
+    if (c->training.bucket_mib < 0 || c->training.bucket_mib > 1024)
+        return train_invalid("--bucket-mib %g must be in [0.0625, 1024] (0: the default, 4)", c->training.bucket_mib);
     if (c->training.nesterov && c->training.momentum <= 0)
         return train_invalid("--nesterov needs --momentum > 0");
     if (c->channels != 0 && c->channels != 1 && c->channels != 3)
@@ -206,6 +208,8 @@ rb_status train_write_config(const rb_train_config *c, const char *run_id, const
     }
     json_object_object_add(root, "eval_every", json_object_new_int64(c->training.eval_every));
     json_object_object_add(root, "sync_bn", json_object_new_boolean(c->training.sync_bn));
+    if (c->training.bucket_mib > 0)
+        json_object_object_add(root, "bucket_mib", json_object_new_double(c->training.bucket_mib));
     if (c->transfer.source != NULL) {
         json_object_object_add(root, "source", json_object_new_string(c->transfer.source));
         json_object_object_add(
@@ -295,6 +299,9 @@ rb_status train_read_config(json_object *root, const char *file, rb_train_config
     /* runs written before --sync-bn had each rank's statistics */
     if (train_jhas(root, "sync_bn", json_type_boolean))
         c->training.sync_bn = json_object_get_boolean(json_object_object_get(root, "sync_bn"));
+    /* runs written before --bucket-mib had the default */
+    if (train_jhas(root, "bucket_mib", json_type_double))
+        c->training.bucket_mib = json_object_get_double(json_object_object_get(root, "bucket_mib"));
     /* runs written before precision existed were fp32 */
     if (train_jstr(root, "precision") != NULL &&
         rb_precision_parse(train_jstr(root, "precision"), &c->precision) != RB_OK)

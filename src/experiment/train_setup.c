@@ -214,7 +214,8 @@ rb_status train_setup(run *r)
                              "example of every batch",
                              (long long)r->cfg.training.batch_size, lo.shards);
     if (lo.shards > 1) {
-        if ((s = rb_grad_sync_create(&r->grad_sync, rb_model_graph(r->model), NULL)) != RB_OK ||
+        rb_grad_sync_options buckets = {.bucket_bytes = (size_t)(r->cfg.training.bucket_mib * (1 << 20))};
+        if ((s = rb_grad_sync_create(&r->grad_sync, rb_model_graph(r->model), &buckets)) != RB_OK ||
             (s = rb_grad_sync_broadcast_values(rb_model_graph(r->model))) != RB_OK)
             return s;
         const char *check = getenv("RB_DIST_CHECK");

@@ -76,7 +76,8 @@ rb_status rb_grad_sync_create(rb_grad_sync **out, rb_graph *g, const rb_grad_syn
 {
     size_t limit = options != NULL && options->bucket_bytes > 0 ? options->bucket_bytes : RB_GRAD_SYNC_BUCKET_BYTES;
     size_t first_limit = options != NULL && options->first_bucket_bytes > 0 ? options->first_bucket_bytes
-                                                                            : RB_GRAD_SYNC_FIRST_BUCKET_BYTES;
+                         : options != NULL && options->bucket_bytes > 0 ? options->bucket_bytes / 16
+                                                                         : RB_GRAD_SYNC_FIRST_BUCKET_BYTES;
     rb_grad_sync *sync = calloc(1, sizeof *sync);
     rb_status s = RB_OK;
     *out = NULL;
