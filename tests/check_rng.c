@@ -209,6 +209,27 @@ START_TEST(uniform_is_top_24_bits)
 }
 END_TEST
 
+/* rb_rng_below: one word w gives (w * n) >> 32 for n < 2^32 (so 1 gives
+ * 0); from 2^32 on, two words, (hi:lo) mod n. */
+START_TEST(below_scales_one_word_or_takes_two)
+{
+    static const uint64_t ns[] = {1, 2, 3, 7, 1000, 65537, UINT64_C(0xffffffff)};
+    rb_rng a, b;
+    rb_rng_init(&a, 11, 12, 13);
+    rb_rng_init(&b, 11, 12, 13);
+    for (int i = 0; i < 700; i++) {
+        const uint64_t n = ns[i % 7], w = rb_rng_u32(&b), got = rb_rng_below(&a, n);
+        ck_assert_uint_eq(got, (w * n) >> 32);
+        ck_assert_uint_lt(got, n);
+    }
+    for (int i = 0; i < 100; i++) {
+        const uint64_t n = UINT64_C(0x100000000) + (uint64_t)i * 977;
+        const uint64_t hi = rb_rng_u32(&b), lo = rb_rng_u32(&b);
+        ck_assert_uint_eq(rb_rng_below(&a, n), (hi << 32 | lo) % n);
+    }
+}
+END_TEST
+
 START_TEST(uniform_moments)
 {
     rb_rng r;
@@ -308,6 +329,7 @@ int main(void)
 
     tcase_add_test(dist, uniform_is_top_24_bits);
     tcase_add_test(dist, uniform_moments);
+    tcase_add_test(dist, below_scales_one_word_or_takes_two);
     tcase_add_test(dist, normal_moments);
     tcase_add_test(dist, normal_consumes_two_words);
     suite_add_tcase(s, dist);

@@ -48,6 +48,9 @@ RB_API void rb_rng_init(rb_rng *rng, uint64_t seed, uint32_t stream, uint64_t su
 RB_API uint32_t rb_rng_u32(rb_rng *rng);
 /* Uniform in [0, 1), 24 random bits. */
 RB_API float rb_rng_uniform(rb_rng *rng);
+/* An integer in [0, n), n >= 1: one word scaled by n (multiply-shift)
+ * for n < 2^32, two words modulo n from 2^32 on. */
+RB_API uint64_t rb_rng_below(rb_rng *rng, uint64_t n);
 /* Standard normal (Box-Muller). */
 RB_API float rb_rng_normal(rb_rng *rng);
 

@@ -150,9 +150,6 @@ rb_status rb_split_copy_targets(rb_split *split, const rb_split *in, const unsig
 void rb_split_render_targets(const rb_split *split, int64_t index, int padding, int top, int left, bool flip,
                              int32_t *mask, rb_box *boxes, int64_t *box_count);
 
-/* A uniform integer in [0, n), n >= 1. */
-uint64_t rb_data_below(rb_rng *rng, uint64_t n);
-
 /* Largest epoch the augmentation and shuffle streams tell apart. */
 #define RB_DATA_EPOCH_LIMIT (INT64_C(1) << 24)
 

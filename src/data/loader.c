@@ -345,7 +345,7 @@ rb_status rb_loader_start_epoch(rb_loader *l, int64_t epoch)
         rb_rng r;
         rb_rng_init(&r, l->o.seed, RB_RNG_STREAM(RB_RNG_SHUFFLE, (uint32_t)epoch), 0);
         for (int64_t i = l->n - 1; i > 0; i--) {
-            int64_t j = (int64_t)rb_data_below(&r, (uint64_t)i + 1);
+            int64_t j = (int64_t)rb_rng_below(&r, (uint64_t)i + 1);
             int64_t t = l->order[i];
             l->order[i] = l->order[j];
             l->order[j] = t;

@@ -204,18 +204,6 @@ void rb_crop_u8(const uint8_t *src, int64_t h, int64_t w, int channels, rb_crop_
     }
 }
 
-/* Uniform on [0, n), exactly: 32-bit draws rejected above the largest
- * multiple of n. */
-static int64_t uniform_below(rb_rng *rng, int64_t n)
-{
-    const uint64_t range = (uint64_t)1 << 32, limit = range - range % (uint64_t)n;
-    uint64_t v;
-    do
-        v = rb_rng_u32(rng);
-    while (v >= limit);
-    return (int64_t)(v % (uint64_t)n);
-}
-
 /* A double uniform on [lo, hi) from 53 random bits. */
 static double uniform_between(rb_rng *rng, double lo, double hi)
 {
@@ -237,8 +225,8 @@ rb_crop_box rb_tv_random_resized_crop_box(int64_t h, int64_t w, const double sca
         if (cw > 0 && cw <= w && ch > 0 && ch <= h) {
             b.height = ch;
             b.width = cw;
-            b.top = uniform_below(rng, h - ch + 1);
-            b.left = uniform_below(rng, w - cw + 1);
+            b.top = (int64_t)rb_rng_below(rng, (uint64_t)(h - ch + 1));
+            b.left = (int64_t)rb_rng_below(rng, (uint64_t)(w - cw + 1));
             return b;
         }
     }

@@ -140,7 +140,7 @@ static rb_status source_open(scene_source *src, const rb_scenes_options *o, rb_s
 /* A uniform integer in [lo, hi]. */
 static int draw_between(rb_rng *rng, int lo, int hi)
 {
-    return lo + (int)rb_data_below(rng, (uint64_t)(hi - lo + 1));
+    return lo + (int)rb_rng_below(rng, (uint64_t)(hi - lo + 1));
 }
 
 /* The item value under scene pixel (y, x) of an item drawn at (top, left)
@@ -174,7 +174,7 @@ static void draw_scene(const scene_source *src, const rb_scenes_options *o, rb_s
     for (size_t p = 0; p < pixels; p++)
         grey[p] = base;
     for (int b = 0; b < SCENE_BACKGROUND_ITEMS; b++) {
-        const uint8_t *item = src->background.pixels[rb_data_below(&rng, (uint64_t)src->background.count)];
+        const uint8_t *item = src->background.pixels[rb_rng_below(&rng, (uint64_t)src->background.count)];
         int side = draw_between(&rng, size / 3 > 0 ? size / 3 : 1, size);
         int top = draw_between(&rng, -side / 2, size - side / 2), left = draw_between(&rng, -side / 2, size - side / 2);
         for (int dy = 0; dy < side; dy++)
@@ -203,7 +203,7 @@ static void draw_scene(const scene_source *src, const rb_scenes_options *o, rb_s
     if (hi < lo)
         hi = lo;
     for (int k = 0; k < *count; k++) {
-        int64_t pick = (int64_t)rb_data_below(&rng, (uint64_t)src->objects.count);
+        int64_t pick = (int64_t)rb_rng_below(&rng, (uint64_t)src->objects.count);
         const uint8_t *item = src->objects.pixels[pick];
         scene_object *ob = &objects[k];
         float colour[3];

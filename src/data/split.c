@@ -689,7 +689,7 @@ rb_status rb_split_apply(rb_split **out, const rb_split *in, const rb_split_opti
             rb_rng_init(&r, o->seed, RB_RNG_STREAM(RB_RNG_SUBSET, list[c]), 0);
             take = o->per_class;
             for (int64_t i = 0; i < take; i++) {
-                int64_t j = i + (int64_t)rb_data_below(&r, (uint64_t)(n - i));
+                int64_t j = i + (int64_t)rb_rng_below(&r, (uint64_t)(n - i));
                 int64_t t = group[i];
                 group[i] = group[j];
                 group[j] = t;
@@ -754,16 +754,6 @@ done:
 }
 
 /* ------------------------------------------------------------ augmentation */
-
-uint64_t rb_data_below(rb_rng *rng, uint64_t n)
-{
-    if (n <= UINT64_C(0xffffffff))
-        return ((uint64_t)rb_rng_u32(rng) * n) >> 32;
-    {
-        uint64_t hi = rb_rng_u32(rng), lo = rb_rng_u32(rng);
-        return (hi << 32 | lo) % n;
-    }
-}
 
 void rb_augment_defaults(rb_data_source kind, rb_augment *out)
 {

@@ -67,6 +67,17 @@ float rb_rng_uniform(rb_rng *rng)
     return (float)(rb_rng_u32(rng) >> 8) * (1.0f / 16777216.0f);
 }
 
+uint64_t rb_rng_below(rb_rng *rng, uint64_t n)
+{
+    /* one word scaled (multiply-shift) below 2^32, two words beyond */
+    if (n <= UINT64_C(0xffffffff))
+        return ((uint64_t)rb_rng_u32(rng) * n) >> 32;
+    {
+        uint64_t hi = rb_rng_u32(rng), lo = rb_rng_u32(rng);
+        return (hi << 32 | lo) % n;
+    }
+}
+
 float rb_rng_normal(rb_rng *rng)
 {
     /* Box-Muller; u1 in (0, 1] keeps the log finite. */
