@@ -67,6 +67,10 @@
  *   coco:DIR                 DIR/annotations/instances_train.json (train)
  *                            and instances_val.json (test), images in
  *                            DIR/JPEGImages: what make-scenes writes
+ *   folder:DIR               torchvision's ImageFolder layout: DIR/train/
+ *                            and DIR/test/ (or DIR/val/), one folder of
+ *                            PNG and JPEG images per class (see "Image
+ *                            folders" below)
  *
  * .npy images: uint8 (0..255, divided by 255) or float32 already in [0, 1];
  * shapes N×H×W (one channel), or 4-D with a channel axis of 1 or 3. The rule
@@ -85,6 +89,23 @@
  * RandomCrop(S, padding=P)) and a horizontal flip with probability 0.5.
  * Resizing and replication happen per example as batches are made, so a
  * large S costs no memory beyond the batches.
+ *
+ * Image folders (folder:DIR) are read as torchvision's ImageFolder reads
+ * them, except that both splits take train's classes: the classes are the
+ * sub-folders of DIR/train in sorted (byte) order, labels 0..K-1, for the
+ * test split too (a class missing from DIR/test keeps its number; a test
+ * folder that is no class of train is refused). A class's images are its
+ * files ending in .jpg, .jpeg or .png (case ignored) in every sub-folder,
+ * folders in the sorted order of their paths, files sorted within each
+ * (ImageFolder's order); files of other image formats ImageFolder knows
+ * (.bmp, .ppm, .pgm, .tif, .tiff, .webp) are refused, other files skipped.
+ * Images are decoded to RGB as for VOC below. Images of different sizes
+ * need an image size S: each is resized to S×S as it is read with Pillow's
+ * bilinear resampling (antialiased, as torchvision's Resize((S, S)) on PIL
+ * images), so only one full-size image is held at a time. Example names
+ * are the paths below the split folder ("cat/001.jpg"). A class folder
+ * without images, an unreadable, truncated or corrupt image: one line
+ * naming the file or folder.
  *
  * VOC segmentation (voc-seg:DIR) reads the layout of Pascal VOC's
  * segmentation release:
@@ -178,7 +199,8 @@ typedef enum rb_data_source {
     RB_DATASET_NPY = 5,
     RB_DATASET_FEATURES = 6, /* feature vectors a model computed (rb_split_create_features) */
     RB_DATASET_VOC_SEG = 7,  /* a Pascal VOC segmentation folder: images, masks, ids */
-    RB_DATASET_COCO = 8      /* COCO annotations and their images: boxes, image and category ids */
+    RB_DATASET_COCO = 8,     /* COCO annotations and their images: boxes, image and category ids */
+    RB_DATASET_FOLDER = 9    /* a folder of class folders of PNG and JPEG images (torchvision's ImageFolder) */
 } rb_data_source;
 
 /* Which split of a dataset to open. */
@@ -210,7 +232,8 @@ typedef struct rb_dataset_spec {
 RB_API rb_status rb_dataset_spec_parse(rb_dataset_spec *out, const char *text);
 
 /* "mnist", "fashion-mnist", "cifar10", "cifar100", "npy", "features",
- * "voc-seg", "coco"; "memory" for RB_DATASET_NONE, "unknown" otherwise. */
+ * "voc-seg", "coco", "folder"; "memory" for RB_DATASET_NONE, "unknown"
+ * otherwise. */
 RB_API const char *rb_data_source_str(rb_data_source kind);
 
 /* "train" or "test" ("unknown" otherwise). */
@@ -420,6 +443,7 @@ typedef struct rb_augment {
  *                         mask pixels; set crop to try it
  *   coco                  flip, no crop, as torchvision's detection references
  *                         train (RandomHorizontalFlip only)
+ *   folder                flip, no crop: photos are mirror-symmetric
  *   npy, memory           none (the content is unknown) */
 RB_API void rb_augment_defaults(rb_data_source kind, rb_augment *out);
 

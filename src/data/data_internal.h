@@ -150,6 +150,10 @@ rb_status rb_split_copy_targets(rb_split *split, const rb_split *in, const unsig
 void rb_split_render_targets(const rb_split *split, int64_t index, int padding, int top, int left, bool flip,
                              int32_t *mask, rb_box *boxes, int64_t *box_count);
 
+/* Image folders (folder.c, folder:DIR in robusta/data.h): split `which`,
+ * every image resized to size × size (0: all must share the first's). */
+rb_status rb_folder_load(rb_split **out, const char *dir, rb_split_which which, int size);
+
 /* Largest epoch the augmentation and shuffle streams tell apart. */
 #define RB_DATA_EPOCH_LIMIT (INT64_C(1) << 24)
 

@@ -27,12 +27,13 @@
 #define SPEC_FORMS                                                                                             \
     "mnist:DIR, fashion-mnist[:DIR], cifar10:DIR, cifar100:DIR, "                                              \
     "npy:IMAGES.npy,LABELS.npy[;TEST_IMAGES.npy,TEST_LABELS.npy], voc-seg:DIR, "                              \
-    "coco:IMAGES,ANNOTATIONS.json[;TEST_IMAGES,TEST_ANNOTATIONS.json], coco:DIR"
+    "coco:IMAGES,ANNOTATIONS.json[;TEST_IMAGES,TEST_ANNOTATIONS.json], coco:DIR, folder:DIR"
 
-static const char *const kind_names[] = {"mnist", "fashion-mnist", "cifar10", "cifar100", "npy", "voc-seg", "coco"};
+static const char *const kind_names[] = {"mnist", "fashion-mnist", "cifar10", "cifar100", "npy",
+                                         "voc-seg", "coco", "folder"};
 static const rb_data_source kind_values[] = {RB_DATASET_MNIST,   RB_DATASET_FASHION_MNIST, RB_DATASET_CIFAR10,
                                               RB_DATASET_CIFAR100, RB_DATASET_NPY,          RB_DATASET_VOC_SEG,
-                                              RB_DATASET_COCO};
+                                              RB_DATASET_COCO,     RB_DATASET_FOLDER};
 #define KIND_COUNT (sizeof kind_names / sizeof kind_names[0])
 
 /* ------------------------------------------------------------ specs */
@@ -90,11 +91,11 @@ rb_status rb_dataset_spec_parse(rb_dataset_spec *out, const char *text)
         if (best != NULL)
             return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                                 "unknown dataset kind '%s' in spec '%s'; did you mean '%s'? (kinds: mnist, "
-                                "fashion-mnist, cifar10, cifar100, npy, voc-seg, coco)",
+                                "fashion-mnist, cifar10, cifar100, npy, voc-seg, coco, folder)",
                                 word, text, best);
         return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                             "unknown dataset kind '%s' in spec '%s' (kinds: mnist, fashion-mnist, cifar10, cifar100, "
-                            "npy, voc-seg, coco)",
+                            "npy, voc-seg, coco, folder)",
                             word, text);
     }
 
@@ -307,6 +308,7 @@ rb_status rb_split_load(rb_split **out, const rb_dataset_spec *spec, rb_split_wh
     case RB_DATASET_NPY: st = load_npy(&raw, spec, which); break;
     case RB_DATASET_VOC_SEG: st = rb_voc_load(&raw, spec->dir, which, options != NULL ? options->size : 0); break;
     case RB_DATASET_COCO: st = load_coco(&raw, spec, which, options != NULL ? options->size : 0); break;
+    case RB_DATASET_FOLDER: st = rb_folder_load(&raw, spec->dir, which, options != NULL ? options->size : 0); break;
     case RB_DATASET_NONE:
     default: return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_split_load: the spec names no dataset kind");
     }

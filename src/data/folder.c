@@ -1,0 +1,358 @@
+/* Image folders (folder:DIR, robusta/data.h), laid out as torchvision's
+ * ImageFolder reads them: DIR/train/CLASS/... and DIR/test/CLASS/... (or
+ * DIR/val/), one folder per class. The classes are train's class folders
+ * in sorted order, for both splits (torchvision would number a test
+ * folder's classes by its own folders, so a class missing from test would
+ * shift the labels of the rest). Within a class, files are found as
+ * ImageFolder finds them: every sub-folder walked, folders in sorted
+ * order of their paths and files sorted within each, file names matched
+ * by extension, case ignored. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include <robusta/data.h>
+#include <robusta/suggest.h>
+
+#include "data/data_internal.h"
+#include "data/image.h"
+#include "data/paper_transform.h"
+#include "sys/internal.h"
+
+/* Deepest sub-folder walked inside a class (symbolic links are followed,
+ * as ImageFolder follows them, so a link to a parent would loop). */
+#define FOLDER_MAX_DEPTH 32
+
+#define FOLDER_PATH_MAX (RB_DATASET_PATH_MAX + 1024)
+
+/* out = "a/b", or one line saying the path is too long. */
+static rb_status join(char out[FOLDER_PATH_MAX], const char *a, const char *b)
+{
+    int n = snprintf(out, FOLDER_PATH_MAX, "%s/%s", a, b);
+    if (n < 0 || n >= FOLDER_PATH_MAX)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%.60s/%.40s...: path longer than %d bytes", a, b,
+                            FOLDER_PATH_MAX - 1);
+    return RB_OK;
+}
+
+/* A growable list of strings. */
+typedef struct names {
+    char **items;
+    size_t count, room;
+} names;
+
+static void names_free(names *n)
+{
+    for (size_t i = 0; i < n->count; i++)
+        free(n->items[i]);
+    free(n->items);
+    memset(n, 0, sizeof *n);
+}
+
+static rb_status names_add(names *n, const char *text)
+{
+    char *copy;
+    if (n->count == n->room) {
+        size_t room = n->room ? 2 * n->room : 64;
+        char **items = realloc(n->items, room * sizeof *items);
+        if (items == NULL)
+            return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory listing an image folder");
+        n->items = items;
+        n->room = room;
+    }
+    if ((copy = strdup(text)) == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory listing an image folder");
+    n->items[n->count++] = copy;
+    return RB_OK;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void names_sort(names *n)
+{
+    if (n->count > 1)
+        qsort(n->items, n->count, sizeof *n->items, compare_names);
+}
+
+static bool is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static bool ends_with(const char *name, const char *suffix)
+{
+    size_t n = strlen(name), k = strlen(suffix);
+    return n > k && strcasecmp(name + n - k, suffix) == 0;
+}
+
+/* What ImageFolder would load: 1 PNG or JPEG, -1 another image format it
+ * knows (refused here), 0 anything else (skipped, as ImageFolder skips). */
+static int image_kind(const char *name)
+{
+    static const char *const ours[] = {".jpg", ".jpeg", ".png"};
+    static const char *const theirs[] = {".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"};
+    for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++)
+        if (ends_with(name, ours[i]))
+            return 1;
+    for (size_t i = 0; i < sizeof theirs / sizeof theirs[0]; i++)
+        if (ends_with(name, theirs[i]))
+            return -1;
+    return 0;
+}
+
+/* The entries of `path`: sub-folders into dirs, other entries into files
+ * (both unsorted). */
+static rb_status list_dir(const char *path, names *dirs, names *files)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    rb_status st = RB_OK;
+    if (d == NULL)
+        return rb_error_set(errno == ENOENT || errno == ENOTDIR ? RB_ERR_NOT_FOUND : RB_ERR_IO,
+                            "cannot open the folder %s: %s", path, strerror(errno));
+    while (st == RB_OK && (e = readdir(d)) != NULL) {
+        char full[FOLDER_PATH_MAX];
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if ((st = join(full, path, e->d_name)) == RB_OK)
+            st = names_add(is_dir(full) ? dirs : files, e->d_name);
+    }
+    closedir(d);
+    return st;
+}
+
+/* Every folder under `root` (relative `rel` to the split folder: "CLASS",
+ * "CLASS/SUB" ...), itself included, appended to `roots` in no order. */
+static rb_status collect_roots(const char *root, const char *rel, int depth, names *roots)
+{
+    names dirs = {0}, files = {0};
+    rb_status st;
+    if (depth > FOLDER_MAX_DEPTH)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "%s: folders nest more than %d deep inside a class (a symbolic link to a parent?)", root,
+                            FOLDER_MAX_DEPTH);
+    if ((st = names_add(roots, rel)) != RB_OK || (st = list_dir(root, &dirs, &files)) != RB_OK) {
+        names_free(&dirs);
+        return st;
+    }
+    for (size_t i = 0; st == RB_OK && i < dirs.count; i++) {
+        char sub_root[FOLDER_PATH_MAX], sub_rel[FOLDER_PATH_MAX];
+        if ((st = join(sub_root, root, dirs.items[i])) == RB_OK && (st = join(sub_rel, rel, dirs.items[i])) == RB_OK)
+            st = collect_roots(sub_root, sub_rel, depth + 1, roots);
+    }
+    names_free(&dirs);
+    names_free(&files);
+    return st;
+}
+
+/* Every PNG and JPEG of class folder CLASS of split_dir, appended to out as
+ * paths relative to split_dir, in ImageFolder's order: os.walk's folders
+ * sorted by their paths as strings (so "A B" comes between "A" and "A/B",
+ * not after A's sub-folders), each folder's files sorted. */
+static rb_status walk_class(const char *split_dir, const char *class_name, names *out)
+{
+    char root[FOLDER_PATH_MAX];
+    names roots = {0};
+    rb_status st;
+    if ((st = join(root, split_dir, class_name)) != RB_OK || (st = collect_roots(root, class_name, 0, &roots)) != RB_OK) {
+        names_free(&roots);
+        return st;
+    }
+    names_sort(&roots);
+    for (size_t r = 0; st == RB_OK && r < roots.count; r++) {
+        char folder[FOLDER_PATH_MAX];
+        names dirs = {0}, files = {0};
+        if ((st = join(folder, split_dir, roots.items[r])) == RB_OK && (st = list_dir(folder, &dirs, &files)) == RB_OK)
+            names_sort(&files);
+        for (size_t i = 0; st == RB_OK && i < files.count; i++) {
+            char path[FOLDER_PATH_MAX];
+            int kind = image_kind(files.items[i]);
+            if (kind == 0)
+                continue;
+            if (kind < 0)
+                st = rb_error_set(RB_ERR_UNSUPPORTED,
+                                  "%s/%s: robusta reads PNG and JPEG images only; convert it (for example with "
+                                  "ImageMagick's mogrify -format png) or move it out of the folder",
+                                  folder, files.items[i]);
+            else if ((st = join(path, roots.items[r], files.items[i])) == RB_OK)
+                st = names_add(out, path);
+        }
+        names_free(&dirs);
+        names_free(&files);
+    }
+    names_free(&roots);
+    return st;
+}
+
+/* Pixels of `img` into example `index` of `s` as planes, resized to the
+ * stored size with Pillow's bilinear resampling when the sizes differ. */
+static rb_status store_image(rb_split *s, int64_t index, const rb_image *img, uint8_t *scratch)
+{
+    const int64_t H = s->height, W = s->width;
+    const size_t plane = (size_t)H * (size_t)W;
+    uint8_t *dst = (uint8_t *)s->images + (size_t)index * 3 * plane;
+    const uint8_t *px = img->pixels;
+    if (img->height != H || img->width != W) {
+        rb_status st = rb_pil_resize(img->pixels, img->height, img->width, 3, NULL, H, W, scratch);
+        if (st != RB_OK)
+            return st;
+        px = scratch;
+    }
+    for (size_t k = 0; k < plane; k++) {
+        dst[k] = px[3 * k];
+        dst[plane + k] = px[3 * k + 1];
+        dst[2 * plane + k] = px[3 * k + 2];
+    }
+    s->source_sizes[2 * index] = img->height;
+    s->source_sizes[2 * index + 1] = img->width;
+    return RB_OK;
+}
+
+rb_status rb_folder_load(rb_split **out, const char *dir, rb_split_which which, int size)
+{
+    char train[FOLDER_PATH_MAX], split_dir[FOLDER_PATH_MAX], what[FOLDER_PATH_MAX + 32];
+    char first_image[FOLDER_PATH_MAX] = "";
+    names classes = {0}, ignored = {0}, present = {0}, files = {0};
+    int64_t *labels = NULL;
+    uint8_t *scratch = NULL;
+    rb_split *s = NULL;
+    rb_status st;
+
+    *out = NULL;
+    if (size < 0 || size > 65536)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "folder:%s: image size %d is out of range [1, 65536] (0 keeps "
+                            "the images' own size)", dir, size);
+    if (!is_dir(dir))
+        return rb_error_set(RB_ERR_NOT_FOUND, "folder:%s: %s is not a folder; give the folder holding train/ and "
+                            "test/ (or val/), one sub-folder per class in each", dir, dir);
+    snprintf(train, sizeof train, "%s/train", dir);
+    if (!is_dir(train))
+        return rb_error_set(RB_ERR_NOT_FOUND, "folder:%s: no folder %s; folder:DIR reads DIR/train/CLASS/*.jpg "
+                            "(or .png) and DIR/test/ (or DIR/val/) laid out alike", dir, train);
+    if (which == RB_SPLIT_TRAIN) {
+        snprintf(split_dir, sizeof split_dir, "%s", train);
+    } else {
+        snprintf(split_dir, sizeof split_dir, "%s/test", dir);
+        if (!is_dir(split_dir))
+            snprintf(split_dir, sizeof split_dir, "%s/val", dir);
+        if (!is_dir(split_dir))
+            return rb_error_set(RB_ERR_NOT_FOUND, "folder:%s: no test split: neither %s/test nor %s/val is a folder",
+                                dir, dir, dir);
+    }
+    snprintf(what, sizeof what, "folder:%s %s", dir, rb_split_which_str(which));
+
+    if ((st = list_dir(train, &classes, &ignored)) != RB_OK)
+        goto done;
+    names_sort(&classes);
+    if (classes.count == 0) {
+        st = rb_error_set(RB_ERR_INVALID_ARGUMENT, "folder:%s: %s has no class folders; put each class's images in "
+                          "a folder of its own (train/CLASS/)", dir, train);
+        goto done;
+    }
+    names_free(&ignored);
+    if ((st = list_dir(split_dir, &present, &ignored)) != RB_OK)
+        goto done;
+    for (size_t i = 0; i < present.count; i++)
+        if (bsearch(&present.items[i], classes.items, classes.count, sizeof *classes.items, compare_names) == NULL) {
+            const char *best = rb_suggest(present.items[i], (const char *const *)classes.items, classes.count);
+            st = rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                              "%s/%s is not a class: %s has no folder '%s'%s%s%s; the classes are train's folders",
+                              split_dir, present.items[i], train, present.items[i], best ? " (did you mean '" : "",
+                              best ? best : "", best ? "'?)" : "");
+            goto done;
+        }
+    /* every class's files, in class order; a class folder with none is refused */
+    for (size_t c = 0; c < classes.count; c++) {
+        char root[FOLDER_PATH_MAX];
+        size_t before = files.count;
+        int64_t *grown;
+        if ((st = join(root, split_dir, classes.items[c])) != RB_OK)
+            goto done;
+        if (which != RB_SPLIT_TRAIN && !is_dir(root))
+            continue; /* a class the test split does not show */
+        if ((st = walk_class(split_dir, classes.items[c], &files)) != RB_OK)
+            goto done;
+        if (files.count == before) {
+            st = rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                              "%s holds no PNG or JPEG images (.jpg, .jpeg, .png); add some or remove the folder",
+                              root);
+            goto done;
+        }
+        if ((grown = realloc(labels, (files.count + 1) * sizeof *labels)) == NULL) {
+            st = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory listing %s", root);
+            goto done;
+        }
+        labels = grown;
+        for (size_t k = before; k < files.count; k++)
+            labels[k] = (int64_t)c;
+    }
+    if (files.count == 0) {
+        st = rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s holds no class folders with images", split_dir);
+        goto done;
+    }
+
+    for (size_t i = 0; i < files.count; i++) {
+        char path[FOLDER_PATH_MAX];
+        rb_image img;
+        if ((st = join(path, split_dir, files.items[i])) != RB_OK || (st = rb_image_read(path, RB_IMAGE_RGB, &img)) != RB_OK)
+            goto done;
+        if (s == NULL) {
+            /* the first image sets the stored size, unless a size is given */
+            const int64_t H = size > 0 ? size : img.height, W = size > 0 ? size : img.width;
+            if (H > 65536 || W > 65536)
+                st = rb_error_set(RB_ERR_UNSUPPORTED,
+                                  "%s is %" PRId64 "×%" PRId64
+                                  " pixels, more than 65536 on a side; give an image size (--image-size)",
+                                  path, img.width, img.height);
+            if (st == RB_OK)
+                st = rb_split_alloc(&s, RB_DATASET_FOLDER, what, RB_DTYPE_U8, (int64_t)files.count, 3, (int)H,
+                                    (int)W, (int64_t)classes.count);
+            if (st == RB_OK)
+                st = rb_split_alloc_examples(s);
+            if (st == RB_OK)
+                st = rb_split_set_names(s, (const char *const *)classes.items);
+            if (st == RB_OK && (scratch = malloc((size_t)H * (size_t)W * 3)) == NULL)
+                st = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for %s", what);
+            snprintf(first_image, sizeof first_image, "%s", path);
+        } else if (size == 0 && (img.height != s->height || img.width != s->width)) {
+            st = rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                              "%s is %" PRId64 "×%" PRId64 " pixels but %s is %d×%d: images of different sizes "
+                              "need one size for the split; give an image size (--image-size)",
+                              path, img.width, img.height, first_image, s->width, s->height);
+        }
+        if (st == RB_OK)
+            st = store_image(s, (int64_t)i, &img, scratch);
+        rb_image_free(&img);
+        if (st != RB_OK)
+            goto done;
+        s->labels[i] = labels[i];
+        if ((s->example_names[i] = strdup(files.items[i])) == NULL) {
+            st = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for the names of %s", what);
+            goto done;
+        }
+    }
+done:
+    names_free(&classes);
+    names_free(&ignored);
+    names_free(&present);
+    names_free(&files);
+    free(labels);
+    free(scratch);
+    if (st != RB_OK) {
+        rb_split_destroy(s);
+        return st;
+    }
+    *out = s;
+    return RB_OK;
+}

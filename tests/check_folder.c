@@ -1,0 +1,287 @@
+/* Image folders (folder:DIR, src/data/folder.c) through the public API:
+ * torchvision ImageFolder's classes and file order, train's classes for
+ * the test split, pixels as stored, resizing to one size, names and
+ * source sizes, and every bad folder refused with one line naming it. */
+#include "config.h"
+
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include <robusta/data.h>
+
+#include "testimage.h"
+#include "testutil.h"
+
+static char dir[512];
+
+static void setup(void)
+{
+    make_temp_dir(dir, sizeof dir);
+}
+
+static void teardown(void)
+{
+    remove_temp_dir(dir);
+}
+
+static void mkdirs(const char *rel)
+{
+    char path[1024], *p;
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    for (p = path + strlen(dir) + 1; *p != '\0'; p++)
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(path, 0755);
+            *p = '/';
+        }
+    mkdir(path, 0755);
+}
+
+/* An RGB image whose pixel (y, x) channel c is a function of its `tag`, so
+ * that every file's pixels can be told apart. */
+static unsigned char value(int tag, int y, int x, int c)
+{
+    return (unsigned char)(tag * 31 + y * 7 + x * 3 + c * 50);
+}
+
+static void write_png(const char *rel, int tag, int h, int w)
+{
+    unsigned char *rows = malloc((size_t)h * (size_t)w * 3);
+    char path[1024];
+    test_bytes b;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++)
+                rows[(y * w + x) * 3 + c] = value(tag, y, x, c);
+    b = test_png(w, h, 8, PNG_COLOR_TYPE_RGB, rows, NULL, 0, NULL, 0, NULL, 0);
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    test_write_bytes(path, b.data, b.size);
+    free(b.data);
+    free(rows);
+}
+
+static void write_jpeg(const char *rel, int h, int w)
+{
+    unsigned char *px = malloc((size_t)h * (size_t)w * 3);
+    char path[1024];
+    test_bytes b;
+    memset(px, 128, (size_t)h * (size_t)w * 3);
+    b = test_jpeg(px, w, h, 3, 95);
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    test_write_bytes(path, b.data, b.size);
+    free(b.data);
+    free(px);
+}
+
+static void put_text(const char *rel, const char *text)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    test_write_bytes(path, text, strlen(text));
+}
+
+static rb_status open_split(rb_split **s, const char *root, rb_split_which which, int size)
+{
+    char spec[1024];
+    rb_split_options o = {.size = size};
+    snprintf(spec, sizeof spec, "folder:%s/%s", dir, root);
+    return rb_split_open(s, spec, which, &o);
+}
+
+/* ImageFolder's order: classes sorted; in a class, os.walk's folders
+ * sorted by path as strings, so "sub" < "sub b" < "sub-x" < "sub/deeper"
+ * (space and '-' sort before '/'), files sorted in each; .txt skipped,
+ * extensions in any case. The test split numbers its classes as train
+ * does, although it has no "dog". */
+START_TEST(classes_order_labels_and_names_are_imagefolders)
+{
+    static const char *const train_names[] = {"cat/a.jpg",        "cat/b.png",        "cat/sub/c.png",
+                                              "cat/sub b/d.png",  "cat/sub-x/E.PNG",  "cat/sub/deeper/f.png",
+                                              "dog/g.jpeg",       "zebra/h.png"};
+    static const int64_t train_labels[] = {0, 0, 0, 0, 0, 0, 1, 2};
+    rb_split *s = NULL;
+    mkdirs("f1/train/cat/sub/deeper");
+    mkdirs("f1/train/cat/sub b");
+    mkdirs("f1/train/cat/sub-x");
+    mkdirs("f1/train/dog");
+    mkdirs("f1/train/zebra");
+    mkdirs("f1/val/cat");
+    mkdirs("f1/val/zebra");
+    write_png("f1/train/cat/b.png", 1, 6, 5);
+    write_jpeg("f1/train/cat/a.jpg", 6, 5);
+    write_png("f1/train/cat/sub/c.png", 2, 6, 5);
+    write_png("f1/train/cat/sub b/d.png", 3, 6, 5);
+    write_png("f1/train/cat/sub-x/E.PNG", 4, 6, 5);
+    write_png("f1/train/cat/sub/deeper/f.png", 5, 6, 5);
+    put_text("f1/train/cat/notes.txt", "not an image");
+    write_jpeg("f1/train/dog/g.jpeg", 6, 5);
+    write_png("f1/train/zebra/h.png", 6, 6, 5);
+    write_png("f1/val/zebra/z.png", 7, 6, 5);
+    write_png("f1/val/cat/y.png", 8, 6, 5);
+
+    ck_assert_msg(open_split(&s, "f1", RB_SPLIT_TRAIN, 0) == RB_OK, "%s", rb_last_error());
+    ck_assert_int_eq(rb_split_count(s), 8);
+    ck_assert_int_eq(rb_split_classes(s), 3);
+    ck_assert_str_eq(rb_split_class_name(s, 0), "cat");
+    ck_assert_str_eq(rb_split_class_name(s, 2), "zebra");
+    ck_assert_int_eq(rb_split_kind(s), RB_DATASET_FOLDER);
+    ck_assert_str_eq(rb_data_source_str(RB_DATASET_FOLDER), "folder");
+    for (int i = 0; i < 8; i++) {
+        ck_assert_str_eq(rb_split_example_name(s, i), train_names[i]);
+        ck_assert_int_eq(rb_split_labels(s)[i], train_labels[i]);
+    }
+    {
+        /* stored as planes, exactly the file's pixels: b.png is tag 1 */
+        int C, H, W;
+        const uint8_t *px = (const uint8_t *)rb_split_images(s) + 1 * 3 * 6 * 5;
+        int64_t h, w;
+        rb_split_stored_shape(s, &C, &H, &W);
+        ck_assert(C == 3 && H == 6 && W == 5);
+        for (int c = 0; c < 3; c++)
+            for (int y = 0; y < 6; y++)
+                for (int x = 0; x < 5; x++)
+                    ck_assert_uint_eq(px[(c * 6 + y) * 5 + x], value(1, y, x, c));
+        rb_split_example_source_size(s, 1, &h, &w);
+        ck_assert(h == 6 && w == 5);
+    }
+    rb_split_destroy(s);
+
+    ck_assert_msg(open_split(&s, "f1", RB_SPLIT_TEST, 0) == RB_OK, "%s", rb_last_error());
+    ck_assert_int_eq(rb_split_count(s), 2);
+    ck_assert_int_eq(rb_split_classes(s), 3);
+    ck_assert_str_eq(rb_split_example_name(s, 0), "cat/y.png");
+    ck_assert_int_eq(rb_split_labels(s)[0], 0);
+    ck_assert_str_eq(rb_split_example_name(s, 1), "zebra/z.png");
+    ck_assert_int_eq(rb_split_labels(s)[1], 2); /* not 1: dog keeps its number */
+    rb_split_destroy(s);
+}
+END_TEST
+
+/* Images of several sizes are resized to the size asked for (a flat
+ * colour stays itself through Pillow's normalized weights), keeping their
+ * size in the file; without a size they are refused in one line. */
+START_TEST(images_of_several_sizes_need_and_get_one_size)
+{
+    rb_split *s = NULL;
+    mkdirs("f2/train/a");
+    mkdirs("f2/test/a");
+    write_jpeg("f2/train/a/big.jpg", 40, 30);
+    write_jpeg("f2/train/a/small.jpg", 5, 9);
+    write_jpeg("f2/test/a/t.jpg", 8, 8);
+    ck_assert_int_eq(open_split(&s, "f2", RB_SPLIT_TRAIN, 0), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(rb_last_error(), "small.jpg is 9×5 pixels but"));
+    ck_assert_ptr_nonnull(strstr(rb_last_error(), "--image-size"));
+    ck_assert_msg(open_split(&s, "f2", RB_SPLIT_TRAIN, 12) == RB_OK, "%s", rb_last_error());
+    {
+        int C, H, W;
+        int64_t h, w;
+        const uint8_t *px = rb_split_images(s);
+        rb_split_stored_shape(s, &C, &H, &W);
+        ck_assert(C == 3 && H == 12 && W == 12);
+        for (int k = 0; k < 2 * 3 * 12 * 12; k++)
+            ck_assert_uint_eq(px[k], 128);
+        rb_split_example_source_size(s, 0, &h, &w);
+        ck_assert(h == 40 && w == 30);
+    }
+    rb_split_destroy(s);
+}
+END_TEST
+
+static void refused(const char *root, rb_split_which which, rb_status want, const char *part1, const char *part2)
+{
+    rb_split *s = NULL;
+    rb_status got = open_split(&s, root, which, 8);
+    ck_assert_msg(got == want, "%s: status %d (%s)", root, (int)got, rb_last_error());
+    ck_assert_ptr_null(s);
+    ck_assert_msg(strstr(rb_last_error(), part1) != NULL, "%s: '%s' lacks '%s'", root, rb_last_error(), part1);
+    ck_assert_msg(part2 == NULL || strstr(rb_last_error(), part2) != NULL, "%s: '%s' lacks '%s'", root,
+                  rb_last_error(), part2);
+    ck_assert_ptr_null(strchr(rb_last_error(), '\n'));
+}
+
+START_TEST(bad_folders_are_refused_in_one_line)
+{
+    char path[1024];
+    /* no train folder; no test or val folder */
+    mkdirs("none/test/a");
+    refused("none", RB_SPLIT_TRAIN, RB_ERR_NOT_FOUND, "/none/train", "DIR/train/CLASS");
+    mkdirs("notest/train/a");
+    write_png("notest/train/a/x.png", 1, 4, 4);
+    refused("notest", RB_SPLIT_TEST, RB_ERR_NOT_FOUND, "neither", "/notest/val");
+    refused("missing", RB_SPLIT_TRAIN, RB_ERR_NOT_FOUND, "is not a folder", NULL);
+    /* no class folders */
+    mkdirs("flat/train");
+    write_png("flat/train/x.png", 1, 4, 4);
+    refused("flat", RB_SPLIT_TRAIN, RB_ERR_INVALID_ARGUMENT, "has no class folders", NULL);
+    /* a class folder with no images (a text file does not count) */
+    mkdirs("empty/train/a");
+    mkdirs("empty/train/b");
+    write_png("empty/train/a/x.png", 1, 4, 4);
+    put_text("empty/train/b/readme.txt", "hi");
+    refused("empty", RB_SPLIT_TRAIN, RB_ERR_INVALID_ARGUMENT, "/empty/train/b holds no PNG or JPEG images", NULL);
+    /* an image format ImageFolder reads and robusta does not */
+    mkdirs("bmp/train/a");
+    write_png("bmp/train/a/x.png", 1, 4, 4);
+    put_text("bmp/train/a/y.bmp", "BM....");
+    refused("bmp", RB_SPLIT_TRAIN, RB_ERR_UNSUPPORTED, "/bmp/train/a/y.bmp: robusta reads PNG and JPEG", NULL);
+    /* a test folder that is no class of train, with a suggestion */
+    mkdirs("extra/train/horse");
+    mkdirs("extra/test/hose");
+    write_png("extra/train/horse/x.png", 1, 4, 4);
+    write_png("extra/test/hose/y.png", 1, 4, 4);
+    refused("extra", RB_SPLIT_TEST, RB_ERR_INVALID_ARGUMENT, "/extra/test/hose is not a class",
+            "did you mean 'horse'?");
+    /* not an image, a truncated JPEG and a 0x0 PNG: the decoder's line, naming the file */
+    mkdirs("junk/train/a");
+    put_text("junk/train/a/x.jpg", "this is not a JPEG");
+    refused("junk", RB_SPLIT_TRAIN, RB_ERR_CORRUPT, "/junk/train/a/x.jpg", NULL);
+    mkdirs("cut/train/a");
+    {
+        unsigned char px[16 * 16 * 3];
+        test_bytes b;
+        memset(px, 90, sizeof px);
+        b = test_jpeg(px, 16, 16, 3, 90);
+        snprintf(path, sizeof path, "%s/cut/train/a/x.jpg", dir);
+        test_write_bytes(path, b.data, b.size / 2);
+        free(b.data);
+    }
+    refused("cut", RB_SPLIT_TRAIN, RB_ERR_CORRUPT, "/cut/train/a/x.jpg", NULL);
+    mkdirs("zero/train/a");
+    {
+        test_bytes b = {0};
+        unsigned char ihdr[13];
+        static const unsigned char sig[8] = {137, 80, 78, 71, 13, 10, 26, 10};
+        test_bytes_put(&b, sig, 8);
+        test_ihdr(ihdr, 0, 0, 8, PNG_COLOR_TYPE_RGB);
+        test_png_chunk(&b, "IHDR", ihdr, 13);
+        test_png_chunk(&b, "IEND", NULL, 0);
+        snprintf(path, sizeof path, "%s/zero/train/a/x.png", dir);
+        test_write_bytes(path, b.data, b.size);
+        free(b.data);
+    }
+    refused("zero", RB_SPLIT_TRAIN, RB_ERR_CORRUPT, "/zero/train/a/x.png", NULL);
+    /* the spec itself: a typo'd kind gets a suggestion */
+    {
+        rb_split *s = NULL;
+        ck_assert_int_eq(rb_split_open(&s, "foldr:x", RB_SPLIT_TRAIN, NULL), RB_ERR_INVALID_ARGUMENT);
+        ck_assert_ptr_nonnull(strstr(rb_last_error(), "did you mean 'folder'?"));
+    }
+}
+END_TEST
+
+static Suite *folder_suite(void)
+{
+    Suite *s = suite_create("folder");
+    TCase *tc = tcase_create("folder");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, classes_order_labels_and_names_are_imagefolders);
+    tcase_add_test(tc, images_of_several_sizes_need_and_get_one_size);
+    tcase_add_test(tc, bad_folders_are_refused_in_one_line);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(folder_suite());
+}
