@@ -172,10 +172,13 @@ static rb_status read_maybe_gz(const char *path, unsigned char **data, size_t *s
 
 static rb_status join(char *out, size_t size, const char *dir, const char *sub, const char *name)
 {
-    int n = sub ? snprintf(out, size, "%s/%s/%s", dir, sub, name) : snprintf(out, size, "%s/%s", dir, name);
-    if (n < 0 || (size_t)n >= size)
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "dataset folder %.60s...: path too long", dir);
-    return RB_OK;
+    char mid[RB_DATASET_PATH_MAX + 64];
+    rb_status st;
+    if (sub == NULL)
+        return rb_path_join(out, size, dir, name);
+    if ((st = rb_path_join(mid, sizeof mid, dir, sub)) != RB_OK)
+        return st;
+    return rb_path_join(out, size, mid, name);
 }
 
 static bool exists(const char *path)

@@ -32,16 +32,6 @@
 
 #define FOLDER_PATH_MAX (RB_DATASET_PATH_MAX + 1024)
 
-/* out = "a/b", or one line saying the path is too long. */
-static rb_status join(char out[FOLDER_PATH_MAX], const char *a, const char *b)
-{
-    int n = snprintf(out, FOLDER_PATH_MAX, "%s/%s", a, b);
-    if (n < 0 || n >= FOLDER_PATH_MAX)
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%.60s/%.40s...: path longer than %d bytes", a, b,
-                            FOLDER_PATH_MAX - 1);
-    return RB_OK;
-}
-
 /* A growable list of strings. */
 typedef struct names {
     char **items;
@@ -125,7 +115,7 @@ static rb_status list_dir(const char *path, names *dirs, names *files)
         char full[FOLDER_PATH_MAX];
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
-        if ((st = join(full, path, e->d_name)) == RB_OK)
+        if ((st = rb_path_join(full, FOLDER_PATH_MAX, path, e->d_name)) == RB_OK)
             st = names_add(is_dir(full) ? dirs : files, e->d_name);
     }
     closedir(d);
@@ -148,7 +138,8 @@ static rb_status collect_roots(const char *root, const char *rel, int depth, nam
     }
     for (size_t i = 0; st == RB_OK && i < dirs.count; i++) {
         char sub_root[FOLDER_PATH_MAX], sub_rel[FOLDER_PATH_MAX];
-        if ((st = join(sub_root, root, dirs.items[i])) == RB_OK && (st = join(sub_rel, rel, dirs.items[i])) == RB_OK)
+        if ((st = rb_path_join(sub_root, FOLDER_PATH_MAX, root, dirs.items[i])) == RB_OK &&
+            (st = rb_path_join(sub_rel, FOLDER_PATH_MAX, rel, dirs.items[i])) == RB_OK)
             st = collect_roots(sub_root, sub_rel, depth + 1, roots);
     }
     names_free(&dirs);
@@ -165,7 +156,8 @@ static rb_status walk_class(const char *split_dir, const char *class_name, names
     char root[FOLDER_PATH_MAX];
     names roots = {0};
     rb_status st;
-    if ((st = join(root, split_dir, class_name)) != RB_OK || (st = collect_roots(root, class_name, 0, &roots)) != RB_OK) {
+    if ((st = rb_path_join(root, FOLDER_PATH_MAX, split_dir, class_name)) != RB_OK ||
+        (st = collect_roots(root, class_name, 0, &roots)) != RB_OK) {
         names_free(&roots);
         return st;
     }
@@ -173,7 +165,8 @@ static rb_status walk_class(const char *split_dir, const char *class_name, names
     for (size_t r = 0; st == RB_OK && r < roots.count; r++) {
         char folder[FOLDER_PATH_MAX];
         names dirs = {0}, files = {0};
-        if ((st = join(folder, split_dir, roots.items[r])) == RB_OK && (st = list_dir(folder, &dirs, &files)) == RB_OK)
+        if ((st = rb_path_join(folder, FOLDER_PATH_MAX, split_dir, roots.items[r])) == RB_OK &&
+            (st = list_dir(folder, &dirs, &files)) == RB_OK)
             names_sort(&files);
         for (size_t i = 0; st == RB_OK && i < files.count; i++) {
             char path[FOLDER_PATH_MAX];
@@ -185,7 +178,7 @@ static rb_status walk_class(const char *split_dir, const char *class_name, names
                                   "%s/%s: robusta reads PNG and JPEG images only; convert it (for example with "
                                   "ImageMagick's mogrify -format png) or move it out of the folder",
                                   folder, files.items[i]);
-            else if ((st = join(path, roots.items[r], files.items[i])) == RB_OK)
+            else if ((st = rb_path_join(path, FOLDER_PATH_MAX, roots.items[r], files.items[i])) == RB_OK)
                 st = names_add(out, path);
         }
         names_free(&dirs);
@@ -277,7 +270,7 @@ rb_status rb_folder_load(rb_split **out, const char *dir, rb_split_which which, 
         char root[FOLDER_PATH_MAX];
         size_t before = files.count;
         int64_t *grown;
-        if ((st = join(root, split_dir, classes.items[c])) != RB_OK)
+        if ((st = rb_path_join(root, FOLDER_PATH_MAX, split_dir, classes.items[c])) != RB_OK)
             goto done;
         if (which != RB_SPLIT_TRAIN && !is_dir(root))
             continue; /* a class the test split does not show */
@@ -305,7 +298,8 @@ rb_status rb_folder_load(rb_split **out, const char *dir, rb_split_which which, 
     for (size_t i = 0; i < files.count; i++) {
         char path[FOLDER_PATH_MAX];
         rb_image img;
-        if ((st = join(path, split_dir, files.items[i])) != RB_OK || (st = rb_image_read(path, RB_IMAGE_RGB, &img)) != RB_OK)
+        if ((st = rb_path_join(path, FOLDER_PATH_MAX, split_dir, files.items[i])) != RB_OK ||
+            (st = rb_image_read(path, RB_IMAGE_RGB, &img)) != RB_OK)
             goto done;
         if (s == NULL) {
             /* the first image sets the stored size, unless a size is given */

@@ -57,6 +57,15 @@ rb_status rb_file_open_regular(const char *path, FILE **out)
     return RB_OK;
 }
 
+rb_status rb_path_join(char *out, size_t size, const char *dir, const char *name)
+{
+    int n = snprintf(out, size, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= size)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%.60s/%.40s...: path longer than %zu bytes", dir, name,
+                            size - 1);
+    return RB_OK;
+}
+
 rb_status rb_file_read_all(const char *path, size_t limit, unsigned char **data, size_t *size)
 {
     FILE *f;

@@ -36,6 +36,10 @@ bool rb_utf8_valid(const char *s);
  * through here. */
 rb_status rb_file_open_regular(const char *path, FILE **out);
 
+/* out = "dir/name" in `size` bytes, or RB_ERR_INVALID_ARGUMENT with one
+ * line saying the path is too long. */
+rb_status rb_path_join(char *out, size_t size, const char *dir, const char *name);
+
 /* Reads a whole regular file into a new malloc'd buffer (free it). Files
  * larger than `limit` bytes are refused with RB_ERR_UNSUPPORTED. */
 rb_status rb_file_read_all(const char *path, size_t limit, unsigned char **data, size_t *size);
