@@ -777,17 +777,18 @@ START_TEST(bad_spec_strings_are_refused_with_one_exact_line)
     rb_split *s = NULL;
     expect_error(rb_dataset_spec_parse(sp, "cifar-10:/data"), RB_ERR_INVALID_ARGUMENT,
                  "unknown dataset kind 'cifar-10' in spec 'cifar-10:/data'; did you mean 'cifar10'? (kinds: mnist, "
-                 "fashion-mnist, cifar10, cifar100, npy, voc-seg, coco, folder)");
+                 "fashion-mnist, cifar10, cifar100, npy, voc-seg, coco, folder, list)");
     expect_error(rb_dataset_spec_parse(sp, "fashion_mnist"), RB_ERR_INVALID_ARGUMENT,
                  "unknown dataset kind 'fashion_mnist' in spec 'fashion_mnist'; did you mean 'fashion-mnist'? "
-                 "(kinds: mnist, fashion-mnist, cifar10, cifar100, npy, voc-seg, coco, folder)");
+                 "(kinds: mnist, fashion-mnist, cifar10, cifar100, npy, voc-seg, coco, folder, list)");
     expect_error(rb_dataset_spec_parse(sp, "imagenet:/x"), RB_ERR_INVALID_ARGUMENT,
                  "unknown dataset kind 'imagenet' in spec 'imagenet:/x' (kinds: mnist, fashion-mnist, cifar10, "
-                 "cifar100, npy, voc-seg, coco, folder)");
+                 "cifar100, npy, voc-seg, coco, folder, list)");
     expect_error(rb_dataset_spec_parse(sp, ""), RB_ERR_INVALID_ARGUMENT,
                  "empty dataset spec: expected one of mnist:DIR, fashion-mnist[:DIR], cifar10:DIR, cifar100:DIR, "
                  "npy:IMAGES.npy,LABELS.npy[;TEST_IMAGES.npy,TEST_LABELS.npy], voc-seg:DIR, "
-                 "coco:IMAGES,ANNOTATIONS.json[;TEST_IMAGES,TEST_ANNOTATIONS.json], coco:DIR, folder:DIR");
+                 "coco:IMAGES,ANNOTATIONS.json[;TEST_IMAGES,TEST_ANNOTATIONS.json], coco:DIR, folder:DIR, "
+                 "list:DIR,TRAIN.txt[,TEST.txt]");
     expect_error(rb_dataset_spec_parse(sp, "mnist"), RB_ERR_INVALID_ARGUMENT,
                  "dataset spec 'mnist' needs a folder: mnist:DIR (only fashion-mnist has a default, "
                  "/usr/share/datasets/fashion-mnist)");
@@ -808,7 +809,7 @@ START_TEST(bad_spec_strings_are_refused_with_one_exact_line)
     /* rb_split_open reports the same */
     expect_error(rb_split_open(&s, "cifar-100:/x", RB_SPLIT_TRAIN, NULL), RB_ERR_INVALID_ARGUMENT,
                  "unknown dataset kind 'cifar-100' in spec 'cifar-100:/x'; did you mean 'cifar100'? (kinds: mnist, "
-                 "fashion-mnist, cifar10, cifar100, npy, voc-seg, coco, folder)");
+                 "fashion-mnist, cifar10, cifar100, npy, voc-seg, coco, folder, list)");
     ck_assert_ptr_null(s);
     free(sp);
 }

@@ -1,7 +1,9 @@
-/* Image folders (folder:DIR, src/data/folder.c) through the public API:
- * torchvision ImageFolder's classes and file order, train's classes for
- * the test split, pixels as stored, resizing to one size, names and
- * source sizes, and every bad folder refused with one line naming it. */
+/* Image folders (folder:DIR, src/data/folder.c) and image lists
+ * (list:DIR,TRAIN,TEST, src/data/image_list.c, whose parser is compiled
+ * in) through the public API: torchvision ImageFolder's classes and file
+ * order, train's classes for the test split, pixels as stored, resizing to
+ * one size, names and source sizes; the list parser on exact cases; and
+ * every bad folder, list and line refused with one line naming it. */
 #include "config.h"
 
 #include <stdint.h>
@@ -9,6 +11,7 @@
 
 #include <robusta/data.h>
 
+#include "data/image_list.h"
 #include "testimage.h"
 #include "testutil.h"
 
@@ -269,6 +272,116 @@ START_TEST(bad_folders_are_refused_in_one_line)
 }
 END_TEST
 
+/* The list parser: the label is the last word, the path the rest (spaces
+ * inside kept), blanks and CRLF tolerated, each entry with its line. */
+START_TEST(list_lines_parse_exactly)
+{
+    static const char text[] = "a/x.png 0\r\n\n  b c/y.jpg\t 12 \nz.png 3";
+    rb_image_list l;
+    ck_assert_int_eq(rb_image_list_parse(text, sizeof text - 1, "t.txt", &l), RB_OK);
+    ck_assert_uint_eq(l.count, 3);
+    ck_assert_str_eq(l.paths[0], "a/x.png");
+    ck_assert_str_eq(l.paths[1], "b c/y.jpg");
+    ck_assert_str_eq(l.paths[2], "z.png");
+    ck_assert(l.labels[0] == 0 && l.labels[1] == 12 && l.labels[2] == 3);
+    ck_assert(l.lines[0] == 1 && l.lines[1] == 3 && l.lines[2] == 4);
+    rb_image_list_free(&l);
+    rb_image_list_free(NULL);
+}
+END_TEST
+
+/* size SIZE_MAX: the text's length */
+static void bad_list(const char *text, size_t size, const char *want)
+{
+    rb_image_list l;
+    if (size == SIZE_MAX)
+        size = strlen(text);
+    ck_assert_int_eq(rb_image_list_parse(text, size, "t.txt", &l), RB_ERR_CORRUPT);
+    ck_assert_str_eq(rb_last_error(), want);
+    ck_assert(l.count == 0 && l.paths == NULL);
+}
+
+START_TEST(bad_list_lines_are_refused_with_their_line)
+{
+    bad_list("", SIZE_MAX, "t.txt lists no images: expected lines \"path label\"");
+    bad_list("\n \n", SIZE_MAX, "t.txt lists no images: expected lines \"path label\"");
+    bad_list("a.png 1\nb.png\n", SIZE_MAX, "t.txt line 2: expected \"path label\", found one word");
+    bad_list("a.png x1\n", SIZE_MAX, "t.txt line 1: the label 'x1' is not a number (labels are 0, 1, 2 ...)");
+    bad_list("a.png -1\n", SIZE_MAX, "t.txt line 1: the label '-1' is not a number (labels are 0, 1, 2 ...)");
+    bad_list("a.png 1000000\n", SIZE_MAX,
+             "t.txt line 1: label 1000000 is over the 1000000 classes a list may have");
+    bad_list("/etc/a.png 1\n", SIZE_MAX,
+             "t.txt line 1: the path is absolute; paths are relative to the list's folder");
+    bad_list("a/../../b.png 1\n", SIZE_MAX, "t.txt line 1: the path leaves the list's folder ('..')");
+    bad_list(".. 1\n", SIZE_MAX, "t.txt line 1: the path leaves the list's folder ('..')");
+    bad_list("a\001b.png 1\n", SIZE_MAX, "t.txt line 1: the path holds a control character");
+    bad_list("a.png 1\n\0", 9, "t.txt holds a NUL byte: not a text list of \"path label\" lines");
+    {
+        rb_image_list l;
+        /* "..x" and "x.." are names, not the parent */
+        ck_assert_int_eq(rb_image_list_parse("..x/y.. 2", 9, "t.txt", &l), RB_OK);
+        rb_image_list_free(&l);
+    }
+}
+END_TEST
+
+/* A list dataset: the train list numbers the classes (0 .. its largest
+ * label) for both splits; images in list order under their paths. */
+START_TEST(list_datasets_read_their_images_in_order)
+{
+    rb_split *s = NULL;
+    char spec[1024];
+    mkdirs("l1/img/sub");
+    write_png("l1/img/a.png", 1, 4, 3);
+    write_png("l1/img/sub/b c.png", 2, 4, 3);
+    write_png("l1/img/d.png", 3, 4, 3);
+    put_text("l1/train.txt", "img/sub/b c.png 2\nimg/a.png 0\n");
+    put_text("l1/test.txt", "img/d.png 1\n");
+    snprintf(spec, sizeof spec, "list:%s/l1,train.txt,test.txt", dir);
+    ck_assert_msg(rb_split_open(&s, spec, RB_SPLIT_TRAIN, NULL) == RB_OK, "%s", rb_last_error());
+    ck_assert_int_eq(rb_split_count(s), 2);
+    ck_assert_int_eq(rb_split_classes(s), 3);
+    ck_assert_int_eq(rb_split_kind(s), RB_DATASET_LIST);
+    ck_assert_str_eq(rb_split_example_name(s, 0), "img/sub/b c.png");
+    ck_assert_int_eq(rb_split_labels(s)[0], 2);
+    ck_assert_str_eq(rb_split_class_name(s, 1), "class_1");
+    {
+        const uint8_t *px = rb_split_images(s); /* b c.png is tag 2, first */
+        for (int c = 0; c < 3; c++)
+            for (int y = 0; y < 4; y++)
+                for (int x = 0; x < 3; x++)
+                    ck_assert_uint_eq(px[(c * 4 + y) * 3 + x], value(2, y, x, c));
+    }
+    rb_split_destroy(s);
+    ck_assert_msg(rb_split_open(&s, spec, RB_SPLIT_TEST, NULL) == RB_OK, "%s", rb_last_error());
+    ck_assert_int_eq(rb_split_count(s), 1);
+    ck_assert_int_eq(rb_split_classes(s), 3);
+    ck_assert_int_eq(rb_split_labels(s)[0], 1);
+    rb_split_destroy(s);
+
+    /* a test label the train list does not number; a missing image; no test list */
+    put_text("l1/test2.txt", "img/d.png 3\n");
+    snprintf(spec, sizeof spec, "list:%s/l1,train.txt,test2.txt", dir);
+    ck_assert_int_eq(rb_split_open(&s, spec, RB_SPLIT_TEST, NULL), RB_ERR_CORRUPT);
+    ck_assert_ptr_nonnull(strstr(rb_last_error(), "test2.txt line 1: label 3 is out of range"));
+    ck_assert_ptr_nonnull(strstr(rb_last_error(), "classes 0-2"));
+    put_text("l1/test3.txt", "img/d.png 0\nimg/gone.png 1\n");
+    snprintf(spec, sizeof spec, "list:%s/l1,train.txt,test3.txt", dir);
+    ck_assert_int_eq(rb_split_open(&s, spec, RB_SPLIT_TEST, NULL), RB_ERR_NOT_FOUND);
+    ck_assert_ptr_nonnull(strstr(rb_last_error(), "test3.txt line 2 names "));
+    ck_assert_ptr_nonnull(strstr(rb_last_error(), "img/gone.png, which is not a file"));
+    snprintf(spec, sizeof spec, "list:%s/l1,train.txt", dir);
+    ck_assert_int_eq(rb_split_open(&s, spec, RB_SPLIT_TEST, NULL), RB_ERR_NOT_FOUND);
+    ck_assert_ptr_nonnull(strstr(rb_last_error(), "has no test list"));
+    snprintf(spec, sizeof spec, "list:%s/l1,nothere.txt", dir);
+    ck_assert_int_eq(rb_split_open(&s, spec, RB_SPLIT_TRAIN, NULL), RB_ERR_NOT_FOUND);
+    ck_assert_ptr_nonnull(strstr(rb_last_error(), "nothere.txt: no such file"));
+    ck_assert_int_eq(rb_split_open(&s, "list:onlydir", RB_SPLIT_TRAIN, NULL), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "dataset spec 'list:onlydir': expected list:DIR,TRAIN.txt[,TEST.txt]");
+    ck_assert_ptr_null(s);
+}
+END_TEST
+
 static Suite *folder_suite(void)
 {
     Suite *s = suite_create("folder");
@@ -277,6 +390,9 @@ static Suite *folder_suite(void)
     tcase_add_test(tc, classes_order_labels_and_names_are_imagefolders);
     tcase_add_test(tc, images_of_several_sizes_need_and_get_one_size);
     tcase_add_test(tc, bad_folders_are_refused_in_one_line);
+    tcase_add_test(tc, list_lines_parse_exactly);
+    tcase_add_test(tc, bad_list_lines_are_refused_with_their_line);
+    tcase_add_test(tc, list_datasets_read_their_images_in_order);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -28,6 +28,7 @@
 #include <robusta/robusta.h>
 
 #include "data/image.h"
+#include "data/image_list.h"
 #include "data/voc.h"
 #include "testimage.h"
 #include "testutil.h"
@@ -705,6 +706,32 @@ START_TEST(images_survive_mutation)
 }
 END_TEST
 
+static void fuzz_image_list(const unsigned char *bytes, size_t size, long i)
+{
+    rb_image_list l;
+    if (rb_image_list_parse(bytes, size, "mutant.txt", &l) != RB_OK) {
+        assert_one_line("image-list", i, bytes, size);
+        ck_assert(l.count == 0 && l.paths == NULL);
+        return;
+    }
+    accepted++;
+    ck_assert_uint_ge(l.count, 1);
+    for (size_t k = 0; k < l.count; k++) {
+        const size_t n = strlen(l.paths[k]);
+        ck_assert(n >= 1 && n <= RB_IMAGE_LIST_MAX_PATH && l.paths[k][0] != '/');
+        ck_assert(l.labels[k] >= 0 && l.labels[k] < RB_IMAGE_LIST_MAX_CLASSES);
+        ck_assert(l.lines[k] >= 1 && (k == 0 || l.lines[k] > l.lines[k - 1]));
+    }
+    rb_image_list_free(&l);
+}
+
+START_TEST(image_lists_survive_mutation)
+{
+    static const char list[] = "img/a.png 0\nimg/sub dir/b.jpg 12\r\n\n  c.png\t3 \n..x/y.. 2\n";
+    run_target("image-list", fuzz_image_list, (const unsigned char *)list, sizeof list - 1);
+}
+END_TEST
+
 START_TEST(voc_lists_survive_mutation)
 {
     static const char ids[] = "2007_000032\n2007_000039\n\n  2008_000001 \r\n2008_000002";
@@ -760,6 +787,7 @@ int main(void)
     tcase_add_test(tc, text_options_survive_mutation);
     tcase_add_test(tc, images_survive_mutation);
     tcase_add_test(tc, voc_lists_survive_mutation);
+    tcase_add_test(tc, image_lists_survive_mutation);
     tcase_add_test(tc, coco_files_survive_mutation);
     suite_add_tcase(suite, tc);
     failed = run_suite(suite);

@@ -609,7 +609,7 @@ START_TEST(specs_name_the_kind)
                      "/usr/share/datasets/fashion-mnist)");
     ck_assert_int_eq(rb_dataset_spec_parse(spec, "voc-sge:/x"), RB_ERR_INVALID_ARGUMENT);
     ck_assert_str_eq(rb_last_error(), "unknown dataset kind 'voc-sge' in spec 'voc-sge:/x'; did you mean 'voc-seg'? "
-                                      "(kinds: mnist, fashion-mnist, cifar10, cifar100, npy, voc-seg, coco, folder)");
+                                      "(kinds: mnist, fashion-mnist, cifar10, cifar100, npy, voc-seg, coco, folder, list)");
     free(spec);
 }
 END_TEST

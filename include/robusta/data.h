@@ -71,6 +71,10 @@
  *                            and DIR/test/ (or DIR/val/), one folder of
  *                            PNG and JPEG images per class (see "Image
  *                            folders" below)
+ *   list:DIR,TRAIN.txt[,TEST.txt]
+ *                            images below DIR named by list files of
+ *                            "relative/path label" lines (see "Image
+ *                            lists" below)
  *
  * .npy images: uint8 (0..255, divided by 255) or float32 already in [0, 1];
  * shapes N×H×W (one channel), or 4-D with a channel axis of 1 or 3. The rule
@@ -106,6 +110,16 @@
  * are the paths below the split folder ("cat/001.jpg"). A class folder
  * without images, an unreadable, truncated or corrupt image: one line
  * naming the file or folder.
+ *
+ * Image lists (list:DIR,TRAIN.txt,TEST.txt; list files relative to DIR
+ * unless absolute) hold one image per line, "relative/path label": the
+ * label is the line's last word (0, 1, 2 ...), the path the rest (spaces
+ * inside allowed), relative to DIR and staying below it; blank lines are
+ * skipped, CRLF endings accepted. The classes are 0 .. the train list's
+ * largest label, named "class_K", for both splits; a test label beyond
+ * them, a listed file that does not exist or a malformed line is refused
+ * with one line naming the list and the line. Images are read and resized
+ * as for image folders.
  *
  * VOC segmentation (voc-seg:DIR) reads the layout of Pascal VOC's
  * segmentation release:
@@ -200,7 +214,8 @@ typedef enum rb_data_source {
     RB_DATASET_FEATURES = 6, /* feature vectors a model computed (rb_split_create_features) */
     RB_DATASET_VOC_SEG = 7,  /* a Pascal VOC segmentation folder: images, masks, ids */
     RB_DATASET_COCO = 8,     /* COCO annotations and their images: boxes, image and category ids */
-    RB_DATASET_FOLDER = 9    /* a folder of class folders of PNG and JPEG images (torchvision's ImageFolder) */
+    RB_DATASET_FOLDER = 9,   /* a folder of class folders of PNG and JPEG images (torchvision's ImageFolder) */
+    RB_DATASET_LIST = 10     /* PNG and JPEG images named by "path label" list files */
 } rb_data_source;
 
 /* Which split of a dataset to open. */
@@ -232,8 +247,8 @@ typedef struct rb_dataset_spec {
 RB_API rb_status rb_dataset_spec_parse(rb_dataset_spec *out, const char *text);
 
 /* "mnist", "fashion-mnist", "cifar10", "cifar100", "npy", "features",
- * "voc-seg", "coco", "folder"; "memory" for RB_DATASET_NONE, "unknown"
- * otherwise. */
+ * "voc-seg", "coco", "folder", "list"; "memory" for RB_DATASET_NONE,
+ * "unknown" otherwise. */
 RB_API const char *rb_data_source_str(rb_data_source kind);
 
 /* "train" or "test" ("unknown" otherwise). */
@@ -443,7 +458,7 @@ typedef struct rb_augment {
  *                         mask pixels; set crop to try it
  *   coco                  flip, no crop, as torchvision's detection references
  *                         train (RandomHorizontalFlip only)
- *   folder                flip, no crop: photos are mirror-symmetric
+ *   folder, list          flip, no crop: photos are mirror-symmetric
  *   npy, memory           none (the content is unknown) */
 RB_API void rb_augment_defaults(rb_data_source kind, rb_augment *out);
 

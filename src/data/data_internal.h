@@ -150,6 +150,16 @@ rb_status rb_split_copy_targets(rb_split *split, const rb_split *in, const unsig
 void rb_split_render_targets(const rb_split *split, int64_t index, int padding, int top, int left, bool flip,
                              int32_t *mask, rb_box *boxes, int64_t *box_count);
 
+/* A split of `count` image files (image_split.c): paths[i], relative to
+ * `base`, decoded to RGB with label labels[i], stored at size × size
+ * (resized with Pillow's bilinear) or, for size 0, at the first image's
+ * size, which every image must then share; example names are the paths;
+ * classes named by class_names (NULL: "class_K"). `what` names the split
+ * in messages. */
+rb_status rb_split_from_image_files(rb_split **out, rb_data_source kind, const char *what, const char *base,
+                                    const char *const *paths, const int64_t *labels, size_t count, int64_t classes,
+                                    const char *const *class_names, int size);
+
 /* Image folders (folder.c, folder:DIR in robusta/data.h): split `which`,
  * every image resized to size × size (0: all must share the first's). */
 rb_status rb_folder_load(rb_split **out, const char *dir, rb_split_which which, int size);

@@ -14,6 +14,7 @@
 
 #include "data/coco_data.h"
 #include "data/data_internal.h"
+#include "data/image_list.h"
 #include "data/voc.h"
 #include "sys/internal.h"
 
@@ -22,18 +23,20 @@
 #define DATA_FILE_LIMIT ((size_t)1 << 32)
 
 #define NPY_FORM "npy:IMAGES.npy,LABELS.npy[;TEST_IMAGES.npy,TEST_LABELS.npy]"
+#define LIST_FORM "list:DIR,TRAIN.txt[,TEST.txt]"
 #define COCO_FORM "coco:IMAGES,ANNOTATIONS.json[;TEST_IMAGES,TEST_ANNOTATIONS.json] or coco:DIR"
 
 #define SPEC_FORMS                                                                                             \
     "mnist:DIR, fashion-mnist[:DIR], cifar10:DIR, cifar100:DIR, "                                              \
     "npy:IMAGES.npy,LABELS.npy[;TEST_IMAGES.npy,TEST_LABELS.npy], voc-seg:DIR, "                              \
-    "coco:IMAGES,ANNOTATIONS.json[;TEST_IMAGES,TEST_ANNOTATIONS.json], coco:DIR, folder:DIR"
+    "coco:IMAGES,ANNOTATIONS.json[;TEST_IMAGES,TEST_ANNOTATIONS.json], coco:DIR, folder:DIR, "               \
+    "list:DIR,TRAIN.txt[,TEST.txt]"
 
 static const char *const kind_names[] = {"mnist", "fashion-mnist", "cifar10", "cifar100", "npy",
-                                         "voc-seg", "coco", "folder"};
+                                         "voc-seg", "coco", "folder", "list"};
 static const rb_data_source kind_values[] = {RB_DATASET_MNIST,   RB_DATASET_FASHION_MNIST, RB_DATASET_CIFAR10,
                                               RB_DATASET_CIFAR100, RB_DATASET_NPY,          RB_DATASET_VOC_SEG,
-                                              RB_DATASET_COCO,     RB_DATASET_FOLDER};
+                                              RB_DATASET_COCO,     RB_DATASET_FOLDER,       RB_DATASET_LIST};
 #define KIND_COUNT (sizeof kind_names / sizeof kind_names[0])
 
 /* ------------------------------------------------------------ specs */
@@ -91,11 +94,11 @@ rb_status rb_dataset_spec_parse(rb_dataset_spec *out, const char *text)
         if (best != NULL)
             return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                                 "unknown dataset kind '%s' in spec '%s'; did you mean '%s'? (kinds: mnist, "
-                                "fashion-mnist, cifar10, cifar100, npy, voc-seg, coco, folder)",
+                                "fashion-mnist, cifar10, cifar100, npy, voc-seg, coco, folder, list)",
                                 word, text, best);
         return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                             "unknown dataset kind '%s' in spec '%s' (kinds: mnist, fashion-mnist, cifar10, cifar100, "
-                            "npy, voc-seg, coco, folder)",
+                            "npy, voc-seg, coco, folder, list)",
                             word, text);
     }
 
@@ -115,6 +118,17 @@ rb_status rb_dataset_spec_parse(rb_dataset_spec *out, const char *text)
                                     RB_DATASET_PATH_MAX - 1);
         }
         return copy_path(out->dir, rest, strlen(rest), text);
+    }
+    if (out->kind == RB_DATASET_LIST) {
+        /* list:DIR,TRAIN.txt[,TEST.txt] */
+        const char *c1 = rest != NULL ? strchr(rest, ',') : NULL, *c2 = c1 != NULL ? strchr(c1 + 1, ',') : NULL;
+        if (c1 == NULL || (c2 != NULL && strchr(c2 + 1, ',') != NULL))
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "dataset spec '%s': expected %s", text, LIST_FORM);
+        if ((st = copy_path(out->dir, rest, (size_t)(c1 - rest), text)) != RB_OK ||
+            (st = copy_path(out->labels[RB_SPLIT_TRAIN], c1 + 1,
+                            c2 != NULL ? (size_t)(c2 - c1 - 1) : strlen(c1 + 1), text)) != RB_OK)
+            return st;
+        return c2 != NULL ? copy_path(out->labels[RB_SPLIT_TEST], c2 + 1, strlen(c2 + 1), text) : RB_OK;
     }
     if (out->kind != RB_DATASET_NPY && out->kind != RB_DATASET_COCO) {
         if (rest == NULL || rest[0] == '\0') {
@@ -312,6 +326,10 @@ rb_status rb_split_load(rb_split **out, const rb_dataset_spec *spec, rb_split_wh
     case RB_DATASET_VOC_SEG: st = rb_voc_load(&raw, spec->dir, which, options != NULL ? options->size : 0); break;
     case RB_DATASET_COCO: st = load_coco(&raw, spec, which, options != NULL ? options->size : 0); break;
     case RB_DATASET_FOLDER: st = rb_folder_load(&raw, spec->dir, which, options != NULL ? options->size : 0); break;
+    case RB_DATASET_LIST:
+        st = rb_image_list_load(&raw, spec->dir, spec->labels[RB_SPLIT_TRAIN], spec->labels[RB_SPLIT_TEST], which,
+                                options != NULL ? options->size : 0);
+        break;
     case RB_DATASET_NONE:
     default: return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_split_load: the spec names no dataset kind");
     }

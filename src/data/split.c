@@ -34,6 +34,7 @@ const char *rb_data_source_str(rb_data_source kind)
     case RB_DATASET_FEATURES: return "features";
     case RB_DATASET_VOC_SEG: return "voc-seg";
     case RB_DATASET_FOLDER: return "folder";
+    case RB_DATASET_LIST: return "list";
     case RB_DATASET_COCO: return "coco";
     }
     return "unknown";
@@ -775,6 +776,7 @@ void rb_augment_defaults(rb_data_source kind, rb_augment *out)
     case RB_DATASET_VOC_SEG:
     case RB_DATASET_COCO:
     case RB_DATASET_FOLDER:
+    case RB_DATASET_LIST:
         out->flip = true;
         break;
     case RB_DATASET_NPY:

@@ -28,8 +28,9 @@ rb_status train_open_splits(run *r)
      * computed before the refusal. */
     if (s == RB_OK)
         s = train_check_task_targets(r->cfg.transfer.source != NULL ? r->cfg.transfer.task : NULL, r->train);
-    r->has_test = s == RB_OK && ((spec->kind != RB_DATASET_NPY && spec->kind != RB_DATASET_COCO) ||
-                                  spec->images[RB_SPLIT_TEST][0] != '\0');
+    r->has_test = s == RB_OK && (spec->kind == RB_DATASET_LIST ? spec->labels[RB_SPLIT_TEST][0] != '\0'
+                                 : (spec->kind != RB_DATASET_NPY && spec->kind != RB_DATASET_COCO) ||
+                                       spec->images[RB_SPLIT_TEST][0] != '\0');
     so.per_class = 0; /* the whole test split of the kept classes */
     if (s == RB_OK && r->has_test)
         s = rb_split_load(&r->test, spec, RB_SPLIT_TEST, &so);

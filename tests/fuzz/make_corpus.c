@@ -465,6 +465,19 @@ static void voc_list(void)
     put_list("classes-gap.bin", 1, "background\n\ncat\n");
 }
 
+/* Image lists: raw bytes. */
+static void image_list(void)
+{
+    static const char *const lists[][2] = {
+        {"list.bin", "img/a.png 0\nimg/sub dir/b.jpg 12\r\n\n  c.png\t3 \n"},
+        {"one-word.bin", "a.png 1\nb.png\n"},
+        {"parent.bin", "..x/y.. 2\na/../b.png 1\n"},
+        {"label.bin", "a.png 999999\nb.png 1000000\n"},
+    };
+    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
+        put("image_list", lists[i][0], lists[i][1], strlen(lists[i][1]));
+}
+
 /* COCO annotation and results files: raw bytes. */
 static const char coco_gt[] =
     "{\"info\": {\"year\": 2017}, \"images\": [{\"id\": 1, \"file_name\": \"a.jpg\", \"width\": 64, \"height\": 48}, "
@@ -510,6 +523,7 @@ int main(int argc, char **argv)
     spec();
     image();
     voc_list();
+    image_list();
     coco();
     rmdir(tmp);
     return 0;
