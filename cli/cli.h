@@ -178,6 +178,7 @@ extern const cli_command cli_grid_command;
 extern const cli_command cli_demo_command;
 extern const cli_command cli_bench_command;
 extern const cli_command cli_make_scenes_command;
+extern const cli_command cli_data_command;
 extern const cli_command cli_coco_eval_command;
 
 #endif /* RB_CLI_H */

@@ -1,12 +1,14 @@
-/* Commands that make datasets: make-scenes (robusta/data.h, "Composed
- * scenes"). */
+/* Dataset commands: data (what a spec holds and what the model receives
+ * from it) and make-scenes (robusta/data.h, "Composed scenes"). */
 #include "config.h"
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <robusta/data.h>
+#include <robusta/interop.h>
 #include <robusta/progress.h>
 
 #include "cli/cli.h"
@@ -117,4 +119,160 @@ const cli_command cli_make_scenes_command = {
         "scenes their test split. The same options give the same files.",
     .options = scenes_options,
     .run = run_make_scenes,
+};
+
+/* ------------------------------------------------------------------ data */
+
+static const rb_param_spec data_options[] = {
+    {"data", RB_PARAM_STRING, NULL, NULL, 0, "dataset spec (fashion-mnist, cifar10:DIR, folder:DIR, list:... )"},
+    {"split", RB_PARAM_STRING, NULL, NULL, 0, "train or test (default: both for the summary, train for --dump)"},
+    {"classes", RB_PARAM_STRING, NULL, NULL, 0, "classes to keep, relabelled 0..k-1 (\"0-4\", \"3,5\")"},
+    {"per-class", RB_PARAM_INT, "0", "[0, 1000000000]", 0, "at most this many examples per class (0: all)"},
+    {"image-size", RB_PARAM_INT, "0", "[0, 65536]", 0, "resize to S x S (0: as stored)"},
+    {"channels", RB_PARAM_INT, "0", "[0, 3]", 0, "1 or 3 channels (0: as stored)"},
+    {"seed", RB_PARAM_INT, "0", "[0, 9223372036854775807]", 0, "per-class choice and augmentation"},
+    {"augment", RB_PARAM_BOOL, "false", NULL, 0, "--dump: the training augmentation of the dataset's kind"},
+    {"epoch", RB_PARAM_INT, "0", "[0, 16777215]", 0, "--dump --augment: the epoch whose draws to use"},
+    {"count", RB_PARAM_INT, "16", "[1, 1000000]", 0, "--dump: the first N examples"},
+    {"dump", RB_PARAM_STRING, NULL, NULL, 0,
+     "write the examples as the model receives them to OUT.npy (float32 N x C x H x W in [0, 1]) and their "
+     "labels to OUT.labels.npy"},
+    {NULL}};
+
+static rb_status open_data_split(const rb_params *o, rb_split_which which, rb_split **out)
+{
+    rb_split_options so = {.classes = cli_opt_string(o, "classes"),
+                           .per_class = cli_opt_int(o, "per-class"),
+                           .seed = (uint64_t)cli_opt_int(o, "seed"),
+                           .size = (int)cli_opt_int(o, "image-size"),
+                           .channels = (int)cli_opt_int(o, "channels")};
+    return rb_split_open(out, cli_opt_string(o, "data"), which, &so);
+}
+
+static void print_split(const char *spec, rb_split_which which, const rb_split *s)
+{
+    int c, h, w, sc, sh, sw;
+    const int64_t n = rb_split_count(s), k = rb_split_classes(s);
+    int64_t *counts = calloc((size_t)k + 1, sizeof *counts);
+    rb_split_shape(s, &c, &h, &w);
+    rb_split_stored_shape(s, &sc, &sh, &sw);
+    printf("%s %s: %" PRId64 " examples, %" PRId64 " classes, stored %dx%dx%d %s, out %dx%dx%d\n", spec,
+           rb_split_which_str(which), n, k, sc, sh, sw, rb_dtype_str(rb_split_dtype(s)), c, h, w);
+    if (counts == NULL)
+        return;
+    for (int64_t i = 0; i < n; i++)
+        if (rb_split_labels(s)[i] >= 0 && rb_split_labels(s)[i] < k)
+            counts[rb_split_labels(s)[i]]++;
+    printf("  classes:");
+    for (int64_t i = 0; i < k; i++)
+        printf("%s %s %" PRId64, i ? "," : "", rb_split_class_name(s, i), counts[i]);
+    printf("\n");
+    free(counts);
+}
+
+/* OUT.npy -> OUT.labels.npy (any other name: NAME.labels.npy). */
+static void labels_path(const char *out, char *path, size_t size)
+{
+    size_t n = strlen(out);
+    if (n > 4 && strcmp(out + n - 4, ".npy") == 0)
+        n -= 4;
+    snprintf(path, size, "%.*s.labels.npy", (int)n, out);
+}
+
+static rb_status dump_examples(const rb_params *o, const rb_split *s, const char *out, int64_t *written)
+{
+    const int64_t n = cli_opt_int(o, "count") < rb_split_count(s) ? cli_opt_int(o, "count") : rb_split_count(s);
+    const size_t per = rb_split_example_size(s);
+    rb_augment aug;
+    float *x = malloc((size_t)n * per * sizeof *x);
+    int64_t *y = malloc((size_t)n * sizeof *y);
+    char lpath[4200];
+    int c, h, w;
+    rb_status st = RB_OK;
+    if (x == NULL || y == NULL) {
+        free(x);
+        free(y);
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for %" PRId64 " examples", n);
+    }
+    rb_augment_defaults(rb_split_kind(s), &aug);
+    for (int64_t i = 0; st == RB_OK && i < n; i++) {
+        st = rb_split_example(s, i, cli_opt_bool(o, "augment") ? &aug : NULL, (uint64_t)cli_opt_int(o, "seed"),
+                              cli_opt_int(o, "epoch"), x + (size_t)i * per);
+        y[i] = rb_split_labels(s)[i];
+    }
+    rb_split_shape(s, &c, &h, &w);
+    labels_path(out, lpath, sizeof lpath);
+    if (st == RB_OK)
+        st = rb_npy_save(out, RB_DTYPE_F32, 4, (const int64_t[4]){n, c, h, w}, x);
+    if (st == RB_OK)
+        st = rb_npy_save(lpath, RB_DTYPE_I64, 1, (const int64_t[1]){n}, y);
+    free(x);
+    free(y);
+    *written = n;
+    return st;
+}
+
+static int run_data(const cli_command *self, rb_params *o, int argc, char **args)
+{
+    const char *spec = cli_opt_string(o, "data"), *split = cli_opt_string(o, "split");
+    const char *dump = cli_opt_string(o, "dump");
+    rb_split_which which = RB_SPLIT_TRAIN;
+    rb_status s;
+    if (argc > 0) {
+        fprintf(stderr, "robusta %s: takes no positional arguments (got '%s')\n", self->name, args[0]);
+        return RB_EXIT_USAGE;
+    }
+    if (spec == NULL) {
+        fprintf(stderr, "robusta %s: --data SPEC is needed (robusta %s --help lists the options)\n", self->name,
+                self->name);
+        return RB_EXIT_USAGE;
+    }
+    if (split != NULL && strcmp(split, "train") != 0 && strcmp(split, "test") != 0) {
+        fprintf(stderr, "robusta %s: --split '%s' is neither train nor test\n", self->name, split);
+        return RB_EXIT_USAGE;
+    }
+    if (split != NULL && strcmp(split, "test") == 0)
+        which = RB_SPLIT_TEST;
+    if (dump != NULL) {
+        rb_split *d = NULL;
+        int64_t n = 0;
+        if ((s = open_data_split(o, which, &d)) == RB_OK)
+            s = dump_examples(o, d, dump, &n);
+        rb_split_destroy(d);
+        if (s != RB_OK)
+            return cli_fail(self->name, s);
+        printf("%s: %" PRId64 " %s examples of %s as the model receives them%s\n", dump, n,
+               rb_split_which_str(which), spec, cli_opt_bool(o, "augment") ? " in training (augmented)" : "");
+        return RB_EXIT_OK;
+    }
+    for (int w = 0; w < 2; w++) {
+        rb_split *d = NULL;
+        if (split != NULL && (rb_split_which)w != which)
+            continue;
+        s = open_data_split(o, (rb_split_which)w, &d);
+        if (s != RB_OK && split == NULL && w == 1 && rb_last_status() == RB_ERR_NOT_FOUND) {
+            printf("%s test: none (%s)\n", spec, rb_last_error());
+            continue;
+        }
+        if (s != RB_OK)
+            return cli_fail(self->name, s);
+        print_split(spec, (rb_split_which)w, d);
+        rb_split_destroy(d);
+    }
+    return RB_EXIT_OK;
+}
+
+const cli_command cli_data_command = {
+    .name = "data",
+    .summary = "what a dataset spec holds, and its examples as the model receives them",
+    .usage = "--data SPEC [--split train|test] [--classes C] [--per-class K] [--image-size S] [--channels C] "
+             "[--dump OUT.npy [--count N] [--augment [--epoch E] [--seed S]]]",
+    .description =
+        "Without --dump, prints each split's size, classes with their counts and image shapes\n"
+        "(as stored and as they come out). With --dump, writes the first --count examples of the\n"
+        "split (train unless --split test) as the model receives them, before its normalization:\n"
+        "float32 N x C x H x W in [0, 1] to OUT.npy and their labels (int64) to OUT.labels.npy,\n"
+        "with --augment the training augmentation of --epoch and --seed.",
+    .options = data_options,
+    .run = run_data,
 };

@@ -16,7 +16,7 @@
 
 /* Commands (their behaviour is tested in check_model and others; bench's here). */
 static const char *const available[] = {"plugins", "import", "export", "infer",    "inspect",
-                                        "train",   "eval",   "attack", "bench", "coco-eval"};
+                                        "train",   "eval",   "attack", "bench", "coco-eval", "data"};
 #define AVAILABLE_COUNT (sizeof available / sizeof available[0])
 
 #define RUN(r, env, ...) run_robusta(r, env, (const char *const[]){__VA_ARGS__, NULL})
@@ -714,6 +714,63 @@ START_TEST(plugins_that_crash_exit_or_hang_do_not_take_commands_down)
 }
 END_TEST
 
+/* robusta data: the summary of both splits, and the dump equal, value for
+ * value, to rb_split_example of the same split, options and draws. */
+START_TEST(data_summarizes_splits_and_dumps_what_the_model_receives)
+{
+    char dir[256], data[PATH_MAX * 2], out[PATH_MAX], labels[PATH_MAX];
+    rb_split *s;
+    rb_npy *x, *y;
+    make_temp_dir(dir, sizeof dir);
+    write_bar_images(dir, "x.npy", "y.npy", 12, 3, 0, 1);
+    write_bar_images(dir, "tx.npy", "ty.npy", 6, 3, 0, 2);
+    snprintf(data, sizeof data, "npy:%s/x.npy,%s/y.npy;%s/tx.npy,%s/ty.npy", dir, dir, dir, dir);
+    RUN(&r, NULL, "data", "--data", data);
+    ck_assert_msg(r.code == 0, "%s", r.err);
+    ck_assert_int_eq(count_lines(r.out), 4);
+    ck_assert_ptr_nonnull(strstr(r.out, " train: 12 examples, 3 classes, stored 1x8x8 u8, out 1x8x8\n"));
+    ck_assert_ptr_nonnull(strstr(r.out, "  classes: class_0 4, class_1 4, class_2 4\n"));
+    ck_assert_ptr_nonnull(strstr(r.out, " test: 6 examples, 3 classes,"));
+
+    /* resized and made RGB as asked */
+    snprintf(out, sizeof out, "%s/seen.npy", dir);
+    RUN(&r, NULL, "data", "--data", data, "--split", "test", "--image-size", "12", "--channels", "3", "--count", "5",
+        "--dump", out);
+    ck_assert_msg(r.code == 0, "%s", r.err);
+    snprintf(labels, sizeof labels, "%s/seen.labels.npy", dir);
+    ck_assert_int_eq(rb_npy_load(&x, out), RB_OK);
+    ck_assert_int_eq(rb_npy_load(&y, labels), RB_OK);
+    ck_assert_int_eq(rb_split_open(&s, data, RB_SPLIT_TEST, &(rb_split_options){.size = 12, .channels = 3}), RB_OK);
+    {
+        const int64_t *shape = x->shape;
+        float want[3 * 12 * 12];
+        ck_assert(x->ndim == 4 && shape[0] == 5 && shape[1] == 3 && shape[2] == 12 && shape[3] == 12);
+        ck_assert_int_eq(x->dtype, RB_DTYPE_F32);
+        ck_assert(y->ndim == 1 && y->shape[0] == 5 && y->dtype == RB_DTYPE_I64);
+        for (int64_t i = 0; i < 5; i++) {
+            ck_assert_int_eq(rb_split_example(s, i, NULL, 0, 0, want), RB_OK);
+            ck_assert_mem_eq((const float *)x->data + i * 3 * 144, want, sizeof want);
+            ck_assert_int_eq(((const int64_t *)y->data)[i], rb_split_labels(s)[i]);
+        }
+    }
+    rb_npy_destroy(x);
+    rb_npy_destroy(y);
+    rb_split_destroy(s);
+
+    /* bad options: one line each */
+    RUN(&r, NULL, "data", "--data", data, "--split", "val");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_int_eq(count_lines(r.err), 1);
+    RUN(&r, NULL, "data");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_ptr_nonnull(strstr(r.err, "--data SPEC is needed"));
+    RUN(&r, NULL, "data", "--data", data, "--dump", "/nonexistent-dir/x.npy");
+    ck_assert_int_eq(r.code, 1);
+    ck_assert_int_eq(count_lines(r.err), 1);
+    remove_temp_dir(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cli");
@@ -726,6 +783,7 @@ int main(void)
     tcase_add_test(tc, every_command_has_help);
     tcase_add_test(tc, bench_times_training_inference_and_attacks);
     tcase_add_test(tc, bench_refuses_bad_options);
+    tcase_add_test(tc, data_summarizes_splits_and_dumps_what_the_model_receives);
     tcase_add_test(tc, usage_errors_exit_2_with_one_line);
     tcase_add_test(tc, plugins_lists_the_built_plugins);
     tcase_add_test(tc, plugins_json_is_typed_and_complete);
