@@ -382,6 +382,55 @@ START_TEST(list_datasets_read_their_images_in_order)
 }
 END_TEST
 
+/* A folder of class folders alone (no train/, test/ or val/) is split
+ * here: round(n / 5) of each class's n images to test (at least 1 when
+ * n >= 2), chosen the same way every time; the splits are disjoint,
+ * together hold every image, and keep ImageFolder's order. */
+START_TEST(a_folder_without_splits_is_split_by_a_fixed_seed)
+{
+    static const int per_class[3] = {10, 3, 1};
+    rb_split *train = NULL, *test = NULL, *again = NULL;
+    char rel[128];
+    for (int c = 0; c < 3; c++) {
+        snprintf(rel, sizeof rel, "flat2/%c", 'a' + c);
+        mkdirs(rel);
+        for (int i = 0; i < per_class[c]; i++) {
+            snprintf(rel, sizeof rel, "flat2/%c/%02d.png", 'a' + c, i);
+            write_png(rel, c * 16 + i, 4, 4);
+        }
+    }
+    ck_assert_msg(open_split(&train, "flat2", RB_SPLIT_TRAIN, 0) == RB_OK, "%s", rb_last_error());
+    ck_assert_msg(open_split(&test, "flat2", RB_SPLIT_TEST, 0) == RB_OK, "%s", rb_last_error());
+    ck_assert_msg(open_split(&again, "flat2", RB_SPLIT_TEST, 0) == RB_OK, "%s", rb_last_error());
+    ck_assert_int_eq(rb_split_count(train), 8 + 2 + 1);
+    ck_assert_int_eq(rb_split_count(test), 2 + 1);
+    ck_assert_int_eq(rb_split_classes(test), 3);
+    ck_assert_int_eq(rb_split_count(again), 3);
+    for (int64_t i = 0; i < 3; i++)
+        ck_assert_str_eq(rb_split_example_name(test, i), rb_split_example_name(again, i));
+    {
+        int seen[3][10] = {{0}};
+        for (int k = 0; k < 2; k++) {
+            const rb_split *s = k ? test : train;
+            for (int64_t i = 0; i < rb_split_count(s); i++) {
+                const char *name = rb_split_example_name(s, i);
+                const int c = name[0] - 'a', n = atoi(name + 2);
+                ck_assert_int_eq(rb_split_labels(s)[i], c);
+                ck_assert_int_eq(seen[c][n]++, 0);
+                if (i > 0) /* ImageFolder's order within a split */
+                    ck_assert(strcmp(rb_split_example_name(s, i - 1), name) < 0);
+            }
+        }
+        for (int c = 0; c < 3; c++)
+            for (int i = 0; i < per_class[c]; i++)
+                ck_assert_int_eq(seen[c][i], 1);
+    }
+    rb_split_destroy(train);
+    rb_split_destroy(test);
+    rb_split_destroy(again);
+}
+END_TEST
+
 static Suite *folder_suite(void)
 {
     Suite *s = suite_create("folder");
@@ -389,6 +438,7 @@ static Suite *folder_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, classes_order_labels_and_names_are_imagefolders);
     tcase_add_test(tc, images_of_several_sizes_need_and_get_one_size);
+    tcase_add_test(tc, a_folder_without_splits_is_split_by_a_fixed_seed);
     tcase_add_test(tc, bad_folders_are_refused_in_one_line);
     tcase_add_test(tc, list_lines_parse_exactly);
     tcase_add_test(tc, bad_list_lines_are_refused_with_their_line);

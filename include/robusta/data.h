@@ -103,6 +103,10 @@
  * folders in the sorted order of their paths, files sorted within each
  * (ImageFolder's order); files of other image formats ImageFolder knows
  * (.bmp, .ppm, .pgm, .tif, .tiff, .webp) are refused, other files skipped.
+ * A folder with none of train/, test/ and val/ holds the class folders
+ * itself and is split here: round(n / 5) of a class's n images (at least
+ * 1 when n >= 2) go to the test split, chosen by a generator fixed per
+ * class (the same split for every run and seed), the rest to train.
  * Images are decoded to RGB as for VOC below. Images of different sizes
  * need an image size S: each is resized to S×S as it is read with Pillow's
  * bilinear resampling (antialiased, as torchvision's Resize((S, S)) on PIL

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include <robusta/data.h>
+#include <robusta/rng.h>
 #include <robusta/suggest.h>
 
 #include "data/data_internal.h"
@@ -185,10 +186,52 @@ static rb_status walk_class(const char *split_dir, const char *class_name, names
     return st;
 }
 
+/* A folder without train/ and test/ is split here: of a class's n images
+ * (files[first ..]), round(n / 5) go to test, at least 1 when n >= 2,
+ * chosen by a generator fixed per class (seed 0), so every run and every
+ * seed sees the same split; the rest are train. Keeps `which`'s images in
+ * their order and drops the others. */
+static rb_status keep_share(names *files, size_t first, rb_split_which which, uint64_t class_index)
+{
+    const size_t n = files->count - first;
+    size_t test = (n + 2) / 5, kept = first;
+    unsigned char *in_test = calloc(n + 1, 1);
+    size_t *order = malloc((n + 1) * sizeof *order);
+    rb_rng rng;
+    if (n >= 2 && test == 0)
+        test = 1;
+    if (in_test == NULL || order == NULL) {
+        free(in_test);
+        free(order);
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory splitting an image folder");
+    }
+    rb_rng_init(&rng, 0, RB_RNG_STREAM(RB_RNG_SUBSET, 1), class_index);
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    for (size_t i = 0; i < test; i++) { /* the first `test` of a Fisher-Yates shuffle */
+        size_t j = i + (size_t)rb_rng_below(&rng, (uint64_t)(n - i)), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+        in_test[order[i]] = 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *name = files->items[first + i];
+        if ((in_test[i] != 0) == (which == RB_SPLIT_TEST))
+            files->items[kept++] = name;
+        else
+            free(name);
+    }
+    files->count = kept;
+    free(in_test);
+    free(order);
+    return RB_OK;
+}
+
 rb_status rb_folder_load(rb_split **out, const char *dir, rb_split_which which, int size)
 {
     char train[FOLDER_PATH_MAX], split_dir[FOLDER_PATH_MAX], what[FOLDER_PATH_MAX + 32];
     names classes = {0}, ignored = {0}, present = {0}, files = {0};
+    bool flat;
     int64_t *labels = NULL;
     rb_split *s = NULL;
     rb_status st;
@@ -201,10 +244,17 @@ rb_status rb_folder_load(rb_split **out, const char *dir, rb_split_which which, 
         return rb_error_set(RB_ERR_NOT_FOUND, "folder:%s: %s is not a folder; give the folder holding train/ and "
                             "test/ (or val/), one sub-folder per class in each", dir, dir);
     snprintf(train, sizeof train, "%s/train", dir);
-    if (!is_dir(train))
+    snprintf(split_dir, sizeof split_dir, "%s/test", dir);
+    snprintf(what, sizeof what, "%s/val", dir);
+    /* no train/, test/ or val/: DIR's folders are the classes, split here */
+    flat = !is_dir(train) && !is_dir(split_dir) && !is_dir(what);
+    if (flat) {
+        snprintf(train, sizeof train, "%s", dir);
+        snprintf(split_dir, sizeof split_dir, "%s", dir);
+    } else if (!is_dir(train)) {
         return rb_error_set(RB_ERR_NOT_FOUND, "folder:%s: no folder %s; folder:DIR reads DIR/train/CLASS/*.jpg "
-                            "(or .png) and DIR/test/ (or DIR/val/) laid out alike", dir, train);
-    if (which == RB_SPLIT_TRAIN) {
+                            "(or .png) and DIR/test/ (or DIR/val/) laid out alike, or DIR/CLASS/ alone", dir, train);
+    } else if (which == RB_SPLIT_TRAIN) {
         snprintf(split_dir, sizeof split_dir, "%s", train);
     } else {
         snprintf(split_dir, sizeof split_dir, "%s/test", dir);
@@ -260,6 +310,8 @@ rb_status rb_folder_load(rb_split **out, const char *dir, rb_split_which which, 
         labels = grown;
         for (size_t k = before; k < files.count; k++)
             labels[k] = (int64_t)c;
+        if (flat && (st = keep_share(&files, before, which, (uint64_t)c)) != RB_OK)
+            goto done;
     }
     if (files.count == 0) {
         st = rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s holds no class folders with images", split_dir);
