@@ -103,7 +103,7 @@ rb_status rb_train_config_check(const rb_train_config *c)
         return train_invalid("--momentum %g must lie in [0, 1)", c->training.momentum);
     if (!isfinite(c->training.weight_decay) || c->training.weight_decay < 0)
         return train_invalid("--weight-decay %g must be finite and >= 0", c->training.weight_decay);
-    if (c->training.bucket_mib < 0 || c->training.bucket_mib > 1024)
+    if (!(c->training.bucket_mib == 0 || (c->training.bucket_mib >= 0.0625 && c->training.bucket_mib <= 1024)))
         return train_invalid("--bucket-mib %g must be in [0.0625, 1024] (0: the default, 4)", c->training.bucket_mib);
     if (c->training.nesterov && c->training.momentum <= 0)
         return train_invalid("--nesterov needs --momentum > 0");
