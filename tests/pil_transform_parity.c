@@ -80,6 +80,8 @@ int main(int argc, char **argv)
         if (rb_pil_resize(in, h, w, 3, argc == 12 ? box : NULL, oh, ow, out) != RB_OK)
             die("resize");
         save(argv[7], out, (size_t)(oh * ow * 3));
+        free(in);
+        free(out);
         return 0;
     }
     if (strcmp(mode, "test") == 0 && argc == 8) {
@@ -88,6 +90,8 @@ int main(int argc, char **argv)
         if (rb_paper_test_transform(in, h, w, 3, resize, crop, out) != RB_OK)
             die("test transform");
         save(argv[7], out, (size_t)(crop * crop * 3));
+        free(in);
+        free(out);
         return 0;
     }
     if (strcmp(mode, "crop") == 0 && argc == 11) {
@@ -97,6 +101,8 @@ int main(int argc, char **argv)
         if (rb_tv_resized_crop(in, h, w, 3, (rb_crop_box){top, left, ch, cw}, size, out) != RB_OK)
             die("resized crop");
         save(argv[10], out, (size_t)(size * size * 3));
+        free(in);
+        free(out);
         return 0;
     }
     if (strcmp(mode, "boxes") == 0 && argc == 6) {
