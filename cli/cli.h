@@ -128,6 +128,17 @@ static inline const char *cli_opt_string(const rb_params *o, const char *name)
      "arithmetic: f32, or bf16 mixed precision (about twice as fast with avx512_bf16)"},          \
     {"conv-algorithm", RB_PARAM_CHOICE, "winograd", "winograd|direct", 0,                        \
      "3x3 stride-1 fp32 convolutions by Winograd (faster; rounding ~1e-6) or direct everywhere"}
+/* --transform and --cache, the same on every command that opens image sets. */
+#define CLI_IMAGE_SET_OPTIONS                                                                    \
+    {"transform", RB_PARAM_CHOICE, "none", "none|paper", 0,                                      \
+     "image files (folder:, list:): none (resized to --image-size as read), or paper: the "      \
+     "paper's RandomResizedCrop+flip / Resize+CenterCrop at --image-size (0: 224)"},             \
+    {"cache", RB_PARAM_STRING, NULL, NULL, 0,                                                   \
+     "with --transform paper: a folder for the decoded images' cache file (default: memory)"}
+/* Sets so->transform and so->cache_dir from --transform and --cache;
+ * RB_ERR_INVALID_ARGUMENT (one line) for --cache without --transform paper. */
+rb_status cli_image_set_options(const rb_params *options, rb_split_options *so);
+
 /* The engine precision --precision chose. */
 rb_precision cli_precision(const rb_params *options);
 /* The convolution algorithm --conv-algorithm chose. */

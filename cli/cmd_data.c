@@ -2,10 +2,12 @@
  * from it) and make-scenes (robusta/data.h, "Composed scenes"). */
 #include "config.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <robusta/data.h>
 #include <robusta/interop.h>
@@ -130,10 +132,15 @@ static const rb_param_spec data_options[] = {
     {"per-class", RB_PARAM_INT, "0", "[0, 1000000000]", 0, "at most this many examples per class (0: all)"},
     {"image-size", RB_PARAM_INT, "0", "[0, 65536]", 0, "resize to S x S (0: as stored)"},
     {"channels", RB_PARAM_INT, "0", "[0, 3]", 0, "1 or 3 channels (0: as stored)"},
+    CLI_IMAGE_SET_OPTIONS,
     {"seed", RB_PARAM_INT, "0", "[0, 9223372036854775807]", 0, "per-class choice and augmentation"},
     {"augment", RB_PARAM_BOOL, "false", NULL, 0, "--dump: the training augmentation of the dataset's kind"},
     {"epoch", RB_PARAM_INT, "0", "[0, 16777215]", 0, "--dump --augment: the epoch whose draws to use"},
     {"count", RB_PARAM_INT, "16", "[1, 1000000]", 0, "--dump: the first N examples"},
+    {"export", RB_PARAM_STRING, NULL, NULL, 0,
+     "write the split(s) as image files to DIR/train/LL-CLASS/IIIIII.png (and DIR/test/...): the folder:DIR layout"},
+    {"format", RB_PARAM_CHOICE, "png", "png|jpeg", 0, "--export: PNG (exact) or JPEG"},
+    {"quality", RB_PARAM_INT, "90", "[1, 100]", 0, "--export --format jpeg: JPEG quality"},
     {"dump", RB_PARAM_STRING, NULL, NULL, 0,
      "write the examples as the model receives them to OUT.npy (float32 N x C x H x W in [0, 1]) and their "
      "labels to OUT.labels.npy"},
@@ -146,7 +153,8 @@ static rb_status open_data_split(const rb_params *o, rb_split_which which, rb_sp
                            .seed = (uint64_t)cli_opt_int(o, "seed"),
                            .size = (int)cli_opt_int(o, "image-size"),
                            .channels = (int)cli_opt_int(o, "channels")};
-    return rb_split_open(out, cli_opt_string(o, "data"), which, &so);
+    rb_status s = cli_image_set_options(o, &so);
+    return s != RB_OK ? s : rb_split_open(out, cli_opt_string(o, "data"), which, &so);
 }
 
 static void print_split(const char *spec, rb_split_which which, const rb_split *s)
@@ -154,10 +162,29 @@ static void print_split(const char *spec, rb_split_which which, const rb_split *
     int c, h, w, sc, sh, sw;
     const int64_t n = rb_split_count(s), k = rb_split_classes(s);
     int64_t *counts = calloc((size_t)k + 1, sizeof *counts);
+    rb_split_cache_state cache;
     rb_split_shape(s, &c, &h, &w);
     rb_split_stored_shape(s, &sc, &sh, &sw);
-    printf("%s %s: %" PRId64 " examples, %" PRId64 " classes, stored %dx%dx%d %s, out %dx%dx%d\n", spec,
-           rb_split_which_str(which), n, k, sc, sh, sw, rb_dtype_str(rb_split_dtype(s)), c, h, w);
+    rb_split_cache_state_get(s, &cache);
+    if (cache.kept) {
+        int64_t lo[2] = {INT64_MAX, INT64_MAX}, hi[2] = {0, 0};
+        for (int64_t i = 0; i < n; i++) {
+            int64_t ih, iw;
+            rb_split_example_source_size(s, i, &ih, &iw);
+            lo[0] = ih < lo[0] ? ih : lo[0], hi[0] = ih > hi[0] ? ih : hi[0];
+            lo[1] = iw < lo[1] ? iw : lo[1], hi[1] = iw > hi[1] ? iw : hi[1];
+        }
+        printf("%s %s: %" PRId64 " examples, %" PRId64 " classes, RGB images of %" PRId64 "-%" PRId64 " x %" PRId64
+               "-%" PRId64 " pixels (width x height) kept as they are, out %dx%dx%d by the paper's transform\n",
+               spec, rb_split_which_str(which), n, k, lo[1], hi[1], lo[0], hi[0], c, h, w);
+        printf("  decoded images: %s%s, %" PRId64 " of %" PRId64 " decoded%s%s%s\n",
+               cache.path[0] ? "cache file " : "in memory (--cache DIR keeps them for later runs)", cache.path,
+               cache.ready, cache.images, cache.rebuilt_because[0] ? "; rebuilt: the file there was stale (" : "",
+               cache.rebuilt_because, cache.rebuilt_because[0] ? ")" : "");
+    } else {
+        printf("%s %s: %" PRId64 " examples, %" PRId64 " classes, stored %dx%dx%d %s, out %dx%dx%d\n", spec,
+               rb_split_which_str(which), n, k, sc, sh, sw, rb_dtype_str(rb_split_dtype(s)), c, h, w);
+    }
     if (counts == NULL)
         return;
     for (int64_t i = 0; i < n; i++)
@@ -233,6 +260,37 @@ static int run_data(const cli_command *self, rb_params *o, int argc, char **args
     }
     if (split != NULL && strcmp(split, "test") == 0)
         which = RB_SPLIT_TEST;
+    if (cli_opt_string(o, "export") != NULL) {
+        const char *root = cli_opt_string(o, "export");
+        const rb_image_format format = strcmp(cli_opt_string(o, "format"), "jpeg") == 0 ? RB_IMAGE_JPEG : RB_IMAGE_PNG;
+        if (dump != NULL) {
+            fprintf(stderr, "robusta %s: --export and --dump write different things; give one\n", self->name);
+            return RB_EXIT_USAGE;
+        }
+        if (mkdir(root, 0755) != 0 && errno != EEXIST) {
+            fprintf(stderr, "robusta %s: cannot create %s: %s\n", self->name, root, strerror(errno));
+            return RB_EXIT_FAILURE;
+        }
+        for (int w = 0; w < 2; w++) {
+            rb_split *d = NULL;
+            char path[4200];
+            if (split != NULL && (rb_split_which)w != which)
+                continue;
+            snprintf(path, sizeof path, "%s/%s", root, rb_split_which_str((rb_split_which)w));
+            s = open_data_split(o, (rb_split_which)w, &d);
+            if (s != RB_OK && split == NULL && w == 1 && rb_last_status() == RB_ERR_NOT_FOUND)
+                continue; /* no test split */
+            if (s == RB_OK)
+                s = rb_split_export(d, path, format, (int)cli_opt_int(o, "quality"));
+            if (s == RB_OK)
+                printf("%s: %" PRId64 " %s examples of %s as %s files\n", path, rb_split_count(d),
+                       rb_split_which_str((rb_split_which)w), spec, format == RB_IMAGE_JPEG ? "JPEG" : "PNG");
+            rb_split_destroy(d);
+            if (s != RB_OK)
+                return cli_fail(self->name, s);
+        }
+        return RB_EXIT_OK;
+    }
     if (dump != NULL) {
         rb_split *d = NULL;
         int64_t n = 0;
@@ -266,6 +324,7 @@ const cli_command cli_data_command = {
     .name = "data",
     .summary = "what a dataset spec holds, and its examples as the model receives them",
     .usage = "--data SPEC [--split train|test] [--classes C] [--per-class K] [--image-size S] [--channels C] "
+             "[--transform none|paper [--cache DIR]] [--export DIR [--format png|jpeg] [--quality Q]] "
              "[--dump OUT.npy [--count N] [--augment [--epoch E] [--seed S]]]",
     .description =
         "Without --dump, prints each split's size, classes with their counts and image shapes\n"

@@ -422,7 +422,8 @@ static int infer_dataset(const cli_command *self, rb_params *o)
     if (reg == NULL)
         return cli_fail(self->name, rb_last_status());
     if ((s = rb_model_load(&model, reg, ckpt, 0, 0)) == RB_OK &&
-        (s = rb_eval_open_split(model, data, which, get_string(o, "classes"), &split)) == RB_OK &&
+        (s = rb_eval_open_split(model, data, which, &(rb_split_options){.classes = get_string(o, "classes")}, &split)) ==
+            RB_OK &&
         (s = rb_infer_split(model, split, get_int(o, "batch-size"), &eo, dir, &ev)) == RB_OK) {
         cli_print_eval(&(cli_eval_report){.ckpt = ckpt, .data = data, .which = which,
                                           .classes = get_string(o, "classes"), .split = split, .result = &ev},

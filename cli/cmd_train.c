@@ -58,6 +58,7 @@ static const rb_param_spec train_options[] = {
     {"classes", RB_PARAM_STRING, NULL, NULL, 0, "classes to keep, relabelled 0..k-1 (\"0-4\", \"3,5\")"},
     {"per-class", RB_PARAM_INT, "0", "[0, 9223372036854775807]", 0, "training examples per class (0: all)"},
     {"image-size", RB_PARAM_INT, "0", "[0, 65536]", 0, "resize images to SxS (0: as stored)"},
+    CLI_IMAGE_SET_OPTIONS,
     {"channels", RB_PARAM_INT, "0", "[0, 3]", 0, "3: replicate grayscale to RGB (0: the data's own)"},
     {"force", RB_PARAM_BOOL, "false", NULL, 0, "start over in an --out that already holds a run"},
     {"augment", RB_PARAM_BOOL, "true", NULL, 0, "the dataset's usual augmentation (--no-augment: none)"},
@@ -202,6 +203,13 @@ static int run_train(const cli_command *self, rb_params *o, int argc, char **arg
     c.image_size = (int)cli_opt_int(o, "image-size");
     c.channels = (int)cli_opt_int(o, "channels");
     c.augment = cli_opt_bool(o, "augment");
+    {
+        rb_split_options so = {0};
+        if ((s = cli_image_set_options(o, &so)) != RB_OK)
+            return usage(self->name, "%s", rb_last_error());
+        c.transform = so.transform;
+        c.cache_dir = so.cache_dir;
+    }
     c.force = cli_opt_bool(o, "force");
     c.quiet = rb_log_get_level() < RB_LOG_INFO;
     if (cli_opt_string(o, "attack") != NULL) {
@@ -269,6 +277,7 @@ static const rb_param_spec eval_options[] = {
     {"split", RB_PARAM_CHOICE, "test", "test|train", 0, "which split to evaluate"},
     {"classes", RB_PARAM_STRING, NULL, NULL, 0,
      "classes to keep, relabelled 0..k-1 (default: the classes the checkpoint was trained on)"},
+    CLI_IMAGE_SET_OPTIONS,
     {"batch-size", RB_PARAM_INT, "256", "[1, 65536]", 0, "images per engine step"},
     {"threads", RB_PARAM_INT, "0", "[0, 4096]", 0, "compute threads (0: every core of this NUMA node)"},
     CLI_ARITHMETIC_OPTIONS,
@@ -423,6 +432,7 @@ static int run_eval(const cli_command *self, rb_params *o, int argc, char **args
     json_object *meta = NULL;
     rb_split_which which;
     rb_attack_options ao = rb_attack_options_default();
+    rb_split_options so = {0};
     const rb_plugin *attack = cli_opt_string(o, "attack") != NULL ? cli_plugin("attack") : NULL;
     rb_engine_options eo = {.threads = (int)cli_opt_int(o, "threads"), .precision = cli_precision(o),
                             .conv_algorithm = cli_conv_algorithm(o)};
@@ -450,13 +460,22 @@ static int run_eval(const cli_command *self, rb_params *o, int argc, char **args
     if ((s = rb_checkpoint_load(&ck, ckpt_path, 0)) != RB_OK ||
         (s = rb_model_from_checkpoint(&model, reg, ck, ckpt_path, 0, 0)) != RB_OK)
         goto done;
-    if (classes == NULL && (meta = json_tokener_parse(rb_checkpoint_metadata(ck))) != NULL) {
-        json_object *tr, *cl;
-        if (json_object_object_get_ex(meta, "training", &tr) && json_object_object_get_ex(tr, "classes", &cl) &&
-            json_object_is_type(cl, json_type_string))
-            classes = json_object_get_string(cl);
+    if ((s = cli_image_set_options(o, &so)) != RB_OK)
+        goto done;
+    if ((meta = json_tokener_parse(rb_checkpoint_metadata(ck))) != NULL) {
+        json_object *tr, *v;
+        /* what the run trained with, unless told otherwise */
+        if (json_object_object_get_ex(meta, "training", &tr)) {
+            if (classes == NULL && json_object_object_get_ex(tr, "classes", &v) &&
+                json_object_is_type(v, json_type_string))
+                classes = json_object_get_string(v);
+            if (rb_params_source(o, "transform") != RB_PARAM_GIVEN && json_object_object_get_ex(tr, "transform", &v) &&
+                json_object_is_type(v, json_type_string))
+                (void)rb_transform_parse(json_object_get_string(v), &so.transform);
+        }
     }
-    if ((s = rb_eval_open_split(model, data, which, classes, &split)) != RB_OK ||
+    so.classes = classes;
+    if ((s = rb_eval_open_split(model, data, which, &so, &split)) != RB_OK ||
         (s = attack != NULL ? rb_evaluate_robust(model, split, cli_opt_int(o, "batch-size"), &eo, attack,
                                                  cli_plugin_params("attack"), &ao, &ev)
                             : rb_evaluate(model, split, cli_opt_int(o, "batch-size"), &eo, &ev)) != RB_OK)

@@ -47,6 +47,7 @@ static const rb_param_spec transfer_options[] = {
     {"classes", RB_PARAM_STRING, NULL, NULL, 0, "target classes to keep, relabelled 0..k-1 (\"5-9\")"},
     {"per-class", RB_PARAM_INT, "0", "[0, 9223372036854775807]", 0, "training examples per class (0: all)"},
     {"image-size", RB_PARAM_INT, "0", "[0, 65536]", 0, "resize target images to SxS (0: as stored)"},
+    CLI_IMAGE_SET_OPTIONS,
     {"channels", RB_PARAM_INT, "0", "[0, 3]", 0, "channels to convert to (0: the source model's)"},
     {"augment", RB_PARAM_BOOL, "false", NULL, 0, "the target dataset's usual augmentation"},
     {"eval-every", RB_PARAM_INT, "1", "[1, 16777215]", 0, "test accuracy every this many epochs and at the last"},
@@ -163,6 +164,18 @@ static int run_transfer(const cli_command *self, rb_params *o, int argc, char **
     rb_params_get_int(o, "channels", &i64);
     c.channels = (int)i64;
     rb_params_get_bool(o, "augment", &c.augment);
+    {
+        rb_split_options so = {0};
+        if ((s = cli_image_set_options(o, &so)) != RB_OK) {
+            fprintf(stderr, "robusta %s: %s\n", self->name, rb_last_error());
+            return RB_EXIT_USAGE;
+        }
+        c.transform = so.transform;
+        c.cache_dir = so.cache_dir;
+        /* the paper trains on RandomResizedCrop and flips */
+        if (c.transform == RB_TRANSFORM_PAPER && rb_params_source(o, "augment") != RB_PARAM_GIVEN)
+            c.augment = true;
+    }
     rb_params_get_int(o, "eval-every", &c.training.eval_every);
     rb_params_get_bool(o, "force", &c.force);
     c.quiet = rb_log_get_level() < RB_LOG_INFO;

@@ -26,6 +26,20 @@ rb_precision cli_precision(const rb_params *options)
     return p;
 }
 
+rb_status cli_image_set_options(const rb_params *options, rb_split_options *so)
+{
+    const char *text = "none", *cache = NULL;
+    rb_params_get_string(options, "transform", &text);
+    rb_params_get_string(options, "cache", &cache);
+    (void)rb_transform_parse(text, &so->transform); /* the choice list admits nothing else */
+    if (cache != NULL && so->transform != RB_TRANSFORM_PAPER)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "--cache keeps decoded images for --transform paper; add --transform paper or leave "
+                            "--cache out");
+    so->cache_dir = cache;
+    return RB_OK;
+}
+
 rb_conv_algorithm cli_conv_algorithm(const rb_params *options)
 {
     const char *text = NULL;

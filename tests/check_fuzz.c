@@ -29,6 +29,7 @@
 
 #include "data/image.h"
 #include "data/image_list.h"
+#include "data/image_store.h"
 #include "data/voc.h"
 #include "testimage.h"
 #include "testutil.h"
@@ -390,6 +391,20 @@ static void read_image(const rb_image *img, int channels)
     (void)sum;
 }
 
+/* The header reader agrees with the decoder: it accepts what decodes, with
+ * the same size, and refuses in one line. */
+static void probe_agrees(const rb_image *img, bool decoded, const unsigned char *bytes, size_t size, long i)
+{
+    int64_t h = -1, w = -1;
+    if (rb_image_probe(bytes, size, RB_IMAGE_RGB, "mutant.png", &h, &w) != RB_OK) {
+        assert_one_line("image-probe", i, bytes, size);
+        ck_assert(!decoded && h == 0 && w == 0);
+    } else {
+        ck_assert(h >= 1 && w >= 1 && h * w <= RB_IMAGE_MAX_PIXELS);
+        ck_assert(!decoded || (h == img->height && w == img->width));
+    }
+}
+
 static void fuzz_image(const unsigned char *bytes, size_t size, long i)
 {
     rb_image img;
@@ -397,7 +412,9 @@ static void fuzz_image(const unsigned char *bytes, size_t size, long i)
     if (rb_image_decode(bytes, size, RB_IMAGE_RGB, "mutant.png", &img) != RB_OK) {
         assert_one_line("image-rgb", i, bytes, size);
         ck_assert_ptr_null(img.pixels);
+        probe_agrees(&img, false, bytes, size, i);
     } else {
+        probe_agrees(&img, true, bytes, size, i);
         read_image(&img, 3);
         rb_image_free(&img);
         any = true;
@@ -732,6 +749,77 @@ START_TEST(image_lists_survive_mutation)
 }
 END_TEST
 
+/* Image caches of the paper's transform: whether a file found in --cache's
+ * folder is trusted. Checked against the identity and count its header
+ * claims, so mutations reach the table; an accepted file holds every
+ * image inside it, a refused one gives one reason. */
+static void fuzz_image_cache(const unsigned char *bytes, size_t size, long i)
+{
+    rb_image_store_header h;
+    uint64_t count = 0, identity = 0, end;
+    char why[160] = "";
+    memset(&h, 0, sizeof h);
+    if (size >= sizeof h) {
+        memcpy(&h, bytes, sizeof h);
+        count = h.count < (UINT64_C(1) << 20) ? h.count : 0;
+        identity = h.identity;
+    }
+    if (!rb_image_store_check(bytes, size, identity, count, why, sizeof why)) {
+        ck_assert_msg(i >= 0, "the seed was refused: %s", why);
+        ck_assert(why[0] != '\0' && strchr(why, '\n') == NULL);
+        return;
+    }
+    accepted++;
+    end = h.pixels_offset;
+    for (uint64_t k = 0; k < count; k++) {
+        uint32_t hw[2];
+        uint64_t offset;
+        memcpy(hw, bytes + h.table_offset + 16 * k, 8);
+        memcpy(&offset, bytes + h.table_offset + 16 * k + 8, 8);
+        ck_assert(offset == end && hw[0] >= 1 && hw[1] >= 1);
+        end += (uint64_t)hw[0] * hw[1] * 3;
+        ck_assert_uint_le(end, size);
+    }
+}
+
+START_TEST(image_caches_survive_mutation)
+{
+    char folder[512], path[700], spec[600];
+    rb_split *s = NULL;
+    rb_split_cache_state st;
+    float x[3 * 4 * 4];
+    size_t size;
+    unsigned char *b;
+    make_temp_dir(folder, sizeof folder);
+    snprintf(path, sizeof path, "%s/a", folder);
+    mkdir(path, 0755);
+    for (int i = 0; i < 4; i++) {
+        unsigned char px[3 * 5 * 5];
+        test_bytes t;
+        for (int k = 0; k < (int)sizeof px; k++)
+            px[k] = (unsigned char)(k * 41 + i);
+        t = test_png(1 + i, 5 - i, 8, PNG_COLOR_TYPE_RGB, px, NULL, 0, NULL, 0, NULL, 0);
+        snprintf(path, sizeof path, "%s/a/%d.png", folder, i);
+        test_write_bytes(path, t.data, t.size);
+        free(t.data);
+    }
+    snprintf(spec, sizeof spec, "folder:%s", folder);
+    ck_assert_msg(rb_split_open(&s, spec, RB_SPLIT_TRAIN,
+                                &(rb_split_options){.transform = RB_TRANSFORM_PAPER, .size = 4, .cache_dir = folder}) ==
+                      RB_OK,
+                  "%s", rb_last_error());
+    for (int64_t i = 0; i < rb_split_count(s); i++)
+        ck_assert_int_eq(rb_split_example(s, i, NULL, 0, 0, x), RB_OK);
+    rb_split_cache_state_get(s, &st);
+    b = read_whole_file(st.path, &size);
+    rb_split_destroy(s);
+    run_target("image-cache", fuzz_image_cache, b, size);
+    free(b);
+    snprintf(path, sizeof path, "rm -rf '%s'", folder);
+    ck_assert_int_eq(system(path), 0);
+}
+END_TEST
+
 START_TEST(voc_lists_survive_mutation)
 {
     static const char ids[] = "2007_000032\n2007_000039\n\n  2008_000001 \r\n2008_000002";
@@ -788,6 +876,7 @@ int main(void)
     tcase_add_test(tc, images_survive_mutation);
     tcase_add_test(tc, voc_lists_survive_mutation);
     tcase_add_test(tc, image_lists_survive_mutation);
+    tcase_add_test(tc, image_caches_survive_mutation);
     tcase_add_test(tc, coco_files_survive_mutation);
     suite_add_tcase(suite, tc);
     failed = run_suite(suite);

@@ -156,9 +156,9 @@ START_TEST(train_transform_is_its_window_resized_and_maybe_mirrored)
         rb_crop_box box, box2;
         bool flipped, flipped2;
         rb_rng_init(&r, 1, RB_RNG_STREAM(RB_RNG_AUGMENT, 0), e);
-        ck_assert_int_eq(rb_paper_train_transform(img, H, W, 3, S, &r, out, &box, &flipped), RB_OK);
+        ck_assert_int_eq(rb_paper_train_transform(img, H, W, 3, S, &r, true, out, &box, &flipped), RB_OK);
         rb_rng_init(&r, 1, RB_RNG_STREAM(RB_RNG_AUGMENT, 0), e);
-        ck_assert_int_eq(rb_paper_train_transform(img, H, W, 3, S, &r, again, &box2, &flipped2), RB_OK);
+        ck_assert_int_eq(rb_paper_train_transform(img, H, W, 3, S, &r, true, again, &box2, &flipped2), RB_OK);
         ck_assert_mem_eq(out, again, sizeof out);
         ck_assert_int_eq(rb_tv_resized_crop(img, H, W, 3, box, S, plain), RB_OK);
         for (int y = 0; y < S; y++)

@@ -618,7 +618,7 @@ START_TEST(the_default_configuration_trains_and_config_json_keeps_its_members)
         "command",   "robusta",        "run_id",         "arch",      "arch_options",   "data",       "out",
         "epochs",    "batch_size",     "eval_batch_size", "lr",       "momentum",       "weight_decay", "nesterov",
         "schedule",  "seed",           "threads",        "loader_threads", "precision", "conv_algorithm", "classes",
-        "per_class", "image_size",     "channels",       "augment",   "eval_every",     "sync_bn"};
+        "per_class", "image_size",     "channels",       "augment",   "transform",  "eval_every",     "sync_bn"};
     rb_train_config c = rb_train_config_default();
     rb_registry *reg = NULL;
     const rb_plugin *resnet = NULL;

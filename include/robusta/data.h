@@ -125,6 +125,35 @@
  * with one line naming the list and the line. Images are read and resized
  * as for image folders.
  *
+ * The paper's transform (rb_split_options.transform RB_TRANSFORM_PAPER,
+ * `--transform paper`, for folder: and list: sets) keeps each image at its
+ * own size, decoded to 8-bit RGB, and makes an example from it as
+ * torchvision's ImageNet transforms make one from a PIL image, pixel for
+ * pixel (crop size S, 224 by default):
+ *   with augmentation (a loader's augment has crop or flip on; training)
+ *       RandomResizedCrop(S, scale=(0.08, 1), ratio=(3/4, 4/3)): up to ten
+ *       tries at a window, else the central one, then the window resized
+ *       to S×S; then, when augment.flip is on, a horizontal flip with
+ *       probability 0.5. The draws come from
+ *       rb_rng_init(seed, RB_RNG_STREAM(RB_RNG_AUGMENT, epoch), example
+ *       index), crop first, then one word for the flip.
+ *   without (evaluation)
+ *       Resize(R) (the shorter side to R = rb_transform_resize_for(S),
+ *       256 for 224) then CenterCrop(S).
+ * Resizing is Pillow's bilinear resampling, antialiased when shrinking;
+ * the result, 8-bit, is divided by 255. An image is decoded the first
+ * time a batch needs it, on the loader's worker thread, and kept: later
+ * epochs decode nothing. Opening the split reads only each file's header
+ * (its size). With a cache folder the decoded images live in a file there
+ * (robusta-images-HASH.cache, one per image folder and split, memory-
+ * mapped), so later runs and other processes decode nothing either; a
+ * cache file for other or changed files, or from another robusta
+ * version, is rebuilt, never trusted (rb_split_cache_state says why).
+ * Such splits have no stored pixel block: rb_split_images is NULL and
+ * rb_split_stored_shape gives 3 × 0 × 0; rb_split_example_source_size
+ * gives each image's size. A file that fails to decode when its turn
+ * comes fails the batch (rb_loader_next) with one line naming it.
+ *
  * VOC segmentation (voc-seg:DIR) reads the layout of Pascal VOC's
  * segmentation release:
  *   DIR/ImageSets/Segmentation/train.txt (RB_SPLIT_TRAIN) and val.txt
@@ -262,6 +291,29 @@ RB_API const char *rb_split_which_str(rb_split_which which);
 
 typedef struct rb_split rb_split;
 
+/* How the examples of an image set (folder:, list:) are made from its
+ * files (rb_split_options.transform). */
+typedef enum rb_transform {
+    /* Every image decoded and resized to the split's one size as the split
+     * is opened (see "Image folders"), then the making of one example
+     * below. */
+    RB_TRANSFORM_NONE = 0,
+    /* The pipeline of Salman et al. 2020, as torchvision applies it to PIL
+     * images (see "The paper's transform" below). */
+    RB_TRANSFORM_PAPER = 1
+} rb_transform;
+
+/* "none" or "paper" ("unknown" otherwise). */
+RB_API const char *rb_transform_str(rb_transform transform);
+
+/* Parses "none" or "paper"; anything else fails with
+ * RB_ERR_INVALID_ARGUMENT and one line listing them (with "did you mean"). */
+RB_API rb_status rb_transform_parse(const char *text, rb_transform *out);
+
+/* The test transform's Resize for crop size S: round(S × 256 / 224), so
+ * 256 for the paper's 224. */
+RB_API int rb_transform_resize_for(int crop);
+
 /* What to keep of a split and the geometry its examples come out in. A
  * zeroed struct keeps everything as stored. */
 typedef struct rb_split_options {
@@ -283,6 +335,15 @@ typedef struct rb_split_options {
      * (19595 R + 38470 G + 7471 B + 2^15) >> 16; float: 0.299 R + 0.587 G
      * + 0.114 B), before any resizing. */
     int channels;
+    /* RB_TRANSFORM_PAPER: images of an image set (folder:, list:) are kept
+     * at their own size and each example is made from its image as it goes
+     * into a batch; `size` is the crop size S (0: 224) and channels must
+     * be 0 or 3. Other datasets refuse it. */
+    rb_transform transform;
+    /* With the paper's transform: a folder for the decoded images' cache
+     * file, so later runs decode nothing (see "The paper's transform");
+     * NULL or "": the decoded images are kept in memory for this run. */
+    const char *cache_dir;
 } rb_split_options;
 
 /* Opens split `which` of the dataset named by spec string `spec` and
@@ -423,6 +484,19 @@ RB_API const int64_t *rb_split_source_indices(const rb_split *split);
  * examples. */
 RB_API const char *rb_split_example_name(const rb_split *split, int64_t index);
 
+/* The state of a split's decoded images under the paper's transform:
+ * whether it has them (false, all zero, for every other split), the cache
+ * file ("" in memory), images, images decoded so far, images this process
+ * decoded, and why an existing cache file was rebuilt ("" when reused or
+ * new). Strings valid while the split lives. */
+typedef struct rb_split_cache_state {
+    bool kept;
+    const char *path;
+    int64_t images, ready, decoded_here;
+    const char *rebuilt_because;
+} rb_split_cache_state;
+RB_API void rb_split_cache_state_get(const rb_split *split, rb_split_cache_state *out);
+
 /* The height and width of example `index` in the file it was read from,
  * before any resize (voc-seg: its image's size); the stored size
  * (rb_split_stored_shape) where the dataset does not say; 0 × 0 for an
@@ -438,6 +512,25 @@ RB_API int64_t rb_split_example_source_id(const rb_split *split, int64_t index);
  * label itself where classes are numbered 0..K-1 already; -1 out of
  * range. Class selection carries the ids with their classes. */
 RB_API int64_t rb_split_class_source_id(const rb_split *split, int64_t label);
+
+/* Image file formats rb_split_export writes. */
+typedef enum rb_image_format {
+    RB_IMAGE_PNG = 0, /* lossless: 8-bit pixels come back exactly */
+    RB_IMAGE_JPEG = 1 /* baseline, 4:2:0 for RGB, at a quality of 1 to 100 (libjpeg's scale) */
+} rb_image_format;
+
+/* Writes every example of `split` as it comes out unaugmented (rb_split_
+ * example; 1 or 3 channels, each value v stored as round(255 v), so stored
+ * 8-bit pixels are written exactly) as an image file in torchvision's
+ * ImageFolder layout, which folder:DIR reads back:
+ *     DIR/LL-NAME/IIIIII.png (or .jpg)
+ * LL the label, zero-padded so sorted names keep label order ("07"), NAME
+ * the class name with every byte but letters, digits, '.', '-', '_' made
+ * '_' ("07-Sneaker", "0-T-shirt_top"), IIIIII the example's index. DIR must
+ * not exist (it is created; nothing is overwritten or mixed); each file is
+ * written atomically. One line for a bad argument, a split of features or
+ * of 2 or 4 channels, a folder that exists or cannot be made. */
+RB_API rb_status rb_split_export(const rb_split *split, const char *dir, rb_image_format format, int quality);
 
 /* ------------------------------------------------------------ augmentation */
 

@@ -245,6 +245,8 @@ typedef struct rb_train_config {
     int64_t per_class;           /* examples per class, 0: all */
     int image_size;              /* 0: the stored size */
     int channels;                /* 0: the data's own (transfer: the source model's); 3: grayscale replicated */
+    rb_transform transform;      /* how image files become examples (robusta/data.h); kept on resume */
+    const char *cache_dir;       /* the paper's transform: folder of the decoded images' cache; NULL: memory */
     bool augment;                /* the dataset kind's usual augmentation (rb_augment_defaults) */
     bool quiet;                  /* no progress bar or per-epoch lines */
     bool force;                  /* start over in a folder that holds a run (its checkpoints are removed) */
@@ -386,11 +388,13 @@ RB_API rb_status rb_evaluate_robust(rb_model *model, const rb_split *split, int6
                                     const rb_attack_options *options, rb_eval_result *out);
 
 /* Opens split `which` of dataset `data` in the geometry `model` takes: the
- * model's image size (bilinear resize when the stored size differs) and
- * channels (grayscale replicated when the model takes 3), keeping `classes`
- * (rb_split_options; NULL: all) relabelled as training did. */
+ * model's image size (bilinear resize when the stored size differs, or the
+ * crop size of the paper's transform) and channels (grayscale replicated
+ * when the model takes 3), keeping options->classes relabelled as training
+ * did, with options->transform and options->cache_dir; the other fields of
+ * `options` (NULL: none) are set here. */
 RB_API rb_status rb_eval_open_split(const rb_model *model, const char *data, rb_split_which which,
-                                    const char *classes, rb_split **out);
+                                    const rb_split_options *options, rb_split **out);
 
 #ifdef __cplusplus
 }

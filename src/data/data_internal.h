@@ -86,6 +86,13 @@ struct rb_split {
     /* Per class, the id the dataset gives it (COCO category ids); NULL
      * where the classes are numbered 0..K-1 already. */
     int64_t *class_source_ids;
+    /* The paper's transform (image_split.c): images kept at their own size
+     * in a store shared by the splits selected from one another, example i
+     * being image store_index[i]; crop and resize are S and R. NULL when
+     * the split holds its pixels itself. */
+    struct rb_image_store *store;
+    int64_t *store_index;
+    int crop, resize;
 };
 
 /* A split with nothing but its header fields set, and room for `count`
@@ -160,9 +167,28 @@ rb_status rb_split_from_image_files(rb_split **out, rb_data_source kind, const c
                                     const char *const *paths, const int64_t *labels, size_t count, int64_t classes,
                                     const char *const *class_names, int size);
 
+/* rb_split_from_image_files, or under the paper's transform (options
+ * non-NULL, transform RB_TRANSFORM_PAPER) a split whose images are kept at
+ * their own size in a store (image_store.h; options->cache_dir), crop size
+ * options->size (0: 224). */
+rb_status rb_split_from_image_set(rb_split **out, rb_data_source kind, const char *what, const char *base,
+                                  const char *const *paths, const int64_t *labels, size_t count, int64_t classes,
+                                  const char *const *class_names, const rb_split_options *options);
+
+/* Example `index` of a split with a store, made by the paper's transform
+ * (training when `augment` has crop or flip on) into out (3 × S × S). */
+rb_status rb_split_render_kept(const rb_split *split, int64_t index, const rb_augment *augment, uint64_t seed,
+                               int64_t epoch, float *out);
+
+/* The selected examples of a split with a store, for rb_split_apply: `s`
+ * shares in's store and takes the store entries of the examples `keep`
+ * marks; crop size `size` (0: in's). */
+rb_status rb_split_share_kept(rb_split *s, const rb_split *in, const unsigned char *keep, int size);
+
 /* Image folders (folder.c, folder:DIR in robusta/data.h): split `which`,
- * every image resized to size × size (0: all must share the first's). */
-rb_status rb_folder_load(rb_split **out, const char *dir, rb_split_which which, int size);
+ * every image resized to options->size × options->size (0: all must share
+ * the first's), or kept under the paper's transform. options may be NULL. */
+rb_status rb_folder_load(rb_split **out, const char *dir, rb_split_which which, const rb_split_options *options);
 
 /* Largest epoch the augmentation and shuffle streams tell apart. */
 #define RB_DATA_EPOCH_LIMIT (INT64_C(1) << 24)

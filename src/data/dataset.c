@@ -301,8 +301,9 @@ static rb_status load_coco(rb_split **out, const rb_dataset_spec *spec, rb_split
 
 static bool options_empty(const rb_split_options *o)
 {
-    return o == NULL || ((o->classes == NULL || o->classes[0] == '\0') && o->per_class == 0 && o->size == 0 &&
-                         o->channels == 0);
+    /* an image set under the paper's transform has taken size and channels */
+    return o == NULL || ((o->classes == NULL || o->classes[0] == '\0') && o->per_class == 0 &&
+                         ((o->size == 0 && o->channels == 0) || o->transform == RB_TRANSFORM_PAPER));
 }
 
 rb_status rb_split_load(rb_split **out, const rb_dataset_spec *spec, rb_split_which which,
@@ -317,6 +318,16 @@ rb_status rb_split_load(rb_split **out, const rb_dataset_spec *spec, rb_split_wh
     *out = NULL;
     if (which != RB_SPLIT_TRAIN && which != RB_SPLIT_TEST)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_split_load: split %d is neither train nor test", (int)which);
+    if (options != NULL && options->transform != RB_TRANSFORM_NONE) {
+        if (options->transform != RB_TRANSFORM_PAPER)
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_split_load: transform %d is neither none nor paper",
+                                (int)options->transform);
+        if (spec->kind != RB_DATASET_FOLDER && spec->kind != RB_DATASET_LIST)
+            return rb_error_set(RB_ERR_UNSUPPORTED,
+                                "the paper's transform (--transform paper) reads image files of their own sizes: "
+                                "folder: and list: datasets, not %s; leave it out for %s",
+                                rb_data_source_str(spec->kind), rb_data_source_str(spec->kind));
+    }
     switch (spec->kind) {
     case RB_DATASET_MNIST:
     case RB_DATASET_FASHION_MNIST: st = load_idx(&raw, spec, which); break;
@@ -325,10 +336,10 @@ rb_status rb_split_load(rb_split **out, const rb_dataset_spec *spec, rb_split_wh
     case RB_DATASET_NPY: st = load_npy(&raw, spec, which); break;
     case RB_DATASET_VOC_SEG: st = rb_voc_load(&raw, spec->dir, which, options != NULL ? options->size : 0); break;
     case RB_DATASET_COCO: st = load_coco(&raw, spec, which, options != NULL ? options->size : 0); break;
-    case RB_DATASET_FOLDER: st = rb_folder_load(&raw, spec->dir, which, options != NULL ? options->size : 0); break;
+    case RB_DATASET_FOLDER: st = rb_folder_load(&raw, spec->dir, which, options); break;
     case RB_DATASET_LIST:
         st = rb_image_list_load(&raw, spec->dir, spec->labels[RB_SPLIT_TRAIN], spec->labels[RB_SPLIT_TEST], which,
-                                options != NULL ? options->size : 0);
+                                options);
         break;
     case RB_DATASET_NONE:
     default: return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_split_load: the spec names no dataset kind");

@@ -227,8 +227,9 @@ static rb_status keep_share(names *files, size_t first, rb_split_which which, ui
     return RB_OK;
 }
 
-rb_status rb_folder_load(rb_split **out, const char *dir, rb_split_which which, int size)
+rb_status rb_folder_load(rb_split **out, const char *dir, rb_split_which which, const rb_split_options *options)
 {
+    const int size = options != NULL ? options->size : 0;
     char train[FOLDER_PATH_MAX], split_dir[FOLDER_PATH_MAX], what[FOLDER_PATH_MAX + 32];
     names classes = {0}, ignored = {0}, present = {0}, files = {0};
     bool flat;
@@ -318,8 +319,8 @@ rb_status rb_folder_load(rb_split **out, const char *dir, rb_split_which which, 
         goto done;
     }
 
-    st = rb_split_from_image_files(&s, RB_DATASET_FOLDER, what, split_dir, (const char *const *)files.items, labels,
-                                   files.count, (int64_t)classes.count, (const char *const *)classes.items, size);
+    st = rb_split_from_image_set(&s, RB_DATASET_FOLDER, what, split_dir, (const char *const *)files.items, labels,
+                                 files.count, (int64_t)classes.count, (const char *const *)classes.items, options);
 done:
     names_free(&classes);
     names_free(&ignored);

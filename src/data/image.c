@@ -126,7 +126,8 @@ static const char *png_kind(int color_type, int depth, char *buf, size_t size)
 
 /* The whole decode between png_read_info and png_read_end. Every value
  * that outlives a jump lives in *src. */
-static int png_run(png_structp png, png_infop info, png_source *src, rb_image_mode mode, const char *what)
+static int png_run(png_structp png, png_infop info, png_source *src, rb_image_mode mode, const char *what,
+                   bool header_only)
 {
     if (setjmp(png_jmpbuf(png)))
         return RUN_LIBRARY;
@@ -193,6 +194,8 @@ static int png_run(png_structp png, png_infop info, png_source *src, rb_image_mo
         img->height = height;
         img->width = width;
         img->channels = want;
+        if (header_only)
+            return RUN_OK;
         img->pixels = malloc((size_t)height * (size_t)width * (size_t)want);
         src->rows = malloc((size_t)height * sizeof *src->rows);
         if (img->pixels == NULL || src->rows == NULL) {
@@ -209,7 +212,7 @@ static int png_run(png_structp png, png_infop info, png_source *src, rb_image_mo
 }
 
 static rb_status png_decode(const unsigned char *bytes, size_t size, rb_image_mode mode, const char *what,
-                            rb_image *out)
+                            rb_image *out, bool header_only)
 {
     png_source src;
     png_structp png;
@@ -231,7 +234,7 @@ static rb_status png_decode(const unsigned char *bytes, size_t size, rb_image_mo
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory starting libpng for %s", what);
     }
     png_set_read_fn(png, &src, png_on_read);
-    run = png_run(png, info, &src, mode, what);
+    run = png_run(png, info, &src, mode, what, header_only);
     png_destroy_read_struct(&png, &info, NULL);
     free(src.rows);
     if (run == RUN_OK)
@@ -292,7 +295,7 @@ static void jpeg_on_output(j_common_ptr cinfo)
  * whose creation failed is still safe to destroy (it has no memory
  * manager yet). */
 static int jpeg_run(struct jpeg_decompress_struct *cinfo, jpeg_guard *g, const unsigned char *bytes, size_t size,
-                    rb_image *img, const char *what)
+                    rb_image *img, const char *what, bool header_only)
 {
     if (setjmp(g->jump))
         return RUN_LIBRARY;
@@ -316,6 +319,13 @@ static int jpeg_run(struct jpeg_decompress_struct *cinfo, jpeg_guard *g, const u
                      "%s: the JPEG declares %u×%u pixels, more than robusta decodes (2^28); is the file damaged?",
                      what, (unsigned)cinfo->image_width, (unsigned)cinfo->image_height);
         return RUN_SET;
+    }
+    if (header_only) {
+        /* no scaling is asked for, so the output is the declared size */
+        img->height = cinfo->image_height;
+        img->width = cinfo->image_width;
+        img->channels = 3;
+        return RUN_OK;
     }
     cinfo->out_color_space = JCS_RGB;
     jpeg_start_decompress(cinfo);
@@ -344,7 +354,8 @@ static int jpeg_run(struct jpeg_decompress_struct *cinfo, jpeg_guard *g, const u
     return RUN_OK;
 }
 
-static rb_status jpeg_decode(const unsigned char *bytes, size_t size, const char *what, rb_image *out)
+static rb_status jpeg_decode(const unsigned char *bytes, size_t size, const char *what, rb_image *out,
+                             bool header_only)
 {
     struct jpeg_decompress_struct cinfo;
     jpeg_guard g;
@@ -356,7 +367,7 @@ static rb_status jpeg_decode(const unsigned char *bytes, size_t size, const char
     g.mgr.error_exit = jpeg_on_error;
     g.mgr.emit_message = jpeg_on_message;
     g.mgr.output_message = jpeg_on_output;
-    run = jpeg_run(&cinfo, &g, bytes, size, out, what);
+    run = jpeg_run(&cinfo, &g, bytes, size, out, what, header_only);
     jpeg_destroy_decompress(&cinfo);
     if (run == RUN_OK)
         return RB_OK;
@@ -371,7 +382,10 @@ static rb_status jpeg_decode(const unsigned char *bytes, size_t size, const char
 
 /* ------------------------------------------------------------ entry points */
 
-rb_status rb_image_decode(const void *bytes, size_t size, rb_image_mode mode, const char *what, rb_image *out)
+/* rb_image_decode, or with header_only the checks of the header alone:
+ * out's size set, no pixels. */
+static rb_status image_decode(const void *bytes, size_t size, rb_image_mode mode, const char *what, rb_image *out,
+                              bool header_only)
 {
     const unsigned char *b = bytes;
     if (out == NULL)
@@ -387,7 +401,7 @@ rb_status rb_image_decode(const void *bytes, size_t size, rb_image_mode mode, co
     if (size == 0)
         return rb_error_set(RB_ERR_CORRUPT, "%s is empty (0 bytes): not a PNG or JPEG image", what);
     if (size >= sizeof png_signature && memcmp(b, png_signature, sizeof png_signature) == 0)
-        return png_decode(b, size, mode, what, out);
+        return png_decode(b, size, mode, what, out, header_only);
     if (size < sizeof png_signature && memcmp(b, png_signature, size) == 0)
         return rb_error_set(RB_ERR_CORRUPT, "%s: truncated PNG: the file ends at byte %zu, inside the signature",
                             what, size);
@@ -397,7 +411,7 @@ rb_status rb_image_decode(const void *bytes, size_t size, rb_image_mode mode, co
                                 "%s: a mask must be a PNG of class ids (8-bit grayscale or palette indices), not a "
                                 "JPEG, whose lossy compression changes the ids; save it as PNG",
                                 what);
-        return jpeg_decode(b, size, what, out);
+        return jpeg_decode(b, size, what, out, header_only);
     }
     {
         char head[3 * 4 + 1] = "";
@@ -407,6 +421,23 @@ rb_status rb_image_decode(const void *bytes, size_t size, rb_image_mode mode, co
         return rb_error_set(RB_ERR_CORRUPT, "%s is neither a PNG nor a JPEG image (its first bytes are %s)", what,
                             head);
     }
+}
+
+rb_status rb_image_decode(const void *bytes, size_t size, rb_image_mode mode, const char *what, rb_image *out)
+{
+    return image_decode(bytes, size, mode, what, out, false);
+}
+
+rb_status rb_image_probe(const void *bytes, size_t size, rb_image_mode mode, const char *what, int64_t *height,
+                         int64_t *width)
+{
+    rb_image header;
+    rb_status st = image_decode(bytes, size, mode, what, &header, true);
+    if (height != NULL)
+        *height = st == RB_OK ? header.height : 0;
+    if (width != NULL)
+        *width = st == RB_OK ? header.width : 0;
+    return st;
 }
 
 rb_status rb_image_read(const char *path, rb_image_mode mode, rb_image *out)
@@ -563,4 +594,67 @@ void rb_image_voc_palette(uint8_t palette[256][3])
         palette[c][1] = (uint8_t)g;
         palette[c][2] = (uint8_t)b;
     }
+}
+
+/* ------------------------------------------------------------ JPEG writing */
+
+/* Creation to the last scanline into a memory buffer. */
+static int jpeg_write_run(struct jpeg_compress_struct *cinfo, jpeg_guard *g, const uint8_t *pixels, int64_t height,
+                          int64_t width, int channels, int quality, unsigned char **data, unsigned long *size)
+{
+    if (setjmp(g->jump))
+        return RUN_LIBRARY;
+    jpeg_create_compress(cinfo);
+    jpeg_mem_dest(cinfo, data, size);
+    cinfo->image_width = (JDIMENSION)width;
+    cinfo->image_height = (JDIMENSION)height;
+    cinfo->input_components = channels;
+    cinfo->in_color_space = channels == 3 ? JCS_RGB : JCS_GRAYSCALE;
+    jpeg_set_defaults(cinfo);
+    jpeg_set_quality(cinfo, quality, TRUE);
+    jpeg_start_compress(cinfo, TRUE);
+    while (cinfo->next_scanline < cinfo->image_height) {
+        JSAMPROW row = (JSAMPROW)(pixels + (size_t)cinfo->next_scanline * (size_t)width * (size_t)channels);
+        jpeg_write_scanlines(cinfo, &row, 1);
+    }
+    jpeg_finish_compress(cinfo);
+    return RUN_OK;
+}
+
+rb_status rb_image_write_jpeg(const char *path, const uint8_t *pixels, int64_t height, int64_t width, int channels,
+                              int quality)
+{
+    struct jpeg_compress_struct cinfo;
+    jpeg_guard g;
+    unsigned char *data = NULL;
+    unsigned long size = 0;
+    int run;
+    rb_status st;
+
+    if (path == NULL || pixels == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_image_write_jpeg: path or pixels is NULL");
+    if (height < 1 || width < 1 || height > 65500 || width > 65500)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "cannot write %s: an image of %" PRId64 "×%" PRId64 " pixels (JPEG sides are 1 to 65500)",
+                            path, width, height);
+    if (channels != 1 && channels != 3)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "cannot write %s: %d channels; JPEGs here have 1 or 3", path,
+                            channels);
+    if (quality < 1 || quality > 100)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "cannot write %s: JPEG quality %d is out of range [1, 100]", path,
+                            quality);
+    memset(&cinfo, 0, sizeof cinfo);
+    memset(&g, 0, sizeof g);
+    cinfo.err = jpeg_std_error(&g.mgr);
+    g.mgr.error_exit = jpeg_on_error;
+    g.mgr.output_message = jpeg_on_output;
+    run = jpeg_write_run(&cinfo, &g, pixels, height, width, channels, quality, &data, &size);
+    jpeg_destroy_compress(&cinfo);
+    if (run != RUN_OK) {
+        free(data);
+        return rb_error_set(RB_ERR_INTERNAL, "cannot encode %s as JPEG (libjpeg: %s)", path, g.message);
+    }
+    st = rb_file_write_atomic(path, data, size);
+    free(data);
+    return st;
 }

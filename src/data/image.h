@@ -54,6 +54,15 @@ typedef struct rb_image {
  * of the image with gray. */
 rb_status rb_image_decode(const void *bytes, size_t size, rb_image_mode mode, const char *what, rb_image *out);
 
+/* The height and width rb_image_decode would give `bytes` in `mode`, from
+ * the header alone (PNG: up to IHDR and PLTE; JPEG: up to the frame
+ * header), with the same refusals of what the header says (a CMYK JPEG,
+ * too many pixels, a mask that is not indices); faults in the pixel data
+ * show only when decoding. 0 × 0 on failure. For stores that lay images
+ * out before decoding them. */
+rb_status rb_image_probe(const void *bytes, size_t size, rb_image_mode mode, const char *what, int64_t *height,
+                         int64_t *width);
+
 /* Reads the regular file `path` (at most RB_IMAGE_FILE_LIMIT bytes) and
  * decodes it with rb_image_decode, naming `path` in messages. A missing
  * file: RB_ERR_NOT_FOUND. */
@@ -76,5 +85,11 @@ void rb_image_voc_palette(uint8_t palette[256][3]);
  * file cannot be written. */
 rb_status rb_image_write_png(const char *path, const uint8_t *pixels, int64_t height, int64_t width, int channels,
                              const uint8_t (*palette)[3], int palette_size);
+
+/* Writes `pixels` (height × width × channels bytes, 1: grayscale, 3: RGB)
+ * as a baseline JPEG of `quality` (1 to 100, libjpeg's scale) at `path`,
+ * atomically as rb_image_write_png. Sides 1 to 65500. */
+rb_status rb_image_write_jpeg(const char *path, const uint8_t *pixels, int64_t height, int64_t width, int channels,
+                              int quality);
 
 #endif /* RB_DATA_IMAGE_H */

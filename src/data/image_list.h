@@ -45,9 +45,10 @@ void rb_image_list_free(rb_image_list *list);
 /* Split `which` of list:DIR,TRAIN,TEST: the list files (relative to DIR
  * unless absolute) name images below DIR. The classes are 0 .. the train
  * list's largest label, for both splits (a test label beyond them is
- * refused), named "class_K"; images resized as rb_split_from_image_files
- * does. A listed file that does not exist is refused naming its line. */
+ * refused), named "class_K"; images resized or kept as
+ * rb_split_from_image_set does under `options` (may be NULL). A listed
+ * file that does not exist is refused naming its line. */
 rb_status rb_image_list_load(rb_split **out, const char *dir, const char *train_list, const char *test_list,
-                             rb_split_which which, int size);
+                             rb_split_which which, const rb_split_options *options);
 
 #endif /* RB_DATA_IMAGE_LIST_H */

@@ -38,8 +38,9 @@ static rb_status read_list(const char *dir, const char *name, char *path, size_t
 }
 
 rb_status rb_image_list_load(rb_split **out, const char *dir, const char *train_list, const char *test_list,
-                             rb_split_which which, int size)
+                             rb_split_which which, const rb_split_options *options)
 {
+    const int size = options != NULL ? options->size : 0;
     char train_path[RB_DATASET_PATH_MAX + 8], path[RB_DATASET_PATH_MAX + 8], what[RB_DATASET_PATH_MAX + 64];
     rb_image_list train = {0}, test = {0};
     const rb_image_list *list;
@@ -90,8 +91,8 @@ rb_status rb_image_list_load(rb_split **out, const char *dir, const char *train_
         }
     }
     snprintf(what, sizeof what, "list:%s %s", dir, rb_split_which_str(which));
-    st = rb_split_from_image_files(out, RB_DATASET_LIST, what, dir, (const char *const *)list->paths, list->labels,
-                                   list->count, classes, NULL, size);
+    st = rb_split_from_image_set(out, RB_DATASET_LIST, what, dir, (const char *const *)list->paths, list->labels,
+                                 list->count, classes, NULL, options);
 done:
     rb_image_list_free(&train);
     rb_image_list_free(&test);

@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +42,8 @@ typedef struct slot {
     int64_t *box_offsets; /* batch_size + 1, with boxes */
     int64_t number, count, first, whole;
     slot_state state;
+    rb_status status;  /* RB_OK, or why the batch could not be made */
+    char message[512];
 } slot;
 
 struct rb_loader {
@@ -75,7 +78,9 @@ struct rb_loader {
 };
 
 /* Fills `s` with batch b; false if stopped or the epoch was restarted
- * (generation changed) before it was done. */
+ * (generation changed) before it was done. An example that cannot be made
+ * (an image that fails to decode) leaves its status and message in the
+ * slot, which is then done: rb_loader_next reports it. */
 static bool fill(rb_loader *l, slot *s, int64_t b, uint_fast64_t generation)
 {
     int64_t first = b * l->o.batch_size, count = l->n - first, whole;
@@ -87,6 +92,7 @@ static bool fill(rb_loader *l, slot *s, int64_t b, uint_fast64_t generation)
         first += from;
         count = to - from;
     }
+    s->status = RB_OK;
     for (int64_t k = 0; k < count; k++) {
         const int64_t index = l->order[first + k];
         int top, left, padding;
@@ -94,6 +100,18 @@ static bool fill(rb_loader *l, slot *s, int64_t b, uint_fast64_t generation)
         if (atomic_load_explicit(&l->stop, memory_order_relaxed) ||
             atomic_load_explicit(&l->generation, memory_order_relaxed) != generation)
             return false;
+        if (l->split->store != NULL) {
+            rb_status st = rb_split_render_kept(l->split, index, &l->o.augment, l->o.seed, l->epoch,
+                                                s->images + (size_t)k * l->example);
+            if (st != RB_OK) {
+                s->status = st;
+                snprintf(s->message, sizeof s->message, "%s", rb_last_error());
+                break;
+            }
+            s->labels[k] = l->split->labels[index];
+            s->indices[k] = index;
+            continue;
+        }
         rb_augment_place(&l->o.augment, l->o.seed, l->epoch, index, &padding, &top, &left, &flip);
         rb_split_render(l->split, index, padding, top, left, flip, s->images + (size_t)k * l->example);
         if (l->mask_plane > 0 || l->boxes) {
@@ -403,6 +421,8 @@ rb_status rb_loader_next(rb_loader *l, rb_batch *batch)
     l->held = (int)(b % l->nslots);
     l->next_consume = b + 1;
     pthread_mutex_unlock(&l->mu);
+    if (s->status != RB_OK)
+        return rb_error_set(s->status, "%s", s->message);
 
     batch->images = s->images;
     batch->labels = s->labels;

@@ -265,11 +265,11 @@ rb_status rb_tv_resized_crop(const uint8_t *src, int64_t h, int64_t w, int chann
 }
 
 rb_status rb_paper_train_transform(const uint8_t *src, int64_t h, int64_t w, int channels, int64_t size,
-                                   rb_rng *rng, uint8_t *dst, rb_crop_box *box, bool *flipped)
+                                   rb_rng *rng, bool flip_on, uint8_t *dst, rb_crop_box *box, bool *flipped)
 {
     static const double scale[2] = {0.08, 1.0}, ratio[2] = {3.0 / 4.0, 4.0 / 3.0};
     const rb_crop_box b = rb_tv_random_resized_crop_box(h, w, scale, ratio, rng);
-    const bool flip = rb_rng_u32(rng) & 1u;
+    const bool flip = (rb_rng_u32(rng) & 1u) && flip_on;
     const int64_t C = channels;
     rb_status s = rb_tv_resized_crop(src, h, w, channels, b, size, dst);
     if (s != RB_OK)

@@ -63,10 +63,11 @@ rb_crop_box rb_tv_random_resized_crop_box(int64_t h, int64_t w, const double sca
                                           rb_rng *rng);
 
 /* The paper's training transform of one image: the crop box from rng,
- * then a coin from rng (heads: mirrored), the box resized to size × size
- * into dst (size × size × channels). box and flipped may be NULL. */
+ * then a coin from rng (heads and `flip` on: mirrored; the coin is drawn
+ * either way), the box resized to size × size into dst (size × size ×
+ * channels). box and flipped may be NULL. */
 rb_status rb_paper_train_transform(const uint8_t *src, int64_t h, int64_t w, int channels, int64_t size,
-                                   rb_rng *rng, uint8_t *dst, rb_crop_box *box, bool *flipped);
+                                   rb_rng *rng, bool flip, uint8_t *dst, rb_crop_box *box, bool *flipped);
 
 /* The paper's test transform: Resize(resize) then CenterCrop(crop), into
  * dst (crop × crop × channels). */

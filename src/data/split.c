@@ -14,6 +14,7 @@
 #include <robusta/rng.h>
 
 #include "data/data_internal.h"
+#include "data/image_store.h"
 #include "sys/internal.h"
 
 /* Bounds that keep every size computation far from overflow. */
@@ -81,6 +82,8 @@ void rb_split_destroy(rb_split *split)
     rb_resize_axis_free(&split->cols);
     rb_split_free_targets(split);
     free_examples(split);
+    rb_image_store_release(split->store);
+    free(split->store_index);
     free(split);
 }
 
@@ -330,14 +333,14 @@ void rb_split_stored_shape(const rb_split *split, int *channels, int *height, in
     if (channels)
         *channels = split->channels;
     if (height)
-        *height = split->height;
+        *height = split->store != NULL ? 0 : split->height; /* each image its own size */
     if (width)
-        *width = split->width;
+        *width = split->store != NULL ? 0 : split->width;
 }
 
 const void *rb_split_images(const rb_split *split)
 {
-    return split->images;
+    return split->store != NULL ? NULL : split->images;
 }
 
 const int64_t *rb_split_labels(const rb_split *split)
@@ -646,6 +649,11 @@ rb_status rb_split_apply(rb_split **out, const rb_split *in, const rb_split_opti
         map[c] = -1;
     for (int64_t c = 0; c < k; c++)
         map[list[c]] = c;
+    if (in->store != NULL && o->channels != 0 && o->channels != 3) {
+        st = rb_error_set(RB_ERR_UNSUPPORTED, "%s: the paper's transform makes RGB examples; leave channels at 3, "
+                          "not %d", in->name, o->channels);
+        goto done;
+    }
     if (rb_split_has_targets(in)) {
         /* Masks and boxes hold class numbers too; relabelling them is a
          * choice (what becomes of a dropped class's pixels?) this does not
@@ -732,7 +740,9 @@ rb_status rb_split_apply(rb_split **out, const rb_split *in, const rb_split_opti
     }
     s->target_height = in->target_height;
     s->target_width = in->target_width;
-    if (o->size > 0)
+    if (in->store != NULL)
+        st = rb_split_share_kept(s, in, keep, o->size);
+    else if (o->size > 0)
         st = set_geometry(s, o->size, o->size, channels);
     else
         st = set_geometry(s, in->out_height, in->out_width, channels);
@@ -847,6 +857,8 @@ rb_status rb_split_example(const rb_split *split, int64_t index, const rb_augmen
     st = rb_split_place(split, index, augment, seed, epoch, &padding, &top, &left, &flip);
     if (st != RB_OK)
         return st;
+    if (split->store != NULL)
+        return rb_split_render_kept(split, index, augment, seed, epoch, out);
     rb_split_render(split, index, padding, top, left, flip, out);
     return RB_OK;
 }

@@ -437,8 +437,8 @@ rb_status rb_evaluate_robust(rb_model *model, const rb_split *split, int64_t bat
     return train_evaluate_model(model, split, batch, engine, &atk, NULL, out);
 }
 
-rb_status rb_eval_open_split(const rb_model *model, const char *data, rb_split_which which, const char *classes,
-                             rb_split **out)
+rb_status rb_eval_open_split(const rb_model *model, const char *data, rb_split_which which,
+                             const rb_split_options *options, rb_split **out)
 {
     const rb_model_input *in = rb_model_get_input(model);
     rb_split_options so = {0};
@@ -446,7 +446,11 @@ rb_status rb_eval_open_split(const rb_model *model, const char *data, rb_split_w
     int c, h, w;
     rb_status s;
     *out = NULL;
-    so.classes = classes;
+    if (options != NULL) {
+        so.classes = options->classes;
+        so.transform = options->transform;
+        so.cache_dir = options->cache_dir;
+    }
     /* at the model's size from the start: a folder of images of many sizes
      * (voc-seg) can only be held at one */
     so.size = in->height == in->width && in->height <= INT_MAX ? (int)in->height : 0;

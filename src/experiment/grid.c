@@ -332,7 +332,7 @@ static rb_status evaluate_source(const grid_ctx *g, const char *dir, source_resu
     snprintf(path, sizeof path, "%s/model.rbt", dir);
     s = rb_model_load(&model, g->opt->registry, path, 0, 0);
     if (s == RB_OK)
-        s = rb_eval_open_split(model, src->data, RB_SPLIT_TEST, src->classes, &split);
+        s = rb_eval_open_split(model, src->data, RB_SPLIT_TEST, &(rb_split_options){.classes = src->classes}, &split);
     eo = (rb_engine_options){.threads = g->threads, .precision = g->spec->precision,
                              .conv_algorithm = g->spec->conv_algorithm};
     if (s == RB_OK && src->eval_attack_steps > 0 && g->robust_eps > 0) {

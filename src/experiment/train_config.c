@@ -111,6 +111,8 @@ rb_status rb_train_config_check(const rb_train_config *c)
         return train_invalid("--channels %d must be 1 or 3 (or 0: the data's own)", c->channels);
     if (c->image_size < 0 || c->per_class < 0 || c->threads < 0 || c->loader_threads < 0)
         return train_invalid("--image-size, --per-class and thread counts must be >= 0");
+    if (c->transform != RB_TRANSFORM_NONE && c->transform != RB_TRANSFORM_PAPER)
+        return train_invalid("unknown transform %d", (int)c->transform);
     if (c->precision != RB_PRECISION_F32 && c->precision != RB_PRECISION_BF16)
         return train_invalid("unknown precision %d", (int)c->precision);
     if (!rb_precision_available(c->precision))
@@ -191,6 +193,9 @@ rb_status train_write_config(const rb_train_config *c, const char *run_id, const
     json_object_object_add(root, "image_size", json_object_new_int(c->image_size));
     json_object_object_add(root, "channels", json_object_new_int(c->channels));
     json_object_object_add(root, "augment", json_object_new_boolean(c->augment));
+    json_object_object_add(root, "transform", json_object_new_string(rb_transform_str(c->transform)));
+    if (c->cache_dir != NULL && c->cache_dir[0] != '\0')
+        json_object_object_add(root, "cache", json_object_new_string(c->cache_dir));
     if (c->adversarial.attack != NULL) {
         json_object_object_add(root, "attack",
                                json_object_new_string(c->adversarial.attack_name ? c->adversarial.attack_name
@@ -294,6 +299,11 @@ rb_status train_read_config(json_object *root, const char *file, rb_train_config
     c->training.schedule = train_jstr(root, "schedule");
     c->classes = train_jstr(root, "classes");
     c->seed = strtoull(seed, NULL, 10);
+    /* runs written before --transform stored their images as read */
+    if (train_jstr(root, "transform") != NULL &&
+        rb_transform_parse(train_jstr(root, "transform"), &c->transform) != RB_OK)
+        return rb_error_set(RB_ERR_CORRUPT, "%s: unknown transform '%s'", file, train_jstr(root, "transform"));
+    c->cache_dir = train_jstr(root, "cache");
     if (train_jhas(root, "eval_every", json_type_int))
         c->training.eval_every = train_jint(root, "eval_every");
     /* runs written before --sync-bn had each rank's statistics */

@@ -112,6 +112,7 @@ static rb_status write_checkpoint(run *r, const char *path, bool with_state)
         json_object_object_add(tr, "batch_size", json_object_new_int64(r->cfg.training.batch_size));
         json_object_object_add(tr, "data", json_object_new_string(r->cfg.data));
         json_object_object_add(tr, "classes", train_json_str_or_null(r->cfg.classes));
+        json_object_object_add(tr, "transform", json_object_new_string(rb_transform_str(r->cfg.transform)));
         json_object_object_add(tr, "best_test_acc", rb_json_number(r->best_acc));
         json_object_object_add(tr, "best_epoch", json_object_new_int64(r->best_epoch));
         if (r->cfg.adversarial.attack != NULL)
@@ -216,6 +217,17 @@ static const char *bad_gradient(rb_graph *g)
  * buffers (FNV-1a over their bytes), and the job stops at the first step
  * where a rank's differ from rank 0's. For tests and for doubts: data
  * parallelism is only right while the ranks hold one model. */
+/* Images of the train and test splits this process has decoded so far,
+ * where the splits keep decoded image files (the paper's transform); -1
+ * where they do not. */
+static int64_t images_decoded_here(const run *r)
+{
+    rb_split_cache_state train, test;
+    rb_split_cache_state_get(r->train, &train);
+    rb_split_cache_state_get(r->test, &test);
+    return train.kept ? train.decoded_here + test.decoded_here : -1;
+}
+
 static rb_status check_ranks_hold_one_model(run *r, int64_t epoch, int64_t step)
 {
     rb_graph *g = rb_model_graph(r->model);
@@ -250,7 +262,7 @@ rb_status train_epochs(run *r, rb_train_result *res)
     rb_status s = RB_OK;
 
     while (r->epoch < r->cfg.training.epochs) {
-        int64_t e = r->epoch, seen = 0, clean_correct = 0, shown = 0;
+        int64_t e = r->epoch, seen = 0, clean_correct = 0, shown = 0, decoded_before = images_decoded_here(r);
         double loss_sum = 0, lr = 0, t0 = rb_monotonic_seconds(), seconds, test_loss = NAN, test_acc = NAN;
         double train_score = NAN;
         const char *score_name = rb_scorer_task(r->scorer)->ops.task->primary_metric;
@@ -425,6 +437,10 @@ rb_status train_epochs(run *r, rb_train_result *res)
             if (s == RB_OK && adv)
                 s = train_text_append(&r->jsonl, ", \"adv_train_acc\": %s, \"robust_test_acc\": %s",
                                 rb_json_number_text(jn[0], sizeof jn[0], res->adv_train_acc), raj);
+            /* image files kept decoded (--transform paper): what this epoch decoded */
+            if (s == RB_OK && images_decoded_here(r) >= 0)
+                s = train_text_append(&r->jsonl, ", \"images_decoded\": %lld",
+                                      (long long)(images_decoded_here(r) - decoded_before));
             if (s == RB_OK)
                 s = train_text_append(&r->jsonl, "}\n");
         }

@@ -21,6 +21,8 @@ rb_status train_open_splits(run *r)
     so.seed = r->cfg.seed;
     so.size = r->cfg.image_size;
     so.channels = r->cfg.channels;
+    so.transform = r->cfg.transform;
+    so.cache_dir = r->cfg.cache_dir;
     if (s == RB_OK)
         s = rb_split_load(&r->train, spec, RB_SPLIT_TRAIN, &so);
     /* A transfer task's targets first: data without masks is the wrong

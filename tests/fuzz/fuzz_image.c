@@ -1,7 +1,8 @@
-/* libFuzzer harness: PNG and JPEG images (rb_image_decode, internal to the
- * library). Input: one byte (bit 0: decode as mask indices, else as RGB),
- * then the file's bytes, in an allocation of exactly their size. An
- * accepted image is read to its last pixel, within the documented bounds. */
+/* libFuzzer harness: PNG and JPEG images (rb_image_decode and its header
+ * reader rb_image_probe, internal to the library). Input: one byte (bit 0:
+ * decode as mask indices, else as RGB), then the file's bytes, in an
+ * allocation of exactly their size. An accepted image is read to its last
+ * pixel, within the documented bounds, and its header gives its size. */
 #include "config.h"
 
 #include "data/image.h"
@@ -21,6 +22,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > 1)
         memcpy(bytes, data + 1, size - 1);
     s = rb_image_decode(bytes, size - 1, mode, "image", &img);
+    {
+        int64_t h = -1, w = -1;
+        const rb_status p = rb_image_probe(bytes, size - 1, mode, "image", &h, &w);
+        if (p != RB_OK) {
+            fuzz_expect_one_line("image-probe", p);
+            fuzz_assert(s != RB_OK && h == 0 && w == 0, "image-probe", "a header refused of a decodable image");
+        } else {
+            fuzz_assert(h >= 1 && w >= 1 && h * w <= RB_IMAGE_MAX_PIXELS, "image-probe", "size out of bounds");
+            fuzz_assert(s != RB_OK || (h == img.height && w == img.width), "image-probe",
+                        "the header's size is not the decoded size");
+        }
+    }
     if (s != RB_OK) {
         fuzz_expect_one_line("image", s);
         fuzz_assert(img.pixels == NULL, "image", "a refused image left pixels");

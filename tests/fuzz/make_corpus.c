@@ -478,6 +478,56 @@ static void image_list(void)
         put("image_list", lists[i][0], lists[i][1], strlen(lists[i][1]));
 }
 
+/* An image cache of the paper's transform: a folder of three small images
+ * opened with a cache folder and every example made, so the file holds
+ * them all; then the file's bytes. */
+static void image_cache(void)
+{
+    static const int sizes[3][2] = {{2, 3}, {4, 1}, {3, 3}};
+    char folder[512], path[600], spec[600];
+    rb_split *s = NULL;
+    rb_split_cache_state st;
+    float x[3 * 4 * 4];
+    size_t size;
+    unsigned char *b;
+    tmppath(folder, sizeof folder, "cache-set");
+    mkdir(folder, 0755);
+    snprintf(path, sizeof path, "%s/a", folder);
+    mkdir(path, 0755);
+    for (int i = 0; i < 3; i++) {
+        unsigned char px[3 * 4 * 4];
+        test_bytes t;
+        FILE *f;
+        for (int k = 0; k < (int)sizeof px; k++)
+            px[k] = (unsigned char)(k * 41 + i);
+        t = test_png(sizes[i][1], sizes[i][0], 8, PNG_COLOR_TYPE_RGB, px, NULL, 0, NULL, 0, NULL, 0);
+        snprintf(path, sizeof path, "%s/a/%d.png", folder, i);
+        if ((f = fopen(path, "wb")) == NULL || fwrite(t.data, 1, t.size, f) != t.size || fclose(f) != 0)
+            die(path);
+        free(t.data);
+    }
+    snprintf(spec, sizeof spec, "folder:%s", folder);
+    if (rb_split_open(&s, spec, RB_SPLIT_TRAIN,
+                      &(rb_split_options){.transform = RB_TRANSFORM_PAPER, .size = 4, .cache_dir = tmp}) != RB_OK)
+        die(rb_last_error());
+    for (int64_t i = 0; i < rb_split_count(s); i++)
+        if (rb_split_example(s, i, NULL, 0, 0, x) != RB_OK)
+            die(rb_last_error());
+    rb_split_cache_state_get(s, &st);
+    b = slurp(st.path, &size);
+    unlink(st.path);
+    rb_split_destroy(s);
+    put("image_cache", "cache.bin", b, size);
+    free(b);
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/a/%d.png", folder, i);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/a", folder);
+    rmdir(path);
+    rmdir(folder);
+}
+
 /* COCO annotation and results files: raw bytes. */
 static const char coco_gt[] =
     "{\"info\": {\"year\": 2017}, \"images\": [{\"id\": 1, \"file_name\": \"a.jpg\", \"width\": 64, \"height\": 48}, "
@@ -524,6 +574,7 @@ int main(int argc, char **argv)
     image();
     voc_list();
     image_list();
+    image_cache();
     coco();
     rmdir(tmp);
     return 0;
