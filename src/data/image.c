@@ -24,6 +24,26 @@
 
 static const unsigned char png_signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 
+/* How much of an image to decode, and where to: the header alone, or the
+ * pixels into a caller's buffer of a known size (pixels NULL: a new
+ * allocation). */
+typedef struct decode_target {
+    bool header_only;
+    uint8_t *pixels;
+    int64_t height, width;
+} decode_target;
+
+/* Whether the declared size is the one the caller's buffer holds; else one
+ * line. */
+static bool fits_target(const decode_target *t, int64_t height, int64_t width, const char *what)
+{
+    if (t->pixels == NULL || (height == t->height && width == t->width))
+        return true;
+    rb_error_set(RB_ERR_CORRUPT, "%s is %" PRId64 "×%" PRId64 " pixels, not the %" PRId64 "×%" PRId64
+                 " it had when its header was read; did the file change?", what, width, height, t->width, t->height);
+    return false;
+}
+
 /* How a decode that jumped out ended: the library's message is in the
  * context; or a message is already set (rb_error_set). */
 enum { RUN_OK = 0, RUN_LIBRARY = 1, RUN_SET = 2 };
@@ -127,7 +147,7 @@ static const char *png_kind(int color_type, int depth, char *buf, size_t size)
 /* The whole decode between png_read_info and png_read_end. Every value
  * that outlives a jump lives in *src. */
 static int png_run(png_structp png, png_infop info, png_source *src, rb_image_mode mode, const char *what,
-                   bool header_only)
+                   const decode_target *target)
 {
     if (setjmp(png_jmpbuf(png)))
         return RUN_LIBRARY;
@@ -194,9 +214,11 @@ static int png_run(png_structp png, png_infop info, png_source *src, rb_image_mo
         img->height = height;
         img->width = width;
         img->channels = want;
-        if (header_only)
+        if (target->header_only)
             return RUN_OK;
-        img->pixels = malloc((size_t)height * (size_t)width * (size_t)want);
+        if (!fits_target(target, height, width, what))
+            return RUN_SET;
+        img->pixels = target->pixels != NULL ? target->pixels : malloc((size_t)height * (size_t)width * (size_t)want);
         src->rows = malloc((size_t)height * sizeof *src->rows);
         if (img->pixels == NULL || src->rows == NULL) {
             rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory decoding %s (%" PRIu32 "×%" PRIu32 " pixels)", what,
@@ -212,7 +234,7 @@ static int png_run(png_structp png, png_infop info, png_source *src, rb_image_mo
 }
 
 static rb_status png_decode(const unsigned char *bytes, size_t size, rb_image_mode mode, const char *what,
-                            rb_image *out, bool header_only)
+                            rb_image *out, const decode_target *target)
 {
     png_source src;
     png_structp png;
@@ -234,11 +256,13 @@ static rb_status png_decode(const unsigned char *bytes, size_t size, rb_image_mo
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory starting libpng for %s", what);
     }
     png_set_read_fn(png, &src, png_on_read);
-    run = png_run(png, info, &src, mode, what, header_only);
+    run = png_run(png, info, &src, mode, what, target);
     png_destroy_read_struct(&png, &info, NULL);
     free(src.rows);
     if (run == RUN_OK)
         return RB_OK;
+    if (target->pixels != NULL)
+        out->pixels = NULL; /* the caller's */
     rb_image_free(out);
     if (run == RUN_SET)
         return rb_last_status() != RB_OK ? rb_last_status() : RB_ERR_CORRUPT;
@@ -295,7 +319,7 @@ static void jpeg_on_output(j_common_ptr cinfo)
  * whose creation failed is still safe to destroy (it has no memory
  * manager yet). */
 static int jpeg_run(struct jpeg_decompress_struct *cinfo, jpeg_guard *g, const unsigned char *bytes, size_t size,
-                    rb_image *img, const char *what, bool header_only)
+                    rb_image *img, const char *what, const decode_target *target)
 {
     if (setjmp(g->jump))
         return RUN_LIBRARY;
@@ -320,7 +344,7 @@ static int jpeg_run(struct jpeg_decompress_struct *cinfo, jpeg_guard *g, const u
                      what, (unsigned)cinfo->image_width, (unsigned)cinfo->image_height);
         return RUN_SET;
     }
-    if (header_only) {
+    if (target->header_only) {
         /* no scaling is asked for, so the output is the declared size */
         img->height = cinfo->image_height;
         img->width = cinfo->image_width;
@@ -336,7 +360,9 @@ static int jpeg_run(struct jpeg_decompress_struct *cinfo, jpeg_guard *g, const u
     img->height = cinfo->output_height;
     img->width = cinfo->output_width;
     img->channels = 3;
-    img->pixels = malloc((size_t)img->height * (size_t)img->width * 3);
+    if (!fits_target(target, img->height, img->width, what))
+        return RUN_SET;
+    img->pixels = target->pixels != NULL ? target->pixels : malloc((size_t)img->height * (size_t)img->width * 3);
     if (img->pixels == NULL) {
         rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory decoding %s (%" PRId64 "×%" PRId64 " pixels)", what,
                      img->width, img->height);
@@ -355,7 +381,7 @@ static int jpeg_run(struct jpeg_decompress_struct *cinfo, jpeg_guard *g, const u
 }
 
 static rb_status jpeg_decode(const unsigned char *bytes, size_t size, const char *what, rb_image *out,
-                             bool header_only)
+                             const decode_target *target)
 {
     struct jpeg_decompress_struct cinfo;
     jpeg_guard g;
@@ -367,10 +393,12 @@ static rb_status jpeg_decode(const unsigned char *bytes, size_t size, const char
     g.mgr.error_exit = jpeg_on_error;
     g.mgr.emit_message = jpeg_on_message;
     g.mgr.output_message = jpeg_on_output;
-    run = jpeg_run(&cinfo, &g, bytes, size, out, what, header_only);
+    run = jpeg_run(&cinfo, &g, bytes, size, out, what, target);
     jpeg_destroy_decompress(&cinfo);
     if (run == RUN_OK)
         return RB_OK;
+    if (target->pixels != NULL)
+        out->pixels = NULL; /* the caller's */
     rb_image_free(out);
     if (run == RUN_SET)
         return rb_last_status() != RB_OK ? rb_last_status() : RB_ERR_CORRUPT;
@@ -382,10 +410,10 @@ static rb_status jpeg_decode(const unsigned char *bytes, size_t size, const char
 
 /* ------------------------------------------------------------ entry points */
 
-/* rb_image_decode, or with header_only the checks of the header alone:
- * out's size set, no pixels. */
+/* rb_image_decode to `target`: with header_only the checks of the header
+ * alone (out's size set, no pixels). */
 static rb_status image_decode(const void *bytes, size_t size, rb_image_mode mode, const char *what, rb_image *out,
-                              bool header_only)
+                              const decode_target *target)
 {
     const unsigned char *b = bytes;
     if (out == NULL)
@@ -401,7 +429,7 @@ static rb_status image_decode(const void *bytes, size_t size, rb_image_mode mode
     if (size == 0)
         return rb_error_set(RB_ERR_CORRUPT, "%s is empty (0 bytes): not a PNG or JPEG image", what);
     if (size >= sizeof png_signature && memcmp(b, png_signature, sizeof png_signature) == 0)
-        return png_decode(b, size, mode, what, out, header_only);
+        return png_decode(b, size, mode, what, out, target);
     if (size < sizeof png_signature && memcmp(b, png_signature, size) == 0)
         return rb_error_set(RB_ERR_CORRUPT, "%s: truncated PNG: the file ends at byte %zu, inside the signature",
                             what, size);
@@ -411,7 +439,7 @@ static rb_status image_decode(const void *bytes, size_t size, rb_image_mode mode
                                 "%s: a mask must be a PNG of class ids (8-bit grayscale or palette indices), not a "
                                 "JPEG, whose lossy compression changes the ids; save it as PNG",
                                 what);
-        return jpeg_decode(b, size, what, out, header_only);
+        return jpeg_decode(b, size, what, out, target);
     }
     {
         char head[3 * 4 + 1] = "";
@@ -425,14 +453,32 @@ static rb_status image_decode(const void *bytes, size_t size, rb_image_mode mode
 
 rb_status rb_image_decode(const void *bytes, size_t size, rb_image_mode mode, const char *what, rb_image *out)
 {
-    return image_decode(bytes, size, mode, what, out, false);
+    static const decode_target fresh = {0};
+    return image_decode(bytes, size, mode, what, out, &fresh);
+}
+
+rb_status rb_image_read_into(const char *path, uint8_t *pixels, int64_t height, int64_t width)
+{
+    const decode_target into = {.pixels = pixels, .height = height, .width = width};
+    unsigned char *bytes = NULL;
+    size_t size = 0;
+    rb_image img;
+    rb_status st;
+    if (path == NULL || pixels == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_image_read_into: path or pixels is NULL");
+    if ((st = rb_file_read_all(path, RB_IMAGE_FILE_LIMIT, &bytes, &size)) != RB_OK)
+        return st;
+    st = image_decode(bytes, size, RB_IMAGE_RGB, path, &img, &into);
+    free(bytes);
+    return st;
 }
 
 rb_status rb_image_probe(const void *bytes, size_t size, rb_image_mode mode, const char *what, int64_t *height,
                          int64_t *width)
 {
+    static const decode_target header_only = {.header_only = true};
     rb_image header;
-    rb_status st = image_decode(bytes, size, mode, what, &header, true);
+    rb_status st = image_decode(bytes, size, mode, what, &header, &header_only);
     if (height != NULL)
         *height = st == RB_OK ? header.height : 0;
     if (width != NULL)

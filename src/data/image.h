@@ -68,6 +68,13 @@ rb_status rb_image_probe(const void *bytes, size_t size, rb_image_mode mode, con
  * file: RB_ERR_NOT_FOUND. */
 rb_status rb_image_read(const char *path, rb_image_mode mode, rb_image *out);
 
+/* Reads `path` and decodes it to RGB straight into `pixels` (height × width
+ * × 3 bytes, the size its header gave earlier), as rb_image_read would
+ * decode it; an image of another size is refused (one line: did the file
+ * change?) and leaves `pixels` unspecified. For stores that keep decoded
+ * images in place. */
+rb_status rb_image_read_into(const char *path, uint8_t *pixels, int64_t height, int64_t width);
+
 /* Frees the pixels and zeroes the struct; NULL is accepted. */
 void rb_image_free(rb_image *image);
 

@@ -218,10 +218,17 @@ rb_status rb_split_render_kept(const rb_split *s, int64_t index, const rb_augmen
     } else if (st == RB_OK) {
         st = rb_paper_test_transform(pixels, h, w, 3, s->resize, S, made);
     }
-    if (st == RB_OK)
-        for (size_t k = 0; k < plane; k++)
-            for (int c = 0; c < 3; c++)
-                out[(size_t)c * plane + k] = (float)made[3 * k + (size_t)c] / 255.0f;
+    if (st == RB_OK) {
+        /* v / 255.0f for each byte: the same floats as dividing, without the divisions */
+        float level[256];
+        for (int v = 0; v < 256; v++)
+            level[v] = (float)v / 255.0f;
+        for (size_t k = 0; k < plane; k++) {
+            out[k] = level[made[3 * k]];
+            out[plane + k] = level[made[3 * k + 1]];
+            out[2 * plane + k] = level[made[3 * k + 2]];
+        }
+    }
     free(made);
     return st;
 }
