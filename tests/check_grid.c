@@ -428,6 +428,40 @@ START_TEST(bad_values_name_the_key_the_value_and_the_range)
     expect_error(BASE_TRANSFER "seeds =\n", "g.ini:11: seeds list in [transfer] is empty");
     expect_error(BASE_SOURCE "schedule =\n", "g.ini:11: 'schedule' in [source] is empty");
     expect_error("[grid]\nname = my grid\n", "g.ini:2: 'name' in [grid] is 'my grid': a name may only hold");
+    expect_error(BASE_SOURCE "transform = pepper\n", "g.ini:11: 'transform' in [source] is 'pepper': use none or paper");
+    expect_error(BASE_HEAD "transform = crop\n[transfer]\n[source]\ndata = fm\neps = 0\n",
+                 "g.ini:7: 'transform' in [target b] is 'crop': use none or paper");
+    expect_error(BASE_HEAD "metric =\n[transfer]\n[source]\ndata = fm\neps = 0\n",
+                 "g.ini:7: 'metric' in [target b] is empty");
+    expect_error("[grid]\nname = t\ncache =\n", "g.ini:3: 'cache' in [grid] is empty");
+}
+END_TEST
+
+/* The paper's pipeline and metric: transform in [source] and each
+ * [target] (none by default), a target's own metric (its task's primary
+ * one by default), and [grid]'s cache folder; none of them is a task
+ * option. */
+START_TEST(transform_metric_and_cache_are_keys)
+{
+    static const char text[] = "[grid]\nname = t\ncache = runs/images\n[arch a]\narch = resnet18\n"
+                               "[target pets]\ndata = list:p,train.txt,test.txt\ntransform = paper\n"
+                               "metric = balanced_accuracy\n"
+                               "[target plain]\ndata = fm\n"
+                               "[source]\ndata = folder:in\ntransform = paper\neps = 0\n[transfer]\n";
+    rb_grid_spec *g = parse_ok(text);
+    ck_assert_str_eq(g->cache, "runs/images");
+    ck_assert_int_eq(g->source.transform, RB_TRANSFORM_PAPER);
+    ck_assert_int_eq(g->targets[0].transform, RB_TRANSFORM_PAPER);
+    ck_assert_str_eq(g->targets[0].metric, "balanced_accuracy");
+    ck_assert_uint_eq(g->targets[0].n_options, 0);
+    ck_assert_int_eq(g->targets[1].transform, RB_TRANSFORM_NONE);
+    ck_assert_ptr_null(g->targets[1].metric);
+    rb_grid_spec_destroy(g);
+    g = parse_ok("[grid]\nname = t\n[arch a]\narch = resnet18\n[target b]\ndata = fm\n[source]\ndata = fm\n"
+                 "eps = 0\n[transfer]\n");
+    ck_assert_ptr_null(g->cache);
+    ck_assert_int_eq(g->source.transform, RB_TRANSFORM_NONE);
+    rb_grid_spec_destroy(g);
 }
 END_TEST
 
@@ -543,6 +577,7 @@ static Suite *grid_suite(void)
     tcase_add_test(tc, the_text_need_not_end_with_a_nul);
     tcase_add_test(tc, targets_take_a_task_and_its_options);
     tcase_add_test(tc, targets_override_the_transfer_settings);
+    tcase_add_test(tc, transform_metric_and_cache_are_keys);
     tcase_add_test(tc, structure_errors_name_the_line);
     tcase_add_test(tc, long_lines_are_refused_before_inih_splits_them);
     tcase_add_test(tc, bad_values_name_the_key_the_value_and_the_range);

@@ -344,6 +344,7 @@ END_TEST
     "lr = 0.05\nschedule = constant\neps = 0\n\n"                                                                     \
     "[target deep]\ndata = npy:%s/tx.npy,%s/ty.npy;%s/ttx.npy,%s/tty.npy\nstage = stage3\nhidden = 6\n\n"             \
     "[target scored]\ndata = npy:%s/tx.npy,%s/ty.npy;%s/ttx.npy,%s/tty.npy\ntask = %s\n\n"                            \
+    "[target balanced]\ndata = npy:%s/tx.npy,%s/ty.npy;%s/ttx.npy,%s/tty.npy\nmetric = balanced_accuracy\n\n"         \
     "[transfer]\nmodes = fixed\nepochs = 2\nbatch-size = 8\n"
 
 START_TEST(targets_train_their_own_task_and_report_its_metric)
@@ -354,15 +355,16 @@ START_TEST(targets_train_their_own_task_and_report_its_metric)
     size_t n = 0;
     rb_checkpoint *ckpt = NULL;
     rb_checkpoint_tensor tensor;
+    double balanced;
     snprintf(env, sizeof env, "RB_PLUGIN_PATH=%s:%s", test_env("RB_PLUGIN_PATH"), test_env("RB_TEST_TASK_FIXTURES"));
     snprintf(ini, sizeof ini, "%s/tasks.ini", dir);
     snprintf(out, sizeof out, "%s/tasks-run", dir);
     snprintf(text, sizeof text, TASKS_GRID, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir,
-             "scored-classify");
+             "scored-classify", dir, dir, dir, dir);
     write_text(ini, text);
     run_robusta(&r, env, (const char *const[]){"grid", ini, "--out", out, NULL});
     ck_assert_msg(r.code == 0, "grid failed (%d): %s", r.code, r.err);
-    ck_assert_msg(strstr(r.out, "2 of 2 transfer results") != NULL, "%s", r.out);
+    ck_assert_msg(strstr(r.out, "3 of 3 transfer results") != NULL, "%s", r.out);
 
     /* deep: the options reached the plugin (the head reads stage3, 32 channels
      * at width 0.125, through a hidden layer of 6) and config.json */
@@ -391,7 +393,7 @@ START_TEST(targets_train_their_own_task_and_report_its_metric)
     free(file);
     snprintf(path, sizeof path, "%s/results.csv", out);
     ck_assert_msg(rb_grid_read_csv(path, &rows, &n) == RB_OK, "%s", rb_last_error());
-    ck_assert_uint_eq(n, 2);
+    ck_assert_uint_eq(n, 3);
     ck_assert_str_eq(rows[0].target, "deep");
     ck_assert_str_eq(rows[0].metric, "accuracy");
     /* an accuracy over 18 images, as the deep target's is */
@@ -399,22 +401,44 @@ START_TEST(targets_train_their_own_task_and_report_its_metric)
     ck_assert_str_eq(rows[1].target, "scored");
     ck_assert_str_eq(rows[1].metric, "fixture_score");
     ck_assert(rows[1].target_acc == 0.375);
+    /* balanced: its own metric, the value classify wrote to its metrics.json */
+    ck_assert_str_eq(rows[2].target, "balanced");
+    ck_assert_str_eq(rows[2].metric, "balanced_accuracy");
+    balanced = rows[2].target_acc;
+    snprintf(path, sizeof path, "%s/transfers/r18-eps0-s0/balanced-fixed-s0/metrics.json", out);
+    {
+        json_object *m = json_object_from_file(path), *v;
+        ck_assert_ptr_nonnull(m);
+        ck_assert(json_object_object_get_ex(m, "balanced_accuracy", &v));
+        /* results.csv writes 10 significant digits */
+        ck_assert_msg(fabs(json_object_get_double(v) - rows[2].target_acc) < 1e-9, "%.17g %.17g",
+                      json_object_get_double(v), rows[2].target_acc);
+        json_object_put(m);
+    }
     free(rows);
     snprintf(path, sizeof path, "%s/table.md", out);
     file = slurp_file(path);
-    ck_assert_msg(strstr(file, "| source model | source acc | deep | scored (fixture_score) |\n") != NULL, "%s",
-                  file);
-    ck_assert_msg(strstr(file, " | 37.5 |\n") != NULL, "%s", file);
+    ck_assert_msg(strstr(file, "| source model | source acc | deep | scored (fixture_score) | balanced (balanced "
+                               "accuracy) |\n") != NULL,
+                  "%s", file);
+    {
+        /* the balanced column shows the balanced accuracy results.csv holds */
+        char cells[64];
+        snprintf(cells, sizeof cells, " | 37.5 | %.1f |\n", 100 * balanced);
+        ck_assert_msg(strstr(file, cells) != NULL, "%s in %s", cells, file);
+    }
     ck_assert_msg(strstr(file, "r18, fixed-feature, scored: no robust (ε>0) run to compare with; standard: 37.5 "
                                "fixture_score (1 run)\n") != NULL,
                   "%s", file);
     free(file);
     snprintf(path, sizeof path, "%s/plot.svg", out);
     file = slurp_file(path);
-    ck_assert_msg(strstr(file, ">tasks: target accuracy and fixture_score against source robustness (eps)<") != NULL,
-                  "%s", file);
+    ck_assert_msg(strstr(file, ">tasks: target accuracy, fixture_score and balanced accuracy against source "
+                               "robustness (eps)<") != NULL,
+                  "the plot's title");
     ck_assert_int_eq(count_of(file, ">target fixture_score (%)</text>"), 1);
     ck_assert_int_eq(count_of(file, ">target accuracy (%)</text>"), 1);
+    ck_assert_int_eq(count_of(file, ">target balanced accuracy (%)</text>"), 1);
     free(file);
 
     /* A result.json of before metrics had names reads as an accuracy. */
@@ -433,11 +457,12 @@ START_TEST(targets_train_their_own_task_and_report_its_metric)
     ck_assert_msg(strstr(r.err, "tasks.ini:25: [target scored]: unknown task plugin 'scored-classify'") != NULL, "%s",
                   r.err);
     run_robusta(&r, env, (const char *const[]){"grid", ini, "--out", out, "--report", NULL});
-    ck_assert_msg(r.code == 0 && strstr(r.out, "2 of 2 transfer results") != NULL, "%s %s", r.out, r.err);
+    ck_assert_msg(r.code == 0 && strstr(r.out, "3 of 3 transfer results") != NULL, "%s %s", r.out, r.err);
 
     /* The target's task changed after its run: the result is in another
      * metric, so the grid refuses it rather than report it as the new one's. */
-    snprintf(text, sizeof text, TASKS_GRID, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, "classify");
+    snprintf(text, sizeof text, TASKS_GRID, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, "classify", dir, dir,
+             dir, dir);
     write_text(ini, text);
     run_robusta(&r, env, (const char *const[]){"grid", ini, "--out", out, NULL});
     ck_assert_int_ne(r.code, 0);

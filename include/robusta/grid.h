@@ -124,6 +124,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <robusta/data.h>
 #include <robusta/engine.h>
 #include <robusta/registry.h>
 #include <robusta/status.h>
@@ -158,6 +159,9 @@ typedef struct rb_grid_target {
     int64_t epochs, batch_size;
     double lr_fixed, lr_full;
     char *schedule;            /* "" (written empty): the transfer command's default */
+    rb_transform transform;    /* how its image files become examples (robusta/data.h) */
+    char *metric;              /* the metric reported and ranked, one the task writes to metrics.json
+                                  ("balanced_accuracy"); NULL: the task's primary metric */
     rb_grid_option *options;   /* the task's options: every other key, in file order */
     size_t n_options;
     int line;                  /* the section header's line */
@@ -168,6 +172,7 @@ typedef struct rb_grid_source {
     int64_t per_class, image_size, epochs, batch_size, steps, eval_attack_steps, eval_attack_per_class;
     double lr, momentum, weight_decay, step_size_factor;
     bool augment, random_start;
+    rb_transform transform;    /* how its image files become examples (robusta/data.h) */
     double *eps;               /* in file order */
     char **eps_text;           /* as written without spaces ("8/255"), for labels;
                                   may hold '/': make it safe before using it in
@@ -194,6 +199,8 @@ typedef struct rb_grid_spec {
     int threads;
     rb_precision precision;
     rb_conv_algorithm conv_algorithm;
+    char *cache;               /* [grid] cache: folder of the decoded images' cache files
+                                  (--transform paper); NULL: in memory */
     rb_grid_arch *archs;       /* in file order */
     size_t n_archs;
     rb_grid_source source;

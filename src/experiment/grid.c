@@ -205,8 +205,8 @@ static bool metric_name_ok(const char *name)
 static rb_status target_params(const grid_ctx *g, const rb_grid_target *target, const rb_plugin **plugin,
                                rb_params **params)
 {
-    static const char *const own[] = {"data",   "classes",    "per-class", "image-size", "task",
-                                      "epochs", "batch-size", "lr-fixed",  "lr-full",    "schedule"};
+    static const char *const own[] = {"data",     "classes",    "per-class", "image-size", "task",     "epochs",
+                                      "batch-size", "lr-fixed", "lr-full",   "schedule",   "transform", "metric"};
     char section[96];
     rb_status s;
     *params = NULL;
@@ -221,10 +221,21 @@ static rb_status target_params(const grid_ctx *g, const rb_grid_target *target, 
                             "name has 1 to 31 characters and no comma or quote)",
                             g->spec->path, target->task_line > 0 ? target->task_line : target->line, section,
                             (*plugin)->name, (*plugin)->ops.task->primary_metric);
+    if (target->metric != NULL && !metric_name_ok(target->metric))
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "%s: %s: metric '%.40s' cannot be held by results.csv (a metric name has 1 to 31 "
+                            "characters and no comma or quote)",
+                            g->spec->path, section, target->metric);
     if ((s = rb_params_create(params, (*plugin)->params)) != RB_OK)
         return s;
     return set_options(g, section, "not a [target] key nor an option of", *plugin, target->options,
                        target->n_options, own, sizeof own / sizeof own[0], *params);
+}
+
+/* The metric a target reports: its own `metric`, else its task's primary one. */
+static const char *target_metric(const grid_ctx *g, size_t t)
+{
+    return g->spec->targets[t].metric != NULL ? g->spec->targets[t].metric : g->tasks[t]->ops.task->primary_metric;
 }
 
 /* The metric a finished transfer's result.json names into `out` (one that
@@ -235,7 +246,7 @@ static rb_status target_params(const grid_ctx *g, const rb_grid_target *target, 
 static rb_status result_metric(const grid_ctx *g, size_t t, json_object *done, const char *path, char *out,
                                size_t size)
 {
-    const char *want = g->tasks[t]->ops.task->primary_metric, *have = "accuracy";
+    const char *want = target_metric(g, t), *have = "accuracy";
     json_object *v;
     if (json_object_object_get_ex(done, "metric", &v) && json_object_is_type(v, json_type_string))
         have = json_object_get_string(v);
@@ -332,7 +343,10 @@ static rb_status evaluate_source(const grid_ctx *g, const char *dir, source_resu
     snprintf(path, sizeof path, "%s/model.rbt", dir);
     s = rb_model_load(&model, g->opt->registry, path, 0, 0);
     if (s == RB_OK)
-        s = rb_eval_open_split(model, src->data, RB_SPLIT_TEST, &(rb_split_options){.classes = src->classes}, &split);
+        s = rb_eval_open_split(model, src->data, RB_SPLIT_TEST,
+                               &(rb_split_options){.classes = src->classes, .transform = src->transform,
+                                                   .cache_dir = g->spec->cache},
+                               &split);
     eo = (rb_engine_options){.threads = g->threads, .precision = g->spec->precision,
                              .conv_algorithm = g->spec->conv_algorithm};
     if (s == RB_OK && src->eval_attack_steps > 0 && g->robust_eps > 0) {
@@ -431,6 +445,8 @@ static rb_status run_source(grid_ctx *g, size_t a, size_t e, size_t sd, source_r
         c.classes = src->classes;
         c.per_class = src->per_class;
         c.image_size = (int)src->image_size;
+        c.transform = src->transform;
+        c.cache_dir = g->spec->cache;
         c.augment = src->augment;
         c.quiet = g->opt->quiet;
         c.training.eval_every = src->epochs; /* test accuracy once, at the end */
@@ -494,7 +510,7 @@ static void fill_row(const grid_ctx *g, size_t a, size_t e, size_t sd, size_t t,
     row->transfer_seed = g->spec->transfer.seeds[ts];
     row->target_acc = NAN;
     row->seconds = NAN;
-    snprintf(row->metric, sizeof row->metric, "%s", g->tasks[t]->ops.task->primary_metric);
+    snprintf(row->metric, sizeof row->metric, "%s", target_metric(g, t));
 }
 
 static rb_status run_transfer(grid_ctx *g, size_t a, size_t e, size_t sd, size_t t, bool fixed, size_t ts,
@@ -503,7 +519,7 @@ static rb_status run_transfer(grid_ctx *g, size_t a, size_t e, size_t sd, size_t
     const rb_grid_transfer *tf = &g->spec->transfer;
     const rb_grid_target *target = &g->spec->targets[t];
     const rb_grid_target_settings set = rb_grid_target_settings_of(g->spec, t);
-    const char *metric = g->tasks[t]->ops.task->primary_metric;
+    const char *metric = target_metric(g, t);
     char dir[4096], path[4200], source[4200];
     rb_grid_result row;
     rb_train_result tr;
@@ -588,7 +604,10 @@ static rb_status run_transfer(grid_ctx *g, size_t a, size_t e, size_t sd, size_t
         c.classes = target->classes;
         c.per_class = target->per_class;
         c.image_size = (int)target->image_size;
-        c.augment = tf->augment;
+        c.transform = target->transform;
+        c.cache_dir = g->spec->cache;
+        /* the paper trains on RandomResizedCrop and flips, as the transfer command does */
+        c.augment = tf->augment || target->transform == RB_TRANSFORM_PAPER;
         c.quiet = true;
         c.training.eval_every = set.epochs; /* the target's test score once, at the end */
         s = rb_train(&c, &tr);
@@ -601,11 +620,11 @@ static rb_status run_transfer(grid_ctx *g, size_t a, size_t e, size_t sd, size_t
         if ((metrics = read_json_file(path)) == NULL)
             s = rb_error_set(RB_ERR_CORRUPT, "%s is missing or unreadable after the transfer", path);
         else if (isnan(row.target_acc = jnum(metrics, metric)))
-            s = rb_error_set(RB_ERR_CORRUPT, "%s has no number '%s', the primary metric of task %s", path, metric,
-                             g->tasks[t]->name);
+            s = rb_error_set(RB_ERR_CORRUPT, "%s has no number '%s', the metric [target %s] reports (task %s)", path,
+                             metric, target->label, g->tasks[t]->name);
         else if (row.target_acc < 0 || row.target_acc > 1)
             s = rb_error_set(RB_ERR_INVALID_ARGUMENT,
-                             "%s: '%s' is %g; a grid reports a task's primary metric as a fraction in [0, 1]", path,
+                             "%s: '%s' is %g; a grid reports a target's metric as a fraction in [0, 1]", path,
                              metric, row.target_acc);
         json_object_put(metrics);
     }

@@ -393,6 +393,8 @@ static int set_grid(parser *p, const section *sec, const char *key, const char *
             return FAIL(p, "'conv-algorithm' in [grid] is '%s': use winograd or direct", value);
         return 1;
     }
+    if (strcmp(key, "cache") == 0)
+        return set_nonempty(p, sec, key, &g->cache, value);
     return unknown_key(p, sec, key);
 }
 
@@ -421,6 +423,14 @@ static int set_arch(parser *p, const section *sec, const char *key, const char *
     return add_option(p, &a->options, &a->n_options, key, value);
 }
 
+/* `transform = none | paper` of [source] or a [target]. */
+static int set_transform(parser *p, const section *sec, const char *value, rb_transform *out)
+{
+    if (rb_transform_parse(value, out) != RB_OK)
+        return FAIL(p, "'transform' in %s is '%s': use none or paper", sec->display, value);
+    return 1;
+}
+
 static int set_source(parser *p, const section *sec, const char *key, const char *value)
 {
     rb_grid_source *s = &p->spec->source;
@@ -446,6 +456,8 @@ static int set_source(parser *p, const section *sec, const char *key, const char
         return set_nonempty(p, sec, key, &s->schedule, value);
     if (strcmp(key, "augment") == 0)
         return set_bool(p, sec, key, value, &s->augment);
+    if (strcmp(key, "transform") == 0)
+        return set_transform(p, sec, value, &s->transform);
     if (strcmp(key, "attack") == 0)
         return set_nonempty(p, sec, key, &s->attack, value);
     if (strcmp(key, "eps") == 0)
@@ -491,6 +503,10 @@ static int set_target(parser *p, const section *sec, const char *key, const char
         return set_double(p, sec, key, value, ABOVE, &t->lr_full);
     if (strcmp(key, "schedule") == 0)
         return set_string(p, &t->schedule, value);
+    if (strcmp(key, "transform") == 0)
+        return set_transform(p, sec, value, &t->transform);
+    if (strcmp(key, "metric") == 0)
+        return set_nonempty(p, sec, key, &t->metric, value);
     return add_option(p, &t->options, &t->n_options, key, value);
 }
 
@@ -944,6 +960,7 @@ void rb_grid_spec_destroy(rb_grid_spec *g)
         free(g->targets[i].classes);
         free(g->targets[i].task);
         free(g->targets[i].schedule);
+        free(g->targets[i].metric);
     }
     free(g->targets);
     free(g->source.data);
@@ -955,6 +972,7 @@ void rb_grid_spec_destroy(rb_grid_spec *g)
         free(g->source.eps_text[i]);
     free(g->source.eps_text);
     free(g->source.seeds);
+    free(g->cache);
     free(g->transfer.task);
     free(g->transfer.schedule);
     free(g->transfer.seeds);
