@@ -124,6 +124,41 @@ static void resample_rows(const uint8_t *src, int64_t lines, int64_t in_w, int C
     }
 }
 
+/* acc[j] += row[j] * k for j < n: the vertical pass's inner loop, in
+ * blocks of a fixed 16 that compilers vectorize even at -O2. */
+#define RB_ACCUMULATE_ROW_BODY                                                                                        \
+    {                                                                                                                 \
+        int64_t j = 0;                                                                                                \
+        for (; j + 16 <= n; j += 16)                                                                                  \
+            for (int q = 0; q < 16; q++)                                                                              \
+                acc[j + q] += row[j + q] * k;                                                                         \
+        for (; j < n; j++)                                                                                            \
+            acc[j] += row[j] * k;                                                                                     \
+    }
+
+static void accumulate_row(int32_t *restrict acc, const uint8_t *restrict row, int32_t k, int64_t n)
+    RB_ACCUMULATE_ROW_BODY
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* The same with AVX2's 8-wide 32-bit multiplies, where the CPU has them
+ * (chosen at run time: the build targets baseline x86-64). Integer sums:
+ * the same result. */
+__attribute__((target("avx2"))) static void accumulate_row_avx2(int32_t *restrict acc, const uint8_t *restrict row,
+                                                               int32_t k, int64_t n)
+    RB_ACCUMULATE_ROW_BODY
+#endif
+
+typedef void (*accumulate_fn)(int32_t *restrict, const uint8_t *restrict, int32_t, int64_t);
+
+static accumulate_fn pick_accumulate(void)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (__builtin_cpu_supports("avx2"))
+        return accumulate_row_avx2;
+#endif
+    return accumulate_row;
+}
+
 /* The vertical pass: output row o is the weighted sum of whole input rows
  * of row_len bytes, accumulated along the row in `acc` (row_len sums), so
  * the inner loop runs over contiguous bytes. Integer sums do not depend on
@@ -132,22 +167,14 @@ static void resample_columns(const uint8_t *src, int64_t row_len, const taps *t,
                              int32_t *acc)
 {
     const int32_t half = (int32_t)1 << (PRECISION_BITS - 1);
+    const accumulate_fn accumulate = pick_accumulate();
     for (int64_t o = 0; o < out_h; o++) {
         const int32_t *k = t->k + o * t->ksize;
         uint8_t *out = dst + o * row_len;
         for (int64_t j = 0; j < row_len; j++)
             acc[j] = half;
-        for (int64_t x = 0; x < t->count[o]; x++) {
-            const uint8_t *row = src + (t->first[o] + x) * row_len;
-            const int32_t kx = k[x];
-            int64_t j = 0;
-            /* blocks of a fixed 16, which compilers vectorize even at -O2 */
-            for (; j + 16 <= row_len; j += 16)
-                for (int q = 0; q < 16; q++)
-                    acc[j + q] += row[j + q] * kx;
-            for (; j < row_len; j++)
-                acc[j] += row[j] * kx;
-        }
+        for (int64_t x = 0; x < t->count[o]; x++)
+            accumulate(acc, src + (t->first[o] + x) * row_len, k[x], row_len);
         for (int64_t j = 0; j < row_len; j++)
             out[j] = clip8(acc[j]);
     }
