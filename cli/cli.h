@@ -135,8 +135,10 @@ static inline const char *cli_opt_string(const rb_params *o, const char *name)
      "paper's RandomResizedCrop+flip / Resize+CenterCrop at --image-size (0: 224)"},             \
     {"cache", RB_PARAM_STRING, NULL, NULL, 0,                                                   \
      "with --transform paper: a folder for the decoded images' cache file (default: memory)"}
-/* Sets so->transform and so->cache_dir from --transform and --cache;
- * RB_ERR_INVALID_ARGUMENT (one line) for --cache without --transform paper. */
+/* Sets so->transform from --transform when it is given (else keeps what
+ * so holds: none, or eval's checkpoint's) and so->cache_dir from --cache;
+ * RB_ERR_INVALID_ARGUMENT (one line) for --cache without the paper's
+ * transform. */
 rb_status cli_image_set_options(const rb_params *options, rb_split_options *so);
 
 /* The engine precision --precision chose. */

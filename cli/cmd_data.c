@@ -260,6 +260,13 @@ static int run_data(const cli_command *self, rb_params *o, int argc, char **args
     }
     if (split != NULL && strcmp(split, "test") == 0)
         which = RB_SPLIT_TEST;
+    {
+        rb_split_options checked = {0};
+        if (cli_image_set_options(o, &checked) != RB_OK) {
+            fprintf(stderr, "robusta %s: %s\n", self->name, rb_last_error());
+            return RB_EXIT_USAGE;
+        }
+    }
     if (cli_opt_string(o, "export") != NULL) {
         const char *root = cli_opt_string(o, "export");
         const rb_image_format format = strcmp(cli_opt_string(o, "format"), "jpeg") == 0 ? RB_IMAGE_JPEG : RB_IMAGE_PNG;

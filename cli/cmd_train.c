@@ -433,6 +433,7 @@ static int run_eval(const cli_command *self, rb_params *o, int argc, char **args
     rb_split_which which;
     rb_attack_options ao = rb_attack_options_default();
     rb_split_options so = {0};
+    bool usage_error = false;
     const rb_plugin *attack = cli_opt_string(o, "attack") != NULL ? cli_plugin("attack") : NULL;
     rb_engine_options eo = {.threads = (int)cli_opt_int(o, "threads"), .precision = cli_precision(o),
                             .conv_algorithm = cli_conv_algorithm(o)};
@@ -460,8 +461,6 @@ static int run_eval(const cli_command *self, rb_params *o, int argc, char **args
     if ((s = rb_checkpoint_load(&ck, ckpt_path, 0)) != RB_OK ||
         (s = rb_model_from_checkpoint(&model, reg, ck, ckpt_path, 0, 0)) != RB_OK)
         goto done;
-    if ((s = cli_image_set_options(o, &so)) != RB_OK)
-        goto done;
     if ((meta = json_tokener_parse(rb_checkpoint_metadata(ck))) != NULL) {
         json_object *tr, *v;
         /* what the run trained with, unless told otherwise */
@@ -469,10 +468,14 @@ static int run_eval(const cli_command *self, rb_params *o, int argc, char **args
             if (classes == NULL && json_object_object_get_ex(tr, "classes", &v) &&
                 json_object_is_type(v, json_type_string))
                 classes = json_object_get_string(v);
-            if (rb_params_source(o, "transform") != RB_PARAM_GIVEN && json_object_object_get_ex(tr, "transform", &v) &&
-                json_object_is_type(v, json_type_string))
+            if (json_object_object_get_ex(tr, "transform", &v) && json_object_is_type(v, json_type_string))
                 (void)rb_transform_parse(json_object_get_string(v), &so.transform);
         }
+    }
+    if (cli_image_set_options(o, &so) != RB_OK) {
+        fprintf(stderr, "robusta %s: %s\n", self->name, rb_last_error());
+        usage_error = true;
+        goto done;
     }
     so.classes = classes;
     if ((s = rb_eval_open_split(model, data, which, &so, &split)) != RB_OK ||
@@ -491,6 +494,8 @@ done:
     rb_split_destroy(split);
     rb_model_destroy(model);
     rb_checkpoint_destroy(ck);
+    if (usage_error)
+        return RB_EXIT_USAGE;
     return s == RB_OK ? RB_EXIT_OK : cli_fail(self->name, s);
 }
 

@@ -29,9 +29,11 @@ rb_precision cli_precision(const rb_params *options)
 rb_status cli_image_set_options(const rb_params *options, rb_split_options *so)
 {
     const char *text = "none", *cache = NULL;
-    rb_params_get_string(options, "transform", &text);
     rb_params_get_string(options, "cache", &cache);
-    (void)rb_transform_parse(text, &so->transform); /* the choice list admits nothing else */
+    if (rb_params_source(options, "transform") == RB_PARAM_GIVEN) {
+        rb_params_get_string(options, "transform", &text);
+        (void)rb_transform_parse(text, &so->transform); /* the choice list admits nothing else */
+    }
     if (cache != NULL && so->transform != RB_TRANSFORM_PAPER)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                             "--cache keeps decoded images for --transform paper; add --transform paper or leave "

@@ -767,6 +767,48 @@ START_TEST(data_summarizes_splits_and_dumps_what_the_model_receives)
     RUN(&r, NULL, "data", "--data", data, "--dump", "/nonexistent-dir/x.npy");
     ck_assert_int_eq(r.code, 1);
     ck_assert_int_eq(count_lines(r.err), 1);
+    /* the paper's transform reads image files; --cache only serves it */
+    RUN(&r, NULL, "data", "--data", data, "--transform", "paper");
+    ck_assert_int_eq(r.code, 1);
+    ck_assert_int_eq(count_lines(r.err), 1);
+    ck_assert_msg(strstr(r.err, "folder: and list: datasets, not npy") != NULL, "%s", r.err);
+    RUN(&r, NULL, "data", "--data", data, "--cache", dir);
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_str_eq(r.err, "robusta data: --cache keeps decoded images for --transform paper; add --transform paper "
+                            "or leave --cache out\n");
+    RUN(&r, NULL, "data", "--data", data, "--transform", "papr");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_int_eq(count_lines(r.err), 1);
+
+    /* --export: an ImageFolder of PNGs holding the stored pixels exactly, which folder: reads back */
+    snprintf(out, sizeof out, "%s/exported", dir);
+    RUN(&r, NULL, "data", "--data", data, "--export", out);
+    ck_assert_msg(r.code == 0, "%s", r.err);
+    {
+        char spec[PATH_MAX + 16];
+        rb_split *back, *orig;
+        snprintf(spec, sizeof spec, "folder:%s", out);
+        ck_assert_msg(rb_split_open(&back, spec, RB_SPLIT_TRAIN, NULL) == RB_OK, "%s", rb_last_error());
+        ck_assert_int_eq(rb_split_open(&orig, data, RB_SPLIT_TRAIN, NULL), RB_OK);
+        ck_assert_int_eq(rb_split_count(back), 12);
+        ck_assert_str_eq(rb_split_class_name(back, 2), "2-class_2");
+        /* the files sort by class, then by index: example i of class c is the c-th class's i-th */
+        for (int64_t i = 0, k = 0; i < 12; i++) {
+            float a[3 * 64], b[64];
+            if (rb_split_labels(orig)[i] != 0)
+                continue;
+            ck_assert_int_eq(rb_split_example(back, k, NULL, 0, 0, a), RB_OK); /* gray PNG, read as RGB */
+            ck_assert_int_eq(rb_split_example(orig, i, NULL, 0, 0, b), RB_OK);
+            ck_assert_mem_eq(a, b, sizeof b);
+            ck_assert_int_eq(rb_split_labels(back)[k], 0);
+            k++;
+        }
+        rb_split_destroy(back);
+        rb_split_destroy(orig);
+    }
+    RUN(&r, NULL, "data", "--data", data, "--export", out);
+    ck_assert_int_eq(r.code, 1);
+    ck_assert_msg(strstr(r.err, "export into a new folder") != NULL, "%s", r.err);
     remove_temp_dir(dir);
 }
 END_TEST

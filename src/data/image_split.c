@@ -161,7 +161,14 @@ rb_status rb_split_from_image_set(rb_split **out, rb_data_source kind, const cha
         st = rb_split_set_names(s, class_names);
     if (st == RB_OK && (s->store_index = malloc(count * sizeof *s->store_index)) == NULL)
         st = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for %s", what);
-    snprintf(key, sizeof key, "%s|%s", base, what);
+    {
+        /* The cache file's name: the image folder however it was named, and
+         * what tells its splits apart (their first image and count); the
+         * header's identity decides whether the file can be trusted. */
+        char *real = realpath(base, NULL);
+        snprintf(key, sizeof key, "%s|%s|%zu", real != NULL ? real : base, paths[0], count);
+        free(real);
+    }
     if (st == RB_OK)
         st = rb_image_store_open(&s->store, what, base, paths, count, options->cache_dir, key);
     for (size_t i = 0; st == RB_OK && i < count; i++) {
