@@ -22,6 +22,9 @@
  *                          ;   transfer and evaluation (default f32)
  *   conv-algorithm = winograd ; winograd or direct (robusta/engine.h), the
  *                          ;   same (default winograd)
+ *   cache = runs/images    ; a folder (it must exist) for the decoded images
+ *                          ;   of image sets read with transform = paper, so
+ *                          ;   later runs decode nothing (default: in memory)
  *
  *   [arch r18]             ; one or more; "r18" is the label: [a-zA-Z0-9_.-]+,
  *   arch = resnet18        ;   at most 63 characters, unique. arch: required,
@@ -41,6 +44,8 @@
  *   weight-decay = 5e-4    ; >= 0 (default 5e-4)
  *   schedule = cosine      ; learning-rate schedule (default cosine)
  *   augment = true         ; true|false|yes|no|on|off|1|0 (default true)
+ *   transform = none       ; none|paper: how image files (folder:, list:)
+ *                          ;   become examples (robusta/data.h; default none)
  *   attack = pgd-l2        ; threat model for eps > 0 (default pgd-l2)
  *   eps = 0, 0.25, 8/255   ; required: one source model per eps and seed; each
  *                          ;   a decimal or a fraction, >= 0, no repeats; 0 is
@@ -72,6 +77,11 @@
  *   lr-fixed = 0.1         ;   other settings than a classifier); same
  *   lr-full = 0.01         ;   ranges; absent: [transfer]'s value
  *   schedule = constant
+ *   transform = paper      ; none|paper, as in [source]; with paper the
+ *                          ;   target trains with augmentation (default none)
+ *   metric = balanced_accuracy ; the number of the task's metrics.json that
+ *                          ;   results.csv, table.md and plot.svg report and
+ *                          ;   rank (default: the task's primary metric)
  *   hidden = 256           ; every other key is an option of that task,
  *                          ;   kept as written (the runner checks it against
  *                          ;   the plugin's parameters, as for [arch])
