@@ -222,10 +222,16 @@ START_TEST(gray_alpha_becomes_three_equal_channels)
 }
 END_TEST
 
+static void expect_refused(const char *name, const void *bytes, size_t n, rb_image_mode mode, const char *rest);
+
+/* As Pillow 9.4 reads them (its "RGB;16B" and "RGBA;16B" raw modes): the
+ * high byte. A 16-bit grayscale PNG Pillow opens as 32-bit integers, which
+ * convert('RGB') clips at 255 (measured: 256 -> 255, 40000 -> 255), so it
+ * is refused rather than read in a way no torchvision pipeline would. */
 START_TEST(sixteen_bit_keeps_the_high_byte)
 {
     enum { H = 3, W = 3 };
-    uint8_t rgb16[H * W * 6], rgba16[H * W * 8], gray16[H * W * 2], want[H * W * 3], want_gray[H * W * 3];
+    uint8_t rgb16[H * W * 6], rgba16[H * W * 8], gray16[H * W * 2], want[H * W * 3];
     test_bytes b;
     char path[PATH_MAX];
     for (int k = 0; k < H * W; k++) {
@@ -240,7 +246,6 @@ START_TEST(sixteen_bit_keeps_the_high_byte)
         rgba16[8 * k + 7] = 0x80;
         gray16[2 * k] = (uint8_t)(k * 31 + 2);
         gray16[2 * k + 1] = 0xc0;
-        want_gray[3 * k] = want_gray[3 * k + 1] = want_gray[3 * k + 2] = gray16[2 * k];
     }
     b = test_png(W, H, 16, PNG_COLOR_TYPE_RGB, rgb16, NULL, 0, NULL, 0, NULL, 0);
     expect_rgb(&b, "rgb16.png", H, W, want);
@@ -249,7 +254,10 @@ START_TEST(sixteen_bit_keeps_the_high_byte)
     b = test_png(W, H, 16, PNG_COLOR_TYPE_RGB_ALPHA, rgba16, NULL, 0, NULL, 0, NULL, 0);
     expect_rgb(&b, "rgba16.png", H, W, want);
     b = test_png(W, H, 16, PNG_COLOR_TYPE_GRAY, gray16, NULL, 0, NULL, 0, NULL, 0);
-    expect_rgb(&b, "gray16.png", H, W, want_gray);
+    expect_refused("gray16.png", b.data, b.size, RB_IMAGE_RGB,
+                   ": a 16-bit grayscale PNG, which Pillow's convert('RGB') clips at level 255 (white above 255 of "
+                   "65535), so no pipeline matching torchvision can read it; save it as 8-bit");
+    free(b.data);
     path_in(path, sizeof path, "gray16.png");
     expect_not_mask(path, "16-bit grayscale");
 }

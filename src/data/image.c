@@ -181,6 +181,16 @@ static int png_run(png_structp png, png_infop info, png_source *src, rb_image_mo
             }
         }
         if (mode == RB_IMAGE_RGB) {
+            if (color_type == PNG_COLOR_TYPE_GRAY && depth == 16) {
+                /* Pillow opens it as 32-bit integers ("I") and convert('RGB')
+                 * clips them at 255: a torchvision pipeline sees white
+                 * wherever the image is brighter than 255/65535 */
+                rb_error_set(RB_ERR_CORRUPT,
+                             "%s: a 16-bit grayscale PNG, which Pillow's convert('RGB') clips at level 255 (white "
+                             "above 255 of 65535), so no pipeline matching torchvision can read it; save it as 8-bit",
+                             what);
+                return RUN_SET;
+            }
             if (color_type == PNG_COLOR_TYPE_PALETTE)
                 png_set_palette_to_rgb(png);
             if (color_type == PNG_COLOR_TYPE_GRAY && depth < 8)

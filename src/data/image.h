@@ -26,7 +26,9 @@ typedef enum rb_image_mode {
     /* Everything to 8-bit RGB as Pillow's convert('RGB') does: gray
      * becomes 3 equal channels (1, 2 and 4-bit gray scaled to 0..255),
      * a palette its colours, alpha and tRNS transparency are dropped (not
-     * composited), 16-bit samples keep their high byte. Gray JPEGs become
+     * composited), 16-bit RGB, RGBA and gray+alpha samples keep their high
+     * byte, as Pillow reads them; 16-bit grayscale, which Pillow clips at
+     * level 255, is refused. Gray JPEGs become
      * 3 equal channels; CMYK JPEGs are refused. */
     RB_IMAGE_RGB = 1,
     /* Masks: one channel holding the stored 8-bit grayscale values or
