@@ -133,22 +133,14 @@ static void store_free(rb_image_store *s)
     free(s);
 }
 
-static uint64_t hash_bytes(uint64_t h, const void *bytes, size_t n)
-{
-    const unsigned char *b = bytes;
-    for (size_t k = 0; k < n; k++)
-        h = (h ^ b[k]) * 1099511628211ULL;
-    return h;
-}
-
 /* The identity of the files as they are now: the version, the format, and
  * each file's path, size and modification time. */
 static rb_status identity_of(const rb_image_store *s, uint64_t *out)
 {
-    uint64_t h = 14695981039346656037ULL;
+    uint64_t h = RB_FNV1A_START;
     const uint32_t format = RB_IMAGE_STORE_FORMAT;
-    h = hash_bytes(h, rb_version_string(), strlen(rb_version_string()) + 1);
-    h = hash_bytes(h, &format, sizeof format);
+    h = rb_fnv1a(h, rb_version_string(), strlen(rb_version_string()) + 1);
+    h = rb_fnv1a(h, &format, sizeof format);
     for (size_t i = 0; i < s->count; i++) {
         char path[STORE_PATH_MAX];
         struct stat st;
@@ -162,8 +154,8 @@ static rb_status identity_of(const rb_image_store *s, uint64_t *out)
         stamp[0] = (int64_t)st.st_size;
         stamp[1] = (int64_t)st.st_mtim.tv_sec;
         stamp[2] = (int64_t)st.st_mtim.tv_nsec;
-        h = hash_bytes(h, s->paths[i], strlen(s->paths[i]) + 1);
-        h = hash_bytes(h, stamp, sizeof stamp);
+        h = rb_fnv1a(h, s->paths[i], strlen(s->paths[i]) + 1);
+        h = rb_fnv1a(h, stamp, sizeof stamp);
     }
     *out = h;
     return RB_OK;
@@ -331,7 +323,7 @@ rb_status rb_image_store_open(rb_image_store **out, const char *what, const char
                                 cache_dir, errno == ENOENT ? "does not exist" : "is not a folder");
         }
         snprintf(name, sizeof name, "robusta-images-%016" PRIx64 ".cache",
-                 hash_bytes(14695981039346656037ULL, name_key, strlen(name_key)));
+                 rb_fnv1a(RB_FNV1A_START, name_key, strlen(name_key)));
         if ((st = rb_path_join(s->cache_path, sizeof s->cache_path, cache_dir, name)) != RB_OK) {
             store_free(s);
             return st;

@@ -213,10 +213,6 @@ static const char *bad_gradient(rb_graph *g)
     return NULL;
 }
 
-/* RB_DIST_CHECK=1: after every step each rank hashes its parameters and
- * buffers (FNV-1a over their bytes), and the job stops at the first step
- * where a rank's differ from rank 0's. For tests and for doubts: data
- * parallelism is only right while the ranks hold one model. */
 /* Images of the train and test splits this process has decoded so far,
  * where the splits keep decoded image files (the paper's transform); -1
  * where they do not. */
@@ -228,19 +224,20 @@ static int64_t images_decoded_here(const run *r)
     return train.kept ? train.decoded_here + test.decoded_here : -1;
 }
 
+/* RB_DIST_CHECK=1: after every step each rank hashes its parameters and
+ * buffers (FNV-1a over their bytes), and the job stops at the first step
+ * where a rank's differ from rank 0's. For tests and for doubts: data
+ * parallelism is only right while the ranks hold one model. */
 static rb_status check_ranks_hold_one_model(run *r, int64_t epoch, int64_t step)
 {
     rb_graph *g = rb_model_graph(r->model);
-    uint64_t h = 14695981039346656037ULL;
+    uint64_t h = RB_FNV1A_START;
     char hash[96], what[160];
     rb_status s;
     for (size_t i = 0; i < rb_graph_param_count(g); i++) {
         rb_param_info p;
-        const unsigned char *bytes;
         rb_graph_param(g, i, &p);
-        bytes = (const unsigned char *)p.value;
-        for (size_t k = 0; k < (size_t)p.numel * sizeof(float); k++)
-            h = (h ^ bytes[k]) * 1099511628211ULL;
+        h = rb_fnv1a(h, p.value, (size_t)p.numel * sizeof(float));
     }
     snprintf(hash, sizeof hash, "parameter hash %016llx", (unsigned long long)h);
     snprintf(what, sizeof what, "after epoch %lld step %lld the ranks' models differ (RB_DIST_CHECK)",

@@ -593,10 +593,7 @@ typedef struct name_set {
 
 static size_t name_hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return (size_t)h;
+    return (size_t)rb_fnv1a(RB_FNV1A_START, s, strlen(s));
 }
 
 static bool name_set_init(name_set *set, size_t count)

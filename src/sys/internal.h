@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <robusta/status.h>
@@ -12,6 +13,18 @@
 /* If a progress bar is being redrawn in place on `stream`, erases its line
  * so that a log message can be written; the bar redraws on its next update. */
 void rb_progress_clear_line(FILE *stream);
+
+/* 64-bit FNV-1a over n bytes, continuing from h (RB_FNV1A_START to begin):
+ * a hash that spreads and tells apart, with no strength against an
+ * adversary (hash tables, identities of files, comparing ranks' weights). */
+#define RB_FNV1A_START UINT64_C(14695981039346656037)
+static inline uint64_t rb_fnv1a(uint64_t h, const void *bytes, size_t n)
+{
+    const unsigned char *b = bytes;
+    for (size_t k = 0; k < n; k++)
+        h = (h ^ b[k]) * UINT64_C(1099511628211);
+    return h;
+}
 
 /* Seconds from CLOCK_MONOTONIC. */
 double rb_monotonic_seconds(void);
