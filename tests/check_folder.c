@@ -379,6 +379,38 @@ START_TEST(list_datasets_read_their_images_in_order)
     ck_assert_int_eq(rb_split_open(&s, "list:onlydir", RB_SPLIT_TRAIN, NULL), RB_ERR_INVALID_ARGUMENT);
     ck_assert_str_eq(rb_last_error(), "dataset spec 'list:onlydir': expected list:DIR,TRAIN.txt[,TEST.txt]");
     ck_assert_ptr_null(s);
+
+    /* DIR/classes.txt names the classes and sets their count, for both
+     * splits: five names, though the train list's largest label is 2 */
+    put_text("l1/classes.txt", "\xef\xbb\xbf" "abbey\nairport terminal\nalley\nbadlands\nbarn\n\n");
+    snprintf(spec, sizeof spec, "list:%s/l1,train.txt,test2.txt", dir);
+    ck_assert_msg(rb_split_open(&s, spec, RB_SPLIT_TRAIN, NULL) == RB_OK, "%s", rb_last_error());
+    ck_assert_int_eq(rb_split_classes(s), 5);
+    ck_assert_str_eq(rb_split_class_name(s, 1), "airport terminal");
+    ck_assert_str_eq(rb_split_class_name(s, 4), "barn");
+    rb_split_destroy(s);
+    ck_assert_msg(rb_split_open(&s, spec, RB_SPLIT_TEST, NULL) == RB_OK, "%s", rb_last_error()); /* label 3: badlands */
+    ck_assert_str_eq(rb_split_class_name(s, rb_split_labels(s)[0]), "badlands");
+    rb_split_destroy(s);
+    /* a label beyond the names, in either list; a bad classes.txt */
+    put_text("l1/classes.txt", "abbey\nairport terminal\n");
+    ck_assert_int_eq(rb_split_open(&s, spec, RB_SPLIT_TRAIN, NULL), RB_ERR_CORRUPT);
+    ck_assert_msg(strstr(rb_last_error(), "train.txt line 1: label 2 is out of range: ") != NULL, "%s", rb_last_error());
+    ck_assert_msg(strstr(rb_last_error(), "classes.txt names classes 0-1") != NULL, "%s", rb_last_error());
+    put_text("l1/classes.txt", "abbey\n\nalley\n");
+    ck_assert_int_eq(rb_split_open(&s, spec, RB_SPLIT_TRAIN, NULL), RB_ERR_CORRUPT);
+    ck_assert_msg(strstr(rb_last_error(), "classes.txt: line 2 is blank, but class names follow it") != NULL, "%s",
+                  rb_last_error());
+    put_text("l1/classes.txt", "abbey\nalley\nabbey\n");
+    ck_assert_int_eq(rb_split_open(&s, spec, RB_SPLIT_TRAIN, NULL), RB_ERR_CORRUPT);
+    ck_assert_msg(strstr(rb_last_error(), "abbey") != NULL && strstr(rb_last_error(), "line 3") != NULL, "%s",
+                  rb_last_error());
+    put_text("l1/classes.txt", "a\nb\nc\n");
+    ck_assert_int_eq(rb_split_open(&s, spec, RB_SPLIT_TEST, NULL), RB_ERR_CORRUPT);
+    ck_assert_msg(strstr(rb_last_error(), "test2.txt line 1: label 3 is out of range: ") != NULL &&
+                      strstr(rb_last_error(), "classes.txt numbers classes 0-2") != NULL,
+                  "%s", rb_last_error());
+    ck_assert_ptr_null(s);
 }
 END_TEST
 

@@ -460,13 +460,14 @@ static void fuzz_voc_list(const unsigned char *bytes, size_t size, long i)
 {
     rb_voc_list l;
     if (rb_voc_parse_list(bytes, size, list_kind, "mutant.txt", &l) != RB_OK) {
-        assert_one_line(list_kind == RB_VOC_IDS ? "voc-ids" : "voc-classes", i, bytes, size);
+        assert_one_line(list_kind == RB_VOC_IDS ? "voc-ids" : list_kind == RB_VOC_CLASSES ? "voc-classes" : "class-names",
+                        i, bytes, size);
         ck_assert_int_eq(l.count, 0);
         return;
     }
     accepted++;
     ck_assert_int_ge(l.count, 1);
-    ck_assert(list_kind == RB_VOC_IDS || l.count <= RB_VOC_MAX_CLASSES);
+    ck_assert(list_kind != RB_VOC_CLASSES || l.count <= RB_VOC_MAX_CLASSES);
     for (int64_t k = 0; k < l.count; k++) {
         const size_t n = strlen(l.items[k]);
         ck_assert(n >= 1 && n <= RB_VOC_MAX_NAME);
@@ -828,6 +829,8 @@ START_TEST(voc_lists_survive_mutation)
     run_target("voc-ids", fuzz_voc_list, (const unsigned char *)ids, sizeof ids - 1);
     list_kind = RB_VOC_CLASSES;
     run_target("voc-classes", fuzz_voc_list, (const unsigned char *)classes, sizeof classes - 1);
+    list_kind = RB_CLASS_NAMES; /* a list: set's classes.txt */
+    run_target("class-names", fuzz_voc_list, (const unsigned char *)classes, sizeof classes - 1);
 }
 END_TEST
 

@@ -120,9 +120,11 @@
  * label is the line's last word (0, 1, 2 ...), the path the rest (spaces
  * inside allowed), relative to DIR and staying below it; blank lines are
  * skipped, CRLF endings accepted. The classes are 0 .. the train list's
- * largest label, named "class_K", for both splits; a test label beyond
- * them, a listed file that does not exist or a malformed line is refused
- * with one line naming the list and the line. Images are read and resized
+ * largest label, named "class_K", for both splits; or, when DIR/classes.txt
+ * exists, the classes it names (one a line, line N naming class N - 1, as
+ * VOC's classes.txt but 1 to 1,000,000 of them). A label beyond the
+ * classes, a listed file that does not exist or a malformed line is
+ * refused with one line naming the list and the line. Images are read and resized
  * as for image folders.
  *
  * The paper's transform (rb_split_options.transform RB_TRANSFORM_PAPER,

@@ -10,7 +10,28 @@
 
 #include "data/data_internal.h"
 #include "data/image_list.h"
+#include "data/voc.h"
 #include "sys/internal.h"
+
+/* DIR/classes.txt, when there is one: the class names, line N naming
+ * class N - 1; names->count 0 without it. */
+static rb_status read_class_names(const char *dir, char *path, size_t path_size, rb_voc_list *names)
+{
+    unsigned char *bytes = NULL;
+    size_t size = 0;
+    rb_status st = rb_path_join(path, path_size, dir, "classes.txt");
+    memset(names, 0, sizeof *names);
+    if (st == RB_OK)
+        st = rb_file_read_all(path, RB_VOC_LIST_LIMIT, &bytes, &size);
+    if (st == RB_ERR_NOT_FOUND) {
+        rb_error_clear();
+        return RB_OK;
+    }
+    if (st == RB_OK)
+        st = rb_voc_parse_list(bytes, size, RB_CLASS_NAMES, path, names);
+    free(bytes);
+    return st;
+}
 
 /* Reads and parses list file `name` (relative to dir unless absolute). */
 static rb_status read_list(const char *dir, const char *name, char *path, size_t path_size, rb_image_list *out)
@@ -42,7 +63,9 @@ rb_status rb_image_list_load(rb_split **out, const char *dir, const char *train_
 {
     const int size = options != NULL ? options->size : 0;
     char train_path[RB_DATASET_PATH_MAX + 8], path[RB_DATASET_PATH_MAX + 8], what[RB_DATASET_PATH_MAX + 64];
+    char names_path[RB_DATASET_PATH_MAX + 16];
     rb_image_list train = {0}, test = {0};
+    rb_voc_list names = {0};
     const rb_image_list *list;
     const char *list_path;
     int64_t classes = 0;
@@ -64,6 +87,19 @@ rb_status rb_image_list_load(rb_split **out, const char *dir, const char *train_
     for (size_t i = 0; i < train.count; i++)
         if (train.labels[i] + 1 > classes)
             classes = train.labels[i] + 1;
+    /* classes.txt, if there, names the classes and says how many there are */
+    if ((st = read_class_names(dir, names_path, sizeof names_path, &names)) != RB_OK)
+        goto done;
+    if (names.count > 0) {
+        for (size_t i = 0; i < train.count; i++)
+            if (train.labels[i] >= names.count) {
+                st = rb_error_set(RB_ERR_CORRUPT,
+                                  "%s line %" PRId64 ": label %" PRId64 " is out of range: %s names classes 0-%" PRId64,
+                                  train_path, train.lines[i], train.labels[i], names_path, names.count - 1);
+                goto done;
+            }
+        classes = names.count;
+    }
     list = &train;
     list_path = train_path;
     if (which == RB_SPLIT_TEST) {
@@ -72,9 +108,9 @@ rb_status rb_image_list_load(rb_split **out, const char *dir, const char *train_
         for (size_t i = 0; i < test.count; i++)
             if (test.labels[i] >= classes) {
                 st = rb_error_set(RB_ERR_CORRUPT,
-                                  "%s line %" PRId64 ": label %" PRId64 " is out of range: the train list %s numbers "
-                                  "classes 0-%" PRId64,
-                                  path, test.lines[i], test.labels[i], train_path, classes - 1);
+                                  "%s line %" PRId64 ": label %" PRId64 " is out of range: %s%s numbers classes 0-%" PRId64,
+                                  path, test.lines[i], test.labels[i], names.count > 0 ? "" : "the train list ",
+                                  names.count > 0 ? names_path : train_path, classes - 1);
                 goto done;
             }
         list = &test;
@@ -92,9 +128,11 @@ rb_status rb_image_list_load(rb_split **out, const char *dir, const char *train_
     }
     snprintf(what, sizeof what, "list:%s %s", dir, rb_split_which_str(which));
     st = rb_split_from_image_set(out, RB_DATASET_LIST, what, dir, (const char *const *)list->paths, list->labels,
-                                 list->count, classes, NULL, options);
+                                 list->count, classes, names.count > 0 ? (const char *const *)names.items : NULL,
+                                 options);
 done:
     rb_image_list_free(&train);
     rb_image_list_free(&test);
+    rb_voc_list_free(&names);
     return st;
 }

@@ -38,8 +38,15 @@ typedef enum rb_voc_list_kind {
      * line before a name refused; names unique, well-formed UTF-8 without
      * control characters, at most RB_VOC_MAX_NAME bytes; 1 to
      * RB_VOC_MAX_CLASSES of them. */
-    RB_VOC_CLASSES = 2
+    RB_VOC_CLASSES = 2,
+    /* classes.txt of a list: set (list_dataset.c): as RB_VOC_CLASSES, but
+     * 1 to RB_CLASS_NAMES_MAX names, its labels not being 8-bit mask ids. */
+    RB_CLASS_NAMES = 3
 } rb_voc_list_kind;
+
+/* The most names a list: set's classes.txt may hold (image_list.h's
+ * largest label plus one). */
+#define RB_CLASS_NAMES_MAX 1000000
 
 typedef struct rb_voc_list {
     int64_t count;

@@ -110,7 +110,7 @@ rb_status rb_voc_parse_list(const void *bytes, size_t size, rb_voc_list_kind kin
     memset(out, 0, sizeof *out);
     if (what == NULL)
         what = kind == RB_VOC_IDS ? "id list" : "class list";
-    if ((bytes == NULL && size > 0) || (kind != RB_VOC_IDS && kind != RB_VOC_CLASSES))
+    if ((bytes == NULL && size > 0) || (kind != RB_VOC_IDS && kind != RB_VOC_CLASSES && kind != RB_CLASS_NAMES))
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_voc_parse_list: %s: bad bytes or kind", what);
     end = b + size;
     if (size >= 3 && b[0] == 0xef && b[1] == 0xbb && b[2] == 0xbf)
@@ -130,7 +130,7 @@ rb_status rb_voc_parse_list(const void *bytes, size_t size, rb_voc_list_kind kin
                 blank_line = line;
             continue;
         }
-        if (kind == RB_VOC_CLASSES && blank_line != 0) {
+        if (kind != RB_VOC_IDS && blank_line != 0) {
             st = rb_error_set(RB_ERR_CORRUPT,
                               "%s: line %" PRId64 " is blank, but class names follow it: line N names class "
                               "N - 1, so remove the blank line",
@@ -147,6 +147,10 @@ rb_status rb_voc_parse_list(const void *bytes, size_t size, rb_voc_list_kind kin
                               "%s names more than %d classes: masks hold 8-bit class ids and 255 means "
                               "ignore",
                               what, RB_VOC_MAX_CLASSES);
+            goto fail;
+        }
+        if (kind == RB_CLASS_NAMES && out->count >= RB_CLASS_NAMES_MAX) {
+            st = rb_error_set(RB_ERR_CORRUPT, "%s names more than %d classes", what, RB_CLASS_NAMES_MAX);
             goto fail;
         }
         if (out->count == cap) {
@@ -172,8 +176,9 @@ rb_status rb_voc_parse_list(const void *bytes, size_t size, rb_voc_list_kind kin
     }
     if (out->count == 0) {
         st = rb_error_set(RB_ERR_CORRUPT, kind == RB_VOC_IDS ? "%s names no image: write one id per line"
-                                                              : "%s names no class: write one name per line, "
-                                                                "background first",
+                          : kind == RB_VOC_CLASSES ? "%s names no class: write one name per line, "
+                                                     "background first"
+                                                   : "%s names no class: write one name per line, class 0 first",
                           what);
         goto fail;
     }

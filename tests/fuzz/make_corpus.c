@@ -463,6 +463,7 @@ static void voc_list(void)
     put_list("ids-duplicate.bin", 0, "a\nb\na\n");
     put_list("classes.bin", 1, "\xef\xbb\xbf" "background\naeroplane\npotted plant\nv\xc3\xa9lo\n\n");
     put_list("classes-gap.bin", 1, "background\n\ncat\n");
+    put_list("names.bin", 2, "abbey\nairport terminal\nalley\n");
 }
 
 /* Image lists: raw bytes. */
