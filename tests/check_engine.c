@@ -466,6 +466,64 @@ START_TEST(image_gradients_by_matmul_match_the_reference)
 }
 END_TEST
 
+/* Weight gradients by im2col + matmul (conv_plan_weight_grad_gemm), which
+ * the engine uses where oneDNN offers only its reference backward-weights;
+ * RB_ENGINE_WEIGHT_GRAD_GEMM=1 forces it, so that it is checked on every
+ * CPU: ungrouped convolutions on the image (5, 3 and 1 channels: padded and
+ * biased, strided, 1x1, the RGB stem, dilated and unevenly strided) and
+ * behind another convolution (a blocked input), a shared head whose
+ * gradients add up over its uses, and, not eligible, a grouped one. Each
+ * in training and inference, batch 1 and 3, against the double reference
+ * (TOL). */
+static rb_graph *weight_gemm_graph(int kind, rb_node **op, bool *eligible)
+{
+    *eligible = kind != 7;
+    switch (kind) {
+    case 0: return op_graph_led(0, false, op);
+    case 1: return op_graph_led(1, false, op);
+    case 2: return op_graph_led(2, false, op);
+    case 3: return image_conv_graph(0, op);
+    case 4: return image_conv_graph(1, op);
+    case 5: return op_graph_led(0, true, op);
+    case 6: {
+        rb_graph *g = shared_head_net();
+        ck_assert_int_eq(rb_graph_find(g, "head.1.reuse1", op), RB_OK);
+        ck_assert_int_eq(rb_graph_publish(g, *op, "level_b"), RB_OK);
+        return g;
+    }
+    default: return op_graph_led(3, false, op);
+    }
+}
+
+START_TEST(weight_gradients_by_matmul_match_the_reference)
+{
+    static const char *const names[8] = {"3x3/1 pad 1 bias", "3x3/2", "1x1/2", "stem 7x7/2 RGB",
+                                         "3x3 dilated gray", "behind a conv", "shared head", "grouped"};
+    ck_assert_int_eq(setenv("RB_ENGINE_WEIGHT_GRAD_GEMM", "1", 1), 0);
+    for (int bi = 0; bi < 2; bi++)
+        for (int mode = 0; mode < 2; mode++) {
+            char what[160];
+            rb_node *op, *conv = NULL;
+            bool eligible;
+            rb_graph *g = weight_gemm_graph(_i, &op, &eligible);
+            rb_engine *e;
+            int64_t batch = bi ? 3 : 1;
+            /* the convolution under test: the op, or the head's first conv */
+            ck_assert_int_eq(rb_graph_find(g, _i == 6 ? "head.0" : _i == 3 || _i == 4 ? "conv1" : "conv", &conv),
+                             RB_OK);
+            ck_assert_int_eq(rb_engine_create(&e, g, batch, NULL), RB_OK);
+            ck_assert_msg((strstr(rb_engine_impl(e, conv), ", weight gradient by im2col + matmul") != NULL) == eligible,
+                          "%s: %s", names[_i], rb_engine_impl(e, conv));
+            rb_engine_destroy(e);
+            snprintf(what, sizeof what, "weight gradient by matmul, %s, batch %lld, %s", names[_i], (long long)batch,
+                     mode ? "training" : "inference");
+            match_reference(g, op, batch, mode == 1, what);
+            rb_graph_destroy(g);
+        }
+    ck_assert_int_eq(unsetenv("RB_ENGINE_WEIGHT_GRAD_GEMM"), 0);
+}
+END_TEST
+
 /* Winograd (rb_conv_algorithm): 3x3 stride-1 convolutions of 16 and 32
  * channels, with and without bias, on a 11x7 image (output tiles of 4
  * leave ragged edges), before a stride-2 one that Winograd does not fit.
@@ -1491,6 +1549,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, every_op_matches_the_reference, 0, 11);
     tcase_add_loop_test(tc, image_gradients_by_matmul_match_the_reference, 0, 3);
+    tcase_add_loop_test(tc, weight_gradients_by_matmul_match_the_reference, 0, 8);
     tcase_add_test(tc, winograd_convolutions_match_the_reference);
     tcase_add_test(tc, winograd_stays_within_its_scratchpad_limit);
     tcase_add_test(tc, residual_network_matches_the_reference);

@@ -330,11 +330,12 @@ void rb_engine_destroy(rb_engine *e)
         dnnl_primitive_t prims[] = {en->fwd[0], en->fwd[1], en->bwd_data[0], en->bwd_data[1],
                                     en->bwd_full[0], en->bwd_full[1], en->bwd_weights, en->weights_in,
                                     en->weights_bwd_in, en->diff_weights_out, en->affine, en->gemm_rows_in,
-                                    en->gemm_matmul};
+                                    en->gemm_matmul, en->wgemm_x_in, en->wgemm_dy_in};
         dnnl_memory_t mems[] = {en->weights_user, en->diff_weights_user, en->bias_user, en->diff_bias_user,
                                 en->scale, en->shift, en->diff_scale, en->diff_shift, en->running_mean,
                                 en->running_var, en->gemm_diff_image, en->gemm_rows, en->gemm_cols,
-                                en->gemm_weights};
+                                en->gemm_weights, en->wgemm_x_image, en->wgemm_dy_image,
+                                en->wgemm_x_plain, en->wgemm_dy_plain};
         for (size_t k = 0; k < n_slots; k++)
             slot_free(slots[k]);
         for (size_t k = 0; k < sizeof prims / sizeof prims[0]; k++)

@@ -96,6 +96,12 @@ typedef struct enode {
     dnnl_memory_t gemm_diff_image; /* one image of this node's gradient; its handle moves per image */
     dnnl_memory_t gemm_rows, gemm_cols, gemm_weights;
     size_t gemm_image_bytes, gemm_rows_bytes;
+    /* The weight gradient by im2col + matmul (see conv_plan_weight_grad_gemm). */
+    bool weight_grad_gemm;
+    dnnl_primitive_t wgemm_x_in, wgemm_dy_in;      /* one image's input / gradient into plain order */
+    dnnl_memory_t wgemm_x_image, wgemm_dy_image;   /* one image of each; their handles move per image */
+    dnnl_memory_t wgemm_x_plain, wgemm_dy_plain;   /* in the shared edge scratch */
+    size_t wgemm_x_image_bytes, wgemm_dy_image_bytes, wgemm_x_bytes, wgemm_dy_bytes;
     /* batch-norm */
     eng_slot mean, variance;
     eng_slot discard_scale, discard_shift; /* parameter gradients nobody asked for */

@@ -1,7 +1,8 @@
 /* Convolutions and linear layers (a linear layer is the convolution whose
  * kernel is the size of its input): builders, oneDNN plans (Winograd or
- * direct, fp32 or bf16, the image gradient by matmul + col2im), forward,
- * backward of weights and data, and the double-precision reference. */
+ * direct, fp32 or bf16; gradients by matrix products where oneDNN's are
+ * slow: conv_gemm.c), forward, backward of weights and data, and the
+ * double-precision reference. */
 #include "config.h"
 
 #include <math.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "nn/op.h"
+#include "nn/ops/conv_gemm.h"
 
 /* ------------------------------------------------------------ builders */
 
@@ -176,69 +178,6 @@ static int64_t linear_macs(const rb_node *n)
 
 /* ------------------------------------------------------------ engine */
 
-/* The gradient with respect to the image, for a convolution reading it.
- * oneDNN computes backward-data in blocks of 16 input channels, so with 3
- * (RGB) it does 16/3 of the work at a fraction of its speed: the ResNet
- * stem's backward-data took a seventh of a whole PGD step. It is the
- * transposed convolution, so per image:
- *   rows = the node's gradient in plain order (a reorder; K x P: output
- *          channels x output pixels),
- *   cols = W^T x rows (a matmul with the plain K x (C kh kw) weights read
- *          transposed; (C kh kw) x P), and
- *   the image gradient = the sum of each cols entry into the pixel its
- *          kernel tap read (col2im, along contiguous rows of cols).
- * Used where it pays: a single, ungrouped convolution on an image of fewer
- * than 16 channels; both buffers live in the shared edge scratch. */
-static rb_status plan_image_grad_gemm(rb_engine *e, enode *en, const dnnl_memory_desc_t *dst)
-{
-    const rb_node *n = en->node, *in = n->in[0];
-    const rb_conv_desc *d = &n->attr.conv;
-    int64_t pixels = n->h * n->w, taps = in->c * d->kernel[0] * d->kernel[1];
-    dnnl_memory_desc_t image, rows, cols, weights;
-    dnnl_dims_t image_dims = {1, n->c, n->h, n->w}, rows_dims = {n->c, pixels}, cols_dims = {taps, pixels};
-    dnnl_dims_t weight_dims = {taps, n->c};
-    dnnl_matmul_desc_t md;
-    dnnl_primitive_desc_t pd;
-    size_t dt_bytes = dst->data_type == dnnl_bf16 ? 2 : 4;
-    rb_status s;
-    if (n->op != RB_OP_CONV || in->op != RB_OP_INPUT || e->nodes[in->index].consumers != 1 || d->groups != 1 ||
-        in->c >= 16 || dst->format_kind != dnnl_blocked ||
-        (size_t)dst->format_desc.blocking.strides[0] * dt_bytes * (size_t)e->batch != dnnl_memory_desc_get_size(dst))
-        return RB_OK; /* oneDNN's backward-data (images must be contiguous, batch outermost) */
-    image = *dst; /* one image of the gradient, in the node's layout */
-    image.dims[0] = image.padded_dims[0] = 1;
-    en->gemm_image_bytes = (size_t)dst->format_desc.blocking.strides[0] * dt_bytes;
-    dnnl_memory_desc_init_by_tag(&rows, 4, image_dims, dnnl_f32, dnnl_abcd); /* K x P */
-    DNNL_TRY(dnnl_memory_create(&en->gemm_diff_image, &image, e->eng, DNNL_MEMORY_NONE), "memory", n);
-    s = eng_make_reorder(e, &en->gemm_rows_in, &image, &rows, false, n);
-    if (s != RB_OK)
-        return s;
-    eng_md_plain(&rows, 2, rows_dims);
-    eng_md_plain(&cols, 2, cols_dims);
-    /* W^T: the graph's K x (C kh kw) weights, as they are, read transposed */
-    dnnl_memory_desc_init_by_tag(&weights, 2, weight_dims, dnnl_f32, dnnl_ba);
-    DNNL_TRY(dnnl_matmul_desc_init(&md, &weights, &rows, NULL, &cols), "image gradient matmul", n);
-    DNNL_TRY(dnnl_primitive_desc_create(&pd, &md, e->attr, e->eng, NULL), "image gradient matmul", n);
-    eng_warn_if_reference(pd, n, "image gradient matmul");
-    s = eng_make_primitive(e, &en->gemm_matmul, pd, n, "image gradient matmul");
-    dnnl_primitive_desc_destroy(pd);
-    if (s != RB_OK)
-        return s;
-    DNNL_TRY(dnnl_memory_create(&en->gemm_weights, &weights, e->eng, rb_node_param(e->g, n, RB_SLOT_WEIGHT)->value),
-             "memory", n);
-    en->gemm_rows_bytes = ((size_t)pixels * (size_t)n->c * sizeof(float) + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
-    eng_need_scratch(e, en->gemm_rows_bytes + (size_t)pixels * (size_t)taps * sizeof(float));
-    DNNL_TRY(dnnl_memory_create(&en->gemm_rows, &rows, e->eng, DNNL_MEMORY_NONE), "memory", n);
-    DNNL_TRY(dnnl_memory_create(&en->gemm_cols, &cols, e->eng, DNNL_MEMORY_NONE), "memory", n);
-    en->image_grad_gemm = true;
-    en->in[0].direct = true; /* written straight into the image's plain gradient */
-    {
-        size_t len = strlen(en->impl);
-        snprintf(en->impl + len, sizeof en->impl - len, ", image gradient by matmul + col2im");
-    }
-    return RB_OK;
-}
-
 /* Whether to ask oneDNN for a Winograd convolution (rb_conv_algorithm): the
  * shapes its F(4x4, 3x3) kernels are written for. oneDNN may still refuse
  * one (channel counts it does not block); each of forward, backward-data
@@ -363,7 +302,7 @@ static rb_status plan(rb_engine *e, enode *en)
     }
 
     /* backward data: onto an image by matmul + col2im, or oneDNN's */
-    s = plan_image_grad_gemm(e, en, &en->value.md);
+    s = conv_plan_image_grad_gemm(e, en, &en->value.md);
     if (s == RB_OK && !en->image_grad_gemm) {
         dnnl_convolution_desc_t bd;
         /* diff_src any: for a plain 3-channel image oneDNN 2.6 has only a
@@ -428,10 +367,13 @@ static rb_status plan(rb_engine *e, enode *en)
             DNNL_TRY(dnnl_primitive_desc_create(&bwd_w_pd, &bd, e->attr, e->eng, fwd_pd),
                      "convolution backward weights", n);
         }
-        eng_warn_if_reference(bwd_w_pd, n, "backward weights");
-        note_backward_impl(en, bwd_w_pd, "backward weights");
-        s = eng_make_primitive(e, &en->bwd_weights, bwd_w_pd, n, "convolution backward weights");
-        if (s == RB_OK && dnnl_memory_create(&en->diff_weights_user, &user_w, e->eng, w->grad) != dnnl_success)
+        s = conv_plan_weight_grad_gemm(e, en, bwd_w_pd, eng_query(fwd_pd, dnnl_query_src_md));
+        if (s == RB_OK && !en->weight_grad_gemm) {
+            eng_warn_if_reference(bwd_w_pd, n, "backward weights");
+            note_backward_impl(en, bwd_w_pd, "backward weights");
+            s = eng_make_primitive(e, &en->bwd_weights, bwd_w_pd, n, "convolution backward weights");
+        }
+        if (s == RB_OK && !en->weight_grad_gemm && dnnl_memory_create(&en->diff_weights_user, &user_w, e->eng, w->grad) != dnnl_success)
             s = eng_dnnl_fail(dnnl_out_of_memory, "weight gradient memory", n);
         if (s == RB_OK && b && dnnl_memory_create(&en->diff_bias_user, &user_b, e->eng, b->grad) != dnnl_success)
             s = eng_dnnl_fail(dnnl_out_of_memory, "bias gradient memory", n);
@@ -441,7 +383,7 @@ static rb_status plan(rb_engine *e, enode *en)
         en->grads_add = w->users > 1;
         if (s == RB_OK && b && en->grads_add)
             s = eng_slot_plan(e, &en->aux[0], &user_b, n);
-        if (s == RB_OK) {
+        if (s == RB_OK && !en->weight_grad_gemm) {
             const dnnl_memory_desc_t *dwmd = eng_query(bwd_w_pd, dnnl_query_diff_weights_md);
             en->diff_weights_reordered = en->grads_add || !eng_same_md(dwmd, &user_w);
             if (en->diff_weights_reordered) {
@@ -454,94 +396,6 @@ static rb_status plan(rb_engine *e, enode *en)
     }
     dnnl_primitive_desc_destroy(fwd_pd);
     return s;
-}
-
-/* col2im: row `row` (channel c, image row ih) of one image's gradient,
- * summed from cols ((C kh kw) x P, see plan_image_grad_gemm): every kernel
- * tap of every output pixel that read a pixel of this row. Rows are
- * independent, so threads split them without races. */
-static void col2im_row(const rb_node *n, const float *cols, float *image, int64_t row)
-{
-    const rb_node *in = n->in[0];
-    const rb_conv_desc *d = &n->attr.conv;
-    const int64_t c = row / in->h, ih = row % in->h, kh_n = d->kernel[0], kw_n = d->kernel[1];
-    const int64_t sw = d->stride[1], pixels = n->h * n->w;
-    float *out = image + row * in->w;
-    memset(out, 0, (size_t)in->w * sizeof *out);
-    for (int64_t kh = 0; kh < kh_n; kh++) {
-        int64_t t = ih + d->padding[0] - kh * d->dilation[0], oh;
-        if (t < 0 || t % d->stride[0] != 0 || (oh = t / d->stride[0]) >= n->h)
-            continue;
-        for (int64_t kw = 0; kw < kw_n; kw++) {
-            /* output pixel ow read image column ow * sw + shift */
-            const int64_t shift = kw * d->dilation[1] - d->padding[1];
-            const int64_t lo = shift >= 0 ? 0 : (-shift + sw - 1) / sw;
-            const int64_t hi_raw = in->w - 1 - shift < 0 ? 0 : (in->w - 1 - shift) / sw + 1;
-            const int64_t hi = hi_raw < n->w ? hi_raw : n->w;
-            const float *tap;
-            float *dst;
-            if (hi <= lo) /* this tap reads only padding on this row */
-                continue;
-            tap = cols + ((c * kh_n + kh) * kw_n + kw) * pixels + oh * n->w + lo;
-            dst = out + lo * sw + shift;
-            if (sw == 1) { /* contiguous: vectorized */
-                for (int64_t j = 0; j < hi - lo; j++)
-                    dst[j] += tap[j];
-            } else {
-                for (int64_t j = 0; j < hi - lo; j++)
-                    dst[j * sw] += tap[j];
-            }
-        }
-    }
-}
-
-/* The image's gradient of a convolution planned by plan_image_grad_gemm,
- * one image at a time (the buffers hold one). Counted as one
- * backward-data. */
-static rb_status image_grad_by_gemm(rb_engine *e, enode *en)
-{
-    const rb_node *n = en->node, *in = n->in[0];
-    float *image_grad = eng_floats(e, e->nodes[in->index].diff.offset);
-    const float *cols = eng_floats(e, e->scratch.offset + en->gemm_rows_bytes);
-    const int64_t rows = in->c * in->h, plane = rows * in->w;
-    e->counts[RB_PRIM_CONV_BACKWARD_DATA]++;
-    for (int64_t b = 0; b < e->batch; b++) {
-        eng_args x = {.n = 0};
-        float *out = image_grad + b * plane;
-        if (dnnl_memory_set_data_handle(en->gemm_diff_image, e->arena + en->diff.offset + (size_t)b * en->gemm_image_bytes) !=
-            dnnl_success)
-            return eng_dnnl_fail(dnnl_runtime_error, "image gradient", n);
-        eng_arg(&x, DNNL_ARG_FROM, en->gemm_diff_image);
-        eng_arg(&x, DNNL_ARG_TO, en->gemm_rows);
-        eng_arg(&x, DNNL_ARG_SCRATCHPAD, e->scratchpad.mem);
-        DNNL_TRY(dnnl_primitive_execute(en->gemm_rows_in, e->stream, x.n, x.a), "image gradient", n);
-        x.n = 0;
-        eng_arg(&x, DNNL_ARG_SRC, en->gemm_weights);
-        eng_arg(&x, DNNL_ARG_WEIGHTS, en->gemm_rows);
-        eng_arg(&x, DNNL_ARG_DST, en->gemm_cols);
-        eng_arg(&x, DNNL_ARG_SCRATCHPAD, e->scratchpad.mem);
-        DNNL_TRY(dnnl_primitive_execute(en->gemm_matmul, e->stream, x.n, x.a), "image gradient", n);
-        if (e->threads == 1) { /* see parallel_copy */
-            for (int64_t r = 0; r < rows; r++)
-                col2im_row(n, cols, out, r);
-        } else {
-#pragma omp parallel for schedule(static) num_threads(e->threads)
-            for (int64_t r = 0; r < rows; r++)
-                col2im_row(n, cols, out, r);
-        }
-    }
-    return RB_OK;
-}
-
-/* The image gradient's buffers live in the shared edge scratch. */
-static rb_status bind(rb_engine *e, enode *en)
-{
-    if (en->image_grad_gemm &&
-        (dnnl_memory_set_data_handle(en->gemm_rows, e->arena + e->scratch.offset) != dnnl_success ||
-         dnnl_memory_set_data_handle(en->gemm_cols, e->arena + e->scratch.offset + en->gemm_rows_bytes) !=
-             dnnl_success))
-        return rb_error_set(RB_ERR_INTERNAL, "engine: cannot bind arena memory");
-    return RB_OK;
 }
 
 static rb_status forward(rb_engine *e, enode *en, bool training)
@@ -571,7 +425,9 @@ static rb_status backward(rb_engine *e, enode *en, bool weight_grads)
     bool want_w = weight_grads && w->trainable && !w->frozen;
     eng_args x = {.n = 0};
     rb_status s = RB_OK;
-    if (want_w) {
+    if (want_w && en->weight_grad_gemm)
+        s = conv_weight_grad_by_gemm(e, en, eng_input_mem(e, en, 0));
+    else if (want_w) {
         eng_arg(&x, DNNL_ARG_SRC, eng_input_mem(e, en, 0));
         eng_arg(&x, DNNL_ARG_DIFF_DST, en->diff.mem);
         eng_arg(&x, DNNL_ARG_DIFF_WEIGHTS, en->diff_weights_reordered ? en->diff_weights.mem : en->diff_weights_user);
@@ -589,7 +445,7 @@ static rb_status backward(rb_engine *e, enode *en, bool weight_grads)
         }
     }
     if (s == RB_OK && need_in && en->image_grad_gemm)
-        return image_grad_by_gemm(e, en);
+        return conv_image_grad_by_gemm(e, en);
     if (s == RB_OK && need_in) {
         dnnl_memory_t weights = en->weights_reordered ? en->weights.mem : en->weights_user;
         if (en->weights_bwd_in != NULL) {
@@ -747,7 +603,7 @@ const rb_op_def rb_op_conv = {
     .macs = conv_macs,
     .reuse_shape = conv_reuse_shape,
     .plan = plan,
-    .bind = bind,
+    .bind = conv_gemm_bind,
     .forward = forward,
     .backward = backward,
     .reads_input = reads_input,
@@ -761,7 +617,7 @@ const rb_op_def rb_op_linear = {
     .macs = linear_macs,
     .reuse_shape = linear_reuse_shape,
     .plan = plan,
-    .bind = bind,
+    .bind = conv_gemm_bind,
     .forward = forward,
     .backward = backward,
     .reads_input = reads_input,
