@@ -425,6 +425,86 @@ START_TEST(whole_run_plugins_get_an_oracle)
 }
 END_TEST
 
+/* The whole-run attacks of AutoAttack's ensemble through the runtime and
+ * the engine's oracle (logit objectives backpropagated by the engine):
+ * the sanity list pgd-* passes. eps 0 returns the clean images; results
+ * stay in the ball and the unit box; the engine's batch (chunks of 4 or
+ * one of 12, which changes the oracle's chunking and the rows' offsets)
+ * changes nothing; a seed repeats a run and another moves it; restarts
+ * never raise robust accuracy, nor do more targets for apgd-t (each
+ * target attacks only what the earlier ones left); an unbounded ball
+ * fools every example. */
+static rb_attack_stats run_whole(const char *name, const char *norm, double eps, int steps, int targets,
+                                 const rb_attack_options *o, int64_t batch, float *out)
+{
+    const rb_plugin *p = attack(name);
+    rb_params *params;
+    rb_engine *e = make_engine(batch);
+    rb_attack_stats st;
+    char text[64];
+    ck_assert_int_eq(rb_params_create(&params, p->params), RB_OK);
+    ck_assert_int_eq(rb_params_set(params, "norm", norm), RB_OK);
+    snprintf(text, sizeof text, "%.17g", eps);
+    ck_assert_int_eq(rb_params_set(params, "eps", text), RB_OK);
+    snprintf(text, sizeof text, "%d", steps);
+    ck_assert_int_eq(rb_params_set(params, "steps", text), RB_OK);
+    if (targets > 0) {
+        snprintf(text, sizeof text, "%d", targets);
+        ck_assert_int_eq(rb_params_set(params, "target-classes", text), RB_OK);
+    }
+    ck_assert_msg(rb_attack_run(e, model, p, params, o, x, y, N, out, NULL, &st) == RB_OK, "%s: %s", name,
+                  rb_last_error());
+    ck_assert_int_eq(st.clean_correct, N / 2);
+    rb_engine_destroy(e);
+    rb_params_destroy(params);
+    return st;
+}
+
+START_TEST(whole_run_attacks_pass_the_sanity_checks)
+{
+    static const char *const names[3] = {"apgd-ce", "apgd-dlr", "apgd-t"};
+    const char *name = names[_i / 2], *norm = _i % 2 ? "l2" : "linf";
+    int targets = _i / 2 == 2 ? K - 1 : 0;
+    bool l2 = _i % 2 == 1;
+    double eps = l2 ? 0.5 : 8.0 / 255;
+    rb_attack_options o = rb_attack_options_default();
+    rb_attack_stats st, again, one, restarts;
+    o.seed = 3;
+    st = run_whole(name, norm, 0.0, 4, targets, &o, 4, adv);
+    ck_assert_int_eq(memcmp(adv, x, sizeof x), 0);
+    ck_assert_int_eq(st.adv_correct, st.clean_correct);
+    st = run_whole(name, norm, eps, 5, targets, &o, 4, adv);
+    for (int i = 0; i < N; i++) {
+        double n = l2 ? norm_l2(adv + i * PER, x + i * PER) : norm_linf(adv + i * PER, x + i * PER);
+        ck_assert_msg(n <= eps + 1e-6, "%s %s example %d: norm %.9g > eps %.9g", name, norm, i, n, eps);
+    }
+    for (int i = 0; i < N * PER; i++)
+        ck_assert(adv[i] >= 0.0f && adv[i] <= 1.0f);
+    ck_assert_int_le(st.adv_correct, st.clean_correct);
+    again = run_whole(name, norm, eps, 5, targets, &o, 12, adv2);
+    ck_assert_msg(memcmp(adv, adv2, sizeof adv) == 0, "%s %s: the engine's batch changed the result", name, norm);
+    ck_assert_int_eq(again.adv_correct, st.adv_correct);
+    o.seed = 4;
+    (void)run_whole(name, norm, eps, 5, targets, &o, 4, adv2);
+    ck_assert_msg(memcmp(adv, adv2, sizeof adv) != 0, "%s %s: another seed gave the same run", name, norm);
+    o.restarts = 3;
+    restarts = run_whole(name, norm, eps, 5, targets, &o, 4, adv2);
+    o.restarts = 1;
+    one = run_whole(name, norm, eps, 5, targets, &o, 4, adv2);
+    ck_assert_int_le(restarts.adv_correct, one.adv_correct);
+    if (targets > 0)
+        for (int t = 1, last = N + 1; t <= targets; t++) {
+            st = run_whole(name, norm, eps, 5, t, &o, 4, adv2);
+            ck_assert_msg(st.adv_correct <= last, "apgd-t %s: %d targets leave %lld robust, more than %d", norm, t,
+                          (long long)st.adv_correct, last);
+            last = (int)st.adv_correct;
+        }
+    st = run_whole(name, norm, l2 ? 100.0 : 1.0, 20, targets, &o, 4, adv2);
+    ck_assert_msg(st.adv_correct == 0, "%s %s: an unbounded ball leaves %lld robust", name, norm,
+                  (long long)st.adv_correct);
+}
+END_TEST
+
 START_TEST(the_command_prints_the_figures_and_refuses_bad_input)
 {
     char m[PATH_MAX], xp[PATH_MAX], yp[PATH_MAX], out[PATH_MAX], bad[PATH_MAX], x3[PATH_MAX];
@@ -829,6 +909,7 @@ static Suite *attack_suite(void)
     tcase_add_test(t, restarts_never_raise_robust_accuracy);
     tcase_add_test(t, targeted_attacks_reach_their_targets);
     tcase_add_test(t, whole_run_plugins_get_an_oracle);
+    tcase_add_loop_test(t, whole_run_attacks_pass_the_sanity_checks, 0, 6);
     tcase_add_test(t, the_command_prints_the_figures_and_refuses_bad_input);
     tcase_add_test(t, attacks_execute_no_weight_gradient_primitive);
     tcase_add_test(t, the_library_refuses_bad_attack_input);

@@ -28,7 +28,7 @@ START_TEST(version_names_robusta_and_its_libraries)
     RUN(&r, NULL, "--version");
     ck_assert_int_eq(r.code, 0);
     ck_assert_msg(strncmp(r.out, "robusta " RB_VERSION_STRING "\n", strlen("robusta " RB_VERSION_STRING "\n")) == 0, "%s", r.out);
-    ck_assert_ptr_nonnull(strstr(r.out, "plugin ABI 2"));
+    ck_assert_ptr_nonnull(strstr(r.out, "plugin ABI 3"));
     ck_assert_ptr_nonnull(strstr(r.out, "oneDNN"));
     ck_assert_str_eq(r.err, "");
 }

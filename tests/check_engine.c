@@ -524,6 +524,60 @@ START_TEST(weight_gradients_by_matmul_match_the_reference)
 }
 END_TEST
 
+/* rb_engine_backward_logits: backward from a given gradient of the logits
+ * (another objective than the loss, as DLR attacks use), in inference mode
+ * with data gradients only, against the reference seeded at the logits
+ * (rb_reference_backward_from) on the residual network, batch 3; the seed
+ * is not divided by the batch. A later plain backward is the loss's again,
+ * and a graph whose loss is not a softmax cross-entropy is refused. */
+START_TEST(backward_from_logits_matches_the_reference)
+{
+    enum { B = 3, K = 5, SIZE = 3 * 9 * 9 };
+    rb_node *features, *fc;
+    rb_graph *g = residual_net(&features);
+    rb_engine *e;
+    rb_reference *ref;
+    float fx[B * SIZE], seed[B * K], got[B * SIZE], plain[B * SIZE];
+    double dx[B * SIZE], dseed[B * K];
+    int64_t labels[8];
+    ck_assert_int_eq(rb_graph_find(g, "fc", &fc), RB_OK);
+    images_and_labels(B, SIZE, fx, dx, labels);
+    for (int i = 0; i < B * K; i++)
+        dseed[i] = seed[i] = (float)((i * 7 % 11) - 5) / 4.0f;
+    ck_assert_int_eq(rb_engine_create(&e, g, B, &(rb_engine_options){.data_grads_only = true}), RB_OK);
+    ck_assert_int_eq(rb_engine_forward(e, fx, B, labels, false), RB_OK);
+    ck_assert_msg(rb_engine_backward_logits(e, seed, true) == RB_OK, "%s", rb_last_error());
+    ck_assert_int_eq(rb_engine_input_grad(e, got), RB_OK);
+    ck_assert_int_eq(rb_reference_create(&ref, g, B), RB_OK);
+    ck_assert_int_eq(rb_reference_forward(ref, dx, labels, false), RB_OK);
+    ck_assert_int_eq(rb_reference_backward_from(ref, fc, dseed, false, true), RB_OK);
+    compare_tol("backward from the logits", "input gradient", got, rb_reference_input_grad(ref), B * SIZE, TOL, false);
+    /* the loss's own gradient again: the reference's plain backward */
+    ck_assert_int_eq(rb_engine_backward(e, false, true), RB_OK);
+    ck_assert_int_eq(rb_engine_input_grad(e, plain), RB_OK);
+    ck_assert_int_eq(rb_reference_backward(ref, false, true), RB_OK);
+    compare_tol("plain backward after it", "input gradient", plain, rb_reference_input_grad(ref), B * SIZE, TOL,
+                false);
+    ck_assert_int_eq(rb_engine_backward_logits(e, NULL, true), RB_ERR_INVALID_ARGUMENT);
+    rb_reference_destroy(ref);
+    rb_engine_destroy(e);
+    rb_graph_destroy(g);
+    {   /* a graph without a classification loss */
+        rb_node *x, *y;
+        ck_assert_int_eq(rb_graph_create(&g), RB_OK);
+        ck_assert_int_eq(rb_graph_input(g, 3, 5, 5, mean5, std5, &x), RB_OK);
+        ck_assert_int_eq(rb_graph_conv(g, "conv", x, &(rb_conv_desc){.out_channels = 4, .kernel = {1, 1}}, &y), RB_OK);
+        randomize(g, 5);
+        ck_assert_int_eq(rb_engine_create(&e, g, 1, &(rb_engine_options){.data_grads_only = true}), RB_OK);
+        ck_assert_int_eq(rb_engine_forward(e, fx, 1, NULL, false), RB_OK);
+        ck_assert_int_eq(rb_engine_backward_logits(e, seed, true), RB_ERR_INVALID_ARGUMENT);
+        ck_assert_ptr_nonnull(strstr(rb_last_error(), "softmax cross-entropy"));
+        rb_engine_destroy(e);
+        rb_graph_destroy(g);
+    }
+}
+END_TEST
+
 /* Winograd (rb_conv_algorithm): 3x3 stride-1 convolutions of 16 and 32
  * channels, with and without bias, on a 11x7 image (output tiles of 4
  * leave ragged edges), before a stride-2 one that Winograd does not fit.
@@ -1550,6 +1604,7 @@ int main(void)
     tcase_add_loop_test(tc, every_op_matches_the_reference, 0, 11);
     tcase_add_loop_test(tc, image_gradients_by_matmul_match_the_reference, 0, 3);
     tcase_add_loop_test(tc, weight_gradients_by_matmul_match_the_reference, 0, 8);
+    tcase_add_test(tc, backward_from_logits_matches_the_reference);
     tcase_add_test(tc, winograd_convolutions_match_the_reference);
     tcase_add_test(tc, winograd_stays_within_its_scratchpad_limit);
     tcase_add_test(tc, residual_network_matches_the_reference);

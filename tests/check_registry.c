@@ -90,12 +90,12 @@ START_TEST(every_refusal_class_has_its_message)
 {
     char expected[512];
     expect_refusal("bad_abi", "built for plugin ABI 99, but robusta " RB_VERSION_STRING
-                              " loads ABI 2: rebuild it against this robusta's headers");
+                              " loads ABI 3: rebuild it against this robusta's headers");
     expect_refusal("old_abi", "built for plugin ABI 1, but robusta " RB_VERSION_STRING
-                              " loads ABI 2: rebuild it against this robusta's headers (ABI 2 defines plugins "
-                              "with RB_ARCH_PLUGIN, RB_ATTACK_PLUGIN or RB_TASK_PLUGIN)");
+                              " loads ABI 3: rebuild it against this robusta's headers (since ABI 2 plugins are "
+                              "defined with RB_ARCH_PLUGIN, RB_ATTACK_PLUGIN or RB_TASK_PLUGIN)");
     snprintf(expected, sizeof expected,
-             "descriptor size is 24 bytes, but ABI 2's is %zu: rebuild it against this "
+             "descriptor size is 24 bytes, but ABI 3's is %zu: rebuild it against this "
              "robusta's headers",
              sizeof(rb_plugin));
     expect_refusal("bad_size", expected);

@@ -40,7 +40,7 @@ static rb_status step(void *self, const rb_params *p) { (void)self; (void)p; ret
 RB_ATTACK_PLUGIN("wrong", "1.0", "a step of the wrong type", NULL, .step = step, .project = NULL);
 C
 
-expect_error abi1_macro "RB_PLUGIN_DEFINE is gone in plugin ABI 2" <<'C'
+expect_error abi1_macro "RB_PLUGIN_DEFINE is gone since plugin ABI 2" <<'C'
 #include <robusta/plugin.h>
 static const rb_attack_ops ops = {0};
 RB_PLUGIN_DEFINE(RB_PLUGIN_ATTACK, "old", "1.0", "ABI 1's macro", NULL, &ops);

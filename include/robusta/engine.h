@@ -220,6 +220,16 @@ RB_API bool rb_engine_hold_weights(rb_engine *engine, bool hold);
  * keeps the gradient with respect to the images for rb_engine_input_grad. */
 RB_API rb_status rb_engine_backward(rb_engine *engine, bool weight_grads, bool input_grad);
 
+/* Backward from another objective of the logits than the graph's loss:
+ * `logit_grad` (batch × classes, row-major) is the gradient of that
+ * objective with respect to the logits of the last forward, which backward
+ * propagates in place of the loss's own gradient (no division by the
+ * batch: row r's gradient reaches example r's image as given). For attacks
+ * on other losses (DLR, margins, logit differences), so no weight
+ * gradients. The graph's one loss must be a softmax cross-entropy on the
+ * logits (a classifier); others are refused. */
+RB_API rb_status rb_engine_backward_logits(rb_engine *engine, const float *logit_grad, bool input_grad);
+
 /* A node's last forward value, batch × C × H × W row-major, into `out`.
  * The input of an in-place ReLU holds the ReLU's output, and a value that
  * backward never reads is refused (it only lives through the forward),

@@ -30,7 +30,8 @@
  * and point RB_PLUGIN_PATH at its folder. Folders and files must not be
  * writable by group or others: robusta runs code from them.
  *
- * Compatibility (plugin ABI 2):
+ * Compatibility (plugin ABI 3; ABI 3 added the attack oracle's struct_size,
+ * logit_loss_and_grad and classes):
  *  - the descriptor starts with the ABI version and its own size; a plugin
  *    is loaded only when both equal this robusta's, so a plugin built for
  *    another ABI is refused with a line saying to rebuild it;
@@ -62,7 +63,7 @@
 extern "C" {
 #endif
 
-#define RB_PLUGIN_ABI_VERSION 2u
+#define RB_PLUGIN_ABI_VERSION 3u
 /* The symbol every plugin exports; the loader looks it up with dlsym. */
 #define RB_PLUGIN_SYMBOL "rb_plugin_descriptor"
 
@@ -151,16 +152,50 @@ typedef struct rb_attack_plan {
     int random_start;                /* step-based: 1 when every restart starts at random_start */
 } rb_attack_plan;
 
-/* Lets a whole-run attack evaluate the model: per-example losses and, when
- * `grad` is not NULL, the gradient of their sum with respect to x. The model
- * is in inference mode; no weight gradients are computed. */
+/* An objective of the logits, for rb_attack_oracle.logit_loss_and_grad.
+ * The oracle calls it once per chunk of its rows, in order: the chunk is
+ * rows first .. first + rows - 1 of the oracle's x, `logits` (rows ×
+ * classes, row-major) and `labels` (rows values) are the chunk's, and it
+ * writes each example's loss into losses[r] and the gradient of that loss
+ * with respect to the example's logits into dlogits (rows × classes, zero
+ * on entry). `ctx` is the plugin's (per-row targets, indexed first + r, say).
+ * A status other than RB_OK stops the oracle with it. */
+typedef rb_status (*rb_logit_loss)(void *ctx, int64_t first, int64_t rows, int64_t classes, const float *logits,
+                                   const int64_t *labels, float *losses, float *dlogits);
+
+/* Lets a whole-run attack evaluate the model. The model is in inference
+ * mode (each example's result depends on its image alone); no weight
+ * gradients are computed. x may have any number of rows. */
 typedef struct rb_attack_oracle {
+    /* sizeof(rb_attack_oracle) of the robusta that made it: members are
+     * only ever appended, and one past struct_size is absent
+     * (RB_ATTACK_ORACLE_HAS). */
+    uint32_t struct_size;
+    /* The model's loss per example (the graph's cross-entropy) and, when
+     * `grad` is not NULL, the gradient of their sum with respect to x. */
     rb_status (*loss_and_grad)(void *ctx, const rb_tensor *x, const int64_t *labels,
                                float *losses, rb_tensor *grad);
     /* Logits (N × classes) for x, to check which examples are fooled. */
     rb_status (*logits)(void *ctx, const rb_tensor *x, rb_tensor *logits);
     void *ctx;
+    /* Any objective of the logits (DLR, a margin, a difference of two
+     * logits): runs the model on x, calls `loss` on the logits, and
+     * backpropagates its dlogits, so that `grad` (when not NULL) is the
+     * gradient of the sum of the losses with respect to x. losses (rows
+     * values) and logits (rows × classes) receive what the model gave, each
+     * when not NULL. Refused for models whose loss is not a classifier's
+     * (segmentation, detection). */
+    rb_status (*logit_loss_and_grad)(void *ctx, const rb_tensor *x, const int64_t *labels, rb_logit_loss loss,
+                                     void *loss_ctx, float *losses, float *logits, rb_tensor *grad);
+    /* The model's classes: logits per example. */
+    int64_t classes;
 } rb_attack_oracle;
+
+/* Whether an oracle has `member` (one added after struct_size began); a
+ * callback that is there may still be NULL. */
+#define RB_ATTACK_ORACLE_HAS(oracle, member)                                                                     \
+    ((oracle) != NULL &&                                                                                         \
+     (oracle)->struct_size >= offsetof(rb_attack_oracle, member) + sizeof((oracle)->member))
 
 /* The batch as plain arrays: `rows` examples of `cols` values each. */
 typedef struct rb_attack_view {
@@ -495,7 +530,7 @@ typedef struct rb_plugin {
 
 /* ABI 1's macro, which took the kind and the table separately and could
  * not tell when they disagreed. */
-#define RB_PLUGIN_DEFINE(...)                                                                        _Static_assert(0, "RB_PLUGIN_DEFINE is gone in plugin ABI 2: use RB_ARCH_PLUGIN, "                                "RB_ATTACK_PLUGIN or RB_TASK_PLUGIN (robusta/plugin.h)")
+#define RB_PLUGIN_DEFINE(...)                                                                        _Static_assert(0, "RB_PLUGIN_DEFINE is gone since plugin ABI 2: use RB_ARCH_PLUGIN, "                                "RB_ATTACK_PLUGIN or RB_TASK_PLUGIN (robusta/plugin.h)")
 
 /* The file a loaded plugin came from (for messages), or NULL for a
  * descriptor that no registry loaded. */

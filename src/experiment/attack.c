@@ -32,8 +32,18 @@ typedef struct attack_ctx {
     int64_t *labels; /* batch */
     float *grad;    /* batch × per */
     float *logits;  /* batch × classes */
+    float *dlogits; /* batch × classes: a logit objective's gradient (padding rows zero) */
+    float *objective; /* batch: its per-example values */
     int64_t forwards, backwards;
 } attack_ctx;
+
+/* Another objective of the logits than the model's loss (the oracle's
+ * logit_loss_and_grad). */
+typedef struct logit_objective {
+    rb_logit_loss loss;
+    void *ctx;
+    int64_t first; /* the chunk's first row in the oracle's x */
+} logit_objective;
 
 static void ctx_free(attack_ctx *c)
 {
@@ -41,6 +51,8 @@ static void ctx_free(attack_ctx *c)
     free(c->labels);
     free(c->grad);
     free(c->logits);
+    free(c->dlogits);
+    free(c->objective);
 }
 
 static rb_status ctx_init(attack_ctx *c, rb_engine *engine, const rb_model *model)
@@ -63,7 +75,9 @@ static rb_status ctx_init(attack_ctx *c, rb_engine *engine, const rb_model *mode
     c->labels = calloc((size_t)c->batch, sizeof *c->labels);
     c->grad = calloc((size_t)(c->batch * c->per), sizeof *c->grad);
     c->logits = calloc((size_t)(c->batch * c->classes), sizeof *c->logits);
-    if (!c->images || !c->labels || !c->grad || !c->logits) {
+    c->dlogits = calloc((size_t)(c->batch * c->classes), sizeof *c->dlogits);
+    c->objective = calloc((size_t)c->batch, sizeof *c->objective);
+    if (!c->images || !c->labels || !c->grad || !c->logits || !c->dlogits || !c->objective) {
         ctx_free(c);
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "attack: out of memory for a batch of %lld",
                             (long long)c->batch);
@@ -71,11 +85,33 @@ static rb_status ctx_init(attack_ctx *c, rb_engine *engine, const rb_model *mode
     return RB_OK;
 }
 
+/* One chunk of rows <= batch of a logit objective: the plugin's loss on
+ * the logits, and backward from its gradient (no scaling: row r's gradient
+ * is example r's own). The forward has run. */
+static rb_status ctx_objective(attack_ctx *c, const logit_objective *obj, const int64_t *labels, int64_t rows,
+                               float *losses, float *grad)
+{
+    rb_status s;
+    memset(c->dlogits, 0, (size_t)(c->batch * c->classes) * sizeof *c->dlogits);
+    if ((s = obj->loss(obj->ctx, obj->first, rows, c->classes, c->logits, labels, c->objective, c->dlogits)) != RB_OK)
+        return s;
+    if (losses != NULL)
+        memcpy(losses, c->objective, (size_t)rows * sizeof *losses);
+    if (grad != NULL) {
+        if ((s = rb_engine_backward_logits(c->engine, c->dlogits, true)) != RB_OK ||
+            (s = rb_engine_input_grad(c->engine, c->grad)) != RB_OK)
+            return s;
+        c->backwards++;
+        memcpy(grad, c->grad, (size_t)(rows * c->per) * sizeof *grad);
+    }
+    return RB_OK;
+}
+
 /* One chunk of rows <= batch: losses, per-example input gradients (the
  * engine's gradient of the batch mean times the batch) and logits, each
- * optional. */
+ * optional; with `obj`, of that objective instead of the model's loss. */
 static rb_status ctx_eval(attack_ctx *c, const float *x, const int64_t *labels, int64_t rows,
-                          float *losses, float *grad, float *logits)
+                          const logit_objective *obj, float *losses, float *grad, float *logits)
 {
     rb_status s;
     memcpy(c->images, x, (size_t)(rows * c->per) * sizeof *x);
@@ -87,6 +123,13 @@ static rb_status ctx_eval(attack_ctx *c, const float *x, const int64_t *labels, 
     if ((s = rb_engine_forward(c->engine, c->images, c->batch, c->labels, false)) != RB_OK)
         return s;
     c->forwards++;
+    if (obj != NULL) {
+        if ((s = rb_engine_read(c->engine, rb_model_logits(c->model), c->logits)) != RB_OK)
+            return s;
+        if (logits != NULL)
+            memcpy(logits, c->logits, (size_t)(rows * c->classes) * sizeof *logits);
+        return ctx_objective(c, obj, labels, rows, losses, grad);
+    }
     if (losses != NULL) {
         const float *l = rb_engine_losses(c->engine);
         if (l == NULL)
@@ -112,13 +155,15 @@ static rb_status ctx_eval(attack_ctx *c, const float *x, const int64_t *labels, 
 
 /* Any count, in chunks. */
 static rb_status ctx_eval_all(attack_ctx *c, const float *x, const int64_t *labels, int64_t count,
-                              float *losses, float *grad, float *logits)
+                              logit_objective *obj, float *losses, float *grad, float *logits)
 {
     for (int64_t first = 0; first < count; first += c->batch) {
         int64_t rows = count - first < c->batch ? count - first : c->batch;
-        rb_status s = ctx_eval(c, x + first * c->per, labels + first, rows,
-                               losses ? losses + first : NULL, grad ? grad + first * c->per : NULL,
-                               logits ? logits + first * c->classes : NULL);
+        rb_status s;
+        if (obj != NULL)
+            obj->first = first;
+        s = ctx_eval(c, x + first * c->per, labels + first, rows, obj, losses ? losses + first : NULL,
+                     grad ? grad + first * c->per : NULL, logits ? logits + first * c->classes : NULL);
         if (s != RB_OK)
             return s;
     }
@@ -160,7 +205,7 @@ rb_status rb_attack_loss_grad(rb_engine *engine, const rb_model *model, const fl
         return s;
     s = check_labels(&c, labels, count);
     if (s == RB_OK)
-        s = ctx_eval_all(&c, x, labels, count, losses, grad, logits);
+        s = ctx_eval_all(&c, x, labels, count, NULL, losses, grad, logits);
     ctx_free(&c);
     return s;
 }
@@ -190,8 +235,27 @@ static rb_status oracle_loss_and_grad(void *ctx, const rb_tensor *x, const int64
         s = check_labels(c, labels, rb_tensor_dim(x, 0));
     if (s != RB_OK)
         return s;
-    return ctx_eval_all(c, rb_tensor_cdata(x), labels, rb_tensor_dim(x, 0), losses,
+    return ctx_eval_all(c, rb_tensor_cdata(x), labels, rb_tensor_dim(x, 0), NULL, losses,
                         grad ? rb_tensor_data(grad) : NULL, NULL);
+}
+
+static rb_status oracle_logit_loss_and_grad(void *ctx, const rb_tensor *x, const int64_t *labels, rb_logit_loss loss,
+                                            void *loss_ctx, float *losses, float *logits, rb_tensor *grad)
+{
+    attack_ctx *c = ctx;
+    logit_objective obj = {loss, loss_ctx, 0};
+    rb_status s = oracle_check(c, x, "x");
+    if (s == RB_OK && grad != NULL && (s = oracle_check(c, grad, "grad")) == RB_OK &&
+        rb_tensor_dim(grad, 0) != rb_tensor_dim(x, 0))
+        s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack oracle: grad and x differ in rows");
+    if (s == RB_OK && (labels == NULL || loss == NULL))
+        s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack oracle: a logit objective needs labels and a loss");
+    if (s == RB_OK)
+        s = check_labels(c, labels, rb_tensor_dim(x, 0));
+    if (s != RB_OK)
+        return s;
+    return ctx_eval_all(c, rb_tensor_cdata(x), labels, rb_tensor_dim(x, 0), &obj, losses,
+                        grad ? rb_tensor_data(grad) : NULL, logits);
 }
 
 static rb_status oracle_logits(void *ctx, const rb_tensor *x, rb_tensor *logits)
@@ -209,7 +273,7 @@ static rb_status oracle_logits(void *ctx, const rb_tensor *x, rb_tensor *logits)
     zeros = calloc((size_t)(n ? n : 1), sizeof *zeros);
     if (zeros == NULL)
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "attack oracle: out of memory");
-    s = ctx_eval_all(c, rb_tensor_cdata(x), zeros, n, NULL, NULL, rb_tensor_data(logits));
+    s = ctx_eval_all(c, rb_tensor_cdata(x), zeros, n, NULL, NULL, NULL, rb_tensor_data(logits));
     free(zeros);
     return s;
 }
@@ -483,13 +547,18 @@ rb_status rb_attacker_run(rb_attacker *a, const rb_plugin *plugin, const rb_para
         const int64_t *y = labels + first, *goal;
         int64_t shape[4];
         const rb_model_input *in = rb_model_get_input(c->model);
-        rb_attack_oracle oracle = {.loss_and_grad = oracle_loss_and_grad, .logits = oracle_logits, .ctx = c};
+        rb_attack_oracle oracle = {.struct_size = (uint32_t)sizeof(rb_attack_oracle),
+                                   .loss_and_grad = oracle_loss_and_grad,
+                                   .logits = oracle_logits,
+                                   .ctx = c,
+                                   .logit_loss_and_grad = oracle_logit_loss_and_grad,
+                                   .classes = c->classes};
         rb_attack_batch batch;
 
         shape[0] = rows, shape[1] = in->channels, shape[2] = in->height, shape[3] = in->width;
         memcpy(b->x0, x + first * c->per, (size_t)(rows * c->per) * sizeof(float));
         /* Clean predictions, and the targets. */
-        if ((s = ctx_eval(c, b->x0, y, rows, NULL, NULL, b->logits)) != RB_OK)
+        if ((s = ctx_eval(c, b->x0, y, rows, NULL, NULL, NULL, b->logits)) != RB_OK)
             goto done;
         for (int64_t r = 0; r < rows; r++)
             st.clean_correct += argmax(b->logits + r * c->classes, c->classes) == y[r];
@@ -519,7 +588,7 @@ rb_status rb_attacker_run(rb_attacker *a, const rb_plugin *plugin, const rb_para
             if (use_run) {
                 if (PLUGIN_CALL(plugin, "run", ops->run(self, params, &oracle, &batch)) != RB_OK)
                     goto done;
-                if ((s = ctx_eval(c, b->xa, goal, rows, b->losses, NULL, b->logits)) != RB_OK)
+                if ((s = ctx_eval(c, b->xa, goal, rows, NULL, b->losses, NULL, b->logits)) != RB_OK)
                     goto done;
                 track_best(c, b, rows, true, targeted);
             } else {
@@ -528,7 +597,8 @@ rb_status rb_attacker_run(rb_attacker *a, const rb_plugin *plugin, const rb_para
                     goto done;
                 for (int it = 0;; it++) {
                     bool last = it == o->steps;
-                    if ((s = ctx_eval(c, b->xa, goal, rows, b->losses, last ? NULL : b->grad, b->logits)) != RB_OK)
+                    if ((s = ctx_eval(c, b->xa, goal, rows, NULL, b->losses, last ? NULL : b->grad, b->logits)) !=
+                        RB_OK)
                         goto done;
                     if (o->keep_best || last)
                         track_best(c, b, rows, it == 0 || !o->keep_best, targeted);

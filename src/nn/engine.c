@@ -839,6 +839,23 @@ rb_status rb_engine_backward(rb_engine *e, bool weight_grads, bool input_grad)
     return RB_OK;
 }
 
+rb_status rb_engine_backward_logits(rb_engine *e, const float *logit_grad, bool input_grad)
+{
+    rb_status s;
+    if (logit_grad == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: backward from the logits needs their gradient");
+    if (e->loss == NULL || e->n_losses != 1 || e->loss->node->op != RB_OP_SOFTMAX_CE)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "engine: backward from the logits needs a graph whose one loss is a softmax "
+                            "cross-entropy on them (this one has %zu loss%s%s%s)",
+                            e->n_losses, e->n_losses == 1 ? "" : "es", e->loss ? ", the first a " : "",
+                            e->loss ? rb_op_str(e->loss->node->op) : "");
+    e->logit_grad = logit_grad;
+    s = rb_engine_backward(e, false, input_grad);
+    e->logit_grad = NULL;
+    return s;
+}
+
 /* ------------------------------------------------------------ profile */
 
 rb_status rb_engine_node_seconds(const rb_engine *e, const rb_node *node, double *forward, double *backward)

@@ -157,6 +157,7 @@ struct rb_engine {
     void *node_backward_done_user;
     int64_t sync_bn_batch; /* rb_engine_options.sync_bn_batch (0: off) */
     enode *loss;   /* the first loss node (NULL: the graph has none) */
+    const float *logit_grad; /* rb_engine_backward_logits: the softmax loss's input gradient, given */
     size_t n_losses;
     int threads;
     char threads_text[160];

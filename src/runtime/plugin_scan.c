@@ -128,8 +128,8 @@ static int descriptor_ok(const rb_plugin *p, size_t object_size, char *why, size
                  "built for plugin ABI %u, but robusta %s loads ABI %u: rebuild it against "
                  "this robusta's headers%s",
                  p->abi_version, RB_VERSION_STRING, RB_PLUGIN_ABI_VERSION,
-                 p->abi_version < RB_PLUGIN_ABI_VERSION
-                     ? " (ABI 2 defines plugins with RB_ARCH_PLUGIN, RB_ATTACK_PLUGIN or RB_TASK_PLUGIN)"
+                 p->abi_version < 2
+                     ? " (since ABI 2 plugins are defined with RB_ARCH_PLUGIN, RB_ATTACK_PLUGIN or RB_TASK_PLUGIN)"
                      : "");
         return 0;
     }

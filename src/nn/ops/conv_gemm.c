@@ -282,9 +282,10 @@ rb_status conv_weight_grad_by_gemm(rb_engine *e, enode *en, dnnl_memory_t x)
     for (int64_t i = 0; i < e->batch; i++) {
         float beta = i == 0 && !en->grads_add ? 0.0f : 1.0f;
         eng_args a = {.n = 0};
-        if (dnnl_memory_set_data_handle(en->wgemm_x_image, (unsigned char *)x_base + (size_t)i * en->wgemm_x_image_bytes) !=
-                dnnl_success ||
-            dnnl_memory_set_data_handle(en->wgemm_dy_image, (unsigned char *)dy_base + (size_t)i * en->wgemm_dy_image_bytes) != dnnl_success)
+        unsigned char *x_i = (unsigned char *)x_base + (size_t)i * en->wgemm_x_image_bytes;
+        unsigned char *dy_i = (unsigned char *)dy_base + (size_t)i * en->wgemm_dy_image_bytes;
+        if (dnnl_memory_set_data_handle(en->wgemm_x_image, x_i) != dnnl_success ||
+            dnnl_memory_set_data_handle(en->wgemm_dy_image, dy_i) != dnnl_success)
             return eng_dnnl_fail(dnnl_runtime_error, "weight gradient", n);
         eng_arg(&a, DNNL_ARG_FROM, en->wgemm_x_image);
         eng_arg(&a, DNNL_ARG_TO, en->wgemm_x_plain);

@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "nn/op.h"
 
@@ -92,6 +93,10 @@ static rb_status backward(rb_engine *e, enode *en, bool weight_grads)
     const float *prob = eng_floats(e, en->workspace.offset);
     float *dz = eng_floats(e, eng_grad_offset(e, en, 0));
     (void)weight_grads;
+    if (e->logit_grad != NULL) { /* rb_engine_backward_logits: another objective's gradient */
+        memcpy(dz, e->logit_grad, (size_t)(e->batch * k) * sizeof *dz);
+        return eng_deliver(e, en, 0);
+    }
     /* d mean loss / d z = (softmax - onehot) / N */
     for (int64_t b = 0; b < e->batch; b++)
         for (int64_t c = 0; c < k; c++)
