@@ -85,8 +85,11 @@ void cli_print_command_help(FILE *out, const cli_command *cmd, int argc, char **
  * `options`. Read the command's shared options through it. */
 const rb_params *cli_option_owner(const rb_params *options, const char *name);
 /* Fills steps, restarts, random_start, keep_best and seed of `ao` from
- * those of the command's options it has (through cli_option_owner). */
-void cli_attack_options(const rb_params *options, rb_attack_options *ao);
+ * those of the command's options it has (through cli_option_owner).
+ * Refuses --steps given to a whole-run attack that schedules itself
+ * without taking steps over (square counts queries): it would be
+ * ignored. */
+rb_status cli_attack_options(const rb_params *options, rb_attack_options *ao);
 
 /* An option's value, after parsing (so it has one: given or default);
  * cli_opt_string is NULL for a string option without a default that was

@@ -76,7 +76,10 @@ static int run_attack(const cli_command *self, rb_params *o, int argc, char **ar
         rb_error_set(RB_ERR_INVALID_ARGUMENT, "--attack names no attack plugin");
         return cli_fail(self->name, RB_ERR_INVALID_ARGUMENT);
     }
-    cli_attack_options(o, &ao); /* from the plugin's parameters where it took them over */
+    if (cli_attack_options(o, &ao) != RB_OK) { /* from the plugin's parameters where it took them over */
+        fprintf(stderr, "robusta %s: %s\n", self->name, rb_last_error());
+        return RB_EXIT_USAGE;
+    }
     ao.target = targeted == NULL                      ? RB_ATTACK_UNTARGETED
                 : strcmp(targeted, "random") == 0       ? RB_ATTACK_TARGET_RANDOM
                 : strcmp(targeted, "least-likely") == 0 ? RB_ATTACK_TARGET_LEAST_LIKELY

@@ -217,7 +217,11 @@ static int run_train(const cli_command *self, rb_params *o, int argc, char **arg
         c.adversarial.attack = cli_plugin("attack");
         c.adversarial.attack_params = cli_plugin_params("attack");
         c.adversarial.attack_options = rb_attack_options_default();
-        cli_attack_options(o, &c.adversarial.attack_options); /* the plugin's where it took them over */
+        /* the plugin's where it took them over */
+        if (cli_attack_options(o, &c.adversarial.attack_options) != RB_OK) {
+            fprintf(stderr, "robusta %s: %s\n", self->name, rb_last_error());
+            return RB_EXIT_USAGE;
+        }
         c.adversarial.attack_options.seed = c.seed;
         if (c.adversarial.attack == NULL)
             return cli_fail(self->name, rb_error_set(RB_ERR_INTERNAL, "--attack was given but no plugin was chosen"));
@@ -443,8 +447,8 @@ static int run_eval(const cli_command *self, rb_params *o, int argc, char **args
     if (argc > 0)
         return usage(self->name, "eval takes no positional arguments (got '%s')", args[0]);
     if (attack != NULL) {
-        cli_attack_options(o, &ao); /* the plugin's where it took them over */
-        if (rb_attack_check(attack, &ao) != RB_OK) {
+        /* the plugin's where it took them over */
+        if (cli_attack_options(o, &ao) != RB_OK || rb_attack_check(attack, &ao) != RB_OK) {
             fprintf(stderr, "robusta %s: %s\n", self->name, rb_last_error());
             return RB_EXIT_USAGE;
         }

@@ -447,7 +447,10 @@ static rb_attack_stats run_whole(const char *name, const char *norm, double eps,
     snprintf(text, sizeof text, "%.17g", eps);
     ck_assert_int_eq(rb_params_set(params, "eps", text), RB_OK);
     snprintf(text, sizeof text, "%d", steps);
-    ck_assert_int_eq(rb_params_set(params, "steps", text), RB_OK);
+    /* square's budget is queries: 20 per step keeps its share of the time */
+    if (strcmp(name, "square") == 0)
+        snprintf(text, sizeof text, "%d", 20 * steps);
+    ck_assert_int_eq(rb_params_set(params, strcmp(name, "square") == 0 ? "queries" : "steps", text), RB_OK);
     if (targets > 0) {
         snprintf(text, sizeof text, "%d", targets);
         ck_assert_int_eq(rb_params_set(params, "target-classes", text), RB_OK);
@@ -462,7 +465,7 @@ static rb_attack_stats run_whole(const char *name, const char *norm, double eps,
 
 START_TEST(whole_run_attacks_pass_the_sanity_checks)
 {
-    static const char *const names[3] = {"apgd-ce", "apgd-dlr", "apgd-t"};
+    static const char *const names[4] = {"apgd-ce", "apgd-dlr", "apgd-t", "square"};
     const char *name = names[_i / 2], *norm = _i % 2 ? "l2" : "linf";
     int targets = _i / 2 == 2 ? K - 1 : 0;
     bool l2 = _i % 2 == 1;
@@ -909,7 +912,7 @@ static Suite *attack_suite(void)
     tcase_add_test(t, restarts_never_raise_robust_accuracy);
     tcase_add_test(t, targeted_attacks_reach_their_targets);
     tcase_add_test(t, whole_run_plugins_get_an_oracle);
-    tcase_add_loop_test(t, whole_run_attacks_pass_the_sanity_checks, 0, 6);
+    tcase_add_loop_test(t, whole_run_attacks_pass_the_sanity_checks, 0, 8);
     tcase_add_test(t, the_command_prints_the_figures_and_refuses_bad_input);
     tcase_add_test(t, attacks_execute_no_weight_gradient_primitive);
     tcase_add_test(t, the_library_refuses_bad_attack_input);

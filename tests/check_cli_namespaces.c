@@ -102,6 +102,14 @@ START_TEST(a_plugin_that_declares_steps_takes_the_command_line_value)
     ck_assert_msg(strstr(r.out, "steps 2, rho 0.75, alpha 0.75, random-start false; 2 steps, 1 restart) ") != NULL,
                   "%s", r.out);
 
+    /* square schedules itself by queries: --steps would be ignored, so it
+     * is refused, in every command that attacks */
+    ATTACK("--attack", "square", "--steps", "5");
+    assert_refused(2, "robusta attack: attack plugin square schedules itself and takes no --steps; its own budget: "
+                      "--queries\n");
+    ATTACK("--attack", "square", "--queries", "3");
+    assert_ok();
+
     /* a plugin that does not declare steps leaves --steps to the command */
     ATTACK("--attack", "pgd-linf", "--steps", "0");
     assert_ok();
@@ -173,6 +181,17 @@ START_TEST(eval_train_and_bench_resolve_the_same_way)
     RUN(&r, env, "eval", "--ckpt", m, "--data", data, "--threads", "1", "--attack", "own-steps", "--steps", "1",
         "--batch-size", "8", "--attack.batch-size", "8", "--seed", "3");
     assert_ok();
+
+    /* square takes queries, not steps, in eval and train too */
+    RUN(&r, env, "eval", "--ckpt", m, "--data", data, "--threads", "1", "--attack", "square", "--steps", "2");
+    assert_refused(2, "robusta eval: attack plugin square schedules itself and takes no --steps; its own budget: "
+                      "--queries\n");
+    snprintf(run, sizeof run, "%s/refused", dir);
+    RUN(&r, env, "-q", "train", "--arch", "resnet18", "--stem", "cifar", "--width", "0.125", "--data", data, "--out",
+        run, "--epochs", "1", "--threads", "1", "--attack", "square", "--steps", "2");
+    assert_refused(2, "robusta train: attack plugin square schedules itself and takes no --steps; its own budget: "
+                      "--queries\n");
+    ck_assert_int_ne(access(run, F_OK), 0); /* nothing written */
 
     /* train: the attack's steps are own-steps' (begin checks it at every
      * batch), --batch-size is training's */
