@@ -20,6 +20,7 @@
 #include <robusta/plugin.h>
 
 #include "apgd.h"
+#include "ranked.h"
 
 #define WHO "apgd-t"
 
@@ -29,27 +30,12 @@ static const rb_param_spec apgd_t_params[] = {
      "targets tried per example: the classes of the 2nd to (N+1)-th largest clean logits"},
     {NULL}};
 
-/* Classes by decreasing logit, ties to the lower class (a stable sort of
- * indices). */
-typedef struct ranked {
-    const float *z;
-    int64_t i;
-} ranked;
-
-static int by_logit(const void *a, const void *b)
-{
-    const ranked *x = a, *y = b;
-    if (x->z[x->i] != y->z[y->i])
-        return x->z[x->i] > y->z[y->i] ? -1 : 1;
-    return x->i < y->i ? -1 : x->i > y->i;
-}
-
 typedef struct buffers {
     rb_tensor *clean, *logits;
     float *xs, *x0s;
     int64_t *order, *labels, *targets, *row_of;
     bool *fooled, *done;
-    ranked *rank;
+    ranked_class *rank;
 } buffers;
 
 static void buffers_free(buffers *m)
@@ -139,12 +125,7 @@ static rb_status apgd_t_run(void *self, const rb_params *params, const rb_attack
     }
     memcpy(v.x, v.x0, (size_t)(v.rows * v.cols) * sizeof *v.x);
     for (int64_t r = 0; r < v.rows; r++) {
-        const float *z = (const float *)rb_tensor_cdata(m.logits) + r * classes;
-        for (int64_t i = 0; i < classes; i++)
-            m.rank[i] = (ranked){z, i};
-        qsort(m.rank, (size_t)classes, sizeof *m.rank, by_logit);
-        for (int64_t i = 0; i < classes; i++)
-            m.order[r * classes + i] = m.rank[i].i;
+        rank_classes((const float *)rb_tensor_cdata(m.logits) + r * classes, classes, m.order + r * classes, m.rank);
         m.done[r] = m.order[r * classes] != b->labels[r]; /* misclassified already */
     }
 

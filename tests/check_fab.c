@@ -1,0 +1,278 @@
+/* The fab-t attack plugin, loaded through the registry, against linear
+ * classifiers z = W x + b, whose decision boundaries are planes: the
+ * minimal perturbation towards a target is the distance from x0 to the
+ * plane {z_t = z_y} within the unit box, known in closed form, and FAB
+ * must find it to within 1% (the issue's bar), never below it (its result
+ * is adversarial); targets come in the order of the clean logits, success
+ * needs the perturbation within eps, and bad settings are refused. */
+#include "config.h"
+
+#include <math.h>
+
+#include <robusta/robusta.h>
+
+#include "testutil.h"
+
+enum { MAXD = 8, K = 3, ROWS = 3 };
+
+static rb_registry *reg;
+static const rb_attack_ops *ops;
+static rb_params *params;
+
+static void setup(void)
+{
+    const rb_plugin *p;
+    ck_assert_int_eq(rb_registry_create(&reg), RB_OK);
+    ck_assert_int_eq(rb_registry_load_default(reg), RB_OK);
+    ck_assert_msg(rb_registry_find(reg, RB_PLUGIN_ATTACK, "fab-t", &p) == RB_OK, "%s", rb_last_error());
+    ops = p->ops.attack;
+    ck_assert_int_eq(rb_params_create(&params, p->params), RB_OK);
+    ck_assert_int_eq(rb_params_set(params, "target-classes", "2"), RB_OK); /* K - 1 */
+}
+
+static void teardown(void)
+{
+    rb_params_destroy(params);
+    rb_registry_destroy(reg);
+}
+
+static void set(const char *name, const char *value)
+{
+    ck_assert_msg(rb_params_set(params, name, value) == RB_OK, "%s", rb_last_error());
+}
+
+typedef struct linear {
+    int64_t dim;
+    double w[K][MAXD], b[K];
+} linear;
+
+static void logits_of(const linear *m, const float *x, float *z)
+{
+    for (int c = 0; c < K; c++) {
+        double v = m->b[c];
+        for (int64_t i = 0; i < m->dim; i++)
+            v += m->w[c][i] * x[i];
+        z[c] = (float)v;
+    }
+}
+
+static rb_status oracle_logits(void *ctx, const rb_tensor *x, rb_tensor *logits)
+{
+    linear *m = ctx;
+    for (int64_t r = 0; r < rb_tensor_dim(x, 0); r++)
+        logits_of(m, (const float *)rb_tensor_cdata(x) + r * m->dim, (float *)rb_tensor_data(logits) + r * K);
+    return RB_OK;
+}
+
+static rb_status oracle_logit_loss(void *ctx, const rb_tensor *x, const int64_t *labels, rb_logit_loss loss,
+                                   void *loss_ctx, float *losses, float *logits, rb_tensor *grad)
+{
+    linear *m = ctx;
+    int64_t rows = rb_tensor_dim(x, 0);
+    float z[ROWS * K], dz[ROWS * K];
+    ck_assert_int_le(rows, ROWS);
+    for (int64_t r = 0; r < rows; r++)
+        logits_of(m, (const float *)rb_tensor_cdata(x) + r * m->dim, z + r * K);
+    memset(dz, 0, sizeof dz);
+    if (loss(loss_ctx, 0, rows, K, z, labels, losses, dz) != RB_OK)
+        return RB_ERR_INVALID_ARGUMENT;
+    if (logits != NULL)
+        memcpy(logits, z, (size_t)(rows * K) * sizeof *z);
+    for (int64_t r = 0; r < rows && grad != NULL; r++)
+        for (int64_t i = 0; i < m->dim; i++) {
+            double g = 0;
+            for (int c = 0; c < K; c++)
+                g += m->w[c][i] * dz[r * K + c];
+            ((float *)rb_tensor_data(grad))[r * m->dim + i] = (float)g;
+        }
+    return RB_OK;
+}
+
+static rb_status run(linear *m, float *x, const float *x0, const int64_t *labels, int64_t rows)
+{
+    rb_attack_oracle o = {.struct_size = (uint32_t)sizeof o,
+                          .logits = oracle_logits,
+                          .ctx = m,
+                          .logit_loss_and_grad = oracle_logit_loss,
+                          .classes = K};
+    rb_tensor *tx, *tx0;
+    rb_attack_batch b;
+    int64_t shape[2] = {rows, m->dim};
+    rb_status s;
+    memcpy(x, x0, (size_t)(rows * m->dim) * sizeof *x);
+    ck_assert_int_eq(rb_tensor_wrap(&tx, RB_DTYPE_F32, 2, shape, x), RB_OK);
+    ck_assert_int_eq(rb_tensor_wrap(&tx0, RB_DTYPE_F32, 2, shape, (void *)(uintptr_t)x0), RB_OK);
+    memset(&b, 0, sizeof b);
+    b.x_adv = tx;
+    b.x_clean = tx0;
+    b.labels = labels;
+    b.seed = 1;
+    b.stream = RB_RNG_STREAM(RB_RNG_ATTACK, 0);
+    s = ops->run(NULL, params, &o, &b);
+    rb_tensor_destroy(tx);
+    rb_tensor_destroy(tx0);
+    return s;
+}
+
+static double dist(bool linf, const float *a, const float *b, int64_t n)
+{
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double v = fabs((double)a[i] - b[i]);
+        s = linf ? fmax(s, v) : s + v * v;
+    }
+    return linf ? s : sqrt(s);
+}
+
+static int predict(const linear *m, const float *x)
+{
+    float z[K];
+    logits_of(m, x, z);
+    return z[1] > z[0] ? (z[2] > z[1] ? 2 : 1) : (z[2] > z[0] ? 2 : 0);
+}
+
+/* Away from the box: class 0 (the label) is 0, class 1 is v . x + c (the
+ * target: second largest), class 2 is -50. The plane z_1 = 0 lies at
+ * Linf distance |z_1(x0)| / ||v||_1 and L2 distance |z_1(x0)| / ||v||_2,
+ * here 0.05 with images in [0.4, 0.6], so the box never binds. FAB's
+ * closest adversarial point must be within 1% above it: its first
+ * projection lands on the plane and overshoots by eta, and each backward
+ * step (beta) and new projection closes in (measured: 1.0052 times the
+ * minimum in both norms, and 1.0046 in L2 where the box binds, below). */
+START_TEST(fab_finds_the_minimal_perturbation_of_a_linear_model)
+{
+    const char *norms[2] = {"linf", "l2"};
+    for (int n = 0; n < 2; n++) {
+        bool linf = n == 0;
+        linear m = {.dim = MAXD};
+        uint32_t s = 11;
+        float x0[ROWS * MAXD], x[ROWS * MAXD];
+        int64_t labels[ROWS] = {0, 0, 0};
+        double l1 = 0, l2 = 0;
+        for (int i = 0; i < MAXD; i++) {
+            s = s * 1664525u + 1013904223u;
+            m.w[1][i] = 2.0 * ((s >> 8) / 16777216.0) - 1.0;
+            l1 += fabs(m.w[1][i]);
+            l2 += m.w[1][i] * m.w[1][i];
+        }
+        l2 = sqrt(l2);
+        m.b[2] = -50;
+        for (int i = 0; i < ROWS * MAXD; i++) {
+            s = s * 1664525u + 1013904223u;
+            x0[i] = (float)(0.4 + 0.2 * ((s >> 8) / 16777216.0));
+        }
+        /* z_1(x0) = -0.05 ||v|| at the first row's x0; the other rows share it */
+        for (int r = 1; r < ROWS; r++)
+            memcpy(x0 + r * MAXD, x0, MAXD * sizeof *x0);
+        m.b[1] = -0.05 * (linf ? l1 : l2);
+        for (int i = 0; i < MAXD; i++)
+            m.b[1] -= m.w[1][i] * x0[i];
+        set("norm", norms[n]);
+        set("eps", "1");
+        set("target-classes", "1");
+        ck_assert_msg(run(&m, x, x0, labels, ROWS) == RB_OK, "%s", rb_last_error());
+        for (int r = 0; r < ROWS; r++) {
+            double d = dist(linf, x + r * MAXD, x0 + r * MAXD, MAXD);
+            ck_assert_msg(predict(&m, x + r * MAXD) == 1, "%s row %d: not the target", norms[n], r);
+            ck_assert_msg(d >= 0.05 * (1 - 1e-5) && d <= 0.05 * 1.01, "%s row %d: distance %.9g, minimal 0.05",
+                          norms[n], r, d);
+        }
+    }
+}
+END_TEST
+
+/* Where the box binds (hand-worked): two pixels, x0 = (0.95, 0.5), and the
+ * target's logit x_1 + x_2 - 1.6, which must rise by 0.15 to pass the
+ * label's 0. Without the box the smallest moves are (0.075, 0.075) in both
+ * norms, but x_1 can rise by 0.05 only:
+ *   Linf: x_1 + 0.05, x_2 + rho with 0.05 + rho = 0.15: rho = 0.1, so the
+ *         minimal Linf perturbation is 0.1 (not 0.075);
+ *   L2:   x_1 + 0.05, x_2 + 0.1: sqrt(0.05^2 + 0.1^2) = 0.111803 (not
+ *         0.106066).
+ * FAB's projections are box-aware, so it lands within 1% of these. */
+START_TEST(fab_respects_the_box_in_its_projections)
+{
+    const char *norms[2] = {"linf", "l2"};
+    const double minimal[2] = {0.1, 0.11180339887498948};
+    linear m = {.dim = 2};
+    float x0[2] = {0.95f, 0.5f}, x[2];
+    int64_t labels[1] = {0};
+    m.w[1][0] = m.w[1][1] = 1;
+    m.b[1] = -1.6;
+    m.b[2] = -50;
+    set("eps", "1");
+    set("target-classes", "1");
+    for (int n = 0; n < 2; n++) {
+        double d;
+        set("norm", norms[n]);
+        ck_assert_msg(run(&m, x, x0, labels, 1) == RB_OK, "%s", rb_last_error());
+        d = dist(n == 0, x, x0, 2);
+        ck_assert(x[0] <= 1.0f && x[1] <= 1.0f);
+        ck_assert_int_eq(predict(&m, x), 1);
+        ck_assert_msg(d >= minimal[n] * (1 - 1e-5) && d <= minimal[n] * 1.01, "%s: distance %.9g, minimal %.9g",
+                      norms[n], d, minimal[n]);
+    }
+}
+END_TEST
+
+/* Success needs the perturbation within eps, and targets come in the
+ * order of the clean logits. Two pixels at x0 = (0.95, 0.5); class 0 (the
+ * label) is 0, class 1 a constant -0.4 (second largest, the first target:
+ * its gradient is zero and FAB never moves), class 2 is x_1 + x_2 - 1.9
+ * (-0.45 at x0, the second target), which passes 0 once x_1 + x_2 rises by
+ * 0.45: in Linf x_1 by its 0.05 of room and x_2 by 0.4, so the minimal
+ * perturbation is 0.4. One target, or eps 0.2, leave the example clean;
+ * two targets and eps 1 give class 2. */
+START_TEST(success_needs_eps_and_targets_come_in_order)
+{
+    linear m = {.dim = 2};
+    float x0[2] = {0.95f, 0.5f}, x[2];
+    int64_t labels[1] = {0};
+    set("norm", "linf");
+    m.b[1] = -0.4;
+    m.w[2][0] = m.w[2][1] = 1;
+    m.b[2] = -1.9;
+    set("eps", "0.2");
+    set("target-classes", "2");
+    ck_assert_int_eq(run(&m, x, x0, labels, 1), RB_OK);
+    ck_assert_int_eq(memcmp(x, x0, sizeof x), 0);
+    set("eps", "1");
+    set("target-classes", "1");
+    ck_assert_int_eq(run(&m, x, x0, labels, 1), RB_OK);
+    ck_assert_int_eq(memcmp(x, x0, sizeof x), 0);
+    set("target-classes", "2");
+    ck_assert_int_eq(run(&m, x, x0, labels, 1), RB_OK);
+    ck_assert_int_eq(predict(&m, x), 2);
+    ck_assert_msg(dist(true, x, x0, 2) >= 0.4 * (1 - 1e-5) && dist(true, x, x0, 2) <= 0.4 * 1.01, "distance %.9g",
+                  dist(true, x, x0, 2));
+}
+END_TEST
+
+START_TEST(bad_settings_are_refused)
+{
+    linear m = {.dim = 2};
+    float x0[2] = {0.5f, 0.5f}, x[2];
+    int64_t labels[1] = {0};
+    set("target-classes", "3");
+    ck_assert_int_eq(run(&m, x, x0, labels, 1), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "fab-t: 3 target classes asked, but a model of 3 classes has at most 2 other "
+                                      "classes; use --target-classes 2 or fewer");
+    ck_assert_int_eq(memcmp(x, x0, sizeof x), 0);
+    ck_assert_int_eq(rb_params_set(params, "beta", "0"), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(rb_params_set(params, "eta", "0.5"), RB_ERR_INVALID_ARGUMENT);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("fab");
+    TCase *tc = tcase_create("fab");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, fab_finds_the_minimal_perturbation_of_a_linear_model);
+    tcase_add_test(tc, fab_respects_the_box_in_its_projections);
+    tcase_add_test(tc, success_needs_eps_and_targets_come_in_order);
+    tcase_add_test(tc, bad_settings_are_refused);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}
