@@ -872,6 +872,46 @@ START_TEST(class_subset_relabels_in_the_given_order)
 }
 END_TEST
 
+/* Fixed subsets by index (RobustBench's evaluation lists): the listed
+ * examples in the split's order whatever the list's, before the class
+ * list relabels them; bad entries refused naming them. */
+START_TEST(index_lists_select_examples_in_split_order)
+{
+    rb_split *all = memory_split(30, 1, 2, 2, 10), *s = NULL;
+    rb_split_options o = {0};
+    const int64_t list[4] = {17, 3, 25, 4}, out_of_range[2] = {2, 30}, twice[3] = {5, 8, 5};
+    o.indices = list;
+    o.index_count = 4;
+    ck_assert_msg(rb_split_apply(&s, all, &o) == RB_OK, "%s", rb_last_error());
+    ck_assert_int_eq(rb_split_count(s), 4);
+    ck_assert_int_eq(rb_split_source_indices(s)[0], 3);
+    ck_assert_int_eq(rb_split_source_indices(s)[1], 4);
+    ck_assert_int_eq(rb_split_source_indices(s)[2], 17);
+    ck_assert_int_eq(rb_split_source_indices(s)[3], 25);
+    ck_assert_int_eq(rb_split_labels(s)[2], 7);
+    ck_assert_mem_eq((const unsigned char *)rb_split_images(s) + 2 * 4, (const unsigned char *)rb_split_images(all) + 17 * 4,
+                     4);
+    rb_split_destroy(s);
+    o.classes = "7,3"; /* 17 (class 7) and 3 (class 3) remain, relabelled 0 and 1 */
+    ck_assert_int_eq(rb_split_apply(&s, all, &o), RB_OK);
+    ck_assert_int_eq(rb_split_count(s), 2);
+    ck_assert_int_eq(rb_split_labels(s)[0], 1);
+    ck_assert_int_eq(rb_split_labels(s)[1], 0);
+    rb_split_destroy(s);
+    o.classes = NULL;
+    o.indices = out_of_range;
+    o.index_count = 2;
+    expect_error(rb_split_apply(&s, all, &o), RB_ERR_INVALID_ARGUMENT,
+                 "mem: index 30 (entry 2 of the list) is outside [0, 30), the split's examples");
+    o.indices = twice;
+    o.index_count = 3;
+    expect_error(rb_split_apply(&s, all, &o), RB_ERR_INVALID_ARGUMENT,
+                 "mem: index 5 is listed twice (entries 1 and 3)");
+    ck_assert_ptr_null(s);
+    rb_split_destroy(all);
+}
+END_TEST
+
 static void selected(const rb_split *all, uint64_t seed, const char *classes, int64_t k, int64_t **out, int64_t *n)
 {
     rb_split *s = NULL;
@@ -1620,6 +1660,7 @@ int main(void)
 
     tcase_add_test(select, class_subset_relabels_in_the_given_order);
     tcase_add_test(select, per_class_selection_is_seeded);
+    tcase_add_test(select, index_lists_select_examples_in_split_order);
     tcase_add_test(select, bilinear_resize_matches_pytorch);
     tcase_add_test(select, grayscale_is_replicated_to_three_channels);
     tcase_add_test(select, u8_pixels_are_divided_by_255);

@@ -346,6 +346,13 @@ typedef struct rb_split_options {
      * file, so later runs decode nothing (see "The paper's transform");
      * NULL or "": the decoded images are kept in memory for this run. */
     const char *cache_dir;
+    /* Only these examples (index_count indices into the split as opened,
+     * each once, in any order; they keep the split's order), before
+     * classes and per_class apply: a fixed evaluation subset such as
+     * RobustBench's. NULL: every example. An index out of range or given
+     * twice is refused, naming its entry. */
+    const int64_t *indices;
+    int64_t index_count;
 } rb_split_options;
 
 /* Opens split `which` of the dataset named by spec string `spec` and

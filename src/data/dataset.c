@@ -302,7 +302,7 @@ static rb_status load_coco(rb_split **out, const rb_dataset_spec *spec, rb_split
 static bool options_empty(const rb_split_options *o)
 {
     /* an image set under the paper's transform has taken size and channels */
-    return o == NULL || ((o->classes == NULL || o->classes[0] == '\0') && o->per_class == 0 &&
+    return o == NULL || ((o->classes == NULL || o->classes[0] == '\0') && o->per_class == 0 && o->indices == NULL &&
                          ((o->size == 0 && o->channels == 0) || o->transform == RB_TRANSFORM_PAPER));
 }
 

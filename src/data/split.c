@@ -587,12 +587,53 @@ void rb_split_render(const rb_split *s, int64_t index, int padding, int top, int
 
 /* ------------------------------------------------------------ selection */
 
+/* The examples options->indices lets through, as a mask over `in`. */
+static rb_status allowed_examples(const rb_split *in, const rb_split_options *o, unsigned char **out)
+{
+    int64_t *entry_of = NULL;
+    unsigned char *mask;
+    *out = NULL;
+    if (o->index_count < 0)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: %" PRId64 " indices", in->name, o->index_count);
+    mask = calloc(in->count ? (size_t)in->count : 1, 1);
+    entry_of = malloc((in->count ? (size_t)in->count : 1) * sizeof *entry_of);
+    if (mask == NULL || entry_of == NULL) {
+        free(mask);
+        free(entry_of);
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory selecting from %s", in->name);
+    }
+    for (int64_t e = 0; e < o->index_count; e++) {
+        int64_t i = o->indices[e];
+        if (i < 0 || i >= in->count) {
+            free(mask);
+            free(entry_of);
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                "%s: index %" PRId64 " (entry %" PRId64 " of the list) is outside [0, %" PRId64
+                                "), the split's examples",
+                                in->name, i, e + 1, in->count);
+        }
+        if (mask[i]) {
+            int64_t first = entry_of[i] + 1;
+            free(mask);
+            free(entry_of);
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                "%s: index %" PRId64 " is listed twice (entries %" PRId64 " and %" PRId64 ")",
+                                in->name, i, first, e + 1);
+        }
+        mask[i] = 1;
+        entry_of[i] = e;
+    }
+    free(entry_of);
+    *out = mask;
+    return RB_OK;
+}
+
 rb_status rb_split_apply(rb_split **out, const rb_split *in, const rb_split_options *options)
 {
     static const rb_split_options none = {0};
     const rb_split_options *o = options ? options : &none;
     int64_t *list = NULL, *map = NULL, *order = NULL, *start = NULL;
-    unsigned char *keep = NULL;
+    unsigned char *keep = NULL, *allowed = NULL;
     int64_t k = 0, kept = 0;
     int channels;
     rb_split *s = NULL;
@@ -649,6 +690,8 @@ rb_status rb_split_apply(rb_split **out, const rb_split *in, const rb_split_opti
         map[c] = -1;
     for (int64_t c = 0; c < k; c++)
         map[list[c]] = c;
+    if (o->indices != NULL && (st = allowed_examples(in, o, &allowed)) != RB_OK)
+        goto done;
     if (in->store != NULL && o->channels != 0 && o->channels != 3) {
         st = rb_error_set(RB_ERR_UNSUPPORTED, "%s: the paper's transform makes RGB examples; leave channels at 3, "
                           "not %d", in->name, o->channels);
@@ -672,7 +715,7 @@ rb_status rb_split_apply(rb_split **out, const rb_split *in, const rb_split_opti
 
     /* Examples grouped by new class, file order within each (counting sort). */
     for (int64_t i = 0; i < in->count; i++)
-        if (map[in->labels[i]] >= 0)
+        if (map[in->labels[i]] >= 0 && (allowed == NULL || allowed[i]))
             start[map[in->labels[i]] + 1]++;
     for (int64_t c = 0; c < k; c++)
         start[c + 1] += start[c];
@@ -684,7 +727,7 @@ rb_status rb_split_apply(rb_split **out, const rb_split *in, const rb_split_opti
         }
         for (int64_t i = 0; i < in->count; i++) {
             int64_t c = map[in->labels[i]];
-            if (c >= 0)
+            if (c >= 0 && (allowed == NULL || allowed[i]))
                 order[start[c] + fill[c]++] = i;
         }
         free(fill);
@@ -757,6 +800,7 @@ done:
     free(start);
     free(order);
     free(keep);
+    free(allowed);
     if (st != RB_OK) {
         rb_split_destroy(s);
         return st;
