@@ -153,6 +153,9 @@ rb_conv_algorithm cli_conv_algorithm(const rb_params *options);
 rb_status cli_read_images(const char *path, rb_npy **out);
 /* Integer labels of shape [n], each in [0, classes), as int64 (free them). */
 rb_status cli_read_labels(const char *path, int64_t n, int64_t classes, int64_t **out);
+/* Example indices: an integer .npy of shape [k], k >= 1 (ranges are the
+ * split's to check); *count receives k. */
+rb_status cli_read_indices(const char *path, int64_t **out, int64_t *count);
 
 /* For commands that train: SIGINT (Ctrl-C), SIGTERM and SIGHUP ask the run
  * to stop at the next batch (rb_train_request_stop); a second one of them
@@ -174,6 +177,11 @@ typedef struct cli_eval_report {
     const char *attack;                      /* NULL: no attack */
     const rb_params *attack_params;
     const rb_attack_options *attack_options;
+    /* AutoAttack (attack_params NULL): its version, norm and eps, and the
+     * stages in the order of result->stage_fooled */
+    const char *autoattack, *norm;
+    double eps;
+    const rb_attack_stage *stages;
 } cli_eval_report;
 
 /* Prints an evaluation as eval does: text (the primary metric and loss,

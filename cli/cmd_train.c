@@ -293,9 +293,23 @@ static const rb_param_spec eval_options[] = {
     {"random-start", RB_PARAM_BOOL, "false", NULL, 0, "attack from a random point of the ball"},
     {"keep-best", RB_PARAM_BOOL, "false", NULL, 0, "keep each example's highest-loss iterate"},
     {"seed", RB_PARAM_INT, "0", "[0, 9223372036854775807]", 0, "seed of the attack's random starts"},
+    {"autoattack", RB_PARAM_STRING, NULL, NULL, 0,
+     "robust accuracy under AutoAttack's ensemble: standard or rand (needs --eps; --norm)"},
+    {"norm", RB_PARAM_CHOICE, "linf", "linf|l2", 0, "AutoAttack's threat model"},
+    {RB_PARAM_EPS, RB_PARAM_FLOAT, "8/255", "[0, inf)", 0,
+     "AutoAttack's radius in [0,1] pixel units (given with --autoattack)"},
+    {"n-examples", RB_PARAM_INT, "0", "[0, 9223372036854775807]", 0,
+     "evaluate the first N examples of the split only (0: all)"},
+    {"indices", RB_PARAM_STRING, NULL, NULL, 0,
+     "evaluate these examples only: an integer .npy of indices into the split (after --classes)"},
     {NULL}};
 
-static const cli_plugin_option eval_plugin_option[] = {{"attack", RB_PLUGIN_ATTACK, cli_attack_schedule}, {NULL, 0, NULL}};
+/* What an --attack plugin may take over from eval: the schedule, and the
+ * threat model AutoAttack's options name. */
+static const char *const eval_attack_shared[] = {RB_PARAM_STEPS, "random-start", "restarts", "keep-best", "targeted",
+                                                 "seed", RB_PARAM_EPS, "norm", NULL};
+static const cli_plugin_option eval_plugin_option[] = {{"attack", RB_PLUGIN_ATTACK, eval_attack_shared},
+                                                       {NULL, 0, NULL}};
 
 /* [{"label", "name", "count", "correct", "accuracy"}] per class (accuracy
  * null for a class with no examples). */
@@ -344,9 +358,28 @@ void cli_print_eval(const cli_eval_report *r, bool json)
         if (classify) {
             json_object_object_add(root, "correct", json_object_new_int64(ev->correct));
             json_object_object_add(root, "accuracy", rb_json_number(ev->accuracy));
+            json_object_object_add(root, "clean_acc", rb_json_number(ev->accuracy));
         }
         json_object_object_add(root, "mean_loss", rb_json_number(ev->mean_loss));
         json_object_object_add(root, "metrics", metrics_json(ev->metrics, ev->metric_count));
+        if (ev->robust && r->autoattack != NULL) {
+            json_object *stages = json_object_new_array();
+            int64_t left = ev->correct;
+            json_object_object_add(root, "attack", json_object_new_string("autoattack"));
+            json_object_object_add(root, "autoattack", json_object_new_string(r->autoattack));
+            json_object_object_add(root, "norm", json_object_new_string(r->norm));
+            json_object_object_add(root, "eps", rb_json_number(r->eps));
+            for (size_t k = 0; k < ev->stage_count; k++) {
+                json_object *e = json_object_new_object();
+                left -= ev->stage_fooled[k];
+                json_object_object_add(e, "attack", json_object_new_string(r->stages[k].plugin->name));
+                json_object_object_add(e, "fooled", json_object_new_int64(ev->stage_fooled[k]));
+                json_object_object_add(e, "robust_acc",
+                                       rb_json_number(ev->count ? (double)left / (double)ev->count : 0));
+                json_object_array_add(stages, e);
+            }
+            json_object_object_add(root, "stages", stages);
+        }
         if (ev->robust) {
             json_object *params = json_object_new_object();
             const rb_params *ap = r->attack_params;
@@ -356,16 +389,20 @@ void cli_print_eval(const cli_eval_report *r, bool json)
             for (size_t i = 0; specs != NULL && specs[i].name != NULL; i++)
                 if (rb_params_format(ap, specs[i].name, buf, sizeof buf) == RB_OK)
                     json_object_object_add(params, specs[i].name, json_object_new_string(buf));
-            json_object_object_add(root, "attack", json_object_new_string(r->attack));
-            json_object_object_add(root, "attack_params", params);
-            json_object_object_add(root, "steps", json_object_new_int(ao->steps));
-            json_object_object_add(root, "restarts", json_object_new_int(ao->restarts));
-            json_object_object_add(root, "random_start", json_object_new_boolean(ao->random_start));
-            json_object_object_add(root, "keep_best", json_object_new_boolean(ao->keep_best));
+            if (r->autoattack == NULL) {
+                json_object_object_add(root, "attack", json_object_new_string(r->attack));
+                json_object_object_add(root, "attack_params", params);
+                json_object_object_add(root, "steps", json_object_new_int(ao->steps));
+                json_object_object_add(root, "restarts", json_object_new_int(ao->restarts));
+                json_object_object_add(root, "random_start", json_object_new_boolean(ao->random_start));
+                json_object_object_add(root, "keep_best", json_object_new_boolean(ao->keep_best));
+            } else
+                json_object_put(params);
             json_object_object_add(root, "robust_score", rb_json_number(ev->robust_accuracy));
             if (classify) {
                 json_object_object_add(root, "robust_correct", json_object_new_int64(ev->robust_correct));
                 json_object_object_add(root, "robust_accuracy", rb_json_number(ev->robust_accuracy));
+                json_object_object_add(root, "robust_acc", rb_json_number(ev->robust_accuracy));
                 json_object_object_add(root, "robust_per_class",
                                        per_class_json(split, ev->classes, ev->class_count, ev->class_robust_correct));
             }
@@ -404,6 +441,17 @@ void cli_print_eval(const cli_eval_report *r, bool json)
     }
     printf("%s on %s: accuracy %.2f%% (%lld/%lld), mean loss %.6f\n", r->ckpt, rb_split_name(split),
            100 * ev->accuracy, (long long)ev->correct, (long long)ev->count, ev->mean_loss);
+    if (ev->robust && r->autoattack != NULL) {
+        int64_t left = ev->correct;
+        printf("AutoAttack %s, %s, eps %.6g, stage by stage (each attacks what the earlier left):\n", r->autoattack,
+               r->norm, r->eps);
+        for (size_t k = 0; k < ev->stage_count; k++) {
+            left -= ev->stage_fooled[k];
+            printf("  after %-10s robust %6.2f%% (%lld/%lld; fooled %lld)\n", r->stages[k].plugin->name,
+                   ev->count ? 100.0 * (double)left / (double)ev->count : 0.0, (long long)left, (long long)ev->count,
+                   (long long)ev->stage_fooled[k]);
+        }
+    }
     if (ev->robust)
         printf("robust accuracy under %s: %.2f%% (%lld/%lld)\n", r->attack,
                100 * ev->robust_accuracy, (long long)ev->robust_correct, (long long)ev->count);
@@ -424,14 +472,97 @@ void cli_print_eval(const cli_eval_report *r, bool json)
     }
 }
 
+/* Whether the command's own --NAME was given (not a plugin's). */
+static bool own_given(const rb_params *o, const char *name)
+{
+    return cli_option_owner(o, name) == o && rb_params_source(o, name) == RB_PARAM_GIVEN;
+}
+
+/* "8/255" or "0.5" as params write them, or a number. */
+static double json_eps(json_object *v)
+{
+    const char *t = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+    const char *slash = t ? strchr(t, '/') : NULL;
+    if (t == NULL)
+        return json_object_get_double(v);
+    return slash != NULL ? strtod(t, NULL) / strtod(slash + 1, NULL) : strtod(t, NULL);
+}
+
+/* AutoAttack against a model adversarially trained for another threat
+ * model is allowed (transfer of robustness is a question), but said. */
+static void warn_threat_model(const char *command, json_object *meta, const char *norm, double eps)
+{
+    json_object *tr, *atk, *name, *params, *v;
+    const char *trained_norm = NULL, *attack;
+    double trained_eps = -1;
+    if (meta == NULL || !json_object_object_get_ex(meta, "training", &tr) ||
+        !json_object_object_get_ex(tr, "attack", &atk) || !json_object_object_get_ex(atk, "name", &name))
+        return;
+    attack = json_object_get_string(name);
+    if (strcmp(attack, "pgd-l2") == 0)
+        trained_norm = "l2";
+    else if (strcmp(attack, "pgd-linf") == 0)
+        trained_norm = "linf";
+    if (json_object_object_get_ex(atk, "params", &params)) {
+        if (json_object_object_get_ex(params, "norm", &v))
+            trained_norm = json_object_get_string(v);
+        if (json_object_object_get_ex(params, RB_PARAM_EPS, &v))
+            trained_eps = json_eps(v);
+    }
+    if (trained_norm == NULL || trained_eps < 0)
+        return;
+    if (strcmp(trained_norm, norm) != 0 || fabs(trained_eps - eps) > 1e-9 * fmax(1.0, eps))
+        fprintf(stderr,
+                "robusta %s: warning: the model was trained against %s at %s eps %.6g; AutoAttack runs %s eps %.6g, "
+                "another threat model\n",
+                command, attack, trained_norm, trained_eps, norm, eps);
+}
+
+/* The examples --n-examples or --indices keep, as a new split in *split. */
+static rb_status eval_subset(const rb_params *o, rb_split **split, bool *usage_error)
+{
+    int64_t n = cli_opt_int(o, "n-examples"), count = rb_split_count(*split), k = 0, *list = NULL;
+    const char *path = cli_opt_string(o, "indices");
+    rb_split *sub = NULL;
+    rb_status s;
+    if (n == 0 && path == NULL)
+        return RB_OK;
+    if (path != NULL) {
+        if ((s = cli_read_indices(path, &list, &k)) != RB_OK)
+            return s;
+    } else {
+        if (n > count) {
+            *usage_error = true;
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "--n-examples %lld: %s has %lld examples", (long long)n,
+                                rb_split_name(*split), (long long)count);
+        }
+        if ((list = malloc((size_t)n * sizeof *list)) == NULL)
+            return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for %lld indices", (long long)n);
+        for (k = 0; k < n; k++)
+            list[k] = k;
+    }
+    s = rb_split_apply(&sub, *split, &(rb_split_options){.indices = list, .index_count = k});
+    if (s != RB_OK && path != NULL)
+        s = rb_error_prefix("--indices %s: ", path);
+    free(list);
+    if (s == RB_OK) {
+        rb_split_destroy(*split);
+        *split = sub;
+    }
+    return s;
+}
+
 static int run_eval(const cli_command *self, rb_params *o, int argc, char **args)
 {
     const char *ckpt_path = cli_opt_string(o, "ckpt"), *data = cli_opt_string(o, "data");
     const char *classes = cli_opt_string(o, "classes"), *which_name = "test";
+    const char *aa_version = cli_opt_string(o, "autoattack");
+    const char *norm = cli_opt_string(cli_option_owner(o, "norm"), "norm");
     rb_registry *reg = cli_registry();
     rb_checkpoint *ck = NULL;
     rb_model *model = NULL;
     rb_split *split = NULL;
+    rb_autoattack *aa = NULL;
     rb_eval_result ev;
     json_object *meta = NULL;
     rb_split_which which;
@@ -441,22 +572,39 @@ static int run_eval(const cli_command *self, rb_params *o, int argc, char **args
     const rb_plugin *attack = cli_opt_string(o, "attack") != NULL ? cli_plugin("attack") : NULL;
     rb_engine_options eo = {.threads = (int)cli_opt_int(o, "threads"), .precision = cli_precision(o),
                             .conv_algorithm = cli_conv_algorithm(o)};
+    double eps = 0;
     rb_status s;
 
     memset(&ev, 0, sizeof ev);
+    rb_params_get_float(cli_option_owner(o, RB_PARAM_EPS), RB_PARAM_EPS, &eps);
     if (argc > 0)
         return usage(self->name, "eval takes no positional arguments (got '%s')", args[0]);
+    if (aa_version != NULL && attack != NULL)
+        return usage(self->name, "--autoattack runs AutoAttack's own attacks; drop --attack %s", attack->name);
+    if (cli_opt_int(o, "n-examples") > 0 && cli_opt_string(o, "indices") != NULL)
+        return usage(self->name, "--n-examples and --indices both choose the examples; give one");
     if (attack != NULL) {
         /* the plugin's where it took them over */
         if (cli_attack_options(o, &ao) != RB_OK || rb_attack_check(attack, &ao) != RB_OK) {
             fprintf(stderr, "robusta %s: %s\n", self->name, rb_last_error());
             return RB_EXIT_USAGE;
         }
+        if (own_given(o, "norm") || own_given(o, RB_PARAM_EPS))
+            return usage(self->name, "--%s is AutoAttack's here: attack plugin %s takes no such option",
+                         own_given(o, "norm") ? "norm" : RB_PARAM_EPS, attack->name);
     } else {
         static const char *const attack_only[] = {"steps", "restarts", "random-start", "keep-best", "seed"};
         for (size_t i = 0; i < sizeof attack_only / sizeof attack_only[0]; i++)
-            if (rb_params_source(o, attack_only[i]) == RB_PARAM_GIVEN)
+            if (rb_params_source(o, attack_only[i]) == RB_PARAM_GIVEN && aa_version == NULL)
                 return usage(self->name, "--%s needs --attack", attack_only[i]);
+            else if (rb_params_source(o, attack_only[i]) == RB_PARAM_GIVEN && strcmp(attack_only[i], "seed") != 0)
+                return usage(self->name, "--%s is --attack's schedule; AutoAttack's stages have their own",
+                             attack_only[i]);
+        if (aa_version == NULL && (own_given(o, "norm") || own_given(o, RB_PARAM_EPS)))
+            return usage(self->name, "--%s needs --autoattack (or an --attack plugin that takes it)",
+                         own_given(o, "norm") ? "norm" : RB_PARAM_EPS);
+        if (aa_version != NULL && !own_given(o, RB_PARAM_EPS))
+            return usage(self->name, "--autoattack needs --eps, its radius (8/255 is the usual Linf one, 0.5 L2's)");
     }
     rb_params_get_string(o, "split", &which_name);
     which = strcmp(which_name, "train") == 0 ? RB_SPLIT_TRAIN : RB_SPLIT_TEST;
@@ -476,26 +624,54 @@ static int run_eval(const cli_command *self, rb_params *o, int argc, char **args
                 (void)rb_transform_parse(json_object_get_string(v), &so.transform);
         }
     }
+    if (aa_version != NULL) {
+        if ((s = rb_autoattack_create(&aa, reg, aa_version, norm, eps, rb_model_num_classes(model),
+                                      (uint64_t)cli_opt_int(o, "seed"))) != RB_OK) {
+            fprintf(stderr, "robusta %s: %s\n", self->name, rb_last_error());
+            usage_error = s == RB_ERR_INVALID_ARGUMENT || s == RB_ERR_UNSUPPORTED;
+            goto done;
+        }
+        warn_threat_model(self->name, meta, norm, eps);
+    }
     if (cli_image_set_options(o, &so) != RB_OK) {
         fprintf(stderr, "robusta %s: %s\n", self->name, rb_last_error());
         usage_error = true;
         goto done;
     }
     so.classes = classes;
-    if ((s = rb_eval_open_split(model, data, which, &so, &split)) != RB_OK ||
-        (s = attack != NULL ? rb_evaluate_robust(model, split, cli_opt_int(o, "batch-size"), &eo, attack,
-                                                 cli_plugin_params("attack"), &ao, &ev)
-                            : rb_evaluate(model, split, cli_opt_int(o, "batch-size"), &eo, &ev)) != RB_OK)
+    if ((s = rb_eval_open_split(model, data, which, &so, &split)) != RB_OK)
+        goto done;
+    if ((s = eval_subset(o, &split, &usage_error)) != RB_OK) {
+        if (usage_error)
+            fprintf(stderr, "robusta %s: %s\n", self->name, rb_last_error());
+        goto done;
+    }
+    if (aa != NULL) {
+        size_t n;
+        const rb_attack_stage *stages = rb_autoattack_stages(aa, &n);
+        s = rb_evaluate_stages(model, split, cli_opt_int(o, "batch-size"), &eo, stages, n, &ev);
+    } else if (attack != NULL)
+        s = rb_evaluate_robust(model, split, cli_opt_int(o, "batch-size"), &eo, attack, cli_plugin_params("attack"),
+                               &ao, &ev);
+    else
+        s = rb_evaluate(model, split, cli_opt_int(o, "batch-size"), &eo, &ev);
+    if (s != RB_OK)
         goto done;
     cli_print_eval(&(cli_eval_report){.ckpt = ckpt_path, .data = data, .which = which, .classes = classes,
                                       .split = split, .result = &ev,
-                                      .attack = attack != NULL ? cli_opt_string(o, "attack") : NULL,
-                                      .attack_params = cli_plugin_params("attack"), .attack_options = &ao},
+                                      .attack = attack != NULL ? cli_opt_string(o, "attack")
+                                                : aa != NULL   ? "AutoAttack"
+                                                               : NULL,
+                                      .attack_params = attack != NULL ? cli_plugin_params("attack") : NULL,
+                                      .attack_options = &ao, .autoattack = aa ? rb_autoattack_version(aa) : NULL,
+                                      .norm = norm, .eps = eps,
+                                      .stages = aa ? rb_autoattack_stages(aa, NULL) : NULL},
                    cli_opt_bool(o, "json"));
 done:
     json_object_put(meta);
     rb_eval_result_free(&ev);
     rb_split_destroy(split);
+    rb_autoattack_destroy(aa);
     rb_model_destroy(model);
     rb_checkpoint_destroy(ck);
     if (usage_error)

@@ -77,3 +77,36 @@ rb_status cli_read_labels(const char *path, int64_t n, int64_t classes, int64_t 
     *out = labels;
     return RB_OK;
 }
+
+rb_status cli_read_indices(const char *path, int64_t **out, int64_t *count)
+{
+    rb_npy *v;
+    int64_t *list;
+    rb_status s = rb_npy_load(&v, path);
+    *out = NULL;
+    *count = 0;
+    if (s != RB_OK)
+        return s;
+    if (v->ndim != 1 || v->shape[0] < 1 ||
+        (v->dtype != RB_DTYPE_U8 && v->dtype != RB_DTYPE_I32 && v->dtype != RB_DTYPE_I64)) {
+        char shape[128];
+        s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: indices must be integers of shape [k], k >= 1, not %s %s", path,
+                         rb_dtype_str(v->dtype), rb_shape_format(v->ndim, v->shape, shape, sizeof shape));
+        rb_npy_destroy(v);
+        return s;
+    }
+    if ((list = malloc((size_t)v->shape[0] * sizeof *list)) == NULL) {
+        rb_npy_destroy(v);
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory reading %s", path);
+    }
+    for (int64_t i = 0; i < v->shape[0]; i++) {
+        const void *d = v->data;
+        list[i] = v->dtype == RB_DTYPE_U8 ? ((const uint8_t *)d)[i]
+                  : v->dtype == RB_DTYPE_I32 ? ((const int32_t *)d)[i]
+                                             : ((const int64_t *)d)[i];
+    }
+    *count = v->shape[0];
+    rb_npy_destroy(v);
+    *out = list;
+    return RB_OK;
+}

@@ -511,6 +511,99 @@ START_TEST(whole_run_attacks_pass_the_sanity_checks)
 }
 END_TEST
 
+/* AutoAttack's standard version as an ensemble (rb_autoattack_create,
+ * rb_attacker_run_stages) on the tiny model at Linf 8/255: misclassified
+ * examples are never attacked; the first stage is apgd-ce with the same
+ * keys, so it fools exactly what apgd-ce alone fools; every later stage
+ * only adds; results sit in the ball; the engine's batch changes nothing;
+ * and robust accuracy orders AutoAttack <= APGD-CE <= PGD-20. */
+START_TEST(autoattack_runs_its_stages_in_order)
+{
+    rb_autoattack *aa;
+    const rb_attack_stage *stages;
+    size_t n;
+    int fooled[N], fooled2[N];
+    int64_t survived = 0, apgd_fooled = 0;
+    rb_engine *e;
+    rb_attacker *a;
+    rb_attack_options o = rb_attack_options_default();
+    rb_attack_stats apgd, pgd;
+    rb_params *params;
+    const rb_plugin *p = attack("apgd-ce");
+    ck_assert_msg(rb_autoattack_create(&aa, reg, "standard", "linf", 8.0 / 255, K, 0) == RB_OK, "%s",
+                  rb_last_error());
+    stages = rb_autoattack_stages(aa, &n);
+    ck_assert_int_eq(n, 4);
+    ck_assert_str_eq(stages[0].plugin->name, "apgd-ce");
+    ck_assert_str_eq(stages[1].plugin->name, "apgd-t");
+    ck_assert_str_eq(stages[2].plugin->name, "fab-t");
+    ck_assert_str_eq(stages[3].plugin->name, "square");
+    e = make_engine(4);
+    ck_assert_int_eq(rb_attacker_create(&a, e, model), RB_OK);
+    ck_assert_msg(rb_attacker_run_stages(a, stages, n, x, y, N, 0, adv, fooled) == RB_OK, "%s", rb_last_error());
+    rb_attacker_destroy(a);
+    rb_engine_destroy(e);
+    /* apgd-ce alone, with AutoAttack's settings */
+    ck_assert_int_eq(rb_params_create(&params, p->params), RB_OK);
+    ck_assert_int_eq(rb_params_set(params, "eps", "8/255"), RB_OK);
+    e = make_engine(4);
+    ck_assert_int_eq(rb_attack_run(e, model, p, params, &o, x, y, N, adv2, NULL, &apgd), RB_OK);
+    rb_engine_destroy(e);
+    rb_params_destroy(params);
+    for (int i = 0; i < N; i++) {
+        ck_assert_msg((fooled[i] == RB_ATTACK_CLEAN_WRONG) == (i % 2 == 1), "example %d: %d", i, fooled[i]);
+        ck_assert_int_ge(fooled[i], RB_ATTACK_CLEAN_WRONG);
+        ck_assert_int_lt(fooled[i], 4);
+        survived += fooled[i] == RB_ATTACK_SURVIVED;
+        apgd_fooled += fooled[i] == 0;
+        ck_assert_msg(norm_linf(adv + i * PER, x + i * PER) <= 8.0 / 255 + 1e-6, "example %d outside the ball", i);
+        if (fooled[i] < 0)
+            ck_assert_int_eq(memcmp(adv + i * PER, x + i * PER, PER * sizeof(float)), 0);
+    }
+    ck_assert_int_eq(apgd_fooled, N / 2 - apgd.adv_correct);
+    ck_assert_int_le(survived, apgd.adv_correct);
+    /* the same with an engine of 12 */
+    e = make_engine(12);
+    ck_assert_int_eq(rb_attacker_create(&a, e, model), RB_OK);
+    ck_assert_int_eq(rb_attacker_run_stages(a, stages, n, x, y, N, 0, adv2, fooled2), RB_OK);
+    rb_attacker_destroy(a);
+    rb_engine_destroy(e);
+    ck_assert_int_eq(memcmp(fooled, fooled2, sizeof fooled), 0);
+    ck_assert_int_eq(memcmp(adv, adv2, sizeof adv), 0);
+    o.steps = 20;
+    pgd = run_attack("pgd-linf", 8.0 / 255, 2.0 / 255, &o, 4, adv2, NULL);
+    ck_assert_int_le(apgd.adv_correct, pgd.adv_correct);
+    rb_autoattack_destroy(aa);
+}
+END_TEST
+
+START_TEST(autoattack_refuses_what_it_cannot_run)
+{
+    rb_autoattack *aa = NULL;
+    ck_assert_int_eq(rb_autoattack_create(&aa, reg, "plus", "linf", 0.03, K, 0), RB_ERR_UNSUPPORTED);
+    ck_assert_str_eq(rb_last_error(), "AutoAttack plus needs the untargeted fab attack, which robusta does not have "
+                                      "yet; use --autoattack standard");
+    ck_assert_int_eq(rb_autoattack_create(&aa, reg, "standrd", "linf", 0.03, K, 0), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "AutoAttack: unknown version 'standrd' (did you mean standard?); use standard or "
+                                      "rand");
+    ck_assert_int_eq(rb_autoattack_create(&aa, reg, "standard", "l1", 0.03, K, 0), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "AutoAttack: unknown norm 'l1'; use linf or l2");
+    ck_assert_int_eq(rb_autoattack_create(&aa, reg, "standard", "l2", 0.5, 3, 0), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "AutoAttack needs a classifier of at least 4 classes (its DLR losses read the "
+                                      "3rd and 4th largest logits); this model has 3");
+    ck_assert_ptr_null(aa);
+    ck_assert_int_eq(rb_autoattack_create(&aa, reg, "rand", "l2", 0.5, K, 0), RB_OK);
+    {
+        size_t n;
+        const rb_attack_stage *stages = rb_autoattack_stages(aa, &n);
+        ck_assert_int_eq(n, 2);
+        ck_assert_str_eq(stages[1].plugin->name, "apgd-dlr");
+        ck_assert_str_eq(rb_autoattack_version(aa), "rand");
+    }
+    rb_autoattack_destroy(aa);
+}
+END_TEST
+
 START_TEST(the_command_prints_the_figures_and_refuses_bad_input)
 {
     char m[PATH_MAX], xp[PATH_MAX], yp[PATH_MAX], out[PATH_MAX], bad[PATH_MAX], x3[PATH_MAX];
@@ -916,6 +1009,8 @@ static Suite *attack_suite(void)
     tcase_add_test(t, targeted_attacks_reach_their_targets);
     tcase_add_test(t, whole_run_plugins_get_an_oracle);
     tcase_add_loop_test(t, whole_run_attacks_pass_the_sanity_checks, 0, 10);
+    tcase_add_test(t, autoattack_runs_its_stages_in_order);
+    tcase_add_test(t, autoattack_refuses_what_it_cannot_run);
     tcase_add_test(t, the_command_prints_the_figures_and_refuses_bad_input);
     tcase_add_test(t, attacks_execute_no_weight_gradient_primitive);
     tcase_add_test(t, the_library_refuses_bad_attack_input);

@@ -9,6 +9,8 @@
  * went. */
 #include "config.h"
 
+#include <math.h>
+
 #include <json-c/json.h>
 
 #include <robusta/robusta.h>
@@ -213,6 +215,99 @@ START_TEST(eval_train_and_bench_resolve_the_same_way)
 }
 END_TEST
 
+/* eval --autoattack: the stages in order, each leaving no more robust than
+ * the last, the counts adding up; a fixed subset by --n-examples or
+ * --indices; and one line for each bad combination. */
+START_TEST(eval_runs_autoattack_stage_by_stage)
+{
+    static const char *const names[4] = {"apgd-ce", "apgd-t", "fab-t", "square"};
+    json_object *root, *o, *stages;
+    char data[PATH_MAX * 2], idx[PATH_MAX];
+    int64_t list[2] = {5, 1}, two = 2, bad[1] = {8}, one = 1, correct, left;
+    double last = 2;
+    write_bar_images(dir, "bx.npy", "by.npy", 16, 4, 0, 1);
+    write_bar_images(dir, "tx.npy", "ty.npy", 8, 4, 0, 2);
+    snprintf(data, sizeof data, "npy:%s/bx.npy,%s/by.npy;%s/tx.npy,%s/ty.npy", dir, dir, dir, dir);
+    RUN(&r, env, "eval", "--ckpt", m, "--data", data, "--json", "--threads", "1", "--autoattack", "standard", "--eps",
+        "8/255", "--n-examples", "6");
+    assert_ok();
+    root = json_tokener_parse(r.out);
+    ck_assert_ptr_nonnull(root);
+    ck_assert(json_object_object_get_ex(root, "count", &o));
+    ck_assert_int_eq(json_object_get_int64(o), 6);
+    ck_assert(json_object_object_get_ex(root, "correct", &o));
+    left = correct = json_object_get_int64(o);
+    ck_assert(json_object_object_get_ex(root, "clean_acc", &o));
+    ck_assert(fabs(json_object_get_double(o) - (double)correct / 6) < 1e-12);
+    ck_assert(json_object_object_get_ex(root, "stages", &stages));
+    ck_assert_int_eq(json_object_array_length(stages), 4);
+    for (size_t k = 0; k < 4; k++) {
+        json_object *e = json_object_array_get_idx(stages, k), *v;
+        double acc;
+        ck_assert(json_object_object_get_ex(e, "attack", &v));
+        ck_assert_str_eq(json_object_get_string(v), names[k]);
+        ck_assert(json_object_object_get_ex(e, "fooled", &v));
+        left -= json_object_get_int64(v);
+        ck_assert(json_object_object_get_ex(e, "robust_acc", &v));
+        acc = json_object_get_double(v);
+        ck_assert(fabs(acc - (double)left / 6) < 1e-12);
+        ck_assert(acc <= last);
+        last = acc;
+    }
+    ck_assert(json_object_object_get_ex(root, "robust_acc", &o));
+    ck_assert(fabs(json_object_get_double(o) - last) < 1e-12);
+    ck_assert(json_object_object_get_ex(root, "robust_correct", &o));
+    ck_assert_int_eq(json_object_get_int64(o), left);
+    json_object_put(root);
+    /* the same as text, and --indices: examples 1 and 5 */
+    snprintf(idx, sizeof idx, "%s/idx.npy", dir);
+    ck_assert_int_eq(rb_npy_save(idx, RB_DTYPE_I64, 1, &two, list), RB_OK);
+    RUN(&r, env, "eval", "--ckpt", m, "--data", data, "--threads", "1", "--autoattack", "rand", "--norm", "l2", "--eps",
+        "0.5", "--indices", idx);
+    assert_ok();
+    ck_assert_msg(strstr(r.out, "AutoAttack rand, l2, eps 0.5, stage by stage") != NULL, "%s", r.out);
+    ck_assert_msg(strstr(r.out, "  after apgd-dlr ") != NULL, "%s", r.out);
+    ck_assert_msg(strstr(r.out, "/2)") != NULL, "%s", r.out);
+    /* --attack reports under the same keys */
+    RUN(&r, env, "eval", "--ckpt", m, "--data", data, "--json", "--threads", "1", "--attack", "pgd-linf", "--steps",
+        "2");
+    assert_ok();
+    root = json_tokener_parse(r.out);
+    ck_assert(json_object_object_get_ex(root, "clean_acc", &o) && json_object_object_get_ex(root, "robust_acc", &o));
+    json_object_put(root);
+
+    RUN(&r, env, "eval", "--ckpt", m, "--data", data, "--autoattack", "standard");
+    assert_refused(2, "robusta eval: --autoattack needs --eps, its radius (8/255 is the usual Linf one, 0.5 L2's) "
+                      "(robusta eval --help lists its options)\n");
+    RUN(&r, env, "eval", "--ckpt", m, "--data", data, "--autoattack", "standard", "--eps", "0.1", "--attack",
+        "pgd-linf");
+    assert_refused(2, "robusta eval: --autoattack runs AutoAttack's own attacks; drop --attack pgd-linf (robusta eval "
+                      "--help lists its options)\n");
+    RUN(&r, env, "eval", "--ckpt", m, "--data", data, "--autoattack", "plus", "--eps", "0.1");
+    assert_refused(2, "robusta eval: AutoAttack plus needs the untargeted fab attack, which robusta does not have "
+                      "yet; use --autoattack standard\n");
+    RUN(&r, env, "eval", "--ckpt", m, "--data", data, "--autoattack", "standard", "--eps", "0.1", "--steps", "3");
+    assert_refused(2, "robusta eval: --steps is --attack's schedule; AutoAttack's stages have their own (robusta "
+                      "eval --help lists its options)\n");
+    RUN(&r, env, "eval", "--ckpt", m, "--data", data, "--eps", "0.1");
+    assert_refused(2, "robusta eval: --eps needs --autoattack (or an --attack plugin that takes it) (robusta eval "
+                      "--help lists its options)\n");
+    RUN(&r, env, "eval", "--ckpt", m, "--data", data, "--attack", "pgd-linf", "--norm", "l2");
+    assert_refused(2, "robusta eval: --norm is AutoAttack's here: attack plugin pgd-linf takes no such option "
+                      "(robusta eval --help lists its options)\n");
+    RUN(&r, env, "eval", "--ckpt", m, "--data", data, "--n-examples", "9");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_int_eq(count_lines(r.err), 1);
+    ck_assert_msg(strstr(r.err, "robusta eval: --n-examples 9: ") != NULL && strstr(r.err, " has 8 examples\n"),
+                  "%s", r.err);
+    ck_assert_int_eq(rb_npy_save(idx, RB_DTYPE_I64, 1, &one, bad), RB_OK);
+    RUN(&r, env, "eval", "--ckpt", m, "--data", data, "--indices", idx);
+    ck_assert_int_ne(r.code, 0);
+    ck_assert_int_eq(count_lines(r.err), 1);
+    ck_assert_msg(strstr(r.err, "index 8 (entry 1 of the list) is outside [0, 8)") != NULL, "%s", r.err);
+}
+END_TEST
+
 START_TEST(help_says_which_options_belong_to_the_plugin)
 {
     RUN(&r, env, "attack", "--attack", "apgd-ce", "--help");
@@ -249,6 +344,7 @@ int main(void)
     tcase_add_test(t, other_names_stay_the_commands_and_the_plugins_are_qualified);
     tcase_add_test(t, eval_train_and_bench_resolve_the_same_way);
     tcase_add_test(t, help_says_which_options_belong_to_the_plugin);
+    tcase_add_test(t, eval_runs_autoattack_stage_by_stage);
     suite_add_tcase(s, t);
     return run_suite(s);
 }

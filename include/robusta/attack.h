@@ -80,6 +80,9 @@ typedef struct rb_attack_options {
     rb_attack_target target;
     uint64_t seed;
     int64_t first_example;  /* dataset index of x's first row (keys the RNG) */
+    /* Each row's dataset index (count values), for rows that are not
+     * consecutive examples; NULL: first_example + row. */
+    const int64_t *examples;
 } rb_attack_options;
 
 /* 10 steps, no random start, 1 restart, untargeted, seed 0. */
@@ -120,6 +123,30 @@ RB_API rb_status rb_attack_run(rb_engine *engine, const rb_model *model, const r
                                const rb_params *params, const rb_attack_options *options,
                                const float *x, const int64_t *labels, int64_t count, float *x_adv,
                                int64_t *targets_out, rb_attack_stats *stats);
+
+/* Ensembles (AutoAttack's protocol): attacks run in a fixed order, each on
+ * the examples that every earlier one left correctly classified; an
+ * example is robust only if it survives them all. */
+typedef struct rb_attack_stage {
+    const rb_plugin *plugin;
+    const rb_params *params;   /* NULL: the plugin's defaults */
+    rb_attack_options options; /* untargeted; first_example and examples are the run's */
+} rb_attack_stage;
+
+/* fooled_by values other than a stage's index. */
+#define RB_ATTACK_SURVIVED (-1)    /* no stage fooled it */
+#define RB_ATTACK_CLEAN_WRONG (-2) /* misclassified before any attack: not attacked */
+
+/* Runs `stages` in order on x (count images with their labels; row i is
+ * example first_example + i, which keys every stage's random numbers, so
+ * results do not depend on batching). x_adv receives each example's result
+ * from the stage that fooled it (the model's prediction on it differs from
+ * its label), else x. fooled_by (count values, may be NULL) receives that
+ * stage's index, RB_ATTACK_SURVIVED or RB_ATTACK_CLEAN_WRONG. A failing
+ * stage's error is prefixed "stage K (NAME): ". */
+RB_API rb_status rb_attacker_run_stages(rb_attacker *attacker, const rb_attack_stage *stages, size_t stage_count,
+                                        const float *x, const int64_t *labels, int64_t count, int64_t first_example,
+                                        float *x_adv, int *fooled_by);
 
 /* Checks that `plugin` is a complete attack and `options` fit it (what
  * rb_attack_run checks first), so a program can refuse bad settings before

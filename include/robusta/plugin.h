@@ -119,9 +119,9 @@ typedef struct rb_arch_ops {
 
 /* One batch under attack. Tensors are row-major rows × C × H × W float32
  * in [0, 1], rows <= rb_attack_plan.batch. Random numbers must come from a
- * stream keyed by (seed, stream, first_example + row) so that results do not
+ * stream keyed by (seed, stream, example index) so that results do not
  * depend on how examples are split in batches:
- *     rb_rng r; rb_rng_init(&r, b->seed, b->stream, b->first_example + i);
+ *     rb_rng r; rb_rng_init(&r, b->seed, b->stream, rb_attack_example(b, i));
  * (the rb_attack_sample_* helpers below do exactly that). */
 typedef struct rb_attack_batch {
     rb_tensor *x_adv;         /* the adversarial images, updated in place */
@@ -134,7 +134,18 @@ typedef struct rb_attack_batch {
     int iteration;            /* 0-based step number within this restart */
     int targeted;             /* 1: descend the loss towards labels instead of ascending */
     int restart;              /* 0-based restart number */
+    /* Each row's example index (rows values), where the rows are not
+     * consecutive examples (an ensemble attacks what earlier attacks left);
+     * NULL: row r is example first_example + r. Read it through
+     * rb_attack_example. */
+    const int64_t *examples;
 } rb_attack_batch;
+
+/* The example index of row `row`: the key of its random numbers. */
+static inline int64_t rb_attack_example(const rb_attack_batch *batch, int64_t row)
+{
+    return batch->examples != NULL ? batch->examples[row] : batch->first_example + row;
+}
 
 /* What a run of the attack will look like, given to `begin` before the
  * first batch. */

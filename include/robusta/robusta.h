@@ -83,6 +83,7 @@
 #include <robusta/coco.h>
 #include <robusta/train.h>
 #include <robusta/attack.h>
+#include <robusta/autoattack.h>
 #include <robusta/grid.h>
 
 #ifdef __cplusplus

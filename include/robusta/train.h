@@ -338,6 +338,11 @@ typedef struct rb_eval_result {
     int64_t robust_correct;       /* examples whose attacked image is still classified right */
     double robust_accuracy;       /* the primary metric on the attacked images */
     int64_t *class_robust_correct;/* per class */
+    /* rb_evaluate_stages only: the examples each stage fooled, in order
+     * (stage_count values); after stage k, correct - (stage_fooled[0] +
+     * ... + stage_fooled[k]) examples remain correctly classified. */
+    size_t stage_count;
+    int64_t *stage_fooled;
 } rb_eval_result;
 
 /* Runs `model` in inference mode over every example of `split` in order,
@@ -352,6 +357,15 @@ typedef struct rb_eval_result {
 RB_API rb_status rb_evaluate(rb_model *model, const rb_split *split, int64_t batch,
                              const rb_engine_options *engine, rb_eval_result *out);
 RB_API void rb_eval_result_free(rb_eval_result *result);
+
+/* rb_evaluate_robust with an ensemble (robusta/attack.h,
+ * rb_attacker_run_stages; AutoAttack: robusta/autoattack.h): every batch
+ * goes through the stages in order, each attacking what the earlier left
+ * correctly classified; robust metrics are those of the final images, and
+ * stage_fooled counts what each stage fooled. */
+RB_API rb_status rb_evaluate_stages(rb_model *model, const rb_split *split, int64_t batch,
+                                    const rb_engine_options *engine, const rb_attack_stage *stages,
+                                    size_t stage_count, rb_eval_result *out);
 
 /* rb_evaluate that also writes what the model predicts for each example
  * into folder `dir` (made if absent; files of the same names replaced,

@@ -273,7 +273,7 @@ static rb_status evaluate(const char *who, const rb_attack_oracle *oracle, objec
     for (int64_t r = 0; r < rows; r++) {
         if (!isfinite(s->loss[r]))
             return rb_error_set(RB_ERR_NUMERIC, "%s: the loss of example %lld is not finite at step %d", who,
-                                (long long)(b->first_example + (row_of ? row_of[r] : r)), step);
+                                (long long)rb_attack_example(b, row_of ? row_of[r] : r), step);
         if (s->wrong[r]) {
             s->fooled[r] = 1;
             memcpy(s->x_fooled + r * cols, (const float *)rb_tensor_cdata(s->x) + r * cols,
@@ -327,7 +327,8 @@ static rb_status start(const apgd_settings *set, const rb_attack_batch *b, uint3
         rb_attack_batch one = *b;
         rb_attack_view v = {1, cols, x + r * cols, x0 + r * cols, NULL};
         rb_status st;
-        one.first_example = b->first_example + (row_of ? row_of[r] : r);
+        one.first_example = rb_attack_example(b, row_of ? row_of[r] : r);
+        one.examples = NULL;
         one.stream = stream;
         st = set->linf ? rb_attack_sample_linf(&v, &one, set->eps)
                        : rb_attack_sample_l2_sphere(&v, &one, set->eps, RB_ATTACK_L2_AUTOATTACK);

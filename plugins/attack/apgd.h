@@ -47,7 +47,7 @@ int64_t apgd_min_classes(apgd_loss loss);
  * return the result), centred on x0, against labels (true labels, or the
  * runtime's targets when `descend`), with per-row targets for the targeted
  * DLR (else NULL). Random starts come from the stream `stream`, keyed by
- * the example's index b->first_example + row_of[r] (row_of NULL: r).
+ * the example of batch row row_of[r] (row_of NULL: r; rb_attack_example).
  * fooled[r] (may be NULL) says whether any iterate, the start included,
  * was classified otherwise than labels[r] (as labels[r] when descend);
  * such a row ends at the last such iterate, as the reference's

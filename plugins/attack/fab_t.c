@@ -246,7 +246,7 @@ static void random_start(const state *s, const rb_attack_batch *b, int64_t k, fl
 {
     rb_rng r;
     double n = 0;
-    rb_rng_init(&r, b->seed, b->stream, (uint64_t)(b->first_example + s->row_of[k]));
+    rb_rng_init(&r, b->seed, b->stream, (uint64_t)rb_attack_example(b, s->row_of[k]));
     for (int64_t i = 0; i < s->cols; i++) {
         double u = s->set.linf ? 2.0 * rb_rng_uniform(&r) - 1.0 : rb_rng_normal(&r);
         x[i] = (float)u;
@@ -290,7 +290,7 @@ static rb_status fab_rows(state *s, const rb_attack_oracle *oracle, const rb_att
             double plane = -(double)s->f[k], a1, a2, alpha;
             if (!isfinite(s->f[k])) {
                 st = rb_error_set(RB_ERR_NUMERIC, WHO ": the logits of example %lld are not finite",
-                                  (long long)(b->first_example + s->row_of[k]));
+                                  (long long)rb_attack_example(b, s->row_of[k]));
                 goto done;
             }
             for (int64_t i = 0; i < s->cols; i++)

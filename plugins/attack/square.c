@@ -433,7 +433,7 @@ static rb_status square_run(void *self, const rb_params *params, const rb_attack
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, WHO ": out of memory for %lld images", (long long)v.rows);
     }
     for (int64_t r = 0; r < s.rows; r++) {
-        rb_rng_init(&s.rng[r], b->seed, b->stream, (uint64_t)(b->first_example + r));
+        rb_rng_init(&s.rng[r], b->seed, b->stream, (uint64_t)rb_attack_example(b, r));
         s.active[r] = r;
         if (s.set.linf)
             linf_start(&s, r, s.cand + r * s.cols);

@@ -16,7 +16,7 @@
 rb_attack_options rb_attack_options_default(void)
 {
     rb_attack_options o = {.steps = 10, .random_start = false, .restarts = 1, .keep_best = false,
-                           .target = RB_ATTACK_UNTARGETED, .seed = 0, .first_example = 0};
+                           .target = RB_ATTACK_UNTARGETED, .seed = 0, .first_example = 0, .examples = NULL};
     return o;
 }
 
@@ -436,7 +436,7 @@ static void choose_targets(const attack_ctx *c, const rb_attack_options *o, chun
         if (o->target == RB_ATTACK_TARGET_RANDOM) {
             rb_rng g;
             rb_rng_init(&g, o->seed, RB_RNG_STREAM(RB_RNG_ATTACK, RB_ATTACK_TARGET_STREAM),
-                        (uint64_t)(o->first_example + first + r));
+                        (uint64_t)(o->examples ? o->examples[first + r] : o->first_example + first + r));
             t = (y + 1 + (int64_t)(rb_rng_u32(&g) % (uint32_t)(c->classes - 1))) % c->classes;
         } else if (o->target == RB_ATTACK_TARGET_LEAST_LIKELY) {
             const float *l = b->logits + r * c->classes;
@@ -483,9 +483,11 @@ void rb_attacker_destroy(rb_attacker *a)
     free(a);
 }
 
-rb_status rb_attacker_run(rb_attacker *a, const rb_plugin *plugin, const rb_params *params,
-                          const rb_attack_options *o, const float *x, const int64_t *labels, int64_t count,
-                          float *x_adv, int64_t *targets_out, rb_attack_stats *stats)
+/* rb_attacker_run, with each result's prediction into predictions (count
+ * values, may be NULL). */
+static rb_status attacker_run(rb_attacker *a, const rb_plugin *plugin, const rb_params *params,
+                              const rb_attack_options *o, const float *x, const int64_t *labels, int64_t count,
+                              float *x_adv, int64_t *targets_out, rb_attack_stats *stats, int64_t *predictions)
 {
     attack_ctx *c = &a->c;
     chunk_state *b = &a->b;
@@ -583,7 +585,8 @@ rb_status rb_attacker_run(rb_attacker *a, const rb_plugin *plugin, const rb_para
                                       .stream = RB_RNG_STREAM(RB_RNG_ATTACK, (uint32_t)restart),
                                       .iteration = 0,
                                       .targeted = targeted,
-                                      .restart = restart};
+                                      .restart = restart,
+                                      .examples = o->examples ? o->examples + first : NULL};
             memcpy(b->xa, b->x0, (size_t)(rows * c->per) * sizeof(float));
             if (use_run) {
                 if (PLUGIN_CALL(plugin, "run", ops->run(self, params, &oracle, &batch)) != RB_OK)
@@ -637,6 +640,8 @@ rb_status rb_attacker_run(rb_attacker *a, const rb_plugin *plugin, const rb_para
             const float *xr = b->res_x + r * c->per, *x0 = b->x0 + r * c->per;
             double l2 = 0, linf = 0;
             st.adv_correct += b->res_pred[r] == y[r];
+            if (predictions != NULL)
+                predictions[first + r] = b->res_pred[r];
             st.target_reached += targeted && b->res_pred[r] == b->targets[r];
             for (int64_t i = 0; i < c->per; i++) {
                 double d = fabs((double)xr[i] - x0[i]);
@@ -664,6 +669,100 @@ done:
         ops->destroy(self);
     rb_params_destroy(own_params);
     rb_engine_hold_weights(c->engine, held);
+    return s;
+}
+
+rb_status rb_attacker_run(rb_attacker *a, const rb_plugin *plugin, const rb_params *params,
+                          const rb_attack_options *o, const float *x, const int64_t *labels, int64_t count,
+                          float *x_adv, int64_t *targets_out, rb_attack_stats *stats)
+{
+    return attacker_run(a, plugin, params, o, x, labels, count, x_adv, targets_out, stats, NULL);
+}
+
+/* ------------------------------------------------------------ ensembles */
+
+rb_status rb_attacker_run_stages(rb_attacker *a, const rb_attack_stage *stages, size_t stage_count, const float *x,
+                                 const int64_t *labels, int64_t count, int64_t first_example, float *x_adv,
+                                 int *fooled_by)
+{
+    attack_ctx *c = &a->c;
+    float *xs = NULL, *out = NULL;
+    int64_t *ys = NULL, *index = NULL, *pred = NULL, *examples = NULL;
+    int *state = NULL;
+    rb_status s = RB_OK;
+    if (x == NULL || labels == NULL || x_adv == NULL || count < 0 || (stage_count > 0 && stages == NULL))
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack: images, labels, stages and the output are required");
+    for (size_t k = 0; k < stage_count; k++) {
+        bool use_run;
+        if (stages[k].plugin == NULL)
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack: stage %zu has no plugin", k + 1);
+        if ((s = check_options(stages[k].plugin, &stages[k].options, &use_run)) != RB_OK)
+            return rb_error_prefix("attack: stage %zu (%s): ", k + 1, stages[k].plugin->name);
+        if (stages[k].options.target != RB_ATTACK_UNTARGETED)
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                "attack: stage %zu (%s) is runtime-targeted; an ensemble counts misclassifications",
+                                k + 1, stages[k].plugin->name);
+    }
+    if ((s = check_labels(c, labels, count)) != RB_OK || (s = check_images(c, x, count)) != RB_OK)
+        return s;
+    xs = malloc((size_t)((count ? count : 1) * c->per) * sizeof *xs);
+    out = malloc((size_t)((count ? count : 1) * c->per) * sizeof *out);
+    ys = malloc((size_t)(count ? count : 1) * sizeof *ys);
+    index = malloc((size_t)(count ? count : 1) * sizeof *index);
+    examples = malloc((size_t)(count ? count : 1) * sizeof *examples);
+    pred = malloc((size_t)(count ? count : 1) * sizeof *pred);
+    state = malloc((size_t)(count ? count : 1) * sizeof *state);
+    if (!xs || !out || !ys || !index || !examples || !pred || !state) {
+        s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "attack: out of memory for an ensemble of %lld images",
+                         (long long)count);
+        goto done;
+    }
+    memcpy(x_adv, x, (size_t)(count * c->per) * sizeof *x_adv);
+    /* the clean predictions: only what the model gets right is attacked */
+    for (int64_t first = 0; first < count; first += c->batch) {
+        int64_t rows = count - first < c->batch ? count - first : c->batch;
+        if ((s = ctx_eval(c, x + first * c->per, labels + first, rows, NULL, NULL, NULL, c->logits)) != RB_OK)
+            goto done;
+        for (int64_t r = 0; r < rows; r++)
+            state[first + r] =
+                argmax(c->logits + r * c->classes, c->classes) == labels[first + r] ? RB_ATTACK_SURVIVED
+                                                                                    : RB_ATTACK_CLEAN_WRONG;
+    }
+    for (size_t k = 0; k < stage_count; k++) {
+        rb_attack_options o = stages[k].options;
+        int64_t n = 0;
+        for (int64_t i = 0; i < count; i++)
+            if (state[i] == RB_ATTACK_SURVIVED) {
+                memcpy(xs + n * c->per, x + i * c->per, (size_t)c->per * sizeof *xs);
+                ys[n] = labels[i];
+                examples[n] = first_example + i;
+                index[n++] = i;
+            }
+        if (n == 0)
+            break;
+        o.first_example = first_example;
+        o.examples = examples;
+        if ((s = attacker_run(a, stages[k].plugin, stages[k].params, &o, xs, ys, n, out, NULL, NULL, pred)) !=
+            RB_OK) {
+            s = rb_error_prefix("stage %zu (%s): ", k + 1, stages[k].plugin->name);
+            goto done;
+        }
+        for (int64_t j = 0; j < n; j++)
+            if (pred[j] != ys[j]) {
+                state[index[j]] = (int)k;
+                memcpy(x_adv + index[j] * c->per, out + j * c->per, (size_t)c->per * sizeof *out);
+            }
+    }
+    if (fooled_by != NULL)
+        memcpy(fooled_by, state, (size_t)count * sizeof *state);
+done:
+    free(xs);
+    free(out);
+    free(ys);
+    free(index);
+    free(examples);
+    free(pred);
+    free(state);
     return s;
 }
 

@@ -34,6 +34,9 @@ void rb_eval_result_free(rb_eval_result *r)
     free(r->class_robust_correct);
     free(r->metrics);
     free(r->robust_metrics);
+    free(r->stage_fooled);
+    r->stage_fooled = NULL;
+    r->stage_count = 0;
     r->class_count = r->class_correct = r->class_robust_correct = NULL;
     r->metrics = r->robust_metrics = NULL;
     r->metric_count = r->robust_metric_count = 0;
@@ -175,7 +178,7 @@ rb_status train_evaluate_with(rb_engine *engine, rb_model *model, const rb_split
  * One rank sends itself the same way, so every run takes this path. */
 typedef struct eval_share {
     int64_t batch, n, floats; /* images per batch, in the split, raw output floats per image */
-    bool robust;
+    bool robust, staged;      /* staged: one more float per image, the stage that fooled it */
 } eval_share;
 
 /* Rows of batch k, and the floats a rank sends for it. */
@@ -186,7 +189,7 @@ static int64_t share_rows(const eval_share *e, int64_t k)
 }
 static size_t share_floats(const eval_share *e, int64_t rows)
 {
-    return (size_t)rows * (size_t)(1 + e->floats * (e->robust ? 2 : 1));
+    return (size_t)rows * (size_t)(1 + e->floats * (e->robust ? 2 : 1) + (e->staged ? 1 : 0));
 }
 
 rb_status train_evaluate_into(rb_engine *engine, rb_model *model, const rb_split *split, const eval_attack *atk,
@@ -197,14 +200,16 @@ rb_status train_evaluate_into(rb_engine *engine, rb_model *model, const rb_split
     size_t per = rb_split_example_size(split);
     float *images = calloc((size_t)batch * per, sizeof *images);
     const int64_t *all = rb_split_labels(split);
-    bool robust = atk != NULL && atk->plugin != NULL;
+    bool staged = atk != NULL && atk->plugin == NULL && atk->stages != NULL;
+    bool robust = atk != NULL && (atk->plugin != NULL || staged);
     float *adv = robust ? calloc((size_t)batch * per, sizeof *adv) : NULL;
     float *mine = NULL, *got = NULL;
     size_t *bytes = calloc((size_t)ranks, sizeof *bytes);
     rb_attacker *attacker = NULL;
     rb_scorer *clean = NULL, *attacked = NULL;
     eval_targets t = {0};
-    eval_share e = {.batch = batch, .n = n, .robust = robust};
+    eval_share e = {.batch = batch, .n = n, .robust = robust, .staged = staged};
+    int *fooled_by = staged ? calloc((size_t)batch, sizeof *fooled_by) : NULL;
     double loss_sum = 0, score = 0, robust_score = 0;
     rb_status s = eval_alloc(out, rb_split_classes(split));
     bool held = rb_engine_hold_weights(engine, true); /* the model is fixed for the whole pass */
@@ -223,8 +228,13 @@ rb_status train_evaluate_into(rb_engine *engine, rb_model *model, const rb_split
         if (mine == NULL || (rank == 0 && got == NULL) || bytes == NULL)
             s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for evaluation outputs");
     }
-    if (s == RB_OK && robust && adv == NULL)
+    if (s == RB_OK && robust && (adv == NULL || (staged && fooled_by == NULL)))
         s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for adversarial images");
+    if (s == RB_OK && staged &&
+        (out->stage_fooled = calloc(atk->stage_count ? atk->stage_count : 1, sizeof *out->stage_fooled)) == NULL)
+        s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for the stages' counts");
+    if (s == RB_OK && staged)
+        out->stage_count = atk->stage_count;
     if (s == RB_OK && images == NULL)
         s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for evaluation batches");
     for (int64_t round = 0; s == RB_OK && round * batch * ranks < n; round++) {
@@ -246,14 +256,22 @@ rb_status train_evaluate_into(rb_engine *engine, rb_model *model, const rb_split
                 break;
             at += (size_t)rows * (size_t)e.floats;
             if (robust) {
-                rb_attack_options o = *atk->options;
-                o.first_example = first;
                 memset(adv, 0, (size_t)batch * per * sizeof *adv);
-                if ((s = rb_attacker_run(attacker, atk->plugin, atk->params, &o, images, t.labels, rows, adv, NULL,
-                                         NULL)) != RB_OK ||
-                    (s = rb_engine_forward_targets(engine, adv, batch, &t.targets, false)) != RB_OK ||
+                if (staged)
+                    s = rb_attacker_run_stages(attacker, atk->stages, atk->stage_count, images, t.labels, rows, first,
+                                               adv, fooled_by);
+                else {
+                    rb_attack_options o = *atk->options;
+                    o.first_example = first;
+                    s = rb_attacker_run(attacker, atk->plugin, atk->params, &o, images, t.labels, rows, adv, NULL,
+                                        NULL);
+                }
+                if (s != RB_OK || (s = rb_engine_forward_targets(engine, adv, batch, &t.targets, false)) != RB_OK ||
                     (s = rb_scorer_read_outputs(attacked, engine, rows, at)) != RB_OK)
                     break;
+                at += (size_t)rows * (size_t)e.floats;
+                for (int64_t r = 0; staged && r < rows; r++)
+                    *at++ = (float)fooled_by[r];
             }
         }
         for (int r = 0; r < ranks; r++)
@@ -281,6 +299,9 @@ rb_status train_evaluate_into(rb_engine *engine, rb_model *model, const rb_split
                 if ((s = rb_scorer_add_outputs(attacked, at, rb, &t.targets)) != RB_OK)
                     break;
                 at += (size_t)rb * (size_t)e.floats;
+                for (int64_t i = 0; staged && i < rb; i++, at++)
+                    if (*at >= 0 && (size_t)*at < out->stage_count)
+                        out->stage_fooled[(size_t)*at]++;
             }
         }
     }
@@ -315,7 +336,9 @@ rb_status train_evaluate_into(rb_engine *engine, rb_model *model, const rb_split
             (s = rb_dist_broadcast(out->class_count, classes * sizeof *out->class_count, 0)) == RB_OK &&
             (s = rb_dist_broadcast(out->class_correct, classes * sizeof *out->class_correct, 0)) == RB_OK &&
             (s = rb_dist_broadcast(out->class_robust_correct, classes * sizeof *out->class_robust_correct, 0)) ==
-                RB_OK) {
+                RB_OK &&
+            (!staged || (s = rb_dist_broadcast(out->stage_fooled, out->stage_count * sizeof *out->stage_fooled, 0)) ==
+                            RB_OK)) {
             out->accuracy = scalars[0];
             out->robust_accuracy = scalars[1];
             out->mean_loss = scalars[2];
@@ -328,6 +351,7 @@ rb_status train_evaluate_into(rb_engine *engine, rb_model *model, const rb_split
     }
     free(images);
     free(adv);
+    free(fooled_by);
     free(mine);
     free(got);
     free(bytes);
@@ -398,8 +422,12 @@ rb_status train_evaluate_model(rb_model *model, const rb_split *split, int64_t b
     }
     memset(out, 0, sizeof *out);
     eo.data_grads_only = true;
-    if (atk != NULL && ((s = rb_attack_check(atk->plugin, atk->options)) != RB_OK ||
-                        (s = train_check_attackable(model, "robust evaluation")) != RB_OK))
+    if (atk != NULL && atk->plugin != NULL && (s = rb_attack_check(atk->plugin, atk->options)) != RB_OK)
+        return s;
+    for (size_t k = 0; atk != NULL && atk->plugin == NULL && k < atk->stage_count; k++)
+        if ((s = rb_attack_check(atk->stages[k].plugin, &atk->stages[k].options)) != RB_OK)
+            return rb_error_prefix("stage %zu: ", k + 1);
+    if (atk != NULL && (s = train_check_attackable(model, "robust evaluation")) != RB_OK)
         return s;
     if ((s = train_check_eval_shapes(model, split)) != RB_OK)
         return s;
@@ -437,6 +465,18 @@ rb_status rb_evaluate_robust(rb_model *model, const rb_split *split, int64_t bat
     return train_evaluate_model(model, split, batch, engine, &atk, NULL, out);
 }
 
+rb_status rb_evaluate_stages(rb_model *model, const rb_split *split, int64_t batch, const rb_engine_options *engine,
+                             const rb_attack_stage *stages, size_t stage_count, rb_eval_result *out)
+{
+    eval_attack atk = {.stages = stages, .stage_count = stage_count};
+    if (stages == NULL || stage_count == 0) {
+        if (out != NULL)
+            memset(out, 0, sizeof *out);
+        return train_invalid("rb_evaluate_stages: needs at least one stage");
+    }
+    return train_evaluate_model(model, split, batch, engine, &atk, NULL, out);
+}
+
 rb_status rb_eval_open_split(const rb_model *model, const char *data, rb_split_which which,
                              const rb_split_options *options, rb_split **out)
 {
@@ -450,6 +490,8 @@ rb_status rb_eval_open_split(const rb_model *model, const char *data, rb_split_w
         so.classes = options->classes;
         so.transform = options->transform;
         so.cache_dir = options->cache_dir;
+        so.indices = options->indices;
+        so.index_count = options->index_count;
     }
     /* at the model's size from the start: a folder of images of many sizes
      * (voc-seg) can only be held at one */

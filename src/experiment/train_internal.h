@@ -27,6 +27,9 @@ typedef struct eval_attack {
     const rb_plugin *plugin;
     const rb_params *params;
     const rb_attack_options *options;
+    /* an ensemble instead (plugin NULL): rb_attacker_run_stages */
+    const rb_attack_stage *stages;
+    size_t stage_count;
 } eval_attack;
 
 /* A training run: its configuration and everything made for it. */

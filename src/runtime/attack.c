@@ -201,7 +201,7 @@ rb_status rb_attack_sample_linf(const rb_attack_view *v, const rb_attack_batch *
         return s;
     for (int64_t r = 0; r < v->rows; r++) {
         rb_rng rng;
-        rb_rng_init(&rng, b->seed, b->stream, (uint64_t)(b->first_example + r));
+        rb_rng_init(&rng, b->seed, b->stream, (uint64_t)rb_attack_example(b, r));
         for (int64_t i = r * v->cols; i < (r + 1) * v->cols; i++) {
             float u = 2.0f * (rb_rng_uniform(&rng) - 0.5f) * (float)eps;
             v->x[i] = clamp(v->x0[i] + u, 0.0f, 1.0f);
@@ -225,7 +225,7 @@ static rb_status sample_l2(const char *who, const rb_attack_view *v, const rb_at
         float *x = v->x + r * v->cols;
         const float *x0 = v->x0 + r * v->cols;
         double scale, norm;
-        rb_rng_init(&rng, b->seed, b->stream, (uint64_t)(b->first_example + r));
+        rb_rng_init(&rng, b->seed, b->stream, (uint64_t)rb_attack_example(b, r));
         for (int64_t i = 0; i < v->cols; i++)
             x[i] = rb_rng_normal(&rng); /* the direction z, kept in x until scaled */
         norm = row_norm(x, v->cols);
