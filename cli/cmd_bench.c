@@ -67,6 +67,9 @@ typedef struct timing {
     double arena_mib;
     int64_t forwards, backwards; /* attack: engine passes of one run */
     bool per_step;          /* attack: seconds is per step (step-based) or per run (whole-run) */
+    /* whole-run attacks: the same engine's forward, and forward with the
+     * input gradient, alone (medians), and the share of a run they explain */
+    double forward_s, gradient_s, model_share;
 } timing;
 
 typedef struct bench {
@@ -301,9 +304,44 @@ static rb_status time_inference(bench *b, timing *t)
     return s;
 }
 
+/* The attack engine's forward alone and forward + input gradient (one
+ * backward) on the batch, medians of the repeats after a warm-up. */
+static rb_status time_passes(const bench *b, rb_engine *e, const int64_t *labels, timing *t)
+{
+    size_t pixels = (size_t)rb_engine_batch(e) * (rb_model_get_input(b->model)->channels *
+                                                  rb_model_get_input(b->model)->height *
+                                                  rb_model_get_input(b->model)->width);
+    float *grad = malloc(pixels * sizeof *grad);
+    double *f = calloc((size_t)b->repeats, sizeof *f), *g = calloc((size_t)b->repeats, sizeof *g);
+    rb_status s = grad && f && g ? RB_OK : rb_error_set(RB_ERR_OUT_OF_MEMORY, "bench: out of memory");
+    for (int r = 0; s == RB_OK && r <= b->repeats; r++) {
+        double t0 = seconds_now(), t1;
+        s = rb_attack_loss_grad(e, b->model, b->images, labels, b->batch, NULL, NULL, NULL);
+        t1 = seconds_now();
+        if (s == RB_OK)
+            s = rb_attack_loss_grad(e, b->model, b->images, labels, b->batch, NULL, grad, NULL);
+        if (r > 0) {
+            f[r - 1] = t1 - t0;
+            g[r - 1] = seconds_now() - t1;
+        }
+    }
+    if (s == RB_OK) {
+        t->forward_s = median_of(f, b->repeats);
+        t->gradient_s = median_of(g, b->repeats);
+    }
+    free(grad);
+    free(f);
+    free(g);
+    return s;
+}
+
 /* A step-based attack's step: (a run of N steps - a run of 0) / N, which
  * leaves out the clean passes every run makes. A whole-run attack (its own
- * schedule, e.g. apgd-ce's --steps): the time of one run. */
+ * schedule, e.g. apgd-ce's --steps): the time of one run, on labels that
+ * are the model's clean predictions (so that every example is attacked, as
+ * in an evaluation of robust examples), with the share of it that its
+ * forward and backward passes explain (the rest is the attack's own
+ * bookkeeping). */
 static rb_status time_attack(bench *b, const rb_plugin *plugin, const rb_params *params, timing *t)
 {
     const rb_attack_ops *ops = plugin->ops.attack;
@@ -320,6 +358,10 @@ static rb_status time_attack(bench *b, const rb_plugin *plugin, const rb_params 
     rb_status s = RB_OK;
     if (adv == NULL || v == NULL)
         s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "bench: out of memory");
+    int64_t *labels = malloc((size_t)b->batch * sizeof *labels);
+    float *logits = NULL;
+    if (labels == NULL)
+        s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "bench: out of memory");
     t->per_step = ops->run == NULL;
     ao.steps = steps;
     if (s == RB_OK)
@@ -329,11 +371,26 @@ static rb_status time_attack(bench *b, const rb_plugin *plugin, const rb_params 
         s = rb_engine_create(&e, rb_model_graph(b->model), b->batch, &opt);
     if (s == RB_OK)
         s = rb_attacker_create(&attacker, e, b->model);
+    if (s == RB_OK) {
+        int64_t k = rb_model_num_classes(b->model);
+        memcpy(labels, b->labels, (size_t)b->batch * sizeof *labels);
+        if (!t->per_step && (logits = malloc((size_t)(b->batch * k) * sizeof *logits)) == NULL)
+            s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "bench: out of memory");
+        if (s == RB_OK && !t->per_step &&
+            (s = rb_attack_loss_grad(e, b->model, b->images, b->labels, b->batch, NULL, NULL, logits)) == RB_OK)
+            for (int64_t i = 0; i < b->batch; i++) {
+                int64_t best = 0;
+                for (int64_t j = 1; j < k; j++)
+                    best = logits[i * k + j] > logits[i * k + best] ? j : best;
+                labels[i] = best;
+            }
+        free(logits);
+    }
     for (int r = 0; s == RB_OK && r <= b->repeats; r++) {
         double t0, full;
         ao.steps = r == 0 ? 1 : steps;
         t0 = seconds_now();
-        s = rb_attacker_run(attacker, plugin, params, &ao, b->images, b->labels, b->batch, adv, NULL, &st);
+        s = rb_attacker_run(attacker, plugin, params, &ao, b->images, labels, b->batch, adv, NULL, &st);
         full = seconds_now() - t0;
         if (s != RB_OK || r == 0)
             continue;
@@ -343,14 +400,18 @@ static rb_status time_attack(bench *b, const rb_plugin *plugin, const rb_params 
         if (t->per_step) {
             ao.steps = 0;
             t0 = seconds_now();
-            s = rb_attacker_run(attacker, plugin, params, &ao, b->images, b->labels, b->batch, adv, NULL, &st);
+            s = rb_attacker_run(attacker, plugin, params, &ao, b->images, labels, b->batch, adv, NULL, &st);
             v[r - 1] = (full - (seconds_now() - t0)) / steps;
         }
     }
     if (s == RB_OK)
         record(b, t, e, v);
+    if (s == RB_OK && !t->per_step && (s = time_passes(b, e, labels, t)) == RB_OK)
+        t->model_share = ((double)t->forwards * t->forward_s +
+                          (double)t->backwards * (t->gradient_s - t->forward_s)) / t->seconds;
     rb_attacker_destroy(attacker);
     rb_engine_destroy(e);
+    free(labels);
     free(adv);
     free(v);
     return s;
@@ -600,6 +661,11 @@ static int run_bench(const cli_command *self, rb_params *o, int argc, char **arg
             json_object_object_add(t, "per", json_object_new_string(atk.per_step ? "step" : "run"));
             json_object_object_add(t, "forwards_per_run", json_object_new_int64(atk.forwards));
             json_object_object_add(t, "backwards_per_run", json_object_new_int64(atk.backwards));
+            if (!atk.per_step) {
+                json_object_object_add(t, "forward_ms", rb_json_number(atk.forward_s * 1e3));
+                json_object_object_add(t, "forward_gradient_ms", rb_json_number(atk.gradient_s * 1e3));
+                json_object_object_add(t, "model_share", rb_json_number(atk.model_share));
+            }
             json_object_object_add(root, "attack", t);
         }
         printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -635,6 +701,15 @@ static int run_bench(const cli_command *self, rb_params *o, int argc, char **arg
                    "(arena %.0f MiB)\n",
                    attack->name, atk.seconds * 1e3, (double)b.batch / atk.seconds, (long long)atk.forwards,
                    (long long)atk.backwards, atk.arena_mib);
+        if (atk.done && !atk.per_step && atk.backwards == 0)
+            printf("  %-15s per query %.2fx a forward (%.1f ms); passes %.1f%% of the run, bookkeeping %.1f%%\n", "",
+                   atk.seconds / (double)(atk.forwards ? atk.forwards : 1) / atk.forward_s, atk.forward_s * 1e3,
+                   100 * atk.model_share, 100 * (1 - atk.model_share));
+        else if (atk.done && !atk.per_step)
+            printf("  %-15s per gradient step %.2fx a forward with input gradient (%.1f ms; a forward %.1f ms); "
+                   "passes %.1f%% of the run, bookkeeping %.1f%%\n",
+                   "", atk.seconds / (double)atk.backwards / atk.gradient_s, atk.gradient_s * 1e3, atk.forward_s * 1e3,
+                   100 * atk.model_share, 100 * (1 - atk.model_share));
     }
     free(b.images);
     free(b.labels);

@@ -8,6 +8,7 @@
 #include <robusta/robusta.h>
 
 #include "testutil.h"
+#include "attackutil.h"
 
 /* Float32 arithmetic on values near 1: a few ulps (6e-8 each). */
 #define TOL 1e-6
@@ -16,8 +17,7 @@ static rb_registry *reg;
 
 static void setup(void)
 {
-    ck_assert_int_eq(rb_registry_create(&reg), RB_OK);
-    ck_assert_int_eq(rb_registry_load_default(reg), RB_OK);
+    reg = test_attack_registry();
 }
 
 static void teardown(void)
@@ -25,19 +25,11 @@ static void teardown(void)
     rb_registry_destroy(reg);
 }
 
-typedef struct attack {
-    const rb_attack_ops *ops;
-    rb_params *params;
-} attack;
+typedef test_attack attack;
 
 static attack open_attack(const char *name)
 {
-    const rb_plugin *p;
-    attack a;
-    ck_assert_msg(rb_registry_find(reg, RB_PLUGIN_ATTACK, name, &p) == RB_OK, "%s", rb_last_error());
-    a.ops = p->ops.attack;
-    ck_assert_int_eq(rb_params_create(&a.params, p->params), RB_OK);
-    return a;
+    return test_attack_open(reg, name);
 }
 
 /* A batch of `rows` × `cols` over caller arrays. */

@@ -279,6 +279,12 @@ START_TEST(bench_times_training_inference_and_attacks)
     ck_assert_str_eq(json_object_get_string(field(attack, "per")), "run");
     ck_assert_int_ge(json_object_get_int64(field(attack, "backwards_per_run")), 3);
     ck_assert(!json_object_object_get_ex(attack, "gflop_per_second", NULL));
+    /* the share of the run its passes explain (timed on a shared machine:
+     * only its order of magnitude is checked) */
+    ck_assert(json_object_get_double(field(attack, "forward_ms")) > 0);
+    ck_assert(json_object_get_double(field(attack, "forward_gradient_ms")) > 0);
+    ck_assert(json_object_get_double(field(attack, "model_share")) > 0.2);
+    ck_assert(json_object_get_double(field(attack, "model_share")) < 2);
     json_object_put(root);
 }
 END_TEST

@@ -12,33 +12,29 @@
 #include <robusta/robusta.h>
 
 #include "testutil.h"
+#include "attackutil.h"
 
 enum { MAXD = 8, K = 3, ROWS = 3 };
 
 static rb_registry *reg;
-static const rb_attack_ops *ops;
-static rb_params *params;
+static test_attack atk;
 
 static void setup(void)
 {
-    const rb_plugin *p;
-    ck_assert_int_eq(rb_registry_create(&reg), RB_OK);
-    ck_assert_int_eq(rb_registry_load_default(reg), RB_OK);
-    ck_assert_msg(rb_registry_find(reg, RB_PLUGIN_ATTACK, "fab-t", &p) == RB_OK, "%s", rb_last_error());
-    ops = p->ops.attack;
-    ck_assert_int_eq(rb_params_create(&params, p->params), RB_OK);
-    ck_assert_int_eq(rb_params_set(params, "target-classes", "2"), RB_OK); /* K - 1 */
+    reg = test_attack_registry();
+    atk = test_attack_open(reg, "fab-t");
+    test_attack_set(&atk, "target-classes", "2"); /* K - 1 */
 }
 
 static void teardown(void)
 {
-    rb_params_destroy(params);
+    rb_params_destroy(atk.params);
     rb_registry_destroy(reg);
 }
 
 static void set(const char *name, const char *value)
 {
-    ck_assert_msg(rb_params_set(params, name, value) == RB_OK, "%s", rb_last_error());
+    test_attack_set(&atk, name, value);
 }
 
 typedef struct linear {
@@ -108,7 +104,7 @@ static rb_status run(linear *m, float *x, const float *x0, const int64_t *labels
     b.labels = labels;
     b.seed = 1;
     b.stream = RB_RNG_STREAM(RB_RNG_ATTACK, 0);
-    s = ops->run(NULL, params, &o, &b);
+    s = atk.ops->run(NULL, atk.params, &o, &b);
     rb_tensor_destroy(tx);
     rb_tensor_destroy(tx0);
     return s;
@@ -258,8 +254,8 @@ START_TEST(bad_settings_are_refused)
     ck_assert_str_eq(rb_last_error(), "fab-t: 3 target classes asked, but a model of 3 classes has at most 2 other "
                                       "classes; use --target-classes 2 or fewer");
     ck_assert_int_eq(memcmp(x, x0, sizeof x), 0);
-    ck_assert_int_eq(rb_params_set(params, "beta", "0"), RB_ERR_INVALID_ARGUMENT);
-    ck_assert_int_eq(rb_params_set(params, "eta", "0.5"), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(rb_params_set(atk.params, "beta", "0"), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(rb_params_set(atk.params, "eta", "0.5"), RB_ERR_INVALID_ARGUMENT);
 }
 END_TEST
 

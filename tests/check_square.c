@@ -16,32 +16,28 @@
 #include <robusta/robusta.h>
 
 #include "testutil.h"
+#include "attackutil.h"
 
 enum { C = 2, H = 6, W = 7, PER = C * H * W, K = 3, ROWS = 4 };
 
 static rb_registry *reg;
-static const rb_attack_ops *ops;
-static rb_params *params;
+static test_attack atk;
 
 static void setup(void)
 {
-    const rb_plugin *p;
-    ck_assert_int_eq(rb_registry_create(&reg), RB_OK);
-    ck_assert_int_eq(rb_registry_load_default(reg), RB_OK);
-    ck_assert_msg(rb_registry_find(reg, RB_PLUGIN_ATTACK, "square", &p) == RB_OK, "%s", rb_last_error());
-    ops = p->ops.attack;
-    ck_assert_int_eq(rb_params_create(&params, p->params), RB_OK);
+    reg = test_attack_registry();
+    atk = test_attack_open(reg, "square");
 }
 
 static void teardown(void)
 {
-    rb_params_destroy(params);
+    rb_params_destroy(atk.params);
     rb_registry_destroy(reg);
 }
 
 static void set(const char *name, const char *value)
 {
-    ck_assert_msg(rb_params_set(params, name, value) == RB_OK, "%s", rb_last_error());
+    test_attack_set(&atk, name, value);
 }
 
 /* z = W x + b, counting evaluations. */
@@ -101,7 +97,7 @@ static rb_status run(linear *m, float *x, const float *x0, const int64_t *labels
     b.seed = seed;
     b.first_example = first;
     b.stream = RB_RNG_STREAM(RB_RNG_ATTACK, 0);
-    s = ops->run(NULL, params, &o, &b);
+    s = atk.ops->run(NULL, atk.params, &o, &b);
     rb_tensor_destroy(tx);
     rb_tensor_destroy(tx0);
     return s;
@@ -239,22 +235,22 @@ START_TEST(bad_batches_and_oracles_are_refused)
     b.x_adv = tx;
     b.x_clean = tx0;
     b.labels = labels;
-    ck_assert_int_eq(ops->run(NULL, params, &old, &b), RB_ERR_UNSUPPORTED);
+    ck_assert_int_eq(atk.ops->run(NULL, atk.params, &old, &b), RB_ERR_UNSUPPORTED);
     ck_assert_str_eq(rb_last_error(), "square: needs the oracle's logits and classes (plugin ABI 3)");
     {
         rb_attack_oracle o = {.struct_size = (uint32_t)sizeof o, .logits = oracle_logits, .ctx = &m, .classes = K};
-        ck_assert_int_eq(ops->run(NULL, params, &o, &b), RB_ERR_INVALID_ARGUMENT);
+        ck_assert_int_eq(atk.ops->run(NULL, atk.params, &o, &b), RB_ERR_INVALID_ARGUMENT);
         ck_assert_str_eq(rb_last_error(), "square: needs images, N x C x H x W (x_adv is 2-d)");
         b.labels = NULL;
-        ck_assert_int_eq(ops->run(NULL, params, &o, &b), RB_ERR_INVALID_ARGUMENT);
+        ck_assert_int_eq(atk.ops->run(NULL, atk.params, &o, &b), RB_ERR_INVALID_ARGUMENT);
         ck_assert_str_eq(rb_last_error(), "square: the batch has no labels");
     }
     ck_assert_int_eq(memcmp(x, x0, sizeof x), 0);
     ck_assert_int_eq(m.calls, 0);
     rb_tensor_destroy(tx);
     rb_tensor_destroy(tx0);
-    ck_assert_int_eq(rb_params_set(params, "queries", "-1"), RB_ERR_INVALID_ARGUMENT);
-    ck_assert_int_eq(rb_params_set(params, "p-init", "0"), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(rb_params_set(atk.params, "queries", "-1"), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(rb_params_set(atk.params, "p-init", "0"), RB_ERR_INVALID_ARGUMENT);
 }
 END_TEST
 

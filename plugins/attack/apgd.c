@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "apgd.h"
+#include "ranked.h"
 
 rb_status apgd_read_settings(const rb_params *params, apgd_loss loss, apgd_settings *out)
 {
@@ -65,23 +66,6 @@ int64_t apgd_min_classes(apgd_loss loss)
 }
 
 /* ------------------------------------------------------------ losses */
-
-/* The classes of the `n` largest logits (n <= 4), largest first, ties to
- * the lower class. */
-static void top_classes(const float *z, int64_t classes, int n, int64_t *top)
-{
-    for (int k = 0; k < n; k++) {
-        int64_t best = -1;
-        for (int64_t i = 0; i < classes; i++) {
-            bool taken = false;
-            for (int j = 0; j < k; j++)
-                taken |= top[j] == i;
-            if (!taken && (best < 0 || z[i] > z[best]))
-                best = i;
-        }
-        top[k] = best;
-    }
-}
 
 /* One example's loss and its gradient (dz, zero on entry) wrt the logits. */
 static double example_loss(apgd_loss loss, const float *z, int64_t classes, int64_t y, int64_t t, float *dz)
@@ -120,15 +104,6 @@ static double example_loss(apgd_loss loss, const float *z, int64_t classes, int6
     return num / den;
 }
 
-static int64_t argmax(const float *z, int64_t n)
-{
-    int64_t best = 0;
-    for (int64_t i = 1; i < n; i++)
-        if (z[i] > z[best])
-            best = i;
-    return best;
-}
-
 /* The oracle's logit objective: the loss, and whether each iterate is
  * classified as the run wants (fooled). */
 typedef struct objective {
@@ -149,7 +124,7 @@ static rb_status objective_loss(void *ctx, int64_t first, int64_t rows, int64_t 
                             (long long)apgd_min_classes(o->loss), (long long)classes);
     for (int64_t r = 0; r < rows; r++) {
         const float *z = logits + r * classes;
-        int64_t pred = argmax(z, classes);
+        int64_t pred = top_class(z, classes);
         int64_t t = o->targets ? o->targets[first + r] : 0;
         losses[r] = (float)example_loss(o->loss, z, classes, labels[r], t, dlogits + r * classes);
         o->wrong[first + r] = o->descend ? pred == labels[r] : pred != labels[r];
