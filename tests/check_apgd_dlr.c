@@ -430,8 +430,8 @@ START_TEST(bad_settings_are_refused_with_one_line)
         ck_assert_int_eq(t.ops->run(NULL, t.params, &o, &b), RB_ERR_INVALID_ARGUMENT);
         ck_assert_str_eq(rb_last_error(), "apgd-t: chooses its own targets (the top clean logits); run it untargeted");
         ck_assert_int_eq(d.ops->run(NULL, d.params, &o, &b), RB_ERR_INVALID_ARGUMENT);
-        ck_assert_str_eq(rb_last_error(),
-                         "apgd-dlr: the DLR loss is untargeted; apgd-t is its targeted form (it picks its own targets)");
+        ck_assert_str_eq(rb_last_error(), "apgd-dlr: the DLR loss is untargeted; apgd-t is its targeted form (it "
+                                          "picks its own targets)");
     }
     b.targeted = 0;
     ck_assert_int_eq(d.ops->run(NULL, d.params, &old, &b), RB_ERR_UNSUPPORTED);

@@ -305,6 +305,20 @@ START_TEST(eval_runs_autoattack_stage_by_stage)
     ck_assert_int_ne(r.code, 0);
     ck_assert_int_eq(count_lines(r.err), 1);
     ck_assert_msg(strstr(r.err, "index 8 (entry 1 of the list) is outside [0, 8)") != NULL, "%s", r.err);
+
+    /* a model trained against pgd-l2 at 0.5, evaluated in Linf: allowed, and said */
+    snprintf(idx, sizeof idx, "%s/l2run", dir);
+    RUN(&r, env, "-q", "train", "--arch", "resnet18", "--stem", "cifar", "--width", "0.125", "--data", data, "--out",
+        idx, "--epochs", "1", "--batch-size", "8", "--threads", "1", "--attack", "pgd-l2", "--eps", "0.5",
+        "--step-size", "0.25", "--steps", "1");
+    assert_ok();
+    snprintf(idx + strlen(idx), sizeof idx - strlen(idx), "/model.rbt");
+    RUN(&r, env, "eval", "--ckpt", idx, "--data", data, "--threads", "1", "--autoattack", "rand", "--eps", "8/255",
+        "--n-examples", "2");
+    assert_ok();
+    ck_assert_msg(strstr(r.err, "robusta eval: warning: the model was trained against pgd-l2 at l2 eps 0.5; "
+                                "AutoAttack runs linf eps 0.0313725, another threat model\n") != NULL,
+                  "%s", r.err);
 }
 END_TEST
 

@@ -889,8 +889,8 @@ START_TEST(index_lists_select_examples_in_split_order)
     ck_assert_int_eq(rb_split_source_indices(s)[2], 17);
     ck_assert_int_eq(rb_split_source_indices(s)[3], 25);
     ck_assert_int_eq(rb_split_labels(s)[2], 7);
-    ck_assert_mem_eq((const unsigned char *)rb_split_images(s) + 2 * 4, (const unsigned char *)rb_split_images(all) + 17 * 4,
-                     4);
+    ck_assert_mem_eq((const unsigned char *)rb_split_images(s) + 2 * 4,
+                     (const unsigned char *)rb_split_images(all) + 17 * 4, 4);
     rb_split_destroy(s);
     o.classes = "7,3"; /* 17 (class 7) and 3 (class 3) remain, relabelled 0 and 1 */
     ck_assert_int_eq(rb_split_apply(&s, all, &o), RB_OK);

@@ -463,5 +463,6 @@ static rb_status square_run(void *self, const rb_params *params, const rb_attack
     return st;
 }
 
-RB_ATTACK_PLUGIN("square", "1.0", "the Square attack: score-based random search, Linf or L2 (Andriushchenko et al. 2020)",
-                 square_params, .run = square_run);
+RB_ATTACK_PLUGIN("square", "1.0",
+                 "the Square attack: score-based random search, Linf or L2 (Andriushchenko et al. 2020)", square_params,
+                 .run = square_run);

@@ -686,7 +686,7 @@ rb_status rb_attacker_run_stages(rb_attacker *a, const rb_attack_stage *stages, 
                                  int *fooled_by)
 {
     attack_ctx *c = &a->c;
-    float *xs = NULL, *out = NULL;
+    float *xs = NULL, *out = NULL, *logits = NULL;
     int64_t *ys = NULL, *index = NULL, *pred = NULL, *examples = NULL;
     int *state = NULL;
     rb_status s = RB_OK;
@@ -712,7 +712,8 @@ rb_status rb_attacker_run_stages(rb_attacker *a, const rb_attack_stage *stages, 
     examples = malloc((size_t)(count ? count : 1) * sizeof *examples);
     pred = malloc((size_t)(count ? count : 1) * sizeof *pred);
     state = malloc((size_t)(count ? count : 1) * sizeof *state);
-    if (!xs || !out || !ys || !index || !examples || !pred || !state) {
+    logits = malloc((size_t)(c->batch * c->classes) * sizeof *logits);
+    if (!xs || !out || !ys || !index || !examples || !pred || !state || !logits) {
         s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "attack: out of memory for an ensemble of %lld images",
                          (long long)count);
         goto done;
@@ -721,12 +722,11 @@ rb_status rb_attacker_run_stages(rb_attacker *a, const rb_attack_stage *stages, 
     /* the clean predictions: only what the model gets right is attacked */
     for (int64_t first = 0; first < count; first += c->batch) {
         int64_t rows = count - first < c->batch ? count - first : c->batch;
-        if ((s = ctx_eval(c, x + first * c->per, labels + first, rows, NULL, NULL, NULL, c->logits)) != RB_OK)
+        if ((s = ctx_eval(c, x + first * c->per, labels + first, rows, NULL, NULL, NULL, logits)) != RB_OK)
             goto done;
         for (int64_t r = 0; r < rows; r++)
-            state[first + r] =
-                argmax(c->logits + r * c->classes, c->classes) == labels[first + r] ? RB_ATTACK_SURVIVED
-                                                                                    : RB_ATTACK_CLEAN_WRONG;
+            state[first + r] = argmax(logits + r * c->classes, c->classes) == labels[first + r] ? RB_ATTACK_SURVIVED
+                                                                                                : RB_ATTACK_CLEAN_WRONG;
     }
     for (size_t k = 0; k < stage_count; k++) {
         rb_attack_options o = stages[k].options;
@@ -763,6 +763,7 @@ done:
     free(examples);
     free(pred);
     free(state);
+    free(logits);
     return s;
 }
 

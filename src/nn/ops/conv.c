@@ -373,7 +373,8 @@ static rb_status plan(rb_engine *e, enode *en)
             note_backward_impl(en, bwd_w_pd, "backward weights");
             s = eng_make_primitive(e, &en->bwd_weights, bwd_w_pd, n, "convolution backward weights");
         }
-        if (s == RB_OK && !en->weight_grad_gemm && dnnl_memory_create(&en->diff_weights_user, &user_w, e->eng, w->grad) != dnnl_success)
+        if (s == RB_OK && !en->weight_grad_gemm &&
+            dnnl_memory_create(&en->diff_weights_user, &user_w, e->eng, w->grad) != dnnl_success)
             s = eng_dnnl_fail(dnnl_out_of_memory, "weight gradient memory", n);
         if (s == RB_OK && b && dnnl_memory_create(&en->diff_bias_user, &user_b, e->eng, b->grad) != dnnl_success)
             s = eng_dnnl_fail(dnnl_out_of_memory, "bias gradient memory", n);
