@@ -283,9 +283,9 @@ START_TEST(eval_runs_autoattack_stage_by_stage)
         "pgd-linf");
     assert_refused(2, "robusta eval: --autoattack runs AutoAttack's own attacks; drop --attack pgd-linf (robusta eval "
                       "--help lists its options)\n");
-    RUN(&r, env, "eval", "--ckpt", m, "--data", data, "--autoattack", "plus", "--eps", "0.1");
-    assert_refused(2, "robusta eval: AutoAttack plus needs the untargeted fab attack, which robusta does not have "
-                      "yet; use --autoattack standard\n");
+    RUN(&r, env, "eval", "--ckpt", m, "--data", data, "--autoattack", "pluss", "--eps", "0.1");
+    assert_refused(2, "robusta eval: AutoAttack: unknown version 'pluss' (did you mean plus?); use standard, plus or "
+                      "rand\n");
     RUN(&r, env, "eval", "--ckpt", m, "--data", data, "--autoattack", "standard", "--eps", "0.1", "--steps", "3");
     assert_refused(2, "robusta eval: --steps is --attack's schedule; AutoAttack's stages have their own (robusta "
                       "eval --help lists its options)\n");

@@ -244,6 +244,68 @@ START_TEST(success_needs_eps_and_targets_come_in_order)
 }
 END_TEST
 
+/* The untargeted fab goes to the nearest boundary of any class. Class 0
+ * (the label) is 0; class 1, the second largest logit, is -0.1 at x0 but
+ * moves slowly (||v_1||_1 = 0.5: Linf distance 0.2); class 2 is -0.3 at x0
+ * but moves fast (||v_2||_1 = 6: distance 0.05), and moving 0.05 towards it
+ * shifts class 1 by at most 0.025, so class 2's boundary comes first. fab
+ * ends on class 2 within 1% above 0.05; fab-t with one target (class 1)
+ * would need 0.2. */
+START_TEST(the_untargeted_fab_finds_the_nearest_boundary)
+{
+    test_attack fab = test_attack_open(reg, "fab");
+    linear m = {.dim = MAXD};
+    uint32_t s = 29;
+    float x0[ROWS * MAXD], x[ROWS * MAXD];
+    int64_t labels[ROWS] = {0, 0, 0};
+    double l1[3] = {0, 0, 0}, want[3] = {0, 0.5, 6}, at[3] = {0, -0.1, -0.3};
+    rb_attack_oracle o = {.struct_size = (uint32_t)sizeof o,
+                          .logits = oracle_logits,
+                          .ctx = &m,
+                          .logit_loss_and_grad = oracle_logit_loss,
+                          .classes = K};
+    rb_tensor *tx, *tx0;
+    rb_attack_batch b;
+    int64_t shape[2] = {ROWS, MAXD};
+    for (int i = 0; i < ROWS * MAXD; i++) {
+        s = s * 1664525u + 1013904223u;
+        x0[i] = (float)(0.4 + 0.2 * ((s >> 8) / 16777216.0));
+    }
+    for (int r = 1; r < ROWS; r++)
+        memcpy(x0 + r * MAXD, x0, MAXD * sizeof *x0);
+    for (int c = 1; c < 3; c++) {
+        for (int i = 0; i < MAXD; i++) {
+            s = s * 1664525u + 1013904223u;
+            m.w[c][i] = 2.0 * ((s >> 8) / 16777216.0) - 1.0;
+            l1[c] += fabs(m.w[c][i]);
+        }
+        m.b[c] = at[c];
+        for (int i = 0; i < MAXD; i++) {
+            m.w[c][i] *= want[c] / l1[c];
+            m.b[c] -= m.w[c][i] * x0[i];
+        }
+    }
+    test_attack_set(&fab, "eps", "1");
+    memcpy(x, x0, sizeof x);
+    ck_assert_int_eq(rb_tensor_wrap(&tx, RB_DTYPE_F32, 2, shape, x), RB_OK);
+    ck_assert_int_eq(rb_tensor_wrap(&tx0, RB_DTYPE_F32, 2, shape, x0), RB_OK);
+    memset(&b, 0, sizeof b);
+    b.x_adv = tx;
+    b.x_clean = tx0;
+    b.labels = labels;
+    b.stream = RB_RNG_STREAM(RB_RNG_ATTACK, 0);
+    ck_assert_msg(fab.ops->run(NULL, fab.params, &o, &b) == RB_OK, "%s", rb_last_error());
+    for (int r = 0; r < ROWS; r++) {
+        double d = dist(true, x + r * MAXD, x0 + r * MAXD, MAXD);
+        ck_assert_msg(predict(&m, x + r * MAXD) == 2, "row %d: predicted %d", r, predict(&m, x + r * MAXD));
+        ck_assert_msg(d >= 0.05 * (1 - 1e-5) && d <= 0.05 * 1.01, "row %d: distance %.9g, nearest 0.05", r, d);
+    }
+    rb_tensor_destroy(tx);
+    rb_tensor_destroy(tx0);
+    rb_params_destroy(fab.params);
+}
+END_TEST
+
 START_TEST(bad_settings_are_refused)
 {
     linear m = {.dim = 2};
@@ -268,6 +330,7 @@ int main(void)
     tcase_add_test(tc, fab_finds_the_minimal_perturbation_of_a_linear_model);
     tcase_add_test(tc, fab_respects_the_box_in_its_projections);
     tcase_add_test(tc, success_needs_eps_and_targets_come_in_order);
+    tcase_add_test(tc, the_untargeted_fab_finds_the_nearest_boundary);
     tcase_add_test(tc, bad_settings_are_refused);
     suite_add_tcase(s, tc);
     return run_suite(s);

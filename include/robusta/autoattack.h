@@ -16,7 +16,8 @@
  *               models are deterministic in evaluation, so the reference's
  *               20-draw gradient average is one gradient and each runs
  *               once);
- *   "plus":     refused (it needs the untargeted fab, not in robusta yet).
+ *   "plus":     apgd-ce and apgd-dlr (5 restarts each), fab (untargeted, 5
+ *               restarts), square, apgd-t and fab-t (1 restart each).
  * Every stage gets the norm ("linf" or "l2") and eps; the model needs at
  * least 4 classes (the targeted DLR loss). The registry must hold the
  * plugins (they ship with robusta). */
@@ -39,7 +40,7 @@ RB_API rb_status rb_autoattack_create(rb_autoattack **out, const rb_registry *re
 RB_API void rb_autoattack_destroy(rb_autoattack *autoattack);
 /* The stages, in order; valid until rb_autoattack_destroy. */
 RB_API const rb_attack_stage *rb_autoattack_stages(const rb_autoattack *autoattack, size_t *count);
-/* "standard" or "rand". */
+/* "standard", "plus" or "rand". */
 RB_API const char *rb_autoattack_version(const rb_autoattack *autoattack);
 
 #ifdef __cplusplus

@@ -21,6 +21,11 @@
  * With eps large, the result is the minimal perturbation FAB found, whose
  * norm `robusta attack` reports.
  *
+ * Built with FAB_UNTARGETED this is the `fab` plugin, the untargeted FAB of
+ * AutoAttack's plus version: one pass, and at each step the boundary of the
+ * class nearest under the linearization, |z_j - z_y| / ||grad (z_j - z_y)||
+ * (the dual norm: L1 for Linf, L2 for L2), which takes a backward per class.
+ *
  * The projection onto {v : w . v = b} within [0, 1]^n: with r = b - w . x,
  * the moves d = clip(mu w, -x, 1 - x) (L2) or d_i = sign(w_i) min(rho,
  * room_i) (Linf, room_i the distance to the box's edge in w_i's direction)
@@ -37,15 +42,23 @@
 
 #include "ranked.h"
 
+#ifdef FAB_UNTARGETED
+#define WHO "fab"
+#else
 #define WHO "fab-t"
+#endif
 
 static const rb_param_spec fab_params[] = {
     {"norm", RB_PARAM_CHOICE, "linf", "linf|l2", 0, "the norm to minimize: Linf or L2"},
     {RB_PARAM_EPS, RB_PARAM_FLOAT, "8/255", "[0, inf)", 0,
      "success needs a perturbation within eps; restarts start at eps / 2"},
+#ifdef FAB_UNTARGETED
+    {RB_PARAM_STEPS, RB_PARAM_INT, "100", "[1, 100000]", 0, "iterations"},
+#else
     {RB_PARAM_STEPS, RB_PARAM_INT, "100", "[1, 100000]", 0, "iterations per target"},
     {"target-classes", RB_PARAM_INT, "9", "[1, 100000]", 0,
      "targets tried per example: the classes of the 2nd to (N+1)-th largest clean logits"},
+#endif
     {"alpha-max", RB_PARAM_FLOAT, "0.1", "[0, 1]", 0, "largest weight of the step from the clean image"},
     {"eta", RB_PARAM_FLOAT, "1.05", "[1, 10]", 0, "overshoot of each projection"},
     {"beta", RB_PARAM_FLOAT, "0.9", "(0, 1]", 0, "backward step towards the clean image after a success"},
@@ -65,8 +78,12 @@ static rb_status read_settings(const rb_params *params, settings *s)
         st = rb_params_get_float(params, RB_PARAM_EPS, &s->eps);
     if (st == RB_OK)
         st = rb_params_get_int(params, RB_PARAM_STEPS, &s->steps);
+#ifdef FAB_UNTARGETED
+    s->targets = 1; /* one pass, the nearest boundary at each step */
+#else
     if (st == RB_OK)
         st = rb_params_get_int(params, "target-classes", &s->targets);
+#endif
     if (st == RB_OK)
         st = rb_params_get_float(params, "alpha-max", &s->alpha_max);
     if (st == RB_OK)
@@ -205,6 +222,11 @@ typedef struct state {
     rb_tensor *x1, *x0, *grad, *logits;
     float *best, *d1, *d2, *f;
     double *res;
+    /* untargeted: one class's gradient and values at a time, and the
+     * distance to the nearest boundary so far */
+    rb_tensor *grad_j;
+    float *f_j;
+    double *nearest;
     int64_t *labels, *targets, *row_of, *order;
     bool *done;
     breakpoint *bp;
@@ -217,6 +239,9 @@ static void state_free(state *s)
     rb_tensor_destroy(s->x0);
     rb_tensor_destroy(s->grad);
     rb_tensor_destroy(s->logits);
+    rb_tensor_destroy(s->grad_j);
+    free(s->f_j);
+    free(s->nearest);
     free(s->best);
     free(s->d1);
     free(s->d2);
@@ -255,6 +280,14 @@ static rb_status state_alloc(state *s, int64_t rows, int64_t cols, int64_t class
     s->done = calloc(n, sizeof *s->done);
     s->bp = malloc((size_t)cols * sizeof *s->bp);
     s->rank = malloc((size_t)classes * sizeof *s->rank);
+#ifdef FAB_UNTARGETED
+    if (rb_tensor_create(&s->grad_j, RB_DTYPE_F32, 2, shape) != RB_OK)
+        return rb_error_prefix(WHO ": buffers: ");
+    s->f_j = malloc(n * sizeof *s->f_j);
+    s->nearest = malloc(n * sizeof *s->nearest);
+    if (!s->f_j || !s->nearest)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, WHO ": out of memory for %lld images", (long long)rows);
+#endif
     if (!s->best || !s->d1 || !s->d2 || !s->f || !s->res || !s->labels || !s->targets || !s->row_of || !s->order ||
         !s->done || !s->bp || !s->rank)
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, WHO ": out of memory for %lld images", (long long)rows);
@@ -287,6 +320,45 @@ static void random_start(const state *s, const rb_attack_batch *b, int64_t k, fl
     }
 }
 
+#ifdef FAB_UNTARGETED
+/* The nearest linearized boundary of each of the first n rows at x1: of
+ * every class j other than the label, z_j - z_y and its gradient (a
+ * backward per class), keeping the class with the least |f_j| / ||g_j||
+ * (the dual norm: L1 for Linf, L2 for L2) into s->f and s->grad. */
+static rb_status nearest_boundary(state *s, const rb_attack_oracle *oracle, rb_tensor *x1, int64_t n)
+{
+    rb_tensor *gj = NULL;
+    float *g = rb_tensor_data(s->grad);
+    const float *gjd = rb_tensor_cdata(s->grad_j);
+    rb_status st = head_rows(s->grad_j, n, s->cols, &gj);
+    for (int64_t k = 0; k < n; k++)
+        s->nearest[k] = INFINITY;
+    for (int64_t j = 0; st == RB_OK && j < s->classes; j++) {
+        for (int64_t k = 0; k < n; k++)
+            s->targets[k] = j;
+        if ((st = oracle->logit_loss_and_grad(oracle->ctx, x1, s->labels, difference, s->targets, s->f_j, NULL,
+                                              gj)) != RB_OK)
+            break;
+        for (int64_t k = 0; k < n; k++) {
+            const float *row = gjd + k * s->cols;
+            double norm = 0, dist;
+            if (j == s->labels[k])
+                continue;
+            for (int64_t i = 0; i < s->cols; i++)
+                norm += s->set.linf ? fabs((double)row[i]) : (double)row[i] * row[i];
+            dist = fabs((double)s->f_j[k]) / (1e-12 + (s->set.linf ? norm : sqrt(norm)));
+            if (dist < s->nearest[k]) {
+                s->nearest[k] = dist;
+                s->f[k] = s->f_j[k];
+                memcpy(g + k * s->cols, row, (size_t)s->cols * sizeof *g);
+            }
+        }
+    }
+    rb_tensor_destroy(gj);
+    return st;
+}
+#endif
+
 /* One target's run on the first n rows of x0 (examples row_of), each
  * against targets[k]: s->best and s->res receive the closest adversarial
  * point found and its distance (INFINITY: none). */
@@ -307,7 +379,11 @@ static rb_status fab_rows(state *s, const rb_attack_oracle *oracle, const rb_att
             memcpy(x + k * s->cols, x0 + k * s->cols, (size_t)s->cols * sizeof *x);
     }
     for (int64_t it = 0; it < s->set.steps; it++) {
+#ifdef FAB_UNTARGETED
+        st = nearest_boundary(s, oracle, x1, n);
+#else
         st = oracle->logit_loss_and_grad(oracle->ctx, x1, s->labels, difference, s->targets, s->f, NULL, grad);
+#endif
         if (st != RB_OK) {
             st = rb_error_prefix(WHO ": evaluating the model at step %lld: ", (long long)it);
             goto done;
@@ -373,8 +449,13 @@ static rb_status fab_run(void *self, const rb_params *params, const rb_attack_or
     if (b->labels == NULL)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, WHO ": the batch has no labels");
     if (b->targeted)
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
-                            WHO ": chooses its own targets (the top clean logits); run it untargeted");
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, WHO ": %s; run it untargeted",
+#ifdef FAB_UNTARGETED
+                            "it looks for the nearest boundary, of any class"
+#else
+                            "chooses its own targets (the top clean logits)"
+#endif
+        );
     if (!RB_ATTACK_ORACLE_HAS(oracle, classes) || oracle->logit_loss_and_grad == NULL || oracle->logits == NULL)
         return rb_error_set(RB_ERR_UNSUPPORTED, WHO ": needs the oracle's logit_loss_and_grad and classes (ABI 3)");
     if (s.set.targets > oracle->classes - 1)
@@ -425,6 +506,12 @@ done:
     return st;
 }
 
+#ifdef FAB_UNTARGETED
+RB_ATTACK_PLUGIN("fab", "1.0",
+                 "FAB: minimal perturbations to the nearest decision boundary, Linf or L2 (Croce & Hein 2020)",
+                 fab_params, .run = fab_run);
+#else
 RB_ATTACK_PLUGIN("fab-t", "1.0",
                  "targeted FAB: minimal perturbations towards the top clean classes, Linf or L2 (Croce & Hein 2020)",
                  fab_params, .run = fab_run);
+#endif

@@ -8,8 +8,8 @@
  *             defenses, whose gradients the reference averages over 20
  *             draws (EOT); a robusta model evaluates deterministically, so
  *             those 20 gradients are one and each runs once;
- *   plus:     adds 5-restart apgd-ce and apgd-dlr and the untargeted fab,
- *             which robusta does not have yet: refused.
+ *   plus:     apgd-ce and apgd-dlr (5 restarts each), fab (untargeted,
+ *             5 restarts), square, apgd-t, fab-t (1 restart each).
  * Targets are at most the model's classes - 1; the targeted DLR loss needs
  * 4 classes. */
 #include "config.h"
@@ -68,14 +68,11 @@ rb_status rb_autoattack_create(rb_autoattack **out, const rb_registry *registry,
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "AutoAttack: unknown norm '%s'; use linf or l2", norm);
     if (!(eps >= 0) || eps > 1e6)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "AutoAttack: eps must be a number >= 0, not %g", eps);
-    if (strcmp(version, "plus") == 0)
-        return rb_error_set(RB_ERR_UNSUPPORTED,
-                            "AutoAttack plus needs the untargeted fab attack, which robusta does not have yet; use "
-                            "--autoattack standard");
-    if (strcmp(version, "standard") != 0 && strcmp(version, "rand") != 0) {
+    if (strcmp(version, "standard") != 0 && strcmp(version, "rand") != 0 && strcmp(version, "plus") != 0) {
         static const char *const versions[] = {"standard", "rand", "plus"};
         const char *near = rb_suggest(version, versions, 3);
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "AutoAttack: unknown version '%s'%s%s%s; use standard or rand",
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                            "AutoAttack: unknown version '%s'%s%s%s; use standard, plus or rand",
                             version, near ? " (did you mean " : "", near ? near : "", near ? "?)" : "");
     }
     if (classes < 4)
@@ -97,6 +94,18 @@ rb_status rb_autoattack_create(rb_autoattack **out, const rb_registry *registry,
             (s = add_stage(aa, registry, "apgd-t", apgd_t, 1, seed)) == RB_OK &&
             (s = add_stage(aa, registry, "fab-t", fab_t, 1, seed)) == RB_OK)
             s = add_stage(aa, registry, "square", square, 1, seed);
+    } else if (strcmp(version, "plus") == 0) {
+        const char *const apgd[] = {"norm", norm, "eps", eps_text, "steps", "100", NULL};
+        const char *const fab[] = {"norm", norm, "eps", eps_text, "steps", "100", NULL};
+        const char *const square[] = {"norm", norm, "eps", eps_text, "queries", "5000", "p-init", "0.8", NULL};
+        const char *const apgd_t[] = {"norm", norm, "eps", eps_text, "steps", "100", "target-classes", targets, NULL};
+        const char *const fab_t[] = {"norm", norm, "eps", eps_text, "steps", "100", "target-classes", targets, NULL};
+        if ((s = add_stage(aa, registry, "apgd-ce", apgd, 5, seed)) == RB_OK &&
+            (s = add_stage(aa, registry, "apgd-dlr", apgd, 5, seed)) == RB_OK &&
+            (s = add_stage(aa, registry, "fab", fab, 5, seed)) == RB_OK &&
+            (s = add_stage(aa, registry, "square", square, 1, seed)) == RB_OK &&
+            (s = add_stage(aa, registry, "apgd-t", apgd_t, 1, seed)) == RB_OK)
+            s = add_stage(aa, registry, "fab-t", fab_t, 1, seed);
     } else {
         const char *const apgd[] = {"norm", norm, "eps", eps_text, "steps", "100", NULL};
         if ((s = add_stage(aa, registry, "apgd-ce", apgd, 1, seed)) == RB_OK)
