@@ -683,14 +683,20 @@ const cli_command cli_eval_command = {
     .name = "eval",
     .summary = "accuracy, mean loss and per-class accuracy of a checkpoint on a dataset",
     .usage = "--ckpt MODEL.rbt --data SPEC [--split test|train] [--classes LIST] [--json]\n"
-             "       [--attack NAME [attack options] [--steps N --restarts R --random-start --keep-best --seed S]]",
+             "       [--attack NAME [attack options] [--steps N --restarts R --random-start --keep-best --seed S]]\n"
+             "       [--autoattack standard|plus|rand --norm linf|l2 --eps E [--seed S]]\n"
+             "       [--n-examples N | --indices FILE.npy]",
     .description =
         "Runs a model in inference mode over a dataset split (the test split by default) and\n"
         "prints its accuracy, mean cross-entropy and per-class accuracy with class names.\n"
         "Images are resized and grayscale replicated to what the model takes; --classes\n"
         "defaults to the classes the checkpoint was trained on. With --attack NAME (and the\n"
         "plugin's options, e.g. --eps 8/255) it also attacks every image (rb_attack_run) and\n"
-        "prints robust accuracy, overall and per class (JSON: robust_accuracy, robust_per_class).",
+        "prints robust accuracy, overall and per class (JSON: robust_accuracy, robust_per_class).\n"
+        "With --autoattack VERSION (--norm, --eps) it runs AutoAttack's attacks in order, each\n"
+        "on what the earlier left correctly classified, and prints robust accuracy after each\n"
+        "(JSON: clean_acc, robust_acc, stages). --n-examples N or --indices FILE.npy evaluate\n"
+        "a fixed subset of the split.",
     .options = eval_options,
     .plugin_options = eval_plugin_option,
     .run = run_eval,

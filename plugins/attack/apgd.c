@@ -39,7 +39,7 @@
 #include "apgd.h"
 #include "ranked.h"
 
-rb_status apgd_read_settings(const rb_params *params, apgd_loss loss, apgd_settings *out)
+static rb_status read_settings(const rb_params *params, apgd_loss loss, apgd_settings *out)
 {
     const char *norm;
     rb_status st = rb_params_get_string(params, "norm", &norm);
@@ -57,6 +57,17 @@ rb_status apgd_read_settings(const rb_params *params, apgd_loss loss, apgd_setti
         out->linf = strcmp(norm, "linf") == 0;
         out->loss = loss;
     }
+    return st;
+}
+
+rb_status apgd_open_run(const char *who, const rb_params *params, apgd_loss loss, rb_attack_batch *b,
+                        rb_attack_view *v, apgd_settings *set)
+{
+    rb_status st = rb_attack_batch_view(b, who, false, v);
+    if (st == RB_OK)
+        st = read_settings(params, loss, set);
+    if (st == RB_OK && b->labels == NULL)
+        st = rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: the batch has no labels", who);
     return st;
 }
 

@@ -37,7 +37,10 @@ typedef struct apgd_settings {
         {"alpha", RB_PARAM_FLOAT, "0.75", "(0, 1]", 0, "momentum: weight of the new step against the last move"}, \
         {"random-start", RB_PARAM_BOOL, "true", NULL, 0, "start from a random point of the ball"}
 
-rb_status apgd_read_settings(const rb_params *params, apgd_loss loss, apgd_settings *out);
+/* What every APGD plugin's run starts with: the batch as rows (v), the
+ * settings for `loss`, and labels present; errors name `who`. */
+rb_status apgd_open_run(const char *who, const rb_params *params, apgd_loss loss, rb_attack_batch *b,
+                        rb_attack_view *v, apgd_settings *set);
 
 /* The classes a loss needs: DLR reads the third largest logit, the
  * targeted DLR the fourth. */

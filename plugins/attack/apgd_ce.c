@@ -14,14 +14,10 @@ static rb_status apgd_ce_run(void *self, const rb_params *params, const rb_attac
 {
     rb_attack_view v;
     apgd_settings set;
-    rb_status st = rb_attack_batch_view(b, WHO, false, &v);
+    rb_status st = apgd_open_run(WHO, params, APGD_LOSS_CE, b, &v, &set);
     (void)self;
-    if (st == RB_OK)
-        st = apgd_read_settings(params, APGD_LOSS_CE, &set);
     if (st != RB_OK)
         return st;
-    if (b->labels == NULL)
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, WHO ": the batch has no labels");
     return apgd_run_rows(WHO, &set, oracle, b, b->stream, v.rows, v.cols, NULL, v.x, v.x0, b->labels, NULL,
                          b->targeted != 0, NULL);
 }

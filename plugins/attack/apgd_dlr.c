@@ -16,14 +16,10 @@ static rb_status apgd_dlr_run(void *self, const rb_params *params, const rb_atta
 {
     rb_attack_view v;
     apgd_settings set;
-    rb_status st = rb_attack_batch_view(b, WHO, false, &v);
+    rb_status st = apgd_open_run(WHO, params, APGD_LOSS_DLR, b, &v, &set);
     (void)self;
-    if (st == RB_OK)
-        st = apgd_read_settings(params, APGD_LOSS_DLR, &set);
     if (st != RB_OK)
         return st;
-    if (b->labels == NULL)
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, WHO ": the batch has no labels");
     if (b->targeted)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                             WHO ": the DLR loss is untargeted; apgd-t is its targeted form (it picks its own targets)");

@@ -87,16 +87,12 @@ static rb_status apgd_t_run(void *self, const rb_params *params, const rb_attack
     apgd_settings set;
     buffers m;
     int64_t targets, classes;
-    rb_status st = rb_attack_batch_view(b, WHO, false, &v);
+    rb_status st = apgd_open_run(WHO, params, APGD_LOSS_DLR_TARGETED, b, &v, &set);
     (void)self;
-    if (st == RB_OK)
-        st = apgd_read_settings(params, APGD_LOSS_DLR_TARGETED, &set);
     if (st == RB_OK)
         st = rb_params_get_int(params, "target-classes", &targets);
     if (st != RB_OK)
         return st;
-    if (b->labels == NULL)
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, WHO ": the batch has no labels");
     if (b->targeted)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                             WHO ": chooses its own targets (the top clean logits); run it untargeted");
