@@ -499,13 +499,10 @@ static void warn_threat_model(const char *command, json_object *meta, const char
         !json_object_object_get_ex(tr, "attack", &atk) || !json_object_object_get_ex(atk, "name", &name))
         return;
     attack = json_object_get_string(name);
-    if (strcmp(attack, "pgd-l2") == 0)
-        trained_norm = "l2";
-    else if (strcmp(attack, "pgd-linf") == 0)
-        trained_norm = "linf";
+    trained_norm = rb_autoattack_norm_of(attack, NULL);
     if (json_object_object_get_ex(atk, "params", &params)) {
         if (json_object_object_get_ex(params, "norm", &v))
-            trained_norm = json_object_get_string(v);
+            trained_norm = rb_autoattack_norm_of(attack, json_object_get_string(v));
         if (json_object_object_get_ex(params, RB_PARAM_EPS, &v))
             trained_eps = json_eps(v);
     }

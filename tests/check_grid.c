@@ -465,6 +465,61 @@ START_TEST(transform_metric_and_cache_are_keys)
 }
 END_TEST
 
+/* [transfer] eval-attack: an attack plugin (or AutoAttack and its version)
+ * and KEY=VALUE words, kept for the runner to check against the plugin;
+ * what cannot be words of one is refused here. */
+START_TEST(eval_attack_takes_a_name_and_options)
+{
+    rb_grid_spec *g =
+        parse_ok(BASE_TRANSFER "eval-attack =  pgd-linf   eps=8/255 steps=20\neval-attack-per-class = 5\n");
+    ck_assert_str_eq(g->transfer.eval_attack, "pgd-linf");
+    ck_assert_ptr_null(g->transfer.eval_autoattack);
+    ck_assert_str_eq(g->transfer.eval_attack_text, "pgd-linf eps=8/255 steps=20");
+    ck_assert_int_eq(g->transfer.eval_attack_line, 11);
+    ck_assert_uint_eq(g->transfer.n_eval_attack_options, 2);
+    ck_assert_str_eq(g->transfer.eval_attack_options[0].key, "eps");
+    ck_assert_str_eq(g->transfer.eval_attack_options[0].value, "8/255");
+    ck_assert_str_eq(g->transfer.eval_attack_options[1].key, "steps");
+    ck_assert_str_eq(g->transfer.eval_attack_options[1].value, "20");
+    ck_assert_int_eq(g->transfer.eval_attack_options[1].line, 11);
+    ck_assert_int_eq(g->transfer.eval_attack_per_class, 5);
+    rb_grid_spec_destroy(g);
+    /* AutoAttack: standard unless a version is named */
+    g = parse_ok(BASE_TRANSFER "eval-attack = autoattack norm=l2\n");
+    ck_assert_str_eq(g->transfer.eval_autoattack, "standard");
+    ck_assert_uint_eq(g->transfer.n_eval_attack_options, 1);
+    rb_grid_spec_destroy(g);
+    g = parse_ok(BASE_TRANSFER "eval-attack = autoattack plus\n");
+    ck_assert_str_eq(g->transfer.eval_autoattack, "plus");
+    ck_assert_uint_eq(g->transfer.n_eval_attack_options, 0);
+    rb_grid_spec_destroy(g);
+    /* absent: none */
+    g = parse_ok(BASE_TRANSFER);
+    ck_assert_ptr_null(g->transfer.eval_attack);
+    ck_assert_int_eq(g->transfer.eval_attack_per_class, 0);
+    rb_grid_spec_destroy(g);
+
+    expect_error(BASE_TRANSFER "eval-attack =\n", "g.ini:11: 'eval-attack' in [transfer] is empty: name an attack");
+    expect_error(BASE_TRANSFER "eval-attack = eps=1 pgd-l2\n",
+                 "g.ini:11: 'eval-attack' in [transfer] starts with 'eps=1': write the attack plugin's name");
+    expect_error(BASE_TRANSFER "eval-attack = pgd-l2 steps\n",
+                 "g.ini:11: 'eval-attack' in [transfer]: 'steps' is not KEY=VALUE (e.g. eval-attack = pgd-linf");
+    expect_error(BASE_TRANSFER "eval-attack = pgd-l2 =3\n", "'=3' is not KEY=VALUE");
+    expect_error(BASE_TRANSFER "eval-attack = pgd-l2 steps=\n", "'steps=' is not KEY=VALUE");
+    expect_error(BASE_TRANSFER "eval-attack = pgd-l2 steps=3 steps=4\n",
+                 "g.ini:11: 'eval-attack' in [transfer]: option 'steps' given twice");
+    expect_error(BASE_TRANSFER "eval-attack = autoattack fast\n",
+                 "g.ini:11: 'eval-attack' in [transfer]: AutoAttack's version is standard, plus or rand, not 'fast'");
+    expect_error(BASE_TRANSFER "eval-attack = autoattack norm=l2 plus\n", "'plus' is not KEY=VALUE");
+    expect_error(BASE_TRANSFER "eval-attack = pgd-l2 eps=1,2\n",
+                 "g.ini:11: 'eval-attack' in [transfer]: 'eps=1,2' holds a comma or a quote, which results.csv cannot");
+    expect_error(BASE_TRANSFER "eval-attack-per-class = 5\n",
+                 "g.ini: [transfer] has 'eval-attack-per-class' but no 'eval-attack' to run on those images");
+    expect_error(BASE_TRANSFER "eval-attack = pgd-l2\neval-attack = square\n",
+                 "g.ini:12: key 'eval-attack' given twice in [transfer] (first at line 11)");
+}
+END_TEST
+
 START_TEST(eps_lists_are_checked_item_by_item)
 {
     const char *head = BASE_HEAD "[transfer]\n[source]\ndata = fm\n"; /* eps on line 10 */
@@ -629,6 +684,7 @@ static Suite *grid_suite(void)
     tcase_add_test(tc, structure_errors_name_the_line);
     tcase_add_test(tc, long_lines_are_refused_before_inih_splits_them);
     tcase_add_test(tc, bad_values_name_the_key_the_value_and_the_range);
+    tcase_add_test(tc, eval_attack_takes_a_name_and_options);
     tcase_add_test(tc, eps_lists_are_checked_item_by_item);
     tcase_add_test(tc, missing_sections_and_keys_are_named);
     tcase_add_test(tc, eps_parsing);

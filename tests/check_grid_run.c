@@ -332,6 +332,149 @@ START_TEST(a_grid_gives_its_steps_to_an_attack_that_declares_them)
 }
 END_TEST
 
+/* The tiny grid with `lines` appended to its [transfer] section (the last
+ * one, from line 27 on), on eps 0 and 0.5, fixed-feature mode only. */
+static void write_transfer_grid(const char *path, const char *lines)
+{
+    FILE *f;
+    write_grid(path, "", "0, 0.5");
+    f = fopen(path, "a");
+    ck_assert(f != NULL);
+    fprintf(f, "modes = fixed\n%s", lines);
+    fclose(f);
+}
+
+static double json_number_at(const char *path, const char *key)
+{
+    json_object *j = json_object_from_file(path), *v;
+    double x = NAN;
+    ck_assert_msg(j != NULL, "cannot read %s", path);
+    if (json_object_object_get_ex(j, key, &v) && !json_object_is_type(v, json_type_null))
+        x = json_object_get_double(v);
+    json_object_put(j);
+    return x;
+}
+
+/* [transfer] eval-attack: each transferred classifier is also evaluated
+ * under it (here PGD-Linf, 2 steps, at the largest source eps, on 2 test
+ * images of each of t3's 3 classes), results.csv, table.md and the summary
+ * carry its robust accuracy; a grid that gains the key later evaluates what
+ * had finished without training it again, and one whose attack changed
+ * evaluates again; bad settings are refused with one line. */
+START_TEST(eval_attack_adds_robust_target_accuracy)
+{
+    char ini[PATH_MAX], out[PATH_MAX], path[PATH_MAX + 128], *text, *csv_before;
+    rb_grid_result *rows = NULL;
+    size_t n = 0;
+    snprintf(ini, sizeof ini, "%s/robust.ini", dir);
+    snprintf(out, sizeof out, "%s/robust-run", dir);
+    write_transfer_grid(ini, "");
+    RUN(&r, "grid", ini, "--out", out);
+    ck_assert_msg(r.code == 0, "grid failed (%d): %s", r.code, r.err);
+    snprintf(path, sizeof path, "%s/results.csv", out);
+    ck_assert_int_eq(check_csv(path), 4);
+    ck_assert_msg(rb_grid_read_csv(path, &rows, &n) == RB_OK, "%s", rb_last_error());
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(rows[i].robust_attack[0] == '\0' && isnan(rows[i].target_robust_acc), "row %zu", i);
+    free(rows);
+
+    /* the key added: every finished transfer evaluated, nothing trained */
+    write_transfer_grid(ini, "eval-attack = pgd-linf steps=2\neval-attack-per-class = 2\n");
+    RUN_INFO(&r, "grid", ini, "--out", out);
+    ck_assert_msg(r.code == 0, "grid failed (%d): %s", r.code, r.err);
+    ck_assert_int_eq(count_of(r.err, "training"), 0);
+    ck_assert_int_eq(count_of(r.err, "under pgd-linf steps=2 eps=0.5 ("), 4);
+    ck_assert_msg(rb_grid_read_csv(path, &rows, &n) == RB_OK, "%s", rb_last_error());
+    ck_assert_uint_eq(n, 4);
+    for (size_t i = 0; i < n; i++) {
+        /* 6 images attacked: a robust accuracy in sixths */
+        double sixths = rows[i].target_robust_acc * 6;
+        ck_assert_str_eq(rows[i].robust_attack, "pgd-linf steps=2 eps=0.5");
+        ck_assert_msg(sixths >= 0 && sixths <= 6 && fabs(sixths - round(sixths)) < 1e-9, "row %zu: %g / 6", i,
+                      sixths);
+    }
+    free(rows);
+    snprintf(path, sizeof path, "%s/transfers/r18-eps0.5-s0/t3-fixed-s0/result.json", out);
+    ck_assert(json_number_at(path, "robust_examples") == 6);
+    ck_assert(!isnan(json_number_at(path, "robust_acc")));
+    snprintf(path, sizeof path, "%s/table.md", out);
+    text = slurp_file(path);
+    ck_assert_msg(strstr(text, "| source model | source acc | t3 | t3 robust |\n") != NULL, "%s", text);
+    ck_assert_msg(strstr(text, "t3 robust: the transferred models' accuracy on t3's test images attacked by "
+                               "pgd-linf steps=2 eps=0.5 (%)") != NULL,
+                  "%s", text);
+    ck_assert_msg(strstr(text, "r18, fixed-feature, t3 under pgd-linf steps=2 eps=0.5: ") != NULL, "%s", text);
+    free(text);
+    snprintf(path, sizeof path, "%s/plot.svg", out);
+    text = slurp_file(path);
+    ck_assert_int_eq(count_of(text, "<polyline"), 2); /* r18 fixed, and its robust accuracy */
+    free(text);
+
+    /* again: nothing to do, the same results */
+    snprintf(path, sizeof path, "%s/results.csv", out);
+    csv_before = slurp_file(path);
+    RUN_INFO(&r, "grid", ini, "--out", out);
+    ck_assert_msg(r.code == 0, "grid failed (%d): %s", r.code, r.err);
+    ck_assert_int_eq(count_of(r.err, "under pgd-linf"), 0);
+    text = slurp_file(path);
+    ck_assert_str_eq(text, csv_before);
+    free(text);
+    free(csv_before);
+
+    /* another attack: evaluated again under it */
+    write_transfer_grid(ini, "eval-attack = pgd-linf steps=3 eps=1/255\neval-attack-per-class = 2\n");
+    RUN_INFO(&r, "grid", ini, "--out", out);
+    ck_assert_msg(r.code == 0, "grid failed (%d): %s", r.code, r.err);
+    ck_assert_int_eq(count_of(r.err, "under pgd-linf steps=3 eps=1/255 ("), 4);
+    ck_assert_msg(rb_grid_read_csv(path, &rows, &n) == RB_OK && n == 4, "%s", rb_last_error());
+    ck_assert_str_eq(rows[0].robust_attack, "pgd-linf steps=3 eps=1/255");
+    free(rows);
+
+    /* what cannot run is refused in one line, before anything runs */
+    {
+        static const char *const cases[][2] = {
+            {"eval-attack = pgd-linf stpes=3\n",
+             "robust.ini:27: [transfer] eval-attack: unknown option 'stpes' (not an option of attack plugin "
+             "pgd-linf; did you mean steps?)"},
+            {"eval-attack = pgd-linf eps=2\n", "robust.ini:27: [transfer] eval-attack: "},
+            {"eval-attack = square steps=20\n",
+             "robust.ini:27: [transfer] eval-attack: attack plugin square schedules itself and takes no steps; its "
+             "own budget: queries"},
+            {"eval-attack = pgd-linff\n",
+             "robust.ini:27: [transfer] eval-attack: unknown attack plugin 'pgd-linff'; did you mean 'pgd-linf'?"},
+            {"eval-attack = autoattack norm=l3\n",
+             "robust.ini:27: [transfer] eval-attack: norm=l3: AutoAttack's norm is l2 or linf"},
+            {"eval-attack = autoattack norm=l2 restarts=2\n",
+             "robust.ini:27: [transfer] eval-attack: AutoAttack takes norm, eps and seed, not 'restarts'"},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            char lines[256];
+            snprintf(lines, sizeof lines, "%s", cases[i][0]);
+            write_transfer_grid(ini, lines);
+            RUN(&r, "grid", ini, "--out", out);
+            ck_assert_msg(r.code != 0, "'%s' accepted", cases[i][0]);
+            ck_assert_msg(strstr(r.err, cases[i][1]) != NULL, "'%s': %s", cases[i][0], r.err);
+            ck_assert_msg(count_lines(r.err) == 1, "'%s': %s", cases[i][0], r.err);
+        }
+    }
+    /* AutoAttack on t3's 3 classes: one line when the first transfer is
+     * evaluated, its result left as it was */
+    snprintf(path, sizeof path, "%s/transfers/r18-eps0-s0/t3-fixed-s0/result.json", out);
+    csv_before = slurp_file(path);
+    write_transfer_grid(ini, "eval-attack = autoattack\n");
+    RUN(&r, "grid", ini, "--out", out);
+    ck_assert_int_eq(r.code, 1);
+    ck_assert_msg(strstr(r.err, "eval-attack autoattack norm=l2 eps=0.5: AutoAttack needs a classifier of at least 4 "
+                                "classes") != NULL,
+                  "%s", r.err);
+    ck_assert_int_eq(count_lines(r.err), 1);
+    text = slurp_file(path);
+    ck_assert_str_eq(text, csv_before);
+    free(text);
+    free(csv_before);
+}
+END_TEST
+
 /* Targets with a task each: "deep" trains classify with options (stage3,
  * one hidden layer of 6), "scored" the scored-classify fixture
  * (tests/plugins/task/), classify ranked by a constant fixture_score of
@@ -598,6 +741,7 @@ static Suite *grid_run_suite(void)
     tcase_add_test(tc, a_killed_grid_loses_no_finished_result);
     tcase_add_test(tc, shards_split_the_sources_and_report_merges_them);
     tcase_add_test(tc, a_grid_gives_its_steps_to_an_attack_that_declares_them);
+    tcase_add_test(tc, eval_attack_adds_robust_target_accuracy);
     tcase_add_test(tc, targets_train_their_own_task_and_report_its_metric);
     tcase_add_test(tc, demo_quick_gives_sane_outputs);
     suite_add_tcase(s, tc);

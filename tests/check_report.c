@@ -21,13 +21,17 @@ static void teardown(void)
     remove_temp_dir(dir);
 }
 
-/* The header of files written before rows named their metric, and today's. */
+/* The headers of files written before rows named their metric, before
+ * robust target accuracy, and today's. */
 #define OLD_HEADER                                                                                         \
     "arch,eps,source_eps,source_seed,source_test_acc,source_robust_acc,target,mode,transfer_seed,target_acc," \
     "seconds\n"
-#define HEADER                                                                                             \
+#define METRIC_HEADER                                                                                      \
     "arch,eps,source_eps,source_seed,source_test_acc,source_robust_acc,target,mode,transfer_seed,target_acc," \
     "seconds,metric\n"
+#define HEADER                                                                                             \
+    "arch,eps,source_eps,source_seed,source_test_acc,source_robust_acc,target,mode,transfer_seed,target_acc," \
+    "seconds,metric,target_robust_acc,robust_attack\n"
 
 static rb_grid_result row(const char *arch, const char *eps_text, double eps, uint64_t source_seed,
                           double source_acc, double robust_acc, const char *target, const char *mode,
@@ -130,11 +134,11 @@ START_TEST(csv_round_trip_keeps_every_field)
         size_t size;
         char *text = (char *)read_whole_file(path, &size);
         text[size] = '\0';
-        ck_assert_msg(starts_with(text, HEADER "r18,0,0,0,0.9,,t1,fixed,0,0.7,1.5,accuracy\n"), "%s", text);
+        ck_assert_msg(starts_with(text, HEADER "r18,0,0,0,0.9,,t1,fixed,0,0.7,1.5,accuracy,,\n"), "%s", text);
         ck_assert_msg(strstr(text, "\nwide.x-2,8/255,0.031372549019607843,18446744073709551615,,0.123456789,c_10,"
-                                   "full,7,,,accuracy\n") != NULL,
+                                   "full,7,,,accuracy,,\n") != NULL,
                       "%s", text);
-        ck_assert_msg(strstr(text, "\nr18,0,0,0,0.9,,scenes,fixed,0,0.4375,1.5,miou\n") != NULL, "%s", text);
+        ck_assert_msg(strstr(text, "\nr18,0,0,0,0.9,,scenes,fixed,0,0.4375,1.5,miou,,\n") != NULL, "%s", text);
         free(text);
     }
 
@@ -199,29 +203,30 @@ START_TEST(csv_reading_names_the_bad_line)
     char path[512];
     expect_read_error("arch,eps\n", RB_ERR_CORRUPT,
                       ":1: expected the header 'arch,eps,source_eps,source_seed,source_test_acc,source_robust_acc,"
-                      "target,mode,transfer_seed,target_acc,seconds,metric'");
+                      "target,mode,transfer_seed,target_acc,seconds,metric,target_robust_acc,robust_attack'");
     expect_read_error("", RB_ERR_CORRUPT, " is empty: expected the header");
     expect_read_error(OLD_HEADER "r18,0,0,0,0.9,,t1,fixed,0,0.7\n", RB_ERR_CORRUPT,
                       ":2: expected 11 comma-separated fields, found 10");
-    expect_read_error(HEADER "r18,0,0,0,0.9,,t1,fixed,0,0.7,1,accuracy\nr18,0,0,0,0.9,,t1,fixed,0,abc,1,accuracy\n",
+    expect_read_error(METRIC_HEADER "r18,0,0,0,0.9,,t1,fixed,0,0.7,1,accuracy\n"
+                                    "r18,0,0,0,0.9,,t1,fixed,0,abc,1,accuracy\n",
                       RB_ERR_CORRUPT, ":3: field 'target_acc' is 'abc': expected a number or nothing");
-    expect_read_error(HEADER "r18,0,0,0,0.9,,t1,semi,0,0.7,1,accuracy\n", RB_ERR_CORRUPT,
+    expect_read_error(METRIC_HEADER "r18,0,0,0,0.9,,t1,semi,0,0.7,1,accuracy\n", RB_ERR_CORRUPT,
                       ":2: field 'mode' is 'semi': expected fixed or full");
-    expect_read_error(HEADER "r18,0,0,-1,0.9,,t1,full,0,0.7,1,accuracy\n", RB_ERR_CORRUPT,
+    expect_read_error(METRIC_HEADER "r18,0,0,-1,0.9,,t1,full,0,0.7,1,accuracy\n", RB_ERR_CORRUPT,
                       ":2: field 'source_seed' is '-1': expected an unsigned integer");
-    expect_read_error(HEADER "r18,0,,0,0.9,,t1,full,0,0.7,1,accuracy\n", RB_ERR_CORRUPT,
+    expect_read_error(METRIC_HEADER "r18,0,,0,0.9,,t1,full,0,0.7,1,accuracy\n", RB_ERR_CORRUPT,
                       ":2: field 'source_eps' is '': expected a finite number >= 0");
-    expect_read_error(HEADER ",0,0,0,0.9,,t1,full,0,0.7,1,accuracy\n", RB_ERR_CORRUPT, ":2: field 'arch' is ''");
-    /* the metric column: present under today's header, absent under the old one */
-    expect_read_error(HEADER "r18,0,0,0,0.9,,t1,full,0,0.7,1\n", RB_ERR_CORRUPT,
+    expect_read_error(METRIC_HEADER ",0,0,0,0.9,,t1,full,0,0.7,1,accuracy\n", RB_ERR_CORRUPT, ":2: field 'arch' is ''");
+    /* the metric column: present under the second header, absent under the first */
+    expect_read_error(METRIC_HEADER "r18,0,0,0,0.9,,t1,full,0,0.7,1\n", RB_ERR_CORRUPT,
                       ":2: expected 12 comma-separated fields, found 11");
     expect_read_error(OLD_HEADER "r18,0,0,0,0.9,,t1,full,0,0.7,1,miou\n", RB_ERR_CORRUPT,
                       ":2: expected 11 comma-separated fields, found 12");
-    expect_read_error(HEADER "r18,0,0,0,0.9,,t1,full,0,0.7,1,\n", RB_ERR_CORRUPT,
+    expect_read_error(METRIC_HEADER "r18,0,0,0,0.9,,t1,full,0,0.7,1,\n", RB_ERR_CORRUPT,
                       ":2: field 'metric' is '': expected a metric name of 1 to 31 characters, no quote");
-    expect_read_error(HEADER "r18,0,0,0,0.9,,t1,full,0,0.7,1,m\"iou\n", RB_ERR_CORRUPT,
+    expect_read_error(METRIC_HEADER "r18,0,0,0,0.9,,t1,full,0,0.7,1,m\"iou\n", RB_ERR_CORRUPT,
                       ":2: field 'metric' is 'm\"iou': expected a metric name");
-    expect_read_error(HEADER "r18,0,0,0,0.9,,t1,full,0,0.7,1,abcdefghijklmnopqrstuvwxyz012345\n", RB_ERR_CORRUPT,
+    expect_read_error(METRIC_HEADER "r18,0,0,0,0.9,,t1,full,0,0.7,1,abcdefghijklmnopqrstuvwxyz012345\n", RB_ERR_CORRUPT,
                       ":2: field 'metric' is 'abcdefghijklmnopqrstuvwxyz012345': expected a metric name of 1 to 31");
 
     /* CRLF, blank lines and a last line without a newline are fine */
@@ -235,9 +240,9 @@ START_TEST(csv_reading_names_the_bad_line)
     ck_assert_str_eq(rows[0].metric, "accuracy");
     ck_assert_str_eq(rows[1].metric, "accuracy");
     free(rows);
-    /* today's: each row its own (31 characters fit) */
-    write_text(path, HEADER "r18,0,0,0,0.9,,t1,fixed,0,0.7,1,accuracy\nr18,0,0,0,0.9,,s,fixed,0,0.5,1,miou\n"
-                            "r18,0,0,0,0.9,,u,fixed,0,0.5,1,abcdefghijklmnopqrstuvwxyz01234");
+    /* the second version's: each row its own metric (31 characters fit) */
+    write_text(path, METRIC_HEADER "r18,0,0,0,0.9,,t1,fixed,0,0.7,1,accuracy\nr18,0,0,0,0.9,,s,fixed,0,0.5,1,miou\n"
+                                   "r18,0,0,0,0.9,,u,fixed,0,0.5,1,abcdefghijklmnopqrstuvwxyz01234");
     ck_assert_msg(rb_grid_read_csv(path, &rows, &n) == RB_OK, "%s", rb_last_error());
     ck_assert_uint_eq(n, 3);
     ck_assert_str_eq(rows[0].metric, "accuracy");
@@ -442,6 +447,141 @@ START_TEST(a_miou_target_says_so_next_to_an_accuracy_one)
 }
 END_TEST
 
+/* Robust target accuracy next to clean (percent, one source seed, two
+ * transfer seeds, attack "pgd-l2 steps=10 eps=1"):
+ *   t1 fixed eps 0: clean 80, 82 (81.0 ± 1.4), robust 10, 12 (11.0 ± 1.4)
+ *   t1 fixed eps 1: clean 78, 80 (79.0 ± 1.4), robust 40, 44 (42.0 ± 2.8)
+ *   t1 full  eps 0: clean 90, 92 (91.0 ± 1.4), robust 5, 7 (6.0 ± 1.4)
+ *   t1 full  eps 1: clean 89, 91 (90.0 ± 1.4), robust 7, 9 (8.0 ± 1.4)
+ *   seg (mIoU, not attacked) fixed: eps 0 50, 52 (51.0 ± 1.4); eps 1 54, 56 (55.0 ± 1.4)
+ * Robust verdicts: fixed +31.0 > 2.8 + 1.4 (survived); full +2.0 <= 1.4 +
+ * 1.4 (not clearly). */
+#define ROBUST_ATTACK "pgd-l2 steps=10 eps=1"
+#define ROWS_ROBUST 12
+static void make_robust(rb_grid_result *r)
+{
+    static const double clean[8] = {0.80, 0.82, 0.78, 0.80, 0.90, 0.92, 0.89, 0.91};
+    static const double robust[8] = {0.10, 0.12, 0.40, 0.44, 0.05, 0.07, 0.07, 0.09};
+    size_t k = 0;
+    for (int i = 0; i < 8; i++) {
+        int eps = (i / 2) % 2;
+        r[k] = row("r18", eps ? "1" : "0", eps, 0, NAN, NAN, "t1", i < 4 ? "fixed" : "full", (uint64_t)(i % 2),
+                   clean[i]);
+        r[k].target_robust_acc = robust[i];
+        snprintf(r[k++].robust_attack, sizeof r[0].robust_attack, ROBUST_ATTACK);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[k] = metric_row(i < 2 ? "0" : "1", i < 2 ? 0 : 1, NAN, "seg", "miou", (uint64_t)(i % 2),
+                          0.50 + 0.02 * i);
+        k++;
+    }
+    ck_assert_int_eq(k, ROWS_ROBUST);
+}
+
+START_TEST(robust_target_accuracy_gets_its_column_verdict_and_line)
+{
+    rb_grid_result rows[ROWS_ROBUST], *back = NULL;
+    char *text = NULL, path[512];
+    size_t n = 0, size;
+    make_robust(rows);
+    ck_assert_msg(rb_grid_markdown(rows, ROWS_ROBUST, &text) == RB_OK, "%s", rb_last_error());
+    ck_assert_str_eq(text, "| source model | source acc | t1 | t1 robust | seg (mIoU) |\n"
+                           "|---|---:|---:|---:|---:|\n"
+                           "| r18 · fixed-feature · standard (ε=0) | — | **81.0 ± 1.4** | 11.0 ± 1.4 | 51.0 ± 1.4 |\n"
+                           "| r18 · fixed-feature · robust ε=1 | — | 79.0 ± 1.4 | **42.0 ± 2.8** | **55.0 ± 1.4** |\n"
+                           "| r18 · full-network · standard (ε=0) | — | **91.0 ± 1.4** | 6.0 ± 1.4 | — |\n"
+                           "| r18 · full-network · robust ε=1 | — | 90.0 ± 1.4 | **8.0 ± 1.4** | — |\n"
+                           "\n"
+                           "Target test score (%), accuracy or the metric its column names: mean ± sample standard "
+                           "deviation over n = 2 runs per cell (source seeds × transfer seeds); bold: the best mean "
+                           "of each architecture and mode for a target. source acc: the source models' clean test "
+                           "accuracy (%), over source seeds. t1 robust: the transferred models' accuracy on t1's "
+                           "test images attacked by " ROBUST_ATTACK " (%).\n");
+    free(text);
+    ck_assert_msg(rb_grid_summary(rows, ROWS_ROBUST, &text) == RB_OK, "%s", rb_last_error());
+    ck_assert_str_eq(text,
+                     "r18, fixed-feature, t1: standard beats the best robust (ε=1) by 2.0 points (81.0 ± 1.4 vs "
+                     "79.0 ± 1.4, 2 runs each) — within the seed spread (one source seed: source training's own "
+                     "spread is not measured)\n"
+                     "r18, fixed-feature, t1 under " ROBUST_ATTACK ": the robust prior's robustness survived: "
+                     "robust ε=1 keeps 42.0 ± 2.8 robust accuracy vs standard's 11.0 ± 1.4 (+31.0 points, 2 runs "
+                     "each) — larger than the seed spread (one source seed: source training's own spread is not "
+                     "measured)\n"
+                     "r18, fixed-feature, seg: robust ε=1 beats standard by +4.0 points of mIoU (55.0 ± 1.4 vs "
+                     "51.0 ± 1.4, 2 runs each) — larger than the seed spread (one source seed: source training's "
+                     "own spread is not measured)\n"
+                     "r18, full-network, t1: standard beats the best robust (ε=1) by 1.0 points (91.0 ± 1.4 vs "
+                     "90.0 ± 1.4, 2 runs each) — within the seed spread (one source seed: source training's own "
+                     "spread is not measured)\n"
+                     "r18, full-network, t1 under " ROBUST_ATTACK ": the robust prior's robustness did not clearly "
+                     "survive: robust ε=1 keeps 8.0 ± 1.4 robust accuracy vs standard's 6.0 ± 1.4 (+2.0 points, 2 "
+                     "runs each) — within the seed spread (one source seed: source training's own spread is not "
+                     "measured)\n"
+                     "r18, full-network, seg: no runs yet\n");
+    free(text);
+
+    /* single runs: lower robust accuracy did not survive; one side alone */
+    {
+        rb_grid_result r[3] = {row("r18", "0", 0, 0, NAN, NAN, "t", "fixed", 0, 0.8),
+                               row("r18", "1", 1, 0, NAN, NAN, "t", "fixed", 0, 0.7),
+                               row("r18", "1", 1, 0, NAN, NAN, "u", "fixed", 0, 0.7)};
+        for (int i = 0; i < 3; i++)
+            snprintf(r[i].robust_attack, sizeof r[i].robust_attack, "square");
+        r[0].target_robust_acc = 0.07;
+        r[1].target_robust_acc = 0.05;
+        r[2].target_robust_acc = NAN; /* named, not measured: skipped */
+        ck_assert_int_eq(rb_grid_summary(r, 2, &text), RB_OK);
+        ck_assert_msg(strstr(text, "r18, fixed-feature, t under square: the robust prior's robustness did not "
+                                   "survive: robust ε=1 keeps 5.0 robust accuracy vs standard's 7.0 (-2.0 points, 1 "
+                                   "run each) — single run, no spread\n") != NULL,
+                      "%s", text);
+        free(text);
+        r[0].target_robust_acc = NAN;
+        ck_assert_int_eq(rb_grid_summary(r, 3, &text), RB_OK);
+        ck_assert_msg(strstr(text, "r18, fixed-feature, t under square: no standard (ε=0) run to compare with; best "
+                                   "robust ε=1 keeps 5.0 robust accuracy (1 run)\n") != NULL,
+                      "%s", text);
+        ck_assert_msg(strstr(text, "u under square") == NULL, "no robust run of u, no line: %s", text);
+        free(text);
+    }
+
+    /* results.csv keeps both, and the attack */
+    snprintf(path, sizeof path, "%s/results.csv", dir);
+    ck_assert_msg(rb_grid_write_csv(path, rows, ROWS_ROBUST) == RB_OK, "%s", rb_last_error());
+    text = (char *)read_whole_file(path, &size);
+    text[size] = '\0';
+    ck_assert_msg(starts_with(text, HEADER "r18,0,0,0,,,t1,fixed,0,0.8,1.5,accuracy,0.1," ROBUST_ATTACK "\n"), "%s",
+                  text);
+    ck_assert_msg(strstr(text, "\nr18,0,0,0,,,seg,fixed,0,0.5,1.5,miou,,\n") != NULL, "%s", text);
+    free(text);
+    ck_assert_msg(rb_grid_read_csv(path, &back, &n) == RB_OK, "%s", rb_last_error());
+    ck_assert_uint_eq(n, ROWS_ROBUST);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_str_eq(back[i].robust_attack, rows[i].robust_attack);
+        ck_assert(same_double(back[i].target_robust_acc, i < 8 ? rows[i].target_robust_acc : NAN));
+    }
+    free(back);
+    /* an attack's text holding a comma cannot go unquoted */
+    snprintf(rows[3].robust_attack, sizeof rows[3].robust_attack, "pgd-l2 eps=1,2");
+    ck_assert_int_eq(rb_grid_write_csv(path, rows, ROWS_ROBUST), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(rb_last_error(), "row 4: the robust attack's text must hold no comma") != NULL, "%s",
+                  rb_last_error());
+    expect_read_error(HEADER "r18,0,0,0,,,t1,full,0,0.7,1,accuracy,high,square\n", RB_ERR_CORRUPT,
+                      ":2: field 'target_robust_acc' is 'high': expected a number or nothing");
+    expect_read_error(HEADER "r18,0,0,0,,,t1,full,0,0.7,1,accuracy,0.5,sq\"uare\n", RB_ERR_CORRUPT,
+                      ":2: field 'robust_attack' is 'sq\"uare': expected an attack's text");
+    expect_read_error(HEADER "r18,0,0,0,,,t1,full,0,0.7,1,accuracy,0.5\n", RB_ERR_CORRUPT,
+                      ":2: expected 14 comma-separated fields, found 13");
+
+    /* one target, two attacks: refused */
+    make_robust(rows);
+    snprintf(rows[5].robust_attack, sizeof rows[5].robust_attack, "square");
+    ck_assert_int_eq(rb_grid_markdown(rows, ROWS_ROBUST, &text), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "grid results: target 't1' mixes robust attacks, '" ROBUST_ATTACK "' in row 1 "
+                                      "and 'square' in row 6 (evaluate every run of a target under one attack)");
+}
+END_TEST
+
 START_TEST(a_target_mixing_metrics_is_refused)
 {
     rb_grid_result rows[ROWS_MIX];
@@ -583,6 +723,22 @@ START_TEST(svg_plot_is_well_formed_and_escaped)
         free(svg);
     }
 
+    /* robust accuracy: a dotted line per arch and mode where measured, hollow markers */
+    {
+        rb_grid_result rob[ROWS_ROBUST];
+        make_robust(rob);
+        ck_assert_msg(rb_grid_write_svg(path, NULL, rob, ROWS_ROBUST) == RB_OK, "%s", rb_last_error());
+        svg = (char *)read_whole_file(path, &size);
+        svg[size] = '\0';
+        check_balanced(svg);
+        /* t1: fixed, full and their robust lines; seg: fixed (its rows have no robust accuracy) */
+        ck_assert_int_eq(count_of(svg, "<polyline"), 5);
+        ck_assert_int_eq(count_of(svg, "stroke-dasharray=\"2 3\""), 2 + 2 * 2 + 2); /* lines, error bars, legend */
+        ck_assert_int_eq(count_of(svg, "fill=\"white\" stroke="), 2 * 2 + 2);        /* markers, legend */
+        ck_assert_ptr_nonnull(strstr(svg, ">r18 full, robust accuracy under eval-attack</text>"));
+        free(svg);
+    }
+
     /* no rows: still a valid picture */
     ck_assert_int_eq(rb_grid_write_svg(path, NULL, NULL, 0), RB_OK);
     svg = (char *)read_whole_file(path, &size);
@@ -609,6 +765,7 @@ static Suite *report_suite(void)
     tcase_add_test(tc, svg_plot_is_well_formed_and_escaped);
     tcase_add_test(tc, a_miou_target_says_so_next_to_an_accuracy_one);
     tcase_add_test(tc, a_target_mixing_metrics_is_refused);
+    tcase_add_test(tc, robust_target_accuracy_gets_its_column_verdict_and_line);
     tcase_add_test(tc, metrics_have_readable_names);
     suite_add_tcase(s, tc);
     return s;

@@ -43,6 +43,12 @@ RB_API const rb_attack_stage *rb_autoattack_stages(const rb_autoattack *autoatta
 /* "standard", "plus" or "rand". */
 RB_API const char *rb_autoattack_version(const rb_autoattack *autoattack);
 
+/* The norm ("l2" or "linf") attack plugin `attack` works in: its "norm"
+ * parameter where it has one (`norm`, NULL: none), else pgd-l2's and
+ * pgd-linf's; NULL when it cannot be told. What AutoAttack runs is compared
+ * with it, and a grid's AutoAttack defaults to its source attack's. */
+RB_API const char *rb_autoattack_norm_of(const char *attack, const char *norm);
+
 #ifdef __cplusplus
 }
 #endif

@@ -106,6 +106,23 @@
  *   augment = false        ; (default false)
  *   bn-stats = frozen      ; frozen|update: batch-norm statistics in
  *                          ;   fixed-feature mode (default frozen)
+ *   eval-attack = pgd-l2 steps=20 ; also evaluate every transferred
+ *                          ;   classifier under this attack: an attack plugin
+ *                          ;   (or "autoattack standard|plus|rand") and
+ *                          ;   KEY=VALUE options, separated by spaces: the
+ *                          ;   plugin's parameters (eps, step-size, ...) and
+ *                          ;   steps, restarts, random-start, keep-best, seed;
+ *                          ;   AutoAttack takes norm (l2|linf), eps and seed.
+ *                          ;   eps defaults to the largest [source] eps (the
+ *                          ;   one source models are attacked at), norm to
+ *                          ;   [source] attack's; step-size, where the plugin
+ *                          ;   has one, to step-size-factor * eps / steps.
+ *                          ;   Targets whose task predicts masks or boxes are
+ *                          ;   not attacked (no classification loss); the grid
+ *                          ;   says so once. (default: none)
+ *   eval-attack-per-class = 50 ; attack only this many test images per class
+ *                          ;   of each target, as [source]'s key (default 0:
+ *                          ;   every one)
  *
  * Every mistake is refused with one line naming the file and line:
  * "grid.ini:12: key 'lr' given twice in [source] (first at line 9)",
@@ -201,6 +218,14 @@ typedef struct rb_grid_transfer {
     int64_t epochs, batch_size;
     double lr_fixed, lr_full, momentum, weight_decay;
     bool augment, bn_update;   /* bn_update: bn-stats = update */
+    /* eval-attack: NULL when absent. */
+    char *eval_attack;         /* the attack plugin, or "autoattack" */
+    char *eval_autoattack;     /* AutoAttack's version ("standard") when eval_attack is "autoattack"; else NULL */
+    rb_grid_option *eval_attack_options; /* its KEY=VALUE words, in order */
+    size_t n_eval_attack_options;
+    char *eval_attack_text;    /* the value's words joined by one space, for messages */
+    int eval_attack_line;
+    int64_t eval_attack_per_class; /* 0: every test image */
 } rb_grid_transfer;
 
 typedef struct rb_grid_spec {
@@ -269,6 +294,12 @@ typedef struct rb_grid_result {
     double seconds;            /* transfer wall time */
     char metric[32];           /* the task's primary metric that target_acc holds ("accuracy", "miou");
                                   empty reads as "accuracy" (rows made before metrics were named) */
+    /* Robust target accuracy: the same metric on the test images (or the
+     * class-balanced subset) attacked by [transfer] eval-attack. Measured
+     * only when robust_attack is not empty (so a zeroed row has none);
+     * NAN is skipped as for target_acc. */
+    double target_robust_acc;
+    char robust_attack[128];   /* the attack in full, defaults spelled out: "pgd-l2 steps=20 eps=1" */
 } rb_grid_result;
 
 /* How the reports name a metric: "miou" -> "mIoU", "ap" -> "AP", "ap50"
@@ -279,19 +310,22 @@ RB_API const char *rb_grid_metric_label(const char *metric);
 
 /* Writes rows as CSV to `path`, atomically (a crash leaves the old file).
  * The header row is
- *   arch,eps,source_eps,source_seed,source_test_acc,source_robust_acc,target,mode,transfer_seed,target_acc,seconds,metric
- * (eps is eps_text; metric is the row's metric, "accuracy" for an empty
- * one); numbers are written with 10 significant digits (source_eps with 17,
- * so it reads back exactly) and NAN as an empty field. Fields are never
- * quoted: a label, eps text or metric holding a comma, a quote or a line
- * break is refused (RB_ERR_INVALID_ARGUMENT), as is a mode other than fixed
- * or full. */
+ *   arch,eps,source_eps,source_seed,source_test_acc,source_robust_acc,target,mode,transfer_seed,
+ *   target_acc,seconds,metric,target_robust_acc,robust_attack
+ * (one line; eps is eps_text; metric is the row's metric, "accuracy" for an
+ * empty one; robust_attack is empty, and target_robust_acc too, where none
+ * was measured); numbers are written with 10 significant digits (source_eps
+ * with 17, so it reads back exactly) and NAN as an empty field. Fields are
+ * never quoted: a label, eps text, metric or robust attack holding a comma,
+ * a quote or a line break is refused (RB_ERR_INVALID_ARGUMENT), as is a mode
+ * other than fixed or full. */
 RB_API rb_status rb_grid_write_csv(const char *path, const rb_grid_result *rows, size_t n);
 
 /* Reads a file written by rb_grid_write_csv into a new malloc'd array
- * (*rows, free it; NULL when *n is 0). A file of an earlier version, whose
- * header ends at "seconds" (no metric column), is read with metric
- * "accuracy" in every row, so old grid folders still report. A wrong header,
+ * (*rows, free it; NULL when *n is 0). Files of earlier versions still
+ * report: a header ending at "seconds" (no metric column) is read with
+ * metric "accuracy" in every row, one ending at "metric" with no robust
+ * target accuracy. A wrong header,
  * a row with the wrong number of fields, a bad number, an over-long label or
  * metric, a metric holding a quote or an unknown mode is refused with
  * RB_ERR_CORRUPT and "PATH:LINE: ...". Blank lines are skipped. */
@@ -302,7 +336,9 @@ RB_API rb_status rb_grid_read_csv(const char *path, rb_grid_result **rows, size_
  * test accuracy, mean ± sd over source seeds), "source robust acc" (the
  * same under the evaluation attack; only when some row has it) and one
  * column per target, in order of first appearance, headed by its label, and
- * by "label (METRIC)" when its metric is not accuracy ("scenes (mIoU)").
+ * by "label (METRIC)" when its metric is not accuracy ("scenes (mIoU)"),
+ * each followed, where some row of the target has a robust target accuracy,
+ * by a "label robust" column of it (the note names the attack).
  * Rows: for each arch (first appearance), each mode present (fixed, then
  * full), each eps of that arch (ascending): "r18 · fixed-feature · standard
  * (ε=0)" or "r18 · full-network · robust ε=0.5". A cell is the mean ±
@@ -333,7 +369,17 @@ RB_API rb_status rb_grid_markdown(const rb_grid_result *rows, size_t n, char **o
  * on a tie). The difference is "larger than the seed spread" when |Δ|
  * exceeds the sum of the two standard deviations and both have at least two
  * runs; with a single run on either side the line ends "single run, no
- * spread". A group without an eps 0 run or without an eps > 0 run says so. */
+ * spread". A group without an eps 0 run or without an eps > 0 run says so.
+ * A target with robust target accuracy gets a second line, on it:
+ *   "r18, fixed-feature, fm59 under pgd-l2 steps=20 eps=1: the robust
+ *    prior's robustness survived: robust ε=1 keeps 41.0 ± 2.0 robust
+ *    accuracy vs standard's 3.0 ± 1.0 (+38.0 points, 3 runs each) — larger
+ *    than the seed spread"
+ * (the best robust eps by robust accuracy; "survived" when it is higher by
+ * more than the spread, "did not clearly survive" when higher within it,
+ * "did not survive" when not higher, and "one run each cannot tell" with a
+ * single run on a side). Rows of one target under two attacks are refused,
+ * as two metrics are. */
 RB_API rb_status rb_grid_summary(const rb_grid_result *rows, size_t n, char **out);
 
 /* Plots each target's metric against source eps as a standalone SVG file at
@@ -343,8 +389,10 @@ RB_API rb_status rb_grid_summary(const rb_grid_result *rows, size_t n, char **ou
  * written; y: the target's metric in percent, titled "target accuracy (%)"
  * or "target mIoU (%)", with round ticks spanning mean ± sd; one
  * polyline per arch and mode ("r18 fixed") with a marker at each eps' mean
- * and an error bar of ± one sample standard deviation; a legend and the
- * main `title` (NULL: none) above. Text is XML-escaped. */
+ * and an error bar of ± one sample standard deviation; where rows have
+ * robust target accuracy, a dotted line of it per arch and mode, in the
+ * same color with hollow markers; a legend and the main `title` (NULL:
+ * none) above. Text is XML-escaped. */
 RB_API rb_status rb_grid_write_svg(const char *path, const char *title, const rb_grid_result *rows, size_t n);
 
 /* ------------------------------------------------------------ running */
@@ -382,7 +430,10 @@ typedef struct rb_grid_outcome {
  *                                       transfer with the target's task and
  *                                       options, and result.json (task; metric:
  *                                       the task's primary metric; target_acc:
- *                                       its value in metrics.json; seconds)
+ *                                       its value in metrics.json; seconds;
+ *                                       with eval-attack, on a classification
+ *                                       target: robust_acc, robust_attack and
+ *                                       robust_examples, the images attacked)
  *   results.csv, table.md, plot.svg     every finished transfer (of any shard),
  *                                       rewritten after each source model
  * ("/" and other characters unsafe in a file name become "_" in EPS.) A run
@@ -400,7 +451,14 @@ typedef struct rb_grid_outcome {
  * another task than its target's, which would resume with the old task. A
  * task metric outside [0, 1], or missing from metrics.json, is refused too.
  * rb_train_request_stop (Ctrl-C, SIGTERM, SIGHUP) stops at the next batch
- * with RB_ERR_INTERRUPTED. */
+ * with RB_ERR_INTERRUPTED.
+ *
+ * [transfer] eval-attack is checked against its plugin before anything
+ * trains too. A finished transfer whose result.json has no robust accuracy
+ * under the grid's eval-attack (it ran before the key was added, or under
+ * another attack) is evaluated when the grid runs again, without training;
+ * the reports carry only robust accuracies measured under the grid's
+ * eval-attack. */
 RB_API rb_status rb_grid_run(const rb_grid_spec *spec, const rb_grid_options *options, rb_grid_outcome *outcome);
 /* Frees an outcome's strings; NULL is accepted. */
 RB_API void rb_grid_outcome_free(rb_grid_outcome *outcome);

@@ -139,3 +139,12 @@ const char *rb_autoattack_version(const rb_autoattack *aa)
 {
     return aa != NULL ? aa->version : NULL;
 }
+
+const char *rb_autoattack_norm_of(const char *attack, const char *norm)
+{
+    if (norm != NULL)
+        return strcmp(norm, "l2") == 0 ? "l2" : strcmp(norm, "linf") == 0 ? "linf" : NULL;
+    if (attack == NULL)
+        return NULL;
+    return strcmp(attack, "pgd-l2") == 0 ? "l2" : strcmp(attack, "pgd-linf") == 0 ? "linf" : NULL;
+}

@@ -28,6 +28,7 @@ typedef struct grid_ctx {
     size_t step, steps;       /* runs of this shard, for [k/N] */
     double robust_eps;        /* the eps source models are attacked at (the largest) */
     const rb_plugin **tasks;  /* each target's task plugin, checked before anything trains */
+    grid_eval_attack eval;    /* [transfer] eval-attack, checked before anything trains */
 } grid_ctx;
 
 /* What a finished source run recorded. */
@@ -260,28 +261,12 @@ static rb_status result_metric(const grid_ctx *g, size_t t, json_object *done, c
 }
 
 /* The source's threat model at `eps_text`, with the robustness library's step
- * size factor * eps / steps. The grid's steps and random start are the
- * runtime loop's, and also the plugin's own when it declares them (apgd-ce's
- * steps and random-start), so a grid's value means what its key says
- * whichever attack runs. */
+ * size factor * eps / steps (grid_attack_params); the grid's random start
+ * needs an attack that has one. */
 static rb_status attack_params(const grid_ctx *g, const rb_plugin *attack, const char *eps_text, double eps,
                                int64_t steps, bool random_start, rb_params **out)
 {
-    char step[64], text[32];
-    const rb_param_spec *spec;
-    rb_status s = rb_params_create(out, attack->params);
-    if (s == RB_OK && rb_params_declares(*out, RB_PARAM_EPS))
-        s = rb_params_set(*out, RB_PARAM_EPS, eps_text);
-    snprintf(step, sizeof step, "%.9g", g->spec->source.step_size_factor * eps / (double)(steps > 0 ? steps : 1));
-    if (s == RB_OK && rb_params_declares(*out, "step-size"))
-        s = rb_params_set(*out, "step-size", step);
-    for (spec = attack->params; s == RB_OK && spec != NULL && spec->name != NULL; spec++) {
-        snprintf(text, sizeof text, "%lld", (long long)steps);
-        if (spec->type == RB_PARAM_INT && strcmp(spec->name, RB_PARAM_STEPS) == 0)
-            s = rb_params_set(*out, RB_PARAM_STEPS, text);
-        else if (spec->type == RB_PARAM_BOOL && strcmp(spec->name, "random-start") == 0)
-            s = rb_params_set(*out, "random-start", random_start ? "true" : "false");
-    }
+    rb_status s = grid_attack_params(g->spec, attack, eps_text, eps, steps, true, random_start, out);
     if (s == RB_OK && attack->ops.attack->run == NULL && attack->ops.attack->random_start == NULL && random_start)
         s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s has no random start: set random-start = false in [source]",
                          attack->name);
@@ -509,8 +494,58 @@ static void fill_row(const grid_ctx *g, size_t a, size_t e, size_t sd, size_t t,
     snprintf(row->mode, sizeof row->mode, "%s", fixed ? "fixed" : "full");
     row->transfer_seed = g->spec->transfer.seeds[ts];
     row->target_acc = NAN;
+    row->target_robust_acc = NAN;
     row->seconds = NAN;
     snprintf(row->metric, sizeof row->metric, "%s", target_metric(g, t));
+}
+
+/* Whether target t's transfers are evaluated under eval-attack: the grid
+ * has one and the target's task a classification loss. */
+static bool attacked(const grid_ctx *g, size_t t)
+{
+    return g->eval.on && g->tasks[t]->ops.task->dataset_kind == RB_DATASET_CLASSIFICATION;
+}
+
+/* Does a finished transfer's result hold its robust accuracy under the
+ * grid's eval-attack (not another attack's)? */
+static bool robust_recorded(const grid_ctx *g, json_object *done)
+{
+    json_object *v;
+    return json_object_object_get_ex(done, "robust_attack", &v) && json_object_is_type(v, json_type_string) &&
+           strcmp(json_object_get_string(v), g->eval.description) == 0 && !isnan(jnum(done, "robust_acc"));
+}
+
+/* The robust target accuracy of the transfer in `dir` under eval-attack,
+ * added to its result `done` (robust_acc, robust_attack, robust_examples). */
+static rb_status evaluate_transfer(const grid_ctx *g, size_t t, const char *dir, const char *metric, json_object *done,
+                                   double *robust)
+{
+    const rb_grid_target *target = &g->spec->targets[t];
+    const rb_engine_options eo = {.threads = g->threads, .precision = g->spec->precision,
+                                  .conv_algorithm = g->spec->conv_algorithm};
+    char path[4200];
+    rb_model *model = NULL;
+    rb_split *split = NULL;
+    int64_t examples = 0;
+    rb_status s;
+    snprintf(path, sizeof path, "%s/model.rbt", dir);
+    s = rb_model_load(&model, g->opt->registry, path, 0, 0);
+    if (s == RB_OK)
+        s = rb_eval_open_split(model, target->data, RB_SPLIT_TEST,
+                               &(rb_split_options){.classes = target->classes, .transform = target->transform,
+                                                   .cache_dir = g->spec->cache},
+                               &split);
+    if (s == RB_OK)
+        s = grid_eval_attack_run(&g->eval, g->opt->registry, model, split, g->spec->transfer.eval_attack_per_class,
+                                 &eo, metric, robust, &examples);
+    rb_split_destroy(split);
+    rb_model_destroy(model);
+    if (s != RB_OK)
+        return rb_error_prefix("transfer %s: eval-attack %s: ", dir, g->eval.description);
+    json_object_object_add(done, "robust_acc", rb_json_number(*robust));
+    json_object_object_add(done, "robust_attack", json_object_new_string(g->eval.description));
+    json_object_object_add(done, "robust_examples", json_object_new_int64(examples));
+    return RB_OK;
 }
 
 static rb_status run_transfer(grid_ctx *g, size_t a, size_t e, size_t sd, size_t t, bool fixed, size_t ts,
@@ -534,6 +569,14 @@ static rb_status run_transfer(grid_ctx *g, size_t a, size_t e, size_t sd, size_t
     if ((done = read_json_file(path)) != NULL) {
         char name[32];
         s = result_metric(g, t, done, path, name, sizeof name);
+        if (s == RB_OK && attacked(g, t) && !robust_recorded(g, done)) {
+            /* finished before the grid had this eval-attack: evaluate it now */
+            double robust, t1 = rb_monotonic_seconds();
+            if ((s = evaluate_transfer(g, t, dir, name, done, &robust)) == RB_OK &&
+                (s = write_json_file(path, done)) == RB_OK)
+                say(g, "%s: robust %s %.2f%% under %s (%.1f s)", dir, rb_grid_metric_label(name), 100 * robust,
+                    g->eval.description, rb_monotonic_seconds() - t1);
+        }
         if (s == RB_OK)
             say(g, "[%zu/%zu] %s eps %s -> %s %s seed %llu: done before (%s %.2f%%)", g->step, g->steps,
                 g->spec->archs[a].label, g->spec->source.eps_text[e], target->label, fixed ? "fixed" : "full",
@@ -642,12 +685,25 @@ static rb_status run_transfer(grid_ctx *g, size_t a, size_t e, size_t sd, size_t
     json_object_object_add(done, "metric", json_object_new_string(row.metric));
     json_object_object_add(done, "target_acc", rb_json_number(row.target_acc));
     json_object_object_add(done, "seconds", rb_json_number(row.seconds));
+    /* the result is written once, robust accuracy included: a stop during
+     * the attack leaves a finished transfer to evaluate again */
+    if (attacked(g, t))
+        s = evaluate_transfer(g, t, dir, row.metric, done, &row.target_robust_acc);
     snprintf(path, sizeof path, "%s/result.json", dir);
-    s = write_json_file(path, done);
+    if (s == RB_OK)
+        s = write_json_file(path, done);
     json_object_put(done);
-    say(g, "[%zu/%zu] %s eps %s -> %s %s seed %llu: %s %.2f%% (%.1f s)", g->step, g->steps, row.arch, row.eps_text,
-        row.target, row.mode, (unsigned long long)row.transfer_seed, rb_grid_metric_label(row.metric),
-        100 * row.target_acc, row.seconds);
+    if (s != RB_OK)
+        return s;
+    if (attacked(g, t))
+        say(g, "[%zu/%zu] %s eps %s -> %s %s seed %llu: %s %.2f%%, robust %.2f%% (%.1f s and %.1f s attacking)",
+            g->step, g->steps, row.arch, row.eps_text, row.target, row.mode, (unsigned long long)row.transfer_seed,
+            rb_grid_metric_label(row.metric), 100 * row.target_acc, 100 * row.target_robust_acc, row.seconds,
+            rb_monotonic_seconds() - t0 - row.seconds);
+    else
+        say(g, "[%zu/%zu] %s eps %s -> %s %s seed %llu: %s %.2f%% (%.1f s)", g->step, g->steps, row.arch,
+            row.eps_text, row.target, row.mode, (unsigned long long)row.transfer_seed,
+            rb_grid_metric_label(row.metric), 100 * row.target_acc, row.seconds);
     return s;
 }
 
@@ -688,6 +744,12 @@ static rb_status collect(const grid_ctx *g, rb_grid_result **rows, size_t *count
                             s = result_metric(g, t, tj, path, out[n].metric, sizeof out[n].metric);
                             out[n].target_acc = jnum(tj, "target_acc");
                             out[n].seconds = jnum(tj, "seconds");
+                            /* robust accuracy under the grid's eval-attack, not an earlier one's */
+                            if (attacked(g, t) && robust_recorded(g, tj)) {
+                                out[n].target_robust_acc = jnum(tj, "robust_acc");
+                                snprintf(out[n].robust_attack, sizeof out[n].robust_attack, "%s",
+                                         g->eval.description);
+                            }
                             json_object_put(tj);
                             if (s == RB_OK && !isnan(out[n].target_acc))
                                 n++;
@@ -789,6 +851,24 @@ static rb_status check_sections(grid_ctx *g)
         rb_params *params = NULL;
         s = target_params(g, &spec->targets[t], &g->tasks[t], &params);
         rb_params_destroy(params);
+    }
+    if (s == RB_OK)
+        s = grid_eval_attack_prepare(&g->eval, spec, g->opt->registry);
+    if (s == RB_OK && g->eval.on) {
+        /* said once: a dense target's rows have no robust accuracy */
+        char dense[512] = "";
+        size_t used = 0, k = 0;
+        for (size_t t = 0; t < spec->n_targets; t++)
+            if (!attacked(g, t) && used < sizeof dense) {
+                used += (size_t)snprintf(dense + used, sizeof dense - used, "%s%s (%s)", used ? ", " : "",
+                                         spec->targets[t].label, g->tasks[t]->name);
+                k++;
+            }
+        if (k > 0)
+            say(g, "eval-attack %s: target%s %s predict%s masks or boxes, which no attack has a classification loss "
+                   "for: %s clean scores only",
+                g->eval.description, k == 1 ? "" : "s", dense, k == 1 ? "s" : "",
+                k == 1 ? "it reports" : "they report");
     }
     return s;
 }
@@ -893,6 +973,7 @@ rb_status rb_grid_run(const rb_grid_spec *spec, const rb_grid_options *options, 
     s = check_sections(&g);
     if (s == RB_OK)
         s = run_checked(&g, outcome);
+    grid_eval_attack_free(&g.eval);
     free(g.tasks);
     outcome->seconds = rb_monotonic_seconds() - t0;
     return s;

@@ -510,6 +510,62 @@ static int set_target(parser *p, const section *sec, const char *key, const char
     return add_option(p, &t->options, &t->n_options, key, value);
 }
 
+/* `eval-attack = NAME [VERSION] [KEY=VALUE ...]`: the words are checked
+ * here, the plugin and its keys by the runner (before anything trains). */
+static int set_eval_attack(parser *p, const char *value)
+{
+    rb_grid_transfer *t = &p->spec->transfer;
+    char *copy = strdup(value), *save = NULL, *word;
+    char joined[MAX_LINE_CHARS + 1] = ""; /* the words fit: they come from one line */
+    int ok = 1;
+    if (copy == NULL)
+        return OOM(p);
+    t->eval_attack_line = p->lineno;
+    for (word = strtok_r(copy, " \t", &save); ok && word != NULL; word = strtok_r(NULL, " \t", &save)) {
+        char *eq = strchr(word, '=');
+        if (strpbrk(word, ",\"") != NULL)
+            ok = FAIL(p, "'eval-attack' in [transfer]: '%s' holds a comma or a quote, which results.csv cannot keep",
+                      word);
+        else if (t->eval_attack == NULL) {
+            if (eq != NULL || !is_label(word))
+                ok = FAIL(p, "'eval-attack' in [transfer] starts with '%s': write the attack plugin's name (or "
+                             "autoattack) first, then KEY=VALUE options",
+                          word);
+            else
+                ok = set_string(p, &t->eval_attack, word);
+        } else if (eq == NULL && strcmp(t->eval_attack, "autoattack") == 0 && t->eval_autoattack == NULL &&
+                   t->n_eval_attack_options == 0) {
+            if (strcmp(word, "standard") != 0 && strcmp(word, "plus") != 0 && strcmp(word, "rand") != 0)
+                ok = FAIL(p, "'eval-attack' in [transfer]: AutoAttack's version is standard, plus or rand, not '%s'",
+                          word);
+            else
+                ok = set_string(p, &t->eval_autoattack, word);
+        } else if (eq == NULL || eq == word || eq[1] == '\0') {
+            ok = FAIL(p, "'eval-attack' in [transfer]: '%s' is not KEY=VALUE (e.g. eval-attack = pgd-linf eps=8/255 "
+                         "steps=20)",
+                      word);
+        } else {
+            *eq = '\0';
+            for (size_t i = 0; ok && i < t->n_eval_attack_options; i++)
+                if (strcmp(t->eval_attack_options[i].key, word) == 0)
+                    ok = FAIL(p, "'eval-attack' in [transfer]: option '%s' given twice", word);
+            if (ok)
+                ok = add_option(p, &t->eval_attack_options, &t->n_eval_attack_options, word, eq + 1);
+            *eq = '=';
+        }
+        if (ok)
+            snprintf(joined + strlen(joined), sizeof joined - strlen(joined), "%s%s", joined[0] ? " " : "", word);
+    }
+    free(copy);
+    if (ok && t->eval_attack == NULL)
+        ok = FAIL(p, "'eval-attack' in [transfer] is empty: name an attack plugin, or autoattack");
+    if (ok && strcmp(t->eval_attack, "autoattack") == 0 && t->eval_autoattack == NULL)
+        ok = set_string(p, &t->eval_autoattack, "standard");
+    if (ok)
+        ok = set_string(p, &t->eval_attack_text, joined);
+    return ok;
+}
+
 static int set_transfer(parser *p, const section *sec, const char *key, const char *value)
 {
     rb_grid_transfer *t = &p->spec->transfer;
@@ -541,6 +597,10 @@ static int set_transfer(parser *p, const section *sec, const char *key, const ch
         t->bn_update = strcmp(value, "update") == 0;
         return 1;
     }
+    if (strcmp(key, "eval-attack") == 0)
+        return set_eval_attack(p, value);
+    if (strcmp(key, "eval-attack-per-class") == 0)
+        return set_int(p, sec, key, value, 0, INT64_C(1000000000), &t->eval_attack_per_class);
     return unknown_key(p, sec, key);
 }
 
@@ -839,6 +899,11 @@ static void check_complete(parser *p)
         fail_at(p, RB_ERR_INTERNAL, 0, "no transfer mode left"); /* split_list refuses empty lists */
         return;
     }
+    if (g->transfer.eval_attack_per_class > 0 && g->transfer.eval_attack == NULL) {
+        fail_at(p, RB_ERR_INVALID_ARGUMENT, 0,
+                "[transfer] has 'eval-attack-per-class' but no 'eval-attack' to run on those images");
+        return;
+    }
     /* [transfer]'s task is every target's default, wherever the sections are */
     for (size_t i = 0; i < g->n_targets; i++)
         if (g->targets[i].task == NULL && (g->targets[i].task = strdup(g->transfer.task)) == NULL) {
@@ -976,5 +1041,13 @@ void rb_grid_spec_destroy(rb_grid_spec *g)
     free(g->transfer.task);
     free(g->transfer.schedule);
     free(g->transfer.seeds);
+    for (size_t k = 0; k < g->transfer.n_eval_attack_options; k++) {
+        free(g->transfer.eval_attack_options[k].key);
+        free(g->transfer.eval_attack_options[k].value);
+    }
+    free(g->transfer.eval_attack_options);
+    free(g->transfer.eval_attack);
+    free(g->transfer.eval_autoattack);
+    free(g->transfer.eval_attack_text);
     free(g);
 }

@@ -1,6 +1,6 @@
 /* Grid results as CSV: results.csv (see robusta/grid.h), written and read
  * back exactly, including the files of earlier versions that had no metric
- * column. */
+ * column, or no robust target accuracy. */
 #include "config.h"
 
 #include <ctype.h>
@@ -14,12 +14,14 @@
 
 #include "experiment/report_internal.h"
 
-/* The header, and that of files written before rows named their metric
- * (every row then holds an accuracy). */
-#define CSV_HEADER_OLD                                                                                                 \
+/* The header, and those of earlier versions: before rows named their
+ * metric (every row then holds an accuracy), and before robust target
+ * accuracy (none measured). */
+#define CSV_HEADER_NO_METRIC                                                                                           \
     "arch,eps,source_eps,source_seed,source_test_acc,source_robust_acc,target,mode,transfer_seed,target_acc,seconds"
-static const char CSV_HEADER[] = CSV_HEADER_OLD ",metric";
-#define CSV_FIELDS 12
+#define CSV_HEADER_NO_ROBUST CSV_HEADER_NO_METRIC ",metric"
+static const char CSV_HEADER[] = CSV_HEADER_NO_ROBUST ",target_robust_acc,robust_attack";
+#define CSV_FIELDS 14
 
 /* A label, eps text or metric that can go into an unquoted CSV field. */
 static int csv_safe(const char *s)
@@ -57,6 +59,13 @@ rb_status rb_grid_write_csv(const char *path, const rb_grid_result *rows, size_t
                                 "quote or line break",
                                 path, i + 1, r->arch, r->target, r->eps_text);
         }
+        if (r->robust_attack[0] != '\0' && (memchr(r->robust_attack, '\0', sizeof r->robust_attack) == NULL ||
+                                             !csv_safe(r->robust_attack))) {
+            free(t.data);
+            return rb_error_set(RB_ERR_INVALID_ARGUMENT,
+                                "%s: row %zu: the robust attack's text must hold no comma, quote or line break", path,
+                                i + 1);
+        }
         if (!csv_safe(report_metric(r))) {
             free(t.data);
             return rb_error_set(RB_ERR_INVALID_ARGUMENT,
@@ -77,7 +86,10 @@ rb_status rb_grid_write_csv(const char *path, const rb_grid_result *rows, size_t
         put_number(&t, r->target_acc);
         report_put(&t, ",");
         put_number(&t, r->seconds);
-        report_put(&t, ",%s\n", report_metric(r));
+        report_put(&t, ",%s,", report_metric(r));
+        if (r->robust_attack[0] != '\0')
+            put_number(&t, r->target_robust_acc);
+        report_put(&t, ",%s\n", r->robust_attack);
     }
     if (t.failed) {
         free(t.data);
@@ -126,14 +138,15 @@ static int csv_label(const char *field, char *out, size_t size)
 }
 
 /* One data line (NUL-terminated, modified in place) of a file with `fields`
- * columns (CSV_FIELDS, or one less in an old file: metric is "accuracy")
- * into *r; on error, the message without the "PATH:LINE: " part goes into
- * `why`. */
+ * columns (CSV_FIELDS, or fewer in an old file: metric is "accuracy", no
+ * robust target accuracy) into *r; on error, the message without the
+ * "PATH:LINE: " part goes into `why`. */
 static int csv_row(char *line, size_t fields, rb_grid_result *r, char *why, size_t why_size)
 {
     static const char *const names[CSV_FIELDS] = {"arch",          "eps",        "source_eps", "source_seed",
                                                   "source_test_acc", "source_robust_acc", "target", "mode",
-                                                  "transfer_seed",   "target_acc", "seconds",    "metric"};
+                                                  "transfer_seed",   "target_acc", "seconds",    "metric",
+                                                  "target_robust_acc", "robust_attack"};
     const char *f[CSV_FIELDS];
     char *c = line;
     size_t k = 0, bad = CSV_FIELDS;
@@ -151,8 +164,10 @@ static int csv_row(char *line, size_t fields, rb_grid_result *r, char *why, size
         snprintf(why, why_size, "expected %zu comma-separated fields, found %zu", fields, k);
         return 0;
     }
+    if (fields < CSV_FIELDS - 2)
+        f[11] = "accuracy";
     if (fields < CSV_FIELDS)
-        f[CSV_FIELDS - 1] = "accuracy";
+        f[12] = f[13] = "";
     memset(r, 0, sizeof *r);
     if (!csv_label(f[0], r->arch, sizeof r->arch))
         bad = 0;
@@ -178,16 +193,24 @@ static int csv_row(char *line, size_t fields, rb_grid_result *r, char *why, size
         bad = 10;
     else if (!csv_label(f[11], r->metric, sizeof r->metric) || strchr(f[11], '"') != NULL)
         bad = 11;
+    else if (!csv_number(f[12], 1, &r->target_robust_acc))
+        bad = 12;
+    else if (strlen(f[13]) >= sizeof r->robust_attack || strchr(f[13], '"') != NULL)
+        bad = 13;
     if (bad < CSV_FIELDS) {
         static const char *const expect[CSV_FIELDS] = {
             "a label of 1 to 63 characters", "an eps text of 1 to 31 characters", "a finite number >= 0",
             "an unsigned integer", "a number or nothing", "a number or nothing", "a label of 1 to 63 characters",
             "fixed or full", "an unsigned integer", "a number or nothing", "a number or nothing",
-            "a metric name of 1 to 31 characters, no quote"};
+            "a metric name of 1 to 31 characters, no quote", "a number or nothing",
+            "an attack's text of at most 127 characters, no quote"};
         snprintf(why, why_size, "field '%s' is '%.64s': expected %s", names[bad], f[bad], expect[bad]);
         return 0;
     }
     snprintf(r->mode, sizeof r->mode, "%s", f[7]);
+    snprintf(r->robust_attack, sizeof r->robust_attack, "%s", f[13]);
+    if (r->robust_attack[0] == '\0')
+        r->target_robust_acc = NAN;
     return 1;
 }
 
@@ -230,8 +253,10 @@ rb_status rb_grid_read_csv(const char *path, rb_grid_result **rows, size_t *n)
         }
         line[len] = '\0'; /* over the '\r', the '\n' or the spare byte */
         if (lineno == 1) {
-            if (strcmp(line, CSV_HEADER_OLD) == 0)
-                fields = CSV_FIELDS - 1;
+            if (strcmp(line, CSV_HEADER_NO_METRIC) == 0)
+                fields = CSV_FIELDS - 3;
+            else if (strcmp(line, CSV_HEADER_NO_ROBUST) == 0)
+                fields = CSV_FIELDS - 2;
             else if (strcmp(line, CSV_HEADER) != 0)
                 s = rb_error_set(RB_ERR_CORRUPT, "%s:1: expected the header '%s'", path, CSV_HEADER);
             continue;

@@ -32,4 +32,45 @@ rb_status report_check_rows(const rb_grid_result *rows, size_t n);
 /* A row's metric, "accuracy" for an empty one. */
 const char *report_metric(const rb_grid_result *row);
 
+/* "fixed" and "full", the order modes are reported in. */
+extern const char *const MODES[2];
+
+/* Mean and sample standard deviation of some runs, in percent. */
+typedef struct report_stat {
+    size_t n;
+    double mean, sd; /* sd is 0 when n < 2 */
+} report_stat;
+
+/* The target metric (robust: the robust target accuracy) of the rows of one
+ * (arch, mode, eps, target), NULL arch, mode or target matching any; `buf`
+ * holds n doubles. */
+report_stat target_stat(const rb_grid_result *rows, size_t n, double *buf, const char *arch, const char *mode,
+                        double eps, const char *target, int robust);
+
+typedef struct eps_value {
+    double value;
+    const char *text; /* as written in its first row */
+} eps_value;
+
+/* Distinct eps of one arch (NULL: all), ascending, into out (n of them at most). */
+size_t eps_values(const rb_grid_result *rows, size_t n, const char *arch, eps_value *out);
+
+/* Scratch shared by the reports: labels, eps values and a value buffer. */
+typedef struct scratch {
+    const char **archs, **targets;
+    size_t n_archs, n_targets;
+    const char **metrics;  /* per target: the metric of its rows */
+    const char **attacks;  /* per target: the robust attack of its rows (NULL: none measured) */
+    int named;             /* some target's metric is not accuracy */
+    eps_value *eps;
+    double *values;
+    long long *best;       /* per table column: the best shown mean of a block */
+    size_t *filled;        /* per table column: how many eps of a block have runs */
+} scratch;
+
+/* Fills a scratch for `rows`, refusing a target whose rows mix metrics or
+ * robust attacks; scratch_free frees it. */
+rb_status scratch_make(scratch *s, const rb_grid_result *rows, size_t n);
+void scratch_free(scratch *s);
+
 #endif /* ROBUSTA_EXPERIMENT_REPORT_INTERNAL_H */

@@ -1,0 +1,263 @@
+/* A plot of grid results (see rb_grid_write_svg in robusta/grid.h): one
+ * panel per target, the target's metric against source eps, a series per
+ * arch and mode, and the robust target accuracy where it was measured. */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <robusta/grid.h>
+
+#include "experiment/report_internal.h"
+#include "sys/internal.h"
+
+#define EPSILON "\xce\xb5"
+
+#define PANEL_W 420.0
+#define PANEL_H 300.0
+#define TITLE_H 34.0     /* the main title, above the panels */
+#define PLOT_LEFT 60.0   /* inside a panel: room for the y labels */
+#define PLOT_RIGHT 16.0
+#define PLOT_TOP 30.0    /* the panel title */
+#define PLOT_BOTTOM 46.0 /* x tick labels and the x axis title */
+#define X_INSET 14.0     /* keeps the first and last eps off the frame */
+#define LEGEND_ROW 18.0
+
+static const char *const COLORS[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
+                                     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+#define N_COLORS (sizeof COLORS / sizeof COLORS[0])
+
+static void put_escaped(report_text *t, const char *s)
+{
+    for (; *s; s++)
+        switch (*s) {
+        case '&': report_put(t, "&amp;"); break;
+        case '<': report_put(t, "&lt;"); break;
+        case '>': report_put(t, "&gt;"); break;
+        case '"': report_put(t, "&quot;"); break;
+        default: report_put(t, "%c", *s);
+        }
+}
+
+/* A round tick step (1, 2 or 5 times a power of ten) giving about 5 ticks. */
+static double nice_step(double span)
+{
+    double raw = span / 5, mag = pow(10, floor(log10(raw))), f = raw / mag;
+    return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
+}
+
+/* One line of a panel: an arch and mode's target metric, or its robust
+ * target accuracy (dotted, hollow markers, the color of the metric's line). */
+typedef struct series {
+    const char *arch;
+    int mode, robust;
+    size_t color;
+} series;
+
+/* Series style: a color, dashed once the palette has been used up, dotted
+ * for robust accuracy. */
+static void put_stroke(report_text *t, const series *s)
+{
+    report_put(t, "stroke=\"%s\"%s", COLORS[s->color % N_COLORS],
+               s->robust                 ? " stroke-dasharray=\"2 3\""
+               : s->color >= N_COLORS    ? " stroke-dasharray=\"5 3\""
+                                         : "");
+}
+
+static void put_marker(report_text *t, const series *s, double x, double y)
+{
+    if (s->robust)
+        report_put(t, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"white\" stroke=\"%s\"/>\n", x, y,
+                   COLORS[s->color % N_COLORS]);
+    else
+        report_put(t, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", x, y, COLORS[s->color % N_COLORS]);
+}
+
+static void svg_panel(report_text *t, const rb_grid_result *rows, size_t n, scratch *sc, const series *ser,
+                      size_t n_ser, size_t ne, double x_max, size_t g)
+{
+    const char *target = sc->targets[g];
+    double x0 = (double)g * PANEL_W, left = x0 + PLOT_LEFT, top = TITLE_H + PLOT_TOP;
+    double w = PANEL_W - PLOT_LEFT - PLOT_RIGHT, h = PANEL_H - PLOT_TOP - PLOT_BOTTOM;
+    double lo = INFINITY, hi = -INFINITY, step, y_lo, y_hi;
+    int n_ticks;
+
+    /* y range: every mean ± sd of this panel, widened to round ticks */
+    for (size_t s = 0; s < n_ser; s++)
+        for (size_t e = 0; e < ne; e++) {
+            report_stat st = target_stat(rows, n, sc->values, ser[s].arch, MODES[ser[s].mode], sc->eps[e].value, target,
+                                         ser[s].robust);
+            if (st.n == 0)
+                continue;
+            lo = fmin(lo, st.mean - st.sd);
+            hi = fmax(hi, st.mean + st.sd);
+        }
+    if (!(lo <= hi)) {
+        lo = 0;
+        hi = 100;
+    }
+    if (hi - lo < 1e-6) {
+        lo -= 1;
+        hi += 1;
+    }
+    step = nice_step(hi - lo);
+    y_lo = floor(lo / step) * step;
+    y_hi = ceil(hi / step) * step;
+    n_ticks = (int)lround((y_hi - y_lo) / step) + 1;
+
+#define PX(eps) (x_max > 0 ? left + X_INSET + (eps) / x_max * (w - 2 * X_INSET) : left + w / 2)
+#define PY(v) (top + (y_hi - (v)) / (y_hi - y_lo) * h)
+    report_put(t, "<g>\n<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\">",
+        x0 + PLOT_LEFT + w / 2, TITLE_H + 18);
+    put_escaped(t, target);
+    report_put(t, "</text>\n");
+    for (int k = 0; k < n_ticks; k++) {
+        double v = y_lo + k * step, y = PY(v);
+        report_put(t, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n", left, y,
+                   left + w, y);
+        report_put(t, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", left - 6, y + 4, v);
+    }
+    report_put(t, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#444\"/>\n",
+               left, top, w, h);
+    {
+        /* a label too close to the previous one (0 and 8/255) drops a row */
+        double last_x = -INFINITY;
+        int row = 0;
+        for (size_t e = 0; e < ne; e++) {
+            double x = PX(sc->eps[e].value);
+            row = x - last_x < 30 && row == 0;
+            last_x = x;
+            report_put(t, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#444\"/>\n", x, top + h, x,
+                top + h + 4);
+            report_put(t, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", x, top + h + 16 + 11 * row);
+            put_escaped(t, sc->eps[e].text);
+            report_put(t, "</text>\n");
+        }
+    }
+    report_put(t, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">source " EPSILON "</text>\n", left + w / 2,
+        top + h + 40);
+    /* the y axis names the panel's metric: "target accuracy (%)", "target mIoU (%)" */
+    report_put(t, "<text transform=\"rotate(-90 %.1f %.1f)\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">",
+               x0 + 16, top + h / 2, x0 + 16, top + h / 2);
+    report_put(t, "target ");
+    put_escaped(t, rb_grid_metric_label(sc->metrics[g]));
+    report_put(t, " (%%)</text>\n");
+
+    for (size_t s = 0; s < n_ser; s++) {
+        int any = 0;
+        for (size_t e = 0; e < ne; e++) {
+            report_stat st = target_stat(rows, n, sc->values, ser[s].arch, MODES[ser[s].mode], sc->eps[e].value, target,
+                                         ser[s].robust);
+            if (st.n == 0)
+                continue;
+            if (!any)
+                report_put(t, "<polyline fill=\"none\" stroke-width=\"1.5\" ");
+            if (!any)
+                put_stroke(t, &ser[s]);
+            report_put(t, "%s%.1f,%.1f", any ? " " : " points=\"", PX(sc->eps[e].value), PY(st.mean));
+            any = 1;
+        }
+        if (any)
+            report_put(t, "\"/>\n");
+        for (size_t e = 0; e < ne; e++) {
+            report_stat st = target_stat(rows, n, sc->values, ser[s].arch, MODES[ser[s].mode], sc->eps[e].value, target,
+                                         ser[s].robust);
+            double x = PX(sc->eps[e].value);
+            if (st.n == 0)
+                continue;
+            if (st.n > 1) {
+                report_put(t, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" ", x, PY(st.mean - st.sd), x,
+                    PY(st.mean + st.sd));
+                put_stroke(t, &ser[s]);
+                report_put(t, "/>\n");
+            }
+            put_marker(t, &ser[s], x, PY(st.mean));
+        }
+    }
+#undef PX
+#undef PY
+    report_put(t, "</g>\n");
+}
+
+rb_status rb_grid_write_svg(const char *path, const char *title, const rb_grid_result *rows, size_t n)
+{
+    report_text t = {0};
+    scratch sc;
+    series *ser = NULL;
+    size_t n_ser = 0, ne = 0, panels;
+    double x_max = 0, width, height;
+    rb_status s;
+    if (path == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_grid_write_svg: NULL path");
+    if ((s = report_check_rows(rows, n)) != RB_OK)
+        return s;
+    if ((s = scratch_make(&sc, rows, n)) != RB_OK)
+        return s;
+    if ((ser = malloc((4 * sc.n_archs + 1) * sizeof *ser)) == NULL) {
+        scratch_free(&sc);
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory plotting %s", path);
+    }
+    for (size_t a = 0; a < sc.n_archs; a++)
+        for (int m = 0; m < 2; m++)
+            for (size_t i = 0; i < n; i++)
+                if (strcmp(rows[i].arch, sc.archs[a]) == 0 && strcmp(rows[i].mode, MODES[m]) == 0) {
+                    ser[n_ser] = (series){sc.archs[a], m, 0, n_ser};
+                    n_ser++;
+                    break;
+                }
+    /* then the robust lines of those that have them */
+    for (size_t k = 0, clean = n_ser; k < clean; k++)
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(rows[i].arch, ser[k].arch) == 0 && strcmp(rows[i].mode, MODES[ser[k].mode]) == 0 &&
+                rows[i].robust_attack[0] != '\0') {
+                ser[n_ser++] = (series){ser[k].arch, ser[k].mode, 1, k};
+                break;
+            }
+    ne = eps_values(rows, n, NULL, sc.eps);
+    for (size_t e = 0; e < ne; e++)
+        x_max = fmax(x_max, sc.eps[e].value);
+    panels = sc.n_targets > 0 ? sc.n_targets : 1;
+    width = PANEL_W * (double)panels;
+    height = TITLE_H + PANEL_H + 10 + LEGEND_ROW * (double)n_ser + 10;
+
+    report_put(&t, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    report_put(&t, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
+            "font-family=\"sans-serif\" font-size=\"11\">\n",
+        width, height, width, height);
+    report_put(&t, "<rect width=\"%.0f\" height=\"%.0f\" fill=\"white\"/>\n", width, height);
+    if (title != NULL) {
+        report_put(&t, "<text x=\"%.1f\" y=\"22\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">",
+                   width / 2);
+        put_escaped(&t, title);
+        report_put(&t, "</text>\n");
+    }
+    if (n == 0)
+        report_put(&t, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">no results yet</text>\n", width / 2,
+            TITLE_H + PANEL_H / 2);
+    for (size_t g = 0; g < sc.n_targets; g++)
+        svg_panel(&t, rows, n, &sc, ser, n_ser, ne, x_max, g);
+    for (size_t i = 0; i < n_ser; i++) {
+        double y = TITLE_H + PANEL_H + 10 + LEGEND_ROW * (double)i + LEGEND_ROW / 2;
+        report_put(&t, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke-width=\"2\" ", PLOT_LEFT, y,
+            PLOT_LEFT + 24, y);
+        put_stroke(&t, &ser[i]);
+        report_put(&t, "/>\n");
+        put_marker(&t, &ser[i], PLOT_LEFT + 12, y);
+        report_put(&t, "<text x=\"%.1f\" y=\"%.1f\">", PLOT_LEFT + 32, y + 4);
+        put_escaped(&t, ser[i].arch);
+        report_put(&t, " %s%s</text>\n", MODES[ser[i].mode],
+                   ser[i].robust ? ", robust accuracy under eval-attack" : "");
+    }
+    report_put(&t, "</svg>\n");
+    free(ser);
+    scratch_free(&sc);
+    if (t.failed) {
+        free(t.data);
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory plotting %s", path);
+    }
+    s = rb_file_write_atomic(path, t.data, t.len);
+    free(t.data);
+    return s;
+}
