@@ -19,6 +19,7 @@
 
 #include "testutil.h"
 #include "attackutil.h"
+#include "linearoracle.h"
 
 enum { DIM = 8, MAXK = 6, ROWS = 4 };
 
@@ -48,31 +49,7 @@ static void set(attack *a, const char *name, const char *value)
 
 /* ------------------------------------------------- linear oracle */
 
-typedef struct linear {
-    int64_t classes;
-    double w[MAXK][DIM], b[MAXK];
-    bool check_gradients; /* central differences of the plugin's loss on each call */
-    double worst;         /* the largest gradient error seen, relative to max(1, |gradient|) */
-    int calls;
-} linear;
-
-static void logits_of(const linear *m, const float *x, float *z)
-{
-    for (int64_t c = 0; c < m->classes; c++) {
-        double v = m->b[c];
-        for (int i = 0; i < DIM; i++)
-            v += m->w[c][i] * x[i];
-        z[c] = (float)v;
-    }
-}
-
-static rb_status oracle_logits(void *ctx, const rb_tensor *x, rb_tensor *logits)
-{
-    linear *m = ctx;
-    for (int64_t r = 0; r < rb_tensor_dim(x, 0); r++)
-        logits_of(m, (const float *)rb_tensor_cdata(x) + r * DIM, (float *)rb_tensor_data(logits) + r * m->classes);
-    return RB_OK;
-}
+typedef test_linear linear; /* tests/linearoracle.h */
 
 /* The loss's gradient against central differences of its value: the
  * logits move by h = 1e-2 (values are O(1), so float rounding of the loss,
@@ -95,82 +72,16 @@ static void check_gradient(linear *m, rb_logit_loss loss, void *loss_ctx, int64_
         memset(scratch, 0, sizeof scratch);
         ck_assert_int_eq(loss(loss_ctx, row, 1, m->classes, zz, label, &down, scratch), RB_OK);
         fd = ((double)up - down) / (((double)z[c] + h) - ((double)z[c] - h));
-        err = fabs(fd - dz[c]) / fmax(1.0, fabs(fd));
+        err = fabs(fd - dz[c]) / fmax(1.0, fabs(fd)); /* relative to max(1, |gradient|) */
         m->worst = fmax(m->worst, err);
     }
-}
-
-static rb_status oracle_logit_loss(void *ctx, const rb_tensor *x, const int64_t *labels, rb_logit_loss loss,
-                                   void *loss_ctx, float *losses, float *logits, rb_tensor *grad)
-{
-    linear *m = ctx;
-    int64_t rows = rb_tensor_dim(x, 0);
-    float z[ROWS * 4][MAXK], dz[ROWS * 4][MAXK];
-    ck_assert_int_le(rows, ROWS * 4);
-    for (int64_t r = 0; r < rows; r++)
-        logits_of(m, (const float *)rb_tensor_cdata(x) + r * DIM, z[r]);
-    if (m->check_gradients)
-        for (int64_t r = 0; r < rows; r++)
-            check_gradient(m, loss, loss_ctx, r, z[r], labels + r);
-    /* one chunk of all rows, as the runtime's oracle with a large batch */
-    {
-        float zc[ROWS * 4 * MAXK], dzc[ROWS * 4 * MAXK];
-        for (int64_t r = 0; r < rows; r++)
-            memcpy(zc + r * m->classes, z[r], (size_t)m->classes * sizeof(float));
-        memset(dzc, 0, sizeof dzc);
-        if (loss(loss_ctx, 0, rows, m->classes, zc, labels, losses, dzc) != RB_OK)
-            return RB_ERR_INVALID_ARGUMENT;
-        for (int64_t r = 0; r < rows; r++)
-            memcpy(dz[r], dzc + r * m->classes, (size_t)m->classes * sizeof(float));
-    }
-    if (logits != NULL)
-        for (int64_t r = 0; r < rows; r++)
-            memcpy(logits + r * m->classes, z[r], (size_t)m->classes * sizeof(float));
-    if (grad != NULL)
-        for (int64_t r = 0; r < rows; r++)
-            for (int i = 0; i < DIM; i++) {
-                double g = 0;
-                for (int64_t c = 0; c < m->classes; c++)
-                    g += m->w[c][i] * dz[r][c];
-                ((float *)rb_tensor_data(grad))[r * DIM + i] = (float)g;
-            }
-    m->calls++;
-    return RB_OK;
-}
-
-static rb_attack_oracle oracle_of(linear *m)
-{
-    rb_attack_oracle o = {.struct_size = (uint32_t)sizeof(rb_attack_oracle),
-                          .logits = oracle_logits,
-                          .ctx = m,
-                          .logit_loss_and_grad = oracle_logit_loss,
-                          .classes = m->classes};
-    return o;
 }
 
 /* Runs `a` on rows examples x0 (labels) into x, rows counted from first. */
 static rb_status run(attack *a, linear *m, float *x, const float *x0, const int64_t *labels, int64_t rows,
                      int64_t first)
 {
-    rb_attack_oracle o = oracle_of(m);
-    rb_tensor *tx, *tx0;
-    rb_attack_batch b;
-    int64_t shape[2] = {rows, DIM};
-    rb_status s;
-    memcpy(x, x0, (size_t)(rows * DIM) * sizeof *x);
-    ck_assert_int_eq(rb_tensor_wrap(&tx, RB_DTYPE_F32, 2, shape, x), RB_OK);
-    ck_assert_int_eq(rb_tensor_wrap(&tx0, RB_DTYPE_F32, 2, shape, (void *)(uintptr_t)x0), RB_OK);
-    memset(&b, 0, sizeof b);
-    b.x_adv = tx;
-    b.x_clean = tx0;
-    b.labels = labels;
-    b.seed = 77;
-    b.first_example = first;
-    b.stream = RB_RNG_STREAM(RB_RNG_ATTACK, 0);
-    s = a->ops->run(NULL, a->params, &o, &b);
-    rb_tensor_destroy(tx);
-    rb_tensor_destroy(tx0);
-    return s;
+    return test_linear_run(a, m, x, x0, labels, rows, first, 77);
 }
 
 /* Deterministic weights in [-1, 1] and images in [0.3, 0.7]. */
@@ -196,7 +107,7 @@ static int64_t predict(const linear *m, const float *x)
 {
     float z[MAXK];
     int64_t best = 0;
-    logits_of(m, x, z);
+    test_linear_logits(m, x, z);
     for (int64_t c = 1; c < m->classes; c++)
         best = z[c] > z[best] ? c : best;
     return best;
@@ -221,7 +132,7 @@ static double dot_shift(const double *w, const float *x, const float *x0)
 START_TEST(losses_have_the_gradients_their_values_say)
 {
     const char *names[3] = {"apgd-ce", "apgd-dlr", "apgd-t"};
-    linear m = {.classes = 6, .check_gradients = true};
+    linear m = {.classes = 6, .dim = DIM, .inspect = check_gradient};
     uint32_t s = 99;
     float x0[ROWS * DIM], x[ROWS * DIM];
     int64_t labels[ROWS];
@@ -262,7 +173,7 @@ END_TEST
  * from a random start too. */
 static void optimum_case(const char *name, const char *norm, bool random_start)
 {
-    linear m = {.classes = name[5] == 't' ? 4 : 3};
+    linear m = {.classes = name[5] == 't' ? 4 : 3, .dim = DIM};
     uint32_t s = 7;
     float x0[ROWS * DIM], x[ROWS * DIM];
     int64_t labels[ROWS] = {0, 0, 0, 0};
@@ -324,7 +235,7 @@ END_TEST
  * labelled 1) is left clean. */
 START_TEST(apgd_t_tries_targets_in_the_order_of_the_clean_logits)
 {
-    linear m = {.classes = 5};
+    linear m = {.classes = 5, .dim = DIM};
     uint32_t s = 3;
     float x0[ROWS * DIM], x[ROWS * DIM];
     int64_t labels[ROWS] = {0, 0, 0, 1};
@@ -368,7 +279,7 @@ END_TEST
 START_TEST(random_starts_are_keyed_by_example)
 {
     const char *names[2] = {"apgd-dlr", "apgd-t"};
-    linear m = {.classes = 5};
+    linear m = {.classes = 5, .dim = DIM};
     uint32_t s = 21;
     float x0[ROWS * DIM], x[ROWS * DIM], y[ROWS * DIM];
     int64_t labels[ROWS];
@@ -396,12 +307,13 @@ END_TEST
 
 START_TEST(bad_settings_are_refused_with_one_line)
 {
-    linear m3 = {.classes = 3}, m2 = {.classes = 2}, m5 = {.classes = 5};
+    linear m3 = {.classes = 3, .dim = DIM}, m2 = {.classes = 2, .dim = DIM}, m5 = {.classes = 5, .dim = DIM};
     float x0[ROWS * DIM], x[ROWS * DIM];
     int64_t labels[ROWS] = {0, 0, 0, 0};
     uint32_t s = 5;
     attack t = open_attack("apgd-t"), d = open_attack("apgd-dlr");
-    rb_attack_oracle old = {.logits = oracle_logits, .ctx = &m5}; /* an ABI-2 runtime's: no struct_size */
+    /* an ABI-2 runtime's: no struct_size */
+    rb_attack_oracle old = {.logits = test_linear_oracle_logits, .ctx = &m5};
     rb_tensor *tx, *tx0;
     rb_attack_batch b;
     int64_t shape[2] = {ROWS, DIM};
@@ -426,7 +338,7 @@ START_TEST(bad_settings_are_refused_with_one_line)
     b.labels = labels;
     b.targeted = 1;
     {
-        rb_attack_oracle o = oracle_of(&m5);
+        rb_attack_oracle o = test_linear_oracle(&m5);
         ck_assert_int_eq(t.ops->run(NULL, t.params, &o, &b), RB_ERR_INVALID_ARGUMENT);
         ck_assert_str_eq(rb_last_error(), "apgd-t: chooses its own targets (the top clean logits); run it untargeted");
         ck_assert_int_eq(d.ops->run(NULL, d.params, &o, &b), RB_ERR_INVALID_ARGUMENT);

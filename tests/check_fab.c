@@ -13,6 +13,7 @@
 
 #include "testutil.h"
 #include "attackutil.h"
+#include "linearoracle.h"
 
 enum { MAXD = 8, K = 3, ROWS = 3 };
 
@@ -37,77 +38,11 @@ static void set(const char *name, const char *value)
     test_attack_set(&atk, name, value);
 }
 
-typedef struct linear {
-    int64_t dim;
-    double w[K][MAXD], b[K];
-} linear;
-
-static void logits_of(const linear *m, const float *x, float *z)
-{
-    for (int c = 0; c < K; c++) {
-        double v = m->b[c];
-        for (int64_t i = 0; i < m->dim; i++)
-            v += m->w[c][i] * x[i];
-        z[c] = (float)v;
-    }
-}
-
-static rb_status oracle_logits(void *ctx, const rb_tensor *x, rb_tensor *logits)
-{
-    linear *m = ctx;
-    for (int64_t r = 0; r < rb_tensor_dim(x, 0); r++)
-        logits_of(m, (const float *)rb_tensor_cdata(x) + r * m->dim, (float *)rb_tensor_data(logits) + r * K);
-    return RB_OK;
-}
-
-static rb_status oracle_logit_loss(void *ctx, const rb_tensor *x, const int64_t *labels, rb_logit_loss loss,
-                                   void *loss_ctx, float *losses, float *logits, rb_tensor *grad)
-{
-    linear *m = ctx;
-    int64_t rows = rb_tensor_dim(x, 0);
-    float z[ROWS * K], dz[ROWS * K];
-    ck_assert_int_le(rows, ROWS);
-    for (int64_t r = 0; r < rows; r++)
-        logits_of(m, (const float *)rb_tensor_cdata(x) + r * m->dim, z + r * K);
-    memset(dz, 0, sizeof dz);
-    if (loss(loss_ctx, 0, rows, K, z, labels, losses, dz) != RB_OK)
-        return RB_ERR_INVALID_ARGUMENT;
-    if (logits != NULL)
-        memcpy(logits, z, (size_t)(rows * K) * sizeof *z);
-    for (int64_t r = 0; r < rows && grad != NULL; r++)
-        for (int64_t i = 0; i < m->dim; i++) {
-            double g = 0;
-            for (int c = 0; c < K; c++)
-                g += m->w[c][i] * dz[r * K + c];
-            ((float *)rb_tensor_data(grad))[r * m->dim + i] = (float)g;
-        }
-    return RB_OK;
-}
+typedef test_linear linear; /* tests/linearoracle.h */
 
 static rb_status run(linear *m, float *x, const float *x0, const int64_t *labels, int64_t rows)
 {
-    rb_attack_oracle o = {.struct_size = (uint32_t)sizeof o,
-                          .logits = oracle_logits,
-                          .ctx = m,
-                          .logit_loss_and_grad = oracle_logit_loss,
-                          .classes = K};
-    rb_tensor *tx, *tx0;
-    rb_attack_batch b;
-    int64_t shape[2] = {rows, m->dim};
-    rb_status s;
-    memcpy(x, x0, (size_t)(rows * m->dim) * sizeof *x);
-    ck_assert_int_eq(rb_tensor_wrap(&tx, RB_DTYPE_F32, 2, shape, x), RB_OK);
-    ck_assert_int_eq(rb_tensor_wrap(&tx0, RB_DTYPE_F32, 2, shape, (void *)(uintptr_t)x0), RB_OK);
-    memset(&b, 0, sizeof b);
-    b.x_adv = tx;
-    b.x_clean = tx0;
-    b.labels = labels;
-    b.seed = 1;
-    b.stream = RB_RNG_STREAM(RB_RNG_ATTACK, 0);
-    s = atk.ops->run(NULL, atk.params, &o, &b);
-    rb_tensor_destroy(tx);
-    rb_tensor_destroy(tx0);
-    return s;
+    return test_linear_run(&atk, m, x, x0, labels, rows, 0, 1);
 }
 
 static double dist(bool linf, const float *a, const float *b, int64_t n)
@@ -123,7 +58,7 @@ static double dist(bool linf, const float *a, const float *b, int64_t n)
 static int predict(const linear *m, const float *x)
 {
     float z[K];
-    logits_of(m, x, z);
+    test_linear_logits(m, x, z);
     return z[1] > z[0] ? (z[2] > z[1] ? 2 : 1) : (z[2] > z[0] ? 2 : 0);
 }
 
@@ -140,7 +75,7 @@ START_TEST(fab_finds_the_minimal_perturbation_of_a_linear_model)
     const char *norms[2] = {"linf", "l2"};
     for (int n = 0; n < 2; n++) {
         bool linf = n == 0;
-        linear m = {.dim = MAXD};
+        linear m = {.classes = K, .dim = MAXD};
         uint32_t s = 11;
         float x0[ROWS * MAXD], x[ROWS * MAXD];
         int64_t labels[ROWS] = {0, 0, 0};
@@ -190,7 +125,7 @@ START_TEST(fab_respects_the_box_in_its_projections)
 {
     const char *norms[2] = {"linf", "l2"};
     const double minimal[2] = {0.1, 0.11180339887498948};
-    linear m = {.dim = 2};
+    linear m = {.classes = K, .dim = 2};
     float x0[2] = {0.95f, 0.5f}, x[2];
     int64_t labels[1] = {0};
     m.w[1][0] = m.w[1][1] = 1;
@@ -221,7 +156,7 @@ END_TEST
  * two targets and eps 1 give class 2. */
 START_TEST(success_needs_eps_and_targets_come_in_order)
 {
-    linear m = {.dim = 2};
+    linear m = {.classes = K, .dim = 2};
     float x0[2] = {0.95f, 0.5f}, x[2];
     int64_t labels[1] = {0};
     set("norm", "linf");
@@ -254,19 +189,11 @@ END_TEST
 START_TEST(the_untargeted_fab_finds_the_nearest_boundary)
 {
     test_attack fab = test_attack_open(reg, "fab");
-    linear m = {.dim = MAXD};
+    linear m = {.classes = K, .dim = MAXD};
     uint32_t s = 29;
     float x0[ROWS * MAXD], x[ROWS * MAXD];
     int64_t labels[ROWS] = {0, 0, 0};
     double l1[3] = {0, 0, 0}, want[3] = {0, 0.5, 6}, at[3] = {0, -0.1, -0.3};
-    rb_attack_oracle o = {.struct_size = (uint32_t)sizeof o,
-                          .logits = oracle_logits,
-                          .ctx = &m,
-                          .logit_loss_and_grad = oracle_logit_loss,
-                          .classes = K};
-    rb_tensor *tx, *tx0;
-    rb_attack_batch b;
-    int64_t shape[2] = {ROWS, MAXD};
     for (int i = 0; i < ROWS * MAXD; i++) {
         s = s * 1664525u + 1013904223u;
         x0[i] = (float)(0.4 + 0.2 * ((s >> 8) / 16777216.0));
@@ -286,29 +213,19 @@ START_TEST(the_untargeted_fab_finds_the_nearest_boundary)
         }
     }
     test_attack_set(&fab, "eps", "1");
-    memcpy(x, x0, sizeof x);
-    ck_assert_int_eq(rb_tensor_wrap(&tx, RB_DTYPE_F32, 2, shape, x), RB_OK);
-    ck_assert_int_eq(rb_tensor_wrap(&tx0, RB_DTYPE_F32, 2, shape, x0), RB_OK);
-    memset(&b, 0, sizeof b);
-    b.x_adv = tx;
-    b.x_clean = tx0;
-    b.labels = labels;
-    b.stream = RB_RNG_STREAM(RB_RNG_ATTACK, 0);
-    ck_assert_msg(fab.ops->run(NULL, fab.params, &o, &b) == RB_OK, "%s", rb_last_error());
+    ck_assert_msg(test_linear_run(&fab, &m, x, x0, labels, ROWS, 0, 0) == RB_OK, "%s", rb_last_error());
     for (int r = 0; r < ROWS; r++) {
         double d = dist(true, x + r * MAXD, x0 + r * MAXD, MAXD);
         ck_assert_msg(predict(&m, x + r * MAXD) == 2, "row %d: predicted %d", r, predict(&m, x + r * MAXD));
         ck_assert_msg(d >= 0.05 * (1 - 1e-5) && d <= 0.05 * 1.01, "row %d: distance %.9g, nearest 0.05", r, d);
     }
-    rb_tensor_destroy(tx);
-    rb_tensor_destroy(tx0);
     rb_params_destroy(fab.params);
 }
 END_TEST
 
 START_TEST(bad_settings_are_refused)
 {
-    linear m = {.dim = 2};
+    linear m = {.classes = K, .dim = 2};
     float x0[2] = {0.5f, 0.5f}, x[2];
     int64_t labels[1] = {0};
     set("target-classes", "3");

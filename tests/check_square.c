@@ -17,6 +17,7 @@
 
 #include "testutil.h"
 #include "attackutil.h"
+#include "linearoracle.h"
 
 enum { C = 2, H = 6, W = 7, PER = C * H * W, K = 3, ROWS = 4 };
 
@@ -40,39 +41,13 @@ static void set(const char *name, const char *value)
     test_attack_set(&atk, name, value);
 }
 
-/* z = W x + b, counting evaluations. */
-typedef struct linear {
-    double w[K][PER], b[K];
-    int calls;
-    int64_t rows_seen;
-} linear;
-
-static void logits_of(const linear *m, const float *x, float *z)
-{
-    for (int c = 0; c < K; c++) {
-        double v = m->b[c];
-        for (int i = 0; i < PER; i++)
-            v += m->w[c][i] * x[i];
-        z[c] = (float)v;
-    }
-}
-
-static rb_status oracle_logits(void *ctx, const rb_tensor *x, rb_tensor *logits)
-{
-    linear *m = ctx;
-    ck_assert_int_eq(rb_tensor_dim(logits, 1), K);
-    for (int64_t r = 0; r < rb_tensor_dim(x, 0); r++)
-        logits_of(m, (const float *)rb_tensor_cdata(x) + r * PER, (float *)rb_tensor_data(logits) + r * K);
-    m->calls++;
-    m->rows_seen += rb_tensor_dim(x, 0);
-    return RB_OK;
-}
+typedef test_linear linear; /* tests/linearoracle.h: counts evaluations */
 
 static double margin_of(const linear *m, const float *x, int64_t y)
 {
     float z[K];
     double other = -INFINITY;
-    logits_of(m, x, z);
+    test_linear_logits(m, x, z);
     for (int c = 0; c < K; c++)
         if (c != y)
             other = fmax(other, z[c]);
@@ -82,25 +57,7 @@ static double margin_of(const linear *m, const float *x, int64_t y)
 static rb_status run(linear *m, float *x, const float *x0, const int64_t *labels, int64_t rows, int64_t first,
                      uint64_t seed)
 {
-    rb_attack_oracle o = {.struct_size = (uint32_t)sizeof o, .logits = oracle_logits, .ctx = m, .classes = K};
-    rb_tensor *tx, *tx0;
-    rb_attack_batch b;
-    int64_t shape[4] = {rows, C, H, W};
-    rb_status s;
-    memcpy(x, x0, (size_t)(rows * PER) * sizeof *x);
-    ck_assert_int_eq(rb_tensor_wrap(&tx, RB_DTYPE_F32, 4, shape, x), RB_OK);
-    ck_assert_int_eq(rb_tensor_wrap(&tx0, RB_DTYPE_F32, 4, shape, (void *)(uintptr_t)x0), RB_OK);
-    memset(&b, 0, sizeof b);
-    b.x_adv = tx;
-    b.x_clean = tx0;
-    b.labels = labels;
-    b.seed = seed;
-    b.first_example = first;
-    b.stream = RB_RNG_STREAM(RB_RNG_ATTACK, 0);
-    s = atk.ops->run(NULL, atk.params, &o, &b);
-    rb_tensor_destroy(tx);
-    rb_tensor_destroy(tx0);
-    return s;
+    return test_linear_run(&atk, m, x, x0, labels, rows, first, seed);
 }
 
 static double next_uniform(uint32_t *s)
@@ -113,7 +70,7 @@ static double next_uniform(uint32_t *s)
 static void make_problem(linear *m, float *x0, int64_t *labels, double lo, double hi, uint32_t seed)
 {
     uint32_t s = seed;
-    memset(m, 0, sizeof *m);
+    *m = (linear){.classes = K, .dim = PER, .image = {C, H, W}, .logits_only = true};
     for (int c = 0; c < K; c++)
         for (int i = 0; i < PER; i++)
             m->w[c][i] = 2 * next_uniform(&s) - 1;
@@ -121,7 +78,7 @@ static void make_problem(linear *m, float *x0, int64_t *labels, double lo, doubl
         x0[i] = (float)(lo + (hi - lo) * next_uniform(&s));
     for (int r = 0; r < ROWS; r++) {
         float z[K];
-        logits_of(m, x0 + r * PER, z);
+        test_linear_logits(m, x0 + r * PER, z);
         labels[r] = z[1] > z[0] ? (z[2] > z[1] ? 2 : 1) : (z[2] > z[0] ? 2 : 0);
     }
 }
@@ -137,15 +94,15 @@ START_TEST(an_unfoolable_model_costs_queries_plus_one_evaluations)
         labels[r] = 0;
     set("queries", "37");
     ck_assert_int_eq(run(&m, x, x0, labels, ROWS, 0, 1), RB_OK);
-    ck_assert_int_eq(m.calls, 38);
+    ck_assert_int_eq(m.logit_calls, 38);
     ck_assert_int_eq(m.rows_seen, 38 * ROWS);
     /* fooled at the start (labels that are never predicted): one evaluation */
     for (int r = 0; r < ROWS; r++)
         labels[r] = 1;
-    m.calls = 0;
+    m.logit_calls = 0;
     m.rows_seen = 0;
     ck_assert_int_eq(run(&m, x, x0, labels, ROWS, 0, 1), RB_OK);
-    ck_assert_int_eq(m.calls, 1);
+    ck_assert_int_eq(m.logit_calls, 1);
     for (int r = 0; r < ROWS; r++)
         ck_assert(margin_of(&m, x + r * PER, 1) <= 0);
 }
@@ -224,7 +181,8 @@ START_TEST(bad_batches_and_oracles_are_refused)
     linear m;
     float x0[ROWS * PER], x[ROWS * PER];
     int64_t labels[ROWS], shape2[2] = {ROWS, PER};
-    rb_attack_oracle old = {.logits = oracle_logits, .ctx = &m}; /* no struct_size: an ABI-2 runtime's */
+    /* no struct_size: an ABI-2 runtime's */
+    rb_attack_oracle old = {.logits = test_linear_oracle_logits, .ctx = &m};
     rb_tensor *tx, *tx0;
     rb_attack_batch b;
     make_problem(&m, x0, labels, 0.1, 0.9, 7);
@@ -238,7 +196,7 @@ START_TEST(bad_batches_and_oracles_are_refused)
     ck_assert_int_eq(atk.ops->run(NULL, atk.params, &old, &b), RB_ERR_UNSUPPORTED);
     ck_assert_str_eq(rb_last_error(), "square: needs the oracle's logits and classes (plugin ABI 3)");
     {
-        rb_attack_oracle o = {.struct_size = (uint32_t)sizeof o, .logits = oracle_logits, .ctx = &m, .classes = K};
+        rb_attack_oracle o = test_linear_oracle(&m);
         ck_assert_int_eq(atk.ops->run(NULL, atk.params, &o, &b), RB_ERR_INVALID_ARGUMENT);
         ck_assert_str_eq(rb_last_error(), "square: needs images, N x C x H x W (x_adv is 2-d)");
         b.labels = NULL;
@@ -246,7 +204,7 @@ START_TEST(bad_batches_and_oracles_are_refused)
         ck_assert_str_eq(rb_last_error(), "square: the batch has no labels");
     }
     ck_assert_int_eq(memcmp(x, x0, sizeof x), 0);
-    ck_assert_int_eq(m.calls, 0);
+    ck_assert_int_eq(m.logit_calls, 0);
     rb_tensor_destroy(tx);
     rb_tensor_destroy(tx0);
     ck_assert_int_eq(rb_params_set(atk.params, "queries", "-1"), RB_ERR_INVALID_ARGUMENT);
