@@ -178,7 +178,8 @@ static const char grid_seed[] = "[grid]\nname = fuzz\nthreads = 2\n"
                                 "attack = pgd-l2\neps = 0, 0.25, 8/255\nsteps = 3\nseeds = 1,2\n"
                                 "[target t]\ndata = cifar10\nclasses = 5-9\ntask = classify\nhidden = 16\n"
                                 "[target s]\ndata = voc-seg:scenes\ntask = segment\nhead = fcn\n"
-                                "[transfer]\nmodes = fixed, full\nseeds = 0\nepochs = 3\nlr-fixed = 0.05\n";
+                                "[transfer]\nmodes = fixed, full\nseeds = 0\nepochs = 3\nlr-fixed = 0.05\n"
+                                "eval-attack = pgd-l2 steps=10 eps=1/2\neval-attack-per-class = 5\n";
 
 /* ------------------------------------------------------------ targets */
 

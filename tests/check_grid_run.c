@@ -654,12 +654,21 @@ START_TEST(demo_quick_gives_sane_outputs)
         }
     }
     snprintf(out, sizeof out, "%s/demo", dir);
-    RUN(&r, "demo", "--quick", "--out", out, "--data", fm);
+    RUN_INFO(&r, "demo", "--quick", "--out", out, "--data", fm);
     ck_assert_msg(r.code == 0, "demo --quick failed (%d): %s", r.code, r.err);
     ck_assert_msg(strstr(r.out, "12 of 12 transfer results") != NULL, "%s", r.out);
     ck_assert_msg(strstr(r.out, "made 64 + 32 segmentation scenes") != NULL, "%s", r.out);
     ck_assert_msg(strstr(r.out, "| source model |") != NULL, "no table printed: %s", r.out);
     ck_assert_msg(strstr(r.out, "beats") != NULL || strstr(r.out, "ties") != NULL, "no verdict: %s", r.out);
+    /* robustness after transfer: a verdict per mode for the classifier (one run each: it cannot tell) */
+    ck_assert_int_eq(count_of(r.out, "fm5-9 under pgd-l2 steps=5 eps=1.0: a single run cannot tell whether the "
+                                     "robust prior's robustness survived"),
+                     2);
+    /* said once, with the progress lines: the dense targets are not attacked */
+    ck_assert_int_eq(count_of(r.err, "grid demo-quick: eval-attack pgd-l2 steps=5 eps=1.0: targets scenes (segment), "
+                                     "boxes (detect) predict masks or boxes, which no attack has a classification "
+                                     "loss for: they report clean scores only\n"),
+                     1);
     {
         /* the machine its figures repeat on, as rb_machine_info says it */
         char machine[512], line[600];
@@ -694,8 +703,15 @@ START_TEST(demo_quick_gives_sane_outputs)
                               rows[i].target_acc);
                 detection++;
             } else {
+                /* 100 images attacked: a robust accuracy in hundredths */
+                double hundredths = rows[i].target_robust_acc * 100;
                 ck_assert_str_eq(rows[i].metric, "accuracy");
+                ck_assert_str_eq(rows[i].robust_attack, "pgd-l2 steps=5 eps=1.0");
+                ck_assert_msg(hundredths >= 0 && hundredths <= 100 && fabs(hundredths - round(hundredths)) < 1e-6,
+                              "robust accuracy %g", rows[i].target_robust_acc);
             }
+            if (strcmp(rows[i].target, "fm5-9") != 0)
+                ck_assert_msg(rows[i].robust_attack[0] == '\0', "%s: a dense target attacked", rows[i].target);
         }
         ck_assert_uint_eq(segmentation, 4);
         ck_assert_uint_eq(detection, 4);
@@ -709,13 +725,13 @@ START_TEST(demo_quick_gives_sane_outputs)
     snprintf(path, sizeof path, "%s/table.md", out);
     table = slurp_file(path);
     ck_assert_msg(strstr(table, "robust ε=1.0") != NULL && strstr(table, "standard (ε=0)") != NULL, "%s", table);
-    ck_assert_msg(strstr(table, "| scenes (mIoU) | boxes (AP) |") != NULL, "%s", table);
+    ck_assert_msg(strstr(table, "| fm5-9 | fm5-9 robust | scenes (mIoU) | boxes (AP) |") != NULL, "%s", table);
     free(table);
     snprintf(path, sizeof path, "%s/plot.svg", out);
     svg = slurp_file(path);
     ck_assert_msg(strncmp(svg, "<?xml", 5) == 0 || strncmp(svg, "<svg", 4) == 0, "not an SVG file");
-    /* a line per mode for each of the three targets */
-    ck_assert_int_eq(count_of(svg, "<polyline"), 6);
+    /* a line per mode for each of the three targets, and fm5-9's robust accuracy per mode */
+    ck_assert_int_eq(count_of(svg, "<polyline"), 8);
     free(svg);
     snprintf(path, sizeof path, "%s/demo-quick.ini", out);
     ck_assert_msg(access(path, R_OK) == 0, "the demo's grid file was not written");
@@ -727,6 +743,7 @@ START_TEST(demo_quick_gives_sane_outputs)
     /* two source seeds, so the full demo's verdicts weigh source training's spread */
     ck_assert_msg(strstr(r.out, "eval-attack-steps = 10\n") != NULL && strstr(r.out, "\nseeds = 0, 1\neval") != NULL,
                   "%s", r.out);
+    ck_assert_msg(strstr(r.out, "\neval-attack = pgd-l2 steps=10\neval-attack-per-class = 50\n") != NULL, "%s", r.out);
 }
 END_TEST
 

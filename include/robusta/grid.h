@@ -377,7 +377,7 @@ RB_API rb_status rb_grid_markdown(const rb_grid_result *rows, size_t n, char **o
  *    than the seed spread"
  * (the best robust eps by robust accuracy; "survived" when it is higher by
  * more than the spread, "did not clearly survive" when higher within it,
- * "did not survive" when not higher, and "one run each cannot tell" with a
+ * "did not survive" when not higher, and "a single run cannot tell" with a
  * single run on a side). Rows of one target under two attacks are refused,
  * as two metrics are. */
 RB_API rb_status rb_grid_summary(const rb_grid_result *rows, size_t n, char **out);

@@ -638,11 +638,11 @@ static void put_verdict(report_text *t, const rb_grid_result *rows, size_t n, sc
         delta = rob.mean - std.mean;
         larger = against_spread(delta, rob, rob_sp, std, std_sp, tail, sizeof tail);
         report_put(t, "%s: robust " EPSILON "=%s keeps %s%s vs standard's %s (%s%.1f points, ",
-                   delta > 0 && larger == 1    ? "the robust prior's robustness survived"
-                   : delta > 0 && larger == -1 ? "one run each cannot tell whether the robust prior's robustness "
-                                                 "survived"
-                   : delta > 0                 ? "the robust prior's robustness did not clearly survive"
-                                               : "the robust prior's robustness did not survive",
+                   larger == -1             ? "a single run cannot tell whether the robust prior's robustness "
+                                              "survived"
+                   : delta > 0 && larger == 1 ? "the robust prior's robustness survived"
+                   : delta > 0                ? "the robust prior's robustness did not clearly survive"
+                                              : "the robust prior's robustness did not survive",
                    rob_text, a_text, unit, b_text, delta > 0 ? "+" : "", delta);
         put_counts(t, rob, std);
         report_put(t, ")%s\n", tail);

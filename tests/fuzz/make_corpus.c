@@ -381,6 +381,11 @@ static void grid(void)
              "[target cls]\ndata = fashion-mnist\nclasses = 5-9\nhidden = 64, 32\nstage = stage3\n"
              "[target scenes]\ndata = voc-seg:scenes\ntask = segment\nhead = fcn\nstage = stride8\n"
              "[transfer]\ntask = classify\nmodes = fixed\n");
+    put_text("grid", "eval-attack.ini",
+             "[grid]\nname = robust\n[arch a]\narch = resnet18\n"
+             "[source]\ndata = fashion-mnist\neps = 0, 8/255\nattack = pgd-linf\n"
+             "[target cls]\ndata = fashion-mnist\nclasses = 5-9\n"
+             "[transfer]\neval-attack = autoattack plus norm=linf eps=4/255 seed=3\neval-attack-per-class = 10\n");
 }
 
 static void spec(void)
