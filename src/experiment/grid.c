@@ -275,6 +275,23 @@ static rb_status attack_params(const grid_ctx *g, const rb_plugin *attack, const
     return s;
 }
 
+/* The model a run folder holds (model.rbt) and the test split of `data` in
+ * its geometry, as the run read its images. */
+static rb_status open_model_and_test(const grid_ctx *g, const char *dir, const char *data, const char *classes,
+                                     rb_transform transform, rb_model **model, rb_split **split)
+{
+    char path[4200];
+    rb_status s;
+    snprintf(path, sizeof path, "%s/model.rbt", dir);
+    s = rb_model_load(model, g->opt->registry, path, 0, 0);
+    if (s == RB_OK)
+        s = rb_eval_open_split(*model, data, RB_SPLIT_TEST,
+                               &(rb_split_options){.classes = classes, .transform = transform,
+                                                   .cache_dir = g->spec->cache},
+                               split);
+    return s;
+}
+
 /* The test accuracy the run logged at its last epoch (NAN: none). */
 static double logged_test_acc(const char *dir)
 {
@@ -310,7 +327,6 @@ static double logged_test_acc(const char *dir)
 static rb_status evaluate_source(const grid_ctx *g, const char *dir, source_result *res)
 {
     const rb_grid_source *src = &g->spec->source;
-    char path[4200];
     rb_model *model = NULL;
     rb_split *split = NULL;
     rb_params *ap = NULL;
@@ -325,13 +341,7 @@ static rb_status evaluate_source(const grid_ctx *g, const char *dir, source_resu
         if (!isnan(res->test_acc))
             return RB_OK;
     }
-    snprintf(path, sizeof path, "%s/model.rbt", dir);
-    s = rb_model_load(&model, g->opt->registry, path, 0, 0);
-    if (s == RB_OK)
-        s = rb_eval_open_split(model, src->data, RB_SPLIT_TEST,
-                               &(rb_split_options){.classes = src->classes, .transform = src->transform,
-                                                   .cache_dir = g->spec->cache},
-                               &split);
+    s = open_model_and_test(g, dir, src->data, src->classes, src->transform, &model, &split);
     eo = (rb_engine_options){.threads = g->threads, .precision = g->spec->precision,
                              .conv_algorithm = g->spec->conv_algorithm};
     if (s == RB_OK && src->eval_attack_steps > 0 && g->robust_eps > 0) {
@@ -523,18 +533,10 @@ static rb_status evaluate_transfer(const grid_ctx *g, size_t t, const char *dir,
     const rb_grid_target *target = &g->spec->targets[t];
     const rb_engine_options eo = {.threads = g->threads, .precision = g->spec->precision,
                                   .conv_algorithm = g->spec->conv_algorithm};
-    char path[4200];
     rb_model *model = NULL;
     rb_split *split = NULL;
     int64_t examples = 0;
-    rb_status s;
-    snprintf(path, sizeof path, "%s/model.rbt", dir);
-    s = rb_model_load(&model, g->opt->registry, path, 0, 0);
-    if (s == RB_OK)
-        s = rb_eval_open_split(model, target->data, RB_SPLIT_TEST,
-                               &(rb_split_options){.classes = target->classes, .transform = target->transform,
-                                                   .cache_dir = g->spec->cache},
-                               &split);
+    rb_status s = open_model_and_test(g, dir, target->data, target->classes, target->transform, &model, &split);
     if (s == RB_OK)
         s = grid_eval_attack_run(&g->eval, g->opt->registry, model, split, g->spec->transfer.eval_attack_per_class,
                                  &eo, metric, robust, &examples);

@@ -71,6 +71,18 @@ rb_status report_finish(report_text *t, char **out, const char *what)
     return RB_OK;
 }
 
+rb_status report_write_file(report_text *t, const char *path, const char *what)
+{
+    rb_status s;
+    if (t->failed) {
+        free(t->data);
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory writing %s", what);
+    }
+    s = rb_file_write_atomic(path, t->data, t->len);
+    free(t->data);
+    return s;
+}
+
 rb_status report_check_rows(const rb_grid_result *rows, size_t n)
 {
     if (rows == NULL && n > 0)

@@ -91,13 +91,7 @@ rb_status rb_grid_write_csv(const char *path, const rb_grid_result *rows, size_t
             put_number(&t, r->target_robust_acc);
         report_put(&t, ",%s\n", r->robust_attack);
     }
-    if (t.failed) {
-        free(t.data);
-        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory writing %s", path);
-    }
-    s = rb_file_write_atomic(path, t.data, t.len);
-    free(t.data);
-    return s;
+    return report_write_file(&t, path, path);
 }
 
 /* A number field; empty is NAN when `empty_ok`. */

@@ -25,6 +25,11 @@ void report_put(report_text *t, const char *fmt, ...) RB_PRINTF(2, 3);
  * it and says RB_ERR_OUT_OF_MEMORY, "out of memory writing the WHAT". */
 rb_status report_finish(report_text *t, char **out, const char *what);
 
+/* Writes the text to `path` atomically and frees it; after an allocation
+ * failed, RB_ERR_OUT_OF_MEMORY, "out of memory writing WHAT", and nothing
+ * written. */
+rb_status report_write_file(report_text *t, const char *path, const char *what);
+
 /* Every row's labels and metric NUL-terminated and its eps finite and
  * >= 0; RB_ERR_INVALID_ARGUMENT naming the first row that is not. */
 rb_status report_check_rows(const rb_grid_result *rows, size_t n);

@@ -253,11 +253,5 @@ rb_status rb_grid_write_svg(const char *path, const char *title, const rb_grid_r
     report_put(&t, "</svg>\n");
     free(ser);
     scratch_free(&sc);
-    if (t.failed) {
-        free(t.data);
-        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory plotting %s", path);
-    }
-    s = rb_file_write_atomic(path, t.data, t.len);
-    free(t.data);
-    return s;
+    return report_write_file(&t, path, path);
 }
