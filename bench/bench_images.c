@@ -162,7 +162,7 @@ static int make_images(const char *dir, int64_t n)
 {
     char train[PATH_LEN], path[PATH_LEN + 32];
     const char *names[CLASSES];
-    char name_store[CLASSES][16];
+    char name_store[CLASSES][24]; /* "class_" and any int: no truncation warning at any -O */
     uint8_t *planes = malloc((size_t)CHUNK * 3 * IMAGE_H * IMAGE_W);
     int64_t labels[CHUNK], bytes = 0;
     double t0 = now();
