@@ -566,24 +566,16 @@ struct rb_scan_cache {
 /* The cache file's name, or NULL for none. */
 static char *cache_file_name(void)
 {
-    const char *env = getenv("RB_PLUGIN_CACHE"), *base;
+    const char *env = getenv("RB_PLUGIN_CACHE");
     char path[PATH_MAX];
     if (env != NULL && env[0] != '\0') {
         if (strcmp(env, "off") == 0 || strcmp(env, "none") == 0 || strcmp(env, "0") == 0)
             return NULL;
         return strdup(env);
     }
-    base = getenv("XDG_CACHE_HOME");
-    if (base != NULL && base[0] == '/') {
-        if ((size_t)snprintf(path, sizeof path, "%s/robusta/plugin-scan", base) >= sizeof path)
-            return NULL;
-    } else {
-        base = getenv("HOME");
-        if (base == NULL || base[0] != '/')
-            return NULL;
-        if ((size_t)snprintf(path, sizeof path, "%s/.cache/robusta/plugin-scan", base) >=
-            sizeof path)
-            return NULL;
+    if (rb_user_cache_path("plugin-scan", path, sizeof path) != RB_OK) {
+        rb_error_clear();
+        return NULL;
     }
     return strdup(path);
 }
@@ -748,26 +740,6 @@ void rb_scan_cache_put(rb_scan_cache *c, const char *path, const rb_scan_key *ke
         c->dirty = 1;
 }
 
-/* mkdir -p of the cache file's folder (two levels under a base that
- * exists), private to the user. */
-static void make_parent(const char *file)
-{
-    char dir[PATH_MAX];
-    char *slash;
-    snprintf(dir, sizeof dir, "%s", file);
-    if ((slash = strrchr(dir, '/')) == NULL || slash == dir)
-        return;
-    *slash = '\0';
-    if (mkdir(dir, 0700) == 0 || errno != ENOENT)
-        return;
-    if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
-        *slash = '\0';
-        (void)mkdir(dir, 0700);
-        *slash = '/';
-        (void)mkdir(dir, 0700);
-    }
-}
-
 void rb_scan_cache_flush(rb_scan_cache *c)
 {
     char header[128];
@@ -800,8 +772,7 @@ void rb_scan_cache_flush(rb_scan_cache *c)
         else
             len += (size_t)snprintf(text + len, cap - len, "R%s\n", e->result.reason);
     }
-    make_parent(c->file);
-    if (rb_file_write_atomic(c->file, text, len) != RB_OK) {
+    if (rb_make_parent_folders(c->file) != RB_OK || rb_file_write_atomic(c->file, text, len) != RB_OK) {
         rb_log(RB_LOG_DEBUG, "plugin scan cache not written: %s", rb_last_error());
         rb_error_clear();
     }

@@ -31,8 +31,8 @@ rb_status rb_file_open_regular(const char *path, FILE **out)
      * with a rename), and blocking reads are restored for regular files. */
     fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
-        return rb_error_set(errno == ENOENT ? RB_ERR_NOT_FOUND : RB_ERR_IO, "cannot open %s: %s", path,
-                            strerror(errno));
+        return rb_error_set(errno == ENOENT || errno == ENOTDIR ? RB_ERR_NOT_FOUND : RB_ERR_IO, "cannot open %s: %s",
+                            path, strerror(errno));
     if (fstat(fd, &st) != 0) {
         int err = errno;
         close(fd);
@@ -63,6 +63,38 @@ rb_status rb_path_join(char *out, size_t size, const char *dir, const char *name
     if (n < 0 || (size_t)n >= size)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%.60s/%.40s...: path longer than %zu bytes", dir, name,
                             size - 1);
+    return RB_OK;
+}
+
+rb_status rb_user_cache_path(const char *name, char *out, size_t size)
+{
+    const char *base = getenv("XDG_CACHE_HOME");
+    int n;
+    if (base != NULL && base[0] == '/')
+        n = snprintf(out, size, "%s/robusta/%s", base, name);
+    else if ((base = getenv("HOME")) != NULL && base[0] == '/')
+        n = snprintf(out, size, "%s/.cache/robusta/%s", base, name);
+    else
+        return rb_error_set(RB_ERR_NOT_FOUND, "no cache folder: neither XDG_CACHE_HOME nor HOME is an absolute path");
+    if (n < 0 || (size_t)n >= size)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "the cache file %s is past %zu bytes of path", name, size - 1);
+    return RB_OK;
+}
+
+rb_status rb_make_parent_folders(const char *file)
+{
+    char dir[PATH_MAX];
+    if ((size_t)snprintf(dir, sizeof dir, "%s", file) >= sizeof dir)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%.60s...: path longer than %zu bytes", file, sizeof dir - 1);
+    for (char *p = strchr(dir + 1, '/'); p != NULL; p = strchr(p + 1, '/')) {
+        *p = '\0';
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+            rb_status s = rb_error_set(RB_ERR_IO, "cannot create the folder %s: %s", dir, strerror(errno));
+            *p = '/';
+            return s;
+        }
+        *p = '/';
+    }
     return RB_OK;
 }
 

@@ -53,6 +53,17 @@ rb_status rb_file_open_regular(const char *path, FILE **out);
  * line saying the path is too long. */
 rb_status rb_path_join(char *out, size_t size, const char *dir, const char *name);
 
+/* out = the file NAME in the user's cache folder, $XDG_CACHE_HOME/robusta
+ * (when that is an absolute path) or $HOME/.cache/robusta; RB_ERR_NOT_FOUND
+ * when neither variable names an absolute path, RB_ERR_INVALID_ARGUMENT when
+ * the path does not fit. Nothing is created. */
+rb_status rb_user_cache_path(const char *name, char *out, size_t size);
+
+/* Creates the missing folders above `file` (mkdir -p of its folder), each
+ * private to the user (0700). RB_ERR_IO naming the folder that could not
+ * be made. */
+rb_status rb_make_parent_folders(const char *file);
+
 /* Reads a whole regular file into a new malloc'd buffer (free it). Files
  * larger than `limit` bytes are refused with RB_ERR_UNSUPPORTED. */
 rb_status rb_file_read_all(const char *path, size_t limit, unsigned char **data, size_t *size);

@@ -558,6 +558,23 @@ static void coco(void)
     put("coco_results", "empty.json", "[]", 2);
 }
 
+static void plan_cache(void)
+{
+    put_text("plan_cache", "two-machines.json",
+             "{\"format\": \"robusta-plan-cache\", \"version\": 1,\n \"machines\": {\"AMD EPYC; avx2; 2 threads; "
+             "oneDNN 2.6.3\": {\"conv 3x3 64->64 56x56 f32\": \"direct\", "
+             "\"conv 1x1 64->256 56x56 f32\": \"winograd\"},\n"
+             "  \"Intel Xeon; avx512_core_bf16; 2 threads; oneDNN 2.6.3\": {\"conv 3x3 64->64 56x56 bf16\": \"bf16 "
+             "direct\"}}}\n");
+    put_text("plan_cache", "newer.json",
+             "{\"format\": \"robusta-plan-cache\", \"version\": 2, \"machines\": {}}");
+    put_text("plan_cache", "bad-choice.json",
+             "{\"format\": \"robusta-plan-cache\", \"version\": 1, \"machines\": {\"m\": {\"k\": 3}}}");
+    put_text("plan_cache", "duplicate.json",
+             "{\"format\": \"robusta-plan-cache\", \"version\": 1, \"machines\": {\"m\": {\"k\": \"a\", "
+             "\"k\": \"b\"}}}");
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -582,6 +599,7 @@ int main(int argc, char **argv)
     image_list();
     image_cache();
     coco();
+    plan_cache();
     rmdir(tmp);
     return 0;
 }
