@@ -128,8 +128,11 @@ const cli_command cli_grid_command = {
         "half-done run resumes, so a killed grid goes on where it stopped. DIR receives\n"
         "results.csv, table.md (the paper's table: mean +- sd over seeds of each target's\n"
         "metric, accuracy or mIoU..., and which setting won) and plot.svg (that metric against\n"
-        "source eps). --shard i/n runs a share of the source models so that machines can split\n"
-        "a grid; copy their folders together and run --report to merge.",
+        "source eps). eval-attack = NAME [KEY=VALUE ...] in [transfer] (an attack plugin, or\n"
+        "autoattack) also attacks every transferred classifier: robust target accuracy goes into\n"
+        "each of them, with a verdict on whether the robust prior's robustness survived.\n"
+        "--shard i/n runs a share of the source models so that machines can split a grid; copy\n"
+        "their folders together and run --report to merge.",
     .options = grid_options,
     .run = run_grid,
     .data_parallel = true,
