@@ -70,17 +70,11 @@ rb_status cli_attack_options(const rb_params *options, rb_attack_options *ao)
     const rb_plugin *attack = cli_plugin("attack");
     int64_t v;
     bool b;
-    if (attack != NULL && attack->ops.attack->run != NULL && cli_option_owner(options, RB_PARAM_STEPS) == options &&
-        rb_params_declares(options, RB_PARAM_STEPS) && rb_params_source(options, RB_PARAM_STEPS) == RB_PARAM_GIVEN) {
-        char own[256] = "";
-        size_t used = 0;
-        for (size_t i = 0; attack->params != NULL && attack->params[i].name != NULL && used < sizeof own; i++)
-            if (attack->params[i].type == RB_PARAM_INT)
-                used += (size_t)snprintf(own + used, sizeof own - used, "%s--%s", used ? ", " : "",
-                                         attack->params[i].name);
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack plugin %s schedules itself and takes no --steps%s%s",
-                            attack->name, used ? "; its own budget: " : "", own);
-    }
+    /* --steps stays the command's when the plugin has none to take it over */
+    if (attack != NULL && cli_option_owner(options, RB_PARAM_STEPS) == options &&
+        rb_params_declares(options, RB_PARAM_STEPS) && rb_params_source(options, RB_PARAM_STEPS) == RB_PARAM_GIVEN &&
+        rb_attack_check_steps(attack, "--") != RB_OK)
+        return rb_last_status();
     /* Each read fails, leaving the field, where the command has no such option. */
     if (rb_params_get_int(cli_option_owner(options, RB_PARAM_STEPS), RB_PARAM_STEPS, &v) == RB_OK)
         ao->steps = (int)v;

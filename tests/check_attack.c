@@ -845,6 +845,16 @@ START_TEST(the_library_refuses_bad_attack_input)
     ck_assert_str_eq(rb_last_error(), "attack: '(null)' is not an attack plugin");
     ck_assert_int_eq(rb_attack_check(p, NULL), RB_ERR_INVALID_ARGUMENT);
     ck_assert_str_eq(rb_last_error(), "attack: options are required");
+    /* steps: a step-based plugin's, or a whole-run plugin's own (apgd-ce);
+     * refused for one that schedules itself by another budget (square) */
+    ck_assert_int_eq(rb_attack_check_steps(p, "--"), RB_OK);
+    ck_assert_int_eq(rb_attack_check_steps(attack("apgd-ce"), ""), RB_OK);
+    ck_assert_int_eq(rb_attack_check_steps(attack("square"), ""), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "attack plugin square schedules itself and takes no steps; its own budget: "
+                                      "queries");
+    ck_assert_int_eq(rb_attack_check_steps(attack("square"), "--"), RB_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(rb_last_error(), "attack plugin square schedules itself and takes no --steps; its own budget: "
+                                      "--queries");
 
     /* Zero steps, no random start: the clean images, and the clean accuracy. */
     o.steps = 0;

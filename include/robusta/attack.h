@@ -153,6 +153,14 @@ RB_API rb_status rb_attacker_run_stages(rb_attacker *attacker, const rb_attack_s
  * loading a model. */
 RB_API rb_status rb_attack_check(const rb_plugin *plugin, const rb_attack_options *options);
 
+/* Refuses a step count given to a plugin that schedules itself
+ * (rb_attack_ops.run) without a "steps" parameter of its own: the steps
+ * would be ignored. RB_ERR_INVALID_ARGUMENT with "attack plugin square
+ * schedules itself and takes no PREFIXsteps; its own budget:
+ * PREFIXqueries" (its integer parameters, each written with `prefix`: "--"
+ * on a command line, "" in a file); RB_OK for any other plugin. */
+RB_API rb_status rb_attack_check_steps(const rb_plugin *plugin, const char *prefix);
+
 /* Per-example losses (count values, may be NULL) and, when grad is not NULL,
  * the gradient of each example's own loss with respect to its image (count ×
  * C × H × W), for any count: the engine runs in inference mode in chunks of

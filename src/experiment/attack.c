@@ -427,6 +427,22 @@ rb_status rb_attack_check(const rb_plugin *plugin, const rb_attack_options *opti
     return check_options(plugin, options, &use_run);
 }
 
+rb_status rb_attack_check_steps(const rb_plugin *plugin, const char *prefix)
+{
+    char own[256] = "";
+    size_t used = 0;
+    if (plugin == NULL || plugin->kind != RB_PLUGIN_ATTACK || plugin->ops.attack->run == NULL)
+        return RB_OK;
+    for (const rb_param_spec *p = plugin->params; p != NULL && p->name != NULL; p++)
+        if (p->type == RB_PARAM_INT && strcmp(p->name, RB_PARAM_STEPS) == 0)
+            return RB_OK;
+    for (const rb_param_spec *p = plugin->params; p != NULL && p->name != NULL && used < sizeof own; p++)
+        if (p->type == RB_PARAM_INT)
+            used += (size_t)snprintf(own + used, sizeof own - used, "%s%s%s", used ? ", " : "", prefix, p->name);
+    return rb_error_set(RB_ERR_INVALID_ARGUMENT, "attack plugin %s schedules itself and takes no %ssteps%s%s",
+                        plugin->name, prefix, used ? "; its own budget: " : "", own);
+}
+
 /* Picks the targets of rows [first, first + rows) from the clean logits. */
 static void choose_targets(const attack_ctx *c, const rb_attack_options *o, chunk_state *b,
                            const int64_t *labels, int64_t first, int64_t rows)

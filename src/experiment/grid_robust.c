@@ -4,6 +4,7 @@
  * robusta/grid.h documents the keys. */
 #include "config.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,15 @@ static const rb_param_spec loop_specs[] = {
     {"seed", RB_PARAM_INT, "0", "[0, 9223372036854775807]", 0, "seed"},
     {NULL}};
 
+/* Whether plugin p has a parameter `name`. */
+static bool declares(const rb_plugin *p, const char *name)
+{
+    for (const rb_param_spec *q = p->params; q != NULL && q->name != NULL; q++)
+        if (strcmp(q->name, name) == 0)
+            return true;
+    return false;
+}
+
 /* Appends " KEY=VALUE" (a default the text did not give) to the description. */
 static rb_status describe(grid_eval_attack *ea, const char *where, const char *key, const char *value)
 {
@@ -90,8 +100,10 @@ static rb_status prepare_autoattack(grid_eval_attack *ea, const rb_grid_spec *sp
             eps_given = o->value;
         else if (strcmp(o->key, "seed") == 0) {
             char *end;
-            unsigned long long v = strtoull(o->value, &end, 10);
-            if (o->value[0] < '0' || o->value[0] > '9' || *end != '\0')
+            unsigned long long v;
+            errno = 0;
+            v = strtoull(o->value, &end, 10);
+            if (o->value[0] < '0' || o->value[0] > '9' || *end != '\0' || errno == ERANGE)
                 return rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: seed=%s is not an unsigned integer", where,
                                     o->value);
             ea->seed = v;
@@ -139,15 +151,12 @@ static rb_status prepare_plugin(grid_eval_attack *ea, const rb_grid_spec *spec, 
         return s;
     for (size_t i = 0; s == RB_OK && i < tf->n_eval_attack_options; i++) {
         const rb_grid_option *o = &tf->eval_attack_options[i];
-        bool plugin_key = false;
-        for (const rb_param_spec *q = p->params; q != NULL && q->name != NULL; q++)
-            plugin_key |= strcmp(q->name, o->key) == 0;
         if (rb_params_declares(loop, o->key)) {
             if ((s = rb_params_set(loop, o->key, o->value)) != RB_OK)
                 s = rb_error_prefix("%s: ", where);
             steps_given |= strcmp(o->key, RB_PARAM_STEPS) == 0;
             start_given |= strcmp(o->key, "random-start") == 0;
-        } else if (!plugin_key) {
+        } else if (!declares(p, o->key)) {
             const char *names[64], *near;
             size_t k = 0;
             for (const rb_param_spec *q = loop_specs; q->name != NULL; q++)
@@ -161,20 +170,8 @@ static rb_status prepare_plugin(grid_eval_attack *ea, const rb_grid_spec *spec, 
         }
         own_eps |= strcmp(o->key, RB_PARAM_EPS) == 0;
     }
-    if (s == RB_OK && steps_given && p->ops.attack->run != NULL) {
-        bool declares = false;
-        for (const rb_param_spec *q = p->params; q != NULL && q->name != NULL; q++)
-            declares |= q->type == RB_PARAM_INT && strcmp(q->name, RB_PARAM_STEPS) == 0;
-        if (!declares) {
-            char own[256] = "";
-            size_t used = 0;
-            for (const rb_param_spec *q = p->params; q != NULL && q->name != NULL && used < sizeof own; q++)
-                if (q->type == RB_PARAM_INT)
-                    used += (size_t)snprintf(own + used, sizeof own - used, "%s%s", used ? ", " : "", q->name);
-            s = rb_error_set(RB_ERR_INVALID_ARGUMENT, "%s: attack plugin %s schedules itself and takes no steps%s%s",
-                             where, p->name, used ? "; its own budget: " : "", own);
-        }
-    }
+    if (s == RB_OK && steps_given && rb_attack_check_steps(p, "") != RB_OK)
+        s = rb_error_prefix("%s: ", where);
     ea->options = rb_attack_options_default();
     if (s == RB_OK) {
         bool b;
@@ -196,10 +193,7 @@ static rb_status prepare_plugin(grid_eval_attack *ea, const rb_grid_spec *spec, 
     rb_params_destroy(loop);
     /* the grid's threat model and step-size rule, then what the text gives */
     if (s == RB_OK) {
-        bool takes_eps = false;
-        for (const rb_param_spec *q = p->params; q != NULL && q->name != NULL; q++)
-            takes_eps |= strcmp(q->name, RB_PARAM_EPS) == 0;
-        if (!own_eps && takes_eps && eps > 0)
+        if (!own_eps && declares(p, RB_PARAM_EPS) && eps > 0)
             s = describe(ea, where, "eps", eps_text);
         if (s == RB_OK)
             s = grid_attack_params(spec, p, own_eps || eps <= 0 ? NULL : eps_text, eps, ea->options.steps,
