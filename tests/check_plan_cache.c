@@ -225,6 +225,28 @@ START_TEST(a_folder_that_cannot_be_written_is_one_warning)
 }
 END_TEST
 
+/* Something at the path that cannot be read as a file (a folder): one
+ * warning, and nothing replaces it. */
+START_TEST(an_unreadable_cache_is_one_warning_and_left_alone)
+{
+    char path[512];
+    rb_plan_cache *c;
+    struct stat st;
+    snprintf(path, sizeof path, "%s/plans.json", dir);
+    ck_assert_int_eq(mkdir(path, 0700), 0);
+    ck_assert_int_eq(rb_plan_cache_open(&c, path, "m"), RB_OK);
+    ck_assert_int_eq(rb_plan_cache_put(c, "k", "direct"), RB_OK);
+    ck_assert_int_eq(rb_plan_cache_save(c), RB_OK);
+    rb_plan_cache_close(c);
+    ck_assert_int_eq(n_warnings, 1);
+    ck_assert_msg(strstr(warnings, "/plans.json is not a regular file (it is a folder); not used, and left as it is")
+                      != NULL,
+                  "%s", warnings);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert(S_ISDIR(st.st_mode));
+}
+END_TEST
+
 START_TEST(bad_keys_and_machines_are_refused)
 {
     char path[512], long_key[300];
@@ -259,6 +281,7 @@ static Suite *plan_cache_suite(void)
     tcase_add_test(tc, a_corrupt_cache_is_one_warning_and_is_replaced);
     tcase_add_test(tc, another_format_or_version_is_left_alone);
     tcase_add_test(tc, a_folder_that_cannot_be_written_is_one_warning);
+    tcase_add_test(tc, an_unreadable_cache_is_one_warning_and_left_alone);
     tcase_add_test(tc, bad_keys_and_machines_are_refused);
     suite_add_tcase(s, tc);
     return s;

@@ -23,7 +23,7 @@ struct rb_plan_cache {
     char *machine;
     json_object *plans; /* this machine's plans: the file's, then what was put */
     json_object *added; /* what was put since opening, laid over the file when saving */
-    bool foreign;       /* the file is another format's or version's: never written */
+    bool foreign;       /* the file is not ours to replace (another version, unreadable): never written */
 };
 
 static bool plan_text_ok(const char *s)
@@ -166,7 +166,8 @@ rb_status rb_plan_cache_open(rb_plan_cache **out, const char *path, const char *
     }
     root = c->path[0] != '\0' ? read_root(c->path, &why) : NULL;
     if (c->path[0] != '\0' && why != RB_OK) {
-        c->foreign = why == RB_ERR_UNSUPPORTED;
+        /* only a corrupt file is replaced: another version's, or one this user cannot read, is not ours */
+        c->foreign = why != RB_ERR_CORRUPT;
         rb_log(RB_LOG_WARN, "%s; %s", rb_last_error(),
                c->foreign ? "not used, and left as it is (RB_PLAN_CACHE names another file)"
                           : "not used; it is replaced when plans are saved");
@@ -236,12 +237,16 @@ rb_status rb_plan_cache_save(rb_plan_cache *c)
     }
     /* what other writers saved meanwhile, then ours over it */
     root = read_root(c->path, &why);
-    rb_error_clear();
-    if (why == RB_ERR_UNSUPPORTED) {
+    if (why == RB_ERR_UNSUPPORTED || why == RB_ERR_IO) {
+        /* another version's file, or one this user cannot read: not ours to replace */
+        if (why == RB_ERR_IO)
+            rb_log(RB_LOG_WARN, "plan cache: %s: the plans are measured again next time", rb_last_error());
         c->foreign = true;
+        rb_error_clear();
         close(lock);
         return RB_OK;
     }
+    rb_error_clear();
     if (root == NULL && (root = empty_root()) == NULL)
         s = RB_ERR_OUT_OF_MEMORY;
     if (s == RB_OK && (plans = machine_plans(root, c->machine)) != NULL) {

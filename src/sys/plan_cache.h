@@ -16,8 +16,8 @@
  * A cache never stops a run. Opening reads the file if there is one: a
  * missing file is an empty cache; a corrupt one is an empty cache with one
  * warning line, and is replaced when plans are saved; one of another
- * format or version is not used, with one warning line, and is left as it
- * is. Saving merges under a lock (PATH.lock, flock): the file is read
+ * format or version, or one that cannot be read, is not used, with one
+ * warning line, and is left as it is. Saving merges under a lock (PATH.lock, flock): the file is read
  * again, this cache's new plans are laid over it, and the result replaces
  * it atomically, so concurrent writers never corrupt it and each keeps
  * what the others saved. A folder that cannot be written is one warning
