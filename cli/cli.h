@@ -127,10 +127,20 @@ static inline const char *cli_opt_string(const rb_params *o, const char *name)
 /* --precision and --conv-algorithm, the same on every command that runs an
  * engine. */
 #define CLI_ARITHMETIC_OPTIONS                                                                   \
-    {"precision", RB_PARAM_CHOICE, "f32", "f32|bf16", 0,                                         \
-     "arithmetic: f32, or bf16 mixed precision (about twice as fast with avx512_bf16)"},          \
+    {"precision", RB_PARAM_CHOICE, "f32", "f32|bf16|auto", 0,                                    \
+     "arithmetic: f32, bf16 mixed precision (about twice as fast with avx512_bf16), or auto: "   \
+     "training convolutions in bf16 where measured faster"},                                     \
     {"conv-algorithm", RB_PARAM_CHOICE, "winograd", "winograd|direct", 0,                        \
      "3x3 stride-1 fp32 convolutions by Winograd (faster; rounding ~1e-6) or direct everywhere"}
+/* --tune, on every command that trains (and bench), and --strict-resume on
+ * those that resume. */
+#define CLI_TUNE_OPTION                                                                          \
+    {"tune", RB_PARAM_CHOICE, "cached", "off|cached|full", 0,                                   \
+     "training kernels: measured once and remembered (cached), measured again (full), or by "    \
+     "static rules (off)"}
+#define CLI_STRICT_RESUME_OPTION                                                                 \
+    {"strict-resume", RB_PARAM_BOOL, "false", NULL, 0,                                          \
+     "with --resume: refuse a run whose kernels were chosen on another machine"}
 /* --transform and --cache, the same on every command that opens image sets. */
 #define CLI_IMAGE_SET_OPTIONS                                                                    \
     {"transform", RB_PARAM_CHOICE, "none", "none|paper", 0,                                      \
@@ -146,6 +156,8 @@ rb_status cli_image_set_options(const rb_params *options, rb_split_options *so);
 
 /* The engine precision --precision chose. */
 rb_precision cli_precision(const rb_params *options);
+/* The tuning mode --tune chose. */
+rb_tune_mode cli_tune(const rb_params *options);
 /* The convolution algorithm --conv-algorithm chose. */
 rb_conv_algorithm cli_conv_algorithm(const rb_params *options);
 

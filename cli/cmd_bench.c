@@ -22,6 +22,7 @@ static const rb_param_spec bench_options[] = {
     {"batch-size", RB_PARAM_INT, "32", "[1, 65536]", 0, "images per step"},
     {"threads", RB_PARAM_INT, "0", "[0, 4096]", 0, "compute threads (0: every core of this NUMA node)"},
     CLI_ARITHMETIC_OPTIONS,
+    CLI_TUNE_OPTION,
     {"repeats", RB_PARAM_INT, "5", "[1, 1000]", 0, "timed runs of each measurement, after one warm-up (the median is reported)"},
     {"only", RB_PARAM_CHOICE, "all", "all|train|infer|attack", 0,
      "measure one thing (attack needs --attack)"},
@@ -574,7 +575,10 @@ static int run_bench(const cli_command *self, rb_params *o, int argc, char **arg
     b.engine.threads = (int)cli_opt_int(o, "threads");
     b.engine.precision = cli_precision(o);
     b.engine.conv_algorithm = cli_conv_algorithm(o);
-    s = rb_model_create(&b.model, arch, cli_plugin_params("arch"), &input);
+    b.engine.tune = cli_tune(o);
+    s = rb_plan_create(&b.engine.plan); /* the training engine's choices, shown below */
+    if (s == RB_OK)
+        s = rb_model_create(&b.model, arch, cli_plugin_params("arch"), &input);
     if (s == RB_OK) {
         /* the engines come one at a time; a training one is the largest.
          * Images: the batch and, for attacks, its adversarial copy. */
@@ -587,6 +591,7 @@ static int run_bench(const cli_command *self, rb_params *o, int argc, char **arg
         s = rb_graph_init_params(rb_model_graph(b.model), 1);
     if (s != RB_OK) {
         rb_model_destroy(b.model);
+        rb_plan_destroy(b.engine.plan);
         return cli_fail(self->name, s);
     }
     /* Fixed pseudo-random images in [0, 1) and labels spread over the classes. */
@@ -618,6 +623,7 @@ static int run_bench(const cli_command *self, rb_params *o, int argc, char **arg
         free(b.labels);
         free(rt.per_rank);
         rb_model_destroy(b.model);
+        rb_plan_destroy(b.engine.plan);
         return s != RB_OK ? cli_fail(self->name, s) : RB_EXIT_OK;
     }
 
@@ -639,6 +645,16 @@ static int run_bench(const cli_command *self, rb_params *o, int argc, char **arg
         json_object_object_add(root, "batch_size", json_object_new_int64(b.batch));
         json_object_object_add(root, "precision", json_object_new_string(rb_precision_str(b.engine.precision)));
         json_object_object_add(root, "conv_algorithm", json_object_new_string(conv_algorithm));
+        json_object_object_add(root, "tune", json_object_new_string(rb_tune_mode_str(b.engine.tune)));
+        if (rb_plan_count(b.engine.plan) > 0) {
+            json_object *plan = json_object_new_object();
+            for (size_t i = 0; i < rb_plan_count(b.engine.plan); i++) {
+                const char *key, *choice;
+                rb_plan_entry(b.engine.plan, i, &key, &choice);
+                json_object_object_add(plan, key, json_object_new_string(choice));
+            }
+            json_object_object_add(root, "plan", plan);
+        }
         json_object_object_add(root, "threads", json_object_new_string(b.threads_text));
         json_object_object_add(root, "repeats", json_object_new_int(b.repeats));
         if (train.done) {
@@ -677,11 +693,12 @@ static int run_bench(const cli_command *self, rb_params *o, int argc, char **arg
                      ranks, (long long)b.batch);
         else
             snprintf(batch_text, sizeof batch_text, "batch %lld", (long long)b.batch);
-        printf("%s at %lldx%lldx%lld, %lld classes, %s, %s, %s convolutions; %s%s; median of %d after a "
+        printf("%s at %lldx%lldx%lld, %lld classes, %s, %s, %s convolutions%s; %s%s; median of %d after a "
                "warm-up\n",
                cli_opt_string(o, "arch"), (long long)channels, (long long)size, (long long)size,
                (long long)rb_model_num_classes(b.model), batch_text, rb_precision_str(b.engine.precision),
-               conv_algorithm, ranks > 1 ? "rank 0: " : "", b.threads_text, b.repeats);
+               conv_algorithm, b.engine.tune != RB_TUNE_OFF ? " (training: tuned)" : "", ranks > 1 ? "rank 0: " : "",
+               b.threads_text, b.repeats);
         if (train.done)
             printf("  training step   %9.1f ms  %9.1f images/s  %7.1f GFLOP/s  (forward %.1f, backward %.1f, "
                    "SGD %.1f ms; arena %.0f MiB)\n",
@@ -701,6 +718,14 @@ static int run_bench(const cli_command *self, rb_params *o, int argc, char **arg
                    "(arena %.0f MiB)\n",
                    attack->name, atk.seconds * 1e3, (double)b.batch / atk.seconds, (long long)atk.forwards,
                    (long long)atk.backwards, atk.arena_mib);
+        if (rb_plan_count(b.engine.plan) > 0) {
+            printf("  training kernels (--tune %s), per convolution shape:\n", rb_tune_mode_str(b.engine.tune));
+            for (size_t i = 0; i < rb_plan_count(b.engine.plan); i++) {
+                const char *key, *choice;
+                rb_plan_entry(b.engine.plan, i, &key, &choice);
+                printf("    %-60s %s\n", key, choice);
+            }
+        }
         if (atk.done && !atk.per_step && atk.backwards == 0)
             printf("  %-15s per query %.2fx a forward (%.1f ms); passes %.1f%% of the run, bookkeeping %.1f%%\n", "",
                    atk.seconds / (double)(atk.forwards ? atk.forwards : 1) / atk.forward_s, atk.forward_s * 1e3,
@@ -715,6 +740,7 @@ static int run_bench(const cli_command *self, rb_params *o, int argc, char **arg
     free(b.labels);
     free(rt.per_rank);
     rb_model_destroy(b.model);
+    rb_plan_destroy(b.engine.plan);
     return RB_EXIT_OK;
 }
 

@@ -54,6 +54,8 @@ static const rb_param_spec train_options[] = {
     {"seed", RB_PARAM_INT, "0", "[0, 9223372036854775807]", 0, "weights, order, augmentation, per-class choice"},
     {"threads", RB_PARAM_INT, "0", "[0, 4096]", 0, "compute threads (0: every core of this NUMA node)"},
     CLI_ARITHMETIC_OPTIONS,
+    CLI_TUNE_OPTION,
+    CLI_STRICT_RESUME_OPTION,
     {"loader-threads", RB_PARAM_INT, "1", "[0, 256]", 0, "batch-making threads (0: on the training thread)"},
     {"classes", RB_PARAM_STRING, NULL, NULL, 0, "classes to keep, relabelled 0..k-1 (\"0-4\", \"3,5\")"},
     {"per-class", RB_PARAM_INT, "0", "[0, 9223372036854775807]", 0, "training examples per class (0: all)"},
@@ -159,7 +161,8 @@ static int run_train(const cli_command *self, rb_params *o, int argc, char **arg
         rb_registry *reg;
         for (size_t i = 0; specs[i].name != NULL; i++)
             if (strcmp(specs[i].name, "resume") != 0 && strcmp(specs[i].name, "epochs") != 0 &&
-                strcmp(specs[i].name, "threads") != 0 && rb_params_source(o, specs[i].name) == RB_PARAM_GIVEN)
+                strcmp(specs[i].name, "threads") != 0 && strcmp(specs[i].name, "strict-resume") != 0 &&
+                rb_params_source(o, specs[i].name) == RB_PARAM_GIVEN)
                 return usage(self->name, "--%s cannot be given with --resume (the run's config.json holds it)",
                              specs[i].name);
         if ((reg = cli_registry()) == NULL)
@@ -168,7 +171,7 @@ static int run_train(const cli_command *self, rb_params *o, int argc, char **arg
         s = rb_train_resume(reg, resume,
                             rb_params_source(o, "epochs") == RB_PARAM_GIVEN ? cli_opt_int(o, "epochs") : 0,
                             rb_params_source(o, "threads") == RB_PARAM_GIVEN ? (int)cli_opt_int(o, "threads") : -1,
-                            rb_log_get_level() < RB_LOG_INFO, &res);
+                            cli_opt_bool(o, "strict-resume"), rb_log_get_level() < RB_LOG_INFO, &res);
         return cli_finish_train(self, s, &res, resume);
     }
     if (cli_opt_string(o, "arch") == NULL)
@@ -197,6 +200,7 @@ static int run_train(const cli_command *self, rb_params *o, int argc, char **arg
     c.threads = (int)cli_opt_int(o, "threads");
     c.precision = cli_precision(o);
     c.conv_algorithm = cli_conv_algorithm(o);
+    c.tune = cli_tune(o);
     c.loader_threads = (int)cli_opt_int(o, "loader-threads");
     c.classes = cli_opt_string(o, "classes");
     c.per_class = cli_opt_int(o, "per-class");

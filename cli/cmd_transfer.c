@@ -43,6 +43,8 @@ static const rb_param_spec transfer_options[] = {
     {"seed", RB_PARAM_INT, "0", "[0, 9223372036854775807]", 0, "head weights, order, augmentation, per-class choice"},
     {"threads", RB_PARAM_INT, "0", "[0, 4096]", 0, "compute threads (0: every core of this NUMA node)"},
     CLI_ARITHMETIC_OPTIONS,
+    CLI_TUNE_OPTION,
+    CLI_STRICT_RESUME_OPTION,
     {"loader-threads", RB_PARAM_INT, "1", "[0, 256]", 0, "batch-making threads (0: on the training thread)"},
     {"classes", RB_PARAM_STRING, NULL, NULL, 0, "target classes to keep, relabelled 0..k-1 (\"5-9\")"},
     {"per-class", RB_PARAM_INT, "0", "[0, 9223372036854775807]", 0, "training examples per class (0: all)"},
@@ -83,7 +85,8 @@ static int run_transfer(const cli_command *self, rb_params *o, int argc, char **
         rb_params_get_string(o, "resume", &resume);
         for (size_t i = 0; specs[i].name != NULL; i++)
             if (strcmp(specs[i].name, "resume") != 0 && strcmp(specs[i].name, "epochs") != 0 &&
-                strcmp(specs[i].name, "threads") != 0 && rb_params_source(o, specs[i].name) == RB_PARAM_GIVEN) {
+                strcmp(specs[i].name, "threads") != 0 && strcmp(specs[i].name, "strict-resume") != 0 &&
+                rb_params_source(o, specs[i].name) == RB_PARAM_GIVEN) {
                 fprintf(stderr, "robusta %s: --%s cannot be given with --resume (the run's config.json holds it)\n",
                         self->name, specs[i].name);
                 return RB_EXIT_USAGE;
@@ -95,7 +98,8 @@ static int run_transfer(const cli_command *self, rb_params *o, int argc, char **
             int64_t threads = -1;
             if (rb_params_source(o, "threads") == RB_PARAM_GIVEN)
                 rb_params_get_int(o, "threads", &threads);
-            s = rb_train_resume(reg, resume, i64, (int)threads, rb_log_get_level() < RB_LOG_INFO, &res);
+            s = rb_train_resume(reg, resume, i64, (int)threads, cli_opt_bool(o, "strict-resume"),
+                                rb_log_get_level() < RB_LOG_INFO, &res);
         }
         return cli_finish_train(self, s, &res, resume);
     }
@@ -154,6 +158,7 @@ static int run_transfer(const cli_command *self, rb_params *o, int argc, char **
     c.threads = (int)i64;
     c.precision = cli_precision(o);
     c.conv_algorithm = cli_conv_algorithm(o);
+    c.tune = cli_tune(o);
     rb_params_get_int(o, "loader-threads", &i64);
     c.loader_threads = (int)i64;
     if (rb_params_source(o, "classes") == RB_PARAM_GIVEN)

@@ -42,6 +42,15 @@ rb_status cli_image_set_options(const rb_params *options, rb_split_options *so)
     return RB_OK;
 }
 
+rb_tune_mode cli_tune(const rb_params *options)
+{
+    const char *text = NULL;
+    rb_tune_mode m = RB_TUNE_CACHED;
+    rb_params_get_string(options, "tune", &text);
+    (void)rb_tune_mode_parse(text, &m); /* the choice list admits nothing else */
+    return m;
+}
+
 rb_conv_algorithm cli_conv_algorithm(const rb_params *options)
 {
     const char *text = NULL;

@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <robusta/graph.h>
 #include <robusta/targets.h>
+#include <robusta/tune.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -55,15 +56,20 @@ typedef struct rb_engine rb_engine;
  * and attacks, not for bit-exact comparisons. On CPUs without native bf16
  * instructions (avx512_bf16) oneDNN emulates them, slower than fp32; on
  * CPUs without AVX-512 it has no bf16 convolutions at all, and
- * rb_engine_create refuses bf16 (RB_ERR_UNSUPPORTED). */
+ * rb_engine_create refuses bf16 (RB_ERR_UNSUPPORTED).
+ * RB_PRECISION_AUTO: bf16 for the convolutions where it is measured
+ * faster on this CPU, fp32 for the rest (robusta/tune.h); fp32 everywhere
+ * unless the engine tunes, and in engines that only compute data
+ * gradients (attacks and evaluation keep fp32). */
 typedef enum rb_precision {
     RB_PRECISION_F32 = 0,
-    RB_PRECISION_BF16 = 1
+    RB_PRECISION_BF16 = 1,
+    RB_PRECISION_AUTO = 2
 } rb_precision;
 
-/* "f32" or "bf16"; "?" outside the enum. */
+/* "f32", "bf16" or "auto"; "?" outside the enum. */
 RB_API const char *rb_precision_str(rb_precision precision);
-/* Parses "f32" / "fp32" / "bf16" into *out; RB_ERR_INVALID_ARGUMENT otherwise. */
+/* Parses "f32" / "fp32" / "bf16" / "auto" into *out; RB_ERR_INVALID_ARGUMENT otherwise. */
 RB_API rb_status rb_precision_parse(const char *text, rb_precision *out);
 
 /* How convolutions compute.
@@ -119,6 +125,13 @@ typedef struct rb_engine_options {
     bool data_grads_only;
     /* See rb_precision (zero, the default, is fp32). */
     rb_precision precision;
+    /* Choosing kernels by measurement (robusta/tune.h; zero, the default,
+     * is off: the static rules), the plan to follow and fill (NULL: none)
+     * and the plan cache's file (NULL: RB_PLAN_CACHE or the user's cache
+     * folder). Only engines that train are tuned. */
+    rb_tune_mode tune;
+    rb_plan *plan;
+    const char *plan_cache;
     /* See rb_conv_algorithm (zero, the default, is Winograd where it fits). */
     rb_conv_algorithm conv_algorithm;
     /* Bytes of oneDNN scratchpad a Winograd primitive may need (0: 96 MiB);
@@ -182,6 +195,10 @@ RB_API rb_status rb_engine_estimate_bytes(const rb_graph *graph, int64_t batch, 
                                           uint64_t *bytes);
 
 RB_API int64_t rb_engine_batch(const rb_engine *engine);
+
+/* The machine key of the engine's measurements (rb_tune_machine for its
+ * compute threads). */
+RB_API const char *rb_engine_machine(const rb_engine *engine);
 
 /* Runs the graph on `count` images (count × C × H × W, row-major f32 in
  * [0, 1]); count must be the planned batch (a larger one is refused).

@@ -241,6 +241,7 @@ typedef struct rb_train_config {
     int loader_threads;          /* batch-making threads (0: on the training thread) */
     rb_precision precision;      /* engine arithmetic (robusta/engine.h; zero: fp32); kept on resume */
     rb_conv_algorithm conv_algorithm; /* (robusta/engine.h; zero: Winograd where it fits); kept on resume */
+    rb_tune_mode tune;           /* kernels by measurement (robusta/tune.h); the plan is kept on resume */
     const char *classes;         /* class list (rb_split_options), NULL: all */
     int64_t per_class;           /* examples per class, 0: all */
     int image_size;              /* 0: the stored size */
@@ -258,7 +259,7 @@ typedef struct rb_train_config {
 /* A configuration holding the defaults of `robusta train`, all but what a
  * run must be told (arch, arch_params, data, out_dir: NULL):
  *   seed 0, threads 0 (every core of the NUMA node), loader_threads 1,
- *   precision fp32, conv_algorithm Winograd, every class and example at the
+ *   precision fp32, conv_algorithm Winograd, tune cached, every class and example at the
  *   stored size and channels, augment true, quiet false, force false;
  *   training: epochs 10, batch_size 128, eval_batch_size 256, lr 0.1,
  *   momentum 0.9, weight_decay 5e-4, nesterov false, schedule NULL (see
@@ -294,9 +295,14 @@ RB_API rb_status rb_train_config_check(const rb_train_config *config);
 RB_API rb_status rb_train(const rb_train_config *config, rb_train_result *result);
 
 /* Continues the run in `dir` from its config.json and last.rbt. epochs > 0
- * replaces the total number of epochs; threads >= 0 the compute threads. */
+ * replaces the total number of epochs; threads >= 0 the compute threads.
+ * The run's engines follow the plan its config.json records (the kernels
+ * tuning chose), so that it continues bit for bit. A plan measured on
+ * another machine (another CPU, ISA, oneDNN or thread count) is followed
+ * where it can run here, with one warning that results will differ from
+ * the original run's; strict_plan refuses instead (RB_ERR_UNSUPPORTED). */
 RB_API rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t epochs, int threads,
-                                 bool quiet, rb_train_result *result);
+                                 bool strict_plan, bool quiet, rb_train_result *result);
 
 /* Asks a running rb_train / rb_train_resume to stop at the next batch
  * boundary; safe to call from a signal handler. signo is the signal that

@@ -415,7 +415,7 @@ static rb_status run_source(grid_ctx *g, size_t a, size_t e, size_t sd, source_r
         return s;
     snprintf(path, sizeof path, "%s/last.rbt", dir);
     if (file_exists(path)) {
-        s = rb_train_resume(g->opt->registry, dir, 0, g->threads, g->opt->quiet, &tr);
+        s = rb_train_resume(g->opt->registry, dir, 0, g->threads, false, g->opt->quiet, &tr);
     } else {
         rb_train_config c;
         c = rb_train_config_default();
@@ -612,7 +612,7 @@ static rb_status run_transfer(grid_ctx *g, size_t a, size_t e, size_t sd, size_t
                              "folder away to redo it, or give the target another label",
                              dir, json_object_get_string(v), target->label, target->task);
         else
-            s = rb_train_resume(g->opt->registry, dir, 0, g->threads, true, &tr);
+            s = rb_train_resume(g->opt->registry, dir, 0, g->threads, false, true, &tr);
         json_object_put(config);
     } else {
         rb_train_config c;

@@ -51,6 +51,7 @@ rb_train_config rb_train_config_default(void)
     c.loader_threads = 1;
     c.precision = RB_PRECISION_F32;
     c.conv_algorithm = RB_CONV_WINOGRAD;
+    c.tune = RB_TUNE_CACHED;
     c.augment = true;
     c.training.epochs = 10;
     c.training.batch_size = 128;
@@ -113,11 +114,13 @@ rb_status rb_train_config_check(const rb_train_config *c)
         return train_invalid("--image-size, --per-class and thread counts must be >= 0");
     if (c->transform != RB_TRANSFORM_NONE && c->transform != RB_TRANSFORM_PAPER)
         return train_invalid("unknown transform %d", (int)c->transform);
-    if (c->precision != RB_PRECISION_F32 && c->precision != RB_PRECISION_BF16)
+    if (c->precision != RB_PRECISION_F32 && c->precision != RB_PRECISION_BF16 && c->precision != RB_PRECISION_AUTO)
         return train_invalid("unknown precision %d", (int)c->precision);
     if (!rb_precision_available(c->precision))
         return train_invalid("--precision %s: this CPU has no bf16 convolutions in oneDNN (they need AVX-512); use "
                              "--precision f32", rb_precision_str(c->precision));
+    if (c->tune != RB_TUNE_OFF && c->tune != RB_TUNE_CACHED && c->tune != RB_TUNE_FULL)
+        return train_invalid("unknown tuning mode %d", (int)c->tune);
     if (c->conv_algorithm != RB_CONV_WINOGRAD && c->conv_algorithm != RB_CONV_DIRECT)
         return train_invalid("unknown convolution algorithm %d", (int)c->conv_algorithm);
     if (c->adversarial.attack != NULL) {
@@ -159,7 +162,44 @@ json_object *train_json_str_or_null(const char *s)
     return s != NULL ? json_object_new_string(s) : NULL;
 }
 
-rb_status train_write_config(const rb_train_config *c, const char *run_id, const char *path)
+/* The plan a run's engines used (robusta/tune.h), for config.json:
+ * {"machine": M, "choices": {KEY: CHOICE, ...}}. */
+static json_object *plan_to_json(const rb_plan *plan)
+{
+    json_object *o = json_object_new_object(), *choices = json_object_new_object();
+    json_object_object_add(o, "machine", json_object_new_string(rb_plan_machine(plan)));
+    for (size_t i = 0; i < rb_plan_count(plan); i++) {
+        const char *key, *choice;
+        rb_plan_entry(plan, i, &key, &choice);
+        json_object_object_add(choices, key, json_object_new_string(choice));
+    }
+    json_object_object_add(o, "choices", choices);
+    return o;
+}
+
+rb_status train_read_plan(json_object *root, const char *file, rb_plan *plan)
+{
+    json_object *o, *machine, *choices;
+    if (!json_object_object_get_ex(root, "plan", &o))
+        return RB_OK; /* runs written before tuning, or that tuned nothing */
+    if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, "machine", &machine) ||
+        !json_object_is_type(machine, json_type_string) || !json_object_object_get_ex(o, "choices", &choices) ||
+        !json_object_is_type(choices, json_type_object))
+        return rb_error_set(RB_ERR_CORRUPT, "%s: 'plan' is not {\"machine\": TEXT, \"choices\": {KEY: CHOICE, ...}}",
+                            file);
+    if (json_object_get_string_len(machine) > 0 && rb_plan_set_machine(plan, json_object_get_string(machine)) != RB_OK)
+        return rb_error_set(RB_ERR_CORRUPT, "%s: the plan's machine is not 1 to 255 printable characters", file);
+    json_object_object_foreach(choices, key, choice)
+    {
+        if (!json_object_is_type(choice, json_type_string) ||
+            rb_plan_set(plan, key, json_object_get_string(choice)) != RB_OK)
+            return rb_error_set(RB_ERR_CORRUPT, "%s: plan choice '%.60s': a key and its choice are 1 to 255 printable "
+                                "characters", file, key);
+    }
+    return RB_OK;
+}
+
+rb_status train_write_config(const rb_train_config *c, const char *run_id, const rb_plan *plan, const char *path)
 {
     json_object *root = json_object_new_object();
     char buf[4096];
@@ -188,6 +228,9 @@ rb_status train_write_config(const rb_train_config *c, const char *run_id, const
     json_object_object_add(root, "loader_threads", json_object_new_int(c->loader_threads));
     json_object_object_add(root, "precision", json_object_new_string(rb_precision_str(c->precision)));
     json_object_object_add(root, "conv_algorithm", json_object_new_string(rb_conv_algorithm_str(c->conv_algorithm)));
+    json_object_object_add(root, "tune", json_object_new_string(rb_tune_mode_str(c->tune)));
+    if (rb_plan_count(plan) > 0)
+        json_object_object_add(root, "plan", plan_to_json(plan));
     json_object_object_add(root, "classes", train_json_str_or_null(c->classes));
     json_object_object_add(root, "per_class", json_object_new_int64(c->per_class));
     json_object_object_add(root, "image_size", json_object_new_int(c->image_size));
@@ -323,6 +366,10 @@ rb_status train_read_config(json_object *root, const char *file, rb_train_config
         rb_conv_algorithm_parse(train_jstr(root, "conv_algorithm"), &c->conv_algorithm) != RB_OK)
         return rb_error_set(RB_ERR_CORRUPT, "%s: unknown convolution algorithm '%s'", file,
                             train_jstr(root, "conv_algorithm"));
+    /* and before tuning, the static rules */
+    c->tune = RB_TUNE_OFF;
+    if (train_jstr(root, "tune") != NULL && rb_tune_mode_parse(train_jstr(root, "tune"), &c->tune) != RB_OK)
+        return rb_error_set(RB_ERR_CORRUPT, "%s: unknown tuning mode '%s'", file, train_jstr(root, "tune"));
     return RB_OK;
 }
 

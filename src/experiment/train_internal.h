@@ -39,6 +39,7 @@ typedef struct run {
     rb_split *train, *test;
     rb_model *model;
     rb_engine *engine, *eval_engine;
+    rb_plan *plan;           /* the training engine's kernels (robusta/tune.h): followed, and filled */
     rb_sgd *sgd;
     rb_loader *loader;
     rb_schedule schedule;
@@ -93,7 +94,9 @@ rb_status train_invalid(const char *fmt, ...) RB_PRINTF(1, 2);
 /* A JSON string, or NULL (null) for NULL. */
 json_object *train_json_str_or_null(const char *s);
 /* config.json of a run. */
-rb_status train_write_config(const rb_train_config *c, const char *run_id, const char *path);
+rb_status train_write_config(const rb_train_config *c, const char *run_id, const rb_plan *plan, const char *path);
+/* config.json's "plan" into `plan` (none: left empty). */
+rb_status train_read_plan(json_object *root, const char *file, rb_plan *plan);
 /* Members of a JSON object: a string (NULL: missing or not a string), its
  * presence with a type (an integer passes for a double), an integer, a
  * double. */

@@ -616,7 +616,7 @@ set_up:
         goto done;
     path_in(path, sizeof path, r.cfg.out_dir, "config.json");
     if (r.writer &&
-        ((s = rb_run_id_new(r.run_id)) != RB_OK || (s = train_write_config(&r.cfg, r.run_id, path)) != RB_OK))
+        ((s = rb_run_id_new(r.run_id)) != RB_OK || (s = train_write_config(&r.cfg, r.run_id, r.plan, path)) != RB_OK))
         goto done;
     /* Epoch 0: a resumable state even if the first epoch is interrupted
      * (the logs first, as after every epoch). */

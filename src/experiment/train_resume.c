@@ -90,8 +90,26 @@ static rb_status check_run_id(json_object *root, const rb_checkpoint *ck, const 
     return s;
 }
 
-rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t epochs, int threads, bool quiet,
-                          rb_train_result *result)
+/* A plan measured on another machine: its kernels may not exist here, or
+ * not be the fastest, and results will not repeat the original run's. */
+static rb_status check_plan_machine(const run *r, const char *dir, const char *planned_on, bool strict)
+{
+    const char *here = rb_engine_machine(r->engine);
+    if (planned_on[0] == '\0' || strcmp(planned_on, here) == 0)
+        return RB_OK;
+    if (strict)
+        return rb_error_set(RB_ERR_UNSUPPORTED,
+                            "--resume %s: the run's kernels were chosen on \"%s\", this is \"%s\" (--strict-resume): "
+                            "resume it there, or leave --strict-resume out to go on with results that differ from the "
+                            "original run's", dir, planned_on, here);
+    rb_log(RB_LOG_WARN, "--resume %s: the run's kernels were chosen on \"%s\", this is \"%s\"; going on with its plan "
+           "where it can run here: results will differ from the original run's (--strict-resume refuses)",
+           dir, planned_on, here);
+    return RB_OK;
+}
+
+rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t epochs, int threads, bool strict_plan,
+                          bool quiet, rb_train_result *result)
 {
     run r;
     rb_train_result local;
@@ -101,6 +119,7 @@ rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t 
     json_object *root = NULL;
     rb_checkpoint *ck = NULL;
     rb_params *attack_params = NULL, *task_params = NULL;
+    char planned_on[256];
     rb_status s;
 
     if (result == NULL)
@@ -133,8 +152,10 @@ rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t 
     }
     if ((s = train_read_config(root, path, &r.cfg)) != RB_OK ||
         (s = train_read_attack(registry, root, path, &r.cfg, &attack_params)) != RB_OK ||
-        (s = train_read_transfer(registry, root, path, &r.cfg, &task_params)) != RB_OK)
+        (s = train_read_transfer(registry, root, path, &r.cfg, &task_params)) != RB_OK ||
+        (s = rb_plan_create(&r.plan)) != RB_OK || (s = train_read_plan(root, path, r.plan)) != RB_OK)
         goto done;
+    snprintf(planned_on, sizeof planned_on, "%s", rb_plan_machine(r.plan));
     r.cfg.out_dir = dir;
     r.cfg.quiet = quiet;
     if (epochs > 0)
@@ -161,7 +182,8 @@ rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t 
     r.cfg.arch_params = rb_model_params(r.model);
     if ((s = rb_train_config_check(&r.cfg)) != RB_OK || (s = train_open_splits(&r)) != RB_OK ||
         (s = train_check_fits(&r)) != RB_OK || (s = train_prepare_transfer(&r)) != RB_OK ||
-        (s = train_setup(&r)) != RB_OK || (s = restore_state(&r, ck, path)) != RB_OK)
+        (s = train_setup(&r)) != RB_OK || (s = check_plan_machine(&r, dir, planned_on, strict_plan)) != RB_OK ||
+        (s = restore_state(&r, ck, path)) != RB_OK)
         goto done;
     rb_checkpoint_destroy(ck);
     ck = NULL;
@@ -174,7 +196,7 @@ rb_status rb_train_resume(const rb_registry *registry, const char *dir, int64_t 
     if ((s = load_log(&r.jsonl, path, NULL, r.cfg.adversarial.attack != NULL, r.epoch)) != RB_OK)
         goto done;
     path_in(path, sizeof path, dir, "config.json");
-    if (r.writer && (s = train_write_config(&r.cfg, r.run_id, path)) != RB_OK)
+    if (r.writer && (s = train_write_config(&r.cfg, r.run_id, r.plan, path)) != RB_OK)
         goto done;
     rb_log(RB_LOG_INFO, "resuming %s at epoch %lld of %lld", dir, (long long)r.epoch, (long long)r.cfg.training.epochs);
     s = train_epochs(&r, result);

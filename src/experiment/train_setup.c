@@ -186,7 +186,7 @@ done:
 rb_status train_setup(run *r)
 {
     rb_engine_options eo = {.threads = r->cfg.threads, .precision = r->cfg.precision,
-                            .conv_algorithm = r->cfg.conv_algorithm};
+                            .conv_algorithm = r->cfg.conv_algorithm, .tune = r->cfg.tune};
     /* evaluation and attack engines never train */
     rb_engine_options eval_eo = {.threads = r->cfg.threads, .data_grads_only = true, .precision = r->cfg.precision,
                                  .conv_algorithm = r->cfg.conv_algorithm};
@@ -236,7 +236,10 @@ rb_status train_setup(run *r)
     eo.n_outputs = eval_eo.n_outputs = rb_model_engine_outputs(r->model, outputs);
     if ((s = train_check_targets(r->model, r->train)) != RB_OK ||
         (r->cfg.adversarial.attack != NULL && (s = train_check_attackable(r->model, "adversarial training")) != RB_OK) ||
-        (s = rb_engine_create(&r->engine, rb_model_graph(r->model), r->local_batch, &eo)) != RB_OK)
+        (r->plan == NULL && (s = rb_plan_create(&r->plan)) != RB_OK))
+        return s;
+    eo.plan = r->plan;
+    if ((s = rb_engine_create(&r->engine, rb_model_graph(r->model), r->local_batch, &eo)) != RB_OK)
         return s;
     if (r->has_test) {
         if ((s = train_check_eval_shapes(r->model, r->test)) != RB_OK)
@@ -277,6 +280,8 @@ void train_run_free(run *r)
     rb_attacker_destroy(r->attacker);
     rb_engine_destroy(r->adv_engine);
     rb_engine_destroy(r->engine);
+    rb_plan_destroy(r->plan);
+    r->plan = NULL;
     rb_params_destroy(r->attack_params);
     free(r->adv_x);
     rb_loader_destroy(r->loader);

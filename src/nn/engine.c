@@ -36,6 +36,7 @@
 
 #include "nn/engine_internal.h"
 #include "nn/op.h"
+#include "sys/plan_cache.h"
 
 /* ------------------------------------------------------------ errors */
 
@@ -323,6 +324,8 @@ void rb_engine_destroy(rb_engine *e)
 {
     if (e == NULL)
         return;
+    rb_plan_cache_close(e->tune_cache); /* planning failed before it was saved */
+    rb_plan_destroy(e->tune_made);
     for (size_t i = 0; e->nodes && i < e->n; i++) {
         enode *en = &e->nodes[i];
         eng_slot *slots[NODE_SLOTS_MAX];
@@ -330,12 +333,12 @@ void rb_engine_destroy(rb_engine *e)
         dnnl_primitive_t prims[] = {en->fwd[0], en->fwd[1], en->bwd_data[0], en->bwd_data[1],
                                     en->bwd_full[0], en->bwd_full[1], en->bwd_weights, en->weights_in,
                                     en->weights_bwd_in, en->diff_weights_out, en->affine, en->gemm_rows_in,
-                                    en->gemm_matmul, en->wgemm_x_in, en->wgemm_dy_in};
+                                    en->gemm_matmul, en->wgemm.x_in, en->wgemm.dy_in};
         dnnl_memory_t mems[] = {en->weights_user, en->diff_weights_user, en->bias_user, en->diff_bias_user,
                                 en->scale, en->shift, en->diff_scale, en->diff_shift, en->running_mean,
                                 en->running_var, en->gemm_diff_image, en->gemm_rows, en->gemm_cols,
-                                en->gemm_weights, en->wgemm_x_image, en->wgemm_dy_image,
-                                en->wgemm_x_plain, en->wgemm_dy_plain};
+                                en->gemm_weights, en->wgemm.x_image, en->wgemm.dy_image,
+                                en->wgemm.x_plain, en->wgemm.dy_plain};
         for (size_t k = 0; k < n_slots; k++)
             slot_free(slots[k]);
         for (size_t k = 0; k < sizeof prims / sizeof prims[0]; k++)
@@ -486,7 +489,8 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: the graph has no input or no layers");
     if (opt != NULL && opt->threads < 0)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: %d threads", opt->threads);
-    if (opt != NULL && opt->precision != RB_PRECISION_F32 && opt->precision != RB_PRECISION_BF16)
+    if (opt != NULL && opt->precision != RB_PRECISION_F32 && opt->precision != RB_PRECISION_BF16 &&
+        opt->precision != RB_PRECISION_AUTO)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: unknown precision %d", (int)opt->precision);
     if (opt != NULL && opt->sync_bn_batch != 0 && opt->sync_bn_batch < batch)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "engine: a synchronized batch-norm's job batch %lld is smaller "
@@ -510,6 +514,7 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
     }
     e->data_grads_only = opt != NULL && opt->data_grads_only;
     e->conv_dt = opt != NULL && opt->precision == RB_PRECISION_BF16 ? dnnl_bf16 : dnnl_f32;
+    e->precision_auto = opt != NULL && opt->precision == RB_PRECISION_AUTO;
     e->conv_algorithm = opt != NULL ? opt->conv_algorithm : RB_CONV_WINOGRAD;
     e->winograd_scratchpad_limit =
         opt != NULL && opt->winograd_scratchpad_limit > 0 ? opt->winograd_scratchpad_limit : WINOGRAD_SCRATCHPAD_LIMIT;
@@ -535,6 +540,8 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
     s = setup_threads(e, opt);
     if (s == RB_OK)
         s = create_attrs(e);
+    if (s == RB_OK)
+        s = eng_tune_begin(e, opt);
     for (size_t i = 0; i < e->n; i++) {
         e->nodes[i].node = g->nodes[i];
         for (size_t k = 0; k < g->nodes[i]->n_in; k++)
@@ -555,6 +562,8 @@ rb_status rb_engine_create(rb_engine **out, rb_graph *g, int64_t batch, const rb
             e->n_losses++;
         }
     }
+    if (s == RB_OK)
+        s = eng_tune_end(e);
     /* Nodes whose value nobody reads are a mistake in the graph (a head
      * forgotten, a branch not added back); say which. A target node is
      * not computed: a task's loss may leave the one it is given unread. */
@@ -1006,6 +1015,7 @@ const char *rb_precision_str(rb_precision precision)
     switch (precision) {
     case RB_PRECISION_F32: return "f32";
     case RB_PRECISION_BF16: return "bf16";
+    case RB_PRECISION_AUTO: return "auto";
     }
     return "?";
 }
@@ -1020,7 +1030,11 @@ rb_status rb_precision_parse(const char *text, rb_precision *out)
         *out = RB_PRECISION_BF16;
         return RB_OK;
     }
-    return rb_error_set(RB_ERR_INVALID_ARGUMENT, "unknown precision '%s'; use f32 or bf16", text ? text : "");
+    if (text != NULL && strcmp(text, "auto") == 0) {
+        *out = RB_PRECISION_AUTO;
+        return RB_OK;
+    }
+    return rb_error_set(RB_ERR_INVALID_ARGUMENT, "unknown precision '%s'; use f32, bf16 or auto", text ? text : "");
 }
 
 const char *rb_conv_algorithm_str(rb_conv_algorithm algorithm)

@@ -49,7 +49,8 @@ static void probe(void)
 bool rb_precision_available(rb_precision precision)
 {
     pthread_once(&probed, probe);
-    return precision == RB_PRECISION_F32 || (precision == RB_PRECISION_BF16 && has_bf16);
+    return precision == RB_PRECISION_F32 || precision == RB_PRECISION_AUTO ||
+           (precision == RB_PRECISION_BF16 && has_bf16);
 }
 
 bool rb_conv_algorithm_available(rb_conv_algorithm algorithm)

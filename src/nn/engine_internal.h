@@ -13,6 +13,7 @@
 
 #include <robusta/engine.h>
 #include <robusta/targets.h>
+#include <robusta/tune.h>
 
 #include "nn/graph_internal.h"
 
@@ -47,6 +48,22 @@ typedef struct edge {
     eng_slot src;
     dnnl_primitive_t fwd_reorder;
 } edge;
+
+/* How a convolution's weight gradient is computed: by the static rule
+ * (im2col + matmul where oneDNN has only its reference kernel), or as
+ * chosen (robusta/tune.h). */
+typedef enum conv_weight_grad {
+    CONV_WGRAD_RULE = 0,
+    CONV_WGRAD_ONEDNN,
+    CONV_WGRAD_GEMM
+} conv_weight_grad;
+
+/* The kernels of one convolution: static rules or a tuned choice. */
+typedef struct conv_choice {
+    rb_conv_algorithm algorithm; /* Winograd where it fits, or direct */
+    dnnl_data_type_t dt;         /* f32 or bf16 */
+    conv_weight_grad weight_grad;
+} conv_choice;
 
 typedef struct enode {
     rb_node *node;
@@ -98,10 +115,14 @@ typedef struct enode {
     size_t gemm_image_bytes, gemm_rows_bytes;
     /* The weight gradient by im2col + matmul (see conv_plan_weight_grad_gemm). */
     bool weight_grad_gemm;
-    dnnl_primitive_t wgemm_x_in, wgemm_dy_in;      /* one image's input / gradient into plain order */
-    dnnl_memory_t wgemm_x_image, wgemm_dy_image;   /* one image of each; their handles move per image */
-    dnnl_memory_t wgemm_x_plain, wgemm_dy_plain;   /* in the shared edge scratch */
-    size_t wgemm_x_image_bytes, wgemm_dy_image_bytes, wgemm_x_bytes, wgemm_dy_bytes;
+    struct conv_wgemm {
+        dnnl_primitive_t x_in, dy_in;       /* one image's input / gradient into plain order */
+        dnnl_memory_t x_image, dy_image;    /* one image of each; their handles move per image */
+        dnnl_memory_t x_plain, dy_plain;    /* in the shared edge scratch */
+        size_t x_image_bytes, dy_image_bytes, x_bytes, dy_bytes, cols_bytes;
+    } wgemm;
+    conv_choice choice; /* conv / linear: the kernels planned */
+    const char *tune_source; /* where a tuned choice came from: "measured", "cache", "plan"; NULL: rules */
     /* batch-norm */
     eng_slot mean, variance;
     eng_slot discard_scale, discard_shift; /* parameter gradients nobody asked for */
@@ -161,6 +182,16 @@ struct rb_engine {
     size_t n_losses;
     int threads;
     char threads_text[160];
+    /* Tuning (robusta/tune.h, tune.c): the mode, the caller's plan, the
+     * cache, this machine's key, and what planning did. */
+    rb_tune_mode tune;
+    bool precision_auto; /* RB_PRECISION_AUTO: bf16 where measured faster */
+    rb_plan *tune_plan;
+    rb_plan *tune_made; /* this engine's choices so far: identical shapes are chosen once */
+    struct rb_plan_cache *tune_cache;
+    char tune_machine[256];
+    int tune_measured, tune_cached;
+    double tune_seconds;
     /* Executions per rb_engine_primitive_kind. Behind a pointer so that
      * reading out (const engine) counts its reorders too. */
     uint64_t *counts;
@@ -268,6 +299,18 @@ const char *eng_block_name(int64_t block);
  * to the layout read. */
 rb_status eng_plan_blocked_input(rb_engine *e, enode *en, dnnl_memory_desc_t *used);
 bool eng_is_published(const rb_engine *e, const rb_node *n);
+
+/* ------------------------------------------------------------ tuning (tune.c) */
+
+/* Reads the tuning options, opens the plan cache when tuning. */
+rb_status eng_tune_begin(rb_engine *e, const rb_engine_options *opt);
+/* A choice already made for `key`: from the caller's plan, or (tune
+ * cached) the cache; *source says which ("plan", "cache"). NULL: none. */
+const char *eng_tune_known(rb_engine *e, const char *key, const char **source);
+/* Records a choice in the caller's plan and, when measured, the cache. */
+rb_status eng_tune_record(rb_engine *e, const char *key, const char *choice, bool measured);
+/* Saves what was measured and closes the cache. */
+rb_status eng_tune_end(rb_engine *e);
 
 /* ------------------------------------------------------------ execution helpers (engine.c) */
 

@@ -26,7 +26,7 @@ struct rb_plan_cache {
     bool foreign;       /* the file is not ours to replace (another version, unreadable): never written */
 };
 
-static bool plan_text_ok(const char *s)
+bool rb_plan_text_ok(const char *s)
 {
     size_t n = 0;
     for (; s[n] != '\0'; n++)
@@ -65,16 +65,16 @@ rb_status rb_plan_cache_parse(const char *text, size_t size, const char *what, j
         {
             if (s != RB_OK)
                 break;
-            if (!plan_text_ok(machine) || !json_object_is_type(plans, json_type_object)) {
+            if (!rb_plan_text_ok(machine) || !json_object_is_type(plans, json_type_object)) {
                 s = rb_error_set(RB_ERR_CORRUPT, "%s: machine '%.60s': %s", what, machine,
-                                 plan_text_ok(machine) ? "its plans are not an object"
+                                 rb_plan_text_ok(machine) ? "its plans are not an object"
                                                        : "a machine is 1 to 255 printable ASCII characters");
                 break;
             }
             json_object_object_foreach(plans, key, choice)
             {
-                if (!plan_text_ok(key) || !json_object_is_type(choice, json_type_string) ||
-                    !plan_text_ok(json_object_get_string(choice))) {
+                if (!rb_plan_text_ok(key) || !json_object_is_type(choice, json_type_string) ||
+                    !rb_plan_text_ok(json_object_get_string(choice))) {
                     s = rb_error_set(RB_ERR_CORRUPT,
                                      "%s: machine '%.60s', plan '%.60s': a key and its choice are strings of 1 to "
                                      "255 printable ASCII characters",
@@ -147,7 +147,7 @@ rb_status rb_plan_cache_open(rb_plan_cache **out, const char *path, const char *
     rb_plan_cache *c;
     json_object *root, *plans;
     rb_status why;
-    if (out == NULL || machine == NULL || !plan_text_ok(machine))
+    if (out == NULL || machine == NULL || !rb_plan_text_ok(machine))
         return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                             "rb_plan_cache_open: a machine is 1 to 255 printable ASCII characters");
     *out = NULL;
@@ -194,7 +194,7 @@ const char *rb_plan_cache_get(const rb_plan_cache *c, const char *key)
 
 rb_status rb_plan_cache_put(rb_plan_cache *c, const char *key, const char *choice)
 {
-    if (c == NULL || key == NULL || choice == NULL || !plan_text_ok(key) || !plan_text_ok(choice))
+    if (c == NULL || key == NULL || choice == NULL || !rb_plan_text_ok(key) || !rb_plan_text_ok(choice))
         return rb_error_set(RB_ERR_INVALID_ARGUMENT,
                             "plan cache: a key and its choice are strings of 1 to 255 printable ASCII characters");
     if (json_object_object_add(c->plans, key, json_object_new_string(choice)) != 0 ||

@@ -25,6 +25,7 @@
 #ifndef RB_SYS_PLAN_CACHE_H
 #define RB_SYS_PLAN_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <json-c/json.h>
@@ -37,6 +38,10 @@
 #define RB_PLAN_CACHE_LIMIT (8u << 20)  /* bytes of a cache file */
 
 typedef struct rb_plan_cache rb_plan_cache;
+
+/* Whether `text` is 1 to RB_PLAN_CACHE_MAX_TEXT printable ASCII characters
+ * (what a machine, key and choice must be). */
+bool rb_plan_text_ok(const char *text);
 
 /* Opens the cache at `path` (NULL: $RB_PLAN_CACHE, else plans.json in the
  * user's cache folder, rb_user_cache_path) for plans of `machine`. Fails

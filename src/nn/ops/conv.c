@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "nn/op.h"
-#include "nn/ops/conv_gemm.h"
+#include "nn/ops/conv_internal.h"
 
 /* ------------------------------------------------------------ builders */
 
@@ -178,15 +178,15 @@ static int64_t linear_macs(const rb_node *n)
 
 /* ------------------------------------------------------------ engine */
 
-/* Whether to ask oneDNN for a Winograd convolution (rb_conv_algorithm): the
- * shapes its F(4x4, 3x3) kernels are written for. oneDNN may still refuse
- * one (channel counts it does not block); each of forward, backward-data
- * and backward-weights then falls back to direct on its own. */
-static bool winograd_fits(const rb_engine *e, const rb_node *n, const rb_conv_desc *d, dnnl_data_type_t dt)
+/* Whether to ask oneDNN for a Winograd convolution: the shapes its
+ * F(4x4, 3x3) kernels are written for. oneDNN may still refuse one (channel
+ * counts it does not block); each of forward, backward-data and
+ * backward-weights then falls back to direct on its own. */
+bool conv_winograd_fits(const rb_node *n, dnnl_data_type_t dt)
 {
-    return e->conv_algorithm == RB_CONV_WINOGRAD && n->op == RB_OP_CONV && dt == dnnl_f32 && d->kernel[0] == 3 &&
-           d->kernel[1] == 3 && d->stride[0] == 1 && d->stride[1] == 1 && d->dilation[0] == 1 &&
-           d->dilation[1] == 1 && d->groups == 1;
+    const rb_conv_desc *d = &n->attr.conv;
+    return n->op == RB_OP_CONV && dt == dnnl_f32 && d->kernel[0] == 3 && d->kernel[1] == 3 && d->stride[0] == 1 &&
+           d->stride[1] == 1 && d->dilation[0] == 1 && d->dilation[1] == 1 && d->groups == 1;
 }
 
 /* The primitive descriptor of an initialized Winograd operation descriptor,
@@ -221,57 +221,123 @@ static void note_backward_impl(enode *en, const_dnnl_primitive_desc_t pd, const 
  * exactly the (K, C, H, W) weight layout). oneDNN's convolutions draw all
  * their buffers from the scratchpad, where its gemm-based inner product
  * allocates on every call. */
+void conv_shape_init(const rb_engine *e, const rb_node *n, dnnl_data_type_t dt, conv_shape *cs)
+{
+    const rb_node *in = n->in[0];
+    const rb_conv_desc *d;
+    dnnl_dims_t src_dims = {e->batch, in->c, in->h, in->w}, dst_dims = {e->batch, n->c, n->h, n->w};
+    dnnl_dims_t bias_dims = {n->c};
+    memset(cs, 0, sizeof *cs);
+    cs->linear_as_conv = (rb_conv_desc){.out_channels = n->c, .kernel = {in->h, in->w}, .stride = {1, 1},
+                                        .dilation = {1, 1}, .groups = 1};
+    d = cs->d = n->op == RB_OP_LINEAR ? &cs->linear_as_conv : &n->attr.conv;
+    cs->dt = dt;
+    cs->has_bias = rb_node_param(e->g, n, RB_SLOT_BIAS) != NULL;
+    for (int i = 0; i < 2; i++) {
+        int64_t o = i == 0 ? n->h : n->w, size = i == 0 ? in->h : in->w;
+        cs->strides[i] = d->stride[i];
+        cs->dil[i] = d->dilation[i] - 1;
+        cs->pad[i] = d->padding[i];
+        /* oneDNN's padding_r makes the output size exact: (o - 1) s + span - i - p */
+        cs->pad_r[i] = (o - 1) * d->stride[i] + d->dilation[i] * (d->kernel[i] - 1) + 1 - size - d->padding[i];
+    }
+    eng_md_any(&cs->src, 4, src_dims, dt);
+    eng_md_any(&cs->dst, 4, dst_dims, dt);
+    if (n->op == RB_OP_LINEAR) /* plain logits: the loss and the user read them directly */
+        dnnl_memory_desc_init_by_tag(&cs->dst, 4, dst_dims, dnnl_f32, dnnl_nchw);
+    if (d->groups == 1) {
+        dnnl_dims_t wd = {n->c, in->c, d->kernel[0], d->kernel[1]};
+        eng_md_any(&cs->wei, 4, wd, dt);
+        eng_md_plain(&cs->user_w, 4, wd);
+    } else {
+        dnnl_dims_t wd = {d->groups, n->c / d->groups, in->c / d->groups, d->kernel[0], d->kernel[1]};
+        eng_md_any(&cs->wei, 5, wd, dt);
+        eng_md_plain(&cs->user_w, 5, wd);
+    }
+    eng_md_plain(&cs->bias, 1, bias_dims);
+}
+
+rb_status conv_forward_pd(const rb_engine *e, const rb_node *n, const conv_shape *cs, rb_conv_algorithm algorithm,
+                          dnnl_primitive_desc_t *out)
+{
+    dnnl_convolution_desc_t cd;
+    const dnnl_memory_desc_t *bias = cs->has_bias ? &cs->bias : NULL;
+    *out = NULL;
+    if (algorithm == RB_CONV_WINOGRAD && conv_winograd_fits(n, cs->dt) &&
+        dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_winograd, &cs->src,
+                                                   &cs->wei, bias, &cs->dst, cs->strides, cs->dil, cs->pad,
+                                                   cs->pad_r) == dnnl_success)
+        *out = winograd_pd(e, &cd, NULL);
+    if (*out != NULL)
+        return RB_OK;
+    DNNL_TRY(dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct, &cs->src,
+                                                        &cs->wei, bias, &cs->dst, cs->strides, cs->dil, cs->pad,
+                                                        cs->pad_r),
+             "convolution forward", n);
+    DNNL_TRY(dnnl_primitive_desc_create(out, &cd, e->attr, e->eng, NULL), "convolution forward", n);
+    return RB_OK;
+}
+
+/* diff_src "any": for a plain 3-channel image oneDNN 2.6 has only a
+ * reference backward-data in the forward's layout, about a thousand times
+ * slower; the gradient edge reorders whatever it picks. */
+rb_status conv_backward_data_pd(const rb_engine *e, const rb_node *n, const conv_shape *cs,
+                                rb_conv_algorithm algorithm, const dnnl_memory_desc_t *diff_dst,
+                                const_dnnl_primitive_desc_t fwd_pd, dnnl_primitive_desc_t *out)
+{
+    dnnl_convolution_desc_t bd;
+    *out = NULL;
+    if (algorithm == RB_CONV_WINOGRAD && conv_winograd_fits(n, cs->dt) &&
+        dnnl_dilated_convolution_backward_data_desc_init(&bd, dnnl_convolution_winograd, &cs->src, &cs->wei, diff_dst,
+                                                         cs->strides, cs->dil, cs->pad, cs->pad_r) == dnnl_success)
+        *out = winograd_pd(e, &bd, fwd_pd);
+    if (*out != NULL)
+        return RB_OK;
+    DNNL_TRY(dnnl_dilated_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &cs->src, &cs->wei,
+                                                              diff_dst, cs->strides, cs->dil, cs->pad, cs->pad_r),
+             "convolution backward data", n);
+    DNNL_TRY(dnnl_primitive_desc_create(out, &bd, e->attr, e->eng, fwd_pd), "convolution backward data", n);
+    return RB_OK;
+}
+
+/* fp32 gradients for the fp32 master weights, whatever the precision. */
+rb_status conv_backward_weights_pd(const rb_engine *e, const rb_node *n, const conv_shape *cs,
+                                   rb_conv_algorithm algorithm, const dnnl_memory_desc_t *src,
+                                   const dnnl_memory_desc_t *diff_dst, const_dnnl_primitive_desc_t fwd_pd,
+                                   dnnl_primitive_desc_t *out)
+{
+    dnnl_convolution_desc_t bd;
+    dnnl_memory_desc_t dwei = cs->wei;
+    const dnnl_memory_desc_t *bias = cs->has_bias ? &cs->bias : NULL;
+    dwei.data_type = dnnl_f32;
+    *out = NULL;
+    if (algorithm == RB_CONV_WINOGRAD && conv_winograd_fits(n, cs->dt) &&
+        dnnl_dilated_convolution_backward_weights_desc_init(&bd, dnnl_convolution_winograd, src, &dwei, bias,
+                                                            diff_dst, cs->strides, cs->dil, cs->pad,
+                                                            cs->pad_r) == dnnl_success)
+        *out = winograd_pd(e, &bd, fwd_pd);
+    if (*out != NULL)
+        return RB_OK;
+    DNNL_TRY(dnnl_dilated_convolution_backward_weights_desc_init(&bd, dnnl_convolution_direct, src, &dwei, bias,
+                                                                 diff_dst, cs->strides, cs->dil, cs->pad, cs->pad_r),
+             "convolution backward weights", n);
+    DNNL_TRY(dnnl_primitive_desc_create(out, &bd, e->attr, e->eng, fwd_pd), "convolution backward weights", n);
+    return RB_OK;
+}
+
 static rb_status plan(rb_engine *e, enode *en)
 {
     const rb_node *n = en->node;
-    const rb_node *in = n->in[0];
-    rb_conv_desc linear_as_conv = {.out_channels = n->c, .kernel = {in->h, in->w}, .stride = {1, 1},
-                                   .dilation = {1, 1}, .groups = 1};
-    const rb_conv_desc *d = n->op == RB_OP_LINEAR ? &linear_as_conv : &n->attr.conv;
     rb_param_tensor *w = rb_node_param(e->g, n, RB_SLOT_WEIGHT), *b = rb_node_param(e->g, n, RB_SLOT_BIAS);
-    dnnl_memory_desc_t src, wei, bias, dst, user_w, user_b;
-    dnnl_dims_t src_dims = {e->batch, in->c, in->h, in->w}, dst_dims = {e->batch, n->c, n->h, n->w};
-    dnnl_dims_t strides = {d->stride[0], d->stride[1]}, dil = {d->dilation[0] - 1, d->dilation[1] - 1};
-    dnnl_dims_t pad = {d->padding[0], d->padding[1]};
-    /* oneDNN's padding_r makes the output size exact: (o - 1) s + span - i - p */
-    dnnl_dims_t pad_r = {(n->h - 1) * d->stride[0] + d->dilation[0] * (d->kernel[0] - 1) + 1 - in->h - d->padding[0],
-                         (n->w - 1) * d->stride[1] + d->dilation[1] * (d->kernel[1] - 1) + 1 - in->w - d->padding[1]};
-    dnnl_dims_t bias_dims = {n->c};
-    dnnl_convolution_desc_t cd;
+    conv_shape cs;
     dnnl_primitive_desc_t fwd_pd, bwd_d_pd, bwd_w_pd;
     const char *impl = NULL;
-    rb_status s;
-    /* Under bf16 the classifier stays fp32: it is a sliver of the work, and
-     * the logits and their gradient stay exact for the loss. */
-    dnnl_data_type_t dt = n->op == RB_OP_LINEAR ? dnnl_f32 : e->conv_dt;
-
-    eng_md_any(&src, 4, src_dims, dt);
-    eng_md_any(&dst, 4, dst_dims, dt);
-    if (n->op == RB_OP_LINEAR) /* plain logits: the loss and the user read them directly */
-        dnnl_memory_desc_init_by_tag(&dst, 4, dst_dims, dnnl_f32, dnnl_nchw);
-    if (d->groups == 1) {
-        dnnl_dims_t wd = {n->c, in->c, d->kernel[0], d->kernel[1]};
-        eng_md_any(&wei, 4, wd, dt);
-        eng_md_plain(&user_w, 4, wd);
-    } else {
-        dnnl_dims_t wd = {d->groups, n->c / d->groups, in->c / d->groups, d->kernel[0], d->kernel[1]};
-        eng_md_any(&wei, 5, wd, dt);
-        eng_md_plain(&user_w, 5, wd);
-    }
-    eng_md_plain(&bias, 1, bias_dims);
-    user_b = bias;
-    fwd_pd = NULL;
-    if (winograd_fits(e, n, d, dt) &&
-        dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_winograd, &src, &wei,
-                                                   b ? &bias : NULL, &dst, strides, dil, pad, pad_r) == dnnl_success)
-        fwd_pd = winograd_pd(e, &cd, NULL);
-    if (fwd_pd == NULL) {
-        DNNL_TRY(dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct,
-                                                            &src, &wei, b ? &bias : NULL, &dst, strides, dil,
-                                                            pad, pad_r),
-                 "convolution forward", n);
-        DNNL_TRY(dnnl_primitive_desc_create(&fwd_pd, &cd, e->attr, e->eng, NULL), "convolution forward", n);
-    }
+    rb_status s = conv_choose(e, en);
+    if (s != RB_OK)
+        return s;
+    conv_shape_init(e, n, en->choice.dt, &cs);
+    if ((s = conv_forward_pd(e, n, &cs, en->choice.algorithm, &fwd_pd)) != RB_OK)
+        return s;
     dnnl_primitive_desc_query(fwd_pd, dnnl_query_impl_info_str, 0, &impl);
     snprintf(en->impl, sizeof en->impl, "%s", impl ? impl : "?");
     eng_warn_if_reference(fwd_pd, n, "forward");
@@ -283,17 +349,17 @@ static rb_status plan(rb_engine *e, enode *en)
     if (s == RB_OK)
         s = eng_make_primitive(e, &en->fwd[0], fwd_pd, n, "convolution forward");
     /* weights: the graph's plain copy, reordered to the primitive's layout */
-    if (s == RB_OK && dnnl_memory_create(&en->weights_user, &user_w, e->eng, w->value) != dnnl_success)
+    if (s == RB_OK && dnnl_memory_create(&en->weights_user, &cs.user_w, e->eng, w->value) != dnnl_success)
         s = eng_dnnl_fail(dnnl_out_of_memory, "weights memory", n);
-    if (s == RB_OK && b && dnnl_memory_create(&en->bias_user, &user_b, e->eng, b->value) != dnnl_success)
+    if (s == RB_OK && b && dnnl_memory_create(&en->bias_user, &cs.bias, e->eng, b->value) != dnnl_success)
         s = eng_dnnl_fail(dnnl_out_of_memory, "bias memory", n);
     if (s == RB_OK) {
         const dnnl_memory_desc_t *wmd = eng_query(fwd_pd, dnnl_query_weights_md);
-        en->weights_reordered = !eng_same_md(wmd, &user_w);
+        en->weights_reordered = !eng_same_md(wmd, &cs.user_w);
         if (en->weights_reordered) {
             s = eng_slot_plan(e, &en->weights, wmd, n);
             if (s == RB_OK)
-                s = eng_make_reorder(e, &en->weights_in, &user_w, wmd, false, n);
+                s = eng_make_reorder(e, &en->weights_in, &cs.user_w, wmd, false, n);
         }
     }
     if (s != RB_OK) {
@@ -304,21 +370,10 @@ static rb_status plan(rb_engine *e, enode *en)
     /* backward data: onto an image by matmul + col2im, or oneDNN's */
     s = conv_plan_image_grad_gemm(e, en, &en->value.md);
     if (s == RB_OK && !en->image_grad_gemm) {
-        dnnl_convolution_desc_t bd;
-        /* diff_src any: for a plain 3-channel image oneDNN 2.6 has only a
-         * reference backward-data in the forward's layout, about a thousand
-         * times slower; the gradient edge reorders whatever it picks. */
-        bwd_d_pd = NULL;
-        if (winograd_fits(e, n, d, dt) &&
-            dnnl_dilated_convolution_backward_data_desc_init(&bd, dnnl_convolution_winograd, &src, &wei,
-                                                             &en->value.md, strides, dil, pad, pad_r) == dnnl_success)
-            bwd_d_pd = winograd_pd(e, &bd, fwd_pd);
-        if (bwd_d_pd == NULL) {
-            DNNL_TRY(dnnl_dilated_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &src, &wei,
-                                                                      &en->value.md, strides, dil, pad, pad_r),
-                     "convolution backward data", n);
-            DNNL_TRY(dnnl_primitive_desc_create(&bwd_d_pd, &bd, e->attr, e->eng, fwd_pd), "convolution backward data",
-                     n);
+        if ((s = conv_backward_data_pd(e, n, &cs, en->choice.algorithm, &en->value.md, fwd_pd, &bwd_d_pd)) !=
+            RB_OK) {
+            dnnl_primitive_desc_destroy(fwd_pd);
+            return s;
         }
         eng_warn_if_reference(bwd_d_pd, n, "backward data");
         note_backward_impl(en, bwd_d_pd, "backward data");
@@ -330,14 +385,14 @@ static rb_status plan(rb_engine *e, enode *en)
          * the layouts differ. */
         if (s == RB_OK) {
             const dnnl_memory_desc_t *bwmd = eng_query(bwd_d_pd, dnnl_query_weights_md);
-            const dnnl_memory_desc_t *fwmd = en->weights_reordered ? &en->weights.md : &user_w;
+            const dnnl_memory_desc_t *fwmd = en->weights_reordered ? &en->weights.md : &cs.user_w;
             if (!eng_same_md(bwmd, fwmd)) {
                 /* Engines that only compute data gradients (attacks) keep
                  * them, so that held weights are converted once. */
                 s = e->data_grads_only ? eng_slot_plan(e, &en->weights_bwd, bwmd, n)
                                        : eng_shared_plan(e, &en->weights_bwd, bwmd, n);
                 if (s == RB_OK)
-                    s = eng_make_reorder(e, &en->weights_bwd_in, &user_w, bwmd, false, n);
+                    s = eng_make_reorder(e, &en->weights_bwd_in, &cs.user_w, bwmd, false, n);
             }
         }
         dnnl_primitive_desc_destroy(bwd_d_pd);
@@ -348,24 +403,11 @@ static rb_status plan(rb_engine *e, enode *en)
     }
     /* backward weights (not for engines that only ever compute data gradients) */
     if (!e->data_grads_only) {
-        dnnl_convolution_desc_t bd;
-        dnnl_memory_desc_t dwei = wei;
-        dwei.data_type = dnnl_f32; /* fp32 gradients for the fp32 master weights, whatever the precision */
-        bwd_w_pd = NULL;
-        if (winograd_fits(e, n, d, dt) &&
-            dnnl_dilated_convolution_backward_weights_desc_init(&bd, dnnl_convolution_winograd,
-                                                                eng_query(fwd_pd, dnnl_query_src_md), &dwei,
-                                                                b ? &bias : NULL, &en->value.md, strides, dil, pad,
-                                                                pad_r) == dnnl_success)
-            bwd_w_pd = winograd_pd(e, &bd, fwd_pd);
-        if (bwd_w_pd == NULL) {
-            DNNL_TRY(dnnl_dilated_convolution_backward_weights_desc_init(&bd, dnnl_convolution_direct,
-                                                                         eng_query(fwd_pd, dnnl_query_src_md), &dwei,
-                                                                         b ? &bias : NULL, &en->value.md, strides,
-                                                                         dil, pad, pad_r),
-                     "convolution backward weights", n);
-            DNNL_TRY(dnnl_primitive_desc_create(&bwd_w_pd, &bd, e->attr, e->eng, fwd_pd),
-                     "convolution backward weights", n);
+        s = conv_backward_weights_pd(e, n, &cs, en->choice.algorithm, eng_query(fwd_pd, dnnl_query_src_md),
+                                     &en->value.md, fwd_pd, &bwd_w_pd);
+        if (s != RB_OK) {
+            dnnl_primitive_desc_destroy(fwd_pd);
+            return s;
         }
         s = conv_plan_weight_grad_gemm(e, en, bwd_w_pd, eng_query(fwd_pd, dnnl_query_src_md));
         if (s == RB_OK && !en->weight_grad_gemm) {
@@ -374,28 +416,32 @@ static rb_status plan(rb_engine *e, enode *en)
             s = eng_make_primitive(e, &en->bwd_weights, bwd_w_pd, n, "convolution backward weights");
         }
         if (s == RB_OK && !en->weight_grad_gemm &&
-            dnnl_memory_create(&en->diff_weights_user, &user_w, e->eng, w->grad) != dnnl_success)
+            dnnl_memory_create(&en->diff_weights_user, &cs.user_w, e->eng, w->grad) != dnnl_success)
             s = eng_dnnl_fail(dnnl_out_of_memory, "weight gradient memory", n);
-        if (s == RB_OK && b && dnnl_memory_create(&en->diff_bias_user, &user_b, e->eng, b->grad) != dnnl_success)
+        if (s == RB_OK && b && dnnl_memory_create(&en->diff_bias_user, &cs.bias, e->eng, b->grad) != dnnl_success)
             s = eng_dnnl_fail(dnnl_out_of_memory, "bias gradient memory", n);
         /* Shared parameters (rb_graph_reuse): oneDNN overwrites its
          * gradients, so this node's go to buffers of their own and are
          * added to the graph's (zeroed by the engine before backward). */
         en->grads_add = w->users > 1;
         if (s == RB_OK && b && en->grads_add)
-            s = eng_slot_plan(e, &en->aux[0], &user_b, n);
+            s = eng_slot_plan(e, &en->aux[0], &cs.bias, n);
         if (s == RB_OK && !en->weight_grad_gemm) {
             const dnnl_memory_desc_t *dwmd = eng_query(bwd_w_pd, dnnl_query_diff_weights_md);
-            en->diff_weights_reordered = en->grads_add || !eng_same_md(dwmd, &user_w);
+            en->diff_weights_reordered = en->grads_add || !eng_same_md(dwmd, &cs.user_w);
             if (en->diff_weights_reordered) {
                 s = eng_shared_plan(e, &en->diff_weights, dwmd, n);
                 if (s == RB_OK)
-                    s = eng_make_reorder(e, &en->diff_weights_out, dwmd, &user_w, en->grads_add, n);
+                    s = eng_make_reorder(e, &en->diff_weights_out, dwmd, &cs.user_w, en->grads_add, n);
             }
         }
         dnnl_primitive_desc_destroy(bwd_w_pd);
     }
     dnnl_primitive_desc_destroy(fwd_pd);
+    if (en->tune_source != NULL) {
+        size_t len = strlen(en->impl);
+        snprintf(en->impl + len, sizeof en->impl - len, ", tuned (%s)", en->tune_source);
+    }
     return s;
 }
 

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "nn/op.h"
-#include "nn/ops/conv_gemm.h"
+#include "nn/ops/conv_internal.h"
 
 /* ------------------------------------------------------------ image gradient */
 
@@ -165,7 +165,7 @@ rb_status conv_image_grad_by_gemm(rb_engine *e, enode *en)
 /* Whether oneDNN's backward-weights is its reference implementation, or the
  * matmul path is forced (RB_ENGINE_WEIGHT_GRAD_GEMM=1, for tests on CPUs
  * where oneDNN has a fast kernel for every shape). */
-static bool wants_weight_grad_gemm(const_dnnl_primitive_desc_t bwd_w_pd)
+bool conv_weight_grad_rule_gemm(const_dnnl_primitive_desc_t bwd_w_pd)
 {
     const char *impl = NULL, *force = getenv("RB_ENGINE_WEIGHT_GRAD_GEMM");
     if (force != NULL && strcmp(force, "1") == 0)
@@ -194,40 +194,77 @@ static size_t aligned(size_t bytes)
     return (bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
 }
 
-/* The weight gradient of a convolution as a sum over images of
- *   dW (K x C kh kw) += rows (K x P: the node's gradient, plain) x cols^T,
- * cols ((C kh kw) x P) being the image's patches (im2col), and the bias
- * gradient the sum of rows over P. Planned where oneDNN's backward-weights
- * would be its reference (wants_weight_grad_gemm) and the convolution is
- * ungrouped with images kept apart in both layouts; returns with
- * en->weight_grad_gemm false otherwise, and the caller keeps oneDNN's. The
- * scratch holds one image's plain input, its plain gradient and its
- * patches. */
-rb_status conv_plan_weight_grad_gemm(rb_engine *e, enode *en, const_dnnl_primitive_desc_t bwd_w_pd,
-                                     const dnnl_memory_desc_t *src)
+bool conv_wgemm_fits(const rb_engine *e, const rb_node *n, const dnnl_memory_desc_t *src,
+                     const dnnl_memory_desc_t *dy)
 {
-    const rb_node *n = en->node, *in = n->in[0];
+    dnnl_memory_desc_t image;
+    size_t bytes;
+    return n->op == RB_OP_CONV && n->attr.conv.groups == 1 && one_image_md(src, e->batch, &image, &bytes) &&
+           one_image_md(dy, e->batch, &image, &bytes);
+}
+
+rb_status conv_wgemm_init(rb_engine *e, const rb_node *n, const dnnl_memory_desc_t *src,
+                          const dnnl_memory_desc_t *dy, struct conv_wgemm *w)
+{
+    const rb_node *in = n->in[0];
     const rb_conv_desc *d = &n->attr.conv;
     int64_t pixels = n->h * n->w, taps = in->c * d->kernel[0] * d->kernel[1];
     dnnl_memory_desc_t x_image, dy_image, x_plain, dy_plain;
     dnnl_dims_t x_dims = {1, in->c, in->h, in->w}, dy_dims = {1, n->c, n->h, n->w};
     rb_status s;
-    if (n->op != RB_OP_CONV || d->groups != 1 || !wants_weight_grad_gemm(bwd_w_pd) ||
-        !one_image_md(src, e->batch, &x_image, &en->wgemm_x_image_bytes) ||
-        !one_image_md(&en->diff.md, e->batch, &dy_image, &en->wgemm_dy_image_bytes))
-        return RB_OK;
+    if (!one_image_md(src, e->batch, &x_image, &w->x_image_bytes) ||
+        !one_image_md(dy, e->batch, &dy_image, &w->dy_image_bytes))
+        return rb_error_set(RB_ERR_INTERNAL, "conv '%s': the weight gradient by matmul needs images kept apart",
+                            n->name);
     dnnl_memory_desc_init_by_tag(&x_plain, 4, x_dims, dnnl_f32, dnnl_abcd);
     dnnl_memory_desc_init_by_tag(&dy_plain, 4, dy_dims, dnnl_f32, dnnl_abcd);
-    DNNL_TRY(dnnl_memory_create(&en->wgemm_x_image, &x_image, e->eng, DNNL_MEMORY_NONE), "memory", n);
-    DNNL_TRY(dnnl_memory_create(&en->wgemm_dy_image, &dy_image, e->eng, DNNL_MEMORY_NONE), "memory", n);
-    DNNL_TRY(dnnl_memory_create(&en->wgemm_x_plain, &x_plain, e->eng, DNNL_MEMORY_NONE), "memory", n);
-    DNNL_TRY(dnnl_memory_create(&en->wgemm_dy_plain, &dy_plain, e->eng, DNNL_MEMORY_NONE), "memory", n);
-    if ((s = eng_make_reorder(e, &en->wgemm_x_in, &x_image, &x_plain, false, n)) != RB_OK ||
-        (s = eng_make_reorder(e, &en->wgemm_dy_in, &dy_image, &dy_plain, false, n)) != RB_OK)
+    DNNL_TRY(dnnl_memory_create(&w->x_image, &x_image, e->eng, DNNL_MEMORY_NONE), "memory", n);
+    DNNL_TRY(dnnl_memory_create(&w->dy_image, &dy_image, e->eng, DNNL_MEMORY_NONE), "memory", n);
+    DNNL_TRY(dnnl_memory_create(&w->x_plain, &x_plain, e->eng, DNNL_MEMORY_NONE), "memory", n);
+    DNNL_TRY(dnnl_memory_create(&w->dy_plain, &dy_plain, e->eng, DNNL_MEMORY_NONE), "memory", n);
+    if ((s = eng_make_reorder(e, &w->x_in, &x_image, &x_plain, false, n)) != RB_OK ||
+        (s = eng_make_reorder(e, &w->dy_in, &dy_image, &dy_plain, false, n)) != RB_OK)
         return s;
-    en->wgemm_x_bytes = aligned((size_t)(in->c * in->h * in->w) * sizeof(float));
-    en->wgemm_dy_bytes = aligned((size_t)(n->c * pixels) * sizeof(float));
-    eng_need_scratch(e, en->wgemm_x_bytes + en->wgemm_dy_bytes + (size_t)(taps * pixels) * sizeof(float));
+    w->x_bytes = aligned((size_t)(in->c * in->h * in->w) * sizeof(float));
+    w->dy_bytes = aligned((size_t)(n->c * pixels) * sizeof(float));
+    w->cols_bytes = (size_t)(taps * pixels) * sizeof(float);
+    return RB_OK;
+}
+
+void conv_wgemm_free(struct conv_wgemm *w)
+{
+    dnnl_primitive_t prims[] = {w->x_in, w->dy_in};
+    dnnl_memory_t mems[] = {w->x_image, w->dy_image, w->x_plain, w->dy_plain};
+    for (size_t k = 0; k < 2; k++)
+        if (prims[k])
+            dnnl_primitive_destroy(prims[k]);
+    for (size_t k = 0; k < 4; k++)
+        if (mems[k])
+            dnnl_memory_destroy(mems[k]);
+    memset(w, 0, sizeof *w);
+}
+
+/* The weight gradient of a convolution as a sum over images of
+ *   dW (K x C kh kw) += rows (K x P: the node's gradient, plain) x cols^T,
+ * cols ((C kh kw) x P) being the image's patches (im2col), and the bias
+ * gradient the sum of rows over P. Planned where the choice says so, or
+ * by the static rule where oneDNN's backward-weights would be its
+ * reference (conv_weight_grad_rule_gemm), for ungrouped convolutions with
+ * images kept apart in both layouts; returns with en->weight_grad_gemm
+ * false otherwise, and the caller keeps oneDNN's. The scratch holds one
+ * image's plain input, its plain gradient and its patches. */
+rb_status conv_plan_weight_grad_gemm(rb_engine *e, enode *en, const_dnnl_primitive_desc_t bwd_w_pd,
+                                     const dnnl_memory_desc_t *src)
+{
+    const rb_node *n = en->node;
+    rb_status s;
+    bool wanted = en->choice.weight_grad == CONV_WGRAD_GEMM ||
+                  (en->choice.weight_grad == CONV_WGRAD_RULE && conv_weight_grad_rule_gemm(bwd_w_pd));
+    if (!wanted || !conv_wgemm_fits(e, n, src, &en->diff.md))
+        return RB_OK;
+    if ((s = conv_wgemm_init(e, n, src, &en->diff.md, &en->wgemm)) != RB_OK)
+        return s;
+    eng_need_scratch(e, en->wgemm.x_bytes + en->wgemm.dy_bytes + en->wgemm.cols_bytes);
     en->weight_grad_gemm = true;
     {
         size_t len = strlen(en->impl);
@@ -259,43 +296,37 @@ static void im2col_row(const rb_node *n, const float *image, float *cols, int64_
     }
 }
 
-/* The weight (and bias) gradient of a convolution planned by
- * conv_plan_weight_grad_gemm, into the graph's plain gradients: written,
- * or added where the parameters are shared (rb_graph_reuse zeroes them
- * first). Counted as one backward-weights. */
-rb_status conv_weight_grad_by_gemm(rb_engine *e, enode *en, dnnl_memory_t x)
+rb_status conv_wgemm_run(rb_engine *e, const rb_node *n, const struct conv_wgemm *w, const void *x_base,
+                         const void *dy_base, unsigned char *scratch, dnnl_memory_t scratchpad, float *dw, float *db,
+                         bool accumulate)
 {
-    const rb_node *n = en->node, *in = n->in[0];
+    const rb_node *in = n->in[0];
     const rb_conv_desc *d = &n->attr.conv;
     const int64_t pixels = n->h * n->w, taps = in->c * d->kernel[0] * d->kernel[1], k_out = n->c;
     const int64_t col_rows = taps * n->h;
-    rb_param_tensor *w = rb_node_param(e->g, n, RB_SLOT_WEIGHT), *b = rb_node_param(e->g, n, RB_SLOT_BIAS);
-    unsigned char *scratch = e->arena + e->scratch.offset;
     const float *image = (const float *)(void *)scratch;
-    const float *rows = (const float *)(void *)(scratch + en->wgemm_x_bytes);
-    float *cols = (float *)(void *)(scratch + en->wgemm_x_bytes + en->wgemm_dy_bytes);
-    void *x_base = NULL, *dy_base = NULL;
-    if (dnnl_memory_get_data_handle(x, &x_base) != dnnl_success || x_base == NULL ||
-        dnnl_memory_get_data_handle(en->diff.mem, &dy_base) != dnnl_success || dy_base == NULL)
+    const float *rows = (const float *)(void *)(scratch + w->x_bytes);
+    float *cols = (float *)(void *)(scratch + w->x_bytes + w->dy_bytes);
+    if (dnnl_memory_set_data_handle(w->x_plain, scratch) != dnnl_success ||
+        dnnl_memory_set_data_handle(w->dy_plain, scratch + w->x_bytes) != dnnl_success)
         return eng_dnnl_fail(dnnl_runtime_error, "weight gradient", n);
-    e->counts[RB_PRIM_CONV_BACKWARD_WEIGHTS]++;
     for (int64_t i = 0; i < e->batch; i++) {
-        float beta = i == 0 && !en->grads_add ? 0.0f : 1.0f;
+        float beta = i == 0 && !accumulate ? 0.0f : 1.0f;
         eng_args a = {.n = 0};
-        unsigned char *x_i = (unsigned char *)x_base + (size_t)i * en->wgemm_x_image_bytes;
-        unsigned char *dy_i = (unsigned char *)dy_base + (size_t)i * en->wgemm_dy_image_bytes;
-        if (dnnl_memory_set_data_handle(en->wgemm_x_image, x_i) != dnnl_success ||
-            dnnl_memory_set_data_handle(en->wgemm_dy_image, dy_i) != dnnl_success)
+        if (dnnl_memory_set_data_handle(w->x_image, (unsigned char *)x_base + (size_t)i * w->x_image_bytes) !=
+                dnnl_success ||
+            dnnl_memory_set_data_handle(w->dy_image, (unsigned char *)dy_base + (size_t)i * w->dy_image_bytes) !=
+                dnnl_success)
             return eng_dnnl_fail(dnnl_runtime_error, "weight gradient", n);
-        eng_arg(&a, DNNL_ARG_FROM, en->wgemm_x_image);
-        eng_arg(&a, DNNL_ARG_TO, en->wgemm_x_plain);
-        eng_arg(&a, DNNL_ARG_SCRATCHPAD, e->scratchpad.mem);
-        DNNL_TRY(dnnl_primitive_execute(en->wgemm_x_in, e->stream, a.n, a.a), "weight gradient", n);
+        eng_arg(&a, DNNL_ARG_FROM, w->x_image);
+        eng_arg(&a, DNNL_ARG_TO, w->x_plain);
+        eng_arg(&a, DNNL_ARG_SCRATCHPAD, scratchpad);
+        DNNL_TRY(dnnl_primitive_execute(w->x_in, e->stream, a.n, a.a), "weight gradient", n);
         a.n = 0;
-        eng_arg(&a, DNNL_ARG_FROM, en->wgemm_dy_image);
-        eng_arg(&a, DNNL_ARG_TO, en->wgemm_dy_plain);
-        eng_arg(&a, DNNL_ARG_SCRATCHPAD, e->scratchpad.mem);
-        DNNL_TRY(dnnl_primitive_execute(en->wgemm_dy_in, e->stream, a.n, a.a), "weight gradient", n);
+        eng_arg(&a, DNNL_ARG_FROM, w->dy_image);
+        eng_arg(&a, DNNL_ARG_TO, w->dy_plain);
+        eng_arg(&a, DNNL_ARG_SCRATCHPAD, scratchpad);
+        DNNL_TRY(dnnl_primitive_execute(w->dy_in, e->stream, a.n, a.a), "weight gradient", n);
         if (e->threads == 1) { /* see parallel_copy */
             for (int64_t r = 0; r < col_rows; r++)
                 im2col_row(n, image, cols, r);
@@ -305,33 +336,47 @@ rb_status conv_weight_grad_by_gemm(rb_engine *e, enode *en, dnnl_memory_t x)
                 im2col_row(n, image, cols, r);
         }
         /* row-major: dW (K x taps) = beta dW + rows (K x P) x cols^T (P x taps) */
-        if (dnnl_sgemm('N', 'T', k_out, taps, pixels, 1.0f, rows, pixels, cols, pixels, beta, w->grad, taps) !=
+        if (dnnl_sgemm('N', 'T', k_out, taps, pixels, 1.0f, rows, pixels, cols, pixels, beta, dw, taps) !=
             dnnl_success)
             return eng_dnnl_fail(dnnl_runtime_error, "weight gradient matmul", n);
-        if (b != NULL)
+        if (db != NULL)
             for (int64_t k = 0; k < k_out; k++) {
                 float sum = 0.0f;
                 for (int64_t p = 0; p < pixels; p++)
                     sum += rows[k * pixels + p];
-                b->grad[k] = beta != 0.0f ? b->grad[k] + sum : sum;
+                db[k] = beta != 0.0f ? db[k] + sum : sum;
             }
     }
     return RB_OK;
 }
 
+/* The weight (and bias) gradient of a convolution planned by
+ * conv_plan_weight_grad_gemm, into the graph's plain gradients: written,
+ * or added where the parameters are shared (rb_graph_reuse zeroes them
+ * first). Counted as one backward-weights. */
+rb_status conv_weight_grad_by_gemm(rb_engine *e, enode *en, dnnl_memory_t x)
+{
+    const rb_node *n = en->node;
+    rb_param_tensor *w = rb_node_param(e->g, n, RB_SLOT_WEIGHT), *b = rb_node_param(e->g, n, RB_SLOT_BIAS);
+    void *x_base = NULL, *dy_base = NULL;
+    if (dnnl_memory_get_data_handle(x, &x_base) != dnnl_success || x_base == NULL ||
+        dnnl_memory_get_data_handle(en->diff.mem, &dy_base) != dnnl_success || dy_base == NULL)
+        return eng_dnnl_fail(dnnl_runtime_error, "weight gradient", n);
+    e->counts[RB_PRIM_CONV_BACKWARD_WEIGHTS]++;
+    return conv_wgemm_run(e, n, &en->wgemm, x_base, dy_base, e->arena + e->scratch.offset, e->scratchpad.mem, w->grad,
+                          b != NULL ? b->grad : NULL, en->grads_add);
+}
+
 /* ------------------------------------------------------------ binding */
 
-/* Both paths' buffers live in the shared edge scratch. */
+/* The image gradient's buffers live in the shared edge scratch (the
+ * weight gradient's are pointed there as it runs). */
 rb_status conv_gemm_bind(rb_engine *e, enode *en)
 {
     unsigned char *scratch = e->arena + e->scratch.offset;
     if (en->image_grad_gemm &&
         (dnnl_memory_set_data_handle(en->gemm_rows, scratch) != dnnl_success ||
          dnnl_memory_set_data_handle(en->gemm_cols, scratch + en->gemm_rows_bytes) != dnnl_success))
-        return rb_error_set(RB_ERR_INTERNAL, "engine: cannot bind arena memory");
-    if (en->weight_grad_gemm &&
-        (dnnl_memory_set_data_handle(en->wgemm_x_plain, scratch) != dnnl_success ||
-         dnnl_memory_set_data_handle(en->wgemm_dy_plain, scratch + en->wgemm_x_bytes) != dnnl_success))
         return rb_error_set(RB_ERR_INTERNAL, "engine: cannot bind arena memory");
     return RB_OK;
 }
