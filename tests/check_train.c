@@ -608,6 +608,79 @@ START_TEST(conv_algorithm_is_recorded_and_kept_on_resume)
 }
 END_TEST
 
+/* --tune: config.json records the mode and the plan (the machine it was
+ * chosen on and one choice per convolution shape), a resumed run follows
+ * it bit for bit, a plan chosen on another machine is one warning (or,
+ * with --strict-resume, one refusal), a corrupt plan one error naming the
+ * file, and --tune cannot change on resume. */
+START_TEST(the_tuned_plan_is_recorded_and_followed_on_resume)
+{
+    char part[PATH_MAX], full[PATH_MAX], cfg[PATH_MAX], machine[300];
+    json_object *j, *plan, *v;
+    in_dir(part, "tuned-part", NULL);
+    in_dir(full, "tuned-full", NULL);
+    TRAIN(&r, part, "1", , "--tune", "cached");
+    ck_assert_msg(r.code == 0, "train failed: %s", r.err);
+    TRAIN(&r, full, "2", );
+    ck_assert_msg(r.code == 0, "train failed: %s", r.err);
+    in_dir(cfg, "tuned-part", "config.json");
+    j = read_json(cfg);
+    ck_assert(json_object_object_get_ex(j, "tune", &v));
+    ck_assert_str_eq(json_object_get_string(v), "cached");
+    ck_assert(json_object_object_get_ex(j, "plan", &plan));
+    ck_assert_int_eq(rb_tune_machine(1, machine, sizeof machine), RB_OK);
+    ck_assert(json_object_object_get_ex(plan, "machine", &v));
+    ck_assert_str_eq(json_object_get_string(v), machine);
+    ck_assert(json_object_object_get_ex(plan, "choices", &v));
+    ck_assert_int_ge(json_object_object_length(v), 4); /* stem, 3x3 blocks, strided, 1x1 shortcuts */
+    {
+        json_object_object_foreach(v, key, choice)
+        {
+            char alg[16], dt[8], wg[16];
+            ck_assert_msg(strncmp(key, "conv ", 5) == 0 && strstr(key, " b16 f32 winograd f") != NULL, "%s", key);
+            ck_assert_int_eq(sscanf(json_object_get_string(choice), "%15s %7s weight-grad=%15s", alg, dt, wg), 3);
+            ck_assert(strcmp(alg, "direct") == 0 || strcmp(alg, "winograd") == 0);
+            ck_assert_str_eq(dt, "f32");
+            ck_assert(strcmp(wg, "onednn") == 0 || strcmp(wg, "gemm") == 0);
+        }
+    }
+    json_object_put(j);
+    RUN(&r, "train", "--resume", part, "--epochs", "2", "--tune", "full");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_msg(error_lines(r.err) == 1 && strstr(r.err, "--tune") != NULL, "%s", r.err);
+    RUN(&r, "train", "--resume", part, "--epochs", "2");
+    ck_assert_msg(r.code == 0, "resume failed: %s", r.err);
+    same_runs("tuned-full", "tuned-part");
+
+    /* chosen elsewhere */
+    j = read_json(cfg);
+    ck_assert(json_object_object_get_ex(j, "plan", &plan));
+    json_object_object_add(plan, "machine", json_object_new_string("Another CPU; oneDNN 9.9.9, avx10 kernels; 1 thread"));
+    ck_assert_int_eq(json_object_to_file_ext(cfg, j, JSON_C_TO_STRING_PRETTY), 0);
+    json_object_put(j);
+    RUN(&r, "train", "--resume", part, "--epochs", "3", "--strict-resume");
+    ck_assert_int_ne(r.code, 0);
+    ck_assert_msg(error_lines(r.err) == 1 && strstr(r.err, "\"Another CPU; oneDNN 9.9.9, avx10 kernels; 1 thread\"") &&
+                      strstr(r.err, "(--strict-resume)") != NULL,
+                  "%s", r.err);
+    RUN(&r, "train", "--resume", part, "--epochs", "3");
+    ck_assert_msg(r.code == 0, "resume failed: %s", r.err);
+    ck_assert_msg(strstr(r.err, "warning: --resume ") != NULL &&
+                      strstr(r.err, "results will differ from the original run's (--strict-resume refuses)") != NULL,
+                  "%s", r.err);
+
+    /* a corrupt plan */
+    j = read_json(cfg);
+    ck_assert(json_object_object_get_ex(j, "plan", &plan));
+    json_object_object_add(plan, "choices", json_object_new_int(5));
+    ck_assert_int_eq(json_object_to_file_ext(cfg, j, JSON_C_TO_STRING_PRETTY), 0);
+    json_object_put(j);
+    RUN(&r, "train", "--resume", part, "--epochs", "4");
+    ck_assert_int_ne(r.code, 0);
+    ck_assert_msg(error_lines(r.err) == 1 && strstr(r.err, "config.json: 'plan' is not {") != NULL, "%s", r.err);
+}
+END_TEST
+
 /* rb_train_config_default holds what robusta/train.h documents (the train
  * command's defaults); a run from it writes config.json with the members,
  * in the order, that run folders of earlier versions have (resume reads
@@ -618,7 +691,8 @@ START_TEST(the_default_configuration_trains_and_config_json_keeps_its_members)
         "command",   "robusta",        "run_id",         "arch",      "arch_options",   "data",       "out",
         "epochs",    "batch_size",     "eval_batch_size", "lr",       "momentum",       "weight_decay", "nesterov",
         "schedule",  "seed",           "threads",        "loader_threads", "precision", "conv_algorithm", "classes",
-        "per_class", "image_size",     "channels",       "augment",   "transform",  "eval_every",     "sync_bn"};
+        "per_class", "image_size",     "channels",       "augment",   "transform",  "eval_every",     "sync_bn",
+        "tune",      "plan"};
     rb_train_config c = rb_train_config_default();
     rb_registry *reg = NULL;
     const rb_plugin *resnet = NULL;
@@ -632,7 +706,7 @@ START_TEST(the_default_configuration_trains_and_config_json_keeps_its_members)
     ck_assert_ptr_null(c.data);
     ck_assert_ptr_null(c.out_dir);
     ck_assert(c.seed == 0 && c.threads == 0 && c.loader_threads == 1 && c.augment && !c.quiet && !c.force);
-    ck_assert(c.precision == RB_PRECISION_F32 && c.conv_algorithm == RB_CONV_WINOGRAD);
+    ck_assert(c.precision == RB_PRECISION_F32 && c.conv_algorithm == RB_CONV_WINOGRAD && c.tune == RB_TUNE_CACHED);
     ck_assert(c.classes == NULL && c.per_class == 0 && c.image_size == 0 && c.channels == 0);
     ck_assert(c.training.epochs == 10 && c.training.batch_size == 128 && c.training.eval_batch_size == 256);
     ck_assert(c.training.lr == 0.1 && c.training.momentum == 0.9 && c.training.weight_decay == 5e-4);
@@ -719,6 +793,7 @@ static Suite *train_suite(void)
     tcase_add_test(tc, adversarial_training_resumes_bit_identically);
     tcase_add_test(tc, bf16_training_learns_is_recorded_and_resumes_bit_identically);
     tcase_add_test(tc, conv_algorithm_is_recorded_and_kept_on_resume);
+    tcase_add_test(tc, the_tuned_plan_is_recorded_and_followed_on_resume);
     tcase_add_test(tc, the_default_configuration_trains_and_config_json_keeps_its_members);
     suite_add_tcase(s, tc);
     return s;

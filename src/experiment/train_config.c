@@ -228,9 +228,6 @@ rb_status train_write_config(const rb_train_config *c, const char *run_id, const
     json_object_object_add(root, "loader_threads", json_object_new_int(c->loader_threads));
     json_object_object_add(root, "precision", json_object_new_string(rb_precision_str(c->precision)));
     json_object_object_add(root, "conv_algorithm", json_object_new_string(rb_conv_algorithm_str(c->conv_algorithm)));
-    json_object_object_add(root, "tune", json_object_new_string(rb_tune_mode_str(c->tune)));
-    if (rb_plan_count(plan) > 0)
-        json_object_object_add(root, "plan", plan_to_json(plan));
     json_object_object_add(root, "classes", train_json_str_or_null(c->classes));
     json_object_object_add(root, "per_class", json_object_new_int64(c->per_class));
     json_object_object_add(root, "image_size", json_object_new_int(c->image_size));
@@ -271,9 +268,25 @@ rb_status train_write_config(const rb_train_config *c, const char *run_id, const
         json_object_object_add(root, "feature_cache_limit",
                                json_object_new_int64((int64_t)c->transfer.feature_cache_limit));
     }
+    /* last, so that earlier members keep their places (older readers) */
+    json_object_object_add(root, "tune", json_object_new_string(rb_tune_mode_str(c->tune)));
+    if (rb_plan_count(plan) > 0)
+        json_object_object_add(root, "plan", plan_to_json(plan));
     txt = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
-    snprintf(buf, sizeof buf, "%s\n", txt);
-    s = rb_file_write_atomic(path, buf, strlen(buf));
+    {
+        /* a plan makes the text any length: written with its newline as one piece */
+        size_t n = strlen(txt);
+        char *line = malloc(n + 2);
+        if (line == NULL) {
+            json_object_put(root);
+            return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory writing %s", path);
+        }
+        memcpy(line, txt, n);
+        line[n] = '\n';
+        line[n + 1] = '\0';
+        s = rb_file_write_atomic(path, line, n + 1);
+        free(line);
+    }
     json_object_put(root);
     return s;
 }
