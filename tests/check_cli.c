@@ -187,6 +187,21 @@ START_TEST(bench_times_training_inference_and_attacks)
     ck_assert_str_eq(json_object_get_string(field(root, "precision")), "f32");
     ck_assert_str_eq(json_object_get_string(field(root, "conv_algorithm")), what_runs);
     ck_assert_ptr_nonnull(strstr(json_object_get_string(field(root, "threads")), "1 thread"));
+    /* the training engine's kernels, one choice per convolution shape of a
+     * CIFAR-stem ResNet-18: the stem, layer1's 3x3, and per later stage a
+     * strided 3x3, a 3x3 and a strided 1x1 shortcut */
+    ck_assert_str_eq(json_object_get_string(field(root, "tune")), "cached");
+    ck_assert_int_eq(json_object_object_length(field(root, "plan")), 11);
+    {
+        /* the stem's two weight gradients were timed: either may win */
+        const char *stem = json_object_get_string(
+            field(field(root, "plan"), "conv 3x3 3->16 16x16 s1x1 d1x1 p1x1 g1 b4 f32 winograd fw"));
+        ck_assert_msg(strcmp(stem, "direct f32 weight-grad=gemm") == 0 ||
+                          strcmp(stem, "direct f32 weight-grad=onednn") == 0 ||
+                          strcmp(stem, "winograd f32 weight-grad=gemm") == 0 ||
+                          strcmp(stem, "winograd f32 weight-grad=onednn") == 0,
+                      "%s", stem);
+    }
     train = field(root, "train");
     infer = field(root, "inference");
     attack = field(root, "attack");
@@ -217,13 +232,21 @@ START_TEST(bench_times_training_inference_and_attacks)
     ck_assert_msg(r.code == 0, "%s", r.err);
     {
         char head[128];
-        snprintf(head, sizeof head, "resnet18 at 3x16x16, 1000 classes, batch 2, f32, %s convolutions; 1 thread",
+        snprintf(head, sizeof head,
+                 "resnet18 at 3x16x16, 1000 classes, batch 2, f32, %s convolutions (training: tuned); 1 thread",
                  what_runs);
         ck_assert_msg(strncmp(r.out, head, strlen(head)) == 0, "%s", r.out);
     }
     ck_assert_ptr_nonnull(strstr(r.out, "\n  training step "));
     ck_assert_ptr_nonnull(strstr(r.out, "\n  inference "));
-    ck_assert_int_eq(count_lines(r.out), 3);
+    ck_assert_ptr_nonnull(strstr(r.out, "\n  training kernels (--tune cached), per convolution shape:\n"));
+    ck_assert_ptr_nonnull(strstr(r.out, "\n    conv 3x3 3->16 16x16 s1x1 d1x1 p1x1 g1 b2 f32 winograd fw "));
+    ck_assert_int_eq(count_lines(r.out), 3 + 1 + 11);
+    RUN(&r, NULL, "bench", "--arch", "resnet18", "--stem", "cifar", "--width", "0.25", "--image-size", "16",
+        "--batch-size", "2", "--repeats", "1", "--threads", "1", "--only", "train", "--tune", "off");
+    ck_assert_msg(r.code == 0, "%s", r.err);
+    ck_assert_ptr_null(strstr(r.out, "tuned"));
+    ck_assert_int_eq(count_lines(r.out), 2);
     RUN(&r, NULL, "bench", "--arch", "resnet18", "--stem", "cifar", "--width", "0.25", "--image-size", "16",
         "--batch-size", "2", "--repeats", "1", "--threads", "1", "--only", "infer", "--json");
     ck_assert_msg(r.code == 0, "%s", r.err);

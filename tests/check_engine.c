@@ -1550,7 +1550,7 @@ START_TEST(bad_input_is_refused)
         ck_assert_int_eq(rb_precision_parse("fp32", &p), RB_OK);
         ck_assert_int_eq(p, RB_PRECISION_F32);
         ck_assert_int_eq(rb_precision_parse("fp16", &p), RB_ERR_INVALID_ARGUMENT);
-        ck_assert_str_eq(rb_last_error(), "unknown precision 'fp16'; use f32 or bf16");
+        ck_assert_str_eq(rb_last_error(), "unknown precision 'fp16'; use f32, bf16 or auto");
         ck_assert_str_eq(rb_precision_str((rb_precision)9), "?");
     }
     ck_assert_int_eq(rb_engine_create(&e, g, 2, &(rb_engine_options){.conv_algorithm = (rb_conv_algorithm)7}),
