@@ -29,10 +29,15 @@
  * here, since the input gradient is the point).
  *
  * Every configuration runs in each arithmetic asked for (--precision f32,
- * f32-direct, bf16, or all, the default, in that order; robusta/engine.h):
- * f32 is the engine's default (Winograd for the 3x3 stride-1
- * convolutions, direct for the rest), f32-direct runs every convolution
- * direct, as PyTorch does, and bf16 is mixed precision (direct). GFLOP/s
+ * f32-direct, bf16, tuned, auto, or all, the default, in that order;
+ * robusta/engine.h, robusta/tune.h): f32 is the engine's static rules
+ * (Winograd for the 3x3 stride-1 convolutions, direct for the rest),
+ * f32-direct runs every convolution direct, as PyTorch does, bf16 is mixed
+ * precision (direct), tuned is f32 with the kernels chosen by measurement
+ * (--tune cached: the plan cache of RB_PLAN_CACHE or the user's cache
+ * folder, measured when missing) and auto the same choosing bf16 where it
+ * is faster (--precision auto). The words line gives the engine's planning
+ * time (the tuning included, when a plan is measured). GFLOP/s
  * counts direct convolution's FLOPs in all three. PEAK_MIB is the process's peak resident memory while the
  * configuration ran, model and images included (benchutil.h's
  * reset_peak_rss; torch_reference.py measures PyTorch the same way). Each
@@ -47,7 +52,7 @@
  * and a line in words. Never fails on time.
  *
  *   bench_train [--quick] [--threads N] [--only CONFIG] [--repeats N]
- *               [--batch N] [--size N] [--precision f32|f32-direct|bf16|all]
+ *               [--batch N] [--size N] [--precision f32|f32-direct|bf16|tuned|auto|all]
  * (--batch and --size override every configuration's, for short trials;
  * plugins come from RB_PLUGIN_PATH, then the install folder.) */
 #include "config.h"
@@ -75,6 +80,8 @@ static const arithmetic arithmetics[] = {
     {"f32", {.precision = RB_PRECISION_F32, .conv_algorithm = RB_CONV_WINOGRAD}},
     {"f32-direct", {.precision = RB_PRECISION_F32, .conv_algorithm = RB_CONV_DIRECT}},
     {"bf16", {.precision = RB_PRECISION_BF16}},
+    {"tuned", {.precision = RB_PRECISION_F32, .conv_algorithm = RB_CONV_WINOGRAD, .tune = RB_TUNE_CACHED}},
+    {"auto", {.precision = RB_PRECISION_AUTO, .conv_algorithm = RB_CONV_WINOGRAD, .tune = RB_TUNE_CACHED}},
 };
 static const arithmetic *arith; /* the one being run */
 
@@ -229,6 +236,7 @@ static int run_config(const rb_registry *reg, const config *c, int threads, int 
     size_t pixels = (size_t)c->batch * 3 * (size_t)c->size * (size_t)c->size;
     float *images = malloc(pixels * sizeof(float));
     int64_t *labels = malloc((size_t)c->batch * sizeof(int64_t));
+    double plan_seconds = 0;
     int rc = 1;
 
     reset_peak_rss(); /* this configuration's peak, images and model included */
@@ -254,12 +262,14 @@ static int run_config(const rb_registry *reg, const config *c, int threads, int 
         rc = run_pgd(reg, c, model, images, labels, threads, repeats);
         goto done;
     }
+    plan_seconds = now();
     if (rb_engine_create(&engine, rb_model_graph(model), c->batch, (const rb_engine_options[]){engine_options(threads, false)}) != RB_OK ||
         rb_sgd_create(&sgd, rb_model_graph(model), &(rb_sgd_options){.momentum = 0.9, .weight_decay = 5e-4}) !=
             RB_OK) {
         rc = fail(c->name);
         goto done;
     }
+    plan_seconds = now() - plan_seconds;
     flop = training_step_gflop(rb_model_graph(model), c->batch);
     for (int r = 0; r < repeats + 1; r++) { /* step 0 is the warm-up */
         double t0 = now(), t1, t2;
@@ -287,9 +297,9 @@ static int run_config(const rb_registry *reg, const config *c, int threads, int 
                (long long)c->size, (long long)c->batch, (long long)c->classes, flop,
                (double)rb_engine_arena_bytes(engine) / (1 << 20), peak, rb_engine_threads(engine),
                rb_engine_mean_loss(engine));
-        printf("# %s, %s: medians forward %.1f ms, backward %.1f ms, SGD %.1f ms\n", c->name,
-               arith->name, median(parts[0], repeats) * 1e3, median(parts[1], repeats) * 1e3,
-               median(parts[2], repeats) * 1e3);
+        printf("# %s, %s: medians forward %.1f ms, backward %.1f ms, SGD %.1f ms; engine planned in %.2f s\n",
+               c->name, arith->name, median(parts[0], repeats) * 1e3, median(parts[1], repeats) * 1e3,
+               median(parts[2], repeats) * 1e3, plan_seconds);
         fflush(stdout);
     }
     rc = 0;
@@ -306,7 +316,7 @@ done:
 static int usage(void)
 {
     fprintf(stderr, "usage: bench_train [--quick] [--threads N] [--only CONFIG] [--repeats N] [--batch N] "
-                    "[--size N] [--precision f32|f32-direct|bf16|all]\nconfigurations:");
+                    "[--size N] [--precision f32|f32-direct|bf16|tuned|auto|all]\nconfigurations:");
     for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++)
         fprintf(stderr, " %s", configs[i].name);
     fputc('\n', stderr);

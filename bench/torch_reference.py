@@ -25,7 +25,9 @@ PyTorch's own mixed precision (convolutions and linear layers in bf16), so
 that each precision is compared with its like; f32 (robusta's default,
 Winograd for 3x3 stride-1 convolutions) and f32-direct (direct convolutions
 only, the same kernels PyTorch's fp32 runs) are both compared with PyTorch
-fp32. Peak memory is measured as
+fp32, as are tuned and auto (kernels chosen by measurement; auto may pick
+bf16 per convolution, and is held to fp32 PyTorch since it must never be
+slower than fp32). Peak memory is measured as
 bench_train measures it: the process's resident high-water mark (VmHWM),
 reset (/proc/self/clear_refs) before the model is built.
 
@@ -108,7 +110,7 @@ def read_steps(path):
                     and parts[2] in STEP_CONFIGS):
                 m = STEP.fullmatch(parts[3])
                 precision, peak = (parts[9], float(parts[10])) if len(parts) == 11 else ("f32", -1.0)
-                if m and precision in ("f32", "f32-direct", "bf16"):
+                if m and precision in ("f32", "f32-direct", "bf16", "tuned", "auto"):
                     rows.append((parts[1], parts[2], parts[3], int(m.group(1)), int(m.group(2)), float(parts[4]),
                                  int(parts[7]), int(parts[8]), precision, peak))
     return rows

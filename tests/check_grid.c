@@ -202,6 +202,12 @@ START_TEST(defaults_fill_what_is_left_out)
                  "[target b]\ndata = fm\n[transfer]\n[source]\ndata = fm\neps = 0\n");
     ck_assert_int_eq(g->precision, RB_PRECISION_BF16);
     ck_assert_int_eq(g->conv_algorithm, RB_CONV_DIRECT);
+    ck_assert_int_eq(g->tune, RB_TUNE_CACHED); /* the default */
+    rb_grid_spec_destroy(g);
+    g = parse_ok("[grid]\nname = t\nprecision = auto\ntune = off\n[arch a]\narch = resnet18\n"
+                 "[target b]\ndata = fm\n[transfer]\n[source]\ndata = fm\neps = 0\n");
+    ck_assert_int_eq(g->precision, RB_PRECISION_AUTO);
+    ck_assert_int_eq(g->tune, RB_TUNE_OFF);
     rb_grid_spec_destroy(g);
 
     /* an empty transfer schedule is the default too */
@@ -408,7 +414,8 @@ START_TEST(bad_values_name_the_key_the_value_and_the_range)
                  "g.ini:11: 'eval-attack-per-class' in [source] is '-3': expected an integer in [0, ");
     expect_error(BASE_SOURCE "steps = 99999999999999999999\n", "'steps' in [source] is '99999999999999999999'");
     expect_error("[grid]\nname = t\nthreads = -2\n", "g.ini:3: 'threads' in [grid] is '-2': expected an integer");
-    expect_error("[grid]\nname = t\nprecision = fp16\n", "g.ini:3: 'precision' in [grid] is 'fp16': use f32 or bf16");
+    expect_error("[grid]\nname = t\nprecision = fp16\n", "g.ini:3: 'precision' in [grid] is 'fp16': use f32, bf16 or auto");
+    expect_error("[grid]\nname = t\ntune = fast\n", "g.ini:3: 'tune' in [grid] is 'fast': use off, cached or full");
     expect_error("[grid]\nname = t\nconv-algorithm = fft\n",
                  "g.ini:3: 'conv-algorithm' in [grid] is 'fft': use winograd or direct");
     expect_error(BASE_SOURCE "augment = maybe\n",

@@ -18,8 +18,10 @@
  *   [grid]
  *   name = demo            ; required: a label for titles, [a-zA-Z0-9_.-]+
  *   threads = 0            ; compute threads, 0: every core (default 0)
- *   precision = f32        ; f32 or bf16 (robusta/engine.h), every training,
- *                          ;   transfer and evaluation (default f32)
+ *   precision = f32        ; f32, bf16 or auto (robusta/engine.h), every
+ *                          ;   training, transfer and evaluation (default f32)
+ *   tune = cached          ; off, cached or full (robusta/tune.h): how
+ *                          ;   training kernels are chosen (default cached)
  *   conv-algorithm = winograd ; winograd or direct (robusta/engine.h), the
  *                          ;   same (default winograd)
  *   cache = runs/images    ; a folder (it must exist) for the decoded images
@@ -234,6 +236,7 @@ typedef struct rb_grid_spec {
     int threads;
     rb_precision precision;
     rb_conv_algorithm conv_algorithm;
+    rb_tune_mode tune;         /* training kernels (robusta/tune.h; default cached) */
     char *cache;               /* [grid] cache: folder of the decoded images' cache files
                                   (--transform paper); NULL: in memory */
     rb_grid_arch *archs;       /* in file order */

@@ -436,6 +436,7 @@ static rb_status run_source(grid_ctx *g, size_t a, size_t e, size_t sd, source_r
         c.threads = g->threads;
         c.precision = g->spec->precision;
         c.conv_algorithm = g->spec->conv_algorithm;
+        c.tune = g->spec->tune;
         c.loader_threads = 1;
         c.classes = src->classes;
         c.per_class = src->per_class;
@@ -645,6 +646,7 @@ static rb_status run_transfer(grid_ctx *g, size_t a, size_t e, size_t sd, size_t
         c.threads = g->threads;
         c.precision = g->spec->precision;
         c.conv_algorithm = g->spec->conv_algorithm;
+        c.tune = g->spec->tune;
         c.loader_threads = 1;
         c.classes = target->classes;
         c.per_class = target->per_class;

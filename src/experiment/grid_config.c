@@ -385,7 +385,12 @@ static int set_grid(parser *p, const section *sec, const char *key, const char *
     }
     if (strcmp(key, "precision") == 0) {
         if (rb_precision_parse(value, &g->precision) != RB_OK)
-            return FAIL(p, "'precision' in [grid] is '%s': use f32 or bf16", value);
+            return FAIL(p, "'precision' in [grid] is '%s': use f32, bf16 or auto", value);
+        return 1;
+    }
+    if (strcmp(key, "tune") == 0) {
+        if (rb_tune_mode_parse(value, &g->tune) != RB_OK)
+            return FAIL(p, "'tune' in [grid] is '%s': use off, cached or full", value);
         return 1;
     }
     if (strcmp(key, "conv-algorithm") == 0) {
@@ -792,6 +797,7 @@ static void first_pass(parser *p, const char *text, size_t size)
 
 static rb_status set_defaults(rb_grid_spec *g)
 {
+    g->tune = RB_TUNE_CACHED;
     rb_grid_source *s = &g->source;
     rb_grid_transfer *t = &g->transfer;
     s->epochs = 10;
