@@ -328,6 +328,67 @@ START_TEST(two_rank_adversarial_training_holds_one_model_and_repeats_whatever_th
 }
 END_TEST
 
+/* Rank 0 chooses the job's training kernels: the other ranks follow the
+ * plan it sends instead of choosing their own. Seen through a cache entry
+ * that cannot run (one warning per rank that reads it, and ranks other
+ * than 0 speak only for warnings): one warning, rank 0's. --tune=cached is
+ * written with "=", as mpirun takes a lone --tune for itself. */
+START_TEST(rank_zero_chooses_the_kernels_of_the_job)
+{
+    run_result r;
+    static char env[PATH_MAX + 32];
+    char one[PATH_MAX], two[PATH_MAX], path[PATH_MAX + 16], cache[PATH_MAX + 16], machine[300];
+    const char *at, *key = NULL;
+    int warned = 0;
+    json_object *cfg, *plan, *choices;
+    FILE *f;
+    snprintf(one, sizeof one, "%s/tuned-one", dir);
+    snprintf(two, sizeof two, "%s/tuned-two", dir);
+    snprintf(cache, sizeof cache, "%s/ranks-plans.json", dir);
+    snprintf(env, sizeof env, "RB_PLAN_CACHE=%s", cache);
+    /* one process at each rank's share of the batch: the job's keys */
+    run_robusta(&r, env, (const char *const[]){"train", "--arch", "resnet18", "--stem", "cifar", "--width", "0.125",
+                                               "--data", source_data, "--out", one, "--epochs", "1", "--batch-size",
+                                               "8", "--threads", "1", "--tune", "off", NULL});
+    ck_assert_msg(r.code == 0, "%s", r.err);
+    snprintf(path, sizeof path, "%s/config.json", one);
+    ck_assert_ptr_nonnull(cfg = json_object_from_file(path));
+    ck_assert_msg(!json_object_object_get_ex(cfg, "plan", NULL), "--tune off recorded a plan");
+    json_object_put(cfg);
+    run_robusta(&r, env, (const char *const[]){"train", "--arch", "resnet18", "--stem", "cifar", "--width", "0.125",
+                                               "--data", source_data, "--out", one, "--epochs", "1", "--batch-size",
+                                               "8", "--threads", "1", "--force", NULL});
+    ck_assert_msg(r.code == 0, "%s", r.err);
+    ck_assert_ptr_nonnull(cfg = json_object_from_file(path));
+    ck_assert(json_object_object_get_ex(cfg, "plan", &plan) && json_object_object_get_ex(plan, "choices", &choices));
+    {
+        json_object_object_foreach(choices, k, v)
+        {
+            (void)v;
+            key = k; /* the last shape */
+        }
+    }
+    ck_assert_ptr_nonnull(key);
+    ck_assert_int_eq(rb_tune_machine(1, machine, sizeof machine), RB_OK);
+    ck_assert_ptr_nonnull(f = fopen(cache, "w"));
+    fprintf(f, "{\"format\": \"robusta-plan-cache\", \"version\": 1, \"machines\": {\"%s\": {\"%s\": \"fast please\"}}}",
+            machine, key);
+    ck_assert_int_eq(fclose(f), 0);
+    json_object_put(cfg);
+    RANKS(&r, 2, env, "train", "--arch", "resnet18", "--stem", "cifar", "--width", "0.125", "--data", source_data,
+          "--out", two, "--epochs", "1", "--batch-size", "16", "--threads", "1", "--tune=cached");
+    ck_assert_msg(r.code == 0, "%s", r.err);
+    for (at = r.err; (at = strstr(at, "'fast please' cannot run here; measuring again")) != NULL; at++)
+        warned++;
+    ck_assert_msg(warned == 1, "%d ranks read the cache:\n%s", warned, r.err);
+    snprintf(path, sizeof path, "%s/config.json", two);
+    ck_assert_ptr_nonnull(cfg = json_object_from_file(path));
+    ck_assert(json_object_object_get_ex(cfg, "plan", &plan) && json_object_object_get_ex(plan, "choices", &choices));
+    ck_assert_int_ge(json_object_object_length(choices), 4);
+    json_object_put(cfg);
+}
+END_TEST
+
 /* A run resumed under another number of ranks goes on as if it had never
  * stopped: 2 epochs alone then a third on 2 ranks give the 3-epoch
  * 1-process model (within the sums' order, as above). */
@@ -610,6 +671,7 @@ static Suite *dist_ranks_suite(void)
     tcase_add_test(ranks, sync_bn_takes_the_one_process_step);
     tcase_add_test(ranks, a_failing_rank_ends_the_job_with_its_line);
     tcase_add_test(ranks, a_run_resumes_under_another_number_of_ranks);
+    tcase_add_test(ranks, rank_zero_chooses_the_kernels_of_the_job);
     tcase_add_test(ranks, two_rank_adversarial_training_holds_one_model_and_repeats_whatever_the_buckets);
     tcase_add_test(ranks, ranks_with_different_options_are_refused_in_one_line);
     tcase_add_test(ranks, a_killed_rank_ends_the_job_and_the_run_resumes);

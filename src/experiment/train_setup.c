@@ -183,6 +183,56 @@ done:
     return s;
 }
 
+/* In a job of several ranks, rank 0's training kernels are the job's:
+ * rank 0 plans (and tunes) first, then sends its plan, which the others
+ * follow, so that ranks sharing a node do not time kernels against each
+ * other and every rank runs what config.json records. Text: the machine,
+ * then one "KEY\tCHOICE" per line (neither holds a tab or a newline). */
+static rb_status share_plan(rb_plan *plan, bool send)
+{
+    char *wire = NULL;
+    uint64_t bytes = 0;
+    rb_status s;
+    if (send) {
+        size_t n = strlen(rb_plan_machine(plan)) + 2;
+        for (size_t i = 0; i < rb_plan_count(plan); i++) {
+            const char *key, *choice;
+            rb_plan_entry(plan, i, &key, &choice);
+            n += strlen(key) + strlen(choice) + 2;
+        }
+        if ((wire = malloc(n)) == NULL)
+            return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory sending the plan");
+        bytes = (uint64_t)snprintf(wire, n, "%s\n", rb_plan_machine(plan));
+        for (size_t i = 0; i < rb_plan_count(plan); i++) {
+            const char *key, *choice;
+            rb_plan_entry(plan, i, &key, &choice);
+            bytes += (uint64_t)snprintf(wire + bytes, n - bytes, "%s\t%s\n", key, choice);
+        }
+    }
+    if ((s = rb_dist_broadcast(&bytes, sizeof bytes, 0)) != RB_OK) {
+        free(wire);
+        return s;
+    }
+    if (!send && (wire = malloc((size_t)bytes + 1)) == NULL)
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory receiving the plan");
+    if ((s = rb_dist_broadcast(wire, (size_t)bytes, 0)) == RB_OK && !send) {
+        char *line = wire, *end;
+        wire[bytes] = '\0';
+        for (bool first = true; s == RB_OK && (end = strchr(line, '\n')) != NULL; line = end + 1, first = false) {
+            char *tab = strchr(line, '\t');
+            *end = '\0';
+            if (first && *line != '\0')
+                s = rb_plan_set_machine(plan, line);
+            else if (!first && tab != NULL && tab < end) {
+                *tab = '\0';
+                s = rb_plan_set(plan, line, tab + 1);
+            }
+        }
+    }
+    free(wire);
+    return s;
+}
+
 rb_status train_setup(run *r)
 {
     rb_engine_options eo = {.threads = r->cfg.threads, .precision = r->cfg.precision,
@@ -239,7 +289,9 @@ rb_status train_setup(run *r)
         (r->plan == NULL && (s = rb_plan_create(&r->plan)) != RB_OK))
         return s;
     eo.plan = r->plan;
-    if ((s = rb_engine_create(&r->engine, rb_model_graph(r->model), r->local_batch, &eo)) != RB_OK)
+    if ((lo.shards > 1 && lo.shard != 0 && (s = share_plan(r->plan, false)) != RB_OK) ||
+        (s = rb_engine_create(&r->engine, rb_model_graph(r->model), r->local_batch, &eo)) != RB_OK ||
+        (lo.shards > 1 && lo.shard == 0 && (s = share_plan(r->plan, true)) != RB_OK))
         return s;
     if (r->has_test) {
         if ((s = train_check_eval_shapes(r->model, r->test)) != RB_OK)
