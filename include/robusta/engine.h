@@ -125,13 +125,6 @@ typedef struct rb_engine_options {
     bool data_grads_only;
     /* See rb_precision (zero, the default, is fp32). */
     rb_precision precision;
-    /* Choosing kernels by measurement (robusta/tune.h; zero, the default,
-     * is off: the static rules), the plan to follow and fill (NULL: none)
-     * and the plan cache's file (NULL: RB_PLAN_CACHE or the user's cache
-     * folder). Only engines that train are tuned. */
-    rb_tune_mode tune;
-    rb_plan *plan;
-    const char *plan_cache;
     /* See rb_conv_algorithm (zero, the default, is Winograd where it fits). */
     rb_conv_algorithm conv_algorithm;
     /* Bytes of oneDNN scratchpad a Winograd primitive may need (0: 96 MiB);
@@ -171,6 +164,13 @@ typedef struct rb_engine_options {
      * lone process: each engine's own statistics. f32 batch-norm in the
      * nchw, nChw8c or nChw16c layout only. */
     int64_t sync_bn_batch;
+    /* Choosing kernels by measurement (robusta/tune.h; zero, the default,
+     * is off: the static rules), the plan to follow and fill (NULL: none)
+     * and the plan cache's file (NULL: RB_PLAN_CACHE or the user's cache
+     * folder). Only engines that train are tuned. */
+    rb_tune_mode tune;
+    rb_plan *plan;
+    const char *plan_cache;
 } rb_engine_options;
 
 /* Plans `graph` for `batch` examples. The graph must not gain nodes while

@@ -797,9 +797,9 @@ static void first_pass(parser *p, const char *text, size_t size)
 
 static rb_status set_defaults(rb_grid_spec *g)
 {
-    g->tune = RB_TUNE_CACHED;
     rb_grid_source *s = &g->source;
     rb_grid_transfer *t = &g->transfer;
+    g->tune = RB_TUNE_CACHED;
     s->epochs = 10;
     s->batch_size = 128;
     s->lr = 0.1;
