@@ -5,7 +5,9 @@
  * a given plan wins over both and repeats a run's gradients bit for bit;
  * a choice that cannot run here, a corrupt cache and a read-only cache
  * folder are one warning each; engines that only compute data gradients
- * and `off` never touch the cache; `auto` precision says what it chose. */
+ * and `off` never touch the cache; `auto` precision says what it chose;
+ * where the CPU has Winograd or bf16 kernels, they are timed and compute
+ * the step correctly (a SKIP line elsewhere). */
 #include "config.h"
 
 #include <math.h>
@@ -432,6 +434,76 @@ START_TEST(precision_auto_says_what_it_chose)
 }
 END_TEST
 
+/* Where this CPU has them, the Winograd and bf16 candidates are timed and
+ * whatever wins computes the step: a 32-channel net (Winograd's kernels
+ * block channels by 16) tuned under a Winograd policy, then under precision
+ * auto, against the static rules' direct fp32 gradients. Tolerances: 1e-4
+ * relative for Winograd (its transforms round at about 1e-6, see
+ * check_engine), 3e-2 of the largest gradient for bf16 (8 significant
+ * bits through two convolutions). */
+static rb_graph *wide_net(rb_node **body)
+{
+    rb_graph *g;
+    rb_node *x, *y, *stem;
+    const rb_conv_desc c1 = {.out_channels = 32, .kernel = {3, 3}, .padding = {1, 1}};
+    const rb_conv_desc c2 = {.out_channels = 32, .kernel = {3, 3}, .padding = {1, 1}};
+    ck_assert_int_eq(rb_graph_create(&g), RB_OK);
+    ck_assert_int_eq(rb_graph_input(g, 1, 12, 12, NULL, NULL, &x), RB_OK);
+    ck_assert_int_eq(rb_graph_conv(g, "stem", x, &c1, &stem), RB_OK);
+    ck_assert_int_eq(rb_graph_relu(g, stem, &y), RB_OK);
+    ck_assert_int_eq(rb_graph_conv(g, "body", y, &c2, body), RB_OK);
+    ck_assert_int_eq(rb_graph_relu(g, *body, &y), RB_OK);
+    ck_assert_int_eq(rb_graph_global_avgpool(g, y, &y), RB_OK);
+    ck_assert_int_eq(rb_graph_linear(g, "fc", y, 3, true, &y), RB_OK);
+    ck_assert_int_eq(rb_graph_softmax_cross_entropy(g, y, &y), RB_OK);
+    randomize(g, 9);
+    return g;
+}
+
+START_TEST(winograd_and_bf16_candidates_run_where_the_cpu_has_them)
+{
+    const bool have[2] = {rb_conv_algorithm_available(RB_CONV_WINOGRAD), rb_precision_available(RB_PRECISION_BF16)};
+    static const char *const what[2] = {"Winograd", "bf16"};
+    for (int k = 0; k < 2; k++) {
+        rb_node *body;
+        rb_graph *g;
+        rb_plan *plan;
+        rb_engine *e;
+        static float a[65536], b[65536];
+        size_t na, nb;
+        float largest = 0;
+        rb_engine_options o = {.threads = 1, .tune = RB_TUNE_FULL, .plan_cache = cache_path,
+                               .precision = k == 1 ? RB_PRECISION_AUTO : RB_PRECISION_F32};
+        if (!have[k]) {
+            printf("SKIP: tuning among %s kernels (this CPU's oneDNN has none)\n", what[k]);
+            continue;
+        }
+        g = wide_net(&body);
+        ck_assert_int_eq(rb_plan_create(&plan), RB_OK);
+        o.plan = plan;
+        ck_assert_int_eq(rb_engine_create(&e, g, BATCH, &o), RB_OK);
+        ck_assert_ptr_nonnull(strstr(rb_engine_impl(e, body), ", tuned (measured)"));
+        printf("%s candidates: body %s\n", what[k], rb_engine_impl(e, body));
+        na = step_grads(e, g, a, 65536);
+        rb_engine_destroy(e);
+        ck_assert_int_eq(rb_engine_create(&e, g, BATCH, &(rb_engine_options){.threads = 1,
+                                                                             .conv_algorithm = RB_CONV_DIRECT}),
+                         RB_OK);
+        nb = step_grads(e, g, b, 65536);
+        rb_engine_destroy(e);
+        ck_assert_uint_eq(na, nb);
+        for (size_t i = 0; i < nb; i++)
+            largest = fabsf(b[i]) > largest ? fabsf(b[i]) : largest;
+        for (size_t i = 0; i < na; i++)
+            ck_assert_msg(k == 0 ? fabsf(a[i] - b[i]) <= 1e-4f * (1.0f + fabsf(b[i]))
+                                 : fabsf(a[i] - b[i]) <= 3e-2f * largest,
+                          "%s: gradient %zu: %g tuned, %g direct fp32", what[k], i, (double)a[i], (double)b[i]);
+        rb_plan_destroy(plan);
+        rb_graph_destroy(g);
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("tune");
@@ -448,6 +520,7 @@ static Suite *suite(void)
     tcase_add_test(t, a_corrupt_cache_or_a_read_only_folder_is_one_warning);
     tcase_add_test(t, off_and_data_gradient_engines_do_not_tune);
     tcase_add_test(t, precision_auto_says_what_it_chose);
+    tcase_add_test(t, winograd_and_bf16_candidates_run_where_the_cpu_has_them);
     suite_add_tcase(s, t);
     return s;
 }
