@@ -4,6 +4,10 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdbool.h>
+#include <unistd.h>
+
+#include <png.h>
 
 #include <robusta/robusta.h>
 
@@ -685,6 +689,148 @@ static void check_balanced(const char *s)
                                            count_of(s, "&quot;"));
 }
 
+/* Renders `svg` with librsvg (rsvg-convert -w 900, as a user would view
+ * it) and checks the picture: a 3-pixel frame of pure background (no text
+ * or mark reaches the border: the renderer would cut it) around something
+ * drawn. False (with one SKIP line, once) without rsvg-convert. */
+static bool rendered_within_canvas(const char *svg, const char *what)
+{
+    static const char *const places[] = {"/usr/bin/rsvg-convert", "/usr/local/bin/rsvg-convert"};
+    static bool said;
+    const char *program = NULL;
+    char png_path[600];
+    run_result r;
+    png_image img;
+    unsigned char *px;
+    size_t ink = 0;
+    for (size_t i = 0; i < sizeof places / sizeof places[0]; i++)
+        if (access(places[i], X_OK) == 0)
+            program = places[i];
+    if (program == NULL) {
+        if (!said)
+            printf("SKIP: rendering plots (rsvg-convert is not installed: Debian's librsvg2-bin)\n");
+        said = true;
+        return false;
+    }
+    snprintf(png_path, sizeof png_path, "%s/rendered.png", dir);
+    /* on white: scaling leaves the last row of the canvas partly transparent */
+    run_program_deadline(&r, program, NULL, 60,
+                         (const char *const[]){"-w", "900", "-b", "white", "-o", png_path, svg, NULL});
+    ck_assert_msg(r.code == 0, "%s: rsvg-convert failed: %s", what, r.err);
+    memset(&img, 0, sizeof img);
+    img.version = PNG_IMAGE_VERSION;
+    ck_assert_msg(png_image_begin_read_from_file(&img, png_path), "%s: %s", what, img.message);
+    img.format = PNG_FORMAT_RGB;
+    px = malloc(PNG_IMAGE_SIZE(img));
+    ck_assert_ptr_nonnull(px);
+    ck_assert_msg(png_image_finish_read(&img, NULL, px, 0, NULL), "%s: %s", what, img.message);
+    ck_assert_uint_eq(img.width, 900);
+    for (png_uint_32 y = 0; y < img.height; y++)
+        for (png_uint_32 x = 0; x < img.width; x++) {
+            const unsigned char *p = px + 3 * ((size_t)y * img.width + x);
+            bool white = p[0] == 255 && p[1] == 255 && p[2] == 255;
+            bool frame = x < 3 || y < 3 || x >= img.width - 3 || y >= img.height - 3;
+            ck_assert_msg(white || !frame, "%s: pixel (%u, %u) of the %ux%u picture is drawn: something runs past "
+                          "the canvas", what, (unsigned)x, (unsigned)y, (unsigned)img.width, (unsigned)img.height);
+            ink += !white;
+        }
+    ck_assert_msg(ink > 1000, "%s: only %zu pixels drawn", what, ink);
+    free(px);
+    unlink(png_path);
+    return true;
+}
+
+/* Titles, panel titles and legends longer than the panels give them room:
+ * the title shrinks and the canvas widens, a panel title shrinks and then
+ * ends in an ellipsis, the legend widens the canvas; each rendered with
+ * nothing at the border. */
+START_TEST(svg_text_stays_inside_the_canvas)
+{
+    static const char *const long_title = "a-grid-with-a-long-name: target accuracy against source robustness (eps)";
+    static const char *const long_target = "fashion-mnist-five-to-nine-with-a-very-long-label-indeed-yes-ok";
+    static const char *const long_arch = "resnet50-wide-two-imagenet-stem-with-a-long-label-for-its-arch";
+    rb_grid_result rows[4];
+    char path[512];
+    size_t size;
+    char *svg;
+    double width = 0;
+    snprintf(path, sizeof path, "%s/plot.svg", dir);
+    /* one panel, the title the issue saw cut on both sides */
+    for (int k = 0; k < 4; k++)
+        rows[k] = row("r18", k % 2 ? "1" : "0", k % 2, 0, 0.9, NAN, "fm5-9", k < 2 ? "fixed" : "full", 0,
+                      0.6 + 0.05 * k);
+    ck_assert_int_eq(rb_grid_write_svg(path, long_title, rows, 4), RB_OK);
+    svg = (char *)read_whole_file(path, &size);
+    svg[size] = '\0';
+    ck_assert_int_eq(sscanf(strstr(svg, "<svg "), "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%lf\"", &width), 1);
+    ck_assert_msg(width > 420, "a one-panel canvas kept its 420 px for a %zu-character title", strlen(long_title));
+    ck_assert_ptr_nonnull(strstr(svg, "font-size=\"10\" font-weight=\"bold\">a-grid-with-a-long-name:"));
+    free(svg);
+    rendered_within_canvas(path, "one panel, long title");
+
+    /* a panel title too long for its panel: shrunk (a label of the longest
+     * kind fits at 8 px or more), and where even that is too wide (63
+     * W's) cut with an ellipsis */
+    for (int k = 0; k < 4; k++)
+        snprintf(rows[k].target, sizeof rows[k].target, "%s", long_target);
+    ck_assert_int_eq(rb_grid_write_svg(path, "t", rows, 4), RB_OK);
+    svg = (char *)read_whole_file(path, &size);
+    svg[size] = '\0';
+    {
+        char want[200];
+        double font = 0;
+        const char *at;
+        snprintf(want, sizeof want, "font-weight=\"bold\">%s</text>", long_target);
+        ck_assert_ptr_nonnull(at = strstr(svg, want));
+        while (at > svg && strncmp(at, "font-size=\"", 11) != 0)
+            at--;
+        ck_assert_int_eq(sscanf(at, "font-size=\"%lf\"", &font), 1);
+        ck_assert_msg(font >= 8 && font < 13, "panel title at %g px", font);
+    }
+    free(svg);
+    rendered_within_canvas(path, "long panel title");
+    for (int k = 0; k < 4; k++) {
+        memset(rows[k].target, 'W', sizeof rows[k].target - 1);
+        rows[k].target[sizeof rows[k].target - 1] = '\0';
+    }
+    ck_assert_int_eq(rb_grid_write_svg(path, "t", rows, 4), RB_OK);
+    svg = (char *)read_whole_file(path, &size);
+    svg[size] = '\0';
+    ck_assert_ptr_nonnull(strstr(svg, "font-size=\"8\" font-weight=\"bold\">WWWW"));
+    ck_assert_ptr_nonnull(strstr(svg, "W\xe2\x80\xa6</text>"));
+    ck_assert_ptr_null(strstr(svg, rows[0].target));
+    free(svg);
+    rendered_within_canvas(path, "panel title cut with an ellipsis");
+
+    /* long arch labels with robust lines: the legend widens the canvas */
+    for (int k = 0; k < 4; k++) {
+        snprintf(rows[k].target, sizeof rows[k].target, "t");
+        snprintf(rows[k].arch, sizeof rows[k].arch, "%s", long_arch);
+        rows[k].target_robust_acc = 0.2 + 0.05 * k;
+        snprintf(rows[k].robust_attack, sizeof rows[k].robust_attack, "pgd-l2 steps=10 eps=1.0");
+    }
+    ck_assert_int_eq(rb_grid_write_svg(path, NULL, rows, 4), RB_OK);
+    svg = (char *)read_whole_file(path, &size);
+    svg[size] = '\0';
+    ck_assert_int_eq(sscanf(strstr(svg, "<svg "), "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%lf\"", &width), 1);
+    ck_assert_msg(width > 420, "the legend's %zu-character label did not widen the canvas", strlen(long_arch) + 40);
+    free(svg);
+    rendered_within_canvas(path, "long legend");
+
+    /* the grids of the other tests: three panels, several metrics, robust lines */
+    {
+        rb_grid_result mix[ROWS_MIX], rob[ROWS_ROBUST];
+        make_mix(mix);
+        ck_assert_int_eq(rb_grid_write_svg(path, "demo: target accuracy, mIoU and AP against source robustness (eps)",
+                                           mix, ROWS_MIX), RB_OK);
+        rendered_within_canvas(path, "metrics");
+        make_robust(rob);
+        ck_assert_int_eq(rb_grid_write_svg(path, "robust", rob, ROWS_ROBUST), RB_OK);
+        rendered_within_canvas(path, "robust lines");
+    }
+}
+END_TEST
+
 START_TEST(svg_plot_is_well_formed_and_escaped)
 {
     rb_grid_result rows[16];
@@ -780,6 +926,7 @@ static Suite *report_suite(void)
     tcase_add_test(tc, markdown_table_is_shaped_like_the_paper);
     tcase_add_test(tc, summary_says_who_won_and_whether_it_beats_the_spread);
     tcase_add_test(tc, svg_plot_is_well_formed_and_escaped);
+    tcase_add_test(tc, svg_text_stays_inside_the_canvas);
     tcase_add_test(tc, a_miou_target_says_so_next_to_an_accuracy_one);
     tcase_add_test(tc, a_target_mixing_metrics_is_refused);
     tcase_add_test(tc, robust_target_accuracy_gets_its_column_verdict_and_line);

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,89 @@ static void put_escaped(report_text *t, const char *s)
         }
 }
 
+/* ------------------------------------------------------------ text that fits
+ *
+ * SVG text has no layout: a title wider than the canvas is cut where the
+ * renderer clips it. Widths are estimated from DejaVu Sans's advance
+ * widths (the sans-serif of Debian's fontconfig, what librsvg and Chromium
+ * draw here), per character in ems, bold 10% wider, and every estimate is
+ * padded by TEXT_SLACK for fonts a little wider; tests render the plots
+ * with rsvg-convert and check that nothing reaches the border. */
+#define TEXT_SLACK 1.08
+#define TEXT_MARGIN 8.0 /* px between text and the canvas or panel edge */
+#define TITLE_SIZE 15.0
+#define PANEL_TITLE_SIZE 13.0
+#define TEXT_SIZE 11.0
+#define MIN_TEXT_SIZE 8.0
+
+static double char_em(unsigned char c)
+{
+    static const double lower[26] = {0.613, 0.635, 0.550, 0.635, 0.615, 0.352, 0.635, 0.634, 0.278,
+                                     0.278, 0.579, 0.278, 0.974, 0.634, 0.612, 0.635, 0.635, 0.411,
+                                     0.521, 0.392, 0.634, 0.592, 0.818, 0.592, 0.592, 0.525};
+    static const double upper[26] = {0.684, 0.686, 0.698, 0.770, 0.632, 0.575, 0.775, 0.752, 0.295,
+                                     0.295, 0.656, 0.557, 0.863, 0.748, 0.787, 0.603, 0.787, 0.695,
+                                     0.635, 0.611, 0.732, 0.684, 0.989, 0.685, 0.611, 0.685};
+    if (c >= 'a' && c <= 'z')
+        return lower[c - 'a'];
+    if (c >= 'A' && c <= 'Z')
+        return upper[c - 'A'];
+    if (c >= '0' && c <= '9')
+        return 0.636;
+    switch (c) {
+    case ' ': case '.': case ',': return 0.318;
+    case ':': case ';': case '/': case '!': case '|': case '\'': return 0.337;
+    case '-': return 0.361;
+    case '(': case ')': case '[': case ']': return 0.390;
+    case '%': return 0.950;
+    case '&': return 0.780;
+    case '<': case '>': case '=': case '+': return 0.838;
+    default: return 0.650; /* the rest of ASCII, and each character beyond (its first byte) */
+    }
+}
+
+/* The estimated width in px of `s` (UTF-8) at `size` px. */
+static double text_width(const char *s, double size, bool bold)
+{
+    double em = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if ((*p & 0xc0) != 0x80) /* one advance per character, not per byte */
+            em += char_em(*p);
+    return em * size * (bold ? 1.10 : 1.0) * TEXT_SLACK;
+}
+
+/* The font size at most `size` (and at least MIN_TEXT_SIZE) at which `s`
+ * is at most `room` px wide. */
+static double fitting_size(const char *s, double size, bool bold, double room)
+{
+    double w = text_width(s, size, bold);
+    if (w <= room)
+        return size;
+    return fmax(MIN_TEXT_SIZE, floor(size * room / w * 10) / 10);
+}
+
+/* `s` at `size`, cut to `room` px with an ellipsis if it is still wider. */
+static void put_fitted(report_text *t, const char *s, double size, bool bold, double room)
+{
+    size_t n = strlen(s);
+    char *cut;
+    if (text_width(s, size, bold) <= room || (cut = strdup(s)) == NULL) {
+        put_escaped(t, s);
+        return;
+    }
+    while (n > 0) {
+        do /* whole characters */
+            n--;
+        while (n > 0 && ((unsigned char)cut[n] & 0xc0) == 0x80);
+        cut[n] = '\0';
+        if (text_width(cut, size, bold) + text_width("\xe2\x80\xa6", size, bold) <= room)
+            break;
+    }
+    put_escaped(t, cut);
+    report_put(t, "\xe2\x80\xa6");
+    free(cut);
+}
+
 /* A round tick step (1, 2 or 5 times a power of ten) giving about 5 ticks. */
 static double nice_step(double span)
 {
@@ -64,6 +148,12 @@ static void put_stroke(report_text *t, const series *s)
                s->robust                 ? " stroke-dasharray=\"2 3\""
                : s->color >= N_COLORS    ? " stroke-dasharray=\"5 3\""
                                          : "");
+}
+
+/* "ARCH MODE", or "ARCH MODE, robust accuracy under eval-attack". */
+static void legend_label(const series *s, char *out, size_t size)
+{
+    snprintf(out, size, "%s %s%s", s->arch, MODES[s->mode], s->robust ? ", robust accuracy under eval-attack" : "");
 }
 
 static void put_marker(report_text *t, const series *s, double x, double y)
@@ -109,10 +199,15 @@ static void svg_panel(report_text *t, const rb_grid_result *rows, size_t n, scra
 
 #define PX(eps) (x_max > 0 ? left + X_INSET + (eps) / x_max * (w - 2 * X_INSET) : left + w / 2)
 #define PY(v) (top + (y_hi - (v)) / (y_hi - y_lo) * h)
-    report_put(t, "<g>\n<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\">",
-        x0 + PLOT_LEFT + w / 2, TITLE_H + 18);
-    put_escaped(t, target);
-    report_put(t, "</text>\n");
+    {
+        /* centred over the plot, within the panel */
+        double room = 2 * fmin(PLOT_LEFT + w / 2, PANEL_W - PLOT_LEFT - w / 2) - 2 * TEXT_MARGIN;
+        double size = fitting_size(target, PANEL_TITLE_SIZE, true, room);
+        report_put(t, "<g>\n<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"%g\" font-weight=\"bold\">",
+                   x0 + PLOT_LEFT + w / 2, TITLE_H + 18, size);
+        put_fitted(t, target, size, true, room);
+        report_put(t, "</text>\n");
+    }
     for (int k = 0; k < n_ticks; k++) {
         double v = y_lo + k * step, y = PY(v);
         report_put(t, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n", left, y,
@@ -187,7 +282,7 @@ rb_status rb_grid_write_svg(const char *path, const char *title, const rb_grid_r
     scratch sc;
     series *ser = NULL;
     size_t n_ser = 0, ne = 0, panels;
-    double x_max = 0, width, height;
+    double x_max = 0, width, height, title_size = TITLE_SIZE;
     rb_status s;
     if (path == NULL)
         return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_grid_write_svg: NULL path");
@@ -221,6 +316,18 @@ rb_status rb_grid_write_svg(const char *path, const char *title, const rb_grid_r
     panels = sc.n_targets > 0 ? sc.n_targets : 1;
     width = PANEL_W * (double)panels;
     height = TITLE_H + PANEL_H + 10 + LEGEND_ROW * (double)n_ser + 10;
+    /* the legend (under the panels, never over data) and the title set the
+     * canvas's width where the panels are narrower: the title shrinks to
+     * 2/3 of its size first */
+    for (size_t i = 0; i < n_ser; i++) {
+        char label[160]; /* an arch label (under 64), a mode and the robust note */
+        legend_label(&ser[i], label, sizeof label);
+        width = fmax(width, ceil(PLOT_LEFT + 32 + text_width(label, TEXT_SIZE, false) + TEXT_MARGIN));
+    }
+    if (title != NULL) {
+        title_size = fmax(TITLE_SIZE * 2 / 3, fitting_size(title, TITLE_SIZE, true, width - 2 * TEXT_MARGIN));
+        width = fmax(width, ceil(text_width(title, title_size, true) + 2 * TEXT_MARGIN));
+    }
 
     report_put(&t, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     report_put(&t, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
@@ -228,8 +335,8 @@ rb_status rb_grid_write_svg(const char *path, const char *title, const rb_grid_r
         width, height, width, height);
     report_put(&t, "<rect width=\"%.0f\" height=\"%.0f\" fill=\"white\"/>\n", width, height);
     if (title != NULL) {
-        report_put(&t, "<text x=\"%.1f\" y=\"22\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">",
-                   width / 2);
+        report_put(&t, "<text x=\"%.1f\" y=\"22\" text-anchor=\"middle\" font-size=\"%g\" font-weight=\"bold\">",
+                   width / 2, title_size);
         put_escaped(&t, title);
         report_put(&t, "</text>\n");
     }
@@ -246,9 +353,12 @@ rb_status rb_grid_write_svg(const char *path, const char *title, const rb_grid_r
         report_put(&t, "/>\n");
         put_marker(&t, &ser[i], PLOT_LEFT + 12, y);
         report_put(&t, "<text x=\"%.1f\" y=\"%.1f\">", PLOT_LEFT + 32, y + 4);
-        put_escaped(&t, ser[i].arch);
-        report_put(&t, " %s%s</text>\n", MODES[ser[i].mode],
-                   ser[i].robust ? ", robust accuracy under eval-attack" : "");
+        {
+            char label[160]; /* an arch label (under 64), a mode and the robust note */
+            legend_label(&ser[i], label, sizeof label);
+            put_escaped(&t, label);
+        }
+        report_put(&t, "</text>\n");
     }
     report_put(&t, "</svg>\n");
     free(ser);
