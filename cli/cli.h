@@ -80,6 +80,24 @@ void cli_release_plugins(void);
  * parameters; otherwise what plugins may take over. */
 void cli_print_command_help(FILE *out, const cli_command *cmd, int argc, char **argv);
 
+/* One option as help shows it: "--NAME TYPE" (or the choices; a flag
+ * alone) and its text with "(required)", "(default D)" and its range. */
+void cli_describe_option(const rb_param_spec *spec, const char *name, char *left, size_t left_size, char *right,
+                         size_t right_size);
+
+/* What `robusta --help` lists besides the commands, for it and the manual. */
+typedef struct cli_note {
+    const char *name, *text;
+} cli_note;
+extern const cli_note cli_global_flags[];  /* ended by a NULL name */
+extern const cli_note cli_environment[];   /* ended by a NULL name */
+extern const char cli_exit_status[];
+
+/* Manual pages (man.c), from the same tables as --help: robusta(1) for the
+ * program and its commands, robusta-COMMAND(1) for each command. */
+void cli_print_man_main(FILE *out, const cli_command *const *commands, size_t n);
+void cli_print_man_command(FILE *out, const cli_command *cmd);
+
 /* The set that holds the value of the command's option `name`: a chosen
  * plugin's parameters when the plugin took the option over, else
  * `options`. Read the command's shared options through it. */

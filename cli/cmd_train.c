@@ -37,7 +37,7 @@ static const rb_param_spec train_options[] = {
     {"data", RB_PARAM_STRING, NULL, NULL, 0, "dataset spec (fashion-mnist:DIR, cifar10:DIR, npy:X,Y;TX,TY ...)"},
     {"out", RB_PARAM_STRING, NULL, NULL, 0, "run folder: checkpoints, logs and config.json"},
     {"resume", RB_PARAM_STRING, NULL, NULL, 0,
-     "continue the run in this folder (only --epochs and --threads may change)"},
+     "continue the run in this folder (only --epochs, --threads and --strict-resume may be given)"},
     {"epochs", RB_PARAM_INT, "10", "[1, 16777215]", 0, "training epochs (in all, when resuming)"},
     {"batch-size", RB_PARAM_INT, "128", "[1, 65536]", 0, "training batch (the last partial batch is dropped)"},
     {"eval-batch-size", RB_PARAM_INT, "256", "[1, 65536]", 0, "evaluation batch"},

@@ -73,6 +73,24 @@ static const cli_command *find_command(const char *name)
     return NULL;
 }
 
+const cli_note cli_global_flags[] = {
+    {"-v, --verbose", "log more (repeat for debug, trace)"},
+    {"-q, --quiet", "log less (warnings, then errors only)"},
+    {"-h, --help", "show help (for a command: robusta COMMAND --help)"},
+    {"--man", "print the help as a manual page (robusta(1); robusta COMMAND --man: robusta-COMMAND(1))"},
+    {"--version", "show versions of robusta and its libraries"},
+    {NULL, NULL}};
+
+const cli_note cli_environment[] = {
+    {"RB_PLUGIN_PATH", "folders searched for plugins before the install folder"},
+    {"RB_LOG", "log level: error, warn, info (default), debug, trace"},
+    {"RB_PROGRESS_SECONDS", "seconds between progress lines when not on a terminal (10)"},
+    {"RB_PLAN_CACHE", "the file of measured training kernels (--tune; default plans.json under "
+                      "$XDG_CACHE_HOME/robusta, else ~/.cache/robusta)"},
+    {NULL, NULL}};
+
+const char cli_exit_status[] = "0 success, 1 failure, 2 bad command line, 3 not available yet";
+
 static void print_main_help(FILE *out)
 {
     fprintf(out,
@@ -84,21 +102,13 @@ static void print_main_help(FILE *out)
             "commands:\n");
     for (size_t i = 0; i < AVAILABLE_COUNT; i++)
         fprintf(out, "  %-10s %s\n", available_commands[i]->name, available_commands[i]->summary);
-    fprintf(out,
-            "\n"
-            "global options (anywhere before a lone --):\n"
-            "  -v, --verbose  log more (repeat for debug, trace)\n"
-            "  -q, --quiet    log less (warnings, then errors only)\n"
-            "  -h, --help     show help (for a command: robusta COMMAND --help)\n"
-            "  --version      show versions of robusta and its libraries\n"
-            "\n"
-            "environment:\n"
-            "  RB_PLUGIN_PATH       folders searched for plugins before %s\n"
-            "  RB_LOG               log level: error, warn, info (default), debug, trace\n"
-            "  RB_PROGRESS_SECONDS  seconds between progress lines when not on a terminal (10)\n"
-            "\n"
-            "exit status: 0 success, 1 failure, 2 bad command line, 3 not available yet\n",
-            rb_registry_install_dir());
+    fprintf(out, "\nglobal options (anywhere before a lone --):\n");
+    for (size_t i = 0; cli_global_flags[i].name != NULL; i++)
+        fprintf(out, "  %-14s %s\n", cli_global_flags[i].name, cli_global_flags[i].text);
+    fprintf(out, "\nenvironment (the install folder of plugins: %s):\n", rb_registry_install_dir());
+    for (size_t i = 0; cli_environment[i].name != NULL; i++)
+        fprintf(out, "  %-20s %s\n", cli_environment[i].name, cli_environment[i].text);
+    fprintf(out, "\nexit status: %s\n", cli_exit_status);
 }
 
 static void print_version(FILE *out)
@@ -200,7 +210,7 @@ int main(int argc, char **argv)
 
 static int run_command(int argc, char **argv)
 {
-    int verbosity = 0, help = 0, version = 0, kept = 0, code;
+    int verbosity = 0, help = 0, version = 0, man = 0, kept = 0, code;
     int after_dashes = 0;
     const cli_command *cmd;
     rb_params *options = NULL;
@@ -224,6 +234,8 @@ static int run_command(int argc, char **argv)
             help = 1;
         } else if (strcmp(a, "--version") == 0) {
             version = 1;
+        } else if (strcmp(a, "--man") == 0) {
+            man = 1;
         } else if (a[0] == '-' && a[1] != '-' && a[1] != '\0' && !(a[1] >= '0' && a[1] <= '9') &&
                    a[1] != '.') {
             rb_error_set(RB_ERR_INVALID_ARGUMENT, "unknown flag %s", a);
@@ -243,6 +255,10 @@ static int run_command(int argc, char **argv)
 
     if (version) {
         print_version(stdout);
+        return RB_EXIT_OK;
+    }
+    if (man && (argc < 2 || strcmp(argv[1], "--") == 0)) {
+        cli_print_man_main(stdout, available_commands, AVAILABLE_COUNT);
         return RB_EXIT_OK;
     }
     if (argc < 2 || strcmp(argv[1], "--") == 0) {
@@ -276,6 +292,10 @@ static int run_command(int argc, char **argv)
         else
             rb_error_set(RB_ERR_INVALID_ARGUMENT, "unknown command '%s'", argv[1]);
         return usage_error(NULL, "robusta --help lists the commands");
+    }
+    if (man) {
+        cli_print_man_command(stdout, cmd);
+        return RB_EXIT_OK;
     }
     if (help) {
         cli_print_command_help(stdout, cmd, argc - 2, argv + 2);

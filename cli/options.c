@@ -276,6 +276,23 @@ rb_status cli_parse_options(rb_params *options, int argc, char **argv, int *posi
 /* One option per line. For a chosen plugin's parameters (plugin >= 0), a
  * name the command keeps is shown as --OPTION.NAME; either side notes what
  * the other does with a name both declare. */
+void cli_describe_option(const rb_param_spec *s, const char *name, char *left, size_t left_size, char *right,
+                         size_t right_size)
+{
+    int n;
+    if (s->type == RB_PARAM_BOOL)
+        snprintf(left, left_size, "--%s", name);
+    else
+        snprintf(left, left_size, "--%s %s", name, s->type == RB_PARAM_CHOICE ? s->range : rb_param_type_str(s->type));
+    n = snprintf(right, right_size, "%s", s->help);
+    if (n >= 0 && (size_t)n < right_size && (s->flags & RB_PARAM_REQUIRED))
+        n += snprintf(right + n, right_size - (size_t)n, " (required)");
+    else if (n >= 0 && (size_t)n < right_size && s->default_value != NULL && s->type != RB_PARAM_BOOL)
+        n += snprintf(right + n, right_size - (size_t)n, " (default %s)", s->default_value);
+    if (n >= 0 && (size_t)n < right_size && s->range != NULL && s->type != RB_PARAM_CHOICE)
+        snprintf(right + n, right_size - (size_t)n, " %s", s->range);
+}
+
 static void print_specs(FILE *out, const rb_param_spec *specs, const cli_command *cmd, long plugin)
 {
     for (size_t i = 0; specs != NULL && specs[i].name != NULL; i++) {
@@ -283,19 +300,10 @@ static void print_specs(FILE *out, const rb_param_spec *specs, const cli_command
         const rb_param_spec *theirs = plugin >= 0 ? find_spec(cmd->options, s->name) : NULL;
         long by = plugin < 0 ? taker(s) : -1;
         bool qualified = theirs != NULL && taker(theirs) != plugin;
-        char left[160], name[128];
+        char left[160], right[1024], name[128];
         snprintf(name, sizeof name, "%s%s%s", qualified ? chosen[plugin].po->option : "", qualified ? "." : "", s->name);
-        if (s->type == RB_PARAM_BOOL)
-            snprintf(left, sizeof left, "--%s", name);
-        else
-            snprintf(left, sizeof left, "--%s %s", name, s->type == RB_PARAM_CHOICE ? s->range : rb_param_type_str(s->type));
-        fprintf(out, "  %-24s %s", left, s->help);
-        if (s->flags & RB_PARAM_REQUIRED)
-            fprintf(out, " (required)");
-        else if (s->default_value != NULL && s->type != RB_PARAM_BOOL)
-            fprintf(out, " (default %s)", s->default_value);
-        if (s->range != NULL && s->type != RB_PARAM_CHOICE)
-            fprintf(out, " %s", s->range);
+        cli_describe_option(s, name, left, sizeof left, right, sizeof right);
+        fprintf(out, "  %-24s %s", left, right);
         if (by >= 0)
             fprintf(out, " [taken over by %s: its own --%s below]", chosen[by].plugin->name, s->name);
         else if (theirs != NULL && !qualified)
