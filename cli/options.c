@@ -273,9 +273,6 @@ rb_status cli_parse_options(rb_params *options, int argc, char **argv, int *posi
 
 /* ------------------------------------------------------------ help */
 
-/* One option per line. For a chosen plugin's parameters (plugin >= 0), a
- * name the command keeps is shown as --OPTION.NAME; either side notes what
- * the other does with a name both declare. */
 void cli_describe_option(const rb_param_spec *s, const char *name, char *left, size_t left_size, char *right,
                          size_t right_size)
 {
@@ -293,6 +290,9 @@ void cli_describe_option(const rb_param_spec *s, const char *name, char *left, s
         snprintf(right + n, right_size - (size_t)n, " %s", s->range);
 }
 
+/* One option per line. For a chosen plugin's parameters (plugin >= 0), a
+ * name the command keeps is shown as --OPTION.NAME; either side notes what
+ * the other does with a name both declare. */
 static void print_specs(FILE *out, const rb_param_spec *specs, const cli_command *cmd, long plugin)
 {
     for (size_t i = 0; specs != NULL && specs[i].name != NULL; i++) {
