@@ -123,6 +123,15 @@ static rb_status alloc_args(const rb_engine *e, const rb_node *n, const_dnnl_pri
     return RB_OK;
 }
 
+/* Run r of 0..TUNE_REPEATS began at t0: *best keeps the fastest after the
+ * warm-up (run 0). */
+static void keep_fastest(int r, double t0, double *best)
+{
+    double took = rb_monotonic_seconds() - t0;
+    if (r == 1 || (r > 1 && took < *best))
+        *best = took;
+}
+
 /* The fastest of TUNE_REPEATS runs of `pd` after one to warm up. */
 static rb_status time_pd(rb_engine *e, const rb_node *n, const_dnnl_primitive_desc_t pd, double *seconds)
 {
@@ -138,8 +147,8 @@ static rb_status time_pd(rb_engine *e, const rb_node *n, const_dnnl_primitive_de
         if (dnnl_primitive_execute(p, e->stream, x.n, x.a) != dnnl_success ||
             dnnl_stream_wait(e->stream) != dnnl_success)
             s = eng_dnnl_fail(dnnl_runtime_error, "tuning run", n);
-        else if (r == 1 || (r > 1 && rb_monotonic_seconds() - t0 < *seconds))
-            *seconds = rb_monotonic_seconds() - t0;
+        else
+            keep_fastest(r, t0, seconds);
     }
     if (p != NULL)
         dnnl_primitive_destroy(p);
@@ -194,8 +203,8 @@ static rb_status time_wgemm(rb_engine *e, const rb_node *n, const dnnl_memory_de
     for (int r = 0; s == RB_OK && r <= TUNE_REPEATS; r++) {
         double t0 = rb_monotonic_seconds();
         s = conv_wgemm_run(e, n, &w, xp, gp, scratch, pad, dw, db, false);
-        if (s == RB_OK && (r == 1 || (r > 1 && rb_monotonic_seconds() - t0 < *seconds)))
-            *seconds = rb_monotonic_seconds() - t0;
+        if (s == RB_OK)
+            keep_fastest(r, t0, seconds);
     }
     free(scratch);
     free(dw);
