@@ -18,6 +18,7 @@
 #include <robusta/robusta.h>
 
 #include "experiment/grid_internal.h"
+#include "experiment/report_internal.h"
 #include "sys/internal.h"
 #include "sys/json.h"
 
@@ -769,31 +770,6 @@ static rb_status collect(const grid_ctx *g, rb_grid_result **rows, size_t *count
     return RB_OK;
 }
 
-/* The plot's title: "NAME: target accuracy against source robustness (eps)",
- * naming every metric of the rows in order of first appearance ("target
- * accuracy and mIoU"). */
-static void plot_title(const grid_ctx *g, const rb_grid_result *rows, size_t n, char *out, size_t size)
-{
-    const char *seen[16];
-    size_t k = 0, used;
-    for (size_t i = 0; i < n && k < 16; i++) {
-        const char *label = rb_grid_metric_label(rows[i].metric);
-        size_t j = 0;
-        while (j < k && strcmp(seen[j], label) != 0)
-            j++;
-        if (j == k)
-            seen[k++] = label;
-    }
-    if (k == 0)
-        seen[k++] = "accuracy";
-    used = (size_t)snprintf(out, size, "%s: target", g->spec->name);
-    for (size_t j = 0; j < k && used < size; j++)
-        used += (size_t)snprintf(out + used, size - used, "%s%s", j == 0 ? " " : j + 1 == k ? " and " : ", ",
-                                 seen[j]);
-    if (used < size)
-        snprintf(out + used, size - used, " against source robustness (eps)");
-}
-
 static rb_status write_reports(const grid_ctx *g, rb_grid_outcome *outcome)
 {
     rb_grid_result *rows = NULL;
@@ -824,7 +800,7 @@ static rb_status write_reports(const grid_ctx *g, rb_grid_outcome *outcome)
         }
         if (s == RB_OK) {
             snprintf(path, sizeof path, "%s/plot.svg", g->opt->out_dir);
-            plot_title(g, rows, n, title, sizeof title);
+            report_plot_title(g->spec->name, rows, n, title, sizeof title);
             s = rb_grid_write_svg(path, title, rows, n);
         }
     }

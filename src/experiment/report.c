@@ -419,22 +419,45 @@ static size_t target_columns(const scratch *sc, column *cols)
     return k;
 }
 
-rb_status rb_grid_markdown(const rb_grid_result *rows, size_t n, char **out)
+/* Table markup: one row starts, cells follow, the row ends. In markdown
+ * bold is **, in HTML <strong>; `tail` follows the (bold) text unbolded. */
+static void row_start(report_text *t, report_format f)
 {
-    report_text t = {0};
+    report_put(t, f == REPORT_HTML ? "<tr>" : "|");
+}
+
+static void row_end(report_text *t, report_format f)
+{
+    report_put(t, f == REPORT_HTML ? "</tr>\n" : "\n");
+}
+
+static void put_cell(report_text *t, report_format f, bool head, const char *text, bool bold, const char *tail)
+{
+    if (f == REPORT_MARKDOWN) {
+        report_put(t, " %s%s%s%s |", bold ? "**" : "", text, bold ? "**" : "", tail);
+        return;
+    }
+    report_put(t, "<%s>%s", head ? "th" : "td", bold ? "<strong>" : "");
+    report_put_escaped(t, text);
+    report_put(t, "%s", bold ? "</strong>" : "");
+    report_put_escaped(t, tail);
+    report_put(t, "</%s>", head ? "th" : "td");
+}
+
+rb_status report_grid_table(report_text *out, const rb_grid_result *rows, size_t n, report_format f)
+{
+    report_text *t = out, note = {0};
     scratch sc;
     column *cols;
     rb_status s;
     int robust_col = 0, same_n = 1, split_spread = 0;
     size_t common_n = 0, n_cols;
-    if (out == NULL)
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_grid_markdown: NULL argument");
-    *out = NULL;
+    char text[160];
     if ((s = report_check_rows(rows, n)) != RB_OK)
         return s;
     if (n == 0) {
-        report_put(&t, "_No results yet._\n");
-        return report_finish(&t, out, "results table");
+        report_put(t, f == REPORT_HTML ? "<p>No results yet.</p>\n" : "_No results yet._\n");
+        return RB_OK;
     }
     if ((s = scratch_make(&sc, rows, n)) != RB_OK)
         return s;
@@ -467,20 +490,32 @@ rb_status rb_grid_markdown(const rb_grid_result *rows, size_t n, char **out)
                 }
     }
 
-    report_put(&t, "| source model | source acc |%s", robust_col ? " source robust acc |" : "");
+    if (f == REPORT_HTML)
+        report_put(t, "<table class=\"results\">\n<thead>");
+    row_start(t, f);
+    put_cell(t, f, true, "source model", false, "");
+    put_cell(t, f, true, "source acc", false, "");
+    if (robust_col)
+        put_cell(t, f, true, "source robust acc", false, "");
     for (size_t c = 0; c < n_cols; c++) {
         size_t g = cols[c].target;
         /* "scenes (mIoU)": a column that is not accuracy says so */
         if (is_accuracy(sc.metrics[g]))
-            report_put(&t, " %s%s |", sc.targets[g], cols[c].robust ? " robust" : "");
+            snprintf(text, sizeof text, "%s%s", sc.targets[g], cols[c].robust ? " robust" : "");
         else
-            report_put(&t, " %s%s (%s) |", sc.targets[g], cols[c].robust ? " robust" : "",
-                       rb_grid_metric_label(sc.metrics[g]));
+            snprintf(text, sizeof text, "%s%s (%s)", sc.targets[g], cols[c].robust ? " robust" : "",
+                     rb_grid_metric_label(sc.metrics[g]));
+        put_cell(t, f, true, text, false, "");
     }
-    report_put(&t, "\n|---|---:|%s", robust_col ? "---:|" : "");
-    for (size_t c = 0; c < n_cols; c++)
-        report_put(&t, "---:|");
-    report_put(&t, "\n");
+    row_end(t, f);
+    if (f == REPORT_HTML) {
+        report_put(t, "</thead>\n<tbody>\n");
+    } else {
+        report_put(t, "|---|---:|%s", robust_col ? "---:|" : "");
+        for (size_t c = 0; c < n_cols; c++)
+            report_put(t, "---:|");
+        report_put(t, "\n");
+    }
 
     for (size_t a = 0; a < sc.n_archs; a++) {
         const char *arch = sc.archs[a];
@@ -507,65 +542,96 @@ rb_status rb_grid_markdown(const rb_grid_result *rows, size_t n, char **out)
             for (size_t e = 0; e < ne; e++) {
                 char cell[96];
                 report_stat src = source_stat(rows, n, sc.values, arch, sc.eps[e].value, 0);
+                row_start(t, f);
                 if (sc.eps[e].value == 0)
-                    report_put(&t, "| %s " MIDDOT " %s " MIDDOT " standard (" EPSILON "=%s) |", arch, MODE_NAMES[m],
-                        sc.eps[e].text);
+                    snprintf(text, sizeof text, "%s " MIDDOT " %s " MIDDOT " standard (" EPSILON "=%s)", arch,
+                             MODE_NAMES[m], sc.eps[e].text);
                 else
-                    report_put(&t, "| %s " MIDDOT " %s " MIDDOT " robust " EPSILON "=%s |", arch, MODE_NAMES[m],
-                        sc.eps[e].text);
+                    snprintf(text, sizeof text, "%s " MIDDOT " %s " MIDDOT " robust " EPSILON "=%s", arch,
+                             MODE_NAMES[m], sc.eps[e].text);
+                put_cell(t, f, false, text, false, "");
                 format_stat(cell, sizeof cell, src);
-                report_put(&t, " %s |", cell);
+                put_cell(t, f, false, cell, false, "");
                 if (robust_col) {
                     format_stat(cell, sizeof cell, source_stat(rows, n, sc.values, arch, sc.eps[e].value, 1));
-                    report_put(&t, " %s |", cell);
+                    put_cell(t, f, false, cell, false, "");
                 }
                 for (size_t c = 0; c < n_cols; c++) {
                     const char *target = sc.targets[cols[c].target];
                     report_stat st =
                         target_stat(rows, n, sc.values, arch, MODES[m], sc.eps[e].value, target, cols[c].robust);
                     int bold = st.n > 0 && filled[c] >= 2 && shown(st.mean) == best[c];
-                    char levels[64];
+                    char levels[64], tail[96];
                     format_stat(cell, sizeof cell, st);
                     format_spread(levels, sizeof levels,
                                   target_spread(rows, n, sc.values, arch, MODES[m], sc.eps[e].value, target,
                                                 cols[c].robust));
-                    report_put(&t, " %s%s%s%s", bold ? "**" : "", cell, bold ? "**" : "", levels);
                     if (!same_n && st.n > 0)
-                        report_put(&t, " (n=%zu)", st.n);
-                    report_put(&t, " |");
+                        snprintf(tail, sizeof tail, "%s (n=%zu)", levels, st.n);
+                    else
+                        snprintf(tail, sizeof tail, "%s", levels);
+                    put_cell(t, f, false, cell, bold, tail);
                 }
-                report_put(&t, "\n");
+                row_end(t, f);
             }
         }
     }
+    if (f == REPORT_HTML)
+        report_put(t, "</tbody>\n</table>\n");
+
     if (sc.named)
-        report_put(&t, "\nTarget test score (%%), accuracy or the metric its column names: mean " PLUSMINUS
-                       " sample standard deviation over ");
+        report_put(&note, "Target test score (%%), accuracy or the metric its column names: mean " PLUSMINUS
+                          " sample standard deviation over ");
     else
-        report_put(&t, "\nTarget test accuracy (%%): mean " PLUSMINUS " sample standard deviation over ");
+        report_put(&note, "Target test accuracy (%%): mean " PLUSMINUS " sample standard deviation over ");
     if (same_n && common_n > 0)
-        report_put(&t, "n = %zu run%s per cell", common_n, common_n == 1 ? "" : "s");
+        report_put(&note, "n = %zu run%s per cell", common_n, common_n == 1 ? "" : "s");
     else
-        report_put(&t, "the n runs shown in each cell");
-    report_put(&t, " (source seeds " TIMES " transfer seeds); bold: the best mean of each architecture and mode "
-            "for a target. source acc: the source models' clean test accuracy (%%), over source seeds.");
+        report_put(&note, "the n runs shown in each cell");
+    report_put(&note, " (source seeds " TIMES " transfer seeds); bold: the best mean of each architecture and mode "
+                      "for a target. source acc: the source models' clean test accuracy (%%), over source seeds.");
     if (robust_col)
-        report_put(&t, " source robust acc: their test accuracy under the PGD evaluation attack (%%), over source "
-                       "seeds.");
+        report_put(&note, " source robust acc: their test accuracy under the PGD evaluation attack (%%), over "
+                          "source seeds.");
     for (size_t c = 0; c < n_cols; c++)
         if (cols[c].robust)
-            report_put(&t, " %s robust: the transferred models' %s on %s's test images attacked by %s (%%).",
+            report_put(&note, " %s robust: the transferred models' %s on %s's test images attacked by %s (%%).",
                        sc.targets[cols[c].target], rb_grid_metric_label(sc.metrics[cols[c].target]),
                        sc.targets[cols[c].target], sc.attacks[cols[c].target]);
     if (split_spread)
-        report_put(&t,
+        report_put(&note,
                    " In brackets, where a cell has several source models: s, the standard deviation over source "
                    "seeds of the source models' mean target %s (each over its transfer seeds); t, the pooled "
                    "standard deviation over transfer seeds within a source model.",
                    sc.named ? "score" : "accuracy");
-    report_put(&t, "\n");
     free(cols);
     scratch_free(&sc);
+    if (note.failed) {
+        free(note.data);
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory writing the results table");
+    }
+    if (f == REPORT_HTML) {
+        report_put(t, "<p class=\"note\">");
+        report_put_escaped(t, note.data);
+        report_put(t, "</p>\n");
+    } else {
+        report_put(t, "\n%s\n", note.data);
+    }
+    free(note.data);
+    return RB_OK;
+}
+
+rb_status rb_grid_markdown(const rb_grid_result *rows, size_t n, char **out)
+{
+    report_text t = {0};
+    rb_status s;
+    if (out == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_grid_markdown: NULL argument");
+    *out = NULL;
+    if ((s = report_grid_table(&t, rows, n, REPORT_MARKDOWN)) != RB_OK) {
+        free(t.data);
+        return s;
+    }
     return report_finish(&t, out, "results table");
 }
 

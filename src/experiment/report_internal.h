@@ -4,6 +4,7 @@
 #ifndef ROBUSTA_EXPERIMENT_REPORT_INTERNAL_H
 #define ROBUSTA_EXPERIMENT_REPORT_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <robusta/grid.h>
@@ -77,5 +78,49 @@ typedef struct scratch {
  * robust attacks; scratch_free frees it. */
 rb_status scratch_make(scratch *s, const rb_grid_result *rows, size_t n);
 void scratch_free(scratch *s);
+
+/* ------------------------------------------------------------ the reports
+ * as pieces of a larger page (robusta report's HTML holds several). */
+typedef enum report_format { REPORT_MARKDOWN, REPORT_HTML } report_format;
+
+/* Appends the results table and its note (rb_grid_markdown's text, or an
+ * HTML <table> and <p class="note">). */
+rb_status report_grid_table(report_text *t, const rb_grid_result *rows, size_t n, report_format f);
+
+/* Appends the plot as an <svg> element (no XML declaration): what
+ * rb_grid_write_svg writes after its declaration. */
+rb_status report_grid_svg(report_text *t, const char *title, const rb_grid_result *rows, size_t n);
+
+/* The plot's title: "NAME: target accuracy against source robustness (eps)",
+ * naming every metric of the rows in order of first appearance ("target
+ * accuracy and mIoU"). */
+void report_plot_title(const char *name, const rb_grid_result *rows, size_t n, char *out, size_t size);
+
+/* ------------------------------------------------------------ drawing
+ * (report_draw.c). SVG text has no layout: widths are estimated from
+ * DejaVu Sans's advance widths (Debian's sans-serif, what librsvg and
+ * Chromium draw with) and padded by TEXT_SLACK for fonts a little wider;
+ * tests render the plots and check that nothing reaches the border. */
+#define TEXT_SLACK 1.08
+#define TEXT_MARGIN 8.0 /* px between text and the canvas or panel edge */
+#define TITLE_SIZE 15.0
+#define PANEL_TITLE_SIZE 13.0
+#define TEXT_SIZE 11.0
+#define MIN_TEXT_SIZE 8.0
+
+#define REPORT_N_COLORS 10
+extern const char *const REPORT_COLORS[REPORT_N_COLORS]; /* series colors, in order */
+
+/* Appends `s` with &, <, > and " escaped (SVG and HTML text and attributes). */
+void report_put_escaped(report_text *t, const char *s);
+/* The estimated width in px of `s` (UTF-8) at `size` px. */
+double report_text_width(const char *s, double size, bool bold);
+/* The font size at most `size` (and at least MIN_TEXT_SIZE) at which `s`
+ * is at most `room` px wide. */
+double report_fitting_size(const char *s, double size, bool bold, double room);
+/* `s` at `size`, cut to `room` px with an ellipsis if it is still wider. */
+void report_put_fitted(report_text *t, const char *s, double size, bool bold, double room);
+/* A round tick step (1, 2 or 5 times a power of ten) giving about 5 ticks. */
+double report_nice_step(double span);
 
 #endif /* ROBUSTA_EXPERIMENT_REPORT_INTERNAL_H */

@@ -26,112 +26,6 @@
 #define X_INSET 14.0     /* keeps the first and last eps off the frame */
 #define LEGEND_ROW 18.0
 
-static const char *const COLORS[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
-                                     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
-#define N_COLORS (sizeof COLORS / sizeof COLORS[0])
-
-static void put_escaped(report_text *t, const char *s)
-{
-    for (; *s; s++)
-        switch (*s) {
-        case '&': report_put(t, "&amp;"); break;
-        case '<': report_put(t, "&lt;"); break;
-        case '>': report_put(t, "&gt;"); break;
-        case '"': report_put(t, "&quot;"); break;
-        default: report_put(t, "%c", *s);
-        }
-}
-
-/* ------------------------------------------------------------ text that fits
- *
- * SVG text has no layout: a title wider than the canvas is cut where the
- * renderer clips it. Widths are estimated from DejaVu Sans's advance
- * widths (the sans-serif of Debian's fontconfig, what librsvg and Chromium
- * draw here), per character in ems, bold 10% wider, and every estimate is
- * padded by TEXT_SLACK for fonts a little wider; tests render the plots
- * with rsvg-convert and check that nothing reaches the border. */
-#define TEXT_SLACK 1.08
-#define TEXT_MARGIN 8.0 /* px between text and the canvas or panel edge */
-#define TITLE_SIZE 15.0
-#define PANEL_TITLE_SIZE 13.0
-#define TEXT_SIZE 11.0
-#define MIN_TEXT_SIZE 8.0
-
-static double char_em(unsigned char c)
-{
-    static const double lower[26] = {0.613, 0.635, 0.550, 0.635, 0.615, 0.352, 0.635, 0.634, 0.278,
-                                     0.278, 0.579, 0.278, 0.974, 0.634, 0.612, 0.635, 0.635, 0.411,
-                                     0.521, 0.392, 0.634, 0.592, 0.818, 0.592, 0.592, 0.525};
-    static const double upper[26] = {0.684, 0.686, 0.698, 0.770, 0.632, 0.575, 0.775, 0.752, 0.295,
-                                     0.295, 0.656, 0.557, 0.863, 0.748, 0.787, 0.603, 0.787, 0.695,
-                                     0.635, 0.611, 0.732, 0.684, 0.989, 0.685, 0.611, 0.685};
-    if (c >= 'a' && c <= 'z')
-        return lower[c - 'a'];
-    if (c >= 'A' && c <= 'Z')
-        return upper[c - 'A'];
-    if (c >= '0' && c <= '9')
-        return 0.636;
-    switch (c) {
-    case ' ': case '.': case ',': return 0.318;
-    case ':': case ';': case '/': case '!': case '|': case '\'': return 0.337;
-    case '-': return 0.361;
-    case '(': case ')': case '[': case ']': return 0.390;
-    case '%': return 0.950;
-    case '&': return 0.780;
-    case '<': case '>': case '=': case '+': return 0.838;
-    default: return 0.650; /* the rest of ASCII, and each character beyond (its first byte) */
-    }
-}
-
-/* The estimated width in px of `s` (UTF-8) at `size` px. */
-static double text_width(const char *s, double size, bool bold)
-{
-    double em = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if ((*p & 0xc0) != 0x80) /* one advance per character, not per byte */
-            em += char_em(*p);
-    return em * size * (bold ? 1.10 : 1.0) * TEXT_SLACK;
-}
-
-/* The font size at most `size` (and at least MIN_TEXT_SIZE) at which `s`
- * is at most `room` px wide. */
-static double fitting_size(const char *s, double size, bool bold, double room)
-{
-    double w = text_width(s, size, bold);
-    if (w <= room)
-        return size;
-    return fmax(MIN_TEXT_SIZE, floor(size * room / w * 10) / 10);
-}
-
-/* `s` at `size`, cut to `room` px with an ellipsis if it is still wider. */
-static void put_fitted(report_text *t, const char *s, double size, bool bold, double room)
-{
-    size_t n = strlen(s);
-    char *cut;
-    if (text_width(s, size, bold) <= room || (cut = strdup(s)) == NULL) {
-        put_escaped(t, s);
-        return;
-    }
-    while (n > 0) {
-        do /* whole characters */
-            n--;
-        while (n > 0 && ((unsigned char)cut[n] & 0xc0) == 0x80);
-        cut[n] = '\0';
-        if (text_width(cut, size, bold) + text_width("\xe2\x80\xa6", size, bold) <= room)
-            break;
-    }
-    put_escaped(t, cut);
-    report_put(t, "\xe2\x80\xa6");
-    free(cut);
-}
-
-/* A round tick step (1, 2 or 5 times a power of ten) giving about 5 ticks. */
-static double nice_step(double span)
-{
-    double raw = span / 5, mag = pow(10, floor(log10(raw))), f = raw / mag;
-    return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
-}
-
 /* One line of a panel: an arch and mode's target metric, or its robust
  * target accuracy (dotted, hollow markers, the color of the metric's line). */
 typedef struct series {
@@ -144,9 +38,9 @@ typedef struct series {
  * for robust accuracy. */
 static void put_stroke(report_text *t, const series *s)
 {
-    report_put(t, "stroke=\"%s\"%s", COLORS[s->color % N_COLORS],
+    report_put(t, "stroke=\"%s\"%s", REPORT_COLORS[s->color % REPORT_N_COLORS],
                s->robust                 ? " stroke-dasharray=\"2 3\""
-               : s->color >= N_COLORS    ? " stroke-dasharray=\"5 3\""
+               : s->color >= REPORT_N_COLORS    ? " stroke-dasharray=\"5 3\""
                                          : "");
 }
 
@@ -160,9 +54,9 @@ static void put_marker(report_text *t, const series *s, double x, double y)
 {
     if (s->robust)
         report_put(t, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"white\" stroke=\"%s\"/>\n", x, y,
-                   COLORS[s->color % N_COLORS]);
+                   REPORT_COLORS[s->color % REPORT_N_COLORS]);
     else
-        report_put(t, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", x, y, COLORS[s->color % N_COLORS]);
+        report_put(t, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", x, y, REPORT_COLORS[s->color % REPORT_N_COLORS]);
 }
 
 static void svg_panel(report_text *t, const rb_grid_result *rows, size_t n, scratch *sc, const series *ser,
@@ -192,7 +86,7 @@ static void svg_panel(report_text *t, const rb_grid_result *rows, size_t n, scra
         lo -= 1;
         hi += 1;
     }
-    step = nice_step(hi - lo);
+    step = report_nice_step(hi - lo);
     y_lo = floor(lo / step) * step;
     y_hi = ceil(hi / step) * step;
     n_ticks = (int)lround((y_hi - y_lo) / step) + 1;
@@ -202,10 +96,10 @@ static void svg_panel(report_text *t, const rb_grid_result *rows, size_t n, scra
     {
         /* centred over the plot, within the panel */
         double room = 2 * fmin(PLOT_LEFT + w / 2, PANEL_W - PLOT_LEFT - w / 2) - 2 * TEXT_MARGIN;
-        double size = fitting_size(target, PANEL_TITLE_SIZE, true, room);
+        double size = report_fitting_size(target, PANEL_TITLE_SIZE, true, room);
         report_put(t, "<g>\n<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"%g\" font-weight=\"bold\">",
                    x0 + PLOT_LEFT + w / 2, TITLE_H + 18, size);
-        put_fitted(t, target, size, true, room);
+        report_put_fitted(t, target, size, true, room);
         report_put(t, "</text>\n");
     }
     for (int k = 0; k < n_ticks; k++) {
@@ -227,7 +121,7 @@ static void svg_panel(report_text *t, const rb_grid_result *rows, size_t n, scra
             report_put(t, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#444\"/>\n", x, top + h, x,
                 top + h + 4);
             report_put(t, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", x, top + h + 16 + 11 * row);
-            put_escaped(t, sc->eps[e].text);
+            report_put_escaped(t, sc->eps[e].text);
             report_put(t, "</text>\n");
         }
     }
@@ -237,7 +131,7 @@ static void svg_panel(report_text *t, const rb_grid_result *rows, size_t n, scra
     report_put(t, "<text transform=\"rotate(-90 %.1f %.1f)\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">",
                x0 + 16, top + h / 2, x0 + 16, top + h / 2);
     report_put(t, "target ");
-    put_escaped(t, rb_grid_metric_label(sc->metrics[g]));
+    report_put_escaped(t, rb_grid_metric_label(sc->metrics[g]));
     report_put(t, " (%%)</text>\n");
 
     for (size_t s = 0; s < n_ser; s++) {
@@ -276,23 +170,21 @@ static void svg_panel(report_text *t, const rb_grid_result *rows, size_t n, scra
     report_put(t, "</g>\n");
 }
 
-rb_status rb_grid_write_svg(const char *path, const char *title, const rb_grid_result *rows, size_t n)
+rb_status report_grid_svg(report_text *out, const char *title, const rb_grid_result *rows, size_t n)
 {
-    report_text t = {0};
+    report_text *t = out;
     scratch sc;
     series *ser = NULL;
     size_t n_ser = 0, ne = 0, panels;
     double x_max = 0, width, height, title_size = TITLE_SIZE;
     rb_status s;
-    if (path == NULL)
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_grid_write_svg: NULL path");
     if ((s = report_check_rows(rows, n)) != RB_OK)
         return s;
     if ((s = scratch_make(&sc, rows, n)) != RB_OK)
         return s;
     if ((ser = malloc((4 * sc.n_archs + 1) * sizeof *ser)) == NULL) {
         scratch_free(&sc);
-        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory plotting %s", path);
+        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory plotting %zu results", n);
     }
     for (size_t a = 0; a < sc.n_archs; a++)
         for (int m = 0; m < 2; m++)
@@ -322,46 +214,81 @@ rb_status rb_grid_write_svg(const char *path, const char *title, const rb_grid_r
     for (size_t i = 0; i < n_ser; i++) {
         char label[160]; /* an arch label (under 64), a mode and the robust note */
         legend_label(&ser[i], label, sizeof label);
-        width = fmax(width, ceil(PLOT_LEFT + 32 + text_width(label, TEXT_SIZE, false) + TEXT_MARGIN));
+        width = fmax(width, ceil(PLOT_LEFT + 32 + report_text_width(label, TEXT_SIZE, false) + TEXT_MARGIN));
     }
     if (title != NULL) {
-        title_size = fmax(TITLE_SIZE * 2 / 3, fitting_size(title, TITLE_SIZE, true, width - 2 * TEXT_MARGIN));
-        width = fmax(width, ceil(text_width(title, title_size, true) + 2 * TEXT_MARGIN));
+        title_size = fmax(TITLE_SIZE * 2 / 3, report_fitting_size(title, TITLE_SIZE, true, width - 2 * TEXT_MARGIN));
+        width = fmax(width, ceil(report_text_width(title, title_size, true) + 2 * TEXT_MARGIN));
     }
 
-    report_put(&t, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    report_put(&t, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
+    report_put(t, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
             "font-family=\"sans-serif\" font-size=\"11\">\n",
         width, height, width, height);
-    report_put(&t, "<rect width=\"%.0f\" height=\"%.0f\" fill=\"white\"/>\n", width, height);
+    report_put(t, "<rect width=\"%.0f\" height=\"%.0f\" fill=\"white\"/>\n", width, height);
     if (title != NULL) {
-        report_put(&t, "<text x=\"%.1f\" y=\"22\" text-anchor=\"middle\" font-size=\"%g\" font-weight=\"bold\">",
+        report_put(t, "<text x=\"%.1f\" y=\"22\" text-anchor=\"middle\" font-size=\"%g\" font-weight=\"bold\">",
                    width / 2, title_size);
-        put_escaped(&t, title);
-        report_put(&t, "</text>\n");
+        report_put_escaped(t, title);
+        report_put(t, "</text>\n");
     }
     if (n == 0)
-        report_put(&t, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">no results yet</text>\n", width / 2,
+        report_put(t, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">no results yet</text>\n", width / 2,
             TITLE_H + PANEL_H / 2);
     for (size_t g = 0; g < sc.n_targets; g++)
-        svg_panel(&t, rows, n, &sc, ser, n_ser, ne, x_max, g);
+        svg_panel(t, rows, n, &sc, ser, n_ser, ne, x_max, g);
     for (size_t i = 0; i < n_ser; i++) {
         double y = TITLE_H + PANEL_H + 10 + LEGEND_ROW * (double)i + LEGEND_ROW / 2;
-        report_put(&t, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke-width=\"2\" ", PLOT_LEFT, y,
+        report_put(t, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke-width=\"2\" ", PLOT_LEFT, y,
             PLOT_LEFT + 24, y);
-        put_stroke(&t, &ser[i]);
-        report_put(&t, "/>\n");
-        put_marker(&t, &ser[i], PLOT_LEFT + 12, y);
-        report_put(&t, "<text x=\"%.1f\" y=\"%.1f\">", PLOT_LEFT + 32, y + 4);
+        put_stroke(t, &ser[i]);
+        report_put(t, "/>\n");
+        put_marker(t, &ser[i], PLOT_LEFT + 12, y);
+        report_put(t, "<text x=\"%.1f\" y=\"%.1f\">", PLOT_LEFT + 32, y + 4);
         {
             char label[160]; /* an arch label (under 64), a mode and the robust note */
             legend_label(&ser[i], label, sizeof label);
-            put_escaped(&t, label);
+            report_put_escaped(t, label);
         }
-        report_put(&t, "</text>\n");
+        report_put(t, "</text>\n");
     }
-    report_put(&t, "</svg>\n");
+    report_put(t, "</svg>\n");
     free(ser);
     scratch_free(&sc);
+    return RB_OK;
+}
+
+rb_status rb_grid_write_svg(const char *path, const char *title, const rb_grid_result *rows, size_t n)
+{
+    report_text t = {0};
+    rb_status s;
+    if (path == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_grid_write_svg: NULL path");
+    report_put(&t, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    if ((s = report_grid_svg(&t, title, rows, n)) != RB_OK) {
+        free(t.data);
+        return s;
+    }
     return report_write_file(&t, path, path);
+}
+
+void report_plot_title(const char *name, const rb_grid_result *rows, size_t n, char *out, size_t size)
+{
+    const char *seen[16];
+    size_t k = 0, used;
+    for (size_t i = 0; i < n && k < 16; i++) {
+        const char *label = rb_grid_metric_label(rows[i].metric);
+        size_t j = 0;
+        while (j < k && strcmp(seen[j], label) != 0)
+            j++;
+        if (j == k)
+            seen[k++] = label;
+    }
+    if (k == 0)
+        seen[k++] = "accuracy";
+    used = (size_t)snprintf(out, size, "%s: target", name);
+    for (size_t j = 0; j < k && used < size; j++)
+        used += (size_t)snprintf(out + used, size - used, "%s%s", j == 0 ? " " : j + 1 == k ? " and " : ", ",
+                                 seen[j]);
+    if (used < size)
+        snprintf(out + used, size - used, " against source robustness (eps)");
 }
