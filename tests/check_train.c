@@ -692,7 +692,7 @@ START_TEST(the_default_configuration_trains_and_config_json_keeps_its_members)
         "epochs",    "batch_size",     "eval_batch_size", "lr",       "momentum",       "weight_decay", "nesterov",
         "schedule",  "seed",           "threads",        "loader_threads", "precision", "conv_algorithm", "classes",
         "per_class", "image_size",     "channels",       "augment",   "transform",  "eval_every",     "sync_bn",
-        "tune",      "plan"};
+        "tune",      "plan",           "machine",        "plugins"};
     rb_train_config c = rb_train_config_default();
     rb_registry *reg = NULL;
     const rb_plugin *resnet = NULL;
@@ -757,6 +757,16 @@ START_TEST(the_default_configuration_trains_and_config_json_keeps_its_members)
     ck_assert(json_object_object_get_ex(j, "arch_options", &v));
     ck_assert_str_eq(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN),
                      "{\"depth\":\"18\",\"width\":\"0.125\",\"stem\":\"cifar\"}");
+    {
+        /* where and with what it ran, for robusta report */
+        char machine[512], plugins[128];
+        ck_assert_int_eq(rb_machine_info(machine, sizeof machine), RB_OK);
+        ck_assert(json_object_object_get_ex(j, "machine", &v));
+        ck_assert_str_eq(json_object_get_string(v), machine);
+        ck_assert(json_object_object_get_ex(j, "plugins", &v));
+        snprintf(plugins, sizeof plugins, "{\"resnet\":\"%s\"}", resnet->version);
+        ck_assert_str_eq(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN), plugins);
+    }
     json_object_put(j);
     /* Batch-norm trained in training mode: its running mean moved from 0
      * (the transfer part's fixed_features, true by default, means nothing

@@ -272,6 +272,18 @@ rb_status train_write_config(const rb_train_config *c, const char *run_id, const
     json_object_object_add(root, "tune", json_object_new_string(rb_tune_mode_str(c->tune)));
     if (rb_plan_count(plan) > 0)
         json_object_object_add(root, "plan", plan_to_json(plan));
+    {
+        /* where and with what the run was made, for robusta report; never read back */
+        char machine[512];
+        json_object *plugins = json_object_new_object();
+        const rb_plugin *used[] = {c->arch, c->adversarial.attack, c->transfer.task};
+        if (rb_machine_info(machine, sizeof machine) == RB_OK)
+            json_object_object_add(root, "machine", json_object_new_string(machine));
+        for (size_t i = 0; i < sizeof used / sizeof used[0]; i++)
+            if (used[i] != NULL)
+                json_object_object_add(plugins, used[i]->name, json_object_new_string(used[i]->version));
+        json_object_object_add(root, "plugins", plugins);
+    }
     txt = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
     {
         /* a plan makes the text any length: written with its newline as one piece */
