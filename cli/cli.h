@@ -234,5 +234,6 @@ extern const cli_command cli_bench_command;
 extern const cli_command cli_make_scenes_command;
 extern const cli_command cli_data_command;
 extern const cli_command cli_coco_eval_command;
+extern const cli_command cli_report_command;
 
 #endif /* RB_CLI_H */

@@ -12,7 +12,7 @@ static const cli_command *const available_commands[] = {
     &cli_plugins_command, &cli_train_command, &cli_eval_command, &cli_import_command,
     &cli_export_command,  &cli_infer_command, &cli_inspect_command, &cli_attack_command,
     &cli_transfer_command, &cli_grid_command, &cli_demo_command, &cli_bench_command,
-    &cli_make_scenes_command, &cli_coco_eval_command, &cli_data_command,
+    &cli_make_scenes_command, &cli_coco_eval_command, &cli_data_command, &cli_report_command,
 };
 #define AVAILABLE_COUNT (sizeof available_commands / sizeof available_commands[0])
 

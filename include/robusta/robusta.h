@@ -85,6 +85,7 @@
 #include <robusta/attack.h>
 #include <robusta/autoattack.h>
 #include <robusta/grid.h>
+#include <robusta/report.h>
 
 #ifdef __cplusplus
 extern "C" {

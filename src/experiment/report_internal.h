@@ -96,6 +96,57 @@ rb_status report_grid_svg(report_text *t, const char *title, const rb_grid_resul
  * accuracy and mIoU"). */
 void report_plot_title(const char *name, const rb_grid_result *rows, size_t n, char *out, size_t size);
 
+/* ------------------------------------------------------------ log.jsonl
+ * (report_log.c): a run's per-epoch rows as columns. */
+enum {
+    REPORT_LOG_TRAIN_LOSS,
+    REPORT_LOG_TEST_LOSS,
+    REPORT_LOG_TRAIN_ACC,
+    REPORT_LOG_TEST_ACC,
+    REPORT_LOG_ADV_TRAIN_ACC,
+    REPORT_LOG_ROBUST_TEST_ACC,
+    REPORT_LOG_SECONDS,
+    REPORT_LOG_COLUMNS
+};
+extern const char *const REPORT_LOG_KEYS[REPORT_LOG_COLUMNS]; /* "train_loss", ... as log.jsonl names them */
+
+typedef struct report_log {
+    size_t n;                         /* rows kept, epochs ascending */
+    double *epoch;                    /* n of them */
+    double *v[REPORT_LOG_COLUMNS];    /* n each; NAN where null or absent */
+    size_t lines;                     /* lines read, empty ones included */
+    size_t skipped;                   /* lines that were not rows */
+    char first_fault[320];            /* the first of them: "line 7: not JSON (unexpected end at byte 31)" */
+} report_log;
+
+/* Reads `size` bytes of log.jsonl text (not necessarily NUL-terminated).
+ * A row is one strict JSON object with an integer "epoch" >= 1, greater
+ * than the previous row's, whose REPORT_LOG_KEYS members are numbers or
+ * null; any other non-empty line is skipped and counted. Only running out
+ * of memory fails (RB_ERR_OUT_OF_MEMORY, *log then empty). Free with
+ * report_log_free. A pure function of the bytes, so it can be fuzzed. */
+rb_status report_log_parse(const char *text, size_t size, report_log *log);
+void report_log_free(report_log *log);
+
+/* ------------------------------------------------------------ curves
+ * (report_curves.c): values per epoch, panels side by side. */
+typedef struct report_curve {
+    const char *label;     /* in the panel's legend */
+    const double *x, *y;   /* n each: epoch and value; a NAN y is a gap */
+    size_t n;
+    size_t color;          /* index into REPORT_COLORS */
+    bool dashed;
+} report_curve;
+
+typedef struct report_panel {
+    const char *title, *y_label;
+    const report_curve *curves;
+    size_t n;
+} report_panel;
+
+/* Appends an <svg> of the panels (a NULL title: none). */
+rb_status report_curves_svg(report_text *t, const char *title, const report_panel *panels, size_t n_panels);
+
 /* ------------------------------------------------------------ drawing
  * (report_draw.c). SVG text has no layout: widths are estimated from
  * DejaVu Sans's advance widths (Debian's sans-serif, what librsvg and

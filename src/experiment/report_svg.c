@@ -39,9 +39,9 @@ typedef struct series {
 static void put_stroke(report_text *t, const series *s)
 {
     report_put(t, "stroke=\"%s\"%s", REPORT_COLORS[s->color % REPORT_N_COLORS],
-               s->robust                 ? " stroke-dasharray=\"2 3\""
-               : s->color >= REPORT_N_COLORS    ? " stroke-dasharray=\"5 3\""
-                                         : "");
+               s->robust                       ? " stroke-dasharray=\"2 3\""
+               : s->color >= REPORT_N_COLORS   ? " stroke-dasharray=\"5 3\""
+                                               : "");
 }
 
 /* "ARCH MODE", or "ARCH MODE, robust accuracy under eval-attack". */
@@ -56,7 +56,8 @@ static void put_marker(report_text *t, const series *s, double x, double y)
         report_put(t, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"white\" stroke=\"%s\"/>\n", x, y,
                    REPORT_COLORS[s->color % REPORT_N_COLORS]);
     else
-        report_put(t, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", x, y, REPORT_COLORS[s->color % REPORT_N_COLORS]);
+        report_put(t, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", x, y,
+                   REPORT_COLORS[s->color % REPORT_N_COLORS]);
 }
 
 static void svg_panel(report_text *t, const rb_grid_result *rows, size_t n, scratch *sc, const series *ser,

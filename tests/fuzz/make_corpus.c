@@ -575,6 +575,21 @@ static void plan_cache(void)
              "\"k\": \"b\"}}}");
 }
 
+static void report_log(void)
+{
+    put_text("report_log", "adversarial.jsonl",
+             "{\"epoch\": 1, \"lr\": 0.1, \"train_loss\": 1.03, \"train_acc\": 0.33, \"test_loss\": null, "
+             "\"test_acc\": null, \"seconds\": 60.9, \"images_per_second\": 81.9, \"adv_train_acc\": 0.56, "
+             "\"robust_test_acc\": null}\n"
+             "{\"epoch\": 2, \"lr\": 0.07, \"train_loss\": 0.69, \"train_acc\": 0.75, \"test_loss\": 0.5, "
+             "\"test_acc\": 0.8, \"seconds\": 71.0, \"images_per_second\": 70.2, \"adv_train_acc\": 0.69, "
+             "\"robust_test_acc\": 0.6}\n");
+    put_text("report_log", "cut.jsonl", "{\"epoch\": 1, \"train_loss\": 2.0}\n{\"epoch\": 2, \"train_lo");
+    put_text("report_log", "faults.jsonl",
+             "[1]\n{\"epoch\": 0}\n{\"epoch\": 2, \"train_loss\": \"x\"}\n{\"epoch\": 3, \"epoch\": 4}\n"
+             "{\"epoch\": 3, \"test_acc\": 1e999}\n{\"epoch\": 5}\n{\"epoch\": 5}\n\n");
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -600,6 +615,7 @@ int main(int argc, char **argv)
     image_cache();
     coco();
     plan_cache();
+    report_log();
     rmdir(tmp);
     return 0;
 }
