@@ -658,6 +658,21 @@ START_TEST(demo_quick_gives_sane_outputs)
     ck_assert_msg(r.code == 0, "demo --quick failed (%d): %s", r.code, r.err);
     ck_assert_msg(strstr(r.out, "12 of 12 transfer results") != NULL, "%s", r.out);
     ck_assert_msg(strstr(r.out, "made 64 + 32 segmentation scenes") != NULL, "%s", r.out);
+    {
+        /* the page of it all, named last (check_report_html checks what pages hold) */
+        char said[700];
+        char *page;
+        snprintf(said, sizeof said, "training curves and each run's configuration: %s/report.html\n", out);
+        ck_assert_msg(strstr(r.out, said) != NULL, "%s", r.out);
+        snprintf(path, sizeof path, "%s/report.html", out);
+        page = slurp_file(path);
+        ck_assert_msg(strstr(page, "<h1>robusta demo: do adversarially robust source models transfer better?</h1>")
+                      != NULL && strstr(page, "<table class=\"results\">") != NULL &&
+                      strstr(page, "<h4>fm5-9: per-class accuracy</h4>") != NULL &&
+                      strstr(page, "<h4>scenes: per-class IoU</h4>") != NULL, "%.2000s", page);
+        ck_assert_msg(strstr(page, "<h2 id=\"skipped\">") == NULL, "the demo's report left something out");
+        free(page);
+    }
     ck_assert_msg(strstr(r.out, "| source model |") != NULL, "no table printed: %s", r.out);
     ck_assert_msg(strstr(r.out, "beats") != NULL || strstr(r.out, "ties") != NULL, "no verdict: %s", r.out);
     /* robustness after transfer: a verdict per mode for the classifier (one run each: it cannot tell) */
