@@ -261,6 +261,35 @@ static void fuzz_grid(const unsigned char *bytes, size_t size, long i)
     rb_grid_spec_destroy(g);
 }
 
+/* results.csv: accepted rows must go through the table and the summary
+ * (which refuse some, in one line). */
+static const char results_seed[] =
+    "arch,eps,source_eps,source_seed,source_test_acc,source_robust_acc,target,mode,transfer_seed,target_acc,"
+    "seconds,metric,target_robust_acc,robust_attack\n"
+    "r18,0,0,0,0.788,0.14,fm5-9,fixed,0,0.52,4.1,accuracy,0.02,pgd-l2 steps=5 eps=1.0\n"
+    "r18,1.0,1,0,0.70,0.52,fm5-9,fixed,0,0.55,4.0,accuracy,0.31,pgd-l2 steps=5 eps=1.0\n"
+    "r18,1.0,1,1,0.71,0.50,scenes,full,0,0.27,9.5,miou,,\n";
+
+static void fuzz_results(const unsigned char *bytes, size_t size, long i)
+{
+    rb_grid_result *rows = NULL;
+    size_t n = 0;
+    char *text = NULL;
+    if (rb_grid_parse_csv((const char *)bytes, size, "mutant.csv", &rows, &n) != RB_OK) {
+        assert_one_line("results_csv", i, bytes, size);
+        return;
+    }
+    accepted++;
+    if (rb_grid_markdown(rows, n, &text) != RB_OK)
+        assert_one_line("results_csv", i, bytes, size);
+    free(text);
+    text = NULL;
+    if (rb_grid_summary(rows, n, &text) != RB_OK)
+        assert_one_line("results_csv", i, bytes, size);
+    free(text);
+    free(rows);
+}
+
 /* The checkpoint's JSON header, mutated behind a valid frame: its length
  * and CRC are recomputed, so mutants reach the JSON and index checks that
  * the CRC otherwise guards. */
@@ -668,6 +697,17 @@ START_TEST(grid_files_survive_mutation)
 }
 END_TEST
 
+START_TEST(results_files_survive_mutation)
+{
+    rb_grid_result *rows;
+    size_t n;
+    ck_assert_int_eq(rb_grid_parse_csv(results_seed, strlen(results_seed), "seed.csv", &rows, &n), RB_OK);
+    ck_assert_uint_eq(n, 3);
+    free(rows);
+    run_target("results_csv", fuzz_results, (const unsigned char *)results_seed, strlen(results_seed));
+}
+END_TEST
+
 START_TEST(text_options_survive_mutation)
 {
     static const char *const seeds[] = {"npy:/data/x.npy,/data/y.npy;/data/tx.npy,/data/ty.npy",
@@ -875,6 +915,7 @@ int main(void)
     tcase_add_test(tc, safetensors_survive_mutation);
     tcase_add_test(tc, npy_survives_mutation);
     tcase_add_test(tc, grid_files_survive_mutation);
+    tcase_add_test(tc, results_files_survive_mutation);
     tcase_add_test(tc, dataset_files_survive_mutation);
     tcase_add_test(tc, text_options_survive_mutation);
     tcase_add_test(tc, images_survive_mutation);

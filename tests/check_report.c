@@ -197,6 +197,14 @@ static void expect_read_error(const char *content, rb_status want_status, const 
     ck_assert_uint_eq(n, 0);
     snprintf(full, sizeof full, "%s%s", path, want);
     ck_assert_msg(strstr(rb_last_error(), full) != NULL, "got '%s', want '%s'", rb_last_error(), full);
+    /* the same bytes parsed in memory say the same, under the name given */
+    rows = (rb_grid_result *)1;
+    n = 7;
+    ck_assert_int_eq(rb_grid_parse_csv(content, strlen(content), "text.csv", &rows, &n), want_status);
+    ck_assert_ptr_null(rows);
+    ck_assert_uint_eq(n, 0);
+    snprintf(full, sizeof full, "text.csv%s", want);
+    ck_assert_msg(strstr(rb_last_error(), full) == rb_last_error(), "got '%s', want '%s'", rb_last_error(), full);
 }
 
 

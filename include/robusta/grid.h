@@ -334,6 +334,12 @@ RB_API rb_status rb_grid_write_csv(const char *path, const rb_grid_result *rows,
  * RB_ERR_CORRUPT and "PATH:LINE: ...". Blank lines are skipped. */
 RB_API rb_status rb_grid_read_csv(const char *path, rb_grid_result **rows, size_t *n);
 
+/* rb_grid_read_csv on `size` bytes of text (not necessarily NUL-terminated),
+ * `what` naming it in messages (NULL: "results.csv"). Nothing but memory is
+ * touched, so it can be fuzzed. */
+RB_API rb_status rb_grid_parse_csv(const char *text, size_t size, const char *what, rb_grid_result **rows,
+                                   size_t *n);
+
 /* The results as a GitHub markdown table, in a new malloc'd string (*out,
  * free it). Columns: the row label, "source acc" (the source models' clean
  * test accuracy, mean ± sd over source seeds), "source robust acc" (the

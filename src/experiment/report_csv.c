@@ -208,30 +208,26 @@ static int csv_row(char *line, size_t fields, rb_grid_result *r, char *why, size
     return 1;
 }
 
-rb_status rb_grid_read_csv(const char *path, rb_grid_result **rows, size_t *n)
+rb_status rb_grid_parse_csv(const char *text, size_t size, const char *what, rb_grid_result **rows, size_t *n)
 {
-    unsigned char *raw;
     char *data;
-    size_t size, used = 0, cap = 0, pos = 0;
+    size_t used = 0, cap = 0, pos = 0;
     rb_grid_result *out = NULL;
-    rb_status s;
+    rb_status s = RB_OK;
     size_t fields = CSV_FIELDS;
     int lineno = 0;
-    if (path == NULL || rows == NULL || n == NULL)
-        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_grid_read_csv: NULL argument");
+    const char *path = what != NULL ? what : "results.csv";
+    if ((text == NULL && size > 0) || rows == NULL || n == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_grid_parse_csv: NULL argument");
     *rows = NULL;
     *n = 0;
-    if ((s = rb_file_read_all(path, (size_t)1 << 28, &raw, &size)) != RB_OK)
-        return s;
     /* a copy with room for the NUL that ends a last line without '\n' */
     data = malloc(size + 1);
-    if (data != NULL) {
-        memcpy(data, raw, size);
-        data[size] = '\0';
-    }
-    free(raw);
     if (data == NULL)
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory reading %s", path);
+    if (size > 0)
+        memcpy(data, text, size);
+    data[size] = '\0';
     while (pos < size && s == RB_OK) {
         char *nl = memchr(data + pos, '\n', size - pos);
         size_t end = nl ? (size_t)(nl - data) : size, len = end - pos;
@@ -282,4 +278,20 @@ rb_status rb_grid_read_csv(const char *path, rb_grid_result **rows, size_t *n)
     *rows = out;
     *n = used;
     return RB_OK;
+}
+
+rb_status rb_grid_read_csv(const char *path, rb_grid_result **rows, size_t *n)
+{
+    unsigned char *raw;
+    size_t size;
+    rb_status s;
+    if (path == NULL || rows == NULL || n == NULL)
+        return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_grid_read_csv: NULL argument");
+    *rows = NULL;
+    *n = 0;
+    if ((s = rb_file_read_all(path, (size_t)1 << 28, &raw, &size)) != RB_OK)
+        return s;
+    s = rb_grid_parse_csv((const char *)raw, size, path, rows, n);
+    free(raw);
+    return s;
 }

@@ -575,6 +575,28 @@ static void plan_cache(void)
              "\"k\": \"b\"}}}");
 }
 
+static void results_csv(void)
+{
+#define RESULTS_HEADER                                                                                     \
+    "arch,eps,source_eps,source_seed,source_test_acc,source_robust_acc,target,mode,transfer_seed,target_acc," \
+    "seconds,metric,target_robust_acc,robust_attack\n"
+    put_text("results_csv", "demo.csv",
+             RESULTS_HEADER
+             "r18w25,0,0,0,0.788,0.14,fm5-9,fixed,0,0.52,4.1,accuracy,0.02,pgd-l2 steps=5 eps=1.0\n"
+             "r18w25,0,0,0,0.788,0.14,fm5-9,full,0,0.61,7.9,accuracy,0.01,pgd-l2 steps=5 eps=1.0\n"
+             "r18w25,1.0,1,0,0.70,0.52,fm5-9,fixed,0,0.55,4.0,accuracy,0.31,pgd-l2 steps=5 eps=1.0\n"
+             "r18w25,1.0,1,0,0.70,0.52,scenes,fixed,0,0.27,9.5,miou,,\n"
+             "r18w25,0,0,0,0.788,0.14,scenes,fixed,0,0.25,9.1,miou,,\n");
+    put_text("results_csv", "old.csv",
+             "arch,eps,source_eps,source_seed,source_test_acc,source_robust_acc,target,mode,transfer_seed,"
+             "target_acc,seconds\n"
+             "a,8/255,0.031372549019607843,1,0.9,,t,full,2,0.5,1.5\r\n");
+    put_text("results_csv", "mixed.csv",
+             RESULTS_HEADER "a,0,0,0,0.9,,t,fixed,0,0.5,1,miou,,\na,1,1,0,0.9,,t,fixed,0,0.5,1,ap,,\n");
+    put_text("results_csv", "bad-row.csv", RESULTS_HEADER "a,0,0\n");
+#undef RESULTS_HEADER
+}
+
 static void report_log(void)
 {
     put_text("report_log", "adversarial.jsonl",
@@ -616,6 +638,7 @@ int main(int argc, char **argv)
     coco();
     plan_cache();
     report_log();
+    results_csv();
     rmdir(tmp);
     return 0;
 }
