@@ -40,7 +40,7 @@ static int run_report(const cli_command *self, rb_params *o, int argc, char **ar
     if (s != RB_OK)
         return cli_fail(self->name, s);
     printf("%s: %zu grid%s and %zu run folder%s (%zu of %zu runs finished)%s, %zu bytes\n", path, out.grids,
-           out.grids == 1 ? "" : "s", (size_t)argc - out.grids, (size_t)argc - out.grids == 1 ? "" : "s",
+           out.grids == 1 ? "" : "s", out.folders - out.grids, out.folders - out.grids == 1 ? "" : "s",
            out.finished, out.runs, out.skipped ? "; some left out, said above" : "", out.bytes);
     if (out.skipped > 0 && cli_opt_bool(o, "strict")) {
         fprintf(stderr, "robusta %s: %zu thing%s left out (--strict)\n", self->name, out.skipped,

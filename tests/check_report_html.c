@@ -167,6 +167,7 @@ START_TEST(grid_and_run_on_one_page)
     snprintf(g, sizeof g, "%s/g", dir);
     snprintf(r, sizeof r, "%s/run", dir);
     page = report_of(dirs, 2, &s, RB_OK, &out);
+    ck_assert_uint_eq(out.folders, 2);
     ck_assert_int_eq(out.grids, 1);
     ck_assert_uint_eq(out.runs, 2 + 4 + 1);
     ck_assert_uint_eq(out.finished, 7);
@@ -323,8 +324,8 @@ END_TEST
  * table and the unfinished runs said. */
 START_TEST(half_finished_grid)
 {
-    char g[300];
-    const char *dirs[1] = {g};
+    char g[300], e[300];
+    const char *dirs[2] = {g, e};
     said s = {0};
     rb_report_outcome out;
     char *page;
@@ -333,14 +334,20 @@ START_TEST(half_finished_grid)
     put("h/sources/a-eps0-s0/result.json", "{\"test_acc\": 0.8, \"seconds\": 4.0}\n");
     put("h/sources/a-eps1-s0/log.jsonl", SOURCE_LOG); /* training */
     put("h/transfers/a-eps0-s0/t-fixed-s0/config.json", CONFIG);
+    put("e/sources/.keep", ""); /* a grid that has not started: nothing to show */
     snprintf(g, sizeof g, "%s/h", dir);
-    page = report_of(dirs, 1, &s, RB_OK, &out);
-    ck_assert_int_eq(s.n, 2);
+    snprintf(e, sizeof e, "%s/e", dir);
+    page = report_of(dirs, 2, &s, RB_OK, &out);
+    ck_assert_int_eq(s.n, 3);
     ck_assert_msg(strstr(s.line[0], "/h: no results.csv yet (no source model has finished with its transfers): "
                                     "table, verdicts and plot left out") != NULL, "%s", s.line[0]);
     ck_assert_msg(strstr(s.line[1], "/h: 2 runs unfinished (no result.json: sources/a-eps1-s0, "
                                     "transfers/a-eps0-s0/t-fixed-s0); listed without results") != NULL,
                   "%s", s.line[1]);
+    ck_assert_msg(strstr(s.line[2], "/e: a grid's folder with nothing in it yet") != NULL, "%s", s.line[2]);
+    ck_assert_uint_eq(out.folders, 1);
+    ck_assert_uint_eq(out.grids, 1);
+    ck_assert_int_eq(count_of(page, "<section id="), 1);
     ck_assert_uint_eq(out.runs, 3);
     ck_assert_uint_eq(out.finished, 1);
     ck_assert_int_eq(count_of(page, "<table class=\"results\">"), 0);

@@ -60,7 +60,8 @@ typedef struct rb_report_options {
 } rb_report_options;
 
 typedef struct rb_report_outcome {
-    size_t grids;       /* folders reported as grids */
+    size_t folders;     /* folders reported (the others were said to hold nothing) */
+    size_t grids;       /* of them, grids */
     size_t runs;        /* run folders read (a grid's and single runs) */
     size_t finished;    /* of them, finished (a result.json, or metrics.json for a single run) */
     size_t skipped;     /* lines said through `skipped` */

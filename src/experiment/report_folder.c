@@ -299,25 +299,27 @@ rb_status report_folder_read(report_ctx *c, const char *dir, report_folder *f)
     snprintf(path, sizeof path, "%s/transfers", dir);
     f->grid |= is_dir(path);
     if (f->grid) {
+        bool csv;
         snprintf(path, sizeof path, "%s/results.csv", dir);
-        if (!is_file(path)) {
-            report_skip(c, "%s: no results.csv yet (no source model has finished with its transfers): table, "
-                        "verdicts and plot left out", dir);
-        } else if (rb_grid_read_csv(path, &f->rows, &f->n_rows) != RB_OK) {
+        if ((csv = is_file(path)) && rb_grid_read_csv(path, &f->rows, &f->n_rows) != RB_OK) {
             if (rb_last_status() == RB_ERR_OUT_OF_MEMORY)
                 return rb_last_status();
             report_skip(c, "%s (table, verdicts and plot left out)", rb_last_error());
         } else {
-            f->have_rows = true;
+            f->have_rows = csv;
         }
-        read_ini(c, f);
         if ((s = read_grid_runs(c, f)) != RB_OK)
             return s;
-        check_grid_progress(c, f);
-        if (!f->have_rows && f->n_runs == 0) {
+        if (!csv && f->n_runs == 0) {
             report_skip(c, "%s: a grid's folder with nothing in it yet", dir);
             return RB_ERR_NOT_FOUND;
         }
+        if (!csv)
+            report_skip(c, "%s: no results.csv yet (no source model has finished with its transfers): table, "
+                        "verdicts and plot left out", dir);
+        read_ini(c, f);
+        check_grid_progress(c, f);
+        f->shown = true;
         return RB_OK;
     }
     {
@@ -337,6 +339,7 @@ rb_status report_folder_read(report_ctx *c, const char *dir, report_folder *f)
         return s;
     if (!f->runs[0].finished)
         report_skip(c, "%s: unfinished (no model.rbt yet): its curves so far are shown", dir);
+    f->shown = true;
     return RB_OK;
 }
 

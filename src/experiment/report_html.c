@@ -869,7 +869,7 @@ rb_status rb_report_write_html(const char *const *dirs, size_t n_dirs, const cha
     report_put_escaped(&t, title);
     report_put(&t, "</h1>\n<ul class=\"contents\">\n");
     for (size_t d = 0; d < n_dirs; d++)
-        if (fs[d].dir != NULL && (fs[d].grid || fs[d].n_runs > 0)) {
+        if (fs[d].shown) {
             report_put(&t, "<li><a href=\"#folder-%zu\">", d + 1);
             report_put_escaped(&t, dirs[d]);
             report_put(&t, "</a> (%s)</li>\n", fs[d].grid ? "grid" : "run");
@@ -880,7 +880,7 @@ rb_status rb_report_write_html(const char *const *dirs, size_t n_dirs, const cha
         report_put(&t, "<li><a href=\"#skipped\">left out</a></li>\n");
     report_put(&t, "</ul>\n");
     for (size_t d = 0; d < n_dirs && s == RB_OK; d++) {
-        if (!(fs[d].grid || fs[d].n_runs > 0))
+        if (!fs[d].shown)
             continue;
         report_put(&t, "<section id=\"folder-%zu\">\n<h2>", d + 1);
         report_put_escaped(&t, dirs[d]);
@@ -891,6 +891,7 @@ rb_status rb_report_write_html(const char *const *dirs, size_t n_dirs, const cha
             run_section(&c, &t, &fs[d]);
         report_put(&t, "</section>\n");
         if (outcome != NULL) {
+            outcome->folders++;
             outcome->grids += fs[d].grid;
             outcome->runs += fs[d].n_runs;
             for (size_t i = 0; i < fs[d].n_runs; i++)

@@ -26,6 +26,7 @@ typedef struct report_run {
 
 typedef struct report_folder {
     const char *dir;            /* as given */
+    bool shown;                 /* it holds something to show (report_folder_read said RB_OK) */
     bool grid;
     bool have_rows;             /* results.csv read (rows may still be 0) */
     rb_grid_result *rows;
