@@ -287,7 +287,7 @@ size_t eps_values(const rb_grid_result *rows, size_t n, const char *arch, eps_va
 }
 
 const char *const MODES[2] = {"fixed", "full"};
-static const char *const MODE_NAMES[2] = {"fixed-feature", "full-network"};
+const char *const MODE_NAMES[2] = {"fixed-feature", "full-network"};
 
 static int mode_present(const rb_grid_result *rows, size_t n, int m)
 {

@@ -204,20 +204,14 @@ static size_t series_keys(const report_run *const *runs, size_t n, transfer_key 
         if (j == k)
             out[k++] = key;
     }
-    for (size_t i = 1; i < k; i++) /* insertion sort: stable within an arch */
+    /* eps ascending within each arch; runs sorted by path already keep an arch's together */
+    for (size_t i = 1; i < k; i++)
         for (size_t j = i; j > 0; j--) {
-            size_t a0 = 0, a1 = 0;
-            while (strcmp(out[a0].arch, out[j - 1].arch) != 0)
-                a0++;
-            while (strcmp(out[a1].arch, out[j].arch) != 0)
-                a1++;
-            if (strcmp(out[j - 1].arch, out[j].arch) == 0 ? eps_of(out[j - 1].eps) <= eps_of(out[j].eps) : true)
+            transfer_key tmp = out[j];
+            if (strcmp(out[j - 1].arch, out[j].arch) != 0 || eps_of(out[j - 1].eps) <= eps_of(out[j].eps))
                 break;
-            {
-                transfer_key tmp = out[j];
-                out[j] = out[j - 1];
-                out[j - 1] = tmp;
-            }
+            out[j] = out[j - 1];
+            out[j - 1] = tmp;
         }
     return k;
 }
@@ -290,7 +284,7 @@ static rb_status transfer_curves(report_text *t, const report_folder *f)
                 }
                 if (!mean_curve(series_runs, m, panels_of[p].column, p == 0 ? 1 : 100, &cs[n_cs]))
                     continue;
-                if (strcmp(keys[s].eps, "0") == 0 || eps_of(keys[s].eps) == 0)
+                if (eps_of(keys[s].eps) == 0)
                     snprintf(cs[n_cs].label, sizeof cs[n_cs].label, "%s standard (" EPSILON "=%s)", keys[s].arch,
                              keys[s].eps);
                 else
@@ -306,9 +300,8 @@ static rb_status transfer_curves(report_text *t, const report_folder *f)
         for (int p = 0, at = 0; p < 3; at += (int)counts[p], p++)
             if (counts[p] > 0)
                 panels[n_panels++] = (report_panel){panels_of[p].title, panels_of[p].y, curves + at, counts[p]};
-        snprintf(title, sizeof title, "%s, %s-%s transfers (mean over seeds)", k.target,
-                 strcmp(k.mode, "fixed") == 0 ? "fixed" : "full", strcmp(k.mode, "fixed") == 0 ? "feature"
-                                                                                               : "network");
+        snprintf(title, sizeof title, "%s, %s transfers (mean over seeds)", k.target,
+                 MODE_NAMES[strcmp(k.mode, MODES[0]) == 0 ? 0 : 1]);
         if (n_panels > 0) {
             report_put(t, "<figure>\n");
             report_curves_svg(t, title, panels, n_panels);
@@ -473,7 +466,7 @@ static rb_status grid_per_class(report_ctx *c, report_text *t, const report_fold
                     rows[n_rows].runs = pool + used;
                     rows[n_rows].n = 0;
                     snprintf(rows[n_rows].label, sizeof rows[n_rows].label, "%s \xc2\xb7 %s \xc2\xb7 %s%s%s",
-                             k.arch, m == 0 ? "fixed-feature" : "full-network",
+                             k.arch, MODE_NAMES[m],
                              eps_of(k.eps) == 0 ? "standard (" EPSILON "=" : "robust " EPSILON "=", k.eps,
                              eps_of(k.eps) == 0 ? ")" : "");
                     n_rows++;

@@ -40,6 +40,8 @@ const char *report_metric(const rb_grid_result *row);
 
 /* "fixed" and "full", the order modes are reported in. */
 extern const char *const MODES[2];
+/* Their names in tables and titles: "fixed-feature" and "full-network". */
+extern const char *const MODE_NAMES[2];
 
 /* Mean and sample standard deviation of some runs, in percent. */
 typedef struct report_stat {
