@@ -405,12 +405,19 @@ START_TEST(stale_results_csv_is_said)
     ck_assert_int_eq(rb_grid_read_csv(path, &rows, &n), RB_OK);
     ck_assert_int_eq(rb_grid_write_csv(path, rows, 2), RB_OK); /* eps 0's rows only */
     free(rows);
+    /* and a class index past what a table shows */
+    put("st/transfers/a-eps1-s0/t-fixed-s1/metrics.json",
+        "{\"accuracy\": 0.9, \"class_accuracy.0\": 0.8, \"class_accuracy.1\": 1, \"class_accuracy.5000\": 1}");
     snprintf(g, sizeof g, "%s/st", dir);
     page = report_of(dirs, 1, &s, RB_OK, NULL);
-    ck_assert_int_eq(s.n, 1);
+    ck_assert_int_eq(s.n, 2);
     ck_assert_msg(strstr(s.line[0], "/st/results.csv: 2 rows, but 4 transfers have finished: it is older than they "
                                     "are") != NULL, "%s", s.line[0]);
+    ck_assert_msg(strstr(s.line[1], "/st, target t: class_accuracy.K up to class 5000; the first 1000 classes shown")
+                  != NULL, "%s", s.line[1]);
     ck_assert_int_eq(count_of(page, "<table class=\"results\">"), 1);
+    /* classes 0 and 1 only: eps 1's runs are (0.9, 0.7) and (0.8, 1) */
+    HAS(page, "<td>a \xc2\xb7 fixed-feature \xc2\xb7 robust \xce\xb5=1</td><td>85.0</td><td>85.0</td></tr>");
     free(page);
 }
 END_TEST

@@ -132,19 +132,9 @@ rb_status report_curves_svg(report_text *t, const char *title, const report_pane
         legend = panels[i].n > legend ? panels[i].n : legend;
     y0 = title != NULL ? CURVE_TITLE_H : 4;
     height = y0 + CURVE_H + CURVE_LEGEND_ROW * (double)legend + 8;
-    if (title != NULL) {
-        title_size = fmax(TITLE_SIZE * 2 / 3, report_fitting_size(title, TITLE_SIZE, true, width - 2 * TEXT_MARGIN));
-        width = fmax(width, ceil(report_text_width(title, title_size, true) + 2 * TEXT_MARGIN));
-    }
-    report_put(t, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
-               "font-family=\"sans-serif\" font-size=\"11\">\n", width, height, width, height);
-    report_put(t, "<rect width=\"%.0f\" height=\"%.0f\" fill=\"white\"/>\n", width, height);
-    if (title != NULL) {
-        report_put(t, "<text x=\"%.1f\" y=\"20\" text-anchor=\"middle\" font-size=\"%g\" font-weight=\"bold\">",
-                   width / 2, title_size);
-        report_put_escaped(t, title);
-        report_put(t, "</text>\n");
-    }
+    if (title != NULL)
+        title_size = report_title_size(title, &width);
+    report_svg_begin(t, width, height, title, title_size, 20);
     {
         /* one epoch axis for the figure: a value measured only at the end sits at the end */
         double x_lo = INFINITY, x_hi = -INFINITY;

@@ -102,3 +102,24 @@ double report_nice_step(double span)
     double raw = span / 5, mag = pow(10, floor(log10(raw))), f = raw / mag;
     return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
 }
+
+double report_title_size(const char *title, double *width)
+{
+    double size = fmax(TITLE_SIZE * 2 / 3, report_fitting_size(title, TITLE_SIZE, true, *width - 2 * TEXT_MARGIN));
+    *width = fmax(*width, ceil(report_text_width(title, size, true) + 2 * TEXT_MARGIN));
+    return size;
+}
+
+void report_svg_begin(report_text *t, double width, double height, const char *title, double title_size,
+                      double title_y)
+{
+    report_put(t, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
+               "font-family=\"sans-serif\" font-size=\"11\">\n", width, height, width, height);
+    report_put(t, "<rect width=\"%.0f\" height=\"%.0f\" fill=\"white\"/>\n", width, height);
+    if (title == NULL)
+        return;
+    report_put(t, "<text x=\"%.1f\" y=\"%g\" text-anchor=\"middle\" font-size=\"%g\" font-weight=\"bold\">",
+               width / 2, title_y, title_size);
+    report_put_escaped(t, title);
+    report_put(t, "</text>\n");
+}

@@ -346,23 +346,9 @@ typedef struct class_row {
 static void put_class_table(report_ctx *c, report_text *t, const char *where, const char *prefix,
                             const class_row *rows, size_t n_rows)
 {
-    long max = -1;
-    bool *present;
-    for (size_t r = 0; r < n_rows; r++)
-        for (size_t i = 0; i < rows[r].n; i++) {
-            json_object_object_foreach(rows[r].runs[i]->metrics, key, v) {
-                char p[64];
-                long k;
-                (void)v;
-                if (per_class_key(key, p, sizeof p, &k) && strcmp(p, prefix) == 0 && k > max)
-                    max = k;
-            }
-        }
-    if (max >= MAX_CLASSES) {
-        report_skip(c, "%s: %s.K for %ld classes; the first %d shown", where, prefix, max + 1, MAX_CLASSES);
-        max = MAX_CLASSES - 1;
-    }
-    if (max < 0 || (present = calloc((size_t)max + 1, sizeof *present)) == NULL)
+    long max = -1, beyond = -1;
+    bool *present = calloc(MAX_CLASSES, sizeof *present);
+    if (present == NULL)
         return;
     for (size_t r = 0; r < n_rows; r++)
         for (size_t i = 0; i < rows[r].n; i++) {
@@ -370,10 +356,22 @@ static void put_class_table(report_ctx *c, report_text *t, const char *where, co
                 char p[64];
                 long k;
                 (void)v;
-                if (per_class_key(key, p, sizeof p, &k) && strcmp(p, prefix) == 0 && k <= max)
-                    present[k] = true;
+                if (!per_class_key(key, p, sizeof p, &k) || strcmp(p, prefix) != 0)
+                    continue;
+                if (k >= MAX_CLASSES) {
+                    beyond = k > beyond ? k : beyond;
+                    continue;
+                }
+                present[k] = true;
+                max = k > max ? k : max;
             }
         }
+    if (beyond >= 0)
+        report_skip(c, "%s: %s.K up to class %ld; the first %d classes shown", where, prefix, beyond, MAX_CLASSES);
+    if (max < 0) {
+        free(present);
+        return;
+    }
     report_put(t, "<table class=\"classes\">\n<thead><tr><th>%s</th>", n_rows > 1 ? "source model" : "run");
     for (long k = 0; k <= max; k++)
         if (present[k])

@@ -175,5 +175,12 @@ double report_fitting_size(const char *s, double size, bool bold, double room);
 void report_put_fitted(report_text *t, const char *s, double size, bool bold, double room);
 /* A round tick step (1, 2 or 5 times a power of ten) giving about 5 ticks. */
 double report_nice_step(double span);
+/* A figure's title size: fitted to *width, shrunk to 2/3 at most, and
+ * *width widened to what the title then needs. */
+double report_title_size(const char *title, double *width);
+/* Opens an <svg> of width x height on white with the title (NULL: none)
+ * centred on the baseline title_y; the caller closes it. */
+void report_svg_begin(report_text *t, double width, double height, const char *title, double title_size,
+                      double title_y);
 
 #endif /* ROBUSTA_EXPERIMENT_REPORT_INTERNAL_H */

@@ -217,21 +217,9 @@ rb_status report_grid_svg(report_text *out, const char *title, const rb_grid_res
         legend_label(&ser[i], label, sizeof label);
         width = fmax(width, ceil(PLOT_LEFT + 32 + report_text_width(label, TEXT_SIZE, false) + TEXT_MARGIN));
     }
-    if (title != NULL) {
-        title_size = fmax(TITLE_SIZE * 2 / 3, report_fitting_size(title, TITLE_SIZE, true, width - 2 * TEXT_MARGIN));
-        width = fmax(width, ceil(report_text_width(title, title_size, true) + 2 * TEXT_MARGIN));
-    }
-
-    report_put(t, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
-            "font-family=\"sans-serif\" font-size=\"11\">\n",
-        width, height, width, height);
-    report_put(t, "<rect width=\"%.0f\" height=\"%.0f\" fill=\"white\"/>\n", width, height);
-    if (title != NULL) {
-        report_put(t, "<text x=\"%.1f\" y=\"22\" text-anchor=\"middle\" font-size=\"%g\" font-weight=\"bold\">",
-                   width / 2, title_size);
-        report_put_escaped(t, title);
-        report_put(t, "</text>\n");
-    }
+    if (title != NULL)
+        title_size = report_title_size(title, &width);
+    report_svg_begin(t, width, height, title, title_size, 22);
     if (n == 0)
         report_put(t, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">no results yet</text>\n", width / 2,
             TITLE_H + PANEL_H / 2);
