@@ -260,15 +260,14 @@ static void read_ini(report_ctx *c, report_folder *f)
     }
 }
 
-/* What a grid folder that has runs but no usable table says. */
+/* What a grid that is still running, or was stopped, says: its unfinished
+ * runs, and a results.csv older than its finished transfers. */
 static void check_grid_progress(report_ctx *c, report_folder *f)
 {
-    size_t finished = 0, transfers = 0, unfinished = 0;
+    size_t finished = 0, unfinished = 0;
     char names[LISTED * 300] = "";
     for (size_t i = 0; i < f->n_runs; i++) {
-        bool transfer = strncmp(f->runs[i].rel, "transfers/", 10) == 0;
-        transfers += transfer;
-        finished += transfer && f->runs[i].finished;
+        finished += strncmp(f->runs[i].rel, "transfers/", 10) == 0 && f->runs[i].finished;
         if (!f->runs[i].finished && unfinished++ < LISTED) {
             size_t used = strlen(names);
             snprintf(names + used, sizeof names - used, "%s%s", used ? ", " : "", f->runs[i].rel);

@@ -128,8 +128,10 @@ static bool mean_curve(const report_run *const *runs, size_t n, int column, doub
     out->c.x = out->x;
     out->c.y = out->y;
     out->c.n = longest->n;
-    if (!any)
+    if (!any) {
         free_curves(out, 1);
+        memset(out, 0, sizeof *out);
+    }
     return any;
 }
 
