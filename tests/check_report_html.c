@@ -168,6 +168,7 @@ START_TEST(grid_and_run_on_one_page)
     snprintf(r, sizeof r, "%s/run", dir);
     page = report_of(dirs, 2, &s, RB_OK, &out);
     ck_assert_uint_eq(out.folders, 2);
+    HAS(page, "<title>robusta report: g, run</title>");
     ck_assert_int_eq(out.grids, 1);
     ck_assert_uint_eq(out.runs, 2 + 4 + 1);
     ck_assert_uint_eq(out.finished, 7);
@@ -347,6 +348,7 @@ START_TEST(half_finished_grid)
     ck_assert_msg(strstr(s.line[2], "/e: a grid's folder with nothing in it yet") != NULL, "%s", s.line[2]);
     ck_assert_uint_eq(out.folders, 1);
     ck_assert_uint_eq(out.grids, 1);
+    HAS(page, "<h1>robusta report: h</h1>"); /* the folders shown */
     ck_assert_int_eq(count_of(page, "<section id="), 1);
     ck_assert_uint_eq(out.runs, 3);
     ck_assert_uint_eq(out.finished, 1);

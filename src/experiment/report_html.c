@@ -833,19 +833,20 @@ rb_status rb_report_write_html(const char *const *dirs, size_t n_dirs, const cha
             return rb_error_set(RB_ERR_INVALID_ARGUMENT, "rb_report_write_html: folder %zu is NULL", d);
     if ((fs = calloc(n_dirs, sizeof *fs)) == NULL)
         return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory for a report of %zu folders", n_dirs);
-    if (opt != NULL && opt->title != NULL) {
-        snprintf(title, sizeof title, "%s", opt->title);
-    } else {
-        size_t used = (size_t)snprintf(title, sizeof title, "robusta report:");
-        for (size_t d = 0; d < n_dirs && used < sizeof title; d++) {
-            char name[256];
-            used += (size_t)snprintf(title + used, sizeof title - used, "%s %s", d ? "," : "",
-                                     base_name(dirs[d], name, sizeof name));
-        }
-    }
     for (size_t d = 0; d < n_dirs && s != RB_ERR_OUT_OF_MEMORY; d++) {
         s = report_folder_read(&c, dirs[d], &fs[d]);
         shown += s == RB_OK;
+    }
+    if (opt != NULL && opt->title != NULL) {
+        snprintf(title, sizeof title, "%s", opt->title);
+    } else { /* the folders shown, by their last names */
+        size_t used = (size_t)snprintf(title, sizeof title, "robusta report:");
+        for (size_t d = 0, k = 0; d < n_dirs && used < sizeof title; d++) {
+            char name[256];
+            if (fs[d].shown)
+                used += (size_t)snprintf(title + used, sizeof title - used, "%s %s", k++ ? "," : "",
+                                         base_name(dirs[d], name, sizeof name));
+        }
     }
     if (s == RB_ERR_OUT_OF_MEMORY)
         goto done;
