@@ -164,7 +164,7 @@ json_object *train_json_str_or_null(const char *s)
 
 /* The plan a run's engines used (robusta/tune.h), for config.json:
  * {"machine": M, "choices": {KEY: CHOICE, ...}}. */
-static json_object *plan_to_json(const rb_plan *plan)
+json_object *train_plan_to_json(const rb_plan *plan)
 {
     json_object *o = json_object_new_object(), *choices = json_object_new_object();
     json_object_object_add(o, "machine", json_object_new_string(rb_plan_machine(plan)));
@@ -271,7 +271,7 @@ rb_status train_write_config(const rb_train_config *c, const char *run_id, const
     /* last, so that earlier members keep their places (older readers) */
     json_object_object_add(root, "tune", json_object_new_string(rb_tune_mode_str(c->tune)));
     if (rb_plan_count(plan) > 0)
-        json_object_object_add(root, "plan", plan_to_json(plan));
+        json_object_object_add(root, "plan", train_plan_to_json(plan));
     {
         /* where and with what the run was made, for robusta report; never read back */
         char machine[512];

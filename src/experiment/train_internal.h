@@ -95,6 +95,8 @@ rb_status train_invalid(const char *fmt, ...) RB_PRINTF(1, 2);
 json_object *train_json_str_or_null(const char *s);
 /* config.json of a run. */
 rb_status train_write_config(const rb_train_config *c, const char *run_id, const rb_plan *plan, const char *path);
+/* A plan as config.json's "plan" holds it: {"machine": M, "choices": {KEY: CHOICE, ...}}. */
+json_object *train_plan_to_json(const rb_plan *plan);
 /* config.json's "plan" into `plan` (none: left empty). */
 rb_status train_read_plan(json_object *root, const char *file, rb_plan *plan);
 /* Members of a JSON object: a string (NULL: missing or not a string), its

@@ -186,49 +186,34 @@ done:
 /* In a job of several ranks, rank 0's training kernels are the job's:
  * rank 0 plans (and tunes) first, then sends its plan, which the others
  * follow, so that ranks sharing a node do not time kernels against each
- * other and every rank runs what config.json records. Text: the machine,
- * then one "KEY\tCHOICE" per line (neither holds a tab or a newline). */
+ * other and every rank runs what config.json records. Sent as
+ * config.json writes it ({"plan": ...}) and read back by the same reader. */
 static rb_status share_plan(rb_plan *plan, bool send)
 {
+    json_object *root = NULL;
+    const char *sent = NULL;
     char *wire = NULL;
     uint64_t bytes = 0;
     rb_status s;
     if (send) {
-        size_t n = strlen(rb_plan_machine(plan)) + 2;
-        for (size_t i = 0; i < rb_plan_count(plan); i++) {
-            const char *key, *choice;
-            rb_plan_entry(plan, i, &key, &choice);
-            n += strlen(key) + strlen(choice) + 2;
-        }
-        if ((wire = malloc(n)) == NULL)
-            return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory sending the plan");
-        bytes = (uint64_t)snprintf(wire, n, "%s\n", rb_plan_machine(plan));
-        for (size_t i = 0; i < rb_plan_count(plan); i++) {
-            const char *key, *choice;
-            rb_plan_entry(plan, i, &key, &choice);
-            bytes += (uint64_t)snprintf(wire + bytes, n - bytes, "%s\t%s\n", key, choice);
-        }
+        root = json_object_new_object();
+        json_object_object_add(root, "plan", train_plan_to_json(plan));
+        sent = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
+        bytes = strlen(sent);
     }
-    if ((s = rb_dist_broadcast(&bytes, sizeof bytes, 0)) != RB_OK) {
-        free(wire);
-        return s;
-    }
-    if (!send && (wire = malloc((size_t)bytes + 1)) == NULL)
-        return rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory receiving the plan");
-    if ((s = rb_dist_broadcast(wire, (size_t)bytes, 0)) == RB_OK && !send) {
-        char *line = wire, *end;
-        wire[bytes] = '\0';
-        for (bool first = true; s == RB_OK && (end = strchr(line, '\n')) != NULL; line = end + 1, first = false) {
-            char *tab = strchr(line, '\t');
-            *end = '\0';
-            if (first && *line != '\0')
-                s = rb_plan_set_machine(plan, line);
-            else if (!first && tab != NULL && tab < end) {
-                *tab = '\0';
-                s = rb_plan_set(plan, line, tab + 1);
-            }
+    if ((s = rb_dist_broadcast(&bytes, sizeof bytes, 0)) == RB_OK) {
+        if (send)
+            s = rb_dist_broadcast((void *)sent, (size_t)bytes, 0);
+        else if ((wire = calloc((size_t)bytes + 1, 1)) == NULL)
+            s = rb_error_set(RB_ERR_OUT_OF_MEMORY, "out of memory receiving the plan");
+        else if ((s = rb_dist_broadcast(wire, (size_t)bytes, 0)) == RB_OK) {
+            if ((root = json_tokener_parse(wire)) == NULL)
+                s = rb_error_set(RB_ERR_INTERNAL, "rank 0's plan did not arrive whole");
+            else
+                s = train_read_plan(root, "rank 0's plan", plan);
         }
     }
+    json_object_put(root);
     free(wire);
     return s;
 }
