@@ -15,14 +15,20 @@ const char *const REPORT_COLORS[REPORT_N_COLORS] = {"#1f77b4", "#d62728", "#2ca0
 
 void report_put_escaped(report_text *t, const char *s)
 {
-    for (; *s; s++)
+    while (*s) {
+        size_t plain = strcspn(s, "&<>\""); /* copied as one piece: a page holds whole config.json files */
+        if (plain > 0)
+            report_put(t, "%.*s", (int)plain, s);
+        s += plain;
         switch (*s) {
         case '&': report_put(t, "&amp;"); break;
         case '<': report_put(t, "&lt;"); break;
         case '>': report_put(t, "&gt;"); break;
         case '"': report_put(t, "&quot;"); break;
-        default: report_put(t, "%c", *s);
+        default: continue; /* the end */
         }
+        s++;
+    }
 }
 
 /* ------------------------------------------------------------ text that fits */
