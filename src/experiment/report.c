@@ -444,9 +444,9 @@ static void put_cell(report_text *t, report_format f, bool head, const char *tex
     report_put(t, "</%s>", head ? "th" : "td");
 }
 
-rb_status report_grid_table(report_text *out, const rb_grid_result *rows, size_t n, report_format f)
+rb_status report_grid_table(report_text *t, const rb_grid_result *rows, size_t n, report_format f)
 {
-    report_text *t = out, note = {0};
+    report_text note = {0};
     scratch sc;
     column *cols;
     rb_status s;

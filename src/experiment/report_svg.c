@@ -171,9 +171,8 @@ static void svg_panel(report_text *t, const rb_grid_result *rows, size_t n, scra
     report_put(t, "</g>\n");
 }
 
-rb_status report_grid_svg(report_text *out, const char *title, const rb_grid_result *rows, size_t n)
+rb_status report_grid_svg(report_text *t, const char *title, const rb_grid_result *rows, size_t n)
 {
-    report_text *t = out;
     scratch sc;
     series *ser = NULL;
     size_t n_ser = 0, ne = 0, panels;
